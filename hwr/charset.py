@@ -1,0 +1,119 @@
+"""Charset / codec: text <-> CTC label ids, with the blank at id 0.
+
+The charset is saved with every model, so a model always decodes with the symbols it was
+trained on. Characters that the charset lacks are reported, never silently dropped.
+"""
+from __future__ import annotations
+
+import string
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+BLANK_ID = 0
+BLANK_SYMBOL = "<blank>"
+# Printable ASCII: space plus 0x21..0x7E (95 symbols). Tabs/newlines are not line content.
+DEFAULT_SYMBOLS = " " + "".join(ch for ch in string.printable if ch.isprintable() and ch != " ")
+
+
+def normalize_text(text: str) -> str:
+    """The one Unicode normalisation used for ground truth, synthetic labels and output (NFC)."""
+    return unicodedata.normalize("NFC", text)
+
+
+class UnknownCharacterError(ValueError):
+    """Ground truth contains characters the charset cannot encode."""
+
+
+@dataclass
+class CoverageReport:
+    """Characters seen in ground truth that the charset lacks: counts and example line ids."""
+
+    missing: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    lines_affected: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def summary(self, max_chars: int = 20) -> str:
+        if self.ok:
+            return "all characters covered by the charset"
+        parts = []
+        for ch, n in self.missing.most_common(max_chars):
+            ids = ", ".join(self.examples.get(ch, [])[:3])
+            parts.append(f"{ch!r} x{n} (e.g. {ids})")
+        return (
+            f"{sum(self.missing.values())} occurrences of {len(self.missing)} characters missing "
+            f"from the charset in {self.lines_affected} lines: " + "; ".join(parts)
+        )
+
+
+class Charset:
+    """Ordered symbols; label id = index + 1 because id 0 is the CTC blank."""
+
+    def __init__(self, symbols: Iterable[str] = DEFAULT_SYMBOLS):
+        self.symbols: list[str] = [normalize_text(s) for s in symbols]
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("charset has duplicate symbols")
+        if any(len(s) != 1 for s in self.symbols):
+            raise ValueError("charset symbols must be single characters")
+        self._ids = {s: i + 1 for i, s in enumerate(self.symbols)}
+
+    def __len__(self) -> int:
+        """Number of network outputs: symbols plus the blank."""
+        return len(self.symbols) + 1
+
+    def __contains__(self, ch: str) -> bool:
+        return ch in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Charset) and other.symbols == self.symbols
+
+    def encode(self, text: str) -> list[int]:
+        text = normalize_text(text)
+        missing = sorted({ch for ch in text if ch not in self._ids})
+        if missing:
+            raise UnknownCharacterError(f"characters not in charset: {missing!r} in {text!r}")
+        return [self._ids[ch] for ch in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Label ids (no CTC collapsing) to text; the blank is skipped."""
+        return "".join(self.symbols[i - 1] for i in ids if i != BLANK_ID)
+
+    def missing_chars(self, text: str) -> set[str]:
+        return {ch for ch in normalize_text(text) if ch not in self._ids}
+
+    def coverage(self, lines: Iterable[tuple[str, str]], max_examples: int = 5) -> CoverageReport:
+        """Check (id, text) pairs against the charset."""
+        report = CoverageReport()
+        for line_id, text in lines:
+            missing = [ch for ch in normalize_text(text) if ch not in self._ids]
+            if not missing:
+                continue
+            report.lines_affected += 1
+            report.missing.update(missing)
+            for ch in set(missing):
+                ex = report.examples.setdefault(ch, [])
+                if len(ex) < max_examples:
+                    ex.append(line_id)
+        return report
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> "Charset":
+        """A charset of every character in the texts (sorted), for custom training data."""
+        chars = set()
+        for t in texts:
+            chars.update(normalize_text(t))
+        chars.discard("\n")
+        chars.discard("\t")
+        return cls(sorted(chars))
+
+    def to_json(self) -> list[str]:
+        return list(self.symbols)
+
+    @classmethod
+    def from_json(cls, symbols: list[str]) -> "Charset":
+        return cls(symbols)

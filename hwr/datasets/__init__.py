@@ -1,0 +1,128 @@
+"""Dataset readers: every format becomes a list of `LineSample` (id, text, image, meta).
+
+`open_dataset(spec)` is the one entry point the trainer, scorer and CLI use. A spec is a path
+whose format is detected, or a path with an explicit prefix:
+
+    iam:/data/IAM            folder with ascii/lines.txt and lines/
+    pairs:/data/lines        images with foo.gt.txt beside foo.png (recursive)
+    manifest:/data/gt.tsv    path<TAB>text rows
+    pagexml:/data/pages      a PAGE XML file or a folder of them; lines are cut from the page
+    synth:val:500[:seed]     500 synthetic lines of the val split (seed 0 unless given)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Callable, Optional
+
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport
+from hwr.datasets.iam import LINES_TXT, read_iam
+from hwr.datasets.manifest import read_manifest
+from hwr.datasets.pagexml import iter_pagexml, read_pagexml
+from hwr.datasets.pairs import GT_SUFFIX, read_pairs
+from hwr.records import LineSample
+
+__all__ = [
+    "DatasetError",
+    "SkipReport",
+    "detect_format",
+    "iter_pagexml",
+    "open_dataset",
+    "read_iam",
+    "read_manifest",
+    "read_pagexml",
+    "read_pairs",
+]
+
+FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
+
+
+def open_dataset(
+    spec: PathLike,
+    skip_bad: bool = False,
+    split_file: Optional[PathLike] = None,
+    report: Optional[SkipReport] = None,
+) -> list[LineSample]:
+    """Read the data set a spec names (see the module doc); bad entries raise or are skipped.
+
+    `split_file` (ids to keep) applies to IAM, whose split files list form or line ids.
+    """
+    fmt, location = split_spec(str(spec))
+    if fmt == "synth":
+        return _synthetic(location)
+    path = Path(location)
+    if fmt is None:
+        fmt, path = detect_format(path)
+    if split_file is not None and fmt != "iam":
+        raise DatasetError(split_file, f"split files apply to IAM data sets only, not {fmt}")
+    if fmt == "iam":
+        return read_iam(path, split_file=split_file, skip_bad=skip_bad, report=report)
+    reader: Callable[..., list[LineSample]] = {
+        "pairs": read_pairs, "manifest": read_manifest, "pagexml": read_pagexml
+    }[fmt]
+    return reader(path, skip_bad=skip_bad, report=report)
+
+
+def split_spec(spec: str) -> tuple[Optional[str], str]:
+    """`fmt:location` -> (fmt, location); a plain path -> (None, path)."""
+    prefix, sep, rest = spec.partition(":")
+    # Only known prefixes count, so a Windows drive ("C:\\data") stays a path.
+    if sep and prefix in FORMATS:
+        return prefix, rest
+    return None, spec
+
+
+def detect_format(path: Path) -> tuple[str, Path]:
+    """The format of a data set on disk, and the path its reader takes."""
+    if not path.exists():
+        raise DatasetError(path, "no such file or folder")
+    if path.is_file():
+        return _file_format(path)
+    if (path / LINES_TXT).is_file():
+        return "iam", path
+    # Pairs win over PAGE: a pairs folder may also hold stray XML, never the reverse.
+    if _contains(path, f"*{GT_SUFFIX}"):
+        return "pairs", path
+    if _contains(path, "*.xml"):
+        return "pagexml", path
+    raise DatasetError(
+        path,
+        f"cannot tell the data set format: no {LINES_TXT} (IAM), no *{GT_SUFFIX} (pairs), "
+        f"no *.xml (PAGE); name it explicitly, e.g. pairs:{path}",
+    )
+
+
+def _file_format(path: Path) -> tuple[str, Path]:
+    suffix = path.suffix.lower()
+    if suffix == ".tsv":
+        return "manifest", path
+    if suffix == ".xml":
+        return "pagexml", path
+    if path.name == LINES_TXT.name and path.parent.name == LINES_TXT.parent.name:
+        return "iam", path.parent.parent  # ascii/lines.txt given: the IAM root is two up
+    raise DatasetError(path, "cannot tell the data set format of this file: expected .tsv (manifest) or .xml (PAGE)")
+
+
+def _contains(folder: Path, pattern: str) -> bool:
+    return next(iter(folder.rglob(pattern)), None) is not None
+
+
+def _synthetic(location: str) -> "Sequence[LineSample]":
+    """`val:500[:seed]` -> that many lines from the synthetic engine."""
+    parts = location.split(":")
+    try:
+        if len(parts) not in (2, 3) or not parts[0]:
+            raise ValueError
+        split, count = parts[0], int(parts[1])
+        seed = int(parts[2]) if len(parts) == 3 else 0
+        if count <= 0:
+            raise ValueError
+    except ValueError:
+        raise DatasetError(f"synth:{location}", "expected synth:<split>:<count>[:<seed>], e.g. synth:val:500") from None
+    try:
+        # Imported lazily: the engine pulls in fonts and rendering that plain readers never need.
+        from hwr.datasets.synthetic import SyntheticLines
+    except ImportError as exc:
+        raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
+    # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
+    # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.
+    return SyntheticLines(count, split=split, seed=seed)

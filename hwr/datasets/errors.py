@@ -1,0 +1,110 @@
+"""Dataset problems: errors that name the file and line, and the report of skipped entries.
+
+Every reader handles a bad entry the same way: with `skip_bad=False` the first problem raises
+a `DatasetError`; with `skip_bad=True` the entry is left out and recorded in a `SkipReport`,
+so a long training run is not lost to one broken row, yet nothing disappears unnoticed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Union
+
+from hwr.records import LineSample
+
+log = logging.getLogger("hwr.datasets")
+
+PathLike = Union[str, Path]
+
+
+class DatasetError(ValueError):
+    """A data set entry could not be used; the message reads `source:line: reason`."""
+
+    def __init__(self, source: PathLike, reason: str, line_no: Optional[int] = None):
+        where = f"{source}:{line_no}" if line_no is not None else f"{source}"
+        super().__init__(f"{where}: {reason}")
+        self.source = str(source)
+        self.line_no = line_no
+        self.reason = reason
+
+
+@dataclass
+class SkippedEntry:
+    source: str
+    line_no: Optional[int]
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line_no}" if self.line_no is not None else self.source
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class SkipReport:
+    """Entries left out by readers running with `skip_bad=True`, in the order met."""
+
+    entries: list[SkippedEntry] = field(default_factory=list)
+
+    def add(self, source: PathLike, line_no: Optional[int], reason: str) -> None:
+        self.entries.append(SkippedEntry(str(source), line_no, reason))
+
+    def add_error(self, error: DatasetError) -> None:
+        self.add(error.source, error.line_no, error.reason)
+
+    @property
+    def count(self) -> int:
+        # Deliberately no __len__: an empty report must stay truthy so `report or SkipReport()`
+        # never swaps a caller's report for a fresh one.
+        return len(self.entries)
+
+    def summary(self, max_items: int = 10) -> str:
+        if not self.entries:
+            return "no entries skipped"
+        shown = "; ".join(str(e) for e in self.entries[:max_items])
+        more = f"; ... and {self.count - max_items} more" if self.count > max_items else ""
+        return f"{self.count} entries skipped: {shown}{more}"
+
+
+def report_or_raise(error: DatasetError, skip_bad: bool, report: Optional[SkipReport]) -> None:
+    """The one policy for a bad entry: raise, or record it and let the reader go on."""
+    if not skip_bad:
+        raise error
+    if report is not None:
+        report.add_error(error)
+    else:
+        # Skipping with nowhere to record would hide the problem; the log at least shows it.
+        log.warning("skipped %s", error)
+
+
+def read_utf8(path: Path) -> str:
+    """A text file as str; a bad byte raises a DatasetError naming the file and its line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        # utf-8-sig: files saved by Windows editors often start with a byte order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x})", line_no) from None
+
+
+def unique_ids(
+    samples: Iterable[LineSample], skip_bad: bool, report: Optional[SkipReport]
+) -> Iterator[LineSample]:
+    """Pass samples through, treating a repeated id as a bad entry that names both sources.
+
+    Ids key predictions, breakdowns and splits, so two lines sharing one would silently
+    overwrite each other's results downstream.
+    """
+    first_seen: dict[str, str] = {}
+    for sample in samples:
+        source, line_no = str(sample.meta.get("source", "?")), sample.meta.get("line_no")
+        if sample.id in first_seen:
+            error = DatasetError(source, f"duplicate id {sample.id!r} (first at {first_seen[sample.id]})", line_no)
+            report_or_raise(error, skip_bad, report)
+            continue
+        first_seen[sample.id] = f"{source}:{line_no}" if line_no is not None else source
+        yield sample

@@ -1,0 +1,99 @@
+"""IAM Handwriting Database, line level: `ascii/lines.txt` plus `lines/<a01>/<form>/<line>.png`.
+
+A lines.txt row reads
+    a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from
+i.e. line id, segmentation status, graylevel, number of components, x y w h, transcription
+with `|` between words. IAM tokenises punctuation as words ("tomorrow|.|Mr."), so the text
+carries a space before punctuation; that is the convention the published IAM CERs use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional
+
+from hwr.charset import normalize_text
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.records import LineSample
+
+LINES_TXT = Path("ascii") / "lines.txt"
+MIN_FIELDS = 9
+# Rows marked "err" have a doubtful word segmentation, but their line box and line text are
+# valid, so they are kept; the status goes to meta for anyone who wants to filter.
+STATUSES = ("ok", "err")
+
+
+def read_iam(
+    root: PathLike,
+    split_file: Optional[PathLike] = None,
+    skip_bad: bool = False,
+    report: Optional[SkipReport] = None,
+) -> list[LineSample]:
+    """All lines of an IAM tree (root holds `ascii/` and `lines/`), optionally one split only.
+
+    A split file lists form ids (`a01-000u`) or line ids (`a01-000u-00`), one per line; a
+    line is kept when either its own id or its form id is listed.
+    """
+    root = Path(root)
+    lines_txt = root / LINES_TXT
+    if not lines_txt.is_file():
+        raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
+    wanted = read_split_ids(Path(split_file)) if split_file is not None else None
+    samples = _iter_lines(root, lines_txt, wanted, skip_bad, report)
+    samples = list(unique_ids(samples, skip_bad, report))
+    if wanted is not None and not samples:
+        # Almost always the wrong split file for this tree; an empty set would train on nothing.
+        raise DatasetError(split_file, f"none of its ids matches a line of {lines_txt}")
+    return samples
+
+
+def read_split_ids(path: Path) -> set[str]:
+    """Ids listed in a split file: one per line, blank lines and `#` comments ignored."""
+    ids = set()
+    for raw in read_utf8(path).splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            ids.add(line.split()[0])
+    return ids
+
+
+def _iter_lines(
+    root: Path, lines_txt: Path, wanted: Optional[set[str]], skip_bad: bool, report: Optional[SkipReport]
+) -> Iterator[LineSample]:
+    for line_no, raw in enumerate(read_utf8(lines_txt).splitlines(), start=1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        try:
+            sample = parse_row(raw, root)
+            sample.meta.update(source=str(lines_txt), line_no=line_no)
+            if wanted is not None and not (sample.id in wanted or sample.meta["form"] in wanted):
+                continue
+            if not Path(sample.image).is_file():
+                raise ValueError(f"image not found: {sample.image}")
+        except ValueError as exc:
+            report_or_raise(DatasetError(lines_txt, str(exc), line_no), skip_bad, report)
+            continue
+        yield sample
+
+
+def parse_row(raw: str, root: Path) -> LineSample:
+    """One lines.txt row -> LineSample; ValueError says what is wrong with the row."""
+    fields = raw.split()
+    if len(fields) < MIN_FIELDS:
+        raise ValueError(f"expected at least {MIN_FIELDS} fields, got {len(fields)}")
+    line_id, status = fields[0], fields[1]
+    if status not in STATUSES:
+        raise ValueError(f"segmentation status must be 'ok' or 'err', got {status!r}")
+    parts = line_id.split("-")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"line id {line_id!r} is not of the form a01-000u-00")
+    try:
+        x, y, w, h = (int(v) for v in fields[4:8])
+    except ValueError:
+        raise ValueError(f"bounding box must be 4 integers, got {' '.join(fields[4:8])!r}") from None
+    form_id = f"{parts[0]}-{parts[1]}"
+    # IAM has no spaces inside a transcription, but joining the tail keeps a hand-edited
+    # lines.txt with stray spaces readable instead of silently truncated.
+    text = " ".join(fields[8:]).replace("|", " ")
+    image = root / "lines" / parts[0] / form_id / f"{line_id}.png"
+    meta = {"form": form_id, "segmentation": status, "bbox": (x, y, w, h)}
+    return LineSample(id=line_id, text=normalize_text(text), image=image, meta=meta)

@@ -1,0 +1,49 @@
+"""Manifest: a TSV of `path<TAB>text`, one line image per row.
+
+Relative paths are resolved against the TSV's folder, so a data set can be moved as a whole.
+A sample's id is the path as written, without its extension (`lines/foo`).
+`#` comment lines and blank lines are ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path, PurePath
+from typing import Iterator, Optional
+
+from hwr.charset import normalize_text
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.records import LineSample
+
+
+def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+    """All rows of a `path<TAB>text` manifest, in file order."""
+    tsv_path = Path(tsv_path)
+    if not tsv_path.is_file():
+        raise DatasetError(tsv_path, "manifest not found")
+    return list(unique_ids(_iter_rows(tsv_path, skip_bad, report), skip_bad, report))
+
+
+def _iter_rows(tsv_path: Path, skip_bad: bool, report: Optional[SkipReport]) -> Iterator[LineSample]:
+    for line_no, raw in enumerate(read_utf8(tsv_path).splitlines(), start=1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        try:
+            yield parse_row(raw, tsv_path, line_no)
+        except ValueError as exc:
+            report_or_raise(DatasetError(tsv_path, str(exc), line_no), skip_bad, report)
+
+
+def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
+    """One `path<TAB>text` row -> LineSample; ValueError says what is wrong with the row."""
+    columns = raw.split("\t")
+    if len(columns) != 2:
+        # A tab is never line content, so a third column means a broken row, not odd text.
+        raise ValueError(f"expected 2 tab-separated columns (path, text), got {len(columns)}")
+    written, text = columns[0].strip(), columns[1].strip()
+    if not written:
+        raise ValueError("empty image path")
+    image = tsv_path.parent / written  # an absolute `written` replaces the folder
+    if not image.is_file():
+        raise ValueError(f"image not found: {image}")
+    sample_id = PurePath(written).with_suffix("").as_posix()
+    meta = {"source": str(tsv_path), "line_no": line_no}
+    return LineSample(id=sample_id, text=normalize_text(text), image=image, meta=meta)

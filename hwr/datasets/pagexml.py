@@ -1,0 +1,227 @@
+"""PAGE XML (2013/2019 and older): one LineSample per transcribed TextLine, cut from its page.
+
+Each line image is the bounding box of the TextLine's Coords polygon, with everything outside
+the polygon painted white, so ascenders and descenders of the neighbouring lines that reach
+into the box do not become phantom ink. Tags are matched by local name, so every PAGE schema
+version (and a missing namespace) reads the same.
+
+Lines are cut eagerly, because a LineSample holds pixels, not a page reference: a folder of
+N pages keeps roughly N pages' worth of line pixels in memory. `iter_pagexml` streams them.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Iterator, Optional
+
+import cv2
+import numpy as np
+
+from hwr.charset import normalize_text
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
+from hwr.imaging import ImageError, load_gray
+from hwr.records import LineSample
+
+PAGE_ROOT = "PcGts"
+
+
+def read_pagexml(path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+    """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted)."""
+    samples = list(iter_pagexml(path, skip_bad, report))
+    if not samples:
+        raise DatasetError(path, "no transcribed TextLine in any PAGE XML file")
+    return samples
+
+
+def iter_pagexml(path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> Iterator[LineSample]:
+    """Like `read_pagexml`, but yields lines page by page to bound memory."""
+    path = Path(path)
+    if path.is_dir():
+        xmls = [(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in _xml_files(path)]
+    elif path.is_file():
+        xmls = [(path, path.stem)]
+    else:
+        raise DatasetError(path, "no such file or folder")
+    yield from unique_ids(_iter_pages(xmls, path.is_dir(), skip_bad, report), skip_bad, report)
+
+
+def _xml_files(folder: Path) -> list[Path]:
+    # Hidden trees (.git, editor backups) hold copies, never pages to train on.
+    return sorted(
+        xml for xml in folder.rglob("*.xml")
+        if not any(part.startswith(".") for part in xml.relative_to(folder).parts)
+    )
+
+
+def _iter_pages(
+    xmls: list[tuple[Path, str]], in_folder: bool, skip_bad: bool, report: Optional[SkipReport]
+) -> Iterator[LineSample]:
+    for xml, page_id in xmls:
+        try:
+            root = _parse_xml(xml)
+            if local_name(root.tag) != PAGE_ROOT:
+                # Exports carry METS/doc XML beside the pages (Transkribus: mets.xml, doc.xml).
+                if in_folder:
+                    continue
+                raise DatasetError(xml, f"not a PAGE XML file (root {local_name(root.tag)}, expected {PAGE_ROOT})")
+            yield from _page_lines(xml, page_id, root, skip_bad, report)
+        except DatasetError as error:
+            report_or_raise(error, skip_bad, report)
+
+
+def local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(element: ET.Element, name: str) -> list[ET.Element]:
+    return [child for child in element if local_name(child.tag) == name]
+
+
+def _descendants(element: ET.Element, name: str) -> list[ET.Element]:
+    return [el for el in element.iter() if local_name(el.tag) == name]
+
+
+def _parse_xml(xml: Path) -> ET.Element:
+    try:
+        return ET.parse(xml).getroot()
+    except ET.ParseError as exc:
+        raise DatasetError(xml, f"not well-formed XML ({exc.msg})", exc.position[0]) from None
+    except OSError as exc:
+        raise DatasetError(xml, f"cannot read file ({exc.strerror or exc})") from None
+
+
+def _page_lines(
+    xml: Path, page_id: str, root: ET.Element, skip_bad: bool, report: Optional[SkipReport]
+) -> Iterator[LineSample]:
+    page_el = _descendants(root, "Page")
+    if not page_el:
+        raise DatasetError(xml, "no Page element")
+    transcribed, untranscribed = [], []
+    for index, line_el in enumerate(_descendants(root, "TextLine"), start=1):
+        line_id = line_el.get("id") or f"line{index}"
+        text = line_text(line_el)
+        if text is None:
+            untranscribed.append(line_id)
+        else:
+            transcribed.append((line_id, line_el, text))
+    _note_untranscribed(xml, untranscribed, report)
+    if not transcribed:
+        return  # nothing to cut: spare decoding a page image that may be large or absent
+    image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
+    gray = _load_page(xml, page_el[0], image_path)
+    for line_id, line_el, text in transcribed:
+        try:
+            yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path)
+        except DatasetError as error:
+            report_or_raise(error, skip_bad, report)
+
+
+def _note_untranscribed(xml: Path, line_ids: list[str], report: Optional[SkipReport]) -> None:
+    # Segmented-but-untranscribed lines are normal in PAGE (work in progress), so they are
+    # always skipped, never an error; the report or the log still says which.
+    if not line_ids:
+        return
+    if report is not None:
+        for line_id in line_ids:
+            report.add(xml, None, f"TextLine {line_id!r} has no text")
+    else:
+        log.info("%s: %d TextLines without text skipped", xml, len(line_ids))
+
+
+def resolve_page_image(xml: Path, filename: str) -> Path:
+    """The page image, relative to the XML; Transkribus exports keep XML in `page/` below it."""
+    if not filename:
+        raise DatasetError(xml, "Page has no imageFilename")
+    candidates = [xml.parent / filename]
+    if xml.parent.name == "page":
+        candidates.append(xml.parent.parent / filename)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})")
+
+
+def _load_page(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndarray:
+    try:
+        gray = load_gray(image_path)
+    except ImageError as exc:
+        raise DatasetError(xml, f"page image unusable: {exc}") from None
+    declared = (page_el.get("imageWidth"), page_el.get("imageHeight"))
+    actual = (str(gray.shape[1]), str(gray.shape[0]))
+    # Coordinates refer to the declared size; a mismatch (a rescaled or EXIF-rotated copy of
+    # the scan) would cut every line from the wrong place without any visible error.
+    if all(declared) and declared != actual:
+        raise DatasetError(
+            xml, f"page image {image_path} is {actual[0]}x{actual[1]} but the XML declares {declared[0]}x{declared[1]}"
+        )
+    return gray
+
+
+def line_text(line_el: ET.Element) -> Optional[str]:
+    """The TextLine's own transcription (lowest TextEquiv index wins, as PAGE specifies)."""
+    equivs = _children(line_el, "TextEquiv")
+    if not equivs:
+        return None
+    best = min(equivs, key=lambda el: _int_or_zero(el.get("index")))
+    unicode_el = _children(best, "Unicode")
+    text = (unicode_el[0].text or "").strip() if unicode_el else ""
+    return normalize_text(text) if text else None
+
+
+def _int_or_zero(value: Optional[str]) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def line_polygon(line_el: ET.Element) -> Optional[np.ndarray]:
+    """Coords as an (N, 2) int32 array: `points="x,y x,y"` (2013+) or Point children (2010)."""
+    coords = _children(line_el, "Coords")
+    if not coords:
+        return None
+    points = coords[0].get("points")
+    if points is None:
+        points = " ".join(f"{p.get('x')},{p.get('y')}" for p in _children(coords[0], "Point"))
+    return parse_points(points)
+
+
+def parse_points(points: str) -> np.ndarray:
+    try:
+        xy = np.array([[float(v) for v in pair.split(",")] for pair in points.split()], np.float64)
+    except ValueError:  # a non-number, or pairs of uneven length
+        xy = None
+    if xy is None or xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise ValueError(f"malformed Coords points {points!r}")
+    return np.round(xy).astype(np.int32)
+
+
+def _cut_line(
+    xml: Path, page_id: str, line_id: str, line_el: ET.Element, text: str, gray: np.ndarray, image_path: Path
+) -> LineSample:
+    try:
+        polygon = line_polygon(line_el)
+    except ValueError as exc:
+        raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
+    if polygon is None or len(polygon) < 3:
+        raise DatasetError(xml, f"TextLine {line_id!r}: Coords need at least 3 points")
+    cut = crop_polygon(gray, polygon)
+    if cut is None:
+        raise DatasetError(xml, f"TextLine {line_id!r}: polygon lies outside the page image")
+    crop, bbox = cut
+    meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "source": f"{xml}#{line_id}"}
+    return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
+
+
+def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> Optional[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Bounding-box crop of a polygon, white outside it, and the box (x0, y0, x1, y1 exclusive)."""
+    height, width = gray.shape
+    x0, y0 = np.maximum(polygon.min(axis=0), 0)
+    x1, y1 = np.minimum(polygon.max(axis=0) + 1, (width, height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    crop = gray[y0:y1, x0:x1].copy()
+    mask = np.zeros(crop.shape, np.uint8)
+    cv2.fillPoly(mask, [polygon - np.array([x0, y0], np.int32)], 255)
+    crop[mask == 0] = 255
+    return crop, (int(x0), int(y0), int(x1), int(y1))

@@ -1,0 +1,71 @@
+"""Image + ground-truth pairs: `foo.png` beside `foo.gt.txt` (kraken, Calamari, tesstrain).
+
+The folder is searched recursively; a sample's id is the image path relative to the folder,
+without its extension (`sub/foo`), so ids stay unique across sub-folders.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional
+
+from hwr.charset import normalize_text
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.records import LineSample
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+GT_SUFFIX = ".gt.txt"
+
+
+def read_pairs(folder: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+    """All image/ground-truth pairs under `folder`, sorted by relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(folder, "not a folder")
+    samples = list(unique_ids(_iter_pairs(folder, skip_bad, report), skip_bad, report))
+    if not samples:
+        raise DatasetError(folder, f"no image with a {GT_SUFFIX} file found")
+    return samples
+
+
+def gt_path(image: Path) -> Path:
+    return image.with_name(image.name[: -len(image.suffix)] + GT_SUFFIX)
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    # Hidden trees (.git, .ipynb_checkpoints) hold copies or junk, never training lines.
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _iter_pairs(folder: Path, skip_bad: bool, report: Optional[SkipReport]) -> Iterator[LineSample]:
+    files = _visible_files(folder)
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    for image in images:
+        try:
+            yield read_pair(folder, image)
+        except DatasetError as error:
+            report_or_raise(error, skip_bad, report)
+    # A transcription without its image is as much a hole in the data set as the reverse.
+    paired = {gt_path(image) for image in images}
+    for orphan in (p for p in files if p.name.endswith(GT_SUFFIX) and p not in paired):
+        report_or_raise(DatasetError(orphan, "no image beside this ground truth"), skip_bad, report)
+
+
+def read_pair(folder: Path, image: Path) -> LineSample:
+    gt = gt_path(image)
+    if not gt.is_file():
+        raise DatasetError(image, f"ground truth {gt.name} not found")
+    text = read_line_text(gt)
+    sample_id = image.relative_to(folder).with_suffix("").as_posix()
+    return LineSample(id=sample_id, text=text, image=image, meta={"source": str(image), "gt": str(gt)})
+
+
+def read_line_text(gt: Path) -> str:
+    """The one line of text in a .gt.txt file; surrounding whitespace and blank lines dropped."""
+    # Editors add a final newline and sometimes stray spaces; neither is part of the line.
+    lines = [(no, line.strip()) for no, line in enumerate(read_utf8(gt).splitlines(), start=1) if line.strip()]
+    if len(lines) > 1:
+        raise DatasetError(gt, f"ground truth for one line image has {len(lines)} lines of text", lines[1][0])
+    return normalize_text(lines[0][1] if lines else "")

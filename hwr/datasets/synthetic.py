@@ -1,0 +1,48 @@
+"""Synthetic handwritten lines as a map-style torch Dataset, rendered on demand.
+
+`SyntheticLines(n)[i]` is a pure function of (seed, split, i), so DataLoader workers, epochs
+and resumed runs all see the same line for the same index. Fonts, corpora and digits load
+lazily in each worker process (the synthesizer drops them when pickled), so the dataset is
+cheap to send to workers under both fork and spawn.
+"""
+from __future__ import annotations
+
+from torch.utils.data import Dataset
+
+from hwr.charset import Charset
+from hwr.records import LineSample
+from hwr.synth.config import SynthConfig
+from hwr.synth.synthesizer import LineSynthesizer
+
+
+class SyntheticLines(Dataset):
+    """n synthetic lines of one split ("train" or the held-out "val" fonts, text and digits).
+
+    kinds: restrict text kinds, e.g. ("digits",) for MNIST digit-string lines.
+    """
+
+    def __init__(self, n: int, config: SynthConfig | None = None, split: str = "train",
+                 charset: Charset | None = None, seed: int = 0, kinds: tuple[str, ...] | None = None):
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        self.n = int(n)
+        self.synthesizer = LineSynthesizer(config, split=split, charset=charset, seed=seed, kinds=kinds)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> LineSample:
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} synthetic lines")
+        return self.synthesizer.sample(index % self.n)
+
+    @property
+    def split(self) -> str:
+        return self.synthesizer.split
+
+
+def digit_string_lines(n: int, split: str = "val", seed: int = 0, config: SynthConfig | None = None,
+                       charset: Charset | None = None) -> SyntheticLines:
+    """Lines of real MNIST digit strings only ("4071 2983"); the "val" split draws from the
+    100 held-out digits per class, a check of how the model reads unseen hands' digits."""
+    return SyntheticLines(n, config=config, split=split, charset=charset, seed=seed, kinds=("digits",))

@@ -1,0 +1,186 @@
+"""Image loading and line normalisation: the one path every line image takes to the network.
+
+Training, evaluation, transcription and the UI all call `normalize_line`, so a model sees the
+same pixels at every stage. Convention for the network: float32 in [0, 1] with ink = 1 and
+background = 0, so zero padding of a batch is indistinguishable from empty paper.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+# Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
+MAX_IMAGE_PIXELS = 120_000_000
+MAX_SIDE = 60_000
+
+
+class ImageError(ValueError):
+    """An image could not be used; the message names the file and the reason."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass
+class NormalizeConfig:
+    """How a line image becomes network input; saved with each model."""
+
+    line_height: int = 48
+    # Margin kept around the ink box, as a fraction of the ink height.
+    margin: float = 0.1
+    # Lines wider than this (after resizing to line_height) are squeezed to fit: memory guard.
+    max_width: int = 4096
+    # Percentiles for contrast stretching: robust to specks and uneven paper.
+    low_percentile: float = 2.0
+    high_percentile: float = 98.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NormalizeConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return f"<{type(source).__name__}>"
+
+
+def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
+    """Any Pillow mode to a uint8 grayscale array (alpha composited on white, 16-bit rescaled)."""
+    if img.width == 0 or img.height == 0:
+        raise ImageError(source, "image is empty (0 pixels)")
+    if img.width > MAX_SIDE or img.height > MAX_SIDE or img.width * img.height > MAX_IMAGE_PIXELS:
+        raise ImageError(source, f"image too large ({img.width}x{img.height} pixels)")
+    img = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if hi <= lo:
+            return np.full(arr.shape, 255, np.uint8)
+        return np.round((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+    if img.mode == "1":
+        img = img.convert("L")
+    if img.mode != "L":
+        img = img.convert("RGB").convert("L")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def load_gray(source) -> np.ndarray:
+    """Load a path, bytes, PIL image or array as uint8 grayscale, with clear errors naming the file."""
+    name = _describe(source)
+    if isinstance(source, np.ndarray):
+        return array_to_gray(source, name)
+    if isinstance(source, Image.Image):
+        return pil_to_gray(source, name)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(name, "file not found")
+        if path.is_dir():
+            raise ImageError(name, "is a directory, not an image")
+        if path.stat().st_size == 0:
+            raise ImageError(name, "file is empty (0 bytes)")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                img.load()
+                return pil_to_gray(img, name)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(name, f"image too large (decompression bomb guard): {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(name, f"not a readable image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
+    """A numpy image (HxW, HxWx3 RGB, HxWx4 RGBA; any integer or float dtype) to uint8 gray."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(source, f"unsupported array shape {arr.shape}")
+    if arr.size == 0:
+        raise ImageError(source, "image is empty (0 pixels)")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        elif arr.dtype == np.uint16:
+            arr = arr / 257.0
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return pil_to_gray(Image.fromarray(arr, "L"), source)
+    mode = "RGB" if arr.shape[2] == 3 else "RGBA"
+    return pil_to_gray(Image.fromarray(np.ascontiguousarray(arr), mode), source)
+
+
+def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: float = 98.0) -> np.ndarray:
+    """uint8 gray (dark ink on light paper) -> float32 ink intensity in [0, 1], contrast-stretched."""
+    g = gray.astype(np.float32)
+    lo, hi = np.percentile(g, [low_percentile, high_percentile])
+    if hi - lo < 8:  # flat image: nothing to stretch; keep absolute darkness
+        lo, hi = 0.0, 255.0
+    ink = (hi - g) / (hi - lo)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def ink_bbox(ink: np.ndarray, threshold: float = 0.35) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1, exclusive) of pixels above threshold, or None if blank."""
+    mask = ink > threshold
+    if not mask.any():
+        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def normalize_line(source, config: NormalizeConfig | None = None) -> np.ndarray:
+    """Line image (any source) -> float32 (line_height, W) array, ink = 1, cropped and resized."""
+    config = config or NormalizeConfig()
+    gray = load_gray(source)
+    ink = ink_map(gray, config.low_percentile, config.high_percentile)
+    # Suppress faint paper texture before looking for the ink box.
+    ink[ink < 0.1] = 0.0
+    box = ink_bbox(ink)
+    if box is None:
+        # A blank line is valid input (it reads as empty text); keep a small blank strip.
+        return np.zeros((config.line_height, config.line_height // 2), np.float32)
+    x0, y0, x1, y1 = box
+    margin = int(round(config.margin * (y1 - y0)))
+    h, w = ink.shape
+    x0, y0 = max(0, x0 - margin), max(0, y0 - margin)
+    x1, y1 = min(w, x1 + margin), min(h, y1 + margin)
+    crop = ink[y0:y1, x0:x1]
+    return resize_to_height(crop, config.line_height, config.max_width)
+
+
+def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:
+    h, w = ink.shape
+    new_w = max(1, int(round(w * height / h)))
+    new_w = min(new_w, max_width)
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    out = cv2.resize(ink, (new_w, height), interpolation=interp)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,146 @@
+"""CNN + bidirectional LSTM line recognizer (Puigcerver, ICDAR 2017).
+
+Conv blocks (3x3 conv, BatchNorm, LeakyReLU, optional 2x2 max-pool) turn the line image into
+a sequence of column features; a stack of bidirectional recurrent layers (cuDNN `nn.LSTM` on
+GPU) reads it; a linear layer gives CTC scores per column.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@dataclass
+class CRNNConfig:
+    line_height: int = 48
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
+    # Blocks that end in a 2x2 max-pool (index into conv_channels). Each halves the width too,
+    # so a line of width W gives W / 2**len(pooled) frames: keep >= 2 frames per character.
+    pool_blocks: list[int] = field(default_factory=lambda: [0, 1])
+    # Extra height-only pooling after these blocks: shrinks the feature column, not the frames.
+    height_pool_blocks: list[int] = field(default_factory=lambda: [2, 3])
+    conv_dropout: float = 0.0
+    rnn_cell: str = "lstm"
+    rnn_hidden: int = 160
+    rnn_layers: int = 3
+    dropout: float = 0.3
+
+    PRESETS = {
+        # Small default, sized for CPU inference (line height 48 as in Calamari): ~1.9 M parameters.
+        "small": {},
+        # Puigcerver 2017: 5 conv blocks 16-32-48-64-80, pools in the first 3, 5 x BLSTM-256,
+        # dropout 0.5, height 128.
+        "puigcerver2017": dict(
+            line_height=128,
+            conv_channels=[16, 32, 48, 64, 80],
+            pool_blocks=[0, 1, 2],
+            height_pool_blocks=[],
+            conv_dropout=0.2,
+            rnn_hidden=256,
+            rnn_layers=5,
+            dropout=0.5,
+        ),
+        # A few thousand parameters' worth of network: tests and smoke runs.
+        "tiny": dict(
+            line_height=32,
+            conv_channels=[8, 16],
+            pool_blocks=[0],
+            height_pool_blocks=[1],
+            rnn_hidden=32,
+            rnn_layers=1,
+            dropout=0.0,
+        ),
+    }
+
+    @classmethod
+    def preset(cls, name: str) -> "CRNNConfig":
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown crnn preset {name!r}; choose from {sorted(cls.PRESETS)}")
+        return cls(**cls.PRESETS[name])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CRNNConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, pool: bool, height_pool: bool, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(cout)
+        self.act = nn.LeakyReLU(0.01, inplace=True)
+        self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.pool = nn.MaxPool2d(2) if pool else (nn.MaxPool2d((2, 1)) if height_pool else None)
+        self.halves_width = pool
+
+    def forward(self, x: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.drop(self.act(self.norm(self.conv(x))))
+        if self.pool is not None:
+            x = self.pool(x)
+        if self.halves_width:
+            widths = torch.div(widths, 2, rounding_mode="floor")
+        return mask_columns(x, widths), widths
+
+
+def mask_columns(x: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """Zero the padded columns so the next conv sees exactly what a lone line would see.
+
+    Without this, BatchNorm's shift makes padding non-zero and the last valid columns of a
+    short line in a wide batch would differ from the same line alone.
+    """
+    cols = torch.arange(x.shape[-1], device=x.device)
+    mask = cols[None, :] < widths[:, None]
+    return x * mask[:, None, None, :].to(x.dtype)
+
+
+class CRNN(nn.Module):
+    def __init__(self, config: CRNNConfig, num_classes: int):
+        super().__init__()
+        self.config = config
+        blocks, cin, height = [], 1, config.line_height
+        for i, cout in enumerate(config.conv_channels):
+            pool, hpool = i in config.pool_blocks, i in config.height_pool_blocks
+            blocks.append(ConvBlock(cin, cout, pool, hpool and not pool, config.conv_dropout))
+            cin = cout
+            if pool or hpool:
+                height //= 2
+        if height < 1:
+            raise ValueError("too much pooling for the line height")
+        self.blocks = nn.ModuleList(blocks)
+        self.width_factor = 2 ** len(config.pool_blocks)
+        self.feature_size = cin * height
+        rnn_cls = RNN_CELLS[config.rnn_cell]
+        self.rnn = rnn_cls(
+            self.feature_size,
+            config.rnn_hidden,
+            num_layers=config.rnn_layers,
+            bidirectional=True,
+            dropout=config.dropout if config.rnn_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(2 * config.rnn_hidden, num_classes)
+
+    def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
+        return torch.div(widths, self.width_factor, rounding_mode="floor").clamp(min=1)
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images
+        for block in self.blocks:
+            x, widths = block(x, widths)
+        n, c, h, w = x.shape
+        lengths = widths.clamp(min=1)
+        seq = x.permute(3, 0, 1, 2).reshape(w, n, c * h)  # (T, N, features)
+        seq = self.dropout(seq)
+        packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, total_length=w)
+        logits = self.output(self.dropout(out))
+        return logits, lengths

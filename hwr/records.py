@@ -1,0 +1,72 @@
+"""Typed records that carry a line (and later a page) through every pipeline step.
+
+image -> LineSample -> network -> Recognition; pages group Lines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+ImageSource = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+
+
+@dataclass
+class LineSample:
+    """One line of a data set: an image (path or pixels) with its ground truth.
+
+    Readers yield these; `image` is either a path (loaded lazily) or a grayscale uint8 array.
+    `meta` holds reader-specific fields (writer id, font name, ...) used for breakdowns.
+    """
+
+    id: str
+    text: str
+    image: ImageSource
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recognition:
+    """What the recognizer read on one line.
+
+    `char_confidences[k]` is the posterior of the k-th output character; `char_frames[k]` is
+    the (first, last) CTC frame that emitted it, in network output frames.
+    `confidence` is the line confidence: the mean of the character confidences (1.0 for an
+    empty line whose frames are all confidently blank).
+    """
+
+    text: str
+    confidence: float
+    char_confidences: list[float] = field(default_factory=list)
+    char_frames: list[tuple[int, int]] = field(default_factory=list)
+    # Scale from output frames to x pixels of the normalised line image.
+    frame_width: float = 1.0
+
+
+@dataclass
+class Line:
+    """A text line on a page: geometry in page pixel coordinates plus what was read."""
+
+    id: str
+    polygon: list[tuple[int, int]]
+    baseline: list[tuple[int, int]]
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+    text: str = ""
+    recognition: Optional[Recognition] = None
+
+
+@dataclass
+class Page:
+    """A page image and its lines in reading order."""
+
+    id: str
+    source: str
+    width: int
+    height: int
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.recognition.text if line.recognition else line.text for line in self.lines)

@@ -1,0 +1,168 @@
+"""Every knob of the synthetic handwriting engine, with its default: the one source of defaults.
+
+Sizes are in pixels of the rendered line or in multiples of the line's x-height (the height of
+a lowercase "x"), which is what a writer's hand scales with; probabilities are per line unless
+a name says per word.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# The repository keeps its assets in <root>/data; HWR_DATA_DIR points elsewhere (an installed
+# package has no repository root next to it).
+DATA_DIR_ENV = "HWR_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+
+
+def _default_kind_weights() -> dict[str, float]:
+    # Mostly running text, as on real pages; the rest teaches the model the digit and symbol
+    # patterns (dates, prices, phone numbers) that corpora under-represent.
+    return {
+        "corpus": 0.46,
+        "words": 0.12,
+        "number": 0.04,
+        "date": 0.04,
+        "price": 0.04,
+        "time": 0.03,
+        "phone": 0.03,
+        "abbreviation": 0.05,
+        "punctuation": 0.07,
+        "digits": 0.12,  # real MNIST digit strings, e.g. "4071 2983"
+    }
+
+
+@dataclass
+class SynthConfig:
+    """Probabilities and ranges of every text, layout and degradation choice."""
+
+    data_dir: str | None = None  # None: $HWR_DATA_DIR or the repository's data/
+
+    # --- text ---------------------------------------------------------------------------
+    kind_weights: dict[str, float] = field(default_factory=_default_kind_weights)
+    min_chars: int = 5
+    max_chars: int = 80
+    # Target length of a running-text line ~ N(mean, std) clipped to [min_chars, max_chars]
+    # (IAM lines average about 40 characters); a share is uniform to cover the extremes.
+    line_length_mean: float = 42.0
+    line_length_std: float = 16.0
+    line_length_uniform_prob: float = 0.2
+    # Capitalisation variants of running text.
+    upper_prob: float = 0.05
+    title_prob: float = 0.04
+    lower_prob: float = 0.04
+    # Entity kinds (dates, prices, ...) are embedded in running words this often.
+    entity_context_prob: float = 0.6
+    # Every line index % val_text_modulo == 0 of each corpus file is validation text.
+    val_text_modulo: int = 20
+
+    # --- writer: size and layout ----------------------------------------------------------
+    # x-height 18-36 px gives lines about 60-120 px from ascender to descender (2.5-3.5 x).
+    x_height_range: tuple[float, float] = (18.0, 36.0)
+    max_font_px: int = 160
+    # Glyphs are cached at font sizes on a geometric grid of this ratio (few sizes per font keep
+    # the cache small and warm); the remaining scale (at most half a step) is applied to the
+    # whole line by the slant/rotation warp, which resamples it anyway.
+    font_size_step: float = 1.25
+    word_size_jitter_prob: float = 0.4  # words drawn at their own size (one resize each)
+    word_size_jitter: float = 0.06  # std of the log scale of such a word
+    word_baseline_jitter: float = 0.05  # std of the per-word baseline offset, x-heights
+    baseline_walk: float = 0.03  # std of the per-word random-walk step of the baseline
+    letter_spacing_prob: float = 0.35
+    letter_spacing_range: tuple[float, float] = (-0.03, 0.12)  # extra advance per char, x-h
+    word_gap_scale_range: tuple[float, float] = (0.8, 1.7)  # times the font's space advance
+    word_gap_jitter: float = 0.15  # std of the per-gap scale factor
+    # Tight-spacing fonts make spaces invisible; the label has a space, so the ink must show
+    # a gap: at least this many x-heights between the ink of neighbouring words.
+    min_word_gap: float = 0.5
+
+    # --- writer: real digits ------------------------------------------------------------
+    inline_mnist_prob: float = 0.3  # a line with digits draws all of them from MNIST
+    mnist_height_range: tuple[float, float] = (0.85, 1.15)  # digit height / font cap height
+    digit_string_groups: tuple[int, int] = (1, 5)
+    digit_group_length: tuple[int, int] = (1, 6)
+    digit_spacing_range: tuple[float, float] = (0.0, 0.25)  # gap between digits, x-heights
+    # Pen width of digit-only lines, x-heights (inline digits match the font's pen instead).
+    digit_stroke_range: tuple[float, float] = (0.12, 0.22)
+
+    # --- geometry -------------------------------------------------------------------------
+    slant_mean: float = 0.08  # shear (tan of slant angle); handwriting leans right on average
+    slant_std: float = 0.15
+    slant_max: float = 0.45
+    rotation_std_deg: float = 1.0
+    rotation_max_deg: float = 3.0
+    elastic_prob: float = 0.75
+    elastic_amplitude_range: tuple[float, float] = (0.02, 0.1)  # displacement std, x-heights
+    elastic_cell: float = 1.2  # correlation length of the distortion, x-heights
+    warp_grid_px: int = 8  # the warp map is computed on this grid and interpolated
+
+    # --- strokes and ink ------------------------------------------------------------------
+    thicken_prob: float = 0.3
+    thin_prob: float = 0.2
+    # Thinning is undone when it would erase more than this share of the ink (thin fonts,
+    # dots): a glyph that vanishes would make the label lie.
+    thin_max_loss: float = 0.45
+    ink_opacity_range: tuple[float, float] = (0.85, 1.0)
+    # Pen types by weight: (probability, gray level range of the ink on white paper).
+    pen_weights: dict[str, float] = field(
+        default_factory=lambda: {"black": 0.45, "blue": 0.35, "pencil": 0.2}
+    )
+    pen_levels: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"black": (10.0, 60.0), "blue": (50.0, 105.0), "pencil": (80.0, 135.0)}
+    )
+    min_contrast: float = 60.0  # paper minus ink gray level, at least
+
+    # --- paper ----------------------------------------------------------------------------
+    paper_level_range: tuple[float, float] = (190.0, 252.0)
+    gradient_prob: float = 0.4
+    gradient_amplitude: float = 30.0
+    stain_prob: float = 0.12
+    stain_strength_range: tuple[float, float] = (8.0, 40.0)
+    ruled_prob: float = 0.15
+    ruled_level_range: tuple[float, float] = (140.0, 210.0)
+    ruled_pitch_range: tuple[float, float] = (2.8, 3.6)  # distance between rules, x-heights
+    noise_std_range: tuple[float, float] = (1.0, 9.0)
+    speck_prob: float = 0.15
+
+    # --- scan -----------------------------------------------------------------------------
+    blur_prob: float = 0.6
+    blur_sigma_range: tuple[float, float] = (0.3, 1.1)
+    jpeg_prob: float = 0.3
+    jpeg_quality_range: tuple[int, int] = (30, 90)
+    # Margins around the ink box, in x-heights; the crop never cuts ink.
+    margin_x_range: tuple[float, float] = (0.1, 1.5)
+    margin_y_range: tuple[float, float] = (0.05, 0.6)
+    min_margin_px: int = 2
+
+    # --- pages ----------------------------------------------------------------------------
+    page_lines_range: tuple[int, int] = (4, 12)
+    page_line_pitch_range: tuple[float, float] = (2.8, 4.0)  # baseline to baseline, x-heights
+    page_min_line_gap_px: int = 4
+    page_indent_prob: float = 0.25
+    page_indent_range: tuple[float, float] = (1.0, 5.0)  # x-heights
+    page_left_jitter: float = 0.3  # std of each line's left edge, x-heights
+    page_margin_range: tuple[float, float] = (0.03, 0.1)  # fraction of the page width
+    page_skew_std_deg: float = 0.6
+    page_skew_max_deg: float = 1.5
+    page_ruled_prob: float = 0.3
+    page_polygon_pad_px: int = 3
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SynthConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for name, value in known.items():
+            # JSON turns tuples into lists; keep the declared tuple type.
+            if isinstance(value, list):
+                known[name] = tuple(value)
+        return cls(**known)

@@ -1,0 +1,102 @@
+"""Real handwritten digits (the MNIST share in data/digits) as glyphs for synthetic lines.
+
+The file holds 800 28x28 images per class, white ink on black (MNIST's convention, which is
+also our ink-coverage convention: 0 = paper, 255 = ink). Split: the first 700 of each class
+are "train", the last 100 "val", so validation digit strings are written by unseen hands.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DIGITS_FILE = "digits/mnist-train-800-per-class.npz"
+TRAIN_PER_CLASS = 700
+
+
+class MnistDigits:
+    """Digit images of one split, cropped to their ink; loaded lazily once per process."""
+
+    def __init__(self, path: Path, split: str = "train"):
+        if split not in ("train", "val"):
+            raise ValueError(f"unknown split {split!r}; expected 'train' or 'val'")
+        self.path = Path(path)
+        self.split = split
+        self._crops: dict[str, list[np.ndarray]] | None = None
+        self._strokes: dict[str, list[float]] | None = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "split": self.split, "_crops": None, "_strokes": None}
+
+    def _load(self) -> None:
+        crops, strokes = {}, {}
+        with np.load(self.path) as data:
+            for digit in "0123456789":
+                images = data[digit]
+                images = images[:TRAIN_PER_CLASS] if self.split == "train" else images[TRAIN_PER_CLASS:]
+                crops[digit] = [_crop_to_ink(im) for im in images]
+                strokes[digit] = [_stroke_ratio(c) for c in crops[digit]]
+        self._crops, self._strokes = crops, strokes
+
+    @property
+    def crops(self) -> dict[str, list[np.ndarray]]:
+        if self._crops is None:
+            self._load()
+        return self._crops
+
+    def count(self, digit: str) -> int:
+        return len(self.crops[digit])
+
+    def glyph(self, digit: str, rng: np.random.Generator, height: float, stroke: float | None = None) -> np.ndarray:
+        """A random sample of `digit` scaled to `height` px of ink (aspect kept), ink = 255.
+
+        stroke: the pen width (px) of the text around it. MNIST strokes are ~15% of the digit
+        height, bolder than most pens at our sizes, so the digit is eroded towards it.
+        """
+        samples = self.crops[digit]
+        pick = int(rng.integers(len(samples)))
+        crop = samples[pick]
+        h, w = crop.shape
+        scale = max(height, 4.0) / h
+        size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        glyph = cv2.resize(crop, size, interpolation=interp)
+        if scale > 1.3:
+            # Upscaling blurs the 28 px original; a steeper tone curve restores a pen edge.
+            glyph = cv2.LUT(glyph, _SHARPEN_LUT)
+        if stroke is not None:
+            own = self._strokes[digit][pick] * size[1]
+            # Never erode more than a third of the stroke: a broken digit would not read.
+            thinning = min(int(round(own - stroke)), int(own / 3))
+            if thinning >= 1:
+                thinned = cv2.erode(glyph, np.ones((thinning + 1, thinning + 1), np.uint8))
+                # A digit that loses most of its ink would not read as its label: keep it bold.
+                if np.count_nonzero(thinned > 127) >= 0.5 * np.count_nonzero(glyph > 127):
+                    glyph = thinned
+        return glyph
+
+
+_SHARPEN_LUT = np.clip((np.arange(256, dtype=np.float32) - 128.0) * 2.0 + 128.0, 0, 255).astype(np.uint8)
+
+
+
+def _stroke_ratio(crop: np.ndarray) -> float:
+    """Pen width / digit height (MNIST pens differ a lot: ~0.1 to 0.3 of the height).
+
+    Twice the distance from the stroke's centre line to its edge: the 90th percentile of the
+    distance transform over ink pixels (robust to loops and crossings, unlike run lengths).
+    """
+    ink = (crop > 127).astype(np.uint8)
+    if not ink.any():
+        return 0.15
+    distance = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    return 2.0 * float(np.percentile(distance[ink > 0], 90)) / crop.shape[0]
+
+
+def _crop_to_ink(image: np.ndarray, threshold: int = 20) -> np.ndarray:
+    rows = np.flatnonzero((image > threshold).any(axis=1))
+    cols = np.flatnonzero((image > threshold).any(axis=0))
+    if rows.size == 0:
+        return image
+    return np.ascontiguousarray(image[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])

@@ -1,0 +1,184 @@
+"""Write a synthetic data set to disk, in a layout the readers in hwr.datasets understand.
+
+Formats:
+  iam    `ascii/lines.txt` (IAM header and rows `id ok graylevel components x y w h w1|w2|...`)
+         and `lines/<s00>/<s00-000>/<s00-000-00>.png`. Ten lines make a "form" when lines are
+         rendered alone; x y w h is then the line image itself (0 0 w h). IAM separates words
+         with `|`, so IAM exports draw labels from the charset without `|` (a literal `|`
+         could not be told from a word break).
+  pairs  `<id>.png` beside `<id>.gt.txt` (one line of text, newline-terminated).
+
+pages=True renders n pages instead of n lines: `pages/<page_id>.png` and
+`pages/<page_id>.json` (page size and, per line in reading order: id, text, polygon, baseline,
+bbox, font, kind; coordinates in page pixels), plus every line cut from its page into the
+chosen format (pixels outside the line polygon are set to paper, as in IAM's line images;
+IAM x y w h is then the line's box on the page). Pairs then go to `lines/`, away from the
+page images, which have no single-line ground truth: read them as `pairs:<out>/lines`.
+
+Every file is written to a temporary name and moved into place (os.replace), so an
+interrupted export never leaves a truncated image or label behind. `synth-config.json`
+records the seed, split and SynthConfig for reproduction.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from hwr.charset import Charset
+from hwr.synth.config import SynthConfig
+from hwr.synth.synthesizer import LineSynthesizer
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("iam", "pairs")
+LINES_PER_FORM = 10
+IAM_HEADER = """\
+#--- lines.txt ---------------------------------------------------------------#
+#
+# iam database line information (synthetic lines written by hwr.synth)
+#
+# format: s00-000-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from
+#
+#     s00-000-00   -> line 00 of form s00-000
+#     ok              -> result of word segmentation (always ok: words are drawn apart)
+#     154             -> graylevel to binarize line (Otsu threshold of the line image)
+#     19              -> number of components for this line
+#     408 746 1661 89 -> bounding box around this line in x,y,w,h format
+#     A|MOVE|to|stop  -> transcription for this line. word tokens are separated
+#                        by the character |
+#
+"""
+
+
+@dataclass
+class SynthExportConfig:
+    """What `hwr synth` writes; the CLI flags map one to one onto these fields."""
+
+    out_dir: str
+    n: int = 1000  # lines, or pages with pages=True
+    fmt: str = "pairs"
+    pages: bool = False
+    seed: int = 0
+    split: str = "train"
+    progress: bool = True
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return data.tobytes()
+
+
+def iam_ids(form_index: int, line_index: int) -> tuple[str, str, str]:
+    """(writer folder, form id, line id) in IAM's shape, e.g. ('s00', 's00-007', 's00-007-03')."""
+    group = f"s{form_index // 1000:02d}"
+    form = f"{group}-{form_index % 1000:03d}"
+    return group, form, f"{form}-{line_index:02d}"
+
+
+def iam_row(line_id: str, image: np.ndarray, box: tuple[int, int, int, int], text: str) -> str:
+    """One lines.txt row: graylevel is the Otsu threshold, components count the ink blobs."""
+    threshold, binary = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    components = cv2.connectedComponents(binary)[0] - 1
+    x, y, w, h = box
+    return f"{line_id} ok {int(threshold)} {components} {x} {y} {w} {h} {'|'.join(text.split(' '))}"
+
+
+class _Writer:
+    """Puts line images and labels where the chosen format wants them."""
+
+    def __init__(self, out_dir: Path, fmt: str):
+        self.out_dir = out_dir
+        self.fmt = fmt
+        self.rows: list[str] = []
+
+    def line(self, image: np.ndarray, text: str, pairs_id: str, form_index: int, line_index: int,
+             box: tuple[int, int, int, int] | None = None) -> str:
+        if self.fmt == "pairs":
+            atomic_write_bytes(self.out_dir / f"{pairs_id}.png", png_bytes(image))
+            atomic_write_bytes(self.out_dir / f"{pairs_id}.gt.txt", (text + "\n").encode("utf-8"))
+            return pairs_id
+        group, form, line_id = iam_ids(form_index, line_index)
+        atomic_write_bytes(self.out_dir / "lines" / group / form / f"{line_id}.png", png_bytes(image))
+        self.rows.append(iam_row(line_id, image, box or (0, 0, image.shape[1], image.shape[0]), text))
+        return line_id
+
+    def finish(self) -> None:
+        if self.fmt == "iam":
+            body = IAM_HEADER + "".join(row + "\n" for row in self.rows)
+            atomic_write_bytes(self.out_dir / "ascii" / "lines.txt", body.encode("utf-8"))
+
+
+def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool = False, seed: int = 0,
+                   split: str = "train", progress: bool = True, config: SynthConfig | None = None,
+                   charset: Charset | None = None) -> Path:
+    """Render n lines (or n pages) of the split into out_dir; returns out_dir."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charset = charset or Charset()
+    if fmt == "iam" and "|" in charset:
+        log.info("IAM export: '|' separates words in lines.txt, so labels are drawn without it")
+        charset = Charset([s for s in charset.symbols if s != "|"])
+    config = config or SynthConfig()
+    synth = LineSynthesizer(config, split=split, charset=charset, seed=seed)
+    writer = _Writer(out_dir / "lines" if pages and fmt == "pairs" else out_dir, fmt)
+    unit = "page" if pages else "line"
+    for i in tqdm(range(n), desc=f"synth {split} {unit}s", unit=unit, disable=not progress):
+        if pages:
+            _export_page(synth, i, writer, out_dir, fmt)
+        else:
+            sample = synth.sample(i)
+            writer.line(sample.image, sample.text, sample.id, i // LINES_PER_FORM, i % LINES_PER_FORM)
+    writer.finish()
+    record = {"format": fmt, "pages": pages, "n": n, "seed": seed, "split": split,
+              "charset": charset.to_json(), "config": config.to_dict()}
+    atomic_write_bytes(out_dir / "synth-config.json", json.dumps(record, indent=2).encode("utf-8"))
+    return out_dir
+
+
+def _export_page(synth: LineSynthesizer, index: int, writer: _Writer, out_dir: Path, fmt: str) -> None:
+    rendered = synth.sample_page(index)
+    page = rendered.page
+    if fmt == "iam":
+        # The page is the IAM form: its id names the page files and prefixes its lines.
+        page.id = iam_ids(index, 0)[1]
+        for k, line in enumerate(page.lines):
+            line.id = iam_ids(index, k)[2]
+    atomic_write_bytes(out_dir / "pages" / f"{page.id}.png", png_bytes(rendered.image))
+    atomic_write_bytes(out_dir / "pages" / f"{page.id}.json",
+                       json.dumps(rendered.to_json(), indent=1).encode("utf-8"))
+    paper = int(np.median(rendered.image[::8, ::8]))
+    for k, line in enumerate(page.lines):
+        x0, y0, x1, y1 = line.bbox
+        crop = line_crop(rendered.image, line.polygon, line.bbox, paper)
+        writer.line(crop, line.text, line.id, index, k, box=(x0, y0, x1 - x0, y1 - y0))
+
+
+def line_crop(image: np.ndarray, polygon: list[tuple[int, int]], bbox: tuple[int, int, int, int],
+              paper: int) -> np.ndarray:
+    """The line's box, with everything outside its polygon painted paper-gray."""
+    x0, y0, x1, y1 = bbox
+    crop = image[y0:y1, x0:x1].copy()
+    mask = np.zeros(crop.shape, np.uint8)
+    cv2.fillPoly(mask, [np.array(polygon, np.int32) - (x0, y0)], 255)
+    crop[mask == 0] = paper
+    return crop

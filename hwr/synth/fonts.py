@@ -1,0 +1,261 @@
+"""Handwriting fonts: train/validation split, charset coverage, metrics and a glyph cache.
+
+Labels must equal what is drawn, so every font is checked against the charset before use: a
+character whose glyph is empty or identical to the font's .notdef box (what FreeType draws for
+a missing glyph) is missing. Fonts that lack letters or digits are dropped; a font that lacks a
+few symbols stays, and a line that needs them is drawn in another font.
+
+Rendering goes through a per-process glyph cache: FreeType rasterisation through Pillow costs
+~0.1-0.4 ms per call, which would eat the whole per-line budget; pasting cached glyph bitmaps
+costs microseconds. Glyphs are cached on a geometric grid of font sizes (see
+SynthConfig.font_size_step) so the cache stays small.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import string
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+log = logging.getLogger(__name__)
+
+FONT_SUFFIX = "-latin-400-normal.woff2"
+FONT_LIST_NAME = "train-fonts.txt"
+
+# Held out from training and used for model selection (fixed by issue 3): a mix of print-like
+# (architects-daughter, short-stack, delius), casual (just-another-hand, gochi-hand) and
+# cursive (dancing-script, marck-script, sacramento) hands.
+VALIDATION_FONTS = (
+    "architects-daughter",
+    "short-stack",
+    "just-another-hand",
+    "gochi-hand",
+    "delius",
+    "dancing-script",
+    "marck-script",
+    "sacramento",
+)
+
+# Without these a font cannot write ordinary text; missing symbols only reroute a line.
+ESSENTIAL_CHARS = frozenset(string.ascii_letters + string.digits)
+# A code point in the Private Use Area: no Latin font maps it, so it renders as .notdef.
+_NOTDEF_PROBE = "\ue000"
+_COVERAGE_SIZE = 32
+
+
+def font_name(path_or_name: str | Path) -> str:
+    """'dancing-script-latin-400-normal.woff2' (or a path to it) -> 'dancing-script'."""
+    name = Path(path_or_name).name
+    return name[: -len(FONT_SUFFIX)] if name.endswith(FONT_SUFFIX) else Path(name).stem
+
+
+def font_path(fonts_dir: Path, name: str) -> Path:
+    return Path(fonts_dir) / f"{name}{FONT_SUFFIX}"
+
+
+def read_font_list(path: Path) -> list[str]:
+    """Font names from a list file (one file name per line; '#' comments allowed)."""
+    names = []
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            names.append(font_name(line))
+    return names
+
+
+def fonts_for_split(fonts_dir: Path, split: str) -> list[str]:
+    """'train': the training list minus VALIDATION_FONTS; 'val': VALIDATION_FONTS."""
+    if split == "val":
+        return list(VALIDATION_FONTS)
+    if split == "train":
+        allowed = read_font_list(Path(fonts_dir) / FONT_LIST_NAME)
+        return [n for n in allowed if n not in VALIDATION_FONTS]
+    raise ValueError(f"unknown split {split!r}; expected 'train' or 'val'")
+
+
+def _mask_bytes(font: ImageFont.FreeTypeFont, text: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(text)
+    return mask.size, bytes(np.asarray(mask, dtype=np.uint8))
+
+
+def missing_chars(path: Path, chars: Iterable[str]) -> frozenset[str]:
+    """Characters of `chars` that the font at `path` cannot draw (empty or .notdef glyph).
+
+    Cached per process: every synthesizer in a process shares one check per font.
+    """
+    return _missing_chars(str(path), frozenset(chars))
+
+
+@functools.lru_cache(maxsize=1024)
+def _missing_chars(path: str, chars: frozenset[str]) -> frozenset[str]:
+    font = ImageFont.truetype(str(path), _COVERAGE_SIZE, layout_engine=ImageFont.Layout.BASIC)
+    notdef = _mask_bytes(font, _NOTDEF_PROBE)
+    missing = set()
+    for ch in chars:
+        if ch.isspace():
+            # A space has no ink; it only needs an advance.
+            if font.getlength(ch) <= 0:
+                missing.add(ch)
+            continue
+        size, data = _mask_bytes(font, ch)
+        if size[0] * size[1] == 0 or not any(data) or (size, data) == notdef:
+            missing.add(ch)
+    return frozenset(missing)
+
+
+@dataclass(frozen=True)
+class FontMetrics:
+    """Proportions of a font, per pixel of font size."""
+
+    x_height: float  # height of 'x' / font size
+    cap_height: float  # height of 'H' / font size
+    space: float  # advance of ' ' / font size
+
+
+@functools.lru_cache(maxsize=1024)
+def measure_font(path: Path) -> FontMetrics:
+    size = 100
+    font = ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
+
+    def ink_height(ch: str) -> float:
+        x0, y0, x1, y1 = font.getbbox(ch, anchor="ls")
+        return max(1.0, float(y1 - y0))
+
+    return FontMetrics(
+        x_height=ink_height("x") / size,
+        cap_height=ink_height("H") / size,
+        space=max(0.05, font.getlength(" ") / size),
+    )
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """A cached glyph bitmap: ink coverage 0..255 placed at (pen_x + left, baseline + top)."""
+
+    mask: np.ndarray
+    left: int
+    top: int
+    advance: float
+
+
+class FontBank:
+    """The fonts of one split: checked coverage, metrics, and a bounded glyph cache.
+
+    Everything FreeType-related loads lazily in the process that uses it, and pickling drops
+    it, so a DataLoader worker builds its own (FreeType handles cannot cross processes).
+    """
+
+    def __init__(self, fonts_dir: Path, names: Iterable[str], charset_chars: Iterable[str],
+                 size_step: float = 1.25, max_font_px: int = 160, cache_glyphs: int = 40_000):
+        self.fonts_dir = Path(fonts_dir)
+        self.requested = list(names)
+        self.charset_chars = frozenset(charset_chars)
+        self.size_step = size_step
+        self.max_font_px = max_font_px
+        self.cache_glyphs = cache_glyphs
+        self._reset()
+
+    def _reset(self) -> None:
+        self._coverage: dict[str, frozenset[str]] | None = None
+        self._metrics: dict[str, FontMetrics] = {}
+        self._fonts: dict[tuple[str, int], ImageFont.FreeTypeFont] = {}
+        self._glyphs: OrderedDict[tuple[str, int, str], Glyph] = OrderedDict()
+        self._covering: dict[frozenset[str], list[str]] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ("_coverage", "_metrics", "_fonts", "_glyphs", "_covering"):
+            state.pop(key)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    # --- coverage -------------------------------------------------------------------------
+    def coverage(self) -> dict[str, frozenset[str]]:
+        """Usable font name -> charset characters it lacks (checked once per process)."""
+        if self._coverage is None:
+            self._coverage = {}
+            for name in self.requested:
+                path = font_path(self.fonts_dir, name)
+                if not path.exists():
+                    log.warning("font %s skipped: file %s not found", name, path)
+                    continue
+                lacks = missing_chars(path, self.charset_chars)
+                essential = sorted(lacks & ESSENTIAL_CHARS)
+                if essential:
+                    log.warning("font %s skipped: no glyphs for %s", name, "".join(essential))
+                    continue
+                if lacks:
+                    log.info("font %s lacks %r: lines with them use another font", name, "".join(sorted(lacks)))
+                self._coverage[name] = lacks
+            if not self._coverage:
+                raise RuntimeError(f"no usable font among {self.requested} in {self.fonts_dir}")
+        return self._coverage
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.coverage())
+
+    def fonts_covering(self, chars: frozenset[str]) -> list[str]:
+        """Usable fonts that can draw every character in `chars`."""
+        if chars not in self._covering:
+            self._covering[chars] = [n for n, lacks in self.coverage().items() if not (lacks & chars)]
+        return self._covering[chars]
+
+    # --- metrics and glyphs -------------------------------------------------------------
+    def metrics(self, name: str) -> FontMetrics:
+        if name not in self._metrics:
+            self._metrics[name] = measure_font(font_path(self.fonts_dir, name))
+        return self._metrics[name]
+
+    def stroke_width(self, name: str, size_px: int) -> float:
+        """The pen width of a font at a cached size: the thickness of its hyphen, the one glyph
+        that is a single horizontal stroke in nearly every hand (0 if it has none)."""
+        if "-" in self.coverage().get(name, frozenset("-")):
+            return 0.0
+        ink = self.glyph(name, size_px, "-").mask > 127
+        per_column = ink.sum(axis=0)
+        per_column = per_column[per_column > 0]
+        return float(np.median(per_column)) if per_column.size else 0.0
+
+    def font(self, name: str, size_px: int) -> ImageFont.FreeTypeFont:
+        key = (name, size_px)
+        if key not in self._fonts:
+            # BASIC layout: glyphs are placed one by one from the cache anyway, and it skips
+            # HarfBuzz shaping cost; handwriting fonts here rely on no complex shaping.
+            self._fonts[key] = ImageFont.truetype(
+                str(font_path(self.fonts_dir, name)), size_px, layout_engine=ImageFont.Layout.BASIC
+            )
+        return self._fonts[key]
+
+    def grid_size(self, size_px: float) -> int:
+        """The cached font size nearest to size_px on the geometric size grid."""
+        size_px = min(max(size_px, 6.0), float(self.max_font_px))
+        step = round(math.log(size_px) / math.log(self.size_step))
+        return int(round(self.size_step ** step))
+
+    def glyph(self, name: str, size_px: int, ch: str) -> Glyph:
+        key = (name, size_px, ch)
+        cached = self._glyphs.get(key)
+        if cached is not None:
+            self._glyphs.move_to_end(key)
+            return cached
+        font = self.font(name, size_px)
+        left, top, right, bottom = font.getbbox(ch, anchor="ls")
+        image = Image.new("L", (max(0, right - left), max(0, bottom - top)))
+        if image.width and image.height:
+            ImageDraw.Draw(image).text((-left, -top), ch, font=font, fill=255, anchor="ls")
+        glyph = Glyph(mask=np.asarray(image), left=int(left), top=int(top), advance=float(font.getlength(ch)))
+        self._glyphs[key] = glyph
+        if len(self._glyphs) > self.cache_glyphs:
+            self._glyphs.popitem(last=False)
+        return glyph

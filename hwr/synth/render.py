@@ -1,0 +1,187 @@
+"""Glyph layout: a label becomes an ink-coverage image, word by word, with writer-like jitter.
+
+Coordinates: the pen starts at (0, 0) on the baseline, y grows downwards, so glyph tops are
+negative. Words are laid out from cached glyph bitmaps (or real MNIST digits) at the cached
+font size nearest the writer's size ("layout pixels"); the remaining factor (InkLine.scale)
+is applied later by the warp. Some words get their own size jitter (one resize each); words
+are placed with jittered gaps and a drifting baseline. Ink is uint8 coverage: 0 = paper,
+255 = full ink.
+
+Spaces in the label must be visible, and nothing else may look like one: the gap between the
+ink of two words is at least `min_word_gap` x-heights, whatever the font's space advance says.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hwr.synth.config import SynthConfig
+from hwr.synth.digits import MnistDigits
+from hwr.synth.fonts import FontBank
+
+MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
+# Typical cap height / x-height of handwriting, used to size digits on digit-only lines.
+CAP_TO_X_HEIGHT = 1.45
+
+
+@dataclass
+class WriterStyle:
+    """The per-line choices of one synthetic writer."""
+
+    font: str | None  # None: real MNIST digits only
+    x_height: float  # px
+    font_px: float  # font size that gives x_height (0 without a font)
+    tracking: float  # extra advance after each character, px
+    space_px: float  # the font's space advance at font_px, times this writer's gap scale
+    mnist_digits: bool  # draw digit characters from MNIST
+    digit_height: float  # px of ink of an MNIST digit
+    digit_gap: float  # px between consecutive MNIST digits
+    digit_stroke: float  # pen width MNIST digits are thinned towards, px
+    grid_px: int = 0  # cached font size the glyphs are drawn at
+    scale: float = 1.0  # final size / layout size (font_px / grid_px)
+
+
+@dataclass
+class InkLine:
+    """A line's ink before paper and scan effects, and where its baseline runs.
+
+    `scale` is still to be applied (by the warp): layout happens at the cached font size, and
+    the remaining factor to the writer's size rides along with slant and rotation for free.
+    """
+
+    ink: np.ndarray  # uint8 coverage, 0 = paper
+    baseline: list[tuple[float, float]]  # start and end point, in ink pixel coordinates
+    x_height: float  # in ink pixels (before `scale`)
+    text: str
+    font: str
+    kind: str
+    scale: float = 1.0
+
+
+@dataclass
+class WordInk:
+    """A word's glyph pieces (x, y relative to its pen origin on the baseline) and extent."""
+
+    pieces: list[tuple[np.ndarray, int, int]]
+    left: int  # ink extent, relative to the pen origin
+    right: int
+    advance: float
+
+
+def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | None, font: str | None,
+                 has_digits: bool, x_height: float | None = None) -> WriterStyle:
+    drawn = float(rng.uniform(*cfg.x_height_range))
+    x_height = drawn if x_height is None else x_height
+    tracking = 0.0
+    if rng.random() < cfg.letter_spacing_prob:
+        tracking = float(rng.uniform(*cfg.letter_spacing_range)) * x_height
+    gap_scale = float(rng.uniform(*cfg.word_gap_scale_range))
+    digit_gap = float(rng.uniform(*cfg.digit_spacing_range)) * x_height
+    if font is None:
+        digit_height = x_height * CAP_TO_X_HEIGHT
+        stroke = float(rng.uniform(*cfg.digit_stroke_range)) * x_height
+        # Digit groups need gaps in proportion to the digits, clearly wider than between digits.
+        return WriterStyle(None, x_height, 0.0, 0.0, 0.7 * digit_height * gap_scale, True, digit_height,
+                           digit_gap, stroke)
+    metrics = bank.metrics(font)
+    font_px = min(x_height / metrics.x_height, float(bank.max_font_px))
+    x_height = font_px * metrics.x_height  # after the clamp
+    mnist = has_digits and rng.random() < cfg.inline_mnist_prob
+    digit_height = metrics.cap_height * font_px * float(rng.uniform(*cfg.mnist_height_range))
+    grid_px = bank.grid_size(font_px)
+    stroke = 0.0
+    if mnist:
+        stroke = bank.stroke_width(font, grid_px) * font_px / grid_px or cfg.digit_stroke_range[1] * x_height
+    return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
+                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px)
+
+
+def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:
+    """Paste (mask, x, y) pieces with max blending; returns the canvas and its (x0, y0)."""
+    pieces = [p for p in pieces if p[0].size]
+    if not pieces:
+        return np.zeros((1, 1), np.uint8), 0, 0
+    x0 = min(x for _, x, _ in pieces)
+    y0 = min(y for _, _, y in pieces)
+    x1 = max(x + m.shape[1] for m, x, _ in pieces)
+    y1 = max(y + m.shape[0] for m, _, y in pieces)
+    canvas = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for mask, x, y in pieces:
+        h, w = mask.shape
+        region = canvas[y - y0: y - y0 + h, x - x0: x - x0 + w]
+        np.maximum(region, mask, out=region)
+    return canvas, x0, y0
+
+
+def _extent(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[int, int]:
+    inked = [(x, x + m.shape[1]) for m, x, _ in pieces if m.size]
+    if not inked:
+        return 0, 0
+    return min(a for a, _ in inked), max(b for _, b in inked)
+
+
+def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: FontBank | None,
+                digits: MnistDigits | None, rng: np.random.Generator) -> WordInk:
+    """One word in layout pixels (final pixels times `unit`), `scale` times the line's size.
+
+    Glyphs come from the cache at the line's grid font size; only a word with its own size
+    jitter (scale != 1) is composed and resized, so most words cost no image operation.
+    """
+    pieces = []
+    pen = 0.0
+    digit_gap = 0.5 * style.digit_gap * unit
+    for ch in word:
+        if style.mnist_digits and ch.isdigit():
+            height = style.digit_height * unit * rng.uniform(0.93, 1.07)
+            mask = digits.glyph(ch, rng, height, stroke=style.digit_stroke * unit)
+            x = pen + digit_gap
+            # Bottom on the baseline, give or take a pixel or two, as a hand would.
+            y = -mask.shape[0] + rng.normal(0.0, 0.03 * style.x_height * unit)
+            pieces.append((mask, int(round(x)), int(round(y))))
+            pen = x + mask.shape[1] + digit_gap
+        else:
+            glyph = bank.glyph(style.font, style.grid_px, ch)
+            pieces.append((glyph.mask, int(round(pen + glyph.left)), glyph.top))
+            pen += glyph.advance + style.tracking * unit
+    if scale != 1.0:
+        canvas, x0, y0 = compose(pieces)
+        size = (max(1, round(canvas.shape[1] * scale)), max(1, round(canvas.shape[0] * scale)))
+        canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        pieces = [(canvas, int(round(x0 * scale)), int(round(y0 * scale)))]
+        pen *= scale
+    left, right = _extent(pieces)
+    return WordInk(pieces, left, right, pen)
+
+
+def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank | None,
+                digits: MnistDigits | None, rng: np.random.Generator, kind: str = "") -> InkLine:
+    """Place the words of `text` left to right with jittered size, gaps and baseline."""
+    unit = 1.0 / style.scale  # final pixels -> layout pixels
+    xh = style.x_height * unit
+    pieces = []
+    pen = 0.0
+    prev_right = None
+    drift = 0.0
+    for word in text.split(" "):
+        scale = 1.0
+        if rng.random() < cfg.word_size_jitter_prob:
+            scale = math.exp(rng.normal(0.0, cfg.word_size_jitter))
+        word_ink = render_word(word, style, scale, unit, bank, digits, rng)
+        drift = min(max(drift + rng.normal(0.0, cfg.baseline_walk) * xh, -0.3 * xh), 0.3 * xh)
+        dy = int(round(drift + rng.normal(0.0, cfg.word_baseline_jitter) * xh))
+        if prev_right is None:
+            x = 0.0
+        else:
+            gap = style.space_px * unit * max(0.4, 1.0 + rng.normal(0.0, cfg.word_gap_jitter))
+            # Ink-to-ink minimum: the label's space must show on the page.
+            x = max(pen + gap, prev_right + cfg.min_word_gap * xh - word_ink.left)
+        dx = int(round(x))
+        pieces.extend((mask, px + dx, py + dy) for mask, px, py in word_ink.pieces)
+        prev_right = dx + word_ink.right
+        pen = x + word_ink.advance
+    canvas, x0, y0 = compose(pieces)
+    baseline = [(0.0 - x0, 0.0 - y0), (max(pen, float(prev_right or 0)) - x0, 0.0 - y0)]
+    return InkLine(canvas, baseline, xh, text, style.font or MNIST_FONT, kind, scale=style.scale)

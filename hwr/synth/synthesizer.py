@@ -1,0 +1,148 @@
+"""LineSynthesizer: label -> writer -> ink -> paper -> scan, one reproducible line per index.
+
+Every sample is a pure function of (seed, split, index): it draws from a fresh
+`np.random.default_rng([seed, split_id, stream, index])`, so DataLoader workers, reruns and
+exports reproduce the same pixels and labels in any order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hwr.charset import Charset
+from hwr.records import LineSample
+from hwr.synth import augment
+from hwr.synth.config import SynthConfig
+from hwr.synth.digits import DIGITS_FILE, MnistDigits
+from hwr.synth.fonts import FontBank, fonts_for_split
+from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
+from hwr.synth.text import TextSampler, clean_text
+
+if TYPE_CHECKING:
+    from hwr.synth.page import SynthPage
+
+log = logging.getLogger(__name__)
+
+SPLIT_IDS = {"train": 0, "val": 1}
+LINE_STREAM = 0
+PAGE_STREAM = 1
+
+
+@dataclass
+class RenderedLine:
+    """A finished line image with everything known about how it was drawn."""
+
+    image: np.ndarray  # uint8 gray, dark ink on light paper
+    text: str
+    font: str
+    kind: str
+    ink_box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the ink in `image`
+    baseline: list[tuple[float, float]]
+    x_height: float
+    pen: str
+
+
+class LineSynthesizer:
+    """Synthetic handwritten lines of one split ("train" fonts/text/digits or held-out "val").
+
+    kinds: restrict the text kinds (e.g. ("digits",) for MNIST digit-string lines); None uses
+    SynthConfig.kind_weights.
+    """
+
+    def __init__(self, config: SynthConfig | None = None, split: str = "train",
+                 charset: Charset | None = None, seed: int = 0, kinds: tuple[str, ...] | None = None):
+        if split not in SPLIT_IDS:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(SPLIT_IDS)}")
+        self.config = config or SynthConfig()
+        self.split = split
+        self.charset = charset or Charset()
+        self.seed = int(seed)
+        self.kinds = tuple(kinds) if kinds else None
+        data_dir = self.config.resolved_data_dir()
+        self.texts = TextSampler(self.charset, split, self.config)
+        self.fonts = FontBank(data_dir / "fonts", fonts_for_split(data_dir / "fonts", split),
+                              self.charset.symbols, self.config.font_size_step, self.config.max_font_px)
+        self.digits = MnistDigits(data_dir / DIGITS_FILE, split)
+        self._warned: set[str] = set()
+
+    def rng(self, index: int, stream: int = LINE_STREAM) -> np.random.Generator:
+        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], stream, int(index)])
+
+    def sample(self, index: int) -> LineSample:
+        line = self.render(self.rng(index))
+        return LineSample(
+            id=f"synth-{self.split}-{self.seed}-{index:08d}",
+            text=line.text,
+            image=line.image,
+            meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
+                  "pen": line.pen, "split": self.split, "seed": self.seed, "index": int(index)},
+        )
+
+    def render(self, rng: np.random.Generator) -> RenderedLine:
+        """One complete line: write it, crop with margins, then paper, ink and scan."""
+        cfg = self.config
+        line, box = augment.crop_with_margins(self.write_line(rng), rng, cfg)
+        rules = None
+        if rng.random() < cfg.ruled_prob:
+            # Writers sit their words on the printed rule; neighbouring rules show in margins.
+            pitch = float(rng.uniform(*cfg.ruled_pitch_range)) * line.x_height
+            (x0, y0), (x1, y1) = line.baseline
+            base = (y0 + y1) / 2 + rng.normal(0.0, 0.05) * line.x_height
+            rules = [base + k * pitch for k in range(-3, 4)]
+        paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rules)
+        gray, pen = augment.apply_ink(paper, paper_level, line.ink, rng, cfg)
+        image = augment.scan(gray, rng, cfg)
+        return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, pen)
+
+    def write_line(self, rng: np.random.Generator, font: str | None = None,
+                   x_height: float | None = None) -> InkLine:
+        """Text and writer, then glyph layout, pen width and warp: the line's ink alone.
+
+        font, x_height: keep one writer across the lines of a page (font is used whenever it
+        covers the line's text).
+        """
+        preferred = font
+        font, text = None, ""
+        while not text:  # only a charset of symbols no font has could loop more than once
+            text, kind = self.texts.sample(rng, self.kinds)
+            if kind != "digits":
+                font, text = self.choose_font(rng, text, preferred)
+        style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
+                                          x_height)
+        line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind)
+        line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)
+        return augment.warp_line(line, rng, self.config)
+
+    def sample_page(self, index: int, n_lines: int | None = None) -> "SynthPage":
+        """A page of several lines by one writer, reproducible from (seed, split, index)."""
+        from hwr.synth.page import render_page
+
+        page_id = f"synth-{self.split}-{self.seed}-p{index:06d}"
+        return render_page(self.rng(index, PAGE_STREAM), n_lines, synthesizer=self, page_id=page_id)
+
+    def choose_font(self, rng: np.random.Generator, text: str, preferred: str | None = None) -> tuple[str, str]:
+        """A random font of the split that can draw every character of `text`.
+
+        If the first draw lacks a character, draw among the fonts that have it; if no font
+        has them all, use the font that lacks the fewest and drop those characters from the
+        label (saying so once per character set).
+        """
+        coverage = self.fonts.coverage()
+        names = self.fonts.names
+        font = preferred if preferred in coverage else names[int(rng.integers(len(names)))]
+        if not (coverage[font] & set(text)):
+            return font, text
+        lacking = frozenset(ch for ch in set(text) if any(ch in coverage[n] for n in names))
+        candidates = self.fonts.fonts_covering(lacking)
+        if candidates:
+            return candidates[int(rng.integers(len(candidates)))], text
+        font = min(names, key=lambda n: len(coverage[n] & lacking))
+        dropped = coverage[font] & lacking
+        key = "".join(sorted(dropped))
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("no %s font draws all of %r: dropped from synthetic labels", self.split, key)
+        return font, clean_text("".join(ch for ch in text if ch not in dropped), self.charset)

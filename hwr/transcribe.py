@@ -1,0 +1,84 @@
+"""Batch transcription of line images: inputs -> Recognizer -> text / JSON outputs.
+
+One unreadable file never stops the batch: it is reported (and listed in the JSON output)
+and the rest goes on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from .imaging import ImageError
+from .model import Recognizer, atomic_write_bytes
+
+log = logging.getLogger("hwr.transcribe")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
+
+
+@dataclass
+class LineTranscription:
+    source: str
+    text: str
+    confidence: float
+    char_confidences: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TranscriptionResult:
+    lines: list[LineTranscription] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)  # {"source": ..., "error": ...}
+
+    def to_json(self) -> str:
+        return json.dumps({"lines": [asdict(l) for l in self.lines], "failures": self.failures},
+                          indent=1, ensure_ascii=False)
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files as given; folders recursively (image files only, sorted); missing paths kept so they get reported."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        else:
+            paths.append(path)
+    return paths
+
+
+def transcribe_lines(recognizer: Recognizer, paths: list[Path], batch_size: int = 16) -> TranscriptionResult:
+    result = TranscriptionResult()
+    for start in range(0, len(paths), batch_size):
+        chunk, lines = [], []
+        for path in paths[start : start + batch_size]:
+            try:
+                lines.append(recognizer.preprocess(path))
+                chunk.append(path)
+            except ImageError as exc:
+                log.error("%s", exc)
+                result.failures.append({"source": str(path), "error": exc.reason})
+        for path, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size)):
+            result.lines.append(LineTranscription(str(path), rec.text, rec.confidence, rec.char_confidences))
+    return result
+
+
+def write_text_outputs(result: TranscriptionResult, output_dir: Path) -> None:
+    """One `<stem>.txt` per input image, written atomically."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for line in result.lines:
+        atomic_write_bytes(output_dir / (Path(line.source).stem + ".txt"), (line.text + "\n").encode("utf-8"))
+
+
+@dataclass
+class TranscribeConfig:
+    """Settings of `hwr transcribe` (CLI flags and --config files read these defaults)."""
+
+    model: str | None = None  # model directory; default: the shipped model
+    device: str = "auto"
+    decoder: str = "greedy"
+    batch_size: int = 16
+    json: str | None = None  # write texts and confidences here
+    output_dir: str | None = None  # write one <stem>.txt per image here

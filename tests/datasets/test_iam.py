@@ -1,0 +1,99 @@
+"""IAM lines.txt reader on a tiny IAM-shaped tree built in tmp_path."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hwr.datasets import DatasetError, SkipReport, read_iam
+
+LINES_TXT = """\
+#--- lines.txt ---------------------------------------------------------------#
+# a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from
+a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell
+a01-000u-01 err 156 19 395 932 1850 105 tomorrow|.|Mr.|Foot
+a01-000x-00 ok 154 8 345 750 1800 80 Caf\u00e9|au|lait
+b02-010-03 ok 170 5 300 400 1500 90 nominating|any|more
+"""
+IDS = ["a01-000u-00", "a01-000u-01", "a01-000x-00", "b02-010-03"]
+
+
+def make_iam(root: Path, lines_txt: str = LINES_TXT) -> Path:
+    (root / "ascii").mkdir(parents=True)
+    (root / "ascii" / "lines.txt").write_text(lines_txt, encoding="utf-8")
+    for row in lines_txt.splitlines():
+        fields = row.split()
+        if row.startswith("#") or len(fields) < 9:
+            continue
+        line_id = fields[0]
+        writer, form, _ = line_id.split("-")
+        folder = root / "lines" / writer / f"{writer}-{form}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 4), 255).save(folder / f"{line_id}.png")
+    return root
+
+
+def test_reads_rows_in_order_with_text_meta_and_image_path(tmp_path):
+    samples = read_iam(make_iam(tmp_path))
+    assert [s.id for s in samples] == IDS
+    first, err_row, accented = samples[0], samples[1], samples[2]
+    assert first.text == "A MOVE to stop Mr. Gaitskell"
+    assert first.image == tmp_path / "lines" / "a01" / "a01-000u" / "a01-000u-00.png"
+    assert first.meta["form"] == "a01-000u" and first.meta["segmentation"] == "ok"
+    # err rows have a doubtful word segmentation only; the line text is valid and kept.
+    assert err_row.meta["segmentation"] == "err" and err_row.text == "tomorrow . Mr. Foot"
+    assert accented.text == "Caf\u00e9 au lait"
+
+
+def test_split_file_accepts_form_ids_and_line_ids(tmp_path):
+    root = make_iam(tmp_path / "iam")
+    split = tmp_path / "split.txt"
+    split.write_text("a01-000u\n\nb02-010-03\n", encoding="utf-8")
+    samples = read_iam(root, split_file=split)
+    assert [s.id for s in samples] == ["a01-000u-00", "a01-000u-01", "b02-010-03"]
+
+
+def test_split_matching_nothing_is_an_error(tmp_path):
+    root = make_iam(tmp_path / "iam")
+    split = tmp_path / "split.txt"
+    split.write_text("z99-999\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="none of its ids"):
+        read_iam(root, split_file=split)
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    root = make_iam(tmp_path, LINES_TXT + "c03-001 ok 12\n")
+    with pytest.raises(DatasetError, match=r"lines\.txt:7: expected at least 9 fields, got 3"):
+        read_iam(root)
+
+
+def test_skip_bad_reports_malformed_row_and_missing_image(tmp_path):
+    root = make_iam(tmp_path, LINES_TXT + "c03-001 ok 12\n")
+    (root / "lines" / "b02" / "b02-010" / "b02-010-03.png").unlink()
+    report = SkipReport()
+    samples = read_iam(root, skip_bad=True, report=report)
+    assert [s.id for s in samples] == IDS[:3]
+    assert [(e.line_no, e.reason.split(":")[0]) for e in report.entries] == [
+        (6, "image not found"), (7, "expected at least 9 fields, got 3")
+    ]
+    assert report.summary().startswith("2 entries skipped")
+
+
+def test_missing_image_raises_without_skip_bad(tmp_path):
+    root = make_iam(tmp_path)
+    (root / "lines" / "a01" / "a01-000x" / "a01-000x-00.png").unlink()
+    with pytest.raises(DatasetError, match=r"lines\.txt:5: image not found"):
+        read_iam(root)
+
+
+def test_bad_status_and_duplicate_ids_are_errors(tmp_path):
+    bad_status = make_iam(tmp_path / "a", LINES_TXT.replace(" err ", " maybe "))
+    with pytest.raises(DatasetError, match=r":4: segmentation status"):
+        read_iam(bad_status)
+    duplicated = make_iam(tmp_path / "b", LINES_TXT + LINES_TXT.splitlines()[2] + "\n")
+    with pytest.raises(DatasetError, match=r"lines\.txt:7: duplicate id 'a01-000u-00' \(first at .*lines\.txt:3\)"):
+        read_iam(duplicated)
+
+
+def test_not_an_iam_tree(tmp_path):
+    with pytest.raises(DatasetError, match="not an IAM tree"):
+        read_iam(tmp_path)

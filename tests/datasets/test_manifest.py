@@ -1,0 +1,47 @@
+"""path<TAB>text manifest reader."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hwr.datasets import DatasetError, SkipReport, read_manifest
+
+
+def make_manifest(tmp_path: Path, rows: str) -> Path:
+    for name in ("lines/one.png", "lines/two.png", "elsewhere/three.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 4), 255).save(tmp_path / name)
+    tsv = tmp_path / "data" / "gt.tsv"
+    tsv.parent.mkdir(exist_ok=True)
+    tsv.write_text(rows, encoding="utf-8")
+    return tsv
+
+
+def test_reads_rows_in_file_order_relative_and_absolute(tmp_path):
+    absolute = tmp_path / "elsewhere" / "three.png"
+    tsv = make_manifest(
+        tmp_path, f"# comment line\n../lines/two.png\tsecond\n\n../lines/one.png\t first \n{absolute}\tthird\n"
+    )
+    samples = read_manifest(tsv)
+    assert [s.id for s in samples] == ["../lines/two", "../lines/one", absolute.with_suffix("").as_posix()]
+    assert [s.text for s in samples] == ["second", "first", "third"]
+    assert samples[0].image == tsv.parent / "../lines/two.png"
+    assert samples[0].meta["source"] == str(tsv) and samples[0].meta["line_no"] == 2
+
+
+def test_malformed_rows_name_file_and_line(tmp_path):
+    tsv = make_manifest(tmp_path, "../lines/one.png\tok\nno tab here\n")
+    with pytest.raises(DatasetError, match=r"gt\.tsv:2: expected 2 tab-separated columns"):
+        read_manifest(tsv)
+    tsv = make_manifest(tmp_path, "../lines/one.png\tok\n../lines/missing.png\tgone\n")
+    with pytest.raises(DatasetError, match=r"gt\.tsv:2: image not found"):
+        read_manifest(tsv)
+
+
+def test_skip_bad_goes_on_and_reports(tmp_path):
+    tsv = make_manifest(tmp_path, "a\tb\tc\n../lines/one.png\tok\n../lines/one.png\tagain\n")
+    report = SkipReport()
+    samples = read_manifest(tsv, skip_bad=True, report=report)
+    assert [s.text for s in samples] == ["ok"]
+    assert [e.line_no for e in report.entries] == [1, 3]
+    assert "duplicate id '../lines/one' (first at" in report.entries[1].reason

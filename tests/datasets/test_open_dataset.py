@@ -1,0 +1,117 @@
+"""open_dataset: format detection, explicit prefixes and the synth: hook."""
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hwr.datasets import DatasetError, detect_format, open_dataset
+from hwr.records import LineSample
+
+
+def blank_png(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (8, 4), 255).save(path)
+
+
+def make_iam(root: Path) -> Path:
+    (root / "ascii").mkdir(parents=True)
+    (root / "ascii" / "lines.txt").write_text(
+        "# comment\na01-000u-00 ok 154 19 408 746 1661 89 A|MOVE\na01-001-00 ok 154 19 408 746 1661 89 to|stop\n",
+        encoding="utf-8",
+    )
+    blank_png(root / "lines" / "a01" / "a01-000u" / "a01-000u-00.png")
+    blank_png(root / "lines" / "a01" / "a01-001" / "a01-001-00.png")
+    return root
+
+
+def make_pairs(folder: Path) -> Path:
+    blank_png(folder / "x.png")
+    (folder / "x.gt.txt").write_text("pair text", encoding="utf-8")
+    return folder
+
+
+def make_page(folder: Path) -> Path:
+    blank_png(folder / "p.png")
+    xml = folder / "p.xml"
+    xml.write_text(
+        '<PcGts><Page imageFilename="p.png"><TextLine id="t"><Coords points="0,0 7,0 7,3 0,3"/>'
+        "<TextEquiv><Unicode>page text</Unicode></TextEquiv></TextLine></Page></PcGts>",
+        encoding="utf-8",
+    )
+    return xml
+
+
+def test_detects_each_format(tmp_path):
+    iam = make_iam(tmp_path / "iam")
+    pairs = make_pairs(tmp_path / "pairs")
+    page = make_page(tmp_path / "page")
+    tsv = tmp_path / "gt.tsv"
+    tsv.write_text("pairs/x.png\ttsv text\n", encoding="utf-8")
+    assert detect_format(iam) == ("iam", iam)
+    assert detect_format(iam / "ascii" / "lines.txt") == ("iam", iam)
+    assert detect_format(pairs) == ("pairs", pairs)
+    assert detect_format(page) == ("pagexml", page)
+    assert detect_format(page.parent) == ("pagexml", page.parent)
+    assert detect_format(tsv) == ("manifest", tsv)
+    assert [s.text for s in open_dataset(iam)] == ["A MOVE", "to stop"]
+    assert [s.text for s in open_dataset(pairs)] == ["pair text"]
+    assert [s.text for s in open_dataset(page.parent)] == ["page text"]
+    assert [s.text for s in open_dataset(str(tsv))] == ["tsv text"]
+
+
+def test_gt_files_win_over_stray_xml(tmp_path):
+    folder = make_pairs(tmp_path)
+    (folder / "notes.xml").write_text("<notes/>", encoding="utf-8")
+    assert detect_format(folder)[0] == "pairs"
+
+
+def test_explicit_prefix_and_split_file(tmp_path):
+    iam = make_iam(tmp_path / "iam")
+    split = tmp_path / "test.txt"
+    split.write_text("a01-001\n", encoding="utf-8")
+    assert [s.id for s in open_dataset(f"iam:{iam}", split_file=split)] == ["a01-001-00"]
+    pairs = make_pairs(tmp_path / "pairs")
+    with pytest.raises(DatasetError, match="split files apply to IAM"):
+        open_dataset(f"pairs:{pairs}", split_file=split)
+
+
+def test_unknown_layout_and_missing_path_are_clear_errors(tmp_path):
+    blank_png(tmp_path / "only.png")
+    with pytest.raises(DatasetError, match="cannot tell the data set format"):
+        open_dataset(tmp_path)
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        open_dataset(tmp_path / "absent")
+
+
+def test_synth_spec_uses_the_synthetic_engine(monkeypatch):
+    calls = []
+
+    class FakeLines:
+        """Stands in for hwr.datasets.synthetic so this test checks only the spec parsing."""
+
+        def __init__(self, n, split="train", seed=0):
+            calls.append((n, split, seed))
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            return LineSample(id=f"synth-{i}", text="x", image=Image.new("L", (4, 4), 255))
+
+    monkeypatch.setitem(sys.modules, "hwr.datasets.synthetic", types.SimpleNamespace(SyntheticLines=FakeLines))
+    lines = open_dataset("synth:val:3")
+    # Lazy: nothing is rendered until a line is indexed.
+    assert [lines[i].id for i in range(len(lines))] == ["synth-0", "synth-1", "synth-2"]
+    open_dataset("synth:train:2:7")
+    assert calls == [(3, "val", 0), (2, "train", 7)]
+    with pytest.raises(DatasetError, match=r"expected synth:<split>:<count>"):
+        open_dataset("synth:val")
+
+
+def test_synth_without_engine_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hwr.datasets.synthetic", None)  # makes the import fail
+    with pytest.raises(DatasetError, match="synthetic engine is unavailable"):
+        open_dataset("synth:val:5")

@@ -1,0 +1,103 @@
+"""PAGE XML reader: lines cut from the page image along their polygons."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hwr.datasets import DatasetError, SkipReport, read_pagexml
+
+NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+
+
+def page_xml(image_name: str, lines: str, width: int = 40, height: int = 30) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<PcGts xmlns="{NS}">
+  <Page imageFilename="{image_name}" imageWidth="{width}" imageHeight="{height}">
+    <TextRegion id="r1"><Coords points="0,0 39,0 39,29 0,29"/>
+{lines}
+    </TextRegion>
+  </Page>
+</PcGts>
+"""
+
+
+TWO_LINES = """
+      <TextLine id="l1"><Coords points="2,2 20,2 20,9 2,9"/>
+        <TextEquiv index="2"><Unicode>second choice</Unicode></TextEquiv>
+        <TextEquiv index="1"><Unicode> first line </Unicode></TextEquiv></TextLine>
+      <TextLine id="l2"><Coords points="5,15 30,15 5,25"/>
+        <TextEquiv><Unicode>triangle</Unicode></TextEquiv></TextLine>
+      <TextLine id="l3"><Coords points="2,26 20,26 20,28 2,28"/></TextLine>
+"""
+
+
+def make_page(folder: Path, name: str = "page", lines: str = TWO_LINES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / f"{name}.png")  # all ink
+    xml = folder / f"{name}.xml"
+    xml.write_text(page_xml(f"{name}.png", lines), encoding="utf-8")
+    return xml
+
+
+def test_cuts_transcribed_lines_and_reports_untranscribed(tmp_path):
+    report = SkipReport()
+    samples = read_pagexml(make_page(tmp_path), report=report)
+    assert [(s.id, s.text) for s in samples] == [("page/l1", "first line"), ("page/l2", "triangle")]
+    rect, triangle = samples[0].image, samples[1].image
+    assert rect.shape == (8, 19) and rect.dtype == np.uint8 and (rect == 0).all()
+    # Outside the triangle is painted white; inside keeps the page pixels.
+    assert triangle.shape == (11, 26) and triangle[0, 0] == 0 and triangle[10, 25] == 255
+    assert samples[1].meta["bbox"] == (5, 15, 31, 26)
+    assert [e.reason for e in report.entries] == ["TextLine 'l3' has no text"]
+
+
+def test_folder_reads_pages_sorted_and_passes_over_other_xml(tmp_path):
+    make_page(tmp_path / "b", "p")
+    make_page(tmp_path / "a", "p")
+    (tmp_path / "mets.xml").write_text("<mets/>", encoding="utf-8")
+    samples = read_pagexml(tmp_path)
+    assert [s.id for s in samples] == ["a/p/l1", "a/p/l2", "b/p/l1", "b/p/l2"]
+
+
+def test_transkribus_layout_finds_image_above_page_folder(tmp_path):
+    xml = make_page(tmp_path / "page")
+    (tmp_path / "page" / "page.png").rename(tmp_path / "page.png")
+    assert len(read_pagexml(xml)) == 2
+
+
+def test_bad_coords_raise_or_are_skipped(tmp_path):
+    bad = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="2,2 20"')
+    xml = make_page(tmp_path, lines=bad)
+    with pytest.raises(DatasetError, match=r"page\.xml: TextLine 'l1': malformed Coords"):
+        read_pagexml(xml)
+    assert [s.id for s in read_pagexml(xml, skip_bad=True, report=SkipReport())] == ["page/l2"]
+
+
+def test_page_level_problems_name_the_xml(tmp_path):
+    xml = make_page(tmp_path)
+    (tmp_path / "page.png").unlink()
+    with pytest.raises(DatasetError, match=r"page\.xml: page image 'page.png' not found"):
+        read_pagexml(xml)
+    xml.write_text("<PcGts><Page>\n<oops></PcGts>", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"page\.xml:2: not well-formed XML"):
+        read_pagexml(xml)
+
+
+def test_declared_size_must_match_the_image(tmp_path):
+    xml = make_page(tmp_path)
+    Image.new("L", (30, 40), 255).save(tmp_path / "page.png")  # rotated copy of the scan
+    with pytest.raises(DatasetError, match="is 30x40 but the XML declares 40x30"):
+        read_pagexml(xml)
+
+
+def test_2010_point_children_and_no_namespace(tmp_path):
+    xml = make_page(tmp_path)
+    points = "".join(f'<Point x="{x}" y="{y}"/>' for x, y in [(1, 1), (9, 1), (9, 4), (1, 4)])
+    xml.write_text(
+        '<PcGts><Page imageFilename="page.png"><TextLine id="old"><Coords>' + points + "</Coords>"
+        "<TextEquiv><Unicode>old schema</Unicode></TextEquiv></TextLine></Page></PcGts>",
+        encoding="utf-8",
+    )
+    (sample,) = read_pagexml(xml)
+    assert sample.text == "old schema" and sample.image.shape == (4, 9)

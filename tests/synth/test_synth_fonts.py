@@ -1,0 +1,71 @@
+"""hwr.synth.fonts: the split, charset coverage of every font, the glyph cache."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from hwr.charset import DEFAULT_SYMBOLS
+from hwr.synth.config import default_data_dir
+from hwr.synth.fonts import (
+    ESSENTIAL_CHARS, VALIDATION_FONTS, FontBank, font_path, fonts_for_split, missing_chars, read_font_list,
+)
+
+FONTS_DIR = default_data_dir() / "fonts"
+
+
+def test_split_is_disjoint_and_uses_the_training_list():
+    listed = read_font_list(FONTS_DIR / "train-fonts.txt")
+    train, val = fonts_for_split(FONTS_DIR, "train"), fonts_for_split(FONTS_DIR, "val")
+    assert len(VALIDATION_FONTS) == 8 and list(val) == list(VALIDATION_FONTS)
+    assert not set(train) & set(val)
+    assert set(train) | set(val) <= set(listed)
+    for name in listed:
+        assert font_path(FONTS_DIR, name).is_file()
+        assert (FONTS_DIR / f"{name}.LICENSE").is_file()
+    with pytest.raises(ValueError):
+        fonts_for_split(FONTS_DIR, "test")
+
+
+def test_every_listed_font_covers_the_charset_or_is_dropped_with_a_reason(caplog):
+    names = read_font_list(FONTS_DIR / "train-fonts.txt")
+    bank = FontBank(FONTS_DIR, names, DEFAULT_SYMBOLS)
+    with caplog.at_level(logging.INFO, logger="hwr.synth.fonts"):
+        coverage = bank.coverage()
+    for name in names:
+        lacks = missing_chars(font_path(FONTS_DIR, name), DEFAULT_SYMBOLS)
+        if lacks & ESSENTIAL_CHARS:
+            assert name not in coverage and any(name in r.message and "skipped" in r.message for r in caplog.records)
+        else:
+            assert coverage[name] == lacks
+            if lacks:
+                assert any(name in r.message and "lacks" in r.message for r in caplog.records)
+    # Fonts here miss at most a few symbols; none misses a letter or digit.
+    assert len(coverage) == len(names)
+    assert all(len(lacks) <= 3 for lacks in coverage.values())
+
+
+def test_missing_glyphs_are_detected():
+    path = font_path(FONTS_DIR, "covered-by-your-grace")
+    # A private-use code point renders as .notdef; this font really has no percent sign.
+    assert missing_chars(path, "\ue000%a ") == frozenset({"\ue000", "%"})
+
+
+def test_fonts_covering_excludes_fonts_without_the_glyph():
+    bank = FontBank(FONTS_DIR, fonts_for_split(FONTS_DIR, "train"), DEFAULT_SYMBOLS)
+    covering = bank.fonts_covering(frozenset("%"))
+    assert covering and "covered-by-your-grace" not in covering
+
+
+def test_glyph_cache_and_metrics():
+    bank = FontBank(FONTS_DIR, ["delius"], DEFAULT_SYMBOLS)
+    size = bank.grid_size(50.0)
+    glyph = bank.glyph("delius", size, "x")
+    assert glyph is bank.glyph("delius", size, "x")  # cached
+    assert glyph.mask.dtype == np.uint8 and glyph.mask.max() > 200 and glyph.advance > 0
+    assert glyph.top < 0  # above the baseline
+    assert bank.glyph("delius", size, " ").mask.size == 0
+    metrics = bank.metrics("delius")
+    assert 0.3 < metrics.x_height < metrics.cap_height < 1.0
+    assert bank.stroke_width("delius", size) >= 1

@@ -1,0 +1,50 @@
+"""Synthetic pages: line polygons hold their ink, baselines lie inside them."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hwr.records import Page
+from hwr.synth import LineSynthesizer
+from hwr.synth.page import render_page
+
+
+@pytest.fixture(scope="module")
+def synth() -> LineSynthesizer:
+    return LineSynthesizer(seed=2)
+
+
+def polygon_mask(shape, polygon) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.array(polygon, np.int32)], 1)
+    return mask.astype(bool)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_line_polygons_contain_their_ink(synth, index):
+    rendered = synth.sample_page(index, n_lines=4)
+    page = rendered.page
+    assert isinstance(page, Page) and len(page.lines) == 4
+    assert rendered.image.shape == (page.height, page.width) == rendered.ink.shape
+    union = np.zeros(rendered.ink.shape, bool)
+    for line in page.lines:
+        inside = polygon_mask(union.shape, line.polygon)
+        assert rendered.ink[inside].max() > 128, line.text  # each polygon holds ink
+        x0, y0, x1, y1 = line.bbox
+        assert 0 <= x0 < x1 <= page.width and 0 <= y0 < y1 <= page.height
+        contour = np.array(line.polygon, np.float32)
+        for point in line.baseline:
+            assert cv2.pointPolygonTest(contour, tuple(map(float, point)), True) >= -1.0
+        assert line.text
+        union |= inside
+    # All ink (beyond faint interpolation fringes) lies in some line's polygon.
+    assert not (rendered.ink[~union] > 64).any()
+
+
+def test_pages_are_reproducible_and_json_ready(synth):
+    a, b = render_page(5, 3, synthesizer=synth), render_page(5, 3, synthesizer=synth)
+    assert np.array_equal(a.image, b.image)
+    assert [line.text for line in a.page.lines] == [line.text for line in b.page.lines]
+    data = a.to_json()
+    assert len(data["lines"]) == 3 and {"polygon", "baseline", "text", "font"} <= set(data["lines"][0])

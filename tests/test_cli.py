@@ -1,0 +1,82 @@
+"""End to end through the real `hwr` CLI: train briefly, then eval and transcribe."""
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import render_line
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "big", "red", "dog", "ran"]
+
+
+@pytest.fixture
+def fifty_lines(tmp_path):
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    for i in range(50):
+        text = " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(1 + i % 3))
+        Image.fromarray(render_line(text, size=22)).save(folder / f"l{i:02d}.png")
+        (folder / f"l{i:02d}.gt.txt").write_text(text + "\n")
+    return folder
+
+
+def hwr(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "hwr", *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hwr {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_train_eval_transcribe(tmp_path, fifty_lines):
+    out = tmp_path / "run"
+    hwr("train", "--train", fifty_lines, "--val", fifty_lines, "--out", out, "--preset", "tiny",
+        "--max-steps", 60, "--val-every", 20, "--batch-size", 8, "--lr", 3e-3, "--warmup-steps", 5,
+        "--workers", 0, "--device", "cpu", "--threads", 2)
+    history = [json.loads(l) for l in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [20, 40, 60]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    model = out / "best"
+    assert (model / "model.safetensors").exists() and (model / "config.json").exists()
+
+    proc = hwr("eval", fifty_lines, "--model", model, "--csv", tmp_path / "lines.csv", "--json", tmp_path / "r.json",
+               "--device", "cpu", "--worst", 3)
+    assert "CER" in proc.stdout and "worst 3 lines" in proc.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["lines"] == 50 and 0.0 <= report["cer"] <= 1.5
+    assert len((tmp_path / "lines.csv").read_text().splitlines()) == 51
+
+    (fifty_lines / "broken.png").write_bytes(b"not an image")
+    proc = hwr("transcribe", fifty_lines / "l00.png", fifty_lines / "broken.png", fifty_lines / "l01.png",
+               "--model", model, "--json", tmp_path / "t.json", "--device", "cpu", check=False)
+    assert proc.returncode == 1  # one input failed, the others were still read
+    assert "broken.png" in proc.stderr
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert [l["source"].endswith(n) for l, n in zip(result["lines"], ["l00.png", "l01.png"])] == [True, True]
+    assert result["failures"][0]["source"].endswith("broken.png")
+    assert all(0.0 <= l["confidence"] <= 1.0 for l in result["lines"])
+
+
+def test_resume_continues_from_last_state(tmp_path, fifty_lines):
+    out = tmp_path / "run"
+    common = ["--train", fifty_lines, "--val", fifty_lines, "--out", out, "--preset", "tiny", "--val-every", 10,
+              "--batch-size", 8, "--workers", 0, "--device", "cpu"]
+    hwr("train", *common, "--max-steps", 10)
+    hwr("train", *common, "--max-steps", 20, "--resume")
+    steps = [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()]
+    assert steps == [10, 20]
+    state = json.loads((out / "last" / "trainer_state.json").read_text())
+    assert state["trainer"]["step"] == 20
+
+
+def test_help_texts_read_clearly():
+    for cmd in ([], ["train"], ["eval"], ["transcribe"], ["synth"]):
+        proc = hwr(*cmd, "--help")
+        assert "usage: hwr" in proc.stdout
+    assert "--max-minutes" in hwr("train", "--help").stdout
+
+
+def test_missing_model_and_bad_dataset_fail_clearly(tmp_path, fifty_lines):
+    proc = hwr("transcribe", fifty_lines / "l00.png", "--model", tmp_path / "nomodel", check=False)
+    assert proc.returncode == 2 and "nomodel" in proc.stderr and "Traceback" not in proc.stderr
