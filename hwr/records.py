@@ -28,6 +28,20 @@ class LineSample:
 
 
 @dataclass
+class WordBox:
+    """A recognised word located on its line (from CTC forced alignment).
+
+    x0/x1 are in pixels of the source line image (before normalisation); pages map them to
+    page coordinates through the line's box.
+    """
+
+    text: str
+    confidence: float
+    x0: float
+    x1: float
+
+
+@dataclass
 class Recognition:
     """What the recognizer read on one line.
 
@@ -43,6 +57,8 @@ class Recognition:
     char_frames: list[tuple[int, int]] = field(default_factory=list)
     # Scale from output frames to x pixels of the normalised line image.
     frame_width: float = 1.0
+    # Filled by forced alignment when word boxes are asked for (see hwr.align).
+    words: list[WordBox] = field(default_factory=list)
 
 
 @dataclass

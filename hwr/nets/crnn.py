@@ -26,12 +26,12 @@ class CRNNConfig:
     height_pool_blocks: list[int] = field(default_factory=lambda: [2, 3])
     conv_dropout: float = 0.0
     rnn_cell: str = "lstm"
-    rnn_hidden: int = 160
+    rnn_hidden: int = 128
     rnn_layers: int = 3
     dropout: float = 0.3
 
     PRESETS = {
-        # Small default, sized for CPU inference (line height 48 as in Calamari): ~1.9 M parameters.
+        # Small default, sized for CPU inference (line height 48 as in Calamari): ~1.3 M parameters.
         "small": {},
         # Puigcerver 2017: 5 conv blocks 16-32-48-64-80, pools in the first 3, 5 x BLSTM-256,
         # dropout 0.5, height 128.
