@@ -26,6 +26,7 @@ NETWORKS = {
     "mdlstm-graves2009": ("mdlstm", "graves2009"),
     "mdlstm-voigtlaender2016": ("mdlstm", "voigtlaender2016"),
     "crnn": ("crnn", None),
+    "crnn-puigcerver2017": ("crnn", "puigcerver2017"),
 }
 
 
@@ -57,29 +58,37 @@ def training_step(net, images, widths, targets, target_lengths, amp: bool) -> No
     loss.backward()
 
 
+@torch.inference_mode()
+def inference_step(net, images, widths, targets, target_lengths, amp: bool) -> None:
+    with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits, _ = net(images, widths)
+    logits.float().log_softmax(-1).argmax(-1)  # greedy decoding's device-side work
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def bench_network(label: str, size: tuple[int, int], batch_size: int, device: torch.device,
-                  steps: int, min_seconds: float, warmup: bool = True) -> Result:
+                  steps: int, min_seconds: float, warmup: bool = True, inference: bool = False) -> Result:
     arch, preset = NETWORKS[label]
     height, width = size
     torch.manual_seed(0)
     net = build_network(arch, make_config(arch, preset, line_height=height), NUM_CLASSES)
-    net.to(device).train()
+    net.to(device).train(not inference)
+    step = inference_step if inference else training_step
     images = (torch.rand(batch_size, 1, height, width, device=device) > 0.8).float()
     widths = torch.full((batch_size,), width, dtype=torch.long, device=device)
     targets = torch.randint(1, NUM_CLASSES, (batch_size, TARGET_LENGTH), device=device)
     target_lengths = torch.full((batch_size,), TARGET_LENGTH, dtype=torch.long, device=device)
     args = (net, images, widths, targets, target_lengths, device.type == "cuda")
     if warmup:  # allocator, kernels, autotuning
-        training_step(*args)
+        step(*args)
         _sync(device)
     done, start = 0, time.perf_counter()
     while done < steps or time.perf_counter() - start < min_seconds:
-        training_step(*args)
+        step(*args)
         _sync(device)
         done += 1
     elapsed = (time.perf_counter() - start) / done
@@ -88,16 +97,18 @@ def bench_network(label: str, size: tuple[int, int], batch_size: int, device: to
 
 def benchmark(networks: list[str], sizes: list[tuple[int, int]], batch_size: int,
               device: str = "cpu", threads: int = 2, steps: int = 2,
-              min_seconds: float = 5.0, warmup: bool = True, report=print) -> list[Result]:
+              min_seconds: float = 5.0, warmup: bool = True, report=print, inference: bool = False) -> list[Result]:
     """Measure every network at every size; `report` gets each result line as it comes."""
     torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = True
     dev = torch.device(device)
-    report(f"device {dev}, {threads} CPU threads, batch {batch_size}, forward + CTC + backward")
+    what = "forward only (inference)" if inference else "forward + CTC + backward"
+    report(f"device {dev}, {threads} CPU threads, batch {batch_size}, {what}")
     report(f"{'network':26} {'size':>9} {'params':>10} {'s/step':>8} {'lines/s':>8}")
     results = []
     for size in sizes:
         for label in networks:
-            r = bench_network(label, size, batch_size, dev, steps, min_seconds, warmup)
+            r = bench_network(label, size, batch_size, dev, steps, min_seconds, warmup, inference)
             results.append(r)
             report(f"{r.network:26} {r.size:>9} {r.parameters:>10,} "
                    f"{r.seconds_per_step:8.3f} {r.lines_per_second:8.1f}")
@@ -113,6 +124,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--steps", type=int, default=2, help="at least this many timed steps")
     parser.add_argument("--min-seconds", type=float, default=5.0)
+    parser.add_argument("--inference", action="store_true", help="time forward passes only")
     parser.add_argument("--quick", action="store_true",
                         help="64x512, batch 2, one step, no warm-up: a smoke run under a minute")
     args = parser.parse_args(argv)
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if unknown:
         parser.error(f"unknown network(s) {sorted(unknown)}; choose from {sorted(NETWORKS)}")
     return benchmark(networks, sizes, batch_size, args.device, args.threads, steps,
-                     min_seconds, warmup=not args.quick)
+                     min_seconds, warmup=not args.quick, inference=args.inference)
 
 
 if __name__ == "__main__":

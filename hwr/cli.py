@@ -1,4 +1,4 @@
-"""The `hwr` command line: train, eval, transcribe, synth.
+"""The `hwr` command line: train, eval, transcribe, synth, lm.
 
 Each subcommand builds its settings from a config dataclass (see `hwr.config_args`) and
 calls a plain Python function, so everything the CLI does is also a library call.
@@ -27,12 +27,33 @@ TRAIN_HELP = {
 }
 
 
+EVAL_HELP = {
+    "compare": "a second model directory: paired bootstrap test on the same lines, and where they disagree",
+    "splits": "score several data sets side by side, e.g. train=PATH,dev=PATH,test=PATH, with bias/variance "
+              "gaps (given a positional IAM root: train=SPLITFILE,...)",
+    "human_cer": "human-level CER (e.g. 0.02), the baseline for avoidable bias",
+    "target_cer": "the CER the project aims for; the reading says whether dev meets it",
+    "iam_detokenize": "score with IAM's tokenisation undone (no space before punctuation, \"did n't\" -> \"didn't\")",
+    "casefold": "score case-insensitively",
+    "strip_punctuation": "score without punctuation characters",
+    "collapse_whitespace": "score with whitespace runs collapsed and ends trimmed",
+    "group_by": "line subsets for the breakdown: auto, none, a metadata field (font, form, kind, page) or id:REGEX",
+    "groups_file": "id<TAB>subset table (line or form ids); an IAM ascii/forms.txt gives writers",
+    "bootstrap": "bootstrap resamples for the 95%% confidence intervals",
+    "html": "write a self-contained HTML error-analysis report here",
+    "worst_csv": "write the worst lines with empty label columns here, for labelling error causes by hand",
+    "worst_n": "lines in --worst-csv and the HTML gallery",
+    "label_columns": "comma-separated label columns of --worst-csv",
+}
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON or YAML file of settings; flags override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .decode import DECODER_HELP
     from .evaluate import EvalConfig
     from .train import TrainConfig
     from .transcribe import TranscribeConfig
@@ -45,17 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="read line images and print their text",
                        description="Transcribe line images (files or folders) with a model (default: the shipped one).")
     p.add_argument("inputs", nargs="+", help="line image files or folders (searched recursively)")
-    add_dataclass_arguments(p, TranscribeConfig)
+    add_dataclass_arguments(p, TranscribeConfig, help_texts=DECODER_HELP)
     _common(p)
 
-    p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC.")
+    p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
+                       "Runs unchanged under `torchrun --nproc-per-node N -m hwr train ...` (DDP).")
     add_dataclass_arguments(p, TrainConfig, help_texts=TRAIN_HELP)
+    p.add_argument("--nproc", type=int, default=1,
+                   help="launch N data-parallel processes on this machine through torchrun (default: 1)")
     _common(p)
 
     p = sub.add_parser("eval", help="score a model on a labelled data set (CER/WER)",
-                       description="Score a model on a labelled data set: corpus CER and WER, per-line results.")
-    p.add_argument("dataset", help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N")
-    add_dataclass_arguments(p, EvalConfig)
+                       description="Score a model on a labelled data set: corpus CER and WER with bootstrap "
+                                   "95% intervals, breakdowns, confusions, worst lines; train/dev/test gaps "
+                                   "(--splits); a second model (--compare). JSON keys: docs/eval-json.md.")
+    p.add_argument("dataset", nargs="?",
+                   help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N (with --splits: "
+                        "an IAM root whose split files --splits names)")
+    add_dataclass_arguments(p, EvalConfig, help_texts=DECODER_HELP | EVAL_HELP)
     _common(p)
 
     p = sub.add_parser("synth", help="write a synthetic handwriting data set",
@@ -67,16 +95,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "val"], default="train", help="font/text/digit split to draw from")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true")
+
+    p = sub.add_parser("lm", help="build n-gram language models for beam decoding",
+                       description="Language models for `--decoder beam`: ARPA n-grams (interpolated modified Kneser-Ney).")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    b = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text files",
+                          description="Estimate an ARPA n-gram LM (one sentence per line) and optionally its lexicon.")
+    b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence or line per line")
+    b.add_argument("--order", type=int, default=6, help="n-gram order (default: 6)")
+    b.add_argument("--unit", choices=["char", "word"], default="char", help="character or word n-grams")
+    b.add_argument("--out", required=True, help="ARPA file to write")
+    b.add_argument("--min-counts", default="1", help="count cut-offs per order, e.g. 1,2,3 (non-decreasing)")
+    b.add_argument("--split", choices=["all", "train"], default="all",
+                   help="train: skip the synthetic validation lines (index %% 20 == 0)")
+    b.add_argument("--lexicon", help="also write a word lexicon (word unit) of the LM's words to this file")
+    b.add_argument("--words", nargs="*", default=[], help="word-list files whose words join the lexicon")
+    b.add_argument("-v", "--verbose", action="store_true")
+
+    from .ui_cli import add_ui_parser
+
+    add_ui_parser(sub)
     return parser
 
 
 def cmd_transcribe(args) -> int:
+    from .decode import decoder_options
     from .model import Recognizer
     from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
     from .model import atomic_write_bytes
 
     cfg = build_config(TranscribeConfig, args, args.config)
-    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder)
+    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
     paths = expand_inputs(args.inputs)
     if not paths:
         print("hwr transcribe: no input images found", file=sys.stderr)
@@ -95,40 +144,45 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .distributed import context_from_env, relaunch_with_torchrun
     from .train import TrainConfig, train
 
+    if args.nproc > 1 and not context_from_env().enabled:
+        return relaunch_with_torchrun(args.nproc, _without_option(sys.argv[1:], "--nproc"))
     cfg = build_config(TrainConfig, args, args.config)
     state = train(cfg)
+    from .distributed import context_from_env
+
+    if not context_from_env().is_main:
+        return 0
     print(f"best validation CER {state.best_cer:.4f} at step {state.best_step}; model in {Path(cfg.out) / 'best'}")
     return 0
 
 
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """argv minus `name VALUE` / `name=VALUE`, so the relaunched processes do not relaunch."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
 def cmd_eval(args) -> int:
-    from .datasets import DatasetError, open_dataset
-    from .evaluate import EvalConfig, evaluate, write_lines_csv, write_report_json
-    from .model import Recognizer
+    from .evaluate import EvalConfig
+    from .report.run import format_summary, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
-    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder)
-    try:
-        samples = open_dataset(args.dataset, skip_bad=cfg.skip_bad, split_file=cfg.split_file)
-    except DatasetError as exc:
-        print(f"hwr eval: {exc}", file=sys.stderr)
-        return 2
-    samples = [samples[i] for i in range(len(samples))]  # synthetic sets render here
-    report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad)
-    print(f"lines {report.lines}  CER {report.cer:.4f} ({report.char_errors}/{report.chars})  "
-          f"WER {report.wer:.4f} ({report.word_errors}/{report.words})")
-    if cfg.worst:
-        print(f"worst {min(cfg.worst, len(report.results))} lines:")
-        for r in report.worst(cfg.worst):
-            print(f"  {r.id}  CER {r.cer:.3f}\n    ref: {r.reference}\n    hyp: {r.hypothesis}")
-    if cfg.csv:
-        write_lines_csv(report, Path(cfg.csv))
-    if cfg.json:
-        write_report_json(report, Path(cfg.json), str(recognizer.path), args.dataset)
-    if report.failures:
-        print(f"hwr eval: skipped {len(report.failures)} unreadable lines, e.g. {report.failures[0]}", file=sys.stderr)
+    run = run_eval(cfg, args.dataset)
+    print(format_summary(run, cfg))
+    write_outputs(run, cfg)
+    failures = run.analysed.report.failures
+    if failures:
+        print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
     return 0
 
 
@@ -139,7 +193,34 @@ def cmd_synth(args) -> int:
     return 0
 
 
-COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "eval": cmd_eval, "synth": cmd_synth}
+def cmd_lm(args) -> int:
+    from .charset import Charset
+    from .lexicon import read_corpus_lines, write_lexicon
+    from .lm import build_lm
+
+    split = None if args.split == "all" else args.split
+    min_counts = [int(c) for c in args.min_counts.split(",")]
+    charset = Charset()  # the default model charset: the LM drops what it cannot write
+    model = build_lm(args.corpus, args.out, args.order, args.unit, min_counts, split, charset)
+    sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
+    print(f"wrote {args.out}: {sizes}")
+    if args.lexicon:
+        if args.unit != "word":
+            raise ValueError("--lexicon needs --unit word")
+        extra = [w for w in read_corpus_lines(args.words, split) if " " not in w]
+        write_lexicon(args.lexicon, model.vocabulary() + extra, charset)
+        print(f"wrote {args.lexicon}")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from .ui_cli import cmd_ui as serve_ui
+
+    return serve_ui(args)
+
+
+COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "eval": cmd_eval, "synth": cmd_synth, "lm": cmd_lm,
+            "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple
         text = help_texts.get(f.name, "") + f" (default: {default})"
         if kind is bool:
             parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif kind in (dict, list) or typing.get_origin(kind) in (dict, list):
+            parser.add_argument(_flag(f.name), dest=f.name, type=json.loads, default=None, help=text + " [JSON]")
         else:
             parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None, help=text)
 

@@ -18,9 +18,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .assets import models_dir
 from .charset import Charset
 from .decode import make_decoder
-from .imaging import NormalizeConfig, normalize_line
+from .imaging import LineGeometry, NormalizeConfig, normalize_line, normalize_line_with_geometry
 from .nets import build_network, config_class
 from .records import Recognition
 
@@ -28,10 +29,6 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
-# Where the shipped models live: the repository's top-level `models/` (editable installs and
-# checkouts) or the copy packaged inside `hwr/` by a regular `pip install .`.
-_REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
-_PACKAGED_MODELS = Path(__file__).resolve().parent / "shipped_models"
 
 
 class ModelError(RuntimeError):
@@ -66,10 +63,7 @@ def default_model_dir() -> Path:
     env = os.environ.get("HWR_MODEL")
     if env:
         return Path(env)
-    for root in (_REPO_MODELS, _PACKAGED_MODELS):
-        if (root / DEFAULT_MODEL_NAME / CONFIG_FILE).exists():
-            return root / DEFAULT_MODEL_NAME
-    return _REPO_MODELS / DEFAULT_MODEL_NAME
+    return models_dir() / DEFAULT_MODEL_NAME
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -168,11 +162,22 @@ class Recognizer:
         """Any image source -> the normalised float array the network reads."""
         return normalize_line(image, self.normalize_config)
 
-    def recognize(self, images: Iterable, batch_size: int = 16) -> list[Recognition]:
-        """Recognise line images (paths, arrays or PIL images); order is preserved."""
-        return self.recognize_normalized([self.preprocess(im) for im in images], batch_size)
+    def preprocess_with_geometry(self, image) -> tuple[np.ndarray, LineGeometry]:
+        """`preprocess`, plus the crop/scale that maps network-input x back to the source image."""
+        return normalize_line_with_geometry(image, self.normalize_config)
 
-    def recognize_normalized(self, lines: Sequence[np.ndarray], batch_size: int = 16) -> list[Recognition]:
+    def recognize(self, images: Iterable, batch_size: int = 16, words: bool = False) -> list[Recognition]:
+        """Recognise line images (paths, arrays or PIL images); order is preserved.
+
+        words=True also fills each Recognition's `words` (boxes in source-image pixels)."""
+        if not words:
+            return self.recognize_normalized([self.preprocess(im) for im in images], batch_size)
+        prepared = [self.preprocess_with_geometry(im) for im in images]
+        return self.recognize_normalized([p[0] for p in prepared], batch_size, [p[1] for p in prepared])
+
+    def recognize_normalized(self, lines: Sequence[np.ndarray], batch_size: int = 16,
+                             geometries: Sequence[LineGeometry] | None = None) -> list[Recognition]:
+        """Recognise normalised lines; with their geometries, also locate the words."""
         # Sorting by width keeps padding (wasted compute) small; results go back in input order.
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         results: list[Recognition | None] = [None] * len(lines)
@@ -180,6 +185,11 @@ class Recognizer:
             chunk = order[start : start + batch_size]
             for i, rec in zip(chunk, self._recognize_batch([lines[i] for i in chunk])):
                 results[i] = rec
+        if geometries is not None:
+            from .align import word_boxes
+
+            for rec, geometry in zip(results, geometries):
+                rec.words = word_boxes(rec, geometry)
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines
 from .charset import Charset
 from .checkpoint import TrainerState, load_trainer_state, save_trainer_state
+from .distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
 from .imaging import NormalizeConfig
 from .metrics import ErrorCounts
 from .model import ModelConfig, Recognizer, load_model, pick_device, save_model
@@ -42,6 +43,7 @@ class TrainConfig:
     preset: str | None = None  # architecture preset, e.g. small, puigcerver2017, graves2009
     line_height: int | None = None  # overrides the preset's line height
     rnn_cell: str | None = None  # lstm | gru | rnn (crnn only)
+    net_options: dict | None = None  # any other network setting, e.g. {"rnn_hidden": 256} (config files)
     charset: str = "ascii"  # ascii | data (every character of the training text) | path to a symbols file
     batch_size: int = 24
     optimizer: str = "adamw"  # adam | adamw | rmsprop
@@ -64,6 +66,7 @@ class TrainConfig:
     skip_bad: bool = False
     save_half: bool = False  # store the best model's weights as fp16
     threads: int = 0  # torch CPU threads; 0 = torch default
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all processes' lines
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,16 +121,23 @@ class RandomBatches(torch.utils.data.Sampler):
 POOL_BATCHES = 8
 
 
-def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool) -> DataLoader:
+def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
+                ctx: DistContext = DistContext()) -> DataLoader:
+    """Training: global batches (per-process batch x processes), each rank taking its share.
+    Validation: each rank reads its own shard of the lines, without padding."""
     encoded = EncodedLines(samples, charset, norm, skip_bad=cfg.skip_bad)
-    batch_size = cfg.batch_size if train else cfg.val_batch_size
+    global_batch = cfg.batch_size * ctx.world_size
     collate = collate_lines
-    if isinstance(samples, list):
-        sampler = WidthBucketSampler([len(s.text) for s in samples], batch_size, shuffle=train, seed=cfg.seed)
-    elif train:
-        sampler, collate = RandomBatches(len(samples), batch_size * POOL_BATCHES, cfg.seed), list
+    if not train:
+        sampler, batch_size = None, cfg.val_batch_size
+        if ctx.enabled:
+            encoded = torch.utils.data.Subset(encoded, shard(range(len(encoded)), ctx))
+    elif isinstance(samples, list):
+        sampler = WidthBucketSampler([len(s.text) for s in samples], global_batch, shuffle=True, seed=cfg.seed)
     else:
-        sampler = None
+        sampler, collate = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed), list
+    if sampler is not None and ctx.enabled:
+        sampler = ShardedBatchSampler(sampler, ctx)
     kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available() and collate is collate_lines)
     if cfg.workers > 0:
         kwargs.update(persistent_workers=train, prefetch_factor=4 if collate is collate_lines else 2)
@@ -187,8 +197,17 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> torch.Tensor:
     )
 
 
-def validate(net, config: ModelConfig, loader: DataLoader, device) -> tuple[ErrorCounts, float]:
-    """Greedy-decode the validation set through the Recognizer's own decoding path."""
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
+def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext()) -> tuple[ErrorCounts, float]:
+    """Greedy-decode the validation set through the Recognizer's own decoding path.
+
+    Under torchrun each rank scores its shard and the edit counts are summed, so the CER is
+    exactly that of the whole validation set.
+    """
+    net = unwrap(net)
     recognizer = Recognizer(net, config, device)
     counts, losses = ErrorCounts(), []
     net.eval()
@@ -201,11 +220,14 @@ def validate(net, config: ModelConfig, loader: DataLoader, device) -> tuple[Erro
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
     net.train()
-    return counts, float(np.mean(losses)) if losses else float("nan")
+    sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
+                            sum(losses), len(losses)], ctx)
+    counts = ErrorCounts(*(int(v) for v in sums[:5]))
+    return counts, sums[5] / sums[6] if sums[6] else float("nan")
 
 
 def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig, object]:
-    overrides = {"line_height": cfg.line_height}
+    overrides = {"line_height": cfg.line_height, **(cfg.net_options or {})}
     if cfg.rnn_cell:
         overrides["rnn_cell"] = cfg.rnn_cell
     net_config = make_config(cfg.arch, cfg.preset, **overrides)
@@ -214,18 +236,35 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
     return model_config, net_config
 
 
-def train(cfg: TrainConfig) -> TrainerState:
-    """Train a model as configured; returns the final state (best CER, history)."""
+def train(cfg: TrainConfig, on_finish=None) -> TrainerState:
+    """Train a model as configured; returns the final state (best CER, history).
+
+    Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
+    `on_finish(net, ctx)` (for tests and tools) sees the final network of each process.
+    """
     from .datasets import open_dataset
 
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    ctx, device = init_distributed(pick_device(cfg.device))
+    try:
+        state, net = _train(cfg, ctx, device, open_dataset)
+        if on_finish is not None:
+            on_finish(unwrap(net), ctx)
+        return state
+    finally:
+        shutdown()
+
+
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset):
     amp = cfg.amp and device.type == "cuda"
     torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        log.setLevel(logging.WARNING)
 
     train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
     val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
@@ -259,18 +298,26 @@ def train(cfg: TrainConfig) -> TrainerState:
         else:
             log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
 
-    model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net)}
-    log.info("%s %s: %d parameters on %s (amp=%s)", cfg.arch, cfg.preset or "default", count_parameters(net), device, amp)
-    train_loader = make_loader(train_set, charset, norm, cfg, train=True)
-    val_loader = make_loader(val_set, charset, norm, cfg, train=False)
+    model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net), "processes": ctx.world_size}
+    log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", cfg.arch, cfg.preset or "default",
+             count_parameters(net), device, amp, ctx.world_size)
+    if ctx.enabled:
+        if cfg.sync_batchnorm and device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        elif cfg.sync_batchnorm:
+            log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
+    val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
     try:
-        run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out)
+        run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out, ctx)
     except BaseException:
         # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
-        save_checkpoint(out / "last", net, model_config, optimizer, scheduler, scaler, state)
-        log.error("training interrupted at step %d; state saved to %s (use --resume)", state.step, out / "last")
+        if ctx.is_main:
+            save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
+            log.error("training interrupted at step %d; state saved to %s (use --resume)", state.step, out / "last")
         raise
-    return state
+    return state, net
 
 
 def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None:
@@ -290,12 +337,13 @@ def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, sc
     save_trainer_state(directory, optimizer, scheduler, scaler, state)
 
 
-def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out):
+def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out,
+             ctx: DistContext = DistContext()):
     net.train()
     start = time.monotonic() - state.elapsed_seconds
-    history_file = (out / "history.jsonl").open("a", encoding="utf-8")
+    history_file = (out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
-               disable=None, dynamic_ncols=True)
+               disable=None if ctx.is_main else True, dynamic_ncols=True)
     skipped: list[str] = []
     running_loss = None
     done = False
@@ -319,41 +367,52 @@ def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
             state.elapsed_seconds = time.monotonic() - start
-            out_of_time = cfg.max_minutes > 0 and state.elapsed_seconds > cfg.max_minutes * 60
+            # Every rank must agree to stop at the same step, or the others hang in all-reduce.
+            out_of_time = cfg.max_minutes > 0 and all_reduce_sums(
+                [state.elapsed_seconds > cfg.max_minutes * 60], ctx)[0] > 0
             if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
                 stop = evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler,
-                                         val_loader, device, out, running_loss, history_file)
+                                         val_loader, device, out, running_loss, history_file, ctx)
                 if stop or state.step >= cfg.max_steps or out_of_time:
                     done = True
                     break
         state.epoch += 1
     bar.close()
-    history_file.close()
+    if history_file is not None:
+        history_file.close()
     if skipped:
         log.warning("skipped %d bad training lines, e.g. %s", len(skipped), skipped[:3])
 
 
 def evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler, val_loader, device, out,
-                      train_loss, history_file) -> bool:
-    """Validate, keep the best model, write the curve; True when early stopping says stop."""
-    counts, val_loss = validate(net, model_config, val_loader, device)
+                      train_loss, history_file, ctx: DistContext = DistContext()) -> bool:
+    """Validate, keep the best model, write the curve; True when early stopping says stop.
+
+    Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
+    counts, val_loss = validate(net, model_config, val_loader, device, ctx)
     entry = {
         "step": state.step, "epoch": state.epoch, "minutes": round(state.elapsed_seconds / 60, 2),
         "train_loss": train_loss, "val_loss": val_loss, "val_cer": counts.cer, "val_wer": counts.wer,
         "lr": optimizer.param_groups[0]["lr"],
     }
     state.history.append(entry)
-    history_file.write(json.dumps(entry) + "\n")
-    history_file.flush()
+    if history_file is not None:
+        history_file.write(json.dumps(entry) + "\n")
+        history_file.flush()
     improved = counts.cer < state.best_cer
     if improved:
         state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
         model_config.training.update(best_step=state.step, val_cer=counts.cer, val_wer=counts.wer,
                                      val_lines=counts.lines, minutes=entry["minutes"])
-        save_model(out / "best", net, model_config, half=cfg.save_half)
+        if ctx.is_main:
+            save_model(out / "best", unwrap(net), model_config, half=cfg.save_half)
     else:
         state.evals_since_best += 1
-    save_checkpoint(out / "last", net, model_config, optimizer, scheduler, scaler, state)
+    if ctx.is_main:
+        save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
+    barrier(ctx)
+    if not ctx.is_main:
+        return cfg.patience > 0 and state.evals_since_best >= cfg.patience
     tqdm.write(f"step {state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}, "
                f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
     return cfg.patience > 0 and state.evals_since_best >= cfg.patience

@@ -25,6 +25,9 @@ class CRNNConfig:
     # Extra height-only pooling after these blocks: shrinks the feature column, not the frames.
     height_pool_blocks: list[int] = field(default_factory=lambda: [2, 3])
     conv_dropout: float = 0.0
+    # "batch" (BatchNorm, the reference) or "none": no cross-line statistics at all, e.g. to
+    # compare data-parallel runs exactly. (Group/LayerNorm would mix padding into the stats.)
+    norm: str = "batch"
     rnn_cell: str = "lstm"
     rnn_hidden: int = 128
     rnn_layers: int = 3
@@ -72,10 +75,12 @@ class CRNNConfig:
 
 
 class ConvBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, pool: bool, height_pool: bool, dropout: float):
+    def __init__(self, cin: int, cout: int, pool: bool, height_pool: bool, dropout: float, norm: str = "batch"):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.norm = nn.BatchNorm2d(cout)
+        if norm not in ("batch", "none"):
+            raise ValueError(f"unknown norm {norm!r}; use batch or none")
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none")
+        self.norm = nn.BatchNorm2d(cout) if norm == "batch" else nn.Identity()
         self.act = nn.LeakyReLU(0.01, inplace=True)
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.pool = nn.MaxPool2d(2) if pool else (nn.MaxPool2d((2, 1)) if height_pool else None)
@@ -108,7 +113,7 @@ class CRNN(nn.Module):
         blocks, cin, height = [], 1, config.line_height
         for i, cout in enumerate(config.conv_channels):
             pool, hpool = i in config.pool_blocks, i in config.height_pool_blocks
-            blocks.append(ConvBlock(cin, cout, pool, hpool and not pool, config.conv_dropout))
+            blocks.append(ConvBlock(cin, cout, pool, hpool and not pool, config.conv_dropout, config.norm))
             cin = cout
             if pool or hpool:
                 height //= 2

@@ -6,18 +6,15 @@ a name says per word.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# The repository keeps its assets in <root>/data; HWR_DATA_DIR points elsewhere (an installed
-# package has no repository root next to it).
-DATA_DIR_ENV = "HWR_DATA_DIR"
 
 
 def default_data_dir() -> Path:
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+    from hwr.assets import data_dir  # one resolver for checkouts and installed copies
+
+    return data_dir()
 
 
 def _default_kind_weights() -> dict[str, float]:

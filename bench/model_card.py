@@ -1,0 +1,127 @@
+"""Measure a trained model and write its MODEL_CARD.md: accuracy per held-out validation font,
+on held-out MNIST digit strings, and greedy decoding speed on this machine.
+
+    python bench/model_card.py models/hwr-en-small --lines 800 --digit-lines 300
+
+Validation data only (the 8 held-out fonts, held-out corpus lines, held-out MNIST digits):
+numbers here are for model selection and reporting, not an independent test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
+from hwr.metrics import ErrorCounts
+from hwr.model import Recognizer
+
+
+def score_by_font(recognizer: Recognizer, lines) -> tuple[ErrorCounts, dict[str, ErrorCounts]]:
+    samples = [lines[i] for i in range(len(lines))]
+    recognitions = recognizer.recognize([s.image for s in samples], batch_size=32)
+    total, per_font = ErrorCounts(), defaultdict(ErrorCounts)
+    for sample, rec in zip(samples, recognitions):
+        total.add(sample.text, rec.text)
+        per_font[sample.meta.get("font", "?")].add(sample.text, rec.text)
+    return total, dict(per_font)
+
+
+def speed(recognizer: Recognizer, lines, threads: int) -> dict:
+    """Lines/s at batch 16 and ms for one line, network + greedy decoding on normalised lines."""
+    torch.set_num_threads(threads)
+    normalized = [recognizer.preprocess(lines[i].image) for i in range(64)]
+    recognizer.recognize_normalized(normalized[:16], 16)  # warm-up
+    start = time.perf_counter()
+    recognizer.recognize_normalized(normalized, 16)
+    batch_rate = len(normalized) / (time.perf_counter() - start)
+    singles = []
+    for line in normalized[:20]:
+        start = time.perf_counter()
+        recognizer.recognize_normalized([line], 1)
+        singles.append(time.perf_counter() - start)
+    singles.sort()
+    widths = [n.shape[1] for n in normalized]
+    return {"threads": threads, "batch16_lines_per_s": round(batch_rate, 1),
+            "one_line_ms_median": round(1000 * singles[len(singles) // 2], 1),
+            "mean_line_width_px": round(sum(widths) / len(widths))}
+
+
+def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str) -> str:
+    training = recognizer.config.training
+    rows = "\n".join(f"| {font} | {c.lines} | {c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
+    cfg = training.get("config", {})
+    return f"""# {model_dir.name}
+
+English handwriting line recognizer shipped with hwr (loaded by default).
+
+## Architecture
+- `{recognizer.config.arch}` preset `{cfg.get('preset') or 'default'}`: {json.dumps(recognizer.config.net)}
+- Parameters: {recognizer.num_parameters:,}; input: grayscale lines normalised to height {recognizer.normalize_config.line_height} px
+- Output: CTC over {len(recognizer.charset) - 1} symbols (printable ASCII) + blank
+
+## Training data
+Synthetic only (`hwr.synth`): lines rendered on the fly from the 49 training fonts (the 65 fonts of
+`data/fonts/train-fonts.txt` minus the 8 validation fonts below), corpus text (BSD fortunes, World
+English Bible, SCOWL words; every 20th corpus line held out for validation), generated numbers,
+dates, prices, times, phone numbers, abbreviations and punctuation, and real MNIST digit strings
+(first 700 per class). Writer-like augmentation: size, letter and word spacing jitter, baseline
+drift, slant, rotation, stroke width, elastic distortion, ink, blur, paper texture, ruled lines,
+JPEG artefacts (see `hwr/synth/config.py` for every setting).
+
+## Reproduce
+```
+{recipe}
+```
+Training: {training.get('minutes', '?')} minutes to the best checkpoint (step {training.get('best_step', '?')}),
+device `{cfg.get('device', '?')}`, batch {cfg.get('batch_size', '?')}, {cfg.get('optimizer', '?')} lr {cfg.get('lr', '?')}.
+
+## Validation (held-out fonts and text; greedy decoding)
+Validation fonts: {", ".join(sorted(per_font))}.
+
+| font | lines | CER | WER |
+|---|---|---|---|
+{rows}
+| **all** | {total.lines} | **{total.cer:.2%}** | **{total.wer:.2%}** |
+
+MNIST digit strings from the 100 held-out digits per class: {digits.lines} lines, CER **{digits.cer:.2%}**, WER {digits.wer:.2%}.
+
+## Speed (greedy decoding, normalised lines, {platform.processor() or platform.machine()}, {cpu['threads']} CPU threads)
+- {cpu['batch16_lines_per_s']} lines/s at batch 16; {cpu['one_line_ms_median']} ms for one line (median); mean line width {cpu['mean_line_width_px']} px.
+- GPU: not measured for this model (no GPU was available to the session that trained it).
+
+## Known limits
+- Trained on synthetic handwriting from fonts only: real hands vary more (connected cursive, corrections,
+  uneven baselines), so expect clearly higher error on real scans than on the validation fonts above.
+- English printable ASCII only; no accents, no long s, no non-Latin scripts.
+- Line images only; pages go through `hwr transcribe` page segmentation first.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--lines", type=int, default=800)
+    parser.add_argument("--digit-lines", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recipe", default="hwr train --config configs/hwr-en-small.json --out runs/hwr-en-small")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    recognizer = Recognizer.load(args.model, device="cpu")
+    total, per_font = score_by_font(recognizer, SyntheticLines(args.lines, split="val", seed=1234))
+    digits, _ = score_by_font(recognizer, digit_string_lines(args.digit_lines, split="val", seed=1234))
+    cpu = speed(recognizer, SyntheticLines(64, split="val", seed=99), args.threads)
+    card = render_card(args.model, recognizer, total, per_font, digits, cpu, args.recipe)
+    (args.model / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    summary = {"val_cer": total.cer, "val_wer": total.wer, "digits_cer": digits.cer, "cpu": cpu,
+               "per_font_cer": {f: c.cer for f, c in per_font.items()}}
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""hwr.train as a library call: architectures, charsets, fine-tuning, bad data."""
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import render_line
+from hwr.model import Recognizer, load_model
+from hwr.train import TrainConfig, train
+
+
+def _cfg(pairs_dir, tmp_path, **overrides):
+    base = dict(train=str(pairs_dir), val=str(pairs_dir), out=str(tmp_path / "run"), preset="tiny",
+                max_steps=4, val_every=2, batch_size=4, workers=0, device="cpu", warmup_steps=1)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_mdlstm_trains_and_loads_through_the_same_code(pairs_dir, tmp_path):
+    state = train(_cfg(pairs_dir, tmp_path, arch="mdlstm"))
+    assert state.step == 4 and len(state.history) == 2
+    rec = Recognizer.load(tmp_path / "run" / "best", device="cpu")
+    assert rec.config.arch == "mdlstm"
+    assert isinstance(rec.recognize([render_line("the cat")])[0].text, str)
+
+
+def test_gru_cell_and_data_charset(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path, rnn_cell="gru", charset="data"))
+    net, config = load_model(tmp_path / "run" / "best")
+    assert config.net["rnn_cell"] == "gru"
+    assert set(config.charset) == set("".join(p.read_text().strip() for p in pairs_dir.glob("*.gt.txt")))
+
+
+def test_unknown_characters_are_reported_not_dropped(pairs_dir, tmp_path):
+    Image.fromarray(render_line("5 euro")).save(pairs_dir / "euro.png")
+    (pairs_dir / "euro.gt.txt").write_text("5 €\n")
+    with pytest.raises(ValueError, match="'€' x1 \\(e.g. euro\\)"):
+        train(_cfg(pairs_dir, tmp_path))
+    state = train(_cfg(pairs_dir, tmp_path, skip_bad=True))
+    assert state.step == 4
+
+
+def test_init_from_loads_weights_only(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path))
+    first = tmp_path / "run" / "best"
+    state = train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "ft"), init_from=str(first), max_steps=2))
+    assert state.step == 2  # a fresh optimizer/schedule: steps restart at 0
+    trainer = json.loads((tmp_path / "ft" / "last" / "trainer_state.json").read_text())
+    assert trainer["trainer"]["step"] == 2
