@@ -1,0 +1,630 @@
+"""Page segmentation with OpenCV: a page image in, its text lines in reading order out.
+
+Steps (all on a copy reduced to `work_max_side`, so a 600-dpi scan costs what a 150-dpi one
+does; the recognizer later cuts lines from the full-resolution grayscale page):
+
+1. Background normalisation (divide by a dilated page: shading, stains and yellowed paper
+   go) and Otsu binarisation. The binary image is used for segmentation only.
+2. Text size `h` from the median height of ink components; every other size is a multiple
+   of it, so nothing depends on dpi.
+3. Deskew: the angle in +/-`max_skew_deg` that makes the horizontal ink profile sharpest
+   (Postl's projection criterion, on a sample of ink pixels: cheap at 0.1 degree steps).
+4. Ruling and margin rules (long thin straight runs) and noise specks are removed.
+5. Line cores: the ink smeared with an anisotropic Gaussian (wide along the line, narrow
+   across), thresholded. The x-height band of a line is dense, ascenders and descenders are
+   thin strokes, so lines whose ascenders and descenders touch still give separate cores:
+   kraken's and Tesseract's users mostly complain about segmenters that merge such lines
+   or cut one line into many at wide word gaps. Cores taller than two lines are split at
+   the density minimum; fragments of one line (wide word gaps, indentation) are merged when
+   they share a text region and lie at the same height.
+6. Every ink component goes to a line: the core it overlaps, or (dots, commas, accents,
+   detached descenders) the nearest line centre; a component touching two cores (a
+   descender looping into the next line's ascender) is split pixel by pixel at the middle.
+7. Text regions (blocks and columns) are the cores grown by a column gap; reading order is
+   a recursive XY cut over the regions, then top to bottom within each region.
+
+Per line: an envelope polygon (top and bottom of its ink in slices along the line), a
+straight baseline fitted to the bottom of its core, and the bounding box, all in page pixels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from hwr.records import Line
+
+
+@dataclass
+class SegmentConfig:
+    """Every knob of the segmenter; sizes are multiples of the text size h (median ink
+    component height) unless the name says px."""
+
+    work_max_side: int = 1600  # px; analysis resolution (longest side) at most
+    target_text_px: float = 14.0  # and no finer than this text size h
+    max_skew_deg: float = 10.0
+    min_skew_deg: float = 0.1  # smaller estimates are treated as 0
+    remove_rules: bool = True
+    rule_min_length: float = 8.0  # a straight ink run this long (x h) is ruling, not writing
+    speck_area: float = 0.02  # components smaller than this (x h^2) are noise
+    core_sigma_x: float = 1.0  # smearing along the line
+    core_sigma_y: float = 0.2  # and across it
+    core_threshold: float = 0.25  # fraction of the page's dense-core level
+    min_core_area: float = 0.4  # (x h^2) smaller cores are noise, not lines
+    split_ratio: float = 1.7  # cores taller than this x the median core height hold 2+ lines
+    column_gap: float = 5.0  # horizontal gap (x h) that separates text columns
+    attach_distance: float = 1.2  # how far (x h) a dot or comma may lie from its line centre
+    min_line_ink: float = 0.25  # (x h^2) lines with less ink are dropped as noise
+    slice_width: float = 2.0  # envelope polygon resolution along the line (x h)
+    polygon_pad: float = 0.1  # polygon margin around the ink (x h)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PageLayout:
+    """What the segmenter found: lines (page coordinates) and how it got there."""
+
+    lines: list[Line]
+    skew_deg: float  # the text's measured angle, degrees (positive: lines rise to the right)
+    text_height: float  # h in page pixels
+    regions: list[list[int]] = field(default_factory=list)  # line indices per region, reading order
+
+
+def segment_page(gray: np.ndarray, config: SegmentConfig | None = None) -> list[Line]:
+    """Text lines of a uint8 grayscale page, in reading order (text empty, geometry set)."""
+    return analyse_page(gray, config).lines
+
+
+def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageLayout:
+    config = config or SegmentConfig()
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"segment_page needs a uint8 grayscale image, got {gray.dtype} {gray.shape}")
+    full_h, full_w = gray.shape
+    # Text size first, on a cheap reduction; then work at the scale where h ~ target_text_px
+    # (finer costs time and gains nothing; the work image is never larger than work_max_side).
+    h_full = _text_height_at(gray, min(1.0, 1000 / max(full_h, full_w)))
+    if h_full is None:
+        return PageLayout([], 0.0, 0.0)
+    scale = min(1.0, config.work_max_side / max(full_h, full_w), config.target_text_px / h_full)
+    small = _reduce(gray, scale)
+    binary = binarize(small)
+    if config.remove_rules:
+        binary = _without_page_rules(binary)
+    h = text_height(binary)
+    if h is None:
+        return PageLayout([], 0.0, 0.0)
+    binary = remove_specks(binary, config.speck_area * h * h)
+    angle = estimate_skew(binary, config.max_skew_deg)
+    if abs(angle) < config.min_skew_deg:
+        angle = 0.0
+    to_work, size = rotation_matrix(small.shape, angle)
+    work = binary if angle == 0.0 else cv2.warpAffine(binary, to_work, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    if config.remove_rules:
+        work = remove_rules(work, config.rule_min_length * h)
+    lines, regions = find_lines(work, h, config)
+    # work pixel -> page pixel: undo the rotation, then the reduction.
+    back = cv2.invertAffineTransform(to_work) / scale
+    page_lines = [_to_page(line, back, full_w, full_h, k, h, config) for k, line in enumerate(lines)]
+    return PageLayout(page_lines, -angle, h / scale, regions)
+
+
+# --- 1. binarisation and text size ---------------------------------------------------------
+
+def _reduce(gray: np.ndarray, scale: float) -> np.ndarray:
+    if scale >= 1.0:
+        return gray
+    h, w = gray.shape
+    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _text_height_at(gray: np.ndarray, scale: float) -> float | None:
+    h = text_height(_without_page_rules(binarize(_reduce(gray, scale))))
+    return None if h is None else h / scale
+
+
+def binarize(gray: np.ndarray) -> np.ndarray:
+    """uint8 0/1 ink mask: background normalised by a dilated (ink-free) page, then Otsu."""
+    side = min(gray.shape)
+    k = max(15, (side // 60) | 1)
+    # A grey dilation wider than any stroke removes the ink and keeps the paper's shading.
+    background = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    background = cv2.blur(background, (k, k))
+    darkness = 1.0 - gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
+    darkness = np.clip(darkness * 255.0, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(darkness, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # On a blank or nearly blank page Otsu splits the paper noise; ink is always >15% darker.
+    threshold = max(otsu, 40.0)
+    return (darkness > threshold).astype(np.uint8)
+
+
+def text_height(binary: np.ndarray) -> float | None:
+    """Median height of the ink components that can be letters or words (None: no text)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    # Rules, underlines and margin lines (long and thin, either way) say nothing of text size.
+    keep = (heights >= 4) & (areas >= 12) & (widths < 15 * heights) & (heights < 15 * widths)
+    if not keep.any():
+        return None
+    return float(max(4.0, np.median(heights[keep])))
+
+
+def _without_page_rules(binary: np.ndarray) -> np.ndarray:
+    """Rules as long as a quarter of the page, removed before the text is measured (letters
+    touching a rule would otherwise form one page-wide component)."""
+    return remove_rules(binary, max(binary.shape) / 4)
+
+
+def remove_specks(binary: np.ndarray, min_area: float) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] < max(2.0, min_area)
+    small[0] = False
+    if not small[1:].any():
+        return binary
+    out = binary.copy()
+    out[small[labels]] = 0
+    return out
+
+
+# --- 3. deskew -----------------------------------------------------------------------------
+
+def estimate_skew(binary: np.ndarray, max_deg: float, samples: int = 60_000) -> float:
+    """The rotation in degrees (cv2 convention, counter-clockwise positive) that makes the
+    text lines horizontal: the one whose horizontal ink profile is sharpest."""
+    ys, xs = np.nonzero(binary)
+    if len(xs) < 50:
+        return 0.0
+    if len(xs) > samples:
+        pick = np.random.default_rng(0).choice(len(xs), samples, replace=False)
+        xs, ys = xs[pick], ys[pick]
+    xs = xs.astype(np.float32) - binary.shape[1] / 2
+    ys = ys.astype(np.float32)
+
+    def sharpness(deg: float) -> float:
+        a = math.radians(deg)
+        # Row of each ink pixel after rotating the page by `deg` (cv2's rotation convention).
+        rows = (-math.sin(a) * xs + math.cos(a) * ys).astype(np.int32)
+        counts = np.bincount(rows - rows.min())
+        return float(np.dot(counts, counts))
+
+    coarse = np.arange(-max_deg, max_deg + 1e-6, 0.5)
+    best = max(coarse, key=sharpness)
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-6, 0.1)
+    return float(round(max(fine, key=sharpness), 2))
+
+
+def rotation_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """2x3 rotation by angle_deg about the centre on a canvas that holds the whole page."""
+    h, w = shape
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle_deg, 1.0)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ m.T
+    low = corners.min(axis=0)
+    m[:, 2] -= low
+    new_w, new_h = np.ceil(corners.max(axis=0) - low).astype(int).tolist()
+    return m, (max(1, new_w), max(1, new_h))
+
+
+# --- 4. ruling -----------------------------------------------------------------------------
+
+def remove_rules(binary: np.ndarray, min_length: float) -> np.ndarray:
+    """Remove straight horizontal and vertical runs longer than min_length (ruled paper,
+    margin lines, table borders); writing crossing a rule loses only the rule's pixels."""
+    h, w = binary.shape
+    out = binary
+    for length, shape in ((min(int(min_length), w // 2), lambda n: (n, 1)), (min(int(min_length), h // 2), lambda n: (1, n))):
+        if length < 10:
+            continue
+        runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape(length)))
+        if runs.any():
+            runs = cv2.dilate(runs, np.ones((3, 3), np.uint8))
+            out = out & (1 - runs)
+    return out
+
+
+# --- 5-7. lines ----------------------------------------------------------------------------
+
+@dataclass
+class _WorkLine:
+    """A line in work (deskewed, reduced) coordinates while it is being built."""
+
+    core: list[int]  # core component labels
+    x0: int = 0
+    x1: int = 0
+    centre: np.ndarray | None = None  # centre row per work column (interpolated)
+    region: int = 0
+    pixels: tuple[np.ndarray, np.ndarray] | None = None  # ys, xs of its ink
+    baseline: tuple[float, float] = (0.0, 0.0)  # y = a * x + b
+
+
+def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[list[_WorkLine], list[list[int]]]:
+    density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h, sigmaY=config.core_sigma_y * h)
+    inked = density[binary > 0]
+    if inked.size == 0:
+        return [], []
+    # The dense-core level: a high percentile of the density where there is ink.
+    level = float(np.percentile(inked, 95))
+    core = (density > config.core_threshold * level).astype(np.uint8)
+    n, core_labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
+    if not keep:
+        return [], []
+    core_labels, stats = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h)
+    keep = [i for i in range(1, len(stats)) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
+    region_of = _regions(core_labels, keep, h, config.column_gap)
+    lines = _merge_fragments(keep, stats, region_of, h)
+    if not lines:
+        return [], []
+    line_of_core = np.zeros(len(stats), np.int32)
+    for k, line in enumerate(lines, start=1):
+        for c in line.core:
+            line_of_core[c] = k
+    line_map = line_of_core[core_labels]
+    _centres(lines, line_map, binary.shape[1])
+    _assign_ink(lines, binary, line_map, h, config.attach_distance)
+    lines = [line for line in lines if line.pixels is not None]
+    lines = _absorb_short_lines(lines, h)
+    lines = [line for line in lines if len(line.pixels[0]) >= config.min_line_ink * h * h]
+    for line in lines:
+        _fit_baseline(line)
+    return _reading_order(lines)
+
+
+def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], density: np.ndarray, ratio: float,
+                      h: float):
+    """Cut cores that span several lines (very tight spacing) at their density minima."""
+    heights = stats[keep, cv2.CC_STAT_HEIGHT]
+    # One line's core is about a text height tall; the median says so too unless most
+    # lines of the page are merged (tight spacing), hence the cap.
+    typical = min(float(np.median(heights)), 1.5 * h)
+    tall = [i for i in keep if stats[i, cv2.CC_STAT_HEIGHT] > ratio * typical]
+    if not tall:
+        return labels, stats
+    labels = labels.copy()
+    new_stats = [row for row in stats]
+    for i in tall:
+        x, y, w, hh = stats[i, :4]
+        mask = labels[y:y + hh, x:x + w] == i
+        profile = (density[y:y + hh, x:x + w] * mask).sum(axis=1)
+        cuts = _profile_minima(profile, typical)
+        if not cuts:
+            continue
+        bounds = [0, *cuts, hh]
+        for a, b in zip(bounds[1:-1], bounds[2:]):
+            new = len(new_stats)
+            part = mask[a:b]
+            labels[y + a:y + b, x:x + w][part] = new
+            ys, xs = np.nonzero(part)
+            if len(xs) == 0:
+                new_stats.append(np.array([0, 0, 0, 0, 0], stats.dtype))
+                continue
+            new_stats.append(np.array([x + xs.min(), y + a + ys.min(), xs.max() - xs.min() + 1,
+                                       ys.max() - ys.min() + 1, len(xs)], stats.dtype))
+        ys, xs = np.nonzero(mask[:cuts[0]])
+        new_stats[i] = np.array([x + xs.min(), y + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1,
+                                 len(xs)], stats.dtype) if len(xs) else np.zeros(5, stats.dtype)
+    return labels, np.stack(new_stats)
+
+
+def _profile_minima(profile: np.ndarray, typical: float) -> list[int]:
+    """Rows where a core should be cut: minima between density peaks a line apart."""
+    smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
+    peaks = [r for r in range(1, len(smooth) - 1) if smooth[r] >= smooth[r - 1] and smooth[r] > smooth[r + 1]]
+    top = []
+    for r in sorted(peaks, key=lambda r: -smooth[r]):
+        if all(abs(r - t) >= 0.6 * typical for t in top) and smooth[r] > 0.15 * smooth.max():
+            top.append(r)
+    top.sort()
+    return [a + int(np.argmin(smooth[a:b])) for a, b in zip(top, top[1:])]
+
+
+def _regions(labels: np.ndarray, keep: list[int], h: float, column_gap: float) -> dict[int, int]:
+    """Region id per core: cores grown by half a column gap sideways and a line gap up and down."""
+    mask = np.isin(labels, keep).astype(np.uint8)
+    kw, kh = max(3, int(column_gap * h)) | 1, max(3, int(2.5 * h)) | 1
+    grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
+    _, regions = cv2.connectedComponents(grown, connectivity=8)
+    out = {}
+    # Look up each core's region at one of its pixels (first in raster order).
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], keep)
+    region_flat = regions.ravel()
+    for i, s in zip(keep, starts):
+        out[i] = int(region_flat[order[s]])
+    return out
+
+
+def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, int], h: float) -> list[_WorkLine]:
+    """Group cores into lines: same region, overlapping heights, side by side."""
+    cores = sorted(keep, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
+    lines: list[_WorkLine] = []
+    spans: list[tuple[int, int]] = []  # y-range of each line's most recent core
+    for i in cores:
+        x, y, w, hh = (int(v) for v in stats[i, :4])
+        best, best_overlap = None, 0.0
+        for k, line in enumerate(lines):
+            if line.region != region_of[i] or line.x1 > x + 0.5 * h:
+                continue  # another region, or stacked above/below rather than beside
+            top, bottom = spans[k]
+            overlap = (min(bottom, y + hh) - max(top, y)) / max(1, min(bottom - top, hh))
+            if overlap > best_overlap:
+                best, best_overlap = k, overlap
+        if best is not None and best_overlap >= 0.5:
+            lines[best].core.append(i)
+            lines[best].x1 = max(lines[best].x1, x + w)
+            spans[best] = (y, y + hh)
+        else:
+            lines.append(_WorkLine(core=[i], x0=x, x1=x + w, region=region_of[i]))
+            spans.append((y, y + hh))
+    return lines
+
+
+def _centres(lines: list[_WorkLine], line_map: np.ndarray, width: int) -> None:
+    """Centre row of each line's core per column, interpolated across gaps, flat beyond ends."""
+    ys, xs = np.nonzero(line_map)
+    ids = line_map[ys, xs]
+    columns = np.arange(width)
+    for k, line in enumerate(lines, start=1):
+        sel = ids == k
+        lx, ly = xs[sel], ys[sel].astype(np.float64)
+        sums = np.bincount(lx, weights=ly, minlength=width)
+        counts = np.bincount(lx, minlength=width)
+        have = counts > 0
+        line.centre = np.interp(columns, columns[have], sums[have] / counts[have])
+
+
+def _assign_ink(lines: list[_WorkLine], binary: np.ndarray, line_map: np.ndarray, h: float, attach: float) -> None:
+    n, comp, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    centres = np.stack([line.centre for line in lines])  # (L, W)
+    spans = np.array([(line.x0, line.x1) for line in lines], np.float64)
+    ys, xs = np.nonzero(binary)
+    cids = comp[ys, xs]
+    touching = line_map[ys, xs]
+    # Which lines each component overlaps (pairs of component, line with shared pixels).
+    pairs = np.unique(cids[touching > 0].astype(np.int64) * (len(lines) + 1) + touching[touching > 0])
+    overlaps: dict[int, list[int]] = {}
+    for p in pairs:
+        overlaps.setdefault(int(p // (len(lines) + 1)), []).append(int(p % (len(lines) + 1)) - 1)
+    owner = np.full(n, -1, np.int64)  # line per component; -2: split pixel-wise
+    for c in range(1, n):
+        hit = overlaps.get(c)
+        if hit and len(hit) == 1:
+            owner[c] = hit[0]
+        elif hit:
+            owner[c] = -2
+        else:
+            cx, cy = centroids[c]
+            x = int(min(max(cx, 0), binary.shape[1] - 1))
+            # A word gap (up to ~3 h) may separate a capital or a short word from its line.
+            near = (spans[:, 0] - 3 * h <= cx) & (cx <= spans[:, 1] + 3 * h)
+            if not near.any():
+                continue
+            top = stats[c, cv2.CC_STAT_TOP]
+            bottom = top + stats[c, cv2.CC_STAT_HEIGHT]
+            # Distance from the line centre to the nearest row of the component.
+            gap = np.maximum(0.0, np.maximum(top - centres[:, x], centres[:, x] - bottom))
+            dist = np.where(near, gap, np.inf)
+            k = int(np.argmin(dist))
+            # Dots, commas and accents may sit off the line; a letter-sized piece must reach
+            # into the line's band, else it is a short line of its own (see _orphan_lines).
+            letter = stats[c, cv2.CC_STAT_HEIGHT] >= 0.5 * h and stats[c, cv2.CC_STAT_AREA] >= 0.1 * h * h
+            if dist[k] <= (0.5 if letter else attach) * h:
+                owner[c] = k
+    pixel_owner = owner[cids]
+    split = pixel_owner == -2
+    if split.any():
+        sx, sy, sc = xs[split], ys[split], cids[split]
+        candidates = np.full((len(lines), len(sx)), np.inf)
+        for c in np.unique(sc):
+            members = sc == c
+            for k in overlaps[int(c)]:
+                candidates[k, members] = np.abs(centres[k, sx[members]] - sy[members])
+        pixel_owner[split] = np.argmin(candidates, axis=0)
+    for k, line in enumerate(lines):
+        sel = pixel_owner == k
+        line.pixels = (ys[sel], xs[sel]) if sel.any() else None
+    lines.extend(_orphan_lines(owner, stats, comp, ys, xs, cids, lines, h))
+
+
+def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
+    """A short "line" (a flourished capital, a tall word) that sits inside a longer line's
+    x-range and mostly within its band is part of it: over-segmentation is the other
+    failure users of line segmenters complain about."""
+    longest = sorted(range(len(lines)), key=lambda k: -(lines[k].x1 - lines[k].x0))
+    absorbed = set()
+    for k in reversed(longest):
+        short = lines[k]
+        if short.x1 - short.x0 > 4 * h or k in absorbed:
+            continue
+        ys, xs = short.pixels
+        cx = int(np.median(xs))
+        best, best_share = None, 0.5
+        for j in longest:
+            other = lines[j]
+            if j == k or j in absorbed or other.x1 - other.x0 <= short.x1 - short.x0:
+                continue
+            # Beside the line within a wide word gap (digit strings are written spaced out).
+            if not (other.x0 - 5 * h <= cx <= other.x1 + 5 * h) or (short.core and other.region != short.region):
+                continue
+            centre = other.centre[min(max(cx, 0), len(other.centre) - 1)]
+            share = float(np.mean((ys >= centre - 1.5 * h) & (ys <= centre + 1.5 * h)))
+            if share > best_share:
+                best, best_share = j, share
+        if best is not None:
+            target = lines[best]
+            target.pixels = (np.r_[target.pixels[0], ys], np.r_[target.pixels[1], xs])
+            target.x0, target.x1 = min(target.x0, short.x0), max(target.x1, short.x1)
+            absorbed.add(k)
+    return [line for k, line in enumerate(lines) if k not in absorbed]
+
+
+def _orphan_lines(owner, stats, comp, ys, xs, cids, lines: list[_WorkLine], h: float) -> list[_WorkLine]:
+    """Letter-sized ink far from every line is a short line of its own ("8", "7.", a
+    signature): its smeared density was too low for a core. Side-by-side pieces join."""
+    big = [c for c in range(1, len(owner)) if owner[c] == -1 and stats[c, cv2.CC_STAT_HEIGHT] >= 0.5 * h
+           and stats[c, cv2.CC_STAT_AREA] >= 0.1 * h * h]
+    groups: list[list[int]] = []
+    for c in sorted(big, key=lambda c: stats[c, cv2.CC_STAT_LEFT]):
+        x, y, w, hh = (int(v) for v in stats[c, :4])
+        for g in groups:
+            gx1 = max(stats[d, 0] + stats[d, 2] for d in g)
+            gy0 = min(stats[d, 1] for d in g)
+            gy1 = max(stats[d, 1] + stats[d, 3] for d in g)
+            if x - gx1 < 2 * h and min(gy1, y + hh) - max(gy0, y) > 0.3 * min(gy1 - gy0, hh):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    boxes = {}
+    for line in lines:
+        if line.pixels is not None:
+            b = boxes.get(line.region, (np.inf, np.inf, -np.inf, -np.inf))
+            boxes[line.region] = (min(b[0], line.pixels[1].min()), min(b[1], line.pixels[0].min()),
+                                  max(b[2], line.pixels[1].max()), max(b[3], line.pixels[0].max()))
+    next_region = max((line.region for line in lines), default=0) + 1
+    found = []
+    for g in groups:
+        sel = np.isin(cids, g)
+        gy, gx = ys[sel], xs[sel]
+        cx, cy = float(gx.mean()), float(gy.mean())
+        region = next((r for r, b in boxes.items() if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]), None)
+        if region is None:
+            region, next_region = next_region, next_region + 1
+        found.append(_WorkLine(core=[], x0=int(gx.min()), x1=int(gx.max()) + 1, region=region, pixels=(gy, gx),
+                               centre=np.full(comp.shape[1], float(gy.mean()))))
+    return found
+
+
+def _fit_baseline(line: _WorkLine) -> None:
+    """Straight baseline: a robust fit to the lower edge of the line's dense band."""
+    ys, xs = line.pixels
+    # Lower edge of the x-height band per slice: the 75th percentile of ink rows, which
+    # ignores descenders (few pixels) but not the letter bodies that sit on the line.
+    width = int(xs.max() - xs.min() + 1)
+    step = max(4, width // 24)
+    bins = (xs - xs.min()) // step
+    order = np.lexsort((ys, bins))
+    counts = np.bincount(bins)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    full = counts >= 4
+    px = (np.bincount(bins, weights=xs) / np.maximum(counts, 1))[full].tolist()
+    py = ys[order][(starts + (0.75 * (counts - 1)).astype(int))[full]].astype(float).tolist()
+    if len(px) >= 2:
+        a, b = np.polyfit(px, py, 1)
+        residual = np.abs(np.polyval((a, b), px) - np.array(py))
+        inliers = residual <= max(2.0, np.median(residual) * 2)
+        if inliers.sum() >= 2:
+            a, b = np.polyfit(np.array(px)[inliers], np.array(py)[inliers], 1)
+    else:
+        a, b = 0.0, float(np.percentile(ys, 75))
+    line.baseline = (float(a), float(b))
+
+
+def _reading_order(lines: list[_WorkLine]) -> tuple[list[_WorkLine], list[list[int]]]:
+    """Regions by XY cut (top band first, then columns left to right), lines top to bottom."""
+    by_region: dict[int, list[_WorkLine]] = {}
+    for line in lines:
+        by_region.setdefault(line.region, []).append(line)
+    boxes = {}
+    for region, members in by_region.items():
+        x0 = min(int(m.pixels[1].min()) for m in members)
+        x1 = max(int(m.pixels[1].max()) for m in members) + 1
+        y0 = min(int(m.pixels[0].min()) for m in members)
+        y1 = max(int(m.pixels[0].max()) for m in members) + 1
+        boxes[region] = (x0, y0, x1, y1)
+    ordered: list[_WorkLine] = []
+    groups: list[list[int]] = []
+    for region in xy_cut(boxes):
+        members = sorted(by_region[region], key=lambda m: float(np.median(m.pixels[0])))
+        groups.append(list(range(len(ordered), len(ordered) + len(members))))
+        ordered.extend(members)
+    return ordered, groups
+
+
+def xy_cut(boxes: dict[int, tuple[int, int, int, int]]) -> list[int]:
+    """Reading order of boxes by recursive XY cut: split at horizontal gaps (top to bottom)
+    first, then at vertical gaps (left to right); unsplittable groups go top to bottom."""
+    keys = list(boxes)
+    if len(keys) <= 1:
+        return keys
+    for axis in (1, 0):  # 1: cut across y (bands), 0: cut across x (columns)
+        groups = _gap_groups(keys, boxes, axis)
+        if len(groups) > 1:
+            return [k for g in groups for k in xy_cut({k: boxes[k] for k in g})]
+    return sorted(keys, key=lambda k: (boxes[k][1], boxes[k][0]))
+
+
+def _gap_groups(keys, boxes, axis) -> list[list[int]]:
+    lo, hi = (0, 2) if axis == 0 else (1, 3)
+    groups: list[list[int]] = []
+    end = -math.inf
+    for k in sorted(keys, key=lambda k: boxes[k][lo]):
+        if boxes[k][lo] >= end:
+            groups.append([k])
+        else:
+            groups[-1].append(k)
+        end = max(end, boxes[k][hi])
+    return groups
+
+
+# --- geometry back to the page -------------------------------------------------------------
+
+def _to_page(line: _WorkLine, back: np.ndarray, width: int, height: int, index: int, h: float,
+             config: SegmentConfig) -> Line:
+    polygon = _envelope(line, max(1.0, config.polygon_pad * h), config.slice_width * h)
+    a, b = line.baseline
+    ys, xs = line.pixels
+    x0, x1 = float(xs.min()), float(xs.max())
+    baseline = np.array([[x0, a * x0 + b], [x1, a * x1 + b]])
+    polygon_page = _apply(back, polygon, width, height)
+    baseline_page = _apply(back, baseline, width, height)
+    px = [p[0] for p in polygon_page]
+    py = [p[1] for p in polygon_page]
+    bbox = (min(px), min(py), max(px) + 1, max(py) + 1)
+    return Line(id=f"l{index + 1:03d}", polygon=polygon_page, baseline=baseline_page, bbox=bbox)
+
+
+def _envelope(line: _WorkLine, pad: float, slice_width: float) -> np.ndarray:
+    """Staircase polygon around the line's ink: per slice along x, the top and bottom of the
+    ink in that slice and its two neighbours (so every ink pixel is inside and the outline
+    does not dip between letters), bridged across empty slices (word gaps)."""
+    ys, xs = line.pixels
+    step = max(2, int(round(slice_width)))
+    x0, x1 = int(xs.min()), int(xs.max()) + 1
+    n = max(1, int(math.ceil((x1 - x0) / step)))
+    bins = np.minimum((xs - x0) // step, n - 1)
+    top = np.full(n, np.inf)
+    bottom = np.full(n, -np.inf)
+    np.minimum.at(top, bins, ys)
+    np.maximum.at(bottom, bins, ys)
+    have = np.isfinite(top)
+    centres = np.arange(n, dtype=np.float64)
+    top = np.interp(centres, centres[have], top[have])
+    bottom = np.interp(centres, centres[have], bottom[have])
+    top = np.minimum(top, np.minimum(np.r_[top[:1], top[:-1]], np.r_[top[1:], top[-1:]])) - pad
+    bottom = np.maximum(bottom, np.maximum(np.r_[bottom[:1], bottom[:-1]], np.r_[bottom[1:], bottom[-1:]])) + pad + 1
+    lefts = x0 + np.arange(n) * step - pad
+    rights = np.minimum(x0 + (np.arange(n) + 1) * step, x1) + pad
+    lefts[1:] += pad
+    rights[:-1] -= pad
+    upper = [pt for k in range(n) for pt in ((lefts[k], top[k]), (rights[k], top[k]))]
+    lower = [pt for k in reversed(range(n)) for pt in ((rights[k], bottom[k]), (lefts[k], bottom[k]))]
+    return np.array(upper + lower, np.float64)
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:
+    pts = np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    pts[:, 0] = np.clip(np.round(pts[:, 0]), 0, width - 1)
+    pts[:, 1] = np.clip(np.round(pts[:, 1]), 0, height - 1)
+    out: list[tuple[int, int]] = []
+    for x, y in pts.astype(int).tolist():
+        if not out or out[-1] != (x, y):
+            out.append((x, y))
+    if len(out) > 1 and out[-1] == out[0]:
+        out.pop()
+    return out
