@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from hwr.distributed import context_from_env
 from hwr.imaging import load_gray
 from hwr.linegeom import cut_line
 from hwr.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
@@ -149,7 +150,13 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     config = config or BatchConfig()
     if config.mode not in ("auto", "page"):
         raise ValueError(f"run_batch handles modes auto and page, not {config.mode!r}")
+    # Under torchrun each rank reads every world_size-th page of the deterministic page order
+    # and writes that page's outputs itself; resume is per page, so a rerun with any number
+    # of ranks skips what is done.
+    ctx = context_from_env()
     errors_path = config.errors or (Path(config.output_dir) / "errors.tsv" if config.output_dir else None)
+    if errors_path is not None and ctx.enabled:
+        errors_path = Path(errors_path).with_suffix(f".rank{ctx.rank}{Path(errors_path).suffix}")
     errors = ErrorLog(errors_path)
     summary = BatchSummary()
     started = time.perf_counter()
@@ -163,7 +170,7 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     def prepare(ref) -> _Prepared:
         return _prepare(ref, recognizer, config, segment_config)
 
-    refs = (r for r in page_refs(inputs) if wanted(r))
+    refs = (r for i, r in enumerate(page_refs(inputs)) if i % ctx.world_size == ctx.rank and wanted(r))
     bar = _progress(config.progress)
     pending: list[_Prepared] = []
     try:

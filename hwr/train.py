@@ -119,6 +119,7 @@ class RandomBatches(torch.utils.data.Sampler):
 # Lines rendered on the fly have unknown widths until drawn: workers hand over pools of this
 # many batches, which are sorted by width and cut into batches (about 40% less padding).
 POOL_BATCHES = 8
+LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 
 
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
@@ -171,15 +172,22 @@ def make_optimizer(net: torch.nn.Module, cfg: TrainConfig):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def make_scheduler(optimizer, cfg: TrainConfig):
-    """Per-step LambdaLR: linear warmup, then cosine decay to 5% (or flat for plateau/constant)."""
+def make_scheduler(optimizer, cfg: TrainConfig, state: TrainerState):
+    """Per-step LambdaLR: linear warmup, then cosine decay to 5% (or flat for plateau/constant).
+
+    With a wall-clock budget (--max-minutes) the decay follows whichever runs out first, steps
+    or minutes, so a time-boxed run still ends on a small learning rate.
+    """
 
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         if cfg.schedule != "cosine":
             return 1.0
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if cfg.max_minutes > 0:
+            progress = max(progress, state.elapsed_seconds / (cfg.max_minutes * 60))
+        progress = min(1.0, progress)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -286,14 +294,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         net.load_state_dict(init_net.state_dict())
     norm = NormalizeConfig.from_dict(model_config.normalize)
     optimizer = make_optimizer(net, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     state = TrainerState()
+    scheduler = make_scheduler(optimizer, cfg, state)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if cfg.resume:
         if (out / "last" / "config.json").exists():
             last_net, _ = load_model(out / "last")
             net.load_state_dict(last_net.state_dict())
-            state = load_trainer_state(out / "last", optimizer, scheduler, scaler)
+            # In place: the LR schedule reads this state's clock.
+            vars(state).update(vars(load_trainer_state(out / "last", optimizer, scheduler, scaler)))
             log.info("resumed from %s at step %d", out / "last", state.step)
         else:
             log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
@@ -366,6 +375,8 @@ def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_
             running_loss = loss_value if running_loss is None else 0.95 * running_loss + 0.05 * loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
+            if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
+                log.info("step %d: loss %.3f, %.1f min", state.step, running_loss, (time.monotonic() - start) / 60)
             state.elapsed_seconds = time.monotonic() - start
             # Every rank must agree to stop at the same step, or the others hang in all-reduce.
             out_of_time = cfg.max_minutes > 0 and all_reduce_sums(

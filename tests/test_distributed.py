@@ -70,3 +70,39 @@ def test_nproc_shortcut_builds_a_torchrun_command():
     cmd = torchrun_command(2, ["train", "--out", "x"])
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert "--nproc-per-node=2" in cmd and cmd[-3:] == ["train", "--out", "x"]
+
+
+def test_sharded_transcription_covers_every_page_once(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from hwr.charset import Charset
+    from hwr.model import ModelConfig, save_model
+    from hwr.nets import build_network, make_config
+    from hwr.synth.page import render_page
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for i in range(5):
+        Image.fromarray(render_page(i, n_lines=3, split="val").image).save(pages / f"p{i}.png")
+    net_config = make_config("crnn", "tiny")
+    model = save_model(tmp_path / "model", build_network("crnn", net_config, len(Charset())).eval(),
+                       ModelConfig("crnn", net_config.to_dict(), Charset().to_json(), {"line_height": 32}))
+    out = tmp_path / "out"
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "hwr", "transcribe", str(pages), "--mode", "page", "--model", str(model),
+             "--output-dir", str(out), "--device", "cpu", "--no-progress"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    summaries = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        summaries.append(stderr)
+    assert sorted(p.name for p in out.glob("*.txt")) == [f"p{i}.txt" for i in range(5)]
+    counts = [int(s.split("pages ")[1].split()[0]) for s in summaries]
+    assert sorted(counts) == [2, 3]  # each page read by exactly one rank
