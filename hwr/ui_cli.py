@@ -1,0 +1,45 @@
+"""`hwr ui`: serve the web app (top-level package `ui`) on this machine.
+
+Kept apart from hwr/cli.py so the CLI learns the app's flags from `ui.config.UIConfig`
+without importing gradio until the command actually runs.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .config_args import add_dataclass_arguments, build_config
+
+UI_HELP = {
+    "host": "address to listen on; 0.0.0.0 lets other machines in",
+    "port": "port to listen on",
+    "share": "also open a public gradio.live link (makes network calls)",
+    "model": "model folder offered first (others in models/ are offered too)",
+    "device": "cpu, cuda, cuda:N or auto",
+    "decoder": "decoder selected at start: greedy, beam, beam-char or beam-word (users may switch)",
+    "concurrency": "jobs run at once; further requests wait in the queue",
+    "queue_size": "requests that may wait; more are refused",
+    "max_upload_mb": "largest accepted upload",
+    "max_zip_mb": "largest accepted unpacked size of an uploaded zip",
+    "max_zip_files": "most files accepted in an uploaded zip",
+}
+
+
+def add_ui_parser(sub) -> None:
+    from ui.config import UIConfig
+
+    p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
+                       description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
+                                   "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
+    add_dataclass_arguments(p, UIConfig, help_texts=UI_HELP)
+    p.add_argument("--config", help="JSON or YAML file of settings; flags override it")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import serve
+    from ui.config import UIConfig
+
+    config = build_config(UIConfig, args, args.config)
+    print(f"hwr ui: serving on http://{config.host}:{config.port} (Ctrl-C stops it)")
+    serve(config)
+    return 0

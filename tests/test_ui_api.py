@@ -1,0 +1,241 @@
+"""The web app's named API endpoints, driven with gradio_client against a live local server.
+
+The server runs in this process on a free localhost port with a tiny untrained model (built
+here, nothing trained or downloaded); reading real text needs the shipped model and is
+skipped, saying so, when it is absent.
+"""
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from hwr.charset import Charset
+from hwr.metrics import cer
+from hwr.model import ModelConfig, Recognizer, save_model
+from hwr.nets import build_network, make_config
+from hwr.writers import SUFFIXES
+
+from ui import UIConfig, build_app, close_app, launch_app
+from ui.pages import export_formats
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "data" / "samples"
+SHIPPED = REPO / "models" / "hwr-en-small"
+# A sanity bound (the shipped model reads this held-out-font line), not an accuracy claim:
+# the model card reports accuracy.
+SHIPPED_MAX_CER = 0.25
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_model(folder: Path) -> Path:
+    torch.manual_seed(0)
+    cfg = make_config("crnn", "tiny")
+    net = build_network("crnn", cfg, len(Charset()))
+    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
+                         normalize={"line_height": cfg.line_height})
+    return save_model(folder, net.eval(), config)
+
+
+def start_server(model_dir: Path):
+    config = UIConfig(model=str(model_dir), port=free_port(), concurrency=2)
+    demo = build_app(config)
+    return demo, launch_app(demo, config, block=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("ui") / "tiny")
+
+
+LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(scope="module")
+def outbound():
+    """Every non-local host the process resolves or connects to while the app runs."""
+    seen: list[str] = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(sock, address):
+        if isinstance(address, tuple) and address[0] not in LOCAL_HOSTS:
+            seen.append(str(address[0]))
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in LOCAL_HOSTS and host is not None:
+            seen.append(str(host))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield seen
+
+
+@pytest.fixture(scope="module")
+def client(tiny_dir, outbound):
+    demo, url = start_server(tiny_dir)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        close_app(demo)
+
+
+def transcribe(client: Client, path: Path, layout: str = "auto"):
+    return client.predict(handle_file(str(path)), "tiny", "greedy", layout, api_name="/transcribe")
+
+
+def test_server_binds_loopback_and_lists_named_endpoints(client):
+    assert client.src.startswith("http://127.0.0.1:")
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/transcribe", "/export", "/batch", "/evaluate", "/model_info", "/benchmark"} <= named
+
+
+def test_transcribe_line_shows_what_the_recognizer_reads(client, tiny_dir):
+    line = SAMPLES / "line-02.png"
+    outlined, lines_html, text, downloads, page, status = transcribe(client, line)
+    expected = Recognizer.load(tiny_dir).recognize([line])[0].text
+    assert text == expected
+    assert Image.open(outlined).size == Image.open(line).size
+    assert 'class="hwr-line"' in lines_html and "1 line(s) read as line" in status
+    assert [l["recognition"]["text"] for l in page["lines"]] == [expected]
+    assert sorted(Path(p).name for p in downloads) == sorted(f"line-02{SUFFIXES[f]}" for f in export_formats())
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(),
+                    reason=f"no shipped model in {SHIPPED}: reading real text needs a trained model")
+def test_shipped_model_reads_a_rendered_line():
+    demo, url = start_server(SHIPPED)
+    try:
+        line = SAMPLES / "line-03.png"
+        text = Client(url, verbose=False).predict(handle_file(str(line)), api_name="/transcribe")[2]
+    finally:
+        close_app(demo)
+    truth = (SAMPLES / "line-03.gt.txt").read_text(encoding="utf-8").strip()
+    assert cer(truth, text) <= SHIPPED_MAX_CER, (truth, text)
+
+
+def test_corrections_reach_the_downloads(client):
+    *_, page, _ = transcribe(client, SAMPLES / "line-04.png")
+    downloads = client.predict(page, "corrected text", api_name="/export")
+    txt = next(p for p in downloads if p.endswith(".txt"))
+    assert Path(txt).read_text(encoding="utf-8").strip() == "corrected text"
+    with pytest.raises(AppError, match="keep one line of text per detected line"):
+        client.predict(page, "one\ntwo\nthree", api_name="/export")
+
+
+def _huge_png_header(tmp_path: Path) -> Path:
+    """A valid 1x1 PNG whose header claims 40000x40000 pixels (a decompression bomb's shape)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = bytearray(data[12:29])  # chunk type + 13 bytes of IHDR data
+    ihdr[4:12] = struct.pack(">II", 40000, 40000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path = tmp_path / "huge.png"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.txt", b"shopping list: milk", "not a readable image"),
+    ("empty.png", b"", "not a readable image"),
+    ("cut.png", None, "unreadable image|not a readable image"),
+])
+def test_bad_image_uploads_give_friendly_errors(client, tmp_path, name, content, message):
+    if content is None:  # a real PNG cut in half, as an interrupted upload leaves it
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 400), np.uint8)).save(buffer, format="PNG")
+        content = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AppError, match=message) as info:
+        transcribe(client, path)
+    assert "Traceback" not in str(info.value) and name in str(info.value)
+
+
+def test_huge_image_is_refused(client, tmp_path):
+    with pytest.raises(AppError, match="(too large|exceeds limit|decompression bomb)"):
+        transcribe(client, _huge_png_header(tmp_path))
+
+
+def test_zip_without_ground_truth_is_explained(client, tmp_path):
+    archive = tmp_path / "no-gt.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLES / "line-01.png", "lines/line-01.png")
+    with pytest.raises(AppError, match="holds no ground truth"):
+        client.predict(handle_file(str(archive)), "tiny", "greedy", api_name="/evaluate")
+    # ... and the server is still there afterwards.
+    assert transcribe(client, SAMPLES / "line-04.png")[5].startswith("1 line(s)")
+
+
+def test_evaluate_a_zipped_pairs_data_set(client):
+    summary, plot, table, csv_path = client.predict(handle_file(str(SAMPLES / "eval-lines.zip")), "tiny", "greedy",
+                                                    api_name="/evaluate")
+    assert "CER" in summary and "6 lines" in summary
+    assert table.count("<img") == 6
+    assert sum(row[2] for row in plot["data"]) == 6  # every line lands in one length bin
+    assert len(Path(csv_path).read_text(encoding="utf-8").splitlines()) == 7
+
+
+def test_batch_reports_each_file_and_zips_outputs(client, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    files = [handle_file(str(SAMPLES / "line-01.png")), handle_file(str(bad)),
+             handle_file(str(SAMPLES / "eval-lines.zip"))]
+    table, archive, summary = client.predict(files, "tiny", "greedy", "auto", api_name="/batch")
+    rows = table["data"]
+    assert len(rows) == 1 + 1 + 6 and "7 of 8 images read; 1 failed" in summary
+    errors = {row[0]: row[5] for row in rows}
+    assert errors["bad.png"].startswith("not a readable image") and not errors["line-01.png"]
+    assert "/" not in errors["bad.png"]  # no server-side paths in messages
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+    assert "results.csv" in names
+    assert len(names) == 1 + 7 * len(export_formats())
+
+
+def test_model_tab_endpoints(client):
+    card, facts = client.predict("tiny", "greedy", api_name="/model_info")
+    assert facts["parameters"] > 0 and facts["device"] in ("cpu", "cuda", "cuda:0") and "crnn" in card
+    speed = client.predict("tiny", "greedy", api_name="/benchmark")
+    assert speed["one_line_ms_median"] > 0 and speed["batch_lines_per_s"] > 0
+
+
+def test_concurrent_users_are_queued_not_crashed(client):
+    jobs = [client.submit(handle_file(str(SAMPLES / f"line-0{k}.png")), "tiny", "greedy", "line",
+                          api_name="/transcribe") for k in range(1, 7)]
+    assert all(job.result(timeout=60)[5].startswith("1 line(s)") for job in jobs)
+
+
+def test_no_outbound_connections(client, outbound):
+    # Runs after the others (file order): start-up and every endpoint above have been exercised.
+    client.predict(handle_file(str(SAMPLES / "line-01.png")), "tiny", "greedy", "auto", api_name="/transcribe")
+    assert outbound == []
+
+
+def test_cli_ui_flags_default_to_loopback():
+    from hwr.cli import build_parser
+    from hwr.config_args import build_config
+
+    args = build_parser().parse_args(["ui", "--port", "7999", "--model", "m"])
+    config = build_config(UIConfig, args, args.config)
+    assert (config.host, config.port, config.share, config.model) == ("127.0.0.1", 7999, False, "m")
+    assert build_parser().parse_args(["ui", "--share"]).share is True

@@ -1,0 +1,82 @@
+"""Guards on what users upload to the web app: zips, work folders, page round trips."""
+from __future__ import annotations
+
+import os
+import stat
+import time
+import zipfile
+
+import pytest
+
+from hwr.records import Line, Page, Recognition
+from ui.pages import apply_corrections, page_from_dict, page_to_dict
+from ui.uploads import UploadError, WorkDirs, ZipLimits, extract_zip
+
+
+def make_zip(path, members: dict[str, bytes], link: str | None = None):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if link:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_extract_keeps_folders_and_drops_archiver_junk(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"lines/a.png": b"x", "__MACOSX/lines/._a.png": b"junk", "b.gt.txt": b"hi"})
+    files = extract_zip(archive, tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == ["b.gt.txt", "lines/a.png"]
+
+
+@pytest.mark.parametrize("members, link, message", [
+    ({"../evil.txt": b"x"}, None, "points outside the archive"),
+    ({"/etc/evil.txt": b"x"}, None, "points outside the archive"),
+    ({"ok.txt": b"x"}, "link", "symbolic link"),
+    ({}, None, "is empty"),
+])
+def test_extract_refuses_unsafe_archives(tmp_path, members, link, message):
+    archive = make_zip(tmp_path / "bad.zip", members, link)
+    with pytest.raises(UploadError, match=message):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_extract_refuses_bombs_and_non_zips(tmp_path):
+    archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": b"\0" * 100_000})
+    with pytest.raises(UploadError, match="unpacks to"):
+        extract_zip(archive, tmp_path / "out", ZipLimits(max_bytes=50_000))
+    with pytest.raises(UploadError, match="holds 3 files"):
+        extract_zip(make_zip(tmp_path / "many.zip", {f"{i}": b"" for i in range(3)}), tmp_path / "o", ZipLimits(max_files=2))
+    (tmp_path / "fake.zip").write_bytes(b"PK but not really")
+    with pytest.raises(UploadError, match="is not a zip file"):
+        extract_zip(tmp_path / "fake.zip", tmp_path / "out")
+
+
+def test_work_dirs_sweep_old_folders_and_close(tmp_path):
+    work = WorkDirs(max_age_s=60)
+    old = work.new("old")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    fresh = work.new("fresh")  # creating one sweeps the others that are too old
+    assert not old.exists() and fresh.exists()
+    work.close()
+    assert not work.root.exists()
+
+
+def _page() -> Page:
+    lines = [Line(id=f"p-l{i}", polygon=[(0, i * 10), (50, i * 10), (50, i * 10 + 9)], baseline=[(0, i * 10 + 8)],
+                  bbox=(0, i * 10, 51, i * 10 + 10), recognition=Recognition(t, 0.5, [0.5] * len(t), [(0, 1)] * len(t)))
+             for i, t in enumerate(["frist line", "second"])]
+    return Page(id="p", source="p.png", width=51, height=20, lines=lines)
+
+
+def test_page_survives_json_and_takes_corrections():
+    page = page_from_dict(page_to_dict(_page()))
+    assert page == _page()
+    fixed = apply_corrections(page, "first line\nsecond\n")
+    assert [l.recognition.text for l in fixed.lines] == ["first line", "second"]
+    assert fixed.lines[0].recognition.confidence == 1.0 and fixed.lines[1].recognition.confidence == 0.5
+    assert page.lines[0].recognition.text == "frist line"  # the original is left alone
+    with pytest.raises(UploadError, match="3 lines but 2 lines were detected"):
+        apply_corrections(page, "a\nb\nc")

@@ -1,0 +1,128 @@
+"""Batch tab logic: many images (or zips of them) in, one row per image and a zip of outputs out.
+
+One unreadable file never stops the batch: its row says why, and the rest goes on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from hwr.imaging import ImageError, load_gray
+from hwr.model import Recognizer
+from hwr.transcribe import IMAGE_SUFFIXES
+
+from .pages import LAYOUTS, export_page, mean_confidence, transcribe_image
+from .uploads import UploadError, ZipLimits, display_name, extract_zip
+
+log = logging.getLogger("ui.batch")
+
+TABLE_HEADERS = ["file", "layout", "lines", "confidence", "text", "error"]
+PREVIEW_CHARS = 120  # the table shows the start of the text; the zip has all of it
+LINE_BREAK = " | "
+COLUMN_WIDTHS = ["24%", "7%", "6%", "9%", "34%", "20%"]
+
+
+@dataclass
+class BatchInput:
+    name: str  # what the user calls it: the file name, or zip name/path inside the zip
+    path: Path
+
+
+@dataclass
+class BatchRow:
+    name: str
+    layout: str = ""
+    lines: int = 0
+    confidence: float | None = None
+    text: str = ""
+    error: str = ""
+
+    def cells(self) -> list:
+        conf = "" if self.confidence is None else round(self.confidence, 3)
+        text = self.text.replace("\n", LINE_BREAK)  # a table cell shows a page's lines on one row
+        preview = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
+        return [self.name, self.layout, self.lines, conf, preview, self.error]
+
+
+def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> list[BatchInput]:
+    """Uploaded files as they are; zips unpacked, keeping their image files in path order."""
+    inputs: list[BatchInput] = []
+    for number, upload in enumerate(uploads):
+        name = display_name(upload)
+        if Path(upload).suffix.lower() != ".zip":
+            inputs.append(BatchInput(name, Path(upload)))
+            continue
+        folder = work / "unzipped" / f"{number:04d}"
+        images = [p for p in extract_zip(upload, folder, limits) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise UploadError(f"{name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        inputs += [BatchInput(f"{name}/{p.relative_to(folder).as_posix()}", p) for p in sorted(images)]
+    if not inputs:
+        raise UploadError("no files were uploaded")
+    return inputs
+
+
+def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,
+              progress: Callable[[int, int, str], None] | None = None) -> list[BatchRow]:
+    """Transcribe each input and write its outputs (every writer format) under out_dir."""
+    if layout not in LAYOUTS:  # checked once here: inside the loop it would fail every row
+        raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    rows = []
+    stems: set[str] = set()
+    for done, item in enumerate(inputs):
+        if progress is not None:
+            progress(done, len(inputs), item.name)
+        rows.append(_transcribe_one(recognizer, item, layout, out_dir, _unique_stem(item.name, stems)))
+    return rows
+
+
+def _transcribe_one(recognizer: Recognizer, item: BatchInput, layout: str, out_dir: Path, stem: str) -> BatchRow:
+    try:
+        gray = load_gray(item.path)
+    except ImageError as exc:
+        # Pillow's messages may quote the server-side upload path; the user knows the name.
+        return BatchRow(item.name, error=exc.reason.replace(str(item.path), item.name))
+    try:
+        page, used = transcribe_image(recognizer, gray, layout, page_id=Path(stem).name, source=item.name)
+        export_page(page, out_dir, stem)
+    except Exception as exc:  # noqa: BLE001 - one odd image must not cost the user the whole batch
+        log.exception("batch: %s failed", item.name)
+        return BatchRow(item.name, layout, error=f"failed on the server ({type(exc).__name__}); see its log")
+    return BatchRow(item.name, used, len(page.lines), mean_confidence(page), page.text)
+
+
+def _unique_stem(name: str, taken: set[str]) -> str:
+    # Output names keep the input's folders (zip members) but never collide: a.png and a.jpg
+    # would both want "a.txt".
+    stem = Path(name).with_suffix("").as_posix().replace("/", "__")
+    candidate, k = stem, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{stem}-{k}"
+    taken.add(candidate)
+    return candidate
+
+
+def results_csv(rows: list[BatchRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(TABLE_HEADERS)
+    for row in rows:
+        writer.writerow([row.name, row.layout, row.lines, "" if row.confidence is None else f"{row.confidence:.4f}",
+                         row.text, row.error])
+    return buffer.getvalue()
+
+
+def zip_outputs(rows: list[BatchRow], out_dir: Path, archive: Path) -> Path:
+    """All written outputs plus results.csv (every row, including failures) in one zip."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("results.csv", results_csv(rows))
+        for path in sorted(out_dir.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(out_dir).as_posix())
+    return archive

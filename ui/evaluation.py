@@ -1,0 +1,108 @@
+"""Evaluate tab logic: a zipped labelled data set in; CER/WER, the lines by error, CER by length out."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
+from hwr.datasets.iam import LINES_TXT
+from hwr.evaluate import EvalReport
+from hwr.imaging import ImageError, load_gray
+from hwr.records import LineSample
+
+from .render import thumbnail_uri
+from .uploads import UploadError, ZipLimits, display_name, extract_zip
+
+# The table shows the worst lines with thumbnails inline; the CSV download has every line.
+TABLE_ROWS = 200
+LENGTH_BIN = 10  # characters per bar of the CER-by-length plot
+NO_GROUND_TRUTH = ("{name} holds no ground truth: expected an IAM tree (ascii/lines.txt and lines/) "
+                   "or line images with a .gt.txt file beside each (foo.png + foo.gt.txt)")
+
+
+def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) -> tuple[list[LineSample], SkipReport]:
+    """Unpack a zipped data set and read its lines; bad entries are skipped and reported."""
+    name = display_name(archive)
+    folder = work / "dataset"
+    extract_zip(archive, folder, limits)
+    root = dataset_root(folder)
+    try:
+        detect_format(root)
+    except DatasetError:  # no lines.txt, .gt.txt, manifest or PAGE XML anywhere
+        raise UploadError(NO_GROUND_TRUTH.format(name=name)) from None
+    report = SkipReport()
+    try:
+        samples = open_dataset(root, skip_bad=True, report=report)
+    except DatasetError as exc:
+        raise UploadError(f"{name}: {_relative(str(exc), folder)}") from None
+    if not samples:
+        raise UploadError(f"{name}: no usable lines ({_relative(report.summary(3), folder)})")
+    return samples, report
+
+
+def dataset_root(folder: Path) -> Path:
+    """Where the data set starts inside an unpacked zip: the IAM root if there is one, else the top."""
+    for lines_txt in sorted(folder.rglob(LINES_TXT.name)):
+        if lines_txt.parent.name == LINES_TXT.parent.name:
+            return lines_txt.parent.parent
+    return folder
+
+
+def _relative(message: str, folder: Path) -> str:
+    # Messages name files by their server path; the user knows them by their path in the zip.
+    return message.replace(str(folder) + "/", "").replace(str(folder), "the zip's top folder")
+
+
+def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
+    text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
+            f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
+    problems = [_relative(f, folder) for f in report.failures] + [_relative(str(e), folder) for e in skipped.entries]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        text += f"\n\nSkipped {len(problems)} unusable entries: {shown}"
+    return text
+
+
+def lines_table_html(report: EvalReport, samples: list[LineSample], rows: int = TABLE_ROWS) -> str:
+    """The lines, worst first, each with a thumbnail of its image."""
+    by_id = {s.id: s for s in samples}
+    worst = report.worst(len(report.results))
+    body = "".join(_row_html(r, by_id.get(r.id)) for r in worst[:rows])
+    note = f"<p>Showing the {rows} worst of {len(worst)} lines; the CSV has all.</p>" if len(worst) > rows else ""
+    return (f'{note}<table class="hwr-eval"><thead><tr><th>image</th><th>id</th><th>reference / recognised</th>'
+            f"<th>CER</th><th>confidence</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def _row_html(result, sample: LineSample | None) -> str:
+    thumb = ""
+    if sample is not None:
+        try:
+            thumb = f'<img src="{thumbnail_uri(load_gray(sample.image))}" alt="{html.escape(result.id)}">'
+        except ImageError:
+            thumb = "(unreadable)"
+    return (f"<tr><td>{thumb}</td><td>{html.escape(result.id)}</td>"
+            f"<td>{html.escape(result.reference)}<br><b>{html.escape(result.hypothesis)}</b></td>"
+            f"<td>{result.cer:.1%}</td><td>{result.confidence:.0%}</td></tr>")
+
+
+def cer_by_length(report: EvalReport, bin_size: int = LENGTH_BIN) -> pd.DataFrame:
+    """Corpus CER of the lines in each reference-length bin (short lines often fare worst)."""
+    bins: dict[int, list[int]] = {}
+    for r in report.results:
+        start = len(r.reference) // bin_size * bin_size
+        errors_chars = bins.setdefault(start, [0, 0, 0])
+        errors_chars[0] += r.char_errors
+        errors_chars[1] += len(r.reference)
+        errors_chars[2] += 1
+    rows = [{"length": f"{start}-{start + bin_size - 1}", "CER": errors / max(chars, 1), "lines": count}
+            for start, (errors, chars, count) in sorted(bins.items())]
+    return pd.DataFrame(rows, columns=["length", "CER", "lines"])
+
+
+EVAL_CSS = """
+.hwr-eval { border-collapse: collapse; font-size: 0.9em; }
+.hwr-eval td, .hwr-eval th { border-bottom: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; vertical-align: middle; }
+.hwr-eval img { max-height: 32px; }
+"""

@@ -1,0 +1,80 @@
+"""The models a UI user may choose, and a small cache of loaded `Recognizer`s.
+
+The choices are fixed when the server starts (the --model folder and the shipped models):
+a web user never types a server path, so a shared app cannot be used to probe the disk.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from hwr.assets import models_dir
+from hwr.decode import DECODERS
+from hwr.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, default_model_dir
+
+# Each Recognizer holds a network (tens of MB); two cover "compare decoders" or two models.
+CACHE_SIZE = 2
+
+
+def decoder_names() -> list[str]:
+    return list(DECODERS)
+
+
+def discover_models(preferred: str | None) -> dict[str, Path]:
+    """label -> model folder: the preferred (or default) model first, then models/*."""
+    candidates = [Path(preferred) if preferred else default_model_dir()]
+    root = models_dir()
+    if root.is_dir():
+        candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+    choices: dict[str, Path] = {}
+    for path in candidates:
+        if not (path / CONFIG_FILE).is_file() or path.resolve() in {p.resolve() for p in choices.values()}:
+            continue
+        label = path.name if path.name not in choices else f"{path.name} ({path.parent})"
+        choices[label] = path
+    return choices
+
+
+class ModelRegistry:
+    """Loads models on first use and keeps the last few; safe to call from queue workers."""
+
+    def __init__(self, preferred: str | None = None, device: str = "auto"):
+        self.preferred = preferred
+        self.device = device
+        self.choices = discover_models(preferred)
+        self._cache: OrderedDict[tuple, Recognizer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.choices)
+
+    @property
+    def default_label(self) -> str | None:
+        return self.labels[0] if self.choices else None
+
+    def get(self, label: str | None, decoder: str = "greedy") -> Recognizer:
+        path = self._path(label)
+        if decoder not in DECODERS:
+            raise ModelError(f"unknown decoder {decoder!r}; choose one of {decoder_names()}")
+        # The weights' mtime is part of the key, so a model retrained in place is reloaded.
+        weights = path / WEIGHTS_FILE
+        key = (str(path.resolve()), decoder, weights.stat().st_mtime_ns if weights.exists() else 0)
+        with self._lock:  # one load at a time: two users asking at once must not load twice
+            if key not in self._cache:
+                self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            self._cache.move_to_end(key)
+            return self._cache[key]
+
+    def _path(self, label: str | None) -> Path:
+        if not self.choices:
+            wanted = self.preferred or default_model_dir()
+            raise ModelError(f"no model found at {wanted}; start the app with `hwr ui --model <model folder>`")
+        if label is None:
+            return next(iter(self.choices.values()))
+        if label not in self.choices:
+            raise ModelError(f"unknown model {label!r}; choose one of {self.labels}")
+        return self.choices[label]

@@ -1,0 +1,116 @@
+"""An uploaded image becomes a `Page`: cut into lines by the page pipeline, or read as one line.
+
+Also the page's round trip through JSON (the UI keeps the last result in the browser, so the
+server holds no per-user state), the user's corrections, and the downloads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from hwr.model import Recognizer
+from hwr.pipeline import transcribe_page
+from hwr.records import Line, Page, Recognition, WordBox
+from hwr.writers import SUFFIXES, write_page
+
+from .uploads import UploadError
+
+LAYOUTS = ("auto", "page", "line")
+# "auto" follows the CLI's pipeline (hwr.pipeline): an image is a page when the segmenter
+# finds two or more text lines on it, otherwise a line image read whole.
+MIN_PAGE_LINES = 2
+
+
+def transcribe_image(recognizer: Recognizer, gray: np.ndarray, layout: str = "auto", page_id: str = "page",
+                     source: str = "") -> tuple[Page, str]:
+    """Read an image (uint8 gray) as a page of lines or as one line; returns the page and the
+    layout used ("page" or "line")."""
+    if layout not in LAYOUTS:
+        raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "line":
+        return single_line_page(recognizer, gray, page_id, source), "line"
+    page = transcribe_page(recognizer, gray, page_id=page_id, source=source)
+    if layout == "auto" and len(page.lines) < MIN_PAGE_LINES:
+        return single_line_page(recognizer, gray, page_id, source), "line"
+    return page, "page"
+
+
+def single_line_page(recognizer: Recognizer, gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
+    """The whole image as the page's only line (the recognizer finds the ink box itself).
+
+    Geometry as hwr.pipeline gives a line image: the image outline, a baseline along its foot.
+    """
+    h, w = gray.shape[:2]
+    recognition = recognizer.recognize([gray], batch_size=1)[0]
+    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h), text=recognition.text,
+                recognition=recognition)
+    return Page(id=page_id, source=source, width=w, height=h, lines=[line])
+
+
+def mean_confidence(page: Page) -> float | None:
+    confs = [line.recognition.confidence for line in page.lines if line.recognition is not None]
+    return float(np.mean(confs)) if confs else None
+
+
+def apply_corrections(page: Page, corrected: str) -> Page:
+    """The user's edited text, one line of text per detected line, replaces what was read."""
+    if not page.lines:
+        if corrected.strip():
+            raise UploadError("no text lines were detected, so there is nothing to correct")
+        return page
+    texts = corrected.replace("\r\n", "\n").split("\n")
+    if len(texts) == len(page.lines) + 1 and texts[-1] == "":
+        texts.pop()  # a final newline typed after the last line is not an extra line
+    if len(texts) != len(page.lines):
+        raise UploadError(f"the corrected text has {len(texts)} lines but {len(page.lines)} lines were detected; "
+                          "keep one line of text per detected line")
+    page = dataclasses.replace(page, lines=[dataclasses.replace(line) for line in page.lines])
+    for line, text in zip(page.lines, texts):
+        if line.recognition is not None and text == line.recognition.text:
+            continue
+        # A line a person has checked is certain: confidence 1 keeps writers' confidence
+        # attributes truthful instead of carrying the machine's doubt over to the new text.
+        line.text = text
+        line.recognition = Recognition(text=text, confidence=1.0, char_confidences=[1.0] * len(text))
+    return page
+
+
+def page_to_dict(page: Page) -> dict:
+    return dataclasses.asdict(page)
+
+
+def page_from_dict(data: dict) -> Page:
+    """Inverse of page_to_dict; JSON turned tuples into lists, so they are turned back."""
+    try:
+        lines = [_line_from_dict(d) for d in data.get("lines", [])]
+        return Page(id=str(data["id"]), source=str(data.get("source", "")), width=int(data["width"]),
+                    height=int(data["height"]), lines=lines)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UploadError(f"not a page result from the transcribe step ({exc!r})") from None
+
+
+def _line_from_dict(d: dict) -> Line:
+    rec = d.get("recognition")
+    if rec is not None:
+        rec = Recognition(**{**rec, "char_frames": [tuple(f) for f in rec.get("char_frames", [])],
+                             "words": [WordBox(**w) for w in rec.get("words", [])]})
+    return Line(id=d["id"], polygon=[tuple(p) for p in d["polygon"]], baseline=[tuple(p) for p in d["baseline"]],
+                bbox=tuple(d["bbox"]), text=d.get("text", ""), recognition=rec)
+
+
+def export_formats() -> list[str]:
+    return list(SUFFIXES)
+
+
+def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None = None) -> list[Path]:
+    """Write the page in each format (txt, JSON, PAGE XML, ALTO) as folder/<stem><suffix>."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats or export_formats():
+        path = folder / f"{stem}{SUFFIXES[fmt]}"
+        path.write_text(write_page(page, fmt), encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -1,0 +1,125 @@
+"""What users upload: friendly errors, guarded zip extraction and per-request work folders.
+
+Nothing here imports gradio, so the guards are plain functions the tests call directly.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger("ui.uploads")
+
+# Folders that archivers add beside the real content; never data.
+_JUNK_PARTS = {"__MACOSX", ".DS_Store"}
+
+
+class UploadError(ValueError):
+    """An upload cannot be used; the message is shown to the user as is."""
+
+
+def display_name(path: str | Path) -> str:
+    """The name the user knows: gradio stores uploads as <cache>/<hash>/<original name>."""
+    return Path(path).name
+
+
+@dataclass
+class ZipLimits:
+    max_bytes: int = 1 << 30  # total unpacked size
+    max_files: int = 20000
+
+
+def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()) -> list[Path]:
+    """Unpack a user's zip into dest; refuse bombs, path traversal and links. Returns the files."""
+    name = display_name(archive)
+    if not zipfile.is_zipfile(archive):
+        raise UploadError(f"{name} is not a zip file")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = _checked_members(zf, name, limits)
+            return [_extract_member(zf, info, dest) for info in members]
+    except zipfile.BadZipFile as exc:
+        raise UploadError(f"{name} is a corrupt zip file ({exc})") from None
+
+
+def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[zipfile.ZipInfo]:
+    members = [info for info in zf.infolist() if not info.is_dir() and not _is_junk(info.filename)]
+    if not members:
+        raise UploadError(f"{name} is empty")
+    if len(members) > limits.max_files:
+        raise UploadError(f"{name} holds {len(members)} files; at most {limits.max_files} are accepted")
+    # file_size is what the archive claims; _extract_member enforces it while copying, so a
+    # forged header cannot unpack more than declared.
+    total = sum(info.file_size for info in members)
+    if total > limits.max_bytes:
+        raise UploadError(f"{name} unpacks to {total / 2**20:.0f} MB; at most {limits.max_bytes / 2**20:.0f} MB "
+                          "are accepted")
+    for info in members:
+        if _is_link(info):
+            raise UploadError(f"{name}: {info.filename} is a symbolic link; links are not accepted")
+        if _unsafe_path(info.filename):
+            raise UploadError(f"{name}: {info.filename} points outside the archive")
+    return members
+
+
+def _is_junk(filename: str) -> bool:
+    return any(part in _JUNK_PARTS or part.startswith("._") for part in PurePosixPath(filename).parts)
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    # Unix zips keep the file mode in the high 16 bits of external_attr.
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _unsafe_path(filename: str) -> bool:
+    path = PurePosixPath(filename.replace("\\", "/"))
+    return path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0])
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> Path:
+    target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(info) as src, open(target, "wb") as out:
+        copied = 0
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            if copied > info.file_size:
+                raise UploadError(f"{info.filename} unpacks to more than its declared size")
+            out.write(chunk)
+    return target
+
+
+class WorkDirs:
+    """Per-request folders under one private temporary root, removed when old and at close.
+
+    Outputs must outlive the request (gradio serves the downloads afterwards), so each is
+    swept once it is older than max_age_s; gradio's own copies go with its delete_cache.
+    """
+
+    def __init__(self, max_age_s: float = 3600.0):
+        self.root = Path(tempfile.mkdtemp(prefix="hwr-ui-"))
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+
+    def new(self, prefix: str) -> Path:
+        self.sweep()
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
+
+    def sweep(self) -> None:
+        cutoff = time.time() - self.max_age_s
+        with self._lock:
+            for folder in self.root.iterdir() if self.root.exists() else ():
+                try:
+                    if folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                except FileNotFoundError:
+                    pass  # another request swept it first
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
