@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
+
 from PIL import Image, ImageDraw, ImageFont
 
 from hwr.synth import LineSynthesizer

@@ -6,6 +6,7 @@ calls a plain Python function, so everything the CLI does is also a library call
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import logging
 import sys
 from pathlib import Path
@@ -47,6 +48,17 @@ EVAL_HELP = {
 }
 
 
+TRANSCRIBE_HELP = {
+    "mode": "line: every input is one line image; page: every input is a page; auto: PDFs, multi-page TIFFs "
+            "and images on which the segmenter finds 2+ lines are pages",
+    "format": "page outputs, comma-separated: txt,json,pagexml,alto",
+    "resume": "skip pages whose outputs all exist in --output-dir",
+    "errors": "file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv",
+    "dpi": "resolution at which PDF pages are rasterised",
+    "workers": "threads that load and segment pages while the recognizer runs",
+}
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON or YAML file of settings; flags override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -63,10 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("transcribe", help="read line images and print their text",
-                       description="Transcribe line images (files or folders) with a model (default: the shipped one).")
-    p.add_argument("inputs", nargs="+", help="line image files or folders (searched recursively)")
-    add_dataclass_arguments(p, TranscribeConfig, help_texts=DECODER_HELP)
+    p = sub.add_parser("transcribe", help="read line images or whole pages and write their text",
+                       description="Transcribe line images or scanned pages (images, multi-page TIFF, PDF) with "
+                                   "a model (default: the shipped one). --mode auto reads PDFs, multi-page TIFFs "
+                                   "and images with two or more text lines as pages (segmented into lines), "
+                                   "other images as single lines.")
+    p.add_argument("inputs", nargs="+", help="image or PDF files, folders (recursive), glob patterns, or .txt/.lst "
+                                             "files listing one path per line")
+    add_dataclass_arguments(p, TranscribeConfig, help_texts=DECODER_HELP | TRANSCRIBE_HELP)
     _common(p)
 
     p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
@@ -84,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N (with --splits: "
                         "an IAM root whose split files --splits names)")
     add_dataclass_arguments(p, EvalConfig, help_texts=DECODER_HELP | EVAL_HELP)
+    p.add_argument("--pages", action="store_true",
+                   help="score whole pages (page images with .gt.txt beside them, or PAGE XML): page CER/WER "
+                        "through segmentation, and line detection precision/recall at IoU >= 0.5")
     _common(p)
 
     p = sub.add_parser("synth", help="write a synthetic handwriting data set",
@@ -125,7 +144,11 @@ def cmd_transcribe(args) -> int:
     from .model import atomic_write_bytes
 
     cfg = build_config(TranscribeConfig, args, args.config)
+    if cfg.mode not in ("line", "page", "auto"):
+        raise ValueError(f"--mode must be line, page or auto, not {cfg.mode!r}")
     recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+    if cfg.mode != "line":
+        return _transcribe_pages(recognizer, cfg, args.inputs)
     paths = expand_inputs(args.inputs)
     if not paths:
         print("hwr transcribe: no input images found", file=sys.stderr)
@@ -139,6 +162,42 @@ def cmd_transcribe(args) -> int:
         write_text_outputs(result, Path(cfg.output_dir))
     if result.failures:
         print(f"hwr transcribe: {len(result.failures)} of {len(paths)} inputs failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _transcribe_pages(recognizer, cfg, inputs) -> int:
+    """Pages (and, in auto mode, line images) through hwr.pipeline.run_batch."""
+    from .model import atomic_write_bytes
+    from .pipeline import BatchConfig, run_batch
+    from .transcribe import LineTranscription, TranscriptionResult
+    from .writers import parse_formats
+
+    batch = BatchConfig(mode=cfg.mode, formats=parse_formats(cfg.format), output_dir=cfg.output_dir,
+                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
+                        batch_size=cfg.batch_size, progress=cfg.progress)
+    several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    line_results = TranscriptionResult()
+
+    def show(page, is_line: bool) -> None:
+        if is_line:
+            rec = page.lines[0].recognition
+            line_results.lines.append(LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
+                                                        [asdict(w) for w in rec.words]))
+            print(f"{page.source}\t{rec.text}" if several else rec.text, flush=True)
+        elif not cfg.output_dir:
+            print(f"==> {page.source} <==\n{page.text}" if several else page.text, flush=True)
+
+    summary = run_batch(recognizer, inputs, batch, on_page=show)
+    line_results.failures = [{"source": f["source"], "error": f["error"]} for f in summary.failures]
+    if cfg.json:
+        atomic_write_bytes(Path(cfg.json), line_results.to_json().encode("utf-8"))
+    print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
+    if summary.pages + summary.line_images + summary.skipped + len(summary.failures) == 0:
+        print("hwr transcribe: no input images found", file=sys.stderr)
+        return 2
+    if summary.failures:
+        print(f"hwr transcribe: {len(summary.failures)} inputs failed", file=sys.stderr)
         return 1
     return 0
 
@@ -177,12 +236,38 @@ def cmd_eval(args) -> int:
     from .report.run import format_summary, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
+    if args.pages:
+        return _eval_pages(cfg, args.dataset)
     run = run_eval(cfg, args.dataset)
     print(format_summary(run, cfg))
     write_outputs(run, cfg)
     failures = run.analysed.report.failures
     if failures:
         print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
+    return 0
+
+
+def _eval_pages(cfg, dataset: str) -> int:
+    """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.page_eval)."""
+    from .decode import decoder_options
+    from .model import Recognizer
+    from .page_eval import evaluate_pages, read_page_truth, write_page_report
+
+    if not dataset:
+        raise ValueError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
+    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+    report = evaluate_pages(recognizer, read_page_truth(dataset), cfg.batch_size, skip_bad=cfg.skip_bad)
+    detection = ("" if report.detection_precision is None else
+                 f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")
+    print(f"pages {report.pages}  CER {report.cer:.4f} ({report.char_errors}/{report.chars})  "
+          f"WER {report.wer:.4f} ({report.word_errors}/{report.words}){detection}")
+    if cfg.worst:
+        for r in sorted(report.results, key=lambda r: -r.char_errors)[: cfg.worst]:
+            print(f"  {r.id}  char errors {r.char_errors}/{r.chars}  lines {r.predicted_lines}/{r.gt_lines}")
+    if cfg.json:
+        write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
+    if report.failures:
+        print(f"hwr eval: skipped {len(report.failures)} unreadable pages, e.g. {report.failures[0]}", file=sys.stderr)
     return 0
 
 

@@ -195,6 +195,7 @@ class EvalConfig:
     lm_weight: float | None = None
     word_score: float | None = None
     sil_score: float | None = None
+    blank_penalty: float | None = None
     batch_size: int = 16
     skip_bad: bool = False
     split_file: str | None = None  # IAM split file (form or line ids)

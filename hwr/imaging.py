@@ -157,8 +157,27 @@ def ink_bbox(ink: np.ndarray, threshold: float = 0.35) -> tuple[int, int, int, i
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+@dataclass
+class LineGeometry:
+    """Where the normalised line came from: its crop offset in the source image and the resize
+    factors, so positions found on the network's input (word boxes) map back to the source."""
+
+    x_offset: float = 0.0
+    y_offset: float = 0.0
+    x_scale: float = 1.0  # normalised pixels per source pixel, horizontally
+    y_scale: float = 1.0
+
+    def to_source_x(self, x: float) -> float:
+        return self.x_offset + x / self.x_scale
+
+
 def normalize_line(source, config: NormalizeConfig | None = None) -> np.ndarray:
     """Line image (any source) -> float32 (line_height, W) array, ink = 1, cropped and resized."""
+    return normalize_line_with_geometry(source, config)[0]
+
+
+def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) -> tuple[np.ndarray, LineGeometry]:
+    """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""
     config = config or NormalizeConfig()
     gray = load_gray(source)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)
@@ -167,14 +186,17 @@ def normalize_line(source, config: NormalizeConfig | None = None) -> np.ndarray:
     box = ink_bbox(ink)
     if box is None:
         # A blank line is valid input (it reads as empty text); keep a small blank strip.
-        return np.zeros((config.line_height, config.line_height // 2), np.float32)
+        return np.zeros((config.line_height, config.line_height // 2), np.float32), LineGeometry()
     x0, y0, x1, y1 = box
     margin = int(round(config.margin * (y1 - y0)))
     h, w = ink.shape
     x0, y0 = max(0, x0 - margin), max(0, y0 - margin)
     x1, y1 = min(w, x1 + margin), min(h, y1 + margin)
     crop = ink[y0:y1, x0:x1]
-    return resize_to_height(crop, config.line_height, config.max_width)
+    out = resize_to_height(crop, config.line_height, config.max_width)
+    # Scales from the actual output size: max_width may have squeezed x more than y.
+    geometry = LineGeometry(float(x0), float(y0), out.shape[1] / crop.shape[1], out.shape[0] / crop.shape[0])
+    return out, geometry
 
 
 def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:

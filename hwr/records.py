@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-ImageSource = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+if TYPE_CHECKING:
+    from PIL import Image
+
+ImageSource = Union[str, Path, np.ndarray, "Image.Image"]
 
 
 @dataclass

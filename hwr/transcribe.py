@@ -25,6 +25,8 @@ class LineTranscription:
     text: str
     confidence: float
     char_confidences: list[float] = field(default_factory=list)
+    # Word boxes from CTC alignment: {"text", "confidence", "x0", "x1"} in source-image pixels.
+    words: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -52,16 +54,19 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
 def transcribe_lines(recognizer: Recognizer, paths: list[Path], batch_size: int = 16) -> TranscriptionResult:
     result = TranscriptionResult()
     for start in range(0, len(paths), batch_size):
-        chunk, lines = [], []
+        chunk, lines, geometries = [], [], []
         for path in paths[start : start + batch_size]:
             try:
-                lines.append(recognizer.preprocess(path))
+                line, geometry = recognizer.preprocess_with_geometry(path)
+                lines.append(line)
+                geometries.append(geometry)
                 chunk.append(path)
             except ImageError as exc:
                 log.error("%s", exc)
                 result.failures.append({"source": str(path), "error": exc.reason})
-        for path, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size)):
-            result.lines.append(LineTranscription(str(path), rec.text, rec.confidence, rec.char_confidences))
+        for path, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size, geometries)):
+            result.lines.append(LineTranscription(str(path), rec.text, rec.confidence, rec.char_confidences,
+                                                  [asdict(w) for w in rec.words]))
     return result
 
 
@@ -79,6 +84,24 @@ class TranscribeConfig:
     model: str | None = None  # model directory; default: the shipped model
     device: str = "auto"
     decoder: str = "greedy"
+    # Beam decoding (hwr.decode.BeamDecoder); None: the tuned default of the decoder's mode.
+    lm: str | None = None
+    lexicon: str | None = None
+    beam_size: int | None = None
+    lm_weight: float | None = None
+    word_score: float | None = None
+    sil_score: float | None = None
+    blank_penalty: float | None = None
     batch_size: int = 16
     json: str | None = None  # write texts and confidences here
-    output_dir: str | None = None  # write one <stem>.txt per image here
+    output_dir: str | None = None  # write one <stem>.txt per image here (pages: one file per --format)
+    # Pages (hwr.pipeline): line = every input is one line image; page = every input is a page
+    # to segment; auto = PDFs, multi-page TIFFs and images where the segmenter finds 2+ lines
+    # are pages, other images are line images.
+    mode: str = "auto"
+    format: str = "txt"  # page outputs, comma-separated: txt,json,pagexml,alto
+    resume: bool = False  # skip pages whose outputs all exist in --output-dir
+    errors: str | None = None  # failed pages (TSV); default <output-dir>/errors.tsv
+    dpi: int = 300  # PDF rasterisation
+    workers: int = 2  # page loading/segmentation threads
+    progress: bool = True  # progress bar on stderr

@@ -45,3 +45,23 @@ def pairs_dir(tmp_path: Path) -> Path:
         Image.fromarray(render_line(text)).save(folder / f"line{i:03d}.png")
         (folder / f"line{i:03d}.gt.txt").write_text(text + "\n", encoding="utf-8")
     return folder
+
+
+def make_untrained_model(folder: Path, seed: int = 0) -> Path:
+    """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
+    not of recognition quality."""
+    from hwr.charset import Charset
+    from hwr.model import ModelConfig, save_model
+    from hwr.nets import build_network, make_config
+
+    torch.manual_seed(seed)
+    cfg = make_config("crnn", "tiny")
+    net = build_network("crnn", cfg, len(Charset()))
+    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
+                         normalize={"line_height": cfg.line_height})
+    return save_model(folder, net.eval(), config)
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory) -> Path:
+    return make_untrained_model(tmp_path_factory.mktemp("model") / "tiny")

@@ -39,3 +39,28 @@ def test_empty_line():
     cs = Charset("ab")
     rec = GreedyDecoder(cs).decode(_log_probs([0, 0, 0], len(cs)), torch.tensor([3]))[0]
     assert rec.text == "" and rec.char_confidences == [] and rec.confidence > 0.8
+
+
+def test_decoder_registry_and_options_from_configs():
+    from hwr.decode import DECODERS, BeamDecoder, decoder_options, make_decoder
+    from hwr.transcribe import TranscribeConfig
+
+    assert {"greedy", "beam", "beam-char", "beam-word"} <= set(DECODERS)
+    assert decoder_options(TranscribeConfig()) == {}
+    cfg = TranscribeConfig(decoder="beam", lm="none", lm_weight=0.7)
+    assert decoder_options(cfg) == {"lm": "none", "lm_weight": 0.7}
+    dec = make_decoder(cfg.decoder, Charset("ab "), **decoder_options(cfg))
+    assert isinstance(dec, BeamDecoder) and dec.mode == "char" and dec.options.lm_weight == 0.7
+
+
+def test_plain_beam_search_agrees_with_greedy_on_clear_posteriors():
+    from hwr.decode import make_decoder
+
+    cs = Charset("ab ")
+    a, b, sp = cs.encode("ab ")
+    lp = _log_probs([0, a, a, 0, b, sp, 0, b, a, 0], len(cs))
+    greedy = GreedyDecoder(cs).decode(lp, torch.tensor([10]))[0]
+    beam = make_decoder("beam-char", cs, lm="none").decode(lp, torch.tensor([10]))[0]
+    assert beam.text == greedy.text == "ab ba"
+    assert beam.char_frames == greedy.char_frames
+    assert beam.char_confidences == greedy.char_confidences

@@ -2,7 +2,6 @@
 import os
 import socket
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
@@ -78,18 +77,14 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
 
     from PIL import Image
 
-    from hwr.charset import Charset
-    from hwr.model import ModelConfig, save_model
-    from hwr.nets import build_network, make_config
+    from conftest import make_untrained_model
     from hwr.synth.page import render_page
 
     pages = tmp_path / "pages"
     pages.mkdir()
     for i in range(5):
         Image.fromarray(render_page(i, n_lines=3, split="val").image).save(pages / f"p{i}.png")
-    net_config = make_config("crnn", "tiny")
-    model = save_model(tmp_path / "model", build_network("crnn", net_config, len(Charset())).eval(),
-                       ModelConfig("crnn", net_config.to_dict(), Charset().to_json(), {"line_height": 32}))
+    model = make_untrained_model(tmp_path / "model")
     out = tmp_path / "out"
     procs = []
     for rank in range(2):

@@ -3,28 +3,20 @@ import csv
 import json
 
 import pytest
-import torch
 from PIL import Image
 
 from conftest import render_line
-from hwr.charset import Charset
 from hwr.cli import main
 from hwr.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
 from hwr.imaging import ImageError
 from hwr.metrics import TextNormalization
-from hwr.model import ModelConfig, Recognizer, save_model
-from hwr.nets import build_network, make_config
+from hwr.model import Recognizer
 from hwr.records import LineSample
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
-    return save_model(tmp_path_factory.mktemp("model") / "m", net.eval(), config)
+def tiny_model(untrained_model):
+    return untrained_model
 
 
 def test_score_texts_hand_computed():

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import cv2
 import pytest
-import torch
 
-from hwr.charset import Charset
-from hwr.model import ModelConfig, Recognizer, save_model
-from hwr.nets import build_network, make_config
+from hwr.model import Recognizer
 from hwr.page_eval import (evaluate_pages, match_lines, polygon_iou, read_page_truth, score_page, summarize,
                            truth_from_page)
 from hwr.records import Line, Page, Recognition
@@ -65,13 +62,8 @@ def gt_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
-    return save_model(tmp_path_factory.mktemp("model") / "m", net.eval(), config)
+def model_dir(untrained_model):
+    return untrained_model
 
 
 def test_pagexml_and_gt_txt_truth(gt_folder, tmp_path):

@@ -10,26 +10,18 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import render_line
-from hwr.charset import Charset
-from hwr.model import ModelConfig, Recognizer, save_model
-from hwr.nets import build_network, make_config
+from hwr.model import Recognizer
 from hwr.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
 from hwr.segment import segment_page
 from hwr.synth import LineSynthesizer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
-    return save_model(tmp_path_factory.mktemp("model") / "m", net.eval(), config)
+def model_dir(untrained_model):
+    return untrained_model
 
 
 @pytest.fixture(scope="module")

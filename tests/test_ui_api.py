@@ -15,15 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import make_untrained_model
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from hwr.charset import Charset
 from hwr.metrics import cer
-from hwr.model import ModelConfig, Recognizer, save_model
-from hwr.nets import build_network, make_config
+from hwr.model import Recognizer
 from hwr.writers import SUFFIXES
 
 from ui import UIConfig, build_app, close_app, launch_app
@@ -44,12 +42,7 @@ def free_port() -> int:
 
 
 def tiny_model(folder: Path) -> Path:
-    torch.manual_seed(0)
-    cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
-    return save_model(folder, net.eval(), config)
+    return make_untrained_model(folder)
 
 
 def start_server(model_dir: Path):
