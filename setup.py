@@ -19,4 +19,7 @@ def tree(source: str, target: str) -> list[tuple[str, list[str]]]:
     return entries
 
 
-setup(data_files=tree("models", "share/hwr/models") + tree("data", "share/hwr/data"))
+DATA_FILES = tree("models", "share/hwr/models") + tree("data", "share/hwr/data")
+
+if __name__ == "__main__":  # setuptools' build backend runs this file as __main__
+    setup(data_files=DATA_FILES)

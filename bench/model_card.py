@@ -20,6 +20,7 @@ import torch
 from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
 from hwr.metrics import ErrorCounts
 from hwr.model import Recognizer
+from hwr.synth.fonts import VALIDATION_FONTS
 
 
 def score_by_font(recognizer: Recognizer, lines) -> tuple[ErrorCounts, dict[str, ErrorCounts]]:
@@ -54,7 +55,8 @@ def speed(recognizer: Recognizer, lines, threads: int) -> dict:
 
 def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str) -> str:
     training = recognizer.config.training
-    rows = "\n".join(f"| {font} | {c.lines} | {c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
+    rows = "\n".join(f"| {font if font != 'mnist' else 'MNIST digit strings (mixed in)'} | {c.lines} | "
+                     f"{c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
     cfg = training.get("config", {})
     return f"""# {model_dir.name}
 
@@ -82,7 +84,8 @@ Training: {training.get('minutes', '?')} minutes to the best checkpoint (step {t
 device `{cfg.get('device', '?')}`, batch {cfg.get('batch_size', '?')}, {cfg.get('optimizer', '?')} lr {cfg.get('lr', '?')}.
 
 ## Validation (held-out fonts and text; greedy decoding)
-Validation fonts: {", ".join(sorted(per_font))}.
+Validation fonts: {", ".join(VALIDATION_FONTS)} (never trained on). The mixed set below has the
+synthetic engine's validation mix of text kinds, with its full augmentation.
 
 | font | lines | CER | WER |
 |---|---|---|---|

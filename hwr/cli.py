@@ -138,15 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_transcribe(args) -> int:
-    from .decode import decoder_options
-    from .model import Recognizer
     from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
     from .model import atomic_write_bytes
 
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in ("line", "page", "auto"):
         raise ValueError(f"--mode must be line, page or auto, not {cfg.mode!r}")
-    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+    recognizer = cfg.load_recognizer()
     if cfg.mode != "line":
         return _transcribe_pages(recognizer, cfg, args.inputs)
     paths = expand_inputs(args.inputs)
@@ -249,13 +247,11 @@ def cmd_eval(args) -> int:
 
 def _eval_pages(cfg, dataset: str) -> int:
     """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.page_eval)."""
-    from .decode import decoder_options
-    from .model import Recognizer
     from .page_eval import evaluate_pages, read_page_truth, write_page_report
 
     if not dataset:
         raise ValueError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
-    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+    recognizer = cfg.load_recognizer()
     report = evaluate_pages(recognizer, read_page_truth(dataset), cfg.batch_size, skip_bad=cfg.skip_bad)
     detection = ("" if report.detection_precision is None else
                  f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")

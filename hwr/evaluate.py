@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from .imaging import ImageError
 from .metrics import ErrorCounts, TextNormalization, char_errors, word_errors
-from .model import Recognizer, atomic_write_bytes
+from .model import Recognizer, RecognizerSettings, atomic_write_bytes
 from .records import LineSample
 
 log = logging.getLogger("hwr.evaluate")
@@ -182,21 +182,9 @@ def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, 
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(RecognizerSettings):
     """Settings of `hwr eval` (CLI flags and --config files read these defaults)."""
 
-    model: str | None = None  # model directory; default: the shipped model
-    device: str = "auto"
-    decoder: str = "greedy"
-    # Beam decoding (hwr.decode.BeamDecoder); None: the tuned default of the decoder's mode.
-    lm: str | None = None
-    lexicon: str | None = None
-    beam_size: int | None = None
-    lm_weight: float | None = None
-    word_score: float | None = None
-    sil_score: float | None = None
-    blank_penalty: float | None = None
-    batch_size: int = 16
     skip_bad: bool = False
     split_file: str | None = None  # IAM split file (form or line ids)
     csv: str | None = None  # per-line CSV output

@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Union
+
 
 import cv2
 import numpy as np

@@ -204,3 +204,29 @@ class Recognizer:
         log_probs, lengths = self.log_probs(lines)
         frame_width = float(getattr(self.net, "width_factor", 1))
         return self.decoder.decode(log_probs, lengths, frame_width=frame_width)
+
+
+@dataclass
+class RecognizerSettings:
+    """Which model, device and decoder to read with: the settings every command that reads
+    images shares (`hwr transcribe`, `hwr eval`, the UI), declared once."""
+
+    model: str | None = None  # model directory; default: the shipped model
+    device: str = "auto"
+    decoder: str = "greedy"
+    # Beam decoding (hwr.decode.BeamDecoder); None: the tuned default of the decoder's mode.
+    lm: str | None = None
+    lexicon: str | None = None
+    beam_size: int | None = None
+    lm_weight: float | None = None
+    word_score: float | None = None
+    sil_score: float | None = None
+    blank_penalty: float | None = None
+    batch_size: int = 16
+
+    def load_recognizer(self, model: str | None = None) -> Recognizer:
+        from .decode import decoder_options
+
+        return Recognizer.load(model or self.model, device=self.device, decoder=self.decoder,
+                               **decoder_options(self))
+

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .imaging import ImageError
-from .model import Recognizer, atomic_write_bytes
+from .model import Recognizer, RecognizerSettings, atomic_write_bytes
 
 log = logging.getLogger("hwr.transcribe")
 
@@ -78,21 +78,9 @@ def write_text_outputs(result: TranscriptionResult, output_dir: Path) -> None:
 
 
 @dataclass
-class TranscribeConfig:
+class TranscribeConfig(RecognizerSettings):
     """Settings of `hwr transcribe` (CLI flags and --config files read these defaults)."""
 
-    model: str | None = None  # model directory; default: the shipped model
-    device: str = "auto"
-    decoder: str = "greedy"
-    # Beam decoding (hwr.decode.BeamDecoder); None: the tuned default of the decoder's mode.
-    lm: str | None = None
-    lexicon: str | None = None
-    beam_size: int | None = None
-    lm_weight: float | None = None
-    word_score: float | None = None
-    sil_score: float | None = None
-    blank_penalty: float | None = None
-    batch_size: int = 16
     json: str | None = None  # write texts and confidences here
     output_dir: str | None = None  # write one <stem>.txt per image here (pages: one file per --format)
     # Pages (hwr.pipeline): line = every input is one line image; page = every input is a page

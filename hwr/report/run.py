@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 from hwr.datasets import open_dataset
-from hwr.decode import decoder_options
 from hwr.datasets.errors import DatasetError
 from hwr.evaluate import EvalConfig, EvalReport, evaluate, write_lines_csv, write_report_json, write_worst_csv
 from hwr.model import Recognizer
@@ -117,7 +116,7 @@ def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep
 def run_eval(cfg: EvalConfig, dataset: Optional[str] = None) -> EvalRun:
     """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs)."""
     specs = dataset_specs(cfg, dataset)
-    recognizer = Recognizer.load(cfg.model, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+    recognizer = cfg.load_recognizer()
     model = str(recognizer.path)
     focus = analysed_index(specs)
     runs = [score_dataset(recognizer, ds, cfg, keep_images=(i == focus)) for i, ds in enumerate(specs)]
@@ -126,7 +125,7 @@ def run_eval(cfg: EvalConfig, dataset: Optional[str] = None) -> EvalRun:
         scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
         run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
     if cfg.compare:
-        other = Recognizer.load(cfg.compare, device=cfg.device, decoder=cfg.decoder, **decoder_options(cfg))
+        other = cfg.load_recognizer(cfg.compare)
         b = score_dataset(other, run.analysed.dataset, cfg, keep_images=False)
         run.comparison = compare_reports(run.analysed.report, b.report, model, str(other.path), cfg.bootstrap, cfg.seed)
     return run
