@@ -49,6 +49,12 @@ def test_two_processes_match_one_with_the_same_global_batch(pairs_dir, tmp_path)
     steps = [line for line in (ddp / "history.jsonl").read_text().splitlines()]
     assert len(steps) == 2
 
+    # The resumable state does not depend on the process count: continue with one process.
+    resumed = _config(pairs_dir, ddp, batch_size=8)
+    resumed.max_steps, resumed.resume = 9, True
+    state = train(resumed)
+    assert state.step == 9 and [h["step"] for h in state.history] == [3, 6, 9]
+
 
 def test_shard_covers_every_item_once():
     items = list(range(11))
