@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_transcribe(args) -> int:
     from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
-    from .model import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in ("line", "page", "auto"):
@@ -166,7 +166,7 @@ def cmd_transcribe(args) -> int:
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Pages (and, in auto mode, line images) through hwr.pipeline.run_batch."""
-    from .model import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     from .pipeline import BatchConfig, run_batch
     from .transcribe import LineTranscription, TranscriptionResult
     from .writers import parse_formats

@@ -16,7 +16,8 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from .imaging import ImageError
 from .metrics import ErrorCounts, TextNormalization, char_errors, word_errors
-from .model import Recognizer, RecognizerSettings, atomic_write_bytes
+from .fileio import atomic_write_bytes
+from .model import Recognizer, RecognizerSettings
 from .records import LineSample
 
 log = logging.getLogger("hwr.evaluate")

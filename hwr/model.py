@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from .assets import models_dir
 from .charset import Charset
+from .fileio import atomic_write_bytes
 from .decode import make_decoder
 from .imaging import LineGeometry, NormalizeConfig, normalize_line, normalize_line_with_geometry
 from .nets import build_network, config_class
@@ -64,12 +65,6 @@ def default_model_dir() -> Path:
     if env:
         return Path(env)
     return models_dir() / DEFAULT_MODEL_NAME
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:

@@ -243,7 +243,7 @@ def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:
 
 
 def write_page_report(report: PageEvalReport, path: Path, model: str, dataset: str) -> None:
-    from hwr.model import atomic_write_bytes
+    from hwr.fileio import atomic_write_bytes
 
     payload = {"model": model, "dataset": dataset, **report.summary(), "failed_files": report.failures,
                "pages_detail": [asdict(r) for r in report.results]}

@@ -12,7 +12,6 @@ otherwise the image is one line image, read whole exactly as `--mode line` would
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from hwr.distributed import context_from_env
+from hwr.fileio import atomic_write_text
 from hwr.imaging import load_gray
 from hwr.linegeom import cut_line
 from hwr.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
@@ -111,13 +111,6 @@ def output_paths(page_id: str, output_dir: str | Path, formats: Iterable[str]) -
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
     # Outputs are only ever renamed into place whole, so existing means complete.
     return output_dir is not None and all(p.is_file() for p in output_paths(page_id, output_dir, formats))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class ErrorLog:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .imaging import ImageError
-from .model import Recognizer, RecognizerSettings, atomic_write_bytes
+from .fileio import atomic_write_bytes
+from .model import Recognizer, RecognizerSettings
 
 log = logging.getLogger("hwr.transcribe")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from hwr.imaging import ImageError, load_gray
 from hwr.metrics import DELETION, INSERTION, MATCH, edit_script
-from hwr.model import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes
 
 from .analysis import ErrorAnalysis
 from .bias_variance import Diagnosis

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hwr.fileio import atomic_write_bytes
 from hwr.charset import Charset
 from hwr.synth.config import SynthConfig
 from hwr.synth.synthesizer import LineSynthesizer
@@ -68,13 +68,6 @@ class SynthExportConfig:
     seed: int = 0
     split: str = "train"
     progress: bool = True
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
