@@ -23,7 +23,7 @@ from .charset import Charset
 from .fileio import atomic_write_bytes
 from .decode import make_decoder
 from .imaging import LineGeometry, NormalizeConfig, normalize_line, normalize_line_with_geometry
-from .nets import build_network, config_class
+from .nets import build_network, config_class, count_parameters, prepare_for_inference
 from .records import Recognition
 
 WEIGHTS_FILE = "model.safetensors"
@@ -134,6 +134,7 @@ class Recognizer:
         self.normalize_config = NormalizeConfig.from_dict(config.normalize)
         self.decoder = make_decoder(decoder, self.charset, **decoder_options)
         self.path: Path | None = None
+        self.num_parameters = count_parameters(self.net)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy", **decoder_options) -> "Recognizer":
@@ -145,13 +146,12 @@ class Recognizer:
         net, config = load_model(path)
         rec = cls(net, config, device, decoder, **decoder_options)
         rec.path = path
+        # This network is ours alone (a Recognizer built around a training net must leave it
+        # trainable), so it can be folded and re-laid-out for speed.
+        rec.net = prepare_for_inference(rec.net, rec.device)
         return rec
 
     from_pretrained = load
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
 
     def preprocess(self, image) -> np.ndarray:
         """Any image source -> the normalised float array the network reads."""

@@ -6,11 +6,14 @@ the latest state (with optimizer and schedule, for `--resume`) in `<out>/last`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -257,12 +260,32 @@ def train(cfg: TrainConfig, on_finish=None) -> TrainerState:
         torch.set_num_threads(cfg.threads)
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
-        state, net = _train(cfg, ctx, device, open_dataset)
+        with sigterm_as_exit():
+            state, net = _train(cfg, ctx, device, open_dataset)
         if on_finish is not None:
             on_finish(unwrap(net), ctx)
         return state
     finally:
         shutdown()
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """Turn SIGTERM (a job scheduler's stop, `kill`, a container shutdown) into SystemExit(143)
+    while training, so the emergency checkpoint is written as for Ctrl-C and --resume works."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may install signal handlers
+        return
+
+    def stop(signum, frame):
+        log.error("SIGTERM received: stopping")
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset):
@@ -287,6 +310,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     check_coverage(charset, val_set, "validation", cfg.skip_bad)
 
     net = build_network(cfg.arch, net_config, len(charset)).to(device)
+    if device.type == "cpu":
+        # Conv weights in the NHWC layout the CPU kernels use (see CRNN.forward): ~10% faster
+        # training; parameters keep their identity, and checkpoints are saved contiguous.
+        net.to(memory_format=torch.channels_last)
     if cfg.init_from:
         init_net, init_config = load_model(cfg.init_from)
         if init_config.charset != model_config.charset or init_config.arch != model_config.arch:

@@ -14,6 +14,7 @@ from typing import Iterable
 from .imaging import ImageError
 from .fileio import atomic_write_bytes
 from .model import Recognizer, RecognizerSettings
+from .pipeline import BatchConfig
 
 log = logging.getLogger("hwr.transcribe")
 
@@ -87,10 +88,11 @@ class TranscribeConfig(RecognizerSettings):
     # Pages (hwr.pipeline): line = every input is one line image; page = every input is a page
     # to segment; auto = PDFs, multi-page TIFFs and images where the segmenter finds 2+ lines
     # are pages, other images are line images.
-    mode: str = "auto"
-    format: str = "txt"  # page outputs, comma-separated: txt,json,pagexml,alto
-    resume: bool = False  # skip pages whose outputs all exist in --output-dir
-    errors: str | None = None  # failed pages (TSV); default <output-dir>/errors.tsv
-    dpi: int = 300  # PDF rasterisation
-    workers: int = 2  # page loading/segmentation threads
-    progress: bool = True  # progress bar on stderr
+    # The page settings take their defaults from hwr.pipeline.BatchConfig, their one source.
+    mode: str = BatchConfig.mode
+    format: str = ",".join(BatchConfig().formats)  # page outputs, comma-separated: txt,json,pagexml,alto
+    resume: bool = BatchConfig.resume  # skip pages whose outputs all exist in --output-dir
+    errors: str | None = BatchConfig.errors  # failed pages (TSV); default <output-dir>/errors.tsv
+    dpi: int = BatchConfig.dpi  # PDF rasterisation
+    workers: int = BatchConfig.workers  # page loading/segmentation threads
+    progress: bool = BatchConfig.progress  # progress bar on stderr

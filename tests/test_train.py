@@ -47,3 +47,29 @@ def test_init_from_loads_weights_only(pairs_dir, tmp_path):
     assert state.step == 2  # a fresh optimizer/schedule: steps restart at 0
     trainer = json.loads((tmp_path / "ft" / "last" / "trainer_state.json").read_text())
     assert trainer["trainer"]["step"] == 2
+
+
+def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM stops training like Ctrl-C: state saved, --resume continues."""
+    import signal
+
+    import hwr.train as train_module
+
+    real_validate = train_module.validate
+
+    def validate_then_get_killed(*args, **kwargs):
+        result = real_validate(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(train_module, "validate", validate_then_get_killed)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        train(_cfg(pairs_dir, tmp_path, max_steps=50))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
+    assert 2 <= saved["trainer"]["step"] < 50
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # handler restored
+    monkeypatch.setattr(train_module, "validate", real_validate)
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=6, resume=True))
+    assert state.step == 6

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 
+import torch
 import torch.nn as nn
 
 # name -> (module, config class, network class); imported lazily so that a missing optional
@@ -55,3 +56,18 @@ def build_network(arch: str, config, num_classes: int) -> nn.Module:
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+def prepare_for_inference(net: nn.Module, device: torch.device) -> nn.Module:
+    """Make a loaded network fast for inference only (it cannot be trained or saved after).
+
+    Networks may fold their normalisation into the preceding layers (`fuse_for_inference`);
+    on the CPU, 4-D weights go channels-last to match the NHWC kernels the nets run there.
+    """
+    net = net.to(device).eval()
+    fuse = getattr(net, "fuse_for_inference", None)
+    if fuse is not None:
+        fuse()
+    if device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    return net

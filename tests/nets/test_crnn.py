@@ -49,3 +49,43 @@ def test_unknown_preset_and_setting():
         make_config("crnn", None, bogus=1)
     with pytest.raises(ValueError, match="unknown architecture"):
         make_config("transformer")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_cpu_recurrence_matches_the_packed_cudnn_path(cell):
+    """The CPU path (per-direction, reversed within each length) is the packed network exactly."""
+    net, _ = _net(rnn_layers=2, rnn_cell=cell)
+    seq = torch.rand(30, 3, net.feature_size)
+    lengths = torch.tensor([30, 12, 1])
+    packed = net.recur_packed(seq, lengths)
+    reversed_ = net.recur_reversed(seq, lengths)
+    assert torch.allclose(packed, reversed_, atol=1e-5)
+    # Gradients reach every weight the same way as through the packed kernel.
+    grads = []
+    for recur in (net.recur_packed, net.recur_reversed):
+        net.zero_grad()
+        recur(seq, lengths).pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in net.rnn.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_inference_preparation_keeps_the_scores():
+    """Folding BatchNorm into the convs and going channels-last changes speed, not output."""
+    from hwr.nets import prepare_for_inference
+
+    net, cfg = _net("small")
+    for module in net.modules():  # non-trivial running statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    images = torch.rand(2, 1, cfg.line_height, 96)
+    widths = torch.tensor([96, 61])
+    with torch.no_grad():
+        before, _ = net(images, widths)
+        fast = prepare_for_inference(net, torch.device("cpu"))
+        after, _ = fast(images, widths)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert torch.allclose(before, after, atol=1e-4)
