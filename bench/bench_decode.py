@@ -83,7 +83,9 @@ def tune(recognizer: Recognizer, post: Posteriors) -> dict:
     """Grid over LM weight, blank penalty and the insertion score of each mode (validation lines)."""
     grids = {
         "beam-char": {"lm_weight": [0.3, 0.6, 1.0], "blank_penalty": [0.0, 1.0, 2.0], "sil_score": [0.0, 1.0]},
-        "beam-word": {"lm_weight": [0.3, 0.6, 1.0], "word_score": [1.0, 3.0, 5.0], "blank_penalty": [0.0, 1.5]},
+        # A negative word score also taxes the out-of-vocabulary path per letter (each letter
+        # is a lexicon "word" there), so it is how the search learns to prefer real words.
+        "beam-word": {"lm_weight": [0.3, 0.6, 1.0], "word_score": [-2.0, 0.0, 1.5, 3.0], "blank_penalty": [0.0, 1.5]},
     }
     best = {}
     for name, grid in grids.items():

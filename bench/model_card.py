@@ -53,7 +53,8 @@ def speed(recognizer: Recognizer, lines, threads: int) -> dict:
             "mean_line_width_px": round(sum(widths) / len(widths))}
 
 
-def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str) -> str:
+def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str,
+                training_notes: str = "") -> str:
     training = recognizer.config.training
     rows = "\n".join(f"| {font if font != 'mnist' else 'MNIST digit strings (mixed in)'} | {c.lines} | "
                      f"{c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
@@ -82,7 +83,7 @@ JPEG artefacts (see `hwr/synth/config.py` for every setting).
 ```
 Training: {training.get('minutes', '?')} minutes to the best checkpoint (step {training.get('best_step', '?')}),
 device `{cfg.get('device', '?')}`, batch {cfg.get('batch_size', '?')}, {cfg.get('optimizer', '?')} lr {cfg.get('lr', '?')}.
-
+{training_notes}
 ## Validation (held-out fonts and text; greedy decoding)
 Validation fonts: {", ".join(VALIDATION_FONTS)} (never trained on). The mixed set below has the
 synthetic engine's validation mix of text kinds, with its full augmentation.
@@ -112,14 +113,17 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=800)
     parser.add_argument("--digit-lines", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--recipe", default="hwr train --config configs/hwr-en-small.json --out runs/hwr-en-small")
+    parser.add_argument("--recipe", default="hwr train --config configs/hwr-en-small.json --out runs/hwr-en-small",
+                        help="the command(s) that reproduce the model (newlines allowed)")
+    parser.add_argument("--training-notes", type=Path, help="markdown file: how this run went (stages, machine, curve)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recognizer = Recognizer.load(args.model, device="cpu")
     total, per_font = score_by_font(recognizer, SyntheticLines(args.lines, split="val", seed=1234))
     digits, _ = score_by_font(recognizer, digit_string_lines(args.digit_lines, split="val", seed=1234))
     cpu = speed(recognizer, SyntheticLines(64, split="val", seed=99), args.threads)
-    card = render_card(args.model, recognizer, total, per_font, digits, cpu, args.recipe)
+    notes = "\n" + args.training_notes.read_text(encoding="utf-8").strip() + "\n" if args.training_notes else ""
+    card = render_card(args.model, recognizer, total, per_font, digits, cpu, args.recipe.replace("\\n", "\n"), notes)
     (args.model / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     summary = {"val_cer": total.cer, "val_wer": total.wer, "digits_cer": digits.cer, "cpu": cpu,
                "per_font_cer": {f: c.cer for f, c in per_font.items()}}

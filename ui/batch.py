@@ -15,6 +15,7 @@ from typing import Callable
 from hwr.imaging import ImageError, load_gray
 from hwr.model import Recognizer
 from hwr.transcribe import IMAGE_SUFFIXES
+from hwr.writers.common import unique_name
 
 from .pages import LAYOUTS, export_page, mean_confidence, transcribe_image
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
@@ -100,12 +101,7 @@ def _unique_stem(name: str, taken: set[str]) -> str:
     # Output names keep the input's folders (zip members) but never collide: a.png and a.jpg
     # would both want "a.txt".
     stem = Path(name).with_suffix("").as_posix().replace("/", "__")
-    candidate, k = stem, 1
-    while candidate in taken:
-        k += 1
-        candidate = f"{stem}-{k}"
-    taken.add(candidate)
-    return candidate
+    return unique_name(stem, taken)
 
 
 def results_csv(rows: list[BatchRow]) -> str:

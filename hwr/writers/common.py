@@ -24,12 +24,17 @@ def xml_id(raw: str, used: set[str]) -> str:
     ident = _NCNAME_BAD.sub("_", raw) or "id"
     if not (ident[0].isalpha() or ident[0] == "_"):
         ident = "id_" + ident
-    base, k = ident, 1
-    while ident in used:
+    return unique_name(ident, used, "_")
+
+
+def unique_name(name: str, used: set[str], separator: str = "-") -> str:
+    """`name`, or `name-2`, `name-3`... : the first not in `used` (which it joins)."""
+    candidate, k = name, 1
+    while candidate in used:
         k += 1
-        ident = f"{base}_{k}"
-    used.add(ident)
-    return ident
+        candidate = f"{name}{separator}{k}"
+    used.add(candidate)
+    return candidate
 
 
 def points(polygon) -> str:
