@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 # Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
+# File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
 MAX_IMAGE_PIXELS = 120_000_000
 MAX_SIDE = 60_000
 

@@ -180,7 +180,7 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
 def read_page_truth(path: str | Path) -> list[PageTruth]:
     """Ground-truth pages under a folder (or one file): PAGE XML files, else images with .gt.txt."""
     from hwr.datasets import DatasetError
-    from hwr.pages import IMAGE_SUFFIXES
+    from hwr.imaging import IMAGE_SUFFIXES
 
     path = Path(path)
     if path.is_file():

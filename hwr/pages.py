@@ -24,11 +24,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from hwr.imaging import MAX_IMAGE_PIXELS, ImageError, load_gray, pil_to_gray
+from hwr.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageError, load_gray, pil_to_gray
 
 log = logging.getLogger("hwr.pages")
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
 PDF_SUFFIX = ".pdf"
 PAGE_SUFFIXES = IMAGE_SUFFIXES | {PDF_SUFFIX}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}

@@ -11,14 +11,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from . import pages
 from .imaging import ImageError
 from .fileio import atomic_write_bytes
 from .model import Recognizer, RecognizerSettings
 from .pipeline import BatchConfig
 
 log = logging.getLogger("hwr.transcribe")
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
 
 
 @dataclass
@@ -42,15 +41,9 @@ class TranscriptionResult:
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files as given; folders recursively (image files only, sorted); missing paths kept so they get reported."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-        else:
-            paths.append(path)
-    return paths
+    """Line image files from paths, folders (recursive), globs and list files, as
+    `hwr.pages.expand_inputs` finds them; missing paths are kept so they get reported."""
+    return [path for path, _ in pages.expand_inputs(inputs)]
 
 
 def transcribe_lines(recognizer: Recognizer, paths: list[Path], batch_size: int = 16) -> TranscriptionResult:

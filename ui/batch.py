@@ -1,4 +1,6 @@
-"""Batch tab logic: many images (or zips of them) in, one row per image and a zip of outputs out.
+"""Batch tab logic: many images, PDFs (or zips of them) in, one row per page and a zip of outputs out.
+
+PDFs and multi-page TIFFs give one row per page ("scan.pdf#p2"), loaded as `hwr transcribe` does.
 
 One unreadable file never stops the batch: its row says why, and the rest goes on.
 """
@@ -12,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwr.imaging import ImageError, load_gray
+from hwr.imaging import ImageError
 from hwr.model import Recognizer
-from hwr.transcribe import IMAGE_SUFFIXES
+from hwr.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
 from hwr.writers.common import unique_name
 
 from .pages import LAYOUTS, export_page, mean_confidence, transcribe_image
@@ -30,8 +32,18 @@ COLUMN_WIDTHS = ["24%", "7%", "6%", "9%", "34%", "20%"]
 
 @dataclass
 class BatchInput:
-    name: str  # what the user calls it: the file name, or zip name/path inside the zip
+    file: str  # what the user calls the file: its name, or zip name/path inside the zip
     path: Path
+    page: int = 0  # page index within a PDF or multi-page TIFF
+    pages: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.file if self.pages == 1 else f"{self.file}#p{self.page + 1}"
+
+    @property
+    def ref(self) -> PageRef:
+        return PageRef(self.name, self.path, self.page, self.pages)
 
 
 @dataclass
@@ -51,21 +63,33 @@ class BatchRow:
 
 
 def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> list[BatchInput]:
-    """Uploaded files as they are; zips unpacked, keeping their image files in path order."""
+    """Uploaded files as they are, zips unpacked (their image and PDF files in path order),
+    and every page of a PDF or multi-page TIFF as an input of its own."""
     inputs: list[BatchInput] = []
     for number, upload in enumerate(uploads):
         name = display_name(upload)
         if Path(upload).suffix.lower() != ".zip":
-            inputs.append(BatchInput(name, Path(upload)))
+            inputs += _pages_of(name, Path(upload))
             continue
         folder = work / "unzipped" / f"{number:04d}"
-        images = [p for p in extract_zip(upload, folder, limits) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not images:
-            raise UploadError(f"{name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        inputs += [BatchInput(f"{name}/{p.relative_to(folder).as_posix()}", p) for p in sorted(images)]
+        files = [p for p in extract_zip(upload, folder, limits) if p.suffix.lower() in PAGE_SUFFIXES]
+        if not files:
+            raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
+        for path in sorted(files):
+            inputs += _pages_of(f"{name}/{path.relative_to(folder).as_posix()}", path)
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
+
+
+def _pages_of(name: str, path: Path) -> list[BatchInput]:
+    try:
+        count = count_pages(path)
+    except ImageError:
+        count = 1  # unreadable: its row reports why when the batch loads it
+    if count == 1:
+        return [BatchInput(name, path)]
+    return [BatchInput(name, path, k, count) for k in range(count)]
 
 
 def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,
@@ -78,13 +102,13 @@ def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out
     for done, item in enumerate(inputs):
         if progress is not None:
             progress(done, len(inputs), item.name)
-        rows.append(_transcribe_one(recognizer, item, layout, out_dir, _unique_stem(item.name, stems)))
+        rows.append(_transcribe_one(recognizer, item, layout, out_dir, _unique_stem(item, stems)))
     return rows
 
 
 def _transcribe_one(recognizer: Recognizer, item: BatchInput, layout: str, out_dir: Path, stem: str) -> BatchRow:
     try:
-        gray = load_gray(item.path)
+        gray = load_page(item.ref)
     except ImageError as exc:
         # Pillow's messages may quote the server-side upload path; the user knows the name.
         return BatchRow(item.name, error=exc.reason.replace(str(item.path), item.name))
@@ -97,11 +121,11 @@ def _transcribe_one(recognizer: Recognizer, item: BatchInput, layout: str, out_d
     return BatchRow(item.name, used, len(page.lines), mean_confidence(page), page.text)
 
 
-def _unique_stem(name: str, taken: set[str]) -> str:
-    # Output names keep the input's folders (zip members) but never collide: a.png and a.jpg
-    # would both want "a.txt".
-    stem = Path(name).with_suffix("").as_posix().replace("/", "__")
-    return unique_name(stem, taken)
+def _unique_stem(item: BatchInput, taken: set[str]) -> str:
+    # Output names keep the input's folders (zip members) and page numbers but never collide:
+    # a.png and a.jpg would both want "a.txt".
+    stem = Path(item.file).with_suffix("").as_posix().replace("/", "__")
+    return unique_name(stem if item.pages == 1 else f"{stem}#p{item.page + 1}", taken)
 
 
 def results_csv(rows: list[BatchRow]) -> str:

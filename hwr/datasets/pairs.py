@@ -10,9 +10,9 @@ from typing import Iterator, Optional
 
 from hwr.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 GT_SUFFIX = ".gt.txt"
 
 

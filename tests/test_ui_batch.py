@@ -1,0 +1,44 @@
+"""ui/batch.py: what the Batch tab makes of uploads (one row per page, failures kept)."""
+from __future__ import annotations
+
+import zipfile
+
+from PIL import Image
+
+from conftest import render_line
+from hwr.model import Recognizer
+
+from ui.batch import collect_inputs, run_batch
+from ui.uploads import ZipLimits
+
+
+def _pages(n: int) -> list[Image.Image]:
+    return [Image.fromarray(render_line(f"page {k + 1} of a scan")) for k in range(n)]
+
+
+def test_pdfs_and_multipage_tiffs_give_one_row_per_page(tmp_path, untrained_model):
+    pdf, tiff, png = tmp_path / "scan.pdf", tmp_path / "fax.tif", tmp_path / "one.png"
+    first, *rest = _pages(3)
+    first.save(pdf, save_all=True, append_images=rest, resolution=150)
+    first, *rest = _pages(2)
+    first.save(tiff, save_all=True, append_images=rest)
+    _pages(1)[0].save(png)
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(pdf, "inner/scan.pdf")
+        zf.writestr("notes.txt", "not a page")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+
+    uploads = [pdf, tiff, png, archive, tmp_path / "broken.pdf"]
+    inputs = collect_inputs(uploads, tmp_path / "work", ZipLimits())
+    assert [i.name for i in inputs] == [
+        "scan.pdf#p1", "scan.pdf#p2", "scan.pdf#p3", "fax.tif#p1", "fax.tif#p2", "one.png",
+        "more.zip/inner/scan.pdf#p1", "more.zip/inner/scan.pdf#p2", "more.zip/inner/scan.pdf#p3", "broken.pdf"]
+
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [r.name for r in rows] == [i.name for i in inputs]
+    assert all(not r.error and r.lines == 1 for r in rows[:-1])
+    assert rows[-1].error.startswith("not a readable PDF")  # its row names the file
+    # Every page has its own outputs, named after the file and the page.
+    written = {p.stem for p in (tmp_path / "out").glob("*.txt")}
+    assert {"scan#p1", "scan#p3", "fax#p2", "more.zip__inner__scan#p2"} <= written
