@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from hwr.nets import build_network, count_parameters, make_config
+from hwr.nets import build_network, count_parameters, make_config, prepare_for_inference
 from hwr.nets.mdlstm import MDLSTMConfig
 from hwr.nets.mdlstm_layer import DIRECTIONS, MDLSTM2d
 
@@ -189,3 +189,15 @@ def test_mixed_precision_keeps_the_scan_in_float32():
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_inference_preparation_keeps_the_scores():
+    """prepare_for_inference (channels-last conv weights on the CPU) is safe for MDLSTM nets too."""
+    torch.manual_seed(0)
+    cfg = make_config("mdlstm", "voigtlaender2016")
+    net = build_network("mdlstm", cfg, 20).eval()
+    images, widths = torch.rand(2, 1, cfg.line_height, 64), torch.tensor([64, 41])
+    with torch.no_grad():
+        before, _ = net(images, widths)
+        after, _ = prepare_for_inference(net, torch.device("cpu"))(images, widths)
+    assert torch.allclose(before, after, atol=1e-4)
