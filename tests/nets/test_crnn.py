@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hwr.nets import build_network, count_parameters, make_config
+from hwr.nets import build_network, count_parameters, make_config, prepare_for_inference
 
 
 def _net(preset="tiny", **overrides):
@@ -72,8 +72,6 @@ def test_cpu_recurrence_matches_the_packed_cudnn_path(cell):
 
 def test_inference_preparation_keeps_the_scores():
     """Folding BatchNorm into the convs and going channels-last changes speed, not output."""
-    from hwr.nets import prepare_for_inference
-
     net, cfg = _net("small")
     for module in net.modules():  # non-trivial running statistics, as after training
         if isinstance(module, torch.nn.BatchNorm2d):
