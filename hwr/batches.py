@@ -74,11 +74,19 @@ class LineBatch:
         return self
 
 
+# Batch widths are rounded up to a multiple of this. The networks ignore padding exactly, but
+# oneDNN (PyTorch's CPU kernels) builds and caches a primitive per sequence length: with every
+# width possible, a CPU training process grew by gigabytes over a long run.
+WIDTH_MULTIPLE = 64
+
+
 def pad_images(images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (H, W_i) arrays into a right-zero-padded (N, 1, H, W_max) batch."""
+    """Stack (H, W_i) arrays into a right-zero-padded (N, 1, H, W) batch, W = the widest
+    rounded up to a multiple of WIDTH_MULTIPLE."""
     height = images[0].shape[0]
     widths = [im.shape[1] for im in images]
-    batch = np.zeros((len(images), 1, height, max(widths)), np.float32)
+    padded_width = -(-max(widths) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+    batch = np.zeros((len(images), 1, height, padded_width), np.float32)
     for i, im in enumerate(images):
         batch[i, 0, :, : im.shape[1]] = im
     return torch.from_numpy(batch), torch.tensor(widths, dtype=torch.long)
