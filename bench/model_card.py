@@ -59,6 +59,8 @@ def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits
     rows = "\n".join(f"| {font if font != 'mnist' else 'MNIST digit strings (mixed in)'} | {c.lines} | "
                      f"{c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
     cfg = training.get("config", {})
+    fonts = sorted(((c.cer, f) for f, c in per_font.items() if f != "mnist"), reverse=True)
+    weakest = ", ".join(f"{f} (CER {c:.1%})" for c, f in fonts[:2])
     return f"""# {model_dir.name}
 
 English handwriting line recognizer shipped with hwr (loaded by default).
@@ -100,6 +102,7 @@ MNIST digit strings from the 100 held-out digits per class: {digits.lines} lines
 - GPU: not measured for this model (no GPU was available to the session that trained it).
 
 ## Known limits
+- Weakest held-out fonts: {weakest}.
 - Trained on synthetic handwriting from fonts only: real hands vary more (connected cursive, corrections,
   uneven baselines), so expect clearly higher error on real scans than on the validation fonts above.
 - English printable ASCII only; no accents, no long s, no non-Latin scripts.
