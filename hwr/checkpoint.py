@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from .fileio import atomic_write_bytes
 
@@ -55,9 +56,7 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
 
 def save_trainer_state(directory: Path, optimizer, scheduler, scaler, state: TrainerState) -> None:
     tensors, optim_rest = _split_optimizer_state(optimizer.state_dict())
-    tmp = directory / (STATE_TENSORS + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(directory / STATE_TENSORS)
+    atomic_write_bytes(directory / STATE_TENSORS, save_safetensors(tensors))
     payload = {
         "trainer": asdict(state),
         "optimizer": optim_rest,

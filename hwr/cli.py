@@ -6,8 +6,8 @@ calls a plain Python function, so everything the CLI does is also a library call
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 import logging
+from dataclasses import asdict
 import sys
 from pathlib import Path
 
@@ -133,17 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .ui_cli import add_ui_parser
 
-    add_ui_parser(sub)
+    _common(add_ui_parser(sub))
     return parser
 
 
 def cmd_transcribe(args) -> int:
-    from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
     from .fileio import atomic_write_bytes
+    from .pipeline import MODES
+    from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
 
     cfg = build_config(TranscribeConfig, args, args.config)
-    if cfg.mode not in ("line", "page", "auto"):
-        raise ValueError(f"--mode must be line, page or auto, not {cfg.mode!r}")
+    if cfg.mode not in MODES:
+        raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
     recognizer = cfg.load_recognizer()
     if cfg.mode != "line":
         return _transcribe_pages(recognizer, cfg, args.inputs)

@@ -5,6 +5,7 @@ process, so parallel writers never share one), then `os.replace` it into place.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -19,3 +20,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
+    """Gzipped when `path` ends in .gz (reproducibly: no timestamp), as is otherwise."""
+    atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)

@@ -11,14 +11,13 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-# Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 # File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
+# Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 MAX_IMAGE_PIXELS = 120_000_000
 MAX_SIDE = 60_000
 

@@ -12,12 +12,12 @@ learns instead of an endless list of numerals.
 """
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .charset import Charset
+from .fileio import atomic_write_gzip_by_suffix
 
 SPACE_TOKEN = "|"
 BLANK_TOKEN = "<blank>"
@@ -67,10 +67,7 @@ def write_lexicon(path: str | Path, vocabulary: Iterable[str], charset: Charset)
         if word and not charset.missing_chars(word) and " " not in word:
             lines.append(f"{word}\t{spelling(word)}")
     lines += [f"{OOV_WORD}\t{token_name(s)}" for s in charset.symbols if s != " "]
-    tmp = path.with_name(path.name + ".tmp")
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    tmp.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
-    tmp.replace(path)
+    atomic_write_gzip_by_suffix(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
 
 

@@ -19,12 +19,13 @@ millions of them is a `Counter` over string slices rather than over tuples.
 """
 from __future__ import annotations
 
-import gzip
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+
+from .fileio import atomic_write_gzip_by_suffix
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # ARPA's stand-in for log10(0): <s> is a context, never a prediction.
@@ -71,11 +72,8 @@ class NgramModel:
                 text = f"{logp:.6f}\t{' '.join(gram)}"
                 lines.append(text if highest else f"{text}\t{bow:.6f}")
         lines += ["", "\\end\\", ""]
-        tmp = path.with_name(path.name + ".tmp")
-        data = "\n".join(lines).encode("utf-8")
         # KenLM reads gzipped ARPA directly; the shipped models use that to stay small.
-        tmp.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
-        tmp.replace(path)
+        atomic_write_gzip_by_suffix(path, "\n".join(lines).encode("utf-8"))
         return path
 
 

@@ -16,12 +16,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from .assets import models_dir
 from .charset import Charset
-from .fileio import atomic_write_bytes
 from .decode import make_decoder
+from .fileio import atomic_write_bytes
 from .imaging import LineGeometry, NormalizeConfig, normalize_line, normalize_line_with_geometry
 from .nets import build_network, config_class, count_parameters, prepare_for_inference
 from .records import Recognition
@@ -77,9 +78,8 @@ def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig,
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         tensors[name] = tensor
-    tmp = directory / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "hwr_format_version": str(FORMAT_VERSION)})
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    weights = save_safetensors(tensors, metadata={"format": "pt", "hwr_format_version": str(FORMAT_VERSION)})
+    atomic_write_bytes(directory / WEIGHTS_FILE, weights)
     atomic_write_bytes(directory / CONFIG_FILE, config.to_json().encode("utf-8"))
     return directory
 
@@ -224,4 +224,3 @@ class RecognizerSettings:
 
         return Recognizer.load(model or self.model, device=self.device, decoder=self.decoder,
                                **decoder_options(self))
-

@@ -21,13 +21,12 @@ from typing import Callable, Iterable
 import numpy as np
 
 from hwr.distributed import context_from_env
-from hwr.fileio import atomic_write_text
 from hwr.imaging import load_gray
 from hwr.linegeom import cut_line
 from hwr.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
 from hwr.records import Line, Page
 from hwr.segment import SegmentConfig, analyse_page
-from hwr.writers import SUFFIXES, write_page
+from hwr.writers import output_paths, write_page_files
 
 log = logging.getLogger("hwr.pipeline")
 
@@ -101,11 +100,6 @@ class _Prepared:
     geometries: list = field(default_factory=list)
     is_line: bool = False
     error: dict | None = None
-
-
-def output_paths(page_id: str, output_dir: str | Path, formats: Iterable[str]) -> list[Path]:
-    """Where a page's outputs go: <output_dir>/<page id><suffix> (ids may hold sub-folders)."""
-    return [Path(output_dir) / (page_id + SUFFIXES[fmt]) for fmt in formats]
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
@@ -229,8 +223,7 @@ def _finish(pending: list[_Prepared], recognizer, config: BatchConfig, summary: 
             k += 1
         try:
             if config.output_dir:
-                for fmt, path in zip(config.formats, output_paths(page.id, config.output_dir, config.formats)):
-                    atomic_write_text(path, write_page(page, fmt))
+                write_page_files(page, config.output_dir, page.id, config.formats)
         except (OSError, ValueError) as exc:
             failure = {"page": page.id, "source": page.source, "error": f"cannot write outputs ({exc})"}
             summary.failures.append(failure)

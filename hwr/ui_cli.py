@@ -24,15 +24,14 @@ UI_HELP = {
 }
 
 
-def add_ui_parser(sub) -> None:
+def add_ui_parser(sub) -> argparse.ArgumentParser:
     from ui.config import UIConfig
 
     p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
                        description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
                                    "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
     add_dataclass_arguments(p, UIConfig, help_texts=UI_HELP)
-    p.add_argument("--config", help="JSON or YAML file of settings; flags override it")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,13 @@ def make_untrained_model(folder: Path, seed: int = 0) -> Path:
     config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
                          normalize={"line_height": cfg.line_height})
     return save_model(folder, net.eval(), config)
+
+
+def free_port() -> int:
+    """A localhost port nobody listens on (for the web app's test servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

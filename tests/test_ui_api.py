@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_untrained_model
+from conftest import free_port, make_untrained_model
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -35,16 +35,6 @@ SHIPPED = REPO / "models" / "hwr-en-small"
 SHIPPED_MAX_CER = 0.25
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tiny_model(folder: Path) -> Path:
-    return make_untrained_model(folder)
-
-
 def start_server(model_dir: Path):
     config = UIConfig(model=str(model_dir), port=free_port(), concurrency=2)
     demo = build_app(config)
@@ -53,7 +43,7 @@ def start_server(model_dir: Path):
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("ui") / "tiny")
+    return make_untrained_model(tmp_path_factory.mktemp("ui") / "tiny")
 
 
 LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}

@@ -8,17 +8,14 @@ Playwright's own browser download needs the internet, so only /usr/bin/chromium 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import torch
+from conftest import free_port, make_untrained_model
 
-from hwr.charset import Charset
 from hwr.metrics import cer
-from hwr.model import ModelConfig, Recognizer, save_model
-from hwr.nets import build_network, make_config
+from hwr.model import Recognizer
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -39,22 +36,11 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
 TIMEOUT_MS = 30_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def model_dir(tmp_path: Path) -> Path:
     """The shipped model when present (its text can be checked), else a tiny untrained one."""
     if (SHIPPED / "config.json").is_file():
         return SHIPPED
-    torch.manual_seed(0)
-    cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
-    return save_model(tmp_path / "tiny", net.eval(), config)
+    return make_untrained_model(tmp_path / "tiny")
 
 
 @pytest.fixture

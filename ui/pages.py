@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from hwr.model import Recognizer
-from hwr.pipeline import transcribe_page
+from hwr.pipeline import MODES, transcribe_page
 from hwr.records import Line, Page, Recognition, WordBox
-from hwr.writers import SUFFIXES, write_page
+from hwr.writers import SUFFIXES, write_page_files
 
 from .uploads import UploadError
 
-LAYOUTS = ("auto", "page", "line")
+LAYOUTS = MODES  # the page pipeline's modes, under the name the UI shows
 # "auto" follows the CLI's pipeline (hwr.pipeline): an image is a page when the segmenter
 # finds two or more text lines on it, otherwise a line image read whole.
 MIN_PAGE_LINES = 2
@@ -107,10 +107,4 @@ def export_formats() -> list[str]:
 
 def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None = None) -> list[Path]:
     """Write the page in each format (txt, JSON, PAGE XML, ALTO) as folder/<stem><suffix>."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats or export_formats():
-        path = folder / f"{stem}{SUFFIXES[fmt]}"
-        path.write_text(write_page(page, fmt), encoding="utf-8")
-        paths.append(path)
-    return paths
+    return write_page_files(page, folder, stem, formats or export_formats())

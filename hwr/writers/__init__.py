@@ -5,6 +5,10 @@ reading order, each with polygon, baseline, bbox and a Recognition) and returns 
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterable
+
+from hwr.fileio import atomic_write_text
 from hwr.records import Page
 from hwr.writers import alto, jsonout, pagexml, txt
 
@@ -20,6 +24,20 @@ def write_page(page: Page, fmt: str) -> str:
     except KeyError:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
     return writer(page)
+
+
+def output_paths(stem: str, folder: str | Path, formats: Iterable[str]) -> list[Path]:
+    """Where a page's outputs go: <folder>/<stem><suffix> (stems may hold sub-folders)."""
+    return [Path(folder) / (stem + SUFFIXES[fmt]) for fmt in formats]
+
+
+def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterable[str]) -> list[Path]:
+    """Write the page in each format, atomically, as <folder>/<stem><suffix>; returns the paths."""
+    formats = list(formats)
+    paths = output_paths(stem, folder, formats)
+    for fmt, path in zip(formats, paths):
+        atomic_write_text(path, write_page(page, fmt))
+    return paths
 
 
 def parse_formats(spec: str | list[str] | tuple[str, ...]) -> list[str]:
