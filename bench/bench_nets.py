@@ -26,6 +26,7 @@ NETWORKS = {
     "mdlstm-graves2009": ("mdlstm", "graves2009"),
     "mdlstm-voigtlaender2016": ("mdlstm", "voigtlaender2016"),
     "crnn": ("crnn", None),
+    "crnn-compact": ("crnn", "compact"),
     "crnn-puigcerver2017": ("crnn", "puigcerver2017"),
 }
 

@@ -30,7 +30,7 @@ def command(label: str, args) -> list[str]:
     return [sys.executable, "-m", "hwr", "train", "--train", args.train, "--val", args.val,
             "--arch", arch, "--preset", preset, "--lr", str(lr), "--batch-size", str(args.batch_size),
             "--max-minutes", str(args.minutes), "--max-steps", "1000000", "--val-every", str(args.val_every),
-            "--warmup-steps", "100", "--workers", "1", "--threads", str(args.threads), "--device", args.device,
+            "--warmup-steps", "100", "--workers", str(args.workers), "--threads", str(args.threads), "--device", args.device,
             "--seed", "1", "--out", str(Path(args.out) / label)]
 
 
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes per network")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sequential", action="store_true", help="one after the other (a GPU)")
     parser.add_argument("--out", default="runs/compare-archs")

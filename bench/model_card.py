@@ -33,28 +33,42 @@ def score_by_font(recognizer: Recognizer, lines) -> tuple[ErrorCounts, dict[str,
     return total, dict(per_font)
 
 
-def speed(recognizer: Recognizer, lines, threads: int) -> dict:
-    """Lines/s at batch 16 and ms for one line, network + greedy decoding on normalised lines."""
+def speed(recognizer: Recognizer, lines, threads: int, big_batch: int = 0) -> dict:
+    """Lines/s at batch 16 and ms for one line, network + greedy decoding on normalised lines
+    (`big_batch`: also lines/s at that batch size, the GPU's working point)."""
     torch.set_num_threads(threads)
-    normalized = [recognizer.preprocess(lines[i].image) for i in range(64)]
+    normalized = [recognizer.preprocess(lines[i].image) for i in range(len(lines))]
     recognizer.recognize_normalized(normalized[:16], 16)  # warm-up
     start = time.perf_counter()
-    recognizer.recognize_normalized(normalized, 16)
-    batch_rate = len(normalized) / (time.perf_counter() - start)
+    recognizer.recognize_normalized(normalized[:64], 16)
+    batch_rate = 64 / (time.perf_counter() - start)
+    extra = {}
+    if big_batch:
+        recognizer.recognize_normalized(normalized, big_batch)  # warm-up (cuDNN picks its kernels)
+        start = time.perf_counter()
+        recognizer.recognize_normalized(normalized, big_batch)
+        extra[f"batch{big_batch}_lines_per_s"] = round(len(normalized) / (time.perf_counter() - start), 1)
     singles = []
     for line in normalized[:20]:
         start = time.perf_counter()
         recognizer.recognize_normalized([line], 1)
         singles.append(time.perf_counter() - start)
     singles.sort()
-    widths = [n.shape[1] for n in normalized]
+    widths = [n.shape[1] for n in normalized[:64]]
     return {"threads": threads, "batch16_lines_per_s": round(batch_rate, 1),
             "one_line_ms_median": round(1000 * singles[len(singles) // 2], 1),
-            "mean_line_width_px": round(sum(widths) / len(widths))}
+            "mean_line_width_px": round(sum(widths) / len(widths)), **extra}
+
+
+def gpu_line(gpu: dict | None) -> str:
+    if not gpu:
+        return "- GPU: not measured for this model (no GPU was available to the session that trained it)."
+    return (f"- GPU ({gpu['device']}): {gpu['batch16_lines_per_s']} lines/s at batch 16, "
+            f"{gpu['batch256_lines_per_s']} lines/s at batch 256; {gpu['one_line_ms_median']} ms for one line (median).")
 
 
 def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str,
-                training_notes: str = "") -> str:
+                training_notes: str = "", gpu: dict | None = None) -> str:
     training = recognizer.config.training
     rows = "\n".join(f"| {font if font != 'mnist' else 'MNIST digit strings (mixed in)'} | {c.lines} | "
                      f"{c.cer:.2%} | {c.wer:.2%} |" for font, c in sorted(per_font.items()))
@@ -99,7 +113,7 @@ MNIST digit strings from the 100 held-out digits per class: {digits.lines} lines
 
 ## Speed (greedy decoding, normalised lines, {platform.processor() or platform.machine()}, {cpu['threads']} CPU threads)
 - {cpu['batch16_lines_per_s']} lines/s at batch 16; {cpu['one_line_ms_median']} ms for one line (median); mean line width {cpu['mean_line_width_px']} px.
-- GPU: not measured for this model (no GPU was available to the session that trained it).
+{gpu_line(gpu)}
 
 ## Known limits
 - Weakest held-out fonts: {weakest}.
@@ -119,16 +133,28 @@ def main() -> None:
     parser.add_argument("--recipe", default="hwr train --config configs/hwr-en-small.json --out runs/hwr-en-small",
                         help="the command(s) that reproduce the model (newlines allowed)")
     parser.add_argument("--training-notes", type=Path, help="markdown file: how this run went (stages, machine, curve)")
+    parser.add_argument("--gpu-speed", type=Path, help="JSON from --speed-only --device cuda, for the card")
+    parser.add_argument("--speed-only", action="store_true", help="print the speed figures as JSON, no card")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recognizer = Recognizer.load(args.model, device="cpu")
+    recognizer = Recognizer.load(args.model, device=args.device)
+    if args.speed_only:
+        gpu = args.device != "cpu"
+        figures = speed(recognizer, SyntheticLines(1024 if gpu else 64, split="val", seed=99), args.threads,
+                        big_batch=256 if gpu else 0)
+        figures["device"] = torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()
+        print(json.dumps(figures))
+        return
     total, per_font = score_by_font(recognizer, SyntheticLines(args.lines, split="val", seed=1234))
     digits, _ = score_by_font(recognizer, digit_string_lines(args.digit_lines, split="val", seed=1234))
     cpu = speed(recognizer, SyntheticLines(64, split="val", seed=99), args.threads)
     notes = "\n" + args.training_notes.read_text(encoding="utf-8").strip() + "\n" if args.training_notes else ""
-    card = render_card(args.model, recognizer, total, per_font, digits, cpu, args.recipe.replace("\\n", "\n"), notes)
+    gpu = json.loads(args.gpu_speed.read_text()) if args.gpu_speed else None
+    card = render_card(args.model, recognizer, total, per_font, digits, cpu, args.recipe.replace("\\n", "\n"), notes,
+                       gpu)
     (args.model / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    summary = {"val_cer": total.cer, "val_wer": total.wer, "digits_cer": digits.cer, "cpu": cpu,
+    summary = {"val_cer": total.cer, "val_wer": total.wer, "digits_cer": digits.cer, "cpu": cpu, "gpu": gpu,
                "per_font_cer": {f: c.cer for f, c in per_font.items()}}
     print(json.dumps(summary, indent=1))
 

@@ -318,7 +318,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         init_net, init_config = load_model(cfg.init_from)
         if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
             raise ValueError(f"{cfg.init_from}: charset or architecture differs from this training run")
-        net.load_state_dict(init_net.state_dict())
+        load_matching_weights(net, init_net.state_dict(), cfg.init_from)
     norm = NormalizeConfig.from_dict(model_config.normalize)
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
@@ -354,6 +354,27 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             log.error("training interrupted at step %d; state saved to %s (use --resume)", state.step, out / "last")
         raise
     return state, net
+
+
+def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> list[str]:
+    """Copy every tensor of `source` whose name and shape the network shares; returns the
+    network's tensors left at their fresh initialisation.
+
+    This is how a smaller network starts from a trained one (e.g. the 2-layer `compact` CRNN
+    from `small`, whose conv stack, first two recurrent layers and output layer match): the
+    shared layers keep what they learned. Nothing shared at all is an error, not a fresh start.
+    """
+    own = net.state_dict()
+    shared = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if not any(v.dim() >= 2 for v in shared.values()):  # a bias or counter alone is no match
+        raise ValueError(f"{origin}: no weights match this network's layers")
+    net.load_state_dict(shared, strict=False)
+    fresh = sorted(k for k in own if k not in shared)
+    unused = sorted(k for k in source if k not in shared)
+    if fresh or unused:
+        log.warning("init from %s: %d tensors loaded; %d left fresh (%s); %d not used (%s)", origin,
+                    len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
+    return fresh
 
 
 def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None:

@@ -49,6 +49,30 @@ def test_init_from_loads_weights_only(pairs_dir, tmp_path):
     assert trainer["trainer"]["step"] == 2
 
 
+def test_init_from_a_deeper_network_keeps_the_shared_layers(pairs_dir, tmp_path):
+    """A 1-layer CRNN started from a 2-layer one: conv stack, first layer and output copied."""
+    deep = dict(net_options={"rnn_layers": 2})
+    train(_cfg(pairs_dir, tmp_path, **deep))
+    source, _ = load_model(tmp_path / "run" / "best")
+    state = train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "shallow"), init_from=str(tmp_path / "run" / "best"),
+                       max_steps=1, lr=0.0, warmup_steps=1))
+    shallow, config = load_model(tmp_path / "shallow" / "last")
+    assert state.step == 1 and config.net["rnn_layers"] == 1
+    for name, tensor in shallow.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        reference = source.state_dict()[name]  # every tensor of the shallow net exists in the deep one
+        if "running_" not in name:  # BatchNorm statistics move in train mode even at lr 0
+            assert bool((tensor == reference).all()), name
+
+
+def test_init_from_an_unrelated_network_is_an_error(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path))
+    with pytest.raises(ValueError, match="no weights match"):
+        train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "other"), init_from=str(tmp_path / "run" / "best"),
+                   net_options={"conv_channels": [4, 8], "rnn_hidden": 8}, line_height=32))
+
+
 def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch):
     """A scheduler's SIGTERM stops training like Ctrl-C: state saved, --resume continues."""
     import signal
