@@ -125,6 +125,14 @@ POOL_BATCHES = 8
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 
 
+def single_threaded_worker(worker_id: int) -> None:
+    """OpenCV's own thread pool defaults to every core: 14 rendering workers on a 16-core GPU
+    host would each start 16 threads. The workers are the parallelism; one thread each."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
                 ctx: DistContext = DistContext()) -> DataLoader:
     """Training: global batches (per-process batch x processes), each rank taking its share.
@@ -144,7 +152,9 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
         sampler = ShardedBatchSampler(sampler, ctx)
     kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available() and collate is collate_lines)
     if cfg.workers > 0:
-        kwargs.update(persistent_workers=train, prefetch_factor=4 if collate is collate_lines else 2)
+        # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
+        kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
+                      worker_init_fn=single_threaded_worker)
     if sampler is None:
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, **kwargs)
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)
