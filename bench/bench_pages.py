@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: the shipped model, else an untrained stand-in)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--processes", action="store_true", help="workers as processes (many-core hosts)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="keep pages and outputs here (default: a temporary folder)")
@@ -88,7 +89,7 @@ def main() -> None:
         results.append(score_page(truths[page.id][0], page))
 
     batch = BatchConfig(mode="page", formats=["pagexml"], output_dir=str(out / "outputs"), workers=args.workers,
-                        batch_size=args.batch_size, progress=False)
+                        processes=args.processes, batch_size=args.batch_size, progress=False)
     summary = run_batch(recognizer, [out / "pages"], batch, on_page=collect)
     print(f"batch    {summary.seconds / max(1, summary.pages):.3f} s/page end to end "
           f"({summary.pages / summary.seconds:.2f} pages/s, {summary.lines / summary.seconds:.1f} lines/s)")

@@ -56,6 +56,7 @@ TRANSCRIBE_HELP = {
     "errors": "file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv",
     "dpi": "resolution at which PDF pages are rasterised",
     "workers": "threads that load and segment pages while the recognizer runs",
+    "processes": "run the --workers as processes, not threads: scales past Python's GIL on many-core hosts",
 }
 
 
@@ -173,7 +174,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     from .writers import parse_formats
 
     batch = BatchConfig(mode=cfg.mode, formats=parse_formats(cfg.format), output_dir=cfg.output_dir,
-                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
+                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers, processes=cfg.processes,
                         batch_size=cfg.batch_size, progress=cfg.progress)
     several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
     line_results = TranscriptionResult()

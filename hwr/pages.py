@@ -16,7 +16,8 @@ import glob
 import logging
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from hwr.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageError, load_gray, pil_to_gray
+from hwr.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageError, load_gray, pil_to_gray, single_threaded_opencv
 
 log = logging.getLogger("hwr.pages")
 
@@ -178,17 +179,27 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI) -> np.ndarra
             pdf.close()
 
 
-def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | None = None) -> Iterator:
-    """fn over items in worker threads, results in input order, at most `window` ahead.
+def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | None = None,
+                 processes: bool = False) -> Iterator:
+    """fn over items in worker threads (or processes), results in input order, at most
+    `window` ahead.
 
-    Image decoding, PDF rendering and OpenCV release the GIL, so threads overlap page
-    loading with recognition; the window bounds the pages held in memory.
+    Image decoding, PDF rendering and OpenCV release the GIL, so threads overlap page loading
+    with recognition on a few cores. The Python parts of segmentation do not, so on a many-core
+    host (a GPU server) threads stop scaling at a few pages at a time: `processes` runs `fn` in
+    spawned worker processes instead (fn and items must pickle; spawn, not fork, because the
+    parent holds torch's and OpenCV's thread pools).
     """
     if workers <= 0:
         yield from map(fn, items)
         return
     window = window or 2 * workers
-    with ThreadPoolExecutor(workers, thread_name_prefix="hwr-pages") as pool:
+    if processes:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=single_threaded_opencv)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="hwr-pages")
+    with pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))

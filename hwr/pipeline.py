@@ -1,7 +1,7 @@
 """Pages to text: load -> segment -> cut lines -> Recognizer -> Page -> writers.
 
 `transcribe_page` does one page. `run_batch` does many: pages load and segment in worker
-threads while the recognizer reads lines of several pages in one width-sorted batch (the
+threads (or processes) while the recognizer reads lines of several pages in one width-sorted batch (the
 GPU stays busy); outputs are written atomically; `resume` skips pages whose outputs all
 exist; a broken page goes to the errors file and the batch goes on.
 
@@ -11,6 +11,7 @@ otherwise the image is one line image, read whole exactly as `--mode line` would
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from hwr.distributed import context_from_env
-from hwr.imaging import load_gray
+from hwr.imaging import NormalizeConfig, load_gray, normalize_line_with_geometry
 from hwr.linegeom import cut_line
 from hwr.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
 from hwr.records import Line, Page
@@ -65,7 +66,10 @@ class BatchConfig:
     resume: bool = False
     errors: str | None = None  # errors file; default <output_dir>/errors.tsv
     dpi: int = DEFAULT_DPI
-    workers: int = 2  # page loading + segmentation threads
+    workers: int = 2  # page loading + segmentation threads (or processes)
+    # Worker processes instead of threads: for many-core hosts, where the threads' Python work
+    # (segmentation, line cutting) contends for the GIL. Costs a second or two of start-up.
+    processes: bool = False
     batch_size: int = 16
     batch_lines: int = 64  # lines gathered across pages before the recognizer runs
     # Locate words (CTC alignment) for PAGE Word / ALTO String elements; None: when an
@@ -154,14 +158,14 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
             return False
         return True
 
-    def prepare(ref) -> _Prepared:
-        return _prepare(ref, recognizer, config, segment_config)
-
+    # Only the normalisation settings go to the workers (picklable, unlike the network).
+    prepare = functools.partial(_prepare, normalize_config=recognizer.normalize_config, config=config,
+                                segment_config=segment_config)
     refs = (r for i, r in enumerate(page_refs(inputs)) if i % ctx.world_size == ctx.rank and wanted(r))
     bar = _progress(config.progress)
     pending: list[_Prepared] = []
     try:
-        for item in prefetch_map(prepare, refs, config.workers):
+        for item in prefetch_map(prepare, refs, config.workers, processes=config.processes):
             if item.error is not None:
                 summary.failures.append(item.error)
                 errors.add(item.error)
@@ -179,7 +183,7 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     return summary
 
 
-def _prepare(ref, recognizer, config: BatchConfig, segment_config) -> _Prepared:
+def _prepare(ref, normalize_config: NormalizeConfig, config: BatchConfig, segment_config) -> _Prepared:
     if isinstance(ref, tuple):  # the file could not even be opened to count its pages
         page_id, source, exc = ref
         return _Prepared(None, [], error={"page": page_id, "source": source, "error": _reason(exc)})
@@ -192,9 +196,9 @@ def _prepare(ref, recognizer, config: BatchConfig, segment_config) -> _Prepared:
             h, w = gray.shape
             page.lines = [Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
                                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))]
-            array, geometry = recognizer.preprocess_with_geometry(gray)
+            array, geometry = normalize_line_with_geometry(gray, normalize_config)
             return _Prepared(page, [array], [geometry], is_line=True)
-        prepared = [recognizer.preprocess_with_geometry(cut_line(gray, line)) for line in lines]
+        prepared = [normalize_line_with_geometry(cut_line(gray, line), normalize_config) for line in lines]
         return _Prepared(page, [a for a, _ in prepared], [g for _, g in prepared])
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
         log.debug("page %s failed", ref.source, exc_info=True)

@@ -27,7 +27,7 @@ from .batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines
 from .charset import Charset
 from .checkpoint import TrainerState, load_trainer_state, save_trainer_state
 from .distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
-from .imaging import NormalizeConfig
+from .imaging import NormalizeConfig, single_threaded_opencv
 from .metrics import ErrorCounts
 from .model import ModelConfig, Recognizer, load_model, pick_device, save_model
 from .nets import build_network, count_parameters, make_config
@@ -125,14 +125,6 @@ POOL_BATCHES = 8
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 
 
-def single_threaded_worker(worker_id: int) -> None:
-    """OpenCV's own thread pool defaults to every core: 14 rendering workers on a 16-core GPU
-    host would each start 16 threads. The workers are the parallelism; one thread each."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
                 ctx: DistContext = DistContext()) -> DataLoader:
     """Training: global batches (per-process batch x processes), each rank taking its share.
@@ -154,7 +146,7 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     if cfg.workers > 0:
         # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
         kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
-                      worker_init_fn=single_threaded_worker)
+                      worker_init_fn=single_threaded_opencv)
     if sampler is None:
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, **kwargs)
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)

@@ -88,4 +88,5 @@ class TranscribeConfig(RecognizerSettings):
     errors: str | None = BatchConfig.errors  # failed pages (TSV); default <output-dir>/errors.tsv
     dpi: int = BatchConfig.dpi  # PDF rasterisation
     workers: int = BatchConfig.workers  # page loading/segmentation threads
+    processes: bool = BatchConfig.processes  # workers as processes (many-core hosts)
     progress: bool = BatchConfig.progress  # progress bar on stderr

@@ -76,3 +76,17 @@ def test_skip_drops_pages_before_loading(tree):
 
 def test_prefetch_map_keeps_order():
     assert list(prefetch_map(lambda x: x * x, range(20), workers=3)) == [x * x for x in range(20)]
+
+
+def _square_and_pid(x: int) -> tuple[int, int]:
+    import os
+
+    return x * x, os.getpid()
+
+
+def test_prefetch_map_in_processes_keeps_order_and_runs_elsewhere():
+    import os
+
+    got = list(prefetch_map(_square_and_pid, range(12), workers=2, processes=True))
+    assert [square for square, _ in got] == [x * x for x in range(12)]
+    assert os.getpid() not in {pid for _, pid in got}

@@ -98,6 +98,19 @@ def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
     assert third.pages == 1 and third.skipped == 3
 
 
+def test_batch_in_worker_processes_matches_threads(recognizer, rendered, tmp_path):
+    """--processes: same pages, same text, same failures as the thread workers."""
+    folder = _batch_folder(tmp_path, rendered)
+    outputs = {}
+    for processes in (False, True):
+        out = tmp_path / f"out-{processes}"
+        summary = run_batch(recognizer, [folder], BatchConfig(formats=["txt"], output_dir=str(out), progress=False,
+                                                              workers=2, processes=processes))
+        assert summary.pages == 3 and summary.line_images == 1 and len(summary.failures) == 1
+        outputs[processes] = {p.name: p.read_text() for p in sorted(out.glob("*.txt"))}
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 4
+
+
 def test_page_mode_segments_even_a_line_image(recognizer, tmp_path):
     Image.fromarray(render_line("just one line")).save(tmp_path / "one.png")
     seen = []
