@@ -101,7 +101,7 @@ JPEG artefacts (see `hwr/synth/config.py` for every setting).
 ```
 {recipe}
 ```
-Training: {training.get('minutes', '?')} minutes to the best checkpoint (step {training.get('best_step', '?')}),
+Last training run: {training.get('minutes', '?')} minutes to its best checkpoint (step {training.get('best_step', '?')}),
 device `{cfg.get('device', '?')}`, batch {cfg.get('batch_size', '?')}, {cfg.get('optimizer', '?')} lr {cfg.get('lr', '?')}.
 {training_notes}
 ## Validation (held-out fonts and text; greedy decoding)
