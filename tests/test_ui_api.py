@@ -222,3 +222,19 @@ def test_cli_ui_flags_default_to_loopback():
     config = build_config(UIConfig, args, args.config)
     assert (config.host, config.port, config.share, config.model) == ("127.0.0.1", 7999, False, "m")
     assert build_parser().parse_args(["ui", "--share"]).share is True
+
+
+def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_path):
+    """`hwr ui --lm ... --lm-weight ...`: the same decoder flags as transcribe and eval."""
+    from hwr.cli import build_parser
+    from hwr.config_args import build_config
+    from hwr.decode import decoder_options
+    from ui.models import ModelRegistry
+
+    args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--lm", "none", "--lm-weight", "0.5"])
+    config = build_config(UIConfig, args, args.config)
+    assert decoder_options(config) == {"lm": "none", "lm_weight": 0.5}
+    registry = ModelRegistry(config.model, "cpu", decoder_options(config))
+    beam = registry.get(None, "beam-char").decoder
+    assert beam.options.lm_weight == 0.5 and beam.lm_path is None
+    assert registry.get(None, "greedy").decoder.name == "greedy"  # greedy takes no beam options

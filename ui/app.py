@@ -22,6 +22,7 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from hwr.datasets import DatasetError
+from hwr.decode import decoder_options
 from hwr.evaluate import evaluate, write_lines_csv
 from hwr.imaging import ImageError, load_gray
 from hwr.model import ModelError
@@ -312,7 +313,7 @@ def _model_tab(ctx: AppContext, demo: gr.Blocks, model, decoder) -> None:
 def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = None) -> gr.Blocks:
     """The Blocks app with its queue set up; `launch_app` serves it."""
     config = config or UIConfig()
-    ctx = AppContext(config, registry or ModelRegistry(config.model, config.device), WorkDirs())
+    ctx = AppContext(config, registry or ModelRegistry(config.model, config.device, decoder_options(config)), WorkDirs())
     with gr.Blocks(title="hwr: handwriting recognition", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown("## hwr: handwriting text recognition")
         with gr.Accordion("Model and decoder", open=False):

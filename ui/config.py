@@ -1,18 +1,20 @@
-"""Settings of `hwr ui`: one dataclass gives the CLI flags and their defaults."""
+"""Settings of `hwr ui`: one dataclass gives the CLI flags and their defaults.
+
+The model, device, decoder (with its LM options) and batch size are the ones every command
+that reads images shares (`hwr.model.RecognizerSettings`); the rest is the web server's.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwr.model import RecognizerSettings
+
 
 @dataclass
-class UIConfig:
+class UIConfig(RecognizerSettings):
     host: str = "127.0.0.1"  # loopback only: other machines reach the app only when asked (--host 0.0.0.0)
     port: int = 7860
     share: bool = False  # a public gradio.live tunnel: the only setting that makes network calls
-    model: str | None = None  # model directory; default: the shipped model
-    device: str = "auto"
-    decoder: str = "greedy"
-    batch_size: int = 16
     # Recognition is CPU/GPU bound: running more jobs at once only splits the same cores, so a
     # small limit keeps each request fast and memory bounded; the rest wait in the queue.
     concurrency: int = 2

@@ -39,9 +39,11 @@ def discover_models(preferred: str | None) -> dict[str, Path]:
 class ModelRegistry:
     """Loads models on first use and keeps the last few; safe to call from queue workers."""
 
-    def __init__(self, preferred: str | None = None, device: str = "auto"):
+    def __init__(self, preferred: str | None = None, device: str = "auto", beam_options: dict | None = None):
         self.preferred = preferred
         self.device = device
+        # LM, lexicon and search settings for the beam decoders (the server's --lm etc.).
+        self.beam_options = beam_options or {}
         self.choices = discover_models(preferred)
         self._cache: OrderedDict[tuple, Recognizer] = OrderedDict()
         self._lock = threading.Lock()
@@ -63,7 +65,8 @@ class ModelRegistry:
         key = (str(path.resolve()), decoder, weights.stat().st_mtime_ns if weights.exists() else 0)
         with self._lock:  # one load at a time: two users asking at once must not load twice
             if key not in self._cache:
-                self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder)
+                options = self.beam_options if decoder != "greedy" else {}
+                self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder, **options)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
