@@ -105,6 +105,14 @@ def collate_lines(lines: Sequence[EncodedLine]) -> LineBatch:
     return LineBatch(images, widths, targets, target_lengths, [l.id for l in good], [l.text for l in good], errors)
 
 
+def collate_pool(lines: Sequence[EncodedLine], batch_size: int) -> list[LineBatch]:
+    """A pool of lines -> width-sorted batches (little padding), built where the pool was
+    rendered: in a loader worker, the batches then reach the training process as tensors in
+    shared memory, not as pickled arrays it must unpickle, sort and pad itself."""
+    pool = sorted(lines, key=lambda line: line.image.shape[1])
+    return [collate_lines(pool[i : i + batch_size]) for i in range(0, len(pool), batch_size)]
+
+
 class WidthBucketSampler(Sampler[list[int]]):
     """Batches of similar-width lines (less padding, less wasted compute), in random order.
 

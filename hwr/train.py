@@ -7,6 +7,7 @@ the latest state (with optimizer and schedule, for `--resume`) in `<out>/last`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines
+from .batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
 from .charset import Charset
 from .checkpoint import TrainerState, load_trainer_state, save_trainer_state
 from .distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
@@ -119,8 +120,8 @@ class RandomBatches(torch.utils.data.Sampler):
         return iter(order[i : i + self.batch_size] for i in range(0, len(order) - self.batch_size + 1, self.batch_size))
 
 
-# Lines rendered on the fly have unknown widths until drawn: workers hand over pools of this
-# many batches, which are sorted by width and cut into batches (about 40% less padding).
+# Lines rendered on the fly have unknown widths until drawn: each worker renders a pool of this
+# many batches, sorts it by width and cuts it into batches (about 40% less padding).
 POOL_BATCHES = 8
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 
@@ -139,10 +140,11 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     elif isinstance(samples, list):
         sampler = WidthBucketSampler([len(s.text) for s in samples], global_batch, shuffle=True, seed=cfg.seed)
     else:
-        sampler, collate = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed), list
+        sampler = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed)
+        collate = functools.partial(collate_pool, batch_size=cfg.batch_size)
     if sampler is not None and ctx.enabled:
         sampler = ShardedBatchSampler(sampler, ctx)
-    kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available() and collate is collate_lines)
+    kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
     if cfg.workers > 0:
         # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
         kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
@@ -152,18 +154,16 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)
 
 
-def training_batches(loader: DataLoader, batch_size: int, seed: int):
-    """Batches from a loader; pools of lines (lists) are width-sorted and split first."""
+def training_batches(loader: DataLoader, seed: int):
+    """Batches from a loader; a pool's width-sorted batches (see `collate_pool`) are shuffled."""
     rng = random.Random(seed)
     for item in loader:
         if isinstance(item, LineBatch):
             yield item
             continue
-        pool = sorted(item, key=lambda line: line.image.shape[1])
-        batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+        batches = list(item)
         rng.shuffle(batches)
-        for lines in batches:
-            yield collate_lines(lines)
+        yield from batches
 
 
 def make_optimizer(net: torch.nn.Module, cfg: TrainConfig):
@@ -408,7 +408,7 @@ def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_
     done = False
     while not done:
         train_loader.batch_sampler.set_epoch(state.epoch)
-        for batch in training_batches(train_loader, cfg.batch_size, cfg.seed + state.epoch):
+        for batch in training_batches(train_loader, cfg.seed + state.epoch):
             skipped.extend(batch.errors)
             if len(batch) == 0:
                 continue

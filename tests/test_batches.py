@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hwr.batches import WIDTH_MULTIPLE, EncodedLines, WidthBucketSampler, collate_lines, pad_images
+from hwr.batches import WIDTH_MULTIPLE, EncodedLines, WidthBucketSampler, collate_lines, collate_pool, pad_images
 from hwr.charset import Charset, UnknownCharacterError
 from hwr.imaging import ImageError, NormalizeConfig
 from hwr.records import LineSample
@@ -22,6 +22,18 @@ def test_encoded_lines_and_collate(line_image):
     assert batch.images.shape[:3] == (2, 1, 32)
     assert batch.target_lengths.tolist() == [2, 5]
     assert Charset().decode(batch.targets.tolist()) == "hithere"
+
+
+def test_a_pool_becomes_width_sorted_batches(line_image):
+    texts = ["a long line of text", "hi", "medium text", "x", "tiny", "another long line here", "mid"]
+    ds = EncodedLines([LineSample(str(i), t, line_image(t)) for i, t in enumerate(texts)], Charset(),
+                      NormalizeConfig(line_height=32))
+    lines = [ds[i] for i in range(len(texts))]
+    batches = collate_pool(lines, batch_size=3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert sorted(i for b in batches for i in b.ids) == sorted(str(i) for i in range(len(texts)))
+    widths = [w for b in batches for w in b.widths.tolist()]
+    assert widths == sorted(widths) == sorted(line.image.shape[1] for line in lines)
 
 
 def test_bad_lines_raise_or_are_reported(tmp_path, line_image):
