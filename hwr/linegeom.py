@@ -82,40 +82,43 @@ def cut_line(gray: np.ndarray, line: Line, paper: float | None = None) -> np.nda
     return crop
 
 
-def word_polygon(line: Line, x0: float, x1: float) -> list[tuple[int, int]]:
-    """Page polygon of the part of a line between line-image x0 and x1 (a word box).
+def word_polygons(line: Line, spans) -> list[list[tuple[int, int]]]:
+    """Page polygons of several (x0, x1) spans of one line (its word boxes), the line's frame
+    computed once: the writers place every word of a page through here.
 
     The line polygon is clipped to the band x0 <= x <= x1 of the line frame; if the band
     misses the polygon (a box outside the ink), the band's rectangle across the frame is used.
     """
     frame = LineFrame.of(line)
     local = frame.to_line(line.polygon)
-    clipped = _clip_band(local, float(x0), float(x1))
-    if len(clipped) < 3:
-        clipped = np.array([[x0, 0], [x1, 0], [x1, frame.height - 1], [x0, frame.height - 1]], np.float64)
-    page = frame.to_page(clipped)
-    return [(int(round(x)), int(round(y))) for x, y in page]
+    polygons = []
+    for x0, x1 in spans:
+        x0, x1 = float(x0), float(x1)
+        clipped = _clip_band(local, x0, x1)
+        if len(clipped) < 3:
+            clipped = np.array([[x0, 0], [x1, 0], [x1, frame.height - 1], [x0, frame.height - 1]], np.float64)
+        polygons.append([(int(x), int(y)) for x, y in np.round(frame.to_page(clipped))])
+    return polygons
 
 
 def _clip_band(polygon: np.ndarray, x0: float, x1: float) -> np.ndarray:
-    """Sutherland-Hodgman clipping of a polygon to x0 <= x <= x1."""
-    pts = [tuple(p) for p in polygon]
-    for edge, keep in ((x0, lambda x: x >= x0), (x1, lambda x: x <= x1)):
-        out = []
-        for k, cur in enumerate(pts):
-            prev = pts[k - 1]
-            if keep(cur[0]):
-                if not keep(prev[0]):
-                    out.append(_cross(prev, cur, edge))
-                out.append(cur)
-            elif keep(prev[0]):
-                out.append(_cross(prev, cur, edge))
-        pts = out
+    """Sutherland-Hodgman clipping of a polygon (N, 2) to x0 <= x <= x1.
+
+    Plain Python over lists: line polygons have tens of points, where numpy's per-call
+    overhead costs more than the loop (this runs once per word of every page written)."""
+    pts = polygon.reshape(-1, 2).tolist()
+    for edge, keep_right in ((x0, True), (x1, False)):
         if not pts:
             break
+        out = []
+        px, py = pts[-1]
+        prev_in = px >= edge if keep_right else px <= edge
+        for cx, cy in pts:
+            cur_in = cx >= edge if keep_right else cx <= edge
+            if cur_in != prev_in:  # the edge from the previous vertex crosses x = edge
+                out.append((edge, py + (edge - px) / (cx - px) * (cy - py)))
+            if cur_in:
+                out.append((cx, cy))
+            px, py, prev_in = cx, cy, cur_in
+        pts = out
     return np.array(pts, np.float64).reshape(-1, 2)
-
-
-def _cross(a, b, x):
-    t = (x - a[0]) / (b[0] - a[0])
-    return (x, a[1] + t * (b[1] - a[1]))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from hwr.linegeom import LineFrame, word_polygon
+from hwr.linegeom import LineFrame, word_polygons
 from hwr.records import Line, Page, Recognition, WordBox
 from hwr.writers import FORMATS, SUFFIXES, parse_formats, write_page
 
@@ -106,12 +106,26 @@ def test_word_polygons_follow_the_line_frame():
     line = page.lines[1]  # rotated: baseline drops 6 px over 376 px
     frame = LineFrame.of(line)
     assert frame.angle_deg < 0
-    w = line.recognition.words[1]
-    polygon = word_polygon(line, w.x0, w.x1)
-    xs = [p[0] for p in polygon]
-    # Along the line, the word starts about w.x0 from the polygon's left end.
-    assert abs(min(xs) - (line.polygon[0][0] + w.x0)) <= 2
-    assert abs(max(xs) - (line.polygon[0][0] + w.x1)) <= 2
+    words = line.recognition.words
+    polygons = word_polygons(line, [(w.x0, w.x1) for w in words])
+    assert len(polygons) == len(words)
+    for w, polygon in zip(words, polygons):
+        xs = [p[0] for p in polygon]
+        # Along the line, each word starts about w.x0 from the polygon's left end.
+        assert abs(min(xs) - (line.polygon[0][0] + w.x0)) <= 2
+        assert abs(max(xs) - (line.polygon[0][0] + w.x1)) <= 2
+
+
+def test_word_polygons_clip_the_line_polygon_to_each_span():
+    # An upright line whose polygon is a notched rectangle: x 100..300, y 50..90, notch at x 180..220.
+    notched = [(100, 50), (180, 50), (180, 70), (220, 70), (220, 50), (300, 50), (300, 90), (100, 90)]
+    line = Line(id="l", polygon=notched, baseline=[(100, 85), (300, 85)], bbox=(100, 50, 200, 40))
+    inside, across_notch, outside = word_polygons(line, [(10, 50), (60, 140), (250, 260)])
+    assert sorted(set(inside)) == sorted({(110, 50), (150, 50), (150, 90), (110, 90)})
+    assert sorted(set(across_notch)) == sorted({(160, 50), (180, 50), (180, 70), (220, 70), (220, 50), (240, 50),
+                                                (240, 90), (160, 90)})
+    # A span past the polygon's end still gets a box: the band across the whole line frame.
+    assert {y for _, y in outside} == {50, 90} and {x for x, _ in outside} == {350, 360}
 
 
 def test_formats_and_suffixes():

@@ -10,7 +10,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
-from hwr.linegeom import word_polygon
+from hwr.linegeom import word_polygons
 from hwr.records import Line, Page
 from hwr.writers.common import bbox_of, group_regions, line_confidence, line_text, now_utc, points, xml_id
 
@@ -62,10 +62,10 @@ def _write_line(block, line: Line, used: set[str]) -> None:
         _el(_el(line_el, "Shape"), "Polygon", POINTS=points(line.polygon))
     rec = line.recognition
     if rec is not None and rec.words:
-        for k, word in enumerate(rec.words, start=1):
+        polygons = word_polygons(line, [(word.x0, word.x1) for word in rec.words])
+        for k, (word, polygon) in enumerate(zip(rec.words, polygons), start=1):
             if k > 1:
                 _el(line_el, "SP")
-            polygon = word_polygon(line, word.x0, word.x1)
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
             _el(line_el, "String", ID=xml_id(f"{lid}_w{k}", used), CONTENT=word.text,
                 WC=f"{min(1.0, max(0.0, float(word.confidence))):.4f}", **_box(min(xs), min(ys), max(xs) + 1, max(ys) + 1))

@@ -11,7 +11,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
-from hwr.linegeom import word_polygon
+from hwr.linegeom import word_polygons
 from hwr.records import Line, Page
 from hwr.writers.common import bbox_of, group_regions, line_confidence, line_text, now_utc, points, xml_id
 
@@ -72,8 +72,9 @@ def _write_line(region_el, line: Line, used: set[str]) -> None:
         _el(line_el, "Baseline", points=points(line.baseline))
     rec = line.recognition
     if rec is not None and rec.words:
-        for k, word in enumerate(rec.words, start=1):
+        polygons = word_polygons(line, [(word.x0, word.x1) for word in rec.words])
+        for k, (word, polygon) in enumerate(zip(rec.words, polygons), start=1):
             word_el = _el(line_el, "Word", id=xml_id(f"{lid}_w{k}", used))
-            _coords(word_el, word_polygon(line, word.x0, word.x1))
+            _coords(word_el, polygon)
             _text_equiv(word_el, word.text, min(1.0, max(0.0, float(word.confidence))))
     _text_equiv(line_el, line_text(line), line_confidence(line))
