@@ -68,7 +68,8 @@ def gpu_line(gpu: dict | None) -> str:
     if not gpu:
         return "- GPU: not measured for this model (no GPU was available to the session that trained it)."
     return (f"- GPU ({gpu['device']}): {gpu['batch16_lines_per_s']} lines/s at batch 16, "
-            f"{gpu['batch256_lines_per_s']} lines/s at batch 256; {gpu['one_line_ms_median']} ms for one line (median).")
+            f"{gpu['batch256_lines_per_s']} lines/s at batch 256; {gpu['one_line_ms_median']} ms for one line (median)"
+            + (f"; measured on {gpu['measured_on']}." if gpu.get("measured_on") else "."))
 
 
 def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str,
