@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
@@ -174,8 +174,8 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     from .writers import parse_formats
 
     batch = BatchConfig(mode=cfg.mode, formats=parse_formats(cfg.format), output_dir=cfg.output_dir,
-                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers, processes=cfg.processes,
-                        batch_size=cfg.batch_size, progress=cfg.progress)
+                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
+                        processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress)
     several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
     line_results = TranscriptionResult()
 

@@ -177,11 +177,11 @@ def normalize_line(source, config: NormalizeConfig | None = None) -> np.ndarray:
     return normalize_line_with_geometry(source, config)[0]
 
 
-
 def single_threaded_opencv(*_) -> None:
     """Worker-process initialiser: one OpenCV thread. OpenCV's own pool defaults to every core,
     so N worker processes would each start one thread per core; the workers are the parallelism."""
     cv2.setNumThreads(1)
+
 
 def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) -> tuple[np.ndarray, LineGeometry]:
     """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import glob
 import logging
+import multiprocessing
 import threading
 from collections import deque
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path

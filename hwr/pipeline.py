@@ -1,9 +1,9 @@
 """Pages to text: load -> segment -> cut lines -> Recognizer -> Page -> writers.
 
 `transcribe_page` does one page. `run_batch` does many: pages load and segment in worker
-threads (or processes) while the recognizer reads lines of several pages in one width-sorted batch (the
-GPU stays busy); outputs are written atomically; `resume` skips pages whose outputs all
-exist; a broken page goes to the errors file and the batch goes on.
+threads (or processes) while the recognizer reads lines of several pages in one width-sorted
+batch (the GPU stays busy); outputs are written atomically; `resume` skips pages whose outputs
+all exist; a broken page goes to the errors file and the batch goes on.
 
 Mode: "page" treats every input as a page. "auto" treats PDFs and multi-page TIFFs as pages,
 and a single image as a page when the segmenter finds two or more text lines on it;

@@ -358,13 +358,14 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     return state, net
 
 
-def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> list[str]:
-    """Copy every tensor of `source` whose name and shape the network shares; returns the
-    network's tensors left at their fresh initialisation.
+def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> None:
+    """Copy every tensor of `source` whose name and shape the network shares; the others stay
+    at their fresh initialisation (logged).
 
     This is how a smaller network starts from a trained one (e.g. the 2-layer `compact` CRNN
     from `small`, whose conv stack, first two recurrent layers and output layer match): the
-    shared layers keep what they learned. Nothing shared at all is an error, not a fresh start.
+    shared layers keep what they learned. No shared weight matrix or kernel at all is an error,
+    not a silent fresh start.
     """
     own = net.state_dict()
     shared = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
@@ -376,7 +377,6 @@ def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor],
     if fresh or unused:
         log.warning("init from %s: %d tensors loaded; %d left fresh (%s); %d not used (%s)", origin,
                     len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
-    return fresh
 
 
 def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None:

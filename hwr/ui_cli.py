@@ -27,11 +27,11 @@ UI_HELP = {
 def add_ui_parser(sub) -> argparse.ArgumentParser:
     from ui.config import UIConfig
 
+    from .decode import DECODER_HELP
+
     p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
                        description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
                                    "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
-    from .decode import DECODER_HELP
-
     add_dataclass_arguments(p, UIConfig, help_texts=DECODER_HELP | UI_HELP)
     return p
 
