@@ -1,4 +1,4 @@
-"""The `hwr` command line: train, eval, transcribe, synth, lm.
+"""The `hwr` command line: transcribe, train, average, eval, synth, lm, ui.
 
 Each subcommand builds its settings from a config dataclass (see `hwr.config_args`) and
 calls a plain Python function, so everything the CLI does is also a library call.
@@ -25,6 +25,7 @@ TRAIN_HELP = {
     "init_from": "model folder whose weights initialise the network (fine-tuning)",
     "max_minutes": "stop after this many minutes (validating and saving first)",
     "skip_bad": "skip unreadable images and malformed ground truth, report them, and go on",
+    "keep_snapshots": "also keep the weights of every validation in <out>/snapshots/step-N, for hwr average",
 }
 
 
@@ -92,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=1,
                    help="launch N data-parallel processes on this machine through torchrun (default: 1)")
     _common(p)
+
+    p = sub.add_parser("average", help="average the weights of several snapshots of one training run",
+                       description="Write one model whose weights are the mean of the given models' (e.g. "
+                                   "runs/x/snapshots/step-* from hwr train --keep-snapshots). They must share "
+                                   "architecture, charset and normalisation; score the result with hwr eval.")
+    p.add_argument("models", nargs="+", help="model directories (two or more)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--half", action="store_true", help="store the weights as fp16")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     p = sub.add_parser("eval", help="score a model on a labelled data set (CER/WER)",
                        description="Score a model on a labelled data set: corpus CER and WER with bootstrap "
@@ -296,14 +306,24 @@ def cmd_lm(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .averaging import average_models
+    from .model import save_model
+
+    net, config = average_models(args.models)
+    save_model(args.out, net, config, half=args.half)
+    print(f"wrote {args.out}: the mean of {len(args.models)} models")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from .ui_cli import cmd_ui as serve_ui
 
     return serve_ui(args)
 
 
-COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "eval": cmd_eval, "synth": cmd_synth, "lm": cmd_lm,
-            "ui": cmd_ui}
+COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_average, "eval": cmd_eval,
+            "synth": cmd_synth, "lm": cmd_lm, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:

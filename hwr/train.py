@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ class TrainConfig:
     init_from: str | None = None  # start from a model's weights only
     skip_bad: bool = False
     save_half: bool = False  # store the best model's weights as fp16
+    keep_snapshots: bool = False  # also keep each validation's weights in <out>/snapshots/step-N
     threads: int = 0  # torch CPU threads; 0 = torch default
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all processes' lines
 
@@ -471,6 +472,10 @@ def evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scale
         state.evals_since_best += 1
     if ctx.is_main:
         save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
+        if cfg.keep_snapshots:
+            snapshot = replace(model_config, training={**model_config.training, "snapshot_step": state.step,
+                                                       "snapshot_val_cer": counts.cer})
+            save_model(out / "snapshots" / f"step-{state.step}", unwrap(net), snapshot)
     barrier(ctx)
     if not ctx.is_main:
         return cfg.patience > 0 and state.evals_since_best >= cfg.patience

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from conftest import render_line
@@ -97,3 +98,19 @@ def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(train_module, "validate", real_validate)
     state = train(_cfg(pairs_dir, tmp_path, max_steps=6, resume=True))
     assert state.step == 6
+
+
+def test_keep_snapshots_saves_every_validation_for_averaging(pairs_dir, tmp_path):
+    from hwr.averaging import average_models
+
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True))
+    snapshots = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["step-2", "step-4"]
+    _, config = load_model(snapshots[1])
+    assert config.training["snapshot_step"] == 4
+    last, _ = load_model(tmp_path / "run" / "last")
+    snap, _ = load_model(snapshots[1])
+    for name, tensor in last.state_dict().items():
+        assert torch.equal(tensor, snap.state_dict()[name])
+    _, averaged = average_models(snapshots)
+    assert "snapshot_step" not in averaged.training
