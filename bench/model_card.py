@@ -72,6 +72,15 @@ def gpu_line(gpu: dict | None) -> str:
             + (f"; measured on {gpu['measured_on']}." if gpu.get("measured_on") else "."))
 
 
+def last_run(training: dict) -> str:
+    """What the weights are: a run's best checkpoint, or the mean of its snapshots (hwr average)."""
+    averaged = training.get("averaged_from")
+    if averaged:
+        names = ", ".join(Path(d).name for d in averaged)
+        return f"the mean of {len(averaged)} snapshots of one run (`hwr average`: {names})"
+    return f"{training.get('minutes', '?')} minutes to its best checkpoint (step {training.get('best_step', '?')})"
+
+
 def render_card(model_dir: Path, recognizer: Recognizer, total, per_font, digits, cpu, recipe: str,
                 training_notes: str = "", gpu: dict | None = None) -> str:
     training = recognizer.config.training
@@ -102,7 +111,7 @@ JPEG artefacts (see `hwr/synth/config.py` for every setting).
 ```
 {recipe}
 ```
-Last training run: {training.get('minutes', '?')} minutes to its best checkpoint (step {training.get('best_step', '?')}),
+Last training run: {last_run(training)},
 device `{cfg.get('device', '?')}`, batch {cfg.get('batch_size', '?')}, {cfg.get('optimizer', '?')} lr {cfg.get('lr', '?')}.
 {training_notes}
 ## Validation (held-out fonts and text; greedy decoding)
