@@ -10,9 +10,9 @@ import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
-from hwr.linegeom import word_polygons
 from hwr.records import Line, Page
-from hwr.writers.common import bbox_of, group_regions, line_confidence, line_text, now_utc, points, xml_id
+from hwr.writers.common import (bbox_of, group_regions, line_confidence, line_text, now_utc, points,
+                               words_with_polygons, xml_id)
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -60,10 +60,9 @@ def _write_line(block, line: Line, used: set[str]) -> None:
     line_el = _el(block, "TextLine", ID=lid, **attrs)
     if len(line.polygon) >= 3:
         _el(_el(line_el, "Shape"), "Polygon", POINTS=points(line.polygon))
-    rec = line.recognition
-    if rec is not None and rec.words:
-        polygons = word_polygons(line, [(word.x0, word.x1) for word in rec.words])
-        for k, (word, polygon) in enumerate(zip(rec.words, polygons), start=1):
+    words = words_with_polygons(line)
+    if words:
+        for k, (word, polygon) in enumerate(words, start=1):
             if k > 1:
                 _el(line_el, "SP")
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]

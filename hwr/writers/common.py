@@ -1,10 +1,11 @@
-"""What every structured writer needs: line text and confidence, XML-safe ids, regions."""
+"""What every structured writer needs: line text and confidence, word polygons, XML-safe ids, regions."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
 
-from hwr.records import Line, Page
+from hwr.linegeom import word_polygons
+from hwr.records import Line, Page, WordBox
 
 _NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -17,6 +18,14 @@ def line_confidence(line: Line) -> float | None:
     if line.recognition is None:
         return None
     return min(1.0, max(0.0, float(line.recognition.confidence)))
+
+
+def words_with_polygons(line: Line) -> list[tuple[WordBox, list[tuple[int, int]]]]:
+    """The line's recognised words, each with its polygon on the page; empty without word boxes."""
+    rec = line.recognition
+    if rec is None or not rec.words:
+        return []
+    return list(zip(rec.words, word_polygons(line, [(word.x0, word.x1) for word in rec.words])))
 
 
 def xml_id(raw: str, used: set[str]) -> str:

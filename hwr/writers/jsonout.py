@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
-from hwr.linegeom import word_polygons
 from hwr.records import Page
-from hwr.writers.common import line_confidence, line_text
+from hwr.writers.common import line_confidence, line_text, words_with_polygons
 
 
 def page_dict(page: Page) -> dict:
@@ -17,10 +16,10 @@ def page_dict(page: Page) -> dict:
         rec = line.recognition
         if rec is not None and rec.char_confidences:
             entry["char_confidences"] = [round(float(c), 4) for c in rec.char_confidences]
-        if rec is not None and rec.words:
-            polygons = word_polygons(line, [(w.x0, w.x1) for w in rec.words])
+        words = words_with_polygons(line)
+        if words:
             entry["words"] = [{"text": w.text, "confidence": round(float(w.confidence), 4),
-                               "polygon": [list(p) for p in polygon]} for w, polygon in zip(rec.words, polygons)]
+                               "polygon": [list(p) for p in polygon]} for w, polygon in words]
         lines.append(entry)
     return {"id": page.id, "source": page.source, "width": page.width, "height": page.height, "lines": lines}
 
