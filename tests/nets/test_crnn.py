@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from hwr.nets import build_network, count_parameters, make_config, prepare_for_inference
+from hwr.nets.crnn import ConvBlock, mask_columns, strided_max_pool
 
 
 def _net(preset="tiny", **overrides):
@@ -87,3 +88,32 @@ def test_inference_preparation_keeps_the_scores():
         after, _ = fast(images, widths)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize("halves_width", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_strided_max_pool_is_max_pool2d(halves_width, channels_last):
+    x = torch.randn(3, 5, 13, 27)  # odd height and width: the last row/column is dropped
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    reference = torch.nn.MaxPool2d((2, 2) if halves_width else (2, 1))(x)
+    assert torch.equal(strided_max_pool(x, halves_width), reference)
+
+
+@pytest.mark.parametrize("pool, height_pool", [(True, False), (False, True), (False, False)])
+def test_conv_block_pools_before_the_activation_without_changing_the_output(pool, height_pool):
+    """conv -> norm -> pool -> activation equals the textbook conv -> norm -> activation -> pool,
+    on the inference path (strided maxima) and on the training path (autograd)."""
+    torch.manual_seed(0)
+    block = ConvBlock(4, 6, pool, height_pool, dropout=0.0).eval()
+    x = torch.randn(2, 4, 12, 30)
+    widths = torch.tensor([30, 17])
+    reference = block.act(block.norm(block.conv(x)))
+    if block.pool is not None:
+        reference = block.pool(reference)
+    reference = mask_columns(reference, widths // 2 if pool else widths)
+    with torch.no_grad():
+        fast, _ = block(x, widths)
+    trained, _ = block(x.requires_grad_(), widths)
+    assert torch.equal(fast, reference)
+    assert torch.equal(trained.detach(), reference)
