@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One GPU lease's training stage of the shipped model, in one run from the repository root:
+#   1. the machine, torch/cuDNN versions and the CRNN's cuDNN + AMP throughput (bench_nets);
+#   2. `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
+#      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
+#   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed) and
+#      the page pipeline's pages/s with thread and with process workers.
+# Results land in $OUT: gpu_check.txt, train.log (the validation curve), post.txt,
+# gpu-speed.json and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
+# follow the "after a new model" steps in runs' recipe: card, benches, README).
+#   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
+set -uo pipefail
+OUT=${OUT:-/tmp/hwr-gpu}
+SMOKE=${SMOKE:-0}
+CONFIG=${CONFIG:-configs/hwr-en-small-stage8-gpu.json}
+INIT=${INIT:-models/hwr-en-small}
+RUN=${RUN:-runs/gpu-stage}
+mkdir -p "$OUT" runs
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
+
+if [ "$SMOKE" = 1 ]; then
+  BENCH=(--quick) PAGES=4
+  LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
+else
+  BENCH=() PAGES=40 LIMITS=()
+fi
+[ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
+  $PY -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'cudnn', torch.backends.cudnn.version(), 'device', '$DEVICE')"
+  if [ "$DEVICE" = cuda ]; then
+    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 3 "${BENCH[@]}"
+    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 --inference "${BENCH[@]}"
+  fi
+} 2>&1 | tee "$OUT/gpu_check.txt"
+
+echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
+$PY -m hwr train --config "$CONFIG" --init-from "$INIT" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
+echo "train exit $?: $(date -u)"
+grep -h "val CER" "$OUT/train.log"
+
+{
+  if [ -e "$RUN/best/config.json" ]; then
+    $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
+    for mode in "" --processes; do
+      $PY bench/bench_pages.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" --workers 14 --batch-size 64 $mode
+    done
+  fi
+} 2>&1 | tee "$OUT/post.txt"
+
+tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
+ls -la "$OUT"
