@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.records import Line, Page
-from hwr.writers.common import (bbox_of, group_regions, line_confidence, line_text, now_utc, points,
-                               words_with_polygons, xml_id)
+from hwr.writers.common import (bbox_of, confidence_01, group_regions, line_confidence, line_text,
+                               now_utc, points, words_with_polygons, xml_id)
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -67,7 +67,7 @@ def _write_line(block, line: Line, used: set[str]) -> None:
                 _el(line_el, "SP")
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
             _el(line_el, "String", ID=xml_id(f"{lid}_w{k}", used), CONTENT=word.text,
-                WC=f"{min(1.0, max(0.0, float(word.confidence))):.4f}", **_box(min(xs), min(ys), max(xs) + 1, max(ys) + 1))
+                WC=f"{confidence_01(word.confidence):.4f}", **_box(min(xs), min(ys), max(xs) + 1, max(ys) + 1))
         return
     conf = line_confidence(line)
     _el(line_el, "String", ID=xml_id(f"{lid}_s", used), CONTENT=line_text(line),

@@ -14,10 +14,15 @@ def line_text(line: Line) -> str:
     return line.recognition.text if line.recognition else line.text
 
 
+def confidence_01(value) -> float:
+    """A confidence as the [0, 1] float the PAGE and ALTO schemas accept."""
+    return min(1.0, max(0.0, float(value)))
+
+
 def line_confidence(line: Line) -> float | None:
     if line.recognition is None:
         return None
-    return min(1.0, max(0.0, float(line.recognition.confidence)))
+    return confidence_01(line.recognition.confidence)
 
 
 def words_with_polygons(line: Line) -> list[tuple[WordBox, list[tuple[int, int]]]]:

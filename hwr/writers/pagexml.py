@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.records import Line, Page
-from hwr.writers.common import (bbox_of, group_regions, line_confidence, line_text, now_utc, points,
-                               words_with_polygons, xml_id)
+from hwr.writers.common import (bbox_of, confidence_01, group_regions, line_confidence, line_text,
+                               now_utc, points, words_with_polygons, xml_id)
 
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -73,5 +73,5 @@ def _write_line(region_el, line: Line, used: set[str]) -> None:
     for k, (word, polygon) in enumerate(words_with_polygons(line), start=1):
         word_el = _el(line_el, "Word", id=xml_id(f"{lid}_w{k}", used))
         _coords(word_el, polygon)
-        _text_equiv(word_el, word.text, min(1.0, max(0.0, float(word.confidence))))
+        _text_equiv(word_el, word.text, confidence_01(word.confidence))
     _text_equiv(line_el, line_text(line), line_confidence(line))
