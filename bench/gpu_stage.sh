@@ -22,10 +22,10 @@ DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'c
 rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
-  BENCH=(--quick) PAGES=4
+  BENCH=(--quick) PAGES=4 TRAIN_LIMIT_S=300
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
-  BENCH=() PAGES=40 LIMITS=()
+  BENCH=() PAGES=24 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450}
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -34,24 +34,25 @@ fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'cudnn', torch.backends.cudnn.version(), 'device', '$DEVICE')"
   if [ "$DEVICE" = cuda ]; then
-    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 3 "${BENCH[@]}"
+    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 "${BENCH[@]}"
     $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 --inference "${BENCH[@]}"
   fi
 } 2>&1 | tee "$OUT/gpu_check.txt"
 
 echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
-$PY -m hwr train --config "$CONFIG" --init-from "$INIT" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
+# The outer timeout is a backstop past the config's max_minutes: whatever happens after
+# training, the best checkpoint is packed first so that it comes back.
+timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" --init-from "$INIT" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
 echo "train exit $?: $(date -u)"
 grep -h "val CER" "$OUT/train.log"
+tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
 
 {
   if [ -e "$RUN/best/config.json" ]; then
-    $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
+    timeout 90 $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
     for mode in "" --processes; do
-      $PY bench/bench_pages.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" --workers 14 --batch-size 64 $mode
+      timeout 60 $PY bench/bench_pages.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" --workers 14 --batch-size 64 $mode
     done
   fi
 } 2>&1 | tee "$OUT/post.txt"
-
-tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
 ls -la "$OUT"
