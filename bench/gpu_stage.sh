@@ -22,7 +22,7 @@ DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'c
 rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
-  BENCH=(--quick) PAGES=4 TRAIN_LIMIT_S=300
+  BENCH=(--quick) PAGES=4 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300}
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
   BENCH=() PAGES=24 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450}
