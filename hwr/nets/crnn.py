@@ -13,6 +13,8 @@ import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .ragged import recurrence_segments, run_in_segments, width_groups
+
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The single-direction kernels behind each module, called layer by layer on the CPU path.
 RNN_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
@@ -172,15 +174,47 @@ class CRNN(nn.Module):
             # oneDNN's NHWC kernels: max-pooling is ~8x and the conv stack ~1.7x faster than
             # NCHW on the CPU. cuDNN picks its own layout, so GPUs are left alone.
             x = x.contiguous(memory_format=torch.channels_last)
-        for block in self.blocks:
-            x, widths = block(x, widths)
-        n, c, h, w = x.shape
+        if self.training or x.is_cuda or len(widths) == 1:
+            seq, widths = self.convolve(x, widths)
+        else:
+            seq, widths = self.convolve_in_width_groups(x, widths)
         lengths = widths.clamp(min=1)
-        seq = x.permute(3, 0, 1, 2).reshape(w, n, c * h)  # (T, N, features)
         seq = self.dropout(seq)
         out = self.recur_packed(seq, lengths) if seq.is_cuda else self.recur_reversed(seq, lengths)
         logits = self.output(self.dropout(out))
         return logits, lengths
+
+    def convolve(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv stack: images (N, 1, H, W) -> column features (T, N, features), frames."""
+        x = images
+        for block in self.blocks:
+            x, widths = block(x, widths)
+        n, c, h, w = x.shape
+        return x.permute(3, 0, 1, 2).reshape(w, n, c * h), widths
+
+    def convolve_in_width_groups(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`convolve`, each group of similar widths cropped to its own widest line
+        (hwr.nets.ragged): the same features, without convolving the batch's padding.
+        Inference only: BatchNorm in training normalises over the whole batch."""
+        groups = width_groups(widths.tolist())
+        if len(groups) == 1:
+            return self.convolve(images, widths)
+        parts = []
+        for group in groups:
+            index = torch.tensor(group, device=images.device)
+            group_widths = widths.index_select(0, index)
+            # Never narrower than the batch would be below the last pool: a group of only
+            # very narrow lines must not shrink to no columns at all.
+            crop_width = max(int(group_widths.max()), 2 * self.width_factor)
+            crop = images.index_select(0, index)[..., :crop_width]
+            parts.append((index, *self.convolve(crop, group_widths)))
+        num_frames = images.shape[-1] // self.width_factor  # as the whole batch would give
+        seq = images.new_zeros(num_frames, len(widths), parts[0][1].shape[-1])
+        frames = torch.empty_like(widths)
+        for index, features, group_frames in parts:
+            seq[: features.shape[0], index] = features
+            frames[index] = group_frames
+        return seq, frames
 
     def recur_packed(self, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """cuDNN's packed bidirectional kernel: the fast path on the GPU."""
@@ -200,6 +234,11 @@ class CRNN(nn.Module):
         from `pad_packed_sequence`.
         """
         rnn, kernel = self.rnn, RNN_KERNELS[self.config.rnn_cell]
+        # Lines longest first, so that each segment of steps (hwr.nets.ragged) runs over a
+        # prefix of the batch; the original order is restored at the end.
+        order = torch.argsort(lengths, descending=True, stable=True)
+        seq, lengths = seq.index_select(1, order), lengths.index_select(0, order)
+        segments = recurrence_segments(lengths.tolist())
         num_steps, batch = seq.shape[:2]
         steps = torch.arange(num_steps, device=seq.device)[:, None]
         valid = steps < lengths[None, :]
@@ -211,6 +250,12 @@ class CRNN(nn.Module):
         def reversed_in_length(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(num_steps * batch, -1).index_select(0, rows).view(num_steps, batch, -1)
 
+        def direction(weights):
+            def run(inputs, state):
+                hx = state if self.config.rnn_cell == "lstm" else state[0]
+                return kernel(inputs, hx, weights, True, 1, 0.0, self.training, False, False)
+            return run
+
         x = seq
         for layer in range(rnn.num_layers):
             if layer:
@@ -220,8 +265,9 @@ class CRNN(nn.Module):
                 weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inputs = reversed_in_length(x) if suffix else x
                 h0 = x.new_zeros(1, x.shape[1], rnn.hidden_size)
-                state = (h0, h0) if self.config.rnn_cell == "lstm" else h0
-                y = kernel(inputs, state, weights, True, 1, 0.0, self.training, False, False)[0]
+                state = (h0, h0) if self.config.rnn_cell == "lstm" else (h0,)
+                y = run_in_segments(direction(weights), inputs, state, segments)
                 directions.append(reversed_in_length(y) if suffix else y)
             x = torch.cat(directions, -1)
-        return x * valid[:, :, None].to(x.dtype)
+        x = x * valid[:, :, None].to(x.dtype)
+        return x.index_select(1, torch.argsort(order))

@@ -1,0 +1,96 @@
+"""Ragged batches on the CPU: spend compute on lines, not on padding.
+
+A batch is padded to its widest line, so one long line in a batch of short ones makes every
+line pay for its width: on a page-sized call (tens of lines, widths 100-1,700 px) nearly a
+third of the work is padding. The CPU has no packed kernels worth using (PyTorch's packed
+LSTM is 2.5-3x slower than the padded one), so instead:
+
+- the conv stack runs in **width groups**: consecutive lines in width order, each group
+  padded only to its own widest line;
+- each recurrent direction runs in **segments** of time steps: all lines up to the shortest
+  line's length, then only the lines still going, carrying their state across
+  (what a packed sequence does step by step, done in a few large calls).
+
+Both plans minimise a modelled cost (line-steps of work, plus a fixed price per kernel call
+and, for the recurrence, per step) by dynamic programming over the sorted widths, so a batch
+of similar widths stays one call. Results equal the padded batch's (every network here
+already keeps padding from reaching valid columns): this is scheduling, never modelling.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+# Cost constants in units of one line-step (one line through one recurrent step, or one
+# pixel column of one line through the conv stack), measured with oneDNN on a 2-core x86
+# CPU (bench/bench_ragged.py): a kernel call costs ~150 us, the price of ~50 line-steps of
+# LSTM-128; each recurrent step adds ~1.5 line-steps whatever the batch; a conv-stack call
+# costs ~1-1.5 ms, ~300 line-columns.
+RECURRENCE_STEP_COST = 1.5
+RECURRENCE_CALL_COST = 50
+CONV_CALL_COST = 300
+
+
+def width_groups(widths: Sequence[int], call_cost: float = CONV_CALL_COST) -> list[list[int]]:
+    """Partition line indices into groups of consecutive widths (narrowest first) that
+    minimise sum(lines x widest width) + call_cost per group."""
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    sorted_widths = [widths[i] for i in order]
+    # best[j]: cheapest cost for the first j lines; cut[j]: where its last group starts.
+    best, cut = [0.0] + [float("inf")] * len(order), [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):
+            cost = best[i] + (j - i) * sorted_widths[j - 1] + call_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
+def recurrence_segments(lengths: Sequence[int], step_cost: float = RECURRENCE_STEP_COST,
+                        call_cost: float = RECURRENCE_CALL_COST) -> list[tuple[int, int, int]]:
+    """(first step, end step, active lines) per segment, for lines ordered longest first:
+    segment k runs steps [first, end) over the first `active` lines, those longer than
+    `first`. Together the segments cover every valid step of every line."""
+    ends = sorted(set(int(n) for n in lengths))  # candidate segment boundaries
+    points = [0] + ends
+    ordered = sorted((int(n) for n in lengths), reverse=True)
+
+    def active(step: int) -> int:
+        return sum(1 for n in ordered if n > step)
+
+    best, cut = [0.0] + [float("inf")] * len(ends), [0] * len(points)
+    for j in range(1, len(points)):
+        for i in range(j):
+            lines = active(points[i])
+            cost = best[i] + (points[j] - points[i]) * (lines + step_cost) + call_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    segments, j = [], len(points) - 1
+    while j:
+        i = cut[j]
+        segments.append((points[i], points[j], active(points[i])))
+        j = i
+    return segments[::-1]
+
+
+def run_in_segments(kernel: Callable, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
+                    segments: Sequence[tuple[int, int, int]]) -> torch.Tensor:
+    """One recurrent direction over `inputs` (T, N, F), lines ordered longest first, in the
+    given segments. `kernel(x, state) -> (output, *final state)` is a single-layer,
+    single-direction `torch.lstm`/`gru`/`rnn_tanh` call. Steps no segment covers come out as
+    zeros; a line's steps past its length may hold anything (callers mask them)."""
+    outputs = []
+    for first, end, lines in segments:
+        state = tuple(s[:, :lines] for s in state)
+        output, *state = kernel(inputs[first:end, :lines], state)
+        if lines < inputs.shape[1]:
+            output = torch.nn.functional.pad(output, (0, 0, 0, inputs.shape[1] - lines))
+        outputs.append(output)
+    if segments and segments[-1][1] < inputs.shape[0]:
+        outputs.append(inputs.new_zeros(inputs.shape[0] - segments[-1][1], inputs.shape[1], outputs[0].shape[-1]))
+    return torch.cat(outputs)
