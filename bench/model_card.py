@@ -146,7 +146,9 @@ synthetic engine's validation mix of text kinds, with its full augmentation.
 MNIST digit strings from the 100 held-out digits per class: {digits.lines} lines, CER **{digits.cer:.2%}**, WER {digits.wer:.2%}.
 
 ## Speed (greedy decoding, normalised lines, {platform.processor() or platform.machine()}, {cpu['threads']} CPU threads)
-- {cpu['batch16_lines_per_s']} lines/s at batch 16{speed_range(cpu)}; {cpu['one_line_ms_median']} ms for one line (median); mean line width {cpu['mean_line_width_px']} px.
+- {cpu['batch16_lines_per_s']} lines/s at batch 16{speed_range(cpu)}; {cpu['one_line_ms_median']} ms for one line (median); mean line width {cpu['mean_line_width_px']} px. The lines
+  are sorted by width into batches, and on the CPU each batch runs ragged (`hwr.nets.ragged`: the
+  convs in width groups, the LSTMs in segments of steps), so short lines skip the padding.
 {gpu_line(gpu)}
 
 ## Known limits
