@@ -18,6 +18,7 @@ already keeps padding from reaching valid columns): this is scheduling, never mo
 """
 from __future__ import annotations
 
+import bisect
 from typing import Callable, Sequence
 
 import torch
@@ -32,23 +33,40 @@ RECURRENCE_CALL_COST = 50
 CONV_CALL_COST = 300
 
 
+# Cut points the plans consider, at most: keeps planning well under a millisecond for a
+# batch of hundreds (the search is quadratic in them) and costs little, since widths between
+# two candidates differ little once there are this many.
+MAX_CUT_CANDIDATES = 48
+
+
+def _cheapest_cuts(count: int, cost: Callable[[int, int], float]) -> list[int]:
+    """Cut points 0 = c0 < c1 < ... < ck = count minimising the sum of cost(ci, ci+1), by
+    dynamic programming over at most MAX_CUT_CANDIDATES evenly spaced candidates."""
+    step = max(1.0, count / MAX_CUT_CANDIDATES)
+    candidates = sorted({round(k * step) for k in range(int(count / step) + 1)} | {0, count})
+    # best[j]: cheapest cost up to candidates[j]; previous[j]: where its last piece starts.
+    best, previous = [0.0] + [float("inf")] * (len(candidates) - 1), [0] * len(candidates)
+    for j in range(1, len(candidates)):
+        for i in range(j):
+            total = best[i] + cost(candidates[i], candidates[j])
+            if total < best[j]:
+                best[j], previous[j] = total, i
+    cuts, j = [], len(candidates) - 1
+    while j:
+        cuts.append(candidates[j])
+        j = previous[j]
+    return [0] + cuts[::-1]
+
+
 def width_groups(widths: Sequence[int], call_cost: float = CONV_CALL_COST) -> list[list[int]]:
     """Partition line indices into groups of consecutive widths (narrowest first) that
     minimise sum(lines x widest width) + call_cost per group."""
     order = sorted(range(len(widths)), key=lambda i: widths[i])
+    if not order:
+        return []
     sorted_widths = [widths[i] for i in order]
-    # best[j]: cheapest cost for the first j lines; cut[j]: where its last group starts.
-    best, cut = [0.0] + [float("inf")] * len(order), [0] * (len(order) + 1)
-    for j in range(1, len(order) + 1):
-        for i in range(j):
-            cost = best[i] + (j - i) * sorted_widths[j - 1] + call_cost
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    groups, j = [], len(order)
-    while j:
-        groups.append(order[cut[j]:j])
-        j = cut[j]
-    return groups[::-1]
+    cuts = _cheapest_cuts(len(order), lambda i, j: (j - i) * sorted_widths[j - 1] + call_cost)
+    return [order[i:j] for i, j in zip(cuts, cuts[1:])]
 
 
 def recurrence_segments(lengths: Sequence[int], step_cost: float = RECURRENCE_STEP_COST,
@@ -56,26 +74,14 @@ def recurrence_segments(lengths: Sequence[int], step_cost: float = RECURRENCE_ST
     """(first step, end step, active lines) per segment, for lines ordered longest first:
     segment k runs steps [first, end) over the first `active` lines, those longer than
     `first`. Together the segments cover every valid step of every line."""
-    ends = sorted(set(int(n) for n in lengths))  # candidate segment boundaries
-    points = [0] + ends
-    ordered = sorted((int(n) for n in lengths), reverse=True)
+    ascending = sorted(int(n) for n in lengths)
+    points = [0] + sorted(set(ascending) - {0})  # segment boundaries: where some line ends
 
     def active(step: int) -> int:
-        return sum(1 for n in ordered if n > step)
+        return len(ascending) - bisect.bisect_right(ascending, step)
 
-    best, cut = [0.0] + [float("inf")] * len(ends), [0] * len(points)
-    for j in range(1, len(points)):
-        for i in range(j):
-            lines = active(points[i])
-            cost = best[i] + (points[j] - points[i]) * (lines + step_cost) + call_cost
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    segments, j = [], len(points) - 1
-    while j:
-        i = cut[j]
-        segments.append((points[i], points[j], active(points[i])))
-        j = i
-    return segments[::-1]
+    cuts = _cheapest_cuts(len(points) - 1, lambda i, j: (points[j] - points[i]) * (active(points[i]) + step_cost) + call_cost)
+    return [(points[i], points[j], active(points[i])) for i, j in zip(cuts, cuts[1:])]
 
 
 def run_in_segments(kernel: Callable, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],

@@ -23,6 +23,8 @@ def test_width_groups_keep_similar_widths_and_cheap_batches_together():
     assert width_groups([400, 402, 405, 410, 399, 401]) == [[4, 0, 5, 1, 2, 3]]
     assert len(width_groups(PAGE_WIDTHS, call_cost=1e9)) == 1
     assert width_groups([]) == []
+    large = width_groups(LARGE_BATCH)
+    assert [LARGE_BATCH[i] for g in large for i in g] == sorted(LARGE_BATCH) and 1 < len(large) <= 48
 
 
 def _covered(segments, lengths):
@@ -33,7 +35,10 @@ def _covered(segments, lengths):
         assert steps[:length] == list(range(length))
 
 
-@pytest.mark.parametrize("lengths", [[w // 4 for w in PAGE_WIDTHS], [5, 5, 5], [1], [40, 1, 1, 1, 39]])
+LARGE_BATCH = [(37 * i) % 431 + 1 for i in range(300)]  # more lengths than cut candidates
+
+
+@pytest.mark.parametrize("lengths", [[w // 4 for w in PAGE_WIDTHS], [5, 5, 5], [1], [40, 1, 1, 1, 39], LARGE_BATCH])
 def test_recurrence_segments_cover_every_valid_step_once(lengths):
     segments = recurrence_segments(lengths)
     assert segments[0][0] == 0 and segments[-1][1] == max(lengths)
