@@ -209,7 +209,7 @@ class CRNN(nn.Module):
             crop = images.index_select(0, index)[..., :crop_width]
             parts.append((index, *self.convolve(crop, group_widths)))
         num_frames = images.shape[-1] // self.width_factor  # as the whole batch would give
-        seq = images.new_zeros(num_frames, len(widths), parts[0][1].shape[-1])
+        seq = parts[0][1].new_zeros(num_frames, len(widths), parts[0][1].shape[-1])
         frames = torch.empty_like(widths)
         for index, features, group_frames in parts:
             seq[: features.shape[0], index] = features

@@ -98,5 +98,5 @@ def run_in_segments(kernel: Callable, inputs: torch.Tensor, state: tuple[torch.T
             output = torch.nn.functional.pad(output, (0, 0, 0, inputs.shape[1] - lines))
         outputs.append(output)
     if segments and segments[-1][1] < inputs.shape[0]:
-        outputs.append(inputs.new_zeros(inputs.shape[0] - segments[-1][1], inputs.shape[1], outputs[0].shape[-1]))
+        outputs.append(outputs[0].new_zeros(inputs.shape[0] - segments[-1][1], *outputs[0].shape[1:]))
     return torch.cat(outputs)

@@ -60,7 +60,7 @@ def test_run_in_segments_is_one_padded_call_on_valid_steps(cell, kernel):
     rnn = getattr(torch.nn, cell.upper())(6, 5)
     weights = [rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0]
     lengths = [40, 33, 7, 2]  # longest first, as the callers order them
-    inputs = torch.randn(40, 4, 6)
+    inputs = torch.randn(45, 4, 6)  # 5 steps of padding past the longest line
 
     def call(x, state):
         return kernel(x, state if cell == "lstm" else state[0], weights, True, 1, 0.0, False, False, False)
@@ -70,8 +70,10 @@ def test_run_in_segments_is_one_padded_call_on_valid_steps(cell, kernel):
     whole = call(inputs, state)[0]
     with torch.no_grad():
         segmented = run_in_segments(call, inputs, state, recurrence_segments(lengths, call_cost=1))
+    assert segmented.shape == whole.shape
     for line, length in enumerate(lengths):
         assert torch.allclose(segmented[:length, line], whole[:length, line], atol=1e-6)
+    assert not segmented[40:].any()  # steps no line reaches come out as zeros
 
 
 def _ragged_batch(cfg, widths):
