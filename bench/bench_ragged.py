@@ -38,7 +38,7 @@ def median_seconds(fn, repeats: int = 9) -> float:
 def recurrence_costs(net: crnn.CRNN) -> None:
     rnn = net.rnn
     weights = [getattr(rnn, f"{name}_l1") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    print(f"LSTM layer ({rnn.input_size if rnn.num_layers == 1 else 2 * rnn.hidden_size} -> {rnn.hidden_size}), "
+    print(f"LSTM layer 2 ({2 * rnn.hidden_size} -> {rnn.hidden_size}), "
           "one direction: us per call at T steps")
     for lines in (1, 4, 8, 16):
         h0 = torch.zeros(1, lines, rnn.hidden_size)

@@ -174,7 +174,7 @@ class CRNN(nn.Module):
             # oneDNN's NHWC kernels: max-pooling is ~8x and the conv stack ~1.7x faster than
             # NCHW on the CPU. cuDNN picks its own layout, so GPUs are left alone.
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.training or x.is_cuda or len(widths) == 1:
+        if self.training or x.is_cuda:
             seq, widths = self.convolve(x, widths)
         else:
             seq, widths = self.convolve_in_width_groups(x, widths)
