@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from hwr.nets import build_network, count_parameters, make_config
+from hwr.recognition.nets import build_network, count_parameters, make_config
 
 NUM_CLASSES = 96
 TARGET_LENGTH = 20

@@ -4,7 +4,7 @@
 
 Renders `--pages` synthetic pages of `--lines` lines in validation fonts (x-heights 18-36 px,
 i.e. handwriting scanned at about 200-300 dpi), writes them as PNG, then times:
-  segment   hwr.segment alone, per page (this process, one thread for OpenCV)
+  segment   hwr.documents.segment alone, per page (this process, one thread for OpenCV)
   batch     `run_batch` from PNG files to PAGE XML outputs: loading and segmentation in
             `--workers` threads, recognition in width-sorted batches (GPU when present)
 and scores the batch's pages against the rendered ground truth: line detection P/R at
@@ -26,9 +26,9 @@ import torch
 
 
 def build_recognizer(model: str | None, device: str):
-    from hwr.charset import Charset
-    from hwr.model import ModelConfig, Recognizer, default_model_dir, save_model
-    from hwr.nets import build_network, make_config
+    from hwr.recognition.charset import Charset
+    from hwr.recognition.model import ModelConfig, Recognizer, default_model_dir, save_model
+    from hwr.recognition.nets import build_network, make_config
 
     path = Path(model) if model else default_model_dir()
     if (path / "config.json").exists():
@@ -54,9 +54,9 @@ def main() -> None:
     parser.add_argument("--out", help="keep pages and outputs here (default: a temporary folder)")
     args = parser.parse_args()
 
-    from hwr.page_eval import score_page, summarize, truth_from_page
-    from hwr.pipeline import BatchConfig, run_batch
-    from hwr.segment import segment_page
+    from hwr.documents.page_eval import score_page, summarize, truth_from_page
+    from hwr.documents.pipeline import BatchConfig, run_batch
+    from hwr.documents.segment import segment_page
     from hwr.synth import LineSynthesizer
 
     out = Path(args.out or tempfile.mkdtemp(prefix="hwr-bench-pages-"))

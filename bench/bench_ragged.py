@@ -1,4 +1,4 @@
-"""What the ragged-batch plans (hwr.nets.ragged) buy on the CPU, and the costs they model.
+"""What the ragged-batch plans (hwr.recognition.nets.ragged) buy on the CPU, and the costs they model.
 
     python bench/bench_ragged.py                 # ~2 minutes on 2 CPU cores
     python bench/bench_ragged.py --lines 64 400 --rounds 7
@@ -20,8 +20,8 @@ from unittest import mock
 import torch
 
 from hwr.datasets.synthetic import SyntheticLines
-from hwr.model import Recognizer
-from hwr.nets import crnn
+from hwr.recognition.model import Recognizer
+from hwr.recognition.nets import crnn
 
 
 def median_seconds(fn, repeats: int = 9) -> float:

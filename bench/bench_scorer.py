@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hwr.evaluate import score_texts, write_lines_csv, write_worst_csv
-from hwr.report.analysis import analyze
-from hwr.report.html import render_html, write_html
+from hwr.scoring.evaluate import score_texts, write_lines_csv, write_worst_csv
+from hwr.scoring.report.analysis import analyze
+from hwr.scoring.report.html import render_html, write_html
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus" / "fortunes.txt"
 FALLBACK_WORDS = "the of and to in is was he for it with as his on be at by had are but from or".split()

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
-from hwr.metrics import ErrorCounts
-from hwr.model import Recognizer
+from hwr.scoring.metrics import ErrorCounts
+from hwr.recognition.model import Recognizer
 from hwr.synth.fonts import VALIDATION_FONTS
 
 
@@ -147,7 +147,7 @@ MNIST digit strings from the 100 held-out digits per class: {digits.lines} lines
 
 ## Speed (greedy decoding, normalised lines, {platform.processor() or platform.machine()}, {cpu['threads']} CPU threads)
 - {cpu['batch16_lines_per_s']} lines/s at batch 16{speed_range(cpu)}; {cpu['one_line_ms_median']} ms for one line (median); mean line width {cpu['mean_line_width_px']} px. The lines
-  are sorted by width into batches, and on the CPU each batch runs ragged (`hwr.nets.ragged`: the
+  are sorted by width into batches, and on the CPU each batch runs ragged (`hwr.recognition.nets.ragged`: the
   convs in width groups, the LSTMs in segments of steps), so short lines skip the padding.
 {gpu_line(gpu)}
 

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 def __getattr__(name):  # lazy: `import hwr` stays cheap for the CLI's --help
     if name == "Recognizer":
-        from .model import Recognizer
+        from hwr.recognition.model import Recognizer
 
         return Recognizer
     raise AttributeError(name)

@@ -11,8 +11,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__
-from .config_args import add_dataclass_arguments, build_config
+from hwr import __version__
+from hwr.config_args import add_dataclass_arguments, build_config
 
 TRAIN_HELP = {
     "train": "training data: a folder of image + .gt.txt pairs, an IAM root, a .tsv manifest, PAGE XML, "
@@ -67,10 +67,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .decode import DECODER_HELP
-    from .evaluate import EvalConfig
-    from .train import TrainConfig
-    from .transcribe import TranscribeConfig
+    from hwr.recognition.decode import DECODER_HELP
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.training.train import TrainConfig
+    from hwr.documents.transcribe import TranscribeConfig
 
     parser = argparse.ArgumentParser(
         prog="hwr", description="Handwriting text recognition: read, train on and score handwritten lines.")
@@ -142,16 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--words", nargs="*", default=[], help="word-list files whose words join the lexicon")
     b.add_argument("-v", "--verbose", action="store_true")
 
-    from .ui_cli import add_ui_parser
+    from hwr.ui_cli import add_ui_parser
 
     _common(add_ui_parser(sub))
     return parser
 
 
 def cmd_transcribe(args) -> int:
-    from .fileio import atomic_write_bytes
-    from .pipeline import MODES
-    from .transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
+    from hwr.fileio import atomic_write_bytes
+    from hwr.documents.pipeline import MODES
+    from hwr.documents.transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
 
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in MODES:
@@ -177,11 +177,11 @@ def cmd_transcribe(args) -> int:
 
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
-    """Pages (and, in auto mode, line images) through hwr.pipeline.run_batch."""
-    from .fileio import atomic_write_bytes
-    from .pipeline import BatchConfig, run_batch
-    from .transcribe import LineTranscription, TranscriptionResult
-    from .writers import parse_formats
+    """Pages (and, in auto mode, line images) through hwr.documents.pipeline.run_batch."""
+    from hwr.fileio import atomic_write_bytes
+    from hwr.documents.pipeline import BatchConfig, run_batch
+    from hwr.documents.transcribe import LineTranscription, TranscriptionResult
+    from hwr.documents.writers import parse_formats
 
     batch = BatchConfig(mode=cfg.mode, formats=parse_formats(cfg.format), output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
@@ -213,14 +213,14 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
 
 
 def cmd_train(args) -> int:
-    from .distributed import context_from_env, relaunch_with_torchrun
-    from .train import TrainConfig, train
+    from hwr.training.distributed import context_from_env, relaunch_with_torchrun
+    from hwr.training.train import TrainConfig, train
 
     if args.nproc > 1 and not context_from_env().enabled:
         return relaunch_with_torchrun(args.nproc, _without_option(sys.argv[1:], "--nproc"))
     cfg = build_config(TrainConfig, args, args.config)
     state = train(cfg)
-    from .distributed import context_from_env
+    from hwr.training.distributed import context_from_env
 
     if not context_from_env().is_main:
         return 0
@@ -242,8 +242,8 @@ def _without_option(argv: list[str], name: str) -> list[str]:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import EvalConfig
-    from .report.run import format_summary, run_eval, write_outputs
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.scoring.report.run import format_summary, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
     if args.pages:
@@ -258,8 +258,8 @@ def cmd_eval(args) -> int:
 
 
 def _eval_pages(cfg, dataset: str) -> int:
-    """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.page_eval)."""
-    from .page_eval import evaluate_pages, read_page_truth, write_page_report
+    """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.documents.page_eval)."""
+    from hwr.documents.page_eval import evaluate_pages, read_page_truth, write_page_report
 
     if not dataset:
         raise ValueError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
@@ -280,16 +280,16 @@ def _eval_pages(cfg, dataset: str) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synth.export import export_dataset
+    from hwr.synth.export import export_dataset
 
     export_dataset(args.out, args.n, fmt=args.format, pages=args.pages, seed=args.seed, split=args.split)
     return 0
 
 
 def cmd_lm(args) -> int:
-    from .charset import Charset
-    from .lexicon import read_corpus_lines, write_lexicon
-    from .lm import build_lm
+    from hwr.recognition.charset import Charset
+    from hwr.recognition.lexicon import read_corpus_lines, write_lexicon
+    from hwr.recognition.lm import build_lm
 
     split = None if args.split == "all" else args.split
     min_counts = [int(c) for c in args.min_counts.split(",")]
@@ -307,8 +307,8 @@ def cmd_lm(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from .averaging import average_models
-    from .model import save_model
+    from hwr.training.averaging import average_models
+    from hwr.recognition.model import save_model
 
     net, config = average_models(args.models)
     save_model(args.out, net, config, half=args.half)
@@ -317,7 +317,7 @@ def cmd_average(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from .ui_cli import cmd_ui as serve_ui
+    from hwr.ui_cli import cmd_ui as serve_ui
 
     return serve_ui(args)
 
@@ -327,9 +327,9 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .datasets import DatasetError
-    from .imaging import ImageError
-    from .model import ModelError
+    from hwr.datasets import DatasetError
+    from hwr.recognition.imaging import ImageError
+    from hwr.recognition.model import ModelError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -60,7 +60,7 @@ class Recognition:
     char_frames: list[tuple[int, int]] = field(default_factory=list)
     # Scale from output frames to x pixels of the normalised line image.
     frame_width: float = 1.0
-    # Filled by forced alignment when word boxes are asked for (see hwr.align).
+    # Filled by forced alignment when word boxes are asked for (see hwr.recognition.align).
     words: list[WordBox] = field(default_factory=list)
 
 

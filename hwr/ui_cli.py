@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config_args import add_dataclass_arguments, build_config
+from hwr.config_args import add_dataclass_arguments, build_config
 
 UI_HELP = {
     "host": "address to listen on; 0.0.0.0 lets other machines in",
@@ -27,7 +27,7 @@ UI_HELP = {
 def add_ui_parser(sub) -> argparse.ArgumentParser:
     from ui.config import UIConfig
 
-    from .decode import DECODER_HELP
+    from hwr.recognition.decode import DECODER_HELP
 
     p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
                        description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "

@@ -51,9 +51,9 @@ def pairs_dir(tmp_path: Path) -> Path:
 def make_untrained_model(folder: Path, seed: int = 0) -> Path:
     """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
     not of recognition quality."""
-    from hwr.charset import Charset
-    from hwr.model import ModelConfig, save_model
-    from hwr.nets import build_network, make_config
+    from hwr.recognition.charset import Charset
+    from hwr.recognition.model import ModelConfig, save_model
+    from hwr.recognition.nets import build_network, make_config
 
     torch.manual_seed(seed)
     cfg = make_config("crnn", "tiny")

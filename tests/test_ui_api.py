@@ -20,9 +20,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from hwr.metrics import cer
-from hwr.model import Recognizer
-from hwr.writers import SUFFIXES
+from hwr.scoring.metrics import cer
+from hwr.recognition.model import Recognizer
+from hwr.documents.writers import SUFFIXES
 
 from ui import UIConfig, build_app, close_app, launch_app
 from ui.pages import export_formats
@@ -228,7 +228,7 @@ def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_p
     """`hwr ui --lm ... --lm-weight ...`: the same decoder flags as transcribe and eval."""
     from hwr.cli import build_parser
     from hwr.config_args import build_config
-    from hwr.decode import decoder_options
+    from hwr.recognition.decode import decoder_options
     from ui.models import ModelRegistry
 
     args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--lm", "none", "--lm-weight", "0.5"])

@@ -6,7 +6,7 @@ import zipfile
 from PIL import Image
 
 from conftest import render_line
-from hwr.model import Recognizer
+from hwr.recognition.model import Recognizer
 
 from ui.batch import collect_inputs, run_batch
 from ui.uploads import ZipLimits

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import free_port, make_untrained_model
 
-from hwr.metrics import cer
-from hwr.model import Recognizer
+from hwr.scoring.metrics import cer
+from hwr.recognition.model import Recognizer
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

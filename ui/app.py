@@ -22,10 +22,10 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from hwr.datasets import DatasetError
-from hwr.decode import decoder_options
-from hwr.evaluate import evaluate, write_lines_csv
-from hwr.imaging import ImageError, load_gray
-from hwr.model import ModelError
+from hwr.recognition.decode import decoder_options
+from hwr.scoring.evaluate import evaluate, write_lines_csv
+from hwr.recognition.imaging import ImageError, load_gray
+from hwr.recognition.model import ModelError
 
 from . import batch as batch_logic
 from . import evaluation, model_info
@@ -243,7 +243,7 @@ def run_evaluation(ctx: AppContext, archive: str, model: str, decoder: str, prog
 
 
 class _Counter:
-    """hwr.evaluate reports lines done per batch; gradio's progress wants (done, total)."""
+    """hwr.scoring.evaluate reports lines done per batch; gradio's progress wants (done, total)."""
 
     def __init__(self, total: int, progress):
         self.total, self.done, self.progress = total, 0, progress

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwr.imaging import ImageError
-from hwr.model import Recognizer
-from hwr.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
-from hwr.writers.common import unique_name
+from hwr.recognition.imaging import ImageError
+from hwr.recognition.model import Recognizer
+from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
+from hwr.documents.writers.common import unique_name
 
 from .pages import LAYOUTS, export_page, mean_confidence, transcribe_image
 from .uploads import UploadError, ZipLimits, display_name, extract_zip

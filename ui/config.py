@@ -1,13 +1,13 @@
 """Settings of `hwr ui`: one dataclass gives the CLI flags and their defaults.
 
 The model, device, decoder (with its LM options) and batch size are the ones every command
-that reads images shares (`hwr.model.RecognizerSettings`); the rest is the web server's.
+that reads images shares (`hwr.recognition.model.RecognizerSettings`); the rest is the web server's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwr.model import RecognizerSettings
+from hwr.recognition.model import RecognizerSettings
 
 
 @dataclass

@@ -8,8 +8,8 @@ import pandas as pd
 
 from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
 from hwr.datasets.iam import LINES_TXT
-from hwr.evaluate import EvalReport
-from hwr.imaging import ImageError, load_gray
+from hwr.scoring.evaluate import EvalReport
+from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 
 from .render import thumbnail_uri

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from hwr.assets import data_dir
-from hwr.imaging import load_gray
-from hwr.model import Recognizer
+from hwr.recognition.imaging import load_gray
+from hwr.recognition.model import Recognizer
 
 from .pages import transcribe_image
 

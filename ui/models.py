@@ -10,8 +10,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hwr.assets import models_dir
-from hwr.decode import DECODERS
-from hwr.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, default_model_dir
+from hwr.recognition.decode import DECODERS
+from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, default_model_dir
 
 # Each Recognizer holds a network (tens of MB); two cover "compare decoders" or two models.
 CACHE_SIZE = 2

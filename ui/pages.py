@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hwr.model import Recognizer
-from hwr.pipeline import MODES, transcribe_page
+from hwr.recognition.model import Recognizer
+from hwr.documents.pipeline import MODES, transcribe_page
 from hwr.records import Line, Page, Recognition, WordBox
-from hwr.writers import SUFFIXES, write_page_files
+from hwr.documents.writers import SUFFIXES, write_page_files
 
 from .uploads import UploadError
 
 LAYOUTS = MODES  # the page pipeline's modes, under the name the UI shows
-# "auto" follows the CLI's pipeline (hwr.pipeline): an image is a page when the segmenter
+# "auto" follows the CLI's pipeline (hwr.documents.pipeline): an image is a page when the segmenter
 # finds two or more text lines on it, otherwise a line image read whole.
 MIN_PAGE_LINES = 2
 
@@ -40,7 +40,7 @@ def transcribe_image(recognizer: Recognizer, gray: np.ndarray, layout: str = "au
 def single_line_page(recognizer: Recognizer, gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
     """The whole image as the page's only line (the recognizer finds the ink box itself).
 
-    Geometry as hwr.pipeline gives a line image: the image outline, a baseline along its foot.
+    Geometry as hwr.documents.pipeline gives a line image: the image outline, a baseline along its foot.
     """
     h, w = gray.shape[:2]
     recognition = recognizer.recognize([gray], batch_size=1)[0]

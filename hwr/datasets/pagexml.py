@@ -17,9 +17,9 @@ from typing import Iterator, Optional
 import cv2
 import numpy as np
 
-from hwr.charset import normalize_text
+from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
-from hwr.imaging import ImageError, load_gray
+from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 
 PAGE_ROOT = "PcGts"

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Optional
 
-from hwr.charset import normalize_text
+from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
-from hwr.imaging import IMAGE_SUFFIXES
+from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
 
 GT_SUFFIX = ".gt.txt"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from hwr.charset import Charset
+from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth.config import SynthConfig
 from hwr.synth.synthesizer import LineSynthesizer

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hwr.fileio import atomic_write_bytes
-from hwr.charset import Charset
+from hwr.recognition.charset import Charset
 from hwr.synth.config import SynthConfig
 from hwr.synth.synthesizer import LineSynthesizer
 

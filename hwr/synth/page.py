@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ import numpy as np
 from hwr.records import Line, Page
 from hwr.synth import augment
 from hwr.synth.render import InkLine
+
+if TYPE_CHECKING:
+    from hwr.synth.synthesizer import LineSynthesizer
 
 
 @dataclass
@@ -52,17 +56,13 @@ class _Placed:
     baseline: list[tuple[float, float]]  # page coordinates, before skew
 
 
-def render_page(rng: np.random.Generator | int, n_lines: int | None = None, synthesizer=None,
-                config=None, split: str = "train", page_id: str = "page") -> SynthPage:
-    """Lay out n_lines synthetic lines (config.page_lines_range if None) on one page.
+def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer: "LineSynthesizer",
+                page_id: str = "page") -> SynthPage:
+    """Lay out n_lines lines of `synthesizer` (its config.page_lines_range if None) on one page.
 
-    Pass a LineSynthesizer to reuse its loaded fonts and corpora (and its config); otherwise
-    one is built from config/split.
+    The synthesizer is passed in, not built here, so that this module never imports
+    `hwr.synth.synthesizer` (which imports this one for `LineSynthesizer.sample_page`).
     """
-    if synthesizer is None:
-        from hwr.synth.synthesizer import LineSynthesizer
-
-        synthesizer = LineSynthesizer(config, split=split)
     cfg = synthesizer.config
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from hwr.charset import Charset
+from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
+from hwr.synth.page import SynthPage, render_page
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
 from hwr.synth.text import TextSampler, clean_text
-
-if TYPE_CHECKING:
-    from hwr.synth.page import SynthPage
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +112,8 @@ class LineSynthesizer:
         line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)
         return augment.warp_line(line, rng, self.config)
 
-    def sample_page(self, index: int, n_lines: int | None = None) -> "SynthPage":
+    def sample_page(self, index: int, n_lines: int | None = None) -> SynthPage:
         """A page of several lines by one writer, reproducible from (seed, split, index)."""
-        from hwr.synth.page import render_page
-
         page_id = f"synth-{self.split}-{self.seed}-p{index:06d}"
         return render_page(self.rng(index, PAGE_STREAM), n_lines, synthesizer=self, page_id=page_id)
 

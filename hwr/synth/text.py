@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from hwr.charset import Charset, normalize_text
+from hwr.recognition.charset import Charset, normalize_text
 from hwr.synth.config import SynthConfig
 
 CORPUS_FILES = {"fortunes": "fortunes.txt", "web-bible": "web-bible.txt"}

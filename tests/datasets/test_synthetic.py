@@ -8,7 +8,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
-from hwr.imaging import NormalizeConfig, normalize_line
+from hwr.recognition.imaging import NormalizeConfig, normalize_line
 from hwr.records import LineSample
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from hwr.charset import Charset
+from hwr.recognition.charset import Charset
 from hwr.datasets.iam import read_iam
 from hwr.datasets.pairs import read_pairs
 from hwr.synth import LineSynthesizer

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from hwr.charset import DEFAULT_SYMBOLS
+from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import (
     ESSENTIAL_CHARS, VALIDATION_FONTS, FontBank, font_path, fonts_for_split, missing_chars, read_font_list,

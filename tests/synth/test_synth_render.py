@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from hwr.charset import normalize_text
+from hwr.recognition.charset import normalize_text
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.augment import ink_box
 from hwr.synth.render import MNIST_FONT

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwr.charset import Charset, normalize_text
+from hwr.recognition.charset import Charset, normalize_text
 from hwr.synth.config import SynthConfig
 from hwr.synth.text import TextSampler, clean_text, split_lines
 

@@ -1,0 +1,87 @@
+"""What every structured writer needs: line text and confidence, word polygons, XML-safe ids, regions."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from hwr.documents.linegeom import word_polygons
+from hwr.records import Line, Page, WordBox
+
+_NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def line_text(line: Line) -> str:
+    return line.recognition.text if line.recognition else line.text
+
+
+def confidence_01(value) -> float:
+    """A confidence as the [0, 1] float the PAGE and ALTO schemas accept."""
+    return min(1.0, max(0.0, float(value)))
+
+
+def line_confidence(line: Line) -> float | None:
+    if line.recognition is None:
+        return None
+    return confidence_01(line.recognition.confidence)
+
+
+def words_with_polygons(line: Line) -> list[tuple[WordBox, list[tuple[int, int]]]]:
+    """The line's recognised words, each with its polygon on the page; empty without word boxes."""
+    rec = line.recognition
+    if rec is None or not rec.words:
+        return []
+    return list(zip(rec.words, word_polygons(line, [(word.x0, word.x1) for word in rec.words])))
+
+
+def xml_id(raw: str, used: set[str]) -> str:
+    """An xsd:ID (NCName) made from `raw`, unique within `used` (which it joins)."""
+    ident = _NCNAME_BAD.sub("_", raw) or "id"
+    if not (ident[0].isalpha() or ident[0] == "_"):
+        ident = "id_" + ident
+    return unique_name(ident, used, "_")
+
+
+def unique_name(name: str, used: set[str], separator: str = "-") -> str:
+    """`name`, or `name-2`, `name-3`... : the first not in `used` (which it joins)."""
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name}{separator}{k}"
+    used.add(candidate)
+    return candidate
+
+
+def points(polygon) -> str:
+    """PAGE/ALTO point list "x,y x,y", non-negative integers."""
+    return " ".join(f"{max(0, int(round(x)))},{max(0, int(round(y)))}" for x, y in polygon)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def group_regions(page: Page) -> list[list[Line]]:
+    """Consecutive lines (reading order) that form one text block.
+
+    A page record keeps lines only; blocks are recovered from geometry: the next line starts
+    a new block when it does not overlap the previous one horizontally, or jumps up (next
+    column) or down by more than two line heights (a paragraph gap or a new block).
+    """
+    regions: list[list[Line]] = []
+    for line in page.lines:
+        if regions:
+            prev = regions[-1][-1]
+            px0, py0, px1, py1 = prev.bbox
+            x0, y0, x1, y1 = line.bbox
+            height = max(1, py1 - py0, y1 - y0)
+            overlaps = min(px1, x1) > max(px0, x0)
+            if overlaps and -0.5 * height <= y0 - py1 <= 2 * height:
+                regions[-1].append(line)
+                continue
+        regions.append([line])
+    return regions
+
+
+def bbox_of(lines: list[Line]) -> tuple[int, int, int, int]:
+    return (min(l.bbox[0] for l in lines), min(l.bbox[1] for l in lines),
+            max(l.bbox[2] for l in lines), max(l.bbox[3] for l in lines))

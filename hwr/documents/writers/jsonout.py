@@ -1,0 +1,28 @@
+"""JSON: the page, its lines (polygon, baseline, bbox, text, confidence) and word boxes."""
+from __future__ import annotations
+
+import json
+
+from hwr.records import Page
+from hwr.documents.writers.common import line_confidence, line_text, words_with_polygons
+
+
+def page_dict(page: Page) -> dict:
+    lines = []
+    for line in page.lines:
+        entry = {"id": line.id, "text": line_text(line), "confidence": line_confidence(line),
+                 "polygon": [list(map(int, p)) for p in line.polygon],
+                 "baseline": [list(map(int, p)) for p in line.baseline], "bbox": list(map(int, line.bbox))}
+        rec = line.recognition
+        if rec is not None and rec.char_confidences:
+            entry["char_confidences"] = [round(float(c), 4) for c in rec.char_confidences]
+        words = words_with_polygons(line)
+        if words:
+            entry["words"] = [{"text": w.text, "confidence": round(float(w.confidence), 4),
+                               "polygon": [list(p) for p in polygon]} for w, polygon in words]
+        lines.append(entry)
+    return {"id": page.id, "source": page.source, "width": page.width, "height": page.height, "lines": lines}
+
+
+def write(page: Page) -> str:
+    return json.dumps(page_dict(page), ensure_ascii=False, indent=1) + "\n"

@@ -1,0 +1,77 @@
+"""PAGE XML, 2019-07-15 schema: TextRegion > TextLine (Coords, Baseline, Word, TextEquiv).
+
+Confidence goes to `TextEquiv/@conf` (0..1). Word elements are written when the
+recognition carries word boxes (CTC forced alignment); their Coords are the line polygon cut
+between the word's ends along the baseline (see hwr.documents.linegeom). Regions come from the line
+geometry (hwr.documents.writers.common.group_regions) and are listed in a ReadingOrder.
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+from hwr import __version__
+from hwr.records import Line, Page
+from hwr.documents.writers.common import (bbox_of, confidence_01, group_regions, line_confidence, line_text,
+                               now_utc, points, words_with_polygons, xml_id)
+
+NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA_LOCATION = f"{NS} {NS}/pagecontent.xsd"
+
+
+def _el(parent, tag: str, **attrs) -> ET.Element:
+    return ET.SubElement(parent, f"{{{NS}}}{tag}", {k: str(v) for k, v in attrs.items() if v is not None})
+
+
+def _text_equiv(parent, text: str, conf: float | None) -> None:
+    equiv = _el(parent, "TextEquiv", conf=None if conf is None else f"{conf:.4f}")
+    _el(equiv, "Unicode").text = text
+
+
+def _coords(parent, polygon) -> None:
+    pts = list(polygon)
+    if len(pts) < 2:  # PointsType needs two points at least; keep the element valid
+        pts = pts * 2 if pts else [(0, 0), (0, 0)]
+    _el(parent, "Coords", points=points(pts))
+
+
+def write(page: Page) -> str:
+    ET.register_namespace("", NS)
+    ET.register_namespace("xsi", XSI)
+    root = ET.Element(f"{{{NS}}}PcGts", {f"{{{XSI}}}schemaLocation": SCHEMA_LOCATION})
+    meta = _el(root, "Metadata")
+    _el(meta, "Creator").text = f"hwr {__version__}"
+    stamp = now_utc()
+    _el(meta, "Created").text = stamp
+    _el(meta, "LastChange").text = stamp
+    image_name = os.path.basename(page.source.split("#")[0]) if page.source else page.id
+    page_el = _el(root, "Page", imageFilename=image_name or "page", imageWidth=page.width, imageHeight=page.height)
+    used: set[str] = set()
+    regions = group_regions(page)
+    region_ids = [xml_id(f"r{k + 1}", used) for k in range(len(regions))]
+    if regions:
+        order = _el(_el(page_el, "ReadingOrder"), "OrderedGroup", id=xml_id("ro", used), caption="reading order")
+        for k, rid in enumerate(region_ids):
+            _el(order, "RegionRefIndexed", index=k, regionRef=rid)
+    for rid, lines in zip(region_ids, regions):
+        region_el = _el(page_el, "TextRegion", id=rid, type="paragraph")
+        x0, y0, x1, y1 = bbox_of(lines)
+        _coords(region_el, [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)])
+        for line in lines:
+            _write_line(region_el, line, used)
+        _text_equiv(region_el, "\n".join(line_text(l) for l in lines), None)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _write_line(region_el, line: Line, used: set[str]) -> None:
+    lid = xml_id(line.id, used)
+    line_el = _el(region_el, "TextLine", id=lid)
+    _coords(line_el, line.polygon)
+    if len(line.baseline) >= 2:
+        _el(line_el, "Baseline", points=points(line.baseline))
+    for k, (word, polygon) in enumerate(words_with_polygons(line), start=1):
+        word_el = _el(line_el, "Word", id=xml_id(f"{lid}_w{k}", used))
+        _coords(word_el, polygon)
+        _text_equiv(word_el, word.text, confidence_01(word.confidence))
+    _text_equiv(line_el, line_text(line), line_confidence(line))

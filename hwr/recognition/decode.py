@@ -1,0 +1,287 @@
+"""CTC decoding: network scores -> text with per-character confidences and frames.
+
+Greedy (best-path) decoding takes the most likely label per frame, merges repeats and drops
+blanks (Graves et al., 2006). A character's confidence is the highest posterior among the
+frames of its run; the line confidence is the mean over characters, so one doubtful
+character lowers the line without a long line being penalised for its length.
+
+Beam decoding (`BeamDecoder`) searches with an n-gram language model through torchaudio's
+`ctc_decoder` (flashlight's decoder with KenLM), in one of two modes:
+- "char": lexicon-free; the LM is a character n-gram, the space is its word separator "|".
+  Reads anything the charset can write; the LM only re-ranks spellings.
+- "word": lexicon-constrained; the LM is a word n-gram over `hwr.recognition.lexicon.words` and each
+  word must be spelled as in the lexicon. Out-of-vocabulary words are read through the
+  lexicon's <oov> entry, spelled as every single symbol: an unknown word is read letter by
+  letter, each letter paying the LM's <unk> cost plus the word score (flashlight's own
+  `unk_score` path only covers prefixes of lexicon words, so it is left off).
+Both modes then force-align the text they chose (hwr.recognition.align) for character frames and
+confidences, so greedy and beam outputs carry the same fields with the same meaning.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwr.recognition.align import align_labels
+from hwr.recognition.charset import BLANK_ID, Charset
+from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens
+from hwr.records import Recognition
+
+log = logging.getLogger("hwr.recognition.decode")
+
+
+class GreedyDecoder:
+    name = "greedy"
+
+    def __init__(self, charset: Charset):
+        self.charset = charset
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_width: float = 1.0) -> list[Recognition]:
+        """log_probs (T, N, C) log-softmax scores; lengths (N,) valid frames per line."""
+        best_logp, best = log_probs.detach().float().max(dim=2)
+        best_prob = best_logp.exp().cpu().numpy()
+        best = best.cpu().numpy()
+        lengths = lengths.cpu().numpy()
+        return [
+            self._decode_line(best[: lengths[n], n], best_prob[: lengths[n], n], frame_width)
+            for n in range(best.shape[1])
+        ]
+
+    def _decode_line(self, labels: np.ndarray, probs: np.ndarray, frame_width: float) -> Recognition:
+        ids, confs, spans = [], [], []
+        prev = BLANK_ID
+        for t, (label, p) in enumerate(zip(labels.tolist(), probs.tolist())):
+            if label != BLANK_ID and label == prev:
+                confs[-1] = max(confs[-1], p)
+                spans[-1] = (spans[-1][0], t)
+            elif label != BLANK_ID:
+                ids.append(label)
+                confs.append(p)
+                spans.append((t, t))
+            prev = label
+        if confs:
+            line_conf = float(np.mean(confs))
+        else:  # empty output: as sure as the blank frames are
+            line_conf = float(np.mean(probs)) if len(probs) else 0.0
+        return Recognition(
+            text=self.charset.decode(ids),
+            confidence=line_conf,
+            char_confidences=[float(c) for c in confs],
+            char_frames=spans,
+            frame_width=frame_width,
+        )
+
+
+def default_lm_dir() -> Path:
+    """The shipped LMs: data/lm under hwr's data folder (see hwr.assets)."""
+    from hwr.assets import data_dir
+
+    return data_dir() / "lm"
+
+
+# The shipped models (see data/lm/README.md for how they were built).
+DEFAULT_FILES = {
+    "char": {"lm": "char-5gram.arpa.gz", "lexicon": None},
+    "word": {"lm": "word-3gram.arpa.gz", "lexicon": "lexicon.txt.gz"},
+}
+
+
+@dataclass
+class BeamOptions:
+    """Search settings of one mode; the defaults were tuned on synthetic validation lines
+    (bench/bench_decode.py --tune), never on test data.
+
+    lm_weight scales the LM's log10 scores against the network's natural-log posteriors;
+    word_score is added per word (lexicon mode), sil_score per word separator. Both counter
+    the LM's bias towards fewer, shorter units. blank_penalty is subtracted from the blank's
+    log-posterior during the search only (icefall's "blank penalty"): the lexicon-free
+    decoder has no per-character insertion score, and a young or unsure network, whose
+    characters barely beat the blank, otherwise loses them to the LM's cost per character."""
+
+    beam_size: int = 32
+    beam_size_token: int = 12  # tokens tried per frame: the network's top few are enough
+    beam_threshold: float = 20.0  # drop hypotheses this far (nats) below the best
+    lm_weight: float = 0.3
+    word_score: float = 0.0
+    sil_score: float = 0.0
+    blank_penalty: float = 0.0
+
+
+# Tuned with `bench/bench_decode.py --tune` on 150 synthetic validation lines (seed 7) with the
+# shipped hwr-en-small (stage 4, greedy CER ~0.042): the best CER + WER of the grid. The word
+# score stays small: the word mode's letter-by-letter path for unknown words counts each letter
+# as a word, so a large bonus lets it outbid real words (3.0 doubled the CER on the stage-2
+# model). Retune when the shipped model changes.
+MODE_DEFAULTS = {
+    "char": BeamOptions(lm_weight=1.0, sil_score=0.0, blank_penalty=2.0),
+    "word": BeamOptions(lm_weight=1.0, word_score=1.5, blank_penalty=0.0),
+}
+
+
+class BeamDecoder:
+    """CTC beam search with an n-gram LM (mode "char" or "word", see the module docstring).
+
+    lm: ARPA file, "none" for a plain beam search, or None for the shipped default of the
+    mode. lexicon: lexicon file (word mode); given without a mode it selects word mode.
+    Unset search options take the mode's tuned defaults (MODE_DEFAULTS)."""
+
+    name = "beam"
+
+    def __init__(self, charset: Charset, mode: str | None = None, lm: str | None = None,
+                 lexicon: str | None = None, **options):
+        mode = mode or ("word" if lexicon else "char")
+        if mode not in MODE_DEFAULTS:
+            raise ValueError(f"unknown beam mode {mode!r}; expected 'char' or 'word'")
+        unknown = set(options) - set(BeamOptions.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown beam decoder options {sorted(unknown)}")
+        self.charset = charset
+        self.mode = mode
+        defaults = MODE_DEFAULTS[mode]
+        self.options = BeamOptions(**{k: (options[k] if options.get(k) is not None else getattr(defaults, k))
+                                      for k in BeamOptions.__dataclass_fields__})
+        self.lm_path = self._resolve("lm", lm)
+        self.lexicon_path = self._resolve("lexicon", lexicon) if mode == "word" else None
+        if mode == "word" and self.lexicon_path is None:
+            raise ValueError("word mode needs a lexicon")
+        self._decoder = self._build()
+
+    def _resolve(self, kind: str, value: str | None) -> str | None:
+        if value is not None:
+            if value.lower() == "none" and kind == "lm":
+                return None
+            if not Path(value).is_file():
+                raise FileNotFoundError(f"{value}: {kind} file not found")
+            return str(value)
+        name = DEFAULT_FILES[self.mode][kind]
+        if name is None:
+            return None
+        path = default_lm_dir() / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: shipped {kind} file not found (pass --{kind})")
+        return str(path)
+
+    def _build(self):
+        from torchaudio.models.decoder import ctc_decoder
+
+        tokens = decoder_tokens(self.charset)
+        # Without a space symbol there is no word separator; the blank stands in for it.
+        sil = SPACE_TOKEN if SPACE_TOKEN in tokens else BLANK_TOKEN
+        o = self.options
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            lexicon = self.lexicon_path
+            if lexicon and lexicon.endswith(".gz"):
+                # flashlight reads plain-text lexicons only; the shipped one is gzipped.
+                lexicon = os.path.join(tmp, "lexicon.txt")
+                Path(lexicon).write_bytes(gzip.decompress(Path(self.lexicon_path).read_bytes()))
+            lm_dict = None
+            if self.mode == "char" and self.lm_path:
+                # Trap: lexicon-free flashlight scores the LM with the *token* index, but
+                # torchaudio builds its word dictionary from a Python dict whose order differs
+                # from the token order, so every character would be scored as another one.
+                # A word list in token order keeps the two indices the same.
+                lm_dict = os.path.join(tmp, "lm_dict.txt")
+                Path(lm_dict).write_text("\n".join(tokens + [UNK_WORD]) + "\n", encoding="utf-8")
+            decoder = ctc_decoder(
+                lexicon=lexicon, tokens=tokens, lm=self.lm_path, lm_dict=lm_dict, nbest=1,
+                beam_size=o.beam_size, beam_size_token=min(o.beam_size_token, len(tokens)),
+                beam_threshold=o.beam_threshold, lm_weight=o.lm_weight, word_score=o.word_score,
+                sil_score=o.sil_score, blank_token=BLANK_TOKEN, sil_token=sil, unk_word=UNK_WORD)
+        log.debug("beam decoder (%s) ready in %.1f s", self.mode, time.perf_counter() - started)
+        return decoder
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_width: float = 1.0) -> list[Recognition]:
+        """log_probs (T, N, C) log-softmax scores; lengths (N,) valid frames per line."""
+        emissions = log_probs.detach().float().cpu().transpose(0, 1).contiguous()
+        lengths = lengths.detach().cpu().to(torch.int32)
+        search = emissions
+        if self.options.blank_penalty:
+            search = emissions.clone()
+            search[:, :, BLANK_ID] -= self.options.blank_penalty
+        hypotheses = self._decoder(search, lengths)
+        return [self._recognition(emissions[n, : int(lengths[n])], hyps, frame_width)
+                for n, hyps in enumerate(hypotheses)]
+
+    def _recognition(self, emissions: torch.Tensor, hyps, frame_width: float) -> Recognition:
+        labels = self._clean_labels(hyps[0].tokens.tolist()) if hyps else []
+        aligned = align_labels(emissions, labels)
+        if aligned is None:  # cannot happen for a decoded path; kept as a guard, not a crash
+            log.warning("forced alignment failed for %r; falling back to greedy", self.charset.decode(labels))
+            return GreedyDecoder(self.charset).decode(emissions.unsqueeze(1), torch.tensor([emissions.shape[0]]),
+                                                      frame_width)[0]
+        confs = [a.confidence for a in aligned]
+        if confs:
+            line_conf = float(np.mean(confs))
+        else:  # empty output: as sure as the frames are blank
+            line_conf = float(emissions[:, BLANK_ID].exp().mean()) if emissions.shape[0] else 0.0
+        return Recognition(
+            text=self.charset.decode(labels), confidence=line_conf, char_confidences=confs,
+            char_frames=[(a.first, a.last) for a in aligned], frame_width=frame_width)
+
+    def _clean_labels(self, labels: list[int]) -> list[int]:
+        """Drop blanks the search may report, and the word separator at the line's ends or
+        doubled (a separator is a boundary, not content)."""
+        space = self.charset.encode(" ")[0] if " " in self.charset else None
+        out: list[int] = []
+        for label in labels:
+            if label == BLANK_ID or (label == space and (not out or out[-1] == space)):
+                continue
+            out.append(label)
+        while out and out[-1] == space:
+            out.pop()
+        return out
+
+
+def _beam_mode(mode: str):
+    def factory(charset: Charset, **options) -> BeamDecoder:
+        return BeamDecoder(charset, mode=mode, **options)
+
+    return factory
+
+
+DECODERS = {
+    "greedy": GreedyDecoder,
+    # "beam" picks its mode from its options (a lexicon means word mode) and defaults to char.
+    "beam": BeamDecoder,
+    "beam-char": _beam_mode("char"),
+    "beam-word": _beam_mode("word"),
+}
+
+
+def make_decoder(name: str, charset: Charset, **options):
+    """A decoder by name; options that are None mean "the decoder's default"."""
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r}; available: {sorted(DECODERS)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if name == "greedy" and options:
+        raise ValueError(f"decoder options {sorted(options)} apply to beam decoders only")
+    return DECODERS[name](charset, **options)
+
+
+# Settings that config dataclasses (TranscribeConfig, EvalConfig) carry for the decoder; None
+# means "the decoder's default", so the tuned defaults live in one place (MODE_DEFAULTS).
+DECODER_OPTION_FIELDS = ("lm", "lexicon", "beam_size", "lm_weight", "word_score", "sil_score", "blank_penalty")
+DECODER_HELP = {
+    "decoder": "greedy, beam (char LM; word LM when --lexicon is given), beam-char or beam-word",
+    "lm": "ARPA (or .arpa.gz) LM for beam decoding, 'none' for no LM; unset: the shipped one",
+    "lexicon": "word lexicon for word mode; unset: the shipped one",
+    "beam_size": "beam width; unset: the mode's tuned default",
+    "lm_weight": "weight of the LM's log10 scores; unset: the mode's tuned default",
+    "word_score": "score added per word in word mode; unset: the tuned default",
+    "sil_score": "score added per word separator; unset: the tuned default",
+    "blank_penalty": "subtracted from the blank's log-posterior during beam search; unset: the tuned default",
+}
+
+
+def decoder_options(config) -> dict:
+    """The decoder options set on a config object (unset ones are left to the decoder)."""
+    return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}

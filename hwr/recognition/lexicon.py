@@ -1,0 +1,86 @@
+"""What the language models and the beam decoder call a token and a word.
+
+Decoder tokens are the charset's symbols under names that survive whitespace-separated files
+(KenLM's ARPA, flashlight's lexicon): the space becomes "|", the word separator (flashlight's
+"silence"), and the few symbols that would clash get bracketed names.
+
+Words for the word LM: letter runs (with inner apostrophes: "don't", "A's") are words, and
+every other non-space character - digit, punctuation mark - is a word of its own. Handwriting
+attaches punctuation to words ("end."), so the lexicon decoder must be able to read "end" then
+"." with no separator between; numbers become digit sequences whose statistics the n-gram
+learns instead of an endless list of numerals.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from hwr.recognition.charset import Charset
+from hwr.fileio import atomic_write_gzip_by_suffix
+
+SPACE_TOKEN = "|"
+BLANK_TOKEN = "<blank>"
+UNK_WORD = "<unk>"
+# The unknown-word path's lexicon word. Not "<unk>" itself: flashlight never emits trie
+# words labelled with the decoder's unk index. KenLM scores any word it lacks as <unk>.
+OOV_WORD = "<oov>"
+# Symbols whose own name would collide with the space token or with ARPA's markup.
+_RENAMED = {" ": SPACE_TOKEN, "|": "<pipe>", "\\": "<backslash>"}
+_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
+
+
+def token_name(symbol: str) -> str:
+    return _RENAMED.get(symbol, symbol)
+
+
+def decoder_tokens(charset: Charset) -> list[str]:
+    """Token names in label-id order (index 0 is the CTC blank)."""
+    return [BLANK_TOKEN] + [token_name(s) for s in charset.symbols]
+
+
+def char_tokens(text: str) -> list[str]:
+    """A line as character-LM tokens (spaces collapsed, one "|" between words)."""
+    return [token_name(ch) for ch in " ".join(text.split())]
+
+
+def words(text: str) -> list[str]:
+    """A line as word-LM words: letter words with apostrophes, and single other characters."""
+    return _WORD_RE.findall(text)
+
+
+def spelling(word: str) -> str:
+    """A word's lexicon entry spelling: its tokens, space-separated (no trailing separator, so
+    punctuation can follow a word directly)."""
+    return " ".join(token_name(ch) for ch in word)
+
+
+def write_lexicon(path: str | Path, vocabulary: Iterable[str], charset: Charset) -> Path:
+    """Write a flashlight lexicon: one `word<TAB>spelling` line per readable word, plus the
+    unknown-word path: <oov> spelled as every single symbol, so an out-of-vocabulary word can
+    still be read, letter by letter, each letter paying the LM's <unk> cost."""
+    path = Path(path)
+    lines = []
+    for word in sorted(set(vocabulary)):
+        if word.startswith("<") and word.endswith(">") and len(word) > 1:
+            continue  # <s>, </s>, <unk>: LM markup, not readable words
+        if word and not charset.missing_chars(word) and " " not in word:
+            lines.append(f"{word}\t{spelling(word)}")
+    lines += [f"{OOV_WORD}\t{token_name(s)}" for s in charset.symbols if s != " "]
+    atomic_write_gzip_by_suffix(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, modulo: int = 20) -> Iterator[str]:
+    """Non-empty lines of text files; `split` keeps the synthetic engine's held-out rule
+    (line index % modulo == 0 is validation text), so an LM built from "train" never saw the
+    validation lines."""
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
+                    continue
+                line = " ".join(line.split())
+                if line:
+                    yield line
+

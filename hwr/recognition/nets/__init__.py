@@ -1,0 +1,73 @@
+"""Line recognition networks.
+
+Every architecture is an `nn.Module` built as `Net(config, num_classes)` whose
+`forward(images, widths)` takes a zero-padded batch `images` (N, 1, H, W) float32 with
+ink = 1, and `widths` (N,) the valid width of each line, and returns
+`(logits, lengths)`: unnormalised CTC scores (T, N, C) and the valid frame count per line.
+Padding must never change a line's output: each network masks or packs its sequences.
+
+Configs are dataclasses with `to_dict()` / `from_dict()` and a `line_height` field; the
+registry below maps an architecture name (saved in the model config) to both.
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+import torch.nn as nn
+
+# name -> (module, config class, network class); imported lazily so that a missing optional
+# architecture never breaks the others.
+ARCHITECTURES = {
+    "crnn": ("hwr.recognition.nets.crnn", "CRNNConfig", "CRNN"),
+    "mdlstm": ("hwr.recognition.nets.mdlstm", "MDLSTMConfig", "MDLSTMNet"),
+}
+
+
+def _lookup(arch: str):
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    module_name, config_name, net_name = ARCHITECTURES[arch]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, net_name)
+
+
+def config_class(arch: str):
+    return _lookup(arch)[0]
+
+
+def make_config(arch: str, preset: str | None = None, **overrides):
+    """A network config from a named preset (or the default) with field overrides."""
+    cls = config_class(arch)
+    config = cls.preset(preset) if preset else cls()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in cls.__dataclass_fields__:
+            raise ValueError(f"{arch} has no setting {key!r}")
+        setattr(config, key, value)
+    return config
+
+
+def build_network(arch: str, config, num_classes: int) -> nn.Module:
+    _, net_cls = _lookup(arch)
+    return net_cls(config, num_classes)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def prepare_for_inference(net: nn.Module, device: torch.device) -> nn.Module:
+    """Make a loaded network fast for inference only (it cannot be trained or saved after).
+
+    Networks may fold their normalisation into the preceding layers (`fuse_for_inference`);
+    on the CPU, 4-D weights go channels-last to match the NHWC kernels the nets run there.
+    """
+    net = net.to(device).eval()
+    fuse = getattr(net, "fuse_for_inference", None)
+    if fuse is not None:
+        fuse()
+    if device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    return net

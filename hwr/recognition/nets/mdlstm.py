@@ -1,0 +1,194 @@
+"""Multidimensional LSTM line recognizer (Graves & Schmidhuber, NIPS 2009).
+
+A hierarchy of stages, each a front end that shrinks the image followed by a four-direction
+2D-LSTM layer (`hwr.recognition.nets.mdlstm_layer`). Two kinds of front end:
+
+- "block" (Graves 2009, RNNLIB's offline handwriting setup): the first stage cuts the image
+  into input blocks (h x w pixels become one feature vector); later stages gather hidden
+  blocks of the previous 2D-LSTM's four directions and squash them with a tanh feed-forward
+  layer (the "subsampling" layers of 6 and 20 units).
+- "conv" (Voigtlaender, Doetsch & Ney, ICFHR 2016): a 3x3 tanh convolution before every
+  2D-LSTM, 2x2 max-pooling in the first stages.
+
+After the last stage the vertical axis is collapsed by summation (RNNLIB's collapse layer) and
+a linear layer gives the CTC scores of each remaining column.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hwr.recognition.nets.crnn import mask_columns
+from hwr.recognition.nets.mdlstm_layer import NUM_DIRECTIONS, MDLSTM2d
+
+FRONT_ENDS = ("block", "conv")
+DIRECTION_MERGES = ("concat", "sum")
+
+
+@dataclass
+class MDLSTMConfig:
+    line_height: int = 64
+    front: str = "block"
+    # 2D-LSTM cells per direction, one layer per stage.
+    hidden_sizes: list[int] = field(default_factory=lambda: [2, 10, 50])
+    # "block" front: blocks[s] = [height, width] pixels of the previous layer per position of
+    # stage s (blocks[0] is the input block); stages s > 0 also apply a tanh feed-forward layer
+    # of subsample_sizes[s - 1] units to each hidden block.
+    # Graves used 4-wide blocks at every level (width / 64) on IFN/ENIT word images; on our
+    # 64-px lines that leaves under one frame per character, so the width shrinks 4 x 2 x 1 =
+    # 8 here (~4 CTC frames per character) while the height still shrinks 2 x 2 x 2 = 8.
+    blocks: list[list[int]] = field(default_factory=lambda: [[2, 4], [2, 2], [2, 1]])
+    subsample_sizes: list[int] = field(default_factory=lambda: [6, 20])
+    # "conv" front: conv_channels[s] 3x3 filters before the 2D-LSTM of stage s, followed by a
+    # 2x2 max-pool in the stages listed in pool_stages (each halves height and frames).
+    conv_channels: list[int] = field(default_factory=list)
+    pool_stages: list[int] = field(default_factory=list)
+    # How the next stage sees the four directions: side by side (RNNLIB) or summed.
+    direction_merge: str = "concat"
+    # Dropout on each 2D-LSTM's output (Voigtlaender et al. 2016 used 0.25).
+    dropout: float = 0.0
+
+    PRESETS = {
+        # Graves & Schmidhuber (NIPS 2009): 2D-LSTM of 2, 10, 50 cells per direction, tanh
+        # subsampling layers of 6 and 20 units. ~150k parameters (with 96 classes).
+        "graves2009": {},
+        # Voigtlaender, Doetsch & Ney (ICFHR 2016): conv 15/45/75/105 + 2D-LSTM 30/60/90/120,
+        # pooling after the first two blocks. 128-px lines work too (set line_height).
+        "voigtlaender2016": dict(
+            line_height=64,
+            front="conv",
+            hidden_sizes=[30, 60, 90, 120],
+            blocks=[],
+            subsample_sizes=[],
+            conv_channels=[15, 45, 75, 105],
+            pool_stages=[0, 1],
+            direction_merge="sum",
+            dropout=0.25,
+        ),
+        # A few hundred parameters: tests and smoke runs.
+        "tiny": dict(
+            line_height=16,
+            hidden_sizes=[2, 4],
+            blocks=[[2, 4], [2, 1]],
+            subsample_sizes=[4],
+        ),
+    }
+
+    @classmethod
+    def preset(cls, name: str) -> "MDLSTMConfig":
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown mdlstm preset {name!r}; choose from {sorted(cls.PRESETS)}")
+        return cls(**cls.PRESETS[name])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MDLSTMConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def validate(self) -> None:
+        stages = len(self.hidden_sizes)
+        if self.front not in FRONT_ENDS:
+            raise ValueError(f"front must be one of {FRONT_ENDS}, not {self.front!r}")
+        if self.direction_merge not in DIRECTION_MERGES:
+            raise ValueError(f"direction_merge must be one of {DIRECTION_MERGES}")
+        if self.front == "block" and (
+            len(self.blocks) != stages or len(self.subsample_sizes) != stages - 1
+        ):
+            raise ValueError("block front needs one block per stage and one fewer subsample size")
+        if self.front == "conv" and len(self.conv_channels) != stages:
+            raise ValueError("conv front needs one conv_channels entry per stage")
+
+
+class BlockFront(nn.Module):
+    """Cut (N, H, W, C) into h x w blocks, one feature vector per block (Graves 2009).
+
+    Ragged edges are zero-padded up to whole blocks (valid width rounded up), so a short line
+    keeps its last pixels; padded columns are zero on input, so the straddling block is the
+    same alone or in a batch. With `units`, a tanh feed-forward layer squashes each block:
+    the subsampling layer between 2D-LSTM levels.
+    """
+
+    def __init__(self, block: list[int], in_channels: int, units: int | None):
+        super().__init__()
+        self.block_h, self.block_w = block
+        block_features = self.block_h * self.block_w * in_channels
+        self.linear = nn.Linear(block_features, units) if units else None
+        self.out_channels = units or block_features
+
+    def forward(self, x: torch.Tensor, widths: torch.Tensor):
+        n, h, w, c = x.shape
+        bh, bw = self.block_h, self.block_w
+        x = F.pad(x, (0, 0, 0, -w % bw, 0, -h % bh))
+        h2, w2 = x.shape[1] // bh, x.shape[2] // bw
+        x = x.reshape(n, h2, bh, w2, bw, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h2, w2, -1)
+        if self.linear is not None:
+            x = torch.tanh(self.linear(x))
+        return x, torch.div(widths + bw - 1, bw, rounding_mode="floor")
+
+
+class ConvFront(nn.Module):
+    """3x3 tanh convolution, optional 2x2 max-pool (Voigtlaender et al. 2016), features last."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.pool = pool
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor, widths: torch.Tensor):
+        # Zero padding before the conv, so the last valid column sees what it sees alone.
+        x = mask_columns(x.permute(0, 3, 1, 2), widths)
+        x = torch.tanh(self.conv(x))
+        if self.pool:
+            # Floor: pooled valid columns never include a padded one.
+            x = F.max_pool2d(x, 2)
+            widths = torch.div(widths, 2, rounding_mode="floor")
+        return x.permute(0, 2, 3, 1), widths
+
+
+class MDLSTMNet(nn.Module):
+    def __init__(self, config: MDLSTMConfig, num_classes: int):
+        super().__init__()
+        config.validate()
+        self.config = config
+        fronts, layers, channels = [], [], 1
+        for stage, hidden in enumerate(config.hidden_sizes):
+            front = self._front(stage, channels)
+            fronts.append(front)
+            layers.append(MDLSTM2d(front.out_channels, hidden))
+            channels = hidden * (NUM_DIRECTIONS if config.direction_merge == "concat" else 1)
+        self.fronts = nn.ModuleList(fronts)
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(channels, num_classes)
+
+    def _front(self, stage: int, channels: int) -> nn.Module:
+        config = self.config
+        if config.front == "block":
+            units = config.subsample_sizes[stage - 1] if stage else None
+            return BlockFront(config.blocks[stage], channels, units)
+        return ConvFront(channels, config.conv_channels[stage], stage in config.pool_stages)
+
+    def merge_directions(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.direction_merge == "concat":
+            return x
+        n, h, w, _ = x.shape
+        return x.view(n, h, w, NUM_DIRECTIONS, -1).sum(dim=3)
+
+    def forward(
+        self, images: torch.Tensor, widths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        widths = widths.to(images.device)
+        x = mask_columns(images, widths).permute(0, 2, 3, 1)  # (N, H, W, 1), features last
+        for front, layer in zip(self.fronts, self.layers):
+            x, widths = front(x, widths)
+            # The 2D-LSTM zeroes padded columns itself, so the next front sees clean padding.
+            x = self.dropout(self.merge_directions(layer(x, widths)))
+        # Collapse the vertical axis by summation (RNNLIB), then per-column CTC scores.
+        logits = self.output(x.sum(dim=1))  # (N, T, C)
+        return logits.transpose(0, 1), widths.clamp(min=1)

@@ -1,0 +1,214 @@
+"""Scoring a model on a labelled data set: corpus CER/WER, per-line results, worst lines.
+
+Recognition and scoring are separate steps: `evaluate()` recognises the lines and hands the
+texts to `score_texts()`, which the analysis, the benchmarks and other engines' outputs use
+directly. Analysis and reports (bootstrap, breakdowns, confusions, HTML) live in `hwr.scoring.report`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from hwr.recognition.imaging import ImageError
+from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
+from hwr.fileio import atomic_write_bytes
+from hwr.recognition.model import Recognizer, RecognizerSettings
+from hwr.records import LineSample
+
+log = logging.getLogger("hwr.scoring.evaluate")
+
+DEFAULT_LABEL_COLUMNS = "slant,touching,rare char,label error"
+JSON_SCHEMA = "hwr-eval/1"  # bump when a documented key changes meaning (docs/eval-json.md)
+
+
+@dataclass
+class LineResult:
+    """One scored line. `reference`/`hypothesis` are the texts as scored (after normalisation)."""
+
+    id: str
+    reference: str
+    hypothesis: str
+    cer: float
+    wer: float
+    char_errors: int
+    confidence: float
+    word_errors: int = 0
+    chars: int = 0  # reference characters
+    words: int = 0  # reference words
+    subset: str = ""  # writer / form / font ... (see hwr.scoring.report.breakdown)
+
+
+def score_line(id: str, reference: str, hypothesis: str, confidence: float = 1.0, subset: str = "",
+               normalization: Optional[TextNormalization] = None) -> LineResult:
+    if normalization is not None:
+        reference, hypothesis = normalization(reference), normalization(hypothesis)
+    ce, we = char_errors(reference, hypothesis), word_errors(reference, hypothesis)
+    chars, words = len(reference), len(reference.split())
+    return LineResult(id, reference, hypothesis, _line_rate(ce, chars), _line_rate(we, words), ce, confidence,
+                      we, chars, words, subset)
+
+
+def _line_rate(errors: int, length: int) -> float:
+    if length == 0:
+        return 0.0 if errors == 0 else 1.0
+    return errors / length
+
+
+@dataclass
+class EvalReport:
+    cer: float
+    wer: float
+    lines: int
+    chars: int
+    words: int
+    char_errors: int
+    word_errors: int
+    results: list[LineResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "file: reason" for unreadable lines
+    normalization: list[str] = field(default_factory=list)  # TextNormalization.steps applied
+
+    def worst(self, n: int = 10) -> list[LineResult]:
+        """Most character errors first (absolute, so long bad lines lead), then rate, then id."""
+        return sorted(self.results, key=lambda r: (-r.char_errors, -r.cer, r.id))[:n]
+
+    def summary(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {
+            "failures": len(self.failures)}
+
+
+def report_from_results(results: list[LineResult], failures: Sequence[str] = (),
+                        normalization: Optional[TextNormalization] = None) -> EvalReport:
+    counts = ErrorCounts()
+    for r in results:
+        counts.add_counts(r.char_errors, r.chars, r.word_errors, r.words)
+    steps = normalization.steps if normalization is not None else []
+    return EvalReport(counts.cer, counts.wer, counts.lines, counts.chars, counts.words, counts.char_errors,
+                      counts.word_errors, results, list(failures), steps)
+
+
+def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[str],
+                confidences: Optional[Sequence[float]] = None, subsets: Optional[Sequence[str]] = None,
+                normalization: Optional[TextNormalization] = None) -> EvalReport:
+    """Score given transcriptions (no recognition): the scorer behind `evaluate()`."""
+    if not len(ids) == len(references) == len(hypotheses):
+        raise ValueError("ids, references and hypotheses must have the same length")
+    confidences = confidences if confidences is not None else [1.0] * len(ids)
+    subsets = subsets if subsets is not None else [""] * len(ids)
+    results = [score_line(*row, normalization=normalization)
+               for row in zip(ids, references, hypotheses, confidences, subsets)]
+    return report_from_results(results, normalization=normalization)
+
+
+def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: int = 16, skip_bad: bool = False,
+             progress=None, normalization: Optional[TextNormalization] = None,
+             subset_of: Optional[Callable[[LineSample], str]] = None) -> EvalReport:
+    """Recognise every sample and score it. Unreadable images fail the run unless skip_bad.
+
+    `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
+    """
+    results: list[LineResult] = []
+    failures: list[str] = []
+    for start in range(0, len(samples), batch_size):
+        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+        chunk, lines = _preprocess(recognizer, batch, skip_bad, failures)
+        for sample, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size)):
+            subset = subset_of(sample) if subset_of is not None else ""
+            results.append(score_line(sample.id, sample.text, rec.text, rec.confidence, subset, normalization))
+        if progress is not None:
+            progress(len(batch))
+    return report_from_results(results, failures, normalization)
+
+
+def _preprocess(recognizer: Recognizer, batch: list[LineSample], skip_bad: bool, failures: list[str]):
+    chunk, lines = [], []
+    for sample in batch:
+        try:
+            lines.append(recognizer.preprocess(sample.image))
+            chunk.append(sample)
+        except ImageError as exc:
+            if not skip_bad:
+                raise
+            failures.append(str(exc))
+    return chunk, lines
+
+
+# --- Per-line outputs ---------------------------------------------------------------------
+
+LINE_COLUMNS = ["id", "subset", "reference", "hypothesis", "chars", "char_errors", "cer", "words", "word_errors",
+                "wer", "confidence"]
+
+
+def _line_row(r: LineResult) -> list:
+    return [r.id, r.subset, r.reference, r.hypothesis, r.chars, r.char_errors, f"{r.cer:.4f}", r.words,
+            r.word_errors, f"{r.wer:.4f}", f"{r.confidence:.4f}"]
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_bytes(Path(path), buffer.getvalue().encode("utf-8"))
+
+
+def write_lines_csv(report: EvalReport, path: Path) -> None:
+    """Every scored line, in data set order."""
+    _write_csv(path, LINE_COLUMNS, (_line_row(r) for r in report.results))
+
+
+def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
+                    label_columns: Sequence[str] = tuple(DEFAULT_LABEL_COLUMNS.split(","))) -> None:
+    """The n worst lines with empty label columns, for tallying error causes by hand.
+
+    Filling in a cause per line over ~100 errors says which fix is worth most (a column
+    marked on 40% of lines beats one marked on 2%) before any time goes into it.
+    """
+    labels = [c.strip() for c in label_columns if c.strip()]
+    _write_csv(path, LINE_COLUMNS + labels + ["notes"],
+               (_line_row(r) + [""] * (len(labels) + 1) for r in report.worst(n)))
+
+
+def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: Optional[dict] = None) -> None:
+    """The summary, per-line details and any analysis blocks (keys: docs/eval-json.md)."""
+    payload = {"schema": JSON_SCHEMA, "model": model, "dataset": dataset, **report.summary(),
+               "failed_files": report.failures, **(extra or {}),
+               "lines_detail": [asdict(r) for r in report.results]}
+    atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
+
+
+
+@dataclass
+class EvalConfig(RecognizerSettings):
+    """Settings of `hwr eval` (CLI flags and --config files read these defaults)."""
+
+    skip_bad: bool = False
+    split_file: str | None = None  # IAM split file (form or line ids)
+    csv: str | None = None  # per-line CSV output
+    json: str | None = None  # summary + per-line JSON output
+    worst: int = 10  # how many of the worst lines to print
+    compare: str | None = None  # a second model directory, scored on the same lines
+    splits: str | None = None  # name=DATASET,... e.g. train=...,dev=...,test=... (bias/variance)
+    human_cer: float | None = None  # human-level (Bayes proxy) CER for avoidable bias
+    target_cer: float | None = None  # the CER the project aims for
+    iam_detokenize: bool = False
+    casefold: bool = False
+    strip_punctuation: bool = False
+    collapse_whitespace: bool = False
+    group_by: str = "auto"  # subset of a line: auto, none, a metadata field, or id:REGEX
+    groups_file: str | None = None  # id<TAB>subset table, or IAM ascii/forms.txt (form -> writer)
+    bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+    seed: int = 0
+    html: str | None = None  # self-contained HTML error-analysis report
+    worst_csv: str | None = None  # worst lines with empty label columns
+    worst_n: int = 100  # lines in --worst-csv and in the HTML gallery
+    label_columns: str = DEFAULT_LABEL_COLUMNS
+
+    def normalization(self) -> TextNormalization:
+        return TextNormalization(iam_detokenize=self.iam_detokenize, casefold=self.casefold,
+                                 strip_punctuation=self.strip_punctuation,
+                                 collapse_whitespace=self.collapse_whitespace)

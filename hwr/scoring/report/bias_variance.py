@@ -1,0 +1,97 @@
+"""Bias / variance / data mismatch from the CERs of train, dev and test splits.
+
+Following the design notes (after Ng, "Machine Learning Yearning"): avoidable bias is the
+train CER above human level (or above 0 when no human CER is known), variance is dev minus
+train, and data mismatch is test minus dev. The largest gap says what to work on next.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hwr.scoring.report.bootstrap import Interval
+
+DEV_NAMES = ("dev", "val", "valid", "validation")
+
+# What each diagnosis usually calls for (one line, printed under the table).
+ADVICE = {
+    "avoidable_bias": "the model underfits: train longer, use a bigger network, lower regularisation",
+    "variance": "the model overfits: more or more varied training data, stronger augmentation, regularisation",
+    "data_mismatch": "test differs from dev: make dev look like test (same writers/scans) or add such training data",
+}
+NAMES = {"avoidable_bias": "avoidable bias", "variance": "variance", "data_mismatch": "data mismatch"}
+
+
+@dataclass
+class SplitScore:
+    name: str
+    cer: float
+    interval: Interval
+    lines: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "cer": self.cer, "cer_ci95": self.interval.as_list(), "lines": self.lines}
+
+
+@dataclass
+class Diagnosis:
+    splits: list[SplitScore]
+    gaps: dict[str, float] = field(default_factory=dict)  # avoidable_bias, variance, data_mismatch
+    noisy: list[str] = field(default_factory=list)  # gaps smaller than the bootstrap noise
+    human_cer: Optional[float] = None
+    target_cer: Optional[float] = None
+    reading: str = ""
+
+    def to_dict(self) -> dict:
+        return {"splits": [s.to_dict() for s in self.splits], "gaps": self.gaps, "within_noise": self.noisy,
+                "human_cer": self.human_cer, "target_cer": self.target_cer, "reading": self.reading}
+
+
+def _find(splits: list[SplitScore], names: tuple[str, ...]) -> Optional[SplitScore]:
+    return next((s for s in splits if s.name.lower() in names), None)
+
+
+def diagnose(splits: list[SplitScore], human_cer: Optional[float] = None,
+             target_cer: Optional[float] = None) -> Diagnosis:
+    """Gaps between the named splits (train, dev/val, test; any may be missing) and a reading."""
+    train, dev, test = _find(splits, ("train",)), _find(splits, DEV_NAMES), _find(splits, ("test",))
+    diagnosis = Diagnosis(splits, human_cer=human_cer, target_cer=target_cer)
+    pairs = {"variance": (train, dev), "data_mismatch": (dev, test)}
+    if train is not None:
+        diagnosis.gaps["avoidable_bias"] = train.cer - (human_cer or 0.0)
+    for name, (low, high) in pairs.items():
+        if low is not None and high is not None:
+            diagnosis.gaps[name] = high.cer - low.cer
+            # Two splits' intervals barely overlapping is a conservative test; a gap inside
+            # the wider half-width is not worth acting on.
+            if abs(diagnosis.gaps[name]) < max(low.interval.half_width, high.interval.half_width):
+                diagnosis.noisy.append(name)
+    diagnosis.reading = _reading(diagnosis, dev or test or train)
+    return diagnosis
+
+
+def _reading(d: Diagnosis, headline: Optional[SplitScore]) -> str:
+    target = ""
+    if d.target_cer is not None and headline is not None:
+        verdict = "meets" if headline.cer <= d.target_cer else "misses"
+        target = f"{headline.name} CER {headline.cer:.2%} {verdict} the target {d.target_cer:.2%}; "
+    meaningful = {k: v for k, v in d.gaps.items() if k not in d.noisy and v > 0}
+    if not meaningful:
+        return target + "no gap stands out from the bootstrap noise; evaluate on more lines"
+    largest = max(meaningful, key=meaningful.get)
+    return target + f"largest gap: {NAMES[largest]} ({meaningful[largest] * 100:.1f} points), so {ADVICE[largest]}"
+
+
+def format_table(d: Diagnosis) -> str:
+    """Splits side by side, then the gaps and the reading, for the terminal."""
+    rows = [f"  {'split':<10} {'lines':>7} {'CER':>8}  95% CI"]
+    rows += [f"  {s.name:<10} {s.lines:>7} {s.cer:>8.2%}  [{s.interval.low:.2%}, {s.interval.high:.2%}]"
+             for s in d.splits]
+    base = f"human {d.human_cer:.2%}" if d.human_cer is not None else "0 (no --human-cer)"
+    labels = {"avoidable_bias": f"avoidable bias (train - {base})", "variance": "variance (dev - train)",
+              "data_mismatch": "data mismatch (test - dev)"}
+    for name, gap in d.gaps.items():
+        note = "  (within bootstrap noise)" if name in d.noisy else ""
+        rows.append(f"  {labels[name]:<42} {gap * 100:+.2f} points{note}")
+    rows.append(f"  reading: {d.reading}")
+    return "\n".join(rows)

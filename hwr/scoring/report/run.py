@@ -1,0 +1,190 @@
+"""`hwr eval` as a plain function: data sets -> recognition -> scoring -> analysis -> outputs.
+
+One model on one data set gives the summary and the error analysis. `splits` scores several
+data sets (train/dev/test) for the bias/variance table; `compare` scores a second model on
+the analysed data set for a paired test. The analysed data set is the only one, else the
+split named dev (or val), else the last split: error analysis belongs on dev, not test.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from hwr.datasets import open_dataset
+from hwr.datasets.errors import DatasetError
+from hwr.scoring.evaluate import EvalConfig, EvalReport, evaluate, write_lines_csv, write_report_json, write_worst_csv
+from hwr.recognition.model import Recognizer
+
+from hwr.scoring.report.analysis import ErrorAnalysis, analyze
+from hwr.scoring.report.bias_variance import DEV_NAMES, Diagnosis, SplitScore, diagnose, format_table
+from hwr.scoring.report.breakdown import AUTO_FIELDS, read_group_table, subset_resolver
+from hwr.scoring.report.compare import Comparison, compare_reports, format_comparison
+from hwr.scoring.report.html import render_html, write_html
+from hwr.scoring.report.svg import show_char
+
+
+@dataclass
+class DatasetSpec:
+    name: str  # split name ("dev"), or the spec itself for a single data set
+    spec: str
+    split_file: Optional[str] = None
+
+
+@dataclass
+class DatasetRun:
+    dataset: DatasetSpec
+    report: EvalReport
+    analysis: ErrorAnalysis
+    images: dict = field(default_factory=dict)  # line id -> image source, analysed set only
+
+
+@dataclass
+class EvalRun:
+    model: str
+    analysed: DatasetRun
+    splits: list[DatasetRun] = field(default_factory=list)
+    diagnosis: Optional[Diagnosis] = None
+    comparison: Optional[Comparison] = None
+
+
+def parse_splits(splits: str, dataset: Optional[str] = None) -> list[DatasetSpec]:
+    """`train=A,dev=B,test=C` -> specs. With a positional IAM `dataset`, A/B/C are its split files."""
+    specs = []
+    for item in filter(None, (part.strip() for part in splits.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"--splits expects name=DATASET items, e.g. train=iam:/data/IAM,dev=...; got {item!r}")
+        name, value = name.strip(), value.strip()
+        specs.append(DatasetSpec(name, dataset, value) if dataset else DatasetSpec(name, value))
+    if not specs:
+        raise ValueError("--splits names no data set")
+    return specs
+
+
+def dataset_specs(cfg: EvalConfig, dataset: Optional[str]) -> list[DatasetSpec]:
+    if cfg.splits:
+        return parse_splits(cfg.splits, dataset)
+    if not dataset:
+        raise ValueError("name a data set to score (or --splits name=DATASET,...)")
+    return [DatasetSpec(dataset, dataset, cfg.split_file)]
+
+
+def analysed_index(specs: list[DatasetSpec]) -> int:
+    names = [s.name.lower() for s in specs]
+    return next((i for i, n in enumerate(names) if n in DEV_NAMES), len(specs) - 1)
+
+
+def _forms_table(spec: str) -> Optional[Path]:
+    """IAM's ascii/forms.txt, when the data set is an IAM tree that has it (form -> writer)."""
+    location = spec[4:] if spec.startswith("iam:") else spec
+    forms = Path(location) / "ascii" / "forms.txt"
+    return forms if forms.is_file() else None
+
+
+def _subset_setup(cfg: EvalConfig, spec: str, first_sample):
+    """The subset function and a description of it (shown in every report)."""
+    table_path = Path(cfg.groups_file) if cfg.groups_file else (_forms_table(spec) if cfg.group_by == "auto" else None)
+    table = read_group_table(table_path) if table_path else None
+    if table is not None:
+        key = f"table {table_path.name}" + (" (writer)" if table_path.name == "forms.txt" else "")
+    elif cfg.group_by == "auto":
+        field_name = next((f for f in AUTO_FIELDS if first_sample is not None and first_sample.meta.get(f)), None)
+        key = f"auto: {field_name or 'folder of the id'}"
+    else:
+        key = cfg.group_by
+    return subset_resolver(cfg.group_by, table), key
+
+
+def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> list:
+    samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file)
+    if len(samples) == 0:
+        raise DatasetError(ds.spec, "the data set holds no lines")
+    return [samples[i] for i in range(len(samples))]  # synthetic sets render here, by index
+
+
+def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep_images: bool) -> DatasetRun:
+    samples = _load_samples(ds, cfg)
+    subset_of, subset_key = _subset_setup(cfg, ds.spec, samples[0])
+    report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
+                      subset_of=subset_of)
+    analysis = analyze(report, cfg.bootstrap, cfg.seed, subset_key)
+    images = {s.id: s.image for s in samples} if keep_images else {}
+    return DatasetRun(ds, report, analysis, images)
+
+
+def run_eval(cfg: EvalConfig, dataset: Optional[str] = None) -> EvalRun:
+    """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs)."""
+    specs = dataset_specs(cfg, dataset)
+    recognizer = cfg.load_recognizer()
+    model = str(recognizer.path)
+    focus = analysed_index(specs)
+    runs = [score_dataset(recognizer, ds, cfg, keep_images=(i == focus)) for i, ds in enumerate(specs)]
+    run = EvalRun(model, runs[focus], runs if cfg.splits else [])
+    if cfg.splits:
+        scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
+        run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
+    if cfg.compare:
+        other = cfg.load_recognizer(cfg.compare)
+        b = score_dataset(other, run.analysed.dataset, cfg, keep_images=False)
+        run.comparison = compare_reports(run.analysed.report, b.report, model, str(other.path), cfg.bootstrap, cfg.seed)
+    return run
+
+
+# --- Outputs ---------------------------------------------------------------------------------
+
+def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
+    """What `hwr eval` prints: the headline numbers first, then where the errors are."""
+    report, analysis = run.analysed.report, run.analysed.analysis
+    out = [f"normalisation: {cfg.normalization().describe()}",
+           f"{run.analysed.dataset.name}: lines {report.lines}  "
+           f"CER {report.cer:.4f} [{analysis.cer_ci.low:.4f}, {analysis.cer_ci.high:.4f}] "
+           f"({report.char_errors}/{report.chars})  WER {report.wer:.4f} [{analysis.wer_ci.low:.4f}, "
+           f"{analysis.wer_ci.high:.4f}] ({report.word_errors}/{report.words})  (95% bootstrap CI)"]
+    if run.diagnosis is not None:
+        out += ["bias / variance:", format_table(run.diagnosis)]
+    out += _breakdown_lines(analysis)
+    if run.comparison is not None:
+        out += ["model comparison (paired bootstrap):", format_comparison(run.comparison, cfg.worst)]
+    if cfg.worst:
+        out.append(f"worst {min(cfg.worst, len(report.results))} lines:")
+        out += [f"  {r.id}  CER {r.cer:.3f}\n    ref: {r.reference}\n    hyp: {r.hypothesis}"
+                for r in report.worst(cfg.worst)]
+    return "\n".join(out)
+
+
+def _breakdown_lines(analysis: ErrorAnalysis, rows: int = 5) -> list[str]:
+    out = []
+    if len(analysis.subsets) > 1:
+        out.append(f"CER by subset ({analysis.subset_key}), worst {min(rows, len(analysis.subsets))} "
+                   f"of {len(analysis.subsets)}: "
+                   + ", ".join(f"{g.name} {g.cer:.3f} ({g.lines})" for g in analysis.subsets[:rows]))
+    out.append("CER by length: " + ", ".join(f"{g.name} {g.cer:.3f} ({g.lines})" for g in analysis.by_length))
+    confusions = analysis.top_confusions(10)["all"]
+    if confusions:
+        out.append("top confusions (ref>hyp): " + ", ".join(
+            f"{show_char(c['reference'])}>{show_char(c['hypothesis'])} {c['count']}" for c in confusions))
+    return out
+
+
+def write_outputs(run: EvalRun, cfg: EvalConfig) -> None:
+    analysed = run.analysed
+    if cfg.csv:
+        write_lines_csv(analysed.report, Path(cfg.csv))
+    if cfg.worst_csv:
+        write_worst_csv(analysed.report, Path(cfg.worst_csv), cfg.worst_n, cfg.label_columns.split(","))
+    if cfg.json:
+        write_report_json(analysed.report, Path(cfg.json), run.model, analysed.dataset.spec, json_extra(run))
+    if cfg.html:
+        write_html(cfg.html, render_html(analysed.report, analysed.analysis, run.model, analysed.dataset.spec,
+                                         analysed.images, cfg.worst_n, run.diagnosis, run.comparison))
+
+
+def json_extra(run: EvalRun) -> dict:
+    extra = {"split": run.analysed.dataset.name if run.splits else None,
+             "split_file": run.analysed.dataset.split_file, **run.analysed.analysis.to_dict()}
+    if run.diagnosis is not None:
+        extra["bias_variance"] = run.diagnosis.to_dict()
+    if run.comparison is not None:
+        extra["comparison"] = run.comparison.to_dict()
+    return extra

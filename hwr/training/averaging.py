@@ -1,0 +1,50 @@
+"""Checkpoint averaging: one model whose weights are the mean of several snapshots.
+
+Snapshots taken late in one training run (`hwr train --keep-snapshots`) sit around the same
+minimum; their mean lies nearer its centre than any one of them, which usually reads unseen
+data a little better (Polyak averaging; SWA, Izmailov et al. 2018). BatchNorm's running
+statistics are averaged like the weights: an approximation that holds when the snapshots
+come from one run at a low learning rate, as they should.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from hwr.recognition.model import ModelConfig, ModelError, load_model
+
+
+def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
+    return (first.arch, first.net, first.charset, first.normalize) == (other.arch, other.net, other.charset, other.normalize)
+
+
+def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, ModelConfig]:
+    """The mean of the models in `directories`, which must share architecture, charset and
+    normalisation. Returns the network and the last model's config, whose training summary
+    names the snapshots that went in."""
+    if len(directories) < 2:
+        raise ValueError("averaging needs at least two model directories")
+    net, config = load_model(directories[0])
+    # Sum in float64 so that the order and number of snapshots do not round the mean.
+    sums = {name: t.double() for name, t in net.state_dict().items() if t.is_floating_point()}
+    for directory in directories[1:]:
+        other, other_config = load_model(directory)
+        if not _same_network(config, other_config):
+            raise ModelError(f"{directory}: not the same network as {directories[0]} "
+                             "(architecture, charset or normalisation differ); only snapshots of one run average")
+        for name, tensor in other.state_dict().items():
+            if name in sums:
+                sums[name] += tensor.double()
+        config = other_config
+    state = net.state_dict()
+    for name, total in sums.items():
+        state[name] = (total / len(directories)).to(state[name].dtype)
+    # Integer buffers (BatchNorm's batch counters) are not weights: the last snapshot's stand.
+    state.update({name: t for name, t in other.state_dict().items() if not t.is_floating_point()})
+    net.load_state_dict(state)
+    training = {k: v for k, v in config.training.items() if not k.startswith("snapshot_")}
+    training["averaged_from"] = [str(d) for d in directories]
+    config.training = training
+    return net, config

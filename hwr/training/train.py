@@ -1,0 +1,484 @@
+"""Training: CTC on line images, validation CER for model selection, resumable.
+
+AMP and cuDNN on GPU; gradient clipping; Adam/AdamW/RMSprop; warmup + cosine or plateau LR;
+early stopping on validation CER; the best model by validation CER is kept in `<out>/best`,
+the latest state (with optimizer and schedule, for `--resume`) in `<out>/last`.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
+from hwr.recognition.charset import Charset
+from hwr.training.checkpoint import TrainerState, load_trainer_state, save_trainer_state
+from hwr.training.distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
+from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
+from hwr.scoring.metrics import ErrorCounts
+from hwr.recognition.model import ModelConfig, Recognizer, load_model, pick_device, save_model
+from hwr.recognition.nets import build_network, count_parameters, make_config
+
+log = logging.getLogger("hwr.training.train")
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting with its default; the CLI flags and --config files read these."""
+
+    train: str = "synth:train:200000"  # dataset spec, see hwr.datasets.open_dataset
+    val: str = "synth:val:1000"
+    out: str = "runs/hwr"
+    arch: str = "crnn"
+    preset: str | None = None  # architecture preset, e.g. small, puigcerver2017, graves2009
+    line_height: int | None = None  # overrides the preset's line height
+    rnn_cell: str | None = None  # lstm | gru | rnn (crnn only)
+    net_options: dict | None = None  # any other network setting, e.g. {"rnn_hidden": 256} (config files)
+    charset: str = "ascii"  # ascii | data (every character of the training text) | path to a symbols file
+    batch_size: int = 24
+    optimizer: str = "adamw"  # adam | adamw | rmsprop
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | plateau | constant
+    warmup_steps: int = 200
+    max_steps: int = 20000
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    val_every: int = 500
+    val_batch_size: int = 32
+    patience: int = 0  # stop after this many validations without improvement; 0 = never
+    grad_clip: float = 5.0
+    seed: int = 1
+    workers: int = 2
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA; ignored on CPU
+    resume: bool = False  # continue <out>/last (optimizer + schedule + step)
+    init_from: str | None = None  # start from a model's weights only
+    skip_bad: bool = False
+    save_half: bool = False  # store the best model's weights as fp16
+    keep_snapshots: bool = False  # also keep each validation's weights in <out>/snapshots/step-N
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all processes' lines
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_charset(spec: str, train_texts: list[str] | None) -> Charset:
+    if spec == "ascii":
+        return Charset()
+    if spec == "data":
+        if train_texts is None:
+            raise ValueError("--charset data needs a training set with known texts (not synthetic)")
+        return Charset.from_texts(train_texts)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"{spec}: charset file not found (use ascii, data or a path)")
+    symbols = path.read_text(encoding="utf-8").rstrip("\n")
+    return Charset(list(dict.fromkeys(symbols.replace("\n", ""))))
+
+
+def _texts_of(dataset) -> list[str] | None:
+    if isinstance(dataset, list):
+        return [s.text for s in dataset]
+    return None
+
+
+class RandomBatches(torch.utils.data.Sampler):
+    """Random batches over an index range, reseeded per epoch (used when widths are unknown)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size // self.batch_size
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g).tolist()
+        return iter(order[i : i + self.batch_size] for i in range(0, len(order) - self.batch_size + 1, self.batch_size))
+
+
+# Lines rendered on the fly have unknown widths until drawn: each worker renders a pool of this
+# many batches, sorts it by width and cuts it into batches (about 40% less padding).
+POOL_BATCHES = 8
+LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
+
+
+def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
+                ctx: DistContext = DistContext()) -> DataLoader:
+    """Training: global batches (per-process batch x processes), each rank taking its share.
+    Validation: each rank reads its own shard of the lines, without padding."""
+    encoded = EncodedLines(samples, charset, norm, skip_bad=cfg.skip_bad)
+    global_batch = cfg.batch_size * ctx.world_size
+    collate = collate_lines
+    if not train:
+        sampler, batch_size = None, cfg.val_batch_size
+        if ctx.enabled:
+            encoded = torch.utils.data.Subset(encoded, shard(range(len(encoded)), ctx))
+    elif isinstance(samples, list):
+        sampler = WidthBucketSampler([len(s.text) for s in samples], global_batch, shuffle=True, seed=cfg.seed)
+    else:
+        sampler = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed)
+        collate = functools.partial(collate_pool, batch_size=cfg.batch_size)
+    if sampler is not None and ctx.enabled:
+        sampler = ShardedBatchSampler(sampler, ctx)
+    kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
+    if cfg.workers > 0:
+        # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
+        kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
+                      worker_init_fn=single_threaded_opencv)
+    if sampler is None:
+        return DataLoader(encoded, batch_size=batch_size, shuffle=False, **kwargs)
+    return DataLoader(encoded, batch_sampler=sampler, **kwargs)
+
+
+def training_batches(loader: DataLoader, seed: int):
+    """Batches from a loader; a pool's width-sorted batches (see `collate_pool`) are shuffled."""
+    rng = random.Random(seed)
+    for item in loader:
+        if isinstance(item, LineBatch):
+            yield item
+            continue
+        batches = list(item)
+        rng.shuffle(batches)
+        yield from batches
+
+
+def make_optimizer(net: torch.nn.Module, cfg: TrainConfig):
+    params = [p for p in net.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, state: TrainerState):
+    """Per-step LambdaLR: linear warmup, then cosine decay to 5% (or flat for plateau/constant).
+
+    With a wall-clock budget (--max-minutes) the decay follows whichever runs out first, steps
+    or minutes, so a time-boxed run still ends on a small learning rate.
+    """
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule != "cosine":
+            return 1.0
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if cfg.max_minutes > 0:
+            progress = max(progress, state.elapsed_seconds / (cfg.max_minutes * 60))
+        progress = min(1.0, progress)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def ctc_loss(net, batch: LineBatch, device, amp: bool) -> torch.Tensor:
+    images, widths = batch.images.to(device, non_blocking=True), batch.widths.to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        logits, lengths = net(images, widths)
+    # CTC in float32: its log-space recursions underflow in half precision.
+    log_probs = logits.float().log_softmax(2)
+    return torch.nn.functional.ctc_loss(
+        log_probs, batch.targets.to(device), lengths, batch.target_lengths.to(device),
+        blank=0, reduction="mean", zero_infinity=True,
+    )
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
+def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext()) -> tuple[ErrorCounts, float]:
+    """Greedy-decode the validation set through the Recognizer's own decoding path.
+
+    Under torchrun each rank scores its shard and the edit counts are summed, so the CER is
+    exactly that of the whole validation set.
+    """
+    net = unwrap(net)
+    recognizer = Recognizer(net, config, device)
+    counts, losses = ErrorCounts(), []
+    net.eval()
+    with torch.inference_mode():
+        for batch in loader:
+            if len(batch) == 0:
+                continue
+            losses.append(float(ctc_loss(net, batch, device, False)))
+            lines = [batch.images[i, 0, :, : batch.widths[i]].numpy() for i in range(len(batch))]
+            for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
+                counts.add(text, rec.text)
+    net.train()
+    sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
+                            sum(losses), len(losses)], ctx)
+    counts = ErrorCounts(*(int(v) for v in sums[:5]))
+    return counts, sums[5] / sums[6] if sums[6] else float("nan")
+
+
+def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig, object]:
+    overrides = {"line_height": cfg.line_height, **(cfg.net_options or {})}
+    if cfg.rnn_cell:
+        overrides["rnn_cell"] = cfg.rnn_cell
+    net_config = make_config(cfg.arch, cfg.preset, **overrides)
+    norm = NormalizeConfig(line_height=net_config.line_height)
+    model_config = ModelConfig(arch=cfg.arch, net=net_config.to_dict(), charset=charset.to_json(), normalize=norm.to_dict())
+    return model_config, net_config
+
+
+def train(cfg: TrainConfig, on_finish=None) -> TrainerState:
+    """Train a model as configured; returns the final state (best CER, history).
+
+    Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
+    `on_finish(net, ctx)` (for tests and tools) sees the final network of each process.
+    """
+    from hwr.datasets import open_dataset
+
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx, device = init_distributed(pick_device(cfg.device))
+    try:
+        with sigterm_as_exit():
+            state, net = _train(cfg, ctx, device, open_dataset)
+        if on_finish is not None:
+            on_finish(unwrap(net), ctx)
+        return state
+    finally:
+        shutdown()
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """Turn SIGTERM (a job scheduler's stop, `kill`, a container shutdown) into SystemExit(143)
+    while training, so the emergency checkpoint is written as for Ctrl-C and --resume works."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may install signal handlers
+        return
+
+    def stop(signum, frame):
+        log.error("SIGTERM received: stopping")
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset):
+    amp = cfg.amp and device.type == "cuda"
+    torch.backends.cudnn.benchmark = True
+    out = Path(cfg.out)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        log.setLevel(logging.WARNING)
+
+    train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
+    val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
+    if cfg.resume and (out / "last" / "config.json").exists():
+        model_config = ModelConfig.from_dict(json.loads((out / "last" / "config.json").read_text()))
+        charset = Charset(model_config.charset)
+        net_config = model_config.net_config()
+    else:
+        charset = resolve_charset(cfg.charset, _texts_of(train_set))
+        model_config, net_config = build_model_config(cfg, charset)
+    check_coverage(charset, train_set, "training", cfg.skip_bad)
+    check_coverage(charset, val_set, "validation", cfg.skip_bad)
+
+    net = build_network(cfg.arch, net_config, len(charset)).to(device)
+    if device.type == "cpu":
+        # Conv weights in the NHWC layout the CPU kernels use (see CRNN.forward): ~10% faster
+        # training; parameters keep their identity, and checkpoints are saved contiguous.
+        net.to(memory_format=torch.channels_last)
+    if cfg.init_from:
+        init_net, init_config = load_model(cfg.init_from)
+        if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
+            raise ValueError(f"{cfg.init_from}: charset or architecture differs from this training run")
+        load_matching_weights(net, init_net.state_dict(), cfg.init_from)
+    norm = NormalizeConfig.from_dict(model_config.normalize)
+    optimizer = make_optimizer(net, cfg)
+    state = TrainerState()
+    scheduler = make_scheduler(optimizer, cfg, state)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if cfg.resume:
+        if (out / "last" / "config.json").exists():
+            last_net, _ = load_model(out / "last")
+            net.load_state_dict(last_net.state_dict())
+            # In place: the LR schedule reads this state's clock.
+            vars(state).update(vars(load_trainer_state(out / "last", optimizer, scheduler, scaler)))
+            log.info("resumed from %s at step %d", out / "last", state.step)
+        else:
+            log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
+
+    model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net), "processes": ctx.world_size}
+    log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", cfg.arch, cfg.preset or "default",
+             count_parameters(net), device, amp, ctx.world_size)
+    if ctx.enabled:
+        if cfg.sync_batchnorm and device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        elif cfg.sync_batchnorm:
+            log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
+    val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
+    try:
+        run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out, ctx)
+    except BaseException:
+        # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
+        if ctx.is_main:
+            save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
+            log.error("training interrupted at step %d; state saved to %s (use --resume)", state.step, out / "last")
+        raise
+    return state, net
+
+
+def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> None:
+    """Copy every tensor of `source` whose name and shape the network shares; the others stay
+    at their fresh initialisation (logged).
+
+    This is how a smaller network starts from a trained one (e.g. the 2-layer `compact` CRNN
+    from `small`, whose conv stack, first two recurrent layers and output layer match): the
+    shared layers keep what they learned. No shared weight matrix or kernel at all is an error,
+    not a silent fresh start.
+    """
+    own = net.state_dict()
+    shared = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if not any(v.dim() >= 2 for v in shared.values()):  # a bias or counter alone is no match
+        raise ValueError(f"{origin}: no weights match this network's layers")
+    net.load_state_dict(shared, strict=False)
+    fresh = sorted(k for k in own if k not in shared)
+    unused = sorted(k for k in source if k not in shared)
+    if fresh or unused:
+        log.warning("init from %s: %d tensors loaded; %d left fresh (%s); %d not used (%s)", origin,
+                    len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
+
+
+def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None:
+    if not isinstance(dataset, list):
+        return  # synthetic text is sampled within the charset
+    report = charset.coverage((s.id, s.text) for s in dataset)
+    if report.ok:
+        return
+    message = f"{what} data: {report.summary()}"
+    if not skip_bad:
+        raise ValueError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
+    log.warning("%s; those lines are skipped", message)
+
+
+def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, scaler, state: TrainerState) -> None:
+    save_model(directory, net, model_config)
+    save_trainer_state(directory, optimizer, scheduler, scaler, state)
+
+
+def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out,
+             ctx: DistContext = DistContext()):
+    net.train()
+    start = time.monotonic() - state.elapsed_seconds
+    history_file = (out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
+    bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
+               disable=None if ctx.is_main else True, dynamic_ncols=True)
+    skipped: list[str] = []
+    running_loss = None
+    done = False
+    while not done:
+        train_loader.batch_sampler.set_epoch(state.epoch)
+        for batch in training_batches(train_loader, cfg.seed + state.epoch):
+            skipped.extend(batch.errors)
+            if len(batch) == 0:
+                continue
+            loss = ctc_loss(net, batch, device, amp)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            state.step += 1
+            loss_value = loss.item()
+            running_loss = loss_value if running_loss is None else 0.95 * running_loss + 0.05 * loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
+            if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
+                log.info("step %d: loss %.3f, %.1f min", state.step, running_loss, (time.monotonic() - start) / 60)
+            state.elapsed_seconds = time.monotonic() - start
+            # Every rank must agree to stop at the same step, or the others hang in all-reduce.
+            out_of_time = cfg.max_minutes > 0 and all_reduce_sums(
+                [state.elapsed_seconds > cfg.max_minutes * 60], ctx)[0] > 0
+            if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
+                stop = evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler,
+                                         val_loader, device, out, running_loss, history_file, ctx)
+                if stop or state.step >= cfg.max_steps or out_of_time:
+                    done = True
+                    break
+        state.epoch += 1
+    bar.close()
+    if history_file is not None:
+        history_file.close()
+    if skipped:
+        log.warning("skipped %d bad training lines, e.g. %s", len(skipped), skipped[:3])
+
+
+def evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler, val_loader, device, out,
+                      train_loss, history_file, ctx: DistContext = DistContext()) -> bool:
+    """Validate, keep the best model, write the curve; True when early stopping says stop.
+
+    Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
+    counts, val_loss = validate(net, model_config, val_loader, device, ctx)
+    entry = {
+        "step": state.step, "epoch": state.epoch, "minutes": round(state.elapsed_seconds / 60, 2),
+        "train_loss": train_loss, "val_loss": val_loss, "val_cer": counts.cer, "val_wer": counts.wer,
+        "lr": optimizer.param_groups[0]["lr"],
+    }
+    state.history.append(entry)
+    if history_file is not None:
+        history_file.write(json.dumps(entry) + "\n")
+        history_file.flush()
+    improved = counts.cer < state.best_cer
+    if improved:
+        state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
+        model_config.training.update(best_step=state.step, val_cer=counts.cer, val_wer=counts.wer,
+                                     val_lines=counts.lines, minutes=entry["minutes"])
+        if ctx.is_main:
+            save_model(out / "best", unwrap(net), model_config, half=cfg.save_half)
+    else:
+        state.evals_since_best += 1
+    if ctx.is_main:
+        save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
+        if cfg.keep_snapshots:
+            snapshot = replace(model_config, training={**model_config.training, "snapshot_step": state.step,
+                                                       "snapshot_val_cer": counts.cer})
+            save_model(out / "snapshots" / f"step-{state.step}", unwrap(net), snapshot)
+    barrier(ctx)
+    if not ctx.is_main:
+        return cfg.patience > 0 and state.evals_since_best >= cfg.patience
+    tqdm.write(f"step {state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}, "
+               f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
+    return cfg.patience > 0 and state.evals_since_best >= cfg.patience

@@ -1,0 +1,88 @@
+"""Page scoring: polygon IoU, one-to-one matching, page CER/WER, ground-truth readers, CLI."""
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from hwr.recognition.model import Recognizer
+from hwr.documents.page_eval import (evaluate_pages, match_lines, polygon_iou, read_page_truth, score_page, summarize,
+                           truth_from_page)
+from hwr.records import Line, Page, Recognition
+from hwr.synth import LineSynthesizer
+from hwr.documents.writers import write_page
+
+
+def square(x, y, size=10):
+    return [(x, y), (x + size - 1, y), (x + size - 1, y + size - 1), (x, y + size - 1)]
+
+
+def test_polygon_iou():
+    assert polygon_iou(square(0, 0), square(0, 0)) == pytest.approx(1.0)
+    assert polygon_iou(square(0, 0), square(5, 0)) == pytest.approx(50 / 150)
+    assert polygon_iou(square(0, 0), square(50, 50)) == 0.0
+
+
+def test_matching_is_one_to_one_and_thresholded():
+    truth = [square(0, 0, 20), square(0, 30, 20)]
+    merged = [(0, 0), (19, 0), (19, 49), (0, 49)]  # one box over both lines: IoU 0.4 each
+    assert match_lines(truth, [merged]) == []
+    found = [square(1, 1, 20), square(0, 31, 20), square(2, 2, 20)]
+    matches = match_lines(truth, found)
+    assert sorted((t, p) for t, p, _ in matches) == [(0, 0), (1, 1)]
+
+
+def _page(texts, polygons):
+    return Page("p", "", 100, 100, [Line(f"l{k}", poly, [], (0, 0, 1, 1), recognition=Recognition(t, 1.0))
+                                    for k, (t, poly) in enumerate(zip(texts, polygons))])
+
+
+def test_page_cer_joins_lines_in_reading_order():
+    truth = truth_from_page(_page(["ab cd", "ef"], [square(0, 0, 20), square(0, 30, 20)]))
+    truth.lines = ["ab cd", "ef"]
+    perfect = score_page(truth, _page(["ab cd", "ef"], [square(0, 0, 20), square(0, 30, 20)]))
+    assert perfect.char_errors == 0 and perfect.matched_lines == 2
+    swapped = score_page(truth, _page(["ef", "ab cd"], [square(0, 30, 20), square(0, 0, 20)]))
+    assert swapped.char_errors > 0 and swapped.matched_lines == 2  # order costs text, not detection
+    report = summarize([perfect, swapped])
+    assert report.pages == 2 and report.detection_precision == 1.0 and report.detection_recall == 1.0
+    assert report.chars == 16 and 0 < report.cer < 1
+
+
+@pytest.fixture(scope="module")
+def gt_folder(tmp_path_factory):
+    """Two rendered pages with PAGE XML ground truth written by hwr's own writer."""
+    folder = tmp_path_factory.mktemp("gt")
+    synth = LineSynthesizer(split="val", seed=11)
+    for i in range(2):
+        rendered = synth.sample_page(i, n_lines=3 + i)
+        cv2.imwrite(str(folder / f"page{i}.png"), rendered.image)
+        rendered.page.source = str(folder / f"page{i}.png")
+        (folder / f"page{i}.xml").write_text(write_page(rendered.page, "pagexml"), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(untrained_model):
+    return untrained_model
+
+
+def test_pagexml_and_gt_txt_truth(gt_folder, tmp_path):
+    truths = read_page_truth(gt_folder)
+    assert [t.id for t in truths] == ["page0", "page1"]
+    assert len(truths[1].lines) == 4 and len(truths[1].polygons) == 4 and all(truths[1].lines)
+    cv2.imwrite(str(tmp_path / "scan.png"), cv2.imread(str(gt_folder / "page0.png")))
+    (tmp_path / "scan.gt.txt").write_text("first line\n\nsecond line\n")
+    (only,) = read_page_truth(tmp_path)
+    assert only.lines == ["first line", "second line"] and only.polygons is None
+
+
+def test_evaluate_pages_and_cli(gt_folder, model_dir, tmp_path, capsys):
+    report = evaluate_pages(Recognizer.load(model_dir, device="cpu"), read_page_truth(gt_folder))
+    assert report.pages == 2 and report.detection_recall >= 0.8 and report.detection_precision >= 0.8
+    assert report.chars == sum(len("\n".join(t.lines)) for t in read_page_truth(gt_folder))
+    from hwr.cli import main
+
+    assert main(["eval", str(gt_folder), "--pages", "--model", str(model_dir), "--device", "cpu",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "pages 2" in out and "detection P" in out and (tmp_path / "r.json").is_file()

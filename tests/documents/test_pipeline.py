@@ -1,0 +1,138 @@
+"""Page pipeline: segmentation -> Recognizer -> Page; batch outputs, resume, errors; the CLI.
+
+The model is tiny and untrained: what is tested is the structure (line count, geometry,
+outputs), not what it reads.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import render_line
+from hwr.recognition.model import Recognizer
+from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
+from hwr.documents.segment import segment_page
+from hwr.synth import LineSynthesizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(untrained_model):
+    return untrained_model
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_dir):
+    return Recognizer.load(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    synth = LineSynthesizer(split="val", seed=5)
+    return [synth.sample_page(i, n_lines=n) for i, n in enumerate((5, 3))]
+
+
+def test_transcribe_page_lines_geometry_and_recognition(recognizer, rendered):
+    image = rendered[0].image
+    page = transcribe_page(recognizer, image, page_id="p1", source="p1.png")
+    assert (page.width, page.height) == (image.shape[1], image.shape[0])
+    assert len(page.lines) == len(segment_page(image)) >= 4
+    for line in page.lines:
+        assert line.recognition is not None and 0.0 <= line.recognition.confidence <= 1.0
+        x0, y0, x1, y1 = line.bbox
+        assert 0 <= x0 < x1 <= page.width and 0 <= y0 < y1 <= page.height
+    assert page.text.count("\n") == len(page.lines) - 1
+
+
+def test_line_crops_are_gray_and_upright(rendered):
+    lines, crops = segment_and_crop(rendered[0].image)
+    assert len(crops) == len(lines)
+    for line, crop in zip(lines, crops):
+        assert crop.dtype == np.uint8 and crop.ndim == 2
+        # A line image is wider than tall and holds ink (dark) as well as paper.
+        assert crop.shape[1] > crop.shape[0] and crop.min() < np.percentile(crop, 90) - 40
+
+
+def _batch_folder(tmp_path, rendered):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "page1.png"), rendered[0].image)
+    frames = [Image.fromarray(r.image) for r in rendered]
+    frames[0].save(folder / "book.tif", save_all=True, append_images=frames[1:])
+    Image.fromarray(render_line("a single line")).save(folder / "line.png")
+    (folder / "broken.png").write_bytes(b"no image here")
+    return folder
+
+
+def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
+    folder = _batch_folder(tmp_path, rendered)
+    out = tmp_path / "out"
+    formats = ["txt", "json", "pagexml", "alto"]
+    seen = []
+    summary = run_batch(recognizer, [folder], BatchConfig(formats=formats, output_dir=str(out), progress=False,
+                                                          batch_lines=4),
+                        on_page=lambda page, is_line: seen.append((page.id, is_line, len(page.lines))))
+    n1, n2 = (len(segment_page(r.image)) for r in rendered)
+    assert summary.pages == 3 and summary.line_images == 1 and len(summary.failures) == 1
+    assert summary.lines == n1 + n1 + n2 + 1
+    assert sorted(seen) == [("book#p1", False, n1), ("book#p2", False, n2), ("line", True, 1), ("page1", False, n1)]
+    for page_id in ("page1", "book#p1", "book#p2", "line"):
+        assert all(p.is_file() for p in output_paths(page_id, out, formats))
+    data = json.loads((out / "book#p2.json").read_text())
+    assert len(data["lines"]) == n2 and data["source"].endswith("book.tif#p2")
+    errors = (out / "errors.tsv").read_text().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("broken\t") and "broken.png" in errors[0]
+    assert not list(out.rglob("*.tmp"))
+
+    stamp = (out / "page1.alto.xml").stat().st_mtime_ns
+    again = run_batch(recognizer, [folder], BatchConfig(formats=formats, output_dir=str(out), resume=True,
+                                                        progress=False))
+    assert again.skipped == 4 and again.pages == 0 and len(again.failures) == 1
+    assert (out / "page1.alto.xml").stat().st_mtime_ns == stamp
+    (out / "book#p2.alto.xml").unlink()  # incomplete outputs: that page is done again
+    third = run_batch(recognizer, [folder], BatchConfig(formats=formats, output_dir=str(out), resume=True,
+                                                        progress=False))
+    assert third.pages == 1 and third.skipped == 3
+
+
+def test_batch_in_worker_processes_matches_threads(recognizer, rendered, tmp_path):
+    """--processes: same pages, same text, same failures as the thread workers."""
+    folder = _batch_folder(tmp_path, rendered)
+    outputs = {}
+    for processes in (False, True):
+        out = tmp_path / f"out-{processes}"
+        summary = run_batch(recognizer, [folder], BatchConfig(formats=["txt"], output_dir=str(out), progress=False,
+                                                              workers=2, processes=processes))
+        assert summary.pages == 3 and summary.line_images == 1 and len(summary.failures) == 1
+        outputs[processes] = {p.name: p.read_text() for p in sorted(out.glob("*.txt"))}
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 4
+
+
+def test_page_mode_segments_even_a_line_image(recognizer, tmp_path):
+    Image.fromarray(render_line("just one line")).save(tmp_path / "one.png")
+    seen = []
+    run_batch(recognizer, [tmp_path / "one.png"], BatchConfig(mode="page", progress=False),
+              on_page=lambda page, is_line: seen.append(is_line))
+    assert seen == [False]
+
+
+def test_cli_transcribe_pages(model_dir, rendered, tmp_path, capsys):
+    from hwr.cli import main
+
+    folder = _batch_folder(tmp_path, rendered)
+    out = tmp_path / "cli-out"
+    code = main(["transcribe", str(folder), "--model", str(model_dir), "--device", "cpu", "--output-dir", str(out),
+                 "--format", "pagexml,txt", "--no-progress", "--json", str(tmp_path / "lines.json")])
+    assert code == 1  # the broken page failed; the others were written
+    assert (out / "page1.xml").is_file() and (out / "book#p1.txt").is_file() and (out / "line.txt").is_file()
+    err = capsys.readouterr().err
+    assert "pages 3" in err and "failures 1" in err
+    lines = json.loads((tmp_path / "lines.json").read_text())
+    assert [l["source"].endswith("line.png") for l in lines["lines"]] == [True]
+    assert lines["failures"][0]["source"].endswith("broken.png")
+    code = main(["transcribe", str(folder), "--model", str(model_dir), "--device", "cpu", "--output-dir", str(out),
+                 "--format", "pagexml,txt", "--no-progress", "--resume", "--errors", str(tmp_path / "e.tsv")])
+    assert "skipped 4" in capsys.readouterr().err and (tmp_path / "e.tsv").read_text().count("\n") == 1

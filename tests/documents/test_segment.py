@@ -1,0 +1,136 @@
+"""Page segmentation: rendered pages with known line polygons, skew, ruling, columns, noise."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from hwr.documents.page_eval import match_lines
+from hwr.documents.segment import SegmentConfig, analyse_page, rotation_matrix, segment_page, xy_cut
+from hwr.synth import LineSynthesizer
+
+
+@pytest.fixture(scope="module")
+def pages():
+    synth = LineSynthesizer(split="val", seed=3)
+    return [synth.sample_page(i, n_lines=n) for i, n in enumerate((6, 4))]
+
+
+def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40):
+    """A clean page of text lines drawn with Pillow; returns the image and each line's box."""
+    font = ImageFont.load_default(size=size)
+    height = top + pitch * len(texts) + 60
+    img = Image.new("L", (width, height), 235)
+    draw = ImageDraw.Draw(img)
+    if rules:
+        for k in range(len(texts) + 1):
+            y = top + k * pitch + int(size * 0.95)
+            draw.line([(0, y), (width, y)], fill=150, width=2)
+    boxes = []
+    for k, text in enumerate(texts):
+        y = top + k * pitch
+        draw.text((x, y), text, fill=30, font=font)
+        boxes.append(draw.textbbox((x, y), text, font=font))
+    return np.asarray(img), boxes
+
+
+def box_polygon(box):
+    x0, y0, x1, y1 = box
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def test_rendered_pages_lines_found_in_reading_order(pages):
+    for rendered in pages:
+        truth = [line.polygon for line in rendered.page.lines]
+        found = segment_page(rendered.image)
+        matches = match_lines(truth, [line.polygon for line in found])
+        assert len(found) == len(truth)
+        assert len(matches) >= len(truth) - 1
+        # Reading order: matched lines appear in the ground truth's order.
+        order = [t for t, _, _ in sorted(matches, key=lambda m: m[1])]
+        assert order == sorted(order)
+        for line in found:
+            x0, y0, x1, y1 = line.bbox
+            assert 0 <= x0 < x1 <= rendered.page.width and 0 <= y0 < y1 <= rendered.page.height
+            assert len(line.baseline) == 2 and line.text == ""
+            contour = np.array(line.polygon, np.float32)
+            mid = np.mean(line.baseline, axis=0)
+            assert cv2.pointPolygonTest(contour, tuple(map(float, mid)), True) >= -2
+
+
+@pytest.mark.parametrize("angle", [-7.0, 4.0])
+def test_skewed_page_is_deskewed(pages, angle):
+    image = pages[0].image
+    matrix, size = rotation_matrix(image.shape, angle)
+    rotated = cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    layout = analyse_page(rotated)
+    # The page is rotated by `angle` (counter-clockwise), so its lines now rise by that much.
+    assert abs(layout.skew_deg - angle - analyse_page(image).skew_deg) < 1.0
+    truth = [[tuple(map(int, matrix @ (x, y, 1))) for x, y in line.polygon] for line in pages[0].page.lines]
+    assert len(layout.lines) == len(truth)
+    assert len(match_lines(truth, [line.polygon for line in layout.lines])) >= len(truth) - 1
+
+
+def test_ruled_paper_rules_are_not_lines():
+    texts = ["the quick brown fox", "jumps over a lazy dog", "pack my box with", "five dozen jugs"]
+    image, boxes = draw_lines(texts, rules=True)
+    found = segment_page(image)
+    assert len(found) == len(texts)
+    assert len(match_lines([box_polygon(b) for b in boxes], [l.polygon for l in found], 0.3)) == len(texts)
+
+
+def test_touching_ascenders_and_descenders_stay_separate():
+    texts = ["jumpy gyp quay", "bold kith flab", "pygmy jig yup", "held tall bulk"]
+    image, boxes = draw_lines(texts, size=40, pitch=44)
+    # The lines really touch: some ink column crosses every gap between two text boxes.
+    ink = image < 128
+    assert all(ink[boxes[k][3] - 2: boxes[k + 1][1] + 3].any(axis=0).any() for k in range(3))
+    found = segment_page(image)
+    assert len(found) == len(texts)
+
+
+def test_columns_read_left_column_first():
+    left, boxes_l = draw_lines(["left one here", "left two here", "left three"], width=520, x=30)
+    right, boxes_r = draw_lines(["right one here", "right two here", "right three"], width=520, x=30)
+    page = np.concatenate([left, np.full((left.shape[0], 200), 235, np.uint8), right], axis=1)
+    found = segment_page(page)
+    assert len(found) == 6
+    centres = [np.mean([p[0] for p in line.polygon]) for line in found]
+    assert all(c < 520 for c in centres[:3]) and all(c > 720 for c in centres[3:])
+    ys = [line.bbox[1] for line in found]
+    assert ys[:3] == sorted(ys[:3]) and ys[3:] == sorted(ys[3:])
+
+
+def test_xy_cut_orders_header_then_columns():
+    boxes = {0: (600, 200, 1000, 800), 1: (0, 200, 500, 800), 2: (0, 0, 1000, 100), 3: (0, 900, 1000, 1000)}
+    assert xy_cut(boxes) == [2, 1, 0, 3]
+
+
+def test_blank_and_speckled_pages_have_no_lines():
+    blank = np.full((600, 800), 230, np.uint8)
+    assert segment_page(blank) == []
+    rng = np.random.default_rng(0)
+    noisy = blank.copy()
+    ys, xs = rng.integers(0, 600, 300), rng.integers(0, 800, 300)
+    noisy[ys, xs] = 40  # isolated dark pixels
+    noisy = np.clip(noisy.astype(int) + rng.normal(0, 4, noisy.shape), 0, 255).astype(np.uint8)
+    assert segment_page(noisy) == []
+
+
+def test_indented_lines_and_wide_word_gaps_stay_whole():
+    font = ImageFont.load_default(size=34)
+    img = Image.new("L", (1400, 320), 240)
+    draw = ImageDraw.Draw(img)
+    draw.text((40, 40), "first", fill=20, font=font)
+    draw.text((215, 40), "far away", fill=20, font=font)  # a wide word gap on one line
+    draw.text((240, 120), "an indented line", fill=20, font=font)
+    draw.text((40, 200), "back at the margin", fill=20, font=font)
+    found = segment_page(np.asarray(img))
+    assert len(found) == 3
+    assert found[0].bbox[0] < 60 and found[0].bbox[2] > 300
+
+
+def test_rejects_colour_input():
+    with pytest.raises(ValueError):
+        segment_page(np.zeros((10, 10, 3), np.uint8), SegmentConfig())

@@ -1,0 +1,137 @@
+"""Page writers: text, JSON, and PAGE / ALTO XML validated against the official schemas."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from hwr.documents.linegeom import LineFrame, word_polygons
+from hwr.records import Line, Page, Recognition, WordBox
+from hwr.documents.writers import FORMATS, SUFFIXES, parse_formats, write_page
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "schemas"
+PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
+
+
+class _LocalXlink(etree.Resolver):
+    """ALTO imports XLink from loc.gov; resolve it to the copy shipped beside it."""
+
+    def resolve(self, url, pubid, context):
+        if url.endswith("xlink.xsd"):
+            return self.resolve_filename(str(SCHEMAS / "xlink.xsd"), context)
+        return None
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(_LocalXlink())
+    return {"pagexml": etree.XMLSchema(etree.parse(str(SCHEMAS / "pagecontent-2019-07-15.xsd"))),
+            "alto": etree.XMLSchema(etree.parse(str(SCHEMAS / "alto-4-4.xsd"), parser))}
+
+
+def make_page(words: bool) -> Page:
+    """Two lines in one column, one slightly rotated, plus a second column; odd ids on purpose."""
+    def line(lid, x0, y0, x1, y1, text, conf, dy=0):
+        polygon = [(x0, y0), (x1, y0 + dy), (x1, y1 + dy), (x0, y1)]
+        rec = Recognition(text, conf, char_confidences=[conf] * len(text))
+        if words:
+            parts, x, rec.words = text.split(), 2.0, []
+            for part in parts:
+                rec.words.append(WordBox(part, 0.9, x, x + 12.0 * len(part)))
+                x += 12.0 * len(part) + 10
+        return Line(id=lid, polygon=polygon, baseline=[(x0 + 2, y1 - 8), (x1 - 2, y1 - 8 + dy)],
+                    bbox=(x0, y0, x1 + 1, y1 + dy + 1), recognition=rec)
+
+    lines = [line("1 bad#id", 40, 40, 400, 90, "the cat sat", 0.91),
+             line("l2", 40, 110, 420, 160, "on a mat & <more>", 0.5, dy=6),
+             line("l2", 600, 40, 900, 90, "", 1.0)]  # duplicate id, empty text
+    return Page(id="box/scan#p2", source="/data/box/scan.tif#p2", width=1000, height=300, lines=lines)
+
+
+@pytest.mark.parametrize("words", [False, True])
+@pytest.mark.parametrize("fmt", ["pagexml", "alto"])
+def test_xml_validates_against_official_schema(schemas, fmt, words):
+    xml = write_page(make_page(words), fmt)
+    doc = etree.fromstring(xml.encode("utf-8"))
+    assert schemas[fmt].validate(doc), schemas[fmt].error_log
+
+
+def test_pagexml_lines_words_and_confidence():
+    doc = etree.fromstring(write_page(make_page(True), "pagexml").encode())
+    ns = {"pc": PAGE_NS}
+    lines = doc.findall(".//pc:TextLine", ns)
+    assert len(lines) == 3
+    assert lines[0].find("pc:TextEquiv", ns).get("conf") == "0.9100"
+    assert lines[1].find("pc:TextEquiv/pc:Unicode", ns).text == "on a mat & <more>"
+    assert [w.find("pc:TextEquiv/pc:Unicode", ns).text for w in lines[0].findall("pc:Word", ns)] == ["the", "cat", "sat"]
+    assert lines[0].find("pc:Baseline", ns).get("points") == "42,82 398,82"
+    # Geometry says the third line is a second column: its own region, read after the first.
+    regions = doc.findall(".//pc:TextRegion", ns)
+    assert [len(r.findall("pc:TextLine", ns)) for r in regions] == [2, 1]
+    refs = doc.findall(".//pc:RegionRefIndexed", ns)
+    assert [r.get("regionRef") for r in refs] == [r.get("id") for r in regions]
+    assert doc.find(".//pc:Page", ns).get("imageFilename") == "scan.tif"
+
+
+def test_alto_strings_per_word_with_spaces_or_one_per_line():
+    ns = {"a": ALTO_NS}
+    with_words = etree.fromstring(write_page(make_page(True), "alto").encode())
+    first = with_words.findall(".//a:TextLine", ns)[0]
+    assert [s.get("CONTENT") for s in first.findall("a:String", ns)] == ["the", "cat", "sat"]
+    assert len(first.findall("a:SP", ns)) == 2
+    assert all(0.0 <= float(s.get("WC")) <= 1.0 for s in first.findall("a:String", ns))
+    plain = etree.fromstring(write_page(make_page(False), "alto").encode())
+    strings = plain.findall(".//a:TextLine", ns)[1].findall("a:String", ns)
+    assert [s.get("CONTENT") for s in strings] == ["on a mat & <more>"] and strings[0].get("WC") == "0.5000"
+    assert plain.find(".//a:MeasurementUnit", ns).text == "pixel"
+
+
+def test_txt_and_json():
+    page = make_page(True)
+    assert write_page(page, "txt") == "the cat sat\non a mat & <more>\n\n"
+    data = json.loads(write_page(page, "json"))
+    assert data["id"] == "box/scan#p2" and len(data["lines"]) == 3
+    first = data["lines"][0]
+    assert first["text"] == "the cat sat" and first["confidence"] == pytest.approx(0.91)
+    assert first["polygon"][0] == [40, 40] and first["baseline"] == [[42, 82], [398, 82]]
+    assert [w["text"] for w in first["words"]] == ["the", "cat", "sat"]
+
+
+def test_word_polygons_follow_the_line_frame():
+    page = make_page(True)
+    line = page.lines[1]  # rotated: baseline drops 6 px over 376 px
+    frame = LineFrame.of(line)
+    assert frame.angle_deg < 0
+    words = line.recognition.words
+    polygons = word_polygons(line, [(w.x0, w.x1) for w in words])
+    assert len(polygons) == len(words)
+    for w, polygon in zip(words, polygons):
+        xs = [p[0] for p in polygon]
+        # Along the line, each word starts about w.x0 from the polygon's left end.
+        assert abs(min(xs) - (line.polygon[0][0] + w.x0)) <= 2
+        assert abs(max(xs) - (line.polygon[0][0] + w.x1)) <= 2
+
+
+def test_word_polygons_clip_the_line_polygon_to_each_span():
+    # An upright line whose polygon is a notched rectangle: x 100..300, y 50..90, notch at x 180..220.
+    notched = [(100, 50), (180, 50), (180, 70), (220, 70), (220, 50), (300, 50), (300, 90), (100, 90)]
+    line = Line(id="l", polygon=notched, baseline=[(100, 85), (300, 85)], bbox=(100, 50, 200, 40))
+    inside, across_notch, outside = word_polygons(line, [(10, 50), (60, 140), (250, 260)])
+    assert sorted(set(inside)) == sorted({(110, 50), (150, 50), (150, 90), (110, 90)})
+    assert sorted(set(across_notch)) == sorted({(160, 50), (180, 50), (180, 70), (220, 70), (220, 50), (240, 50),
+                                                (240, 90), (160, 90)})
+    # A span past the polygon's end still gets a box: the band across the whole line frame.
+    assert {y for _, y in outside} == {50, 90} and {x for x, _ in outside} == {350, 360}
+
+
+def test_formats_and_suffixes():
+    assert set(FORMATS) == set(SUFFIXES) == {"txt", "json", "pagexml", "alto"}
+    assert parse_formats("txt, alto,txt") == ["txt", "alto"]
+    with pytest.raises(ValueError, match="hocr"):
+        parse_formats("txt,hocr")
+    with pytest.raises(ValueError):
+        write_page(make_page(False), "docx")

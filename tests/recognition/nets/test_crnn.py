@@ -1,0 +1,119 @@
+import pytest
+import torch
+
+from hwr.recognition.nets import build_network, count_parameters, make_config, prepare_for_inference
+from hwr.recognition.nets.crnn import ConvBlock, mask_columns, strided_max_pool
+
+
+def _net(preset="tiny", **overrides):
+    torch.manual_seed(0)
+    cfg = make_config("crnn", preset, **overrides)
+    return build_network("crnn", cfg, 20).eval(), cfg
+
+
+def test_output_shape_and_lengths():
+    net, cfg = _net()
+    images = torch.rand(3, 1, cfg.line_height, 120)
+    logits, lengths = net(images, torch.tensor([120, 80, 33]))
+    assert logits.shape == (60, 3, 20)
+    assert lengths.tolist() == [60, 40, 16]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_padding_never_changes_a_lines_output(cell):
+    """A line alone and the same line in a wider padded batch give the same scores."""
+    net, cfg = _net(rnn_cell=cell)
+    short = torch.rand(1, 1, cfg.line_height, 47)
+    wide = torch.rand(1, 1, cfg.line_height, 130)
+    batch = torch.zeros(2, 1, cfg.line_height, 130)
+    batch[0, :, :, :47] = short[0]
+    batch[1] = wide[0]
+    alone, n_alone = net(short, torch.tensor([47]))
+    together, n_together = net(batch, torch.tensor([47, 130]))
+    n = int(n_alone[0])
+    assert int(n_together[0]) == n
+    assert torch.allclose(alone[:n, 0], together[:n, 0], atol=1e-5)
+
+
+def test_presets_build_with_expected_sizes():
+    small = build_network("crnn", make_config("crnn", "small"), 96)
+    big = build_network("crnn", make_config("crnn", "puigcerver2017"), 96)
+    assert 1_000_000 < count_parameters(small) < 5_000_000
+    assert count_parameters(big) > count_parameters(small)
+    assert make_config("crnn", "puigcerver2017").line_height == 128
+
+
+def test_unknown_preset_and_setting():
+    with pytest.raises(ValueError, match="preset"):
+        make_config("crnn", "nope")
+    with pytest.raises(ValueError, match="no setting"):
+        make_config("crnn", None, bogus=1)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        make_config("transformer")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_cpu_recurrence_matches_the_packed_cudnn_path(cell):
+    """The CPU path (per-direction, reversed within each length) is the packed network exactly."""
+    net, _ = _net(rnn_layers=2, rnn_cell=cell)
+    seq = torch.rand(30, 3, net.feature_size)
+    lengths = torch.tensor([30, 12, 1])
+    packed = net.recur_packed(seq, lengths)
+    reversed_ = net.recur_reversed(seq, lengths)
+    assert torch.allclose(packed, reversed_, atol=1e-5)
+    # Gradients reach every weight the same way as through the packed kernel.
+    grads = []
+    for recur in (net.recur_packed, net.recur_reversed):
+        net.zero_grad()
+        recur(seq, lengths).pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in net.rnn.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_inference_preparation_keeps_the_scores():
+    """Folding BatchNorm into the convs and going channels-last changes speed, not output."""
+    net, cfg = _net("small")
+    for module in net.modules():  # non-trivial running statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    images = torch.rand(2, 1, cfg.line_height, 96)
+    widths = torch.tensor([96, 61])
+    with torch.no_grad():
+        before, _ = net(images, widths)
+        fast = prepare_for_inference(net, torch.device("cpu"))
+        after, _ = fast(images, widths)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize("halves_width", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_strided_max_pool_is_max_pool2d(halves_width, channels_last):
+    x = torch.randn(3, 5, 13, 27)  # odd height and width: the last row/column is dropped
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    reference = torch.nn.MaxPool2d((2, 2) if halves_width else (2, 1))(x)
+    assert torch.equal(strided_max_pool(x, halves_width), reference)
+
+
+@pytest.mark.parametrize("pool, height_pool", [(True, False), (False, True), (False, False)])
+def test_conv_block_pools_before_the_activation_without_changing_the_output(pool, height_pool):
+    """conv -> norm -> pool -> activation equals the textbook conv -> norm -> activation -> pool,
+    on the inference path (strided maxima) and on the training path (autograd)."""
+    torch.manual_seed(0)
+    block = ConvBlock(4, 6, pool, height_pool, dropout=0.0).eval()
+    x = torch.randn(2, 4, 12, 30)
+    widths = torch.tensor([30, 17])
+    reference = block.act(block.norm(block.conv(x)))
+    if block.pool is not None:
+        reference = block.pool(reference)
+    reference = mask_columns(reference, widths // 2 if pool else widths)
+    with torch.no_grad():
+        fast, _ = block(x, widths)
+    trained, _ = block(x.requires_grad_(), widths)
+    assert torch.equal(fast, reference)
+    assert torch.equal(trained.detach(), reference)

@@ -1,0 +1,66 @@
+import math
+
+import torch
+
+from hwr.recognition.charset import Charset
+from hwr.recognition.decode import GreedyDecoder
+
+
+def _log_probs(frames, num_classes, sure=0.9):
+    """(T, 1, C) log-probs where frame t puts `sure` mass on label frames[t]."""
+    t = len(frames)
+    probs = torch.full((t, 1, num_classes), (1 - sure) / (num_classes - 1))
+    for i, label in enumerate(frames):
+        probs[i, 0, label] = sure
+    return probs.log()
+
+
+def test_greedy_collapses_repeats_and_drops_blanks():
+    cs = Charset("ab")
+    a, b = cs.encode("a")[0], cs.encode("b")[0]
+    lp = _log_probs([0, a, a, 0, a, b, b, 0], len(cs))
+    rec = GreedyDecoder(cs).decode(lp, torch.tensor([8]))[0]
+    assert rec.text == "aab"
+    assert rec.char_frames == [(1, 2), (4, 4), (5, 6)]
+    assert all(math.isclose(c, 0.9, rel_tol=1e-5) for c in rec.char_confidences)
+    assert math.isclose(rec.confidence, 0.9, rel_tol=1e-5)
+
+
+def test_lengths_limit_decoding_and_confidence_reflects_doubt():
+    cs = Charset("ab")
+    a = cs.encode("a")[0]
+    lp = torch.cat([_log_probs([a, 0], len(cs), sure=0.5), _log_probs([a, a], len(cs))], dim=1)
+    recs = GreedyDecoder(cs).decode(lp, torch.tensor([2, 1]))
+    assert recs[0].text == "a" and recs[1].text == "a"
+    assert recs[0].confidence < 0.6 < recs[1].confidence
+
+
+def test_empty_line():
+    cs = Charset("ab")
+    rec = GreedyDecoder(cs).decode(_log_probs([0, 0, 0], len(cs)), torch.tensor([3]))[0]
+    assert rec.text == "" and rec.char_confidences == [] and rec.confidence > 0.8
+
+
+def test_decoder_registry_and_options_from_configs():
+    from hwr.recognition.decode import DECODERS, BeamDecoder, decoder_options, make_decoder
+    from hwr.documents.transcribe import TranscribeConfig
+
+    assert {"greedy", "beam", "beam-char", "beam-word"} <= set(DECODERS)
+    assert decoder_options(TranscribeConfig()) == {}
+    cfg = TranscribeConfig(decoder="beam", lm="none", lm_weight=0.7)
+    assert decoder_options(cfg) == {"lm": "none", "lm_weight": 0.7}
+    dec = make_decoder(cfg.decoder, Charset("ab "), **decoder_options(cfg))
+    assert isinstance(dec, BeamDecoder) and dec.mode == "char" and dec.options.lm_weight == 0.7
+
+
+def test_plain_beam_search_agrees_with_greedy_on_clear_posteriors():
+    from hwr.recognition.decode import make_decoder
+
+    cs = Charset("ab ")
+    a, b, sp = cs.encode("ab ")
+    lp = _log_probs([0, a, a, 0, b, sp, 0, b, a, 0], len(cs))
+    greedy = GreedyDecoder(cs).decode(lp, torch.tensor([10]))[0]
+    beam = make_decoder("beam-char", cs, lm="none").decode(lp, torch.tensor([10]))[0]
+    assert beam.text == greedy.text == "ab ba"
+    assert beam.char_frames == greedy.char_frames
+    assert beam.char_confidences == greedy.char_confidences

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from hwr.recognition import imaging
+from hwr.recognition.imaging import ImageError, NormalizeConfig, load_gray, normalize_line
+
+
+def test_normalize_crops_to_ink_and_fixes_height(line_image):
+    img = line_image("hello")
+    padded = np.full((img.shape[0] + 100, img.shape[1] + 300), 255, np.uint8)
+    padded[50 : 50 + img.shape[0], 150 : 150 + img.shape[1]] = img
+    a = normalize_line(img, NormalizeConfig(line_height=32))
+    b = normalize_line(padded, NormalizeConfig(line_height=32))
+    assert a.shape[0] == b.shape[0] == 32
+    assert a.dtype == np.float32 and 0.0 <= a.min() and a.max() <= 1.0
+    assert abs(a.shape[1] - b.shape[1]) <= 2  # white margins were cropped away
+    assert a.mean() > 0.05  # ink is bright
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "1"])
+def test_every_pillow_mode_loads(tmp_path, line_image, mode):
+    gray = line_image("mode test")
+    img = Image.fromarray(gray)
+    if mode == "I;16":
+        img = Image.fromarray((gray.astype(np.uint16) * 257))
+    elif mode == "RGBA":
+        rgba = np.zeros(gray.shape + (4,), np.uint8)
+        rgba[..., 3] = 255 - gray  # ink opaque black, paper transparent
+        img = Image.fromarray(rgba, "RGBA")
+    else:
+        img = img.convert(mode)
+    path = tmp_path / "x.png"
+    img.save(path)
+    out = normalize_line(path, NormalizeConfig(line_height=32))
+    assert out.shape[0] == 32 and out.max() > 0.5
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".tif", ".bmp"])
+def test_other_formats(tmp_path, line_image, suffix):
+    path = tmp_path / f"x{suffix}"
+    Image.fromarray(line_image("fmt")).save(path)
+    assert load_gray(path).ndim == 2
+
+
+def test_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope.png"
+    with pytest.raises(ImageError, match="nope.png: file not found"):
+        load_gray(missing)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty.png: file is empty"):
+        load_gray(empty)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    with pytest.raises(ImageError, match="corrupt.png: not a readable image"):
+        load_gray(corrupt)
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    with pytest.raises(ImageError, match="notes.png"):
+        load_gray(text)
+
+
+def test_decompression_bomb_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("L", (3000, 3000), 255).save(path)
+    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1_000_000)
+    with pytest.raises(ImageError, match="big.png: image too large"):
+        load_gray(path)
+
+
+def test_blank_image_gives_empty_strip():
+    out = normalize_line(np.full((40, 200), 255, np.uint8), NormalizeConfig(line_height=32))
+    assert out.shape[0] == 32 and out.max() == 0.0
+
+
+def test_wide_line_is_capped():
+    img = np.full((20, 5000), 255, np.uint8)
+    img[5:15, :] = 0
+    out = normalize_line(img, NormalizeConfig(line_height=32, max_width=1000))
+    assert out.shape == (32, 1000)

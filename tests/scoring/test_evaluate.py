@@ -1,0 +1,142 @@
+"""Scoring without a model, `evaluate()` with a tiny untrained one, and `hwr eval` in-process."""
+import csv
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import render_line
+from hwr.cli import main
+from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
+from hwr.recognition.imaging import ImageError
+from hwr.scoring.metrics import TextNormalization
+from hwr.recognition.model import Recognizer
+from hwr.records import LineSample
+
+
+@pytest.fixture(scope="module")
+def tiny_model(untrained_model):
+    return untrained_model
+
+
+def test_score_texts_hand_computed():
+    report = score_texts(["a", "b", "c"], ["the cat", "sat", ""], ["the cot", "", ""])
+    assert (report.char_errors, report.chars) == (1 + 3, 7 + 3)
+    assert report.cer == pytest.approx(4 / 10) and report.wer == pytest.approx(2 / 3)
+    assert [r.cer for r in report.results] == [pytest.approx(1 / 7), 1.0, 0.0]
+    assert report.worst(1)[0].id == "b" and report.normalization == []
+    with pytest.raises(ValueError, match="same length"):
+        score_texts(["a"], ["x", "y"], ["x"])
+
+
+def test_normalisation_changes_the_score_and_is_recorded():
+    refs, hyps = ["Hello , World"], ["hello, world"]
+    assert score_texts(["a"], refs, hyps).char_errors == 3
+    norm = TextNormalization(iam_detokenize=True, casefold=True)
+    report = score_texts(["a"], refs, hyps, normalization=norm)
+    assert report.char_errors == 0 and report.normalization == ["iam_detokenize", "casefold"]
+    assert report.results[0].reference == "hello, world"  # the text as scored
+
+
+def test_evaluate_recognises_scores_and_skips_bad_images(tiny_model, tmp_path):
+    recognizer = Recognizer.load(tiny_model, device="cpu")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    samples = [LineSample(f"l{i}", text, render_line(text), {"font": f"f{i % 2}"})
+               for i, text in enumerate(["the cat", "a dog", "hello"])]
+    with pytest.raises(ImageError):
+        evaluate(recognizer, samples + [LineSample("bad", "x", broken)], batch_size=2)
+    report = evaluate(recognizer, samples + [LineSample("bad", "x", broken)], batch_size=2, skip_bad=True,
+                      subset_of=lambda s: s.meta.get("font", ""))
+    assert report.lines == 3 and len(report.failures) == 1 and "broken.png" in report.failures[0]
+    assert [r.subset for r in report.results] == ["f0", "f1", "f0"]
+    assert report.chars == len("the cat") + len("a dog") + len("hello")
+    assert all(0.0 <= r.confidence <= 1.0 for r in report.results)
+
+
+def test_csv_and_json_writers(tmp_path):
+    report = score_texts([f"l{i}" for i in range(5)], ["abc"] * 5, ["abc", "ab", "a", "", "abd"])
+    write_lines_csv(report, tmp_path / "lines.csv")
+    assert len((tmp_path / "lines.csv").read_text().splitlines()) == 6
+    write_worst_csv(report, tmp_path / "worst.csv", n=2, label_columns=["slant", " touching "])
+    rows = list(csv.DictReader((tmp_path / "worst.csv").open(encoding="utf-8")))
+    assert [r["id"] for r in rows] == ["l3", "l2"]  # most errors first
+    assert rows[0]["slant"] == "" and rows[0]["touching"] == "" and rows[0]["notes"] == ""
+    write_report_json(report, tmp_path / "r.json", "m", "d", extra={"cer_ci95": [0.1, 0.2]})
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["schema"] == "hwr-eval/1" and doc["lines"] == 5 and doc["cer_ci95"] == [0.1, 0.2]
+    assert doc["lines_detail"][1]["char_errors"] == 1
+
+
+def _pairs(folder, texts, prefix="l"):
+    folder.mkdir(parents=True)
+    for i, text in enumerate(texts):
+        Image.fromarray(render_line(text, size=20)).save(folder / f"{prefix}{i}.png")
+        (folder / f"{prefix}{i}.gt.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def test_hwr_eval_cli_outputs_splits_and_comparison(tiny_model, tmp_path, capsys):
+    train = _pairs(tmp_path / "train", ["the cat sat", "a dog", "red sun"])
+    dev = _pairs(tmp_path / "dev", ["hello world", "big hill", "one two"])
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["eval", "--splits", f"train={train},dev={dev}", "--model", str(tiny_model), "--device", "cpu",
+                 "--compare", str(tiny_model), "--casefold", "--bootstrap", "200", "--worst", "2",
+                 "--json", str(out / "r.json"), "--html", str(out / "r.html"), "--csv", str(out / "l.csv"),
+                 "--worst-csv", str(out / "w.csv"), "--worst-n", "2"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "normalisation: casefold" in stdout and "bias / variance" in stdout and "variance (dev - train)" in stdout
+    assert "worst 2 lines" in stdout and "CER" in stdout and "no significant CER difference" in stdout
+    doc = json.loads((out / "r.json").read_text())
+    assert doc["split"] == "dev" and doc["normalization"] == ["casefold"] and doc["lines"] == 3
+    assert [s["name"] for s in doc["bias_variance"]["splits"]] == ["train", "dev"]
+    assert doc["comparison"]["delta"] == 0 and doc["cer_ci95"][0] <= doc["cer"] <= doc["cer_ci95"][1]
+    assert len((out / "w.csv").read_text().splitlines()) == 3
+    assert (out / "r.html").read_text().count("<img") == 2
+
+
+def test_hwr_eval_fails_on_unreadable_input(tiny_model, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "absent"), "--model", str(tiny_model), "--device", "cpu"]) == 2
+    assert "absent" in capsys.readouterr().err
+    data = _pairs(tmp_path / "data", ["the cat"])
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken.gt.txt").write_text("x\n")
+    assert main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu"]) == 2
+    assert main(["eval", "--splits", "train", "--model", str(tiny_model)]) == 2
+    assert "name=DATASET" in capsys.readouterr().err
+
+
+def _iam_tree(root, forms):
+    """A tiny IAM layout: ascii/lines.txt, ascii/forms.txt (form -> writer) and line images."""
+    rows = []
+    for form, writer, texts in forms:
+        folder = root / "lines" / form.split("-")[0] / form
+        folder.mkdir(parents=True)
+        for k, text in enumerate(texts):
+            Image.fromarray(render_line(text, size=20)).save(folder / f"{form}-{k:02d}.png")
+            rows.append(f"{form}-{k:02d} ok 154 1 0 0 10 10 {text.replace(' ', '|')}")
+    (root / "ascii").mkdir()
+    (root / "ascii" / "lines.txt").write_text("\n".join(rows) + "\n")
+    (root / "ascii" / "forms.txt").write_text("".join(f"{f} {w} 2 prt 7 5 52 36\n" for f, w, _ in forms))
+    return root
+
+
+def test_iam_split_files_and_writer_breakdown(tiny_model, tmp_path):
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.scoring.report.run import run_eval
+
+    root = _iam_tree(tmp_path / "IAM", [("a01-000u", "000", ["the cat", "sat , down"]),
+                                        ("a01-001", "001", ["a dog"]), ("b02-002", "002", ["did n't go"])])
+    (tmp_path / "train.txt").write_text("a01-000u\na01-001\n")
+    (tmp_path / "test.txt").write_text("b02-002\n")
+    cfg = EvalConfig(model=str(tiny_model), device="cpu", splits=f"train={tmp_path / 'train.txt'},"
+                     f"test={tmp_path / 'test.txt'}", bootstrap=50, iam_detokenize=True)
+    run = run_eval(cfg, str(root))
+    assert run.analysed.dataset.name == "test" and run.analysed.report.lines == 1  # no dev: the last split
+    assert run.analysed.report.results[0].reference == "didn't go"
+    train = run.splits[0]
+    assert train.analysis.subset_key == "table forms.txt (writer)"
+    assert {g.name: g.lines for g in train.analysis.subsets} == {"000": 2, "001": 1}
+    assert run.diagnosis.gaps.keys() == {"avoidable_bias"}  # no dev split: no variance or mismatch

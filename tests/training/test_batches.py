@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from hwr.training.batches import WIDTH_MULTIPLE, EncodedLines, WidthBucketSampler, collate_lines, collate_pool, pad_images
+from hwr.recognition.charset import Charset, UnknownCharacterError
+from hwr.recognition.imaging import ImageError, NormalizeConfig
+from hwr.records import LineSample
+
+
+def test_pad_images_right_pads_with_zero():
+    images, widths = pad_images([np.ones((4, 3), np.float32), np.ones((4, 5), np.float32)])
+    assert images.shape == (2, 1, 4, WIDTH_MULTIPLE)  # few distinct shapes for the CPU kernels
+    assert widths.tolist() == [3, 5]
+    assert images[0, 0, :, 3:].abs().sum() == 0 and images[1, 0, :, 5:].abs().sum() == 0
+    assert pad_images([np.ones((4, WIDTH_MULTIPLE + 1), np.float32)])[0].shape[-1] == 2 * WIDTH_MULTIPLE
+
+
+def test_encoded_lines_and_collate(line_image):
+    samples = [LineSample("a", "hi", line_image("hi")), LineSample("b", "there", line_image("there"))]
+    ds = EncodedLines(samples, Charset(), NormalizeConfig(line_height=32))
+    batch = collate_lines([ds[0], ds[1]])
+    assert batch.images.shape[:3] == (2, 1, 32)
+    assert batch.target_lengths.tolist() == [2, 5]
+    assert Charset().decode(batch.targets.tolist()) == "hithere"
+
+
+def test_a_pool_becomes_width_sorted_batches(line_image):
+    texts = ["a long line of text", "hi", "medium text", "x", "tiny", "another long line here", "mid"]
+    ds = EncodedLines([LineSample(str(i), t, line_image(t)) for i, t in enumerate(texts)], Charset(),
+                      NormalizeConfig(line_height=32))
+    lines = [ds[i] for i in range(len(texts))]
+    batches = collate_pool(lines, batch_size=3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert sorted(i for b in batches for i in b.ids) == sorted(str(i) for i in range(len(texts)))
+    widths = [w for b in batches for w in b.widths.tolist()]
+    assert widths == sorted(widths) == sorted(line.image.shape[1] for line in lines)
+
+
+def test_bad_lines_raise_or_are_reported(tmp_path, line_image):
+    samples = [LineSample("ok", "ok", line_image("ok")), LineSample("gone", "x", str(tmp_path / "gone.png")),
+               LineSample("euro", "5€", line_image("5"))]
+    strict = EncodedLines(samples, Charset(), NormalizeConfig())
+    with pytest.raises(ImageError, match="gone.png"):
+        strict[1]
+    with pytest.raises(UnknownCharacterError):
+        strict[2]
+    lenient = EncodedLines(samples, Charset(), NormalizeConfig(), skip_bad=True)
+    batch = collate_lines([lenient[i] for i in range(3)])
+    assert batch.ids == ["ok"]
+    assert len(batch.errors) == 2 and "gone.png" in batch.errors[0]
+
+
+def test_width_buckets_cover_every_index_once():
+    sizes = [5, 50, 7, 49, 6, 48, 8, 47]
+    sampler = WidthBucketSampler(sizes, batch_size=2, seed=3)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    # similar widths end up together
+    assert all(abs(sizes[b[0]] - sizes[b[-1]]) < 10 for b in batches)

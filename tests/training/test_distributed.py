@@ -1,0 +1,110 @@
+"""Data-parallel training with 2 gloo processes on CPU, and sharding helpers."""
+import os
+import socket
+
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from hwr.training.distributed import DistContext, ShardedBatchSampler, shard, torchrun_command
+from hwr.training.train import TrainConfig, WidthBucketSampler, train
+
+
+def _config(pairs_dir, out, batch_size):
+    return TrainConfig(train=str(pairs_dir), val=str(pairs_dir), out=str(out), preset="tiny",
+                       net_options={"norm": "none"}, max_steps=6, val_every=3, batch_size=batch_size,
+                       workers=0, device="cpu", warmup_steps=1, lr=3e-3, threads=1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, pairs_dir, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+    def keep_weights(net, ctx):
+        torch.save({k: v.clone() for k, v in net.state_dict().items()}, out / f"rank{ctx.rank}.pt")
+
+    train(_config(pairs_dir, out, batch_size=4), on_finish=keep_weights)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(pairs_dir, tmp_path):
+    single = tmp_path / "single"
+    train(_config(pairs_dir, single, batch_size=8))
+    ddp = tmp_path / "ddp"
+    ddp.mkdir()
+    mp.spawn(_rank_main, args=(2, _free_port(), pairs_dir, ddp), nprocs=2, join=True)
+
+    rank0, rank1 = torch.load(ddp / "rank0.pt"), torch.load(ddp / "rank1.pt")
+    for name in rank0:  # replicas stay identical
+        assert torch.equal(rank0[name], rank1[name]), name
+    reference = load_file(str(single / "last" / "model.safetensors"))
+    for name, value in reference.items():
+        assert torch.allclose(rank0[name], value, atol=2e-4), name
+    # Only rank 0 wrote: one history, validation CER over every line exactly once.
+    steps = [line for line in (ddp / "history.jsonl").read_text().splitlines()]
+    assert len(steps) == 2
+
+    # The resumable state does not depend on the process count: continue with one process.
+    resumed = _config(pairs_dir, ddp, batch_size=8)
+    resumed.max_steps, resumed.resume = 9, True
+    state = train(resumed)
+    assert state.step == 9 and [h["step"] for h in state.history] == [3, 6, 9]
+
+
+def test_shard_covers_every_item_once():
+    items = list(range(11))
+    parts = [shard(items, DistContext(rank, 3)) for rank in range(3)]
+    assert sorted(sum(parts, [])) == items
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_sharded_batches_split_each_global_batch():
+    base = WidthBucketSampler(list(range(9)), batch_size=4, shuffle=False)
+    a = list(ShardedBatchSampler(base, DistContext(0, 2)))
+    b = list(ShardedBatchSampler(base, DistContext(1, 2)))
+    assert len(a) == len(b) == 2  # the 1-line tail batch is dropped, not given to one rank
+    assert sorted(sum(a + b, [])) == list(range(8))
+
+
+def test_nproc_shortcut_builds_a_torchrun_command():
+    cmd = torchrun_command(2, ["train", "--out", "x"])
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert "--nproc-per-node=2" in cmd and cmd[-3:] == ["train", "--out", "x"]
+
+
+def test_sharded_transcription_covers_every_page_once(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from conftest import make_untrained_model
+    from hwr.synth import LineSynthesizer
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    synth = LineSynthesizer(split="val")
+    for i in range(5):
+        Image.fromarray(synth.sample_page(i, n_lines=3).image).save(pages / f"p{i}.png")
+    model = make_untrained_model(tmp_path / "model")
+    out = tmp_path / "out"
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "hwr", "transcribe", str(pages), "--mode", "page", "--model", str(model),
+             "--output-dir", str(out), "--device", "cpu", "--no-progress"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    summaries = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        summaries.append(stderr)
+    assert sorted(p.name for p in out.glob("*.txt")) == [f"p{i}.txt" for i in range(5)]
+    counts = [int(s.split("pages ")[1].split()[0]) for s in summaries]
+    assert sorted(counts) == [2, 3]  # each page read by exactly one rank

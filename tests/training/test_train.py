@@ -1,0 +1,116 @@
+"""hwr.training.train as a library call: architectures, charsets, fine-tuning, bad data."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import render_line
+from hwr.recognition.model import Recognizer, load_model
+from hwr.training.train import TrainConfig, train
+
+
+def _cfg(pairs_dir, tmp_path, **overrides):
+    base = dict(train=str(pairs_dir), val=str(pairs_dir), out=str(tmp_path / "run"), preset="tiny",
+                max_steps=4, val_every=2, batch_size=4, workers=0, device="cpu", warmup_steps=1)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_mdlstm_trains_and_loads_through_the_same_code(pairs_dir, tmp_path):
+    state = train(_cfg(pairs_dir, tmp_path, arch="mdlstm"))
+    assert state.step == 4 and len(state.history) == 2
+    rec = Recognizer.load(tmp_path / "run" / "best", device="cpu")
+    assert rec.config.arch == "mdlstm"
+    assert isinstance(rec.recognize([render_line("the cat")])[0].text, str)
+
+
+def test_gru_cell_and_data_charset(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path, rnn_cell="gru", charset="data"))
+    net, config = load_model(tmp_path / "run" / "best")
+    assert config.net["rnn_cell"] == "gru"
+    assert set(config.charset) == set("".join(p.read_text().strip() for p in pairs_dir.glob("*.gt.txt")))
+
+
+def test_unknown_characters_are_reported_not_dropped(pairs_dir, tmp_path):
+    Image.fromarray(render_line("5 euro")).save(pairs_dir / "euro.png")
+    (pairs_dir / "euro.gt.txt").write_text("5 €\n")
+    with pytest.raises(ValueError, match="'€' x1 \\(e.g. euro\\)"):
+        train(_cfg(pairs_dir, tmp_path))
+    state = train(_cfg(pairs_dir, tmp_path, skip_bad=True))
+    assert state.step == 4
+
+
+def test_init_from_loads_weights_only(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path))
+    first = tmp_path / "run" / "best"
+    state = train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "ft"), init_from=str(first), max_steps=2))
+    assert state.step == 2  # a fresh optimizer/schedule: steps restart at 0
+    trainer = json.loads((tmp_path / "ft" / "last" / "trainer_state.json").read_text())
+    assert trainer["trainer"]["step"] == 2
+
+
+def test_init_from_a_deeper_network_keeps_the_shared_layers(pairs_dir, tmp_path):
+    """A 1-layer CRNN started from a 2-layer one: conv stack, first layer and output copied."""
+    deep = dict(net_options={"rnn_layers": 2})
+    train(_cfg(pairs_dir, tmp_path, **deep))
+    source, _ = load_model(tmp_path / "run" / "best")
+    state = train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "shallow"), init_from=str(tmp_path / "run" / "best"),
+                       max_steps=1, lr=0.0, warmup_steps=1))
+    shallow, config = load_model(tmp_path / "shallow" / "last")
+    assert state.step == 1 and config.net["rnn_layers"] == 1
+    for name, tensor in shallow.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        reference = source.state_dict()[name]  # every tensor of the shallow net exists in the deep one
+        if "running_" not in name:  # BatchNorm statistics move in train mode even at lr 0
+            assert bool((tensor == reference).all()), name
+
+
+def test_init_from_an_unrelated_network_is_an_error(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path))
+    with pytest.raises(ValueError, match="no weights match"):
+        train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "other"), init_from=str(tmp_path / "run" / "best"),
+                   net_options={"conv_channels": [4, 8], "rnn_hidden": 8}, line_height=32))
+
+
+def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM stops training like Ctrl-C: state saved, --resume continues."""
+    import signal
+
+    import hwr.training.train as train_module
+
+    real_validate = train_module.validate
+
+    def validate_then_get_killed(*args, **kwargs):
+        result = real_validate(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(train_module, "validate", validate_then_get_killed)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        train(_cfg(pairs_dir, tmp_path, max_steps=50))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
+    assert 2 <= saved["trainer"]["step"] < 50
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # handler restored
+    monkeypatch.setattr(train_module, "validate", real_validate)
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=6, resume=True))
+    assert state.step == 6
+
+
+def test_keep_snapshots_saves_every_validation_for_averaging(pairs_dir, tmp_path):
+    from hwr.training.averaging import average_models
+
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True))
+    snapshots = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["step-2", "step-4"]
+    _, config = load_model(snapshots[1])
+    assert config.training["snapshot_step"] == 4
+    last, _ = load_model(tmp_path / "run" / "last")
+    snap, _ = load_model(snapshots[1])
+    for name, tensor in last.state_dict().items():
+        assert torch.equal(tensor, snap.state_dict()[name])
+    _, averaged = average_models(snapshots)
+    assert "snapshot_step" not in averaged.training
