@@ -41,6 +41,10 @@ def test_presets_build_with_expected_sizes():
     assert 1_000_000 < count_parameters(small) < 5_000_000
     assert count_parameters(big) > count_parameters(small)
     assert make_config("crnn", "puigcerver2017").line_height == 128
+    # `base` is the larger CPU-servable model of issue 19: 5-10 M parameters, same input as small.
+    base = build_network("crnn", make_config("crnn", "base"), 96)
+    assert 5_000_000 < count_parameters(base) < 10_000_000
+    assert make_config("crnn", "base").line_height == make_config("crnn", "small").line_height
 
 
 def test_unknown_preset_and_setting():
