@@ -30,7 +30,7 @@ from hwr.training.checkpoint import TrainerState, load_trainer_state, save_train
 from hwr.training.distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.scoring.metrics import ErrorCounts
-from hwr.recognition.model import ModelConfig, Recognizer, load_model, pick_device, save_model
+from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
 
 log = logging.getLogger("hwr.training.train")
@@ -302,22 +302,25 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
 
     train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
     val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
-    if cfg.resume and (out / "last" / "config.json").exists():
-        model_config = ModelConfig.from_dict(json.loads((out / "last" / "config.json").read_text()))
+    resuming = cfg.resume and (out / "last" / CONFIG_FILE).exists()
+    if resuming:
+        # The saved run decides the network (arch, preset, charset), not this command line's flags.
+        net, model_config = load_model(out / "last")
+        net.train()
         charset = Charset(model_config.charset)
-        net_config = model_config.net_config()
     else:
         charset = resolve_charset(cfg.charset, _texts_of(train_set))
         model_config, net_config = build_model_config(cfg, charset)
+        net = build_network(cfg.arch, net_config, len(charset))
     check_coverage(charset, train_set, "training", cfg.skip_bad)
     check_coverage(charset, val_set, "validation", cfg.skip_bad)
 
-    net = build_network(cfg.arch, net_config, len(charset)).to(device)
+    net = net.to(device)
     if device.type == "cpu":
         # Conv weights in the NHWC layout the CPU kernels use (see CRNN.forward): ~10% faster
         # training; parameters keep their identity, and checkpoints are saved contiguous.
         net.to(memory_format=torch.channels_last)
-    if cfg.init_from:
+    if cfg.init_from and not resuming:  # a resumed run continues its own weights
         init_net, init_config = load_model(cfg.init_from)
         if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
             raise ValueError(f"{cfg.init_from}: charset or architecture differs from this training run")
@@ -327,18 +330,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     state = TrainerState()
     scheduler = make_scheduler(optimizer, cfg, state)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    if cfg.resume:
-        if (out / "last" / "config.json").exists():
-            last_net, _ = load_model(out / "last")
-            net.load_state_dict(last_net.state_dict())
-            # In place: the LR schedule reads this state's clock.
-            vars(state).update(vars(load_trainer_state(out / "last", optimizer, scheduler, scaler)))
-            log.info("resumed from %s at step %d", out / "last", state.step)
-        else:
-            log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
+    if resuming:
+        # In place: the LR schedule reads this state's clock.
+        vars(state).update(vars(load_trainer_state(out / "last", optimizer, scheduler, scaler)))
+        log.info("resumed from %s at step %d", out / "last", state.step)
+    elif cfg.resume:
+        log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
 
     model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net), "processes": ctx.world_size}
-    log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", cfg.arch, cfg.preset or "default",
+    log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", model_config.arch, cfg.preset or "default",
              count_parameters(net), device, amp, ctx.world_size)
     if ctx.enabled:
         if cfg.sync_batchnorm and device.type == "cuda":

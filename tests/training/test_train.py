@@ -114,3 +114,29 @@ def test_keep_snapshots_saves_every_validation_for_averaging(pairs_dir, tmp_path
         assert torch.equal(tensor, snap.state_dict()[name])
     _, averaged = average_models(snapshots)
     assert "snapshot_step" not in averaged.training
+
+
+def test_resume_builds_the_saved_network_not_the_command_lines(pairs_dir, tmp_path, monkeypatch):
+    """--resume continues <out>/last's own architecture; another --arch or --preset on the command
+    line must not rebuild a different network, and the last state is read once, through load_model."""
+    import hwr.training.train as train_module
+
+    train(_cfg(pairs_dir, tmp_path, arch="crnn"))
+    saved, _ = load_model(tmp_path / "run" / "last")
+    loads = []
+    real_load = train_module.load_model
+    monkeypatch.setattr(train_module, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    state = train(_cfg(pairs_dir, tmp_path, arch="mdlstm", preset="graves2009", resume=True, max_steps=6, lr=0.0))
+    assert state.step == 6 and len(loads) == 1
+    resumed, config = load_model(tmp_path / "run" / "last")
+    assert config.arch == "crnn" and config.net == load_model(tmp_path / "run" / "best")[1].net
+    assert resumed.state_dict().keys() == saved.state_dict().keys()
+
+
+def test_resume_from_a_corrupt_config_names_the_file(pairs_dir, tmp_path):
+    from hwr.recognition.model import ModelError
+
+    train(_cfg(pairs_dir, tmp_path))
+    (tmp_path / "run" / "last" / "config.json").write_text('{"arch": "crnn"}')
+    with pytest.raises(ModelError, match="last/config.json"):
+        train(_cfg(pairs_dir, tmp_path, resume=True, max_steps=6))
