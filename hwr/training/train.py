@@ -250,13 +250,22 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
     return model_config, net_config
 
 
-def train(cfg: TrainConfig, on_finish=None) -> TrainerState:
+def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None) -> TrainerState:
     """Train a model as configured; returns the final state (best CER, history).
 
     Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
     `on_finish(net, ctx)` (for tests and tools) sees the final network of each process.
+    `datasets` ({spec: data set}) stands in for reading cfg.train / cfg.val from disk, and
+    `on_network(net)` runs once the initial weights are in, before the optimizer takes the
+    trainable parameters: both for hwr.training.adapt (augmented user lines, frozen layers).
     """
     from hwr.datasets import open_dataset
+
+    if datasets is not None:
+        given, read = datasets, open_dataset
+
+        def open_dataset(spec, skip_bad=False):
+            return given[spec] if spec in given else read(spec, skip_bad=skip_bad)
 
     seed_everything(cfg.seed)
     if cfg.threads:
@@ -264,7 +273,7 @@ def train(cfg: TrainConfig, on_finish=None) -> TrainerState:
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
         with sigterm_as_exit():
-            state, net = _train(cfg, ctx, device, open_dataset)
+            state, net = _train(cfg, ctx, device, open_dataset, on_network)
         if on_finish is not None:
             on_finish(unwrap(net), ctx)
         return state
@@ -291,7 +300,7 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset):
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None):
     amp = cfg.amp and device.type == "cuda"
     torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
@@ -325,6 +334,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
             raise ValueError(f"{cfg.init_from}: charset or architecture differs from this training run")
         load_matching_weights(net, init_net.state_dict(), cfg.init_from)
+    if on_network is not None:
+        on_network(net)
     norm = NormalizeConfig.from_dict(model_config.normalize)
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
