@@ -14,21 +14,6 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 
-TRAIN_HELP = {
-    "train": "training data: a folder of image + .gt.txt pairs, an IAM root, a .tsv manifest, PAGE XML, "
-             "or synth:train:N for N synthetic lines rendered on the fly",
-    "val": "validation data (same forms as --train); model selection uses its CER",
-    "out": "output folder: best/ (best validation CER), last/ (resumable state), history.jsonl",
-    "arch": "network: crnn (CNN + BLSTM) or mdlstm",
-    "preset": "architecture preset: crnn small|puigcerver2017|tiny, mdlstm graves2009|voigtlaender2016",
-    "resume": "continue <out>/last with its optimizer and LR schedule",
-    "init_from": "model folder whose weights initialise the network (fine-tuning)",
-    "max_minutes": "stop after this many minutes (validating and saving first)",
-    "skip_bad": "skip unreadable images and malformed ground truth, report them, and go on",
-    "keep_snapshots": "also keep the weights of every validation in <out>/snapshots/step-N, for hwr average",
-}
-
-
 EVAL_HELP = {
     "compare": "a second model directory: paired bootstrap test on the same lines, and where they disagree",
     "splits": "score several data sets side by side, e.g. train=PATH,dev=PATH,test=PATH, with bias/variance "
@@ -89,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
                        "Runs unchanged under `torchrun --nproc-per-node N -m hwr train ...` (DDP).")
-    add_dataclass_arguments(p, TrainConfig, help_texts=TRAIN_HELP)
+    add_dataclass_arguments(p, TrainConfig)
     p.add_argument("--nproc", type=int, default=1,
                    help="launch N data-parallel processes on this machine through torchrun (default: 1)")
     _common(p)

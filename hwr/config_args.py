@@ -1,47 +1,118 @@
 """One source of defaults: argparse flags generated from config dataclasses, plus --config files.
 
 A `--config FILE` (JSON, or YAML when PyYAML is installed) sets the defaults; flags given on
-the command line override it; the dataclass holds the defaults for both.
+the command line override it; the dataclass holds the defaults for both. Each field declares
+its help text once (`setting(default, help=...)`) and its choices once (a `Literal` type):
+argparse gets `choices` from it, and config-file values are checked against the same types,
+so a typo such as `"schedule": "cosin"` or `"max_steps": "10"` is an error naming the key.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
+
+from hwr.errors import ConfigError
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING):
+    """A dataclass field with its help text, the one place a CLI flag's help is written."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """What a config field accepts: a base type, optionally a fixed set of choices and None."""
+
+    kind: type
+    choices: tuple | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        text = " | ".join(map(repr, self.choices)) if self.choices else self.kind.__name__
+        return text + (" or null" if self.optional else "")
+
+
+def _resolve(annotation) -> FieldType:
+    optional = False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        if len(args) != 1:
+            raise TypeError(f"config fields take one type (or it and None), not {annotation}")
+        annotation = args[0]
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        return FieldType(type(choices[0]), choices, optional)
+    if origin in (dict, list):
+        return FieldType(origin, None, optional)
+    return FieldType(annotation, None, optional)
+
+
+@functools.cache
+def field_types(cls) -> dict[str, FieldType]:
+    """Each field's accepted type, resolved through the defining modules' names."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _resolve(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
+    """`value` as the field's type (an int is a valid float), or a ConfigError naming `key`."""
+    if value is None and ftype.optional:
+        return None
+    kind = ftype.kind
+    # bool is an int subclass: `"max_steps": true` is a mistake, not 1.
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, kind))
+    if ok and ftype.choices is not None and value not in ftype.choices:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def check_fields(config) -> None:
+    """Check every field of a config dataclass instance against its declared type and choices
+    (for library callers, who bypass argparse: `TrainConfig(optimizer="sgd")` fails here)."""
+    for name, ftype in field_types(type(config)).items():
+        setattr(config, name, coerce(getattr(config, name), ftype, name, type(config).__name__))
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _base_type(annotation):
-    """`int | None` -> int; `str` -> str (annotations are strings under `from __future__`)."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {"list": list, "dict": dict})  # noqa: S307 - our own annotations
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0]
-    return annotation
-
-
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = (), help_texts=None) -> None:
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = (),
+                            help_texts: dict[str, str] | None = None) -> None:
+    """One flag per field: its help from the field (`setting(help=...)`), else from `help_texts`;
+    its choices from a `Literal` type."""
     help_texts = help_texts or {}
+    types_ = field_types(cls)
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
-        kind = _base_type(f.type)
+        ftype = types_[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        text = help_texts.get(f.name, "") + f" (default: {default})"
-        if kind is bool:
-            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif kind in (dict, list) or typing.get_origin(kind) in (dict, list):
+        # argparse formats help with %: a field's plain text is escaped, the old dicts already are.
+        text = f.metadata["help"].replace("%", "%%") if "help" in f.metadata else help_texts.get(f.name, "")
+        text += f" (default: {default})"
+        if ftype.kind is bool:
+            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        elif ftype.kind in (dict, list):
             parser.add_argument(_flag(f.name), dest=f.name, type=json.loads, default=None, help=text + " [JSON]")
         else:
-            parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None, help=text)
+            parser.add_argument(_flag(f.name), dest=f.name, type=ftype.kind, choices=ftype.choices, default=None,
+                                help=text)
 
 
 def read_config_file(path: str) -> dict:
@@ -50,29 +121,32 @@ def read_config_file(path: str) -> dict:
         try:
             import yaml
         except ImportError:
-            raise SystemExit(f"{path}: YAML configs need PyYAML; use JSON instead") from None
-        data = yaml.safe_load(text) or {}
+            raise ConfigError(f"{path}: YAML configs need PyYAML; use JSON instead") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML config ({exc})") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}: invalid JSON config ({exc})") from None
+            raise ConfigError(f"{path}: invalid JSON config ({exc})") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"{path}: a config file must hold a mapping of setting -> value")
+        raise ConfigError(f"{path}: a config file must hold a mapping of setting -> value")
     return data
 
 
 def build_config(cls, args: argparse.Namespace, config_file: str | None = None, **fixed):
     """Dataclass defaults <- config file <- command-line flags <- fixed values."""
     values = {}
-    names = {f.name for f in dataclasses.fields(cls)}
+    types_ = field_types(cls)
     if config_file:
         data = read_config_file(config_file)
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - set(types_))
         if unknown:
-            raise SystemExit(f"{config_file}: unknown settings {unknown}")
-        values.update(data)
-    for name in names:
+            raise ConfigError(f"{config_file}: unknown settings {unknown}")
+        values.update({key: coerce(value, types_[key], key, config_file) for key, value in data.items()})
+    for name in types_:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value

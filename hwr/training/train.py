@@ -10,7 +10,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import random
 import signal
 import sys
@@ -18,14 +17,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hwr.config_args import check_fields, setting
 from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
 from hwr.recognition.charset import Charset
+from hwr.training.schedule import LRSchedule, make_optimizer
 from hwr.training.checkpoint import TrainerState, load_trainer_state, save_trainer_state
 from hwr.training.distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
@@ -35,43 +37,62 @@ from hwr.recognition.nets import build_network, count_parameters, make_config
 
 log = logging.getLogger("hwr.training.train")
 
+# Choices, declared once: argparse `choices` and config-file checks come from these types.
+Arch = Literal["crnn", "mdlstm"]
+RnnCell = Literal["lstm", "gru", "rnn"]
+Optimizer = Literal["adam", "adamw", "rmsprop"]
+Schedule = Literal["cosine", "plateau", "constant"]
+
 
 @dataclass
 class TrainConfig:
-    """Every training setting with its default; the CLI flags and --config files read these."""
+    """Every training setting with its default and help; the CLI flags and --config files read these."""
 
-    train: str = "synth:train:200000"  # dataset spec, see hwr.datasets.open_dataset
-    val: str = "synth:val:1000"
-    out: str = "runs/hwr"
-    arch: str = "crnn"
-    preset: str | None = None  # architecture preset, e.g. small, puigcerver2017, graves2009
-    line_height: int | None = None  # overrides the preset's line height
-    rnn_cell: str | None = None  # lstm | gru | rnn (crnn only)
-    net_options: dict | None = None  # any other network setting, e.g. {"rnn_hidden": 256} (config files)
-    charset: str = "ascii"  # ascii | data (every character of the training text) | path to a symbols file
-    batch_size: int = 24
-    optimizer: str = "adamw"  # adam | adamw | rmsprop
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # cosine | plateau | constant
-    warmup_steps: int = 200
-    max_steps: int = 20000
-    max_minutes: float = 0.0  # wall-clock budget; 0 = none
-    val_every: int = 500
-    val_batch_size: int = 32
-    patience: int = 0  # stop after this many validations without improvement; 0 = never
-    grad_clip: float = 5.0
-    seed: int = 1
-    workers: int = 2
-    device: str = "auto"
-    amp: bool = True  # mixed precision on CUDA; ignored on CPU
-    resume: bool = False  # continue <out>/last (optimizer + schedule + step)
-    init_from: str | None = None  # start from a model's weights only
-    skip_bad: bool = False
-    save_half: bool = False  # store the best model's weights as fp16
-    keep_snapshots: bool = False  # also keep each validation's weights in <out>/snapshots/step-N
-    threads: int = 0  # torch CPU threads; 0 = torch default
-    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all processes' lines
+    train: str = setting("synth:train:200000", help=(
+        "training data: a folder of image + .gt.txt pairs, an IAM root, a .tsv manifest, PAGE XML, "
+        "or synth:train:N for N synthetic lines rendered on the fly (see hwr.datasets.open_dataset)"))
+    val: str = setting("synth:val:1000", help="validation data (same forms as --train); model selection uses its CER")
+    out: str = setting("runs/hwr", help="output folder: best/ (best validation CER), last/ (resumable state), "
+                                         "history.jsonl")
+    arch: Arch = setting("crnn", help="network: crnn (CNN + BLSTM) or mdlstm")
+    preset: str | None = setting(None, help="architecture preset: crnn small|compact|puigcerver2017|tiny, "
+                                            "mdlstm graves2009|voigtlaender2016")
+    line_height: int | None = setting(None, help="line image height in pixels; overrides the preset's")
+    rnn_cell: RnnCell | None = setting(None, help="recurrent cell of the crnn: lstm, gru or rnn")
+    net_options: dict | None = setting(None, help='any other network setting, e.g. {"rnn_hidden": 256}')
+    charset: str = setting("ascii", help="output symbols: ascii, data (every character of the training text) "
+                                         "or the path of a symbols file")
+    batch_size: int = setting(24, help="lines per training batch (per process under torchrun)")
+    optimizer: Optimizer = setting("adamw", help="adam, adamw or rmsprop")
+    lr: float = setting(1e-3, help="peak learning rate (after warmup)")
+    weight_decay: float = setting(1e-4, help="weight decay of adamw and rmsprop")
+    schedule: Schedule = setting("cosine", help=(
+        "learning rate after warmup: cosine (decay to 5% over --max-steps or --max-minutes), "
+        "plateau (x --plateau-factor after --plateau-patience validations without a better CER) or constant"))
+    plateau_factor: float = setting(0.5, help="--schedule plateau: the factor applied to the LR on a plateau")
+    plateau_patience: int = setting(2, help="--schedule plateau: validations without a better CER before the LR drops")
+    warmup_steps: int = setting(200, help="steps of linear LR warmup from 0")
+    max_steps: int = setting(20000, help="training steps in all (a resumed run counts the earlier ones)")
+    max_minutes: float = setting(0.0, help="stop after this many minutes (validating and saving first); 0: no limit")
+    val_every: int = setting(500, help="steps between validations (and checkpoints)")
+    val_batch_size: int = setting(32, help="lines per validation batch")
+    patience: int = setting(0, help="stop after this many validations without a better CER; 0: never")
+    grad_clip: float = setting(5.0, help="clip the gradient norm to this")
+    seed: int = setting(1, help="random seed of initialisation, batching and augmentation")
+    workers: int = setting(2, help="data loader processes; 0 loads in the training process")
+    device: str = setting("auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    amp: bool = setting(True, help="mixed precision (fp16 autocast) on CUDA; ignored on CPU")
+    resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
+    init_from: str | None = setting(None, help="model folder whose weights initialise the network (fine-tuning)")
+    skip_bad: bool = setting(False, help="skip unreadable images and malformed ground truth, report them, and go on")
+    save_half: bool = setting(False, help="store the best model's weights as fp16")
+    keep_snapshots: bool = setting(False, help="also keep the weights of every validation in "
+                                               "<out>/snapshots/step-N, for hwr average")
+    threads: int = setting(0, help="torch CPU threads; 0: torch's default")
+    sync_batchnorm: bool = setting(False, help="under torchrun on CUDA: BatchNorm statistics over all processes' lines")
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # library callers get the same checks as the command line
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,38 +186,6 @@ def training_batches(loader: DataLoader, seed: int):
         batches = list(item)
         rng.shuffle(batches)
         yield from batches
-
-
-def make_optimizer(net: torch.nn.Module, cfg: TrainConfig):
-    params = [p for p in net.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-def make_scheduler(optimizer, cfg: TrainConfig, state: TrainerState):
-    """Per-step LambdaLR: linear warmup, then cosine decay to 5% (or flat for plateau/constant).
-
-    With a wall-clock budget (--max-minutes) the decay follows whichever runs out first, steps
-    or minutes, so a time-boxed run still ends on a small learning rate.
-    """
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.schedule != "cosine":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-        if cfg.max_minutes > 0:
-            progress = max(progress, state.elapsed_seconds / (cfg.max_minutes * 60))
-        progress = min(1.0, progress)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def ctc_loss(net, batch: LineBatch, device, amp: bool) -> torch.Tensor:
@@ -339,7 +328,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     norm = NormalizeConfig.from_dict(model_config.normalize)
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
-    scheduler = make_scheduler(optimizer, cfg, state)
+    scheduler = LRSchedule(optimizer, cfg, state)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if resuming:
         # In place: the LR schedule reads this state's clock.
@@ -481,6 +470,7 @@ def evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scale
             save_model(out / "best", unwrap(net), model_config, half=cfg.save_half)
     else:
         state.evals_since_best += 1
+    scheduler.validated(counts.cer)
     if ctx.is_main:
         save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
         if cfg.keep_snapshots:

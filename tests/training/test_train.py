@@ -140,3 +140,43 @@ def test_resume_from_a_corrupt_config_names_the_file(pairs_dir, tmp_path):
     (tmp_path / "run" / "last" / "config.json").write_text('{"arch": "crnn"}')
     with pytest.raises(ModelError, match="last/config.json"):
         train(_cfg(pairs_dir, tmp_path, resume=True, max_steps=6))
+
+
+def _flat_validation(monkeypatch):
+    """Every validation scores the same CER: a plateau from the first one on."""
+    import hwr.training.train as train_module
+    from hwr.scoring.metrics import ErrorCounts
+
+    monkeypatch.setattr(train_module, "validate", lambda *a, **k: (ErrorCounts(5, 10, 1, 2, 2), 1.0))
+
+
+def test_plateau_schedule_lowers_the_lr_after_validations_without_a_better_cer(pairs_dir, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)
+    state = train(_cfg(pairs_dir, tmp_path, schedule="plateau", plateau_patience=1, plateau_factor=0.5,
+                       val_every=1, max_steps=6, lr=1e-3))
+    lrs = [h["lr"] for h in state.history]  # the LR each validation saw, before it stepped the schedule
+    # 1st validation sets the best, 2nd is 1 bad (= patience), 3rd is 2 > 1: halve; then again after 2 more.
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+def test_constant_schedule_keeps_the_lr_on_a_plateau(pairs_dir, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)
+    state = train(_cfg(pairs_dir, tmp_path, schedule="constant", val_every=1, max_steps=4, lr=1e-3))
+    assert [h["lr"] for h in state.history] == pytest.approx([1e-3] * 4)
+
+
+def test_plateau_reduction_survives_resume(pairs_dir, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)
+    common = dict(schedule="plateau", plateau_patience=0, plateau_factor=0.5, val_every=1, lr=1e-3)
+    train(_cfg(pairs_dir, tmp_path, max_steps=3, **common))  # validations 2 and 3 each halve: 2.5e-4 now
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True, **common))
+    assert state.history[-1]["lr"] == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize("field,value", [("schedule", "cosin"), ("optimizer", "sgd"), ("arch", "cnn"),
+                                         ("max_steps", "10"), ("lr", "fast"), ("amp", 1)])
+def test_bad_settings_are_rejected_when_the_config_is_built(field, value, tmp_path):
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{field}: expected"):
+        TrainConfig(train=str(tmp_path / "never-opened"), **{field: value})

@@ -1,0 +1,16 @@
+"""The project's own error types: what `hwr` reports as a user error (message, exit 2).
+
+Every error caused by the user's input, files or settings derives from `HwrError` (data sets:
+`hwr.datasets.DatasetError`, models: `hwr.recognition.model.ModelError`, images:
+`hwr.recognition.imaging.ImageError`, settings: `ConfigError`). The CLI catches `HwrError`
+only, so a bug that raises a plain `ValueError` still shows its traceback.
+"""
+from __future__ import annotations
+
+
+class HwrError(Exception):
+    """A problem with the user's input, files or settings; the message says which."""
+
+
+class ConfigError(HwrError, ValueError):
+    """A setting (command-line flag, config file entry or config field) has an unusable value."""
