@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
+from hwr.errors import ConfigError, HwrError
 
 EVAL_HELP = {
     "compare": "a second model directory: paired bootstrap test on the same lines, and where they disagree",
@@ -140,7 +141,7 @@ def cmd_transcribe(args) -> int:
 
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in MODES:
-        raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
     recognizer = cfg.load_recognizer()
     if cfg.mode != "line":
         return _transcribe_pages(recognizer, cfg, args.inputs)
@@ -168,7 +169,11 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
     from hwr.documents.writers import parse_formats
 
-    batch = BatchConfig(mode=cfg.mode, formats=parse_formats(cfg.format), output_dir=cfg.output_dir,
+    try:
+        formats = parse_formats(cfg.format)
+    except ValueError as exc:  # hwr.documents.writers names the bad format
+        raise ConfigError(f"--format: {exc}") from None
+    batch = BatchConfig(mode=cfg.mode, formats=formats, output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
                         processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress)
     several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
@@ -247,7 +252,7 @@ def _eval_pages(cfg, dataset: str) -> int:
     from hwr.documents.page_eval import evaluate_pages, read_page_truth, write_page_report
 
     if not dataset:
-        raise ValueError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
+        raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
     recognizer = cfg.load_recognizer()
     report = evaluate_pages(recognizer, read_page_truth(dataset), cfg.batch_size, skip_bad=cfg.skip_bad)
     detection = ("" if report.detection_precision is None else
@@ -284,7 +289,7 @@ def cmd_lm(args) -> int:
     print(f"wrote {args.out}: {sizes}")
     if args.lexicon:
         if args.unit != "word":
-            raise ValueError("--lexicon needs --unit word")
+            raise ConfigError("--lexicon needs --unit word")
         extra = [w for w in read_corpus_lines(args.words, split) if " " not in w]
         write_lexicon(args.lexicon, model.vocabulary() + extra, charset)
         print(f"wrote {args.lexicon}")
@@ -312,15 +317,11 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hwr.datasets import DatasetError
-    from hwr.recognition.imaging import ImageError
-    from hwr.recognition.model import ModelError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ModelError, DatasetError, ImageError, FileNotFoundError, ValueError) as exc:
+    except HwrError as exc:  # the user's input or settings; anything else is a bug and keeps its traceback
         print(f"hwr {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

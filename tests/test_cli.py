@@ -80,3 +80,22 @@ def test_help_texts_read_clearly():
 def test_missing_model_and_bad_dataset_fail_clearly(tmp_path, fifty_lines):
     proc = hwr("transcribe", fifty_lines / "l00.png", "--model", tmp_path / "nomodel", check=False)
     assert proc.returncode == 2 and "nomodel" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_main_reports_the_projects_errors_and_lets_bugs_show_their_traceback(monkeypatch, capsys):
+    """A user error (an HwrError) is one line and exit 2; a ValueError from a bug is not swallowed."""
+    from hwr import cli
+    from hwr.errors import ConfigError
+
+    def user_error(args):
+        raise ConfigError("--thing: not a thing")
+
+    def bug(args):
+        raise ValueError("list index confusion")
+
+    monkeypatch.setitem(cli.COMMANDS, "synth", user_error)
+    assert cli.main(["synth", "--out", "x"]) == 2
+    assert "hwr synth: error: --thing: not a thing" in capsys.readouterr().err
+    monkeypatch.setitem(cli.COMMANDS, "synth", bug)
+    with pytest.raises(ValueError, match="list index confusion"):
+        cli.main(["synth", "--out", "x"])

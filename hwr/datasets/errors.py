@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
+from hwr.errors import HwrError
 from hwr.records import LineSample
 
 log = logging.getLogger("hwr.datasets")
@@ -18,7 +19,7 @@ log = logging.getLogger("hwr.datasets")
 PathLike = Union[str, Path]
 
 
-class DatasetError(ValueError):
+class DatasetError(HwrError, ValueError):
     """A data set entry could not be used; the message reads `source:line: reason`."""
 
     def __init__(self, source: PathLike, reason: str, line_no: Optional[int] = None):

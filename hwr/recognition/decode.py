@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwr.errors import ConfigError
 from hwr.recognition.align import align_labels
 from hwr.recognition.charset import BLANK_ID, Charset
 from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens
@@ -139,10 +140,10 @@ class BeamDecoder:
                  lexicon: str | None = None, **options):
         mode = mode or ("word" if lexicon else "char")
         if mode not in MODE_DEFAULTS:
-            raise ValueError(f"unknown beam mode {mode!r}; expected 'char' or 'word'")
+            raise ConfigError(f"unknown beam mode {mode!r}; expected 'char' or 'word'")
         unknown = set(options) - set(BeamOptions.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown beam decoder options {sorted(unknown)}")
+            raise ConfigError(f"unknown beam decoder options {sorted(unknown)}")
         self.charset = charset
         self.mode = mode
         defaults = MODE_DEFAULTS[mode]
@@ -151,7 +152,7 @@ class BeamDecoder:
         self.lm_path = self._resolve("lm", lm)
         self.lexicon_path = self._resolve("lexicon", lexicon) if mode == "word" else None
         if mode == "word" and self.lexicon_path is None:
-            raise ValueError("word mode needs a lexicon")
+            raise ConfigError("word mode needs a lexicon")
         self._decoder = self._build()
 
     def _resolve(self, kind: str, value: str | None) -> str | None:
@@ -159,14 +160,14 @@ class BeamDecoder:
             if value.lower() == "none" and kind == "lm":
                 return None
             if not Path(value).is_file():
-                raise FileNotFoundError(f"{value}: {kind} file not found")
+                raise ConfigError(f"{value}: {kind} file not found")
             return str(value)
         name = DEFAULT_FILES[self.mode][kind]
         if name is None:
             return None
         path = default_lm_dir() / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: shipped {kind} file not found (pass --{kind})")
+            raise ConfigError(f"{path}: shipped {kind} file not found (pass --{kind})")
         return str(path)
 
     def _build(self):
@@ -260,10 +261,10 @@ DECODERS = {
 def make_decoder(name: str, charset: Charset, **options):
     """A decoder by name; options that are None mean "the decoder's default"."""
     if name not in DECODERS:
-        raise ValueError(f"unknown decoder {name!r}; available: {sorted(DECODERS)}")
+        raise ConfigError(f"unknown decoder {name!r}; available: {sorted(DECODERS)}")
     options = {k: v for k, v in options.items() if v is not None}
     if name == "greedy" and options:
-        raise ValueError(f"decoder options {sorted(options)} apply to beam decoders only")
+        raise ConfigError(f"decoder options {sorted(options)} apply to beam decoders only")
     return DECODERS[name](charset, **options)
 
 

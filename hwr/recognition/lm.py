@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_gzip_by_suffix
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -192,7 +193,7 @@ def prune(probs: list[dict[str, float]], raw: list[Counter], min_counts: Sequenc
     min_counts must not decrease with the order: then every kept n-gram's prefix and suffix
     have counts at least as high and are kept too, as the ARPA format requires."""
     if any(b < a for a, b in zip(min_counts, min_counts[1:])):
-        raise ValueError(f"min_counts must be non-decreasing with the order, got {list(min_counts)}")
+        raise ConfigError(f"min_counts must be non-decreasing with the order, got {list(min_counts)}")
     for n in range(1, len(probs)):
         threshold = min_counts[n] if n < len(min_counts) else min_counts[-1]
         if threshold > 1:
@@ -222,11 +223,11 @@ def backoff_weights(probs: list[dict[str, float]]) -> list[dict[str, float]]:
 def estimate(sentences: Iterable[Sequence[str]], order: int, min_counts: Sequence[int] = (1,)) -> NgramModel:
     """Estimate an interpolated modified-KN model of the given order from token sequences."""
     if order < 1:
-        raise ValueError(f"order must be >= 1, got {order}")
+        raise ConfigError(f"order must be >= 1, got {order}")
     raw, interner = count_ngrams(sentences, order)
     bos, unk = interner.encode([BOS]), interner.encode([UNK])
     if sum(raw[0].values()) <= raw[0].get(bos, 0):
-        raise ValueError("no text to estimate a language model from")
+        raise ConfigError("no text to estimate a language model from")
     probs, _ = interpolated_probs(adjusted_counts(raw, bos), bos, unk)
     prune(probs, raw, list(min_counts))
     bows = backoff_weights(probs)
@@ -257,7 +258,7 @@ def corpus_sentences(lines: Iterable[str], unit: str, charset=None) -> Iterator[
     from hwr.recognition.lexicon import char_tokens, words
 
     if unit not in ("char", "word"):
-        raise ValueError(f"unit must be 'char' or 'word', got {unit!r}")
+        raise ConfigError(f"unit must be 'char' or 'word', got {unit!r}")
     split = char_tokens if unit == "char" else words
     for line in lines:
         if charset is not None and charset.missing_chars(line):

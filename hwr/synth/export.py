@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
 from hwr.synth.config import SynthConfig
@@ -122,9 +123,9 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
                    charset: Charset | None = None) -> Path:
     """Render n lines (or n pages) of the split into out_dir; returns out_dir."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise ConfigError(f"n must be >= 0, got {n}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     charset = charset or Charset()

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from hwr.errors import ConfigError
 from hwr.recognition.model import ModelConfig, ModelError, load_model
 
 
@@ -25,7 +26,7 @@ def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, 
     normalisation. Returns the network and the last model's config, whose training summary
     names the snapshots that went in."""
     if len(directories) < 2:
-        raise ValueError("averaging needs at least two model directories")
+        raise ConfigError("averaging needs at least two model directories")
     net, config = load_model(directories[0])
     # Sum in float64 so that the order and number of snapshots do not round the mean.
     sums = {name: t.double() for name, t in net.state_dict().items() if t.is_floating_point()}

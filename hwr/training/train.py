@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hwr.errors import ConfigError
 from hwr.config_args import check_fields, setting
 from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
 from hwr.recognition.charset import Charset
@@ -109,11 +110,11 @@ def resolve_charset(spec: str, train_texts: list[str] | None) -> Charset:
         return Charset()
     if spec == "data":
         if train_texts is None:
-            raise ValueError("--charset data needs a training set with known texts (not synthetic)")
+            raise ConfigError("--charset data needs a training set with known texts (not synthetic)")
         return Charset.from_texts(train_texts)
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"{spec}: charset file not found (use ascii, data or a path)")
+        raise ConfigError(f"{spec}: charset file not found (use ascii, data or a path)")
     symbols = path.read_text(encoding="utf-8").rstrip("\n")
     return Charset(list(dict.fromkeys(symbols.replace("\n", ""))))
 
@@ -321,7 +322,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     if cfg.init_from and not resuming:  # a resumed run continues its own weights
         init_net, init_config = load_model(cfg.init_from)
         if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
-            raise ValueError(f"{cfg.init_from}: charset or architecture differs from this training run")
+            raise ConfigError(f"{cfg.init_from}: charset or architecture differs from this training run")
         load_matching_weights(net, init_net.state_dict(), cfg.init_from)
     if on_network is not None:
         on_network(net)
@@ -371,7 +372,7 @@ def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor],
     own = net.state_dict()
     shared = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if not any(v.dim() >= 2 for v in shared.values()):  # a bias or counter alone is no match
-        raise ValueError(f"{origin}: no weights match this network's layers")
+        raise ConfigError(f"{origin}: no weights match this network's layers")
     net.load_state_dict(shared, strict=False)
     fresh = sorted(k for k in own if k not in shared)
     unused = sorted(k for k in source if k not in shared)
@@ -388,7 +389,7 @@ def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None
         return
     message = f"{what} data: {report.summary()}"
     if not skip_bad:
-        raise ValueError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
+        raise ConfigError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
     log.warning("%s; those lines are skipped", message)
 
 

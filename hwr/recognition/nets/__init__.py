@@ -16,6 +16,7 @@ import importlib
 import torch
 import torch.nn as nn
 
+from hwr.errors import ConfigError
 # name -> (module, config class, network class); imported lazily so that a missing optional
 # architecture never breaks the others.
 ARCHITECTURES = {
@@ -26,7 +27,7 @@ ARCHITECTURES = {
 
 def _lookup(arch: str):
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+        raise ConfigError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     module_name, config_name, net_name = ARCHITECTURES[arch]
     module = importlib.import_module(module_name)
     return getattr(module, config_name), getattr(module, net_name)
@@ -44,7 +45,7 @@ def make_config(arch: str, preset: str | None = None, **overrides):
         if value is None:
             continue
         if key not in cls.__dataclass_fields__:
-            raise ValueError(f"{arch} has no setting {key!r}")
+            raise ConfigError(f"{arch} has no setting {key!r}")
         setattr(config, key, value)
     return config
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from hwr.errors import ConfigError
 from hwr.recognition.nets.ragged import recurrence_segments, run_in_segments, width_groups
 
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -77,7 +78,7 @@ class CRNNConfig:
     @classmethod
     def preset(cls, name: str) -> "CRNNConfig":
         if name not in cls.PRESETS:
-            raise ValueError(f"unknown crnn preset {name!r}; choose from {sorted(cls.PRESETS)}")
+            raise ConfigError(f"unknown crnn preset {name!r}; choose from {sorted(cls.PRESETS)}")
         return cls(**cls.PRESETS[name])
 
     def to_dict(self) -> dict:

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hwr.errors import ConfigError
 from hwr.recognition.nets.crnn import mask_columns
 from hwr.recognition.nets.mdlstm_layer import NUM_DIRECTIONS, MDLSTM2d
 
@@ -80,7 +81,7 @@ class MDLSTMConfig:
     @classmethod
     def preset(cls, name: str) -> "MDLSTMConfig":
         if name not in cls.PRESETS:
-            raise ValueError(f"unknown mdlstm preset {name!r}; choose from {sorted(cls.PRESETS)}")
+            raise ConfigError(f"unknown mdlstm preset {name!r}; choose from {sorted(cls.PRESETS)}")
         return cls(**cls.PRESETS[name])
 
     def to_dict(self) -> dict:

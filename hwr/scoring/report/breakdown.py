@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional
 
 from hwr.records import LineSample
+from hwr.errors import ConfigError
 
 if TYPE_CHECKING:
     from hwr.scoring.evaluate import LineResult
@@ -69,7 +70,7 @@ def read_group_table(path: str | Path) -> dict[str, str]:
         if len(parts) >= 2:
             table[parts[0].strip()] = parts[1].strip()
     if not table:
-        raise ValueError(f"{path}: no 'id subset' rows found")
+        raise ConfigError(f"{path}: no 'id subset' rows found")
     return table
 
 

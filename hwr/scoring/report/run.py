@@ -13,6 +13,7 @@ from typing import Optional
 
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError
+from hwr.errors import ConfigError
 from hwr.scoring.evaluate import EvalConfig, EvalReport, evaluate, write_lines_csv, write_report_json, write_worst_csv
 from hwr.recognition.model import Recognizer
 
@@ -54,11 +55,11 @@ def parse_splits(splits: str, dataset: Optional[str] = None) -> list[DatasetSpec
     for item in filter(None, (part.strip() for part in splits.split(","))):
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"--splits expects name=DATASET items, e.g. train=iam:/data/IAM,dev=...; got {item!r}")
+            raise ConfigError(f"--splits expects name=DATASET items, e.g. train=iam:/data/IAM,dev=...; got {item!r}")
         name, value = name.strip(), value.strip()
         specs.append(DatasetSpec(name, dataset, value) if dataset else DatasetSpec(name, value))
     if not specs:
-        raise ValueError("--splits names no data set")
+        raise ConfigError("--splits names no data set")
     return specs
 
 
@@ -66,7 +67,7 @@ def dataset_specs(cfg: EvalConfig, dataset: Optional[str]) -> list[DatasetSpec]:
     if cfg.splits:
         return parse_splits(cfg.splits, dataset)
     if not dataset:
-        raise ValueError("name a data set to score (or --splits name=DATASET,...)")
+        raise ConfigError("name a data set to score (or --splits name=DATASET,...)")
     return [DatasetSpec(dataset, dataset, cfg.split_file)]
 
 
