@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="launch N data-parallel processes on this machine through torchrun (default: 1)")
     _common(p)
 
+    from hwr.training.adapt import AdaptConfig
+
+    p = sub.add_parser("adapt", help="fine-tune a model on your own labelled lines (before/after CER)",
+                       description="Adapt a model to one collection's handwriting: hold out some lines (whole "
+                                   "pages when known), fine-tune on the rest with writer-like augmentation and "
+                                   "synthetic rehearsal lines, and write a model folder that reads the held-out "
+                                   "lines better, or the base model unchanged when it does not.")
+    p.add_argument("data", nargs="+", help="your labelled lines: folders of image + .gt.txt pairs, IAM roots, "
+                                           ".tsv manifests, PAGE XML files or folders (eScriptorium, Transkribus)")
+    add_dataclass_arguments(p, AdaptConfig)
+    _common(p)
+
     p = sub.add_parser("average", help="average the weights of several snapshots of one training run",
                        description="Write one model whose weights are the mean of the given models' (e.g. "
                                    "runs/x/snapshots/step-* from hwr train --keep-snapshots). They must share "
@@ -306,6 +318,17 @@ def cmd_average(args) -> int:
     return 0
 
 
+def cmd_adapt(args) -> int:
+    from hwr.training.adapt import AdaptConfig, adapt
+
+    cfg = build_config(AdaptConfig, args, args.config)
+    result = adapt(args.data, cfg)
+    kept = "adapted weights" if result.improved else "base model's weights (adaptation did not help)"
+    print(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {result.held_out_lines} lines "
+          f"({result.adapt_lines} adapted on, {result.minutes:.1f} min); {result.out} holds the {kept}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from hwr.ui_cli import cmd_ui as serve_ui
 
@@ -313,7 +336,7 @@ def cmd_ui(args) -> int:
 
 
 COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_average, "eval": cmd_eval,
-            "synth": cmd_synth, "lm": cmd_lm, "ui": cmd_ui}
+            "synth": cmd_synth, "lm": cmd_lm, "ui": cmd_ui, "adapt": cmd_adapt}
 
 
 def main(argv: list[str] | None = None) -> int:

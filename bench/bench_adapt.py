@@ -1,0 +1,164 @@
+"""How much `hwr adapt` helps a hand the model reads badly, and what it costs the other hands.
+
+    python bench/bench_adapt.py [--model models/hwr-en-small] [--sizes 20,50,200] [--minutes 5]
+                                [--writer auto] [--threads 2] [--json out.json]
+
+"Writers" no model here was trained on: each validation font of the synthetic engine
+(hwr.synth.fonts.VALIDATION_FONTS), its lines written through LineSynthesizer's write path
+with one font, so each line still varies (size, slant, spacing, warp, pen, paper) as one
+person's lines do; and real held-out MNIST digits (the synthetic engine's "val" digits).
+
+1. Score the model on `--probe` lines of every validation font; the worst is the writer to
+   adapt to (unless --writer names one).
+2. For each adaptation size N: write N lines of that writer (distinct from its test lines),
+   run `hwr.training.adapt.adapt` with a wall-clock budget of --minutes, and score the
+   result on --test unseen lines of the writer ("target") and on lines of the other
+   validation fonts plus real digit strings ("others": forgetting).
+
+Reports CER before/after for each, wall minutes, and whether the issue-20 target holds at 50
+lines: target CER at least halved within 5 minutes, others up by at most 10% relative. Wall
+minutes depend on what else runs on the machine: report the load beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hwr.datasets.synthetic import digit_string_lines
+from hwr.recognition.model import Recognizer
+from hwr.records import LineSample
+from hwr.scoring.metrics import ErrorCounts
+from hwr.synth import augment
+from hwr.synth.config import SynthConfig
+from hwr.synth.fonts import VALIDATION_FONTS
+from hwr.synth.synthesizer import LineSynthesizer
+from hwr.training.adapt import AdaptConfig, adapt
+
+# Running text of every kind but "digits" (those are MNIST digits, not the writer's font).
+TEXT_KINDS = tuple(k for k in SynthConfig().kind_weights if k != "digits")
+TEST_SEED, ADAPT_SEED = 101, 202  # separate seeds: test lines never appear among adaptation lines
+
+
+def writer_lines(font: str, n: int, seed: int) -> list[LineSample]:
+    """n lines in one validation font, each drawn with the engine's per-line variation.
+    Lines whose text the font cannot write (the engine would switch fonts) are skipped."""
+    synth = LineSynthesizer(split="val", seed=seed, kinds=TEXT_KINDS)
+    cfg = synth.config
+    lines, index = [], 0
+    while len(lines) < n:
+        rng = synth.rng(index)
+        index += 1
+        ink = synth.write_line(rng, font=font)
+        if ink.font != font or not ink.text.strip():
+            continue
+        ink, _ = augment.crop_with_margins(ink, rng, cfg)
+        paper, level = augment.make_paper(ink.ink.shape, rng, cfg)
+        gray, _ = augment.apply_ink(paper, level, ink.ink, rng, cfg)
+        image = augment.scan(gray, rng, cfg)
+        lines.append(LineSample(f"{font}-{seed}-{index:05d}", ink.text, image, {"font": font}))
+    return lines
+
+
+def other_hands(exclude: str, per_font: int, digits: int) -> list[LineSample]:
+    """Lines of the other validation fonts and real held-out digit strings."""
+    lines = [s for font in VALIDATION_FONTS if font != exclude for s in writer_lines(font, per_font, TEST_SEED)]
+    ds = digit_string_lines(digits, split="val", seed=TEST_SEED)
+    return lines + [ds[i] for i in range(digits)]
+
+
+def cer_of(model: Path, lines: list[LineSample]) -> float:
+    recognizer = Recognizer.load(model, device="cpu")
+    counts = ErrorCounts()
+    for line, rec in zip(lines, recognizer.recognize([s.image for s in lines], batch_size=16)):
+        counts.add(line.text, rec.text)
+    return counts.cer
+
+
+def worst_writer(model: Path, probe: int) -> tuple[str, dict[str, float]]:
+    cers = {font: cer_of(model, writer_lines(font, probe, TEST_SEED)) for font in VALIDATION_FONTS}
+    return max(cers, key=cers.get), cers
+
+
+def write_pairs(lines: list[LineSample], folder: Path) -> Path:
+    """The adaptation lines as a user would hand them over: image + .gt.txt pairs."""
+    folder.mkdir(parents=True)
+    for i, line in enumerate(lines):
+        Image.fromarray(np.asarray(line.image)).save(folder / f"line-{i:04d}.png")
+        (folder / f"line-{i:04d}.gt.txt").write_text(line.text + "\n", encoding="utf-8")
+    return folder
+
+
+def run_size(model: Path, writer: str, size: int, target: list[LineSample], others: list[LineSample],
+             before: tuple[float, float], args, work: Path) -> dict:
+    data = write_pairs(writer_lines(writer, size, ADAPT_SEED), work / f"lines-{size}")
+    out = work / f"adapted-{size}"
+    cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
+                      workers=args.workers, seed=args.seed)
+    start = time.monotonic()
+    result = adapt([str(data)], cfg)
+    wall = (time.monotonic() - start) / 60
+    load = os.getloadavg()[0]
+    row = {"lines": size, "minutes": round(wall, 2), "load_avg_1min": round(load, 2), "steps": result.steps,
+           "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
+           "adapted_kept": result.improved,
+           "target_before": round(before[0], 4), "target_after": round(cer_of(out, target), 4),
+           "others_before": round(before[1], 4), "others_after": round(cer_of(out, others), 4)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/hwr-en-small")
+    parser.add_argument("--sizes", default="20,50,200", help="adaptation line counts, comma-separated")
+    parser.add_argument("--minutes", type=float, default=5.0, help="budget of each adapt run")
+    parser.add_argument("--writer", default="auto", help="validation font to adapt to; auto: the worst read")
+    parser.add_argument("--probe", type=int, default=40, help="lines per font to find the worst")
+    parser.add_argument("--test", type=int, default=120, help="unseen lines of the writer to score")
+    parser.add_argument("--others", type=int, default=25, help="lines of each other font (and 2x digit lines)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (2: the 2-core laptop)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = Path(args.model)
+
+    if args.writer == "auto":
+        writer, probe = worst_writer(model, args.probe)
+        print("CER by validation font:", json.dumps({k: round(v, 4) for k, v in probe.items()}), flush=True)
+    else:
+        writer, probe = args.writer, {}
+    target = writer_lines(writer, args.test, TEST_SEED + 1)
+    others = other_hands(writer, args.others, 2 * args.others)
+    before = (cer_of(model, target), cer_of(model, others))
+    print(f"writer {writer}: target CER {before[0]:.4f} on {len(target)} lines, others {before[1]:.4f} on "
+          f"{len(others)} lines", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-adapt-"))
+    try:
+        rows = [run_size(model, writer, int(n), target, others, before, args, work) for n in args.sizes.split(",")]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        halved = row["target_after"] <= row["target_before"] / 2
+        forgot = row["others_after"] / max(row["others_before"], 1e-9) - 1
+        print(f"{row['lines']:4d} lines: target {row['target_before']:.2%} -> {row['target_after']:.2%} "
+              f"({'halved' if halved else 'not halved'}), others {row['others_before']:.2%} -> "
+              f"{row['others_after']:.2%} ({forgot:+.0%} rel.), {row['minutes']:.1f} min wall "
+              f"(load {row['load_avg_1min']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": str(model), "writer": writer, "probe": probe,
+                                               "rows": rows}, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

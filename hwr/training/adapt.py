@@ -1,0 +1,327 @@
+"""`hwr adapt`: fine-tune a model on a user's own labelled lines, with honest before/after CER.
+
+The loop archivists run with kraken/eScriptorium or Transkribus: transcribe a page or two of
+one collection, train on it, read the rest with the adapted model. Here:
+
+- the lines are split into adapt/held-out (whole pages when known; `adapt_data.split_lines`);
+- training is `hwr.training.train.train` started from the base model's weights, on the
+  user's lines with writer-like augmentation mixed with synthetic rehearsal lines, with an
+  LR and step budget chosen from the data size and early stopping on the held-out CER;
+- the held-out CER is measured through `Recognizer` before and after, and the adapted
+  weights are kept only when they read the held-out lines better: never a worse model;
+- the output is a complete model directory (weights, config.json, MODEL_CARD.md,
+  adapt-history.jsonl) that `--model DIR`, `Recognizer.load(DIR)` and the UI accept.
+
+Not tested here: recognition gains (bench/bench_adapt.py measures them).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from hwr.config_args import check_fields, setting
+from hwr.errors import ConfigError
+from hwr.fileio import atomic_write_text
+from hwr.recognition.imaging import NormalizeConfig
+from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, ModelError, Recognizer, \
+    default_model_dir, read_model_config
+from hwr.records import LineSample
+from hwr.scoring.metrics import ErrorCounts
+from hwr.training.adapt_data import AdaptLines, Split, check_charset, lines_fingerprint, loaded, split_lines
+
+log = logging.getLogger("hwr.training.adapt")
+
+MODEL_CARD_FILE = "MODEL_CARD.md"
+HISTORY_FILE = "adapt-history.jsonl"
+RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
+TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-memory data sets
+
+
+@dataclass
+class AdaptConfig:
+    """Settings of `hwr adapt`; defaults fit a 2-core laptop CPU (useful in 5 minutes)."""
+
+    model: str | None = setting(
+        None, help="base model: a folder, or the name of a model in models/ (default: the shipped one)")
+    out: str = setting(
+        "adapted-model", help="model folder to write (weights, config.json, MODEL_CARD.md, adapt-history.jsonl)")
+    minutes: float = setting(5.0, help="wall-clock budget of the whole run, evaluation included")
+    held_out: float = setting(0.2, help="share of the lines held out to measure before/after CER and stop early")
+    min_held_out: int = setting(4, help="hold out at least this many lines")
+    rehearsal: float = setting(
+        0.3, help="share of each batch drawn from synthetic lines, so other hands are not forgotten")
+    augment: float = setting(
+        0.8, help="share of the user's lines shown with writer-like distortion (the rest as written)")
+    lr: float | None = setting(None, help="peak learning rate; default from the data size")
+    max_steps: int | None = setting(
+        None, help="training steps at most; default from the data size (the minutes cap it too)")
+    batch_size: int = setting(16, help="lines per training step")
+    val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
+    patience: int = setting(5, help="stop after this many held-out evaluations without improvement (0: never)")
+    freeze_conv: bool = setting(
+        False, help="train only the recurrent and output layers (keeps the stroke features; for very few lines)")
+    seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
+    device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
+    threads: int = setting(0, help="torch CPU threads; 0: torch's default")
+    workers: int = setting(1, help="processes that prepare training lines beside the training process")
+    skip_bad: bool = setting(
+        False, help="leave out unreadable lines and lines with characters the model cannot write")
+    overwrite: bool = setting(False, help="replace an existing model in --out")
+
+    def __post_init__(self):
+        check_fields(self)
+        for name, value, top in (("held-out", self.held_out, 0.9), ("rehearsal", self.rehearsal, 0.9),
+                                 ("augment", self.augment, 1.0)):
+            if not 0.0 <= value <= top:
+                raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
+        if self.minutes <= 0:
+            raise ConfigError(f"--minutes must be positive, got {self.minutes}")
+        if self.batch_size < 1 or self.min_held_out < 1:
+            raise ConfigError("--batch-size and --min-held-out must be at least 1")
+
+
+@dataclass
+class Budget:
+    """Steps, learning rate and evaluation rhythm for a number of adaptation lines."""
+
+    max_steps: int
+    lr: float
+    val_every: int
+    warmup_steps: int
+
+
+def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
+    """Few lines: more passes over each (each pass is a new distortion of it), a gentler LR so
+    the model does not learn the lines by heart; more lines: fewer passes, the base LR of a
+    fine-tune. The minutes cap the run whatever the budget says."""
+    real_per_step = max(1.0, cfg.batch_size * (1.0 - cfg.rehearsal))
+    passes = min(80.0, max(20.0, 1600.0 / lines))
+    steps = cfg.max_steps or int(min(3000, max(100, math.ceil(lines * passes / real_per_step))))
+    lr = cfg.lr or (3e-4 if lines < 40 else 5e-4)
+    val_every = cfg.val_every or max(10, min(50, steps // 15))
+    return Budget(steps, lr, val_every, warmup_steps=min(30, max(1, steps // 10)))
+
+
+@dataclass
+class AdaptResult:
+    out: Path
+    base: str
+    before_cer: float
+    after_cer: float  # the adapted weights' held-out CER (also when they were not kept)
+    improved: bool  # True: the output holds the adapted weights; False: the base model's
+    adapt_lines: int
+    held_out_lines: int
+    split_by: str
+    steps: int
+    minutes: float
+    history: list[dict]
+
+    @property
+    def shipped_cer(self) -> float:
+        return self.after_cer if self.improved else self.before_cer
+
+
+def resolve_model(name_or_dir: str | None) -> Path:
+    """A model folder from a path or a model name under models/ (default: the shipped one)."""
+    if not name_or_dir:
+        return default_model_dir()
+    path = Path(name_or_dir)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    from hwr.assets import models_dir
+
+    named = models_dir() / name_or_dir
+    if (named / CONFIG_FILE).is_file():
+        return named
+    raise ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
+
+
+def open_lines(specs: list[str], skip_bad: bool) -> list[LineSample]:
+    """Every line of every data set named (pairs, IAM, manifest, PAGE XML), pixels loaded."""
+    from hwr.datasets import open_dataset
+
+    if not specs:
+        raise ConfigError("no data given: name folders or files of labelled lines")
+    sets = []
+    for spec in specs:
+        if str(spec).startswith("synth:"):
+            raise ConfigError(f"{spec}: adapt learns from your own labelled lines, not synthetic ones")
+        sets.append(open_dataset(spec, skip_bad=skip_bad))
+    samples = [s for lines in sets for s in lines]
+    if len({s.id for s in samples}) != len(samples):
+        # Two data sets may both hold "page1/l001": keep them apart (and their pages too).
+        samples = [LineSample(f"{k}:{s.id}", s.text, s.image, {**s.meta, **_prefixed_group(k, s)})
+                   for k, lines in enumerate(sets) for s in lines]
+    return loaded(samples)
+
+
+def _prefixed_group(k: int, sample: LineSample) -> dict:
+    return {name: f"{k}:{sample.meta[name]}" for name in ("page", "form") if sample.meta.get(name)}
+
+
+def held_out_counts(recognizer: Recognizer, samples: list[LineSample], batch_size: int = 16) -> ErrorCounts:
+    """Greedy CER of the lines through the recognizer's own preprocessing and decoding."""
+    counts = ErrorCounts()
+    for sample, rec in zip(samples, recognizer.recognize([s.image for s in samples], batch_size)):
+        counts.add(sample.text, rec.text)
+    return counts
+
+
+def freeze_conv_layers(net: torch.nn.Module) -> int:
+    """Stop training the convolutional feature extractor (and its normalisation); returns the
+    number of tensors frozen. With a handful of lines the recurrent layers adapt to a hand's
+    letter sequences while the generic stroke features stay as trained on many hands."""
+    frozen = 0
+    for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+            for p in module.parameters():
+                p.requires_grad_(False)
+                frozen += 1
+    if not frozen:
+        log.warning("--freeze-conv: this network has no convolutional layers; everything trains")
+    return frozen
+
+
+def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
+    """Fine-tune cfg.model on the labelled lines of `data` (data set specs); write cfg.out.
+
+    on_progress(dict) is called with {"phase", ...} updates (the UI draws them); training
+    progress is also in <out>/.adapt-run/history.jsonl while it runs.
+    """
+    start = time.monotonic()
+    base_dir = resolve_model(cfg.model)
+    base_config = read_model_config(base_dir)
+    out = Path(cfg.out)
+    _check_out(out, base_dir, cfg.overwrite)
+    notify = on_progress or (lambda update: None)
+
+    from hwr.recognition.charset import Charset
+
+    charset = Charset(base_config.charset)
+    lines = check_charset(open_lines(data, cfg.skip_bad), charset, cfg.skip_bad)
+    split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
+    log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
+             split.by)
+    base = Recognizer.load(base_dir, device=cfg.device)
+    before = held_out_counts(base, split.held_out).cer
+    log.info("held-out CER of %s: %.4f", base_dir.name, before)
+    notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
+            "held_out_lines": len(split.held_out), "split_by": split.by})
+
+    run_dir = out / RUN_DIR
+    shutil.rmtree(run_dir, ignore_errors=True)
+    budget = budget_for(len(split.adapt), cfg)
+    # Leave time for the after-measurement and writing the model (a few seconds).
+    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - 0.15)
+    state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg)
+
+    adapted = Recognizer.load(run_dir / "best", device=cfg.device)
+    after = held_out_counts(adapted, split.held_out).cer
+    improved = after < before
+    minutes = (time.monotonic() - start) / 60
+    result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
+                         split.by, state.step, minutes, state.history)
+    _write_model(out, base_dir, base_config, run_dir / "best" if improved else base_dir, result, budget, cfg,
+                 lines_fingerprint(lines))
+    if not improved:
+        log.warning("the adapted model reads the held-out lines no better (CER %.4f vs %.4f): %s keeps the base "
+                    "model's weights", after, before, out)
+    notify({"phase": "done", **_summary(result)})
+    return result
+
+
+def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
+    if out.resolve() == base_dir.resolve():
+        raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
+    if out.exists() and any(p.name != RUN_DIR for p in out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
+
+
+def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
+           cfg: AdaptConfig):
+    from hwr.recognition.charset import Charset
+    from hwr.training.train import TrainConfig, train
+
+    norm = NormalizeConfig.from_dict(base_config.normalize)
+    if norm != NormalizeConfig(line_height=norm.line_height):
+        raise ModelError(f"{base_dir}: the model normalises lines unlike hwr train's defaults; adapt cannot "
+                         "train it consistently")
+    charset = Charset(base_config.charset)
+    charset_spec = "ascii" if charset.symbols == Charset().symbols else str(_write_symbols(run_dir, charset))
+    size = budget.max_steps * cfg.batch_size * 2  # more than any run draws: no index repeats
+    datasets = {TRAIN_SPEC: AdaptLines(split.adapt, size, cfg.rehearsal, cfg.augment, cfg.seed, charset),
+                HELD_OUT_SPEC: split.held_out}
+    train_cfg = TrainConfig(
+        train=TRAIN_SPEC, val=HELD_OUT_SPEC, out=str(run_dir), arch=base_config.arch, preset=None,
+        net_options=dict(base_config.net), charset=charset_spec, batch_size=cfg.batch_size, lr=budget.lr,
+        warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
+        val_every=budget.val_every, val_batch_size=32, patience=cfg.patience, seed=cfg.seed, workers=cfg.workers,
+        device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
+    on_network = freeze_conv_layers if cfg.freeze_conv else None
+    return train(train_cfg, datasets=datasets, on_network=on_network)
+
+
+def _write_symbols(run_dir: Path, charset) -> Path:
+    path = run_dir / "charset.txt"
+    atomic_write_text(path, "".join(charset.symbols))
+    return path
+
+
+def _summary(result: AdaptResult) -> dict:
+    return {"base_model": result.base, "before_cer": round(result.before_cer, 5),
+            "after_cer": round(result.after_cer, 5), "adapted_weights_kept": result.improved,
+            "adapt_lines": result.adapt_lines, "held_out_lines": result.held_out_lines, "split_by": result.split_by,
+            "steps": result.steps, "minutes": round(result.minutes, 2)}
+
+
+def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_from: Path, result: AdaptResult,
+                 budget: Budget, cfg: AdaptConfig, fingerprint: str) -> None:
+    """The output folder as a complete model: weights (adapted or base), the base's config
+    with this run in `training`, the card, and the held-out curve."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS_FILE}.tmp"
+    shutil.copyfile(weights_from / WEIGHTS_FILE, tmp)
+    tmp.replace(out / WEIGHTS_FILE)
+    training = {"adapted": {**_summary(result), "data_fingerprint": fingerprint, "lr": budget.lr,
+                            "max_steps": budget.max_steps, "settings": asdict(cfg)},
+                "val_cer": result.shipped_cer, "val_lines": result.held_out_lines,
+                "base_training": base_config.training}
+    config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
+    atomic_write_text(out / CONFIG_FILE, config.to_json())
+    atomic_write_text(out / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
+    atomic_write_text(out / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
+    shutil.rmtree(out / RUN_DIR, ignore_errors=True)
+
+
+def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
+    kept = ("the adapted weights (they read the held-out lines better)" if r.improved else
+            "**the base model's weights unchanged**: the adapted ones did not read the held-out lines better")
+    return f"""# {name}
+
+`{base_dir.name}` adapted to one collection's handwriting with `hwr adapt`.
+
+| | held-out CER |
+|---|---|
+| base model `{base_dir.name}` (before) | {r.before_cer:.2%} |
+| adapted (after) | {r.after_cer:.2%} |
+
+This folder holds {kept}.
+
+- Base model: `{base_dir}`
+- Data: {r.adapt_lines + r.held_out_lines} labelled lines; {r.adapt_lines} adapted on, {r.held_out_lines} held out \
+(split by {r.split_by}{", whole pages held out" if r.split_by == "page" else ""}).
+- Training: {r.steps} steps in {r.minutes:.1f} minutes (budget {cfg.minutes:g}), peak LR {budget.lr:g}, batches of \
+{cfg.batch_size} lines with {cfg.rehearsal:.0%} synthetic rehearsal lines, {cfg.augment:.0%} of the user's lines \
+distorted like a writer's (slant, rotation, elastic warp, pen width), conv layers \
+{"frozen" if cfg.freeze_conv else "trained"}; seed {cfg.seed}.
+- Caveat: the held-out lines also chose the stopping step, so the after figure is slightly optimistic; \
+with few held-out lines it is also noisy. Score the model on pages it has not seen (`hwr eval`) before relying on it.
+- The held-out CER at each evaluation is in `{HISTORY_FILE}`; the base model's own card describes its training data.
+"""

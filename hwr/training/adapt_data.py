@@ -1,0 +1,185 @@
+"""The user's lines for `hwr adapt`: the adapt/held-out split, writer-like augmentation of real
+crops, and the training stream that mixes them with synthetic rehearsal lines.
+
+Not tested here: how much each augmentation helps (bench/bench_adapt.py measures the whole).
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, replace
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from hwr.errors import ConfigError
+from hwr.recognition.charset import Charset
+from hwr.recognition.imaging import load_gray
+from hwr.records import LineSample
+from hwr.synth import augment
+from hwr.synth.config import SynthConfig
+from hwr.synth.render import InkLine
+
+# Which metadata field says which page or form a line came from, by reader: PAGE XML gives
+# `page`, IAM `form`; pairs in sub-folders carry the folder in their id ("page-3/l004").
+GROUP_FIELDS = ("page", "form")
+
+
+def line_group(sample: LineSample) -> str | None:
+    """The page or form a line belongs to, when the data says so."""
+    for name in GROUP_FIELDS:
+        if sample.meta.get(name):
+            return str(sample.meta[name])
+    folder, sep, _ = sample.id.rpartition("/")
+    return folder if sep else None
+
+
+@dataclass
+class Split:
+    adapt: list[LineSample]
+    held_out: list[LineSample]
+    by: str  # "page" (whole pages or forms held out) or "line" (random lines)
+
+
+def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: int, seed: int) -> Split:
+    """Hold out whole pages (or forms) when the lines say which page they come from, so the
+    held-out CER measures pages the model has not seen; otherwise random lines.
+
+    Deterministic for a seed and independent of the input order (lines are sorted by id
+    first). Falls back to lines when one page holds them all, or when whole pages would
+    hold out more than twice the wanted share.
+    """
+    if len(samples) < min_held_out + 2:
+        raise ConfigError(f"adaptation needs at least {min_held_out + 2} labelled lines, got {len(samples)}")
+    ordered = sorted(samples, key=lambda s: s.id)
+    wanted = max(min_held_out, round(held_out_share * len(ordered)))
+    groups: dict[str, list[LineSample]] = {}
+    for sample in ordered:
+        groups.setdefault(line_group(sample) or "", []).append(sample)
+    if "" not in groups and len(groups) >= 2:
+        names = sorted(groups)
+        random.Random(seed).shuffle(names)
+        chosen: set[str] = set()
+        for name in names:
+            if sum(len(groups[n]) for n in chosen) >= wanted:
+                break
+            chosen.add(name)
+        taken = sum(len(groups[n]) for n in chosen)
+        if taken <= 2 * wanted and taken <= len(ordered) - 2:
+            return Split([s for s in ordered if line_group(s) not in chosen],
+                         [s for s in ordered if line_group(s) in chosen], "page")
+    picked = set(random.Random(seed).sample(range(len(ordered)), wanted))
+    return Split([s for i, s in enumerate(ordered) if i not in picked],
+                 [s for i, s in enumerate(ordered) if i in picked], "line")
+
+
+def loaded(samples: list[LineSample]) -> list[LineSample]:
+    """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
+    step, so each file is decoded once, not once per use."""
+    return [replace(s, image=load_gray(s.image)) for s in samples]
+
+
+def check_charset(samples: list[LineSample], charset: Charset, skip_bad: bool) -> list[LineSample]:
+    """Lines the base model can learn: its charset is fixed, so a line with other characters
+    would teach it nothing right (raise, or drop them with skip_bad)."""
+    report = charset.coverage((s.id, s.text) for s in samples)
+    if report.ok:
+        return samples
+    if not skip_bad:
+        raise ConfigError(f"the base model cannot write every character of these lines: {report.summary()} "
+                         "(use --skip-bad to leave those lines out)")
+    return [s for s in samples if charset.coverage([(s.id, s.text)]).ok]
+
+
+# --- augmentation of real crops -----------------------------------------------------------
+
+def real_line_config() -> SynthConfig:
+    """The synthetic engine's writer geometry, centred on the writer's own hand: a real line
+    already has its writer's slant, so it varies around it (mean 0) and less than a font's."""
+    return replace(SynthConfig(), slant_mean=0.0, slant_std=0.07, slant_max=0.25, rotation_std_deg=0.8,
+                   rotation_max_deg=2.0, elastic_prob=0.8, elastic_amplitude_range=(0.02, 0.07),
+                   thicken_prob=0.25, thin_prob=0.2, stain_prob=0.0, ruled_prob=0.0)
+
+
+def ink_of(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Ink coverage (uint8, 0 = paper) of a dark-on-light line, with its paper and ink levels."""
+    g = gray.astype(np.float32)
+    paper = float(np.percentile(g, 70))  # most of a line crop is paper
+    ink = float(min(np.percentile(g, 1), paper - 40.0))
+    coverage = np.clip((paper - g) / max(paper - ink, 1.0), 0.0, 1.0)
+    coverage[coverage < 0.15] = 0.0  # paper texture is not ink: warping it would smear it
+    return (coverage * 255).astype(np.uint8), paper, ink
+
+
+def core_band(coverage: np.ndarray) -> tuple[float, float]:
+    """(x-height, baseline y) from the row profile: the rows where most of the ink sits."""
+    rows = np.count_nonzero(coverage > 127, axis=1).astype(np.float32)
+    h = coverage.shape[0]
+    if rows.max() <= 0:
+        return 0.4 * h, 0.75 * h
+    dense = np.flatnonzero(rows >= 0.4 * rows.max())
+    x_height = float(np.clip(dense[-1] - dense[0] + 1, 0.15 * h, 0.8 * h))
+    return x_height, float(dense[-1])
+
+
+def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """One writer-like variant of a real line crop: pen width, slant, rotation and elastic
+    warp from the synthetic engine, then paper, pen and scan. The letter shapes stay the
+    writer's; the variation stands in for the lines the writer did not write."""
+    coverage, _, _ = ink_of(gray)
+    if not coverage.any():
+        return gray
+    x_height, baseline_y = core_band(coverage)
+    w = coverage.shape[1]
+    line = InkLine(ink=coverage, baseline=[(0.0, baseline_y), (float(w), baseline_y)], x_height=x_height,
+                   text="", font="real", kind="real", scale=float(rng.uniform(0.85, 1.15)))
+    line.ink = augment.adjust_stroke_width(line.ink, rng, cfg)
+    line = augment.warp_line(line, rng, cfg)
+    line, _ = augment.crop_with_margins(line, rng, cfg)
+    paper, level = augment.make_paper(line.ink.shape, rng, cfg)
+    ink_gray, _ = augment.apply_ink(paper, level, line.ink, rng, cfg)
+    return augment.scan(ink_gray, rng, cfg)
+
+
+class AdaptLines(Dataset):
+    """The training stream: `size` lines, each a pure function of (seed, index) - a synthetic
+    rehearsal line with probability `rehearsal`, else one of the user's lines, augmented with
+    probability `augment_prob` (a share stays as written, so the model also sees the real
+    paper and pen).
+
+    Rehearsal (replaying the base model's kind of data, as in continual learning) keeps the
+    model reading other hands and text while it learns this one.
+    """
+
+    def __init__(self, lines: list[LineSample], size: int, rehearsal: float, augment_prob: float, seed: int,
+                 charset: Charset, synth_split: str = "train"):
+        if not lines:
+            raise ValueError("no lines to adapt on")
+        self.lines, self.size, self.rehearsal, self.augment_prob, self.seed = lines, size, rehearsal, augment_prob, seed
+        self.config = real_line_config()
+        self.synthetic = None
+        if rehearsal > 0:
+            from hwr.datasets.synthetic import SyntheticLines
+
+            self.synthetic = SyntheticLines(size, split=synth_split, charset=charset, seed=seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> LineSample:
+        rng = np.random.default_rng([self.seed, 20, int(index)])
+        if self.synthetic is not None and rng.random() < self.rehearsal:
+            return self.synthetic[index]
+        line = self.lines[int(rng.integers(len(self.lines)))]
+        if rng.random() >= self.augment_prob:
+            return line
+        image = augment_real_line(line.image, rng, self.config)
+        return LineSample(id=f"{line.id}#aug{index}", text=line.text, image=image, meta=line.meta)
+
+
+def lines_fingerprint(samples: list[LineSample]) -> str:
+    """A short digest of the lines' ids and texts: names the data a model was adapted on."""
+    digest = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s.id):
+        digest.update(f"{s.id}\t{s.text}\n".encode("utf-8"))
+    return digest.hexdigest()[:12]
