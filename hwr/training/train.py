@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -290,43 +290,112 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass
+class TrainingRun:
+    """One training run's state, built once by `_train` and handed to each step of the loop:
+    the network (DDP-wrapped under torchrun) and its saved config, the optimizer, LR schedule
+    and loss scaler, the data, the progress (`state`), and where and in which process it runs."""
+
+    cfg: TrainConfig
+    net: torch.nn.Module
+    model_config: ModelConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: LRSchedule
+    scaler: torch.amp.GradScaler
+    state: TrainerState
+    device: torch.device
+    amp: bool
+    out: Path
+    ctx: DistContext
+    train_loader: DataLoader | None = None
+    val_loader: DataLoader | None = None
+    running_loss: float | None = None  # exponential moving average of the training loss
+    skipped: list[str] = field(default_factory=list)  # bad training lines (--skip-bad), for the final report
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network itself, without its DDP wrapper: what is saved and validated."""
+        return unwrap(self.net)
+
+    def save_last(self) -> None:
+        """<out>/last: the weights and everything --resume needs."""
+        save_checkpoint(self.out / "last", self.model, self.model_config, self.optimizer, self.scheduler,
+                        self.scaler, self.state)
+
+
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None):
-    amp = cfg.amp and device.type == "cuda"
+    """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
+    out = _prepare_output(cfg, ctx)
+    train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
+    val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
+    resuming = cfg.resume and (out / "last" / CONFIG_FILE).exists()
+    net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
+    charset = Charset(model_config.charset)
+    check_coverage(charset, train_set, "training", cfg.skip_bad)
+    check_coverage(charset, val_set, "validation", cfg.skip_bad)
+    net = _place(net, device)
+    if cfg.init_from and not resuming:  # a resumed run continues its own weights
+        _init_from(net, model_config, cfg.init_from)
+    if on_network is not None:
+        on_network(net)
+    run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
+    run.net = _distribute(net, cfg, device, ctx)
+    norm = NormalizeConfig.from_dict(model_config.normalize)
+    run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
+    run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
+    try:
+        run_loop(run)
+    except BaseException:
+        # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
+        if ctx.is_main:
+            run.save_last()
+            log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
+        raise
+    return run.state, run.net
+
+
+def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path:
     torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     else:
         log.setLevel(logging.WARNING)
+    return out
 
-    train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
-    val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
-    resuming = cfg.resume and (out / "last" / CONFIG_FILE).exists()
-    if resuming:
-        # The saved run decides the network (arch, preset, charset), not this command line's flags.
-        net, model_config = load_model(out / "last")
-        net.train()
-        charset = Charset(model_config.charset)
-    else:
-        charset = resolve_charset(cfg.charset, _texts_of(train_set))
-        model_config, net_config = build_model_config(cfg, charset)
-        net = build_network(cfg.arch, net_config, len(charset))
-    check_coverage(charset, train_set, "training", cfg.skip_bad)
-    check_coverage(charset, val_set, "validation", cfg.skip_bad)
 
+def _resumed_network(out: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    """<out>/last's network: the saved run decides arch, preset and charset, not this command line."""
+    net, model_config = load_model(out / "last")
+    return net.train(), model_config
+
+
+def _new_network(cfg: TrainConfig, train_set) -> tuple[torch.nn.Module, ModelConfig]:
+    charset = resolve_charset(cfg.charset, _texts_of(train_set))
+    model_config, net_config = build_model_config(cfg, charset)
+    return build_network(cfg.arch, net_config, len(charset)), model_config
+
+
+def _place(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     net = net.to(device)
     if device.type == "cpu":
         # Conv weights in the NHWC layout the CPU kernels use (see CRNN.forward): ~10% faster
         # training; parameters keep their identity, and checkpoints are saved contiguous.
         net.to(memory_format=torch.channels_last)
-    if cfg.init_from and not resuming:  # a resumed run continues its own weights
-        init_net, init_config = load_model(cfg.init_from)
-        if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
-            raise ConfigError(f"{cfg.init_from}: charset or architecture differs from this training run")
-        load_matching_weights(net, init_net.state_dict(), cfg.init_from)
-    if on_network is not None:
-        on_network(net)
-    norm = NormalizeConfig.from_dict(model_config.normalize)
+    return net
+
+
+def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> None:
+    init_net, init_config = load_model(source)
+    if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
+        raise ConfigError(f"{source}: charset or architecture differs from this training run")
+    load_matching_weights(net, init_net.state_dict(), source)
+
+
+def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Path, ctx: DistContext,
+               resuming: bool) -> TrainingRun:
+    """Optimizer, LR schedule and loss scaler for `net`, restored from <out>/last when resuming."""
+    amp = cfg.amp and device.type == "cuda"
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
     scheduler = LRSchedule(optimizer, cfg, state)
@@ -337,27 +406,21 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         log.info("resumed from %s at step %d", out / "last", state.step)
     elif cfg.resume:
         log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
-
     model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net), "processes": ctx.world_size}
     log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", model_config.arch, cfg.preset or "default",
              count_parameters(net), device, amp, ctx.world_size)
-    if ctx.enabled:
-        if cfg.sync_batchnorm and device.type == "cuda":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        elif cfg.sync_batchnorm:
-            log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
-    val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
-    try:
-        run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out, ctx)
-    except BaseException:
-        # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
-        if ctx.is_main:
-            save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
-            log.error("training interrupted at step %d; state saved to %s (use --resume)", state.step, out / "last")
-        raise
-    return state, net
+    return TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, amp, out, ctx)
+
+
+def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ctx: DistContext) -> torch.nn.Module:
+    """Under torchrun: DDP (with SyncBatchNorm when asked, on CUDA); otherwise the net as is."""
+    if not ctx.enabled:
+        return net
+    if cfg.sync_batchnorm and device.type == "cuda":
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    elif cfg.sync_batchnorm:
+        log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> None:
@@ -398,44 +461,30 @@ def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, sc
     save_trainer_state(directory, optimizer, scheduler, scaler, state)
 
 
-def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_loader, val_loader, device, amp, out,
-             ctx: DistContext = DistContext()):
-    net.train()
+def run_loop(run: TrainingRun) -> None:
+    """Train until --max-steps, --max-minutes or early stopping, validating every --val-every steps."""
+    cfg, state, ctx = run.cfg, run.state, run.ctx
+    run.net.train()
     start = time.monotonic() - state.elapsed_seconds
-    history_file = (out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
+    history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
                disable=None if ctx.is_main else True, dynamic_ncols=True)
-    skipped: list[str] = []
-    running_loss = None
     done = False
     while not done:
-        train_loader.batch_sampler.set_epoch(state.epoch)
-        for batch in training_batches(train_loader, cfg.seed + state.epoch):
-            skipped.extend(batch.errors)
+        run.train_loader.batch_sampler.set_epoch(state.epoch)
+        for batch in training_batches(run.train_loader, cfg.seed + state.epoch):
+            run.skipped.extend(batch.errors)
             if len(batch) == 0:
                 continue
-            loss = ctc_loss(net, batch, device, amp)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            state.step += 1
-            loss_value = loss.item()
-            running_loss = loss_value if running_loss is None else 0.95 * running_loss + 0.05 * loss_value
+            train_step(run, batch)
             bar.update(1)
-            bar.set_postfix(loss=f"{running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
+            bar.set_postfix(loss=f"{run.running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
             if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
-                log.info("step %d: loss %.3f, %.1f min", state.step, running_loss, (time.monotonic() - start) / 60)
+                log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss, (time.monotonic() - start) / 60)
             state.elapsed_seconds = time.monotonic() - start
-            # Every rank must agree to stop at the same step, or the others hang in all-reduce.
-            out_of_time = cfg.max_minutes > 0 and all_reduce_sums(
-                [state.elapsed_seconds > cfg.max_minutes * 60], ctx)[0] > 0
+            out_of_time = _out_of_time(run)
             if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
-                stop = evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler,
-                                         val_loader, device, out, running_loss, history_file, ctx)
+                stop = evaluate_and_save(run, history_file)
                 if stop or state.step >= cfg.max_steps or out_of_time:
                     done = True
                     break
@@ -443,44 +492,77 @@ def run_loop(net, model_config, cfg, state, optimizer, scheduler, scaler, train_
     bar.close()
     if history_file is not None:
         history_file.close()
-    if skipped:
-        log.warning("skipped %d bad training lines, e.g. %s", len(skipped), skipped[:3])
+    if run.skipped:
+        log.warning("skipped %d bad training lines, e.g. %s", len(run.skipped), run.skipped[:3])
 
 
-def evaluate_and_save(net, model_config, cfg, state, optimizer, scheduler, scaler, val_loader, device, out,
-                      train_loss, history_file, ctx: DistContext = DistContext()) -> bool:
+def train_step(run: TrainingRun, batch: LineBatch) -> None:
+    """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
+    loss = ctc_loss(run.net, batch, run.device, run.amp)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.state.step += 1
+    value = loss.item()
+    run.running_loss = value if run.running_loss is None else 0.95 * run.running_loss + 0.05 * value
+
+
+def _out_of_time(run: TrainingRun) -> bool:
+    # Every rank must agree to stop at the same step, or the others hang in all-reduce.
+    limit = run.cfg.max_minutes * 60
+    return limit > 0 and all_reduce_sums([run.state.elapsed_seconds > limit], run.ctx)[0] > 0
+
+
+def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     """Validate, keep the best model, write the curve; True when early stopping says stop.
 
     Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
-    counts, val_loss = validate(net, model_config, val_loader, device, ctx)
+    cfg, state = run.cfg, run.state
+    counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx)
+    entry = _record(run, counts, val_loss, history_file)
+    improved = counts.cer < state.best_cer
+    if improved:
+        state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
+        run.model_config.training.update(best_step=state.step, val_cer=counts.cer, val_wer=counts.wer,
+                                         val_lines=counts.lines, minutes=entry["minutes"])
+        if run.ctx.is_main:
+            save_model(run.out / "best", run.model, run.model_config, half=cfg.save_half)
+    else:
+        state.evals_since_best += 1
+    run.scheduler.validated(counts.cer)
+    if run.ctx.is_main:
+        run.save_last()
+        if cfg.keep_snapshots:
+            _save_snapshot(run, counts.cer)
+    barrier(run.ctx)
+    if run.ctx.is_main:
+        tqdm.write(f"step {state.step}: train loss {run.running_loss:.3f}, val loss {val_loss:.3f}, "
+                   f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
+    return cfg.patience > 0 and state.evals_since_best >= cfg.patience
+
+
+def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file) -> dict:
+    """One validation's line of the learning curve: in the state and in history.jsonl."""
+    state = run.state
     entry = {
         "step": state.step, "epoch": state.epoch, "minutes": round(state.elapsed_seconds / 60, 2),
-        "train_loss": train_loss, "val_loss": val_loss, "val_cer": counts.cer, "val_wer": counts.wer,
-        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": run.running_loss, "val_loss": val_loss, "val_cer": counts.cer, "val_wer": counts.wer,
+        "lr": run.optimizer.param_groups[0]["lr"],
     }
     state.history.append(entry)
     if history_file is not None:
         history_file.write(json.dumps(entry) + "\n")
         history_file.flush()
-    improved = counts.cer < state.best_cer
-    if improved:
-        state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
-        model_config.training.update(best_step=state.step, val_cer=counts.cer, val_wer=counts.wer,
-                                     val_lines=counts.lines, minutes=entry["minutes"])
-        if ctx.is_main:
-            save_model(out / "best", unwrap(net), model_config, half=cfg.save_half)
-    else:
-        state.evals_since_best += 1
-    scheduler.validated(counts.cer)
-    if ctx.is_main:
-        save_checkpoint(out / "last", unwrap(net), model_config, optimizer, scheduler, scaler, state)
-        if cfg.keep_snapshots:
-            snapshot = replace(model_config, training={**model_config.training, "snapshot_step": state.step,
-                                                       "snapshot_val_cer": counts.cer})
-            save_model(out / "snapshots" / f"step-{state.step}", unwrap(net), snapshot)
-    barrier(ctx)
-    if not ctx.is_main:
-        return cfg.patience > 0 and state.evals_since_best >= cfg.patience
-    tqdm.write(f"step {state.step}: train loss {train_loss:.3f}, val loss {val_loss:.3f}, "
-               f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
-    return cfg.patience > 0 and state.evals_since_best >= cfg.patience
+    return entry
+
+
+def _save_snapshot(run: TrainingRun, cer: float) -> None:
+    """<out>/snapshots/step-N: this validation's weights, for hwr average (--keep-snapshots)."""
+    step = run.state.step
+    snapshot = replace(run.model_config, training={**run.model_config.training, "snapshot_step": step,
+                                                    "snapshot_val_cer": cer})
+    save_model(run.out / "snapshots" / f"step-{step}", run.model, snapshot)
