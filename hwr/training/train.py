@@ -189,23 +189,48 @@ def training_batches(loader: DataLoader, seed: int):
         yield from batches
 
 
-def ctc_loss(net, batch: LineBatch, device, amp: bool) -> torch.Tensor:
+def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, list[str]]:
+    """The batch's mean CTC loss, and the ids of its lines too short for their text.
+
+    CTC cannot align a text to fewer frames than `ctc_frames_needed`; `zero_infinity` gives such
+    a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
+    learned from it: the ids are returned so the caller can say which lines those are.
+    """
     images, widths = batch.images.to(device, non_blocking=True), batch.widths.to(device)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
         logits, lengths = net(images, widths)
     # CTC in float32: its log-space recursions underflow in half precision.
     log_probs = logits.float().log_softmax(2)
-    return torch.nn.functional.ctc_loss(
+    loss = torch.nn.functional.ctc_loss(
         log_probs, batch.targets.to(device), lengths, batch.target_lengths.to(device),
         blank=0, reduction="mean", zero_infinity=True,
     )
+    needed = ctc_frames_needed(batch.targets, batch.target_lengths)
+    too_short = (lengths.cpu() < needed).tolist()
+    return loss, [line_id for line_id, short in zip(batch.ids, too_short) if short]
+
+
+def ctc_frames_needed(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """The fewest output frames CTC can align each text to: one per label, plus a blank between
+    each pair of equal neighbours ("ll" needs three frames: l, blank, l)."""
+    needed = [len(labels) + int((labels[1:] == labels[:-1]).sum())
+              for labels in torch.split(targets.cpu(), target_lengths.tolist())]
+    return torch.tensor(needed, dtype=torch.long)
+
+
+def report_too_short(ids: list[str], what: str, step: int | None) -> None:
+    if ids:
+        log.warning("%s%d %s lines too short for their text (CTC loss zeroed, nothing learned from them; "
+                    "check their transcription, or use a network with less downsampling), e.g. %s",
+                    "" if step is None else f"step {step}: ", len(ids), what, ", ".join(ids[:5]))
 
 
 def unwrap(net: torch.nn.Module) -> torch.nn.Module:
     return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
 
 
-def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext()) -> tuple[ErrorCounts, float]:
+def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext(),
+             step: int | None = None) -> tuple[ErrorCounts, float]:
     """Greedy-decode the validation set through the Recognizer's own decoding path.
 
     Under torchrun each rank scores its shard and the edit counts are summed, so the CER is
@@ -213,17 +238,20 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
     """
     net = unwrap(net)
     recognizer = Recognizer(net, config, device)
-    counts, losses = ErrorCounts(), []
+    counts, losses, too_short = ErrorCounts(), [], []
     net.eval()
     with torch.inference_mode():
         for batch in loader:
             if len(batch) == 0:
                 continue
-            losses.append(float(ctc_loss(net, batch, device, False)))
+            loss, short = ctc_loss(net, batch, device, False)
+            losses.append(float(loss))
+            too_short.extend(short)
             lines = [batch.images[i, 0, :, : batch.widths[i]].numpy() for i in range(len(batch))]
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
     net.train()
+    report_too_short(too_short, "validation", step)
     sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
                             sum(losses), len(losses)], ctx)
     counts = ErrorCounts(*(int(v) for v in sums[:5]))
@@ -311,6 +339,7 @@ class TrainingRun:
     val_loader: DataLoader | None = None
     running_loss: float | None = None  # exponential moving average of the training loss
     skipped: list[str] = field(default_factory=list)  # bad training lines (--skip-bad), for the final report
+    too_short: list[str] = field(default_factory=list)  # ids of lines CTC could not align, since the last validation
 
     @property
     def model(self) -> torch.nn.Module:
@@ -498,7 +527,8 @@ def run_loop(run: TrainingRun) -> None:
 
 def train_step(run: TrainingRun, batch: LineBatch) -> None:
     """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
-    loss = ctc_loss(run.net, batch, run.device, run.amp)
+    loss, too_short = ctc_loss(run.net, batch, run.device, run.amp)
+    run.too_short.extend(too_short)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.unscale_(run.optimizer)
@@ -522,8 +552,11 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
 
     Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
     cfg, state = run.cfg, run.state
-    counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx)
-    entry = _record(run, counts, val_loss, history_file)
+    counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx, step=state.step)
+    report_too_short(run.too_short, "training", state.step)
+    too_short = int(all_reduce_sums([len(run.too_short)], run.ctx)[0])
+    run.too_short.clear()
+    entry = _record(run, counts, val_loss, history_file, too_short)
     improved = counts.cer < state.best_cer
     if improved:
         state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
@@ -545,13 +578,13 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     return cfg.patience > 0 and state.evals_since_best >= cfg.patience
 
 
-def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file) -> dict:
+def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file, too_short: int) -> dict:
     """One validation's line of the learning curve: in the state and in history.jsonl."""
     state = run.state
     entry = {
         "step": state.step, "epoch": state.epoch, "minutes": round(state.elapsed_seconds / 60, 2),
         "train_loss": run.running_loss, "val_loss": val_loss, "val_cer": counts.cer, "val_wer": counts.wer,
-        "lr": run.optimizer.param_groups[0]["lr"],
+        "lr": run.optimizer.param_groups[0]["lr"], "too_short_lines": too_short,
     }
     state.history.append(entry)
     if history_file is not None:

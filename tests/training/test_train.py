@@ -180,3 +180,22 @@ def test_bad_settings_are_rejected_when_the_config_is_built(field, value, tmp_pa
 
     with pytest.raises(ConfigError, match=f"{field}: expected"):
         TrainConfig(train=str(tmp_path / "never-opened"), **{field: value})
+
+
+def test_lines_too_short_for_their_text_are_counted_and_named(pairs_dir, tmp_path, caplog):
+    """CTC's zero_infinity zeroes an unalignable line's loss; training says which lines those are."""
+    Image.fromarray(render_line("x")).save(pairs_dir / "squeezed.png")
+    (pairs_dir / "squeezed.gt.txt").write_text("a very long transcription for a one letter image\n")
+    with caplog.at_level("WARNING", logger="hwr.training.train"):
+        state = train(_cfg(pairs_dir, tmp_path, max_steps=4, val_every=2))
+    assert sum(h["too_short_lines"] for h in state.history) >= 1  # seen once per epoch of 3 batches
+    messages = [r.getMessage() for r in caplog.records if "too short for their text" in r.getMessage()]
+    assert any("training lines" in m and "squeezed" in m for m in messages)
+    assert any("validation lines" in m and "squeezed" in m for m in messages)
+
+
+def test_ctc_frames_needed_counts_a_blank_between_repeated_labels():
+    from hwr.training.train import ctc_frames_needed
+
+    targets = torch.tensor([1, 2, 2, 3, 4, 4, 4, 5])  # two texts: 1 2 2 3 (one repeat), 4 4 4 5 (two)
+    assert ctc_frames_needed(targets, torch.tensor([4, 4])).tolist() == [5, 6]
