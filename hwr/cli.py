@@ -147,35 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_transcribe(args) -> int:
-    from hwr.fileio import atomic_write_bytes
     from hwr.documents.pipeline import MODES
-    from hwr.documents.transcribe import TranscribeConfig, expand_inputs, transcribe_lines, write_text_outputs
+    from hwr.documents.transcribe import TranscribeConfig
 
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
     recognizer = cfg.load_recognizer()
-    if cfg.mode != "line":
-        return _transcribe_pages(recognizer, cfg, args.inputs)
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        print("hwr transcribe: no input images found", file=sys.stderr)
-        return 2
-    result = transcribe_lines(recognizer, paths, cfg.batch_size)
-    for line in result.lines:
-        print(f"{line.source}\t{line.text}" if len(paths) > 1 else line.text)
-    if cfg.json:
-        atomic_write_bytes(Path(cfg.json), result.to_json().encode("utf-8"))
-    if cfg.output_dir:
-        write_text_outputs(result, Path(cfg.output_dir))
-    if result.failures:
-        print(f"hwr transcribe: {len(result.failures)} of {len(paths)} inputs failed", file=sys.stderr)
-        return 1
-    return 0
+    return _transcribe_pages(recognizer, cfg, args.inputs)
 
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
-    """Pages (and, in auto mode, line images) through hwr.documents.pipeline.run_batch."""
+    """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
     from hwr.fileio import atomic_write_bytes
     from hwr.documents.pipeline import BatchConfig, run_batch
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
@@ -201,7 +184,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
             print(f"==> {page.source} <==\n{page.text}" if several else page.text, flush=True)
 
     summary = run_batch(recognizer, inputs, batch, on_page=show)
-    line_results.failures = [{"source": f["source"], "error": f["error"]} for f in summary.failures]
+    line_results.failures = summary.failures
     if cfg.json:
         atomic_write_bytes(Path(cfg.json), line_results.to_json().encode("utf-8"))
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
@@ -209,7 +192,8 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
         print("hwr transcribe: no input images found", file=sys.stderr)
         return 2
     if summary.failures:
-        print(f"hwr transcribe: {len(summary.failures)} inputs failed", file=sys.stderr)
+        print(f"hwr transcribe: {len(summary.failures)} inputs failed, e.g. {summary.failures[0]}"
+              + (f" (all listed in {summary.errors_file})" if summary.errors_file else ""), file=sys.stderr)
         return 1
     return 0
 

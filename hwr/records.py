@@ -77,15 +77,54 @@ class Line:
 
 
 @dataclass
+class Region:
+    """A text region (block or column) as the segmenter found it: its lines, in reading order.
+
+    `line_ids` name lines of the page (`Line.id`); the page's `regions` list is the reading
+    order of the regions, so writers emit regions as found instead of re-guessing them."""
+
+    id: str
+    line_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Page:
-    """A page image and its lines in reading order."""
+    """A page image and its lines in reading order.
+
+    `regions` is what the segmenter found (empty when the page did not come from it, e.g. a
+    line image or a page rebuilt from JSON; writers then group lines by geometry)."""
 
     id: str
     source: str
     width: int
     height: int
     lines: list[Line] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return "\n".join(line.recognition.text if line.recognition else line.text for line in self.lines)
+
+
+# Where in the pipeline an input failed: values of FailedInput.stage.
+FAILURE_STAGES = ("input", "read", "segment", "recognize", "write", "truth")
+
+
+@dataclass(frozen=True)
+class FailedInput:
+    """One input that could not be used, and why: the one failure record of the CLI, the UI
+    and the scorer (errors file, JSON outputs, summaries).
+
+    `source` names the file (with `#pN` for a page of a document); `stage` is one of
+    FAILURE_STAGES: "input" (listing inputs: an unreadable folder or list file), "read"
+    (opening or decoding), "segment", "recognize", "write" (outputs), "truth" (ground truth);
+    `message` says why, without the file name; `page_id` is the output id when one was given.
+    """
+
+    source: str
+    stage: str
+    message: str
+    page_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"

@@ -1,8 +1,8 @@
 """Batch tab logic: many images, PDFs (or zips of them) in, one row per page and a zip of outputs out.
 
-PDFs and multi-page TIFFs give one row per page ("scan.pdf#p2"), loaded as `hwr transcribe` does.
-
-One unreadable file never stops the batch: its row says why, and the rest goes on.
+PDFs and multi-page TIFFs give one row per page ("scan.pdf#p2"), read by `hwr transcribe`'s
+batch path (hwr.documents.pipeline). One unreadable file never stops the batch: its row says
+why, and the rest goes on.
 """
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages
+from hwr.documents.pipeline import BatchConfig, transcribe_refs
+from hwr.documents.writers.common import unique_name
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
-from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
-from hwr.documents.writers.common import unique_name
+from hwr.records import FailedInput
 
-from .pages import LAYOUTS, export_page, mean_confidence, transcribe_image
+from .pages import LAYOUTS, export_formats, mean_confidence
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
 
 log = logging.getLogger("ui.batch")
@@ -40,10 +42,6 @@ class BatchInput:
     @property
     def name(self) -> str:
         return self.file if self.pages == 1 else f"{self.file}#p{self.page + 1}"
-
-    @property
-    def ref(self) -> PageRef:
-        return PageRef(self.name, self.path, self.page, self.pages)
 
 
 @dataclass
@@ -93,32 +91,43 @@ def _pages_of(name: str, path: Path) -> list[BatchInput]:
 
 
 def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,
-              progress: Callable[[int, int, str], None] | None = None) -> list[BatchRow]:
-    """Transcribe each input and write its outputs (every writer format) under out_dir."""
+              progress: Callable[[int, int, str], None] | None = None, workers: int = 2) -> list[BatchRow]:
+    """Transcribe each input and write its outputs (every writer format) under out_dir.
+
+    The CLI's batch path (hwr.documents.pipeline.transcribe_refs): pages load and segment in
+    worker threads while the recognizer reads lines of several pages at once; a failure at any
+    stage is that row's error, never the batch's."""
     if layout not in LAYOUTS:  # checked once here: inside the loop it would fail every row
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    rows = []
     stems: set[str] = set()
-    for done, item in enumerate(inputs):
+    refs = [PageRef(_unique_stem(item, stems), item.path, item.page, item.pages, label=item.file) for item in inputs]
+    names = {ref.page_id: item.name for ref, item in zip(refs, inputs)}
+    rows: dict[str, BatchRow] = {}
+
+    def done(page, is_line: bool) -> None:
+        rows[page.id] = BatchRow(names[page.id], "line" if is_line else "page", len(page.lines),
+                                 mean_confidence(page), page.text)
         if progress is not None:
-            progress(done, len(inputs), item.name)
-        rows.append(_transcribe_one(recognizer, item, layout, out_dir, _unique_stem(item, stems)))
-    return rows
+            progress(len(rows), len(refs), names[page.id])
+
+    config = BatchConfig(mode=layout, formats=export_formats(), output_dir=str(out_dir), workers=workers,
+                         progress=False, errors=str(out_dir.parent / f".{out_dir.name}-errors.tsv"))
+    summary = transcribe_refs(recognizer, refs, config, on_page=done)
+    for failure in summary.failures:
+        rows[failure.page_id] = BatchRow(names[failure.page_id], error=_user_message(failure, inputs))
+    return [rows[ref.page_id] for ref in refs]
 
 
-def _transcribe_one(recognizer: Recognizer, item: BatchInput, layout: str, out_dir: Path, stem: str) -> BatchRow:
-    try:
-        gray = load_page(item.ref)
-    except ImageError as exc:
-        # Pillow's messages may quote the server-side upload path; the user knows the name.
-        return BatchRow(item.name, error=exc.reason.replace(str(item.path), item.name))
-    try:
-        page, used = transcribe_image(recognizer, gray, layout, page_id=Path(stem).name, source=item.name)
-        export_page(page, out_dir, stem)
-    except Exception as exc:  # noqa: BLE001 - one odd image must not cost the user the whole batch
-        log.exception("batch: %s failed", item.name)
-        return BatchRow(item.name, layout, error=f"failed on the server ({type(exc).__name__}); see its log")
-    return BatchRow(item.name, used, len(page.lines), mean_confidence(page), page.text)
+def _user_message(failure: FailedInput, inputs: list[BatchInput]) -> str:
+    """The failure as the user should read it: without server-side paths, and for an error
+    that is not the input's fault, without internals."""
+    message = failure.message
+    for item in inputs:  # Pillow's messages may quote the server-side upload path; the user knows the name
+        message = message.replace(str(item.path), item.file)
+    if failure.stage in ("recognize", "write"):
+        log.error("batch: %s failed at %s: %s", failure.source, failure.stage, failure.message)
+        return f"failed on the server ({failure.stage}); see its log"
+    return message
 
 
 def _unique_stem(item: BatchInput, taken: set[str]) -> str:

@@ -11,43 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from hwr.recognition.model import Recognizer
-from hwr.documents.pipeline import MODES, transcribe_page
-from hwr.records import Line, Page, Recognition, WordBox
+from hwr.documents.pipeline import MODES
+from hwr.documents.pipeline import transcribe_image as read_image
+from hwr.records import Line, Page, Recognition, Region, WordBox
 from hwr.documents.writers import SUFFIXES, write_page_files
 
 from .uploads import UploadError
 
 LAYOUTS = MODES  # the page pipeline's modes, under the name the UI shows
-# "auto" follows the CLI's pipeline (hwr.documents.pipeline): an image is a page when the segmenter
-# finds two or more text lines on it, otherwise a line image read whole.
-MIN_PAGE_LINES = 2
 
 
 def transcribe_image(recognizer: Recognizer, gray: np.ndarray, layout: str = "auto", page_id: str = "page",
                      source: str = "") -> tuple[Page, str]:
     """Read an image (uint8 gray) as a page of lines or as one line; returns the page and the
-    layout used ("page" or "line")."""
+    layout used ("page" or "line"). "auto" is the pipeline's rule (hwr.documents.pipeline.layout_page),
+    the same for the CLI, this tab and the Batch tab."""
     if layout not in LAYOUTS:
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    if layout == "line":
-        return single_line_page(recognizer, gray, page_id, source), "line"
-    page = transcribe_page(recognizer, gray, page_id=page_id, source=source)
-    if layout == "auto" and len(page.lines) < MIN_PAGE_LINES:
-        return single_line_page(recognizer, gray, page_id, source), "line"
-    return page, "page"
-
-
-def single_line_page(recognizer: Recognizer, gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
-    """The whole image as the page's only line (the recognizer finds the ink box itself).
-
-    Geometry as hwr.documents.pipeline gives a line image: the image outline, a baseline along its foot.
-    """
-    h, w = gray.shape[:2]
-    recognition = recognizer.recognize([gray], batch_size=1)[0]
-    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
-                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h), text=recognition.text,
-                recognition=recognition)
-    return Page(id=page_id, source=source, width=w, height=h, lines=[line])
+    page, is_line = read_image(recognizer, gray, layout, page_id=page_id, source=source)
+    return page, "line" if is_line else "page"
 
 
 def mean_confidence(page: Page) -> float | None:
@@ -86,8 +68,9 @@ def page_from_dict(data: dict) -> Page:
     """Inverse of page_to_dict; JSON turned tuples into lists, so they are turned back."""
     try:
         lines = [_line_from_dict(d) for d in data.get("lines", [])]
+        regions = [Region(str(r["id"]), [str(i) for i in r.get("line_ids", [])]) for r in data.get("regions", [])]
         return Page(id=str(data["id"]), source=str(data.get("source", "")), width=int(data["width"]),
-                    height=int(data["height"]), lines=lines)
+                    height=int(data["height"]), lines=lines, regions=regions)
     except (KeyError, TypeError, ValueError) as exc:
         raise UploadError(f"not a page result from the transcribe step ({exc!r})") from None
 

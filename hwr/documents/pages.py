@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import multiprocessing
+import os
 import threading
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from hwr.recognition.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageError, load_gray, pil_to_gray, single_threaded_opencv
+from hwr.documents.writers.common import unique_name
+from hwr.recognition.imaging import (IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, MAX_SIDE, ImageError, check_image_size, load_gray,
+                                     pil_to_gray, single_threaded_opencv)
 
 log = logging.getLogger("hwr.documents.pages")
 
@@ -39,81 +43,174 @@ _PDFIUM_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class PageRef:
-    """One page of one input file, before it is loaded."""
+    """One page of one input file, before it is loaded; or an input that failed already.
+
+    `error` is set (and the page is not loaded) when the input could not even be listed or
+    counted: an unreadable folder or list file, a file whose pages cannot be counted.
+    `label` is what messages call the file when its path is not what the user knows (the UI's
+    uploads); the default is the path."""
 
     page_id: str
     path: Path
     index: int = 0  # page (frame) index within the file
     count: int = 1  # pages in the file
+    error: str = ""
+    error_stage: str = "read"  # FailedInput.stage of `error`: "input" (listing) or "read" (counting)
+    label: str = ""
 
     @property
     def source(self) -> str:
-        return str(self.path) if self.count == 1 else f"{self.path}#p{self.index + 1}"
+        name = self.label or str(self.path)
+        return name if self.count == 1 else f"{name}#p{self.index + 1}"
+
+    @property
+    def is_document_page(self) -> bool:
+        """A page of a PDF or of a multi-page TIFF (auto mode reads it as a page, never a line)."""
+        return self.count > 1 or self.path.suffix.lower() == PDF_SUFFIX
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
-    """(file, id stem) for every input; missing files are kept so that they get reported."""
-    found: list[tuple[Path, str]] = []
+@dataclass
+class _Found:
+    """An input file as listed: its path, its id stem, and the input it came from."""
+
+    path: Path
+    stem: str
+    root: str = ""  # the folder or list file it was found in ("" for a file given directly)
+    error: str = ""  # set for an input that could not be listed (the path is the folder or list)
+
+
+def expand_inputs(inputs: Iterable[str | Path], problems: list[tuple[Path, str]] | None = None
+                  ) -> list[tuple[Path, str]]:
+    """(file, id stem) for every input; missing files are kept so that they get reported.
+
+    Folders that cannot be read and list files that cannot be read (or are not UTF-8) are
+    appended to `problems` as (path, reason); without `problems` they raise ImageError.
+    """
+    found = _unique_ids(_listed(inputs))
+    out = []
+    for entry in found:
+        if not entry.error:
+            out.append((entry.path, entry.stem))
+        elif problems is not None:
+            problems.append((entry.path, entry.error))
+        else:
+            raise ImageError(str(entry.path), entry.error)
+    return out
+
+
+def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
+    inputs = list(inputs)
+    # With several folders, each folder's name starts its ids: batch1/scan001 and
+    # batch2/scan001 stay apart, and an id never depends on which other files exist.
+    folders = [Path(i) for i in inputs if Path(i).is_dir()]
+    prefix_folders = len(folders) > 1
+    found: list[_Found] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for p in sorted(q for q in path.rglob("*") if q.suffix.lower() in PAGE_SUFFIXES and q.is_file()):
-                found.append((p, p.relative_to(path).with_suffix("").as_posix()))
+            prefix = path.resolve().name + "/" if prefix_folders else ""
+            found.extend(_walk(path, prefix))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt"):
             found.extend(_read_list(path))
         elif not path.exists() and glob.has_magic(str(item)):
             for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True)):
                 if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES:
-                    found.append((p, p.with_suffix("").name))
+                    found.append(_Found(p, p.with_suffix("").name))
         else:
-            found.append((path, path.with_suffix("").name))
-    return _unique_ids(found)
+            found.append(_Found(path, path.with_suffix("").name))
+    return found
 
 
-def _read_list(list_file: Path) -> list[tuple[Path, str]]:
+def _walk(folder: Path, prefix: str) -> list[_Found]:
+    """Page files under a folder, in path order; a sub-folder that cannot be read is reported
+    (pathlib's rglob would skip it without a word)."""
+    found: list[_Found] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        found.append(_Found(where, prefix + where.relative_to(folder).as_posix(), str(folder),
+                            f"cannot read folder ({exc.strerror or exc})"))
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs.sort()
+        for name in files:
+            p = Path(top) / name
+            if p.suffix.lower() in PAGE_SUFFIXES and p.is_file():
+                found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
+    return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
+
+
+def _read_list(list_file: Path) -> list[_Found]:
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [_Found(list_file, list_file.stem, str(list_file),
+                       f"list file is not UTF-8 (byte {exc.start}); save it as UTF-8")]
+    except OSError as exc:
+        return [_Found(list_file, list_file.stem, str(list_file), f"cannot read list file ({exc.strerror or exc})")]
     out = []
-    for raw in list_file.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         entry = raw.strip()
         if not entry or entry.startswith("#"):
             continue
         listed = Path(entry)
         if listed.is_absolute():
-            out.append((listed, listed.with_suffix("").name))
+            out.append(_Found(listed, listed.with_suffix("").name, str(list_file)))
         else:
             # The id keeps the listed sub-folders (not "..": ids never point outside).
             stem = "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
-            out.append((list_file.parent / listed, stem))
+            out.append(_Found(list_file.parent / listed, stem, str(list_file)))
     return out
 
 
-def _unique_ids(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
-    seen: dict[str, int] = {}
-    for _, stem in found:
-        seen[stem] = seen.get(stem, 0) + 1
-    out, used = [], set()
-    for path, stem in found:
-        if (path, stem) in used:
+def _unique_ids(found: list[_Found]) -> list[_Found]:
+    """Drop repeats of the same file; make colliding ids unique, deterministically.
+
+    A clash between two files (a.png and a.jpg) keeps their suffixes; a clash that remains
+    (the same name given directly from two folders) adds the parent folder's name, then -2, -3."""
+    out, seen_files = [], set()
+    for entry in found:
+        key = (entry.path, entry.stem)
+        if key in seen_files:
             continue  # the same file named twice (a folder and a glob): read it once
-        used.add((path, stem))
-        out.append((path, stem + path.suffix if seen[stem] > 1 else stem))
+        seen_files.add(key)
+        out.append(entry)
+    for rename in (lambda e: e.stem + e.path.suffix,
+                   lambda e: f"{e.path.parent.name}/{e.stem}" if e.path.parent.name else e.stem):
+        counts = Counter(e.stem for e in out)
+        for entry in out:
+            if counts[entry.stem] > 1 and not entry.error:
+                entry.stem = rename(entry)
+    used: set[str] = set()
+    for entry in out:
+        entry.stem = unique_name(entry.stem, used)
     return out
 
 
-def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef | tuple[str, str, Exception]]:
-    """A PageRef per page; a file whose pages cannot be counted gives (id, source, error)."""
-    for path, stem in expand_inputs(inputs):
+def page_refs(inputs: Iterable[str | Path], labels: dict[Path, str] | None = None) -> Iterator[PageRef]:
+    """A PageRef per page, in input order; an input that cannot be listed or counted gives
+    one PageRef with `error` set, so that it is reported and the rest goes on."""
+    for entry in _unique_ids(_listed(inputs)):
+        label = (labels or {}).get(entry.path, "")
+        if entry.error:
+            yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input", label=label)
+            continue
         try:
-            count = count_pages(path)
+            count = count_pages(entry.path)
         except ImageError as exc:
-            yield stem, str(path), exc
+            yield PageRef(entry.stem, entry.path, error=exc.reason, label=label)
             continue
         for index in range(count):
-            yield PageRef(stem if count == 1 else f"{stem}#p{index + 1}", path, index, count)
+            yield PageRef(entry.stem if count == 1 else f"{entry.stem}#p{index + 1}", entry.path, index, count,
+                          label=label)
 
 
 def count_pages(path: Path) -> int:
+    """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when unusable."""
     if not path.exists():
         raise ImageError(str(path), "file not found")
+    if path.is_dir():
+        raise ImageError(str(path), "is a directory, not an image")
     if path.suffix.lower() == PDF_SUFFIX:
         import pypdfium2 as pdfium
 
@@ -129,34 +226,64 @@ def count_pages(path: Path) -> int:
     if path.suffix.lower() in {".tif", ".tiff"}:
         try:
             with Image.open(path) as img:
+                check_image_size(img.width, img.height, str(path))
                 return max(1, getattr(img, "n_frames", 1))
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(str(path), f"not a readable image ({exc})") from None
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageError(str(path), f"image too large (decompression bomb guard): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a broken IFD chain raises TypeError, KeyError, ...
+            raise ImageError(str(path), f"not a readable image ({type(exc).__name__}: {exc})") from None
     return 1
 
 
 def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
     """The page's pixels as uint8 grayscale; ImageError (naming the page) when unusable."""
+    if ref.error:
+        raise ImageError(ref.source, ref.error)
     suffix = ref.path.suffix.lower()
     if suffix == PDF_SUFFIX:
-        return render_pdf_page(ref.path, ref.index, dpi)
+        return render_pdf_page(ref.path, ref.index, dpi, ref.source)
     if ref.count > 1:
         try:
             with Image.open(ref.path) as img:
                 img.seek(ref.index)
+                check_image_size(img.width, img.height, ref.source)
                 img.load()
                 return pil_to_gray(img.copy(), ref.source)
         except ImageError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(ref.source, f"not a readable image ({exc})") from None
-    return load_gray(ref.path)
+        except Image.DecompressionBombError as exc:
+            raise ImageError(ref.source, f"image too large (decompression bomb guard): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - Pillow's TIFF decoder raises many types on broken frames
+            raise ImageError(ref.source, f"not a readable image ({type(exc).__name__}: {exc})") from None
+    try:
+        return load_gray(ref.path)
+    except ImageError as exc:
+        raise ImageError(ref.source, exc.reason) from None
 
 
-def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI) -> np.ndarray:
+def pdf_render_scale(width_pt: float, height_pt: float, dpi: int) -> float:
+    """Render scale (pixels per point) for a PDF page: `dpi`, or lower so that the bitmap,
+    whose sides pdfium rounds up, stays within MAX_IMAGE_PIXELS and MAX_SIDE."""
+    scale = dpi / 72.0
+    if _bitmap_pixels(width_pt, height_pt, scale) <= MAX_IMAGE_PIXELS and max(width_pt, height_pt) * scale <= MAX_SIDE:
+        return scale
+    scale = min(scale, (MAX_IMAGE_PIXELS / (width_pt * height_pt)) ** 0.5, MAX_SIDE / max(width_pt, height_pt))
+    # Whole pixels below the exact scale, then a hair less, so that pdfium's ceil lands on them:
+    # at 14400 x 14400 pt the exact scale gives 10955^2 = 120,012,025 pixels, just over the cap.
+    whole = min(max(1, math.floor(width_pt * scale)) / width_pt, max(1, math.floor(height_pt * scale)) / height_pt)
+    return whole * (1 - 1e-9)
+
+
+def _bitmap_pixels(width_pt: float, height_pt: float, scale: float) -> int:
+    return math.ceil(width_pt * scale) * math.ceil(height_pt * scale)
+
+
+def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str | None = None) -> np.ndarray:
     import pypdfium2 as pdfium
 
-    source = f"{path}#p{index + 1}"
+    source = source or f"{path}#p{index + 1}"
     with _PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(str(path))
@@ -165,10 +292,11 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI) -> np.ndarra
         try:
             page = pdf[index]
             width, height = page.get_size()  # points (1/72 inch)
-            scale = dpi / 72.0
+            if width <= 0 or height <= 0:
+                raise ImageError(source, f"PDF page has no area ({width} x {height} pt)")
             # A poster-sized page at 300 dpi would be a decompression bomb: cap the pixels.
-            if width * height * scale * scale > MAX_IMAGE_PIXELS:
-                scale = (MAX_IMAGE_PIXELS / (width * height)) ** 0.5
+            scale = pdf_render_scale(width, height, dpi)
+            if scale < dpi / 72.0:
                 log.warning("%s: page too large for %d dpi; rendered at %.0f dpi", source, dpi, scale * 72)
             bitmap = page.render(scale=scale, grayscale=True)
             image = bitmap.to_pil()
@@ -216,13 +344,11 @@ def iter_pages(inputs: Iterable[str | Path], dpi: int = DEFAULT_DPI, workers: in
     Pages load in `workers` threads; `skip(page_id)` drops pages before they are loaded
     (resuming a batch). An unreadable page yields its exception, never stops the iteration.
     """
-    def load(ref):
-        if isinstance(ref, tuple):
-            return ref
+    def load(ref: PageRef):
         try:
             return ref.page_id, ref.source, load_page(ref, dpi)
         except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
             return ref.page_id, ref.source, exc
 
-    refs = (r for r in page_refs(inputs) if skip is None or not skip(r[0] if isinstance(r, tuple) else r.page_id))
+    refs = (r for r in page_refs(inputs) if skip is None or not skip(r.page_id))
     yield from prefetch_map(load, refs, workers)

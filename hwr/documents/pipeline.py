@@ -1,13 +1,18 @@
 """Pages to text: load -> segment -> cut lines -> Recognizer -> Page -> writers.
 
-`transcribe_page` does one page. `run_batch` does many: pages load and segment in worker
-threads (or processes) while the recognizer reads lines of several pages in one width-sorted
-batch (the GPU stays busy); outputs are written atomically; `resume` skips pages whose outputs
-all exist; a broken page goes to the errors file and the batch goes on.
+`transcribe_page` does one image. `run_batch` does many, and is the one batch path of the
+CLI (`hwr transcribe`, every mode), the UI's Batch tab and the page scorer: pages load and
+segment in worker threads (or processes) while the recognizer reads lines of several pages in
+one width-sorted batch (the GPU stays busy); outputs are written atomically; `resume` skips
+pages whose outputs all exist; an input that fails at any stage becomes a `FailedInput`
+(errors file, summary) and the batch goes on.
 
-Mode: "page" treats every input as a page. "auto" treats PDFs and multi-page TIFFs as pages,
-and a single image as a page when the segmenter finds two or more text lines on it;
-otherwise the image is one line image, read whole exactly as `--mode line` would read it.
+Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
+- "line": every input (every page of a document) is one line image, read whole.
+- "page": every input is a page, segmented into lines.
+- "auto": a page of a PDF or of a multi-page TIFF is a page; a single image is a page when the
+  segmenter finds two or more text lines on it, otherwise a line image read whole, exactly as
+  "line" would read it.
 """
 from __future__ import annotations
 
@@ -21,18 +26,22 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from hwr.training.distributed import context_from_env
-from hwr.recognition.imaging import NormalizeConfig, load_gray, normalize_line_with_geometry
 from hwr.documents.linegeom import cut_line
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
-from hwr.records import Line, Page
-from hwr.documents.segment import SegmentConfig, analyse_page
+from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
 from hwr.documents.writers import output_paths, write_page_files
+from hwr.recognition.imaging import NormalizeConfig, load_gray, normalize_line_with_geometry
+from hwr.records import FailedInput, Line, Page, Region
+from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
 
 MODES = ("auto", "page", "line")
+# Auto mode: a single image with fewer segmented lines than this is read as one line image.
+MIN_PAGE_LINES = 2
 
+
+# --- one image ------------------------------------------------------------------------------
 
 def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> tuple[list[Line], list[np.ndarray]]:
     """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom)."""
@@ -40,20 +49,67 @@ def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> t
     return lines, [cut_line(gray, line) for line in lines]
 
 
-def transcribe_page(recognizer, image, page_id: str = "page", source: str = "",
-                    segment_config: SegmentConfig | None = None, batch_size: int = 16, words: bool = True) -> Page:
-    """One page image (uint8 gray array or anything load_gray reads) -> Page with text;
-    `words`: also locate words on each line (Recognition.words, for PAGE Word / ALTO String)."""
+def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
+    """The whole image as the page's only line: the outline of the image, a baseline along its
+    foot (the recognizer finds the ink box itself)."""
+    h, w = gray.shape[:2]
+    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
+    return Page(id=page_id, source=source, width=w, height=h, lines=[line], regions=[Region("r1", ["l001"])])
+
+
+def regions_of(layout: PageLayout) -> list[Region]:
+    """The segmenter's regions in reading order, as records naming their lines."""
+    return [Region(f"r{k + 1}", [layout.lines[i].id for i in members])
+            for k, members in enumerate(layout.regions) if members]
+
+
+def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", source: str = "",
+                is_document_page: bool = False, segment_config: SegmentConfig | None = None) -> tuple[Page, bool]:
+    """The page record (lines and regions, no text yet) and whether it is read as one line image.
+
+    The one place that decides what "auto" means (module docstring); `is_document_page`: the
+    image is a page of a PDF or a multi-page TIFF."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "line":
+        return line_image_page(gray, page_id, source), True
+    layout = analyse_page(gray, segment_config)
+    if mode == "auto" and not is_document_page and len(layout.lines) < MIN_PAGE_LINES:
+        return line_image_page(gray, page_id, source), True
+    page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
+                regions=regions_of(layout))
+    return page, False
+
+
+def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
+    """Network inputs of a page's lines: (normalised arrays, geometries), in line order."""
+    crops = [gray] if is_line else [cut_line(gray, line) for line in page.lines]
+    prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
+    return [a for a, _ in prepared], [g for _, g in prepared]
+
+
+def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page", source: str = "",
+                     is_document_page: bool = False, segment_config: SegmentConfig | None = None,
+                     batch_size: int = 16, words: bool = True) -> tuple[Page, bool]:
+    """One image (uint8 gray array or anything load_gray reads) read in `mode` -> (Page with
+    text, whether it was read as one line image). `words`: also locate words on each line
+    (Recognition.words, for PAGE Word / ALTO String)."""
     gray = load_gray(image)
     if not source and isinstance(image, (str, Path)):
         source = str(image)
-    lines, crops = segment_and_crop(gray, segment_config)
-    prepared = [recognizer.preprocess_with_geometry(crop) for crop in crops]
-    arrays = [a for a, _ in prepared]
-    geometries = [g for _, g in prepared] if words else None
-    for line, rec in zip(lines, recognizer.recognize_normalized(arrays, batch_size, geometries)):
+    page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)
+    arrays, geometries = line_inputs(gray, page, is_line, recognizer.normalize_config)
+    for line, rec in zip(page.lines, recognizer.recognize_normalized(arrays, batch_size,
+                                                                     geometries if words else None)):
         line.recognition = rec
-    return Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=lines)
+    return page, is_line
+
+
+def transcribe_page(recognizer, image, page_id: str = "page", source: str = "",
+                    segment_config: SegmentConfig | None = None, batch_size: int = 16, words: bool = True) -> Page:
+    """One page image, segmented into lines (mode "page"), with its text."""
+    return transcribe_image(recognizer, image, "page", page_id, source, False, segment_config, batch_size, words)[0]
 
 
 # --- batches -------------------------------------------------------------------------------
@@ -81,11 +137,12 @@ class BatchConfig:
 @dataclass
 class BatchSummary:
     pages: int = 0
-    line_images: int = 0  # inputs read as single lines (auto mode)
+    line_images: int = 0  # inputs read as single lines (auto and line modes)
     lines: int = 0
     skipped: int = 0  # pages whose outputs existed (resume)
-    failures: list[dict] = field(default_factory=list)  # {"page", "source", "error"}
+    failures: list[FailedInput] = field(default_factory=list)
     seconds: float = 0.0
+    errors_file: str | None = None  # where the failures were listed (TSV, ERRORS_COLUMNS)
 
     def text(self) -> str:
         rate = self.pages / self.seconds if self.seconds else 0.0
@@ -97,13 +154,13 @@ class BatchSummary:
 
 @dataclass
 class _Prepared:
-    """A page after the worker thread: segmented and cut, ready for the recognizer."""
+    """A page after the worker: segmented and cut, ready for the recognizer; or its failure."""
 
     page: Page | None
     arrays: list[np.ndarray]
     geometries: list = field(default_factory=list)
     is_line: bool = False
-    error: dict | None = None
+    failure: FailedInput | None = None
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
@@ -111,22 +168,25 @@ def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[s
     return output_dir is not None and all(p.is_file() for p in output_paths(page_id, output_dir, formats))
 
 
+ERRORS_COLUMNS = ("page_id", "source", "stage", "message")
+
+
 class ErrorLog:
-    """Failed pages, one TSV row each (page id, source, reason), flushed as they happen."""
+    """Failed inputs, one TSV row each (ERRORS_COLUMNS), flushed as they happen."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path else None
         self._file = None
 
-    def add(self, failure: dict) -> None:
-        log.error("%s: %s", failure["source"], failure["error"])
+    def add(self, failure: FailedInput) -> None:
+        log.error("%s: %s", failure.source, failure.message)
         if self.path is None:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
-        clean = [str(failure[k]).replace("\t", " ").replace("\n", " ") for k in ("page", "source", "error")]
-        self._file.write("\t".join(clean) + "\n")
+        row = (failure.page_id, failure.source, failure.stage, failure.message)
+        self._file.write("\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in row) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -137,10 +197,18 @@ class ErrorLog:
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
               on_page: Callable[[Page, bool], None] | None = None) -> BatchSummary:
-    """Transcribe every page of `inputs`; `on_page(page, is_line_image)` sees each result."""
+    """Transcribe every page of `inputs` (files, folders, globs, list files; see
+    hwr.documents.pages); `on_page(page, is_line_image)` sees each result."""
+    return transcribe_refs(recognizer, page_refs(inputs), config, segment_config, on_page)
+
+
+def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | None = None,
+                    segment_config: SegmentConfig | None = None,
+                    on_page: Callable[[Page, bool], None] | None = None) -> BatchSummary:
+    """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages)."""
     config = config or BatchConfig()
-    if config.mode not in ("auto", "page"):
-        raise ValueError(f"run_batch handles modes auto and page, not {config.mode!r}")
+    if config.mode not in MODES:
+        raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
     # of ranks skips what is done.
@@ -149,11 +217,11 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     if errors_path is not None and ctx.enabled:
         errors_path = Path(errors_path).with_suffix(f".rank{ctx.rank}{Path(errors_path).suffix}")
     errors = ErrorLog(errors_path)
-    summary = BatchSummary()
+    summary = BatchSummary(errors_file=str(errors_path) if errors_path else None)
     started = time.perf_counter()
 
-    def wanted(ref) -> bool:
-        if isinstance(ref, PageRef) and config.resume and is_complete(ref.page_id, config.output_dir, config.formats):
+    def wanted(ref: PageRef) -> bool:
+        if not ref.error and config.resume and is_complete(ref.page_id, config.output_dir, config.formats):
             summary.skipped += 1
             return False
         return True
@@ -161,15 +229,13 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     # Only the normalisation settings go to the workers (picklable, unlike the network).
     prepare = functools.partial(_prepare, normalize_config=recognizer.normalize_config, config=config,
                                 segment_config=segment_config)
-    refs = (r for i, r in enumerate(page_refs(inputs)) if i % ctx.world_size == ctx.rank and wanted(r))
+    mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
     bar = _progress(config.progress)
     pending: list[_Prepared] = []
     try:
-        for item in prefetch_map(prepare, refs, config.workers, processes=config.processes):
-            if item.error is not None:
-                summary.failures.append(item.error)
-                errors.add(item.error)
-                bar.update(1)
+        for item in prefetch_map(prepare, mine, config.workers, processes=config.processes):
+            if item.failure is not None:
+                _fail(item.failure, summary, errors, bar)
                 continue
             pending.append(item)
             if sum(len(p.arrays) for p in pending) >= config.batch_lines:
@@ -183,26 +249,24 @@ def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | No
     return summary
 
 
-def _prepare(ref, normalize_config: NormalizeConfig, config: BatchConfig, segment_config) -> _Prepared:
-    if isinstance(ref, tuple):  # the file could not even be opened to count its pages
-        page_id, source, exc = ref
-        return _Prepared(None, [], error={"page": page_id, "source": source, "error": _reason(exc)})
+def _prepare(ref: PageRef, normalize_config: NormalizeConfig, config: BatchConfig, segment_config) -> _Prepared:
+    if ref.error:  # the input could not even be listed or its pages counted
+        return _failed(ref, ref.error_stage, ref.error)
+    stage = "read"
     try:
         gray = load_page(ref, config.dpi)
-        lines = analyse_page(gray, segment_config).lines
-        page = Page(id=ref.page_id, source=ref.source, width=gray.shape[1], height=gray.shape[0], lines=lines)
-        if config.mode == "auto" and ref.count == 1 and len(lines) < 2:
-            # A line image: read it whole, as line mode does, one line spanning the image.
-            h, w = gray.shape
-            page.lines = [Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
-                               baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))]
-            array, geometry = normalize_line_with_geometry(gray, normalize_config)
-            return _Prepared(page, [array], [geometry], is_line=True)
-        prepared = [normalize_line_with_geometry(cut_line(gray, line), normalize_config) for line in lines]
-        return _Prepared(page, [a for a, _ in prepared], [g for _, g in prepared])
+        stage = "segment"
+        page, is_line = layout_page(gray, config.mode, ref.page_id, ref.source, ref.is_document_page, segment_config)
+        stage = "recognize"
+        arrays, geometries = line_inputs(gray, page, is_line, normalize_config)
+        return _Prepared(page, arrays, geometries, is_line)
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
         log.debug("page %s failed", ref.source, exc_info=True)
-        return _Prepared(None, [], error={"page": ref.page_id, "source": ref.source, "error": _reason(exc)})
+        return _failed(ref, stage, _reason(exc))
+
+
+def _failed(ref: PageRef, stage: str, message: str) -> _Prepared:
+    return _Prepared(None, [], failure=FailedInput(ref.source, stage, message, ref.page_id))
 
 
 def _reason(exc: Exception) -> str:
@@ -210,29 +274,52 @@ def _reason(exc: Exception) -> str:
     return reason or f"{type(exc).__name__}: {exc}"
 
 
+def _fail(failure: FailedInput, summary: BatchSummary, errors: ErrorLog, bar) -> None:
+    summary.failures.append(failure)
+    errors.add(failure)
+    bar.update(1)
+
+
+def _recognize(recognizer, pending: list[_Prepared], config: BatchConfig, words: bool,
+               summary: BatchSummary, errors: ErrorLog, bar) -> list[_Prepared]:
+    """Read the lines of several pages in one call; if that call fails, read page by page so
+    that one page the network cannot take costs only that page. Returns the pages read."""
+    def read(items: list[_Prepared]) -> None:
+        arrays = [a for p in items for a in p.arrays]
+        geometries = [g for p in items for g in p.geometries] if words else None
+        results = iter(recognizer.recognize_normalized(arrays, config.batch_size, geometries) if arrays else [])
+        for item in items:
+            for line in item.page.lines:
+                line.recognition = next(results)
+
+    try:
+        read(pending)
+        return pending
+    except Exception:  # noqa: BLE001 - retried page by page below, each failure recorded
+        log.debug("batch of %d pages failed; reading them one by one", len(pending), exc_info=True)
+    done = []
+    for item in pending:
+        try:
+            read([item])
+            done.append(item)
+        except Exception as exc:  # noqa: BLE001
+            _fail(FailedInput(item.page.source, "recognize", _reason(exc), item.page.id), summary, errors, bar)
+    return done
+
+
 def _finish(pending: list[_Prepared], recognizer, config: BatchConfig, summary: BatchSummary, errors: ErrorLog,
             on_page, bar) -> None:
     """Recognise the lines of several pages in one call (sorted by width inside), then write."""
     if not pending:
         return
-    arrays = [a for p in pending for a in p.arrays]
     words = config.words if config.words is not None else bool({"json", "pagexml", "alto"} & set(config.formats))
-    geometries = [g for p in pending for g in p.geometries] if words else None
-    results = recognizer.recognize_normalized(arrays, config.batch_size, geometries) if arrays else []
-    k = 0
-    for item in pending:
+    for item in _recognize(recognizer, pending, config, words, summary, errors, bar):
         page = item.page
-        for line in page.lines:
-            line.recognition = results[k]
-            k += 1
         try:
             if config.output_dir:
                 write_page_files(page, config.output_dir, page.id, config.formats)
         except (OSError, ValueError) as exc:
-            failure = {"page": page.id, "source": page.source, "error": f"cannot write outputs ({exc})"}
-            summary.failures.append(failure)
-            errors.add(failure)
-            bar.update(1)
+            _fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id), summary, errors, bar)
             continue
         if item.is_line:
             summary.line_images += 1

@@ -1,23 +1,16 @@
-"""Batch transcription of line images: inputs -> Recognizer -> text / JSON outputs.
+"""What `hwr transcribe` reports for line images (JSON), and its settings.
 
-One unreadable file never stops the batch: it is reported (and listed in the JSON output)
-and the rest goes on.
+The transcription itself, in every mode, is hwr.documents.pipeline.run_batch: one batch path
+for the CLI, the UI and the page scorer, with one failure record (hwr.records.FailedInput).
 """
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Iterable
 
-from hwr.documents import pages
-from hwr.recognition.imaging import ImageError
-from hwr.fileio import atomic_write_bytes
-from hwr.recognition.model import Recognizer, RecognizerSettings
 from hwr.documents.pipeline import BatchConfig
-
-log = logging.getLogger("hwr.documents.transcribe")
+from hwr.recognition.model import RecognizerSettings
+from hwr.records import FailedInput
 
 
 @dataclass
@@ -32,44 +25,14 @@ class LineTranscription:
 
 @dataclass
 class TranscriptionResult:
+    """The `--json` output: every line image read, and every input that failed."""
+
     lines: list[LineTranscription] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)  # {"source": ..., "error": ...}
+    failures: list[FailedInput] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"lines": [asdict(l) for l in self.lines], "failures": self.failures},
+        return json.dumps({"lines": [asdict(l) for l in self.lines], "failures": [asdict(f) for f in self.failures]},
                           indent=1, ensure_ascii=False)
-
-
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Line image files from paths, folders (recursive), globs and list files, as
-    `hwr.documents.pages.expand_inputs` finds them; missing paths are kept so they get reported."""
-    return [path for path, _ in pages.expand_inputs(inputs)]
-
-
-def transcribe_lines(recognizer: Recognizer, paths: list[Path], batch_size: int = 16) -> TranscriptionResult:
-    result = TranscriptionResult()
-    for start in range(0, len(paths), batch_size):
-        chunk, lines, geometries = [], [], []
-        for path in paths[start : start + batch_size]:
-            try:
-                line, geometry = recognizer.preprocess_with_geometry(path)
-                lines.append(line)
-                geometries.append(geometry)
-                chunk.append(path)
-            except ImageError as exc:
-                log.error("%s", exc)
-                result.failures.append({"source": str(path), "error": exc.reason})
-        for path, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size, geometries)):
-            result.lines.append(LineTranscription(str(path), rec.text, rec.confidence, rec.char_confidences,
-                                                  [asdict(w) for w in rec.words]))
-    return result
-
-
-def write_text_outputs(result: TranscriptionResult, output_dir: Path) -> None:
-    """One `<stem>.txt` per input image, written atomically."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for line in result.lines:
-        atomic_write_bytes(output_dir / (Path(line.source).stem + ".txt"), (line.text + "\n").encode("utf-8"))
 
 
 @dataclass

@@ -7,7 +7,6 @@ background = 0, so zero padding of a batch is indistinguishable from empty paper
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,14 +14,20 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from hwr.errors import HwrError
+
 # File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
 # Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 MAX_IMAGE_PIXELS = 120_000_000
 MAX_SIDE = 60_000
+# Pillow's own guard (warn above its limit, refuse above twice that) must not refuse a page
+# hwr accepts. Raised once, here, never per call: pages load in threads (see check_image_size).
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
-class ImageError(ValueError):
+class ImageError(HwrError, ValueError):
     """An image could not be used; the message names the file and the reason."""
 
     def __init__(self, source: str, reason: str):
@@ -60,10 +65,7 @@ def _describe(source) -> str:
 
 def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
     """Any Pillow mode to a uint8 grayscale array (alpha composited on white, 16-bit rescaled)."""
-    if img.width == 0 or img.height == 0:
-        raise ImageError(source, "image is empty (0 pixels)")
-    if img.width > MAX_SIDE or img.height > MAX_SIDE or img.width * img.height > MAX_IMAGE_PIXELS:
-        raise ImageError(source, f"image too large ({img.width}x{img.height} pixels)")
+    check_image_size(img.width, img.height, source)
     img = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
     if img.mode == "P":
         img = img.convert("RGBA")
@@ -83,13 +85,30 @@ def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+def check_image_size(width: int, height: int, source: str) -> None:
+    """Refuse empty and oversized images from their header, before any pixel is decoded.
+
+    hwr checks sizes itself instead of tuning Pillow's process-wide `Image.MAX_IMAGE_PIXELS`
+    per call: pages load in threads, and one thread restoring the limit would make another
+    thread's large, valid page fail. Pillow's own guard (2x its limit) still raises at open
+    for absurd headers; load_gray turns that into the same ImageError."""
+    if width <= 0 or height <= 0:
+        raise ImageError(source, "image is empty (0 pixels)")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(source, f"image too large ({width}x{height} pixels; the limit is "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels)")
+
+
 def load_gray(source) -> np.ndarray:
-    """Load a path, bytes, PIL image or array as uint8 grayscale, with clear errors naming the file."""
+    """Load a path, bytes, PIL image or array as uint8 grayscale, with clear errors naming the file.
+
+    Raises ImageError for anything else (None, numbers, ...), unreadable or oversized files,
+    closed PIL images and arrays that are not images (see array_to_gray)."""
     name = _describe(source)
     if isinstance(source, np.ndarray):
         return array_to_gray(source, name)
     if isinstance(source, Image.Image):
-        return pil_to_gray(source, name)
+        return _pil_source_to_gray(source, name)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     elif isinstance(source, (str, Path)):
@@ -100,32 +119,54 @@ def load_gray(source) -> np.ndarray:
             raise ImageError(name, "is a directory, not an image")
         if path.stat().st_size == 0:
             raise ImageError(name, "file is empty (0 bytes)")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    else:
+        raise ImageError(name, "not an image: expected a file path, bytes, a PIL image or a numpy array")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                img.load()
-                return pil_to_gray(img, name)
+        with Image.open(source) as img:
+            check_image_size(img.width, img.height, name)
+            img.load()
+            return pil_to_gray(img, name)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(name, f"image too large (decompression bomb guard): {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(name, f"not a readable image ({exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
+    except PermissionError as exc:
+        raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
+        raise ImageError(name, f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def _pil_source_to_gray(img: Image.Image, name: str) -> np.ndarray:
+    try:
+        img.load()
+    except Exception as exc:  # noqa: BLE001 - a closed or broken PIL image raises anything
+        raise ImageError(name, f"PIL image cannot be read ({type(exc).__name__}: {exc}); is it closed?") from None
+    try:
+        return pil_to_gray(img, name)
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(name, f"PIL image cannot be read ({type(exc).__name__}: {exc}); is it closed?") from None
 
 
 def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
-    """A numpy image (HxW, HxWx3 RGB, HxWx4 RGBA; any integer or float dtype) to uint8 gray."""
+    """A numpy image (HxW, HxWx3 RGB, HxWx4 RGBA; bool, integer or float dtype) to uint8 gray.
+
+    Float arrays in [0, 1] are scaled to [0, 255]; NaN or infinite values are refused (an
+    all-NaN array would otherwise become a blank-looking image that reads as anything)."""
+    if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ImageError(source, f"unsupported array dtype {arr.dtype} (expected bool, integer or float pixels)")
+    if arr.dtype == np.bool_:
+        arr = np.where(arr, 255, 0).astype(np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageError(source, f"unsupported array shape {arr.shape}")
     if arr.size == 0:
         raise ImageError(source, "image is empty (0 pixels)")
+    check_image_size(arr.shape[1], arr.shape[0], source)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ImageError(source, "array holds NaN or infinite values")
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
             arr = arr * 255.0

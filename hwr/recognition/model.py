@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
+from hwr.errors import HwrError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
 from hwr.fileio import atomic_write_bytes
@@ -33,7 +34,7 @@ FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
 
 
-class ModelError(RuntimeError):
+class ModelError(HwrError, RuntimeError):
     """A model directory is missing, incomplete or corrupt; the message names the file."""
 
 

@@ -1,10 +1,13 @@
 """Page inputs: folders, globs, list files, multi-page TIFF and PDF, stable ids, broken files."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import bad_inputs
 from hwr.recognition.imaging import ImageError
 from hwr.documents.pages import expand_inputs, iter_pages, page_refs, prefetch_map
 
@@ -90,3 +93,101 @@ def test_prefetch_map_in_processes_keeps_order_and_runs_elsewhere():
     got = list(prefetch_map(_square_and_pid, range(12), workers=2, processes=True))
     assert [square for square, _ in got] == [x * x for x in range(12)]
     assert os.getpid() not in {pid for _, pid in got}
+
+
+# --- bad inputs (issue 21) ---------------------------------------------------------------------
+
+def _errors(refs) -> dict[str, str]:
+    return {ref.source: ref.error for ref in refs if ref.error}
+
+
+def test_tiff_claiming_30000_square_pixels_is_a_failed_page_not_a_crash(tmp_path):
+    bomb = bad_inputs.huge_tiff_header(tmp_path / "bomb.tif")
+    _img(5).save(tmp_path / "good.png")
+    refs = list(page_refs([bomb, tmp_path / "good.png"]))
+    assert [r.page_id for r in refs] == ["bomb", "good"]
+    assert "too large" in _errors(refs)[str(bomb)]
+
+
+@pytest.mark.parametrize("make", [bad_inputs.truncated_multipage_tiff, bad_inputs.short_multipage_tiff])
+def test_broken_multipage_tiffs_fail_as_pages_not_as_the_batch(tmp_path, make):
+    broken = make(tmp_path / "fax.tif")
+    results = list(iter_pages([broken], workers=0))
+    assert results and all(isinstance(r[2], (ImageError, np.ndarray)) for r in results)
+    failed = [r for r in results if isinstance(r[2], ImageError)]
+    assert failed and all("fax.tif" in str(r[2]) for r in failed)
+
+
+def test_the_same_name_in_two_folders_gets_two_ids(tmp_path):
+    for folder, value in (("batch1", 10), ("batch2", 20)):
+        (tmp_path / folder).mkdir()
+        _img(value).save(tmp_path / folder / "scan001.png")
+    _img(30).save(tmp_path / "batch2" / "scan002.png")
+    ids = [r.page_id for r in page_refs([tmp_path / "batch1", tmp_path / "batch2"])]
+    assert ids == ["batch1/scan001", "batch2/scan001", "batch2/scan002"]
+    # Stable: an id does not depend on which other files exist.
+    (tmp_path / "batch2" / "scan001.png").unlink()
+    assert [r.page_id for r in page_refs([tmp_path / "batch1", tmp_path / "batch2"])] == [
+        "batch1/scan001", "batch2/scan002"]
+
+
+def test_files_named_alike_in_different_folders_get_distinct_ids(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _img(1).save(tmp_path / folder / "p.png")
+    ids = [stem for _, stem in expand_inputs([tmp_path / "a" / "p.png", tmp_path / "b" / "p.png"])]
+    assert len(set(ids)) == 2
+
+
+def test_an_unreadable_sub_folder_is_reported(tmp_path, monkeypatch):
+    """Tests run as root, where chmod 000 does not stop reading: the listing is made to fail."""
+    import os
+
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    _img(1).save(tmp_path / "in" / "a.png")
+    _img(2).save(tmp_path / "in" / "locked" / "b.png")
+    locked = str(tmp_path / "in" / "locked")
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    refs = list(page_refs([tmp_path / "in"]))
+    assert [r.page_id for r in refs if not r.error] == ["a"]
+    errors = _errors(refs)
+    assert list(errors) == [locked] and "cannot read folder" in errors[locked]
+
+
+def test_a_list_file_that_is_not_utf8_is_a_failure_naming_it(tmp_path):
+    listing = bad_inputs.latin1_text(tmp_path / "pages.txt", "caf\xe9.png\n")
+    _img(1).save(tmp_path / "good.png")
+    refs = list(page_refs([listing, tmp_path / "good.png"]))
+    assert [r.page_id for r in refs if not r.error] == ["good"]
+    assert "not UTF-8" in _errors(refs)[str(listing)]
+
+
+def test_pdf_page_of_the_largest_size_renders_below_the_pixel_cap():
+    from hwr.documents.pages import pdf_render_scale
+    from hwr.recognition.imaging import MAX_IMAGE_PIXELS
+
+    scale = pdf_render_scale(14400, 14400, 300)
+    assert math.ceil(14400 * scale) ** 2 <= MAX_IMAGE_PIXELS
+    assert scale > 0.999 * (MAX_IMAGE_PIXELS / 14400 ** 2) ** 0.5  # as large as the cap allows
+    for width, height in ((14400, 3), (3000, 14400), (612, 792)):
+        s = pdf_render_scale(width, height, 600)
+        assert math.ceil(width * s) * math.ceil(height * s) <= MAX_IMAGE_PIXELS
+    assert pdf_render_scale(612, 792, 300) == 300 / 72  # a letter page keeps its dpi
+
+
+def test_oversized_pdf_page_renders_at_a_lower_dpi(tmp_path, monkeypatch):
+    from hwr.documents import pages
+    from hwr.recognition import imaging
+
+    pdf = bad_inputs.huge_pdf(tmp_path / "poster.pdf", 1441, 1439)
+    monkeypatch.setattr(pages, "MAX_IMAGE_PIXELS", 1_000_003)
+    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1_000_003)
+    gray = pages.render_pdf_page(pdf, 0, 300)
+    assert gray.size <= 1_000_003 and gray.size > 0.99 * 1_000_003

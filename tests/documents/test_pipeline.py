@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import bad_inputs
 from conftest import render_line
 from hwr.recognition.model import Recognizer
 from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
@@ -136,3 +137,119 @@ def test_cli_transcribe_pages(model_dir, rendered, tmp_path, capsys):
     code = main(["transcribe", str(folder), "--model", str(model_dir), "--device", "cpu", "--output-dir", str(out),
                  "--format", "pagexml,txt", "--no-progress", "--resume", "--errors", str(tmp_path / "e.tsv")])
     assert "skipped 4" in capsys.readouterr().err and (tmp_path / "e.tsv").read_text().count("\n") == 1
+
+
+# --- bad inputs and one batch path (issues 21 and 24) ------------------------------------------
+
+def _good_and_bad_folder(tmp_path, rendered):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_page.png"), rendered[1].image)
+    bad_inputs.huge_tiff_header(folder / "b_bomb.tif")
+    bad_inputs.truncated_multipage_tiff(folder / "c_cut.tif")
+    bad_inputs.short_multipage_tiff(folder / "d_short.tif")
+    Image.fromarray(render_line("a single line")).save(folder / "e_line.png")
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["page", "auto"])
+def test_bombs_and_broken_tiffs_fail_alone(recognizer, rendered, tmp_path, mode):
+    folder = _good_and_bad_folder(tmp_path, rendered)
+    out = tmp_path / "out"
+    summary = run_batch(recognizer, [folder], BatchConfig(mode=mode, output_dir=str(out), progress=False))
+    failed = {f.source.split("/")[-1] for f in summary.failures}
+    assert {"b_bomb.tif", "c_cut.tif"} <= failed and any(s.startswith("d_short.tif#p") for s in failed)
+    assert (out / "a_page.txt").is_file() and (out / "e_line.txt").is_file()
+    assert all(f.stage == "read" and f.message for f in summary.failures)
+    rows = [r.split("\t") for r in (out / "errors.tsv").read_text().splitlines()]
+    assert len(rows) == len(summary.failures) and all(len(r) == 4 for r in rows)
+    assert {r[0] for r in rows} >= {"b_bomb", "c_cut"}
+
+
+def test_same_name_in_two_folders_keeps_both_outputs_and_resumes(recognizer, tmp_path):
+    for folder, text in (("batch1", "first folder"), ("batch2", "second folder")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(render_line(text)).save(tmp_path / folder / "scan001.png")
+    out = tmp_path / "out"
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["txt", "json"], progress=False)
+    inputs = [tmp_path / "batch1", tmp_path / "batch2"]
+    assert run_batch(recognizer, inputs, config).line_images == 2
+    sources = {json.loads((out / f"{b}/scan001.json").read_text())["source"] for b in ("batch1", "batch2")}
+    assert sources == {str(tmp_path / "batch1" / "scan001.png"), str(tmp_path / "batch2" / "scan001.png")}
+    again = run_batch(recognizer, inputs, BatchConfig(mode="line", output_dir=str(out), formats=["txt", "json"],
+                                                      resume=True, progress=False))
+    assert again.skipped == 2 and again.line_images == 0
+
+
+def test_line_mode_mirrors_the_input_tree(recognizer, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.fromarray(render_line(f"line in {sub}")).save(tmp_path / "in" / sub / "001.png")
+    out = tmp_path / "out"
+    summary = run_batch(recognizer, [tmp_path / "in"], BatchConfig(mode="line", output_dir=str(out), progress=False))
+    assert summary.line_images == 2 and summary.pages == 0
+    assert (out / "a" / "001.txt").is_file() and (out / "b" / "001.txt").is_file()
+
+
+def test_an_unreadable_sub_folder_is_a_failure_in_the_errors_file(recognizer, tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    Image.fromarray(render_line("readable")).save(tmp_path / "in" / "ok.png")
+    Image.fromarray(render_line("hidden")).save(tmp_path / "in" / "locked" / "x.png")
+    locked, scandir = str(tmp_path / "in" / "locked"), os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied", locked))
+                        if os.fspath(path) == locked else scandir(path))
+    out = tmp_path / "out"
+    summary = run_batch(recognizer, [tmp_path / "in"], BatchConfig(output_dir=str(out), progress=False))
+    assert summary.line_images == 1 and [(f.source, f.stage) for f in summary.failures] == [(locked, "input")]
+    assert "cannot read folder" in (out / "errors.tsv").read_text()
+
+
+def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, monkeypatch):
+    for k, text in enumerate(("first line", "second line", "third line")):
+        Image.fromarray(render_line(text)).save(tmp_path / f"{k}.png")
+    read = recognizer.recognize_normalized
+    poisoned = {np.asarray(recognizer.preprocess(render_line("second line"))).shape}
+
+    def fussy(arrays, *args, **kwargs):
+        if any(a.shape in poisoned for a in arrays):
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return read(arrays, *args, **kwargs)
+
+    monkeypatch.setattr(recognizer, "recognize_normalized", fussy)
+    out = tmp_path / "out"
+    summary = run_batch(recognizer, sorted(tmp_path.glob("*.png")), BatchConfig(output_dir=str(out), progress=False))
+    assert summary.line_images == 2 and [(f.page_id, f.stage) for f in summary.failures] == [("1", "recognize")]
+    assert (out / "0.txt").is_file() and (out / "2.txt").is_file() and not (out / "1.txt").exists()
+
+
+def test_auto_mode_is_one_rule_for_the_cli_and_the_ui(recognizer, tmp_path):
+    """A one-line PDF page is a page (documents hold pages); a one-line image is a line image."""
+    from ui.batch import collect_inputs, run_batch as ui_run_batch
+    from ui.pages import transcribe_image
+    from ui.uploads import ZipLimits
+
+    line = Image.fromarray(render_line("only one line here"))
+    line.convert("RGB").save(tmp_path / "one.pdf", resolution=72)
+    line.save(tmp_path / "one.png")
+    seen = {}
+    run_batch(recognizer, [tmp_path / "one.pdf", tmp_path / "one.png"], BatchConfig(progress=False),
+              on_page=lambda page, is_line: seen.update({page.id: is_line}))
+    assert seen == {"one": True, "one.pdf": False} or seen == {"one.png": True, "one.pdf": False}
+    inputs = collect_inputs([tmp_path / "one.pdf", tmp_path / "one.png"], tmp_path / "work", ZipLimits())
+    rows = ui_run_batch(recognizer, inputs, "auto", tmp_path / "ui-out")
+    assert [(r.name, r.layout) for r in rows] == [("one.pdf", "page"), ("one.png", "line")]
+    assert transcribe_image(recognizer, np.asarray(line), "auto")[1] == "line"
+
+
+def test_the_segmenters_regions_travel_on_the_page_record(recognizer, rendered):
+    from hwr.documents.pipeline import layout_page
+    from hwr.documents.segment import analyse_page
+
+    image = rendered[0].image
+    page, is_line = layout_page(image, "page")
+    layout = analyse_page(image)
+    assert not is_line and len(page.regions) == len(layout.regions) >= 1
+    assert [r.line_ids for r in page.regions] == [[layout.lines[i].id for i in g] for g in layout.regions]
+    assert [i for r in page.regions for i in r.line_ids] == [line.id for line in page.lines]

@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from hwr.documents.linegeom import LineFrame, word_polygons
-from hwr.records import Line, Page, Recognition, WordBox
+from hwr.records import Line, Page, Recognition, Region, WordBox
 from hwr.documents.writers import FORMATS, SUFFIXES, parse_formats, write_page
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "schemas"
@@ -135,3 +135,29 @@ def test_formats_and_suffixes():
         parse_formats("txt,hocr")
     with pytest.raises(ValueError):
         write_page(make_page(False), "docx")
+
+
+def test_regions_are_written_as_the_page_record_carries_them():
+    """Geometry would put lines 1 and 2 in one block and line 3 in another; the segmenter
+    said otherwise, and the writers write what it found, in its reading order."""
+    page = make_page(False)
+    page.regions = [Region("col_b", ["l2"]), Region("col_a", ["1 bad#id", "l2"])]  # the 2nd l2: line 3
+    ns = {"pc": PAGE_NS}
+    doc = etree.fromstring(write_page(page, "pagexml").encode())
+    regions = doc.findall(".//pc:TextRegion", ns)
+    assert [r.get("id") for r in regions] == ["col_b", "col_a"]
+    assert [[l.find("pc:TextEquiv/pc:Unicode", ns).text or "" for l in r.findall("pc:TextLine", ns)]
+            for r in regions] == [["on a mat & <more>"], ["the cat sat", ""]]
+    order = [r.get("regionRef") for r in doc.findall(".//pc:RegionRefIndexed", ns)]
+    assert order == ["col_b", "col_a"]
+    alto = etree.fromstring(write_page(page, "alto").encode())
+    blocks = alto.findall(".//{%s}TextBlock" % ALTO_NS)
+    assert [len(b.findall("{%s}TextLine" % ALTO_NS)) for b in blocks] == [1, 2]
+    assert [r["id"] for r in json.loads(write_page(page, "json"))["regions"]] == ["col_b", "col_a"]
+
+
+def test_a_line_no_region_names_still_gets_written(schemas):
+    page = make_page(False)
+    page.regions = [Region("r1", ["1 bad#id"])]
+    doc = etree.fromstring(write_page(page, "pagexml").encode())
+    assert len(doc.findall(".//{%s}TextLine" % PAGE_NS)) == 3 and schemas["pagexml"].validate(doc)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import bad_inputs
 from hwr.recognition import imaging
 from hwr.recognition.imaging import ImageError, NormalizeConfig, load_gray, normalize_line
 
@@ -79,3 +80,72 @@ def test_wide_line_is_capped():
     img[5:15, :] = 0
     out = normalize_line(img, NormalizeConfig(line_height=32, max_width=1000))
     assert out.shape == (32, 1000)
+
+
+# --- bad inputs (issue 21) ---------------------------------------------------------------------
+
+def test_tiff_header_claiming_30000_square_pixels_is_refused_naming_the_file(tmp_path):
+    path = bad_inputs.huge_tiff_header(tmp_path / "bomb.tif")
+    with pytest.raises(ImageError, match="bomb.tif: image too large"):
+        load_gray(path)
+
+
+def test_oversized_image_is_refused_before_its_pixels_are_decoded(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("L", (2000, 1000), 255).save(path)
+    monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1_000_000)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded an oversized image"))
+    with pytest.raises(ImageError, match="big.png: image too large"):
+        load_gray(path)
+
+
+def test_loading_never_touches_pillows_process_wide_limit_or_warning_filters(tmp_path, monkeypatch):
+    """Pages load in threads: a per-call change to Image.MAX_IMAGE_PIXELS (or to the warning
+    filters) that one thread restores would make another thread's large page fail."""
+    import warnings
+
+    path = tmp_path / "page.png"
+    Image.new("L", (300, 200), 255).save(path)
+    before = (Image.MAX_IMAGE_PIXELS, list(warnings.filters))
+    during = []
+    decode = imaging.pil_to_gray
+    monkeypatch.setattr(imaging, "pil_to_gray",
+                        lambda *a, **k: during.append((Image.MAX_IMAGE_PIXELS, list(warnings.filters))) or decode(*a, **k))
+    load_gray(path)
+    assert during == [before] and (Image.MAX_IMAGE_PIXELS, list(warnings.filters)) == before
+
+
+def test_pillows_own_guard_never_refuses_a_page_hwr_accepts():
+    """Set once at import: Pillow warns above its limit and refuses above twice that, so its
+    limit must not sit below hwr's (a 600 dpi A3 scan, ~70 Mpx, is a page, not a bomb)."""
+    assert Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= imaging.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "not an image"), (7, "not an image"), (3.5, "not an image"),
+    (np.array([[object(), object()]], dtype=object), "dtype object"),
+    (np.full((20, 40), np.nan, np.float32), "NaN or infinite"),
+    (np.full((20, 40), np.inf), "NaN or infinite"),
+    (np.zeros((2, 3, 4, 5), np.uint8), "shape"),
+    (np.zeros((0, 10), np.uint8), "empty"),
+    (np.zeros((5, 5), np.complex64), "dtype complex64"),
+])
+def test_values_that_are_not_images_give_image_errors(value, message):
+    with pytest.raises(ImageError, match=message):
+        load_gray(value)
+
+
+def test_closed_pil_image_gives_an_image_error(tmp_path):
+    path = tmp_path / "x.png"
+    Image.new("L", (30, 20), 0).save(path)
+    img = Image.open(path)
+    img.close()
+    with pytest.raises(ImageError, match="closed"):
+        load_gray(img)
+
+
+def test_bool_arrays_read_as_black_and_white():
+    arr = np.zeros((10, 20), bool)
+    arr[:, :10] = True
+    gray = load_gray(arr)
+    assert gray.dtype == np.uint8 and gray[0, 0] == 255 and gray[0, 15] == 0

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.records import Line, Page
-from hwr.documents.writers.common import (bbox_of, confidence_01, group_regions, line_confidence, line_text,
+from hwr.documents.writers.common import (bbox_of, confidence_01, page_regions, line_confidence, line_text,
                                now_utc, points, words_with_polygons, xml_id)
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -45,8 +45,8 @@ def write(page: Page) -> str:
     page_el = _el(layout, "Page", ID=xml_id(f"page_{page.id}", used), PHYSICAL_IMG_NR=1,
                   WIDTH=page.width, HEIGHT=page.height)
     space = _el(page_el, "PrintSpace", **_box(0, 0, page.width, page.height))
-    for k, lines in enumerate(group_regions(page), start=1):
-        block = _el(space, "TextBlock", ID=xml_id(f"block_{k}", used), **_box(*bbox_of(lines)))
+    for region_id, lines in page_regions(page):
+        block = _el(space, "TextBlock", ID=xml_id(f"block_{region_id}", used), **_box(*bbox_of(lines)))
         for line in lines:
             _write_line(block, line, used)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

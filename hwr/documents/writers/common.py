@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict, deque
 from datetime import datetime, timezone
 
 from hwr.documents.linegeom import word_polygons
@@ -60,10 +61,35 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def group_regions(page: Page) -> list[list[Line]]:
-    """Consecutive lines (reading order) that form one text block.
+def page_regions(page: Page) -> list[tuple[str, list[Line]]]:
+    """(region id, its lines) in reading order: the regions the segmenter found, as found.
 
-    A page record keeps lines only; blocks are recovered from geometry: the next line starts
+    A page without regions (a line image, a page rebuilt from older JSON) falls back to
+    regions guessed from geometry (group_regions). Lines no region names (a page edited after
+    segmentation) each get a region of their own, after the others, so no line is dropped."""
+    if not page.regions:
+        return [(f"r{k + 1}", lines) for k, lines in enumerate(group_regions(page))]
+    # Lines by id, in page order: a repeated id names the next line that carries it.
+    by_id: dict[str, deque[int]] = defaultdict(deque)
+    for index, line in enumerate(page.lines):
+        by_id[line.id].append(index)
+    out, placed = [], set()
+    for region in page.regions:
+        members = [by_id[i].popleft() for i in region.line_ids if by_id.get(i)]
+        placed.update(members)
+        if members:
+            out.append((region.id, [page.lines[k] for k in members]))
+    taken = {rid for rid, _ in out}
+    for index, line in enumerate(page.lines):
+        if index not in placed:
+            out.append((unique_name(f"r_{line.id}", taken), [line]))
+    return out
+
+
+def group_regions(page: Page) -> list[list[Line]]:
+    """Consecutive lines (reading order) that form one text block, guessed from geometry.
+
+    For pages whose record carries no regions: blocks are recovered from geometry: the next line starts
     a new block when it does not overlap the previous one horizontally, or jumps up (next
     column) or down by more than two line heights (a paragraph gap or a new block).
     """

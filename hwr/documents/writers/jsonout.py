@@ -1,10 +1,11 @@
-"""JSON: the page, its lines (polygon, baseline, bbox, text, confidence) and word boxes."""
+"""JSON: the page, its lines (polygon, baseline, bbox, text, confidence), word boxes, and its
+regions (ids of their lines) in reading order."""
 from __future__ import annotations
 
 import json
 
 from hwr.records import Page
-from hwr.documents.writers.common import line_confidence, line_text, words_with_polygons
+from hwr.documents.writers.common import line_confidence, line_text, page_regions, words_with_polygons
 
 
 def page_dict(page: Page) -> dict:
@@ -21,7 +22,9 @@ def page_dict(page: Page) -> dict:
             entry["words"] = [{"text": w.text, "confidence": round(float(w.confidence), 4),
                                "polygon": [list(p) for p in polygon]} for w, polygon in words]
         lines.append(entry)
-    return {"id": page.id, "source": page.source, "width": page.width, "height": page.height, "lines": lines}
+    regions = [{"id": rid, "lines": [line.id for line in members]} for rid, members in page_regions(page)]
+    return {"id": page.id, "source": page.source, "width": page.width, "height": page.height, "lines": lines,
+            "regions": regions}
 
 
 def write(page: Page) -> str:

@@ -2,8 +2,8 @@
 
 Confidence goes to `TextEquiv/@conf` (0..1). Word elements are written when the
 recognition carries word boxes (CTC forced alignment); their Coords are the line polygon cut
-between the word's ends along the baseline (see hwr.documents.linegeom). Regions come from the line
-geometry (hwr.documents.writers.common.group_regions) and are listed in a ReadingOrder.
+between the word's ends along the baseline (see hwr.documents.linegeom). Regions are the page
+record's (what the segmenter found; hwr.documents.writers.common.page_regions), listed in a ReadingOrder.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.records import Line, Page
-from hwr.documents.writers.common import (bbox_of, confidence_01, group_regions, line_confidence, line_text,
+from hwr.documents.writers.common import (bbox_of, confidence_01, page_regions, line_confidence, line_text,
                                now_utc, points, words_with_polygons, xml_id)
 
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -48,8 +48,9 @@ def write(page: Page) -> str:
     image_name = os.path.basename(page.source.split("#")[0]) if page.source else page.id
     page_el = _el(root, "Page", imageFilename=image_name or "page", imageWidth=page.width, imageHeight=page.height)
     used: set[str] = set()
-    regions = group_regions(page)
-    region_ids = [xml_id(f"r{k + 1}", used) for k in range(len(regions))]
+    found = page_regions(page)
+    regions = [lines for _, lines in found]
+    region_ids = [xml_id(rid, used) for rid, _ in found]
     if regions:
         order = _el(_el(page_el, "ReadingOrder"), "OrderedGroup", id=xml_id("ro", used), caption="reading order")
         for k, rid in enumerate(region_ids):

@@ -1,0 +1,80 @@
+"""Generators of the bad inputs that once crashed a batch or lost its outputs (issue 21).
+
+Each writes a small file into a test's tmp dir; the unit tests and tests/test_fuzz_inputs.py
+share them, so a bad input found once is tried everywhere.
+"""
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+from PIL import Image
+
+
+def huge_tiff_header(path: Path, width: int = 30000, height: int = 30000) -> Path:
+    """An uncompressed grayscale TIFF whose header claims width x height pixels (it holds none):
+    a decompression bomb as a hostile user would send it, a few hundred bytes on disk."""
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (273, 4, 8), (278, 4, height), (279, 4, width * height)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        # LONG values fill the 4-byte value field; SHORT values are left-justified in it.
+        ifd += struct.pack("<HHII", tag, kind, 1, value) if kind == 4 else struct.pack("<HHIHH", tag, kind, 1, value, 0)
+    ifd += struct.pack("<I", 0)  # no next IFD
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 16) + b"\x00" * 8 + ifd)
+    return path
+
+
+def multipage_tiff_bytes(frames: int = 3, size: tuple[int, int] = (200, 100)) -> bytes:
+    pages = [Image.new("L", size, 40 + 60 * k) for k in range(frames)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    return buffer.getvalue()
+
+
+def truncated_multipage_tiff(path: Path) -> Path:
+    """A 3-page TIFF cut in half: the IFD chain points past the end of the file, and counting
+    its pages raises TypeError ("Missing dimensions") inside Pillow."""
+    data = multipage_tiff_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def short_multipage_tiff(path: Path) -> Path:
+    """A 3-page TIFF missing its last bytes: the pages count, the last one does not decode."""
+    data = multipage_tiff_bytes()
+    path.write_bytes(data[:-10])
+    return path
+
+
+def not_an_image(path: Path) -> Path:
+    path.write_bytes(b"this is not an image at all")
+    return path
+
+
+def empty_file(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def broken_pdf(path: Path) -> Path:
+    path.write_bytes(b"%PDF-1.4 truncated")
+    return path
+
+
+def latin1_text(path: Path, text: str = "caf\xe9 cr\xe8me\n") -> Path:
+    """A text file in Latin-1: invalid UTF-8 where a UTF-8 list or ground-truth file is expected."""
+    path.write_bytes(text.encode("latin-1"))
+    return path
+
+
+def huge_pdf(path: Path, width_pt: float = 14400, height_pt: float = 14400) -> Path:
+    """A one-page blank PDF of the largest page size PDF allows (200 x 200 inches)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(width_pt, height_pt)
+    pdf.save(str(path))
+    pdf.close()
+    return path
