@@ -53,10 +53,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hwr.recognition.decode import DECODER_HELP
-    from hwr.scoring.evaluate import EvalConfig
-    from hwr.training.train import TrainConfig
     from hwr.documents.transcribe import TranscribeConfig
+    from hwr.recognition.decode import DECODER_HELP
+    from hwr.recognition.lm import LMBuildConfig
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.synth.export import SynthExportConfig
+    from hwr.training.averaging import AverageConfig
+    from hwr.training.train import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="hwr", description="Handwriting text recognition: read, train on and score handwritten lines.")
@@ -97,9 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runs/x/snapshots/step-* from hwr train --keep-snapshots). They must share "
                                    "architecture, charset and normalisation; score the result with hwr eval.")
     p.add_argument("models", nargs="+", help="model directories (two or more)")
-    p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--half", action="store_true", help="store the weights as fp16")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_dataclass_arguments(p, AverageConfig)
+    _common(p)
 
     p = sub.add_parser("eval", help="score a model on a labelled data set (CER/WER)",
                        description="Score a model on a labelled data set: corpus CER and WER with bootstrap "
@@ -116,13 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic handwriting data set",
                        description="Render synthetic handwritten lines to disk (IAM layout or image + .gt.txt pairs).")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=1000, help="number of lines (or pages with --pages)")
-    p.add_argument("--format", choices=["iam", "pairs"], default="pairs")
-    p.add_argument("--pages", action="store_true", help="render whole pages with line geometry")
-    p.add_argument("--split", choices=["train", "val"], default="train", help="font/text/digit split to draw from")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_dataclass_arguments(p, SynthExportConfig)
+    _common(p)
 
     p = sub.add_parser("lm", help="build n-gram language models for beam decoding",
                        description="Language models for `--decoder beam`: ARPA n-grams (interpolated modified Kneser-Ney).")
@@ -130,15 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text files",
                           description="Estimate an ARPA n-gram LM (one sentence per line) and optionally its lexicon.")
     b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence or line per line")
-    b.add_argument("--order", type=int, default=6, help="n-gram order (default: 6)")
-    b.add_argument("--unit", choices=["char", "word"], default="char", help="character or word n-grams")
-    b.add_argument("--out", required=True, help="ARPA file to write")
-    b.add_argument("--min-counts", default="1", help="count cut-offs per order, e.g. 1,2,3 (non-decreasing)")
-    b.add_argument("--split", choices=["all", "train"], default="all",
-                   help="train: skip the synthetic validation lines (index %% 20 == 0)")
-    b.add_argument("--lexicon", help="also write a word lexicon (word unit) of the LM's words to this file")
-    b.add_argument("--words", nargs="*", default=[], help="word-list files whose words join the lexicon")
-    b.add_argument("-v", "--verbose", action="store_true")
+    add_dataclass_arguments(b, LMBuildConfig)
+    _common(b)
 
     from hwr.ui_cli import add_ui_parser
 
@@ -266,39 +256,42 @@ def _eval_pages(cfg, dataset: str) -> int:
 
 
 def cmd_synth(args) -> int:
-    from hwr.synth.export import export_dataset
+    from hwr.synth.export import SynthExportConfig, export_dataset
 
-    export_dataset(args.out, args.n, fmt=args.format, pages=args.pages, seed=args.seed, split=args.split)
+    cfg = build_config(SynthExportConfig, args, args.config)
+    export_dataset(cfg.out, cfg.n, fmt=cfg.format, pages=cfg.pages, seed=cfg.seed, split=cfg.split,
+                   progress=cfg.progress)
     return 0
 
 
 def cmd_lm(args) -> int:
     from hwr.recognition.charset import Charset
     from hwr.recognition.lexicon import read_corpus_lines, write_lexicon
-    from hwr.recognition.lm import build_lm
+    from hwr.recognition.lm import LMBuildConfig, build_lm
 
-    split = None if args.split == "all" else args.split
-    min_counts = [int(c) for c in args.min_counts.split(",")]
+    cfg = build_config(LMBuildConfig, args, args.config)
+    if cfg.lexicon and cfg.unit != "word":
+        raise ConfigError("--lexicon needs --unit word")
+    split = None if cfg.split == "all" else cfg.split
     charset = Charset()  # the default model charset: the LM drops what it cannot write
-    model = build_lm(args.corpus, args.out, args.order, args.unit, min_counts, split, charset)
+    model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cfg.cutoffs(), split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
-    print(f"wrote {args.out}: {sizes}")
-    if args.lexicon:
-        if args.unit != "word":
-            raise ConfigError("--lexicon needs --unit word")
-        extra = [w for w in read_corpus_lines(args.words, split) if " " not in w]
-        write_lexicon(args.lexicon, model.vocabulary() + extra, charset)
-        print(f"wrote {args.lexicon}")
+    print(f"wrote {cfg.out}: {sizes}")
+    if cfg.lexicon:
+        extra = [w for w in read_corpus_lines(cfg.words, split) if " " not in w]
+        write_lexicon(cfg.lexicon, model.vocabulary() + extra, charset)
+        print(f"wrote {cfg.lexicon}")
     return 0
 
 
 def cmd_average(args) -> int:
-    from hwr.training.averaging import average_models
     from hwr.recognition.model import save_model
+    from hwr.training.averaging import AverageConfig, average_models
 
+    cfg = build_config(AverageConfig, args, args.config)
     net, config = average_models(args.models)
-    save_model(args.out, net, config, half=args.half)
-    print(f"wrote {args.out}: the mean of {len(args.models)} models")
+    save_model(cfg.out, net, config, half=cfg.half)
+    print(f"wrote {cfg.out}: the mean of {len(args.models)} models")
     return 0
 
 

@@ -33,9 +33,12 @@ class FieldType:
     kind: type
     choices: tuple | None = None
     optional: bool = False
+    item: type | None = None  # list[str] -> str: the flag takes several values
 
     def describe(self) -> str:
         text = " | ".join(map(repr, self.choices)) if self.choices else self.kind.__name__
+        if self.item is not None:
+            text += f" of {self.item.__name__}"
         return text + (" or null" if self.optional else "")
 
 
@@ -51,6 +54,8 @@ def _resolve(annotation) -> FieldType:
     if origin is Literal:
         choices = typing.get_args(annotation)
         return FieldType(type(choices[0]), choices, optional)
+    if origin is list and typing.get_args(annotation) in ((str,), (int,), (float,)):
+        return FieldType(list, None, optional, typing.get_args(annotation)[0])
     if origin in (dict, list):
         return FieldType(origin, None, optional)
     return FieldType(annotation, None, optional)
@@ -75,6 +80,8 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
           isinstance(value, kind))
     if ok and ftype.choices is not None and value not in ftype.choices:
         ok = False
+    if ok and ftype.item is not None:
+        ok = all(coerce(v, FieldType(ftype.item), key, source) is not None for v in value)
     if not ok:
         raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
     return float(value) if kind is float else value
@@ -101,18 +108,27 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple
         if f.name in exclude:
             continue
         ftype = types_[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         # argparse formats help with %: a field's plain text is escaped, the old dicts already are.
         text = f.metadata["help"].replace("%", "%%") if "help" in f.metadata else help_texts.get(f.name, "")
-        text += f" (default: {default})"
+        text += " (required)" if _required(f) else f" (default: {_default(f)})"
         if ftype.kind is bool:
             parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=text)
+        elif ftype.item is not None:
+            parser.add_argument(_flag(f.name), dest=f.name, nargs="*", type=ftype.item, default=None, help=text)
         elif ftype.kind in (dict, list):
             parser.add_argument(_flag(f.name), dest=f.name, type=json.loads, default=None, help=text + " [JSON]")
         else:
             parser.add_argument(_flag(f.name), dest=f.name, type=ftype.kind, choices=ftype.choices, default=None,
                                 help=text)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
 
 
 def read_config_file(path: str) -> dict:
@@ -151,4 +167,7 @@ def build_config(cls, args: argparse.Namespace, config_file: str | None = None, 
         if value is not None:
             values[name] = value
     values.update(fixed)
+    missing = [_flag(f.name) for f in dataclasses.fields(cls) if _required(f) and f.name not in values]
+    if missing:
+        raise ConfigError(f"missing required settings: {', '.join(missing)} (a flag or a --config entry)")
     return cls(**values)

@@ -9,18 +9,12 @@ import argparse
 
 from hwr.config_args import add_dataclass_arguments, build_config
 
+# The shared recognizer fields (model.RecognizerSettings) take their help from here; the
+# server's own fields carry theirs (ui/config.py).
 UI_HELP = {
-    "host": "address to listen on; 0.0.0.0 lets other machines in",
-    "port": "port to listen on",
-    "share": "also open a public gradio.live link (makes network calls)",
     "model": "model folder offered first (others in models/ are offered too)",
     "device": "cpu, cuda, cuda:N or auto",
     "decoder": "decoder selected at start: greedy, beam, beam-char or beam-word (users may switch)",
-    "concurrency": "jobs run at once; further requests wait in the queue",
-    "queue_size": "requests that may wait; more are refused",
-    "max_upload_mb": "largest accepted upload",
-    "max_zip_mb": "largest accepted unpacked size of an uploaded zip",
-    "max_zip_files": "most files accepted in an uploaded zip",
 }
 
 

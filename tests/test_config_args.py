@@ -96,3 +96,53 @@ def test_every_training_setting_has_help():
 
     missing = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help")]
     assert missing == []
+
+
+def _help(capsys, *command) -> str:
+    from hwr.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
+
+
+@pytest.mark.parametrize("command,config_class", [
+    (("synth",), "hwr.synth.export:SynthExportConfig"),
+    (("lm", "build"), "hwr.recognition.lm:LMBuildConfig"),
+    (("average",), "hwr.training.averaging:AverageConfig"),
+    (("train",), "hwr.training.train:TrainConfig"),
+    (("ui",), "ui.config:UIConfig"),
+])
+def test_each_commands_flags_and_help_come_from_its_dataclass(capsys, command, config_class):
+    import dataclasses
+    import importlib
+
+    module, name = config_class.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    text = _help(capsys, *command)
+    for f in dataclasses.fields(cls):
+        if "help" in f.metadata:  # inherited recognizer settings take theirs from the decoder's table
+            assert f"--{f.name.replace('_', '-')}" in text and "".join(f.metadata["help"].split()) in text
+
+
+def test_a_required_setting_missing_from_flags_and_file_is_named(tmp_path, capsys):
+    from hwr.cli import main
+
+    assert main(["synth", "--n", "1"]) == 2
+    assert "missing required settings: --out" in capsys.readouterr().err
+    config = _config_file(tmp_path, out=str(tmp_path / "x"), format="iamm")
+    assert main(["synth", "--config", config]) == 2
+    assert "format: expected 'iam' | 'pairs', got 'iamm'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_lm_build_reads_its_settings_from_a_config_file(tmp_path, capsys):
+    from hwr.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat\nthe dog ran\n")
+    config = _config_file(tmp_path, out=str(tmp_path / "lm.arpa"), order=2, unit="word", min_counts="1,1")
+    assert main(["lm", "build", str(corpus), "--config", config]) == 0
+    assert "\\2-grams:" in (tmp_path / "lm.arpa").read_text()
+    assert main(["lm", "build", str(corpus), "--config", config, "--min-counts", "1,x"]) == 2
+    assert "--min-counts: expected comma-separated integers" in capsys.readouterr().err

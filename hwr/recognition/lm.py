@@ -23,8 +23,9 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
+from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_gzip_by_suffix
 
@@ -266,6 +267,30 @@ def corpus_sentences(lines: Iterable[str], unit: str, charset=None) -> Iterator[
         tokens = split(line)
         if tokens:
             yield tokens
+
+
+@dataclass
+class LMBuildConfig:
+    """Settings of `hwr lm build` (CLI flags and --config files read these); the corpus files
+    are the command's positional arguments."""
+
+    out: str = setting(help="ARPA file to write (.arpa.gz: gzipped)")
+    order: int = setting(6, help="n-gram order")
+    unit: Literal["char", "word"] = setting("char", help="character or word n-grams")
+    min_counts: str = setting("1", help="count cut-offs per order, e.g. 1,2,3 (non-decreasing)")
+    split: Literal["all", "train"] = setting("all", help="train: skip the synthetic validation lines "
+                                                         "(index % 20 == 0)")
+    lexicon: str | None = setting(None, help="also write a word lexicon (word unit) of the LM's words to this file")
+    words: list[str] = setting(default_factory=list, help="word-list files whose words join the lexicon")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def cutoffs(self) -> list[int]:
+        try:
+            return [int(c) for c in self.min_counts.split(",")]
+        except ValueError:
+            raise ConfigError(f"--min-counts: expected comma-separated integers, got {self.min_counts!r}") from None
 
 
 def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: str = "char",

@@ -25,11 +25,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
@@ -60,15 +62,19 @@ IAM_HEADER = """\
 
 @dataclass
 class SynthExportConfig:
-    """What `hwr synth` writes; the CLI flags map one to one onto these fields."""
+    """Settings of `hwr synth` (CLI flags and --config files read these); see `export_dataset`."""
 
-    out_dir: str
-    n: int = 1000  # lines, or pages with pages=True
-    fmt: str = "pairs"
-    pages: bool = False
-    seed: int = 0
-    split: str = "train"
-    progress: bool = True
+    out: str = setting(help="output folder")
+    n: int = setting(1000, help="number of lines (or pages with --pages)")
+    format: Literal["iam", "pairs"] = setting("pairs", help="iam (ascii/lines.txt + lines/) or pairs "
+                                                            "(image + .gt.txt)")
+    pages: bool = setting(False, help="render whole pages with line geometry (pages/) and cut their lines")
+    split: Literal["train", "val"] = setting("train", help="font/text/digit split to draw from")
+    seed: int = setting(0, help="random seed: a (seed, split, index) always renders the same line")
+    progress: bool = setting(True, help="progress bar on stderr")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

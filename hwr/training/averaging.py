@@ -8,13 +8,27 @@ come from one run at a low learning rate, as they should.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.recognition.model import ModelConfig, ModelError, load_model
+
+
+@dataclass
+class AverageConfig:
+    """Settings of `hwr average` (CLI flags and --config files read these); the model folders
+    to average are the command's positional arguments."""
+
+    out: str = setting(help="model directory to write")
+    half: bool = setting(False, help="store the weights as fp16")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
