@@ -1,4 +1,4 @@
-"""Packaging metadata lives in pyproject.toml; this file only lists the shipped assets.
+"""Packaging metadata lives in pyproject.toml; this file lists the packages and the shipped assets.
 
 A regular (non-editable) install copies `models/` and `data/` to `<prefix>/share/hwr/`, where
 `hwr.assets` finds them. setuptools' static `data-files` table cannot recurse into folders,
@@ -6,7 +6,7 @@ hence this walk.
 """
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 
 def tree(source: str, target: str) -> list[tuple[str, list[str]]]:
@@ -21,5 +21,10 @@ def tree(source: str, target: str) -> list[tuple[str, list[str]]]:
 
 DATA_FILES = tree("models", "share/hwr/models") + tree("data", "share/hwr/data")
 
+# The web app stays in the top-level ui/ folder but installs as `hwr_ui`: site-packages gets no
+# package with a name as generic as `ui`.
+PACKAGES = find_packages(include=["hwr", "hwr.*"]) + ["hwr_ui"]
+PACKAGE_DIR = {"hwr_ui": "ui"}
+
 if __name__ == "__main__":  # setuptools' build backend runs this file as __main__
-    setup(data_files=DATA_FILES)
+    setup(packages=PACKAGES, package_dir=PACKAGE_DIR, data_files=DATA_FILES)

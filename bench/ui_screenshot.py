@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from ui import UIConfig, build_app, close_app, launch_app
+from hwr_ui import UIConfig, build_app, close_app, launch_app
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

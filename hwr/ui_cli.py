@@ -1,16 +1,19 @@
-"""`hwr ui`: serve the web app (top-level package `ui`) on this machine.
+"""`hwr ui`: the web app's settings and the command that serves it.
 
-Kept apart from hwr/cli.py so the CLI learns the app's flags from `ui.config.UIConfig`
-without importing gradio until the command actually runs.
+The app itself lives in the top-level `ui/` folder, installed as the package `hwr_ui`. It
+imports hwr; hwr imports it only inside `cmd_ui`, when the app actually runs (gradio takes
+seconds to import). Its settings live here, so the CLI learns `hwr ui`'s flags without it.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from hwr.config_args import add_dataclass_arguments, build_config
+from hwr.config_args import add_dataclass_arguments, build_config, setting
+from hwr.recognition.model import RecognizerSettings
 
 # The shared recognizer fields (model.RecognizerSettings) take their help from here; the
-# server's own fields carry theirs (ui/config.py).
+# server's own fields carry theirs.
 UI_HELP = {
     "model": "model folder offered first (others in models/ are offered too)",
     "device": "cpu, cuda, cuda:N or auto",
@@ -18,9 +21,26 @@ UI_HELP = {
 }
 
 
-def add_ui_parser(sub) -> argparse.ArgumentParser:
-    from ui.config import UIConfig
+@dataclass
+class UIConfig(RecognizerSettings):
+    """Settings of `hwr ui`: the shared recognizer settings plus the web server's."""
 
+    # Loopback only: other machines reach the app only when asked (--host 0.0.0.0).
+    host: str = setting("127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in")
+    port: int = setting(7860, help="port to listen on")
+    # A public gradio.live tunnel: the only setting that makes network calls.
+    share: bool = setting(False, help="also open a public gradio.live link (makes network calls)")
+    # Recognition is CPU/GPU bound: running more jobs at once only splits the same cores, so a
+    # small limit keeps each request fast and memory bounded; the rest wait in the queue.
+    concurrency: int = setting(2, help="jobs run at once; further requests wait in the queue")
+    # Requests waiting beyond this are refused ("queue full"), not piled up.
+    queue_size: int = setting(32, help="requests that may wait; more are refused")
+    max_upload_mb: int = setting(200, help="largest accepted upload, per file (zips are also capped unpacked)")
+    max_zip_mb: int = setting(1024, help="largest accepted unpacked size of an uploaded zip")
+    max_zip_files: int = setting(20000, help="most files accepted in an uploaded zip")
+
+
+def add_ui_parser(sub) -> argparse.ArgumentParser:
     from hwr.recognition.decode import DECODER_HELP
 
     p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
@@ -31,8 +51,7 @@ def add_ui_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from ui.app import serve
-    from ui.config import UIConfig
+    from hwr_ui.app import serve
 
     config = build_config(UIConfig, args, args.config)
     print(f"hwr ui: serving on http://{config.host}:{config.port} (Ctrl-C stops it)")

@@ -111,7 +111,7 @@ def _help(capsys, *command) -> str:
     (("lm", "build"), "hwr.recognition.lm:LMBuildConfig"),
     (("average",), "hwr.training.averaging:AverageConfig"),
     (("train",), "hwr.training.train:TrainConfig"),
-    (("ui",), "ui.config:UIConfig"),
+    (("ui",), "hwr.ui_cli:UIConfig"),
 ])
 def test_each_commands_flags_and_help_come_from_its_dataclass(capsys, command, config_class):
     import dataclasses

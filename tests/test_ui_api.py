@@ -24,8 +24,8 @@ from hwr.scoring.metrics import cer
 from hwr.recognition.model import Recognizer
 from hwr.documents.writers import SUFFIXES
 
-from ui import UIConfig, build_app, close_app, launch_app
-from ui.pages import export_formats
+from hwr_ui import UIConfig, build_app, close_app, launch_app
+from hwr_ui.pages import export_formats
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
@@ -229,7 +229,7 @@ def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_p
     from hwr.cli import build_parser
     from hwr.config_args import build_config
     from hwr.recognition.decode import decoder_options
-    from ui.models import ModelRegistry
+    from hwr_ui.models import ModelRegistry
 
     args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--lm", "none", "--lm-weight", "0.5"])
     config = build_config(UIConfig, args, args.config)

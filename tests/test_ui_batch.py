@@ -8,8 +8,8 @@ from PIL import Image
 from conftest import render_line
 from hwr.recognition.model import Recognizer
 
-from ui.batch import collect_inputs, run_batch
-from ui.uploads import ZipLimits
+from hwr_ui.batch import collect_inputs, run_batch
+from hwr_ui.uploads import ZipLimits
 
 
 def _pages(n: int) -> list[Image.Image]:

@@ -23,7 +23,7 @@ if not CHROMIUM.exists():
                 "root)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed: pip install -e .[dev]")
 
-from ui import UIConfig, build_app, close_app, launch_app  # noqa: E402
+from hwr_ui import UIConfig, build_app, close_app, launch_app  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LINE = REPO / "data" / "samples" / "line-03.png"

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 
 from hwr.records import Line, Page, Recognition
-from ui.pages import apply_corrections, page_from_dict, page_to_dict
-from ui.uploads import UploadError, WorkDirs, ZipLimits, extract_zip
+from hwr_ui.pages import apply_corrections, page_from_dict, page_to_dict
+from hwr_ui.uploads import UploadError, WorkDirs, ZipLimits, extract_zip
 
 
 def make_zip(path, members: dict[str, bytes], link: str | None = None):

@@ -1,6 +1,7 @@
-"""hwr's web app (Gradio). `hwr ui` starts it; in Python:
+"""hwr's web app (Gradio), installed as the package `hwr_ui` (from the top-level `ui/` folder).
+`hwr ui` starts it; in Python:
 
-    from ui import UIConfig, build_app, launch_app
+    from hwr_ui import UIConfig, build_app, launch_app
     demo = build_app(UIConfig(model="models/hwr-en-small"))
     url = launch_app(demo, UIConfig(port=7860), block=False)
 

@@ -1,28 +1,7 @@
-"""Settings of `hwr ui`: one dataclass gives the CLI flags, their help and their defaults.
-
-The model, device, decoder (with its LM options) and batch size are the ones every command
-that reads images shares (`hwr.recognition.model.RecognizerSettings`); the rest is the web server's.
-"""
+"""Settings of `hwr ui`, declared in `hwr.ui_cli` (so the CLI knows the flags without importing
+the app) and re-exported here for the app's code."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from hwr.ui_cli import UIConfig
 
-from hwr.config_args import setting
-from hwr.recognition.model import RecognizerSettings
-
-
-@dataclass
-class UIConfig(RecognizerSettings):
-    # Loopback only: other machines reach the app only when asked (--host 0.0.0.0).
-    host: str = setting("127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines in")
-    port: int = setting(7860, help="port to listen on")
-    # A public gradio.live tunnel: the only setting that makes network calls.
-    share: bool = setting(False, help="also open a public gradio.live link (makes network calls)")
-    # Recognition is CPU/GPU bound: running more jobs at once only splits the same cores, so a
-    # small limit keeps each request fast and memory bounded; the rest wait in the queue.
-    concurrency: int = setting(2, help="jobs run at once; further requests wait in the queue")
-    # Requests waiting beyond this are refused ("queue full"), not piled up.
-    queue_size: int = setting(32, help="requests that may wait; more are refused")
-    max_upload_mb: int = setting(200, help="largest accepted upload, per file (zips are also capped unpacked)")
-    max_zip_mb: int = setting(1024, help="largest accepted unpacked size of an uploaded zip")
-    max_zip_files: int = setting(20000, help="most files accepted in an uploaded zip")
+__all__ = ["UIConfig"]

@@ -226,9 +226,9 @@ def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, m
 
 def test_auto_mode_is_one_rule_for_the_cli_and_the_ui(recognizer, tmp_path):
     """A one-line PDF page is a page (documents hold pages); a one-line image is a line image."""
-    from ui.batch import collect_inputs, run_batch as ui_run_batch
-    from ui.pages import transcribe_image
-    from ui.uploads import ZipLimits
+    from hwr_ui.batch import collect_inputs, run_batch as ui_run_batch
+    from hwr_ui.pages import transcribe_image
+    from hwr_ui.uploads import ZipLimits
 
     line = Image.fromarray(render_line("only one line here"))
     line.convert("RGB").save(tmp_path / "one.pdf", resolution=72)
