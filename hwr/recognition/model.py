@@ -8,6 +8,7 @@ re-implements preprocessing or decoding.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +25,10 @@ from hwr.errors import HwrError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
 from hwr.fileio import atomic_write_bytes
-from hwr.recognition.imaging import LineGeometry, NormalizeConfig, normalize_line, normalize_line_with_geometry
+from hwr.recognition.imaging import (ImageError, LineGeometry, NormalizeConfig, normalize_line,
+                                     normalize_line_with_geometry)
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
-from hwr.records import Recognition
+from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -55,10 +57,82 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """A checked config; ValueError naming the key when a value has the wrong type or range."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
         missing = {"arch", "net", "charset"} - set(d)
         if missing:
             raise ValueError(f"missing keys {sorted(missing)}")
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        version = d.get("format_version", FORMAT_VERSION)
+        if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+            raise ValueError(f"format_version {version!r} is not one this hwr reads (1..{FORMAT_VERSION}); "
+                             "a newer hwr wrote it, or the file is damaged")
+        if not isinstance(d["arch"], str):
+            raise ValueError(f"arch must be a string, got {d['arch']!r}")
+        for key in ("net", "normalize", "training"):
+            if key in d and not isinstance(d[key], dict):
+                raise ValueError(f"{key} must be a JSON object, got {type(d[key]).__name__}")
+        charset = d["charset"]
+        if not isinstance(charset, list) or not charset or not all(isinstance(c, str) and c for c in charset):
+            raise ValueError("charset must be a non-empty list of non-empty strings")
+        config = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        try:
+            net_class = config_class(config.arch)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"arch: {exc}") from None
+        check_fields(net_class, config.net, "net")
+        check_fields(NormalizeConfig, config.normalize, "normalize")
+        norm = NormalizeConfig.from_dict(config.normalize)
+        if not 0 <= norm.low_percentile < norm.high_percentile <= 100:
+            raise ValueError("normalize.low_percentile and high_percentile must satisfy 0 <= low < high <= 100")
+        return config
+
+
+def check_fields(cls, values: dict, section: str) -> None:
+    """Each known key of `values` has the type of `cls`'s default for it (ints where ints are
+    expected, lists of numbers where lists are), and sizes and counts are positive.
+
+    Reading a model must fail here, naming `section.key`, not deep inside torch with a
+    TypeError about a tensor shape."""
+    defaults = cls()
+    for key, value in values.items():
+        if key not in cls.__dataclass_fields__:
+            continue
+        default = getattr(defaults, key)
+        where = f"{section}.{key}"
+        if not _same_kind(value, default):
+            raise ValueError(f"{where} must be {_kind_name(default)}, got {value!r}")
+        if isinstance(default, list):
+            if default and any(not _same_kind(v, default[0]) for v in value):
+                raise ValueError(f"{where} must be a list of {_kind_name(default[0])}s, got {value!r}")
+            if any(isinstance(v, (int, float)) and v < 0 for v in value):
+                raise ValueError(f"{where} must not hold negative values, got {value!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{where} must be a finite number, got {value!r}")
+            # Sizes and counts (a default of 1 or more) must stay positive; rates may be 0.
+            minimum = 1 if isinstance(default, int) and default >= 1 else 0
+            if value < minimum:
+                raise ValueError(f"{where} must be at least {minimum}, got {value!r}")
+
+
+def _same_kind(value, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, list)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return value is None or isinstance(value, type(default))
+
+
+def _kind_name(default) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+            tuple: "a list"}.get(type(default), type(default).__name__)
 
 
 def default_model_dir() -> Path:
@@ -86,28 +160,44 @@ def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig,
 
 
 def read_model_config(directory: str | Path) -> ModelConfig:
-    path = Path(directory) / CONFIG_FILE
-    if not Path(directory).is_dir():
-        raise ModelError(f"{directory}: model directory not found")
+    """The checked config.json of a model directory; ModelError naming the file and the key."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: model directory not found" if not directory.exists()
+                         else f"{directory}: not a model directory (a file, not a folder)")
     if not path.exists():
         raise ModelError(f"{path}: model config not found")
+    if not path.is_file():
+        raise ModelError(f"{path}: model config is not a file")
     try:
-        return ModelConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: invalid model config: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: invalid model config ({exc})") from None
+        raise ModelError(f"{path}: invalid model config: {exc}") from None
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
     """Build the network from config.json and load its safetensors weights (float32)."""
     config = read_model_config(directory)
     weights = Path(directory) / WEIGHTS_FILE
-    if not weights.exists():
-        raise ModelError(f"{weights}: weights file not found")
+    if not weights.is_file():
+        raise ModelError(f"{weights}: weights file not found" if not weights.exists()
+                         else f"{weights}: weights file is not a file")
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
-    net = build_network(config.arch, config.net_config(), len(Charset(config.charset)))
+    try:
+        net = build_network(config.arch, config.net_config(), len(Charset(config.charset)))
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"{Path(directory) / CONFIG_FILE}: cannot build the network it describes "
+                         f"({type(exc).__name__}: {exc})") from None
     expected = net.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
     try:
@@ -138,8 +228,29 @@ class Recognizer:
         self.num_parameters = count_parameters(self.net)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy", **decoder_options) -> "Recognizer":
-        """Load a model directory (default: the shipped model)."""
+    def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy",
+             **decoder_options) -> "Recognizer":
+        """Load a model directory, ready to read lines.
+
+        Args:
+            path: a model directory (`model.safetensors` + `config.json`); None: $HWR_MODEL,
+                else the shipped model (hwr.assets).
+            device: "cpu", "cuda", "cuda:1", ...; None or "auto": CUDA when available.
+            decoder: "greedy" or "beam" (hwr.recognition.decode); `decoder_options` go to it
+                (lm, lexicon, beam_size, lm_weight, ...).
+
+        Returns:
+            A Recognizer whose network is prepared for inference only (not for training).
+
+        Raises:
+            ModelError: the directory, its config or its weights are missing, unreadable or
+                inconsistent; the message names the file (and the config key at fault).
+
+        Example:
+            >>> rec = Recognizer.load("models/hwr-en-small", device="cpu")
+            >>> rec.recognize(["line.png"])[0].text
+            'the cat sat'
+        """
         path = Path(path) if path else default_model_dir()
         if not path.exists():
             hint = "" if path != default_model_dir() else " (no default model is shipped in this install; pass --model)"
@@ -162,14 +273,60 @@ class Recognizer:
         """`preprocess`, plus the crop/scale that maps network-input x back to the source image."""
         return normalize_line_with_geometry(image, self.normalize_config)
 
-    def recognize(self, images: Iterable, batch_size: int = 16, words: bool = False) -> list[Recognition]:
-        """Recognise line images (paths, arrays or PIL images); order is preserved.
+    def recognize(self, images: Iterable, batch_size: int = 16, words: bool = False,
+                  on_error: str = "raise") -> list[Recognition | FailedInput]:
+        """Read line images; results come back in input order, one per image.
 
-        words=True also fills each Recognition's `words` (boxes in source-image pixels)."""
-        if not words:
-            return self.recognize_normalized([self.preprocess(im) for im in images], batch_size)
-        prepared = [self.preprocess_with_geometry(im) for im in images]
-        return self.recognize_normalized([p[0] for p in prepared], batch_size, [p[1] for p in prepared])
+        Args:
+            images: a list (or other iterable) of line images: file paths, bytes, PIL images,
+                or numpy arrays (HxW, HxWx3, HxWx4; bool, integer or finite float pixels).
+            batch_size: lines per network call (lines are sorted by width inside).
+            words: also locate the words on each line (Recognition.words, boxes in
+                source-image pixels).
+            on_error: what an image that cannot be read (missing file, not an image, None,
+                an object or all-NaN array, a closed PIL image) does:
+                "raise": raise ImageError naming it (`images[3] (scan.png): ...`) before
+                    the network runs; nothing is returned.
+                "return": its slot holds a `FailedInput` (source, stage "read", message,
+                    page_id = the image's index as a string)
+                    and every other image is read as usual.
+
+        Returns:
+            One `Recognition` per image (text, confidence, per-character confidences and
+            frames, words) or, with on_error="return", a `FailedInput` where an image failed.
+
+        Raises:
+            ImageError: on_error="raise" and an image cannot be read.
+            TypeError: `images` is a single image rather than a list of them.
+            ValueError: on_error is neither "raise" nor "return".
+
+        Example:
+            >>> results = rec.recognize(["a.png", None, "b.png"], on_error="return")
+            >>> [r.text if isinstance(r, Recognition) else str(r) for r in results]
+            ['the cat', '<NoneType>: not an image: ...', 'sat here']
+        """
+        if on_error not in ("raise", "return"):
+            raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
+        if images is None or isinstance(images, (str, Path, bytes, bytearray, np.ndarray)) or hasattr(images, "getpixel"):
+            raise TypeError("recognize takes a list of images; wrap a single image as [image]")
+        slots: list[Recognition | FailedInput | None] = []
+        arrays, geometries, positions = [], [], []
+        for k, image in enumerate(images):
+            try:
+                array, geometry = self.preprocess_with_geometry(image)
+            except ImageError as exc:
+                if on_error == "raise":
+                    raise ImageError(f"images[{k}] ({exc.source})", exc.reason) from None
+                slots.append(FailedInput(exc.source, "read", exc.reason, page_id=str(k)))
+                continue
+            slots.append(None)
+            positions.append(k)
+            arrays.append(array)
+            geometries.append(geometry)
+        results = self.recognize_normalized(arrays, batch_size, geometries if words else None) if arrays else []
+        for k, rec in zip(positions, results):
+            slots[k] = rec
+        return slots  # type: ignore[return-value]
 
     def recognize_normalized(self, lines: Sequence[np.ndarray], batch_size: int = 16,
                              geometries: Sequence[LineGeometry] | None = None) -> list[Recognition]:

@@ -2,21 +2,42 @@
 
 `--resume` restores a `TrainerState` (optimizer, LR schedule, step, best CER); `--init-from`
 loads only the weights of a model directory (see `hwr.recognition.model.load_model`).
+
+A checkpoint is one unit: `save_checkpoint` writes the model (weights, config) and the trainer
+state (optimizer tensors, the rest) into a staging folder beside it, then a manifest naming
+each file with its size and SHA-256, and only then swaps the folder into place by renames. A
+kill at any moment leaves the previous checkpoint or the new one, never new weights with old
+optimizer state; a kill between the two renames leaves `.<name>.previous`, which
+`recover_checkpoint` puts back. Loading checks the manifest, so a file truncated or replaced
+afterwards is named instead of failing deep inside safetensors or json.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.fileio import atomic_write_bytes
+from hwr.recognition.model import ModelError, save_model
+
+log = logging.getLogger("hwr.training.checkpoint")
 
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(ModelError):
+    """A training checkpoint is missing, truncated or inconsistent; the message names the file."""
 
 
 @dataclass
@@ -68,15 +89,103 @@ def save_trainer_state(directory: Path, optimizer, scheduler, scaler, state: Tra
 
 
 def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> TrainerState:
+    """Restore optimizer, schedule, scaler and RNG from `directory`; CheckpointError naming the
+    file when a state file is missing, truncated, damaged or does not fit the optimizer."""
+    directory = Path(directory)
     json_path, tensor_path = directory / STATE_JSON, directory / STATE_TENSORS
     for path in (json_path, tensor_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trainer state to resume from")
-    payload = json.loads(json_path.read_text(encoding="utf-8"))
-    optimizer.load_state_dict(_join_optimizer_state(load_file(str(tensor_path)), payload["optimizer"]))
-    if scheduler is not None and payload.get("scheduler"):
-        scheduler.load_state_dict(payload["scheduler"])
-    if scaler is not None and payload.get("scaler"):
-        scaler.load_state_dict(payload["scaler"])
-    torch.set_rng_state(torch.tensor(payload["torch_rng"], dtype=torch.uint8))
-    return TrainerState(**payload["trainer"])
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no trainer state to resume from")
+    verify_manifest(directory)
+    try:
+        payload = json.loads(json_path.read_text(encoding="utf-8"))
+        trainer = TrainerState(**payload["trainer"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{json_path}: truncated or damaged trainer state ({type(exc).__name__}: {exc}); "
+                              "resume from an intact checkpoint or start without --resume") from None
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{tensor_path}: truncated or damaged optimizer tensors ({exc}); "
+                              "resume from an intact checkpoint or start without --resume") from None
+    try:
+        optimizer.load_state_dict(_join_optimizer_state(tensors, payload["optimizer"]))
+        if scheduler is not None and payload.get("scheduler"):
+            scheduler.load_state_dict(payload["scheduler"])
+        if scaler is not None and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+        torch.set_rng_state(torch.tensor(payload["torch_rng"], dtype=torch.uint8))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{directory}: trainer state does not fit this run's optimizer or schedule "
+                              f"({type(exc).__name__}: {exc})") from None
+    return trainer
+
+
+# --- the checkpoint as one unit ------------------------------------------------------------
+
+def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, scaler, state: TrainerState) -> None:
+    """Weights, model config and trainer state, swapped into `directory` as one unit (module docstring)."""
+    directory = Path(directory)
+    staging = directory.with_name(f".{directory.name}.saving-{os.getpid()}")
+    previous = _previous(directory)
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(staging, net, model_config)
+    save_trainer_state(staging, optimizer, scheduler, scaler, state)
+    write_manifest(staging)  # last: a folder with a manifest is complete
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(directory, previous)
+    os.replace(staging, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def recover_checkpoint(directory: Path) -> None:
+    """Put back the previous checkpoint if a kill struck between save_checkpoint's two renames,
+    and drop staging folders of saves that never finished."""
+    directory = Path(directory)
+    previous = _previous(directory)
+    if not directory.exists() and previous.is_dir():
+        os.replace(previous, directory)
+        log.warning("%s: restored the previous checkpoint (the last save was interrupted)", directory)
+    for staging in directory.parent.glob(f".{directory.name}.saving-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _previous(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.previous")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
+    entries = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    atomic_write_bytes(directory / MANIFEST, json.dumps({"files": entries}, indent=1).encode("utf-8"))
+
+
+def verify_manifest(directory: Path) -> None:
+    """Every file the manifest names is there, whole and unchanged; CheckpointError naming the
+    first that is not. Checkpoints written before manifests existed pass unchecked."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint manifest ({exc})") from None
+    for name, expected in entries.items():
+        file = Path(directory) / name
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing from the checkpoint (its manifest lists it)")
+        size = file.stat().st_size
+        if size != expected.get("bytes"):
+            raise CheckpointError(f"{file}: truncated or replaced ({size} bytes, the checkpoint wrote "
+                                  f"{expected.get('bytes')})")
+        if _sha256(file) != expected.get("sha256"):
+            raise CheckpointError(f"{file}: damaged (its SHA-256 differs from the one the checkpoint wrote)")

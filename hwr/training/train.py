@@ -29,7 +29,7 @@ from hwr.config_args import check_fields, setting
 from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
 from hwr.recognition.charset import Charset
 from hwr.training.schedule import LRSchedule, make_optimizer
-from hwr.training.checkpoint import TrainerState, load_trainer_state, save_trainer_state
+from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
 from hwr.training.distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.scoring.metrics import ErrorCounts
@@ -355,6 +355,9 @@ class TrainingRun:
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     out = _prepare_output(cfg, ctx)
+    if cfg.resume and ctx.is_main:
+        recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
+    barrier(ctx)
     train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
     val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
     resuming = cfg.resume and (out / "last" / CONFIG_FILE).exists()
@@ -483,11 +486,6 @@ def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None
     if not skip_bad:
         raise ConfigError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
     log.warning("%s; those lines are skipped", message)
-
-
-def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, scaler, state: TrainerState) -> None:
-    save_model(directory, net, model_config)
-    save_trainer_state(directory, optimizer, scheduler, scaler, state)
 
 
 def run_loop(run: TrainingRun) -> None:

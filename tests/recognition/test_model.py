@@ -1,9 +1,11 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from hwr.recognition.charset import Charset
+from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import ModelConfig, ModelError, Recognizer, load_model, save_model
 from hwr.recognition.nets import build_network, make_config
 
@@ -66,3 +68,105 @@ def test_recognizer_keeps_input_order_across_width_batches(tmp_path, line_image)
     assert [r.text for r in together] == [r.text for r in alone]
     for a, b in zip(together, alone):
         assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
+# --- bad configs and bad images (issue 21) -----------------------------------------------------
+
+def _with_config(path, **changes):
+    config = json.loads((path / "config.json").read_text())
+    for dotted, value in changes.items():
+        section, _, key = dotted.rpartition("__")
+        (config[section] if section else config)[key] = value
+    (path / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"normalize__line_height": 0}, "normalize.line_height"),
+    ({"normalize__line_height": "48"}, "normalize.line_height"),
+    ({"normalize__margin": -1}, "normalize.margin"),
+    ({"normalize__low_percentile": 99.0}, "low_percentile"),
+    ({"net__rnn_hidden": "many"}, "net.rnn_hidden"),
+    ({"net__rnn_layers": 0}, "net.rnn_layers"),
+    ({"net__conv_channels": ["a", "b"]}, "net.conv_channels"),
+    ({"net__dropout": True}, "net.dropout"),
+    ({"format_version": 999}, "format_version 999"),
+    ({"format_version": "1"}, "format_version"),
+    ({"charset": "abc"}, "charset"),
+    ({"charset": []}, "charset"),
+    ({"net": [1, 2]}, "net must be a JSON object"),
+    ({"normalize": "tall"}, "normalize must be a JSON object"),
+    ({"arch": 3}, "arch"),
+    ({"arch": "transformer"}, "unknown architecture"),
+])
+def test_bad_config_values_name_the_file_and_key(tmp_path, changes, key):
+    _, path = _tiny_model(tmp_path)
+    _with_config(path, **changes)
+    with pytest.raises(ModelError, match="config.json") as caught:
+        Recognizer.load(path, device="cpu")
+    assert key in str(caught.value)
+
+
+def test_config_that_is_not_an_object_or_a_file_fails_clearly(tmp_path):
+    _, path = _tiny_model(tmp_path)
+    (path / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(ModelError, match="config.json: invalid model config: expected a JSON object"):
+        load_model(path)
+    (path / "config.json").unlink()
+    (path / "config.json").mkdir()
+    with pytest.raises(ModelError, match="config.json: model config is not a file"):
+        load_model(path)
+    (path / "config.json").rmdir()
+    with pytest.raises(ModelError, match="config not found"):
+        load_model(path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelError, match="not a model directory"):
+        load_model(tmp_path / "file")
+
+
+def test_weights_path_that_is_a_folder_fails_clearly(tmp_path):
+    _, path = _tiny_model(tmp_path)
+    (path / "model.safetensors").unlink()
+    (path / "model.safetensors").mkdir()
+    with pytest.raises(ModelError, match="model.safetensors: weights file is not a file"):
+        load_model(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_recognizer(tmp_path_factory):
+    _, path = _tiny_model(tmp_path_factory.mktemp("rec"))
+    return Recognizer.load(path, device="cpu")
+
+
+def test_one_bad_image_costs_only_its_own_slot(tiny_recognizer, line_image, tmp_path):
+    from PIL import Image
+
+    from hwr.records import FailedInput, Recognition
+
+    closed = Image.fromarray(line_image("closed"))
+    closed.save(tmp_path / "c.png")
+    closed = Image.open(tmp_path / "c.png")
+    closed.close()
+    bad = [None, 7, np.array([[object()]], dtype=object), np.full((20, 50), np.nan, np.float32), closed,
+           tmp_path / "missing.png"]
+    good = [line_image("the cat"), line_image("sat")]
+    results = tiny_recognizer.recognize([good[0], *bad, good[1]], on_error="return")
+    assert len(results) == len(bad) + 2
+    assert isinstance(results[0], Recognition) and isinstance(results[-1], Recognition)
+    alone = tiny_recognizer.recognize(good)
+    assert [results[0].text, results[-1].text] == [r.text for r in alone]
+    failed = results[1:-1]
+    assert all(isinstance(f, FailedInput) and f.stage == "read" and f.message for f in failed)
+    assert [f.page_id for f in failed] == [str(k) for k in range(1, len(bad) + 1)]
+    assert "missing.png" in failed[-1].source and "NaN" in failed[3].message
+
+
+def test_raise_mode_names_the_bad_item(tiny_recognizer, line_image):
+    with pytest.raises(ImageError, match=r"images\[1\] \(<NoneType>\): not an image"):
+        tiny_recognizer.recognize([line_image("ok"), None])
+    with pytest.raises(ImageError, match=r"images\[0\].*NaN"):
+        tiny_recognizer.recognize([np.full((10, 10), np.nan)])
+    with pytest.raises(TypeError, match="list of images"):
+        tiny_recognizer.recognize("line.png")
+    with pytest.raises(ValueError, match="on_error"):
+        tiny_recognizer.recognize([], on_error="ignore")
+    assert tiny_recognizer.recognize([]) == []
