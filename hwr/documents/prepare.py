@@ -1,0 +1,152 @@
+"""A page's CPU work, torch-free: pixels -> lines -> network-height uint8 line images.
+
+`prepare_page` is what a page worker process runs (hwr.documents.workers): decode the page
+(or PDF page), segment it, cut each line along its baseline and normalise it to the model's
+line height. Everything it returns is plain data (numpy arrays and records), so it crosses a
+process boundary without the model, and nothing here imports torch: a worker that imported
+torch would pay its start-up time and memory, and on a GPU host start CUDA-sized thread pools
+that fight the process that owns the network.
+
+Line images travel as uint8 (ink 0..255), a quarter of float32's bytes through shared memory
+and over the host-to-device copy; `ink_from_uint8` turns them back into the network's float
+[0, 1] ink. The rounding moves a pixel by at most 1/510, far below what the scans' own
+noise moves it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwr.documents.linegeom import cut_line
+from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
+from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
+from hwr.recognition.imaging import LineGeometry, NormalizeConfig, normalize_line_with_geometry
+from hwr.records import FailedInput, Line, Page, Region
+
+log = logging.getLogger("hwr.documents.prepare")
+
+MODES = ("auto", "page", "line")
+# Auto mode: a single image with fewer segmented lines than this is read as one line image.
+MIN_PAGE_LINES = 2
+
+
+@dataclass
+class PrepareSettings:
+    """What a page worker needs to know; picklable, sent once to each worker process."""
+
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)  # the model's line normalisation
+    segment: SegmentConfig | None = None  # segmenter knobs; None: its defaults
+    mode: str = "auto"  # one of MODES (see layout_page)
+    dpi: int = DEFAULT_DPI  # PDF rasterisation
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+
+
+@dataclass
+class PreparedPage:
+    """One page after its CPU work: the page record (lines without text), each line's uint8
+    image at the network's height, and the geometry that maps word positions back; or, for a
+    page that could not be prepared, its `failure` and no lines."""
+
+    page_id: str
+    source: str
+    page: Page | None = None
+    images: list[np.ndarray] = field(default_factory=list)  # uint8 (line_height, W_i), ink = 255
+    geometries: list[LineGeometry] = field(default_factory=list)
+    is_line: bool = False  # read whole as one line image
+    failure: FailedInput | None = None
+    seconds: float = 0.0  # CPU time spent preparing it (for the per-stage split)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.images)
+
+
+def ink_to_uint8(ink: np.ndarray) -> np.ndarray:
+    """float ink in [0, 1] -> uint8 0..255 (rounded, not truncated: the error stays below half a step)."""
+    return np.rint(ink * 255.0).astype(np.uint8)
+
+
+def ink_from_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 ink -> the float32 [0, 1] the network reads."""
+    return image.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
+    """The whole image as the page's only line: the outline of the image, a baseline along its
+    foot (the recognizer finds the ink box itself)."""
+    h, w = gray.shape[:2]
+    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
+    return Page(id=page_id, source=source, width=w, height=h, lines=[line], regions=[Region("r1", ["l001"])])
+
+
+def regions_of(layout: PageLayout) -> list[Region]:
+    """The segmenter's regions in reading order, as records naming their lines."""
+    return [Region(f"r{k + 1}", [layout.lines[i].id for i in members])
+            for k, members in enumerate(layout.regions) if members]
+
+
+def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", source: str = "",
+                is_document_page: bool = False, segment_config: SegmentConfig | None = None) -> tuple[Page, bool]:
+    """The page record (lines and regions, no text yet) and whether it is read as one line image.
+
+    The one place that decides what each mode means: "line" reads every image whole; "page"
+    segments every image; "auto" segments a page of a PDF or multi-page TIFF
+    (`is_document_page`) and an image where the segmenter finds MIN_PAGE_LINES lines or
+    more, and reads any other image whole, exactly as "line" would."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "line":
+        return line_image_page(gray, page_id, source), True
+    layout = analyse_page(gray, segment_config)
+    if mode == "auto" and not is_document_page and len(layout.lines) < MIN_PAGE_LINES:
+        return line_image_page(gray, page_id, source), True
+    page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
+                regions=regions_of(layout))
+    return page, False
+
+
+def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
+    """Network inputs of a page's lines: (normalised float arrays, geometries), in line order."""
+    crops = [gray] if is_line else [cut_line(gray, line) for line in page.lines]
+    prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
+    return [a for a, _ in prepared], [g for _, g in prepared]
+
+
+def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
+    """One page -> PreparedPage. Never raises for a bad page: the failure comes back as data,
+    with the stage it happened in."""
+    if ref.error:  # the input could not even be listed or its pages counted
+        return failed(ref, ref.error_stage, ref.error)
+    started = time.process_time()
+    stage = "read"
+    try:
+        gray = load_page(ref, settings.dpi)
+        stage = "segment"
+        page, is_line = layout_page(gray, settings.mode, ref.page_id, ref.source, ref.is_document_page,
+                                    settings.segment)
+        stage = "recognize"  # normalising a line is the recognizer's first step
+        arrays, geometries = line_inputs(gray, page, is_line, settings.normalize)
+        prepared = PreparedPage(ref.page_id, ref.source, page, [ink_to_uint8(a) for a in arrays], geometries,
+                                is_line)
+    except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
+        log.debug("page %s failed", ref.source, exc_info=True)
+        prepared = failed(ref, stage, failure_reason(exc))
+    prepared.seconds = time.process_time() - started
+    return prepared
+
+
+def failed(ref: PageRef, stage: str, message: str) -> PreparedPage:
+    return PreparedPage(ref.page_id, ref.source, failure=FailedInput(ref.source, stage, message, ref.page_id))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The reason to report: an ImageError's own (the record names the file), else type and message."""
+    reason = getattr(exc, "reason", None)
+    return reason or f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,263 @@
+"""Page worker processes: pages in, prepared line images out through shared memory.
+
+The process that owns the network should do nothing but feed it; decoding, deskewing,
+segmenting and normalising pages is Python and OpenCV work that, in threads, contends with
+it for the GIL. `PageWorkers` runs `hwr.documents.prepare.prepare_page` in worker processes
+that never import torch or load the model (so they start in well under a second and hold a
+few tens of MB each, not a model and torch's thread pools), and hands each page's uint8 line
+images back in one `multiprocessing.shared_memory` block: the pipe carries only the page
+record and the block's name, and the parent copies the pixels out with one memcpy and
+unlinks the block at once.
+
+Guarantees, each tested in tests/documents/test_workers.py:
+- workers never import torch (the entry point is this torch-free module; `spawn`, not fork,
+  so nothing of the parent's torch state is inherited);
+- a page that fails comes back as a PreparedPage with its `failure`, and the rest go on; a worker
+  that dies outright (a segfault in a decoder) is replaced, and the pages it had in hand are
+  retried one at a time so that only the page that kills a worker is reported;
+- at most `window` pages are in flight or waiting, so memory stays bounded whatever the
+  input size;
+- every block is unlinked: by the parent after copying, or on close/Ctrl-C for pages
+  finished but never consumed. Workers ignore SIGINT, so Ctrl-C reaches only the parent,
+  which shuts the pool down cleanly. (Were the parent killed outright, multiprocessing's
+  resource tracker, shared with the workers, unlinks what is left.)
+
+Caveat: `spawn` re-imports the parent's main script in each worker; a script that imports
+torch at module level would bring torch into the workers. `hwr`'s CLI and the benches import
+torch lazily.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import secrets
+import signal
+import sys
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
+
+log = logging.getLogger("hwr.documents.workers")
+
+# Names of hwr's blocks in /dev/shm, so leaks can be told from other programs' blocks.
+SHM_PREFIX = "hwr_pg_"
+START_METHODS = ("spawn", "forkserver")
+WORKER_DIED = "the worker process preparing this page died (a crash in an image decoder?)"
+
+
+@dataclass
+class _Shipped:
+    """A prepared page on its way to the parent: images are in shared memory `block`."""
+
+    prepared: PreparedPage  # its `images` list is empty in transit
+    block: str | None = None
+    shapes: list[tuple[int, int]] = field(default_factory=list)
+
+
+# --- worker side -----------------------------------------------------------------------------
+
+_settings: PrepareSettings | None = None
+_prepare: Callable[[object, PrepareSettings], PreparedPage] = prepare_page
+
+
+def _init_worker(settings: PrepareSettings, prepare: Callable) -> None:
+    global _settings, _prepare
+    # Ctrl-C goes to the whole process group; only the parent should act on it (and stop the
+    # pool in order), not each worker dying mid-page with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import cv2
+
+    # OpenCV's pool defaults to every core; the workers are the parallelism.
+    cv2.setNumThreads(1)
+    _settings, _prepare = settings, prepare
+
+
+def _prepare_and_ship(ref) -> _Shipped:
+    prepared = _prepare(ref, _settings)
+    try:
+        return ship(prepared)
+    except OSError as exc:  # /dev/shm full: this page fails, the worker goes on
+        return _Shipped(failed(ref, "read", f"cannot pass the page's lines through shared memory ({exc})"))
+
+
+def ship(prepared: PreparedPage) -> _Shipped:
+    """Move a page's line images into one new shared memory block (the caller then owns it)."""
+    images = prepared.images
+    prepared.images = []
+    total = sum(im.size for im in images)
+    if total == 0:
+        return _Shipped(prepared)
+    block = shared_memory.SharedMemory(name=SHM_PREFIX + secrets.token_hex(8), create=True, size=total)
+    try:
+        flat = np.ndarray((total,), np.uint8, buffer=block.buf)
+        offset = 0
+        for im in images:
+            flat[offset : offset + im.size] = im.ravel()
+            offset += im.size
+        del flat  # no view may outlive close()
+    except BaseException:
+        block.close()
+        block.unlink()
+        raise
+    block.close()
+    return _Shipped(prepared, block.name, [im.shape for im in images])
+
+
+def loaded_modules() -> list[str]:
+    """Top-level packages imported in this process (the tests ask a worker for its own)."""
+    return sorted({name.partition(".")[0] for name in sys.modules})
+
+
+# --- parent side -----------------------------------------------------------------------------
+
+def receive(shipped: _Shipped) -> PreparedPage:
+    """Copy a shipped page's images out of its block, then unlink the block."""
+    prepared = shipped.prepared
+    if shipped.block is None:
+        return prepared
+    block = shared_memory.SharedMemory(name=shipped.block)
+    try:
+        total = sum(h * w for h, w in shipped.shapes)
+        pixels = np.frombuffer(block.buf, np.uint8, count=total).copy()
+    finally:
+        block.close()
+        block.unlink()
+    offset = 0
+    for h, w in shipped.shapes:
+        prepared.images.append(pixels[offset : offset + h * w].reshape(h, w))
+        offset += h * w
+    return prepared
+
+
+def discard(shipped: _Shipped) -> None:
+    """Unlink a shipped page's block without reading it (closing early, Ctrl-C)."""
+    if shipped.block is None:
+        return
+    try:
+        block = shared_memory.SharedMemory(name=shipped.block)
+    except FileNotFoundError:
+        return
+    block.close()
+    block.unlink()
+
+
+@dataclass
+class _InFlight:
+    ref: object
+    future: Future
+
+
+class PageWorkers:
+    """A pool of torch-free page worker processes; `prepared(refs)` yields PreparedPages in
+    input order. Use as a context manager (or call close()).
+
+    workers: worker processes; 0 prepares pages in this process (no pool, no shared memory).
+    window: pages in flight or finished-but-unread at most; default 2 per worker.
+    prepare: the per-page function (module-level, picklable); tests swap it to inject faults.
+    """
+
+    def __init__(self, settings: PrepareSettings, workers: int = 2, window: int | None = None,
+                 start_method: str = "spawn", prepare: Callable = prepare_page):
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, not {workers}")
+        if start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {', '.join(START_METHODS)}, not {start_method!r}")
+        self.settings = settings
+        self.workers = workers
+        self.window = window or 2 * max(1, workers)
+        self.start_method = start_method
+        self.prepare = prepare
+        self.restarts = 0  # pools replaced after a worker died
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[_InFlight] = deque()  # submitted, not yet yielded (in input order)
+
+    def __enter__(self) -> "PageWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.start_method),
+                                   initializer=_init_worker, initargs=(self.settings, self.prepare))
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._new_pool()
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the workers (pages not started are dropped, pages being prepared finish), then
+        unlink the blocks of pages that finished but were never read."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for item in self._pending:
+            if item.future.done() and not item.future.cancelled() and item.future.exception() is None:
+                discard(item.future.result())
+        self._pending.clear()
+
+    def worker_modules(self) -> list[str]:
+        """Top-level packages loaded in a worker process (one of them, if several)."""
+        if self.workers == 0:
+            raise ValueError("no worker processes (workers=0)")
+        return self.pool.submit(loaded_modules).result()
+
+    def prepared(self, refs: Iterable) -> Iterator[PreparedPage]:
+        """Each PageRef prepared, in input order."""
+        if self.workers == 0:
+            for ref in refs:
+                yield self.prepare(ref, self.settings)
+            return
+        pending = self._pending
+        try:
+            for ref in refs:
+                pending.append(_InFlight(ref, self.pool.submit(_prepare_and_ship, ref)))
+                if len(pending) >= self.window:
+                    yield self._next(pending)
+            while pending:
+                yield self._next(pending)
+        except BaseException:
+            # Stopped early (an exception, Ctrl-C or close() in the consumer): stop the pool
+            # and unlink the blocks of pages that finished but were never read.
+            self.close()
+            raise
+
+    def _next(self, pending: deque[_InFlight]) -> PreparedPage:
+        try:
+            pending[0].future.result()
+        except BrokenProcessPool:
+            self._recover(pending)
+        item = pending.popleft()
+        try:
+            return receive(item.future.result())
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled: this page fails
+            return failed(item.ref, "read", f"page worker failed ({type(exc).__name__}: {exc})")
+
+    def _recover(self, pending: deque[_InFlight]) -> None:
+        """A worker died: every unfinished page of the dead pool runs again, alone in a fresh
+        pool, so that a crash can be pinned on the one page that causes it."""
+        log.warning("a page worker process died; restarting the pool and retrying its pages one at a time")
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+        self.restarts += 1
+        for item in pending:
+            if item.future.done() and not item.future.cancelled() and item.future.exception() is None:
+                continue  # finished before the crash: its block is intact
+            item.future = self.pool.submit(_prepare_and_ship, item.ref)
+            try:
+                item.future.result()
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+                self.restarts += 1
+                item.future = Future()
+                item.future.set_result(_Shipped(failed(item.ref, "read", WORKER_DIED)))

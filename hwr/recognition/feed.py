@@ -1,0 +1,91 @@
+"""uint8 line batches -> the network's device, overlapped with the network on the GPU.
+
+Line batches arrive as padded uint8 arrays (hwr.documents.line_batches). They cross to the
+device as uint8, a quarter of float32's bytes, and become float [0, 1] ink there. On CUDA:
+- the host batch is copied into pinned (page-locked) memory, so the copy to the device can be
+  asynchronous (`non_blocking=True`): from pageable memory CUDA copies through a staging
+  buffer and the host waits;
+- the copy runs on a side stream, issued for batch n+1 before the network runs on batch n,
+  so the transfer overlaps the compute; the compute stream waits on the copy stream only
+  when it reaches batch n+1 (`wait_stream`), and `record_stream` tells the caching allocator
+  that the tensor is used on the compute stream, so its memory is not reused too early.
+On CPU none of that applies: the batch is wrapped without a copy and converted in place.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from hwr.documents.line_batches import LineBatch
+from hwr.records import Recognition
+
+INK_SCALE = 1.0 / 255.0
+
+
+def to_device(images: np.ndarray, device: torch.device, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
+    """uint8 (N, 1, H, W) host batch -> float32 ink in [0, 1] on `device`.
+
+    With a CUDA `stream`, the copy and the conversion are queued on it and the call returns
+    at once; the caller must make its compute stream wait on `stream` before use."""
+    host = torch.from_numpy(images)
+    if device.type != "cuda":
+        return host.to(device).float().mul_(INK_SCALE)
+    host = host.pin_memory()
+    with torch.cuda.stream(stream) if stream is not None else nullcontext():
+        return host.to(device, non_blocking=True).float().mul_(INK_SCALE)
+
+
+def device_batches(batches: Iterable[LineBatch], device: torch.device
+                   ) -> Iterator[tuple[LineBatch, torch.Tensor, torch.Tensor]]:
+    """(batch, images on device, widths on device) for each batch; on CUDA the next batch's
+    copy is in flight while the caller runs the network on this one."""
+    if device.type != "cuda":
+        for batch in batches:
+            yield batch, to_device(batch.images, device), torch.from_numpy(batch.widths)
+        return
+    copy_stream = torch.cuda.Stream(device)
+    compute = torch.cuda.current_stream(device)
+
+    def issue(batch: LineBatch):
+        with torch.cuda.stream(copy_stream):
+            widths = torch.from_numpy(batch.widths).pin_memory().to(device, non_blocking=True)
+        return batch, to_device(batch.images, device, copy_stream), widths
+
+    ahead = None
+    for batch in batches:
+        issued = issue(batch)
+        if ahead is not None:
+            yield _ready(ahead, compute, copy_stream)
+        ahead = issued
+    if ahead is not None:
+        yield _ready(ahead, compute, copy_stream)
+
+
+def _ready(issued, compute, copy_stream):
+    batch, images, widths = issued
+    compute.wait_stream(copy_stream)
+    images.record_stream(compute)
+    widths.record_stream(compute)
+    return batch, images, widths
+
+
+@torch.inference_mode()
+def recognize_padded(recognizer, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
+    """A padded float batch already on the recognizer's device -> one Recognition per line.
+
+    The same network call and decoder as `Recognizer.log_probs` / `_recognize_batch`, minus
+    their host-side padding (the batch arrives padded)."""
+    logits, lengths = recognizer.net(images, widths)
+    log_probs = logits.float().log_softmax(-1)
+    frame_width = float(getattr(recognizer.net, "width_factor", 1))
+    return recognizer.decoder.decode(log_probs, lengths, frame_width=frame_width)
+
+
+def recognize_line_batches(recognizer, batches: Iterable[LineBatch]) -> Iterator[tuple[LineBatch, list[Recognition]]]:
+    """Each LineBatch with its recognitions, in order (the copy of the next batch overlapping
+    this one's network on CUDA)."""
+    for batch, images, widths in device_batches(batches, recognizer.device):
+        yield batch, recognize_padded(recognizer, images, widths)

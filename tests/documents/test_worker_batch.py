@@ -1,0 +1,160 @@
+"""The batch path with page worker processes (hwr.documents.worker_batch) and the uint8 feed
+to the network (hwr.recognition.feed): same texts with and without workers, the same texts
+as the Recognizer on the same pixels, failures per page. The model is tiny and untrained:
+texts are compared between paths, never against ground truth."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import render_line
+from hwr.documents.line_batches import pad_uint8
+from hwr.documents.pages import page_refs
+from hwr.documents.pipeline import BatchConfig
+from hwr.documents.prepare import PrepareSettings, ink_from_uint8, prepare_page
+from hwr.documents.worker_batch import StageTimes, run_worker_batch
+from hwr.recognition.feed import device_batches, recognize_padded, to_device
+from hwr.recognition.model import Recognizer
+
+
+@pytest.fixture(scope="module")
+def recognizer(untrained_model):
+    return Recognizer.load(untrained_model, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from hwr.synth import LineSynthesizer
+
+    folder = tmp_path_factory.mktemp("pages")
+    synth = LineSynthesizer(split="val", seed=7)
+    for i, n in enumerate((4, 3, 5)):
+        cv2.imwrite(str(folder / f"page{i}.png"), synth.sample_page(i, n_lines=n).image)
+    cv2.imwrite(str(folder / "line.png"), render_line("only one line"))
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def run(recognizer, folder, out, workers: int, **options):
+    pages = {}
+    config = BatchConfig(formats=["txt", "json"], output_dir=str(out), workers=workers, batch_size=4,
+                         batch_lines=6, progress=False, **options)
+    stages = StageTimes()
+    summary = run_worker_batch(recognizer, [folder], config, stages=stages,
+                               on_page=lambda page, is_line: pages.update({page.id: (page, is_line)}))
+    return summary, pages, stages
+
+
+def texts(pages) -> dict[str, list[tuple[str, list]]]:
+    return {pid: [(l.recognition.text, [(w.text, round(w.x0, 3)) for w in l.recognition.words]) for l in page.lines]
+            for pid, (page, _) in pages.items()}
+
+
+def test_two_workers_read_the_same_texts_as_the_in_process_path(recognizer, folder, tmp_path):
+    local, local_pages, stages = run(recognizer, folder, tmp_path / "w0", workers=0)
+    pooled, pooled_pages, _ = run(recognizer, folder, tmp_path / "w2", workers=2)
+    for summary in (local, pooled):
+        assert (summary.pages, summary.line_images, len(summary.failures)) == (3, 1, 1)
+        assert summary.failures[0].stage == "read" and summary.failures[0].source.endswith("broken.png")
+    assert local.lines == pooled.lines == sum(len(p.lines) for p, _ in local_pages.values())
+    assert texts(pooled_pages) == texts(local_pages) and local_pages["line"][1] is True
+    for name in ("page0.txt", "page2.json", "line.txt"):
+        assert (tmp_path / "w0" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
+    assert (tmp_path / "w2" / "errors.tsv").read_text().count("\n") == 1
+    assert stages.network > 0 and stages.prepare_cpu > 0 and stages.wall >= stages.network + stages.write
+
+
+def test_texts_are_the_recognizers_on_the_same_pixels(recognizer, folder, tmp_path):
+    """The padded uint8 feed reads what Recognizer.recognize_normalized reads from the same lines."""
+    _, pages, _ = run(recognizer, folder, tmp_path / "out", workers=0)
+    settings = PrepareSettings(recognizer.normalize_config)
+    for ref in page_refs([folder / "page1.png", folder / "page2.png"]):
+        prepared = prepare_page(ref, settings)
+        floats = [ink_from_uint8(im) for im in prepared.images]
+        expected = [r.text for r in recognizer.recognize_normalized(floats, batch_size=4)]
+        assert [l.recognition.text for l in pages[ref.page_id][0].lines] == expected
+
+
+def test_resume_skips_finished_pages(recognizer, folder, tmp_path):
+    run(recognizer, folder, tmp_path / "out", workers=0)
+    again, pages, _ = run(recognizer, folder, tmp_path / "out", workers=0, resume=True)
+    assert again.skipped == 4 and again.pages == 0 and pages == {} and len(again.failures) == 1
+
+
+class WidthLimitedNet(torch.nn.Module):
+    """The real network, but a batch wider than `max_width` fails (an out-of-memory stand-in)."""
+
+    def __init__(self, net, max_width: int):
+        super().__init__()
+        self.inner, self.max_width = net, max_width
+        self.width_factor = getattr(net, "width_factor", 1)
+
+    def forward(self, images, widths):
+        if int(widths.max()) > self.max_width:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self.inner(images, widths)
+
+
+def test_a_line_the_network_cannot_take_fails_only_its_page(recognizer, folder, tmp_path):
+    settings = PrepareSettings(recognizer.normalize_config)
+    widest = {ref.page_id: max(im.shape[1] for im in prepare_page(ref, settings).images)
+              for ref in page_refs([folder]) if not ref.page_id == "broken"}
+    limit = sorted(widest.values())[-2]  # only the page with the widest line is refused
+    victim = max(widest, key=widest.get)
+    original = recognizer.net
+    recognizer.net = WidthLimitedNet(original, limit)
+    try:
+        summary, pages, _ = run(recognizer, folder, tmp_path / "out", workers=0)
+    finally:
+        recognizer.net = original
+    failed = {f.page_id: f for f in summary.failures}
+    assert set(failed) == {"broken", victim} and failed[victim].stage == "recognize"
+    assert "out of memory" in failed[victim].message and victim not in pages and len(pages) == 3
+
+
+def test_to_device_scales_uint8_ink_to_the_networks_floats():
+    images = np.array([[[[0, 51, 255]]]], np.uint8)
+    tensor = to_device(images, torch.device("cpu"))
+    assert tensor.dtype == torch.float32 and torch.allclose(tensor, torch.tensor([[[[0.0, 0.2, 1.0]]]]))
+    assert torch.equal(tensor, torch.from_numpy(ink_from_uint8(images)))
+
+
+def _batches(n: int = 3):
+    from hwr.documents.line_batches import LineBatch
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        lines = [rng.integers(0, 256, (16, int(w)), dtype=np.uint8) for w in rng.integers(20, 90, 4)]
+        images, widths = pad_uint8(lines)
+        out.append(LineBatch(images, widths, [(i, k) for k in range(4)]))
+    return out
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_feed_copies_ahead_on_a_side_stream_and_delivers_every_batch_intact():
+    device = torch.device("cuda")
+    batches = _batches()
+    delivered = list(device_batches(batches, device))
+    assert [b for b, _, _ in delivered] == batches
+    for batch, images, widths in delivered:
+        assert images.is_cuda and widths.is_cuda
+        assert torch.equal(images.cpu(), torch.from_numpy(ink_from_uint8(batch.images)))
+        assert widths.cpu().tolist() == batch.widths.tolist()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_feed_reads_the_same_texts_as_the_cpu(untrained_model):
+    cpu = Recognizer.load(untrained_model, device="cpu")
+    gpu = Recognizer.load(untrained_model, device="cuda")
+    for batch in _batches():
+        widths = torch.from_numpy(batch.widths)
+        expected = [r.text for r in recognize_padded(cpu, to_device(batch.images, cpu.device), widths)]
+        got = [r.text for r in recognize_padded(gpu, to_device(batch.images, gpu.device), widths.cuda())]
+        assert got == expected

@@ -1,0 +1,199 @@
+"""Page worker processes (hwr.documents.workers) and torch-free page preparation
+(hwr.documents.prepare): no torch in the workers, results through shared memory that is
+always unlinked, failures as data, a crashing worker replaced, Ctrl-C handled by the parent.
+
+This module is imported by the worker processes too (they unpickle `crash_on_poison` from
+it), so it imports nothing that pulls in torch at module level. Not tested here: recognition
+(tests/documents/test_worker_batch.py) and speed (bench/bench_page_workers.py).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hwr.documents.pages import PageRef, page_refs
+from hwr.documents.prepare import PreparedPage, PrepareSettings, ink_from_uint8, ink_to_uint8, layout_page, line_inputs, prepare_page
+from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers
+from hwr.recognition.imaging import NormalizeConfig
+
+SHM = Path("/dev/shm")
+pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="needs /dev/shm to look for leaked blocks")
+
+
+def crash_on_poison(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
+    """A prepare function whose worker dies outright (no exception, no cleanup) on 'poison' pages."""
+    if "poison" in ref.page_id:
+        os._exit(3)
+    return prepare_page(ref, settings)
+
+
+def hwr_blocks() -> set[str]:
+    return {p.name for p in SHM.glob(SHM_PREFIX + "*")}
+
+
+@pytest.fixture(scope="module")
+def page_images():
+    from hwr.synth import LineSynthesizer
+
+    synth = LineSynthesizer(split="val", seed=3)
+    return [synth.sample_page(i, n_lines=n).image for i, n in enumerate((3, 4, 3))]
+
+
+@pytest.fixture
+def folder(tmp_path, page_images):
+    for i, image in enumerate(page_images):
+        cv2.imwrite(str(tmp_path / f"page{i}.png"), image)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    return tmp_path
+
+
+def settings(mode: str = "page") -> PrepareSettings:
+    return PrepareSettings(NormalizeConfig(line_height=32), mode=mode)
+
+
+def as_tuples(pages: list[PreparedPage]):
+    return [(p.page_id, p.failure is not None, [im.tobytes() for im in p.images]) for p in pages]
+
+
+def test_prepared_lines_are_uint8_at_the_network_height_and_match_the_float_path(page_images, tmp_path):
+    image = page_images[1]
+    config = NormalizeConfig(line_height=32)
+    page, is_line = layout_page(image, "page")
+    floats, _ = line_inputs(image, page, is_line, config)
+    cv2.imwrite(str(tmp_path / "p.png"), image)
+    prepared = prepare_page(PageRef("p", tmp_path / "p.png"), PrepareSettings(config, mode="page"))
+    assert prepared.failure is None and len(prepared.images) == len(page.lines) == len(floats) >= 3
+    for u8, ink in zip(prepared.images, floats):
+        assert u8.dtype == np.uint8 and u8.shape == ink.shape and u8.shape[0] == 32
+        assert np.abs(ink_from_uint8(u8) - ink).max() <= 0.5 / 255 + 1e-6
+    assert prepared.seconds > 0
+
+
+def test_uint8_round_trip_is_exact_on_the_255_grid():
+    ink = np.arange(256, dtype=np.float32) / 255
+    assert np.array_equal(ink_to_uint8(ink), np.arange(256, dtype=np.uint8))
+    assert np.allclose(ink_from_uint8(ink_to_uint8(ink)), ink, atol=1e-7)
+
+
+def test_workers_never_import_torch_and_match_the_in_process_path(folder):
+    before = hwr_blocks()
+    refs = list(page_refs([folder]))
+    with PageWorkers(settings(), workers=0) as local:
+        expected = list(local.prepared(refs))
+    with PageWorkers(settings(), workers=1) as pool:
+        got = list(pool.prepared(refs))
+        modules = pool.worker_modules()  # the one worker, after it prepared every page
+    assert "torch" not in modules and {"cv2", "hwr", "numpy"} <= set(modules)
+    assert as_tuples(got) == as_tuples(expected)
+    assert [p.page_id for p in got] == ["broken", "page0", "page1", "page2"]
+    assert [len(p.images) for p in got] == [len(p.page.lines) if p.page else 0 for p in got]
+    assert hwr_blocks() == before
+
+
+def test_a_bad_page_is_reported_and_the_rest_complete(folder):
+    with PageWorkers(settings(), workers=2) as pool:
+        got = list(pool.prepared(page_refs([folder, folder / "missing.png"])))
+    failures = {p.page_id: p.failure for p in got if p.failure is not None}
+    assert set(failures) == {"broken", "missing"}
+    assert failures["broken"].stage == "read" and "broken.png" in failures["broken"].source
+    assert "not found" in failures["missing"].message
+    assert all(p.images for p in got if p.failure is None) and len(got) == 5
+
+
+def test_a_crashing_worker_costs_only_its_page(folder, page_images):
+    cv2.imwrite(str(folder / "poison.png"), page_images[0])
+    before = hwr_blocks()
+    with PageWorkers(settings(), workers=2, prepare=crash_on_poison) as pool:
+        got = list(pool.prepared(page_refs([folder])))
+        assert pool.restarts >= 2  # the crash, then the page crashing again alone
+    by_id = {p.page_id: p for p in got}
+    assert by_id["poison"].failure.message == WORKER_DIED
+    assert all(by_id[f"page{i}"].failure is None and by_id[f"page{i}"].images for i in range(3))
+    assert hwr_blocks() == before
+
+
+def wait_for_new_blocks(before: set[str], timeout: float = 30.0) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while not (hwr_blocks() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return hwr_blocks() - before
+
+
+def test_closing_early_unlinks_the_blocks_of_unread_pages(folder, page_images):
+    for i in range(6):
+        cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
+    before = hwr_blocks()
+    pool = PageWorkers(settings(), workers=2, window=6)
+    pages = pool.prepared(page_refs([folder]))
+    assert next(pages).page_id == "broken"
+    assert wait_for_new_blocks(before)  # finished pages wait in shared memory, unread
+    pages.close()
+    assert pool._pool is None and hwr_blocks() == before
+
+
+def test_leaving_the_with_block_unlinks_the_blocks_of_unread_pages(folder, page_images):
+    for i in range(6):
+        cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
+    before = hwr_blocks()
+    with PageWorkers(settings(), workers=2, window=6) as pool:
+        pages = pool.prepared(page_refs([folder]))
+        next(pages)
+        assert wait_for_new_blocks(before)
+    assert hwr_blocks() == before
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="mode"):
+        PrepareSettings(mode="lines")
+    with pytest.raises(ValueError, match="workers"):
+        PageWorkers(settings(), workers=-1)
+    with pytest.raises(ValueError, match="start_method"):
+        PageWorkers(settings(), start_method="fork")
+
+
+CTRL_C_SCRIPT = textwrap.dedent("""
+    import multiprocessing, sys, time
+    from hwr.documents.pages import page_refs
+    from hwr.documents.prepare import PrepareSettings
+    from hwr.documents.workers import PageWorkers
+
+    try:
+        with PageWorkers(PrepareSettings(mode="page"), workers=2, window=4) as pool:
+            for i, page in enumerate(pool.prepared(page_refs([sys.argv[1]]))):
+                if i == 0:
+                    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+                time.sleep(30)  # a slow consumer: Ctrl-C arrives here
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+""")
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_images):
+    for i in range(6):
+        cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
+    before = hwr_blocks()
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(folder)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert workers
+        assert wait_for_new_blocks(before)  # pages finished in the workers, unread
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in out, err
+    assert "Traceback" not in err and "leaked" not in err  # workers quiet; nothing left to the resource tracker
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert hwr_blocks() == before
