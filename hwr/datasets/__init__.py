@@ -12,7 +12,7 @@ whose format is detected, or a path with an explicit prefix:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Callable, Optional
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport
 from hwr.datasets.iam import LINES_TXT, read_iam
@@ -23,9 +23,11 @@ from hwr.records import LineSample
 
 __all__ = [
     "DatasetError",
+    "LineDataset",
     "SkipReport",
     "detect_format",
     "iter_pagexml",
+    "known_lines",
     "open_dataset",
     "read_iam",
     "read_manifest",
@@ -36,12 +38,30 @@ __all__ = [
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
 
 
+@runtime_checkable
+class LineDataset(Protocol):
+    """What `open_dataset` returns: lines by index. The file readers return a list (every line
+    read up front); `synth:` returns `hwr.datasets.synthetic.SyntheticLines`, which renders a
+    line when it is indexed, so index it, never iterate it blindly, and ask `known_lines` for
+    the lines when they are already in memory."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> LineSample: ...
+
+
+def known_lines(dataset: LineDataset) -> list[LineSample] | None:
+    """The lines themselves when they are in memory already (texts and ids known for free);
+    None for lines rendered on demand, whose texts are known only by rendering them."""
+    return dataset if isinstance(dataset, list) else None
+
+
 def open_dataset(
     spec: PathLike,
     skip_bad: bool = False,
     split_file: Optional[PathLike] = None,
     report: Optional[SkipReport] = None,
-) -> list[LineSample]:
+) -> LineDataset:
     """Read the data set a spec names (see the module doc); bad entries raise or are skipped.
 
     `split_file` (ids to keep) applies to IAM, whose split files list form or line ids.
@@ -106,7 +126,7 @@ def _contains(folder: Path, pattern: str) -> bool:
     return next(iter(folder.rglob(pattern)), None) is not None
 
 
-def _synthetic(location: str) -> "Sequence[LineSample]":
+def _synthetic(location: str) -> LineDataset:
     """`val:500[:seed]` -> that many lines from the synthetic engine."""
     parts = location.split(":")
     try:

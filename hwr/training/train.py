@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from hwr.errors import ConfigError
 from hwr.config_args import check_fields, setting
+from hwr.datasets import LineDataset, known_lines
 from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
 from hwr.recognition.charset import Charset
 from hwr.training.schedule import LRSchedule, make_optimizer
@@ -119,10 +120,9 @@ def resolve_charset(spec: str, train_texts: list[str] | None) -> Charset:
     return Charset(list(dict.fromkeys(symbols.replace("\n", ""))))
 
 
-def _texts_of(dataset) -> list[str] | None:
-    if isinstance(dataset, list):
-        return [s.text for s in dataset]
-    return None
+def _texts_of(dataset: LineDataset) -> list[str] | None:
+    lines = known_lines(dataset)
+    return None if lines is None else [s.text for s in lines]
 
 
 class RandomBatches(torch.utils.data.Sampler):
@@ -160,8 +160,8 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
         sampler, batch_size = None, cfg.val_batch_size
         if ctx.enabled:
             encoded = torch.utils.data.Subset(encoded, shard(range(len(encoded)), ctx))
-    elif isinstance(samples, list):
-        sampler = WidthBucketSampler([len(s.text) for s in samples], global_batch, shuffle=True, seed=cfg.seed)
+    elif (lines := known_lines(samples)) is not None:
+        sampler = WidthBucketSampler([len(s.text) for s in lines], global_batch, shuffle=True, seed=cfg.seed)
     else:
         sampler = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed)
         collate = functools.partial(collate_pool, batch_size=cfg.batch_size)
@@ -476,10 +476,11 @@ def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor],
                     len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
 
 
-def check_coverage(charset: Charset, dataset, what: str, skip_bad: bool) -> None:
-    if not isinstance(dataset, list):
+def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: bool) -> None:
+    lines = known_lines(dataset)
+    if lines is None:
         return  # synthetic text is sampled within the charset
-    report = charset.coverage((s.id, s.text) for s in dataset)
+    report = charset.coverage((s.id, s.text) for s in lines)
     if report.ok:
         return
     message = f"{what} data: {report.summary()}"

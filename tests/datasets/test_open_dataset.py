@@ -115,3 +115,16 @@ def test_synth_without_engine_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "hwr.datasets.synthetic", None)  # makes the import fail
     with pytest.raises(DatasetError, match="synthetic engine is unavailable"):
         open_dataset("synth:val:5")
+
+
+def test_every_format_returns_one_type_and_only_read_lines_are_known(tmp_path):
+    """open_dataset's one return type is LineDataset; `known_lines` tells read lists from lines
+    rendered on demand, without rendering any."""
+    from hwr.datasets import LineDataset, known_lines
+
+    blank_png(tmp_path / "pairs" / "a.png")
+    (tmp_path / "pairs" / "a.gt.txt").write_text("a\n")
+    read = open_dataset(tmp_path / "pairs")
+    rendered = open_dataset("synth:val:3")
+    assert isinstance(read, LineDataset) and isinstance(rendered, LineDataset)
+    assert known_lines(read) == [read[0]] and known_lines(rendered) is None
