@@ -58,7 +58,7 @@ def _relative(message: str, folder: Path) -> str:
 def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
     text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
             f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
-    problems = [_relative(f, folder) for f in report.failures] + [_relative(str(e), folder) for e in skipped.entries]
+    problems = [_relative(str(f), folder) for f in report.failures] + [_relative(str(e), folder) for e in skipped.entries]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         text += f"\n\nSkipped {len(problems)} unusable entries: {shown}"

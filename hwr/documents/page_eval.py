@@ -14,8 +14,10 @@ geometry, so only CER/WER), or PAGE XML (text and line polygons, so detection to
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from glob import escape as glob_escape
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -26,7 +28,8 @@ import numpy as np
 from hwr.recognition.charset import normalize_text
 from hwr.datasets.pagexml import line_polygon, line_text, local_name, resolve_page_image
 from hwr.scoring.metrics import ErrorCounts, char_errors, word_errors
-from hwr.records import Page
+from hwr.recognition.imaging import ImageError
+from hwr.records import FailedInput, Page
 
 log = logging.getLogger("hwr.documents.page_eval")
 
@@ -74,7 +77,7 @@ class PageEvalReport:
     detection_precision: float | None
     detection_recall: float | None
     results: list[PageResult] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[FailedInput] = field(default_factory=list)  # pages skipped (--skip-bad)
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {
@@ -133,7 +136,7 @@ def score_page(truth: PageTruth, page: Page) -> PageResult:
                       len(page.lines), matched)
 
 
-def summarize(results: list[PageResult], failures: list[str] | None = None) -> PageEvalReport:
+def summarize(results: list[PageResult], failures: list[FailedInput] | None = None) -> PageEvalReport:
     counts = ErrorCounts()
     for r in results:
         counts.char_errors += r.char_errors
@@ -153,53 +156,111 @@ def summarize(results: list[PageResult], failures: list[str] | None = None) -> P
 
 
 def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16, segment_config=None,
-                   skip_bad: bool = False, progress=None) -> PageEvalReport:
-    """Transcribe every ground-truth page with the page pipeline and score it."""
-    from hwr.recognition.imaging import ImageError, load_gray
-    from hwr.documents.pipeline import transcribe_page
+                   skip_bad: bool = False, progress=None, failures: Sequence[FailedInput] = (),
+                   workers: int = 2) -> PageEvalReport:
+    """Transcribe every ground-truth page with the batch path (hwr.documents.pipeline, mode
+    "page") and score it.
 
-    results, failures = [], []
-    for truth in truths:
-        try:
-            gray = load_gray(truth.image)
-        except ImageError as exc:
-            if not skip_bad:
-                raise
-            failures.append(str(exc))
-            continue
-        page = transcribe_page(recognizer, gray, page_id=truth.id, source=str(truth.image),
-                               segment_config=segment_config, batch_size=batch_size)
-        results.append(score_page(truth, page))
+    A page that cannot be read fails the run (ImageError naming it) unless skip_bad, which
+    records it and goes on; `failures` are ground-truth files already skipped (read_page_truth)."""
+    from hwr.documents.pages import PageRef
+    from hwr.documents.pipeline import BatchConfig, transcribe_refs
+
+    truths = list(truths)
+    pages: dict[str, Page] = {}
+
+    def done(page: Page, is_line: bool) -> None:
+        pages[page.id] = page
         if progress is not None:
             progress(1)
-    return summarize(results, failures)
+
+    config = BatchConfig(mode="page", workers=workers, batch_size=batch_size, words=False, progress=False)
+    summary = transcribe_refs(recognizer, [PageRef(t.id, Path(t.image)) for t in truths], config,
+                              segment_config, on_page=done)
+    if summary.failures and not skip_bad:
+        first = summary.failures[0]
+        raise ImageError(first.source, first.message + " (--skip-bad scores the other pages)")
+    results = [score_page(truth, pages[truth.id]) for truth in truths if truth.id in pages]
+    return summarize(results, [*failures, *summary.failures])
+
+
+def evaluate_page_folder(recognizer, path: str | Path, batch_size: int = 16, skip_bad: bool = False,
+                         segment_config=None) -> PageEvalReport:
+    """`hwr eval --pages`: read the ground truth under `path` and score every page; with
+    skip_bad, unusable ground truth and unreadable pages are recorded in the report's failures."""
+    truth_failures: list[FailedInput] = []
+    truths = read_page_truth(path, truth_failures if skip_bad else None)
+    return evaluate_pages(recognizer, truths, batch_size, segment_config, skip_bad, failures=truth_failures)
+
+
+def format_page_summary(report: PageEvalReport) -> str:
+    """The headline of `hwr eval --pages`; a rate with nothing to divide by is called undefined."""
+    from hwr.scoring.evaluate import undefined_rates_note
+
+    cer = f"CER {report.cer:.4f} ({report.char_errors}/{report.chars})" if report.chars else "CER undefined"
+    wer = f"WER {report.wer:.4f} ({report.word_errors}/{report.words})" if report.words else "WER undefined"
+    detection = ("" if report.detection_precision is None else
+                 f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")
+    text = f"pages {report.pages}  {cer}  {wer}{detection}"
+    note = undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors)
+    return text + (f"\nwarning: {note}" if note and report.pages else "")
 
 
 # --- ground truth --------------------------------------------------------------------------
 
-def read_page_truth(path: str | Path) -> list[PageTruth]:
-    """Ground-truth pages under a folder (or one file): PAGE XML files, else images with .gt.txt."""
+def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None) -> list[PageTruth]:
+    """Ground-truth pages under a folder (or one file): PAGE XML files, else images with .gt.txt.
+
+    A ground-truth file that cannot be used (not UTF-8, malformed XML, a .gt.txt with no page
+    image beside it) raises DatasetError naming it; given a `failures` list, it is recorded
+    there instead (stage "truth") and the other pages are kept."""
     from hwr.datasets import DatasetError
-    from hwr.recognition.imaging import IMAGE_SUFFIXES
 
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() == ".xml":
-            return [read_pagexml_truth(path, path.stem)]
-        return [_gt_txt_truth(path, path.stem)]
+            return _kept([lambda: read_pagexml_truth(path, path.stem)], failures)
+        return _kept([lambda: _gt_txt_truth(path, path.stem)], failures)
     if not path.is_dir():
         raise DatasetError(path, "no such file or folder")
     # Hidden trees (.git, editor backups) hold copies, never pages to score.
-    xmls = sorted(x for x in path.rglob("*.xml") if not any(p.startswith(".") for p in x.relative_to(path).parts))
+    visible = lambda p: not any(part.startswith(".") for part in p.relative_to(path).parts)  # noqa: E731
+    xmls = sorted(x for x in path.rglob("*.xml") if visible(x))
     if xmls:
-        return [read_pagexml_truth(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in xmls]
-    truths = []
-    for image in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        if image.with_name(image.stem + GT_SUFFIX).is_file():
-            truths.append(_gt_txt_truth(image, image.relative_to(path).with_suffix("").as_posix()))
-    if not truths:
+        return _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix())
+                      for xml in xmls], failures)
+    gts = sorted(g for g in path.rglob("*" + GT_SUFFIX) if visible(g))
+    if not gts:
         raise DatasetError(path, f"no PAGE XML and no page image with a {GT_SUFFIX} beside it")
+    return _kept([functools.partial(_gt_txt_page, gt, path) for gt in gts], failures)
+
+
+def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
+    from hwr.datasets import DatasetError
+
+    truths = []
+    for read in readers:
+        try:
+            truths.append(read())
+        except DatasetError as exc:
+            if failures is None:
+                raise
+            log.error("%s", exc)
+            failures.append(FailedInput(str(exc.source), "truth", exc.reason))
     return truths
+
+
+def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
+    """The page a .gt.txt transcribes: the image beside it with the same stem."""
+    from hwr.datasets import DatasetError
+    from hwr.recognition.imaging import IMAGE_SUFFIXES
+
+    stem = gt.name[: -len(GT_SUFFIX)]
+    images = sorted(p for p in gt.parent.glob(glob_escape(stem) + ".*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.name[: -len(p.suffix)] == stem)
+    if not images:
+        raise DatasetError(gt, f"no page image beside it (looked for {stem}.png, .jpg, .tif, ...)")
+    return _gt_txt_truth(images[0], images[0].relative_to(root).with_suffix("").as_posix())
 
 
 def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
@@ -208,7 +269,13 @@ def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
     gt = image.with_name(image.stem + GT_SUFFIX)
     if not gt.is_file():
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
-    lines = [normalize_text(line.strip()) for line in gt.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = gt.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(gt, f"not UTF-8 (byte {exc.start}); save the ground truth as UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(gt, f"cannot read ({exc.strerror or exc})") from None
+    lines = [normalize_text(line.strip()) for line in text.splitlines()]
     return PageTruth(page_id, image, [line for line in lines if line])
 
 
@@ -245,6 +312,7 @@ def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:
 def write_page_report(report: PageEvalReport, path: Path, model: str, dataset: str) -> None:
     from hwr.fileio import atomic_write_bytes
 
-    payload = {"model": model, "dataset": dataset, **report.summary(), "failed_files": report.failures,
+    payload = {"model": model, "dataset": dataset, **report.summary(),
+               "failed_files": [str(f) for f in report.failures],
                "pages_detail": [asdict(r) for r in report.results]}
     atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))

@@ -18,7 +18,7 @@ from hwr.recognition.imaging import ImageError
 from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.model import Recognizer, RecognizerSettings
-from hwr.records import LineSample
+from hwr.records import FailedInput, LineSample
 
 log = logging.getLogger("hwr.scoring.evaluate")
 
@@ -69,7 +69,7 @@ class EvalReport:
     char_errors: int
     word_errors: int
     results: list[LineResult] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # "file: reason" for unreadable lines
+    failures: list[FailedInput] = field(default_factory=list)  # unreadable lines (skip_bad)
     normalization: list[str] = field(default_factory=list)  # TextNormalization.steps applied
 
     def worst(self, n: int = 10) -> list[LineResult]:
@@ -81,7 +81,7 @@ class EvalReport:
             "failures": len(self.failures)}
 
 
-def report_from_results(results: list[LineResult], failures: Sequence[str] = (),
+def report_from_results(results: list[LineResult], failures: Sequence[FailedInput] = (),
                         normalization: Optional[TextNormalization] = None) -> EvalReport:
     counts = ErrorCounts()
     for r in results:
@@ -107,16 +107,25 @@ def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Seque
 def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: int = 16, skip_bad: bool = False,
              progress=None, normalization: Optional[TextNormalization] = None,
              subset_of: Optional[Callable[[LineSample], str]] = None) -> EvalReport:
-    """Recognise every sample and score it. Unreadable images fail the run unless skip_bad.
+    """Recognise every sample and score it. Unreadable images fail the run (ImageError naming
+    the file) unless skip_bad, which records each as a FailedInput and goes on.
 
-    `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
+    Lines are read through `Recognizer.recognize` (on_error="return"), the one path from line
+    images to text; `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
     """
     results: list[LineResult] = []
-    failures: list[str] = []
+    failures: list[FailedInput] = []
     for start in range(0, len(samples), batch_size):
         batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-        chunk, lines = _preprocess(recognizer, batch, skip_bad, failures)
-        for sample, rec in zip(chunk, recognizer.recognize_normalized(lines, batch_size)):
+        read = recognizer.recognize([sample.image for sample in batch], batch_size, on_error="return")
+        for sample, rec in zip(batch, read):
+            if isinstance(rec, FailedInput):
+                # An array has no file name; the line id is what the user can look up.
+                source = rec.source if isinstance(sample.image, (str, Path)) else sample.id
+                if not skip_bad:
+                    raise ImageError(source, rec.message)
+                failures.append(FailedInput(source, "read", rec.message, sample.id))
+                continue
             subset = subset_of(sample) if subset_of is not None else ""
             results.append(score_line(sample.id, sample.text, rec.text, rec.confidence, subset, normalization))
         if progress is not None:
@@ -124,17 +133,14 @@ def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: 
     return report_from_results(results, failures, normalization)
 
 
-def _preprocess(recognizer: Recognizer, batch: list[LineSample], skip_bad: bool, failures: list[str]):
-    chunk, lines = [], []
-    for sample in batch:
-        try:
-            lines.append(recognizer.preprocess(sample.image))
-            chunk.append(sample)
-        except ImageError as exc:
-            if not skip_bad:
-                raise
-            failures.append(str(exc))
-    return chunk, lines
+def undefined_rates_note(chars: int, char_errors: int, words: int, word_errors: int) -> str:
+    """A warning when a rate has no reference to divide by ("" when both are defined)."""
+    notes = []
+    if chars == 0:
+        notes.append(f"CER is undefined: the references hold no characters ({char_errors} characters inserted)")
+    if words == 0:
+        notes.append(f"WER is undefined: the references hold no words ({word_errors} words inserted)")
+    return "; ".join(notes)
 
 
 # --- Per-line outputs ---------------------------------------------------------------------
@@ -176,7 +182,7 @@ def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
 def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: Optional[dict] = None) -> None:
     """The summary, per-line details and any analysis blocks (keys: docs/eval-json.md)."""
     payload = {"schema": JSON_SCHEMA, "model": model, "dataset": dataset, **report.summary(),
-               "failed_files": report.failures, **(extra or {}),
+               "failed_files": [str(f) for f in report.failures], **(extra or {}),
                "lines_detail": [asdict(r) for r in report.results]}
     atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
 

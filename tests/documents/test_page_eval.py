@@ -1,9 +1,15 @@
 """Page scoring: polygon IoU, one-to-one matching, page CER/WER, ground-truth readers, CLI."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import pytest
 
+import bad_inputs
+from hwr.datasets import DatasetError
+from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
 from hwr.documents.page_eval import (evaluate_pages, match_lines, polygon_iou, read_page_truth, score_page, summarize,
                            truth_from_page)
@@ -86,3 +92,67 @@ def test_evaluate_pages_and_cli(gt_folder, model_dir, tmp_path, capsys):
                  "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "pages 2" in out and "detection P" in out and (tmp_path / "r.json").is_file()
+
+
+# --- bad ground truth (issue 21) ---------------------------------------------------------------
+
+@pytest.fixture
+def gt_txt_folder(gt_folder, tmp_path):
+    """Two page images with .gt.txt, one non-UTF-8 .gt.txt, one .gt.txt whose image is missing."""
+    folder = tmp_path / "gt-txt"
+    folder.mkdir()
+    for name in ("a", "b", "latin1"):
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.imread(str(gt_folder / "page0.png")))
+    (folder / "a.gt.txt").write_text("first line\nsecond line\n", encoding="utf-8")
+    (folder / "b.gt.txt").write_text("third line\n", encoding="utf-8")
+    bad_inputs.latin1_text(folder / "latin1.gt.txt")
+    (folder / "orphan.gt.txt").write_text("a page nobody scanned\n", encoding="utf-8")
+    return folder
+
+
+def test_bad_ground_truth_is_named_or_skipped(gt_txt_folder):
+    with pytest.raises(DatasetError, match=r"latin1\.gt\.txt.*not UTF-8"):
+        read_page_truth(gt_txt_folder)
+    (gt_txt_folder / "latin1.gt.txt").unlink()
+    with pytest.raises(DatasetError, match=r"orphan\.gt\.txt.*no page image"):
+        read_page_truth(gt_txt_folder)
+    bad_inputs.latin1_text(gt_txt_folder / "latin1.gt.txt")
+    failures = []
+    truths = read_page_truth(gt_txt_folder, failures)
+    assert [t.id for t in truths] == ["a", "b"]
+    assert sorted(Path(f.source).name for f in failures) == ["latin1.gt.txt", "orphan.gt.txt"]
+    assert {f.stage for f in failures} == {"truth"}
+
+
+def test_hwr_eval_pages_names_bad_ground_truth_and_honours_skip_bad(gt_txt_folder, model_dir, tmp_path, capsys):
+    from hwr.cli import main
+
+    args = ["eval", str(gt_txt_folder), "--pages", "--model", str(model_dir), "--device", "cpu"]
+    assert main(args) == 2
+    assert "latin1.gt.txt" in capsys.readouterr().err
+    assert main(args + ["--skip-bad", "--json", str(tmp_path / "r.json")]) == 1
+    captured = capsys.readouterr()
+    assert "pages 2" in captured.out and "skipped 2" in captured.err
+    failed = json.loads((tmp_path / "r.json").read_text())["failed_files"]
+    assert any("orphan.gt.txt" in f for f in failed) and any("latin1.gt.txt" in f for f in failed)
+
+
+def test_unreadable_page_image_fails_unless_skip_bad(gt_txt_folder, model_dir):
+    (gt_txt_folder / "latin1.gt.txt").unlink()
+    (gt_txt_folder / "orphan.gt.txt").unlink()
+    (gt_txt_folder / "b.png").write_bytes(b"not a png")
+    recognizer = Recognizer.load(model_dir, device="cpu")
+    with pytest.raises(ImageError, match=r"b\.png"):
+        evaluate_pages(recognizer, read_page_truth(gt_txt_folder))
+    report = evaluate_pages(recognizer, read_page_truth(gt_txt_folder), skip_bad=True)
+    assert report.pages == 1 and [f.stage for f in report.failures] == ["read"]
+
+
+def test_pages_with_empty_references_say_cer_is_undefined():
+    from hwr.documents.page_eval import format_page_summary
+
+    truth = truth_from_page(_page(["", ""], [square(0, 0, 20), square(0, 30, 20)]))
+    truth.lines = []
+    report = summarize([score_page(truth, _page(["abc", "de"], [square(0, 0, 20), square(0, 30, 20)]))])
+    text = format_page_summary(report)
+    assert "CER undefined" in text and "6 characters inserted" in text and "1.0000" not in text

@@ -11,7 +11,7 @@ from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_r
 from hwr.recognition.imaging import ImageError
 from hwr.scoring.metrics import TextNormalization
 from hwr.recognition.model import Recognizer
-from hwr.records import LineSample
+from hwr.records import FailedInput, LineSample
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,9 @@ def test_evaluate_recognises_scores_and_skips_bad_images(tiny_model, tmp_path):
         evaluate(recognizer, samples + [LineSample("bad", "x", broken)], batch_size=2)
     report = evaluate(recognizer, samples + [LineSample("bad", "x", broken)], batch_size=2, skip_bad=True,
                       subset_of=lambda s: s.meta.get("font", ""))
-    assert report.lines == 3 and len(report.failures) == 1 and "broken.png" in report.failures[0]
+    assert report.lines == 3 and len(report.failures) == 1
+    failure = report.failures[0]  # the one failure record of the CLI, the UI and the scorer
+    assert isinstance(failure, FailedInput) and failure.source.endswith("broken.png") and failure.page_id == "bad"
     assert [r.subset for r in report.results] == ["f0", "f1", "f0"]
     assert report.chars == len("the cat") + len("a dog") + len("hello")
     assert all(0.0 <= r.confidence <= 1.0 for r in report.results)
@@ -140,3 +142,36 @@ def test_iam_split_files_and_writer_breakdown(tiny_model, tmp_path):
     assert train.analysis.subset_key == "table forms.txt (writer)"
     assert {g.name: g.lines for g in train.analysis.subsets} == {"000": 2, "001": 1}
     assert run.diagnosis.gaps.keys() == {"avoidable_bias"}  # no dev split: no variance or mismatch
+
+
+def test_arrays_that_are_not_images_are_named_by_line_id(tiny_model):
+    import numpy as np
+
+    recognizer = Recognizer.load(tiny_model, device="cpu")
+    samples = [LineSample("ok", "the cat", render_line("the cat")),
+               LineSample("nan-line", "x", np.full((20, 60), np.nan, np.float32))]
+    with pytest.raises(ImageError, match="nan-line: array holds NaN"):
+        evaluate(recognizer, samples)
+    report = evaluate(recognizer, samples, skip_bad=True)
+    assert report.lines == 1 and [f.source for f in report.failures] == ["nan-line"]
+
+
+def test_all_empty_references_say_cer_is_undefined(tiny_model, tmp_path, capsys):
+    data = tmp_path / "empty"
+    data.mkdir()
+    for k in range(2):
+        Image.fromarray(render_line(f"ink {k}")).save(data / f"l{k}.png")
+        (data / f"l{k}.gt.txt").write_text("\n")
+    code = main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--bootstrap", "10"])
+    out = capsys.readouterr().out
+    headline = next(line for line in out.splitlines() if "lines 2" in line)
+    assert code == 0 and "CER undefined" in headline and "WER undefined" in headline and "1.0000" not in headline
+    assert "CER is undefined: the references hold no characters" in out and "characters inserted" in out
+
+
+def test_skipped_lines_exit_1_and_are_named(tiny_model, tmp_path, capsys):
+    data = _pairs(tmp_path / "data", ["the cat", "a dog"])
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken.gt.txt").write_text("x\n")
+    code = main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap", "10"])
+    assert code == 1 and "broken.png" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from typing import Optional
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError
 from hwr.errors import ConfigError
-from hwr.scoring.evaluate import EvalConfig, EvalReport, evaluate, write_lines_csv, write_report_json, write_worst_csv
+from hwr.scoring.evaluate import (EvalConfig, EvalReport, evaluate, undefined_rates_note, write_lines_csv,
+                                   write_report_json, write_worst_csv)
 from hwr.recognition.model import Recognizer
 
 from hwr.scoring.report.analysis import ErrorAnalysis, analyze
@@ -137,11 +138,16 @@ def run_eval(cfg: EvalConfig, dataset: Optional[str] = None) -> EvalRun:
 def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
     """What `hwr eval` prints: the headline numbers first, then where the errors are."""
     report, analysis = run.analysed.report, run.analysed.analysis
+    # With no reference characters (or words) a rate divides by zero: say so, not "1.0000 (283/0)".
+    cer = (f"CER {report.cer:.4f} [{analysis.cer_ci.low:.4f}, {analysis.cer_ci.high:.4f}] "
+           f"({report.char_errors}/{report.chars})" if report.chars else "CER undefined")
+    wer = (f"WER {report.wer:.4f} [{analysis.wer_ci.low:.4f}, {analysis.wer_ci.high:.4f}] "
+           f"({report.word_errors}/{report.words})" if report.words else "WER undefined")
     out = [f"normalisation: {cfg.normalization().describe()}",
-           f"{run.analysed.dataset.name}: lines {report.lines}  "
-           f"CER {report.cer:.4f} [{analysis.cer_ci.low:.4f}, {analysis.cer_ci.high:.4f}] "
-           f"({report.char_errors}/{report.chars})  WER {report.wer:.4f} [{analysis.wer_ci.low:.4f}, "
-           f"{analysis.wer_ci.high:.4f}] ({report.word_errors}/{report.words})  (95% bootstrap CI)"]
+           f"{run.analysed.dataset.name}: lines {report.lines}  {cer}  {wer}  (95% bootstrap CI)"]
+    note = undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors)
+    if note:
+        out.append(f"warning: {note}")
     if run.diagnosis is not None:
         out += ["bias / variance:", format_table(run.diagnosis)]
     out += _breakdown_lines(analysis)
