@@ -196,8 +196,6 @@ def cmd_train(args) -> int:
         return relaunch_with_torchrun(args.nproc, _without_option(sys.argv[1:], "--nproc"))
     cfg = build_config(TrainConfig, args, args.config)
     state = train(cfg)
-    from hwr.training.distributed import context_from_env
-
     if not context_from_env().is_main:
         return 0
     print(f"best validation CER {state.best_cer:.4f} at step {state.best_step}; model in {Path(cfg.out) / 'best'}")

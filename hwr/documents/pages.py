@@ -335,20 +335,3 @@ def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def iter_pages(inputs: Iterable[str | Path], dpi: int = DEFAULT_DPI, workers: int = 2,
-               skip: Callable[[str], bool] | None = None) -> Iterator[tuple[str, str, np.ndarray | Exception]]:
-    """(page_id, source, gray page or the exception that made it unusable), in input order.
-
-    Pages load in `workers` threads; `skip(page_id)` drops pages before they are loaded
-    (resuming a batch). An unreadable page yields its exception, never stops the iteration.
-    """
-    def load(ref: PageRef):
-        try:
-            return ref.page_id, ref.source, load_page(ref, dpi)
-        except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
-            return ref.page_id, ref.source, exc
-
-    refs = (r for r in page_refs(inputs) if skip is None or not skip(r.page_id))
-    yield from prefetch_map(load, refs, workers)

@@ -75,7 +75,14 @@ class PageLayout:
 
 
 def segment_page(gray: np.ndarray, config: SegmentConfig | None = None) -> list[Line]:
-    """Text lines of a uint8 grayscale page, in reading order (text empty, geometry set)."""
+    """Text lines of a uint8 grayscale page, in reading order (text empty, geometry set).
+
+    Public API: the segmenter alone, for callers that want lines without regions (the batch
+    pipeline calls `analyse_page`, which also returns regions, skew and text height).
+
+        from hwr.recognition.imaging import load_gray
+        lines = segment_page(load_gray("page.png"))
+    """
     return analyse_page(gray, config).lines
 
 

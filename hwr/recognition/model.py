@@ -263,8 +263,6 @@ class Recognizer:
         rec.net = prepare_for_inference(rec.net, rec.device)
         return rec
 
-    from_pretrained = load
-
     def preprocess(self, image) -> np.ndarray:
         """Any image source -> the normalised float array the network reads."""
         return normalize_line(image, self.normalize_config)

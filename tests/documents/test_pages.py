@@ -9,7 +9,20 @@ from PIL import Image
 
 import bad_inputs
 from hwr.recognition.imaging import ImageError
-from hwr.documents.pages import expand_inputs, iter_pages, page_refs, prefetch_map
+from hwr.documents.pages import DEFAULT_DPI, expand_inputs, load_page, page_refs, prefetch_map
+
+
+def iter_pages(inputs, dpi: int = DEFAULT_DPI, workers: int = 2, skip=None):
+    """(page_id, source, gray page or the exception that made it unusable), in input order: the
+    pieces a batch loads pages with (page_refs, load_page, prefetch_map), put together."""
+    def load(ref):
+        try:
+            return ref.page_id, ref.source, load_page(ref, dpi)
+        except Exception as exc:  # noqa: BLE001 - the tests look at the exception
+            return ref.page_id, ref.source, exc
+
+    refs = (r for r in page_refs(inputs) if skip is None or not skip(r.page_id))
+    return prefetch_map(load, refs, workers)
 
 
 def _img(value: int, size=(60, 40)) -> Image.Image:

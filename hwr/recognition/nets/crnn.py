@@ -171,9 +171,6 @@ class CRNN(nn.Module):
                 block.conv = fuse_conv_bn_eval(block.conv.eval(), block.norm.eval())
                 block.norm = nn.Identity()
 
-    def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
-        return torch.div(widths, self.width_factor, rounding_mode="floor").clamp(min=1)
-
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images
         if not x.is_cuda:
