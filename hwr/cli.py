@@ -228,21 +228,19 @@ def cmd_eval(args) -> int:
     failures = run.analysed.report.failures
     if failures:
         print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
+        return 1  # scored, but not everything: README "Exit codes"
     return 0
 
 
 def _eval_pages(cfg, dataset: str) -> int:
     """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.documents.page_eval)."""
-    from hwr.documents.page_eval import evaluate_pages, read_page_truth, write_page_report
+    from hwr.documents.page_eval import evaluate_page_folder, format_page_summary, write_page_report
 
     if not dataset:
         raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
     recognizer = cfg.load_recognizer()
-    report = evaluate_pages(recognizer, read_page_truth(dataset), cfg.batch_size, skip_bad=cfg.skip_bad)
-    detection = ("" if report.detection_precision is None else
-                 f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")
-    print(f"pages {report.pages}  CER {report.cer:.4f} ({report.char_errors}/{report.chars})  "
-          f"WER {report.wer:.4f} ({report.word_errors}/{report.words}){detection}")
+    report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad)
+    print(format_page_summary(report))
     if cfg.worst:
         for r in sorted(report.results, key=lambda r: -r.char_errors)[: cfg.worst]:
             print(f"  {r.id}  char errors {r.char_errors}/{r.chars}  lines {r.predicted_lines}/{r.gt_lines}")
@@ -250,6 +248,7 @@ def _eval_pages(cfg, dataset: str) -> int:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
         print(f"hwr eval: skipped {len(report.failures)} unreadable pages, e.g. {report.failures[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -195,6 +195,18 @@ def test_batch_reports_each_file_and_zips_outputs(client, tmp_path):
     assert len(names) == 1 + 7 * len(export_formats())
 
 
+def test_batch_api_survives_bombs_and_broken_tiffs(client, tmp_path):
+    import bad_inputs
+
+    files = [handle_file(str(bad_inputs.huge_tiff_header(tmp_path / "bomb.tif"))),
+             handle_file(str(SAMPLES / "line-01.png")),
+             handle_file(str(bad_inputs.truncated_multipage_tiff(tmp_path / "cut.tif")))]
+    table, archive, summary = client.predict(files, "tiny", "greedy", "auto", api_name="/batch")
+    errors = {row[0]: row[5] for row in table["data"]}
+    assert "1 of 3 images read; 2 failed" in summary and not errors["line-01.png"]
+    assert "too large" in errors["bomb.tif"] and errors["cut.tif"].startswith("not a readable image")
+
+
 def test_model_tab_endpoints(client):
     card, facts = client.predict("tiny", "greedy", api_name="/model_info")
     assert facts["parameters"] > 0 and facts["device"] in ("cpu", "cuda", "cuda:0") and "crnn" in card

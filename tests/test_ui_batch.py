@@ -42,3 +42,22 @@ def test_pdfs_and_multipage_tiffs_give_one_row_per_page(tmp_path, untrained_mode
     # Every page has its own outputs, named after the file and the page.
     written = {p.stem for p in (tmp_path / "out").glob("*.txt")}
     assert {"scan#p1", "scan#p3", "fax#p2", "more.zip__inner__scan#p2"} <= written
+
+
+def test_bombs_and_broken_tiffs_get_an_error_row_and_the_rest_is_read(tmp_path, untrained_model):
+    """Issue 21 item 3: one such upload used to fail the whole batch with a server error."""
+    import bad_inputs
+
+    good = tmp_path / "good.png"
+    _pages(1)[0].save(good)
+    uploads = [bad_inputs.huge_tiff_header(tmp_path / "bomb.tif"), good,
+               bad_inputs.truncated_multipage_tiff(tmp_path / "cut.tif"),
+               bad_inputs.short_multipage_tiff(tmp_path / "short.tif")]
+    inputs = collect_inputs(uploads, tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "auto", tmp_path / "out")
+    by_name = {r.name: r for r in rows}
+    assert "too large" in by_name["bomb.tif"].error and by_name["cut.tif"].error
+    assert not by_name["good.png"].error and by_name["good.png"].lines == 1
+    assert any(r.error for n, r in by_name.items() if n.startswith("short.tif#p"))
+    assert all(str(tmp_path) not in r.error for r in rows)  # no server-side paths in messages
+    assert (tmp_path / "out" / "good.txt").is_file()

@@ -38,6 +38,7 @@ class BatchInput:
     path: Path
     page: int = 0  # page index within a PDF or multi-page TIFF
     pages: int = 1
+    error: str = ""  # why its pages could not even be counted
 
     @property
     def name(self) -> str:
@@ -83,8 +84,8 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
 def _pages_of(name: str, path: Path) -> list[BatchInput]:
     try:
         count = count_pages(path)
-    except ImageError:
-        count = 1  # unreadable: its row reports why when the batch loads it
+    except ImageError as exc:
+        return [BatchInput(name, path, error=exc.reason)]  # its row says why, as the CLI's errors file would
     if count == 1:
         return [BatchInput(name, path)]
     return [BatchInput(name, path, k, count) for k in range(count)]
@@ -100,7 +101,8 @@ def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out
     if layout not in LAYOUTS:  # checked once here: inside the loop it would fail every row
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     stems: set[str] = set()
-    refs = [PageRef(_unique_stem(item, stems), item.path, item.page, item.pages, label=item.file) for item in inputs]
+    refs = [PageRef(_unique_stem(item, stems), item.path, item.page, item.pages, error=item.error, label=item.file)
+            for item in inputs]
     names = {ref.page_id: item.name for ref, item in zip(refs, inputs)}
     rows: dict[str, BatchRow] = {}
 

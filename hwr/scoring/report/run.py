@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 from hwr.datasets import open_dataset
-from hwr.datasets.errors import DatasetError
+from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError
 from hwr.scoring.evaluate import (EvalConfig, EvalReport, evaluate, undefined_rates_note, write_lines_csv,
                                    write_report_json, write_worst_csv)
 from hwr.recognition.model import Recognizer
+from hwr.records import FailedInput
 
 from hwr.scoring.report.analysis import ErrorAnalysis, analyze
 from hwr.scoring.report.bias_variance import DEV_NAMES, Diagnosis, SplitScore, diagnose, format_table
@@ -98,18 +99,24 @@ def _subset_setup(cfg: EvalConfig, spec: str, first_sample):
     return subset_resolver(cfg.group_by, table), key
 
 
-def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> list:
-    samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file)
+def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> tuple[list, list[FailedInput]]:
+    """The data set's lines, and (with --skip-bad) the entries its reader left out."""
+    skipped = SkipReport()
+    samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file, report=skipped)
     if len(samples) == 0:
         raise DatasetError(ds.spec, "the data set holds no lines")
-    return [samples[i] for i in range(len(samples))]  # synthetic sets render here, by index
+    # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
+    failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source, "truth", e.reason)
+                for e in skipped.entries]
+    return [samples[i] for i in range(len(samples))], failures  # synthetic sets render here, by index
 
 
 def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep_images: bool) -> DatasetRun:
-    samples = _load_samples(ds, cfg)
+    samples, skipped = _load_samples(ds, cfg)
     subset_of, subset_key = _subset_setup(cfg, ds.spec, samples[0])
     report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
                       subset_of=subset_of)
+    report.failures[:0] = skipped
     analysis = analyze(report, cfg.bootstrap, cfg.seed, subset_key)
     images = {s.id: s.image for s in samples} if keep_images else {}
     return DatasetRun(ds, report, analysis, images)
