@@ -4,9 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from conftest import render_line
+from PIL import Image
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "big", "red", "dog", "ran"]
 
@@ -34,7 +33,7 @@ def test_train_eval_transcribe(tmp_path, fifty_lines):
     hwr("train", "--train", fifty_lines, "--val", fifty_lines, "--out", out, "--preset", "tiny",
         "--max-steps", 60, "--val-every", 20, "--batch-size", 8, "--lr", 3e-3, "--warmup-steps", 5,
         "--workers", 0, "--device", "cpu", "--threads", 2)
-    history = [json.loads(l) for l in (out / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(row) for row in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [20, 40, 60]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     model = out / "best"
@@ -53,9 +52,9 @@ def test_train_eval_transcribe(tmp_path, fifty_lines):
     assert proc.returncode == 1  # one input failed, the others were still read
     assert "broken.png" in proc.stderr
     result = json.loads((tmp_path / "t.json").read_text())
-    assert [l["source"].endswith(n) for l, n in zip(result["lines"], ["l00.png", "l01.png"])] == [True, True]
+    assert [line["source"].endswith(n) for line, n in zip(result["lines"], ["l00.png", "l01.png"])] == [True, True]
     assert result["failures"][0]["source"].endswith("broken.png")
-    assert all(0.0 <= l["confidence"] <= 1.0 for l in result["lines"])
+    assert all(0.0 <= line["confidence"] <= 1.0 for line in result["lines"])
 
 
 def test_resume_continues_from_last_state(tmp_path, fifty_lines):
@@ -64,7 +63,7 @@ def test_resume_continues_from_last_state(tmp_path, fifty_lines):
               "--batch-size", 8, "--workers", 0, "--device", "cpu"]
     hwr("train", *common, "--max-steps", 10)
     hwr("train", *common, "--max-steps", 20, "--resume")
-    steps = [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()]
+    steps = [json.loads(row)["step"] for row in (out / "history.jsonl").read_text().splitlines()]
     assert steps == [10, 20]
     state = json.loads((out / "last" / "trainer_state.json").read_text())
     assert state["trainer"]["step"] == 20

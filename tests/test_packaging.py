@@ -4,6 +4,7 @@ import it until `hwr ui` runs.
 Not tested here: the shipped assets under share/hwr (tests/test_assets-style checks do that)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -36,8 +37,15 @@ def test_the_app_imports_as_hwr_ui_and_not_as_ui(tmp_path):
 @pytest.mark.slow
 def test_a_regular_install_holds_hwr_and_hwr_ui_only(tmp_path):
     """Build the wheel, install it into a folder, and start `hwr ui --help` from there."""
+    # Built from a copy of the sources: setuptools writes build/ beside them, never into the checkout
+    # (models/ and data/ are left out: they only add share/hwr data files).
+    source = tmp_path / "source"
+    for name in ("hwr", "ui"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "wheel"),
-                            str(REPO)], capture_output=True, text=True, timeout=600)
+                            str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "wheel").glob("hwr-*.whl"))
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}

@@ -11,8 +11,9 @@ whose format is detected, or a path with an explicit prefix:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport
 from hwr.datasets.iam import LINES_TXT, read_iam
@@ -59,8 +60,8 @@ def known_lines(dataset: LineDataset) -> list[LineSample] | None:
 def open_dataset(
     spec: PathLike,
     skip_bad: bool = False,
-    split_file: Optional[PathLike] = None,
-    report: Optional[SkipReport] = None,
+    split_file: PathLike | None = None,
+    report: SkipReport | None = None,
 ) -> LineDataset:
     """Read the data set a spec names (see the module doc); bad entries raise or are skipped.
 
@@ -82,7 +83,7 @@ def open_dataset(
     return reader(path, skip_bad=skip_bad, report=report)
 
 
-def split_spec(spec: str) -> tuple[Optional[str], str]:
+def split_spec(spec: str) -> tuple[str | None, str]:
     """`fmt:location` -> (fmt, location); a plain path -> (None, path)."""
     prefix, sep, rest = spec.partition(":")
     # Only known prefixes count, so a Windows drive ("C:\\data") stays a path.

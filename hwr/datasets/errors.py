@@ -7,22 +7,22 @@ so a long training run is not lost to one broken row, yet nothing disappears unn
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
 
 from hwr.errors import HwrError
 from hwr.records import LineSample
 
 log = logging.getLogger("hwr.datasets")
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class DatasetError(HwrError, ValueError):
     """A data set entry could not be used; the message reads `source:line: reason`."""
 
-    def __init__(self, source: PathLike, reason: str, line_no: Optional[int] = None):
+    def __init__(self, source: PathLike, reason: str, line_no: int | None = None):
         where = f"{source}:{line_no}" if line_no is not None else f"{source}"
         super().__init__(f"{where}: {reason}")
         self.source = str(source)
@@ -33,7 +33,7 @@ class DatasetError(HwrError, ValueError):
 @dataclass
 class SkippedEntry:
     source: str
-    line_no: Optional[int]
+    line_no: int | None
     reason: str
 
     def __str__(self) -> str:
@@ -47,7 +47,7 @@ class SkipReport:
 
     entries: list[SkippedEntry] = field(default_factory=list)
 
-    def add(self, source: PathLike, line_no: Optional[int], reason: str) -> None:
+    def add(self, source: PathLike, line_no: int | None, reason: str) -> None:
         self.entries.append(SkippedEntry(str(source), line_no, reason))
 
     def add_error(self, error: DatasetError) -> None:
@@ -67,7 +67,7 @@ class SkipReport:
         return f"{self.count} entries skipped: {shown}{more}"
 
 
-def report_or_raise(error: DatasetError, skip_bad: bool, report: Optional[SkipReport]) -> None:
+def report_or_raise(error: DatasetError, skip_bad: bool, report: SkipReport | None) -> None:
     """The one policy for a bad entry: raise, or record it and let the reader go on."""
     if not skip_bad:
         raise error
@@ -93,7 +93,7 @@ def read_utf8(path: Path) -> str:
 
 
 def unique_ids(
-    samples: Iterable[LineSample], skip_bad: bool, report: Optional[SkipReport]
+    samples: Iterable[LineSample], skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     """Pass samples through, treating a repeated id as a bad entry that names both sources.
 

@@ -8,11 +8,11 @@ carries a space before punctuation; that is the convention the published IAM CER
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
-from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
 LINES_TXT = Path("ascii") / "lines.txt"
@@ -24,9 +24,9 @@ STATUSES = ("ok", "err")
 
 def read_iam(
     root: PathLike,
-    split_file: Optional[PathLike] = None,
+    split_file: PathLike | None = None,
     skip_bad: bool = False,
-    report: Optional[SkipReport] = None,
+    report: SkipReport | None = None,
 ) -> list[LineSample]:
     """All lines of an IAM tree (root holds `ascii/` and `lines/`), optionally one split only.
 
@@ -57,7 +57,7 @@ def read_split_ids(path: Path) -> set[str]:
 
 
 def _iter_lines(
-    root: Path, lines_txt: Path, wanted: Optional[set[str]], skip_bad: bool, report: Optional[SkipReport]
+    root: Path, lines_txt: Path, wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     for line_no, raw in enumerate(read_utf8(lines_txt).splitlines(), start=1):
         if not raw.strip() or raw.startswith("#"):

@@ -6,15 +6,15 @@ A sample's id is the path as written, without its extension (`lines/foo`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path, PurePath
-from typing import Iterator, Optional
 
-from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
 
-def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """All rows of a `path<TAB>text` manifest, in file order."""
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
@@ -22,7 +22,7 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: Optional[S
     return list(unique_ids(_iter_rows(tsv_path, skip_bad, report), skip_bad, report))
 
 
-def _iter_rows(tsv_path: Path, skip_bad: bool, report: Optional[SkipReport]) -> Iterator[LineSample]:
+def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:
     for line_no, raw in enumerate(read_utf8(tsv_path).splitlines(), start=1):
         if not raw.strip() or raw.startswith("#"):
             continue

@@ -11,21 +11,21 @@ N pages keeps roughly N pages' worth of line pixels in memory. `iter_pagexml` st
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import cv2
 import numpy as np
 
-from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
+from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 
 PAGE_ROOT = "PcGts"
 
 
-def read_pagexml(path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted)."""
     samples = list(iter_pagexml(path, skip_bad, report))
     if not samples:
@@ -33,7 +33,7 @@ def read_pagexml(path: PathLike, skip_bad: bool = False, report: Optional[SkipRe
     return samples
 
 
-def iter_pagexml(path: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> Iterator[LineSample]:
+def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> Iterator[LineSample]:
     """Like `read_pagexml`, but yields lines page by page to bound memory."""
     path = Path(path)
     if path.is_dir():
@@ -54,7 +54,7 @@ def _xml_files(folder: Path) -> list[Path]:
 
 
 def _iter_pages(
-    xmls: list[tuple[Path, str]], in_folder: bool, skip_bad: bool, report: Optional[SkipReport]
+    xmls: list[tuple[Path, str]], in_folder: bool, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     for xml, page_id in xmls:
         try:
@@ -91,7 +91,7 @@ def _parse_xml(xml: Path) -> ET.Element:
 
 
 def _page_lines(
-    xml: Path, page_id: str, root: ET.Element, skip_bad: bool, report: Optional[SkipReport]
+    xml: Path, page_id: str, root: ET.Element, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     page_el = _descendants(root, "Page")
     if not page_el:
@@ -116,7 +116,7 @@ def _page_lines(
             report_or_raise(error, skip_bad, report)
 
 
-def _note_untranscribed(xml: Path, line_ids: list[str], report: Optional[SkipReport]) -> None:
+def _note_untranscribed(xml: Path, line_ids: list[str], report: SkipReport | None) -> None:
     # Segmented-but-untranscribed lines are normal in PAGE (work in progress), so they are
     # always skipped, never an error; the report or the log still says which.
     if not line_ids:
@@ -157,7 +157,7 @@ def _load_page(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndarray:
     return gray
 
 
-def line_text(line_el: ET.Element) -> Optional[str]:
+def line_text(line_el: ET.Element) -> str | None:
     """The TextLine's own transcription (lowest TextEquiv index wins, as PAGE specifies)."""
     equivs = _children(line_el, "TextEquiv")
     if not equivs:
@@ -168,14 +168,14 @@ def line_text(line_el: ET.Element) -> Optional[str]:
     return normalize_text(text) if text else None
 
 
-def _int_or_zero(value: Optional[str]) -> int:
+def _int_or_zero(value: str | None) -> int:
     try:
         return int(value) if value is not None else 0
     except ValueError:
         return 0
 
 
-def line_polygon(line_el: ET.Element) -> Optional[np.ndarray]:
+def line_polygon(line_el: ET.Element) -> np.ndarray | None:
     """Coords as an (N, 2) int32 array: `points="x,y x,y"` (2013+) or Point children (2010)."""
     coords = _children(line_el, "Coords")
     if not coords:
@@ -213,7 +213,7 @@ def _cut_line(
     return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
 
 
-def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> Optional[tuple[np.ndarray, tuple[int, int, int, int]]]:
+def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """Bounding-box crop of a polygon, white outside it, and the box (x0, y0, x1, y1 exclusive)."""
     height, width = gray.shape
     x0, y0 = np.maximum(polygon.min(axis=0), 0)

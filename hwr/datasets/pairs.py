@@ -5,18 +5,18 @@ without its extension (`sub/foo`), so ids stay unique across sub-folders.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
-from hwr.recognition.charset import normalize_text
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
 
 GT_SUFFIX = ".gt.txt"
 
 
-def read_pairs(folder: PathLike, skip_bad: bool = False, report: Optional[SkipReport] = None) -> list[LineSample]:
+def read_pairs(folder: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """All image/ground-truth pairs under `folder`, sorted by relative path."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -39,7 +39,7 @@ def _visible_files(folder: Path) -> list[Path]:
     )
 
 
-def _iter_pairs(folder: Path, skip_bad: bool, report: Optional[SkipReport]) -> Iterator[LineSample]:
+def _iter_pairs(folder: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:
     files = _visible_files(folder)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     for image in images:

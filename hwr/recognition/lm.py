@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Literal
 
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
@@ -157,7 +158,8 @@ def _context_stats(counts: Counter, d: tuple[float, float, float]) -> dict[str, 
     return {h: (total[h], mass[h] / total[h]) for h in total}
 
 
-def interpolated_probs(adjusted: list[Counter], bos: str, unk: str) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def interpolated_probs(adjusted: list[Counter], bos: str,
+                       unk: str) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Interpolated KN probabilities P(w | h) for every counted n-gram, and gamma(h) per context."""
     probs: list[dict[str, float]] = []
     gammas: list[dict[str, float]] = []

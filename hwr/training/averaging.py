@@ -8,9 +8,9 @@ come from one run at a low learning rate, as they should.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -32,7 +32,10 @@ class AverageConfig:
 
 
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
-    return (first.arch, first.net, first.charset, first.normalize) == (other.arch, other.net, other.charset, other.normalize)
+    def key(config: ModelConfig) -> tuple:
+        return config.arch, config.net, config.charset, config.normalize
+
+    return key(first) == key(other)
 
 
 def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, ModelConfig]:

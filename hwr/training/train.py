@@ -24,18 +24,26 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hwr.errors import ConfigError
 from hwr.config_args import check_fields, setting
 from hwr.datasets import LineDataset, known_lines
-from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
+from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
-from hwr.training.schedule import LRSchedule, make_optimizer
-from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
-from hwr.training.distributed import DistContext, ShardedBatchSampler, all_reduce_sums, barrier, init_distributed, shard, shutdown
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
-from hwr.scoring.metrics import ErrorCounts
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
+from hwr.scoring.metrics import ErrorCounts
+from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
+from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
+from hwr.training.distributed import (
+    DistContext,
+    ShardedBatchSampler,
+    all_reduce_sums,
+    barrier,
+    init_distributed,
+    shard,
+    shutdown,
+)
+from hwr.training.schedule import LRSchedule, make_optimizer
 
 log = logging.getLogger("hwr.training.train")
 
@@ -264,7 +272,8 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
         overrides["rnn_cell"] = cfg.rnn_cell
     net_config = make_config(cfg.arch, cfg.preset, **overrides)
     norm = NormalizeConfig(line_height=net_config.line_height)
-    model_config = ModelConfig(arch=cfg.arch, net=net_config.to_dict(), charset=charset.to_json(), normalize=norm.to_dict())
+    model_config = ModelConfig(arch=cfg.arch, net=net_config.to_dict(), charset=charset.to_json(),
+                               normalize=norm.to_dict())
     return model_config, net_config
 
 

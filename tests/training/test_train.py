@@ -3,9 +3,9 @@ import json
 
 import pytest
 import torch
+from conftest import render_line
 from PIL import Image
 
-from conftest import render_line
 from hwr.recognition.model import Recognizer, load_model
 from hwr.training.train import TrainConfig, train
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from hwr.errors import ConfigError
+
 # name -> (module, config class, network class); imported lazily so that a missing optional
 # architecture never breaks the others.
 ARCHITECTURES = {

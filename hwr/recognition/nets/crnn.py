@@ -76,7 +76,7 @@ class CRNNConfig:
     }
 
     @classmethod
-    def preset(cls, name: str) -> "CRNNConfig":
+    def preset(cls, name: str) -> CRNNConfig:
         if name not in cls.PRESETS:
             raise ConfigError(f"unknown crnn preset {name!r}; choose from {sorted(cls.PRESETS)}")
         return cls(**cls.PRESETS[name])
@@ -85,7 +85,7 @@ class CRNNConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CRNNConfig":
+    def from_dict(cls, d: dict) -> CRNNConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -265,7 +265,8 @@ class CRNN(nn.Module):
                 x = nn.functional.dropout(x, rnn.dropout, self.training)
             directions = []
             for suffix in ("", "_reverse"):
-                weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                weights = [getattr(rnn, f"{name}_l{layer}{suffix}")
+                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inputs = reversed_in_length(x) if suffix else x
                 h0 = x.new_zeros(1, x.shape[1], rnn.hidden_size)
                 state = (h0, h0) if self.config.rnn_cell == "lstm" else (h0,)

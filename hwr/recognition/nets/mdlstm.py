@@ -79,7 +79,7 @@ class MDLSTMConfig:
     }
 
     @classmethod
-    def preset(cls, name: str) -> "MDLSTMConfig":
+    def preset(cls, name: str) -> MDLSTMConfig:
         if name not in cls.PRESETS:
             raise ConfigError(f"unknown mdlstm preset {name!r}; choose from {sorted(cls.PRESETS)}")
         return cls(**cls.PRESETS[name])
@@ -88,7 +88,7 @@ class MDLSTMConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MDLSTMConfig":
+    def from_dict(cls, d: dict) -> MDLSTMConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def validate(self) -> None:
