@@ -40,8 +40,8 @@ def hwr(*args, cwd: Path) -> subprocess.CompletedProcess:
 def page_image(texts: list[str]) -> Image.Image:
     """Lines stacked with gaps, as a page the segmenter cuts into len(texts) lines."""
     lines = [render_line(t) for t in texts]
-    width = max(l.shape[1] for l in lines) + 80
-    page = np.full((sum(l.shape[0] + 40 for l in lines) + 80, width), 255, np.uint8)
+    width = max(line.shape[1] for line in lines) + 80
+    page = np.full((sum(line.shape[0] + 40 for line in lines) + 80, width), 255, np.uint8)
     y = 60
     for line in lines:
         page[y : y + line.shape[0], 40 : 40 + line.shape[1]] = line

@@ -28,17 +28,16 @@ import numpy as np
 
 from hwr.documents.linegeom import cut_line
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
-from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
+# The modes' one rule lives in the torch-free hwr.documents.prepare (page worker processes use
+# it too); re-exported here for the CLI and the UI.
+from hwr.documents.prepare import MODES, layout_page, line_inputs
+from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.writers import output_paths, write_page_files
-from hwr.recognition.imaging import NormalizeConfig, load_gray, normalize_line_with_geometry
-from hwr.records import FailedInput, Line, Page, Region
+from hwr.recognition.imaging import NormalizeConfig, load_gray
+from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
-
-MODES = ("auto", "page", "line")
-# Auto mode: a single image with fewer segmented lines than this is read as one line image.
-MIN_PAGE_LINES = 2
 
 
 # --- one image ------------------------------------------------------------------------------
@@ -47,46 +46,6 @@ def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> t
     """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom)."""
     lines = analyse_page(gray, config).lines
     return lines, [cut_line(gray, line) for line in lines]
-
-
-def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
-    """The whole image as the page's only line: the outline of the image, a baseline along its
-    foot (the recognizer finds the ink box itself)."""
-    h, w = gray.shape[:2]
-    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
-                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
-    return Page(id=page_id, source=source, width=w, height=h, lines=[line], regions=[Region("r1", ["l001"])])
-
-
-def regions_of(layout: PageLayout) -> list[Region]:
-    """The segmenter's regions in reading order, as records naming their lines."""
-    return [Region(f"r{k + 1}", [layout.lines[i].id for i in members])
-            for k, members in enumerate(layout.regions) if members]
-
-
-def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", source: str = "",
-                is_document_page: bool = False, segment_config: SegmentConfig | None = None) -> tuple[Page, bool]:
-    """The page record (lines and regions, no text yet) and whether it is read as one line image.
-
-    The one place that decides what "auto" means (module docstring); `is_document_page`: the
-    image is a page of a PDF or a multi-page TIFF."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "line":
-        return line_image_page(gray, page_id, source), True
-    layout = analyse_page(gray, segment_config)
-    if mode == "auto" and not is_document_page and len(layout.lines) < MIN_PAGE_LINES:
-        return line_image_page(gray, page_id, source), True
-    page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
-                regions=regions_of(layout))
-    return page, False
-
-
-def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
-    """Network inputs of a page's lines: (normalised arrays, geometries), in line order."""
-    crops = [gray] if is_line else [cut_line(gray, line) for line in page.lines]
-    prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
-    return [a for a, _ in prepared], [g for _, g in prepared]
 
 
 def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page", source: str = "",

@@ -305,7 +305,8 @@ class Recognizer:
         """
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
-        if images is None or isinstance(images, (str, Path, bytes, bytearray, np.ndarray)) or hasattr(images, "getpixel"):
+        single = (str, Path, bytes, bytearray, np.ndarray)
+        if images is None or isinstance(images, single) or hasattr(images, "getpixel"):  # a PIL image
             raise TypeError("recognize takes a list of images; wrap a single image as [image]")
         slots: list[Recognition | FailedInput | None] = []
         arrays, geometries, positions = [], [], []

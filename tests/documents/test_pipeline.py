@@ -198,8 +198,12 @@ def test_an_unreadable_sub_folder_is_a_failure_in_the_errors_file(recognizer, tm
     Image.fromarray(render_line("readable")).save(tmp_path / "in" / "ok.png")
     Image.fromarray(render_line("hidden")).save(tmp_path / "in" / "locked" / "x.png")
     locked, scandir = str(tmp_path / "in" / "locked"), os.scandir
-    monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied", locked))
-                        if os.fspath(path) == locked else scandir(path))
+    def refuse(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
     out = tmp_path / "out"
     summary = run_batch(recognizer, [tmp_path / "in"], BatchConfig(output_dir=str(out), progress=False))
     assert summary.line_images == 1 and [(f.source, f.stage) for f in summary.failures] == [(locked, "input")]

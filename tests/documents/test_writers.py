@@ -146,7 +146,7 @@ def test_regions_are_written_as_the_page_record_carries_them():
     doc = etree.fromstring(write_page(page, "pagexml").encode())
     regions = doc.findall(".//pc:TextRegion", ns)
     assert [r.get("id") for r in regions] == ["col_b", "col_a"]
-    assert [[l.find("pc:TextEquiv/pc:Unicode", ns).text or "" for l in r.findall("pc:TextLine", ns)]
+    assert [[line.find("pc:TextEquiv/pc:Unicode", ns).text or "" for line in r.findall("pc:TextLine", ns)]
             for r in regions] == [["on a mat & <more>"], ["the cat sat", ""]]
     order = [r.get("regionRef") for r in doc.findall(".//pc:RegionRefIndexed", ns)]
     assert order == ["col_b", "col_a"]

@@ -109,8 +109,11 @@ def test_loading_never_touches_pillows_process_wide_limit_or_warning_filters(tmp
     before = (Image.MAX_IMAGE_PIXELS, list(warnings.filters))
     during = []
     decode = imaging.pil_to_gray
-    monkeypatch.setattr(imaging, "pil_to_gray",
-                        lambda *a, **k: during.append((Image.MAX_IMAGE_PIXELS, list(warnings.filters))) or decode(*a, **k))
+    def watched(*args, **kwargs):
+        during.append((Image.MAX_IMAGE_PIXELS, list(warnings.filters)))
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "pil_to_gray", watched)
     load_gray(path)
     assert during == [before] and (Image.MAX_IMAGE_PIXELS, list(warnings.filters)) == before
 
