@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import render_line
+from helpers import render_line
 from PIL import Image
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "big", "red", "dog", "ran"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, make_untrained_model
+from helpers import free_port, make_untrained_model
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image

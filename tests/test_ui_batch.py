@@ -5,7 +5,7 @@ import zipfile
 
 from PIL import Image
 
-from conftest import render_line
+from helpers import render_line
 from hwr.recognition.model import Recognizer
 
 from hwr_ui.batch import collect_inputs, run_batch

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import render_line
+from helpers import render_line
 from hwr.documents.line_batches import pad_uint8
 from hwr.documents.pages import page_refs
 from hwr.documents.pipeline import BatchConfig

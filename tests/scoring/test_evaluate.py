@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from conftest import render_line
+from helpers import render_line
 from hwr.cli import main
 from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
 from hwr.recognition.imaging import ImageError

@@ -3,7 +3,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 
-from conftest import render_line
+from helpers import render_line
 from hwr.scoring.evaluate import score_texts
 from hwr.scoring.report.analysis import analyze
 from hwr.scoring.report.bias_variance import SplitScore, diagnose

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_untrained_model
+from helpers import make_untrained_model
 from hwr.training.averaging import average_models
 from hwr.cli import main
 from hwr.recognition.model import ModelConfig, ModelError, load_model, save_model

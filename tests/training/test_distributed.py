@@ -83,7 +83,7 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
 
     from PIL import Image
 
-    from conftest import make_untrained_model
+    from helpers import make_untrained_model
     from hwr.synth import LineSynthesizer
 
     pages = tmp_path / "pages"

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import render_line
+from helpers import render_line
 from PIL import Image
 
 from hwr.recognition.model import Recognizer, load_model

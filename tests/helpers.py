@@ -1,0 +1,49 @@
+"""Test helpers shared by every test module: tiny rendered lines and an untrained model, built
+in the test, nothing downloaded. Import them as `from helpers import render_line` (tests/ is on
+the path); the fixtures that wrap them live in conftest.py."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+REPO = Path(__file__).resolve().parent.parent
+
+LINE_TEXTS = [
+    "the cat sat", "a big dog", "hello world", "read me now", "one two three",
+    "we go home", "red and blue", "it is done", "sun and moon", "top of the hill",
+]
+
+
+def render_line(text: str, size: int = 28, pad: int = 8) -> np.ndarray:
+    """A clean dark-on-light line image drawn with Pillow's built-in scalable font."""
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = font.getbbox(text or " ")
+    img = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 255)
+    ImageDraw.Draw(img).text((pad - left, pad - top), text, fill=0, font=font)
+    return np.asarray(img)
+
+
+def make_untrained_model(folder: Path, seed: int = 0) -> Path:
+    """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
+    not of recognition quality."""
+    from hwr.recognition.charset import Charset
+    from hwr.recognition.model import ModelConfig, save_model
+    from hwr.recognition.nets import build_network, make_config
+
+    torch.manual_seed(seed)
+    cfg = make_config("crnn", "tiny")
+    net = build_network("crnn", cfg, len(Charset()))
+    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
+                         normalize={"line_height": cfg.line_height})
+    return save_model(folder, net.eval(), config)
+
+
+def free_port() -> int:
+    """A localhost port nobody listens on (for the web app's test servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
