@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 import bad_inputs
-from conftest import REPO, make_untrained_model, render_line
+from helpers import REPO, make_untrained_model, render_line
 
 pytestmark = pytest.mark.slow  # a few CLI subprocesses (each starts torch): ~30 s in all
 

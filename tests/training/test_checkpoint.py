@@ -106,3 +106,18 @@ def test_missing_state_is_a_checkpoint_error(tmp_path):
     (last / STATE_TENSORS).unlink()
     with pytest.raises(CheckpointError, match="no trainer state"):
         _load_state(last)
+
+
+@pytest.mark.parametrize("name", [STATE_TENSORS, STATE_JSON, "model.safetensors"])
+def test_hwr_train_resume_names_a_truncated_file(pairs_dir, tmp_path, capsys, name):
+    from hwr.cli import main
+
+    out = tmp_path / "run"
+    common = ["train", "--train", str(pairs_dir), "--val", str(pairs_dir), "--out", str(out), "--preset", "tiny",
+              "--val-every", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
+    assert main(common + ["--max-steps", "2"]) == 0
+    data = (out / "last" / name).read_bytes()
+    (out / "last" / name).write_bytes(data[: len(data) // 3])
+    capsys.readouterr()
+    assert main(common + ["--max-steps", "4", "--resume"]) == 2  # a user error, reported; no traceback
+    assert f"last/{name}" in capsys.readouterr().err
