@@ -79,22 +79,16 @@ class _Found:
     error: str = ""  # set for an input that could not be listed (the path is the folder or list)
 
 
-def expand_inputs(inputs: Iterable[str | Path], problems: list[tuple[Path, str]] | None = None
-                  ) -> list[tuple[Path, str]]:
+def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
     """(file, id stem) for every input; missing files are kept so that they get reported.
 
-    Folders that cannot be read and list files that cannot be read (or are not UTF-8) are
-    appended to `problems` as (path, reason); without `problems` they raise ImageError.
-    """
-    found = _unique_ids(_listed(inputs))
+    A folder or list file that cannot be read raises ImageError naming it (`page_refs`, the
+    batch's way in, reports it as a failed input instead)."""
     out = []
-    for entry in found:
-        if not entry.error:
-            out.append((entry.path, entry.stem))
-        elif problems is not None:
-            problems.append((entry.path, entry.error))
-        else:
+    for entry in _unique_ids(_listed(inputs)):
+        if entry.error:
             raise ImageError(str(entry.path), entry.error)
+        out.append((entry.path, entry.stem))
     return out
 
 
@@ -187,22 +181,20 @@ def _unique_ids(found: list[_Found]) -> list[_Found]:
     return out
 
 
-def page_refs(inputs: Iterable[str | Path], labels: dict[Path, str] | None = None) -> Iterator[PageRef]:
+def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef]:
     """A PageRef per page, in input order; an input that cannot be listed or counted gives
     one PageRef with `error` set, so that it is reported and the rest goes on."""
     for entry in _unique_ids(_listed(inputs)):
-        label = (labels or {}).get(entry.path, "")
         if entry.error:
-            yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input", label=label)
+            yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input")
             continue
         try:
             count = count_pages(entry.path)
         except ImageError as exc:
-            yield PageRef(entry.stem, entry.path, error=exc.reason, label=label)
+            yield PageRef(entry.stem, entry.path, error=exc.reason)
             continue
         for index in range(count):
-            yield PageRef(entry.stem if count == 1 else f"{entry.stem}#p{index + 1}", entry.path, index, count,
-                          label=label)
+            yield PageRef(entry.stem if count == 1 else f"{entry.stem}#p{index + 1}", entry.path, index, count)
 
 
 def count_pages(path: Path) -> int:
