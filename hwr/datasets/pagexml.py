@@ -3,7 +3,8 @@
 Each line image is the bounding box of the TextLine's Coords polygon, with everything outside
 the polygon painted white, so ascenders and descenders of the neighbouring lines that reach
 into the box do not become phantom ink. Tags are matched by local name, so every PAGE schema
-version (and a missing namespace) reads the same.
+version (and a missing namespace) reads the same; a namespace that is not PRImA's PAGE one is
+an error, not a guess.
 
 Lines are cut eagerly, because a LineSample holds pixels, not a page reference: a folder of
 N pages keeps roughly N pages' worth of line pixels in memory. `iter_pagexml` streams them.
@@ -23,6 +24,8 @@ from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 
 PAGE_ROOT = "PcGts"
+# Every PAGE version's namespace: .../pagecontent/2010-03-19, 2013-07-15, 2019-07-15, ...
+PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
 
 
 def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
@@ -64,6 +67,7 @@ def _iter_pages(
                 if in_folder:
                     continue
                 raise DatasetError(xml, f"not a PAGE XML file (root {local_name(root.tag)}, expected {PAGE_ROOT})")
+            _check_namespace(xml, root)
             yield from _page_lines(xml, page_id, root, skip_bad, report)
         except DatasetError as error:
             report_or_raise(error, skip_bad, report)
@@ -71,6 +75,12 @@ def _iter_pages(
 
 def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def _check_namespace(xml: Path, root: ET.Element) -> None:
+    namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    if namespace and not namespace.startswith(PAGE_NAMESPACE):
+        raise DatasetError(xml, f"unknown PAGE namespace {namespace!r} (expected {PAGE_NAMESPACE}<version>)")
 
 
 def _children(element: ET.Element, name: str) -> list[ET.Element]:
