@@ -306,7 +306,8 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:
     """Ground truth from a records.Page with text and geometry (e.g. a synthetic page)."""
-    return PageTruth(page.id, Path(image), [line.text for line in page.lines], [list(line.polygon) for line in page.lines])
+    return PageTruth(page.id, Path(image), [line.text for line in page.lines],
+                     [list(line.polygon) for line in page.lines])
 
 
 def write_page_report(report: PageEvalReport, path: Path, model: str, dataset: str) -> None:

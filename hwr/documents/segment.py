@@ -223,7 +223,8 @@ def remove_rules(binary: np.ndarray, min_length: float) -> np.ndarray:
     margin lines, table borders); writing crossing a rule loses only the rule's pixels."""
     h, w = binary.shape
     out = binary
-    for length, shape in ((min(int(min_length), w // 2), lambda n: (n, 1)), (min(int(min_length), h // 2), lambda n: (1, n))):
+    for length, shape in ((min(int(min_length), w // 2), lambda n: (n, 1)),
+                          (min(int(min_length), h // 2), lambda n: (1, n))):
         if length < 10:
             continue
         runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape(length)))
@@ -249,7 +250,8 @@ class _WorkLine:
 
 
 def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[list[_WorkLine], list[list[int]]]:
-    density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h, sigmaY=config.core_sigma_y * h)
+    density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h,
+                               sigmaY=config.core_sigma_y * h)
     inked = density[binary > 0]
     if inked.size == 0:
         return [], []

@@ -31,7 +31,8 @@ class TranscriptionResult:
     failures: list[FailedInput] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"lines": [asdict(l) for l in self.lines], "failures": [asdict(f) for f in self.failures]},
+        return json.dumps({"lines": [asdict(line) for line in self.lines],
+                           "failures": [asdict(f) for f in self.failures]},
                           indent=1, ensure_ascii=False)
 
 

@@ -109,5 +109,5 @@ def group_regions(page: Page) -> list[list[Line]]:
 
 
 def bbox_of(lines: list[Line]) -> tuple[int, int, int, int]:
-    return (min(l.bbox[0] for l in lines), min(l.bbox[1] for l in lines),
-            max(l.bbox[2] for l in lines), max(l.bbox[3] for l in lines))
+    boxes = [line.bbox for line in lines]
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

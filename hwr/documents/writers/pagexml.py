@@ -61,7 +61,7 @@ def write(page: Page) -> str:
         _coords(region_el, [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)])
         for line in lines:
             _write_line(region_el, line, used)
-        _text_equiv(region_el, "\n".join(line_text(l) for l in lines), None)
+        _text_equiv(region_el, "\n".join(line_text(line) for line in lines), None)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
