@@ -72,19 +72,20 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
     """`value` as the field's type (an int is a valid float), or a ConfigError naming `key`."""
     if value is None and ftype.optional:
         return None
-    kind = ftype.kind
-    # bool is an int subclass: `"max_steps": true` is a mistake, not 1.
-    ok = (isinstance(value, bool) if kind is bool else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
-          isinstance(value, int) and not isinstance(value, bool) if kind is int else
-          isinstance(value, kind))
-    if ok and ftype.choices is not None and value not in ftype.choices:
-        ok = False
+    ok = _is_a(value, ftype.kind) and (ftype.choices is None or value in ftype.choices)
     if ok and ftype.item is not None:
-        ok = all(coerce(v, FieldType(ftype.item), key, source) is not None for v in value)
+        ok = all(_is_a(item, ftype.item) for item in value)
     if not ok:
         raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
-    return float(value) if kind is float else value
+    return float(value) if ftype.kind is float else value
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):  # bool is an int subclass: `"max_steps": true` is a mistake, not 1
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
 
 
 def check_fields(config) -> None:
