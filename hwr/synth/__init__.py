@@ -4,8 +4,10 @@ augmentation, page layout and dataset export.
     text.py        what is written (corpora, numbers, dates, punctuation) within the charset
     fonts.py       which fonts (train/val split), their charset coverage, the glyph cache
     digits.py      real MNIST digits as glyphs
+    hand.py        a writer's variation: every glyph instance its own map, joins, breaks
     render.py      glyph layout of one line with per-word jitter
     augment.py     stroke width, slant/rotation/elastic warp, paper, ink, blur, noise, JPEG
+    capture.py     capture conditions: paper scan, whiteboard, binarised, low-res, phone photo
     synthesizer.py LineSynthesizer: one reproducible line per (seed, split, index)
     page.py        several lines on a page, with polygons and baselines
     export.py      datasets on disk (IAM or image/.gt.txt pairs, optional pages)

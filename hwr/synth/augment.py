@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from hwr.synth.config import SynthConfig
+from hwr.synth.hand import instance_displacement
 from hwr.synth.render import InkLine
 
 # A fixed field of Gaussian noise, cropped at random offsets (and flipped): drawing fresh
@@ -94,15 +95,21 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
     by = line.baseline[0][1]
     linear = sample_linear_map(rng, cfg) * line.scale
     amplitude = float(rng.uniform(*cfg.elastic_amplitude_range)) * xh if rng.random() < cfg.elastic_prob else 0.0
+    # Each letter's own map and bend (hand.py), evaluated on the same coarse grid.
+    varied = line.instances is not None
 
     # Forward map about the baseline: p' = L (p - (0, by)) + t.
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - (0.0, by)
     moved = corners @ linear.T
-    pad = math.ceil(3.0 * amplitude) + 2
+    # Instance maps move ink by a few tenths of an x-height at most.
+    pad = math.ceil(3.0 * amplitude + (0.3 * xh if varied else 0.0)) + 2
     t = pad - moved.min(axis=0)
     out_w, out_h = (np.ceil(moved.max(axis=0) + t).astype(int) + pad).tolist()
 
     grid = cfg.warp_grid_px
+    if varied:
+        # The coarse grid must resolve the instance maps: about two nodes per letter.
+        grid = max(4, min(grid, int(cfg.instance_grid * xh)))
     nx, ny = max(2, math.ceil(out_w / grid) + 1), max(2, math.ceil(out_h / grid) + 1)
     # Node positions where cv2.resize (INTER_LINEAR, pixel-centre aligned) samples them.
     xs = (np.arange(nx) + 0.5) * out_w / nx - 0.5 - t[0]
@@ -115,6 +122,12 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
     if amplitude:
         cell = cfg.elastic_cell * xh / grid
         src += amplitude * smooth_field((ny, nx, 2), cell, rng)
+    if varied:
+        # Source (layout) points move back by the instance displacement there: the first-order
+        # inverse of p -> p + D(p), exact enough for displacements of a few pixels.
+        dx, dy = instance_displacement(src[..., 0], src[..., 1], line.instances, line.x_height)
+        src[..., 0] -= dx
+        src[..., 1] -= dy
     # One two-channel map (x, y interleaved): a single resize and the fastest remap input.
     xy_map = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
     warped = cv2.remap(ink, xy_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

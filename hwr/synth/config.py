@@ -17,6 +17,12 @@ def default_data_dir() -> Path:
     return data_dir()
 
 
+def _default_condition_weights() -> dict[str, float]:
+    # Mostly scans of paper, but every way a real line reaches the model is seen often enough to
+    # learn (capture.py): the team's real-pen sets were whiteboard captures and phone photos.
+    return {"paper": 0.58, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12}
+
+
 def _default_kind_weights() -> dict[str, float]:
     # Mostly running text, as on real pages; the rest teaches the model the digit and symbol
     # patterns (dates, prices, phone numbers) that corpora under-represent.
@@ -77,6 +83,35 @@ class SynthConfig:
     # Tight-spacing fonts make spaces invisible; the label has a space, so the ink must show
     # a gap: at least this many x-heights between the ink of neighbouring words.
     min_word_gap: float = 0.5
+
+    # --- writer: every letter its own (hand.py) -----------------------------------------------
+    # Share of lines whose glyphs are varied per instance (the rest keep the font's exact shapes).
+    instance_prob: float = 0.95
+    # A line's writer multiplies every per-instance spread below by a draw from this range.
+    instance_variability_range: tuple[float, float] = (0.4, 1.6)
+    instance_rotation_std_deg: float = 1.8
+    instance_shear_std: float = 0.05  # tan of the slant angle
+    instance_scale_std: float = 0.06  # std of the log x and y scales, each on its own
+    instance_offset_std: float = 0.04  # vertical offset from the baseline, x-heights
+    instance_advance_std: float = 0.05  # extra advance after a glyph, x-heights
+    # A bow of the instance's strokes: sideways displacement at one x-height above or below its
+    # centre (and up/down at one x-height to either side), std in x-heights.
+    instance_bend_std: float = 0.03
+    # The line warp evaluates the instance maps on a grid this many x-heights apart (or
+    # warp_grid_px if finer, 4 px at least): about two nodes per letter.
+    instance_grid: float = 0.4
+    # A glyph's pen changes by one pixel when |z| > this, z ~ N(0, 1) (1.5: about 13% of glyphs).
+    instance_stroke_z: float = 1.5
+    word_slant_std: float = 0.06  # each word's own slant on top of the line's (tan of the angle)
+    word_squeeze_std: float = 0.07  # std of the log horizontal scale of a word
+    # Joins: a share of writers connect neighbouring lowercase letters inside words.
+    join_line_prob: float = 0.4
+    join_prob_range: tuple[float, float] = (0.2, 0.8)  # per letter pair, for such a writer
+    join_max_gap: float = 0.8  # letters further apart than this (x-heights) are never joined
+    join_break_prob: float = 0.15  # a join stops short of the next letter
+    # Breaks: a share of writers leave small gaps in strokes (pen skips, lifts).
+    break_line_prob: float = 0.25
+    break_glyph_prob: float = 0.12
 
     # --- writer: real digits ------------------------------------------------------------
     inline_mnist_prob: float = 0.3  # a line with digits draws all of them from MNIST
@@ -148,6 +183,34 @@ class SynthConfig:
     page_skew_max_deg: float = 1.5
     page_ruled_prob: float = 0.3
     page_polygon_pad_px: int = 3
+
+    # --- capture condition (capture.py), one per line, in meta["condition"] -----------------
+    condition_weights: dict[str, float] = field(default_factory=_default_condition_weights)
+    # whiteboard: stroke width in x-heights (uniform, thin), and the blank frame around the text,
+    # in multiples of the text's height on each side.
+    whiteboard_stroke_range: tuple[float, float] = (0.06, 0.12)
+    whiteboard_frame_x: tuple[float, float] = (0.2, 3.0)
+    whiteboard_frame_y: tuple[float, float] = (0.3, 1.5)
+    # binarised: the adaptive threshold's neighbourhood (x-heights) and offset (gray levels).
+    binarise_block: float = 1.5
+    binarise_offset_range: tuple[float, float] = (14.0, 30.0)
+    # lowres: the writing (ink box height) shrinks to this many pixels before blowing up again.
+    lowres_text_px: tuple[float, float] = (30.0, 40.0)
+    # photo: squared instead of ruled paper this often; grid pitch in x-heights; the light's
+    # multiplier range across the line; a shadow this often; corner shifts up to this many
+    # x-heights; JPEG quality.
+    photo_squared_prob: float = 0.4
+    photo_square_pitch_range: tuple[float, float] = (1.4, 2.4)
+    photo_light_range: tuple[float, float] = (0.6, 1.05)
+    photo_shadow_prob: float = 0.3
+    photo_tilt: float = 0.35
+    photo_jpeg_quality_range: tuple[int, int] = (35, 85)
+    photo_blur_sigma_range: tuple[float, float] = (0.4, 1.2)
+
+    def __post_init__(self) -> None:
+        from hwr.synth.capture import check_weights  # capture imports this module
+
+        check_weights(self.condition_weights)
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()

@@ -41,8 +41,18 @@ VALIDATION_FONTS = (
     "dancing-script",
     "marck-script",
     "sacramento",
+    # Added with the December fonts (issue 19), one per new style, so validation covers them:
+    # a school semi-cursive hand, narrow and sloped (the Edu family teaches Australian pupils);
+    "edu-vic-wa-nt-hand",
+    # a Playwrite school cursive, wide and joined, with long loops;
+    "playwrite-nz",
+    # a hand whose Latin letters come from a Korean handwriting font: thin, small, round;
+    "hi-melody",
+    # a bold marker/felt-pen hand.
+    "sedgwick-ave",
 )
 
+X_HEIGHT_LETTERS = "xzuvwnmr"
 # Without these a font cannot write ordinary text; missing symbols only reroute a line.
 ESSENTIAL_CHARS = frozenset(string.ascii_letters + string.digits)
 # A code point in the Private Use Area: no Latin font maps it, so it renders as .notdef.
@@ -128,8 +138,11 @@ def measure_font(path: Path) -> FontMetrics:
         x0, y0, x1, y1 = font.getbbox(ch, anchor="ls")
         return max(1.0, float(y1 - y0))
 
+    # The median over flat-topped lowercase letters: one letter alone can mislead (calligraffitti's
+    # "x" has a long descending tail and measured taller than its capitals).
+    x_height = float(np.median([ink_height(ch) for ch in X_HEIGHT_LETTERS]))
     return FontMetrics(
-        x_height=ink_height("x") / size,
+        x_height=x_height / size,
         cap_height=ink_height("H") / size,
         space=max(0.05, font.getlength(" ") / size),
     )
@@ -168,10 +181,12 @@ class FontBank:
         self._fonts: dict[tuple[str, int], ImageFont.FreeTypeFont] = {}
         self._glyphs: OrderedDict[tuple[str, int, str], Glyph] = OrderedDict()
         self._covering: dict[frozenset[str], list[str]] = {}
+        self._strokes: dict[tuple[str, int], float] = {}
+        self._anchors: dict[tuple[str, int, str], tuple[float, ...] | None] = {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_coverage", "_metrics", "_fonts", "_glyphs", "_covering"):
+        for key in ("_coverage", "_metrics", "_fonts", "_glyphs", "_covering", "_strokes", "_anchors"):
             state.pop(key)
         return state
 
@@ -219,13 +234,30 @@ class FontBank:
 
     def stroke_width(self, name: str, size_px: int) -> float:
         """The pen width of a font at a cached size: the thickness of its hyphen, the one glyph
-        that is a single horizontal stroke in nearly every hand (0 if it has none)."""
-        if "-" in self.coverage().get(name, frozenset("-")):
-            return 0.0
-        ink = self.glyph(name, size_px, "-").mask > 127
-        per_column = ink.sum(axis=0)
-        per_column = per_column[per_column > 0]
-        return float(np.median(per_column)) if per_column.size else 0.0
+        that is a single horizontal stroke in nearly every hand (0 if it has none). Cached."""
+        key = (name, size_px)
+        if key not in self._strokes:
+            width = 0.0
+            if "-" not in self.coverage().get(name, frozenset("-")):
+                ink = self.glyph(name, size_px, "-").mask > 127
+                per_column = ink.sum(axis=0)
+                per_column = per_column[per_column > 0]
+                width = float(np.median(per_column)) if per_column.size else 0.0
+            self._strokes[key] = width
+        return self._strokes[key]
+
+    def anchors(self, name: str, size_px: int, ch: str) -> tuple[float, ...] | None:
+        """Where a join leaves and enters a glyph (hand.edge_points), cached with the glyph."""
+        key = (name, size_px, ch)
+        if key not in self._anchors:
+            from hwr.synth.hand import edge_points  # hand imports config only; no loop
+
+            glyph = self.glyph(name, size_px, ch)
+            x_height = self.metrics(name).x_height * size_px
+            self._anchors[key] = edge_points(glyph.mask, glyph.left, glyph.top, x_height) if glyph.mask.size else None
+            if len(self._anchors) > self.cache_glyphs:
+                self._anchors.pop(next(iter(self._anchors)))
+        return self._anchors[key]
 
     def font(self, name: str, size_px: int) -> ImageFont.FreeTypeFont:
         key = (name, size_px)

@@ -13,7 +13,7 @@ ink of two words is at least `min_word_gap` x-heights, whatever the font's space
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -21,6 +21,9 @@ import numpy as np
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import MnistDigits
 from hwr.synth.fonts import FontBank
+from hwr.synth.hand import (
+    CENTRE_HEIGHT, Hand, instance, join_letters, max_shift_x, sample_hand, sample_word, vary_mask,
+)
 
 MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
 # Typical cap height / x-height of handwriting, used to size digits on digit-only lines.
@@ -42,6 +45,7 @@ class WriterStyle:
     digit_stroke: float  # pen width MNIST digits are thinned towards, px
     grid_px: int = 0  # cached font size the glyphs are drawn at
     scale: float = 1.0  # final size / layout size (font_px / grid_px)
+    hand: Hand | None = None  # per-instance variation, joins and breaks (None: the font's glyphs)
 
 
 @dataclass
@@ -59,6 +63,9 @@ class InkLine:
     font: str
     kind: str
     scale: float = 1.0
+    # Rows of hand.instance (centres in ink pixel coordinates): the warp applies each glyph
+    # instance's own map and a fine elastic bend. None: the font's exact glyphs.
+    instances: np.ndarray | None = None
 
 
 @dataclass
@@ -69,6 +76,8 @@ class WordInk:
     left: int  # ink extent, relative to the pen origin
     right: int
     advance: float
+    instances: list[tuple[float, ...]] = field(default_factory=list)  # hand.instance rows
+    shift: float = 0.0  # the most the instance maps can move the word's ink sideways
 
 
 def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | None, font: str | None,
@@ -95,8 +104,10 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     stroke = 0.0
     if mnist:
         stroke = bank.stroke_width(font, grid_px) * font_px / grid_px or cfg.digit_stroke_range[1] * x_height
+    # The hand works in layout pixels (the cached grid size), where glyphs are varied.
+    hand = sample_hand(rng, cfg, x_height * grid_px / font_px, bank.stroke_width(font, grid_px))
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
-                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px)
+                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand)
 
 
 def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:
@@ -127,9 +138,12 @@ def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: 
                 digits: MnistDigits | None, rng: np.random.Generator) -> WordInk:
     """One word in layout pixels (final pixels times `unit`), `scale` times the line's size.
 
-    Glyphs come from the cache at the line's grid font size; only a word with its own size
-    jitter (scale != 1) is composed and resized, so most words cost no image operation.
+    Glyphs come from the cache at the line's grid font size. With a hand, every glyph instance
+    is varied on its own (and the word's size, slant and squeeze ride along in the same remap);
+    without, only a word with its own size jitter (scale != 1) is composed and resized.
     """
+    if style.hand is not None:
+        return _render_varied_word(word, style, scale, unit, bank, digits, rng)
     pieces = []
     pen = 0.0
     digit_gap = 0.5 * style.digit_gap * unit
@@ -156,14 +170,84 @@ def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: 
     return WordInk(pieces, left, right, pen)
 
 
+def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float, bank: FontBank | None,
+                        digits: MnistDigits | None, rng: np.random.Generator) -> WordInk:
+    """render_word with a hand: each instance its own map (hand.instance, applied later by the
+    line warp), advance, pen and breaks; then joins between neighbouring lowercase letters."""
+    hand = style.hand
+    shape = sample_word(rng, hand, scale)
+    xh = hand.x_height
+    advance_std = hand.cfg.instance_advance_std * hand.variability * xh
+    cy = -CENTRE_HEIGHT * xh * shape.scale
+    pieces: list[tuple[np.ndarray, int, int]] = []
+    instances: list[tuple[float, ...]] = []
+    exits: list[tuple[float, float] | None] = []  # join points of each character, word coordinates
+    entries: list[tuple[float, float] | None] = []
+    pen = 0.0
+    digit_gap = 0.5 * style.digit_gap * unit * scale
+    z_all = rng.standard_normal((len(word), 8)).tolist()  # one draw for the whole word
+    for ch, z in zip(word, z_all):
+        if style.mnist_digits and ch.isdigit():
+            height = style.digit_height * unit * scale * (1.0 + 0.035 * _clamp(z[0], 2.0))
+            mask = digits.glyph(ch, rng, height, stroke=style.digit_stroke * unit)
+            x = pen + digit_gap
+            y = -mask.shape[0] + z[4] * 0.03 * style.x_height * unit
+            pieces.append((mask, int(round(x)), int(round(y))))
+            exits.append(None)
+            entries.append(None)
+            pen = x + mask.shape[1] + digit_gap
+            continue
+        glyph = bank.glyph(style.font, style.grid_px, ch)
+        anchors = None
+        if glyph.mask.size:
+            h, w = glyph.mask.shape
+            # The glyph's centre goes where the word's size and squeeze put it; the instance map
+            # then scales the glyph itself about that centre.
+            cx = pen + (glyph.left + w / 2.0) * shape.scale * shape.squeeze
+            x = int(round(cx - w / 2.0))
+            pieces.append((vary_mask(glyph.mask, z[7], hand, rng), x, glyph.top))
+            instances.append(instance(z, hand, shape, cx, cy))
+            if _joinable(ch):
+                anchors = bank.anchors(style.font, style.grid_px, ch)
+                shift = x - glyph.left  # word x of the glyph's pen origin
+        if anchors is not None:
+            exits.append((anchors[0] + shift, anchors[1]))
+            entries.append((anchors[2] + shift, anchors[3]))
+        else:
+            exits.append(None)
+            entries.append(None)
+        step = glyph.advance * shape.scale * shape.squeeze + style.tracking * unit
+        # Own advance per instance, never so short that letters pile onto each other.
+        pen += max(0.6 * step, step + z[5] * advance_std)
+    if hand.join_prob:
+        for k in range(len(word) - 1):
+            if exits[k] is not None and entries[k + 1] is not None and rng.random() < hand.join_prob:
+                stroke = join_letters(exits[k], entries[k + 1], hand, rng)
+                if stroke is not None:
+                    pieces.append(stroke)
+    left, right = _extent(pieces)
+    return WordInk(pieces, left, right, pen, instances, max_shift_x(instances, xh))
+
+
+def _clamp(x: float, limit: float) -> float:
+    return -limit if x < -limit else limit if x > limit else x
+
+
+def _joinable(ch: str) -> bool:
+    """Cursive hands join lowercase letters; capitals, digits and marks stand alone."""
+    return "a" <= ch <= "z"
+
+
 def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank | None,
                 digits: MnistDigits | None, rng: np.random.Generator, kind: str = "") -> InkLine:
     """Place the words of `text` left to right with jittered size, gaps and baseline."""
     unit = 1.0 / style.scale  # final pixels -> layout pixels
     xh = style.x_height * unit
     pieces = []
+    instances: list[tuple[float, ...]] = []
     pen = 0.0
     prev_right = None
+    prev_shift = 0.0
     drift = 0.0
     for word in text.split(" "):
         scale = 1.0
@@ -176,12 +260,22 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
             x = 0.0
         else:
             gap = style.space_px * unit * max(0.4, 1.0 + rng.normal(0.0, cfg.word_gap_jitter))
-            # Ink-to-ink minimum: the label's space must show on the page.
-            x = max(pen + gap, prev_right + cfg.min_word_gap * xh - word_ink.left)
+            # Ink-to-ink minimum: the label's space must show on the page, even after the
+            # instance maps (hand.py) move both words' ink towards each other.
+            reserve = 2.0 * max(prev_shift, word_ink.shift)
+            x = max(pen + gap, prev_right + cfg.min_word_gap * xh + reserve - word_ink.left)
         dx = int(round(x))
         pieces.extend((mask, px + dx, py + dy) for mask, px, py in word_ink.pieces)
+        instances.extend((cx + dx, cy + dy, *rest) for cx, cy, *rest in word_ink.instances)
         prev_right = dx + word_ink.right
+        prev_shift = word_ink.shift
         pen = x + word_ink.advance
     canvas, x0, y0 = compose(pieces)
     baseline = [(0.0 - x0, 0.0 - y0), (max(pen, float(prev_right or 0)) - x0, 0.0 - y0)]
-    return InkLine(canvas, baseline, xh, text, style.font or MNIST_FONT, kind, scale=style.scale)
+    varied = None
+    if style.hand is not None and instances:
+        varied = np.array(instances, np.float32)
+        varied[:, 0] -= x0
+        varied[:, 1] -= y0
+    return InkLine(canvas, baseline, xh, text, style.font or MNIST_FONT, kind, scale=style.scale,
+                   instances=varied)

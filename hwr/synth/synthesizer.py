@@ -7,12 +7,13 @@ exports reproduce the same pixels and labels in any order.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+import cv2
 import numpy as np
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from hwr.synth import augment
+from hwr.synth import augment, capture
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
@@ -39,6 +40,7 @@ class RenderedLine:
     baseline: list[tuple[float, float]]
     x_height: float
     pen: str
+    condition: str = "paper"  # how the line was captured (capture.CONDITIONS)
 
 
 class LineSynthesizer:
@@ -74,24 +76,69 @@ class LineSynthesizer:
             text=line.text,
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
-                  "pen": line.pen, "split": self.split, "seed": self.seed, "index": int(index)},
+                  "pen": line.pen, "condition": line.condition, "split": self.split, "seed": self.seed, "index": int(index)},
         )
 
-    def render(self, rng: np.random.Generator) -> RenderedLine:
-        """One complete line: write it, crop with margins, then paper, ink and scan."""
+    def render(self, rng: np.random.Generator, condition: str | None = None) -> RenderedLine:
+        """One complete line: write it, crop with margins, then capture it (capture.py).
+
+        condition: force a capture condition; None draws one from SynthConfig.condition_weights.
+        """
         cfg = self.config
+        if condition is None:
+            condition = capture.choose_condition(rng, cfg.condition_weights)
+        elif condition not in capture.CONDITIONS:
+            raise ValueError(f"unknown capture condition {condition!r}; expected one of {list(capture.CONDITIONS)}")
         line, box = augment.crop_with_margins(self.write_line(rng), rng, cfg)
+        if condition == "whiteboard":
+            image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg)
+            dx, dy = framed[0] - box[0], framed[1] - box[1]
+            line = replace(line, baseline=[(x + dx, y + dy) for x, y in line.baseline])
+            return self._finished(line, image, framed, "black", condition)
+        if condition == "photo":
+            image, box, pen, baseline = self._photograph(line, box, rng)
+            return self._finished(replace(line, baseline=baseline), image, box, pen, condition)
         rules = None
         if rng.random() < cfg.ruled_prob:
             # Writers sit their words on the printed rule; neighbouring rules show in margins.
             pitch = float(rng.uniform(*cfg.ruled_pitch_range)) * line.x_height
-            (x0, y0), (x1, y1) = line.baseline
-            base = (y0 + y1) / 2 + rng.normal(0.0, 0.05) * line.x_height
+            base = self._baseline_y(line) + rng.normal(0.0, 0.05) * line.x_height
             rules = [base + k * pitch for k in range(-3, 4)]
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rules)
         gray, pen = augment.apply_ink(paper, paper_level, line.ink, rng, cfg)
         image = augment.scan(gray, rng, cfg)
-        return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, pen)
+        if condition == "binarised":
+            image = capture.binarise(image, line.x_height, rng, cfg)
+        elif condition == "lowres":
+            image = capture.lowres(image, box, rng, cfg)
+        return self._finished(line, image, box, pen, condition)
+
+    def _photograph(self, line: InkLine, box: tuple[int, int, int, int],
+                    rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int], str, list]:
+        """A phone photo of the line on ruled or squared paper."""
+        cfg = self.config
+        rows, cols = capture.photo_rules(line.ink.shape, self._baseline_y(line), line.x_height, rng, cfg)
+        paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rows)
+        capture.draw_columns(paper, cols, paper_level, rng)
+        gray, pen = augment.apply_ink(paper, paper_level, line.ink, rng, cfg)
+        capture.uneven_light(gray, rng, cfg)
+        gray, box, baseline = capture.perspective(gray, box, line.baseline, line.x_height, rng, cfg)
+        gray = cv2.scaleAdd(augment.noise_field(gray.shape, rng), float(rng.uniform(*cfg.noise_std_range)), gray)
+        image = np.clip(gray, 0, 255, out=gray).astype(np.uint8)
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(*cfg.photo_blur_sigma_range)))
+        quality = int(rng.integers(cfg.photo_jpeg_quality_range[0], cfg.photo_jpeg_quality_range[1] + 1))
+        return capture.jpeg(image, quality), box, pen, baseline
+
+    @staticmethod
+    def _baseline_y(line: InkLine) -> float:
+        (_, y0), (_, y1) = line.baseline
+        return (y0 + y1) / 2
+
+    @staticmethod
+    def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], pen: str,
+                  condition: str) -> RenderedLine:
+        return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, pen,
+                            condition)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
                    x_height: float | None = None) -> InkLine:

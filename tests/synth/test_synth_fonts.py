@@ -18,7 +18,8 @@ FONTS_DIR = default_data_dir() / "fonts"
 def test_split_is_disjoint_and_uses_the_training_list():
     listed = read_font_list(FONTS_DIR / "train-fonts.txt")
     train, val = fonts_for_split(FONTS_DIR, "train"), fonts_for_split(FONTS_DIR, "val")
-    assert len(VALIDATION_FONTS) == 8 and list(val) == list(VALIDATION_FONTS)
+    assert len(VALIDATION_FONTS) == 12 and list(val) == list(VALIDATION_FONTS)
+    assert len(listed) == 118 and len(train) == 106
     assert not set(train) & set(val)
     assert set(train) | set(val) <= set(listed)
     for name in listed:

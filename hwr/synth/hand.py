@@ -1,0 +1,259 @@
+"""How one writer varies every letter: per-instance geometry, stroke and elastic warp, per-word
+slant and squeeze, joins between letters and breaks in strokes.
+
+A font draws every "a" the same; a person never does. Each character instance here gets its own
+small map about its own centre (rotation, shear, x/y scale, vertical offset, a bow of its
+strokes), its own advance, sometimes its own pen width; each word its own slant and squeeze.
+
+Where the maps are applied: not one warp per glyph. On this project's shared 2-core machines a
+cv2 call on a 40x40 mask costs 10-20 us and building its map as much again, ~1 ms per line,
+a third of the whole line budget (>= 300 lines/s per core). Instead the instance maps become
+one displacement field (instance_displacement) that the line's single remap (augment.warp_line)
+already evaluates on its coarse grid: the same per-instance geometry at a fraction of the cost,
+and overlapping letters blend instead of tearing. Each instance's own bow of its strokes (a
+quadratic term of its map) is its small local elastic warp.
+
+Coordinates are layout pixels (the cached glyph size) relative to the word's pen origin on the
+baseline (y grows down, so glyph tops are negative), as in render.py.
+
+Labels stay honest: the field is smooth and small (no ink disappears), a break erases only a small disk
+of the glyph's largest connected component (never a dot, never most of a glyph), and joins are
+drawn only between neighbouring lowercase letters inside one word (never across a space).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hwr.synth.config import SynthConfig
+
+# The rotation/scale centre of a glyph sits this many x-heights above the baseline: letters then
+# rotate about their middle and grow from near the baseline, so the line does not wobble.
+CENTRE_HEIGHT = 0.35
+_DILATE_KERNEL = np.ones((2, 2), np.uint8)
+_REACH = 1.2  # x-heights from an instance's centre over which its own map acts in full
+_JOIN_T = np.linspace(0.0, 1.0, 9)[:, None]  # curve parameter of a connecting stroke's points
+# A cut component must be this many times the erased disk: the cut stays a small share of it.
+_BREAK_MIN_AREA = 5.0
+
+
+@dataclass(frozen=True)
+class Hand:
+    """One writer's variability on one line (all lengths in layout pixels)."""
+
+    x_height: float
+    stroke: float  # the font's pen width at the cached size
+    variability: float  # multiplies every per-instance spread: neat to sloppy writers
+    join_prob: float  # per pair of neighbouring lowercase letters
+    join_break_prob: float  # a drawn join stops short (a lifted pen)
+    break_prob: float  # per glyph instance: a small gap erased across a stroke
+    cfg: SynthConfig
+
+
+@dataclass(frozen=True)
+class WordShape:
+    """The per-word part of the map: slant, horizontal squeeze and overall size."""
+
+    slant: float  # extra shear (tan of the angle) on top of the line's slant
+    squeeze: float  # horizontal scale of glyphs and advances
+    scale: float  # size of the word relative to the line
+
+
+def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float) -> Hand | None:
+    """A writer's variability for one line, or None (this line keeps the font's exact glyphs)."""
+    if rng.random() >= cfg.instance_prob:
+        return None
+    variability = float(rng.uniform(*cfg.instance_variability_range))
+    join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
+    break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
+    return Hand(x_height, max(1.0, stroke or 0.1 * x_height), variability, join_prob, cfg.join_break_prob,
+                break_prob, cfg)
+
+
+def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> WordShape:
+    cfg = hand.cfg
+    slant, squeeze = rng.normal(0.0, 1.0, 2)
+    return WordShape(
+        slant=_clamp(float(slant) * cfg.word_slant_std * hand.variability, 0.3),
+        squeeze=math.exp(_clamp(float(squeeze) * cfg.word_squeeze_std * hand.variability, 0.3)),
+        scale=scale,
+    )
+
+
+def instance(z: list[float], hand: Hand, word: WordShape, cx: float, cy: float) -> tuple[float, ...]:
+    """One glyph instance's own map, as the displacement the line warp applies around it.
+
+    z: 8 standard normal draws for this instance. Returns (cx, cy, m00, m01, m10, m11, ty, bend_x,
+    bend_y): the displacement at a point p near the instance is M (p - c) + (0, ty) plus a bow
+    of its strokes, bend_x * dy^2 sideways and bend_y * dx^2 up or down (dx, dy = p - c in
+    x-heights), where M = A - I and A = rotation @ shear @ diag(sx, sy) about the centre c.
+    """
+    cfg = hand.cfg
+    v = hand.variability
+    xh = hand.x_height
+    angle = math.radians(_clamp(z[0] * cfg.instance_rotation_std_deg * v, 8.0))
+    shear = word.slant + _clamp(z[1] * cfg.instance_shear_std * v, 0.25)
+    sx = word.scale * word.squeeze * math.exp(_clamp(z[2] * cfg.instance_scale_std * v, 0.25))
+    sy = word.scale * math.exp(_clamp(z[3] * cfg.instance_scale_std * v, 0.25))
+    c, s = math.cos(angle), math.sin(angle)
+    # Shear moves ink above the centre (dy < 0) to the right, as a right-leaning hand does.
+    a00, a01 = c * sx, (-c * shear - s) * sy
+    a10, a11 = s * sx, (-s * shear + c) * sy
+    ty = z[4] * cfg.instance_offset_std * v * xh
+    bend = cfg.instance_bend_std * v * xh
+    return (cx, cy, a00 - 1.0, a01, a10, a11 - 1.0, ty, _clamp(z[5] * bend, 3 * bend),
+            _clamp(z[6] * bend, 3 * bend))
+
+
+def max_shift_x(instances: list[tuple[float, ...]], x_height: float) -> float:
+    """The most any of these instances' maps can move ink sideways (instance_displacement never
+    moves a point further: its offsets are clipped to REACH). Word gaps are widened by it, so a
+    space in the label stays a gap in the ink."""
+    reach = _REACH * x_height
+    return max((abs(r[2]) + abs(r[3])) * reach + abs(r[7]) * _REACH * _REACH for r in instances) if instances else 0.0
+
+
+def instance_displacement(px: np.ndarray, py: np.ndarray, instances: np.ndarray,
+                          x_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """The displacement field of a line's instances at points (px, py) of the layout.
+
+    Between two neighbouring instance centres the two maps blend linearly in x, so every
+    instance is rotated, sheared, scaled and bent about its own centre while the field stays
+    continuous: overlapping letters (kerning, cursive) never tear or leave ghosts, which
+    separate per-glyph warps of overlapping pieces could not promise.
+    """
+    # Columns, each sorted by centre x (gathering single columns is much cheaper than rows).
+    cols = instances[np.argsort(instances[:, 0], kind="stable")].T.copy()
+    n = cols.shape[1]
+    if n == 1:
+        k0 = k1 = np.zeros(px.shape, np.intp)
+        w = np.zeros(px.shape, np.float32)
+    else:
+        k1 = np.searchsorted(cols[0], px)
+        np.clip(k1, 1, n - 1, out=k1)
+        k0 = k1 - 1
+        c0, c1 = cols[0][k0], cols[0][k1]
+        w = np.clip((px - c0) / np.maximum(c1 - c0, 1e-3), 0.0, 1.0)
+    inv_xh = 1.0 / max(x_height, 1.0)
+    reach = _REACH * x_height
+
+    def one(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cx, cy, m00, m01, m10, m11, ty, bx, by = (c[k] for c in cols)
+        # Beyond REACH x-heights from its centre (ascenders, descenders, swashes) an instance's
+        # map stops growing: neighbours rotated apart would otherwise fold tall strokes over.
+        dx = np.clip(px - cx, -reach, reach)
+        dy = np.clip(py - cy, -reach, reach)
+        ux2, uy2 = np.square(dx * inv_xh), np.square(dy * inv_xh)
+        return m00 * dx + m01 * dy + bx * uy2, m10 * dx + m11 * dy + ty + by * ux2
+
+    dx0, dy0 = one(k0)
+    dx1, dy1 = one(k1)
+    return dx0 + w * (dx1 - dx0), dy0 + w * (dy1 - dy0)
+
+
+def vary_mask(mask: np.ndarray, z_stroke: float, hand: Hand, rng: np.random.Generator) -> np.ndarray:
+    """The instance's own pen (a pixel more or less when |z| is large) and, for a writer who
+    breaks strokes, sometimes a small gap. Returns the cached mask itself when untouched."""
+    if abs(z_stroke) > hand.cfg.instance_stroke_z:
+        mask = _change_stroke(mask, thicker=z_stroke > 0, stroke=hand.stroke)
+    if hand.break_prob and rng.random() < hand.break_prob:
+        mask = mask.copy()
+        break_stroke(mask, hand.stroke, rng)
+    return mask
+
+
+def _clamp(x: float, limit: float) -> float:
+    return -limit if x < -limit else limit if x > limit else x
+
+
+def _change_stroke(mask: np.ndarray, thicker: bool, stroke: float) -> np.ndarray:
+    """One pixel more or less pen. Thinning only fonts whose pen is >= 3 px, so no stroke and
+    no dot of this glyph can vanish."""
+    if thicker:
+        return cv2.dilate(mask, _DILATE_KERNEL)
+    if stroke >= 3.0:
+        return cv2.erode(mask, _DILATE_KERNEL)
+    return mask
+
+
+def break_stroke(mask: np.ndarray, stroke: float, rng: np.random.Generator) -> bool:
+    """Erase a short gap across a stroke of the glyph's largest component, in place.
+
+    Only a component at least `_BREAK_MIN_AREA` disks big is cut, so dots, commas and tiny
+    glyphs are never touched, and the cut removes a small share of the glyph's ink. Returns
+    whether a gap was cut.
+    """
+    ink = (mask > 127).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n < 2:
+        return False
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    radius = 0.5 * stroke + 0.5  # the disk's diameter just spans the stroke
+    disk_area = math.pi * radius * radius
+    if stats[largest, cv2.CC_STAT_AREA] < _BREAK_MIN_AREA * disk_area:
+        return False
+    ys, xs = np.nonzero(labels == largest)
+    k = int(rng.integers(len(xs)))
+    cv2.circle(mask, (int(xs[k]), int(ys[k])), int(round(radius)), 0, -1, cv2.LINE_8)
+    return True
+
+
+def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, float], hand: Hand,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int, int] | None:
+    """A short connecting stroke from one letter's exit (its right/bottom ink) to the next
+    letter's entry (its left ink), both in word coordinates; None when the letters are too far
+    apart or already touch. Sometimes the stroke stops short: the writer lifted the pen."""
+    xh = hand.x_height
+    (x0, y0), (x2, y2) = exit_point, entry_point
+    gap = x2 - x0
+    if gap < 2.0 or gap > hand.cfg.join_max_gap * xh:
+        return None
+    # A cup-shaped connector, as cursive hands draw it: it sags towards the baseline.
+    sag, end_draw, end, width = rng.random(4).tolist()
+    x1, y1 = (x0 + x2) / 2.0, min(max(y0, y2) + 0.25 * sag * xh, 0.1 * xh)
+    t = _JOIN_T if end_draw >= hand.join_break_prob else _JOIN_T * (0.3 + 0.35 * end)
+    points = ((1 - t) ** 2) * (x0, y0) + (2 * (1 - t) * t) * (x1, y1) + (t ** 2) * (x2, y2)
+    thickness = max(1, int(round(hand.stroke * (0.7 + 0.3 * width))))
+    pad = thickness + 2
+    bx, by = int(math.floor(min(x0, x1, x2))) - pad, int(math.floor(min(y0, y1, y2))) - pad
+    bw = int(math.ceil(max(x0, x1, x2))) + pad - bx
+    bh = int(math.ceil(max(y0, y1, y2))) + pad - by
+    canvas = np.zeros((bh, bw), np.uint8)
+    # Fixed-point coordinates (shift=4) keep the curve's sub-pixel position.
+    fixed = ((points - (bx, by)) * 16).astype(np.int32)
+    cv2.polylines(canvas, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
+    return canvas, bx, by
+
+
+def edge_points(mask: np.ndarray, left: int, top: int, x_height: float) -> tuple[float, ...] | None:
+    """Where a join leaves a glyph and where one enters it, relative to its pen origin:
+    (exit_x, exit_y, entry_x, entry_y), or None for a glyph with no ink near the baseline.
+
+    Exit: the rightmost ink between half an x-height and the baseline (its lowest pixel there).
+    Entry: the leftmost ink between the x-height and the baseline (the middle of its run).
+    Computed once per cached glyph (FontBank.anchors).
+    """
+    def band(y_top: float, y_bottom: float) -> tuple[int, np.ndarray] | None:
+        r0 = max(0, int(math.floor(y_top)) - top)
+        r1 = min(mask.shape[0], int(math.ceil(y_bottom)) - top)
+        if r1 <= r0:
+            return None
+        return r0, mask[r0:r1] > 127
+
+    lower = band(-0.5 * x_height, 0.08 * x_height)
+    body = band(-1.05 * x_height, 0.08 * x_height)
+    if lower is None or body is None:
+        return None
+    (r_exit, exit_band), (r_entry, entry_band) = lower, body
+    exit_cols = np.flatnonzero(exit_band.any(axis=0))
+    entry_cols = np.flatnonzero(entry_band.any(axis=0))
+    if exit_cols.size == 0 or entry_cols.size == 0:
+        return None
+    ce, cn = int(exit_cols[-1]), int(entry_cols[0])
+    exit_row = int(np.flatnonzero(exit_band[:, ce])[-1])
+    entry_rows = np.flatnonzero(entry_band[:, cn])
+    entry_row = int(entry_rows[len(entry_rows) // 2])
+    return (left + ce + 0.5, top + r_exit + exit_row + 0.5, left + cn + 0.5, top + r_entry + entry_row + 0.5)

@@ -1,0 +1,91 @@
+"""hwr.synth.capture: each capture condition is reproducible, keeps the label's ink, and looks
+like its name. Not tested: how close they come to real whiteboard captures or phone photos."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hwr.synth import LineSynthesizer, SynthConfig
+from hwr.synth.capture import CONDITIONS, perspective, photo_rules, uneven_light
+
+FAST = dict(min_chars=5, max_chars=30)
+
+
+@pytest.fixture(scope="module")
+def synth() -> LineSynthesizer:
+    return LineSynthesizer(SynthConfig(**FAST), seed=11)
+
+
+@pytest.mark.parametrize("condition", CONDITIONS)
+def test_each_condition_is_a_pure_function_of_seed_split_and_index(synth, condition):
+    other = LineSynthesizer(SynthConfig(**FAST), seed=11)
+    for i in range(2):
+        a, b = synth.render(synth.rng(i), condition), other.render(other.rng(i), condition)
+        assert a.condition == b.condition == condition
+        assert a.text == b.text and a.ink_box == b.ink_box and np.array_equal(a.image, b.image)
+        x0, y0, x1, y1 = a.ink_box
+        h, w = a.image.shape
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        # The box holds real ink: dark pixels, well below the paper around them.
+        assert a.image[y0:y1, x0:x1].min() < np.median(a.image) - 40
+
+
+def test_sample_meta_names_the_condition_and_weights_draw_them_all():
+    synth = LineSynthesizer(SynthConfig(condition_weights={c: 1.0 for c in CONDITIONS}, **FAST), seed=2)
+    seen = {synth.sample(i).meta["condition"] for i in range(40)}
+    assert seen == set(CONDITIONS)
+    with pytest.raises(ValueError, match="whitebord"):
+        SynthConfig(condition_weights={"whitebord": 1.0})
+    with pytest.raises(ValueError, match="condition"):
+        synth.render(synth.rng(0), "scan")
+
+
+def test_whiteboard_is_black_on_white_small_in_a_wide_frame(synth):
+    for i in range(4):
+        line = synth.render(synth.rng(i), "whiteboard")
+        image = line.image
+        x0, y0, x1, y1 = line.ink_box
+        assert set(np.unique(image)) <= {0, 255}
+        outside = image.copy()
+        outside[y0:y1, x0:x1] = 255
+        assert outside.min() == 255  # nothing but the text is drawn
+        assert (y1 - y0) <= 0.65 * image.shape[0]
+        # Thin strokes: most ink pixels lie within 2 px of paper.
+        ink = (image == 0).astype(np.uint8)
+        depth = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+        assert np.median(depth[ink > 0]) <= 2.0
+
+
+def test_binarised_lines_hold_only_black_and_white(synth):
+    line = synth.render(synth.rng(1), "binarised")
+    assert set(np.unique(line.image)) <= {0, 255}
+    x0, y0, x1, y1 = line.ink_box
+    assert (line.image[y0:y1, x0:x1] == 0).mean() > 0.03
+
+
+def test_lowres_lines_lose_detail_but_keep_their_size(synth):
+    for i in range(3):
+        sharp = synth.render(synth.rng(i), "paper")
+        soft = synth.render(synth.rng(i), "lowres")
+        assert soft.image.shape == sharp.image.shape and soft.text == sharp.text
+        if sharp.ink_box[3] - sharp.ink_box[1] > 45:  # otherwise already low resolution
+            assert cv2.Laplacian(soft.image, cv2.CV_64F).var() < cv2.Laplacian(sharp.image, cv2.CV_64F).var()
+
+
+def test_photo_light_tilt_and_squared_paper():
+    cfg = SynthConfig(photo_squared_prob=1.0, photo_shadow_prob=1.0)
+    rng = np.random.default_rng(0)
+    flat = np.full((60, 400), 200.0, np.float32)
+    uneven_light(flat, rng, cfg)
+    assert flat.max() - flat.min() > 20
+    rows, cols = photo_rules((60, 400), 40.0, 20.0, rng, cfg)
+    assert cols and any(0 <= y < 60 for y in rows)
+    gray = np.full((60, 400), 200.0, np.float32)
+    gray[20:40, 50:350] = 30.0
+    warped, box, moved = perspective(gray, (50, 20, 350, 40), [(50.0, 40.0), (350.0, 40.0)], 20.0, rng, cfg)
+    x0, y0, x1, y1 = box
+    dark = warped < 115
+    assert dark.sum() > 0 and not dark[:y0].any() and not dark[y1:].any()
+    assert not dark[:, :x0].any() and not dark[:, x1:].any()
+    assert moved != [(50.0, 40.0), (350.0, 40.0)]

@@ -1,0 +1,146 @@
+"""hwr.synth.hand: every instance its own shape, joins inside words only, breaks that never erase
+a glyph. Not tested here: how natural the variation looks (see docs/synth-samples.png)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hwr.recognition.charset import DEFAULT_SYMBOLS
+from hwr.synth import LineSynthesizer, SynthConfig
+from hwr.synth.config import default_data_dir
+from hwr.synth.fonts import FontBank
+from hwr.synth.hand import Hand, break_stroke, instance_displacement
+from hwr.synth.render import compose, render_word, sample_style
+
+FONTS_DIR = default_data_dir() / "fonts"
+# Upright lines without the line-level warp, so each instance's own map is all that moves ink.
+STILL = dict(slant_mean=0.0, slant_std=0.0, rotation_std_deg=0.0, elastic_prob=0.0, thicken_prob=0.0,
+             thin_prob=0.0, word_size_jitter_prob=0.0, condition_weights={"paper": 1.0})
+
+
+def _word_crops(ink: np.ndarray) -> list[np.ndarray]:
+    """Binary crops of the ink between empty column runs (one per word here)."""
+    inked = (ink > 127).any(axis=0)
+    edges = np.flatnonzero(np.diff(np.r_[0, inked.astype(np.int8), 0]))
+    crops = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        part = ink[:, a:b] > 127
+        rows = np.flatnonzero(part.any(axis=1))
+        crops.append(part[rows[0]: rows[-1] + 1])
+    return crops
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    h, w = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    pa, pb = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    pa[: a.shape[0], : a.shape[1]] = a
+    pb[: b.shape[0], : b.shape[1]] = b
+    return float((pa & pb).sum() / max(1, (pa | pb).sum()))
+
+
+def _line_ink(cfg: SynthConfig, text: str, seed: int) -> np.ndarray:
+    synth = LineSynthesizer(cfg, seed=seed)
+    rng = synth.rng(0)
+    style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
+    from hwr.synth.render import layout_line
+    from hwr.synth import augment
+
+    line = layout_line(text, style, cfg, synth.fonts, synth.digits, rng)
+    return augment.warp_line(line, rng, cfg).ink
+
+
+def _slope(crop: np.ndarray) -> float:
+    """How far the ink leans (dx per dy) from its second moments: a rotated or sheared "l"."""
+    m = cv2.moments(crop.astype(np.uint8), binaryImage=True)
+    return m["mu11"] / m["mu02"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_instances_of_a_letter_in_a_line_differ(seed):
+    cfg = SynthConfig(instance_prob=1.0, join_line_prob=0.0, break_line_prob=0.0, **STILL)
+    crops = _word_crops(_line_ink(cfg, "l l l l l l", seed=seed))
+    assert len(crops) == 6
+    for i in range(6):
+        for j in range(i + 1, 6):
+            assert crops[i].shape != crops[j].shape or not np.array_equal(crops[i], crops[j])
+    # Each "l" leans its own way; without a hand they lean alike (resampling noise only).
+    plain = _word_crops(_line_ink(SynthConfig(instance_prob=0.0, **STILL), "l l l l l l", seed=seed))
+    varied_spread = np.std([_slope(c) for c in crops])
+    assert varied_spread > 0.01 and varied_spread > 5 * np.std([_slope(c) for c in plain])
+
+
+def test_instance_variation_changes_the_line_but_not_its_label():
+    on = LineSynthesizer(SynthConfig(instance_prob=1.0, **STILL), seed=4)
+    off = LineSynthesizer(SynthConfig(instance_prob=0.0, **STILL), seed=4)
+    for i in range(4):
+        a, b = on.render(on.rng(i)), off.render(off.rng(i))
+        assert a.text == b.text
+        assert a.image.shape != b.image.shape or not np.array_equal(a.image, b.image)
+
+
+def test_every_space_is_a_visible_gap_with_joins_and_breaks():
+    cfg = SynthConfig(instance_prob=1.0, join_line_prob=1.0, join_prob_range=(1.0, 1.0), break_line_prob=1.0,
+                      break_glyph_prob=0.5, **STILL)
+    synth = LineSynthesizer(cfg, seed=3)
+    for i in range(20):
+        line = synth.write_line(synth.rng(i))
+        empty = ~(line.ink > 0).any(axis=0)
+        needed = int(cfg.min_word_gap * line.x_height) - 3
+        runs, run = 0, 0
+        for is_empty in empty:
+            run = run + 1 if is_empty else 0
+            runs += run == needed
+        assert runs >= line.text.count(" "), (line.text, line.font)
+
+
+def _components(mask: np.ndarray) -> int:
+    return cv2.connectedComponents((mask > 127).astype(np.uint8), connectivity=8)[0] - 1
+
+
+def test_joins_connect_lowercase_letters_inside_a_word():
+    synth = LineSynthesizer(SynthConfig(**STILL), seed=0)
+    rng = np.random.default_rng(0)
+    style = sample_style(rng, synth.config, synth.fonts, "delius", False, 30.0)
+    counts = {}
+    for join_prob in (0.0, 1.0):
+        hand = Hand(style.hand.x_height, style.hand.stroke, 1.0, join_prob, 0.0, 0.0, synth.config)
+        style.hand = hand
+        word = render_word("minimum", style, 1.0, 1.0, synth.fonts, None, np.random.default_rng(5))
+        counts[join_prob] = (len(word.pieces), _components(compose(word.pieces)[0]))
+    # Seven letters; the joins add strokes and fuse letters into fewer pieces of ink.
+    assert counts[0.0][0] == 7 and counts[1.0][0] > 7
+    assert counts[1.0][1] < counts[0.0][1]
+
+
+@pytest.mark.parametrize("font", ["delius", "hi-melody", "sacramento", "edu-vic-wa-nt-hand"])
+def test_breaks_never_erase_a_glyph_or_a_dot(font):
+    bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
+    size = bank.grid_size(40.0)
+    stroke = max(1.0, bank.stroke_width(font, size))
+    rng = np.random.default_rng(0)
+    cut = 0
+    for ch in "ijt;:!?%abcdefghklmnopqrsuvwxyzABEMW0123456789":
+        original = bank.glyph(font, size, ch).mask
+        n, labels = cv2.connectedComponents((original > 127).astype(np.uint8), connectivity=8)
+        for _ in range(3):
+            mask = original.copy()
+            cut += break_stroke(mask, stroke, rng)
+            after = mask > 127
+            assert after.sum() >= 0.75 * (original > 127).sum(), (font, ch)
+            for k in range(1, n):  # every piece of the glyph (dots included) keeps most of its ink
+                piece = labels == k
+                assert after[piece].sum() >= 0.6 * piece.sum(), (font, ch, k)
+    assert cut > 15  # breaks do happen
+
+
+def test_instance_displacement_is_each_instance_own_map_at_its_centre():
+    # Two instances: the first shifted down 2 px, the second rotated; at each centre only the
+    # instance's own map acts, and half-way the two blend.
+    inst = np.array([[10, 0, 0, 0, 0, 0, 2.0, 0, 0], [30, 0, 0, -0.1, 0.1, 0, 0.0, 0, 0]], np.float32)
+    px = np.array([10.0, 30.0, 20.0, 30.0], np.float32)
+    py = np.array([0.0, 0.0, 0.0, -10.0], np.float32)
+    dx, dy = instance_displacement(px, py, inst, x_height=20.0)
+    # Half-way: (2 + 0.1 * (20 - 30)) / 2, the mean of both maps there.
+    np.testing.assert_allclose(dy[:3], [2.0, 0.0, 0.5], atol=1e-5)
+    np.testing.assert_allclose(dx[3], 1.0, atol=1e-5)  # -0.1 * (-10) above the second centre
