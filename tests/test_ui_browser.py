@@ -3,6 +3,8 @@
 Load the page, upload a line image, click Transcribe, wait for the text and check it, and
 save a screenshot (to $HWR_TEST_ARTIFACTS when set, else the test's tmp folder). Also checks
 that the page fetches nothing from any host but the app itself (no CDN fonts or scripts).
+The Teach loop: correct six lines, save them as training lines, adapt a tiny model for a few
+seconds on the Teach tab, and find the new model selected in the model menu.
 Playwright's own browser download needs the internet, so only /usr/bin/chromium is used.
 """
 from __future__ import annotations
@@ -93,10 +95,63 @@ def _foreign(request_url: str, app_url: str) -> bool:
     return scheme in ("http", "https", "ws", "wss") and urlsplit(request_url).netloc != urlsplit(app_url).netloc
 
 
-def _save_screenshot(page, tmp_path: Path) -> None:
+def _save_screenshot(page, tmp_path: Path, name: str = "ui-transcribe.png") -> None:
     folder = Path(os.environ.get("HWR_TEST_ARTIFACTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "ui-transcribe.png"
+    path = folder / name
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     print(f"screenshot: {path}")
+
+
+# --- Teach: correct, save, adapt, the new model listed ---------------------------------------------
+
+ADAPT_MINUTES = "0.1"  # seconds of training on the tiny model: the loop, not the learning, is tested
+ADAPT_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def teach_app(tmp_path, monkeypatch):
+    """A loopback app on a tiny untrained model (adapting it takes seconds), with the user's
+    collection and adapted models in the test's tmp folder."""
+    monkeypatch.setenv("HWR_USER_DIR", str(tmp_path / "user"))
+    config = UIConfig(model=str(make_untrained_model(tmp_path / "tiny")), port=free_port())
+    demo = build_app(config)
+    try:
+        yield launch_app(demo, config, block=False), tmp_path / "user"
+    finally:
+        close_app(demo)
+
+
+@pytest.mark.slow
+def test_teach_loop_in_the_browser(teach_app, browser_page, tmp_path):
+    url, user_dir = teach_app
+    page = browser_page
+    samples = sorted(LINE.parent.glob("line-*.png"))
+    assert len(samples) >= 6  # adapt holds out 4 lines and learns from the rest
+    for image in samples:
+        page.goto(url, timeout=TIMEOUT_MS)  # a fresh page: the status below is this line's
+        page.locator("#hwr-input input[type=file]").set_input_files(str(image))
+        page.locator("#hwr-input img").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#hwr-transcribe").click()
+        page.locator("#hwr-status").get_by_text("line(s) read").wait_for(timeout=TIMEOUT_MS)
+        truth = image.with_name(image.stem + ".gt.txt").read_text(encoding="utf-8").strip()
+        page.locator("#hwr-text textarea").fill(truth)  # the user's correction
+        page.locator("#hwr-save-lines").click()
+        page.locator("#hwr-saved").get_by_text("Saved 1 line(s)").wait_for(timeout=TIMEOUT_MS)
+    saved = sorted(p.read_text(encoding="utf-8").strip() for p in (user_dir / "collection").rglob("*.gt.txt"))
+    assert saved == sorted(p.with_name(p.stem + ".gt.txt").read_text(encoding="utf-8").strip() for p in samples)
+
+    page.get_by_role("tab", name="Teach").click()
+    page.locator("#hwr-collection").get_by_text(f"{len(samples)} training line(s)").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#hwr-adapt-minutes input").fill(ADAPT_MINUTES)
+    page.locator("#hwr-adapt-name textarea, #hwr-adapt-name input").first.fill("browser-hand")
+    page.locator("#hwr-adapt").click()
+    page.locator("#hwr-adapt-status").get_by_text("Saved in").wait_for(timeout=ADAPT_TIMEOUT_MS)  # finished
+
+    model_folder = user_dir / "models" / "browser-hand"
+    assert Recognizer.load(model_folder).recognize([LINE])  # a complete, loadable model
+    page.get_by_text("Model and decoder").click()
+    chosen = page.get_by_label("Model", exact=True).input_value()
+    assert chosen.startswith("browser-hand (adapted"), chosen
+    _save_screenshot(page, tmp_path, "ui-teach.png")

@@ -31,6 +31,7 @@ from . import batch as batch_logic
 from . import evaluation, model_info
 from .config import UIConfig
 from .models import ModelRegistry, decoder_names
+from .teach import Teacher, build_teach_tab, register_adapted_models, teaching_allowed
 from .pages import LAYOUTS, apply_corrections, export_page, mean_confidence, page_from_dict, page_to_dict, \
     transcribe_image
 from .render import CONFIDENCE_CSS, confidence_html, draw_lines
@@ -52,6 +53,7 @@ class AppContext:
     config: UIConfig
     registry: ModelRegistry
     work: WorkDirs
+    teacher: Teacher | None = None  # the Teach tab's collection and adaptation (loopback servers only)
 
     @property
     def zip_limits(self) -> ZipLimits:
@@ -164,6 +166,9 @@ def _transcribe_tab(ctx: AppContext, model, decoder) -> None:
                                interactive=True, elem_id="hwr-text")
         with gr.Row():
             refresh = gr.Button("Apply corrections to downloads", size="sm")
+            if ctx.teacher is not None:
+                save = gr.Button("Save as training lines", size="sm", elem_id="hwr-save-lines")
+        saved = gr.Markdown(elem_id="hwr-saved")
         downloads = gr.File(label="Downloads (txt, JSON, PAGE XML, ALTO)", file_count="multiple",
                             interactive=False, elem_id="hwr-downloads")
         with gr.Accordion("Page data (JSON)", open=False):
@@ -178,6 +183,9 @@ def _transcribe_tab(ctx: AppContext, model, decoder) -> None:
     button.click(friendly(run), [image, model, decoder, layout],
                  [outlined, lines_html, corrected, downloads, page_json, status], api_name="transcribe")
     refresh.click(friendly(redo_downloads), [page_json, corrected], [downloads], api_name="export")
+    if ctx.teacher is not None:
+        save.click(friendly(ctx.teacher.save_transcription), [image, page_json, corrected], [saved],
+                   api_name="save_lines")
 
 
 # --- Batch -------------------------------------------------------------------------------------
@@ -314,18 +322,23 @@ def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = N
     """The Blocks app with its queue set up; `launch_app` serves it."""
     config = config or UIConfig()
     ctx = AppContext(config, registry or ModelRegistry(config.model, config.device, decoder_options(config)), WorkDirs())
+    if teaching_allowed(config.host):
+        ctx.teacher = Teacher(ctx.registry, ctx.work, ctx.zip_limits)
+        register_adapted_models(ctx.registry)
     with gr.Blocks(title="hwr: handwriting recognition", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown("## hwr: handwriting text recognition")
         with gr.Accordion("Model and decoder", open=False):
             with gr.Row():
                 model = gr.Dropdown(ctx.registry.labels, value=ctx.registry.default_label, label="Model",
-                                    info="models this server was started with")
+                                    info="models this server was started with, and those adapted on Teach")
                 decoder = gr.Dropdown(decoder_names(), value=config.decoder, label="Decoder")
         with gr.Tabs():
             _transcribe_tab(ctx, model, decoder)
             _batch_tab(ctx, model, decoder)
             _evaluate_tab(ctx, model, decoder)
             _model_tab(ctx, demo, model, decoder)
+            if ctx.teacher is not None:
+                build_teach_tab(ctx.teacher, model, friendly)
     demo.hwr_context = ctx  # for launch_app's cleanup and for tests
     return demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
 

@@ -56,6 +56,16 @@ class ModelRegistry:
     def default_label(self) -> str | None:
         return self.labels[0] if self.choices else None
 
+    def add(self, label: str, path: Path) -> None:
+        """Offer one more model: one this server made (an adapted model under the user's data
+        folder), never a path a web user typed."""
+        with self._lock:
+            self.choices[label] = Path(path)
+
+    def path(self, label: str | None) -> Path:
+        """The folder of the model a label names (ModelError when unknown)."""
+        return self._path(label)
+
     def get(self, label: str | None, decoder: str = "greedy") -> Recognizer:
         path = self._path(label)
         if decoder not in DECODERS:

@@ -70,7 +70,9 @@ class AdaptConfig:
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
-    workers: int = setting(1, help="processes that prepare training lines beside the training process")
+    # 0 by default: adapt runs after this process has read lines with OpenCV and torch threads
+    # (the before-CER, a UI server), and a loader process forked from it can hang in them.
+    workers: int = setting(0, help="processes that prepare training lines (0: the training process itself)")
     skip_bad: bool = setting(
         False, help="leave out unreadable lines and lines with characters the model cannot write")
     overwrite: bool = setting(False, help="replace an existing model in --out")
@@ -176,17 +178,26 @@ def held_out_counts(recognizer: Recognizer, samples: list[LineSample], batch_siz
 
 def freeze_conv_layers(net: torch.nn.Module) -> int:
     """Stop training the convolutional feature extractor (and its normalisation); returns the
-    number of tensors frozen. With a handful of lines the recurrent layers adapt to a hand's
-    letter sequences while the generic stroke features stay as trained on many hands."""
+    number of tensors frozen. The recurrent layers learn the hand's letter sequences from the
+    generic stroke features trained on many hands, and a step costs a third as much on a CPU
+    (no backward pass through the convolutions)."""
     frozen = 0
     for module in net.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
             for p in module.parameters():
                 p.requires_grad_(False)
                 frozen += 1
+        if isinstance(module, torch.nn.BatchNorm2d):
+            # Frozen means the same features as at inference: running statistics, not the
+            # batch's (the training loop puts the whole network back in train mode each step).
+            module.register_forward_pre_hook(_use_running_stats)
     if not frozen:
         log.warning("--freeze-conv: this network has no convolutional layers; everything trains")
     return frozen
+
+
+def _use_running_stats(module: torch.nn.Module, inputs) -> None:
+    module.training = False
 
 
 def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
@@ -247,7 +258,7 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
            cfg: AdaptConfig):
     from hwr.recognition.charset import Charset
-    from hwr.training.train import TrainConfig, train
+    from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
     norm = NormalizeConfig.from_dict(base_config.normalize)
     if norm != NormalizeConfig(line_height=norm.line_height):
@@ -255,7 +266,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
                          "train it consistently")
     charset = Charset(base_config.charset)
     charset_spec = "ascii" if charset.symbols == Charset().symbols else str(_write_symbols(run_dir, charset))
-    size = budget.max_steps * cfg.batch_size * 2  # more than any run draws: no index repeats
+    # More than any run draws (no index repeats), and at least a few of train's rendering pools.
+    size = max(budget.max_steps, 4 * POOL_BATCHES) * cfg.batch_size * 2
     datasets = {TRAIN_SPEC: AdaptLines(split.adapt, size, cfg.rehearsal, cfg.augment, cfg.seed, charset),
                 HELD_OUT_SPEC: split.held_out}
     train_cfg = TrainConfig(

@@ -9,6 +9,7 @@ import hashlib
 import random
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -122,10 +123,16 @@ def core_band(coverage: np.ndarray) -> tuple[float, float]:
     return x_height, float(dense[-1])
 
 
-def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
+                      max_height: int = 112) -> np.ndarray:
     """One writer-like variant of a real line crop: pen width, slant, rotation and elastic
     warp from the synthetic engine, then paper, pen and scan. The letter shapes stay the
     writer's; the variation stands in for the lines the writer did not write."""
+    if gray.shape[0] > max_height:
+        # The network reads lines a few dozen pixels high: distorting a 200-pixel scan at full
+        # size would cost most of a training step's time for detail the network never sees.
+        scale = max_height / gray.shape[0]
+        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max_height), interpolation=cv2.INTER_AREA)
     coverage, _, _ = ink_of(gray)
     if not coverage.any():
         return gray

@@ -1,0 +1,88 @@
+"""The local collection of training lines: saving a corrected page's lines, listing, removing,
+repairing an interrupted save, and reading the folder back as a pairs data set.
+
+Not tested here: the buttons that call it (tests/test_ui_browser.py drives those).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import render_line
+from PIL import Image
+
+from hwr.datasets import open_dataset
+from hwr.records import Line, Page, Recognition
+from hwr_ui.collection import Collection, user_data_dir
+
+
+def two_line_page() -> tuple[np.ndarray, Page]:
+    top, bottom = render_line("the cat sat"), render_line("a big dog")
+    width = max(top.shape[1], bottom.shape[1])
+    gray = np.full((top.shape[0] + bottom.shape[0], width), 255, np.uint8)
+    gray[: top.shape[0], : top.shape[1]] = top
+    gray[top.shape[0]:, : bottom.shape[1]] = bottom
+    lines = []
+    for i, (y0, y1, text) in enumerate([(0, top.shape[0], "the cat sat"), (top.shape[0], gray.shape[0], "a big dog")]):
+        polygon = [(0, y0), (width - 1, y0), (width - 1, y1 - 1), (0, y1 - 1)]
+        lines.append(Line(id=f"l{i + 1:03d}", polygon=polygon, baseline=[(0, y1 - 4), (width - 1, y1 - 4)],
+                          bbox=(0, y0, width, y1), text=text, recognition=Recognition(text=text, confidence=1.0)))
+    return gray, Page(id="scan", source="scan.png", width=width, height=gray.shape[0], lines=lines)
+
+
+def test_saved_lines_read_back_as_a_pairs_data_set_grouped_by_page(tmp_path):
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    first = collection.save_page(gray, page, "scan.png")
+    second = collection.save_page(gray, page, "scan.png")
+    assert [s.text for s in first] == ["the cat sat", "a big dog"]
+    assert first[0].page != second[0].page  # each save is its own page folder
+    assert collection.count() == 4 and collection.pages() == 2
+    samples = open_dataset(collection.lines_dir)
+    assert sorted(s.text for s in samples) == sorted(["the cat sat", "a big dog"] * 2)
+    assert {s.id.split("/")[0] for s in samples} == {first[0].page, second[0].page}
+    crop = np.asarray(Image.open(first[0].image))
+    assert crop.shape[0] == render_line("the cat sat").shape[0]
+
+
+def test_lines_without_text_are_not_saved(tmp_path):
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    page.lines[1].recognition = Recognition(text="  ", confidence=1.0)
+    assert [s.text for s in collection.save_page(gray, page, "scan")] == ["the cat sat"]
+    assert collection.save_lines([], "empty") == [] and collection.pages() == 1
+
+
+def test_remove_by_line_or_page_and_unknown_ids_remove_nothing(tmp_path):
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    a = collection.save_page(gray, page, "a")
+    b = collection.save_page(gray, page, "b")
+    with pytest.raises(KeyError, match="nope"):
+        collection.remove([a[0].id, "nope"])
+    assert collection.count() == 4
+    assert collection.remove([a[0].id]) == 1 and collection.count() == 3
+    assert collection.remove([b[0].page]) == 2
+    assert [s.id for s in collection.lines()] == [a[1].id]
+    assert not (collection.lines_dir / b[0].page).exists()
+
+
+def test_repair_removes_what_an_interrupted_save_left(tmp_path):
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    saved = collection.save_page(gray, page, "scan")
+    saved[1].image.with_name(saved[1].image.stem + ".gt.txt").unlink()  # crashed before the text
+    (saved[0].image.parent / ".l009.png.123.tmp").write_bytes(b"partial")
+    assert collection.count() == 1
+    assert collection.repair() == 2
+    assert len(open_dataset(collection.lines_dir)) == 1
+
+
+def test_user_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HWR_USER_DIR", str(tmp_path / "mine"))
+    assert user_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("HWR_USER_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_data_dir() == tmp_path / "xdg" / "hwr"
+    assert Collection().root == Path(tmp_path / "xdg" / "hwr" / "collection")

@@ -1,0 +1,190 @@
+"""hwr adapt: the adapt/held-out split, the never-worse rule, the model folder it writes, the
+augmentation of real crops and the command line.
+
+Runs on a tiny untrained CRNN for a few steps: it checks what adapt does with weights and
+files, not how much it helps a hand (bench/bench_adapt.py measures that).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LINE_TEXTS, make_untrained_model, render_line
+from PIL import Image
+from safetensors.torch import load_file
+
+from hwr.errors import ConfigError
+from hwr.recognition.model import Recognizer
+from hwr.records import LineSample
+from hwr.scoring.metrics import ErrorCounts
+from hwr.training import adapt as adapt_module
+from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
+from hwr.training.adapt_data import AdaptLines, augment_real_line, real_line_config, split_lines
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def samples(n: int, pages: int | None = None) -> list[LineSample]:
+    return [LineSample(id=f"l{i:03d}", text=LINE_TEXTS[i % len(LINE_TEXTS)], image=render_line("x"),
+                       meta={"page": f"p{i % pages}"} if pages else {}) for i in range(n)]
+
+
+def write_pairs(folder: Path, n: int = 20, pages: int = 0) -> Path:
+    for i in range(n):
+        sub = folder / f"page{i % pages}" if pages else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        text = LINE_TEXTS[i % len(LINE_TEXTS)]
+        Image.fromarray(render_line(text)).save(sub / f"l{i:03d}.png")
+        (sub / f"l{i:03d}.gt.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def quick(tmp_path: Path, model: Path, **overrides) -> AdaptConfig:
+    """A few steps, no rehearsal fonts to load, no loader processes: seconds, not minutes."""
+    settings = dict(model=str(model), out=str(tmp_path / "adapted"), minutes=1.0, max_steps=4, val_every=2,
+                    batch_size=4, rehearsal=0.0, workers=0, threads=1)
+    return AdaptConfig(**{**settings, **overrides})
+
+
+def fake_cer(base: Path, before: float, after: float):
+    """held_out_counts that reads `before` for the base model and `after` for any other."""
+    def counts(recognizer, lines, batch_size=16):
+        cer = before if Path(recognizer.path).resolve() == base.resolve() else after
+        return ErrorCounts(char_errors=round(cer * 1000), chars=1000, lines=len(lines))
+    return counts
+
+
+# --- split -------------------------------------------------------------------------------------
+
+def test_split_is_deterministic_and_independent_of_input_order():
+    lines = samples(30)
+    a = split_lines(lines, 0.2, 4, seed=3)
+    b = split_lines(list(reversed(lines)), 0.2, 4, seed=3)
+    assert [s.id for s in a.held_out] == [s.id for s in b.held_out]
+    assert len(a.held_out) == 6 and len(a.adapt) == 24 and a.by == "line"
+    assert {s.id for s in a.held_out} != {s.id for s in split_lines(lines, 0.2, 4, seed=4).held_out}
+
+
+def test_split_holds_out_whole_pages_when_lines_name_their_page():
+    split = split_lines(samples(40, pages=8), 0.2, 4, seed=1)
+    assert split.by == "page"
+    held_pages = {s.meta["page"] for s in split.held_out}
+    assert held_pages and not held_pages & {s.meta["page"] for s in split.adapt}
+    assert len(split.held_out) == 5 * len(held_pages)
+
+
+def test_split_falls_back_to_lines_when_one_page_holds_everything():
+    split = split_lines(samples(20, pages=1), 0.2, 4, seed=1)
+    assert split.by == "line" and len(split.held_out) == 4
+
+
+def test_split_refuses_too_few_lines():
+    with pytest.raises(ConfigError, match="at least 6"):
+        split_lines(samples(5), 0.2, 4, seed=1)
+
+
+# --- budget and augmentation -------------------------------------------------------------------
+
+def test_fewer_lines_get_more_passes_each_and_a_gentler_rate():
+    cfg = AdaptConfig()
+    small, large = budget_for(20, cfg), budget_for(200, cfg)
+    real_per_step = cfg.batch_size * (1 - cfg.rehearsal)
+    assert small.max_steps * real_per_step / 20 > large.max_steps * real_per_step / 200
+    assert small.lr < large.lr
+    assert budget_for(20, AdaptConfig(max_steps=7, lr=1e-5)).max_steps == 7
+
+
+def test_augmented_real_line_keeps_the_ink_and_varies_it_reproducibly():
+    gray = render_line("hello world", size=32)
+    cfg = real_line_config()
+    a = augment_real_line(gray, np.random.default_rng(5), cfg)
+    b = augment_real_line(gray, np.random.default_rng(5), cfg)
+    c = augment_real_line(gray, np.random.default_rng(6), cfg)
+    assert a.dtype == np.uint8 and a.ndim == 2
+    assert np.array_equal(a, b) and not (a.shape == c.shape and np.array_equal(a, c))
+    dark = np.count_nonzero(a < 128)
+    assert 0.3 < dark / np.count_nonzero(gray < 128) < 3.0  # ink neither vanished nor smeared
+
+
+def test_adapt_lines_mix_user_lines_and_rehearsal_lines_by_index():
+    lines = samples(6)
+    stream = AdaptLines(lines, size=40, rehearsal=0.5, augment_prob=1.0, seed=2, charset=None)
+    first = [stream[i] for i in range(40)]
+    again = [stream[i] for i in range(40)]
+    user = [s for s in first if "#aug" in s.id]
+    assert 8 < len(user) < 32  # about half of each kind
+    assert all(s.text in LINE_TEXTS for s in user)
+    assert [s.text for s in first] == [s.text for s in again]
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(write_pairs(tmp_path / "pairs", 20, pages=5))], quick(tmp_path, base))
+    out = tmp_path / "adapted"
+    assert result.improved and result.split_by == "page" and result.adapt_lines + result.held_out_lines == 20
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.safetensors", MODEL_CARD_FILE, HISTORY_FILE])
+    recognizer = Recognizer.load(out)
+    assert len(recognizer.recognize([render_line("the cat sat")])) == 1
+    adapted = recognizer.config.training["adapted"]
+    assert adapted["before_cer"] == 0.5 and adapted["after_cer"] == 0.2 and adapted["adapted_weights_kept"]
+    card = (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    for fact in ("`base`", "20 labelled lines", "50.00%", "20.00%", "minutes", "the adapted weights"):
+        assert fact in card
+    history = [json.loads(line) for line in (out / HISTORY_FILE).read_text().splitlines()]
+    assert history and history[-1]["step"] == result.steps <= 4
+
+
+def test_never_ships_a_model_worse_than_the_base(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.3, after=0.4))
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, lr=0.05))
+    out = tmp_path / "adapted"
+    assert not result.improved and result.shipped_cer == 0.3
+    assert (out / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
+    assert "base model's weights unchanged" in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
+
+
+def test_freeze_conv_trains_only_the_recurrent_and_output_layers(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, freeze_conv=True, lr=0.01))
+    before, after = load_file(str(base / "model.safetensors")), load_file(str(tmp_path / "adapted" / "model.safetensors"))
+    conv = [k for k in before if k.startswith("blocks.") and k.endswith("conv.weight")]
+    assert conv and all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in conv)
+    assert not np.array_equal(before["output.weight"].numpy(), after["output.weight"].numpy())
+
+
+def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
+    base = make_untrained_model(tmp_path / "base")
+    data = [str(write_pairs(tmp_path / "pairs"))]
+    with pytest.raises(ConfigError, match="base model itself"):
+        adapt(data, quick(tmp_path, base, out=str(base)))
+    (tmp_path / "adapted").mkdir()
+    (tmp_path / "adapted" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        adapt(data, quick(tmp_path, base))
+
+
+def test_rejects_shares_out_of_range():
+    with pytest.raises(ConfigError, match="--rehearsal"):
+        AdaptConfig(rehearsal=1.0)
+
+
+@pytest.mark.slow
+def test_cli_adapts_and_reports_before_and_after(tmp_path):
+    base = make_untrained_model(tmp_path / "base")
+    data = write_pairs(tmp_path / "pairs")
+    run = subprocess.run([sys.executable, "-m", "hwr", "adapt", str(data), "--model", str(base), "--out",
+                          str(tmp_path / "adapted"), "--max-steps", "2", "--val-every", "2", "--rehearsal", "0",
+                          "--workers", "0", "--batch-size", "4"], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "held-out CER" in run.stdout and (tmp_path / "adapted" / "model.safetensors").is_file()

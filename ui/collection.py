@@ -1,0 +1,161 @@
+"""The user's own training lines: a local collection of line crops with corrected text.
+
+The collection is a folder of image + `.gt.txt` pairs, one sub-folder per saved page
+(`<root>/lines/00007-letter/l003.png` beside `l003.gt.txt`), so `hwr adapt <root>/lines` reads
+it as it is and holds out whole pages. It lives under the user's data directory
+($HWR_USER_DIR, else $XDG_DATA_HOME/hwr, else ~/.local/share/hwr), never in the web server's
+temporary folders.
+
+Every file appears whole or not at all (written under a hidden temporary name, then renamed;
+hidden files are invisible to the pairs reader), and a pair counts only once its text exists:
+the image is renamed into place first, its `.gt.txt` last.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hwr.datasets.pagexml import crop_polygon
+from hwr.fileio import atomic_write_bytes
+from hwr.records import Page
+
+GT_SUFFIX = ".gt.txt"
+IMAGE_SUFFIX = ".png"
+LINES_DIR = "lines"
+PAGE_NAME_CHARS = 40  # of the page's name kept in its folder name
+
+
+def user_data_dir() -> Path:
+    """Where hwr keeps what a user makes: the collection, adapted models."""
+    explicit = os.environ.get("HWR_USER_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "hwr"
+
+
+@dataclass
+class SavedLine:
+    id: str  # "<page folder>/<line>", as the pairs reader names it
+    text: str
+    image: Path
+    page: str
+
+
+class Collection:
+    """Saved training lines under `root` (default: <user data dir>/collection)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else user_data_dir() / "collection"
+        self._lock = threading.Lock()  # two UI requests saving at once get different page folders
+
+    @property
+    def lines_dir(self) -> Path:
+        return self.root / LINES_DIR
+
+    def save_page(self, gray: np.ndarray, page: Page, name: str) -> list[SavedLine]:
+        """Each line of a transcribed page, cut from the page image by its polygon (white
+        outside it, as the PAGE XML reader cuts lines), with its text. Lines whose text is
+        empty teach nothing and are skipped."""
+        crops = []
+        for line in page.lines:
+            text = line.recognition.text if line.recognition is not None else line.text
+            cut = crop_polygon(gray, np.asarray(line.polygon, np.int32)) if len(line.polygon) >= 3 else None
+            if text.strip() and cut is not None:
+                crops.append((line.id, cut[0], text.strip()))
+        return self.save_lines(crops, name)
+
+    def save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str) -> list[SavedLine]:
+        """(line id, uint8 gray crop, text) triples as one new page folder."""
+        if not crops:
+            return []
+        folder = self._new_page_folder(name)
+        saved = []
+        for line_id, image, text in crops:
+            stem = _slug(line_id, 20, keep_suffix=True) or "line"
+            atomic_write_bytes(folder / f"{stem}{IMAGE_SUFFIX}", _png(image))
+            atomic_write_bytes(folder / f"{stem}{GT_SUFFIX}", (text + "\n").encode("utf-8"))
+            saved.append(SavedLine(f"{folder.name}/{stem}", text, folder / f"{stem}{IMAGE_SUFFIX}", folder.name))
+        return saved
+
+    def lines(self) -> list[SavedLine]:
+        """Every complete saved line (image and text), by page folder and line."""
+        if not self.lines_dir.is_dir():
+            return []
+        found = []
+        for gt in sorted(self.lines_dir.glob(f"*/*{GT_SUFFIX}")):
+            image = gt.with_name(gt.name[: -len(GT_SUFFIX)] + IMAGE_SUFFIX)
+            if image.is_file() and not gt.name.startswith("."):
+                text = gt.read_text(encoding="utf-8").strip()
+                found.append(SavedLine(f"{gt.parent.name}/{image.stem}", text, image, gt.parent.name))
+        return found
+
+    def count(self) -> int:
+        return len(self.lines())
+
+    def pages(self) -> int:
+        return len({line.page for line in self.lines()})
+
+    def remove(self, ids: list[str]) -> int:
+        """Delete saved lines by id ("<page>/<line>", or "<page>" for all its lines); returns
+        how many lines went. Unknown ids are an error naming them, so a typo deletes nothing."""
+        by_id = {line.id: line for line in self.lines()}
+        pages = {line.page for line in by_id.values()}
+        unknown = [i for i in ids if i not in by_id and i not in pages]
+        if unknown:
+            raise KeyError(f"no saved line or page {', '.join(unknown)} in {self.lines_dir}")
+        doomed = [line for line in by_id.values() if line.id in ids or line.page in ids]
+        for line in doomed:
+            # Text first, the reverse of saving: an interruption leaves an image without text,
+            # which `repair` removes.
+            line.image.with_name(line.image.stem + GT_SUFFIX).unlink(missing_ok=True)
+            line.image.unlink(missing_ok=True)
+        for page in {line.image.parent for line in doomed}:
+            if not any(page.iterdir()):
+                page.rmdir()
+        return len(doomed)
+
+    def repair(self) -> int:
+        """Remove what an interrupted save left (an image without its text, temporary files),
+        so the folder reads as a clean pairs data set; returns the files removed."""
+        removed = 0
+        if not self.lines_dir.is_dir():
+            return 0
+        for path in self.lines_dir.glob("*/*"):
+            orphan = path.suffix == IMAGE_SUFFIX and not path.with_name(path.stem + GT_SUFFIX).is_file()
+            if path.name.startswith(".") or orphan:
+                path.unlink()
+                removed += 1
+        return removed
+
+    def _new_page_folder(self, name: str) -> Path:
+        with self._lock:
+            self.lines_dir.mkdir(parents=True, exist_ok=True)
+            numbers = [int(p.name.split("-", 1)[0]) for p in self.lines_dir.iterdir()
+                       if p.is_dir() and p.name.split("-", 1)[0].isdigit()]
+            number = max(numbers, default=0) + 1
+            while True:
+                folder = self.lines_dir / f"{number:05d}-{_slug(name, PAGE_NAME_CHARS) or 'page'}"
+                try:
+                    folder.mkdir()  # atomic: another process saving at once gets the next number
+                    return folder
+                except FileExistsError:
+                    number += 1
+
+
+def _slug(text: str, limit: int, keep_suffix: bool = False) -> str:
+    """A file-name-safe part: a page keeps its name without the extension, a line its id."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text if keep_suffix else Path(text).stem).strip("-.")[:limit]
+
+
+def _png(gray: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

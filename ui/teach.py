@@ -1,0 +1,293 @@
+"""Teach tab logic: save corrected lines to the user's collection, adapt a model to them
+(hwr.training.adapt) with live progress, and offer the adapted model in the model dropdown.
+
+Teaching writes to this machine's disk and trains for minutes, so it is offered only when the
+app listens on the loopback address (the default 127.0.0.1): a server opened to other
+machines (--host 0.0.0.0) reads, but does not learn. Nothing here makes a network call.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from hwr.recognition.imaging import load_gray
+from hwr.recognition.model import CONFIG_FILE, read_model_config
+from hwr.training.adapt import HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
+
+from .collection import Collection, user_data_dir
+from .models import ModelRegistry
+from .pages import apply_corrections, page_from_dict
+from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_zip
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+COLLECTION_SOURCE, ZIP_SOURCE = "My saved lines", "A zip (PAGE XML + images, or image + .gt.txt pairs)"
+POLL_S = 1.0  # how often the progress display reads the run's held-out curve
+CURVE_COLUMNS = ["step", "held-out CER", "model"]
+
+
+def teaching_allowed(host: str) -> bool:
+    return host in LOOPBACK_HOSTS
+
+
+def adapted_models_dir() -> Path:
+    return user_data_dir() / "models"
+
+
+def model_label(name: str, before: float, after: float, improved: bool) -> str:
+    """The dropdown label of an adapted model carries its held-out before/after figures."""
+    if improved:
+        return f"{name} (adapted: held-out CER {before:.1%} → {after:.1%})"
+    return f"{name} (adapted, unchanged: {after:.1%} was no better than {before:.1%})"
+
+
+def label_of_folder(folder: Path) -> str | None:
+    """The label of a model adapted earlier (config.json's training.adapted), else None."""
+    try:
+        adapted = read_model_config(folder).training.get("adapted")
+    except Exception:  # a half-written or foreign folder is simply not offered
+        return None
+    if not adapted:
+        return None
+    return model_label(folder.name, adapted["before_cer"], adapted["after_cer"], adapted["adapted_weights_kept"])
+
+
+def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -> None:
+    """Offer the models adapted in earlier sessions too."""
+    root = root or adapted_models_dir()
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        label = label_of_folder(folder) if (folder / CONFIG_FILE).is_file() else None
+        if label:
+            registry.add(label, folder)
+
+
+@dataclass
+class Progress:
+    """What the page shows while adapting, read from adapt's updates and its run's history."""
+
+    started: float = field(default_factory=time.monotonic)
+    minutes: float = 5.0
+    before: float | None = None
+    lines: str = ""
+    curve: list[dict] = field(default_factory=list)
+    result: AdaptResult | None = None
+    error: BaseException | None = None
+
+    def update(self, info: dict) -> None:
+        if info.get("phase") == "before":
+            self.before = info["before_cer"]
+            self.lines = (f"{info['adapt_lines']} lines to learn from, {info['held_out_lines']} held out "
+                          f"(by {info['split_by']})")
+
+    def read_curve(self, run_dir: Path) -> None:
+        history = run_dir / "history.jsonl"
+        if history.is_file():
+            rows = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines() if line.strip()]
+            self.curve = [{"step": r["step"], "held-out CER": r["val_cer"]} for r in rows]
+
+    def status(self) -> str:
+        elapsed = (time.monotonic() - self.started) / 60
+        parts = [f"{elapsed:.1f} of {self.minutes:g} min ({max(0.0, self.minutes - elapsed):.1f} left)"]
+        if self.lines:
+            parts.append(self.lines)
+        if self.before is not None:
+            parts.append(f"held-out CER before: {self.before:.1%}")
+        if self.curve:
+            last = self.curve[-1]
+            parts.append(f"step {last['step']}: {last['held-out CER']:.1%} (best {min(c['held-out CER'] for c in self.curve):.1%})")
+        return "Adapting… " + " · ".join(parts)
+
+    def frame(self) -> pd.DataFrame:
+        rows = [{"step": 0, "held-out CER": self.before, "model": "base"}] if self.before is not None else []
+        rows += [{**c, "model": "adapted"} for c in self.curve]
+        return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+class Teacher:
+    """The Teach tab's state on the server: the collection, and one adaptation at a time."""
+
+    def __init__(self, registry: ModelRegistry, work: WorkDirs, limits: ZipLimits,
+                 collection: Collection | None = None, models_root: Path | None = None):
+        self.registry, self.work, self.limits = registry, work, limits
+        self.collection = collection or Collection()
+        self.models_root = models_root or adapted_models_dir()
+        self._busy = threading.Lock()
+
+    # --- the collection ---------------------------------------------------------------------
+
+    def save_transcription(self, image: str, page_json: dict, corrected: str) -> str:
+        """The transcribed page's line crops with the (corrected) text -> the collection."""
+        if not image or not page_json:
+            raise UploadError("transcribe an image first, then correct its text and save it")
+        page = apply_corrections(page_from_dict(page_json), corrected or "")
+        saved = self.collection.save_page(load_gray(image), page, display_name(image))
+        if not saved:
+            raise UploadError("no line with text to save: type the text of each line first")
+        return f"Saved {len(saved)} line(s). {self.summary()}"
+
+    def summary(self) -> str:
+        lines = self.collection.lines()
+        pages = len({line.page for line in lines})
+        return f"Your collection: {len(lines)} training line(s) on {pages} page(s), in {self.collection.lines_dir}."
+
+    def table(self) -> list[list[str]]:
+        return [[line.id, line.text] for line in self.collection.lines()]
+
+    def remove(self, ids_text: str) -> str:
+        ids = [i.strip() for i in re.split(r"[,\n]", ids_text or "") if i.strip()]
+        if not ids:
+            raise UploadError("name the lines (page/line) or pages to remove, separated by commas")
+        try:
+            removed = self.collection.remove(ids)
+        except KeyError as exc:
+            raise UploadError(str(exc.args[0])) from None
+        return f"Removed {removed} line(s). {self.summary()}"
+
+    # --- adaptation ---------------------------------------------------------------------------
+
+    def data_for(self, source: str, archive: str | None) -> tuple[str, Path | None]:
+        """(data set spec, work folder to remove after) for the chosen source."""
+        if source == ZIP_SOURCE:
+            if not archive:
+                raise UploadError("upload a zip of PAGE XML + page images, or of line images with .gt.txt files")
+            from .evaluation import dataset_root
+
+            work = self.work.new("teach")
+            extract_zip(archive, work / "data", self.limits)
+            return str(dataset_root(work / "data")), work
+        self.collection.repair()
+        if self.collection.count() == 0:
+            raise UploadError("your collection is empty: save corrected lines from the Transcribe tab first")
+        return str(self.collection.lines_dir), None
+
+    def new_model_folder(self, name: str) -> Path:
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or "").strip("-.")[:60] or "my-hand"
+        folder, k = self.models_root / stem, 2
+        while folder.exists():
+            folder, k = self.models_root / f"{stem}-{k}", k + 1
+        return folder
+
+    def run(self, source: str, archive: str | None, base_label: str, minutes: float, name: str, **overrides):
+        """Adapt in a worker thread; yields Progress while it runs, last the finished one
+        (its `result` set, and the new model registered) or one with `error` set."""
+        if not self._busy.acquire(blocking=False):
+            raise UploadError("an adaptation is already running on this server; wait for it to finish")
+        try:
+            spec, work = self.data_for(source, archive)
+            out = self.new_model_folder(name)
+            cfg = AdaptConfig(model=str(self.registry.path(base_label)), out=str(out), minutes=float(minutes),
+                              skip_bad=True, **overrides)
+            progress = Progress(minutes=cfg.minutes)
+            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress), daemon=True)
+            thread.start()
+            while True:
+                thread.join(POLL_S)
+                if not thread.is_alive():
+                    break
+                progress.read_curve(out / RUN_DIR)
+                yield progress
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+            if progress.result is not None:
+                progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in progress.result.history]
+                r = progress.result
+                self.registry.add(model_label(out.name, r.before_cer, r.after_cer, r.improved), out)
+            yield progress
+        finally:
+            self._busy.release()
+
+    @staticmethod
+    def _adapt(spec: str, cfg: AdaptConfig, progress: Progress) -> None:
+        try:
+            progress.result = adapt([spec], cfg, on_progress=progress.update)
+        except BaseException as exc:  # reported on the page by the polling request
+            progress.error = exc
+
+
+def finished_text(progress: Progress) -> str:
+    r = progress.result
+    if r is None:
+        return ""
+    verdict = ("The adapted model reads the held-out lines better; it is selected in the model menu."
+               if r.improved else "Adapting did not read the held-out lines better, so the new model keeps the "
+                                  "base model's weights (try more lines or more minutes).")
+    return (f"**Held-out CER {r.before_cer:.1%} → {r.after_cer:.1%}** on {r.held_out_lines} held-out lines "
+            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min). {verdict} "
+            f"Saved in `{r.out}`; its card is on the Model tab. History: `{HISTORY_FILE}`.")
+
+
+# --- the tab ---------------------------------------------------------------------------------------
+
+def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
+    """The Teach tab: the collection, the data source, base model, minutes, Adapt with a live
+    held-out CER curve; the adapted model is added to (and selected in) `model_dropdown`."""
+    import gradio as gr
+
+    with gr.Tab("Teach", id="teach") as tab:
+        gr.Markdown("Teach the model your handwriting: correct transcriptions on the Transcribe tab and "
+                    "**Save as training lines**, then adapt a model to them here. Part of the lines is held "
+                    "out to measure the CER before and after; a model that reads them no better is not used.")
+        summary = gr.Markdown(teacher.summary(), elem_id="hwr-collection")
+        with gr.Accordion("Saved lines", open=False):
+            table = gr.Dataframe(value=teacher.table(), headers=["line", "text"], interactive=False, wrap=True,
+                                 label="Saved training lines")
+            with gr.Row():
+                remove_ids = gr.Textbox(label="Remove lines or pages (ids from the table, comma-separated)",
+                                        scale=4)
+                remove = gr.Button("Remove", size="sm", scale=1)
+        source = gr.Radio([COLLECTION_SOURCE, ZIP_SOURCE], value=COLLECTION_SOURCE, label="Learn from")
+        archive = gr.File(label="Zip of labelled pages or lines", file_types=[".zip"])
+        with gr.Row():
+            base = gr.Dropdown(teacher.registry.labels, value=teacher.registry.default_label, label="Base model")
+            minutes = gr.Number(value=5, minimum=0.1, maximum=240, label="Minutes", elem_id="hwr-adapt-minutes")
+            name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
+        button = gr.Button("Adapt", variant="primary", elem_id="hwr-adapt")
+        status = gr.Markdown(elem_id="hwr-adapt-status")
+        curve = gr.LinePlot(x="step", y="held-out CER", color="model", title="Held-out CER", y_lim=[0, None],
+                            y_axis_format=".0%", label="Held-out CER")
+
+    def refresh():
+        return teacher.summary(), teacher.table()
+
+    def drop(ids_text):
+        message = teacher.remove(ids_text)
+        return message, teacher.table()
+
+    def run(source, archive, base_label, minutes, name):
+        for progress in teacher.run(source, archive, base_label, minutes, name):
+            if progress.error is not None:
+                raise progress.error
+            if progress.result is None:
+                yield progress.status(), progress.frame(), gr.skip(), gr.skip(), gr.skip()
+                continue
+            labels = teacher.registry.labels
+            new = next(label for label, path in teacher.registry.choices.items() if path == progress.result.out)
+            yield (finished_text(progress), progress.frame(), gr.update(choices=labels, value=new),
+                   gr.update(choices=labels), teacher.summary())
+
+    # Lines are saved on the Transcribe tab: opening this tab shows the collection as it is now.
+    tab.select(refresh, None, [summary, table], api_name=False)
+    remove.click(friendly(drop), [remove_ids], [summary, table], api_name="remove_lines")
+    button.click(stream_friendly(run, friendly), [source, archive, base, minutes, name],
+                 [status, curve, model_dropdown, base, summary], api_name="adapt")
+    return summary, table
+
+
+def stream_friendly(generator_fn, friendly):
+    """`friendly` for a generator: each step's expected failures become a readable message."""
+    import functools
+
+    @functools.wraps(generator_fn)
+    def wrapper(*args):
+        stream = generator_fn(*args)
+        step = friendly(lambda: next(stream, StopIteration))
+        while (value := step()) is not StopIteration:
+            yield value
+
+    return wrapper
