@@ -11,7 +11,8 @@ writes them as PNG, then runs PNG -> PAGE XML for:
              prepare pages (uint8 lines through shared memory), this process batches lines
              across pages and runs the network; N=0 does the same work in this process
 Each configuration runs `--repeats` times, interleaved (a shared machine drifts), and the
-median run is reported with the stage split of the worker path: how long the model's process
+median run is reported with its CPU seconds per page (this process and the workers: what
+a page costs whatever else runs on the machine) and the stage split of the worker path: how long the model's process
 waited for prepared pages, ran the network (copy, forward, CTC decoding) and wrote outputs,
 and the workers' CPU time for preparing. Page CER against the rendered truth (trained model
 only) shows what the uint8 transport costs in accuracy: nothing measurable is the target.
@@ -65,17 +66,28 @@ def run_once(name: str, recognizer, folder: Path, out: Path, truths: dict, batch
     common = dict(mode="page", formats=["pagexml"], output_dir=str(out), batch_size=batch_size,
                   batch_lines=batch_lines, progress=False)
     stages = None
+    cpu_before = cpu_seconds()
     if name == "threads":
         summary = run_batch(recognizer, [folder], BatchConfig(workers=2, **common), on_page=collect)
     else:
         stages = StageTimes()
         config = BatchConfig(workers=int(name.split("=")[1]), **common)
         summary = run_worker_batch(recognizer, [folder], config, on_page=collect, stages=stages)
+    cpu = cpu_seconds() - cpu_before
     if summary.failures:
         raise SystemExit(f"{name}: {len(summary.failures)} pages failed: {summary.failures[0]}")
     return {"config": name, "seconds": summary.seconds, "pages": summary.pages, "lines": summary.lines,
             "pages_per_s": summary.pages / summary.seconds, "lines_per_s": summary.lines / summary.seconds,
-            "cer": summarize(scores).cer, "texts": texts, "stages": vars(stages) if stages else None}
+            "cpu_per_page": cpu / summary.pages, "cer": summarize(scores).cer, "texts": texts, "stages": vars(stages) if stages else None}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children (the worker
+    processes, reaped when a run's pool shuts down): the work a run costs, whatever the load."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def load_average() -> str:
@@ -126,14 +138,15 @@ def main() -> None:
             print(f"  run {repeat + 1} {config:10s} {result['pages_per_s']:.3f} pages/s  "
                   f"(load {result['load_average']})", flush=True)
     reference = runs[configs[0]][0]["texts"]
-    print(f"\n{'config':10s} {'pages/s':>8s} {'lines/s':>8s}  range pages/s   same texts as {configs[0]}"
+    print(f"\n{'config':10s} {'pages/s':>8s} {'lines/s':>8s}  range pages/s  CPU s/page  same texts as {configs[0]}"
           + ("   page CER" if trained else ""))
     for config in configs:
         ordered = sorted(runs[config], key=lambda r: r["pages_per_s"])
         median = ordered[len(ordered) // 2]
         same = sum(median["texts"][k] == reference[k] for k in reference)
         line = (f"{config:10s} {median['pages_per_s']:8.3f} {median['lines_per_s']:8.1f}  "
-                f"{ordered[0]['pages_per_s']:.3f}-{ordered[-1]['pages_per_s']:.3f}   {same}/{len(reference)} pages")
+                f"{ordered[0]['pages_per_s']:.3f}-{ordered[-1]['pages_per_s']:.3f}  "
+                f"{statistics.median(r['cpu_per_page'] for r in ordered):10.3f}  {same}/{len(reference)} pages")
         if trained:
             line += f"   {median['cer']:.4f}"
         print(line)

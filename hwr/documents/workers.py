@@ -28,6 +28,7 @@ torch lazily.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import secrets
@@ -42,6 +43,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 
 log = logging.getLogger("hwr.documents.workers")
@@ -159,18 +161,22 @@ class PageWorkers:
     input order. Use as a context manager (or call close()).
 
     workers: worker processes; 0 prepares pages in this process (no pool, no shared memory).
+    processes: False runs the `workers` as threads of this process instead (no shared memory
+      either): on a machine with few cores, where a process of its own gains little and the
+      page work's OpenCV and decoding release the GIL anyway.
     window: pages in flight or finished-but-unread at most; default 2 per worker.
     prepare: the per-page function (module-level, picklable); tests swap it to inject faults.
     """
 
-    def __init__(self, settings: PrepareSettings, workers: int = 2, window: int | None = None,
-                 start_method: str = "spawn", prepare: Callable = prepare_page):
+    def __init__(self, settings: PrepareSettings, workers: int = 2, processes: bool = True,
+                 window: int | None = None, start_method: str = "spawn", prepare: Callable = prepare_page):
         if workers < 0:
             raise ValueError(f"workers must be >= 0, not {workers}")
         if start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {', '.join(START_METHODS)}, not {start_method!r}")
         self.settings = settings
         self.workers = workers
+        self.processes = processes
         self.window = window or 2 * max(1, workers)
         self.start_method = start_method
         self.prepare = prepare
@@ -207,15 +213,15 @@ class PageWorkers:
 
     def worker_modules(self) -> list[str]:
         """Top-level packages loaded in a worker process (one of them, if several)."""
-        if self.workers == 0:
-            raise ValueError("no worker processes (workers=0)")
+        if self.workers == 0 or not self.processes:
+            raise ValueError("no worker processes (workers=0 or threads)")
         return self.pool.submit(loaded_modules).result()
 
     def prepared(self, refs: Iterable) -> Iterator[PreparedPage]:
         """Each PageRef prepared, in input order."""
-        if self.workers == 0:
-            for ref in refs:
-                yield self.prepare(ref, self.settings)
+        if self.workers == 0 or not self.processes:
+            yield from prefetch_map(functools.partial(self.prepare, settings=self.settings), refs, self.workers,
+                                    self.window)
             return
         pending = self._pending
         try:
@@ -236,6 +242,8 @@ class PageWorkers:
             pending[0].future.result()
         except BrokenProcessPool:
             self._recover(pending)
+        except Exception:  # noqa: BLE001 - reported as this page's failure just below
+            pass
         item = pending.popleft()
         try:
             return receive(item.future.result())

@@ -99,6 +99,20 @@ def test_workers_never_import_torch_and_match_the_in_process_path(folder):
     assert hwr_blocks() == before
 
 
+def test_thread_workers_prepare_the_same_pages_without_shared_memory(folder):
+    refs = list(page_refs([folder]))
+    before = hwr_blocks()
+    with PageWorkers(settings(), workers=2, processes=False) as threads:
+        got = threads.prepared(refs)
+        first = next(got)
+        assert hwr_blocks() == before  # nothing goes through /dev/shm
+        got = [first, *got]
+        with pytest.raises(ValueError, match="no worker processes"):
+            threads.worker_modules()
+    with PageWorkers(settings(), workers=0) as local:
+        assert as_tuples(got) == as_tuples(list(local.prepared(refs)))
+
+
 def test_a_bad_page_is_reported_and_the_rest_complete(folder):
     with PageWorkers(settings(), workers=2) as pool:
         got = list(pool.prepared(page_refs([folder, folder / "missing.png"])))
