@@ -28,7 +28,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,14 +70,15 @@ def run_once(name: str, recognizer, folder: Path, out: Path, truths: dict, batch
         summary = run_batch(recognizer, [folder], BatchConfig(workers=2, **common), on_page=collect)
     else:
         stages = StageTimes()
-        config = BatchConfig(workers=int(name.split("=")[1]), **common)
+        config = BatchConfig(workers=int(name.split("=")[1]), processes=True, **common)
         summary = run_worker_batch(recognizer, [folder], config, on_page=collect, stages=stages)
     cpu = cpu_seconds() - cpu_before
     if summary.failures:
         raise SystemExit(f"{name}: {len(summary.failures)} pages failed: {summary.failures[0]}")
     return {"config": name, "seconds": summary.seconds, "pages": summary.pages, "lines": summary.lines,
             "pages_per_s": summary.pages / summary.seconds, "lines_per_s": summary.lines / summary.seconds,
-            "cpu_per_page": cpu / summary.pages, "cer": summarize(scores).cer, "texts": texts, "stages": vars(stages) if stages else None}
+            "cpu_per_page": cpu / summary.pages, "cer": summarize(scores).cer, "texts": texts,
+            "stages": vars(stages) if stages else None}
 
 
 def cpu_seconds() -> float:
@@ -114,7 +114,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from bench_pages import build_recognizer
 
     if args.torch_threads:

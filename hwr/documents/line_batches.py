@@ -14,8 +14,8 @@ batches are being read.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -37,9 +37,10 @@ class LineBatch:
     def __len__(self) -> int:
         return len(self.owners)
 
-    def split(self) -> list["LineBatch"]:
+    def split(self) -> list[LineBatch]:
         """One batch per line (to find the line that a failing batch cannot take)."""
-        return [LineBatch(self.images[i : i + 1], self.widths[i : i + 1], [owner]) for i, owner in enumerate(self.owners)]
+        return [LineBatch(self.images[i : i + 1], self.widths[i : i + 1], [owner])
+                for i, owner in enumerate(self.owners)]
 
 
 def pad_uint8(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:

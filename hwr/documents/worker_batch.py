@@ -14,10 +14,12 @@ time, so a benchmark can say which stage bounds the rate.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from hwr.documents.line_batches import LineBatch, PageBatcher
 from hwr.documents.pages import PageRef, page_refs
@@ -54,8 +56,9 @@ def run_worker_batch(recognizer, inputs: Iterable[str | Path], config: BatchConf
                      segment_config: SegmentConfig | None = None,
                      on_page: Callable[[Page, bool], None] | None = None,
                      stages: StageTimes | None = None, start_method: str = "spawn") -> BatchSummary:
-    """Transcribe every page of `inputs` with `config.workers` page worker processes (0: in this
-    process); `on_page(page, is_line_image)` sees each result; `stages` collects the split."""
+    """Transcribe every page of `inputs` with `config.workers` page workers (processes with
+    `config.processes`, else threads; 0: in this process); `on_page(page, is_line_image)` sees
+    each result; `stages` collects the split."""
     config = config or BatchConfig()
     stages = stages if stages is not None else StageTimes()
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
@@ -75,7 +78,8 @@ def run_worker_batch(recognizer, inputs: Iterable[str | Path], config: BatchConf
     run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress))
     batcher = PageBatcher(config.batch_size, config.batch_lines)
     try:
-        with PageWorkers(settings, config.workers, start_method=start_method) as workers:
+        with PageWorkers(settings, config.workers, config.processes, start_method=start_method) as workers, \
+                _torch_threads_beside(workers, recognizer.device):
             pages = iter(workers.prepared(refs))
             while (prepared := run.next_page(pages)) is not None:
                 stages.prepare_cpu += prepared.seconds
@@ -89,6 +93,25 @@ def run_worker_batch(recognizer, inputs: Iterable[str | Path], config: BatchConf
         errors.close()
     summary.seconds = stages.wall = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def _torch_threads_beside(workers: PageWorkers, device) -> Iterator[None]:
+    """On CPU, leave the worker processes their cores: torch's intra-op threads spin at each
+    parallel region's barrier, and with one of them descheduled by a page worker the whole
+    operation waits (measured on 2 shared cores: 2 threads read 2-9 lines/s where 1 read 30-40).
+    Threads as workers share this process and are left alone, as is the GPU."""
+    if device.type != "cpu" or not workers.processes or workers.workers == 0:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers.workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _errors_path(config: BatchConfig, ctx) -> Path | None:

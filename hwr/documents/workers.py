@@ -35,11 +35,11 @@ import secrets
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -184,7 +184,7 @@ class PageWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._pending: deque[_InFlight] = deque()  # submitted, not yet yielded (in input order)
 
-    def __enter__(self) -> "PageWorkers":
+    def __enter__(self) -> PageWorkers:
         return self
 
     def __exit__(self, *exc) -> None:

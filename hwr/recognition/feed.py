@@ -13,8 +13,8 @@ On CPU none of that applies: the batch is wrapped without a copy and converted i
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from hwr.records import Recognition
 INK_SCALE = 1.0 / 255.0
 
 
-def to_device(images: np.ndarray, device: torch.device, stream: "torch.cuda.Stream | None" = None) -> torch.Tensor:
+def to_device(images: np.ndarray, device: torch.device, stream: torch.cuda.Stream | None = None) -> torch.Tensor:
     """uint8 (N, 1, H, W) host batch -> float32 ink in [0, 1] on `device`.
 
     With a CUDA `stream`, the copy and the conversion are queued on it and the call returns

@@ -48,7 +48,7 @@ def test_lines_of_several_pages_share_width_sorted_batches_and_pages_come_back_w
     done += batcher.done()
     assert [p.page_id for p in done] == ["b", "a"] and batcher.done() == []
     for page in done:
-        assert [l.recognition for l in page.page.lines] == [f"w{l.bbox[2]}" for l in page.page.lines]
+        assert [line.recognition for line in page.page.lines] == [f"w{line.bbox[2]}" for line in page.page.lines]
         assert page.images == []  # pixels dropped once read
     assert batcher.flush() == [] and batcher.pending_pages == 0
 

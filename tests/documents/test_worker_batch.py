@@ -4,14 +4,13 @@ as the Recognizer on the same pixels, failures per page. The model is tiny and u
 texts are compared between paths, never against ground truth."""
 from __future__ import annotations
 
-import json
+import os
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from helpers import render_line
 from hwr.documents.line_batches import pad_uint8
 from hwr.documents.pages import page_refs
 from hwr.documents.pipeline import BatchConfig
@@ -19,6 +18,8 @@ from hwr.documents.prepare import PrepareSettings, ink_from_uint8, prepare_page
 from hwr.documents.worker_batch import StageTimes, run_worker_batch
 from hwr.recognition.feed import device_batches, recognize_padded, to_device
 from hwr.recognition.model import Recognizer
+
+from helpers import render_line
 
 
 @pytest.fixture(scope="module")
@@ -41,22 +42,31 @@ def folder(tmp_path_factory):
 
 def run(recognizer, folder, out, workers: int, **options):
     pages = {}
-    config = BatchConfig(formats=["txt", "json"], output_dir=str(out), workers=workers, batch_size=4,
+    config = BatchConfig(formats=["txt", "json"], output_dir=str(out), workers=workers, processes=True, batch_size=4,
                          batch_lines=6, progress=False, **options)
     stages = StageTimes()
-    summary = run_worker_batch(recognizer, [folder], config, stages=stages,
-                               on_page=lambda page, is_line: pages.update({page.id: (page, is_line)}))
+    threads_seen = set()
+
+    def on_page(page, is_line):
+        pages[page.id] = (page, is_line)
+        threads_seen.add(torch.get_num_threads())
+
+    summary = run_worker_batch(recognizer, [folder], config, stages=stages, on_page=on_page)
+    stages.threads_seen = threads_seen
     return summary, pages, stages
 
 
 def texts(pages) -> dict[str, list[tuple[str, list]]]:
-    return {pid: [(l.recognition.text, [(w.text, round(w.x0, 3)) for w in l.recognition.words]) for l in page.lines]
+    return {pid: [(line.recognition.text, [(w.text, round(w.x0, 3)) for w in line.recognition.words])
+                  for line in page.lines]
             for pid, (page, _) in pages.items()}
 
 
 def test_two_workers_read_the_same_texts_as_the_in_process_path(recognizer, folder, tmp_path):
+    threads = torch.get_num_threads()
     local, local_pages, stages = run(recognizer, folder, tmp_path / "w0", workers=0)
-    pooled, pooled_pages, _ = run(recognizer, folder, tmp_path / "w2", workers=2)
+    pooled, pooled_pages, pooled_stages = run(recognizer, folder, tmp_path / "w2", workers=2)
+    assert pooled_stages.threads_seen == {max(1, min(threads, os.cpu_count() - 2))}  # cores left to the workers
     for summary in (local, pooled):
         assert (summary.pages, summary.line_images, len(summary.failures)) == (3, 1, 1)
         assert summary.failures[0].stage == "read" and summary.failures[0].source.endswith("broken.png")
@@ -66,6 +76,7 @@ def test_two_workers_read_the_same_texts_as_the_in_process_path(recognizer, fold
         assert (tmp_path / "w0" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
     assert (tmp_path / "w2" / "errors.tsv").read_text().count("\n") == 1
     assert stages.network > 0 and stages.prepare_cpu > 0 and stages.wall >= stages.network + stages.write
+    assert torch.get_num_threads() == threads  # lowered beside the worker processes, then restored
 
 
 def test_texts_are_the_recognizers_on_the_same_pixels(recognizer, folder, tmp_path):
@@ -76,7 +87,7 @@ def test_texts_are_the_recognizers_on_the_same_pixels(recognizer, folder, tmp_pa
         prepared = prepare_page(ref, settings)
         floats = [ink_from_uint8(im) for im in prepared.images]
         expected = [r.text for r in recognizer.recognize_normalized(floats, batch_size=4)]
-        assert [l.recognition.text for l in pages[ref.page_id][0].lines] == expected
+        assert [line.recognition.text for line in pages[ref.page_id][0].lines] == expected
 
 
 def test_resume_skips_finished_pages(recognizer, folder, tmp_path):

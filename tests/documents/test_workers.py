@@ -21,7 +21,15 @@ import numpy as np
 import pytest
 
 from hwr.documents.pages import PageRef, page_refs
-from hwr.documents.prepare import PreparedPage, PrepareSettings, ink_from_uint8, ink_to_uint8, layout_page, line_inputs, prepare_page
+from hwr.documents.prepare import (
+    PreparedPage,
+    PrepareSettings,
+    ink_from_uint8,
+    ink_to_uint8,
+    layout_page,
+    line_inputs,
+    prepare_page,
+)
 from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers
 from hwr.recognition.imaging import NormalizeConfig
 
