@@ -103,7 +103,8 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
     data = write_pairs(writer_lines(writer, size, ADAPT_SEED), work / f"lines-{size}")
     out = work / f"adapted-{size}"
     cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
-                      workers=args.workers, seed=args.seed, max_steps=args.max_steps, freeze_conv=args.freeze_conv,
+                      workers=args.workers, seed=args.seed, max_steps=args.max_steps,
+                      freeze_conv={"auto": None, "yes": True, "no": False}[args.freeze_conv],
                       rehearsal=args.rehearsal, lr=args.lr, patience=args.patience, batch_size=args.batch_size)
     start, cpu = time.monotonic(), time.process_time()
     result = adapt([str(data)], cfg)
@@ -111,7 +112,7 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
     load = os.getloadavg()[0]
     # CPU minutes (both threads) beside wall minutes: on a shared machine the wall clock
     # counts the other jobs' time too.
-    row = {"lines": size, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2), "load_avg_1min": round(load, 2),
+    row = {"lines": size, "freeze_conv": result.freeze_conv, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2), "load_avg_1min": round(load, 2),
            "steps": result.steps,
            "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
            "adapted_kept": result.improved,
@@ -136,7 +137,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, help="cap the steps (default: adapt's budget from the data size)")
     parser.add_argument("--rehearsal", type=float, default=AdaptConfig.rehearsal)
     parser.add_argument("--lr", type=float, help="peak LR (default: adapt's choice from the data size)")
-    parser.add_argument("--freeze-conv", action="store_true")
+    parser.add_argument("--freeze-conv", choices=["auto", "yes", "no"], default="auto",
+                        help="auto: adapt's default (frozen below hwr.training.adapt.FREEZE_BELOW lines)")
     parser.add_argument("--patience", type=int, default=AdaptConfig.patience)
     parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
     parser.add_argument("--json", help="write the results here")

@@ -40,6 +40,9 @@ log = logging.getLogger("hwr.training.adapt")
 
 MODEL_CARD_FILE = "MODEL_CARD.md"
 HISTORY_FILE = "adapt-history.jsonl"
+# Below this many lines, freezing the convolutions is the default: more steps in the same
+# minutes on a CPU, and fewer weights to fit to a handful of lines.
+FREEZE_BELOW = 100
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
 TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-memory data sets
 
@@ -65,8 +68,9 @@ class AdaptConfig:
     batch_size: int = setting(16, help="lines per training step")
     val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
     patience: int = setting(5, help="stop after this many held-out evaluations without improvement (0: never)")
-    freeze_conv: bool = setting(
-        False, help="train only the recurrent and output layers (keeps the stroke features; for very few lines)")
+    freeze_conv: bool | None = setting(
+        None, help="train only the recurrent and output layers: steps cost a third, the stroke features stay "
+                   f"(default: when fewer than {FREEZE_BELOW} lines are adapted on)")
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
@@ -97,6 +101,7 @@ class Budget:
     lr: float
     val_every: int
     warmup_steps: int
+    freeze_conv: bool
 
 
 def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
@@ -104,11 +109,14 @@ def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
     the model does not learn the lines by heart; more lines: fewer passes, the base LR of a
     fine-tune. The minutes cap the run whatever the budget says."""
     real_per_step = max(1.0, cfg.batch_size * (1.0 - cfg.rehearsal))
-    passes = min(80.0, max(20.0, 1600.0 / lines))
+    passes = min(100.0, max(30.0, 4000.0 / lines))
     steps = cfg.max_steps or int(min(3000, max(100, math.ceil(lines * passes / real_per_step))))
-    lr = cfg.lr or (3e-4 if lines < 40 else 5e-4)
+    freeze = cfg.freeze_conv if cfg.freeze_conv is not None else lines < FREEZE_BELOW
+    # The recurrent layers alone take a larger rate than the whole network, whose features
+    # every other hand also relies on.
+    lr = cfg.lr or (1e-3 if freeze else 5e-4)
     val_every = cfg.val_every or max(10, min(50, steps // 15))
-    return Budget(steps, lr, val_every, warmup_steps=min(30, max(1, steps // 10)))
+    return Budget(steps, lr, val_every, warmup_steps=min(30, max(1, steps // 10)), freeze_conv=freeze)
 
 
 @dataclass
@@ -124,6 +132,7 @@ class AdaptResult:
     steps: int
     minutes: float
     history: list[dict]
+    freeze_conv: bool = False
 
     @property
     def shipped_cer(self) -> float:
@@ -238,7 +247,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     improved = after < before
     minutes = (time.monotonic() - start) / 60
     result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
-                         split.by, state.step, minutes, state.history)
+                         split.by, state.step, minutes, state.history, budget.freeze_conv)
     _write_model(out, base_dir, base_config, run_dir / "best" if improved else base_dir, result, budget, cfg,
                  lines_fingerprint(lines))
     if not improved:
@@ -276,7 +285,7 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
         val_every=budget.val_every, val_batch_size=32, patience=cfg.patience, seed=cfg.seed, workers=cfg.workers,
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
-    on_network = freeze_conv_layers if cfg.freeze_conv else None
+    on_network = freeze_conv_layers if budget.freeze_conv else None
     return train(train_cfg, datasets=datasets, on_network=on_network)
 
 
@@ -302,7 +311,7 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
     shutil.copyfile(weights_from / WEIGHTS_FILE, tmp)
     tmp.replace(out / WEIGHTS_FILE)
     training = {"adapted": {**_summary(result), "data_fingerprint": fingerprint, "lr": budget.lr,
-                            "max_steps": budget.max_steps, "settings": asdict(cfg)},
+                            "max_steps": budget.max_steps, "freeze_conv": budget.freeze_conv, "settings": asdict(cfg)},
                 "val_cer": result.shipped_cer, "val_lines": result.held_out_lines,
                 "base_training": base_config.training}
     config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
@@ -332,7 +341,7 @@ This folder holds {kept}.
 - Training: {r.steps} steps in {r.minutes:.1f} minutes (budget {cfg.minutes:g}), peak LR {budget.lr:g}, batches of \
 {cfg.batch_size} lines with {cfg.rehearsal:.0%} synthetic rehearsal lines, {cfg.augment:.0%} of the user's lines \
 distorted like a writer's (slant, rotation, elastic warp, pen width), conv layers \
-{"frozen" if cfg.freeze_conv else "trained"}; seed {cfg.seed}.
+{"frozen" if budget.freeze_conv else "trained"}; seed {cfg.seed}.
 - Caveat: the held-out lines also chose the stopping step, so the after figure is slightly optimistic; \
 with few held-out lines it is also noisy. Score the model on pages it has not seen (`hwr eval`) before relying on it.
 - The held-out CER at each evaluation is in `{HISTORY_FILE}`; the base model's own card describes its training data.
