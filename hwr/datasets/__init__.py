@@ -8,6 +8,8 @@ whose format is detected, or a path with an explicit prefix:
     manifest:/data/gt.tsv    path<TAB>text rows
     pagexml:/data/pages      a PAGE XML file or a folder of them; lines are cut from the page
     synth:val:500[:seed]     500 synthetic lines of the val split (seed 0 unless given)
+    synth:hard:600[:seed]    the harder validation set: val fonts, pens, capture conditions
+                             (meta["condition"]), real held-out letters and digits
 """
 from __future__ import annotations
 
@@ -141,9 +143,12 @@ def _synthetic(location: str) -> LineDataset:
         raise DatasetError(f"synth:{location}", "expected synth:<split>:<count>[:<seed>], e.g. synth:val:500") from None
     try:
         # Imported lazily: the engine pulls in fonts and rendering that plain readers never need.
-        from hwr.datasets.synthetic import SyntheticLines
+        from hwr.datasets import synthetic
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
+    if split == "hard":
+        # The harder validation set: its own fixed seed unless the spec names one.
+        return synthetic.hard_validation_lines(count, **({"seed": seed} if len(parts) == 3 else {}))
     # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
     # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.
-    return SyntheticLines(count, split=split, seed=seed)
+    return synthetic.SyntheticLines(count, split=split, seed=seed)

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from hwr.synth.config import SynthConfig
+from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
 
@@ -46,3 +46,12 @@ def digit_string_lines(n: int, split: str = "val", seed: int = 0, config: SynthC
     """Lines of real MNIST digit strings only ("4071 2983"); the "val" split draws from the
     100 held-out digits per class, a check of how the model reads unseen hands' digits."""
     return SyntheticLines(n, config=config, split=split, charset=charset, seed=seed, kinds=("digits",))
+
+
+def hard_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:
+    """The harder validation set (`synth:hard:N`): validation fonts and text with per-instance
+    variation, pen models, every capture condition (meta["condition"], so scores break down by
+    it: `hwr eval synth:hard:600 --group-by condition`) and held-out real letters and digits.
+    The same lines every time for a given n and seed."""
+    return SyntheticLines(n, config=hard_validation_config(), split="val", charset=charset, seed=seed)
+

@@ -227,9 +227,12 @@ def choose_pen(rng: np.random.Generator, cfg: SynthConfig) -> str:
 
 
 def apply_ink(paper: np.ndarray, paper_level: float, ink: np.ndarray, rng: np.random.Generator,
-              cfg: SynthConfig) -> tuple[np.ndarray, str]:
-    """Lay ink of a random pen over the paper (in place); returns gray float32 and the pen."""
-    pen = choose_pen(rng, cfg)
+              cfg: SynthConfig, pen: str | None = None) -> tuple[np.ndarray, str]:
+    """Lay ink of a random pen over the paper (in place); returns gray float32 and the pen.
+
+    pen: force an ink (a key of cfg.pen_levels), e.g. "pencil" for lines a pencil re-stroked."""
+    chosen = choose_pen(rng, cfg)
+    pen = pen if pen in cfg.pen_levels else chosen
     ink_level = min(float(rng.uniform(*cfg.pen_levels[pen])), paper_level - cfg.min_contrast)
     alpha = ink.astype(np.float32)
     alpha *= float(rng.uniform(*cfg.ink_opacity_range)) / 255.0

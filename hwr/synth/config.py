@@ -37,6 +37,7 @@ def _default_kind_weights() -> dict[str, float]:
         "abbreviation": 0.05,
         "punctuation": 0.07,
         "digits": 0.12,  # real MNIST digit strings, e.g. "4071 2983"
+        "letters": 0.05,  # real EMNIST letters, words of the 21 letters it has (letters.py)
     }
 
 
@@ -112,6 +113,17 @@ class SynthConfig:
     # Breaks: a share of writers leave small gaps in strokes (pen skips, lifts).
     break_line_prob: float = 0.25
     break_glyph_prob: float = 0.12
+
+    # --- pens (pens.py): re-stroke the font's glyphs along their centre lines --------------
+    restroke_prob: float = 0.35  # share of font lines redrawn with a pen model
+    restroke_pens: dict[str, float] = field(default_factory=lambda: {
+        "ballpoint": 0.3, "marker": 0.15, "pencil": 0.15, "nib": 0.15, "pressure": 0.25})
+    # Stroke width of each pen, x-heights (nib and pressure: the widest).
+    pen_width_ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: {
+        "ballpoint": (0.06, 0.11), "marker": (0.15, 0.25), "pencil": (0.06, 0.1), "nib": (0.16, 0.3),
+        "pressure": (0.08, 0.15)})
+    nib_angle_range_deg: tuple[float, float] = (15.0, 50.0)  # the nib's edge against the baseline
+    restroke_jitter_range: tuple[float, float] = (0.0, 0.04)  # skeleton displacement std, x-heights
 
     # --- writer: real digits ------------------------------------------------------------
     inline_mnist_prob: float = 0.3  # a line with digits draws all of them from MNIST
@@ -190,7 +202,7 @@ class SynthConfig:
     # in multiples of the text's height on each side.
     whiteboard_stroke_range: tuple[float, float] = (0.06, 0.12)
     whiteboard_frame_x: tuple[float, float] = (0.2, 3.0)
-    whiteboard_frame_y: tuple[float, float] = (0.3, 1.5)
+    whiteboard_frame_y: tuple[float, float] = (0.3, 1.0)
     # binarised: the adaptive threshold's neighbourhood (x-heights) and offset (gray levels).
     binarise_block: float = 1.5
     binarise_offset_range: tuple[float, float] = (14.0, 30.0)
@@ -208,9 +220,13 @@ class SynthConfig:
     photo_blur_sigma_range: tuple[float, float] = (0.4, 1.2)
 
     def __post_init__(self) -> None:
-        from hwr.synth.capture import check_weights  # capture imports this module
+        from hwr.synth.capture import check_weights  # capture and pens import this module
+        from hwr.synth.pens import PENS
 
         check_weights(self.condition_weights)
+        unknown = sorted((set(self.restroke_pens) | set(self.pen_width_ranges)) - set(PENS))
+        if unknown:
+            raise ValueError(f"unknown pen(s) {unknown}; expected some of {list(PENS)}")
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()
@@ -226,3 +242,26 @@ class SynthConfig:
             if isinstance(value, list):
                 known[name] = tuple(value)
         return cls(**known)
+
+
+HARD_SEED = 19  # the harder validation set is always these lines
+
+
+def hard_validation_config() -> SynthConfig:
+    """The harder validation set (issue 19): what people's pens look like, not font renderings.
+
+    Validation fonts, text, digits and letters only (split "val"); every line varied per
+    instance; half re-stroked by a pen model; every capture condition equally often; real
+    EMNIST letters and MNIST/EMNIST digits by held-out writers in a quarter of the lines.
+    """
+    return SynthConfig(
+        kind_weights={"corpus": 0.5, "words": 0.15, "letters": 0.15, "digits": 0.1, "date": 0.03,
+                      "number": 0.03, "punctuation": 0.04},
+        condition_weights={c: 1.0 for c in ("paper", "whiteboard", "binarised", "lowres", "photo")},
+        instance_prob=1.0,
+        instance_variability_range=(0.8, 1.6),
+        join_line_prob=0.5,
+        break_line_prob=0.3,
+        restroke_prob=0.5,
+    )
+

@@ -183,10 +183,11 @@ class FontBank:
         self._covering: dict[frozenset[str], list[str]] = {}
         self._strokes: dict[tuple[str, int], float] = {}
         self._anchors: dict[tuple[str, int, str], tuple[float, ...] | None] = {}
+        self._skeletons: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_coverage", "_metrics", "_fonts", "_glyphs", "_covering", "_strokes", "_anchors"):
+        for key in ("_coverage", "_metrics", "_fonts", "_glyphs", "_covering", "_strokes", "_anchors", "_skeletons"):
             state.pop(key)
         return state
 
@@ -258,6 +259,20 @@ class FontBank:
             if len(self._anchors) > self.cache_glyphs:
                 self._anchors.pop(next(iter(self._anchors)))
         return self._anchors[key]
+
+    def skeleton(self, name: str, size_px: int, ch: str) -> np.ndarray:
+        """A glyph's centre lines as segments (pens.skeleton_segments), computed once."""
+        key = (name, size_px, ch)
+        cached = self._skeletons.get(key)
+        if cached is None:
+            from hwr.synth.pens import skeleton_segments  # pens imports config only; no loop
+
+            glyph = self.glyph(name, size_px, ch)
+            cached = skeleton_segments(glyph.mask) if glyph.mask.size else np.zeros((0, 4), np.float32)
+            self._skeletons[key] = cached
+            if len(self._skeletons) > self.cache_glyphs:
+                self._skeletons.popitem(last=False)
+        return cached
 
     def font(self, name: str, size_px: int) -> ImageFont.FreeTypeFont:
         key = (name, size_px)

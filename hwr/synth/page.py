@@ -84,7 +84,7 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         np.maximum(region, p.crop, out=region)
 
     paper, paper_level = augment.make_paper((height, width), rng, cfg, rules if ruled else None)
-    gray, pen = augment.apply_ink(paper, paper_level, ink, rng, cfg)
+    gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg)
     skew, width, height = _skew_matrix(rng, cfg, width, height)
     gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
@@ -103,7 +103,7 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         bbox = (max(0, min(xs)), max(0, min(ys)), min(width, max(xs) + 1), min(height, max(ys) + 1))
         page.lines.append(Line(id=f"{page_id}-l{k:02d}", polygon=polygon, baseline=baseline, bbox=bbox,
                                text=p.line.text))
-        meta.append({"font": p.line.font, "kind": p.line.kind, "pen": pen})
+        meta.append({"font": p.line.font, "kind": p.line.kind, "pen": p.line.pen, "ink": ink_name})
     return SynthPage(image=image, page=page, ink=ink, line_meta=meta)
 
 

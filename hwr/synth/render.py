@@ -20,12 +20,15 @@ import numpy as np
 
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import MnistDigits
+from hwr.synth.letters import EmnistLetters
+from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
 from hwr.synth.fonts import FontBank
 from hwr.synth.hand import (
     CENTRE_HEIGHT, Hand, instance, join_letters, max_shift_x, sample_hand, sample_word, vary_mask,
 )
 
 MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
+EMNIST_FONT = "emnist"  # meta["font"] of lines written entirely with real letters
 # Typical cap height / x-height of handwriting, used to size digits on digit-only lines.
 CAP_TO_X_HEIGHT = 1.45
 
@@ -46,6 +49,8 @@ class WriterStyle:
     grid_px: int = 0  # cached font size the glyphs are drawn at
     scale: float = 1.0  # final size / layout size (font_px / grid_px)
     hand: Hand | None = None  # per-instance variation, joins and breaks (None: the font's glyphs)
+    real_letters: bool = False  # letters come from EMNIST (font is None)
+    pen: Pen | None = None  # re-stroke the font's glyphs with this pen (pens.py); None: the font's
 
 
 @dataclass
@@ -66,6 +71,7 @@ class InkLine:
     # Rows of hand.instance (centres in ink pixel coordinates): the warp applies each glyph
     # instance's own map and a fine elastic bend. None: the font's exact glyphs.
     instances: np.ndarray | None = None
+    pen: str = FONT_PEN  # the pen model that drew the glyphs (pens.PENS), or the font's own
 
 
 @dataclass
@@ -81,7 +87,8 @@ class WordInk:
 
 
 def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | None, font: str | None,
-                 has_digits: bool, x_height: float | None = None) -> WriterStyle:
+                 has_digits: bool, x_height: float | None = None, pen: str | None = None) -> WriterStyle:
+    """A writer for one line. pen: force this pen model (pens.PENS) on a font line."""
     drawn = float(rng.uniform(*cfg.x_height_range))
     x_height = drawn if x_height is None else x_height
     tracking = 0.0
@@ -104,10 +111,12 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     stroke = 0.0
     if mnist:
         stroke = bank.stroke_width(font, grid_px) * font_px / grid_px or cfg.digit_stroke_range[1] * x_height
-    # The hand works in layout pixels (the cached grid size), where glyphs are varied.
-    hand = sample_hand(rng, cfg, x_height * grid_px / font_px, bank.stroke_width(font, grid_px))
+    # Pen and hand work in layout pixels (the cached grid size), where glyphs are drawn.
+    layout_xh = x_height * grid_px / font_px
+    pen = choose_pen(rng, cfg, layout_xh, force=pen)
+    hand = sample_hand(rng, cfg, layout_xh, pen.width if pen else bank.stroke_width(font, grid_px))
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
-                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand)
+                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen)
 
 
 def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:
@@ -135,7 +144,8 @@ def _extent(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[int, int]:
 
 
 def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: FontBank | None,
-                digits: MnistDigits | None, rng: np.random.Generator) -> WordInk:
+                digits: MnistDigits | None, rng: np.random.Generator,
+                letters: EmnistLetters | None = None) -> WordInk:
     """One word in layout pixels (final pixels times `unit`), `scale` times the line's size.
 
     Glyphs come from the cache at the line's grid font size. With a hand, every glyph instance
@@ -156,9 +166,16 @@ def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: 
             y = -mask.shape[0] + rng.normal(0.0, 0.03 * style.x_height * unit)
             pieces.append((mask, int(round(x)), int(round(y))))
             pen = x + mask.shape[1] + digit_gap
+        elif style.real_letters:
+            mask, top = letters.glyph(ch, rng, style.x_height * unit, stroke=style.digit_stroke * unit)
+            x = pen + digit_gap
+            y = top + rng.normal(0.0, 0.03 * style.x_height * unit)
+            pieces.append((mask, int(round(x)), int(round(y))))
+            pen = x + mask.shape[1] + digit_gap
         else:
             glyph = bank.glyph(style.font, style.grid_px, ch)
-            pieces.append((glyph.mask, int(round(pen + glyph.left)), glyph.top))
+            mask, grown = _pen_mask(glyph.mask, style, bank, ch, rng)
+            pieces.append((mask, int(round(pen + glyph.left)) - grown, glyph.top - grown))
             pen += glyph.advance + style.tracking * unit
     if scale != 1.0:
         canvas, x0, y0 = compose(pieces)
@@ -205,7 +222,8 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             # then scales the glyph itself about that centre.
             cx = pen + (glyph.left + w / 2.0) * shape.scale * shape.squeeze
             x = int(round(cx - w / 2.0))
-            pieces.append((vary_mask(glyph.mask, z[7], hand, rng), x, glyph.top))
+            mask, grown = _pen_mask(glyph.mask, style, bank, ch, rng)
+            pieces.append((vary_mask(mask, z[7], hand, rng), x - grown, glyph.top - grown))
             instances.append(instance(z, hand, shape, cx, cy))
             if _joinable(ch):
                 anchors = bank.anchors(style.font, style.grid_px, ch)
@@ -229,6 +247,14 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     return WordInk(pieces, left, right, pen, instances, max_shift_x(instances, xh))
 
 
+def _pen_mask(mask: np.ndarray, style: WriterStyle, bank: FontBank, ch: str, rng: np.random.Generator
+              ) -> tuple[np.ndarray, int]:
+    """The glyph as the line's pen draws it, and how many pixels it grew on each side."""
+    if style.pen is None or not mask.size:
+        return mask, 0
+    return restroke(bank.skeleton(style.font, style.grid_px, ch), mask.shape, style.pen, rng)
+
+
 def _clamp(x: float, limit: float) -> float:
     return -limit if x < -limit else limit if x > limit else x
 
@@ -239,7 +265,8 @@ def _joinable(ch: str) -> bool:
 
 
 def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank | None,
-                digits: MnistDigits | None, rng: np.random.Generator, kind: str = "") -> InkLine:
+                digits: MnistDigits | None, rng: np.random.Generator, kind: str = "",
+                letters: EmnistLetters | None = None) -> InkLine:
     """Place the words of `text` left to right with jittered size, gaps and baseline."""
     unit = 1.0 / style.scale  # final pixels -> layout pixels
     xh = style.x_height * unit
@@ -253,7 +280,7 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
         scale = 1.0
         if rng.random() < cfg.word_size_jitter_prob:
             scale = math.exp(rng.normal(0.0, cfg.word_size_jitter))
-        word_ink = render_word(word, style, scale, unit, bank, digits, rng)
+        word_ink = render_word(word, style, scale, unit, bank, digits, rng, letters)
         drift = min(max(drift + rng.normal(0.0, cfg.baseline_walk) * xh, -0.3 * xh), 0.3 * xh)
         dy = int(round(drift + rng.normal(0.0, cfg.word_baseline_jitter) * xh))
         if prev_right is None:
@@ -277,5 +304,6 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
         varied = np.array(instances, np.float32)
         varied[:, 0] -= x0
         varied[:, 1] -= y0
-    return InkLine(canvas, baseline, xh, text, style.font or MNIST_FONT, kind, scale=style.scale,
-                   instances=varied)
+    font = style.font or (EMNIST_FONT if style.real_letters else MNIST_FONT)
+    return InkLine(canvas, baseline, xh, text, font, kind, scale=style.scale,
+                   instances=varied, pen=style.pen.name if style.pen else FONT_PEN)

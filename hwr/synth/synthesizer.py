@@ -15,7 +15,8 @@ from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment, capture
 from hwr.synth.config import SynthConfig
-from hwr.synth.digits import DIGITS_FILE, MnistDigits
+from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
+from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
@@ -39,7 +40,8 @@ class RenderedLine:
     ink_box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the ink in `image`
     baseline: list[tuple[float, float]]
     x_height: float
-    pen: str
+    ink: str  # the ink colour (SynthConfig.pen_weights): black, blue or pencil
+    pen: str  # the pen model that drew the strokes (pens.PENS) or "font"
     condition: str = "paper"  # how the line was captured (capture.CONDITIONS)
 
 
@@ -63,7 +65,9 @@ class LineSynthesizer:
         self.texts = TextSampler(self.charset, split, self.config)
         self.fonts = FontBank(data_dir / "fonts", fonts_for_split(data_dir / "fonts", split),
                               self.charset.symbols, self.config.font_size_step, self.config.max_font_px)
-        self.digits = MnistDigits(data_dir / DIGITS_FILE, split)
+        emnist_digits = data_dir / EMNIST_DIGITS_FILE
+        self.digits = MnistDigits(data_dir / DIGITS_FILE, split, emnist_digits if emnist_digits.is_file() else None)
+        self.letters = EmnistLetters(data_dir / LETTERS_FILE, split)
         self._warned: set[str] = set()
 
     def rng(self, index: int, stream: int = LINE_STREAM) -> np.random.Generator:
@@ -76,7 +80,7 @@ class LineSynthesizer:
             text=line.text,
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
-                  "pen": line.pen, "condition": line.condition, "split": self.split, "seed": self.seed, "index": int(index)},
+                  "pen": line.pen, "ink": line.ink, "condition": line.condition, "split": self.split, "seed": self.seed, "index": int(index)},
         )
 
     def render(self, rng: np.random.Generator, condition: str | None = None) -> RenderedLine:
@@ -89,15 +93,17 @@ class LineSynthesizer:
             condition = capture.choose_condition(rng, cfg.condition_weights)
         elif condition not in capture.CONDITIONS:
             raise ValueError(f"unknown capture condition {condition!r}; expected one of {list(capture.CONDITIONS)}")
-        line, box = augment.crop_with_margins(self.write_line(rng), rng, cfg)
+        # A whiteboard capture is a pen-tip trace: thin uniform strokes, whatever the font's pen.
+        pen = "ballpoint" if condition == "whiteboard" else None
+        line, box = augment.crop_with_margins(self.write_line(rng, pen=pen), rng, cfg)
         if condition == "whiteboard":
             image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg)
             dx, dy = framed[0] - box[0], framed[1] - box[1]
             line = replace(line, baseline=[(x + dx, y + dy) for x, y in line.baseline])
             return self._finished(line, image, framed, "black", condition)
         if condition == "photo":
-            image, box, pen, baseline = self._photograph(line, box, rng)
-            return self._finished(replace(line, baseline=baseline), image, box, pen, condition)
+            image, box, ink, baseline = self._photograph(line, box, rng)
+            return self._finished(replace(line, baseline=baseline), image, box, ink, condition)
         rules = None
         if rng.random() < cfg.ruled_prob:
             # Writers sit their words on the printed rule; neighbouring rules show in margins.
@@ -105,13 +111,13 @@ class LineSynthesizer:
             base = self._baseline_y(line) + rng.normal(0.0, 0.05) * line.x_height
             rules = [base + k * pitch for k in range(-3, 4)]
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rules)
-        gray, pen = augment.apply_ink(paper, paper_level, line.ink, rng, cfg)
+        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, self._ink_of(line))
         image = augment.scan(gray, rng, cfg)
         if condition == "binarised":
             image = capture.binarise(image, line.x_height, rng, cfg)
         elif condition == "lowres":
             image = capture.lowres(image, box, rng, cfg)
-        return self._finished(line, image, box, pen, condition)
+        return self._finished(line, image, box, ink, condition)
 
     def _photograph(self, line: InkLine, box: tuple[int, int, int, int],
                     rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int], str, list]:
@@ -120,14 +126,14 @@ class LineSynthesizer:
         rows, cols = capture.photo_rules(line.ink.shape, self._baseline_y(line), line.x_height, rng, cfg)
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rows)
         capture.draw_columns(paper, cols, paper_level, rng)
-        gray, pen = augment.apply_ink(paper, paper_level, line.ink, rng, cfg)
+        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, self._ink_of(line))
         capture.uneven_light(gray, rng, cfg)
         gray, box, baseline = capture.perspective(gray, box, line.baseline, line.x_height, rng, cfg)
         gray = cv2.scaleAdd(augment.noise_field(gray.shape, rng), float(rng.uniform(*cfg.noise_std_range)), gray)
         image = np.clip(gray, 0, 255, out=gray).astype(np.uint8)
         image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(*cfg.photo_blur_sigma_range)))
         quality = int(rng.integers(cfg.photo_jpeg_quality_range[0], cfg.photo_jpeg_quality_range[1] + 1))
-        return capture.jpeg(image, quality), box, pen, baseline
+        return capture.jpeg(image, quality), box, ink, baseline
 
     @staticmethod
     def _baseline_y(line: InkLine) -> float:
@@ -135,27 +141,35 @@ class LineSynthesizer:
         return (y0 + y1) / 2
 
     @staticmethod
-    def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], pen: str,
+    def _ink_of(line: InkLine) -> str | None:
+        """A pencil-drawn line gets pencil ink (gray, grainy); other pens any ink."""
+        return "pencil" if line.pen == "pencil" else None
+
+    @staticmethod
+    def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], ink: str,
                   condition: str) -> RenderedLine:
-        return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, pen,
-                            condition)
+        return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, ink,
+                            line.pen, condition)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
-                   x_height: float | None = None) -> InkLine:
+                   x_height: float | None = None, pen: str | None = None) -> InkLine:
         """Text and writer, then glyph layout, pen width and warp: the line's ink alone.
 
         font, x_height: keep one writer across the lines of a page (font is used whenever it
-        covers the line's text).
+        covers the line's text). pen: force a pen model (pens.PENS) on font lines.
         """
         preferred = font
         font, text = None, ""
         while not text:  # only a charset of symbols no font has could loop more than once
             text, kind = self.texts.sample(rng, self.kinds)
-            if kind != "digits":
+            real_letters = kind == "letters" and self.letters.available and self.letters.chars.issuperset(
+                text.replace(" ", ""))
+            if kind != "digits" and not real_letters:
                 font, text = self.choose_font(rng, text, preferred)
         style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
-                                          x_height)
-        line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind)
+                                          x_height, pen)
+        style.real_letters = font is None and kind == "letters"
+        line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters)
         line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)
         return augment.warp_line(line, rng, self.config)
 

@@ -102,6 +102,7 @@ class TextSampler:
         self.config = config or SynthConfig()
         self._corpora: dict[str, list[str]] | None = None
         self._words: list[str] | None = None
+        self._letter_words: list[str] | None = None
         self._kind_tables: dict = {}
         self._generators: dict[str, Callable[[np.random.Generator], str]] = {
             "corpus": self._corpus_text,
@@ -114,6 +115,7 @@ class TextSampler:
             "abbreviation": self._abbreviation_text,
             "punctuation": self._punctuation_text,
             "digits": self.digit_string,
+            "letters": self.letter_words,
         }
 
     def __getstate__(self) -> dict:
@@ -121,6 +123,7 @@ class TextSampler:
         state = self.__dict__.copy()
         state["_corpora"] = None
         state["_words"] = None
+        state["_letter_words"] = None
         del state["_generators"]
         return state
 
@@ -262,6 +265,28 @@ class TextSampler:
             elif u < 0.7 and out:
                 w = out.pop() + JOINERS[rng.integers(len(JOINERS))] + w
             out.append(w)
+        return " ".join(out)
+
+    def letter_words(self, rng: np.random.Generator) -> str:
+        """Words written only with the letters real EMNIST samples exist for (letters.py), e.g.
+        "bread will not stand": hand-printed lines by real writers. Shorter than running text."""
+        if self._letter_words is None:
+            from hwr.synth.letters import EMNIST_LETTERS
+
+            self._letter_words = [w for w in self.words if len(w) > 1 and EMNIST_LETTERS.issuperset(w)]
+        words = self._letter_words
+        target = min(self.target_length(rng), 40)
+        out: list[str] = []
+        length = -1
+        while length < target:
+            w = words[rng.integers(len(words))]
+            out.append(w)
+            length += len(w) + 1
+        u = rng.random()
+        if u < 0.1:
+            out = [w.upper() for w in out]
+        elif u < 0.25:
+            out[0] = out[0][:1].upper() + out[0][1:]
         return " ".join(out)
 
     def digit_string(self, rng: np.random.Generator) -> str:

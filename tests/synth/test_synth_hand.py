@@ -16,7 +16,7 @@ from hwr.synth.render import compose, render_word, sample_style
 FONTS_DIR = default_data_dir() / "fonts"
 # Upright lines without the line-level warp, so each instance's own map is all that moves ink.
 STILL = dict(slant_mean=0.0, slant_std=0.0, rotation_std_deg=0.0, elastic_prob=0.0, thicken_prob=0.0,
-             thin_prob=0.0, word_size_jitter_prob=0.0, condition_weights={"paper": 1.0})
+             thin_prob=0.0, word_size_jitter_prob=0.0, condition_weights={"paper": 1.0}, restroke_prob=0.0)
 
 
 def _word_crops(ink: np.ndarray) -> list[np.ndarray]:

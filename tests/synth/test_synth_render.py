@@ -9,7 +9,8 @@ import pytest
 from hwr.recognition.charset import normalize_text
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.augment import ink_box
-from hwr.synth.render import MNIST_FONT
+from hwr.synth.letters import EMNIST_LETTERS
+from hwr.synth.render import EMNIST_FONT, MNIST_FONT
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,8 @@ def test_labels_match_what_is_drawn(synth):
         assert line.text == " ".join(line.text.split())
         if line.font == MNIST_FONT:
             assert set(line.text) <= set("0123456789 ")
+        elif line.font == EMNIST_FONT:
+            assert set(line.text) <= EMNIST_LETTERS | {" "}
         else:
             assert not coverage[line.font] & set(line.text), (line.font, line.text)
 
