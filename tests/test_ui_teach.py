@@ -1,0 +1,76 @@
+"""Teach tab logic without a browser: saving a corrected transcription, naming and offering
+adapted models, and where teaching is allowed.
+
+Not tested here: the adaptation itself (tests/training/test_adapt.py) and the tab's widgets
+(tests/test_ui_browser.py).
+"""
+from __future__ import annotations
+
+import pytest
+from conftest import make_untrained_model, render_line
+from PIL import Image
+
+from hwr.recognition.model import ModelConfig, read_model_config, save_model, load_model
+from ui.collection import Collection
+from ui.models import ModelRegistry
+from ui.pages import page_to_dict, transcribe_image
+from ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
+from ui.uploads import UploadError, WorkDirs, ZipLimits
+
+
+@pytest.fixture
+def teacher(tmp_path, untrained_model):
+    registry = ModelRegistry(str(untrained_model))
+    work = WorkDirs()
+    yield Teacher(registry, work, ZipLimits(), Collection(tmp_path / "collection"), tmp_path / "models")
+    work.close()
+
+
+def test_saving_a_transcription_stores_the_corrected_text(teacher, tmp_path):
+    image = tmp_path / "note.png"
+    Image.fromarray(render_line("the cat sat")).save(image)
+    recognizer = teacher.registry.get(None)
+    page, _ = transcribe_image(recognizer, render_line("the cat sat"), "line", page_id="note")
+    message = teacher.save_transcription(str(image), page_to_dict(page), "the cat sat\n")
+    assert "Saved 1 line(s)" in message and "1 training line(s) on 1 page(s)" in message
+    assert [line.text for line in teacher.collection.lines()] == ["the cat sat"]
+    with pytest.raises(UploadError, match="transcribe an image first"):
+        teacher.save_transcription(str(image), None, "x")
+
+
+def test_removing_unknown_lines_is_a_readable_error(teacher):
+    with pytest.raises(UploadError, match="no saved line or page"):
+        teacher.remove("00001-x/l001")
+    with pytest.raises(UploadError, match="name the lines"):
+        teacher.remove(" , ")
+
+
+def test_adapting_an_empty_collection_says_what_to_do_first(teacher):
+    with pytest.raises(UploadError, match="collection is empty"):
+        next(teacher.run("My saved lines", None, teacher.registry.default_label, 0.1, "x"))
+
+
+def test_new_model_folders_never_replace_an_earlier_one(teacher):
+    first = teacher.new_model_folder("my hand!")
+    first.mkdir(parents=True)
+    assert first.name == "my-hand" and teacher.new_model_folder("my hand!").name == "my-hand-2"
+
+
+def test_models_adapted_earlier_are_offered_with_their_figures(tmp_path, untrained_model):
+    net, config = load_model(untrained_model)
+    adapted = {"before_cer": 0.2, "after_cer": 0.08, "adapted_weights_kept": True}
+    save_model(tmp_path / "models" / "mine", net, ModelConfig(config.arch, config.net, config.charset,
+                                                              config.normalize, {"adapted": adapted}))
+    make_untrained_model(tmp_path / "models" / "plain")  # not adapted: not offered as one
+    registry = ModelRegistry(str(untrained_model))
+    register_adapted_models(registry, tmp_path / "models")
+    label = model_label("mine", 0.2, 0.08, True)
+    assert label == "mine (adapted: held-out CER 20.0% → 8.0%)" == label_of_folder(tmp_path / "models" / "mine")
+    assert registry.path(label) == tmp_path / "models" / "mine"
+    assert not any(lbl.startswith("plain") for lbl in registry.labels)
+    assert read_model_config(registry.path(label)).training["adapted"]["after_cer"] == 0.08
+
+
+def test_teaching_is_offered_on_loopback_servers_only():
+    assert teaching_allowed("127.0.0.1") and teaching_allowed("localhost")
+    assert not teaching_allowed("0.0.0.0")
