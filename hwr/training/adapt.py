@@ -198,7 +198,7 @@ def freeze_conv_layers(net: torch.nn.Module) -> int:
                 frozen += 1
         if isinstance(module, torch.nn.BatchNorm2d):
             # Frozen means the same features as at inference: running statistics, not the
-            # batch's (the training loop puts the whole network back in train mode each step).
+            # batch's (the training loop sets the whole network to train mode after each validation).
             module.register_forward_pre_hook(_use_running_stats)
     if not frozen:
         log.warning("--freeze-conv: this network has no convolutional layers; everything trains")

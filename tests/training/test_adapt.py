@@ -190,3 +190,36 @@ def test_cli_adapts_and_reports_before_and_after(tmp_path):
                          timeout=300)
     assert run.returncode == 0, run.stderr
     assert "held-out CER" in run.stdout and (tmp_path / "adapted" / "model.safetensors").is_file()
+
+
+def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> Path:
+    """PAGE XML + page images as eScriptorium or Transkribus export them: one image per page,
+    each TextLine a polygon with its text."""
+    folder.mkdir(parents=True)
+    for p in range(pages):
+        crops = [render_line(LINE_TEXTS[(p * lines_per_page + i) % len(LINE_TEXTS)]) for i in range(lines_per_page)]
+        width, height = max(c.shape[1] for c in crops), sum(c.shape[0] for c in crops)
+        page = np.full((height, width), 255, np.uint8)
+        text_lines, y = [], 0
+        for i, crop in enumerate(crops):
+            page[y: y + crop.shape[0], : crop.shape[1]] = crop
+            points = f"0,{y} {crop.shape[1] - 1},{y} {crop.shape[1] - 1},{y + crop.shape[0] - 1} 0,{y + crop.shape[0] - 1}"
+            text = LINE_TEXTS[(p * lines_per_page + i) % len(LINE_TEXTS)]
+            text_lines.append(f'<TextLine id="l{i}"><Coords points="{points}"/>'
+                              f"<TextEquiv><Unicode>{text}</Unicode></TextEquiv></TextLine>")
+            y += crop.shape[0]
+        Image.fromarray(page).save(folder / f"page{p}.png")
+        (folder / f"page{p}.xml").write_text(
+            '<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
+            f'<Page imageFilename="page{p}.png" imageWidth="{width}" imageHeight="{height}">'
+            f'<TextRegion id="r"><Coords points="0,0 {width - 1},0 {width - 1},{height - 1} 0,{height - 1}"/>'
+            + "".join(text_lines) + "</TextRegion></Page></PcGts>", encoding="utf-8")
+    return folder
+
+
+def test_page_xml_exports_are_cut_by_polygon_and_held_out_by_page(tmp_path):
+    lines = adapt_module.open_lines([str(write_page_export(tmp_path / "export"))], skip_bad=False)
+    assert len(lines) == 10 and all(isinstance(s.image, np.ndarray) for s in lines)
+    assert lines[0].image.shape == render_line(lines[0].text).shape  # the polygon's crop
+    split = split_lines(lines, 0.2, 4, seed=1)
+    assert split.by == "page" and len({s.meta["page"] for s in split.held_out}) == 1
