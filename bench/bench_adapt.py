@@ -112,8 +112,8 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
     load = os.getloadavg()[0]
     # CPU minutes (both threads) beside wall minutes: on a shared machine the wall clock
     # counts the other jobs' time too.
-    row = {"lines": size, "freeze_conv": result.freeze_conv, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2), "load_avg_1min": round(load, 2),
-           "steps": result.steps,
+    row = {"lines": size, "freeze_conv": result.freeze_conv, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2),
+           "load_avg_1min": round(load, 2), "steps": result.steps,
            "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
            "adapted_kept": result.improved,
            "target_before": round(before[0], 4), "target_after": round(cer_of(out, target), 4),

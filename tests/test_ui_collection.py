@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import render_line
 from PIL import Image
 
 from hwr.datasets import open_dataset
 from hwr.records import Line, Page, Recognition
 from hwr_ui.collection import Collection, user_data_dir
+
+from conftest import render_line
 
 
 def two_line_page() -> tuple[np.ndarray, Page]:

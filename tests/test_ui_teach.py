@@ -7,15 +7,16 @@ Not tested here: the adaptation itself (tests/training/test_adapt.py) and the ta
 from __future__ import annotations
 
 import pytest
-from conftest import make_untrained_model, render_line
 from PIL import Image
 
-from hwr.recognition.model import ModelConfig, read_model_config, save_model, load_model
+from hwr.recognition.model import ModelConfig, load_model, read_model_config, save_model
 from ui.collection import Collection
 from ui.models import ModelRegistry
 from ui.pages import page_to_dict, transcribe_image
 from ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
 from ui.uploads import UploadError, WorkDirs, ZipLimits
+
+from conftest import make_untrained_model, render_line
 
 
 @pytest.fixture

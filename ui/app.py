@@ -31,10 +31,10 @@ from . import batch as batch_logic
 from . import evaluation, model_info
 from .config import UIConfig
 from .models import ModelRegistry, decoder_names
-from .teach import Teacher, build_teach_tab, register_adapted_models, teaching_allowed
 from .pages import LAYOUTS, apply_corrections, export_page, mean_confidence, page_from_dict, page_to_dict, \
     transcribe_image
 from .render import CONFIDENCE_CSS, confidence_html, draw_lines
+from .teach import Teacher, build_teach_tab, register_adapted_models, teaching_allowed
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name
 
 log = logging.getLogger("ui.app")

@@ -100,7 +100,8 @@ class Progress:
             parts.append(f"held-out CER before: {self.before:.1%}")
         if self.curve:
             last = self.curve[-1]
-            parts.append(f"step {last['step']}: {last['held-out CER']:.1%} (best {min(c['held-out CER'] for c in self.curve):.1%})")
+            best = min(c["held-out CER"] for c in self.curve)
+            parts.append(f"step {last['step']}: {last['held-out CER']:.1%} (best {best:.1%})")
         return "Adapting… " + " · ".join(parts)
 
     def frame(self) -> pd.DataFrame:

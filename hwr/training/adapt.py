@@ -30,8 +30,15 @@ from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_text
 from hwr.recognition.imaging import NormalizeConfig
-from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelConfig, ModelError, Recognizer, \
-    default_model_dir, read_model_config
+from hwr.recognition.model import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelConfig,
+    ModelError,
+    Recognizer,
+    default_model_dir,
+    read_model_config,
+)
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.adapt_data import AdaptLines, Split, check_charset, lines_fingerprint, loaded, split_lines

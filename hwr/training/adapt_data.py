@@ -188,5 +188,5 @@ def lines_fingerprint(samples: list[LineSample]) -> str:
     """A short digest of the lines' ids and texts: names the data a model was adapted on."""
     digest = hashlib.sha256()
     for s in sorted(samples, key=lambda s: s.id):
-        digest.update(f"{s.id}\t{s.text}\n".encode("utf-8"))
+        digest.update(f"{s.id}\t{s.text}\n".encode())
     return digest.hexdigest()[:12]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LINE_TEXTS, make_untrained_model, render_line
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -24,6 +23,8 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
 from hwr.training.adapt_data import AdaptLines, augment_real_line, real_line_config, split_lines
+
+from conftest import LINE_TEXTS, make_untrained_model, render_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -158,7 +159,8 @@ def test_freeze_conv_trains_only_the_recurrent_and_output_layers(tmp_path, monke
     base = make_untrained_model(tmp_path / "base")
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
     adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, freeze_conv=True, lr=0.01))
-    before, after = load_file(str(base / "model.safetensors")), load_file(str(tmp_path / "adapted" / "model.safetensors"))
+    before = load_file(str(base / "model.safetensors"))
+    after = load_file(str(tmp_path / "adapted" / "model.safetensors"))
     conv = [k for k in before if k.startswith("blocks.") and k.endswith("conv.weight")]
     assert conv and all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in conv)
     assert not np.array_equal(before["output.weight"].numpy(), after["output.weight"].numpy())
@@ -203,7 +205,8 @@ def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> 
         text_lines, y = [], 0
         for i, crop in enumerate(crops):
             page[y: y + crop.shape[0], : crop.shape[1]] = crop
-            points = f"0,{y} {crop.shape[1] - 1},{y} {crop.shape[1] - 1},{y + crop.shape[0] - 1} 0,{y + crop.shape[0] - 1}"
+            x1, y1 = crop.shape[1] - 1, y + crop.shape[0] - 1
+            points = f"0,{y} {x1},{y} {x1},{y1} 0,{y1}"
             text = LINE_TEXTS[(p * lines_per_page + i) % len(LINE_TEXTS)]
             text_lines.append(f'<TextLine id="l{i}"><Coords points="{points}"/>'
                               f"<TextEquiv><Unicode>{text}</Unicode></TextEquiv></TextLine>")
