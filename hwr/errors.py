@@ -14,3 +14,7 @@ class HwrError(Exception):
 
 class ConfigError(HwrError, ValueError):
     """A setting (command-line flag, config file entry or config field) has an unusable value."""
+
+
+class MissingFileError(HwrError, FileNotFoundError):
+    """A file that a setting names (an LM, a lexicon, a charset file) does not exist."""

@@ -98,3 +98,14 @@ def test_main_reports_the_projects_errors_and_lets_bugs_show_their_traceback(mon
     monkeypatch.setitem(cli.COMMANDS, "synth", bug)
     with pytest.raises(ValueError, match="list index confusion"):
         cli.main(["synth", "--out", "x"])
+
+
+def test_a_missing_lm_file_is_a_user_error(untrained_model, tmp_path, capsys):
+    from PIL import Image
+
+    from hwr.cli import main
+
+    Image.fromarray(render_line("the cat")).save(tmp_path / "line.png")
+    code = main(["transcribe", str(tmp_path / "line.png"), "--model", str(untrained_model), "--device", "cpu",
+                 "--decoder", "beam", "--lm", str(tmp_path / "missing.arpa")])
+    assert code == 2 and "missing.arpa: lm file not found" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.align import align_labels
 from hwr.recognition.charset import BLANK_ID, Charset
 from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens
@@ -160,14 +160,14 @@ class BeamDecoder:
             if value.lower() == "none" and kind == "lm":
                 return None
             if not Path(value).is_file():
-                raise ConfigError(f"{value}: {kind} file not found")
+                raise MissingFileError(f"{value}: {kind} file not found")
             return str(value)
         name = DEFAULT_FILES[self.mode][kind]
         if name is None:
             return None
         path = default_lm_dir() / name
         if not path.is_file():
-            raise ConfigError(f"{path}: shipped {kind} file not found (pass --{kind})")
+            raise MissingFileError(f"{path}: shipped {kind} file not found (pass --{kind})")
         return str(path)
 
     def _build(self):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from hwr.config_args import check_fields, setting
 from hwr.datasets import LineDataset, known_lines
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
@@ -123,7 +123,7 @@ def resolve_charset(spec: str, train_texts: list[str] | None) -> Charset:
         return Charset.from_texts(train_texts)
     path = Path(spec)
     if not path.exists():
-        raise ConfigError(f"{spec}: charset file not found (use ascii, data or a path)")
+        raise MissingFileError(f"{spec}: charset file not found (use ascii, data or a path)")
     symbols = path.read_text(encoding="utf-8").rstrip("\n")
     return Charset(list(dict.fromkeys(symbols.replace("\n", ""))))
 
