@@ -45,7 +45,8 @@ def recurrence_costs(net: crnn.CRNN) -> None:
         row = []
         for steps in (1, 50, 200):
             x = torch.randn(steps, lines, 2 * rnn.hidden_size)
-            row.append(1e6 * median_seconds(lambda: torch.lstm(x, (h0, h0), weights, True, 1, 0.0, False, False, False)))
+            row.append(1e6 * median_seconds(
+                lambda: torch.lstm(x, (h0, h0), weights, True, 1, 0.0, False, False, False)))
         per_step = (row[2] - row[1]) / 150
         print(f"  {lines:2d} lines: T=1 {row[0]:7.0f}  T=50 {row[1]:7.0f}  T=200 {row[2]:7.0f}"
               f"   per step {per_step:5.1f} us = {per_step / lines:4.2f} us per line-step")
@@ -81,7 +82,8 @@ def lines_per_second(recognizer: Recognizer, count: int, rounds: int) -> None:
         for name in rates:
             with plans_off() if name == "padded" else contextlib.nullcontext():
                 rates[name].append(count / median_seconds(lambda: recognizer.recognize_normalized(lines, 16), 1))
-    summary = ", ".join(f"{name} {sorted(r)[len(r) // 2]:.1f} (range {min(r):.0f}-{max(r):.0f})" for name, r in rates.items())
+    summary = ", ".join(f"{name} {sorted(r)[len(r) // 2]:.1f} (range {min(r):.0f}-{max(r):.0f})"
+                        for name, r in rates.items())
     print(f"{count} lines at batch 16, lines/s: {summary}; same texts: {padded_texts == ragged_texts}")
 
 

@@ -30,7 +30,7 @@ ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:'!
 
 
 def reference_lines(n: int, rng: random.Random) -> list[str]:
-    lines = [l.strip() for l in CORPUS.read_text(encoding="utf-8").splitlines() if 10 <= len(l.strip()) <= 90] \
+    lines = [row.strip() for row in CORPUS.read_text(encoding="utf-8").splitlines() if 10 <= len(row.strip()) <= 90] \
         if CORPUS.is_file() else []
     if not lines:
         return [" ".join(rng.choice(FALLBACK_WORDS) for _ in range(rng.randint(3, 12))) for _ in range(n)]

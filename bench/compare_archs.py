@@ -30,7 +30,8 @@ def command(label: str, args) -> list[str]:
     return [sys.executable, "-m", "hwr", "train", "--train", args.train, "--val", args.val,
             "--arch", arch, "--preset", preset, "--lr", str(lr), "--batch-size", str(args.batch_size),
             "--max-minutes", str(args.minutes), "--max-steps", "1000000", "--val-every", str(args.val_every),
-            "--warmup-steps", "100", "--workers", str(args.workers), "--threads", str(args.threads), "--device", args.device,
+            "--warmup-steps", "100", "--workers", str(args.workers), "--threads", str(args.threads),
+            "--device", args.device,
             "--seed", "1", "--out", str(Path(args.out) / label)]
 
 

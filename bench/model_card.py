@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
-from hwr.scoring.metrics import ErrorCounts
 from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import ErrorCounts
 from hwr.synth.fonts import VALIDATION_FONTS
 
 

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("lm", help="build n-gram language models for beam decoding",
-                       description="Language models for `--decoder beam`: ARPA n-grams (interpolated modified Kneser-Ney).")
+                       description="Language models for `--decoder beam`: ARPA n-grams (interpolated modified "
+                                   "Kneser-Ney).")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     b = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text files",
                           description="Estimate an ARPA n-gram LM (one sentence per line) and optionally its lexicon.")
@@ -149,10 +150,10 @@ def cmd_transcribe(args) -> int:
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
-    from hwr.fileio import atomic_write_bytes
     from hwr.documents.pipeline import BatchConfig, run_batch
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
     from hwr.documents.writers import parse_formats
+    from hwr.fileio import atomic_write_bytes
 
     try:
         formats = parse_formats(cfg.format)
@@ -315,7 +316,8 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except HwrError as exc:  # the user's input or settings; anything else is a bug and keeps its traceback

@@ -5,8 +5,8 @@ The same `normalize_line` that transcription uses runs here, inside DataLoader w
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ class EncodedLines(Dataset):
     `error` names the file and the reason; `collate_lines` drops it and reports it.
     """
 
-    def __init__(self, samples: Sequence[LineSample], charset: Charset, normalize: NormalizeConfig, skip_bad: bool = False):
+    def __init__(self, samples: Sequence[LineSample], charset: Charset, normalize: NormalizeConfig,
+                 skip_bad: bool = False):
         self.samples = samples
         self.charset = charset
         self.normalize = normalize
@@ -69,7 +70,7 @@ class LineBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def pin_memory(self) -> "LineBatch":
+    def pin_memory(self) -> LineBatch:
         self.images = self.images.pin_memory()
         return self
 
@@ -102,7 +103,8 @@ def collate_lines(lines: Sequence[EncodedLine]) -> LineBatch:
     images, widths = pad_images([line.image for line in good])
     targets = torch.tensor([label for line in good for label in line.labels], dtype=torch.long)
     target_lengths = torch.tensor([len(line.labels) for line in good], dtype=torch.long)
-    return LineBatch(images, widths, targets, target_lengths, [l.id for l in good], [l.text for l in good], errors)
+    return LineBatch(images, widths, targets, target_lengths, [line.id for line in good], [line.text for line in good],
+                     errors)
 
 
 def collate_pool(lines: Sequence[EncodedLine], batch_size: int) -> list[LineBatch]:
@@ -120,7 +122,8 @@ class WidthBucketSampler(Sampler[list[int]]):
     for handwriting the rendered width is roughly proportional to the number of characters.
     """
 
-    def __init__(self, sizes: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0, bucket_factor: int = 50):
+    def __init__(self, sizes: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
+                 bucket_factor: int = 50):
         self.sizes = list(sizes)
         self.batch_size = batch_size
         self.shuffle = shuffle

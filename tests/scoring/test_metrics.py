@@ -1,6 +1,20 @@
+import random
+
+import editdistance
 import pytest
 
-from hwr.scoring.metrics import ErrorCounts, cer, wer
+from hwr.scoring.metrics import (
+    DELETION,
+    INSERTION,
+    MATCH,
+    SUBSTITUTION,
+    ErrorCounts,
+    TextNormalization,
+    cer,
+    edit_script,
+    wer,
+    word_errors,
+)
 
 
 def test_line_rates_hand_computed():
@@ -26,11 +40,6 @@ def test_unicode_counts_code_points():
 
 
 # --- Empty lines, Unicode, normalisation, alignment (issue 9) ---------------------------------
-import random
-
-import editdistance
-
-from hwr.scoring.metrics import DELETION, INSERTION, MATCH, SUBSTITUTION, TextNormalization, edit_script, word_errors
 
 
 def test_empty_reference_and_hypothesis():

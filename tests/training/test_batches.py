@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 
-from hwr.training.batches import WIDTH_MULTIPLE, EncodedLines, WidthBucketSampler, collate_lines, collate_pool, pad_images
 from hwr.recognition.charset import Charset, UnknownCharacterError
 from hwr.recognition.imaging import ImageError, NormalizeConfig
 from hwr.records import LineSample
+from hwr.training.batches import (
+    WIDTH_MULTIPLE,
+    EncodedLines,
+    WidthBucketSampler,
+    collate_lines,
+    collate_pool,
+    pad_images,
+)
 
 
 def test_pad_images_right_pads_with_zero():

@@ -19,7 +19,7 @@ already keeps padding from reaching valid columns): this is scheduling, never mo
 from __future__ import annotations
 
 import bisect
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -80,7 +80,10 @@ def recurrence_segments(lengths: Sequence[int], step_cost: float = RECURRENCE_ST
     def active(step: int) -> int:
         return len(ascending) - bisect.bisect_right(ascending, step)
 
-    cuts = _cheapest_cuts(len(points) - 1, lambda i, j: (points[j] - points[i]) * (active(points[i]) + step_cost) + call_cost)
+    def cost(i: int, j: int) -> float:
+        return (points[j] - points[i]) * (active(points[i]) + step_cost) + call_cost
+
+    cuts = _cheapest_cuts(len(points) - 1, cost)
     return [(points[i], points[j], active(points[i])) for i, j in zip(cuts, cuts[1:])]
 
 

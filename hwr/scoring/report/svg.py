@@ -4,8 +4,8 @@ Inline SVG in HTML5 needs no namespace URL, so the report stays free of any URL 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from html import escape
-from typing import Callable, Sequence
 
 FONT = 'font-family="sans-serif" font-size="11"'
 
@@ -57,7 +57,8 @@ def heat_map(rows: Sequence[str], cols: Sequence[str], matrix: Sequence[Sequence
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
              f"<title>{escape(title)}</title>", _text(width / 2, 14, title, extra='font-weight="bold"'),
              _text(left + cell * len(cols) / 2, 30, "hypothesis →"),
-             _text(12, top + cell * len(rows) / 2, "reference →", extra=f'transform="rotate(-90 12 {top + cell * len(rows) / 2:.1f})"')]
+             _text(12, top + cell * len(rows) / 2, "reference →",
+                   extra=f'transform="rotate(-90 12 {top + cell * len(rows) / 2:.1f})"')]
     for j, c in enumerate(cols):
         parts.append(_text(left + j * cell + cell / 2, top - 6, show_char(c)))
     for i, (r, row) in enumerate(zip(rows, matrix)):
