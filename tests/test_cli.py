@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import render_line
 from PIL import Image
+
+from helpers import render_line
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "big", "red", "dog", "ran"]
 

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, make_untrained_model
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from hwr.scoring.metrics import cer
-from hwr.recognition.model import Recognizer
 from hwr.documents.writers import SUFFIXES
-
+from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import cer
 from hwr_ui import UIConfig, build_app, close_app, launch_app
 from hwr_ui.pages import export_formats
+
+from helpers import free_port, make_untrained_model
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
@@ -97,7 +97,7 @@ def test_transcribe_line_shows_what_the_recognizer_reads(client, tiny_dir):
     assert text == expected
     assert Image.open(outlined).size == Image.open(line).size
     assert 'class="hwr-line"' in lines_html and "1 line(s) read as line" in status
-    assert [l["recognition"]["text"] for l in page["lines"]] == [expected]
+    assert [line["recognition"]["text"] for line in page["lines"]] == [expected]
     assert sorted(Path(p).name for p in downloads) == sorted(f"line-02{SUFFIXES[f]}" for f in export_formats())
 
 

@@ -5,11 +5,11 @@ import zipfile
 
 from PIL import Image
 
-from helpers import render_line
 from hwr.recognition.model import Recognizer
-
 from hwr_ui.batch import collect_inputs, run_batch
 from hwr_ui.uploads import ZipLimits
+
+from helpers import render_line
 
 
 def _pages(n: int) -> list[Image.Image]:

@@ -14,10 +14,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import free_port, make_untrained_model
 
-from hwr.scoring.metrics import cer
 from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import cer
+
+from conftest import free_port, make_untrained_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

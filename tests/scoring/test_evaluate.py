@@ -5,13 +5,14 @@ import json
 import pytest
 from PIL import Image
 
-from helpers import render_line
 from hwr.cli import main
-from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
 from hwr.recognition.imaging import ImageError
-from hwr.scoring.metrics import TextNormalization
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput, LineSample
+from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
+from hwr.scoring.metrics import TextNormalization
+
+from helpers import render_line
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,14 @@ from html.parser import HTMLParser
 
 import numpy as np
 
-from helpers import render_line
 from hwr.scoring.evaluate import score_texts
 from hwr.scoring.report.analysis import analyze
 from hwr.scoring.report.bias_variance import SplitScore, diagnose
 from hwr.scoring.report.bootstrap import Interval
 from hwr.scoring.report.compare import compare_reports
 from hwr.scoring.report.html import char_diff_html, line_image_data_uri, render_html, write_html
+
+from helpers import render_line
 
 REFS = ["the cat sat", "a big dog", "hello world", "read me now", "one two three", "we go home"]
 HYPS = ["the cot sat", "a bg dog", "hello world", "reed me now!", "", "we go home"]

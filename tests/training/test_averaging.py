@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-from helpers import make_untrained_model
-from hwr.training.averaging import average_models
 from hwr.cli import main
 from hwr.recognition.model import ModelConfig, ModelError, load_model, save_model
+from hwr.training.averaging import average_models
+
+from helpers import make_untrained_model
 
 
 def test_the_average_is_the_mean_of_every_weight(tmp_path):

@@ -83,8 +83,9 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
 
     from PIL import Image
 
-    from helpers import make_untrained_model
     from hwr.synth import LineSynthesizer
+
+    from helpers import make_untrained_model
 
     pages = tmp_path / "pages"
     pages.mkdir()

@@ -3,11 +3,12 @@ import json
 
 import pytest
 import torch
-from helpers import render_line
 from PIL import Image
 
 from hwr.recognition.model import Recognizer, load_model
 from hwr.training.train import TrainConfig, train
+
+from helpers import render_line
 
 
 def _cfg(pairs_dir, tmp_path, **overrides):

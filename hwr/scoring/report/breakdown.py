@@ -7,12 +7,13 @@ a metadata field the reader filled in (`form` for IAM, `font`/`kind` for synthet
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING
 
-from hwr.records import LineSample
 from hwr.errors import ConfigError
+from hwr.records import LineSample
 
 if TYPE_CHECKING:
     from hwr.scoring.evaluate import LineResult
@@ -34,7 +35,7 @@ class GroupStats:
     words: int = 0
     word_errors: int = 0
 
-    def add(self, r: "LineResult") -> None:
+    def add(self, r: LineResult) -> None:
         self.lines += 1
         self.chars += r.chars
         self.char_errors += r.char_errors
@@ -74,7 +75,7 @@ def read_group_table(path: str | Path) -> dict[str, str]:
     return table
 
 
-def _table_lookup(table: Mapping[str, str], sample: LineSample) -> Optional[str]:
+def _table_lookup(table: Mapping[str, str], sample: LineSample) -> str | None:
     form = sample.meta.get("form") or sample.id.rpartition("-")[0]
     return table.get(sample.id) or table.get(form)
 
@@ -88,7 +89,7 @@ def _auto_subset(sample: LineSample) -> str:
     return folder if sep else NO_SUBSET
 
 
-def subset_resolver(group_by: str = "auto", table: Optional[Mapping[str, str]] = None
+def subset_resolver(group_by: str = "auto", table: Mapping[str, str] | None = None
                     ) -> Callable[[LineSample], str]:
     """A function naming a sample's subset: auto, none, a metadata field, or id:REGEX."""
     if group_by == "none":
@@ -114,7 +115,7 @@ def _id_match(pattern: re.Pattern, line_id: str) -> str:
 
 # --- Grouping scored lines ----------------------------------------------------------------
 
-def group_by(results: Iterable["LineResult"], key: Callable[["LineResult"], str]) -> dict[str, GroupStats]:
+def group_by(results: Iterable[LineResult], key: Callable[[LineResult], str]) -> dict[str, GroupStats]:
     groups: dict[str, GroupStats] = {}
     for r in results:
         name = key(r)
@@ -122,7 +123,7 @@ def group_by(results: Iterable["LineResult"], key: Callable[["LineResult"], str]
     return groups
 
 
-def by_subset(results: Iterable["LineResult"]) -> list[GroupStats]:
+def by_subset(results: Iterable[LineResult]) -> list[GroupStats]:
     """Subsets worst first, so the hands (or fonts) that need work lead the table."""
     groups = group_by(results, lambda r: r.subset or NO_SUBSET)
     return sorted(groups.values(), key=lambda g: (-g.cer, -g.lines, g.name))
@@ -135,14 +136,14 @@ def length_bin(length: int, edges: tuple[int, ...] = LENGTH_EDGES) -> str:
     return f"{edges[-1]}+"
 
 
-def by_length(results: Iterable["LineResult"], edges: tuple[int, ...] = LENGTH_EDGES) -> list[GroupStats]:
+def by_length(results: Iterable[LineResult], edges: tuple[int, ...] = LENGTH_EDGES) -> list[GroupStats]:
     """CER per reference length bin (in characters), shortest first; empty bins omitted."""
     groups = group_by(results, lambda r: length_bin(r.chars, edges))
     order = {length_bin(e, edges): i for i, e in enumerate(edges)}
     return sorted(groups.values(), key=lambda g: order[g.name])
 
 
-def cer_histogram(results: Iterable["LineResult"], bins: int = 20) -> list[int]:
+def cer_histogram(results: Iterable[LineResult], bins: int = 20) -> list[int]:
     """Line counts per line-CER bin of width 1/bins over [0, 1]; CER >= 1 goes in the last."""
     counts = [0] * bins
     for r in results:

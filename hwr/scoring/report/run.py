@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError
-from hwr.scoring.evaluate import (EvalConfig, EvalReport, evaluate, undefined_rates_note, write_lines_csv,
-                                   write_report_json, write_worst_csv)
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
-
+from hwr.scoring.evaluate import (
+    EvalConfig,
+    EvalReport,
+    evaluate,
+    undefined_rates_note,
+    write_lines_csv,
+    write_report_json,
+    write_worst_csv,
+)
 from hwr.scoring.report.analysis import ErrorAnalysis, analyze
 from hwr.scoring.report.bias_variance import DEV_NAMES, Diagnosis, SplitScore, diagnose, format_table
 from hwr.scoring.report.breakdown import AUTO_FIELDS, read_group_table, subset_resolver
@@ -31,7 +36,7 @@ from hwr.scoring.report.svg import show_char
 class DatasetSpec:
     name: str  # split name ("dev"), or the spec itself for a single data set
     spec: str
-    split_file: Optional[str] = None
+    split_file: str | None = None
 
 
 @dataclass
@@ -47,11 +52,11 @@ class EvalRun:
     model: str
     analysed: DatasetRun
     splits: list[DatasetRun] = field(default_factory=list)
-    diagnosis: Optional[Diagnosis] = None
-    comparison: Optional[Comparison] = None
+    diagnosis: Diagnosis | None = None
+    comparison: Comparison | None = None
 
 
-def parse_splits(splits: str, dataset: Optional[str] = None) -> list[DatasetSpec]:
+def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
     """`train=A,dev=B,test=C` -> specs. With a positional IAM `dataset`, A/B/C are its split files."""
     specs = []
     for item in filter(None, (part.strip() for part in splits.split(","))):
@@ -65,7 +70,7 @@ def parse_splits(splits: str, dataset: Optional[str] = None) -> list[DatasetSpec
     return specs
 
 
-def dataset_specs(cfg: EvalConfig, dataset: Optional[str]) -> list[DatasetSpec]:
+def dataset_specs(cfg: EvalConfig, dataset: str | None) -> list[DatasetSpec]:
     if cfg.splits:
         return parse_splits(cfg.splits, dataset)
     if not dataset:
@@ -78,7 +83,7 @@ def analysed_index(specs: list[DatasetSpec]) -> int:
     return next((i for i, n in enumerate(names) if n in DEV_NAMES), len(specs) - 1)
 
 
-def _forms_table(spec: str) -> Optional[Path]:
+def _forms_table(spec: str) -> Path | None:
     """IAM's ascii/forms.txt, when the data set is an IAM tree that has it (form -> writer)."""
     location = spec[4:] if spec.startswith("iam:") else spec
     forms = Path(location) / "ascii" / "forms.txt"
@@ -122,7 +127,7 @@ def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep
     return DatasetRun(ds, report, analysis, images)
 
 
-def run_eval(cfg: EvalConfig, dataset: Optional[str] = None) -> EvalRun:
+def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs)."""
     specs = dataset_specs(cfg, dataset)
     recognizer = cfg.load_recognizer()
