@@ -48,7 +48,8 @@ def test_extract_refuses_bombs_and_non_zips(tmp_path):
     with pytest.raises(UploadError, match="unpacks to"):
         extract_zip(archive, tmp_path / "out", ZipLimits(max_bytes=50_000))
     with pytest.raises(UploadError, match="holds 3 files"):
-        extract_zip(make_zip(tmp_path / "many.zip", {f"{i}": b"" for i in range(3)}), tmp_path / "o", ZipLimits(max_files=2))
+        extract_zip(make_zip(tmp_path / "many.zip", {f"{i}": b"" for i in range(3)}), tmp_path / "o",
+                    ZipLimits(max_files=2))
     (tmp_path / "fake.zip").write_bytes(b"PK but not really")
     with pytest.raises(UploadError, match="is not a zip file"):
         extract_zip(tmp_path / "fake.zip", tmp_path / "out")
@@ -75,7 +76,7 @@ def test_page_survives_json_and_takes_corrections():
     page = page_from_dict(page_to_dict(_page()))
     assert page == _page()
     fixed = apply_corrections(page, "first line\nsecond\n")
-    assert [l.recognition.text for l in fixed.lines] == ["first line", "second"]
+    assert [line.recognition.text for line in fixed.lines] == ["first line", "second"]
     assert fixed.lines[0].recognition.confidence == 1.0 and fixed.lines[1].recognition.confidence == 0.5
     assert page.lines[0].recognition.text == "frist line"  # the original is left alone
     with pytest.raises(UploadError, match="3 lines but 2 lines were detected"):

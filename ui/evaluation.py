@@ -8,9 +8,9 @@ import pandas as pd
 
 from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
 from hwr.datasets.iam import LINES_TXT
-from hwr.scoring.evaluate import EvalReport
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
+from hwr.scoring.evaluate import EvalReport
 
 from .render import thumbnail_uri
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
@@ -58,7 +58,8 @@ def _relative(message: str, folder: Path) -> str:
 def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
     text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
             f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
-    problems = [_relative(str(f), folder) for f in report.failures] + [_relative(str(e), folder) for e in skipped.entries]
+    problems = ([_relative(str(f), folder) for f in report.failures]
+                + [_relative(str(e), folder) for e in skipped.entries])
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         text += f"\n\nSkipped {len(problems)} unusable entries: {shown}"
@@ -103,6 +104,8 @@ def cer_by_length(report: EvalReport, bin_size: int = LENGTH_BIN) -> pd.DataFram
 
 EVAL_CSS = """
 .hwr-eval { border-collapse: collapse; font-size: 0.9em; }
-.hwr-eval td, .hwr-eval th { border-bottom: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; vertical-align: middle; }
+.hwr-eval td, .hwr-eval th {
+  border-bottom: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; vertical-align: middle;
+}
 .hwr-eval img { max-height: 32px; }
 """

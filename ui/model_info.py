@@ -46,7 +46,8 @@ def model_card(recognizer: Recognizer) -> str:
 def model_facts(recognizer: Recognizer) -> dict:
     # No "path" key: gradio takes a JSON object with one for a file to serve, and refuses it.
     return {"model_folder": str(recognizer.path), "device": str(recognizer.device),
-            "parameters": recognizer.num_parameters, "decoder": getattr(recognizer.decoder, "name", type(recognizer.decoder).__name__),
+            "parameters": recognizer.num_parameters,
+            "decoder": getattr(recognizer.decoder, "name", type(recognizer.decoder).__name__),
             "torch_threads": torch.get_num_threads()}
 
 

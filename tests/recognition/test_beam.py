@@ -73,7 +73,8 @@ def test_char_lm_flips_ambiguous_character(lm_files):
 
 def test_word_lm_flips_ambiguous_character(lm_files):
     _, word_lm, lexicon = lm_files
-    rec = decode(make_decoder("beam-word", CHARSET, lm=word_lm, lexicon=lexicon, lm_weight=1.0, word_score=0.0), AMBIGUOUS)
+    decoder = make_decoder("beam-word", CHARSET, lm=word_lm, lexicon=lexicon, lm_weight=1.0, word_score=0.0)
+    rec = decode(decoder, AMBIGUOUS)
     assert rec.text == "the cat"
 
 
