@@ -146,3 +146,17 @@ def test_lm_build_reads_its_settings_from_a_config_file(tmp_path, capsys):
     assert "\\2-grams:" in (tmp_path / "lm.arpa").read_text()
     assert main(["lm", "build", str(corpus), "--config", config, "--min-counts", "1,x"]) == 2
     assert "--min-counts: expected comma-separated integers" in capsys.readouterr().err
+
+
+def test_every_shipped_training_config_passes_the_checks():
+    """configs/*.json are read through the same types as the flags: none may hold a typo."""
+    from hwr.cli import build_parser
+    from hwr.training.train import TrainConfig
+
+    from helpers import REPO
+
+    args = build_parser().parse_args(["train"])
+    configs = sorted((REPO / "configs").glob("*.json"))
+    assert configs
+    for path in configs:
+        assert isinstance(build_config(TrainConfig, args, str(path)), TrainConfig), path
