@@ -1,21 +1,20 @@
 """Page transcription with torch-free page worker processes vs threads: pages/s, lines/s, stages.
 
-    python bench/bench_page_workers.py [--pages 16] [--lines 15] [--workers 0,1,2] [--repeats 3]
-                                       [--model DIR] [--device auto] [--torch-threads N] [--json FILE]
+    python bench/bench_page_workers.py [--pages 16] [--lines 15] [--configs threads=2,processes=0,...]
+                                       [--repeats 3] [--model DIR] [--device auto] [--torch-threads N]
 
 Renders `--pages` synthetic pages of `--lines` lines (validation fonts, as bench_pages.py),
-writes them as PNG, then runs PNG -> PAGE XML for:
-  threads    `hwr.documents.pipeline.run_batch` as shipped: 2 threads load and segment pages
-             in the model's process (float32 lines), the reference
-  workers=N  `hwr.documents.worker_batch.run_worker_batch`: N torch-free worker processes
-             prepare pages (uint8 lines through shared memory), this process batches lines
-             across pages and runs the network; N=0 does the same work in this process
+writes them as PNG, then runs `hwr.documents.pipeline.run_batch` from PNG to PAGE XML with
+page workers as
+  threads=N    N threads of the model's process (the default, N=2)
+  processes=N  N torch-free worker processes handing lines back through shared memory
+               (N=0: all page work in the model's process, no pool)
 Each configuration runs `--repeats` times, interleaved (a shared machine drifts), and the
 median run is reported with its CPU seconds per page (this process and the workers: what
-a page costs whatever else runs on the machine) and the stage split of the worker path: how long the model's process
-waited for prepared pages, ran the network (copy, forward, CTC decoding) and wrote outputs,
-and the workers' CPU time for preparing. Page CER against the rendered truth (trained model
-only) shows what the uint8 transport costs in accuracy: nothing measurable is the target.
+a page costs whatever else runs on the machine) and the stage split: how long the model's
+process waited for prepared pages, ran the network (copy, forward, CTC decoding) and wrote
+outputs, and the workers' CPU time for preparing. Page CER against the rendered truth
+(trained model only).
 
 torch is imported inside main(), never at module level: `spawn` re-imports this script in
 every worker process, and the workers must stay torch-free.
@@ -53,8 +52,7 @@ def render_pages(folder: Path, pages: int, lines: int, seed: int) -> dict:
 
 def run_once(name: str, recognizer, folder: Path, out: Path, truths: dict, batch_size: int, batch_lines: int) -> dict:
     from hwr.documents.page_eval import score_page, summarize
-    from hwr.documents.pipeline import BatchConfig, run_batch
-    from hwr.documents.worker_batch import StageTimes, run_worker_batch
+    from hwr.documents.pipeline import BatchConfig, StageTimes, run_batch
 
     texts, scores = {}, []
 
@@ -62,23 +60,19 @@ def run_once(name: str, recognizer, folder: Path, out: Path, truths: dict, batch
         texts[page.id] = page.text
         scores.append(score_page(truths[page.id], page))
 
-    common = dict(mode="page", formats=["pagexml"], output_dir=str(out), batch_size=batch_size,
-                  batch_lines=batch_lines, progress=False)
-    stages = None
+    kind, workers = name.split("=")
+    config = BatchConfig(mode="page", formats=["pagexml"], output_dir=str(out), batch_size=batch_size,
+                         batch_lines=batch_lines, progress=False, workers=int(workers), processes=kind == "processes")
+    stages = StageTimes()
     cpu_before = cpu_seconds()
-    if name == "threads":
-        summary = run_batch(recognizer, [folder], BatchConfig(workers=2, **common), on_page=collect)
-    else:
-        stages = StageTimes()
-        config = BatchConfig(workers=int(name.split("=")[1]), processes=True, **common)
-        summary = run_worker_batch(recognizer, [folder], config, on_page=collect, stages=stages)
+    summary = run_batch(recognizer, [folder], config, on_page=collect, stages=stages)
     cpu = cpu_seconds() - cpu_before
     if summary.failures:
         raise SystemExit(f"{name}: {len(summary.failures)} pages failed: {summary.failures[0]}")
     return {"config": name, "seconds": summary.seconds, "pages": summary.pages, "lines": summary.lines,
             "pages_per_s": summary.pages / summary.seconds, "lines_per_s": summary.lines / summary.seconds,
             "cpu_per_page": cpu / summary.pages, "cer": summarize(scores).cer, "texts": texts,
-            "stages": vars(stages) if stages else None}
+            "stages": vars(stages)}
 
 
 def cpu_seconds() -> float:
@@ -101,8 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=16)
     parser.add_argument("--lines", type=int, default=15, help="lines per page")
-    parser.add_argument("--workers", default="0,1,2", help="worker process counts to time, comma-separated")
-    parser.add_argument("--no-threads", action="store_true", help="skip the thread (run_batch) reference")
+    parser.add_argument("--configs", default="threads=2,processes=0,processes=1,processes=2",
+                        help="page worker configurations to time, comma-separated: threads=N or processes=N")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", help="model directory (default: the shipped model, else an untrained stand-in)")
     parser.add_argument("--device", default="auto")
@@ -112,6 +106,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the runs here")
     args = parser.parse_args()
+    configs = args.configs.split(",")
+    for config in configs:
+        kind, _, count = config.partition("=")
+        if kind not in ("threads", "processes") or not count.isdigit():
+            parser.error(f"--configs: {config!r} is not threads=N or processes=N")
 
     import torch
     from bench_pages import build_recognizer
@@ -121,7 +120,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hwr-bench-workers-"))
     truths = render_pages(work / "pages", args.pages, args.lines, args.seed)
     recognizer, trained = build_recognizer(args.model, args.device)
-    configs = ([] if args.no_threads else ["threads"]) + [f"workers={n}" for n in args.workers.split(",")]
     print(f"{args.pages} pages x {args.lines} lines; model {recognizer.path.name} "
           f"({'trained' if trained else 'untrained stand-in'}) on {recognizer.device}; cpus {os.cpu_count()}, "
           f"torch threads {torch.get_num_threads()}; load average before {load_average()}")
@@ -134,26 +132,25 @@ def main() -> None:
                               args.batch_size, args.batch_lines)
             result["load_average"] = load_average()
             runs[config].append(result)
-            print(f"  run {repeat + 1} {config:10s} {result['pages_per_s']:.3f} pages/s  "
+            print(f"  run {repeat + 1} {config:12s} {result['pages_per_s']:.3f} pages/s  "
                   f"(load {result['load_average']})", flush=True)
     reference = runs[configs[0]][0]["texts"]
-    print(f"\n{'config':10s} {'pages/s':>8s} {'lines/s':>8s}  range pages/s  CPU s/page  same texts as {configs[0]}"
+    print(f"\n{'config':12s} {'pages/s':>8s} {'lines/s':>8s}  range pages/s  CPU s/page  same texts as {configs[0]}"
           + ("   page CER" if trained else ""))
     for config in configs:
         ordered = sorted(runs[config], key=lambda r: r["pages_per_s"])
         median = ordered[len(ordered) // 2]
         same = sum(median["texts"][k] == reference[k] for k in reference)
-        line = (f"{config:10s} {median['pages_per_s']:8.3f} {median['lines_per_s']:8.1f}  "
+        line = (f"{config:12s} {median['pages_per_s']:8.3f} {median['lines_per_s']:8.1f}  "
                 f"{ordered[0]['pages_per_s']:.3f}-{ordered[-1]['pages_per_s']:.3f}  "
                 f"{statistics.median(r['cpu_per_page'] for r in ordered):10.3f}  {same}/{len(reference)} pages")
         if trained:
             line += f"   {median['cer']:.4f}"
         print(line)
-        if median["stages"]:
-            s = median["stages"]
-            print(f"{'':10s} stages: wait for pages {s['wait']:.1f} s, network {s['network']:.1f} s, "
-                  f"write {s['write']:.1f} s of {s['wall']:.1f} s; prepare CPU in workers {s['prepare_cpu']:.1f} s "
-                  f"({s['prepare_cpu'] / median['pages']:.3f} s/page)")
+        s = median["stages"]
+        print(f"{'':12s} stages: wait for pages {s['wait']:.1f} s, network {s['network']:.1f} s, "
+              f"write {s['write']:.1f} s of {s['wall']:.1f} s; prepare CPU {s['prepare_cpu']:.1f} s "
+              f"({s['prepare_cpu'] / median['pages']:.3f} s/page)")
     if args.json:
         for results in runs.values():
             for r in results:

@@ -1,11 +1,18 @@
 """Pages to text: load -> segment -> cut lines -> Recognizer -> Page -> writers.
 
 `transcribe_page` does one image. `run_batch` does many, and is the one batch path of the
-CLI (`hwr transcribe`, every mode), the UI's Batch tab and the page scorer: pages load and
-segment in worker threads (or processes) while the recognizer reads lines of several pages in
-one width-sorted batch (the GPU stays busy); outputs are written atomically; `resume` skips
-pages whose outputs all exist; an input that fails at any stage becomes a `FailedInput`
-(errors file, summary) and the batch goes on.
+CLI (`hwr transcribe`, every mode), the UI's Batch tab and the page scorer:
+
+    page refs -> page workers (load, segment, cut, normalise to uint8 lines: threads, or
+              torch-free processes handing lines back through shared memory;
+              hwr.documents.prepare, hwr.documents.workers)
+              -> PageBatcher (lines of many pages in width-sorted batches: the GPU stays busy)
+              -> hwr.recognition.feed (to the device, network, CTC decoding)
+              -> word boxes, writers, on_page (this process, the only one holding the model)
+
+Outputs are written atomically; `resume` skips pages whose outputs all exist; an input that
+fails at any stage becomes a `FailedInput` (errors file, summary) and the batch goes on.
+`StageTimes` says where a run's time went.
 
 Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
 - "line": every input (every page of a document) is one line image, read whole.
@@ -16,28 +23,34 @@ Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
 """
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
+from hwr.documents.line_batches import LineBatch, PageBatcher
 from hwr.documents.linegeom import cut_line
-from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page, page_refs, prefetch_map
+from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
+
 # The modes' one rule lives in the torch-free hwr.documents.prepare (page worker processes use
 # it too); re-exported here for the CLI and the UI.
-from hwr.documents.prepare import MODES, layout_page, line_inputs
+from hwr.documents.prepare import MODES, PreparedPage, PrepareSettings, failure_reason, layout_page, line_inputs
 from hwr.documents.segment import SegmentConfig, analyse_page
+from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import output_paths, write_page_files
-from hwr.recognition.imaging import NormalizeConfig, load_gray
+from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
+
+WORD_FORMATS = {"json", "pagexml", "alto"}  # outputs that carry word boxes
 
 
 # --- one image ------------------------------------------------------------------------------
@@ -81,9 +94,11 @@ class BatchConfig:
     resume: bool = False
     errors: str | None = None  # errors file; default <output_dir>/errors.tsv
     dpi: int = DEFAULT_DPI
-    workers: int = 2  # page loading + segmentation threads (or processes)
-    # Worker processes instead of threads: for many-core hosts, where the threads' Python work
-    # (segmentation, line cutting) contends for the GIL. Costs a second or two of start-up.
+    workers: int = 2  # page workers (load, segment, cut, normalise); 0: in the model's process
+    # Workers as processes instead of threads: for many-core (GPU) hosts, where the threads'
+    # Python work contends for the GIL with the process feeding the network. They never import
+    # torch or load the model and hand lines back through shared memory; a second or so of
+    # start-up. On 2 CPU cores they measured no faster than threads (bench/bench_page_workers.py).
     processes: bool = False
     batch_size: int = 16
     batch_lines: int = 64  # lines gathered across pages before the recognizer runs
@@ -112,14 +127,19 @@ class BatchSummary:
 
 
 @dataclass
-class _Prepared:
-    """A page after the worker: segmented and cut, ready for the recognizer; or its failure."""
+class StageTimes:
+    """Seconds per stage of one batch run (wall clock in the model's process, CPU in the workers')."""
 
-    page: Page | None
-    arrays: list[np.ndarray]
-    geometries: list = field(default_factory=list)
-    is_line: bool = False
-    failure: FailedInput | None = None
+    prepare_cpu: float = 0.0  # CPU time the workers (or this process, with 0 workers) spent preparing pages
+    wait: float = 0.0  # this process waiting for the next prepared page (all of preparing, with 0 workers)
+    network: float = 0.0  # batches to the device, network, CTC decoding
+    write: float = 0.0  # word boxes, output files, on_page
+    wall: float = 0.0
+
+    def text(self) -> str:
+        other = self.wall - self.wait - self.network - self.write
+        return (f"wait for pages {self.wait:.2f} s, network {self.network:.2f} s, write {self.write:.2f} s, "
+                f"other {other:.2f} s of {self.wall:.2f} s wall; workers' prepare CPU {self.prepare_cpu:.2f} s")
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
@@ -155,19 +175,24 @@ class ErrorLog:
 
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
-              on_page: Callable[[Page, bool], None] | None = None) -> BatchSummary:
+              on_page: Callable[[Page, bool], None] | None = None,
+              stages: StageTimes | None = None) -> BatchSummary:
     """Transcribe every page of `inputs` (files, folders, globs, list files; see
-    hwr.documents.pages); `on_page(page, is_line_image)` sees each result."""
-    return transcribe_refs(recognizer, page_refs(inputs), config, segment_config, on_page)
+    hwr.documents.pages); `on_page(page, is_line_image)` sees each result; `stages` collects
+    where the time went."""
+    return transcribe_refs(recognizer, page_refs(inputs), config, segment_config, on_page, stages)
 
 
 def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | None = None,
                     segment_config: SegmentConfig | None = None,
-                    on_page: Callable[[Page, bool], None] | None = None) -> BatchSummary:
-    """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages)."""
+                    on_page: Callable[[Page, bool], None] | None = None,
+                    stages: StageTimes | None = None) -> BatchSummary:
+    """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages);
+    `stages` collects where the time went."""
     config = config or BatchConfig()
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
+    stages = stages if stages is not None else StageTimes()
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
     # of ranks skips what is done.
@@ -186,109 +211,134 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
         return True
 
     # Only the normalisation settings go to the workers (picklable, unlike the network).
-    prepare = functools.partial(_prepare, normalize_config=recognizer.normalize_config, config=config,
-                                segment_config=segment_config)
+    settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
-    bar = _progress(config.progress)
-    pending: list[_Prepared] = []
+    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress))
+    batcher = PageBatcher(config.batch_size, config.batch_lines)
     try:
-        for item in prefetch_map(prepare, mine, config.workers, processes=config.processes):
-            if item.failure is not None:
-                _fail(item.failure, summary, errors, bar)
-                continue
-            pending.append(item)
-            if sum(len(p.arrays) for p in pending) >= config.batch_lines:
-                _finish(pending, recognizer, config, summary, errors, on_page, bar)
-                pending = []
-        _finish(pending, recognizer, config, summary, errors, on_page, bar)
+        with PageWorkers(settings, config.workers, config.processes) as workers, \
+                _torch_threads_beside(workers, recognizer.device):
+            pages = iter(workers.prepared(mine))
+            while (prepared := run.next_page(pages)) is not None:
+                stages.prepare_cpu += prepared.seconds
+                if prepared.failure is not None:
+                    run.fail(prepared.failure)
+                    continue
+                run.read(batcher, batcher.add(prepared))
+            run.read(batcher, batcher.flush())
     finally:
-        bar.close()
+        run.bar.close()
         errors.close()
-    summary.seconds = time.perf_counter() - started
+    summary.seconds = stages.wall = time.perf_counter() - started
     return summary
 
 
-def _prepare(ref: PageRef, normalize_config: NormalizeConfig, config: BatchConfig, segment_config) -> _Prepared:
-    if ref.error:  # the input could not even be listed or its pages counted
-        return _failed(ref, ref.error_stage, ref.error)
-    stage = "read"
-    try:
-        gray = load_page(ref, config.dpi)
-        stage = "segment"
-        page, is_line = layout_page(gray, config.mode, ref.page_id, ref.source, ref.is_document_page, segment_config)
-        stage = "recognize"
-        arrays, geometries = line_inputs(gray, page, is_line, normalize_config)
-        return _Prepared(page, arrays, geometries, is_line)
-    except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
-        log.debug("page %s failed", ref.source, exc_info=True)
-        return _failed(ref, stage, _reason(exc))
-
-
-def _failed(ref: PageRef, stage: str, message: str) -> _Prepared:
-    return _Prepared(None, [], failure=FailedInput(ref.source, stage, message, ref.page_id))
-
-
-def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None)
-    return reason or f"{type(exc).__name__}: {exc}"
-
-
-def _fail(failure: FailedInput, summary: BatchSummary, errors: ErrorLog, bar) -> None:
-    summary.failures.append(failure)
-    errors.add(failure)
-    bar.update(1)
-
-
-def _recognize(recognizer, pending: list[_Prepared], config: BatchConfig, words: bool,
-               summary: BatchSummary, errors: ErrorLog, bar) -> list[_Prepared]:
-    """Read the lines of several pages in one call; if that call fails, read page by page so
-    that one page the network cannot take costs only that page. Returns the pages read."""
-    def read(items: list[_Prepared]) -> None:
-        arrays = [a for p in items for a in p.arrays]
-        geometries = [g for p in items for g in p.geometries] if words else None
-        results = iter(recognizer.recognize_normalized(arrays, config.batch_size, geometries) if arrays else [])
-        for item in items:
-            for line in item.page.lines:
-                line.recognition = next(results)
-
-    try:
-        read(pending)
-        return pending
-    except Exception:  # noqa: BLE001 - retried page by page below, each failure recorded
-        log.debug("batch of %d pages failed; reading them one by one", len(pending), exc_info=True)
-    done = []
-    for item in pending:
-        try:
-            read([item])
-            done.append(item)
-        except Exception as exc:  # noqa: BLE001
-            _fail(FailedInput(item.page.source, "recognize", _reason(exc), item.page.id), summary, errors, bar)
-    return done
-
-
-def _finish(pending: list[_Prepared], recognizer, config: BatchConfig, summary: BatchSummary, errors: ErrorLog,
-            on_page, bar) -> None:
-    """Recognise the lines of several pages in one call (sorted by width inside), then write."""
-    if not pending:
+@contextmanager
+def _torch_threads_beside(workers: PageWorkers, device) -> Iterator[None]:
+    """On CPU, leave the worker processes their cores: torch's intra-op threads spin at each
+    parallel region's barrier, and with one of them descheduled by a page worker the whole
+    operation waits (measured on 2 shared cores: 2 threads read 2-9 lines/s where 1 read 30-40).
+    Threads as workers share this process and are left alone, as is the GPU."""
+    if device.type != "cpu" or not workers.processes or workers.workers == 0:
+        yield
         return
-    words = config.words if config.words is not None else bool({"json", "pagexml", "alto"} & set(config.formats))
-    for item in _recognize(recognizer, pending, config, words, summary, errors, bar):
-        page = item.page
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers.workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class _Run:
+    """The model process's side of one batch run."""
+
+    recognizer: object
+    config: BatchConfig
+    summary: BatchSummary
+    errors: ErrorLog
+    on_page: Callable | None
+    stages: StageTimes
+    bar: object
+
+    @property
+    def words(self) -> bool:
+        return self.config.words if self.config.words is not None else bool(WORD_FORMATS & set(self.config.formats))
+
+    def next_page(self, pages) -> PreparedPage | None:
+        started = time.perf_counter()
+        prepared = next(pages, None)
+        self.stages.wait += time.perf_counter() - started
+        return prepared
+
+    def read(self, batcher: PageBatcher, batches: list[LineBatch]) -> None:
+        started = time.perf_counter()
+        self._recognize(batcher, batches)
+        self.stages.network += time.perf_counter() - started
+        started = time.perf_counter()
+        for prepared in batcher.done():
+            if prepared.failure is not None:
+                self.fail(prepared.failure)
+            else:
+                self.finish(prepared)
+        self.stages.write += time.perf_counter() - started
+
+    def _recognize(self, batcher: PageBatcher, batches: list[LineBatch]) -> None:
+        """Read the batches; when one fails, read it again line by line, so that a line the
+        network cannot take costs only its page (the copy-ahead generator cannot go on after
+        an exception, so the rest are read one batch at a time)."""
+        from hwr.recognition.feed import recognize_line_batches
+
+        finished = 0
         try:
-            if config.output_dir:
-                write_page_files(page, config.output_dir, page.id, config.formats)
+            for batch, recognitions in recognize_line_batches(self.recognizer, batches):
+                batcher.complete(batch, recognitions)
+                finished += 1
+            return
+        except Exception:  # noqa: BLE001 - retried below, each failure recorded
+            log.debug("a batch of %d lines failed; reading it line by line", len(batches[finished]), exc_info=True)
+        for batch in batches[finished:]:
+            try:
+                for _, recognitions in recognize_line_batches(self.recognizer, [batch]):
+                    batcher.complete(batch, recognitions)
+            except Exception:  # noqa: BLE001
+                for single in batch.split():
+                    try:
+                        for _, recognitions in recognize_line_batches(self.recognizer, [single]):
+                            batcher.complete(single, recognitions)
+                    except Exception as exc:  # noqa: BLE001
+                        batcher.fail_line(single.owners[0], failure_reason(exc))
+
+    def finish(self, prepared: PreparedPage) -> None:
+        page = prepared.page
+        if self.words:
+            from hwr.recognition.align import word_boxes
+
+            for line, geometry in zip(page.lines, prepared.geometries):
+                line.recognition.words = word_boxes(line.recognition, geometry)
+        try:
+            if self.config.output_dir:
+                write_page_files(page, self.config.output_dir, page.id, self.config.formats)
         except (OSError, ValueError) as exc:
-            _fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id), summary, errors, bar)
-            continue
-        if item.is_line:
-            summary.line_images += 1
+            self.fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id))
+            return
+        if prepared.is_line:
+            self.summary.line_images += 1
         else:
-            summary.pages += 1
-        summary.lines += len(page.lines)
-        if on_page is not None:
-            on_page(page, item.is_line)
-        bar.update(1)
-        bar.set_postfix(lines=summary.lines, refresh=False)
+            self.summary.pages += 1
+        self.summary.lines += len(page.lines)
+        if self.on_page is not None:
+            self.on_page(page, prepared.is_line)
+        self.bar.update(1)
+        self.bar.set_postfix(lines=self.summary.lines, refresh=False)
+
+    def fail(self, failure: FailedInput) -> None:
+        self.summary.failures.append(failure)
+        self.errors.add(failure)
+        self.bar.update(1)
 
 
 def _progress(enabled: bool):

@@ -51,6 +51,6 @@ class TranscribeConfig(RecognizerSettings):
     resume: bool = BatchConfig.resume  # skip pages whose outputs all exist in --output-dir
     errors: str | None = BatchConfig.errors  # failed pages (TSV); default <output-dir>/errors.tsv
     dpi: int = BatchConfig.dpi  # PDF rasterisation
-    workers: int = BatchConfig.workers  # page loading/segmentation threads
-    processes: bool = BatchConfig.processes  # workers as processes (many-core hosts)
+    workers: int = BatchConfig.workers  # page workers (load, segment, cut, normalise); 0: in one process
+    processes: bool = BatchConfig.processes  # workers as torch-free processes (many-core and GPU hosts)
     progress: bool = BatchConfig.progress  # progress bar on stderr

@@ -72,20 +72,8 @@ def _ready(issued, compute, copy_stream):
     return batch, images, widths
 
 
-@torch.inference_mode()
-def recognize_padded(recognizer, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
-    """A padded float batch already on the recognizer's device -> one Recognition per line.
-
-    The same network call and decoder as `Recognizer.log_probs` / `_recognize_batch`, minus
-    their host-side padding (the batch arrives padded)."""
-    logits, lengths = recognizer.net(images, widths)
-    log_probs = logits.float().log_softmax(-1)
-    frame_width = float(getattr(recognizer.net, "width_factor", 1))
-    return recognizer.decoder.decode(log_probs, lengths, frame_width=frame_width)
-
-
 def recognize_line_batches(recognizer, batches: Iterable[LineBatch]) -> Iterator[tuple[LineBatch, list[Recognition]]]:
     """Each LineBatch with its recognitions, in order (the copy of the next batch overlapping
     this one's network on CUDA)."""
     for batch, images, widths in device_batches(batches, recognizer.device):
-        yield batch, recognize_padded(recognizer, images, widths)
+        yield batch, recognizer.recognize_padded(images, widths)

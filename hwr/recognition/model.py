@@ -349,13 +349,26 @@ class Recognizer:
         from hwr.training.batches import pad_images
 
         images, widths = pad_images(lines)
-        logits, lengths = self.net(images.to(self.device), widths.to(self.device))
+        return self.padded_log_probs(images.to(self.device), widths.to(self.device))
+
+    @torch.inference_mode()
+    def padded_log_probs(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch padded already, on this recognizer's device: (N, 1, H, W) float ink, widths (N,)."""
+        logits, lengths = self.net(images, widths)
         return logits.float().log_softmax(-1), lengths
 
-    def _recognize_batch(self, lines: Sequence[np.ndarray]) -> list[Recognition]:
-        log_probs, lengths = self.log_probs(lines)
+    def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
+        """One Recognition per line of a padded batch on this recognizer's device (the page
+        pipeline pads and copies its batches itself: hwr.recognition.feed)."""
+        log_probs, lengths = self.padded_log_probs(images, widths)
         frame_width = float(getattr(self.net, "width_factor", 1))
         return self.decoder.decode(log_probs, lengths, frame_width=frame_width)
+
+    def _recognize_batch(self, lines: Sequence[np.ndarray]) -> list[Recognition]:
+        from hwr.training.batches import pad_images
+
+        images, widths = pad_images(lines)
+        return self.recognize_padded(images.to(self.device), widths.to(self.device))
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Cross-page width batching (hwr.documents.line_batches): padding, width order, pages back
-whole, failures per page. Pure numpy, no network; recognition is tests/documents/test_worker_batch.py."""
+whole, failures per page. Pure numpy, no network; recognition is tests/documents/test_pipeline_workers.py."""
 from __future__ import annotations
 
 import numpy as np

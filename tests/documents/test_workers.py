@@ -4,7 +4,7 @@ always unlinked, failures as data, a crashing worker replaced, Ctrl-C handled by
 
 This module is imported by the worker processes too (they unpickle `crash_on_poison` from
 it), so it imports nothing that pulls in torch at module level. Not tested here: recognition
-(tests/documents/test_worker_batch.py) and speed (bench/bench_page_workers.py).
+(tests/documents/test_pipeline_workers.py) and speed (bench/bench_page_workers.py).
 """
 from __future__ import annotations
 

@@ -1,22 +1,20 @@
-"""The batch path with page worker processes (hwr.documents.worker_batch) and the uint8 feed
-to the network (hwr.recognition.feed): same texts with and without workers, the same texts
-as the Recognizer on the same pixels, failures per page. The model is tiny and untrained:
-texts are compared between paths, never against ground truth."""
+"""The batch path (hwr.documents.pipeline.run_batch) with page worker processes and threads:
+same texts with and without workers, the same texts as the Recognizer on the same uint8
+pixels, failures per page, the model's torch threads beside worker processes. The model is
+tiny and untrained: texts are compared between paths, never against ground truth. Outputs,
+resume and modes in general: tests/documents/test_pipeline.py; the worker pool itself:
+tests/documents/test_workers.py."""
 from __future__ import annotations
 
 import os
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
-from hwr.documents.line_batches import pad_uint8
 from hwr.documents.pages import page_refs
-from hwr.documents.pipeline import BatchConfig
+from hwr.documents.pipeline import BatchConfig, StageTimes, run_batch
 from hwr.documents.prepare import PrepareSettings, ink_from_uint8, prepare_page
-from hwr.documents.worker_batch import StageTimes, run_worker_batch
-from hwr.recognition.feed import device_batches, recognize_padded, to_device
 from hwr.recognition.model import Recognizer
 
 from helpers import render_line
@@ -40,9 +38,10 @@ def folder(tmp_path_factory):
     return folder
 
 
-def run(recognizer, folder, out, workers: int, **options):
+def run(recognizer, folder, out, workers: int, processes: bool = True, **options):
     pages = {}
-    config = BatchConfig(formats=["txt", "json"], output_dir=str(out), workers=workers, processes=True, batch_size=4,
+    config = BatchConfig(formats=["txt", "json"], output_dir=str(out), workers=workers, processes=processes,
+                         batch_size=4,
                          batch_lines=6, progress=False, **options)
     stages = StageTimes()
     threads_seen = set()
@@ -51,7 +50,7 @@ def run(recognizer, folder, out, workers: int, **options):
         pages[page.id] = (page, is_line)
         threads_seen.add(torch.get_num_threads())
 
-    summary = run_worker_batch(recognizer, [folder], config, stages=stages, on_page=on_page)
+    summary = run_batch(recognizer, [folder], config, on_page=on_page, stages=stages)
     stages.threads_seen = threads_seen
     return summary, pages, stages
 
@@ -67,7 +66,9 @@ def test_two_workers_read_the_same_texts_as_the_in_process_path(recognizer, fold
     local, local_pages, stages = run(recognizer, folder, tmp_path / "w0", workers=0)
     pooled, pooled_pages, pooled_stages = run(recognizer, folder, tmp_path / "w2", workers=2)
     assert pooled_stages.threads_seen == {max(1, min(threads, os.cpu_count() - 2))}  # cores left to the workers
-    for summary in (local, pooled):
+    threaded, threaded_pages, threaded_stages = run(recognizer, folder, tmp_path / "t2", workers=2, processes=False)
+    assert threaded_stages.threads_seen == {threads} and texts(threaded_pages) == texts(local_pages)
+    for summary in (local, pooled, threaded):
         assert (summary.pages, summary.line_images, len(summary.failures)) == (3, 1, 1)
         assert summary.failures[0].stage == "read" and summary.failures[0].source.endswith("broken.png")
     assert local.lines == pooled.lines == sum(len(p.lines) for p, _ in local_pages.values())
@@ -125,47 +126,3 @@ def test_a_line_the_network_cannot_take_fails_only_its_page(recognizer, folder, 
     failed = {f.page_id: f for f in summary.failures}
     assert set(failed) == {"broken", victim} and failed[victim].stage == "recognize"
     assert "out of memory" in failed[victim].message and victim not in pages and len(pages) == 3
-
-
-def test_to_device_scales_uint8_ink_to_the_networks_floats():
-    images = np.array([[[[0, 51, 255]]]], np.uint8)
-    tensor = to_device(images, torch.device("cpu"))
-    assert tensor.dtype == torch.float32 and torch.allclose(tensor, torch.tensor([[[[0.0, 0.2, 1.0]]]]))
-    assert torch.equal(tensor, torch.from_numpy(ink_from_uint8(images)))
-
-
-def _batches(n: int = 3):
-    from hwr.documents.line_batches import LineBatch
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        lines = [rng.integers(0, 256, (16, int(w)), dtype=np.uint8) for w in rng.integers(20, 90, 4)]
-        images, widths = pad_uint8(lines)
-        out.append(LineBatch(images, widths, [(i, k) for k in range(4)]))
-    return out
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_feed_copies_ahead_on_a_side_stream_and_delivers_every_batch_intact():
-    device = torch.device("cuda")
-    batches = _batches()
-    delivered = list(device_batches(batches, device))
-    assert [b for b, _, _ in delivered] == batches
-    for batch, images, widths in delivered:
-        assert images.is_cuda and widths.is_cuda
-        assert torch.equal(images.cpu(), torch.from_numpy(ink_from_uint8(batch.images)))
-        assert widths.cpu().tolist() == batch.widths.tolist()
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_feed_reads_the_same_texts_as_the_cpu(untrained_model):
-    cpu = Recognizer.load(untrained_model, device="cpu")
-    gpu = Recognizer.load(untrained_model, device="cuda")
-    for batch in _batches():
-        widths = torch.from_numpy(batch.widths)
-        expected = [r.text for r in recognize_padded(cpu, to_device(batch.images, cpu.device), widths)]
-        got = [r.text for r in recognize_padded(gpu, to_device(batch.images, gpu.device), widths.cuda())]
-        assert got == expected
