@@ -101,7 +101,7 @@ class BatchConfig:
     # start-up. On 2 CPU cores they measured no faster than threads (bench/bench_page_workers.py).
     processes: bool = False
     batch_size: int = 16
-    batch_lines: int = 64  # lines gathered across pages before the recognizer runs
+    batch_lines: int = 64  # lines pooled across pages before they are sorted into batches (>= 2 batches)
     # Locate words (CTC alignment) for PAGE Word / ALTO String elements; None: when an
     # output format carries words (json, pagexml, alto), not for plain text.
     words: bool | None = None
@@ -214,7 +214,9 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
     run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress))
-    batcher = PageBatcher(config.batch_size, config.batch_lines)
+    # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
+    # lines would otherwise cap every batch at 64 lines.
+    batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
     try:
         with PageWorkers(settings, config.workers, config.processes) as workers, \
                 _torch_threads_beside(workers, recognizer.device):
