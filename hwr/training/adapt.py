@@ -237,7 +237,9 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)
     base = Recognizer.load(base_dir, device=cfg.device)
+    measured = time.monotonic()
     before = held_out_counts(base, split.held_out).cer
+    reading_minutes = (time.monotonic() - measured) / 60
     log.info("held-out CER of %s: %.4f", base_dir.name, before)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
             "held_out_lines": len(split.held_out), "split_by": split.by})
@@ -245,8 +247,10 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     run_dir = out / RUN_DIR
     shutil.rmtree(run_dir, ignore_errors=True)
     budget = budget_for(len(split.adapt), cfg)
-    # Leave time for the after-measurement and writing the model (a few seconds).
-    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - 0.15)
+    # Leave time for what follows the last step: its validation and the after-measurement
+    # each read the held-out lines once more (timed just now, so a busy machine reserves
+    # more), then the model is written.
+    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - 3 * reading_minutes - 0.05)
     state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg)
 
     adapted = Recognizer.load(run_dir / "best", device=cfg.device)
