@@ -60,7 +60,8 @@ class PreparedPage:
     geometries: list[LineGeometry] = field(default_factory=list)
     is_line: bool = False  # read whole as one line image
     failure: FailedInput | None = None
-    seconds: float = 0.0  # CPU time spent preparing it (for the per-stage split)
+    # CPU time of the thread that prepared it (per thread: thread workers share a process with the network)
+    seconds: float = 0.0
 
     @property
     def line_count(self) -> int:
@@ -124,7 +125,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
     with the stage it happened in."""
     if ref.error:  # the input could not even be listed or its pages counted
         return failed(ref, ref.error_stage, ref.error)
-    started = time.process_time()
+    started = time.thread_time()
     stage = "read"
     try:
         gray = load_page(ref, settings.dpi)
@@ -138,7 +139,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
         log.debug("page %s failed", ref.source, exc_info=True)
         prepared = failed(ref, stage, failure_reason(exc))
-    prepared.seconds = time.process_time() - started
+    prepared.seconds = time.thread_time() - started
     return prepared
 
 
