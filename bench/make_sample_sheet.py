@@ -1,54 +1,96 @@
 """Render a sheet of synthetic lines with their labels: docs/synth-samples.png.
 
-    python bench/make_sample_sheet.py [--n 16] [--split train] [--seed 0] [--out docs/synth-samples.png]
+    python bench/make_sample_sheet.py [--split train] [--seed 0] [--out docs/synth-samples.png]
 
-Each row shows a line image at its rendered size (scaled down only if wider than the sheet)
-with the label, font and kind printed above it, so a reader can check label/image agreement.
+One section per effect of the engine (issue 19): the same line without and with per-instance
+variation; joins and breaks; each pen model; each capture condition; real EMNIST letters and
+digits; the held-out hands. Each row shows a line at its rendered size (scaled down only if
+wider than the sheet) under a caption with the effect, the label, font, pen and condition, so a
+reader can check label/image agreement.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
-
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from hwr.synth import LineSynthesizer
+from hwr.synth import LineSynthesizer, SynthConfig
+from hwr.synth.capture import CONDITIONS
+from hwr.synth.pens import PENS
 
 SHEET_WIDTH = 1400
 CAPTION_HEIGHT = 22
 GAP = 10
+MAX_ROW_HEIGHT = 150
 
 
-def sheet(samples, width: int = SHEET_WIDTH) -> Image.Image:
+def sheet(rows: list[tuple[str, np.ndarray]], width: int = SHEET_WIDTH) -> Image.Image:
     caption_font = ImageFont.load_default(size=15)
-    rows = []
-    for sample in samples:
-        line = Image.fromarray(sample.image)
-        if line.width > width:
-            line = line.resize((width, max(1, round(line.height * width / line.width))), Image.LANCZOS)
-        row = Image.new("L", (width, CAPTION_HEIGHT + line.height + GAP), 255)
-        caption = f"{sample.text!r}   [{sample.meta['font']}, {sample.meta['kind']}]"
-        ImageDraw.Draw(row).text((4, 3), caption, fill=0, font=caption_font)
-        row.paste(line, (0, CAPTION_HEIGHT))
-        rows.append(row)
-    out = Image.new("L", (width, sum(r.height for r in rows)), 255)
+    tiles = []
+    for caption, image in rows:
+        line = Image.fromarray(image)
+        scale = min(1.0, width / line.width, MAX_ROW_HEIGHT / line.height)
+        if scale < 1.0:
+            line = line.resize((max(1, round(line.width * scale)), max(1, round(line.height * scale))), Image.LANCZOS)
+        tile = Image.new("L", (width, CAPTION_HEIGHT + line.height + GAP), 255)
+        ImageDraw.Draw(tile).text((4, 3), caption, fill=0, font=caption_font)
+        tile.paste(line, (0, CAPTION_HEIGHT))
+        tiles.append(tile)
+    out = Image.new("L", (width, sum(t.height for t in tiles)), 255)
     y = 0
-    for row in rows:
-        out.paste(row, (0, y))
-        y += row.height
+    for tile in tiles:
+        out.paste(tile, (0, y))
+        y += tile.height
     return out
+
+
+def _caption(effect: str, line) -> str:
+    return f"{effect}: {line.text!r}   [{line.font}, pen {line.pen}, {line.condition}]"
+
+
+def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(caption, image) rows, one or more per effect."""
+    base = SynthConfig(condition_weights={"paper": 1.0}, kind_weights={"corpus": 1.0}, restroke_prob=0.0,
+                       join_line_prob=0.0, break_line_prob=0.0, ruled_prob=0.0, jpeg_prob=0.0)
+    rows = []
+
+    def render(cfg: SynthConfig, index: int, condition: str | None = None, kinds=None, effect: str = ""):
+        synth = LineSynthesizer(cfg, split=split, seed=seed, kinds=kinds)
+        line = synth.render(synth.rng(index), condition)
+        rows.append((_caption(effect, line), line.image))
+
+    render(replace(base, instance_prob=0.0), 1, effect="font glyphs as drawn (no per-instance variation)")
+    render(replace(base, instance_prob=1.0), 1, effect="every instance its own shape, words own slant/squeeze")
+    render(replace(base, instance_prob=1.0, join_line_prob=1.0, join_prob_range=(0.9, 1.0)), 2,
+           effect="joins between lowercase letters")
+    render(replace(base, instance_prob=1.0, break_line_prob=1.0, break_glyph_prob=0.5), 2,
+           effect="breaks in strokes")
+    for pen in PENS:
+        render(replace(base, restroke_prob=1.0, restroke_pens={pen: 1.0}), 3, effect=f"pen {pen}")
+    everything = replace(base, restroke_prob=0.3, join_line_prob=0.4, break_line_prob=0.25, ruled_prob=0.15,
+                         jpeg_prob=0.3)
+    for k, condition in enumerate(CONDITIONS):
+        render(everything, 4 + k, condition, effect=f"capture {condition}")
+    render(everything, 10, kinds=("letters",), effect="real EMNIST letters")
+    render(everything, 11, kinds=("digits",), effect="real MNIST/EMNIST digits")
+    hard = LineSynthesizer(SynthConfig(kind_weights={"corpus": 1.0}), split="val", seed=seed)
+    for index, name in enumerate(("edu-vic-wa-nt-hand", "playwrite-nz", "hi-melody", "sedgwick-ave")):
+        line = hard.write_line(hard.rng(20 + index), font=name)
+        if line.font == name:
+            rows.append((f"held-out hand {name}: {line.text!r}", 255 - line.ink))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--split", choices=["train", "val"], default="train")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "synth-samples.png"))
     args = parser.parse_args()
-    synth = LineSynthesizer(split=args.split, seed=args.seed)
-    image = sheet([synth.sample(i) for i in range(args.n)])
+    image = sheet(effect_rows(args.split, args.seed))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     image.save(args.out, optimize=True)
     print(f"wrote {args.out} ({image.width}x{image.height})")

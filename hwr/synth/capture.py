@@ -46,14 +46,17 @@ def check_weights(weights: dict[str, float]) -> None:
 
 # --- whiteboard --------------------------------------------------------------------------
 def whiteboard(ink: np.ndarray, box: Box, x_height: float, rng: np.random.Generator,
-               cfg: SynthConfig) -> tuple[np.ndarray, Box]:
+               cfg: SynthConfig, thin_already: bool = False) -> tuple[np.ndarray, Box]:
     """Pure black, thin, uniform strokes on pure white, the line small in a wide blank frame.
 
     `ink` is the line's coverage cropped with margins, `box` its ink box. Strokes are thinned
-    towards `whiteboard_stroke_range` x-heights (when the pen re-stroke has not drawn them thin
-    already) and binarised, as an online pen trace rendered at a fixed width looks.
+    towards `whiteboard_stroke_range` x-heights (unless `thin_already`: a thin pen re-stroked
+    them) and binarised, as an online pen trace rendered at a fixed width looks.
     """
-    binary = uniform_thin(ink, float(rng.uniform(*cfg.whiteboard_stroke_range)) * x_height)
+    target = float(rng.uniform(*cfg.whiteboard_stroke_range)) * x_height
+    # Lines a thin pen re-stroked (pens.py) are uniform already; others (real digits and
+    # letters) are thinned here.
+    binary = (ink > 110).astype(np.uint8) * 255 if thin_already else uniform_thin(ink, target)
     x0, y0, x1, y1 = box
     text_h = y1 - y0
     top, bottom = (int(round(rng.uniform(*cfg.whiteboard_frame_y) * text_h)) for _ in range(2))

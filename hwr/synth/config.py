@@ -115,7 +115,7 @@ class SynthConfig:
     break_glyph_prob: float = 0.12
 
     # --- pens (pens.py): re-stroke the font's glyphs along their centre lines --------------
-    restroke_prob: float = 0.35  # share of font lines redrawn with a pen model
+    restroke_prob: float = 0.3  # share of font lines redrawn with a pen model
     restroke_pens: dict[str, float] = field(default_factory=lambda: {
         "ballpoint": 0.3, "marker": 0.15, "pencil": 0.15, "nib": 0.15, "pressure": 0.25})
     # Stroke width of each pen, x-heights (nib and pressure: the widest).

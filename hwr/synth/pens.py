@@ -3,8 +3,8 @@
 A font fixes the shape of its pen (a calligraphic nib, a felt tip, a uniform line). People write
 the same letter shapes with ballpoints, markers, pencils and broad nibs, pressing harder and
 lighter along a stroke. Here each cached glyph is skeletonised once (Zhang-Suen thinning, below;
-OpenCV's ximgproc thinning is not in the wheels we use) into short segments between neighbouring
-skeleton pixels, cached with the glyph (FontBank.skeleton). Per instance the skeleton is jittered
+OpenCV's ximgproc thinning is not in the wheels we use) into its centre-line pixels, cached with
+the glyph (FontBank.skeleton). Per instance the skeleton is jittered
 by a smooth displacement (a shared function of position, so strokes stay connected) and redrawn
 with the line's pen:
 
@@ -14,8 +14,10 @@ with the line's pen:
     nib        broad nib: the width follows the stroke direction (thin along the nib's edge)
     pressure   ballpoint whose width swells and thins along the strokes
 
-Variable widths are drawn as a few cv2.polylines calls, one per integer thickness (segments are
-a pixel long, so the steps do not show): one call per segment would cost ten times more.
+Drawing is one dilation by the pen's footprint (a disk, or the nib's line) or, for pressure, one
+distance transform per glyph: drawing the skeleton's segments with cv2.polylines cost ten times
+more. Within a line, each character is re-stroked once and its instances share it
+(render.py); the instance maps make them differ.
 
 Labels stay honest: thinning preserves connectivity, every piece of ink (a dot, a full stop)
 keeps at least one skeleton pixel, and the jitter is smooth and small, so every stroke and dot
@@ -23,6 +25,7 @@ of the glyph is redrawn.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,8 +36,8 @@ from hwr.synth.config import SynthConfig
 
 PENS = ("ballpoint", "marker", "pencil", "nib", "pressure")
 FONT_PEN = "font"  # meta["pen"] of lines drawn with the font's own strokes
-# cv2 draws an anti-aliased line of thickness 1 at a fraction of full ink (a dot at 1%): 2 px is
-# the thinnest stroke that shows.
+# The thinnest pen drawn, px: thinner strokes would be faint, and a pixel-wide gap that the
+# skeleton jitter can open must stay inside the stroke.
 _MIN_THICKNESS = 2
 
 
@@ -56,53 +59,38 @@ def _zhang_suen_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _ZS_FIRST, _ZS_SECOND = _zhang_suen_tables()
-# (dy, dx) of P2..P9: north, north-east, east, south-east, south, south-west, west, north-west.
-_NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+
+
+# Weights of the eight neighbours in a 3x3 correlation: bit i for P(i+2), so one cv2.filter2D
+# gives every pixel's neighbourhood code.
+_CODE_KERNEL = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
 
 
 def thin(binary: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning (1984) of a boolean image, vectorised: each sub-iteration looks up
-    every pixel's neighbourhood code in a precomputed table, so a glyph thins in a few dozen
-    numpy operations."""
+    """Zhang-Suen thinning (1984) of a boolean image, vectorised: each sub-iteration computes
+    every pixel's neighbourhood code with one correlation and looks the deletions up in a
+    precomputed table."""
     img = np.pad(binary.astype(np.uint8), 1)
-    h, w = img.shape
     while True:
         changed = False
         for table in (_ZS_FIRST, _ZS_SECOND):
-            code = np.zeros((h - 2, w - 2), np.uint8)
-            for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-                code |= img[1 + dy: h - 1 + dy, 1 + dx: w - 1 + dx] << bit
-            delete = table[code] & (img[1:-1, 1:-1] > 0)
+            code = cv2.filter2D(img, cv2.CV_16S, _CODE_KERNEL, borderType=cv2.BORDER_CONSTANT)
+            delete = table[code] & (img > 0)
             if delete.any():
-                img[1:-1, 1:-1][delete] = 0
+                img[delete] = 0
                 changed = True
         if not changed:
             return img[1:-1, 1:-1] > 0
 
 
-def skeleton_segments(mask: np.ndarray) -> np.ndarray:
-    """The centre lines of a glyph mask as segments (K, 4) float32 [x0, y0, x1, y1] between
-    8-neighbouring skeleton pixels (pixel centres, mask coordinates). A lone pixel (a thinned
-    dot) becomes a segment of length zero, which still draws a dot."""
+def skeleton_points(mask: np.ndarray) -> np.ndarray:
+    """The centre lines of a glyph mask: the (x, y) pixel indices (M, 2) float32 of its
+    Zhang-Suen skeleton, plus one pixel for every piece of ink thinning erased."""
     ink = mask > 127
     skel = thin(ink)
     _keep_every_piece(ink, skel)
     ys, xs = np.nonzero(skel)
-    if ys.size == 0:
-        return np.zeros((0, 4), np.float32)
-    on = np.pad(skel, 1)
-    py, px = ys + 1, xs + 1
-    east, south = on[py, px + 1], on[py + 1, px]
-    west = on[py, px - 1]
-    # Diagonal links only where no orthogonal path already joins the two pixels.
-    south_east = on[py + 1, px + 1] & ~east & ~south
-    south_west = on[py + 1, px - 1] & ~west & ~south
-    linked = east | south | south_east | south_west | west | on[py - 1, px] | on[py - 1, px - 1] | on[py - 1, px + 1]
-    parts = []
-    for flag, dx, dy in ((east, 1, 0), (south, 0, 1), (south_east, 1, 1), (south_west, -1, 1), (~linked, 0, 0)):
-        sx, sy = xs[flag], ys[flag]
-        parts.append(np.stack([sx, sy, sx + dx, sy + dy], axis=1))
-    return (np.concatenate(parts).astype(np.float32) + np.float32([0.5, 0.5, 0.5, 0.5]))
+    return np.stack([xs, ys], axis=1).astype(np.float32)
 
 
 def _keep_every_piece(ink: np.ndarray, skel: np.ndarray) -> None:
@@ -149,7 +137,7 @@ def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, forc
         raise ValueError(f"unknown pen {force!r}; expected one of {list(PENS)}")
     lo, hi = cfg.pen_width_ranges[force]
     width = max(1.0, float(rng.uniform(lo, hi)) * x_height)
-    thin_width = max(1.0, width * float(rng.uniform(0.2, 0.45)))
+    thin_width = max(1.0, width * float(rng.uniform(0.12, 0.3)))
     angle = math.radians(float(rng.uniform(*cfg.nib_angle_range_deg)))
     direction = float(rng.uniform(0, 2 * math.pi))
     k = 2 * math.pi / (float(rng.uniform(0.6, 1.6)) * x_height)
@@ -159,38 +147,68 @@ def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, forc
     return Pen(force, width, thin_width, angle, wave, jitter, float(rng.uniform(0.8, 1.6)) * x_height)
 
 
-def restroke(segments: np.ndarray, shape: tuple[int, int], pen: Pen, rng: np.random.Generator
+def restroke(points: np.ndarray, shape: tuple[int, int], pen: Pen, rng: np.random.Generator
              ) -> tuple[np.ndarray, int]:
     """Redraw a glyph's skeleton with `pen`, jittered smoothly; returns the new mask and the pad
-    (px) it grew by on every side (its top-left moves by -pad)."""
+    (px) it grew by on every side (its top-left moves by -pad).
+
+    Uniform pens dilate the centre line by a disk of the pen's width. The broad nib dilates it
+    by the nib itself, a short line at the nib's angle: the Minkowski sum of path and nib is what
+    a nib leaves on paper, so the width follows the stroke's direction by construction. Pressure
+    thresholds one distance transform against a smoothly varying half-width.
+    """
     h, w = shape
     pad = int(math.ceil(pen.width / 2 + 2.5 * pen.jitter)) + 2
-    canvas = np.zeros((h + 2 * pad, w + 2 * pad), np.uint8)
-    if not len(segments):
-        return canvas, pad
-    pts = segments.reshape(-1, 2) + np.float32(pad)  # endpoints, (2K, 2)
+    H, W = h + 2 * pad, w + 2 * pad
+    if not len(points):
+        return np.zeros((H, W), np.uint8), pad
+    pts = points + np.float32(pad)
     if pen.jitter > 0:
-        # A smooth displacement, a function of position: shared endpoints move together, so
-        # strokes bend but never come apart.
-        u = rng.uniform(-1.0, 1.0, 4)
+        # A smooth displacement, a function of position: neighbouring skeleton pixels move
+        # together, so strokes bend but do not come apart (a gap of a pixel is inside the pen).
+        u0, u1, u2, u3 = rng.uniform(-1.0, 1.0, 4).tolist()
         k = 2 * math.pi / pen.jitter_wavelength
-        kx, ky, phase_x, phase_y = u[0] * k, u[1] * k, u[2] * math.pi, u[3] * math.pi
-        pts[:, 0] += pen.jitter * np.sin(kx * pts[:, 1] + ky * pts[:, 0] + phase_x)
-        pts[:, 1] += pen.jitter * np.sin(ky * pts[:, 1] - kx * pts[:, 0] + phase_y)
-    lines = np.round(pts * 16).astype(np.int32).reshape(-1, 2, 2)  # fixed point, shift=4
-    if pen.name in ("ballpoint", "marker", "pencil"):
-        cv2.polylines(canvas, lines, False, 255, max(_MIN_THICKNESS, int(round(pen.width))), cv2.LINE_AA, shift=4)
-        return canvas, pad
-    if pen.name == "nib":
-        # Width ~ |sin| of the angle between the stroke and the nib's edge.
-        d = pts[1::2] - pts[0::2]
-        theta = np.arctan2(d[:, 1], d[:, 0])
-        widths = pen.thin_width + (pen.width - pen.thin_width) * np.abs(np.sin(theta - pen.angle))
-    else:  # pressure: a slow wave of pressure along the writing
+        x, y = pts[:, 0].copy(), pts[:, 1]
+        pts[:, 0] += pen.jitter * np.sin(u0 * k * y + u1 * k * x + u2 * math.pi)
+        pts[:, 1] += pen.jitter * np.sin(u1 * k * y - u0 * k * x + u3 * math.pi)
+    # Rounding to pixels; the pad keeps every jittered point inside the canvas.
+    xi = (pts[:, 0] + 0.5).astype(np.intp)
+    yi = (pts[:, 1] + 0.5).astype(np.intp)
+    if pen.name == "pressure":
+        # Round pen of varying width: every pixel within half the local width of the centre
+        # line, a one-pixel anti-aliased edge; one distance transform serves any width field.
+        field = np.full((H, W), 255, np.uint8)
+        field[yi, xi] = 0
+        distance = cv2.distanceTransform(field, cv2.DIST_L2, cv2.DIST_MASK_3)
         kx, ky, phase, amplitude = pen.wave
-        mid = (pts[0::2] + pts[1::2]) * 0.5
-        widths = pen.width * (1.0 + amplitude * np.sin(kx * mid[:, 0] + ky * mid[:, 1] + phase))
-    thickness = np.maximum(_MIN_THICKNESS, np.round(widths)).astype(np.int32)
-    for value in np.unique(thickness):
-        cv2.polylines(canvas, lines[thickness == value], False, 255, int(value), cv2.LINE_AA, shift=4)
-    return canvas, pad
+        wave = np.sin((kx * np.arange(W, dtype=np.float32))[None, :] + (ky * np.arange(H, dtype=np.float32) + phase)[:, None])
+        half = np.maximum(0.5 * _MIN_THICKNESS, 0.5 * pen.width * (1.0 + amplitude * wave))
+        coverage = np.subtract(half + 0.5, distance, out=distance)
+        np.clip(coverage, 0.0, 1.0, out=coverage)
+        return (coverage * 255.0).astype(np.uint8), pad
+    centre = np.zeros((H, W), np.uint8)
+    centre[yi, xi] = 255
+    if pen.name == "nib":
+        kernel = _nib_kernel(int(math.ceil(pen.width)), max(1, int(round(pen.thin_width))), round(pen.angle, 1))
+    else:
+        kernel = _round_kernel(max(_MIN_THICKNESS, int(round(pen.width))))
+    # Dilating the centre line by the pen's footprint draws the stroke; a slight blur gives the
+    # anti-aliased edge a real pen has.
+    return cv2.GaussianBlur(cv2.dilate(centre, kernel), (3, 3), 0.6), pad
+
+
+@functools.lru_cache(maxsize=64)
+def _round_kernel(width: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+
+
+@functools.lru_cache(maxsize=512)
+def _nib_kernel(width: int, thin_width: int, angle: float) -> np.ndarray:
+    """The nib's footprint: a line `width` long at `angle` (radians), `thin_width` thick."""
+    size = width | 1
+    kernel = np.zeros((size, size), np.uint8)
+    c = size // 2
+    dx, dy = 0.5 * (size - 1) * math.cos(angle), -0.5 * (size - 1) * math.sin(angle)
+    cv2.line(kernel, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1,
+             thin_width)
+    return kernel

@@ -51,6 +51,8 @@ class WriterStyle:
     hand: Hand | None = None  # per-instance variation, joins and breaks (None: the font's glyphs)
     real_letters: bool = False  # letters come from EMNIST (font is None)
     pen: Pen | None = None  # re-stroke the font's glyphs with this pen (pens.py); None: the font's
+    # Each character re-stroked once per line; its instances differ by their own maps (hand.py).
+    pen_cache: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -223,9 +225,11 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             cx = pen + (glyph.left + w / 2.0) * shape.scale * shape.squeeze
             x = int(round(cx - w / 2.0))
             mask, grown = _pen_mask(glyph.mask, style, bank, ch, rng)
-            pieces.append((vary_mask(mask, z[7], hand, rng), x - grown, glyph.top - grown))
+            if hand.break_prob or abs(z[7]) > hand.cfg.instance_stroke_z:
+                mask = vary_mask(mask, z[7], hand, rng)
+            pieces.append((mask, x - grown, glyph.top - grown))
             instances.append(instance(z, hand, shape, cx, cy))
-            if _joinable(ch):
+            if hand.join_prob and _joinable(ch):
                 anchors = bank.anchors(style.font, style.grid_px, ch)
                 shift = x - glyph.left  # word x of the glyph's pen origin
         if anchors is not None:
@@ -252,7 +256,11 @@ def _pen_mask(mask: np.ndarray, style: WriterStyle, bank: FontBank, ch: str, rng
     """The glyph as the line's pen draws it, and how many pixels it grew on each side."""
     if style.pen is None or not mask.size:
         return mask, 0
-    return restroke(bank.skeleton(style.font, style.grid_px, ch), mask.shape, style.pen, rng)
+    drawn = style.pen_cache.get(ch)
+    if drawn is None:
+        drawn = style.pen_cache[ch] = restroke(bank.skeleton(style.font, style.grid_px, ch), mask.shape, style.pen,
+                                               rng)
+    return drawn
 
 
 def _clamp(x: float, limit: float) -> float:

@@ -97,7 +97,8 @@ class LineSynthesizer:
         pen = "ballpoint" if condition == "whiteboard" else None
         line, box = augment.crop_with_margins(self.write_line(rng, pen=pen), rng, cfg)
         if condition == "whiteboard":
-            image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg)
+            image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg,
+                                               thin_already=line.pen == "ballpoint")
             dx, dy = framed[0] - box[0], framed[1] - box[1]
             line = replace(line, baseline=[(x + dx, y + dy) for x, y in line.baseline])
             return self._finished(line, image, framed, "black", condition)
