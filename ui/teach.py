@@ -243,15 +243,17 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
                                         scale=4)
                 remove = gr.Button("Remove", size="sm", scale=1)
         source = gr.Radio([COLLECTION_SOURCE, ZIP_SOURCE], value=COLLECTION_SOURCE, label="Learn from")
-        archive = gr.File(label="Zip of labelled pages or lines", file_types=[".zip"])
+        archive = gr.File(label="Zip of labelled pages or lines", file_types=[".zip"], visible=False)
         with gr.Row():
             base = gr.Dropdown(teacher.registry.labels, value=teacher.registry.default_label, label="Base model")
             minutes = gr.Number(value=5, minimum=0.1, maximum=240, label="Minutes", elem_id="hwr-adapt-minutes")
             name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
         button = gr.Button("Adapt", variant="primary", elem_id="hwr-adapt")
         status = gr.Markdown(elem_id="hwr-adapt-status")
-        curve = gr.LinePlot(x="step", y="held-out CER", color="model", title="Held-out CER", y_lim=[0, None],
-                            y_axis_format=".0%", label="Held-out CER")
+        # One series from the base model's point at step 0 through each evaluation, so the
+        # first point already draws a line.
+        curve = gr.LinePlot(x="step", y="held-out CER", title="Held-out CER (step 0: the base model)",
+                            y_lim=[0, None], y_axis_format=".0%", label="Held-out CER")
 
     def refresh():
         return teacher.summary(), teacher.table()
@@ -272,6 +274,7 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
             yield (finished_text(progress), progress.frame(), gr.update(choices=labels, value=new),
                    gr.update(choices=labels), teacher.summary())
 
+    source.change(lambda chosen: gr.update(visible=chosen == ZIP_SOURCE), [source], [archive], api_name=False)
     # Lines are saved on the Transcribe tab: opening this tab shows the collection as it is now.
     tab.select(refresh, None, [summary, table], api_name=False)
     remove.click(friendly(drop), [remove_ids], [summary, table], api_name="remove_lines")
