@@ -14,6 +14,7 @@ whose format is detected, or a path with an explicit prefix:
 from __future__ import annotations
 
 from collections.abc import Callable
+import importlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -143,7 +144,7 @@ def _synthetic(location: str) -> LineDataset:
         raise DatasetError(f"synth:{location}", "expected synth:<split>:<count>[:<seed>], e.g. synth:val:500") from None
     try:
         # Imported lazily: the engine pulls in fonts and rendering that plain readers never need.
-        from hwr.datasets import synthetic
+        synthetic = importlib.import_module("hwr.datasets.synthetic")
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
     if split == "hard":
