@@ -261,14 +261,14 @@ class FontBank:
         return self._anchors[key]
 
     def skeleton(self, name: str, size_px: int, ch: str) -> np.ndarray:
-        """A glyph's centre lines as segments (pens.skeleton_segments), computed once."""
+        """A glyph's centre line pixels (pens.skeleton_points), computed once."""
         key = (name, size_px, ch)
         cached = self._skeletons.get(key)
         if cached is None:
-            from hwr.synth.pens import skeleton_segments  # pens imports config only; no loop
+            from hwr.synth.pens import skeleton_points  # pens imports config only; no loop
 
             glyph = self.glyph(name, size_px, ch)
-            cached = skeleton_segments(glyph.mask) if glyph.mask.size else np.zeros((0, 4), np.float32)
+            cached = skeleton_points(glyph.mask) if glyph.mask.size else np.zeros((0, 2), np.float32)
             self._skeletons[key] = cached
             if len(self._skeletons) > self.cache_glyphs:
                 self._skeletons.popitem(last=False)

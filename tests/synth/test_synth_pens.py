@@ -10,7 +10,7 @@ from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank
-from hwr.synth.pens import PENS, Pen, choose_pen, restroke, skeleton_segments, thin
+from hwr.synth.pens import PENS, Pen, choose_pen, restroke, skeleton_points, thin
 
 FONTS_DIR = default_data_dir() / "fonts"
 
@@ -41,10 +41,10 @@ def test_restroked_glyphs_keep_every_piece_of_ink(font):
         for ch in "ij.:;!?%\"=ABgx":
             glyph = bank.glyph(font, size, ch)
             n, labels = _pieces(glyph.mask)
-            segments = skeleton_segments(glyph.mask)
+            points = skeleton_points(glyph.mask)
             for name in PENS:
                 pen = choose_pen(rng, SynthConfig(), 0.5 * size, force=name)
-                mask, pad = restroke(segments, glyph.mask.shape, pen, rng)
+                mask, pad = restroke(points, glyph.mask.shape, pen, rng)
                 inked = mask[pad: pad + glyph.mask.shape[0], pad: pad + glyph.mask.shape[1]] > 60
                 near = cv2.dilate(inked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
                 for k in range(1, n):  # every stroke and dot is redrawn where it was
@@ -59,7 +59,7 @@ def _bar_widths(pen: Pen) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     out = []
     for mask in (h, v):
-        drawn, _ = restroke(skeleton_segments(mask), mask.shape, pen, rng)
+        drawn, _ = restroke(skeleton_points(mask), mask.shape, pen, rng)
         out.append((drawn > 127).sum() / 40.0)
     return out[0], out[1]
 
