@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from hwr.recognition.align import align_labels, char_extents
 from hwr.datasets.synthetic import SyntheticLines
+from hwr.recognition.align import align_labels, char_extents
 from hwr.recognition.decode import make_decoder
-from hwr.scoring.metrics import ErrorCounts
 from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import ErrorCounts
 
 # Print-like and casual validation fonts: their glyph boxes are well defined (cursive joins
 # make "where does this letter end" a matter of opinion).

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Line:
     baseline: list[tuple[int, int]]
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
     text: str = ""
-    recognition: Optional[Recognition] = None
+    recognition: Recognition | None = None
 
 
 @dataclass

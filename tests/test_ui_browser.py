@@ -18,7 +18,7 @@ import pytest
 from hwr.recognition.model import Recognizer
 from hwr.scoring.metrics import cer
 
-from conftest import free_port, make_untrained_model
+from helpers import free_port, make_untrained_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

@@ -15,7 +15,7 @@ from hwr.datasets import open_dataset
 from hwr.records import Line, Page, Recognition
 from hwr_ui.collection import Collection, user_data_dir
 
-from conftest import render_line
+from helpers import render_line
 
 
 def two_line_page() -> tuple[np.ndarray, Page]:

@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from hwr.recognition.model import ModelConfig, load_model, read_model_config, save_model
-from ui.collection import Collection
-from ui.models import ModelRegistry
-from ui.pages import page_to_dict, transcribe_image
-from ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
-from ui.uploads import UploadError, WorkDirs, ZipLimits
+from hwr_ui.collection import Collection
+from hwr_ui.models import ModelRegistry
+from hwr_ui.pages import page_to_dict, transcribe_image
+from hwr_ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
+from hwr_ui.uploads import UploadError, WorkDirs, ZipLimits
 
-from conftest import make_untrained_model, render_line
+from helpers import make_untrained_model, render_line
 
 
 @pytest.fixture

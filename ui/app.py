@@ -16,23 +16,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import hwr  # noqa: F401  - sets GRADIO_ANALYTICS_ENABLED/HF_HUB_DISABLE_TELEMETRY before gradio loads
-
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
+import hwr  # noqa: F401  - sets GRADIO_ANALYTICS_ENABLED/HF_HUB_DISABLE_TELEMETRY before gradio loads
 from hwr.datasets import DatasetError
 from hwr.recognition.decode import decoder_options
-from hwr.scoring.evaluate import evaluate, write_lines_csv
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.recognition.model import ModelError
+from hwr.scoring.evaluate import evaluate, write_lines_csv
 
 from . import batch as batch_logic
 from . import evaluation, model_info
 from .config import UIConfig
 from .models import ModelRegistry, decoder_names
-from .pages import LAYOUTS, apply_corrections, export_page, mean_confidence, page_from_dict, page_to_dict, \
-    transcribe_image
+from .pages import (
+    LAYOUTS,
+    apply_corrections,
+    export_page,
+    mean_confidence,
+    page_from_dict,
+    page_to_dict,
+    transcribe_image,
+)
 from .render import CONFIDENCE_CSS, confidence_html, draw_lines
 from .teach import Teacher, build_teach_tab, register_adapted_models, teaching_allowed
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name
@@ -321,7 +327,8 @@ def _model_tab(ctx: AppContext, demo: gr.Blocks, model, decoder) -> None:
 def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = None) -> gr.Blocks:
     """The Blocks app with its queue set up; `launch_app` serves it."""
     config = config or UIConfig()
-    ctx = AppContext(config, registry or ModelRegistry(config.model, config.device, decoder_options(config)), WorkDirs())
+    registry = registry or ModelRegistry(config.model, config.device, decoder_options(config))
+    ctx = AppContext(config, registry, WorkDirs())
     if teaching_allowed(config.host):
         ctx.teacher = Teacher(ctx.registry, ctx.work, ctx.zip_limits)
         register_adapted_models(ctx.registry)

@@ -10,9 +10,9 @@ import csv
 import io
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages
 from hwr.documents.pipeline import BatchConfig, transcribe_refs

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hwr.recognition.model import Recognizer
 from hwr.documents.pipeline import MODES
 from hwr.documents.pipeline import transcribe_image as read_image
-from hwr.records import Line, Page, Recognition, Region, WordBox
 from hwr.documents.writers import SUFFIXES, write_page_files
+from hwr.recognition.model import Recognizer
+from hwr.records import Line, Page, Recognition, Region, WordBox
 
 from .uploads import UploadError
 

@@ -13,8 +13,8 @@ whose format is detected, or a path with an explicit prefix:
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 

@@ -26,7 +26,7 @@ class LineFrame:
     height: int
 
     @classmethod
-    def of(cls, line: Line) -> "LineFrame":
+    def of(cls, line: Line) -> LineFrame:
         polygon = np.asarray(line.polygon, np.float64).reshape(-1, 2)
         u = np.array([1.0, 0.0])
         if len(line.baseline) >= 2:

@@ -17,19 +17,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from glob import escape as glob_escape
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from hwr.recognition.charset import normalize_text
 from hwr.datasets.pagexml import line_polygon, line_text, local_name, resolve_page_image
-from hwr.scoring.metrics import ErrorCounts, char_errors, word_errors
+from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
+from hwr.scoring.metrics import ErrorCounts, char_errors, word_errors
 
 log = logging.getLogger("hwr.documents.page_eval")
 

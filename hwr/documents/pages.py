@@ -19,17 +19,25 @@ import multiprocessing
 import os
 import threading
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from hwr.documents.writers.common import unique_name
-from hwr.recognition.imaging import (IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, MAX_SIDE, ImageError, check_image_size,
-                                     load_gray, pil_to_gray, single_threaded_opencv)
+from hwr.recognition.imaging import (
+    IMAGE_SUFFIXES,
+    MAX_IMAGE_PIXELS,
+    MAX_SIDE,
+    ImageError,
+    check_image_size,
+    load_gray,
+    pil_to_gray,
+    single_threaded_opencv,
+)
 
 log = logging.getLogger("hwr.documents.pages")
 

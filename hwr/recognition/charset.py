@@ -8,8 +8,8 @@ from __future__ import annotations
 import string
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 BLANK_ID = 0
 BLANK_SYMBOL = "<blank>"
@@ -102,7 +102,7 @@ class Charset:
         return report
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "Charset":
+    def from_texts(cls, texts: Iterable[str]) -> Charset:
         """A charset of every character in the texts (sorted), for custom training data."""
         chars = set()
         for t in texts:
@@ -115,5 +115,5 @@ class Charset:
         return list(self.symbols)
 
     @classmethod
-    def from_json(cls, symbols: list[str]) -> "Charset":
+    def from_json(cls, symbols: list[str]) -> Charset:
         return cls(symbols)

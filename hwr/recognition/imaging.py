@@ -53,7 +53,7 @@ class NormalizeConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NormalizeConfig":
+    def from_dict(cls, d: dict) -> NormalizeConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 

@@ -13,11 +13,11 @@ learns instead of an endless list of numerals.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from hwr.recognition.charset import Charset
 from hwr.fileio import atomic_write_gzip_by_suffix
+from hwr.recognition.charset import Charset
 
 SPACE_TOKEN = "|"
 BLANK_TOKEN = "<blank>"

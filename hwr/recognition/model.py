@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,11 +22,16 @@ from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
 from hwr.errors import HwrError
+from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
-from hwr.fileio import atomic_write_bytes
-from hwr.recognition.imaging import (ImageError, LineGeometry, NormalizeConfig, normalize_line,
-                                     normalize_line_with_geometry)
+from hwr.recognition.imaging import (
+    ImageError,
+    LineGeometry,
+    NormalizeConfig,
+    normalize_line,
+    normalize_line_with_geometry,
+)
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.records import FailedInput, Recognition
 
@@ -56,7 +61,7 @@ class ModelConfig:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         """A checked config; ValueError naming the key when a value has the wrong type or range."""
         if not isinstance(d, dict):
             raise ValueError(f"expected a JSON object, got {type(d).__name__}")
@@ -229,7 +234,7 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy",
-             **decoder_options) -> "Recognizer":
+             **decoder_options) -> Recognizer:
         """Load a model directory, ready to read lines.
 
         Args:

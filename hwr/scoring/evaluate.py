@@ -10,15 +10,15 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
-from hwr.recognition.imaging import ImageError
-from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
 from hwr.fileio import atomic_write_bytes
+from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
 from hwr.records import FailedInput, LineSample
+from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
 
 log = logging.getLogger("hwr.scoring.evaluate")
 
@@ -44,7 +44,7 @@ class LineResult:
 
 
 def score_line(id: str, reference: str, hypothesis: str, confidence: float = 1.0, subset: str = "",
-               normalization: Optional[TextNormalization] = None) -> LineResult:
+               normalization: TextNormalization | None = None) -> LineResult:
     if normalization is not None:
         reference, hypothesis = normalization(reference), normalization(hypothesis)
     ce, we = char_errors(reference, hypothesis), word_errors(reference, hypothesis)
@@ -82,7 +82,7 @@ class EvalReport:
 
 
 def report_from_results(results: list[LineResult], failures: Sequence[FailedInput] = (),
-                        normalization: Optional[TextNormalization] = None) -> EvalReport:
+                        normalization: TextNormalization | None = None) -> EvalReport:
     counts = ErrorCounts()
     for r in results:
         counts.add_counts(r.char_errors, r.chars, r.word_errors, r.words)
@@ -92,8 +92,8 @@ def report_from_results(results: list[LineResult], failures: Sequence[FailedInpu
 
 
 def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[str],
-                confidences: Optional[Sequence[float]] = None, subsets: Optional[Sequence[str]] = None,
-                normalization: Optional[TextNormalization] = None) -> EvalReport:
+                confidences: Sequence[float] | None = None, subsets: Sequence[str] | None = None,
+                normalization: TextNormalization | None = None) -> EvalReport:
     """Score given transcriptions (no recognition): the scorer behind `evaluate()`."""
     if not len(ids) == len(references) == len(hypotheses):
         raise ValueError("ids, references and hypotheses must have the same length")
@@ -105,8 +105,8 @@ def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Seque
 
 
 def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: int = 16, skip_bad: bool = False,
-             progress=None, normalization: Optional[TextNormalization] = None,
-             subset_of: Optional[Callable[[LineSample], str]] = None) -> EvalReport:
+             progress=None, normalization: TextNormalization | None = None,
+             subset_of: Callable[[LineSample], str] | None = None) -> EvalReport:
     """Recognise every sample and score it. Unreadable images fail the run (ImageError naming
     the file) unless skip_bad, which records each as a FailedInput and goes on.
 
@@ -179,7 +179,7 @@ def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
                (_line_row(r) + [""] * (len(labels) + 1) for r in report.worst(n)))
 
 
-def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: Optional[dict] = None) -> None:
+def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: dict | None = None) -> None:
     """The summary, per-line details and any analysis blocks (keys: docs/eval-json.md)."""
     payload = {"schema": JSON_SCHEMA, "model": model, "dataset": dataset, **report.summary(),
                "failed_files": [str(f) for f in report.failures], **(extra or {}),

@@ -159,7 +159,8 @@ def clip_baseline(baseline: list[tuple[float, float]], box: tuple[int, int, int,
     return [at(min(max(ax, x0), x1 - 1)), at(max(min(bx, x1 - 1), x0))]
 
 
-def crop_with_margins(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> tuple[InkLine, tuple[int, int, int, int]]:
+def crop_with_margins(line: InkLine, rng: np.random.Generator,
+                      cfg: SynthConfig) -> tuple[InkLine, tuple[int, int, int, int]]:
     """Cut the line to its ink plus random margins; the crop never cuts ink.
 
     Returns the cropped line and its ink box in the new image.

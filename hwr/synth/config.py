@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
-
 def default_data_dir() -> Path:
     from hwr.assets import data_dir  # one resolver for checkouts and installed copies
 
@@ -235,7 +234,7 @@ class SynthConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SynthConfig":
+    def from_dict(cls, d: dict) -> SynthConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for name, value in known.items():
             # JSON turns tuples into lists; keep the declared tuple type.

@@ -56,7 +56,7 @@ class _Placed:
     baseline: list[tuple[float, float]]  # page coordinates, before skew
 
 
-def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer: "LineSynthesizer",
+def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer: LineSynthesizer,
                 page_id: str = "page") -> SynthPage:
     """Lay out n_lines lines of `synthesizer` (its config.page_lines_range if None) on one page.
 

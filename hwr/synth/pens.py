@@ -181,7 +181,8 @@ def restroke(points: np.ndarray, shape: tuple[int, int], pen: Pen, rng: np.rando
         field[yi, xi] = 0
         distance = cv2.distanceTransform(field, cv2.DIST_L2, cv2.DIST_MASK_3)
         kx, ky, phase, amplitude = pen.wave
-        wave = np.sin((kx * np.arange(W, dtype=np.float32))[None, :] + (ky * np.arange(H, dtype=np.float32) + phase)[:, None])
+        columns = kx * np.arange(W, dtype=np.float32)
+        wave = np.sin(columns[None, :] + (ky * np.arange(H, dtype=np.float32) + phase)[:, None])
         half = np.maximum(0.5 * _MIN_THICKNESS, 0.5 * pen.width * (1.0 + amplitude * wave))
         coverage = np.subtract(half + 0.5, distance, out=distance)
         np.clip(coverage, 0.0, 1.0, out=coverage)

@@ -20,12 +20,19 @@ import numpy as np
 
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import MnistDigits
-from hwr.synth.letters import EmnistLetters
-from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
 from hwr.synth.fonts import FontBank
 from hwr.synth.hand import (
-    CENTRE_HEIGHT, Hand, instance, join_letters, max_shift_x, sample_hand, sample_word, vary_mask,
+    CENTRE_HEIGHT,
+    Hand,
+    instance,
+    join_letters,
+    max_shift_x,
+    sample_hand,
+    sample_word,
+    vary_mask,
 )
+from hwr.synth.letters import EmnistLetters
+from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
 
 MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
 EMNIST_FONT = "emnist"  # meta["font"] of lines written entirely with real letters

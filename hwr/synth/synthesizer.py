@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+
 import cv2
 import numpy as np
 
@@ -16,8 +17,8 @@ from hwr.records import LineSample
 from hwr.synth import augment, capture
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
-from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.fonts import FontBank, fonts_for_split
+from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
 from hwr.synth.text import TextSampler, clean_text
@@ -80,7 +81,8 @@ class LineSynthesizer:
             text=line.text,
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
-                  "pen": line.pen, "ink": line.ink, "condition": line.condition, "split": self.split, "seed": self.seed, "index": int(index)},
+                  "pen": line.pen, "ink": line.ink, "condition": line.condition, "split": self.split,
+                  "seed": self.seed, "index": int(index)},
         )
 
     def render(self, rng: np.random.Generator, condition: str | None = None) -> RenderedLine:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import re
 import string
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -7,15 +7,23 @@ from pathlib import Path
 import cv2
 import pytest
 
-import bad_inputs
 from hwr.datasets import DatasetError
+from hwr.documents.page_eval import (
+    evaluate_pages,
+    match_lines,
+    polygon_iou,
+    read_page_truth,
+    score_page,
+    summarize,
+    truth_from_page,
+)
+from hwr.documents.writers import write_page
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
-from hwr.documents.page_eval import (evaluate_pages, match_lines, polygon_iou, read_page_truth, score_page, summarize,
-                           truth_from_page)
 from hwr.records import Line, Page, Recognition
 from hwr.synth import LineSynthesizer
-from hwr.documents.writers import write_page
+
+import bad_inputs
 
 
 def square(x, y, size=10):

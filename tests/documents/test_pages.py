@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bad_inputs
-from hwr.recognition.imaging import ImageError
 from hwr.documents.pages import DEFAULT_DPI, expand_inputs, load_page, page_refs, prefetch_map
+from hwr.recognition.imaging import ImageError
+
+import bad_inputs
 
 
 def iter_pages(inputs, dpi: int = DEFAULT_DPI, workers: int = 2, skip=None):

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bad_inputs
-from conftest import render_line
-from hwr.recognition.model import Recognizer
 from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
 from hwr.documents.segment import segment_page
+from hwr.recognition.model import Recognizer
 from hwr.synth import LineSynthesizer
+
+import bad_inputs
+from helpers import render_line
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_cli_transcribe_pages(model_dir, rendered, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pages 3" in err and "failures 1" in err
     lines = json.loads((tmp_path / "lines.json").read_text())
-    assert [l["source"].endswith("line.png") for l in lines["lines"]] == [True]
+    assert [line["source"].endswith("line.png") for line in lines["lines"]] == [True]
     assert lines["failures"][0]["source"].endswith("broken.png")
     code = main(["transcribe", str(folder), "--model", str(model_dir), "--device", "cpu", "--output-dir", str(out),
                  "--format", "pagexml,txt", "--no-progress", "--resume", "--errors", str(tmp_path / "e.tsv")])
@@ -230,7 +231,8 @@ def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, m
 
 def test_auto_mode_is_one_rule_for_the_cli_and_the_ui(recognizer, tmp_path):
     """A one-line PDF page is a page (documents hold pages); a one-line image is a line image."""
-    from hwr_ui.batch import collect_inputs, run_batch as ui_run_batch
+    from hwr_ui.batch import collect_inputs
+    from hwr_ui.batch import run_batch as ui_run_batch
     from hwr_ui.pages import transcribe_image
     from hwr_ui.uploads import ZipLimits
 

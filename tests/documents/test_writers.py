@@ -8,8 +8,8 @@ import pytest
 from lxml import etree
 
 from hwr.documents.linegeom import LineFrame, word_polygons
-from hwr.records import Line, Page, Recognition, Region, WordBox
 from hwr.documents.writers import FORMATS, SUFFIXES, parse_formats, write_page
+from hwr.records import Line, Page, Recognition, Region, WordBox
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "schemas"
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -67,7 +67,8 @@ def test_pagexml_lines_words_and_confidence():
     assert len(lines) == 3
     assert lines[0].find("pc:TextEquiv", ns).get("conf") == "0.9100"
     assert lines[1].find("pc:TextEquiv/pc:Unicode", ns).text == "on a mat & <more>"
-    assert [w.find("pc:TextEquiv/pc:Unicode", ns).text for w in lines[0].findall("pc:Word", ns)] == ["the", "cat", "sat"]
+    words = lines[0].findall("pc:Word", ns)
+    assert [w.find("pc:TextEquiv/pc:Unicode", ns).text for w in words] == ["the", "cat", "sat"]
     assert lines[0].find("pc:Baseline", ns).get("points") == "42,82 398,82"
     # Geometry says the third line is a second column: its own region, read after the first.
     regions = doc.findall(".//pc:TextRegion", ns)
@@ -151,8 +152,8 @@ def test_regions_are_written_as_the_page_record_carries_them():
     order = [r.get("regionRef") for r in doc.findall(".//pc:RegionRefIndexed", ns)]
     assert order == ["col_b", "col_a"]
     alto = etree.fromstring(write_page(page, "alto").encode())
-    blocks = alto.findall(".//{%s}TextBlock" % ALTO_NS)
-    assert [len(b.findall("{%s}TextLine" % ALTO_NS)) for b in blocks] == [1, 2]
+    blocks = alto.findall(f".//{{{ALTO_NS}}}TextBlock")
+    assert [len(b.findall(f"{{{ALTO_NS}}}TextLine")) for b in blocks] == [1, 2]
     assert [r["id"] for r in json.loads(write_page(page, "json"))["regions"]] == ["col_b", "col_a"]
 
 
@@ -160,4 +161,4 @@ def test_a_line_no_region_names_still_gets_written(schemas):
     page = make_page(False)
     page.regions = [Region("r1", ["1 bad#id"])]
     doc = etree.fromstring(write_page(page, "pagexml").encode())
-    assert len(doc.findall(".//{%s}TextLine" % PAGE_NS)) == 3 and schemas["pagexml"].validate(doc)
+    assert len(doc.findall(f".//{{{PAGE_NS}}}TextLine")) == 3 and schemas["pagexml"].validate(doc)

@@ -42,8 +42,8 @@ def test_empty_line():
 
 
 def test_decoder_registry_and_options_from_configs():
-    from hwr.recognition.decode import DECODERS, BeamDecoder, decoder_options, make_decoder
     from hwr.documents.transcribe import TranscribeConfig
+    from hwr.recognition.decode import DECODERS, BeamDecoder, decoder_options, make_decoder
 
     assert {"greedy", "beam", "beam-char", "beam-word"} <= set(DECODERS)
     assert decoder_options(TranscribeConfig()) == {}

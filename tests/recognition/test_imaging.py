@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bad_inputs
 from hwr.recognition import imaging
 from hwr.recognition.imaging import ImageError, NormalizeConfig, load_gray, normalize_line
+
+import bad_inputs
 
 
 def test_normalize_crops_to_ink_and_fixes_height(line_image):
@@ -24,7 +25,7 @@ def test_every_pillow_mode_loads(tmp_path, line_image, mode):
     gray = line_image("mode test")
     img = Image.fromarray(gray)
     if mode == "I;16":
-        img = Image.fromarray((gray.astype(np.uint16) * 257))
+        img = Image.fromarray(gray.astype(np.uint16) * 257)
     elif mode == "RGBA":
         rgba = np.zeros(gray.shape + (4,), np.uint8)
         rgba[..., 3] = 255 - gray  # ink opaque black, paper transparent

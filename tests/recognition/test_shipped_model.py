@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hwr.datasets.synthetic import SyntheticLines
-from hwr.scoring.metrics import ErrorCounts
 from hwr.recognition.model import DEFAULT_MODEL_NAME, ModelError, Recognizer, default_model_dir
+from hwr.scoring.metrics import ErrorCounts
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models" / DEFAULT_MODEL_NAME

@@ -1,11 +1,18 @@
 import pytest
 
-from hwr.scoring.evaluate import score_line, score_texts
 from hwr.records import LineSample
+from hwr.scoring.evaluate import score_line, score_texts
 from hwr.scoring.report.bias_variance import SplitScore, diagnose, format_table
 from hwr.scoring.report.bootstrap import Interval
-from hwr.scoring.report.breakdown import (NO_SUBSET, by_length, by_subset, cer_histogram, length_bin, read_group_table,
-                                  subset_resolver)
+from hwr.scoring.report.breakdown import (
+    NO_SUBSET,
+    by_length,
+    by_subset,
+    cer_histogram,
+    length_bin,
+    read_group_table,
+    subset_resolver,
+)
 from hwr.scoring.report.confusions import EMPTY, char_error_rates, confusion_matrix, tally_errors, top_pairs
 
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from hwr.recognition.charset import Charset
 from hwr.datasets.iam import read_iam
 from hwr.datasets.pairs import read_pairs
+from hwr.recognition.charset import Charset
 from hwr.synth import LineSynthesizer
 from hwr.synth.export import export_dataset
 

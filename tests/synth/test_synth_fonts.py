@@ -9,7 +9,13 @@ import pytest
 from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import (
-    ESSENTIAL_CHARS, VALIDATION_FONTS, FontBank, font_path, fonts_for_split, missing_chars, read_font_list,
+    ESSENTIAL_CHARS,
+    VALIDATION_FONTS,
+    FontBank,
+    font_path,
+    fonts_for_split,
+    missing_chars,
+    read_font_list,
 )
 
 FONTS_DIR = default_data_dir() / "fonts"

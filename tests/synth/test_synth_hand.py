@@ -43,8 +43,8 @@ def _line_ink(cfg: SynthConfig, text: str, seed: int) -> np.ndarray:
     synth = LineSynthesizer(cfg, seed=seed)
     rng = synth.rng(0)
     style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
-    from hwr.synth.render import layout_line
     from hwr.synth import augment
+    from hwr.synth.render import layout_line
 
     line = layout_line(text, style, cfg, synth.fonts, synth.digits, rng)
     return augment.warp_line(line, rng, cfg).ink

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwr.datasets import open_dataset
-from hwr.synth import LineSynthesizer, VALIDATION_FONTS
+from hwr.synth import VALIDATION_FONTS, LineSynthesizer
 from hwr.synth.config import default_data_dir
 from hwr.synth.digits import held_out, read_labelled
 from hwr.synth.letters import EMNIST_LETTERS, LETTERS_FILE, EmnistLetters

@@ -24,7 +24,7 @@ from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
 from hwr.training.adapt_data import AdaptLines, augment_real_line, real_line_config, split_lines
 
-from conftest import LINE_TEXTS, make_untrained_model, render_line
+from helpers import LINE_TEXTS, make_untrained_model, render_line
 
 REPO = Path(__file__).resolve().parents[2]
 

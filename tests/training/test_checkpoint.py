@@ -12,8 +12,16 @@ from hwr.recognition.charset import Charset
 from hwr.recognition.model import ModelConfig, load_model
 from hwr.recognition.nets import build_network, make_config
 from hwr.training import checkpoint
-from hwr.training.checkpoint import (MANIFEST, STATE_JSON, STATE_TENSORS, CheckpointError, TrainerState,
-                                     load_trainer_state, recover_checkpoint, save_checkpoint)
+from hwr.training.checkpoint import (
+    MANIFEST,
+    STATE_JSON,
+    STATE_TENSORS,
+    CheckpointError,
+    TrainerState,
+    load_trainer_state,
+    recover_checkpoint,
+    save_checkpoint,
+)
 
 
 def _run(seed: int = 0):

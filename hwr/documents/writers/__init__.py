@@ -5,12 +5,12 @@ reading order, each with polygon, baseline, bbox and a Recognition) and returns 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
+from hwr.documents.writers import alto, jsonout, pagexml, txt
 from hwr.fileio import atomic_write_text
 from hwr.records import Page
-from hwr.documents.writers import alto, jsonout, pagexml, txt
 
 WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "alto": alto.write}
 FORMATS = tuple(WRITERS)

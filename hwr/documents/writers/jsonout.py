@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from hwr.records import Page
 from hwr.documents.writers.common import line_confidence, line_text, page_regions, words_with_polygons
+from hwr.records import Page
 
 
 def page_dict(page: Page) -> dict:

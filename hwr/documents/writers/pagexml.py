@@ -11,9 +11,18 @@ import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
+from hwr.documents.writers.common import (
+    bbox_of,
+    confidence_01,
+    line_confidence,
+    line_text,
+    now_utc,
+    page_regions,
+    points,
+    words_with_polygons,
+    xml_id,
+)
 from hwr.records import Line, Page
-from hwr.documents.writers.common import (bbox_of, confidence_01, page_regions, line_confidence, line_text,
-                               now_utc, points, words_with_polygons, xml_id)
 
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hwr.scoring.metrics import DELETION, INSERTION, SUBSTITUTION
-
 from hwr.scoring.report.bootstrap import Interval, bootstrap_interval
 from hwr.scoring.report.breakdown import GroupStats, by_length, by_subset, cer_histogram
 from hwr.scoring.report.confusions import ErrorTally, char_error_rates, tally_errors, top_pairs
@@ -53,7 +52,7 @@ class ErrorAnalysis:
         }
 
 
-def analyze(report: "EvalReport", resamples: int = 1000, seed: int = 0, subset_key: str = "auto") -> ErrorAnalysis:
+def analyze(report: EvalReport, resamples: int = 1000, seed: int = 0, subset_key: str = "auto") -> ErrorAnalysis:
     results = report.results
     chars = [r.chars for r in results]
     words = [r.words for r in results]

@@ -7,7 +7,6 @@ train, and data mismatch is test minus dev. The largest gap says what to work on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from hwr.scoring.report.bootstrap import Interval
 
@@ -38,8 +37,8 @@ class Diagnosis:
     splits: list[SplitScore]
     gaps: dict[str, float] = field(default_factory=dict)  # avoidable_bias, variance, data_mismatch
     noisy: list[str] = field(default_factory=list)  # gaps smaller than the bootstrap noise
-    human_cer: Optional[float] = None
-    target_cer: Optional[float] = None
+    human_cer: float | None = None
+    target_cer: float | None = None
     reading: str = ""
 
     def to_dict(self) -> dict:
@@ -47,12 +46,12 @@ class Diagnosis:
                 "human_cer": self.human_cer, "target_cer": self.target_cer, "reading": self.reading}
 
 
-def _find(splits: list[SplitScore], names: tuple[str, ...]) -> Optional[SplitScore]:
+def _find(splits: list[SplitScore], names: tuple[str, ...]) -> SplitScore | None:
     return next((s for s in splits if s.name.lower() in names), None)
 
 
-def diagnose(splits: list[SplitScore], human_cer: Optional[float] = None,
-             target_cer: Optional[float] = None) -> Diagnosis:
+def diagnose(splits: list[SplitScore], human_cer: float | None = None,
+             target_cer: float | None = None) -> Diagnosis:
     """Gaps between the named splits (train, dev/val, test; any may be missing) and a reading."""
     train, dev, test = _find(splits, ("train",)), _find(splits, DEV_NAMES), _find(splits, ("test",))
     diagnosis = Diagnosis(splits, human_cer=human_cer, target_cer=target_cer)
@@ -70,7 +69,7 @@ def diagnose(splits: list[SplitScore], human_cer: Optional[float] = None,
     return diagnosis
 
 
-def _reading(d: Diagnosis, headline: Optional[SplitScore]) -> str:
+def _reading(d: Diagnosis, headline: SplitScore | None) -> str:
     target = ""
     if d.target_cer is not None and headline is not None:
         verdict = "meets" if headline.cer <= d.target_cer else "misses"

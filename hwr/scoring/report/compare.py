@@ -45,7 +45,7 @@ class Comparison:
                 "disagreements": [asdict(d) for d in self.disagreements]}
 
 
-def compare_reports(a: "EvalReport", b: "EvalReport", model_a: str = "a", model_b: str = "b",
+def compare_reports(a: EvalReport, b: EvalReport, model_a: str = "a", model_b: str = "b",
                     resamples: int = 1000, seed: int = 0) -> Comparison:
     """Pair the two reports' lines by id (lines only one side read, e.g. skipped, are left out)."""
     by_id = {r.id: r for r in b.results}

@@ -6,8 +6,9 @@ Only lines with errors are aligned (a correct line adds nothing), which keeps a 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from hwr.scoring.metrics import DELETION, INSERTION, MATCH, SUBSTITUTION, edit_script
 
@@ -47,7 +48,7 @@ def _kind(pair: tuple[str, str]) -> str:
 _KIND_NAMES = {SUBSTITUTION: "substitution", DELETION: "deletion", INSERTION: "insertion"}
 
 
-def tally_errors(results: Iterable["LineResult"]) -> ErrorTally:
+def tally_errors(results: Iterable[LineResult]) -> ErrorTally:
     tally = ErrorTally()
     for r in results:
         tally.add(r.reference, r.hypothesis)

@@ -6,17 +6,17 @@ archived next to a paper's numbers, or opened offline years later.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.scoring.metrics import DELETION, INSERTION, MATCH, edit_script
-from hwr.fileio import atomic_write_bytes
-
 from hwr.scoring.report.analysis import ErrorAnalysis
 from hwr.scoring.report.bias_variance import Diagnosis
 from hwr.scoring.report.compare import Comparison
@@ -90,7 +90,7 @@ def _edit_runs(reference: str, hypothesis: str) -> list[tuple[str, str, str]]:
     return [(op, refs, hyps) for op, refs, hyps in runs]
 
 
-def line_image_data_uri(source) -> Optional[str]:
+def line_image_data_uri(source) -> str | None:
     """A line image scaled to the gallery height as a data: URI (None when unreadable)."""
     try:
         gray = load_gray(source)
@@ -106,7 +106,7 @@ def line_image_data_uri(source) -> Optional[str]:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
-def _summary(report: "EvalReport", analysis: ErrorAnalysis, model: str, dataset: str) -> str:
+def _summary(report: EvalReport, analysis: ErrorAnalysis, model: str, dataset: str) -> str:
     rows = [["model", model], ["data set", dataset], ["lines", report.lines],
             ["CER", f"{_pct(report.cer)}  [{_pct(analysis.cer_ci.low)}, {_pct(analysis.cer_ci.high)}]  "
                     f"({report.char_errors} / {report.chars} characters)"],
@@ -118,7 +118,7 @@ def _summary(report: "EvalReport", analysis: ErrorAnalysis, model: str, dataset:
     return "<h2>Summary</h2>" + _table([], rows)
 
 
-def _plots(report: "EvalReport", analysis: ErrorAnalysis) -> str:
+def _plots(report: EvalReport, analysis: ErrorAnalysis) -> str:
     bins = len(analysis.histogram)
     hist = bar_chart(analysis.histogram, [f"{i / bins:.2f}" for i in range(bins)], "Lines by line CER",
                      lambda v: f"{v:g} lines", x_title="line CER (bin start; last bin includes ≥ 1)")
@@ -169,7 +169,7 @@ def _comparison(c: Comparison) -> str:
             + _table(["id", "reference", "A", "B", "errors A", "errors B"], rows, {4, 5}))
 
 
-def _gallery(report: "EvalReport", images: Mapping[str, object], n: int) -> str:
+def _gallery(report: EvalReport, images: Mapping[str, object], n: int) -> str:
     items = []
     for r in report.worst(n):
         uri = line_image_data_uri(images[r.id]) if r.id in images else None
@@ -182,9 +182,9 @@ def _gallery(report: "EvalReport", images: Mapping[str, object], n: int) -> str:
     return f"<h2>The {len(items)} worst lines</h2>" + "".join(items)
 
 
-def render_html(report: "EvalReport", analysis: ErrorAnalysis, model: str = "", dataset: str = "",
-                images: Optional[Mapping[str, object]] = None, worst_n: int = 100,
-                diagnosis: Optional[Diagnosis] = None, comparison: Optional[Comparison] = None) -> str:
+def render_html(report: EvalReport, analysis: ErrorAnalysis, model: str = "", dataset: str = "",
+                images: Mapping[str, object] | None = None, worst_n: int = 100,
+                diagnosis: Diagnosis | None = None, comparison: Comparison | None = None) -> str:
     """The whole report as one HTML string; `images` maps line ids to image sources."""
     sections = [_summary(report, analysis, model, dataset)]
     if diagnosis is not None:
