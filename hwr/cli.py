@@ -15,39 +15,6 @@ from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError
 
-EVAL_HELP = {
-    "compare": "a second model directory: paired bootstrap test on the same lines, and where they disagree",
-    "splits": "score several data sets side by side, e.g. train=PATH,dev=PATH,test=PATH, with bias/variance "
-              "gaps (given a positional IAM root: train=SPLITFILE,...)",
-    "human_cer": "human-level CER (e.g. 0.02), the baseline for avoidable bias",
-    "target_cer": "the CER the project aims for; the reading says whether dev meets it",
-    "iam_detokenize": "score with IAM's tokenisation undone (no space before punctuation, \"did n't\" -> \"didn't\")",
-    "casefold": "score case-insensitively",
-    "strip_punctuation": "score without punctuation characters",
-    "collapse_whitespace": "score with whitespace runs collapsed and ends trimmed",
-    "group_by": "line subsets for the breakdown: auto, none, a metadata field (font, form, kind, page) or id:REGEX",
-    "groups_file": "id<TAB>subset table (line or form ids); an IAM ascii/forms.txt gives writers",
-    "bootstrap": "bootstrap resamples for the 95%% confidence intervals",
-    "html": "write a self-contained HTML error-analysis report here",
-    "worst_csv": "write the worst lines with empty label columns here, for labelling error causes by hand",
-    "worst_n": "lines in --worst-csv and the HTML gallery",
-    "label_columns": "comma-separated label columns of --worst-csv",
-}
-
-
-TRANSCRIBE_HELP = {
-    "mode": "line: every input is one line image; page: every input is a page; auto: PDFs, multi-page TIFFs "
-            "and images on which the segmenter finds 2+ lines are pages",
-    "format": "page outputs, comma-separated: txt,json,pagexml,alto",
-    "resume": "skip pages whose outputs all exist in --output-dir",
-    "errors": "file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv",
-    "dpi": "resolution at which PDF pages are rasterised",
-    "workers": "page workers that load, segment and cut pages while the recognizer runs (threads, "
-               "or processes with --processes); 0: all in one process",
-    "processes": "run the --workers as processes that never load torch or the model and hand lines back "
-                 "through shared memory: for many-core (GPU) hosts; on 2 cores threads are as fast",
-}
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON or YAML file of settings; flags override it")
@@ -56,7 +23,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from hwr.documents.transcribe import TranscribeConfig
-    from hwr.recognition.decode import DECODER_HELP
     from hwr.recognition.lm import LMBuildConfig
     from hwr.scoring.evaluate import EvalConfig
     from hwr.synth.export import SynthExportConfig
@@ -75,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "other images as single lines.")
     p.add_argument("inputs", nargs="+", help="image or PDF files, folders (recursive), glob patterns, or .txt/.lst "
                                              "files listing one path per line")
-    add_dataclass_arguments(p, TranscribeConfig, help_texts=DECODER_HELP | TRANSCRIBE_HELP)
+    add_dataclass_arguments(p, TranscribeConfig)
     _common(p)
 
     p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
@@ -112,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?",
                    help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N (with --splits: "
                         "an IAM root whose split files --splits names)")
-    add_dataclass_arguments(p, EvalConfig, help_texts=DECODER_HELP | EVAL_HELP)
+    add_dataclass_arguments(p, EvalConfig)
     p.add_argument("--pages", action="store_true",
                    help="score whole pages (page images with .gt.txt beside them, or PAGE XML): page CER/WER "
                         "through segmentation, and line detection precision/recall at IoU >= 0.5")

@@ -99,18 +99,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = (),
-                            help_texts: dict[str, str] | None = None) -> None:
-    """One flag per field: its help from the field (`setting(help=...)`), else from `help_texts`;
-    its choices from a `Literal` type."""
-    help_texts = help_texts or {}
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = ()) -> None:
+    """One flag per field: its help from the field (`setting(help=...)`), its choices from a
+    `Literal` type."""
     types_ = field_types(cls)
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
         ftype = types_[f.name]
-        # argparse formats help with %: a field's plain text is escaped, the old dicts already are.
-        text = f.metadata["help"].replace("%", "%%") if "help" in f.metadata else help_texts.get(f.name, "")
+        # argparse formats help with %: a field's plain text is escaped.
+        text = f.metadata.get("help", "").replace("%", "%%")
         text += " (required)" if _required(f) else f" (default: {_default(f)})"
         if ftype.kind is bool:
             parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,

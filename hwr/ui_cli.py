@@ -12,14 +12,6 @@ from dataclasses import dataclass
 from hwr.config_args import add_dataclass_arguments, build_config, setting
 from hwr.recognition.model import RecognizerSettings
 
-# The shared recognizer fields (model.RecognizerSettings) take their help from here; the
-# server's own fields carry theirs.
-UI_HELP = {
-    "model": "model folder offered first (others in models/ are offered too)",
-    "device": "cpu, cuda, cuda:N or auto",
-    "decoder": "decoder selected at start: greedy, beam, beam-char or beam-word (users may switch)",
-}
-
 
 @dataclass
 class UIConfig(RecognizerSettings):
@@ -41,12 +33,11 @@ class UIConfig(RecognizerSettings):
 
 
 def add_ui_parser(sub) -> argparse.ArgumentParser:
-    from hwr.recognition.decode import DECODER_HELP
 
     p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
                        description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
                                    "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
-    add_dataclass_arguments(p, UIConfig, help_texts=DECODER_HELP | UI_HELP)
+    add_dataclass_arguments(p, UIConfig)
     return p
 
 

@@ -110,3 +110,18 @@ def test_a_missing_lm_file_is_a_user_error(untrained_model, tmp_path, capsys):
     code = main(["transcribe", str(tmp_path / "line.png"), "--model", str(untrained_model), "--device", "cpu",
                  "--decoder", "beam", "--lm", str(tmp_path / "missing.arpa")])
     assert code == 2 and "missing.arpa: lm file not found" in capsys.readouterr().err
+
+
+def test_every_command_setting_carries_its_help_on_the_field():
+    # Help lives on the dataclass fields (no help dicts in the CLI that can drift from them).
+    import dataclasses
+
+    from hwr.documents.transcribe import TranscribeConfig
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.training.adapt import AdaptConfig
+    from hwr.training.train import TrainConfig
+    from hwr.ui_cli import UIConfig
+
+    for cls in (TranscribeConfig, EvalConfig, TrainConfig, AdaptConfig, UIConfig):
+        missing = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]
+        assert not missing, f"{cls.__name__} fields without help: {missing}"

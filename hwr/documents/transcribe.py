@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from hwr.config_args import setting
 from hwr.documents.pipeline import BatchConfig
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
@@ -40,17 +41,32 @@ class TranscriptionResult:
 class TranscribeConfig(RecognizerSettings):
     """Settings of `hwr transcribe` (CLI flags and --config files read these defaults)."""
 
-    json: str | None = None  # write texts and confidences here
-    output_dir: str | None = None  # write one <stem>.txt per image here (pages: one file per --format)
+    json: str | None = setting(None, help="write texts and confidences (JSON) here")
+    output_dir: str | None = setting(
+        None,
+        help="write one <stem>.txt per line image here (pages: one file per --format)")
     # Pages (hwr.documents.pipeline): line = every input is one line image; page = every input is a page
     # to segment; auto = PDFs, multi-page TIFFs and images where the segmenter finds 2+ lines
     # are pages, other images are line images.
     # The page settings take their defaults from hwr.documents.pipeline.BatchConfig, their one source.
-    mode: str = BatchConfig.mode
-    format: str = ",".join(BatchConfig().formats)  # page outputs, comma-separated: txt,json,pagexml,alto
-    resume: bool = BatchConfig.resume  # skip pages whose outputs all exist in --output-dir
-    errors: str | None = BatchConfig.errors  # failed pages (TSV); default <output-dir>/errors.tsv
-    dpi: int = BatchConfig.dpi  # PDF rasterisation
-    workers: int = BatchConfig.workers  # page workers (load, segment, cut, normalise); 0: in one process
-    processes: bool = BatchConfig.processes  # workers as torch-free processes (many-core and GPU hosts)
-    progress: bool = BatchConfig.progress  # progress bar on stderr
+    mode: str = setting(
+        BatchConfig.mode,
+        help="line: every input is one line image; page: every input is a page; auto: PDFs, multi-page "
+             "TIFFs and images on which the segmenter finds 2+ lines are pages")
+    format: str = setting(
+        ",".join(BatchConfig().formats),
+        help="page outputs, comma-separated: txt,json,pagexml,alto")
+    resume: bool = setting(BatchConfig.resume, help="skip pages whose outputs all exist in --output-dir")
+    errors: str | None = setting(
+        BatchConfig.errors,
+        help="file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv")
+    dpi: int = setting(BatchConfig.dpi, help="resolution at which PDF pages are rasterised")
+    workers: int = setting(
+        BatchConfig.workers,
+        help="page workers that load, segment and cut pages while the recognizer runs (threads, or "
+             "processes with --processes); 0: all in one process")
+    processes: bool = setting(
+        BatchConfig.processes,
+        help="run the --workers as processes that never load torch or the model and hand lines back "
+             "through shared memory: for many-core (GPU) hosts; on 2 cores threads are as fast")
+    progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")

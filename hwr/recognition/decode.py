@@ -271,18 +271,6 @@ def make_decoder(name: str, charset: Charset, **options):
 # Settings that config dataclasses (TranscribeConfig, EvalConfig) carry for the decoder; None
 # means "the decoder's default", so the tuned defaults live in one place (MODE_DEFAULTS).
 DECODER_OPTION_FIELDS = ("lm", "lexicon", "beam_size", "lm_weight", "word_score", "sil_score", "blank_penalty")
-DECODER_HELP = {
-    "decoder": "greedy, beam (char LM; word LM when --lexicon is given), beam-char or beam-word",
-    "lm": "ARPA (or .arpa.gz) LM for beam decoding, 'none' for no LM; unset: the shipped one",
-    "lexicon": "word lexicon for word mode; unset: the shipped one",
-    "beam_size": "beam width; unset: the mode's tuned default",
-    "lm_weight": "weight of the LM's log10 scores; unset: the mode's tuned default",
-    "word_score": "score added per word in word mode; unset: the tuned default",
-    "sil_score": "score added per word separator; unset: the tuned default",
-    "blank_penalty": "subtracted from the blank's log-posterior during beam search; unset: the tuned default",
-}
-
-
 def decoder_options(config) -> dict:
     """The decoder options set on a config object (unset ones are left to the decoder)."""
     return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
+from hwr.config_args import setting
 from hwr.errors import HwrError
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
@@ -381,18 +382,24 @@ class RecognizerSettings:
     """Which model, device and decoder to read with: the settings every command that reads
     images shares (`hwr transcribe`, `hwr eval`, the UI), declared once."""
 
-    model: str | None = None  # model directory; default: the shipped model
-    device: str = "auto"
-    decoder: str = "greedy"
+    model: str | None = setting(None, help="model directory or shipped model name; default: the shipped model")
+    device: str = setting("auto", help="cpu, cuda, cuda:N or auto")
+    decoder: str = setting(
+        "greedy",
+        help="greedy, beam (char LM; word LM when --lexicon is given), beam-char or beam-word")
     # Beam decoding (hwr.recognition.decode.BeamDecoder); None: the tuned default of the decoder's mode.
-    lm: str | None = None
-    lexicon: str | None = None
-    beam_size: int | None = None
-    lm_weight: float | None = None
-    word_score: float | None = None
-    sil_score: float | None = None
-    blank_penalty: float | None = None
-    batch_size: int = 16
+    lm: str | None = setting(
+        None,
+        help="ARPA (or .arpa.gz) LM for beam decoding, 'none' for no LM; unset: the shipped one")
+    lexicon: str | None = setting(None, help="word lexicon for word mode; unset: the shipped one")
+    beam_size: int | None = setting(None, help="beam width; unset: the mode's tuned default")
+    lm_weight: float | None = setting(None, help="weight of the LM's log10 scores; unset: the mode's tuned default")
+    word_score: float | None = setting(None, help="score added per word in word mode; unset: the tuned default")
+    sil_score: float | None = setting(None, help="score added per word separator; unset: the tuned default")
+    blank_penalty: float | None = setting(
+        None,
+        help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
+    batch_size: int = setting(16, help="lines per batch through the network")
 
     def load_recognizer(self, model: str | None = None) -> Recognizer:
         from hwr.recognition.decode import decoder_options

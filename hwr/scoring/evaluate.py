@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hwr.config_args import setting
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
@@ -192,27 +193,44 @@ def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, 
 class EvalConfig(RecognizerSettings):
     """Settings of `hwr eval` (CLI flags and --config files read these defaults)."""
 
-    skip_bad: bool = False
-    split_file: str | None = None  # IAM split file (form or line ids)
-    csv: str | None = None  # per-line CSV output
-    json: str | None = None  # summary + per-line JSON output
-    worst: int = 10  # how many of the worst lines to print
-    compare: str | None = None  # a second model directory, scored on the same lines
-    splits: str | None = None  # name=DATASET,... e.g. train=...,dev=...,test=... (bias/variance)
-    human_cer: float | None = None  # human-level (Bayes proxy) CER for avoidable bias
-    target_cer: float | None = None  # the CER the project aims for
-    iam_detokenize: bool = False
-    casefold: bool = False
-    strip_punctuation: bool = False
-    collapse_whitespace: bool = False
-    group_by: str = "auto"  # subset of a line: auto, none, a metadata field, or id:REGEX
-    groups_file: str | None = None  # id<TAB>subset table, or IAM ascii/forms.txt (form -> writer)
-    bootstrap: int = 1000  # bootstrap resamples for confidence intervals
-    seed: int = 0
-    html: str | None = None  # self-contained HTML error-analysis report
-    worst_csv: str | None = None  # worst lines with empty label columns
-    worst_n: int = 100  # lines in --worst-csv and in the HTML gallery
-    label_columns: str = DEFAULT_LABEL_COLUMNS
+    skip_bad: bool = setting(
+        False,
+        help="record unreadable lines and pages and go on (exit 1), instead of stopping (exit 2)")
+    split_file: str | None = setting(None, help="IAM split file (form or line ids) choosing the lines to score")
+    csv: str | None = setting(None, help="write per-line results (CSV) here")
+    json: str | None = setting(None, help="write the summary and per-line results (JSON) here")
+    worst: int = setting(10, help="how many of the worst lines to print")
+    compare: str | None = setting(
+        None,
+        help="a second model directory: paired bootstrap test on the same lines, and where they disagree")
+    splits: str | None = setting(
+        None,
+        help="score several data sets side by side, e.g. train=PATH,dev=PATH,test=PATH, with "
+             "bias/variance gaps (given a positional IAM root: train=SPLITFILE,...)")
+    human_cer: float | None = setting(None, help="human-level CER (e.g. 0.02), the baseline for avoidable bias")
+    target_cer: float | None = setting(
+        None,
+        help="the CER the project aims for; the reading says whether dev meets it")
+    iam_detokenize: bool = setting(
+        False,
+        help="score with IAM's tokenisation undone (no space before punctuation, \"did n't\" -> \"didn't\")")
+    casefold: bool = setting(False, help="score case-insensitively")
+    strip_punctuation: bool = setting(False, help="score without punctuation characters")
+    collapse_whitespace: bool = setting(False, help="score with whitespace runs collapsed and ends trimmed")
+    group_by: str = setting(
+        "auto",
+        help="line subsets for the breakdown: auto, none, a metadata field (font, form, kind, page) or id:REGEX")
+    groups_file: str | None = setting(
+        None,
+        help="id<TAB>subset table (line or form ids); an IAM ascii/forms.txt gives writers")
+    bootstrap: int = setting(1000, help="bootstrap resamples for the 95% confidence intervals")
+    seed: int = setting(0, help="random seed of the bootstrap")
+    html: str | None = setting(None, help="write a self-contained HTML error-analysis report here")
+    worst_csv: str | None = setting(
+        None,
+        help="write the worst lines with empty label columns here, for labelling error causes by hand")
+    worst_n: int = setting(100, help="lines in --worst-csv and the HTML gallery")
+    label_columns: str = setting(DEFAULT_LABEL_COLUMNS, help="comma-separated label columns of --worst-csv")
 
     def normalization(self) -> TextNormalization:
         return TextNormalization(iam_detokenize=self.iam_detokenize, casefold=self.casefold,
