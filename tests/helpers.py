@@ -47,3 +47,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def count_gaps(ink: np.ndarray, width: int) -> int:
+    """Runs of at least `width` ink-free columns in a coverage image (how many word gaps show)."""
+    empty = ~(ink > 0).any(axis=0)
+    runs, run = 0, 0
+    for is_empty in empty:
+        run = run + 1 if is_empty else 0
+        runs += run == width
+    return runs

@@ -199,8 +199,9 @@ class TextSampler:
             return text.lower()
         return text
 
-    def _random_words(self, rng: np.random.Generator, n_chars: int) -> str:
-        words = self.words
+    def _random_words(self, rng: np.random.Generator, n_chars: int, words: list[str] | None = None) -> str:
+        """Words drawn at random (from `words`, else the whole word list) until n_chars are reached."""
+        words = self.words if words is None else words
         out: list[str] = []
         length = -1
         while length < n_chars:
@@ -274,14 +275,8 @@ class TextSampler:
             from hwr.synth.letters import EMNIST_LETTERS
 
             self._letter_words = [w for w in self.words if len(w) > 1 and EMNIST_LETTERS.issuperset(w)]
-        words = self._letter_words
         target = min(self.target_length(rng), 40)
-        out: list[str] = []
-        length = -1
-        while length < target:
-            w = words[rng.integers(len(words))]
-            out.append(w)
-            length += len(w) + 1
+        out = self._random_words(rng, target, self._letter_words).split(" ")
         u = rng.random()
         if u < 0.1:
             out = [w.upper() for w in out]

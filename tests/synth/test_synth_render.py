@@ -12,6 +12,8 @@ from hwr.synth.augment import ink_box
 from hwr.synth.letters import EMNIST_LETTERS
 from hwr.synth.render import EMNIST_FONT, MNIST_FONT
 
+from helpers import count_gaps
+
 
 @pytest.fixture(scope="module")
 def synth() -> LineSynthesizer:
@@ -78,14 +80,9 @@ def test_every_space_is_a_visible_gap():
     synth = LineSynthesizer(cfg, seed=3)
     for i in range(25):
         line = synth.write_line(synth.rng(i))
-        empty = ~(line.ink > 0).any(axis=0)
         # Thickening may eat 2 px of a gap; the warp's interpolation 1 px more.
         needed = int(cfg.min_word_gap * line.x_height) - 3
-        runs, run = 0, 0
-        for is_empty in empty:
-            run = run + 1 if is_empty else 0
-            runs += run == needed
-        assert runs >= line.text.count(" "), (line.text, line.font)
+        assert count_gaps(line.ink, needed) >= line.text.count(" "), (line.text, line.font)
 
 
 def test_digit_lines_use_real_digits():
