@@ -25,7 +25,7 @@ from hwr.scoring.metrics import cer
 from hwr_ui import UIConfig, build_app, close_app, launch_app
 from hwr_ui.pages import export_formats
 
-from helpers import free_port, make_untrained_model
+from helpers import free_port, make_untrained_model, render_line
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
@@ -205,6 +205,28 @@ def test_batch_api_survives_bombs_and_broken_tiffs(client, tmp_path):
     errors = {row[0]: row[5] for row in table["data"]}
     assert "1 of 3 images read; 2 failed" in summary and not errors["line-01.png"]
     assert "too large" in errors["bomb.tif"] and errors["cut.tif"].startswith("not a readable image")
+
+
+def test_a_batch_page_is_corrected_and_saved_as_training_lines(tiny_dir, tmp_path, monkeypatch):
+    """Batch results join the training collection the same way a transcription does."""
+    monkeypatch.setenv("HWR_USER_DIR", str(tmp_path / "user"))
+    Image.fromarray(render_line("saved from a batch")).save(tmp_path / "one.png")
+    demo, url = start_server(tiny_dir)
+    try:
+        batch = Client(url, verbose=False)
+        table, _, _ = batch.predict([handle_file(str(tmp_path / "one.png"))], "tiny", "greedy", "line",
+                                    api_name="/batch")
+        assert table["data"][0][0] == "one.png"
+        _, text = batch.predict("one.png", api_name="/batch_page")
+        assert text.count("\n") == 0  # one detected line, as read by the (untrained) model
+        message = batch.predict("one.png", "saved from a batch", api_name="/save_batch_lines")
+        assert "Saved 1 line(s)" in message
+        with pytest.raises(AppError, match="not a page of the last batch"):
+            batch.predict("other.png", api_name="/batch_page")
+    finally:
+        close_app(demo)
+    [gt] = (tmp_path / "user" / "collection" / "lines").glob("*/*.gt.txt")
+    assert gt.read_text(encoding="utf-8") == "saved from a batch\n"
 
 
 def test_model_tab_endpoints(client):

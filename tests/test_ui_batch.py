@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from hwr.recognition.model import Recognizer
-from hwr_ui.batch import collect_inputs, run_batch
-from hwr_ui.uploads import ZipLimits
+from hwr_ui.batch import collect_inputs, find_row, run_batch
+from hwr_ui.uploads import UploadError, ZipLimits
 
 from helpers import render_line
 
@@ -61,3 +63,20 @@ def test_bombs_and_broken_tiffs_get_an_error_row_and_the_rest_is_read(tmp_path, 
     assert any(r.error for n, r in by_name.items() if n.startswith("short.tif#p"))
     assert all(str(tmp_path) not in r.error for r in rows)  # no server-side paths in messages
     assert (tmp_path / "out" / "good.txt").is_file()
+
+
+def test_read_pages_can_be_found_again_to_correct_and_failed_ones_cannot(tmp_path, untrained_model):
+    pdf, broken = tmp_path / "scan.pdf", tmp_path / "broken.pdf"
+    first, *rest = _pages(2)
+    first.save(pdf, save_all=True, append_images=rest, resolution=150)
+    broken.write_bytes(b"%PDF-1.4 truncated")
+    inputs = collect_inputs([pdf, broken], tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [r.correctable for r in rows] == [True, True, False]
+    row = find_row(rows, "scan.pdf#p2")
+    # The page comes back as the batch read it: the second page of the PDF, at the same size.
+    image = row.image()
+    assert image.shape == (row.page.height, row.page.width)
+    assert image.dtype == np.uint8 and (image < 128).any()
+    with pytest.raises(UploadError, match="broken.pdf: not a page of the last batch"):
+        find_row(rows, "broken.pdf")

@@ -39,6 +39,21 @@ def test_saving_a_transcription_stores_the_corrected_text(teacher, tmp_path):
         teacher.save_transcription(str(image), None, "x")
 
 
+def test_a_corrected_batch_page_joins_the_collection(teacher, tmp_path):
+    from hwr_ui.batch import collect_inputs, find_row, run_batch
+
+    Image.fromarray(render_line("a page of the batch")).save(tmp_path / "letter.png")
+    inputs = collect_inputs([tmp_path / "letter.png"], tmp_path / "work", ZipLimits())
+    rows = run_batch(teacher.registry.get(None), inputs, "line", tmp_path / "out")
+    row = find_row(rows, "letter.png")
+    message = teacher.save_page(row.image(), row.page, "a page of the batch", row.name)
+    assert "Saved 1 line(s)" in message
+    [line] = teacher.collection.lines()
+    assert line.text == "a page of the batch" and line.page.endswith("letter")
+    with pytest.raises(UploadError, match="2 lines but 1 lines were detected"):
+        teacher.save_page(row.image(), row.page, "two\nlines", row.name)
+
+
 def test_removing_unknown_lines_is_a_readable_error(teacher):
     with pytest.raises(UploadError, match="no saved line or page"):
         teacher.remove("00001-x/l001")

@@ -197,19 +197,34 @@ def _transcribe_tab(ctx: AppContext, model, decoder) -> None:
 # --- Batch -------------------------------------------------------------------------------------
 
 def run_batch(ctx: AppContext, files: list[str], model: str, decoder: str, layout: str, progress=None):
-    """Files and zips -> results table, zip of outputs, summary line."""
+    """Files and zips -> results table, zip of outputs, summary line, and the rows themselves
+    (the pages as read, which the user may correct and save as training lines)."""
     recognizer = ctx.registry.get(model, decoder)
     work = ctx.work.new("batch")
     try:
         inputs = batch_logic.collect_inputs(_require(files, "files"), work / "in", ctx.zip_limits)
         rows = batch_logic.run_batch(recognizer, inputs, layout, work / "out", _file_progress(progress))
     finally:
-        shutil.rmtree(work / "in", ignore_errors=True)  # the uploads' unpacked copies
+        if ctx.teacher is None:
+            shutil.rmtree(work / "in", ignore_errors=True)  # the uploads' unpacked copies
+        # With teaching on they stay until the work folder is swept (an hour): a page read from
+        # a zip is loaded again from them when the user corrects it.
     archive = batch_logic.zip_outputs(rows, work / "out", work / "hwr-batch.zip")
     failed = sum(1 for r in rows if r.error)
     summary = f"{len(rows) - failed} of {len(rows)} images read" + (f"; {failed} failed (see the error column)"
                                                                      if failed else "")
-    return [r.cells() for r in rows], str(archive), summary
+    return [r.cells() for r in rows], str(archive), summary, rows
+
+
+def show_batch_page(rows: list[batch_logic.BatchRow], name: str):
+    """One page of the last batch, to correct: its lines outlined, and its text as read."""
+    row = batch_logic.find_row(rows, _require(name, "page"))
+    return draw_lines(row.image(), row.page), row.page.text
+
+
+def save_batch_page(ctx: AppContext, rows: list[batch_logic.BatchRow], name: str, corrected: str) -> str:
+    row = batch_logic.find_row(rows, _require(name, "page"))
+    return ctx.teacher.save_page(row.image(), row.page, corrected, row.name)
 
 
 def _file_progress(progress):
@@ -230,11 +245,37 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
         table = gr.Dataframe(headers=batch_logic.TABLE_HEADERS, interactive=False, wrap=True, label="Results",
                              column_widths=batch_logic.COLUMN_WIDTHS)
         archive = gr.File(label="All outputs (zip)", interactive=False)
+        rows = gr.State([])
+        if ctx.teacher is not None:
+            with gr.Accordion("Correct a page and save it as training lines", open=False):
+                # Custom values: the choices are the last batch's pages, which the browser learns
+                # after the run; find_row checks the name against the batch itself.
+                pick = gr.Dropdown([], label="Page", info="a page of the last batch", allow_custom_value=True,
+                                   elem_id="hwr-batch-pick")
+                with gr.Row():
+                    outlined = gr.Image(label="Detected lines", interactive=False, format="png")
+                    corrected = gr.Textbox(label="Text (edit to correct, one line per detected line)", lines=8,
+                                           interactive=True, elem_id="hwr-batch-text")
+                save = gr.Button("Save as training lines", size="sm", elem_id="hwr-batch-save")
+                saved = gr.Markdown(elem_id="hwr-batch-saved")
 
     def run(files, model, decoder, layout, progress=gr.Progress()):
         return run_batch(ctx, files, model, decoder, layout, progress)
 
-    button.click(friendly(run), [files, model, decoder, layout], [table, archive, summary], api_name="batch")
+    event = button.click(friendly(run), [files, model, decoder, layout], [table, archive, summary, rows],
+                         api_name="batch")
+    if ctx.teacher is None:
+        return
+
+    def offer(read_rows):
+        return gr.update(choices=[r.name for r in read_rows if r.correctable], value=None)
+
+    def save_lines(read_rows, name, text):
+        return save_batch_page(ctx, read_rows, name, text)
+
+    event.then(offer, [rows], [pick], api_name=False)
+    pick.input(friendly(show_batch_page), [rows, pick], [outlined, corrected], api_name="batch_page")
+    save.click(friendly(save_lines), [rows, pick, corrected], [saved], api_name="save_batch_lines")
 
 
 # --- Evaluate ----------------------------------------------------------------------------------

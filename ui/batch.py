@@ -11,15 +11,17 @@ import io
 import logging
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages
+import numpy as np
+
+from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
 from hwr.documents.pipeline import BatchConfig, transcribe_refs
 from hwr.documents.writers.common import unique_name
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
-from hwr.records import FailedInput
+from hwr.records import FailedInput, Page
 
 from .pages import LAYOUTS, export_formats, mean_confidence
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
@@ -53,6 +55,20 @@ class BatchRow:
     confidence: float | None = None
     text: str = ""
     error: str = ""
+    # What a correction needs: the page as read (lines, polygons, text) and where its image is.
+    page: Page | None = field(default=None, repr=False)
+    ref: PageRef | None = field(default=None, repr=False)
+
+    @property
+    def correctable(self) -> bool:
+        """Read without error, with lines whose text the user can correct and save."""
+        return not self.error and self.page is not None and self.ref is not None and bool(self.page.lines)
+
+    def image(self) -> np.ndarray:
+        """The page's gray image, loaded again from the batch's input (PDF pages rendered again)."""
+        if self.ref is None:
+            raise ValueError(f"{self.name}: no page image kept")
+        return load_page(self.ref)
 
     def cells(self) -> list:
         conf = "" if self.confidence is None else round(self.confidence, 3)
@@ -104,11 +120,12 @@ def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out
     refs = [PageRef(_unique_stem(item, stems), item.path, item.page, item.pages, error=item.error, label=item.file)
             for item in inputs]
     names = {ref.page_id: item.name for ref, item in zip(refs, inputs)}
+    by_id = {ref.page_id: ref for ref in refs}
     rows: dict[str, BatchRow] = {}
 
     def done(page, is_line: bool) -> None:
         rows[page.id] = BatchRow(names[page.id], "line" if is_line else "page", len(page.lines),
-                                 mean_confidence(page), page.text)
+                                 mean_confidence(page), page.text, page=page, ref=by_id[page.id])
         if progress is not None:
             progress(len(rows), len(refs), names[page.id])
 
@@ -137,6 +154,14 @@ def _unique_stem(item: BatchInput, taken: set[str]) -> str:
     # a.png and a.jpg would both want "a.txt".
     stem = Path(item.file).with_suffix("").as_posix().replace("/", "__")
     return unique_name(stem if item.pages == 1 else f"{stem}#p{item.page + 1}", taken)
+
+
+def find_row(rows: list[BatchRow], name: str) -> BatchRow:
+    """The batch row of a page the user can correct, by its name in the table."""
+    for row in rows:
+        if row.name == name and row.correctable:
+            return row
+    raise UploadError(f"{name}: not a page of the last batch that was read; run the batch again")
 
 
 def results_csv(rows: list[BatchRow]) -> str:

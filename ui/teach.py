@@ -19,6 +19,7 @@ import pandas as pd
 
 from hwr.recognition.imaging import load_gray
 from hwr.recognition.model import CONFIG_FILE, read_model_config
+from hwr.records import Page
 from hwr.training.adapt import HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
 
 from .collection import Collection, user_data_dir
@@ -126,8 +127,11 @@ class Teacher:
         """The transcribed page's line crops with the (corrected) text -> the collection."""
         if not image or not page_json:
             raise UploadError("transcribe an image first, then correct its text and save it")
-        page = apply_corrections(page_from_dict(page_json), corrected or "")
-        saved = self.collection.save_page(load_gray(image), page, display_name(image))
+        return self.save_page(load_gray(image), page_from_dict(page_json), corrected, display_name(image))
+
+    def save_page(self, gray, page: Page, corrected: str, name: str) -> str:
+        """A page as read (its lines' polygons) with the user's corrected text -> the collection."""
+        saved = self.collection.save_page(gray, apply_corrections(page, corrected or ""), name)
         if not saved:
             raise UploadError("no line with text to save: type the text of each line first")
         return f"Saved {len(saved)} line(s). {self.summary()}"
