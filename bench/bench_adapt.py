@@ -100,12 +100,14 @@ def write_pairs(lines: list[LineSample], folder: Path) -> Path:
 
 def run_size(model: Path, writer: str, size: int, target: list[LineSample], others: list[LineSample],
              before: tuple[float, float], args, work: Path) -> dict:
-    data = write_pairs(writer_lines(writer, size, ADAPT_SEED), work / f"lines-{size}")
+    own = writer_lines(writer, size, ADAPT_SEED)
+    data = write_pairs(own, work / f"lines-{size}")
     out = work / f"adapted-{size}"
     cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
                       workers=args.workers, seed=args.seed, max_steps=args.max_steps,
                       freeze_conv={"auto": None, "yes": True, "no": False}[args.freeze_conv],
-                      rehearsal=args.rehearsal, lr=args.lr, patience=args.patience, batch_size=args.batch_size)
+                      rehearsal=args.rehearsal, lr=args.lr, patience=args.patience, batch_size=args.batch_size,
+                      **dict(_setting(s) for s in args.set))
     start, cpu = time.monotonic(), time.process_time()
     result = adapt([str(data)], cfg)
     wall, cpu = (time.monotonic() - start) / 60, (time.process_time() - cpu) / 60
@@ -116,10 +118,18 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
            "load_avg_1min": round(load, 2), "steps": result.steps,
            "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
            "adapted_kept": result.improved,
+           # The lines it learned from (held-out ones included): far below the unseen lines'
+           # figure means it learned those lines more than the hand.
+           "own_lines_before": round(cer_of(model, own), 4), "own_lines_after": round(cer_of(out, own), 4),
            "target_before": round(before[0], 4), "target_after": round(cer_of(out, target), 4),
            "others_before": round(before[1], 4), "others_after": round(cer_of(out, others), 4)}
     print(json.dumps(row), flush=True)
     return row
+
+
+def _setting(text: str) -> tuple[str, object]:
+    name, _, value = text.partition("=")
+    return name.strip(), json.loads(value)
 
 
 def main() -> None:
@@ -141,6 +151,8 @@ def main() -> None:
                         help="auto: adapt's default (frozen below hwr.training.adapt.FREEZE_BELOW lines)")
     parser.add_argument("--patience", type=int, default=AdaptConfig.patience)
     parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
+                        help="any other AdaptConfig setting, e.g. --set freeze_norm=false (repeatable)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -41,7 +41,15 @@ from hwr.recognition.model import (
 )
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
-from hwr.training.adapt_data import AdaptLines, Split, check_charset, lines_fingerprint, loaded, split_lines
+from hwr.training.adapt_data import (
+    AdaptLines,
+    Split,
+    check_charset,
+    cut_words,
+    lines_fingerprint,
+    loaded,
+    split_lines,
+)
 
 log = logging.getLogger("hwr.training.adapt")
 
@@ -69,6 +77,9 @@ class AdaptConfig:
         0.3, help="share of each batch drawn from synthetic lines, so other hands are not forgotten")
     augment: float = setting(
         0.8, help="share of the user's lines shown with writer-like distortion (the rest as written)")
+    recombine: float = setting(
+        0.5, help="share of the user's lines replaced by new ones made of their words in other orders (cut where "
+                  "the base model aligns the spaces), so the network learns the hand, not the lines' texts")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
         None, help="training steps at most; default from the data size (the minutes cap it too)")
@@ -78,6 +89,9 @@ class AdaptConfig:
     freeze_conv: bool | None = setting(
         None, help="train only the recurrent and output layers: steps cost a third, the stroke features stay "
                    f"(default: when fewer than {FREEZE_BELOW} lines are adapted on)")
+    freeze_norm: bool = setting(
+        True, help="keep the base model's normalisation statistics (batch-norm running means and variances): "
+                   "batches of one hand would otherwise re-centre the features every other hand is read with")
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
@@ -91,7 +105,7 @@ class AdaptConfig:
     def __post_init__(self):
         check_fields(self)
         for name, value, top in (("held-out", self.held_out, 0.9), ("rehearsal", self.rehearsal, 0.9),
-                                 ("augment", self.augment, 1.0)):
+                                 ("augment", self.augment, 1.0), ("recombine", self.recombine, 1.0)):
             if not 0.0 <= value <= top:
                 raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
         if self.minutes <= 0:
@@ -203,13 +217,24 @@ def freeze_conv_layers(net: torch.nn.Module) -> int:
             for p in module.parameters():
                 p.requires_grad_(False)
                 frozen += 1
-        if isinstance(module, torch.nn.BatchNorm2d):
-            # Frozen means the same features as at inference: running statistics, not the
-            # batch's (the training loop sets the whole network to train mode after each validation).
-            module.register_forward_pre_hook(_use_running_stats)
+    # Frozen means the same features as at inference: running statistics, not the batch's.
+    freeze_norm_stats(net)
     if not frozen:
         log.warning("--freeze-conv: this network has no convolutional layers; everything trains")
     return frozen
+
+
+def freeze_norm_stats(net: torch.nn.Module) -> int:
+    """Normalise with the base model's running statistics while training (their affine
+    weights still learn); returns the number of normalisation layers held."""
+    held = 0
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            # A hook, not eval(): the training loop puts the whole network back in train mode
+            # after each validation.
+            module.register_forward_pre_hook(_use_running_stats)
+            held += 1
+    return held
 
 
 def _use_running_stats(module: torch.nn.Module, inputs) -> None:
@@ -251,7 +276,8 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     # each read the held-out lines once more (timed just now, so a busy machine reserves
     # more), then the model is written.
     train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - 3 * reading_minutes - 0.05)
-    state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg)
+    words = cut_words(base, split.adapt) if cfg.recombine > 0 else None
+    state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
 
     adapted = Recognizer.load(run_dir / "best", device=cfg.device)
     after = held_out_counts(adapted, split.held_out).cer
@@ -276,7 +302,7 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
-           cfg: AdaptConfig):
+           cfg: AdaptConfig, words=None):
     from hwr.recognition.charset import Charset
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
@@ -288,7 +314,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
     charset_spec = "ascii" if charset.symbols == Charset().symbols else str(_write_symbols(run_dir, charset))
     # More than any run draws (no index repeats), and at least a few of train's rendering pools.
     size = max(budget.max_steps, 4 * POOL_BATCHES) * cfg.batch_size * 2
-    datasets = {TRAIN_SPEC: AdaptLines(split.adapt, size, cfg.rehearsal, cfg.augment, cfg.seed, charset),
+    datasets = {TRAIN_SPEC: AdaptLines(split.adapt, size, cfg.rehearsal, cfg.augment, cfg.seed, charset,
+                                       words=words, recombine=cfg.recombine),
                 HELD_OUT_SPEC: split.held_out}
     train_cfg = TrainConfig(
         train=TRAIN_SPEC, val=HELD_OUT_SPEC, out=str(run_dir), arch=base_config.arch, preset=None,
@@ -296,7 +323,7 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
         val_every=budget.val_every, val_batch_size=32, patience=cfg.patience, seed=cfg.seed, workers=cfg.workers,
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
-    on_network = freeze_conv_layers if budget.freeze_conv else None
+    on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
     return train(train_cfg, datasets=datasets, on_network=on_network)
 
 

@@ -102,14 +102,21 @@ def real_line_config() -> SynthConfig:
                    thicken_prob=0.25, thin_prob=0.2, stain_prob=0.0, ruled_prob=0.0)
 
 
-def ink_of(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Ink coverage (uint8, 0 = paper) of a dark-on-light line, with its paper and ink levels."""
+def ink_of(gray: np.ndarray) -> np.ndarray:
+    """Ink coverage (uint8, 0 = paper) of a dark-on-light line, against the paper around each
+    stroke: a max filter wider than any stroke sees the paper under it, so shadows, stains and
+    light gradients stay paper (a cut-out word would otherwise carry its patch of shadow)."""
     g = gray.astype(np.float32)
-    paper = float(np.percentile(g, 70))  # most of a line crop is paper
-    ink = float(min(np.percentile(g, 1), paper - 40.0))
-    coverage = np.clip((paper - g) / max(paper - ink, 1.0), 0.0, 1.0)
-    coverage[coverage < 0.15] = 0.0  # paper texture is not ink: warping it would smear it
-    return (coverage * 255).astype(np.uint8), paper, ink
+    k = max(3, (gray.shape[0] // 3) | 1)
+    paper = cv2.blur(cv2.dilate(g, np.ones((k, k), np.uint8)), (k, k))
+    contrast = paper - g
+    # The max filter also picks the brightest grain of the paper: what most pixels (paper)
+    # differ by is that grain, not ink.
+    contrast -= float(np.percentile(contrast, 60))
+    depth = max(float(np.percentile(contrast, 99.5)), 40.0)  # the darkest strokes are full ink
+    coverage = np.clip(contrast / depth, 0.0, 1.0)
+    coverage[coverage < 0.2] = 0.0  # paper texture is not ink: warping it would smear it
+    return (coverage * 255).astype(np.uint8)
 
 
 def core_band(coverage: np.ndarray) -> tuple[float, float]:
@@ -123,20 +130,34 @@ def core_band(coverage: np.ndarray) -> tuple[float, float]:
     return x_height, float(dense[-1])
 
 
+# The network reads lines a few dozen pixels high: distorting a 200-pixel scan at full size
+# would cost most of a training step's time for detail the network never sees.
+MAX_WORK_HEIGHT = 112
+
+
+def at_most(gray: np.ndarray, max_height: int = MAX_WORK_HEIGHT) -> np.ndarray:
+    """The line scaled down to max_height pixels when it is taller."""
+    if gray.shape[0] <= max_height:
+        return gray
+    scale = max_height / gray.shape[0]
+    return cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max_height), interpolation=cv2.INTER_AREA)
+
+
 def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
-                      max_height: int = 112) -> np.ndarray:
+                      max_height: int = MAX_WORK_HEIGHT) -> np.ndarray:
     """One writer-like variant of a real line crop: pen width, slant, rotation and elastic
     warp from the synthetic engine, then paper, pen and scan. The letter shapes stay the
     writer's; the variation stands in for the lines the writer did not write."""
-    if gray.shape[0] > max_height:
-        # The network reads lines a few dozen pixels high: distorting a 200-pixel scan at full
-        # size would cost most of a training step's time for detail the network never sees.
-        scale = max_height / gray.shape[0]
-        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max_height), interpolation=cv2.INTER_AREA)
-    coverage, _, _ = ink_of(gray)
+    gray = at_most(gray, max_height)
+    coverage = ink_of(gray)
     if not coverage.any():
         return gray
-    x_height, baseline_y = core_band(coverage)
+    return redraw(coverage, *core_band(coverage), rng, cfg)
+
+
+def redraw(coverage: np.ndarray, x_height: float, baseline_y: float, rng: np.random.Generator,
+           cfg: SynthConfig) -> np.ndarray:
+    """Ink coverage (0 = paper) -> a gray line with the engine's writer geometry, paper and scan."""
     w = coverage.shape[1]
     line = InkLine(ink=coverage, baseline=[(0.0, baseline_y), (float(w), baseline_y)], x_height=x_height,
                    text="", font="real", kind="real", scale=float(rng.uniform(0.85, 1.15)))
@@ -148,9 +169,86 @@ def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConf
     return augment.scan(ink_gray, rng, cfg)
 
 
+# --- new lines from the user's words ---------------------------------------------------------
+
+@dataclass
+class WordPiece:
+    """One word cut from a user's line: its ink coverage strip (the line's full height, from
+    the middle of the space before it to the middle of the space after it), and the line's
+    x-height and baseline, which place it beside words from other lines."""
+
+    coverage: np.ndarray
+    text: str
+    x_height: float
+    baseline: float
+
+
+def cut_words(recognizer, samples: list[LineSample]) -> list[list[WordPiece]]:
+    """Each line's words, cut where the base model's forced alignment of the true text puts
+    the middle of each space (the model need not read the line right: the alignment only has to
+    find where the spaces fall, and it is told what the text is). Lines that cannot be aligned
+    (too short for their text) give no words."""
+    from hwr.recognition.align import align_labels, char_extents
+    from hwr.recognition.charset import normalize_text
+
+    cut = []
+    for sample in samples:
+        gray = at_most(sample.image)
+        text = normalize_text(sample.text)
+        line, geometry = recognizer.preprocess_with_geometry(gray)
+        log_probs, lengths = recognizer.log_probs([line])
+        aligned = align_labels(log_probs[: int(lengths[0]), 0], recognizer.charset.encode(text))
+        coverage = ink_of(gray)
+        if not aligned or len(aligned) != len(text) or not coverage.any():
+            cut.append([])
+            continue
+        frame_width = line.shape[1] / int(lengths[0])
+        extents = char_extents([(a.first, a.last) for a in aligned], frame_width)
+        x_height, baseline = core_band(coverage)
+        words, start, begin = [], 0, 0
+        for k, ch in enumerate(text + " "):
+            if ch != " ":
+                continue
+            end = coverage.shape[1] if k == len(text) else int(round(geometry.to_source_x(sum(extents[k]) / 2)))
+            if k > start and end > begin:
+                words.append(WordPiece(coverage[:, begin:end], text[start:k], x_height, baseline))
+            start, begin = k + 1, max(begin, end)
+        cut.append(words)
+    return cut
+
+
+def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, str]:
+    """A line the user never wrote: as many words as one of their lines has, each drawn from
+    any of their lines, scaled to one x-height and set on one baseline, then redrawn with the
+    writer geometry. The network sees the hand's letters in new orders and contexts, so it
+    learns the letters rather than the few lines' texts by heart."""
+    lines = [words for words in pieces if words]
+    count = len(lines[int(rng.integers(len(lines)))])
+    every = [w for words in lines for w in words]
+    chosen = [every[int(i)] for i in rng.integers(len(every), size=count)]
+    x_height = chosen[0].x_height
+    placed = []
+    for word in chosen:
+        # Lines of one collection share a size; the clamp keeps a bad estimate from blowing one up.
+        scale = float(np.clip(x_height / max(word.x_height, 1.0), 0.75, 1.33))
+        h, w = word.coverage.shape
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        placed.append((cv2.resize(word.coverage, size, interpolation=cv2.INTER_AREA), word.baseline * scale))
+    above = max(b for _, b in placed)
+    below = max(img.shape[0] - b for img, b in placed)
+    canvas = np.zeros((int(np.ceil(above + below)) + 1, sum(img.shape[1] for img, _ in placed)), np.uint8)
+    x = 0
+    for img, baseline in placed:
+        y = int(round(above - baseline))
+        canvas[y:y + img.shape[0], x:x + img.shape[1]] = np.maximum(canvas[y:y + img.shape[0], x:x + img.shape[1]], img)
+        x += img.shape[1]
+    return redraw(canvas, x_height, above, rng, cfg), " ".join(word.text for word in chosen)
+
+
 class AdaptLines(Dataset):
     """The training stream: `size` lines, each a pure function of (seed, index) - a synthetic
-    rehearsal line with probability `rehearsal`, else one of the user's lines, augmented with
+    rehearsal line with probability `rehearsal`, else a new line recombined from the user's
+    words with probability `recombine`, else one of the user's lines, augmented with
     probability `augment_prob` (a share stays as written, so the model also sees the real
     paper and pen).
 
@@ -159,10 +257,14 @@ class AdaptLines(Dataset):
     """
 
     def __init__(self, lines: list[LineSample], size: int, rehearsal: float, augment_prob: float, seed: int,
-                 charset: Charset, synth_split: str = "train"):
+                 charset: Charset, synth_split: str = "train", words: list[list[WordPiece]] | None = None,
+                 recombine: float = 0.0):
         if not lines:
             raise ValueError("no lines to adapt on")
         self.lines, self.size, self.rehearsal, self.augment_prob, self.seed = lines, size, rehearsal, augment_prob, seed
+        # Recombining needs two words at least, or every "new" line would be an old one.
+        self.words = words if words and sum(len(w) for w in words) >= 2 else None
+        self.recombine = recombine
         self.config = real_line_config()
         self.synthetic = None
         if rehearsal > 0:
@@ -177,6 +279,9 @@ class AdaptLines(Dataset):
         rng = np.random.default_rng([self.seed, 20, int(index)])
         if self.synthetic is not None and rng.random() < self.rehearsal:
             return self.synthetic[index]
+        if self.words is not None and rng.random() < self.recombine:
+            image, text = recombine(self.words, rng, self.config)
+            return LineSample(id=f"words#{index}", text=text, image=image, meta={})
         line = self.lines[int(rng.integers(len(self.lines)))]
         if rng.random() >= self.augment_prob:
             return line

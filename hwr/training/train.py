@@ -506,6 +506,7 @@ def run_loop(run: TrainingRun) -> None:
     history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
                disable=None if ctx.is_main else True, dynamic_ncols=True)
+    first_step, run_start = state.step, time.monotonic()
     done = False
     while not done:
         run.train_loader.batch_sampler.set_epoch(state.epoch)
@@ -515,7 +516,10 @@ def run_loop(run: TrainingRun) -> None:
                 continue
             train_step(run, batch)
             bar.update(1)
-            bar.set_postfix(loss=f"{run.running_loss:.3f}", best_cer=f"{state.best_cer:.4f}")
+            if not bar.disable:
+                bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),
+                                left=_minutes_left(cfg, state, state.step - first_step,
+                                                   time.monotonic() - run_start))
             if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
                 log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss, (time.monotonic() - start) / 60)
             state.elapsed_seconds = time.monotonic() - start
@@ -531,6 +535,21 @@ def run_loop(run: TrainingRun) -> None:
         history_file.close()
     if run.skipped:
         log.warning("skipped %d bad training lines, e.g. %s", len(run.skipped), run.skipped[:3])
+
+
+def _validation_postfix(state: TrainerState) -> dict[str, str]:
+    if not state.history:
+        return {}
+    return {"val_cer": f"{state.history[-1]['val_cer']:.4f}", "best": f"{state.best_cer:.4f}"}
+
+
+def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds_run: float) -> str:
+    """Time to the end of the run: the steps left at this run's pace, or what --max-minutes
+    leaves, whichever comes first (tqdm's own estimate knows only the steps)."""
+    left = (cfg.max_steps - state.step) * seconds_run / max(1, steps_run)
+    if cfg.max_minutes > 0:
+        left = min(left, cfg.max_minutes * 60 - state.elapsed_seconds)
+    return f"{max(0.0, left) / 60:.1f} min"
 
 
 def train_step(run: TrainingRun, batch: LineBatch) -> None:

@@ -22,7 +22,15 @@ from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
-from hwr.training.adapt_data import AdaptLines, augment_real_line, real_line_config, split_lines
+from hwr.training.adapt_data import (
+    AdaptLines,
+    augment_real_line,
+    cut_words,
+    ink_of,
+    real_line_config,
+    recombine,
+    split_lines,
+)
 
 from helpers import LINE_TEXTS, make_untrained_model, render_line
 
@@ -122,6 +130,56 @@ def test_adapt_lines_mix_user_lines_and_rehearsal_lines_by_index():
     assert 8 < len(user) < 32  # about half of each kind
     assert all(s.text in LINE_TEXTS for s in user)
     assert [s.text for s in first] == [s.text for s in again]
+
+
+def test_ink_is_found_against_the_paper_around_it_not_shadows_or_grain():
+    rng = np.random.default_rng(0)
+    h, w = 60, 300
+    shadow = np.linspace(150, 245, w, dtype=np.float32)[None, :].repeat(h, 0)  # a phone photo's dark edge
+    gray = shadow + rng.normal(0, 6, (h, w))
+    gray[20:40, 30:33] -= 120  # two strokes, one in the shadow and one in the light
+    gray[20:40, 250:253] -= 120
+    coverage = ink_of(np.clip(gray, 0, 255).astype(np.uint8))
+    assert coverage[25:35, 30:33].min() > 127 and coverage[25:35, 250:253].min() > 127
+    paper = coverage.copy()
+    paper[18:42, 28:35] = paper[18:42, 248:255] = 0
+    assert np.count_nonzero(paper) < 0.01 * paper.size
+
+
+SHIPPED = REPO / "models" / "hwr-en-small"
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="needs the shipped model")
+def test_words_are_cut_in_the_gaps_where_the_model_aligns_the_spaces():
+    text = "the quick brown fox jumps"
+    gray = render_line(text, size=32)
+    [words] = cut_words(Recognizer.load(SHIPPED, device="cpu"), [LineSample("l", text, gray)])
+    assert [w.text for w in words] == text.split()
+    assert sum(w.coverage.shape[1] for w in words) == gray.shape[1]  # the pieces tile the line
+    ink_columns = np.count_nonzero(gray < 128, axis=0)
+    x = 0
+    for word in words[:-1]:
+        x += word.coverage.shape[1]
+        assert ink_columns[x] == 0, f"cut after {word.text!r} at x={x} goes through ink"
+
+
+def test_recombined_lines_are_the_users_words_in_new_orders(tmp_path):
+    texts = ["the cat sat", "on a mat today"]
+    # Any network aligns a text it is given; an untrained one just puts the cuts anywhere.
+    untrained = Recognizer.load(make_untrained_model(tmp_path / "tiny"), device="cpu")
+    words = cut_words(untrained, [LineSample(str(k), t, render_line(t)) for k, t in enumerate(texts)])
+    cfg = real_line_config()
+    made = [recombine(words, np.random.default_rng(seed), cfg) for seed in range(12)]
+    vocabulary = {w for t in texts for w in t.split()}
+    for image, text in made:
+        assert image.dtype == np.uint8 and np.count_nonzero(image < 128) > 0
+        assert set(text.split()) <= vocabulary and len(text.split()) in (3, 4)
+    assert len({text for _, text in made}) > 6  # new lines, not the two old ones
+    image, text = recombine(words, np.random.default_rng(3), cfg)
+    assert text == made[3][1] and np.array_equal(image, made[3][0])
+    stream = AdaptLines(samples(4), size=20, rehearsal=0.0, augment_prob=1.0, seed=2, charset=None,
+                        words=words, recombine=1.0)
+    assert all(stream[i].id.startswith("words#") for i in range(20))
 
 
 # --- the run ---------------------------------------------------------------------------------------

@@ -200,3 +200,15 @@ def test_ctc_frames_needed_counts_a_blank_between_repeated_labels():
 
     targets = torch.tensor([1, 2, 2, 3, 4, 4, 4, 5])  # two texts: 1 2 2 3 (one repeat), 4 4 4 5 (two)
     assert ctc_frames_needed(targets, torch.tensor([4, 4])).tolist() == [5, 6]
+
+
+def test_the_progress_bar_counts_down_to_whichever_limit_comes_first():
+    from hwr.training.checkpoint import TrainerState
+    from hwr.training.train import _minutes_left
+
+    state = TrainerState(step=100, elapsed_seconds=60.0)
+    # 100 steps in a minute: 900 steps left are 9 minutes, unless the clock runs out first.
+    assert _minutes_left(TrainConfig(max_steps=1000), state, 100, 60.0) == "9.0 min"
+    assert _minutes_left(TrainConfig(max_steps=1000, max_minutes=3), state, 100, 60.0) == "2.0 min"
+    # A resumed run's pace counts only its own steps.
+    assert _minutes_left(TrainConfig(max_steps=1000), state, 10, 60.0) == "90.0 min"
