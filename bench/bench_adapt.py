@@ -117,7 +117,8 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
     row = {"lines": size, "freeze_conv": result.freeze_conv, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2),
            "load_avg_1min": round(load, 2), "steps": result.steps,
            "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
-           "adapted_kept": result.improved,
+           "adapted_kept": result.improved, "mix": result.mix, "check_before": result.others_before,
+           "check_after": result.others_after,
            # The lines it learned from (held-out ones included): far below the unseen lines'
            # figure means it learned those lines more than the hand.
            "own_lines_before": round(cer_of(model, own), 4), "own_lines_after": round(cer_of(out, own), 4),

@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -37,7 +38,9 @@ from hwr.recognition.model import (
     ModelError,
     Recognizer,
     default_model_dir,
+    load_model,
     read_model_config,
+    save_model,
 )
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
@@ -59,6 +62,11 @@ HISTORY_FILE = "adapt-history.jsonl"
 # minutes on a CPU, and fewer weights to fit to a handful of lines.
 FREEZE_BELOW = 100
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
+# Shares of the adapted weights' change kept when blending back towards the base model
+# (weight-space interpolation, as in WiSE-FT: Wortsman et al., CVPR 2022): the first share
+# that keeps the other hands within --max-forgetting and reads the held-out lines best wins.
+MIXES = (1.0, 0.75, 0.5, 0.25)
+CHECK_SEED = 7919  # the other-hands lines: never the rehearsal lines trained on (seed-offset)
 TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-memory data sets
 
 
@@ -85,13 +93,23 @@ class AdaptConfig:
         None, help="training steps at most; default from the data size (the minutes cap it too)")
     batch_size: int = setting(16, help="lines per training step")
     val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
-    patience: int = setting(5, help="stop after this many held-out evaluations without improvement (0: never)")
+    patience: int = setting(
+        5, help="with --keep best: stop after this many held-out evaluations without improvement (0: never)")
     freeze_conv: bool | None = setting(
         None, help="train only the recurrent and output layers: steps cost a third, the stroke features stay "
                    f"(default: when fewer than {FREEZE_BELOW} lines are adapted on)")
     freeze_norm: bool = setting(
         True, help="keep the base model's normalisation statistics (batch-norm running means and variances): "
                    "batches of one hand would otherwise re-centre the features every other hand is read with")
+    keep: Literal["best", "last"] = setting(
+        "last", help="weights to keep: last (the end of the LR decay) or best (the step that read the held-out lines "
+                     "best; with a few held-out lines that choice is mostly noise)")
+    check_lines: int = setting(
+        64, help="synthetic lines in other hands (training fonts) read before and after, to check that adapting "
+                 "did not cost them; 0: no check")
+    max_forgetting: float = setting(
+        0.1, help="the adapted weights may raise the CER of those lines by this share at most: otherwise they are "
+                  "blended back towards the base model's (see MIXES) until they do not")
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
@@ -154,6 +172,9 @@ class AdaptResult:
     minutes: float
     history: list[dict]
     freeze_conv: bool = False
+    mix: float = 1.0  # share of the adapted weights' change kept (MIXES)
+    others_before: float | None = None  # CER of the other-hands check lines, base model
+    others_after: float | None = None  # the same with the kept weights
 
     @property
     def shipped_cer(self) -> float:
@@ -266,6 +287,12 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     before = held_out_counts(base, split.held_out).cer
     reading_minutes = (time.monotonic() - measured) / 60
     log.info("held-out CER of %s: %.4f", base_dir.name, before)
+    measured = time.monotonic()
+    others = other_hands(charset, cfg.check_lines, cfg.seed)
+    others_before = held_out_counts(base, others).cer if others else None
+    checking_minutes = (time.monotonic() - measured) / 60
+    if others:
+        log.info("CER of %s on %d lines in other hands: %.4f", base_dir.name, len(others), others_before)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
             "held_out_lines": len(split.held_out), "split_by": split.by})
 
@@ -275,23 +302,71 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     # Leave time for what follows the last step: its validation and the after-measurement
     # each read the held-out lines once more (timed just now, so a busy machine reserves
     # more), then the model is written.
-    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - 3 * reading_minutes - 0.05)
     words = cut_words(base, split.adapt) if cfg.recombine > 0 else None
+    # ... and the blends' checks: each blend reads the held-out and the other-hands lines.
+    reserve = (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
+    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - reserve)
     state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
 
-    adapted = Recognizer.load(run_dir / "best", device=cfg.device)
-    after = held_out_counts(adapted, split.held_out).cer
+    adapted_net, adapted_config = load_model(run_dir / cfg.keep)
+    adapted = Recognizer(adapted_net, adapted_config, base.device)  # unfolded: its weights are blended
+    adapted.path = run_dir / cfg.keep
+    base_net, _ = load_model(base_dir)
+    mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
+                                          cfg.max_forgetting)
     improved = after < before
     minutes = (time.monotonic() - start) / 60
     result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
-                         split.by, state.step, minutes, state.history, budget.freeze_conv)
-    _write_model(out, base_dir, base_config, run_dir / "best" if improved else base_dir, result, budget, cfg,
+                         split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
+                         others_before, others_after if improved else others_before)
+    if improved:
+        save_model(run_dir / cfg.keep, adapted.net, adapted_config)
+    _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
                  lines_fingerprint(lines))
     if not improved:
         log.warning("the adapted model reads the held-out lines no better (CER %.4f vs %.4f): %s keeps the base "
                     "model's weights", after, before, out)
     notify({"phase": "done", **_summary(result)})
     return result
+
+
+def other_hands(charset, count: int, seed: int) -> list[LineSample]:
+    """Synthetic lines in the training fonts (what the base model reads well, and other
+    writers than the user), drawn apart from the rehearsal lines: the forgetting check."""
+    if count <= 0:
+        return []
+    from hwr.datasets.synthetic import SyntheticLines
+
+    lines = SyntheticLines(count, split="train", charset=charset, seed=CHECK_SEED + seed)
+    return [lines[i] for i in range(count)]
+
+
+def choose_mix(origin: dict, adapted: Recognizer, held_out: list[LineSample], others: list[LineSample],
+               others_before: float | None, max_forgetting: float) -> tuple[float, float, float | None]:
+    """Blend the adapted weights back towards the base model's: theta = base + mix * (adapted - base),
+    for each mix in MIXES. Of the blends that keep the other hands' CER within
+    `max_forgetting` (relative), the one reading the held-out lines best; with no such blend,
+    the one that forgets least. Leaves `adapted.net` holding the chosen weights; returns
+    (mix, held-out CER, other-hands CER)."""
+    start = {k: v.detach().clone() for k, v in adapted.net.state_dict().items()}
+    tried = []
+    for mix in MIXES if others else (1.0,):
+        blend_weights(adapted.net, origin, start, mix)
+        held = held_out_counts(adapted, held_out).cer
+        forgot = held_out_counts(adapted, others).cer if others else None
+        log.info("adapted weights x %.2f: held-out CER %.4f%s", mix, held,
+                 f", other hands {forgot:.4f} (base {others_before:.4f})" if others else "")
+        tried.append((mix, held, forgot))
+    within = [t for t in tried if t[2] is None or t[2] <= others_before * (1 + max_forgetting) + 1e-9]
+    mix, held, forgot = min(within, key=lambda t: t[1]) if within else min(tried, key=lambda t: t[2])
+    blend_weights(adapted.net, origin, start, mix)
+    return mix, held, forgot
+
+
+def blend_weights(net: torch.nn.Module, origin: dict, adapted: dict, mix: float) -> None:
+    """net <- origin + mix * (adapted - origin) for every floating-point tensor (counters as adapted)."""
+    blended = {k: origin[k] + mix * (v - origin[k]) if v.is_floating_point() else v for k, v in adapted.items()}
+    net.load_state_dict(blended)
 
 
 def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
@@ -321,7 +396,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         train=TRAIN_SPEC, val=HELD_OUT_SPEC, out=str(run_dir), arch=base_config.arch, preset=None,
         net_options=dict(base_config.net), charset=charset_spec, batch_size=cfg.batch_size, lr=budget.lr,
         warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
-        val_every=budget.val_every, val_batch_size=32, patience=cfg.patience, seed=cfg.seed, workers=cfg.workers,
+        val_every=budget.val_every, val_batch_size=32,
+        patience=cfg.patience if cfg.keep == "best" else 0, seed=cfg.seed, workers=cfg.workers,
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
     on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
     return train(train_cfg, datasets=datasets, on_network=on_network)
@@ -337,7 +413,12 @@ def _summary(result: AdaptResult) -> dict:
     return {"base_model": result.base, "before_cer": round(result.before_cer, 5),
             "after_cer": round(result.after_cer, 5), "adapted_weights_kept": result.improved,
             "adapt_lines": result.adapt_lines, "held_out_lines": result.held_out_lines, "split_by": result.split_by,
-            "steps": result.steps, "minutes": round(result.minutes, 2)}
+            "steps": result.steps, "minutes": round(result.minutes, 2), "mix": result.mix,
+            "others_before": _rounded(result.others_before), "others_after": _rounded(result.others_after)}
+
+
+def _rounded(cer: float | None) -> float | None:
+    return None if cer is None else round(cer, 5)
 
 
 def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_from: Path, result: AdaptResult,
@@ -359,6 +440,14 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
     shutil.rmtree(out / RUN_DIR, ignore_errors=True)
 
 
+def _others_rows(r: AdaptResult, check_lines: int) -> str:
+    if r.others_before is None:
+        return ""
+    blended = "" if r.mix == 1.0 else f" (the adapted change kept at {r.mix:.0%}: all of it forgot more)"
+    return (f"\nOther hands ({check_lines} synthetic lines in the base model's training fonts): "
+            f"{r.others_before:.2%} before, {r.others_after:.2%} after{blended}.\n")
+
+
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
     kept = ("the adapted weights (they read the held-out lines better)" if r.improved else
             "**the base model's weights unchanged**: the adapted ones did not read the held-out lines better")
@@ -370,6 +459,7 @@ def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: A
 |---|---|
 | base model `{base_dir.name}` (before) | {r.before_cer:.2%} |
 | adapted (after) | {r.after_cer:.2%} |
+{_others_rows(r, cfg.check_lines)}
 
 This folder holds {kept}.
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 
 from hwr.errors import ConfigError
-from hwr.recognition.model import Recognizer
+from hwr.recognition.model import Recognizer, load_model
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
@@ -55,7 +56,7 @@ def write_pairs(folder: Path, n: int = 20, pages: int = 0) -> Path:
 def quick(tmp_path: Path, model: Path, **overrides) -> AdaptConfig:
     """A few steps, no rehearsal fonts to load, no loader processes: seconds, not minutes."""
     settings = dict(model=str(model), out=str(tmp_path / "adapted"), minutes=1.0, max_steps=4, val_every=2,
-                    batch_size=4, rehearsal=0.0, workers=0, threads=1)
+                    batch_size=4, rehearsal=0.0, workers=0, threads=1, check_lines=4)
     return AdaptConfig(**{**settings, **overrides})
 
 
@@ -222,6 +223,27 @@ def test_freeze_conv_trains_only_the_recurrent_and_output_layers(tmp_path, monke
     conv = [k for k in before if k.startswith("blocks.") and k.endswith("conv.weight")]
     assert conv and all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in conv)
     assert not np.array_equal(before["output.weight"].numpy(), after["output.weight"].numpy())
+
+
+def test_adapted_weights_are_blended_back_until_other_hands_stay_within_the_limit(tmp_path, monkeypatch):
+    base = Recognizer(*load_model(make_untrained_model(tmp_path / "base", seed=0)))
+    adapted = Recognizer(*load_model(make_untrained_model(tmp_path / "adapted", seed=1)))
+    name = next(k for k, v in base.net.state_dict().items() if v.is_floating_point() and v.numel() > 8)
+    origin, full = base.net.state_dict()[name].clone(), adapted.net.state_dict()[name].clone()
+
+    def counts(recognizer, lines, batch_size=16):
+        # How far the weights moved from the base model's: more reads the hand better and
+        # forgets more of the others (max_forgetting 0.1 allows 0.055 here: mix 0.5 at most).
+        moved = float(((recognizer.net.state_dict()[name] - origin) / (full - origin)).mean())
+        cer = 0.2 - 0.1 * moved if lines == ["hand"] else 0.05 + 0.008 * moved
+        return ErrorCounts(char_errors=round(cer * 100000), chars=100000, lines=1)
+
+    monkeypatch.setattr(adapt_module, "held_out_counts", counts)
+    mix, held, others = adapt_module.choose_mix(base.net.state_dict(), adapted, ["hand"], ["other"], 0.05, 0.1)
+    assert mix == 0.5 and held == pytest.approx(0.15, abs=1e-4) and others == pytest.approx(0.054, abs=1e-4)
+    assert torch.allclose(adapted.net.state_dict()[name], origin + 0.5 * (full - origin))
+    # No check lines: the adapted weights as trained.
+    assert adapt_module.choose_mix(base.net.state_dict(), adapted, ["hand"], [], None, 0.1)[0] == 1.0
 
 
 def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
