@@ -4,9 +4,9 @@
 #   2. `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
 #      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
 #   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed) and
-#      the page pipeline's pages/s with thread and with process workers.
+#      the page pipeline's pages/s with 14 threads and with 14 torch-free worker processes.
 # Results land in $OUT: gpu_check.txt, train.log (the validation curve), post.txt,
-# gpu-speed.json and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
+# gpu-speed.json, page-workers.json and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
 #   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
 set -uo pipefail
@@ -22,10 +22,10 @@ DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'c
 rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
-  BENCH=(--quick) PAGES=4 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300}
+  BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300}
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
-  BENCH=() PAGES=24 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450}
+  BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450}
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -50,9 +50,10 @@ tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/de
 {
   if [ -e "$RUN/best/config.json" ]; then
     timeout 90 $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
-    for mode in "" --processes; do
-      timeout 60 $PY bench/bench_pages.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" --workers 14 --batch-size 64 $mode
-    done
+    # Issue 22: the page pipeline with 14 threads vs 14 torch-free worker processes (shared
+    # memory, cross-page width batches, pinned-memory feed), one model on the GPU.
+    timeout 150 $PY bench/bench_page_workers.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" \
+      --configs threads=14,processes=14 --repeats "$REPEATS" --batch-size 256 --batch-lines 512 --json "$OUT/page-workers.json"
   fi
 } 2>&1 | tee "$OUT/post.txt"
 ls -la "$OUT"

@@ -90,3 +90,16 @@ def test_models_adapted_earlier_are_offered_with_their_figures(tmp_path, untrain
 def test_teaching_is_offered_on_loopback_servers_only():
     assert teaching_allowed("127.0.0.1") and teaching_allowed("localhost")
     assert not teaching_allowed("0.0.0.0")
+
+
+def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_path):
+    from hwr.training.adapt import AdaptResult
+    from hwr_ui.teach import Progress, finished_text
+
+    result = AdaptResult(tmp_path / "m", "base", 0.2, 0.1, True, 40, 10, "page", 300, 4.5, [], mix=0.75,
+                         others_before=0.05, others_after=0.054)
+    text = finished_text(Progress(result=result))
+    assert "20.0% → 10.0%" in text and "5.0% → 5.4%" in text and "75% of the change kept" in text
+    unchanged = AdaptResult(tmp_path / "m", "base", 0.2, 0.25, False, 40, 10, "page", 300, 4.5, [],
+                            others_before=0.05, others_after=0.05)
+    assert "keeps the base model's weights" in finished_text(Progress(result=unchanged))

@@ -222,8 +222,11 @@ def finished_text(progress: Progress) -> str:
     verdict = ("The adapted model reads the held-out lines better; it is selected in the model menu."
                if r.improved else "Adapting did not read the held-out lines better, so the new model keeps the "
                                   "base model's weights (try more lines or more minutes).")
+    others = ("" if r.others_before is None or not r.improved else
+              f" Other hands (synthetic check lines): {r.others_before:.1%} → {r.others_after:.1%}"
+              f"{'' if r.mix == 1.0 else f', with {r.mix:.0%} of the change kept so they stay within the limit'}.")
     return (f"**Held-out CER {r.before_cer:.1%} → {r.after_cer:.1%}** on {r.held_out_lines} held-out lines "
-            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min). {verdict} "
+            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{others} {verdict} "
             f"Saved in `{r.out}`; its card is on the Model tab. History: `{HISTORY_FILE}`.")
 
 
