@@ -105,7 +105,7 @@ def run_size(model: Path, writer: str, size: int, target: list[LineSample], othe
     out = work / f"adapted-{size}"
     cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
                       workers=args.workers, seed=args.seed, max_steps=args.max_steps,
-                      freeze_conv={"auto": None, "yes": True, "no": False}[args.freeze_conv],
+                      freeze_conv=args.freeze_conv == "yes",
                       rehearsal=args.rehearsal, lr=args.lr, patience=args.patience, batch_size=args.batch_size,
                       **dict(_setting(s) for s in args.set))
     start, cpu = time.monotonic(), time.process_time()
@@ -148,8 +148,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, help="cap the steps (default: adapt's budget from the data size)")
     parser.add_argument("--rehearsal", type=float, default=AdaptConfig.rehearsal)
     parser.add_argument("--lr", type=float, help="peak LR (default: adapt's choice from the data size)")
-    parser.add_argument("--freeze-conv", choices=["auto", "yes", "no"], default="auto",
-                        help="auto: adapt's default (frozen below hwr.training.adapt.FREEZE_BELOW lines)")
+    parser.add_argument("--freeze-conv", choices=["yes", "no"], default="no",
+                        help="train the recurrent and output layers only")
     parser.add_argument("--patience", type=int, default=AdaptConfig.patience)
     parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON",

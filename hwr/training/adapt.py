@@ -58,9 +58,6 @@ log = logging.getLogger("hwr.training.adapt")
 
 MODEL_CARD_FILE = "MODEL_CARD.md"
 HISTORY_FILE = "adapt-history.jsonl"
-# Below this many lines, freezing the convolutions is the default: more steps in the same
-# minutes on a CPU, and fewer weights to fit to a handful of lines.
-FREEZE_BELOW = 100
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
 # Shares of the adapted weights' change kept when blending back towards the base model
 # (weight-space interpolation, as in WiSE-FT: Wortsman et al., CVPR 2022): the first share
@@ -95,9 +92,9 @@ class AdaptConfig:
     val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
     patience: int = setting(
         5, help="with --keep best: stop after this many held-out evaluations without improvement (0: never)")
-    freeze_conv: bool | None = setting(
-        None, help="train only the recurrent and output layers: steps cost a third, the stroke features stay "
-                   f"(default: when fewer than {FREEZE_BELOW} lines are adapted on)")
+    freeze_conv: bool = setting(
+        False, help="train only the recurrent and output layers: steps cost about a quarter less and the stroke "
+                    "features stay, but a hand unlike the base model's learns less (bench/bench_adapt.py)")
     freeze_norm: bool = setting(
         True, help="keep the base model's normalisation statistics (batch-norm running means and variances): "
                    "batches of one hand would otherwise re-centre the features every other hand is read with")
@@ -109,7 +106,7 @@ class AdaptConfig:
                  "did not cost them; 0: no check")
     max_forgetting: float = setting(
         0.1, help="the adapted weights may raise the CER of those lines by this share at most: otherwise they are "
-                  "blended back towards the base model's (see MIXES) until they do not")
+                  "blended back towards the base model's (keeping 75, 50 or 25% of the change) until they do not")
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
@@ -144,13 +141,13 @@ class Budget:
 
 
 def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
-    """Few lines: more passes over each (each pass is a new distortion of it), a gentler LR so
-    the model does not learn the lines by heart; more lines: fewer passes, the base LR of a
-    fine-tune. The minutes cap the run whatever the budget says."""
+    """Few lines: more passes over each (each pass is a new distortion or recombination of
+    it); more lines: fewer passes. The minutes cap the run whatever the budget says (on a
+    2-core CPU 5 minutes give about 450 steps; the LR decays over whichever ends first)."""
     real_per_step = max(1.0, cfg.batch_size * (1.0 - cfg.rehearsal))
-    passes = min(100.0, max(30.0, 4000.0 / lines))
+    passes = min(250.0, max(60.0, 10000.0 / lines))
     steps = cfg.max_steps or int(min(3000, max(100, math.ceil(lines * passes / real_per_step))))
-    freeze = cfg.freeze_conv if cfg.freeze_conv is not None else lines < FREEZE_BELOW
+    freeze = bool(cfg.freeze_conv)
     # The recurrent layers alone take a larger rate than the whole network, whose features
     # every other hand also relies on.
     lr = cfg.lr or (1e-3 if freeze else 5e-4)
