@@ -156,3 +156,27 @@ def test_teach_loop_in_the_browser(teach_app, browser_page, tmp_path):
     chosen = page.get_by_label("Model", exact=True).input_value()
     assert chosen.startswith("browser-hand (adapted"), chosen
     _save_screenshot(page, tmp_path, "ui-teach.png")
+
+
+@pytest.mark.slow
+def test_a_batch_page_is_corrected_and_saved_in_the_browser(teach_app, browser_page):
+    url, user_dir = teach_app
+    page = browser_page
+    samples = sorted(LINE.parent.glob("line-*.png"))[:2]
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#hwr-batch-files input[type=file]").set_input_files([str(p) for p in samples])
+    page.get_by_role("button", name="Transcribe all").click()
+    page.get_by_text(f"{len(samples)} of {len(samples)} images read").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text("Correct a page and save it as training lines").click()
+    page.locator("#hwr-batch-pick input").click()
+    page.get_by_role("option", name=samples[1].name).click()
+    text = page.locator("#hwr-batch-text textarea")
+    page.wait_for_function("() => document.querySelector('#hwr-batch-text textarea').value.length > 0",
+                           timeout=TIMEOUT_MS)
+    truth = samples[1].with_name(samples[1].stem + ".gt.txt").read_text(encoding="utf-8").strip()
+    text.fill(truth)  # the user's correction
+    page.locator("#hwr-batch-save").click()
+    page.locator("#hwr-batch-saved").get_by_text("Saved 1 line(s)").wait_for(timeout=TIMEOUT_MS)
+    [saved] = (user_dir / "collection").rglob("*.gt.txt")
+    assert saved.read_text(encoding="utf-8").strip() == truth and samples[1].stem in saved.parent.name

@@ -238,7 +238,7 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
     with gr.Tab("Batch", id="batch"):
         # No file_types: gradio would refuse the whole batch for one odd file; each file's row
         # says instead whether it could be read.
-        files = gr.File(label="Images, PDFs, or zips of them", file_count="multiple")
+        files = gr.File(label="Images, PDFs, or zips of them", file_count="multiple", elem_id="hwr-batch-files")
         layout = gr.Radio(list(LAYOUTS), value="auto", label="Read as", info=LAYOUT_HELP)
         button = gr.Button("Transcribe all", variant="primary")
         summary = gr.Markdown(label="summary")
