@@ -219,6 +219,18 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
+@dataclass
+class PreparedLines:
+    """Line images read and normalised for the network (`Recognizer.prepare`): one slot per
+    input image, a FailedInput where it could not be read, None where its line is in `arrays`
+    (at `positions`)."""
+
+    slots: list = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)
+    geometries: list[LineGeometry] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
 class Recognizer:
     """Line images in, `Recognition`s out: normalisation, batching by width, network, decoding."""
 
@@ -309,27 +321,38 @@ class Recognizer:
             >>> [r.text if isinstance(r, Recognition) else str(r) for r in results]
             ['the cat', '<NoneType>: not an image: ...', 'sat here']
         """
+        return self.recognize_prepared(self.prepare(images, on_error), batch_size, words)
+
+    def prepare(self, images: Iterable, on_error: str = "raise") -> PreparedLines:
+        """The CPU half of `recognize`: read and normalise the images (safe to run in a loader
+        thread while the network reads earlier ones). Arguments and errors as `recognize`'s."""
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
         single = (str, Path, bytes, bytearray, np.ndarray)
         if images is None or isinstance(images, single) or hasattr(images, "getpixel"):  # a PIL image
             raise TypeError("recognize takes a list of images; wrap a single image as [image]")
-        slots: list[Recognition | FailedInput | None] = []
-        arrays, geometries, positions = [], [], []
+        prepared = PreparedLines()
         for k, image in enumerate(images):
             try:
                 array, geometry = self.preprocess_with_geometry(image)
             except ImageError as exc:
                 if on_error == "raise":
                     raise ImageError(f"images[{k}] ({exc.source})", exc.reason) from None
-                slots.append(FailedInput(exc.source, "read", exc.reason, page_id=str(k)))
+                prepared.slots.append(FailedInput(exc.source, "read", exc.reason, page_id=str(k)))
                 continue
-            slots.append(None)
-            positions.append(k)
-            arrays.append(array)
-            geometries.append(geometry)
-        results = self.recognize_normalized(arrays, batch_size, geometries if words else None) if arrays else []
-        for k, rec in zip(positions, results):
+            prepared.slots.append(None)
+            prepared.positions.append(k)
+            prepared.arrays.append(array)
+            prepared.geometries.append(geometry)
+        return prepared
+
+    def recognize_prepared(self, prepared: PreparedLines, batch_size: int = 16,
+                           words: bool = False) -> list[Recognition | FailedInput]:
+        """The network half of `recognize`: lines from `prepare`, results in input order."""
+        slots = list(prepared.slots)
+        geometries = prepared.geometries if words else None
+        results = self.recognize_normalized(prepared.arrays, batch_size, geometries) if prepared.arrays else []
+        for k, rec in zip(prepared.positions, results):
             slots[k] = rec
         return slots  # type: ignore[return-value]
 

@@ -107,18 +107,27 @@ def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Seque
 
 def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: int = 16, skip_bad: bool = False,
              progress=None, normalization: TextNormalization | None = None,
-             subset_of: Callable[[LineSample], str] | None = None) -> EvalReport:
+             subset_of: Callable[[LineSample], str] | None = None, loader: bool = True) -> EvalReport:
     """Recognise every sample and score it. Unreadable images fail the run (ImageError naming
     the file) unless skip_bad, which records each as a FailedInput and goes on.
 
-    Lines are read through `Recognizer.recognize` (on_error="return"), the one path from line
-    images to text; `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
+    Lines are read through `Recognizer.prepare` and `recognize_prepared` (the two halves of
+    `Recognizer.recognize`, on_error="return"), the one path from line images to text. With
+    `loader`, one thread reads, renders and normalises the next batches while the network reads
+    this one (image decoding, OpenCV and torch release the GIL; one thread, because a data
+    set that renders lines on demand is not safe to share between threads).
+    `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
     """
+    from hwr.documents.pages import prefetch_map
+
+    def load(start: int):
+        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+        return batch, recognizer.prepare([sample.image for sample in batch], on_error="return")
+
     results: list[LineResult] = []
     failures: list[FailedInput] = []
-    for start in range(0, len(samples), batch_size):
-        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-        read = recognizer.recognize([sample.image for sample in batch], batch_size, on_error="return")
+    for batch, prepared in prefetch_map(load, range(0, len(samples), batch_size), workers=1 if loader else 0):
+        read = recognizer.recognize_prepared(prepared, batch_size)
         for sample, rec in zip(batch, read):
             if isinstance(rec, FailedInput):
                 # An array has no file name; the line id is what the user can look up.

@@ -57,6 +57,33 @@ def test_evaluate_recognises_scores_and_skips_bad_images(tiny_model, tmp_path):
     assert all(0.0 <= r.confidence <= 1.0 for r in report.results)
 
 
+def test_the_loader_thread_reads_ahead_without_changing_the_results(tiny_model, tmp_path):
+    """Issue 22: the next batches are read and normalised while the network reads this one."""
+    import threading
+
+    recognizer = Recognizer.load(tiny_model, device="cpu")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    texts = ["the cat", "a dog", "hello", "sat on", "the mat", "today"]
+    samples = [LineSample(f"l{i}", t, render_line(t)) for i, t in enumerate(texts)]
+    samples.insert(3, LineSample("bad", "x", broken))
+    readers = set()
+    real_prepare = recognizer.prepare
+
+    def prepare(images, on_error="raise"):
+        readers.add(threading.current_thread().name)
+        return real_prepare(images, on_error)
+
+    recognizer.prepare = prepare
+    ahead = evaluate(recognizer, samples, batch_size=2, skip_bad=True)
+    assert readers and threading.main_thread().name not in readers
+    readers.clear()
+    inline = evaluate(recognizer, samples, batch_size=2, skip_bad=True, loader=False)
+    assert readers == {threading.main_thread().name}
+    assert [(r.id, r.hypothesis) for r in ahead.results] == [(r.id, r.hypothesis) for r in inline.results]
+    assert [f.page_id for f in ahead.failures] == ["bad"] and ahead.lines == len(texts)
+
+
 def test_csv_and_json_writers(tmp_path):
     report = score_texts([f"l{i}" for i in range(5)], ["abc"] * 5, ["abc", "ab", "a", "", "abd"])
     write_lines_csv(report, tmp_path / "lines.csv")
