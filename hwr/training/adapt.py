@@ -296,11 +296,10 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     run_dir = out / RUN_DIR
     shutil.rmtree(run_dir, ignore_errors=True)
     budget = budget_for(len(split.adapt), cfg)
-    # Leave time for what follows the last step: its validation and the after-measurement
-    # each read the held-out lines once more (timed just now, so a busy machine reserves
-    # more), then the model is written.
     words = cut_words(base, split.adapt) if cfg.recombine > 0 else None
-    # ... and the blends' checks: each blend reads the held-out and the other-hands lines.
+    # Leave time for what follows the last step: its validation reads the held-out lines, and
+    # each blend of choose_mix reads them and the other-hands lines once more (both timed
+    # just now, so a busy machine reserves more); then the model is written.
     reserve = (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
     train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - reserve)
     state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
