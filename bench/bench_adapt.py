@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=120, help="unseen lines of the writer to score")
     parser.add_argument("--others", type=int, default=25, help="lines of each other font (and 2x digit lines)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2: the 2-core laptop)")
-    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=AdaptConfig.workers)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-steps", type=int, help="cap the steps (default: adapt's budget from the data size)")
     parser.add_argument("--rehearsal", type=float, default=AdaptConfig.rehearsal)

@@ -42,7 +42,10 @@ fi
 echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
 # The outer timeout is a backstop past the config's max_minutes: whatever happens after
 # training, the best checkpoint is packed first so that it comes back.
-timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" --init-from "$INIT" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
+# INIT=none trains from scratch (a new preset: CONFIG=configs/hwr-en-base-gpu.json INIT=none).
+INIT_ARGS=(--init-from "$INIT")
+[ "$INIT" = none ] && INIT_ARGS=()
+timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" "${INIT_ARGS[@]}" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
 echo "train exit $?: $(date -u)"
 grep -h "val CER" "$OUT/train.log"
 tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
