@@ -110,9 +110,11 @@ class AdaptConfig:
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
-    # 0 by default: adapt runs after this process has read lines with OpenCV and torch threads
-    # (the before-CER, a UI server), and a loader process forked from it can hang in them.
-    workers: int = setting(0, help="processes that prepare training lines (0: the training process itself)")
+    # Its loader process starts with spawn, not fork: adapt runs after this process has read
+    # lines with OpenCV and torch threads (the before-CER, a UI server), and a forked copy of
+    # those thread pools can hang.
+    workers: int = setting(
+        1, help="processes that prepare training lines while the network trains (0: the training process itself)")
     skip_bad: bool = setting(
         False, help="leave out unreadable lines and lines with characters the model cannot write")
     overwrite: bool = setting(False, help="replace an existing model in --out")
@@ -393,7 +395,7 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         net_options=dict(base_config.net), charset=charset_spec, batch_size=cfg.batch_size, lr=budget.lr,
         warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
         val_every=budget.val_every, val_batch_size=32,
-        patience=cfg.patience if cfg.keep == "best" else 0, seed=cfg.seed, workers=cfg.workers,
+        patience=cfg.patience if cfg.keep == "best" else 0, seed=cfg.seed, workers=cfg.workers, loader_start="spawn",
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
     on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
     return train(train_cfg, datasets=datasets, on_network=on_network)

@@ -52,6 +52,7 @@ Arch = Literal["crnn", "mdlstm"]
 RnnCell = Literal["lstm", "gru", "rnn"]
 Optimizer = Literal["adam", "adamw", "rmsprop"]
 Schedule = Literal["cosine", "plateau", "constant"]
+LoaderStart = Literal["fork", "spawn"]
 
 
 @dataclass
@@ -90,6 +91,9 @@ class TrainConfig:
     grad_clip: float = setting(5.0, help="clip the gradient norm to this")
     seed: int = setting(1, help="random seed of initialisation, batching and augmentation")
     workers: int = setting(2, help="data loader processes; 0 loads in the training process")
+    loader_start: LoaderStart = setting("fork", help=(
+        "how loader processes start: fork (quick; safe while the training process has started no threads) or "
+        "spawn (a fresh interpreter: safe in a process whose OpenCV or torch threads already run, as in hwr adapt)"))
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     amp: bool = setting(True, help="mixed precision (fp16 autocast) on CUDA; ignored on CPU")
     resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
@@ -179,7 +183,7 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     if cfg.workers > 0:
         # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
         kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
-                      worker_init_fn=single_threaded_opencv)
+                      worker_init_fn=single_threaded_opencv, multiprocessing_context=cfg.loader_start)
     if sampler is None:
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, **kwargs)
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)

@@ -247,6 +247,14 @@ def test_adapted_weights_are_blended_back_until_other_hands_stay_within_the_limi
     assert adapt_module.choose_mix(base.net.state_dict(), adapted, ["hand"], [], None, 0.1)[0] == 1.0
 
 
+def test_a_spawned_loader_process_prepares_the_lines(tmp_path):
+    """adapt's default: one loader process, started with spawn (this process already runs
+    OpenCV and torch threads, which a forked copy could hang in)."""
+    base = make_untrained_model(tmp_path / "base")
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, workers=1, recombine=0.5, minutes=10.0))
+    assert result.steps == 4 and (tmp_path / "adapted" / "model.safetensors").is_file()
+
+
 def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
     base = make_untrained_model(tmp_path / "base")
     data = [str(write_pairs(tmp_path / "pairs"))]
