@@ -111,7 +111,7 @@ class AdaptConfig:
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
     # 0 by default: on 2 cores a loader process takes the network's CPU time (measured: 463
-    # steps in 5 minutes with one, 482 without). With more cores it pays; it starts with spawn,
+    # steps in 5 minutes with one, 482 without); with more cores it may pay (not measured). It starts with spawn,
     # not fork: adapt runs after this process has read lines with OpenCV and torch threads (the
     # before-CER, a UI server), and a forked copy of those thread pools can hang.
     workers: int = setting(
