@@ -248,10 +248,11 @@ def test_adapted_weights_are_blended_back_until_other_hands_stay_within_the_limi
 
 
 def test_a_spawned_loader_process_prepares_the_lines(tmp_path):
-    """adapt's default: one loader process, started with spawn (this process already runs
-    OpenCV and torch threads, which a forked copy could hang in)."""
+    """--workers 1: the loader process starts with spawn (this process already runs OpenCV
+    and torch threads, which a forked copy could hang in)."""
     base = make_untrained_model(tmp_path / "base")
-    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, workers=1, recombine=0.5, minutes=10.0))
+    cfg = quick(tmp_path, base, workers=1, recombine=0.5, minutes=10.0)
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], cfg)
     assert result.steps == 4 and (tmp_path / "adapted" / "model.safetensors").is_file()
 
 
