@@ -45,7 +45,7 @@ echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
 # INIT=none trains from scratch (a new preset: CONFIG=configs/hwr-en-base-gpu.json INIT=none).
 INIT_ARGS=(--init-from "$INIT")
 [ "$INIT" = none ] && INIT_ARGS=()
-timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" "${INIT_ARGS[@]}" --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
+timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
 echo "train exit $?: $(date -u)"
 grep -h "val CER" "$OUT/train.log"
 tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
