@@ -278,10 +278,11 @@ def test_cli_adapts_and_reports_before_and_after(tmp_path):
     data = write_pairs(tmp_path / "pairs")
     run = subprocess.run([sys.executable, "-m", "hwr", "adapt", str(data), "--model", str(base), "--out",
                           str(tmp_path / "adapted"), "--max-steps", "2", "--val-every", "2", "--rehearsal", "0",
-                          "--workers", "0", "--batch-size", "4"], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+                          "--workers", "0", "--batch-size", "4", "--check-lines", "4"], capture_output=True,
+                         text=True, cwd=REPO, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "held-out CER" in run.stdout and (tmp_path / "adapted" / "model.safetensors").is_file()
+    assert "other hands (synthetic check lines)" in run.stdout  # the forgetting check
 
 
 def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> Path:
