@@ -66,6 +66,9 @@ class LineBatch:
     ids: list[str]
     texts: list[str]
     errors: list[str]
+    # Fewest output frames CTC needs for each text (ctc_frames_needed): counted here, in the
+    # loader, so the training step compares it with the network's frames on the device.
+    frames_needed: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,12 +102,25 @@ def collate_lines(lines: Sequence[EncodedLine]) -> LineBatch:
     if not good:
         empty = torch.zeros((0, 1, 1, 1))
         z = torch.zeros(0, dtype=torch.long)
-        return LineBatch(empty, z, z, z, [], [], errors)
+        return LineBatch(empty, z, z, z, [], [], errors, z)
     images, widths = pad_images([line.image for line in good])
     targets = torch.tensor([label for line in good for label in line.labels], dtype=torch.long)
     target_lengths = torch.tensor([len(line.labels) for line in good], dtype=torch.long)
+    needed = torch.tensor([ctc_frames(line.labels) for line in good], dtype=torch.long)
     return LineBatch(images, widths, targets, target_lengths, [line.id for line in good], [line.text for line in good],
-                     errors)
+                     errors, needed)
+
+
+def ctc_frames(labels: Sequence[int]) -> int:
+    """The fewest output frames CTC can align a text to: one per label, plus a blank between
+    each pair of equal neighbours ("ll" needs three frames: l, blank, l)."""
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+
+
+def ctc_frames_needed(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """ctc_frames of each text of a batch given as concatenated targets and their lengths."""
+    return torch.tensor([ctc_frames(labels.tolist()) for labels in torch.split(targets.cpu(), target_lengths.tolist())],
+                        dtype=torch.long)
 
 
 def collate_pool(lines: Sequence[EncodedLine], batch_size: int) -> list[LineBatch]:

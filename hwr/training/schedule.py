@@ -18,10 +18,14 @@ from hwr.training.checkpoint import TrainerState
 
 def make_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     params = [p for p in net.parameters() if p.requires_grad]
+    # On a GPU, Adam's fused kernel updates every parameter in a few launches and takes the loss
+    # scaler's inf check as a tensor: the AMP step then never waits for the GPU to say whether
+    # to skip (the plain optimizer reads that flag on the host every step).
+    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
+        return torch.optim.Adam(params, lr=cfg.lr, **fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}")  # TrainConfig's checks make this unreachable

@@ -32,7 +32,14 @@ from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
 from hwr.scoring.metrics import ErrorCounts
-from hwr.training.batches import EncodedLines, LineBatch, WidthBucketSampler, collate_lines, collate_pool
+from hwr.training.batches import (
+    EncodedLines,
+    LineBatch,
+    WidthBucketSampler,
+    collate_lines,
+    collate_pool,
+    ctc_frames_needed,
+)
 from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
 from hwr.training.distributed import (
     DistContext,
@@ -159,6 +166,9 @@ class RandomBatches(torch.utils.data.Sampler):
 # many batches, sorts it by width and cuts it into batches (about 40% less padding).
 POOL_BATCHES = 8
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
+# Steps between updates of the progress bar's figures: each reads the loss from the device,
+# which makes the CPU wait for the GPU instead of queueing the next step.
+POSTFIX_EVERY = 10
 
 
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
@@ -201,33 +211,44 @@ def training_batches(loader: DataLoader, seed: int):
         yield from batches
 
 
-def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, list[str]]:
-    """The batch's mean CTC loss, and the ids of its lines too short for their text.
+def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's mean CTC loss, and which of its lines are too short for their text (a bool
+    tensor on the device: reading it waits for the GPU, so the training step leaves that to
+    the next validation).
 
     CTC cannot align a text to fewer frames than `ctc_frames_needed`; `zero_infinity` gives such
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
-    learned from it: the ids are returned so the caller can say which lines those are.
+    learned from it: the caller names those lines (`PendingTooShort`).
     """
-    images, widths = batch.images.to(device, non_blocking=True), batch.widths.to(device)
+    images, widths = batch.images.to(device, non_blocking=True), batch.widths.to(device, non_blocking=True)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
         logits, lengths = net(images, widths)
     # CTC in float32: its log-space recursions underflow in half precision.
     log_probs = logits.float().log_softmax(2)
     loss = torch.nn.functional.ctc_loss(
-        log_probs, batch.targets.to(device), lengths, batch.target_lengths.to(device),
-        blank=0, reduction="mean", zero_infinity=True,
+        log_probs, batch.targets.to(device, non_blocking=True), lengths,
+        batch.target_lengths.to(device, non_blocking=True), blank=0, reduction="mean", zero_infinity=True,
     )
-    needed = ctc_frames_needed(batch.targets, batch.target_lengths)
-    too_short = (lengths.cpu() < needed).tolist()
-    return loss, [line_id for line_id, short in zip(batch.ids, too_short) if short]
+    needed = batch.frames_needed
+    if needed is None:
+        needed = ctc_frames_needed(batch.targets, batch.target_lengths)
+    return loss, lengths < needed.to(lengths.device, non_blocking=True)
 
 
-def ctc_frames_needed(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """The fewest output frames CTC can align each text to: one per label, plus a blank between
-    each pair of equal neighbours ("ll" needs three frames: l, blank, l)."""
-    needed = [len(labels) + int((labels[1:] == labels[:-1]).sum())
-              for labels in torch.split(targets.cpu(), target_lengths.tolist())]
-    return torch.tensor(needed, dtype=torch.long)
+class PendingTooShort:
+    """Ids of lines too short for their text, collected without waiting for the GPU: each
+    step's flags stay on the device until `take` reads them all (at validation)."""
+
+    def __init__(self):
+        self._pending: list[tuple[list[str], torch.Tensor]] = []
+
+    def add(self, ids: list[str], short: torch.Tensor) -> None:
+        self._pending.append((ids, short))
+
+    def take(self) -> list[str]:
+        found = [line_id for ids, short in self._pending for line_id, flag in zip(ids, short.tolist()) if flag]
+        self._pending.clear()
+        return found
 
 
 def report_too_short(ids: list[str], what: str, step: int | None) -> None:
@@ -258,7 +279,7 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
                 continue
             loss, short = ctc_loss(net, batch, device, False)
             losses.append(float(loss))
-            too_short.extend(short)
+            too_short.extend(line_id for line_id, flag in zip(batch.ids, short.tolist()) if flag)
             lines = [batch.images[i, 0, :, : batch.widths[i]].numpy() for i in range(len(batch))]
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
@@ -350,9 +371,16 @@ class TrainingRun:
     ctx: DistContext
     train_loader: DataLoader | None = None
     val_loader: DataLoader | None = None
-    running_loss: float | None = None  # exponential moving average of the training loss
+    # Exponential moving average of the training loss, kept on the device: reading it waits for
+    # the GPU, so only the progress display and the logs read it (running_loss), not every step.
+    loss_average: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)  # bad training lines (--skip-bad), for the final report
-    too_short: list[str] = field(default_factory=list)  # ids of lines CTC could not align, since the last validation
+    # Lines CTC could not align, since the last validation.
+    too_short: PendingTooShort = field(default_factory=PendingTooShort)
+
+    @property
+    def running_loss(self) -> float | None:
+        return None if self.loss_average is None else float(self.loss_average)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -520,7 +548,7 @@ def run_loop(run: TrainingRun) -> None:
                 continue
             train_step(run, batch)
             bar.update(1)
-            if not bar.disable:
+            if not bar.disable and (state.step % POSTFIX_EVERY == 0 or state.step - first_step == 1):
                 bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),
                                 left=_minutes_left(cfg, state, state.step - first_step,
                                                    time.monotonic() - run_start))
@@ -559,7 +587,7 @@ def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds
 def train_step(run: TrainingRun, batch: LineBatch) -> None:
     """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
     loss, too_short = ctc_loss(run.net, batch, run.device, run.amp)
-    run.too_short.extend(too_short)
+    run.too_short.add(batch.ids, too_short)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.unscale_(run.optimizer)
@@ -568,8 +596,13 @@ def train_step(run: TrainingRun, batch: LineBatch) -> None:
     run.scaler.update()
     run.scheduler.step()
     run.state.step += 1
-    value = loss.item()
-    run.running_loss = value if run.running_loss is None else 0.95 * run.running_loss + 0.05 * value
+    run.loss_average = averaged_loss(run.loss_average, loss)
+
+
+def averaged_loss(average: torch.Tensor | None, loss: torch.Tensor) -> torch.Tensor:
+    """The exponential moving average (0.95) of the step losses, updated on the loss's device."""
+    value = loss.detach().float()
+    return value.clone() if average is None else average.mul_(0.95).add_(value, alpha=0.05)
 
 
 def _out_of_time(run: TrainingRun) -> bool:
@@ -584,9 +617,9 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
     cfg, state = run.cfg, run.state
     counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx, step=state.step)
-    report_too_short(run.too_short, "training", state.step)
-    too_short = int(all_reduce_sums([len(run.too_short)], run.ctx)[0])
-    run.too_short.clear()
+    too_short_ids = run.too_short.take()
+    report_too_short(too_short_ids, "training", state.step)
+    too_short = int(all_reduce_sums([len(too_short_ids)], run.ctx)[0])
     entry = _record(run, counts, val_loss, history_file, too_short)
     improved = counts.cer < state.best_cer
     if improved:

@@ -195,11 +195,25 @@ def test_lines_too_short_for_their_text_are_counted_and_named(pairs_dir, tmp_pat
     assert any("validation lines" in m and "squeezed" in m for m in messages)
 
 
-def test_ctc_frames_needed_counts_a_blank_between_repeated_labels():
-    from hwr.training.train import ctc_frames_needed
+def test_too_short_flags_wait_on_the_device_until_validation_reads_them():
+    from hwr.training.train import PendingTooShort
 
-    targets = torch.tensor([1, 2, 2, 3, 4, 4, 4, 5])  # two texts: 1 2 2 3 (one repeat), 4 4 4 5 (two)
-    assert ctc_frames_needed(targets, torch.tensor([4, 4])).tolist() == [5, 6]
+    pending = PendingTooShort()
+    pending.add(["a", "b", "c"], torch.tensor([False, True, False]))
+    pending.add(["d"], torch.tensor([True]))
+    assert pending.take() == ["b", "d"]
+    assert pending.take() == []  # read once, then cleared for the next validation
+
+
+def test_the_running_loss_averages_the_step_losses_without_leaving_the_device():
+    from hwr.training.train import averaged_loss
+
+    first = torch.tensor(2.0, requires_grad=True) * 1.0
+    average = averaged_loss(None, first)
+    assert not average.requires_grad and average.item() == 2.0
+    average = averaged_loss(average, torch.tensor(4.0))
+    assert average.item() == pytest.approx(0.95 * 2.0 + 0.05 * 4.0)
+    assert first.item() == 2.0  # the step's own loss is not overwritten by the average
 
 
 def test_the_progress_bar_counts_down_to_whichever_limit_comes_first():
@@ -212,3 +226,14 @@ def test_the_progress_bar_counts_down_to_whichever_limit_comes_first():
     assert _minutes_left(TrainConfig(max_steps=1000, max_minutes=3), state, 100, 60.0) == "2.0 min"
     # A resumed run's pace counts only its own steps.
     assert _minutes_left(TrainConfig(max_steps=1000), state, 10, 60.0) == "90.0 min"
+
+
+def test_cpu_parameters_get_the_plain_optimizer():
+    """Adam's fused kernel is for GPU parameters (tests/training/test_train_gpu.py); a CPU run keeps torch's default."""
+    from types import SimpleNamespace
+
+    from hwr.training.schedule import make_optimizer
+
+    for name in ("adam", "adamw", "rmsprop"):
+        optimizer = make_optimizer(torch.nn.Linear(2, 2), SimpleNamespace(optimizer=name, lr=1e-3, weight_decay=0.0))
+        assert not optimizer.defaults.get("fused")

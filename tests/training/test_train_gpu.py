@@ -95,3 +95,14 @@ def _free_port() -> int:
     from helpers import free_port
 
     return free_port()
+
+
+def test_on_cuda_adam_updates_with_its_fused_kernel():
+    """The fused kernel takes the AMP scaler's inf flag as a tensor: no host sync per step."""
+    from types import SimpleNamespace
+
+    from hwr.training.schedule import make_optimizer
+
+    cfg = SimpleNamespace(optimizer="adamw", lr=1e-3, weight_decay=0.01)
+    assert make_optimizer(torch.nn.Linear(2, 2).cuda(), cfg).defaults["fused"]
+    assert not make_optimizer(torch.nn.Linear(2, 2), cfg).defaults["fused"]  # CPU parameters: the plain one
