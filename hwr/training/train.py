@@ -220,9 +220,10 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
-    images, widths = batch.images.to(device, non_blocking=True), batch.widths.to(device, non_blocking=True)
+    images = batch.images.to(device, non_blocking=True)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-        logits, lengths = net(images, widths)
+        # The widths stay on the host: the networks count their frames there and copy them over.
+        logits, lengths = net(images, batch.widths)
     # CTC in float32: its log-space recursions underflow in half precision.
     log_probs = logits.float().log_softmax(2)
     loss = torch.nn.functional.ctc_loss(

@@ -2,7 +2,8 @@
 
 Every architecture is an `nn.Module` built as `Net(config, num_classes)` whose
 `forward(images, widths)` takes a zero-padded batch `images` (N, 1, H, W) float32 with
-ink = 1, and `widths` (N,) the valid width of each line, and returns
+ink = 1, and `widths` (N,) the valid width of each line (on the images' device or the CPU),
+and returns
 `(logits, lengths)`: unnormalised CTC scores (T, N, C) and the valid frame count per line.
 Padding must never change a line's output: each network masks or packs its sequences.
 

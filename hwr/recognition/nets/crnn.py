@@ -172,7 +172,14 @@ class CRNN(nn.Module):
                 block.norm = nn.Identity()
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 1, H, W), widths (N,) -> (logits (T, N, C), frames (N,)) on the images' device.
+
+        Widths may stay on the CPU while the images are on a GPU: cuDNN's packed kernel wants
+        the frame counts on the host, and counting them from host widths spares a copy back
+        that would make the CPU wait for the GPU every batch."""
         x = images
+        host_frames = self.frame_counts(widths) if x.is_cuda and not widths.is_cuda else None
+        widths = widths.to(x.device, non_blocking=True)
         if not x.is_cuda:
             # oneDNN's NHWC kernels: max-pooling is ~8x and the conv stack ~1.7x faster than
             # NCHW on the CPU. cuDNN picks its own layout, so GPUs are left alone.
@@ -183,7 +190,7 @@ class CRNN(nn.Module):
             seq, widths = self.convolve_in_width_groups(x, widths)
         lengths = widths.clamp(min=1)
         seq = self.dropout(seq)
-        out = self.recur_packed(seq, lengths) if seq.is_cuda else self.recur_reversed(seq, lengths)
+        out = self.recur_packed(seq, lengths, host_frames) if seq.is_cuda else self.recur_reversed(seq, lengths)
         logits = self.output(self.dropout(out))
         return logits, lengths
 
@@ -219,9 +226,17 @@ class CRNN(nn.Module):
             frames[index] = group_frames
         return seq, frames
 
-    def recur_packed(self, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """cuDNN's packed bidirectional kernel: the fast path on the GPU."""
-        packed = pack_padded_sequence(seq, lengths.cpu(), enforce_sorted=False)
+    def frame_counts(self, widths: torch.Tensor) -> torch.Tensor:
+        """Output frames per line for these input widths, as the conv stack counts them (each
+        width-pooling block floors half the width; floors of halves nest into one floor)."""
+        return torch.div(widths, self.width_factor, rounding_mode="floor").clamp(min=1)
+
+    def recur_packed(self, seq: torch.Tensor, lengths: torch.Tensor,
+                     host_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """cuDNN's packed bidirectional kernel: the fast path on the GPU. host_lengths: the
+        same lengths on the CPU, when known, so packing need not copy them back."""
+        packed = pack_padded_sequence(seq, lengths.cpu() if host_lengths is None else host_lengths,
+                                      enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
         return out

@@ -19,6 +19,28 @@ def test_output_shape_and_lengths():
     assert lengths.tolist() == [60, 40, 16]
 
 
+@pytest.mark.parametrize("preset", ["tiny", "small", "base"])
+def test_frame_counts_from_the_widths_alone_match_the_conv_stack(preset):
+    """On a GPU the packed kernel takes these host-side counts instead of copying the frames back."""
+    net, cfg = _net(preset)
+    widths = torch.tensor([1, 7, 8, 9, 63, 64, 65, 200, 255])
+    images = torch.rand(len(widths), 1, cfg.line_height, 256)
+    _, frames = net(images, widths)
+    assert net.frame_counts(widths).tolist() == frames.tolist()
+
+
+@pytest.mark.gpu
+def test_on_cuda_host_widths_give_the_same_scores_as_device_widths():
+    net, cfg = _net("tiny")
+    net = net.cuda()
+    images = torch.rand(3, 1, cfg.line_height, 120, device="cuda")
+    widths = torch.tensor([120, 80, 33])
+    host_logits, host_frames = net(images, widths)
+    device_logits, device_frames = net(images, widths.cuda())
+    assert host_frames.is_cuda and host_frames.tolist() == device_frames.tolist()
+    assert torch.allclose(host_logits, device_logits)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_padding_never_changes_a_lines_output(cell):
     """A line alone and the same line in a wider padded batch give the same scores."""
