@@ -4,9 +4,11 @@
 #   2. `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
 #      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
 #   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed) and
-#      the page pipeline's pages/s with 14 threads and with 14 torch-free worker processes.
+#      the page pipeline's pages/s with 14 threads and with 14 torch-free worker processes;
+#   4. a torch.profiler trace of 30 training steps (bench/profile_training.py: ops, GPU idle
+#      share) and `pytest -m gpu` when pytest is importable.
 # Results land in $OUT: gpu_check.txt, train.log (the validation curve), post.txt,
-# gpu-speed.json, page-workers.json and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
+# gpu-speed.json, page-workers.json, profile/ (summary.json, ops.txt, trace.json.gz) and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
 #   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
 set -uo pipefail
@@ -58,5 +60,16 @@ tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/de
     timeout 150 $PY bench/bench_page_workers.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" \
       --configs threads=14,processes=14 --repeats "$REPEATS" --batch-size 256 --batch-lines 512 --json "$OUT/page-workers.json"
   fi
+  # Issue 22: where a training step's time goes (torch.profiler; the GPU's idle share), then
+  # the CUDA-only tests when pytest came along (carried wheels: the image has none).
+  PROFILE_ARGS=(--wait 20 --active 30)
+  [ "$SMOKE" = 1 ] && PROFILE_ARGS=(--wait 2 --active 3 --workers 2)
+  [ "$DEVICE" = cpu ] && PROFILE_ARGS+=(--device cpu)
+  timeout 90 $PY bench/profile_training.py --config "$CONFIG" --init "$INIT" --out "$OUT/profile" "${PROFILE_ARGS[@]}" \
+    >"$OUT/profile.log" 2>&1; echo "profile exit $?"; tail -1 "$OUT/profile.log"
+  if $PY -c "import pytest" 2>/dev/null; then
+    timeout 90 $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -5
+  fi
 } 2>&1 | tee "$OUT/post.txt"
+rm -rf "$OUT/profile/run"  # the profiled run's checkpoints: not needed back
 ls -la "$OUT"

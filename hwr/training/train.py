@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -303,7 +304,8 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
     return model_config, net_config
 
 
-def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None) -> TrainerState:
+def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None,
+          on_step=None) -> TrainerState:
     """Train a model as configured; returns the final state (best CER, history).
 
     Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
@@ -311,6 +313,7 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     `datasets` ({spec: data set}) stands in for reading cfg.train / cfg.val from disk, and
     `on_network(net)` runs once the initial weights are in, before the optimizer takes the
     trainable parameters: both for hwr.training.adapt (augmented user lines, frozen layers).
+    `on_step(step)` runs after every optimizer step (bench/profile_training.py steps a profiler).
     """
     from hwr.datasets import open_dataset
 
@@ -326,7 +329,7 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
         with sigterm_as_exit():
-            state, net = _train(cfg, ctx, device, open_dataset, on_network)
+            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step)
         if on_finish is not None:
             on_finish(unwrap(net), ctx)
         return state
@@ -378,6 +381,7 @@ class TrainingRun:
     skipped: list[str] = field(default_factory=list)  # bad training lines (--skip-bad), for the final report
     # Lines CTC could not align, since the last validation.
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
+    on_step: Callable[[int], None] | None = None  # called with the step number after each step
 
     @property
     def running_loss(self) -> float | None:
@@ -394,7 +398,7 @@ class TrainingRun:
                         self.scaler, self.state)
 
 
-def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None):
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     out = _prepare_output(cfg, ctx)
     if cfg.resume and ctx.is_main:
@@ -414,6 +418,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         on_network(net)
     run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
     run.net = _distribute(net, cfg, device, ctx)
+    run.on_step = on_step
     norm = NormalizeConfig.from_dict(model_config.normalize)
     run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
     run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
@@ -548,6 +553,8 @@ def run_loop(run: TrainingRun) -> None:
             if len(batch) == 0:
                 continue
             train_step(run, batch)
+            if run.on_step is not None:
+                run.on_step(state.step)
             bar.update(1)
             if not bar.disable and (state.step % POSTFIX_EVERY == 0 or state.step - first_step == 1):
                 bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),

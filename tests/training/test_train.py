@@ -237,3 +237,10 @@ def test_cpu_parameters_get_the_plain_optimizer():
     for name in ("adam", "adamw", "rmsprop"):
         optimizer = make_optimizer(torch.nn.Linear(2, 2), SimpleNamespace(optimizer=name, lr=1e-3, weight_decay=0.0))
         assert not optimizer.defaults.get("fused")
+
+
+def test_on_step_is_called_after_every_optimizer_step(pairs_dir, tmp_path):
+    """The hook bench/profile_training.py steps its profiler with."""
+    steps = []
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=3, val_every=3), on_step=steps.append)
+    assert steps == [1, 2, 3] and state.step == 3

@@ -1,0 +1,90 @@
+"""Profile training steps with torch.profiler: where a step's time goes, and how long the GPU waits.
+
+    python bench/profile_training.py --config configs/hwr-en-small-stage8-gpu.json \
+        [--init models/hwr-en-small] [--wait 20] [--active 30] [--out runs/profile]
+
+Trains from the config (its data, batch size and loader workers; fresh output folder) for
+--wait + --active steps and records the last --active with the profiler. Writes
+<out>/trace.json.gz (open it in Perfetto or chrome://tracing), <out>/ops.txt (the ops that take
+the most time) and <out>/summary.json: steps/s and lines/s over the recorded steps, and on a GPU
+the share of that wall time in which no kernel ran (`gpu_idle_share`: kernel time summed over
+the recorded steps against their wall time, so overlapping streams would understate it).
+Issue 22's target is training at >= 80% of the network alone (bench_nets.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, schedule
+
+from hwr.config_args import read_config_file
+from hwr.training.train import TrainConfig, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a training config (hwr train --config)")
+    parser.add_argument("--init", default="models/hwr-en-small", help="initial weights ('none': from scratch)")
+    parser.add_argument("--wait", type=int, default=20, help="steps before recording (loaders filling, cuDNN autotune)")
+    parser.add_argument("--active", type=int, default=30, help="steps recorded")
+    parser.add_argument("--workers", type=int, help="loader processes (default: the config's)")
+    parser.add_argument("--device", help="override the config's device")
+    parser.add_argument("--out", default="runs/profile")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = TrainConfig(**read_config_file(args.config))
+    steps = args.wait + args.active
+    overrides = dict(out=str(out / "run"), max_steps=steps, val_every=steps + 1, max_minutes=0, resume=False,
+                     init_from=None if args.init == "none" else args.init, val="synth:val:16")
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.device:
+        overrides["device"] = args.device
+    cfg = dataclasses.replace(cfg, **overrides)
+    cuda = cfg.device != "cpu" and torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    # The schedule records steps wait+1 .. wait+active (one warm-up step before them is dropped).
+    prof = profile(activities=activities, schedule=schedule(wait=args.wait - 1, warmup=1, active=args.active),
+                   record_shapes=False)
+    marks: dict[str, float] = {}
+
+    def on_step(step: int) -> None:
+        if step in (args.wait, steps):
+            if cuda:
+                torch.cuda.synchronize()
+            marks["start" if step == args.wait else "end"] = time.perf_counter()
+        prof.step()
+
+    with prof:
+        train(cfg, on_step=on_step)
+    wall = marks["end"] - marks["start"]
+    averages = prof.key_averages()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    (out / "ops.txt").write_text(averages.table(sort_by=sort, row_limit=40))
+    trace = out / "trace.json"
+    prof.export_chrome_trace(str(trace))
+    with trace.open("rb") as src, gzip.open(out / "trace.json.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    trace.unlink()
+    summary = {"device": "cuda" if cuda else "cpu", "steps": args.active, "batch_size": cfg.batch_size,
+               "workers": cfg.workers, "wall_s": round(wall, 3), "steps_per_s": round(args.active / wall, 2),
+               "lines_per_s": round(args.active * cfg.batch_size / wall, 1)}
+    if cuda:
+        kernel_s = sum(e.self_device_time_total for e in averages) / 1e6
+        summary.update(gpu_kernel_s=round(kernel_s, 3), gpu_idle_share=round(max(0.0, 1.0 - kernel_s / wall), 3),
+                       gpu=torch.cuda.get_device_name())
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
