@@ -54,7 +54,8 @@ def _caption(effect: str, line) -> str:
 def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """(caption, image) rows, one or more per effect."""
     base = SynthConfig(condition_weights={"paper": 1.0}, kind_weights={"corpus": 1.0}, restroke_prob=0.0,
-                       join_line_prob=0.0, break_line_prob=0.0, ruled_prob=0.0, jpeg_prob=0.0)
+                       join_line_prob=0.0, break_line_prob=0.0, ruled_prob=0.0, jpeg_prob=0.0,
+                       struck_word_prob=0.0)
     rows = []
 
     def render(cfg: SynthConfig, index: int, condition: str | None = None, kinds=None, effect: str = ""):
@@ -68,6 +69,8 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
            effect="joins between lowercase letters")
     render(replace(base, instance_prob=1.0, break_line_prob=1.0, break_glyph_prob=0.5), 2,
            effect="breaks in strokes")
+    render(replace(base, instance_prob=1.0, struck_word_prob=1.0), 2,
+           effect="a struck-out word (labelled #, training lines)")
     for pen in PENS:
         render(replace(base, restroke_prob=1.0, restroke_pens={pen: 1.0}), 3, effect=f"pen {pen}")
     everything = replace(base, restroke_prob=0.3, join_line_prob=0.4, break_line_prob=0.25, ruled_prob=0.15,

@@ -109,6 +109,10 @@ class SynthConfig:
     join_prob_range: tuple[float, float] = (0.2, 0.8)  # per letter pair, for such a writer
     join_max_gap: float = 0.8  # letters further apart than this (x-heights) are never joined
     join_break_prob: float = 0.15  # a join stops short of the next letter
+    # Struck-out words (strike.py): the share of training lines (font lines of two words or
+    # more) with one word crossed out and transcribed `#`, as IAM does. Validation lines are
+    # never struck, so the validation sets stay the same from one stage to the next.
+    struck_word_prob: float = 0.03
     # Breaks: a share of writers leave small gaps in strokes (pen skips, lifts).
     break_line_prob: float = 0.25
     break_glyph_prob: float = 0.12

@@ -33,6 +33,7 @@ from hwr.synth.hand import (
 )
 from hwr.synth.letters import EmnistLetters
 from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
+from hwr.synth.strike import STRUCK_LABEL, Strike, strike_through
 
 MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
 EMNIST_FONT = "emnist"  # meta["font"] of lines written entirely with real letters
@@ -281,8 +282,10 @@ def _joinable(ch: str) -> bool:
 
 def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank | None,
                 digits: MnistDigits | None, rng: np.random.Generator, kind: str = "",
-                letters: EmnistLetters | None = None) -> InkLine:
-    """Place the words of `text` left to right with jittered size, gaps and baseline."""
+                letters: EmnistLetters | None = None, strike: Strike | None = None) -> InkLine:
+    """Place the words of `text` left to right with jittered size, gaps and baseline.
+
+    strike: cross out that word (strike.py); the line's label then has `#` in its place."""
     unit = 1.0 / style.scale  # final pixels -> layout pixels
     xh = style.x_height * unit
     pieces = []
@@ -291,11 +294,15 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
     prev_right = None
     prev_shift = 0.0
     drift = 0.0
-    for word in text.split(" "):
+    words = text.split(" ")
+    for k, word in enumerate(words):
         scale = 1.0
         if rng.random() < cfg.word_size_jitter_prob:
             scale = math.exp(rng.normal(0.0, cfg.word_size_jitter))
         word_ink = render_word(word, style, scale, unit, bank, digits, rng, letters)
+        if strike is not None and k == strike.word:
+            _cross_out(word_ink, style, bank, xh, strike)
+            words[k] = STRUCK_LABEL
         drift = min(max(drift + rng.normal(0.0, cfg.baseline_walk) * xh, -0.3 * xh), 0.3 * xh)
         dy = int(round(drift + rng.normal(0.0, cfg.word_baseline_jitter) * xh))
         if prev_right is None:
@@ -320,5 +327,20 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
         varied[:, 0] -= x0
         varied[:, 1] -= y0
     font = style.font or (EMNIST_FONT if style.real_letters else MNIST_FONT)
-    return InkLine(canvas, baseline, xh, text, font, kind, scale=style.scale,
+    return InkLine(canvas, baseline, xh, " ".join(words), font, kind, scale=style.scale,
                    instances=varied, pen=style.pen.name if style.pen else FONT_PEN)
+
+
+def _cross_out(word_ink: WordInk, style: WriterStyle, bank: FontBank | None, x_height: float, strike: Strike) -> None:
+    """Add a strike over the word's ink, in the line's pen, and widen the word's extent to
+    it (so the gaps to its neighbours stay clear)."""
+    if style.pen is not None:
+        stroke = style.pen.width
+    elif style.hand is not None:
+        stroke = style.hand.stroke
+    else:
+        stroke = (bank.stroke_width(style.font, style.grid_px) if bank and style.font else 0.0) or 0.1 * x_height
+    mask, x, y = strike_through(word_ink.left, word_ink.right, x_height, stroke, strike.rng)
+    word_ink.pieces.append((mask, x, y))
+    word_ink.left = min(word_ink.left, x)
+    word_ink.right = max(word_ink.right, x + mask.shape[1])

@@ -21,6 +21,7 @@ from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
+from hwr.synth.strike import choose_strike
 from hwr.synth.text import TextSampler, clean_text
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,11 @@ class LineSynthesizer:
         style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
                                           x_height, pen)
         style.real_letters = font is None and kind == "letters"
-        line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters)
+        # Struck-out words in training lines only: the validation sets keep every line they had.
+        strike = None
+        if self.split == "train" and font is not None:
+            strike = choose_strike(rng, text.split(" "), self.config.struck_word_prob)
+        line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters, strike)
         line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)
         return augment.warp_line(line, rng, self.config)
 
