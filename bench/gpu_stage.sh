@@ -62,10 +62,10 @@ tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/de
   fi
   # Issue 22: where a training step's time goes (torch.profiler; the GPU's idle share), then
   # the CUDA-only tests when pytest came along (carried wheels: the image has none).
-  PROFILE_ARGS=(--wait 20 --active 30)
-  [ "$SMOKE" = 1 ] && PROFILE_ARGS=(--wait 2 --active 3 --workers 2)
+  PROFILE_ARGS=(--wait 20 --active 30) PROFILE_LIMIT_S=90
+  [ "$SMOKE" = 1 ] && PROFILE_ARGS=(--wait 2 --active 3 --workers 2) PROFILE_LIMIT_S=240
   [ "$DEVICE" = cpu ] && PROFILE_ARGS+=(--device cpu)
-  timeout 90 $PY bench/profile_training.py --config "$CONFIG" --init "$INIT" --out "$OUT/profile" "${PROFILE_ARGS[@]}" \
+  timeout "$PROFILE_LIMIT_S" $PY bench/profile_training.py --config "$CONFIG" --init "$INIT" --out "$OUT/profile" "${PROFILE_ARGS[@]}" \
     >"$OUT/profile.log" 2>&1; echo "profile exit $?"; tail -1 "$OUT/profile.log"
   if $PY -c "import pytest" 2>/dev/null; then
     timeout 90 $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -5

@@ -47,13 +47,16 @@ def main() -> None:
                      init_from=None if args.init == "none" else args.init, val="synth:val:16")
     if args.workers is not None:
         overrides["workers"] = args.workers
+    # Loader processes start fresh (spawn): a fork of a process whose profiler is running
+    # crashed in glibc's allocator on the CPU (the forked copy inherits the profiler's threads).
+    overrides["loader_start"] = "spawn"
     if args.device:
         overrides["device"] = args.device
     cfg = dataclasses.replace(cfg, **overrides)
     cuda = cfg.device != "cpu" and torch.cuda.is_available()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     # The schedule records steps wait+1 .. wait+active (one warm-up step before them is dropped).
-    prof = profile(activities=activities, schedule=schedule(wait=args.wait - 1, warmup=1, active=args.active),
+    prof = profile(activities=activities, schedule=schedule(wait=args.wait - 1, warmup=1, active=args.active, repeat=1),
                    record_shapes=False)
     marks: dict[str, float] = {}
 
