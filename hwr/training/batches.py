@@ -66,9 +66,9 @@ class LineBatch:
     ids: list[str]
     texts: list[str]
     errors: list[str]
-    # Fewest output frames CTC needs for each text (ctc_frames_needed): counted here, in the
-    # loader, so the training step compares it with the network's frames on the device.
-    frames_needed: torch.Tensor | None = None
+    # Fewest output frames CTC needs for each text (ctc_frames): counted here, in the loader,
+    # so the training step compares it with the network's frames on the device.
+    frames_needed: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -115,12 +115,6 @@ def ctc_frames(labels: Sequence[int]) -> int:
     """The fewest output frames CTC can align a text to: one per label, plus a blank between
     each pair of equal neighbours ("ll" needs three frames: l, blank, l)."""
     return len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
-
-
-def ctc_frames_needed(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """ctc_frames of each text of a batch given as concatenated targets and their lengths."""
-    return torch.tensor([ctc_frames(labels.tolist()) for labels in torch.split(targets.cpu(), target_lengths.tolist())],
-                        dtype=torch.long)
 
 
 def collate_pool(lines: Sequence[EncodedLine], batch_size: int) -> list[LineBatch]:

@@ -39,7 +39,6 @@ from hwr.training.batches import (
     WidthBucketSampler,
     collate_lines,
     collate_pool,
-    ctc_frames_needed,
 )
 from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
 from hwr.training.distributed import (
@@ -217,7 +216,7 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
     tensor on the device: reading it waits for the GPU, so the training step leaves that to
     the next validation).
 
-    CTC cannot align a text to fewer frames than `ctc_frames_needed`; `zero_infinity` gives such
+    CTC cannot align a text to fewer frames than `batches.ctc_frames`; `zero_infinity` gives such
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
@@ -231,10 +230,7 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
         log_probs, batch.targets.to(device, non_blocking=True), lengths,
         batch.target_lengths.to(device, non_blocking=True), blank=0, reduction="mean", zero_infinity=True,
     )
-    needed = batch.frames_needed
-    if needed is None:
-        needed = ctc_frames_needed(batch.targets, batch.target_lengths)
-    return loss, lengths < needed.to(lengths.device, non_blocking=True)
+    return loss, lengths < batch.frames_needed.to(lengths.device, non_blocking=True)
 
 
 class PendingTooShort:
@@ -273,7 +269,7 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
     """
     net = unwrap(net)
     recognizer = Recognizer(net, config, device)
-    counts, losses, too_short = ErrorCounts(), [], []
+    counts, losses, too_short = ErrorCounts(), [], PendingTooShort()
     net.eval()
     with torch.inference_mode():
         for batch in loader:
@@ -281,12 +277,12 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
                 continue
             loss, short = ctc_loss(net, batch, device, False)
             losses.append(float(loss))
-            too_short.extend(line_id for line_id, flag in zip(batch.ids, short.tolist()) if flag)
+            too_short.add(batch.ids, short)
             lines = [batch.images[i, 0, :, : batch.widths[i]].numpy() for i in range(len(batch))]
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
     net.train()
-    report_too_short(too_short, "validation", step)
+    report_too_short(too_short.take(), "validation", step)
     sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
                             sum(losses), len(losses)], ctx)
     counts = ErrorCounts(*(int(v) for v in sums[:5]))
