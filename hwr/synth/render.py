@@ -59,6 +59,7 @@ class WriterStyle:
     hand: Hand | None = None  # per-instance variation, joins and breaks (None: the font's glyphs)
     real_letters: bool = False  # letters come from EMNIST (font is None)
     pen: Pen | None = None  # re-stroke the font's glyphs with this pen (pens.py); None: the font's
+    pen_width: float = 0.0  # layout px: the pen's width, or the font's own stroke (0: unknown)
     # Each character re-stroked once per line; its instances differ by their own maps (hand.py).
     pen_cache: dict = field(default_factory=dict, repr=False)
 
@@ -124,9 +125,10 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     # Pen and hand work in layout pixels (the cached grid size), where glyphs are drawn.
     layout_xh = x_height * grid_px / font_px
     pen = choose_pen(rng, cfg, layout_xh, force=pen)
-    hand = sample_hand(rng, cfg, layout_xh, pen.width if pen else bank.stroke_width(font, grid_px))
+    pen_width = pen.width if pen else bank.stroke_width(font, grid_px)
+    hand = sample_hand(rng, cfg, layout_xh, pen_width)
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
-                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen)
+                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen, pen_width=pen_width)
 
 
 def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:
@@ -301,7 +303,7 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
             scale = math.exp(rng.normal(0.0, cfg.word_size_jitter))
         word_ink = render_word(word, style, scale, unit, bank, digits, rng, letters)
         if strike is not None and k == strike.word:
-            _cross_out(word_ink, style, bank, xh, strike)
+            _cross_out(word_ink, style, xh, strike)
             words[k] = STRUCK_LABEL
         drift = min(max(drift + rng.normal(0.0, cfg.baseline_walk) * xh, -0.3 * xh), 0.3 * xh)
         dy = int(round(drift + rng.normal(0.0, cfg.word_baseline_jitter) * xh))
@@ -331,16 +333,11 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
                    instances=varied, pen=style.pen.name if style.pen else FONT_PEN)
 
 
-def _cross_out(word_ink: WordInk, style: WriterStyle, bank: FontBank | None, x_height: float, strike: Strike) -> None:
+def _cross_out(word_ink: WordInk, style: WriterStyle, x_height: float, strike: Strike) -> None:
     """Add a strike over the word's ink, in the line's pen, and widen the word's extent to
     it (so the gaps to its neighbours stay clear)."""
-    if style.pen is not None:
-        stroke = style.pen.width
-    elif style.hand is not None:
-        stroke = style.hand.stroke
-    else:
-        stroke = (bank.stroke_width(style.font, style.grid_px) if bank and style.font else 0.0) or 0.1 * x_height
-    mask, x, y = strike_through(word_ink.left, word_ink.right, x_height, stroke, strike.rng)
+    mask, x, y = strike_through(word_ink.left, word_ink.right, x_height, style.pen_width or 0.1 * x_height,
+                                strike.rng)
     word_ink.pieces.append((mask, x, y))
     word_ink.left = min(word_ink.left, x)
     word_ink.right = max(word_ink.right, x + mask.shape[1])
