@@ -10,6 +10,8 @@ whose format is detected, or a path with an explicit prefix:
     synth:val:500[:seed]     500 synthetic lines of the val split (seed 0 unless given)
     synth:hard:600[:seed]    the harder validation set: val fonts, pens, capture conditions
                              (meta["condition"]), real held-out letters and digits
+    synth:struck:600[:seed]  the harder set with a word struck out (`#`) in half its lines
+                             (meta["struck"])
 """
 from __future__ import annotations
 
@@ -147,9 +149,10 @@ def _synthetic(location: str) -> LineDataset:
         synthetic = importlib.import_module("hwr.datasets.synthetic")
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
-    if split == "hard":
-        # The harder validation set: its own fixed seed unless the spec names one.
-        return synthetic.hard_validation_lines(count, **({"seed": seed} if len(parts) == 3 else {}))
+    if split in ("hard", "struck"):
+        # The harder validation sets: their own fixed seed unless the spec names one.
+        lines = synthetic.hard_validation_lines if split == "hard" else synthetic.struck_validation_lines
+        return lines(count, **({"seed": seed} if len(parts) == 3 else {}))
     # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
     # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.
     return synthetic.SyntheticLines(count, split=split, seed=seed)

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config
+from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config, struck_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
 
@@ -55,3 +55,11 @@ def hard_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None
     The same lines every time for a given n and seed."""
     return SyntheticLines(n, config=hard_validation_config(), split="val", charset=charset, seed=seed)
 
+
+
+def struck_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:
+    """The struck validation set (`synth:struck:N`): the harder set's lines with one word
+    crossed out and labelled `#` in half of its font lines of two words or more
+    (meta["struck"]; `hwr eval synth:struck:600 --group-by struck`). With the same n and seed,
+    every unstruck line is the harder set's line, so the two scores differ by the strikes."""
+    return SyntheticLines(n, config=struck_validation_config(), split="val", charset=charset, seed=seed)

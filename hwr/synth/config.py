@@ -6,7 +6,7 @@ a name says per word.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -111,8 +111,10 @@ class SynthConfig:
     join_break_prob: float = 0.15  # a join stops short of the next letter
     # Struck-out words (strike.py): the share of training lines (font lines of two words or
     # more) with one word crossed out and transcribed `#`, as IAM does. Validation lines are
-    # never struck, so the validation sets stay the same from one stage to the next.
+    # struck only when strike_validation says so (the struck set, struck_validation_config),
+    # so synth:val and synth:hard stay the same from one stage to the next.
     struck_word_prob: float = 0.03
+    strike_validation: bool = False
     # Breaks: a share of writers leave small gaps in strokes (pen skips, lifts).
     break_line_prob: float = 0.25
     break_glyph_prob: float = 0.12
@@ -267,4 +269,12 @@ def hard_validation_config() -> SynthConfig:
         break_line_prob=0.3,
         restroke_prob=0.5,
     )
+
+
+def struck_validation_config() -> SynthConfig:
+    """The struck validation set: the harder set with one word crossed out in half of its font
+    lines of two words or more. The strike draws from a child generator (strike.py), so with
+    the same seed every unstruck line is the harder set's line, pixel for pixel, and the two
+    sets differ only by the strikes."""
+    return replace(hard_validation_config(), struck_word_prob=0.5, strike_validation=True)
 

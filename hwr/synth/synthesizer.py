@@ -45,6 +45,7 @@ class RenderedLine:
     ink: str  # the ink colour (SynthConfig.pen_weights): black, blue or pencil
     pen: str  # the pen model that drew the strokes (pens.PENS) or "font"
     condition: str = "paper"  # how the line was captured (capture.CONDITIONS)
+    struck: bool = False  # one word is crossed out and labelled `#` (strike.py)
 
 
 class LineSynthesizer:
@@ -83,7 +84,7 @@ class LineSynthesizer:
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
                   "pen": line.pen, "ink": line.ink, "condition": line.condition, "split": self.split,
-                  "seed": self.seed, "index": int(index)},
+                  "struck": line.struck, "seed": self.seed, "index": int(index)},
         )
 
     def render(self, rng: np.random.Generator, condition: str | None = None) -> RenderedLine:
@@ -153,7 +154,7 @@ class LineSynthesizer:
     def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], ink: str,
                   condition: str) -> RenderedLine:
         return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, ink,
-                            line.pen, condition)
+                            line.pen, condition, line.struck)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
                    x_height: float | None = None, pen: str | None = None) -> InkLine:
@@ -173,9 +174,10 @@ class LineSynthesizer:
         style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
                                           x_height, pen)
         style.real_letters = font is None and kind == "letters"
-        # Struck-out words in training lines only: the validation sets keep every line they had.
+        # Struck-out words in training lines, and in validation lines only for the struck set:
+        # synth:val and synth:hard keep every line they had.
         strike = None
-        if self.split == "train" and font is not None:
+        if font is not None and (self.split == "train" or self.config.strike_validation):
             strike = choose_strike(rng, text.split(" "), self.config.struck_word_prob)
         line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters, strike)
         line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)

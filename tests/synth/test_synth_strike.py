@@ -1,10 +1,11 @@
-"""Struck-out words: drawn over the word's ink, labelled `#`, only in training lines, and
-without moving any other line's pixels."""
+"""Struck-out words: drawn over the word's ink, labelled `#`, in training lines and the struck
+validation set only, and without moving any other line's pixels."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from hwr.datasets import open_dataset
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.strike import STRUCK_LABEL, choose_strike, strike_through
 
@@ -67,10 +68,28 @@ def test_lines_without_a_strike_keep_every_pixel(lines):
         assert np.array_equal(struck.image, plain.image)
 
 
-def test_validation_lines_are_never_struck():
+def test_validation_lines_are_struck_only_when_the_config_says_so():
     config = dict(condition_weights={"paper": 1.0})
     struck = LineSynthesizer(SynthConfig(struck_word_prob=1.0, **config), split="val", seed=2)
     plain = LineSynthesizer(SynthConfig(struck_word_prob=0.0, **config), split="val", seed=2)
     for i in range(6):
         a, b = struck.sample(i), plain.sample(i)
         assert a.text == b.text and np.array_equal(a.image, b.image)
+        assert not a.meta["struck"]
+    opted_in = LineSynthesizer(SynthConfig(struck_word_prob=1.0, strike_validation=True, **config), split="val", seed=2)
+    assert any(opted_in.sample(i).meta["struck"] for i in range(6))
+
+
+def test_the_struck_set_is_the_harder_set_plus_strikes():
+    struck, hard = open_dataset("synth:struck:24"), open_dataset("synth:hard:24")
+    flagged = 0
+    for i in range(len(struck)):
+        a, b = struck[i], hard[i]
+        assert not b.meta["struck"]
+        if a.meta["struck"]:
+            flagged += 1
+            assert a.text.split(" ").count(STRUCK_LABEL) == 1 and len(a.text.split(" ")) == len(b.text.split(" "))
+        else:
+            # Every unstruck line is the harder set's line, pixel for pixel.
+            assert a.text == b.text and np.array_equal(a.image, b.image)
+    assert 3 <= flagged <= 18  # half of the eligible font lines
