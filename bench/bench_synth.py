@@ -40,9 +40,11 @@ def main() -> None:
     synth = LineSynthesizer(SynthConfig(), split=args.split, seed=args.seed)
     cpu, wall, _ = timed(synth, 0, args.warmup)
     print(f"cold   {args.warmup:6d} lines: {args.warmup / cpu:7.1f} lines/s CPU, {args.warmup / wall:7.1f} wall")
+    misses = synth.fonts.glyph_misses
     cpu, wall, pixels = timed(synth, args.warmup, args.n)
     print(f"steady {args.n:6d} lines: {args.n / cpu:7.1f} lines/s CPU, {args.n / wall:7.1f} wall "
-          f"(mean {pixels / args.n / 1000:.0f} kpx per line, {len(synth.fonts._glyphs)} glyphs cached)")
+          f"(mean {pixels / args.n / 1000:.0f} kpx per line, {len(synth.fonts._glyphs)} glyphs cached, "
+          f"{synth.fonts.glyph_misses - misses} rasterised in the timed lines)")
 
 
 if __name__ == "__main__":

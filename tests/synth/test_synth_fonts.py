@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 
 import numpy as np
 import pytest
@@ -76,3 +77,17 @@ def test_glyph_cache_and_metrics():
     metrics = bank.metrics("delius")
     assert 0.3 < metrics.x_height < metrics.cap_height < 1.0
     assert bank.stroke_width("delius", size) >= 1
+
+
+def test_the_glyph_cache_counts_rasterisations_and_evicts_the_least_recent():
+    bank = FontBank(FONTS_DIR, ["delius"], DEFAULT_SYMBOLS, cache_glyphs=2)
+    size = bank.grid_size(50.0)
+    for ch in "abab":
+        bank.glyph("delius", size, ch)
+    assert bank.glyph_misses == 2  # the second a and b came from the cache
+    bank.glyph("delius", size, "c")  # evicts a, the least recently used
+    bank.glyph("delius", size, "b")
+    assert bank.glyph_misses == 3
+    bank.glyph("delius", size, "a")
+    assert bank.glyph_misses == 4
+    assert pickle.loads(pickle.dumps(bank)).glyph_misses == 0  # a worker starts its own count
