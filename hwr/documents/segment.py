@@ -48,6 +48,8 @@ class SegmentConfig:
     min_skew_deg: float = 0.1  # smaller estimates are treated as 0
     remove_rules: bool = True
     rule_min_length: float = 8.0  # a straight ink run this long (x h) is ruling, not writing
+    rule_max_tilt_deg: float = 2.0  # rules up to this far off the deskewed text's axes
+    rule_crossing_run: float = 0.35  # ink this long (x h) across a rule is a stroke crossing it
     speck_area: float = 0.02  # components smaller than this (x h^2) are noise
     core_sigma_x: float = 1.0  # smearing along the line
     core_sigma_y: float = 0.2  # and across it
@@ -111,7 +113,8 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageL
     to_work, size = rotation_matrix(small.shape, angle)
     work = binary if angle == 0.0 else cv2.warpAffine(binary, to_work, size, flags=cv2.INTER_NEAREST, borderValue=0)
     if config.remove_rules:
-        work = remove_rules(work, config.rule_min_length * h)
+        work = remove_rules(work, config.rule_min_length * h, config.rule_max_tilt_deg,
+                            round(config.rule_crossing_run * h))
     lines, regions = find_lines(work, h, config)
     # work pixel -> page pixel: undo the rotation, then the reduction.
     back = cv2.invertAffineTransform(to_work) / scale
@@ -218,20 +221,65 @@ def rotation_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarra
 
 # --- 4. ruling -----------------------------------------------------------------------------
 
-def remove_rules(binary: np.ndarray, min_length: float) -> np.ndarray:
+def remove_rules(binary: np.ndarray, min_length: float, max_tilt_deg: float = 0.0, crossing_run: int = 0
+                 ) -> np.ndarray:
     """Remove straight horizontal and vertical runs longer than min_length (ruled paper,
-    margin lines, table borders); writing crossing a rule loses only the rule's pixels."""
-    h, w = binary.shape
+    margin lines, table borders); writing crossing a rule loses only the rule's pixels.
+
+    max_tilt_deg: also find rules up to this far off the axes. A page's rules are rarely
+    exactly parallel to its writing (photographed or loose sheets, a deskew a fraction of a
+    degree off), and a one-pixel rule one degree off is a staircase of runs about 60 pixels
+    long, shorter than any min_length that spares the writing.
+
+    crossing_run: ink that runs across a rule for at least this many pixels is a stroke
+    crossing it (a descender through the rule below) and keeps its pixels; without this the
+    stroke is cut in two and its lower part is found as a line of its own."""
     out = binary
-    for length, shape in ((min(int(min_length), w // 2), lambda n: (n, 1)),
-                          (min(int(min_length), h // 2), lambda n: (1, n))):
+    for vertical in (False, True):
+        image = np.ascontiguousarray(binary.T) if vertical else binary
+        length = min(int(min_length), image.shape[1] // 2)
         if length < 10:
             continue
-        runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape(length)))
+        runs = np.zeros_like(image)
+        for slope in _rule_slopes(length, max_tilt_deg):
+            runs |= _straight_runs(image, length, slope)
         if runs.any():
             runs = cv2.dilate(runs, np.ones((3, 3), np.uint8))
-            out = out & (1 - runs)
+            if crossing_run > 1:
+                across = cv2.getStructuringElement(cv2.MORPH_RECT, (1, crossing_run))
+                runs &= 1 - cv2.morphologyEx(image, cv2.MORPH_OPEN, across)
+            out = out & (1 - (runs.T if vertical else runs))
     return out
+
+
+def _rule_slopes(length: int, max_tilt_deg: float) -> list[float]:
+    """Slopes to search: two pixels apart over a run of `length` (_straight_runs tolerates a
+    rule one pixel off), 0 alone when no tilt is allowed."""
+    if max_tilt_deg <= 0.0:
+        return [0.0]
+    step = 2.0 / length
+    n = int(math.tan(math.radians(max_tilt_deg)) / step)
+    return [k * step for k in range(-n, n + 1)]
+
+
+def _straight_runs(image: np.ndarray, length: int, slope: float) -> np.ndarray:
+    """Pixels of horizontal-ish runs at least `length` long along `slope` (rows per column)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+    h, w = image.shape
+    # Shear the rows so that a rule of this slope runs horizontally: y' = y - slope * x + offset.
+    offset = max(0.0, slope * (w - 1))
+    shear = np.float32([[1, 0, 0], [-slope, 1, offset]])
+    size = (w, h + int(math.ceil(abs(slope) * (w - 1))))
+    sheared = cv2.warpAffine(image, shear, size, flags=cv2.INTER_NEAREST) if slope else image
+    # A rule a pixel off the searched slope is a staircase of one step, and the nearest-pixel
+    # shear drops the odd column: a pixel of slack each way joins it; the image's own pixels
+    # within that slack of the run are kept.
+    slack = np.ones((3, 3), np.uint8)
+    runs = cv2.morphologyEx(cv2.dilate(sheared, slack), cv2.MORPH_OPEN, kernel)
+    runs = cv2.dilate(runs, slack) & sheared
+    if not slope:
+        return runs
+    return cv2.warpAffine(runs, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
 
 
 # --- 5-7. lines ----------------------------------------------------------------------------
@@ -355,15 +403,20 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
     spans: list[tuple[int, int]] = []  # y-range of each line's most recent core
     for i in cores:
         x, y, w, hh = (int(v) for v in stats[i, :4])
-        best, best_overlap = None, 0.0
+        best, best_overlap, best_gap = None, 0.0, 0.0
         for k, line in enumerate(lines):
-            if line.region != region_of[i] or line.x1 > x + 0.5 * h:
+            if line.region != region_of[i] or line.x1 > x + 2.0 * h:
                 continue  # another region, or stacked above/below rather than beside
             top, bottom = spans[k]
             overlap = (min(bottom, y + hh) - max(top, y)) / max(1, min(bottom - top, hh))
+            if line.x1 > x + 0.5 * h and overlap < 0.5:
+                continue  # overlapping in x: the same line only if mostly at the same height
             if overlap > best_overlap:
-                best, best_overlap = k, overlap
-        if best is not None and best_overlap >= 0.5:
+                best, best_overlap, best_gap = k, overlap, x - line.x1
+        # Half the height in common, or a smaller share for a fragment that starts right where
+        # the line stops: a writer's baseline drifts by half a line within a line, and the next
+        # line's core never continues a line's last word at the same x.
+        if best is not None and (best_overlap >= 0.5 or (best_overlap >= 0.2 and best_gap <= h)):
             lines[best].core.append(i)
             lines[best].x1 = max(lines[best].x1, x + w)
             spans[best] = (y, y + hh)
@@ -452,6 +505,10 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
             continue
         ys, xs = short.pixels
         cx = int(np.median(xs))
+        # A piece no wider than a letter or two may also be a descender's tail that a faint stroke
+        # cut off its letter (pencil, thin pens): descenders reach further below a line's
+        # centre than anything reaches above it.
+        below = 2.2 * h if short.x1 - short.x0 <= 2.5 * h else 1.5 * h
         best, best_share = None, 0.5
         for j in longest:
             other = lines[j]
@@ -461,7 +518,7 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
             if not (other.x0 - 5 * h <= cx <= other.x1 + 5 * h) or (short.core and other.region != short.region):
                 continue
             centre = other.centre[min(max(cx, 0), len(other.centre) - 1)]
-            share = float(np.mean((ys >= centre - 1.5 * h) & (ys <= centre + 1.5 * h)))
+            share = float(np.mean((ys >= centre - 1.5 * h) & (ys <= centre + below)))
             if share > best_share:
                 best, best_share = j, share
         if best is not None:

@@ -7,30 +7,63 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from hwr.documents.page_eval import match_lines
-from hwr.documents.segment import SegmentConfig, analyse_page, rotation_matrix, segment_page, xy_cut
+from hwr.documents.segment import (
+    SegmentConfig,
+    analyse_page,
+    remove_rules,
+    rotation_matrix,
+    segment_page,
+    xy_cut,
+)
 from hwr.synth import LineSynthesizer, SynthConfig
 
 
 @pytest.fixture(scope="module")
 def pages():
-    # Unruled pages: ruling is tested on its own below (drawn rules) and in the known weakness.
+    # Unruled pages: ruling is tested on its own below (drawn and rendered rules).
     synth = LineSynthesizer(SynthConfig(page_ruled_prob=0.0), split="val", seed=3)
     return [synth.sample_page(0, n_lines=6)]
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness: a line whose second half drifts half a line "
-                   "height down (the issue-19 engine's word baselines) is cut into two lines (5 of 4)")
 def test_line_with_a_drifting_baseline_stays_one_line():
+    # Its second half sits half a line lower and starts right where the first half stops.
     synth = LineSynthesizer(SynthConfig(page_ruled_prob=0.0), split="val", seed=3)
     rendered = synth.sample_page(1, n_lines=4)
     assert len(segment_page(rendered.image)) == len(rendered.page.lines)
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness: on a skewed ruled page whose rules are as dark as "
-                   "the pencil ink, the rules are not removed and are found as text lines (11 of 4)")
-def test_skewed_pencil_page_with_dark_ruling():
-    rendered = LineSynthesizer(split="val", seed=3).sample_page(1, n_lines=4)
-    assert len(segment_page(rendered.image)) == len(rendered.page.lines)
+@pytest.fixture(scope="module")
+def ruled_pencil_page():
+    # A skewed ruled page whose rules are as dark as the pencil ink and about a degree off the
+    # writing's angle; the last words of its last line drift down below the line.
+    return LineSynthesizer(split="val", seed=3).sample_page(1, n_lines=4)
+
+
+def test_rules_a_degree_off_the_writing_are_removed_not_found_as_lines(ruled_pencil_page):
+    truth = [line.polygon for line in ruled_pencil_page.page.lines]
+    found = segment_page(ruled_pencil_page.image)
+    # 11 of 4 when only exactly level rules were removed; the drifting line is the known weakness.
+    assert len(found) <= len(truth) + 1
+    assert len(match_lines(truth, [line.polygon for line in found])) >= len(truth) - 1
+
+
+@pytest.mark.xfail(strict=True, reason="known weakness: a word that drifts below its line and overlaps the "
+                   "line's core in x is found as a line of its own (5 of 4)")
+def test_skewed_pencil_page_with_dark_ruling(ruled_pencil_page):
+    assert len(segment_page(ruled_pencil_page.image)) == len(ruled_pencil_page.page.lines)
+
+
+def test_tilted_rules_are_removed_and_strokes_crossing_them_kept():
+    binary = np.zeros((300, 400), np.uint8)  # tall enough that the stroke is no vertical rule
+    cv2.line(binary, (0, 40), (399, 52), 1, 1)  # a rule 1.7 degrees off level
+    binary[20:80, 200:203] = 1  # a descender crossing it
+    level_only = remove_rules(binary, 120)
+    assert level_only[38:55, :190].sum() > 100  # the staircase's steps are too short
+    cleaned = remove_rules(binary, 120, max_tilt_deg=2.0, crossing_run=10)
+    # The rule is gone but for a few pixels at the ends of its steps (noise to the segmenter).
+    assert cleaned[:, :190].sum() + cleaned[:, 210:].sum() <= 0.05 * 400
+    assert cleaned[20:80, 200:203].all()  # the stroke is whole, through the rule too
+    assert remove_rules(binary, 120, max_tilt_deg=2.0)[20:80, 200:203].sum() < 180  # else cut
 
 
 def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40):
