@@ -75,6 +75,22 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+# How an optimizer steps, not what it learned: a run resumed on another device keeps its own
+# choice (make_optimizer picks the fused kernel on a GPU only).
+KERNEL_OPTIONS = ("fused", "foreach", "capturable")
+
+
+def _with_this_runs_kernels(saved: dict, optimizer) -> dict:
+    """The saved state with this optimizer's kernel options in place of the checkpoint's.
+
+    Without this, a checkpoint from a CPU run resumed on a GPU turns the fused Adam back into
+    the plain one, which still announces AMP support to the loss scaler and then fails its first
+    step; and the emergency checkpoint would save that state again, failing every resume."""
+    for group, current in zip(saved["param_groups"], optimizer.param_groups):
+        group.update({key: current[key] for key in KERNEL_OPTIONS if key in current})
+    return saved
+
+
 def save_trainer_state(directory: Path, optimizer, scheduler, scaler, state: TrainerState) -> None:
     tensors, optim_rest = _split_optimizer_state(optimizer.state_dict())
     atomic_write_bytes(directory / STATE_TENSORS, save_safetensors(tensors))
@@ -109,7 +125,8 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
         raise CheckpointError(f"{tensor_path}: truncated or damaged optimizer tensors ({exc}); "
                               "resume from an intact checkpoint or start without --resume") from None
     try:
-        optimizer.load_state_dict(_join_optimizer_state(tensors, payload["optimizer"]))
+        optimizer.load_state_dict(_with_this_runs_kernels(_join_optimizer_state(tensors, payload["optimizer"]),
+                                                          optimizer))
         if scheduler is not None and payload.get("scheduler"):
             scheduler.load_state_dict(payload["scheduler"])
         if scaler is not None and payload.get("scaler"):

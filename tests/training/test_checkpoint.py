@@ -129,3 +129,26 @@ def test_hwr_train_resume_names_a_truncated_file(pairs_dir, tmp_path, capsys, na
     capsys.readouterr()
     assert main(common + ["--max-steps", "4", "--resume"]) == 2  # a user error, reported; no traceback
     assert f"last/{name}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("saved_fused, resumed_fused", [(False, True), (True, False)])
+def test_a_run_resumed_with_the_other_adam_kernel_keeps_its_own_and_steps(tmp_path, saved_fused, resumed_fused):
+    # A CPU run's checkpoint resumed on a GPU (where make_optimizer picks the fused kernel),
+    # and back. The fused kernel takes the AMP scaler's inf flag; loading the checkpoint's
+    # groups as they were made the plain kernel receive it, and the first step failed.
+    net, _, config = _run()
+    saved = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=saved_fused)
+    net(torch.rand(2, 1, 32, 64), torch.tensor([64, 40]))[0].float().pow(2).mean().backward()
+    saved.step()
+    save_checkpoint(tmp_path / "last", net, config, saved, None, None, TrainerState(step=3))
+    resumed = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=resumed_fused)
+    load_trainer_state(tmp_path / "last", resumed, None, None)
+    assert bool(resumed.param_groups[0]["fused"]) == resumed_fused
+    assert torch.equal(resumed.state[net.output.weight]["exp_avg"], saved.state[net.output.weight]["exp_avg"])
+    scaler = torch.amp.GradScaler("cpu")
+    resumed.zero_grad()
+    scaler.scale(net(torch.rand(2, 1, 32, 64), torch.tensor([64, 40]))[0].float().pow(2).mean()).backward()
+    scaler.unscale_(resumed)
+    scaler.step(resumed)
+    scaler.update()
+    assert int(resumed.state[net.output.weight]["step"]) == 2
