@@ -7,8 +7,9 @@ Trains from the config (its data, batch size and loader workers; fresh output fo
 --wait + --active steps and records the last --active with the profiler. Writes
 <out>/trace.json.gz (open it in Perfetto or chrome://tracing), <out>/ops.txt (the ops that take
 the most time) and <out>/summary.json: steps/s and lines/s over the recorded steps, and on a GPU
-the share of that wall time in which no kernel ran (`gpu_idle_share`: kernel time summed over
-the recorded steps against their wall time, so overlapping streams would understate it).
+the share of that wall time in which no kernel ran (`gpu_idle_share`: the union of the kernels'
+time ranges against the wall time) and the host's waits for the GPU per step
+(`host_syncs_per_step`: CUDA synchronize calls; a step that never waits has none).
 Issue 22's target is training at >= 80% of the network alone (bench_nets.py).
 """
 from __future__ import annotations
@@ -22,10 +23,33 @@ import time
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, schedule
 
 from hwr.config_args import read_config_file
 from hwr.training.train import TrainConfig, train
+
+
+def busy_seconds(ranges: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of (start_us, end_us) ranges: kernels on several streams
+    overlap, and summed they would count the same busy time twice."""
+    busy, end = 0.0, float("-inf")
+    for start, stop in sorted(ranges):
+        if stop > end:
+            busy += stop - max(start, end)
+            end = stop
+    return busy / 1e6
+
+
+def gpu_activity(events) -> tuple[float, int]:
+    """Kernel busy seconds and host synchronize calls among a profiler's events.
+
+    Kernels are the CUDA-side events; the GPU time that key_averages() also books on the CPU
+    op that launched each kernel, and user annotations (ProfilerStep#N), are not kernels."""
+    kernels = [(e.time_range.start, e.time_range.end) for e in events
+               if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+    syncs = sum(1 for e in events if e.device_type == DeviceType.CPU and "Synchronize" in e.name)
+    return busy_seconds(kernels), syncs
 
 
 def main() -> None:
@@ -82,9 +106,9 @@ def main() -> None:
                "workers": cfg.workers, "wall_s": round(wall, 3), "steps_per_s": round(args.active / wall, 2),
                "lines_per_s": round(args.active * cfg.batch_size / wall, 1)}
     if cuda:
-        kernel_s = sum(e.self_device_time_total for e in averages) / 1e6
+        kernel_s, syncs = gpu_activity(prof.events())
         summary.update(gpu_kernel_s=round(kernel_s, 3), gpu_idle_share=round(max(0.0, 1.0 - kernel_s / wall), 3),
-                       gpu=torch.cuda.get_device_name())
+                       host_syncs_per_step=round(syncs / args.active, 2), gpu=torch.cuda.get_device_name())
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary))
 

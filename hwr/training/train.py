@@ -213,29 +213,33 @@ def training_batches(loader: DataLoader, seed: int):
 
 def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's mean CTC loss, and which of its lines are too short for their text (a bool
-    tensor on the device: reading it waits for the GPU, so the training step leaves that to
-    the next validation).
+    tensor on the host).
+
+    The frame counts come from the widths on the host (`frame_counts`), and CTC gets them and
+    the target lengths there: it reads both on the host anyway, and lengths on the GPU would be
+    copied back, making every step wait for the network to finish.
 
     CTC cannot align a text to fewer frames than `batches.ctc_frames`; `zero_infinity` gives such
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
     images = batch.images.to(device, non_blocking=True)
+    frames = unwrap(net).frame_counts(batch.widths)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-        # The widths stay on the host: the networks count their frames there and copy them over.
-        logits, lengths = net(images, batch.widths)
+        # The widths stay on the host too: the networks count their frames there for packing.
+        logits, _ = net(images, batch.widths)
     # CTC in float32: its log-space recursions underflow in half precision.
     log_probs = logits.float().log_softmax(2)
     loss = torch.nn.functional.ctc_loss(
-        log_probs, batch.targets.to(device, non_blocking=True), lengths,
-        batch.target_lengths.to(device, non_blocking=True), blank=0, reduction="mean", zero_infinity=True,
+        log_probs, batch.targets.to(device, non_blocking=True), frames, batch.target_lengths,
+        blank=0, reduction="mean", zero_infinity=True,
     )
-    return loss, lengths < batch.frames_needed.to(lengths.device, non_blocking=True)
+    return loss, frames < batch.frames_needed
 
 
 class PendingTooShort:
-    """Ids of lines too short for their text, collected without waiting for the GPU: each
-    step's flags stay on the device until `take` reads them all (at validation)."""
+    """Ids of lines too short for their text, collected step by step (host flags, cheap) and
+    named together at the next validation instead of a warning per step."""
 
     def __init__(self):
         self._pending: list[tuple[list[str], torch.Tensor]] = []

@@ -195,7 +195,7 @@ def test_lines_too_short_for_their_text_are_counted_and_named(pairs_dir, tmp_pat
     assert any("validation lines" in m and "squeezed" in m for m in messages)
 
 
-def test_too_short_flags_wait_on_the_device_until_validation_reads_them():
+def test_too_short_ids_are_collected_until_validation_names_them():
     from hwr.training.train import PendingTooShort
 
     pending = PendingTooShort()

@@ -234,12 +234,20 @@ class CRNN(nn.Module):
     def recur_packed(self, seq: torch.Tensor, lengths: torch.Tensor,
                      host_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """cuDNN's packed bidirectional kernel: the fast path on the GPU. host_lengths: the
-        same lengths on the CPU, when known, so packing need not copy them back."""
-        packed = pack_padded_sequence(seq, lengths.cpu() if host_lengths is None else host_lengths,
-                                      enforce_sorted=False)
+        same lengths on the CPU, when known, so packing need not copy them back.
+
+        The lines are sorted longest first here, on the host, and put back by index: with
+        torch's own unsorted packing, unpacking copies the order back from the GPU (a wait for
+        the network every batch)."""
+        host_lengths = lengths.cpu() if host_lengths is None else host_lengths
+        order = torch.argsort(host_lengths, descending=True, stable=True)
+        restore = torch.empty_like(order)
+        restore[order] = torch.arange(len(order))
+        packed = pack_padded_sequence(seq.index_select(1, order.to(seq.device, non_blocking=True)),
+                                      host_lengths[order], enforce_sorted=True)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, total_length=seq.shape[0])
-        return out
+        return out.index_select(1, restore.to(out.device, non_blocking=True))
 
     def recur_reversed(self, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The same network as `recur_packed`, 2.5-3x faster on the CPU, where PyTorch's

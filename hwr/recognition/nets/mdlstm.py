@@ -129,7 +129,11 @@ class BlockFront(nn.Module):
         x = x.reshape(n, h2, bh, w2, bw, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h2, w2, -1)
         if self.linear is not None:
             x = torch.tanh(self.linear(x))
-        return x, torch.div(widths + bw - 1, bw, rounding_mode="floor")
+        return x, self.out_widths(widths)
+
+    def out_widths(self, widths: torch.Tensor) -> torch.Tensor:
+        """Valid columns after blocking: ragged edges round up to a whole block."""
+        return torch.div(widths + self.block_w - 1, self.block_w, rounding_mode="floor")
 
 
 class ConvFront(nn.Module):
@@ -146,10 +150,12 @@ class ConvFront(nn.Module):
         x = mask_columns(x.permute(0, 3, 1, 2), widths)
         x = torch.tanh(self.conv(x))
         if self.pool:
-            # Floor: pooled valid columns never include a padded one.
             x = F.max_pool2d(x, 2)
-            widths = torch.div(widths, 2, rounding_mode="floor")
-        return x.permute(0, 2, 3, 1), widths
+        return x.permute(0, 2, 3, 1), self.out_widths(widths)
+
+    def out_widths(self, widths: torch.Tensor) -> torch.Tensor:
+        # Floor: pooled valid columns never include a padded one.
+        return torch.div(widths, 2, rounding_mode="floor") if self.pool else widths
 
 
 class MDLSTMNet(nn.Module):
@@ -193,3 +199,10 @@ class MDLSTMNet(nn.Module):
         # Collapse the vertical axis by summation (RNNLIB), then per-column CTC scores.
         logits = self.output(x.sum(dim=1))  # (N, T, C)
         return logits.transpose(0, 1), widths.clamp(min=1)
+
+    def frame_counts(self, widths: torch.Tensor) -> torch.Tensor:
+        """Output frames per line for these input widths, from the widths alone (on the host,
+        the training step needs no copy back from the GPU), as `forward` counts them."""
+        for front in self.fronts:
+            widths = front.out_widths(widths)
+        return widths.clamp(min=1)

@@ -41,6 +41,24 @@ def test_on_cuda_host_widths_give_the_same_scores_as_device_widths():
     assert torch.allclose(host_logits, device_logits)
 
 
+@pytest.mark.gpu
+def test_on_cuda_a_training_pass_from_host_widths_never_waits_for_the_gpu():
+    """Forward and backward with the widths on the host: packing, unpacking and the frame counts
+    stay off the GPU's queue (unpacking torch's unsorted packing copied the order back)."""
+    net, cfg = _net("tiny")
+    net = net.cuda().train()
+    images = torch.rand(3, 1, cfg.line_height, 120, device="cuda")
+    widths = torch.tensor([120, 80, 33])
+    net(images, widths)[0].float().square().mean().backward()  # cuDNN and cuBLAS set up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        logits, _ = net(images, widths)
+        logits.float().square().mean().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_padding_never_changes_a_lines_output(cell):
     """A line alone and the same line in a wider padded batch give the same scores."""

@@ -125,6 +125,16 @@ def test_network_padding_never_changes_a_lines_output(preset, overrides):
     assert torch.allclose(alone[:n, 0], together[:n, 0], atol=1e-5)
 
 
+@pytest.mark.parametrize("preset,overrides", [("tiny", {}), ("graves2009", {"hidden_sizes": [2, 3, 4]}), (
+    "voigtlaender2016", {"hidden_sizes": [2, 3], "conv_channels": [3, 4], "line_height": 16})])
+def test_frame_counts_from_the_widths_alone_match_the_network(preset, overrides):
+    """The training step counts frames on the host from these, never waiting for the GPU."""
+    net, cfg = _net(preset, **overrides)
+    widths = torch.tensor([1, 3, 4, 5, 17, 40, 63, 64])
+    _, frames = net(torch.rand(len(widths), 1, cfg.line_height, 64), widths)
+    assert net.frame_counts(widths).tolist() == frames.tolist()
+
+
 def _ctc_loss(logits, lengths, targets, target_lengths):
     log_probs = logits.log_softmax(-1)
     return nn.CTCLoss(blank=0, zero_infinity=False)(log_probs, targets, lengths, target_lengths)
