@@ -67,14 +67,17 @@ class LineBatch:
     texts: list[str]
     errors: list[str]
     # Fewest output frames CTC needs for each text (ctc_frames): counted here, in the loader,
-    # so the training step compares it with the network's frames on the device.
+    # so the training step compares it with the network's frame counts on the host.
     frames_needed: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def pin_memory(self) -> LineBatch:
+        """Pin what the training step copies to the GPU (images, targets), so the copies run
+        without the host; widths and lengths are read on the host and stay as they are."""
         self.images = self.images.pin_memory()
+        self.targets = self.targets.pin_memory()
         return self
 
 

@@ -80,3 +80,12 @@ def test_width_buckets_cover_every_index_once():
     assert sorted(i for b in batches for i in b) == list(range(8))
     # similar widths end up together
     assert all(abs(sizes[b[0]] - sizes[b[-1]]) < 10 for b in batches)
+
+
+@pytest.mark.gpu
+def test_pinning_a_batch_pins_what_the_step_copies_to_the_gpu(line_image):
+    samples = [LineSample("a", "ab", line_image("ab")), LineSample("b", "ba", line_image("ba"))]
+    ds = EncodedLines(samples, Charset(), NormalizeConfig(line_height=32))
+    batch = collate_lines([ds[0], ds[1]]).pin_memory()
+    assert batch.images.is_pinned() and batch.targets.is_pinned()
+    assert not batch.widths.is_cuda and not batch.target_lengths.is_cuda  # read on the host
