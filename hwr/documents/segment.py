@@ -136,6 +136,9 @@ def _text_height_at(gray: np.ndarray, scale: float) -> float | None:
     return None if h is None else h / scale
 
 
+DARK_INK = 2.0  # x Otsu's threshold: ink this dark is a page's typical ink, not a faint line
+
+
 def binarize(gray: np.ndarray) -> np.ndarray:
     """uint8 0/1 ink mask: background normalised by a dilated (ink-free) page, then Otsu."""
     side = min(gray.shape)
@@ -148,7 +151,19 @@ def binarize(gray: np.ndarray) -> np.ndarray:
     otsu, _ = cv2.threshold(darkness, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # On a blank or nearly blank page Otsu splits the paper noise; ink is always >15% darker.
     threshold = max(otsu, 40.0)
-    return (darkness > threshold).astype(np.uint8)
+    ink = darkness > threshold
+    # Otsu splits paper from the page's typical ink, and a line in fainter ink (a light pencil,
+    # a drying pen) fell apart into the few pieces above it. Ink up to a quarter fainter is
+    # added where it forms pieces with no clearly dark ink (DARK_INK): whole faint strokes,
+    # never the soft edges of dark ones, which would join touching lines. On 36 synthetic
+    # validation pages: lines counted exactly on 23 -> 25 pages, matched 258 -> 261 of 280.
+    faint = (darkness > max(0.75 * otsu, 40.0)).astype(np.uint8)
+    if faint.sum() > ink.sum():
+        _, pieces = cv2.connectedComponents(faint, connectivity=8)
+        dark = np.zeros(pieces.max() + 1, bool)
+        dark[pieces[darkness > DARK_INK * otsu]] = True
+        ink |= (pieces > 0) & ~dark[pieces]
+    return ink.astype(np.uint8)
 
 
 def text_height(binary: np.ndarray) -> float | None:

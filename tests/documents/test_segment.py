@@ -183,3 +183,12 @@ def test_indented_lines_and_wide_word_gaps_stay_whole():
 def test_rejects_colour_input():
     with pytest.raises(ValueError):
         segment_page(np.zeros((10, 10, 3), np.uint8), SegmentConfig())
+
+
+def test_a_line_in_fainter_ink_is_found_whole():
+    # Its second line is written in a light pencil, fainter than Otsu's split of this page's ink.
+    rendered = LineSynthesizer(split="val", seed=0).sample_page(2)
+    truth = [line.polygon for line in rendered.page.lines]
+    found = segment_page(rendered.image)
+    assert len(found) == len(truth) == 10  # 11 when the faint line fell into pieces
+    assert len(match_lines(truth, [line.polygon for line in found])) == len(truth)
