@@ -4,12 +4,14 @@ Steps (all on a copy reduced to `work_max_side`, so a 600-dpi scan costs what a 
 does; the recognizer later cuts lines from the full-resolution grayscale page):
 
 1. Background normalisation (divide by a dilated page: shading, stains and yellowed paper
-   go) and Otsu binarisation. The binary image is used for segmentation only.
+   go) and Otsu binarisation, plus whole strokes of fainter ink (a light pencil line). The
+   binary image is used for segmentation only.
 2. Text size `h` from the median height of ink components; every other size is a multiple
    of it, so nothing depends on dpi.
 3. Deskew: the angle in +/-`max_skew_deg` that makes the horizontal ink profile sharpest
    (Postl's projection criterion, on a sample of ink pixels: cheap at 0.1 degree steps).
-4. Ruling and margin rules (long thin straight runs) and noise specks are removed.
+4. Ruling and margin rules (long thin straight runs, up to a few degrees off the writing)
+   and noise specks are removed; strokes crossing a rule keep their pixels.
 5. Line cores: the ink smeared with an anisotropic Gaussian (wide along the line, narrow
    across), thresholded. The x-height band of a line is dense, ascenders and descenders are
    thin strokes, so lines whose ascenders and descenders touch still give separate cores:
