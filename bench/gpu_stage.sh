@@ -11,17 +11,22 @@
 # gpu-speed.json, page-workers.json, profile/ (summary.json, ops.txt, trace.json.gz) and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
 #   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
+# PARTS picks the steps (default check,train,post). One device command may run 10 minutes at
+# most: a config of more than ~5 training minutes (configs/hwr-en-base-gpu.json: 7) runs as
+# PARTS=check,train and then, while the machine is warm (runs/ stays there), PARTS=post.
 set -uo pipefail
 OUT=${OUT:-/tmp/hwr-gpu}
 SMOKE=${SMOKE:-0}
 CONFIG=${CONFIG:-configs/hwr-en-small-stage8-gpu.json}
 INIT=${INIT:-models/hwr-en-small}
 RUN=${RUN:-runs/gpu-stage}
+PARTS=${PARTS:-check,train,post}
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
-rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
+part train && rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
   BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300}
@@ -31,7 +36,7 @@ else
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
-{
+part check && {
   date -u
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'cudnn', torch.backends.cudnn.version(), 'device', '$DEVICE')"
@@ -41,18 +46,20 @@ fi
   fi
 } 2>&1 | tee "$OUT/gpu_check.txt"
 
-echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
-# The outer timeout is a backstop past the config's max_minutes: whatever happens after
-# training, the best checkpoint is packed first so that it comes back.
-# INIT=none trains from scratch (a new preset: CONFIG=configs/hwr-en-base-gpu.json INIT=none).
-INIT_ARGS=(--init-from "$INIT")
-[ "$INIT" = none ] && INIT_ARGS=()
-timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
-echo "train exit $?: $(date -u)"
-grep -h "val CER" "$OUT/train.log"
-tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
+if part train; then
+  echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
+  # The outer timeout is a backstop past the config's max_minutes: whatever happens after
+  # training, the best checkpoint is packed first so that it comes back.
+  # INIT=none trains from scratch (a new preset: CONFIG=configs/hwr-en-base-gpu.json INIT=none).
+  INIT_ARGS=(--init-from "$INIT")
+  [ "$INIT" = none ] && INIT_ARGS=()
+  timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1
+  echo "train exit $?: $(date -u)"
+  grep -h "val CER" "$OUT/train.log"
+  tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
+fi
 
-{
+part post && {
   if [ -e "$RUN/best/config.json" ]; then
     timeout 90 $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
     # Issue 22: the page pipeline with 14 threads vs 14 torch-free worker processes (shared
