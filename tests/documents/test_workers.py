@@ -182,8 +182,11 @@ def test_bad_settings_are_refused():
         PageWorkers(settings(), start_method="fork")
 
 
+# The script restores Python's Ctrl-C handler: a test run started as a background job (CI
+# runners, `cmd &` in a script) inherits SIGINT ignored, and Python then installs none.
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import multiprocessing, sys, time
+    import multiprocessing, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from hwr.documents.pages import page_refs
     from hwr.documents.prepare import PrepareSettings
     from hwr.documents.workers import PageWorkers
