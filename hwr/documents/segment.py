@@ -312,12 +312,13 @@ def _straight_runs(image: np.ndarray, length: int, slope: float, slack: bool = F
     sheared = cv2.warpAffine(image, shear, size, flags=cv2.INTER_NEAREST) if slope else image
     if slack:
         # A rule a pixel off the searched slope is a staircase of one step, and the nearest-
-        # pixel shear drops the odd column: a row each way and a column of slack join it
-        # (wider slack joined the baseline of long cursive words into "rules"); the image's
-        # own pixels within that slack of the run are kept.
-        rows = np.ones((3, 3), np.uint8)
-        runs = cv2.morphologyEx(cv2.dilate(sheared, rows), cv2.MORPH_OPEN, kernel)
-        runs = cv2.dilate(runs, rows) & sheared
+        # pixel shear drops the odd column: a pixel of slack each way joins it; the image's
+        # own pixels within that slack of the run are kept. (The slack can take a few
+        # baseline pixels of a long cursive word too; a narrower one left pieces of faint
+        # rules on the ruled pencil test page.)
+        slack_px = np.ones((3, 3), np.uint8)
+        runs = cv2.morphologyEx(cv2.dilate(sheared, slack_px), cv2.MORPH_OPEN, kernel)
+        runs = cv2.dilate(runs, slack_px) & sheared
     else:
         runs = cv2.morphologyEx(sheared, cv2.MORPH_OPEN, kernel)
     if not slope:
