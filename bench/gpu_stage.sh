@@ -50,7 +50,8 @@ if part train; then
   echo "training $CONFIG from $INIT on $DEVICE: $(date -u)"
   # The outer timeout is a backstop past the config's max_minutes: whatever happens after
   # training, the best checkpoint is packed first so that it comes back.
-  # INIT=none trains from scratch (a new preset: CONFIG=configs/hwr-en-base-gpu.json INIT=none).
+  # INIT=none trains from scratch. A wider preset of the same depth starts from the narrower
+  # model widened (CONFIG=configs/hwr-en-base-gpu.json with the default INIT: `base` from `small`).
   INIT_ARGS=(--init-from "$INIT")
   [ "$INIT" = none ] && INIT_ARGS=()
   timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1

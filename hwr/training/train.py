@@ -32,6 +32,8 @@ from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
+from hwr.recognition.nets.crnn import CRNN
+from hwr.recognition.nets.widen import widen_crnn, widening_problem
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.batches import (
     EncodedLines,
@@ -468,7 +470,23 @@ def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> 
     init_net, init_config = load_model(source)
     if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
         raise ConfigError(f"{source}: charset or architecture differs from this training run")
+    if isinstance(net, CRNN) and _is_wider(net, init_net):
+        # A wider CRNN of the same depth (e.g. `base` from `small`): every unit of the source
+        # is carried over and the scores start equal (hwr.recognition.nets.widen).
+        widen_crnn(init_net.to(next(net.parameters()).device), net)
+        log.info("init from %s: widened its %s into this network's %s", source,
+                 _widths(init_net), _widths(net))
+        return
     load_matching_weights(net, init_net.state_dict(), source)
+
+
+def _is_wider(net: CRNN, source: torch.nn.Module) -> bool:
+    return (isinstance(source, CRNN) and widening_problem(source, net) is None
+            and _widths(source) != _widths(net))
+
+
+def _widths(net: CRNN) -> str:
+    return f"conv {net.config.conv_channels}, recurrent {net.config.rnn_hidden}"
 
 
 def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Path, ctx: DistContext,

@@ -68,6 +68,21 @@ def test_init_from_a_deeper_network_keeps_the_shared_layers(pairs_dir, tmp_path)
             assert bool((tensor == reference).all()), name
 
 
+def test_init_from_a_narrower_network_widens_it(pairs_dir, tmp_path):
+    """`--preset base --init-from small` in miniature: the wider net starts with the narrow
+    one's scores (hwr.recognition.nets.widen), not with fresh layers beside copied ones."""
+    # No BatchNorm: its statistics move in a training step even at lr 0.
+    train(_cfg(pairs_dir, tmp_path, net_options={"norm": "none"}))
+    narrow, _ = load_model(tmp_path / "run" / "best")
+    wide_options = dict(net_options={"norm": "none", "conv_channels": [12, 24], "rnn_hidden": 48})
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "wide"), init_from=str(tmp_path / "run" / "best"),
+               max_steps=1, lr=0.0, warmup_steps=1, **wide_options))
+    wide, config = load_model(tmp_path / "wide" / "last")
+    assert config.net["conv_channels"] == [12, 24] and config.net["rnn_hidden"] == 48
+    images, widths = torch.rand(2, 1, 32, 60), torch.tensor([60, 40])
+    assert torch.allclose(wide.eval()(images, widths)[0], narrow.eval()(images, widths)[0], atol=1e-5)
+
+
 def test_init_from_an_unrelated_network_is_an_error(pairs_dir, tmp_path):
     train(_cfg(pairs_dir, tmp_path))
     with pytest.raises(ValueError, match="no weights match"):
