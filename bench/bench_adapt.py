@@ -1,12 +1,14 @@
 """How much `hwr adapt` helps a hand the model reads badly, and what it costs the other hands.
 
     python bench/bench_adapt.py [--model models/hwr-en-small] [--sizes 20,50,200] [--minutes 5]
-                                [--writer auto] [--threads 2] [--json out.json]
+                                [--writer auto] [--habits per-line|held] [--threads 2] [--json out.json]
 
 "Writers" no model here was trained on: each validation font of the synthetic engine
 (hwr.synth.fonts.VALIDATION_FONTS), its lines written through LineSynthesizer's write path
-with one font, so each line still varies (size, slant, spacing, warp, pen, paper) as one
-person's lines do; and real held-out MNIST digits (the synthetic engine's "val" digits).
+with one font, so each line still varies (slant, spacing, warp, letter instances, paper) as
+one person's lines do; and real held-out MNIST digits (the synthetic engine's "val" digits).
+--habits per-line (the default) also draws each line's size and pen anew, as if many people
+shared the font; --habits held keeps one size and one pen per font, as one person does.
 
 1. Score the model on `--probe` lines of every validation font; the worst is the writer to
    adapt to (unless --writer names one).
@@ -28,6 +30,8 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,37 +45,69 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import VALIDATION_FONTS
+from hwr.synth.pens import FONT_PEN
 from hwr.synth.synthesizer import LineSynthesizer
 from hwr.training.adapt import AdaptConfig, adapt
 
 # Running text of every kind but "digits" (those are MNIST digits, not the writer's font).
 TEXT_KINDS = tuple(k for k in SynthConfig().kind_weights if k != "digits")
 TEST_SEED, ADAPT_SEED = 101, 202  # separate seeds: test lines never appear among adaptation lines
+HABITS_SEED = 303  # a held-habits writer's size and pen
 
 
-def writer_lines(font: str, n: int, seed: int) -> list[LineSample]:
-    """n lines in one validation font, each drawn with the engine's per-line variation.
-    Lines whose text the font cannot write (the engine would switch fonts) are skipped."""
+@dataclass(frozen=True)
+class Writer:
+    """A validation font as a person. x_height and pen None: every line draws its own, as
+    lines of many people sharing one font would ("per-line", the default); set, they are one
+    person's habits, kept on every line ("held", as the engine's pages keep font and size)."""
+
+    font: str
+    x_height: float | None = None
+    pen: str | None = None
+
+
+def make_writer(font: str, habits: str) -> Writer:
+    """habits "held": a size and a pen drawn once per font (seeded by its name, so the lines
+    adapted on and the lines scored share them), from the engine's own distributions."""
+    if habits == "per-line":
+        return Writer(font)
+    cfg = SynthConfig()
+    rng = np.random.default_rng([HABITS_SEED, zlib.crc32(font.encode())])
+    x_height = float(rng.uniform(*cfg.x_height_range))
+    pen = FONT_PEN
+    if rng.random() < cfg.restroke_prob:
+        names = list(cfg.restroke_pens)
+        weights = np.array([cfg.restroke_pens[n] for n in names], np.float64)
+        pen = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    return Writer(font, x_height, pen)
+
+
+def writer_lines(writer: Writer, n: int, seed: int) -> list[LineSample]:
+    """n lines of one writer, each drawn with the engine's per-line variation (what the writer
+    does not hold). Lines whose text the font cannot write (the engine would switch fonts)
+    are skipped."""
+    font = writer.font
     synth = LineSynthesizer(split="val", seed=seed, kinds=TEXT_KINDS)
     cfg = synth.config
     lines, index = [], 0
     while len(lines) < n:
         rng = synth.rng(index)
         index += 1
-        ink = synth.write_line(rng, font=font)
+        ink = synth.write_line(rng, font=font, x_height=writer.x_height, pen=writer.pen)
         if ink.font != font or not ink.text.strip():
             continue
         ink, _ = augment.crop_with_margins(ink, rng, cfg)
         paper, level = augment.make_paper(ink.ink.shape, rng, cfg)
         gray, _ = augment.apply_ink(paper, level, ink.ink, rng, cfg)
         image = augment.scan(gray, rng, cfg)
-        lines.append(LineSample(f"{font}-{seed}-{index:05d}", ink.text, image, {"font": font}))
+        lines.append(LineSample(f"{font}-{seed}-{index:05d}", ink.text, image, {"font": font, "pen": ink.pen}))
     return lines
 
 
-def other_hands(exclude: str, per_font: int, digits: int) -> list[LineSample]:
+def other_hands(exclude: str, per_font: int, digits: int, habits: str) -> list[LineSample]:
     """Lines of the other validation fonts and real held-out digit strings."""
-    lines = [s for font in VALIDATION_FONTS if font != exclude for s in writer_lines(font, per_font, TEST_SEED)]
+    lines = [s for font in VALIDATION_FONTS if font != exclude
+             for s in writer_lines(make_writer(font, habits), per_font, TEST_SEED)]
     ds = digit_string_lines(digits, split="val", seed=TEST_SEED)
     return lines + [ds[i] for i in range(digits)]
 
@@ -84,8 +120,8 @@ def cer_of(model: Path, lines: list[LineSample]) -> float:
     return counts.cer
 
 
-def worst_writer(model: Path, probe: int) -> tuple[str, dict[str, float]]:
-    cers = {font: cer_of(model, writer_lines(font, probe, TEST_SEED)) for font in VALIDATION_FONTS}
+def worst_writer(model: Path, probe: int, habits: str) -> tuple[str, dict[str, float]]:
+    cers = {font: cer_of(model, writer_lines(make_writer(font, habits), probe, TEST_SEED)) for font in VALIDATION_FONTS}
     return max(cers, key=cers.get), cers
 
 
@@ -98,7 +134,7 @@ def write_pairs(lines: list[LineSample], folder: Path) -> Path:
     return folder
 
 
-def run_size(model: Path, writer: str, size: int, target: list[LineSample], others: list[LineSample],
+def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], others: list[LineSample],
              before: tuple[float, float], args, work: Path) -> dict:
     own = writer_lines(writer, size, ADAPT_SEED)
     data = write_pairs(own, work / f"lines-{size}")
@@ -139,6 +175,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="20,50,200", help="adaptation line counts, comma-separated")
     parser.add_argument("--minutes", type=float, default=5.0, help="budget of each adapt run")
     parser.add_argument("--writer", default="auto", help="validation font to adapt to; auto: the worst read")
+    parser.add_argument("--habits", choices=["per-line", "held"], default="per-line",
+                        help="per-line: each line of a font draws its own size and pen; held: one size "
+                             "and pen per font, as one person's lines")
     parser.add_argument("--probe", type=int, default=40, help="lines per font to find the worst")
     parser.add_argument("--test", type=int, default=120, help="unseen lines of the writer to score")
     parser.add_argument("--others", type=int, default=25, help="lines of each other font (and 2x digit lines)")
@@ -161,12 +200,13 @@ def main() -> None:
     model = Path(args.model)
 
     if args.writer == "auto":
-        writer, probe = worst_writer(model, args.probe)
+        font, probe = worst_writer(model, args.probe, args.habits)
         print("CER by validation font:", json.dumps({k: round(v, 4) for k, v in probe.items()}), flush=True)
     else:
-        writer, probe = args.writer, {}
+        font, probe = args.writer, {}
+    writer = make_writer(font, args.habits)
     target = writer_lines(writer, args.test, TEST_SEED + 1)
-    others = other_hands(writer, args.others, 2 * args.others)
+    others = other_hands(font, args.others, 2 * args.others, args.habits)
     before = (cer_of(model, target), cer_of(model, others))
     print(f"writer {writer}: target CER {before[0]:.4f} on {len(target)} lines, others {before[1]:.4f} on "
           f"{len(others)} lines", flush=True)
@@ -183,7 +223,8 @@ def main() -> None:
               f"{row['others_after']:.2%} ({forgot:+.0%} rel.), {row['minutes']:.1f} min wall "
               f"(load {row['load_avg_1min']})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(model), "writer": writer, "probe": probe,
+        Path(args.json).write_text(json.dumps({"model": str(model), "writer": asdict(writer), "habits": args.habits,
+                                               "probe": probe,
                                                "rows": rows}, indent=2) + "\n", encoding="utf-8")
 
 

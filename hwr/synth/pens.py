@@ -126,7 +126,9 @@ class Pen:
 
 def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, force: str | None = None) -> Pen | None:
     """The line's pen (None: the font's own strokes). force: a pen name, e.g. the thin uniform
-    pen of a whiteboard capture."""
+    pen of a whiteboard capture, or FONT_PEN for the font's own strokes (one writer's lines)."""
+    if force == FONT_PEN:
+        return None
     if force is None:
         if rng.random() >= cfg.restroke_prob:
             return None

@@ -161,7 +161,8 @@ class LineSynthesizer:
         """Text and writer, then glyph layout, pen width and warp: the line's ink alone.
 
         font, x_height: keep one writer across the lines of a page (font is used whenever it
-        covers the line's text). pen: force a pen model (pens.PENS) on font lines.
+        covers the line's text). pen: force a pen model (pens.PENS, or pens.FONT_PEN for the
+        font's own strokes) on font lines.
         """
         preferred = font
         font, text = None, ""

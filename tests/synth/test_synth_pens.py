@@ -10,7 +10,7 @@ from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank
-from hwr.synth.pens import PENS, Pen, choose_pen, restroke, skeleton_points, thin
+from hwr.synth.pens import FONT_PEN, PENS, Pen, choose_pen, restroke, skeleton_points, thin
 
 FONTS_DIR = default_data_dir() / "fonts"
 
@@ -98,3 +98,13 @@ def test_restroking_changes_the_ink_and_is_reproducible():
     c = font_synth.write_line(font_synth.rng(0))
     assert c.text == a.text and c.pen == "font"
     assert a.ink.shape != c.ink.shape or not np.array_equal(a.ink, c.ink)
+
+
+def test_a_forced_pen_holds_on_every_line_the_font_pen_included():
+    """One writer's lines keep one pen: write_line(pen=...) forces a pen model or, with
+    FONT_PEN, the font's own strokes, whatever restroke_prob would draw."""
+    cfg = SynthConfig(restroke_prob=1.0, condition_weights={"paper": 1.0}, kind_weights={"corpus": 1.0})
+    synth = LineSynthesizer(cfg, seed=3)
+    assert {synth.write_line(synth.rng(i), pen=FONT_PEN).pen for i in range(4)} == {FONT_PEN}
+    assert {synth.write_line(synth.rng(i), pen="marker").pen for i in range(4)} == {"marker"}
+    assert FONT_PEN not in {synth.write_line(synth.rng(i)).pen for i in range(4)}  # the check can fail
