@@ -51,7 +51,8 @@ if part train; then
   # The outer timeout is a backstop past the config's max_minutes: whatever happens after
   # training, the best checkpoint is packed first so that it comes back.
   # INIT=none trains from scratch. A wider preset of the same depth starts from the narrower
-  # model widened (CONFIG=configs/hwr-en-base-gpu.json with the default INIT: `base` from `small`).
+  # model widened (hwr.recognition.nets.widen); the next `base` stage continues the shipped one:
+  # CONFIG=configs/hwr-en-base-gpu.json INIT=models/hwr-en-base PARTS=check,train, then PARTS=post.
   INIT_ARGS=(--init-from "$INIT")
   [ "$INIT" = none ] && INIT_ARGS=()
   timeout "$TRAIN_LIMIT_S" $PY -m hwr train --config "$CONFIG" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} --out "$RUN" "${LIMITS[@]}" >"$OUT/train.log" 2>&1

@@ -272,3 +272,13 @@ def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_p
     beam = registry.get(None, "beam-char").decoder
     assert beam.options.lm_weight == 0.5 and beam.lm_path is None
     assert registry.get(None, "greedy").decoder.name == "greedy"  # greedy takes no beam options
+
+
+def test_the_server_takes_a_shipped_model_by_name(tmp_path, monkeypatch):
+    """`hwr ui --model hwr-en-base` from any folder: the named model is the first choice and
+    the others stay in the menu."""
+    from hwr_ui.models import discover_models
+
+    monkeypatch.chdir(tmp_path)
+    choices = discover_models("hwr-en-base")
+    assert list(choices)[0] == "hwr-en-base" and "hwr-en-small" in choices

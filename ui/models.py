@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hwr.assets import models_dir
 from hwr.recognition.decode import DECODERS
-from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, default_model_dir
+from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, resolve_model_dir
 
 # Each Recognizer holds a network (tens of MB); two cover "compare decoders" or two models.
 CACHE_SIZE = 2
@@ -23,7 +23,7 @@ def decoder_names() -> list[str]:
 
 def discover_models(preferred: str | None) -> dict[str, Path]:
     """label -> model folder: the preferred (or default) model first, then models/*."""
-    candidates = [Path(preferred) if preferred else default_model_dir()]
+    candidates = [resolve_model_dir(preferred)]
     root = models_dir()
     if root.is_dir():
         candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file())
@@ -84,7 +84,7 @@ class ModelRegistry:
 
     def _path(self, label: str | None) -> Path:
         if not self.choices:
-            wanted = self.preferred or default_model_dir()
+            wanted = resolve_model_dir(self.preferred)
             raise ModelError(f"no model found at {wanted}; start the app with `hwr ui --model <model folder>`")
         if label is None:
             return next(iter(self.choices.values()))

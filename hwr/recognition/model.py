@@ -149,6 +149,19 @@ def default_model_dir() -> Path:
     return models_dir() / DEFAULT_MODEL_NAME
 
 
+def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
+    """A model folder from a path, a shipped model's name (a folder under models/, e.g.
+    "hwr-en-base"), or None (the default model). A path that exists wins over a name; what
+    is neither comes back as given, for the caller's "not found"."""
+    if not name_or_dir:
+        return default_model_dir()
+    path = Path(name_or_dir)
+    named = models_dir() / path
+    if not path.exists() and len(path.parts) == 1 and (named / CONFIG_FILE).is_file():
+        return named
+    return path
+
+
 def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:
     """Write weights and config atomically; `half` stores float tensors as fp16 (smaller files)."""
     directory = Path(directory)
@@ -251,8 +264,8 @@ class Recognizer:
         """Load a model directory, ready to read lines.
 
         Args:
-            path: a model directory (`model.safetensors` + `config.json`); None: $HWR_MODEL,
-                else the shipped model (hwr.assets).
+            path: a model directory (`model.safetensors` + `config.json`), or the name of a
+                shipped one ("hwr-en-base"); None: $HWR_MODEL, else the shipped default (hwr.assets).
             device: "cpu", "cuda", "cuda:1", ...; None or "auto": CUDA when available.
             decoder: "greedy" or "beam" (hwr.recognition.decode); `decoder_options` go to it
                 (lm, lexicon, beam_size, lm_weight, ...).
@@ -269,9 +282,10 @@ class Recognizer:
             >>> rec.recognize(["line.png"])[0].text
             'the cat sat'
         """
-        path = Path(path) if path else default_model_dir()
+        path = resolve_model_dir(path)
         if not path.exists():
-            hint = "" if path != default_model_dir() else " (no default model is shipped in this install; pass --model)"
+            hint = (" (no default model is shipped in this install; pass --model)" if path == default_model_dir()
+                    else f" (nor a model name in {models_dir()})")
             raise ModelError(f"{path}: model directory not found{hint}")
         net, config = load_model(path)
         rec = cls(net, config, device, decoder, **decoder_options)

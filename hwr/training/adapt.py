@@ -37,9 +37,9 @@ from hwr.recognition.model import (
     ModelConfig,
     ModelError,
     Recognizer,
-    default_model_dir,
     load_model,
     read_model_config,
+    resolve_model_dir,
     save_model,
 )
 from hwr.records import LineSample
@@ -183,16 +183,11 @@ class AdaptResult:
 
 def resolve_model(name_or_dir: str | None) -> Path:
     """A model folder from a path or a model name under models/ (default: the shipped one)."""
-    if not name_or_dir:
-        return default_model_dir()
-    path = Path(name_or_dir)
-    if (path / CONFIG_FILE).is_file():
+    path = resolve_model_dir(name_or_dir)
+    if not name_or_dir or (path / CONFIG_FILE).is_file():
         return path
     from hwr.assets import models_dir
 
-    named = models_dir() / name_or_dir
-    if (named / CONFIG_FILE).is_file():
-        return named
     raise ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
 
 

@@ -41,6 +41,28 @@ def test_shipped_model_reads_unseen_validation_font_lines(monkeypatch):
     assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
 
 
+@pytest.mark.parametrize("name", ["hwr-en-base"])
+def test_every_other_shipped_model_reads_by_name_and_has_a_card(name, tmp_path, monkeypatch):
+    """Models beside the default are chosen by name (`--model hwr-en-base`), from any folder."""
+    monkeypatch.chdir(tmp_path)
+    recognizer = Recognizer.load(name, device="cpu")
+    assert recognizer.path == REPO / "models" / name
+    assert (recognizer.path / "MODEL_CARD.md").is_file()
+    assert (recognizer.path / "model.safetensors").stat().st_size <= 40 * 2**20  # issue 19's bound
+    lines = SyntheticLines(12, split="val", seed=2024, kinds=("corpus", "words"))
+    counts = ErrorCounts()
+    samples = [lines[i] for i in range(len(lines))]
+    for sample, rec in zip(samples, recognizer.recognize([s.image for s in samples])):
+        counts.add(sample.text, rec.text)
+    assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
+
+
+def test_a_name_that_is_no_model_is_an_error_naming_the_models_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match="hwr-en-huge: model directory not found \\(nor a model name in"):
+        Recognizer.load("hwr-en-huge")
+
+
 def test_missing_or_corrupt_weights_fail_clearly(tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(SHIPPED, copy)
