@@ -45,7 +45,7 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import VALIDATION_FONTS
-from hwr.synth.pens import FONT_PEN
+from hwr.synth.pens import draw_pen_name
 from hwr.synth.synthesizer import LineSynthesizer
 from hwr.training.adapt import AdaptConfig, adapt
 
@@ -74,12 +74,7 @@ def make_writer(font: str, habits: str) -> Writer:
     cfg = SynthConfig()
     rng = np.random.default_rng([HABITS_SEED, zlib.crc32(font.encode())])
     x_height = float(rng.uniform(*cfg.x_height_range))
-    pen = FONT_PEN
-    if rng.random() < cfg.restroke_prob:
-        names = list(cfg.restroke_pens)
-        weights = np.array([cfg.restroke_pens[n] for n in names], np.float64)
-        pen = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    return Writer(font, x_height, pen)
+    return Writer(font, x_height, draw_pen_name(rng, cfg))
 
 
 def writer_lines(writer: Writer, n: int, seed: int) -> list[LineSample]:

@@ -124,17 +124,22 @@ class Pen:
     jitter_wavelength: float  # px
 
 
+def draw_pen_name(rng: np.random.Generator, cfg: SynthConfig) -> str:
+    """A pen model by the config's odds: FONT_PEN (no re-stroking) or one of cfg.restroke_pens."""
+    if rng.random() >= cfg.restroke_prob:
+        return FONT_PEN
+    names = list(cfg.restroke_pens)
+    p = np.array([cfg.restroke_pens[n] for n in names], np.float64)
+    return names[int(np.searchsorted(np.cumsum(p) / p.sum(), rng.random(), side="right").clip(0, len(names) - 1))]
+
+
 def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, force: str | None = None) -> Pen | None:
     """The line's pen (None: the font's own strokes). force: a pen name, e.g. the thin uniform
     pen of a whiteboard capture, or FONT_PEN for the font's own strokes (one writer's lines)."""
+    if force is None:
+        force = draw_pen_name(rng, cfg)
     if force == FONT_PEN:
         return None
-    if force is None:
-        if rng.random() >= cfg.restroke_prob:
-            return None
-        names = list(cfg.restroke_pens)
-        p = np.array([cfg.restroke_pens[n] for n in names], np.float64)
-        force = names[int(np.searchsorted(np.cumsum(p) / p.sum(), rng.random(), side="right").clip(0, len(names) - 1))]
     if force not in PENS:
         raise ValueError(f"unknown pen {force!r}; expected one of {list(PENS)}")
     lo, hi = cfg.pen_width_ranges[force]

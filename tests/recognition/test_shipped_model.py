@@ -32,13 +32,17 @@ def test_default_model_is_the_shipped_one(monkeypatch):
 
 def test_shipped_model_reads_unseen_validation_font_lines(monkeypatch):
     monkeypatch.delenv("HWR_MODEL", raising=False)
-    recognizer = Recognizer.load(device="cpu")
-    lines = SyntheticLines(24, split="val", seed=2024, kinds=("corpus", "words"))
+    counts = _validation_font_errors(Recognizer.load(device="cpu"), 24)
+    assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
+
+
+def _validation_font_errors(recognizer: Recognizer, n: int) -> ErrorCounts:
+    lines = SyntheticLines(n, split="val", seed=2024, kinds=("corpus", "words"))
     counts = ErrorCounts()
     samples = [lines[i] for i in range(len(lines))]
     for sample, rec in zip(samples, recognizer.recognize([s.image for s in samples])):
         counts.add(sample.text, rec.text)
-    assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
+    return counts
 
 
 @pytest.mark.parametrize("name", ["hwr-en-base"])
@@ -49,11 +53,7 @@ def test_every_other_shipped_model_reads_by_name_and_has_a_card(name, tmp_path, 
     assert recognizer.path == REPO / "models" / name
     assert (recognizer.path / "MODEL_CARD.md").is_file()
     assert (recognizer.path / "model.safetensors").stat().st_size <= 40 * 2**20  # issue 19's bound
-    lines = SyntheticLines(12, split="val", seed=2024, kinds=("corpus", "words"))
-    counts = ErrorCounts()
-    samples = [lines[i] for i in range(len(lines))]
-    for sample, rec in zip(samples, recognizer.recognize([s.image for s in samples])):
-        counts.add(sample.text, rec.text)
+    counts = _validation_font_errors(recognizer, 12)
     assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
 
 
