@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,19 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError
+from hwr.fileio import check_output_dir, check_output_file
+
+
+def emit(text: str) -> None:
+    """Print a result to stdout. When the reader has gone (`hwr transcribe ... | head`), the
+    rest of the output is dropped, not the work: the batch goes on and its files are written."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null: later prints, and Python's flush at exit, find no broken pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -112,12 +126,16 @@ def cmd_transcribe(args) -> int:
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
+    check_output_dir(cfg.output_dir, "--output-dir")
+    check_output_file(cfg.errors, "--errors")
+    check_output_file(cfg.json, "--json")
     recognizer = cfg.load_recognizer()
     return _transcribe_pages(recognizer, cfg, args.inputs)
 
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
+    from hwr.documents.pages import may_name_several
     from hwr.documents.pipeline import BatchConfig, run_batch
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
     from hwr.documents.writers import parse_formats
@@ -130,7 +148,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     batch = BatchConfig(mode=cfg.mode, formats=formats, output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
                         processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress)
-    several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    several = may_name_several(inputs)
     line_results = TranscriptionResult()
 
     def show(page, is_line: bool) -> None:
@@ -138,12 +156,14 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
             rec = page.lines[0].recognition
             line_results.lines.append(LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
                                                         [asdict(w) for w in rec.words]))
-            print(f"{page.source}\t{rec.text}" if several else rec.text, flush=True)
+            emit(f"{page.source}\t{rec.text}" if several else rec.text)
         elif not cfg.output_dir:
-            print(f"==> {page.source} <==\n{page.text}" if several else page.text, flush=True)
+            emit(f"==> {page.source} <==\n{page.text}" if several else page.text)
 
     summary = run_batch(recognizer, inputs, batch, on_page=show)
     line_results.failures = summary.failures
+    if cfg.json and cfg.resume and summary.skipped:
+        line_results.add_earlier(cfg.json, summary.skipped_sources)
     if cfg.json:
         atomic_write_bytes(Path(cfg.json), line_results.to_json().encode("utf-8"))
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
@@ -167,7 +187,7 @@ def cmd_train(args) -> int:
     state = train(cfg)
     if not context_from_env().is_main:
         return 0
-    print(f"best validation CER {state.best_cer:.4f} at step {state.best_step}; model in {Path(cfg.out) / 'best'}")
+    emit(f"best validation CER {state.best_cer:.4f} at step {state.best_step}; model in {Path(cfg.out) / 'best'}")
     return 0
 
 
@@ -189,15 +209,24 @@ def cmd_eval(args) -> int:
     from hwr.scoring.report.run import format_summary, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
+    for option, path in (("--json", cfg.json), ("--csv", cfg.csv), ("--html", cfg.html),
+                         ("--worst-csv", cfg.worst_csv)):
+        check_output_file(path, option)
     if args.pages:
         return _eval_pages(cfg, args.dataset)
     run = run_eval(cfg, args.dataset)
-    print(format_summary(run, cfg))
+    emit(format_summary(run, cfg))
     write_outputs(run, cfg)
-    failures = run.analysed.report.failures
+    report = run.analysed.report
+    empty = [r.id for r in report.results if r.chars == 0]
+    if empty:
+        print(f"hwr eval: {len(empty)} lines have an empty reference (e.g. {', '.join(empty[:3])}): whatever is read "
+              "on them counts as inserted characters; check their ground truth", file=sys.stderr)
+    failures = report.failures
     if failures:
         print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
-        return 1  # scored, but not everything: README "Exit codes"
+        # Scored, but not everything: 1; nothing scored at all: 2 (README "Exit codes").
+        return 1 if report.lines else 2
     return 0
 
 
@@ -209,15 +238,15 @@ def _eval_pages(cfg, dataset: str) -> int:
         raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
     recognizer = cfg.load_recognizer()
     report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad)
-    print(format_page_summary(report))
+    emit(format_page_summary(report))
     if cfg.worst:
         for r in sorted(report.results, key=lambda r: -r.char_errors)[: cfg.worst]:
-            print(f"  {r.id}  char errors {r.char_errors}/{r.chars}  lines {r.predicted_lines}/{r.gt_lines}")
+            emit(f"  {r.id}  char errors {r.char_errors}/{r.chars}  lines {r.predicted_lines}/{r.gt_lines}")
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
         print(f"hwr eval: skipped {len(report.failures)} unreadable pages, e.g. {report.failures[0]}", file=sys.stderr)
-        return 1
+        return 1 if report.results else 2
     return 0
 
 
@@ -242,11 +271,11 @@ def cmd_lm(args) -> int:
     charset = Charset()  # the default model charset: the LM drops what it cannot write
     model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cfg.cutoffs(), split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
-    print(f"wrote {cfg.out}: {sizes}")
+    emit(f"wrote {cfg.out}: {sizes}")
     if cfg.lexicon:
         extra = [w for w in read_corpus_lines(cfg.words, split) if " " not in w]
         write_lexicon(cfg.lexicon, model.vocabulary() + extra, charset)
-        print(f"wrote {cfg.lexicon}")
+        emit(f"wrote {cfg.lexicon}")
     return 0
 
 
@@ -257,7 +286,7 @@ def cmd_average(args) -> int:
     cfg = build_config(AverageConfig, args, args.config)
     net, config = average_models(args.models)
     save_model(cfg.out, net, config, half=cfg.half)
-    print(f"wrote {cfg.out}: the mean of {len(args.models)} models")
+    emit(f"wrote {cfg.out}: the mean of {len(args.models)} models")
     return 0
 
 
@@ -267,11 +296,11 @@ def cmd_adapt(args) -> int:
     cfg = build_config(AdaptConfig, args, args.config)
     result = adapt(args.data, cfg)
     kept = "adapted weights" if result.improved else "base model's weights (adaptation did not help)"
-    print(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {result.held_out_lines} lines "
+    emit(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {result.held_out_lines} lines "
           f"({result.adapt_lines} adapted on, {result.minutes:.1f} min); {result.out} holds the {kept}")
     if result.others_before is not None:
         share = "" if result.mix == 1.0 else f", {result.mix:.0%} of the change kept"
-        print(f"other hands (synthetic check lines) {result.others_before:.4f} -> {result.others_after:.4f}{share}")
+        emit(f"other hands (synthetic check lines) {result.others_before:.4f} -> {result.others_after:.4f}{share}")
     return 0
 
 

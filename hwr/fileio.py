@@ -1,7 +1,11 @@
 """Atomic file writes: every output hwr writes appears whole or not at all.
 
 Write to a temp file beside the target (same file system, so the rename is atomic; named per
-process, so parallel writers never share one), then `os.replace` it into place.
+process, so parallel writers never share one), then `os.replace` it into place; a write that
+fails removes its temp file.
+
+`check_output_file` / `check_output_dir` test an output path before a command does its work,
+so a path that can never be written is a clear error up front, not a traceback after the work.
 """
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ import gzip
 import os
 from pathlib import Path
 
+from hwr.errors import ConfigError
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -25,3 +35,30 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     """Gzipped when `path` ends in .gz (reproducibly: no timestamp), as is otherwise."""
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)
+
+
+def check_output_dir(path: str | Path | None, option: str) -> None:
+    """ConfigError naming `option` unless `path` is, or can be made, a writable folder (made here)."""
+    if not path:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder is not writable")
+
+
+def check_output_file(path: str | Path | None, option: str) -> None:
+    """ConfigError naming `option` unless a file can be written at `path` (its folder is made here)."""
+    if not path:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    check_output_dir(path.parent, option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {path}: the file is not writable")

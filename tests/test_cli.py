@@ -125,3 +125,83 @@ def test_every_command_setting_carries_its_help_on_the_field():
     for cls in (TranscribeConfig, EvalConfig, TrainConfig, AdaptConfig, UIConfig):
         missing = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]
         assert not missing, f"{cls.__name__} fields without help: {missing}"
+
+
+# --- outputs: checked before the work, never lost to a closed stdout -------------------------
+
+def _lines_folder(folder, texts=("the cat", "a big dog", "red and blue")):
+    folder.mkdir()
+    for k, text in enumerate(texts):
+        Image.fromarray(render_line(text)).save(folder / f"l{k}.png")
+        (folder / f"l{k}.gt.txt").write_text(text + "\n")
+    return folder
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_the_work(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    model = ["--model", str(untrained_model), "--device", "cpu"]
+    cases = [(["transcribe", str(lines), "--output-dir", str(tmp_path / "afile")], "--output-dir", "is a file"),
+             (["transcribe", str(lines), "--errors", str(tmp_path / "adir")], "--errors", "is a folder"),
+             (["transcribe", str(lines), "--json", str(tmp_path / "adir")], "--json", "is a folder"),
+             (["eval", str(lines), "--json", str(tmp_path / "adir")], "--json", "is a folder"),
+             (["eval", str(lines), "--csv", str(tmp_path / "afile" / "x.csv")], "--csv", "afile"),
+             (["adapt", str(lines), "--out", str(tmp_path / "afile")], "afile", "is a file")]
+    for argv, option, reason in cases:
+        assert main(argv + model) == 2, argv
+        err = capsys.readouterr().err
+        assert option in err and reason in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "lines"]  # nothing half-written
+    assert not any((tmp_path / "adir").iterdir())
+
+
+def test_a_reader_that_goes_away_costs_the_printout_not_the_batch(untrained_model, tmp_path):
+    """`hwr transcribe 'lines/*.png' | head -1`: the batch goes on and writes every output."""
+    lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(12)])
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "hwr", "transcribe", str(lines / "*.png"), "--mode", "line",
+                             "--model", str(untrained_model), "--device", "cpu", "--batch-size", "1",
+                             "--workers", "0", "--output-dir", str(out), "--json", str(report), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone: later prints meet a broken pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    # A glob stands for several files: each text comes with its file.
+    assert first.startswith(str(lines)) and "\t" in first
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert len(list(out.glob("*.txt"))) == 12 and len(json.loads(report.read_text())["lines"]) == 12
+
+
+def test_resume_keeps_the_earlier_runs_lines_in_the_json(untrained_model, tmp_path):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--json", str(report), "--no-progress"]
+    assert main(argv) == 0
+    first = {line["source"]: line["text"] for line in json.loads(report.read_text())["lines"]}
+    (out / "l1.txt").unlink()  # l1 is read again; l0 and l2 are skipped as done
+    assert main(argv + ["--resume"]) == 0
+    again = {line["source"]: line["text"] for line in json.loads(report.read_text())["lines"]}
+    assert again == first and len(again) == 3
+
+
+def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    model = ["--model", str(untrained_model), "--device", "cpu"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"")
+    (broken / "a.gt.txt").write_text("the cat\n")
+    assert main(["eval", str(broken), "--skip-bad"] + model) == 2
+    assert "a.png" in capsys.readouterr().err
+    lines = _lines_folder(tmp_path / "lines")
+    (lines / "l1.gt.txt").write_text("\n")
+    assert main(["eval", str(lines)] + model) == 0
+    assert "1 lines have an empty reference (e.g. l1)" in capsys.readouterr().err

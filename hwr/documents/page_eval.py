@@ -215,6 +215,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     image beside it) raises DatasetError naming it; given a `failures` list, it is recorded
     there instead (stage "truth") and the other pages are kept."""
     from hwr.datasets import DatasetError
+    from hwr.recognition.imaging import IMAGE_SUFFIXES
 
     path = Path(path)
     if path.is_file():
@@ -226,13 +227,24 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     # Hidden trees (.git, editor backups) hold copies, never pages to score.
     visible = lambda p: not any(part.startswith(".") for part in p.relative_to(path).parts)  # noqa: E731
     xmls = sorted(x for x in path.rglob("*.xml") if visible(x))
-    if xmls:
-        return _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix())
-                      for xml in xmls], failures)
     gts = sorted(g for g in path.rglob("*" + GT_SUFFIX) if visible(g))
-    if not gts:
+    if not xmls and not gts:
         raise DatasetError(path, f"no PAGE XML and no page image with a {GT_SUFFIX} beside it")
-    return _kept([functools.partial(_gt_txt_page, gt, path) for gt in gts], failures)
+    truths = _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix())
+                    for xml in xmls], failures)
+    # Both kinds in one folder are both scored; a page image that a PAGE XML already
+    # transcribes is scored once, from the XML.
+    covered = {t.image.resolve() for t in truths}
+    truths += [t for t in _kept([functools.partial(_gt_txt_page, gt, path) for gt in gts], failures)
+               if t.image.resolve() not in covered]
+    covered |= {t.image.resolve() for t in truths}
+    # A page image with no ground truth at all cannot be scored: said, not dropped in silence
+    # (an image a failed ground-truth file names is already reported with that file).
+    named = {Path(f.source).resolve() for f in failures or []}
+    for image in sorted(p for p in path.rglob("*") if visible(p) and p.suffix.lower() in IMAGE_SUFFIXES):
+        if image.resolve() not in covered and image.with_name(image.stem + GT_SUFFIX).resolve() not in named:
+            _kept([functools.partial(_gt_txt_truth, image, image.stem)], failures)
+    return truths
 
 
 def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:

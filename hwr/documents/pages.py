@@ -100,6 +100,17 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
+def may_name_several(inputs: Iterable[str | Path]) -> bool:
+    """Whether these inputs can stand for more than one file (several inputs, a folder, a glob
+    pattern, a list file): then each result is shown with the file it came from."""
+    inputs = list(inputs)
+    if len(inputs) != 1:
+        return len(inputs) > 1
+    path = Path(inputs[0])
+    return (path.is_dir() or (not path.exists() and glob.has_magic(str(path)))
+            or (path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt")))
+
+
 def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
     inputs = list(inputs)
     # With several folders, each folder's name starts its ids: batch1/scan001 and
@@ -137,7 +148,8 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
         dirs.sort()
         for name in files:
             p = Path(top) / name
-            if p.suffix.lower() in PAGE_SUFFIXES and p.is_file():
+            if p.suffix.lower() in PAGE_SUFFIXES and (p.is_file() or p.is_symlink()):
+                # A broken or looping link is listed too: reading it fails with its reason.
                 found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
     return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
 
@@ -192,7 +204,12 @@ def _unique_ids(found: list[_Found]) -> list[_Found]:
 def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef]:
     """A PageRef per page, in input order; an input that cannot be listed or counted gives
     one PageRef with `error` set, so that it is reported and the rest goes on."""
-    for entry in _unique_ids(_listed(inputs)):
+    entries = _unique_ids(_listed(inputs))
+    # Every id in use: the files' own, and the page ids of documents read so far. A document
+    # whose page ids would take one (scan.tif's "scan#p1" beside a file scan#p1.png) gets a
+    # stem of its own for all its pages, so no output overwrites another's.
+    used = {entry.stem for entry in entries}
+    for entry in entries:
         if entry.error:
             yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input")
             continue
@@ -201,14 +218,21 @@ def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef]:
         except ImageError as exc:
             yield PageRef(entry.stem, entry.path, error=exc.reason)
             continue
+        if count == 1:
+            yield PageRef(entry.stem, entry.path, 0, 1)
+            continue
+        stem = entry.stem
+        while any(f"{stem}#p{i + 1}" in used for i in range(count)):
+            stem = unique_name(entry.stem, used)
+        used.update(f"{stem}#p{i + 1}" for i in range(count))
         for index in range(count):
-            yield PageRef(entry.stem if count == 1 else f"{entry.stem}#p{index + 1}", entry.path, index, count)
+            yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count)
 
 
 def count_pages(path: Path) -> int:
     """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when unusable."""
     if not path.exists():
-        raise ImageError(str(path), "file not found")
+        raise ImageError(str(path), "broken or looping symbolic link" if path.is_symlink() else "file not found")
     if path.is_dir():
         raise ImageError(str(path), "is a directory, not an image")
     if path.suffix.lower() == PDF_SUFFIX:
@@ -220,9 +244,12 @@ def count_pages(path: Path) -> int:
             except pdfium.PdfiumError as exc:
                 raise ImageError(str(path), f"not a readable PDF ({exc})") from None
             try:
-                return len(pdf)
+                pages = len(pdf)
             finally:
                 pdf.close()
+        if pages == 0:
+            raise ImageError(str(path), "the PDF has no pages")
+        return pages
     if path.suffix.lower() in {".tif", ".tiff"}:
         try:
             with Image.open(path) as img:

@@ -114,6 +114,7 @@ class BatchSummary:
     line_images: int = 0  # inputs read as single lines (auto and line modes)
     lines: int = 0
     skipped: int = 0  # pages whose outputs existed (resume)
+    skipped_sources: list[str] = field(default_factory=list)  # those pages' PageRef.source
     failures: list[FailedInput] = field(default_factory=list)
     seconds: float = 0.0
     errors_file: str | None = None  # where the failures were listed (TSV, ERRORS_COLUMNS)
@@ -151,11 +152,17 @@ ERRORS_COLUMNS = ("page_id", "source", "stage", "message")
 
 
 class ErrorLog:
-    """Failed inputs, one TSV row each (ERRORS_COLUMNS), flushed as they happen."""
+    """Failed inputs, one TSV row each (ERRORS_COLUMNS), flushed as they happen.
+
+    Each run writes the file afresh (a file from an earlier run is removed at the start): a
+    resumed run retries every input that failed, so the file lists what fails now, never an
+    input that has since been read, and never one twice."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path else None
         self._file = None
+        if self.path is not None and self.path.is_file():
+            self.path.unlink()
 
     def add(self, failure: FailedInput) -> None:
         log.error("%s: %s", failure.source, failure.message)
@@ -163,7 +170,7 @@ class ErrorLog:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")
         row = (failure.page_id, failure.source, failure.stage, failure.message)
         self._file.write("\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in row) + "\n")
         self._file.flush()
@@ -207,6 +214,7 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     def wanted(ref: PageRef) -> bool:
         if not ref.error and config.resume and is_complete(ref.page_id, config.output_dir, config.formats):
             summary.skipped += 1
+            summary.skipped_sources.append(ref.source)
             return False
         return True
 

@@ -49,6 +49,7 @@ from hwr.training.adapt_data import (
     AdaptLines,
     Split,
     check_charset,
+    check_texts,
     cut_words,
     lines_fingerprint,
     loaded,
@@ -216,7 +217,7 @@ def open_lines(specs: list[str], skip_bad: bool) -> list[LineSample]:
         # Two data sets may both hold "page1/l001": keep them apart (and their pages too).
         samples = [LineSample(f"{k}:{s.id}", s.text, s.image, {**s.meta, **_prefixed_group(k, s)})
                    for k, lines in enumerate(sets) for s in lines]
-    return loaded(samples)
+    return loaded(samples, skip_bad)
 
 
 def _prefixed_group(k: int, sample: LineSample) -> dict:
@@ -282,7 +283,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     from hwr.recognition.charset import Charset
 
     charset = Charset(base_config.charset)
-    lines = check_charset(open_lines(data, cfg.skip_bad), charset, cfg.skip_bad)
+    lines = check_charset(check_texts(open_lines(data, cfg.skip_bad), cfg.skip_bad), charset, cfg.skip_bad)
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)
@@ -310,7 +311,15 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     # just now, so a busy machine reserves more); then the model is written.
     reserve = (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
     train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - reserve)
-    state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words, importance)
+    try:
+        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words, importance)
+    except BaseException:
+        # adapt always starts over: nothing of an interrupted run is worth keeping.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        log.error("adapting stopped before the end: no model written to %s (run hwr adapt again to start over)", out)
+        raise
 
     adapted_net, adapted_config = load_model(run_dir / cfg.keep)
     adapted = Recognizer(adapted_net, adapted_config, base.device)  # unfolded: its weights are blended
@@ -396,6 +405,8 @@ def blend_weights(net: torch.nn.Module, origin: dict, adapted: dict, mix: float)
 
 
 def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; --out names the model folder to write")
     if out.resolve() == base_dir.resolve():
         raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
     if out.exists() and any(p.name != RUN_DIR for p in out.iterdir()) and not overwrite:
@@ -437,7 +448,7 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
             anchors.append(WeightAnchor(net, importance["base"], importance["fisher"], cfg.anchor))
 
     return train(train_cfg, datasets=datasets, on_network=on_network,
-                 on_step=lambda step: anchors[0].pull() if anchors else None)
+                 on_step=lambda step: anchors[0].pull() if anchors else None, resumable=False)
 
 
 def _write_symbols(run_dir: Path, charset) -> Path:

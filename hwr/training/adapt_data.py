@@ -6,6 +6,7 @@ Not tested here: how much each augmentation helps (bench/bench_adapt.py measures
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from dataclasses import dataclass, replace
 
@@ -15,11 +16,13 @@ from torch.utils.data import Dataset
 
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import load_gray
+from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.render import InkLine
+
+log = logging.getLogger("hwr.training.adapt_data")
 
 # Which metadata field says which page or form a line came from, by reader: PAGE XML gives
 # `page`, IAM `form`; pairs in sub-folders carry the folder in their id ("page-3/l004").
@@ -74,21 +77,55 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
                  [s for i, s in enumerate(ordered) if i in picked], "line")
 
 
-def loaded(samples: list[LineSample]) -> list[LineSample]:
+def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample]:
     """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
-    step, so each file is decoded once, not once per use."""
-    return [replace(s, image=load_gray(s.image)) for s in samples]
+    step, so each file is decoded once, not once per use. An unreadable image raises
+    ImageError naming it, or with skip_bad is left out with a warning that names it."""
+    out = []
+    for s in samples:
+        try:
+            out.append(replace(s, image=load_gray(s.image)))
+        except ImageError as exc:
+            if not skip_bad:
+                raise
+            log.warning("skipped %s", exc)
+    return out
+
+
+def _where(sample: LineSample) -> str:
+    """The line's file when it has one (what the user can open), else its id."""
+    return str(sample.image) if isinstance(sample.image, str) else sample.id
+
+
+def _left_out(bad: list[LineSample], why: str, skip_bad: bool) -> None:
+    """Raise naming the lines (a few), or with skip_bad warn naming them all."""
+    if not bad:
+        return
+    names = ", ".join(_where(s) for s in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    if not skip_bad:
+        raise ConfigError(f"{names}: {why} (use --skip-bad to leave such lines out)")
+    log.warning("left out %d lines: %s: %s", len(bad), why, ", ".join(_where(s) for s in bad))
+
+
+def check_texts(samples: list[LineSample], skip_bad: bool) -> list[LineSample]:
+    """Lines with text: an empty transcription of an inked line would teach the model to read
+    nothing there (raise, or drop them with skip_bad)."""
+    empty = [s for s in samples if not s.text.strip()]
+    _left_out(empty, "empty transcription", skip_bad)
+    return [s for s in samples if s.text.strip()]
 
 
 def check_charset(samples: list[LineSample], charset: Charset, skip_bad: bool) -> list[LineSample]:
     """Lines the base model can learn: its charset is fixed, so a line with other characters
-    would teach it nothing right (raise, or drop them with skip_bad)."""
+    would teach it nothing right (raise, or drop them with skip_bad, naming them)."""
     report = charset.coverage((s.id, s.text) for s in samples)
     if report.ok:
         return samples
     if not skip_bad:
         raise ConfigError(f"the base model cannot write every character of these lines: {report.summary()} "
                          "(use --skip-bad to leave those lines out)")
+    bad = [s for s in samples if not charset.coverage([(s.id, s.text)]).ok]
+    _left_out(bad, f"characters the base model cannot write ({report.summary()})", skip_bad)
     return [s for s in samples if charset.coverage([(s.id, s.text)]).ok]
 
 

@@ -307,7 +307,7 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
 
 
 def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None,
-          on_step=None) -> TrainerState:
+          on_step=None, resumable: bool = True) -> TrainerState:
     """Train a model as configured; returns the final state (best CER, history).
 
     Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
@@ -316,6 +316,8 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     `on_network(net)` runs once the initial weights are in, before the optimizer takes the
     trainable parameters: both for hwr.training.adapt (augmented user lines, frozen layers).
     `on_step(step)` runs after every optimizer step (bench/profile_training.py steps a profiler).
+    `resumable=False`: a crash or stop writes no emergency checkpoint (a caller that always
+    starts over, like hwr adapt, would never --resume it).
     """
     from hwr.datasets import open_dataset
 
@@ -331,7 +333,7 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
         with sigterm_as_exit():
-            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step)
+            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable)
         if on_finish is not None:
             on_finish(unwrap(net), ctx)
         return state
@@ -400,7 +402,8 @@ class TrainingRun:
                         self.scaler, self.state)
 
 
-def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None):
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None,
+           resumable: bool = True):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     out = _prepare_output(cfg, ctx)
     if cfg.resume and ctx.is_main:
@@ -428,7 +431,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         run_loop(run)
     except BaseException:
         # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
-        if ctx.is_main:
+        if ctx.is_main and resumable:
             run.save_last()
             log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
         raise

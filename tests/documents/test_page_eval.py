@@ -132,6 +132,28 @@ def test_bad_ground_truth_is_named_or_skipped(gt_txt_folder):
     assert {f.stage for f in failures} == {"truth"}
 
 
+def test_a_page_image_without_ground_truth_is_named_not_dropped(gt_txt_folder):
+    (gt_txt_folder / "latin1.gt.txt").unlink()
+    (gt_txt_folder / "orphan.gt.txt").unlink()
+    with pytest.raises(DatasetError, match=r"latin1\.png.*no ground truth latin1\.gt\.txt"):
+        read_page_truth(gt_txt_folder)
+    failures = []
+    assert [t.id for t in read_page_truth(gt_txt_folder, failures)] == ["a", "b"]
+    assert [Path(f.source).name for f in failures] == ["latin1.png"]
+
+
+def test_page_xml_and_gt_txt_pages_in_one_folder_are_all_scored_each_once(gt_folder, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(gt_folder, tmp_path / "mixed")
+    cv2.imwrite(str(folder / "scan.png"), cv2.imread(str(gt_folder / "page0.png")))
+    (folder / "scan.gt.txt").write_text("a line of its own\n")
+    (folder / "page0.gt.txt").write_text("page0 has PAGE XML: this is not scored\n")
+    truths = read_page_truth(folder)
+    assert [t.id for t in truths] == ["page0", "page1", "scan"]
+    assert truths[0].polygons is not None and truths[2].lines == ["a line of its own"]
+
+
 def test_hwr_eval_pages_names_bad_ground_truth_and_honours_skip_bad(gt_txt_folder, model_dir, tmp_path, capsys):
     from hwr.cli import main
 
@@ -146,8 +168,8 @@ def test_hwr_eval_pages_names_bad_ground_truth_and_honours_skip_bad(gt_txt_folde
 
 
 def test_unreadable_page_image_fails_unless_skip_bad(gt_txt_folder, model_dir):
-    (gt_txt_folder / "latin1.gt.txt").unlink()
-    (gt_txt_folder / "orphan.gt.txt").unlink()
+    for name in ("latin1.gt.txt", "latin1.png", "orphan.gt.txt"):
+        (gt_txt_folder / name).unlink()
     (gt_txt_folder / "b.png").write_bytes(b"not a png")
     recognizer = Recognizer.load(model_dir, device="cpu")
     with pytest.raises(ImageError, match=r"b\.png"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwr.documents.pages import DEFAULT_DPI, expand_inputs, load_page, page_refs, prefetch_map
+from hwr.documents.pages import DEFAULT_DPI, expand_inputs, load_page, may_name_several, page_refs, prefetch_map
 from hwr.recognition.imaging import ImageError
 
 import bad_inputs
@@ -84,6 +84,37 @@ def test_broken_and_missing_pages_are_reported_not_raised(tmp_path):
     assert len(errors) == 3 and all(isinstance(e[2], ImageError) for e in errors)
     assert "bad.png" in str(errors[0][2])
     assert isinstance(results[-1][2], np.ndarray)
+
+
+def test_broken_and_looping_links_in_a_folder_are_reported_not_dropped(tmp_path):
+    _img(5).save(tmp_path / "good.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "loop1.png").symlink_to(tmp_path / "loop2.png")
+    (tmp_path / "loop2.png").symlink_to(tmp_path / "loop1.png")
+    refs = list(page_refs([tmp_path]))
+    assert [r.page_id for r in refs] == ["dangling", "good", "loop1", "loop2"]
+    errors = _errors(refs)
+    assert set(errors) == {str(tmp_path / n) for n in ("dangling.png", "loop1.png", "loop2.png")}
+    assert all("broken or looping symbolic link" in e for e in errors.values())
+
+
+def test_a_document_page_never_takes_the_id_of_a_file_named_like_it(tmp_path):
+    """scan.tif's pages would be scan#p1...; a file scan#p1.png already has that id, so the
+    document's pages get a stem of their own: no output overwrites another."""
+    frames = [_img(v) for v in (30, 40, 50)]
+    frames[0].save(tmp_path / "scan.tif", save_all=True, append_images=frames[1:])
+    _img(90).save(tmp_path / "scan#p1.png")
+    ids = [ref.page_id for ref in page_refs([tmp_path])]
+    assert ids == ["scan#p1", "scan-2#p1", "scan-2#p2", "scan-2#p3"] and len(set(ids)) == 4
+    assert ids == [ref.page_id for ref in page_refs([tmp_path])]  # the same on every run (resume)
+
+
+def test_inputs_that_may_stand_for_several_files(tree):
+    listing = tree / "pages.txt"
+    listing.write_text("box/a.png\n")
+    assert may_name_several([tree / "box"]) and may_name_several([str(tree / "box" / "*.png")])
+    assert may_name_several([listing]) and may_name_several([tree / "box" / "a.png", tree / "doc.pdf"])
+    assert not may_name_several([tree / "box" / "a.png"]) and not may_name_several([tree / "doc.pdf"])
 
 
 def test_skip_drops_pages_before_loading(tree):

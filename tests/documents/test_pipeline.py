@@ -167,6 +167,24 @@ def test_bombs_and_broken_tiffs_fail_alone(recognizer, rendered, tmp_path, mode)
     assert {r[0] for r in rows} >= {"b_bomb", "c_cut"}
 
 
+def test_each_run_writes_the_errors_file_afresh(recognizer, tmp_path):
+    """A resumed run retries every failed input: the file lists what fails now, each once."""
+    Image.fromarray(render_line("first line")).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"")
+    out = tmp_path / "out"
+    config = BatchConfig(mode="line", output_dir=str(out), progress=False)
+    for _ in range(2):
+        run_batch(recognizer, [tmp_path / "a.png", tmp_path / "b.png"], config)
+        rows = (out / "errors.tsv").read_text().splitlines()
+        assert len(rows) == 1 and rows[0].startswith("b\t")
+    Image.fromarray(render_line("second line")).save(tmp_path / "b.png")  # fixed
+    again = run_batch(recognizer, [tmp_path / "a.png", tmp_path / "b.png"],
+                      BatchConfig(mode="line", output_dir=str(out), resume=True, progress=False))
+    assert again.skipped == 1 and again.line_images == 1 and not again.failures
+    assert again.skipped_sources == [str(tmp_path / "a.png")]
+    assert not (out / "errors.tsv").exists() and (out / "b.txt").is_file()
+
+
 def test_same_name_in_two_folders_keeps_both_outputs_and_resumes(recognizer, tmp_path):
     for folder, text in (("batch1", "first folder"), ("batch2", "second folder")):
         (tmp_path / folder).mkdir()

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
+from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, load_model
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
@@ -27,8 +28,11 @@ from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt
 from hwr.training.adapt_data import (
     AdaptLines,
     augment_real_line,
+    check_charset,
+    check_texts,
     cut_words,
     ink_of,
+    loaded,
     real_line_config,
     recombine,
     split_lines,
@@ -290,6 +294,40 @@ def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
     (tmp_path / "adapted" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
         adapt(data, quick(tmp_path, base))
+
+
+def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
+    folder = write_pairs(tmp_path / "pairs", 3)
+    (folder / "l001.png").write_bytes(b"")
+    lines = [LineSample(f"l{i:03d}", LINE_TEXTS[i], str(folder / f"l{i:03d}.png")) for i in range(3)]
+    with pytest.raises(ImageError, match="l001.png"):
+        loaded(lines)
+    with caplog.at_level("WARNING"):
+        kept = loaded(lines, skip_bad=True)
+    assert [s.id for s in kept] == ["l000", "l002"] and "l001.png" in caplog.text
+    kept[1] = LineSample("l002", "  ", kept[1].image)  # an inked line transcribed as nothing
+    with pytest.raises(ConfigError, match="l002: empty transcription"):
+        check_texts(kept, skip_bad=False)
+    assert [s.id for s in check_texts(kept, skip_bad=True)] == ["l000"]
+    strange = [LineSample("l000", "the cat", kept[0].image), LineSample("l009", "naïve ☃", kept[0].image)]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert [s.id for s in check_charset(strange, Charset(), skip_bad=True)] == ["l000"]
+    assert "l009" in caplog.text
+
+
+def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_path, monkeypatch, caplog):
+    base = make_untrained_model(tmp_path / "base")
+
+    def interrupted(*args, **kwargs):
+        (tmp_path / "adapted" / adapt_module.RUN_DIR / "last").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adapt_module, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("ERROR"):
+        adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base))
+    assert not (tmp_path / "adapted").exists()
+    assert "no model written" in caplog.text and "--resume" not in caplog.text
 
 
 def test_rejects_shares_out_of_range():

@@ -116,6 +116,24 @@ def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch)
     assert state.step == 6
 
 
+def test_a_caller_that_always_starts_over_gets_no_emergency_checkpoint(pairs_dir, tmp_path, caplog):
+    """resumable=False (hwr adapt): an interrupted run saves nothing and offers no --resume."""
+    def interrupt(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    def saved_step(run):
+        return json.loads((run / "last" / "trainer_state.json").read_text())["trainer"]["step"]
+
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("ERROR"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=50), on_step=interrupt, resumable=False)
+    # Only the validation at step 2 saved; the stop at step 3 did not.
+    assert saved_step(tmp_path / "run") == 2 and "--resume" not in caplog.text
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("ERROR"):
+        train(_cfg(pairs_dir, tmp_path / "again", max_steps=50), on_step=interrupt)
+    assert saved_step(tmp_path / "again" / "run") == 3 and "use --resume" in caplog.text
+
+
 def test_keep_snapshots_saves_every_validation_for_averaging(pairs_dir, tmp_path):
     from hwr.training.averaging import average_models
 

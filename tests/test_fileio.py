@@ -1,0 +1,40 @@
+"""Atomic writes leave no temp file behind, and output paths are checked before the work."""
+from __future__ import annotations
+
+import pytest
+
+from hwr.errors import ConfigError
+from hwr.fileio import atomic_write_text, check_output_dir, check_output_file
+
+
+def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "first")
+    atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    folder = tmp_path / "taken.txt"
+    folder.mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError):
+        atomic_write_text(folder, "text")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "taken.txt"]
+
+
+def test_output_folder_is_made_or_refused_naming_the_option(tmp_path):
+    check_output_dir(tmp_path / "a" / "b", "--output-dir")
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="--output-dir .*file: is a file"):
+        check_output_dir(tmp_path / "file", "--output-dir")
+    with pytest.raises(ConfigError, match="--output-dir .*cannot create"):
+        check_output_dir(tmp_path / "file" / "sub", "--output-dir")
+    check_output_dir(None, "--output-dir")  # not asked for: nothing to check
+
+
+def test_output_file_must_not_be_a_folder_and_its_folder_must_be_makeable(tmp_path):
+    check_output_file(tmp_path / "new" / "report.json", "--json")
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "report.json").exists()
+    with pytest.raises(ConfigError, match="--json .*new: is a folder"):
+        check_output_file(tmp_path / "new", "--json")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(ConfigError, match="--csv .*plain"):
+        check_output_file(tmp_path / "plain" / "lines.csv", "--csv")
