@@ -38,7 +38,6 @@ from hwr.recognition.model import (
     ModelError,
     Recognizer,
     load_model,
-    pick_device,
     read_model_config,
     resolve_model_dir,
     save_model,
@@ -66,8 +65,6 @@ RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed a
 # that keeps the other hands within --max-forgetting and reads the held-out lines best wins.
 MIXES = (1.0, 0.75, 0.5, 0.25)
 CHECK_SEED = 7919  # the other-hands lines: never the rehearsal lines trained on (seed-offset)
-ANCHOR_SEED = 6007  # the lines the weights' importance is read from (--anchor): not the check lines
-ANCHOR_LINES = 64
 TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-memory data sets
 
 
@@ -111,10 +108,6 @@ class AdaptConfig:
     max_forgetting: float = setting(
         0.1, help="the adapted weights may raise the CER of those lines by this share at most: otherwise they are "
                   "blended back towards the base model's (keeping 75, 50 or 25% of the change) until they do not")
-    anchor: float = setting(
-        0.0, help="pull each weight back towards the base model's after every step, in proportion to how much "
-                  "other hands need it (elastic weight consolidation; the Fisher information on synthetic lines in "
-                  "the training fonts): the share per step for a weight of average importance; 0: no pull")
     seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
@@ -136,8 +129,6 @@ class AdaptConfig:
                 raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
         if self.minutes <= 0:
             raise ConfigError(f"--minutes must be positive, got {self.minutes}")
-        if not 0.0 <= self.anchor <= 1.0:
-            raise ConfigError(f"--anchor must be in [0, 1], got {self.anchor}")
         if self.batch_size < 1 or self.min_held_out < 1:
             raise ConfigError("--batch-size and --min-held-out must be at least 1")
 
@@ -305,14 +296,13 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     shutil.rmtree(run_dir, ignore_errors=True)
     budget = budget_for(len(split.adapt), cfg)
     words = cut_words(base, split.adapt) if cfg.recombine > 0 else None
-    importance = weight_importance(base_dir, charset, base_config, cfg) if cfg.anchor > 0 else None
     # Leave time for what follows the last step: its validation reads the held-out lines, and
     # each blend of choose_mix reads them and the other-hands lines once more (both timed
     # just now, so a busy machine reserves more); then the model is written.
     reserve = (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
     train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - reserve)
     try:
-        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words, importance)
+        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
     except BaseException:
         # adapt always starts over: nothing of an interrupted run is worth keeping.
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -354,28 +344,6 @@ def other_hands(charset, count: int, seed: int) -> list[LineSample]:
     return [lines[i] for i in range(count)]
 
 
-def weight_importance(base_dir: Path, charset, base_config: ModelConfig, cfg: AdaptConfig) -> dict:
-    """The base model's weights and their Fisher importance on synthetic lines in the training
-    fonts (hwr.training.anchor), for --anchor."""
-    from hwr.datasets.synthetic import SyntheticLines
-    from hwr.training.anchor import fisher_diagonal
-    from hwr.training.batches import EncodedLines, collate_lines
-
-    net, _ = load_model(base_dir, device=pick_device(cfg.device))
-    lines = SyntheticLines(ANCHOR_LINES, split="train", charset=charset, seed=ANCHOR_SEED + cfg.seed)
-    encoded = EncodedLines([lines[i] for i in range(len(lines))], charset,
-                           NormalizeConfig.from_dict(base_config.normalize))
-    # Similar widths together, as training batches them: little padding.
-    order = sorted(range(len(encoded)), key=lambda i: len(lines[i].text))
-    batches = [collate_lines([encoded[i] for i in order[k: k + cfg.batch_size]])
-               for k in range(0, len(order), cfg.batch_size)]
-    started = time.monotonic()
-    fisher = fisher_diagonal(net, batches)
-    log.info("weights' importance to other hands read from %d synthetic lines in %.1f s", len(lines),
-             time.monotonic() - started)
-    return {"base": {k: v.detach().clone() for k, v in net.state_dict().items()}, "fisher": fisher}
-
-
 def choose_mix(origin: dict, adapted: Recognizer, held_out: list[LineSample], others: list[LineSample],
                others_before: float | None, max_forgetting: float) -> tuple[float, float, float | None]:
     """Blend the adapted weights back towards the base model's: theta = base + mix * (adapted - base),
@@ -414,7 +382,7 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
-           cfg: AdaptConfig, words=None, importance: dict | None = None):
+           cfg: AdaptConfig, words=None):
     from hwr.recognition.charset import Charset
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
@@ -436,19 +404,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         val_every=budget.val_every, val_batch_size=32,
         patience=cfg.patience if cfg.keep == "best" else 0, seed=cfg.seed, workers=cfg.workers, loader_start="spawn",
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
-    freeze = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
-    anchors = []
-
-    def on_network(net: torch.nn.Module) -> None:
-        if freeze is not None:
-            freeze(net)
-        if importance is not None:
-            from hwr.training.anchor import WeightAnchor
-
-            anchors.append(WeightAnchor(net, importance["base"], importance["fisher"], cfg.anchor))
-
-    return train(train_cfg, datasets=datasets, on_network=on_network,
-                 on_step=lambda step: anchors[0].pull() if anchors else None, resumable=False)
+    on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
+    return train(train_cfg, datasets=datasets, on_network=on_network, resumable=False)
 
 
 def _write_symbols(run_dir: Path, charset) -> Path:
@@ -496,13 +453,6 @@ def _others_rows(r: AdaptResult, check_lines: int) -> str:
             f"{r.others_before:.2%} before, {r.others_after:.2%} after{blended}.\n")
 
 
-def _anchor_text(strength: float) -> str:
-    if not strength:
-        return ""
-    return (f", each weight pulled back towards the base model's after every step by {strength:g} x its importance "
-            f"to other hands (elastic weight consolidation, Fisher information on {ANCHOR_LINES} synthetic lines)")
-
-
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
     kept = ("the adapted weights (they read the held-out lines better)" if r.improved else
             "**the base model's weights unchanged**: the adapted ones did not read the held-out lines better")
@@ -524,7 +474,7 @@ This folder holds {kept}.
 - Training: {r.steps} steps in {r.minutes:.1f} minutes (budget {cfg.minutes:g}), peak LR {budget.lr:g}, batches of \
 {cfg.batch_size} lines with {cfg.rehearsal:.0%} synthetic rehearsal lines, {cfg.augment:.0%} of the user's lines \
 distorted like a writer's (slant, rotation, elastic warp, pen width), conv layers \
-{"frozen" if budget.freeze_conv else "trained"}{_anchor_text(cfg.anchor)}; seed {cfg.seed}.
+{"frozen" if budget.freeze_conv else "trained"}; seed {cfg.seed}.
 - Caveat: the held-out lines also chose the stopping step, so the after figure is slightly optimistic; \
 with few held-out lines it is also noisy. Score the model on pages it has not seen (`hwr eval`) before relying on it.
 - The held-out CER at each evaluation is in `{HISTORY_FILE}`; the base model's own card describes its training data.

@@ -231,30 +231,6 @@ def test_freeze_conv_trains_only_the_recurrent_and_output_layers(tmp_path, monke
     assert not np.array_equal(before["output.weight"].numpy(), after["output.weight"].numpy())
 
 
-def test_anchor_holds_the_weights_other_hands_need_and_frees_the_rest(tmp_path, monkeypatch):
-    """--anchor 1: every weight at least as important as the average is pulled all the way
-    back after each step, so it ends as the base model's; the least important ones learn."""
-    base = make_untrained_model(tmp_path / "base")
-    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
-    monkeypatch.setattr(adapt_module, "ANCHOR_LINES", 6)
-    cfg = quick(tmp_path, base, anchor=1.0, lr=0.01)
-    adapt([str(write_pairs(tmp_path / "pairs"))], cfg)
-    base_config = load_model(base)[1]
-    importance = adapt_module.weight_importance(base, Charset(base_config.charset), base_config, cfg)
-    fisher = importance["fisher"]
-    mean = sum(float(f.sum()) for f in fisher.values()) / sum(f.numel() for f in fisher.values())
-    before = load_file(str(base / "model.safetensors"))
-    after = load_file(str(tmp_path / "adapted" / "model.safetensors"))
-    held = free = 0
-    for name, f in fisher.items():
-        important = f >= mean
-        assert torch.allclose(after[name][important], before[name][important], atol=1e-6), name
-        held += int(important.sum())
-        free += int((after[name][~important] != before[name][~important]).sum())
-    assert held and free
-    assert "elastic weight consolidation" in (tmp_path / "adapted" / MODEL_CARD_FILE).read_text(encoding="utf-8")
-
-
 def test_adapted_weights_are_blended_back_until_other_hands_stay_within_the_limit(tmp_path, monkeypatch):
     base = Recognizer(*load_model(make_untrained_model(tmp_path / "base", seed=0)))
     adapted = Recognizer(*load_model(make_untrained_model(tmp_path / "adapted", seed=1)))
@@ -333,8 +309,6 @@ def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_pa
 def test_rejects_shares_out_of_range():
     with pytest.raises(ConfigError, match="--rehearsal"):
         AdaptConfig(rehearsal=1.0)
-    with pytest.raises(ConfigError, match="--anchor"):
-        AdaptConfig(anchor=-0.1)
 
 
 @pytest.mark.slow
