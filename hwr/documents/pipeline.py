@@ -151,6 +151,13 @@ def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[s
 ERRORS_COLUMNS = ("page_id", "source", "stage", "message")
 
 
+def tsv_field(value) -> str:
+    """A value as one TSV field: backslash, tab, newline and carriage return escaped as \\\\,
+    \\t, \\n, \\r, so a file name holding them still reads back as itself."""
+    return (str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
 class ErrorLog:
     """Failed inputs, one TSV row each (ERRORS_COLUMNS), flushed as they happen.
 
@@ -172,7 +179,7 @@ class ErrorLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8")
         row = (failure.page_id, failure.source, failure.stage, failure.message)
-        self._file.write("\t".join(str(v).replace("\t", " ").replace("\n", " ") for v in row) + "\n")
+        self._file.write("\t".join(tsv_field(v) for v in row) + "\n")
         self._file.flush()
 
     def close(self) -> None:

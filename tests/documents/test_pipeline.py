@@ -185,6 +185,20 @@ def test_each_run_writes_the_errors_file_afresh(recognizer, tmp_path):
     assert not (out / "errors.tsv").exists() and (out / "b.txt").is_file()
 
 
+def test_errors_file_escapes_what_would_break_a_row(tmp_path):
+    from hwr.documents.pipeline import ErrorLog
+    from hwr.records import FailedInput
+
+    errors = ErrorLog(tmp_path / "errors.tsv")
+    errors.add(FailedInput("in/bad\tname\\x.png", "read", "two\nlines", "bad\tname"))
+    errors.close()
+    (row,) = (tmp_path / "errors.tsv").read_text().splitlines()
+    fields = row.split("\t")
+    assert fields == ["bad\\tname", "in/bad\\tname\\\\x.png", "read", "two\\nlines"]
+    unescaped = fields[1].encode().decode("unicode_escape")
+    assert unescaped == "in/bad\tname\\x.png"
+
+
 def test_same_name_in_two_folders_keeps_both_outputs_and_resumes(recognizer, tmp_path):
     for folder, text in (("batch1", "first folder"), ("batch2", "second folder")):
         (tmp_path / folder).mkdir()
