@@ -131,7 +131,12 @@ def _default(f: dataclasses.Field):
 
 
 def read_config_file(path: str) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: config file is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml

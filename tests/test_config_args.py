@@ -160,3 +160,14 @@ def test_every_shipped_training_config_passes_the_checks():
     assert configs
     for path in configs:
         assert isinstance(build_config(TrainConfig, args, str(path)), TrainConfig), path
+
+
+def test_a_config_file_that_cannot_be_read_is_a_config_error_naming_it(tmp_path):
+    from hwr.config_args import read_config_file
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"missing\.json: cannot read"):
+        read_config_file(str(tmp_path / "missing.json"))
+    (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match=r"latin1\.json: config file is not UTF-8"):
+        read_config_file(str(tmp_path / "latin1.json"))

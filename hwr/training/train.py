@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from hwr.config_args import check_fields, setting
 from hwr.datasets import LineDataset, known_lines
-from hwr.errors import ConfigError, MissingFileError
+from hwr.errors import ConfigError, HwrError, MissingFileError
+from hwr.fileio import check_output_dir
 from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
@@ -42,7 +43,13 @@ from hwr.training.batches import (
     collate_lines,
     collate_pool,
 )
-from hwr.training.checkpoint import TrainerState, load_trainer_state, recover_checkpoint, save_checkpoint
+from hwr.training.checkpoint import (
+    CheckpointError,
+    TrainerState,
+    load_trainer_state,
+    recover_checkpoint,
+    save_checkpoint,
+)
 from hwr.training.distributed import (
     DistContext,
     ShardedBatchSampler,
@@ -116,6 +123,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)  # library callers get the same checks as the command line
+        for name in ("batch_size", "val_batch_size", "val_every", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +187,10 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
                 ctx: DistContext = DistContext()) -> DataLoader:
     """Training: global batches (per-process batch x processes), each rank taking its share.
     Validation: each rank reads its own shard of the lines, without padding."""
-    encoded = EncodedLines(samples, charset, norm, skip_bad=cfg.skip_bad)
+    # Bad lines come back as records, never as exceptions: an exception raised in a loader
+    # process reaches this one as a RuntimeError with a traceback. The training loop and
+    # validate() raise (or, with --skip-bad, report) them here, naming the file.
+    encoded = EncodedLines(samples, charset, norm, skip_bad=True)
     global_batch = cfg.batch_size * ctx.world_size
     collate = collate_lines
     if not train:
@@ -266,8 +279,12 @@ def unwrap(net: torch.nn.Module) -> torch.nn.Module:
     return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
 
 
+def bad_line_error(error: str) -> HwrError:
+    return HwrError(f"{error} (fix or remove it, or use --skip-bad to leave such lines out)")
+
+
 def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext(),
-             step: int | None = None) -> tuple[ErrorCounts, float]:
+             step: int | None = None, skip_bad: bool = False) -> tuple[ErrorCounts, float]:
     """Greedy-decode the validation set through the Recognizer's own decoding path.
 
     Under torchrun each rank scores its shard and the edit counts are summed, so the CER is
@@ -275,10 +292,13 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
     """
     net = unwrap(net)
     recognizer = Recognizer(net, config, device)
-    counts, losses, too_short = ErrorCounts(), [], PendingTooShort()
+    counts, losses, too_short, skipped = ErrorCounts(), [], PendingTooShort(), []
     net.eval()
     with torch.inference_mode():
         for batch in loader:
+            if batch.errors and not skip_bad:
+                raise bad_line_error(batch.errors[0])
+            skipped.extend(batch.errors)
             if len(batch) == 0:
                 continue
             loss, short = ctc_loss(net, batch, device, False)
@@ -288,10 +308,15 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
     net.train()
+    if skipped:
+        log.warning("validation skipped %d bad lines: %s", len(skipped), "; ".join(skipped))
     report_too_short(too_short.take(), "validation", step)
     sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
                             sum(losses), len(losses)], ctx)
     counts = ErrorCounts(*(int(v) for v in sums[:5]))
+    if counts.lines == 0:
+        # A CER of 0 over no lines would be kept as the best model and never beaten.
+        raise HwrError("no validation line could be read: nothing to choose the best model by")
     return counts, sums[5] / sums[6] if sums[6] else float("nan")
 
 
@@ -382,7 +407,7 @@ class TrainingRun:
     # Exponential moving average of the training loss, kept on the device: reading it waits for
     # the GPU, so only the progress display and the logs read it (running_loss), not every step.
     loss_average: torch.Tensor | None = None
-    skipped: list[str] = field(default_factory=list)  # bad training lines (--skip-bad), for the final report
+    skipped: dict[str, None] = field(default_factory=dict)  # bad training lines (--skip-bad), each once, in order
     # Lines CTC could not align, since the last validation.
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
@@ -411,7 +436,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     barrier(ctx)
     train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
     val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
-    resuming = cfg.resume and (out / "last" / CONFIG_FILE).exists()
+    for spec, data in ((cfg.train, train_set), (cfg.val, val_set)):
+        if len(data) == 0:
+            raise HwrError(f"{spec}: no lines in this data set")
+    resuming = cfg.resume and _resumable(out / "last")
+    if not resuming and ctx.is_main and (out / "history.jsonl").exists():
+        # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
+        # and its curve must not run on into this one's.
+        log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
+        (out / "history.jsonl").unlink()
     net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
     charset = Charset(model_config.charset)
     check_coverage(charset, train_set, "training", cfg.skip_bad)
@@ -435,14 +468,31 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             run.save_last()
             log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
         raise
+    finally:
+        if run.skipped and ctx.is_main:
+            shown = list(run.skipped)[:20]
+            more = f" and {len(run.skipped) - len(shown)} more" if len(run.skipped) > len(shown) else ""
+            log.warning("skipped %d bad training lines: %s%s", len(run.skipped), "; ".join(shown), more)
     return run.state, run.net
+
+
+def _resumable(last: Path) -> bool:
+    """Whether <out>/last holds a run to resume: False for none (or an empty folder); a
+    checkpoint that lost its config.json is an error naming it, not a silent fresh start
+    that would overwrite it."""
+    if (last / CONFIG_FILE).exists():
+        return True
+    if last.is_dir() and any(last.iterdir()):
+        raise CheckpointError(f"{last}: the checkpoint has no {CONFIG_FILE}; it cannot be resumed "
+                              "(restore the file, or train into another --out)")
+    return False
 
 
 def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path:
     torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        check_output_dir(out, "--out")
     else:
         log.setLevel(logging.WARNING)
     return out
@@ -569,8 +619,11 @@ def run_loop(run: TrainingRun) -> None:
     done = False
     while not done:
         run.train_loader.batch_sampler.set_epoch(state.epoch)
+        steps_before = state.step
         for batch in training_batches(run.train_loader, cfg.seed + state.epoch):
-            run.skipped.extend(batch.errors)
+            if batch.errors and not cfg.skip_bad:
+                raise bad_line_error(batch.errors[0])
+            run.skipped.update(dict.fromkeys(batch.errors))
             if len(batch) == 0:
                 continue
             train_step(run, batch)
@@ -590,12 +643,15 @@ def run_loop(run: TrainingRun) -> None:
                 if stop or state.step >= cfg.max_steps or out_of_time:
                     done = True
                     break
+        if not done and state.step == steps_before:
+            # A whole pass over the data without one step: every line was bad (or there are
+            # none); another pass would find the same, forever.
+            raise HwrError(f"{cfg.train}: no usable training lines"
+                           + (f" ({len(run.skipped)} skipped as bad)" if run.skipped else ""))
         state.epoch += 1
     bar.close()
     if history_file is not None:
         history_file.close()
-    if run.skipped:
-        log.warning("skipped %d bad training lines, e.g. %s", len(run.skipped), run.skipped[:3])
 
 
 def _validation_postfix(state: TrainerState) -> dict[str, str]:
@@ -645,7 +701,8 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
 
     Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
     cfg, state = run.cfg, run.state
-    counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx, step=state.step)
+    counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx, step=state.step,
+                                skip_bad=run.cfg.skip_bad)
     too_short_ids = run.too_short.take()
     report_too_short(too_short_ids, "training", state.step)
     too_short = int(all_reduce_sums([len(too_short_ids)], run.ctx)[0])

@@ -277,3 +277,90 @@ def test_on_step_is_called_after_every_optimizer_step(pairs_dir, tmp_path):
     steps = []
     state = train(_cfg(pairs_dir, tmp_path, max_steps=3, val_every=3), on_step=steps.append)
     assert steps == [1, 2, 3] and state.step == 3
+
+
+# --- bad data: named, in the training process, whatever the loader processes ---------------
+
+def _bad_pairs(folder, n_bad=1, n_good=0):
+    folder.mkdir()
+    for i in range(n_good):
+        Image.fromarray(render_line(f"good line {i}")).save(folder / f"good{i}.png")
+        (folder / f"good{i}.gt.txt").write_text(f"good line {i}\n")
+    for i in range(n_bad):
+        (folder / f"zero{i}.png").write_bytes(b"")
+        (folder / f"zero{i}.gt.txt").write_text("lost line\n")
+    return folder
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_bad_training_image_is_named_from_a_loader_process_too(pairs_dir, tmp_path, workers):
+    from hwr.errors import HwrError
+
+    bad = _bad_pairs(tmp_path / "bad", n_bad=1, n_good=6)
+    with pytest.raises(HwrError, match=r"zero0\.png: file is empty.*--skip-bad"):
+        train(_cfg(pairs_dir, tmp_path, train=str(bad), workers=workers, max_steps=20))
+
+
+def test_training_data_with_no_usable_line_is_an_error_not_an_endless_loop(pairs_dir, tmp_path):
+    from hwr.errors import HwrError
+
+    bad = _bad_pairs(tmp_path / "bad", n_bad=3)
+    with pytest.raises(HwrError, match=r"no usable training lines \(3 skipped as bad\)"):
+        train(_cfg(pairs_dir, tmp_path, train=str(bad), skip_bad=True, max_steps=20))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(HwrError, match="no lines in this data set"):
+        train(_cfg(pairs_dir, tmp_path, train=str(empty)))
+    with pytest.raises(HwrError, match="no lines in this data set"):
+        train(_cfg(pairs_dir, tmp_path, val=str(empty)))
+
+
+def test_bad_validation_lines_are_named_and_a_validation_with_none_left_is_an_error(pairs_dir, tmp_path, caplog):
+    import shutil
+
+    from hwr.errors import HwrError
+
+    val = shutil.copytree(pairs_dir, tmp_path / "val")
+    (val / "zero.png").write_bytes(b"")
+    (val / "zero.gt.txt").write_text("lost line\n")
+    with caplog.at_level("WARNING"):
+        train(_cfg(pairs_dir, tmp_path, val=str(val), skip_bad=True, max_steps=2))
+    assert "validation skipped 1 bad lines" in caplog.text and "zero.png" in caplog.text
+    with pytest.raises(HwrError, match=r"zero\.png: file is empty"):
+        train(_cfg(pairs_dir, tmp_path / "strict", val=str(val), max_steps=2))
+    all_bad = _bad_pairs(tmp_path / "all-bad", n_bad=2)
+    with pytest.raises(HwrError, match="no validation line could be read"):
+        train(_cfg(pairs_dir, tmp_path / "none", val=str(all_bad), skip_bad=True, max_steps=2))
+
+
+def test_counts_below_one_are_refused():
+    from hwr.errors import ConfigError
+
+    for name in ("batch_size", "val_every", "max_steps", "val_batch_size"):
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} must be at least 1"):
+            TrainConfig(**{name: 0})
+
+
+def test_a_checkpoint_without_its_config_is_not_silently_replaced(pairs_dir, tmp_path):
+    from hwr.training.checkpoint import CheckpointError
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    (tmp_path / "run" / "last" / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True))
+
+
+def test_a_new_run_in_an_old_runs_folder_starts_its_own_history(pairs_dir, tmp_path, caplog):
+    train(_cfg(pairs_dir, tmp_path, max_steps=4))
+    with caplog.at_level("WARNING"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert steps == [2] and "holds an earlier run" in caplog.text
+
+
+def test_an_output_folder_that_is_a_file_is_refused(pairs_dir, tmp_path):
+    from hwr.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="--out .*afile: is a file"):
+        train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "afile")))
