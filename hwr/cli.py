@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
-from hwr.errors import ConfigError, HwrError
+from hwr.errors import ConfigError, HwrError, MissingFileError
 from hwr.fileio import check_output_dir, check_output_file
 
 
@@ -254,6 +254,7 @@ def cmd_synth(args) -> int:
     from hwr.synth.export import SynthExportConfig, export_dataset
 
     cfg = build_config(SynthExportConfig, args, args.config)
+    check_output_dir(cfg.out, "--out")
     export_dataset(cfg.out, cfg.n, fmt=cfg.format, pages=cfg.pages, seed=cfg.seed, split=cfg.split,
                    progress=cfg.progress)
     return 0
@@ -267,6 +268,14 @@ def cmd_lm(args) -> int:
     cfg = build_config(LMBuildConfig, args, args.config)
     if cfg.lexicon and cfg.unit != "word":
         raise ConfigError("--lexicon needs --unit word")
+    # Inputs and outputs before the counting: a missing file is not found after the LM is written.
+    for path in [*args.corpus, *(cfg.words if cfg.lexicon else [])]:
+        if not Path(path).is_file():
+            raise MissingFileError(f"{path}: " + ("is a folder, not a text file" if Path(path).is_dir()
+                                                  else "text file not found"))
+    check_output_file(cfg.out, "--out")
+    check_output_file(cfg.lexicon, "--lexicon")
+    cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
     split = None if cfg.split == "all" else cfg.split
     charset = Charset()  # the default model charset: the LM drops what it cannot write
     model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cfg.cutoffs(), split, charset)
@@ -284,6 +293,9 @@ def cmd_average(args) -> int:
     from hwr.training.averaging import AverageConfig, average_models
 
     cfg = build_config(AverageConfig, args, args.config)
+    if any(Path(cfg.out).resolve() == Path(m).resolve() for m in args.models):
+        raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
+    check_output_dir(cfg.out, "--out")
     net, config = average_models(args.models)
     save_model(cfg.out, net, config, half=cfg.half)
     emit(f"wrote {cfg.out}: the mean of {len(args.models)} models")

@@ -205,3 +205,31 @@ def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_
     (lines / "l1.gt.txt").write_text("\n")
     assert main(["eval", str(lines)] + model) == 0
     assert "1 lines have an empty reference (e.g. l1)" in capsys.readouterr().err
+
+
+def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    cases = [
+        (["lm", "build", str(tmp_path / "latin1.txt"), "--out", str(tmp_path / "lm.arpa")], "latin1.txt: not UTF-8"),
+        (["lm", "build", str(tmp_path / "nofile.txt"), "--out", str(tmp_path / "lm.arpa")], "nofile.txt: text file"),
+        (["lm", "build", str(tmp_path / "adir"), "--out", str(tmp_path / "lm.arpa")], "adir: is a folder"),
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "adir")], "--out"),
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
+          str(tmp_path / "lex.txt"), "--words", str(tmp_path / "nowords.txt")], "nowords.txt"),
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--min-counts", "3,2"], "non-decreasing"),
+        (["average", str(untrained_model), str(untrained_model), "--out", str(untrained_model)],
+         "is one of the models being averaged"),
+        (["average", str(untrained_model), str(untrained_model), "--out", str(tmp_path / "afile")], "is a file"),
+        (["synth", "--out", str(tmp_path / "afile"), "--n", "1"], "is a file"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "lm.arpa").exists() and not (tmp_path / "lex.txt").exists()

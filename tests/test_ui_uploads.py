@@ -43,6 +43,29 @@ def test_extract_refuses_unsafe_archives(tmp_path, members, link, message):
     assert not (tmp_path / "evil.txt").exists()
 
 
+@pytest.mark.parametrize("members, message", [
+    ({"a": b"x", "a/b.png": b"y"}, "a/b.png: cannot be unpacked"),  # a file where a folder must go
+    ({"a/b.png": b"y", "a": b"x"}, "a: cannot be unpacked"),  # a folder where the file must go
+    ({"x" * 300 + ".png": b"x"}, "cannot be unpacked"),  # longer than the file system allows
+    ({".": b"x"}, "'.' names no file"),
+])
+def test_members_that_cannot_be_unpacked_are_named(tmp_path, members, message):
+    with pytest.raises(UploadError, match=message):
+        extract_zip(make_zip(tmp_path / "odd.zip", members), tmp_path / "out")
+
+
+def test_a_name_twice_in_one_archive_is_refused(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is asked to write
+        with zipfile.ZipFile(tmp_path / "dup.zip", "w") as zf:
+            zf.writestr("lines/a.png", b"first")
+            zf.writestr("lines/a.png", b"second")
+    with pytest.raises(UploadError, match="lines/a.png is in the archive twice"):
+        extract_zip(tmp_path / "dup.zip", tmp_path / "out")
+
+
 def test_extract_refuses_bombs_and_non_zips(tmp_path):
     archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": b"\0" * 100_000})
     with pytest.raises(UploadError, match="unpacks to"):

@@ -60,11 +60,18 @@ def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[
     if total > limits.max_bytes:
         raise UploadError(f"{name} unpacks to {total / 2**20:.0f} MB; at most {limits.max_bytes / 2**20:.0f} MB "
                           "are accepted")
+    seen: set[str] = set()
     for info in members:
         if _is_link(info):
             raise UploadError(f"{name}: {info.filename} is a symbolic link; links are not accepted")
         if _unsafe_path(info.filename):
             raise UploadError(f"{name}: {info.filename} points outside the archive")
+        if not _member_path(info).parts:
+            raise UploadError(f"{name}: {info.filename!r} names no file")
+        key = _member_path(info).as_posix()
+        if key in seen:
+            raise UploadError(f"{name}: {info.filename} is in the archive twice")
+        seen.add(key)
     return members
 
 
@@ -82,16 +89,24 @@ def _unsafe_path(filename: str) -> bool:
     return path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0])
 
 
+def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
+    return PurePosixPath(*[p for p in PurePosixPath(info.filename.replace("\\", "/")).parts if p != "."])
+
+
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> Path:
-    target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zf.open(info) as src, open(target, "wb") as out:
-        copied = 0
-        while chunk := src.read(1 << 20):
-            copied += len(chunk)
-            if copied > info.file_size:
-                raise UploadError(f"{info.filename} unpacks to more than its declared size")
-            out.write(chunk)
+    target = dest.joinpath(*_member_path(info).parts)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as out:
+            copied = 0
+            while chunk := src.read(1 << 20):
+                copied += len(chunk)
+                if copied > info.file_size:
+                    raise UploadError(f"{info.filename} unpacks to more than its declared size")
+                out.write(chunk)
+    except OSError as exc:
+        # A file and a folder of one name ("a" and "a/b.png"), a name too long for the disk, "."...
+        raise UploadError(f"{info.filename}: cannot be unpacked ({exc.strerror or exc})") from None
     return target
 
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from hwr.errors import ConfigError, MissingFileError
 from hwr.fileio import atomic_write_gzip_by_suffix
 from hwr.recognition.charset import Charset
 
@@ -76,11 +77,16 @@ def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, mod
     (line index % modulo == 0 is validation text), so an LM built from "train" never saw the
     validation lines."""
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
-                    continue
-                line = " ".join(line.split())
-                if line:
-                    yield line
+        try:
+            with open(path, encoding="utf-8") as f:
+                for i, line in enumerate(f):
+                    if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
+                        continue
+                    line = " ".join(line.split())
+                    if line:
+                        yield line
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+        except OSError as exc:
+            raise MissingFileError(f"{path}: cannot read the text file ({exc.strerror or exc})") from None
 

@@ -290,9 +290,12 @@ class LMBuildConfig:
 
     def cutoffs(self) -> list[int]:
         try:
-            return [int(c) for c in self.min_counts.split(",")]
+            counts = [int(c) for c in self.min_counts.split(",")]
         except ValueError:
             raise ConfigError(f"--min-counts: expected comma-separated integers, got {self.min_counts!r}") from None
+        if any(b < a for a, b in zip(counts, counts[1:])):
+            raise ConfigError(f"--min-counts must be non-decreasing with the order, got {self.min_counts}")
+        return counts
 
 
 def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: str = "char",
