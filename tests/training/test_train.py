@@ -364,3 +364,10 @@ def test_an_output_folder_that_is_a_file_is_refused(pairs_dir, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ConfigError, match="--out .*afile: is a file"):
         train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "afile")))
+
+
+def test_empty_transcriptions_in_the_training_data_are_named(pairs_dir, tmp_path, caplog):
+    (pairs_dir / "line001.gt.txt").write_text("\n")
+    with caplog.at_level("WARNING"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    assert "1 lines have an empty transcription" in caplog.text and "line001" in caplog.text
