@@ -297,8 +297,10 @@ def test_a_bad_training_image_is_named_from_a_loader_process_too(pairs_dir, tmp_
     from hwr.errors import HwrError
 
     bad = _bad_pairs(tmp_path / "bad", n_bad=1, n_good=6)
+    # spawn: a forked loader process of this test process, which earlier tests filled with
+    # OpenCV and torch threads, could hang (see TrainConfig.loader_start).
     with pytest.raises(HwrError, match=r"zero0\.png: file is empty.*--skip-bad"):
-        train(_cfg(pairs_dir, tmp_path, train=str(bad), workers=workers, max_steps=20))
+        train(_cfg(pairs_dir, tmp_path, train=str(bad), workers=workers, loader_start="spawn", max_steps=20))
 
 
 def test_training_data_with_no_usable_line_is_an_error_not_an_endless_loop(pairs_dir, tmp_path):
