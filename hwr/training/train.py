@@ -430,36 +430,44 @@ class TrainingRun:
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None,
            resumable: bool = True):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
+    existed = Path(cfg.out).exists()
     out = _prepare_output(cfg, ctx)
-    if cfg.resume and ctx.is_main:
-        recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
-    barrier(ctx)
-    train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
-    val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
-    for spec, data in ((cfg.train, train_set), (cfg.val, val_set)):
-        if len(data) == 0:
-            raise HwrError(f"{spec}: no lines in this data set")
-    resuming = cfg.resume and _resumable(out / "last")
-    if not resuming and ctx.is_main and (out / "history.jsonl").exists():
-        # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
-        # and its curve must not run on into this one's.
-        log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
-        (out / "history.jsonl").unlink()
-    net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
-    charset = Charset(model_config.charset)
-    check_coverage(charset, train_set, "training", cfg.skip_bad)
-    check_coverage(charset, val_set, "validation", cfg.skip_bad)
-    net = _place(net, device)
-    if cfg.init_from and not resuming:  # a resumed run continues its own weights
-        _init_from(net, model_config, cfg.init_from)
-    if on_network is not None:
-        on_network(net)
-    run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
-    run.net = _distribute(net, cfg, device, ctx)
-    run.on_step = on_step
-    norm = NormalizeConfig.from_dict(model_config.normalize)
-    run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
-    run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
+    try:
+        if cfg.resume and ctx.is_main:
+            recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
+        barrier(ctx)
+        train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
+        val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
+        for spec, data in ((cfg.train, train_set), (cfg.val, val_set)):
+            if len(data) == 0:
+                raise HwrError(f"{spec}: no lines in this data set")
+        resuming = cfg.resume and _resumable(out / "last")
+        if not resuming and ctx.is_main and (out / "history.jsonl").exists():
+            # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
+            # and its curve must not run on into this one's.
+            log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
+            (out / "history.jsonl").unlink()
+        net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
+        charset = Charset(model_config.charset)
+        check_coverage(charset, train_set, "training", cfg.skip_bad)
+        check_coverage(charset, val_set, "validation", cfg.skip_bad)
+        net = _place(net, device)
+        if cfg.init_from and not resuming:  # a resumed run continues its own weights
+            _init_from(net, model_config, cfg.init_from)
+        if on_network is not None:
+            on_network(net)
+        run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
+        run.net = _distribute(net, cfg, device, ctx)
+        run.on_step = on_step
+        norm = NormalizeConfig.from_dict(model_config.normalize)
+        run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
+        run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
+    except BaseException:
+        # Nothing trained yet: a folder this run made for itself goes again (a bad --init-from,
+        # data or setting would otherwise leave an empty --out behind).
+        if ctx.is_main and not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     try:
         run_loop(run)
     except BaseException:

@@ -373,3 +373,13 @@ def test_empty_transcriptions_in_the_training_data_are_named(pairs_dir, tmp_path
     with caplog.at_level("WARNING"):
         train(_cfg(pairs_dir, tmp_path, max_steps=2))
     assert "1 lines have an empty transcription" in caplog.text and "line001" in caplog.text
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_no_empty_output_folder(pairs_dir, tmp_path):
+    from hwr.errors import HwrError
+
+    with pytest.raises(HwrError):
+        train(_cfg(pairs_dir, tmp_path, init_from=str(tmp_path / "no-such-model")))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(HwrError, match=r"has no setting 'rnn_hiden' \(its settings: .*rnn_hidden"):
+        train(_cfg(pairs_dir, tmp_path, net_options={"rnn_hiden": 32}))

@@ -47,7 +47,8 @@ def make_config(arch: str, preset: str | None = None, **overrides):
         if value is None:
             continue
         if key not in cls.__dataclass_fields__:
-            raise ConfigError(f"{arch} has no setting {key!r}")
+            raise ConfigError(f"{arch} has no setting {key!r} (its settings: "
+                              f"{', '.join(sorted(cls.__dataclass_fields__))})")
         setattr(config, key, value)
     return config
 
