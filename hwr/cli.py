@@ -275,10 +275,10 @@ def cmd_lm(args) -> int:
                                                   else "text file not found"))
     check_output_file(cfg.out, "--out")
     check_output_file(cfg.lexicon, "--lexicon")
-    cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
+    cutoffs = cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
     split = None if cfg.split == "all" else cfg.split
     charset = Charset()  # the default model charset: the LM drops what it cannot write
-    model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cfg.cutoffs(), split, charset)
+    model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cutoffs, split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
     emit(f"wrote {cfg.out}: {sizes}")
     if cfg.lexicon:

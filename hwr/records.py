@@ -29,6 +29,11 @@ class LineSample:
     image: ImageSource
     meta: dict = field(default_factory=dict)
 
+    @property
+    def where(self) -> str:
+        """What a message names: the line's file when it has one (what the user can open), else its id."""
+        return str(self.image) if isinstance(self.image, (str, Path)) else self.id
+
 
 @dataclass
 class WordBox:

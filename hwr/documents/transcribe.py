@@ -32,19 +32,18 @@ class TranscriptionResult:
     lines: list[LineTranscription] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)
 
-    def add_earlier(self, path: str | Path, skipped: list[str]) -> int:
+    def add_earlier(self, path: str | Path, skipped: list[str]) -> None:
         """With --resume: keep the lines an earlier run wrote to `path` for the inputs this run
         skipped as done (`skipped`: their sources); earlier failures were retried, so only this
-        run's count. Returns the number of lines kept; an unreadable file keeps none."""
+        run's count. An unreadable file keeps none."""
         try:
             earlier = json.loads(Path(path).read_text(encoding="utf-8"))["lines"]
             lines = [LineTranscription(**line) for line in earlier]
         except (OSError, ValueError, KeyError, TypeError):
-            return 0
+            return
         done = set(skipped) - {line.source for line in self.lines}
         kept = [line for line in lines if line.source in done]
         self.lines = kept + self.lines
-        return len(kept)
 
     def to_json(self) -> str:
         return json.dumps({"lines": [asdict(line) for line in self.lines],

@@ -92,19 +92,14 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
     return out
 
 
-def _where(sample: LineSample) -> str:
-    """The line's file when it has one (what the user can open), else its id."""
-    return str(sample.image) if isinstance(sample.image, str) else sample.id
-
-
 def _left_out(bad: list[LineSample], why: str, skip_bad: bool) -> None:
     """Raise naming the lines (a few), or with skip_bad warn naming them all."""
     if not bad:
         return
-    names = ", ".join(_where(s) for s in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    names = ", ".join(s.where for s in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
     if not skip_bad:
         raise ConfigError(f"{names}: {why} (use --skip-bad to leave such lines out)")
-    log.warning("left out %d lines: %s: %s", len(bad), why, ", ".join(_where(s) for s in bad))
+    log.warning("left out %d lines: %s: %s", len(bad), why, ", ".join(s.where for s in bad))
 
 
 def check_texts(samples: list[LineSample], skip_bad: bool) -> list[LineSample]:

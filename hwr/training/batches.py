@@ -52,8 +52,7 @@ class EncodedLines(Dataset):
         except (ImageError, UnknownCharacterError) as exc:
             if not self.skip_bad:
                 raise
-            where = sample.image if isinstance(sample.image, str) else sample.id
-            return EncodedLine(sample.id, text, np.zeros((1, 1), np.float32), [], error=f"{where}: {exc}")
+            return EncodedLine(sample.id, text, np.zeros((1, 1), np.float32), [], error=f"{sample.where}: {exc}")
         return EncodedLine(sample.id, text, image, labels)
 
 

@@ -610,7 +610,7 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
     if empty:
         # Legal (a blank line reads as nothing), but mostly a transcription left out by mistake:
         # the network would learn to read nothing on an inked line.
-        names = ", ".join(str(s.image) if isinstance(s.image, (str, Path)) else s.id for s in empty[:5])
+        names = ", ".join(s.where for s in empty[:5])
         log.warning("%s data: %d lines have an empty transcription (e.g. %s)", what, len(empty), names)
     report = charset.coverage((s.id, s.text) for s in lines)
     if report.ok:
