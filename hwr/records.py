@@ -31,8 +31,13 @@ class LineSample:
 
     @property
     def where(self) -> str:
-        """What a message names: the line's file when it has one (what the user can open), else its id."""
-        return str(self.image) if isinstance(self.image, (str, Path)) else self.id
+        """What a message names: the line's file when it has one (what the user can open), else its id.
+
+        A line whose pixels are already in memory names the file they came from (meta "file":
+        an image path, or `page.xml#line` for a PAGE line cut from its page)."""
+        if isinstance(self.image, (str, Path)):
+            return str(self.image)
+        return str(self.meta.get("file") or self.id)
 
 
 @dataclass

@@ -219,7 +219,7 @@ def _cut_line(
     if cut is None:
         raise DatasetError(xml, f"TextLine {line_id!r}: polygon lies outside the page image")
     crop, bbox = cut
-    meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "source": f"{xml}#{line_id}"}
+    meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "file": f"{xml}#{line_id}"}
     return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
 
 

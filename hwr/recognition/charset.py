@@ -87,7 +87,7 @@ class Charset:
         return {ch for ch in normalize_text(text) if ch not in self._ids}
 
     def coverage(self, lines: Iterable[tuple[str, str]], max_examples: int = 5) -> CoverageReport:
-        """Check (id, text) pairs against the charset."""
+        """Check (where, text) pairs against the charset; `where` (a line's file or id) names the examples."""
         report = CoverageReport()
         for line_id, text in lines:
             missing = [ch for ch in normalize_text(text) if ch not in self._ids]

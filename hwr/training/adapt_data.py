@@ -84,7 +84,9 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
     out = []
     for s in samples:
         try:
-            out.append(replace(s, image=load_gray(s.image)))
+            pixels = load_gray(s.image)
+            named = {**s.meta, "file": s.where}  # messages about it still name its file
+            out.append(replace(s, image=pixels, meta=named))
         except ImageError as exc:
             if not skip_bad:
                 raise
@@ -113,15 +115,15 @@ def check_texts(samples: list[LineSample], skip_bad: bool) -> list[LineSample]:
 def check_charset(samples: list[LineSample], charset: Charset, skip_bad: bool) -> list[LineSample]:
     """Lines the base model can learn: its charset is fixed, so a line with other characters
     would teach it nothing right (raise, or drop them with skip_bad, naming them)."""
-    report = charset.coverage((s.id, s.text) for s in samples)
+    report = charset.coverage((s.where, s.text) for s in samples)
     if report.ok:
         return samples
     if not skip_bad:
         raise ConfigError(f"the base model cannot write every character of these lines: {report.summary()} "
                          "(use --skip-bad to leave those lines out)")
-    bad = [s for s in samples if not charset.coverage([(s.id, s.text)]).ok]
+    bad = [s for s in samples if charset.missing_chars(s.text)]
     _left_out(bad, f"characters the base model cannot write ({report.summary()})", skip_bad)
-    return [s for s in samples if charset.coverage([(s.id, s.text)]).ok]
+    return [s for s in samples if not charset.missing_chars(s.text)]
 
 
 # --- augmentation of real crops -----------------------------------------------------------

@@ -612,7 +612,7 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
         # the network would learn to read nothing on an inked line.
         names = ", ".join(s.where for s in empty[:5])
         log.warning("%s data: %d lines have an empty transcription (e.g. %s)", what, len(empty), names)
-    report = charset.coverage((s.id, s.text) for s in lines)
+    report = charset.coverage((s.where, s.text) for s in lines)
     if report.ok:
         return
     message = f"{what} data: {report.summary()}"

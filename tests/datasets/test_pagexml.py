@@ -49,6 +49,7 @@ def test_cuts_transcribed_lines_and_reports_untranscribed(tmp_path):
     # Outside the triangle is painted white; inside keeps the page pixels.
     assert triangle.shape == (11, 26) and triangle[0, 0] == 0 and triangle[10, 25] == 255
     assert samples[1].meta["bbox"] == (5, 15, 31, 26)
+    assert samples[1].where.endswith(".xml#l2")  # messages name the XML and the line, not pixels
     assert [e.reason for e in report.entries] == ["TextLine 'l3' has no text"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -281,15 +282,17 @@ def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, capl
     with caplog.at_level("WARNING"):
         kept = loaded(lines, skip_bad=True)
     assert [s.id for s in kept] == ["l000", "l002"] and "l001.png" in caplog.text
-    kept[1] = LineSample("l002", "  ", kept[1].image)  # an inked line transcribed as nothing
-    with pytest.raises(ConfigError, match="l002: empty transcription"):
+    kept[1] = replace(kept[1], text="  ")  # an inked line transcribed as nothing
+    with pytest.raises(ConfigError, match=r"l002\.png: empty transcription"):
         check_texts(kept, skip_bad=False)
     assert [s.id for s in check_texts(kept, skip_bad=True)] == ["l000"]
-    strange = [LineSample("l000", "the cat", kept[0].image), LineSample("l009", "naïve ☃", kept[0].image)]
+    strange = [LineSample("l000", "the cat", kept[0].image), replace(kept[1], id="l009", text="naïve ☃")]
+    with pytest.raises(ConfigError, match="l002.png"):  # the file the user can open, not only an id
+        check_charset(strange, Charset(), skip_bad=False)
     caplog.clear()
     with caplog.at_level("WARNING"):
         assert [s.id for s in check_charset(strange, Charset(), skip_bad=True)] == ["l000"]
-    assert "l009" in caplog.text
+    assert "l002.png" in caplog.text
 
 
 def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_path, monkeypatch, caplog):

@@ -383,3 +383,11 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_empty_output_folder(pa
     assert not (tmp_path / "run").exists()
     with pytest.raises(HwrError, match=r"has no setting 'rnn_hiden' \(its settings: .*rnn_hidden"):
         train(_cfg(pairs_dir, tmp_path, net_options={"rnn_hiden": 32}))
+
+
+def test_characters_outside_the_charset_name_the_lines_file(pairs_dir, tmp_path):
+    from hwr.errors import ConfigError
+
+    (pairs_dir / "line001.gt.txt").write_text("naïve ☃\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"line001\.png.*--charset data"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=2))
