@@ -95,6 +95,15 @@ def check_fields(config) -> None:
         setattr(config, name, coerce(getattr(config, name), ftype, name, type(config).__name__))
 
 
+def check_at_least(config, minimum: int, *names: str) -> None:
+    """ConfigError naming the flag when a count setting is below `minimum` (a run of 0 lines or
+    batches would otherwise do nothing in silence, or fail deep inside the work)."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise ConfigError(f"{_flag(name)} must be at least {minimum}, got {value}")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -227,6 +227,7 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
          "is one of the models being averaged"),
         (["average", str(untrained_model), str(untrained_model), "--out", str(tmp_path / "afile")], "is a file"),
         (["synth", "--out", str(tmp_path / "afile"), "--n", "1"], "is a file"),
+        (["synth", "--out", str(tmp_path / "nothing"), "--n", "0"], "--n must be at least 1, got 0"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

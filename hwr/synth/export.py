@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hwr.config_args import check_fields, setting
+from hwr.config_args import check_at_least, check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
@@ -75,6 +75,7 @@ class SynthExportConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_at_least(self, 1, "n")  # `--n 0` would write only a config file, in silence
 
 
 def png_bytes(image: np.ndarray) -> bytes:

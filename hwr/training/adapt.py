@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from hwr.config_args import check_fields, setting
+from hwr.config_args import check_at_least, check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_text
 from hwr.recognition.imaging import NormalizeConfig
@@ -129,8 +129,7 @@ class AdaptConfig:
                 raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
         if self.minutes <= 0:
             raise ConfigError(f"--minutes must be positive, got {self.minutes}")
-        if self.batch_size < 1 or self.min_held_out < 1:
-            raise ConfigError("--batch-size and --min-held-out must be at least 1")
+        check_at_least(self, 1, "batch_size", "min_held_out")
 
 
 @dataclass

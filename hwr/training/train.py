@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hwr.config_args import check_fields, setting
+from hwr.config_args import check_at_least, check_fields, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.errors import ConfigError, HwrError, MissingFileError
 from hwr.fileio import check_output_dir
@@ -123,9 +123,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)  # library callers get the same checks as the command line
-        for name in ("batch_size", "val_batch_size", "val_every", "max_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -309,9 +309,11 @@ def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_pa
     assert "no model written" in caplog.text and "--resume" not in caplog.text
 
 
-def test_rejects_shares_out_of_range():
+def test_rejects_shares_out_of_range_and_counts_below_one():
     with pytest.raises(ConfigError, match="--rehearsal"):
         AdaptConfig(rehearsal=1.0)
+    with pytest.raises(ConfigError, match="--min-held-out must be at least 1, got 0"):
+        AdaptConfig(min_held_out=0)
 
 
 @pytest.mark.slow
