@@ -179,11 +179,19 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
     return pil_to_gray(Image.fromarray(np.ascontiguousarray(arr), mode), source)
 
 
+# Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
+FLAT_RANGE = 8
+
+
 def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: float = 98.0) -> np.ndarray:
     """uint8 gray (dark ink on light paper) -> float32 ink intensity in [0, 1], contrast-stretched."""
     g = gray.astype(np.float32)
+    if g.max() - g.min() < FLAT_RANGE:
+        # One shade everywhere (all black, all white, a 1x1 crop) has no strokes to read; as
+        # absolute darkness an all-black line was one big blot that read as "1".
+        return np.zeros_like(g)
     lo, hi = np.percentile(g, [low_percentile, high_percentile])
-    if hi - lo < 8:  # flat image: nothing to stretch; keep absolute darkness
+    if hi - lo < FLAT_RANGE:  # a few ink pixels on wide paper: nothing to stretch; keep absolute darkness
         lo, hi = 0.0, 255.0
     ink = (hi - g) / (hi - lo)
     return np.clip(ink, 0.0, 1.0)

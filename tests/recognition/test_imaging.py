@@ -76,6 +76,19 @@ def test_blank_image_gives_empty_strip():
     assert out.shape[0] == 32 and out.max() == 0.0
 
 
+def test_an_image_of_one_shade_has_no_ink_whatever_its_darkness():
+    for shade, shape in ((0, (40, 200)), (128, (40, 200)), (0, (1, 1)), (0, (3, 500))):
+        out = normalize_line(np.full(shape, shade, np.uint8), NormalizeConfig(line_height=32))
+        assert out.shape[0] == 32 and out.max() == 0.0, (shade, shape)
+
+
+def test_a_few_ink_pixels_on_wide_paper_still_count_as_ink():
+    img = np.full((40, 2000), 250, np.uint8)
+    img[15:25, 100:110] = 20  # 0.1% of the pixels: the 2-98% percentiles both see paper
+    out = normalize_line(img, NormalizeConfig(line_height=32))
+    assert out.max() > 0.9
+
+
 def test_wide_line_is_capped():
     img = np.full((20, 5000), 255, np.uint8)
     img[5:15, :] = 0

@@ -36,6 +36,15 @@ def test_shipped_model_reads_unseen_validation_font_lines(monkeypatch):
     assert counts.cer < MAX_CER, f"CER {counts.cer:.3f} on {counts.lines} validation-font lines"
 
 
+def test_images_without_ink_read_as_empty_text(monkeypatch):
+    import numpy as np
+
+    monkeypatch.delenv("HWR_MODEL", raising=False)
+    blank = [np.full((48, 400), 255, np.uint8), np.zeros((48, 400), np.uint8), np.zeros((1, 1), np.uint8),
+             np.full((30, 300), 140, np.uint8)]
+    assert [r.text for r in Recognizer.load(device="cpu").recognize(blank)] == ["", "", "", ""]
+
+
 def _validation_font_errors(recognizer: Recognizer, n: int) -> ErrorCounts:
     lines = SyntheticLines(n, split="val", seed=2024, kinds=("corpus", "words"))
     counts = ErrorCounts()
