@@ -79,18 +79,23 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
 
 def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample]:
     """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
-    step, so each file is decoded once, not once per use. An unreadable image raises
-    ImageError naming it, or with skip_bad is left out with a warning that names it."""
-    out = []
+    step, so each file is decoded once, not once per use. Unreadable images are named all at
+    once: a ConfigError, or with skip_bad a warning, and those lines are left out."""
+    out, failed = [], []
     for s in samples:
         try:
             pixels = load_gray(s.image)
-            named = {**s.meta, "file": s.where}  # messages about it still name its file
-            out.append(replace(s, image=pixels, meta=named))
         except ImageError as exc:
-            if not skip_bad:
-                raise
-            log.warning("skipped %s", exc)
+            failed.append(str(exc))
+            continue
+        named = {**s.meta, "file": s.where}  # messages about it still name its file
+        out.append(replace(s, image=pixels, meta=named))
+    if failed and not skip_bad:
+        listed = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
+        raise ConfigError(f"{len(failed)} line images cannot be read: {listed} (fix or remove them, or use "
+                          "--skip-bad to leave them out)")
+    if failed:
+        log.warning("left out %d line images that cannot be read: %s", len(failed), "; ".join(failed))
     return out
 
 

@@ -30,7 +30,7 @@ from hwr.datasets import LineDataset, known_lines
 from hwr.errors import ConfigError, HwrError, MissingFileError
 from hwr.fileio import check_output_dir
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import NormalizeConfig, single_threaded_opencv
+from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
 from hwr.recognition.nets.crnn import CRNN
@@ -436,9 +436,11 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         barrier(ctx)
         train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
         val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
+        train_set = check_images(train_set, "training", cfg.skip_bad)
+        val_set = check_images(val_set, "validation", cfg.skip_bad)
         for spec, data in ((cfg.train, train_set), (cfg.val, val_set)):
             if len(data) == 0:
-                raise HwrError(f"{spec}: no lines in this data set")
+                raise HwrError(f"{spec}: no lines in this data set" + (" that can be read" if cfg.skip_bad else ""))
         resuming = cfg.resume and _resumable(out / "last")
         if not resuming and ctx.is_main and (out / "history.jsonl").exists():
             # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
@@ -598,6 +600,31 @@ def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor],
     if fresh or unused:
         log.warning("init from %s: %d tensors loaded; %d left fresh (%s); %d not used (%s)", origin,
                     len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
+
+
+def check_images(dataset: LineDataset, what: str, skip_bad: bool) -> LineDataset:
+    """Every line image file checked from its header before the first step: a broken file is
+    named now, with all the others, not when training reaches it an hour in. Raises listing
+    them; with skip_bad, warns listing them and leaves them out."""
+    lines = known_lines(dataset)
+    if lines is None:
+        return dataset  # rendered on demand: nothing on disk to check
+    bad = {}
+    for k, sample in enumerate(lines):
+        if isinstance(sample.image, (str, Path)):
+            try:
+                check_image_file(sample.image)
+            except ImageError as exc:
+                bad[k] = str(exc)
+    if not bad:
+        return dataset
+    reasons = list(bad.values())
+    what_failed = f"{what} data: {len(bad)} of {len(lines)} line images cannot be read"
+    if not skip_bad:
+        listed = "; ".join(reasons[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ConfigError(f"{what_failed}: {listed} (fix or remove them, or use --skip-bad to leave them out)")
+    log.warning("%s, left out: %s", what_failed, "; ".join(reasons))
+    return [s for k, s in enumerate(lines) if k not in bad]
 
 
 def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: bool) -> None:

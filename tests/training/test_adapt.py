@@ -20,7 +20,6 @@ from safetensors.torch import load_file
 
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, load_model
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
@@ -276,12 +275,13 @@ def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
 def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
     folder = write_pairs(tmp_path / "pairs", 3)
     (folder / "l001.png").write_bytes(b"")
-    lines = [LineSample(f"l{i:03d}", LINE_TEXTS[i], str(folder / f"l{i:03d}.png")) for i in range(3)]
-    with pytest.raises(ImageError, match="l001.png"):
-        loaded(lines)
+    lines = [LineSample(f"l{i:03d}", LINE_TEXTS[i], str(folder / f"l{i:03d}.png")) for i in range(4)]
+    (folder / "l003.png").write_text("not a picture")
+    with pytest.raises(ConfigError, match=r"2 line images cannot be read: .*l001\.png: file is empty.*l003\.png"):
+        loaded(lines)  # every bad file at once, so one round of fixes is enough
     with caplog.at_level("WARNING"):
         kept = loaded(lines, skip_bad=True)
-    assert [s.id for s in kept] == ["l000", "l002"] and "l001.png" in caplog.text
+    assert [s.id for s in kept] == ["l000", "l002"] and "l001.png" in caplog.text and "l003.png" in caplog.text
     kept[1] = replace(kept[1], text="  ")  # an inked line transcribed as nothing
     with pytest.raises(ConfigError, match=r"l002\.png: empty transcription"):
         check_texts(kept, skip_bad=False)

@@ -282,14 +282,21 @@ def test_on_step_is_called_after_every_optimizer_step(pairs_dir, tmp_path):
 # --- bad data: named, in the training process, whatever the loader processes ---------------
 
 def _bad_pairs(folder, n_bad=1, n_good=0):
+    """Good lines and PNGs cut short after their header: the header check before the run passes
+    them, so they fail when a loader decodes them (what this part tests)."""
     folder.mkdir()
     for i in range(n_good):
         Image.fromarray(render_line(f"good line {i}")).save(folder / f"good{i}.png")
         (folder / f"good{i}.gt.txt").write_text(f"good line {i}\n")
     for i in range(n_bad):
-        (folder / f"zero{i}.png").write_bytes(b"")
-        (folder / f"zero{i}.gt.txt").write_text("lost line\n")
+        _cut_png(folder / f"cut{i}.png")
+        (folder / f"cut{i}.gt.txt").write_text("lost line\n")
     return folder
+
+
+def _cut_png(path):
+    Image.fromarray(render_line("lost line")).save(path)
+    path.write_bytes(path.read_bytes()[:60])  # signature and IHDR survive, the pixels do not
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -299,7 +306,7 @@ def test_a_bad_training_image_is_named_from_a_loader_process_too(pairs_dir, tmp_
     bad = _bad_pairs(tmp_path / "bad", n_bad=1, n_good=6)
     # spawn: a forked loader process of this test process, which earlier tests filled with
     # OpenCV and torch threads, could hang (see TrainConfig.loader_start).
-    with pytest.raises(HwrError, match=r"zero0\.png: file is empty.*--skip-bad"):
+    with pytest.raises(HwrError, match=r"cut0\.png: not a readable image.*--skip-bad"):
         train(_cfg(pairs_dir, tmp_path, train=str(bad), workers=workers, loader_start="spawn", max_steps=20))
 
 
@@ -323,12 +330,12 @@ def test_bad_validation_lines_are_named_and_a_validation_with_none_left_is_an_er
     from hwr.errors import HwrError
 
     val = shutil.copytree(pairs_dir, tmp_path / "val")
-    (val / "zero.png").write_bytes(b"")
-    (val / "zero.gt.txt").write_text("lost line\n")
+    _cut_png(val / "cut.png")
+    (val / "cut.gt.txt").write_text("lost line\n")
     with caplog.at_level("WARNING"):
         train(_cfg(pairs_dir, tmp_path, val=str(val), skip_bad=True, max_steps=2))
-    assert "validation skipped 1 bad lines" in caplog.text and "zero.png" in caplog.text
-    with pytest.raises(HwrError, match=r"zero\.png: file is empty"):
+    assert "validation skipped 1 bad lines" in caplog.text and "cut.png" in caplog.text
+    with pytest.raises(HwrError, match=r"cut\.png: not a readable image"):
         train(_cfg(pairs_dir, tmp_path / "strict", val=str(val), max_steps=2))
     all_bad = _bad_pairs(tmp_path / "all-bad", n_bad=2)
     with pytest.raises(HwrError, match="no validation line could be read"):
@@ -391,3 +398,21 @@ def test_characters_outside_the_charset_name_the_lines_file(pairs_dir, tmp_path)
     (pairs_dir / "line001.gt.txt").write_text("naïve ☃\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"line001\.png.*--charset data"):
         train(_cfg(pairs_dir, tmp_path, max_steps=2))
+
+
+def test_every_unreadable_line_image_is_named_before_the_first_step(pairs_dir, tmp_path, caplog):
+    from hwr.errors import ConfigError
+
+    bad = _bad_pairs(tmp_path / "bad", n_bad=0, n_good=6)
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "notes.png").write_text("not a picture")
+    for name in ("empty", "notes"):
+        (bad / f"{name}.gt.txt").write_text("lost line\n")
+    steps = []
+    with pytest.raises(ConfigError, match=r"2 of 8 line images cannot be read: .*empty\.png: file is empty.*"
+                                          r"notes\.png: not a readable image.*--skip-bad"):
+        train(_cfg(pairs_dir, tmp_path, train=str(bad), max_steps=2), on_step=steps.append)
+    assert steps == []  # found before any work, all at once
+    with caplog.at_level("WARNING"):
+        state = train(_cfg(pairs_dir, tmp_path, train=str(bad), skip_bad=True, max_steps=2))
+    assert state.step == 2 and "left out" in caplog.text and "notes.png" in caplog.text
