@@ -282,3 +282,23 @@ def test_the_server_takes_a_shipped_model_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     choices = discover_models("hwr-en-base")
     assert list(choices)[0] == "hwr-en-base" and "hwr-en-small" in choices
+
+
+def test_errors_about_the_users_own_files_reach_the_page_and_bugs_do_not():
+    import gradio as gr
+
+    from hwr.errors import ConfigError
+    from hwr_ui.app import friendly
+
+    @friendly
+    def unusable_lines():  # what adapt raises for the Teach tab about a collection's lines
+        raise ConfigError("l003.png: empty transcription (use --skip-bad to leave such lines out)")
+
+    @friendly
+    def bug():
+        raise KeyError("internal")
+
+    with pytest.raises(gr.Error, match="l003.png: empty transcription"):
+        unusable_lines()
+    with pytest.raises(gr.Error, match="something went wrong on the server"):
+        bug()

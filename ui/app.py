@@ -20,10 +20,9 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 import hwr  # noqa: F401  - sets GRADIO_ANALYTICS_ENABLED/HF_HUB_DISABLE_TELEMETRY before gradio loads
-from hwr.datasets import DatasetError
+from hwr.errors import HwrError
 from hwr.recognition.decode import decoder_options
 from hwr.recognition.imaging import ImageError, load_gray
-from hwr.recognition.model import ModelError
 from hwr.scoring.evaluate import evaluate, write_lines_csv
 
 from . import batch as batch_logic
@@ -68,7 +67,9 @@ class AppContext:
 
 # --- Errors the user can act on ------------------------------------------------------------
 
-FRIENDLY_ERRORS = (ImageError, DatasetError, ModelError, UploadError)
+# HwrError: every error hwr raises about the user's own files and settings (the CLI's exit 2);
+# adapt's "these lines cannot be used" is a ConfigError, and the Teach tab must show it too.
+FRIENDLY_ERRORS = (HwrError, UploadError)
 
 
 def friendly(fn):
