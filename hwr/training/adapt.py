@@ -68,6 +68,10 @@ CHECK_SEED = 7919  # the other-hands lines: never the rehearsal lines trained on
 TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-memory data sets
 
 
+# Training gets at least this long, whatever --minutes leaves after the fixed work around it.
+MIN_TRAIN_MINUTES = 0.1
+
+
 @dataclass
 class AdaptConfig:
     """Settings of `hwr adapt`; defaults fit a 2-core laptop CPU (useful in 5 minutes)."""
@@ -299,7 +303,13 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     # each blend of choose_mix reads them and the other-hands lines once more (both timed
     # just now, so a busy machine reserves more); then the model is written.
     reserve = (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
-    train_minutes = max(0.1, cfg.minutes - (time.monotonic() - start) / 60 - reserve)
+    left = cfg.minutes - (time.monotonic() - start) / 60 - reserve
+    train_minutes = max(MIN_TRAIN_MINUTES, left)
+    if left < MIN_TRAIN_MINUTES:
+        log.warning("--minutes %g is less than reading and checking the lines takes here (%.1f minutes before "
+                    "training, about %.1f after it): training %g minutes anyway, so the run takes about %.1f",
+                    cfg.minutes, (time.monotonic() - start) / 60, reserve, MIN_TRAIN_MINUTES,
+                    (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
     try:
         state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
     except BaseException:

@@ -295,6 +295,14 @@ def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, capl
     assert "l002.png" in caplog.text
 
 
+def test_a_budget_smaller_than_the_work_around_training_is_said(tmp_path, caplog):
+    base = make_untrained_model(tmp_path / "base")
+    with caplog.at_level("WARNING"):
+        result = adapt([str(write_pairs(tmp_path / "pairs", 20))], quick(tmp_path, base, minutes=0.001))
+    assert "--minutes 0.001 is less than reading and checking the lines takes" in caplog.text
+    assert result.steps >= 1
+
+
 def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_path, monkeypatch, caplog):
     base = make_untrained_model(tmp_path / "base")
 
