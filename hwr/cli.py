@@ -15,7 +15,7 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError, MissingFileError
-from hwr.fileio import check_output_dir, check_output_file
+from hwr.fileio import check_distinct_outputs, check_output_dir, check_output_file
 
 
 def emit(text: str) -> None:
@@ -126,6 +126,11 @@ def cmd_transcribe(args) -> int:
     cfg = build_config(TranscribeConfig, args, args.config)
     if cfg.mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
+    if cfg.resume and not cfg.output_dir:
+        raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
+    errors = cfg.errors or (str(Path(cfg.output_dir) / "errors.tsv") if cfg.output_dir else None)
+    check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], args.inputs)
+    _check_json_is_no_page_output(cfg, _transcribe_formats(cfg), args.inputs)
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
@@ -133,48 +138,96 @@ def cmd_transcribe(args) -> int:
     return _transcribe_pages(recognizer, cfg, args.inputs)
 
 
+def _transcribe_formats(cfg) -> list[str]:
+    from hwr.documents.writers import parse_formats
+
+    try:
+        return parse_formats(cfg.format)
+    except ValueError as exc:  # hwr.documents.writers names the bad format
+        raise ConfigError(f"--format: {exc}") from None
+
+
+def _check_json_is_no_page_output(cfg, formats: list[str], inputs) -> None:
+    """ConfigError when --json is a file the batch writes for a page (--output-dir o --format
+    json --json o/page.json): the page and the report would overwrite each other."""
+    from hwr.documents.pages import page_refs
+    from hwr.documents.writers import SUFFIXES, output_paths
+
+    if not (cfg.json and cfg.output_dir):
+        return
+    target, out = Path(cfg.json).resolve(), Path(cfg.output_dir).resolve()
+    # Listing the inputs costs a walk (and a page count per PDF): only for a --json that
+    # could be a page output at all.
+    if out not in target.parents or not any(target.name.endswith(SUFFIXES[fmt]) for fmt in formats):
+        return
+    for ref in page_refs(inputs, formats):
+        if not ref.error and target in {p.resolve() for p in output_paths(ref.page_id, out, formats)}:
+            raise ConfigError(f"--json {cfg.json}: is also the output of {ref.source} in --output-dir; "
+                              "write the report elsewhere")
+
+
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
     from hwr.documents.pages import may_name_several
-    from hwr.documents.pipeline import BatchConfig, run_batch
+    from hwr.documents.pipeline import BatchConfig, BatchSummary, run_batch, tsv_field
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
-    from hwr.documents.writers import parse_formats
-    from hwr.fileio import atomic_write_bytes
+    from hwr.interrupts import sigterm_as_exit
 
-    try:
-        formats = parse_formats(cfg.format)
-    except ValueError as exc:  # hwr.documents.writers names the bad format
-        raise ConfigError(f"--format: {exc}") from None
-    batch = BatchConfig(mode=cfg.mode, formats=formats, output_dir=cfg.output_dir,
+    batch = BatchConfig(mode=cfg.mode, formats=_transcribe_formats(cfg), output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
                         processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress)
     several = may_name_several(inputs)
     line_results = TranscriptionResult()
 
     def show(page, is_line: bool) -> None:
+        # A tab or newline in a file name would break the `source<TAB>text` lines: escaped as
+        # in errors.tsv.
         if is_line:
             rec = page.lines[0].recognition
             line_results.lines.append(LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
                                                         [asdict(w) for w in rec.words]))
-            emit(f"{page.source}\t{rec.text}" if several else rec.text)
+            emit(f"{tsv_field(page.source)}\t{rec.text}" if several else rec.text)
         elif not cfg.output_dir:
-            emit(f"==> {page.source} <==\n{page.text}" if several else page.text)
+            emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
 
-    summary = run_batch(recognizer, inputs, batch, on_page=show)
-    line_results.failures = summary.failures
-    if cfg.json and cfg.resume and summary.skipped:
-        line_results.add_earlier(cfg.json, summary.skipped_sources)
-    if cfg.json:
-        atomic_write_bytes(Path(cfg.json), line_results.to_json().encode("utf-8"))
+    summary, finished = BatchSummary(), False
+    try:
+        # SIGTERM (kill, a scheduler's stop) takes Ctrl-C's way out: the page workers are shut
+        # down and their shared memory unlinked, and the --json below is still written.
+        with sigterm_as_exit():
+            run_batch(recognizer, inputs, batch, on_page=show, summary=summary)
+        finished = True
+    finally:
+        if cfg.json:
+            _write_line_json(cfg, line_results, summary, finished)
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
-    if summary.pages + summary.line_images + summary.skipped + len(summary.failures) == 0:
-        print("hwr transcribe: no input images found", file=sys.stderr)
+    if summary.pages + summary.line_images + summary.skipped == 0 and all(
+            f.stage == "input" for f in summary.failures):
+        print("hwr transcribe: no input images found"
+              + (f" ({'; '.join(map(str, summary.failures[:3]))})" if summary.failures else ""), file=sys.stderr)
         return 2
     if summary.failures:
         print(f"hwr transcribe: {len(summary.failures)} inputs failed, e.g. {summary.failures[0]}"
               + (f" (all listed in {summary.errors_file})" if summary.errors_file else ""), file=sys.stderr)
         return 1
     return 0
+
+
+def _write_line_json(cfg, results, summary, finished: bool) -> None:
+    """The --json report, however the run ended: an interrupted run writes what it read, so
+    that the --resume that skips those inputs finds their lines here."""
+    from hwr.fileio import atomic_write_bytes
+
+    results.failures = summary.failures
+    if cfg.resume:
+        missing = results.add_earlier(cfg.json, summary.skipped_sources if finished else None)
+        if finished and summary.skipped and (missing is None or (missing and cfg.mode == "line")):
+            count = summary.skipped if missing is None else len(missing)
+            print(f"hwr transcribe: warning: {count} inputs skipped as done (--resume) have no line in the earlier "
+                  f"{cfg.json}" + (" (it could not be read)" if missing is None else f", e.g. {missing[0]}")
+                  + "; they are missing from the new one too: run without --resume to read them again",
+                  file=sys.stderr)
+    atomic_write_bytes(Path(cfg.json), results.to_json().encode("utf-8"))
 
 
 def cmd_train(args) -> int:
@@ -209,9 +262,10 @@ def cmd_eval(args) -> int:
     from hwr.scoring.report.run import format_summary, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
-    for option, path in (("--json", cfg.json), ("--csv", cfg.csv), ("--html", cfg.html),
-                         ("--worst-csv", cfg.worst_csv)):
+    outputs = [("--json", cfg.json), ("--csv", cfg.csv), ("--html", cfg.html), ("--worst-csv", cfg.worst_csv)]
+    for option, path in outputs:
         check_output_file(path, option)
+    check_distinct_outputs(outputs, _eval_inputs(cfg, args.dataset))
     if args.pages:
         return _eval_pages(cfg, args.dataset)
     run = run_eval(cfg, args.dataset)
@@ -222,6 +276,9 @@ def cmd_eval(args) -> int:
     if empty:
         print(f"hwr eval: {len(empty)} lines have an empty reference (e.g. {', '.join(empty[:3])}): whatever is read "
               "on them counts as inserted characters; check their ground truth", file=sys.stderr)
+    if report.untranscribed:
+        print(f"hwr eval: {report.untranscribed} lines have no transcription yet (PAGE TextLines without text); "
+              "they are not scored", file=sys.stderr)
     failures = report.failures
     if failures:
         print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
@@ -230,12 +287,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _eval_inputs(cfg, dataset: str | None) -> list[str]:
+    """The files `hwr eval` reads (data set, split files, groups table): no output may be one."""
+    from hwr.datasets import split_spec
+    from hwr.scoring.report.run import parse_splits
+
+    specs = parse_splits(cfg.splits, dataset) if cfg.splits else []
+    named = [dataset, cfg.split_file, cfg.groups_file, *(s.spec for s in specs), *(s.split_file for s in specs)]
+    return [split_spec(str(path))[1] for path in named if path]
+
+
 def _eval_pages(cfg, dataset: str) -> int:
     """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.documents.page_eval)."""
     from hwr.documents.page_eval import evaluate_page_folder, format_page_summary, write_page_report
 
     if not dataset:
         raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
+    # Page scoring has no per-line results to write: refused, not skipped in silence.
+    for option, path in (("--csv", cfg.csv), ("--html", cfg.html), ("--worst-csv", cfg.worst_csv)):
+        if path:
+            raise ConfigError(f"{option} writes per-line results, which --pages does not score; use --json")
     recognizer = cfg.load_recognizer()
     report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad)
     emit(format_page_summary(report))
@@ -275,6 +346,7 @@ def cmd_lm(args) -> int:
                                                   else "text file not found"))
     check_output_file(cfg.out, "--out")
     check_output_file(cfg.lexicon, "--lexicon")
+    check_distinct_outputs([("--out", cfg.out), ("--lexicon", cfg.lexicon)], [*args.corpus, *cfg.words])
     cutoffs = cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
     split = None if cfg.split == "all" else cfg.split
     charset = Charset()  # the default model charset: the LM drops what it cannot write
@@ -293,10 +365,20 @@ def cmd_average(args) -> int:
     from hwr.training.averaging import AverageConfig, average_models
 
     cfg = build_config(AverageConfig, args, args.config)
-    if any(Path(cfg.out).resolve() == Path(m).resolve() for m in args.models):
+    out = Path(cfg.out)
+    if any(out.resolve() == Path(m).resolve() for m in args.models):
         raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise ConfigError(f"--out {cfg.out}: folder exists and is not empty "
+                          "(use --overwrite to replace the model in it)")
+    made = not out.exists()
     check_output_dir(cfg.out, "--out")
-    net, config = average_models(args.models)
+    try:
+        net, config = average_models(args.models)
+    except BaseException:
+        if made:  # models that cannot be averaged leave no empty --out behind
+            out.rmdir()
+        raise
     save_model(cfg.out, net, config, half=cfg.half)
     emit(f"wrote {cfg.out}: the mean of {len(args.models)} models")
     return 0

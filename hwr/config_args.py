@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -102,6 +103,15 @@ def check_at_least(config, minimum: int, *names: str) -> None:
         value = getattr(config, name)
         if value < minimum:
             raise ConfigError(f"{_flag(name)} must be at least {minimum}, got {value}")
+
+
+def check_finite(config, *names: str) -> None:
+    """ConfigError naming the flag when a number setting is NaN or infinite (`--x nan` parses
+    as a float, and a NaN score poisons every comparison made with it)."""
+    for name in names:
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            raise ConfigError(f"{_flag(name)} must be a finite number, got {value}")
 
 
 def _flag(name: str) -> str:

@@ -62,3 +62,24 @@ def check_output_file(path: str | Path | None, option: str) -> None:
     check_output_dir(path.parent, option)
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{option} {path}: the file is not writable")
+
+
+def check_distinct_outputs(outputs: list[tuple[str, str | Path | None]],
+                           inputs: list[str | Path] = ()) -> None:
+    """ConfigError naming the option when an output path is one of the command's input files
+    (writing it would destroy the input in silence) or the same file as another output (one
+    would replace the other). outputs: (option, path) pairs; unset paths are ignored."""
+    def key(path: str | Path) -> Path:
+        return Path(path).expanduser().resolve()
+
+    given = {key(p): str(p) for p in inputs if p and Path(p).is_file()}
+    seen: dict[Path, str] = {}
+    for option, path in outputs:
+        if not path:
+            continue
+        target = key(path)
+        if target in given:
+            raise ConfigError(f"{option} {path}: is one of the input files; writing it would destroy that input")
+        if target in seen:
+            raise ConfigError(f"{option} {path}: is also the {seen[target]} file; give each output its own name")
+        seen[target] = option

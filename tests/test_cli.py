@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -228,9 +229,231 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
         (["average", str(untrained_model), str(untrained_model), "--out", str(tmp_path / "afile")], "is a file"),
         (["synth", "--out", str(tmp_path / "afile"), "--n", "1"], "is a file"),
         (["synth", "--out", str(tmp_path / "nothing"), "--n", "0"], "--n must be at least 1, got 0"),
+        # An output that is an input would destroy it; two outputs of one name, one of them.
+        (["lm", "build", str(corpus), "--out", str(corpus)], "is one of the input files"),
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
+          str(tmp_path / "lm.arpa")], "is also the --out file"),
+        (["average", str(untrained_model), str(untrained_model), "--out", str(tmp_path / "adir" / "..")],
+         "folder exists and is not empty (use --overwrite"),
+        (["average", str(untrained_model), str(tmp_path / "adir"), "--out", str(tmp_path / "mean")], "adir"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "lm.arpa").exists() and not (tmp_path / "lex.txt").exists()
+    assert corpus.read_text() == "the cat sat on the mat\n"
+    assert not (tmp_path / "mean").exists()  # the failed average left no empty folder
+
+
+# --- eval: settings and outputs checked before the model loads (eval probe) ------------------
+
+def test_eval_outputs_may_not_overwrite_the_data_set_or_each_other(tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    manifest = tmp_path / "ok.tsv"
+    manifest.write_text("".join(f"{lines}/l{k}.png\ttext\n" for k in range(3)))
+    before = manifest.read_text()
+    no_model = ["--model", str(tmp_path / "no-model"), "--device", "cpu"]
+    cases = [(["eval", str(manifest), "--csv", str(manifest)], "--csv", "input files"),
+             (["eval", f"manifest:{manifest}", "--html", str(manifest)], "--html", "input files"),
+             (["eval", str(lines), "--json", str(tmp_path / "same.out"), "--csv", str(tmp_path / "same.out")],
+              "--csv", "also the --json file")]
+    for argv, option, reason in cases:
+        assert main(argv + no_model) == 2, argv
+        err = capsys.readouterr().err
+        assert option in err and reason in err and "no-model" not in err, err
+    assert manifest.read_text() == before and not (tmp_path / "same.out").exists()
+
+
+def test_eval_refuses_bad_settings_and_files_before_the_model_loads(tmp_path, capsys):
+    from hwr.cli import main
+
+    import bad_inputs
+
+    lines = _lines_folder(tmp_path / "lines")
+    latin1 = bad_inputs.latin1_text(tmp_path / "groups.tsv", "l0\tcaf\xe9\n")
+    no_model = ["--model", str(tmp_path / "no-model"), "--device", "cpu"]
+    cases = [(["--batch-size", "0"], "--batch-size"), (["--bootstrap", "0"], "--bootstrap"),
+             (["--worst", "-1"], "--worst"), (["--group-by", "id:("], "--group-by"),
+             (["--groups-file", str(tmp_path / "missing.tsv")], "missing.tsv"),
+             (["--groups-file", str(latin1)], "not UTF-8"),
+             (["--pages", "--csv", str(tmp_path / "p.csv")], "--csv"),
+             (["--pages", "--worst-csv", str(tmp_path / "w.csv")], "--worst-csv")]
+    for extra, expected in cases:
+        assert main(["eval", str(lines), *extra, *no_model]) == 2, extra
+        err = capsys.readouterr().err
+        assert expected in err and "no-model" not in err and "Traceback" not in err, err
+
+
+def test_eval_counts_untranscribed_page_lines_apart_and_exits_0(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    page = tmp_path / "page"
+    page.mkdir()
+    Image.fromarray(render_line("the cat")).save(page / "p.png")
+    height, width = render_line("the cat").shape
+    box = f"0,0 {width - 1},0 {width - 1},{height - 1} 0,{height - 1}"
+    (page / "p.xml").write_text(
+        f'<PcGts><Page imageFilename="p.png" imageWidth="{width}" imageHeight="{height}"><TextRegion id="r">'
+        f'<TextLine id="done"><Coords points="{box}"/><TextEquiv><Unicode>the cat</Unicode></TextEquiv></TextLine>'
+        f'<TextLine id="todo"><Coords points="{box}"/><TextEquiv index="0"><Unicode></Unicode></TextEquiv>'
+        "</TextLine></TextRegion></Page></PcGts>", encoding="utf-8")
+    report = tmp_path / "r.json"
+    assert main(["eval", str(page), "--model", str(untrained_model), "--device", "cpu", "--bootstrap", "10",
+                 "--json", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert "1 lines have no transcription yet" in err and "unreadable" not in err, err
+    doc = json.loads(report.read_text())
+    assert (doc["lines"], doc["untranscribed"], doc["failures"]) == (1, 1, 0)
+
+
+# --- transcribe: settings checked before the work, interrupted runs, inputs that match nothing --
+
+def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    out = tmp_path / "out"
+    # A model that does not exist: each case must fail on its setting, before the model loads.
+    nomodel = [str(lines), str(lines / "l0.png"), "--model", str(tmp_path / "no-model"), "--device", "cpu"]
+    model = [str(lines / "l0.png"), "--model", str(untrained_model), "--device", "cpu"]
+    cases = [(["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+             (["--dpi", "0"], "--dpi must be at least 1, got 0"),
+             (["--dpi", "-72"], "--dpi must be at least 1"),
+             (["--workers", "-2"], "--workers must be at least 0"),
+             (["--resume"], "--resume needs --output-dir"),
+             (["--json", str(tmp_path / "r.tsv"), "--errors", str(tmp_path / "r.tsv")], "is also the --json file"),
+             (["--output-dir", str(out), "--json", str(out / "errors.tsv")], "is also the --json file"),
+             (["--json", str(lines / "l0.png")], "is one of the input files"),
+             (["--output-dir", str(out), "--format", "txt,json", "--json", str(out / "l1.json")],
+              "--json " + str(out / "l1.json") + ": is also the output of")]
+    for extra, message in cases:
+        assert main(["transcribe", *nomodel, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "no-model" not in err and "Traceback" not in err, (extra, err)
+    for extra, message in [(["--beam-size", "0"], "--beam-size must be at least 1"),
+                           (["--beam-size", "-1"], "--beam-size must be at least 1"),
+                           (["--lm-weight", "nan"], "--lm-weight must be a finite number"),
+                           (["--blank-penalty", "inf"], "--blank-penalty must be a finite number")]:
+        assert main(["transcribe", *model, "--decoder", "beam", "--lm", "none", *extra]) == 2, extra
+        assert message in capsys.readouterr().err
+    assert not out.exists() and (lines / "l0.png").stat().st_size > 100  # nothing written, no input lost
+
+
+def test_an_input_that_matches_nothing_fails_the_batch_and_the_rest_is_read(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    nomatch = str(tmp_path / "nomatch" / "*.png")
+    argv = ["transcribe", str(lines / "l0.png"), nomatch, "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 1
+    assert "pattern matches no files" in capsys.readouterr().err
+    assert (tmp_path / "out" / "l0.txt").is_file()
+    assert nomatch in (tmp_path / "out" / "errors.tsv").read_text()
+    assert main(argv[:1] + [nomatch] + argv[3:]) == 2  # nothing at all to read: as before
+    assert "no input images found" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained_model, tmp_path, monkeypatch):
+    import hwr.cli
+
+    lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(5)])
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--json", str(report), "--no-progress", "--workers", "0"]
+    printed = []
+
+    def interrupt_at_the_third(text):
+        if len(printed) == 2:
+            raise KeyboardInterrupt
+        printed.append(text)
+
+    monkeypatch.setattr(hwr.cli, "emit", interrupt_at_the_third)
+    assert hwr.cli.main(argv) == 130
+    done = {p.stem for p in out.glob("*.txt")}
+    assert len(done) == 3 and {line["source"] for line in json.loads(report.read_text())["lines"]} == {
+        str(lines / f"{stem}.png") for stem in done}
+    monkeypatch.undo()
+    assert hwr.cli.main(argv + ["--resume"]) == 0
+    assert len(json.loads(report.read_text())["lines"]) == 5  # 3 from the interrupted run, 2 read now
+
+
+def test_a_resume_says_so_when_the_earlier_json_lacks_skipped_lines(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--no-progress"]
+    assert main(argv) == 0  # no --json the first time
+    (out / "l1.txt").unlink()
+    assert main(argv + ["--resume", "--json", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2 inputs skipped as done (--resume) have no line in the earlier" in err, err
+
+
+def _session_processes(session: int) -> list[int]:
+    """Processes still alive (not zombies) in the process group `session`."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == session and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def test_sigterm_stops_worker_processes_like_ctrl_c(untrained_model, tmp_path):
+    """kill (SIGTERM) of `hwr transcribe --processes` leaves no worker, no resource tracker and no
+    shared memory behind, and writes the --json of what was read."""
+    import os
+    import signal
+    import time
+
+    # Enough pages that the run is still going when the first outputs appear (the batcher's
+    # pool of 64 lines is read, and written, before the next).
+    lines = _lines_folder(tmp_path / "lines", [f"line number {k}" for k in range(400)])
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    shm_before = {p.name for p in Path("/dev/shm").glob("hwr_pg_*")}
+    proc = subprocess.Popen([sys.executable, "-m", "hwr", "transcribe", str(lines), "--mode", "page",
+                             "--model", str(untrained_model), "--device", "cpu", "--workers", "1", "--processes",
+                             "--batch-size", "1", "--output-dir", str(out), "--json", str(report),
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(out.glob("*.txt")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None and len(_session_processes(proc.pid)) >= 3, proc.stderr.read()  # + tracker, worker
+        os.kill(proc.pid, signal.SIGTERM)  # the main process only, as `kill PID` does
+        err = proc.communicate(timeout=120)[1]
+        deadline = time.monotonic() + 20
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert not _session_processes(proc.pid), err
+        assert {p.name for p in Path("/dev/shm").glob("hwr_pg_*")} <= shm_before
+        assert "lines" in json.loads(report.read_text())
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_tab_or_newline_in_a_file_name_keeps_one_line_per_image(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines", ["first line", "second line"])
+    (lines / "l0.png").rename(lines / "tab\there.png")
+    (lines / "l1.png").rename(lines / "new\nline.png")
+    assert main(["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+                 "--no-progress"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and all(row.count("\t") == 1 for row in rows), rows
+    assert {row.split("\t")[0] for row in rows} == {str(lines / "new\\nline.png"), str(lines / "tab\\there.png")}

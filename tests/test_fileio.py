@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from hwr.errors import ConfigError
-from hwr.fileio import atomic_write_text, check_output_dir, check_output_file
+from hwr.fileio import atomic_write_text, check_distinct_outputs, check_output_dir, check_output_file
 
 
 def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_path):
@@ -38,3 +38,14 @@ def test_output_file_must_not_be_a_folder_and_its_folder_must_be_makeable(tmp_pa
     (tmp_path / "plain").write_text("x")
     with pytest.raises(ConfigError, match="--csv .*plain"):
         check_output_file(tmp_path / "plain" / "lines.csv", "--csv")
+
+
+def test_an_output_may_be_neither_an_input_nor_another_output(tmp_path):
+    data = tmp_path / "lines.tsv"
+    data.write_text("a.png\tthe cat\n")
+    check_distinct_outputs([("--csv", tmp_path / "out.csv"), ("--json", tmp_path / "out.json")], [data])
+    with pytest.raises(ConfigError, match="--csv .*lines.tsv: is one of the input files"):
+        check_distinct_outputs([("--json", None), ("--csv", tmp_path / "." / "lines.tsv")], [data])
+    with pytest.raises(ConfigError, match="--json .*same: is also the --csv file"):
+        check_distinct_outputs([("--csv", tmp_path / "same"), ("--json", tmp_path / "same")])
+    check_distinct_outputs([("--csv", tmp_path / "x.csv")], [tmp_path])  # a folder input holds no such file

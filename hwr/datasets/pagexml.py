@@ -30,9 +30,18 @@ PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
 
 def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted)."""
-    samples = list(iter_pagexml(path, skip_bad, report))
+    seen = report if report is not None else SkipReport()
+    before = seen.count
+    samples = list(iter_pagexml(path, skip_bad, seen))
+    skipped = seen.entries[before:]
     if not samples:
-        raise DatasetError(path, "no transcribed TextLine in any PAGE XML file")
+        problems = [e for e in skipped if not e.untranscribed]
+        # With --skip-bad every page may have failed: "no lines" alone would hide why.
+        why = f" ({len(problems)} skipped: {'; '.join(map(str, problems[:3]))}{'; ...' if len(problems) > 3 else ''})"
+        raise DatasetError(path, "no transcribed TextLine in any PAGE XML file" + (why if problems else ""))
+    if report is None:
+        for entry in skipped:
+            (log.info if entry.untranscribed else log.warning)("skipped %s", entry)
     return samples
 
 
@@ -91,6 +100,55 @@ def _descendants(element: ET.Element, name: str) -> list[ET.Element]:
     return [el for el in element.iter() if local_name(el.tag) == name]
 
 
+# ReadingOrder children that name regions: groups (whose own regionRef comes first) and refs.
+_ORDER_GROUPS = ("OrderedGroup", "UnorderedGroup", "OrderedGroupIndexed", "UnorderedGroupIndexed")
+_ORDER_REFS = ("RegionRef", "RegionRefIndexed")
+
+
+def region_order(page_el: ET.Element) -> list[str]:
+    """Region ids in the page's ReadingOrder (empty when it has none).
+
+    Ordered groups sort their members by `index`; unordered ones keep file order."""
+    order: list[str] = []
+
+    def visit(element: ET.Element) -> None:
+        if element.get("regionRef"):
+            order.append(element.get("regionRef"))
+        members = [c for c in element if local_name(c.tag) in _ORDER_GROUPS + _ORDER_REFS]
+        if local_name(element.tag).startswith("OrderedGroup"):
+            members.sort(key=lambda c: _int_or_zero(c.get("index")))
+        for member in members:
+            visit(member)
+
+    for reading_order in _children(page_el, "ReadingOrder"):
+        for group in reading_order:
+            visit(group)
+    return order
+
+
+def reading_order_lines(page_el: ET.Element) -> list[tuple[str, ET.Element]]:
+    """(id, TextLine) pairs of a Page in reading order: regions as the ReadingOrder ranks them
+    (a line counts under its nearest ranked enclosing region), lines of regions it does not
+    name after them, in file order. Exports do not always store regions in reading order, and
+    a page's text joined in file order would cost every line of a swapped pair.
+
+    A TextLine without an id gets `line@N` (N: its position in the file): `@` cannot occur in
+    an XML ID, so it never clashes with a real id such as `line1`."""
+    order = region_order(page_el)
+    rank = {region: i for i, region in reversed(list(enumerate(order)))}  # a region named twice: first place
+    parent = {child: el for el in page_el.iter() for child in el}
+    ranked = []
+    for index, line_el in enumerate(_descendants(page_el, "TextLine"), start=1):
+        ancestor, line_rank = parent.get(line_el), len(order)
+        while ancestor is not None:
+            if ancestor.get("id") in rank:
+                line_rank = rank[ancestor.get("id")]
+                break
+            ancestor = parent.get(ancestor)
+        ranked.append((line_rank, index, line_el.get("id") or f"line@{index}", line_el))
+    return [(line_id, line_el) for _, _, line_id, line_el in sorted(ranked, key=lambda r: r[:2])]
+
+
 def _parse_xml(xml: Path) -> ET.Element:
     try:
         return ET.parse(xml).getroot()
@@ -107,8 +165,7 @@ def _page_lines(
     if not page_el:
         raise DatasetError(xml, "no Page element")
     transcribed, untranscribed = [], []
-    for index, line_el in enumerate(_descendants(root, "TextLine"), start=1):
-        line_id = line_el.get("id") or f"line{index}"
+    for line_id, line_el in reading_order_lines(page_el[0]):
         text = line_text(line_el)
         if text is None:
             untranscribed.append(line_id)
@@ -118,7 +175,7 @@ def _page_lines(
     if not transcribed:
         return  # nothing to cut: spare decoding a page image that may be large or absent
     image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
-    gray = _load_page(xml, page_el[0], image_path)
+    gray = load_page_image(xml, page_el[0], image_path)
     for line_id, line_el, text in transcribed:
         try:
             yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path)
@@ -133,7 +190,7 @@ def _note_untranscribed(xml: Path, line_ids: list[str], report: SkipReport | Non
         return
     if report is not None:
         for line_id in line_ids:
-            report.add(xml, None, f"TextLine {line_id!r} has no text")
+            report.add(xml, None, f"TextLine {line_id!r} has no text", untranscribed=True)
     else:
         log.info("%s: %d TextLines without text skipped", xml, len(line_ids))
 
@@ -151,7 +208,8 @@ def resolve_page_image(xml: Path, filename: str) -> Path:
     raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})")
 
 
-def _load_page(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndarray:
+def load_page_image(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndarray:
+    """The page image as grayscale, refused (DatasetError) when its size is not the one the XML declares."""
     try:
         gray = load_gray(image_path)
     except ImageError as exc:
@@ -174,7 +232,10 @@ def line_text(line_el: ET.Element) -> str | None:
         return None
     best = min(equivs, key=lambda el: _int_or_zero(el.get("index")))
     unicode_el = _children(best, "Unicode")
-    text = (unicode_el[0].text or "").strip() if unicode_el else ""
+    # One line holds one line of text: an editor's line break inside <Unicode> is a space, as
+    # a reader sees it (a "\n" in a line's reference could never be read).
+    parts = (unicode_el[0].text or "").splitlines() if unicode_el else []
+    text = " ".join(part.strip() for part in parts if part.strip())
     return normalize_text(text) if text else None
 
 
@@ -215,12 +276,29 @@ def _cut_line(
         raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
     if polygon is None or len(polygon) < 3:
         raise DatasetError(xml, f"TextLine {line_id!r}: Coords need at least 3 points")
+    degenerate = degenerate_polygon(polygon)
+    if degenerate:
+        raise DatasetError(xml, f"TextLine {line_id!r}: {degenerate}")
     cut = crop_polygon(gray, polygon)
     if cut is None:
         raise DatasetError(xml, f"TextLine {line_id!r}: polygon lies outside the page image")
     crop, bbox = cut
     meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "file": f"{xml}#{line_id}"}
     return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
+
+
+MIN_POLYGON_SIDE = 2  # pixels; a line box thinner than this holds no readable ink
+MIN_POLYGON_AREA = 4  # square pixels
+
+
+def degenerate_polygon(polygon: np.ndarray) -> str:
+    """Why a line polygon encloses no line ("" when it does): points on one straight line
+    (a baseline pasted as Coords) would otherwise be scored as a 1-pixel-high crop."""
+    width, height = np.ptp(polygon, axis=0)
+    area = abs(cv2.contourArea(polygon.astype(np.float32)))
+    if min(width, height) < MIN_POLYGON_SIDE or area < MIN_POLYGON_AREA:
+        return f"degenerate polygon ({width}x{height} px box, area {area:g} px^2): it encloses no line"
+    return ""
 
 
 def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:

@@ -25,7 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hwr.datasets.pagexml import line_polygon, line_text, local_name, resolve_page_image
+from hwr.datasets.pagexml import (
+    line_polygon,
+    line_text,
+    load_page_image,
+    local_name,
+    reading_order_lines,
+    resolve_page_image,
+)
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
@@ -277,22 +284,19 @@ def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
 
 def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
     from hwr.datasets import DatasetError
+    from hwr.datasets.errors import read_utf8
 
     gt = image.with_name(image.stem + GT_SUFFIX)
     if not gt.is_file():
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
-    try:
-        text = gt.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(gt, f"not UTF-8 (byte {exc.start}); save the ground truth as UTF-8") from None
-    except OSError as exc:
-        raise DatasetError(gt, f"cannot read ({exc.strerror or exc})") from None
-    lines = [normalize_text(line.strip()) for line in text.splitlines()]
+    # Read as the line readers read .gt.txt: a Windows editor's BOM and CRLF are not text.
+    lines = [normalize_text(line.strip()) for line in read_utf8(gt).splitlines()]
     return PageTruth(page_id, image, [line for line in lines if line])
 
 
 def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
-    """Lines of a PAGE XML page in document order (PAGE stores lines in reading order)."""
+    """Lines of a PAGE XML page in its reading order (`reading_order_lines`). The page image
+    must have the size the XML declares, or every polygon would be compared in the wrong place."""
     import xml.etree.ElementTree as ET
 
     from hwr.datasets import DatasetError
@@ -305,12 +309,13 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     if local_name(root.tag) != "PcGts" or not pages:
         raise DatasetError(xml, "not a PAGE XML file")
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
+    load_page_image(xml, pages[0], image)
     lines, polygons = [], []
-    for line_el in (el for el in root.iter() if local_name(el.tag) == "TextLine"):
+    for line_id, line_el in reading_order_lines(pages[0]):
         try:
             polygon = line_polygon(line_el)
         except ValueError as exc:
-            raise DatasetError(xml, f"TextLine {line_el.get('id')!r}: {exc}") from None
+            raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
         lines.append(line_text(line_el) or "")
         polygons.append([tuple(p) for p in polygon.tolist()] if polygon is not None else [])
     return PageTruth(page_id, image, lines, polygons)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hwr.documents.writers.common import unique_name
+from hwr.documents.writers import SUFFIXES
 from hwr.recognition.imaging import (
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
@@ -122,15 +122,21 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
         path = Path(item)
         if path.is_dir():
             prefix = path.resolve().name + "/" if prefix_folders else ""
-            found.extend(_walk(path, prefix))
+            listed = _walk(path, prefix)
+            kind = "folder holds no image or PDF files"
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt"):
-            found.extend(_read_list(path))
+            listed = _read_list(path)
+            kind = "list file lists no files"
         elif not path.exists() and glob.has_magic(str(item)):
-            for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True)):
-                if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES:
-                    found.append(_Found(p, p.with_suffix("").name))
+            listed = [_Found(p, p.with_suffix("").name)
+                      for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True))
+                      if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES]
+            kind = "pattern matches no files"
         else:
-            found.append(_Found(path, path.with_suffix("").name))
+            listed, kind = [_Found(path, path.with_suffix("").name)], ""
+        # An input that stands for nothing is a mistake (a typo in a pattern, the wrong
+        # folder): reported as a failed input, never left out in silence beside the others.
+        found.extend(listed or [_Found(path, path.name or str(item), str(item), kind)])
     return found
 
 
@@ -144,7 +150,16 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
         found.append(_Found(where, prefix + where.relative_to(folder).as_posix(), str(folder),
                             f"cannot read folder ({exc.strerror or exc})"))
 
-    for top, dirs, files in os.walk(folder, onerror=unreadable):
+    # Linked sub-folders are followed (a scan archive often links its volumes in); a folder
+    # reached twice (a link loop, two links to one folder) is read the first time only.
+    visited: set[str] = set()
+    for top, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(top)
+        if real in visited:
+            log.warning("%s: already read as %s (a symbolic link loop?); not read again", top, real)
+            dirs[:] = []
+            continue
+        visited.add(real)
         dirs.sort()
         for name in files:
             p = Path(top) / name
@@ -177,11 +192,42 @@ def _read_list(list_file: Path) -> list[_Found]:
     return out
 
 
-def _unique_ids(found: list[_Found]) -> list[_Found]:
+class _TakenNames:
+    """Page ids in use and the output files they name. Two ids clash when they are equal or
+    when their outputs share a file name in `formats`: x's ALTO (x.alto.xml) is the PAGE XML
+    of x.alto (from x.alto.png)."""
+
+    def __init__(self, formats: Iterable[str] = ()):
+        self.suffixes = [SUFFIXES[fmt] for fmt in formats]
+        self.ids: set[str] = set()
+        self.files: set[str] = set()
+
+    def _files(self, page_id: str) -> set[str]:
+        return {page_id + suffix for suffix in self.suffixes}
+
+    def free(self, page_id: str) -> bool:
+        return page_id not in self.ids and not self._files(page_id) & self.files
+
+    def take(self, page_id: str) -> None:
+        self.ids.add(page_id)
+        self.files |= self._files(page_id)
+
+    def unique(self, page_id: str) -> str:
+        """`page_id`, or `page_id-2`, `page_id-3`... : the first that is free (now taken)."""
+        candidate, k = page_id, 1
+        while not self.free(candidate):
+            k += 1
+            candidate = f"{page_id}-{k}"
+        self.take(candidate)
+        return candidate
+
+
+def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found]:
     """Drop repeats of the same file; make colliding ids unique, deterministically.
 
     A clash between two files (a.png and a.jpg) keeps their suffixes; a clash that remains
-    (the same name given directly from two folders) adds the parent folder's name, then -2, -3."""
+    (the same name given directly from two folders) adds the parent folder's name, then -2, -3;
+    so does a clash of output file names in `formats` (see _TakenNames)."""
     out, seen_files = [], set()
     for entry in found:
         key = (entry.path, entry.stem)
@@ -195,20 +241,24 @@ def _unique_ids(found: list[_Found]) -> list[_Found]:
         for entry in out:
             if counts[entry.stem] > 1 and not entry.error:
                 entry.stem = rename(entry)
-    used: set[str] = set()
+    taken = _TakenNames(formats)
     for entry in out:
-        entry.stem = unique_name(entry.stem, used)
+        entry.stem = taken.unique(entry.stem)
     return out
 
 
-def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef]:
+def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iterator[PageRef]:
     """A PageRef per page, in input order; an input that cannot be listed or counted gives
-    one PageRef with `error` set, so that it is reported and the rest goes on."""
-    entries = _unique_ids(_listed(inputs))
+    one PageRef with `error` set, so that it is reported and the rest goes on. `formats`: the
+    outputs the batch writes, so that no two pages' output files share a name."""
+    formats = list(formats)
+    entries = _unique_ids(_listed(inputs), formats)
     # Every id in use: the files' own, and the page ids of documents read so far. A document
     # whose page ids would take one (scan.tif's "scan#p1" beside a file scan#p1.png) gets a
     # stem of its own for all its pages, so no output overwrites another's.
-    used = {entry.stem for entry in entries}
+    taken = _TakenNames(formats)
+    for entry in entries:
+        taken.take(entry.stem)
     for entry in entries:
         if entry.error:
             yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input")
@@ -221,11 +271,12 @@ def page_refs(inputs: Iterable[str | Path]) -> Iterator[PageRef]:
         if count == 1:
             yield PageRef(entry.stem, entry.path, 0, 1)
             continue
-        stem = entry.stem
-        while any(f"{stem}#p{i + 1}" in used for i in range(count)):
-            stem = unique_name(entry.stem, used)
-        used.update(f"{stem}#p{i + 1}" for i in range(count))
+        stem, k = entry.stem, 1
+        while not all(taken.free(f"{stem}#p{i + 1}") for i in range(count)):
+            k += 1
+            stem = f"{entry.stem}-{k}"
         for index in range(count):
+            taken.take(f"{stem}#p{index + 1}")
             yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count)
 
 

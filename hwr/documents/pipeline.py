@@ -190,19 +190,21 @@ class ErrorLog:
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
               on_page: Callable[[Page, bool], None] | None = None,
-              stages: StageTimes | None = None) -> BatchSummary:
+              stages: StageTimes | None = None, summary: BatchSummary | None = None) -> BatchSummary:
     """Transcribe every page of `inputs` (files, folders, globs, list files; see
-    hwr.documents.pages); `on_page(page, is_line_image)` sees each result; `stages` collects
-    where the time went."""
-    return transcribe_refs(recognizer, page_refs(inputs), config, segment_config, on_page, stages)
+    hwr.documents.pages); `on_page(page, is_line_image)` sees each result, in input order;
+    `stages` collects where the time went; `summary`, when given, is filled in as the batch
+    goes (what was done so far, should the batch be interrupted)."""
+    config = config or BatchConfig()
+    return transcribe_refs(recognizer, page_refs(inputs, config.formats), config, segment_config, on_page, stages,
+                           summary)
 
 
 def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | None = None,
                     segment_config: SegmentConfig | None = None,
                     on_page: Callable[[Page, bool], None] | None = None,
-                    stages: StageTimes | None = None) -> BatchSummary:
-    """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages);
-    `stages` collects where the time went."""
+                    stages: StageTimes | None = None, summary: BatchSummary | None = None) -> BatchSummary:
+    """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages)."""
     config = config or BatchConfig()
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
@@ -215,7 +217,8 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     if errors_path is not None and ctx.enabled:
         errors_path = Path(errors_path).with_suffix(f".rank{ctx.rank}{Path(errors_path).suffix}")
     errors = ErrorLog(errors_path)
-    summary = BatchSummary(errors_file=str(errors_path) if errors_path else None)
+    summary = summary if summary is not None else BatchSummary()
+    summary.errors_file = str(errors_path) if errors_path else None
     started = time.perf_counter()
 
     def wanted(ref: PageRef) -> bool:
@@ -239,7 +242,7 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
             while (prepared := run.next_page(pages)) is not None:
                 stages.prepare_cpu += prepared.seconds
                 if prepared.failure is not None:
-                    run.fail(prepared.failure)
+                    run.fail_page(prepared)
                     continue
                 run.read(batcher, batcher.add(prepared))
             run.read(batcher, batcher.flush())
@@ -280,6 +283,14 @@ class _Run:
     on_page: Callable | None
     stages: StageTimes
     bar: object
+    # Pages finish out of input order (a blank page before the long page ahead of it, whose
+    # lines wait in the batcher's pool), but on_page's readers (the CLI printing a document
+    # page by page) expect input order: a result that finishes early waits here for the pages
+    # before it. Keyed by the PreparedPage object, which travels whole through the batcher.
+    _serials: dict[int, int] = field(default_factory=dict)  # id(prepared) -> its place in the input
+    _finished: dict[int, tuple[Page, bool] | None] = field(default_factory=dict)  # place -> result (None: failed)
+    _taken: int = 0
+    _shown: int = 0
 
     @property
     def words(self) -> bool:
@@ -289,6 +300,9 @@ class _Run:
         started = time.perf_counter()
         prepared = next(pages, None)
         self.stages.wait += time.perf_counter() - started
+        if prepared is not None:
+            self._serials[id(prepared)] = self._taken
+            self._taken += 1
         return prepared
 
     def read(self, batcher: PageBatcher, batches: list[LineBatch]) -> None:
@@ -298,7 +312,7 @@ class _Run:
         started = time.perf_counter()
         for prepared in batcher.done():
             if prepared.failure is not None:
-                self.fail(prepared.failure)
+                self.fail_page(prepared)
             else:
                 self.finish(prepared)
         self.stages.write += time.perf_counter() - started
@@ -341,21 +355,33 @@ class _Run:
                 write_page_files(page, self.config.output_dir, page.id, self.config.formats)
         except (OSError, ValueError) as exc:
             self.fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id))
+            self._show_in_order(prepared, None)
             return
         if prepared.is_line:
             self.summary.line_images += 1
         else:
             self.summary.pages += 1
         self.summary.lines += len(page.lines)
-        if self.on_page is not None:
-            self.on_page(page, prepared.is_line)
+        self._show_in_order(prepared, (page, prepared.is_line))
         self.bar.update(1)
         self.bar.set_postfix(lines=self.summary.lines, refresh=False)
+
+    def fail_page(self, prepared: PreparedPage) -> None:
+        self.fail(prepared.failure)
+        self._show_in_order(prepared, None)
 
     def fail(self, failure: FailedInput) -> None:
         self.summary.failures.append(failure)
         self.errors.add(failure)
         self.bar.update(1)
+
+    def _show_in_order(self, prepared: PreparedPage, result: tuple[Page, bool] | None) -> None:
+        self._finished[self._serials.pop(id(prepared))] = result
+        while self._shown in self._finished:
+            result = self._finished.pop(self._shown)
+            self._shown += 1
+            if result is not None and self.on_page is not None:
+                self.on_page(*result)
 
 
 def _progress(enabled: bool):

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hwr.config_args import setting
+from hwr.config_args import check_at_least, setting
 from hwr.documents.pipeline import BatchConfig
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
@@ -32,18 +32,29 @@ class TranscriptionResult:
     lines: list[LineTranscription] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)
 
-    def add_earlier(self, path: str | Path, skipped: list[str]) -> None:
+    def add_earlier(self, path: str | Path, skipped: list[str] | None = None) -> list[str] | None:
         """With --resume: keep the lines an earlier run wrote to `path` for the inputs this run
         skipped as done (`skipped`: their sources); earlier failures were retried, so only this
-        run's count. An unreadable file keeps none."""
+        run's count. `skipped` None (a run interrupted before it saw every input): keep every
+        earlier line this run did not read again, for the next --resume to sort out.
+
+        Returns the skipped sources the earlier file has no line for (pages read as pages
+        never have one), or None when the file cannot be read (it keeps none)."""
         try:
             earlier = json.loads(Path(path).read_text(encoding="utf-8"))["lines"]
             lines = [LineTranscription(**line) for line in earlier]
         except (OSError, ValueError, KeyError, TypeError):
-            return
-        done = set(skipped) - {line.source for line in self.lines}
+            return None
+        read_now = {line.source for line in self.lines}
+        if skipped is None:
+            kept = [line for line in lines if line.source not in read_now]
+            self.lines = kept + self.lines
+            return []
+        done = set(skipped) - read_now
         kept = [line for line in lines if line.source in done]
         self.lines = kept + self.lines
+        have = {line.source for line in kept}
+        return [source for source in skipped if source not in have]
 
     def to_json(self) -> str:
         return json.dumps({"lines": [asdict(line) for line in self.lines],
@@ -84,3 +95,9 @@ class TranscribeConfig(RecognizerSettings):
         help="run the --workers as processes that never load torch or the model and hand lines back "
              "through shared memory: for many-core (GPU) hosts; on 2 cores threads are as fast")
     progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")
+
+    def __post_init__(self) -> None:
+        # Checked before the model loads: a --batch-size 0 would fail deep in the batcher, and a
+        # --dpi 0 would fail every PDF page with a message that does not name the flag.
+        check_at_least(self, 1, "batch_size", "dpi")
+        check_at_least(self, 0, "workers")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwr.config_args import check_at_least, check_finite
 from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.align import align_labels
 from hwr.recognition.charset import BLANK_ID, Charset
@@ -114,6 +115,13 @@ class BeamOptions:
     word_score: float = 0.0
     sil_score: float = 0.0
     blank_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        # flashlight takes anything: a beam of 0 reads every line as "" and a NaN weight
+        # scores every hypothesis NaN, both without a word. Checked here, where every
+        # decoder's settings (CLI, --config, UI, library) pass.
+        check_at_least(self, 1, "beam_size", "beam_size_token")
+        check_finite(self, "beam_threshold", "lm_weight", "word_score", "sil_score", "blank_penalty")
 
 
 # Tuned with `bench/bench_decode.py --tune` on 150 synthetic validation lines (seed 7) with the

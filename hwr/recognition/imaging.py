@@ -74,6 +74,9 @@ def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
         img = Image.alpha_composite(background, img.convert("RGBA"))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            # NaN or infinity in a float image (a failed scan export): no scale to stretch by.
+            raise ImageError(source, "the image holds pixels that are not numbers (NaN or infinity)")
         lo, hi = float(arr.min()), float(arr.max())
         if hi <= lo:
             return np.full(arr.shape, 255, np.uint8)

@@ -10,11 +10,13 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hwr.config_args import setting
+from hwr.config_args import check_at_least, setting
+from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
@@ -24,7 +26,7 @@ from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, wor
 log = logging.getLogger("hwr.scoring.evaluate")
 
 DEFAULT_LABEL_COLUMNS = "slant,touching,rare char,label error"
-JSON_SCHEMA = "hwr-eval/1"  # bump when a documented key changes meaning (docs/eval-json.md)
+JSON_SCHEMA = "hwr-eval/2"  # bump when a documented key changes meaning (docs/eval-json.md)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class EvalReport:
     results: list[LineResult] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)  # unreadable lines (skip_bad)
     normalization: list[str] = field(default_factory=list)  # TextNormalization.steps applied
+    untranscribed: int = 0  # lines left out because nobody has transcribed them yet (PAGE); not failures
 
     def worst(self, n: int = 10) -> list[LineResult]:
         """Most character errors first (absolute, so long bad lines lead), then rate, then id."""
@@ -191,9 +194,13 @@ def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
 
 def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: dict | None = None) -> None:
     """The summary, per-line details and any analysis blocks (keys: docs/eval-json.md)."""
-    payload = {"schema": JSON_SCHEMA, "model": model, "dataset": dataset, **report.summary(),
-               "failed_files": [str(f) for f in report.failures], **(extra or {}),
-               "lines_detail": [asdict(r) for r in report.results]}
+    head = {"schema": JSON_SCHEMA, "model": model, "dataset": dataset, **report.summary(),
+            "failed_files": [str(f) for f in report.failures]}
+    # One flat object: a block key equal to a summary key would silently replace the figure.
+    clash = sorted(set(head) & set(extra or {}))
+    if clash:
+        raise ValueError(f"eval JSON: analysis keys {clash} would overwrite summary keys")
+    payload = {**head, **(extra or {}), "lines_detail": [asdict(r) for r in report.results]}
     atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
@@ -240,6 +247,16 @@ class EvalConfig(RecognizerSettings):
         help="write the worst lines with empty label columns here, for labelling error causes by hand")
     worst_n: int = setting(100, help="lines in --worst-csv and the HTML gallery")
     label_columns: str = setting(DEFAULT_LABEL_COLUMNS, help="comma-separated label columns of --worst-csv")
+
+    def __post_init__(self) -> None:
+        # Checked here, before the model loads and every line is read, not where they are used.
+        check_at_least(self, 1, "batch_size", "bootstrap")
+        check_at_least(self, 0, "worst", "worst_n")
+        if self.group_by.startswith("id:"):
+            try:
+                re.compile(self.group_by[3:])
+            except re.error as exc:
+                raise ConfigError(f"--group-by {self.group_by!r}: not a valid regular expression ({exc})") from None
 
     def normalization(self) -> TextNormalization:
         return TextNormalization(iam_detokenize=self.iam_detokenize, casefold=self.casefold,

@@ -26,6 +26,7 @@ class AverageConfig:
 
     out: str = setting(help="model directory to write")
     half: bool = setting(False, help="store the weights as fp16")
+    overwrite: bool = setting(False, help="replace an existing model in --out")
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -6,14 +6,11 @@ the latest state (with optimizer and schedule, for `--resume`) in `<out>/last`.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import random
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +26,7 @@ from hwr.config_args import check_at_least, check_fields, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.errors import ConfigError, HwrError, MissingFileError
 from hwr.fileio import check_output_dir
+from hwr.interrupts import sigterm_as_exit
 from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
@@ -124,6 +122,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # library callers get the same checks as the command line
         check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
+        check_at_least(self, 0, "workers", "threads")  # 0: no loader processes / torch's default threads
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -362,25 +361,6 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
         return state
     finally:
         shutdown()
-
-
-@contextlib.contextmanager
-def sigterm_as_exit():
-    """Turn SIGTERM (a job scheduler's stop, `kill`, a container shutdown) into SystemExit(143)
-    while training, so the emergency checkpoint is written as for Ctrl-C and --resume works."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may install signal handlers
-        return
-
-    def stop(signum, frame):
-        log.error("SIGTERM received: stopping")
-        raise SystemExit(128 + signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

@@ -102,3 +102,72 @@ def test_2010_point_children_and_no_namespace(tmp_path):
     )
     (sample,) = read_pagexml(xml)
     assert sample.text == "old schema" and sample.image.shape == (4, 9)
+
+
+def two_region_page(folder: Path, reading_order: str) -> Path:
+    """Region rB stored before rA; `reading_order` is the Page's ReadingOrder element (or "")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / "page.png")
+    xml = folder / "page.xml"
+    xml.write_text(f"""<PcGts xmlns="{NS}"><Page imageFilename="page.png" imageWidth="40" imageHeight="30">
+  {reading_order}
+  <TextRegion id="rB"><TextLine id="b1"><Coords points="2,16 30,16 30,25 2,25"/>
+    <TextEquiv><Unicode>second</Unicode></TextEquiv></TextLine></TextRegion>
+  <TextRegion id="rC"><TextLine id="c1"><Coords points="2,26 30,26 30,29 2,29"/>
+    <TextEquiv><Unicode>unranked</Unicode></TextEquiv></TextLine></TextRegion>
+  <TextRegion id="rA"><TextLine id="a1"><Coords points="2,2 30,2 30,12 2,12"/>
+    <TextEquiv><Unicode>first</Unicode></TextEquiv></TextLine></TextRegion>
+</Page></PcGts>""", encoding="utf-8")
+    return xml
+
+
+A_THEN_B = """<ReadingOrder><OrderedGroup id="g"><RegionRefIndexed index="1" regionRef="rB"/>
+  <RegionRefIndexed index="0" regionRef="rA"/></OrderedGroup></ReadingOrder>"""
+
+
+def test_lines_follow_the_reading_order_and_unranked_regions_keep_file_order_after(tmp_path):
+    assert [s.text for s in read_pagexml(two_region_page(tmp_path / "ro", A_THEN_B))] == ["first", "second", "unranked"]
+    assert [s.text for s in read_pagexml(two_region_page(tmp_path / "no-ro", ""))] == ["second", "unranked", "first"]
+
+
+def test_a_duplicate_line_id_names_the_xml_and_line_of_both(tmp_path):
+    xml = make_page(tmp_path, name="page-01", lines=TWO_LINES.replace('id="l2"', 'id="l1"'))
+    expected = r"page-01\.xml#l1: duplicate id 'page-01/l1' \(first at .*page-01\.xml#l1\)"
+    with pytest.raises(DatasetError, match=expected):
+        read_pagexml(xml)
+
+
+def test_a_line_without_id_never_takes_the_id_of_a_real_line(tmp_path):
+    lines = TWO_LINES.replace('id="l1"', 'id="line2"').replace('<TextLine id="l2">', "<TextLine>")
+    ids = [s.id for s in read_pagexml(make_page(tmp_path, lines=lines))]
+    assert ids[0] == "page/line2" and ids[1] != "page/line2" and len(set(ids)) == 2
+
+
+def test_untranscribed_lines_are_recorded_apart_from_bad_ones(tmp_path):
+    report = SkipReport()
+    bad = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="2,2 20"')
+    read_pagexml(make_page(tmp_path, lines=bad), skip_bad=True, report=report)
+    assert [(e.untranscribed, e.reason.split(":")[0]) for e in report.entries] == [
+        (True, "TextLine 'l3' has no text"), (False, "TextLine 'l1'")]
+
+
+def test_when_every_page_is_skipped_the_error_says_why(tmp_path):
+    make_page(tmp_path / "a", "p")
+    make_page(tmp_path / "b", "p")
+    Image.new("L", (20, 20), 255).save(tmp_path / "b" / "p.png")  # a resized copy of the scan
+    (tmp_path / "a" / "p.png").rename(tmp_path / "a" / "P.PNG")  # wrong case
+    with pytest.raises(DatasetError, match=r"no transcribed TextLine.*2 skipped: .*'p\.png' not found.*is 20x20"):
+        read_pagexml(tmp_path, skip_bad=True, report=SkipReport())
+    with pytest.raises(DatasetError, match=r"2 skipped"):
+        read_pagexml(tmp_path, skip_bad=True)  # no report given: the reasons are still said
+
+
+def test_a_polygon_enclosing_no_area_is_refused_naming_the_line(tmp_path):
+    flat = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="2,5 10,5 20,5"')
+    with pytest.raises(DatasetError, match=r"page\.xml: TextLine 'l1': degenerate polygon"):
+        read_pagexml(make_page(tmp_path, lines=flat))
+
+
+def test_a_line_break_inside_unicode_reads_as_a_space(tmp_path):
+    broken = TWO_LINES.replace("<Unicode> first line </Unicode>", "<Unicode>first\n   line </Unicode>")
+    assert read_pagexml(make_page(tmp_path, lines=broken))[0].text == "first line"

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from hwr.datasets import DatasetError
@@ -119,7 +120,7 @@ def gt_txt_folder(gt_folder, tmp_path):
 
 
 def test_bad_ground_truth_is_named_or_skipped(gt_txt_folder):
-    with pytest.raises(DatasetError, match=r"latin1\.gt\.txt.*not UTF-8"):
+    with pytest.raises(DatasetError, match=r"latin1\.gt\.txt.*not valid UTF-8"):
         read_page_truth(gt_txt_folder)
     (gt_txt_folder / "latin1.gt.txt").unlink()
     with pytest.raises(DatasetError, match=r"orphan\.gt\.txt.*no page image"):
@@ -186,3 +187,40 @@ def test_pages_with_empty_references_say_cer_is_undefined():
     report = summarize([score_page(truth, _page(["abc", "de"], [square(0, 0, 20), square(0, 30, 20)]))])
     text = format_page_summary(report)
     assert "CER undefined" in text and "6 characters inserted" in text and "1.0000" not in text
+
+
+# --- PAGE reading order, .gt.txt encoding, declared size (issue: eval probe) -----------------
+
+def _two_region_xml(folder: Path, width: int = 40, height: int = 30) -> Path:
+    """Regions stored rB, rA; the ReadingOrder says rA first."""
+    cv2.imwrite(str(folder / "page.png"), 255 * np.ones((30, 40), np.uint8))
+    xml = folder / "page.xml"
+    xml.write_text(f"""<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
+<Page imageFilename="page.png" imageWidth="{width}" imageHeight="{height}">
+  <ReadingOrder><OrderedGroup id="g"><RegionRefIndexed index="0" regionRef="rA"/>
+    <RegionRefIndexed index="1" regionRef="rB"/></OrderedGroup></ReadingOrder>
+  <TextRegion id="rB"><TextLine id="b"><Coords points="2,16 30,16 30,25 2,25"/>
+    <TextEquiv><Unicode>second line</Unicode></TextEquiv></TextLine></TextRegion>
+  <TextRegion id="rA"><TextLine id="a"><Coords points="2,2 30,2 30,12 2,12"/>
+    <TextEquiv><Unicode>first line</Unicode></TextEquiv></TextLine></TextRegion>
+</Page></PcGts>""", encoding="utf-8")
+    return xml
+
+
+def test_pagexml_truth_follows_the_reading_order_not_the_file_order(tmp_path):
+    (truth,) = read_page_truth(_two_region_xml(tmp_path))
+    assert truth.lines == ["first line", "second line"]
+    assert truth.polygons[0][0] == (2, 2)  # polygons stay with their lines
+
+
+def test_pagexml_truth_refuses_an_image_of_another_size_than_declared(tmp_path):
+    xml = _two_region_xml(tmp_path, width=80, height=60)  # the image was resized to half
+    with pytest.raises(DatasetError, match=r"page\.xml: page image .* is 40x30 but the XML declares 80x60"):
+        read_page_truth(xml)
+
+
+def test_gt_txt_truth_reads_a_byte_order_mark_and_crlf_as_the_line_readers_do(tmp_path):
+    cv2.imwrite(str(tmp_path / "scan.png"), 255 * np.ones((30, 40), np.uint8))
+    (tmp_path / "scan.gt.txt").write_bytes("\ufefffirst line\r\nsecond line\r\n".encode())
+    (truth,) = read_page_truth(tmp_path)
+    assert truth.lines == ["first line", "second line"]

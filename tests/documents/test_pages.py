@@ -236,3 +236,38 @@ def test_oversized_pdf_page_renders_at_a_lower_dpi(tmp_path, monkeypatch):
     monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 1_000_003)
     gray = pages.render_pdf_page(pdf, 0, 300)
     assert gray.size <= 1_000_003 and gray.size > 0.99 * 1_000_003
+
+
+def test_linked_sub_folders_are_read_and_a_link_loop_only_once(tmp_path):
+    (tmp_path / "in" / "real").mkdir(parents=True)
+    (tmp_path / "volume2").mkdir()
+    _img(1).save(tmp_path / "in" / "real" / "a.png")
+    _img(2).save(tmp_path / "volume2" / "b.png")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "volume2", target_is_directory=True)
+    (tmp_path / "in" / "real" / "up").symlink_to(tmp_path / "in", target_is_directory=True)  # a loop
+    refs = list(page_refs([tmp_path / "in"]))
+    assert [(r.page_id, r.error) for r in refs] == [("linked/b", ""), ("real/a", "")]
+
+
+def test_an_input_that_matches_nothing_is_a_failure_beside_the_others(tmp_path):
+    _img(1).save(tmp_path / "a.png")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.md").write_text("no pages here")
+    (tmp_path / "comments.lst").write_text("# nothing listed yet\n\n")
+    nomatch = str(tmp_path / "nomatch" / "*.png")
+    refs = list(page_refs([tmp_path / "a.png", nomatch, tmp_path / "empty", tmp_path / "comments.lst"]))
+    assert [r.page_id for r in refs if not r.error] == ["a"]
+    errors = {str(r.path): (r.error, r.error_stage) for r in refs if r.error}
+    assert errors == {nomatch: ("pattern matches no files", "input"),
+                      str(tmp_path / "empty"): ("folder holds no image or PDF files", "input"),
+                      str(tmp_path / "comments.lst"): ("list file lists no files", "input")}
+
+
+def test_no_two_pages_share_an_output_file_in_any_format(tmp_path):
+    """x's ALTO is x.alto.xml, and so is the PAGE XML of x.alto.png: the later input gets a
+    stem of its own when both formats are written (and only then)."""
+    _img(1).save(tmp_path / "x.png")
+    _img(2).save(tmp_path / "x.alto.png")
+    # Path order: x.alto.png comes first, so x is the later input.
+    assert [r.page_id for r in page_refs([tmp_path], ["pagexml", "alto"])] == ["x.alto", "x-2"]
+    assert [r.page_id for r in page_refs([tmp_path], ["txt", "pagexml"])] == ["x.alto", "x"]

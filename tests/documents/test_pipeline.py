@@ -291,3 +291,21 @@ def test_the_segmenters_regions_travel_on_the_page_record(recognizer, rendered):
     assert not is_line and len(page.regions) == len(layout.regions) >= 1
     assert [r.line_ids for r in page.regions] == [[layout.lines[i].id for i in g] for g in layout.regions]
     assert [i for r in page.regions for i in r.line_ids] == [line.id for line in page.lines]
+
+
+def test_results_reach_on_page_in_input_order_even_when_a_later_page_finishes_first(recognizer, rendered,
+                                                                                    tmp_path):
+    """A blank page is done as soon as it is segmented, while the lines of the page before it
+    still wait in the batcher's pool: on_page must still see the first page first (the CLI
+    prints a document's pages through it)."""
+    cv2.imwrite(str(tmp_path / "1_text.png"), rendered[0].image)
+    cv2.imwrite(str(tmp_path / "2_blank.png"), np.full((300, 400), 255, np.uint8))
+    (tmp_path / "3_broken.png").write_bytes(b"no image")
+    cv2.imwrite(str(tmp_path / "4_text.png"), rendered[1].image)
+    seen = []
+    summary = run_batch(recognizer, sorted(tmp_path.glob("*.png")),
+                        BatchConfig(mode="page", workers=0, progress=False),
+                        on_page=lambda page, is_line: seen.append((page.id, len(page.lines) > 0)))
+    assert seen == [("1_text", True), ("2_blank", False), ("4_text", True)]
+    assert [f.page_id for f in summary.failures] == ["3_broken"]
+

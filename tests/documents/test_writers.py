@@ -162,3 +162,30 @@ def test_a_line_no_region_names_still_gets_written(schemas):
     page.regions = [Region("r1", ["1 bad#id"])]
     doc = etree.fromstring(write_page(page, "pagexml").encode())
     assert len(doc.findall(f".//{{{PAGE_NS}}}TextLine")) == 3 and schemas["pagexml"].validate(doc)
+
+
+def _image_names(page: Page) -> tuple[str, str]:
+    """(PAGE XML imageFilename, ALTO fileName) of the page."""
+    pagexml = etree.fromstring(write_page(page, "pagexml").encode("utf-8"))
+    alto = etree.fromstring(write_page(page, "alto").encode("utf-8"))
+    return (pagexml.find(f"{{{PAGE_NS}}}Page").get("imageFilename"),
+            alto.find(f".//{{{ALTO_NS}}}fileName").text)
+
+
+def test_a_hash_in_a_file_name_is_kept_and_only_a_documents_page_number_dropped():
+    page = make_page(False)
+    page.source = "/scans/letter #12.png"
+    assert _image_names(page) == ("letter #12.png", "letter #12.png")
+    page.source = "/scans/box #3/ledger #1.pdf#p12"
+    assert _image_names(page) == ("ledger #1.pdf", "ledger #1.pdf")
+
+
+@pytest.mark.parametrize("fmt", ["pagexml", "alto"])
+def test_characters_xml_cannot_hold_never_make_the_document_ill_formed(schemas, fmt):
+    page = make_page(False)  # the line's text is written whole (ALTO: one String)
+    page.source = "/scans/ctl\x01x\udcff.png"  # a control character and an undecodable byte
+    page.lines[0].recognition.text = "bell\x07 and \x1b escape"
+    xml = write_page(page, fmt)
+    doc = etree.fromstring(xml.encode("utf-8"))  # raises when not well-formed
+    assert schemas[fmt].validate(doc), schemas[fmt].error_log
+    assert "ctl\ufffdx\ufffd.png" in xml and "bell\ufffd and \ufffd escape" in xml

@@ -3,6 +3,7 @@ character to the dictionary word, and an out-of-vocabulary word must still be re
 import pytest
 import torch
 
+from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import BeamDecoder, make_decoder
 from hwr.recognition.lexicon import write_lexicon
@@ -111,3 +112,13 @@ def test_blank_penalty_recovers_characters_that_barely_lose_to_the_blank():
     assert rec.text == "the cat"
     # Confidences still come from the untouched posteriors.
     assert rec.char_confidences[4] == pytest.approx(0.4, abs=0.02)
+
+
+@pytest.mark.parametrize(("option", "value", "flag"), [
+    ("beam_size", 0, "--beam-size must be at least 1"), ("beam_size", -3, "--beam-size must be at least 1"),
+    ("lm_weight", float("nan"), "--lm-weight must be a finite number"),
+    ("blank_penalty", float("inf"), "--blank-penalty must be a finite number"),
+    ("word_score", float("-inf"), "--word-score must be a finite number")])
+def test_a_beam_of_nothing_or_a_weight_that_is_no_number_is_refused_naming_the_flag(option, value, flag):
+    with pytest.raises(ConfigError, match=flag):
+        make_decoder("beam", CHARSET, lm="none", **{option: value})

@@ -38,6 +38,18 @@ def test_every_pillow_mode_loads(tmp_path, line_image, mode):
     assert out.shape[0] == 32 and out.max() > 0.5
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_float_tiff_with_pixels_that_are_not_numbers_is_refused_naming_the_file(tmp_path, line_image, bad):
+    pixels = line_image("float").astype(np.float32) / 255
+    good, broken = tmp_path / "good.tif", tmp_path / "broken.tif"
+    Image.fromarray(pixels).save(good)
+    assert load_gray(good).max() == 255  # a float scan loads, stretched to 8 bits
+    pixels[0, 0] = bad
+    Image.fromarray(pixels).save(broken)
+    with pytest.raises(ImageError, match="broken.tif: .*not numbers"):
+        load_gray(broken)
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".tif", ".bmp"])
 def test_other_formats(tmp_path, line_image, suffix):
     path = tmp_path / f"x{suffix}"

@@ -88,3 +88,13 @@ def test_bias_variance_gaps_and_reading():
     noisy = diagnose([_split("train", 0.0500, 0.01), _split("dev", 0.0505, 0.01), _split("test", 0.0510, 0.01)],
                      human_cer=0.05)
     assert set(noisy.noisy) == {"variance", "data_mismatch"} and "noise" in noisy.reading
+
+
+def test_a_missing_or_non_utf8_groups_table_is_a_user_error_naming_the_flag(tmp_path):
+    from hwr.errors import ConfigError, MissingFileError
+
+    with pytest.raises(MissingFileError, match=r"--groups-file .*missing\.tsv: no such file"):
+        read_group_table(tmp_path / "missing.tsv")
+    (tmp_path / "latin1.tsv").write_bytes("l1\tcaf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"--groups-file .*latin1\.tsv: not UTF-8"):
+        read_group_table(tmp_path / "latin1.tsv")

@@ -94,7 +94,7 @@ def test_csv_and_json_writers(tmp_path):
     assert rows[0]["slant"] == "" and rows[0]["touching"] == "" and rows[0]["notes"] == ""
     write_report_json(report, tmp_path / "r.json", "m", "d", extra={"cer_ci95": [0.1, 0.2]})
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["schema"] == "hwr-eval/1" and doc["lines"] == 5 and doc["cer_ci95"] == [0.1, 0.2]
+    assert doc["schema"] == "hwr-eval/2" and doc["lines"] == 5 and doc["cer_ci95"] == [0.1, 0.2]
     assert doc["lines_detail"][1]["char_errors"] == 1
 
 
@@ -203,3 +203,26 @@ def test_skipped_lines_exit_1_and_are_named(tiny_model, tmp_path, capsys):
     (data / "broken.gt.txt").write_text("x\n")
     code = main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap", "10"])
     assert code == 1 and "broken.png" in capsys.readouterr().err
+
+
+def test_eval_json_keeps_the_corpus_word_error_count_beside_the_top_word_edits(tmp_path):
+    from hwr.scoring.report.analysis import analyze
+
+    report = score_texts(["a", "b"], ["the cat sat", "a dog"], ["the cot sat", "a dig"])
+    write_report_json(report, tmp_path / "r.json", "m", "d", extra=analyze(report, resamples=10).to_dict())
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["word_errors"] == 2 and doc["words"] == 5
+    assert {p["reference"] for p in doc["top_word_errors"]} == {"cat", "dog"}
+    with pytest.raises(ValueError, match="would overwrite summary keys"):
+        write_report_json(report, tmp_path / "r.json", "m", "d", extra={"word_errors": []})
+
+
+@pytest.mark.parametrize("setting, flag", [({"batch_size": 0}, "--batch-size"), ({"bootstrap": 0}, "--bootstrap"),
+                                           ({"bootstrap": -5}, "--bootstrap"), ({"worst": -1}, "--worst"),
+                                           ({"worst_n": -1}, "--worst-n"), ({"group_by": "id:("}, "--group-by")])
+def test_eval_settings_that_cannot_work_are_refused_naming_the_flag(setting, flag):
+    from hwr.errors import ConfigError
+    from hwr.scoring.evaluate import EvalConfig
+
+    with pytest.raises(ConfigError, match=flag):
+        EvalConfig(**setting)

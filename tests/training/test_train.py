@@ -349,6 +349,10 @@ def test_counts_below_one_are_refused():
     for name in ("batch_size", "val_every", "max_steps", "val_batch_size"):
         with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} must be at least 1"):
             TrainConfig(**{name: 0})
+    for name in ("workers", "threads"):  # 0 has a meaning (no loader processes, torch's default)
+        TrainConfig(**{name: 0})
+        with pytest.raises(ConfigError, match=f"--{name} must be at least 0, got -1"):
+            TrainConfig(**{name: -1})
 
 
 def test_a_checkpoint_without_its_config_is_not_silently_replaced(pairs_dir, tmp_path):

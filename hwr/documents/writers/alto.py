@@ -6,13 +6,13 @@ bounding box of its part of the line polygon (see hwr.documents.linegeom).
 """
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.documents.writers.common import (
     bbox_of,
     confidence_01,
+    image_file_name,
     line_confidence,
     line_text,
     now_utc,
@@ -20,6 +20,7 @@ from hwr.documents.writers.common import (
     points,
     words_with_polygons,
     xml_id,
+    xml_safe_tree,
 )
 from hwr.records import Line, Page
 
@@ -43,7 +44,7 @@ def write(page: Page) -> str:
     desc = _el(root, "Description")
     _el(desc, "MeasurementUnit").text = "pixel"
     info = _el(desc, "sourceImageInformation")
-    _el(info, "fileName").text = os.path.basename(page.source.split("#")[0]) if page.source else page.id
+    _el(info, "fileName").text = image_file_name(page)
     step = _el(desc, "Processing", ID="hwr_processing")
     _el(step, "processingDateTime").text = now_utc()
     software = _el(step, "processingSoftware")
@@ -58,7 +59,7 @@ def write(page: Page) -> str:
         block = _el(space, "TextBlock", ID=xml_id(f"block_{region_id}", used), **_box(*bbox_of(lines)))
         for line in lines:
             _write_line(block, line, used)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return ET.tostring(xml_safe_tree(root), encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _write_line(block, line: Line, used: set[str]) -> None:

@@ -1,7 +1,10 @@
-"""What every structured writer needs: line text and confidence, word polygons, XML-safe ids, regions."""
+"""What every structured writer needs: line text and confidence, word polygons, XML-safe ids
+and values, the image's file name, regions."""
 from __future__ import annotations
 
+import os
 import re
+import xml.etree.ElementTree as ET
 from collections import defaultdict, deque
 from datetime import datetime, timezone
 
@@ -9,6 +12,11 @@ from hwr.documents.linegeom import word_polygons
 from hwr.records import Line, Page, WordBox
 
 _NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+# What XML 1.0 cannot hold at all, escaped or not (its `Char` production): control characters
+# other than tab, newline and CR, lone surrogates (undecodable bytes of a file name) and U+FFFE/F.
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The `#p<N>` hwr.documents.pages.PageRef.source adds for a page of a multi-page document.
+_PAGE_SUFFIX = re.compile(r"#p[0-9]+$")
 
 
 def line_text(line: Line) -> str:
@@ -32,6 +40,33 @@ def words_with_polygons(line: Line) -> list[tuple[WordBox, list[tuple[int, int]]
     if rec is None or not rec.words:
         return []
     return list(zip(rec.words, word_polygons(line, [(word.x0, word.x1) for word in rec.words])))
+
+
+def xml_text(value: str) -> str:
+    """`value` with what XML 1.0 cannot hold replaced by U+FFFD: a file name with a control
+    character in it must not make the whole document ill-formed."""
+    return _XML_BAD.sub("\ufffd", value)
+
+
+def xml_safe_tree(root: ET.Element) -> ET.Element:
+    """Every text, tail and attribute value of the tree made XML-safe (xml_text), in place."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        if element.tail:
+            element.tail = xml_text(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_text(value)
+    return root
+
+
+def image_file_name(page: Page) -> str:
+    """The name of the page's image file: the source's file name without the `#p<N>` of a
+    page of a multi-page document ("letter #12.png" keeps its "#12"). Every page file has a
+    suffix (hwr.documents.pages.PAGE_SUFFIXES), so a name that ends in `#p<N>` is a page's."""
+    if not page.source:
+        return page.id or "page"
+    return os.path.basename(_PAGE_SUFFIX.sub("", page.source)) or page.id or "page"
 
 
 def xml_id(raw: str, used: set[str]) -> str:

@@ -7,13 +7,13 @@ record's (what the segmenter found; hwr.documents.writers.common.page_regions), 
 """
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 
 from hwr import __version__
 from hwr.documents.writers.common import (
     bbox_of,
     confidence_01,
+    image_file_name,
     line_confidence,
     line_text,
     now_utc,
@@ -21,6 +21,7 @@ from hwr.documents.writers.common import (
     points,
     words_with_polygons,
     xml_id,
+    xml_safe_tree,
 )
 from hwr.records import Line, Page
 
@@ -54,8 +55,7 @@ def write(page: Page) -> str:
     stamp = now_utc()
     _el(meta, "Created").text = stamp
     _el(meta, "LastChange").text = stamp
-    image_name = os.path.basename(page.source.split("#")[0]) if page.source else page.id
-    page_el = _el(root, "Page", imageFilename=image_name or "page", imageWidth=page.width, imageHeight=page.height)
+    page_el = _el(root, "Page", imageFilename=image_file_name(page), imageWidth=page.width, imageHeight=page.height)
     used: set[str] = set()
     found = page_regions(page)
     regions = [lines for _, lines in found]
@@ -71,7 +71,7 @@ def write(page: Page) -> str:
         for line in lines:
             _write_line(region_el, line, used)
         _text_equiv(region_el, "\n".join(line_text(line) for line in lines), None)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return ET.tostring(xml_safe_tree(root), encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _write_line(region_el, line: Line, used: set[str]) -> None:

@@ -48,7 +48,8 @@ class ErrorAnalysis:
             "cer_histogram": {"bin_width": 1 / len(self.histogram), "counts": self.histogram},
             "confusions": self.top_confusions(top),
             "char_error_rates": char_error_rates(self.tally, n=top),
-            "word_errors": top_pairs(self.tally.words, top),
+            # Not "word_errors": that key is the corpus count in the same JSON object.
+            "top_word_errors": top_pairs(self.tally.words, top),
         }
 
 

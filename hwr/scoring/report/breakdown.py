@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, MissingFileError
 from hwr.records import LineSample
 
 if TYPE_CHECKING:
@@ -57,14 +57,23 @@ class GroupStats:
 
 # --- Naming a line's subset ---------------------------------------------------------------
 
-def read_group_table(path: str | Path) -> dict[str, str]:
+def read_group_table(path: str | Path, option: str = "--groups-file") -> dict[str, str]:
     """`key value` rows (tab or space separated, `#` comments): line id or form id -> subset.
 
     IAM's `ascii/forms.txt` ("a01-000u 000 2 prt 7 5 52 36") has this shape, with the writer
-    id second, so it gives a per-writer breakdown as it is.
+    id second, so it gives a per-writer breakdown as it is. A missing or unreadable table is a
+    user error naming `option` (MissingFileError, ConfigError).
     """
+    if not Path(path).is_file():
+        raise MissingFileError(f"{option} {path}: no such file")
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{option} {path}: not UTF-8 (byte {exc.start}); save the table as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot read the file ({exc.strerror or exc})") from None
     table = {}
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         if not raw.strip() or raw.startswith("#"):
             continue
         parts = raw.split("\t") if "\t" in raw else raw.split()

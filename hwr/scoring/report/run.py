@@ -7,6 +7,7 @@ split named dev (or val), else the last split: error analysis belongs on dev, no
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from hwr.scoring.report.breakdown import AUTO_FIELDS, read_group_table, subset_r
 from hwr.scoring.report.compare import Comparison, compare_reports, format_comparison
 from hwr.scoring.report.html import render_html, write_html
 from hwr.scoring.report.svg import show_char
+
+log = logging.getLogger("hwr.scoring.eval")
 
 
 @dataclass
@@ -90,10 +93,11 @@ def _forms_table(spec: str) -> Path | None:
     return forms if forms.is_file() else None
 
 
-def _subset_setup(cfg: EvalConfig, spec: str, first_sample):
-    """The subset function and a description of it (shown in every report)."""
+def _subset_setup(cfg: EvalConfig, spec: str, first_sample, groups: dict[str, str] | None = None):
+    """The subset function and a description of it (shown in every report); `groups` is
+    `cfg.groups_file` read already (see run_eval)."""
     table_path = Path(cfg.groups_file) if cfg.groups_file else (_forms_table(spec) if cfg.group_by == "auto" else None)
-    table = read_group_table(table_path) if table_path else None
+    table = groups if groups is not None else (read_group_table(table_path) if table_path else None)
     if table is not None:
         key = f"table {table_path.name}" + (" (writer)" if table_path.name == "forms.txt" else "")
     elif cfg.group_by == "auto":
@@ -104,24 +108,46 @@ def _subset_setup(cfg: EvalConfig, spec: str, first_sample):
     return subset_resolver(cfg.group_by, table), key
 
 
-def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> tuple[list, list[FailedInput]]:
-    """The data set's lines, and (with --skip-bad) the entries its reader left out."""
+def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> tuple[list, list[FailedInput], int]:
+    """The data set's lines, the entries its reader left out as bad (with --skip-bad), and how
+    many lines it left out as not transcribed yet (PAGE work in progress: no failure)."""
     skipped = SkipReport()
     samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file, report=skipped)
     if len(samples) == 0:
         raise DatasetError(ds.spec, "the data set holds no lines")
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
     failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source, "truth", e.reason)
-                for e in skipped.entries]
-    return [samples[i] for i in range(len(samples))], failures  # synthetic sets render here, by index
+                for e in skipped.entries if not e.untranscribed]
+    untranscribed = sum(e.untranscribed for e in skipped.entries)
+    return [samples[i] for i in range(len(samples))], failures, untranscribed  # synthetic sets render here
 
 
-def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep_images: bool) -> DatasetRun:
-    samples, skipped = _load_samples(ds, cfg)
-    subset_of, subset_key = _subset_setup(cfg, ds.spec, samples[0])
+# Characters that look like nothing (or like a space) yet count as edits: a reference holding
+# one costs an error no recognizer can avoid, and nobody sees why in the printed lines.
+INVISIBLE_CHARS = {"\u00a0": "NBSP", "\u200b": "ZWSP", "\u200c": "ZWNJ", "\u200d": "ZWJ", "\u2060": "WJ",
+                   "\ufeff": "BOM", "\u00ad": "SHY"}
+
+
+def warn_invisible_characters(samples: list, shown: int = 3) -> list[str]:
+    """Log a warning naming the lines whose reference holds an invisible character; their ids."""
+    found = [(s, sorted({INVISIBLE_CHARS[c] for c in s.text if c in INVISIBLE_CHARS})) for s in samples]
+    found = [(s, names) for s, names in found if names]
+    if found:
+        examples = "; ".join(f"{s.where} ({', '.join(names)})" for s, names in found[:shown])
+        log.warning("%d references hold invisible characters, scored as they are: %s%s", len(found), examples,
+                    "; ..." if len(found) > shown else "")
+    return [s.id for s, _ in found]
+
+
+def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep_images: bool,
+                  groups: dict[str, str] | None = None) -> DatasetRun:
+    samples, skipped, untranscribed = _load_samples(ds, cfg)
+    warn_invisible_characters(samples)
+    subset_of, subset_key = _subset_setup(cfg, ds.spec, samples[0], groups)
     report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
                       subset_of=subset_of)
     report.failures[:0] = skipped
+    report.untranscribed = untranscribed
     analysis = analyze(report, cfg.bootstrap, cfg.seed, subset_key)
     images = {s.id: s.image for s in samples} if keep_images else {}
     return DatasetRun(ds, report, analysis, images)
@@ -130,17 +156,20 @@ def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep
 def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs)."""
     specs = dataset_specs(cfg, dataset)
+    # Read before the model loads: a bad table should not cost a model load and a data set.
+    groups = read_group_table(cfg.groups_file, "--groups-file") if cfg.groups_file else None
     recognizer = cfg.load_recognizer()
     model = str(recognizer.path)
     focus = analysed_index(specs)
-    runs = [score_dataset(recognizer, ds, cfg, keep_images=(i == focus)) for i, ds in enumerate(specs)]
+    runs = [score_dataset(recognizer, ds, cfg, keep_images=(i == focus), groups=groups)
+            for i, ds in enumerate(specs)]
     run = EvalRun(model, runs[focus], runs if cfg.splits else [])
     if cfg.splits:
         scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
         run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
     if cfg.compare:
         other = cfg.load_recognizer(cfg.compare)
-        b = score_dataset(other, run.analysed.dataset, cfg, keep_images=False)
+        b = score_dataset(other, run.analysed.dataset, cfg, keep_images=False, groups=groups)
         run.comparison = compare_reports(run.analysed.report, b.report, model, str(other.path), cfg.bootstrap, cfg.seed)
     return run
 
