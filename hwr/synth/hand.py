@@ -35,9 +35,7 @@ from hwr.synth.config import SynthConfig
 CENTRE_HEIGHT = 0.35
 _DILATE_KERNEL = np.ones((2, 2), np.uint8)
 _REACH = 1.2  # x-heights from an instance's centre over which its own map acts in full
-# Curve parameter of a connecting stroke's points. Plain floats: nine points in NumPy cost more
-# in call overhead than in arithmetic.
-_JOIN_T = np.linspace(0.0, 1.0, 9).tolist()
+_JOIN_T = np.linspace(0.0, 1.0, 9)[:, None]  # curve parameter of a connecting stroke's points
 # A cut component must be this many times the erased disk: the cut stays a small share of it.
 _BREAK_MIN_AREA = 5.0
 
@@ -85,48 +83,37 @@ def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> Wor
     )
 
 
-def instances(z: np.ndarray, hand: Hand, word: WordShape, cx: np.ndarray, cy: float) -> np.ndarray:
-    """The glyph instances' own maps, as the displacement the line warp applies around each.
+def instance(z: list[float], hand: Hand, word: WordShape, cx: float, cy: float) -> tuple[float, ...]:
+    """One glyph instance's own map, as the displacement the line warp applies around it.
 
-    z: (k, 8) standard normal draws, one row per instance; cx: their centres' x. Returns (k, 9)
-    rows (cx, cy, m00, m01, m10, m11, ty, bend_x, bend_y): the displacement at a point p near an
-    instance is M (p - c) + (0, ty) plus a bow of its strokes, bend_x * dy^2 sideways and
-    bend_y * dx^2 up or down (dx, dy = p - c in x-heights), where M = A - I and
-    A = rotation @ shear @ diag(sx, sy) about the centre c. One array expression per word: the
-    same arithmetic per instance in Python cost a tenth of the layout.
+    z: 8 standard normal draws for this instance. Returns (cx, cy, m00, m01, m10, m11, ty, bend_x,
+    bend_y): the displacement at a point p near the instance is M (p - c) + (0, ty) plus a bow
+    of its strokes, bend_x * dy^2 sideways and bend_y * dx^2 up or down (dx, dy = p - c in
+    x-heights), where M = A - I and A = rotation @ shear @ diag(sx, sy) about the centre c.
     """
     cfg = hand.cfg
     v = hand.variability
     xh = hand.x_height
-    angle = np.radians(np.clip(z[:, 0] * cfg.instance_rotation_std_deg * v, -8.0, 8.0))
-    shear = word.slant + np.clip(z[:, 1] * cfg.instance_shear_std * v, -0.25, 0.25)
-    sx = word.scale * word.squeeze * np.exp(np.clip(z[:, 2] * cfg.instance_scale_std * v, -0.25, 0.25))
-    sy = word.scale * np.exp(np.clip(z[:, 3] * cfg.instance_scale_std * v, -0.25, 0.25))
-    c, s = np.cos(angle), np.sin(angle)
-    rows = np.empty((len(z), 9))
-    rows[:, 0] = cx
-    rows[:, 1] = cy
+    angle = math.radians(_clamp(z[0] * cfg.instance_rotation_std_deg * v, 8.0))
+    shear = word.slant + _clamp(z[1] * cfg.instance_shear_std * v, 0.25)
+    sx = word.scale * word.squeeze * math.exp(_clamp(z[2] * cfg.instance_scale_std * v, 0.25))
+    sy = word.scale * math.exp(_clamp(z[3] * cfg.instance_scale_std * v, 0.25))
+    c, s = math.cos(angle), math.sin(angle)
     # Shear moves ink above the centre (dy < 0) to the right, as a right-leaning hand does.
-    rows[:, 2] = c * sx - 1.0
-    rows[:, 3] = (-c * shear - s) * sy
-    rows[:, 4] = s * sx
-    rows[:, 5] = (-s * shear + c) * sy - 1.0
-    rows[:, 6] = z[:, 4] * cfg.instance_offset_std * v * xh
+    a00, a01 = c * sx, (-c * shear - s) * sy
+    a10, a11 = s * sx, (-s * shear + c) * sy
+    ty = z[4] * cfg.instance_offset_std * v * xh
     bend = cfg.instance_bend_std * v * xh
-    rows[:, 7] = np.clip(z[:, 5] * bend, -3 * bend, 3 * bend)
-    rows[:, 8] = np.clip(z[:, 6] * bend, -3 * bend, 3 * bend)
-    return rows
+    return (cx, cy, a00 - 1.0, a01, a10, a11 - 1.0, ty, _clamp(z[5] * bend, 3 * bend),
+            _clamp(z[6] * bend, 3 * bend))
 
 
-def max_shift_x(instances: np.ndarray, x_height: float) -> float:
+def max_shift_x(instances: list[tuple[float, ...]], x_height: float) -> float:
     """The most any of these instances' maps can move ink sideways (instance_displacement never
     moves a point further: its offsets are clipped to REACH). Word gaps are widened by it, so a
     space in the label stays a gap in the ink."""
-    if not len(instances):
-        return 0.0
     reach = _REACH * x_height
-    shift = (np.abs(instances[:, 2]) + np.abs(instances[:, 3])) * reach + np.abs(instances[:, 7]) * _REACH * _REACH
-    return float(shift.max())
+    return max((abs(r[2]) + abs(r[3])) * reach + abs(r[7]) * _REACH * _REACH for r in instances) if instances else 0.0
 
 
 def instance_displacement(px: np.ndarray, py: np.ndarray, instances: np.ndarray,
@@ -227,7 +214,8 @@ def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, floa
     # A cup-shaped connector, as cursive hands draw it: it sags towards the baseline.
     sag, end_draw, end, width = rng.random(4).tolist()
     x1, y1 = (x0 + x2) / 2.0, min(max(y0, y2) + 0.25 * sag * xh, 0.1 * xh)
-    stop = 1.0 if end_draw >= hand.join_break_prob else 0.3 + 0.35 * end
+    t = _JOIN_T if end_draw >= hand.join_break_prob else _JOIN_T * (0.3 + 0.35 * end)
+    points = ((1 - t) ** 2) * (x0, y0) + (2 * (1 - t) * t) * (x1, y1) + (t ** 2) * (x2, y2)
     thickness = max(1, int(round(hand.stroke * (0.7 + 0.3 * width))))
     pad = thickness + 2
     bx, by = int(math.floor(min(x0, x1, x2))) - pad, int(math.floor(min(y0, y1, y2))) - pad
@@ -235,17 +223,9 @@ def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, floa
     bh = int(math.ceil(max(y0, y1, y2))) + pad - by
     canvas = np.zeros((bh, bw), np.uint8)
     # Fixed-point coordinates (shift=4) keep the curve's sub-pixel position.
-    fixed = np.array([_fixed_point(t * stop, (x0, y0), (x1, y1), (x2, y2), bx, by) for t in _JOIN_T], np.int32)
+    fixed = ((points - (bx, by)) * 16).astype(np.int32)
     cv2.polylines(canvas, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
     return canvas, bx, by
-
-
-def _fixed_point(t: float, p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
-                 bx: int, by: int) -> list[int]:
-    """The quadratic Bezier curve through p0, p1, p2 at t, relative to (bx, by), in 1/16 px."""
-    u = 1 - t
-    a, b, c = u * u, 2 * u * t, t * t
-    return [int((a * p0[0] + b * p1[0] + c * p2[0] - bx) * 16), int((a * p0[1] + b * p1[1] + c * p2[1] - by) * 16)]
 
 
 def edge_points(mask: np.ndarray, left: int, top: int, x_height: float) -> tuple[float, ...] | None:

@@ -24,7 +24,7 @@ from hwr.synth.fonts import FontBank
 from hwr.synth.hand import (
     CENTRE_HEIGHT,
     Hand,
-    instances,
+    instance,
     join_letters,
     max_shift_x,
     sample_hand,
@@ -79,7 +79,7 @@ class InkLine:
     font: str
     kind: str
     scale: float = 1.0
-    # Rows of hand.instances (centres in ink pixel coordinates): the warp applies each glyph
+    # Rows of hand.instance (centres in ink pixel coordinates): the warp applies each glyph
     # instance's own map and a fine elastic bend. None: the font's exact glyphs.
     instances: np.ndarray | None = None
     pen: str = FONT_PEN  # the pen model that drew the glyphs (pens.PENS), or the font's own
@@ -94,7 +94,7 @@ class WordInk:
     left: int  # ink extent, relative to the pen origin
     right: int
     advance: float
-    instances: np.ndarray = field(default_factory=lambda: np.zeros((0, 9)))  # hand.instances rows
+    instances: list[tuple[float, ...]] = field(default_factory=list)  # hand.instance rows
     shift: float = 0.0  # the most the instance maps can move the word's ink sideways
 
 
@@ -202,7 +202,7 @@ def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: 
 
 def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float, bank: FontBank | None,
                         digits: MnistDigits | None, rng: np.random.Generator) -> WordInk:
-    """render_word with a hand: each instance its own map (hand.instances, applied later by the
+    """render_word with a hand: each instance its own map (hand.instance, applied later by the
     line warp), advance, pen and breaks; then joins between neighbouring lowercase letters."""
     hand = style.hand
     shape = sample_word(rng, hand, scale)
@@ -210,14 +210,13 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     advance_std = hand.cfg.instance_advance_std * hand.variability * xh
     cy = -CENTRE_HEIGHT * xh * shape.scale
     pieces: list[tuple[np.ndarray, int, int]] = []
-    varied: list[int] = []  # the characters that get an instance map, and their centres' x
-    centres: list[float] = []
+    instances: list[tuple[float, ...]] = []
     exits: list[tuple[float, float] | None] = []  # join points of each character, word coordinates
     entries: list[tuple[float, float] | None] = []
     pen = 0.0
     digit_gap = 0.5 * style.digit_gap * unit * scale
-    z_word = rng.standard_normal((len(word), 8))  # one draw for the whole word
-    for k, (ch, z) in enumerate(zip(word, z_word.tolist())):
+    z_all = rng.standard_normal((len(word), 8)).tolist()  # one draw for the whole word
+    for ch, z in zip(word, z_all):
         if style.mnist_digits and ch.isdigit():
             height = style.digit_height * unit * scale * (1.0 + 0.035 * _clamp(z[0], 2.0))
             mask = digits.glyph(ch, rng, height, stroke=style.digit_stroke * unit)
@@ -240,8 +239,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             if hand.break_prob or abs(z[7]) > hand.cfg.instance_stroke_z:
                 mask = vary_mask(mask, z[7], hand, rng)
             pieces.append((mask, x - grown, glyph.top - grown))
-            varied.append(k)
-            centres.append(cx)
+            instances.append(instance(z, hand, shape, cx, cy))
             if hand.join_prob and _joinable(ch):
                 anchors = bank.anchors(style.font, style.grid_px, ch)
                 shift = x - glyph.left  # word x of the glyph's pen origin
@@ -261,8 +259,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
                 if stroke is not None:
                     pieces.append(stroke)
     left, right = _extent(pieces)
-    maps = instances(z_word[varied], hand, shape, np.array(centres), cy)
-    return WordInk(pieces, left, right, pen, maps, max_shift_x(maps, xh))
+    return WordInk(pieces, left, right, pen, instances, max_shift_x(instances, xh))
 
 
 def _pen_mask(mask: np.ndarray, style: WriterStyle, bank: FontBank, ch: str, rng: np.random.Generator
@@ -295,7 +292,7 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
     unit = 1.0 / style.scale  # final pixels -> layout pixels
     xh = style.x_height * unit
     pieces = []
-    maps: list[np.ndarray] = []  # each word's hand.instances rows, in line coordinates
+    instances: list[tuple[float, ...]] = []
     pen = 0.0
     prev_right = None
     prev_shift = 0.0
@@ -321,19 +318,15 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
             x = max(pen + gap, prev_right + cfg.min_word_gap * xh + reserve - word_ink.left)
         dx = int(round(x))
         pieces.extend((mask, px + dx, py + dy) for mask, px, py in word_ink.pieces)
-        if len(word_ink.instances):
-            moved = word_ink.instances.copy()
-            moved[:, 0] += dx
-            moved[:, 1] += dy
-            maps.append(moved)
+        instances.extend((cx + dx, cy + dy, *rest) for cx, cy, *rest in word_ink.instances)
         prev_right = dx + word_ink.right
         prev_shift = word_ink.shift
         pen = x + word_ink.advance
     canvas, x0, y0 = compose(pieces)
     baseline = [(0.0 - x0, 0.0 - y0), (max(pen, float(prev_right or 0)) - x0, 0.0 - y0)]
     varied = None
-    if style.hand is not None and maps:
-        varied = np.concatenate(maps).astype(np.float32)
+    if style.hand is not None and instances:
+        varied = np.array(instances, np.float32)
         varied[:, 0] -= x0
         varied[:, 1] -= y0
     font = style.font or (EMNIST_FONT if style.real_letters else MNIST_FONT)
