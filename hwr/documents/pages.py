@@ -116,12 +116,12 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
     # With several folders, each folder's name starts its ids: batch1/scan001 and
     # batch2/scan001 stay apart, and an id never depends on which other files exist.
     folders = [Path(i) for i in inputs if Path(i).is_dir()]
-    prefix_folders = len(folders) > 1
+    prefixes = _folder_prefixes(folders) if len(folders) > 1 else {}
     found: list[_Found] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            prefix = path.resolve().name + "/" if prefix_folders else ""
+            prefix = prefixes.get(path.resolve(), "")
             listed = _walk(path, prefix)
             kind = "folder holds no image or PDF files"
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt"):
@@ -138,6 +138,22 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
         # folder): reported as a failed input, never left out in silence beside the others.
         found.extend(listed or [_Found(path, path.name or str(item), str(item), kind)])
     return found
+
+
+def _folder_prefixes(folders: list[Path]) -> dict[Path, str]:
+    """Each folder's id prefix: its name, or as many of its last path parts as tell it apart
+    from another given folder of that name (p/scans/ and q/scans/). It depends on the set of
+    folders only, never on their order, so a resume given them in another order finds the
+    same ids."""
+    paths = {f.resolve() for f in folders}
+    prefixes = {}
+    for path in paths:
+        others = [o for o in paths if o != path]
+        k = 1
+        while k < len(path.parts) and any(o.parts[-k:] == path.parts[-k:] for o in others):
+            k += 1
+        prefixes[path] = "/".join(path.parts[-k:]).lstrip("/") + "/"
+    return prefixes
 
 
 def _walk(folder: Path, prefix: str) -> list[_Found]:

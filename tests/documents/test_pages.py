@@ -176,6 +176,16 @@ def test_the_same_name_in_two_folders_gets_two_ids(tmp_path):
         "batch1/scan001", "batch2/scan002"]
 
 
+def test_two_folders_of_one_name_get_ids_that_do_not_depend_on_their_order(tmp_path):
+    for parent, value in (("p", 10), ("q", 20)):
+        (tmp_path / parent / "scans").mkdir(parents=True)
+        _img(value).save(tmp_path / parent / "scans" / "s1.png")
+    folders = [tmp_path / "p" / "scans", tmp_path / "q" / "scans"]
+    ids = {str(r.path): r.page_id for r in page_refs(folders)}
+    assert sorted(ids.values()) == ["p/scans/s1", "q/scans/s1"]
+    assert {str(r.path): r.page_id for r in page_refs(folders[::-1])} == ids
+
+
 def test_files_named_alike_in_different_folders_get_distinct_ids(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
