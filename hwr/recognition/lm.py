@@ -306,4 +306,11 @@ def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: s
     from hwr.recognition.lexicon import read_corpus_lines
 
     sentences = corpus_sentences(read_corpus_lines(corpora, split), unit, charset)
-    return build_arpa(sentences, out, order, min_counts)
+    try:
+        return build_arpa(sentences, out, order, min_counts)
+    except ConfigError as exc:
+        if "no text" not in str(exc):
+            raise
+        # Name the files, and say why: empty, or every character outside what the model writes.
+        why = " after dropping the characters the model cannot write" if charset is not None else ""
+        raise ConfigError(f"{', '.join(map(str, corpora))}: no text to estimate a language model from{why}") from None
