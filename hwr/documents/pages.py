@@ -246,9 +246,10 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
     so does a clash of output file names in `formats` (see _TakenNames)."""
     out, seen_files = [], set()
     for entry in found:
-        key = (entry.path, entry.stem)
+        # The same file named twice (a folder and a glob, x/a.png and x/../x/a.png): read once.
+        key = (os.path.normpath(os.path.abspath(entry.path)), entry.stem)
         if key in seen_files:
-            continue  # the same file named twice (a folder and a glob): read it once
+            continue
         seen_files.add(key)
         out.append(entry)
     for rename in (lambda e: e.stem + e.path.suffix,

@@ -186,6 +186,13 @@ def test_two_folders_of_one_name_get_ids_that_do_not_depend_on_their_order(tmp_p
     assert {str(r.path): r.page_id for r in page_refs(folders[::-1])} == ids
 
 
+def test_one_file_named_two_ways_is_read_once(tmp_path):
+    (tmp_path / "x").mkdir()
+    _img(10).save(tmp_path / "x" / "a.png")
+    refs = page_refs([tmp_path / "x" / "a.png", tmp_path / "x" / ".." / "x" / "a.png"])
+    assert [r.page_id for r in refs] == ["a"]
+
+
 def test_files_named_alike_in_different_folders_get_distinct_ids(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
