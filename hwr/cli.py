@@ -281,7 +281,8 @@ def cmd_eval(args) -> int:
               "they are not scored", file=sys.stderr)
     failures = report.failures
     if failures:
-        print(f"hwr eval: skipped {len(failures)} unreadable lines, e.g. {failures[0]}", file=sys.stderr)
+        shown = "; ".join(str(f) for f in failures[:3]) + ("; ..." if len(failures) > 3 else "")
+        print(f"hwr eval: skipped {report.skipped_lines()}: {shown}", file=sys.stderr)
         # Scored, but not everything: 1; nothing scored at all: 2 (README "Exit codes").
         return 1 if report.lines else 2
     return 0

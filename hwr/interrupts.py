@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +31,33 @@ def sigterm_as_exit():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# How often a worker process looks whether its parent is still there, in seconds.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def exit_with_parent(check_seconds: float = PARENT_CHECK_SECONDS) -> threading.Thread:
+    """In a worker process: exit as soon as the process that started it is gone.
+
+    A SIGKILLed (or crashed) parent runs no cleanup, and its spawned pool workers would live on,
+    each holding a page's memory and keeping multiprocessing's resource tracker (and with it the
+    shared memory it would unlink) alive. Orphans are re-parented, so a changed parent id means the
+    parent died. (Linux's PR_SET_PDEATHSIG fires when the parent's *thread* that started the worker
+    ends, and pools start workers from whichever thread submits first: not usable here.)"""
+    import multiprocessing
+    import os
+
+    # The pid multiprocessing recorded when it started this process, not getppid() now: a parent
+    # killed while this worker was still importing has already handed it to another parent.
+    started_by = multiprocessing.parent_process()
+    parent = started_by.pid if started_by is not None else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(check_seconds)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="hwr-exit-with-parent", daemon=True)
+    watcher.start()
+    return watcher

@@ -67,6 +67,7 @@ def inputs(tmp_path_factory) -> dict:
     bad_inputs.huge_tiff_header(folder / "b_bomb.tif")
     page_image(["first line of a page", "second line of it", "and a third"]).save(folder / "c_page.png")
     good["c_page"] = 1
+    # Page 1 reads (a blank page: no text); page 2 does not decode; page 3 lies past the cut.
     bad_inputs.truncated_multipage_tiff(folder / "d_cut.tif")
     bad_inputs.not_an_image(folder / "e_text.png")
     bad_inputs.empty_file(folder / "f_empty.jpg")
@@ -79,8 +80,8 @@ def inputs(tmp_path_factory) -> dict:
     Image.fromarray(render_line("batch two")).save(folder / "batch2" / "scan001.png")
     good["batch1/scan001"] = good["batch2/scan001"] = 1
     listing = bad_inputs.latin1_text(root / "pages.txt", "caf\xe9.png\n")
-    bad = {"b_bomb.tif", "d_cut.tif", "e_text.png", "f_empty.jpg", "g_broken.pdf", "pages.txt"}
-    return {"root": root, "folder": folder, "listing": listing, "good": good, "bad": bad}
+    bad = {"b_bomb.tif", "d_cut.tif#p2", "d_cut.tif#p3", "e_text.png", "f_empty.jpg", "g_broken.pdf", "pages.txt"}
+    return {"root": root, "folder": folder, "listing": listing, "good": good, "bad": bad, "blank": ["d_cut#p1"]}
 
 
 def assert_clean(proc: subprocess.CompletedProcess, code: int) -> None:
@@ -114,6 +115,7 @@ def test_transcribe_reads_every_good_file_and_names_every_bad_one(model, inputs,
         assert name in proc.stderr and name in errors, name
     for page_id in inputs["good"]:
         assert_complete(out, page_id, formats)
+    assert all((out / (page_id + ".txt")).is_file() for page_id in inputs["blank"])
     assert not list(out.rglob("*.tmp"))
     report = json.loads((tmp_path / "lines.json").read_text(encoding="utf-8"))
     assert {Path(f["source"]).name for f in report["failures"]} >= inputs["bad"] - {"pages.txt"}
@@ -122,7 +124,7 @@ def test_transcribe_reads_every_good_file_and_names_every_bad_one(model, inputs,
     again = hwr("transcribe", inputs["folder"], "--mode", mode, "--model", model, "--device", "cpu",
                 "--output-dir", out, "--format", ",".join(formats), "--no-progress", "--resume", cwd=tmp_path)
     assert_clean(again, 1)
-    assert f"skipped {len(inputs['good'])}" in again.stderr
+    assert f"skipped {len(inputs['good']) + len(inputs['blank'])}" in again.stderr
 
 
 def test_transcribe_exit_codes_0_and_2(model, tmp_path):

@@ -203,8 +203,10 @@ def test_batch_api_survives_bombs_and_broken_tiffs(client, tmp_path):
              handle_file(str(bad_inputs.truncated_multipage_tiff(tmp_path / "cut.tif")))]
     table, archive, summary = client.predict(files, "tiny", "greedy", "auto", api_name="/batch")
     errors = {row[0]: row[5] for row in table["data"]}
-    assert "1 of 3 images read; 2 failed" in summary and not errors["line-01.png"]
-    assert "too large" in errors["bomb.tif"] and errors["cut.tif"].startswith("not a readable image")
+    # cut.tif: page 1 is read, page 2 does not decode, page 3 lies past the break in its page chain.
+    assert "2 of 5 images read; 3 failed" in summary and not errors["line-01.png"] and not errors["cut.tif#p1"]
+    assert "too large" in errors["bomb.tif"] and errors["cut.tif#p2"].startswith("not a readable image")
+    assert "page chain breaks" in errors["cut.tif#p3"]
 
 
 def test_a_batch_page_is_corrected_and_saved_as_training_lines(tiny_dir, tmp_path, monkeypatch):

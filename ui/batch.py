@@ -102,9 +102,11 @@ def _pages_of(name: str, path: Path) -> list[BatchInput]:
         count = count_pages(path)
     except ImageError as exc:
         return [BatchInput(name, path, error=exc.reason)]  # its row says why, as the CLI's errors file would
-    if count == 1:
+    if count.pages == 1 and not count.broken_rest:
         return [BatchInput(name, path)]
-    return [BatchInput(name, path, k, count) for k in range(count)]
+    total = count.pages + bool(count.broken_rest)  # a broken page chain: one failed row after the readable pages
+    return [BatchInput(name, path, k, total, error=count.broken_rest if k == count.pages else "")
+            for k in range(total)]
 
 
 def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,

@@ -59,10 +59,14 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
     text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
             f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
     problems = ([_relative(str(f), folder) for f in report.failures]
-                + [_relative(str(e), folder) for e in skipped.entries])
+                + [_relative(str(e), folder) for e in skipped.entries if not e.untranscribed])
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         text += f"\n\nSkipped {len(problems)} unusable entries: {shown}"
+    untranscribed = sum(e.untranscribed for e in skipped.entries)
+    if untranscribed:
+        # Lines nobody has transcribed yet (PAGE TextLines without text) are not faults of the data.
+        text += f"\n\n{untranscribed} lines have no transcription yet and are not scored."
     return text
 
 

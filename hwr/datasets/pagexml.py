@@ -20,7 +20,7 @@ import numpy as np
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
 from hwr.recognition.charset import normalize_text
-from hwr.recognition.imaging import ImageError, load_gray
+from hwr.recognition.imaging import ImageError, check_image_file, load_gray
 from hwr.records import LineSample
 
 PAGE_ROOT = "PcGts"
@@ -214,15 +214,29 @@ def load_page_image(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndar
         gray = load_gray(image_path)
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
+    _check_declared_size(xml, page_el, image_path, (gray.shape[1], gray.shape[0]))
+    return gray
+
+
+def check_page_image(xml: Path, page_el: ET.Element, image_path: Path) -> None:
+    """`load_page_image`'s checks from the image file's header alone, for a caller that reads
+    the pixels later anyway (hwr eval --pages: decoding a scan twice doubled its reading)."""
+    try:
+        size = check_image_file(image_path)
+    except ImageError as exc:
+        raise DatasetError(xml, f"page image unusable: {exc}") from None
+    _check_declared_size(xml, page_el, image_path, size)
+
+
+def _check_declared_size(xml: Path, page_el: ET.Element, image_path: Path, size: tuple[int, int]) -> None:
     declared = (page_el.get("imageWidth"), page_el.get("imageHeight"))
-    actual = (str(gray.shape[1]), str(gray.shape[0]))
+    actual = (str(size[0]), str(size[1]))
     # Coordinates refer to the declared size; a mismatch (a rescaled or EXIF-rotated copy of
     # the scan) would cut every line from the wrong place without any visible error.
     if all(declared) and declared != actual:
         raise DatasetError(
             xml, f"page image {image_path} is {actual[0]}x{actual[1]} but the XML declares {declared[0]}x{declared[1]}"
         )
-    return gray
 
 
 def line_text(line_el: ET.Element) -> str | None:

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from hwr.datasets.pagexml import (
+    check_page_image,
     line_polygon,
     line_text,
-    load_page_image,
     local_name,
     reading_order_lines,
     resolve_page_image,
@@ -309,7 +309,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     if local_name(root.tag) != "PcGts" or not pages:
         raise DatasetError(xml, "not a PAGE XML file")
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
-    load_page_image(xml, pages[0], image)
+    check_page_image(xml, pages[0], image)
     lines, polygons = [], []
     for line_id, line_el in reading_order_lines(pages[0]):
         try:

@@ -28,11 +28,13 @@ import numpy as np
 from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
+from hwr.interrupts import exit_with_parent
 from hwr.recognition.imaging import (
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
     MAX_SIDE,
     ImageError,
+    check_file,
     check_image_size,
     load_gray,
     pil_to_gray,
@@ -281,10 +283,12 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
             yield PageRef(entry.stem, entry.path, error=entry.error, error_stage="input")
             continue
         try:
-            count = count_pages(entry.path)
+            counted = count_pages(entry.path)
         except ImageError as exc:
             yield PageRef(entry.stem, entry.path, error=exc.reason)
             continue
+        # A broken page chain is reported as one failed page after the readable ones.
+        count = counted.pages + bool(counted.broken_rest)
         if count == 1:
             yield PageRef(entry.stem, entry.path, 0, 1)
             continue
@@ -294,15 +298,34 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
             stem = f"{entry.stem}-{k}"
         for index in range(count):
             taken.take(f"{stem}#p{index + 1}")
-            yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count)
+            error = counted.broken_rest if index == counted.pages else ""
+            yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count, error=error)
 
 
-def count_pages(path: Path) -> int:
-    """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when unusable."""
+@dataclass(frozen=True)
+class PageCount:
+    """How many pages of a file can be listed, and why the rest cannot (a multi-page TIFF whose
+    page chain breaks: its pages before the break are still read, not lost with the rest)."""
+
+    pages: int
+    broken_rest: str = ""  # the reason no page after `pages` can be listed; "" when none is missing
+
+
+# A page chain longer than this is taken to be looping, not a real document.
+_MAX_TIFF_PAGES = 100_000
+
+
+def _init_page_worker() -> None:
+    single_threaded_opencv()
+    exit_with_parent()
+
+
+def count_pages(path: Path) -> PageCount:
+    """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when not even
+    one page can be listed."""
     if not path.exists():
         raise ImageError(str(path), "broken or looping symbolic link" if path.is_symlink() else "file not found")
-    if path.is_dir():
-        raise ImageError(str(path), "is a directory, not an image")
+    check_file(path, str(path))  # a folder, a pipe (opening one would wait forever), an empty file
     if path.suffix.lower() == PDF_SUFFIX:
         import pypdfium2 as pdfium
 
@@ -317,19 +340,36 @@ def count_pages(path: Path) -> int:
                 pdf.close()
         if pages == 0:
             raise ImageError(str(path), "the PDF has no pages")
-        return pages
+        return PageCount(pages)
     if path.suffix.lower() in {".tif", ".tiff"}:
         try:
             with Image.open(path) as img:
                 check_image_size(img.width, img.height, str(path))
-                return max(1, getattr(img, "n_frames", 1))
+                try:
+                    return PageCount(max(1, getattr(img, "n_frames", 1)))
+                except Exception:  # noqa: BLE001 - a broken page chain raises TypeError, KeyError, ...
+                    return _walk_tiff_pages(img)
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
             raise ImageError(str(path), f"image too large (decompression bomb guard): {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - a broken IFD chain raises TypeError, KeyError, ...
+        except Exception as exc:  # noqa: BLE001 - a broken first page raises TypeError, KeyError, ...
             raise ImageError(str(path), f"not a readable image ({type(exc).__name__}: {exc})") from None
-    return 1
+    return PageCount(1)
+
+
+def _walk_tiff_pages(img: Image.Image) -> PageCount:
+    """Follow a TIFF's page chain to where it breaks (Pillow's page count gives up at the first
+    bad link, which would lose every page of the file)."""
+    for index in range(1, _MAX_TIFF_PAGES):
+        try:
+            img.seek(index)
+        except EOFError:
+            return PageCount(index)
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on a bad page header
+            return PageCount(index, f"the file's page chain breaks at this page; it and any after it cannot be "
+                                    f"read ({type(exc).__name__}: {exc})")
+    return PageCount(_MAX_TIFF_PAGES, f"more than {_MAX_TIFF_PAGES} pages: the page chain loops")
 
 
 def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
@@ -419,7 +459,7 @@ def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | 
     window = window or 2 * workers
     if processes:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=single_threaded_opencv)
+                                   initializer=_init_page_worker)
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="hwr-pages")
     with pool:

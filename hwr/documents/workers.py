@@ -45,6 +45,7 @@ import numpy as np
 
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
+from hwr.interrupts import exit_with_parent
 
 log = logging.getLogger("hwr.documents.workers")
 
@@ -74,6 +75,7 @@ def _init_worker(settings: PrepareSettings, prepare: Callable) -> None:
     # Ctrl-C goes to the whole process group; only the parent should act on it (and stop the
     # pool in order), not each worker dying mid-page with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()  # a SIGKILLed parent leaves no orphans holding pages and shared memory
     import cv2
 
     # OpenCV's pool defaults to every core; the workers are the parallelism.

@@ -115,38 +115,55 @@ def load_gray(source) -> np.ndarray:
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     elif isinstance(source, (str, Path)):
-        _check_file(Path(source), name)
+        check_file(Path(source), name)
     else:
         raise ImageError(name, "not an image: expected a file path, bytes, a PIL image or a numpy array")
     return _opened(source, name, decode=True)
 
 
-def check_image_file(path: str | Path) -> None:
+def check_image_file(path: str | Path) -> tuple[int, int]:
     """Raise ImageError (naming the file) for what `load_gray` would refuse from the file's
     header alone: missing, a folder, empty, not an image format, too large. No pixel is decoded
     (a tenth of a millisecond a file), so a data set can be checked whole before a long run;
-    a file cut short after its header is still found only when it is read."""
+    a file cut short after its header is still found only when it is read.
+
+    Returns (width, height) as `load_gray` will give it: upright, after the EXIF orientation."""
     name = _describe(path)
-    _check_file(Path(path), name)
-    _opened(path, name, decode=False)
+    check_file(Path(path), name)
+    return _opened(path, name, decode=False)
 
 
-def _check_file(path: Path, name: str) -> None:
+def check_file(path: Path, name: str) -> None:
+    """ImageError naming `name` unless `path` is a regular file with something in it."""
     if not path.exists():
         raise ImageError(name, "file not found")
     if path.is_dir():
         raise ImageError(name, "is a directory, not an image")
+    if not path.is_file():
+        # A FIFO, socket or device: its size says nothing, and reading a FIFO would wait forever.
+        raise ImageError(name, "not a regular file (a pipe, socket or device), not an image")
     if path.stat().st_size == 0:
         raise ImageError(name, "file is empty (0 bytes)")
 
 
-def _opened(source, name: str, decode: bool) -> np.ndarray | None:
-    """Open an image file (or file-like object); with decode, its pixels as uint8 gray."""
+# The EXIF orientation tag, and the orientations that turn the image a quarter (exif_transpose
+# swaps its sides).
+ORIENTATION_TAG = 0x0112
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def _opened(source, name: str, decode: bool):
+    """Open an image file (or file-like object); with decode, its pixels as uint8 gray, else
+    its upright (width, height) from the header."""
     try:
         with Image.open(source) as img:
             check_image_size(img.width, img.height, name)
             if not decode:
-                return None
+                # A PNG's getexif() decodes the whole image when its eXIf chunk is not in the
+                # header: only header EXIF is read here (JPEG, TIFF, WebP; a PNG's early eXIf).
+                has_exif = img.format != "PNG" or "exif" in img.info
+                turned = has_exif and img.getexif().get(ORIENTATION_TAG) in _QUARTER_TURNS
+                return (img.height, img.width) if turned else (img.width, img.height)
             img.load()
             return pil_to_gray(img, name)
     except ImageError:

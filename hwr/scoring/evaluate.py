@@ -72,13 +72,20 @@ class EvalReport:
     char_errors: int
     word_errors: int
     results: list[LineResult] = field(default_factory=list)
-    failures: list[FailedInput] = field(default_factory=list)  # unreadable lines (skip_bad)
+    failures: list[FailedInput] = field(default_factory=list)  # lines left out (skip_bad): images, ground truth
     normalization: list[str] = field(default_factory=list)  # TextNormalization.steps applied
     untranscribed: int = 0  # lines left out because nobody has transcribed them yet (PAGE); not failures
 
     def worst(self, n: int = 10) -> list[LineResult]:
         """Most character errors first (absolute, so long bad lines lead), then rate, then id."""
         return sorted(self.results, key=lambda r: (-r.char_errors, -r.cer, r.id))[:n]
+
+    def skipped_lines(self) -> str:
+        """The lines left out, by why: "3 lines (unreadable image: 2, bad ground truth: 1)"."""
+        truth = sum(f.stage == "truth" for f in self.failures)
+        parts = [f"{what}: {n}" for what, n in (("unreadable image", len(self.failures) - truth),
+                                                ("bad ground truth", truth)) if n]
+        return f"{len(self.failures)} lines ({', '.join(parts)})" if parts else "none"
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {

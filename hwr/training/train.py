@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hwr.config_args import check_at_least, check_fields, setting
+from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.errors import ConfigError, HwrError, MissingFileError
 from hwr.fileio import check_output_dir
@@ -48,6 +48,7 @@ from hwr.training.checkpoint import (
     recover_checkpoint,
     save_checkpoint,
 )
+from hwr.training.distill import Teacher, distillation_loss
 from hwr.training.distributed import (
     DistContext,
     ShardedBatchSampler,
@@ -118,11 +119,21 @@ class TrainConfig:
                                                "<out>/snapshots/step-N, for hwr average")
     threads: int = setting(0, help="torch CPU threads; 0: torch's default")
     sync_batchnorm: bool = setting(False, help="under torchrun on CUDA: BatchNorm statistics over all processes' lines")
+    teacher: str | None = setting(None, help=(
+        "distil from this trained model (folder or shipped name; same charset, normalisation and frames "
+        "per width): the loss adds the KL divergence from its per-frame symbol distributions"))
+    distill_weight: float = setting(0.5, help="--teacher: loss = (1 - w) * CTC + w * distillation")
+    distill_temperature: float = setting(1.0, help="--teacher: softmax temperature of both networks' distributions")
 
     def __post_init__(self) -> None:
         check_fields(self)  # library callers get the same checks as the command line
         check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
         check_at_least(self, 0, "workers", "threads")  # 0: no loader processes / torch's default threads
+        check_finite(self, "lr", "distill_weight", "distill_temperature")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"--distill-weight must be between 0 and 1 (got {self.distill_weight})")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"--distill-temperature must be above 0 (got {self.distill_temperature})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -235,7 +246,13 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
-    images = batch.images.to(device, non_blocking=True)
+    loss, too_short, _ = ctc_forward(net, batch, batch.images.to(device, non_blocking=True), device, amp)
+    return loss, too_short
+
+
+def ctc_forward(net, batch: LineBatch, images: torch.Tensor, device, amp: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`ctc_loss` on images already on the device, also returning the logits (T, N, C)."""
     frames = unwrap(net).frame_counts(batch.widths)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
         # The widths stay on the host too: the networks count their frames there for packing.
@@ -246,7 +263,7 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
         log_probs, batch.targets.to(device, non_blocking=True), frames, batch.target_lengths,
         blank=0, reduction="mean", zero_infinity=True,
     )
-    return loss, frames < batch.frames_needed
+    return loss, frames < batch.frames_needed, logits
 
 
 class PendingTooShort:
@@ -389,6 +406,7 @@ class TrainingRun:
     # Lines CTC could not align, since the last validation.
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
+    teacher: Teacher | None = None  # --teacher: the model distilled from (hwr.training.distill)
 
     @property
     def running_loss(self) -> float | None:
@@ -439,6 +457,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
         run.net = _distribute(net, cfg, device, ctx)
         run.on_step = on_step
+        if cfg.teacher:
+            run.teacher = Teacher.load(cfg.teacher, net, model_config, device, cfg.distill_temperature)
+            log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
+                     cfg.distill_temperature)
         norm = NormalizeConfig.from_dict(model_config.normalize)
         run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
         run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
@@ -690,7 +712,14 @@ def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds
 
 def train_step(run: TrainingRun, batch: LineBatch) -> None:
     """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
-    loss, too_short = ctc_loss(run.net, batch, run.device, run.amp)
+    images = batch.images.to(run.device, non_blocking=True)
+    loss, too_short, logits = ctc_forward(run.net, batch, images, run.device, run.amp)
+    if run.teacher is not None:
+        frames = run.model.frame_counts(batch.widths)
+        soft = distillation_loss(logits, run.teacher.log_probs(images, batch.widths, run.amp), frames,
+                                 batch.target_lengths, run.teacher.temperature)
+        weight = run.cfg.distill_weight
+        loss = (1.0 - weight) * loss + weight * soft
     run.too_short.add(batch.ids, too_short)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()

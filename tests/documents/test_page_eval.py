@@ -224,3 +224,14 @@ def test_gt_txt_truth_reads_a_byte_order_mark_and_crlf_as_the_line_readers_do(tm
     (tmp_path / "scan.gt.txt").write_bytes("\ufefffirst line\r\nsecond line\r\n".encode())
     (truth,) = read_page_truth(tmp_path)
     assert truth.lines == ["first line", "second line"]
+
+
+def test_reading_pagexml_truth_checks_the_image_without_decoding_it(tmp_path, monkeypatch):
+    import hwr.datasets.pagexml as pagexml
+
+    def no_decoding(*_):
+        raise AssertionError("the page image was decoded to read the ground truth")
+
+    monkeypatch.setattr(pagexml, "load_gray", no_decoding)
+    (truth,) = read_page_truth(_two_region_xml(tmp_path))
+    assert truth.lines == ["first line", "second line"]

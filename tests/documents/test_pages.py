@@ -161,6 +161,16 @@ def test_broken_multipage_tiffs_fail_as_pages_not_as_the_batch(tmp_path, make):
     assert results and all(isinstance(r[2], (ImageError, np.ndarray)) for r in results)
     failed = [r for r in results if isinstance(r[2], ImageError)]
     assert failed and all("fax.tif" in str(r[2]) for r in failed)
+    # The pages before the damage are read, not lost with the rest of the file.
+    assert results[0][0] == "fax#p1" and isinstance(results[0][2], np.ndarray)
+
+
+def test_a_broken_page_chain_keeps_the_pages_before_it_and_reports_the_break(tmp_path):
+    broken = bad_inputs.truncated_multipage_tiff(tmp_path / "fax.tif")  # page 3's header is cut off
+    refs = list(page_refs([broken]))
+    assert [r.page_id for r in refs] == ["fax#p1", "fax#p2", "fax#p3"]
+    assert not refs[0].error and not refs[1].error
+    assert "page chain breaks at this page" in refs[2].error and refs[2].source.endswith("fax.tif#p3")
 
 
 def test_the_same_name_in_two_folders_gets_two_ids(tmp_path):

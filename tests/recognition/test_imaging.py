@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -178,3 +180,26 @@ def test_bool_arrays_read_as_black_and_white():
     arr[:, :10] = True
     gray = load_gray(arr)
     assert gray.dtype == np.uint8 and gray[0, 0] == 255 and gray[0, 15] == 0
+
+
+def test_the_file_checks_name_pipes_folders_and_empty_files_for_what_they_are(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    for name, reason in (("pipe.png", "not a regular file"), ("empty.png", "empty"), ("folder.png", "directory"),
+                         ("missing.png", "not found")):
+        with pytest.raises(ImageError, match=reason) as caught:
+            imaging.check_image_file(tmp_path / name)
+        assert name in str(caught.value)
+
+
+def test_the_header_check_gives_the_size_load_gray_will_give_even_for_a_turned_photo(tmp_path):
+    img = Image.new("L", (60, 20), 200)
+    exif = img.getexif()
+    exif[imaging.ORIENTATION_TAG] = 6  # the camera was held on its side: turn a quarter to show upright
+    img.save(tmp_path / "turned.jpg", exif=exif)
+    img.save(tmp_path / "plain.png")
+    for name in ("turned.jpg", "plain.png"):
+        gray = load_gray(tmp_path / name)
+        assert imaging.check_image_file(tmp_path / name) == (gray.shape[1], gray.shape[0])
+    assert imaging.check_image_file(tmp_path / "turned.jpg") == (20, 60)

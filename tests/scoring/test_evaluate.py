@@ -1,6 +1,7 @@
 """Scoring without a model, `evaluate()` with a tiny untrained one, and `hwr eval` in-process."""
 import csv
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -12,6 +13,7 @@ from hwr.records import FailedInput, LineSample
 from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
 from hwr.scoring.metrics import TextNormalization
 
+import bad_inputs
 from helpers import render_line
 
 
@@ -201,8 +203,13 @@ def test_skipped_lines_exit_1_and_are_named(tiny_model, tmp_path, capsys):
     data = _pairs(tmp_path / "data", ["the cat", "a dog"])
     (data / "broken.png").write_bytes(b"not an image")
     (data / "broken.gt.txt").write_text("x\n")
+    shutil.copy(data / "l0.png", data / "latin.png")
+    bad_inputs.latin1_text(data / "latin.gt.txt")
     code = main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap", "10"])
-    assert code == 1 and "broken.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "broken.png" in err
+    # Each kind of skipped line is counted as what it is, not all as "unreadable".
+    assert "2 lines (unreadable image: 1, bad ground truth: 1)" in err
 
 
 def test_eval_json_keeps_the_corpus_word_error_count_beside_the_top_word_edits(tmp_path):

@@ -2,8 +2,11 @@
 (tests/scoring/test_evaluate.py, tests/test_cli.py), not here."""
 import logging
 
+import pytest
+
+from hwr.errors import ConfigError
 from hwr.records import LineSample
-from hwr.scoring.report.run import warn_invisible_characters
+from hwr.scoring.report.run import parse_splits, warn_invisible_characters
 
 
 def test_references_with_invisible_characters_are_named_in_a_warning(caplog):
@@ -12,3 +15,9 @@ def test_references_with_invisible_characters_are_named_in_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="hwr.scoring.eval"):
         assert warn_invisible_characters(samples) == ["zwsp", "nbsp"]
     assert "2 references" in caplog.text and "b.png (ZWSP)" in caplog.text and "c.png (NBSP)" in caplog.text
+
+
+def test_a_split_named_twice_is_refused():
+    assert [s.name for s in parse_splits("train=a,dev=b")] == ["train", "dev"]
+    with pytest.raises(ConfigError, match="'Dev' twice"):
+        parse_splits("dev=a,train=c,Dev=b")

@@ -114,7 +114,7 @@ def _summary(report: EvalReport, analysis: ErrorAnalysis, model: str, dataset: s
                     f"({report.word_errors} / {report.words} words)"],
             ["95% intervals", f"bootstrap over lines, {analysis.resamples} resamples, seed {analysis.seed}"],
             ["normalisation", ", ".join(report.normalization) or "none (raw text scored)"],
-            ["unreadable lines skipped", len(report.failures)]]
+            ["skipped", report.skipped_lines()]]
     return "<h2>Summary</h2>" + _table([], rows)
 
 

@@ -67,6 +67,9 @@ def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
         if not sep or not name.strip() or not value.strip():
             raise ConfigError(f"--splits expects name=DATASET items, e.g. train=iam:/data/IAM,dev=...; got {item!r}")
         name, value = name.strip(), value.strip()
+        if any(spec.name.lower() == name.lower() for spec in specs):
+            # The report keys splits by name (and finds dev/test by it): a second one would hide the first.
+            raise ConfigError(f"--splits names {name!r} twice; give each split its own name")
         specs.append(DatasetSpec(name, dataset, value) if dataset else DatasetSpec(name, value))
     if not specs:
         raise ConfigError("--splits names no data set")

@@ -1,0 +1,56 @@
+"""hwr.interrupts: SIGTERM as an exit, and worker processes that do not outlive their parent."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+# A parent that starts one spawned worker watching it (as the page workers of `hwr transcribe
+# --processes` do), prints the worker's pid and waits to be killed.
+_PARENT = textwrap.dedent("""
+    import multiprocessing, sys, time
+    from hwr.interrupts import exit_with_parent
+
+    def work():
+        exit_with_parent(check_seconds=0.1)
+        time.sleep(600)
+
+    if __name__ == "__main__":
+        worker = multiprocessing.get_context("spawn").Process(target=work)
+        worker.start()
+        print(worker.pid, flush=True)
+        time.sleep(600)
+""")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's reaping is left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_exits_when_its_parent_is_killed_outright(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(0.5)
+        assert _running(worker)
+        parent.send_signal(signal.SIGKILL)  # no cleanup runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker)
+    finally:
+        parent.kill()
+        if "worker" in locals() and _running(worker):
+            os.kill(worker, signal.SIGKILL)
