@@ -202,11 +202,18 @@ def _read_list(list_file: Path) -> list[_Found]:
             continue
         listed = Path(entry)
         if listed.is_absolute():
-            out.append(_Found(listed, listed.with_suffix("").name, str(list_file)))
+            path, stem = listed, listed.with_suffix("").name
         else:
             # The id keeps the listed sub-folders (not "..": ids never point outside).
+            path = list_file.parent / listed
             stem = "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
-            out.append(_Found(list_file.parent / listed, stem, str(list_file)))
+        if path.is_dir():
+            # A listed folder stands for its pages, as it does on the command line.
+            folder = stem if not listed.is_absolute() else listed.name
+            pages = _walk(path, folder.rstrip("/") + "/" if folder else "")
+            out.extend(pages or [_Found(path, stem, str(list_file), "folder holds no image or PDF files")])
+        else:
+            out.append(_Found(path, stem, str(list_file)))
     return out
 
 

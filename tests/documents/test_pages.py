@@ -67,6 +67,16 @@ def test_globs_and_list_files(tree):
     assert [stem for _, stem in expand_inputs([listing])] == ["box/a", "box/sub/b"]
 
 
+def test_a_folder_in_a_list_file_stands_for_its_pages(tree):
+    listing = tree / "pages.txt"
+    listing.write_text("box/sub\nbox/a.png\n")
+    assert [(p.name, stem) for p, stem in expand_inputs([listing])] == [("b.jpg", "box/sub/b"), ("a.png", "box/a")]
+    (tree / "empty").mkdir()
+    listing.write_text("empty\n")
+    (ref,) = page_refs([listing])
+    assert ref.error == "folder holds no image or PDF files" and ref.path == tree / "empty"
+
+
 def test_same_stem_keeps_suffix(tmp_path):
     _img(1).save(tmp_path / "p.png")
     _img(2).save(tmp_path / "p.bmp")
