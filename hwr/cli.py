@@ -187,8 +187,13 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
             line_results.lines.append(LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
                                                         [asdict(w) for w in rec.words]))
             emit(f"{tsv_field(page.source)}\t{rec.text}" if several else rec.text)
-        elif not cfg.output_dir:
-            emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
+        else:
+            line_results.lines.extend(
+                LineTranscription(page.source, line.recognition.text, line.recognition.confidence,
+                                  line.recognition.char_confidences, line=line.id, bbox=list(line.bbox))
+                for line in page.lines if line.recognition is not None)
+            if not cfg.output_dir:
+                emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
 
     summary, finished = BatchSummary(), False
     try:

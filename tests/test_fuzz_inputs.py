@@ -120,6 +120,13 @@ def test_transcribe_reads_every_good_file_and_names_every_bad_one(model, inputs,
     report = json.loads((tmp_path / "lines.json").read_text(encoding="utf-8"))
     assert {Path(f["source"]).name for f in report["failures"]} >= inputs["bad"] - {"pages.txt"}
     assert all(set(f) == {"source", "stage", "message", "page_id"} for f in report["failures"])
+    # A page read as a page is in the report too, line by line, with each line's id and box.
+    page_lines = [line for line in report["lines"] if line["source"].endswith("c_page.png")]
+    if mode == "line":
+        assert len(page_lines) == 1 and not page_lines[0]["line"]
+    else:
+        assert len(page_lines) == 3 and len({line["line"] for line in page_lines}) == 3
+        assert all(len(line["bbox"]) == 4 for line in page_lines)
     # --resume after the run: every good page is skipped, the bad ones fail again, nothing is lost.
     again = hwr("transcribe", inputs["folder"], "--mode", mode, "--model", model, "--device", "cpu",
                 "--output-dir", out, "--format", ",".join(formats), "--no-progress", "--resume", cwd=tmp_path)

@@ -17,17 +17,24 @@ from hwr.records import FailedInput
 
 @dataclass
 class LineTranscription:
+    """One line read: a line image (`source` is its file), or a line of a page read as a page
+    (`source` is the page's file, `line` its line id, `bbox` its box in page pixels)."""
+
     source: str
     text: str
     confidence: float
     char_confidences: list[float] = field(default_factory=list)
-    # Word boxes from CTC alignment: {"text", "confidence", "x0", "x1"} in source-image pixels.
+    # Word boxes of a line image from CTC alignment: {"text", "confidence", "x0", "x1"} in its
+    # pixels (a page's word boxes are in its json/pagexml/alto outputs, in page coordinates).
     words: list[dict] = field(default_factory=list)
+    line: str = ""
+    bbox: list[int] = field(default_factory=list)  # x0, y0, x1, y1 (exclusive), a page's line only
 
 
 @dataclass
 class TranscriptionResult:
-    """The `--json` output: every line image read, and every input that failed."""
+    """The `--json` output: every line read (line images, and the lines of pages), and every
+    input that failed."""
 
     lines: list[LineTranscription] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)
@@ -38,8 +45,8 @@ class TranscriptionResult:
         run's count. `skipped` None (a run interrupted before it saw every input): keep every
         earlier line this run did not read again, for the next --resume to sort out.
 
-        Returns the skipped sources the earlier file has no line for (pages read as pages
-        never have one), or None when the file cannot be read (it keeps none)."""
+        Returns the skipped sources the earlier file has no line for (a page where no line was
+        found has none), or None when the file cannot be read (it keeps none)."""
         try:
             earlier = json.loads(Path(path).read_text(encoding="utf-8"))["lines"]
             lines = [LineTranscription(**line) for line in earlier]
