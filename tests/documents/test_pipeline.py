@@ -133,7 +133,10 @@ def test_cli_transcribe_pages(model_dir, rendered, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pages 3" in err and "failures 1" in err
     lines = json.loads((tmp_path / "lines.json").read_text())
-    assert [line["source"].endswith("line.png") for line in lines["lines"]] == [True]
+    # The line image is one entry; the pages' lines come with their line ids and boxes.
+    assert [line["source"].endswith("line.png") for line in lines["lines"] if not line["line"]] == [True]
+    page_lines = [line for line in lines["lines"] if line["line"]]
+    assert page_lines and all(len(line["bbox"]) == 4 and not line["source"].endswith("line.png") for line in page_lines)
     assert lines["failures"][0]["source"].endswith("broken.png")
     code = main(["transcribe", str(folder), "--model", str(model_dir), "--device", "cpu", "--output-dir", str(out),
                  "--format", "pagexml,txt", "--no-progress", "--resume", "--errors", str(tmp_path / "e.tsv")])
