@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
-from hwr.errors import ConfigError, HwrError, MissingFileError
+from hwr.errors import ConfigError, HwrError, MissingFileError, name_some
 from hwr.fileio import check_distinct_outputs, check_output_dir, check_output_file
 
 
@@ -286,8 +286,7 @@ def cmd_eval(args) -> int:
               "they are not scored", file=sys.stderr)
     failures = report.failures
     if failures:
-        shown = "; ".join(str(f) for f in failures[:3]) + ("; ..." if len(failures) > 3 else "")
-        print(f"hwr eval: skipped {report.skipped_lines()}: {shown}", file=sys.stderr)
+        print(f"hwr eval: skipped {report.skipped_lines()}: {name_some(failures, 3)}", file=sys.stderr)
         # Scored, but not everything: 1; nothing scored at all: 2 (README "Exit codes").
         return 1 if report.lines else 2
     return 0

@@ -18,3 +18,11 @@ class ConfigError(HwrError, ValueError):
 
 class MissingFileError(HwrError, FileNotFoundError):
     """A file that a setting names (an LM, a lexicon, a charset file) does not exist."""
+
+
+def name_some(items, limit: int, sep: str = "; ") -> str:
+    """The first `limit` items joined, then how many more: "a; b; c; and 2 more". Messages name
+    a few bad files so the user can start, without a screenful for a large data set."""
+    items = [str(item) for item in items]
+    more = f"{sep}and {len(items) - limit} more" if len(items) > limit else ""
+    return sep.join(items[:limit]) + more

@@ -102,11 +102,9 @@ def _pages_of(name: str, path: Path) -> list[BatchInput]:
         count = count_pages(path)
     except ImageError as exc:
         return [BatchInput(name, path, error=exc.reason)]  # its row says why, as the CLI's errors file would
-    if count.pages == 1 and not count.broken_rest:
+    if count.listed == 1:
         return [BatchInput(name, path)]
-    total = count.pages + bool(count.broken_rest)  # a broken page chain: one failed row after the readable pages
-    return [BatchInput(name, path, k, total, error=count.broken_rest if k == count.pages else "")
-            for k in range(total)]
+    return [BatchInput(name, path, k, count.listed, error=count.error_of(k)) for k in range(count.listed)]
 
 
 def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,

@@ -8,6 +8,7 @@ import pandas as pd
 
 from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
 from hwr.datasets.iam import LINES_TXT
+from hwr.errors import name_some
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 from hwr.scoring.evaluate import EvalReport
@@ -59,14 +60,12 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
     text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
             f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
     problems = ([_relative(str(f), folder) for f in report.failures]
-                + [_relative(str(e), folder) for e in skipped.entries if not e.untranscribed])
+                + [_relative(str(e), folder) for e in skipped.problems])
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        text += f"\n\nSkipped {len(problems)} unusable entries: {shown}"
-    untranscribed = sum(e.untranscribed for e in skipped.entries)
-    if untranscribed:
+        text += f"\n\nSkipped {len(problems)} unusable entries: {name_some(problems, 5)}"
+    if skipped.untranscribed:
         # Lines nobody has transcribed yet (PAGE TextLines without text) are not faults of the data.
-        text += f"\n\n{untranscribed} lines have no transcription yet and are not scored."
+        text += f"\n\n{skipped.untranscribed} lines have no transcription yet and are not scored."
     return text
 
 

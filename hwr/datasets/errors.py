@@ -56,6 +56,16 @@ class SkipReport:
         self.add(error.source, error.line_no, error.reason)
 
     @property
+    def problems(self) -> list[SkippedEntry]:
+        """The entries left out for a fault of the data (not lines merely untranscribed yet)."""
+        return [e for e in self.entries if not e.untranscribed]
+
+    @property
+    def untranscribed(self) -> int:
+        """Lines left out because nobody has transcribed them yet: work in progress, no fault."""
+        return sum(e.untranscribed for e in self.entries)
+
+    @property
     def count(self) -> int:
         # Deliberately no __len__: an empty report must stay truthy so `report or SkipReport()`
         # never swaps a caller's report for a fresh one.

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
+from hwr.errors import name_some
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, check_image_file, load_gray
 from hwr.records import LineSample
@@ -37,7 +38,7 @@ def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
     if not samples:
         problems = [e for e in skipped if not e.untranscribed]
         # With --skip-bad every page may have failed: "no lines" alone would hide why.
-        why = f" ({len(problems)} skipped: {'; '.join(map(str, problems[:3]))}{'; ...' if len(problems) > 3 else ''})"
+        why = f" ({len(problems)} skipped: {name_some(problems, 3)})"
         raise DatasetError(path, "no transcribed TextLine in any PAGE XML file" + (why if problems else ""))
     if report is None:
         for entry in skipped:

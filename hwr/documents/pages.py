@@ -208,9 +208,10 @@ def _read_list(list_file: Path) -> list[_Found]:
             path = list_file.parent / listed
             stem = "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
         if path.is_dir():
-            # A listed folder stands for its pages, as it does on the command line.
-            folder = stem if not listed.is_absolute() else listed.name
-            pages = _walk(path, folder.rstrip("/") + "/" if folder else "")
+            # A listed folder stands for its pages, as it does on the command line; their ids
+            # start with the folder as listed (a dot in its name is no suffix).
+            parts = [listed.name] if listed.is_absolute() else [p for p in listed.parts if p not in ("..", ".")]
+            pages = _walk(path, "/".join(parts) + "/" if parts else "")
             out.extend(pages or [_Found(path, stem, str(list_file), "folder holds no image or PDF files")])
         else:
             out.append(_Found(path, stem, str(list_file)))
@@ -294,8 +295,7 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
         except ImageError as exc:
             yield PageRef(entry.stem, entry.path, error=exc.reason)
             continue
-        # A broken page chain is reported as one failed page after the readable ones.
-        count = counted.pages + bool(counted.broken_rest)
+        count = counted.listed
         if count == 1:
             yield PageRef(entry.stem, entry.path, 0, 1)
             continue
@@ -305,8 +305,7 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
             stem = f"{entry.stem}-{k}"
         for index in range(count):
             taken.take(f"{stem}#p{index + 1}")
-            error = counted.broken_rest if index == counted.pages else ""
-            yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count, error=error)
+            yield PageRef(f"{stem}#p{index + 1}", entry.path, index, count, error=counted.error_of(index))
 
 
 @dataclass(frozen=True)
@@ -317,14 +316,18 @@ class PageCount:
     pages: int
     broken_rest: str = ""  # the reason no page after `pages` can be listed; "" when none is missing
 
+    @property
+    def listed(self) -> int:
+        """Pages to list: the readable ones, and one failed page for a broken page chain."""
+        return self.pages + bool(self.broken_rest)
+
+    def error_of(self, index: int) -> str:
+        """Why the page at `index` cannot be read before loading it ("" for a readable one)."""
+        return self.broken_rest if index == self.pages else ""
+
 
 # A page chain longer than this is taken to be looping, not a real document.
 _MAX_TIFF_PAGES = 100_000
-
-
-def _init_page_worker() -> None:
-    single_threaded_opencv()
-    exit_with_parent()
 
 
 def count_pages(path: Path) -> PageCount:
@@ -447,6 +450,12 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str 
             raise ImageError(source, f"cannot render PDF page ({exc})") from None
         finally:
             pdf.close()
+
+
+def _init_page_worker() -> None:
+    """Process-pool initialiser of prefetch_map: one OpenCV thread, and gone with its parent."""
+    single_threaded_opencv()
+    exit_with_parent()
 
 
 def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | None = None,

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, name_some
 from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
@@ -91,9 +91,8 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
         named = {**s.meta, "file": s.where}  # messages about it still name its file
         out.append(replace(s, image=pixels, meta=named))
     if failed and not skip_bad:
-        listed = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
-        raise ConfigError(f"{len(failed)} line images cannot be read: {listed} (fix or remove them, or use "
-                          "--skip-bad to leave them out)")
+        raise ConfigError(f"{len(failed)} line images cannot be read: {name_some(failed, 5)} (fix or remove "
+                          "them, or use --skip-bad to leave them out)")
     if failed:
         log.warning("left out %d line images that cannot be read: %s", len(failed), "; ".join(failed))
     return out

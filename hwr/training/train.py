@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
-from hwr.errors import ConfigError, HwrError, MissingFileError
+from hwr.errors import ConfigError, HwrError, MissingFileError, name_some
 from hwr.fileio import check_output_dir
 from hwr.interrupts import sigterm_as_exit
 from hwr.recognition.charset import Charset
@@ -623,8 +623,8 @@ def check_images(dataset: LineDataset, what: str, skip_bad: bool) -> LineDataset
     reasons = list(bad.values())
     what_failed = f"{what} data: {len(bad)} of {len(lines)} line images cannot be read"
     if not skip_bad:
-        listed = "; ".join(reasons[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ConfigError(f"{what_failed}: {listed} (fix or remove them, or use --skip-bad to leave them out)")
+        raise ConfigError(f"{what_failed}: {name_some(reasons, 5)} "
+                          "(fix or remove them, or use --skip-bad to leave them out)")
     log.warning("%s, left out: %s", what_failed, "; ".join(reasons))
     return [s for k, s in enumerate(lines) if k not in bad]
 

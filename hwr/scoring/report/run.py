@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, name_some
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
 from hwr.scoring.evaluate import (
@@ -120,9 +120,8 @@ def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> tuple[list, list[FailedIn
         raise DatasetError(ds.spec, "the data set holds no lines")
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
     failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source, "truth", e.reason)
-                for e in skipped.entries if not e.untranscribed]
-    untranscribed = sum(e.untranscribed for e in skipped.entries)
-    return [samples[i] for i in range(len(samples))], failures, untranscribed  # synthetic sets render here
+                for e in skipped.problems]
+    return [samples[i] for i in range(len(samples))], failures, skipped.untranscribed  # synthetic sets render here
 
 
 # Characters that look like nothing (or like a space) yet count as edits: a reference holding
@@ -136,9 +135,8 @@ def warn_invisible_characters(samples: list, shown: int = 3) -> list[str]:
     found = [(s, sorted({INVISIBLE_CHARS[c] for c in s.text if c in INVISIBLE_CHARS})) for s in samples]
     found = [(s, names) for s, names in found if names]
     if found:
-        examples = "; ".join(f"{s.where} ({', '.join(names)})" for s, names in found[:shown])
-        log.warning("%d references hold invisible characters, scored as they are: %s%s", len(found), examples,
-                    "; ..." if len(found) > shown else "")
+        examples = name_some((f"{s.where} ({', '.join(names)})" for s, names in found), shown)
+        log.warning("%d references hold invisible characters, scored as they are: %s", len(found), examples)
     return [s.id for s, _ in found]
 
 
