@@ -71,6 +71,10 @@ def test_a_folder_in_a_list_file_stands_for_its_pages(tree):
     listing = tree / "pages.txt"
     listing.write_text("box/sub\nbox/a.png\n")
     assert [(p.name, stem) for p, stem in expand_inputs([listing])] == [("b.jpg", "box/sub/b"), ("a.png", "box/a")]
+    (tree / "vol.1").mkdir()
+    _img(60).save(tree / "vol.1" / "c.png")
+    listing.write_text("vol.1\n")
+    assert [stem for _, stem in expand_inputs([listing])] == ["vol.1/c"]  # a dot in a folder name is no suffix
     (tree / "empty").mkdir()
     listing.write_text("empty\n")
     (ref,) = page_refs([listing])
