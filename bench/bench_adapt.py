@@ -129,9 +129,21 @@ def write_pairs(lines: list[LineSample], folder: Path) -> Path:
     return folder
 
 
+def adaptation_lines(model: Path, writer: Writer, size: int, choose: str, pool: int) -> list[LineSample]:
+    """The lines the user corrects. "random": any `size` of the writer's lines; "least-confident":
+    the `size` lines the base model is least sure of among `pool` times as many (uncertainty
+    sampling: what a user who corrects the lines the model flags would hand over)."""
+    if choose == "random":
+        return writer_lines(writer, size, ADAPT_SEED)
+    candidates = writer_lines(writer, size * pool, ADAPT_SEED)
+    recognitions = Recognizer.load(model, device="cpu").recognize([s.image for s in candidates], batch_size=16)
+    order = sorted(range(len(candidates)), key=lambda i: recognitions[i].confidence)
+    return [candidates[i] for i in sorted(order[:size])]
+
+
 def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], others: list[LineSample],
              before: tuple[float, float], args, work: Path) -> dict:
-    own = writer_lines(writer, size, ADAPT_SEED)
+    own = adaptation_lines(model, writer, size, args.choose, args.pool)
     data = write_pairs(own, work / f"lines-{size}")
     out = work / f"adapted-{size}"
     cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
@@ -188,6 +200,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
                         help="any other AdaptConfig setting, e.g. --set freeze_norm=false (repeatable)")
+    parser.add_argument("--choose", choices=["random", "least-confident"], default="random",
+                        help="which of the writer's lines are adapted on (least-confident: of --pool times as many)")
+    parser.add_argument("--pool", type=int, default=4, help="--choose least-confident: candidates per line kept")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
