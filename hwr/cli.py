@@ -130,7 +130,7 @@ def cmd_transcribe(args) -> int:
         raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
     errors = cfg.errors or (str(Path(cfg.output_dir) / "errors.tsv") if cfg.output_dir else None)
     check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], args.inputs)
-    _check_json_is_no_page_output(cfg, _transcribe_formats(cfg), args.inputs)
+    _check_reports_are_no_page_outputs(cfg, errors, _transcribe_formats(cfg), args.inputs)
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
@@ -147,23 +147,32 @@ def _transcribe_formats(cfg) -> list[str]:
         raise ConfigError(f"--format: {exc}") from None
 
 
-def _check_json_is_no_page_output(cfg, formats: list[str], inputs) -> None:
-    """ConfigError when --json is a file the batch writes for a page (--output-dir o --format
-    json --json o/page.json): the page and the report would overwrite each other."""
+def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[str], inputs) -> None:
+    """ConfigError when --json or --errors is a file the batch writes for a page (--output-dir o
+    --format json --json o/page.json): the page and the report would overwrite each other (the
+    page's output, renamed into place, would take the errors listed so far with it)."""
     from hwr.documents.pages import page_refs
     from hwr.documents.writers import SUFFIXES, output_paths
 
-    if not (cfg.json and cfg.output_dir):
+    if not cfg.output_dir:
         return
-    target, out = Path(cfg.json).resolve(), Path(cfg.output_dir).resolve()
-    # Listing the inputs costs a walk (and a page count per PDF): only for a --json that
+    out = Path(cfg.output_dir).resolve()
+    # Listing the inputs costs a walk (and a page count per PDF): only for a report that
     # could be a page output at all.
-    if out not in target.parents or not any(target.name.endswith(SUFFIXES[fmt]) for fmt in formats):
+    reports = [(option, path, Path(path).resolve()) for option, path in (("--json", cfg.json), ("--errors", errors))
+               if path]
+    reports = [(option, path, target) for option, path, target in reports
+               if out in target.parents and any(target.name.endswith(SUFFIXES[fmt]) for fmt in formats)]
+    if not reports:
         return
     for ref in page_refs(inputs, formats):
-        if not ref.error and target in {p.resolve() for p in output_paths(ref.page_id, out, formats)}:
-            raise ConfigError(f"--json {cfg.json}: is also the output of {ref.source} in --output-dir; "
-                              "write the report elsewhere")
+        if ref.error:
+            continue
+        pages = {p.resolve() for p in output_paths(ref.page_id, out, formats)}
+        for option, path, target in reports:
+            if target in pages:
+                raise ConfigError(f"{option} {path}: is also the output of {ref.source} in --output-dir; "
+                                  "write the report elsewhere")
 
 
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
@@ -305,6 +314,7 @@ def _eval_inputs(cfg, dataset: str | None) -> list[str]:
 def _eval_pages(cfg, dataset: str) -> int:
     """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.documents.page_eval)."""
     from hwr.documents.page_eval import evaluate_page_folder, format_page_summary, write_page_report
+    from hwr.scoring.evaluate import skipped_by_cause
 
     if not dataset:
         raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
@@ -321,7 +331,8 @@ def _eval_pages(cfg, dataset: str) -> int:
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
-        print(f"hwr eval: skipped {len(report.failures)} unreadable pages, e.g. {report.failures[0]}", file=sys.stderr)
+        print(f"hwr eval: skipped {skipped_by_cause(report.failures, 'pages')}: {name_some(report.failures, 3)}",
+              file=sys.stderr)
         return 1 if report.results else 2
     return 0
 

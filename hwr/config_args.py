@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -164,7 +165,8 @@ def read_config_file(path: str) -> dict:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML config ({exc})") from None
+            # PyYAML's message spans lines (a caret under the snippet); errors are one line.
+            raise ConfigError(f"{path}: invalid YAML config ({' '.join(str(exc).split())})") from None
     else:
         try:
             data = json.loads(text)
@@ -179,18 +181,35 @@ def build_config(cls, args: argparse.Namespace, config_file: str | None = None, 
     """Dataclass defaults <- config file <- command-line flags <- fixed values."""
     values = {}
     types_ = field_types(cls)
+    from_file: set[str] = set()
     if config_file:
         data = read_config_file(config_file)
         unknown = sorted(set(data) - set(types_))
         if unknown:
             raise ConfigError(f"{config_file}: unknown settings {unknown}")
         values.update({key: coerce(value, types_[key], key, config_file) for key, value in data.items()})
+        from_file = set(data)
     for name in types_:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+            from_file.discard(name)
     values.update(fixed)
+    from_file -= set(fixed)
     missing = [_flag(f.name) for f in dataclasses.fields(cls) if _required(f) and f.name not in values]
     if missing:
         raise ConfigError(f"missing required settings: {', '.join(missing)} (a flag or a --config entry)")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise _in_config_file(exc, from_file, config_file) from None
+
+
+def _in_config_file(error: ConfigError, from_file: set[str], config_file: str | None) -> ConfigError:
+    """The dataclass's own checks name the flag (`--workers must be at least 0`); when the
+    value came from the config file, say so, or the user looks for a flag never given."""
+    named = sorted(key for key in from_file if re.search(re.escape(_flag(key)) + r"(?![\w-])", str(error)))
+    if not named:
+        return error
+    entries = ", ".join(repr(key) for key in named)
+    return ConfigError(f"{error} (set by {entries} in {config_file})")

@@ -10,16 +10,31 @@ so a path that can never be written is a clear error up front, not a traceback a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
 from hwr.errors import ConfigError
 
+# The longest file name (bytes) of common file systems (ext4, XFS, tmpfs, APFS, NTFS in UTF-16 units).
+_NAME_MAX = 255
+
+
+def _temp_path(path: Path) -> Path:
+    """The temp file beside `path`: `.<name>.<pid>.tmp`, or, for a name too near the file
+    system's limit to take that prefix and suffix (a page id from a long scan file name), a
+    digest of the name instead; either way unique per target and process."""
+    suffix = f".{os.getpid()}.tmp"
+    name = f".{path.name}{suffix}"
+    if len(os.fsencode(name)) > _NAME_MAX:
+        name = f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:32]}{suffix}"
+    return path.with_name(name)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_path(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

@@ -332,7 +332,10 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
              (["--output-dir", str(out), "--json", str(out / "errors.tsv")], "is also the --json file"),
              (["--json", str(lines / "l0.png")], "is one of the input files"),
              (["--output-dir", str(out), "--format", "txt,json", "--json", str(out / "l1.json")],
-              "--json " + str(out / "l1.json") + ": is also the output of")]
+              "--json " + str(out / "l1.json") + ": is also the output of"),
+             # The page's output, renamed into place, would take the errors listed so far with it.
+             (["--output-dir", str(out), "--errors", str(out / "l1.txt")],
+              "--errors " + str(out / "l1.txt") + ": is also the output of")]
     for extra, message in cases:
         assert main(["transcribe", *nomodel, *extra]) == 2, extra
         err = capsys.readouterr().err

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 import pytest
 
-from hwr.config_args import add_dataclass_arguments, build_config, setting
+from hwr.config_args import add_dataclass_arguments, build_config, check_at_least, setting
 from hwr.errors import ConfigError
 
 
@@ -171,3 +172,37 @@ def test_a_config_file_that_cannot_be_read_is_a_config_error_naming_it(tmp_path)
     (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(ConfigError, match=r"latin1\.json: config file is not UTF-8"):
         read_config_file(str(tmp_path / "latin1.json"))
+
+
+@dataclass
+class Checked:
+    workers: int = setting(2, help="page workers")
+    workers_max: int = setting(4, help="most page workers")
+
+    def __post_init__(self):
+        check_at_least(self, 0, "workers", "workers_max")
+
+
+def test_a_range_check_on_a_config_file_value_names_the_file_and_key(tmp_path):
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"workers_max": -1}))
+    with pytest.raises(ConfigError, match=rf"^--workers-max must be at least 0, got -1 \(set by 'workers_max' in "
+                                          rf"{re.escape(str(path))}\)$"):
+        build_config(Checked, parser.parse_args([]), str(path))
+    # A flag overrides the file: then the flag is at fault, as the message already says.
+    path.write_text(json.dumps({"workers": 1}))
+    with pytest.raises(ConfigError, match=r"^--workers must be at least 0, got -3$"):
+        build_config(Checked, parser.parse_args(["--workers", "-3"]), str(path))
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
+    pytest.importorskip("yaml")
+    from hwr.config_args import read_config_file
+
+    path = tmp_path / "settings.yaml"
+    path.write_text("steps: [\n")
+    with pytest.raises(ConfigError, match=r"settings\.yaml: invalid YAML config") as error:
+        read_config_file(str(path))
+    assert "\n" not in str(error.value)

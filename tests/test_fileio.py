@@ -19,6 +19,14 @@ def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "taken.txt"]
 
 
+def test_a_name_near_the_file_system_limit_is_written_though_its_temp_name_would_not_fit(tmp_path):
+    # 250 bytes fit in a file name (255 at most); ".<name>.<pid>.tmp" would not.
+    target = tmp_path / ("a" * 241 + ".alto.xml")
+    atomic_write_text(target, "page")
+    assert target.read_text() == "page"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_output_folder_is_made_or_refused_naming_the_option(tmp_path):
     check_output_dir(tmp_path / "a" / "b", "--output-dir")
     assert (tmp_path / "a" / "b").is_dir()

@@ -7,11 +7,11 @@ so a long training run is not lost to one broken row, yet nothing disappears unn
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwr.errors import HwrError
+from hwr.errors import HwrError, name_some
 from hwr.records import LineSample
 
 log = logging.getLogger("hwr.datasets")
@@ -88,6 +88,26 @@ def report_or_raise(error: DatasetError, skip_bad: bool, report: SkipReport | No
     else:
         # Skipping with nowhere to record would hide the problem; the log at least shows it.
         log.warning("skipped %s", error)
+
+
+def read_lines(lines: Callable[[SkipReport], Iterable[LineSample]], source: PathLike, none_found: str,
+               report: SkipReport | None) -> list[LineSample]:
+    """Every line a reader yields (`lines(report)` records the entries it skips in the report
+    given), or a DatasetError naming `source` when none is left. When bad entries were skipped
+    the error says which: with --skip-bad every entry may have been, and "no lines" alone would
+    hide why. Without a caller's `report`, the skipped entries are logged."""
+    seen = report if report is not None else SkipReport()
+    before = seen.count
+    samples = list(lines(seen))
+    skipped = seen.entries[before:]
+    if not samples:
+        problems = [e for e in skipped if not e.untranscribed]
+        why = f" ({len(problems)} skipped: {name_some(problems, 3)})" if problems else ""
+        raise DatasetError(source, none_found + why)
+    if report is None:
+        for entry in skipped:
+            (log.info if entry.untranscribed else log.warning)("skipped %s", entry)
+    return samples
 
 
 def read_utf8(path: Path) -> str:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.datasets.errors import (
+    DatasetError,
+    PathLike,
+    SkipReport,
+    read_lines,
+    read_utf8,
+    report_or_raise,
+    unique_ids,
+)
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
@@ -38,12 +46,11 @@ def read_iam(
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
-    samples = _iter_lines(root, lines_txt, wanted, skip_bad, report)
-    samples = list(unique_ids(samples, skip_bad, report))
-    if wanted is not None and not samples:
-        # Almost always the wrong split file for this tree; an empty set would train on nothing.
-        raise DatasetError(split_file, f"none of its ids matches a line of {lines_txt}")
-    return samples
+    # No line from a split file is almost always the wrong split file for this tree.
+    source, none_found = ((split_file, f"none of its ids matches a usable line of {lines_txt}") if wanted is not None
+                          else (lines_txt, "no usable line"))
+    return read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, wanted, skip_bad, seen), skip_bad, seen),
+                      source, none_found, report)
 
 
 def read_split_ids(path: Path) -> set[str]:

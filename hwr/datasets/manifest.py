@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.datasets.errors import (
+    DatasetError,
+    PathLike,
+    SkipReport,
+    read_lines,
+    read_utf8,
+    report_or_raise,
+    unique_ids,
+)
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
@@ -19,7 +27,8 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
         raise DatasetError(tsv_path, "manifest not found")
-    return list(unique_ids(_iter_rows(tsv_path, skip_bad, report), skip_bad, report))
+    return read_lines(lambda seen: unique_ids(_iter_rows(tsv_path, skip_bad, seen), skip_bad, seen), tsv_path,
+                      "no usable row (path<TAB>text) in this manifest", report)
 
 
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:

@@ -18,8 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, report_or_raise, unique_ids
-from hwr.errors import name_some
+from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_lines, report_or_raise, unique_ids
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, check_image_file, load_gray
 from hwr.records import LineSample
@@ -31,19 +30,8 @@ PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
 
 def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted)."""
-    seen = report if report is not None else SkipReport()
-    before = seen.count
-    samples = list(iter_pagexml(path, skip_bad, seen))
-    skipped = seen.entries[before:]
-    if not samples:
-        problems = [e for e in skipped if not e.untranscribed]
-        # With --skip-bad every page may have failed: "no lines" alone would hide why.
-        why = f" ({len(problems)} skipped: {name_some(problems, 3)})"
-        raise DatasetError(path, "no transcribed TextLine in any PAGE XML file" + (why if problems else ""))
-    if report is None:
-        for entry in skipped:
-            (log.info if entry.untranscribed else log.warning)("skipped %s", entry)
-    return samples
+    return read_lines(lambda seen: iter_pagexml(path, skip_bad, seen), path,
+                      "no transcribed TextLine in any PAGE XML file", report)
 
 
 def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> Iterator[LineSample]:

@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport, read_utf8, report_or_raise, unique_ids
+from hwr.datasets.errors import (
+    DatasetError,
+    PathLike,
+    SkipReport,
+    read_lines,
+    read_utf8,
+    report_or_raise,
+    unique_ids,
+)
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
@@ -21,10 +29,8 @@ def read_pairs(folder: PathLike, skip_bad: bool = False, report: SkipReport | No
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(folder, "not a folder")
-    samples = list(unique_ids(_iter_pairs(folder, skip_bad, report), skip_bad, report))
-    if not samples:
-        raise DatasetError(folder, f"no image with a {GT_SUFFIX} file found")
-    return samples
+    return read_lines(lambda seen: unique_ids(_iter_pairs(folder, skip_bad, seen), skip_bad, seen), folder,
+                      f"no image with a {GT_SUFFIX} file found", report)
 
 
 def gt_path(image: Path) -> Path:

@@ -10,6 +10,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwr.errors import ConfigError, MissingFileError
 
 BLANK_ID = 0
 BLANK_SYMBOL = "<blank>"
@@ -117,3 +120,34 @@ class Charset:
     @classmethod
     def from_json(cls, symbols: list[str]) -> Charset:
         return cls(symbols)
+
+
+def read_charset_file(path: str | Path) -> Charset:
+    """The charset a symbols file lists: its characters in order of first appearance, one per
+    line or all on one line. ConfigError (MissingFileError) naming the file when it cannot be
+    read or lists no symbol.
+
+    Line breaks are never symbols: a file saved on Windows ends its lines in CR LF, and a lone
+    CR would become an output the network can never be taught. A byte order mark is dropped
+    too. Each character is NFC-normalised on its own, as `Charset` does (never the text as a
+    whole, which would fuse a listed combining mark with the letter before it), and two that
+    normalise alike (the Angstrom sign and "Å") are one symbol, not a duplicate."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: charset file not found (use ascii, data or a path)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = "is a folder, not a charset file" if path.is_dir() else f"cannot read ({exc.strerror or exc})"
+        raise ConfigError(f"{path}: {reason}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: charset file is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    symbols = dict.fromkeys(normalize_text(ch) for ch in text if ch not in "\r\n")
+    if not symbols:
+        raise ConfigError(f"{path}: charset file lists no symbols")
+    try:
+        return Charset(list(symbols))
+    except ValueError as exc:  # a character whose NFC form is two
+        raise ConfigError(f"{path}: unusable charset file ({exc})") from None

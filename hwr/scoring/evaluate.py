@@ -82,14 +82,19 @@ class EvalReport:
 
     def skipped_lines(self) -> str:
         """The lines left out, by why: "3 lines (unreadable image: 2, bad ground truth: 1)"."""
-        truth = sum(f.stage == "truth" for f in self.failures)
-        parts = [f"{what}: {n}" for what, n in (("unreadable image", len(self.failures) - truth),
-                                                ("bad ground truth", truth)) if n]
-        return f"{len(self.failures)} lines ({', '.join(parts)})" if parts else "none"
+        return skipped_by_cause(self.failures, "lines")
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {
             "failures": len(self.failures)}
+
+
+def skipped_by_cause(failures: Sequence[FailedInput], unit: str) -> str:
+    """Inputs left out, by why: "3 lines (unreadable image: 2, bad ground truth: 1)"; "none"."""
+    truth = sum(f.stage == "truth" for f in failures)
+    parts = [f"{what}: {n}" for what, n in (("unreadable image", len(failures) - truth),
+                                            ("bad ground truth", truth)) if n]
+    return f"{len(failures)} {unit} ({', '.join(parts)})" if parts else "none"
 
 
 def report_from_results(results: list[LineResult], failures: Sequence[FailedInput] = (),

@@ -52,7 +52,9 @@ class EncodedLines(Dataset):
         except (ImageError, UnknownCharacterError) as exc:
             if not self.skip_bad:
                 raise
-            return EncodedLine(sample.id, text, np.zeros((1, 1), np.float32), [], error=f"{sample.where}: {exc}")
+            # An ImageError names its file already: the message names it once.
+            where = "" if str(exc).startswith(f"{sample.where}: ") else f"{sample.where}: "
+            return EncodedLine(sample.id, text, np.zeros((1, 1), np.float32), [], error=f"{where}{exc}")
         return EncodedLine(sample.id, text, image, labels)
 
 

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
-from hwr.errors import ConfigError, HwrError, MissingFileError, name_some
+from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
 from hwr.interrupts import sigterm_as_exit
-from hwr.recognition.charset import Charset
+from hwr.recognition.charset import Charset, read_charset_file
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
 from hwr.recognition.nets import build_network, count_parameters, make_config
@@ -152,11 +152,7 @@ def resolve_charset(spec: str, train_texts: list[str] | None) -> Charset:
         if train_texts is None:
             raise ConfigError("--charset data needs a training set with known texts (not synthetic)")
         return Charset.from_texts(train_texts)
-    path = Path(spec)
-    if not path.exists():
-        raise MissingFileError(f"{spec}: charset file not found (use ascii, data or a path)")
-    symbols = path.read_text(encoding="utf-8").rstrip("\n")
-    return Charset(list(dict.fromkeys(symbols.replace("\n", ""))))
+    return read_charset_file(spec)
 
 
 def _texts_of(dataset: LineDataset) -> list[str] | None:

@@ -97,3 +97,10 @@ def test_bad_status_and_duplicate_ids_are_errors(tmp_path):
 def test_not_an_iam_tree(tmp_path):
     with pytest.raises(DatasetError, match="not an IAM tree"):
         read_iam(tmp_path)
+
+
+def test_a_lines_file_whose_every_row_is_bad_is_an_error_naming_the_rows(tmp_path):
+    root = make_iam(tmp_path, "a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE\n")
+    (root / "lines" / "a01" / "a01-000u" / "a01-000u-00.png").unlink()
+    with pytest.raises(DatasetError, match=r"lines\.txt: no usable line \(1 skipped: .*lines\.txt:1: image not found"):
+        read_iam(root, skip_bad=True)

@@ -45,3 +45,10 @@ def test_skip_bad_goes_on_and_reports(tmp_path):
     assert [s.text for s in samples] == ["ok"]
     assert [e.line_no for e in report.entries] == [1, 3]
     assert "duplicate id '../lines/one' (first at" in report.entries[1].reason
+
+
+def test_a_manifest_whose_every_row_is_bad_is_an_error_naming_the_rows(tmp_path):
+    tsv = make_manifest(tmp_path, "../lines/gone.png\tfirst\nno tab here\n")
+    with pytest.raises(DatasetError, match=r"gt\.tsv: no usable row .*\(2 skipped: .*gt\.tsv:1: image not found.*"
+                                           r"gt\.tsv:2: expected 2 tab-separated columns"):
+        read_manifest(tsv, skip_bad=True)

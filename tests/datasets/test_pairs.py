@@ -70,3 +70,12 @@ def test_same_stem_twice_is_a_duplicate_id(pairs):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="no image"):
         read_pairs(tmp_path)
+
+
+def test_a_folder_whose_every_pair_is_bad_says_why_it_has_no_line(tmp_path):
+    add_pair(tmp_path, "a", "two\nlines\n")  # a pair there is, but skipped as bad
+    report = SkipReport()
+    with pytest.raises(DatasetError, match=r"no image with a \.gt\.txt file found \(1 skipped: .*a\.gt\.txt:2: "
+                                           r"ground truth for one line image has 2 lines"):
+        read_pairs(tmp_path, skip_bad=True, report=report)
+    assert report.count == 1

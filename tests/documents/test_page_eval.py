@@ -163,7 +163,8 @@ def test_hwr_eval_pages_names_bad_ground_truth_and_honours_skip_bad(gt_txt_folde
     assert "latin1.gt.txt" in capsys.readouterr().err
     assert main(args + ["--skip-bad", "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
-    assert "pages 2" in captured.out and "skipped 2" in captured.err
+    # Both are ground-truth files, not unreadable page images: the message says which.
+    assert "pages 2" in captured.out and "skipped 2 pages (bad ground truth: 2)" in captured.err, captured.err
     failed = json.loads((tmp_path / "r.json").read_text())["failed_files"]
     assert any("orphan.gt.txt" in f for f in failed) and any("latin1.gt.txt" in f for f in failed)
 

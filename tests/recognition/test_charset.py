@@ -42,3 +42,40 @@ def test_json_roundtrip_and_duplicates():
     assert Charset.from_json(cs.to_json()) == cs
     with pytest.raises(ValueError):
         Charset("aa")
+
+
+def test_charset_file_drops_line_breaks_byte_order_mark_and_duplicates_after_normalisation(tmp_path):
+    from hwr.recognition.charset import Charset, read_charset_file
+
+    path = tmp_path / "symbols.txt"
+    # Saved on Windows (BOM, CR LF), with "Å" once as the Angstrom sign (NFC: the letter).
+    path.write_bytes("\ufeffa\r\nb\r\n\u00c5\r\n\u212b\r\n".encode("utf-8"))
+    assert read_charset_file(path).symbols == ["a", "b", "\u00c5"]
+    # A listed combining mark stays a symbol of its own, as hwr adapt writes a model's charset.
+    path.write_text("z\u0301", encoding="utf-8")
+    assert read_charset_file(path) == Charset(["z", "\u0301"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"ab\xe9", "not UTF-8"),  # Latin-1
+    (b"", "lists no symbols"),
+    (b"\r\n\n", "lists no symbols"),
+])
+def test_bad_charset_file_is_a_config_error_naming_it(tmp_path, content, message):
+    from hwr.errors import ConfigError
+    from hwr.recognition.charset import read_charset_file
+
+    path = tmp_path / "symbols.txt"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"symbols.txt: .*{message}"):
+        read_charset_file(path)
+
+
+def test_charset_folder_or_missing_file_is_named(tmp_path):
+    from hwr.errors import ConfigError, MissingFileError
+    from hwr.recognition.charset import read_charset_file
+
+    with pytest.raises(ConfigError, match="is a folder"):
+        read_charset_file(tmp_path)
+    with pytest.raises(MissingFileError, match="nope.txt: charset file not found"):
+        read_charset_file(tmp_path / "nope.txt")

@@ -319,9 +319,10 @@ def test_training_data_with_no_usable_line_is_an_error_not_an_endless_loop(pairs
         train(_cfg(pairs_dir, tmp_path, train=str(bad), skip_bad=True, max_steps=20))
     empty = tmp_path / "empty.tsv"
     empty.write_text("# nothing here\n")
-    with pytest.raises(HwrError, match="no lines in this data set"):
+    # The reader says it, naming the file.
+    with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
         train(_cfg(pairs_dir, tmp_path, train=str(empty)))
-    with pytest.raises(HwrError, match="no lines in this data set"):
+    with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
         train(_cfg(pairs_dir, tmp_path, val=str(empty)))
 
 
@@ -421,3 +422,12 @@ def test_every_unreadable_line_image_is_named_before_the_first_step(pairs_dir, t
     with caplog.at_level("WARNING"):
         state = train(_cfg(pairs_dir, tmp_path, train=str(bad), skip_bad=True, max_steps=2))
     assert state.step == 2 and "left out" in caplog.text and "notes.png" in caplog.text
+
+
+def test_a_charset_file_that_is_not_utf8_stops_training_naming_it(pairs_dir, tmp_path):
+    from hwr.errors import ConfigError
+
+    symbols = tmp_path / "symbols.txt"
+    symbols.write_bytes("abc\xe9".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"symbols\.txt: charset file is not UTF-8"):
+        train(_cfg(pairs_dir, tmp_path, charset=str(symbols), max_steps=2))
