@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
-from hwr.errors import ConfigError, HwrError, MissingFileError, name_some
+from hwr.errors import ConfigError, HwrError, MissingFileError, counted, name_some
 from hwr.fileio import check_distinct_outputs, check_output_dir, check_output_file
 
 
@@ -221,7 +221,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
               + (f" ({'; '.join(map(str, summary.failures[:3]))})" if summary.failures else ""), file=sys.stderr)
         return 2
     if summary.failures:
-        print(f"hwr transcribe: {len(summary.failures)} inputs failed, e.g. {summary.failures[0]}"
+        print(f"hwr transcribe: {counted(len(summary.failures), 'input')} failed, e.g. {summary.failures[0]}"
               + (f" (all listed in {summary.errors_file})" if summary.errors_file else ""), file=sys.stderr)
         return 1
     return 0
@@ -237,9 +237,10 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
         missing = results.add_earlier(cfg.json, summary.skipped_sources if finished else None)
         if finished and summary.skipped and (missing is None or (missing and cfg.mode == "line")):
             count = summary.skipped if missing is None else len(missing)
-            print(f"hwr transcribe: warning: {count} inputs skipped as done (--resume) have no line in the earlier "
-                  f"{cfg.json}" + (" (it could not be read)" if missing is None else f", e.g. {missing[0]}")
-                  + "; they are missing from the new one too: run without --resume to read them again",
+            print(f"hwr transcribe: warning: the earlier {cfg.json} holds no line of {counted(count, 'input')} "
+                  "skipped as done (--resume)" + (" (it could not be read)" if missing is None else
+                                                   f", e.g. {missing[0]}")
+                  + "; nor does the new one: run without --resume to read everything again",
                   file=sys.stderr)
     atomic_write_bytes(Path(cfg.json), results.to_json().encode("utf-8"))
 
@@ -288,11 +289,11 @@ def cmd_eval(args) -> int:
     report = run.analysed.report
     empty = [r.id for r in report.results if r.chars == 0]
     if empty:
-        print(f"hwr eval: {len(empty)} lines have an empty reference (e.g. {', '.join(empty[:3])}): whatever is read "
-              "on them counts as inserted characters; check their ground truth", file=sys.stderr)
+        print(f"hwr eval: an empty reference on {counted(len(empty), 'line')} (e.g. {', '.join(empty[:3])}): "
+              "whatever is read there counts as inserted characters; check the ground truth", file=sys.stderr)
     if report.untranscribed:
-        print(f"hwr eval: {report.untranscribed} lines have no transcription yet (PAGE TextLines without text); "
-              "they are not scored", file=sys.stderr)
+        print(f"hwr eval: not scored: {counted(report.untranscribed, 'line')} without a transcription yet (PAGE "
+              "TextLines without text)", file=sys.stderr)
     failures = report.failures
     if failures:
         print(f"hwr eval: skipped {report.skipped_lines()}: {name_some(failures, 3)}", file=sys.stderr)
@@ -331,7 +332,7 @@ def _eval_pages(cfg, dataset: str) -> int:
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
-        print(f"hwr eval: skipped {skipped_by_cause(report.failures, 'pages')}: {name_some(report.failures, 3)}",
+        print(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: {name_some(report.failures, 3)}",
               file=sys.stderr)
         return 1 if report.results else 2
     return 0
@@ -406,7 +407,7 @@ def cmd_adapt(args) -> int:
     cfg = build_config(AdaptConfig, args, args.config)
     result = adapt(args.data, cfg)
     kept = "adapted weights" if result.improved else "base model's weights (adaptation did not help)"
-    emit(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {result.held_out_lines} lines "
+    emit(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {counted(result.held_out_lines, 'line')} "
           f"({result.adapt_lines} adapted on, {result.minutes:.1f} min); {result.out} holds the {kept}")
     if result.others_before is not None:
         share = "" if result.mix == 1.0 else f", {result.mix:.0%} of the change kept"

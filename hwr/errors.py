@@ -20,6 +20,11 @@ class MissingFileError(HwrError, FileNotFoundError):
     """A file that a setting names (an LM, a lexicon, a charset file) does not exist."""
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 line", "3 lines": a count with its noun in the right number (`plural` when not noun + "s")."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def name_some(items, limit: int, sep: str = "; ") -> str:
     """The first `limit` items joined, then how many more: "a; b; c; and 2 more". Messages name
     a few bad files so the user can start, without a screenful for a large data set."""

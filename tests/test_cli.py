@@ -205,7 +205,7 @@ def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_
     lines = _lines_folder(tmp_path / "lines")
     (lines / "l1.gt.txt").write_text("\n")
     assert main(["eval", str(lines)] + model) == 0
-    assert "1 lines have an empty reference (e.g. l1)" in capsys.readouterr().err
+    assert "an empty reference on 1 line (e.g. l1)" in capsys.readouterr().err
 
 
 def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model, tmp_path, capsys):
@@ -308,7 +308,7 @@ def test_eval_counts_untranscribed_page_lines_apart_and_exits_0(untrained_model,
     assert main(["eval", str(page), "--model", str(untrained_model), "--device", "cpu", "--bootstrap", "10",
                  "--json", str(report)]) == 0
     err = capsys.readouterr().err
-    assert "1 lines have no transcription yet" in err and "unreadable" not in err, err
+    assert "not scored: 1 line without a transcription yet" in err and "unreadable" not in err, err
     doc = json.loads(report.read_text())
     assert (doc["lines"], doc["untranscribed"], doc["failures"]) == (1, 1, 0)
 
@@ -399,7 +399,7 @@ def test_a_resume_says_so_when_the_earlier_json_lacks_skipped_lines(untrained_mo
     (out / "l1.txt").unlink()
     assert main(argv + ["--resume", "--json", str(report)]) == 0
     err = capsys.readouterr().err
-    assert "warning: 2 inputs skipped as done (--resume) have no line in the earlier" in err, err
+    assert "holds no line of 2 inputs skipped as done (--resume)" in err, err
 
 
 def _session_processes(session: int) -> list[int]:

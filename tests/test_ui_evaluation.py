@@ -16,5 +16,5 @@ def test_untranscribed_lines_are_counted_apart_from_unusable_entries(tmp_path: P
     skipped.add(folder / "c.gt.txt", 1, "not valid UTF-8")
     text = summary_markdown(report, skipped, folder)
     assert "Skipped 2 unusable entries" in text and "b.png" in text and "c.gt.txt" in text
-    assert "l2" not in text and "1 lines have no transcription yet" in text
+    assert "l2" not in text and "Not scored: 1 line without a transcription yet" in text
     assert str(folder) not in text  # the user knows files by their path in the zip

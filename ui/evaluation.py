@@ -8,7 +8,7 @@ import pandas as pd
 
 from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
 from hwr.datasets.iam import LINES_TXT
-from hwr.errors import name_some
+from hwr.errors import counted, name_some
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 from hwr.scoring.evaluate import EvalReport
@@ -58,14 +58,14 @@ def _relative(message: str, folder: Path) -> str:
 
 def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
     text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
-            f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {report.lines} lines")
+            f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {counted(report.lines, 'line')}")
     problems = ([_relative(str(f), folder) for f in report.failures]
                 + [_relative(str(e), folder) for e in skipped.problems])
     if problems:
-        text += f"\n\nSkipped {len(problems)} unusable entries: {name_some(problems, 5)}"
+        text += f"\n\nSkipped {counted(len(problems), 'unusable entry', 'unusable entries')}: {name_some(problems, 5)}"
     if skipped.untranscribed:
         # Lines nobody has transcribed yet (PAGE TextLines without text) are not faults of the data.
-        text += f"\n\n{skipped.untranscribed} lines have no transcription yet and are not scored."
+        text += f"\n\nNot scored: {counted(skipped.untranscribed, 'line')} without a transcription yet."
     return text
 
 

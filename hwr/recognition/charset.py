@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwr.errors import ConfigError, MissingFileError
+from hwr.errors import ConfigError, MissingFileError, counted
 
 BLANK_ID = 0
 BLANK_SYMBOL = "<blank>"
@@ -49,8 +49,8 @@ class CoverageReport:
             ids = ", ".join(self.examples.get(ch, [])[:3])
             parts.append(f"{ch!r} x{n} (e.g. {ids})")
         return (
-            f"{sum(self.missing.values())} occurrences of {len(self.missing)} characters missing "
-            f"from the charset in {self.lines_affected} lines: " + "; ".join(parts)
+            f"{counted(sum(self.missing.values()), 'occurrence')} of {counted(len(self.missing), 'character')} "
+            f"missing from the charset in {counted(self.lines_affected, 'line')}: " + "; ".join(parts)
         )
 
 

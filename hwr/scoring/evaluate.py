@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hwr.config_args import check_at_least, setting
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, counted
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
@@ -82,7 +82,7 @@ class EvalReport:
 
     def skipped_lines(self) -> str:
         """The lines left out, by why: "3 lines (unreadable image: 2, bad ground truth: 1)"."""
-        return skipped_by_cause(self.failures, "lines")
+        return skipped_by_cause(self.failures, "line")
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {
@@ -90,11 +90,12 @@ class EvalReport:
 
 
 def skipped_by_cause(failures: Sequence[FailedInput], unit: str) -> str:
+    # unit: the singular noun, "line" or "page"
     """Inputs left out, by why: "3 lines (unreadable image: 2, bad ground truth: 1)"; "none"."""
     truth = sum(f.stage == "truth" for f in failures)
     parts = [f"{what}: {n}" for what, n in (("unreadable image", len(failures) - truth),
                                             ("bad ground truth", truth)) if n]
-    return f"{len(failures)} {unit} ({', '.join(parts)})" if parts else "none"
+    return f"{counted(len(failures), unit)} ({', '.join(parts)})" if parts else "none"
 
 
 def report_from_results(results: list[LineResult], failures: Sequence[FailedInput] = (),

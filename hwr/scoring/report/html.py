@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from hwr.errors import counted
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.scoring.metrics import DELETION, INSERTION, MATCH, edit_script
@@ -164,7 +165,7 @@ def _comparison(c: Comparison) -> str:
     return (f"<h2>Model comparison</h2><p>A = {escape(c.model_a)} (CER {_pct(c.cer_a)}), "
             f"B = {escape(c.model_b)} (CER {_pct(c.cer_b)}). B − A = {c.test.delta * 100:+.2f} points, 95% CI "
             f"[{c.test.interval.low * 100:+.2f}, {c.test.interval.high * 100:+.2f}], paired bootstrap "
-            f"{c.test.p_text()}. A better on {c.a_better} lines, B on {c.b_better}. "
+            f"{c.test.p_text()}. A better on {counted(c.a_better, 'line')}, B on {c.b_better}. "
             f"{escape(c.reading())}.</p>"
             + _table(["id", "reference", "A", "B", "errors A", "errors B"], rows, {4, 5}))
 
