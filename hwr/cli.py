@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_transcribe(args) -> int:
-    from hwr.documents.pipeline import MODES
+    from hwr.documents.pipeline import MODES, check_outputs_replace_only_own
     from hwr.documents.transcribe import TranscribeConfig
 
     cfg = build_config(TranscribeConfig, args, args.config)
@@ -134,6 +134,7 @@ def cmd_transcribe(args) -> int:
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
+    check_outputs_replace_only_own(args.inputs, cfg.output_dir, _transcribe_formats(cfg))
     recognizer = cfg.load_recognizer()
     return _transcribe_pages(recognizer, cfg, args.inputs)
 
@@ -274,10 +275,10 @@ def _without_option(argv: list[str], name: str) -> list[str]:
 
 def cmd_eval(args) -> int:
     from hwr.scoring.evaluate import EvalConfig
-    from hwr.scoring.report.run import format_summary, run_eval, write_outputs
+    from hwr.scoring.report.run import format_summary, report_outputs, run_eval, write_outputs
 
     cfg = build_config(EvalConfig, args, args.config)
-    outputs = [("--json", cfg.json), ("--csv", cfg.csv), ("--html", cfg.html), ("--worst-csv", cfg.worst_csv)]
+    outputs = report_outputs(cfg)
     for option, path in outputs:
         check_output_file(path, option)
     check_distinct_outputs(outputs, _eval_inputs(cfg, args.dataset))
@@ -324,7 +325,8 @@ def _eval_pages(cfg, dataset: str) -> int:
         if path:
             raise ConfigError(f"{option} writes per-line results, which --pages does not score; use --json")
     recognizer = cfg.load_recognizer()
-    report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad)
+    report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad,
+                                  reports=[("--json", cfg.json)])
     emit(format_page_summary(report))
     if cfg.worst:
         for r in sorted(report.results, key=lambda r: -r.char_errors)[: cfg.worst]:

@@ -67,6 +67,18 @@ def check_output_dir(path: str | Path | None, option: str) -> None:
         raise ConfigError(f"{option} {path}: the folder is not writable")
 
 
+def check_folder_can_be_made(path: str | Path, option: str) -> None:
+    """ConfigError naming `option` unless `path` is a writable folder or one can be made there.
+    Nothing is made, so a command that fails before writing leaves no empty folder behind;
+    checked before the work, so it is not lost to an unwritable output at the end."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder {existing} is not writable")
+
+
 def check_output_file(path: str | Path | None, option: str) -> None:
     """ConfigError naming `option` unless a file can be written at `path` (its folder is made here)."""
     if not path:
@@ -80,10 +92,11 @@ def check_output_file(path: str | Path | None, option: str) -> None:
 
 
 def check_distinct_outputs(outputs: list[tuple[str, str | Path | None]],
-                           inputs: list[str | Path] = ()) -> None:
+                           inputs: list[str | Path] = (), inputs_of: str = "") -> None:
     """ConfigError naming the option when an output path is one of the command's input files
     (writing it would destroy the input in silence) or the same file as another output (one
-    would replace the other). outputs: (option, path) pairs; unset paths are ignored."""
+    would replace the other). outputs: (option, path) pairs; unset paths are ignored.
+    inputs_of: what the inputs were read for, named in the message ("the data set gt/")."""
     def key(path: str | Path) -> Path:
         return Path(path).expanduser().resolve()
 
@@ -94,7 +107,8 @@ def check_distinct_outputs(outputs: list[tuple[str, str | Path | None]],
             continue
         target = key(path)
         if target in given:
-            raise ConfigError(f"{option} {path}: is one of the input files; writing it would destroy that input")
+            of = f" of {inputs_of}" if inputs_of else ""
+            raise ConfigError(f"{option} {path}: is one of the input files{of}; writing it would destroy that input")
         if target in seen:
             raise ConfigError(f"{option} {path}: is also the {seen[target]} file; give each output its own name")
         seen[target] = option

@@ -39,6 +39,19 @@ class LineSample:
             return str(self.image)
         return str(self.meta.get("file") or self.id)
 
+    @property
+    def files(self) -> list[str]:
+        """The files this line was read from: its image, and what the readers name in meta
+        ("source": the list, manifest or image; "gt"; "page_image"; "file": a PAGE XML as
+        `page.xml#line`, or the image of a line already in memory)."""
+        files = [str(self.image)] if isinstance(self.image, (str, Path)) else []
+        files += [str(self.meta[key]) for key in ("source", "gt", "page_image") if self.meta.get(key)]
+        named = str(self.meta.get("file") or "")
+        line_mark = f"#{self.meta.get('line')}"
+        if named:
+            files.append(named[: -len(line_mark)] if "line" in self.meta and named.endswith(line_mark) else named)
+        return files
+
 
 @dataclass
 class WordBox:

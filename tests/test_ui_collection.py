@@ -80,6 +80,19 @@ def test_repair_removes_what_an_interrupted_save_left(tmp_path):
     assert len(open_dataset(collection.lines_dir)) == 1
 
 
+def test_a_stray_or_hand_edited_file_breaks_neither_the_list_nor_removal_nor_repair(tmp_path):
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    saved = collection.save_page(gray, page, "scan")
+    folder = saved[0].image.parent
+    saved[0].image.with_name(saved[0].image.stem + ".gt.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (folder / ".backup").mkdir()  # a hidden folder someone made: repair leaves it
+    (folder / "notes.gt.txt").mkdir()
+    assert [line.text for line in collection.lines()] == ["caf\ufffd", saved[1].text]
+    assert collection.repair() == 0 and (folder / ".backup").is_dir()
+    assert collection.remove([saved[0].id]) == 1 and collection.count() == 1
+
+
 def test_user_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HWR_USER_DIR", str(tmp_path / "mine"))
     assert user_data_dir() == tmp_path / "mine"

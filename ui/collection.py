@@ -92,8 +92,11 @@ class Collection:
         found = []
         for gt in sorted(self.lines_dir.glob(f"*/*{GT_SUFFIX}")):
             image = gt.with_name(gt.name[: -len(GT_SUFFIX)] + IMAGE_SUFFIX)
-            if image.is_file() and not gt.name.startswith("."):
-                text = gt.read_text(encoding="utf-8").strip()
+            if image.is_file() and gt.is_file() and not gt.name.startswith("."):
+                # A text edited by hand into another encoding shows its bad bytes as U+FFFD,
+                # so the line is listed (and can be removed) instead of breaking the list,
+                # the count and every removal; adapt names the file and leaves it out.
+                text = gt.read_bytes().decode("utf-8-sig", errors="replace").strip()
                 found.append(SavedLine(f"{gt.parent.name}/{image.stem}", text, image, gt.parent.name))
         return found
 
@@ -129,6 +132,8 @@ class Collection:
         if not self.lines_dir.is_dir():
             return 0
         for path in self.lines_dir.glob("*/*"):
+            if not path.is_file():
+                continue  # a save writes files only; a folder is the user's, and unlink would fail on it
             orphan = path.suffix == IMAGE_SUFFIX and not path.with_name(path.stem + GT_SUFFIX).is_file()
             if path.name.startswith(".") or orphan:
                 path.unlink()

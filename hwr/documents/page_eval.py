@@ -52,6 +52,12 @@ class PageTruth:
     image: Path
     lines: list[str]
     polygons: list[list[tuple[int, int]]] | None = None
+    truth_file: Path | None = None  # the PAGE XML or .gt.txt the lines were read from
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this page's ground truth was read from."""
+        return [self.image, *([self.truth_file] if self.truth_file else [])]
 
     @property
     def text(self) -> str:
@@ -192,11 +198,18 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
 
 
 def evaluate_page_folder(recognizer, path: str | Path, batch_size: int = 16, skip_bad: bool = False,
-                         segment_config=None) -> PageEvalReport:
+                         segment_config=None, reports: Sequence[tuple[str, str | None]] = ()) -> PageEvalReport:
     """`hwr eval --pages`: read the ground truth under `path` and score every page; with
-    skip_bad, unusable ground truth and unreadable pages are recorded in the report's failures."""
+    skip_bad, unusable ground truth and unreadable pages are recorded in the report's failures.
+
+    `reports`, the (option, path) of the reports the caller will write, are refused
+    (ConfigError) before any page is read when one is a ground-truth file or page image."""
+    from hwr.fileio import check_distinct_outputs
+
     truth_failures: list[FailedInput] = []
     truths = read_page_truth(path, truth_failures if skip_bad else None)
+    files = [file for truth in truths for file in truth.files] + [failure.source for failure in truth_failures]
+    check_distinct_outputs(list(reports), files, f"the data set {path}")
     return evaluate_pages(recognizer, truths, batch_size, segment_config, skip_bad, failures=truth_failures)
 
 
@@ -291,7 +304,7 @@ def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
     # Read as the line readers read .gt.txt: a Windows editor's BOM and CRLF are not text.
     lines = [normalize_text(line.strip()) for line in read_utf8(gt).splitlines()]
-    return PageTruth(page_id, image, [line for line in lines if line])
+    return PageTruth(page_id, image, [line for line in lines if line], truth_file=gt)
 
 
 def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
@@ -318,7 +331,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
             raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
         lines.append(line_text(line_el) or "")
         polygons.append([tuple(p) for p in polygon.tolist()] if polygon is not None else [])
-    return PageTruth(page_id, image, lines, polygons)
+    return PageTruth(page_id, image, lines, polygons, truth_file=xml)
 
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:

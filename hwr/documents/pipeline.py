@@ -43,7 +43,8 @@ from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
 from hwr.documents.prepare import MODES, PreparedPage, PrepareSettings, failure_reason, layout_page, line_inputs
 from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
-from hwr.documents.writers import output_paths, write_page_files
+from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
+from hwr.errors import ConfigError
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -146,6 +147,31 @@ class StageTimes:
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
     # Outputs are only ever renamed into place whole, so existing means complete.
     return output_dir is not None and all(p.is_file() for p in output_paths(page_id, output_dir, formats))
+
+
+def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str | Path | None,
+                                   formats: Iterable[str]) -> None:
+    """ConfigError naming both files when a page's output would replace a file hwr did not
+    write (hwr.documents.writers.written_by_hwr), e.g. `--output-dir scans --format pagexml`
+    over ground-truth PAGE XML beside the scans: replacing hwr's own earlier outputs is what
+    a rerun does, replacing a transcription someone made by hand destroys it (and --resume
+    would take it for a finished page)."""
+    if not output_dir or not Path(output_dir).is_dir():
+        return
+    formats = list(formats)
+    # The output folder's files are sniffed first; listing the inputs again (a walk and a page
+    # count per PDF) is only needed when one of them is not hwr's.
+    foreign = {path.resolve() for fmt in formats for path in Path(output_dir).rglob("*" + SUFFIXES[fmt])
+               if path.is_file() and not written_by_hwr(path, fmt)}
+    if not foreign:
+        return
+    for ref in page_refs(inputs, formats):
+        if ref.error:
+            continue
+        for fmt, path in zip(formats, output_paths(ref.page_id, output_dir, formats)):
+            if path.resolve() in foreign and not written_by_hwr(path, fmt):
+                raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr and would be replaced "
+                                  f"by the {fmt} output of {ref.source}; write the outputs to another folder")
 
 
 ERRORS_COLUMNS = ("page_id", "source", "stage", "message")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
 from hwr.config_args import setting
-from hwr.errors import HwrError
+from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
@@ -87,10 +87,21 @@ class ModelConfig:
         except (ValueError, KeyError) as exc:
             raise ValueError(f"arch: {exc}") from None
         check_fields(net_class, config.net, "net")
+        net_config = net_class.from_dict(config.net)
+        try:
+            net_config.validate()
+        except ValueError as exc:
+            raise ValueError(f"net: {exc}") from None
         check_fields(NormalizeConfig, config.normalize, "normalize")
         norm = NormalizeConfig.from_dict(config.normalize)
         if not 0 <= norm.low_percentile < norm.high_percentile <= 100:
             raise ValueError("normalize.low_percentile and high_percentile must satisfy 0 <= low < high <= 100")
+        # Lines are resized to normalize.line_height for a network built for net.line_height
+        # (training sets one from the other); a hand-edited height would read every line at the
+        # wrong size, or blow each one up to millions of rows.
+        if norm.line_height != net_config.line_height:
+            raise ValueError(f"normalize.line_height {norm.line_height} differs from the network's "
+                             f"net.line_height {net_config.line_height}")
         return config
 
 
@@ -208,12 +219,14 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found" if not weights.exists()
                          else f"{weights}: weights file is not a file")
+    num_classes = len(Charset(config.charset))
+    check_config_fits_weights(config, num_classes, weights)
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
     try:
-        net = build_network(config.arch, config.net_config(), len(Charset(config.charset)))
+        net = build_network(config.arch, config.net_config(), num_classes)
     except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{Path(directory) / CONFIG_FILE}: cannot build the network it describes "
                          f"({type(exc).__name__}: {exc})") from None
@@ -224,6 +237,46 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
     except RuntimeError as exc:
         raise ModelError(f"{weights}: weights do not match the architecture in {CONFIG_FILE} ({exc})") from None
     return net.to(device).eval(), config
+
+
+def read_weight_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's name and shape from the safetensors header, without reading the weights."""
+    try:
+        with safe_open(str(weights), framework="pt") as tensors:
+            return {name: tuple(tensors.get_slice(name).get_shape()) for name in tensors.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
+
+
+def check_config_fits_weights(config: ModelConfig, num_classes: int, weights: Path) -> None:
+    """ModelError unless the network config.json describes has exactly the tensors (names and
+    shapes) of the weights file's header.
+
+    Checked before any weight is allocated, so a damaged or hand-edited config (a billion
+    layers, a hidden size of a million) fails at once instead of hanging or eating memory:
+    a config describing more layers than the file holds tensors cannot match it (and would
+    take hours just to build), and the others are built on the meta device, which only
+    records shapes."""
+    config_file = weights.parent / CONFIG_FILE
+    shapes = read_weight_shapes(weights)
+    net_config = config.net_config()
+    if net_config.num_layers() > len(shapes):
+        raise ModelError(f"{config_file}: describes a network of {net_config.num_layers()} layers, but "
+                         f"{weights.name} holds only {len(shapes)} tensors; the config is damaged")
+    try:
+        with torch.device("meta"):
+            described = build_network(config.arch, net_config, num_classes).state_dict()
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"{config_file}: cannot build the network it describes "
+                         f"({type(exc).__name__}: {exc})") from None
+    differences = [f"{name} missing" for name in described if name not in shapes]
+    differences += [f"{name} unexpected" for name in shapes if name not in described]
+    differences += [f"{name} is {list(shapes[name])} there, {list(tensor.shape)} in the config"
+                    for name, tensor in described.items()
+                    if name in shapes and shapes[name] != tuple(tensor.shape)]
+    if differences:
+        raise ModelError(f"{weights}: weights do not match the architecture in {CONFIG_FILE} "
+                         f"({name_some(differences, 3)})")
 
 
 def pick_device(device: str | None = None) -> torch.device:

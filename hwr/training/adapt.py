@@ -29,7 +29,7 @@ import torch
 
 from hwr.config_args import check_at_least, check_fields, setting
 from hwr.errors import ConfigError
-from hwr.fileio import atomic_write_text
+from hwr.fileio import atomic_write_text, check_folder_can_be_made
 from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import (
     CONFIG_FILE,
@@ -388,6 +388,8 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
     if out.exists() and any(p.name != RUN_DIR for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
+    # The model is written at the end of the run: an unwritable place would cost all of it.
+    check_folder_can_be_made(out, "--out")
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,

@@ -10,6 +10,7 @@ import pytest
 
 from hwr.datasets import DatasetError
 from hwr.documents.page_eval import (
+    evaluate_page_folder,
     evaluate_pages,
     match_lines,
     polygon_iou,
@@ -236,3 +237,16 @@ def test_reading_pagexml_truth_checks_the_image_without_decoding_it(tmp_path, mo
     monkeypatch.setattr(pagexml, "load_gray", no_decoding)
     (truth,) = read_page_truth(_two_region_xml(tmp_path))
     assert truth.lines == ["first line", "second line"]
+
+
+def test_a_report_over_a_ground_truth_file_is_refused_before_any_page_is_read(gt_txt_folder, model_dir):
+    from hwr.errors import ConfigError
+
+    recognizer = Recognizer.load(model_dir, device="cpu")
+    # A ground-truth file skipped as bad (not UTF-8) is the user's data all the same.
+    for name in ("a.gt.txt", "latin1.gt.txt", "b.png"):
+        before = (gt_txt_folder / name).read_bytes()
+        with pytest.raises(ConfigError, match=rf"--json .*{name}: is one of the input files of the data set"):
+            evaluate_page_folder(recognizer, gt_txt_folder, skip_bad=True,
+                                 reports=[("--json", str(gt_txt_folder / name))])
+        assert (gt_txt_folder / name).read_bytes() == before

@@ -314,3 +314,22 @@ def test_results_reach_on_page_in_input_order_even_when_a_later_page_finishes_fi
     assert seen == [("1_text", True), ("2_blank", False), ("4_text", True)]
     assert [f.page_id for f in summary.failures] == ["3_broken"]
 
+
+
+def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recognizer, tmp_path):
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.errors import ConfigError
+
+    Image.fromarray(render_line("the cat")).save(tmp_path / "scan.png")
+    truth = ('<?xml version="1.0"?><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
+             '<Metadata><Creator>eScriptorium</Creator></Metadata></PcGts>')
+    (tmp_path / "scan.xml").write_text(truth)
+    (tmp_path / "other.xml").write_text(truth)  # no page writes it: no reason to refuse
+    with pytest.raises(ConfigError, match=r"scan.xml was not written by hwr and would be replaced by the pagexml "
+                                          r"output of .*scan.png"):
+        check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "pagexml"])
+    assert (tmp_path / "scan.xml").read_text() == truth
+    (tmp_path / "scan.xml").unlink()
+    run_batch(recognizer, [tmp_path], BatchConfig(mode="page", output_dir=tmp_path, workers=0,
+                                                  formats=["txt", "json", "pagexml", "alto"]))
+    check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "json", "pagexml", "alto"])  # a rerun may

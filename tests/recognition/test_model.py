@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -104,6 +105,29 @@ def test_bad_config_values_name_the_file_and_key(tmp_path, changes, key):
     with pytest.raises(ModelError, match="config.json") as caught:
         Recognizer.load(path, device="cpu")
     assert key in str(caught.value)
+
+
+@pytest.mark.parametrize("changes, message", [
+    # A billion layers took hours to build (and the memory to hold them) before it failed.
+    ({"net__rnn_layers": 10**9}, "config.json: describes a network of 1000000002 layers, but model.safetensors holds"),
+    ({"net__conv_channels": [8] * 100_000}, "config.json: describes a network of 100001 layers"),
+    # Sizes are compared with the weights' header before a tensor is allocated.
+    ({"net__rnn_hidden": 10**6}, r"rnn.weight_hh_l0 is \[128, 32\] there, \[4000000, 1000000\] in the config"),
+    ({"net__conv_channels": [8, 10**7]}, r"blocks.1.conv.weight is \[16, 8, 3, 3\] there"),
+    ({"net__line_height": 10**7, "normalize__line_height": 10**7}, "rnn.weight_ih_l0 is"),
+    ({"normalize__line_height": 10**7}, "normalize.line_height 10000000 differs from the network's net.line_height 32"),
+    ({"net__pool_blocks": [0, 0]}, "pool_blocks must list distinct conv block indices"),
+    ({"net__height_pool_blocks": [5]}, "height_pool_blocks must list distinct conv block indices 0..1"),
+    ({"net__rnn_cell": "transformer"}, "rnn_cell must be one of"),
+])
+def test_absurd_network_settings_fail_at_once_naming_the_model(tmp_path, changes, message):
+    _, path = _tiny_model(tmp_path)
+    _with_config(path, **changes)
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=message) as caught:
+        Recognizer.load(path, device="cpu")
+    assert time.monotonic() - started < 2
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_config_that_is_not_an_object_or_a_file_fails_clearly(tmp_path):

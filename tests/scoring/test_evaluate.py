@@ -233,3 +233,21 @@ def test_eval_settings_that_cannot_work_are_refused_naming_the_flag(setting, fla
 
     with pytest.raises(ConfigError, match=flag):
         EvalConfig(**setting)
+
+
+def test_a_report_over_a_file_of_the_data_set_is_refused_before_scoring(tiny_model, pairs_dir, tmp_path):
+    from hwr.errors import ConfigError
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.scoring.report.run import run_eval
+
+    truth = sorted(pairs_dir.glob("*.gt.txt"))[1]
+    image = sorted(pairs_dir.glob("*.png"))[0]
+    before = truth.read_bytes()
+    for option, path in (("json", truth), ("html", image), ("csv", pairs_dir / ".." / pairs_dir.name / truth.name)):
+        cfg = EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, **{option: str(path)})
+        with pytest.raises(ConfigError, match=rf"--{option} .*{path.name}: is one of the input files of the data set"):
+            run_eval(cfg, str(pairs_dir))
+    assert truth.read_bytes() == before
+    # A report beside the lines, written again by a second run, is no file of the data set.
+    cfg = EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, json=str(pairs_dir / "report.json"))
+    assert run_eval(cfg, str(pairs_dir)).analysed.report.lines > 0

@@ -272,6 +272,18 @@ def test_refuses_to_overwrite_a_folder_or_the_base_model(tmp_path):
         adapt(data, quick(tmp_path, base))
 
 
+def test_an_out_that_cannot_be_made_is_refused_before_the_lines_are_read(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    (tmp_path / "notes.txt").write_text("mine")
+    # Nothing is read: the data set named does not even exist.
+    with pytest.raises(ConfigError, match=r"--out .*notes.txt/model: .*notes.txt is a file, not a folder"):
+        adapt([str(tmp_path / "absent")], quick(tmp_path, base, out=str(tmp_path / "notes.txt" / "model")))
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != tmp_path)  # root may write anywhere
+    with pytest.raises(ConfigError, match=r"--out .*new/model: the folder .* is not writable"):
+        adapt([str(tmp_path / "absent")], quick(tmp_path, base, out=str(tmp_path / "new" / "model")))
+    assert not (tmp_path / "new").exists()
+
+
 def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
     folder = write_pairs(tmp_path / "pairs", 3)
     (folder / "l001.png").write_bytes(b"")

@@ -25,8 +25,8 @@ def test_the_average_is_the_mean_of_every_weight(tmp_path):
 def test_different_networks_do_not_average(tmp_path):
     first = make_untrained_model(tmp_path / "a")
     net, config = load_model(first)
-    wider = ModelConfig.from_dict({**json.loads(config.to_json()), "normalize": {"line_height": 40}})
-    other = save_model(tmp_path / "b", net, wider)
+    wider_margin = {**json.loads(config.to_json()), "normalize": {**config.normalize, "margin": 0.3}}
+    other = save_model(tmp_path / "b", net, ModelConfig.from_dict(wider_margin))
     with pytest.raises(ModelError, match=f"{other}: not the same network"):
         average_models([first, other])
     with pytest.raises(ValueError, match="at least two"):

@@ -14,6 +14,11 @@ from hwr.records import Page
 
 WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "alto": alto.write}
 FORMATS = tuple(WRITERS)
+# What each writer stamps near the top of its files (the creator, or JSON's first keys): a file
+# at an output path without it is someone else's, e.g. a ground-truth PAGE XML beside the
+# scans. A text file carries no such mark (see written_by_hwr).
+OWN_MARKS = {"json": b'{\n "id": ', "pagexml": b"<Creator>hwr ", "alto": b"<softwareName>hwr</softwareName>"}
+MARK_WITHIN = 2048  # bytes
 SUFFIXES = {"txt": ".txt", "json": ".json", "pagexml": ".xml", "alto": ".alto.xml"}
 
 
@@ -38,6 +43,20 @@ def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterabl
     for fmt, path in zip(formats, paths):
         atomic_write_text(path, write_page(page, fmt))
     return paths
+
+
+def written_by_hwr(path: Path, fmt: str) -> bool:
+    """Whether the file at `path` (an output path of `fmt`) is an hwr output that a rerun may
+    replace. A txt file cannot tell who wrote it, so it counts as hwr's; a file that cannot be
+    read counts as hwr's too (writing it fails, and says so, as it would have anyway)."""
+    if fmt not in OWN_MARKS:
+        return True
+    try:
+        with open(path, "rb") as file:
+            head = file.read(MARK_WITHIN)
+    except OSError:
+        return True
+    return OWN_MARKS[fmt] in head
 
 
 def parse_formats(spec: str | list[str] | tuple[str, ...]) -> list[str]:

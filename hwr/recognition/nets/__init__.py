@@ -7,8 +7,10 @@ and returns
 `(logits, lengths)`: unnormalised CTC scores (T, N, C) and the valid frame count per line.
 Padding must never change a line's output: each network masks or packs its sequences.
 
-Configs are dataclasses with `to_dict()` / `from_dict()` and a `line_height` field; the
-registry below maps an architecture name (saved in the model config) to both.
+Configs are dataclasses with `to_dict()` / `from_dict()`, `validate()` (ValueError for a
+config no network can be built from), `num_layers()` (the repeated layers it describes, each
+holding at least one tensor) and a `line_height` field; the registry below maps an
+architecture name (saved in the model config) to both.
 """
 from __future__ import annotations
 

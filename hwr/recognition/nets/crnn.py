@@ -90,6 +90,25 @@ class CRNNConfig:
     def from_dict(cls, d: dict) -> CRNNConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    def validate(self) -> None:
+        """ValueError for settings no CRNN can be built from (a hand-edited config.json)."""
+        if self.rnn_cell not in RNN_CELLS:
+            raise ValueError(f"rnn_cell must be one of {sorted(RNN_CELLS)}, not {self.rnn_cell!r}")
+        if self.norm not in ("batch", "none"):
+            raise ValueError(f"norm must be batch or none, not {self.norm!r}")
+        blocks = range(len(self.conv_channels))
+        for name in ("pool_blocks", "height_pool_blocks"):
+            indices = getattr(self, name)
+            # A repeated index pools once but would count twice in width_factor: every frame
+            # count (hence every CTC alignment) would be wrong.
+            if len(set(indices)) != len(indices) or any(i not in blocks for i in indices):
+                raise ValueError(f"{name} must list distinct conv block indices 0..{len(blocks) - 1}, "
+                                 f"got {indices!r}")
+
+    def num_layers(self) -> int:
+        """Conv blocks plus recurrent layers: each holds at least one tensor of the weights."""
+        return len(self.conv_channels) + self.rnn_layers
+
 
 class ConvBlock(nn.Module):
     def __init__(self, cin: int, cout: int, pool: bool, height_pool: bool, dropout: float, norm: str = "batch"):
@@ -142,6 +161,7 @@ def mask_columns(x: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
 class CRNN(nn.Module):
     def __init__(self, config: CRNNConfig, num_classes: int):
         super().__init__()
+        config.validate()
         self.config = config
         blocks, cin, height = [], 1, config.line_height
         for i, cout in enumerate(config.conv_channels):

@@ -91,6 +91,10 @@ class MDLSTMConfig:
     def from_dict(cls, d: dict) -> MDLSTMConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    def num_layers(self) -> int:
+        """Stages (a front end and a 2D-LSTM each): each holds at least one tensor of the weights."""
+        return len(self.hidden_sizes)
+
     def validate(self) -> None:
         stages = len(self.hidden_sizes)
         if self.front not in FRONT_ENDS:

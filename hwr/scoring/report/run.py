@@ -14,6 +14,7 @@ from pathlib import Path
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError, name_some
+from hwr.fileio import check_distinct_outputs
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
 from hwr.scoring.evaluate import (
@@ -111,17 +112,45 @@ def _subset_setup(cfg: EvalConfig, spec: str, first_sample, groups: dict[str, st
     return subset_resolver(cfg.group_by, table), key
 
 
-def _load_samples(ds: DatasetSpec, cfg: EvalConfig) -> tuple[list, list[FailedInput], int]:
-    """The data set's lines, the entries its reader left out as bad (with --skip-bad), and how
-    many lines it left out as not transcribed yet (PAGE work in progress: no failure)."""
+@dataclass
+class LoadedDataset:
+    """A data set's lines as read, before any is scored."""
+
+    spec: DatasetSpec
+    samples: list
+    failures: list[FailedInput]  # entries the reader left out as bad (--skip-bad)
+    untranscribed: int  # lines left out as not transcribed yet (PAGE work in progress: no failure)
+    files: set[str]  # every file it was read from, the bad entries' too: no report may replace one
+
+
+def load_dataset(ds: DatasetSpec, cfg: EvalConfig) -> LoadedDataset:
     skipped = SkipReport()
     samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file, report=skipped)
     if len(samples) == 0:
         raise DatasetError(ds.spec, "the data set holds no lines")
+    samples = [samples[i] for i in range(len(samples))]  # synthetic sets render here
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
     failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source, "truth", e.reason)
                 for e in skipped.problems]
-    return [samples[i] for i in range(len(samples))], failures, skipped.untranscribed  # synthetic sets render here
+    files = {file for sample in samples for file in sample.files} | {str(e.source) for e in skipped.problems}
+    return LoadedDataset(ds, samples, failures, skipped.untranscribed, files)
+
+
+def report_outputs(cfg: EvalConfig) -> list[tuple[str, str | None]]:
+    """The report files `hwr eval` writes, as (option, path)."""
+    return [("--json", cfg.json), ("--csv", cfg.csv), ("--html", cfg.html), ("--worst-csv", cfg.worst_csv)]
+
+
+def check_reports_spare_data(cfg: EvalConfig, datasets: list[LoadedDataset]) -> None:
+    """ConfigError naming both paths when a report would be written over a file of a data set
+    it scores (`hwr eval gt/ --json gt/line-01.gt.txt` replaced a transcription with JSON).
+    Only files with an output's name are compared, so a large data set costs no path
+    resolution per line."""
+    outputs = [(option, path) for option, path in report_outputs(cfg) if path]
+    names = {Path(path).name for _, path in outputs}
+    for data in datasets:
+        same_names = [file for file in data.files if Path(file).name in names]
+        check_distinct_outputs(outputs, same_names, f"the data set {data.spec.spec}")
 
 
 # Characters that look like nothing (or like a space) yet count as edits: a reference holding
@@ -140,37 +169,40 @@ def warn_invisible_characters(samples: list, shown: int = 3) -> list[str]:
     return [s.id for s, _ in found]
 
 
-def score_dataset(recognizer: Recognizer, ds: DatasetSpec, cfg: EvalConfig, keep_images: bool,
+def score_dataset(recognizer: Recognizer, data: LoadedDataset, cfg: EvalConfig, keep_images: bool,
                   groups: dict[str, str] | None = None) -> DatasetRun:
-    samples, skipped, untranscribed = _load_samples(ds, cfg)
+    samples = data.samples
     warn_invisible_characters(samples)
-    subset_of, subset_key = _subset_setup(cfg, ds.spec, samples[0], groups)
+    subset_of, subset_key = _subset_setup(cfg, data.spec.spec, samples[0], groups)
     report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
                       subset_of=subset_of)
-    report.failures[:0] = skipped
-    report.untranscribed = untranscribed
+    report.failures[:0] = data.failures
+    report.untranscribed = data.untranscribed
     analysis = analyze(report, cfg.bootstrap, cfg.seed, subset_key)
     images = {s.id: s.image for s in samples} if keep_images else {}
-    return DatasetRun(ds, report, analysis, images)
+    return DatasetRun(data.spec, report, analysis, images)
 
 
 def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
-    """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs)."""
+    """Score the model (and `cfg.compare`) as configured; writes nothing (see write_outputs),
+    but refuses a report path that is a file of a data set before the first line is read."""
     specs = dataset_specs(cfg, dataset)
     # Read before the model loads: a bad table should not cost a model load and a data set.
     groups = read_group_table(cfg.groups_file, "--groups-file") if cfg.groups_file else None
     recognizer = cfg.load_recognizer()
     model = str(recognizer.path)
+    datasets = [load_dataset(ds, cfg) for ds in specs]
+    check_reports_spare_data(cfg, datasets)
     focus = analysed_index(specs)
-    runs = [score_dataset(recognizer, ds, cfg, keep_images=(i == focus), groups=groups)
-            for i, ds in enumerate(specs)]
+    runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
+            for i, data in enumerate(datasets)]
     run = EvalRun(model, runs[focus], runs if cfg.splits else [])
     if cfg.splits:
         scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
         run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
     if cfg.compare:
         other = cfg.load_recognizer(cfg.compare)
-        b = score_dataset(other, run.analysed.dataset, cfg, keep_images=False, groups=groups)
+        b = score_dataset(other, datasets[focus], cfg, keep_images=False, groups=groups)
         run.comparison = compare_reports(run.analysed.report, b.report, model, str(other.path), cfg.bootstrap, cfg.seed)
     return run
 
