@@ -41,6 +41,13 @@ class SyntheticLines(Dataset):
         return self.synthesizer.split
 
 
+def warm_renderer(samples, processes: int) -> int:
+    """Rasterise the glyphs (and load the real characters) that rendering `samples` draws on,
+    when they are synthetic lines (LineSynthesizer.warm); returns the glyphs cached, 0 for
+    other data."""
+    return samples.synthesizer.warm(processes) if isinstance(samples, SyntheticLines) else 0
+
+
 def digit_string_lines(n: int, split: str = "val", seed: int = 0, config: SynthConfig | None = None,
                        charset: Charset | None = None) -> SyntheticLines:
     """Lines of real MNIST digit strings only ("4071 2983"); the "val" split draws from the

@@ -299,6 +299,34 @@ class FontBank:
         step = round(math.log(size_px) / math.log(self.size_step))
         return int(round(self.size_step ** step))
 
+    @property
+    def cached_glyphs(self) -> int:
+        return len(self._glyphs)
+
+    def drawn_sizes(self, name: str, x_height_range: tuple[float, float]) -> list[int]:
+        """The cached grid sizes lines of `name` are drawn at for x-heights in the range (what
+        render.sample_style picks: the font size that gives the x-height, on the size grid)."""
+        x_height = self.metrics(name).x_height
+        low, high = (self.grid_size(min(h / x_height, float(self.max_font_px))) for h in x_height_range)
+        first, last = (round(math.log(size) / math.log(self.size_step)) for size in (low, high))
+        return sorted({int(round(self.size_step ** k)) for k in range(first, last + 1)} | {low, high})
+
+    def cached_of(self, name: str) -> dict:
+        """Everything cached for font `name`: glyphs, skeletons, join anchors and pen widths,
+        keyed as in the caches (`absorb` puts them into another bank's caches)."""
+        def mine(cache):
+            return {key: value for key, value in cache.items() if key[0] == name}
+
+        return {"glyphs": mine(self._glyphs), "skeletons": mine(self._skeletons), "anchors": mine(self._anchors),
+                "strokes": mine(self._strokes)}
+
+    def absorb(self, cached: dict) -> None:
+        """Take entries `cached_of` gave (another process's work) into this bank's caches."""
+        self._glyphs.update(cached["glyphs"])
+        self._skeletons.update(cached["skeletons"])
+        self._anchors.update(cached["anchors"])
+        self._strokes.update(cached["strokes"])
+
     def glyph(self, name: str, size_px: int, ch: str) -> Glyph:
         key = (name, size_px, ch)
         cached = self._glyphs.get(key)

@@ -73,6 +73,20 @@ class LineSynthesizer:
         self.letters = EmnistLetters(data_dir / LETTERS_FILE, split)
         self._warned: set[str] = set()
 
+    def warm(self, processes: int = 1) -> int:
+        """Do now what the first lines would do one by one: rasterise the glyphs of every font
+        (hwr.synth.warmup; returns the number cached) and load the real digits and letters
+        (cropping them and measuring their pens takes seconds). Worth it before forking
+        loader workers, which then inherit all of it."""
+        from hwr.synth.warmup import warm_font_bank
+
+        glyphs = warm_font_bank(self.fonts, self.config.x_height_range, processes)
+        if self.digits.path.is_file():
+            self.digits.crops
+        if self.letters.available:
+            self.letters.chars
+        return glyphs
+
     def rng(self, index: int, stream: int = LINE_STREAM) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLIT_IDS[self.split], stream, int(index)])
 

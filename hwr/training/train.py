@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
+from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
 from hwr.interrupts import sigterm_as_exit
@@ -185,6 +187,15 @@ LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 # Steps between updates of the progress bar's figures: each reads the loss from the device,
 # which makes the CPU wait for the GPU instead of queueing the next step.
 POSTFIX_EVERY = 10
+
+
+def warms_renderer(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether to fill the renderer's glyph caches before the loader workers fork (they inherit
+    them; hwr.synth.warmup). Only on a GPU: there the workers' rendering is what the network
+    waits for, and a fresh worker renders at little more than half its warm rate for tens of
+    thousands of lines, most of a short GPU stage. On a CPU the network is the slower part and
+    the warm-up (about a minute of CPU time) would only delay the first step."""
+    return device.type == "cuda" and cfg.workers > 0 and cfg.loader_start == "fork"
 
 
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
@@ -458,6 +469,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
                      cfg.distill_temperature)
         norm = NormalizeConfig.from_dict(model_config.normalize)
+        if warms_renderer(cfg, device):
+            warm_renderer(train_set, max(1, (os.cpu_count() or 1) // ctx.world_size))
         run.train_loader = make_loader(train_set, charset, norm, cfg, train=True, ctx=ctx)
         run.val_loader = make_loader(val_set, charset, norm, cfg, train=False, ctx=ctx)
     except BaseException:

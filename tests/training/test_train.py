@@ -1,5 +1,6 @@
 """hwr.training.train as a library call: architectures, charsets, fine-tuning, bad data."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -431,3 +432,13 @@ def test_a_charset_file_that_is_not_utf8_stops_training_naming_it(pairs_dir, tmp
     symbols.write_bytes("abc\xe9".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"symbols\.txt: charset file is not UTF-8"):
         train(_cfg(pairs_dir, tmp_path, charset=str(symbols), max_steps=2))
+
+
+def test_the_renderer_is_warmed_only_for_forked_workers_feeding_a_gpu(tmp_path):
+    from hwr.training.train import warms_renderer
+
+    cfg = TrainConfig(train="synth:train:10", val="synth:val:10", out=str(tmp_path / "r"), workers=4)
+    assert warms_renderer(cfg, torch.device("cuda"))
+    assert not warms_renderer(cfg, torch.device("cpu"))  # the network, not rendering, is the slower part
+    assert not warms_renderer(replace(cfg, workers=0), torch.device("cuda"))
+    assert not warms_renderer(replace(cfg, loader_start="spawn"), torch.device("cuda"))  # nothing inherited
