@@ -29,10 +29,10 @@ DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'c
 part train && rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
-  BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300}
+  BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300} RENDER=(--workers 2 --lines 300)
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
-  BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450}
+  BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450} RENDER=(--workers 14 --lines 20000)
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -44,6 +44,8 @@ part check && {
     $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 "${BENCH[@]}"
     $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 --inference "${BENCH[@]}"
   fi
+  # Issues 19/22: 14 rendering workers cold against warmed (hwr.synth.warmup), as a stage's loader starts.
+  timeout 150 $PY bench/bench_render_workers.py "${RENDER[@]}" 2>&1 | grep -E "^(cold|warm):"
 } 2>&1 | tee "$OUT/gpu_check.txt"
 
 if part train; then
