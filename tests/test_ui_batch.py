@@ -83,3 +83,18 @@ def test_read_pages_can_be_found_again_to_correct_and_failed_ones_cannot(tmp_pat
     assert image.dtype == np.uint8 and (image < 128).any()
     with pytest.raises(UploadError, match="broken.pdf: not a page of the last batch"):
         find_row(rows, "broken.pdf")
+
+
+def test_two_uploads_of_one_name_get_rows_that_can_be_told_apart(tmp_path, untrained_model):
+    from hwr_ui.batch import results_csv
+
+    for folder, text in (("p", "the cat sat"), ("q", "a big dog")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(render_line(text)).save(tmp_path / folder / "a.png")
+    inputs = collect_inputs([tmp_path / "p" / "a.png", tmp_path / "q" / "a.png"], tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    # Both used to be "a.png": the CSV could not say which was which, and only the first could be corrected.
+    assert [r.name for r in rows] == ["a.png", "a (2).png"]
+    assert find_row(rows, "a (2).png").ref.path == tmp_path / "q" / "a.png"
+    assert {p.name for p in (tmp_path / "out").glob("*.txt")} == {"a.txt", "a (2).txt"}
+    assert [line.split(",")[0] for line in results_csv(rows).splitlines()[1:]] == ["a.png", "a (2).png"]

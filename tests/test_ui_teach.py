@@ -6,6 +6,8 @@ Not tested here: the adaptation itself (tests/training/test_adapt.py) and the ta
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -103,3 +105,92 @@ def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_p
     unchanged = AdaptResult(tmp_path / "m", "base", 0.2, 0.25, False, 40, 10, "page", 300, 4.5, [],
                             others_before=0.05, others_after=0.05)
     assert "keeps the base model's weights" in finished_text(Progress(result=unchanged))
+
+
+def test_an_adapted_folder_with_unusable_figures_is_skipped_and_the_app_still_starts(tmp_path, untrained_model):
+    net, config = load_model(untrained_model)
+    for name, adapted in [("no-figure", {"before_cer": None, "after_cer": 0.1, "adapted_weights_kept": True}),
+                          ("no-keys", {"steps": 3}),
+                          ("good", {"before_cer": 0.2, "after_cer": 0.1, "adapted_weights_kept": True})]:
+        save_model(tmp_path / "models" / name, net, ModelConfig(config.arch, config.net, config.charset,
+                                                                config.normalize, {"adapted": adapted}))
+    registry = ModelRegistry(str(untrained_model))
+    register_adapted_models(registry, tmp_path / "models")  # used to raise TypeError/KeyError
+    adapted = [label for label in registry.labels if "adapted" in label]
+    assert adapted == [model_label("good", 0.2, 0.1, True)]
+
+
+def test_a_half_written_history_line_waits_for_the_next_poll(tmp_path):
+    from hwr_ui.teach import Progress
+
+    (tmp_path / "history.jsonl").write_text('{"step": 10, "val_cer": 0.5}\n{"step": 20, "val_c', encoding="utf-8")
+    progress = Progress()
+    progress.read_curve(tmp_path)  # used to raise JSONDecodeError, ending the page's progress
+    assert progress.curve == [{"step": 10, "held-out CER": 0.5}]
+    (tmp_path / "history.jsonl").unlink()
+    progress.read_curve(tmp_path)  # removed at the end of the run: the curve read so far stays
+    assert progress.curve == [{"step": 10, "held-out CER": 0.5}]
+
+
+@pytest.mark.parametrize("minutes", [None, "", 0, -1, float("nan"), float("inf")])
+def test_minutes_that_are_not_a_positive_number_are_a_readable_error(teacher, minutes):
+    with pytest.raises(UploadError, match="minutes must be a number above 0"):
+        next(teacher.run("My saved lines", None, teacher.registry.default_label, minutes, "x"))
+    assert not teacher._busy.locked()
+
+
+def _save_one_line(teacher) -> None:
+    teacher.collection.save_lines([("l001", render_line("the cat sat"), "the cat sat")], "note")
+
+
+def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(teacher, monkeypatch):
+    """The request that polls ends when its browser tab closes; the run goes on. It used to
+    free the server for a second run at once and never offer the model the run then wrote."""
+    import threading
+    import time
+
+    from hwr.training.adapt import AdaptResult
+    from hwr_ui import teach
+
+    release = threading.Event()
+
+    def slow_adapt(data, cfg, on_progress=None):
+        release.wait(10)
+        history = [{"step": 5, "val_cer": 0.2}]
+        return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 4, 2, "page", 5, 0.1, history)
+
+    monkeypatch.setattr(teach, "adapt", slow_adapt)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    _save_one_line(teacher)
+    stream = teacher.run("My saved lines", None, teacher.registry.default_label, 1, "mine")
+    assert next(stream).result is None
+    stream.close()  # the tab was closed
+    with pytest.raises(UploadError, match="already running"):
+        next(teacher.run("My saved lines", None, teacher.registry.default_label, 1, "other"))
+    release.set()
+    deadline = time.monotonic() + 10
+    while teacher._busy.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not teacher._busy.locked()
+    assert teacher.registry.path(model_label("mine", 0.3, 0.2, True)) == teacher.models_root / "mine"
+
+
+def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
+    from hwr_ui.teach import ZIP_SOURCE
+
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UploadError):
+        next(teacher.run(ZIP_SOURCE, str(tmp_path / "bad.zip"), teacher.registry.default_label, 1, "x"))
+    assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
+
+
+def test_saving_a_transcription_with_another_image_in_its_place_is_refused(teacher, tmp_path):
+    note, other = tmp_path / "note.png", tmp_path / "other.png"
+    Image.fromarray(render_line("the cat sat")).save(note)
+    Image.fromarray(render_line("a different and longer line")).save(other)
+    page, _ = transcribe_image(teacher.registry.get(None), render_line("the cat sat"), "line", page_id="note",
+                               source="note.png")
+    with pytest.raises(UploadError, match="other.png is not the image that was transcribed"):
+        teacher.save_transcription(str(other), page_to_dict(page), "the cat sat")
+    assert teacher.collection.count() == 0  # its crops used to be saved under the note's text
+    assert "Saved 1 line(s)" in teacher.save_transcription(str(note), page_to_dict(page), "the cat sat")

@@ -81,8 +81,9 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
     """Uploaded files as they are, zips unpacked (their image and PDF files in path order),
     and every page of a PDF or multi-page TIFF as an input of its own."""
     inputs: list[BatchInput] = []
+    names: set[str] = set()
     for number, upload in enumerate(uploads):
-        name = display_name(upload)
+        name = _distinct_name(display_name(upload), names)
         if Path(upload).suffix.lower() != ".zip":
             inputs += _pages_of(name, Path(upload))
             continue
@@ -95,6 +96,17 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
+
+
+def _distinct_name(name: str, taken: set[str]) -> str:
+    """`name`, or "a (2).png" for the second upload called a.png (from another folder): rows
+    of one name could not be told apart in the table and CSV, nor picked to correct."""
+    path, candidate, k = Path(name), name, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{path.stem} ({k}){path.suffix}"
+    taken.add(candidate)
+    return candidate
 
 
 def _pages_of(name: str, path: Path) -> list[BatchInput]:

@@ -33,7 +33,8 @@ def model_card(recognizer: Recognizer) -> str:
     """The model's MODEL_CARD.md when it has one, else what its config.json says."""
     card = recognizer.path / MODEL_CARD_FILE if recognizer.path else None
     if card is not None and card.is_file():
-        return card.read_text(encoding="utf-8")
+        # A card edited by hand in another encoding still shows (bad bytes as U+FFFD).
+        return card.read_bytes().decode("utf-8", errors="replace")
     config = recognizer.config
     training = config.training or {}
     facts = [f"- architecture: `{config.arch}`", f"- characters: {len(config.charset)}",

@@ -66,12 +66,14 @@ def page_to_dict(page: Page) -> dict:
 
 def page_from_dict(data: dict) -> Page:
     """Inverse of page_to_dict; JSON turned tuples into lists, so they are turned back."""
+    if not isinstance(data, dict):  # the API takes any JSON here
+        raise UploadError(f"not a page result from the transcribe step (a JSON {type(data).__name__})")
     try:
         lines = [_line_from_dict(d) for d in data.get("lines", [])]
         regions = [Region(str(r["id"]), [str(i) for i in r.get("line_ids", [])]) for r in data.get("regions", [])]
         return Page(id=str(data["id"]), source=str(data.get("source", "")), width=int(data["width"]),
                     height=int(data["height"]), lines=lines, regions=regions)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UploadError(f"not a page result from the transcribe step ({exc!r})") from None
 
 

@@ -8,6 +8,8 @@ machines (--host 0.0.0.0) reads, but does not learn. Nothing here makes a networ
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 import shutil
 import threading
@@ -26,6 +28,8 @@ from .collection import Collection, user_data_dir
 from .models import ModelRegistry
 from .pages import apply_corrections, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_zip
+
+log = logging.getLogger("ui.teach")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 COLLECTION_SOURCE, ZIP_SOURCE = "My saved lines", "A zip (PAGE XML + images, or image + .gt.txt pairs)"
@@ -52,11 +56,14 @@ def label_of_folder(folder: Path) -> str | None:
     """The label of a model adapted earlier (config.json's training.adapted), else None."""
     try:
         adapted = read_model_config(folder).training.get("adapted")
-    except Exception:  # a half-written or foreign folder is simply not offered
+        if not adapted:
+            return None
+        return model_label(folder.name, float(adapted["before_cer"]), float(adapted["after_cer"]),
+                           bool(adapted["adapted_weights_kept"]))
+    except Exception:  # a half-written, hand-edited or foreign folder is simply not offered
+        # (this runs as the app starts: one bad folder must not keep the server from starting)
+        log.warning("%s: not offered as an adapted model (its config.json has no usable figures)", folder)
         return None
-    if not adapted:
-        return None
-    return model_label(folder.name, adapted["before_cer"], adapted["after_cer"], adapted["adapted_weights_kept"])
 
 
 def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -> None:
@@ -89,8 +96,7 @@ class Progress:
     def read_curve(self, run_dir: Path) -> None:
         history = run_dir / "history.jsonl"
         if history.is_file():
-            rows = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines() if line.strip()]
-            self.curve = [{"step": r["step"], "held-out CER": r["val_cer"]} for r in rows]
+            self.curve = [{"step": r["step"], "held-out CER": r["val_cer"]} for r in _complete_rows(history)]
 
     def status(self) -> str:
         elapsed = (time.monotonic() - self.started) / 60
@@ -111,6 +117,24 @@ class Progress:
         return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+def _complete_rows(history: Path) -> list[dict]:
+    """The rows of a history.jsonl that training is still appending to: a line caught half
+    written (or the file removed at the end of the run) is read on the next poll instead."""
+    try:
+        text = history.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "step" in row and "val_cer" in row:
+            rows.append(row)
+    return rows
+
+
 class Teacher:
     """The Teach tab's state on the server: the collection, and one adaptation at a time."""
 
@@ -127,7 +151,13 @@ class Teacher:
         """The transcribed page's line crops with the (corrected) text -> the collection."""
         if not image or not page_json:
             raise UploadError("transcribe an image first, then correct its text and save it")
-        return self.save_page(load_gray(image), page_from_dict(page_json), corrected, display_name(image))
+        gray, page, name = load_gray(image), page_from_dict(page_json), display_name(image)
+        # The text belongs to the image that was transcribed: another image put in its place
+        # since would be cut by those lines' polygons and saved under their text.
+        if gray.shape != (page.height, page.width) or (page.source and page.source != name):
+            raise UploadError(f"{name} is not the image that was transcribed ({page.source or 'another image'}); "
+                              "transcribe it first, then correct its text and save it")
+        return self.save_page(gray, page, corrected, name)
 
     def save_page(self, gray, page: Page, corrected: str, name: str) -> str:
         """A page as read (its lines' polygons) with the user's corrected text -> the collection."""
@@ -164,8 +194,12 @@ class Teacher:
             from .evaluation import dataset_root
 
             work = self.work.new("teach")
-            extract_zip(archive, work / "data", self.limits)
-            return str(dataset_root(work / "data")), work
+            try:
+                extract_zip(archive, work / "data", self.limits)
+                return str(dataset_root(work / "data")), work
+            except BaseException:
+                _remove(work)  # a refused zip's unpacked part would sit on the disk for an hour
+                raise
         self.collection.repair()
         if self.collection.count() == 0:
             raise UploadError("your collection is empty: save corrected lines from the Transcribe tab first")
@@ -181,38 +215,63 @@ class Teacher:
     def run(self, source: str, archive: str | None, base_label: str, minutes: float, name: str, **overrides):
         """Adapt in a worker thread; yields Progress while it runs, last the finished one
         (its `result` set, and the new model registered) or one with `error` set."""
+        minutes = _checked_minutes(minutes)
         if not self._busy.acquire(blocking=False):
             raise UploadError("an adaptation is already running on this server; wait for it to finish")
         try:
             spec, work = self.data_for(source, archive)
-            out = self.new_model_folder(name)
-            cfg = AdaptConfig(model=str(self.registry.path(base_label)), out=str(out), minutes=float(minutes),
-                              skip_bad=True, **overrides)
+            try:
+                out = self.new_model_folder(name)
+                cfg = AdaptConfig(model=str(self.registry.path(base_label)), out=str(out), minutes=minutes,
+                                  skip_bad=True, **overrides)
+            except BaseException:
+                _remove(work)
+                raise
             progress = Progress(minutes=cfg.minutes)
-            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress), daemon=True)
+            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work), daemon=True)
             thread.start()
-            while True:
-                thread.join(POLL_S)
-                if not thread.is_alive():
-                    break
-                progress.read_curve(out / RUN_DIR)
-                yield progress
-            if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
-            if progress.result is not None:
-                progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in progress.result.history]
-                r = progress.result
-                self.registry.add(model_label(out.name, r.before_cer, r.after_cer, r.improved), out)
-            yield progress
-        finally:
+        except BaseException:
             self._busy.release()
+            raise
+        # From here the worker thread owns the lock and the work folder.
+        while True:
+            thread.join(POLL_S)
+            if not thread.is_alive():
+                break
+            progress.read_curve(out / RUN_DIR)
+            yield progress
+        yield progress
 
-    @staticmethod
-    def _adapt(spec: str, cfg: AdaptConfig, progress: Progress) -> None:
+    def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None) -> None:
+        """The worker thread: adapt, offer the new model, tidy up, free the server for the next
+        run. All of it here, not in the request that polls: that request ends early when its
+        browser tab is closed, while the run goes on to write the model."""
         try:
-            progress.result = adapt([spec], cfg, on_progress=progress.update)
+            r = adapt([spec], cfg, on_progress=progress.update)
+            self.registry.add(model_label(r.out.name, r.before_cer, r.after_cer, r.improved), r.out)
+            progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in r.history]
+            progress.result = r  # last: the polling request takes a result as "registered"
         except BaseException as exc:  # reported on the page by the polling request
             progress.error = exc
+        finally:
+            _remove(work)
+            self._busy.release()
+
+
+def _checked_minutes(minutes) -> float:
+    """The Minutes box (None when emptied; any number through the API) as a usable budget."""
+    try:
+        value = float(minutes)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UploadError(f"minutes must be a number above 0, got {minutes!r}")
+    return value
+
+
+def _remove(work: Path | None) -> None:
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def finished_text(progress: Progress) -> str:
