@@ -13,7 +13,7 @@ from PIL import Image
 
 from hwr.datasets import open_dataset
 from hwr.records import Line, Page, Recognition
-from hwr_ui.collection import Collection, user_data_dir
+from hwr_ui.collection import Collection, page_key, user_data_dir
 
 from helpers import render_line
 
@@ -36,9 +36,11 @@ def test_saved_lines_read_back_as_a_pairs_data_set_grouped_by_page(tmp_path):
     collection = Collection(tmp_path / "c")
     gray, page = two_line_page()
     first = collection.save_page(gray, page, "scan.png")
-    second = collection.save_page(gray, page, "scan.png")
+    other = gray.copy()
+    other[0, 0] = 0  # another page: other pixels
+    second = collection.save_page(other, page, "scan.png")
     assert [s.text for s in first] == ["the cat sat", "a big dog"]
-    assert first[0].page != second[0].page  # each save is its own page folder
+    assert first[0].page != second[0].page  # each page its own folder
     assert collection.count() == 4 and collection.pages() == 2
     samples = open_dataset(collection.lines_dir)
     assert sorted(s.text for s in samples) == sorted(["the cat sat", "a big dog"] * 2)
@@ -59,7 +61,7 @@ def test_remove_by_line_or_page_and_unknown_ids_remove_nothing(tmp_path):
     collection = Collection(tmp_path / "c")
     gray, page = two_line_page()
     a = collection.save_page(gray, page, "a")
-    b = collection.save_page(gray, page, "b")
+    b = collection.save_page(255 - gray, page, "b")  # another page
     with pytest.raises(KeyError, match="nope"):
         collection.remove([a[0].id, "nope"])
     assert collection.count() == 4
@@ -100,3 +102,17 @@ def test_user_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert user_data_dir() == tmp_path / "xdg" / "hwr"
     assert Collection().root == Path(tmp_path / "xdg" / "hwr" / "collection")
+
+
+def test_saving_a_page_again_replaces_its_earlier_save(tmp_path):
+    """Two copies of one page would let adapt learn a line from one and hold it out in the other."""
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    first = collection.save_page(gray, page, "scan.png")
+    page.lines[1].recognition = Recognition(text="a big cat", confidence=1.0)  # corrected since
+    again = collection.save_page(gray, page, "scan.png")
+    assert collection.pages() == 1 and collection.saved_pages(page_key(gray)) == [again[0].page]
+    assert [line.text for line in collection.lines()] == ["the cat sat", "a big cat"]
+    assert not (collection.lines_dir / first[0].page).exists()
+    assert collection.remove([again[0].page]) == 2
+    assert not any(collection.lines_dir.iterdir())  # the page's digest goes with its last line

@@ -35,8 +35,11 @@ def test_saving_a_transcription_stores_the_corrected_text(teacher, tmp_path):
     recognizer = teacher.registry.get(None)
     page, _ = transcribe_image(recognizer, render_line("the cat sat"), "line", page_id="note")
     message = teacher.save_transcription(str(image), page_to_dict(page), "the cat sat\n")
-    assert "Saved 1 line(s)" in message and "1 training line(s) on 1 page(s)" in message
+    assert "Saved 1 line." in message and "1 training line(s) on 1 page(s)" in message
     assert [line.text for line in teacher.collection.lines()] == ["the cat sat"]
+    again = teacher.save_transcription(str(image), page_to_dict(page), "the cat sat down\n")
+    assert "replacing the earlier save of this page" in again and "1 training line(s) on 1 page(s)" in again
+    assert [line.text for line in teacher.collection.lines()] == ["the cat sat down"]
     with pytest.raises(UploadError, match="transcribe an image first"):
         teacher.save_transcription(str(image), None, "x")
 
@@ -49,7 +52,7 @@ def test_a_corrected_batch_page_joins_the_collection(teacher, tmp_path):
     rows = run_batch(teacher.registry.get(None), inputs, "line", tmp_path / "out")
     row = find_row(rows, "letter.png")
     message = teacher.save_page(row.image(), row.page, "a page of the batch", row.name)
-    assert "Saved 1 line(s)" in message
+    assert "Saved 1 line." in message
     [line] = teacher.collection.lines()
     assert line.text == "a page of the batch" and line.page.endswith("letter")
     with pytest.raises(UploadError, match="2 lines but 1 lines were detected"):
@@ -193,4 +196,4 @@ def test_saving_a_transcription_with_another_image_in_its_place_is_refused(teach
     with pytest.raises(UploadError, match="other.png is not the image that was transcribed"):
         teacher.save_transcription(str(other), page_to_dict(page), "the cat sat")
     assert teacher.collection.count() == 0  # its crops used to be saved under the note's text
-    assert "Saved 1 line(s)" in teacher.save_transcription(str(note), page_to_dict(page), "the cat sat")
+    assert "Saved 1 line." in teacher.save_transcription(str(note), page_to_dict(page), "the cat sat")

@@ -9,12 +9,19 @@ temporary folders.
 Every file appears whole or not at all (written under a hidden temporary name, then renamed;
 hidden files are invisible to the pairs reader), and a pair counts only once its text exists:
 the image is renamed into place first, its `.gt.txt` last.
+
+Saving a page again (more of its lines corrected, say) replaces its earlier save: each page
+folder records a digest of the page image it was cut from (`page.sha256`). Two copies of one
+page would let `hwr adapt` learn a line from one copy and hold it out in the other, so its
+"after" figure would flatter the adapted model.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,14 @@ GT_SUFFIX = ".gt.txt"
 IMAGE_SUFFIX = ".png"
 LINES_DIR = "lines"
 PAGE_NAME_CHARS = 40  # of the page's name kept in its folder name
+PAGE_KEY_FILE = "page.sha256"  # the digest of the page image a folder's lines were cut from
+
+
+def page_key(gray: np.ndarray) -> str:
+    """A digest of a page image's pixels: the same page saved again has the same key."""
+    digest = hashlib.sha256(f"{gray.shape}|{gray.dtype}".encode())
+    digest.update(np.ascontiguousarray(gray).tobytes())
+    return digest.hexdigest()
 
 
 def user_data_dir() -> Path:
@@ -70,12 +85,15 @@ class Collection:
             cut = crop_polygon(gray, np.asarray(line.polygon, np.int32)) if len(line.polygon) >= 3 else None
             if text.strip() and cut is not None:
                 crops.append((line.id, cut[0], text.strip()))
-        return self.save_lines(crops, name)
+        return self.save_lines(crops, name, page_key(gray))
 
-    def save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str) -> list[SavedLine]:
-        """(line id, uint8 gray crop, text) triples as one new page folder."""
+    def save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str, key: str | None = None
+                   ) -> list[SavedLine]:
+        """(line id, uint8 gray crop, text) triples as one new page folder. key: the page's
+        `page_key`; earlier saves of that page are removed once this one is complete."""
         if not crops:
             return []
+        earlier = self.saved_pages(key) if key else []
         folder = self._new_page_folder(name)
         saved = []
         for line_id, image, text in crops:
@@ -83,7 +101,18 @@ class Collection:
             atomic_write_bytes(folder / f"{stem}{IMAGE_SUFFIX}", _png(image))
             atomic_write_bytes(folder / f"{stem}{GT_SUFFIX}", (text + "\n").encode("utf-8"))
             saved.append(SavedLine(f"{folder.name}/{stem}", text, folder / f"{stem}{IMAGE_SUFFIX}", folder.name))
+        if key:
+            atomic_write_bytes(folder / PAGE_KEY_FILE, key.encode("ascii"))
+        for old in earlier:
+            shutil.rmtree(self.lines_dir / old, ignore_errors=True)
         return saved
+
+    def saved_pages(self, key: str) -> list[str]:
+        """The page folders holding lines cut from the page image with this `page_key`."""
+        if not self.lines_dir.is_dir():
+            return []
+        return sorted(path.parent.name for path in self.lines_dir.glob(f"*/{PAGE_KEY_FILE}")
+                      if path.is_file() and path.read_bytes().strip() == key.encode("ascii"))
 
     def lines(self) -> list[SavedLine]:
         """Every complete saved line (image and text), by page folder and line."""
@@ -121,7 +150,8 @@ class Collection:
             line.image.with_name(line.image.stem + GT_SUFFIX).unlink(missing_ok=True)
             line.image.unlink(missing_ok=True)
         for page in {line.image.parent for line in doomed}:
-            if not any(page.iterdir()):
+            if all(path.name == PAGE_KEY_FILE for path in page.iterdir()):
+                (page / PAGE_KEY_FILE).unlink(missing_ok=True)
                 page.rmdir()
         return len(doomed)
 

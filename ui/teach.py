@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwr.errors import counted
 from hwr.recognition.imaging import load_gray
 from hwr.recognition.model import CONFIG_FILE, read_model_config
 from hwr.records import Page
 from hwr.training.adapt import HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
 
-from .collection import Collection, user_data_dir
+from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
 from .pages import apply_corrections, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_zip
@@ -161,10 +162,12 @@ class Teacher:
 
     def save_page(self, gray, page: Page, corrected: str, name: str) -> str:
         """A page as read (its lines' polygons) with the user's corrected text -> the collection."""
+        replacing = self.collection.saved_pages(page_key(gray))
         saved = self.collection.save_page(gray, apply_corrections(page, corrected or ""), name)
         if not saved:
             raise UploadError("no line with text to save: type the text of each line first")
-        return f"Saved {len(saved)} line(s). {self.summary()}"
+        again = f", replacing the earlier save of this page ({', '.join(replacing)})" if replacing else ""
+        return f"Saved {counted(len(saved), 'line')}{again}. {self.summary()}"
 
     def summary(self) -> str:
         lines = self.collection.lines()
