@@ -222,7 +222,7 @@ def test_a_batch_page_is_corrected_and_saved_as_training_lines(tiny_dir, tmp_pat
         _, text = batch.predict("one.png", api_name="/batch_page")
         assert text.count("\n") == 0  # one detected line, as read by the (untrained) model
         message = batch.predict("one.png", "saved from a batch", api_name="/save_batch_lines")
-        assert "Saved 1 line(s)" in message
+        assert "Saved 1 line." in message
         with pytest.raises(AppError, match="not a page of the last batch"):
             batch.predict("other.png", api_name="/batch_page")
     finally:

@@ -139,7 +139,7 @@ def test_teach_loop_in_the_browser(teach_app, browser_page, tmp_path):
         truth = image.with_name(image.stem + ".gt.txt").read_text(encoding="utf-8").strip()
         page.locator("#hwr-text textarea").fill(truth)  # the user's correction
         page.locator("#hwr-save-lines").click()
-        page.locator("#hwr-saved").get_by_text("Saved 1 line(s)").wait_for(timeout=TIMEOUT_MS)
+        page.locator("#hwr-saved").get_by_text("Saved 1 line.").wait_for(timeout=TIMEOUT_MS)
     saved = sorted(p.read_text(encoding="utf-8").strip() for p in (user_dir / "collection").rglob("*.gt.txt"))
     assert saved == sorted(p.with_name(p.stem + ".gt.txt").read_text(encoding="utf-8").strip() for p in samples)
 
@@ -177,6 +177,6 @@ def test_a_batch_page_is_corrected_and_saved_in_the_browser(teach_app, browser_p
     truth = samples[1].with_name(samples[1].stem + ".gt.txt").read_text(encoding="utf-8").strip()
     text.fill(truth)  # the user's correction
     page.locator("#hwr-batch-save").click()
-    page.locator("#hwr-batch-saved").get_by_text("Saved 1 line(s)").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#hwr-batch-saved").get_by_text("Saved 1 line.").wait_for(timeout=TIMEOUT_MS)
     [saved] = (user_dir / "collection").rglob("*.gt.txt")
     assert saved.read_text(encoding="utf-8").strip() == truth and samples[1].stem in saved.parent.name
