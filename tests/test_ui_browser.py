@@ -175,7 +175,13 @@ def test_a_batch_page_is_corrected_and_saved_in_the_browser(teach_app, browser_p
     page.wait_for_function("() => document.querySelector('#hwr-batch-text textarea').value.length > 0",
                            timeout=TIMEOUT_MS)
     truth = samples[1].with_name(samples[1].stem + ".gt.txt").read_text(encoding="utf-8").strip()
-    text.fill(truth)  # the user's correction
+    for _ in range(3):
+        # The user's correction. On a loaded machine the page can still be settling the picked
+        # page's text into the box and write it over a fill made too early: check it stayed.
+        text.fill(truth)
+        page.wait_for_timeout(500)
+        if text.input_value() == truth:
+            break
     page.locator("#hwr-batch-save").click()
     page.locator("#hwr-batch-saved").get_by_text("Saved 1 line.").wait_for(timeout=TIMEOUT_MS)
     [saved] = (user_dir / "collection").rglob("*.gt.txt")
