@@ -101,12 +101,8 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
 def _distinct_name(name: str, taken: set[str]) -> str:
     """`name`, or "a (2).png" for the second upload called a.png (from another folder): rows
     of one name could not be told apart in the table and CSV, nor picked to correct."""
-    path, candidate, k = Path(name), name, 1
-    while candidate in taken:
-        k += 1
-        candidate = f"{path.stem} ({k}){path.suffix}"
-    taken.add(candidate)
-    return candidate
+    path = Path(name)
+    return unique_name(name, taken, numbered=lambda k: f"{path.stem} ({k}){path.suffix}")
 
 
 def _pages_of(name: str, path: Path) -> list[BatchInput]:

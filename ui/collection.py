@@ -75,17 +75,17 @@ class Collection:
     def lines_dir(self) -> Path:
         return self.root / LINES_DIR
 
-    def save_page(self, gray: np.ndarray, page: Page, name: str) -> list[SavedLine]:
+    def save_page(self, gray: np.ndarray, page: Page, name: str, key: str | None = None) -> list[SavedLine]:
         """Each line of a transcribed page, cut from the page image by its polygon (white
         outside it, as the PAGE XML reader cuts lines), with its text. Lines whose text is
-        empty teach nothing and are skipped."""
+        empty teach nothing and are skipped. key: the image's `page_key`, when known already."""
         crops = []
         for line in page.lines:
             text = line.recognition.text if line.recognition is not None else line.text
             cut = crop_polygon(gray, np.asarray(line.polygon, np.int32)) if len(line.polygon) >= 3 else None
             if text.strip() and cut is not None:
                 crops.append((line.id, cut[0], text.strip()))
-        return self.save_lines(crops, name, page_key(gray))
+        return self.save_lines(crops, name, key or page_key(gray))
 
     def save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str, key: str | None = None
                    ) -> list[SavedLine]:

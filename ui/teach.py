@@ -162,8 +162,9 @@ class Teacher:
 
     def save_page(self, gray, page: Page, corrected: str, name: str) -> str:
         """A page as read (its lines' polygons) with the user's corrected text -> the collection."""
-        replacing = self.collection.saved_pages(page_key(gray))
-        saved = self.collection.save_page(gray, apply_corrections(page, corrected or ""), name)
+        key = page_key(gray)
+        replacing = self.collection.saved_pages(key)
+        saved = self.collection.save_page(gray, apply_corrections(page, corrected or ""), name, key)
         if not saved:
             raise UploadError("no line with text to save: type the text of each line first")
         again = f", replacing the earlier save of this page ({', '.join(replacing)})" if replacing else ""

@@ -225,11 +225,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
-    try:
-        net = build_network(config.arch, config.net_config(), num_classes)
-    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"{Path(directory) / CONFIG_FILE}: cannot build the network it describes "
-                         f"({type(exc).__name__}: {exc})") from None
+    net = _build_described(config, num_classes, Path(directory) / CONFIG_FILE)
     expected = net.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
     try:
@@ -263,12 +259,8 @@ def check_config_fits_weights(config: ModelConfig, num_classes: int, weights: Pa
     if net_config.num_layers() > len(shapes):
         raise ModelError(f"{config_file}: describes a network of {net_config.num_layers()} layers, but "
                          f"{weights.name} holds only {len(shapes)} tensors; the config is damaged")
-    try:
-        with torch.device("meta"):
-            described = build_network(config.arch, net_config, num_classes).state_dict()
-    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"{config_file}: cannot build the network it describes "
-                         f"({type(exc).__name__}: {exc})") from None
+    with torch.device("meta"):
+        described = _build_described(config, num_classes, config_file).state_dict()
     differences = [f"{name} missing" for name in described if name not in shapes]
     differences += [f"{name} unexpected" for name in shapes if name not in described]
     differences += [f"{name} is {list(shapes[name])} there, {list(tensor.shape)} in the config"
@@ -277,6 +269,15 @@ def check_config_fits_weights(config: ModelConfig, num_classes: int, weights: Pa
     if differences:
         raise ModelError(f"{weights}: weights do not match the architecture in {CONFIG_FILE} "
                          f"({name_some(differences, 3)})")
+
+
+def _build_described(config: ModelConfig, num_classes: int, config_file: Path) -> torch.nn.Module:
+    """The network config.json describes, or a ModelError naming the file."""
+    try:
+        return build_network(config.arch, config.net_config(), num_classes)
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"{config_file}: cannot build the network it describes "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -77,12 +77,13 @@ def xml_id(raw: str, used: set[str]) -> str:
     return unique_name(ident, used, "_")
 
 
-def unique_name(name: str, used: set[str], separator: str = "-") -> str:
-    """`name`, or `name-2`, `name-3`... : the first not in `used` (which it joins)."""
+def unique_name(name: str, used: set[str], separator: str = "-", numbered=None) -> str:
+    """`name`, or `name-2`, `name-3`... : the first not in `used` (which it joins).
+    numbered(k): the k-th candidate, where `name + separator + k` is not the form wanted."""
     candidate, k = name, 1
     while candidate in used:
         k += 1
-        candidate = f"{name}{separator}{k}"
+        candidate = numbered(k) if numbered else f"{name}{separator}{k}"
     used.add(candidate)
     return candidate
 
