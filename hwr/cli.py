@@ -134,7 +134,8 @@ def cmd_transcribe(args) -> int:
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
-    check_outputs_replace_only_own(args.inputs, cfg.output_dir, _transcribe_formats(cfg))
+    if not cfg.overwrite:
+        check_outputs_replace_only_own(args.inputs, cfg.output_dir, _transcribe_formats(cfg), cfg.resume)
     recognizer = cfg.load_recognizer()
     return _transcribe_pages(recognizer, cfg, args.inputs)
 
@@ -231,12 +232,15 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
 def _write_line_json(cfg, results, summary, finished: bool) -> None:
     """The --json report, however the run ended: an interrupted run writes what it read, so
     that the --resume that skips those inputs finds their lines here."""
+    from hwr.documents.transcribe import skipped_with_lines
     from hwr.fileio import atomic_write_bytes
 
     results.failures = summary.failures
     if cfg.resume:
         missing = results.add_earlier(cfg.json, summary.skipped_sources if finished else None)
-        if finished and summary.skipped and (missing is None or (missing and cfg.mode == "line")):
+        if finished and missing and cfg.mode != "line":  # a line image always has its line
+            missing = skipped_with_lines(missing, summary, cfg.output_dir, _transcribe_formats(cfg))
+        if finished and summary.skipped and (missing is None or missing):
             count = summary.skipped if missing is None else len(missing)
             print(f"hwr transcribe: warning: the earlier {cfg.json} holds no line of {counted(count, 'input')} "
                   "skipped as done (--resume)" + (" (it could not be read)" if missing is None else

@@ -12,6 +12,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hwr.errors import ConfigError
@@ -31,16 +33,25 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(name)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """The temp path to write `path` through, for a writer that wants a file name of its own
+    (zipfile, a plotting library): renamed to `path` when the block ends, removed when it
+    raises, so a reader never finds a half-written file at `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
-        tmp.write_bytes(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

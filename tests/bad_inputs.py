@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 from pathlib import Path
 
 from PIL import Image
@@ -77,4 +78,16 @@ def huge_pdf(path: Path, width_pt: float = 14400, height_pt: float = 14400) -> P
     pdf.new_page(width_pt, height_pt)
     pdf.save(str(path))
     pdf.close()
+    return path
+
+
+def zip_with_a_damaged_member(path: Path, good: dict[str, bytes], damaged: str, data: bytes) -> Path:
+    """A zip (members stored, not compressed) whose member `damaged` has one byte of `data`
+    flipped, as a bad disk or a cut download leaves it: its CRC check fails when it is read."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, content in {**good, damaged: data}.items():
+            zf.writestr(name, content)
+    raw = bytearray(path.read_bytes())
+    raw[raw.rfind(data) + len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
     return path

@@ -402,6 +402,43 @@ def test_a_resume_says_so_when_the_earlier_json_lacks_skipped_lines(untrained_mo
     assert "holds no line of 2 inputs skipped as done (--resume)" in err, err
 
 
+def test_a_text_file_hwr_did_not_write_is_replaced_only_with_overwrite(untrained_model, tmp_path, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    (lines / "l0.txt").write_text("the cat, typed by hand\n")  # where l0.png's output would go
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(lines), "--no-progress", "--workers", "0"]
+    assert main(argv) == 2 and main(argv + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "l0.txt was not written by hwr" in err and "--overwrite" in err, err
+    assert (lines / "l0.txt").read_text() == "the cat, typed by hand\n"
+    assert main(argv + ["--overwrite"]) == 0
+    assert (lines / "l0.txt").read_text() != "the cat, typed by hand\n"
+    assert main(argv) == 0  # hwr's own outputs now: a rerun replaces them
+
+
+def test_a_page_mode_resume_says_so_too_but_not_for_a_page_without_lines(untrained_model, tmp_path, capsys):
+    import numpy as np
+
+    from hwr.cli import main
+    from hwr.synth import LineSynthesizer
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    Image.fromarray(LineSynthesizer(split="val", seed=5).sample_page(0, n_lines=3).image).save(pages / "text.png")
+    Image.fromarray(np.full((300, 400), 255, np.uint8)).save(pages / "blank.png")  # no line: none in any --json
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(pages), "--mode", "page", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--no-progress", "--workers", "0"]
+    assert main(argv) == 0
+    report.write_text(json.dumps({"lines": [], "failures": []}))  # an earlier --json without those pages' lines
+    assert main(argv + ["--resume", "--json", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert "holds no line of 1 input skipped as done (--resume), e.g. " in err and "text.png" in err, err
+    assert "blank.png" not in err.split("warning:")[1], err
+
+
 def _session_processes(session: int) -> list[int]:
     """Processes still alive (not zombies) in the process group `session`."""
     alive = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from hwr.errors import ConfigError
-from hwr.fileio import atomic_write_text, check_distinct_outputs, check_output_dir, check_output_file
+from hwr.fileio import atomic_output, atomic_write_text, check_distinct_outputs, check_output_dir, check_output_file
 
 
 def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_path):
@@ -17,6 +17,17 @@ def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_
     with pytest.raises(OSError):
         atomic_write_text(folder, "text")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "taken.txt"]
+
+
+def test_a_file_written_through_atomic_output_appears_only_when_the_block_ends_well(tmp_path):
+    target = tmp_path / "out.zip"
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(b"whole")
+        assert not target.exists()
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["out.zip"]
 
 
 def test_a_name_near_the_file_system_limit_is_written_though_its_temp_name_would_not_fit(tmp_path):

@@ -1,6 +1,7 @@
 """ui/batch.py: what the Batch tab makes of uploads (one row per page, failures kept)."""
 from __future__ import annotations
 
+import io
 import zipfile
 
 import numpy as np
@@ -98,3 +99,41 @@ def test_two_uploads_of_one_name_get_rows_that_can_be_told_apart(tmp_path, untra
     assert find_row(rows, "a (2).png").ref.path == tmp_path / "q" / "a.png"
     assert {p.name for p in (tmp_path / "out").glob("*.txt")} == {"a.txt", "a (2).txt"}
     assert [line.split(",")[0] for line in results_csv(rows).splitlines()[1:]] == ["a.png", "a (2).png"]
+
+
+def test_a_damaged_member_of_a_zip_of_pages_gets_its_own_row_and_the_other_pages_are_read(tmp_path,
+                                                                                        untrained_model):
+    import bad_inputs
+
+    first, second = io.BytesIO(), io.BytesIO()
+    for image, buffer in zip(_pages(2), (first, second)):
+        image.save(buffer, "PNG")
+    archive = bad_inputs.zip_with_a_damaged_member(tmp_path / "pages.zip", {"scans/a.png": first.getvalue()},
+                                                   "scans/b.png", second.getvalue())
+    inputs = collect_inputs([archive], tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [(r.name, bool(r.error)) for r in rows] == [("pages.zip/scans/a.png", False),
+                                                       ("pages.zip/scans/b.png", True)]
+    assert "Bad CRC-32" in rows[1].error and str(tmp_path) not in rows[1].error
+
+
+def test_the_output_zip_is_written_whole_or_leaves_the_earlier_one_as_it_was(tmp_path, monkeypatch):
+    from hwr.documents.writers.manifest import OutputManifest
+    from hwr_ui.batch import BatchRow, zip_outputs
+
+    out, archive = tmp_path / "out", tmp_path / "hwr-batch.zip"
+    out.mkdir()
+    (out / "a.txt").write_text("the cat\n")
+    OutputManifest(out).record(out / "a.txt", b"the cat\n")
+    zip_outputs([BatchRow("a.png", text="the cat")], out, archive)
+    assert zipfile.ZipFile(archive).namelist() == ["results.csv", "a.txt"]  # not the batch's manifest
+    before = archive.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", disk_full)
+    with pytest.raises(OSError, match="no space"):
+        zip_outputs([BatchRow("a.png", text="the cat")], out, archive)
+    assert archive.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hwr-batch.zip", "out"]  # no temp file left

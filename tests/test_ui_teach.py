@@ -6,6 +6,7 @@ Not tested here: the adaptation itself (tests/training/test_adapt.py) and the ta
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,7 @@ def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(te
 
     def slow_adapt(data, cfg, on_progress=None):
         release.wait(10)
+        shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)  # the model folder a run writes
         history = [{"step": 5, "val_cer": 0.2}]
         return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 4, 2, "page", 5, 0.1, history)
 

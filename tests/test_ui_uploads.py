@@ -12,6 +12,8 @@ from hwr.records import Line, Page, Recognition
 from hwr_ui.pages import apply_corrections, page_from_dict, page_to_dict
 from hwr_ui.uploads import UploadError, WorkDirs, ZipLimits, extract_zip
 
+import bad_inputs
+
 
 def make_zip(path, members: dict[str, bytes], link: str | None = None):
     with zipfile.ZipFile(path, "w") as zf:
@@ -104,3 +106,15 @@ def test_page_survives_json_and_takes_corrections():
     assert page.lines[0].recognition.text == "frist line"  # the original is left alone
     with pytest.raises(UploadError, match="3 lines but 2 lines were detected"):
         apply_corrections(page, "a\nb\nc")
+
+
+def test_a_damaged_member_refuses_the_archive_unless_damaged_members_are_asked_for(tmp_path):
+    archive = bad_inputs.zip_with_a_damaged_member(tmp_path / "pages.zip", {"a.png": b"first page"}, "b.png",
+                                                   b"second page")
+    with pytest.raises(UploadError, match=r"pages.zip is a corrupt zip file \(Bad CRC-32"):
+        extract_zip(archive, tmp_path / "whole")
+    damaged = {}
+    files = extract_zip(archive, tmp_path / "out", damaged=damaged)
+    assert [p.name for p in files] == ["a.png"] and list(damaged) == ["b.png"]
+    assert damaged["b.png"].startswith("damaged in pages.zip (Bad CRC-32")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # nothing half-copied left

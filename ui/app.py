@@ -380,6 +380,8 @@ def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = N
             with gr.Row():
                 model = gr.Dropdown(ctx.registry.labels, value=ctx.registry.default_label, label="Model",
                                     info="models this server was started with, and those adapted on Teach")
+                # Listed afresh on opening: a model adapted since appears, one deleted since is gone.
+                model.focus(lambda: gr.update(choices=ctx.registry.labels), None, [model], api_name=False)
                 decoder = gr.Dropdown(decoder_names(), value=config.decoder, label="Decoder")
         with gr.Tabs():
             _transcribe_tab(ctx, model, decoder)

@@ -12,16 +12,19 @@ import logging
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
 from hwr.documents.pipeline import BatchConfig, transcribe_refs
 from hwr.documents.writers.common import unique_name
+from hwr.documents.writers.manifest import MANIFEST_NAME
+from hwr.fileio import atomic_output
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput, Page
+from hwr.spreadsheet import text_cell
 
 from .pages import LAYOUTS, export_formats, mean_confidence
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
@@ -88,11 +91,17 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
             inputs += _pages_of(name, Path(upload))
             continue
         folder = work / "unzipped" / f"{number:04d}"
-        files = [p for p in extract_zip(upload, folder, limits) if p.suffix.lower() in PAGE_SUFFIXES]
-        if not files:
+        # A damaged member costs its own row, as an unreadable file does, never the batch.
+        damaged: dict[str, str] = {}
+        files = {path.relative_to(folder).as_posix(): path for path in extract_zip(upload, folder, limits, damaged)}
+        members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES),
+                         key=PurePosixPath)
+        if not members:
             raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
-        for path in sorted(files):
-            inputs += _pages_of(f"{name}/{path.relative_to(folder).as_posix()}", path)
+        for member in members:
+            label = f"{name}/{member}"
+            inputs += ([BatchInput(label, folder / member, error=damaged[member])] if member in damaged
+                       else _pages_of(label, files[member]))
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
@@ -177,16 +186,20 @@ def results_csv(rows: list[BatchRow]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(TABLE_HEADERS)
     for row in rows:
-        writer.writerow([row.name, row.layout, row.lines, "" if row.confidence is None else f"{row.confidence:.4f}",
-                         row.text, row.error])
+        # File names and texts come from uploads: escaped so no spreadsheet runs them (hwr.spreadsheet).
+        writer.writerow([text_cell(row.name), row.layout, row.lines,
+                         "" if row.confidence is None else f"{row.confidence:.4f}", text_cell(row.text),
+                         text_cell(row.error)])
     return buffer.getvalue()
 
 
 def zip_outputs(rows: list[BatchRow], out_dir: Path, archive: Path) -> Path:
-    """All written outputs plus results.csv (every row, including failures) in one zip."""
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+    """All written outputs plus results.csv (every row, including failures) in one zip,
+    written whole or not at all (the download must never be a truncated zip). The batch's
+    record of what it wrote (hwr.documents.writers.manifest) is no output of the user's."""
+    with atomic_output(archive) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("results.csv", results_csv(rows))
         for path in sorted(out_dir.rglob("*")):
-            if path.is_file():
+            if path.is_file() and path != out_dir / MANIFEST_NAME:
                 zf.write(path, path.relative_to(out_dir).as_posix())
     return archive

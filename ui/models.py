@@ -50,7 +50,18 @@ class ModelRegistry:
 
     @property
     def labels(self) -> list[str]:
+        """The models to offer now (menus are listed from this on opening)."""
+        self._drop_deleted()
         return list(self.choices)
+
+    def _drop_deleted(self) -> list[str]:
+        """Forget the models whose folder no longer holds one (an adapted model someone deleted
+        from the disk): a menu must not offer what fails when picked. Returns their labels."""
+        with self._lock:
+            gone = [label for label, path in self.choices.items() if not (path / CONFIG_FILE).is_file()]
+            for label in gone:
+                del self.choices[label]
+        return gone
 
     @property
     def default_label(self) -> str | None:
@@ -83,6 +94,9 @@ class ModelRegistry:
             return self._cache[key]
 
     def _path(self, label: str | None) -> Path:
+        if label is not None and label in self._drop_deleted():
+            raise ModelError(f"the model {label!r} is no longer on the server (its folder was deleted); it is off "
+                             f"the menu now: choose another of {self.labels}")
         if not self.choices:
             wanted = resolve_model_dir(self.preferred)
             raise ModelError(f"no model found at {wanted}; start the app with `hwr ui --model <model folder>`")

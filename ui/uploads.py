@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -35,16 +36,34 @@ class ZipLimits:
     max_files: int = 20000
 
 
-def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()) -> list[Path]:
-    """Unpack a user's zip into dest; refuse bombs, path traversal and links. Returns the files."""
+# What reading a member whose data is damaged raises: a bad CRC, a broken deflate stream, a
+# member cut short.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits(),
+                damaged: dict[str, str] | None = None) -> list[Path]:
+    """Unpack a user's zip into dest; refuse bombs, path traversal and links. Returns the files.
+
+    A member whose data is damaged refuses the whole archive, unless `damaged` is given (a zip
+    of pages, each read on its own): then it is left out and named there (its path in the zip
+    -> why), and the other members are unpacked."""
     name = display_name(archive)
     if not zipfile.is_zipfile(archive):
         raise UploadError(f"{name} is not a zip file")
     try:
         with zipfile.ZipFile(archive) as zf:
-            members = _checked_members(zf, name, limits)
-            return [_extract_member(zf, info, dest) for info in members]
-    except zipfile.BadZipFile as exc:
+            files = []
+            for info in _checked_members(zf, name, limits):
+                try:
+                    files.append(_extract_member(zf, info, dest))
+                except _DAMAGED as exc:
+                    if damaged is None:
+                        raise
+                    dest.joinpath(*_member_path(info).parts).unlink(missing_ok=True)  # what was copied before
+                    damaged[_member_path(info).as_posix()] = f"damaged in {name} ({exc})"
+            return files
+    except _DAMAGED as exc:
         raise UploadError(f"{name} is a corrupt zip file ({exc})") from None
 
 

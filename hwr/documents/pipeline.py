@@ -43,7 +43,8 @@ from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
 from hwr.documents.prepare import MODES, PreparedPage, PrepareSettings, failure_reason, layout_page, line_inputs
 from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
-from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
+from hwr.documents.writers import OWN_MARKS, SUFFIXES, output_paths, write_page_files, written_by_hwr
+from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
@@ -116,6 +117,7 @@ class BatchSummary:
     lines: int = 0
     skipped: int = 0  # pages whose outputs existed (resume)
     skipped_sources: list[str] = field(default_factory=list)  # those pages' PageRef.source
+    skipped_ids: list[str] = field(default_factory=list)  # and their PageRef.page_id, in the same order
     failures: list[FailedInput] = field(default_factory=list)
     seconds: float = 0.0
     errors_file: str | None = None  # where the failures were listed (TSV, ERRORS_COLUMNS)
@@ -150,28 +152,39 @@ def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[s
 
 
 def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str | Path | None,
-                                   formats: Iterable[str]) -> None:
+                                   formats: Iterable[str], resume: bool = False) -> None:
     """ConfigError naming both files when a page's output would replace a file hwr did not
     write (hwr.documents.writers.written_by_hwr), e.g. `--output-dir scans --format pagexml`
-    over ground-truth PAGE XML beside the scans: replacing hwr's own earlier outputs is what
-    a rerun does, replacing a transcription someone made by hand destroys it (and --resume
-    would take it for a finished page)."""
+    over ground-truth PAGE XML beside the scans, or a text output hwr wrote and someone has
+    corrected since: replacing hwr's own earlier outputs is what a rerun does, replacing a
+    transcription someone made by hand destroys it (and --resume would take it for a finished
+    page). With `resume`, a page whose outputs all exist is skipped, not written: an edited
+    text output of hwr's is left as it is, and only a file hwr never wrote is refused."""
     if not output_dir or not Path(output_dir).is_dir():
         return
     formats = list(formats)
+    manifest = OutputManifest(output_dir)
     # The output folder's files are sniffed first; listing the inputs again (a walk and a page
     # count per PDF) is only needed when one of them is not hwr's.
     foreign = {path.resolve() for fmt in formats for path in Path(output_dir).rglob("*" + SUFFIXES[fmt])
-               if path.is_file() and not written_by_hwr(path, fmt)}
+               if path.is_file() and not written_by_hwr(path, fmt, manifest)}
     if not foreign:
         return
     for ref in page_refs(inputs, formats):
         if ref.error:
             continue
-        for fmt, path in zip(formats, output_paths(ref.page_id, output_dir, formats)):
-            if path.resolve() in foreign and not written_by_hwr(path, fmt):
-                raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr and would be replaced "
-                                  f"by the {fmt} output of {ref.source}; write the outputs to another folder")
+        paths = output_paths(ref.page_id, output_dir, formats)
+        skipped = resume and all(path.is_file() for path in paths)
+        for fmt, path in zip(formats, paths):
+            # Sniffed again as this format: "*.xml" also finds ALTO's .alto.xml, foreign as PAGE XML.
+            if path.resolve() not in foreign or written_by_hwr(path, fmt, manifest):
+                continue
+            if skipped and manifest.knows(path):
+                continue
+            edited = "" if fmt in OWN_MARKS else " (or was edited since)"
+            raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr{edited} and would be "
+                              f"replaced by the {fmt} output of {ref.source}; write the outputs to another "
+                              "folder, or pass --overwrite to replace it")
 
 
 ERRORS_COLUMNS = ("page_id", "source", "stage", "message")
@@ -251,13 +264,15 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
         if not ref.error and config.resume and is_complete(ref.page_id, config.output_dir, config.formats):
             summary.skipped += 1
             summary.skipped_sources.append(ref.source)
+            summary.skipped_ids.append(ref.page_id)
             return False
         return True
 
     # Only the normalisation settings go to the workers (picklable, unlike the network).
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
-    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress))
+    manifest = OutputManifest(config.output_dir) if config.output_dir else None
+    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest)
     # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
     # lines would otherwise cap every batch at 64 lines.
     batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
@@ -309,6 +324,7 @@ class _Run:
     on_page: Callable | None
     stages: StageTimes
     bar: object
+    manifest: OutputManifest | None  # the output folder's record of the text outputs hwr wrote
     # Pages finish out of input order (a blank page before the long page ahead of it, whose
     # lines wait in the batcher's pool), but on_page's readers (the CLI printing a document
     # page by page) expect input order: a result that finishes early waits here for the pages
@@ -378,7 +394,7 @@ class _Run:
                 line.recognition.words = word_boxes(line.recognition, geometry)
         try:
             if self.config.output_dir:
-                write_page_files(page, self.config.output_dir, page.id, self.config.formats)
+                write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest)
         except (OSError, ValueError) as exc:
             self.fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id))
             self._show_in_order(prepared, None)

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hwr.config_args import check_at_least, setting
-from hwr.documents.pipeline import BatchConfig
+from hwr.documents.pipeline import BatchConfig, BatchSummary
+from hwr.documents.writers import holds_lines, output_paths
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
 
@@ -69,6 +70,16 @@ class TranscriptionResult:
                           indent=1, ensure_ascii=False)
 
 
+def skipped_with_lines(sources: list[str], summary: BatchSummary, output_dir: str | Path,
+                       formats: list[str]) -> list[str]:
+    """Of `sources` (pages the --resume skipped as done), those whose outputs hold lines: a page
+    on which no line was found has none in the --json either, and lost nothing there."""
+    page_ids = dict(zip(summary.skipped_sources, summary.skipped_ids))
+    fmt = formats[0]  # a page's outputs are written together, from one read of it
+    return [source for source in sources
+            if holds_lines(output_paths(page_ids[source], output_dir, [fmt])[0], fmt)]
+
+
 @dataclass
 class TranscribeConfig(RecognizerSettings):
     """Settings of `hwr transcribe` (CLI flags and --config files read these defaults)."""
@@ -89,6 +100,10 @@ class TranscribeConfig(RecognizerSettings):
         ",".join(BatchConfig().formats),
         help="page outputs, comma-separated: txt,json,pagexml,alto")
     resume: bool = setting(BatchConfig.resume, help="skip pages whose outputs all exist in --output-dir")
+    overwrite: bool = setting(
+        False,
+        help="replace files in --output-dir that hwr did not write, or that were edited since it wrote "
+             "them (refused by default: they may be transcriptions made by hand)")
     errors: str | None = setting(
         BatchConfig.errors,
         help="file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv")

@@ -22,6 +22,7 @@ from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
 from hwr.records import FailedInput, LineSample
 from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
+from hwr.spreadsheet import text_cell
 
 log = logging.getLogger("hwr.scoring.evaluate")
 
@@ -176,8 +177,9 @@ LINE_COLUMNS = ["id", "subset", "reference", "hypothesis", "chars", "char_errors
 
 
 def _line_row(r: LineResult) -> list:
-    return [r.id, r.subset, r.reference, r.hypothesis, r.chars, r.char_errors, f"{r.cer:.4f}", r.words,
-            r.word_errors, f"{r.wer:.4f}", f"{r.confidence:.4f}"]
+    # The text cells escaped (hwr.spreadsheet): a line reading "=1+1" must not become a formula.
+    return [*map(text_cell, (r.id, r.subset, r.reference, r.hypothesis)), r.chars, r.char_errors, f"{r.cer:.4f}",
+            r.words, r.word_errors, f"{r.wer:.4f}", f"{r.confidence:.4f}"]
 
 
 def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:

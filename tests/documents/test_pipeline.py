@@ -333,3 +333,32 @@ def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recogn
     run_batch(recognizer, [tmp_path], BatchConfig(mode="page", output_dir=tmp_path, workers=0,
                                                   formats=["txt", "json", "pagexml", "alto"]))
     check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "json", "pagexml", "alto"])  # a rerun may
+
+
+def test_text_outputs_never_replace_a_users_text_file_nor_an_edited_one_but_replace_hwrs_own(recognizer,
+                                                                                               tmp_path):
+    """A text file carries no mark of its writer: the output folder's manifest says which
+    texts hwr wrote, and what they held."""
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.errors import ConfigError
+
+    scan = tmp_path / "scan.png"
+    Image.fromarray(render_line("the cat")).save(scan)
+    (tmp_path / "scan.txt").write_text("the cat, typed by hand\n")
+    refused = r"scan.txt was not written by hwr \(or was edited since\) and would be replaced .*--overwrite"
+    with pytest.raises(ConfigError, match=refused):
+        check_outputs_replace_only_own([scan], tmp_path, ["txt"])
+    with pytest.raises(ConfigError, match=refused):  # --resume would take it for a finished page
+        check_outputs_replace_only_own([scan], tmp_path, ["txt"], resume=True)
+    (tmp_path / "scan.txt").unlink()
+    config = BatchConfig(mode="line", output_dir=tmp_path, workers=0, formats=["txt"], progress=False)
+    run_batch(recognizer, [scan], config)
+    check_outputs_replace_only_own([scan], tmp_path, ["txt"])  # hwr's own, unchanged: a rerun may replace it
+    (tmp_path / "scan.txt").write_text("the cat, corrected\n")
+    with pytest.raises(ConfigError, match=refused):
+        check_outputs_replace_only_own([scan], tmp_path, ["txt"])
+    # --resume skips the finished page: the correction stays, so there is nothing to refuse.
+    check_outputs_replace_only_own([scan], tmp_path, ["txt"], resume=True)
+    config.resume = True
+    assert run_batch(recognizer, [scan], config).skipped == 1
+    assert (tmp_path / "scan.txt").read_text() == "the cat, corrected\n"

@@ -251,3 +251,13 @@ def test_a_report_over_a_file_of_the_data_set_is_refused_before_scoring(tiny_mod
     # A report beside the lines, written again by a second run, is no file of the data set.
     cfg = EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, json=str(pairs_dir / "report.json"))
     assert run_eval(cfg, str(pairs_dir)).analysed.report.lines > 0
+
+
+def test_csv_text_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped_and_numbers_are_not(tmp_path):
+    report = score_texts(["=HYPERLINK(1)", "@id"], ["+1 2", "\tref"], ["-2+3", "plain"])
+    write_lines_csv(report, tmp_path / "lines.csv")
+    rows = list(csv.DictReader((tmp_path / "lines.csv").open(encoding="utf-8", newline="")))
+    assert [(r["id"], r["reference"], r["hypothesis"]) for r in rows] == [
+        ("'=HYPERLINK(1)", "'+1 2", "'-2+3"), ("'@id", "'\tref", "plain")]
+    first = report.results[0]
+    assert rows[0]["chars"] == str(first.chars) and float(rows[0]["cer"]) == pytest.approx(first.cer, abs=1e-4)

@@ -5,18 +5,21 @@ reading order, each with polygon, baseline, bbox and a Recognition) and returns 
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from hwr.documents.writers import alto, jsonout, pagexml, txt
-from hwr.fileio import atomic_write_text
+from hwr.documents.writers.manifest import OutputManifest
+from hwr.fileio import atomic_write_bytes
 from hwr.records import Page
 
 WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "alto": alto.write}
 FORMATS = tuple(WRITERS)
 # What each writer stamps near the top of its files (the creator, or JSON's first keys): a file
 # at an output path without it is someone else's, e.g. a ground-truth PAGE XML beside the
-# scans. A text file carries no such mark (see written_by_hwr).
+# scans. A text file carries no such mark: the output folder's manifest records it instead
+# (hwr.documents.writers.manifest; see written_by_hwr).
 OWN_MARKS = {"json": b'{\n "id": ', "pagexml": b"<Creator>hwr ", "alto": b"<softwareName>hwr</softwareName>"}
 MARK_WITHIN = 2048  # bytes
 SUFFIXES = {"txt": ".txt", "json": ".json", "pagexml": ".xml", "alto": ".alto.xml"}
@@ -36,27 +39,49 @@ def output_paths(stem: str, folder: str | Path, formats: Iterable[str]) -> list[
     return [Path(folder) / (stem + SUFFIXES[fmt]) for fmt in formats]
 
 
-def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterable[str]) -> list[Path]:
-    """Write the page in each format, atomically, as <folder>/<stem><suffix>; returns the paths."""
+def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterable[str],
+                     manifest: OutputManifest | None = None) -> list[Path]:
+    """Write the page in each format, atomically, as <folder>/<stem><suffix>; returns the paths.
+    `manifest`: the folder's record, where an unmarked output (txt) is recorded as hwr's."""
     formats = list(formats)
     paths = output_paths(stem, folder, formats)
     for fmt, path in zip(formats, paths):
-        atomic_write_text(path, write_page(page, fmt))
+        data = write_page(page, fmt).encode("utf-8")
+        if manifest is not None and fmt not in OWN_MARKS:
+            manifest.record(path, data)
+        atomic_write_bytes(path, data)
     return paths
 
 
-def written_by_hwr(path: Path, fmt: str) -> bool:
+def written_by_hwr(path: Path, fmt: str, manifest: OutputManifest) -> bool:
     """Whether the file at `path` (an output path of `fmt`) is an hwr output that a rerun may
-    replace. A txt file cannot tell who wrote it, so it counts as hwr's; a file that cannot be
-    read counts as hwr's too (writing it fails, and says so, as it would have anyway)."""
-    if fmt not in OWN_MARKS:
-        return True
+    replace: it carries hwr's mark, or, for a format without one (txt), `manifest` (the
+    output folder's) records that hwr wrote what it holds. A file that cannot be read counts
+    as hwr's (writing it fails, and says so, as it would have anyway)."""
     try:
         with open(path, "rb") as file:
-            head = file.read(MARK_WITHIN)
+            head = file.read(MARK_WITHIN) if fmt in OWN_MARKS else file.read()
     except OSError:
         return True
-    return OWN_MARKS[fmt] in head
+    return OWN_MARKS[fmt] in head if fmt in OWN_MARKS else manifest.wrote(path, head)
+
+
+def holds_lines(path: Path, fmt: str) -> bool:
+    """Whether the output file of `fmt` at `path` holds a line: a page on which the segmenter
+    found none is written without any (an empty text file). A file that cannot be read, or
+    read as `fmt`, counts as holding lines: it is not known to be an empty page."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    if fmt == "txt":
+        return bool(data)
+    if fmt == "json":
+        try:
+            return bool(json.loads(data)["lines"])
+        except (ValueError, KeyError, TypeError):
+            return True
+    return b"<TextLine" in data  # PAGE XML and ALTO alike
 
 
 def parse_formats(spec: str | list[str] | tuple[str, ...]) -> list[str]:

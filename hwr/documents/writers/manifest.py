@@ -1,0 +1,79 @@
+"""The record of the unmarked outputs (plain text) hwr wrote in an output folder.
+
+PAGE and ALTO name hwr as their creator and JSON starts with hwr's keys (OWN_MARKS in
+hwr.documents.writers), but a text file carries no mark of its writer: without a record,
+`--output-dir scans --format txt` could not tell a transcription someone typed into
+scans/page.txt from hwr's own earlier output, and would replace it. The folder's
+`.hwr-outputs.jsonl` lists each unmarked file hwr wrote there with the SHA-256 of what it
+wrote: the file is hwr's while it still holds that; an edit since makes it the user's.
+
+Append-only, one JSON object a line, each appended in one write with O_APPEND: the ranks of a
+torchrun batch writing into one folder never lose each other's records (a whole-file
+rewrite, however atomic, would), and a line torn by a crash is skipped when read. A record is
+appended before its output is renamed into place, so a crash between the two leaves a record
+of content that is not on disk, never an output of hwr's that hwr would refuse to replace.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+MANIFEST_NAME = ".hwr-outputs.jsonl"
+
+
+def content_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class OutputManifest:
+    """What hwr recorded writing in `folder` (read once, when made) and the records it adds."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST_NAME
+        self._digests: dict[str, set[str]] = {}
+        self._ends_torn = False  # the last line lacks its newline (a crash mid-append)
+        self._read()
+
+    def _read(self) -> None:
+        try:
+            text = self.path.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        self._ends_torn = bool(text) and not text.endswith("\n")
+        for row in text.splitlines():
+            try:
+                record = json.loads(row)
+                self._digests.setdefault(record["name"], set()).add(record["sha256"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash: its output may be refused, never wrongly replaced
+
+    def name_of(self, path: str | Path) -> str:
+        """`path` as the manifest names it: relative to the folder, with forward slashes."""
+        return Path(os.path.relpath(path, self.folder)).as_posix()
+
+    def knows(self, path: str | Path) -> bool:
+        """Whether hwr ever recorded writing a file at `path` (whatever it holds now)."""
+        return self.name_of(path) in self._digests
+
+    def wrote(self, path: str | Path, data: bytes) -> bool:
+        """Whether `data` (the file's content now) is what hwr recorded writing at `path`."""
+        return content_digest(data) in self._digests.get(self.name_of(path), ())
+
+    def record(self, path: str | Path, data: bytes) -> None:
+        """Add that hwr writes `data` at `path` (before it is written; nothing when known)."""
+        name, digest = self.name_of(path), content_digest(data)
+        if digest in self._digests.get(name, ()):
+            return
+        line = json.dumps({"name": name, "sha256": digest}) + "\n"
+        if self._ends_torn:  # the torn line must not swallow this record
+            line, self._ends_torn = "\n" + line, False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+        self._digests.setdefault(name, set()).add(digest)
