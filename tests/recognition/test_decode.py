@@ -64,3 +64,19 @@ def test_plain_beam_search_agrees_with_greedy_on_clear_posteriors():
     assert beam.text == greedy.text == "ab ba"
     assert beam.char_frames == greedy.char_frames
     assert beam.char_confidences == greedy.char_confidences
+
+
+def test_auto_searches_with_the_shipped_lm_for_an_ascii_model_and_reads_other_charsets_greedily():
+    from hwr.documents.transcribe import TranscribeConfig
+    from hwr.recognition.decode import BeamDecoder, make_decoder
+
+    assert TranscribeConfig().decoder == "auto"  # what every command reads with unless told
+    ascii_model = make_decoder("auto", Charset())
+    assert isinstance(ascii_model, BeamDecoder) and ascii_model.mode == "char"
+    assert ascii_model.lm_path and ascii_model.lm_path.endswith("char-5gram.arpa.gz")
+    # An English LM would pull a model of other characters towards English spellings.
+    other = make_decoder("auto", Charset("abcäöü "))
+    assert isinstance(other, GreedyDecoder)
+    # Beam options given ask for the search whatever the charset (an LM of the user's own).
+    asked = make_decoder("auto", Charset("abcäöü "), lm="none", beam_size=4)
+    assert isinstance(asked, BeamDecoder) and asked.options.beam_size == 4
