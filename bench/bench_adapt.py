@@ -1,7 +1,8 @@
 """How much `hwr adapt` helps a hand the model reads badly, and what it costs the other hands.
 
     python bench/bench_adapt.py [--model models/hwr-en-small] [--sizes 20,50,200] [--minutes 5]
-                                [--writer auto] [--habits per-line|held] [--threads 2] [--json out.json]
+                                [--writer auto] [--habits per-line|held] [--threads 2] [--decoder greedy]
+                                [--json out.json]
 
 "Writers" no model here was trained on: each validation font of the synthetic engine
 (hwr.synth.fonts.VALIDATION_FONTS), its lines written through LineSynthesizer's write path
@@ -107,8 +108,13 @@ def other_hands(exclude: str, per_font: int, digits: int, habits: str) -> list[L
     return lines + [ds[i] for i in range(digits)]
 
 
+# How the bench reads lines: greedy, as adapt measures its own held-out lines, unless --decoder
+# asks for how a user reads them (auto: the commands' default beam search).
+SCORING = {"decoder": "greedy"}
+
+
 def cer_of(model: Path, lines: list[LineSample]) -> float:
-    recognizer = Recognizer.load(model, device="cpu")
+    recognizer = Recognizer.load(model, device="cpu", decoder=SCORING["decoder"])
     counts = ErrorCounts()
     for line, rec in zip(lines, recognizer.recognize([s.image for s in lines], batch_size=16)):
         counts.add(line.text, rec.text)
@@ -203,10 +209,13 @@ def main() -> None:
     parser.add_argument("--choose", choices=["random", "least-confident"], default="random",
                         help="which of the writer's lines are adapted on (least-confident: of --pool times as many)")
     parser.add_argument("--pool", type=int, default=4, help="--choose least-confident: candidates per line kept")
+    parser.add_argument("--decoder", default="greedy",
+                        help="decoder the bench scores with (greedy, auto, beam...; adapt itself reads greedily)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    SCORING["decoder"] = args.decoder
     model = Path(args.model)
 
     if args.writer == "auto":
@@ -234,6 +243,7 @@ def main() -> None:
               f"(load {row['load_avg_1min']})")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": str(model), "writer": asdict(writer), "habits": args.habits,
+                                               "decoder": args.decoder,
                                                "probe": probe,
                                                "rows": rows}, indent=2) + "\n", encoding="utf-8")
 

@@ -43,7 +43,7 @@ from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
 from hwr.documents.prepare import MODES, PreparedPage, PrepareSettings, failure_reason, layout_page, line_inputs
 from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
-from hwr.documents.writers import OWN_MARKS, SUFFIXES, output_paths, write_page_files, written_by_hwr
+from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError
 from hwr.recognition.imaging import load_gray
@@ -181,9 +181,8 @@ def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str
                 continue
             if skipped and manifest.knows(path):
                 continue
-            edited = "" if fmt in OWN_MARKS else " (or was edited since)"
-            raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr{edited} and would be "
-                              f"replaced by the {fmt} output of {ref.source}; write the outputs to another "
+            raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr (or was edited since) and "
+                              f"would be replaced by the {fmt} output of {ref.source}; write the outputs to another "
                               "folder, or pass --overwrite to replace it")
 
 

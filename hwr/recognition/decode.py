@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,10 @@ class GreedyDecoder:
 
     def __init__(self, charset: Charset):
         self.charset = charset
+
+    def describe(self) -> dict:
+        """What reports record of how lines were read (eval's JSON, HTML and summary)."""
+        return {"decoder": self.name}
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_width: float = 1.0) -> list[Recognition]:
         """log_probs (T, N, C) log-softmax scores; lengths (N,) valid frames per line."""
@@ -168,6 +172,13 @@ class BeamDecoder:
         if mode == "word" and self.lexicon_path is None:
             raise ConfigError("word mode needs a lexicon")
         self._decoder = self._build()
+
+    def describe(self) -> dict:
+        """What reports record of how lines were read: the mode, the LM and lexicon files, the
+        search settings (a figure read with another LM or weight is another figure)."""
+        return {"decoder": self.name, "mode": self.mode,
+                "lm": Path(self.lm_path).name if self.lm_path else None,
+                "lexicon": Path(self.lexicon_path).name if self.lexicon_path else None, **asdict(self.options)}
 
     def _resolve(self, kind: str, value: str | None) -> str | None:
         if value is not None:
@@ -300,6 +311,15 @@ def make_decoder(name: str, charset: Charset, **options):
 # Settings that config dataclasses (TranscribeConfig, EvalConfig) carry for the decoder; None
 # means "the decoder's default", so the tuned defaults live in one place (MODE_DEFAULTS).
 DECODER_OPTION_FIELDS = ("lm", "lexicon", "beam_size", "lm_weight", "word_score", "sil_score", "blank_penalty")
+def describe_decoding(decoding: dict) -> str:
+    """A decoder's `describe()` in words, for a printed summary or an HTML row."""
+    if decoding.get("decoder") != "beam":
+        return decoding.get("decoder", "?")
+    lm = decoding.get("lm") or "no LM"
+    return (f"beam search ({decoding['mode']} mode, {lm}, LM weight {decoding['lm_weight']:g}, "
+            f"beam {decoding['beam_size']})")
+
+
 def decoder_options(config) -> dict:
     """The decoder options set on a config object (unset ones are left to the decoder)."""
     return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}

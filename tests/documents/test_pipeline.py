@@ -325,8 +325,8 @@ def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recogn
              '<Metadata><Creator>eScriptorium</Creator></Metadata></PcGts>')
     (tmp_path / "scan.xml").write_text(truth)
     (tmp_path / "other.xml").write_text(truth)  # no page writes it: no reason to refuse
-    with pytest.raises(ConfigError, match=r"scan.xml was not written by hwr and would be replaced by the pagexml "
-                                          r"output of .*scan.png"):
+    with pytest.raises(ConfigError, match=r"scan.xml was not written by hwr \(or was edited since\) and would be "
+                                          r"replaced by the pagexml output of .*scan.png"):
         check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "pagexml"])
     assert (tmp_path / "scan.xml").read_text() == truth
     (tmp_path / "scan.xml").unlink()
@@ -362,3 +362,25 @@ def test_text_outputs_never_replace_a_users_text_file_nor_an_edited_one_but_repl
     config.resume = True
     assert run_batch(recognizer, [scan], config).skipped == 1
     assert (tmp_path / "scan.txt").read_text() == "the cat, corrected\n"
+
+
+def test_a_page_xml_hwr_wrote_and_someone_corrected_since_is_theirs_but_an_unrecorded_one_of_hwrs_is_not(
+        recognizer, tmp_path):
+    """PAGE XML carries hwr's mark, and keeps it when corrected by hand in another tool: the
+    manifest's digest says whether it is still what hwr wrote."""
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.documents.writers.manifest import MANIFEST_NAME
+    from hwr.errors import ConfigError
+
+    scan = tmp_path / "scan.png"
+    Image.fromarray(render_line("the cat")).save(scan)
+    config = BatchConfig(mode="line", output_dir=tmp_path, workers=0, formats=["pagexml"], progress=False)
+    run_batch(recognizer, [scan], config)
+    check_outputs_replace_only_own([scan], tmp_path, ["pagexml"])  # unchanged: a rerun may replace it
+    xml = tmp_path / "scan.xml"
+    xml.write_text(xml.read_text().replace("<Unicode>", "<Unicode>corrected "))
+    with pytest.raises(ConfigError, match=r"scan.xml was not written by hwr \(or was edited since\)"):
+        check_outputs_replace_only_own([scan], tmp_path, ["pagexml"])
+    # An output of hwr's in a folder with no record (an earlier version kept none) is hwr's by its mark.
+    (tmp_path / MANIFEST_NAME).unlink()
+    check_outputs_replace_only_own([scan], tmp_path, ["pagexml"])

@@ -80,3 +80,14 @@ def test_auto_searches_with_the_shipped_lm_for_an_ascii_model_and_reads_other_ch
     # Beam options given ask for the search whatever the charset (an LM of the user's own).
     asked = make_decoder("auto", Charset("abcäöü "), lm="none", beam_size=4)
     assert isinstance(asked, BeamDecoder) and asked.options.beam_size == 4
+
+
+def test_decoders_describe_how_they_read_for_reports():
+    from hwr.recognition.decode import describe_decoding, make_decoder
+
+    assert GreedyDecoder(Charset("ab")).describe() == {"decoder": "greedy"}
+    beam = make_decoder("beam-char", Charset(), lm_weight=0.7).describe()
+    assert beam["decoder"] == "beam" and beam["mode"] == "char" and beam["lm"] == "char-5gram.arpa.gz"
+    assert beam["lm_weight"] == 0.7 and beam["lexicon"] is None
+    assert describe_decoding(beam) == "beam search (char mode, char-5gram.arpa.gz, LM weight 0.7, beam 16)"
+    assert describe_decoding({"decoder": "greedy"}) == "greedy"

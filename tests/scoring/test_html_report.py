@@ -53,7 +53,7 @@ def test_report_is_self_contained_and_well_formed(tmp_path):
                           SplitScore("dev", report.cer, analysis.cer_ci, report.lines)])
     comparison = compare_reports(report, report, "A", "B", resamples=50)
     html = render_html(report, analysis, "model-x", "tiny", images, worst_n=4, diagnosis=diagnosis,
-                       comparison=comparison)
+                       comparison=comparison, decoding="beam search (char mode, lm.arpa, LM weight 1.5, beam 16)")
     check = _TagCheck()
     check.feed(html)
     assert not check.errors and not check.stack
@@ -61,6 +61,7 @@ def test_report_is_self_contained_and_well_formed(tmp_path):
     text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", html)  # base64 may hold "//"
     assert not re.search(r"https?:|ftp:|//[a-z0-9]|url\(|@import", text, re.IGNORECASE)
     assert html.count("<img") == 4 and html.count("<svg") == 3
+    assert "<td>decoding</td><td>beam search (char mode, lm.arpa, LM weight 1.5, beam 16)</td>" in html
     for heading in ("Summary", "Bias and variance", "Model comparison", "CER by subset", "CER by line length",
                     "Top character confusions", "Most frequent word errors", "The 4 worst lines"):
         assert heading in html

@@ -18,8 +18,9 @@ WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "a
 FORMATS = tuple(WRITERS)
 # What each writer stamps near the top of its files (the creator, or JSON's first keys): a file
 # at an output path without it is someone else's, e.g. a ground-truth PAGE XML beside the
-# scans. A text file carries no such mark: the output folder's manifest records it instead
-# (hwr.documents.writers.manifest; see written_by_hwr).
+# scans. A text file carries no such mark, and a file hwr wrote keeps it when corrected by hand:
+# the output folder's manifest records what hwr wrote (hwr.documents.writers.manifest; see
+# written_by_hwr); the mark decides only where there is no record.
 OWN_MARKS = {"json": b'{\n "id": ', "pagexml": b"<Creator>hwr ", "alto": b"<softwareName>hwr</softwareName>"}
 MARK_WITHIN = 2048  # bytes
 SUFFIXES = {"txt": ".txt", "json": ".json", "pagexml": ".xml", "alto": ".alto.xml"}
@@ -42,12 +43,12 @@ def output_paths(stem: str, folder: str | Path, formats: Iterable[str]) -> list[
 def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterable[str],
                      manifest: OutputManifest | None = None) -> list[Path]:
     """Write the page in each format, atomically, as <folder>/<stem><suffix>; returns the paths.
-    `manifest`: the folder's record, where an unmarked output (txt) is recorded as hwr's."""
+    `manifest`: the folder's record, where each output is recorded as hwr's."""
     formats = list(formats)
     paths = output_paths(stem, folder, formats)
     for fmt, path in zip(formats, paths):
         data = write_page(page, fmt).encode("utf-8")
-        if manifest is not None and fmt not in OWN_MARKS:
+        if manifest is not None:
             manifest.record(path, data)
         atomic_write_bytes(path, data)
     return paths
@@ -55,15 +56,18 @@ def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterabl
 
 def written_by_hwr(path: Path, fmt: str, manifest: OutputManifest) -> bool:
     """Whether the file at `path` (an output path of `fmt`) is an hwr output that a rerun may
-    replace: it carries hwr's mark, or, for a format without one (txt), `manifest` (the
-    output folder's) records that hwr wrote what it holds. A file that cannot be read counts
-    as hwr's (writing it fails, and says so, as it would have anyway)."""
+    replace, as `manifest` (the output folder's record) tells: what hwr wrote there and still
+    there, unedited. A marked format (PAGE, ALTO, JSON) the manifest does not know counts as hwr's
+    when it carries hwr's mark (an output of a version that kept no record); a PAGE XML hwr wrote
+    and someone corrected since keeps the mark but is theirs now. A file that cannot be read
+    counts as hwr's (writing it fails, and says so, as it would have anyway)."""
     try:
-        with open(path, "rb") as file:
-            head = file.read(MARK_WITHIN) if fmt in OWN_MARKS else file.read()
+        data = path.read_bytes()
     except OSError:
         return True
-    return OWN_MARKS[fmt] in head if fmt in OWN_MARKS else manifest.wrote(path, head)
+    if manifest.knows(path):
+        return manifest.wrote(path, data)
+    return fmt in OWN_MARKS and OWN_MARKS[fmt] in data[:MARK_WITHIN]
 
 
 def holds_lines(path: Path, fmt: str) -> bool:

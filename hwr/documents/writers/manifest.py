@@ -1,11 +1,12 @@
-"""The record of the unmarked outputs (plain text) hwr wrote in an output folder.
+"""The record of the outputs hwr wrote in an output folder.
 
 PAGE and ALTO name hwr as their creator and JSON starts with hwr's keys (OWN_MARKS in
-hwr.documents.writers), but a text file carries no mark of its writer: without a record,
-`--output-dir scans --format txt` could not tell a transcription someone typed into
-scans/page.txt from hwr's own earlier output, and would replace it. The folder's
-`.hwr-outputs.jsonl` lists each unmarked file hwr wrote there with the SHA-256 of what it
-wrote: the file is hwr's while it still holds that; an edit since makes it the user's.
+hwr.documents.writers), but a text file carries no mark of its writer, and a PAGE XML that hwr
+wrote and someone corrected by hand still carries hwr's: without a record, `--output-dir scans`
+could not tell a transcription someone typed into scans/page.txt, or their corrections of
+hwr's page.xml, from hwr's own earlier output, and would replace it. The folder's
+`.hwr-outputs.jsonl` lists each file hwr wrote there with the SHA-256 of what it wrote: the
+file is hwr's while it still holds that; an edit since makes it the user's.
 
 Append-only, one JSON object a line, each appended in one write with O_APPEND: the ranks of a
 torchrun batch writing into one folder never lose each other's records (a whole-file

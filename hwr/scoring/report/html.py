@@ -107,8 +107,9 @@ def line_image_data_uri(source) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
 
 
-def _summary(report: EvalReport, analysis: ErrorAnalysis, model: str, dataset: str) -> str:
-    rows = [["model", model], ["data set", dataset], ["lines", report.lines],
+def _summary(report: EvalReport, analysis: ErrorAnalysis, model: str, dataset: str, decoding: str = "") -> str:
+    rows = [["model", model], *([["decoding", decoding]] if decoding else []), ["data set", dataset],
+            ["lines", report.lines],
             ["CER", f"{_pct(report.cer)}  [{_pct(analysis.cer_ci.low)}, {_pct(analysis.cer_ci.high)}]  "
                     f"({report.char_errors} / {report.chars} characters)"],
             ["WER", f"{_pct(report.wer)}  [{_pct(analysis.wer_ci.low)}, {_pct(analysis.wer_ci.high)}]  "
@@ -185,9 +186,10 @@ def _gallery(report: EvalReport, images: Mapping[str, object], n: int) -> str:
 
 def render_html(report: EvalReport, analysis: ErrorAnalysis, model: str = "", dataset: str = "",
                 images: Mapping[str, object] | None = None, worst_n: int = 100,
-                diagnosis: Diagnosis | None = None, comparison: Comparison | None = None) -> str:
-    """The whole report as one HTML string; `images` maps line ids to image sources."""
-    sections = [_summary(report, analysis, model, dataset)]
+                diagnosis: Diagnosis | None = None, comparison: Comparison | None = None, decoding: str = "") -> str:
+    """The whole report as one HTML string; `images` maps line ids to image sources;
+    `decoding` says how the lines were read (hwr.recognition.decode.describe_decoding)."""
+    sections = [_summary(report, analysis, model, dataset, decoding)]
     if diagnosis is not None:
         sections.append(_splits(diagnosis))
     if comparison is not None:

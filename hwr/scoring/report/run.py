@@ -15,6 +15,7 @@ from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import check_distinct_outputs
+from hwr.recognition.decode import describe_decoding
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
 from hwr.scoring.evaluate import (
@@ -58,6 +59,7 @@ class EvalRun:
     splits: list[DatasetRun] = field(default_factory=list)
     diagnosis: Diagnosis | None = None
     comparison: Comparison | None = None
+    decoding: dict = field(default_factory=dict)  # the decoder's describe(): how the lines were read
 
 
 def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
@@ -196,7 +198,7 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     focus = analysed_index(specs)
     runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
             for i, data in enumerate(datasets)]
-    run = EvalRun(model, runs[focus], runs if cfg.splits else [])
+    run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.decoder.describe())
     if cfg.splits:
         scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
         run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
@@ -217,7 +219,7 @@ def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
            f"({report.char_errors}/{report.chars})" if report.chars else "CER undefined")
     wer = (f"WER {report.wer:.4f} [{analysis.wer_ci.low:.4f}, {analysis.wer_ci.high:.4f}] "
            f"({report.word_errors}/{report.words})" if report.words else "WER undefined")
-    out = [f"normalisation: {cfg.normalization().describe()}",
+    out = [f"decoding: {describe_decoding(run.decoding)}; normalisation: {cfg.normalization().describe()}",
            f"{run.analysed.dataset.name}: lines {report.lines}  {cer}  {wer}  (95% bootstrap CI)"]
     note = undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors)
     if note:
@@ -258,11 +260,12 @@ def write_outputs(run: EvalRun, cfg: EvalConfig) -> None:
         write_report_json(analysed.report, Path(cfg.json), run.model, analysed.dataset.spec, json_extra(run))
     if cfg.html:
         write_html(cfg.html, render_html(analysed.report, analysed.analysis, run.model, analysed.dataset.spec,
-                                         analysed.images, cfg.worst_n, run.diagnosis, run.comparison))
+                                         analysed.images, cfg.worst_n, run.diagnosis, run.comparison,
+                                         describe_decoding(run.decoding) if run.decoding else ""))
 
 
 def json_extra(run: EvalRun) -> dict:
-    extra = {"split": run.analysed.dataset.name if run.splits else None,
+    extra = {"decoding": run.decoding, "split": run.analysed.dataset.name if run.splits else None,
              "split_file": run.analysed.dataset.split_file, **run.analysed.analysis.to_dict()}
     if run.diagnosis is not None:
         extra["bias_variance"] = run.diagnosis.to_dict()
