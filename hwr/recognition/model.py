@@ -494,8 +494,10 @@ class RecognizerSettings:
         help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
     batch_size: int = setting(16, help="lines per batch through the network")
 
-    def load_recognizer(self, model: str | None = None) -> Recognizer:
+    def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
+        """`model` (default: these settings'), read with `decoder` (default: these settings');
+        a greedy second reading (`hwr eval --compare-decoder greedy`) leaves the beam options out."""
         from hwr.recognition.decode import decoder_options
 
-        return Recognizer.load(model or self.model, device=self.device, decoder=self.decoder,
-                               **decoder_options(self))
+        options = {} if decoder == "greedy" else decoder_options(self)
+        return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder, **options)

@@ -234,6 +234,11 @@ class EvalConfig(RecognizerSettings):
     compare: str | None = setting(
         None,
         help="a second model directory: paired bootstrap test on the same lines, and where they disagree")
+    compare_decoder: str | None = setting(
+        None,
+        help="read the lines a second time with this decoder (greedy, auto, beam, ...; the --compare model's "
+             "reading when that is given): a paired test of the two readings, e.g. whether the language model "
+             "helps on your lines")
     splits: str | None = setting(
         None,
         help="score several data sets side by side, e.g. train=PATH,dev=PATH,test=PATH, with "

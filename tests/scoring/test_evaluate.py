@@ -108,6 +108,18 @@ def _pairs(folder, texts, prefix="l"):
     return folder
 
 
+def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny_model, tmp_path, capsys):
+    lines = _pairs(tmp_path / "lines", ["the cat sat", "a dog"])
+    code = main(["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--compare-decoder", "greedy",
+                 "--bootstrap", "50", "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    comparison = json.loads((tmp_path / "r.json").read_text())["comparison"]
+    # A: the default reading (the beam search with the shipped LM for this ASCII model), B: greedy.
+    assert comparison["model_a"].endswith("(beam search (char mode, char-5gram.arpa.gz, LM weight 1.5, beam 16))")
+    assert comparison["model_b"].endswith("(greedy)") and str(tiny_model) in comparison["model_b"]
+    assert "model comparison (paired bootstrap)" in capsys.readouterr().out
+
+
 def test_hwr_eval_cli_outputs_splits_and_comparison(tiny_model, tmp_path, capsys):
     train = _pairs(tmp_path / "train", ["the cat sat", "a dog", "red sun"])
     dev = _pairs(tmp_path / "dev", ["hello world", "big hill", "one two"])

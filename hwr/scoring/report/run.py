@@ -202,11 +202,19 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     if cfg.splits:
         scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
         run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
-    if cfg.compare:
-        other = cfg.load_recognizer(cfg.compare)
+    if cfg.compare or cfg.compare_decoder:
+        other = cfg.load_recognizer(cfg.compare, decoder=cfg.compare_decoder)
         b = score_dataset(other, datasets[focus], cfg, keep_images=False, groups=groups)
-        run.comparison = compare_reports(run.analysed.report, b.report, model, str(other.path), cfg.bootstrap, cfg.seed)
+        run.comparison = compare_reports(run.analysed.report, b.report, *_reading_labels(recognizer, other, cfg),
+                                         cfg.bootstrap, cfg.seed)
     return run
+
+
+def _reading_labels(a: Recognizer, b: Recognizer, cfg: EvalConfig) -> tuple[str, str]:
+    """The comparison's two sides: the models, and with --compare-decoder how each read."""
+    if not cfg.compare_decoder:
+        return str(a.path), str(b.path)
+    return tuple(f"{r.path} ({describe_decoding(r.decoder.describe())})" for r in (a, b))  # type: ignore[return-value]
 
 
 # --- Outputs ---------------------------------------------------------------------------------
