@@ -113,7 +113,24 @@ def test_a_missing_lm_file_is_a_user_error(untrained_model, tmp_path, capsys):
     Image.fromarray(render_line("the cat")).save(tmp_path / "line.png")
     code = main(["transcribe", str(tmp_path / "line.png"), "--model", str(untrained_model), "--device", "cpu",
                  "--decoder", "beam", "--lm", str(tmp_path / "missing.arpa")])
-    assert code == 2 and "missing.arpa: lm file not found" in capsys.readouterr().err
+    assert code == 2 and "missing.arpa: language model file not found" in capsys.readouterr().err
+
+
+def test_an_lm_kenlm_cannot_load_is_refused_at_build_and_named_at_decoding(untrained_model, tmp_path, capsys):
+    from PIL import Image
+
+    from hwr.cli import main
+
+    (tmp_path / "corpus.txt").write_text("the cat sat\n", encoding="utf-8")
+    assert main(["lm", "build", str(tmp_path / "corpus.txt"), "--out", str(tmp_path / "7.arpa"), "--order", "7"]) == 2
+    assert "--order must be from 2 to 6" in capsys.readouterr().err and not (tmp_path / "7.arpa").exists()
+    Image.fromarray(render_line("the cat")).save(tmp_path / "line.png")
+    (tmp_path / "notes.arpa").write_text("not a language model\n", encoding="utf-8")
+    code = main(["transcribe", str(tmp_path / "line.png"), "--model", str(untrained_model), "--device", "cpu",
+                 "--decoder", "beam", "--lm", str(tmp_path / "notes.arpa")])
+    err = capsys.readouterr().err
+    assert code == 2 and "notes.arpa: cannot load the language model: not an ARPA file" in err
+    assert "Traceback" not in err
 
 
 def test_every_command_setting_carries_its_help_on_the_field():

@@ -119,6 +119,7 @@ class TranscribeConfig(RecognizerSettings):
     progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the decoder settings
         # Checked before the model loads: a --batch-size 0 would fail deep in the batcher, and a
         # --dpi 0 would fail every PDF page with a message that does not name the flag.
         check_at_least(self, 1, "batch_size", "dpi")

@@ -19,9 +19,9 @@ confidences, so greedy and beam outputs carry the same fields with the same mean
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +34,8 @@ from hwr.config_args import check_at_least, check_finite
 from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.align import align_labels
 from hwr.recognition.charset import BLANK_ID, Charset
-from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens
+from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens, read_lexicon
+from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_unigrams
 from hwr.records import Recognition
 
 log = logging.getLogger("hwr.recognition.decode")
@@ -145,6 +146,66 @@ MODE_DEFAULTS = {
 }
 
 
+KIND_NAMES = {"lm": "language model", "lexicon": "lexicon"}
+
+
+def check_readable_file(path: str, kind: str) -> None:
+    """An error naming `path` unless it is a non-empty file this process can read: KenLM and
+    flashlight report a folder, an empty or an unreadable file as "End of file" or worse."""
+    kind = KIND_NAMES.get(kind, kind)
+    if Path(path).is_dir():
+        raise ConfigError(f"{path}: is a folder, not a {kind} file")
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: {kind} file not found")
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except OSError as exc:
+        raise MissingFileError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+    if empty:
+        raise ConfigError(f"{path}: the {kind} file is empty")
+
+
+def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
+    """ConfigError when an ARPA LM's words are of the other unit than the mode reads: KenLM would
+    load it and score every character (or every word) as <unk>, which reads, in silence, about
+    as if there were no LM at all."""
+    vocabulary = arpa_unigrams(path)
+    if vocabulary is None:
+        return  # not ARPA text: KenLM checks it
+    words = [w for w in vocabulary if w not in (BOS, EOS, UNK_WORD)]
+    tokens = set(decoder_tokens(charset))
+    chars = sum(w in tokens for w in words)
+    if mode == "char" and chars < len(words) / 2:
+        raise ConfigError(f"{path}: only {chars} of the LM's {len(words)} words are characters the model writes: "
+                          "a word LM? character mode needs a character LM (hwr lm build --unit char)")
+    if mode == "word" and SPACE_TOKEN in words and all(len(w) == 1 or w in tokens for w in words):
+        raise ConfigError(f"{path}: every word of the LM is a single character, with {SPACE_TOKEN!r} between "
+                          "words: a character LM? word mode needs a word LM (hwr lm build --unit word)")
+
+
+# KenLM's errors open with a C++ source location and signature ("... threw
+# FormatLoadException."); the line after it says what is wrong, then " Byte: N" where.
+_KENLM_LOCATION = re.compile(r"^.* threw \w+(?: because .*)?\.$")
+_KENLM_BYTE = re.compile(r"\s*Byte: \d+$")
+
+
+def kenlm_reason(exc: Exception) -> str:
+    """A KenLM load failure in one line, without the C++ location and build instructions."""
+    # KenLM quotes the first line of a file that is no LM: any bytes, not always UTF-8 (then
+    # pybind11 fails on the message itself), so the quote is left out.
+    if isinstance(exc, UnicodeDecodeError) or "first non-empty line was" in str(exc):
+        return "not an ARPA file (it does not begin with \\data\\) nor a KenLM binary model"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if _KENLM_LOCATION.match(line)]
+    detail = lines[starts[0] + 1] if starts and starts[0] + 1 < len(lines) else (lines[0] if lines else repr(exc))
+    # The order message goes on with how to recompile KenLM: of no use to a user of the wheel.
+    detail = " ".join(_KENLM_BYTE.sub("", detail.split(".  ")[0]).split())
+    if "KenLM was compiled to support up to" in detail:
+        detail += f" (rebuild it with `hwr lm build --order {KENLM_MAX_ORDER}` or lower)"
+    return detail
+
+
 class BeamDecoder:
     """CTC beam search with an n-gram LM (mode "char" or "word", see the module docstring).
 
@@ -171,6 +232,8 @@ class BeamDecoder:
         self.lexicon_path = self._resolve("lexicon", lexicon) if mode == "word" else None
         if mode == "word" and self.lexicon_path is None:
             raise ConfigError("word mode needs a lexicon")
+        if self.lm_path:
+            check_lm_unit(self.lm_path, mode, self.charset)
         self._decoder = self._build()
 
     def describe(self) -> dict:
@@ -184,15 +247,14 @@ class BeamDecoder:
         if value is not None:
             if value.lower() == "none" and kind == "lm":
                 return None
-            if not Path(value).is_file():
-                raise MissingFileError(f"{value}: {kind} file not found")
+            check_readable_file(value, kind)
             return str(value)
         name = DEFAULT_FILES[self.mode][kind]
         if name is None:
             return None
         path = default_lm_dir() / name
         if not path.is_file():
-            raise MissingFileError(f"{path}: shipped {kind} file not found (pass --{kind})")
+            raise MissingFileError(f"{path}: shipped {KIND_NAMES[kind]} file not found (pass --{kind})")
         return str(path)
 
     def _build(self):
@@ -204,11 +266,13 @@ class BeamDecoder:
         o = self.options
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            lexicon = self.lexicon_path
-            if lexicon and lexicon.endswith(".gz"):
-                # flashlight reads plain-text lexicons only; the shipped one is gzipped.
+            lexicon = None
+            if self.lexicon_path:
+                # flashlight reads plain-text lexicons only (the shipped one is gzipped) and fails
+                # on a bad line without naming it: it gets the checked, spellable entries.
                 lexicon = os.path.join(tmp, "lexicon.txt")
-                Path(lexicon).write_bytes(gzip.decompress(Path(self.lexicon_path).read_bytes()))
+                entries = read_lexicon(self.lexicon_path, self.charset)
+                Path(lexicon).write_text("\n".join(entries) + "\n", encoding="utf-8")
             lm_dict = None
             if self.mode == "char" and self.lm_path:
                 # Trap: lexicon-free flashlight scores the LM with the *token* index, but
@@ -217,11 +281,15 @@ class BeamDecoder:
                 # A word list in token order keeps the two indices the same.
                 lm_dict = os.path.join(tmp, "lm_dict.txt")
                 Path(lm_dict).write_text("\n".join(tokens + [UNK_WORD]) + "\n", encoding="utf-8")
-            decoder = ctc_decoder(
-                lexicon=lexicon, tokens=tokens, lm=self.lm_path, lm_dict=lm_dict, nbest=1,
-                beam_size=o.beam_size, beam_size_token=min(o.beam_size_token, len(tokens)),
-                beam_threshold=o.beam_threshold, lm_weight=o.lm_weight, word_score=o.word_score,
-                sil_score=o.sil_score, blank_token=BLANK_TOKEN, sil_token=sil, unk_word=UNK_WORD)
+            try:
+                decoder = ctc_decoder(
+                    lexicon=lexicon, tokens=tokens, lm=self.lm_path, lm_dict=lm_dict, nbest=1,
+                    beam_size=o.beam_size, beam_size_token=min(o.beam_size_token, len(tokens)),
+                    beam_threshold=o.beam_threshold, lm_weight=o.lm_weight, word_score=o.word_score,
+                    sil_score=o.sil_score, blank_token=BLANK_TOKEN, sil_token=sil, unk_word=UNK_WORD)
+            except (RuntimeError, UnicodeDecodeError) as exc:
+                # The lexicon was checked above, so what fails here is KenLM reading the LM.
+                raise ConfigError(f"{self.lm_path}: cannot load the language model: {kenlm_reason(exc)}") from None
         log.debug("beam decoder (%s) ready in %.1f s", self.mode, time.perf_counter() - started)
         return decoder
 
@@ -279,9 +347,19 @@ def auto_decoder(charset: Charset, **options):
     characters that LM was built over (printable ASCII: the shipped models do), since it reads
     about a quarter fewer characters wrong (README, "Decoding"); greedy for a model of other
     characters, which an English LM would push towards English spellings. Beam options given
-    (an LM of the user's own, a beam width) ask for the beam search whatever the charset."""
-    if options or charset.symbols == Charset().symbols:
+    (an LM of the user's own, a beam width) ask for the beam search whatever the charset. A missing
+    shipped LM reads greedily with a warning (explicit `--decoder beam` fails on it instead)."""
+    if options:
         return BeamDecoder(charset, **options)
+    if charset.symbols == Charset().symbols:
+        shipped_lm = default_lm_dir() / DEFAULT_FILES["char"]["lm"]
+        if shipped_lm.is_file():
+            return BeamDecoder(charset)
+        # A source checkout without data/, or an install that lost it: reading on, greedily, beats
+        # refusing every image; `--decoder beam` still fails on the missing file.
+        log.warning("%s: the shipped language model is missing; greedy decoding (--decoder beam --lm FILE "
+                    "searches with one of your own)", shipped_lm)
+        return GreedyDecoder(charset)
     log.info("the shipped language model covers printable ASCII and this model writes other characters: greedy "
              "decoding (--decoder beam --lm FILE searches with a language model of your own)")
     return GreedyDecoder(charset)
@@ -298,10 +376,24 @@ DECODERS = {
 }
 
 
-def make_decoder(name: str, charset: Charset, **options):
-    """A decoder by name; options that are None mean "the decoder's default"."""
+def check_decoder_name(name: str) -> None:
     if name not in DECODERS:
         raise ConfigError(f"unknown decoder {name!r}; available: {sorted(DECODERS)}")
+
+
+def check_decoder_settings(settings) -> None:
+    """The decoder name and search numbers of a RecognizerSettings, checked when parsed: the UI
+    builds its decoders only when a request comes, so `hwr ui --lm-weight nan` would otherwise
+    serve, then fail every beam request."""
+    check_decoder_name(settings.decoder)
+    numbers = {name: getattr(settings, name) for name in BeamOptions.__dataclass_fields__
+               if getattr(settings, name, None) is not None}
+    BeamOptions(**numbers)  # raises ConfigError naming the flag
+
+
+def make_decoder(name: str, charset: Charset, **options):
+    """A decoder by name; options that are None mean "the decoder's default"."""
+    check_decoder_name(name)
     options = {k: v for k, v in options.items() if v is not None}
     if name == "greedy" and options:
         raise ConfigError(f"decoder options {sorted(options)} apply to beam decoders only")

@@ -12,13 +12,18 @@ learns instead of an endless list of numerals.
 """
 from __future__ import annotations
 
+import gzip
+import logging
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from hwr.errors import ConfigError, MissingFileError
+from hwr.errors import ConfigError, MissingFileError, counted, name_some
 from hwr.fileio import atomic_write_gzip_by_suffix
 from hwr.recognition.charset import Charset
+
+log = logging.getLogger("hwr.recognition.lexicon")
 
 SPACE_TOKEN = "|"
 BLANK_TOKEN = "<blank>"
@@ -70,6 +75,53 @@ def write_lexicon(path: str | Path, vocabulary: Iterable[str], charset: Charset)
     lines += [f"{OOV_WORD}\t{token_name(s)}" for s in charset.symbols if s != " "]
     atomic_write_gzip_by_suffix(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def read_lexicon(path: str | Path, charset: Charset) -> list[str]:
+    """The entries of a lexicon file (plain or gzipped, `word<TAB>spelling` per line) that the
+    model can spell, as lines flashlight reads.
+
+    flashlight stops at a malformed line with a RuntimeError that names neither file nor line,
+    and at a spelling token the model lacks with a ValueError naming only the token; here a
+    malformed file is a ConfigError naming file and line. Entries the model cannot spell are
+    dropped with a warning, not refused: one lexicon may serve models of different charsets."""
+    text = _read_text(path, "lexicon")
+    spellable = set(decoder_tokens(charset)) - {BLANK_TOKEN}
+    entries, dropped = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise ConfigError(f"{path}:{number}: expected a word and its spelling (word<TAB>s p e l l i n g), "
+                              f"got {line.strip()[:60]!r}")
+        if set(fields[1:]) <= spellable:
+            entries.append(f"{fields[0]}\t{' '.join(fields[1:])}")
+        else:
+            dropped.append(fields[0])
+    if dropped:
+        log.warning("%s: left out %s the model cannot write: %s", path,
+                    counted(len(dropped), "word"), name_some(dropped, 5, sep=", "))
+    if not entries:
+        why = " the model can write" if dropped else ""
+        raise ConfigError(f"{path}: the lexicon has no words{why}")
+    return entries
+
+
+def _read_text(path: str | Path, kind: str) -> str:
+    """A UTF-8 text file, gunzipped when it starts with gzip's magic bytes, or an error naming it."""
+    try:
+        data = Path(path).read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise ConfigError(f"{path}: not a complete gzip file (truncated or damaged {kind})") from None
+    except OSError as exc:
+        raise MissingFileError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the {kind} is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
 
 
 def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, modulo: int = 20) -> Iterator[str]:

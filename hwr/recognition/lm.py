@@ -19,7 +19,9 @@ millions of them is a `Counter` over string slices rather than over tuples.
 """
 from __future__ import annotations
 
+import gzip
 import math
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ from hwr.fileio import atomic_write_gzip_by_suffix
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # ARPA's stand-in for log10(0): <s> is a context, never a prediction.
 LOG_ZERO = -99.0
+# The orders the beam decoder can read: KenLM as flashlight-text's wheels build it stores at most
+# 6-grams (KENLM_MAX_ORDER at compile time) and its probing model needs at least bigrams.
+KENLM_MIN_ORDER, KENLM_MAX_ORDER = 2, 6
 # Interned token ids start in the supplementary planes, clear of the surrogate range.
 _CODE_BASE = 0x10000
 
@@ -78,6 +83,30 @@ class NgramModel:
         # KenLM reads gzipped ARPA directly; the shipped models use that to stay small.
         atomic_write_gzip_by_suffix(path, "\n".join(lines).encode("utf-8"))
         return path
+
+
+def arpa_unigrams(path: str | Path) -> list[str] | None:
+    """The words of an ARPA file's 1-gram section (plain or gzipped), read no further; None when
+    the file does not start as ARPA text (a KenLM binary model: KenLM reads and checks it)."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8", errors="replace") as f:
+            lines = (line.strip() for line in f)
+            if next((line for line in lines if line), None) != "\\data\\":
+                return None
+            if not any(line == "\\1-grams:" for line in lines):
+                return None
+            words = []
+            for line in lines:
+                if not line or line.startswith("\\"):
+                    return words
+                fields = line.split()
+                if len(fields) >= 2:
+                    words.append(fields[1])
+            return words
+    except (OSError, EOFError, zlib.error):
+        return None  # damaged: KenLM's own message says where
 
 
 class _Interner:
@@ -277,7 +306,8 @@ class LMBuildConfig:
     are the command's positional arguments."""
 
     out: str = setting(help="ARPA file to write (.arpa.gz: gzipped)")
-    order: int = setting(6, help="n-gram order")
+    order: int = setting(6, help=f"n-gram order, {KENLM_MIN_ORDER} to {KENLM_MAX_ORDER} (what the beam decoder's "
+                                 "KenLM reads)")
     unit: Literal["char", "word"] = setting("char", help="character or word n-grams")
     min_counts: str = setting("1", help="count cut-offs per order, e.g. 1,2,3 (non-decreasing)")
     split: Literal["all", "train"] = setting("all", help="train: skip the synthetic validation lines "
@@ -287,12 +317,22 @@ class LMBuildConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        # Refused here, not when a decoder first loads the file KenLM cannot read.
+        if not KENLM_MIN_ORDER <= self.order <= KENLM_MAX_ORDER:
+            raise ConfigError(f"--order must be from {KENLM_MIN_ORDER} to {KENLM_MAX_ORDER} (the beam decoder's "
+                              f"KenLM reads bigrams up to {KENLM_MAX_ORDER}-grams), got {self.order}")
 
     def cutoffs(self) -> list[int]:
         try:
             counts = [int(c) for c in self.min_counts.split(",")]
         except ValueError:
             raise ConfigError(f"--min-counts: expected comma-separated integers, got {self.min_counts!r}") from None
+        if any(c < 1 for c in counts):
+            raise ConfigError(f"--min-counts: each cut-off must be at least 1 (1 keeps every n-gram), "
+                              f"got {self.min_counts}")
+        if len(counts) > self.order:
+            raise ConfigError(f"--min-counts: {len(counts)} cut-offs for an order-{self.order} LM; give at most "
+                              f"one per order")
         if any(b < a for a, b in zip(counts, counts[1:])):
             raise ConfigError(f"--min-counts must be non-decreasing with the order, got {self.min_counts}")
         return counts

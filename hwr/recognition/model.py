@@ -494,6 +494,11 @@ class RecognizerSettings:
         help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
     batch_size: int = setting(16, help="lines per batch through the network")
 
+    def __post_init__(self) -> None:
+        from hwr.recognition.decode import check_decoder_settings
+
+        check_decoder_settings(self)
+
     def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
         """`model` (default: these settings'), read with `decoder` (default: these settings');
         a greedy second reading (`hwr eval --compare-decoder greedy`) leaves the beam options out."""

@@ -269,7 +269,12 @@ class EvalConfig(RecognizerSettings):
     label_columns: str = setting(DEFAULT_LABEL_COLUMNS, help="comma-separated label columns of --worst-csv")
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the decoder settings
         # Checked here, before the model loads and every line is read, not where they are used.
+        if self.compare_decoder is not None:
+            from hwr.recognition.decode import check_decoder_name
+
+            check_decoder_name(self.compare_decoder)
         check_at_least(self, 1, "batch_size", "bootstrap")
         check_at_least(self, 0, "worst", "worst_n")
         if self.group_by.startswith("id:"):

@@ -1,9 +1,13 @@
 """Beam search with n-gram LMs on hand-built posteriors: the LM must flip an ambiguous
 character to the dictionary word, and an out-of-vocabulary word must still be read."""
+import gzip
+import os
+import re
+
 import pytest
 import torch
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import BeamDecoder, make_decoder
 from hwr.recognition.lexicon import write_lexicon
@@ -122,3 +126,66 @@ def test_blank_penalty_recovers_characters_that_barely_lose_to_the_blank():
 def test_a_beam_of_nothing_or_a_weight_that_is_no_number_is_refused_naming_the_flag(option, value, flag):
     with pytest.raises(ConfigError, match=flag):
         make_decoder("beam", CHARSET, lm="none", **{option: value})
+
+
+# --- Files KenLM and flashlight cannot read: an error naming the file, never their own ---------
+
+def _not_arpa_files(root, char_lm):
+    """name -> (file, words the error must say): the ways a user's --lm goes wrong."""
+    arpa = open(char_lm, "rb").read()
+    cases = {
+        "folder": b"", "empty": b"", "text": b"hello world\nno header\n",
+        "text.gz": gzip.compress(b"hello world\nno header\n"),
+        "truncated.gz": gzip.compress(arpa)[: len(gzip.compress(arpa)) // 2],
+        "cut.arpa": arpa[: len(arpa) // 2] + b"-",
+        "binary": bytes(range(255, -1, -1)) * 8,
+    }
+    files = {}
+    for name, data in cases.items():
+        path = root / name
+        if name == "folder":
+            path.mkdir()
+        else:
+            path.write_bytes(data)
+        files[name] = path
+    return files
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("folder", "is a folder, not a language model file"), ("empty", "the language model file is empty"),
+    ("text", "not an ARPA file (it does not begin with \\data\\)"), ("text.gz", "not an ARPA file"),
+    ("truncated.gz", "zlib encountered an error"),
+    ("cut.arpa", "cannot load the language model: "), ("binary", "not an ARPA file")])
+def test_an_lm_file_kenlm_cannot_read_is_a_config_error_naming_it(lm_files, tmp_path, name, reason):
+    path = _not_arpa_files(tmp_path, lm_files[0])[name]
+    with pytest.raises(ConfigError, match=re.escape(reason)) as caught:
+        BeamDecoder(CHARSET, mode="char", lm=str(path))
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message and ".cc:" not in message
+
+
+def test_an_lm_of_an_order_kenlm_cannot_hold_names_the_order_and_the_way_out(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    build_lm([corpus], tmp_path / "7gram.arpa", order=7, unit="char")  # the library estimator can
+    with pytest.raises(ConfigError, match=r"7gram.arpa: .*order 7 .* up to 6 \(rebuild it with `hwr lm build "
+                                          r"--order 6` or lower\)$"):
+        BeamDecoder(CHARSET, mode="char", lm=str(tmp_path / "7gram.arpa"))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files without read permission")
+def test_an_lm_without_read_permission_is_a_user_error_naming_it(lm_files, tmp_path):
+    locked = tmp_path / "locked.arpa"
+    locked.write_bytes(open(lm_files[0], "rb").read())
+    locked.chmod(0)
+    with pytest.raises(MissingFileError, match="locked.arpa: cannot read the language model file"):
+        BeamDecoder(CHARSET, mode="char", lm=str(locked))
+
+
+def test_a_word_lm_in_char_mode_and_a_char_lm_in_word_mode_are_refused_by_unit(lm_files):
+    char_lm, word_lm, lexicon = lm_files
+    # Both load in KenLM; each would score every token as <unk>: an LM in name only.
+    with pytest.raises(ConfigError, match=r"word.arpa: only \d+ of the LM's \d+ words .*--unit char"):
+        BeamDecoder(CHARSET, mode="char", lm=word_lm)
+    with pytest.raises(ConfigError, match=r"char.arpa: every word of the LM is a single character.*--unit word"):
+        BeamDecoder(CHARSET, mode="word", lm=char_lm, lexicon=lexicon)

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from hwr.recognition.charset import Charset
@@ -91,3 +92,29 @@ def test_decoders_describe_how_they_read_for_reports():
     assert beam["lm_weight"] == 0.7 and beam["lexicon"] is None
     assert describe_decoding(beam) == "beam search (char mode, char-5gram.arpa.gz, LM weight 0.7, beam 16)"
     assert describe_decoding({"decoder": "greedy"}) == "greedy"
+
+
+def test_auto_reads_greedily_with_a_warning_when_the_shipped_lm_is_missing_and_beam_still_fails(
+        tmp_path, monkeypatch, caplog):
+    import logging
+
+    from hwr.errors import MissingFileError
+    from hwr.recognition.decode import make_decoder
+
+    monkeypatch.setenv("HWR_DATA_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="hwr.recognition.decode"):
+        assert isinstance(make_decoder("auto", Charset()), GreedyDecoder)
+    assert "char-5gram.arpa.gz: the shipped language model is missing; greedy decoding" in caplog.text
+    with pytest.raises(MissingFileError, match="char-5gram.arpa.gz: shipped language model file not found"):
+        make_decoder("beam", Charset())
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"decoder": "nosuch"}, "unknown decoder 'nosuch'"), ({"lm_weight": float("nan")}, "--lm-weight must be"),
+    ({"beam_size": 0}, "--beam-size must be at least 1"), ({"sil_score": float("inf")}, "--sil-score must be")])
+def test_the_ui_refuses_unusable_decoder_settings_when_it_starts_not_per_request(settings, message):
+    from hwr.errors import ConfigError
+    from hwr.ui_cli import UIConfig
+
+    with pytest.raises(ConfigError, match=message):
+        UIConfig(**settings)

@@ -70,3 +70,38 @@ def test_char_unit_marks_spaces():
     m = estimate([list("ab|c")], 2)
     assert "|" in m.vocabulary()
     assert math.isfinite(m.logprob("c", ["|"]))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"order": 7}, "--order must be from 2 to 6 .* got 7"), ({"order": 1}, "--order must be from 2 to 6 .* got 1"),
+    ({"order": 0}, "--order must be from 2 to 6"),
+])
+def test_lm_build_refuses_orders_the_decoders_kenlm_cannot_load(settings, message):
+    from hwr.errors import ConfigError
+    from hwr.recognition.lm import LMBuildConfig
+
+    with pytest.raises(ConfigError, match=message):
+        LMBuildConfig(out="lm.arpa", **settings)
+
+
+@pytest.mark.parametrize(("min_counts", "message"), [
+    ("0", "each cut-off must be at least 1"), ("1,-1", "each cut-off must be at least 1"),
+    ("1,2,3", "3 cut-offs for an order-2 LM"), ("1,,2", "expected comma-separated integers"),
+])
+def test_lm_build_refuses_cut_offs_that_mean_nothing(min_counts, message):
+    from hwr.errors import ConfigError
+    from hwr.recognition.lm import LMBuildConfig
+
+    with pytest.raises(ConfigError, match=message):
+        LMBuildConfig(out="lm.arpa", order=2, min_counts=min_counts).cutoffs()
+
+
+def test_arpa_unigrams_reads_the_vocabulary_and_says_none_for_other_files(tmp_path):
+    from hwr.recognition.lm import arpa_unigrams
+
+    build_lm_file = tmp_path / "corpus.txt"
+    build_lm_file.write_text("ab ba\n", encoding="utf-8")
+    build_lm([build_lm_file], tmp_path / "lm.arpa.gz", order=2)
+    assert sorted(arpa_unigrams(tmp_path / "lm.arpa.gz")) == sorted(["</s>", "<s>", "<unk>", "a", "b", "|"])
+    (tmp_path / "other").write_bytes(b"\x00\x01binary")
+    assert arpa_unigrams(tmp_path / "other") is None

@@ -7,10 +7,18 @@ import pytest
 from PIL import Image
 
 from hwr.cli import main
+from hwr.errors import ConfigError
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput, LineSample
-from hwr.scoring.evaluate import evaluate, score_texts, write_lines_csv, write_report_json, write_worst_csv
+from hwr.scoring.evaluate import (
+    EvalConfig,
+    evaluate,
+    score_texts,
+    write_lines_csv,
+    write_report_json,
+    write_worst_csv,
+)
 from hwr.scoring.metrics import TextNormalization
 
 import bad_inputs
@@ -118,6 +126,8 @@ def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny
     assert comparison["model_a"].endswith("(beam search (char mode, char-5gram.arpa.gz, LM weight 1.5, beam 16))")
     assert comparison["model_b"].endswith("(greedy)") and str(tiny_model) in comparison["model_b"]
     assert "model comparison (paired bootstrap)" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="unknown decoder 'nosuch'"):
+        EvalConfig(compare_decoder="nosuch")  # refused before any line is read
 
 
 def test_hwr_eval_cli_outputs_splits_and_comparison(tiny_model, tmp_path, capsys):

@@ -1,0 +1,43 @@
+"""Reading a user's lexicon file (`read_lexicon`): a malformed file is an error naming file and
+line, words the model cannot spell are left out with a warning. Not tested here: how flashlight
+searches with the entries (tests/recognition/test_beam.py)."""
+import gzip
+import logging
+
+import pytest
+
+from hwr.errors import ConfigError
+from hwr.recognition.charset import Charset
+from hwr.recognition.lexicon import read_lexicon, write_lexicon
+
+CHARSET = Charset("abcehst ")
+
+
+def test_a_written_lexicon_reads_back_plain_or_gzipped(tmp_path):
+    for name in ("lexicon.txt", "lexicon.txt.gz"):
+        entries = read_lexicon(write_lexicon(tmp_path / name, ["the", "cat"], CHARSET), CHARSET)
+        assert "cat\tc a t" in entries and "the\tt h e" in entries
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"the\tt h e\njustoneword\n", r"lex:2: expected a word and its spelling .* got 'justoneword'"),
+    ("caf\xe9\tc a f \xe9\n".encode("latin-1"), r"lex: the lexicon is not UTF-8 text .*save it as UTF-8"),
+    (gzip.compress(b"the\tt h e\n" * 100)[:20], r"lex: not a complete gzip file"),
+    (b"\n  \n", r"lex: the lexicon has no words$"),
+])
+def test_a_malformed_lexicon_is_an_error_naming_the_file(tmp_path, data, message):
+    path = tmp_path / "lex"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=message):
+        read_lexicon(path, CHARSET)
+
+
+def test_words_the_model_cannot_spell_are_left_out_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "lex"
+    path.write_text("café\tc a f é\ncat\tc a t\nnaïve\tn a ï v e\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="hwr.recognition.lexicon"):
+        assert read_lexicon(path, CHARSET) == ["cat\tc a t"]
+    assert "left out 2 words the model cannot write: café, naïve" in caplog.text
+    path.write_text("café\tc a f é\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="lex: the lexicon has no words the model can write"):
+        read_lexicon(path, CHARSET)
