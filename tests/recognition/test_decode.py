@@ -118,3 +118,33 @@ def test_the_ui_refuses_unusable_decoder_settings_when_it_starts_not_per_request
 
     with pytest.raises(ConfigError, match=message):
         UIConfig(**settings)
+
+
+def test_runs_of_sure_blanks_are_cut_to_one_frame_and_the_rest_kept_within_each_length():
+    from hwr.recognition.decode import squeeze_sure_blanks
+
+    cs = Charset("ab")
+    a = cs.encode("a")[0]
+    sure, unsure = 0.9999, 0.9
+    # Line 0: blank blank a blank(unsure) blank blank a | padding; line 1: two frames.
+    frames = [(0, sure), (0, sure), (a, sure), (0, unsure), (0, sure), (0, sure), (a, sure), (0, sure)]
+    line0 = torch.cat([_log_probs([label], len(cs), p) for label, p in frames])
+    line1 = torch.cat([_log_probs([0], len(cs), sure), _log_probs([0], len(cs), sure)] +
+                      [_log_probs([0], len(cs), sure)] * 6)
+    emissions = torch.cat([line0, line1], dim=1).transpose(0, 1).contiguous()  # (N, T, C)
+    squeezed, lengths = squeeze_sure_blanks(emissions, torch.tensor([7, 2], dtype=torch.int32))
+    assert lengths.tolist() == [5, 1]  # the padding frame of line 0 is not counted
+    kept = [0, 2, 3, 4, 6]  # the second sure blank of each run goes; the unsure one stays
+    assert torch.equal(squeezed[0, :5], emissions[0, kept])
+    assert torch.equal(squeezed[1, :1], emissions[1, :1])
+
+
+def test_the_beam_search_reads_a_doubled_letter_across_a_squeezed_run_of_blanks():
+    from hwr.recognition.decode import make_decoder
+
+    cs = Charset("ab ")
+    a, b = cs.encode("ab")
+    lp = _log_probs([0, a, 0, 0, 0, 0, a, 0, 0, b, 0], len(cs), sure=0.9999)
+    beam = make_decoder("beam-char", cs, lm="none").decode(lp, torch.tensor([11]))[0]
+    assert beam.text == "aab"
+    assert beam.char_frames == [(1, 1), (6, 6), (9, 9)]  # frames of the whole line, not the squeezed one
