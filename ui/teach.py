@@ -288,8 +288,11 @@ def finished_text(progress: Progress) -> str:
     others = ("" if r.others_before is None or not r.improved else
               f" Other hands (synthetic check lines): {r.others_before:.1%} → {r.others_after:.1%}"
               f"{'' if r.mix == 1.0 else f', with {r.mix:.0%} of the change kept so they stay within the limit'}.")
+    searched = ("" if r.read_before is None else
+                f" Read with the language-model search (the default decoder): {r.read_before:.1%} → "
+                f"{r.read_after:.1%}.")
     return (f"**Held-out CER {r.before_cer:.1%} → {r.after_cer:.1%}** on {r.held_out_lines} held-out lines "
-            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{others} {verdict} "
+            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{searched}{others} {verdict} "
             f"Saved in `{r.out}`; its card is on the Model tab. History: `{HISTORY_FILE}`.")
 
 

@@ -16,6 +16,7 @@ Not tested here: recognition gains (bench/bench_adapt.py measures them).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -179,6 +180,11 @@ class AdaptResult:
     mix: float = 1.0  # share of the adapted weights' change kept (MIXES)
     others_before: float | None = None  # CER of the other-hands check lines, base model
     others_after: float | None = None  # the same with the kept weights
+    # The held-out CER before and after as the commands read by default (--decoder auto: the
+    # LM search for a model of printable ASCII): what the user will see, beside the greedy
+    # figures the run chose by. None when the default reading is greedy.
+    read_before: float | None = None
+    read_after: float | None = None
 
     @property
     def shipped_cer(self) -> float:
@@ -327,10 +333,11 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
                                           cfg.max_forgetting)
     improved = after < before
+    read_before, read_after = default_reading(base, adapted, split.held_out)
     minutes = (time.monotonic() - start) / 60
     result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
                          split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
-                         others_before, others_after if improved else others_before)
+                         others_before, others_after if improved else others_before, read_before, read_after)
     if improved:
         save_model(run_dir / cfg.keep, adapted.net, adapted_config)
     _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
@@ -340,6 +347,21 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
                     "model's weights", after, before, out)
     notify({"phase": "done", **_summary(result)})
     return result
+
+
+def default_reading(base: Recognizer, adapted: Recognizer, held_out: list[LineSample]) -> tuple:
+    """Held-out CER of the base and the adapted weights read as the commands read by default
+    (hwr.recognition.decode.auto_decoder), or (None, None) when that reading is greedy (the
+    figures the run already has). A few dozen lines: a second or two of search."""
+    from hwr.recognition.decode import make_decoder
+
+    decoder = make_decoder("auto", base.charset)
+    if decoder.name == "greedy":
+        return None, None
+    readers = [copy.copy(r) for r in (base, adapted)]  # the same networks, another decoder
+    for reader in readers:
+        reader.decoder = decoder
+    return tuple(held_out_counts(reader, held_out).cer for reader in readers)
 
 
 def other_hands(charset, count: int, seed: int) -> list[LineSample]:
@@ -430,7 +452,8 @@ def _summary(result: AdaptResult) -> dict:
             "after_cer": round(result.after_cer, 5), "adapted_weights_kept": result.improved,
             "adapt_lines": result.adapt_lines, "held_out_lines": result.held_out_lines, "split_by": result.split_by,
             "steps": result.steps, "minutes": round(result.minutes, 2), "mix": result.mix,
-            "others_before": _rounded(result.others_before), "others_after": _rounded(result.others_after)}
+            "others_before": _rounded(result.others_before), "others_after": _rounded(result.others_after),
+            "read_before": _rounded(result.read_before), "read_after": _rounded(result.read_after)}
 
 
 def _rounded(cer: float | None) -> float | None:
@@ -456,6 +479,13 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
     shutil.rmtree(out / RUN_DIR, ignore_errors=True)
 
 
+def _read_rows(r: AdaptResult) -> str:
+    if r.read_before is None:
+        return ""
+    return (f"\nRead greedily (above, what the run chose by). Read as `hwr transcribe` reads by default (a beam "
+            f"search with the shipped character LM): {r.read_before:.2%} before, {r.read_after:.2%} after.\n")
+
+
 def _others_rows(r: AdaptResult, check_lines: int) -> str:
     if r.others_before is None:
         return ""
@@ -475,7 +505,7 @@ def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: A
 |---|---|
 | base model `{base_dir.name}` (before) | {r.before_cer:.2%} |
 | adapted (after) | {r.after_cer:.2%} |
-{_others_rows(r, cfg.check_lines)}
+{_read_rows(r)}{_others_rows(r, cfg.check_lines)}
 
 This folder holds {kept}.
 

@@ -206,6 +206,10 @@ def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
     card = (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
     for fact in ("`base`", "20 labelled lines", "50.00%", "20.00%", "minutes", "the adapted weights"):
         assert fact in card
+    # This ASCII model is read by default with the LM search: the card says how that reads too.
+    assert (result.read_before, result.read_after) == (0.5, 0.2) and adapted["read_after"] == 0.2
+    assert "Read as `hwr transcribe` reads by default (a beam search with the shipped character LM): 50.00% before, " \
+           "20.00% after" in card
     history = [json.loads(line) for line in (out / HISTORY_FILE).read_text().splitlines()]
     assert history and history[-1]["step"] == result.steps <= 4
 
