@@ -1,6 +1,7 @@
 """Page transcription: speed end to end, line detection precision/recall, and page CER.
 
     python bench/bench_pages.py [--pages 30] [--lines 15] [--model DIR] [--workers 2] [--device auto]
+                                [--decoder greedy]
 
 Renders `--pages` synthetic pages of `--lines` lines in validation fonts (x-heights 18-36 px,
 i.e. handwriting scanned at about 200-300 dpi), writes them as PNG, then times:
@@ -25,20 +26,20 @@ import cv2
 import torch
 
 
-def build_recognizer(model: str | None, device: str):
+def build_recognizer(model: str | None, device: str, decoder: str = "greedy"):
     from hwr.recognition.charset import Charset
     from hwr.recognition.model import ModelConfig, Recognizer, default_model_dir, save_model
     from hwr.recognition.nets import build_network, make_config
 
     path = Path(model) if model else default_model_dir()
     if (path / "config.json").exists():
-        return Recognizer.load(path, device=device), True
+        return Recognizer.load(path, device=device, decoder=decoder), True
     cfg = make_config("crnn", "small")
     net = build_network("crnn", cfg, len(Charset()))
     config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
                          normalize={"line_height": cfg.line_height})
     stand_in = save_model(Path(tempfile.mkdtemp()) / "untrained", net.eval(), config)
-    return Recognizer.load(stand_in, device=device), False
+    return Recognizer.load(stand_in, device=device, decoder=decoder), False
 
 
 def main() -> None:
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--processes", action="store_true", help="workers as processes (many-core hosts)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--decoder", default="greedy",
+                        help="greedy (the network's pace) or auto (how `hwr transcribe` reads by default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="keep pages and outputs here (default: a temporary folder)")
     args = parser.parse_args()
@@ -79,7 +82,7 @@ def main() -> None:
     seg = (time.perf_counter() - started) / args.pages
     print(f"segment  {seg:.3f} s/page")
 
-    recognizer, trained = build_recognizer(args.model, args.device)
+    recognizer, trained = build_recognizer(args.model, args.device, args.decoder)
     print(f"model    {recognizer.path} ({'trained' if trained else 'untrained stand-in'}) on {recognizer.device}")
     # Warm up (first-call allocations, cuDNN autotuning) on one page, then time the batch.
     run_batch(recognizer, [out / "pages" / "page000.png"], BatchConfig(mode="page", progress=False))
