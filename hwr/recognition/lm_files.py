@@ -1,0 +1,72 @@
+"""Checks of the files a beam search reads (an ARPA or KenLM language model, a lexicon),
+so that what KenLM and flashlight would report as "End of file", a C++ exception or nothing at
+all (an LM of the wrong unit loads and scores every token as <unk>) is an error naming the file.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hwr.errors import ConfigError, MissingFileError
+from hwr.recognition.charset import Charset
+from hwr.recognition.lexicon import SPACE_TOKEN, UNK_WORD, decoder_tokens
+from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_unigrams
+
+KIND_NAMES = {"lm": "language model", "lexicon": "lexicon"}
+
+
+def check_readable_file(path: str, kind: str) -> None:
+    """An error naming `path` unless it is a non-empty file this process can read: KenLM and
+    flashlight report a folder, an empty or an unreadable file as "End of file" or worse."""
+    kind = KIND_NAMES.get(kind, kind)
+    if Path(path).is_dir():
+        raise ConfigError(f"{path}: is a folder, not a {kind} file")
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: {kind} file not found")
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except OSError as exc:
+        raise MissingFileError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+    if empty:
+        raise ConfigError(f"{path}: the {kind} file is empty")
+
+
+def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
+    """ConfigError when an ARPA LM's words are of the other unit than the mode reads: KenLM would
+    load it and score every character (or every word) as <unk>, which reads, in silence, about
+    as if there were no LM at all."""
+    vocabulary = arpa_unigrams(path)
+    if vocabulary is None:
+        return  # not ARPA text: KenLM checks it
+    words = [w for w in vocabulary if w not in (BOS, EOS, UNK_WORD)]
+    tokens = set(decoder_tokens(charset))
+    chars = sum(w in tokens for w in words)
+    if mode == "char" and chars < len(words) / 2:
+        raise ConfigError(f"{path}: only {chars} of the LM's {len(words)} words are characters the model writes: "
+                          "a word LM? character mode needs a character LM (hwr lm build --unit char)")
+    if mode == "word" and SPACE_TOKEN in words and all(len(w) == 1 or w in tokens for w in words):
+        raise ConfigError(f"{path}: every word of the LM is a single character, with {SPACE_TOKEN!r} between "
+                          "words: a character LM? word mode needs a word LM (hwr lm build --unit word)")
+
+
+# KenLM's errors open with a C++ source location and signature ("... threw
+# FormatLoadException."); the line after it says what is wrong, then " Byte: N" where.
+_KENLM_LOCATION = re.compile(r"^.* threw \w+(?: because .*)?\.$")
+_KENLM_BYTE = re.compile(r"\s*Byte: \d+$")
+
+
+def kenlm_reason(exc: Exception) -> str:
+    """A KenLM load failure in one line, without the C++ location and build instructions."""
+    # KenLM quotes the first line of a file that is no LM: any bytes, not always UTF-8 (then
+    # pybind11 fails on the message itself), so the quote is left out.
+    if isinstance(exc, UnicodeDecodeError) or "first non-empty line was" in str(exc):
+        return "not an ARPA file (it does not begin with \\data\\) nor a KenLM binary model"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if _KENLM_LOCATION.match(line)]
+    detail = lines[starts[0] + 1] if starts and starts[0] + 1 < len(lines) else (lines[0] if lines else repr(exc))
+    # The order message goes on with how to recompile KenLM: of no use to a user of the wheel.
+    detail = " ".join(_KENLM_BYTE.sub("", detail.split(".  ")[0]).split())
+    if "KenLM was compiled to support up to" in detail:
+        detail += f" (rebuild it with `hwr lm build --order {KENLM_MAX_ORDER}` or lower)"
+    return detail

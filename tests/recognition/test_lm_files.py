@@ -1,0 +1,33 @@
+"""Checks of LM and lexicon files (hwr.recognition.lm_files).
+
+Not tested here: the beam search refusing them (tests/recognition/test_beam.py)."""
+from __future__ import annotations
+
+import pytest
+
+from hwr.errors import ConfigError, MissingFileError
+from hwr.recognition.lm_files import check_readable_file, kenlm_reason
+
+
+def test_a_folder_an_empty_file_and_a_missing_one_are_named_with_what_is_wrong(tmp_path):
+    (tmp_path / "empty.arpa").write_bytes(b"")
+    with pytest.raises(ConfigError, match="is a folder, not a language model file"):
+        check_readable_file(str(tmp_path), "lm")
+    with pytest.raises(ConfigError, match="empty.arpa: the lexicon file is empty"):
+        check_readable_file(str(tmp_path / "empty.arpa"), "lexicon")
+    with pytest.raises(MissingFileError, match="nosuch.arpa: language model file not found"):
+        check_readable_file(str(tmp_path / "nosuch.arpa"), "lm")
+    (tmp_path / "ok.arpa").write_text("\\data\\\n")
+    check_readable_file(str(tmp_path / "ok.arpa"), "lm")
+
+
+def test_kenlms_message_loses_its_cpp_location_and_build_advice():
+    raw = RuntimeError(
+        "/tmp/pip-req-build-x/lm/model.cc:49 in void lm::ngram::detail::CheckCounts(const std::vector<long "
+        "unsigned int>&) threw FormatLoadException because `counts.size() > 6'.\n"
+        "This model has order 7 but KenLM was compiled to support up to 6.  If your build system supports "
+        "changing KENLM_MAX_ORDER, change it there and recompile.\n With cmake:\n cmake -DKENLM_MAX_ORDER=10 ..\n"
+        "Byte: 103")
+    reason = kenlm_reason(raw)
+    assert reason.startswith("This model has order 7 but KenLM was compiled to support up to 6")
+    assert "cmake" not in reason and "model.cc" not in reason and "hwr lm build --order 6" in reason
