@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from hwr.assets import data_dir
-from hwr.recognition.imaging import load_gray
+from hwr.errors import name_some
+from hwr.recognition.imaging import ImageError, load_gray
 from hwr.recognition.model import Recognizer
 
 from .pages import transcribe_image
@@ -54,22 +55,39 @@ def model_facts(recognizer: Recognizer) -> dict:
 
 def measure_speed(recognizer: Recognizer, repeats: int = 3) -> dict:
     """Wall-clock times on the shipped samples: one line alone, lines in a batch, a page."""
-    lines = [load_gray(p) for p in sample_lines()]
+    lines, unreadable = _readable_samples(sample_lines())
     if not lines:
-        return {"error": f"no sample lines in {samples_dir()}"}
+        return {"error": f"no readable sample lines in {samples_dir()}"
+                         + (f" (unreadable: {name_some(unreadable, 3)})" if unreadable else "")}
     recognizer.recognize(lines[:1], batch_size=1)  # warm-up: first call allocates and picks kernels
     single = [_seconds(lambda: recognizer.recognize([line], batch_size=1)) for line in lines * repeats]
     batch = min(_seconds(lambda: recognizer.recognize(lines, batch_size=len(lines))) for _ in range(repeats))
     result = {"one_line_ms_median": round(1000 * statistics.median(single), 1),
               "batch_lines_per_s": round(len(lines) / batch, 1),
               "mean_line_width_px": int(np.mean([g.shape[1] for g in lines]))}
-    pages = sample_pages()
+    if unreadable:
+        result["unreadable_samples"] = unreadable
+    pages, unreadable_pages = _readable_samples(sample_pages()[:1])
+    if unreadable_pages:
+        result["unreadable_samples"] = unreadable + unreadable_pages
     if pages:
-        gray = load_gray(pages[0])
+        gray = pages[0]
         result["page_s"] = round(min(_seconds(lambda: transcribe_image(recognizer, gray, "page"))
                                      for _ in range(repeats)), 2)
         result["page_size_px"] = f"{gray.shape[1]}x{gray.shape[0]}"
     return result
+
+
+def _readable_samples(paths: list[Path]) -> tuple[list, list[str]]:
+    """The images that load, and the names of those that do not: a damaged sample file is
+    left out of the timing and named, not a failed measurement."""
+    images, unreadable = [], []
+    for path in paths:
+        try:
+            images.append(load_gray(path))
+        except ImageError:
+            unreadable.append(path.name)
+    return images, unreadable
 
 
 def _seconds(fn) -> float:

@@ -17,7 +17,11 @@ page images, which have no single-line ground truth: read them as `pairs:<out>/l
 
 Every file is written to a temporary name and moved into place (os.replace), so an
 interrupted export never leaves a truncated image or label behind. `synth-config.json`
-records the seed, split and SynthConfig for reproduction.
+records the seed, split and SynthConfig for reproduction; it is written first with
+`"complete": false` and rewritten with `true` at the end, so a set cut short says so. A
+non-empty folder is refused unless it holds an export of the very same settings: that rerun
+finishes it (a line is a pure function of seed, split and index, so nothing is duplicated;
+pairs lines already on disk are kept, not rendered again). Anything else would mix two sets.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hwr.config_args import check_at_least, check_fields, setting
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
 from hwr.synth.config import SynthConfig
@@ -41,6 +45,7 @@ from hwr.synth.synthesizer import LineSynthesizer
 log = logging.getLogger(__name__)
 
 FORMATS = ("iam", "pairs")
+RECORD_FILE = "synth-config.json"
 LINES_PER_FORM = 10
 IAM_HEADER = """\
 #--- lines.txt ---------------------------------------------------------------#
@@ -119,6 +124,10 @@ class _Writer:
         self.rows.append(iam_row(line_id, image, box or (0, 0, image.shape[1], image.shape[0]), text))
         return line_id
 
+    def has_pair(self, pairs_id: str) -> bool:
+        """Both files of a pairs line are on disk (each was renamed into place whole)."""
+        return (self.out_dir / f"{pairs_id}.png").is_file() and (self.out_dir / f"{pairs_id}.gt.txt").is_file()
+
     def finish(self) -> None:
         if self.fmt == "iam":
             body = IAM_HEADER + "".join(row + "\n" for row in self.rows)
@@ -140,20 +149,61 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
         log.info("IAM export: '|' separates words in lines.txt, so labels are drawn without it")
         charset = Charset([s for s in charset.symbols if s != "|"])
     config = config or SynthConfig()
+    record = {"format": fmt, "pages": pages, "n": n, "seed": seed, "split": split,
+              "charset": charset.to_json(), "config": config.to_dict()}
+    earlier = (out_dir / RECORD_FILE).exists()
+    check_export_folder(out_dir, record)
+    _write_record(out_dir, record, complete=False)
     synth = LineSynthesizer(config, split=split, charset=charset, seed=seed)
     writer = _Writer(out_dir / "lines" if pages and fmt == "pairs" else out_dir, fmt)
     unit = "page" if pages else "line"
-    for i in tqdm(range(n), desc=f"synth {split} {unit}s", unit=unit, disable=not progress):
-        if pages:
-            _export_page(synth, i, writer, out_dir, fmt)
-        else:
-            sample = synth.sample(i)
-            writer.line(sample.image, sample.text, sample.id, i // LINES_PER_FORM, i % LINES_PER_FORM)
-    writer.finish()
-    record = {"format": fmt, "pages": pages, "n": n, "seed": seed, "split": split,
-              "charset": charset.to_json(), "config": config.to_dict()}
-    atomic_write_bytes(out_dir / "synth-config.json", json.dumps(record, indent=2).encode("utf-8"))
+    done = 0
+    try:
+        for i in tqdm(range(n), desc=f"synth {split} {unit}s", unit=unit, disable=not progress):
+            if pages:
+                _export_page(synth, i, writer, out_dir, fmt)
+            elif not (fmt == "pairs" and writer.has_pair(synth.sample_id(i))):
+                sample = synth.sample(i)
+                writer.line(sample.image, sample.text, sample.id, i // LINES_PER_FORM, i % LINES_PER_FORM)
+            done = i + 1
+        writer.finish()
+    except BaseException as exc:
+        if not earlier and all(p.name == RECORD_FILE for p in out_dir.iterdir()):
+            # Failed before the first file (no usable font): no set behind, not even an unfinished one.
+            (out_dir / RECORD_FILE).unlink()
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        log.warning("interrupted after %d of %d %ss: %s is incomplete (%s says so); run the same command "
+                    "again to finish it", done, n, unit, out_dir, RECORD_FILE)
+        raise
+    _write_record(out_dir, record, complete=True)
     return out_dir
+
+
+def _write_record(out_dir: Path, record: dict, complete: bool) -> None:
+    body = {**record, "complete": complete}
+    atomic_write_bytes(out_dir / RECORD_FILE, json.dumps(body, indent=2).encode("utf-8"))
+
+
+def check_export_folder(out_dir: Path, record: dict) -> None:
+    """ConfigError unless out_dir is missing, empty, or an export (finished or cut short) of
+    the same settings; another set's lines, or files of the user's, would be mixed in."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    try:
+        earlier = json.loads((out_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{out_dir}: folder exists, is not empty and holds no {RECORD_FILE} (it is no hwr synth "
+                          "export); give an empty or new folder") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{out_dir / RECORD_FILE}: unreadable ({exc}); give an empty or new folder") from None
+    record = json.loads(json.dumps(record))  # as it reads back: tuples become lists
+    differ = [key for key in record if not isinstance(earlier, dict) or earlier.get(key) != record[key]]
+    if differ:
+        raise ConfigError(f"{out_dir}: holds a synthetic set made with other settings ({name_some(differ, 4, ', ')} "
+                          "differ); give an empty or new folder, or the same settings to finish that set")
+    if earlier.get("complete") is False:
+        log.info("%s: finishing the export cut short there (same settings)", out_dir)
 
 
 def _export_page(synth: LineSynthesizer, index: int, writer: _Writer, out_dir: Path, fmt: str) -> None:

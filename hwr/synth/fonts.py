@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from hwr.errors import MissingFileError, counted
+
 log = logging.getLogger(__name__)
 
 FONT_SUFFIX = "-latin-400-normal.woff2"
@@ -85,7 +87,10 @@ def fonts_for_split(fonts_dir: Path, split: str) -> list[str]:
     if split == "val":
         return list(VALIDATION_FONTS)
     if split == "train":
-        allowed = read_font_list(Path(fonts_dir) / FONT_LIST_NAME)
+        font_list = Path(fonts_dir) / FONT_LIST_NAME
+        if not font_list.is_file():
+            raise MissingFileError(f"{font_list}: training font list not found (one font file name per line)")
+        allowed = read_font_list(font_list)
         return [n for n in allowed if n not in VALIDATION_FONTS]
     raise ValueError(f"unknown split {split!r}; expected 'train' or 'val'")
 
@@ -214,7 +219,11 @@ class FontBank:
                 if not path.exists():
                     log.warning("font %s skipped: file %s not found", name, path)
                     continue
-                lacks = missing_chars(path, self.charset_chars)
+                try:
+                    lacks = missing_chars(path, self.charset_chars)
+                except OSError as exc:  # a truncated download, not a font: FreeType's "unknown file format"
+                    log.warning("font %s skipped: %s is unreadable (%s)", name, path, exc)
+                    continue
                 essential = sorted(lacks & ESSENTIAL_CHARS)
                 if essential:
                     log.warning("font %s skipped: no glyphs for %s", name, "".join(essential))
@@ -223,8 +232,16 @@ class FontBank:
                     log.info("font %s lacks %r: lines with them use another font", name, "".join(sorted(lacks)))
                 self._coverage[name] = lacks
             if not self._coverage:
-                raise RuntimeError(f"no usable font among {self.requested} in {self.fonts_dir}")
+                raise self._no_usable_font()
         return self._coverage
+
+    def _no_usable_font(self) -> MissingFileError:
+        # One line: the warnings logged while checking say what was wrong with each font.
+        if not self.requested:
+            return MissingFileError(f"{self.fonts_dir}: no font asked for (the font list is empty)")
+        example = font_path(self.fonts_dir, self.requested[0]).name
+        return MissingFileError(f"{self.fonts_dir}: none of the {counted(len(self.requested), 'font')} asked for "
+                                f"(e.g. {example}) is there and usable; the warnings above say why")
 
     @property
     def names(self) -> list[str]:

@@ -90,10 +90,14 @@ class LineSynthesizer:
     def rng(self, index: int, stream: int = LINE_STREAM) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLIT_IDS[self.split], stream, int(index)])
 
+    def sample_id(self, index: int) -> str:
+        """The id `sample(index)` gets, without rendering it (an export resumed skips lines by id)."""
+        return f"synth-{self.split}-{self.seed}-{index:08d}"
+
     def sample(self, index: int) -> LineSample:
         line = self.render(self.rng(index))
         return LineSample(
-            id=f"synth-{self.split}-{self.seed}-{index:08d}",
+            id=self.sample_id(index),
             text=line.text,
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),

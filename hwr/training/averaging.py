@@ -45,6 +45,13 @@ def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, 
     names the snapshots that went in."""
     if len(directories) < 2:
         raise ConfigError("averaging needs at least two model directories")
+    seen: dict[Path, str | Path] = {}
+    for directory in directories:
+        # A snapshot named twice (overlapping globs) would silently count double in the mean.
+        key = Path(directory).resolve()
+        if key in seen:
+            raise ConfigError(f"{directory}: given twice (also as {seen[key]}); name each snapshot once")
+        seen[key] = directory
     net, config = load_model(directories[0])
     # Sum in float64 so that the order and number of snapshots do not round the mean.
     sums = {name: t.double() for name, t in net.state_dict().items() if t.is_floating_point()}

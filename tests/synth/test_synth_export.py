@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from hwr.cli import main
 from hwr.datasets.iam import read_iam
 from hwr.datasets.pairs import read_pairs
+from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.synth import LineSynthesizer
 from hwr.synth.export import export_dataset
@@ -52,3 +55,38 @@ def test_page_export_writes_pages_and_their_lines(tmp_path):
     samples = read_pairs(tmp_path / "lines")
     assert [s.text for s in samples] == [line["text"] for line in data["lines"]]
     assert [s.id for s in samples] == [line["id"] for line in data["lines"]]
+
+
+def test_a_non_empty_folder_that_is_no_export_is_refused_untouched(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["synth", "--out", str(tmp_path), "--n", "1", "--no-progress"]) == 2
+    assert f"{tmp_path}: folder exists, is not empty" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_an_export_with_other_settings_is_not_mixed_in(tmp_path):
+    export_dataset(tmp_path, 2, seed=1, progress=False)
+    with pytest.raises(ConfigError, match="other settings \\(seed differ\\)"):
+        export_dataset(tmp_path, 2, seed=2, progress=False)
+    assert len(read_pairs(tmp_path)) == 2
+
+
+def test_an_interrupted_export_says_so_and_the_same_command_finishes_it(tmp_path, monkeypatch):
+    rendered = []
+    real_sample = LineSynthesizer.sample
+
+    def sample(self, index):
+        if index == 2 and not rendered.count("stop"):
+            rendered.append("stop")
+            raise KeyboardInterrupt
+        rendered.append(index)
+        return real_sample(self, index)
+
+    monkeypatch.setattr(LineSynthesizer, "sample", sample)
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(tmp_path, 4, seed=3, progress=False)
+    assert json.loads((tmp_path / "synth-config.json").read_text())["complete"] is False
+    export_dataset(tmp_path, 4, seed=3, progress=False)
+    assert rendered == [0, 1, "stop", 2, 3]  # lines already written are not drawn again
+    assert json.loads((tmp_path / "synth-config.json").read_text())["complete"] is True
+    assert [s.id for s in read_pairs(tmp_path)] == [LineSynthesizer(seed=3).sample_id(k) for k in range(4)]

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 
+from hwr.errors import MissingFileError
 from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import (
@@ -91,3 +93,21 @@ def test_the_glyph_cache_counts_rasterisations_and_evicts_the_least_recent():
     bank.glyph("delius", size, "a")
     assert bank.glyph_misses == 4
     assert pickle.loads(pickle.dumps(bank)).glyph_misses == 0  # a worker starts its own count
+
+
+def test_a_corrupt_font_file_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    shutil.copy(font_path(FONTS_DIR, "short-stack"), font_path(tmp_path, "short-stack"))
+    font_path(tmp_path, "delius").write_bytes(b"half a download")
+    with caplog.at_level(logging.WARNING, logger="hwr.synth.fonts"):
+        assert FontBank(tmp_path, ["delius", "short-stack"], "abc").names == ["short-stack"]
+    assert "font delius skipped" in caplog.text and "unreadable" in caplog.text
+
+
+def test_no_usable_font_is_one_error_naming_the_fonts_folder(tmp_path):
+    with pytest.raises(MissingFileError, match=f"{tmp_path}: none of the 1 font asked for"):
+        FontBank(tmp_path, ["delius"], "abc").names
+
+
+def test_a_missing_training_font_list_is_named(tmp_path):
+    with pytest.raises(MissingFileError, match="train-fonts.txt: training font list not found"):
+        fonts_for_split(tmp_path, "train")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hwr.cli import main
+from hwr.errors import ConfigError
 from hwr.recognition.model import ModelConfig, ModelError, load_model, save_model
 from hwr.training.averaging import average_models
 
@@ -41,3 +42,9 @@ def test_average_command_writes_a_loadable_model(tmp_path, capsys):
     assert "the mean of 2 models" in capsys.readouterr().out
     assert main(["average", dirs[0], str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "missing: model directory not found" in capsys.readouterr().err
+
+
+def test_a_model_named_twice_is_refused_not_counted_double(tmp_path):
+    first, second = (make_untrained_model(tmp_path / f"m{seed}", seed=seed) for seed in range(2))
+    with pytest.raises(ConfigError, match="given twice"):
+        average_models([first, second, tmp_path / "m0" / "."])
