@@ -108,21 +108,19 @@ def other_hands(exclude: str, per_font: int, digits: int, habits: str) -> list[L
     return lines + [ds[i] for i in range(digits)]
 
 
-# How the bench reads lines: greedy, as adapt measures its own held-out lines, unless --decoder
-# asks for how a user reads them (auto: the commands' default beam search).
-SCORING = {"decoder": "greedy"}
-
-
-def cer_of(model: Path, lines: list[LineSample]) -> float:
-    recognizer = Recognizer.load(model, device="cpu", decoder=SCORING["decoder"])
+def cer_of(model: Path, lines: list[LineSample], decoder: str = "greedy") -> float:
+    """CER of the lines read with `decoder`: greedy, as adapt measures its own held-out lines,
+    unless --decoder asks for how a user reads them (auto: the commands' default search)."""
+    recognizer = Recognizer.load(model, device="cpu", decoder=decoder)
     counts = ErrorCounts()
     for line, rec in zip(lines, recognizer.recognize([s.image for s in lines], batch_size=16)):
         counts.add(line.text, rec.text)
     return counts.cer
 
 
-def worst_writer(model: Path, probe: int, habits: str) -> tuple[str, dict[str, float]]:
-    cers = {font: cer_of(model, writer_lines(make_writer(font, habits), probe, TEST_SEED)) for font in VALIDATION_FONTS}
+def worst_writer(model: Path, probe: int, habits: str, decoder: str) -> tuple[str, dict[str, float]]:
+    cers = {font: cer_of(model, writer_lines(make_writer(font, habits), probe, TEST_SEED), decoder)
+            for font in VALIDATION_FONTS}
     return max(cers, key=cers.get), cers
 
 
@@ -170,9 +168,10 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
            "check_after": result.others_after,
            # The lines it learned from (held-out ones included): far below the unseen lines'
            # figure means it learned those lines more than the hand.
-           "own_lines_before": round(cer_of(model, own), 4), "own_lines_after": round(cer_of(out, own), 4),
-           "target_before": round(before[0], 4), "target_after": round(cer_of(out, target), 4),
-           "others_before": round(before[1], 4), "others_after": round(cer_of(out, others), 4)}
+           "own_lines_before": round(cer_of(model, own, args.decoder), 4),
+           "own_lines_after": round(cer_of(out, own, args.decoder), 4),
+           "target_before": round(before[0], 4), "target_after": round(cer_of(out, target, args.decoder), 4),
+           "others_before": round(before[1], 4), "others_after": round(cer_of(out, others, args.decoder), 4)}
     print(json.dumps(row), flush=True)
     return row
 
@@ -215,18 +214,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    SCORING["decoder"] = args.decoder
     model = Path(args.model)
 
     if args.writer == "auto":
-        font, probe = worst_writer(model, args.probe, args.habits)
+        font, probe = worst_writer(model, args.probe, args.habits, args.decoder)
         print("CER by validation font:", json.dumps({k: round(v, 4) for k, v in probe.items()}), flush=True)
     else:
         font, probe = args.writer, {}
     writer = make_writer(font, args.habits)
     target = writer_lines(writer, args.test, TEST_SEED + 1)
     others = other_hands(font, args.others, 2 * args.others, args.habits)
-    before = (cer_of(model, target), cer_of(model, others))
+    before = (cer_of(model, target, args.decoder), cer_of(model, others, args.decoder))
     print(f"writer {writer}: target CER {before[0]:.4f} on {len(target)} lines, others {before[1]:.4f} on "
           f"{len(others)} lines", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-adapt-"))

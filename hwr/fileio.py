@@ -58,6 +58,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# The first bytes of every gzip stream: readers of files that may be gzipped (LMs, lexicons)
+# sniff them rather than trust a ".gz" suffix.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     """Gzipped when `path` ends in .gz (reproducibly: no timestamp), as is otherwise."""
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)

@@ -157,8 +157,9 @@ def squeeze_sure_blanks(emissions: torch.Tensor, lengths: torch.Tensor) -> tuple
     """emissions (N, T, C) with each run of sure-blank frames cut to its first frame, and the
     new lengths (a copy: the caller may change it). Nearly half of a line's frames are such runs
     (the gaps between letters and words); the beam search costs the same for each of them and
-    can only extend every hypothesis by a blank there, so cutting the run to one frame (which
-    still separates a doubled letter) reads the same text at about 1.3 times the speed."""
+    in practice extends every hypothesis by a blank there, so cutting the run to one frame (which
+    still separates a doubled letter) reads the same text at about 1.3 times the speed (the
+    harder set: one character of 22,095 read otherwise)."""
     n, t, c = emissions.shape
     sure = emissions[:, :, BLANK_ID] > SURE_BLANK_LOG_PROB
     repeat = torch.zeros_like(sure)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError, counted, name_some
-from hwr.fileio import atomic_write_gzip_by_suffix
+from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
 from hwr.recognition.charset import Charset
 
 log = logging.getLogger("hwr.recognition.lexicon")
@@ -112,7 +112,7 @@ def _read_text(path: str | Path, kind: str) -> str:
     """A UTF-8 text file, gunzipped when it starts with gzip's magic bytes, or an error naming it."""
     try:
         data = Path(path).read_bytes()
-        if data[:2] == b"\x1f\x8b":
+        if data.startswith(GZIP_MAGIC):
             data = gzip.decompress(data)
     except (EOFError, gzip.BadGzipFile, zlib.error):
         raise ConfigError(f"{path}: not a complete gzip file (truncated or damaged {kind})") from None

@@ -30,7 +30,7 @@ from typing import Literal
 
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
-from hwr.fileio import atomic_write_gzip_by_suffix
+from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # ARPA's stand-in for log10(0): <s> is a context, never a prediction.
@@ -89,7 +89,7 @@ def arpa_unigrams(path: str | Path) -> list[str] | None:
     """The words of an ARPA file's 1-gram section (plain or gzipped), read no further; None when
     the file does not start as ARPA text (a KenLM binary model: KenLM reads and checks it)."""
     with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
+        gzipped = f.read(2) == GZIP_MAGIC
     try:
         with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8", errors="replace") as f:
             lines = (line.strip() for line in f)
