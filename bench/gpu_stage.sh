@@ -3,12 +3,13 @@
 #   1. the machine, torch/cuDNN versions and the CRNN's cuDNN + AMP throughput (bench_nets);
 #   2. `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
 #      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
-#   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed) and
-#      the page pipeline's pages/s with 14 threads and with 14 torch-free worker processes;
+#   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed), the
+#      page pipeline's pages/s with 14 threads and with 14 torch-free worker processes, and
+#      lines/s with the LM search in 0-8 search worker processes (bench_search_workers);
 #   4. a torch.profiler trace of 30 training steps (bench/profile_training.py: ops, GPU idle
 #      share) and `pytest -m gpu` when pytest is importable.
 # Results land in $OUT: gpu_check.txt, train.log (the validation curve), post.txt,
-# gpu-speed.json, page-workers.json, profile/ (summary.json, ops.txt, trace.json.gz) and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
+# gpu-speed.json, page-workers.json, search-workers.txt, profile/ (summary.json, ops.txt, trace.json.gz) and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
 #   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
 # PARTS picks the steps (default check,train,post). One device command may run 10 minutes at
@@ -30,9 +31,11 @@ part train && rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
 
 if [ "$SMOKE" = 1 ]; then
   BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300} RENDER=(--workers 2 --lines 300)
+  SEARCH=(--workers 0 1 --lines 32 --rounds 1)
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
   BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450} RENDER=(--workers 14 --lines 20000)
+  SEARCH=(--workers 0 2 4 8 --lines 2048 --batch-size 256 --rounds 3)
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -70,6 +73,9 @@ part post && {
     # memory, cross-page width batches, pinned-memory feed), one model on the GPU.
     timeout 150 $PY bench/bench_page_workers.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" \
       --configs threads=14,processes=14 --repeats "$REPEATS" --batch-size 256 --batch-lines 512 --json "$OUT/page-workers.json"
+    # Issue 22: the LM search (the default reading) in 0-8 worker processes beside the GPU network.
+    timeout 120 $PY bench/bench_search_workers.py --model "$RUN/best" --device "$DEVICE" "${SEARCH[@]}" 2>&1 \
+      | grep -E "lines (at|/s)" | tee "$OUT/search-workers.txt"
   fi
   # Issue 22: where a training step's time goes (torch.profiler; the GPU's idle share), then
   # the CUDA-only tests when pytest came along (carried wheels: the image has none).

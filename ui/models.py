@@ -39,9 +39,11 @@ def discover_models(preferred: str | None) -> dict[str, Path]:
 class ModelRegistry:
     """Loads models on first use and keeps the last few; safe to call from queue workers."""
 
-    def __init__(self, preferred: str | None = None, device: str = "auto", beam_options: dict | None = None):
+    def __init__(self, preferred: str | None = None, device: str = "auto", beam_options: dict | None = None,
+                 search_workers: int | None = None):
         self.preferred = preferred
         self.device = device
+        self.search_workers = search_workers  # the server's --search-workers (None: the auto choice)
         # LM, lexicon and search settings for the beam decoders (the server's --lm etc.).
         self.beam_options = beam_options or {}
         self.choices = discover_models(preferred)
@@ -87,9 +89,10 @@ class ModelRegistry:
         with self._lock:  # one load at a time: two users asking at once must not load twice
             if key not in self._cache:
                 options = self.beam_options if decoder != "greedy" else {}
-                self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder, **options)
+                self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder,
+                                                   search_workers=self.search_workers, **options)
                 while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+                    self._cache.popitem(last=False)[1].close()
             self._cache.move_to_end(key)
             return self._cache[key]
 

@@ -210,6 +210,17 @@ class BeamDecoder:
                 "lm": Path(self.lm_path).name if self.lm_path else None,
                 "lexicon": Path(self.lexicon_path).name if self.lexicon_path else None, **asdict(self.options)}
 
+    def spec(self) -> dict:
+        """Plain values another process builds this same decoder from (`from_spec`; the search
+        workers of hwr.recognition.search_workers): the files are resolved and checked here."""
+        return {"symbols": list(self.charset.symbols), "mode": self.mode, "lm": self.lm_path or "none",
+                "lexicon": self.lexicon_path, **asdict(self.options)}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> BeamDecoder:
+        spec = dict(spec)
+        return cls(Charset(spec.pop("symbols")), **spec)
+
     def _resolve(self, kind: str, value: str | None) -> str | None:
         if value is not None:
             if value.lower() == "none" and kind == "lm":

@@ -74,6 +74,6 @@ def _ready(issued, compute, copy_stream):
 
 def recognize_line_batches(recognizer, batches: Iterable[LineBatch]) -> Iterator[tuple[LineBatch, list[Recognition]]]:
     """Each LineBatch with its recognitions, in order (the copy of the next batch overlapping
-    this one's network on CUDA)."""
-    for batch, images, widths in device_batches(batches, recognizer.device):
-        yield batch, recognizer.recognize_padded(images, widths)
+    this one's network on CUDA; with search workers, the search of earlier batches overlapping
+    both: Recognizer.read_batches)."""
+    yield from recognizer.read_batches(device_batches(batches, recognizer.device))

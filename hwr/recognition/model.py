@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
-from hwr.config_args import setting
+from hwr.config_args import check_at_least, setting
 from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
@@ -286,6 +287,22 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
+def resolve_search_workers(requested: int | None, device: torch.device, decoder) -> int:
+    """How many search worker processes to read with: `requested`, or for None the auto choice:
+    none on a CPU (the network already uses the cores: README, "Decoding"), on a GPU half the
+    CPU cores, at most MAX_AUTO_WORKERS; none for a decoder without a search (greedy)."""
+    from hwr.recognition.decode import BeamDecoder
+    from hwr.recognition.search_workers import MAX_AUTO_WORKERS
+
+    if not isinstance(decoder, BeamDecoder):
+        return 0
+    if requested is not None:
+        return requested
+    if device.type == "cpu":
+        return 0
+    return max(1, min(MAX_AUTO_WORKERS, (os.cpu_count() or 2) // 2))
+
+
 @dataclass
 class PreparedLines:
     """Line images read and normalised for the network (`Recognizer.prepare`): one slot per
@@ -302,19 +319,25 @@ class Recognizer:
     """Line images in, `Recognition`s out: normalisation, batching by width, network, decoding."""
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
-                 decoder: str = "greedy", **decoder_options):
+                 decoder: str = "greedy", search_workers: int | None = 0, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
         self.config = config
         self.charset = Charset(config.charset)
         self.normalize_config = NormalizeConfig.from_dict(config.normalize)
         self.decoder = make_decoder(decoder, self.charset, **decoder_options)
+        self.search_workers = None
+        workers = resolve_search_workers(search_workers, self.device, self.decoder)
+        if workers:
+            from hwr.recognition.search_workers import SearchWorkers
+
+            self.search_workers = SearchWorkers(self.decoder, workers)
         self.path: Path | None = None
         self.num_parameters = count_parameters(self.net)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy",
-             **decoder_options) -> Recognizer:
+             search_workers: int | None = 0, **decoder_options) -> Recognizer:
         """Load a model directory, ready to read lines.
 
         Args:
@@ -323,6 +346,9 @@ class Recognizer:
             device: "cpu", "cuda", "cuda:1", ...; None or "auto": CUDA when available.
             decoder: "greedy" or "beam" (hwr.recognition.decode); `decoder_options` go to it
                 (lm, lexicon, beam_size, lm_weight, ...).
+            search_workers: processes that run a beam search beside the network
+                (hwr.recognition.search_workers); 0: in this process; None: the auto choice
+                (`resolve_search_workers`). Greedy decoding ignores it.
 
         Returns:
             A Recognizer whose network is prepared for inference only (not for training).
@@ -342,7 +368,7 @@ class Recognizer:
                     else f" (nor a model name in {models_dir()})")
             raise ModelError(f"{path}: model directory not found{hint}")
         net, config = load_model(path)
-        rec = cls(net, config, device, decoder, **decoder_options)
+        rec = cls(net, config, device, decoder, search_workers, **decoder_options)
         rec.path = path
         # This network is ours alone (a Recognizer built around a training net must leave it
         # trainable), so it can be folded and re-laid-out for speed.
@@ -427,12 +453,20 @@ class Recognizer:
     def recognize_normalized(self, lines: Sequence[np.ndarray], batch_size: int = 16,
                              geometries: Sequence[LineGeometry] | None = None) -> list[Recognition]:
         """Recognise normalised lines; with their geometries, also locate the words."""
+        from hwr.training.batches import pad_images
+
         # Sorting by width keeps padding (wasted compute) small; results go back in input order.
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         results: list[Recognition | None] = [None] * len(lines)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            for i, rec in zip(chunk, self._recognize_batch([lines[i] for i in chunk])):
+
+        def padded():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                images, widths = pad_images([lines[i] for i in chunk])
+                yield chunk, images.to(self.device), widths.to(self.device)
+
+        for chunk, recognitions in self.read_batches(padded()):
+            for i, rec in zip(chunk, recognitions):
                 results[i] = rec
         if geometries is not None:
             from hwr.recognition.align import word_boxes
@@ -458,14 +492,38 @@ class Recognizer:
         """One Recognition per line of a padded batch on this recognizer's device (the page
         pipeline pads and copies its batches itself: hwr.recognition.feed)."""
         log_probs, lengths = self.padded_log_probs(images, widths)
-        frame_width = float(getattr(self.net, "width_factor", 1))
-        return self.decoder.decode(log_probs, lengths, frame_width=frame_width)
+        return self.decoder.decode(log_probs, lengths, frame_width=self.frame_width)
 
-    def _recognize_batch(self, lines: Sequence[np.ndarray]) -> list[Recognition]:
-        from hwr.training.batches import pad_images
+    @property
+    def frame_width(self) -> float:
+        """Input pixels per output frame."""
+        return float(getattr(self.net, "width_factor", 1))
 
-        images, widths = pad_images(lines)
-        return self.recognize_padded(images.to(self.device), widths.to(self.device))
+    def read_batches(self, batches: Iterable[tuple[object, torch.Tensor, torch.Tensor]]
+                     ) -> Iterator[tuple[object, list[Recognition]]]:
+        """(key, images, widths) padded batches on this recognizer's device -> (key, their
+        Recognitions), in order. With search workers, the search of earlier batches runs in
+        them while the network reads the next ones (at most two batches per worker ahead)."""
+        workers = self.search_workers
+        if workers is None:
+            for key, images, widths in batches:
+                yield key, self.recognize_padded(images, widths)
+            return
+        pending: deque = deque()
+        for key, images, widths in batches:
+            log_probs, lengths = self.padded_log_probs(images, widths)
+            pending.append((key, workers.submit(log_probs, lengths, self.frame_width)))
+            while len(pending) > 2 * workers.processes:
+                done_key, result = pending.popleft()
+                yield done_key, result()
+        while pending:
+            done_key, result = pending.popleft()
+            yield done_key, result()
+
+    def close(self) -> None:
+        """Stop the search workers, if any (they start again when needed)."""
+        if self.search_workers is not None:
+            self.search_workers.close()
 
 
 @dataclass
@@ -493,11 +551,17 @@ class RecognizerSettings:
         None,
         help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
     batch_size: int = setting(16, help="lines per batch through the network")
+    search_workers: int | None = setting(
+        None,
+        help="processes that run the beam search while the network reads the next batches (each loads torch "
+             "and the LM); 0: in the reading process; unset: 0 on a CPU, on a GPU half the CPU cores (at most 8)")
 
     def __post_init__(self) -> None:
         from hwr.recognition.decode import check_decoder_settings
 
         check_decoder_settings(self)
+        if self.search_workers is not None:
+            check_at_least(self, 0, "search_workers")
 
     def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
         """`model` (default: these settings'), read with `decoder` (default: these settings');
@@ -505,4 +569,5 @@ class RecognizerSettings:
         from hwr.recognition.decode import decoder_options
 
         options = {} if decoder == "greedy" else decoder_options(self)
-        return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder, **options)
+        return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder,
+                               search_workers=self.search_workers, **options)

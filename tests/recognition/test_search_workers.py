@@ -1,0 +1,106 @@
+"""The beam search in worker processes (hwr.recognition.search_workers): the same recognitions as
+the search in the reading process, in order, and nothing lost when a worker dies."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from hwr.errors import ConfigError
+from hwr.recognition.charset import Charset
+from hwr.recognition.decode import BeamDecoder
+from hwr.recognition.lm import build_lm
+from hwr.recognition.model import Recognizer, RecognizerSettings, resolve_search_workers
+from hwr.recognition.search_workers import SearchWorkers
+
+pytest.importorskip("flashlight.lib.text.decoder")
+
+CHARSET = Charset("abcdehlostxyz ")
+CORPUS = "the cat sat\nthe hat\nthe cat\na cat sat on the hat\nthe cat ate\n" * 3
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory) -> BeamDecoder:
+    folder = tmp_path_factory.mktemp("lm")
+    corpus = folder / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    lm = folder / "char.arpa"
+    build_lm([corpus], lm, order=3, unit="char")
+    return BeamDecoder(CHARSET, mode="char", lm=str(lm), lm_weight=1.0)
+
+
+def peaked_log_probs(n: int, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, N, C) log-probs with a clear best class per frame (a network's shape), lines of
+    different lengths."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 1.0, (frames, n, len(CHARSET)))
+    logits[np.arange(frames)[:, None], np.arange(n)[None, :], rng.integers(0, len(CHARSET), (frames, n))] += 5.0
+    log_probs = torch.from_numpy(logits).float().log_softmax(-1)
+    lengths = torch.from_numpy(rng.integers(frames // 2, frames + 1, n))
+    return log_probs, lengths
+
+
+def fields(recognitions):
+    return [(r.text, r.confidence, r.char_confidences, r.char_frames, r.frame_width) for r in recognitions]
+
+
+def test_workers_read_every_line_as_the_search_in_this_process(decoder):
+    workers = SearchWorkers(decoder, 2)
+    try:
+        batches = [peaked_log_probs(n, 40, seed) for seed, n in enumerate([20, 3, 17])]
+        pending = [workers.submit(lp, lengths, frame_width=4.0) for lp, lengths in batches]
+        for (lp, lengths), result in zip(batches, pending):
+            got = result()
+            assert fields(got) == fields(decoder.decode(lp, lengths, frame_width=4.0))
+            assert len(got) == lp.shape[1]
+        assert not workers.broken
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_dies_costs_no_line(decoder, caplog):
+    workers = SearchWorkers(decoder, 2)
+    try:
+        lp, lengths = peaked_log_probs(16, 30, 5)
+        expected = fields(decoder.decode(lp, lengths))
+        assert fields(workers.submit(lp, lengths)()) == expected  # the pool is up
+        for pid in list(workers._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        with caplog.at_level(logging.WARNING, logger="hwr.recognition.search_workers"):
+            assert fields(workers.submit(lp, lengths)()) == expected
+            assert fields(workers.submit(lp, lengths)()) == expected
+        assert workers.broken
+        assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+        assert "search worker process died" in caplog.records[0].message
+    finally:
+        workers.close()
+
+
+def test_the_recognizer_reads_the_same_with_search_workers(untrained_model):
+    rng = np.random.default_rng(3)
+    plain = Recognizer.load(untrained_model, device="cpu", decoder="beam", lm="none")
+    height = plain.normalize_config.line_height
+    lines = [rng.random((height, int(w))).astype(np.float32) for w in rng.integers(20, 120, 13)]
+    with_workers = Recognizer.load(untrained_model, device="cpu", decoder="beam", lm="none", search_workers=1)
+    try:
+        # Batches of 2: seven of them, more than the two the one worker may have ahead.
+        assert fields(with_workers.recognize_normalized(lines, 2)) == fields(plain.recognize_normalized(lines, 2))
+    finally:
+        with_workers.close()
+
+
+def test_search_workers_start_only_for_a_search_and_by_default_only_beside_a_gpu(decoder, untrained_model):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    greedy = Recognizer.load(untrained_model, device="cpu", search_workers=3)
+    assert greedy.search_workers is None and resolve_search_workers(3, cpu, greedy.decoder) == 0
+    assert resolve_search_workers(None, cpu, decoder) == 0
+    assert 1 <= resolve_search_workers(None, cuda, decoder) <= 8
+    assert resolve_search_workers(3, cpu, decoder) == 3
+    with pytest.raises(ConfigError, match="--search-workers"):
+        RecognizerSettings(search_workers=-1)
+    with pytest.raises(ValueError):
+        SearchWorkers(decoder, 0)
