@@ -1,7 +1,7 @@
 """CTC forced alignment: where along the line each character and word of a transcript lies.
 
 torchaudio's `forced_align` finds the single best CTC path that spells a given label sequence
-(Viterbi over the CTC trellis) and `merge_tokens` turns it into one frame span per label. A
+(Viterbi over the CTC trellis), whose runs of one label give one frame span per label. A
 beam decoder only says *what* was read; aligning its text against the network's posteriors
 says *where*, and gives each character a confidence from the frames that emit it.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchaudio.functional import forced_align, merge_tokens
+from torchaudio.functional import forced_align
 
 from hwr.recognition.charset import BLANK_ID
 from hwr.recognition.imaging import LineGeometry
@@ -52,12 +52,22 @@ def align_labels(log_probs: torch.Tensor, labels: list[int]) -> list[CharAlignme
     emissions = log_probs.detach().float().cpu().unsqueeze(0).contiguous()
     targets = torch.tensor([labels], dtype=torch.int32)
     path, _ = forced_align(emissions, targets, blank=BLANK_ID)
-    spans = merge_tokens(path[0], torch.zeros(path.shape[1]), blank=BLANK_ID)
-    out = []
-    for span in spans:
-        best = emissions[0, span.start : span.end, span.token].max().exp().item()
-        out.append(CharAlignment(int(span.token), int(span.start), int(span.end) - 1, best))
-    return out
+    path = path[0].numpy()
+    # Runs of one label on the path (torchaudio's merge_tokens, without its per-run tensor ops,
+    # which cost more than the beam search itself): a run starts where the label changes.
+    changes = np.flatnonzero(np.diff(path, prepend=-1, append=-1))
+    starts, ends = changes[:-1], changes[1:]
+    emitting = path[starts] != BLANK_ID
+    starts, ends = starts[emitting], ends[emitting]
+    # Each frame's log-probability of its own path label, blanks out of the running: the max
+    # from a run's start to the next run's start is then the max over the run itself.
+    own = emissions[0].numpy()[np.arange(path.shape[0]), path]
+    own = np.where(path != BLANK_ID, own, -np.inf)
+    # exp as greedy decoding takes it (torch, over the whole vector), so that the two decoders'
+    # confidences of the same frames are the same numbers.
+    best = torch.from_numpy(np.maximum.reduceat(own, starts)).exp().numpy() if starts.size else own[:0]
+    return [CharAlignment(int(path[a]), int(a), int(b) - 1, float(p))
+            for a, b, p in zip(starts.tolist(), ends.tolist(), best.tolist())]
 
 
 def char_extents(frames: list[tuple[int, int]], frame_width: float) -> list[tuple[float, float]]:
