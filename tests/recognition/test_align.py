@@ -42,6 +42,21 @@ def test_too_short_lines_and_empty_transcripts():
     assert align_labels(log_probs([0, 0]), []) == []
 
 
+def test_spans_and_confidences_are_torchaudios_merge_of_the_forced_path():
+    """Runs of one label on the forced path, doubled letters and letters with no blank between
+    them included, each with its best frame's posterior (as greedy decoding takes it)."""
+    from torchaudio.functional import forced_align, merge_tokens
+
+    rng = np.random.default_rng(0)
+    for labels in ([1, 1, 2], [1, 2, 1, 2, 3], [2], [3, 3, 3]):
+        lp = torch.from_numpy(rng.normal(0, 2, (14, len(CS)))).float().log_softmax(-1)
+        path, _ = forced_align(lp.unsqueeze(0), torch.tensor([labels], dtype=torch.int32), blank=0)
+        spans = merge_tokens(path[0], torch.zeros(path.shape[1]), blank=0)
+        expected = [(s.token, s.start, s.end - 1, lp[s.start : s.end, s.token].max().exp().item()) for s in spans]
+        got = [(a.label, a.first, a.last, a.confidence) for a in align_labels(lp, labels)]
+        assert got == expected and [a[0] for a in got] == labels
+
+
 def test_char_extents_tile_the_line_between_spikes():
     assert char_extents([(2, 2), (6, 7)], frame_width=4) == [(8.0, 18.0), (18.0, 32.0)]
     assert char_extents([], 4) == []
