@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -52,13 +53,16 @@ class SearchWorkers:
         self.start_method = start_method
         self._spec = decoder.spec()
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # the UI reads from several threads with one Recognizer
         self.broken = False
 
     def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context(self.start_method),
-                                             initializer=_start_worker, initargs=(self._spec,))
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.processes,
+                                                 mp_context=multiprocessing.get_context(self.start_method),
+                                                 initializer=_start_worker, initargs=(self._spec,))
+            return self._pool
 
     def submit(self, log_probs: torch.Tensor, lengths: torch.Tensor,
                frame_width: float = 1.0) -> Callable[[], list[Recognition]]:
@@ -107,7 +111,8 @@ class SearchWorkers:
 
     def close(self) -> None:
         """Stop the workers (they are started again if another batch comes, unless broken)."""
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
