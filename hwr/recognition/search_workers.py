@@ -28,11 +28,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from hwr.records import Recognition
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: a worker unpickles this module before its initializer
+# runs, and should ignore Ctrl-C before the seconds torch's import takes (the parent has torch).
 
 log = logging.getLogger("hwr.recognition.search_workers")
 
@@ -68,6 +74,8 @@ class SearchWorkers:
                frame_width: float = 1.0) -> Callable[[], list[Recognition]]:
         """Start the search of one batch: log_probs (T, N, C), lengths (N,). Returns a function
         that waits for and returns the batch's recognitions, in line order."""
+        import torch
+
         emissions = log_probs.detach().float().cpu().transpose(0, 1).numpy()  # (N, T, C), a view
         lens = lengths.detach().cpu().to(torch.int64).numpy()
         n = emissions.shape[0]
@@ -99,6 +107,8 @@ class SearchWorkers:
                 self._break(exc)
             except CancelledError:
                 pass  # closed while this batch waited (a UI cache dropping the model): searched here
+        import torch
+
         # Searched here instead: the same decoder, the same numbers.
         log_probs, lengths = part
         return self.decoder.decode(torch.from_numpy(log_probs), torch.from_numpy(lengths), frame_width=frame_width)
@@ -122,10 +132,12 @@ _decoder = None
 
 
 def _start_worker(spec: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
+    import torch
+
     from hwr.interrupts import exit_with_parent
     from hwr.recognition.decode import BeamDecoder
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to handle
     exit_with_parent()
     # One search per process; torch's own thread pool would only contend with the others.
     torch.set_num_threads(1)
@@ -135,4 +147,6 @@ def _start_worker(spec: dict) -> None:
 
 
 def _search(log_probs: np.ndarray, lengths: np.ndarray, frame_width: float) -> list[Recognition]:
+    import torch
+
     return _decoder.decode(torch.from_numpy(log_probs), torch.from_numpy(lengths), frame_width=frame_width)

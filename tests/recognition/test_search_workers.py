@@ -104,3 +104,14 @@ def test_search_workers_start_only_for_a_search_and_by_default_only_beside_a_gpu
         RecognizerSettings(search_workers=-1)
     with pytest.raises(ValueError):
         SearchWorkers(decoder, 0)
+
+
+def test_a_worker_ignores_ctrl_c_before_it_imports_torch():
+    """Ctrl-C reaches the whole process group; a worker must ignore it from its first seconds
+    (importing torch takes them), so the module it unpickles first may not import torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, hwr.recognition.search_workers; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
