@@ -381,6 +381,13 @@ def make_decoder(name: str, charset: Charset, **options):
 # Settings that config dataclasses (TranscribeConfig, EvalConfig) carry for the decoder; None
 # means "the decoder's default", so the tuned defaults live in one place (MODE_DEFAULTS).
 DECODER_OPTION_FIELDS = ("lm", "lexicon", "beam_size", "lm_weight", "word_score", "sil_score", "blank_penalty")
+
+
+def decoder_options(config) -> dict:
+    """The decoder options set on a config object (unset ones are left to the decoder)."""
+    return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}
+
+
 def describe_decoding(decoding: dict) -> str:
     """A decoder's `describe()` in words, for a printed summary or an HTML row."""
     if decoding.get("decoder") != "beam":
@@ -388,8 +395,3 @@ def describe_decoding(decoding: dict) -> str:
     lm = decoding.get("lm") or "no LM"
     return (f"beam search ({decoding['mode']} mode, {lm}, LM weight {decoding['lm_weight']:g}, "
             f"beam {decoding['beam_size']})")
-
-
-def decoder_options(config) -> dict:
-    """The decoder options set on a config object (unset ones are left to the decoder)."""
-    return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}

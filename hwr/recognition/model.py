@@ -26,7 +26,7 @@ from hwr.config_args import check_at_least, setting
 from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.decode import make_decoder
+from hwr.recognition.decode import BeamDecoder, make_decoder
 from hwr.recognition.imaging import (
     ImageError,
     LineGeometry,
@@ -35,6 +35,7 @@ from hwr.recognition.imaging import (
     normalize_line_with_geometry,
 )
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
+from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
 from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
@@ -291,9 +292,6 @@ def resolve_search_workers(requested: int | None, device: torch.device, decoder)
     """How many search worker processes to read with: `requested`, or for None the auto choice:
     none on a CPU (the network already uses the cores: README, "Decoding"), on a GPU half the
     CPU cores, at most MAX_AUTO_WORKERS; none for a decoder without a search (greedy)."""
-    from hwr.recognition.decode import BeamDecoder
-    from hwr.recognition.search_workers import MAX_AUTO_WORKERS
-
     if not isinstance(decoder, BeamDecoder):
         return 0
     if requested is not None:
@@ -329,8 +327,6 @@ class Recognizer:
         self.search_workers = None
         workers = resolve_search_workers(search_workers, self.device, self.decoder)
         if workers:
-            from hwr.recognition.search_workers import SearchWorkers
-
             self.search_workers = SearchWorkers(self.decoder, workers)
         self.path: Path | None = None
         self.num_parameters = count_parameters(self.net)

@@ -76,12 +76,12 @@ class SearchWorkers:
         that waits for and returns the batch's recognitions, in line order."""
         import torch
 
+        if self.broken or log_probs.shape[1] == 0:
+            result = self.decoder.decode(log_probs, lengths, frame_width=frame_width)
+            return lambda: result
         emissions = log_probs.detach().float().cpu().transpose(0, 1).numpy()  # (N, T, C), a view
         lens = lengths.detach().cpu().to(torch.int64).numpy()
         n = emissions.shape[0]
-        if self.broken or n == 0:
-            result = self.decoder.decode(log_probs, lengths, frame_width=frame_width)
-            return lambda: result
         chunks = max(1, min(self.processes, n // MIN_CHUNK_LINES))
         bounds = np.linspace(0, n, chunks + 1).round().astype(int)
         parts = []
