@@ -1,16 +1,21 @@
 """Synthetic line throughput, single process and single thread: lines/s per CPU core.
 
-    python bench/bench_synth.py [--n 1000] [--warmup 3000] [--split train]
+    python bench/bench_synth.py [--n 1000] [--warmup 8000] [--split train] [--skip-warmed]
 
-Reports two figures: "cold" (the first --warmup lines of a fresh process, fonts and corpora
-loading included) and "steady" (the next --n lines, once the per-process glyph cache has
-filled; that is what a DataLoader worker delivers for most of a training run). Rates use CPU
-time of this process, so other load on a shared machine does not count against it; wall-clock
-rates are printed beside them. The target is >= 300 steady lines/s.
+Reports three figures: "cold" (the first --warmup lines of a fresh process, fonts and corpora
+loading included: a CPU training's one loader worker, which starts unwarmed), "steady" (the
+next --n lines of that process, its glyph caches still filling: ~0.5 new glyphs a line after
+8,000 lines) and "warmed" (--n lines of a second synthesizer whose glyph caches were filled
+first by `LineSynthesizer.warm`, as a GPU training fills them before its loader workers fork:
+what each of those workers delivers from its first line, hwr.synth.warmup). Rates use CPU time
+of this process, so other load on a shared machine counts against it only through shared caches
+and cores; wall-clock rates are printed beside them. The target is >= 300 lines/s per core for
+the workers that feed a GPU: the warmed figure.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import cv2
@@ -33,6 +38,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=8000, help="lines rendered first (timed as 'cold')")
     parser.add_argument("--split", choices=["train", "val"], default="train")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warm-processes", type=int, default=os.cpu_count() or 1,
+                        help="processes that fill the warmed synthesizer's glyph caches (untimed)")
+    parser.add_argument("--skip-warmed", action="store_true", help="only the cold and steady figures")
     args = parser.parse_args()
     # One core: OpenCV would otherwise spread each small call over threads.
     cv2.setNumThreads(1)
@@ -43,8 +51,18 @@ def main() -> None:
     misses = synth.fonts.glyph_misses
     cpu, wall, pixels = timed(synth, args.warmup, args.n)
     print(f"steady {args.n:6d} lines: {args.n / cpu:7.1f} lines/s CPU, {args.n / wall:7.1f} wall "
-          f"(mean {pixels / args.n / 1000:.0f} kpx per line, {len(synth.fonts._glyphs)} glyphs cached, "
+          f"(mean {pixels / args.n / 1000:.0f} kpx per line, {synth.fonts.cached_glyphs} glyphs cached, "
           f"{synth.fonts.glyph_misses - misses} rasterised in the timed lines)")
+    if args.skip_warmed:
+        return
+    # Another seed than the cold run's, so its lines are not ones this process rendered already.
+    warmed = LineSynthesizer(SynthConfig(), split=args.split, seed=args.seed + 1)
+    glyphs = warmed.warm(args.warm_processes)
+    timed(warmed, 0, 100)  # untimed: the corpora load on the first lines
+    misses = warmed.fonts.glyph_misses
+    cpu, wall, pixels = timed(warmed, 100, args.n)
+    print(f"warmed {args.n:6d} lines: {args.n / cpu:7.1f} lines/s CPU, {args.n / wall:7.1f} wall "
+          f"({glyphs} glyphs warmed, {warmed.fonts.glyph_misses - misses} rasterised in the timed lines)")
 
 
 if __name__ == "__main__":
