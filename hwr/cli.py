@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
-from hwr.errors import ConfigError, HwrError, MissingFileError, counted, name_some
+from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describe_os_error, is_users_os_error, name_some
 from hwr.fileio import check_distinct_outputs, check_output_dir, check_output_file
 
 
@@ -152,17 +152,24 @@ def _transcribe_formats(cfg) -> list[str]:
 def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[str], inputs) -> None:
     """ConfigError when --json or --errors is a file the batch writes for a page (--output-dir o
     --format json --json o/page.json): the page and the report would overwrite each other (the
-    page's output, renamed into place, would take the errors listed so far with it)."""
+    page's output, renamed into place, would take the errors listed so far with it). So too for
+    the folder's record of hwr's outputs (o/.hwr-outputs.jsonl): a report written over it would
+    make every output there look like the user's, and the next run refuse to replace them."""
     from hwr.documents.pages import page_refs
     from hwr.documents.writers import SUFFIXES, output_paths
+    from hwr.documents.writers.manifest import MANIFEST_NAME
 
     if not cfg.output_dir:
         return
     out = Path(cfg.output_dir).resolve()
-    # Listing the inputs costs a walk (and a page count per PDF): only for a report that
-    # could be a page output at all.
     reports = [(option, path, Path(path).resolve()) for option, path in (("--json", cfg.json), ("--errors", errors))
                if path]
+    for option, path, target in reports:
+        if target == out / MANIFEST_NAME:
+            raise ConfigError(f"{option} {path}: is the record of the outputs hwr wrote in --output-dir "
+                              f"({MANIFEST_NAME}); write the report elsewhere")
+    # Listing the inputs costs a walk (and a page count per PDF): only for a report that
+    # could be a page output at all.
     reports = [(option, path, target) for option, path, target in reports
                if out in target.parents and any(target.name.endswith(SUFFIXES[fmt]) for fmt in formats)]
     if not reports:
@@ -184,9 +191,11 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     from hwr.documents.transcribe import LineTranscription, TranscriptionResult
     from hwr.interrupts import sigterm_as_exit
 
+    # --json lists a line image's words whatever --format is (word boxes cost little once read).
     batch = BatchConfig(mode=cfg.mode, formats=_transcribe_formats(cfg), output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
-                        processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress)
+                        processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
+                        words=True if cfg.json else None)
     several = may_name_several(inputs)
     line_results = TranscriptionResult()
 
@@ -213,6 +222,8 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
         with sigterm_as_exit():
             run_batch(recognizer, inputs, batch, on_page=show, summary=summary)
         finished = True
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted(summary, cfg.output_dir)) from None
     finally:
         if cfg.json:
             _write_line_json(cfg, line_results, summary, finished)
@@ -227,6 +238,16 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
               + (f" (all listed in {summary.errors_file})" if summary.errors_file else ""), file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupted(summary, output_dir: str | None) -> str:
+    """What a Ctrl-C'd batch says: how far it got and how to go on (with --output-dir, --resume
+    skips the inputs whose outputs are there; without it there is nothing to resume from)."""
+    if not output_dir:
+        return "interrupted"
+    done = summary.pages + summary.line_images + summary.skipped
+    failed = f", {len(summary.failures)} failed" if summary.failures else ""
+    return f"interrupted: {counted(done, 'input')} done{failed}; rerun with --resume to continue"
 
 
 def _write_line_json(cfg, results, summary, finished: bool) -> None:
@@ -299,12 +320,24 @@ def cmd_eval(args) -> int:
     if report.untranscribed:
         print(f"hwr eval: not scored: {counted(report.untranscribed, 'line')} without a transcription yet (PAGE "
               "TextLines without text)", file=sys.stderr)
-    failures = report.failures
-    if failures:
-        print(f"hwr eval: skipped {report.skipped_lines()}: {name_some(failures, 3)}", file=sys.stderr)
-        # Scored, but not everything: 1; nothing scored at all: 2 (README "Exit codes").
-        return 1 if report.lines else 2
+    runs = run.splits or [run.analysed]
+    for scored in runs:
+        _print_skipped(scored, named=bool(run.splits))
+    if any(r.report.failures for r in runs):
+        # Scored, but not everything: 1; nothing scored at all, in any split: 2 (README "Exit codes").
+        return 1 if any(r.report.lines for r in runs) else 2
     return 0
+
+
+def _print_skipped(scored, named: bool) -> None:
+    """The lines a data set (with --splits: a split, named) left out, and whether any was scored."""
+    report = scored.report
+    if not report.failures:
+        return
+    where = f"{scored.dataset.name}: " if named else ""
+    nothing = "no line scored; " if report.lines == 0 else ""
+    print(f"hwr eval: {where}{nothing}skipped {report.skipped_lines()}: {name_some(report.failures, 3)}",
+          file=sys.stderr)
 
 
 def _eval_inputs(cfg, dataset: str | None) -> list[str]:
@@ -442,7 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     except HwrError as exc:  # the user's input or settings; anything else is a bug and keeps its traceback
         print(f"hwr {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as exc:
+        if not is_users_os_error(exc):  # a full disk or a file's permissions, not a bug
+            raise
+        print(f"hwr {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # its message, when a command gives one, says what was done
+        print(f"hwr {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -2,10 +2,13 @@
 
 Every error caused by the user's input, files or settings derives from `HwrError` (data sets:
 `hwr.datasets.DatasetError`, models: `hwr.recognition.model.ModelError`, images:
-`hwr.recognition.imaging.ImageError`, settings: `ConfigError`). The CLI catches `HwrError`
-only, so a bug that raises a plain `ValueError` still shows its traceback.
+`hwr.recognition.imaging.ImageError`, settings: `ConfigError`). The CLI catches `HwrError`,
+and the `OSError`s of the user's disk and permissions (`is_users_os_error`), so a bug that
+raises a plain `ValueError` still shows its traceback.
 """
 from __future__ import annotations
+
+import errno
 
 
 class HwrError(Exception):
@@ -18,6 +21,37 @@ class ConfigError(HwrError, ValueError):
 
 class MissingFileError(HwrError, FileNotFoundError):
     """A file that a setting names (an LM, a lexicon, a charset file) does not exist."""
+
+
+# A full or read-only file system: every later write fails as this one did, so a batch stops
+# at the first instead of recording each later page as failed.
+FILE_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# The user (or an administrator) fixes these, not a programmer: a message, not a traceback.
+USERS_OS_ERRNOS = FILE_SYSTEM_ERRNOS | {errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+# Errnos only a write raises, and what they mean in the user's words.
+WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EROFS: "the file system is read-only",
+                errno.EFBIG: "the file is larger than the file system allows"}
+
+
+def fails_every_write(exc: BaseException) -> bool:
+    """Whether `exc` says the output file system is full or read-only (not one file's fault)."""
+    return isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS
+
+
+def is_users_os_error(exc: BaseException) -> bool:
+    """Whether `exc` is an OSError of the user's disk or permissions, reported as a message."""
+    return isinstance(exc, OSError) and exc.errno in USERS_OS_ERRNOS
+
+
+def describe_os_error(exc: OSError) -> str:
+    """"cannot write out/a.txt: the disk is full (No space left on device)", "x.png: Permission
+    denied": the file and the OS's reason, in one line."""
+    reason = exc.strerror or str(exc)
+    name = exc.filename if exc.filename is not None else "a file"
+    if exc.errno in WRITE_ERRNOS:
+        return f"cannot write {name}: {WRITE_ERRNOS[exc.errno]} ({reason})"
+    return f"{name}: {reason}"
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

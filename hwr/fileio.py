@@ -44,9 +44,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise naming_file(exc, path, instead_of=tmp)  # the user never sees the temp name
         raise
+
+
+def naming_file(exc: OSError, path: str | Path, instead_of: str | Path | None = None) -> OSError:
+    """`exc`, or the same error naming `path` when it names no file (a failed write() or
+    flush() does not) or names `instead_of` (a temp file), so a message can say which file
+    could not be written. An error about some other file (a writer's input) is left as it is."""
+    names_other = exc.filename is not None and (
+        instead_of is None or os.fspath(exc.filename) != os.fspath(instead_of))
+    if exc.errno is None or names_other:
+        return exc
+    return OSError(exc.errno, exc.strerror, os.fspath(path))  # the errno's subclass, e.g. PermissionError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

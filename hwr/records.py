@@ -4,6 +4,7 @@ image -> LineSample -> network -> Recognition; pages group Lines.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -127,6 +128,17 @@ class Page:
     @property
     def text(self) -> str:
         return "\n".join(line.recognition.text if line.recognition else line.text for line in self.lines)
+
+
+# `#p<N>` (1-based) ends the source and id of a page of a multi-page document (a PDF, a
+# multi-page TIFF): "ledger.tif#p3" (hwr.documents.pages.PageRef); its outputs are "ledger#p3.*".
+DOCUMENT_PAGE_SUFFIX = re.compile(r"#p([0-9]+)$")
+
+
+def document_page_number(name: str) -> int | None:
+    """The page number a `#p<N>` suffix gives `name` (a page source, id or output stem), or None."""
+    match = DOCUMENT_PAGE_SUFFIX.search(name)
+    return int(match.group(1)) if match else None
 
 
 # Where in the pipeline an input failed: values of FailedInput.stage.

@@ -355,7 +355,12 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
               "--json " + str(out / "l1.json") + ": is also the output of"),
              # The page's output, renamed into place, would take the errors listed so far with it.
              (["--output-dir", str(out), "--errors", str(out / "l1.txt")],
-              "--errors " + str(out / "l1.txt") + ": is also the output of")]
+              "--errors " + str(out / "l1.txt") + ": is also the output of"),
+             # Over hwr's record of its outputs, every later run would take them for the user's.
+             (["--output-dir", str(out), "--json", str(out / ".hwr-outputs.jsonl")],
+              "--json " + str(out / ".hwr-outputs.jsonl") + ": is the record of the outputs hwr wrote"),
+             (["--output-dir", str(out), "--errors", str(out / ".hwr-outputs.jsonl")],
+              "--errors " + str(out / ".hwr-outputs.jsonl") + ": is the record of the outputs hwr wrote")]
     for extra, message in cases:
         assert main(["transcribe", *nomodel, *extra]) == 2, extra
         err = capsys.readouterr().err
@@ -384,7 +389,8 @@ def test_an_input_that_matches_nothing_fails_the_batch_and_the_rest_is_read(untr
     assert "no input images found" in capsys.readouterr().err
 
 
-def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained_model, tmp_path, monkeypatch):
+def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained_model, tmp_path, monkeypatch,
+                                                                        capsys):
     import hwr.cli
 
     lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(5)])
@@ -400,12 +406,79 @@ def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained
 
     monkeypatch.setattr(hwr.cli, "emit", interrupt_at_the_third)
     assert hwr.cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "hwr transcribe: interrupted: 3 inputs done; rerun with --resume to continue" in err, err
     done = {p.stem for p in out.glob("*.txt")}
     assert len(done) == 3 and {line["source"] for line in json.loads(report.read_text())["lines"]} == {
         str(lines / f"{stem}.png") for stem in done}
     monkeypatch.undo()
     assert hwr.cli.main(argv + ["--resume"]) == 0
     assert len(json.loads(report.read_text())["lines"]) == 5  # 3 from the interrupted run, 2 read now
+
+
+def test_an_interrupted_run_without_an_output_folder_says_only_that(untrained_model, tmp_path, monkeypatch, capsys):
+    import hwr.cli
+
+    def interrupt(text):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hwr.cli, "emit", interrupt)
+    lines = _lines_folder(tmp_path / "lines")
+    assert hwr.cli.main(["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model),
+                         "--device", "cpu", "--no-progress", "--workers", "0"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "hwr transcribe: interrupted"
+
+
+def _disk_full_for(monkeypatch, *targets: Path):
+    """Writing any of `targets` fails as on a full disk: its temp file is made, then the write
+    fails naming no file, as write() does."""
+    import errno
+    import pathlib
+
+    from hwr.fileio import _temp_path
+
+    write_bytes, full = pathlib.Path.write_bytes, {_temp_path(t) for t in targets}
+
+    def write(self, data):
+        if self not in full:
+            return write_bytes(self, data)
+        write_bytes(self, data[:1])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write)
+
+
+def test_a_full_disk_stops_the_batch_with_one_line_naming_the_file(untrained_model, tmp_path, monkeypatch, capsys):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--no-progress", "--workers", "0"]
+    _disk_full_for(monkeypatch, out / "l1.txt")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"hwr transcribe: error: cannot write {out / 'l1.txt'}: the disk is full (No space left on device)" in err
+    assert "Traceback" not in err, err
+    # What was written before is whole, and no temp file is left.
+    assert (out / "l0.txt").is_file() and not (out / "l1.txt").exists() and not list(out.glob(".*.tmp"))
+    monkeypatch.undo()
+    _disk_full_for(monkeypatch, report)
+    assert main(argv + ["--json", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {report}: the disk is full" in err and "Traceback" not in err, err
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_json_lists_the_words_of_a_line_image_whatever_the_formats(untrained_model, tmp_path):
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines", ["the cat sat"])
+    report = tmp_path / "report.json"
+    assert main(["transcribe", str(lines / "l0.png"), "--mode", "line", "--model", str(untrained_model),
+                 "--device", "cpu", "--no-progress", "--json", str(report), "--format", "txt"]) == 0
+    line = json.loads(report.read_text())["lines"][0]
+    assert line["text"].split() and [w["text"] for w in line["words"]] == line["text"].split(), line
 
 
 def test_a_resume_says_so_when_the_earlier_json_lacks_skipped_lines(untrained_model, tmp_path, capsys):

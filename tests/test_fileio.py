@@ -1,10 +1,19 @@
 """Atomic writes leave no temp file behind, and output paths are checked before the work."""
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from hwr.errors import ConfigError
-from hwr.fileio import atomic_output, atomic_write_text, check_distinct_outputs, check_output_dir, check_output_file
+from hwr.fileio import (
+    atomic_output,
+    atomic_write_text,
+    check_distinct_outputs,
+    check_output_dir,
+    check_output_file,
+    naming_file,
+)
 
 
 def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_path):
@@ -17,6 +26,26 @@ def test_atomic_write_replaces_whole_and_a_failed_write_leaves_no_temp_file(tmp_
     with pytest.raises(OSError):
         atomic_write_text(folder, "text")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "taken.txt"]
+
+
+def test_a_write_that_fills_the_disk_leaves_no_temp_file_and_names_the_target(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(OSError) as raised, atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no file named
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_is_made_to_name_the_file_only_when_it_names_none_or_the_temp_file(tmp_path):
+    unnamed = OSError(errno.EACCES, "Permission denied")
+    named = naming_file(unnamed, tmp_path / "a.txt")
+    assert isinstance(named, PermissionError) and named.filename == str(tmp_path / "a.txt")
+    temp = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".a.txt.1.tmp"))
+    assert naming_file(temp, tmp_path / "a.txt", instead_of=tmp_path / ".a.txt.1.tmp").filename == str(
+        tmp_path / "a.txt")
+    other = FileNotFoundError(errno.ENOENT, "No such file or directory", "input.png")  # a writer's input
+    assert naming_file(other, tmp_path / "a.txt", instead_of=tmp_path / ".a.txt.1.tmp") is other
 
 
 def test_a_file_written_through_atomic_output_appears_only_when_the_block_ends_well(tmp_path):

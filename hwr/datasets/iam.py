@@ -8,6 +8,7 @@ carries a space before punctuation; that is the convention the published IAM CER
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hwr.datasets.errors import (
     report_or_raise,
     unique_ids,
 )
+from hwr.errors import name_some
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
@@ -28,6 +30,8 @@ MIN_FIELDS = 9
 # Rows marked "err" have a doubtful word segmentation, but their line box and line text are
 # valid, so they are kept; the status goes to meta for anyone who wants to filter.
 STATUSES = ("ok", "err")
+
+log = logging.getLogger("hwr.datasets.iam")
 
 
 def read_iam(
@@ -39,13 +43,16 @@ def read_iam(
     """All lines of an IAM tree (root holds `ascii/` and `lines/`), optionally one split only.
 
     A split file lists form ids (`a01-000u`) or line ids (`a01-000u-00`), one per line; a
-    line is kept when either its own id or its form id is listed.
+    line is kept when either its own id or its form id is listed. Listed ids that lines.txt
+    lacks are logged as a warning; a split file none of whose ids is there is a DatasetError.
     """
     root = Path(root)
     lines_txt = root / LINES_TXT
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
+    if wanted is not None:
+        check_split_ids(Path(split_file), wanted, lines_txt)
     # No line from a split file is almost always the wrong split file for this tree.
     source, none_found = ((split_file, f"none of its ids matches a usable line of {lines_txt}") if wanted is not None
                           else (lines_txt, "no usable line"))
@@ -60,6 +67,34 @@ def read_split_ids(path: Path) -> set[str]:
         line = raw.strip()
         if line and not line.startswith("#"):
             ids.add(line.split()[0])
+    return ids
+
+
+def check_split_ids(split_file: Path, wanted: set[str], lines_txt: Path) -> None:
+    """Warn naming the split file when some of its ids are not in lines.txt (their lines would
+    silently not be read, and a CER on fewer lines compared as if on the full split); a
+    DatasetError when none is: a split file of another tree or another IAM release."""
+    if not wanted:
+        raise DatasetError(split_file, "lists no ids (one form or line id per line)")
+    missing = sorted(wanted - listed_ids(lines_txt))
+    examples = name_some(missing, 3, ", ")
+    if len(missing) == len(wanted):
+        raise DatasetError(split_file, f"none of its ids is in {lines_txt} (e.g. {examples}); "
+                                       "is it a split file of this IAM tree?")
+    if missing:
+        log.warning("%s: %d of its %d ids are not in %s, so their lines are left out (e.g. %s)",
+                    split_file, len(missing), len(wanted), lines_txt, examples)
+
+
+def listed_ids(lines_txt: Path) -> set[str]:
+    """The line ids of lines.txt and their form ids: what a split file's ids may name. Taken
+    from each row's first field, so a malformed row's id counts as listed (the row itself is
+    reported as bad when read)."""
+    ids = set()
+    for raw in read_utf8(lines_txt).splitlines():
+        if raw.strip() and not raw.startswith("#"):
+            line_id = raw.split()[0]
+            ids.update((line_id, line_id.rpartition("-")[0]))
     return ids
 
 

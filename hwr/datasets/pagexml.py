@@ -19,9 +19,12 @@ import cv2
 import numpy as np
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_lines, report_or_raise, unique_ids
+from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page
+from hwr.documents.writers.pagexml import PAGE_NUMBER_ITEM
+from hwr.errors import counted
 from hwr.recognition.charset import normalize_text
-from hwr.recognition.imaging import ImageError, check_image_file, load_gray
-from hwr.records import LineSample
+from hwr.recognition.imaging import ImageError, check_image_file
+from hwr.records import LineSample, document_page_number
 
 PAGE_ROOT = "PcGts"
 # Every PAGE version's namespace: .../pagecontent/2010-03-19, 2013-07-15, 2019-07-15, ...
@@ -164,7 +167,7 @@ def _page_lines(
     if not transcribed:
         return  # nothing to cut: spare decoding a page image that may be large or absent
     image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
-    gray = load_page_image(xml, page_el[0], image_path)
+    gray = load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path))
     for line_id, line_el, text in transcribed:
         try:
             yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path)
@@ -197,27 +200,63 @@ def resolve_page_image(xml: Path, filename: str) -> Path:
     raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})")
 
 
-def load_page_image(xml: Path, page_el: ET.Element, image_path: Path) -> np.ndarray:
-    """The page image as grayscale, refused (DatasetError) when its size is not the one the XML declares."""
+def page_image_ref(xml: Path, root: ET.Element, image_path: Path) -> PageRef:
+    """The page of `image_path` that the PAGE file describes: the whole image, or, in a file of
+    several pages (a PDF, a multi-page TIFF), the page that the file's MetadataItem "page" (hwr
+    writes one) or its own name (`ledger#p3.xml`, as hwr names them) gives. Without either the
+    first page would be cut silently against another page's polygons: a DatasetError instead."""
     try:
-        gray = load_gray(image_path)
+        pages = count_pages(image_path).pages
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
-    _check_declared_size(xml, page_el, image_path, (gray.shape[1], gray.shape[0]))
+    if pages == 1:
+        return PageRef(xml.stem, image_path, label=str(image_path))
+    number = _declared_page_number(xml, root) or document_page_number(xml.stem)
+    if number is None:
+        raise DatasetError(xml, f"page image {image_path} has {pages} pages and the XML does not say which one it "
+                                f"describes (a Metadata/MetadataItem name=\"{PAGE_NUMBER_ITEM}\" value=\"N\", or "
+                                "an XML file named <name>#pN.xml, as hwr transcribe writes them)")
+    if number > pages:
+        raise DatasetError(xml, f"describes page {number} of {image_path}, which has {counted(pages, 'page')}")
+    return PageRef(xml.stem, image_path, number - 1, pages, label=str(image_path))
+
+
+def _declared_page_number(xml: Path, root: ET.Element) -> int | None:
+    for item in _descendants(root, "MetadataItem"):
+        if item.get("name") == PAGE_NUMBER_ITEM:
+            value = item.get("value", "")
+            if not value.isdigit() or int(value) < 1:
+                raise DatasetError(xml, f"MetadataItem {PAGE_NUMBER_ITEM!r} must be a page number from 1, "
+                                        f"got {value!r}")
+            return int(value)
+    return None
+
+
+def load_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> np.ndarray:
+    """The page image as grayscale, refused (DatasetError) when its size is not the one the XML declares."""
+    try:
+        gray = load_page(page)
+    except ImageError as exc:
+        raise DatasetError(xml, f"page image unusable: {exc}") from None
+    _check_declared_size(xml, page_el, page.source, (gray.shape[1], gray.shape[0]))
     return gray
 
 
-def check_page_image(xml: Path, page_el: ET.Element, image_path: Path) -> None:
+def check_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> None:
     """`load_page_image`'s checks from the image file's header alone, for a caller that reads
-    the pixels later anyway (hwr eval --pages: decoding a scan twice doubled its reading)."""
+    the pixels later anyway (hwr eval --pages: decoding a scan twice doubled its reading). A
+    page of a PDF or a multi-page TIFF has no header of its own to read: it is loaded."""
+    if page.count > 1 or page.path.suffix.lower() == PDF_SUFFIX:
+        load_page_image(xml, page_el, page)
+        return
     try:
-        size = check_image_file(image_path)
+        size = check_image_file(page.path)
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
-    _check_declared_size(xml, page_el, image_path, size)
+    _check_declared_size(xml, page_el, page.source, size)
 
 
-def _check_declared_size(xml: Path, page_el: ET.Element, image_path: Path, size: tuple[int, int]) -> None:
+def _check_declared_size(xml: Path, page_el: ET.Element, image_path: Path | str, size: tuple[int, int]) -> None:
     declared = (page_el.get("imageWidth"), page_el.get("imageHeight"))
     actual = (str(size[0]), str(size[1]))
     # Coordinates refer to the declared size; a mismatch (a rescaled or EXIF-rotated copy of

@@ -30,6 +30,7 @@ from hwr.datasets.pagexml import (
     line_polygon,
     line_text,
     local_name,
+    page_image_ref,
     reading_order_lines,
     resolve_page_image,
 )
@@ -53,6 +54,8 @@ class PageTruth:
     lines: list[str]
     polygons: list[list[tuple[int, int]]] | None = None
     truth_file: Path | None = None  # the PAGE XML or .gt.txt the lines were read from
+    page_index: int = 0  # which page of `image` (a PDF or multi-page TIFF holds several)
+    page_count: int = 1
 
     @property
     def files(self) -> list[Path]:
@@ -188,8 +191,8 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
             progress(1)
 
     config = BatchConfig(mode="page", workers=workers, batch_size=batch_size, words=False, progress=False)
-    summary = transcribe_refs(recognizer, [PageRef(t.id, Path(t.image)) for t in truths], config,
-                              segment_config, on_page=done)
+    refs = [PageRef(t.id, Path(t.image), t.page_index, t.page_count) for t in truths]
+    summary = transcribe_refs(recognizer, refs, config, segment_config, on_page=done)
     if summary.failures and not skip_bad:
         first = summary.failures[0]
         raise ImageError(first.source, first.message + " (--skip-bad scores the other pages)")
@@ -322,7 +325,8 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     if local_name(root.tag) != "PcGts" or not pages:
         raise DatasetError(xml, "not a PAGE XML file")
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
-    check_page_image(xml, pages[0], image)
+    page = page_image_ref(xml, root, image)
+    check_page_image(xml, pages[0], page)
     lines, polygons = [], []
     for line_id, line_el in reading_order_lines(pages[0]):
         try:
@@ -331,7 +335,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
             raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
         lines.append(line_text(line_el) or "")
         polygons.append([tuple(p) for p in polygon.tolist()] if polygon is not None else [])
-    return PageTruth(page_id, image, lines, polygons, truth_file=xml)
+    return PageTruth(page_id, image, lines, polygons, truth_file=xml, page_index=page.index, page_count=page.count)
 
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:

@@ -11,7 +11,8 @@ CLI (`hwr transcribe`, every mode), the UI's Batch tab and the page scorer:
               -> word boxes, writers, on_page (this process, the only one holding the model)
 
 Outputs are written atomically; `resume` skips pages whose outputs all exist; an input that
-fails at any stage becomes a `FailedInput` (errors file, summary) and the batch goes on.
+fails at any stage becomes a `FailedInput` (errors file, summary) and the batch goes on; a full
+or read-only output disk stops it (an OSError naming the file), as every later page would fail.
 `StageTimes` says where a run's time went.
 
 Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
@@ -28,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,8 @@ from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, fails_every_write
+from hwr.fileio import naming_file
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -213,12 +215,25 @@ class ErrorLog:
         log.error("%s: %s", failure.source, failure.message)
         if self.path is None:
             return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")
         row = (failure.page_id, failure.source, failure.stage, failure.message)
-        self._file.write("\t".join(tsv_field(v) for v in row) + "\n")
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "w", encoding="utf-8")
+            self._file.write("\t".join(tsv_field(v) for v in row) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            error = naming_file(exc, self.path)  # a failed flush names no file
+            self._abandon()
+            raise error
+
+    def _abandon(self) -> None:
+        """Close the file after a failed write, and write no more: its buffer, which close()
+        would flush again, cannot be written either (a full disk), and the error is raised."""
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.close()
+        self._file = self.path = None
 
     def close(self) -> None:
         if self._file is not None:
@@ -395,6 +410,8 @@ class _Run:
             if self.config.output_dir:
                 write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest)
         except (OSError, ValueError) as exc:
+            if fails_every_write(exc):  # a full disk: every later page would fail too, so stop here
+                raise naming_file(exc, self.config.output_dir)
             self.fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id))
             self._show_in_order(prepared, None)
             return

@@ -97,7 +97,11 @@ def check_image_size(width: int, height: int, source: str) -> None:
     for absurd headers; load_gray turns that into the same ImageError."""
     if width <= 0 or height <= 0:
         raise ImageError(source, "image is empty (0 pixels)")
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_IMAGE_PIXELS:
+    # Name the limit that was hit: a 70000x10 strip is far below the pixel limit.
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ImageError(source, f"image too large ({width}x{height} pixels; the limit is "
+                                 f"{MAX_SIDE:,} pixels a side)")
+    if width * height > MAX_IMAGE_PIXELS:
         raise ImageError(source, f"image too large ({width}x{height} pixels; the limit is "
                                  f"{MAX_IMAGE_PIXELS:,} pixels)")
 

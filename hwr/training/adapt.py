@@ -436,7 +436,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         warmup_steps=budget.warmup_steps, max_steps=budget.max_steps, max_minutes=minutes,
         val_every=budget.val_every, val_batch_size=32,
         patience=cfg.patience if cfg.keep == "best" else 0, seed=cfg.seed, workers=cfg.workers, loader_start="spawn",
-        device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads)
+        device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads,
+        overwrite=True)  # the run folder is adapt's own scratch space: an interrupted adapt's is replaced
     on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
     return train(train_cfg, datasets=datasets, on_network=on_network, resumable=False)
 

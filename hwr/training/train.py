@@ -114,6 +114,8 @@ class TrainConfig:
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     amp: bool = setting(True, help="mixed precision (fp16 autocast) on CUDA; ignored on CPU")
     resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
+    overwrite: bool = setting(False, help="start a new run in an --out that holds an earlier one, replacing its "
+                                          "history, best/ and last/ (without it such a folder is refused)")
     init_from: str | None = setting(None, help="model folder whose weights initialise the network (fine-tuning)")
     skip_bad: bool = setting(False, help="skip unreadable images and malformed ground truth, report them, and go on")
     save_half: bool = setting(False, help="store the best model's weights as fp16")
@@ -512,9 +514,19 @@ def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path:
     out = Path(cfg.out)
     if ctx.is_main:
         check_output_dir(out, "--out")
+        if not cfg.resume and not cfg.overwrite and holds_a_run(out):
+            # A new run would truncate the old history at once and replace best/ at its first
+            # validation, however early: hours of someone's training lost to a reused name.
+            raise ConfigError(f"--out {out}: holds an earlier run (use --resume to continue it, or --overwrite "
+                              "to replace it)")
     else:
         log.setLevel(logging.WARNING)
     return out
+
+
+def holds_a_run(out: Path) -> bool:
+    """Whether a training run has written into `out` (its history or a checkpoint)."""
+    return any((out / name).exists() for name in ("history.jsonl", "best", "last"))
 
 
 def _resumed_network(out: Path) -> tuple[torch.nn.Module, ModelConfig]:

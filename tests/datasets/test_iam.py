@@ -60,6 +60,37 @@ def test_split_matching_nothing_is_an_error(tmp_path):
         read_iam(root, split_file=split)
 
 
+def test_split_ids_missing_from_lines_txt_are_counted_and_named_in_a_warning(tmp_path, caplog):
+    root = make_iam(tmp_path / "iam")
+    split = tmp_path / "split.txt"
+    split.write_text("a01-000u\nz99-999\nb02-010-07\n", encoding="utf-8")
+    samples = read_iam(root, split_file=split)
+    assert [s.id for s in samples] == ["a01-000u-00", "a01-000u-01"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(split) in warning and "2 of its 3 ids are not in" in warning
+    assert "b02-010-07, z99-999" in warning
+
+
+def test_a_split_whose_ids_are_all_in_lines_txt_warns_nothing(tmp_path, caplog):
+    root = make_iam(tmp_path / "iam", LINES_TXT + "c03-001 ok 12\n")  # a malformed row still lists its id
+    split = tmp_path / "split.txt"
+    split.write_text("a01-000x\nc03-001\n", encoding="utf-8")
+    assert [s.id for s in read_iam(root, split_file=split, skip_bad=True, report=SkipReport())] == ["a01-000x-00"]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_split_file_naming_no_line_of_lines_txt_or_no_id_is_an_error_naming_it(tmp_path):
+    root = make_iam(tmp_path / "iam")
+    split = tmp_path / "other-release.txt"
+    split.write_text("z99-999\nz99-998-00\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"other-release\.txt: none of its ids is in .*lines\.txt "
+                                           r"\(e\.g\. z99-998-00, z99-999\)"):
+        read_iam(root, split_file=split)
+    split.write_text("# only a comment\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"other-release\.txt: lists no ids"):
+        read_iam(root, split_file=split)
+
+
 def test_malformed_row_names_file_and_line(tmp_path):
     root = make_iam(tmp_path, LINES_TXT + "c03-001 ok 12\n")
     with pytest.raises(DatasetError, match=r"lines\.txt:7: expected at least 9 fields, got 3"):

@@ -171,3 +171,49 @@ def test_a_polygon_enclosing_no_area_is_refused_naming_the_line(tmp_path):
 def test_a_line_break_inside_unicode_reads_as_a_space(tmp_path):
     broken = TWO_LINES.replace("<Unicode> first line </Unicode>", "<Unicode>first\n   line </Unicode>")
     assert read_pagexml(make_page(tmp_path, lines=broken))[0].text == "first line"
+
+
+def two_page_tiff(folder: Path) -> Path:
+    """A 2-page TIFF: page 1 all ink, page 2 blank but for an ink square where the line is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    first = Image.fromarray(np.zeros((30, 40), np.uint8))
+    second = np.full((30, 40), 255, np.uint8)
+    second[2:10, 2:21] = 0
+    second[4, 4] = 128  # a mark only page 2 has
+    path = folder / "book.tif"
+    first.save(path, save_all=True, append_images=[Image.fromarray(second)])
+    return path
+
+
+ONE_LINE = """
+      <TextLine id="l1"><Coords points="2,2 20,2 20,9 2,9"/>
+        <TextEquiv><Unicode>page two</Unicode></TextEquiv></TextLine>
+"""
+
+
+def test_a_page_of_a_multi_page_image_is_cut_from_that_page(tmp_path):
+    two_page_tiff(tmp_path)
+    # As hwr transcribe writes it: the MetadataItem names the page (the XML's name need not).
+    xml = tmp_path / "renamed.xml"
+    xml.write_text(page_xml("book.tif", ONE_LINE).replace(
+        "<Page ", '<Metadata><Creator>x</Creator><Created>2026-01-01T00:00:00</Created>'
+        '<LastChange>2026-01-01T00:00:00</LastChange>'
+        '<MetadataItem type="imageProperties" name="page" value="2"/></Metadata><Page '), encoding="utf-8")
+    [line] = read_pagexml(xml)
+    assert line.text == "page two" and line.image[2, 2] == 128
+    # hwr's own file name says it too, when the XML has no such item.
+    named = tmp_path / "book#p2.xml"
+    named.write_text(page_xml("book.tif", ONE_LINE), encoding="utf-8")
+    assert read_pagexml(named)[0].image[2, 2] == 128
+
+
+def test_a_multi_page_image_without_its_page_number_is_refused_not_cut_from_page_one(tmp_path):
+    two_page_tiff(tmp_path)
+    xml = tmp_path / "book.xml"
+    xml.write_text(page_xml("book.tif", ONE_LINE), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"book\.xml.*book\.tif has 2 pages and the XML does not say which"):
+        read_pagexml(xml)
+    beyond = tmp_path / "book#p3.xml"
+    beyond.write_text(page_xml("book.tif", ONE_LINE), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"describes page 3 of .*book\.tif, which has 2 pages"):
+        read_pagexml(beyond)

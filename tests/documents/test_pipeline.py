@@ -266,6 +266,57 @@ def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, m
     assert (out / "0.txt").is_file() and (out / "2.txt").is_file() and not (out / "1.txt").exists()
 
 
+def test_a_full_disk_stops_the_batch_naming_the_folder_but_one_unwritable_output_costs_its_page(
+        recognizer, tmp_path, monkeypatch):
+    import errno
+
+    import hwr.documents.pipeline as pipeline
+
+    for k, text in enumerate(("first line", "second line", "third line")):
+        Image.fromarray(render_line(text)).save(tmp_path / f"{k}.png")
+    write, refusal = pipeline.write_page_files, {}
+
+    def refuse_the_second(page, *args, **kwargs):
+        if page.id == "1":
+            raise refusal["error"]  # names no file, as a failed write() does
+        return write(page, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_page_files", refuse_the_second)
+    config = BatchConfig(mode="line", output_dir=str(tmp_path / "out"), workers=0, progress=False)
+    refusal["error"] = OSError(errno.ENOSPC, "No space left on device")
+    summary = pipeline.BatchSummary()
+    with pytest.raises(OSError, match="No space left") as raised:
+        run_batch(recognizer, sorted(tmp_path.glob("*.png")), config, summary=summary)
+    # Not one failed page among others: every later page would fail the same way.
+    assert raised.value.filename == str(tmp_path / "out") and summary.failures == []
+    assert (tmp_path / "out" / "0.txt").is_file() and not (tmp_path / "out" / "errors.tsv").exists()
+    refusal["error"] = OSError(errno.EISDIR, "Is a directory")
+    summary = run_batch(recognizer, sorted(tmp_path.glob("*.png")), config)
+    assert summary.line_images == 2 and [(f.page_id, f.stage) for f in summary.failures] == [("1", "write")]
+
+
+def test_an_errors_file_on_a_full_disk_names_itself_and_closes_quietly(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    import hwr.documents.pipeline as pipeline
+    from hwr.records import FailedInput
+
+    class FullDisk(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.flush()  # as a real file's close flushes its buffer again
+
+    monkeypatch.setattr(pipeline, "open", lambda *args, **kwargs: FullDisk(), raising=False)
+    errors = pipeline.ErrorLog(tmp_path / "errors.tsv")
+    with pytest.raises(OSError, match="No space left") as raised:
+        errors.add(FailedInput("bad.png", "read", "not an image", "bad"))
+    assert raised.value.filename == str(tmp_path / "errors.tsv")
+    errors.close()  # the failed write was raised once; the finally that closes the log raises nothing
+
+
 def test_auto_mode_is_one_rule_for_the_cli_and_the_ui(recognizer, tmp_path):
     """A one-line PDF page is a page (documents hold pages); a one-line image is a line image."""
     from hwr_ui.batch import collect_inputs

@@ -76,6 +76,18 @@ def test_pagexml_lines_words_and_confidence():
     refs = doc.findall(".//pc:RegionRefIndexed", ns)
     assert [r.get("regionRef") for r in refs] == [r.get("id") for r in regions]
     assert doc.find(".//pc:Page", ns).get("imageFilename") == "scan.tif"
+    # scan.tif holds several pages: the file says which is this one (hwr.datasets.pagexml reads it).
+    items = doc.findall("pc:Metadata/pc:MetadataItem", ns)
+    assert [(i.get("type"), i.get("name"), i.get("value")) for i in items] == [("imageProperties", "page", "2")]
+
+
+def test_pagexml_of_a_single_image_names_no_page_within_it():
+    page = make_page(False)
+    page.source = "/data/box/scan #p2.png"  # a file's own name may hold "#p2"; only a page's ends in it
+    doc = etree.fromstring(write_page(page, "pagexml").encode())
+    ns = {"pc": PAGE_NS}
+    assert doc.findall(".//pc:MetadataItem", ns) == []
+    assert doc.find(".//pc:Page", ns).get("imageFilename") == "scan #p2.png"
 
 
 def test_alto_strings_per_word_with_spaces_or_one_per_line():

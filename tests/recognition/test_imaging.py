@@ -85,6 +85,13 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch):
         load_gray(path)
 
 
+def test_a_refused_size_names_the_limit_it_exceeds():
+    with pytest.raises(ImageError, match=r"strip.png: image too large .*the limit is 60,000 pixels a side"):
+        imaging.check_image_size(70_000, 10, "strip.png")
+    with pytest.raises(ImageError, match=r"\(20000x20000 pixels; the limit is 120,000,000 pixels\)"):
+        imaging.check_image_size(20_000, 20_000, "square.png")
+
+
 def test_blank_image_gives_empty_strip():
     out = normalize_line(np.full((40, 200), 255, np.uint8), NormalizeConfig(line_height=32))
     assert out.shape[0] == 32 and out.max() == 0.0

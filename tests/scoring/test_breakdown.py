@@ -90,6 +90,21 @@ def test_bias_variance_gaps_and_reading():
     assert set(noisy.noisy) == {"variance", "data_mismatch"} and "noise" in noisy.reading
 
 
+def test_a_split_without_a_cer_is_listed_but_no_gap_or_reading_is_drawn_from_it():
+    unscored = SplitScore("dev", None, None, 0)
+    d = diagnose([_split("train", 0.05), unscored, _split("test", 0.30)], target_cer=0.10)
+    assert d.gaps.keys() == {"avoidable_bias"}  # no variance (dev - train) nor mismatch (test - dev)
+    assert [s.name for s in d.undefined] == ["dev"] and d.to_dict()["cer_undefined"] == ["dev"]
+    assert d.to_dict()["splits"][1] == {"name": "dev", "cer": None, "cer_ci95": None, "lines": 0}
+    assert d.reading.startswith("dev has no CER (no line scored), so no gap is drawn from it")
+    assert "test CER 30.00% misses the target" in d.reading  # the headline falls to a split with a CER
+    row = next(line for line in format_table(d).splitlines() if line.strip().startswith("dev"))
+    assert "n/a" in row and "no line scored" in row and "0.00%" not in row
+    neither = diagnose([SplitScore("train", None, None, 4), unscored])  # train: only empty references
+    assert not neither.gaps and neither.reading.startswith("train has no CER (no reference characters)")
+    assert "no gap to read" in neither.reading
+
+
 def test_a_missing_or_non_utf8_groups_table_is_a_user_error_naming_the_flag(tmp_path):
     from hwr.errors import ConfigError, MissingFileError
 

@@ -151,6 +151,27 @@ def test_hwr_eval_cli_outputs_splits_and_comparison(tiny_model, tmp_path, capsys
     assert (out / "r.html").read_text().count("<img") == 2
 
 
+def test_a_split_whose_every_line_is_bad_is_reported_without_a_cer_or_gaps(tiny_model, tmp_path, capsys):
+    train = _pairs(tmp_path / "train", ["the cat sat", "a dog"])
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for k in range(2):
+        (dev / f"b{k}.png").write_bytes(b"")  # zero bytes: unreadable
+        (dev / f"b{k}.gt.txt").write_text("x\n")
+    code = main(["eval", "--splits", f"train={train},dev={dev}", "--skip-bad", "--model", str(tiny_model),
+                 "--device", "cpu", "--bootstrap", "10", "--json", str(tmp_path / "r.json"),
+                 "--html", str(tmp_path / "r.html")])
+    out, err = capsys.readouterr()
+    assert code == 1  # train was scored: done, with inputs skipped
+    dev_row = next(line for line in out.splitlines() if line.strip().startswith("dev "))
+    assert "n/a" in dev_row and "no line scored" in dev_row and "variance (dev - train)" not in out
+    assert "hwr eval: dev: no line scored; skipped 2 lines" in err
+    bias_variance = json.loads((tmp_path / "r.json").read_text())["bias_variance"]
+    assert bias_variance["splits"][0]["cer"] is not None and bias_variance["splits"][1]["cer"] is None
+    assert bias_variance["gaps"].keys() == {"avoidable_bias"} and bias_variance["cer_undefined"] == ["dev"]
+    assert "no line scored" in (tmp_path / "r.html").read_text()
+
+
 def test_hwr_eval_fails_on_unreadable_input(tiny_model, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "absent"), "--model", str(tiny_model), "--device", "cpu"]) == 2
     assert "absent" in capsys.readouterr().err

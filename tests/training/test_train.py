@@ -322,9 +322,9 @@ def test_training_data_with_no_usable_line_is_an_error_not_an_endless_loop(pairs
     empty.write_text("# nothing here\n")
     # The reader says it, naming the file.
     with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
-        train(_cfg(pairs_dir, tmp_path, train=str(empty)))
+        train(_cfg(pairs_dir, tmp_path, train=str(empty), overwrite=True))
     with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
-        train(_cfg(pairs_dir, tmp_path, val=str(empty)))
+        train(_cfg(pairs_dir, tmp_path, val=str(empty), overwrite=True))
 
 
 def test_bad_validation_lines_are_named_and_a_validation_with_none_left_is_an_error(pairs_dir, tmp_path, caplog):
@@ -366,11 +366,18 @@ def test_a_checkpoint_without_its_config_is_not_silently_replaced(pairs_dir, tmp
         train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True))
 
 
-def test_a_new_run_in_an_old_runs_folder_starts_its_own_history(pairs_dir, tmp_path, caplog):
+def test_a_new_run_in_an_old_runs_folder_is_refused_unless_it_may_overwrite(pairs_dir, tmp_path, caplog):
+    from hwr.errors import ConfigError
+
     train(_cfg(pairs_dir, tmp_path, max_steps=4))
-    with caplog.at_level("WARNING"):
+    run = tmp_path / "run"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="holds an earlier run .*--resume.*--overwrite"):
         train(_cfg(pairs_dir, tmp_path, max_steps=2))
-    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
+    with caplog.at_level("WARNING"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=2, overwrite=True))
+    steps = [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
     assert steps == [2] and "holds an earlier run" in caplog.text
 
 

@@ -9,14 +9,12 @@ from collections import defaultdict, deque
 from datetime import datetime, timezone
 
 from hwr.documents.linegeom import word_polygons
-from hwr.records import Line, Page, WordBox
+from hwr.records import DOCUMENT_PAGE_SUFFIX, Line, Page, WordBox, document_page_number
 
 _NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 # What XML 1.0 cannot hold at all, escaped or not (its `Char` production): control characters
 # other than tab, newline and CR, lone surrogates (undecodable bytes of a file name) and U+FFFE/F.
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# The `#p<N>` hwr.documents.pages.PageRef.source adds for a page of a multi-page document.
-_PAGE_SUFFIX = re.compile(r"#p[0-9]+$")
 
 
 def line_text(line: Line) -> str:
@@ -66,7 +64,13 @@ def image_file_name(page: Page) -> str:
     suffix (hwr.documents.pages.PAGE_SUFFIXES), so a name that ends in `#p<N>` is a page's."""
     if not page.source:
         return page.id or "page"
-    return os.path.basename(_PAGE_SUFFIX.sub("", page.source)) or page.id or "page"
+    return os.path.basename(DOCUMENT_PAGE_SUFFIX.sub("", page.source)) or page.id or "page"
+
+
+def document_page(page: Page) -> int | None:
+    """The page's 1-based number within its multi-page source file (a PDF, a multi-page TIFF), or
+    None for a page that is a file of its own: `image_file_name` alone cannot say which page."""
+    return document_page_number(page.source) if page.source else None
 
 
 def xml_id(raw: str, used: set[str]) -> str:

@@ -13,6 +13,7 @@ from hwr import __version__
 from hwr.documents.writers.common import (
     bbox_of,
     confidence_01,
+    document_page,
     image_file_name,
     line_confidence,
     line_text,
@@ -28,6 +29,8 @@ from hwr.records import Line, Page
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = f"{NS} {NS}/pagecontent.xsd"
+# The MetadataItem (PAGE 2019) that says which page of a multi-page image file a PAGE file is.
+PAGE_NUMBER_ITEM = "page"
 
 
 def _el(parent, tag: str, **attrs) -> ET.Element:
@@ -55,6 +58,11 @@ def write(page: Page) -> str:
     stamp = now_utc()
     _el(meta, "Created").text = stamp
     _el(meta, "LastChange").text = stamp
+    number = document_page(page)
+    if number is not None:
+        # imageFilename names a file of several pages: which one is this page's (the readers,
+        # hwr.datasets.pagexml, look for this item; PAGE has no attribute of its own for it).
+        _el(meta, "MetadataItem", type="imageProperties", name=PAGE_NUMBER_ITEM, value=number)
     page_el = _el(root, "Page", imageFilename=image_file_name(page), imageWidth=page.width, imageHeight=page.height)
     used: set[str] = set()
     found = page_regions(page)

@@ -24,12 +24,22 @@ NAMES = {"avoidable_bias": "avoidable bias", "variance": "variance", "data_misma
 @dataclass
 class SplitScore:
     name: str
-    cer: float
-    interval: Interval
+    # None when the split has no CER: no line was scored (all left out as bad) or the references
+    # hold no characters. A CER of 0 there would read as a perfect split and make up a gap.
+    cer: float | None
+    interval: Interval | None
     lines: int
 
+    @property
+    def why_undefined(self) -> str:
+        """Why the split has no CER ("" when it has one)."""
+        if self.cer is not None:
+            return ""
+        return "no line scored" if self.lines == 0 else "no reference characters"
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "cer": self.cer, "cer_ci95": self.interval.as_list(), "lines": self.lines}
+        return {"name": self.name, "cer": self.cer, "cer_ci95": self.interval.as_list() if self.interval else None,
+                "lines": self.lines}
 
 
 @dataclass
@@ -41,9 +51,15 @@ class Diagnosis:
     target_cer: float | None = None
     reading: str = ""
 
+    @property
+    def undefined(self) -> list[SplitScore]:
+        """The splits without a CER: shown, but no gap is drawn from them."""
+        return [s for s in self.splits if s.cer is None]
+
     def to_dict(self) -> dict:
         return {"splits": [s.to_dict() for s in self.splits], "gaps": self.gaps, "within_noise": self.noisy,
-                "human_cer": self.human_cer, "target_cer": self.target_cer, "reading": self.reading}
+                "cer_undefined": [s.name for s in self.undefined], "human_cer": self.human_cer,
+                "target_cer": self.target_cer, "reading": self.reading}
 
 
 def _find(splits: list[SplitScore], names: tuple[str, ...]) -> SplitScore | None:
@@ -52,8 +68,10 @@ def _find(splits: list[SplitScore], names: tuple[str, ...]) -> SplitScore | None
 
 def diagnose(splits: list[SplitScore], human_cer: float | None = None,
              target_cer: float | None = None) -> Diagnosis:
-    """Gaps between the named splits (train, dev/val, test; any may be missing) and a reading."""
-    train, dev, test = _find(splits, ("train",)), _find(splits, DEV_NAMES), _find(splits, ("test",))
+    """Gaps between the named splits (train, dev/val, test; any may be missing) and a reading.
+    A split without a CER counts as missing: it is listed, and the reading names it."""
+    scored = [s for s in splits if s.cer is not None]
+    train, dev, test = _find(scored, ("train",)), _find(scored, DEV_NAMES), _find(scored, ("test",))
     diagnosis = Diagnosis(splits, human_cer=human_cer, target_cer=target_cer)
     pairs = {"variance": (train, dev), "data_mismatch": (dev, test)}
     if train is not None:
@@ -70,21 +88,24 @@ def diagnose(splits: list[SplitScore], human_cer: float | None = None,
 
 
 def _reading(d: Diagnosis, headline: SplitScore | None) -> str:
-    target = ""
+    prefix = "".join(f"{s.name} has no CER ({s.why_undefined}), so no gap is drawn from it; " for s in d.undefined)
     if d.target_cer is not None and headline is not None:
         verdict = "meets" if headline.cer <= d.target_cer else "misses"
-        target = f"{headline.name} CER {headline.cer:.2%} {verdict} the target {d.target_cer:.2%}; "
+        prefix += f"{headline.name} CER {headline.cer:.2%} {verdict} the target {d.target_cer:.2%}; "
+    if not d.gaps:
+        return prefix + "no gap to read (it needs a train split, or dev and test, with a CER)"
     meaningful = {k: v for k, v in d.gaps.items() if k not in d.noisy and v > 0}
     if not meaningful:
-        return target + "no gap stands out from the bootstrap noise; evaluate on more lines"
+        return prefix + "no gap stands out from the bootstrap noise; evaluate on more lines"
     largest = max(meaningful, key=meaningful.get)
-    return target + f"largest gap: {NAMES[largest]} ({meaningful[largest] * 100:.1f} points), so {ADVICE[largest]}"
+    return prefix + f"largest gap: {NAMES[largest]} ({meaningful[largest] * 100:.1f} points), so {ADVICE[largest]}"
 
 
 def format_table(d: Diagnosis) -> str:
     """Splits side by side, then the gaps and the reading, for the terminal."""
     rows = [f"  {'split':<10} {'lines':>7} {'CER':>8}  95% CI"]
-    rows += [f"  {s.name:<10} {s.lines:>7} {s.cer:>8.2%}  [{s.interval.low:.2%}, {s.interval.high:.2%}]"
+    rows += [f"  {s.name:<10} {s.lines:>7} {'n/a':>8}  ({s.why_undefined})" if s.cer is None else
+             f"  {s.name:<10} {s.lines:>7} {s.cer:>8.2%}  [{s.interval.low:.2%}, {s.interval.high:.2%}]"
              for s in d.splits]
     base = f"human {d.human_cer:.2%}" if d.human_cer is not None else "0 (no --human-cer)"
     labels = {"avoidable_bias": f"avoidable bias (train - {base})", "variance": "variance (dev - train)",

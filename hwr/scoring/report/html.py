@@ -152,7 +152,8 @@ def _breakdowns(analysis: ErrorAnalysis) -> str:
 
 
 def _splits(diagnosis: Diagnosis) -> str:
-    rows = [[s.name, s.lines, _pct(s.cer), f"[{_pct(s.interval.low)}, {_pct(s.interval.high)}]"]
+    rows = [[s.name, s.lines, "n/a", s.why_undefined] if s.cer is None else
+            [s.name, s.lines, _pct(s.cer), f"[{_pct(s.interval.low)}, {_pct(s.interval.high)}]"]
             for s in diagnosis.splits]
     gaps = [[name.replace("_", " "), f"{gap * 100:+.2f} points", "yes" if name in diagnosis.noisy else ""]
             for name, gap in diagnosis.gaps.items()]

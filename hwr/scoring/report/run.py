@@ -200,14 +200,22 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
             for i, data in enumerate(datasets)]
     run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.decoder.describe())
     if cfg.splits:
-        scores = [SplitScore(r.dataset.name, r.report.cer, r.analysis.cer_ci, r.report.lines) for r in runs]
-        run.diagnosis = diagnose(scores, cfg.human_cer, cfg.target_cer)
+        run.diagnosis = diagnose([split_score(r) for r in runs], cfg.human_cer, cfg.target_cer)
     if cfg.compare or cfg.compare_decoder:
         other = cfg.load_recognizer(cfg.compare, decoder=cfg.compare_decoder)
         b = score_dataset(other, datasets[focus], cfg, keep_images=False, groups=groups)
         run.comparison = compare_reports(run.analysed.report, b.report, *_reading_labels(recognizer, other, cfg),
                                          cfg.bootstrap, cfg.seed)
     return run
+
+
+def split_score(run: DatasetRun) -> SplitScore:
+    """A split's line of the bias/variance table; no CER when nothing was there to divide by
+    (every line left out by --skip-bad, or only empty references)."""
+    report = run.report
+    if report.chars == 0:
+        return SplitScore(run.dataset.name, None, None, report.lines)
+    return SplitScore(run.dataset.name, report.cer, run.analysis.cer_ci, report.lines)
 
 
 def _reading_labels(a: Recognizer, b: Recognizer, cfg: EvalConfig) -> tuple[str, str]:
@@ -229,12 +237,14 @@ def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
            f"({report.word_errors}/{report.words})" if report.words else "WER undefined")
     out = [f"decoding: {describe_decoding(run.decoding)}; normalisation: {cfg.normalization().describe()}",
            f"{run.analysed.dataset.name}: lines {report.lines}  {cer}  {wer}  (95% bootstrap CI)"]
-    note = undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors)
+    note = (f"no line was scored: all were left out ({report.skipped_lines()})" if report.lines == 0 else
+            undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors))
     if note:
         out.append(f"warning: {note}")
     if run.diagnosis is not None:
         out += ["bias / variance:", format_table(run.diagnosis)]
-    out += _breakdown_lines(analysis)
+    if report.lines:  # an unscored split has no breakdown to show
+        out += _breakdown_lines(analysis)
     if run.comparison is not None:
         out += ["model comparison (paired bootstrap):", format_comparison(run.comparison, cfg.worst)]
     if cfg.worst:
