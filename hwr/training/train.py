@@ -484,8 +484,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     try:
         run_loop(run)
     except BaseException:
-        # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable.
-        if ctx.is_main and resumable:
+        # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable. Before
+        # the first step there is none, and a checkpoint of nothing would only make the rerun
+        # (data fixed) need --overwrite.
+        if ctx.is_main and resumable and run.state.step > 0:
             run.save_last()
             log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
         raise
@@ -525,8 +527,10 @@ def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path:
 
 
 def holds_a_run(out: Path) -> bool:
-    """Whether a training run has written into `out` (its history or a checkpoint)."""
-    return any((out / name).exists() for name in ("history.jsonl", "best", "last"))
+    """Whether a training run has left work in `out`: a validation in its history, or a
+    checkpoint (a run that failed before its first step leaves only an empty history)."""
+    history = out / "history.jsonl"
+    return (history.is_file() and history.stat().st_size > 0) or any((out / name).exists() for name in ("best", "last"))
 
 
 def _resumed_network(out: Path) -> tuple[torch.nn.Module, ModelConfig]:

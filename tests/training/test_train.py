@@ -321,10 +321,12 @@ def test_training_data_with_no_usable_line_is_an_error_not_an_endless_loop(pairs
     empty = tmp_path / "empty.tsv"
     empty.write_text("# nothing here\n")
     # The reader says it, naming the file.
+    # Nothing was trained, so nothing was kept: the rerun needs no --overwrite.
+    assert not (tmp_path / "run" / "last").exists()
     with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
-        train(_cfg(pairs_dir, tmp_path, train=str(empty), overwrite=True))
+        train(_cfg(pairs_dir, tmp_path, train=str(empty)))
     with pytest.raises(HwrError, match=r"empty\.tsv: no usable row"):
-        train(_cfg(pairs_dir, tmp_path, val=str(empty), overwrite=True))
+        train(_cfg(pairs_dir, tmp_path, val=str(empty)))
 
 
 def test_bad_validation_lines_are_named_and_a_validation_with_none_left_is_an_error(pairs_dir, tmp_path, caplog):
