@@ -300,6 +300,15 @@ def test_errors_about_the_users_own_files_reach_the_page_and_bugs_do_not():
     def bug():
         raise KeyError("internal")
 
+    @friendly
+    def full_disk():  # what saving a batch's outputs or a collection's lines meets on a full disk
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/hwr/out/page.xml")
+
+    with pytest.raises(gr.Error, match=r"cannot write /data/hwr/out/page\.xml: the disk is full"):
+        full_disk()
+
     with pytest.raises(gr.Error, match="l003.png: empty transcription"):
         unusable_lines()
     with pytest.raises(gr.Error, match="something went wrong on the server"):

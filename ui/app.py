@@ -20,7 +20,7 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 import hwr  # noqa: F401  - sets GRADIO_ANALYTICS_ENABLED/HF_HUB_DISABLE_TELEMETRY before gradio loads
-from hwr.errors import HwrError
+from hwr.errors import HwrError, describe_os_error, is_users_os_error
 from hwr.recognition.decode import decoder_options
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.scoring.evaluate import evaluate, write_lines_csv
@@ -89,7 +89,9 @@ def friendly(fn):
             raise _error(str(exc)) from None
         except MemoryError:
             raise _error("the server ran out of memory; try a smaller image or fewer files") from None
-        except Exception:
+        except Exception as exc:
+            if is_users_os_error(exc):  # a full disk or a folder's permissions: say which file
+                raise _error(describe_os_error(exc)) from None
             # The server keeps running (gradio isolates events); the user gets a message, the
             # log the traceback.
             log.exception("%s failed", fn.__name__)
