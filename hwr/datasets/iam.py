@@ -50,14 +50,15 @@ def read_iam(
     lines_txt = root / LINES_TXT
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
+    rows = read_utf8(lines_txt).splitlines()  # read once: the split check and the lines both use it
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
     if wanted is not None:
-        check_split_ids(Path(split_file), wanted, lines_txt)
+        check_split_ids(Path(split_file), wanted, listed_ids(rows), lines_txt)
     # No line from a split file is almost always the wrong split file for this tree.
     source, none_found = ((split_file, f"none of its ids matches a usable line of {lines_txt}") if wanted is not None
                           else (lines_txt, "no usable line"))
-    return read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, wanted, skip_bad, seen), skip_bad, seen),
-                      source, none_found, report)
+    return read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, rows, wanted, skip_bad, seen), skip_bad,
+                                              seen), source, none_found, report)
 
 
 def read_split_ids(path: Path) -> set[str]:
@@ -70,13 +71,13 @@ def read_split_ids(path: Path) -> set[str]:
     return ids
 
 
-def check_split_ids(split_file: Path, wanted: set[str], lines_txt: Path) -> None:
+def check_split_ids(split_file: Path, wanted: set[str], listed: set[str], lines_txt: Path) -> None:
     """Warn naming the split file when some of its ids are not in lines.txt (their lines would
     silently not be read, and a CER on fewer lines compared as if on the full split); a
     DatasetError when none is: a split file of another tree or another IAM release."""
     if not wanted:
         raise DatasetError(split_file, "lists no ids (one form or line id per line)")
-    missing = sorted(wanted - listed_ids(lines_txt))
+    missing = sorted(wanted - listed)
     examples = name_some(missing, 3, ", ")
     if len(missing) == len(wanted):
         raise DatasetError(split_file, f"none of its ids is in {lines_txt} (e.g. {examples}); "
@@ -86,12 +87,12 @@ def check_split_ids(split_file: Path, wanted: set[str], lines_txt: Path) -> None
                     split_file, len(missing), len(wanted), lines_txt, examples)
 
 
-def listed_ids(lines_txt: Path) -> set[str]:
-    """The line ids of lines.txt and their form ids: what a split file's ids may name. Taken
-    from each row's first field, so a malformed row's id counts as listed (the row itself is
-    reported as bad when read)."""
+def listed_ids(rows: list[str]) -> set[str]:
+    """The line ids of lines.txt's rows and their form ids: what a split file's ids may name.
+    Taken from each row's first field, so a malformed row's id counts as listed (the row itself
+    is reported as bad when read)."""
     ids = set()
-    for raw in read_utf8(lines_txt).splitlines():
+    for raw in rows:
         if raw.strip() and not raw.startswith("#"):
             line_id = raw.split()[0]
             ids.update((line_id, line_id.rpartition("-")[0]))
@@ -99,9 +100,9 @@ def listed_ids(lines_txt: Path) -> set[str]:
 
 
 def _iter_lines(
-    root: Path, lines_txt: Path, wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
+    root: Path, lines_txt: Path, rows: list[str], wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
-    for line_no, raw in enumerate(read_utf8(lines_txt).splitlines(), start=1):
+    for line_no, raw in enumerate(rows, start=1):
         if not raw.strip() or raw.startswith("#"):
             continue
         try:

@@ -256,14 +256,14 @@ def check_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> None:
     _check_declared_size(xml, page_el, page.source, size)
 
 
-def _check_declared_size(xml: Path, page_el: ET.Element, image_path: Path | str, size: tuple[int, int]) -> None:
+def _check_declared_size(xml: Path, page_el: ET.Element, image: str, size: tuple[int, int]) -> None:
     declared = (page_el.get("imageWidth"), page_el.get("imageHeight"))
     actual = (str(size[0]), str(size[1]))
     # Coordinates refer to the declared size; a mismatch (a rescaled or EXIF-rotated copy of
     # the scan) would cut every line from the wrong place without any visible error.
     if all(declared) and declared != actual:
         raise DatasetError(
-            xml, f"page image {image_path} is {actual[0]}x{actual[1]} but the XML declares {declared[0]}x{declared[1]}"
+            xml, f"page image {image} is {actual[0]}x{actual[1]} but the XML declares {declared[0]}x{declared[1]}"
         )
 
 

@@ -9,7 +9,7 @@ from collections import defaultdict, deque
 from datetime import datetime, timezone
 
 from hwr.documents.linegeom import word_polygons
-from hwr.records import DOCUMENT_PAGE_SUFFIX, Line, Page, WordBox, document_page_number
+from hwr.records import DOCUMENT_PAGE_SUFFIX, Line, Page, WordBox
 
 _NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 # What XML 1.0 cannot hold at all, escaped or not (its `Char` production): control characters
@@ -65,12 +65,6 @@ def image_file_name(page: Page) -> str:
     if not page.source:
         return page.id or "page"
     return os.path.basename(DOCUMENT_PAGE_SUFFIX.sub("", page.source)) or page.id or "page"
-
-
-def document_page(page: Page) -> int | None:
-    """The page's 1-based number within its multi-page source file (a PDF, a multi-page TIFF), or
-    None for a page that is a file of its own: `image_file_name` alone cannot say which page."""
-    return document_page_number(page.source) if page.source else None
 
 
 def xml_id(raw: str, used: set[str]) -> str:

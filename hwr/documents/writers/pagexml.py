@@ -13,7 +13,6 @@ from hwr import __version__
 from hwr.documents.writers.common import (
     bbox_of,
     confidence_01,
-    document_page,
     image_file_name,
     line_confidence,
     line_text,
@@ -24,7 +23,7 @@ from hwr.documents.writers.common import (
     xml_id,
     xml_safe_tree,
 )
-from hwr.records import Line, Page
+from hwr.records import Line, Page, document_page_number
 
 NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -58,10 +57,10 @@ def write(page: Page) -> str:
     stamp = now_utc()
     _el(meta, "Created").text = stamp
     _el(meta, "LastChange").text = stamp
-    number = document_page(page)
+    number = document_page_number(page.source or "")
     if number is not None:
-        # imageFilename names a file of several pages: which one is this page's (the readers,
-        # hwr.datasets.pagexml, look for this item; PAGE has no attribute of its own for it).
+        # imageFilename names a file of several pages (a PDF, a multi-page TIFF): say which is this
+        # one (hwr.datasets.pagexml reads the item back; PAGE has no attribute of its own for it).
         _el(meta, "MetadataItem", type="imageProperties", name=PAGE_NUMBER_ITEM, value=number)
     page_el = _el(root, "Page", imageFilename=image_file_name(page), imageWidth=page.width, imageHeight=page.height)
     used: set[str] = set()
