@@ -20,7 +20,9 @@ Guarantees, each tested in tests/documents/test_workers.py:
 - every block is unlinked: by the parent after copying, or on close/Ctrl-C for pages
   finished but never consumed. Workers ignore SIGINT, so Ctrl-C reaches only the parent,
   which shuts the pool down cleanly. (Were the parent killed outright, multiprocessing's
-  resource tracker, shared with the workers, unlinks what is left.)
+  resource tracker, shared with the workers, unlinks what is left; were the tracker killed too,
+  as a SIGKILL of the whole process group does, the next pool to start unlinks the blocks whose
+  owning process is gone: each block's name carries its owner's pid.)
 
 Caveat: `spawn` re-imports the parent's main script in each worker; a script that imports
 torch at module level would bring torch into the workers. `hwr`'s CLI and the benches import
@@ -31,6 +33,8 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
+import re
 import secrets
 import signal
 import sys
@@ -40,6 +44,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -49,8 +54,12 @@ from hwr.interrupts import exit_with_parent
 
 log = logging.getLogger("hwr.documents.workers")
 
-# Names of hwr's blocks in /dev/shm, so leaks can be told from other programs' blocks.
+# Names of hwr's blocks in /dev/shm, so leaks can be told from other programs' blocks:
+# hwr_pg_<pid of the process that owns the pool>_<random>.
 SHM_PREFIX = "hwr_pg_"
+_OWNED_BLOCK = re.compile(re.escape(SHM_PREFIX) + r"(\d+)_[0-9a-f]+")
+# Where POSIX shared memory shows as files (Linux); elsewhere there is nothing to sweep.
+SHM_DIR = Path("/dev/shm")
 START_METHODS = ("spawn", "forkserver")
 WORKER_DIED = "the worker process preparing this page died (a crash in an image decoder?)"
 
@@ -68,10 +77,11 @@ class _Shipped:
 
 _settings: PrepareSettings | None = None
 _prepare: Callable[[object, PrepareSettings], PreparedPage] = prepare_page
+_owner: int | None = None  # the pool's process, named in each block (set in each worker)
 
 
-def _init_worker(settings: PrepareSettings, prepare: Callable) -> None:
-    global _settings, _prepare
+def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int) -> None:
+    global _settings, _prepare, _owner
     # Ctrl-C goes to the whole process group; only the parent should act on it (and stop the
     # pool in order), not each worker dying mid-page with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,7 +90,7 @@ def _init_worker(settings: PrepareSettings, prepare: Callable) -> None:
 
     # OpenCV's pool defaults to every core; the workers are the parallelism.
     cv2.setNumThreads(1)
-    _settings, _prepare = settings, prepare
+    _settings, _prepare, _owner = settings, prepare, owner
 
 
 def _prepare_and_ship(ref) -> _Shipped:
@@ -91,14 +101,17 @@ def _prepare_and_ship(ref) -> _Shipped:
         return _Shipped(failed(ref, "read", f"cannot pass the page's lines through shared memory ({exc})"))
 
 
-def ship(prepared: PreparedPage) -> _Shipped:
-    """Move a page's line images into one new shared memory block (the caller then owns it)."""
+def ship(prepared: PreparedPage, owner: int | None = None) -> _Shipped:
+    """Move a page's line images into one new shared memory block (the caller then owns it).
+    `owner`: the pid the block's name gives as its owner; default the pool's process (in a
+    worker), else this one."""
     images = prepared.images
     prepared.images = []
     total = sum(im.size for im in images)
     if total == 0:
         return _Shipped(prepared)
-    block = shared_memory.SharedMemory(name=SHM_PREFIX + secrets.token_hex(8), create=True, size=total)
+    owner = owner or _owner or os.getpid()
+    block = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{owner}_{secrets.token_hex(8)}", create=True, size=total)
     try:
         flat = np.ndarray((total,), np.uint8, buffer=block.buf)
         offset = 0
@@ -120,6 +133,37 @@ def loaded_modules() -> list[str]:
 
 
 # --- parent side -----------------------------------------------------------------------------
+
+def unlink_orphaned_blocks(shm_dir: Path = SHM_DIR) -> int:
+    """Unlink hwr blocks whose owning process no longer runs (a batch SIGKILLed with its whole
+    process group, resource tracker included, leaves its unread pages in /dev/shm, which is
+    RAM). Returns how many were unlinked. Blocks of live processes and of other users stay."""
+    if not shm_dir.is_dir():
+        return 0
+    unlinked = 0
+    for path in shm_dir.glob(SHM_PREFIX + "*"):
+        match = _OWNED_BLOCK.fullmatch(path.name)
+        if match is None or _process_runs(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+            unlinked += 1
+        except OSError:  # gone meanwhile, or another user's
+            pass
+    if unlinked:
+        log.info("unlinked %d shared memory blocks left in %s by page workers of a killed batch", unlinked, shm_dir)
+    return unlinked
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
 
 def receive(shipped: _Shipped) -> PreparedPage:
     """Copy a shipped page's images out of its block, then unlink the block."""
@@ -193,8 +237,9 @@ class PageWorkers:
         self.close()
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        unlink_orphaned_blocks()
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.start_method),
-                                   initializer=_init_worker, initargs=(self.settings, self.prepare))
+                                   initializer=_init_worker, initargs=(self.settings, self.prepare, os.getpid()))
 
     @property
     def pool(self) -> ProcessPoolExecutor:

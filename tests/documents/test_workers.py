@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import cv2
@@ -30,7 +31,7 @@ from hwr.documents.prepare import (
     line_inputs,
     prepare_page,
 )
-from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers
+from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers, unlink_orphaned_blocks
 from hwr.recognition.imaging import NormalizeConfig
 
 SHM = Path("/dev/shm")
@@ -222,3 +223,34 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_image
     assert "Traceback" not in err and "leaked" not in err  # workers quiet; nothing left to the resource tracker
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     assert hwr_blocks() == before
+
+
+def test_blocks_of_a_batch_killed_with_its_whole_group_are_unlinked_by_the_next_pool(folder, page_images):
+    # SIGKILL of the process group (a scheduler's hard stop) takes the resource tracker too, so
+    # nothing of that batch unlinks its unread pages: the next pool must.
+    for i in range(6):
+        cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
+    before = hwr_blocks()
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(folder)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().split()
+        leaked = wait_for_new_blocks(before)
+        assert leaked and all(name.startswith(f"{SHM_PREFIX}{proc.pid}_") for name in leaked)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.5)  # the killed workers' last blocks
+    assert leaked <= hwr_blocks()  # left behind, as the kernel keeps them
+    own = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{os.getpid()}_0123abcd", create=True, size=8)
+    try:
+        with PageWorkers(settings(), workers=1) as pool:
+            pool.pool  # starting a pool sweeps
+        assert not (leaked & hwr_blocks())
+        assert own.name in hwr_blocks()  # this live process's block stays
+    finally:
+        own.close()
+        own.unlink()
+    assert unlink_orphaned_blocks(SHM) == 0
