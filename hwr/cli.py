@@ -188,7 +188,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
     from hwr.documents.pages import may_name_several
     from hwr.documents.pipeline import BatchConfig, BatchSummary, run_batch, tsv_field
-    from hwr.documents.transcribe import LineTranscription, TranscriptionResult
+    from hwr.documents.transcribe import LineJournal, LineTranscription, TranscriptionResult
     from hwr.interrupts import sigterm_as_exit
 
     # --json lists a line image's words whatever --format is (word boxes cost little once read).
@@ -198,20 +198,22 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
                         words=True if cfg.json else None)
     several = may_name_several(inputs)
     line_results = TranscriptionResult()
+    journal = LineJournal(cfg.json, keep=cfg.resume) if cfg.json else None
 
     def show(page, is_line: bool) -> None:
         # A tab or newline in a file name would break the `source<TAB>text` lines: escaped as
         # in errors.tsv.
         if is_line:
             rec = page.lines[0].recognition
-            line_results.lines.append(LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
-                                                        [asdict(w) for w in rec.words]))
+            line_results.read(page.source, [LineTranscription(page.source, rec.text, rec.confidence,
+                                                              rec.char_confidences, [asdict(w) for w in rec.words])],
+                              journal)
             emit(f"{tsv_field(page.source)}\t{rec.text}" if several else rec.text)
         else:
-            line_results.lines.extend(
+            line_results.read(page.source, [
                 LineTranscription(page.source, line.recognition.text, line.recognition.confidence,
                                   line.recognition.char_confidences, line=line.id, bbox=list(line.bbox))
-                for line in page.lines if line.recognition is not None)
+                for line in page.lines if line.recognition is not None], journal)
             if not cfg.output_dir:
                 emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
 
@@ -225,8 +227,13 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted(summary, cfg.output_dir)) from None
     finally:
-        if cfg.json:
-            _write_line_json(cfg, line_results, summary, finished)
+        if journal is not None:
+            written = False
+            try:
+                _write_line_json(cfg, line_results, summary, finished)
+                written = True
+            finally:
+                journal.close(remove=written)  # kept when the report could not be written
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
     if summary.pages + summary.line_images + summary.skipped == 0 and all(
             f.stage == "input" for f in summary.failures):

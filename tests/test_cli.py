@@ -416,6 +416,66 @@ def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained
     assert len(json.loads(report.read_text())["lines"]) == 5  # 3 from the interrupted run, 2 read now
 
 
+class _Killed(BaseException):
+    """A SIGKILL in a test: nothing after it runs (no report is written, no finally tidies)."""
+
+
+def test_a_killed_run_leaves_its_lines_in_a_journal_that_the_resume_reads(untrained_model, tmp_path, monkeypatch,
+                                                                          capsys):
+    import hwr.cli
+
+    lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(5)])
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--json", str(report), "--no-progress", "--workers", "0"]
+    printed = []
+
+    def killed_at_the_third(text):
+        if len(printed) == 2:
+            raise _Killed
+        printed.append(text)
+
+    def never_written(*args):
+        raise _Killed
+
+    monkeypatch.setattr(hwr.cli, "emit", killed_at_the_third)
+    monkeypatch.setattr(hwr.cli, "_write_line_json", never_written)
+    with pytest.raises(_Killed):
+        hwr.cli.main(argv)
+    journal = tmp_path / "report.json.part.jsonl"
+    assert len({p.stem for p in out.glob("*.txt")}) == 3 and not report.exists()
+    assert len(journal.read_text().splitlines()) == 3
+    with journal.open("a") as f:  # the kill cut a fourth record short
+        f.write('{"source": "cut sh')
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert hwr.cli.main(argv + ["--resume"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    sources = [line["source"] for line in json.loads(report.read_text())["lines"]]
+    assert sorted(sources) == sorted(str(p) for p in lines.glob("*.png")) and len(sources) == 5
+    assert not journal.exists()  # the report holds its lines now
+
+
+def test_the_journal_keeps_the_last_record_of_an_input_and_the_report_yields_to_it(tmp_path):
+    from hwr.documents.transcribe import LineJournal, LineTranscription, TranscriptionResult
+
+    report = tmp_path / "r.json"
+    earlier = TranscriptionResult([LineTranscription("a.png", "old a", 0.5), LineTranscription("b.png", "b", 0.5)])
+    report.write_text(earlier.to_json())
+    journal = LineJournal(report, keep=True)
+    journal.add("a.png", [LineTranscription("a.png", "first a", 0.6)])
+    journal.add("c.png", [LineTranscription("c.png", "c", 0.7)])
+    journal.add("a.png", [LineTranscription("a.png", "new a", 0.8)])  # read again by a later run
+    now = TranscriptionResult()
+    assert now.add_earlier(report, ["a.png", "b.png", "c.png"]) == []
+    assert {line.source: line.text for line in now.lines} == {"a.png": "new a", "b.png": "b", "c.png": "c"}
+    journal.close(remove=True)
+    assert not journal.path.exists()
+    fresh = LineJournal(report, keep=False)
+    assert fresh.path.read_text() == ""  # a fresh run starts an empty one
+    fresh.close(remove=True)
+
+
 def test_an_interrupted_run_without_an_output_folder_says_only_that(untrained_model, tmp_path, monkeypatch, capsys):
     import hwr.cli
 

@@ -41,17 +41,16 @@ class TranscriptionResult:
     failures: list[FailedInput] = field(default_factory=list)
 
     def add_earlier(self, path: str | Path, skipped: list[str] | None = None) -> list[str] | None:
-        """With --resume: keep the lines an earlier run wrote to `path` for the inputs this run
-        skipped as done (`skipped`: their sources); earlier failures were retried, so only this
-        run's count. `skipped` None (a run interrupted before it saw every input): keep every
-        earlier line this run did not read again, for the next --resume to sort out.
+        """With --resume: keep the lines an earlier run wrote to `path` (or, killed before it
+        wrote `path`, to its journal beside it) for the inputs this run skipped as done
+        (`skipped`: their sources); earlier failures were retried, so only this run's count.
+        `skipped` None (a run interrupted before it saw every input): keep every earlier line
+        this run did not read again, for the next --resume to sort out.
 
         Returns the skipped sources the earlier file has no line for (a page where no line was
-        found has none), or None when the file cannot be read (it keeps none)."""
-        try:
-            earlier = json.loads(Path(path).read_text(encoding="utf-8"))["lines"]
-            lines = [LineTranscription(**line) for line in earlier]
-        except (OSError, ValueError, KeyError, TypeError):
+        found has none), or None when neither file can be read (it keeps none)."""
+        lines = _earlier_lines(Path(path))
+        if lines is None:
             return None
         read_now = {line.source for line in self.lines}
         if skipped is None:
@@ -64,10 +63,78 @@ class TranscriptionResult:
         have = {line.source for line in kept}
         return [source for source in skipped if source not in have]
 
+    def read(self, source: str, lines: list[LineTranscription], journal: LineJournal | None = None) -> None:
+        """Add one input's lines (journalled first, so that a killed run loses none)."""
+        if journal is not None:
+            journal.add(source, lines)
+        self.lines.extend(lines)
+
     def to_json(self) -> str:
         return json.dumps({"lines": [asdict(line) for line in self.lines],
                            "failures": [asdict(f) for f in self.failures]},
                           indent=1, ensure_ascii=False)
+
+
+class LineJournal:
+    """The --json report's lines as they are read, one JSON record per input appended to
+    `<json>.part.jsonl`: the report itself is written whole at the end (or on Ctrl-C and
+    SIGTERM), so a run killed outright (SIGKILL, out of memory, power) would otherwise lose the
+    lines of every input it had done, which its outputs let --resume skip. The next --resume
+    reads them from here; the journal goes once the report holds them."""
+
+    def __init__(self, report: str | Path, keep: bool):
+        self.path = journal_path(report)
+        # keep (--resume): the lines a killed run journalled stay until a report holds them.
+        self._file = open(self.path, "a" if keep else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def add(self, source: str, lines: list[LineTranscription]) -> None:
+        record = {"source": source, "lines": [asdict(line) for line in lines]}
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()  # in the kernel's hands: a SIGKILL of this process loses nothing
+
+    def close(self, remove: bool) -> None:
+        self._file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def journal_path(report: str | Path) -> Path:
+    report = Path(report)
+    return report.with_name(report.name + ".part.jsonl")
+
+
+def _earlier_lines(report: Path) -> list[LineTranscription] | None:
+    """The lines of an earlier report, with those its journal holds for inputs read after it
+    (the journal's record of an input replaces the report's); None when there is neither."""
+    try:
+        lines = [LineTranscription(**line) for line in json.loads(report.read_text(encoding="utf-8"))["lines"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        lines = None
+    journalled = _journal_records(journal_path(report))
+    if lines is None and journalled is None:
+        return None
+    if not journalled:
+        return lines
+    kept = [line for line in lines or [] if line.source not in journalled]
+    return kept + [line for page in journalled.values() for line in page]
+
+
+def _journal_records(path: Path) -> dict[str, list[LineTranscription]] | None:
+    """Each input's lines from a journal, the last record of an input winning (a page read
+    again by a later run); a record cut short by the kill is left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    records: dict[str, list[LineTranscription]] = {}
+    for row in text.splitlines():
+        try:
+            record = json.loads(row)
+            records.pop(record["source"], None)  # re-inserted last: the order inputs were read
+            records[record["source"]] = [LineTranscription(**line) for line in record["lines"]]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return records
 
 
 def skipped_with_lines(sources: list[str], summary: BatchSummary, output_dir: str | Path,
