@@ -389,22 +389,32 @@ def test_an_input_that_matches_nothing_fails_the_batch_and_the_rest_is_read(untr
     assert "no input images found" in capsys.readouterr().err
 
 
-def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained_model, tmp_path, monkeypatch,
-                                                                        capsys):
+def _five_lines_stopped_at_the_third(model, tmp_path, monkeypatch, stop: type[BaseException]):
+    """A --json run over five line images whose third output raises `stop` (after its lines
+    were read): the folder, the output folder, the report and the command line."""
     import hwr.cli
 
     lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(5)])
     out, report = tmp_path / "out", tmp_path / "report.json"
-    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(model), "--device", "cpu",
             "--output-dir", str(out), "--json", str(report), "--no-progress", "--workers", "0"]
     printed = []
 
-    def interrupt_at_the_third(text):
+    def stop_at_the_third(text):
         if len(printed) == 2:
-            raise KeyboardInterrupt
+            raise stop
         printed.append(text)
 
-    monkeypatch.setattr(hwr.cli, "emit", interrupt_at_the_third)
+    monkeypatch.setattr(hwr.cli, "emit", stop_at_the_third)
+    return lines, out, report, argv
+
+
+def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained_model, tmp_path, monkeypatch,
+                                                                        capsys):
+    import hwr.cli
+
+    lines, out, report, argv = _five_lines_stopped_at_the_third(untrained_model, tmp_path, monkeypatch,
+                                                                KeyboardInterrupt)
     assert hwr.cli.main(argv) == 130
     err = capsys.readouterr().err
     assert "hwr transcribe: interrupted: 3 inputs done; rerun with --resume to continue" in err, err
@@ -424,21 +434,11 @@ def test_a_killed_run_leaves_its_lines_in_a_journal_that_the_resume_reads(untrai
                                                                           capsys):
     import hwr.cli
 
-    lines = _lines_folder(tmp_path / "lines", [f"line {k}" for k in range(5)])
-    out, report = tmp_path / "out", tmp_path / "report.json"
-    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
-            "--output-dir", str(out), "--json", str(report), "--no-progress", "--workers", "0"]
-    printed = []
-
-    def killed_at_the_third(text):
-        if len(printed) == 2:
-            raise _Killed
-        printed.append(text)
+    lines, out, report, argv = _five_lines_stopped_at_the_third(untrained_model, tmp_path, monkeypatch, _Killed)
 
     def never_written(*args):
         raise _Killed
 
-    monkeypatch.setattr(hwr.cli, "emit", killed_at_the_third)
     monkeypatch.setattr(hwr.cli, "_write_line_json", never_written)
     with pytest.raises(_Killed):
         hwr.cli.main(argv)

@@ -211,7 +211,10 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_images):
+def signalled_with_unread_pages(folder, page_images, signum: int):
+    """Run CTRL_C_SCRIPT until pages finished in its workers wait unread in shared memory, then
+    send `signum` to its whole process group, as a terminal or a scheduler does. Returns the
+    process (ended), its workers' pids, the blocks it had made, and its stdout and stderr."""
     for i in range(6):
         cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
     before = hwr_blocks()
@@ -220,12 +223,19 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_image
     try:
         workers = [int(pid) for pid in proc.stdout.readline().split()]
         assert workers
-        assert wait_for_new_blocks(before)  # pages finished in the workers, unread
-        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+        made = wait_for_new_blocks(before)
+        assert made  # pages finished in the workers, unread
+        os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc, workers, made, out, err
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_images):
+    before = hwr_blocks()
+    proc, workers, _, out, err = signalled_with_unread_pages(folder, page_images, signal.SIGINT)
     assert proc.returncode == 130 and "interrupted" in out, err
     assert "Traceback" not in err and "leaked" not in err  # workers quiet; nothing left to the resource tracker
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
@@ -235,20 +245,8 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_image
 def test_blocks_of_a_batch_killed_with_its_whole_group_are_unlinked_by_the_next_pool(folder, page_images):
     # SIGKILL of the process group (a scheduler's hard stop) takes the resource tracker too, so
     # nothing of that batch unlinks its unread pages: the next pool must.
-    for i in range(6):
-        cv2.imwrite(str(folder / f"more{i}.png"), page_images[i % 3])
-    before = hwr_blocks()
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(folder)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout.readline().split()
-        leaked = wait_for_new_blocks(before)
-        assert leaked and all(name.startswith(f"{SHM_PREFIX}{proc.pid}_") for name in leaked)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, _, leaked, _, _ = signalled_with_unread_pages(folder, page_images, signal.SIGKILL)
+    assert all(name.startswith(f"{SHM_PREFIX}{proc.pid}_") for name in leaked)
     time.sleep(0.5)  # the killed workers' last blocks
     assert leaked <= blocks_now()  # left behind, as the kernel keeps them
     own = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{os.getpid()}_0123abcd", create=True, size=8)
