@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from hwr import __version__
@@ -187,7 +187,7 @@ def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[st
 def _transcribe_pages(recognizer, cfg, inputs) -> int:
     """Every mode (line images, pages, auto) through hwr.documents.pipeline.run_batch."""
     from hwr.documents.pages import may_name_several
-    from hwr.documents.pipeline import BatchConfig, BatchSummary, run_batch, tsv_field
+    from hwr.documents.pipeline import BatchConfig, BatchSummary, per_rank, run_batch, tsv_field
     from hwr.documents.transcribe import LineJournal, LineTranscription, TranscriptionResult
     from hwr.interrupts import sigterm_as_exit
 
@@ -197,6 +197,8 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
                         processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
                         words=True if cfg.json else None)
     several = may_name_several(inputs)
+    if cfg.json:  # under torchrun each rank reports the pages it read
+        cfg = replace(cfg, json=str(per_rank(cfg.json)))
     line_results = TranscriptionResult()
     journal = LineJournal(cfg.json, keep=cfg.resume) if cfg.json else None
 

@@ -240,6 +240,14 @@ class ErrorLog:
             self._file.close()
 
 
+def per_rank(path: str | Path) -> Path:
+    """`path`, or under torchrun this rank's own file beside it (`errors.rank2.tsv`): ranks
+    writing one file would each replace the others' lines."""
+    ctx = context_from_env()
+    path = Path(path)
+    return path.with_suffix(f".rank{ctx.rank}{path.suffix}") if ctx.enabled else path
+
+
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
               on_page: Callable[[Page, bool], None] | None = None,
@@ -267,8 +275,8 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     # of ranks skips what is done.
     ctx = context_from_env()
     errors_path = config.errors or (Path(config.output_dir) / "errors.tsv" if config.output_dir else None)
-    if errors_path is not None and ctx.enabled:
-        errors_path = Path(errors_path).with_suffix(f".rank{ctx.rank}{Path(errors_path).suffix}")
+    if errors_path is not None:
+        errors_path = per_rank(errors_path)
     errors = ErrorLog(errors_path)
     summary = summary if summary is not None else BatchSummary()
     summary.errors_file = str(errors_path) if errors_path else None

@@ -1,4 +1,5 @@
 """Data-parallel training with 2 gloo processes on CPU, and sharding helpers."""
+import json
 import os
 import socket
 
@@ -99,7 +100,7 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "hwr", "transcribe", str(pages), "--mode", "page", "--model", str(model),
-             "--output-dir", str(out), "--device", "cpu", "--no-progress"],
+             "--output-dir", str(out), "--device", "cpu", "--no-progress", "--json", str(tmp_path / "lines.json")],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     summaries = []
     for proc in procs:
@@ -109,3 +110,8 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
     assert sorted(p.name for p in out.glob("*.txt")) == [f"p{i}.txt" for i in range(5)]
     counts = [int(s.split("pages ")[1].split()[0]) for s in summaries]
     assert sorted(counts) == [2, 3]  # each page read by exactly one rank
+    # Each rank reports its own pages in its own --json: one shared file kept only the last rank's.
+    reports = [json.loads((tmp_path / f"lines.rank{rank}.json").read_text()) for rank in range(2)]
+    assert not (tmp_path / "lines.json").exists()
+    sources = [{line["source"] for line in report["lines"]} for report in reports]
+    assert sorted(map(len, sources)) == [2, 3] and len(sources[0] | sources[1]) == 5
