@@ -38,6 +38,7 @@ import re
 import secrets
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -60,6 +61,10 @@ SHM_PREFIX = "hwr_pg_"
 _OWNED_BLOCK = re.compile(re.escape(SHM_PREFIX) + r"(\d+)_[0-9a-f]+")
 # Where POSIX shared memory shows as files (Linux); elsewhere there is nothing to sweep.
 SHM_DIR = Path("/dev/shm")
+# A live batch reads each block within seconds of its making; a pid that looks dead may belong to
+# another pid namespace sharing /dev/shm (containers with a shared IPC namespace), so only blocks
+# left this long are taken for orphans.
+ORPHAN_AGE_S = 600.0
 START_METHODS = ("spawn", "forkserver")
 WORKER_DIED = "the worker process preparing this page died (a crash in an image decoder?)"
 
@@ -134,18 +139,21 @@ def loaded_modules() -> list[str]:
 
 # --- parent side -----------------------------------------------------------------------------
 
-def unlink_orphaned_blocks(shm_dir: Path = SHM_DIR) -> int:
-    """Unlink hwr blocks whose owning process no longer runs (a batch SIGKILLed with its whole
-    process group, resource tracker included, leaves its unread pages in /dev/shm, which is
-    RAM). Returns how many were unlinked. Blocks of live processes and of other users stay."""
+def unlink_orphaned_blocks(shm_dir: Path = SHM_DIR, min_age_s: float = ORPHAN_AGE_S) -> int:
+    """Unlink hwr blocks whose owning process no longer runs and that nobody touched for
+    `min_age_s` (a batch SIGKILLed with its whole process group, resource tracker included,
+    leaves its unread pages in /dev/shm, which is RAM). Returns how many were unlinked. Blocks
+    of live processes and of other users stay."""
     if not shm_dir.is_dir():
         return 0
-    unlinked = 0
+    unlinked, now = 0, time.time()
     for path in shm_dir.glob(SHM_PREFIX + "*"):
         match = _OWNED_BLOCK.fullmatch(path.name)
         if match is None or _process_runs(int(match.group(1))):
             continue
         try:
+            if now - path.stat().st_mtime < min_age_s:
+                continue
             path.unlink()
             unlinked += 1
         except OSError:  # gone meanwhile, or another user's

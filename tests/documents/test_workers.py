@@ -31,7 +31,7 @@ from hwr.documents.prepare import (
     line_inputs,
     prepare_page,
 )
-from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers, unlink_orphaned_blocks
+from hwr.documents.workers import ORPHAN_AGE_S, SHM_PREFIX, WORKER_DIED, PageWorkers, unlink_orphaned_blocks
 from hwr.recognition.imaging import NormalizeConfig
 
 SHM = Path("/dev/shm")
@@ -249,13 +249,20 @@ def test_blocks_of_a_batch_killed_with_its_whole_group_are_unlinked_by_the_next_
     assert all(name.startswith(f"{SHM_PREFIX}{proc.pid}_") for name in leaked)
     time.sleep(0.5)  # the killed workers' last blocks
     assert leaked <= blocks_now()  # left behind, as the kernel keeps them
+    with PageWorkers(settings(), workers=1) as pool:
+        pool.pool
+    assert leaked <= blocks_now()  # too fresh to be taken for orphans (another pid namespace's?)
+    long_ago = time.time() - 2 * ORPHAN_AGE_S
+    for name in leaked:
+        os.utime(SHM / name, (long_ago, long_ago))
     own = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{os.getpid()}_0123abcd", create=True, size=8)
+    os.utime(SHM / own.name, (long_ago, long_ago))
     try:
         with PageWorkers(settings(), workers=1) as pool:
             pool.pool  # starting a pool sweeps
         assert not (leaked & blocks_now())
-        assert own.name in blocks_now()  # this live process's block stays
+        assert own.name in blocks_now()  # a live process's block stays, however old
     finally:
         own.close()
         own.unlink()
-    assert unlink_orphaned_blocks(SHM) == 0
+    assert unlink_orphaned_blocks(SHM, min_age_s=0) == 0
