@@ -106,17 +106,16 @@ def _prepare_and_ship(ref) -> _Shipped:
         return _Shipped(failed(ref, "read", f"cannot pass the page's lines through shared memory ({exc})"))
 
 
-def ship(prepared: PreparedPage, owner: int | None = None) -> _Shipped:
-    """Move a page's line images into one new shared memory block (the caller then owns it).
-    `owner`: the pid the block's name gives as its owner; default the pool's process (in a
-    worker), else this one."""
+def ship(prepared: PreparedPage) -> _Shipped:
+    """Move a page's line images into one new shared memory block (the caller then owns it),
+    named for the pool's process (in a worker; else this one) so that an orphan can be told."""
     images = prepared.images
     prepared.images = []
     total = sum(im.size for im in images)
     if total == 0:
         return _Shipped(prepared)
-    owner = owner or _owner or os.getpid()
-    block = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{owner}_{secrets.token_hex(8)}", create=True, size=total)
+    name = f"{SHM_PREFIX}{_owner or os.getpid()}_{secrets.token_hex(8)}"
+    block = shared_memory.SharedMemory(name=name, create=True, size=total)
     try:
         flat = np.ndarray((total,), np.uint8, buffer=block.buf)
         offset = 0
@@ -168,8 +167,8 @@ def _process_runs(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:  # another user's process: it runs
+        pass
     return True
 
 
