@@ -11,6 +11,12 @@ threshold, which is what makes this measure segmentation quality.
 
 Ground truth: a page image with `<stem>.gt.txt` beside it (one line of text per line, no
 geometry, so only CER/WER), or PAGE XML (text and line polygons, so detection too).
+
+A PAGE line without a transcription yet (an eScriptorium or Transkribus export of a page
+still being transcribed) is left out of the text scores together with the predicted line
+that matches it (IoU >= 0.5), so what the model reads there is neither an insertion nor
+scored against an empty reference; a page with no transcribed line at all is not scored.
+Detection still counts every line: their geometry is ground truth either way.
 """
 from __future__ import annotations
 
@@ -54,6 +60,7 @@ class PageTruth:
     lines: list[str]
     polygons: list[list[tuple[int, int]]] | None = None
     truth_file: Path | None = None  # the PAGE XML or .gt.txt the lines were read from
+    untranscribed: frozenset[int] = frozenset()  # indices of lines (polygons) with no text yet
     page_index: int = 0  # which page of `image` (a PDF or multi-page TIFF holds several)
     page_count: int = 1
 
@@ -64,7 +71,13 @@ class PageTruth:
 
     @property
     def text(self) -> str:
-        return "\n".join(self.lines)
+        """The transcribed lines in reading order (untranscribed ones left out)."""
+        return "\n".join(line for i, line in enumerate(self.lines) if i not in self.untranscribed)
+
+    @property
+    def transcribed(self) -> bool:
+        """False for a page whose every line awaits its text (a page with no lines has none to read)."""
+        return not self.lines or len(self.untranscribed) < len(self.lines)
 
 
 @dataclass
@@ -79,6 +92,7 @@ class PageResult:
     gt_lines: int
     predicted_lines: int
     matched_lines: int | None  # None: no ground-truth polygons
+    untranscribed_lines: int = 0  # left out of the text scores, with the predicted lines matching them
 
 
 @dataclass
@@ -92,6 +106,8 @@ class PageEvalReport:
     word_errors: int
     detection_precision: float | None
     detection_recall: float | None
+    untranscribed_lines: int = 0  # on the scored pages: left out of CER/WER (see the module's notes)
+    untranscribed_pages: int = 0  # pages with no transcribed line: not scored
     results: list[PageResult] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)  # pages skipped (--skip-bad)
 
@@ -142,17 +158,22 @@ def match_lines(truth: Sequence[Sequence[tuple[int, int]]], predicted: Sequence[
 
 def score_page(truth: PageTruth, page: Page) -> PageResult:
     """Compare a transcribed page (lines in reading order) with its ground truth."""
-    hypothesis = page.text
     reference = truth.text
     matched = None
+    unscored: set[int] = set()  # predicted lines read where the truth has no text yet
     if truth.polygons is not None:
-        matched = len(match_lines(truth.polygons, [line.polygon for line in page.lines]))
+        matches = match_lines(truth.polygons, [line.polygon for line in page.lines])
+        matched = len(matches)
+        unscored = {j for i, j, _ in matches if i in truth.untranscribed}
+    hypothesis = "\n".join(line.recognition.text if line.recognition else line.text
+                           for j, line in enumerate(page.lines) if j not in unscored)
     return PageResult(truth.id, reference, hypothesis, char_errors(reference, hypothesis), len(reference),
                       word_errors(reference, hypothesis), len(reference.split()), len(truth.lines),
-                      len(page.lines), matched)
+                      len(page.lines), matched, len(truth.untranscribed))
 
 
-def summarize(results: list[PageResult], failures: list[FailedInput] | None = None) -> PageEvalReport:
+def summarize(results: list[PageResult], failures: list[FailedInput] | None = None,
+              untranscribed_pages: int = 0) -> PageEvalReport:
     counts = ErrorCounts()
     for r in results:
         counts.char_errors += r.char_errors
@@ -168,7 +189,8 @@ def summarize(results: list[PageResult], failures: list[FailedInput] | None = No
         precision = matched / predicted if predicted else (1.0 if gt == 0 else 0.0)
         recall = matched / gt if gt else 1.0
     return PageEvalReport(len(results), counts.cer, counts.wer, counts.chars, counts.char_errors, counts.words,
-                          counts.word_errors, precision, recall, results, list(failures or []))
+                          counts.word_errors, precision, recall, sum(r.untranscribed_lines for r in results),
+                          untranscribed_pages, results, list(failures or []))
 
 
 def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16, segment_config=None,
@@ -183,6 +205,12 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
     from hwr.documents.pipeline import BatchConfig, transcribe_refs
 
     truths = list(truths)
+    # Nothing of a page without a transcribed line can be scored: not read at all.
+    untranscribed_pages = [t.id for t in truths if not t.transcribed]
+    if untranscribed_pages:
+        log.warning("%d page(s) with no transcribed line left out: %s", len(untranscribed_pages),
+                    ", ".join(untranscribed_pages[:5]) + (", ..." if len(untranscribed_pages) > 5 else ""))
+    truths = [t for t in truths if t.transcribed]
     pages: dict[str, Page] = {}
 
     def done(page: Page, is_line: bool) -> None:
@@ -197,7 +225,7 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
         first = summary.failures[0]
         raise ImageError(first.source, first.message + " (--skip-bad scores the other pages)")
     results = [score_page(truth, pages[truth.id]) for truth in truths if truth.id in pages]
-    return summarize(results, [*failures, *summary.failures])
+    return summarize(results, [*failures, *summary.failures], len(untranscribed_pages))
 
 
 def evaluate_page_folder(recognizer, path: str | Path, batch_size: int = 16, skip_bad: bool = False,
@@ -225,6 +253,9 @@ def format_page_summary(report: PageEvalReport) -> str:
     detection = ("" if report.detection_precision is None else
                  f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")
     text = f"pages {report.pages}  {cer}  {wer}{detection}"
+    if report.untranscribed_lines or report.untranscribed_pages:
+        text += (f"\nuntranscribed (not scored, nor what was read on them): {report.untranscribed_lines} line(s) "
+                 f"on scored pages, {report.untranscribed_pages} page(s) with no transcribed line")
     note = undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors)
     return text + (f"\nwarning: {note}" if note and report.pages else "")
 
@@ -327,15 +358,19 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
     page = page_image_ref(xml, root, image)
     check_page_image(xml, pages[0], page)
-    lines, polygons = [], []
+    lines, polygons, untranscribed = [], [], set()
     for line_id, line_el in reading_order_lines(pages[0]):
         try:
             polygon = line_polygon(line_el)
         except ValueError as exc:
             raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
-        lines.append(line_text(line_el) or "")
+        text = line_text(line_el)
+        if text is None:
+            untranscribed.add(len(lines))
+        lines.append(text or "")
         polygons.append([tuple(p) for p in polygon.tolist()] if polygon is not None else [])
-    return PageTruth(page_id, image, lines, polygons, truth_file=xml, page_index=page.index, page_count=page.count)
+    return PageTruth(page_id, image, lines, polygons, truth_file=xml, untranscribed=frozenset(untranscribed),
+                     page_index=page.index, page_count=page.count)
 
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:

@@ -209,6 +209,59 @@ def test_pages_with_empty_references_say_cer_is_undefined():
     assert "CER undefined" in text and "6 characters inserted" in text and "1.0000" not in text
 
 
+def test_an_untranscribed_line_is_left_out_with_what_was_read_on_it():
+    from hwr.documents.page_eval import PageTruth, format_page_summary
+
+    polygons = [square(0, 0, 20), square(0, 30, 20), square(0, 60, 20)]
+    truth = PageTruth("p", Path(""), ["ab cd", "", "ef"], polygons, untranscribed=frozenset({1}))
+    assert truth.text == "ab cd\nef" and truth.transcribed
+    # The model reads all three lines; the middle one has no reference yet: not an insertion.
+    read = score_page(truth, _page(["ab cd", "xyz", "ef"], polygons))
+    assert read.char_errors == 0 and read.chars == 8 and read.untranscribed_lines == 1
+    assert read.matched_lines == 3  # detection still counts the untranscribed line's geometry
+    # A line read where no line is (matched to none) still costs its characters.
+    extra = score_page(truth, _page(["ab cd", "xyz", "ef", "!!"], [*polygons, square(50, 50, 20)]))
+    assert extra.char_errors == 3
+    report = summarize([read], untranscribed_pages=2)
+    assert report.untranscribed_lines == 1 and report.untranscribed_pages == 2
+    assert "untranscribed (not scored, nor what was read on them): 1 line(s) on scored pages, 2 page(s)" in (
+        format_page_summary(report))
+    assert not PageTruth("q", Path(""), ["", ""], polygons[:2], untranscribed=frozenset({0, 1})).transcribed
+    assert PageTruth("r", Path(""), [], []).transcribed  # a page with no lines: nothing to read there is truth
+
+
+def test_a_partly_transcribed_pagexml_export_is_scored_on_its_transcribed_lines(gt_folder, model_dir, tmp_path):
+    """An eScriptorium/Transkribus export of a page still being transcribed: its untranscribed
+    lines neither count as empty references nor make the page's reading insertions."""
+    import xml.etree.ElementTree as ET
+
+    def without_text(name, line_numbers):
+        """The PAGE file with the TextEquiv of these TextLines (0-based; None: all) removed."""
+        tree = ET.parse(gt_folder / name)
+        lines = [el for el in tree.iter() if el.tag.endswith("}TextLine")]
+        for k, line in enumerate(lines):
+            if line_numbers is None or k in line_numbers:
+                for equiv in [c for c in line if c.tag.endswith("}TextEquiv")]:
+                    line.remove(equiv)
+        tree.write(folder / name, encoding="utf-8", xml_declaration=True)
+
+    folder = tmp_path / "wip"
+    folder.mkdir()
+    for name in ("page0.png", "page1.png"):
+        (folder / name).write_bytes((gt_folder / name).read_bytes())
+    without_text("page0.xml", None)  # nothing transcribed yet
+    without_text("page1.xml", {1})  # its second line awaits its text
+    truths = read_page_truth(folder)
+    assert [len(t.untranscribed) for t in truths] == [len(truths[0].lines), 1]
+    recognizer = Recognizer.load(model_dir, device="cpu")
+    report = evaluate_pages(recognizer, truths)
+    full = evaluate_pages(recognizer, [t for t in read_page_truth(gt_folder) if t.id == "page1"])
+    assert report.pages == 1 and report.untranscribed_pages == 1 and report.untranscribed_lines == 1
+    assert report.chars == len(truths[1].text) < full.chars
+    # What the model read on the untranscribed line is not scored: at most the full page's errors.
+    assert report.char_errors <= full.char_errors
+
+
 # --- PAGE reading order, .gt.txt encoding, declared size (issue: eval probe) -----------------
 
 def _two_region_xml(folder: Path, width: int = 40, height: int = 30) -> Path:
