@@ -109,6 +109,19 @@ def test_skip_bad_reports_malformed_row_and_missing_image(tmp_path):
     assert report.summary().startswith("2 entries skipped")
 
 
+def test_a_malformed_row_outside_the_split_neither_fails_nor_counts_against_it(tmp_path):
+    root = make_iam(tmp_path / "iam", LINES_TXT + "c03-001-02 ok 154 1 408 746 1661 89\n")  # 8 fields
+    split = tmp_path / "test.lst"
+    split.write_text("a01-000u-00\n", encoding="utf-8")
+    report = SkipReport()
+    assert [s.id for s in read_iam(root, split_file=split)] == ["a01-000u-00"]
+    assert [s.id for s in read_iam(root, split_file=split, skip_bad=True, report=report)] == ["a01-000u-00"]
+    assert not report.entries
+    split.write_text("c03-001\n", encoding="utf-8")  # the split that holds it still names it
+    with pytest.raises(DatasetError, match=r"lines\.txt:7: expected at least 9 fields, got 8"):
+        read_iam(root, split_file=split)
+
+
 def test_missing_image_raises_without_skip_bad(tmp_path):
     root = make_iam(tmp_path)
     (root / "lines" / "a01" / "a01-000x" / "a01-000x-00.png").unlink()
