@@ -147,7 +147,12 @@ def _folder_prefixes(folders: list[Path]) -> dict[Path, str]:
     from another given folder of that name (p/scans/ and q/scans/). It depends on the set of
     folders only, never on their order, so a resume given them in another order finds the
     same ids."""
-    paths = {f.resolve() for f in folders}
+    return _distinguishing_prefixes({f.resolve() for f in folders})
+
+
+def _distinguishing_prefixes(paths: set[Path]) -> dict[Path, str]:
+    """Each path's last parts, as many as tell it apart from the others ("scans/", "p/scans/"),
+    with a trailing slash: a function of the set alone, whatever the order."""
     prefixes = {}
     for path in paths:
         others = [o for o in paths if o != path]
@@ -252,8 +257,11 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
     """Drop repeats of the same file; make colliding ids unique, deterministically.
 
     A clash between two files (a.png and a.jpg) keeps their suffixes; a clash that remains
-    (the same name given directly from two folders) adds the parent folder's name, then -2, -3;
-    so does a clash of output file names in `formats` (see _TakenNames)."""
+    (the same name given directly, by a glob or a list of absolute paths, from two folders)
+    starts each id with as much of its folder's path as tells the folders apart (box1/f/0001,
+    box3/f/0001), so an id depends on the clashing files alone, never on their order: a
+    resume after a new file joined the clash finds the earlier ids again. Only a clash still
+    left (of output file names in `formats`, see _TakenNames) is numbered -2, -3."""
     out, seen_files = [], set()
     for entry in found:
         # The same file named twice (a folder and a glob, x/a.png and x/../x/a.png): read once.
@@ -262,12 +270,26 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
             continue
         seen_files.add(key)
         out.append(entry)
-    for rename in (lambda e: e.stem + e.path.suffix,
-                   lambda e: f"{e.path.parent.name}/{e.stem}" if e.path.parent.name else e.stem):
-        counts = Counter(e.stem for e in out)
-        for entry in out:
-            if counts[entry.stem] > 1 and not entry.error:
-                entry.stem = rename(entry)
+
+    def root(entry: _Found) -> Path:  # the folder the id is relative to ("sub/x" of a list: above sub/)
+        parents = Path(os.path.abspath(entry.path)).parents
+        return parents[min(len(entry.stem.split("/")), len(parents)) - 1]
+
+    clashing: dict[str, list[_Found]] = {}
+    for entry in out:
+        if not entry.error:
+            clashing.setdefault(entry.stem, []).append(entry)
+    for group in (g for g in clashing.values() if len(g) > 1):
+        # Files of one folder apart by their suffix (a.png, a.jpg) keep it...
+        per_root = Counter(root(e) for e in group)
+        for entry in group:
+            if per_root[root(entry)] > 1:
+                entry.stem += entry.path.suffix
+        # ...and files of several folders start with as much of the folder as tells them apart.
+        if len(per_root) > 1:
+            prefixes = _distinguishing_prefixes(set(per_root))
+            for entry in group:
+                entry.stem = prefixes[root(entry)] + entry.stem
     taken = _TakenNames(formats)
     for entry in out:
         entry.stem = taken.unique(entry.stem)

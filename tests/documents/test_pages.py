@@ -225,6 +225,30 @@ def test_files_named_alike_in_different_folders_get_distinct_ids(tmp_path):
     assert len(set(ids)) == 2
 
 
+def test_ids_of_files_named_alike_by_a_glob_hold_when_another_joins_them(tmp_path):
+    """A resume must find each file's outputs again: numbering clashing ids in sorted order
+    (f/0001-2) gave a new box2 file the id of box3's earlier outputs, so it was skipped."""
+    for box, value in (("box1", 10), ("box3", 30)):
+        (tmp_path / box / "f").mkdir(parents=True)
+        _img(value).save(tmp_path / box / "f" / "0001.png")
+    pattern = str(tmp_path / "*" / "f" / "*.png")
+    before = {str(r.path): r.page_id for r in page_refs([pattern])}
+    assert sorted(before.values()) == ["box1/f/0001", "box3/f/0001"]
+    (tmp_path / "box2" / "f").mkdir(parents=True)
+    _img(20).save(tmp_path / "box2" / "f" / "0001.png")
+    after = {str(r.path): r.page_id for r in page_refs([pattern])}
+    assert {path: after[path] for path in before} == before and len(set(after.values())) == 3
+    # Absolute paths in a list file and files given directly are named the same way.
+    listed = tmp_path / "pages.lst"
+    listed.write_text("\n".join(after) + "\n", encoding="utf-8")
+    assert {str(r.path): r.page_id for r in page_refs([listed])} == after
+    assert {str(r.path): r.page_id for r in page_refs(list(after)[::-1])} == after
+    # Beside another suffix in its own folder, a file keeps its suffix as well.
+    _img(40).save(tmp_path / "box1" / "f" / "0001.jpg")
+    ids = sorted(r.page_id for r in page_refs([str(tmp_path / "*" / "f" / "*.*")]))
+    assert ids == ["box1/f/0001.jpg", "box1/f/0001.png", "box2/f/0001", "box3/f/0001"]
+
+
 def test_an_unreadable_sub_folder_is_reported(tmp_path, monkeypatch):
     """Tests run as root, where chmod 000 does not stop reading: the listing is made to fail."""
     import os
