@@ -263,7 +263,7 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
     """The --json report, however the run ended: an interrupted run writes what it read, so
     that the --resume that skips those inputs finds their lines here."""
     from hwr.documents.transcribe import skipped_with_lines
-    from hwr.fileio import atomic_write_bytes
+    from hwr.fileio import atomic_write_bytes, utf8_bytes
 
     results.failures = summary.failures
     if cfg.resume:
@@ -277,7 +277,7 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
                                                    f", e.g. {missing[0]}")
                   + "; nor does the new one: run without --resume to read everything again",
                   file=sys.stderr)
-    atomic_write_bytes(Path(cfg.json), results.to_json().encode("utf-8"))
+    atomic_write_bytes(Path(cfg.json), utf8_bytes(results.to_json()))
 
 
 def cmd_train(args) -> int:

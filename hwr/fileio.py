@@ -67,8 +67,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+# Lone surrogates (Python's stand-ins for a file name's bytes that are not UTF-8, such as a
+# Latin-1 "café" from an old archive) are written as \udcXX escapes: strict UTF-8 would raise
+# and stop a batch over one name, and in JSON the escape reads back as the very same name.
+TEXT_ERRORS = "backslashreplace"
+
+
+def utf8_bytes(text: str) -> bytes:
+    """`text` as UTF-8, a file name's undecodable bytes escaped (TEXT_ERRORS), never an error."""
+    return text.encode("utf-8", TEXT_ERRORS)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, utf8_bytes(text))
 
 
 # The first bytes of every gzip stream: readers of files that may be gzipped (LMs, lexicons)

@@ -212,6 +212,36 @@ def test_resume_keeps_the_earlier_runs_lines_in_the_json(untrained_model, tmp_pa
     assert again == first and len(again) == 3
 
 
+def test_a_file_name_that_is_not_utf8_is_read_and_reported_like_any_other(untrained_model, tmp_path):
+    """A Latin-1 name from an old archive (b"caf\\xe9.png"): Python holds its byte as a lone
+    surrogate, which strict UTF-8 cannot write; the JSON outputs, errors.tsv, the journal
+    and the report once crashed on it and lost the rest of the batch."""
+    import os
+
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    try:
+        latin1 = os.fsdecode(os.fsencode(str(lines)) + b"/caf\xe9.png")
+        os.rename(lines / "l1.png", latin1)
+        with open(os.fsdecode(os.fsencode(str(lines)) + b"/b\xe9d.png"), "wb") as broken:
+            broken.write(b"not an image")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--format", "json,txt", "--json", str(report), "--no-progress"]
+    assert main(argv) == 1  # the broken file failed; every other input was read and written
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert sorted(line["source"] for line in data["lines"]) == sorted([latin1, str(lines / "l0.png"),
+                                                                       str(lines / "l2.png")])
+    assert [Path(f["source"]).name for f in data["failures"]] == [os.fsdecode(b"b\xe9d.png")]
+    assert "\\udce9" in (out / "errors.tsv").read_text(encoding="utf-8")  # named, escaped
+    page = json.loads(Path(os.fsdecode(os.fsencode(str(out)) + b"/caf\xe9.json")).read_text(encoding="utf-8"))
+    assert page["source"] == latin1
+    assert main(argv + ["--resume"]) == 1 and not (out / "report.json.part.jsonl").exists()
+
+
 def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_model, tmp_path, capsys):
     from hwr.cli import main
 

@@ -380,9 +380,9 @@ def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:
 
 
 def write_page_report(report: PageEvalReport, path: Path, model: str, dataset: str) -> None:
-    from hwr.fileio import atomic_write_bytes
+    from hwr.fileio import atomic_write_bytes, utf8_bytes
 
     payload = {"model": model, "dataset": dataset, **report.summary(),
                "failed_files": [str(f) for f in report.failures],
                "pages_detail": [asdict(r) for r in report.results]}
-    atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(Path(path), utf8_bytes(json.dumps(payload, indent=1, ensure_ascii=False)))

@@ -47,7 +47,7 @@ from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, fails_every_write
-from hwr.fileio import naming_file
+from hwr.fileio import TEXT_ERRORS, naming_file
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -219,7 +219,7 @@ class ErrorLog:
         try:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "w", encoding="utf-8")
+                self._file = open(self.path, "w", encoding="utf-8", errors=TEXT_ERRORS)
             self._file.write("\t".join(tsv_field(v) for v in row) + "\n")
             self._file.flush()
         except OSError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 from hwr.config_args import check_at_least, setting
 from hwr.documents.pipeline import BatchConfig, BatchSummary
 from hwr.documents.writers import holds_lines, output_paths
+from hwr.fileio import TEXT_ERRORS
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
 
@@ -85,7 +86,7 @@ class LineJournal:
     def __init__(self, report: str | Path, keep: bool):
         self.path = journal_path(report)
         # keep (--resume): the lines a killed run journalled stay until a report holds them.
-        self._file = open(self.path, "a" if keep else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file = open(self.path, "a" if keep else "w", encoding="utf-8", errors=TEXT_ERRORS)  # noqa: SIM115 - closed in close()
 
     def add(self, source: str, lines: list[LineTranscription]) -> None:
         record = {"source": source, "lines": [asdict(line) for line in lines]}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hwr.config_args import check_at_least, setting
 from hwr.errors import ConfigError, counted
-from hwr.fileio import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
 from hwr.records import FailedInput, LineSample
@@ -187,7 +187,7 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_bytes(Path(path), buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(Path(path), utf8_bytes(buffer.getvalue()))
 
 
 def write_lines_csv(report: EvalReport, path: Path) -> None:
@@ -216,7 +216,7 @@ def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, 
     if clash:
         raise ValueError(f"eval JSON: analysis keys {clash} would overwrite summary keys")
     payload = {**head, **(extra or {}), "lines_detail": [asdict(r) for r in report.results]}
-    atomic_write_bytes(Path(path), json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(Path(path), utf8_bytes(json.dumps(payload, indent=1, ensure_ascii=False)))
 
 
 

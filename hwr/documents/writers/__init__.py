@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hwr.documents.writers import alto, jsonout, pagexml, txt
 from hwr.documents.writers.manifest import OutputManifest
-from hwr.fileio import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.records import Page
 
 WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "alto": alto.write}
@@ -47,7 +47,7 @@ def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterabl
     formats = list(formats)
     paths = output_paths(stem, folder, formats)
     for fmt, path in zip(formats, paths):
-        data = write_page(page, fmt).encode("utf-8")
+        data = utf8_bytes(write_page(page, fmt))
         if manifest is not None:
             manifest.record(path, data)
         atomic_write_bytes(path, data)

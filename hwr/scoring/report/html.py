@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from hwr.errors import counted
-from hwr.fileio import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.scoring.metrics import DELETION, INSERTION, MATCH, edit_script
 from hwr.scoring.report.analysis import ErrorAnalysis
@@ -202,4 +202,4 @@ def render_html(report: EvalReport, analysis: ErrorAnalysis, model: str = "", da
 
 
 def write_html(path: str | Path, html: str) -> None:
-    atomic_write_bytes(Path(path), html.encode("utf-8"))
+    atomic_write_bytes(Path(path), utf8_bytes(html))
