@@ -37,6 +37,7 @@ from hwr.recognition.imaging import (
     check_file,
     check_image_size,
     load_gray,
+    open_image,
     pil_to_gray,
     single_threaded_opencv,
 )
@@ -413,7 +414,7 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
         return render_pdf_page(ref.path, ref.index, dpi, ref.source)
     if ref.count > 1:
         try:
-            with Image.open(ref.path) as img:
+            with open_image(ref.path) as img:
                 img.seek(ref.index)
                 check_image_size(img.width, img.height, ref.source)
                 img.load()

@@ -7,6 +7,9 @@ background = 0, so zero padding of a batch is indistinguishable from empty paper
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -156,18 +159,34 @@ ORIENTATION_TAG = 0x0112
 _QUARTER_TURNS = {5, 6, 7, 8}
 
 
+@contextmanager
+def open_image(source) -> Iterator[Image.Image]:
+    """`Image.open`, a path read through a file object: Pillow memory-maps an uncompressed
+    image opened by name, and maps a TIFF whose orientation tag turns it a quarter with its
+    upright size (Pillow 12.3: scrambled stripes and no error); a file object is read, not mapped."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fp, Image.open(fp) as img:
+            yield img
+    else:
+        with Image.open(source) as img:
+            yield img
+
+
 def _opened(source, name: str, decode: bool):
     """Open an image file (or file-like object); with decode, its pixels as uint8 gray, else
     its upright (width, height) from the header."""
     try:
-        with Image.open(source) as img:
+        with open_image(source) as img:
             check_image_size(img.width, img.height, name)
             if not decode:
                 # A PNG's getexif() decodes the whole image when its eXIf chunk is not in the
                 # header: only header EXIF is read here (JPEG, TIFF, WebP; a PNG's early eXIf).
                 has_exif = img.format != "PNG" or "exif" in img.info
                 turned = has_exif and img.getexif().get(ORIENTATION_TAG) in _QUARTER_TURNS
-                return (img.height, img.width) if turned else (img.width, img.height)
+                # The size as stored: Pillow 12 already gives a turned TIFF its upright size.
+                width, height = ((img.tag_v2.get(256, img.width), img.tag_v2.get(257, img.height))
+                                 if img.format == "TIFF" else img.size)
+                return (height, width) if turned else (width, height)
             img.load()
             return pil_to_gray(img, name)
     except ImageError:

@@ -210,3 +210,23 @@ def test_the_header_check_gives_the_size_load_gray_will_give_even_for_a_turned_p
         gray = load_gray(tmp_path / name)
         assert imaging.check_image_file(tmp_path / name) == (gray.shape[1], gray.shape[0])
     assert imaging.check_image_file(tmp_path / "turned.jpg") == (20, 60)
+
+
+def test_an_uncompressed_tiff_turned_a_quarter_by_its_orientation_tag_reads_upright(tmp_path):
+    """Pillow 12.3 memory-maps such a file, opened by name, with its upright size: stripes of
+    garbage and no error. Single pages and pages of a multi-page TIFF both read upright."""
+    from PIL import TiffImagePlugin
+
+    from hwr.documents.pages import load_page, page_refs
+
+    rng = np.random.default_rng(0)
+    upright = rng.integers(0, 255, (24, 70), np.uint8)
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[imaging.ORIENTATION_TAG] = 6  # stored a quarter turn off: shown after turning it clockwise
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    stored.save(tmp_path / "turned.tif", tiffinfo=tags)  # uncompressed, Pillow's default
+    assert np.array_equal(load_gray(tmp_path / "turned.tif"), upright)
+    assert imaging.check_image_file(tmp_path / "turned.tif") == (70, 24)
+    stored.save(tmp_path / "pages.tif", tiffinfo=tags, save_all=True, append_images=[stored])
+    refs = list(page_refs([tmp_path / "pages.tif"]))
+    assert len(refs) == 2 and all(np.array_equal(load_page(ref), upright) for ref in refs)
