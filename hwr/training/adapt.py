@@ -54,6 +54,7 @@ from hwr.training.adapt_data import (
     lines_fingerprint,
     loaded,
     split_lines,
+    without_repeats,
 )
 
 log = logging.getLogger("hwr.training.adapt")
@@ -217,7 +218,7 @@ def open_lines(specs: list[str], skip_bad: bool) -> list[LineSample]:
         # Two data sets may both hold "page1/l001": keep them apart (and their pages too).
         samples = [LineSample(f"{k}:{s.id}", s.text, s.image, {**s.meta, **_prefixed_group(k, s)})
                    for k, lines in enumerate(sets) for s in lines]
-    return loaded(samples, skip_bad)
+    return without_repeats(loaded(samples, skip_bad))
 
 
 def _prefixed_group(k: int, sample: LineSample) -> dict:

@@ -77,6 +77,25 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
                  [s for i, s in enumerate(ordered) if i in picked], "line")
 
 
+def without_repeats(samples: list[LineSample]) -> list[LineSample]:
+    """Each line once: the first of lines with the same pixels and text (a folder named twice,
+    a page exported twice). A repeat could land on both sides of the split, and the held-out
+    CER, by which adapt keeps or refuses its weights, would then read lines it trained on."""
+    seen: dict[str, str] = {}
+    kept, repeats = [], []
+    for sample in samples:
+        image = np.ascontiguousarray(sample.image)
+        key = hashlib.sha256(repr((image.shape, sample.text)).encode() + image.tobytes()).hexdigest()
+        if key in seen:
+            repeats.append(f"{sample.id} (as {seen[key]})")
+            continue
+        seen[key] = sample.id
+        kept.append(sample)
+    if repeats:
+        log.warning("%d line(s) given more than once, each used once: %s", len(repeats), name_some(repeats, 3))
+    return kept
+
+
 def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample]:
     """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
     step, so each file is decoded once, not once per use. Unreadable images are named all at

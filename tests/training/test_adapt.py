@@ -36,6 +36,7 @@ from hwr.training.adapt_data import (
     real_line_config,
     recombine,
     split_lines,
+    without_repeats,
 )
 
 from helpers import LINE_TEXTS, make_untrained_model, render_line
@@ -53,7 +54,9 @@ def write_pairs(folder: Path, n: int = 20, pages: int = 0) -> Path:
         sub = folder / f"page{i % pages}" if pages else folder
         sub.mkdir(parents=True, exist_ok=True)
         text = LINE_TEXTS[i % len(LINE_TEXTS)]
-        Image.fromarray(render_line(text)).save(sub / f"l{i:03d}.png")
+        # Another margin each time a text comes round again: no two lines are copies (adapt
+        # uses a repeated line once).
+        Image.fromarray(render_line(text, pad=8 + i // len(LINE_TEXTS))).save(sub / f"l{i:03d}.png")
         (sub / f"l{i:03d}.gt.txt").write_text(text + "\n", encoding="utf-8")
     return folder
 
@@ -100,6 +103,20 @@ def test_split_falls_back_to_lines_when_one_page_holds_everything():
 def test_split_refuses_too_few_lines():
     with pytest.raises(ConfigError, match="at least 6"):
         split_lines(samples(5), 0.2, 4, seed=1)
+
+
+def test_a_line_given_twice_is_used_once_so_it_cannot_be_both_learned_and_held_out(tmp_path, caplog):
+    data = write_pairs(tmp_path / "hand", n=20, pages=4)
+    lines = adapt_module.open_lines([str(data), str(data)], skip_bad=False)  # the folder named twice
+    assert len(lines) == 20 and "20 line(s) given more than once" in caplog.text
+    lines = adapt_module.open_lines([str(data), str(data / "page2")], skip_bad=False)
+    assert len(lines) == 20
+    split = split_lines(lines, 0.2, 4, seed=1)
+    held = {(s.text, s.image.tobytes()) for s in split.held_out}
+    assert not held & {(s.text, s.image.tobytes()) for s in split.adapt}
+    # The same pixels under another text are another line (a corrected transcription is not).
+    same_pixels = [LineSample("a", "one", render_line("x")), LineSample("b", "two", render_line("x"))]
+    assert len(without_repeats(same_pixels)) == 2
 
 
 # --- budget and augmentation -------------------------------------------------------------------
