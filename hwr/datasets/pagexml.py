@@ -166,8 +166,16 @@ def _page_lines(
     _note_untranscribed(xml, untranscribed, report)
     if not transcribed:
         return  # nothing to cut: spare decoding a page image that may be large or absent
-    image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
-    gray = load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path))
+    try:
+        image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
+        gray = load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path))
+    except DatasetError as error:
+        if not skip_bad:
+            raise
+        # Every line of the page is lost with its image: each counted, not the page as one.
+        for line_id, _, _ in transcribed:
+            report_or_raise(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"), skip_bad, report)
+        return
     for line_id, line_el, text in transcribed:
         try:
             yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path)

@@ -85,6 +85,18 @@ def test_page_level_problems_name_the_xml(tmp_path):
         read_pagexml(xml)
 
 
+def test_a_missing_page_image_skips_each_transcribed_line_of_its_page(tmp_path):
+    make_page(tmp_path / "a", "p")
+    make_page(tmp_path / "b", "q")
+    (tmp_path / "b" / "q.png").unlink()
+    report = SkipReport()
+    assert [s.id for s in read_pagexml(tmp_path, skip_bad=True, report=report)] == ["a/p/l1", "a/p/l2"]
+    assert [(e.untranscribed, e.reason.split(":")[0]) for e in report.entries] == [
+        (True, "TextLine 'l3' has no text"), (True, "TextLine 'l3' has no text"),
+        (False, "TextLine 'l1'"), (False, "TextLine 'l2'")]
+    assert all("'q.png' not found" in e.reason for e in report.problems)
+
+
 def test_declared_size_must_match_the_image(tmp_path):
     xml = make_page(tmp_path)
     Image.new("L", (30, 40), 255).save(tmp_path / "page.png")  # rotated copy of the scan
@@ -156,9 +168,11 @@ def test_when_every_page_is_skipped_the_error_says_why(tmp_path):
     make_page(tmp_path / "b", "p")
     Image.new("L", (20, 20), 255).save(tmp_path / "b" / "p.png")  # a resized copy of the scan
     (tmp_path / "a" / "p.png").rename(tmp_path / "a" / "P.PNG")  # wrong case
-    with pytest.raises(DatasetError, match=r"no transcribed TextLine.*2 skipped: .*'p\.png' not found.*is 20x20"):
+    # Each transcribed line of a page lost with its image is one skipped line: 2 pages x 2 lines.
+    with pytest.raises(DatasetError, match=r"no transcribed TextLine.*4 skipped: .*'l1': page image 'p\.png' not found.*"
+                                           r"is 20x20"):
         read_pagexml(tmp_path, skip_bad=True, report=SkipReport())
-    with pytest.raises(DatasetError, match=r"2 skipped"):
+    with pytest.raises(DatasetError, match=r"4 skipped"):
         read_pagexml(tmp_path, skip_bad=True)  # no report given: the reasons are still said
 
 
