@@ -93,3 +93,13 @@ def test_empty_evaluation_still_renders():
     report = score_texts([], [], [])
     html = render_html(report, analyze(report, resamples=10))
     assert "The 0 worst lines" in html and "<svg" in html  # histograms render, the heat map is left out
+
+
+def test_a_rate_with_empty_references_is_undefined_as_the_terminal_says():
+    report = score_texts(["a", "b"], ["", ""], ["abc", "de"])
+    html = render_html(report, analyze(report, resamples=10))
+    summary = html[html.index("<h2>Summary</h2>"):].split("<h2>")[1]
+    assert "undefined: the references hold no characters (5 characters inserted)" in summary
+    assert "100.00%" not in summary  # the tables below show their 0 characters beside the rate
+    defined = render_html(*_report()[:2])
+    assert "undefined" not in defined and re.search(r"\d+\.\d\d%  \[", defined)

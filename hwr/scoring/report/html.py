@@ -110,14 +110,20 @@ def line_image_data_uri(source) -> str | None:
 def _summary(report: EvalReport, analysis: ErrorAnalysis, model: str, dataset: str, decoding: str = "") -> str:
     rows = [["model", model], *([["decoding", decoding]] if decoding else []), ["data set", dataset],
             ["lines", report.lines],
-            ["CER", f"{_pct(report.cer)}  [{_pct(analysis.cer_ci.low)}, {_pct(analysis.cer_ci.high)}]  "
-                    f"({report.char_errors} / {report.chars} characters)"],
-            ["WER", f"{_pct(report.wer)}  [{_pct(analysis.wer_ci.low)}, {_pct(analysis.wer_ci.high)}]  "
-                    f"({report.word_errors} / {report.words} words)"],
+            ["CER", _rate(report.cer, analysis.cer_ci, report.char_errors, report.chars, "characters")],
+            ["WER", _rate(report.wer, analysis.wer_ci, report.word_errors, report.words, "words")],
             ["95% intervals", f"bootstrap over lines, {analysis.resamples} resamples, seed {analysis.seed}"],
             ["normalisation", ", ".join(report.normalization) or "none (raw text scored)"],
             ["skipped", report.skipped_lines()]]
     return "<h2>Summary</h2>" + _table([], rows)
+
+
+def _rate(rate: float, ci, errors: int, total: int, unit: str) -> str:
+    # As the terminal says it: with no reference to divide by, no rate (the JSON's 1.0 or 0.0
+    # is a placeholder, docs/eval-json.md).
+    if not total:
+        return f"undefined: the references hold no {unit} ({errors} {unit} inserted)"
+    return f"{_pct(rate)}  [{_pct(ci.low)}, {_pct(ci.high)}]  ({errors} / {total} {unit})"
 
 
 def _plots(report: EvalReport, analysis: ErrorAnalysis) -> str:
