@@ -15,7 +15,7 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describe_os_error, is_users_os_error, name_some
-from hwr.fileio import check_distinct_outputs, check_output_dir, check_output_file
+from hwr.fileio import TEXT_ERRORS, check_distinct_outputs, check_output_dir, check_output_file
 
 
 def emit(text: str) -> None:
@@ -28,6 +28,14 @@ def emit(text: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def lenient_stdout() -> None:
+    """Print a file name's bytes that are not UTF-8 as \\udcXX escapes (hwr.fileio.TEXT_ERRORS):
+    a strict stdout (macOS, an en_US.UTF-8 locale) would raise on the first such name that a
+    transcription prints and stop the batch."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors=TEXT_ERRORS)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -477,6 +485,7 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    lenient_stdout()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

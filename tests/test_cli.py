@@ -240,6 +240,11 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported_like_any_other(untrai
     page = json.loads(Path(os.fsdecode(os.fsencode(str(out)) + b"/caf\xe9.json")).read_text(encoding="utf-8"))
     assert page["source"] == latin1
     assert main(argv + ["--resume"]) == 1 and not (out / "report.json.part.jsonl").exists()
+    # Printed too, where stdout is strict UTF-8 (macOS, an en_US.UTF-8 locale; pytest's capture is not).
+    printed = subprocess.run([sys.executable, "-m", "hwr", *argv[:8], "--no-progress"], capture_output=True,
+                             env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"}, timeout=300)
+    assert printed.returncode == 1, printed.stderr.decode(errors="replace")[-2000:]
+    assert b"caf\\udce9.png\t" in printed.stdout
 
 
 def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_model, tmp_path, capsys):

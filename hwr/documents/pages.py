@@ -154,13 +154,16 @@ def _folder_prefixes(folders: list[Path]) -> dict[Path, str]:
 def _distinguishing_prefixes(paths: set[Path]) -> dict[Path, str]:
     """Each path's last parts, as many as tell it apart from the others ("scans/", "p/scans/"),
     with a trailing slash: a function of the set alone, whatever the order."""
+    # Never the anchor ("/", "C:\\"): an id that starts with it would put outputs outside
+    # the output folder. The root itself gets no prefix.
+    parts = {path: path.parts[1:] if path.anchor else path.parts for path in paths}
     prefixes = {}
-    for path in paths:
-        others = [o for o in paths if o != path]
+    for path, own in parts.items():
+        others = [o for p, o in parts.items() if p != path]
         k = 1
-        while k < len(path.parts) and any(o.parts[-k:] == path.parts[-k:] for o in others):
+        while k < len(own) and any(o[-k:] == own[-k:] for o in others):
             k += 1
-        prefixes[path] = "/".join(path.parts[-k:]).lstrip("/") + "/"
+        prefixes[path] = "/".join(own[-k:]) + "/" if own else ""
     return prefixes
 
 
@@ -261,8 +264,10 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
     (the same name given directly, by a glob or a list of absolute paths, from two folders)
     starts each id with as much of its folder's path as tells the folders apart (box1/f/0001,
     box3/f/0001), so an id depends on the clashing files alone, never on their order: a
-    resume after a new file joined the clash finds the earlier ids again. Only a clash still
-    left (of output file names in `formats`, see _TakenNames) is numbered -2, -3."""
+    resume after a new file joined the clash never takes another file's earlier outputs (a
+    file that gets a longer prefix is read again). A clash still left (of output file names in
+    `formats`, see _TakenNames; a prefixed id equal to another file's own) is numbered -2, -3
+    in the order of the files' paths, whatever the order of the inputs."""
     out, seen_files = [], set()
     for entry in found:
         # The same file named twice (a folder and a glob, x/a.png and x/../x/a.png): read once.
@@ -291,8 +296,10 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
             prefixes = _distinguishing_prefixes(set(per_root))
             for entry in group:
                 entry.stem = prefixes[root(entry)] + entry.stem
+    # Numbered in path order, not input order: the same files named in another order (a
+    # resume) get the same ids.
     taken = _TakenNames(formats)
-    for entry in out:
+    for entry in sorted(out, key=lambda e: os.path.abspath(e.path)):
         entry.stem = taken.unique(entry.stem)
     return out
 

@@ -15,6 +15,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from hwr.errors import ConfigError, name_some
+from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
@@ -350,5 +351,5 @@ def lines_fingerprint(samples: list[LineSample]) -> str:
     """A short digest of the lines' ids and texts: names the data a model was adapted on."""
     digest = hashlib.sha256()
     for s in sorted(samples, key=lambda s: s.id):
-        digest.update(f"{s.id}\t{s.text}\n".encode())
+        digest.update(utf8_bytes(f"{s.id}\t{s.text}\n"))  # an id from a file name may not be UTF-8
     return digest.hexdigest()[:12]

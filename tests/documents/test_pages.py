@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,6 +248,21 @@ def test_ids_of_files_named_alike_by_a_glob_hold_when_another_joins_them(tmp_pat
     _img(40).save(tmp_path / "box1" / "f" / "0001.jpg")
     ids = sorted(r.page_id for r in page_refs([str(tmp_path / "*" / "f" / "*.*")]))
     assert ids == ["box1/f/0001.jpg", "box1/f/0001.png", "box2/f/0001", "box3/f/0001"]
+
+
+def test_ids_never_start_at_the_file_system_root_nor_depend_on_the_order_of_the_inputs(tmp_path):
+    from hwr.documents.pages import _distinguishing_prefixes
+
+    # A file at / beside one in /tmp: an id "/x" would write its outputs outside --output-dir.
+    assert _distinguishing_prefixes({Path("/"), Path("/tmp")}) == {Path("/"): "", Path("/tmp"): "tmp/"}
+    # A folder's f/0001 and a direct file whose distinguishing prefix makes it f/0001 too.
+    for folder in ("top/f", "x/f", "y/g"):
+        (tmp_path / folder).mkdir(parents=True)
+        _img(10).save(tmp_path / folder / "0001.png")
+    inputs = [tmp_path / "top", tmp_path / "x" / "f" / "0001.png", tmp_path / "y" / "g" / "0001.png"]
+    ids = {str(r.path): r.page_id for r in page_refs(inputs)}
+    assert len(set(ids.values())) == 3
+    assert {str(r.path): r.page_id for r in page_refs(inputs[::-1])} == ids
 
 
 def test_an_unreadable_sub_folder_is_reported(tmp_path, monkeypatch):
