@@ -99,6 +99,11 @@ class Line:
     text: str = ""
     recognition: Recognition | None = None
 
+    @property
+    def read_text(self) -> str:
+        """The line's text as the outputs give it: what was read, else the text it came with."""
+        return self.recognition.text if self.recognition else self.text
+
 
 @dataclass
 class Region:
@@ -127,7 +132,7 @@ class Page:
 
     @property
     def text(self) -> str:
-        return "\n".join(line.recognition.text if line.recognition else line.text for line in self.lines)
+        return "\n".join(line.read_text for line in self.lines)
 
 
 # `#p<N>` (1-based) ends the source and id of a page of a multi-page document (a PDF, a

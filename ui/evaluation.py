@@ -12,6 +12,7 @@ from hwr.errors import counted, name_some
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
 from hwr.scoring.evaluate import EvalReport
+from hwr.scoring.metrics import undefined_rate
 
 from .render import thumbnail_uri
 from .uploads import UploadError, ZipLimits, display_name, extract_zip
@@ -57,8 +58,13 @@ def _relative(message: str, folder: Path) -> str:
 
 
 def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
-    text = (f"**CER {report.cer:.2%}** ({report.char_errors} / {report.chars} characters) · "
-            f"**WER {report.wer:.2%}** ({report.word_errors} / {report.words} words) · {counted(report.lines, 'line')}")
+    def rate(name: str, value: float, errors: int, total: int, unit: str) -> str:
+        if not total:  # the JSON's placeholder 1.0 or 0.0 is no rate (docs/eval-json.md)
+            return f"**{name} undefined**: {undefined_rate(errors, unit)}"
+        return f"**{name} {value:.2%}** ({errors} / {total} {unit})"
+
+    text = (f"{rate('CER', report.cer, report.char_errors, report.chars, 'characters')} · "
+            f"{rate('WER', report.wer, report.word_errors, report.words, 'words')} · {counted(report.lines, 'line')}")
     problems = ([_relative(str(f), folder) for f in report.failures]
                 + [_relative(str(e), folder) for e in skipped.problems])
     if problems:

@@ -172,9 +172,12 @@ def _page_lines(
     except DatasetError as error:
         if not skip_bad:
             raise
-        # Every line of the page is lost with its image: each counted, not the page as one.
-        for line_id, _, _ in transcribed:
-            report_or_raise(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"), skip_bad, report)
+        # Every line of the page is lost with its image: each counted, not the page as one
+        # (the log, with no report to count them, says it once for the page).
+        if report is None:
+            log.warning("skipped %d transcribed line(s) of %s: %s", len(transcribed), xml, error.reason)
+        for line_id, _, _ in transcribed if report is not None else ():
+            report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"))
         return
     for line_id, line_el, text in transcribed:
         try:

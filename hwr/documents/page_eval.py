@@ -14,9 +14,10 @@ geometry, so only CER/WER), or PAGE XML (text and line polygons, so detection to
 
 A PAGE line without a transcription yet (an eScriptorium or Transkribus export of a page
 still being transcribed) is left out of the text scores together with the predicted line
-that matches it (IoU >= 0.5), so what the model reads there is neither an insertion nor
-scored against an empty reference; a page with no transcribed line at all is not scored.
-Detection still counts every line: their geometry is ground truth either way.
+that matches it (IoU >= 0.5; a line without Coords cannot match, so its reading still counts),
+so what the model reads there is neither an insertion nor scored against an empty reference.
+Detection on a scored page still counts every line: their geometry is ground truth either
+way. A page with no transcribed line at all is not scored, neither text nor detection.
 """
 from __future__ import annotations
 
@@ -165,8 +166,7 @@ def score_page(truth: PageTruth, page: Page) -> PageResult:
         matches = match_lines(truth.polygons, [line.polygon for line in page.lines])
         matched = len(matches)
         unscored = {j for i, j, _ in matches if i in truth.untranscribed}
-    hypothesis = "\n".join(line.recognition.text if line.recognition else line.text
-                           for j, line in enumerate(page.lines) if j not in unscored)
+    hypothesis = "\n".join(line.read_text for j, line in enumerate(page.lines) if j not in unscored)
     return PageResult(truth.id, reference, hypothesis, char_errors(reference, hypothesis), len(reference),
                       word_errors(reference, hypothesis), len(reference.split()), len(truth.lines),
                       len(page.lines), matched, len(truth.untranscribed))

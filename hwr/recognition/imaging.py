@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
 
@@ -184,7 +184,8 @@ def _opened(source, name: str, decode: bool):
                 has_exif = img.format != "PNG" or "exif" in img.info
                 turned = has_exif and img.getexif().get(ORIENTATION_TAG) in _QUARTER_TURNS
                 # The size as stored: Pillow 12 already gives a turned TIFF its upright size.
-                width, height = ((img.tag_v2.get(256, img.width), img.tag_v2.get(257, img.height))
+                width, height = ((img.tag_v2.get(TiffImagePlugin.IMAGEWIDTH, img.width),
+                                  img.tag_v2.get(TiffImagePlugin.IMAGELENGTH, img.height))
                                  if img.format == "TIFF" else img.size)
                 return (height, width) if turned else (width, height)
             img.load()

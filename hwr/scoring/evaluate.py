@@ -21,7 +21,7 @@ from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import Recognizer, RecognizerSettings
 from hwr.records import FailedInput, LineSample
-from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
+from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, undefined_rate, word_errors
 from hwr.spreadsheet import text_cell
 
 log = logging.getLogger("hwr.scoring.evaluate")
@@ -164,9 +164,9 @@ def undefined_rates_note(chars: int, char_errors: int, words: int, word_errors: 
     """A warning when a rate has no reference to divide by ("" when both are defined)."""
     notes = []
     if chars == 0:
-        notes.append(f"CER is undefined: the references hold no characters ({char_errors} characters inserted)")
+        notes.append(f"CER is undefined: {undefined_rate(char_errors, 'characters')}")
     if words == 0:
-        notes.append(f"WER is undefined: the references hold no words ({word_errors} words inserted)")
+        notes.append(f"WER is undefined: {undefined_rate(word_errors, 'words')}")
     return "; ".join(notes)
 
 

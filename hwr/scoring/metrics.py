@@ -234,3 +234,8 @@ def _backtrace(rows: list[list[int]], a: Sequence, b: Sequence, weight: int) -> 
             j -= 1
     ops.reverse()
     return ops
+
+
+def undefined_rate(errors: int, unit: str) -> str:
+    """Why a rate has no value, as the terminal, the HTML report and the UI all say it."""
+    return f"the references hold no {unit} ({errors} {unit} inserted)"

@@ -169,8 +169,8 @@ def test_when_every_page_is_skipped_the_error_says_why(tmp_path):
     Image.new("L", (20, 20), 255).save(tmp_path / "b" / "p.png")  # a resized copy of the scan
     (tmp_path / "a" / "p.png").rename(tmp_path / "a" / "P.PNG")  # wrong case
     # Each transcribed line of a page lost with its image is one skipped line: 2 pages x 2 lines.
-    with pytest.raises(DatasetError, match=r"no transcribed TextLine.*4 skipped: .*'l1': page image 'p\.png' not found.*"
-                                           r"is 20x20"):
+    with pytest.raises(DatasetError,
+                       match=r"no transcribed TextLine.*4 skipped: .*'l1': page image 'p\.png' not found.*is 20x20"):
         read_pagexml(tmp_path, skip_bad=True, report=SkipReport())
     with pytest.raises(DatasetError, match=r"4 skipped"):
         read_pagexml(tmp_path, skip_bad=True)  # no report given: the reasons are still said

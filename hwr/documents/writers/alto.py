@@ -14,7 +14,6 @@ from hwr.documents.writers.common import (
     confidence_01,
     image_file_name,
     line_confidence,
-    line_text,
     now_utc,
     page_regions,
     points,
@@ -80,5 +79,5 @@ def _write_line(block, line: Line, used: set[str]) -> None:
                 WC=f"{confidence_01(word.confidence):.4f}", **_box(min(xs), min(ys), max(xs) + 1, max(ys) + 1))
         return
     conf = line_confidence(line)
-    _el(line_el, "String", ID=xml_id(f"{lid}_s", used), CONTENT=line_text(line),
+    _el(line_el, "String", ID=xml_id(f"{lid}_s", used), CONTENT=line.read_text,
         WC=None if conf is None else f"{conf:.4f}", **_box(*line.bbox))

@@ -17,10 +17,6 @@ _NCNAME_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def line_text(line: Line) -> str:
-    return line.recognition.text if line.recognition else line.text
-
-
 def confidence_01(value) -> float:
     """A confidence as the [0, 1] float the PAGE and ALTO schemas accept."""
     return min(1.0, max(0.0, float(value)))

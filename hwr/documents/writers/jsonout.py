@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from hwr.documents.writers.common import line_confidence, line_text, page_regions, words_with_polygons
+from hwr.documents.writers.common import line_confidence, page_regions, words_with_polygons
 from hwr.records import Page
 
 
 def page_dict(page: Page) -> dict:
     lines = []
     for line in page.lines:
-        entry = {"id": line.id, "text": line_text(line), "confidence": line_confidence(line),
+        entry = {"id": line.id, "text": line.read_text, "confidence": line_confidence(line),
                  "polygon": [list(map(int, p)) for p in line.polygon],
                  "baseline": [list(map(int, p)) for p in line.baseline], "bbox": list(map(int, line.bbox))}
         rec = line.recognition

@@ -15,7 +15,6 @@ from hwr.documents.writers.common import (
     confidence_01,
     image_file_name,
     line_confidence,
-    line_text,
     now_utc,
     page_regions,
     points,
@@ -77,7 +76,7 @@ def write(page: Page) -> str:
         _coords(region_el, [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)])
         for line in lines:
             _write_line(region_el, line, used)
-        _text_equiv(region_el, "\n".join(line_text(line) for line in lines), None)
+        _text_equiv(region_el, "\n".join(line.read_text for line in lines), None)
     return ET.tostring(xml_safe_tree(root), encoding="unicode", xml_declaration=True) + "\n"
 
 
@@ -91,4 +90,4 @@ def _write_line(region_el, line: Line, used: set[str]) -> None:
         word_el = _el(line_el, "Word", id=xml_id(f"{lid}_w{k}", used))
         _coords(word_el, polygon)
         _text_equiv(word_el, word.text, confidence_01(word.confidence))
-    _text_equiv(line_el, line_text(line), line_confidence(line))
+    _text_equiv(line_el, line.read_text, line_confidence(line))

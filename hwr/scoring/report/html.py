@@ -17,7 +17,7 @@ import numpy as np
 from hwr.errors import counted
 from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.recognition.imaging import ImageError, load_gray
-from hwr.scoring.metrics import DELETION, INSERTION, MATCH, edit_script
+from hwr.scoring.metrics import DELETION, INSERTION, MATCH, edit_script, undefined_rate
 from hwr.scoring.report.analysis import ErrorAnalysis
 from hwr.scoring.report.bias_variance import Diagnosis
 from hwr.scoring.report.compare import Comparison
@@ -122,7 +122,7 @@ def _rate(rate: float, ci, errors: int, total: int, unit: str) -> str:
     # As the terminal says it: with no reference to divide by, no rate (the JSON's 1.0 or 0.0
     # is a placeholder, docs/eval-json.md).
     if not total:
-        return f"undefined: the references hold no {unit} ({errors} {unit} inserted)"
+        return f"undefined: {undefined_rate(errors, unit)}"
     return f"{_pct(rate)}  [{_pct(ci.low)}, {_pct(ci.high)}]  ({errors} / {total} {unit})"
 
 
