@@ -2,7 +2,9 @@
 
 Relative paths are resolved against the TSV's folder, so a data set can be moved as a whole.
 A sample's id is the path as written, without its extension (`lines/foo`).
-`#` comment lines and blank lines are ignored.
+`#` comment lines and blank lines are ignored. A field quoted as Python's csv module, pandas
+and spreadsheets write a tab-separated file (in quotes, each quote inside doubled) reads as
+its text; a text merely in quotes (a quotation typed by hand) is kept as written.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     if len(columns) != 2:
         # A tab is never line content, so a third column means a broken row, not odd text.
         raise ValueError(f"expected 2 tab-separated columns (path, text), got {len(columns)}")
-    written, text = columns[0].strip(), columns[1].strip()
+    written, text = unquoted(columns[0].strip()), unquoted(columns[1].strip())
     if not written:
         raise ValueError("empty image path")
     image = tsv_path.parent / written  # an absolute `written` replaces the folder
@@ -56,3 +58,12 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     sample_id = PurePath(written).with_suffix("").as_posix()
     meta = {"source": str(tsv_path), "line_no": line_no}
     return LineSample(id=sample_id, text=normalize_text(text), image=image, meta=meta)
+
+
+def unquoted(field: str) -> str:
+    """A CSV-quoted field's text: only a field that must have been quoted by a CSV writer (in
+    quotes, with doubled quotes inside and no lone one), so a quotation written by hand stays."""
+    inner = field[1:-1]
+    if len(field) >= 2 and field[0] == field[-1] == '"' and '""' in inner and '"' not in inner.replace('""', ""):
+        return inner.replace('""', '"')
+    return field

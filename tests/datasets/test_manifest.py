@@ -52,3 +52,15 @@ def test_a_manifest_whose_every_row_is_bad_is_an_error_naming_the_rows(tmp_path)
     with pytest.raises(DatasetError, match=r"gt\.tsv: no usable row .*\(2 skipped: .*gt\.tsv:1: image not found.*"
                                            r"gt\.tsv:2: expected 2 tab-separated columns"):
         read_manifest(tsv, skip_bad=True)
+
+
+def test_a_manifest_written_by_a_csv_writer_reads_its_quoted_texts(tmp_path):
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")  # as pandas' to_csv(sep="\t") quotes
+    writer.writerows([["../lines/one.png", 'He said "no"'], ["../lines/two.png", '"Hello"']])
+    assert '"He said ""no"""' in buffer.getvalue()
+    tsv = make_manifest(tmp_path, buffer.getvalue() + '../elsewhere/three.png\t"Hello"\n')  # typed by hand
+    assert [s.text for s in read_manifest(tsv)] == ['He said "no"', '"Hello"', '"Hello"']
