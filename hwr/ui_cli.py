@@ -43,8 +43,10 @@ def add_ui_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from hwr_ui.app import serve
+    from hwr_ui.models import discover_models
 
     config = build_config(UIConfig, args, args.config)
+    discover_models(config.model)  # a --model that names no model stops here, not after "serving"
     print(f"hwr ui: serving on http://{config.host}:{config.port} (Ctrl-C stops it)")
     serve(config)
     return 0

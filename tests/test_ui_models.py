@@ -28,3 +28,15 @@ def test_the_menu_drops_a_deleted_model_at_the_next_listing(tmp_path, untrained_
     shutil.rmtree(tmp_path / "mine")
     assert "mine (adapted)" not in registry.labels
     registry.get(None)  # the model that is still there is read as before
+
+
+def test_a_model_that_names_no_model_is_refused_not_replaced_by_another(tmp_path, capsys):
+    from hwr.cli import main
+
+    for wrong in ("hwr-en-smal", str(tmp_path)):  # a typo; a folder without config.json
+        with pytest.raises(ModelError, match="no model folder or model name"):
+            ModelRegistry(wrong)
+        assert main(["ui", "--model", wrong]) == 2
+        captured = capsys.readouterr()
+        assert "no model folder or model name" in captured.err and "serving" not in captured.out
+    assert ModelRegistry(None).default_label == "hwr-en-small"  # the shipped default comes first

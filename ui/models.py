@@ -22,8 +22,13 @@ def decoder_names() -> list[str]:
 
 
 def discover_models(preferred: str | None) -> dict[str, Path]:
-    """label -> model folder: the preferred (or default) model first, then models/*."""
+    """label -> model folder: the preferred (or default) model first, then models/*.
+
+    A `preferred` that names no model is refused (ModelError), as `hwr transcribe --model`
+    refuses it: a typo must not quietly serve another model."""
     candidates = [resolve_model_dir(preferred)]
+    if preferred and not (candidates[0] / CONFIG_FILE).is_file():
+        raise ModelError(f"{preferred}: no model folder or model name (models in {models_dir()})")
     root = models_dir()
     if root.is_dir():
         candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file())
