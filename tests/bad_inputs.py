@@ -91,3 +91,32 @@ def zip_with_a_damaged_member(path: Path, good: dict[str, bytes], damaged: str, 
     raw[raw.rfind(data) + len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     return path
+
+
+def zip_with_patched_member(path: Path, good: dict[str, bytes], member: str, data: bytes, *,
+                            flags: int = 0, method: int | None = None, name: bytes | None = None) -> Path:
+    """A zip (stored) whose `member` has its headers patched as other archivers write them:
+    `flags` OR-ed in (0x1: encrypted, as `zip -P` makes it; 0x800: names are UTF-8), the
+    compression `method` set (9: Deflate64, Windows Explorer's for large zips), or its name's
+    bytes replaced by `name` (same length: a Latin-1 name under the UTF-8 flag)."""
+    import struct
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for member_name, content in {**good, member: data}.items():
+            zf.writestr(member_name, content)
+    raw = bytearray(path.read_bytes())
+    encoded = member.encode("ascii")
+    # Local header: flags at +6, method at +8, name at +30; central header: +8, +10, +46.
+    for signature, flag_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        start = 0
+        while (start := raw.find(signature, start)) >= 0:
+            if raw[start + name_at: start + name_at + len(encoded)] == encoded:
+                (old_flags,) = struct.unpack_from("<H", raw, start + flag_at)
+                struct.pack_into("<H", raw, start + flag_at, old_flags | flags)
+                if method is not None:
+                    struct.pack_into("<H", raw, start + flag_at + 2, method)
+                if name is not None:
+                    raw[start + name_at: start + name_at + len(encoded)] = name
+            start += 4
+    path.write_bytes(bytes(raw))
+    return path

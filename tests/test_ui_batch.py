@@ -117,6 +117,26 @@ def test_a_damaged_member_of_a_zip_of_pages_gets_its_own_row_and_the_other_pages
     assert "Bad CRC-32" in rows[1].error and str(tmp_path) not in rows[1].error
 
 
+def test_a_zip_that_cannot_be_used_costs_its_own_row_not_the_batch(tmp_path, untrained_model):
+    import bad_inputs
+
+    page = io.BytesIO()
+    _pages(1)[0].save(page, "PNG")
+    (tmp_path / "good.png").write_bytes(page.getvalue())
+    locked = bad_inputs.zip_with_patched_member(tmp_path / "locked.zip", {}, "a.png", page.getvalue(), flags=0x1)
+    notes = tmp_path / "notes.zip"
+    with zipfile.ZipFile(notes, "w") as zf:
+        zf.writestr("notes.txt", "no pages here")
+    (tmp_path / "fake.zip").write_bytes(b"not a zip at all")
+    uploads = [tmp_path / "good.png", locked, notes, tmp_path / "fake.zip"]
+    inputs = collect_inputs(uploads, tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [(r.name, bool(r.error)) for r in rows] == [("good.png", False), ("locked.zip/a.png", True),
+                                                       ("notes.zip", True), ("fake.zip", True)]
+    assert "password-protected" in rows[1].error and "holds no images" in rows[2].error
+    assert "not a zip file" in rows[3].error
+
+
 def test_the_output_zip_is_written_whole_or_leaves_the_earlier_one_as_it_was(tmp_path, monkeypatch):
     from hwr.documents.writers.manifest import OutputManifest
     from hwr_ui.batch import BatchRow, zip_outputs

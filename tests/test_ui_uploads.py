@@ -118,3 +118,31 @@ def test_a_damaged_member_refuses_the_archive_unless_damaged_members_are_asked_f
     assert [p.name for p in files] == ["a.png"] and list(damaged) == ["b.png"]
     assert damaged["b.png"].startswith("damaged in pages.zip (Bad CRC-32")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # nothing half-copied left
+
+
+@pytest.mark.parametrize("patch, message", [
+    (dict(flags=0x1), "password-protected"),
+    (dict(method=9), "compression this server cannot unpack"),
+])
+def test_a_member_zipfile_cannot_unpack_is_named_not_a_server_error(tmp_path, patch, message):
+    archive = bad_inputs.zip_with_patched_member(tmp_path / "pages.zip", {"a.png": b"first"}, "b.png", b"second",
+                                                 **patch)
+    with pytest.raises(UploadError, match=f"pages.zip: b.png is .*{message}"):
+        extract_zip(archive, tmp_path / "whole")
+    damaged = {}
+    assert [p.name for p in extract_zip(archive, tmp_path / "out", damaged=damaged)] == ["a.png"]
+    assert message in damaged["b.png"] and "pages.zip" in damaged["b.png"]
+
+
+def test_a_latin1_name_under_the_utf8_flag_is_named_not_a_server_error(tmp_path):
+    archive = bad_inputs.zip_with_patched_member(tmp_path / "old.zip", {"a.png": b"x"}, "cafe.png", b"y",
+                                                 flags=0x800, name=b"caf\xe9.png")
+    with pytest.raises(UploadError, match="old.zip: a file name in it is not the UTF-8 the zip declares"):
+        extract_zip(archive, tmp_path / "out")
+
+
+def test_a_colon_in_a_name_is_a_name_and_a_drive_letter_points_outside(tmp_path):
+    archive = make_zip(tmp_path / "scans.zip", {"2024-05-01T10:30:00.png": b"x"})
+    assert [p.name for p in extract_zip(archive, tmp_path / "out")] == ["2024-05-01T10:30:00.png"]
+    with pytest.raises(UploadError, match="points outside the archive"):
+        extract_zip(make_zip(tmp_path / "drive.zip", {"C:/evil.png": b"x"}), tmp_path / "out2")

@@ -91,13 +91,19 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
             inputs += _pages_of(name, Path(upload))
             continue
         folder = work / "unzipped" / f"{number:04d}"
-        # A damaged member costs its own row, as an unreadable file does, never the batch.
+        # A damaged member costs its own row, as an unreadable file does, and a zip that cannot
+        # be used at all costs its one row: never the batch.
         damaged: dict[str, str] = {}
-        files = {path.relative_to(folder).as_posix(): path for path in extract_zip(upload, folder, limits, damaged)}
-        members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES),
-                         key=PurePosixPath)
-        if not members:
-            raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
+        try:
+            files = {path.relative_to(folder).as_posix(): path
+                     for path in extract_zip(upload, folder, limits, damaged)}
+            members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES),
+                             key=PurePosixPath)
+            if not members:
+                raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
+        except UploadError as exc:
+            inputs.append(BatchInput(name, Path(upload), error=str(exc)))
+            continue
         for member in members:
             label = f"{name}/{member}"
             inputs += ([BatchInput(label, folder / member, error=damaged[member])] if member in damaged

@@ -5,6 +5,7 @@ Nothing here imports gradio, so the guards are plain functions the tests call di
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import stat
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 log = logging.getLogger("ui.uploads")
 
+_DRIVE = re.compile(r"[A-Za-z]:")
 # Folders that archivers add beside the real content; never data.
 _JUNK_PARTS = {"__MACOSX", ".DS_Store"}
 
@@ -37,8 +39,18 @@ class ZipLimits:
 
 
 # What reading a member whose data is damaged raises: a bad CRC, a broken deflate stream, a
-# member cut short.
+# member cut short; and what a member zipfile cannot unpack raises: a password (RuntimeError)
+# or a compression it lacks (NotImplementedError: Deflate64, which Windows uses for large zips).
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
+_UNREADABLE = (RuntimeError, NotImplementedError)
+
+
+def _why_unreadable(exc: Exception) -> str:
+    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
+        return "password-protected; unpack it and zip it again without a password"
+    if isinstance(exc, NotImplementedError):
+        return f"packed with a compression this server cannot unpack ({exc}); zip it again (plain deflate)"
+    return f"cannot be unpacked ({exc})"
 
 
 def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits(),
@@ -57,14 +69,21 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
             for info in _checked_members(zf, name, limits):
                 try:
                     files.append(_extract_member(zf, info, dest))
-                except _DAMAGED as exc:
+                except (*_DAMAGED, *_UNREADABLE) as exc:
                     if damaged is None:
-                        raise
+                        if isinstance(exc, _DAMAGED):
+                            raise
+                        raise UploadError(f"{name}: {info.filename} is {_why_unreadable(exc)}") from None
+                    why = (f"damaged in {name} ({exc})" if isinstance(exc, _DAMAGED)
+                           else f"{_why_unreadable(exc)} (in {name})")
                     dest.joinpath(*_member_path(info).parts).unlink(missing_ok=True)  # what was copied before
-                    damaged[_member_path(info).as_posix()] = f"damaged in {name} ({exc})"
+                    damaged[_member_path(info).as_posix()] = why
             return files
     except _DAMAGED as exc:
         raise UploadError(f"{name} is a corrupt zip file ({exc})") from None
+    except UnicodeDecodeError:
+        # The zip says its names are UTF-8 and one is not (an old archiver's Latin-1 name).
+        raise UploadError(f"{name}: a file name in it is not the UTF-8 the zip declares; zip it again") from None
 
 
 def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[zipfile.ZipInfo]:
@@ -105,7 +124,8 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
 
 def _unsafe_path(filename: str) -> bool:
     path = PurePosixPath(filename.replace("\\", "/"))
-    return path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0])
+    # A drive letter ("C:/x.png") points outside; a colon in a name ("10:30.png") does not.
+    return path.is_absolute() or ".." in path.parts or bool(path.parts and _DRIVE.match(path.parts[0]))
 
 
 def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
