@@ -90,6 +90,25 @@ def test_work_dirs_sweep_old_folders_and_close(tmp_path):
     assert not work.root.exists()
 
 
+def test_a_folder_in_use_is_never_swept_and_its_hour_starts_when_the_work_ends(tmp_path):
+    """A batch running for hours: its outputs (and a zip's unpacked pages) must survive the
+    sweep that any other request's new folder starts."""
+    work = WorkDirs(max_age_s=60)
+    with work.using("batch") as batch:
+        (batch / "out").mkdir()
+        (batch / "out" / "page1.txt").write_text("read")  # writing below does not touch the folder
+        os.utime(batch, (time.time() - 120, time.time() - 120))
+        work.new("transcribe")  # another request sweeps
+        assert (batch / "out" / "page1.txt").is_file()
+    assert time.time() - batch.stat().st_mtime < 30  # kept another max_age_s for the downloads
+    work.new("export")
+    assert batch.exists()
+    os.utime(batch, (time.time() - 120, time.time() - 120))
+    work.new("export")
+    assert not batch.exists()
+    work.close()
+
+
 def _page() -> Page:
     lines = [Line(id=f"p-l{i}", polygon=[(0, i * 10), (50, i * 10), (50, i * 10 + 9)], baseline=[(0, i * 10 + 8)],
                   bbox=(0, i * 10, 51, i * 10 + 10), recognition=Recognition(t, 0.5, [0.5] * len(t), [(0, 1)] * len(t)))

@@ -203,16 +203,16 @@ def run_batch(ctx: AppContext, files: list[str], model: str, decoder: str, layou
     """Files and zips -> results table, zip of outputs, summary line, and the rows themselves
     (the pages as read, which the user may correct and save as training lines)."""
     recognizer = ctx.registry.get(model, decoder)
-    work = ctx.work.new("batch")
-    try:
-        inputs = batch_logic.collect_inputs(_require(files, "files"), work / "in", ctx.zip_limits)
-        rows = batch_logic.run_batch(recognizer, inputs, layout, work / "out", _file_progress(progress))
-    finally:
-        if ctx.teacher is None:
-            shutil.rmtree(work / "in", ignore_errors=True)  # the uploads' unpacked copies
-        # With teaching on they stay until the work folder is swept (an hour): a page read from
-        # a zip is loaded again from them when the user corrects it.
-    archive = batch_logic.zip_outputs(rows, work / "out", work / "hwr-batch.zip")
+    with ctx.work.using("batch") as work:  # a batch may run for hours: never swept meanwhile
+        try:
+            inputs = batch_logic.collect_inputs(_require(files, "files"), work / "in", ctx.zip_limits)
+            rows = batch_logic.run_batch(recognizer, inputs, layout, work / "out", _file_progress(progress))
+        finally:
+            if ctx.teacher is None:
+                shutil.rmtree(work / "in", ignore_errors=True)  # the uploads' unpacked copies
+            # With teaching on they stay until the work folder is swept (an hour): a page read
+            # from a zip is loaded again from them when the user corrects it.
+        archive = batch_logic.zip_outputs(rows, work / "out", work / "hwr-batch.zip")
     failed = sum(1 for r in rows if r.error)
     summary = f"{len(rows) - failed} of {len(rows)} images read" + (f"; {failed} failed (see the error column)"
                                                                      if failed else "")
@@ -286,17 +286,18 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
 def run_evaluation(ctx: AppContext, archive: str, model: str, decoder: str, progress=None):
     """Zipped labelled data set -> summary, CER by length, lines worst first, per-line CSV."""
     recognizer = ctx.registry.get(model, decoder)
-    work = ctx.work.new("evaluate")
-    try:
-        samples, skipped = evaluation.open_uploaded_dataset(_require(archive, "zip file"), work / "in", ctx.zip_limits)
-        counter = _Counter(len(samples), progress)
-        report = evaluate(recognizer, samples, ctx.config.batch_size, skip_bad=True, progress=counter)
-        table = evaluation.lines_table_html(report, samples)
-        summary = evaluation.summary_markdown(report, skipped, work / "in" / "dataset")
-    finally:
-        shutil.rmtree(work / "in", ignore_errors=True)
-    csv_path = work / "hwr-eval-lines.csv"
-    write_lines_csv(report, csv_path)
+    with ctx.work.using("evaluate") as work:
+        try:
+            samples, skipped = evaluation.open_uploaded_dataset(_require(archive, "zip file"), work / "in",
+                                                                ctx.zip_limits)
+            counter = _Counter(len(samples), progress)
+            report = evaluate(recognizer, samples, ctx.config.batch_size, skip_bad=True, progress=counter)
+            table = evaluation.lines_table_html(report, samples)
+            summary = evaluation.summary_markdown(report, skipped, work / "in" / "dataset")
+        finally:
+            shutil.rmtree(work / "in", ignore_errors=True)
+        csv_path = work / "hwr-eval-lines.csv"
+        write_lines_csv(report, csv_path)
     return summary, evaluation.cer_by_length(report), table, str(csv_path)
 
 

@@ -5,6 +5,7 @@ Nothing here imports gradio, so the guards are plain functions the tests call di
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import stat
@@ -13,6 +14,8 @@ import threading
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -153,22 +156,41 @@ class WorkDirs:
     """Per-request folders under one private temporary root, removed when old and at close.
 
     Outputs must outlive the request (gradio serves the downloads afterwards), so each is
-    swept once it is older than max_age_s; gradio's own copies go with its delete_cache.
+    swept once it was last used more than max_age_s ago; gradio's own copies go with its
+    delete_cache. A folder in use (`using`: a batch that runs for hours) is never swept, and
+    its hour starts when the work ends.
     """
 
     def __init__(self, max_age_s: float = 3600.0):
         self.root = Path(tempfile.mkdtemp(prefix="hwr-ui-"))
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
+        self._active: set[Path] = set()
 
     def new(self, prefix: str) -> Path:
         self.sweep()
         return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
 
+    @contextmanager
+    def using(self, prefix: str) -> Iterator[Path]:
+        """A new folder, kept from the sweep while the work runs and for max_age_s after."""
+        folder = self.new(prefix)
+        with self._lock:
+            self._active.add(folder)
+        try:
+            yield folder
+        finally:
+            with self._lock:
+                self._active.discard(folder)
+            with suppress(OSError):
+                os.utime(folder)  # a folder's mtime changes only when its own entries do
+
     def sweep(self) -> None:
         cutoff = time.time() - self.max_age_s
         with self._lock:
             for folder in self.root.iterdir() if self.root.exists() else ():
+                if folder in self._active:
+                    continue
                 try:
                     if folder.stat().st_mtime < cutoff:
                         shutil.rmtree(folder, ignore_errors=True)
