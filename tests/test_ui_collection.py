@@ -116,3 +116,29 @@ def test_saving_a_page_again_replaces_its_earlier_save(tmp_path):
     assert not (collection.lines_dir / first[0].page).exists()
     assert collection.remove([again[0].page]) == 2
     assert not any(collection.lines_dir.iterdir())  # the page's digest goes with its last line
+
+
+def test_two_saves_of_one_page_at_once_leave_one_copy(tmp_path, monkeypatch):
+    """A double click: two requests save the same page together. Each looked for earlier saves
+    before the other had written, so both copies stayed (a line learned from and held out)."""
+    import threading
+    from contextlib import suppress
+
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    # Both saves meet here before either writes; saved one after the other (the lock), the
+    # first waits out the timeout alone and the second finds the barrier broken.
+    started, new_folder = threading.Barrier(2, timeout=2), collection._new_page_folder
+
+    def both_inside(name):
+        with suppress(threading.BrokenBarrierError):
+            started.wait()
+        return new_folder(name)
+
+    monkeypatch.setattr(collection, "_new_page_folder", both_inside)
+    saves = [threading.Thread(target=collection.save_page, args=(gray, page, "scan.png")) for _ in range(2)]
+    for thread in saves:
+        thread.start()
+    for thread in saves:
+        thread.join()
+    assert collection.pages() == 1 and len(collection.saved_pages(page_key(gray))) == 1

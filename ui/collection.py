@@ -69,7 +69,9 @@ class Collection:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else user_data_dir() / "collection"
-        self._lock = threading.Lock()  # two UI requests saving at once get different page folders
+        # Two UI requests saving at once (a double click) are saved one after the other: each
+        # gets its own page folder, and a save of the same page replaces the other.
+        self._lock = threading.RLock()
 
     @property
     def lines_dir(self) -> Path:
@@ -93,6 +95,10 @@ class Collection:
         `page_key`; earlier saves of that page are removed once this one is complete."""
         if not crops:
             return []
+        with self._lock:
+            return self._save_lines(crops, name, key)
+
+    def _save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str, key: str | None) -> list[SavedLine]:
         earlier = self.saved_pages(key) if key else []
         folder = self._new_page_folder(name)
         saved = []
