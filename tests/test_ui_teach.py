@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from hwr.recognition.model import ModelConfig, load_model, read_model_config, save_model
-from hwr_ui.collection import Collection
+from hwr_ui.collection import Collection, page_key
 from hwr_ui.models import ModelRegistry
 from hwr_ui.pages import page_to_dict, transcribe_image
 from hwr_ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
@@ -199,3 +199,21 @@ def test_saving_a_transcription_with_another_image_in_its_place_is_refused(teach
         teacher.save_transcription(str(other), page_to_dict(page), "the cat sat")
     assert teacher.collection.count() == 0  # its crops used to be saved under the note's text
     assert "Saved 1 line." in teacher.save_transcription(str(note), page_to_dict(page), "the cat sat")
+
+
+
+def test_a_second_webcam_shot_of_the_same_name_and_size_is_not_saved_under_the_first_ones_text(teacher,
+                                                                                               tmp_path):
+    """The browser names every webcam capture and pasted image "image.png"; two shots of one
+    camera share a name and a size, so only their pixels tell them apart."""
+    first, second = tmp_path / "one" / "image.png", tmp_path / "two" / "image.png"
+    shot = render_line("the cat sat")
+    for path, pixels in ((first, shot), (second, 255 - shot)):
+        path.parent.mkdir()
+        Image.fromarray(pixels).save(path)
+    page, _ = transcribe_image(teacher.registry.get(None), shot, "line", page_id="image", source="image.png")
+    transcribed = page_to_dict(page, page_key(shot))
+    with pytest.raises(UploadError, match="image.png is not the image that was transcribed"):
+        teacher.save_transcription(str(second), transcribed, "the cat sat")
+    assert teacher.collection.count() == 0
+    assert "Saved 1 line." in teacher.save_transcription(str(first), transcribed, "the cat sat")

@@ -27,6 +27,7 @@ from hwr.scoring.evaluate import evaluate, write_lines_csv
 
 from . import batch as batch_logic
 from . import evaluation, model_info
+from .collection import page_key
 from .config import UIConfig
 from .models import ModelRegistry, decoder_names
 from .pages import (
@@ -137,7 +138,7 @@ def transcribe(ctx: AppContext, image: str, model: str, decoder: str, layout: st
     seconds = time.perf_counter() - start
     files = export_page(page, ctx.work.new("transcribe"), Path(display_name(image)).stem)
     return (draw_lines(gray, page), confidence_html(page), page.text, [str(f) for f in files],
-            page_to_dict(page), _status(page, used, seconds))
+            page_to_dict(page, page_key(gray)), _status(page, used, seconds))
 
 
 def _status(page, layout: str, seconds: float) -> str:

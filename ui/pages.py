@@ -60,8 +60,13 @@ def apply_corrections(page: Page, corrected: str) -> Page:
     return page
 
 
-def page_to_dict(page: Page) -> dict:
-    return dataclasses.asdict(page)
+# The page JSON's digest (hwr_ui.collection.page_key) of the pixels the page was read from:
+# a webcam or clipboard image always arrives as "image.png", so a name cannot tell two apart.
+IMAGE_KEY = "image_key"
+
+
+def page_to_dict(page: Page, image_key: str | None = None) -> dict:
+    return dataclasses.asdict(page) | ({IMAGE_KEY: image_key} if image_key else {})
 
 
 def page_from_dict(data: dict) -> Page:

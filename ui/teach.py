@@ -27,7 +27,7 @@ from hwr.training.adapt import HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, 
 
 from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
-from .pages import apply_corrections, page_from_dict
+from .pages import IMAGE_KEY, apply_corrections, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_zip
 
 log = logging.getLogger("ui.teach")
@@ -154,8 +154,11 @@ class Teacher:
             raise UploadError("transcribe an image first, then correct its text and save it")
         gray, page, name = load_gray(image), page_from_dict(page_json), display_name(image)
         # The text belongs to the image that was transcribed: another image put in its place
-        # since would be cut by those lines' polygons and saved under their text.
-        if gray.shape != (page.height, page.width) or (page.source and page.source != name):
+        # since would be cut by those lines' polygons and saved under their text. Its pixels
+        # tell, where the transcription kept their digest; else its size and name.
+        expected_key = page_json.get(IMAGE_KEY)
+        if (gray.shape != (page.height, page.width) or (page.source and page.source != name)
+                or (expected_key and expected_key != page_key(gray))):
             raise UploadError(f"{name} is not the image that was transcribed ({page.source or 'another image'}); "
                               "transcribe it first, then correct its text and save it")
         return self.save_page(gray, page, corrected, name)
