@@ -180,6 +180,26 @@ def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(te
     assert teacher.registry.path(model_label("mine", 0.3, 0.2, True)) == teacher.models_root / "mine"
 
 
+def test_a_run_that_fails_after_training_leaves_no_checkpoints_nor_takes_the_name(teacher, monkeypatch):
+    import time
+
+    from hwr_ui import teach
+
+    def failing_adapt(data, cfg, on_progress=None):
+        (Path(cfg.out) / teach.RUN_DIR / "last").mkdir(parents=True)  # what training leaves
+        raise RuntimeError("the forgetting check failed")
+
+    monkeypatch.setattr(teach, "adapt", failing_adapt)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    _save_one_line(teacher)
+    last = list(teacher.run("My saved lines", None, teacher.registry.default_label, 1, "mine"))[-1]
+    deadline = time.monotonic() + 10
+    while teacher._busy.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(last.error, RuntimeError) and not (teacher.models_root / "mine").exists()
+    assert teacher.new_model_folder("mine").name == "mine"  # the next run may take the name
+
+
 def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
     from hwr_ui.teach import ZIP_SOURCE
 

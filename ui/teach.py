@@ -260,6 +260,7 @@ class Teacher:
             progress.result = r  # last: the polling request takes a result as "registered"
         except BaseException as exc:  # reported on the page by the polling request
             progress.error = exc
+            _remove_unfinished(Path(cfg.out))
         finally:
             _remove(work)
             self._busy.release()
@@ -274,6 +275,15 @@ def _checked_minutes(minutes) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UploadError(f"minutes must be a number above 0, got {minutes!r}")
     return value
+
+
+def _remove_unfinished(out: Path) -> None:
+    """A failed run's model folder (a new one, named for this run), unless it holds a whole
+    model: its training checkpoints would stay on the disk and take the name from the next run."""
+    if (out / CONFIG_FILE).is_file():
+        _remove(out / RUN_DIR)
+    else:
+        _remove(out)
 
 
 def _remove(work: Path | None) -> None:
