@@ -44,6 +44,9 @@ class CheckpointError(ModelError):
 class TrainerState:
     step: int = 0
     epoch: int = 0
+    # Loader items (batches, or pools of batches) of this epoch already trained on: a resumed
+    # run goes on from there instead of training the epoch's first part again.
+    epoch_items: int = 0
     best_cer: float = float("inf")
     best_step: int = -1
     evals_since_best: int = 0

@@ -7,6 +7,7 @@ the latest state (with optimizer and schedule, for `--resume`) in `<out>/last`.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from hwr.config_args import check_at_least, check_fields, check_finite, setting
@@ -221,6 +222,8 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
         collate = functools.partial(collate_pool, batch_size=cfg.batch_size)
     if sampler is not None and ctx.enabled:
         sampler = ShardedBatchSampler(sampler, ctx)
+    if train:
+        sampler = ResumableBatches(sampler)
     kwargs = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
     if cfg.workers > 0:
         # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
@@ -231,16 +234,37 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)
 
 
-def training_batches(loader: DataLoader, seed: int):
-    """Batches from a loader; a pool's width-sorted batches (see `collate_pool`) are shuffled."""
-    rng = random.Random(seed)
-    for item in loader:
+class ResumableBatches(Sampler[list[int]]):
+    """A batch sampler whose next pass may start after its first `skip` items: a resumed run
+    goes on where the epoch stopped (the items it skips are never loaded nor rendered)."""
+
+    def __init__(self, batches: Sampler[list[int]]):
+        self.batches, self.skip = batches, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.batches.set_epoch(epoch)
+        self.skip = skip
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+
+def training_batches(loader: DataLoader, seed: int, items_before: int = 0):
+    """(batch, loader items done once it is trained on) from a loader; a pool's width-sorted
+    batches (see `collate_pool`) are shuffled. `items_before`: items the loader skipped."""
+    for done, item in enumerate(loader, start=items_before + 1):
         if isinstance(item, LineBatch):
-            yield item
+            yield item, done
             continue
         batches = list(item)
-        rng.shuffle(batches)
-        yield from batches
+        # Each pool's own shuffle: a resumed run, which starts at a later pool, shuffles it alike.
+        random.Random(seed * 1_000_003 + done).shuffle(batches)
+        # A pool cut short by a stop is read again whole on resume: at most a pool's batches repeat.
+        for k, batch in enumerate(batches, start=1):
+            yield batch, done if k == len(batches) else done - 1
 
 
 def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -684,9 +708,10 @@ def run_loop(run: TrainingRun) -> None:
     first_step, run_start = state.step, time.monotonic()
     done = False
     while not done:
-        run.train_loader.batch_sampler.set_epoch(state.epoch)
-        steps_before = state.step
-        for batch in training_batches(run.train_loader, cfg.seed + state.epoch):
+        run.train_loader.batch_sampler.set_epoch(state.epoch, skip=state.epoch_items)
+        steps_before, resumed_inside = state.step, state.epoch_items > 0
+        for batch, state.epoch_items in training_batches(run.train_loader, cfg.seed + state.epoch,
+                                                         state.epoch_items):
             if batch.errors and not cfg.skip_bad:
                 raise bad_line_error(batch.errors[0])
             run.skipped.update(dict.fromkeys(batch.errors))
@@ -709,12 +734,12 @@ def run_loop(run: TrainingRun) -> None:
                 if stop or state.step >= cfg.max_steps or out_of_time:
                     done = True
                     break
-        if not done and state.step == steps_before:
+        if not done and state.step == steps_before and not resumed_inside:
             # A whole pass over the data without one step: every line was bad (or there are
             # none); another pass would find the same, forever.
             raise HwrError(f"{cfg.train}: no usable training lines"
                            + (f" ({len(run.skipped)} skipped as bad)" if run.skipped else ""))
-        state.epoch += 1
+        state.epoch, state.epoch_items = state.epoch + 1, 0
     bar.close()
     if history_file is not None:
         history_file.close()

@@ -169,6 +169,27 @@ def test_resume_builds_the_saved_network_not_the_command_lines(pairs_dir, tmp_pa
     assert resumed.state_dict().keys() == saved.state_dict().keys()
 
 
+@pytest.mark.parametrize("data", ["pairs", "synth:train:48"])
+def test_a_resumed_run_goes_on_where_the_epoch_stopped(pairs_dir, tmp_path, monkeypatch, data):
+    """It used to start the interrupted epoch over: the same first batches again, and a run
+    stopped more often than once an epoch never reached the rest of its data. Pairs come in
+    batches, rendered lines in pools of batches (the last pool's rest is read again)."""
+    import hwr.training.train as train_module
+
+    trained, real_step = [], train_module.train_step
+    monkeypatch.setattr(train_module, "train_step", lambda run, batch: trained.append(tuple(batch.ids)) or
+                        real_step(run, batch))
+    spec = str(pairs_dir) if data == "pairs" else data
+    settings = dict(train=spec, batch_size=2, max_steps=8 if data == "pairs" else 16, val_every=4, seed=3)
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "straight"), **settings))
+    straight = list(trained)
+    trained.clear()
+    stop = 3 if data == "pairs" else 8  # a pool of 8 batches ends at step 8
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "stopped"), **{**settings, "max_steps": stop}))
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "stopped"), resume=True, **settings))
+    assert trained == straight
+
+
 def test_resume_from_a_corrupt_config_names_the_file(pairs_dir, tmp_path):
     from hwr.recognition.model import ModelError
 
