@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hwr {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # its message, when a command gives one, says what was done
-        print(f"hwr {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"hwr {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)  # an exception is always truthy
         return 130
 
 

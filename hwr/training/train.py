@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +33,15 @@ from hwr.fileio import check_output_dir
 from hwr.interrupts import sigterm_as_exit
 from hwr.recognition.charset import Charset, read_charset_file
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
-from hwr.recognition.model import CONFIG_FILE, ModelConfig, Recognizer, load_model, pick_device, save_model
+from hwr.recognition.model import (
+    CONFIG_FILE,
+    ModelConfig,
+    Recognizer,
+    load_model,
+    pick_device,
+    resolve_model_dir,
+    save_model,
+)
 from hwr.recognition.nets import build_network, count_parameters, make_config
 from hwr.recognition.nets.crnn import CRNN
 from hwr.recognition.nets.widen import widen_crnn, widening_problem
@@ -106,7 +115,7 @@ class TrainConfig:
     val_every: int = setting(500, help="steps between validations (and checkpoints)")
     val_batch_size: int = setting(32, help="lines per validation batch")
     patience: int = setting(0, help="stop after this many validations without a better CER; 0: never")
-    grad_clip: float = setting(5.0, help="clip the gradient norm to this")
+    grad_clip: float = setting(5.0, help="clip the gradient norm to this; 0: no clipping")
     seed: int = setting(1, help="random seed of initialisation, batching and augmentation")
     workers: int = setting(2, help="data loader processes; 0 loads in the training process")
     loader_start: LoaderStart = setting("fork", help=(
@@ -117,7 +126,8 @@ class TrainConfig:
     resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
     overwrite: bool = setting(False, help="start a new run in an --out that holds an earlier one, replacing its "
                                           "history, best/ and last/ (without it such a folder is refused)")
-    init_from: str | None = setting(None, help="model folder whose weights initialise the network (fine-tuning)")
+    init_from: str | None = setting(
+        None, help="model folder or shipped model name whose weights initialise the network (fine-tuning)")
     skip_bad: bool = setting(False, help="skip unreadable images and malformed ground truth, report them, and go on")
     save_half: bool = setting(False, help="store the best model's weights as fp16")
     keep_snapshots: bool = setting(False, help="also keep the weights of every validation in "
@@ -134,7 +144,9 @@ class TrainConfig:
         check_fields(self)  # library callers get the same checks as the command line
         check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
         check_at_least(self, 0, "workers", "threads")  # 0: no loader processes / torch's default threads
-        check_finite(self, "lr", "distill_weight", "distill_temperature")
+        check_finite(self, "lr", "distill_weight", "distill_temperature", "grad_clip")
+        if self.grad_clip < 0:
+            raise ConfigError(f"--grad-clip must be 0 (no clipping) or above (got {self.grad_clip})")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"--distill-weight must be between 0 and 1 (got {self.distill_weight})")
         if self.distill_temperature <= 0:
@@ -473,11 +485,17 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             if len(data) == 0:
                 raise HwrError(f"{spec}: no lines in this data set" + (" that can be read" if cfg.skip_bad else ""))
         resuming = cfg.resume and _resumable(out / "last")
+        if cfg.resume and not resuming and not cfg.overwrite and ctx.is_main and holds_a_run(out):
+            # Starting fresh would wipe that run's history and replace its best/ at once.
+            raise ConfigError(f"--resume: {out} holds an earlier run but no checkpoint in {out / 'last'} to continue "
+                              "it (restore last/, or use --overwrite to replace the run)")
         if not resuming and ctx.is_main and (out / "history.jsonl").exists():
             # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
             # and its curve must not run on into this one's.
             log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
             (out / "history.jsonl").unlink()
+            # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
+            shutil.rmtree(out / "snapshots", ignore_errors=True)
         net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
         charset = Charset(model_config.charset)
         check_coverage(charset, train_set, "training", cfg.skip_bad)
@@ -579,7 +597,7 @@ def _place(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> None:
-    init_net, init_config = load_model(source)
+    init_net, init_config = load_model(resolve_model_dir(source))  # a folder or a shipped model's name
     if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
         raise ConfigError(f"{source}: charset or architecture differs from this training run")
     if isinstance(net, CRNN) and _is_wider(net, init_net):
@@ -700,6 +718,11 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
 def run_loop(run: TrainingRun) -> None:
     """Train until --max-steps, --max-minutes or early stopping, validating every --val-every steps."""
     cfg, state, ctx = run.cfg, run.state, run.ctx
+    # A finished run resumed again (a scheduler rerunning a job) would otherwise take one more step.
+    if state.step >= cfg.max_steps or 0 < cfg.max_minutes * 60 <= state.elapsed_seconds:
+        log.info("already at step %d (--max-steps %d, --max-minutes %g): nothing to train", state.step,
+                 cfg.max_steps, cfg.max_minutes)
+        return
     run.net.train()
     start = time.monotonic() - state.elapsed_seconds
     history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
@@ -774,7 +797,8 @@ def train_step(run: TrainingRun, batch: LineBatch) -> None:
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.unscale_(run.optimizer)
-    torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
+    if run.cfg.grad_clip > 0:  # a norm clipped to 0 would zero every step: 0 means off, as elsewhere
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()

@@ -190,6 +190,51 @@ def test_a_resumed_run_goes_on_where_the_epoch_stopped(pairs_dir, tmp_path, monk
     assert trained == straight
 
 
+def test_a_finished_run_resumed_again_takes_no_step_and_a_lost_checkpoint_wipes_no_run(pairs_dir, tmp_path):
+    import shutil
+
+    from hwr.errors import ConfigError
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    best = (tmp_path / "run" / "best" / "model.safetensors").read_bytes()
+    assert train(_cfg(pairs_dir, tmp_path, max_steps=2, resume=True)).step == 2  # not 3, then 4...
+    shutil.rmtree(tmp_path / "run" / "last")  # deleted to save disk, or lost to a kill
+    with pytest.raises(ConfigError, match="holds an earlier run but no checkpoint"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True))
+    assert (tmp_path / "run" / "best" / "model.safetensors").read_bytes() == best
+    assert (tmp_path / "run" / "history.jsonl").stat().st_size > 0
+
+
+def test_grad_clip_0_means_no_clipping_and_below_0_is_refused(pairs_dir, tmp_path):
+    """A norm clipped to 0 zeroed every gradient: Adam then moved no weight (weight decay
+    alone moves them by about lr x decay x weight, a millionth), and nothing was learned."""
+    from hwr.errors import ConfigError
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=1, val_every=1))
+    start, _ = load_model(tmp_path / "run" / "best")
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "unclipped"), init_from=str(tmp_path / "run" / "best"),
+               max_steps=1, val_every=1, lr=1e-3, warmup_steps=0, grad_clip=0.0))
+    after, _ = load_model(tmp_path / "unclipped" / "last")
+    moved = max((a - b).abs().max().item() for a, b in zip(after.state_dict().values(), start.state_dict().values())
+                if a.is_floating_point())
+    assert moved > 1e-4
+    with pytest.raises(ConfigError, match="--grad-clip must be 0"):
+        _cfg(pairs_dir, tmp_path, grad_clip=-1.0)
+
+
+def test_overwrite_removes_the_earlier_runs_snapshots_so_averaging_cannot_mix_runs(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=6))
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step-2", "step-4", "step-6"]
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=2, overwrite=True, seed=9))
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step-2"]
+
+
+def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
+    state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
+                       val_every=1))
+    assert state.step == 1
+
+
 def test_resume_from_a_corrupt_config_names_the_file(pairs_dir, tmp_path):
     from hwr.recognition.model import ModelError
 
