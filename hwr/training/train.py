@@ -623,6 +623,8 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
                resuming: bool) -> TrainingRun:
     """Optimizer, LR schedule and loss scaler for `net`, restored from <out>/last when resuming."""
     amp = cfg.amp and device.type == "cuda"
+    if resuming:
+        cfg = _resumed_settings(cfg, model_config)
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
     scheduler = LRSchedule(optimizer, cfg, state)
@@ -637,6 +639,27 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
     log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", model_config.arch, cfg.preset or "default",
              count_parameters(net), device, amp, ctx.world_size)
     return TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, amp, out, ctx)
+
+
+# What a checkpoint's optimizer state holds: a resumed run continues them (the optimizer's
+# moments and learning rates come back from <out>/last), whatever this command line says.
+RESUMED_OPTIMIZER_SETTINGS = ("optimizer", "lr", "weight_decay")
+
+
+def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfig:
+    """`cfg` with the resumed run's own optimizer settings: another optimizer cannot take its
+    state (ConfigError), and another --lr or --weight-decay would be overwritten by the state
+    restored (a warning), so the run's record says what it really trains with."""
+    saved = ((model_config.training or {}).get("config") or {})
+    if saved.get("optimizer") not in (None, cfg.optimizer):
+        raise ConfigError(f"--resume continues the run's {saved['optimizer']} optimizer; --optimizer {cfg.optimizer} "
+                          "needs a new run (--init-from <out>/last --out <another folder>)")
+    changed = {name: saved[name] for name in RESUMED_OPTIMIZER_SETTINGS
+               if name in saved and saved[name] != getattr(cfg, name)}
+    if changed:
+        log.warning("--resume keeps the run's own %s (the optimizer's state holds them); the values given are "
+                    "not used", ", ".join(f"{name} {value}" for name, value in changed.items()))
+    return replace(cfg, **changed)
 
 
 def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ctx: DistContext) -> torch.nn.Module:

@@ -229,6 +229,20 @@ def test_overwrite_removes_the_earlier_runs_snapshots_so_averaging_cannot_mix_ru
     assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step-2"]
 
 
+def test_resume_keeps_the_runs_own_optimizer_and_says_so(pairs_dir, tmp_path, caplog):
+    """The optimizer's state comes back from last/: another optimizer crashed on it half-way
+    (a KeyError, then a mixed checkpoint), another --lr was silently overwritten yet recorded."""
+    from hwr.errors import ConfigError
+    from hwr.recognition.model import read_model_config
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2, optimizer="adamw", lr=1e-3))
+    with pytest.raises(ConfigError, match="continues the run's adamw optimizer; --optimizer rmsprop needs a new run"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True, optimizer="rmsprop"))
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=4, resume=True, optimizer="adamw", lr=0.1))
+    assert state.step == 4 and "keeps the run's own lr 0.001" in caplog.text
+    assert read_model_config(tmp_path / "run" / "last").training["config"]["lr"] == 1e-3
+
+
 def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))
