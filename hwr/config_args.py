@@ -150,6 +150,18 @@ def _default(f: dataclasses.Field):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
 
 
+@functools.cache
+def _yaml_loader(yaml):
+    """PyYAML's safe loader, reading `1e-4` as the float everyone means: YAML 1.1 wants a dot
+    (`1.0e-4`), so PyYAML reads it as a string and `lr: 1e-4` would be refused."""
+    class Loader(yaml.SafeLoader):
+        pass
+
+    float_pattern = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_pattern, list("-+0123456789"))
+    return Loader
+
+
 def read_config_file(path: str) -> dict:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -163,7 +175,7 @@ def read_config_file(path: str) -> dict:
         except ImportError:
             raise ConfigError(f"{path}: YAML configs need PyYAML; use JSON instead") from None
         try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_yaml_loader(yaml)) or {}
         except yaml.YAMLError as exc:
             # PyYAML's message spans lines (a caret under the snippet); errors are one line.
             raise ConfigError(f"{path}: invalid YAML config ({' '.join(str(exc).split())})") from None

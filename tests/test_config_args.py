@@ -206,3 +206,13 @@ def test_a_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"settings\.yaml: invalid YAML config") as error:
         read_config_file(str(path))
     assert "\n" not in str(error.value)
+
+
+def test_a_yaml_number_in_exponent_form_is_a_float(tmp_path):
+    """YAML 1.1 wants a dot (1.0e-4), so PyYAML read `lr: 1e-4` as a string and refused it."""
+    pytest.importorskip("yaml")
+    from hwr.config_args import read_config_file
+
+    path = tmp_path / "stage.yaml"
+    path.write_text("lr: 1e-4\nweight_decay: -2E+1\nsteps: 100\nname: 1e5x\n", encoding="utf-8")
+    assert read_config_file(str(path)) == {"lr": 1e-4, "weight_decay": -20.0, "steps": 100, "name": "1e5x"}

@@ -144,7 +144,13 @@ class TrainConfig:
         check_fields(self)  # library callers get the same checks as the command line
         check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
         check_at_least(self, 0, "workers", "threads")  # 0: no loader processes / torch's default threads
-        check_finite(self, "lr", "distill_weight", "distill_temperature", "grad_clip")
+        check_finite(self, "lr", "weight_decay", "distill_weight", "distill_temperature", "grad_clip",
+                     "plateau_factor", "max_minutes")
+        check_at_least(self, 0, "lr", "weight_decay", "max_minutes", "warmup_steps", "patience", "plateau_patience")
+        if self.line_height is not None:
+            check_at_least(self, 8, "line_height")  # a conv stack needs rows to pool
+        if not 0.0 < self.plateau_factor < 1.0:
+            raise ConfigError(f"--plateau-factor must be between 0 and 1, exclusive (got {self.plateau_factor})")
         if self.grad_clip < 0:
             raise ConfigError(f"--grad-clip must be 0 (no clipping) or above (got {self.grad_clip})")
         if not 0.0 <= self.distill_weight <= 1.0:

@@ -243,6 +243,19 @@ def test_resume_keeps_the_runs_own_optimizer_and_says_so(pairs_dir, tmp_path, ca
     assert read_model_config(tmp_path / "run" / "last").training["config"]["lr"] == 1e-3
 
 
+@pytest.mark.parametrize("setting, message", [
+    (dict(lr=-0.001), "--lr must be at least 0"),
+    (dict(plateau_factor=1.5), "--plateau-factor must be between 0 and 1"),
+    (dict(line_height=0), "--line-height must be at least 8"),
+    (dict(max_minutes=-1.0), "--max-minutes must be at least 0"),
+])
+def test_training_settings_that_cannot_work_are_refused_naming_the_flag(pairs_dir, tmp_path, setting, message):
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        _cfg(pairs_dir, tmp_path, **setting)
+
+
 def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))

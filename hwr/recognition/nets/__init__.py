@@ -15,6 +15,7 @@ architecture name (saved in the model config) to both.
 from __future__ import annotations
 
 import importlib
+import math
 
 import torch
 import torch.nn as nn
@@ -51,8 +52,37 @@ def make_config(arch: str, preset: str | None = None, **overrides):
         if key not in cls.__dataclass_fields__:
             raise ConfigError(f"{arch} has no setting {key!r} (its settings: "
                               f"{', '.join(sorted(cls.__dataclass_fields__))})")
-        setattr(config, key, value)
+        setattr(config, key, _checked(arch, key, value, getattr(config, key)))
+    try:
+        config.validate()
+    except ValueError as exc:  # a setting no network can be built from: the user's, so no traceback
+        raise ConfigError(f"{arch}: {exc}") from None
     return config
+
+
+def _checked(arch: str, key: str, value, default):
+    """`value` for a network setting whose preset value is `default`, of that value's kind
+    (an int for an int, a list of ints for a list...), or ConfigError naming the setting."""
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif whole(default):
+        ok = whole(value)
+    elif isinstance(default, float):
+        ok = (whole(value) or isinstance(value, float)) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif isinstance(default, list) and default and isinstance(default[0], list):  # MDLSTM blocks: [[h, w], ...]
+        ok = isinstance(value, list) and all(isinstance(v, list) and all(whole(x) for x in v) for v in value)
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(whole(v) for v in value)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        kind = "a list of whole numbers" if isinstance(default, list) else type(default).__name__
+        raise ConfigError(f"{arch} setting {key!r} must be {kind} (like {default!r}), got {value!r}")
+    return value
 
 
 def build_network(arch: str, config, num_classes: int) -> nn.Module:

@@ -96,6 +96,14 @@ class CRNNConfig:
             raise ValueError(f"rnn_cell must be one of {sorted(RNN_CELLS)}, not {self.rnn_cell!r}")
         if self.norm not in ("batch", "none"):
             raise ValueError(f"norm must be batch or none, not {self.norm!r}")
+        if not self.conv_channels or min(self.conv_channels) < 1:
+            raise ValueError(f"conv_channels must list channel counts of 1 or more, got {self.conv_channels!r}")
+        for name in ("line_height", "rnn_hidden", "rnn_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("dropout", "conv_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be at least 0 and below 1, got {getattr(self, name)}")
         blocks = range(len(self.conv_channels))
         for name in ("pool_blocks", "height_pool_blocks"):
             indices = getattr(self, name)

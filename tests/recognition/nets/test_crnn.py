@@ -161,3 +161,21 @@ def test_conv_block_pools_before_the_activation_without_changing_the_output(pool
     trained, _ = block(x.requires_grad_(), widths)
     assert torch.equal(fast, reference)
     assert torch.equal(trained.detach(), reference)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rnn_hidden": "64"}, "'rnn_hidden' must be int"),
+    ({"rnn_hidden": 64.5}, "'rnn_hidden' must be int"),
+    ({"conv_channels": 16}, "'conv_channels' must be a list of whole numbers"),
+    ({"dropout": 2}, "dropout must be at least 0 and below 1"),
+    ({"rnn_layers": 0}, "rnn_layers must be at least 1"),
+    ({"norm": "layer"}, "norm must be batch or none"),
+    ({"conv_channels": []}, "conv_channels must list channel counts"),
+])
+def test_a_network_setting_no_network_can_take_is_refused_naming_it(overrides, message):
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_config("crnn", "small", **overrides)
+    assert make_config("crnn", "small", dropout=0, rnn_hidden=64).dropout == 0.0  # an int where a float goes
+    assert make_config("mdlstm", None, blocks=[[2, 4], [2, 2], [2, 1]]).blocks[0] == [2, 4]
