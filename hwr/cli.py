@@ -422,7 +422,13 @@ def cmd_lm(args) -> int:
     check_distinct_outputs([("--out", cfg.out), ("--lexicon", cfg.lexicon)], [*args.corpus, *cfg.words])
     cutoffs = cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
     split = None if cfg.split == "all" else cfg.split
-    charset = Charset()  # the default model charset: the LM drops what it cannot write
+    # The charset of the model that will read with the LM (the shipped models': printable
+    # ASCII): the LM drops what it cannot write.
+    charset = Charset()
+    if cfg.model:
+        from hwr.recognition.model import read_model_config, resolve_model_dir
+
+        charset = Charset(read_model_config(resolve_model_dir(cfg.model)).charset)
     model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cutoffs, split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
     emit(f"wrote {cfg.out}: {sizes}")

@@ -20,6 +20,7 @@ millions of them is a `Counter` over string slices rather than over tuples.
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 import zlib
 from collections import Counter, defaultdict
@@ -31,6 +32,8 @@ from typing import Literal
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
+
+log = logging.getLogger("hwr.recognition.lm")
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # ARPA's stand-in for log10(0): <s> is a context, never a prediction.
@@ -282,11 +285,12 @@ def build_arpa(sentences: Iterable[Sequence[str]], out: str | Path, order: int,
     return model
 
 
-def corpus_sentences(lines: Iterable[str], unit: str, charset=None) -> Iterator[list[str]]:
+def corpus_sentences(lines: Iterable[str], unit: str, charset=None,
+                     dropped: Counter | None = None) -> Iterator[list[str]]:
     """Text lines -> LM token sequences: characters ("|" for spaces) or words (hwr.recognition.lexicon).
 
-    Characters the model's charset cannot write are dropped first: an LM over symbols the
-    network never outputs only wastes probability mass."""
+    Characters the model's charset cannot write are dropped first (counted in `dropped`): an LM
+    over symbols the network never outputs only wastes probability mass."""
     from hwr.recognition.lexicon import char_tokens, words
 
     if unit not in ("char", "word"):
@@ -294,6 +298,8 @@ def corpus_sentences(lines: Iterable[str], unit: str, charset=None) -> Iterator[
     split = char_tokens if unit == "char" else words
     for line in lines:
         if charset is not None and charset.missing_chars(line):
+            if dropped is not None:
+                dropped.update(ch for ch in line if ch not in charset and not ch.isspace())
             line = "".join(ch for ch in line if ch in charset or ch.isspace())
         tokens = split(line)
         if tokens:
@@ -313,6 +319,8 @@ class LMBuildConfig:
     split: Literal["all", "train"] = setting("all", help="train: skip the synthetic validation lines "
                                                          "(index % 20 == 0)")
     lexicon: str | None = setting(None, help="also write a word lexicon (word unit) of the LM's words to this file")
+    model: str | None = setting(None, help="the model that will read with this LM (folder or shipped name; default: "
+                                           "the shipped one): the LM keeps the characters it writes")
     words: list[str] = setting(default_factory=list, help="word-list files whose words join the lexicon")
 
     def __post_init__(self) -> None:
@@ -345,9 +353,18 @@ def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: s
     split="train" skips the synthetic engine's validation lines (index % 20 == 0)."""
     from hwr.recognition.lexicon import read_corpus_lines
 
-    sentences = corpus_sentences(read_corpus_lines(corpora, split), unit, charset)
+    dropped: Counter = Counter()
+    sentences = corpus_sentences(read_corpus_lines(corpora, split), unit, charset, dropped)
     try:
-        return build_arpa(sentences, out, order, min_counts)
+        model = build_arpa(sentences, out, order, min_counts)
+        if dropped:
+            # Said, not done in silence: "café" becomes "caf" in every n-gram, which a user with
+            # a model of other characters must know (hwr lm build --model names that model).
+            common = ", ".join(f"{ch!r} x{n}" for ch, n in dropped.most_common(8))
+            log.warning("%d characters the model cannot write were left out of the LM (%s%s); build it with "
+                        "--model <the model that will read with it> if that model writes them",
+                        sum(dropped.values()), common, ", ..." if len(dropped) > 8 else "")
+        return model
     except ConfigError as exc:
         if "no text" not in str(exc):
             raise

@@ -105,3 +105,26 @@ def test_arpa_unigrams_reads_the_vocabulary_and_says_none_for_other_files(tmp_pa
     assert sorted(arpa_unigrams(tmp_path / "lm.arpa.gz")) == sorted(["</s>", "<s>", "<unk>", "a", "b", "|"])
     (tmp_path / "other").write_bytes(b"\x00\x01binary")
     assert arpa_unigrams(tmp_path / "other") is None
+
+
+def test_lm_build_says_what_it_drops_and_keeps_what_the_named_model_writes(untrained_model, tmp_path, caplog):
+    """`café` became `caf` in every n-gram without a word; --model names the reading model."""
+    import json
+    import shutil
+
+    from hwr.cli import main
+
+    corpus = tmp_path / "fr.txt"
+    corpus.write_text("un café au lait\nla crème brûlée\n" * 5, encoding="utf-8")
+    assert main(["lm", "build", str(corpus), "--out", str(tmp_path / "ascii.arpa"), "--order", "3"]) == 0
+    assert "characters the model cannot write were left out" in caplog.text and "'é' x10" in caplog.text
+    assert "é" not in (tmp_path / "ascii.arpa").read_text(encoding="utf-8")
+    french = tmp_path / "french-model"
+    shutil.copytree(untrained_model, french)
+    config = json.loads((french / "config.json").read_text(encoding="utf-8"))
+    config["charset"] = config["charset"] + ["é", "è", "û"]
+    (french / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    caplog.clear()
+    assert main(["lm", "build", str(corpus), "--out", str(tmp_path / "fr.arpa"), "--order", "3",
+                 "--model", str(french)]) == 0
+    assert "left out" not in caplog.text and "é" in (tmp_path / "fr.arpa").read_text(encoding="utf-8")
