@@ -236,7 +236,12 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     elif (lines := known_lines(samples)) is not None:
         sampler = WidthBucketSampler([len(s.text) for s in lines], global_batch, shuffle=True, seed=cfg.seed)
     else:
-        sampler = RandomBatches(len(samples), global_batch * POOL_BATCHES, cfg.seed)
+        if len(samples) < global_batch:
+            raise ConfigError(f"{cfg.train}: {len(samples)} lines, fewer than one batch of {global_batch} "
+                              "(--batch-size)")
+        # A small set gets a smaller pool: whole pools only, and a set below one would give none.
+        pool = min(global_batch * POOL_BATCHES, len(samples) // global_batch * global_batch)
+        sampler = RandomBatches(len(samples), pool, cfg.seed)
         collate = functools.partial(collate_pool, batch_size=cfg.batch_size)
     if sampler is not None and ctx.enabled:
         sampler = ShardedBatchSampler(sampler, ctx)
@@ -660,6 +665,9 @@ def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfi
     if saved.get("optimizer") not in (None, cfg.optimizer):
         raise ConfigError(f"--resume continues the run's {saved['optimizer']} optimizer; --optimizer {cfg.optimizer} "
                           "needs a new run (--init-from <out>/last --out <another folder>)")
+    if saved.get("val") not in (None, cfg.val):
+        log.warning("--resume with another --val (%s, the run's was %s): its best CER so far was read on the other "
+                    "lines, and best/ is replaced only by a lower CER on these", cfg.val, saved["val"])
     changed = {name: saved[name] for name in RESUMED_OPTIMIZER_SETTINGS
                if name in saved and saved[name] != getattr(cfg, name)}
     if changed:

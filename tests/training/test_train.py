@@ -256,6 +256,16 @@ def test_training_settings_that_cannot_work_are_refused_naming_the_flag(pairs_di
         _cfg(pairs_dir, tmp_path, **setting)
 
 
+def test_a_small_synthetic_set_trains_and_one_below_a_batch_says_so(pairs_dir, tmp_path):
+    """Rendered lines come in pools of 8 batches: a set smaller than a pool gave no batch at
+    all, and the error blamed the lines ("no usable training lines")."""
+    from hwr.errors import ConfigError
+
+    assert train(_cfg(pairs_dir, tmp_path, train="synth:train:20", batch_size=4, max_steps=6)).step == 6
+    with pytest.raises(ConfigError, match="synth:train:3: 3 lines, fewer than one batch of 4"):
+        train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "tiny"), train="synth:train:3", batch_size=4))
+
+
 def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))
