@@ -142,3 +142,23 @@ def test_two_saves_of_one_page_at_once_leave_one_copy(tmp_path, monkeypatch):
     for thread in saves:
         thread.join()
     assert collection.pages() == 1 and len(collection.saved_pages(page_key(gray))) == 1
+
+
+def test_the_list_holds_exactly_the_lines_adapt_reads_even_after_hand_edits(tmp_path):
+    """Lines added or moved by hand (a .jpg pair, a page in a sub-folder) were trained on but
+    neither listed nor removable; a hidden backup was listed but never read."""
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    (saved,) = {line.page for line in collection.save_page(gray, page, "scan.png")}
+    root = collection.lines_dir
+    Image.fromarray(render_line("by hand")).save(root / saved / "extra.jpg")
+    (root / saved / "extra.gt.txt").write_text("by hand\n", encoding="utf-8")
+    (root / "archive").mkdir()
+    (root / saved).rename(root / "archive" / saved)  # a page moved into a folder of its own
+    (root / ".backup").mkdir()
+    Image.fromarray(render_line("copy")).save(root / ".backup" / "l001.png")
+    (root / ".backup" / "l001.gt.txt").write_text("copy\n", encoding="utf-8")
+    listed = sorted(line.id for line in collection.lines())
+    assert listed == sorted(s.id for s in open_dataset(str(root))) and len(listed) == 3
+    assert collection.remove([f"archive/{saved}/extra"]) == 1
+    assert sorted(s.id for s in open_dataset(str(root))) == sorted(line.id for line in collection.lines())

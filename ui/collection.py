@@ -30,7 +30,9 @@ import numpy as np
 from PIL import Image
 
 from hwr.datasets.pagexml import crop_polygon
+from hwr.datasets.pairs import gt_path, visible_files
 from hwr.fileio import atomic_write_bytes
+from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import Page
 
 GT_SUFFIX = ".gt.txt"
@@ -124,15 +126,19 @@ class Collection:
         """Every complete saved line (image and text), by page folder and line."""
         if not self.lines_dir.is_dir():
             return []
+        # The lines adapt will read: those the pairs reader finds (any folder depth, any image
+        # type, hidden folders left out), so a line added or moved by hand is listed and can be
+        # removed, and a hidden copy is neither listed nor learned from.
         found = []
-        for gt in sorted(self.lines_dir.glob(f"*/*{GT_SUFFIX}")):
-            image = gt.with_name(gt.name[: -len(GT_SUFFIX)] + IMAGE_SUFFIX)
-            if image.is_file() and gt.is_file() and not gt.name.startswith("."):
+        for image in visible_files(self.lines_dir):
+            gt = gt_path(image)
+            if image.suffix.lower() in IMAGE_SUFFIXES and gt.is_file():
                 # A text edited by hand into another encoding shows its bad bytes as U+FFFD,
                 # so the line is listed (and can be removed) instead of breaking the list,
                 # the count and every removal; adapt names the file and leaves it out.
                 text = gt.read_bytes().decode("utf-8-sig", errors="replace").strip()
-                found.append(SavedLine(f"{gt.parent.name}/{image.stem}", text, image, gt.parent.name))
+                line_id = image.relative_to(self.lines_dir).with_suffix("").as_posix()
+                found.append(SavedLine(line_id, text, image, image.parent.relative_to(self.lines_dir).as_posix()))
         return found
 
     def count(self) -> int:
@@ -153,7 +159,7 @@ class Collection:
         for line in doomed:
             # Text first, the reverse of saving: an interruption leaves an image without text,
             # which `repair` removes.
-            line.image.with_name(line.image.stem + GT_SUFFIX).unlink(missing_ok=True)
+            gt_path(line.image).unlink(missing_ok=True)
             line.image.unlink(missing_ok=True)
         for page in {line.image.parent for line in doomed}:
             if all(path.name == PAGE_KEY_FILE for path in page.iterdir()):

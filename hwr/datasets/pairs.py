@@ -37,7 +37,7 @@ def gt_path(image: Path) -> Path:
     return image.with_name(image.name[: -len(image.suffix)] + GT_SUFFIX)
 
 
-def _visible_files(folder: Path) -> list[Path]:
+def visible_files(folder: Path) -> list[Path]:
     # Hidden trees (.git, .ipynb_checkpoints) hold copies or junk, never training lines.
     return sorted(
         p for p in folder.rglob("*")
@@ -46,7 +46,7 @@ def _visible_files(folder: Path) -> list[Path]:
 
 
 def _iter_pairs(folder: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:
-    files = _visible_files(folder)
+    files = visible_files(folder)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     for image in images:
         try:
