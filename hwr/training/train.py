@@ -39,6 +39,7 @@ from hwr.recognition.model import (
     Recognizer,
     load_model,
     pick_device,
+    read_model_config,
     resolve_model_dir,
     save_model,
 )
@@ -594,6 +595,12 @@ def _resumed_network(out: Path) -> tuple[torch.nn.Module, ModelConfig]:
 
 def _new_network(cfg: TrainConfig, train_set) -> tuple[torch.nn.Module, ModelConfig]:
     charset = resolve_charset(cfg.charset, _texts_of(train_set))
+    if cfg.init_from and cfg.charset == "data":
+        # Fine-tuning to data with new characters (accents, other quotes): the model's own
+        # symbols, in its order, then the data's new ones (kraken's "union"). Every output the
+        # model learned is kept (_init_from); only the new symbols start fresh.
+        known = read_model_config(resolve_model_dir(cfg.init_from)).charset
+        charset = Charset([*known, *(s for s in charset.symbols if s not in known)])
     model_config, net_config = build_model_config(cfg, charset)
     return build_network(cfg.arch, net_config, len(charset)), model_config
 
@@ -609,8 +616,21 @@ def _place(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> None:
     init_net, init_config = load_model(resolve_model_dir(source))  # a folder or a shipped model's name
-    if init_config.charset != model_config.charset or init_config.arch != model_config.arch:
-        raise ConfigError(f"{source}: charset or architecture differs from this training run")
+    if init_config.arch != model_config.arch:
+        raise ConfigError(f"{source}: a {init_config.arch} network; this run trains a {model_config.arch}")
+    if init_config.charset != model_config.charset:
+        lost = [s for s in init_config.charset if s not in model_config.charset]
+        if lost:
+            raise ConfigError(f"{source}: writes characters this run's charset lacks ({''.join(lost[:20])!r}); "
+                              "--charset data keeps the model's characters and adds the data's new ones")
+        if isinstance(net, CRNN) and _is_wider(net, init_net):
+            raise ConfigError(f"{source}: widen the network and add characters in two runs, not one")
+        load_matching_weights(net, with_output_rows_for(init_net.state_dict(), init_config.charset,
+                                                        model_config.charset, net.state_dict()), source)
+        log.info("init from %s: its %d symbols keep their outputs; %d new ones start fresh (%s)", source,
+                 len(init_config.charset), len(model_config.charset) - len(init_config.charset),
+                 "".join(s for s in model_config.charset if s not in init_config.charset))
+        return
     if isinstance(net, CRNN) and _is_wider(net, init_net):
         # A wider CRNN of the same depth (e.g. `base` from `small`): every unit of the source
         # is carried over and the scores start equal (hwr.recognition.nets.widen).
@@ -685,6 +705,23 @@ def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ct
     elif cfg.sync_batchnorm:
         log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def with_output_rows_for(source: dict[str, torch.Tensor], old_symbols: list[str], new_symbols: list[str],
+                         own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`source` with its output layer's rows (one per symbol, the blank first) moved to where
+    `new_symbols` (a superset) puts each symbol; rows of new symbols keep `own`'s fresh values."""
+    where = [0] + [new_symbols.index(s) + 1 for s in old_symbols]  # blank, then each old symbol's new id
+    mapped = dict(source)
+    for name, tensor in source.items():
+        mine = own.get(name)
+        if (mine is not None and tensor.dim() >= 1 and mine.dim() == tensor.dim()
+                and tensor.shape[0] == len(old_symbols) + 1 and mine.shape[0] == len(new_symbols) + 1
+                and tensor.shape[1:] == mine.shape[1:]):
+            rows = mine.detach().clone()
+            rows[where] = tensor.to(rows.dtype)
+            mapped[name] = rows
+    return mapped
 
 
 def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor], origin: str) -> None:

@@ -266,6 +266,27 @@ def test_a_small_synthetic_set_trains_and_one_below_a_batch_says_so(pairs_dir, t
         train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "tiny"), train="synth:train:3", batch_size=4))
 
 
+def test_fine_tuning_to_new_characters_keeps_every_output_the_model_learned(pairs_dir, tmp_path):
+    """--init-from with --charset data: the model's symbols, then the data's new ones (kraken's
+    union). It used to refuse any charset but the model's own, so accented data could only be
+    left out (--skip-bad)."""
+    train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    base = tmp_path / "run" / "best"
+    old_net, old_config = load_model(base)
+    accented = tmp_path / "accented"
+    accented.mkdir()
+    for k, text in enumerate(["un café au lait", "la crème", "the cat sat", "a big dog"]):
+        Image.fromarray(render_line(text)).save(accented / f"l{k}.png")
+        (accented / f"l{k}.gt.txt").write_text(text + "\n", encoding="utf-8")
+    train(_cfg(pairs_dir, tmp_path, train=str(accented), val=str(accented), out=str(tmp_path / "fr"),
+               init_from=str(base), charset="data", max_steps=1, val_every=1, lr=0.0, warmup_steps=0))
+    new_net, new_config = load_model(tmp_path / "fr" / "last")
+    assert new_config.charset == [*old_config.charset, "è", "é"]
+    old_rows, new_rows = old_net.state_dict()["output.weight"], new_net.state_dict()["output.weight"]
+    assert torch.equal(new_rows[: len(old_rows)], old_rows)  # the blank and every old symbol, in place
+    assert new_rows.shape[0] == old_rows.shape[0] + 2
+
+
 def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))
