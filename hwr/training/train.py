@@ -355,11 +355,13 @@ def bad_line_error(error: str) -> HwrError:
 
 
 def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistContext = DistContext(),
-             step: int | None = None, skip_bad: bool = False) -> tuple[ErrorCounts, float]:
+             step: int | None = None, skip_bad: bool = False,
+             named: set[str] | None = None) -> tuple[ErrorCounts, float]:
     """Greedy-decode the validation set through the Recognizer's own decoding path.
 
     Under torchrun each rank scores its shard and the edit counts are summed, so the CER is
-    exactly that of the whole validation set.
+    exactly that of the whole validation set. `named`: bad lines a warning already named (not
+    named again at every validation; they are added).
     """
     net = unwrap(net)
     recognizer = Recognizer(net, config, device)
@@ -379,8 +381,10 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
             for text, rec in zip(batch.texts, recognizer.recognize_normalized(lines, len(lines))):
                 counts.add(text, rec.text)
     net.train()
-    if skipped:
-        log.warning("validation skipped %d bad lines: %s", len(skipped), "; ".join(skipped))
+    named = set() if named is None else named
+    if new := [line for line in skipped if line not in named]:
+        log.warning("validation skipped %d bad lines: %s", len(new), "; ".join(new))
+        named.update(new)
     report_too_short(too_short.take(), "validation", step)
     sums = all_reduce_sums([counts.char_errors, counts.chars, counts.word_errors, counts.words, counts.lines,
                             sum(losses), len(losses)], ctx)
@@ -460,6 +464,7 @@ class TrainingRun:
     # the GPU, so only the progress display and the logs read it (running_loss), not every step.
     loss_average: torch.Tensor | None = None
     skipped: dict[str, None] = field(default_factory=dict)  # bad training lines (--skip-bad), each once, in order
+    val_skipped: set[str] = field(default_factory=set)  # bad validation lines already named
     # Lines CTC could not align, since the last validation.
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
@@ -898,7 +903,7 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     Every rank updates the same state (the CER is all-reduced); only rank 0 writes."""
     cfg, state = run.cfg, run.state
     counts, val_loss = validate(run.net, run.model_config, run.val_loader, run.device, run.ctx, step=state.step,
-                                skip_bad=run.cfg.skip_bad)
+                                skip_bad=run.cfg.skip_bad, named=run.val_skipped)
     too_short_ids = run.too_short.take()
     report_too_short(too_short_ids, "training", state.step)
     too_short = int(all_reduce_sums([len(too_short_ids)], run.ctx)[0])

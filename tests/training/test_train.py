@@ -287,6 +287,17 @@ def test_fine_tuning_to_new_characters_keeps_every_output_the_model_learned(pair
     assert new_rows.shape[0] == old_rows.shape[0] + 2
 
 
+def test_a_bad_validation_line_is_named_once_not_at_every_validation(pairs_dir, tmp_path, caplog):
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(pairs_dir, val)
+    cut = val / "line000.png"
+    cut.write_bytes(cut.read_bytes()[:200])  # the header reads, the pixels do not
+    state = train(_cfg(pairs_dir, tmp_path, val=str(val), skip_bad=True, max_steps=3, val_every=1))
+    assert len(state.history) == 3 and caplog.text.count("validation skipped 1 bad lines") == 1
+
+
 def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))
