@@ -221,7 +221,6 @@ def test_saving_a_transcription_with_another_image_in_its_place_is_refused(teach
     assert "Saved 1 line." in teacher.save_transcription(str(note), page_to_dict(page), "the cat sat")
 
 
-
 def test_a_second_webcam_shot_of_the_same_name_and_size_is_not_saved_under_the_first_ones_text(teacher,
                                                                                                tmp_path):
     """The browser names every webcam capture and pasted image "image.png"; two shots of one

@@ -42,17 +42,18 @@ class ZipLimits:
 
 
 # What reading a member whose data is damaged raises: a bad CRC, a broken deflate stream, a
-# member cut short; and what a member zipfile cannot unpack raises: a password (RuntimeError)
-# or a compression it lacks (NotImplementedError: Deflate64, which Windows uses for large zips).
+# member cut short; and what a member zipfile cannot unpack raises (RuntimeError, its subclass
+# NotImplementedError included): a password, strong encryption, or a compression it lacks
+# (Deflate64, which Windows uses for large zips).
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
-_UNREADABLE = (RuntimeError, NotImplementedError)
+_UNREADABLE = (RuntimeError,)
 
 
 def _why_unreadable(exc: Exception) -> str:
-    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
+    if "encrypt" in str(exc):
         return "password-protected; unpack it and zip it again without a password"
     if isinstance(exc, NotImplementedError):
-        return f"packed with a compression this server cannot unpack ({exc}); zip it again (plain deflate)"
+        return f"packed in a way this server cannot unpack ({exc}); zip it again (plain deflate, no password)"
     return f"cannot be unpacked ({exc})"
 
 

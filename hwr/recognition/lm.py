@@ -32,6 +32,7 @@ from typing import Literal
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
+from hwr.recognition.charset import normalize_text
 
 log = logging.getLogger("hwr.recognition.lm")
 
@@ -297,6 +298,7 @@ def corpus_sentences(lines: Iterable[str], unit: str, charset=None,
         raise ConfigError(f"unit must be 'char' or 'word', got {unit!r}")
     split = char_tokens if unit == "char" else words
     for line in lines:
+        line = normalize_text(line)  # NFC, as the charset's symbols: a decomposed "é" is the model's "é"
         if charset is not None and charset.missing_chars(line):
             if dropped is not None:
                 dropped.update(ch for ch in line if ch not in charset and not ch.isspace())
@@ -319,8 +321,9 @@ class LMBuildConfig:
     split: Literal["all", "train"] = setting("all", help="train: skip the synthetic validation lines "
                                                          "(index % 20 == 0)")
     lexicon: str | None = setting(None, help="also write a word lexicon (word unit) of the LM's words to this file")
-    model: str | None = setting(None, help="the model that will read with this LM (folder or shipped name; default: "
-                                           "the shipped one): the LM keeps the characters it writes")
+    model: str | None = setting(None, help="the model that will read with this LM (folder or shipped name): the LM "
+                                           "keeps the characters it writes (default: printable ASCII, as the "
+                                           "shipped models write)")
     words: list[str] = setting(default_factory=list, help="word-list files whose words join the lexicon")
 
     def __post_init__(self) -> None:
@@ -361,9 +364,8 @@ def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: s
             # Said, not done in silence: "café" becomes "caf" in every n-gram, which a user with
             # a model of other characters must know (hwr lm build --model names that model).
             common = ", ".join(f"{ch!r} x{n}" for ch, n in dropped.most_common(8))
-            log.warning("%d characters the model cannot write were left out of the LM (%s%s); build it with "
-                        "--model <the model that will read with it> if that model writes them",
-                        sum(dropped.values()), common, ", ..." if len(dropped) > 8 else "")
+            log.warning("%d characters the model cannot write were left out of the LM (%s%s); a model that writes "
+                        "them: --model", sum(dropped.values()), common, ", ..." if len(dropped) > 8 else "")
         return model
     except ConfigError as exc:
         if "no text" not in str(exc):

@@ -47,6 +47,7 @@ class TrainerState:
     # Loader items (batches, or pools of batches) of this epoch already trained on: a resumed
     # run goes on from there instead of training the epoch's first part again.
     epoch_items: int = 0
+    epoch_shape: list[int] = field(default_factory=list)  # train.epoch_shape when epoch_items was counted
     best_cer: float = float("inf")
     best_step: int = -1
     evals_since_best: int = 0

@@ -712,19 +712,21 @@ def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ct
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+OUTPUT_LAYER = "output."  # the symbol scores' layer, in every architecture (crnn, mdlstm)
+
+
 def with_output_rows_for(source: dict[str, torch.Tensor], old_symbols: list[str], new_symbols: list[str],
                          own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`source` with its output layer's rows (one per symbol, the blank first) moved to where
-    `new_symbols` (a superset) puts each symbol; rows of new symbols keep `own`'s fresh values."""
+    `new_symbols` (a superset) puts each symbol; rows of new symbols keep `own`'s fresh values.
+    Only the layer every network names `output`: a hidden layer may have as many units."""
     where = [0] + [new_symbols.index(s) + 1 for s in old_symbols]  # blank, then each old symbol's new id
     mapped = dict(source)
     for name, tensor in source.items():
         mine = own.get(name)
-        if (mine is not None and tensor.dim() >= 1 and mine.dim() == tensor.dim()
-                and tensor.shape[0] == len(old_symbols) + 1 and mine.shape[0] == len(new_symbols) + 1
-                and tensor.shape[1:] == mine.shape[1:]):
+        if name.startswith(OUTPUT_LAYER) and mine is not None and tensor.shape[1:] == mine.shape[1:]:
             rows = mine.detach().clone()
-            rows[where] = tensor.to(rows.dtype)
+            rows[where] = tensor.to(rows)  # the run's device (a GPU) and dtype
             mapped[name] = rows
     return mapped
 
@@ -810,16 +812,24 @@ def run_loop(run: TrainingRun) -> None:
     first_step, run_start = state.step, time.monotonic()
     done = False
     while not done:
+        shape = epoch_shape(run)
+        if state.epoch_items and state.epoch_shape != shape:
+            # Other data, batch size, seed or process count: the items done name other batches.
+            log.warning("the epoch's batches differ from the resumed run's (data, --batch-size, --seed or processes "
+                        "changed): epoch %d starts over", state.epoch)
+            state.epoch_items = 0
+        state.epoch_shape = shape
         run.train_loader.batch_sampler.set_epoch(state.epoch, skip=state.epoch_items)
         steps_before, resumed_inside = state.step, state.epoch_items > 0
-        for batch, state.epoch_items in training_batches(run.train_loader, cfg.seed + state.epoch,
-                                                         state.epoch_items):
+        for batch, items_done in training_batches(run.train_loader, cfg.seed + state.epoch, state.epoch_items):
             if batch.errors and not cfg.skip_bad:
-                raise bad_line_error(batch.errors[0])
+                raise bad_line_error(batch.errors[0])  # not counted done: read again once fixed
             run.skipped.update(dict.fromkeys(batch.errors))
             if len(batch) == 0:
+                state.epoch_items = items_done
                 continue
             train_step(run, batch)
+            state.epoch_items = items_done  # after the step: a stop during it reads the batch again
             if run.on_step is not None:
                 run.on_step(state.step)
             bar.update(1)
@@ -845,6 +855,12 @@ def run_loop(run: TrainingRun) -> None:
     bar.close()
     if history_file is not None:
         history_file.close()
+
+
+def epoch_shape(run: TrainingRun) -> list[int]:
+    """What fixes which batches an epoch's items are: lines, items, seed, global batch size."""
+    loader = run.train_loader
+    return [len(loader.dataset), len(loader.batch_sampler), run.cfg.seed, run.cfg.batch_size * run.ctx.world_size]
 
 
 def _validation_postfix(state: TrainerState) -> dict[str, str]:

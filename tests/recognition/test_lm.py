@@ -128,3 +128,11 @@ def test_lm_build_says_what_it_drops_and_keeps_what_the_named_model_writes(untra
     assert main(["lm", "build", str(corpus), "--out", str(tmp_path / "fr.arpa"), "--order", "3",
                  "--model", str(french)]) == 0
     assert "left out" not in caplog.text and "é" in (tmp_path / "fr.arpa").read_text(encoding="utf-8")
+    # A decomposed "é" (e + U+0301, as macOS writes file text) is the "é" the model writes.
+    import unicodedata
+
+    corpus.write_text(unicodedata.normalize("NFD", "un café\n") * 5, encoding="utf-8")
+    caplog.clear()
+    assert main(["lm", "build", str(corpus), "--out", str(tmp_path / "nfd.arpa"), "--order", "3",
+                 "--model", str(french)]) == 0
+    assert "left out" not in caplog.text and "é" in (tmp_path / "nfd.arpa").read_text(encoding="utf-8")

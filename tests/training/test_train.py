@@ -210,10 +210,11 @@ def test_grad_clip_0_means_no_clipping_and_below_0_is_refused(pairs_dir, tmp_pat
     alone moves them by about lr x decay x weight, a millionth), and nothing was learned."""
     from hwr.errors import ConfigError
 
-    train(_cfg(pairs_dir, tmp_path, max_steps=1, val_every=1))
+    no_statistics = {"norm": "none"}  # batch-norm statistics move in any step, learning or not
+    train(_cfg(pairs_dir, tmp_path, max_steps=1, val_every=1, net_options=no_statistics))
     start, _ = load_model(tmp_path / "run" / "best")
     train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "unclipped"), init_from=str(tmp_path / "run" / "best"),
-               max_steps=1, val_every=1, lr=1e-3, warmup_steps=0, grad_clip=0.0))
+               max_steps=1, val_every=1, lr=1e-3, warmup_steps=0, grad_clip=0.0, net_options=no_statistics))
     after, _ = load_model(tmp_path / "unclipped" / "last")
     moved = max((a - b).abs().max().item() for a, b in zip(after.state_dict().values(), start.state_dict().values())
                 if a.is_floating_point())
@@ -302,6 +303,39 @@ def test_init_from_takes_a_shipped_models_name(pairs_dir, tmp_path):
     state = train(_cfg(pairs_dir, tmp_path, preset="small", init_from="hwr-en-small", max_steps=1,
                        val_every=1))
     assert state.step == 1
+
+
+def test_a_run_stopped_during_a_step_trains_that_batch_when_resumed(pairs_dir, tmp_path, monkeypatch):
+    """A stop (Ctrl-C, SIGTERM) lands inside a step most of the time: the batch being trained
+    must not count as done in the checkpoint the stop saves."""
+    import hwr.training.train as train_module
+
+    trained, real_step = [], train_module.train_step
+
+    def step(run, batch):
+        if stop_at and len(trained) == stop_at:
+            raise KeyboardInterrupt
+        trained.append(tuple(batch.ids))
+        real_step(run, batch)
+
+    monkeypatch.setattr(train_module, "train_step", step)
+    settings = dict(batch_size=2, max_steps=5, val_every=5, seed=3)
+    stop_at = 0
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "straight"), **settings))
+    straight = list(trained)
+    trained.clear()
+    stop_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "stopped"), **settings))
+    stop_at = 0
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "stopped"), resume=True, **settings))
+    assert trained == straight
+
+
+def test_a_resume_with_another_batch_size_starts_the_epoch_over(pairs_dir, tmp_path, caplog):
+    train(_cfg(pairs_dir, tmp_path, batch_size=2, max_steps=2, val_every=2))
+    state = train(_cfg(pairs_dir, tmp_path, batch_size=3, max_steps=4, val_every=2, resume=True))
+    assert state.step == 4 and "epoch 0 starts over" in caplog.text
 
 
 def test_resume_from_a_corrupt_config_names_the_file(pairs_dir, tmp_path):

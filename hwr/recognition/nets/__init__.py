@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import typing
 
 import torch
 import torch.nn as nn
@@ -52,7 +53,7 @@ def make_config(arch: str, preset: str | None = None, **overrides):
         if key not in cls.__dataclass_fields__:
             raise ConfigError(f"{arch} has no setting {key!r} (its settings: "
                               f"{', '.join(sorted(cls.__dataclass_fields__))})")
-        setattr(config, key, _checked(arch, key, value, getattr(config, key)))
+        setattr(config, key, _checked(arch, key, value, typing.get_type_hints(cls)[key]))
     try:
         config.validate()
     except ValueError as exc:  # a setting no network can be built from: the user's, so no traceback
@@ -60,29 +61,31 @@ def make_config(arch: str, preset: str | None = None, **overrides):
     return config
 
 
-def _checked(arch: str, key: str, value, default):
-    """`value` for a network setting whose preset value is `default`, of that value's kind
-    (an int for an int, a list of ints for a list...), or ConfigError naming the setting."""
+def _checked(arch: str, key: str, value, kind):
+    """`value` for a network setting declared as `kind` (int, float, str, list[int],
+    list[list[int]]), or ConfigError naming the setting. An int is a valid float."""
     def whole(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif whole(default):
-        ok = whole(value)
-    elif isinstance(default, float):
-        ok = (whole(value) or isinstance(value, float)) and math.isfinite(value)
-        value = float(value) if ok else value
-    elif isinstance(default, list) and default and isinstance(default[0], list):  # MDLSTM blocks: [[h, w], ...]
-        ok = isinstance(value, list) and all(isinstance(v, list) and all(whole(x) for x in v) for v in value)
-    elif isinstance(default, list):
-        ok = isinstance(value, list) and all(whole(v) for v in value)
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        kind = "a list of whole numbers" if isinstance(default, list) else type(default).__name__
-        raise ConfigError(f"{arch} setting {key!r} must be {kind} (like {default!r}), got {value!r}")
-    return value
+    def fits(v, k) -> bool:
+        if typing.get_origin(k) is list:
+            (item,) = typing.get_args(k)
+            return isinstance(v, list) and all(fits(x, item) for x in v)
+        if k is int:
+            return whole(v)
+        if k is float:
+            return (whole(v) or isinstance(v, float)) and math.isfinite(v)
+        return isinstance(v, k)
+
+    if not fits(value, kind):
+        raise ConfigError(f"{arch} setting {key!r} must be {_kind_name(kind)}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def _kind_name(kind) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a list of {_kind_name(typing.get_args(kind)[0]).removeprefix('a ')}s"
+    return {int: "a whole number", float: "a number", str: "a string"}.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def build_network(arch: str, config, num_classes: int) -> nn.Module:

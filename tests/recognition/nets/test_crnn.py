@@ -164,8 +164,8 @@ def test_conv_block_pools_before_the_activation_without_changing_the_output(pool
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"rnn_hidden": "64"}, "'rnn_hidden' must be int"),
-    ({"rnn_hidden": 64.5}, "'rnn_hidden' must be int"),
+    ({"rnn_hidden": "64"}, "'rnn_hidden' must be a whole number"),
+    ({"rnn_hidden": 64.5}, "'rnn_hidden' must be a whole number"),
     ({"conv_channels": 16}, "'conv_channels' must be a list of whole numbers"),
     ({"dropout": 2}, "dropout must be at least 0 and below 1"),
     ({"rnn_layers": 0}, "rnn_layers must be at least 1"),
@@ -179,3 +179,7 @@ def test_a_network_setting_no_network_can_take_is_refused_naming_it(overrides, m
         make_config("crnn", "small", **overrides)
     assert make_config("crnn", "small", dropout=0, rnn_hidden=64).dropout == 0.0  # an int where a float goes
     assert make_config("mdlstm", None, blocks=[[2, 4], [2, 2], [2, 1]]).blocks[0] == [2, 4]
+    # Judged by the field's type, not the preset's value (this preset has no blocks at all).
+    four = make_config("mdlstm", "voigtlaender2016", front="block", blocks=[[2, 4], [2, 2], [2, 1], [1, 1]],
+                       hidden_sizes=[2, 10, 50, 60], subsample_sizes=[6, 20, 30])
+    assert four.blocks[3] == [1, 1]
