@@ -49,7 +49,7 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     if len(columns) != 2:
         # A tab is never line content, so a third column means a broken row, not odd text.
         raise ValueError(f"expected 2 tab-separated columns (path, text), got {len(columns)}")
-    written, text = unquoted(columns[0].strip()), unquoted(columns[1].strip())
+    written, text = unquoted(columns[0].strip(), quoted_alone=True), unquoted(columns[1].strip())
     if not written:
         raise ValueError("empty image path")
     image = tsv_path.parent / written  # an absolute `written` replaces the folder
@@ -60,10 +60,13 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     return LineSample(id=sample_id, text=normalize_text(text), image=image, meta=meta)
 
 
-def unquoted(field: str) -> str:
+def unquoted(field: str, quoted_alone: bool = False) -> str:
     """A CSV-quoted field's text: only a field that must have been quoted by a CSV writer (in
-    quotes, with doubled quotes inside and no lone one), so a quotation written by hand stays."""
+    quotes, with doubled quotes inside and no lone one), so a quotation written by hand stays.
+    `quoted_alone`: a field merely in quotes counts too (a path, which a writer quoting every
+    field puts in quotes, and no file name is)."""
     inner = field[1:-1]
-    if len(field) >= 2 and field[0] == field[-1] == '"' and '""' in inner and '"' not in inner.replace('""', ""):
+    csv_quoted = len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in inner.replace('""', "")
+    if csv_quoted and (quoted_alone or '""' in inner):
         return inner.replace('""', '"')
     return field

@@ -64,3 +64,15 @@ def test_a_manifest_written_by_a_csv_writer_reads_its_quoted_texts(tmp_path):
     assert '"He said ""no"""' in buffer.getvalue()
     tsv = make_manifest(tmp_path, buffer.getvalue() + '../elsewhere/three.png\t"Hello"\n')  # typed by hand
     assert [s.text for s in read_manifest(tsv)] == ['He said "no"', '"Hello"', '"Hello"']
+
+
+def test_a_manifest_with_every_field_quoted_reads_its_paths(tmp_path):
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(
+        ["../lines/one.png", "plain text"])
+    tsv = make_manifest(tmp_path, buffer.getvalue())
+    (sample,) = read_manifest(tsv)
+    assert sample.image.name == "one.png" and sample.text == '"plain text"'  # a text in quotes stays
