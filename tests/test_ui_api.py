@@ -116,6 +116,12 @@ def test_shipped_model_reads_a_rendered_line():
 
 def test_corrections_reach_the_downloads(client):
     *_, page, _ = transcribe(client, SAMPLES / "line-04.png")
+    # The page carries its image's digest: Save as training lines checks the pixels by it.
+    from hwr.recognition.imaging import load_gray
+    from hwr_ui.collection import page_key
+    from hwr_ui.pages import IMAGE_KEY
+
+    assert page[IMAGE_KEY] == page_key(load_gray(SAMPLES / "line-04.png"))
     downloads = client.predict(page, "corrected text", api_name="/export")
     txt = next(p for p in downloads if p.endswith(".txt"))
     assert Path(txt).read_text(encoding="utf-8").strip() == "corrected text"

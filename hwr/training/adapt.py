@@ -320,29 +320,29 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     try:
         state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
     except BaseException:
-        # adapt always starts over: nothing of an interrupted run is worth keeping.
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        log.error("adapting stopped before the end: no model written to %s (run hwr adapt again to start over)", out)
+        _discard_run(run_dir, out)
         raise
 
-    adapted_net, adapted_config = load_model(run_dir / cfg.keep)
-    adapted = Recognizer(adapted_net, adapted_config, base.device)  # unfolded: its weights are blended
-    adapted.path = run_dir / cfg.keep
-    base_net, _ = load_model(base_dir)
-    mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
-                                          cfg.max_forgetting)
-    improved = after < before
-    read_before, read_after = default_reading(base, adapted, split.held_out)
-    minutes = (time.monotonic() - start) / 60
-    result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
-                         split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
-                         others_before, others_after if improved else others_before, read_before, read_after)
-    if improved:
-        save_model(run_dir / cfg.keep, adapted.net, adapted_config)
-    _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
-                 lines_fingerprint(lines))
+    try:  # choosing, checking and writing the model: a failure here leaves nothing either
+        adapted_net, adapted_config = load_model(run_dir / cfg.keep)
+        adapted = Recognizer(adapted_net, adapted_config, base.device)  # unfolded: its weights are blended
+        adapted.path = run_dir / cfg.keep
+        base_net, _ = load_model(base_dir)
+        mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
+                                              cfg.max_forgetting)
+        improved = after < before
+        read_before, read_after = default_reading(base, adapted, split.held_out)
+        minutes = (time.monotonic() - start) / 60
+        result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
+                             split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
+                             others_before, others_after if improved else others_before, read_before, read_after)
+        if improved:
+            save_model(run_dir / cfg.keep, adapted.net, adapted_config)
+        _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
+                     lines_fingerprint(lines))
+    except BaseException:
+        _discard_run(run_dir, out)
+        raise
     if not improved:
         log.warning("the adapted model reads the held-out lines no better (CER %.4f vs %.4f): %s keeps the base "
                     "model's weights", after, before, out)
@@ -460,6 +460,15 @@ def _summary(result: AdaptResult) -> dict:
 
 def _rounded(cer: float | None) -> float | None:
     return None if cer is None else round(cer, 5)
+
+
+def _discard_run(run_dir: Path, out: Path) -> None:
+    """After a failure or a stop: adapt always starts over, so nothing of the run is worth
+    keeping (its checkpoints would only take disk space), nor an output folder it left empty."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    log.error("adapting stopped before the end: no model written to %s (run hwr adapt again to start over)", out)
 
 
 def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_from: Path, result: AdaptResult,

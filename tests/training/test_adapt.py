@@ -350,6 +350,20 @@ def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_pa
     assert "no model written" in caplog.text and "--resume" not in caplog.text
 
 
+def test_a_run_that_fails_after_training_leaves_no_checkpoints(tmp_path, monkeypatch, caplog):
+    """The forgetting check or the model's writing failing after the steps left <out>/.adapt-run
+    (whole checkpoints) on the disk."""
+    base = make_untrained_model(tmp_path / "base")
+
+    def failing_check(*args, **kwargs):
+        raise RuntimeError("the check lines could not be read")
+
+    monkeypatch.setattr(adapt_module, "choose_mix", failing_check)
+    with pytest.raises(RuntimeError), caplog.at_level("ERROR"):
+        adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base))
+    assert not (tmp_path / "adapted").exists() and "no model written" in caplog.text
+
+
 def test_rejects_shares_out_of_range_and_counts_below_one():
     with pytest.raises(ConfigError, match="--rehearsal"):
         AdaptConfig(rehearsal=1.0)
