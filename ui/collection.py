@@ -17,7 +17,6 @@ page would let `hwr adapt` learn a line from one copy and hold it out in the oth
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -32,7 +31,7 @@ from PIL import Image
 from hwr.datasets.pagexml import crop_polygon
 from hwr.datasets.pairs import gt_path, visible_files
 from hwr.fileio import atomic_write_bytes
-from hwr.recognition.imaging import IMAGE_SUFFIXES
+from hwr.recognition.imaging import IMAGE_SUFFIXES, pixels_digest
 from hwr.records import Page
 
 GT_SUFFIX = ".gt.txt"
@@ -44,9 +43,7 @@ PAGE_KEY_FILE = "page.sha256"  # the digest of the page image a folder's lines w
 
 def page_key(gray: np.ndarray) -> str:
     """A digest of a page image's pixels: the same page saved again has the same key."""
-    digest = hashlib.sha256(f"{gray.shape}|{gray.dtype}".encode())
-    digest.update(np.ascontiguousarray(gray).tobytes())
-    return digest.hexdigest()
+    return pixels_digest(gray)
 
 
 def user_data_dir() -> Path:

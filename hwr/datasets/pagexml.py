@@ -176,8 +176,9 @@ def _page_lines(
         # (the log, with no report to count them, says it once for the page).
         if report is None:
             log.warning("skipped %d transcribed line(s) of %s: %s", len(transcribed), xml, error.reason)
-        for line_id, _, _ in transcribed if report is not None else ():
-            report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"))
+        else:
+            for line_id, _, _ in transcribed:
+                report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"))
         return
     for line_id, line_el, text in transcribed:
         try:

@@ -6,6 +6,7 @@ background = 0, so zero padding of a batch is indistinguishable from empty paper
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -157,6 +158,14 @@ def check_file(path: Path, name: str) -> None:
 # swaps its sides).
 ORIENTATION_TAG = 0x0112
 _QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def pixels_digest(gray: np.ndarray) -> str:
+    """A digest of an image's pixels (shape and type included): the same image, however it
+    was named or reached, has the same digest."""
+    digest = hashlib.sha256(f"{gray.shape}|{gray.dtype}".encode())
+    digest.update(np.ascontiguousarray(gray).tobytes())
+    return digest.hexdigest()
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import ImageError, load_gray
+from hwr.recognition.imaging import ImageError, load_gray, pixels_digest
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
@@ -82,11 +82,10 @@ def without_repeats(samples: list[LineSample]) -> list[LineSample]:
     """Each line once: the first of lines with the same pixels and text (a folder named twice,
     a page exported twice). A repeat could land on both sides of the split, and the held-out
     CER, by which adapt keeps or refuses its weights, would then read lines it trained on."""
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     kept, repeats = [], []
     for sample in samples:
-        image = np.ascontiguousarray(sample.image)
-        key = hashlib.sha256(repr((image.shape, sample.text)).encode() + image.tobytes()).hexdigest()
+        key = (pixels_digest(sample.image), sample.text)
         if key in seen:
             repeats.append(f"{sample.id} (as {seen[key]})")
             continue
