@@ -421,7 +421,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
     norm = NormalizeConfig.from_dict(base_config.normalize)
-    if norm != NormalizeConfig(line_height=norm.line_height):
+    # hwr train's defaults, but for the background handling, which --init-from carries over.
+    if norm != NormalizeConfig(line_height=norm.line_height, flatten_background=norm.flatten_background):
         raise ModelError(f"{base_dir}: the model normalises lines unlike hwr train's defaults; adapt cannot "
                          "train it consistently")
     charset = Charset(base_config.charset)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from hwr.errors import ConfigError
+from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import ModelConfig, Recognizer
 
 # Widths at which the frame counts of teacher and student are compared: enough to catch a
@@ -40,7 +41,7 @@ class Teacher:
         if config.charset != student_config.charset:
             raise ConfigError(f"teacher {source}: its charset differs from the student's; distillation "
                               "matches their symbol distributions one to one")
-        if config.normalize != student_config.normalize:
+        if NormalizeConfig.from_dict(config.normalize) != NormalizeConfig.from_dict(student_config.normalize):
             raise ConfigError(f"teacher {source}: it normalises lines differently from the student "
                               f"({config.normalize} against {student_config.normalize})")
         widths = torch.tensor(_PROBE_WIDTHS)

@@ -623,6 +623,7 @@ def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> 
     init_net, init_config = load_model(resolve_model_dir(source))  # a folder or a shipped model's name
     if init_config.arch != model_config.arch:
         raise ConfigError(f"{source}: a {init_config.arch} network; this run trains a {model_config.arch}")
+    _keep_background_handling(model_config, init_config, source)
     if init_config.charset != model_config.charset:
         lost = [s for s in init_config.charset if s not in model_config.charset]
         if lost:
@@ -644,6 +645,15 @@ def _init_from(net: torch.nn.Module, model_config: ModelConfig, source: str) -> 
                  _widths(init_net), _widths(net))
         return
     load_matching_weights(net, init_net.state_dict(), source)
+
+
+def _keep_background_handling(model_config: ModelConfig, init_config: ModelConfig, source: str) -> None:
+    """A network trained on lines with or without the paper's brightness evened out
+    (NormalizeConfig.flatten_background) goes on seeing them the way it learned them."""
+    flatten = NormalizeConfig.from_dict(init_config.normalize).flatten_background
+    if flatten != NormalizeConfig.from_dict(model_config.normalize).flatten_background:
+        log.info("init from %s: lines normalised as it was trained (flatten_background %s)", source, flatten)
+    model_config.normalize = {**model_config.normalize, "flatten_background": flatten}
 
 
 def _is_wider(net: CRNN, source: torch.nn.Module) -> bool:

@@ -230,3 +230,51 @@ def test_an_uncompressed_tiff_turned_a_quarter_by_its_orientation_tag_reads_upri
     stored.save(tmp_path / "pages.tif", tiffinfo=tags, save_all=True, append_images=[stored])
     refs = list(page_refs([tmp_path / "pages.tif"]))
     assert len(refs) == 2 and all(np.array_equal(load_page(ref), upright) for ref in refs)
+
+
+def _lit_unevenly(gray: np.ndarray) -> np.ndarray:
+    """A phone's light across a line: full on the left, 45% on the right."""
+    light = np.linspace(1.0, 0.45, gray.shape[1], dtype=np.float32)[None, :]
+    return (gray.astype(np.float32) * light).astype(np.uint8)
+
+
+def test_flatten_background_evens_out_the_paper_and_keeps_the_ink(line_image):
+    clean = line_image("uneven light")
+    lit = _lit_unevenly(clean)
+    flat = imaging.flatten_background(lit)
+    assert flat.dtype == np.uint8 and flat.shape == lit.shape
+    paper, ink = clean > 200, clean < 60
+    # The dark side's paper was darker than the light side's ink would read after one stretch.
+    assert lit[:, -20:][paper[:, -20:]].mean() < 130
+    assert flat[paper].min() > 200 and flat[paper].mean() > 245
+    assert flat[ink].mean() < 70  # strokes stay dark on both sides
+    assert flat[:, -40:][ink[:, -40:]].mean() < 70
+
+
+def test_flatten_background_leaves_even_paper_and_binarised_lines_alone(line_image):
+    clean = line_image("even paper")
+    binarised = np.where(clean < 128, 0, 255).astype(np.uint8)
+    assert np.array_equal(imaging.flatten_background(binarised), binarised)
+    assert np.abs(imaging.flatten_background(clean).astype(int) - clean.astype(int)).max() <= 3
+    for shape in [(1, 1), (2, 7), (5, 3)]:  # lines smaller than the paper's estimate
+        assert imaging.flatten_background(np.full(shape, 90, np.uint8)).shape == shape
+
+
+def test_a_line_lit_unevenly_normalises_like_the_evenly_lit_one(line_image):
+    clean = line_image("uneven light")
+    lit = _lit_unevenly(clean)
+    config = NormalizeConfig(line_height=32)
+    even = normalize_line(clean, config)
+    flattened = normalize_line(lit, config)
+    plain = normalize_line(lit, NormalizeConfig(line_height=32, flatten_background=False))
+    assert flattened.shape == even.shape
+    assert np.abs(flattened - even).mean() < 0.03
+    # Without it, the dark side's paper stays grey ink and its box is not the ink's.
+    assert np.abs(plain[:, : even.shape[1]] - even[:, : plain.shape[1]]).mean() > 3 * np.abs(flattened - even).mean()
+
+
+def test_a_model_saved_before_flatten_background_reads_lines_as_it_was_trained():
+    legacy = NormalizeConfig(line_height=48).to_dict()
+    del legacy["flatten_background"]
+    assert NormalizeConfig.from_dict(legacy).flatten_background is False
+    assert NormalizeConfig.from_dict(NormalizeConfig().to_dict()).flatten_background is True

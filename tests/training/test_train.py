@@ -620,3 +620,16 @@ def test_the_renderer_is_warmed_only_for_forked_workers_feeding_a_gpu(tmp_path):
     assert not warms_renderer(cfg, torch.device("cpu"))  # the network, not rendering, is the slower part
     assert not warms_renderer(replace(cfg, workers=0), torch.device("cuda"))
     assert not warms_renderer(replace(cfg, loader_start="spawn"), torch.device("cuda"))  # nothing inherited
+
+
+def test_init_from_keeps_the_background_handling_the_network_learned(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path, max_steps=1))
+    first = tmp_path / "run" / "best"
+    assert json.loads((first / "config.json").read_text())["normalize"]["flatten_background"] is True
+    # A model saved before flatten_background existed (no key: it was trained without it).
+    config = json.loads((first / "config.json").read_text())
+    del config["normalize"]["flatten_background"]
+    (first / "config.json").write_text(json.dumps(config))
+    train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "ft"), init_from=str(first), max_steps=1))
+    tuned = json.loads((tmp_path / "ft" / "best" / "config.json").read_text())
+    assert tuned["normalize"]["flatten_background"] is False
