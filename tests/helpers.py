@@ -31,6 +31,7 @@ def make_untrained_model(folder: Path, seed: int = 0) -> Path:
     """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
     not of recognition quality."""
     from hwr.recognition.charset import Charset
+    from hwr.recognition.imaging import NormalizeConfig
     from hwr.recognition.model import ModelConfig, save_model
     from hwr.recognition.nets import build_network, make_config
 
@@ -38,7 +39,7 @@ def make_untrained_model(folder: Path, seed: int = 0) -> Path:
     cfg = make_config("crnn", "tiny")
     net = build_network("crnn", cfg, len(Charset()))
     config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
-                         normalize={"line_height": cfg.line_height})
+                         normalize=NormalizeConfig(line_height=cfg.line_height).to_dict())
     return save_model(folder, net.eval(), config)
 
 

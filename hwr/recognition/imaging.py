@@ -278,9 +278,15 @@ def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: floa
 # The paper's brightness is estimated at 1/BACKGROUND_SCALE of the line's size (a blur of it is
 # all that is kept, so detail is not lost, and it costs ~0.5 ms a line), over a window of
 # BACKGROUND_WINDOW line heights: wider than any stroke, narrower than a shadow's edge. Both
-# chosen on a draw of the harder validation set that the model card does not report.
+# chosen on a draw of the harder validation set that the model card does not report. Images
+# taller than BACKGROUND_MAX_ROWS rows at that scale are shrunk further, so a whole page read
+# as one line costs what its width does, not its area times its height.
 BACKGROUND_SCALE = 4
 BACKGROUND_WINDOW = 0.5
+BACKGROUND_MAX_ROWS = 32
+# The paper is taken to be at least this bright: dividing by a darker estimate (a near-black
+# photo, the table beyond a page's edge) would stretch sensor noise into ink.
+MIN_PAPER = 32
 
 
 def flatten_background(gray: np.ndarray) -> np.ndarray:
@@ -294,14 +300,14 @@ def flatten_background(gray: np.ndarray) -> np.ndarray:
     lines come back (nearly) unchanged.
     """
     h, w = gray.shape
-    small = cv2.resize(gray, (max(1, w // BACKGROUND_SCALE), max(1, h // BACKGROUND_SCALE)),
-                       interpolation=cv2.INTER_AREA)
-    size = max(3, int(round(h / BACKGROUND_SCALE * BACKGROUND_WINDOW)) | 1)
+    scale = max(BACKGROUND_SCALE, h // BACKGROUND_MAX_ROWS)
+    small = cv2.resize(gray, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
+    size = max(3, int(round(h / scale * BACKGROUND_WINDOW)) | 1)
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     paper = cv2.GaussianBlur(paper, (0, 0), size / 4)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
     # No pixel brighter than its paper (the blur and the upscaling undershoot at edges).
-    paper = np.maximum(paper, gray)
+    paper = np.maximum(np.maximum(paper, gray), MIN_PAPER)
     return cv2.divide(gray, paper, scale=255)
 
 
@@ -344,7 +350,8 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""
     config = config or NormalizeConfig()
     gray = load_gray(source)
-    if config.flatten_background:
+    # One shade everywhere stays one shade (ink_map reads it as blank); flattened, its noise would not.
+    if config.flatten_background and int(gray.max()) - int(gray.min()) >= FLAT_RANGE:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)
     # Suppress faint paper texture before looking for the ink box.

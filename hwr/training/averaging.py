@@ -16,6 +16,7 @@ import torch
 
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
+from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import ModelConfig, ModelError, load_model
 
 
@@ -34,7 +35,8 @@ class AverageConfig:
 
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
     def key(config: ModelConfig) -> tuple:
-        return config.arch, config.net, config.charset, config.normalize
+        # Normalisation by meaning: a config saved before a setting existed reads as its default.
+        return config.arch, config.net, config.charset, NormalizeConfig.from_dict(config.normalize)
 
     return key(first) == key(other)
 

@@ -278,3 +278,20 @@ def test_a_model_saved_before_flatten_background_reads_lines_as_it_was_trained()
     del legacy["flatten_background"]
     assert NormalizeConfig.from_dict(legacy).flatten_background is False
     assert NormalizeConfig.from_dict(NormalizeConfig().to_dict()).flatten_background is True
+
+
+def test_a_dark_line_of_one_shade_stays_blank_when_flattened():
+    """Sensor noise on a covered lens or beyond a page's edge: no paper to even out."""
+    rng = np.random.default_rng(0)
+    for low, high in [(0, 7), (8, 14), (120, 127)]:
+        noise = rng.integers(low, high, (48, 400)).astype(np.uint8)
+        assert not normalize_line(noise, NormalizeConfig(line_height=32)).any()
+    dark = rng.integers(0, 30, (48, 400)).astype(np.uint8)  # near black, a wider range: stretched as before
+    assert imaging.flatten_background(dark).max() <= 255 * 30 // imaging.MIN_PAPER
+
+
+def test_flatten_background_of_a_tall_image_works_at_a_bounded_size():
+    page = np.full((3000, 200), 230, np.uint8)
+    page[1000:1040, 50:150] = 20
+    flat = imaging.flatten_background(page)
+    assert flat.shape == page.shape and flat[1010, 100] < 40 and flat[10, 10] > 250

@@ -85,6 +85,7 @@ def _with_config(path, **changes):
     ({"normalize__line_height": 0}, "normalize.line_height"),
     ({"normalize__line_height": "48"}, "normalize.line_height"),
     ({"normalize__margin": -1}, "normalize.margin"),
+    ({"normalize__flatten_background": "yes"}, "normalize.flatten_background must be true or false"),
     ({"normalize__low_percentile": 99.0}, "low_percentile"),
     ({"net__rnn_hidden": "many"}, "net.rnn_hidden"),
     ({"net__rnn_layers": 0}, "net.rnn_layers"),

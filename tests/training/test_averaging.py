@@ -34,6 +34,19 @@ def test_different_networks_do_not_average(tmp_path):
         average_models([first])
 
 
+def test_a_model_saved_before_a_normalisation_setting_averages_with_one_that_spells_it_out(tmp_path):
+    first = make_untrained_model(tmp_path / "a", seed=1)
+    net, config = load_model(first)
+    legacy = json.loads(config.to_json())
+    legacy["normalize"] = {k: v for k, v in legacy["normalize"].items() if k != "flatten_background"}
+    spelled_out = {**legacy, "normalize": {**legacy["normalize"], "flatten_background": False}}
+    a = save_model(tmp_path / "legacy", net, ModelConfig.from_dict(legacy))
+    b = save_model(tmp_path / "spelled", net, ModelConfig.from_dict(spelled_out))
+    average_models([a, b])
+    with pytest.raises(ModelError, match="not the same network"):
+        average_models([a, first])  # flattened and not: they read lines differently
+
+
 def test_average_command_writes_a_loadable_model(tmp_path, capsys):
     dirs = [str(make_untrained_model(tmp_path / f"m{seed}", seed=seed)) for seed in range(2)]
     assert main(["average", *dirs, "--out", str(tmp_path / "avg"), "--half"]) == 0
