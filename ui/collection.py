@@ -29,12 +29,11 @@ import numpy as np
 from PIL import Image
 
 from hwr.datasets.pagexml import crop_polygon
-from hwr.datasets.pairs import gt_path, visible_files
+from hwr.datasets.pairs import gt_path, visible_files  # the reader adapt uses: its file names
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import IMAGE_SUFFIXES, pixels_digest
 from hwr.records import Page
 
-GT_SUFFIX = ".gt.txt"
 IMAGE_SUFFIX = ".png"
 LINES_DIR = "lines"
 PAGE_NAME_CHARS = 40  # of the page's name kept in its folder name
@@ -103,9 +102,10 @@ class Collection:
         saved = []
         for line_id, image, text in crops:
             stem = _slug(line_id, 20, keep_suffix=True) or "line"
-            atomic_write_bytes(folder / f"{stem}{IMAGE_SUFFIX}", _png(image))
-            atomic_write_bytes(folder / f"{stem}{GT_SUFFIX}", (text + "\n").encode("utf-8"))
-            saved.append(SavedLine(f"{folder.name}/{stem}", text, folder / f"{stem}{IMAGE_SUFFIX}", folder.name))
+            image_file = folder / f"{stem}{IMAGE_SUFFIX}"
+            atomic_write_bytes(image_file, _png(image))
+            atomic_write_bytes(gt_path(image_file), (text + "\n").encode("utf-8"))
+            saved.append(SavedLine(f"{folder.name}/{stem}", text, image_file, folder.name))
         if key:
             atomic_write_bytes(folder / PAGE_KEY_FILE, key.encode("ascii"))
         for old in earlier:
@@ -173,7 +173,7 @@ class Collection:
         for path in self.lines_dir.glob("*/*"):
             if not path.is_file():
                 continue  # a save writes files only; a folder is the user's, and unlink would fail on it
-            orphan = path.suffix == IMAGE_SUFFIX and not path.with_name(path.stem + GT_SUFFIX).is_file()
+            orphan = path.suffix == IMAGE_SUFFIX and not gt_path(path).is_file()
             if path.name.startswith(".") or orphan:
                 path.unlink()
                 removed += 1

@@ -297,8 +297,11 @@ def flatten_background(gray: np.ndarray) -> np.ndarray:
     faint ink and the light side's strokes weak. Each pixel is divided by the paper's brightness
     around it: a grey closing (the local maximum, so strokes vanish from it) of the line at a
     quarter of its size, smoothed and scaled back. Evenly lit paper, whiteboard and binarised
-    lines come back (nearly) unchanged.
+    lines come back (nearly) unchanged; a line of one shade comes back as it is (ink_map reads
+    it as blank; evened out, its noise would be stretched into ink).
     """
+    if int(gray.max()) - int(gray.min()) < FLAT_RANGE:
+        return gray
     h, w = gray.shape
     scale = max(BACKGROUND_SCALE, h // BACKGROUND_MAX_ROWS)
     small = cv2.resize(gray, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
@@ -350,8 +353,7 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""
     config = config or NormalizeConfig()
     gray = load_gray(source)
-    # One shade everywhere stays one shade (ink_map reads it as blank); flattened, its noise would not.
-    if config.flatten_background and int(gray.max()) - int(gray.min()) >= FLAT_RANGE:
+    if config.flatten_background:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)
     # Suppress faint paper texture before looking for the ink box.

@@ -35,7 +35,7 @@ class AverageConfig:
 
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
     def key(config: ModelConfig) -> tuple:
-        # Normalisation by meaning: a config saved before a setting existed reads as its default.
+        # Normalisation by meaning: a config saved before a setting existed reads as that model was trained.
         return config.arch, config.net, config.charset, NormalizeConfig.from_dict(config.normalize)
 
     return key(first) == key(other)
