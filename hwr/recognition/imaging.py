@@ -259,20 +259,50 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
 
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
 FLAT_RANGE = 8
+# OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
+FLOAT32_EXACT = 2**24
+
+
+def uint8_percentiles(gray: np.ndarray, percentiles: tuple[float, ...]) -> list[np.float64]:
+    """np.percentile's default (linear) percentiles of a uint8 image, read off its histogram.
+
+    Sorting the pixels (np.percentile's partition of a float copy) was a quarter of a line's
+    normalisation; a 256-bin histogram gives the same order statistics in a tenth of the time.
+    """
+    if gray.size < FLOAT32_EXACT:
+        counts = cv2.calcHist([np.ascontiguousarray(gray)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(gray.ravel(), minlength=256)
+    cumulative = np.cumsum(counts)
+    last = gray.size - 1
+
+    def order_statistic(rank: int) -> float:
+        # The rank-th smallest pixel (0-based): the first gray level whose count reaches past it.
+        return float(np.searchsorted(cumulative, rank, side="right"))
+
+    values = []
+    for percentile in percentiles:
+        position = percentile / 100.0 * last
+        below = int(np.floor(position))
+        low, high = order_statistic(below), order_statistic(min(below + 1, last))
+        # np.float64, as np.percentile gives: the ink map is then computed in float64, as before.
+        values.append(np.float64(low + (high - low) * (position - below)))
+    return values
 
 
 def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: float = 98.0) -> np.ndarray:
     """uint8 gray (dark ink on light paper) -> float32 ink intensity in [0, 1], contrast-stretched."""
-    g = gray.astype(np.float32)
-    if g.max() - g.min() < FLAT_RANGE:
+    if int(gray.max()) - int(gray.min()) < FLAT_RANGE:
         # One shade everywhere (all black, all white, a 1x1 crop) has no strokes to read; as
         # absolute darkness an all-black line was one big blot that read as "1".
-        return np.zeros_like(g)
-    lo, hi = np.percentile(g, [low_percentile, high_percentile])
+        return np.zeros(gray.shape, np.float32)
+    lo, hi = uint8_percentiles(gray, (low_percentile, high_percentile))
     if hi - lo < FLAT_RANGE:  # a few ink pixels on wide paper: nothing to stretch; keep absolute darkness
         lo, hi = 0.0, 255.0
-    ink = (hi - g) / (hi - lo)
-    return np.clip(ink, 0.0, 1.0)
+    # The stretch of each of the 256 gray levels, then looked up per pixel: the same values as
+    # computing it per pixel, in a fraction of the time.
+    levels = np.arange(256, dtype=np.float32)
+    return np.clip((hi - levels) / (hi - lo), 0.0, 1.0)[gray]
 
 
 # The paper's brightness is estimated at 1/BACKGROUND_SCALE of the line's size (a blur of it is
@@ -304,11 +334,17 @@ def flatten_background(gray: np.ndarray) -> np.ndarray:
         return gray
     h, w = gray.shape
     scale = max(BACKGROUND_SCALE, h // BACKGROUND_MAX_ROWS)
-    small = cv2.resize(gray, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
+    # Shrunk by a whole factor (OpenCV's fast path for INTER_AREA, a quarter of the time of a
+    # fractional one) from the largest part of the line that factor divides; the last few rows
+    # and columns take the paper of their neighbours.
+    rows, cols = max(1, h // scale), max(1, w // scale)
+    whole = gray[: min(h, rows * scale), : min(w, cols * scale)]
+    small = cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA)
     size = max(3, int(round(h / scale * BACKGROUND_WINDOW)) | 1)
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     paper = cv2.GaussianBlur(paper, (0, 0), size / 4)
-    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    paper = cv2.resize(paper, (whole.shape[1], whole.shape[0]), interpolation=cv2.INTER_LINEAR)
+    paper = cv2.copyMakeBorder(paper, 0, h - whole.shape[0], 0, w - whole.shape[1], cv2.BORDER_REPLICATE)
     # No pixel brighter than its paper (the blur and the upscaling undershoot at edges).
     paper = np.maximum(np.maximum(paper, gray), MIN_PAPER)
     return cv2.divide(gray, paper, scale=255)

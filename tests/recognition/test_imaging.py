@@ -295,3 +295,17 @@ def test_flatten_background_of_a_tall_image_works_at_a_bounded_size():
     page[1000:1040, 50:150] = 20
     flat = imaging.flatten_background(page)
     assert flat.shape == page.shape and flat[1010, 100] < 40 and flat[10, 10] > 250
+
+
+@pytest.mark.parametrize("exact_limit", [imaging.FLOAT32_EXACT, 1])  # OpenCV's histogram, then numpy's
+def test_percentiles_from_the_histogram_equal_numpys(monkeypatch, exact_limit):
+    monkeypatch.setattr(imaging, "FLOAT32_EXACT", exact_limit)
+    rng = np.random.default_rng(5)
+    sparse_ink = np.full((20, 300), 247, np.uint8)
+    sparse_ink[rng.random(sparse_ink.shape) < 0.03] = 40
+    images = [rng.integers(0, 256, (7, 13), dtype=np.uint8), sparse_ink, np.array([[3]], np.uint8),
+              rng.integers(120, 124, (40, 41), dtype=np.uint8)]
+    for gray in images:
+        percentiles = (0.0, 2.0, 37.3, 98.0, 100.0)
+        expected = np.percentile(gray.astype(np.float32), percentiles)
+        assert imaging.uint8_percentiles(gray, percentiles) == pytest.approx(expected, abs=1e-9)
