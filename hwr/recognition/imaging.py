@@ -302,7 +302,8 @@ def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: floa
     # The stretch of each of the 256 gray levels, then looked up per pixel: the same values as
     # computing it per pixel, in a fraction of the time.
     levels = np.arange(256, dtype=np.float32)
-    return np.clip((hi - levels) / (hi - lo), 0.0, 1.0)[gray]
+    stretch = np.clip((hi - levels) / (hi - lo), 0.0, 1.0)
+    return cv2.LUT(np.ascontiguousarray(gray), stretch.reshape(1, 256))
 
 
 # The paper's brightness is estimated at 1/BACKGROUND_SCALE of the line's size (a blur of it is
