@@ -1,4 +1,4 @@
-"""Milliseconds a line of line normalisation (hwr.recognition.imaging), whole and by stage.
+"""How long line normalisation (hwr.recognition.imaging) takes a line, whole and by stage.
 
     python bench/bench_normalize.py                          # 300 lines of another draw of the harder set
     python bench/bench_normalize.py --data pairs:/data/lines --lines 500 --rounds 7
@@ -7,10 +7,10 @@ Every line the network reads passes through `normalize_line` (gray, paper evened
 stretched, cropped to the ink, resized to the model's height), on the loader threads of
 `hwr transcribe` and `hwr eval` and in the training workers. The lines are loaded as gray
 once, then timed on one thread (one OpenCV thread too, as in the loader workers):
-  whole      normalize_line with the paper evened out (the shipped models' setting)
+  whole        normalize_line with the paper evened out (the shipped models' setting)
   unflattened  the same without evening out the paper (models saved before it existed)
-  flatten    flatten_background alone
-  ink map    the contrast stretch alone (ink_map of the flattened line)
+  flatten      flatten_background alone
+  ink map      the contrast stretch alone (ink_map of the flattened line)
 Passes are interleaved round by round (a shared VM drifts by tens of percent from minute to
 minute); each figure is the median round with the range. Default data: a draw of the harder
 set that no model card reports (seed 1019), lines of 110 x 1,216 px on average.
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=300, help="at most this many lines of --data")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.lines < 1 or args.rounds < 1:
+        parser.error("--lines and --rounds must be at least 1")
 
     cv2.setNumThreads(1)
     dataset = open_dataset(args.data)

@@ -260,7 +260,7 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
 FLAT_RANGE = 8
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
-FLOAT32_EXACT = 2**24
+CALCHIST_EXACT_PIXELS = 2**24
 
 
 def uint8_percentiles(gray: np.ndarray, percentiles: tuple[float, ...]) -> list[np.float64]:
@@ -269,29 +269,32 @@ def uint8_percentiles(gray: np.ndarray, percentiles: tuple[float, ...]) -> list[
     Sorting the pixels (np.percentile's partition of a float copy) was a quarter of a line's
     normalisation; a 256-bin histogram gives the same order statistics in a tenth of the time.
     """
-    if gray.size < FLOAT32_EXACT:
+    if gray.size < CALCHIST_EXACT_PIXELS:
         counts = cv2.calcHist([np.ascontiguousarray(gray)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     else:
         counts = np.bincount(gray.ravel(), minlength=256)
     cumulative = np.cumsum(counts)
     last = gray.size - 1
 
-    def order_statistic(rank: int) -> float:
+    def order_statistic(rank: int) -> np.float64:
         # The rank-th smallest pixel (0-based): the first gray level whose count reaches past it.
-        return float(np.searchsorted(cumulative, rank, side="right"))
+        return np.float64(np.searchsorted(cumulative, rank, side="right"))
 
     values = []
     for percentile in percentiles:
         position = percentile / 100.0 * last
         below = int(np.floor(position))
         low, high = order_statistic(below), order_statistic(min(below + 1, last))
-        # np.float64, as np.percentile gives: the ink map is then computed in float64, as before.
-        values.append(np.float64(low + (high - low) * (position - below)))
+        fraction = position - below
+        # numpy's own interpolation, to the last bit: from the nearer neighbour.
+        values.append(high - (high - low) * (1 - fraction) if fraction >= 0.5 else low + (high - low) * fraction)
     return values
 
 
 def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: float = 98.0) -> np.ndarray:
-    """uint8 gray (dark ink on light paper) -> float32 ink intensity in [0, 1], contrast-stretched."""
+    """uint8 gray (dark ink on light paper) -> ink intensity in [0, 1], contrast-stretched.
+
+    Float64 (float32 for a line of one shade); normalize_line's resize returns float32."""
     if int(gray.max()) - int(gray.min()) < FLAT_RANGE:
         # One shade everywhere (all black, all white, a 1x1 crop) has no strokes to read; as
         # absolute darkness an all-black line was one big blot that read as "1".

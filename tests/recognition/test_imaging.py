@@ -297,15 +297,29 @@ def test_flatten_background_of_a_tall_image_works_at_a_bounded_size():
     assert flat.shape == page.shape and flat[1010, 100] < 40 and flat[10, 10] > 250
 
 
-@pytest.mark.parametrize("exact_limit", [imaging.FLOAT32_EXACT, 1])  # OpenCV's histogram, then numpy's
+@pytest.mark.parametrize("exact_limit", [imaging.CALCHIST_EXACT_PIXELS, 1])  # OpenCV's histogram, then numpy's
 def test_percentiles_from_the_histogram_equal_numpys(monkeypatch, exact_limit):
-    monkeypatch.setattr(imaging, "FLOAT32_EXACT", exact_limit)
+    monkeypatch.setattr(imaging, "CALCHIST_EXACT_PIXELS", exact_limit)
     rng = np.random.default_rng(5)
     sparse_ink = np.full((20, 300), 247, np.uint8)
     sparse_ink[rng.random(sparse_ink.shape) < 0.03] = 40
+    one_ulp_apart = np.full((1, 27), 255, np.uint8)  # numpy interpolates from the nearer neighbour here
+    one_ulp_apart[0, [0, 1, 3]] = [0, 126, 126]
     images = [rng.integers(0, 256, (7, 13), dtype=np.uint8), sparse_ink, np.array([[3]], np.uint8),
-              rng.integers(120, 124, (40, 41), dtype=np.uint8)]
+              rng.integers(120, 124, (40, 41), dtype=np.uint8), one_ulp_apart]
     for gray in images:
         percentiles = (0.0, 2.0, 37.3, 98.0, 100.0)
         expected = np.percentile(gray.astype(np.float32), percentiles)
-        assert imaging.uint8_percentiles(gray, percentiles) == pytest.approx(expected, abs=1e-9)
+        assert imaging.uint8_percentiles(gray, percentiles) == list(expected)  # to the last bit
+
+
+@pytest.mark.parametrize("shape", [(49, 203), (51, 1001), (6, 402)])
+def test_flatten_background_evens_out_lines_its_scale_does_not_divide_to_the_last_pixel(shape):
+    # Paper lit from one side, no strokes: evened out everywhere, the rows and columns beyond
+    # the part the shrink's whole factor divides too.
+    shadowed = np.tile(np.linspace(150, 250, shape[1]), (shape[0], 1)).astype(np.uint8)
+    flattened = imaging.flatten_background(shadowed)
+    assert flattened.shape == shape and flattened.dtype == np.uint8
+    assert flattened.min() >= 235
+    assert np.abs(flattened[-3:].astype(int) - flattened[-4]).max() <= 3
+    assert np.abs(flattened[:, -3:].astype(int) - flattened[:, [-4]]).max() <= 3
