@@ -310,7 +310,7 @@ def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: floa
 
 
 # The paper's brightness is estimated at 1/BACKGROUND_SCALE of the line's size (a blur of it is
-# all that is kept, so detail is not lost; ~1 ms a line of the harder set), over a window of
+# all that is kept, so detail is not lost; ~0.5 ms a line of the harder set), over a window of
 # BACKGROUND_WINDOW line heights: wider than any stroke, narrower than a shadow's edge. Both
 # chosen on a draw of the harder validation set that the model card does not report. Images
 # taller than BACKGROUND_MAX_ROWS rows at that scale are shrunk further, so a whole page read
