@@ -45,7 +45,11 @@ def test_two_processes_match_one_with_the_same_global_batch(pairs_dir, tmp_path)
         assert torch.equal(rank0[name], rank1[name]), name
     reference = load_file(str(single / "last" / "model.safetensors"))
     for name, value in reference.items():
-        assert torch.allclose(rank0[name], value, atol=2e-4), name
+        # Adam turns a rounding-level difference in a near-zero gradient (two half-batch means
+        # averaged vs one batch mean) into a difference of up to a whole step (lr 3e-3): a weight
+        # or two of thousands may be off. Replicas that missed an all-reduce are off nearly everywhere.
+        off = (rank0[name] - value).abs() > 2e-4
+        assert off.float().mean() <= 1e-3, (name, int(off.sum()), off.numel())
     # Only rank 0 wrote: one history, validation CER over every line exactly once.
     steps = [line for line in (ddp / "history.jsonl").read_text().splitlines()]
     assert len(steps) == 2
