@@ -259,6 +259,13 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
 
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
 FLAT_RANGE = 8
+
+
+def one_shade(gray: np.ndarray) -> bool:
+    """True for a uint8 image with no strokes to read: all black, all white, a 1x1 crop."""
+    return int(gray.max()) - int(gray.min()) < FLAT_RANGE
+
+
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
 CALCHIST_EXACT_PIXELS = 2**24
 
@@ -295,7 +302,7 @@ def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: floa
     """uint8 gray (dark ink on light paper) -> ink intensity in [0, 1], contrast-stretched.
 
     Float64 (float32 for a line of one shade); normalize_line's resize returns float32."""
-    if int(gray.max()) - int(gray.min()) < FLAT_RANGE:
+    if one_shade(gray):
         # One shade everywhere (all black, all white, a 1x1 crop) has no strokes to read; as
         # absolute darkness an all-black line was one big blot that read as "1".
         return np.zeros(gray.shape, np.float32)
@@ -334,7 +341,7 @@ def flatten_background(gray: np.ndarray) -> np.ndarray:
     lines come back (nearly) unchanged; a line of one shade comes back as it is (ink_map reads
     it as blank; evened out, its noise would be stretched into ink).
     """
-    if int(gray.max()) - int(gray.min()) < FLAT_RANGE:
+    if one_shade(gray):
         return gray
     h, w = gray.shape
     scale = max(BACKGROUND_SCALE, h // BACKGROUND_MAX_ROWS)
