@@ -118,6 +118,13 @@ class SynthConfig:
     # Breaks: a share of writers leave small gaps in strokes (pen skips, lifts).
     break_line_prob: float = 0.25
     break_glyph_prob: float = 0.12
+    # Allographs (allographs.py): a share of writers draw a few lowercase letters in two forms,
+    # the second from another font of the split, each instance one or the other. Training
+    # lines only (allograph_validation: validation lines too), so synth:val and synth:hard stay.
+    allograph_line_prob: float = 0.3
+    allograph_letter_prob: float = 0.3  # per lowercase letter, for such a writer
+    allograph_share_range: tuple[float, float] = (0.3, 0.7)  # instances drawn in the second form
+    allograph_validation: bool = False
 
     # --- pens (pens.py): re-stroke the font's glyphs along their centre lines --------------
     restroke_prob: float = 0.3  # share of font lines redrawn with a pen model

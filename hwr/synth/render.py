@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from hwr.synth.allographs import Allographs
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import MnistDigits
 from hwr.synth.fonts import FontBank
@@ -62,6 +63,7 @@ class WriterStyle:
     pen_width: float = 0.0  # layout px: the pen's width, or the font's own stroke (0: unknown)
     # Each character re-stroked once per line; its instances differ by their own maps (hand.py).
     pen_cache: dict = field(default_factory=dict, repr=False)
+    allographs: Allographs | None = None  # second forms of some letters (allographs.py); only with a hand
 
 
 @dataclass
@@ -228,6 +230,10 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             pen = x + mask.shape[1] + digit_gap
             continue
         glyph = bank.glyph(style.font, style.grid_px, ch)
+        second = None
+        if style.allographs is not None and style.allographs.takes_second(ch, rng):
+            second = style.allographs.form(ch, bank, style.pen, rng)
+            glyph = second.glyph
         anchors = None
         if glyph.mask.size:
             h, w = glyph.mask.shape
@@ -235,13 +241,13 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             # then scales the glyph itself about that centre.
             cx = pen + (glyph.left + w / 2.0) * shape.scale * shape.squeeze
             x = int(round(cx - w / 2.0))
-            mask, grown = _pen_mask(glyph.mask, style, bank, ch, rng)
+            mask, grown = second.drawn if second else _pen_mask(glyph.mask, style, bank, ch, rng)
             if hand.break_prob or abs(z[7]) > hand.cfg.instance_stroke_z:
                 mask = vary_mask(mask, z[7], hand, rng)
             pieces.append((mask, x - grown, glyph.top - grown))
             instances.append(instance(z, hand, shape, cx, cy))
             if hand.join_prob and _joinable(ch):
-                anchors = bank.anchors(style.font, style.grid_px, ch)
+                anchors = second.anchors if second else bank.anchors(style.font, style.grid_px, ch)
                 shift = x - glyph.left  # word x of the glyph's pen origin
         if anchors is not None:
             exits.append((anchors[0] + shift, anchors[1]))

@@ -15,6 +15,7 @@ import numpy as np
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment, capture
+from hwr.synth.allographs import sample_allographs
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
@@ -193,6 +194,9 @@ class LineSynthesizer:
         style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
                                           x_height, pen)
         style.real_letters = font is None and kind == "letters"
+        if style.hand is not None and (self.split == "train" or self.config.allograph_validation):
+            style.allographs = sample_allographs(rng, self.config, self.fonts, font, style.hand.x_height,
+                                                 0.0 if style.pen else style.pen_width)
         # Struck-out words in training lines, and in validation lines only for the struck set:
         # synth:val and synth:hard keep every line they had.
         strike = None
