@@ -3,7 +3,7 @@
     python bench/make_sample_sheet.py [--split train] [--seed 0] [--out docs/synth-samples.png]
 
 One section per effect of the engine (issue 19): the same line without and with per-instance
-variation; joins and breaks; each pen model; each capture condition; real EMNIST letters and
+variation; allographs; joins and breaks; each pen model; each capture condition; real EMNIST letters and
 digits; the held-out hands. Each row shows a line at its rendered size (scaled down only if
 wider than the sheet) under a caption with the effect, the label, font, pen and condition, so a
 reader can check label/image agreement.
@@ -55,7 +55,7 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
     """(caption, image) rows, one or more per effect."""
     base = SynthConfig(condition_weights={"paper": 1.0}, kind_weights={"corpus": 1.0}, restroke_prob=0.0,
                        join_line_prob=0.0, break_line_prob=0.0, ruled_prob=0.0, jpeg_prob=0.0,
-                       struck_word_prob=0.0)
+                       struck_word_prob=0.0, allograph_line_prob=0.0)
     rows = []
 
     def render(cfg: SynthConfig, index: int, condition: str | None = None, kinds=None, effect: str = ""):
@@ -65,6 +65,9 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
 
     render(replace(base, instance_prob=0.0), 1, effect="font glyphs as drawn (no per-instance variation)")
     render(replace(base, instance_prob=1.0), 1, effect="every instance its own shape, words own slant/squeeze")
+    render(replace(base, instance_prob=1.0), 2, effect="one form per letter")
+    render(replace(base, instance_prob=1.0, allograph_line_prob=1.0, allograph_letter_prob=0.5), 2,
+           effect="the same font and text with allographs: some letters in two forms, the second from another hand")
     render(replace(base, instance_prob=1.0, join_line_prob=1.0, join_prob_range=(0.9, 1.0)), 2,
            effect="joins between lowercase letters")
     render(replace(base, instance_prob=1.0, break_line_prob=1.0, break_glyph_prob=0.5), 2,
