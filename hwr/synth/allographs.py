@@ -23,6 +23,7 @@ import numpy as np
 
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import FontBank, Glyph
+from hwr.synth.hand import edge_points
 from hwr.synth.pens import Pen, restroke
 
 LETTERS = string.ascii_lowercase
@@ -37,6 +38,7 @@ class SecondForm:
     glyph: Glyph  # the font's glyph scaled to the line's x-height
     drawn: tuple[np.ndarray, int]  # the mask as the line's pen draws it, and the pixels it grew by
     anchors: tuple[float, ...] | None  # where a join leaves and enters it (hand.edge_points)
+    stroke: float  # its pen width: the line's pen, or the second font's own stroke
 
 
 @dataclass
@@ -63,8 +65,6 @@ class Allographs:
         return self.forms[ch]
 
     def _draw(self, ch: str, bank: FontBank, pen: Pen | None, rng: np.random.Generator) -> SecondForm:
-        from hwr.synth.hand import edge_points  # hand imports config only; no loop
-
         source = bank.glyph(self.font, self.grid_px, ch)
         r = self.ratio
         h, w = source.mask.shape
@@ -73,12 +73,16 @@ class Allographs:
         glyph = Glyph(mask=mask, left=int(round(source.left * r)), top=int(round(source.top * r)),
                       advance=source.advance * r)
         drawn = (mask, 0)
+        # What hand.vary_mask sizes an instance's thinning and breaks by (as Hand.stroke is):
+        # a thin second font must not be thinned as if it had the first font's stroke.
+        stroke = bank.stroke_width(self.font, self.grid_px) * r
         if pen is not None:
             # The centre line scaled, not the redrawn mask: the pen keeps the line's width.
             points = bank.skeleton(self.font, self.grid_px, ch) * np.float32(r)
             drawn = restroke(points, mask.shape, pen, rng)
+            stroke = pen.width
         anchors = edge_points(mask, glyph.left, glyph.top, self.x_height)
-        return SecondForm(glyph, drawn, anchors)
+        return SecondForm(glyph, drawn, anchors, max(1.0, stroke or 0.1 * self.x_height))
 
 
 def sample_allographs(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank, font: str,
@@ -98,9 +102,7 @@ def sample_allographs(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank
     if not letters or not others:
         return None
     for second in rng.choice(others, size=min(SECOND_FONT_TRIES, len(others)), replace=False).tolist():
-        x_height = bank.metrics(second).x_height
-        grid_px = bank.grid_size(layout_x_height / x_height)
-        ratio = layout_x_height / (x_height * grid_px)
+        grid_px, ratio = bank.size_for_x_height(second, layout_x_height)
         stroke = bank.stroke_width(second, grid_px) * ratio
         if not font_stroke or (stroke and max(stroke, font_stroke) <= STROKE_RATIO * min(stroke, font_stroke)):
             return Allographs(second, grid_px, ratio, layout_x_height, letters, share)

@@ -316,6 +316,13 @@ class FontBank:
         step = round(math.log(size_px) / math.log(self.size_step))
         return int(round(self.size_step ** step))
 
+    def size_for_x_height(self, name: str, x_height: float) -> tuple[int, float]:
+        """The cached size of font `name` nearest to drawing its x-height `x_height` px tall,
+        and the scale from that size's pixels to those of the wanted x-height."""
+        fraction = self.metrics(name).x_height
+        size_px = self.grid_size(x_height / fraction)
+        return size_px, x_height / (fraction * size_px)
+
     @property
     def cached_glyphs(self) -> int:
         return len(self._glyphs)

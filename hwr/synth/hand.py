@@ -154,14 +154,19 @@ def instance_displacement(px: np.ndarray, py: np.ndarray, instances: np.ndarray,
     return dx0 + w * (dx1 - dx0), dy0 + w * (dy1 - dy0)
 
 
-def vary_mask(mask: np.ndarray, z_stroke: float, hand: Hand, rng: np.random.Generator) -> np.ndarray:
+def vary_mask(mask: np.ndarray, z_stroke: float, hand: Hand, rng: np.random.Generator,
+              stroke: float | None = None) -> np.ndarray:
     """The instance's own pen (a pixel more or less when |z| is large) and, for a writer who
-    breaks strokes, sometimes a small gap. Returns the cached mask itself when untouched."""
+    breaks strokes, sometimes a small gap. Returns the cached mask itself when untouched.
+
+    stroke: the glyph's own pen width when it is not the line's (a second form drawn with
+    another font's strokes, allographs.py): thinning and breaks are sized by it."""
+    stroke = hand.stroke if stroke is None else stroke
     if abs(z_stroke) > hand.cfg.instance_stroke_z:
-        mask = _change_stroke(mask, thicker=z_stroke > 0, stroke=hand.stroke)
+        mask = _change_stroke(mask, thicker=z_stroke > 0, stroke=stroke)
     if hand.break_prob and rng.random() < hand.break_prob:
         mask = mask.copy()
-        break_stroke(mask, hand.stroke, rng)
+        break_stroke(mask, stroke, rng)
     return mask
 
 

@@ -243,7 +243,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             x = int(round(cx - w / 2.0))
             mask, grown = second.drawn if second else _pen_mask(glyph.mask, style, bank, ch, rng)
             if hand.break_prob or abs(z[7]) > hand.cfg.instance_stroke_z:
-                mask = vary_mask(mask, z[7], hand, rng)
+                mask = vary_mask(mask, z[7], hand, rng, second.stroke if second else None)
             pieces.append((mask, x - grown, glyph.top - grown))
             instances.append(instance(z, hand, shape, cx, cy))
             if hand.join_prob and _joinable(ch):
