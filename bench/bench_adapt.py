@@ -2,7 +2,7 @@
 
     python bench/bench_adapt.py [--model models/hwr-en-small] [--sizes 20,50,200] [--minutes 5]
                                 [--writer auto] [--habits per-line|held] [--threads 2] [--decoder greedy]
-                                [--json out.json]
+                                [--unlabeled 0] [--json out.json]
 
 "Writers" no model here was trained on: each validation font of the synthetic engine
 (hwr.synth.fonts.VALIDATION_FONTS), its lines written through LineSynthesizer's write path
@@ -54,6 +54,7 @@ from hwr.training.adapt import AdaptConfig, adapt
 TEXT_KINDS = tuple(k for k in SynthConfig().kind_weights if k != "digits")
 TEST_SEED, ADAPT_SEED = 101, 202  # separate seeds: test lines never appear among adaptation lines
 HABITS_SEED = 303  # a held-habits writer's size and pen
+UNLABELED_SEED = 404  # the writer's uncorrected lines (--unlabeled): neither test nor adaptation lines
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,19 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
              before: tuple[float, float], args, work: Path) -> dict:
     own = adaptation_lines(model, writer, size, args.choose, args.pool)
     data = write_pairs(own, work / f"lines-{size}")
+    unlabeled = []
+    if args.unlabeled:
+        # The rest of the writer's collection, as the user would give it: images, no text.
+        folder = write_pairs(writer_lines(writer, args.unlabeled, UNLABELED_SEED), work / f"unlabeled-{size}")
+        for transcription in folder.glob("*.gt.txt"):
+            transcription.unlink()
+        unlabeled = [str(folder)]
     out = work / f"adapted-{size}"
     cfg = AdaptConfig(model=str(model), out=str(out), minutes=args.minutes, threads=args.threads,
                       workers=args.workers, seed=args.seed, max_steps=args.max_steps,
                       freeze_conv=args.freeze_conv == "yes",
                       rehearsal=args.rehearsal, lr=args.lr, patience=args.patience, batch_size=args.batch_size,
+                      unlabeled=unlabeled,
                       **dict(_setting(s) for s in args.set))
     start, cpu = time.monotonic(), time.process_time()
     result = adapt([str(data)], cfg)
@@ -164,7 +173,8 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
     row = {"lines": size, "freeze_conv": result.freeze_conv, "minutes": round(wall, 2), "cpu_minutes": round(cpu, 2),
            "load_avg_1min": round(load, 2), "steps": result.steps,
            "held_out_before": round(result.before_cer, 4), "held_out_after": round(result.after_cer, 4),
-           "adapted_kept": result.improved, "mix": result.mix, "check_before": result.others_before,
+           "adapted_kept": result.improved, "pseudo_lines": result.pseudo_lines, "mix": result.mix,
+           "check_before": result.others_before,
            "check_after": result.others_after,
            # The lines it learned from (held-out ones included): far below the unseen lines'
            # figure means it learned those lines more than the hand.
@@ -208,6 +218,8 @@ def main() -> None:
     parser.add_argument("--choose", choices=["random", "least-confident"], default="random",
                         help="which of the writer's lines are adapted on (least-confident: of --pool times as many)")
     parser.add_argument("--pool", type=int, default=4, help="--choose least-confident: candidates per line kept")
+    parser.add_argument("--unlabeled", type=int, default=0,
+                        help="also give adapt this many other lines of the writer without their text (--unlabeled)")
     parser.add_argument("--decoder", default="greedy",
                         help="decoder the bench scores with (greedy, auto, beam...; adapt itself reads greedily)")
     parser.add_argument("--json", help="write the results here")

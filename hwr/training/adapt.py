@@ -31,7 +31,7 @@ import torch
 from hwr.config_args import check_at_least, check_fields, setting
 from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_text, check_folder_can_be_made
-from hwr.recognition.imaging import NormalizeConfig
+from hwr.recognition.imaging import NormalizeConfig, pixels_digest
 from hwr.recognition.model import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -53,7 +53,9 @@ from hwr.training.adapt_data import (
     cut_words,
     lines_fingerprint,
     loaded,
+    pseudo_labelled,
     split_lines,
+    unlabeled_lines,
     without_repeats,
 )
 
@@ -92,6 +94,16 @@ class AdaptConfig:
     recombine: float = setting(
         0.5, help="share of the user's lines replaced by new ones made of their words in other orders (cut where "
                   "the base model aligns the spaces), so the network learns the hand, not the lines' texts")
+    unlabeled: list[str] = setting(
+        default_factory=list, help="line images of the same hand without transcriptions (files, folders, list files or "
+                                   "patterns): the base model reads them, and the share --pseudo-keep it reads most "
+                                   "surely is learnt from as read (self-training); lines also given with a "
+                                   "transcription are left out")
+    pseudo_keep: float = setting(
+        0.5, help="share of the --unlabeled lines learnt from: those the base model is surest of")
+    pseudo_share: float = setting(
+        0.5, help="share of the user's lines drawn for training that are --unlabeled lines with the base model's "
+                  "reading (always distorted); the rest are the labelled lines")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
         None, help="training steps at most; default from the data size (the minutes cap it too)")
@@ -130,7 +142,8 @@ class AdaptConfig:
     def __post_init__(self):
         check_fields(self)
         for name, value, top in (("held-out", self.held_out, 0.9), ("rehearsal", self.rehearsal, 0.9),
-                                 ("augment", self.augment, 1.0), ("recombine", self.recombine, 1.0)):
+                                 ("augment", self.augment, 1.0), ("recombine", self.recombine, 1.0),
+                                 ("pseudo-keep", self.pseudo_keep, 1.0), ("pseudo-share", self.pseudo_share, 1.0)):
             if not 0.0 <= value <= top:
                 raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
         if self.minutes <= 0:
@@ -186,6 +199,7 @@ class AdaptResult:
     # figures the run chose by. None when the default reading is greedy.
     read_before: float | None = None
     read_after: float | None = None
+    pseudo_lines: int = 0  # uncorrected lines learnt from with the base model's reading
 
     @property
     def shipped_cer(self) -> float:
@@ -299,6 +313,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     checking_minutes = (time.monotonic() - measured) / 60
     if others:
         log.info("CER of %s on %d lines in other hands: %.4f", base_dir.name, len(others), others_before)
+    pseudo = read_unlabeled(base, cfg, lines)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
             "held_out_lines": len(split.held_out), "split_by": split.by})
 
@@ -318,7 +333,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
                     cfg.minutes, (time.monotonic() - start) / 60, reserve, MIN_TRAIN_MINUTES,
                     (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
     try:
-        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words)
+        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words, pseudo)
     except BaseException:
         _discard_run(run_dir, out)
         raise
@@ -335,7 +350,8 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         minutes = (time.monotonic() - start) / 60
         result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
                              split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
-                             others_before, others_after if improved else others_before, read_before, read_after)
+                             others_before, others_after if improved else others_before, read_before, read_after,
+                             len(pseudo))
         if improved:
             save_model(run_dir / cfg.keep, adapted.net, adapted_config)
         _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
@@ -348,6 +364,23 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
                     "model's weights", after, before, out)
     notify({"phase": "done", **_summary(result)})
     return result
+
+
+def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample]) -> list[LineSample]:
+    """The --unlabeled lines the base model reads most surely, with its reading (empty without
+    them). A line also given with its transcription is left out: it may be held out, and the
+    held-out CER must not read a line the run learnt from."""
+    if not cfg.unlabeled:
+        return []
+    known = {pixels_digest(s.image) for s in labelled}
+    lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad)
+    fresh = [s for s in lines if pixels_digest(s.image) not in known]
+    if len(fresh) < len(lines):
+        log.info("%d of the unlabeled lines are also among the labelled ones: left out of them",
+                 len(lines) - len(fresh))
+    pseudo = pseudo_labelled(base, fresh, cfg.pseudo_keep)
+    log.info("%d unlabeled lines: learning from the %d read most surely", len(fresh), len(pseudo))
+    return pseudo
 
 
 def default_reading(base: Recognizer, adapted: Recognizer, held_out: list[LineSample]) -> tuple:
@@ -416,7 +449,7 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
-           cfg: AdaptConfig, words=None):
+           cfg: AdaptConfig, words=None, pseudo: list[LineSample] | None = None):
     from hwr.recognition.charset import Charset
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
@@ -430,7 +463,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
     # More than any run draws (no index repeats), and at least a few of train's rendering pools.
     size = max(budget.max_steps, 4 * POOL_BATCHES) * cfg.batch_size * 2
     datasets = {TRAIN_SPEC: AdaptLines(split.adapt, size, cfg.rehearsal, cfg.augment, cfg.seed, charset,
-                                       words=words, recombine=cfg.recombine),
+                                       words=words, recombine=cfg.recombine, pseudo=pseudo,
+                                       pseudo_share=cfg.pseudo_share),
                 HELD_OUT_SPEC: split.held_out}
     train_cfg = TrainConfig(
         train=TRAIN_SPEC, val=HELD_OUT_SPEC, out=str(run_dir), arch=base_config.arch, preset=None,
@@ -456,7 +490,8 @@ def _summary(result: AdaptResult) -> dict:
             "adapt_lines": result.adapt_lines, "held_out_lines": result.held_out_lines, "split_by": result.split_by,
             "steps": result.steps, "minutes": round(result.minutes, 2), "mix": result.mix,
             "others_before": _rounded(result.others_before), "others_after": _rounded(result.others_after),
-            "read_before": _rounded(result.read_before), "read_after": _rounded(result.read_after)}
+            "read_before": _rounded(result.read_before), "read_after": _rounded(result.read_after),
+            "pseudo_lines": result.pseudo_lines}
 
 
 def _rounded(cer: float | None) -> float | None:
@@ -506,6 +541,13 @@ def _others_rows(r: AdaptResult, check_lines: int) -> str:
             f"{r.others_before:.2%} before, {r.others_after:.2%} after{blended}.\n")
 
 
+def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
+    if not r.pseudo_lines:
+        return ""
+    return (f"; also {r.pseudo_lines} uncorrected lines of the hand as the base model read them (the surest "
+            f"{cfg.pseudo_keep:.0%} of those given, {cfg.pseudo_share:.0%} of the hand's lines drawn)")
+
+
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
     kept = ("the adapted weights (they read the held-out lines better)" if r.improved else
             "**the base model's weights unchanged**: the adapted ones did not read the held-out lines better")
@@ -523,7 +565,7 @@ This folder holds {kept}.
 
 - Base model: `{base_dir}`
 - Data: {r.adapt_lines + r.held_out_lines} labelled lines; {r.adapt_lines} adapted on, {r.held_out_lines} held out \
-(split by {r.split_by}{", whole pages held out" if r.split_by == "page" else ""}).
+(split by {r.split_by}{", whole pages held out" if r.split_by == "page" else ""}){_pseudo_text(r, cfg)}.
 - Training: {r.steps} steps in {r.minutes:.1f} minutes (budget {cfg.minutes:g}), peak LR {budget.lr:g}, batches of \
 {cfg.batch_size} lines with {cfg.rehearsal:.0%} synthetic rehearsal lines, {cfg.augment:.0%} of the user's lines \
 distorted like a writer's (slant, rotation, elastic warp, pen width), conv layers \

@@ -302,6 +302,36 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
     return redraw(canvas, x_height, above, rng, cfg), " ".join(word.text for word in chosen)
 
 
+# --- lines without transcriptions: self-training -------------------------------------------
+
+def unlabeled_lines(inputs: list[str], skip_bad: bool) -> list[LineSample]:
+    """Line images of the hand with no transcription (files, folders, list files or patterns,
+    as `hwr transcribe` takes them), pixels loaded; unreadable ones as `loaded` treats them."""
+    from hwr.documents.pages import expand_inputs
+
+    try:
+        found = expand_inputs(inputs)
+    except ImageError as exc:  # a folder or list file that cannot be read
+        raise ConfigError(str(exc)) from exc
+    return loaded([LineSample(str(path), "", path, {}) for path, _ in found], skip_bad)
+
+
+def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_size: int = 16
+                    ) -> list[LineSample]:
+    """The share `keep` of the lines that the recognizer reads most surely, labelled with what
+    it reads (self-training: the model learns the hand from many more of its lines than were
+    corrected). Ranked by each line's least sure character, not the mean: one doubtful letter
+    is where a reading is wrong, and a wrong label taught as true is what self-training must
+    avoid. Lines read as empty are never kept."""
+    if not samples or keep <= 0:
+        return []
+    read = recognizer.recognize([s.image for s in samples], batch_size)
+    surest = [(min(r.char_confidences, default=0.0), k) for k, r in enumerate(read) if r.text.strip()]
+    surest.sort(key=lambda pair: (-pair[0], pair[1]))
+    kept = sorted(k for _, k in surest[: round(keep * len(samples))])
+    return [replace(samples[k], text=read[k].text, meta={**samples[k].meta, "pseudo_label": True}) for k in kept]
+
+
 class AdaptLines(Dataset):
     """The training stream: `size` lines, each a pure function of (seed, index) - a synthetic
     rehearsal line with probability `rehearsal`, else a new line recombined from the user's
@@ -310,18 +340,23 @@ class AdaptLines(Dataset):
     paper and pen).
 
     Rehearsal (replaying the base model's kind of data, as in continual learning) keeps the
-    model reading other hands and text while it learns this one.
+    model reading other hands and text while it learns this one. With `pseudo` lines (the
+    hand's uncorrected lines labelled by the base model, pseudo_labelled), a share
+    `pseudo_share` of the user's lines drawn is one of them, always augmented: the label was
+    read from the clean line, and the network learns it under distortion (as Noisy Student
+    training does), not the line as the base model already saw it.
     """
 
     def __init__(self, lines: list[LineSample], size: int, rehearsal: float, augment_prob: float, seed: int,
                  charset: Charset, synth_split: str = "train", words: list[list[WordPiece]] | None = None,
-                 recombine: float = 0.0):
+                 recombine: float = 0.0, pseudo: list[LineSample] | None = None, pseudo_share: float = 0.0):
         if not lines:
             raise ValueError("no lines to adapt on")
         self.lines, self.size, self.rehearsal, self.augment_prob, self.seed = lines, size, rehearsal, augment_prob, seed
         # Recombining needs two words at least, or every "new" line would be an old one.
         self.words = words if words and sum(len(w) for w in words) >= 2 else None
         self.recombine = recombine
+        self.pseudo, self.pseudo_share = (pseudo, pseudo_share) if pseudo and pseudo_share > 0 else (None, 0.0)
         self.config = real_line_config()
         self.synthetic = None
         if rehearsal > 0:
@@ -339,6 +374,10 @@ class AdaptLines(Dataset):
         if self.words is not None and rng.random() < self.recombine:
             image, text = recombine(self.words, rng, self.config)
             return LineSample(id=f"words#{index}", text=text, image=image, meta={})
+        if self.pseudo is not None and rng.random() < self.pseudo_share:
+            line = self.pseudo[int(rng.integers(len(self.pseudo)))]
+            image = augment_real_line(line.image, rng, self.config)
+            return LineSample(id=f"{line.id}#aug{index}", text=line.text, image=image, meta=line.meta)
         line = self.lines[int(rng.integers(len(self.lines)))]
         if rng.random() >= self.augment_prob:
             return line

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.model import Recognizer, load_model
-from hwr.records import LineSample
+from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
@@ -33,9 +33,11 @@ from hwr.training.adapt_data import (
     cut_words,
     ink_of,
     loaded,
+    pseudo_labelled,
     real_line_config,
     recombine,
     split_lines,
+    unlabeled_lines,
     without_repeats,
 )
 
@@ -367,8 +369,89 @@ def test_a_run_that_fails_after_training_leaves_no_checkpoints(tmp_path, monkeyp
 def test_rejects_shares_out_of_range_and_counts_below_one():
     with pytest.raises(ConfigError, match="--rehearsal"):
         AdaptConfig(rehearsal=1.0)
+    with pytest.raises(ConfigError, match="--pseudo-keep"):
+        AdaptConfig(pseudo_keep=1.5)
     with pytest.raises(ConfigError, match="--min-held-out must be at least 1, got 0"):
         AdaptConfig(min_held_out=0)
+
+
+# --- self-training on uncorrected lines ---------------------------------------------------
+
+class FixedReader:
+    """A recognizer that reads line k as readings[k]: (text, character confidences)."""
+
+    def __init__(self, readings):
+        self.readings = readings
+
+    def recognize(self, images, batch_size=16):
+        return [Recognition(text, float(np.mean(confs)) if confs else 1.0, list(confs))
+                for text, confs in self.readings[: len(list(images))]]
+
+
+def test_pseudo_labels_are_the_surest_readings_ranked_by_their_least_sure_character():
+    lines = samples(6)
+    reader = FixedReader([("sure", [0.99, 0.98]), ("one doubt", [1.0] * 6 + [0.5]), ("fair", [0.9, 0.9]),
+                          ("", []), ("good", [0.97, 0.95]), ("low", [0.6, 0.7])])
+    kept = pseudo_labelled(reader, lines, keep=0.5)
+    # Three of six: the line with one doubtful letter ranks below "fair" though its mean (0.93) is higher.
+    assert [(s.id, s.text) for s in kept] == [("l000", "sure"), ("l002", "fair"), ("l004", "good")]
+    assert all(s.meta["pseudo_label"] and s.image is lines[int(s.id[1:])].image for s in kept)
+    assert [s.text for s in pseudo_labelled(reader, lines, keep=1.0)] == ["sure", "one doubt", "fair", "good", "low"]
+    assert pseudo_labelled(reader, lines, keep=0.0) == [] and pseudo_labelled(reader, [], keep=1.0) == []
+
+
+def test_adapt_lines_draw_pseudo_lines_by_their_share_always_distorted():
+    lines = samples(6)
+    pseudo = [replace(s, id=f"u{k}", text="unread line") for k, s in enumerate(samples(4))]
+    plain = AdaptLines(lines, size=200, rehearsal=0.0, augment_prob=0.5, seed=3, charset=None)
+    mixed = AdaptLines(lines, size=200, rehearsal=0.0, augment_prob=0.5, seed=3, charset=None, pseudo=pseudo,
+                       pseudo_share=0.5)
+    drawn = [mixed[i] for i in range(200)]
+    from_pseudo = [s for s in drawn if s.text == "unread line"]
+    assert 60 < len(from_pseudo) < 140 and all("#aug" in s.id for s in from_pseudo)
+    assert [s.text for s in drawn] == [mixed[i].text for i in range(200)]
+    # Without pseudo lines (or with a share of 0) the stream is the one adapt drew before.
+    off = AdaptLines(lines, size=200, rehearsal=0.0, augment_prob=0.5, seed=3, charset=None, pseudo=pseudo,
+                     pseudo_share=0.0)
+    assert [plain[i].id for i in range(50)] == [off[i].id for i in range(50)]
+
+
+def test_unreadable_unlabeled_lines_are_named_and_left_out_only_with_skip_bad(tmp_path):
+    folder = tmp_path / "rest"
+    folder.mkdir()
+    Image.fromarray(render_line("the cat sat")).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match="b.png"):
+        unlabeled_lines([str(folder)], skip_bad=False)
+    kept = unlabeled_lines([str(folder)], skip_bad=True)
+    assert [Path(s.meta["file"]).name for s in kept] == ["a.png"] and kept[0].image.dtype == np.uint8
+    with pytest.raises(ConfigError, match="nowhere"):
+        unlabeled_lines([str(tmp_path / "nowhere")], skip_bad=False)
+
+
+def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_the_rest(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    pairs = write_pairs(tmp_path / "pairs", 20)
+    rest = tmp_path / "rest"
+    rest.mkdir()
+    for name in ("l000.png", "l007.png", "l013.png"):  # a collection folder holds the corrected lines too
+        (rest / name).write_bytes((pairs / name).read_bytes())
+    for k in range(6):
+        Image.fromarray(render_line("new line", pad=5 + k)).save(rest / f"new{k}.png")
+    given = []
+
+    def read_all(recognizer, lines, keep):
+        given.extend(lines)
+        return [replace(s, text="new line") for s in lines]
+
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", read_all)
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)]))
+    assert sorted(Path(s.meta["file"]).name for s in given) == [f"new{k}.png" for k in range(6)]
+    assert result.pseudo_lines == 6
+    card = (tmp_path / "adapted" / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    assert "also 6 uncorrected lines of the hand as the base model read them" in card
+    assert Recognizer.load(tmp_path / "adapted").config.training["adapted"]["pseudo_lines"] == 6
 
 
 @pytest.mark.slow
