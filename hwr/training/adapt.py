@@ -97,13 +97,14 @@ class AdaptConfig:
     unlabeled: list[str] = setting(
         default_factory=list, help="line images of the same hand without transcriptions (files, folders, list files or "
                                    "patterns): the base model reads them, and the share --pseudo-keep it reads most "
-                                   "surely is learnt from as read (self-training); lines also given with a "
-                                   "transcription are left out")
+                                   "surely is learnt from as read (self-training). Give lines other than the "
+                                   "labelled ones: copies of the same files are left out, but a labelled line cut "
+                                   "again would let the held-out CER read a line it learnt from")
     pseudo_keep: float = setting(
         0.5, help="share of the --unlabeled lines learnt from: those the base model is surest of")
     pseudo_share: float = setting(
-        0.5, help="share of the user's lines drawn for training that are --unlabeled lines with the base model's "
-                  "reading (always distorted); the rest are the labelled lines")
+        0.5, help="share of the lines drawn for training (rehearsal aside) that are --unlabeled lines with the base "
+                  "model's reading (always distorted); the rest are the labelled lines and their recombined words")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
         None, help="training steps at most; default from the data size (the minutes cap it too)")
@@ -355,7 +356,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         if improved:
             save_model(run_dir / cfg.keep, adapted.net, adapted_config)
         _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
-                     lines_fingerprint(lines))
+                     lines_fingerprint(lines + pseudo))
     except BaseException:
         _discard_run(run_dir, out)
         raise
@@ -369,16 +370,20 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
 def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample]) -> list[LineSample]:
     """The --unlabeled lines the base model reads most surely, with its reading (empty without
     them). A line also given with its transcription is left out: it may be held out, and the
-    held-out CER must not read a line the run learnt from."""
-    if not cfg.unlabeled:
+    held-out CER must not read a line the run learnt from. Only copies of the same pixels are
+    found so (a line cut again from its page differs): --help asks for other lines."""
+    if not cfg.unlabeled or cfg.pseudo_keep == 0 or cfg.pseudo_share == 0:
         return []
     known = {pixels_digest(s.image) for s in labelled}
-    lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad)
+    lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed)
     fresh = [s for s in lines if pixels_digest(s.image) not in known]
     if len(fresh) < len(lines):
         log.info("%d of the unlabeled lines are also among the labelled ones: left out of them",
                  len(lines) - len(fresh))
     pseudo = pseudo_labelled(base, fresh, cfg.pseudo_keep)
+    if not pseudo:
+        raise ConfigError(f"no --unlabeled line is left to learn from: {len(lines)} read, {len(lines) - len(fresh)} "
+                          "of them copies of labelled lines, the rest read as empty")
     log.info("%d unlabeled lines: learning from the %d read most surely", len(fresh), len(pseudo))
     return pseudo
 
@@ -545,7 +550,8 @@ def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
     if not r.pseudo_lines:
         return ""
     return (f"; also {r.pseudo_lines} uncorrected lines of the hand as the base model read them (the surest "
-            f"{cfg.pseudo_keep:.0%} of those given, {cfg.pseudo_share:.0%} of the hand's lines drawn)")
+            f"{cfg.pseudo_keep:.0%} of those given, copies of labelled lines left out; {cfg.pseudo_share:.0%} of "
+            "the lines drawn that were not rehearsal lines)")
 
 
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:

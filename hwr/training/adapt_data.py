@@ -5,10 +5,12 @@ Not tested here: how much each augmentation helps (bench/bench_adapt.py measures
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -304,16 +306,33 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
 
 # --- lines without transcriptions: self-training -------------------------------------------
 
-def unlabeled_lines(inputs: list[str], skip_bad: bool) -> list[LineSample]:
-    """Line images of the hand with no transcription (files, folders, list files or patterns,
-    as `hwr transcribe` takes them), pixels loaded; unreadable ones as `loaded` treats them."""
-    from hwr.documents.pages import expand_inputs
+# Unlabeled lines read at most (a seeded sample past it): ~20 s of reading on 2 cores.
+MAX_UNLABELED = 2000
 
+
+def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED) -> list[LineSample]:
+    """Line images of the hand with no transcription (files, folders, list files or patterns,
+    as `hwr transcribe` takes them), pixels loaded; unreadable ones as `loaded` treats them.
+
+    A path that does not exist is an error even with skip_bad (a typo would otherwise leave
+    self-training silently off). Past `limit` images a seeded sample of them is read: reading
+    is part of the run's minutes, and thousands of lines would leave none for training."""
+    from hwr.documents.pages import PDF_SUFFIX, expand_inputs
+
+    missing = [str(i) for i in inputs if not Path(i).exists() and not glob.has_magic(str(i))]
+    if missing:
+        raise ConfigError(f"--unlabeled: no such file or folder: {name_some(missing, 5)}")
     try:
-        found = expand_inputs(inputs)
-    except ImageError as exc:  # a folder or list file that cannot be read
+        found = [path for path, _ in expand_inputs(inputs)]
+    except ImageError as exc:  # a folder or list file that cannot be read, or holds nothing
         raise ConfigError(str(exc)) from exc
-    return loaded([LineSample(str(path), "", path, {}) for path, _ in found], skip_bad)
+    pdfs = [p for p in found if p.suffix.lower() == PDF_SUFFIX]
+    _left_out([LineSample(str(p), "", p) for p in pdfs], "PDF pages are not line images", skip_bad)
+    found = [p for p in found if p.suffix.lower() != PDF_SUFFIX]
+    if len(found) > limit:
+        log.info("%d unlabeled line images: reading %d of them (a seeded sample)", len(found), limit)
+        found = sorted(random.Random(seed).sample(found, limit))
+    return loaded([LineSample(str(path), "", path, {}) for path in found], skip_bad)
 
 
 def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_size: int = 16
@@ -328,7 +347,7 @@ def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_si
     read = recognizer.recognize([s.image for s in samples], batch_size)
     surest = [(min(r.char_confidences, default=0.0), k) for k, r in enumerate(read) if r.text.strip()]
     surest.sort(key=lambda pair: (-pair[0], pair[1]))
-    kept = sorted(k for _, k in surest[: round(keep * len(samples))])
+    kept = sorted(k for _, k in surest[: max(1, round(keep * len(samples)))])
     return [replace(samples[k], text=read[k].text, meta={**samples[k].meta, "pseudo_label": True}) for k in kept]
 
 
@@ -342,7 +361,8 @@ class AdaptLines(Dataset):
     Rehearsal (replaying the base model's kind of data, as in continual learning) keeps the
     model reading other hands and text while it learns this one. With `pseudo` lines (the
     hand's uncorrected lines labelled by the base model, pseudo_labelled), a share
-    `pseudo_share` of the user's lines drawn is one of them, always augmented: the label was
+    `pseudo_share` of the lines that are not rehearsal is one of them (drawn before the
+    recombination, so the share is what it says), always augmented: the label was
     read from the clean line, and the network learns it under distortion (as Noisy Student
     training does), not the line as the base model already saw it.
     """
@@ -371,13 +391,13 @@ class AdaptLines(Dataset):
         rng = np.random.default_rng([self.seed, 20, int(index)])
         if self.synthetic is not None and rng.random() < self.rehearsal:
             return self.synthetic[index]
-        if self.words is not None and rng.random() < self.recombine:
-            image, text = recombine(self.words, rng, self.config)
-            return LineSample(id=f"words#{index}", text=text, image=image, meta={})
         if self.pseudo is not None and rng.random() < self.pseudo_share:
             line = self.pseudo[int(rng.integers(len(self.pseudo)))]
             image = augment_real_line(line.image, rng, self.config)
             return LineSample(id=f"{line.id}#aug{index}", text=line.text, image=image, meta=line.meta)
+        if self.words is not None and rng.random() < self.recombine:
+            image, text = recombine(self.words, rng, self.config)
+            return LineSample(id=f"words#{index}", text=text, image=image, meta={})
         line = self.lines[int(rng.integers(len(self.lines)))]
         if rng.random() >= self.augment_prob:
             return line

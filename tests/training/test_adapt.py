@@ -421,12 +421,25 @@ def test_unreadable_unlabeled_lines_are_named_and_left_out_only_with_skip_bad(tm
     folder.mkdir()
     Image.fromarray(render_line("the cat sat")).save(folder / "a.png")
     (folder / "b.png").write_bytes(b"not a png")
+    (folder / "c.pdf").write_bytes(b"%PDF-1.4")
+    with pytest.raises(ConfigError, match="c.pdf: PDF pages are not line images"):
+        unlabeled_lines([str(folder)], skip_bad=False, seed=1)
+    kept = unlabeled_lines([str(folder)], skip_bad=True, seed=1)
+    (folder / "c.pdf").unlink()
     with pytest.raises(ConfigError, match="b.png"):
-        unlabeled_lines([str(folder)], skip_bad=False)
-    kept = unlabeled_lines([str(folder)], skip_bad=True)
+        unlabeled_lines([str(folder)], skip_bad=False, seed=1)
     assert [Path(s.meta["file"]).name for s in kept] == ["a.png"] and kept[0].image.dtype == np.uint8
-    with pytest.raises(ConfigError, match="nowhere"):
-        unlabeled_lines([str(tmp_path / "nowhere")], skip_bad=False)
+    # A mistyped path is an error even with skip_bad: self-training would be off without a word.
+    with pytest.raises(ConfigError, match="no such file or folder: .*nowhere"):
+        unlabeled_lines([str(folder), str(tmp_path / "nowhere")], skip_bad=True, seed=1)
+
+
+def test_past_the_limit_a_seeded_sample_of_unlabeled_lines_is_read(tmp_path):
+    for k in range(6):
+        Image.fromarray(render_line("a line", pad=5 + k)).save(tmp_path / f"l{k}.png")
+    names = [[Path(s.meta["file"]).name for s in unlabeled_lines([str(tmp_path)], False, seed, limit=3)]
+             for seed in (1, 1, 2)]
+    assert len(names[0]) == 3 and names[0] == names[1] == sorted(names[0]) and names[0] != names[2]
 
 
 def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_the_rest(tmp_path, monkeypatch):
@@ -444,14 +457,27 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
         given.extend(lines)
         return [replace(s, text="new line") for s in lines]
 
+    streams = []
+
+    def spy(*args, **kwargs):
+        streams.append(kwargs)
+        return AdaptLines(*args, **kwargs)
+
     monkeypatch.setattr(adapt_module, "pseudo_labelled", read_all)
+    monkeypatch.setattr(adapt_module, "AdaptLines", spy)
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
-    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)]))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_share=0.4))
     assert sorted(Path(s.meta["file"]).name for s in given) == [f"new{k}.png" for k in range(6)]
     assert result.pseudo_lines == 6
+    # The training stream draws them at the share asked for.
+    assert [len(k["pseudo"]) for k in streams] == [6] and streams[0]["pseudo_share"] == 0.4
     card = (tmp_path / "adapted" / MODEL_CARD_FILE).read_text(encoding="utf-8")
     assert "also 6 uncorrected lines of the hand as the base model read them" in card
     assert Recognizer.load(tmp_path / "adapted").config.training["adapted"]["pseudo_lines"] == 6
+    # Nothing left to learn from is said, not run as if self-training were on.
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", lambda recognizer, lines, keep: [])
+    with pytest.raises(ConfigError, match="no --unlabeled line is left to learn from: 9 read, 3 of them copies"):
+        adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "again"), unlabeled=[str(rest)]))
 
 
 @pytest.mark.slow
