@@ -23,7 +23,7 @@ import numpy as np
 
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import FontBank, Glyph
-from hwr.synth.hand import edge_points
+from hwr.synth.hand import edge_points, working_stroke
 from hwr.synth.pens import Pen, restroke
 
 LETTERS = string.ascii_lowercase
@@ -72,17 +72,16 @@ class Allographs:
         mask = cv2.resize(source.mask, size, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
         glyph = Glyph(mask=mask, left=int(round(source.left * r)), top=int(round(source.top * r)),
                       advance=source.advance * r)
-        drawn = (mask, 0)
-        # What hand.vary_mask sizes an instance's thinning and breaks by (as Hand.stroke is):
-        # a thin second font must not be thinned as if it had the first font's stroke.
-        stroke = bank.stroke_width(self.font, self.grid_px) * r
-        if pen is not None:
+        if pen is None:
+            drawn, stroke = (mask, 0), bank.stroke_width(self.font, self.grid_px) * r
+        else:
             # The centre line scaled, not the redrawn mask: the pen keeps the line's width.
             points = bank.skeleton(self.font, self.grid_px, ch) * np.float32(r)
-            drawn = restroke(points, mask.shape, pen, rng)
-            stroke = pen.width
+            drawn, stroke = restroke(points, mask.shape, pen, rng), pen.width
         anchors = edge_points(mask, glyph.left, glyph.top, self.x_height)
-        return SecondForm(glyph, drawn, anchors, max(1.0, stroke or 0.1 * self.x_height))
+        # What hand.vary_mask sizes this form's thinning and breaks by (as Hand.stroke is for the
+        # first): a thin second font must not be thinned as if it had the first font's stroke.
+        return SecondForm(glyph, drawn, anchors, working_stroke(stroke, self.x_height))
 
 
 def sample_allographs(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank, font: str,

@@ -62,6 +62,12 @@ class WordShape:
     scale: float  # size of the word relative to the line
 
 
+def working_stroke(stroke: float, x_height: float) -> float:
+    """The pen width thinning and breaks are sized by: the glyph's own (0: unknown, then a
+    tenth of the x-height), at least one pixel."""
+    return max(1.0, stroke or 0.1 * x_height)
+
+
 def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float) -> Hand | None:
     """A writer's variability for one line, or None (this line keeps the font's exact glyphs)."""
     if rng.random() >= cfg.instance_prob:
@@ -69,7 +75,7 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
     variability = float(rng.uniform(*cfg.instance_variability_range))
     join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
     break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
-    return Hand(x_height, max(1.0, stroke or 0.1 * x_height), variability, join_prob, cfg.join_break_prob,
+    return Hand(x_height, working_stroke(stroke, x_height), variability, join_prob, cfg.join_break_prob,
                 break_prob, cfg)
 
 

@@ -392,15 +392,16 @@ class AdaptLines(Dataset):
         if self.synthetic is not None and rng.random() < self.rehearsal:
             return self.synthetic[index]
         if self.pseudo is not None and rng.random() < self.pseudo_share:
-            line = self.pseudo[int(rng.integers(len(self.pseudo)))]
-            image = augment_real_line(line.image, rng, self.config)
-            return LineSample(id=f"{line.id}#aug{index}", text=line.text, image=image, meta=line.meta)
+            return self._augmented(self.pseudo[int(rng.integers(len(self.pseudo)))], index, rng)
         if self.words is not None and rng.random() < self.recombine:
             image, text = recombine(self.words, rng, self.config)
             return LineSample(id=f"words#{index}", text=text, image=image, meta={})
         line = self.lines[int(rng.integers(len(self.lines)))]
         if rng.random() >= self.augment_prob:
             return line
+        return self._augmented(line, index, rng)
+
+    def _augmented(self, line: LineSample, index: int, rng: np.random.Generator) -> LineSample:
         image = augment_real_line(line.image, rng, self.config)
         return LineSample(id=f"{line.id}#aug{index}", text=line.text, image=image, meta=line.meta)
 
