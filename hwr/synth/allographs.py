@@ -23,7 +23,7 @@ import numpy as np
 
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import FontBank, Glyph
-from hwr.synth.hand import edge_points, working_stroke
+from hwr.synth.hand import JoinAnchors, edge_points, working_stroke
 from hwr.synth.pens import Pen, restroke
 
 LETTERS = string.ascii_lowercase
@@ -37,7 +37,7 @@ class SecondForm:
 
     glyph: Glyph  # the font's glyph scaled to the line's x-height
     drawn: tuple[np.ndarray, int]  # the mask as the line's pen draws it, and the pixels it grew by
-    anchors: tuple[float, ...] | None  # where a join leaves and enters it (hand.edge_points)
+    anchors: JoinAnchors | None  # where a join leaves and enters it (hand.edge_points)
     stroke: float  # its pen width: the line's pen, or the second font's own stroke
 
 
@@ -78,7 +78,7 @@ class Allographs:
             # The centre line scaled, not the redrawn mask: the pen keeps the line's width.
             points = bank.skeleton(self.font, self.grid_px, ch) * np.float32(r)
             drawn, stroke = restroke(points, mask.shape, pen, rng), pen.width
-        anchors = edge_points(mask, glyph.left, glyph.top, self.x_height)
+        anchors = edge_points(mask, glyph.left, glyph.top, self.x_height, ch)
         # What hand.vary_mask sizes this form's thinning and breaks by (as Hand.stroke is for the
         # first): a thin second font must not be thinned as if it had the first font's stroke.
         return SecondForm(glyph, drawn, anchors, working_stroke(stroke, self.x_height))

@@ -20,11 +20,15 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from hwr.errors import MissingFileError, counted
+
+if TYPE_CHECKING:
+    from hwr.synth.hand import JoinAnchors
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +198,7 @@ class FontBank:
         self._glyphs: OrderedDict[tuple[str, int, str], Glyph] = OrderedDict()
         self._covering: dict[frozenset[str], list[str]] = {}
         self._strokes: dict[tuple[str, int], float] = {}
-        self._anchors: dict[tuple[str, int, str], tuple[float, ...] | None] = {}
+        self._anchors: dict[tuple[str, int, str], JoinAnchors | None] = {}
         self._skeletons: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
         self.glyph_misses = 0  # glyphs rasterised by FreeType (bench/bench_synth.py reports them)
 
@@ -273,7 +277,7 @@ class FontBank:
             self._strokes[key] = width
         return self._strokes[key]
 
-    def anchors(self, name: str, size_px: int, ch: str) -> tuple[float, ...] | None:
+    def anchors(self, name: str, size_px: int, ch: str) -> JoinAnchors | None:
         """Where a join leaves and enters a glyph (hand.edge_points), cached with the glyph."""
         key = (name, size_px, ch)
         if key not in self._anchors:
@@ -281,7 +285,8 @@ class FontBank:
 
             glyph = self.glyph(name, size_px, ch)
             x_height = self.metrics(name).x_height * size_px
-            self._anchors[key] = edge_points(glyph.mask, glyph.left, glyph.top, x_height) if glyph.mask.size else None
+            self._anchors[key] = (edge_points(glyph.mask, glyph.left, glyph.top, x_height, ch)
+                                 if glyph.mask.size else None)
             if len(self._anchors) > self.cache_glyphs:
                 self._anchors.pop(next(iter(self._anchors)))
         return self._anchors[key]

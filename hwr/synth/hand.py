@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -38,6 +39,16 @@ _REACH = 1.2  # x-heights from an instance's centre over which its own map acts 
 _JOIN_T = np.linspace(0.0, 1.0, 9)[:, None]  # curve parameter of a connecting stroke's points
 # A cut component must be this many times the erased disk: the cut stays a small share of it.
 _BREAK_MIN_AREA = 5.0
+# Cursive hands leave these letters at the top and run along the x-height into the next one (a
+# "bridge": the "o" of "on", the "w" of "wa"). A connector from their lowest right ink instead
+# hangs a tail on them, and an "o" with a tail at the baseline is an "a": joins drawn so taught
+# the model that a round bowl with a tail may be either (its most frequent confusions, o>a and
+# a>o, are also the top confusion on real pens).
+HIGH_EXIT_LETTERS = frozenset("bovw")
+# How far below the top of its right half a bridge may leave (x-heights): the rightmost point of
+# the letter's top, its shoulder, rather than the very top of the bowl.
+_SHOULDER_DROP = 0.15
+_BRIDGE_ENTRY_WIDTH = 0.35  # x-heights: the left part of a letter whose top a bridge enters
 
 
 @dataclass(frozen=True)
@@ -213,18 +224,23 @@ def break_stroke(mask: np.ndarray, stroke: float, rng: np.random.Generator) -> b
 
 
 def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, float], hand: Hand,
-                 rng: np.random.Generator) -> tuple[np.ndarray, int, int] | None:
-    """A short connecting stroke from one letter's exit (its right/bottom ink) to the next
-    letter's entry (its left ink), both in word coordinates; None when the letters are too far
-    apart or already touch. Sometimes the stroke stops short: the writer lifted the pen."""
+                 rng: np.random.Generator, bridge: bool = False) -> tuple[np.ndarray, int, int] | None:
+    """A short connecting stroke from one letter's exit to the next letter's entry, both in word
+    coordinates; None when the letters are too far apart or already touch. A cup-shaped stroke
+    from the letter's lowest right ink, or with `bridge` a nearly level one along the x-height
+    from a high exit (HIGH_EXIT_LETTERS). Sometimes the stroke stops short: the writer lifted the pen."""
     xh = hand.x_height
     (x0, y0), (x2, y2) = exit_point, entry_point
     gap = x2 - x0
     if gap < 2.0 or gap > hand.cfg.join_max_gap * xh:
         return None
-    # A cup-shaped connector, as cursive hands draw it: it sags towards the baseline.
     sag, end_draw, end, width = rng.random(4).tolist()
-    x1, y1 = (x0 + x2) / 2.0, min(max(y0, y2) + 0.25 * sag * xh, 0.1 * xh)
+    if bridge:
+        # A bridge arches a little above its two ends, never down towards the baseline.
+        x1, y1 = (x0 + x2) / 2.0, min(y0, y2) - 0.12 * sag * xh
+    else:
+        # A cup-shaped connector, as cursive hands draw it: it sags towards the baseline.
+        x1, y1 = (x0 + x2) / 2.0, min(max(y0, y2) + 0.25 * sag * xh, 0.1 * xh)
     t = _JOIN_T if end_draw >= hand.join_break_prob else _JOIN_T * (0.3 + 0.35 * end)
     points = ((1 - t) ** 2) * (x0, y0) + (2 * (1 - t) * t) * (x1, y1) + (t ** 2) * (x2, y2)
     thickness = max(1, int(round(hand.stroke * (0.7 + 0.3 * width))))
@@ -239,12 +255,27 @@ def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, floa
     return canvas, bx, by
 
 
-def edge_points(mask: np.ndarray, left: int, top: int, x_height: float) -> tuple[float, ...] | None:
-    """Where a join leaves a glyph and where one enters it, relative to its pen origin:
-    (exit_x, exit_y, entry_x, entry_y), or None for a glyph with no ink near the baseline.
+class JoinAnchors(NamedTuple):
+    """Where joins leave and enter one glyph, relative to its pen origin (edge_points)."""
 
-    Exit: the rightmost ink between half an x-height and the baseline (its lowest pixel there).
-    Entry: the leftmost ink between the x-height and the baseline (the middle of its run).
+    exit_x: float
+    exit_y: float
+    entry_x: float
+    entry_y: float  # a cup join enters the middle of the leftmost ink,
+    bridge_entry_x: float  # a bridge the top of its left part
+    bridge_entry_y: float
+    bridge: bool  # the glyph is left at the top (HIGH_EXIT_LETTERS)
+
+
+def edge_points(mask: np.ndarray, left: int, top: int, x_height: float, ch: str) -> JoinAnchors | None:
+    """Where a join leaves glyph `ch` and where one enters it, relative to its pen origin, or
+    None for a glyph with no ink near the baseline.
+
+    Exit: the rightmost ink between half an x-height and the baseline (its lowest pixel there);
+    for HIGH_EXIT_LETTERS the shoulder: of the right half's columns whose top ink lies within
+    _SHOULDER_DROP x-heights of the highest, the rightmost, at its top. Entry: the leftmost ink
+    between the x-height and the baseline (the middle of its run); for a bridge the highest ink
+    of the letter's left part (_BRIDGE_ENTRY_WIDTH x-heights from its leftmost ink).
     Computed once per cached glyph (FontBank.anchors).
     """
     def band(y_top: float, y_bottom: float) -> tuple[int, np.ndarray] | None:
@@ -263,8 +294,22 @@ def edge_points(mask: np.ndarray, left: int, top: int, x_height: float) -> tuple
     entry_cols = np.flatnonzero(entry_band.any(axis=0))
     if exit_cols.size == 0 or entry_cols.size == 0:
         return None
-    ce, cn = int(exit_cols[-1]), int(entry_cols[0])
-    exit_row = int(np.flatnonzero(exit_band[:, ce])[-1])
+    cn = int(entry_cols[0])
     entry_rows = np.flatnonzero(entry_band[:, cn])
-    entry_row = int(entry_rows[len(entry_rows) // 2])
-    return (left + ce + 0.5, top + r_exit + exit_row + 0.5, left + cn + 0.5, top + r_entry + entry_row + 0.5)
+    entry_y = top + r_entry + int(entry_rows[len(entry_rows) // 2]) + 0.5
+    # A bridge runs level into the top of the letter's left part (a third of an x-height wide):
+    # past a script font's lead-in stroke that starts at the baseline, into the top of the "n".
+    left_part = entry_cols[entry_cols < cn + _BRIDGE_ENTRY_WIDTH * x_height]
+    left_tops = entry_band[:, left_part].argmax(axis=0)  # each column's first inked row
+    highest = int(left_tops.argmin())
+    entry_top = (left + int(left_part[highest]) + 0.5, top + r_entry + int(left_tops[highest]) + 0.5)
+    bridge = ch in HIGH_EXIT_LETTERS
+    if bridge:
+        right = entry_cols[entry_cols >= (entry_cols[0] + entry_cols[-1]) / 2.0]
+        tops = entry_band[:, right].argmax(axis=0)  # each column's first inked row
+        shoulder = np.flatnonzero(tops <= tops.min() + _SHOULDER_DROP * x_height)[-1]
+        ce, exit_y = int(right[shoulder]), top + r_entry + int(tops[shoulder]) + 0.5
+    else:
+        ce = int(exit_cols[-1])
+        exit_y = top + r_exit + int(np.flatnonzero(exit_band[:, ce])[-1]) + 0.5
+    return JoinAnchors(left + ce + 0.5, exit_y, left + cn + 0.5, entry_y, *entry_top, bridge)

@@ -25,6 +25,7 @@ from hwr.synth.fonts import FontBank
 from hwr.synth.hand import (
     CENTRE_HEIGHT,
     Hand,
+    JoinAnchors,
     instance,
     join_letters,
     max_shift_x,
@@ -213,8 +214,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     cy = -CENTRE_HEIGHT * xh * shape.scale
     pieces: list[tuple[np.ndarray, int, int]] = []
     instances: list[tuple[float, ...]] = []
-    exits: list[tuple[float, float] | None] = []  # join points of each character, word coordinates
-    entries: list[tuple[float, float] | None] = []
+    joins: list[tuple[JoinAnchors, float] | None] = []  # each character's anchors and word x of its origin
     pen = 0.0
     digit_gap = 0.5 * style.digit_gap * unit * scale
     z_all = rng.standard_normal((len(word), 8)).tolist()  # one draw for the whole word
@@ -225,8 +225,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             x = pen + digit_gap
             y = -mask.shape[0] + z[4] * 0.03 * style.x_height * unit
             pieces.append((mask, int(round(x)), int(round(y))))
-            exits.append(None)
-            entries.append(None)
+            joins.append(None)
             pen = x + mask.shape[1] + digit_gap
             continue
         glyph = bank.glyph(style.font, style.grid_px, ch)
@@ -249,19 +248,17 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             if hand.join_prob and _joinable(ch):
                 anchors = second.anchors if second else bank.anchors(style.font, style.grid_px, ch)
                 shift = x - glyph.left  # word x of the glyph's pen origin
-        if anchors is not None:
-            exits.append((anchors[0] + shift, anchors[1]))
-            entries.append((anchors[2] + shift, anchors[3]))
-        else:
-            exits.append(None)
-            entries.append(None)
+        joins.append((anchors, shift) if anchors is not None else None)
         step = glyph.advance * shape.scale * shape.squeeze + style.tracking * unit
         # Own advance per instance, never so short that letters pile onto each other.
         pen += max(0.6 * step, step + z[5] * advance_std)
     if hand.join_prob:
-        for k in range(len(word) - 1):
-            if exits[k] is not None and entries[k + 1] is not None and rng.random() < hand.join_prob:
-                stroke = join_letters(exits[k], entries[k + 1], hand, rng)
+        for here, after in zip(joins, joins[1:]):
+            if here is not None and after is not None and rng.random() < hand.join_prob:
+                (a, shift_a), (b, shift_b) = here, after
+                entry = (b.bridge_entry_x, b.bridge_entry_y) if a.bridge else (b.entry_x, b.entry_y)
+                stroke = join_letters((a.exit_x + shift_a, a.exit_y), (entry[0] + shift_b, entry[1]), hand, rng,
+                                      bridge=a.bridge)
                 if stroke is not None:
                     pieces.append(stroke)
     left, right = _extent(pieces)

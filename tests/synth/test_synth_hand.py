@@ -141,3 +141,49 @@ def test_instance_displacement_is_each_instance_own_map_at_its_centre():
     # Half-way: (2 + 0.1 * (20 - 30)) / 2, the mean of both maps there.
     np.testing.assert_allclose(dy[:3], [2.0, 0.0, 0.5], atol=1e-5)
     np.testing.assert_allclose(dx[3], 1.0, atol=1e-5)  # -0.1 * (-10) above the second centre
+
+
+JOIN_FONTS = ["delius", "sacramento", "architects-daughter", "playwrite-nz", "gochi-hand"]
+
+
+@pytest.mark.parametrize("font", JOIN_FONTS)
+def test_round_letters_are_left_at_the_top_and_others_at_the_baseline(font):
+    # An "o" joined from its lowest right ink grows a tail at the baseline and reads as an "a";
+    # cursive hands leave o, b, v, w at the shoulder, along the x-height.
+    bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
+    size = bank.grid_size(40.0)
+    xh = bank.metrics(font).x_height * size
+    for ch in "obvw":
+        a = bank.anchors(font, size, ch)
+        glyph = bank.glyph(font, size, ch)
+        assert a.bridge and a.exit_y < -0.55 * xh, (font, ch, a, xh)
+        assert a.exit_x > glyph.left + 0.4 * glyph.mask.shape[1], (font, ch)  # not its left side
+    for ch in "acdehimnu":
+        a = bank.anchors(font, size, ch)
+        assert not a.bridge and a.exit_y > -0.6 * xh, (font, ch, a, xh)
+        # A bridge enters the letter's top, a cup join lower down its left side.
+        assert a.bridge_entry_y < -0.6 * xh and a.bridge_entry_y <= a.entry_y, (font, ch, a, xh)
+
+
+@pytest.mark.parametrize("font", JOIN_FONTS)
+def test_a_joined_o_grows_no_tail_at_the_baseline(font):
+    synth = LineSynthesizer(SynthConfig(**STILL), seed=0)
+    style = sample_style(np.random.default_rng(0), synth.config, synth.fonts, font, False, 30.0)
+    style.hand = Hand(style.hand.x_height, style.hand.stroke, 1.0, 1.0, 0.0, 0.0, synth.config)
+    xh = style.hand.x_height
+
+    def connectors(word: str) -> list[np.ndarray]:
+        """The rows of each connector drawn in `word` over a few draws of its instances."""
+        rows = []
+        for seed in range(6):
+            pieces = render_word(word, style, 1.0, 1.0, synth.fonts, None, np.random.default_rng(seed)).pieces
+            rows += [y + np.nonzero(mask > 127)[0] for mask, _, y in pieces[len(word):]]
+        return rows
+
+    # From the o's shoulder into the n's top: the connector stays in the x-height band's upper
+    # part; an a, c, e or i is left at the baseline.
+    high = connectors("on")
+    assert high and all(rows.max() < -0.35 * xh for rows in high), font
+    if font != "sacramento":  # whose script letters already run into each other: nothing to join
+        low = [rows for word in ("an", "cn", "en", "in") for rows in connectors(word)]
+        assert low and max(rows.max() for rows in low) > -0.3 * xh, font
