@@ -149,14 +149,14 @@ JOIN_FONTS = ["delius", "sacramento", "architects-daughter", "playwrite-nz", "go
 @pytest.mark.parametrize("font", JOIN_FONTS)
 def test_round_letters_are_left_at_the_top_and_others_at_the_baseline(font):
     # An "o" joined from its lowest right ink grows a tail at the baseline and reads as an "a";
-    # cursive hands leave o, b, v, w at the shoulder, along the x-height.
+    # hands leave o, b, v, w, r and f at the shoulder (the arm, the bar), along the x-height.
     bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
     size = bank.grid_size(40.0)
     xh = bank.metrics(font).x_height * size
-    for ch in "obvw":
+    for ch in "obvwrf":
         a = bank.anchors(font, size, ch)
         glyph = bank.glyph(font, size, ch)
-        assert a.bridge and a.exit_y < -0.55 * xh, (font, ch, a, xh)
+        assert a.bridge and a.exit_y < -0.5 * xh, (font, ch, a, xh)  # the upper half
         assert a.exit_x > glyph.left + 0.4 * glyph.mask.shape[1], (font, ch)  # not its left side
     for ch in "acdehimnu":
         a = bank.anchors(font, size, ch)
