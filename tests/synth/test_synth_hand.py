@@ -131,6 +131,30 @@ def test_breaks_never_erase_a_glyph_or_a_dot(font):
     assert cut > 15  # breaks do happen
 
 
+@pytest.mark.parametrize("font", ["delius", "architects-daughter", "gochi-hand"])
+def test_breaks_never_split_off_a_dot(font):
+    # The tip of an "l" cut off is the dot of an "i" (stage 16 read broken l's as i): a cut
+    # leaves the glyph's main stroke in pieces of at least a quarter each, or does not happen.
+    bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
+    size = bank.grid_size(40.0)
+    stroke = max(1.0, bank.stroke_width(font, size))
+    rng = np.random.default_rng(1)
+    cut = 0
+    for ch in "lithfkdbjT17":
+        original = bank.glyph(font, size, ch).mask
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((original > 127).astype(np.uint8), connectivity=8)
+        main = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        for _ in range(10):
+            mask = original.copy()
+            if not break_stroke(mask, stroke, rng):
+                continue
+            cut += 1
+            pieces = cv2.connectedComponentsWithStats(((mask > 127) & main).astype(np.uint8), connectivity=8)[2]
+            areas = pieces[1:, cv2.CC_STAT_AREA]
+            assert areas.min() >= 0.25 * areas.sum(), (font, ch, areas)
+    assert cut > 30
+
+
 def test_instance_displacement_is_each_instance_own_map_at_its_centre():
     # Two instances: the first shifted down 2 px, the second rotated; at each centre only the
     # instance's own map acts, and half-way the two blend.
