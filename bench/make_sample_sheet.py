@@ -69,7 +69,7 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
     render(replace(base, instance_prob=1.0, allograph_line_prob=1.0, allograph_letter_prob=0.5), 2,
            effect="the same font and text with allographs: some letters in two forms, the second from another hand")
     render(replace(base, instance_prob=1.0, join_line_prob=1.0, join_prob_range=(0.9, 1.0)), 2,
-           effect="joins between lowercase letters (o, b, v, w left at the top by a bridge)")
+           effect="joins between lowercase letters (o, b, v, w, r, f left at the top by a bridge)")
     render(replace(base, instance_prob=1.0, break_line_prob=1.0, break_glyph_prob=0.5), 2,
            effect="breaks in strokes")
     render(replace(base, instance_prob=1.0, struck_word_prob=1.0), 2,

@@ -9,7 +9,7 @@ import pytest
 from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.config import default_data_dir
-from hwr.synth.fonts import FontBank
+from hwr.synth.fonts import FontBank, read_font_list
 from hwr.synth.hand import Hand, break_stroke, instance_displacement
 from hwr.synth.render import compose, render_word, sample_style
 
@@ -187,6 +187,37 @@ def test_round_letters_are_left_at_the_top_and_others_at_the_baseline(font):
         assert not a.bridge and a.exit_y > -0.6 * xh, (font, ch, a, xh)
         # A bridge enters the letter's top, a cup join lower down its left side.
         assert a.bridge_entry_y < -0.6 * xh and a.bridge_entry_y <= a.entry_y, (font, ch, a, xh)
+
+
+def test_bridges_leave_from_the_top_of_the_ink_and_enter_a_letter_not_its_dot():
+    # Over every listed font: a script "b"'s loop or an "f"'s hook runs on above the x-height,
+    # and a bridge leaving from there would cross the letter's top; an "i"'s dot may reach
+    # into the x-height band, and a bridge must not end on it.
+    names = read_font_list(FONTS_DIR / "train-fonts.txt")
+    bank = FontBank(FONTS_DIR, names, DEFAULT_SYMBOLS)
+    size = bank.grid_size(40.0)
+    bridges = 0
+    for font in names:
+        if font not in bank.coverage():
+            continue
+        xh = bank.metrics(font).x_height * size
+        for ch in "bf":
+            a, glyph = bank.anchors(font, size, ch), bank.glyph(font, size, ch)
+            if a is None or not a.bridge:
+                continue
+            bridges += 1
+            row, col = int(a.exit_y - glyph.top), int(a.exit_x - glyph.left)
+            assert not (glyph.mask[max(0, row - 2): row, col] > 127).any(), (font, ch, a)  # the top of its ink
+        for ch in "ij":
+            a, glyph = bank.anchors(font, size, ch), bank.glyph(font, size, ch)
+            if a is None:
+                continue
+            n, labels, stats, _ = cv2.connectedComponentsWithStats((glyph.mask > 127).astype(np.uint8), connectivity=8)
+            piece = labels[int(a.bridge_entry_y - glyph.top), int(a.bridge_entry_x - glyph.left)]
+            # The piece entered is a stroke reaching the band's lower half; a dot never does.
+            bottom = glyph.top + stats[piece, cv2.CC_STAT_TOP] + stats[piece, cv2.CC_STAT_HEIGHT]
+            assert piece > 0 and bottom > -0.5 * xh, (font, ch, a)
+    assert bridges > 150
 
 
 @pytest.mark.parametrize("font", JOIN_FONTS)
