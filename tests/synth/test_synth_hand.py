@@ -110,17 +110,21 @@ def test_joins_connect_lowercase_letters_inside_a_word():
     assert counts[1.0][1] < counts[0.0][1]
 
 
-@pytest.mark.parametrize("font", ["delius", "hi-melody", "sacramento", "edu-vic-wa-nt-hand"])
-def test_breaks_never_erase_a_glyph_or_a_dot(font):
+@pytest.mark.parametrize("font", ["delius", "hi-melody", "sacramento", "edu-vic-wa-nt-hand", "architects-daughter",
+                                  "gochi-hand"])
+def test_breaks_never_erase_a_glyph_or_a_dot_nor_split_one_off(font):
+    # Nor may a cut split off a small piece of a stroke: the tip of an "l" cut off is the dot of
+    # an "i" (stage 16 read broken l's as i); the main stroke stays in pieces of a quarter or more.
     bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
     size = bank.grid_size(40.0)
     stroke = max(1.0, bank.stroke_width(font, size))
     rng = np.random.default_rng(0)
     cut = 0
-    for ch in "ijt;:!?%abcdefghklmnopqrsuvwxyzABEMW0123456789":
+    for ch in "ijt;:!?%abcdefghklmnopqrsuvwxyzABEMTW0123456789":
         original = bank.glyph(font, size, ch).mask
-        n, labels = cv2.connectedComponents((original > 127).astype(np.uint8), connectivity=8)
-        for _ in range(3):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((original > 127).astype(np.uint8), connectivity=8)
+        main = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) if n > 1 else labels > 0
+        for _ in range(4):
             mask = original.copy()
             cut += break_stroke(mask, stroke, rng)
             after = mask > 127
@@ -128,31 +132,10 @@ def test_breaks_never_erase_a_glyph_or_a_dot(font):
             for k in range(1, n):  # every piece of the glyph (dots included) keeps most of its ink
                 piece = labels == k
                 assert after[piece].sum() >= 0.6 * piece.sum(), (font, ch, k)
-    assert cut > 15  # breaks do happen
-
-
-@pytest.mark.parametrize("font", ["delius", "architects-daughter", "gochi-hand"])
-def test_breaks_never_split_off_a_dot(font):
-    # The tip of an "l" cut off is the dot of an "i" (stage 16 read broken l's as i): a cut
-    # leaves the glyph's main stroke in pieces of at least a quarter each, or does not happen.
-    bank = FontBank(FONTS_DIR, [font], DEFAULT_SYMBOLS)
-    size = bank.grid_size(40.0)
-    stroke = max(1.0, bank.stroke_width(font, size))
-    rng = np.random.default_rng(1)
-    cut = 0
-    for ch in "lithfkdbjT17":
-        original = bank.glyph(font, size, ch).mask
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((original > 127).astype(np.uint8), connectivity=8)
-        main = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        for _ in range(10):
-            mask = original.copy()
-            if not break_stroke(mask, stroke, rng):
-                continue
-            cut += 1
-            pieces = cv2.connectedComponentsWithStats(((mask > 127) & main).astype(np.uint8), connectivity=8)[2]
+            pieces = cv2.connectedComponentsWithStats((after & main).astype(np.uint8), connectivity=8)[2]
             areas = pieces[1:, cv2.CC_STAT_AREA]
-            assert areas.min() >= 0.25 * areas.sum(), (font, ch, areas)
-    assert cut > 30
+            assert not areas.size or areas.min() >= 0.25 * areas.sum(), (font, ch, areas)
+    assert cut > 15  # breaks do happen
 
 
 def test_instance_displacement_is_each_instance_own_map_at_its_centre():
