@@ -332,6 +332,7 @@ def edge_points(mask: np.ndarray, left: int, top: int, x_height: float, ch: str)
         exit_y = top + r_exit + int(np.flatnonzero(exit_band[:, ce])[-1]) + 0.5
     return JoinAnchors(left + ce + 0.5, exit_y, left + cn + 0.5, entry_y, *entry_top, bridge)
 
+
 def _main_strokes(band: np.ndarray, lower_row: int) -> np.ndarray:
     """The band's ink in pieces that reach down to `lower_row` (a letter's body, not its dot)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
