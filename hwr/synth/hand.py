@@ -235,14 +235,20 @@ def break_stroke(mask: np.ndarray, stroke: float, rng: np.random.Generator) -> b
     return True
 
 
-def join_letters(exit_point: tuple[float, float], entry_point: tuple[float, float], hand: Hand,
-                 rng: np.random.Generator, bridge: bool = False) -> tuple[np.ndarray, int, int] | None:
-    """A short connecting stroke from one letter's exit to the next letter's entry, both in word
-    coordinates; None when the letters are too far apart or already touch. A cup-shaped stroke
-    from the letter's lowest right ink, or with `bridge` a nearly level one along the x-height
-    from a high exit (HIGH_EXIT_LETTERS). Sometimes the stroke stops short: the writer lifted the pen."""
+def join_letters(here: JoinAnchors, here_x: float, after: JoinAnchors, after_x: float, hand: Hand,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int, int] | None:
+    """A short connecting stroke from one letter's exit to the next letter's entry (`here_x`,
+    `after_x`: the word x of each glyph's pen origin); None when the letters are too far apart
+    or already touch. A cup-shaped stroke from the letter's lowest right ink into the middle of
+    the next one's left side, or from a high exit (HIGH_EXIT_LETTERS) a nearly level bridge along
+    the x-height into its top. Sometimes the stroke stops short: the writer lifted the pen."""
     xh = hand.x_height
-    (x0, y0), (x2, y2) = exit_point, entry_point
+    bridge = here.bridge
+    x0, y0 = here.exit_x + here_x, here.exit_y
+    if bridge:
+        x2, y2 = after.bridge_entry_x + after_x, after.bridge_entry_y
+    else:
+        x2, y2 = after.entry_x + after_x, after.entry_y
     gap = x2 - x0
     if gap < 2.0 or gap > hand.cfg.join_max_gap * xh:
         return None

@@ -255,10 +255,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     if hand.join_prob:
         for here, after in zip(joins, joins[1:]):
             if here is not None and after is not None and rng.random() < hand.join_prob:
-                (a, shift_a), (b, shift_b) = here, after
-                entry = (b.bridge_entry_x, b.bridge_entry_y) if a.bridge else (b.entry_x, b.entry_y)
-                stroke = join_letters((a.exit_x + shift_a, a.exit_y), (entry[0] + shift_b, entry[1]), hand, rng,
-                                      bridge=a.bridge)
+                stroke = join_letters(*here, *after, hand, rng)
                 if stroke is not None:
                     pieces.append(stroke)
     left, right = _extent(pieces)
