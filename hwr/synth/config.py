@@ -104,6 +104,10 @@ class SynthConfig:
     instance_stroke_z: float = 1.5
     word_slant_std: float = 0.06  # each word's own slant on top of the line's (tan of the angle)
     word_squeeze_std: float = 0.07  # std of the log horizontal scale of a word
+    # Each writer's letter width against the font's: std of its log, and the widths kept
+    # (hand.writer_width). Asymmetric: fonts are drawn generously wide, hands often cramped.
+    writer_width_std: float = 0.14
+    writer_width_range: tuple[float, float] = (0.68, 1.3)
     # Joins: a share of writers connect neighbouring lowercase letters inside words.
     join_line_prob: float = 0.4
     join_prob_range: tuple[float, float] = (0.2, 0.8)  # per letter pair, for such a writer

@@ -3,7 +3,8 @@ slant and squeeze, joins between letters and breaks in strokes.
 
 A font draws every "a" the same; a person never does. Each character instance here gets its own
 small map about its own centre (rotation, shear, x/y scale, vertical offset, a bow of its
-strokes), its own advance, sometimes its own pen width; each word its own slant and squeeze.
+strokes), its own advance, sometimes its own pen width; each word its own slant and squeeze;
+each writer (line) its own letter width, from cramped to sprawling.
 
 Where the maps are applied: not one warp per glyph. On this project's shared 2-core machines a
 cv2 call on a 40x40 mask costs 10-20 us and building its map as much again, ~1 ms per line,
@@ -63,6 +64,7 @@ class Hand:
     join_break_prob: float  # a drawn join stops short (a lifted pen)
     break_prob: float  # per glyph instance: a small gap erased across a stroke
     cfg: SynthConfig
+    width: float = 1.0  # the writer's letter width against the font's (narrow < 1 < wide)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,17 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
     join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
     break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
     return Hand(x_height, working_stroke(stroke, x_height), variability, join_prob, cfg.join_break_prob,
-                break_prob, cfg)
+                break_prob, cfg, writer_width(rng, cfg))
+
+
+def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
+    """How much narrower or wider than the font this writer forms letters (a horizontal scale of
+    every glyph and advance). Fonts are drawn at one width each; people write from cramped to
+    sprawling, and a model that saw only the fonts' widths reads a hand a fifth narrower about
+    40% worse (stage 17, `bench/bench_narrow.py`). Not scaled by the writer's variability: a neat
+    hand may be narrow."""
+    lo, hi = cfg.writer_width_range
+    return float(np.clip(math.exp(rng.normal(0.0, cfg.writer_width_std)), lo, hi))
 
 
 def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> WordShape:
@@ -96,7 +108,7 @@ def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> Wor
     slant, squeeze = rng.normal(0.0, 1.0, 2)
     return WordShape(
         slant=_clamp(float(slant) * cfg.word_slant_std * hand.variability, 0.3),
-        squeeze=math.exp(_clamp(float(squeeze) * cfg.word_squeeze_std * hand.variability, 0.3)),
+        squeeze=hand.width * math.exp(_clamp(float(squeeze) * cfg.word_squeeze_std * hand.variability, 0.3)),
         scale=scale,
     )
 

@@ -2,16 +2,18 @@
 a glyph. Not tested here: how natural the variation looks (see docs/synth-samples.png)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 
 from hwr.recognition.charset import DEFAULT_SYMBOLS
-from hwr.synth import LineSynthesizer, SynthConfig
+from hwr.synth import LineSynthesizer, SynthConfig, augment
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank, read_font_list
-from hwr.synth.hand import Hand, break_stroke, instance_displacement
-from hwr.synth.render import compose, render_word, sample_style
+from hwr.synth.hand import Hand, break_stroke, instance_displacement, writer_width
+from hwr.synth.render import compose, layout_line, render_word, sample_style
 
 from helpers import count_gaps
 
@@ -109,6 +111,35 @@ def test_joins_connect_lowercase_letters_inside_a_word():
     assert counts[0.0][0] == 7 and counts[1.0][0] > 7
     assert counts[1.0][1] < counts[0.0][1]
 
+
+
+def test_writer_widths_span_cramped_to_sprawling_within_the_range():
+    cfg = SynthConfig()
+    rng = np.random.default_rng(0)
+    widths = np.array([writer_width(rng, cfg) for _ in range(4000)])
+    lo, hi = cfg.writer_width_range
+    assert widths.min() >= lo and widths.max() <= hi
+    assert abs(float(np.median(widths)) - 1.0) < 0.02
+    # About one writer in eight is a sixth or more narrower than the font (log-normal, std 0.14).
+    assert 0.08 < float(np.mean(widths < 0.85)) < 0.18
+    assert writer_width(np.random.default_rng(5), cfg) == writer_width(np.random.default_rng(5), cfg)
+
+
+def test_a_narrow_writer_draws_the_same_word_narrower_not_shorter():
+    cfg = SynthConfig(**STILL)
+    synth = LineSynthesizer(cfg, seed=0)
+    extents = {}
+    for width in (0.7, 1.0, 1.3):
+        rng = np.random.default_rng(3)
+        style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
+        style.hand = replace(style.hand, width=width)
+        line = layout_line("minimum", style, cfg, synth.fonts, synth.digits, rng)
+        inked = augment.warp_line(line, rng, cfg).ink > 127
+        cols, rows = np.flatnonzero(inked.any(axis=0)), np.flatnonzero(inked.any(axis=1))
+        extents[width] = (cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    (narrow_w, narrow_h), (w, h), (wide_w, wide_h) = extents[0.7], extents[1.0], extents[1.3]
+    assert 0.62 < narrow_w / w < 0.78 and 1.2 < wide_w / w < 1.4, extents
+    assert abs(narrow_h - h) <= 2 and abs(wide_h - h) <= 2, extents
 
 @pytest.mark.parametrize("font", ["delius", "hi-melody", "sacramento", "edu-vic-wa-nt-hand", "architects-daughter",
                                   "gochi-hand"])
