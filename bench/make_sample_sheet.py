@@ -3,8 +3,9 @@
     python bench/make_sample_sheet.py [--split train] [--seed 0] [--out docs/synth-samples.png]
 
 One section per effect of the engine (issue 19): the same line without and with per-instance
-variation, and by a cramped and a sprawling writer; allographs; joins and breaks; each pen
-model; each capture condition; real EMNIST letters and digits; the held-out hands. Each row shows a line at its rendered size (scaled down only if
+variation, by a cramped and a sprawling writer and by writers of small and large x-height;
+allographs; joins and breaks; each pen model; each capture condition; real EMNIST letters and
+digits; the held-out hands. Each row shows a line at its rendered size (scaled down only if
 wider than the sheet) under a caption with the effect, the label, font, pen and condition, so a
 reader can check label/image agreement.
 """
@@ -68,6 +69,9 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
     for width, hand in ((0.7, "a cramped"), (1.3, "a sprawling")):
         render(replace(base, instance_prob=1.0, writer_width_range=(width, width)), 1,
                effect=f"the same line by {hand} writer (letters {width:g} times the font's width)")
+    for band, size in ((0.75, "small"), (1.3, "large")):
+        render(replace(base, instance_prob=1.0, writer_band_std=0.1, writer_band_range=(band, band)), 1,
+               effect=f"the same line by a writer of {size} x-height (band {band:g}; writer_band_std, off in training)")
     render(replace(base, instance_prob=1.0), 2, effect="one form per letter")
     render(replace(base, instance_prob=1.0, allograph_line_prob=1.0, allograph_letter_prob=0.5), 2,
            effect="the same font and text with allographs: some letters in two forms, the second from another hand")

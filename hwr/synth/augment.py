@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from hwr.synth.config import SynthConfig
-from hwr.synth.hand import instance_displacement
+from hwr.synth.hand import CENTRE_HEIGHT, band_source_heights, instance_displacement
 from hwr.synth.render import InkLine
 
 # A fixed field of Gaussian noise, cropped at random offsets (and flipped): drawing fresh
@@ -97,12 +97,13 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
     amplitude = float(rng.uniform(*cfg.elastic_amplitude_range)) * xh if rng.random() < cfg.elastic_prob else 0.0
     # Each letter's own map and bend (hand.py), evaluated on the same coarse grid.
     varied = line.instances is not None
+    band = line.band if varied else 1.0
 
     # Forward map about the baseline: p' = L (p - (0, by)) + t.
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - (0.0, by)
     moved = corners @ linear.T
     # Instance maps move ink by a few tenths of an x-height at most.
-    pad = math.ceil(3.0 * amplitude + (0.3 * xh if varied else 0.0)) + 2
+    pad = math.ceil(3.0 * amplitude + (0.3 * xh if varied else 0.0) + max(0.0, band - 1.0) * xh) + 2
     t = pad - moved.min(axis=0)
     out_w, out_h = (np.ceil(moved.max(axis=0) + t).astype(int) + pad).tolist()
 
@@ -128,12 +129,19 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
         dx, dy = instance_displacement(src[..., 0], src[..., 1], line.instances, line.x_height)
         src[..., 0] -= dx
         src[..., 1] -= dy
+    if band != 1.0:
+        # The writer's x-height band, about each letter's baseline (its instance centre sits
+        # CENTRE_HEIGHT above it; between letters the baseline is interpolated).
+        order = np.argsort(line.instances[:, 0], kind="stable")
+        centres = line.instances[order]
+        base = np.interp(src[..., 0], centres[:, 0], centres[:, 1]) + CENTRE_HEIGHT * line.x_height
+        src[..., 1] = base - band_source_heights(base - src[..., 1], band, line.x_height)
     # One two-channel map (x, y interleaved): a single resize and the fastest remap input.
     xy_map = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
     warped = cv2.remap(ink, xy_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     baseline = [tuple((linear @ (np.array(p) - (0.0, by)) + t).tolist()) for p in line.baseline]
-    return replace(line, ink=warped, baseline=baseline, x_height=xh, scale=1.0)
+    return replace(line, ink=warped, baseline=baseline, x_height=xh * band, scale=1.0, band=1.0)
 
 
 def ink_box(ink: np.ndarray, threshold: int = 0) -> tuple[int, int, int, int] | None:

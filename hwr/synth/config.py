@@ -108,6 +108,11 @@ class SynthConfig:
     # (hand.writer_width). Asymmetric: fonts are drawn generously wide, hands often cramped.
     writer_width_std: float = 0.14
     writer_width_range: tuple[float, float] = (0.68, 1.3)
+    # Each writer's x-height against the font's ascenders (hand.writer_band): small letters with
+    # tall loops, or large ones with stubby ascenders. Std of its log, 0 = off (no draw: lines as
+    # before); no stage has trained on it yet. 0.12 is the setting to try.
+    writer_band_std: float = 0.0
+    writer_band_range: tuple[float, float] = (0.75, 1.3)
     # Joins: a share of writers connect neighbouring lowercase letters inside words.
     join_line_prob: float = 0.4
     join_prob_range: tuple[float, float] = (0.2, 0.8)  # per letter pair, for such a writer

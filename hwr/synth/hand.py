@@ -65,6 +65,7 @@ class Hand:
     break_prob: float  # per glyph instance: a small gap erased across a stroke
     cfg: SynthConfig
     width: float = 1.0  # the writer's letter width against the font's (narrow < 1 < wide)
+    band: float = 1.0  # the writer's x-height against the font's, ascenders and descenders kept
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
     join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
     break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
     return Hand(x_height, working_stroke(stroke, x_height), variability, join_prob, cfg.join_break_prob,
-                break_prob, cfg, writer_width(rng, cfg))
+                break_prob, cfg, writer_width(rng, cfg), writer_band(rng, cfg))
 
 
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
@@ -101,6 +102,26 @@ def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
     hand may be narrow."""
     lo, hi = cfg.writer_width_range
     return float(np.clip(math.exp(rng.normal(0.0, cfg.writer_width_std)), lo, hi))
+
+
+def writer_band(rng: np.random.Generator, cfg: SynthConfig) -> float:
+    """How much taller or shorter than the font's this writer draws the x-height band (the
+    bodies of a, e, n, o), the ascenders' and descenders' own lengths kept (augment.warp_line
+    moves them with the band's edge). 1.0 without a draw when cfg.writer_band_std is 0, so a
+    config without it draws the lines it drew before."""
+    if cfg.writer_band_std <= 0:
+        return 1.0
+    lo, hi = cfg.writer_band_range
+    return float(np.clip(math.exp(rng.normal(0.0, cfg.writer_band_std)), lo, hi))
+
+
+def band_source_heights(heights: np.ndarray, band: float, x_height: float) -> np.ndarray:
+    """The inverse of the band map, as the warp evaluates it: for points `heights` above the
+    baseline in the banded line, their heights in the font's layout. The band [0, x_height]
+    becomes [0, band * x_height]; ink above it moves by the band's growth, ink below the
+    baseline stays."""
+    top = band * x_height
+    return np.where(heights <= 0, heights, np.where(heights < top, heights / band, heights - (top - x_height)))
 
 
 def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> WordShape:

@@ -87,6 +87,7 @@ class InkLine:
     instances: np.ndarray | None = None
     pen: str = FONT_PEN  # the pen model that drew the glyphs (pens.PENS), or the font's own
     struck: bool = False  # one word is crossed out (strike.py) and labelled `#`
+    band: float = 1.0  # the writer's x-height band scale (hand.writer_band), applied by the warp
 
 
 @dataclass
@@ -331,7 +332,8 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
         varied[:, 1] -= y0
     font = style.font or (EMNIST_FONT if style.real_letters else MNIST_FONT)
     return InkLine(canvas, baseline, xh, " ".join(words), font, kind, scale=style.scale,
-                   instances=varied, pen=style.pen.name if style.pen else FONT_PEN, struck=strike is not None)
+                   instances=varied, pen=style.pen.name if style.pen else FONT_PEN, struck=strike is not None,
+                   band=style.hand.band if varied is not None else 1.0)
 
 
 def _cross_out(word_ink: WordInk, style: WriterStyle, x_height: float, strike: Strike) -> None:

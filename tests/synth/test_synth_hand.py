@@ -12,7 +12,14 @@ from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth import LineSynthesizer, SynthConfig, augment
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank, read_font_list
-from hwr.synth.hand import Hand, break_stroke, instance_displacement, writer_width
+from hwr.synth.hand import (
+    Hand,
+    band_source_heights,
+    break_stroke,
+    instance_displacement,
+    writer_band,
+    writer_width,
+)
 from hwr.synth.render import compose, layout_line, render_word, sample_style
 
 from helpers import count_gaps
@@ -113,6 +120,19 @@ def test_joins_connect_lowercase_letters_inside_a_word():
 
 
 
+def _ink_extent(text: str, **hand_fields) -> tuple[int, int, float]:
+    """Width and height of `text`'s ink in an upright delius line, and the line's x-height."""
+    cfg = SynthConfig(**STILL)
+    synth = LineSynthesizer(cfg, seed=0)
+    rng = np.random.default_rng(3)
+    style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
+    style.hand = replace(style.hand, **hand_fields)
+    line = augment.warp_line(layout_line(text, style, cfg, synth.fonts, synth.digits, rng), rng, cfg)
+    inked = line.ink > 127
+    cols, rows = np.flatnonzero(inked.any(axis=0)), np.flatnonzero(inked.any(axis=1))
+    return cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, line.x_height
+
+
 def test_writer_widths_span_cramped_to_sprawling_within_the_range():
     cfg = SynthConfig()
     rng = np.random.default_rng(0)
@@ -126,20 +146,38 @@ def test_writer_widths_span_cramped_to_sprawling_within_the_range():
 
 
 def test_a_narrow_writer_draws_the_same_word_narrower_not_shorter():
-    cfg = SynthConfig(**STILL)
-    synth = LineSynthesizer(cfg, seed=0)
-    extents = {}
-    for width in (0.7, 1.0, 1.3):
-        rng = np.random.default_rng(3)
-        style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
-        style.hand = replace(style.hand, width=width)
-        line = layout_line("minimum", style, cfg, synth.fonts, synth.digits, rng)
-        inked = augment.warp_line(line, rng, cfg).ink > 127
-        cols, rows = np.flatnonzero(inked.any(axis=0)), np.flatnonzero(inked.any(axis=1))
-        extents[width] = (cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    extents = {width: _ink_extent("minimum", width=width)[:2] for width in (0.7, 1.0, 1.3)}
     (narrow_w, narrow_h), (w, h), (wide_w, wide_h) = extents[0.7], extents[1.0], extents[1.3]
     assert 0.62 < narrow_w / w < 0.78 and 1.2 < wide_w / w < 1.4, extents
     assert abs(narrow_h - h) <= 2 and abs(wide_h - h) <= 2, extents
+
+
+def test_writer_bands_are_off_by_default_and_then_draw_nothing():
+    rng = np.random.default_rng(1)
+    assert writer_band(rng, SynthConfig()) == 1.0
+    assert rng.random() == np.random.default_rng(1).random()  # no draw: lines as before
+    cfg = SynthConfig(writer_band_std=0.12)
+    bands = np.array([writer_band(np.random.default_rng(seed), cfg) for seed in range(2000)])
+    lo, hi = cfg.writer_band_range
+    assert bands.min() >= lo and bands.max() <= hi and 0.2 < float(np.mean(bands < 0.92)) < 0.35
+
+
+def test_the_band_map_scales_the_x_height_and_moves_what_is_above_it():
+    heights = np.array([-5.0, 0.0, 13.0, 26.0, 30.0, 50.0])  # x-height 20, band 1.3: top at 26
+    source = band_source_heights(heights, 1.3, 20.0)
+    np.testing.assert_allclose(source, [-5.0, 0.0, 10.0, 20.0, 24.0, 44.0])
+    assert np.all(np.diff(band_source_heights(np.linspace(-10, 60, 200), 0.75, 20.0)) > 0)
+
+
+def test_a_writer_band_grows_the_letters_bodies_not_the_ascenders_lengths():
+    (_, body, xh), (_, tall_body, tall_xh) = _ink_extent("mum"), _ink_extent("mum", band=1.3)
+    (_, stem, _), (_, tall_stem, _) = _ink_extent("lhl"), _ink_extent("lhl", band=1.3)
+    assert tall_xh == pytest.approx(1.3 * xh)
+    assert 1.2 < tall_body / body < 1.4, (body, tall_body)
+    # An ascender's stem grows by the band's growth only: 0.3 x-heights, not 30% of its height.
+    assert abs((tall_stem - stem) - 0.3 * xh) < 0.12 * xh, (stem, tall_stem, xh)
+    (_, small_body, _) = _ink_extent("mum", band=0.75)
+    assert 0.68 < small_body / body < 0.82
 
 @pytest.mark.parametrize("font", ["delius", "hi-melody", "sacramento", "edu-vic-wa-nt-hand", "architects-daughter",
                                   "gochi-hand"])
