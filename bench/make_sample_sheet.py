@@ -70,8 +70,8 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
         render(replace(base, instance_prob=1.0, writer_width_range=(width, width)), 1,
                effect=f"the same line by {hand} writer (letters {width:g} times the font's width)")
     for band, size in ((0.75, "small"), (1.3, "large")):
-        render(replace(base, instance_prob=1.0, writer_band_std=0.1, writer_band_range=(band, band)), 1,
-               effect=f"the same line by a writer of {size} x-height (band {band:g}; writer_band_std, off in training)")
+        render(replace(base, instance_prob=1.0, writer_band_range=(band, band)), 1,
+               effect=f"the same line by a writer of {size} x-height (the band {band:g} times the font's)")
     render(replace(base, instance_prob=1.0), 2, effect="one form per letter")
     render(replace(base, instance_prob=1.0, allograph_line_prob=1.0, allograph_letter_prob=0.5), 2,
            effect="the same font and text with allographs: some letters in two forms, the second from another hand")

@@ -109,9 +109,8 @@ class SynthConfig:
     writer_width_std: float = 0.14
     writer_width_range: tuple[float, float] = (0.68, 1.3)
     # Each writer's x-height against the font's ascenders (hand.writer_band): small letters with
-    # tall loops, or large ones with stubby ascenders. Std of its log, 0 = off (no draw: lines as
-    # before); no stage has trained on it yet. 0.12 is the setting to try.
-    writer_band_std: float = 0.0
+    # tall loops, or large ones with stubby ascenders. Std of its log; 0 = off (no draw).
+    writer_band_std: float = 0.12
     writer_band_range: tuple[float, float] = (0.75, 1.3)
     # Joins: a share of writers connect neighbouring lowercase letters inside words.
     join_line_prob: float = 0.4
