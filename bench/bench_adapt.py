@@ -46,6 +46,7 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.fonts import VALIDATION_FONTS
+from hwr.synth.hand import Proportions, writer_proportions
 from hwr.synth.pens import draw_pen_name
 from hwr.synth.synthesizer import LineSynthesizer
 from hwr.training.adapt import AdaptConfig, adapt
@@ -59,24 +60,27 @@ UNLABELED_SEED = 404  # the writer's uncorrected lines (--unlabeled): neither te
 
 @dataclass(frozen=True)
 class Writer:
-    """A validation font as a person. x_height and pen None: every line draws its own, as
-    lines of many people sharing one font would ("per-line", the default); set, they are one
-    person's habits, kept on every line ("held", as the engine's pages keep font and size)."""
+    """A validation font as a person. x_height, pen and proportions None: every line draws its
+    own, as lines of many people sharing one font would ("per-line", the default); set, they are
+    one person's habits, kept on every line ("held", as the engine's pages keep them)."""
 
     font: str
     x_height: float | None = None
     pen: str | None = None
+    proportions: Proportions | None = None  # letter width and x-height band (hand.writer_proportions)
 
 
 def make_writer(font: str, habits: str) -> Writer:
-    """habits "held": a size and a pen drawn once per font (seeded by its name, so the lines
-    adapted on and the lines scored share them), from the engine's own distributions."""
+    """habits "held": a size, a pen and letter proportions drawn once per font (seeded by its
+    name, so the lines adapted on and the lines scored share them), from the engine's own
+    distributions."""
     if habits == "per-line":
         return Writer(font)
     cfg = SynthConfig()
     rng = np.random.default_rng([HABITS_SEED, zlib.crc32(font.encode())])
     x_height = float(rng.uniform(*cfg.x_height_range))
-    return Writer(font, x_height, draw_pen_name(rng, cfg))
+    pen = draw_pen_name(rng, cfg)
+    return Writer(font, x_height, pen, writer_proportions(rng, cfg))
 
 
 def writer_lines(writer: Writer, n: int, seed: int) -> list[LineSample]:
@@ -90,7 +94,8 @@ def writer_lines(writer: Writer, n: int, seed: int) -> list[LineSample]:
     while len(lines) < n:
         rng = synth.rng(index)
         index += 1
-        ink = synth.write_line(rng, font=font, x_height=writer.x_height, pen=writer.pen)
+        ink = synth.write_line(rng, font=font, x_height=writer.x_height, pen=writer.pen,
+                               proportions=writer.proportions)
         if ink.font != font or not ink.text.strip():
             continue
         ink, _ = augment.crop_with_margins(ink, rng, cfg)

@@ -84,15 +84,28 @@ def working_stroke(stroke: float, x_height: float) -> float:
     return max(1.0, stroke or 0.1 * x_height)
 
 
-def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float) -> Hand | None:
-    """A writer's variability for one line, or None (this line keeps the font's exact glyphs)."""
+class Proportions(NamedTuple):
+    """A writer's letter proportions against the font's: one person keeps them on every line."""
+
+    width: float  # hand.writer_width
+    band: float  # hand.writer_band
+
+
+def writer_proportions(rng: np.random.Generator, cfg: SynthConfig) -> Proportions:
+    return Proportions(writer_width(rng, cfg), writer_band(rng, cfg))
+
+
+def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float,
+                proportions: Proportions | None = None) -> Hand | None:
+    """A writer's variability for one line, or None (this line keeps the font's exact glyphs).
+    proportions: the writer's, kept from line to line (a page's writer); None draws the line's own."""
     if rng.random() >= cfg.instance_prob:
         return None
     variability = float(rng.uniform(*cfg.instance_variability_range))
     join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
     break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
     return Hand(x_height, working_stroke(stroke, x_height), variability, join_prob, cfg.join_break_prob,
-                break_prob, cfg, writer_width(rng, cfg), writer_band(rng, cfg))
+                break_prob, cfg, *(proportions or writer_proportions(rng, cfg)))
 
 
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:

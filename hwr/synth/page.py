@@ -17,10 +17,13 @@ import numpy as np
 
 from hwr.records import Line, Page
 from hwr.synth import augment
+from hwr.synth.hand import writer_proportions
 from hwr.synth.render import InkLine
 
 if TYPE_CHECKING:
     from hwr.synth.synthesizer import LineSynthesizer
+
+POLYGON_STEP = 2.0  # x-heights: the width of the columns a line's polygon follows its ink in
 
 
 @dataclass
@@ -69,11 +72,15 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
     if n_lines is None:
         n_lines = int(rng.integers(cfg.page_lines_range[0], cfg.page_lines_range[1] + 1))
 
-    # One writer per page: one font and hand size (lines whose text the font lacks use another).
+    # One writer per page: one font, hand size and letter proportions (lines whose text the font
+    # lacks use another). Lines of one page with bodies of different sizes are no one's page,
+    # and their ink heights would mislead segmentation's line height.
     names = synthesizer.fonts.names
     font = names[int(rng.integers(len(names)))]
     x_height = float(rng.uniform(*cfg.x_height_range))
-    lines = [synthesizer.write_line(rng, font=font, x_height=x_height) for _ in range(n_lines)]
+    proportions = writer_proportions(rng, cfg)
+    lines = [synthesizer.write_line(rng, font=font, x_height=x_height, proportions=proportions)
+             for _ in range(n_lines)]
 
     ruled = rng.random() < cfg.page_ruled_prob
     placed, width, height, rules = _layout(lines, x_height, ruled, rng, cfg)
@@ -94,10 +101,8 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
     meta = []
     pad = cfg.page_polygon_pad_px
     for k, p in enumerate(placed):
-        h, w = p.crop.shape
-        corners = [(p.x - pad, p.y - pad), (p.x + w + pad, p.y - pad), (p.x + w + pad, p.y + h + pad),
-                   (p.x - pad, p.y + h + pad)]
-        polygon = [_apply(skew, pt, width, height) for pt in corners]
+        outline = _outline(p.crop, p.x, p.y, p.baseline, pad, max(8, round(POLYGON_STEP * x_height)))
+        polygon = [_apply(skew, pt, width, height) for pt in outline]
         baseline = [_apply(skew, pt, width, height) for pt in p.baseline]
         xs, ys = [q[0] for q in polygon], [q[1] for q in polygon]
         bbox = (max(0, min(xs)), max(0, min(ys)), min(width, max(xs) + 1), min(height, max(ys) + 1))
@@ -105,6 +110,42 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
                                text=p.line.text))
         meta.append({"font": p.line.font, "kind": p.line.kind, "pen": p.line.pen, "ink": ink_name})
     return SynthPage(image=image, page=page, ink=ink, line_meta=meta)
+
+
+def _outline(crop: np.ndarray, x: int, y: int, baseline: list[tuple[float, float]], pad: int,
+             step: int) -> list[tuple[float, float]]:
+    """A line's polygon as a transcription tool draws it: the ink's top and bottom in columns
+    `step` px wide (a staircase, upper edge left to right, then lower edge back), grown by `pad`,
+    and always holding the baseline. A box around a line that rises or falls (its rotation,
+    its words' drifting baselines) is mostly paper and overlaps the lines next to it, and a
+    segmenter's close polygon would not match it."""
+    h, w = crop.shape
+    edges = np.linspace(0, w, max(1, math.ceil(w / step)) + 1).round().astype(int)
+    rows = np.arange(h)
+    tops, bottoms = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        inked = rows[(crop[:, a:b] > 0).any(axis=1)]
+        tops.append(inked[0] if inked.size else np.nan)
+        bottoms.append(inked[-1] + 1 if inked.size else np.nan)
+    tops, bottoms = np.array(tops, float), np.array(bottoms, float)
+    if np.isnan(tops).all():
+        tops[:], bottoms[:] = 0, h
+    # Columns without ink (a word gap) take the line's middle extent.
+    tops[np.isnan(tops)] = np.nanmedian(tops)
+    bottoms[np.isnan(bottoms)] = np.nanmedian(bottoms)
+    (bx0, by0), (bx1, by1) = baseline[0], baseline[-1]
+
+    def baseline_y(px: float) -> float:
+        return by0 if bx1 == bx0 else by0 + (by1 - by0) * (px - bx0) / (bx1 - bx0)
+
+    upper, lower = [], []
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        left, right = x + a - (pad if k == 0 else 0), x + b + (pad if k == len(edges) - 2 else 0)
+        low = max(y + bottoms[k], baseline_y(x + a), baseline_y(x + b)) + pad
+        high = min(y + tops[k], low - 2 * pad) - pad
+        upper += [(left, high), (right, high)]
+        lower += [(left, low), (right, low)]
+    return upper + lower[::-1]
 
 
 def _layout(lines: list[InkLine], x_height: float, ruled: bool, rng: np.random.Generator, cfg):

@@ -26,6 +26,7 @@ from hwr.synth.hand import (
     CENTRE_HEIGHT,
     Hand,
     JoinAnchors,
+    Proportions,
     instance,
     join_letters,
     max_shift_x,
@@ -103,8 +104,10 @@ class WordInk:
 
 
 def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | None, font: str | None,
-                 has_digits: bool, x_height: float | None = None, pen: str | None = None) -> WriterStyle:
-    """A writer for one line. pen: force this pen model (pens.PENS) on a font line."""
+                 has_digits: bool, x_height: float | None = None, pen: str | None = None,
+                 proportions: Proportions | None = None) -> WriterStyle:
+    """A writer for one line. pen: force this pen model (pens.PENS) on a font line;
+    proportions: the writer's letter width and x-height band (hand.Proportions), else drawn."""
     drawn = float(rng.uniform(*cfg.x_height_range))
     x_height = drawn if x_height is None else x_height
     tracking = 0.0
@@ -131,7 +134,7 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     layout_xh = x_height * grid_px / font_px
     pen = choose_pen(rng, cfg, layout_xh, force=pen)
     pen_width = pen.width if pen else bank.stroke_width(font, grid_px)
-    hand = sample_hand(rng, cfg, layout_xh, pen_width)
+    hand = sample_hand(rng, cfg, layout_xh, pen_width, proportions)
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
                        digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen, pen_width=pen_width)
 

@@ -19,6 +19,7 @@ from hwr.synth.allographs import sample_allographs
 from hwr.synth.config import SynthConfig
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
+from hwr.synth.hand import Proportions
 from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
@@ -176,12 +177,13 @@ class LineSynthesizer:
                             line.pen, condition, line.struck)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
-                   x_height: float | None = None, pen: str | None = None) -> InkLine:
+                   x_height: float | None = None, pen: str | None = None,
+                   proportions: Proportions | None = None) -> InkLine:
         """Text and writer, then glyph layout, pen width and warp: the line's ink alone.
 
-        font, x_height: keep one writer across the lines of a page (font is used whenever it
-        covers the line's text). pen: force a pen model (pens.PENS, or pens.FONT_PEN for the
-        font's own strokes) on font lines.
+        font, x_height, proportions: keep one writer across the lines of a page (font is used
+        whenever it covers the line's text; proportions: hand.writer_proportions). pen: force a
+        pen model (pens.PENS, or pens.FONT_PEN for the font's own strokes) on font lines.
         """
         preferred = font
         font, text = None, ""
@@ -192,7 +194,7 @@ class LineSynthesizer:
             if kind != "digits" and not real_letters:
                 font, text = self.choose_font(rng, text, preferred)
         style: WriterStyle = sample_style(rng, self.config, self.fonts, font, any(c.isdigit() for c in text),
-                                          x_height, pen)
+                                          x_height, pen, proportions)
         style.real_letters = font is None and kind == "letters"
         if style.hand is not None and (self.split == "train" or self.config.allograph_validation):
             style.allographs = sample_allographs(rng, self.config, self.fonts, font, style.hand.x_height,

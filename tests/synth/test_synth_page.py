@@ -48,3 +48,24 @@ def test_pages_are_reproducible_and_json_ready(synth):
     assert [line.text for line in a.page.lines] == [line.text for line in b.page.lines]
     data = a.to_json()
     assert len(data["lines"]) == 3 and {"polygon", "baseline", "text", "font"} <= set(data["lines"][0])
+
+
+def test_a_page_is_one_writer_with_one_set_of_letter_proportions(synth, monkeypatch):
+    import hwr.synth.render as render
+
+    hands = []
+    real_sample_hand = render.sample_hand
+
+    def recording(*args, **kwargs):
+        hand = real_sample_hand(*args, **kwargs)
+        hands.append(hand)
+        return hand
+
+    monkeypatch.setattr(render, "sample_hand", recording)
+    synth.sample_page(3, n_lines=5)
+    proportions = {(hand.width, hand.band) for hand in hands if hand is not None}
+    assert len(hands) == 5 and len(proportions) == 1
+    hands.clear()
+    for index in range(5):  # lines on their own: each writer their own
+        synth.sample(index)
+    assert len({(hand.width, hand.band) for hand in hands if hand is not None}) > 1
