@@ -111,9 +111,10 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
     """How much narrower or wider than the font this writer forms letters (a horizontal scale of
     every glyph and advance). Fonts are drawn at one width each; people write from cramped to
-    sprawling, and a model that saw only the fonts' widths reads a hand a fifth narrower about
-    40% worse (stage 17, `bench/bench_narrow.py`). Not scaled by the writer's variability: a neat
-    hand may be narrow."""
+    sprawling, and a model that saw only the fonts' widths reads lines a fifth narrower a quarter
+    to 40% worse (stage 17: the harder set 6.2% -> 7.8%, its paper lines of corpus text 3.9% ->
+    5.5%; `bench/bench_narrow.py`). Not scaled by the writer's variability: a neat hand may be
+    narrow."""
     lo, hi = cfg.writer_width_range
     return float(np.clip(math.exp(rng.normal(0.0, cfg.writer_width_std)), lo, hi))
 
