@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from hwr.synth.config import SynthConfig
-from hwr.synth.hand import CENTRE_HEIGHT, band_source_heights, instance_displacement
+from hwr.synth.hand import CENTRE_HEIGHT, Proportions, band_source_heights, instance_displacement
 from hwr.synth.render import InkLine
 
 # A fixed field of Gaussian noise, cropped at random offsets (and flipped): drawing fresh
@@ -93,11 +93,12 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
     h, w = ink.shape
     xh = line.x_height * line.scale  # final pixels
     by = line.baseline[0][1]
-    linear = sample_linear_map(rng, cfg) * line.scale
+    width, band = line.proportions
+    # The writer's letter width: a horizontal scale of the whole line before slant and rotation.
+    linear = sample_linear_map(rng, cfg) @ np.diag([width, 1.0]) * line.scale
     amplitude = float(rng.uniform(*cfg.elastic_amplitude_range)) * xh if rng.random() < cfg.elastic_prob else 0.0
     # Each letter's own map and bend (hand.py), evaluated on the same coarse grid.
     varied = line.instances is not None
-    band = line.band if varied else 1.0
 
     # Forward map about the baseline: p' = L (p - (0, by)) + t.
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) - (0.0, by)
@@ -131,17 +132,23 @@ def warp_line(line: InkLine, rng: np.random.Generator, cfg: SynthConfig) -> InkL
         src[..., 1] -= dy
     if band != 1.0:
         # The writer's x-height band, about each letter's baseline (its instance centre sits
-        # CENTRE_HEIGHT above it; between letters the baseline is interpolated).
-        order = np.argsort(line.instances[:, 0], kind="stable")
-        centres = line.instances[order]
-        base = np.interp(src[..., 0], centres[:, 0], centres[:, 1]) + CENTRE_HEIGHT * line.x_height
+        # CENTRE_HEIGHT above it; between letters the baseline is interpolated), or about the
+        # line's baseline in a line without instances.
+        if varied:
+            centres = line.instances[np.argsort(line.instances[:, 0], kind="stable")]
+            xs, ys = centres[:, 0], centres[:, 1] + CENTRE_HEIGHT * line.x_height
+        else:
+            (x0, y0), (x1, y1) = line.baseline[0], line.baseline[-1]
+            xs, ys = np.array([x0, x1 + 1e-3]), np.array([y0, y1])
+        base = np.interp(src[..., 0], xs, ys)
         src[..., 1] = base - band_source_heights(base - src[..., 1], band, line.x_height)
     # One two-channel map (x, y interleaved): a single resize and the fastest remap input.
     xy_map = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
     warped = cv2.remap(ink, xy_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     baseline = [tuple((linear @ (np.array(p) - (0.0, by)) + t).tolist()) for p in line.baseline]
-    return replace(line, ink=warped, baseline=baseline, x_height=xh * band, scale=1.0, band=1.0)
+    return replace(line, ink=warped, baseline=baseline, x_height=xh * band, scale=1.0,
+                   proportions=Proportions(1.0, 1.0))
 
 
 def ink_box(ink: np.ndarray, threshold: int = 0) -> tuple[int, int, int, int] | None:

@@ -109,12 +109,13 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
 
 
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
-    """How much narrower or wider than the font this writer forms letters (a horizontal scale of
-    every glyph and advance). Fonts are drawn at one width each; people write from cramped to
-    sprawling, and a model that saw only the fonts' widths reads lines a fifth narrower a quarter
-    to 40% worse (stage 17: the harder set 6.2% -> 7.8%, its paper lines of corpus text 3.9% ->
-    5.5%; `bench/bench_narrow.py`). Not scaled by the writer's variability: a neat hand may be
-    narrow."""
+    """How much narrower or wider than the font this writer forms letters: one horizontal scale
+    of the whole line (augment.warp_line), letters, spacing and all. (A word's own squeeze only
+    moves its letters' centres: shared by them, the instance maps blend it away in between.)
+    Fonts are drawn at one width each; people write from cramped to sprawling, and a model that
+    saw only the fonts' widths reads lines a fifth narrower a quarter to 40% worse (stage 17: the
+    harder set 6.2% -> 7.8%, its paper lines of corpus text 3.9% -> 5.5%;
+    `bench/bench_narrow.py`). Not scaled by the writer's variability: a neat hand may be narrow."""
     lo, hi = cfg.writer_width_range
     return float(np.clip(math.exp(rng.normal(0.0, cfg.writer_width_std)), lo, hi))
 
@@ -144,7 +145,7 @@ def sample_word(rng: np.random.Generator, hand: Hand, scale: float = 1.0) -> Wor
     slant, squeeze = rng.normal(0.0, 1.0, 2)
     return WordShape(
         slant=_clamp(float(slant) * cfg.word_slant_std * hand.variability, 0.3),
-        squeeze=hand.width * math.exp(_clamp(float(squeeze) * cfg.word_squeeze_std * hand.variability, 0.3)),
+        squeeze=math.exp(_clamp(float(squeeze) * cfg.word_squeeze_std * hand.variability, 0.3)),
         scale=scale,
     )
 

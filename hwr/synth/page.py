@@ -141,8 +141,11 @@ def _outline(crop: np.ndarray, x: int, y: int, baseline: list[tuple[float, float
     upper, lower = [], []
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
         left, right = x + a - (pad if k == 0 else 0), x + b + (pad if k == len(edges) - 2 else 0)
-        low = max(y + bottoms[k], baseline_y(x + a), baseline_y(x + b)) + pad
-        high = min(y + tops[k], low - 2 * pad) - pad
+        # Both edges hold the baseline (a column of a descender's tail alone starts below it),
+        # so neighbouring columns share it and the outline never crosses itself.
+        base_low, base_high = max(baseline_y(x + a), baseline_y(x + b)), min(baseline_y(x + a), baseline_y(x + b))
+        low = max(y + bottoms[k], base_low) + pad
+        high = min(y + tops[k], base_high) - pad
         upper += [(left, high), (right, high)]
         lower += [(left, low), (right, low)]
     return upper + lower[::-1]

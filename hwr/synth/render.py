@@ -66,6 +66,9 @@ class WriterStyle:
     # Each character re-stroked once per line; its instances differ by their own maps (hand.py).
     pen_cache: dict = field(default_factory=dict, repr=False)
     allographs: Allographs | None = None  # second forms of some letters (allographs.py); only with a hand
+    # The writer's letter width and x-height band (hand.Proportions): the hand's, a page writer's
+    # on a line without a hand, else the font's own.
+    proportions: Proportions = Proportions(1.0, 1.0)
 
 
 @dataclass
@@ -88,7 +91,8 @@ class InkLine:
     instances: np.ndarray | None = None
     pen: str = FONT_PEN  # the pen model that drew the glyphs (pens.PENS), or the font's own
     struck: bool = False  # one word is crossed out (strike.py) and labelled `#`
-    band: float = 1.0  # the writer's x-height band scale (hand.writer_band), applied by the warp
+    # The writer's letter proportions (hand.Proportions), both applied by the warp.
+    proportions: Proportions = Proportions(1.0, 1.0)
 
 
 @dataclass
@@ -135,8 +139,11 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     pen = choose_pen(rng, cfg, layout_xh, force=pen)
     pen_width = pen.width if pen else bank.stroke_width(font, grid_px)
     hand = sample_hand(rng, cfg, layout_xh, pen_width, proportions)
+    if hand is not None:
+        proportions = Proportions(hand.width, hand.band)
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
-                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen, pen_width=pen_width)
+                       digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen, pen_width=pen_width,
+                       proportions=proportions or Proportions(1.0, 1.0))
 
 
 def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:
@@ -319,7 +326,8 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
             # Ink-to-ink minimum: the label's space must show on the page, even after the
             # instance maps (hand.py) move both words' ink towards each other.
             reserve = 2.0 * max(prev_shift, word_ink.shift)
-            x = max(pen + gap, prev_right + cfg.min_word_gap * xh + reserve - word_ink.left)
+            # The warp scales the line by the writer's width: the minimum gap holds after it.
+            x = max(pen + gap, prev_right + cfg.min_word_gap * xh / style.proportions.width + reserve - word_ink.left)
         dx = int(round(x))
         pieces.extend((mask, px + dx, py + dy) for mask, px, py in word_ink.pieces)
         instances.extend((cx + dx, cy + dy, *rest) for cx, cy, *rest in word_ink.instances)
@@ -336,7 +344,7 @@ def layout_line(text: str, style: WriterStyle, cfg: SynthConfig, bank: FontBank 
     font = style.font or (EMNIST_FONT if style.real_letters else MNIST_FONT)
     return InkLine(canvas, baseline, xh, " ".join(words), font, kind, scale=style.scale,
                    instances=varied, pen=style.pen.name if style.pen else FONT_PEN, struck=strike is not None,
-                   band=style.hand.band if varied is not None else 1.0)
+                   proportions=style.proportions)
 
 
 def _cross_out(word_ink: WordInk, style: WriterStyle, x_height: float, strike: Strike) -> None:

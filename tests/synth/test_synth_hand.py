@@ -14,6 +14,7 @@ from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank, read_font_list
 from hwr.synth.hand import (
     Hand,
+    Proportions,
     band_source_heights,
     break_stroke,
     instance_displacement,
@@ -120,17 +121,24 @@ def test_joins_connect_lowercase_letters_inside_a_word():
 
 
 
-def _ink_extent(text: str, **hand_fields) -> tuple[int, int, float]:
-    """Width and height of `text`'s ink in an upright delius line, and the line's x-height."""
+def _upright_ink(text: str, width: float = 1.0, band: float = 1.0) -> tuple[np.ndarray, float]:
+    """`text` in an upright delius line by a writer of these proportions: its ink and x-height."""
     cfg = SynthConfig(**STILL)
     synth = LineSynthesizer(cfg, seed=0)
     rng = np.random.default_rng(3)
     style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
-    style.hand = replace(style.hand, **{"width": 1.0, "band": 1.0, **hand_fields})
+    style.hand = replace(style.hand, width=width, band=band)
+    style.proportions = Proportions(width, band)
     line = augment.warp_line(layout_line(text, style, cfg, synth.fonts, synth.digits, rng), rng, cfg)
-    inked = line.ink > 127
+    return line.ink, line.x_height
+
+
+def _ink_extent(text: str, **proportions) -> tuple[int, int, float]:
+    """Width and height of `text`'s ink (_upright_ink), and the line's x-height."""
+    ink, x_height = _upright_ink(text, **proportions)
+    inked = ink > 127
     cols, rows = np.flatnonzero(inked.any(axis=0)), np.flatnonzero(inked.any(axis=1))
-    return cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, line.x_height
+    return cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1, x_height
 
 
 def test_writer_widths_span_cramped_to_sprawling_within_the_range():
@@ -150,6 +158,19 @@ def test_a_narrow_writer_draws_the_same_word_narrower_not_shorter():
     (narrow_w, narrow_h), (w, h), (wide_w, wide_h) = extents[0.7], extents[1.0], extents[1.3]
     assert 0.62 < narrow_w / w < 0.78 and 1.2 < wide_w / w < 1.4, extents
     assert abs(narrow_h - h) <= 2 and abs(wide_h - h) <= 2, extents
+
+
+def test_a_narrow_writer_draws_each_letter_narrower_not_only_closer():
+    # Not only the letters' centres: every "o" itself (the instance maps of letters sharing one
+    # scale blend it away between their centres, so a squeeze done there moved letters only).
+    def letter_widths(width: float) -> list[int]:
+        ink, _ = _upright_ink("o o o", width=width)
+        n, _, stats, _ = cv2.connectedComponentsWithStats((ink > 127).astype(np.uint8), connectivity=8)
+        return sorted(stats[1:, cv2.CC_STAT_WIDTH].tolist())
+
+    narrow, plain = letter_widths(0.7), letter_widths(1.0)
+    assert len(narrow) == len(plain) == 3
+    assert all(0.6 < a / b < 0.8 for a, b in zip(narrow, plain)), (narrow, plain)
 
 
 def test_writer_bands_stay_in_range_and_draw_nothing_when_off():

@@ -21,7 +21,7 @@ def polygon_mask(shape, polygon) -> np.ndarray:
     return mask.astype(bool)
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
 def test_line_polygons_contain_their_ink(synth, index):
     rendered = synth.sample_page(index, n_lines=4)
     page = rendered.page
@@ -34,8 +34,10 @@ def test_line_polygons_contain_their_ink(synth, index):
         x0, y0, x1, y1 = line.bbox
         assert 0 <= x0 < x1 <= page.width and 0 <= y0 < y1 <= page.height
         contour = np.array(line.polygon, np.float32)
-        for point in line.baseline:
-            assert cv2.pointPolygonTest(contour, tuple(map(float, point)), True) >= -1.0
+        (x0, y0), (x1, y1) = line.baseline[0], line.baseline[-1]
+        for t in np.linspace(0.0, 1.0, 50):  # all along the baseline, not just its ends
+            point = (float(x0 + t * (x1 - x0)), float(y0 + t * (y1 - y0)))
+            assert cv2.pointPolygonTest(contour, point, True) >= -1.0, (line.text, point)
         assert line.text
         union |= inside
     # All ink (beyond faint interpolation fringes) lies in some line's polygon.
