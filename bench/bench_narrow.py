@@ -8,10 +8,11 @@ Fonts are each drawn at one width, and people write from cramped to sprawling. E
 the harder validation set (validation fonts, text and real characters only) is resized to
 `scale` times its width, its height kept, and read greedily; the CER at each scale says how
 much a narrower hand costs the model (stage 17, which only saw the fonts' own widths, read
-the set a fifth narrower 26% worse: 6.15% -> 7.77% on 300 lines). `--condition`/`--kind` restrict the set to one capture
-condition or text kind (the engine's own weights otherwise), which makes lines of one kind
-easier to compare. The resize thins vertical strokes along with the letters, which a narrow
-hand with the same pen would not do, so read the figures as a probe, not as a writer's CER.
+the set a fifth narrower 26% worse: 6.15% -> 7.77% on 300 lines). `--condition`/`--kind`
+restrict the set to one capture condition or text kind (the engine's own weights otherwise),
+which makes lines of one kind easier to compare. The resize thins vertical strokes along with
+the letters, which a narrow hand with the same pen would not do, so read the figures as a
+probe, not as a writer's CER.
 """
 from __future__ import annotations
 

@@ -65,8 +65,6 @@ class Hand:
     join_break_prob: float  # a drawn join stops short (a lifted pen)
     break_prob: float  # per glyph instance: a small gap erased across a stroke
     cfg: SynthConfig
-    width: float = 1.0  # the writer's letter width against the font's (narrow < 1 < wide)
-    band: float = 1.0  # the writer's x-height against the font's, ascenders and descenders kept
 
 
 @dataclass(frozen=True)
@@ -95,17 +93,15 @@ def writer_proportions(rng: np.random.Generator, cfg: SynthConfig) -> Proportion
     return Proportions(writer_width(rng, cfg), writer_band(rng, cfg))
 
 
-def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float,
-                proportions: Proportions | None = None) -> Hand | None:
-    """A writer's variability for one line, or None (this line keeps the font's exact glyphs).
-    proportions: the writer's, kept from line to line (a page's writer); None draws the line's own."""
+def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, stroke: float) -> Hand | None:
+    """A writer's variability for one line, or None (this line keeps the font's exact glyphs)."""
     if rng.random() >= cfg.instance_prob:
         return None
     variability = float(rng.uniform(*cfg.instance_variability_range))
     join_prob = float(rng.uniform(*cfg.join_prob_range)) if rng.random() < cfg.join_line_prob else 0.0
     break_prob = cfg.break_glyph_prob if rng.random() < cfg.break_line_prob else 0.0
     return Hand(x_height, working_stroke(stroke, x_height), variability, join_prob, cfg.join_break_prob,
-                break_prob, cfg, *(proportions or writer_proportions(rng, cfg)))
+                break_prob, cfg)
 
 
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:

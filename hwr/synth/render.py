@@ -33,6 +33,7 @@ from hwr.synth.hand import (
     sample_hand,
     sample_word,
     vary_mask,
+    writer_proportions,
 )
 from hwr.synth.letters import EmnistLetters
 from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
@@ -138,12 +139,13 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
     layout_xh = x_height * grid_px / font_px
     pen = choose_pen(rng, cfg, layout_xh, force=pen)
     pen_width = pen.width if pen else bank.stroke_width(font, grid_px)
-    hand = sample_hand(rng, cfg, layout_xh, pen_width, proportions)
-    if hand is not None:
-        proportions = Proportions(hand.width, hand.band)
+    hand = sample_hand(rng, cfg, layout_xh, pen_width)
+    if proportions is None:
+        # A writer's own, drawn with the hand; a line without one keeps the font's.
+        proportions = writer_proportions(rng, cfg) if hand is not None else Proportions(1.0, 1.0)
     return WriterStyle(font, x_height, font_px, tracking, metrics.space * font_px * gap_scale, mnist,
                        digit_height, digit_gap, stroke, grid_px, font_px / grid_px, hand, pen=pen, pen_width=pen_width,
-                       proportions=proportions or Proportions(1.0, 1.0))
+                       proportions=proportions)
 
 
 def compose(pieces: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, int, int]:

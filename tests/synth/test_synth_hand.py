@@ -2,8 +2,6 @@
 a glyph. Not tested here: how natural the variation looks (see docs/synth-samples.png)."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import cv2
 import numpy as np
 import pytest
@@ -127,7 +125,6 @@ def _upright_ink(text: str, width: float = 1.0, band: float = 1.0) -> tuple[np.n
     synth = LineSynthesizer(cfg, seed=0)
     rng = np.random.default_rng(3)
     style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
-    style.hand = replace(style.hand, width=width, band=band)
     style.proportions = Proportions(width, band)
     line = augment.warp_line(layout_line(text, style, cfg, synth.fonts, synth.digits, rng), rng, cfg)
     return line.ink, line.x_height

@@ -53,21 +53,21 @@ def test_pages_are_reproducible_and_json_ready(synth):
 
 
 def test_a_page_is_one_writer_with_one_set_of_letter_proportions(synth, monkeypatch):
-    import hwr.synth.render as render
+    import hwr.synth.synthesizer as synthesizer
 
-    hands = []
-    real_sample_hand = render.sample_hand
+    styles = []
+    real_sample_style = synthesizer.sample_style
 
     def recording(*args, **kwargs):
-        hand = real_sample_hand(*args, **kwargs)
-        hands.append(hand)
-        return hand
+        style = real_sample_style(*args, **kwargs)
+        styles.append(style)
+        return style
 
-    monkeypatch.setattr(render, "sample_hand", recording)
+    monkeypatch.setattr(synthesizer, "sample_style", recording)
     synth.sample_page(3, n_lines=5)
-    proportions = {(hand.width, hand.band) for hand in hands if hand is not None}
-    assert len(hands) == 5 and len(proportions) == 1
-    hands.clear()
+    proportions = {style.proportions for style in styles if style.hand is not None}
+    assert len(styles) == 5 and len(proportions) == 1
+    styles.clear()
     for index in range(5):  # lines on their own: each writer their own
         synth.sample(index)
-    assert len({(hand.width, hand.band) for hand in hands if hand is not None}) > 1
+    assert len({style.proportions for style in styles if style.hand is not None}) > 1
