@@ -376,11 +376,21 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[lis
 
 
 def _is_streak(line: _WorkLine, h: float) -> bool:
-    """A "line" whose ink is a thin level streak: what is left of a rule that is not quite
-    straight (its end, past the part rule removal took). Writing is an x-height tall."""
+    """A "line" whose ink is thin level streaks: what is left of rules that are not quite
+    straight (their ends, past the part rule removal took), one or the ends of neighbouring
+    rules taken together. Writing is an x-height tall."""
     ys, xs = line.pixels
     low, high = np.percentile(ys, [5, 95])
-    return high - low < 0.3 * h and xs.max() - xs.min() >= 1.5 * h
+    if high - low < 0.3 * h:
+        return xs.max() - xs.min() >= 1.5 * h
+    y0, x0 = ys.min(), xs.min()
+    ink = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), np.uint8)
+    ink[ys - y0, xs - x0] = 1
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    pieces = stats[1:]
+    thin = (pieces[:, cv2.CC_STAT_HEIGHT] < 0.3 * h) & (pieces[:, cv2.CC_STAT_WIDTH] >= 1.5 * h)
+    # Nearly all the ink in such pieces: a speck or two beside the rules' ends does not make writing.
+    return pieces[thin, cv2.CC_STAT_AREA].sum() >= 0.95 * len(ys)
 
 
 def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], density: np.ndarray, ratio: float,
@@ -390,7 +400,10 @@ def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], de
     # One line's core is about a text height tall; the median says so too unless most
     # lines of the page are merged (tight spacing), hence the cap.
     typical = min(float(np.median(heights)), 1.5 * h)
-    tall = [i for i in keep if stats[i, cv2.CC_STAT_HEIGHT] > ratio * typical]
+    # Tall in its box and in its columns (with slack: two touching lines' columns are a little
+    # shorter than their box; a sloping line's columns are one line tall).
+    tall = [i for i in keep if stats[i, cv2.CC_STAT_HEIGHT] > ratio * typical
+            and _thickness(labels, stats, i) > 0.8 * ratio * typical]
     if not tall:
         return labels, stats
     labels = labels.copy()
@@ -417,6 +430,18 @@ def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], de
         new_stats[i] = np.array([x + xs.min(), y + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1,
                                  len(xs)], stats.dtype) if len(xs) else np.zeros(5, stats.dtype)
     return labels, np.stack(new_stats)
+
+
+def _thickness(labels: np.ndarray, stats: np.ndarray, i: int) -> float:
+    """How tall core i stands in its columns (the upper quartile over its columns): a line that
+    slopes or steps down across the page makes a core whose box is tall, each column of it a
+    line high; cut at its profile's minima it fell into two overlapping halves."""
+    x, y, w, hh = stats[i, :4]
+    mask = labels[y:y + hh, x:x + w] == i
+    inked = mask.any(axis=0)
+    top = np.argmax(mask, axis=0)
+    bottom = hh - np.argmax(mask[::-1], axis=0)
+    return float(np.percentile((bottom - top)[inked], 75))
 
 
 def _profile_minima(profile: np.ndarray, typical: float) -> list[int]:

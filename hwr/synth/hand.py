@@ -106,8 +106,8 @@ def sample_hand(rng: np.random.Generator, cfg: SynthConfig, x_height: float, str
 
 def writer_width(rng: np.random.Generator, cfg: SynthConfig) -> float:
     """How much narrower or wider than the font this writer forms letters: one horizontal scale
-    of the whole line (augment.warp_line), letters, spacing and all. (A word's own squeeze only
-    moves its letters' centres: shared by them, the instance maps blend it away in between.)
+    of the whole line (augment.warp_line), letters, spacing and all. (Not in the instance maps:
+    a scale shared by neighbouring instances cancels where their maps blend.)
     Fonts are drawn at one width each; people write from cramped to sprawling, and a model that
     saw only the fonts' widths reads lines a fifth narrower a quarter to 40% worse (stage 17: the
     harder set 6.2% -> 7.8%, its paper lines of corpus text 3.9% -> 5.5%;
@@ -159,8 +159,10 @@ def instance(z: list[float], hand: Hand, word: WordShape, cx: float, cy: float) 
     xh = hand.x_height
     angle = math.radians(_clamp(z[0] * cfg.instance_rotation_std_deg * v, 8.0))
     shear = word.slant + _clamp(z[1] * cfg.instance_shear_std * v, 0.25)
-    sx = word.scale * word.squeeze * math.exp(_clamp(z[2] * cfg.instance_scale_std * v, 0.25))
-    sy = word.scale * math.exp(_clamp(z[3] * cfg.instance_scale_std * v, 0.25))
+    # The word's size and squeeze are not part of it: render draws the glyphs at them (a scale
+    # shared by neighbouring instances would cancel where their maps blend).
+    sx = math.exp(_clamp(z[2] * cfg.instance_scale_std * v, 0.25))
+    sy = math.exp(_clamp(z[3] * cfg.instance_scale_std * v, 0.25))
     c, s = math.cos(angle), math.sin(angle)
     # Shear moves ink above the centre (dy < 0) to the right, as a right-leaning hand does.
     a00, a01 = c * sx, (-c * shear - s) * sy
@@ -328,6 +330,14 @@ class JoinAnchors(NamedTuple):
     bridge_entry_x: float  # a bridge the top of its left part
     bridge_entry_y: float
     bridge: bool  # the glyph is left at the top (HIGH_EXIT_LETTERS)
+
+    def scaled(self, about_x: float, fx: float, fy: float) -> JoinAnchors:
+        """These anchors on the glyph drawn fx wider and fy taller about x = about_x (and the
+        baseline), relative to about_x."""
+        return self._replace(exit_x=(self.exit_x - about_x) * fx, exit_y=self.exit_y * fy,
+                             entry_x=(self.entry_x - about_x) * fx, entry_y=self.entry_y * fy,
+                             bridge_entry_x=(self.bridge_entry_x - about_x) * fx,
+                             bridge_entry_y=self.bridge_entry_y * fy)
 
 
 def edge_points(mask: np.ndarray, left: int, top: int, x_height: float, ch: str) -> JoinAnchors | None:

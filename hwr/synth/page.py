@@ -18,6 +18,7 @@ import numpy as np
 from hwr.records import Line, Page
 from hwr.synth import augment
 from hwr.synth.hand import writer_proportions
+from hwr.synth.pens import draw_pen_name
 from hwr.synth.render import InkLine
 
 if TYPE_CHECKING:
@@ -72,14 +73,16 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
     if n_lines is None:
         n_lines = int(rng.integers(cfg.page_lines_range[0], cfg.page_lines_range[1] + 1))
 
-    # One writer per page: one font, hand size and letter proportions (lines whose text the font
-    # lacks use another). Lines of one page with bodies of different sizes are no one's page,
-    # and their ink heights would mislead segmentation's line height.
+    # One writer per page: one font, hand size, letter proportions and pen (lines whose text the
+    # font lacks use another). Lines of one page with bodies of different sizes, or in a ballpoint
+    # and a marker, are no one's page, and their ink would mislead segmentation's line height and
+    # ink density.
     names = synthesizer.fonts.names
     font = names[int(rng.integers(len(names)))]
     x_height = float(rng.uniform(*cfg.x_height_range))
     proportions = writer_proportions(rng, cfg)
-    lines = [synthesizer.write_line(rng, font=font, x_height=x_height, proportions=proportions)
+    pen = draw_pen_name(rng, cfg)
+    lines = [synthesizer.write_line(rng, font=font, x_height=x_height, pen=pen, proportions=proportions)
              for _ in range(n_lines)]
 
     ruled = rng.random() < cfg.page_ruled_prob

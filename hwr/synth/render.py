@@ -178,7 +178,8 @@ def render_word(word: str, style: WriterStyle, scale: float, unit: float, bank: 
     """One word in layout pixels (final pixels times `unit`), `scale` times the line's size.
 
     Glyphs come from the cache at the line's grid font size. With a hand, every glyph instance
-    is varied on its own (and the word's size, slant and squeeze ride along in the same remap);
+    is varied on its own (the word's slant rides along in the same remap; its size and squeeze
+    are drawn into the glyphs);
     without, only a word with its own size jitter (scale != 1) is composed and resized.
     """
     if style.hand is not None:
@@ -225,6 +226,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     xh = hand.x_height
     advance_std = hand.cfg.instance_advance_std * hand.variability * xh
     cy = -CENTRE_HEIGHT * xh * shape.scale
+    size_x = shape.scale * shape.squeeze  # the word's horizontal scale of glyphs and advances
     pieces: list[tuple[np.ndarray, int, int]] = []
     instances: list[tuple[float, ...]] = []
     joins: list[tuple[JoinAnchors, float] | None] = []  # each character's anchors and word x of its origin
@@ -248,21 +250,27 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
             glyph = second.glyph
         anchors = None
         if glyph.mask.size:
-            h, w = glyph.mask.shape
-            # The glyph's centre goes where the word's size and squeeze put it; the instance map
-            # then scales the glyph itself about that centre.
-            cx = pen + (glyph.left + w / 2.0) * shape.scale * shape.squeeze
-            x = int(round(cx - w / 2.0))
+            w = glyph.mask.shape[1]
+            # The glyph's centre goes where the word's size and squeeze put it, and the glyph itself
+            # is drawn at that size and squeeze here: shared by the word's letters, a scale in their
+            # instance maps would be blended away between the letters' centres (hand.py).
+            cx = pen + (glyph.left + w / 2.0) * size_x
             mask, grown = second.drawn if second else _pen_mask(glyph.mask, style, bank, ch, rng)
             if hand.break_prob or abs(z[7]) > hand.cfg.instance_stroke_z:
                 mask = vary_mask(mask, z[7], hand, rng, second.stroke if second else None)
-            pieces.append((mask, x - grown, glyph.top - grown))
+            drawn = _resized(mask, size_x, shape.scale)
+            fx, fy = drawn.shape[1] / mask.shape[1], drawn.shape[0] / mask.shape[0]
+            x = int(round(cx - drawn.shape[1] / 2.0))
+            pieces.append((drawn, x, int(round((glyph.top - grown) * fy))))
             instances.append(instance(z, hand, shape, cx, cy))
             if hand.join_prob and _joinable(ch):
                 anchors = second.anchors if second else bank.anchors(style.font, style.grid_px, ch)
-                shift = x - glyph.left  # word x of the glyph's pen origin
+                if anchors is not None:
+                    # Anchors about the glyph's centre, at the size drawn; `shift` puts that centre.
+                    anchors = anchors.scaled(glyph.left + w / 2.0, fx, fy)
+                    shift = x + drawn.shape[1] / 2.0
         joins.append((anchors, shift) if anchors is not None else None)
-        step = glyph.advance * shape.scale * shape.squeeze + style.tracking * unit
+        step = glyph.advance * size_x + style.tracking * unit
         # Own advance per instance, never so short that letters pile onto each other.
         pen += max(0.6 * step, step + z[5] * advance_std)
     if hand.join_prob:
@@ -285,6 +293,14 @@ def _pen_mask(mask: np.ndarray, style: WriterStyle, bank: FontBank, ch: str, rng
         drawn = style.pen_cache[ch] = restroke(bank.skeleton(style.font, style.grid_px, ch), mask.shape, style.pen,
                                                rng)
     return drawn
+
+
+def _resized(mask: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """The glyph's mask scaled by (fx, fy), to whole pixels; itself when both are 1."""
+    if fx == 1.0 and fy == 1.0:
+        return mask
+    h, w = mask.shape
+    return cv2.resize(mask, (max(1, round(w * fx)), max(1, round(h * fy))), interpolation=cv2.INTER_LINEAR)
 
 
 def _clamp(x: float, limit: float) -> float:

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from hwr.recognition.charset import DEFAULT_SYMBOLS
-from hwr.synth import LineSynthesizer, SynthConfig, augment
+from hwr.synth import LineSynthesizer, SynthConfig, augment, render
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank, read_font_list
 from hwr.synth.hand import (
     Hand,
     Proportions,
+    WordShape,
     band_source_heights,
     break_stroke,
     instance_displacement,
@@ -119,9 +120,9 @@ def test_joins_connect_lowercase_letters_inside_a_word():
 
 
 
-def _upright_ink(text: str, width: float = 1.0, band: float = 1.0) -> tuple[np.ndarray, float]:
+def _upright_ink(text: str, width: float = 1.0, band: float = 1.0, **config) -> tuple[np.ndarray, float]:
     """`text` in an upright delius line by a writer of these proportions: its ink and x-height."""
-    cfg = SynthConfig(**STILL)
+    cfg = SynthConfig(**(STILL | config))
     synth = LineSynthesizer(cfg, seed=0)
     rng = np.random.default_rng(3)
     style = sample_style(rng, cfg, synth.fonts, "delius", False, 30.0)
@@ -168,6 +169,22 @@ def test_a_narrow_writer_draws_each_letter_narrower_not_only_closer():
     narrow, plain = letter_widths(0.7), letter_widths(1.0)
     assert len(narrow) == len(plain) == 3
     assert all(0.6 < a / b < 0.8 for a, b in zip(narrow, plain)), (narrow, plain)
+
+
+def test_a_word_squeeze_and_size_reach_each_letter_not_only_its_place(monkeypatch):
+    # As the writer's width: a squeeze or size in the instance maps, shared by a word's letters,
+    # was blended away between their centres (letters moved closer, each stayed as wide).
+    def letter_boxes(squeeze: float, scale: float) -> list[tuple[int, int]]:
+        monkeypatch.setattr(render, "sample_word", lambda rng, hand, size=1.0: WordShape(0.0, squeeze, scale))
+        ink, _ = _upright_ink("ooo", instance_prob=1.0, join_line_prob=0.0, break_line_prob=0.0)
+        n, _, stats, _ = cv2.connectedComponentsWithStats((ink > 127).astype(np.uint8), connectivity=8)
+        return sorted(zip(stats[1:, cv2.CC_STAT_WIDTH].tolist(), stats[1:, cv2.CC_STAT_HEIGHT].tolist()))
+
+    plain, squeezed, large = letter_boxes(1.0, 1.0), letter_boxes(0.75, 1.0), letter_boxes(1.0, 1.25)
+    assert len(plain) == len(squeezed) == len(large) == 3
+    for (w, h), (sw, sh), (lw, lh) in zip(plain, squeezed, large):
+        assert 0.65 < sw / w < 0.85 and abs(sh - h) <= 2, (plain, squeezed)
+        assert 1.15 < lw / w < 1.35 and 1.15 < lh / h < 1.35, (plain, large)
 
 
 def test_writer_bands_stay_in_range_and_draw_nothing_when_off():

@@ -8,6 +8,7 @@ import pytest
 from hwr.records import Page
 from hwr.synth import LineSynthesizer
 from hwr.synth.page import render_page
+from hwr.synth.render import EMNIST_FONT, MNIST_FONT
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,13 @@ def test_a_page_is_one_writer_with_one_set_of_letter_proportions(synth, monkeypa
     for index in range(5):  # lines on their own: each writer their own
         synth.sample(index)
     assert len({style.proportions for style in styles if style.hand is not None}) > 1
+
+
+def test_a_page_is_written_with_one_pen(synth):
+    # A ballpoint line under a marker line is no one's page (and misleads the segmenter's density).
+    pens_per_page = []
+    for index in range(6):
+        meta = synth.sample_page(index, n_lines=4).line_meta
+        pens_per_page.append({m["pen"] for m in meta if m["font"] not in (MNIST_FONT, EMNIST_FONT)})
+    assert all(len(pens) <= 1 for pens in pens_per_page), pens_per_page
+    assert len(set().union(*pens_per_page)) > 1  # pages differ
