@@ -266,11 +266,40 @@ def remove_rules(binary: np.ndarray, min_length: float, max_tilt_deg: float = 0.
         runs = np.zeros_like(image)
         for slope in _rule_slopes(length, max_tilt_deg):
             runs |= _straight_runs(image, length, slope, slack=max_tilt_deg > 0.0)
+        if max_tilt_deg > 0.0 and not vertical:
+            runs |= _page_wide_rows(image, max_tilt_deg)
         if runs.any():
             runs = cv2.dilate(runs, np.ones((3, 3), np.uint8))
             if crossing_run > 1:
                 runs &= 1 - _crossing_strokes(image, runs, crossing_run)
             out = out & (1 - (runs.T if vertical else runs))
+    return out
+
+
+def _page_wide_rows(image: np.ndarray, max_tilt_deg: float, coverage: float = 0.6) -> np.ndarray:
+    """Ink of rows (straight, up to max_tilt_deg off level) inked across most of the page's
+    width: the rules of ruled paper, however binarisation cut them. A thin rule a fraction of a
+    degree off the page's axes is grey where it steps from one pixel row to the next (two rows
+    at half its darkness) and falls into pieces there, each shorter than any rule; a row of
+    writing never covers most of a page's width."""
+    h, w = image.shape
+    out = np.zeros_like(image)
+    # One row's drift over the page's width between the slopes searched.
+    n = int(math.tan(math.radians(max_tilt_deg)) * w)
+    for k in range(-n, n + 1):
+        slope = k / w
+        offset = max(0.0, slope * (w - 1))
+        shear = np.float32([[1, 0, 0], [-slope, 1, offset]])
+        size = (w, h + int(math.ceil(abs(slope) * (w - 1))))
+        sheared = cv2.warpAffine(image, shear, size, flags=cv2.INTER_NEAREST) if k else image
+        rows = np.flatnonzero(sheared.sum(axis=1) >= coverage * w)
+        if rows.size == 0:
+            continue
+        found = np.zeros_like(sheared)
+        found[rows] = sheared[rows]
+        if k:
+            found = cv2.warpAffine(found, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+        out |= found
     return out
 
 

@@ -60,6 +60,21 @@ def test_tilted_rules_are_removed_and_strokes_crossing_them_kept():
     assert remove_rules(binary, 120, max_tilt_deg=2.0)[20:80, 200:203].sum() < 180  # else cut
 
 
+def test_a_page_wide_rule_cut_where_it_steps_is_removed_whole():
+    # A thin rule a fraction of a degree off level is grey where it steps from one pixel row to
+    # the next, and binarisation cuts it there: pieces of 74 px, shorter than any rule.
+    binary = np.zeros((300, 900), np.uint8)
+    for step, x in enumerate(range(0, 900, 80)):
+        binary[100 + step, x + 6: x + 80] = 1
+    binary[60:140, 400:403] = 1  # a stroke crossing it
+    binary[200:215, 100:700:20] = 1  # and a row of writing's strokes, which stays
+    cleaned = remove_rules(binary, 128, max_tilt_deg=2.0, crossing_run=10)
+    rule = binary[95:115].copy()
+    rule[:, 395:408] = 0
+    assert cleaned[95:115][rule > 0].sum() <= 0.05 * rule.sum()
+    assert cleaned[60:140, 400:403].all() and cleaned[200:215].sum() == binary[200:215].sum()
+
+
 def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40):
     """A clean page of text lines drawn with Pillow; returns the image and each line's box."""
     font = ImageFont.load_default(size=size)
