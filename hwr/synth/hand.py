@@ -285,7 +285,7 @@ def break_stroke(mask: np.ndarray, stroke: float, rng: np.random.Generator) -> b
 def join_letters(here: JoinAnchors, here_x: float, after: JoinAnchors, after_x: float, hand: Hand,
                  rng: np.random.Generator) -> tuple[np.ndarray, int, int] | None:
     """A short connecting stroke from one letter's exit to the next letter's entry (`here_x`,
-    `after_x`: the word x of each glyph's pen origin); None when the letters are too far apart
+    `after_x`: the word x its anchors are relative to); None when the letters are too far apart
     or already touch. A cup-shaped stroke from the letter's lowest right ink into the middle of
     the next one's left side, or from a high exit (HIGH_EXIT_LETTERS) a nearly level bridge along
     the x-height into its top. Sometimes the stroke stops short: the writer lifted the pen."""
@@ -321,7 +321,8 @@ def join_letters(here: JoinAnchors, here_x: float, after: JoinAnchors, after_x: 
 
 
 class JoinAnchors(NamedTuple):
-    """Where joins leave and enter one glyph, relative to its pen origin (edge_points)."""
+    """Where joins leave and enter one glyph, relative to its pen origin (edge_points) or, once
+    scaled to the size a word draws it at, to its centre."""
 
     exit_x: float
     exit_y: float

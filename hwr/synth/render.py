@@ -229,7 +229,7 @@ def _render_varied_word(word: str, style: WriterStyle, scale: float, unit: float
     size_x = shape.scale * shape.squeeze  # the word's horizontal scale of glyphs and advances
     pieces: list[tuple[np.ndarray, int, int]] = []
     instances: list[tuple[float, ...]] = []
-    joins: list[tuple[JoinAnchors, float] | None] = []  # each character's anchors and word x of its origin
+    joins: list[tuple[JoinAnchors, float] | None] = []  # each character's anchors and the word x they are about
     pen = 0.0
     digit_gap = 0.5 * style.digit_gap * unit * scale
     z_all = rng.standard_normal((len(word), 8)).tolist()  # one draw for the whole word
