@@ -18,7 +18,7 @@ import numpy as np
 from hwr.records import Line, Page
 from hwr.synth import augment
 from hwr.synth.hand import writer_proportions
-from hwr.synth.pens import draw_pen_name
+from hwr.synth.pens import draw_pen_name, ink_for
 from hwr.synth.render import InkLine
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         np.maximum(region, p.crop, out=region)
 
     paper, paper_level = augment.make_paper((height, width), rng, cfg, rules if ruled else None)
-    # A pencil page gets pencil ink (gray, grainy), as a pencil line does (synthesizer._ink_of).
-    gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg, "pencil" if pen == "pencil" else None)
+    gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg, ink_for(pen))
     skew, width, height = _skew_matrix(rng, cfg, width, height)
     gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)

@@ -133,6 +133,12 @@ def draw_pen_name(rng: np.random.Generator, cfg: SynthConfig) -> str:
     return names[int(np.searchsorted(np.cumsum(p) / p.sum(), rng.random(), side="right").clip(0, len(names) - 1))]
 
 
+def ink_for(pen: str | None) -> str | None:
+    """The ink augment.apply_ink lays for ink drawn with this pen model: a pencil's is pencil
+    (gray, grainy); other pens any ink (None)."""
+    return "pencil" if pen == "pencil" else None
+
+
 def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, force: str | None = None) -> Pen | None:
     """The line's pen (None: the font's own strokes). force: a pen name, e.g. the thin uniform
     pen of a whiteboard capture, or FONT_PEN for the font's own strokes (one writer's lines)."""

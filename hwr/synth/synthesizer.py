@@ -22,6 +22,7 @@ from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.hand import Proportions
 from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
+from hwr.synth.pens import ink_for
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
 from hwr.synth.strike import choose_strike
 from hwr.synth.text import TextSampler, clean_text
@@ -136,7 +137,7 @@ class LineSynthesizer:
             base = self._baseline_y(line) + rng.normal(0.0, 0.05) * line.x_height
             rules = [base + k * pitch for k in range(-3, 4)]
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rules)
-        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, self._ink_of(line))
+        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, ink_for(line.pen))
         image = augment.scan(gray, rng, cfg)
         if condition == "binarised":
             image = capture.binarise(image, line.x_height, rng, cfg)
@@ -151,7 +152,7 @@ class LineSynthesizer:
         rows, cols = capture.photo_rules(line.ink.shape, self._baseline_y(line), line.x_height, rng, cfg)
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg, rows)
         capture.draw_columns(paper, cols, paper_level, rng)
-        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, self._ink_of(line))
+        gray, ink = augment.apply_ink(paper, paper_level, line.ink, rng, cfg, ink_for(line.pen))
         capture.uneven_light(gray, rng, cfg)
         gray, box, baseline = capture.perspective(gray, box, line.baseline, line.x_height, rng, cfg)
         gray = cv2.scaleAdd(augment.noise_field(gray.shape, rng), float(rng.uniform(*cfg.noise_std_range)), gray)
@@ -164,11 +165,6 @@ class LineSynthesizer:
     def _baseline_y(line: InkLine) -> float:
         (_, y0), (_, y1) = line.baseline
         return (y0 + y1) / 2
-
-    @staticmethod
-    def _ink_of(line: InkLine) -> str | None:
-        """A pencil-drawn line gets pencil ink (gray, grainy); other pens any ink."""
-        return "pencil" if line.pen == "pencil" else None
 
     @staticmethod
     def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], ink: str,
