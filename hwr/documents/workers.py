@@ -30,6 +30,7 @@ torch lazily.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -90,12 +91,29 @@ def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int) -> No
     # Ctrl-C goes to the whole process group; only the parent should act on it (and stop the
     # pool in order), not each worker dying mid-page with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        # Started with SIGINT blocked (see _sigint_blocked); a Ctrl-C pending since is now dropped.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     exit_with_parent()  # a SIGKILLed parent leaves no orphans holding pages and shared memory
     import cv2
 
     # OpenCV's pool defaults to every core; the workers are the parallelism.
     cv2.setNumThreads(1)
     _settings, _prepare, _owner = settings, prepare, owner
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT held back in this thread (and in processes it starts) for the block; a Ctrl-C
+    that arrives meanwhile is delivered when it ends, so the parent loses none."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _prepare_and_ship(ref) -> _Shipped:
@@ -254,6 +272,13 @@ class PageWorkers:
             self._pool = self._new_pool()
         return self._pool
 
+    def _submit(self, fn: Callable, *args) -> Future:
+        # The pool starts its workers inside submit(); a fresh worker spends a second or more in
+        # imports before _init_worker can ignore SIGINT, and a Ctrl-C then would kill it with a
+        # traceback. Started with SIGINT blocked, it inherits the block until it ignores SIGINT.
+        with _sigint_blocked():
+            return self.pool.submit(fn, *args)
+
     def close(self) -> None:
         """Stop the workers (pages not started are dropped, pages being prepared finish), then
         unlink the blocks of pages that finished but were never read."""
@@ -269,7 +294,7 @@ class PageWorkers:
         """Top-level packages loaded in a worker process (one of them, if several)."""
         if self.workers == 0 or not self.processes:
             raise ValueError("no worker processes (workers=0 or threads)")
-        return self.pool.submit(loaded_modules).result()
+        return self._submit(loaded_modules).result()
 
     def prepared(self, refs: Iterable) -> Iterator[PreparedPage]:
         """Each PageRef prepared, in input order."""
@@ -280,7 +305,7 @@ class PageWorkers:
         pending = self._pending
         try:
             for ref in refs:
-                pending.append(_InFlight(ref, self.pool.submit(_prepare_and_ship, ref)))
+                pending.append(_InFlight(ref, self._submit(_prepare_and_ship, ref)))
                 if len(pending) >= self.window:
                     yield self._next(pending)
             while pending:
@@ -314,7 +339,7 @@ class PageWorkers:
         for item in pending:
             if item.future.done() and not item.future.cancelled() and item.future.exception() is None:
                 continue  # finished before the crash: its block is intact
-            item.future = self.pool.submit(_prepare_and_ship, item.ref)
+            item.future = self._submit(_prepare_and_ship, item.ref)
             try:
                 item.future.result()
             except BrokenProcessPool:

@@ -242,6 +242,20 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_shared_memory(folder, page_image
     assert hwr_blocks() == before
 
 
+def test_a_ctrl_c_while_a_worker_still_starts_does_not_kill_it(folder):
+    # A worker spends a second or more importing before it can ignore SIGINT; a Ctrl-C then
+    # (a fast user, a loaded machine) killed it with a traceback. Here it arrives within
+    # milliseconds of the start.
+    with PageWorkers(settings(), workers=1) as pool:
+        future = pool._submit(os.getpid)
+        worker = next(iter(pool.pool._processes))
+        os.kill(worker, signal.SIGINT)
+        assert future.result(timeout=60) == worker
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, set()) & {signal.SIGINT}  # the parent's mask restored
+        pages = list(pool.prepared(page_refs([folder])))
+    assert len(pages) > 1 and [p.page_id for p in pages if p.failure] == ["broken"]  # the fixture's bad page
+
+
 def test_blocks_of_a_batch_killed_with_its_whole_group_are_unlinked_by_the_next_pool(folder, page_images):
     # SIGKILL of the process group (a scheduler's hard stop) takes the resource tracker too, so
     # nothing of that batch unlinks its unread pages: the next pool must.
