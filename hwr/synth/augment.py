@@ -53,14 +53,31 @@ def smooth_field(shape: tuple[int, ...], cell: float, rng: np.random.Generator) 
 
 
 # --- strokes -----------------------------------------------------------------------------
+THINNER = -1  # draw_stroke_change: erode the strokes
+
+
 def adjust_stroke_width(ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     """Thicker or thinner pen: morphological dilation or erosion of the ink coverage."""
+    return change_stroke_width(ink, draw_stroke_change(rng, cfg), cfg)
+
+
+def draw_stroke_change(rng: np.random.Generator, cfg: SynthConfig) -> int:
+    """How change_stroke_width changes a line's strokes: k >= 2 dilates by a k-pixel kernel,
+    THINNER erodes, 0 keeps them. Drawn once per page for all its lines (one writer, one pen)."""
     u = rng.random()
     if u < cfg.thicken_prob:
-        size = int(rng.integers(2, 4))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE if size > 2 else cv2.MORPH_RECT, (size, size))
-        return cv2.dilate(ink, kernel)
+        return int(rng.integers(2, 4))
     if u < cfg.thicken_prob + cfg.thin_prob:
+        return THINNER
+    return 0
+
+
+def change_stroke_width(ink: np.ndarray, change: int, cfg: SynthConfig) -> np.ndarray:
+    """The ink with its strokes changed as draw_stroke_change drew (see there)."""
+    if change >= 2:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE if change > 2 else cv2.MORPH_RECT, (change, change))
+        return cv2.dilate(ink, kernel)
+    if change == THINNER:
         thinned = cv2.erode(ink, np.ones((2, 2), np.uint8))
         # Thin fonts (and dots, commas) would vanish: keep the original when too much goes.
         before = np.count_nonzero(ink > 127)

@@ -18,7 +18,7 @@ import numpy as np
 from hwr.records import Line, Page
 from hwr.synth import augment
 from hwr.synth.hand import writer_proportions
-from hwr.synth.pens import draw_pen_name, ink_for
+from hwr.synth.pens import ink_for, writer_pen
 from hwr.synth.render import InkLine
 
 if TYPE_CHECKING:
@@ -81,8 +81,10 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
     font = names[int(rng.integers(len(names)))]
     x_height = float(rng.uniform(*cfg.x_height_range))
     proportions = writer_proportions(rng, cfg)
-    pen = draw_pen_name(rng, cfg)
-    lines = [synthesizer.write_line(rng, font=font, x_height=x_height, pen=pen, proportions=proportions)
+    pen = writer_pen(rng, cfg)
+    stroke_change = augment.draw_stroke_change(rng, cfg)
+    lines = [synthesizer.write_line(rng, font=font, x_height=x_height, pen=pen, proportions=proportions,
+                                    stroke_change=stroke_change)
              for _ in range(n_lines)]
 
     ruled = rng.random() < cfg.page_ruled_prob

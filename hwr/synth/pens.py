@@ -123,6 +123,13 @@ class Pen:
     jitter: float  # std of the smooth skeleton displacement, px
     jitter_wavelength: float  # px
 
+    def scaled(self, factor: float) -> Pen:
+        """The same pen for a hand `factor` times the size (a page's pen on each line's layout)."""
+        k_x, k_y, phase, amplitude = self.wave
+        return Pen(self.name, max(1.0, self.width * factor), max(1.0, self.thin_width * factor), self.angle,
+                   (k_x / factor, k_y / factor, phase, amplitude), self.jitter * factor,
+                   self.jitter_wavelength * factor)
+
 
 def draw_pen_name(rng: np.random.Generator, cfg: SynthConfig) -> str:
     """A pen model by the config's odds: FONT_PEN (no re-stroking) or one of cfg.restroke_pens."""
@@ -133,10 +140,24 @@ def draw_pen_name(rng: np.random.Generator, cfg: SynthConfig) -> str:
     return names[int(np.searchsorted(np.cumsum(p) / p.sum(), rng.random(), side="right").clip(0, len(names) - 1))]
 
 
-def ink_for(pen: str | None) -> str | None:
-    """The ink augment.apply_ink lays for ink drawn with this pen model: a pencil's is pencil
-    (gray, grainy); other pens any ink (None)."""
-    return "pencil" if pen == "pencil" else None
+# A writer's pen (writer_pen) is drawn for a hand of this x-height, px, and scaled to each
+# line's: large enough that no width is clamped at one pixel before the scaling.
+WRITER_PEN_X_HEIGHT = 100.0
+
+
+def writer_pen(rng: np.random.Generator, cfg: SynthConfig) -> Pen | str:
+    """One writer's pen for all their lines (a page): a Pen at WRITER_PEN_X_HEIGHT, which
+    render.sample_style scales to each line's x-height, or FONT_PEN. Drawn by name alone, each
+    line would get its own width, nib angle and jitter: a page in several pens."""
+    name = draw_pen_name(rng, cfg)
+    return choose_pen(rng, cfg, WRITER_PEN_X_HEIGHT, force=name) or FONT_PEN
+
+
+def ink_for(pen: Pen | str | None) -> str | None:
+    """The ink augment.apply_ink lays for ink drawn with this pen (a Pen or a pen model's name):
+    a pencil's is pencil (gray, grainy); other pens any ink (None)."""
+    name = pen.name if isinstance(pen, Pen) else pen
+    return "pencil" if name == "pencil" else None
 
 
 def choose_pen(rng: np.random.Generator, cfg: SynthConfig, x_height: float, force: str | None = None) -> Pen | None:

@@ -36,7 +36,7 @@ from hwr.synth.hand import (
     writer_proportions,
 )
 from hwr.synth.letters import EmnistLetters
-from hwr.synth.pens import FONT_PEN, Pen, choose_pen, restroke
+from hwr.synth.pens import FONT_PEN, WRITER_PEN_X_HEIGHT, Pen, choose_pen, restroke
 from hwr.synth.strike import STRUCK_LABEL, Strike, strike_through
 
 MNIST_FONT = "mnist"  # meta["font"] of lines written entirely with real digits
@@ -109,10 +109,11 @@ class WordInk:
 
 
 def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | None, font: str | None,
-                 has_digits: bool, x_height: float | None = None, pen: str | None = None,
+                 has_digits: bool, x_height: float | None = None, pen: Pen | str | None = None,
                  proportions: Proportions | None = None) -> WriterStyle:
-    """A writer for one line. pen: force this pen model (pens.PENS) on a font line;
-    proportions: the writer's letter width and x-height band (hand.Proportions), else drawn."""
+    """A writer for one line. pen: force this pen model (pens.PENS) on a font line, or this
+    writer's pen (pens.writer_pen, scaled to the line's x-height); proportions: the writer's
+    letter width and x-height band (hand.Proportions), else drawn."""
     drawn = float(rng.uniform(*cfg.x_height_range))
     x_height = drawn if x_height is None else x_height
     tracking = 0.0
@@ -137,7 +138,10 @@ def sample_style(rng: np.random.Generator, cfg: SynthConfig, bank: FontBank | No
         stroke = bank.stroke_width(font, grid_px) * font_px / grid_px or cfg.digit_stroke_range[1] * x_height
     # Pen and hand work in layout pixels (the cached grid size), where glyphs are drawn.
     layout_xh = x_height * grid_px / font_px
-    pen = choose_pen(rng, cfg, layout_xh, force=pen)
+    if isinstance(pen, Pen):
+        pen = pen.scaled(layout_xh / WRITER_PEN_X_HEIGHT)
+    else:
+        pen = choose_pen(rng, cfg, layout_xh, force=pen)
     pen_width = pen.width if pen else bank.stroke_width(font, grid_px)
     hand = sample_hand(rng, cfg, layout_xh, pen_width)
     if proportions is None:

@@ -22,7 +22,7 @@ from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.hand import Proportions
 from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
-from hwr.synth.pens import ink_for
+from hwr.synth.pens import Pen, ink_for
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
 from hwr.synth.strike import choose_strike
 from hwr.synth.text import TextSampler, clean_text
@@ -173,13 +173,14 @@ class LineSynthesizer:
                             line.pen, condition, line.struck)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
-                   x_height: float | None = None, pen: str | None = None,
-                   proportions: Proportions | None = None) -> InkLine:
+                   x_height: float | None = None, pen: Pen | str | None = None,
+                   proportions: Proportions | None = None, stroke_change: int | None = None) -> InkLine:
         """Text and writer, then glyph layout, pen width and warp: the line's ink alone.
 
-        font, x_height, proportions: keep one writer across the lines of a page (font is used
-        whenever it covers the line's text; proportions: hand.writer_proportions). pen: force a
-        pen model (pens.PENS, or pens.FONT_PEN for the font's own strokes) on font lines.
+        font, x_height, proportions, pen, stroke_change: keep one writer across the lines of a
+        page (font is used whenever it covers the line's text; proportions:
+        hand.writer_proportions; pen: a pen model, pens.PENS or pens.FONT_PEN for the font's own
+        strokes, or one writer's pen, pens.writer_pen; stroke_change: augment.draw_stroke_change).
         """
         preferred = font
         font, text = None, ""
@@ -201,7 +202,9 @@ class LineSynthesizer:
         if font is not None and (self.split == "train" or self.config.strike_validation):
             strike = choose_strike(rng, text.split(" "), self.config.struck_word_prob)
         line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters, strike)
-        line.ink = augment.adjust_stroke_width(line.ink, rng, self.config)
+        if stroke_change is None:
+            stroke_change = augment.draw_stroke_change(rng, self.config)
+        line.ink = augment.change_stroke_width(line.ink, stroke_change, self.config)
         return augment.warp_line(line, rng, self.config)
 
     def sample_page(self, index: int, n_lines: int | None = None) -> SynthPage:

@@ -82,3 +82,33 @@ def test_a_page_is_written_with_one_pen(synth):
         pens_per_page.append({m["pen"] for m in meta if m["font"] not in (MNIST_FONT, EMNIST_FONT)})
     assert all(len(pens) <= 1 for pens in pens_per_page), pens_per_page
     assert len(set().union(*pens_per_page)) > 1  # pages differ
+
+
+def test_a_pages_lines_share_their_pen_and_stroke_change(synth, monkeypatch):
+    # One writer, one pen: the width, the nib and the thickening or thinning hold for the page.
+    from hwr.synth import augment, render
+
+    pens, changes = [], []
+    real_style, real_change = render.sample_style, augment.change_stroke_width
+
+    def recording_style(*args, **kwargs):
+        style = real_style(*args, **kwargs)
+        pens.append(style.pen)
+        return style
+
+    def recording_change(ink, change, cfg):
+        changes.append(change)
+        return real_change(ink, change, cfg)
+
+    monkeypatch.setattr("hwr.synth.synthesizer.sample_style", recording_style)
+    monkeypatch.setattr(augment, "change_stroke_width", recording_change)
+    per_page = []
+    for index in range(4):
+        pens.clear()
+        changes.clear()
+        synth.sample_page(index, n_lines=4)
+        assert len(changes) == 4 and len(set(changes)) == 1
+        widths = {round(p.width, 6) for p in pens if p is not None}
+        assert len(widths) <= 2  # a line whose text the font lacks is drawn in another font's size
+        per_page.append(widths)
+    assert len(set().union(*per_page)) > 1  # pages differ

@@ -10,7 +10,18 @@ from hwr.recognition.charset import DEFAULT_SYMBOLS
 from hwr.synth import LineSynthesizer, SynthConfig
 from hwr.synth.config import default_data_dir
 from hwr.synth.fonts import FontBank
-from hwr.synth.pens import FONT_PEN, PENS, Pen, choose_pen, restroke, skeleton_points, thin
+from hwr.synth.pens import (
+    FONT_PEN,
+    PENS,
+    WRITER_PEN_X_HEIGHT,
+    Pen,
+    choose_pen,
+    restroke,
+    skeleton_points,
+    thin,
+    writer_pen,
+)
+from hwr.synth.render import sample_style
 
 FONTS_DIR = default_data_dir() / "fonts"
 
@@ -108,3 +119,21 @@ def test_a_forced_pen_holds_on_every_line_the_font_pen_included():
     assert {synth.write_line(synth.rng(i), pen=FONT_PEN).pen for i in range(4)} == {FONT_PEN}
     assert {synth.write_line(synth.rng(i), pen="marker").pen for i in range(4)} == {"marker"}
     assert FONT_PEN not in {synth.write_line(synth.rng(i)).pen for i in range(4)}  # the check can fail
+
+
+def test_a_writers_pen_keeps_its_width_nib_and_jitter_on_every_line_scaled_to_the_hand():
+    # Drawn by name alone, each line of a page got its own width, nib angle and jitter.
+    cfg = SynthConfig(restroke_prob=1.0)
+    synth = LineSynthesizer(cfg, seed=3)
+    rng = np.random.default_rng(4)
+    pen = writer_pen(rng, cfg)
+    assert isinstance(pen, Pen) and pen.width > 1.0
+    styles = [sample_style(np.random.default_rng(i), cfg, synth.fonts, "delius", False, 30.0, pen) for i in range(3)]
+    assert styles[0].pen == styles[1].pen == styles[2].pen != pen
+    layout_xh = styles[0].x_height / styles[0].scale
+    assert styles[0].pen.width == pytest.approx(pen.width * layout_xh / WRITER_PEN_X_HEIGHT)
+    bigger = sample_style(np.random.default_rng(0), cfg, synth.fonts, "delius", False, 45.0, pen).pen
+    assert bigger.width > styles[0].pen.width and bigger.angle == styles[0].pen.angle
+    assert {sample_style(np.random.default_rng(i), cfg, synth.fonts, "delius", False, 30.0).pen.width
+            for i in range(3)} != {styles[0].pen.width}  # pens drawn per line differ (the check can fail)
+    assert writer_pen(rng, SynthConfig(restroke_prob=0.0)) == FONT_PEN
