@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,10 @@ SHM_DIR = Path("/dev/shm")
 # another pid namespace sharing /dev/shm (containers with a shared IPC namespace), so only blocks
 # left this long are taken for orphans.
 ORPHAN_AGE_S = 600.0
-START_METHODS = ("spawn", "forkserver")
+# Not fork (a copy of a parent that may hold torch and threads), nor forkserver: its workers are
+# forked by its server and would not start with SIGINT held back as PageWorkers._starting_workers
+# holds it.
+START_METHODS = ("spawn",)
 WORKER_DIED = "the worker process preparing this page died (a crash in an image decoder?)"
 
 
@@ -92,7 +95,7 @@ def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int) -> No
     # pool in order), not each worker dying mid-page with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        # Started with SIGINT blocked (see _sigint_blocked); a Ctrl-C pending since is now dropped.
+        # Started with SIGINT blocked (PageWorkers._starting_workers): a Ctrl-C pending since is dropped.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     exit_with_parent()  # a SIGKILLed parent leaves no orphans holding pages and shared memory
     import cv2
@@ -104,8 +107,8 @@ def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int) -> No
 
 @contextlib.contextmanager
 def _sigint_blocked():
-    """SIGINT held back in this thread (and in processes it starts) for the block; a Ctrl-C
-    that arrives meanwhile is delivered when it ends, so the parent loses none."""
+    """SIGINT held back in this thread, and in the processes it starts, for the block. A Ctrl-C
+    meanwhile is not lost: another thread takes it, or this one when the block ends."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
         yield
         return
@@ -272,12 +275,19 @@ class PageWorkers:
             self._pool = self._new_pool()
         return self._pool
 
-    def _submit(self, fn: Callable, *args) -> Future:
-        # The pool starts its workers inside submit(); a fresh worker spends a second or more in
-        # imports before _init_worker can ignore SIGINT, and a Ctrl-C then would kill it with a
-        # traceback. Started with SIGINT blocked, it inherits the block until it ignores SIGINT.
+    @contextlib.contextmanager
+    def _starting_workers(self) -> Iterator[ProcessPoolExecutor]:
+        """The pool, with SIGINT held back while the block submits to it. The pool starts its
+        workers inside submit(), and a fresh worker spends a second or more importing before
+        _init_worker ignores SIGINT: a Ctrl-C then killed it with a traceback. Started with SIGINT
+        blocked, a worker keeps the block until it ignores SIGINT. Whatever the block records of
+        its submissions (the pending pages) is recorded before a Ctrl-C held back is raised."""
+        pool = self.pool
+        # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
+        # the pool's first worker would start it: started here, before the block.
+        resource_tracker.ensure_running()
         with _sigint_blocked():
-            return self.pool.submit(fn, *args)
+            yield pool
 
     def close(self) -> None:
         """Stop the workers (pages not started are dropped, pages being prepared finish), then
@@ -294,7 +304,9 @@ class PageWorkers:
         """Top-level packages loaded in a worker process (one of them, if several)."""
         if self.workers == 0 or not self.processes:
             raise ValueError("no worker processes (workers=0 or threads)")
-        return self._submit(loaded_modules).result()
+        with self._starting_workers() as pool:
+            future = pool.submit(loaded_modules)
+        return future.result()
 
     def prepared(self, refs: Iterable) -> Iterator[PreparedPage]:
         """Each PageRef prepared, in input order."""
@@ -305,7 +317,8 @@ class PageWorkers:
         pending = self._pending
         try:
             for ref in refs:
-                pending.append(_InFlight(ref, self._submit(_prepare_and_ship, ref)))
+                with self._starting_workers() as pool:
+                    pending.append(_InFlight(ref, pool.submit(_prepare_and_ship, ref)))
                 if len(pending) >= self.window:
                     yield self._next(pending)
             while pending:
@@ -339,7 +352,8 @@ class PageWorkers:
         for item in pending:
             if item.future.done() and not item.future.cancelled() and item.future.exception() is None:
                 continue  # finished before the crash: its block is intact
-            item.future = self._submit(_prepare_and_ship, item.ref)
+            with self._starting_workers() as pool:
+                item.future = pool.submit(_prepare_and_ship, item.ref)
             try:
                 item.future.result()
             except BrokenProcessPool:

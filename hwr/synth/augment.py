@@ -73,7 +73,8 @@ def draw_stroke_change(rng: np.random.Generator, cfg: SynthConfig) -> int:
 
 
 def change_stroke_width(ink: np.ndarray, change: int, cfg: SynthConfig) -> np.ndarray:
-    """The ink with its strokes changed as draw_stroke_change drew (see there)."""
+    """The ink with its strokes changed as draw_stroke_change drew (see there). Thinning that
+    would take too much of a line's ink leaves that line as it is, even on a thinned page."""
     if change >= 2:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE if change > 2 else cv2.MORPH_RECT, (change, change))
         return cv2.dilate(ink, kernel)

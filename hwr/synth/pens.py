@@ -141,7 +141,8 @@ def draw_pen_name(rng: np.random.Generator, cfg: SynthConfig) -> str:
 
 
 # A writer's pen (writer_pen) is drawn for a hand of this x-height, px, and scaled to each
-# line's: large enough that no width is clamped at one pixel before the scaling.
+# line's (always smaller): large enough that a pen's width is never clamped at one pixel before
+# the scaling (a ballpoint's thin width can be, and only a nib draws with it).
 WRITER_PEN_X_HEIGHT = 100.0
 
 

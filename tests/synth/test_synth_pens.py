@@ -137,3 +137,11 @@ def test_a_writers_pen_keeps_its_width_nib_and_jitter_on_every_line_scaled_to_th
     assert {sample_style(np.random.default_rng(i), cfg, synth.fonts, "delius", False, 30.0).pen.width
             for i in range(3)} != {styles[0].pen.width}  # pens drawn per line differ (the check can fail)
     assert writer_pen(rng, SynthConfig(restroke_prob=0.0)) == FONT_PEN
+
+
+def test_a_scaled_pen_is_the_same_pen_for_a_bigger_or_smaller_hand():
+    pen = Pen("pressure", 8.0, 2.0, 0.5, (0.1, -0.2, 1.0, 0.3), 1.5, 40.0)
+    half = pen.scaled(0.5)
+    assert (half.width, half.thin_width, half.jitter, half.jitter_wavelength) == (4.0, 1.0, 0.75, 20.0)
+    assert half.wave == (0.2, -0.4, 1.0, 0.3) and half.angle == 0.5 and half.name == "pressure"
+    assert pen.scaled(0.1).width == 1.0  # never thinner than a pixel
