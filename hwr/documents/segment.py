@@ -153,8 +153,8 @@ def binarize(gray: np.ndarray) -> np.ndarray:
     darkness = 1.0 - gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
     darkness = np.clip(darkness * 255.0, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(darkness, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # On a blank or nearly blank page Otsu splits the paper noise; ink is always >15% darker.
-    threshold = max(otsu, 40.0)
+    floor = _ink_floor(darkness)
+    threshold = max(otsu, floor)
     ink = darkness > threshold
     # Otsu splits paper from the page's typical ink, and a line in fainter ink (a light pencil,
     # a drying pen) fell apart into the few pieces above it. Ink up to a quarter fainter is
@@ -162,7 +162,7 @@ def binarize(gray: np.ndarray) -> np.ndarray:
     # never the soft edges of dark ones, which would join touching lines. On 36 synthetic
     # validation pages this step takes the pages whose lines are counted exactly from 21 to
     # 23 and the lines matched from 256 to 259 of 280.
-    faint = (darkness > max(0.75 * otsu, 40.0)).astype(np.uint8)
+    faint = (darkness > max(0.75 * otsu, floor)).astype(np.uint8)
     if faint.sum() > ink.sum():
         _, pieces, stats, _ = cv2.connectedComponentsWithStats(faint, connectivity=8)
         # Not added: pieces with dark ink, and thin streaks (pieces of a faint printed rule,
@@ -172,6 +172,18 @@ def binarize(gray: np.ndarray) -> np.ndarray:
         skip[pieces[darkness > DARK_INK * otsu]] = True
         ink |= (pieces > 0) & ~skip[pieces]
     return ink.astype(np.uint8)
+
+
+def _ink_floor(darkness: np.ndarray) -> float:
+    """The faintest darkness taken for ink whatever Otsu says: on a blank or nearly blank page
+    Otsu splits the paper's noise. Ink is at least four times as dark as the paper's noise (its
+    80th percentile: most of a page is paper), at least 8% darker than the paper (20 of 255),
+    and always counts from 16% darker (40). A fixed 16% cut faint pencil strokes on clean paper
+    into dashes (their middle is 12-20% darker), and the text height measured from the dashes
+    split each line into several: on 180 synthetic validation pages, lines counted exactly on
+    144 pages before and 153 after, lines matched 1,400 -> 1,416 of 1,448."""
+    noise = float(np.percentile(darkness[::4, ::4], 80))
+    return min(40.0, max(20.0, 4.0 * noise))
 
 
 def text_height(binary: np.ndarray) -> float | None:

@@ -257,6 +257,26 @@ def test_a_line_in_fainter_ink_is_found_whole():
     assert min(xs) <= cols[0] + 5 and max(xs) >= cols[-1] - 5  # the whole line, not a piece of it
 
 
+def test_a_page_all_in_faint_pencil_is_read_as_its_lines():
+    # A light pencil photographed: strokes 10-18% darker than the paper, under the 16% that
+    # was taken for ink on any page; the page's lines were lost or cut into dashes.
+    font = ImageFont.load_default(size=40)
+    ink = Image.new("L", (1400, 420), 0)
+    texts = ["pencil notes taken in a hurry", "on the back of an envelope", "and read again much later",
+             "by someone else entirely"]
+    truth = []
+    for k, text in enumerate(texts):
+        ImageDraw.Draw(ink).text((60, 40 + 90 * k), text, fill=255, font=font)
+        x0, y0, x1, y1 = ImageDraw.Draw(ink).textbbox((60, 40 + 90 * k), text, font=font)
+        truth.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    ink = np.asarray(ink) > 127
+    rng = np.random.default_rng(1)
+    page = 225.0 + rng.normal(0.0, 1.5, ink.shape)
+    page[ink] = 225.0 * (1.0 - rng.uniform(0.10, 0.18, int(ink.sum())))
+    found = segment_page(np.clip(page, 0, 255).astype(np.uint8))
+    assert len(found) == 4 and len(match_lines(truth, [line.polygon for line in found])) == 4
+
+
 def test_a_line_starting_under_the_end_of_the_line_above_stays_apart():
     # Tight verse-like layout: lines 2 and 4 start where the line above ends, at 1.5 text heights.
     font = ImageFont.load_default(size=40)
