@@ -27,6 +27,7 @@ from hwr.recognition.imaging import ImageError, check_image_file
 from hwr.records import LineSample, document_page_number
 
 PAGE_ROOT = "PcGts"
+INT32_MIN, INT32_MAX = np.iinfo(np.int32).min, np.iinfo(np.int32).max
 # Every PAGE version's namespace: .../pagecontent/2010-03-19, 2013-07-15, 2019-07-15, ...
 PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
 
@@ -254,18 +255,20 @@ def load_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> np.ndarray
     return gray
 
 
-def check_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> None:
+def check_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> tuple[int, int]:
     """`load_page_image`'s checks from the image file's header alone, for a caller that reads
     the pixels later anyway (hwr eval --pages: decoding a scan twice doubled its reading). A
-    page of a PDF or a multi-page TIFF has no header of its own to read: it is loaded."""
+    page of a PDF or a multi-page TIFF has no header of its own to read: it is loaded.
+    Returns the page's (width, height)."""
     if page.count > 1 or page.path.suffix.lower() == PDF_SUFFIX:
-        load_page_image(xml, page_el, page)
-        return
+        gray = load_page_image(xml, page_el, page)
+        return gray.shape[1], gray.shape[0]
     try:
         size = check_image_file(page.path)
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
     _check_declared_size(xml, page_el, page.source, size)
+    return size
 
 
 def _check_declared_size(xml: Path, page_el: ET.Element, image: str, size: tuple[int, int]) -> None:
@@ -318,7 +321,9 @@ def parse_points(points: str) -> np.ndarray:
         xy = None
     if xy is None or xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
         raise ValueError(f"malformed Coords points {points!r}")
-    return np.round(xy).astype(np.int32)
+    # Casting a float beyond int32 is undefined (1e12 came out as -2**31, moving the line to the
+    # page's far corner with only a RuntimeWarning); clipped, it is just a point off the page.
+    return np.round(np.clip(xy, INT32_MIN, INT32_MAX)).astype(np.int32)
 
 
 def _cut_line(

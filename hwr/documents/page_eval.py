@@ -357,7 +357,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
         raise DatasetError(xml, "not a PAGE XML file")
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
     page = page_image_ref(xml, root, image)
-    check_page_image(xml, pages[0], page)
+    width, height = check_page_image(xml, pages[0], page)
     lines, polygons, untranscribed = [], [], set()
     for line_id, line_el in reading_order_lines(pages[0]):
         try:
@@ -368,9 +368,17 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
         if text is None:
             untranscribed.add(len(lines))
         lines.append(text or "")
-        polygons.append([tuple(p) for p in polygon.tolist()] if polygon is not None else [])
+        polygons.append(_on_page(polygon, width, height) if polygon is not None else [])
     return PageTruth(page_id, image, lines, polygons, truth_file=xml, untranscribed=frozenset(untranscribed),
                      page_index=page.index, page_count=page.count)
+
+
+def _on_page(polygon: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:
+    """A truth polygon with its points moved onto the page (the line reader's crop, too, keeps
+    only the page's pixels): `polygon_iou` rasterises the box around both polygons, so one point
+    far off the page (a typo, a unit mix-up) asked for a 37 GiB mask at 100000 px and crashed."""
+    clipped = np.clip(polygon, 0, [width - 1, height - 1])
+    return [tuple(p) for p in clipped.tolist()]
 
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:

@@ -297,6 +297,18 @@ def test_pagexml_truth_refuses_an_image_of_another_size_than_declared(tmp_path):
         read_page_truth(xml)
 
 
+def test_a_truth_polygon_far_off_the_page_is_held_to_the_page_not_rasterised_at_its_size(tmp_path):
+    """A typo in one point (100000 px, or 1e12, past int32) made polygon_iou ask for a mask the
+    size of the point's box (37 GiB): a MemoryError ended hwr eval --pages with a traceback."""
+    xml = _two_region_xml(tmp_path)
+    text = xml.read_text(encoding="utf-8").replace("30,2 30,12", "100000,2 1e12,100000")
+    xml.write_text(text, encoding="utf-8")
+    (truth,) = read_page_truth(xml)
+    assert truth.polygons[0] == [(2, 2), (39, 2), (39, 29), (2, 12)]  # the page is 40x30
+    found = _page(["first line", "second line"], [square(2, 2, 20), [(2, 16), (30, 16), (30, 25), (2, 25)]])
+    assert score_page(truth, found).matched_lines == 1  # the second line, untouched
+
+
 def test_gt_txt_truth_reads_a_byte_order_mark_and_crlf_as_the_line_readers_do(tmp_path):
     cv2.imwrite(str(tmp_path / "scan.png"), 255 * np.ones((30, 40), np.uint8))
     (tmp_path / "scan.gt.txt").write_bytes("\ufefffirst line\r\nsecond line\r\n".encode())
