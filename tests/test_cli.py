@@ -511,6 +511,26 @@ def test_the_journal_keeps_the_last_record_of_an_input_and_the_report_yields_to_
     fresh.close(remove=True)
 
 
+def test_a_record_torn_by_a_full_disk_does_not_swallow_the_next_runs_first_record(tmp_path):
+    """A full disk cut a journal record short; the resumed run appended its first page to that
+    torn line, the whole row was unreadable, and a kill before its report lost that page's lines
+    (its outputs on disk, the next --resume skipped it)."""
+    from hwr.documents.transcribe import LineJournal, LineTranscription, TranscriptionResult
+
+    report = tmp_path / "r.json"
+    earlier = LineJournal(report, keep=False)
+    earlier.add("a.png", [LineTranscription("a.png", "a", 0.5)])
+    earlier.close(remove=False)
+    with earlier.path.open("a") as f:
+        f.write('{"source": "b.png", "li')  # no space left for the rest
+    resumed = LineJournal(report, keep=True)
+    resumed.add("b.png", [LineTranscription("b.png", "b", 0.6)])
+    resumed.close(remove=False)  # killed: no report
+    now = TranscriptionResult()
+    assert now.add_earlier(report, ["a.png", "b.png"]) == []
+    assert {line.source: line.text for line in now.lines} == {"a.png": "a", "b.png": "b"}
+
+
 def test_an_interrupted_run_without_an_output_folder_says_only_that(untrained_model, tmp_path, monkeypatch, capsys):
     import hwr.cli
 

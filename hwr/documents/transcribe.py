@@ -6,6 +6,7 @@ for the CLI, the UI and the page scorer, with one failure record (hwr.records.Fa
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,7 +87,10 @@ class LineJournal:
     def __init__(self, report: str | Path, keep: bool):
         self.path = journal_path(report)
         # keep (--resume): the lines a killed run journalled stay until a report holds them.
+        torn = keep and _ends_torn(self.path)
         self._file = open(self.path, "a" if keep else "w", encoding="utf-8", errors=TEXT_ERRORS)  # noqa: SIM115 - closed in close()
+        if torn:  # a record cut short (a full disk): the next one must not be glued to it and lost
+            self._file.write("\n")
 
     def add(self, source: str, lines: list[LineTranscription]) -> None:
         record = {"source": source, "lines": [asdict(line) for line in lines]}
@@ -97,6 +101,16 @@ class LineJournal:
         self._file.close()
         if remove:
             self.path.unlink(missing_ok=True)
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file's last line lacks its newline (a write cut short)."""
+    try:
+        with open(path, "rb") as journal:
+            journal.seek(-1, os.SEEK_END)
+            return journal.read(1) != b"\n"
+    except OSError:  # missing, or empty (no byte to seek back to)
+        return False
 
 
 def journal_path(report: str | Path) -> Path:
