@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_lines, report_or_raise, unique_ids
-from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page
+from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
 from hwr.documents.writers.pagexml import PAGE_NUMBER_ITEM
 from hwr.errors import counted
 from hwr.recognition.charset import normalize_text
@@ -223,7 +224,7 @@ def page_image_ref(xml: Path, root: ET.Element, image_path: Path) -> PageRef:
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
     if pages == 1:
-        return PageRef(xml.stem, image_path, label=str(image_path))
+        return _at_declared_dpi(root, PageRef(xml.stem, image_path, label=str(image_path)))
     number = _declared_page_number(xml, root) or document_page_number(xml.stem)
     if number is None:
         raise DatasetError(xml, f"page image {image_path} has {pages} pages and the XML does not say which one it "
@@ -231,7 +232,21 @@ def page_image_ref(xml: Path, root: ET.Element, image_path: Path) -> PageRef:
                                 "an XML file named <name>#pN.xml, as hwr transcribe writes them)")
     if number > pages:
         raise DatasetError(xml, f"describes page {number} of {image_path}, which has {counted(pages, 'page')}")
-    return PageRef(xml.stem, image_path, number - 1, pages, label=str(image_path))
+    return _at_declared_dpi(root, PageRef(xml.stem, image_path, number - 1, pages, label=str(image_path)))
+
+
+def _at_declared_dpi(root: ET.Element, page: PageRef) -> PageRef:
+    """A PDF page drawn at the resolution its PAGE file's declared size says (hwr transcribe
+    --dpi 150 writes 150 dpi coordinates; drawn at the default 300 the page was refused as
+    twice the declared size). Other pages, and a size no dpi gives, are left as they are: the
+    size check names the mismatch."""
+    page_el = _descendants(root, "Page")
+    if page.path.suffix.lower() != PDF_SUFFIX or not page_el:
+        return page
+    declared = (page_el[0].get("imageWidth", ""), page_el[0].get("imageHeight", ""))
+    if not all(value.isdigit() for value in declared):
+        return page
+    return replace(page, dpi=pdf_dpi_for_size(page.path, page.index, (int(declared[0]), int(declared[1]))))
 
 
 def _declared_page_number(xml: Path, root: ET.Element) -> int | None:

@@ -64,6 +64,7 @@ class PageTruth:
     untranscribed: frozenset[int] = frozenset()  # indices of lines (polygons) with no text yet
     page_index: int = 0  # which page of `image` (a PDF or multi-page TIFF holds several)
     page_count: int = 1
+    dpi: int | None = None  # a PDF page's resolution, that of its ground truth's coordinates
 
     @property
     def files(self) -> list[Path]:
@@ -219,7 +220,7 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
             progress(1)
 
     config = BatchConfig(mode="page", workers=workers, batch_size=batch_size, words=False, progress=False)
-    refs = [PageRef(t.id, Path(t.image), t.page_index, t.page_count) for t in truths]
+    refs = [PageRef(t.id, Path(t.image), t.page_index, t.page_count, dpi=t.dpi) for t in truths]
     summary = transcribe_refs(recognizer, refs, config, segment_config, on_page=done)
     if summary.failures and not skip_bad:
         first = summary.failures[0]
@@ -370,7 +371,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
         lines.append(text or "")
         polygons.append(_on_page(polygon, width, height) if polygon is not None else [])
     return PageTruth(page_id, image, lines, polygons, truth_file=xml, untranscribed=frozenset(untranscribed),
-                     page_index=page.index, page_count=page.count)
+                     page_index=page.index, page_count=page.count, dpi=page.dpi)
 
 
 def _on_page(polygon: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:

@@ -68,6 +68,7 @@ class PageRef:
     error: str = ""
     error_stage: str = "read"  # FailedInput.stage of `error`: "input" (listing) or "read" (counting)
     label: str = ""
+    dpi: int | None = None  # a PDF page's resolution when it must be this one (ground truth's); None: the batch's
 
     @property
     def source(self) -> str:
@@ -418,7 +419,7 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
         raise ImageError(ref.source, ref.error)
     suffix = ref.path.suffix.lower()
     if suffix == PDF_SUFFIX:
-        return render_pdf_page(ref.path, ref.index, dpi, ref.source)
+        return render_pdf_page(ref.path, ref.index, ref.dpi or dpi, ref.source)
     if ref.count > 1:
         try:
             with open_image(ref.path) as img:
@@ -449,6 +450,34 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int) -> float:
     # at 14400 x 14400 pt the exact scale gives 10955^2 = 120,012,025 pixels, just over the cap.
     whole = min(max(1, math.floor(width_pt * scale)) / width_pt, max(1, math.floor(height_pt * scale)) / height_pt)
     return whole * (1 - 1e-9)
+
+
+def pdf_dpi_for_size(path: Path, index: int, size: tuple[int, int]) -> int | None:
+    """The resolution at which `render_pdf_page` draws the page `size` (width, height) pixels,
+    None when none does or the page cannot be read. A PAGE file of a PDF page gives the pixels
+    its coordinates count, not the --dpi it was transcribed at: the page is drawn at that."""
+    import pypdfium2 as pdfium
+
+    with _PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError:
+            return None
+        try:
+            width_pt, height_pt = pdf[index].get_size()
+        except (pdfium.PdfiumError, IndexError):
+            return None
+        finally:
+            pdf.close()
+    if width_pt <= 0 or height_pt <= 0:
+        return None
+    # pdfium rounds the sides up, so the dpi is at or just below this; the longer side says it best.
+    guess = max(size) * 72.0 / max(width_pt, height_pt)
+    for dpi in sorted({math.floor(guess), round(guess), math.floor(guess) - 1}, key=lambda d: abs(d - guess)):
+        scale = pdf_render_scale(width_pt, height_pt, dpi) if dpi > 0 else 0
+        if scale and (math.ceil(width_pt * scale), math.ceil(height_pt * scale)) == tuple(size):
+            return dpi
+    return None
 
 
 def _bitmap_pixels(width_pt: float, height_pt: float, scale: float) -> int:

@@ -231,3 +231,25 @@ def test_a_multi_page_image_without_its_page_number_is_refused_not_cut_from_page
     beyond.write_text(page_xml("book.tif", ONE_LINE), encoding="utf-8")
     with pytest.raises(DatasetError, match=r"describes page 3 of .*book\.tif, which has 2 pages"):
         read_pagexml(beyond)
+
+
+def ink_square_pdf(folder: Path) -> Path:
+    """A 40 x 30 pt one-page PDF: white, an ink square where ONE_LINE's polygon is (at 72 dpi)."""
+    page = np.full((30, 40), 255, np.uint8)
+    page[2:10, 2:21] = 0
+    path = folder / "letter.pdf"
+    Image.fromarray(page).save(path, resolution=72)
+    return path
+
+
+def test_a_pdf_page_is_drawn_at_the_dpi_its_declared_size_gives_not_the_default(tmp_path):
+    """hwr transcribe --dpi 72 wrote this PAGE file (40x30 px); drawn at the default 300 dpi the
+    page was 167x126 and every line was refused, so hwr's own output could not be scored."""
+    ink_square_pdf(tmp_path)
+    xml = tmp_path / "letter.xml"
+    xml.write_text(page_xml("letter.pdf", ONE_LINE), encoding="utf-8")
+    [line] = read_pagexml(xml)
+    assert line.image.shape == (8, 19) and (line.image < 128).mean() > 0.9  # the ink square, whole
+    xml.write_text(page_xml("letter.pdf", ONE_LINE, width=41, height=17), encoding="utf-8")  # no dpi draws this
+    with pytest.raises(DatasetError, match=r"letter\.pdf is 167x126 but the XML declares 41x17"):
+        read_pagexml(xml)

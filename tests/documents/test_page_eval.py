@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from hwr.datasets import DatasetError
 from hwr.documents.page_eval import (
@@ -307,6 +308,16 @@ def test_a_truth_polygon_far_off_the_page_is_held_to_the_page_not_rasterised_at_
     assert truth.polygons[0] == [(2, 2), (39, 2), (39, 29), (2, 12)]  # the page is 40x30
     found = _page(["first line", "second line"], [square(2, 2, 20), [(2, 16), (30, 16), (30, 25), (2, 25)]])
     assert score_page(truth, found).matched_lines == 1  # the second line, untouched
+
+
+def test_a_pdf_pages_truth_carries_the_dpi_its_declared_size_gives(tmp_path):
+    """The page is transcribed at the resolution of its ground truth's coordinates, not 300 dpi."""
+    page = tmp_path / "page.pdf"
+    Image.fromarray(255 * np.ones((30, 40), np.uint8)).save(page, resolution=72)
+    xml = _two_region_xml(tmp_path)  # declares 40x30
+    xml.write_text(xml.read_text(encoding="utf-8").replace("page.png", "page.pdf"), encoding="utf-8")
+    (truth,) = read_page_truth(xml)
+    assert truth.dpi == 72
 
 
 def test_gt_txt_truth_reads_a_byte_order_mark_and_crlf_as_the_line_readers_do(tmp_path):
