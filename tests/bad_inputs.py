@@ -64,6 +64,29 @@ def broken_pdf(path: Path) -> Path:
     return path
 
 
+def pageless_pdf(path: Path) -> Path:
+    """A well-formed PDF whose page tree is empty (PDFium refuses it with the error code "success")."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.save(str(path))
+    pdf.close()
+    return path
+
+
+def damaged_exif_jpeg(path: Path, size: tuple[int, int] = (80, 50)) -> Path:
+    """A JPEG whose EXIF block claims more tags than it holds (Pillow warns "Corrupt EXIF data")."""
+    exif = Image.Exif()
+    exif[0x010E] = "a description long enough to be stored out of line"
+    buffer = io.BytesIO()
+    Image.new("L", size, 200).save(buffer, "JPEG", exif=exif.tobytes())
+    data = bytearray(buffer.getvalue())
+    header = data.find(b"Exif\x00\x00") + 6  # the TIFF header: byte order, 42, offset of IFD0 (8)
+    data[header + 8 + 1 if data[header] == ord("M") else header + 8] = 0x30  # IFD0's entry count
+    path.write_bytes(bytes(data))
+    return path
+
+
 def latin1_text(path: Path, text: str = "caf\xe9 cr\xe8me\n") -> Path:
     """A text file in Latin-1: invalid UTF-8 where a UTF-8 list or ground-truth file is expected."""
     path.write_bytes(text.encode("latin-1"))

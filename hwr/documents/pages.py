@@ -17,6 +17,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,7 @@ from hwr.recognition.imaging import (
     ImageError,
     check_file,
     check_image_size,
+    exif_warnings_named,
     load_gray,
     open_image,
     pil_to_gray,
@@ -361,6 +363,30 @@ class PageCount:
 _MAX_TIFF_PAGES = 100_000
 
 
+# A page tree that says it holds no pages, and no page object anywhere in the file.
+_EMPTY_PAGE_TREE = re.compile(rb"/Count\s*0\b")
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+
+
+def _pdf_load_error(path: Path, exc: Exception) -> str:
+    """Why PDFium would not open a PDF. It refuses one with no pages as a failed load without a
+    reason: its error code reads "success", or a stale code left by an earlier failure in the
+    process, so such a file is recognised by its page tree instead."""
+    if getattr(exc, "err_code", None) == 0 or _holds_no_pages(path):
+        return "the PDF has no pages"
+    return f"not a readable PDF ({exc})"
+
+
+def _holds_no_pages(path: Path) -> bool:
+    try:
+        if path.stat().st_size > 1 << 20:  # a PDF without pages is small; a large one is broken otherwise
+            return False
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return bool(_EMPTY_PAGE_TREE.search(data)) and not _PAGE_OBJECT.search(data)
+
+
 def count_pages(path: Path) -> PageCount:
     """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when not even
     one page can be listed."""
@@ -374,7 +400,7 @@ def count_pages(path: Path) -> PageCount:
             try:
                 pdf = pdfium.PdfDocument(str(path))
             except pdfium.PdfiumError as exc:
-                raise ImageError(str(path), f"not a readable PDF ({exc})") from None
+                raise ImageError(str(path), _pdf_load_error(path, exc)) from None
             try:
                 pages = len(pdf)
             finally:
@@ -384,7 +410,7 @@ def count_pages(path: Path) -> PageCount:
         return PageCount(pages)
     if path.suffix.lower() in {".tif", ".tiff"}:
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img, exif_warnings_named(str(path)):  # each page's tags are read
                 check_image_size(img.width, img.height, str(path))
                 try:
                     return PageCount(max(1, getattr(img, "n_frames", 1)))
@@ -423,7 +449,8 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
     if ref.count > 1:
         try:
             with open_image(ref.path) as img:
-                img.seek(ref.index)
+                with exif_warnings_named(ref.source):
+                    img.seek(ref.index)
                 check_image_size(img.width, img.height, ref.source)
                 img.load()
                 return pil_to_gray(img.copy(), ref.source)
@@ -492,7 +519,7 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str 
         try:
             pdf = pdfium.PdfDocument(str(path))
         except pdfium.PdfiumError as exc:
-            raise ImageError(source, f"not a readable PDF ({exc})") from None
+            raise ImageError(source, _pdf_load_error(path, exc)) from None
         try:
             page = pdf[index]
             width, height = page.get_size()  # points (1/72 inch)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,6 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
+
+log = logging.getLogger(__name__)
 
 # File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
@@ -75,7 +80,9 @@ def _describe(source) -> str:
 def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
     """Any Pillow mode to a uint8 grayscale array (alpha composited on white, 16-bit rescaled)."""
     check_image_size(img.width, img.height, source)
-    img = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
+    if hasattr(img, "getexif"):
+        with exif_warnings_named(source):
+            img = ImageOps.exif_transpose(img)
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
@@ -173,16 +180,50 @@ def pixels_digest(gray: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+# catch_warnings swaps module-wide state: two threads inside it at once could leave warnings
+# swallowed for good, so the EXIF reads take turns (they are short).
+_EXIF_READ_LOCK = threading.Lock()
+
+
+@contextmanager
+def exif_warnings_named(name: str) -> Iterator[None]:
+    """Pillow warns about damaged EXIF ("Corrupt EXIF data. Expecting to read 12 bytes...") with
+    no file name, which in a batch of thousands says nothing; log it naming the file instead.
+    The image is still read: Pillow keeps the tags it could parse."""
+    caught: list = []
+    try:
+        with _EXIF_READ_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        _reissue(caught, name)
+
+
+def _reissue(caught: list, name: str) -> None:
+    for warning in caught:
+        if "EXIF" in str(warning.message):
+            log.warning("%s: damaged image tags (EXIF or TIFF), read as far as they go (%s)",
+                        name, str(warning.message).strip())
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 @contextmanager
 def open_image(source) -> Iterator[Image.Image]:
     """`Image.open`, a path read through a file object: Pillow memory-maps an uncompressed
     image opened by name, and maps a TIFF whose orientation tag turns it a quarter with its
     upright size (Pillow 12.3: scrambled stripes and no error); a file object is read, not mapped."""
+    name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as fp, Image.open(fp) as img:
-            yield img
+        with open(source, "rb") as fp:
+            with exif_warnings_named(name):  # a JPEG without a JFIF resolution reads its EXIF here
+                img = Image.open(fp)
+            with img:
+                yield img
     else:
-        with Image.open(source) as img:
+        with exif_warnings_named(name):
+            img = Image.open(source)
+        with img:
             yield img
 
 
@@ -196,7 +237,8 @@ def _opened(source, name: str, decode: bool):
                 # A PNG's getexif() decodes the whole image when its eXIf chunk is not in the
                 # header: only header EXIF is read here (JPEG, TIFF, WebP; a PNG's early eXIf).
                 has_exif = img.format != "PNG" or "exif" in img.info
-                turned = has_exif and img.getexif().get(ORIENTATION_TAG) in _QUARTER_TURNS
+                with exif_warnings_named(name):
+                    turned = has_exif and img.getexif().get(ORIENTATION_TAG) in _QUARTER_TURNS
                 # The size as stored: Pillow 12 already gives a turned TIFF its upright size.
                 width, height = ((img.tag_v2.get(TiffImagePlugin.IMAGEWIDTH, img.width),
                                   img.tag_v2.get(TiffImagePlugin.IMAGELENGTH, img.height))

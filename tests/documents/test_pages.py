@@ -352,3 +352,14 @@ def test_no_two_pages_share_an_output_file_in_any_format(tmp_path):
     # Path order: x.alto.png comes first, so x is the later input.
     assert [r.page_id for r in page_refs([tmp_path], ["pagexml", "alto"])] == ["x.alto", "x-2"]
     assert [r.page_id for r in page_refs([tmp_path], ["txt", "pagexml"])] == ["x.alto", "x"]
+
+
+def test_a_pdf_without_pages_is_reported_as_such_not_as_pdfium_success(tmp_path):
+    from hwr.documents.pages import count_pages
+
+    pdf = bad_inputs.pageless_pdf(tmp_path / "blank.pdf")
+    with pytest.raises(ImageError, match="not a readable PDF"):  # leaves PDFium's error code stale
+        count_pages(bad_inputs.broken_pdf(tmp_path / "broken.pdf"))
+    with pytest.raises(ImageError, match="the PDF has no pages") as raised:
+        count_pages(pdf)
+    assert "blank.pdf" in str(raised.value) and "Success" not in str(raised.value)

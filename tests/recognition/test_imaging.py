@@ -323,3 +323,14 @@ def test_flatten_background_evens_out_lines_its_scale_does_not_divide_to_the_las
     assert flattened.min() >= 235
     assert np.abs(flattened[-3:].astype(int) - flattened[-4]).max() <= 3
     assert np.abs(flattened[:, -3:].astype(int) - flattened[:, [-4]]).max() <= 3
+
+
+def test_damaged_exif_is_logged_with_the_file_name_and_the_image_still_reads(tmp_path, caplog, recwarn):
+    path = bad_inputs.damaged_exif_jpeg(tmp_path / "scan 7.jpg")
+    with caplog.at_level("WARNING", logger="hwr.recognition.imaging"):
+        gray = load_gray(path)
+        size = imaging.check_image_file(path)
+    assert gray.shape == (50, 80) and size == (80, 50)
+    damaged = [r.getMessage() for r in caplog.records if "damaged image tags" in r.getMessage()]
+    assert len(damaged) == 2 and all(str(path) in message for message in damaged)
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]  # not also Pillow's nameless warning
