@@ -124,6 +124,28 @@ def read_utf8(path: Path) -> str:
         raise DatasetError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x})", line_no) from None
 
 
+def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> list[str]:
+    """A list file's rows (a manifest's). With `skip_bad`, a row that is not valid UTF-8 (a
+    Latin-1 name pasted in) is a bad entry named by its line, and reads as blank so the rows
+    after it keep their line numbers; the other rows are read. Without it, the first such row
+    is the error, as `read_utf8` says."""
+    try:
+        return read_utf8(path).splitlines()
+    except DatasetError as error:
+        if not skip_bad or error.line_no is None:
+            raise
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    rows = []
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            rows.append(raw.decode("utf-8").removesuffix("\r"))
+        except UnicodeDecodeError as exc:
+            report_or_raise(DatasetError(path, f"not valid UTF-8 (byte {raw[exc.start]:#04x})", line_no), skip_bad,
+                            report)
+            rows.append("")
+    return rows
+
+
 def unique_ids(
     samples: Iterable[LineSample], skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:

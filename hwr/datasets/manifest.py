@@ -16,7 +16,7 @@ from hwr.datasets.errors import (
     PathLike,
     SkipReport,
     read_lines,
-    read_utf8,
+    read_utf8_rows,
     report_or_raise,
     unique_ids,
 )
@@ -34,7 +34,7 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
 
 
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:
-    for line_no, raw in enumerate(read_utf8(tsv_path).splitlines(), start=1):
+    for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
         if not raw.strip() or raw.startswith("#"):
             continue
         try:

@@ -61,6 +61,8 @@ def _iter_pairs(folder: Path, skip_bad: bool, report: SkipReport | None) -> Iter
 
 def read_pair(folder: Path, image: Path) -> LineSample:
     gt = gt_path(image)
+    if gt.is_dir():
+        raise DatasetError(image, f"ground truth {gt.name} is a folder, not a text file")
     if not gt.is_file():
         raise DatasetError(image, f"ground truth {gt.name} not found")
     text = read_line_text(gt)

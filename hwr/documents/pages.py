@@ -201,12 +201,21 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
 
 def _read_list(list_file: Path) -> list[_Found]:
     try:
-        text = list_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return [_Found(list_file, list_file.stem, str(list_file),
-                       f"list file is not UTF-8 (byte {exc.start}); save it as UTF-8")]
+        data = list_file.read_bytes()
     except OSError as exc:
         return [_Found(list_file, list_file.stem, str(list_file), f"cannot read list file ({exc.strerror or exc})")]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in data:  # UTF-16 ("Unicode" in Windows editors): no row would read as a name
+            return [_Found(list_file, list_file.stem, str(list_file),
+                           f"list file is not UTF-8 (byte {exc.start} of the file; UTF-16?); save it as UTF-8")]
+        # A row or two in another encoding (a Latin-1 name pasted in) must not lose the other
+        # rows: such a row names a file by its bytes, as a folder listing would (os.fsdecode).
+        bad_rows = [no for no, row in enumerate(data.split(b"\n"), start=1) if not _is_utf8(row)]
+        shown = ", ".join(map(str, bad_rows[:5])) + (", ..." if len(bad_rows) > 5 else "")
+        log.warning("%s: not UTF-8 on line(s) %s; those rows are read as file names byte for byte", list_file, shown)
+        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
     out = []
     for raw in text.splitlines():
         entry = raw.strip()
@@ -228,6 +237,14 @@ def _read_list(list_file: Path) -> list[_Found]:
         else:
             out.append(_Found(path, stem, str(list_file)))
     return out
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _TakenNames:

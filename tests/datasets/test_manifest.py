@@ -29,6 +29,18 @@ def test_reads_rows_in_file_order_relative_and_absolute(tmp_path):
     assert samples[0].meta["source"] == str(tsv) and samples[0].meta["line_no"] == 2
 
 
+def test_a_row_that_is_not_utf8_is_skipped_alone_with_skip_bad(tmp_path):
+    tsv = make_manifest(tmp_path, "")
+    tsv.write_bytes("../lines/one.png\tfirst\r\n../lines/two.png\tcaf\xe9\r\n../elsewhere/three.png\tthird\r\n"
+                    .encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"gt\.tsv:2: not valid UTF-8 \(byte 0xe9\)"):
+        read_manifest(tsv)
+    report = SkipReport()
+    samples = read_manifest(tsv, skip_bad=True, report=report)
+    assert [(s.text, s.meta["line_no"]) for s in samples] == [("first", 1), ("third", 3)]
+    assert report.summary() == f"1 entries skipped: {tsv}:2: not valid UTF-8 (byte 0xe9)"
+
+
 def test_malformed_rows_name_file_and_line(tmp_path):
     tsv = make_manifest(tmp_path, "../lines/one.png\tok\nno tab here\n")
     with pytest.raises(DatasetError, match=r"gt\.tsv:2: expected 2 tab-separated columns"):

@@ -42,6 +42,13 @@ def test_image_without_ground_truth_is_an_error_or_skipped(pairs):
     assert report.count == 1 and "lonely.png" in report.summary()
 
 
+def test_ground_truth_that_is_a_folder_is_named_as_one(pairs):
+    add_pair(pairs, "odd", None)
+    (pairs / "odd.gt.txt").mkdir()
+    with pytest.raises(DatasetError, match=r"odd\.png: ground truth odd\.gt\.txt is a folder, not a text file"):
+        read_pairs(pairs)
+
+
 def test_ground_truth_without_image_is_reported(pairs):
     (pairs / "orphan.gt.txt").write_text("no picture", encoding="utf-8")
     with pytest.raises(DatasetError, match=r"orphan\.gt\.txt: no image"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -287,12 +288,28 @@ def test_an_unreadable_sub_folder_is_reported(tmp_path, monkeypatch):
     assert list(errors) == [locked] and "cannot read folder" in errors[locked]
 
 
-def test_a_list_file_that_is_not_utf8_is_a_failure_naming_it(tmp_path):
-    listing = bad_inputs.latin1_text(tmp_path / "pages.txt", "caf\xe9.png\n")
+def test_a_list_file_row_that_is_not_utf8_names_its_file_byte_for_byte(tmp_path, caplog):
+    try:
+        latin1 = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.png"))
+        _img(1).save(latin1)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    _img(2).save(tmp_path / "good.png")
+    listing = bad_inputs.latin1_text(tmp_path / "pages.txt", "good.png\ncaf\xe9.png\ngone.png\n")
+    with caplog.at_level("WARNING", logger="hwr.documents.pages"):
+        refs = list(page_refs([listing]))
+    assert [r.path for r in refs if not r.error] == [tmp_path / "good.png", latin1]  # the rest is not lost
+    assert list(_errors(refs)) == [str(tmp_path / "gone.png")]
+    assert any("pages.txt: not UTF-8 on line(s) 2;" in r.getMessage() for r in caplog.records)
+
+
+def test_a_utf16_list_file_is_a_failure_naming_it(tmp_path):
+    listing = tmp_path / "pages.txt"
+    listing.write_bytes("good.png\n".encode("utf-16"))
     _img(1).save(tmp_path / "good.png")
     refs = list(page_refs([listing, tmp_path / "good.png"]))
     assert [r.page_id for r in refs if not r.error] == ["good"]
-    assert "not UTF-8" in _errors(refs)[str(listing)]
+    assert "not UTF-8" in _errors(refs)[str(listing)] and "UTF-16" in _errors(refs)[str(listing)]
 
 
 def test_pdf_page_of_the_largest_size_renders_below_the_pixel_cap():
