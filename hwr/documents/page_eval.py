@@ -17,7 +17,9 @@ still being transcribed) is left out of the text scores together with the predic
 that matches it (IoU >= 0.5; a line without Coords cannot match, so its reading still counts),
 so what the model reads there is neither an insertion nor scored against an empty reference.
 Detection on a scored page still counts every line: their geometry is ground truth either
-way. A page with no transcribed line at all is not scored, neither text nor detection.
+way. A page with no transcribed line at all is not scored, neither text nor detection; a
+PAGE line whose Coords cannot be read (a typo in its points) keeps its text in the page's
+scores, and the page is left out of detection only.
 """
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ class PageTruth:
     page_index: int = 0  # which page of `image` (a PDF or multi-page TIFF holds several)
     page_count: int = 1
     dpi: int | None = None  # a PDF page's resolution, that of its ground truth's coordinates
+    # Lines whose Coords could not be read: their text is scored, the page's detection is not
+    # (a line that cannot match would count as a missed line the segmenter may well have found).
+    bad_coords: tuple[str, ...] = ()
 
     @property
     def files(self) -> list[Path]:
@@ -165,7 +170,7 @@ def score_page(truth: PageTruth, page: Page) -> PageResult:
     unscored: set[int] = set()  # predicted lines read where the truth has no text yet
     if truth.polygons is not None:
         matches = match_lines(truth.polygons, [line.polygon for line in page.lines])
-        matched = len(matches)
+        matched = None if truth.bad_coords else len(matches)
         unscored = {j for i, j, _ in matches if i in truth.untranscribed}
     hypothesis = "\n".join(line.read_text for j, line in enumerate(page.lines) if j not in unscored)
     return PageResult(truth.id, reference, hypothesis, char_errors(reference, hypothesis), len(reference),
@@ -253,6 +258,9 @@ def format_page_summary(report: PageEvalReport) -> str:
     wer = f"WER {report.wer:.4f} ({report.word_errors}/{report.words})" if report.words else "WER undefined"
     detection = ("" if report.detection_precision is None else
                  f"  detection P {report.detection_precision:.3f} R {report.detection_recall:.3f} (IoU>=0.5)")
+    judged = sum(r.matched_lines is not None for r in report.results)
+    if detection and judged < report.pages:  # .gt.txt pages, or a line's Coords unreadable
+        detection = detection[:-1] + f", on the {judged} of {report.pages} pages with line polygons)"
     text = f"pages {report.pages}  {cer}  {wer}{detection}"
     if report.untranscribed_lines or report.untranscribed_pages:
         text += (f"\nuntranscribed (not scored, nor what was read on them): {report.untranscribed_lines} line(s) "
@@ -359,19 +367,23 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
     page = page_image_ref(xml, root, image)
     width, height = check_page_image(xml, pages[0], page)
-    lines, polygons, untranscribed = [], [], set()
+    lines, polygons, untranscribed, bad_coords = [], [], set(), []
     for line_id, line_el in reading_order_lines(pages[0]):
         try:
             polygon = line_polygon(line_el)
         except ValueError as exc:
-            raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
+            # One typo in one line's points must not leave the whole page unscored.
+            log.warning("%s: TextLine %r: %s; its text is scored, this page's line detection is not",
+                        xml, line_id, exc)
+            bad_coords.append(line_id)
+            polygon = None
         text = line_text(line_el)
         if text is None:
             untranscribed.add(len(lines))
         lines.append(text or "")
         polygons.append(_on_page(polygon, width, height) if polygon is not None else [])
     return PageTruth(page_id, image, lines, polygons, truth_file=xml, untranscribed=frozenset(untranscribed),
-                     page_index=page.index, page_count=page.count, dpi=page.dpi)
+                     page_index=page.index, page_count=page.count, dpi=page.dpi, bad_coords=tuple(bad_coords))
 
 
 def _on_page(polygon: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:

@@ -310,6 +310,25 @@ def test_a_truth_polygon_far_off_the_page_is_held_to_the_page_not_rasterised_at_
     assert score_page(truth, found).matched_lines == 1  # the second line, untouched
 
 
+def test_a_line_with_malformed_coords_keeps_the_page_scored_on_its_text_not_its_detection(tmp_path, caplog):
+    xml = _two_region_xml(tmp_path)
+    xml.write_text(xml.read_text(encoding="utf-8").replace("2,16 30,16", "2,16 30;16"), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="hwr.documents.page_eval"):
+        (truth,) = read_page_truth(xml)
+    from hwr.documents.page_eval import format_page_summary
+
+    assert truth.lines == ["first line", "second line"] and truth.bad_coords == ("b",)
+    assert any("page.xml: TextLine 'b': malformed Coords" in r.getMessage() for r in caplog.records)
+    found = _page(["first line", "second lime"], [square(2, 2, 10), [(2, 16), (30, 16), (30, 25), (2, 25)]])
+    result = score_page(truth, found)
+    assert (result.char_errors, result.chars, result.matched_lines) == (1, len("first line\nsecond line"), None)
+    assert summarize([result]).detection_recall is None  # not a missed line: the page's detection is not judged
+    (tmp_path / "intact").mkdir()
+    other = score_page(read_page_truth(_two_region_xml(tmp_path / "intact"))[0], found)
+    headline = format_page_summary(summarize([result, other]))
+    assert "R 0.500 (IoU>=0.5, on the 1 of 2 pages with line polygons)" in headline
+
+
 def test_a_pdf_pages_truth_carries_the_dpi_its_declared_size_gives(tmp_path):
     """The page is transcribed at the resolution of its ground truth's coordinates, not 300 dpi."""
     page = tmp_path / "page.pdf"
