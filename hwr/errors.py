@@ -9,6 +9,7 @@ raises a plain `ValueError` still shows its traceback.
 from __future__ import annotations
 
 import errno
+import os
 
 
 class HwrError(Exception):
@@ -51,6 +52,10 @@ def describe_os_error(exc: OSError) -> str:
     name = exc.filename if exc.filename is not None else "a file"
     if exc.errno in WRITE_ERRNOS:
         return f"cannot write {name}: {WRITE_ERRNOS[exc.errno]} ({reason})"
+    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and exc.filename is not None
+                                      and os.path.lexists(exc.filename) and not os.path.isdir(exc.filename)):
+        # makedirs meeting a file where a folder should be says only "File exists".
+        return f"cannot write {name}: a file stands where a folder is needed ({reason})"
     return f"{name}: {reason}"
 
 

@@ -2,6 +2,8 @@
 an OSError in one line) and tell the user's OSErrors from a bug's."""
 import errno
 
+import pytest
+
 from hwr.errors import counted, describe_os_error, fails_every_write, is_users_os_error, name_some
 
 
@@ -22,6 +24,17 @@ def test_an_os_error_reads_as_the_file_and_its_reason_and_a_full_disk_says_so():
     assert describe_os_error(OSError(errno.EROFS, "Read-only file system", "out/a.txt")).startswith(
         "cannot write out/a.txt: the file system is read-only")
     assert describe_os_error(PermissionError(errno.EACCES, "Permission denied", "x.png")) == "x.png: Permission denied"
+
+
+def test_a_file_where_a_folder_belongs_is_named_as_such(tmp_path):
+    (tmp_path / "sub").write_text("a file")
+    with pytest.raises(FileExistsError) as exists:
+        (tmp_path / "sub").mkdir(parents=True, exist_ok=True)
+    with pytest.raises(NotADirectoryError) as not_a_folder:
+        (tmp_path / "sub" / "a.txt").write_text("x")
+    for raised in (exists.value, not_a_folder.value):
+        assert "a file stands where a folder is needed" in describe_os_error(raised)
+    assert describe_os_error(FileExistsError(errno.EEXIST, "File exists", str(tmp_path))) == f"{tmp_path}: File exists"
 
 
 def test_only_the_disks_and_permissions_errors_are_the_users_and_only_a_full_disk_stops_every_write():

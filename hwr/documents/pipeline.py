@@ -46,7 +46,7 @@ from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
-from hwr.errors import ConfigError, fails_every_write
+from hwr.errors import ConfigError, describe_os_error, fails_every_write
 from hwr.fileio import TEXT_ERRORS, naming_file
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
@@ -420,7 +420,8 @@ class _Run:
         except (OSError, ValueError) as exc:
             if fails_every_write(exc):  # a full disk: every later page would fail too, so stop here
                 raise naming_file(exc, self.config.output_dir)
-            self.fail(FailedInput(page.source, "write", f"cannot write outputs ({exc})", page.id))
+            reason = describe_os_error(exc) if isinstance(exc, OSError) else f"cannot write outputs ({exc})"
+            self.fail(FailedInput(page.source, "write", reason, page.id))
             self._show_in_order(prepared, None)
             return
         if prepared.is_line:

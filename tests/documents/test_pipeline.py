@@ -295,6 +295,21 @@ def test_a_full_disk_stops_the_batch_naming_the_folder_but_one_unwritable_output
     assert summary.line_images == 2 and [(f.page_id, f.stage) for f in summary.failures] == [("1", "write")]
 
 
+def test_a_file_where_an_output_folder_belongs_fails_that_page_only_and_says_why(recognizer, tmp_path):
+    (tmp_path / "in" / "box").mkdir(parents=True)
+    for name, text in (("a", "first line"), ("box/b", "second line")):
+        Image.fromarray(render_line(text)).save(tmp_path / "in" / f"{name}.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "box").write_text("not a folder")  # box/b's outputs go in out/box/
+    config = BatchConfig(mode="line", output_dir=str(tmp_path / "out"), workers=0, progress=False)
+    summary = run_batch(recognizer, [tmp_path / "in"], config)
+    assert summary.line_images == 1 and (tmp_path / "out" / "a.txt").is_file()
+    (failure,) = summary.failures
+    assert (failure.page_id, failure.stage) == ("box/b", "write")
+    assert failure.message == (f"cannot write {tmp_path / 'out' / 'box'}: a file stands where a folder is needed "
+                               "(File exists)")
+
+
 def test_an_errors_file_on_a_full_disk_names_itself_and_closes_quietly(tmp_path, monkeypatch):
     import errno
     import io
