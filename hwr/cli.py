@@ -15,7 +15,7 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describe_os_error, is_users_os_error, name_some
-from hwr.fileio import TEXT_ERRORS, check_distinct_outputs, check_output_dir, check_output_file
+from hwr.fileio import TEXT_ERRORS, check_distinct_outputs, check_output_dir, check_output_file, escape_controls
 
 
 def emit(text: str) -> None:
@@ -247,12 +247,13 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
     if summary.pages + summary.line_images + summary.skipped == 0 and all(
             f.stage == "input" for f in summary.failures):
-        print("hwr transcribe: no input images found"
-              + (f" ({'; '.join(map(str, summary.failures[:3]))})" if summary.failures else ""), file=sys.stderr)
+        print(escape_controls("hwr transcribe: no input images found"
+              + (f" ({'; '.join(map(str, summary.failures[:3]))})" if summary.failures else "")), file=sys.stderr)
         return 2
     if summary.failures:
-        print(f"hwr transcribe: {counted(len(summary.failures), 'input')} failed, e.g. {summary.failures[0]}"
-              + (f" (all listed in {summary.errors_file})" if summary.errors_file else ""), file=sys.stderr)
+        print(escape_controls(f"hwr transcribe: {counted(len(summary.failures), 'input')} failed, e.g. "
+                              f"{summary.failures[0]}" + (f" (all listed in {summary.errors_file})"
+                                                          if summary.errors_file else "")), file=sys.stderr)
         return 1
     return 0
 
@@ -489,20 +490,28 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
             "synth": cmd_synth, "lm": cmd_lm, "ui": cmd_ui, "adapt": cmd_adapt}
 
 
+class TerminalSafeFormatter(logging.Formatter):
+    """Log lines name files, and a file name's control characters are written, not sent to the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     lenient_stdout()
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except HwrError as exc:  # the user's input or settings; anything else is a bug and keeps its traceback
-        print(f"hwr {args.command}: error: {exc}", file=sys.stderr)
+        print(escape_controls(f"hwr {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:
         if not is_users_os_error(exc):  # a full disk or a file's permissions, not a bug
             raise
-        print(f"hwr {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        print(escape_controls(f"hwr {args.command}: error: {describe_os_error(exc)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # its message, when a command gives one, says what was done
         print(f"hwr {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)  # an exception is always truthy

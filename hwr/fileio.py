@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,16 @@ TEXT_ERRORS = "backslashreplace"
 def utf8_bytes(text: str) -> bytes:
     """`text` as UTF-8, a file name's undecodable bytes escaped (TEXT_ERRORS), never an error."""
     return text.encode("utf-8", TEXT_ERRORS)
+
+
+# Control characters a file name may hold (ESC, BEL, DEL, C1) drive the terminal they are
+# printed on (an ESC sequence can rewrite the screen): messages and lists write them \xNN.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with its control characters but tab, newline and carriage return written \\xNN."""
+    return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

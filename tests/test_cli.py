@@ -247,6 +247,24 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported_like_any_other(untrai
     assert b"caf\\udce9.png\t" in printed.stdout
 
 
+def test_a_file_name_with_a_terminal_escape_is_printed_escaped_not_sent(untrained_model, tmp_path, capsys):
+    import logging
+
+    from hwr.cli import TerminalSafeFormatter, main
+
+    lines = _lines_folder(tmp_path / "lines")
+    (lines / "l1.png").rename(lines / "l1\x1b[2J.png")  # ESC [2J: clear the screen
+    (lines / "bad\x1b[2J\x07.png").write_bytes(b"not an image")
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 1
+    printed = capsys.readouterr()
+    assert "\x1b" not in printed.out + printed.err and "\x07" not in printed.err
+    assert "l1\\x1b[2J.png\t" in printed.out and "bad\\x1b[2J\\x07.png" in printed.err
+    record = logging.LogRecord("hwr.x", logging.ERROR, __file__, 1, "%s: not an image", ("bad\x1b[2J.png",), None)
+    assert TerminalSafeFormatter("%(message)s").format(record) == "bad\\x1b[2J.png: not an image"
+
+
 def test_eval_says_so_when_nothing_was_scored_or_a_reference_is_empty(untrained_model, tmp_path, capsys):
     from hwr.cli import main
 

@@ -47,7 +47,7 @@ from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, describe_os_error, fails_every_write
-from hwr.fileio import TEXT_ERRORS, naming_file
+from hwr.fileio import TEXT_ERRORS, escape_controls, naming_file
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -193,9 +193,11 @@ ERRORS_COLUMNS = ("page_id", "source", "stage", "message")
 
 def tsv_field(value) -> str:
     """A value as one TSV field: backslash, tab, newline and carriage return escaped as \\\\,
-    \\t, \\n, \\r, so a file name holding them still reads back as itself."""
-    return (str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    \\t, \\n, \\r, other control characters as \\xNN, so a file name holding them still
+    reads back as itself and cannot drive the terminal it is printed on."""
+    text = (str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
             .replace("\r", "\\r"))
+    return escape_controls(text)
 
 
 class ErrorLog:

@@ -195,13 +195,14 @@ def test_errors_file_escapes_what_would_break_a_row(tmp_path):
     from hwr.records import FailedInput
 
     errors = ErrorLog(tmp_path / "errors.tsv")
-    errors.add(FailedInput("in/bad\tname\\x.png", "read", "two\nlines", "bad\tname"))
+    errors.add(FailedInput("in/bad\tname\\x\x1b[2J\x7f.png", "read", "two\nlines", "bad\tname"))
     errors.close()
     (row,) = (tmp_path / "errors.tsv").read_text().splitlines()
     fields = row.split("\t")
-    assert fields == ["bad\\tname", "in/bad\\tname\\\\x.png", "read", "two\\nlines"]
+    # The ESC of a terminal's "clear screen" is written, not sent.
+    assert fields == ["bad\\tname", "in/bad\\tname\\\\x\\x1b[2J\\x7f.png", "read", "two\\nlines"]
     unescaped = fields[1].encode().decode("unicode_escape")
-    assert unescaped == "in/bad\tname\\x.png"
+    assert unescaped == "in/bad\tname\\x\x1b[2J\x7f.png"
 
 
 def test_same_name_in_two_folders_keeps_both_outputs_and_resumes(recognizer, tmp_path):
