@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwr.errors import ConfigError, MissingFileError, counted
+from hwr.errors import ConfigError, MissingFileError, counted, name_some
 
 BLANK_ID = 0
 BLANK_SYMBOL = "<blank>"
@@ -59,10 +59,13 @@ class Charset:
 
     def __init__(self, symbols: Iterable[str] = DEFAULT_SYMBOLS):
         self.symbols: list[str] = [normalize_text(s) for s in symbols]
-        if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError("charset has duplicate symbols")
-        if any(len(s) != 1 for s in self.symbols):
-            raise ValueError("charset symbols must be single characters")
+        duplicates = sorted(s for s, n in Counter(self.symbols).items() if n > 1)
+        if duplicates:
+            raise ValueError(f"charset has duplicate symbols: {name_some(map(repr, duplicates), 5, sep=', ')}")
+        longer = [s for s in self.symbols if len(s) != 1]
+        if longer:
+            raise ValueError("charset symbols must be single characters, not "
+                             f"{name_some(map(repr, longer), 5, sep=', ')}")
         self._ids = {s: i + 1 for i, s in enumerate(self.symbols)}
 
     def __len__(self) -> int:

@@ -83,6 +83,8 @@ class ModelConfig:
         charset = d["charset"]
         if not isinstance(charset, list) or not charset or not all(isinstance(c, str) and c for c in charset):
             raise ValueError("charset must be a non-empty list of non-empty strings")
+        # Duplicate or multi-character symbols: a ValueError here, not a traceback when the network is built.
+        Charset(charset)
         config = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
         try:
             net_class = config_class(config.arch)

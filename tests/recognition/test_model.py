@@ -95,6 +95,9 @@ def _with_config(path, **changes):
     ({"format_version": "1"}, "format_version"),
     ({"charset": "abc"}, "charset"),
     ({"charset": []}, "charset"),
+    # Refused by Charset only when the network was built: a ValueError traceback.
+    ({"charset": ["a", "b", "a"]}, "config: charset has duplicate symbols: 'a'"),
+    ({"charset": ["a", "<blank>"]}, "config: charset symbols must be single characters, not '<blank>'"),
     ({"net": [1, 2]}, "net must be a JSON object"),
     ({"normalize": "tall"}, "normalize must be a JSON object"),
     ({"arch": 3}, "arch"),
