@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
+from hwr.config_args import check_fields
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.model import ModelError, save_model
 
@@ -120,6 +121,7 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
     try:
         payload = json.loads(json_path.read_text(encoding="utf-8"))
         trainer = TrainerState(**payload["trainer"])
+        check_fields(trainer)  # a "step" that is no number would fail the training loop's first comparison
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{json_path}: truncated or damaged trainer state ({type(exc).__name__}: {exc}); "
                               "resume from an intact checkpoint or start without --resume") from None
@@ -200,6 +202,9 @@ def verify_manifest(directory: Path) -> None:
         entries = json.loads(path.read_text(encoding="utf-8"))["files"]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint manifest ({exc})") from None
+    if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
+        raise CheckpointError(f"{path}: damaged checkpoint manifest (files must map each name to its bytes "
+                              "and sha256)")
     for name, expected in entries.items():
         file = Path(directory) / name
         if not file.is_file():

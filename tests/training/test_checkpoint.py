@@ -108,6 +108,27 @@ def test_a_changed_file_is_caught_by_the_manifest(tmp_path):
         _load_state(last)
 
 
+@pytest.mark.parametrize("field, value", [("step", "x"), ("best_cer", None), ("epoch_shape", ["a"])])
+def test_a_trainer_state_of_wrong_types_is_named(tmp_path, field, value):
+    last = tmp_path / "last"
+    _save(last, step=5)
+    (last / MANIFEST).unlink()  # edited by hand, or from before manifests: only the parser sees it
+    payload = json.loads((last / STATE_JSON).read_text())
+    payload["trainer"][field] = value
+    (last / STATE_JSON).write_text(json.dumps(payload))
+    with pytest.raises(CheckpointError, match=f"{STATE_JSON}: truncated or damaged trainer state .*{field}"):
+        _load_state(last)
+
+
+@pytest.mark.parametrize("files", [[1, 2], {STATE_JSON: 5}, "all"])
+def test_a_manifest_of_the_wrong_shape_is_named(tmp_path, files):
+    last = tmp_path / "last"
+    _save(last, step=5)
+    (last / MANIFEST).write_text(json.dumps({"files": files}))
+    with pytest.raises(CheckpointError, match=f"{MANIFEST}: damaged checkpoint manifest"):
+        _load_state(last)
+
+
 def test_missing_state_is_a_checkpoint_error(tmp_path):
     last = tmp_path / "last"
     _save(last, step=5)
