@@ -143,3 +143,15 @@ def zip_with_patched_member(path: Path, good: dict[str, bytes], member: str, dat
             start += 4
     path.write_bytes(bytes(raw))
     return path
+
+
+def arpa_with_count(path: Path, order: int, count: str) -> Path:
+    """A whole character bigram ARPA file whose header declares `ngram order=count` instead of
+    the n-grams it holds (a negative count crashed KenLM, and the process with it)."""
+    declared = {1: "4", 2: "2"}
+    declared[order] = count
+    path.write_text("\n".join([
+        "\\data\\", *(f"ngram {n}={c}" for n, c in declared.items()), "",
+        "\\1-grams:", "-99\t<s>\t-0.3", "-0.5\t</s>", "-1\t<unk>", "-0.5\ta\t-0.2", "",
+        "\\2-grams:", "-0.3\t<s> a", "-0.3\ta </s>", "", "\\end\\", ""]), encoding="utf-8")
+    return path

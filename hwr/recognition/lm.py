@@ -22,12 +22,13 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import re
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
@@ -35,6 +36,7 @@ from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
 from hwr.recognition.charset import normalize_text
 
 log = logging.getLogger("hwr.recognition.lm")
+T = TypeVar("T")
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # ARPA's stand-in for log10(0): <s> is a context, never a prediction.
@@ -92,6 +94,47 @@ class NgramModel:
 def arpa_unigrams(path: str | Path) -> list[str] | None:
     """The words of an ARPA file's 1-gram section (plain or gzipped), read no further; None when
     the file does not start as ARPA text (a KenLM binary model: KenLM reads and checks it)."""
+
+    def unigrams(lines: Iterator[str]) -> list[str] | None:
+        if not any(line == "\\1-grams:" for line in lines):
+            return None
+        words = []
+        for line in lines:
+            if not line or line.startswith("\\"):
+                return words
+            fields = line.split()
+            if len(fields) >= 2:
+                words.append(fields[1])
+        return words
+
+    return _read_arpa(path, unigrams)
+
+
+_COUNT_LINE = re.compile(r"ngram\s+(\d+)\s*=\s*([-+]?\d+)")
+
+
+def arpa_counts(path: str | Path) -> dict[int, int] | None:
+    """The n-gram counts an ARPA file's header declares (order -> count); None when the file
+    does not start as ARPA text. Header lines that are not whole numbers are left to KenLM,
+    whose message for them is clear."""
+
+    def counts(lines: Iterator[str]) -> dict[int, int]:
+        declared = {}
+        for line in lines:
+            if line.startswith("\\"):
+                break
+            match = _COUNT_LINE.fullmatch(line)
+            if match:
+                declared[int(match[1])] = int(match[2])
+        return declared
+
+    return _read_arpa(path, counts)
+
+
+def _read_arpa(path: str | Path, read: Callable[[Iterator[str]], T]) -> T | None:
+    """`read` of an ARPA file's stripped lines after its \\data\\ line (plain or gzipped); None
+    when the file does not start as ARPA text or is damaged before `read` is done with it
+    (KenLM's own message says where)."""
     with open(path, "rb") as f:
         gzipped = f.read(2) == GZIP_MAGIC
     try:
@@ -99,18 +142,9 @@ def arpa_unigrams(path: str | Path) -> list[str] | None:
             lines = (line.strip() for line in f)
             if next((line for line in lines if line), None) != "\\data\\":
                 return None
-            if not any(line == "\\1-grams:" for line in lines):
-                return None
-            words = []
-            for line in lines:
-                if not line or line.startswith("\\"):
-                    return words
-                fields = line.split()
-                if len(fields) >= 2:
-                    words.append(fields[1])
-            return words
+            return read(lines)
     except (OSError, EOFError, zlib.error):
-        return None  # damaged: KenLM's own message says where
+        return None
 
 
 class _Interner:

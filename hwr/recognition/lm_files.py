@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError
+from hwr.fileio import GZIP_MAGIC
 from hwr.recognition.charset import Charset
 from hwr.recognition.lexicon import SPACE_TOKEN, UNK_WORD, decoder_tokens
-from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_unigrams
+from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_counts, arpa_unigrams
 
 KIND_NAMES = {"lm": "language model", "lexicon": "lexicon"}
 
@@ -30,6 +31,31 @@ def check_readable_file(path: str, kind: str) -> None:
         raise MissingFileError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
     if empty:
         raise ConfigError(f"{path}: the {kind} file is empty")
+
+
+# Deflate packs at most about 1032 bytes into one: the most a gzipped file can unpack to, per byte.
+DEFLATE_MAX_RATIO = 1032
+# The shortest line an n-gram can take: a probability, a separator, a word, a newline ("0 a").
+MIN_NGRAM_LINE_BYTES = 4
+
+
+def check_arpa_counts(path: str) -> None:
+    """ConfigError naming the file when its ARPA header declares an n-gram count that no file of
+    its size could hold. KenLM sizes its tables from the header before it reads an n-gram: a
+    negative count crashes the whole process (a segmentation fault, no message), an enormous one
+    fails with advice about pruning."""
+    counts = arpa_counts(path)
+    if not counts:
+        return  # not ARPA text: KenLM checks it
+    with open(path, "rb") as f:
+        ratio = DEFLATE_MAX_RATIO if f.read(2) == GZIP_MAGIC else 1
+    most = Path(path).stat().st_size * ratio // MIN_NGRAM_LINE_BYTES
+    for order, count in sorted(counts.items()):
+        if count < 0:
+            raise ConfigError(f"{path}: the header's 'ngram {order}={count}' is a negative count; the file is damaged")
+        if count > most:
+            raise ConfigError(f"{path}: the header's 'ngram {order}={count}' is more n-grams than a file of its "
+                              f"size can hold (at most {most}); the file is damaged")
 
 
 def check_lm_unit(path: str, mode: str, charset: Charset) -> None:

@@ -173,6 +173,16 @@ def test_an_lm_of_an_order_kenlm_cannot_hold_names_the_order_and_the_way_out(tmp
         BeamDecoder(CHARSET, mode="char", lm=str(tmp_path / "7gram.arpa"))
 
 
+def test_an_lm_header_of_impossible_counts_is_refused_before_kenlm_sizes_its_tables(tmp_path):
+    from bad_inputs import arpa_with_count
+
+    BeamDecoder(CHARSET, mode="char", lm=str(arpa_with_count(tmp_path / "whole.arpa", 2, "2")))  # the file is an LM
+    # KenLM blamed pruning for this one (and crashed on a negative count: tests/recognition/test_lm_files.py).
+    huge = arpa_with_count(tmp_path / "huge.arpa", 2, str(2**64 - 1))
+    with pytest.raises(ConfigError, match=r"huge.arpa: the header's 'ngram 2=\d+' is more n-grams than"):
+        BeamDecoder(CHARSET, mode="char", lm=str(huge))
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files without read permission")
 def test_an_lm_without_read_permission_is_a_user_error_naming_it(lm_files, tmp_path):
     locked = tmp_path / "locked.arpa"

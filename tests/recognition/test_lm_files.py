@@ -3,10 +3,14 @@
 Not tested here: the beam search refusing them (tests/recognition/test_beam.py)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hwr.errors import ConfigError, MissingFileError
-from hwr.recognition.lm_files import check_readable_file, kenlm_reason
+from hwr.recognition.lm_files import check_arpa_counts, check_readable_file, kenlm_reason
+
+from bad_inputs import arpa_with_count
 
 
 def test_a_folder_an_empty_file_and_a_missing_one_are_named_with_what_is_wrong(tmp_path):
@@ -31,3 +35,20 @@ def test_kenlms_message_loses_its_cpp_location_and_build_advice():
     reason = kenlm_reason(raw)
     assert reason.startswith("This model has order 7 but KenLM was compiled to support up to 6")
     assert "cmake" not in reason and "model.cc" not in reason and "hwr lm build --order 6" in reason
+
+
+@pytest.mark.parametrize("order, count, message", [
+    (2, "-5", "'ngram 2=-5' is a negative count"),  # KenLM: a segmentation fault
+    (1, "-1", "'ngram 1=-1' is a negative count"),
+    (2, "18446744073709551615", "'ngram 2=18446744073709551615' is more n-grams than a file of its size can hold"),
+])
+def test_arpa_header_counts_that_no_file_could_hold_are_named(tmp_path, order, count, message):
+    path = arpa_with_count(tmp_path / "lm.arpa", order, count)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: the header's {message}")):
+        check_arpa_counts(str(path))
+
+
+def test_arpa_header_counts_of_a_whole_file_pass(tmp_path):
+    check_arpa_counts(str(arpa_with_count(tmp_path / "lm.arpa", 2, "+2")))  # KenLM reads "+2" as 2
+    (tmp_path / "binary.lm").write_bytes(b"mmap lm http://kheafield.com/code\x00")
+    check_arpa_counts(str(tmp_path / "binary.lm"))  # not ARPA: KenLM checks it
