@@ -33,6 +33,10 @@ UNK_WORD = "<unk>"
 OOV_WORD = "<oov>"
 # Symbols whose own name would collide with the space token or with ARPA's markup.
 _RENAMED = {" ": SPACE_TOKEN, "|": "<pipe>", "\\": "<backslash>"}
+# The most tokens a lexicon word may be spelled with: no line is long enough to hold a longer
+# word, and flashlight builds its trie by recursion, a level per token, so a damaged entry of
+# some 100000 tokens overflows the stack and kills the process (a segmentation fault).
+MAX_SPELLING_TOKENS = 1000
 _WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
 
 
@@ -95,6 +99,9 @@ def read_lexicon(path: str | Path, charset: Charset) -> list[str]:
         if len(fields) < 2:
             raise ConfigError(f"{path}:{number}: expected a word and its spelling (word<TAB>s p e l l i n g), "
                               f"got {line.strip()[:60]!r}")
+        if len(fields) - 1 > MAX_SPELLING_TOKENS:
+            raise ConfigError(f"{path}:{number}: {fields[0][:30]!r} is spelled with {len(fields) - 1} tokens, more "
+                              f"than any word has (at most {MAX_SPELLING_TOKENS}); the file is damaged")
         if set(fields[1:]) <= spellable:
             entries.append(f"{fields[0]}\t{' '.join(fields[1:])}")
         else:

@@ -24,6 +24,9 @@ def test_a_written_lexicon_reads_back_plain_or_gzipped(tmp_path):
     ("caf\xe9\tc a f \xe9\n".encode("latin-1"), r"lex: the lexicon is not UTF-8 text .*save it as UTF-8"),
     (gzip.compress(b"the\tt h e\n" * 100)[:20], r"lex: not a complete gzip file"),
     (b"\n  \n", r"lex: the lexicon has no words$"),
+    # flashlight's trie recursed a level per token: the stack overflowed (a segmentation fault).
+    (b"the\tt h e\nlong\t" + b" ".join([b"a"] * 100_000) + b"\n",
+     r"lex:2: 'long' is spelled with 100000 tokens, more than any word has \(at most 1000\)"),
 ])
 def test_a_malformed_lexicon_is_an_error_naming_the_file(tmp_path, data, message):
     path = tmp_path / "lex"
