@@ -136,7 +136,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple
         elif ftype.item is not None:
             parser.add_argument(_flag(f.name), dest=f.name, nargs="*", type=ftype.item, default=None, help=text)
         elif ftype.kind in (dict, list):
-            parser.add_argument(_flag(f.name), dest=f.name, type=json.loads, default=None, help=text + " [JSON]")
+            parser.add_argument(_flag(f.name), dest=f.name, type=parse_json, default=None, help=text + " [JSON]")
         else:
             parser.add_argument(_flag(f.name), dest=f.name, type=ftype.kind, choices=ftype.choices, default=None,
                                 help=text)
@@ -148,6 +148,15 @@ def _required(f: dataclasses.Field) -> bool:
 
 def _default(f: dataclasses.Field):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
+def parse_json(text: str) -> Any:
+    """`json.loads`, but nesting deeper than Python's recursion limit (a damaged or hostile file)
+    is a ValueError like any other malformed JSON, not json's RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 @functools.cache
@@ -179,13 +188,19 @@ def read_config_file(path: str) -> dict:
         except yaml.YAMLError as exc:
             # PyYAML's message spans lines (a caret under the snippet); errors are one line.
             raise ConfigError(f"{path}: invalid YAML config ({' '.join(str(exc).split())})") from None
+        except RecursionError:  # PyYAML composes nested collections by recursion
+            raise ConfigError(f"{path}: invalid YAML config (nested too deeply)") from None
     else:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = parse_json(text)
+        except ValueError as exc:
             raise ConfigError(f"{path}: invalid JSON config ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of setting -> value")
+    # YAML keys may be numbers or null (`1: 2`): no setting is named so, and they would not sort among the names.
+    not_names = [key for key in data if not isinstance(key, str)]
+    if not_names:
+        raise ConfigError(f"{path}: setting names must be text, got {', '.join(map(repr, not_names))}")
     return data
 
 

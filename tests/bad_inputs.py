@@ -155,3 +155,16 @@ def arpa_with_count(path: Path, order: int, count: str) -> Path:
         "\\1-grams:", "-99\t<s>\t-0.3", "-0.5\t</s>", "-1\t<unk>", "-0.5\ta\t-0.2", "",
         "\\2-grams:", "-0.3\t<s> a", "-0.3\ta </s>", "", "\\end\\", ""]), encoding="utf-8")
     return path
+
+
+def deeply_nested_json(path: Path, depth: int = 100_000) -> Path:
+    """A JSON object nested `depth` levels deep: well-formed, but Python's json parser gives up
+    with a RecursionError (not the JSONDecodeError its callers catch)."""
+    path.write_text('{"a": ' * depth + "1" + "}" * depth, encoding="utf-8")
+    return path
+
+
+def deeply_nested_yaml(path: Path, depth: int = 5_000) -> Path:
+    """A YAML mapping whose value is a list nested `depth` levels deep (PyYAML composes by recursion)."""
+    path.write_text("a: " + "[" * depth + "]" * depth + "\n", encoding="utf-8")
+    return path

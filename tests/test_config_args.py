@@ -208,6 +208,22 @@ def test_a_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_config_files_nested_too_deeply_or_with_names_that_are_no_text_are_named(tmp_path):
+    """Both were tracebacks: a RecursionError from the parser, a TypeError sorting 1 among names."""
+    from hwr.config_args import read_config_file
+
+    from bad_inputs import deeply_nested_json, deeply_nested_yaml
+
+    with pytest.raises(ConfigError, match=r"deep\.json: invalid JSON config \(nested too deeply\)"):
+        read_config_file(str(deeply_nested_json(tmp_path / "deep.json")))
+    pytest.importorskip("yaml")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: invalid YAML config \(nested too deeply\)"):
+        read_config_file(str(deeply_nested_yaml(tmp_path / "deep.yaml")))
+    (tmp_path / "keys.yaml").write_text("1: 2\nnull: 3\nsteps: 4\n")
+    with pytest.raises(ConfigError, match=r"keys\.yaml: setting names must be text, got 1, None$"):
+        build_config(Demo, _parser().parse_args([]), str(tmp_path / "keys.yaml"))
+
+
 def test_a_yaml_number_in_exponent_form_is_a_float(tmp_path):
     """YAML 1.1 wants a dot (1.0e-4), so PyYAML read `lr: 1e-4` as a string and refused it."""
     pytest.importorskip("yaml")

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
-from hwr.config_args import check_at_least, setting
+from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
@@ -205,8 +205,8 @@ def read_model_config(directory: str | Path) -> ModelConfig:
     if not path.is_file():
         raise ModelError(f"{path}: model config is not a file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = parse_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
         raise ModelError(f"{path}: invalid model config: not valid JSON ({exc})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None

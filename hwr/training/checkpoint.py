@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
-from hwr.config_args import check_fields
+from hwr.config_args import check_fields, parse_json
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.model import ModelError, save_model
 
@@ -119,7 +119,7 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
             raise CheckpointError(f"{path}: no trainer state to resume from")
     verify_manifest(directory)
     try:
-        payload = json.loads(json_path.read_text(encoding="utf-8"))
+        payload = parse_json(json_path.read_text(encoding="utf-8"))
         trainer = TrainerState(**payload["trainer"])
         check_fields(trainer)  # a "step" that is no number would fail the training loop's first comparison
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
@@ -199,7 +199,7 @@ def verify_manifest(directory: Path) -> None:
     if not path.exists():
         return
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["files"]
+        entries = parse_json(path.read_text(encoding="utf-8"))["files"]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint manifest ({exc})") from None
     if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):

@@ -151,6 +151,15 @@ def test_config_that_is_not_an_object_or_a_file_fails_clearly(tmp_path):
         load_model(tmp_path / "file")
 
 
+def test_a_config_nested_too_deeply_is_invalid_json_naming_the_file(tmp_path):
+    from bad_inputs import deeply_nested_json
+
+    _, path = _tiny_model(tmp_path)
+    deeply_nested_json(path / "config.json")  # was a RecursionError traceback
+    with pytest.raises(ModelError, match=r"config.json: invalid model config: not valid JSON \(nested too deeply\)"):
+        load_model(path)
+
+
 def test_weights_path_that_is_a_folder_fails_clearly(tmp_path):
     _, path = _tiny_model(tmp_path)
     (path / "model.safetensors").unlink()

@@ -120,6 +120,17 @@ def test_a_trainer_state_of_wrong_types_is_named(tmp_path, field, value):
         _load_state(last)
 
 
+def test_a_trainer_state_nested_too_deeply_is_named(tmp_path):
+    from bad_inputs import deeply_nested_json
+
+    last = tmp_path / "last"
+    _save(last, step=5)
+    (last / MANIFEST).unlink()
+    deeply_nested_json(last / STATE_JSON)  # was a RecursionError traceback
+    with pytest.raises(CheckpointError, match=f"{STATE_JSON}: truncated or damaged trainer state .*nested too deeply"):
+        _load_state(last)
+
+
 @pytest.mark.parametrize("files", [[1, 2], {STATE_JSON: 5}, "all"])
 def test_a_manifest_of_the_wrong_shape_is_named(tmp_path, files):
     last = tmp_path / "last"
