@@ -43,7 +43,7 @@ from hwr.recognition.model import (
     resolve_model_dir,
     save_model,
 )
-from hwr.recognition.nets import build_network, count_parameters, make_config
+from hwr.recognition.nets import build_network, check_network_size, count_parameters, make_config
 from hwr.recognition.nets.crnn import CRNN
 from hwr.recognition.nets.widen import widen_crnn, widening_problem
 from hwr.scoring.metrics import ErrorCounts
@@ -607,6 +607,7 @@ def _new_network(cfg: TrainConfig, train_set) -> tuple[torch.nn.Module, ModelCon
         known = read_model_config(resolve_model_dir(cfg.init_from)).charset
         charset = Charset([*known, *(s for s in charset.symbols if s not in known)])
     model_config, net_config = build_model_config(cfg, charset)
+    check_network_size(cfg.arch, net_config, len(charset), "--arch/--preset/--net-options")
     return build_network(cfg.arch, net_config, len(charset)), model_config
 
 

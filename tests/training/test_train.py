@@ -44,6 +44,18 @@ def test_unknown_characters_are_reported_not_dropped(pairs_dir, tmp_path):
     assert state.step == 4
 
 
+@pytest.mark.parametrize("options, says", [({"rnn_hidden": 1_000_000}, "parameters; hwr trains at most"),
+                                           ({"rnn_layers": 1_000_000_000}, "layers; hwr builds at most 64")])
+def test_a_network_too_large_to_build_is_refused_before_it_is_built(pairs_dir, tmp_path, options, says):
+    """A mistyped size once ended in an allocator traceback (a million hidden units) or a hang
+    (a billion layers being built)."""
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"--net-options: a crnn of .*{says}"):
+        train(_cfg(pairs_dir, tmp_path, net_options=options))
+    assert not (tmp_path / "run" / "last").exists()
+
+
 def test_init_from_loads_weights_only(pairs_dir, tmp_path):
     train(_cfg(pairs_dir, tmp_path))
     first = tmp_path / "run" / "best"

@@ -93,6 +93,27 @@ def build_network(arch: str, config, num_classes: int) -> nn.Module:
     return net_cls(config, num_classes)
 
 
+# What `hwr train` will build. The shipped networks hold 1-5 M parameters; these caps are far
+# above any useful line recognizer and far below what hangs or exhausts memory while a
+# mistyped setting (rnn_hidden 1000000, rnn_layers 1000000000) is being built.
+MAX_TRAINED_LAYERS = 64
+MAX_TRAINED_PARAMETERS = 200_000_000
+
+
+def check_network_size(arch: str, config, num_classes: int, source: str = "the settings") -> int:
+    """The parameter count of the network `config` describes, counted on the meta device (no
+    weight is allocated); ConfigError naming `source` when it is beyond the caps above."""
+    if config.num_layers() > MAX_TRAINED_LAYERS:
+        raise ConfigError(f"{source}: a {arch} of {config.num_layers()} layers; hwr builds at most "
+                          f"{MAX_TRAINED_LAYERS}")
+    with torch.device("meta"):
+        parameters = count_parameters(build_network(arch, config, num_classes))
+    if parameters > MAX_TRAINED_PARAMETERS:
+        raise ConfigError(f"{source}: a {arch} of {parameters:,} parameters; hwr trains at most "
+                          f"{MAX_TRAINED_PARAMETERS:,} (the shipped models hold about 1-5 million)")
+    return parameters
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
