@@ -39,7 +39,7 @@ def lenient_stdout() -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="JSON or YAML file of settings; flags override it")
+    parser.add_argument("--config", help="JSON, YAML or TOML file of settings; flags override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 

@@ -190,6 +190,8 @@ def read_config_file(path: str) -> dict:
             raise ConfigError(f"{path}: invalid YAML config ({' '.join(str(exc).split())})") from None
         except RecursionError:  # PyYAML composes nested collections by recursion
             raise ConfigError(f"{path}: invalid YAML config (nested too deeply)") from None
+    elif path.endswith(".toml"):
+        data = _read_toml(path, text)
     else:
         try:
             data = parse_json(text)
@@ -202,6 +204,19 @@ def read_config_file(path: str) -> dict:
     if not_names:
         raise ConfigError(f"{path}: setting names must be text, got {', '.join(map(repr, not_names))}")
     return data
+
+
+def _read_toml(path: str, text: str) -> dict:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        raise ConfigError(f"{path}: TOML configs need Python 3.11 or later; use JSON or YAML instead") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML config ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML config (nested too deeply)") from None
 
 
 def build_config(cls, args: argparse.Namespace, config_file: str | None = None, **fixed):

@@ -208,6 +208,18 @@ def test_a_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_toml_config_is_read_and_its_syntax_error_names_the_file(tmp_path):
+    pytest.importorskip("tomllib")
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    path = tmp_path / "settings.toml"
+    path.write_text("workers = 3  # a comment\n")
+    assert build_config(Checked, parser.parse_args([]), str(path)).workers == 3
+    path.write_text("workers = \n")
+    with pytest.raises(ConfigError, match=r"settings\.toml: invalid TOML config \(Invalid value"):
+        build_config(Checked, parser.parse_args([]), str(path))
+
+
 def test_config_files_nested_too_deeply_or_with_names_that_are_no_text_are_named(tmp_path):
     """Both were tracebacks: a RecursionError from the parser, a TypeError sorting 1 among names."""
     from hwr.config_args import read_config_file
