@@ -38,7 +38,14 @@ from hwr.errors import ConfigError, MissingFileError
 from hwr.recognition.align import align_labels
 from hwr.recognition.charset import BLANK_ID, Charset
 from hwr.recognition.lexicon import BLANK_TOKEN, SPACE_TOKEN, UNK_WORD, decoder_tokens, read_lexicon
-from hwr.recognition.lm_files import KIND_NAMES, check_arpa_counts, check_lm_unit, check_readable_file, kenlm_reason
+from hwr.recognition.lm_files import (
+    KIND_NAMES,
+    check_arpa_counts,
+    check_arpa_start,
+    check_lm_unit,
+    check_readable_file,
+    kenlm_reason,
+)
 from hwr.records import Recognition
 
 log = logging.getLogger("hwr.recognition.decode")
@@ -200,6 +207,7 @@ class BeamDecoder:
         if mode == "word" and self.lexicon_path is None:
             raise ConfigError("word mode needs a lexicon")
         if self.lm_path:
+            check_arpa_start(self.lm_path)
             check_arpa_counts(self.lm_path)
             check_lm_unit(self.lm_path, mode, self.charset)
         self._decoder = self._build()

@@ -4,7 +4,9 @@ all (an LM of the wrong unit loads and scores every token as <unk>) is an error 
 """
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError
@@ -58,6 +60,24 @@ def check_arpa_counts(path: str) -> None:
                               f"size can hold (at most {most}); the file is damaged")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def check_arpa_start(path: str) -> None:
+    """ConfigError when an LM file (plain or gzipped) opens with a UTF-8 byte order mark, as
+    Windows editors save text: KenLM does not skip it, and would call the file no ARPA file."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == GZIP_MAGIC
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            start = f.read(len(UTF8_BOM))
+    except (OSError, EOFError, zlib.error):
+        return  # damaged: KenLM's own message says where
+    if start == UTF8_BOM:
+        raise ConfigError(f"{path}: the language model starts with a byte order mark (an editor's UTF-8 "
+                          "signature) before \\data\\; save it without one")
+
+
 def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
     """ConfigError when an ARPA LM's words are of the other unit than the mode reads: KenLM would
     load it and score every character (or every word) as <unk>, which reads, in silence, about
@@ -93,6 +113,8 @@ def kenlm_reason(exc: Exception) -> str:
     detail = lines[starts[0] + 1] if starts and starts[0] + 1 < len(lines) else (lines[0] if lines else repr(exc))
     # The order message goes on with how to recompile KenLM: of no use to a user of the wheel.
     detail = " ".join(_KENLM_BYTE.sub("", detail.split(".  ")[0]).split())
+    if "zlib encountered an error code -5" in detail:  # Z_BUF_ERROR: the stream ends before its end
+        detail = "the gzipped file is cut short (truncated)"
     if "KenLM was compiled to support up to" in detail:
         detail += f" (rebuild it with `hwr lm build --order {KENLM_MAX_ORDER}` or lower)"
     return detail

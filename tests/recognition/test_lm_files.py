@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hwr.errors import ConfigError, MissingFileError
-from hwr.recognition.lm_files import check_arpa_counts, check_readable_file, kenlm_reason
+from hwr.recognition.lm_files import check_arpa_counts, check_arpa_start, check_readable_file, kenlm_reason
 
 from bad_inputs import arpa_with_count
 
@@ -52,3 +52,24 @@ def test_arpa_header_counts_of_a_whole_file_pass(tmp_path):
     check_arpa_counts(str(arpa_with_count(tmp_path / "lm.arpa", 2, "+2")))  # KenLM reads "+2" as 2
     (tmp_path / "binary.lm").write_bytes(b"mmap lm http://kheafield.com/code\x00")
     check_arpa_counts(str(tmp_path / "binary.lm"))  # not ARPA: KenLM checks it
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_an_lm_that_opens_with_a_byte_order_mark_is_named(tmp_path, gzipped):
+    import gzip
+
+    path = arpa_with_count(tmp_path / "lm.arpa", 2, "2")
+    check_arpa_start(str(path))
+    data = b"\xef\xbb\xbf" + path.read_bytes()  # as a Windows editor saves UTF-8
+    if gzipped:
+        path = tmp_path / "lm.arpa.gz"
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: the language model starts with a byte order mark")):
+        check_arpa_start(str(path))
+
+
+def test_kenlms_zlib_error_on_a_cut_gzip_says_the_file_is_truncated():
+    raw = RuntimeError("/tmp/pip-req-build-x/util/read_compressed.cc:192 in bool util::{anonymous}::GZip::Process() "
+                       "threw GZException.\nzlib encountered an error  code -5 in the 2-gram at byte 49811 Byte: 49811")
+    assert kenlm_reason(raw) == "the gzipped file is cut short (truncated)"
