@@ -98,7 +98,7 @@ def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
 
 # KenLM's errors open with a C++ source location and signature ("... threw
 # FormatLoadException."); the line after it says what is wrong, then " Byte: N" where.
-_KENLM_LOCATION = re.compile(r"^.* threw \w+(?: because .*)?\.$")
+_KENLM_LOCATION = re.compile(r"^.* threw [\w:]+(?: because .*)?\.$")
 _KENLM_BYTE = re.compile(r"\s*Byte: \d+$")
 
 

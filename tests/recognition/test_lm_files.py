@@ -73,3 +73,9 @@ def test_kenlms_zlib_error_on_a_cut_gzip_says_the_file_is_truncated():
     raw = RuntimeError("/tmp/pip-req-build-x/util/read_compressed.cc:192 in bool util::{anonymous}::GZip::Process() "
                        "threw GZException.\nzlib encountered an error  code -5 in the 2-gram at byte 49811 Byte: 49811")
     assert kenlm_reason(raw) == "the gzipped file is cut short (truncated)"
+
+
+def test_kenlms_message_loses_its_location_when_the_exception_is_namespaced():
+    raw = RuntimeError("/tmp/pip-req-build-x/util/probing_hash_table.hh:237 in void util::ProbingHashTable<...>::"
+                       "Insert(const T&) threw util::ProbingSizeException.\nHash table with 4 buckets is full.")
+    assert kenlm_reason(raw) == "Hash table with 4 buckets is full."
