@@ -112,6 +112,12 @@ def read_lexicon(path: str | Path, charset: Charset) -> list[str]:
     if not entries:
         why = " the model can write" if dropped else ""
         raise ConfigError(f"{path}: the lexicon has no words{why}")
+    if not any(entry.startswith(OOV_WORD + "\t") for entry in entries):
+        # Without the unknown-word path a word search can only write the lexicon's words: any
+        # other word comes out as the nearest of them, in silence.
+        log.warning("%s: no %s entries (the unknown-word path `hwr lm build --unit word` writes): only its %s "
+                    "can be read, any other word becomes one of them; fine for a closed list", path, OOV_WORD,
+                    counted(len(entries), "word"))
     return entries
 
 
@@ -126,7 +132,7 @@ def _read_text(path: str | Path, kind: str) -> str:
     except OSError as exc:
         raise MissingFileError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a Windows editor's byte order mark is not the first word's
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: the {kind} is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
 

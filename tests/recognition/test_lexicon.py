@@ -44,3 +44,21 @@ def test_words_the_model_cannot_spell_are_left_out_with_a_warning(tmp_path, capl
     path.write_text("café\tc a f é\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="lex: the lexicon has no words the model can write"):
         read_lexicon(path, CHARSET)
+
+
+def test_a_lexicon_without_the_unknown_word_path_is_read_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "lex"
+    path.write_text("cat\tc a t\nthe\tt h e\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="hwr.recognition.lexicon"):
+        assert read_lexicon(path, CHARSET) == ["cat\tc a t", "the\tt h e"]
+    assert "lex: no <oov> entries" in caplog.text and "only its 2 words can be read" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hwr.recognition.lexicon"):
+        read_lexicon(write_lexicon(tmp_path / "full.txt", ["cat"], CHARSET), CHARSET)
+    assert "<oov>" not in caplog.text
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    path = tmp_path / "lex"
+    path.write_bytes("\ufeffcat\tc a t\n".encode("utf-8"))
+    assert read_lexicon(path, CHARSET)[0] == "cat\tc a t"
