@@ -79,9 +79,12 @@ def inputs(tmp_path_factory) -> dict:
     Image.fromarray(render_line("batch one")).save(folder / "batch1" / "scan001.png")
     Image.fromarray(render_line("batch two")).save(folder / "batch2" / "scan001.png")
     good["batch1/scan001"] = good["batch2/scan001"] = 1
+    # A list row in Latin-1 names a file by its bytes (none is there): that row fails, not the list.
     listing = bad_inputs.latin1_text(root / "pages.txt", "caf\xe9.png\n")
-    bad = {"b_bomb.tif", "d_cut.tif#p2", "d_cut.tif#p3", "e_text.png", "f_empty.jpg", "g_broken.pdf", "pages.txt"}
-    return {"root": root, "folder": folder, "listing": listing, "good": good, "bad": bad, "blank": ["d_cut#p1"]}
+    listed = "caf\\udce9.png"  # the missing name as messages and errors.tsv write its byte
+    bad = {"b_bomb.tif", "d_cut.tif#p2", "d_cut.tif#p3", "e_text.png", "f_empty.jpg", "g_broken.pdf", listed}
+    return {"root": root, "folder": folder, "listing": listing, "good": good, "bad": bad, "blank": ["d_cut#p1"],
+            "listed": listed}
 
 
 def assert_clean(proc: subprocess.CompletedProcess, code: int) -> None:
@@ -118,7 +121,8 @@ def test_transcribe_reads_every_good_file_and_names_every_bad_one(model, inputs,
     assert all((out / (page_id + ".txt")).is_file() for page_id in inputs["blank"])
     assert not list(out.rglob("*.tmp"))
     report = json.loads((tmp_path / "lines.json").read_text(encoding="utf-8"))
-    assert {Path(f["source"]).name for f in report["failures"]} >= inputs["bad"] - {"pages.txt"}
+    assert {Path(f["source"]).name for f in report["failures"]} >= inputs["bad"] - {inputs["listed"]}
+    assert os.fsdecode(b"caf\xe9.png") in {Path(f["source"]).name for f in report["failures"]}
     assert all(set(f) == {"source", "stage", "message", "page_id"} for f in report["failures"])
     # A page read as a page is in the report too, line by line, with each line's id and box.
     page_lines = [line for line in report["lines"] if line["source"].endswith("c_page.png")]
