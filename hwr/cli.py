@@ -441,12 +441,13 @@ def cmd_lm(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from hwr.recognition.model import save_model
+    from hwr.recognition.model import resolve_model_dir, save_model
     from hwr.training.averaging import AverageConfig, average_models
 
     cfg = build_config(AverageConfig, args, args.config)
+    models = [resolve_model_dir(m) for m in args.models]  # shipped names as every --model takes them
     out = Path(cfg.out)
-    if any(out.resolve() == Path(m).resolve() for m in args.models):
+    if any(out.resolve() == m.resolve() for m in models):
         raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ConfigError(f"--out {cfg.out}: folder exists and is not empty "
@@ -454,13 +455,13 @@ def cmd_average(args) -> int:
     made = not out.exists()
     check_output_dir(cfg.out, "--out")
     try:
-        net, config = average_models(args.models)
+        net, config = average_models(models)
     except BaseException:
         if made:  # models that cannot be averaged leave no empty --out behind
             out.rmdir()
         raise
     save_model(cfg.out, net, config, half=cfg.half)
-    emit(f"wrote {cfg.out}: the mean of {len(args.models)} models")
+    emit(f"wrote {cfg.out}: the mean of {len(models)} models")
     return 0
 
 

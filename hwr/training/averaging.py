@@ -36,7 +36,9 @@ class AverageConfig:
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
     def key(config: ModelConfig) -> tuple:
         # Normalisation by meaning: a config saved before a setting existed reads as that model was trained.
-        return config.arch, config.net, config.charset, NormalizeConfig.from_dict(config.normalize)
+        # The network as built (net_config), not the raw dict: keys an architecture ignores (left
+        # by an older version, or a hand edit) make no other network.
+        return config.arch, config.net_config(), config.charset, NormalizeConfig.from_dict(config.normalize)
 
     return key(first) == key(other)
 

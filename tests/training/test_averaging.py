@@ -57,6 +57,26 @@ def test_average_command_writes_a_loadable_model(tmp_path, capsys):
     assert "missing: model directory not found" in capsys.readouterr().err
 
 
+def test_models_are_named_as_every_model_option_names_them(tmp_path, monkeypatch, capsys):
+    import hwr.recognition.model as model_module
+
+    for seed, name in enumerate(("tiny-a", "tiny-b")):
+        make_untrained_model(tmp_path / "shipped" / name, seed=seed)
+    monkeypatch.setattr(model_module, "models_dir", lambda: tmp_path / "shipped")
+    assert main(["average", "tiny-a", "tiny-b", "--out", str(tmp_path / "avg")]) == 0, capsys.readouterr().err
+    assert load_model(tmp_path / "avg")[1].training["averaged_from"] == [str(tmp_path / "shipped" / n)
+                                                                          for n in ("tiny-a", "tiny-b")]
+
+
+def test_a_setting_the_network_ignores_does_not_make_another_network(tmp_path):
+    first = make_untrained_model(tmp_path / "a", seed=1)
+    net, config = load_model(first)
+    edited = json.loads(config.to_json())
+    edited["net"]["a_setting_of_an_older_version"] = 3
+    other = save_model(tmp_path / "edited", net, ModelConfig.from_dict(edited))
+    average_models([first, other])
+
+
 def test_a_model_named_twice_is_refused_not_counted_double(tmp_path):
     first, second = (make_untrained_model(tmp_path / f"m{seed}", seed=seed) for seed in range(2))
     with pytest.raises(ConfigError, match="given twice"):
