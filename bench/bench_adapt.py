@@ -41,7 +41,7 @@ from PIL import Image
 
 from hwr.datasets.synthetic import digit_string_lines
 from hwr.recognition.model import Recognizer
-from hwr.records import LineSample
+from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
@@ -114,14 +114,28 @@ def other_hands(exclude: str, per_font: int, digits: int, habits: str) -> list[L
     return lines + [ds[i] for i in range(digits)]
 
 
-def cer_of(model: Path, lines: list[LineSample], decoder: str = "greedy") -> float:
-    """CER of the lines read with `decoder`: greedy, as adapt measures its own held-out lines,
-    unless --decoder asks for how a user reads them (auto: the commands' default search)."""
+def read(model: Path, lines: list[LineSample], decoder: str = "greedy") -> list[Recognition]:
+    """The lines read with `decoder`: greedy, as adapt measures its own held-out lines, unless
+    --decoder asks for how a user reads them (auto: the commands' default search)."""
     recognizer = Recognizer.load(model, device="cpu", decoder=decoder)
+    return recognizer.recognize([s.image for s in lines], batch_size=16)
+
+
+def cer_of_readings(lines: list[LineSample], texts: list[str]) -> float:
     counts = ErrorCounts()
-    for line, rec in zip(lines, recognizer.recognize([s.image for s in lines], batch_size=16)):
-        counts.add(line.text, rec.text)
+    for line, text in zip(lines, texts):
+        counts.add(line.text, text)
     return counts.cer
+
+
+def cer_of(model: Path, lines: list[LineSample], decoder: str = "greedy") -> float:
+    return cer_of_readings(lines, [rec.text for rec in read(model, lines, decoder)])
+
+
+def surer_readings(first: list[Recognition], second: list[Recognition]) -> list[str]:
+    """Line by line, the reading of the model surer of it (the higher line confidence): how the
+    adapted model would read beside its base model, each keeping the lines it reads best."""
+    return [a.text if a.confidence >= b.confidence else b.text for a, b in zip(first, second)]
 
 
 def worst_writer(model: Path, probe: int, habits: str, decoder: str) -> tuple[str, dict[str, float]]:
@@ -152,7 +166,7 @@ def adaptation_lines(model: Path, writer: Writer, size: int, choose: str, pool: 
 
 
 def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], others: list[LineSample],
-             before: tuple[float, float], args, work: Path) -> dict:
+             base_readings: tuple[list[Recognition], list[Recognition]], args, work: Path) -> dict:
     own = adaptation_lines(model, writer, size, args.choose, args.pool)
     data = write_pairs(own, work / f"lines-{size}")
     unlabeled = []
@@ -185,10 +199,21 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
            # figure means it learned those lines more than the hand.
            "own_lines_before": round(cer_of(model, own, args.decoder), 4),
            "own_lines_after": round(cer_of(out, own, args.decoder), 4),
-           "target_before": round(before[0], 4), "target_after": round(cer_of(out, target, args.decoder), 4),
-           "others_before": round(before[1], 4), "others_after": round(cer_of(out, others, args.decoder), 4)}
+           **_scores("target", target, base_readings[0], read(out, target, args.decoder)),
+           **_scores("others", others, base_readings[1], read(out, others, args.decoder))}
     print(json.dumps(row), flush=True)
     return row
+
+
+def _scores(name: str, lines: list[LineSample], base: list[Recognition], adapted: list[Recognition]) -> dict:
+    """CER before and after, and with each line read by whichever of the two is surer of it
+    ("selected": not what `hwr adapt` ships, a measurement of what reading beside the base
+    model would give; with `--set check_lines=0` it uses all of the change)."""
+    return {f"{name}_before": round(cer_of_readings(lines, [r.text for r in base]), 4),
+            f"{name}_after": round(cer_of_readings(lines, [r.text for r in adapted]), 4),
+            f"{name}_selected": round(cer_of_readings(lines, surer_readings(adapted, base)), 4),
+            f"{name}_adapted_surer": round(sum(a.confidence >= b.confidence for a, b in zip(adapted, base))
+                                           / max(len(lines), 1), 3)}
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -241,12 +266,15 @@ def main() -> None:
     writer = make_writer(font, args.habits)
     target = writer_lines(writer, args.test, TEST_SEED + 1)
     others = other_hands(font, args.others, 2 * args.others, args.habits)
-    before = (cer_of(model, target, args.decoder), cer_of(model, others, args.decoder))
+    base_readings = (read(model, target, args.decoder), read(model, others, args.decoder))
+    before = (cer_of_readings(target, [r.text for r in base_readings[0]]),
+              cer_of_readings(others, [r.text for r in base_readings[1]]))
     print(f"writer {writer}: target CER {before[0]:.4f} on {len(target)} lines, others {before[1]:.4f} on "
           f"{len(others)} lines", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-adapt-"))
     try:
-        rows = [run_size(model, writer, int(n), target, others, before, args, work) for n in args.sizes.split(",")]
+        rows = [run_size(model, writer, int(n), target, others, base_readings, args, work)
+                for n in args.sizes.split(",")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for row in rows:
@@ -255,7 +283,8 @@ def main() -> None:
         print(f"{row['lines']:4d} lines: target {row['target_before']:.2%} -> {row['target_after']:.2%} "
               f"({'halved' if halved else 'not halved'}), others {row['others_before']:.2%} -> "
               f"{row['others_after']:.2%} ({forgot:+.0%} rel.), {row['minutes']:.1f} min wall "
-              f"(load {row['load_avg_1min']})")
+              f"(load {row['load_avg_1min']}); each line read by the surer of base and adapted: target "
+              f"{row['target_selected']:.2%}, others {row['others_selected']:.2%}")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": str(model), "writer": asdict(writer), "habits": args.habits,
                                                "decoder": args.decoder,

@@ -39,3 +39,15 @@ def test_held_habits_are_one_persons_size_and_pen(bench_adapt):
 def test_writers_differ_between_fonts(bench_adapt):
     writers = {bench_adapt.make_writer(font, "held") for font in VALIDATION_FONTS}
     assert len({(w.x_height, w.pen) for w in writers}) > 1
+
+
+def test_each_line_is_read_by_the_model_surer_of_it(bench_adapt):
+    from hwr.records import LineSample, Recognition
+
+    adapted = [Recognition("the hand", 0.9), Recognition("othr", 0.4)]
+    base = [Recognition("tha hond", 0.6), Recognition("other", 0.8)]
+    assert bench_adapt.surer_readings(adapted, base) == ["the hand", "other"]
+    lines = [LineSample("a", "the hand", None), LineSample("b", "other", None)]
+    scores = bench_adapt._scores("target", lines, base, adapted)
+    assert scores["target_selected"] == 0.0 and scores["target_adapted_surer"] == 0.5
+    assert scores["target_before"] == round(2 / 13, 4) and scores["target_after"] == round(1 / 13, 4)
