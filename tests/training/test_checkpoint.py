@@ -44,6 +44,12 @@ def _save(directory, step: int, seed: int = 0):
     return net, optimizer
 
 
+def _saved_at_step_5(tmp_path):
+    last = tmp_path / "last"
+    _save(last, step=5)
+    return last
+
+
 def _load_state(directory):
     _, optimizer, _ = _run()
     return load_trainer_state(directory, optimizer, None, None)
@@ -87,8 +93,7 @@ def test_a_kill_between_the_renames_is_recovered(tmp_path):
 @pytest.mark.parametrize("name", [STATE_TENSORS, STATE_JSON])
 @pytest.mark.parametrize("manifest", [True, False])
 def test_truncated_state_files_are_named(tmp_path, name, manifest):
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     if not manifest:
         (last / MANIFEST).unlink()  # a checkpoint from before manifests: the parsers must name it
     data = (last / name).read_bytes()
@@ -98,8 +103,7 @@ def test_truncated_state_files_are_named(tmp_path, name, manifest):
 
 
 def test_a_changed_file_is_caught_by_the_manifest(tmp_path):
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     payload = json.loads((last / STATE_JSON).read_text())
     payload["trainer"]["step"] = 50000  # same kind of content, different bytes
     text = json.dumps(payload)
@@ -110,8 +114,7 @@ def test_a_changed_file_is_caught_by_the_manifest(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("step", "x"), ("best_cer", None), ("epoch_shape", ["a"])])
 def test_a_trainer_state_of_wrong_types_is_named(tmp_path, field, value):
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     (last / MANIFEST).unlink()  # edited by hand, or from before manifests: only the parser sees it
     payload = json.loads((last / STATE_JSON).read_text())
     payload["trainer"][field] = value
@@ -123,8 +126,7 @@ def test_a_trainer_state_of_wrong_types_is_named(tmp_path, field, value):
 def test_a_trainer_state_nested_too_deeply_is_named(tmp_path):
     from bad_inputs import deeply_nested_json
 
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     (last / MANIFEST).unlink()
     deeply_nested_json(last / STATE_JSON)  # was a RecursionError traceback
     with pytest.raises(CheckpointError, match=f"{STATE_JSON}: truncated or damaged trainer state .*nested too deeply"):
@@ -133,16 +135,14 @@ def test_a_trainer_state_nested_too_deeply_is_named(tmp_path):
 
 @pytest.mark.parametrize("files", [[1, 2], {STATE_JSON: 5}, "all"])
 def test_a_manifest_of_the_wrong_shape_is_named(tmp_path, files):
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     (last / MANIFEST).write_text(json.dumps({"files": files}))
     with pytest.raises(CheckpointError, match=f"{MANIFEST}: damaged checkpoint manifest"):
         _load_state(last)
 
 
 def test_missing_state_is_a_checkpoint_error(tmp_path):
-    last = tmp_path / "last"
-    _save(last, step=5)
+    last = _saved_at_step_5(tmp_path)
     (last / STATE_TENSORS).unlink()
     with pytest.raises(CheckpointError, match="no trainer state"):
         _load_state(last)
