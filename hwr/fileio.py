@@ -98,6 +98,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def is_gzipped(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
+def open_maybe_gzipped(path: str | Path, mode: str = "rb", **kwargs):
+    """`open`, or `gzip.open` for a file that starts as a gzip stream (whatever its name)."""
+    return (gzip.open if is_gzipped(path) else open)(path, mode, **kwargs)
+
+
 def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     """Gzipped when `path` ends in .gz (reproducibly: no timestamp), as is otherwise."""
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)

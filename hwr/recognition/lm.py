@@ -19,7 +19,6 @@ millions of them is a `Counter` over string slices rather than over tuples.
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import re
@@ -32,7 +31,7 @@ from typing import Literal, TypeVar
 
 from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
-from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
+from hwr.fileio import atomic_write_gzip_by_suffix, open_maybe_gzipped
 from hwr.recognition.charset import normalize_text
 
 log = logging.getLogger("hwr.recognition.lm")
@@ -135,10 +134,8 @@ def _read_arpa(path: str | Path, read: Callable[[Iterator[str]], T]) -> T | None
     """`read` of an ARPA file's stripped lines after its \\data\\ line (plain or gzipped); None
     when the file does not start as ARPA text or is damaged before `read` is done with it
     (KenLM's own message says where)."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == GZIP_MAGIC
     try:
-        with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8", errors="replace") as f:
+        with open_maybe_gzipped(path, "rt", encoding="utf-8", errors="replace") as f:
             lines = (line.strip() for line in f)
             if next((line for line in lines if line), None) != "\\data\\":
                 return None

@@ -4,13 +4,12 @@ all (an LM of the wrong unit loads and scores every token as <unk>) is an error 
 """
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError
-from hwr.fileio import GZIP_MAGIC
+from hwr.fileio import is_gzipped, open_maybe_gzipped
 from hwr.recognition.charset import Charset
 from hwr.recognition.lexicon import SPACE_TOKEN, UNK_WORD, decoder_tokens
 from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_counts, arpa_unigrams
@@ -49,8 +48,7 @@ def check_arpa_counts(path: str) -> None:
     counts = arpa_counts(path)
     if not counts:
         return  # not ARPA text: KenLM checks it
-    with open(path, "rb") as f:
-        ratio = DEFLATE_MAX_RATIO if f.read(2) == GZIP_MAGIC else 1
+    ratio = DEFLATE_MAX_RATIO if is_gzipped(path) else 1
     most = Path(path).stat().st_size * ratio // MIN_NGRAM_LINE_BYTES
     for order, count in sorted(counts.items()):
         if count < 0:
@@ -66,10 +64,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 def check_arpa_start(path: str) -> None:
     """ConfigError when an LM file (plain or gzipped) opens with a UTF-8 byte order mark, as
     Windows editors save text: KenLM does not skip it, and would call the file no ARPA file."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == GZIP_MAGIC
     try:
-        with (gzip.open if gzipped else open)(path, "rb") as f:
+        with open_maybe_gzipped(path) as f:
             start = f.read(len(UTF8_BOM))
     except (OSError, EOFError, zlib.error):
         return  # damaged: KenLM's own message says where
