@@ -27,6 +27,7 @@ NETWORKS = {
     "mdlstm-voigtlaender2016": ("mdlstm", "voigtlaender2016"),
     "crnn": ("crnn", None),
     "crnn-compact": ("crnn", "compact"),
+    "crnn-base": ("crnn", "base"),
     "crnn-puigcerver2017": ("crnn", "puigcerver2017"),
 }
 

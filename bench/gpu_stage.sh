@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# One GPU lease's training stage of the shipped model, in one run from the repository root:
-#   1. the machine, torch/cuDNN versions and the CRNN's cuDNN + AMP throughput (bench_nets);
-#   2. `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
+# One GPU lease's work, in one run from the repository root; PARTS picks the steps
+# (default check,train,post):
+#   check: the machine, torch/cuDNN versions, cuDNN + AMP throughput of the CRNN presets (small,
+#      base) and of MDLSTM graves2009 (bench_nets), and 14 rendering workers cold vs warmed;
+#   train: `hwr train --config $CONFIG` from the shipped weights ($INIT, default models/hwr-en-small:
 #      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
-#   3. the best checkpoint's greedy decoding speed on the GPU (for the card's --gpu-speed), the
-#      page pipeline's pages/s with 14 threads and with 14 torch-free worker processes, and
-#      lines/s with the LM search in 0-8 search worker processes (bench_search_workers);
-#   4. a torch.profiler trace of 30 training steps (bench/profile_training.py: ops, GPU idle
-#      share) and `pytest -m gpu` when pytest is importable.
-# Results land in $OUT: gpu_check.txt, train.log (the validation curve), post.txt,
-# gpu-speed.json, page-workers.json, search-workers.txt, profile/ (summary.json, ops.txt, trace.json.gz) and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
+#   lines: greedy recognition of normalised lines at batch 256 (and 16, and one line) with each
+#      of $SPEED_MODELS (bench/model_card.py --speed-only), the "lines/s" figure of issue 22;
+#   post: with $MODEL (the trained best checkpoint, else $INIT): the page pipeline's pages/s with
+#      14 threads and with 14 torch-free worker processes, lines/s with the LM search in 0-8
+#      search worker processes (bench_search_workers); a torch.profiler trace of 30 training
+#      steps (bench/profile_training.py: ops, GPU idle share, lines/s) and `pytest -m gpu`.
+# nvidia-smi samples the GPU's utilisation once a second throughout (gpu-util.txt, with times;
+# each part prints its start time to match them).
+# Results land in $OUT: gpu_check.txt, train.log (the validation curve), lines.txt, post.txt,
+# page-workers.json, search-workers.txt, profile/ (summary.json, ops.txt, trace.json.gz),
+# gpu-util.txt and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
 #   SMOKE=1 bash bench/gpu_stage.sh   # the same steps in about a minute, on the CPU or the GPU
-# PARTS picks the steps (default check,train,post). One device command may run 10 minutes at
-# most: a config of more than ~5 training minutes (configs/hwr-en-base-gpu.json: 7) runs as
-# PARTS=check,train and then, while the machine is warm (runs/ stays there), PARTS=post.
+# One device command may run 10 minutes at most: a config of more than ~5 training minutes
+# (configs/hwr-en-base-gpu.json: 7) runs as PARTS=check,train and then, while the machine is
+# warm (runs/ stays there), PARTS=post. Measuring alone: PARTS=check,lines,post.
 set -uo pipefail
 OUT=${OUT:-/tmp/hwr-gpu}
 SMOKE=${SMOKE:-0}
@@ -22,12 +28,18 @@ CONFIG=${CONFIG:-configs/hwr-en-small-stage8-gpu.json}
 INIT=${INIT:-models/hwr-en-small}
 RUN=${RUN:-runs/gpu-stage}
 PARTS=${PARTS:-check,train,post}
+SPEED_MODELS=${SPEED_MODELS:-models/hwr-en-small models/hwr-en-base}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 part train && rm -rf "$RUN"  # a smoke run's checkpoint would be resumed
+if [ "$DEVICE" = cuda ] && command -v nvidia-smi >/dev/null; then
+  nvidia-smi dmon -s u -d 1 -o T >"$OUT/gpu-util.txt" 2>&1 &
+  DMON=$!
+  trap 'kill $DMON 2>/dev/null' EXIT
+fi
 
 if [ "$SMOKE" = 1 ]; then
   BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300} RENDER=(--workers 2 --lines 300)
@@ -44,8 +56,10 @@ part check && {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'cudnn', torch.backends.cudnn.version(), 'device', '$DEVICE')"
   if [ "$DEVICE" = cuda ]; then
-    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 "${BENCH[@]}"
-    $PY bench/bench_nets.py --device cuda --nets crnn --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 --inference "${BENCH[@]}"
+    $PY bench/bench_nets.py --device cuda --nets crnn,crnn-base --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 "${BENCH[@]}"
+    $PY bench/bench_nets.py --device cuda --nets crnn,crnn-base --sizes 64x512 --batch-size 256 --steps 50 --min-seconds 2 --inference "${BENCH[@]}"
+    # Issue 22's MDLSTM target: >= 500 lines/s training at 64x512, batch 32.
+    $PY bench/bench_nets.py --device cuda --nets mdlstm-graves2009 --sizes 64x512 --batch-size 32 --steps 5 --min-seconds 3 "${BENCH[@]}"
   fi
   # Issues 19/22: 14 rendering workers cold against warmed (hwr.synth.warmup), as a stage's loader starts.
   timeout 150 $PY bench/bench_render_workers.py "${RENDER[@]}" 2>&1 | grep -E "^(cold|warm):"
@@ -66,24 +80,38 @@ if part train; then
   tar -cf "$OUT/stage.tar" --exclude='*/last' --exclude='*/snapshots' "$RUN" 2>/dev/null
 fi
 
+part lines && {
+  date -u
+  # Issue 22: normalised lines -> text, greedy (the network, the copies and the decoding; the
+  # next batch's network queued before this one's decoding waits: Recognizer.read_batches).
+  for model in $SPEED_MODELS; do
+    echo "$model: $(timeout 90 $PY bench/model_card.py "$model" --speed-only --device "$DEVICE" --threads 2)"
+  done
+} 2>&1 | tee "$OUT/lines.txt"
+
+MODEL=$INIT
+[ -e "$RUN/best/config.json" ] && MODEL=$RUN/best
 part post && {
-  if [ -e "$RUN/best/config.json" ]; then
-    timeout 90 $PY bench/model_card.py "$RUN/best" --speed-only --device "$DEVICE" --threads 2 | tee "$OUT/gpu-speed.json"
+  date -u
+  if [ -e "$MODEL/config.json" ]; then
     # Issue 22: the page pipeline with 14 threads vs 14 torch-free worker processes (shared
     # memory, cross-page width batches, pinned-memory feed), one model on the GPU.
-    timeout 150 $PY bench/bench_page_workers.py --pages "$PAGES" --model "$RUN/best" --device "$DEVICE" \
+    timeout 150 $PY bench/bench_page_workers.py --pages "$PAGES" --model "$MODEL" --device "$DEVICE" \
       --configs threads=14,processes=14 --repeats "$REPEATS" --batch-size 256 --batch-lines 512 --json "$OUT/page-workers.json"
     # Issue 22: the LM search (the default reading) in 0-8 worker processes beside the GPU network.
-    timeout 120 $PY bench/bench_search_workers.py --model "$RUN/best" --device "$DEVICE" "${SEARCH[@]}" 2>&1 \
-      | grep -E "lines (at|/s)" | tee "$OUT/search-workers.txt"
+    date -u
+    timeout 120 $PY bench/bench_search_workers.py --model "$MODEL" --device "$DEVICE" "${SEARCH[@]}" 2>&1 \
+      | grep -E "lines at|lines/s" | tee "$OUT/search-workers.txt"
   fi
   # Issue 22: where a training step's time goes (torch.profiler; the GPU's idle share), then
   # the CUDA-only tests when pytest came along (carried wheels: the image has none).
+  date -u
   PROFILE_ARGS=(--wait 20 --active 30) PROFILE_LIMIT_S=90
   [ "$SMOKE" = 1 ] && PROFILE_ARGS=(--wait 2 --active 3 --workers 2) PROFILE_LIMIT_S=240
   [ "$DEVICE" = cpu ] && PROFILE_ARGS+=(--device cpu)
   timeout "$PROFILE_LIMIT_S" $PY bench/profile_training.py --config "$CONFIG" --init "$INIT" --out "$OUT/profile" "${PROFILE_ARGS[@]}" \
     >"$OUT/profile.log" 2>&1; echo "profile exit $?"; tail -1 "$OUT/profile.log"
+  date -u
   if $PY -c "import pytest" 2>/dev/null; then
     timeout 90 $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -5
   fi

@@ -27,6 +27,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +52,15 @@ from hwr.records import Recognition
 log = logging.getLogger("hwr.recognition.decode")
 
 
+def copy_to_host_async(*tensors: torch.Tensor) -> tuple[torch.cuda.Event, list[torch.Tensor]]:
+    """CUDA tensors -> pinned host copies queued on the current stream, and the event after
+    them: the host tensors hold their values once the event has completed."""
+    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
+    copied = torch.cuda.Event()
+    copied.record()
+    return copied, host
+
+
 class GreedyDecoder:
     name = "greedy"
 
@@ -63,27 +73,44 @@ class GreedyDecoder:
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_width: float = 1.0) -> list[Recognition]:
         """log_probs (T, N, C) log-softmax scores; lengths (N,) valid frames per line."""
+        return self.start(log_probs, lengths, frame_width)()
+
+    def start(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+              frame_width: float = 1.0) -> Callable[[], list[Recognition]]:
+        """Queue the device half of decoding (each frame's best label and its probability) and
+        return the host half, to call later. On CUDA the best path crosses to pinned host
+        memory without waiting: a reader queues the next batch's network before it calls the
+        host half, which then waits only for this batch's copy and merges runs while the GPU
+        reads on (Recognizer.read_batches)."""
         best_logp, best = log_probs.detach().float().max(dim=2)
-        best_prob = best_logp.exp().cpu().numpy()
-        best = best.cpu().numpy()
-        lengths = lengths.cpu().numpy()
-        return [
-            self._decode_line(best[: lengths[n], n], best_prob[: lengths[n], n], frame_width)
-            for n in range(best.shape[1])
-        ]
+        best_prob, best = best_logp.exp(), best.to(torch.int32)
+        if not best.is_cuda:
+            return lambda: self._decode_host(best.numpy(), best_prob.numpy(), lengths.cpu().numpy(), frame_width)
+        copied, host = copy_to_host_async(best, best_prob, lengths)
+
+        def finish() -> list[Recognition]:
+            copied.synchronize()
+            return self._decode_host(*(t.numpy() for t in host), frame_width)
+        return finish
+
+    def _decode_host(self, best: np.ndarray, best_prob: np.ndarray, lengths: np.ndarray,
+                     frame_width: float) -> list[Recognition]:
+        return [self._decode_line(best[: lengths[n], n], best_prob[: lengths[n], n], frame_width)
+                for n in range(best.shape[1])]
 
     def _decode_line(self, labels: np.ndarray, probs: np.ndarray, frame_width: float) -> Recognition:
-        ids, confs, spans = [], [], []
-        prev = BLANK_ID
-        for t, (label, p) in enumerate(zip(labels.tolist(), probs.tolist())):
-            if label != BLANK_ID and label == prev:
-                confs[-1] = max(confs[-1], p)
-                spans[-1] = (spans[-1][0], t)
-            elif label != BLANK_ID:
-                ids.append(label)
-                confs.append(p)
-                spans.append((t, t))
-            prev = label
+        # Runs of one label: a non-blank run is one character, its confidence the run's best
+        # frame, its frames the run's first and last; blank runs separate repeated letters.
+        if len(labels):
+            run_starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+            run_ends = np.append(run_starts[1:], len(labels)) - 1
+            run_confs = np.maximum.reduceat(probs, run_starts)
+            chars = labels[run_starts] != BLANK_ID
+            ids = labels[run_starts][chars].tolist()
+            confs = run_confs[chars].tolist()
+            spans = list(zip(run_starts[chars].tolist(), run_ends[chars].tolist()))
+        else:
+            ids, confs, spans = [], [], []
         if confs:
             line_conf = float(np.mean(confs))
         else:  # empty output: as sure as the blank frames are
@@ -91,7 +118,7 @@ class GreedyDecoder:
         return Recognition(
             text=self.charset.decode(ids),
             confidence=line_conf,
-            char_confidences=[float(c) for c in confs],
+            char_confidences=confs,
             char_frames=spans,
             frame_width=frame_width,
         )
@@ -279,6 +306,19 @@ class BeamDecoder:
                 raise ConfigError(f"{self.lm_path}: cannot load the language model: {kenlm_reason(exc)}") from None
         log.debug("beam decoder (%s) ready in %.1f s", self.mode, time.perf_counter() - started)
         return decoder
+
+    def start(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+              frame_width: float = 1.0) -> Callable[[], list[Recognition]]:
+        """Queue the scores' copy to the host and return the search, to call later (as
+        GreedyDecoder.start: on CUDA the copy does not wait for the GPU)."""
+        if not log_probs.is_cuda:
+            return lambda: self.decode(log_probs, lengths, frame_width)
+        copied, (host_scores, host_lengths) = copy_to_host_async(log_probs.detach().float(), lengths)
+
+        def finish() -> list[Recognition]:
+            copied.synchronize()
+            return self.decode(host_scores, host_lengths, frame_width)
+        return finish
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, frame_width: float = 1.0) -> list[Recognition]:
         """log_probs (T, N, C) log-softmax scores; lengths (N,) valid frames per line."""

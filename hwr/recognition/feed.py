@@ -40,8 +40,10 @@ def to_device(images: np.ndarray, device: torch.device, stream: torch.cuda.Strea
 
 def device_batches(batches: Iterable[LineBatch], device: torch.device
                    ) -> Iterator[tuple[LineBatch, torch.Tensor, torch.Tensor]]:
-    """(batch, images on device, widths on device) for each batch; on CUDA the next batch's
-    copy is in flight while the caller runs the network on this one."""
+    """(batch, images on device, widths on the host) for each batch; on CUDA the next batch's
+    copy is in flight while the caller runs the network on this one. The widths stay on the
+    host: the networks count their frames from host widths, and frames counted on the GPU
+    would have to come back before cuDNN's packed kernel could start (a wait every batch)."""
     if device.type != "cuda":
         for batch in batches:
             yield batch, to_device(batch.images, device), torch.from_numpy(batch.widths)
@@ -50,9 +52,7 @@ def device_batches(batches: Iterable[LineBatch], device: torch.device
     compute = torch.cuda.current_stream(device)
 
     def issue(batch: LineBatch):
-        with torch.cuda.stream(copy_stream):
-            widths = torch.from_numpy(batch.widths).pin_memory().to(device, non_blocking=True)
-        return batch, to_device(batch.images, device, copy_stream), widths
+        return batch, to_device(batch.images, device, copy_stream), torch.from_numpy(batch.widths)
 
     ahead = None
     for batch in batches:
@@ -68,7 +68,6 @@ def _ready(issued, compute, copy_stream):
     batch, images, widths = issued
     compute.wait_stream(copy_stream)
     images.record_stream(compute)
-    widths.record_stream(compute)
     return batch, images, widths
 
 

@@ -461,7 +461,11 @@ class Recognizer:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 images, widths = pad_images([lines[i] for i in chunk])
-                yield chunk, images.to(self.device), widths.to(self.device)
+                if self.device.type == "cuda":
+                    # From pinned memory the copy does not block the host, which pads the next
+                    # batch meanwhile; the widths stay on the host (the nets count frames there).
+                    images = images.pin_memory()
+                yield chunk, images.to(self.device, non_blocking=True), widths
 
         for chunk, recognitions in self.read_batches(padded()):
             for i, rec in zip(chunk, recognitions):
@@ -504,8 +508,17 @@ class Recognizer:
         them while the network reads the next ones (at most two batches per worker ahead)."""
         workers = self.search_workers
         if workers is None:
+            # One batch behind: the next batch's network is queued before this one's decoding
+            # waits for its scores, so on a GPU the host decodes while the device reads on.
+            waiting = None
             for key, images, widths in batches:
-                yield key, self.recognize_padded(images, widths)
+                log_probs, lengths = self.padded_log_probs(images, widths)
+                decoded = self.decoder.start(log_probs, lengths, frame_width=self.frame_width)
+                if waiting is not None:
+                    yield waiting[0], waiting[1]()
+                waiting = key, decoded
+            if waiting is not None:
+                yield waiting[0], waiting[1]()
             return
         pending: deque = deque()
         for key, images, widths in batches:

@@ -148,3 +148,52 @@ def test_the_beam_search_reads_a_doubled_letter_across_a_squeezed_run_of_blanks(
     beam = make_decoder("beam-char", cs, lm="none").decode(lp, torch.tensor([11]))[0]
     assert beam.text == "aab"
     assert beam.char_frames == [(1, 1), (6, 6), (9, 9)]  # frames of the whole line, not the squeezed one
+
+
+def _greedy_by_frames(labels, probs):
+    """Best-path decoding frame by frame, as written in the CTC papers: the reference the
+    vectorised runs must match (text ids, each character's best frame and its first/last frame)."""
+    ids, confs, spans, prev = [], [], [], 0
+    for t, (label, p) in enumerate(zip(labels, probs)):
+        if label != 0 and label == prev:
+            confs[-1], spans[-1] = max(confs[-1], p), (spans[-1][0], t)
+        elif label != 0:
+            ids.append(label), confs.append(p), spans.append((t, t))
+        prev = label
+    return ids, confs, spans
+
+
+def test_greedy_runs_match_frame_by_frame_decoding_on_random_posteriors():
+    cs = Charset("abc")
+    generator = torch.Generator().manual_seed(3)
+    # Few classes and peaked scores: long runs, repeats across blanks, lines of only blanks.
+    log_probs = (torch.randn(40, 12, len(cs), generator=generator) * 3).log_softmax(-1)
+    lengths = torch.randint(0, 41, (12,), generator=generator)
+    best_logp, best = log_probs.max(dim=2)
+    for n, rec in enumerate(GreedyDecoder(cs).decode(log_probs, lengths, frame_width=4.0)):
+        frames = int(lengths[n])
+        ids, confs, spans = _greedy_by_frames(best[:frames, n].tolist(), best_logp[:frames, n].exp().tolist())
+        assert rec.text == cs.decode(ids)
+        assert rec.char_frames == spans and rec.frame_width == 4.0
+        assert rec.char_confidences == pytest.approx(confs, rel=1e-6)
+
+
+def test_greedy_start_defers_the_host_half_and_reads_as_decode():
+    cs = Charset("ab")
+    a, b = cs.encode("a")[0], cs.encode("b")[0]
+    lp = _log_probs([a, 0, b, b], len(cs))
+    finish = GreedyDecoder(cs).start(lp, torch.tensor([4]))
+    assert callable(finish) and finish()[0].text == GreedyDecoder(cs).decode(lp, torch.tensor([4]))[0].text == "ab"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_greedy_on_cuda_copies_the_best_path_to_the_host_and_reads_as_the_cpu():
+    cs = Charset("abc")
+    log_probs = (torch.randn(50, 64, len(cs), generator=torch.Generator().manual_seed(5)) * 3).log_softmax(-1)
+    lengths = torch.randint(1, 51, (64,), generator=torch.Generator().manual_seed(6))
+    expected = GreedyDecoder(cs).decode(log_probs, lengths)
+    finish = GreedyDecoder(cs).start(log_probs.cuda(), lengths.cuda())
+    got = finish()
+    assert [r.text for r in got] == [r.text for r in expected]
+    assert [r.char_frames for r in got] == [r.char_frames for r in expected]

@@ -9,6 +9,7 @@ from hwr.recognition.charset import Charset
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import ModelConfig, ModelError, Recognizer, load_model, save_model
 from hwr.recognition.nets import build_network, make_config
+from hwr.training.batches import pad_images
 
 
 def _tiny_model(tmp_path, half=False):
@@ -69,6 +70,28 @@ def test_recognizer_keeps_input_order_across_width_batches(tmp_path, line_image)
     assert [r.text for r in together] == [r.text for r in alone]
     for a, b in zip(together, alone):
         assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
+def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_order(tmp_path, line_image):
+    _, path = _tiny_model(tmp_path)
+    rec = Recognizer.load(path, device="cpu")
+    lines = [rec.preprocess(line_image(t)) for t in ["ab", "a longer line", "mid", "x"]]
+    pulled = []
+
+    def batches():
+        for k in range(0, 4, 2):
+            pulled.append(k)
+            images, widths = pad_images(lines[k : k + 2])
+            yield k, images, widths
+
+    read = []
+    for key, recognitions in rec.read_batches(batches()):
+        # The network of the batch after `key` was queued before `key` was decoded (on a GPU
+        # the host decodes while the device reads on); the last batch is decoded at the end.
+        assert pulled[-1] == min(key + 2, 2)
+        read.append((key, [r.text for r in recognitions]))
+    alone = [r.text for r in rec.recognize_normalized(lines, batch_size=1)]
+    assert read == [(0, alone[:2]), (2, alone[2:])]
 
 
 # --- bad configs and bad images (issue 21) -----------------------------------------------------
