@@ -95,33 +95,54 @@ class GreedyDecoder:
 
     def _decode_host(self, best: np.ndarray, best_prob: np.ndarray, lengths: np.ndarray,
                      frame_width: float) -> list[Recognition]:
-        return [self._decode_line(best[: lengths[n], n], best_prob[: lengths[n], n], frame_width)
-                for n in range(best.shape[1])]
-
-    def _decode_line(self, labels: np.ndarray, probs: np.ndarray, frame_width: float) -> Recognition:
-        # Runs of one label: a non-blank run is one character, its confidence the run's best
-        # frame, its frames the run's first and last; blank runs separate repeated letters.
-        if len(labels):
-            run_starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-            run_ends = np.append(run_starts[1:], len(labels)) - 1
-            run_confs = np.maximum.reduceat(probs, run_starts)
-            chars = labels[run_starts] != BLANK_ID
-            ids = labels[run_starts][chars].tolist()
-            confs = run_confs[chars].tolist()
-            spans = list(zip(run_starts[chars].tolist(), run_ends[chars].tolist()))
+        """best, best_prob (T, N); lengths (N,). The runs of one label are found for the whole
+        batch at once (Python per line only to build its Recognition): a non-blank run is one
+        character, its confidence the run's best frame, its frames the run's first and last;
+        blank runs separate repeated letters."""
+        frames, count = best.shape
+        lengths = np.minimum(lengths.astype(np.int64), frames)
+        labels = np.ascontiguousarray(best.T)  # (N, T): each line's frames contiguous
+        probs = np.ascontiguousarray(best_prob.T)
+        valid = np.arange(frames) < lengths[:, None]
+        run_start = valid.copy()
+        run_start[:, 1:] &= labels[:, 1:] != labels[:, :-1]
+        starts = np.flatnonzero(run_start)  # flat positions; each line's first frame starts a run
+        if len(starts):
+            ends = np.append(starts[1:], 0) - 1
+            line_of_run = starts // frames
+            # A run ends before the next run's start, or at its line's last valid frame.
+            last = line_of_run * frames + lengths[line_of_run] - 1
+            ends = np.where((ends < starts) | (ends > last), last, ends)
+            # Each segment of reduceat runs to the next start: past a line's last valid frame it
+            # covers padding frames, zeroed so they never win the maximum.
+            confs_all = np.maximum.reduceat(np.where(valid, probs, 0).ravel(), starts)
+            chars = labels.ravel()[starts] != BLANK_ID
         else:
-            ids, confs, spans = [], [], []
-        if confs:
-            line_conf = float(np.mean(confs))
-        else:  # empty output: as sure as the blank frames are
-            line_conf = float(np.mean(probs)) if len(probs) else 0.0
-        return Recognition(
-            text=self.charset.decode(ids),
-            confidence=line_conf,
-            char_confidences=confs,
-            char_frames=spans,
-            frame_width=frame_width,
-        )
+            ends = line_of_run = confs_all = chars = starts
+        char_runs = np.flatnonzero(chars)
+        char_line = line_of_run[char_runs]
+        bounds = np.searchsorted(char_line, np.arange(count + 1))
+        ids_all = labels.ravel()[starts[char_runs]].tolist()
+        confs_char = confs_all[char_runs].tolist()
+        first = (starts[char_runs] % frames).tolist()
+        final = (ends[char_runs] % frames).tolist()
+        symbols = self.charset.symbols
+        out = []
+        for n in range(count):
+            a, b = bounds[n], bounds[n + 1]
+            confs = confs_char[a:b]
+            if confs:
+                line_conf = float(np.mean(confs))
+            else:  # empty output: as sure as the blank frames are
+                line_conf = float(np.mean(probs[n, : lengths[n]])) if lengths[n] else 0.0
+            out.append(Recognition(
+                text="".join([symbols[i - 1] for i in ids_all[a:b]]),
+                confidence=line_conf,
+                char_confidences=confs,
+                char_frames=list(zip(first[a:b], final[a:b])),
+                frame_width=frame_width,
+            ))
+        return out
 
 
 def default_lm_dir() -> Path:

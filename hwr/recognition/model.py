@@ -12,6 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -319,9 +320,12 @@ class Recognizer:
     """Line images in, `Recognition`s out: normalisation, batching by width, network, decoding."""
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
-                 decoder: str = "greedy", search_workers: int | None = 0, **decoder_options):
+                 decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
+        # On CUDA, read under float16 autocast (as the models were trained) when asked; off by
+        # default until measured to read the same texts (bench/bench_gpu_reading.py).
+        self.amp = amp and self.device.type == "cuda"
         self.config = config
         self.charset = Charset(config.charset)
         self.normalize_config = NormalizeConfig.from_dict(config.normalize)
@@ -487,7 +491,8 @@ class Recognizer:
     @torch.inference_mode()
     def padded_log_probs(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch padded already, on this recognizer's device: (N, 1, H, W) float ink, widths (N,)."""
-        logits, lengths = self.net(images, widths)
+        with torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext():
+            logits, lengths = self.net(images, widths)
         return logits.float().log_softmax(-1), lengths
 
     def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:

@@ -1,0 +1,81 @@
+"""Greedy reading of normalised lines, float32 against float16 autocast (issue 22's lines/s).
+
+    python bench/bench_gpu_reading.py [--model hwr-en-small] [--device cuda] [--lines 2048]
+
+For each precision: lines/s at --batch-size (median of --rounds passes after one warm-up, the
+network, the copies and the decoding: Recognizer.recognize_normalized), the CER against the
+lines' truth, and how many lines read exactly as float32 reads them. Then the host's share of
+a batch: padding it (hwr.training.batches.pad_images) and greedy decoding of its scores on the
+CPU, which bound the rate once the device's work overlaps them.
+Autocast is what training uses (AMP); reading keeps float32 unless this shows the same texts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from hwr.datasets.synthetic import SyntheticLines
+from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import ErrorCounts
+from hwr.training.batches import pad_images
+
+
+def timed_reading(recognizer: Recognizer, normalized, batch_size: int, rounds: int) -> tuple[float, list[str]]:
+    """(lines/s, texts) of the median pass after a warm-up (cuDNN picks its kernels then)."""
+    texts = [r.text for r in recognizer.recognize_normalized(normalized, batch_size)]
+    passes = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        recognizer.recognize_normalized(normalized, batch_size)
+        passes.append(time.perf_counter() - start)
+    return len(normalized) / sorted(passes)[len(passes) // 2], texts
+
+
+def host_milliseconds(recognizer: Recognizer, normalized, batch_size: int) -> dict:
+    """Milliseconds per batch of the host's own work: padding, and greedy decoding on the CPU."""
+    chunks = [normalized[i : i + batch_size] for i in range(0, len(normalized), batch_size)]
+    start = time.perf_counter()
+    padded = [pad_images(chunk) for chunk in chunks]
+    pad_ms = 1000 * (time.perf_counter() - start) / len(chunks)
+    images, widths = padded[0]
+    log_probs, lengths = recognizer.padded_log_probs(images.to(recognizer.device), widths)
+    log_probs, lengths = log_probs.cpu(), lengths.cpu()
+    start = time.perf_counter()
+    recognizer.decoder.decode(log_probs, lengths, recognizer.frame_width)
+    return {"pad_ms": round(pad_ms, 1), "greedy_decode_ms": round(1000 * (time.perf_counter() - start), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model directory or name (default: the shipped model)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--lines", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    recognizer = Recognizer.load(args.model, device=args.device)
+    lines = SyntheticLines(args.lines, split="val", seed=99)
+    samples = [lines[i] for i in range(len(lines))]
+    normalized = [recognizer.preprocess(s.image) for s in samples]
+    report = {"model": str(recognizer.path), "device": str(recognizer.device), "lines": len(samples),
+              "batch_size": args.batch_size}
+    reference = None
+    for name, amp in (("float32", False), ("autocast_float16", True)):
+        recognizer.amp = amp and recognizer.device.type == "cuda"
+        if amp and not recognizer.amp:
+            continue  # autocast reading is a CUDA option
+        rate, texts = timed_reading(recognizer, normalized, args.batch_size, args.rounds)
+        counts = ErrorCounts()
+        for sample, text in zip(samples, texts):
+            counts.add(sample.text, text)
+        reference = reference or texts
+        report[name] = {"lines_per_s": round(rate, 1), "cer": round(counts.cer, 5),
+                        "same_texts_as_float32": sum(a == b for a, b in zip(texts, reference))}
+    recognizer.amp = False
+    report["host_per_batch"] = host_milliseconds(recognizer, normalized, args.batch_size)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
