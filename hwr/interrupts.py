@@ -33,6 +33,20 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+def worker_exits_quietly_on_sigterm() -> None:
+    """In a data-loader worker process: SIGTERM ends it with exit status 0.
+
+    A stop sent to the whole process group (GNU `timeout`, SLURM, systemd) reaches the workers
+    as well as the training. Killed by the signal, a worker makes PyTorch's SIGCHLD handler raise
+    "DataLoader worker is killed by signal" in the main process while that is saving its
+    emergency checkpoint, and the checkpoint is lost. A worker that exits with status 0 is not
+    an error to that handler; the main process stops through its own SIGTERM, and a worker
+    stopped alone is still reported by the loader as gone ("exited unexpectedly")."""
+    import os
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+
 # How often a worker process looks whether its parent is still there, in seconds.
 PARENT_CHECK_SECONDS = 1.0
 

@@ -30,7 +30,7 @@ from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
-from hwr.interrupts import sigterm_as_exit
+from hwr.interrupts import sigterm_as_exit, worker_exits_quietly_on_sigterm
 from hwr.recognition.charset import Charset, read_charset_file
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import (
@@ -220,6 +220,12 @@ def warms_renderer(cfg: TrainConfig, device: torch.device) -> bool:
     return device.type == "cuda" and cfg.workers > 0 and cfg.loader_start == "fork"
 
 
+def init_loader_worker(*_) -> None:
+    """Each loader worker: one OpenCV thread, and a quiet exit on SIGTERM (hwr.interrupts)."""
+    single_threaded_opencv()
+    worker_exits_quietly_on_sigterm()
+
+
 def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConfig, train: bool,
                 ctx: DistContext = DistContext()) -> DataLoader:
     """Training: global batches (per-process batch x processes), each rank taking its share.
@@ -252,7 +258,7 @@ def make_loader(samples, charset: Charset, norm: NormalizeConfig, cfg: TrainConf
     if cfg.workers > 0:
         # Persistent for validation too: a fresh worker reloads fonts and corpora (seconds each).
         kwargs.update(persistent_workers=True, prefetch_factor=4 if collate is collate_lines else 2,
-                      worker_init_fn=single_threaded_opencv, multiprocessing_context=cfg.loader_start)
+                      worker_init_fn=init_loader_worker, multiprocessing_context=cfg.loader_start)
     if sampler is None:
         return DataLoader(encoded, batch_size=batch_size, shuffle=False, **kwargs)
     return DataLoader(encoded, batch_sampler=sampler, **kwargs)
