@@ -401,7 +401,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[lis
         return [], []
     core_labels, stats = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h)
     keep = [i for i in range(1, len(stats)) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
-    region_of = _regions(core_labels, keep, h, config.column_gap)
+    region_of = _regions(core_labels, stats, keep, h, config.column_gap)
     lines = _merge_fragments(keep, stats, region_of, h)
     if not lines:
         return [], []
@@ -501,20 +501,20 @@ def _profile_minima(profile: np.ndarray, typical: float) -> list[int]:
     return [a + int(np.argmin(smooth[a:b])) for a, b in zip(top, top[1:])]
 
 
-def _regions(labels: np.ndarray, keep: list[int], h: float, column_gap: float) -> dict[int, int]:
+def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, column_gap: float) -> dict[int, int]:
     """Region id per core: cores grown by half a column gap sideways and a line gap up and down."""
     mask = np.isin(labels, keep).astype(np.uint8)
     kw, kh = max(3, int(column_gap * h)) | 1, max(3, int(2.5 * h)) | 1
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
     _, regions = cv2.connectedComponents(grown, connectivity=8)
+    # A core lies whole in one region: read it at the core's first pixel in raster order, the
+    # leftmost of its top row (found in its bounding box: sorting the page's labels to find
+    # it cost a sixth of a page's preparation).
     out = {}
-    # Look up each core's region at one of its pixels (first in raster order).
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], keep)
-    region_flat = regions.ravel()
-    for i, s in zip(keep, starts):
-        out[i] = int(region_flat[order[s]])
+    for i in keep:
+        x, y, w = (int(v) for v in stats[i, :3])
+        first = x + int(np.argmax(labels[y, x : x + w] == i))
+        out[i] = int(regions[y, first])
     return out
 
 

@@ -252,7 +252,7 @@ def test_an_unreadable_sub_folder_is_a_failure_in_the_errors_file(recognizer, tm
 def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, monkeypatch):
     for k, text in enumerate(("first line", "second line", "third line")):
         Image.fromarray(render_line(text)).save(tmp_path / f"{k}.png")
-    read = recognizer.recognize_padded  # what the batch path calls with each padded batch
+    read = recognizer.padded_log_probs  # what the batch path calls with each padded batch
     poisoned = recognizer.preprocess(render_line("second line")).shape[1]
 
     def fussy(images, widths):
@@ -260,7 +260,7 @@ def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, m
             raise RuntimeError("CUDA error: an illegal memory access")
         return read(images, widths)
 
-    monkeypatch.setattr(recognizer, "recognize_padded", fussy)
+    monkeypatch.setattr(recognizer, "padded_log_probs", fussy)
     out = tmp_path / "out"
     summary = run_batch(recognizer, sorted(tmp_path.glob("*.png")), BatchConfig(output_dir=str(out), progress=False))
     assert summary.line_images == 2 and [(f.page_id, f.stage) for f in summary.failures] == [("1", "recognize")]
