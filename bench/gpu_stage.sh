@@ -106,7 +106,11 @@ part post && {
   # Issue 22: where a training step's time goes (torch.profiler; the GPU's idle share), then
   # the CUDA-only tests when pytest came along (carried wheels: the image has none).
   date -u
-  PROFILE_ARGS=(--wait 20 --active 30) PROFILE_LIMIT_S=90
+  # 150 steps before recording: with cudnn.benchmark each new batch width (a multiple of 64 px)
+  # is autotuned once. After 20 steps (the 2026-12-04 lease) the trace showed 24 host waits a
+  # step and ~10 ms of host time per convolution backward, perhaps widths still new; recorded
+  # later, the trace tells the steady state from the autotuning.
+  PROFILE_ARGS=(--wait 150 --active 30) PROFILE_LIMIT_S=240
   [ "$SMOKE" = 1 ] && PROFILE_ARGS=(--wait 2 --active 3 --workers 2) PROFILE_LIMIT_S=240
   [ "$DEVICE" = cpu ] && PROFILE_ARGS+=(--device cpu)
   timeout "$PROFILE_LIMIT_S" $PY bench/profile_training.py --config "$CONFIG" --init "$INIT" --out "$OUT/profile" "${PROFILE_ARGS[@]}" \
