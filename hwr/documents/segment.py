@@ -508,8 +508,7 @@ def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, c
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
     _, regions = cv2.connectedComponents(grown, connectivity=8)
     # A core lies whole in one region: read it at the core's first pixel in raster order, the
-    # leftmost of its top row (found in its bounding box: sorting the page's labels to find
-    # it cost a sixth of a page's preparation).
+    # leftmost of its top row, found within its bounding box (not by sorting the page's labels).
     out = {}
     for i in keep:
         x, y, w = (int(v) for v in stats[i, :3])

@@ -323,8 +323,9 @@ class Recognizer:
                  decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
-        # On CUDA, read under float16 autocast (as the models were trained) when asked; off by
-        # default until measured to read the same texts (bench/bench_gpu_reading.py).
+        # On CUDA, read under float16 autocast (as the models were trained) when asked. Off by
+        # default: on an H200 (2026-12-04, bench/bench_gpu_reading.py) it read 6 of 1,536 lines
+        # differently and was no faster, the host's work being the bound.
         self.amp = amp and self.device.type == "cuda"
         self.config = config
         self.charset = Charset(config.charset)
