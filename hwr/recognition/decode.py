@@ -61,6 +61,27 @@ def copy_to_host_async(*tensors: torch.Tensor) -> tuple[torch.cuda.Event, list[t
     return copied, host
 
 
+def greedy_line_confidence(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(N,) the line confidence greedy decoding gives each line, computed where the scores are:
+    the mean over its characters of each character's best frame (a run of one label), or for a
+    line of blanks only the mean best probability of its frames (GreedyDecoder's Recognition
+    .confidence, in float32)."""
+    best_logp, best = log_probs.detach().float().max(dim=2)  # (T, N)
+    frames = best.shape[0]
+    valid = torch.arange(frames, device=best.device)[:, None] < lengths.to(best.device)[None, :]
+    prob = torch.where(valid, best_logp.exp(), 0.0)
+    starts = valid.clone()
+    starts[1:] &= best[1:] != best[:-1]
+    run = (starts.long().cumsum(0) - 1).clamp(min=0)  # each frame's run, counted down the line
+    # Row r of these holds run r's best probability and whether it is a character.
+    run_best = torch.zeros_like(prob).scatter_reduce(0, run, prob, reduce="amax")
+    is_char = torch.zeros_like(prob).scatter_reduce(0, run, ((best != BLANK_ID) & valid).float(), reduce="amax")
+    chars, counted = is_char.sum(0), valid.sum(0)
+    char_mean = (run_best * is_char).sum(0) / chars.clamp(min=1)
+    blank_mean = prob.sum(0) / counted.clamp(min=1)
+    return torch.where(chars > 0, char_mean, blank_mean)
+
+
 class GreedyDecoder:
     name = "greedy"
 

@@ -27,7 +27,7 @@ from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.decode import BeamDecoder, make_decoder
+from hwr.recognition.decode import BeamDecoder, greedy_line_confidence, make_decoder
 from hwr.recognition.imaging import (
     ImageError,
     LineGeometry,
@@ -41,6 +41,8 @@ from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+# `hwr adapt --beside`: the base model kept in this sub-folder of the adapted one (Recognizer.beside).
+BESIDE_DIR = "beside"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
 
@@ -240,6 +242,23 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
     return net.to(device).eval(), config
 
 
+def load_beside(path: Path, config: ModelConfig) -> torch.nn.Module | None:
+    """The network in <path>/beside (`hwr adapt --beside`: the base model kept next to the
+    adapted one), or None. It must be the same network reading the same lines: the same
+    architecture, charset and normalisation."""
+    folder = path / BESIDE_DIR
+    if not (folder / CONFIG_FILE).is_file():
+        return None
+    net, other = load_model(folder)
+    pairs = (("arch", other.arch, config.arch), ("net", other.net_config(), config.net_config()),
+             ("charset", other.charset, config.charset), ("normalize", other.normalize, config.normalize))
+    differs = [name for name, a, b in pairs if a != b]
+    if differs:
+        raise ModelError(f"{folder}: the model beside {path} must be the same network reading the same lines; "
+                         f"its {', '.join(differs)} differ")
+    return net
+
+
 def read_weight_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's name and shape from the safetensors header, without reading the weights."""
     try:
@@ -320,9 +339,13 @@ class Recognizer:
     """Line images in, `Recognition`s out: normalisation, batching by width, network, decoding."""
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
-                 decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False, **decoder_options):
+                 decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False,
+                 beside: torch.nn.Module | None = None, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
+        # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line is
+        # read by whichever of the two is surer of it (`padded_log_probs`).
+        self.beside = beside.to(self.device).eval() if beside is not None else None
         # On CUDA, read under float16 autocast (as the models were trained) when asked. Off by
         # default: on an H200 (2026-12-04, bench/bench_gpu_reading.py) it read 6 of 1,536 lines
         # differently and was no faster, the host's work being the bound.
@@ -371,11 +394,14 @@ class Recognizer:
                     else f" (nor a model name in {models_dir()})")
             raise ModelError(f"{path}: model directory not found{hint}")
         net, config = load_model(path)
-        rec = cls(net, config, device, decoder, search_workers, **decoder_options)
+        beside = load_beside(path, config)
+        rec = cls(net, config, device, decoder, search_workers, beside=beside, **decoder_options)
         rec.path = path
         # This network is ours alone (a Recognizer built around a training net must leave it
         # trainable), so it can be folded and re-laid-out for speed.
         rec.net = prepare_for_inference(rec.net, rec.device)
+        if rec.beside is not None:
+            rec.beside = prepare_for_inference(rec.beside, rec.device)
         return rec
 
     def preprocess(self, image) -> np.ndarray:
@@ -494,7 +520,14 @@ class Recognizer:
         """A batch padded already, on this recognizer's device: (N, 1, H, W) float ink, widths (N,)."""
         with torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext():
             logits, lengths = self.net(images, widths)
-        return logits.float().log_softmax(-1), lengths
+            log_probs = logits.float().log_softmax(-1)
+            if self.beside is not None:
+                # The same frames from both (the same network shape): per line, the scores of the
+                # network greedy decoding would be surer of; a tie goes to this model's own.
+                other = self.beside(images, widths)[0].float().log_softmax(-1)
+                surer = greedy_line_confidence(log_probs, lengths) >= greedy_line_confidence(other, lengths)
+                log_probs = torch.where(surer[None, :, None], log_probs, other)
+        return log_probs, lengths
 
     def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
         """One Recognition per line of a padded batch on this recognizer's device (the page

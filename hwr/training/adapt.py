@@ -33,6 +33,7 @@ from hwr.errors import ConfigError
 from hwr.fileio import atomic_write_text, check_folder_can_be_made
 from hwr.recognition.imaging import NormalizeConfig, pixels_digest
 from hwr.recognition.model import (
+    BESIDE_DIR,
     CONFIG_FILE,
     WEIGHTS_FILE,
     ModelConfig,
@@ -121,6 +122,10 @@ class AdaptConfig:
     keep: Literal["best", "last"] = setting(
         "last", help="weights to keep: last (the end of the LR decay) or best (the step that read the held-out lines "
                      "best; with a few held-out lines that choice is mostly noise)")
+    beside: bool = setting(
+        False, help="keep the base model beside the adapted one: each line is read by whichever of the two is surer "
+                    "of it, so the adapted change can be kept whole while other hands are read as before; reading "
+                    "takes twice as long (bench/bench_adapt.py)")
     check_lines: int = setting(
         64, help="synthetic lines in other hands (training fonts) read before and after, to check that adapting "
                  "did not cost them; 0: no check")
@@ -201,6 +206,7 @@ class AdaptResult:
     read_before: float | None = None
     read_after: float | None = None
     pseudo_lines: int = 0  # uncorrected lines learnt from with the base model's reading
+    beside: bool = False  # read beside the base model (AdaptConfig.beside; the figures above are that reading)
 
     @property
     def shipped_cer(self) -> float:
@@ -292,6 +298,9 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     start = time.monotonic()
     base_dir = resolve_model(cfg.model)
     base_config = read_model_config(base_dir)
+    if cfg.beside and (base_dir / BESIDE_DIR / CONFIG_FILE).is_file():
+        raise ConfigError(f"--beside: {base_dir} already reads beside another model ({BESIDE_DIR}/); adapt from "
+                          "that base model instead, or without --beside")
     out = Path(cfg.out)
     _check_out(out, base_dir, cfg.overwrite)
     notify = on_progress or (lambda update: None)
@@ -341,7 +350,9 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
 
     try:  # choosing, checking and writing the model: a failure here leaves nothing either
         adapted_net, adapted_config = load_model(run_dir / cfg.keep)
-        adapted = Recognizer(adapted_net, adapted_config, base.device)  # unfolded: its weights are blended
+        # Unfolded: its weights are blended. With --beside every reading below is the pair's.
+        beside = load_model(base_dir)[0] if cfg.beside else None
+        adapted = Recognizer(adapted_net, adapted_config, base.device, beside=beside)
         adapted.path = run_dir / cfg.keep
         base_net, _ = load_model(base_dir)
         mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
@@ -352,7 +363,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
                              split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
                              others_before, others_after if improved else others_before, read_before, read_after,
-                             len(pseudo))
+                             len(pseudo), cfg.beside and improved)
         if improved:
             save_model(run_dir / cfg.keep, adapted.net, adapted_config)
         _write_model(out, base_dir, base_config, run_dir / cfg.keep if improved else base_dir, result, budget, cfg,
@@ -527,8 +538,23 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
     config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
     atomic_write_text(out / CONFIG_FILE, config.to_json())
     atomic_write_text(out / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
+    _write_beside(out, base_dir if result.beside else None)
     atomic_write_text(out / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
     shutil.rmtree(out / RUN_DIR, ignore_errors=True)
+
+
+def _write_beside(out: Path, base_dir: Path | None) -> None:
+    """<out>/beside: the base model's config and weights (written whole, then moved in), or
+    gone (an earlier run's into the same --out must not pair with weights it was not kept for)."""
+    shutil.rmtree(out / BESIDE_DIR, ignore_errors=True)
+    if base_dir is None:
+        return
+    tmp = out / f".{BESIDE_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copyfile(base_dir / name, tmp / name)
+    tmp.replace(out / BESIDE_DIR)
 
 
 def _read_rows(r: AdaptResult) -> str:
@@ -554,6 +580,14 @@ def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
             "the lines drawn that were not rehearsal lines)")
 
 
+def _beside_text(r: AdaptResult, base_dir: Path) -> str:
+    if not r.beside:
+        return ""
+    return (f" `{BESIDE_DIR}/` holds `{base_dir.name}` unchanged: each line is read by whichever of the two networks "
+            "is surer of it (the figures above are that reading), so reading takes about twice as long as with "
+            "one model.")
+
+
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
     kept = ("the adapted weights (they read the held-out lines better)" if r.improved else
             "**the base model's weights unchanged**: the adapted ones did not read the held-out lines better")
@@ -567,7 +601,7 @@ def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: A
 | adapted (after) | {r.after_cer:.2%} |
 {_read_rows(r)}{_others_rows(r, cfg.check_lines)}
 
-This folder holds {kept}.
+This folder holds {kept}.{_beside_text(r, base_dir)}
 
 - Base model: `{base_dir}`
 - Data: {r.adapt_lines + r.held_out_lines} labelled lines; {r.adapt_lines} adapted on, {r.held_out_lines} held out \

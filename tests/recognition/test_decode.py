@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hwr.recognition.charset import Charset
-from hwr.recognition.decode import GreedyDecoder
+from hwr.recognition.decode import GreedyDecoder, greedy_line_confidence
 
 
 def _log_probs(frames, num_classes, sure=0.9):
@@ -197,3 +197,12 @@ def test_greedy_on_cuda_copies_the_best_path_to_the_host_and_reads_as_the_cpu():
     got = finish()
     assert [r.text for r in got] == [r.text for r in expected]
     assert [r.char_frames for r in got] == [r.char_frames for r in expected]
+
+
+def test_line_confidence_on_the_device_is_greedy_decodings_line_confidence():
+    cs = Charset("abc")
+    log_probs = (torch.randn(40, 32, len(cs), generator=torch.Generator().manual_seed(7)) * 3).log_softmax(-1)
+    lengths = torch.randint(0, 41, (32,), generator=torch.Generator().manual_seed(8))
+    lengths[0], lengths[1] = 0, 40  # an empty line, a full one
+    expected = [r.confidence for r in GreedyDecoder(cs).decode(log_probs, lengths)]
+    assert greedy_line_confidence(log_probs, lengths).tolist() == pytest.approx(expected, abs=1e-6)

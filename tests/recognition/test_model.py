@@ -94,6 +94,37 @@ def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_o
     assert read == [(0, alone[:2]), (2, alone[2:])]
 
 
+def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_path):
+    import shutil
+
+    from helpers import make_untrained_model, render_line
+
+    own, other = make_untrained_model(tmp_path / "own", seed=0), make_untrained_model(tmp_path / "other", seed=4)
+    alone = [Recognizer.load(path, device="cpu") for path in (own, other)]
+    texts = ["ab", "a longer line", "mid size", "x", "the cat sat", "quick brown fox", "0123", "jumps over"]
+    lines = [alone[0].preprocess(render_line(t)) for t in texts]
+    readings = [r.recognize_normalized(lines, batch_size=2) for r in alone]
+    expected = [a.text if a.confidence >= b.confidence else b.text for a, b in zip(*readings)]
+    # Untrained networks of two seeds: each is surer of some of the lines (else the test proves little).
+    assert {a.confidence >= b.confidence for a, b in zip(*readings)} == {True, False}
+    shutil.copytree(other, own / "beside")
+    paired = Recognizer.load(own, device="cpu")
+    assert paired.beside is not None
+    assert [r.text for r in paired.recognize_normalized(lines, batch_size=2)] == expected
+
+
+def test_a_model_beside_that_normalises_lines_otherwise_is_refused_naming_it(tmp_path):
+    import shutil
+
+    from helpers import make_untrained_model
+
+    own, other = make_untrained_model(tmp_path / "own"), make_untrained_model(tmp_path / "other", seed=1)
+    _with_config(other, normalize__margin=7)  # the same weights fit, but it reads other line images
+    shutil.copytree(other, own / "beside")
+    with pytest.raises(ModelError, match="beside: the model beside .* must be the same network .* normalize differ"):
+        Recognizer.load(own, device="cpu")
+
+
 # --- bad configs and bad images (issue 21) -----------------------------------------------------
 
 def _with_config(path, **changes):

@@ -243,6 +243,32 @@ def test_never_ships_a_model_worse_than_the_base(tmp_path, monkeypatch):
     assert "base model's weights unchanged" in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
 
 
+def test_beside_keeps_the_base_model_in_the_folder_and_a_later_run_without_it_removes_it(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, beside=True))
+    out = tmp_path / "adapted"
+    assert result.beside and (out / "beside" / "model.safetensors").read_bytes() == \
+        (base / "model.safetensors").read_bytes()
+    assert Recognizer.load(out).beside is not None
+    assert "`beside/` holds `base` unchanged" in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    # Into the same folder without --beside: the old base copy must not pair with the new weights.
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, overwrite=True))
+    assert not result.beside and not (out / "beside").exists() and Recognizer.load(out).beside is None
+    # Adapting a model that already reads beside another, --beside is refused (the pair is not one network).
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, beside=True, overwrite=True))
+    with pytest.raises(ConfigError, match="already reads beside another model"):
+        adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, out, beside=True, out=str(tmp_path / "again")))
+
+
+def test_beside_is_not_written_when_the_base_weights_are_kept(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.3, after=0.4))
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, beside=True))
+    assert not result.improved and not result.beside and not (tmp_path / "adapted" / "beside").exists()
+
+
 def test_freeze_conv_trains_only_the_recurrent_and_output_layers(tmp_path, monkeypatch):
     base = make_untrained_model(tmp_path / "base")
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
