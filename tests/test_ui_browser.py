@@ -147,11 +147,14 @@ def test_teach_loop_in_the_browser(teach_app, browser_page, tmp_path):
     page.locator("#hwr-collection").get_by_text(f"{len(samples)} training line(s)").wait_for(timeout=TIMEOUT_MS)
     page.locator("#hwr-adapt-minutes input").fill(ADAPT_MINUTES)
     page.locator("#hwr-adapt-name textarea, #hwr-adapt-name input").first.fill("browser-hand")
+    page.locator("#hwr-adapt-beside input").check()
     page.locator("#hwr-adapt").click()
     page.locator("#hwr-adapt-status").get_by_text("Saved in").wait_for(timeout=ADAPT_TIMEOUT_MS)  # finished
 
     model_folder = user_dir / "models" / "browser-hand"
     assert Recognizer.load(model_folder).recognize([LINE])  # a complete, loadable model
+    # The box reached the run (whether a beside/ is written depends on the weights being kept).
+    assert Recognizer.load(model_folder).config.training["adapted"]["settings"]["beside"] is True
     page.get_by_text("Model and decoder").click()
     chosen = page.get_by_label("Model", exact=True).input_value()
     assert chosen.startswith("browser-hand (adapted"), chosen

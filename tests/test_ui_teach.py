@@ -109,6 +109,9 @@ def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_p
     unchanged = AdaptResult(tmp_path / "m", "base", 0.2, 0.25, False, 40, 10, "page", 300, 4.5, [],
                             others_before=0.05, others_after=0.05)
     assert "keeps the base model's weights" in finished_text(Progress(result=unchanged))
+    assert "beside" not in text
+    paired = AdaptResult(tmp_path / "m", "base", 0.2, 0.1, True, 40, 10, "page", 300, 4.5, [], beside=True)
+    assert "Read beside the base model" in finished_text(Progress(result=paired))
 
 
 def test_an_adapted_folder_with_unusable_figures_is_skipped_and_the_app_still_starts(tmp_path, untrained_model):

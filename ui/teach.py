@@ -301,11 +301,13 @@ def finished_text(progress: Progress) -> str:
     others = ("" if r.others_before is None or not r.improved else
               f" Other hands (synthetic check lines): {r.others_before:.1%} → {r.others_after:.1%}"
               f"{'' if r.mix == 1.0 else f', with {r.mix:.0%} of the change kept so they stay within the limit'}.")
+    paired = " Read beside the base model: each line by the surer of the two." if r.beside else ""
     searched = ("" if r.read_before is None else
                 f" Read with the language-model search (the default decoder): {r.read_before:.1%} → "
                 f"{r.read_after:.1%}.")
     return (f"**Held-out CER {r.before_cer:.1%} → {r.after_cer:.1%}** on {r.held_out_lines} held-out lines "
-            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{searched}{others} {verdict} "
+            f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{paired}{searched}{others} "
+            f"{verdict} "
             f"Saved in `{r.out}`; its card is on the Model tab. History: `{HISTORY_FILE}`.")
 
 
@@ -334,6 +336,10 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
             base = gr.Dropdown(teacher.registry.labels, value=teacher.registry.default_label, label="Base model")
             minutes = gr.Number(value=5, minimum=0.1, maximum=240, label="Minutes", elem_id="hwr-adapt-minutes")
             name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
+        beside = gr.Checkbox(value=False, label="Read beside the base model", elem_id="hwr-adapt-beside",
+                             info="Keeps the base model next to the new one and reads each line with whichever of "
+                                  "the two is surer: more of your hand is learnt at the same cost to other writing, "
+                                  "and reading takes about twice as long.")
         button = gr.Button("Adapt", variant="primary", elem_id="hwr-adapt")
         status = gr.Markdown(elem_id="hwr-adapt-status")
         # One series from the base model's point at step 0 through each evaluation, so the
@@ -348,8 +354,8 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
         message = teacher.remove(ids_text)
         return message, teacher.table()
 
-    def run(source, archive, base_label, minutes, name):
-        for progress in teacher.run(source, archive, base_label, minutes, name):
+    def run(source, archive, base_label, minutes, name, read_beside):
+        for progress in teacher.run(source, archive, base_label, minutes, name, beside=bool(read_beside)):
             if progress.error is not None:
                 raise progress.error
             if progress.result is None:
@@ -364,7 +370,7 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
     # Lines are saved on the Transcribe tab: opening this tab shows the collection as it is now.
     tab.select(refresh, None, [summary, table], api_name=False)
     remove.click(friendly(drop), [remove_ids], [summary, table], api_name="remove_lines")
-    button.click(stream_friendly(run, friendly), [source, archive, base, minutes, name],
+    button.click(stream_friendly(run, friendly), [source, archive, base, minutes, name, beside],
                  [status, curve, model_dropdown, base, summary], api_name="adapt")
     return summary, table
 
