@@ -207,8 +207,8 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
 
 def _scores(name: str, lines: list[LineSample], base: list[Recognition], adapted: list[Recognition]) -> dict:
     """CER before and after, and with each line read by whichever of the two is surer of it
-    ("selected": not what `hwr adapt` ships, a measurement of what reading beside the base
-    model would give; with `--set check_lines=0` it uses all of the change)."""
+    ("selected": what `hwr adapt --beside` reads, here for a model adapted without it; with
+    `--set check_lines=0` it uses all of the change)."""
     return {f"{name}_before": round(cer_of_readings(lines, [r.text for r in base]), 4),
             f"{name}_after": round(cer_of_readings(lines, [r.text for r in adapted]), 4),
             f"{name}_selected": round(cer_of_readings(lines, surer_readings(adapted, base)), 4),

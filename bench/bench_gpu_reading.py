@@ -5,8 +5,9 @@
 For each precision: lines/s at --batch-size (median of --rounds passes after one warm-up, the
 network, the copies and the decoding: Recognizer.recognize_normalized), the CER against the
 lines' truth, and how many lines read exactly as float32 reads them. Then the host's share of
-a batch: padding it (hwr.training.batches.pad_images) and greedy decoding of its scores on the
-CPU, which bound the rate once the device's work overlaps them.
+a batch: padding it (hwr.training.batches.pad_images) and greedy decoding of its scores as
+reading does it (the best path on the device, then the runs on the host), which bound the rate
+once the device's work overlaps them.
 Autocast is what training uses (AMP); reading keeps float32 unless this shows the same texts.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+
+import torch
 
 from hwr.datasets.synthetic import SyntheticLines
 from hwr.recognition.model import Recognizer
@@ -40,9 +43,11 @@ def host_milliseconds(recognizer: Recognizer, normalized, batch_size: int) -> di
     pad_ms = 1000 * (time.perf_counter() - start) / len(chunks)
     images, widths = padded[0]
     log_probs, lengths = recognizer.padded_log_probs(images.to(recognizer.device), widths)
-    log_probs, lengths = log_probs.cpu(), lengths.cpu()
+    if log_probs.is_cuda:
+        torch.cuda.synchronize()
+    # As reading decodes a batch: the best path on the device, its copy, the runs on the host.
     start = time.perf_counter()
-    recognizer.decoder.decode(log_probs, lengths, recognizer.frame_width)
+    recognizer.decoder.start(log_probs, lengths, recognizer.frame_width)()
     return {"pad_ms": round(pad_ms, 1), "greedy_decode_ms": round(1000 * (time.perf_counter() - start), 1)}
 
 

@@ -350,9 +350,9 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
 
     try:  # choosing, checking and writing the model: a failure here leaves nothing either
         adapted_net, adapted_config = load_model(run_dir / cfg.keep)
-        # Unfolded: its weights are blended. With --beside every reading below is the pair's.
-        beside = load_model(base_dir)[0] if cfg.beside else None
-        adapted = Recognizer(adapted_net, adapted_config, base.device, beside=beside)
+        # Unfolded: its weights are blended. With --beside every reading below is the pair's, the
+        # base network read as a saved pair reads it (loaded and prepared already, read-only).
+        adapted = Recognizer(adapted_net, adapted_config, base.device, beside=base.net if cfg.beside else None)
         adapted.path = run_dir / cfg.keep
         base_net, _ = load_model(base_dir)
         mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
