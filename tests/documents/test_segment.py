@@ -291,6 +291,22 @@ def test_a_line_starting_under_the_end_of_the_line_above_stays_apart():
     assert len(segment_page(np.asarray(img))) == 4  # 2 when overlapping cores joined their line
 
 
+def test_a_digit_written_alone_between_two_lines_is_a_line_of_its_own():
+    # A "9" on its own line, about two text heights under the line above (as on tightly written
+    # synthetic pages): it lay within that line's band for descenders and was taken into it.
+    font = ImageFont.load_default(size=40)
+    img = Image.new("L", (1200, 240), 255)
+    draw = ImageDraw.Draw(img)
+    truth = []
+    for k, text in enumerate(["the first long line of words", "9", "Then a long line under it", "and the last line"]):
+        draw.text((60, 30 + 44 * k), text, fill=0, font=font)
+        x0, y0, x1, y1 = draw.textbbox((60, 30 + 44 * k), text, font=font)
+        truth.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    found = segment_page(np.asarray(img))
+    # 3 lines, the digit inside the first, before short lines kept their own core's distance.
+    assert len(found) == 4 and len(match_lines(truth, [line.polygon for line in found])) == 4
+
+
 def test_a_thick_rule_is_removed_though_it_is_taller_than_a_crossing_stroke():
     binary = np.zeros((300, 600), np.uint8)
     binary[100:106, :] = 1  # a 6-px rule
