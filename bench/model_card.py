@@ -34,10 +34,11 @@ def score_by_font(recognizer: Recognizer, lines) -> tuple[ErrorCounts, dict[str,
 
 
 def speed(recognizer: Recognizer, lines, threads: int, big_batch: int = 0) -> dict:
-    """Lines/s at batch 16 and ms for one line, network + greedy decoding on normalised lines
-    (`big_batch`: also lines/s at that batch size, the GPU's working point)."""
+    """Lines/s at batch 16 and ms for one line, padding + network + greedy decoding on normalised
+    lines (`big_batch`: also lines/s at that batch size, the GPU's working point)."""
     torch.set_num_threads(threads)
-    normalized = [recognizer.preprocess(lines[i].image) for i in range(len(lines))]
+    # As `prepare` keeps them for this device (uint8 ink for a GPU, floats on a CPU).
+    normalized = recognizer.prepare([lines[i].image for i in range(len(lines))]).arrays
     recognizer.recognize_normalized(normalized[:64], 16)  # warm-up: every batch shape once
     # Median of 5 passes: a single pass on a shared VM swings by +-20%.
     passes = []

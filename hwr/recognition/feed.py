@@ -1,4 +1,4 @@
-"""uint8 line batches -> the network's device, overlapped with the network on the GPU.
+"""Line batches -> the network's device, overlapped with the network on the GPU.
 
 Line batches arrive as padded uint8 arrays (hwr.documents.line_batches). They cross to the
 device as uint8, a quarter of float32's bytes, and become float [0, 1] ink there. On CUDA:
@@ -10,16 +10,19 @@ device as uint8, a quarter of float32's bytes, and become float [0, 1] ink there
   when it reaches batch n+1 (`wait_stream`), and `record_stream` tells the caching allocator
   that the tensor is used on the compute stream, so its memory is not reused too early.
 On CPU none of that applies: the batch is wrapped without a copy and converted in place.
+Lines read one by one (`Recognizer.recognize`, `hwr eval`) are padded here too
+(`lines_to_device`): on CUDA straight into pinned memory, as uint8 (`Recognizer.prepare`
+keeps them so there).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 
-from hwr.documents.line_batches import LineBatch
+from hwr.documents.line_batches import WIDTH_MULTIPLE, LineBatch
 from hwr.records import Recognition
 
 INK_SCALE = 1.0 / 255.0
@@ -36,6 +39,36 @@ def to_device(images: np.ndarray, device: torch.device, stream: torch.cuda.Strea
     host = host.pin_memory()
     with torch.cuda.stream(stream) if stream is not None else nullcontext():
         return host.to(device, non_blocking=True).float().mul_(INK_SCALE)
+
+
+def lines_to_device(lines: Sequence[np.ndarray], device: torch.device,
+                    width_multiple: int = WIDTH_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised lines of one height -> ((N, 1, H, W) float ink on `device`, right-zero-padded to
+    the widest rounded up; the widths, on the host). The lines are float ink in [0, 1] or uint8
+    ink (0..255), all of one kind.
+
+    On CUDA the lines are padded straight into pinned memory, not padded and then copied into
+    it, and the copy is asynchronous; uint8 lines cross as uint8 (a quarter of float32's
+    bytes to zero, fill and copy) and become floats on the device. On a CPU a float batch is
+    the padded array itself."""
+    height = lines[0].shape[0]
+    if any(line.shape[0] != height for line in lines):
+        raise ValueError(f"lines of one batch must share a height; got {sorted({line.shape[0] for line in lines})}")
+    dtype = lines[0].dtype
+    if any(line.dtype != dtype for line in lines) or dtype not in (np.uint8, np.float32):
+        kinds = sorted({str(line.dtype) for line in lines})
+        raise ValueError(f"lines of one batch must all be uint8 or all float32; got {kinds}")
+    widths = [line.shape[1] for line in lines]
+    padded = -(-max(widths) // width_multiple) * width_multiple
+    host = torch.zeros((len(lines), 1, height, padded), dtype=torch.uint8 if dtype == np.uint8 else torch.float32,
+                       pin_memory=device.type == "cuda")
+    view = host.numpy()
+    for i, line in enumerate(lines):
+        view[i, 0, :, : line.shape[1]] = line
+    images = host.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:
+        images = images.float().mul_(INK_SCALE)
+    return images, torch.tensor(widths, dtype=torch.long)
 
 
 def device_batches(batches: Iterable[LineBatch], device: torch.device

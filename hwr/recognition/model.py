@@ -454,6 +454,8 @@ class Recognizer:
         single = (str, Path, bytes, bytearray, np.ndarray)
         if images is None or isinstance(images, single) or hasattr(images, "getpixel"):  # a PIL image
             raise TypeError("recognize takes a list of images; wrap a single image as [image]")
+        from hwr.documents.prepare import ink_to_uint8
+
         prepared = PreparedLines()
         for k, image in enumerate(images):
             try:
@@ -465,7 +467,9 @@ class Recognizer:
                 continue
             prepared.slots.append(None)
             prepared.positions.append(k)
-            prepared.arrays.append(array)
+            # For a GPU the lines are kept as uint8 ink, as the page pipeline hands them over: a
+            # quarter of the bytes to pad, pin and copy, where the host bounds the reading speed.
+            prepared.arrays.append(ink_to_uint8(array) if self.device.type == "cuda" else array)
             prepared.geometries.append(geometry)
         return prepared
 
@@ -481,22 +485,20 @@ class Recognizer:
 
     def recognize_normalized(self, lines: Sequence[np.ndarray], batch_size: int = 16,
                              geometries: Sequence[LineGeometry] | None = None) -> list[Recognition]:
-        """Recognise normalised lines; with their geometries, also locate the words."""
-        from hwr.training.batches import pad_images
+        """Recognise normalised lines (float ink in [0, 1] or uint8 ink, as `preprocess` and
+        `prepare` give them); with their geometries, also locate the words."""
+        from hwr.recognition.feed import lines_to_device
 
         # Sorting by width keeps padding (wasted compute) small; results go back in input order.
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         results: list[Recognition | None] = [None] * len(lines)
 
         def padded():
+            # On CUDA the copy from pinned memory does not block the host, which pads the next
+            # batch meanwhile; the widths stay on the host (the nets count frames there).
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
-                images, widths = pad_images([lines[i] for i in chunk])
-                if self.device.type == "cuda":
-                    # From pinned memory the copy does not block the host, which pads the next
-                    # batch meanwhile; the widths stay on the host (the nets count frames there).
-                    images = images.pin_memory()
-                yield chunk, images.to(self.device, non_blocking=True), widths
+                yield chunk, *lines_to_device([lines[i] for i in chunk], self.device)
 
         for chunk, recognitions in self.read_batches(padded()):
             for i, rec in zip(chunk, recognitions):

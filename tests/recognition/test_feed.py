@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hwr.documents.line_batches import LineBatch, pad_uint8
-from hwr.documents.prepare import ink_from_uint8
-from hwr.recognition.feed import device_batches, recognize_line_batches, to_device
+from hwr.documents.prepare import ink_from_uint8, ink_to_uint8
+from hwr.recognition.feed import device_batches, lines_to_device, recognize_line_batches, to_device
 from hwr.recognition.model import Recognizer
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -29,6 +29,42 @@ def test_line_batches_are_read_in_order_as_the_recognizer_reads_their_lines(untr
     for batch, recognitions in read:
         lines = [ink_from_uint8(batch.images[i, 0, :, : w]) for i, w in enumerate(batch.widths)]
         assert [r.text for r in recognitions] == [r.text for r in recognizer.recognize_normalized(lines, 4)]
+
+
+def _lines(height: int, n: int = 5) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, (height, int(w)), dtype=np.uint8) for w in rng.integers(20, 150, n)]
+
+
+def test_lines_are_padded_on_the_right_to_a_multiple_of_64_with_host_widths():
+    from hwr.training.batches import pad_images
+
+    lines = _lines(8)
+    floats = [ink_from_uint8(line) for line in lines]
+    images, widths = lines_to_device(floats, torch.device("cpu"))
+    expected, expected_widths = pad_images(floats)
+    assert images.shape[-1] % 64 == 0 and torch.equal(images, expected)
+    assert torch.equal(widths, expected_widths) and widths.device.type == "cpu"
+    # uint8 ink (what prepare keeps for a GPU) becomes the same floats.
+    images8, widths8 = lines_to_device(lines, torch.device("cpu"))
+    assert images8.dtype == torch.float32 and torch.equal(images8, expected) and torch.equal(widths8, widths)
+
+
+def test_lines_of_mixed_heights_or_kinds_are_refused():
+    lines = _lines(8, 2)
+    with pytest.raises(ValueError, match="share a height"):
+        lines_to_device([lines[0], _lines(9, 1)[0]], torch.device("cpu"))
+    with pytest.raises(ValueError, match="uint8 or all float32"):
+        lines_to_device([lines[0], ink_from_uint8(lines[1])], torch.device("cpu"))
+
+
+def test_uint8_lines_read_as_their_floats(untrained_model):
+    recognizer = Recognizer.load(untrained_model, device="cpu")
+    lines = _lines(recognizer.normalize_config.line_height, 9)
+    as_uint8 = recognizer.recognize_normalized(lines, 4)
+    as_float = recognizer.recognize_normalized([ink_from_uint8(line) for line in lines], 4)
+    assert [r.text for r in as_uint8] == [r.text for r in as_float]
+    assert [r.confidence for r in as_uint8] == pytest.approx([r.confidence for r in as_float])
 
 
 def _batches(height: int, n: int = 3) -> list[LineBatch]:
@@ -64,3 +100,28 @@ def test_cuda_feed_reads_the_same_texts_as_the_cpu(untrained_model):
         expected = [r.text for r in cpu.recognize_padded(to_device(batch.images, cpu.device), widths)]
         got = [r.text for r in gpu.recognize_padded(to_device(batch.images, gpu.device), widths.cuda())]
         assert got == expected
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_lines_are_padded_in_pinned_memory_and_match_the_cpus():
+    lines = _lines(32)
+    for kind in (lines, [ink_from_uint8(line) for line in lines]):
+        images, widths = lines_to_device(kind, torch.device("cuda"))
+        expected, expected_widths = lines_to_device(kind, torch.device("cpu"))
+        assert images.is_cuda and not widths.is_cuda
+        assert torch.equal(images.cpu(), expected) and torch.equal(widths, expected_widths)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_recognizer_keeps_prepared_lines_as_uint8_and_reads_what_the_cpu_reads(untrained_model):
+    cpu = Recognizer.load(untrained_model, device="cpu")
+    gpu = Recognizer.load(untrained_model, device="cuda")
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (40, int(w)), dtype=np.uint8) for w in (60, 120, 200)]
+    prepared = gpu.prepare(images)
+    assert all(a.dtype == np.uint8 for a in prepared.arrays)
+    quantised = [ink_from_uint8(ink_to_uint8(cpu.preprocess(image))) for image in images]
+    expected = [r.text for r in cpu.recognize_normalized(quantised, 2)]
+    assert [r.text for r in gpu.recognize_prepared(prepared, 2)] == expected
