@@ -548,26 +548,31 @@ class Recognizer:
         Recognitions), in order. With search workers, the search of earlier batches runs in
         them while the network reads the next ones (at most two batches per worker ahead)."""
         workers = self.search_workers
-        if workers is None:
-            # One batch behind: the next batch's network is queued before this one's decoding
-            # waits for its scores, so on a GPU the host decodes while the device reads on.
-            waiting = None
-            for key, images, widths in batches:
-                log_probs, lengths = self.padded_log_probs(images, widths)
-                decoded = self.decoder.start(log_probs, lengths, frame_width=self.frame_width)
-                if waiting is not None:
-                    yield waiting[0], waiting[1]()
-                waiting = key, decoded
-            if waiting is not None:
-                yield waiting[0], waiting[1]()
-            return
+        # Batches read before one that fails are handed over before its error: a caller that
+        # retries from its first unfinished batch (the page pipeline) then reads none twice.
         pending: deque = deque()
-        for key, images, widths in batches:
-            log_probs, lengths = self.padded_log_probs(images, widths)
-            pending.append((key, workers.submit(log_probs, lengths, self.frame_width)))
-            while len(pending) > 2 * workers.processes:
+        try:
+            if workers is None:
+                # One batch behind: the next batch's network is queued before this one's decoding
+                # waits for its scores, so on a GPU the host decodes while the device reads on.
+                for key, images, widths in batches:
+                    log_probs, lengths = self.padded_log_probs(images, widths)
+                    pending.append((key, self.decoder.start(log_probs, lengths, frame_width=self.frame_width)))
+                    while len(pending) > 1:
+                        done_key, result = pending.popleft()
+                        yield done_key, result()
+            else:
+                for key, images, widths in batches:
+                    log_probs, lengths = self.padded_log_probs(images, widths)
+                    pending.append((key, workers.submit(log_probs, lengths, self.frame_width)))
+                    while len(pending) > 2 * workers.processes:
+                        done_key, result = pending.popleft()
+                        yield done_key, result()
+        except Exception:
+            while pending:
                 done_key, result = pending.popleft()
                 yield done_key, result()
+            raise
         while pending:
             done_key, result = pending.popleft()
             yield done_key, result()

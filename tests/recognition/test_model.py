@@ -94,6 +94,33 @@ def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_o
     assert read == [(0, alone[:2]), (2, alone[2:])]
 
 
+def test_read_batches_hands_over_the_batches_read_before_one_that_fails(tmp_path, line_image, monkeypatch):
+    _, path = _tiny_model(tmp_path)
+    rec = Recognizer.load(path, device="cpu")
+    lines = [rec.preprocess(line_image(t)) for t in ["ab", "a longer line", "mid", "x"]]
+    network = rec.padded_log_probs
+
+    def fails_on_two_lines(images, widths):
+        if len(widths) == 2:
+            raise RuntimeError("out of memory")
+        return network(images, widths)
+
+    monkeypatch.setattr(rec, "padded_log_probs", fails_on_two_lines)
+
+    def batches():
+        for k, size in ((0, 1), (1, 1), (2, 2)):
+            images, widths = pad_images(lines[k : k + size])
+            yield k, images, widths
+
+    read = []
+    with pytest.raises(RuntimeError, match="out of memory"):
+        for key, _ in rec.read_batches(batches()):
+            read.append(key)
+    # Batch 1 was read (one behind) when batch 2 failed: it comes out before the error, so a
+    # retry from the first unfinished batch does not read it again.
+    assert read == [0, 1]
+
+
 def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_path):
     import shutil
 
