@@ -43,11 +43,11 @@ fi
 
 if [ "$SMOKE" = 1 ]; then
   BENCH=(--quick) PAGES=4 REPEATS=1 TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-300} RENDER=(--workers 2 --lines 300)
-  SEARCH=(--workers 0 1 --lines 32 --rounds 1)
+  SEARCH=(--workers 0 1 --lines 32 --rounds 1) READING=(--lines 64 --rounds 1)
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
 else
   BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450} RENDER=(--workers 14 --lines 20000)
-  SEARCH=(--workers 0 2 4 8 --lines 2048 --batch-size 256 --rounds 3)
+  SEARCH=(--workers 0 2 4 8 --lines 2048 --batch-size 256 --rounds 3) READING=(--lines 2048 --rounds 3)
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -87,6 +87,9 @@ part lines && {
   for model in $SPEED_MODELS; do
     echo "$model: $(timeout 90 $PY bench/model_card.py "$model" --speed-only --device "$DEVICE" --threads 2)"
   done
+  # Float against uint8 lines (as Recognizer.prepare keeps them for a GPU), float16 autocast,
+  # and the host's milliseconds a batch for padding each kind and for greedy decoding.
+  timeout 120 $PY bench/bench_gpu_reading.py --device "$DEVICE" "${READING[@]}"
 } 2>&1 | tee "$OUT/lines.txt"
 
 MODEL=$INIT
