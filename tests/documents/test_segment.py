@@ -75,15 +75,16 @@ def test_a_page_wide_rule_cut_where_it_steps_is_removed_whole():
     assert cleaned[60:140, 400:403].all() and cleaned[200:215].sum() == binary[200:215].sum()
 
 
-def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40):
-    """A clean page of text lines drawn with Pillow; returns the image and each line's box."""
+def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40, rule_at=0.95):
+    """A clean page of text lines drawn with Pillow; returns the image and each line's box.
+    Rules, if drawn, run `rule_at` x size below each line's top (0.95: under the letters)."""
     font = ImageFont.load_default(size=size)
     height = top + pitch * len(texts) + 60
     img = Image.new("L", (width, height), 235)
     draw = ImageDraw.Draw(img)
     if rules:
         for k in range(len(texts) + 1):
-            y = top + k * pitch + int(size * 0.95)
+            y = top + k * pitch + int(size * rule_at)
             draw.line([(0, y), (width, y)], fill=150, width=2)
     boxes = []
     for k, text in enumerate(texts):
@@ -143,6 +144,32 @@ def test_ruled_paper_rules_are_not_lines():
     found = segment_page(image)
     assert len(found) == len(texts)
     assert len(match_lines([box_polygon(b) for b in boxes], [line.polygon for line in found], 0.3)) == len(texts)
+
+
+@pytest.mark.parametrize("size", [24, 34])
+def test_rules_through_the_letters_leave_each_line_whole(size):
+    # Writing that does not sit on its rules: each rule runs through the lower half of the
+    # letters' x-height. Removed with the rows beside it, it cut the letters into a strip above
+    # it and one below, found as two lines (8 or 10 of 4); the strips, measured as letters, also
+    # took the text height down.
+    texts = ["the quick brown fox", "jumps over a lazy dog", "pack my box with", "five dozen jugs"]
+    image, boxes = draw_lines(texts, size=size, rules=True, rule_at=0.7)
+    found = segment_page(image)
+    assert len(found) == len(texts)
+    assert len(match_lines([box_polygon(b) for b in boxes], [line.polygon for line in found], 0.3)) == len(texts)
+
+
+def test_a_rule_through_a_letter_takes_only_its_own_rows():
+    binary = np.zeros((200, 600), np.uint8)
+    binary[100:102, :] = 1  # a 2-px rule
+    letter = np.zeros_like(binary)
+    cv2.circle(letter, (300, 98), 8, 1, 2)  # an "o" whose bowl the rule crosses
+    binary |= letter
+    letter[100:102] = 0
+    cleaned = remove_rules(binary, 112, max_tilt_deg=2.0, crossing_run=4)
+    assert cleaned[95:106, :280].sum() + cleaned[95:106, 320:].sum() == 0
+    # All of the letter beside the rule; 100 of its 144 pixels when the rows beside the rule went too.
+    assert (cleaned & letter).sum() == letter.sum()
 
 
 def test_leftover_ends_of_neighbouring_rules_are_not_a_line():
