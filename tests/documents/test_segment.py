@@ -341,3 +341,34 @@ def test_a_thick_rule_is_removed_though_it_is_taller_than_a_crossing_stroke():
     cleaned = remove_rules(binary, 112, max_tilt_deg=2.0, crossing_run=5)
     assert cleaned[95:111, :290].sum() + cleaned[95:111, 313:].sum() <= 0.01 * binary[100:106].sum()
     assert cleaned[60:150, 300:303].all()
+
+
+def test_joined_script_outline_follows_its_letters_between_the_ascenders():
+    # Joined cursive: each word is one ink component, so the text height h is a word's height
+    # (here a loop 3 x-heights tall, an ascender, leads each word of x-height loops). The outline
+    # took the ink's top over 6 h, which always held an ascender, and stood 2 x-heights above the
+    # letters between them (twice the truth's area on Sacramento pages). Now a slice's edge reaches
+    # 2 slices (2 h, ~6 x-heights) at most: the middle of a long word is out of the ascenders' reach.
+    xh, letters = 14, 14
+    img = Image.new("L", (60 + 5 * (letters + 2) * xh, 60 + 3 * 5 * xh), 235)
+    draw = ImageDraw.Draw(img)
+    probes = []  # (a column 6.7 x-heights or more from either ascender, the loops' top there)
+    for k in range(3):
+        base = 40 + 3 * xh + 5 * xh * k
+        for word in range(5):
+            x = 40 + word * (letters + 2) * xh
+            # Overlapping loops join the word (a level stroke under it would be taken for a rule).
+            draw.ellipse([x, base - 3 * xh, x + 0.8 * xh, base], outline=30, width=3)
+            for j in range(1, letters):
+                draw.ellipse([x + (j - 0.1) * xh, base - xh, x + (j + 0.9) * xh, base], outline=30, width=3)
+            probes.append((int(x + 7.5 * xh), base - xh))
+    layout = analyse_page(np.asarray(img))
+    assert len(layout.lines) == 3 and layout.text_height > 2.5 * xh
+    inside = np.zeros((img.height, img.width), np.uint8)
+    for line in layout.lines:
+        cv2.fillPoly(inside, [np.array(line.polygon, np.int32)], 1)
+    # The outline's top over the loops (looked for from the ascenders' top down) is the loops' top,
+    # give or take the margin round the ink (0.1 h) and a pixel lost to the page's reduction; it
+    # was the ascenders' top, 2 x-heights higher, at every probe.
+    tops = [int(np.argmax(inside[top - 2 * xh: top + xh, x])) - 2 * xh for x, top in probes]
+    assert all(abs(t) <= 0.2 * layout.text_height for t in tops), str(tops)
