@@ -106,6 +106,10 @@ class AdaptConfig:
     pseudo_share: float = setting(
         0.5, help="share of the lines drawn for training (rehearsal aside) that are --unlabeled lines with the base "
                   "model's reading (always distorted); the rest are the labelled lines and their recombined words")
+    pseudo_rounds: int = setting(
+        1, help="rounds of self-training with --unlabeled: each round after the first reads those lines again with "
+                "the model the round before adapted (read beside the base model with --beside), which misreads "
+                "fewer of them, and trains on from it; the rounds share the minutes")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
         None, help="training steps at most; default from the data size (the minutes cap it too)")
@@ -154,7 +158,7 @@ class AdaptConfig:
                 raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
         if self.minutes <= 0:
             raise ConfigError(f"--minutes must be positive, got {self.minutes}")
-        check_at_least(self, 1, "batch_size", "min_held_out")
+        check_at_least(self, 1, "batch_size", "min_held_out", "pseudo_rounds")
 
 
 @dataclass
@@ -342,8 +346,12 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
                     "training, about %.1f after it): training %g minutes anyway, so the run takes about %.1f",
                     cfg.minutes, (time.monotonic() - start) / 60, reserve, MIN_TRAIN_MINUTES,
                     (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
+    rounds = cfg.pseudo_rounds if pseudo else 1
     try:
-        state = _train(base_dir, base_config, split, budget, train_minutes, run_dir, cfg, words, pseudo)
+        state = _train(base_dir, base_config, split, budget, train_minutes / rounds, run_dir, cfg, words, pseudo)
+        for round_number in range(2, rounds + 1):
+            state, pseudo = _train_round(round_number, state, base, base_config, split, budget, run_dir, cfg, words,
+                                         lines, start + (cfg.minutes - reserve) * 60, rounds)
     except BaseException:
         _discard_run(run_dir, out)
         raise
@@ -376,6 +384,30 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
                     "model's weights", after, before, out)
     notify({"phase": "done", **_summary(result)})
     return result
+
+
+def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig, split: Split, budget: Budget,
+                 run_dir: Path, cfg: AdaptConfig, words, lines: list[LineSample], deadline: float, rounds: int):
+    """Self-training round `number` (2, 3, ...): the --unlabeled lines read by the model the
+    round before adapted, and training on from it for this round's share of the time left
+    before `deadline` (time.monotonic()). Returns the round's state, its history and steps
+    counted on from the rounds before, and the pseudo-labelled lines it learnt from."""
+    earlier = run_dir / f"round-{number - 1}"  # kept apart: this round's run replaces best/ and last/
+    shutil.rmtree(earlier, ignore_errors=True)
+    shutil.copytree(run_dir / cfg.keep, earlier)
+    net, config = load_model(earlier)
+    reader = Recognizer(net, config, base.device, beside=base.net if cfg.beside else None)
+    reader.path = earlier
+    pseudo = read_unlabeled(reader, cfg, lines)
+    minutes = max(MIN_TRAIN_MINUTES, (deadline - time.monotonic()) / 60 / (rounds - number + 1))
+    log.info("round %d of %d: %d unlabeled lines read by the round before's model, training %.1f minutes",
+             number, rounds, len(pseudo), minutes)
+    steps_before, history_before = state.step, state.history
+    state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
+    state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
+                                      for h in state.history]
+    state.step += steps_before
+    return state, pseudo
 
 
 def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample]) -> list[LineSample]:
@@ -575,7 +607,10 @@ def _others_rows(r: AdaptResult, check_lines: int) -> str:
 def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
     if not r.pseudo_lines:
         return ""
-    return (f"; also {r.pseudo_lines} uncorrected lines of the hand as the base model read them (the surest "
+    reader = ("the base model" if cfg.pseudo_rounds == 1 else
+              f"the model adapted in the round before ({cfg.pseudo_rounds} rounds of self-training, the first "
+              "with the base model's readings)")
+    return (f"; also {r.pseudo_lines} uncorrected lines of the hand as {reader} read them (the surest "
             f"{cfg.pseudo_keep:.0%} of those given, copies of labelled lines left out; {cfg.pseudo_share:.0%} of "
             "the lines drawn that were not rehearsal lines)")
 

@@ -506,6 +506,48 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
         adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "again"), unlabeled=[str(rest)]))
 
 
+def test_a_second_self_training_round_reads_the_lines_with_the_first_rounds_model_and_trains_on_from_it(
+        tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    pairs = write_pairs(tmp_path / "pairs", 20)
+    rest = tmp_path / "rest"
+    rest.mkdir()
+    for k in range(6):
+        Image.fromarray(render_line("new line", pad=5 + k)).save(rest / f"new{k}.png")
+    readers, inits = [], []
+
+    def read_all(recognizer, lines, keep):
+        readers.append(recognizer)
+        return [replace(s, text="new line") for s in lines]
+
+    real_train = adapt_module._train
+
+    def spy_train(base_dir, *args, **kwargs):
+        inits.append(Path(base_dir))
+        return real_train(base_dir, *args, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", read_all)
+    monkeypatch.setattr(adapt_module, "_train", spy_train)
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_rounds=2, beside=True))
+    # Round 1 reads with the base model; round 2 with round 1's weights beside the base network,
+    # and trains on from those weights.
+    assert len(readers) == 2 and readers[0].beside is None and readers[1].beside is readers[0].net
+    assert inits[0] == base and inits[1].name == "round-1"
+    assert not torch.equal(next(iter(readers[1].net.state_dict().values())),
+                           next(iter(readers[0].net.state_dict().values())))
+    rounds = [h.get("round", 1) for h in result.history]
+    assert rounds[0] == 1 and rounds[-1] == 2 and result.steps == 8  # 4 steps a round
+    assert [h["step"] for h in result.history] == sorted(h["step"] for h in result.history)
+    card = (tmp_path / "adapted" / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    assert "as the model adapted in the round before (2 rounds of self-training" in card
+    assert not (tmp_path / "adapted" / ".adapt-run").exists()
+    # Without --unlabeled there is nothing to read again: one round.
+    inits.clear()
+    adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "plain"), pseudo_rounds=2))
+    assert inits == [base]
+
+
 @pytest.mark.slow
 def test_cli_adapts_and_reports_before_and_after(tmp_path):
     base = make_untrained_model(tmp_path / "base")
