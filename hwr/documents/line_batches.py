@@ -43,14 +43,22 @@ class LineBatch:
                 for i, owner in enumerate(self.owners)]
 
 
-def pad_uint8(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W_i) uint8 lines -> right-zero-padded (N, 1, H, W) batch, W the widest rounded up."""
+def padded_shape(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE
+                 ) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """The (N, 1, H, W) shape of (H, W_i) lines padded on the right into one batch, W the widest
+    rounded up to `width_multiple`, and the widths (int64)."""
     height = images[0].shape[0]
     if any(im.shape[0] != height for im in images):
         raise ValueError(f"lines of one batch must share a height; got {sorted({im.shape[0] for im in images})}")
     widths = np.array([im.shape[1] for im in images], np.int64)
     padded = -(-int(widths.max()) // width_multiple) * width_multiple
-    batch = np.zeros((len(images), 1, height, padded), np.uint8)
+    return (len(images), 1, height, padded), widths
+
+
+def pad_uint8(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W_i) uint8 lines -> right-zero-padded (N, 1, H, W) batch, W the widest rounded up."""
+    shape, widths = padded_shape(images, width_multiple)
+    batch = np.zeros(shape, np.uint8)
     for i, im in enumerate(images):
         batch[i, 0, :, : im.shape[1]] = im
     return batch, widths

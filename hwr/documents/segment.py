@@ -706,7 +706,7 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
         if short.x1 - short.x0 > 4 * h or k in absorbed:
             continue
         ys, xs = short.pixels
-        cx = int(np.median(xs))
+        cx, cy = int(np.median(xs)), float(np.median(ys))
         # A piece no wider than a letter or two may also be a descender's tail that a faint stroke
         # cut off its letter (pencil, thin pens): descenders reach further below a line's
         # centre than anything reaches above it.
@@ -722,8 +722,7 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
             centre = other.centre[min(max(cx, 0), len(other.centre) - 1)]
             # A short line with a dense core of its own, its middle a line pitch away, is the next
             # or previous line (SHORT_LINE_ABOVE/BELOW), though most of its ink lies in the band.
-            offset = float(np.median(ys)) - centre
-            if short.core and not -SHORT_LINE_ABOVE * h <= offset <= SHORT_LINE_BELOW * h:
+            if short.core and not -SHORT_LINE_ABOVE * h <= cy - centre <= SHORT_LINE_BELOW * h:
                 continue
             share = float(np.mean((ys >= centre - 1.5 * h) & (ys <= centre + below)))
             if share > best_share:

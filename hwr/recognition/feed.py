@@ -22,7 +22,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from hwr.documents.line_batches import WIDTH_MULTIPLE, LineBatch
+from hwr.documents.line_batches import WIDTH_MULTIPLE, LineBatch, padded_shape
 from hwr.records import Recognition
 
 INK_SCALE = 1.0 / 255.0
@@ -51,16 +51,12 @@ def lines_to_device(lines: Sequence[np.ndarray], device: torch.device,
     it, and the copy is asynchronous; uint8 lines cross as uint8 (a quarter of float32's
     bytes to zero, fill and copy) and become floats on the device. On a CPU a float batch is
     the padded array itself."""
-    height = lines[0].shape[0]
-    if any(line.shape[0] != height for line in lines):
-        raise ValueError(f"lines of one batch must share a height; got {sorted({line.shape[0] for line in lines})}")
+    shape, widths = padded_shape(lines, width_multiple)
     dtype = lines[0].dtype
     if any(line.dtype != dtype for line in lines) or dtype not in (np.uint8, np.float32):
         kinds = sorted({str(line.dtype) for line in lines})
         raise ValueError(f"lines of one batch must all be uint8 or all float32; got {kinds}")
-    widths = [line.shape[1] for line in lines]
-    padded = -(-max(widths) // width_multiple) * width_multiple
-    host = torch.zeros((len(lines), 1, height, padded), dtype=torch.uint8 if dtype == np.uint8 else torch.float32,
+    host = torch.zeros(shape, dtype=torch.uint8 if dtype == np.uint8 else torch.float32,
                        pin_memory=device.type == "cuda")
     view = host.numpy()
     for i, line in enumerate(lines):
@@ -68,7 +64,7 @@ def lines_to_device(lines: Sequence[np.ndarray], device: torch.device,
     images = host.to(device, non_blocking=True)
     if images.dtype == torch.uint8:
         images = images.float().mul_(INK_SCALE)
-    return images, torch.tensor(widths, dtype=torch.long)
+    return images, torch.from_numpy(widths)
 
 
 def device_batches(batches: Iterable[LineBatch], device: torch.device
