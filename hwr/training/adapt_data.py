@@ -339,13 +339,15 @@ def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_si
                     ) -> list[LineSample]:
     """The share `keep` of the lines that the recognizer reads most surely, labelled with what
     it reads (self-training: the model learns the hand from many more of its lines than were
-    corrected). Ranked by each line's least sure character, not the mean: one doubtful letter
-    is where a reading is wrong, and a wrong label taught as true is what self-training must
-    avoid. Lines read as empty are never kept."""
+    corrected). Ranked by the line's confidence (its characters' mean), not its least sure
+    character: on 400 uncorrected lines of each of five validation hands, the surest half by
+    the mean carried fewer wrong characters for all five with the LM search's readings (4.5%
+    against 7.8% on the hand read worst), and for the four measured with greedy readings.
+    Lines read as empty are never kept."""
     if not samples or keep <= 0:
         return []
     read = recognizer.recognize([s.image for s in samples], batch_size)
-    surest = [(min(r.char_confidences, default=0.0), k) for k, r in enumerate(read) if r.text.strip()]
+    surest = [(r.confidence, k) for k, r in enumerate(read) if r.text.strip()]
     surest.sort(key=lambda pair: (-pair[0], pair[1]))
     kept = sorted(k for _, k in surest[: max(1, round(keep * len(samples)))])
     return [replace(samples[k], text=read[k].text, meta={**samples[k].meta, "pseudo_label": True}) for k in kept]

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
+from hwr.recognition.decode import make_decoder
 from hwr.recognition.model import Recognizer, load_model
 from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
@@ -414,13 +415,13 @@ class FixedReader:
                 for text, confs in self.readings[: len(list(images))]]
 
 
-def test_pseudo_labels_are_the_surest_readings_ranked_by_their_least_sure_character():
+def test_pseudo_labels_are_the_surest_readings_ranked_by_their_line_confidence():
     lines = samples(6)
     reader = FixedReader([("sure", [0.99, 0.98]), ("one doubt", [1.0] * 6 + [0.5]), ("fair", [0.9, 0.9]),
                           ("", []), ("good", [0.97, 0.95]), ("low", [0.6, 0.7])])
     kept = pseudo_labelled(reader, lines, keep=0.5)
-    # Three of six: the line with one doubtful letter ranks below "fair" though its mean (0.93) is higher.
-    assert [(s.id, s.text) for s in kept] == [("l000", "sure"), ("l002", "fair"), ("l004", "good")]
+    # Three of six: the line with one doubtful letter ranks above "fair" by its mean (0.93 against 0.9).
+    assert [(s.id, s.text) for s in kept] == [("l000", "sure"), ("l001", "one doubt"), ("l004", "good")]
     assert all(s.meta["pseudo_label"] and s.image is lines[int(s.id[1:])].image for s in kept)
     assert [s.text for s in pseudo_labelled(reader, lines, keep=1.0)] == ["sure", "one doubt", "fair", "good", "low"]
     assert pseudo_labelled(reader, lines, keep=0.0) == [] and pseudo_labelled(reader, [], keep=1.0) == []
@@ -526,13 +527,22 @@ def test_a_second_self_training_round_reads_the_lines_with_the_first_rounds_mode
         inits.append(Path(base_dir))
         return real_train(base_dir, *args, **kwargs)
 
+    decoders = []
+
+    def spy_decoder(name, charset):
+        decoders.append(make_decoder(name, charset))
+        return decoders[-1]
+
     monkeypatch.setattr(adapt_module, "pseudo_labelled", read_all)
     monkeypatch.setattr(adapt_module, "_train", spy_train)
+    monkeypatch.setattr(adapt_module, "make_decoder", spy_decoder)
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
     result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_rounds=2, beside=True))
     # Round 1 reads with the base model; round 2 with round 1's weights beside the base network,
     # and trains on from those weights.
     assert len(readers) == 2 and readers[0].beside is None and readers[1].beside is readers[0].net
+    # Both read as the commands read by default, with one decoder built once.
+    assert readers[0].decoder is readers[1].decoder is decoders[0] and len(decoders) == 1
     assert inits[0] == base and inits[1].name == "round-1"
     assert not torch.equal(next(iter(readers[1].net.state_dict().values())),
                            next(iter(readers[0].net.state_dict().values())))
