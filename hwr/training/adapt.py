@@ -109,9 +109,10 @@ class AdaptConfig:
         0.5, help="share of the lines drawn for training (rehearsal aside) that are --unlabeled lines with the base "
                   "model's reading (always distorted); the rest are the labelled lines and their recombined words")
     pseudo_rounds: int = setting(
-        1, help="rounds of self-training with --unlabeled: each round after the first reads those lines again with "
+        2, help="rounds of self-training with --unlabeled: each round after the first reads those lines again with "
                 "the model the round before adapted (read beside the base model with --beside), which misreads "
-                "fewer of them, and trains on from it; the rounds share the minutes")
+                "fewer of them, and trains on from it; the rounds share the minutes (1: read once, by the base "
+                "model)")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
         None, help="training steps at most; default from the data size (the minutes cap it too)")

@@ -493,7 +493,7 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
     monkeypatch.setattr(adapt_module, "pseudo_labelled", read_all)
     monkeypatch.setattr(adapt_module, "AdaptLines", spy)
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
-    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_share=0.4))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_share=0.4, pseudo_rounds=1))
     assert sorted(Path(s.meta["file"]).name for s in given) == [f"new{k}.png" for k in range(6)]
     assert result.pseudo_lines == 6
     # The training stream draws them at the share asked for.
@@ -507,7 +507,7 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
         adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "again"), unlabeled=[str(rest)]))
 
 
-def test_a_second_self_training_round_reads_the_lines_with_the_first_rounds_model_and_trains_on_from_it(
+def test_by_default_a_second_self_training_round_reads_the_lines_with_the_first_rounds_model_and_trains_on(
         tmp_path, monkeypatch):
     base = make_untrained_model(tmp_path / "base")
     pairs = write_pairs(tmp_path / "pairs", 20)
@@ -537,8 +537,8 @@ def test_a_second_self_training_round_reads_the_lines_with_the_first_rounds_mode
     monkeypatch.setattr(adapt_module, "_train", spy_train)
     monkeypatch.setattr(adapt_module, "make_decoder", spy_decoder)
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
-    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], pseudo_rounds=2, beside=True))
-    # Round 1 reads with the base model; round 2 with round 1's weights beside the base network,
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], beside=True))
+    # Two rounds by default. Round 1 reads with the base model; round 2 with round 1's weights beside the base network,
     # and trains on from those weights.
     assert len(readers) == 2 and readers[0].beside is None and readers[1].beside is readers[0].net
     # Both read as the commands read by default, with one decoder built once.
@@ -554,7 +554,7 @@ def test_a_second_self_training_round_reads_the_lines_with_the_first_rounds_mode
     assert not (tmp_path / "adapted" / ".adapt-run").exists()
     # Without --unlabeled there is nothing to read again: one round.
     inits.clear()
-    adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "plain"), pseudo_rounds=2))
+    adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "plain")))
     assert inits == [base]
 
 
