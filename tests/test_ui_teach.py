@@ -1,8 +1,8 @@
 """Teach tab logic without a browser: saving a corrected transcription, naming and offering
-adapted models, and where teaching is allowed.
+adapted models, where teaching is allowed, and the adapt controls' starting values.
 
-Not tested here: the adaptation itself (tests/training/test_adapt.py) and the tab's widgets
-(tests/test_ui_browser.py).
+Not tested here: the adaptation itself (tests/training/test_adapt.py) and the tab's widgets at
+work (tests/test_ui_browser.py).
 """
 from __future__ import annotations
 
@@ -13,10 +13,18 @@ import pytest
 from PIL import Image
 
 from hwr.recognition.model import ModelConfig, load_model, read_model_config, save_model
+from hwr.training.adapt import AdaptConfig
 from hwr_ui.collection import Collection, page_key
 from hwr_ui.models import ModelRegistry
 from hwr_ui.pages import page_to_dict, transcribe_image
-from hwr_ui.teach import Teacher, label_of_folder, model_label, register_adapted_models, teaching_allowed
+from hwr_ui.teach import (
+    Teacher,
+    build_teach_tab,
+    label_of_folder,
+    model_label,
+    register_adapted_models,
+    teaching_allowed,
+)
 from hwr_ui.uploads import UploadError, WorkDirs, ZipLimits
 
 from helpers import make_untrained_model, render_line
@@ -239,3 +247,13 @@ def test_a_second_webcam_shot_of_the_same_name_and_size_is_not_saved_under_the_f
         teacher.save_transcription(str(second), transcribed, "the cat sat")
     assert teacher.collection.count() == 0
     assert "Saved 1 line." in teacher.save_transcription(str(first), transcribed, "the cat sat")
+
+
+def test_the_adapt_controls_start_at_hwr_adapts_own_defaults(teacher):
+    import gradio as gr
+
+    with gr.Blocks() as tab:
+        build_teach_tab(teacher, gr.Dropdown(["base"]), friendly=lambda fn: fn)
+    controls = {block.elem_id: block for block in tab.blocks.values() if getattr(block, "elem_id", None)}
+    assert controls["hwr-adapt-minutes"].value == AdaptConfig.minutes
+    assert controls["hwr-adapt-beside"].value is AdaptConfig.beside

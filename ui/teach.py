@@ -334,9 +334,10 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
         archive = gr.File(label="Zip of labelled pages or lines", file_types=[".zip"], visible=False)
         with gr.Row():
             base = gr.Dropdown(teacher.registry.labels, value=teacher.registry.default_label, label="Base model")
-            minutes = gr.Number(value=5, minimum=0.1, maximum=240, label="Minutes", elem_id="hwr-adapt-minutes")
+            minutes = gr.Number(value=AdaptConfig.minutes, minimum=0.1, maximum=240, label="Minutes",
+                                elem_id="hwr-adapt-minutes")
             name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
-        beside = gr.Checkbox(value=False, label="Read beside the base model", elem_id="hwr-adapt-beside",
+        beside = gr.Checkbox(value=AdaptConfig.beside, label="Read beside the base model", elem_id="hwr-adapt-beside",
                              info="Keeps the base model next to the new one and reads each line with whichever of "
                                   "the two is surer: more of your hand is learnt at the same cost to other writing, "
                                   "and reading takes about twice as long.")
