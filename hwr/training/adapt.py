@@ -401,10 +401,10 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
 def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig, split: Split, budget: Budget,
                  run_dir: Path, cfg: AdaptConfig, words, lines: list[LineSample], deadline: float, rounds: int,
                  decoder):
-    """Self-training round `number` (2, 3, ...): the --unlabeled lines read by the model the
-    round before adapted, and training on from it for this round's share of the time left
-    before `deadline` (time.monotonic()), read with `decoder`. Returns the round's state, its history and steps
-    counted on from the rounds before, and the pseudo-labelled lines it learnt from."""
+    """Self-training round `number` (2, 3, ...): the --unlabeled lines read with `decoder` by
+    the model the round before adapted, and training on from it for this round's share of the
+    time left before `deadline` (time.monotonic()). Returns the round's state, its history and
+    steps counted on from the rounds before, and the pseudo-labelled lines it learnt from."""
     earlier = run_dir / f"round-{number - 1}"  # kept apart: this round's run replaces best/ and last/
     shutil.rmtree(earlier, ignore_errors=True)
     shutil.copytree(run_dir / cfg.keep, earlier)
