@@ -104,7 +104,8 @@ class AdaptConfig:
                                    "but a labelled line cut again would let the held-out CER read a line it learnt "
                                    "from")
     pseudo_keep: float = setting(
-        0.5, help="share of the --unlabeled lines learnt from: those the base model is surest of")
+        0.5, help="share of the --unlabeled lines learnt from: those read most surely (by the base model, and in "
+                  "later rounds by the model the round before adapted)")
     pseudo_share: float = setting(
         0.5, help="share of the lines drawn for training (rehearsal aside) that are --unlabeled lines with the base "
                   "model's reading (always distorted); the rest are the labelled lines and their recombined words")
