@@ -310,9 +310,6 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     start = time.monotonic()
     base_dir = resolve_model(cfg.model)
     base_config = read_model_config(base_dir)
-    if cfg.beside and (base_dir / BESIDE_DIR / CONFIG_FILE).is_file():
-        raise ConfigError(f"--beside: {base_dir} already reads beside another model ({BESIDE_DIR}/); adapt from "
-                          "that base model instead, or without --beside")
     out = Path(cfg.out)
     _check_out(out, base_dir, cfg.overwrite)
     notify = on_progress or (lambda update: None)
@@ -373,7 +370,8 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         adapted_net, adapted_config = load_model(run_dir / cfg.keep)
         # Unfolded: its weights are blended. With --beside every reading below is the pair's, the
         # base network read as a saved pair reads it (loaded and prepared already, read-only).
-        adapted = Recognizer(adapted_net, adapted_config, base.device, beside=base.net if cfg.beside else None)
+        adapted = Recognizer(adapted_net, adapted_config, base.device,
+                             beside=original_network(base) if cfg.beside else None)
         adapted.path = run_dir / cfg.keep
         base_net, _ = load_model(base_dir)
         mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
@@ -410,7 +408,7 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
     shutil.rmtree(earlier, ignore_errors=True)
     shutil.copytree(run_dir / cfg.keep, earlier)
     net, config = load_model(earlier)
-    reader = Recognizer(net, config, base.device, beside=base.net if cfg.beside else None)
+    reader = Recognizer(net, config, base.device, beside=original_network(base) if cfg.beside else None)
     reader.path = earlier
     reader.decoder = decoder
     pseudo = read_unlabeled(reader, cfg, lines)
@@ -444,6 +442,23 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
                           "of them copies of labelled lines, the rest read as empty")
     log.info("%d unlabeled lines: learning from the %d read most surely", len(fresh), len(pseudo))
     return pseudo
+
+
+def original_network(base: Recognizer):
+    """The network a --beside run reads beside the adapted one: the base model's own or, when the
+    base model is itself an adapted pair (adapted again with more lines), the pair's original
+    model, so the pair stays the adapted network beside the model it started from."""
+    return base.beside if base.beside is not None else base.net
+
+
+def beside_folder(base_dir: Path, result: AdaptResult) -> Path | None:
+    """The model folder to copy into the output's beside/, or None. Adapted with --beside: the
+    model read beside the adapted one (original_network). Base weights kept (not improved) of a
+    base that is a pair: its beside/ too, so the output reads exactly as the base model did."""
+    pair = (base_dir / BESIDE_DIR / CONFIG_FILE).is_file()
+    if result.beside:
+        return base_dir / BESIDE_DIR if pair else base_dir
+    return base_dir / BESIDE_DIR if pair and not result.improved else None
 
 
 def with_decoder(reader: Recognizer, decoder) -> Recognizer:
@@ -586,22 +601,22 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
     config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
     atomic_write_text(out / CONFIG_FILE, config.to_json())
     atomic_write_text(out / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
-    _write_beside(out, base_dir if result.beside else None)
+    _write_beside(out, beside_folder(base_dir, result))
     atomic_write_text(out / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
     shutil.rmtree(out / RUN_DIR, ignore_errors=True)
 
 
-def _write_beside(out: Path, base_dir: Path | None) -> None:
-    """<out>/beside: the base model's config and weights (written whole, then moved in), or
-    gone (an earlier run's into the same --out must not pair with weights it was not kept for)."""
+def _write_beside(out: Path, model_dir: Path | None) -> None:
+    """<out>/beside: model_dir's config and weights (written whole, then moved in), or gone
+    (an earlier run's into the same --out must not pair with weights it was not kept for)."""
     shutil.rmtree(out / BESIDE_DIR, ignore_errors=True)
-    if base_dir is None:
+    if model_dir is None:
         return
     tmp = out / f".{BESIDE_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for name in (CONFIG_FILE, WEIGHTS_FILE):
-        shutil.copyfile(base_dir / name, tmp / name)
+        shutil.copyfile(model_dir / name, tmp / name)
     tmp.replace(out / BESIDE_DIR)
 
 
@@ -634,7 +649,9 @@ def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
 def _beside_text(r: AdaptResult, base_dir: Path) -> str:
     if not r.beside:
         return ""
-    return (f" `{BESIDE_DIR}/` holds `{base_dir.name}` unchanged: each line is read by whichever of the two networks "
+    pair = (base_dir / BESIDE_DIR / CONFIG_FILE).is_file()
+    held = f"the model `{base_dir.name}` was adapted from (its `{BESIDE_DIR}/`)" if pair else f"`{base_dir.name}`"
+    return (f" `{BESIDE_DIR}/` holds {held} unchanged: each line is read by whichever of the two networks "
             "is surer of it (the figures above are that reading), so reading takes about twice as long as with "
             "one model.")
 

@@ -256,11 +256,32 @@ def test_beside_keeps_the_base_model_in_the_folder_and_a_later_run_without_it_re
     # Into the same folder without --beside: the old base copy must not pair with the new weights.
     result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, overwrite=True))
     assert not result.beside and not (out / "beside").exists() and Recognizer.load(out).beside is None
-    # Adapting a model that already reads beside another, --beside is refused (the pair is not one network).
+
+
+def test_adapting_a_pair_again_keeps_the_model_it_started_from_beside(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    original = (base / "model.safetensors").read_bytes()
+    pairs = str(write_pairs(tmp_path / "pairs"))
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
-    adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, beside=True, overwrite=True))
-    with pytest.raises(ConfigError, match="already reads beside another model"):
-        adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, out, beside=True, out=str(tmp_path / "again")))
+    adapt([pairs], quick(tmp_path, base, beside=True))
+    pair = tmp_path / "adapted"
+    # More corrected lines later: the pair adapted again, --beside. The new network is read beside
+    # the original model, not beside the first adaptation (a pair of pairs is no model).
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(pair, before=0.5, after=0.2))
+    again = adapt([pairs], quick(tmp_path, pair, beside=True, out=str(tmp_path / "again"), lr=0.01))
+    assert again.improved and again.beside
+    assert (tmp_path / "again" / "beside" / "model.safetensors").read_bytes() == original
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() != (pair / "model.safetensors").read_bytes()
+    card = (tmp_path / "again" / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    assert "holds the model `adapted` was adapted from" in card
+    loaded = Recognizer.load(tmp_path / "again")
+    assert loaded.beside is not None and loaded.beside.state_dict().keys() == loaded.net.state_dict().keys()
+    # When the pair stays better, the output is the pair as it was: both networks.
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(pair, before=0.2, after=0.5))
+    kept = adapt([pairs], quick(tmp_path, pair, out=str(tmp_path / "kept")))
+    assert not kept.improved
+    assert (tmp_path / "kept" / "beside" / "model.safetensors").read_bytes() == original
+    assert (tmp_path / "kept" / "model.safetensors").read_bytes() == (pair / "model.safetensors").read_bytes()
 
 
 def test_beside_is_not_written_when_the_base_weights_are_kept(tmp_path, monkeypatch):
