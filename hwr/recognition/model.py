@@ -242,12 +242,18 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
     return net.to(device).eval(), config
 
 
+def beside_dir(path: Path) -> Path | None:
+    """<path>/beside when the model there reads beside another (`hwr adapt --beside`: the base
+    model kept next to the adapted one), else None."""
+    folder = Path(path) / BESIDE_DIR
+    return folder if (folder / CONFIG_FILE).is_file() else None
+
+
 def load_beside(path: Path, config: ModelConfig) -> torch.nn.Module | None:
-    """The network in <path>/beside (`hwr adapt --beside`: the base model kept next to the
-    adapted one), or None. It must be the same network reading the same lines: the same
-    architecture, charset and normalisation."""
-    folder = path / BESIDE_DIR
-    if not (folder / CONFIG_FILE).is_file():
+    """The network in <path>/beside (beside_dir), or None. It must be the same network reading
+    the same lines: the same architecture, charset and normalisation."""
+    folder = beside_dir(path)
+    if folder is None:
         return None
     net, other = load_model(folder)
     pairs = (("arch", other.arch, config.arch), ("net", other.net_config(), config.net_config()),

@@ -40,6 +40,7 @@ from hwr.recognition.model import (
     ModelConfig,
     ModelError,
     Recognizer,
+    beside_dir,
     load_model,
     read_model_config,
     resolve_model_dir,
@@ -455,10 +456,10 @@ def beside_folder(base_dir: Path, result: AdaptResult) -> Path | None:
     """The model folder to copy into the output's beside/, or None. Adapted with --beside: the
     model read beside the adapted one (original_network). Base weights kept (not improved) of a
     base that is a pair: its beside/ too, so the output reads exactly as the base model did."""
-    pair = (base_dir / BESIDE_DIR / CONFIG_FILE).is_file()
+    pair = beside_dir(base_dir)
     if result.beside:
-        return base_dir / BESIDE_DIR if pair else base_dir
-    return base_dir / BESIDE_DIR if pair and not result.improved else None
+        return pair or base_dir
+    return pair if not result.improved else None
 
 
 def with_decoder(reader: Recognizer, decoder) -> Recognizer:
@@ -649,7 +650,7 @@ def _pseudo_text(r: AdaptResult, cfg: AdaptConfig) -> str:
 def _beside_text(r: AdaptResult, base_dir: Path) -> str:
     if not r.beside:
         return ""
-    pair = (base_dir / BESIDE_DIR / CONFIG_FILE).is_file()
+    pair = beside_dir(base_dir) is not None
     held = f"the model `{base_dir.name}` was adapted from (its `{BESIDE_DIR}/`)" if pair else f"`{base_dir.name}`"
     return (f" `{BESIDE_DIR}/` holds {held} unchanged: each line is read by whichever of the two networks "
             "is surer of it (the figures above are that reading), so reading takes about twice as long as with "
