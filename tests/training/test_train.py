@@ -155,16 +155,26 @@ def test_sigterm_to_the_whole_process_group_still_saves_the_emergency_checkpoint
                               max_steps=100000, val_every=100000, batch_size=4, workers=4, device="cpu",
                               warmup_steps=1, resume={resume}), on_step=ready)
         """)
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-        try:
-            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-            os.killpg(proc.pid, signal.SIGTERM)
-            _, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        assert proc.returncode == 128 + signal.SIGTERM, err
+        # Once in a few hundred runs (seen once, in CI) the process died of SIGSEGV in native code
+        # before the signal reached Python: no "SIGTERM received" line, so neither the handler nor
+        # the save had run. Such a crash is retried (with faulthandler's trace kept for the
+        # report); any other outcome, the old code's lost checkpoint included, is judged.
+        crashes = []
+        for _ in range(3):
+            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", script], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+                os.killpg(proc.pid, signal.SIGTERM)
+                _, err = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+            if proc.returncode < 0 and proc.returncode != -signal.SIGTERM and "SIGTERM received" not in err:
+                crashes.append(err)
+                continue
+            break
+        assert proc.returncode == 128 + signal.SIGTERM, "\n".join(crashes + [err])
         assert "state saved" in err
         assert json.loads((out / "last" / "trainer_state.json").read_text())["trainer"]["step"] >= 3 + 10 * attempt
 
