@@ -323,6 +323,19 @@ def test_adapted_weights_are_blended_back_until_other_hands_stay_within_the_limi
     assert adapt_module.choose_mix(base.net.state_dict(), adapted, ["hand"], [], None, 0.1)[0] == 1.0
 
 
+def test_the_blend_keeping_most_of_the_change_wins_when_the_held_out_lines_cannot_tell_them_apart():
+    def blend(mix, errors):
+        return (mix, ErrorCounts(char_errors=errors, chars=360, lines=10), 0.05)
+
+    # Half the change 2 errors ahead of all of it (of ~30: sqrt is 5.4): noise, all of it is kept.
+    assert adapt_module.most_change_within_noise([blend(1.0, 31), blend(0.75, 30), blend(0.5, 29),
+                                                  blend(0.25, 39)])[0] == 1.0
+    # 10 errors ahead is more than noise: half the change is kept.
+    assert adapt_module.most_change_within_noise([blend(1.0, 39), blend(0.75, 35), blend(0.5, 29)])[0] == 0.5
+    # Among the close ones, the most change: 0.75 (31) is within sqrt(29) of 0.5, 1.0 (39) is not.
+    assert adapt_module.most_change_within_noise([blend(1.0, 39), blend(0.75, 31), blend(0.5, 29)])[0] == 0.75
+
+
 def test_a_spawned_loader_process_prepares_the_lines(tmp_path):
     """--workers 1: the loader process starts with spawn (this process already runs OpenCV
     and torch threads, which a forked copy could hang in)."""
