@@ -639,11 +639,16 @@ def _read_rows(r: AdaptResult) -> str:
             f"search with the shipped character LM): {r.read_before:.2%} before, {r.read_after:.2%} after.\n")
 
 
-def _others_rows(r: AdaptResult, check_lines: int) -> str:
+def _others_rows(r: AdaptResult, cfg: AdaptConfig) -> str:
     if r.others_before is None:
         return ""
-    blended = "" if r.mix == 1.0 else f" (the adapted change kept at {r.mix:.0%}: all of it forgot more)"
-    return (f"\nOther hands ({check_lines} synthetic lines in the base model's training fonts): "
+    blended = ""
+    if r.mix != 1.0:
+        within = r.others_after <= r.others_before * (1 + cfg.max_forgetting) + 1e-9
+        why = ("the blend that kept them within the limit and read the held-out lines best" if within else
+               f"no blend kept them within {cfg.max_forgetting:.0%}: the one that forgot least")
+        blended = f" (the adapted change kept at {r.mix:.0%}: {why})"
+    return (f"\nOther hands ({cfg.check_lines} synthetic lines in the base model's training fonts): "
             f"{r.others_before:.2%} before, {r.others_after:.2%} after{blended}.\n")
 
 
@@ -679,7 +684,7 @@ def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: A
 |---|---|
 | base model `{base_dir.name}` (before) | {r.before_cer:.2%} |
 | adapted (after) | {r.after_cer:.2%} |
-{_read_rows(r)}{_others_rows(r, cfg.check_lines)}
+{_read_rows(r)}{_others_rows(r, cfg)}
 
 This folder holds {kept}.{_beside_text(r, base_dir)}
 

@@ -336,6 +336,18 @@ def test_the_blend_keeping_most_of_the_change_wins_when_the_held_out_lines_canno
     assert adapt_module.most_change_within_noise([blend(1.0, 39), blend(0.75, 31), blend(0.5, 29)])[0] == 0.75
 
 
+def test_the_card_says_why_a_blend_was_kept():
+    def card_line(mix, others_after):
+        result = adapt_module.AdaptResult(Path("out"), "base", 0.2, 0.1, True, 40, 10, "line", 100, 1.0, [],
+                                          mix=mix, others_before=0.05, others_after=others_after)
+        return adapt_module._others_rows(result, AdaptConfig(max_forgetting=0.1))
+
+    assert "kept at" not in card_line(1.0, 0.054)
+    assert "kept at 50%: the blend that kept them within the limit and read the held-out lines best" in \
+        card_line(0.5, 0.054)
+    assert "kept at 25%: no blend kept them within 10%: the one that forgot least" in card_line(0.25, 0.06)
+
+
 def test_a_spawned_loader_process_prepares_the_lines(tmp_path):
     """--workers 1: the loader process starts with spawn (this process already runs OpenCV
     and torch threads, which a forked copy could hang in)."""
