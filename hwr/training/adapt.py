@@ -376,7 +376,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         adapted.path = run_dir / cfg.keep
         base_net, _ = load_model(base_dir)
         mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
-                                              cfg.max_forgetting)
+                                              cfg.max_forgetting, before)
         improved = after < before
         read_before, read_after = default_reading(base, adapted, split.held_out, default_decoder)
         minutes = (time.monotonic() - start) / 60
@@ -490,10 +490,12 @@ def other_hands(charset, count: int, seed: int) -> list[LineSample]:
 
 
 def choose_mix(origin: dict, adapted: Recognizer, held_out: list[LineSample], others: list[LineSample],
-               others_before: float | None, max_forgetting: float) -> tuple[float, float, float | None]:
+               others_before: float | None, max_forgetting: float,
+               before: float | None = None) -> tuple[float, float, float | None]:
     """Blend the adapted weights back towards the base model's: theta = base + mix * (adapted - base),
     for each mix in MIXES. Of the blends that keep the other hands' CER within
-    `max_forgetting` (relative), the one reading the held-out lines best (`most_change_within_noise`);
+    `max_forgetting` (relative), the one reading the held-out lines best (`most_change_within_noise`;
+    `before`: the base model's held-out CER, which a blend that beats it is not traded for);
     with no such blend, the one that forgets least. Leaves `adapted.net` holding the chosen
     weights; returns (mix, held-out CER, other-hands CER)."""
     start = {k: v.detach().clone() for k, v in adapted.net.state_dict().items()}
@@ -506,19 +508,23 @@ def choose_mix(origin: dict, adapted: Recognizer, held_out: list[LineSample], ot
                  f", other hands {forgot:.4f} (base {others_before:.4f})" if others else "")
         tried.append((mix, held, forgot))
     within = [t for t in tried if t[2] is None or t[2] <= others_before * (1 + max_forgetting) + 1e-9]
-    mix, held, forgot = most_change_within_noise(within) if within else min(tried, key=lambda t: t[2])
+    mix, held, forgot = most_change_within_noise(within, before) if within else min(tried, key=lambda t: t[2])
     blend_weights(adapted.net, origin, start, mix)
     return mix, held.cer, forgot
 
 
-def most_change_within_noise(blends: list[tuple[float, ErrorCounts, float | None]]):
+def most_change_within_noise(blends: list[tuple[float, ErrorCounts, float | None]], before: float | None = None):
     """Of (mix, held-out counts, other-hands CER) blends, the one keeping the most of the adapted
     change among those whose held-out errors are within one standard error (sqrt of the count,
     Poisson) of the fewest. The held-out lines are few (10 of 50 lines, ~30 errors): a smaller
     blend two characters ahead of all of the change is noise, and the hand's other lines were
-    read better with all of it (bench_adapt, seed 3: half kept, 8.06% against 8.61% held-out)."""
-    fewest = min(t[1].char_errors for t in blends)
-    close = [t for t in blends if t[1].char_errors <= fewest + math.sqrt(fewest)]
+    read better with all of it (bench_adapt, seed 3: half kept, 8.06% against 8.61% held-out).
+    Never one that reads them no better than the base model (`before`) when another blend does:
+    the run would then keep the base model's weights."""
+    best = min(blends, key=lambda t: t[1].char_errors)
+    fewest = best[1].char_errors
+    close = [t for t in blends if t[1].char_errors <= fewest + math.sqrt(fewest)
+             and (before is None or best[1].cer >= before or t[1].cer < before)]
     return max(close, key=lambda t: t[0])
 
 

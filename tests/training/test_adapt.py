@@ -334,6 +334,9 @@ def test_the_blend_keeping_most_of_the_change_wins_when_the_held_out_lines_canno
     assert adapt_module.most_change_within_noise([blend(1.0, 39), blend(0.75, 35), blend(0.5, 29)])[0] == 0.5
     # Among the close ones, the most change: 0.75 (31) is within sqrt(29) of 0.5, 1.0 (39) is not.
     assert adapt_module.most_change_within_noise([blend(1.0, 39), blend(0.75, 31), blend(0.5, 29)])[0] == 0.75
+    # Never one no better than the base model (here 31 errors) when a closer blend beats it.
+    assert adapt_module.most_change_within_noise([blend(1.0, 32), blend(0.75, 30), blend(0.5, 29)],
+                                                 before=31 / 360)[0] == 0.75
 
 
 def test_the_card_says_why_a_blend_was_kept():
