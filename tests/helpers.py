@@ -27,6 +27,18 @@ def render_line(text: str, size: int = 28, pad: int = 8) -> np.ndarray:
     return np.asarray(img)
 
 
+def page_image(texts: list[str]) -> Image.Image:
+    """Lines stacked with gaps, as a page the segmenter cuts into len(texts) lines."""
+    lines = [render_line(t) for t in texts]
+    width = max(line.shape[1] for line in lines) + 80
+    page = np.full((sum(line.shape[0] + 40 for line in lines) + 80, width), 255, np.uint8)
+    y = 60
+    for line in lines:
+        page[y : y + line.shape[0], 40 : 40 + line.shape[1]] = line
+        y += line.shape[0] + 40
+    return Image.fromarray(page)
+
+
 def make_untrained_model(folder: Path, seed: int = 0) -> Path:
     """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
     not of recognition quality."""

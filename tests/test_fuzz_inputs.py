@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 import bad_inputs
-from helpers import REPO, make_untrained_model, render_line
+from helpers import REPO, make_untrained_model, page_image, render_line
 
 pytestmark = pytest.mark.slow  # a few CLI subprocesses (each starts torch): ~30 s in all
 
@@ -35,18 +35,6 @@ def hwr(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "hwr", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=600)
-
-
-def page_image(texts: list[str]) -> Image.Image:
-    """Lines stacked with gaps, as a page the segmenter cuts into len(texts) lines."""
-    lines = [render_line(t) for t in texts]
-    width = max(line.shape[1] for line in lines) + 80
-    page = np.full((sum(line.shape[0] + 40 for line in lines) + 80, width), 255, np.uint8)
-    y = 60
-    for line in lines:
-        page[y : y + line.shape[0], 40 : 40 + line.shape[1]] = line
-        y += line.shape[0] + 40
-    return Image.fromarray(page)
 
 
 @pytest.fixture(scope="module")

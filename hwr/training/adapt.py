@@ -98,12 +98,18 @@ class AdaptConfig:
         0.5, help="share of the user's lines replaced by new ones made of their words in other orders (cut where "
                   "the base model aligns the spaces), so the network learns the hand, not the lines' texts")
     unlabeled: list[str] = setting(
-        default_factory=list, help="line images of the same hand without transcriptions (files, folders, list files or "
+        default_factory=list, help="line images or pages (PDFs, TIFFs, images with --unlabeled-mode page: cut into "
+                                   "lines as hwr transcribe cuts them) of the same hand without transcriptions (files, "
+                                   "folders, list files or "
                                    "patterns): the base model reads them as the commands do (the LM search), and the "
                                    "share --pseudo-keep it reads most surely is learnt from as read (self-training). "
-                                   "Give lines other than the labelled ones: copies of the same files are left out, "
-                                   "but a labelled line cut again would let the held-out CER read a line it learnt "
-                                   "from")
+                                   "Give lines other than the labelled ones: copies of the same files and the pages "
+                                   "of PAGE XML's labelled lines are left out, but a labelled line cut again would let "
+                                   "the held-out CER read a line it learnt from")
+    unlabeled_mode: Literal["line", "page", "auto"] = setting(
+        "line", help="how each --unlabeled image is read: line: one line image; page: a page, cut into lines as hwr "
+                     "transcribe --mode page cuts it; auto: a page where the segmenter finds two lines or more (it "
+                     "also cuts some line images of looped hands). PDF and multi-page TIFF pages are always cut")
     pseudo_keep: float = setting(
         0.5, help="share of the --unlabeled lines learnt from: those read most surely (by the base model, and in "
                   "later rounds by the model the round before adapted)")
@@ -427,12 +433,14 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
 def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample]) -> list[LineSample]:
     """The --unlabeled lines the base model reads most surely, with its reading (empty without
     them). A line also given with its transcription is left out: it may be held out, and the
-    held-out CER must not read a line the run learnt from. Only copies of the same pixels are
-    found so (a line cut again from its page differs): --help asks for other lines."""
+    held-out CER must not read a line the run learnt from. Copies of the same pixels are found
+    so, and so are the pages the labelled lines were cut from (PAGE XML's page images); a line
+    cut again from a page known otherwise differs: --help asks for other lines."""
     if not cfg.unlabeled or cfg.pseudo_keep == 0 or cfg.pseudo_share == 0:
         return []
     known = {pixels_digest(s.image) for s in labelled}
-    lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed)
+    pages = frozenset(Path(s.meta["page_image"]) for s in labelled if s.meta.get("page_image"))
+    lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed, labelled_pages=pages, mode=cfg.unlabeled_mode)
     fresh = [s for s in lines if pixels_digest(s.image) not in known]
     if len(fresh) < len(lines):
         log.info("%d of the unlabeled lines are also among the labelled ones: left out of them",

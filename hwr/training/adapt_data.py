@@ -310,14 +310,25 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
 MAX_UNLABELED = 2000
 
 
-def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED) -> list[LineSample]:
-    """Line images of the hand with no transcription (files, folders, list files or patterns,
-    as `hwr transcribe` takes them), pixels loaded; unreadable ones as `loaded` treats them.
+def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED,
+                    labelled_pages: frozenset[Path] = frozenset(), mode: str = "line") -> list[LineSample]:
+    """Lines of the hand with no transcription, pixels loaded: the pages of PDFs and multi-page
+    TIFFs cut into lines as `hwr transcribe` cuts them, and each image read as `mode` says
+    (hwr.documents.prepare.layout_page): "line", one line image; "page", a page cut into lines;
+    "auto", a page where the segmenter finds two lines or more. "line" is the default because
+    "auto" cuts some line images of looped hands into pieces (18% of 400 `sacramento` lines).
+    Inputs are files, folders, list files or patterns, as `hwr transcribe` takes them;
+    unreadable ones are treated as `loaded` treats them.
 
     A path that does not exist is an error even with skip_bad (a typo would otherwise leave
-    self-training silently off). Past `limit` images a seeded sample of them is read: reading
-    is part of the run's minutes, and thousands of lines would leave none for training."""
-    from hwr.documents.pages import PDF_SUFFIX, expand_inputs
+    self-training silently off). A page in `labelled_pages` (the page images the labelled lines
+    were cut from) is left out: its corrected lines may be the held-out ones, and cut again they
+    would not be recognised as copies. Files are read in a seeded order until `limit` lines are
+    found, and past it a seeded sample of those is kept: reading is part of the run's minutes, and
+    thousands of lines would leave none for training."""
+    from hwr.documents.linegeom import cut_line
+    from hwr.documents.pages import expand_inputs, load_page, page_refs
+    from hwr.documents.prepare import layout_page
 
     missing = [str(i) for i in inputs if not Path(i).exists() and not glob.has_magic(str(i))]
     if missing:
@@ -326,13 +337,46 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         found = [path for path, _ in expand_inputs(inputs)]
     except ImageError as exc:  # a folder or list file that cannot be read, or holds nothing
         raise ConfigError(str(exc)) from exc
-    pdfs = [p for p in found if p.suffix.lower() == PDF_SUFFIX]
-    _left_out([LineSample(str(p), "", p) for p in pdfs], "PDF pages are not line images", skip_bad)
-    found = [p for p in found if p.suffix.lower() != PDF_SUFFIX]
-    if len(found) > limit:
-        log.info("%d unlabeled line images: reading %d of them (a seeded sample)", len(found), limit)
-        found = sorted(random.Random(seed).sample(found, limit))
-    return loaded([LineSample(str(path), "", path, {}) for path in found], skip_bad)
+    labelled = {_resolved(p) for p in labelled_pages}
+    left_out = [p for p in found if _resolved(p) in labelled]
+    if left_out:
+        log.info("--unlabeled: left out %d pages whose corrected lines are given too: %s", len(left_out),
+                 name_some([str(p) for p in left_out], 3))
+    found = [p for p in found if _resolved(p) not in labelled]
+    random.Random(seed).shuffle(found)
+    lines, failed = [], []
+    for ref in page_refs(found):
+        if len(lines) >= limit:
+            break
+        try:
+            gray = load_page(ref)
+            page, is_line = layout_page(gray, "page" if ref.is_document_page else mode, ref.page_id, ref.source,
+                                        ref.is_document_page)
+        except ImageError as exc:
+            failed.append(str(exc))
+            continue
+        if is_line:
+            lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))
+            continue
+        for line in page.lines:
+            where = f"{ref.source}#{line.id}"
+            lines.append(LineSample(where, "", cut_line(gray, line), {"file": where, "page_image": str(ref.path)}))
+    if failed and not skip_bad:
+        raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
+                          "them, or use --skip-bad to leave them out)")
+    if failed:
+        log.warning("left out %d --unlabeled images that cannot be read: %s", len(failed), "; ".join(failed))
+    if len(lines) > limit:
+        log.info("%d unlabeled lines: reading %d of them (a seeded sample)", len(lines), limit)
+        lines = random.Random(seed).sample(lines, limit)
+    return sorted(lines, key=lambda s: s.id)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:  # a symlink loop: compared as given
+        return Path(path)
 
 
 def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_size: int = 16

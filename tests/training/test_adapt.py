@@ -42,7 +42,7 @@ from hwr.training.adapt_data import (
     without_repeats,
 )
 
-from helpers import LINE_TEXTS, make_untrained_model, render_line
+from helpers import LINE_TEXTS, make_untrained_model, page_image, render_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -497,13 +497,10 @@ def test_unreadable_unlabeled_lines_are_named_and_left_out_only_with_skip_bad(tm
     folder.mkdir()
     Image.fromarray(render_line("the cat sat")).save(folder / "a.png")
     (folder / "b.png").write_bytes(b"not a png")
-    (folder / "c.pdf").write_bytes(b"%PDF-1.4")
-    with pytest.raises(ConfigError, match="c.pdf: PDF pages are not line images"):
+    (folder / "c.pdf").write_bytes(b"%PDF-1.4")  # cut short: no page can be read
+    with pytest.raises(ConfigError, match="2 --unlabeled images cannot be read: .*b.png.*c.pdf|c.pdf.*b.png"):
         unlabeled_lines([str(folder)], skip_bad=False, seed=1)
     kept = unlabeled_lines([str(folder)], skip_bad=True, seed=1)
-    (folder / "c.pdf").unlink()
-    with pytest.raises(ConfigError, match="b.png"):
-        unlabeled_lines([str(folder)], skip_bad=False, seed=1)
     assert [Path(s.meta["file"]).name for s in kept] == ["a.png"] and kept[0].image.dtype == np.uint8
     # A mistyped path is an error even with skip_bad: self-training would be off without a word.
     with pytest.raises(ConfigError, match="no such file or folder: .*nowhere"):
@@ -516,6 +513,42 @@ def test_past_the_limit_a_seeded_sample_of_unlabeled_lines_is_read(tmp_path):
     names = [[Path(s.meta["file"]).name for s in unlabeled_lines([str(tmp_path)], False, seed, limit=3)]
              for seed in (1, 1, 2)]
     assert len(names[0]) == 3 and names[0] == names[1] == sorted(names[0]) and names[0] != names[2]
+
+
+def test_unlabeled_pages_are_cut_into_their_lines_as_transcribe_cuts_them(tmp_path):
+    folder = tmp_path / "rest"
+    folder.mkdir()
+    page_image(["first line of a page", "second line of it", "and a third"]).save(folder / "page.png")
+    page_image(["a page in a PDF", "its second line"]).save(folder / "scan.pdf")
+    Image.fromarray(render_line("one line alone")).save(folder / "line.png")
+    # By default an image is one line image; a PDF's pages are always cut into lines.
+    names = [Path(s.meta["file"]).name for s in unlabeled_lines([str(folder)], skip_bad=False, seed=1)]
+    assert names == ["line.png", "page.png", "scan.pdf#l001", "scan.pdf#l002"]
+    lines = unlabeled_lines([str(folder)], skip_bad=False, seed=1, mode="auto")
+    names = [Path(s.meta["file"]).name for s in lines]
+    assert names == ["line.png", "page.png#l001", "page.png#l002", "page.png#l003", "scan.pdf#l001", "scan.pdf#l002"]
+    assert all(s.image.dtype == np.uint8 and s.text == "" for s in lines)
+    first = next(s for s in lines if s.id.endswith("page.png#l001"))
+    assert first.image.shape[0] < 2 * render_line("first line of a page").shape[0]  # a line, not the page
+    # The pages the labelled lines were cut from are left out: their lines may be the held-out ones.
+    kept = unlabeled_lines([str(folder)], skip_bad=False, seed=1, labelled_pages=frozenset({folder / "page.png"}),
+                           mode="page")
+    assert not any("page.png" in s.id for s in kept) and len(kept) == 3
+
+
+def test_the_page_images_of_labelled_page_xml_lines_are_not_read_as_unlabeled(tmp_path, monkeypatch):
+    export = write_page_export(tmp_path / "export")
+    base = Recognizer(*load_model(make_untrained_model(tmp_path / "base")))
+    labelled = adapt_module.open_lines([str(export)], skip_bad=False)
+    read = []
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", lambda r, lines, keep: read.extend(lines) or lines)
+    cfg = AdaptConfig(unlabeled=[str(export)])
+    with pytest.raises(ConfigError, match="no --unlabeled line is left"):  # both pages left out: nothing read
+        adapt_module.read_unlabeled(base, cfg, labelled)
+    assert read == []
+    page_image(["another page of the hand", "not corrected yet"]).save(export / "page9.png")
+    adapt_module.read_unlabeled(base, replace(cfg, unlabeled_mode="page"), labelled)
+    assert sorted(Path(s.meta["page_image"]).name for s in read) == ["page9.png", "page9.png"]
 
 
 def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_the_rest(tmp_path, monkeypatch):
