@@ -220,6 +220,46 @@ def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
     assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
 
 
+def test_uploaded_uncorrected_pages_are_self_trained_on_and_their_unpacked_zips_removed(teacher, tmp_path,
+                                                                                           monkeypatch):
+    import time
+    import zipfile
+
+    from hwr.training.adapt import AdaptResult
+    from hwr_ui import teach
+
+    seen = []
+
+    def fake_adapt(data, cfg, on_progress=None):
+        seen.append((cfg, [sorted(p.name for p in Path(u).iterdir()) if Path(u).is_dir() else Path(u).name
+                           for u in cfg.unlabeled]))
+        shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)
+        history = [{"step": 5, "val_cer": 0.2}]
+        return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 4, 2, "page", 5, 0.1, history)
+
+    monkeypatch.setattr(teach, "adapt", fake_adapt)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    _save_one_line(teacher)
+    Image.fromarray(render_line("a page")).save(tmp_path / "scan.png")
+    with zipfile.ZipFile(tmp_path / "more.zip", "w") as z:
+        z.writestr("p1.png", (tmp_path / "scan.png").read_bytes())
+    last = list(teacher.run("My saved lines", None, teacher.registry.default_label, 1, "mine",
+                            unlabeled=[str(tmp_path / "scan.png"), str(tmp_path / "more.zip")]))[-1]
+    assert last.error is None and last.result is not None
+    cfg, given = seen[0]
+    assert given == ["scan.png", ["p1.png"]] and cfg.unlabeled_mode == "auto"
+    deadline = time.monotonic() + 10
+    while teacher._busy.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(teacher.work.root.iterdir())  # the unpacked zip is gone with the run
+    # A zip that cannot be used: a readable error, nothing left unpacked, the server free.
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UploadError):
+        next(teacher.run("My saved lines", None, teacher.registry.default_label, 1, "x",
+                         unlabeled=[str(tmp_path / "bad.zip")]))
+    assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
+
+
 def test_saving_a_transcription_with_another_image_in_its_place_is_refused(teacher, tmp_path):
     note, other = tmp_path / "note.png", tmp_path / "other.png"
     Image.fromarray(render_line("the cat sat")).save(note)
