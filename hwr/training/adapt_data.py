@@ -328,7 +328,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     thousands of lines would leave none for training."""
     from hwr.documents.linegeom import cut_line
     from hwr.documents.pages import expand_inputs, load_page, page_refs
-    from hwr.documents.prepare import layout_page
+    from hwr.documents.prepare import failure_reason, layout_page
 
     missing = [str(i) for i in inputs if not Path(i).exists() and not glob.has_magic(str(i))]
     if missing:
@@ -352,8 +352,8 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
             gray = load_page(ref)
             page, is_line = layout_page(gray, "page" if ref.is_document_page else mode, ref.page_id, ref.source,
                                         ref.is_document_page)
-        except ImageError as exc:
-            failed.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)
+            failed.append(str(exc) if isinstance(exc, ImageError) else f"{ref.source}: {failure_reason(exc)}")
             continue
         if is_line:
             lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))

@@ -536,6 +536,24 @@ def test_unlabeled_pages_are_cut_into_their_lines_as_transcribe_cuts_them(tmp_pa
     assert not any("page.png" in s.id for s in kept) and len(kept) == 3
 
 
+def test_a_page_the_segmenter_fails_on_is_named_and_the_rest_still_read_with_skip_bad(tmp_path, monkeypatch):
+    import hwr.documents.prepare as prepare
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(render_line("the cat sat")).save(tmp_path / name)
+    real = prepare.layout_page
+
+    def failing(gray, mode, page_id, *args, **kwargs):
+        if page_id == "b":
+            raise ValueError("the segmenter broke")
+        return real(gray, mode, page_id, *args, **kwargs)
+
+    monkeypatch.setattr(prepare, "layout_page", failing)
+    with pytest.raises(ConfigError, match="b.png: ValueError: the segmenter broke"):
+        unlabeled_lines([str(tmp_path)], skip_bad=False, seed=1)
+    assert [Path(s.id).name for s in unlabeled_lines([str(tmp_path)], skip_bad=True, seed=1)] == ["a.png"]
+
+
 def test_the_page_images_of_labelled_page_xml_lines_are_not_read_as_unlabeled(tmp_path, monkeypatch):
     export = write_page_export(tmp_path / "export")
     base = Recognizer(*load_model(make_untrained_model(tmp_path / "base")))
