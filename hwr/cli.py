@@ -137,7 +137,10 @@ def cmd_transcribe(args) -> int:
     if cfg.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
     errors = cfg.errors or (str(Path(cfg.output_dir) / "errors.tsv") if cfg.output_dir else None)
-    check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], args.inputs)
+    from hwr.documents.pages import input_files
+
+    # Against every file a folder, pattern or list file stands for, not only the files named.
+    check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], input_files(args.inputs))
     _check_reports_are_no_page_outputs(cfg, errors, _transcribe_formats(cfg), args.inputs)
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")

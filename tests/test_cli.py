@@ -404,6 +404,9 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
              (["--json", str(tmp_path / "r.tsv"), "--errors", str(tmp_path / "r.tsv")], "is also the --json file"),
              (["--output-dir", str(out), "--json", str(out / "errors.tsv")], "is also the --json file"),
              (["--json", str(lines / "l0.png")], "is one of the input files"),
+             # A file the folder stands for, not named itself: it was written over.
+             (["--json", str(lines / "l1.png")], "is one of the input files"),
+             (["--errors", str(lines / "l1.png")], "is one of the input files"),
              (["--output-dir", str(out), "--format", "txt,json", "--json", str(out / "l1.json")],
               "--json " + str(out / "l1.json") + ": is also the output of"),
              # The page's output, renamed into place, would take the errors listed so far with it.

@@ -106,6 +106,15 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
+def input_files(inputs: Iterable[str | Path]) -> list[Path]:
+    """Every file these inputs stand for (folders walked, patterns and list files expanded) and
+    the list files themselves: what no output of the command may be written over. Inputs that
+    cannot be listed or do not exist are left out here (the batch reports them)."""
+    inputs = list(inputs)
+    named = [Path(i) for i in inputs if Path(i).is_file()]
+    return named + [entry.path for entry in _listed(inputs) if not entry.error and entry.path.is_file()]
+
+
 def may_name_several(inputs: Iterable[str | Path]) -> bool:
     """Whether these inputs can stand for more than one file (several inputs, a folder, a glob
     pattern, a list file): then each result is shown with the file it came from."""

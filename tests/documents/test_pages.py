@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwr.documents.pages import DEFAULT_DPI, expand_inputs, load_page, may_name_several, page_refs, prefetch_map
+from hwr.documents.pages import (
+    DEFAULT_DPI,
+    expand_inputs,
+    input_files,
+    load_page,
+    may_name_several,
+    page_refs,
+    prefetch_map,
+)
 from hwr.recognition.imaging import ImageError
 
 import bad_inputs
@@ -380,3 +388,17 @@ def test_a_pdf_without_pages_is_reported_as_such_not_as_pdfium_success(tmp_path)
     with pytest.raises(ImageError, match="the PDF has no pages") as raised:
         count_pages(pdf)
     assert "blank.pdf" in str(raised.value) and "Success" not in str(raised.value)
+
+
+def test_input_files_are_every_file_a_folder_pattern_or_list_stands_for_and_the_list_itself(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a.png", "b.png"):
+        (scans / name).write_bytes(b"")
+    (tmp_path / "c.png").write_bytes(b"")
+    listing = tmp_path / "list.txt"
+    listing.write_text("c.png\n", encoding="utf-8")
+    found = {p.resolve() for p in input_files([str(scans), str(tmp_path / "s*" / "b.png"), str(listing),
+                                               str(tmp_path / "missing")])}
+    assert found == {(scans / "a.png").resolve(), (scans / "b.png").resolve(), (tmp_path / "c.png").resolve(),
+                     listing.resolve()}
