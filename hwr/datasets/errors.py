@@ -118,10 +118,30 @@ def read_utf8(path: Path) -> str:
         raise DatasetError(path, f"cannot read file ({exc.strerror or exc})") from None
     try:
         # utf-8-sig: files saved by Windows editors often start with a byte order mark.
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line_no = data.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x})", line_no) from None
+        raise DatasetError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x}){_utf16_hint(data)}", line_no) from None
+    if "\x00" in text:
+        # UTF-16 without a byte order mark is valid UTF-8, every other byte a NUL: scored as
+        # text, each reference would be twice its length and every line read "wrong".
+        line_no = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise DatasetError(path, f"holds NUL characters{_utf16_hint(data)}", line_no)
+    return text
+
+
+def _utf16_hint(data: bytes) -> str:
+    """What to tell about a file that looks like UTF-16 ("Unicode" in Windows editors)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        return " (UTF-16?); save it as UTF-8"
+    return ""
+
+
+def text_rows(text: str) -> list[str]:
+    """A text file's rows: split at line feeds only (CR LF as well), not at the other breaks
+    str.splitlines() knows (U+2028, NEL, form feed...), which are text inside a row."""
+    rows = [row.removesuffix("\r") for row in text.split("\n")]
+    return rows[:-1] if rows and rows[-1] == "" else rows
 
 
 def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> list[str]:
@@ -130,11 +150,13 @@ def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> lis
     after it keep their line numbers; the other rows are read. Without it, the first such row
     is the error, as `read_utf8` says."""
     try:
-        return read_utf8(path).splitlines()
+        return text_rows(read_utf8(path))
     except DatasetError as error:
         if not skip_bad or error.line_no is None:
             raise
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        if _utf16_hint(data):  # a UTF-16 file is wrong as a whole: no row of it would read
+            raise
     rows = []
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         try:

@@ -19,6 +19,7 @@ from hwr.datasets.errors import (
     read_lines,
     read_utf8,
     report_or_raise,
+    text_rows,
     unique_ids,
 )
 from hwr.errors import name_some
@@ -50,7 +51,7 @@ def read_iam(
     lines_txt = root / LINES_TXT
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
-    rows = read_utf8(lines_txt).splitlines()  # read once: the split check and the lines both use it
+    rows = text_rows(read_utf8(lines_txt))  # read once: the split check and the lines both use it
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
     if wanted is not None:
         check_split_ids(Path(split_file), wanted, listed_ids(rows), lines_txt)
@@ -64,7 +65,7 @@ def read_iam(
 def read_split_ids(path: Path) -> set[str]:
     """Ids listed in a split file: one per line, blank lines and `#` comments ignored."""
     ids = set()
-    for raw in read_utf8(path).splitlines():
+    for raw in text_rows(read_utf8(path)):
         line = raw.strip()
         if line and not line.startswith("#"):
             ids.add(line.split()[0])

@@ -15,6 +15,7 @@ from hwr.datasets.errors import (
     read_lines,
     read_utf8,
     report_or_raise,
+    text_rows,
     unique_ids,
 )
 from hwr.recognition.charset import normalize_text
@@ -73,7 +74,7 @@ def read_pair(folder: Path, image: Path) -> LineSample:
 def read_line_text(gt: Path) -> str:
     """The one line of text in a .gt.txt file; surrounding whitespace and blank lines dropped."""
     # Editors add a final newline and sometimes stray spaces; neither is part of the line.
-    lines = [(no, line.strip()) for no, line in enumerate(read_utf8(gt).splitlines(), start=1) if line.strip()]
+    lines = [(no, line.strip()) for no, line in enumerate(text_rows(read_utf8(gt)), start=1) if line.strip()]
     if len(lines) > 1:
         raise DatasetError(gt, f"ground truth for one line image has {len(lines)} lines of text", lines[1][0])
     return normalize_text(lines[0][1] if lines else "")

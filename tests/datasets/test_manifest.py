@@ -88,3 +88,25 @@ def test_a_manifest_with_every_field_quoted_reads_its_paths(tmp_path):
     tsv = make_manifest(tmp_path, buffer.getvalue())
     (sample,) = read_manifest(tsv)
     assert sample.image.name == "one.png" and sample.text == '"plain text"'  # a text in quotes stays
+
+
+def test_rows_are_split_at_line_feeds_only_not_at_breaks_inside_a_text(tmp_path):
+    """str.splitlines() also splits at U+2028, NEL and form feed: the reference was cut short and
+    the next physical row reported as a broken one."""
+    tsv = make_manifest(tmp_path, "../lines/one.png\tcurtail\u2028laughingly\r\n../lines/two.png\tsecond\x0cpart\r\n")
+    samples = read_manifest(tsv)
+    assert len(samples) == 2 and "laughingly" in samples[0].text and "part" in samples[1].text
+    assert samples[1].meta["line_no"] == 2
+
+
+def test_utf16_without_a_byte_order_mark_is_an_error_not_text_full_of_nuls(tmp_path):
+    tsv = make_manifest(tmp_path, "")
+    tsv.write_bytes("../lines/one.png\tguilty\n".encode("utf-16-le"))
+    with pytest.raises(DatasetError, match=r"gt\.tsv:1: holds NUL characters \(UTF-16\?\); save it as UTF-8"):
+        read_manifest(tsv)
+    tsv.write_bytes("../lines/one.png\tguilty\n".encode("utf-16"))  # with its byte order mark
+    with pytest.raises(DatasetError, match=r"not valid UTF-8 \(byte 0xff\) \(UTF-16\?\); save it as UTF-8"):
+        read_manifest(tsv)
+    # --skip-bad does not read it row by row: no row of it would read.
+    with pytest.raises(DatasetError, match=r"\(UTF-16\?\); save it as UTF-8"):
+        read_manifest(tsv, skip_bad=True)

@@ -86,3 +86,10 @@ def test_a_folder_whose_every_pair_is_bad_says_why_it_has_no_line(tmp_path):
                                            r"ground truth for one line image has 2 lines"):
         read_pairs(tmp_path, skip_bad=True, report=report)
     assert report.count == 1
+
+
+def test_utf16_ground_truth_is_named_not_scored_as_text_full_of_nuls(pairs):
+    add_pair(pairs, "wide", None)
+    (pairs / "wide.gt.txt").write_bytes("guilty".encode("utf-16-le"))
+    with pytest.raises(DatasetError, match=r"wide\.gt\.txt:1: holds NUL characters \(UTF-16\?\)"):
+        read_pairs(pairs)
