@@ -21,7 +21,7 @@ import numpy as np
 
 from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_lines, report_or_raise, unique_ids
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
-from hwr.documents.writers.pagexml import PAGE_NUMBER_ITEM
+from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, check_image_file
@@ -169,7 +169,7 @@ def _page_lines(
     if not transcribed:
         return  # nothing to cut: spare decoding a page image that may be large or absent
     try:
-        image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""))
+        image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""), root)
         gray = load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path))
     except DatasetError as error:
         if not skip_bad:
@@ -201,13 +201,17 @@ def _note_untranscribed(xml: Path, line_ids: list[str], report: SkipReport | Non
         log.info("%s: %d TextLines without text skipped", xml, len(line_ids))
 
 
-def resolve_page_image(xml: Path, filename: str) -> Path:
-    """The page image, relative to the XML; Transkribus exports keep XML in `page/` below it."""
+def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None) -> Path:
+    """The page image, relative to the XML; Transkribus exports keep XML in `page/` below it;
+    hwr's outputs written apart from the scans give its path in a MetadataItem (IMAGE_PATH_ITEM)."""
     if not filename:
         raise DatasetError(xml, "Page has no imageFilename")
     candidates = [xml.parent / filename]
     if xml.parent.name == "page":
         candidates.append(xml.parent.parent / filename)
+    given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
+    if given:
+        candidates.append(xml.parent / given)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -247,6 +251,13 @@ def _at_declared_dpi(root: ET.Element, page: PageRef) -> PageRef:
     if not all(value.isdigit() for value in declared):
         return page
     return replace(page, dpi=pdf_dpi_for_size(page.path, page.index, (int(declared[0]), int(declared[1]))))
+
+
+def _metadata_value(root: ET.Element, name: str) -> str | None:
+    for item in _descendants(root, "MetadataItem"):
+        if item.get("name") == name:
+            return item.get("value", "")
+    return None
 
 
 def _declared_page_number(xml: Path, root: ET.Element) -> int | None:

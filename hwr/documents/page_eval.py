@@ -364,7 +364,7 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     pages = [el for el in root.iter() if local_name(el.tag) == "Page"]
     if local_name(root.tag) != "PcGts" or not pages:
         raise DatasetError(xml, "not a PAGE XML file")
-    image = resolve_page_image(xml, pages[0].get("imageFilename", ""))
+    image = resolve_page_image(xml, pages[0].get("imageFilename", ""), root)
     page = page_image_ref(xml, root, image)
     width, height = check_page_image(xml, pages[0], page)
     lines, polygons, untranscribed, bad_coords = [], [], set(), []

@@ -201,3 +201,34 @@ def test_characters_xml_cannot_hold_never_make_the_document_ill_formed(schemas, 
     doc = etree.fromstring(xml.encode("utf-8"))  # raises when not well-formed
     assert schemas[fmt].validate(doc), schemas[fmt].error_log
     assert "ctl\ufffdx\ufffd.png" in xml and "bell\ufffd and \ufffd escape" in xml
+
+
+def test_page_xml_written_apart_from_the_scans_says_where_its_image_is_and_is_read_back(tmp_path, schemas):
+    """`hwr transcribe scans/ --output-dir out --format pagexml` then `hwr eval out/p.xml` (or
+    correcting out/ and adapting to it): imageFilename stays the bare name, as exports have it,
+    and an imagePath item gives the way from the XML to the scan."""
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from hwr.datasets.pagexml import resolve_page_image
+    from hwr.documents.writers import write_page_files
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.new("L", (1000, 300), 255).save(scans / "scan.tif")
+    page = make_page(words=False)
+    page.source = str(scans / "scan.tif") + "#p2"
+    [xml] = write_page_files(page, tmp_path / "out", "scan#p2", ["pagexml"])
+    root = ET.parse(xml).getroot()
+    assert schemas["pagexml"].validate(etree.parse(str(xml))), schemas["pagexml"].error_log
+    items = {el.get("name"): el.get("value") for el in root.iter(f"{{{PAGE_NS}}}MetadataItem")}
+    assert items == {"page": "2", "imagePath": "../scans/scan.tif"}
+    assert next(root.iter(f"{{{PAGE_NS}}}Page")).get("imageFilename") == "scan.tif"
+    assert resolve_page_image(xml, "scan.tif", root) == xml.parent / "../scans/scan.tif"
+    # Beside the scan: the bare name says it all.
+    [beside] = write_page_files(page, scans, "scan#p2", ["pagexml"])
+    assert "imagePath" not in beside.read_text(encoding="utf-8")
+    # An upload's display name is no file here: nothing to point to.
+    page.source = "my upload.png"
+    assert "imagePath" not in write_page(page, "pagexml")

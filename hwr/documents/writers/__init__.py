@@ -6,13 +6,14 @@ reading order, each with polygon, baseline, bbox and a Recognition) and returns 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from hwr.documents.writers import alto, jsonout, pagexml, txt
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.fileio import atomic_write_bytes, utf8_bytes
-from hwr.records import Page
+from hwr.records import DOCUMENT_PAGE_SUFFIX, Page
 
 WRITERS = {"txt": txt.write, "json": jsonout.write, "pagexml": pagexml.write, "alto": alto.write}
 FORMATS = tuple(WRITERS)
@@ -26,13 +27,30 @@ MARK_WITHIN = 2048  # bytes
 SUFFIXES = {"txt": ".txt", "json": ".json", "pagexml": ".xml", "alto": ".alto.xml"}
 
 
-def write_page(page: Page, fmt: str) -> str:
-    """The page serialised in `fmt` (one of FORMATS)."""
+def write_page(page: Page, fmt: str, image_path: str | None = None) -> str:
+    """The page serialised in `fmt` (one of FORMATS). `image_path`: for PAGE XML, the page's
+    image file relative to the folder the XML goes to (`image_path_from`)."""
     try:
         writer = WRITERS[fmt]
     except KeyError:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
-    return writer(page)
+    return pagexml.write(page, image_path) if fmt == "pagexml" else writer(page)
+
+
+def image_path_from(page: Page, folder: Path) -> str | None:
+    """The page's image file as a path relative to `folder`, when its source is a file here
+    (not an upload's display name); a page of a PDF or multi-page TIFF names the file."""
+    if not page.source:
+        return None
+    source = Path(DOCUMENT_PAGE_SUFFIX.sub("", page.source))
+    if not source.is_file():
+        source = Path(page.source)  # a file whose own name ends in #p<N>
+        if not source.is_file():
+            return None
+    try:
+        return Path(os.path.relpath(source.resolve(), folder.resolve())).as_posix()
+    except (OSError, ValueError):  # another drive (Windows), a path that cannot be resolved
+        return None
 
 
 def output_paths(stem: str, folder: str | Path, formats: Iterable[str]) -> list[Path]:
@@ -47,7 +65,7 @@ def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterabl
     formats = list(formats)
     paths = output_paths(stem, folder, formats)
     for fmt, path in zip(formats, paths):
-        data = utf8_bytes(write_page(page, fmt))
+        data = utf8_bytes(write_page(page, fmt, image_path_from(page, path.parent) if fmt == "pagexml" else None))
         if manifest is not None:
             manifest.record(path, data)
         atomic_write_bytes(path, data)

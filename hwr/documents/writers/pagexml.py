@@ -29,6 +29,9 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = f"{NS} {NS}/pagecontent.xsd"
 # The MetadataItem (PAGE 2019) that says which page of a multi-page image file a PAGE file is.
 PAGE_NUMBER_ITEM = "page"
+# The MetadataItem that gives the image file's path relative to the XML, where it is not beside
+# it: imageFilename stays the bare file name, as Transkribus and eScriptorium exports have it.
+IMAGE_PATH_ITEM = "imagePath"
 
 
 def _el(parent, tag: str, **attrs) -> ET.Element:
@@ -47,7 +50,10 @@ def _coords(parent, polygon) -> None:
     _el(parent, "Coords", points=points(pts))
 
 
-def write(page: Page) -> str:
+def write(page: Page, image_path: str | None = None) -> str:
+    """The page as PAGE XML. `image_path`: the image file relative to the XML's folder (written
+    as the imagePath item where it is not the bare imageFilename), so that hwr eval, train and
+    adapt find the image of an output folder apart from the scans."""
     ET.register_namespace("", NS)
     ET.register_namespace("xsi", XSI)
     root = ET.Element(f"{{{NS}}}PcGts", {f"{{{XSI}}}schemaLocation": SCHEMA_LOCATION})
@@ -61,7 +67,10 @@ def write(page: Page) -> str:
         # imageFilename names a file of several pages (a PDF, a multi-page TIFF): say which is this
         # one (hwr.datasets.pagexml reads the item back; PAGE has no attribute of its own for it).
         _el(meta, "MetadataItem", type="imageProperties", name=PAGE_NUMBER_ITEM, value=number)
-    page_el = _el(root, "Page", imageFilename=image_file_name(page), imageWidth=page.width, imageHeight=page.height)
+    file_name = image_file_name(page)
+    if image_path and image_path != file_name:
+        _el(meta, "MetadataItem", type="imageProperties", name=IMAGE_PATH_ITEM, value=image_path)
+    page_el = _el(root, "Page", imageFilename=file_name, imageWidth=page.width, imageHeight=page.height)
     used: set[str] = set()
     found = page_regions(page)
     regions = [lines for _, lines in found]
