@@ -34,6 +34,37 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(name)
 
 
+_TEMP_NAME = re.compile(r"^\..+\.([0-9]+)\.tmp$")
+
+
+def remove_stale_temp_files(folder: str | Path) -> int:
+    """Remove the temp files (`_temp_path`) that processes no longer running left in `folder`
+    and below: a write killed between writing and renaming (SIGKILL, a power cut) leaves one,
+    and no later run would ever take it up. A live process's are kept (a run writing there now).
+    Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        match = _TEMP_NAME.match(path.name)
+        if not match or not path.is_file() or _process_alive(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass  # not ours to remove after all (permissions): left as it was
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or no pid at all
+        return True
+    return True
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """The temp path to write `path` through, for a writer that wants a file name of its own

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -97,3 +98,21 @@ def test_an_output_may_be_neither_an_input_nor_another_output(tmp_path):
     with pytest.raises(ConfigError, match="--json .*same: is also the --csv file"):
         check_distinct_outputs([("--csv", tmp_path / "same"), ("--json", tmp_path / "same")])
     check_distinct_outputs([("--csv", tmp_path / "x.csv")], [tmp_path])  # a folder input holds no such file
+
+
+def test_temp_files_of_processes_no_longer_running_are_removed_and_only_those(tmp_path):
+    import subprocess
+    import sys
+
+    from hwr.fileio import remove_stale_temp_files
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / f".p06.txt.{dead}.tmp", tmp_path / "sub" / f".p07.xml.{dead}.tmp"]
+    kept = [tmp_path / f".p08.txt.{os.getpid()}.tmp",  # a run writing there now
+            tmp_path / ".notes.tmp", tmp_path / "p09.txt"]  # not hwr's temp files
+    for path in stale + kept:
+        path.write_bytes(b"")
+    assert remove_stale_temp_files(tmp_path) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

@@ -47,7 +47,7 @@ from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, describe_os_error, fails_every_write
-from hwr.fileio import TEXT_ERRORS, escape_controls, naming_file
+from hwr.fileio import TEXT_ERRORS, escape_controls, naming_file, remove_stale_temp_files
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -296,6 +296,10 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
     manifest = OutputManifest(config.output_dir) if config.output_dir else None
+    if config.output_dir and Path(config.output_dir).is_dir() and ctx.is_main:
+        stale = remove_stale_temp_files(config.output_dir)
+        if stale:
+            log.info("removed %d temp files that an interrupted run left in %s", stale, config.output_dir)
     run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest)
     # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
     # lines would otherwise cap every batch at 64 lines.
