@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -239,6 +240,10 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
         finished = True
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted(summary, cfg.output_dir)) from None
+    except SystemExit as stop:
+        if stop.code == 128 + signal.SIGTERM:  # stopped as Ctrl-C stops it: says how far it got, as Ctrl-C does
+            print(f"hwr transcribe: {_interrupted(summary, cfg.output_dir)}", file=sys.stderr)
+        raise
     finally:
         if journal is not None:
             written = False

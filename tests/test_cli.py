@@ -1,5 +1,6 @@
 """End to end through the real `hwr` CLI: train briefly, then eval and transcribe."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -709,6 +710,7 @@ def test_sigterm_stops_worker_processes_like_ctrl_c(untrained_model, tmp_path):
         while _session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert proc.returncode == 128 + signal.SIGTERM, err
+        assert re.search(r"interrupted: \d+ inputs? done.*; rerun with --resume to continue", err), err  # as Ctrl-C
         assert not _session_processes(proc.pid), err
         assert {p.name for p in Path("/dev/shm").glob("hwr_pg_*")} <= shm_before
         assert "lines" in json.loads(report.read_text())
