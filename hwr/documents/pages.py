@@ -213,12 +213,12 @@ def _read_list(list_file: Path) -> list[_Found]:
         data = list_file.read_bytes()
     except OSError as exc:
         return [_Found(list_file, list_file.stem, str(list_file), f"cannot read list file ({exc.strerror or exc})")]
+    if b"\x00" in data:  # UTF-16 ("Unicode" in Windows editors; without a BOM it decodes): no row is a name
+        return [_Found(list_file, list_file.stem, str(list_file),
+                       f"list file is not UTF-8 (NUL at byte {data.index(0)} of the file; UTF-16?); save it as UTF-8")]
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if b"\x00" in data:  # UTF-16 ("Unicode" in Windows editors): no row would read as a name
-            return [_Found(list_file, list_file.stem, str(list_file),
-                           f"list file is not UTF-8 (byte {exc.start} of the file; UTF-16?); save it as UTF-8")]
+    except UnicodeDecodeError:
         # A row or two in another encoding (a Latin-1 name pasted in) must not lose the other
         # rows: such a row names a file by its bytes, as a folder listing would (os.fsdecode).
         bad_rows = [no for no, row in enumerate(data.split(b"\n"), start=1) if not _is_utf8(row)]

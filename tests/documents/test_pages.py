@@ -311,13 +311,15 @@ def test_a_list_file_row_that_is_not_utf8_names_its_file_byte_for_byte(tmp_path,
     assert any("pages.txt: not UTF-8 on line(s) 2;" in r.getMessage() for r in caplog.records)
 
 
-def test_a_utf16_list_file_is_a_failure_naming_it(tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])  # with and without a byte order mark
+def test_a_utf16_list_file_is_a_failure_naming_it(tmp_path, encoding):
     listing = tmp_path / "pages.txt"
-    listing.write_bytes("good.png\n".encode("utf-16"))
+    listing.write_bytes("good.png\n".encode(encoding))
     _img(1).save(tmp_path / "good.png")
     refs = list(page_refs([listing, tmp_path / "good.png"]))
     assert [r.page_id for r in refs if not r.error] == ["good"]
     assert "not UTF-8" in _errors(refs)[str(listing)] and "UTF-16" in _errors(refs)[str(listing)]
+    assert len(_errors(refs)) == 1  # one failure, the list's, not one per row
 
 
 def test_pdf_page_of_the_largest_size_renders_below_the_pixel_cap():
