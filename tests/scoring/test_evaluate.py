@@ -304,3 +304,20 @@ def test_csv_text_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped_and
         ("'=HYPERLINK(1)", "'+1 2", "'-2+3"), ("'@id", "'\tref", "plain")]
     first = report.results[0]
     assert rows[0]["chars"] == str(first.chars) and float(rows[0]["cer"]) == pytest.approx(first.cer, abs=1e-4)
+
+
+def test_a_breakdown_that_puts_no_line_in_a_subset_is_warned_about_not_left_out_in_silence(tiny_model, pairs_dir,
+                                                                                          caplog):
+    from hwr.scoring.evaluate import EvalConfig
+    from hwr.scoring.report.run import run_eval
+
+    for setting, said in (({"group_by": "nosuchfield"}, "--group-by nosuchfield: no line has that field"),
+                          ({"group_by": "id:^zzz"}, "--group-by id:^zzz: the pattern matches no line id")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            run_eval(EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, **setting), str(pairs_dir))
+        assert said in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a field the lines have: no warning
+        run_eval(EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, group_by="none"), str(pairs_dir))
+    assert "no breakdown" not in caplog.text

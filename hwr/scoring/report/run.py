@@ -29,7 +29,7 @@ from hwr.scoring.evaluate import (
 )
 from hwr.scoring.report.analysis import ErrorAnalysis, analyze
 from hwr.scoring.report.bias_variance import DEV_NAMES, Diagnosis, SplitScore, diagnose, format_table
-from hwr.scoring.report.breakdown import AUTO_FIELDS, read_group_table, subset_resolver
+from hwr.scoring.report.breakdown import AUTO_FIELDS, NO_SUBSET, read_group_table, subset_resolver
 from hwr.scoring.report.compare import Comparison, compare_reports, format_comparison
 from hwr.scoring.report.html import render_html, write_html
 from hwr.scoring.report.svg import show_char
@@ -171,11 +171,31 @@ def warn_invisible_characters(samples: list, shown: int = 3) -> list[str]:
     return [s.id for s, _ in found]
 
 
+def warn_unmatched_groups(cfg: EvalConfig, samples: list, subset_of) -> None:
+    """A warning when the breakdown asked for puts every line in no subset: a --group-by field
+    no line has (a typo), or a --groups-file whose ids match no line, would otherwise just
+    leave the breakdown out, as if the data set had one group."""
+    if cfg.group_by in ("auto", "none") and not cfg.groups_file:
+        return
+    if any(subset_of(s) != NO_SUBSET for s in samples):
+        return
+    if cfg.groups_file:
+        log.warning("--groups-file %s: no line's id (nor form id) is in it: no breakdown by it", cfg.groups_file)
+    elif cfg.group_by.startswith("id:"):
+        log.warning("--group-by %s: the pattern matches no line id (e.g. %s): no breakdown", cfg.group_by,
+                    samples[0].id)
+    else:
+        fields = sorted({k for s in samples[:100] for k in s.meta})
+        log.warning("--group-by %s: no line has that field (the lines' fields: %s): no breakdown", cfg.group_by,
+                    ", ".join(fields) or "none")
+
+
 def score_dataset(recognizer: Recognizer, data: LoadedDataset, cfg: EvalConfig, keep_images: bool,
                   groups: dict[str, str] | None = None) -> DatasetRun:
     samples = data.samples
     warn_invisible_characters(samples)
     subset_of, subset_key = _subset_setup(cfg, data.spec.spec, samples[0], groups)
+    warn_unmatched_groups(cfg, samples, subset_of)
     report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
                       subset_of=subset_of)
     report.failures[:0] = data.failures
