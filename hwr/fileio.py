@@ -45,7 +45,7 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     removed = 0
     for path in Path(folder).rglob(".*.tmp"):
         match = _TEMP_NAME.match(path.name)
-        if not match or not path.is_file() or _process_alive(int(match.group(1))):
+        if not match or not path.is_file() or process_runs(int(match.group(1))):
             continue
         try:
             path.unlink()
@@ -55,12 +55,13 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_runs(pid: int) -> bool:
+    """Whether a process of this id runs (another user's counts: it cannot be signalled, but runs)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):  # another user's process, or no pid at all
+    except (PermissionError, OverflowError):  # another user's process; or no pid at all: left alone
         return True
     return True
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
+from hwr.fileio import process_runs
 from hwr.interrupts import exit_with_parent
 
 log = logging.getLogger("hwr.documents.workers")
@@ -169,7 +170,7 @@ def unlink_orphaned_blocks(shm_dir: Path = SHM_DIR, min_age_s: float = ORPHAN_AG
     unlinked, now = 0, time.time()
     for path in shm_dir.glob(SHM_PREFIX + "*"):
         match = _OWNED_BLOCK.fullmatch(path.name)
-        if match is None or _process_runs(int(match.group(1))):
+        if match is None or process_runs(int(match.group(1))):
             continue
         try:
             if now - path.stat().st_mtime < min_age_s:
@@ -181,16 +182,6 @@ def unlink_orphaned_blocks(shm_dir: Path = SHM_DIR, min_age_s: float = ORPHAN_AG
     if unlinked:
         log.info("unlinked %d shared memory blocks left in %s by page workers of a killed batch", unlinked, shm_dir)
     return unlinked
-
-
-def _process_runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it runs
-        pass
-    return True
 
 
 def receive(shipped: _Shipped) -> PreparedPage:
