@@ -659,8 +659,8 @@ def _others_rows(r: AdaptResult, cfg: AdaptConfig) -> str:
     blended = ""
     if r.mix != 1.0:
         within = r.others_after <= r.others_before * (1 + cfg.max_forgetting) + 1e-9
-        why = ("the blend that kept them within the limit and read the held-out lines best" if within else
-               f"no blend kept them within {cfg.max_forgetting:.0%}: the one that forgot least")
+        why = ("the blend that kept them within the limit and read the held-out lines best, within their noise"
+               if within else f"no blend kept them within {cfg.max_forgetting:.0%}: the one that forgot least")
         blended = f" (the adapted change kept at {r.mix:.0%}: {why})"
     return (f"\nOther hands ({cfg.check_lines} synthetic lines in the base model's training fonts): "
             f"{r.others_before:.2%} before, {r.others_after:.2%} after{blended}.\n")
