@@ -202,8 +202,9 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
         dirs.sort()
         for name in files:
             p = Path(top) / name
-            if p.suffix.lower() in PAGE_SUFFIXES and (p.is_file() or p.is_symlink()):
-                # A broken or looping link is listed too: reading it fails with its reason.
+            if p.suffix.lower() in PAGE_SUFFIXES:
+                # A broken or looping link, a pipe or a device is listed too: reading it fails
+                # with its reason (hwr.recognition.imaging.check_file), never in silence.
                 found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
     return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
 

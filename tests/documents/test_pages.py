@@ -404,3 +404,13 @@ def test_input_files_are_every_file_a_folder_pattern_or_list_stands_for_and_the_
                                                str(tmp_path / "missing")])}
     assert found == {(scans / "a.png").resolve(), (scans / "b.png").resolve(), (tmp_path / "c.png").resolve(),
                      listing.resolve()}
+
+
+def test_a_pipe_in_a_folder_is_a_failure_naming_it_not_skipped_in_silence(tmp_path):
+    import os
+
+    _img(1).save(tmp_path / "good.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    refs = list(page_refs([tmp_path]))
+    assert [r.page_id for r in refs if not r.error] == ["good"]
+    assert "not a regular file" in _errors(refs)[str(tmp_path / "pipe.png")]
