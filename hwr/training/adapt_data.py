@@ -337,12 +337,14 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         found = [path for path, _ in expand_inputs(inputs)]
     except ImageError as exc:  # a folder or list file that cannot be read, or holds nothing
         raise ConfigError(str(exc)) from exc
-    labelled = {_resolved(p) for p in labelled_pages}
-    left_out = [p for p in found if _resolved(p) in labelled]
-    if left_out:
-        log.info("--unlabeled: left out %d pages whose corrected lines are given too: %s", len(left_out),
-                 name_some([str(p) for p in left_out], 3))
-    found = [p for p in found if _resolved(p) not in labelled]
+    if labelled_pages:  # each file's path resolved once, and only when there is something to match
+        labelled = {_resolved(p) for p in labelled_pages}
+        given = [(p, _resolved(p) in labelled) for p in found]
+        left_out = [p for p, known in given if known]
+        if left_out:
+            log.info("--unlabeled: left out %d pages whose corrected lines are given too: %s", len(left_out),
+                     name_some([str(p) for p in left_out], 3))
+        found = [p for p, known in given if not known]
     random.Random(seed).shuffle(found)
     lines, failed = [], []
     for ref in page_refs(found):
