@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transcribe", help="read line images or whole pages and write their text",
                        description="Transcribe line images or scanned pages (images, multi-page TIFF, PDF) with "
-                                   "a model (default: the shipped one). --mode auto reads PDFs, multi-page TIFFs "
-                                   "and images with two or more text lines as pages (segmented into lines), "
-                                   "other images as single lines.")
+                                   "a model (default: the shipped one). --mode auto reads PDFs and multi-page TIFFs "
+                                   "as pages (segmented into lines), other images as single lines, unless the "
+                                   "segmenter finds two or more text lines on one: then the surer of its two "
+                                   "readings (as lines, whole) is kept.")
     p.add_argument("inputs", nargs="+", help="image or PDF files, folders (recursive), glob patterns, or .txt/.lst "
                                              "files listing one path per line")
     add_dataclass_arguments(p, TranscribeConfig)

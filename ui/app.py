@@ -51,7 +51,8 @@ THEME_FONTS = ["Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 THEME_MONO = ["SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
 # Gradio's cache (its copies of uploads and outputs): swept hourly of files over an hour old.
 CACHE_SWEEP = (3600, 3600)
-LAYOUT_HELP = "auto: a page when two or more text lines are found on it, else a single line"
+LAYOUT_HELP = ("auto: a single line, unless two or more text lines are found on it; then it is read both as "
+               "a page and as a line, and the surer reading is kept")
 
 
 @dataclass

@@ -18,9 +18,10 @@ or read-only output disk stops it (an OSError naming the file), as every later p
 Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
 - "line": every input (every page of a document) is one line image, read whole.
 - "page": every input is a page, segmented into lines.
-- "auto": a page of a PDF or of a multi-page TIFF is a page; a single image is a page when the
-  segmenter finds two or more text lines on it, otherwise a line image read whole, exactly as
-  "line" would read it.
+- "auto": a page of a PDF or of a multi-page TIFF is a page; a single image is a line image read
+  whole, exactly as "line" would read it, unless the segmenter finds two or more text lines on
+  it; then it is read both ways, as those lines and whole, and the surer reading is kept
+  (hwr.documents.reading_choice: a tilted line, or one with a wide gap, cut into pieces).
 """
 from __future__ import annotations
 
@@ -41,7 +42,17 @@ from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
 
 # The modes' one rule lives in the torch-free hwr.documents.prepare (page worker processes use
 # it too); re-exported here for the CLI and the UI.
-from hwr.documents.prepare import MODES, PreparedPage, PrepareSettings, failure_reason, layout_page, line_inputs
+from hwr.documents.prepare import (
+    MODES,
+    PreparedPage,
+    PrepareSettings,
+    add_whole_reading,
+    failure_reason,
+    layout_page,
+    line_inputs,
+    reads_both_ways,
+    settle_reading,
+)
 from hwr.documents.segment import SegmentConfig, analyse_page
 from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
@@ -76,10 +87,25 @@ def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page
         source = str(image)
     page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)
     arrays, geometries = line_inputs(gray, page, is_line, recognizer.normalize_config)
-    for line, rec in zip(page.lines, recognizer.recognize_normalized(arrays, batch_size,
-                                                                     geometries if words else None)):
+    read_whole_too = reads_both_ways(mode, is_document_page, is_line)
+    if read_whole_too:
+        add_whole_reading(gray, page, arrays, geometries, recognizer.normalize_config)
+    # Words are located after the readings are settled: the losing one's would be wasted.
+    for line, rec in zip(page.lines, recognizer.recognize_normalized(arrays, batch_size)):
         line.recognition = rec
+    if read_whole_too:
+        page, geometries, is_line = settle_reading(page, geometries)
+    if words:
+        locate_words(page, geometries)
     return page, is_line
+
+
+def locate_words(page: Page, geometries) -> None:
+    """Each read line's word boxes (CTC alignment, in page pixels through its geometry)."""
+    from hwr.recognition.align import word_boxes
+
+    for line, geometry in zip(page.lines, geometries):
+        line.recognition.words = word_boxes(line.recognition, geometry)
 
 
 def transcribe_page(recognizer, image, page_id: str = "page", source: str = "",
@@ -414,12 +440,12 @@ class _Run:
                         batcher.fail_line(single.owners[0], failure_reason(exc))
 
     def finish(self, prepared: PreparedPage) -> None:
+        if prepared.read_whole_too:
+            prepared.page, prepared.geometries, prepared.is_line = settle_reading(prepared.page, prepared.geometries)
+            prepared.read_whole_too = False
         page = prepared.page
         if self.words:
-            from hwr.recognition.align import word_boxes
-
-            for line, geometry in zip(page.lines, prepared.geometries):
-                line.recognition.words = word_boxes(line.recognition, geometry)
+            locate_words(page, prepared.geometries)
         try:
             if self.config.output_dir:
                 write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest)

@@ -22,6 +22,7 @@ import numpy as np
 
 from hwr.documents.linegeom import cut_line
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
+from hwr.documents.reading_choice import whole_reading_wins
 from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
 from hwr.recognition.imaging import LineGeometry, NormalizeConfig, normalize_line_with_geometry
 from hwr.records import FailedInput, Line, Page, Region
@@ -31,6 +32,10 @@ log = logging.getLogger("hwr.documents.prepare")
 MODES = ("auto", "page", "line")
 # Auto mode: a single image with fewer segmented lines than this is read as one line image.
 MIN_PAGE_LINES = 2
+# The id of the extra line that holds auto mode's second reading of a single image, read whole,
+# until `settle_reading` keeps one of the two readings.
+WHOLE_READING_ID = "whole"
+LINE_IMAGE_LINE_ID = "l001"  # the only line of an image read as one line
 
 
 @dataclass
@@ -59,6 +64,9 @@ class PreparedPage:
     images: list[np.ndarray] = field(default_factory=list)  # uint8 (line_height, W_i), ink = 255
     geometries: list[LineGeometry] = field(default_factory=list)
     is_line: bool = False  # read whole as one line image
+    # The last line is the image read whole, a second reading beside its segmented lines
+    # (auto mode, `reads_both_ways`); `settle_reading` keeps one of the two once both are read.
+    read_whole_too: bool = False
     failure: FailedInput | None = None
     # CPU time of the thread that prepared it (per thread: thread workers share a process with the network)
     seconds: float = 0.0
@@ -82,9 +90,10 @@ def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -
     """The whole image as the page's only line: the outline of the image, a baseline along its
     foot (the recognizer finds the ink box itself)."""
     h, w = gray.shape[:2]
-    line = Line(id="l001", polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+    line = Line(id=LINE_IMAGE_LINE_ID, polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
                 baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
-    return Page(id=page_id, source=source, width=w, height=h, lines=[line], regions=[Region("r1", ["l001"])])
+    return Page(id=page_id, source=source, width=w, height=h, lines=[line],
+                regions=[Region("r1", [LINE_IMAGE_LINE_ID])])
 
 
 def regions_of(layout: PageLayout) -> list[Region]:
@@ -100,7 +109,8 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
     The one place that decides what each mode means: "line" reads every image whole; "page"
     segments every image; "auto" segments a page of a PDF or multi-page TIFF
     (`is_document_page`) and an image where the segmenter finds MIN_PAGE_LINES lines or
-    more, and reads any other image whole, exactly as "line" would."""
+    more, and reads any other image whole, exactly as "line" would. Such a segmented single
+    image is read whole as well (`reads_both_ways`), and `settle_reading` keeps the surer."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "line":
@@ -111,6 +121,38 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
     page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
                 regions=regions_of(layout))
     return page, False
+
+
+def reads_both_ways(mode: str, is_document_page: bool, is_line: bool) -> bool:
+    """Whether auto mode also reads an image it segmented into lines whole, keeping the surer
+    reading (hwr.documents.reading_choice): only for a single image, since a page of a PDF or
+    multi-page TIFF is always a page."""
+    return mode == "auto" and not is_document_page and not is_line
+
+
+def add_whole_reading(gray: np.ndarray, page: Page, arrays: list, geometries: list,
+                      normalize_config: NormalizeConfig) -> None:
+    """Append the whole image as one more line of `page` (id WHOLE_READING_ID), with its
+    network input and geometry: the second reading that `settle_reading` weighs."""
+    whole = line_image_page(gray, page.id, page.source)
+    more_arrays, more_geometries = line_inputs(gray, whole, True, normalize_config)
+    whole.lines[0].id = WHOLE_READING_ID
+    page.lines.append(whole.lines[0])
+    arrays.extend(more_arrays)
+    geometries.extend(more_geometries)
+
+
+def settle_reading(page: Page, geometries: list) -> tuple[Page, list, bool]:
+    """Once every line of a page from `add_whole_reading` is read: (page, geometries, is_line)
+    of the surer reading, the segmented lines or the image read whole as one line."""
+    if not page.lines or page.lines[-1].id != WHOLE_READING_ID:
+        raise ValueError(f"{page.source or page.id}: no whole reading to settle")
+    whole, whole_geometry = page.lines.pop(), geometries.pop()
+    if not whole_reading_wins([line.recognition for line in page.lines], whole.recognition):
+        return page, geometries, False
+    whole.id = LINE_IMAGE_LINE_ID
+    return (Page(id=page.id, source=page.source, width=page.width, height=page.height, lines=[whole],
+                 regions=[Region("r1", [whole.id])]), [whole_geometry], True)
 
 
 def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
@@ -134,8 +176,11 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
                                     settings.segment)
         stage = "recognize"  # normalising a line is the recognizer's first step
         arrays, geometries = line_inputs(gray, page, is_line, settings.normalize)
+        read_whole_too = reads_both_ways(settings.mode, ref.is_document_page, is_line)
+        if read_whole_too:
+            add_whole_reading(gray, page, arrays, geometries, settings.normalize)
         prepared = PreparedPage(ref.page_id, ref.source, page, [ink_to_uint8(a) for a in arrays], geometries,
-                                is_line)
+                                is_line, read_whole_too)
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch
         log.debug("page %s failed", ref.source, exc_info=True)
         prepared = failed(ref, stage, failure_reason(exc))

@@ -171,13 +171,14 @@ class TranscribeConfig(RecognizerSettings):
         None,
         help="write one <stem>.txt per line image here (pages: one file per --format)")
     # Pages (hwr.documents.pipeline): line = every input is one line image; page = every input is a page
-    # to segment; auto = PDFs, multi-page TIFFs and images where the segmenter finds 2+ lines
-    # are pages, other images are line images.
+    # to segment; auto = PDFs and multi-page TIFFs are pages, other images line images unless the
+    # segmenter finds 2+ lines; then they are read both ways and the surer reading is kept.
     # The page settings take their defaults from hwr.documents.pipeline.BatchConfig, their one source.
     mode: str = setting(
         BatchConfig.mode,
-        help="line: every input is one line image; page: every input is a page; auto: PDFs, multi-page "
-             "TIFFs and images on which the segmenter finds 2+ lines are pages")
+        help="line: every input is one line image; page: every input is a page; auto: PDFs and multi-page "
+             "TIFFs are pages, other images line images, unless the segmenter finds 2+ lines on one: then it "
+             "is read both ways (as those lines and whole) and the surer reading is kept")
     format: str = setting(
         ",".join(BatchConfig().formats),
         help="page outputs, comma-separated: txt,json,pagexml,alto")

@@ -451,3 +451,49 @@ def test_a_page_xml_hwr_wrote_and_someone_corrected_since_is_theirs_but_an_unrec
     # An output of hwr's in a folder with no record (an earlier version kept none) is hwr's by its mark.
     (tmp_path / MANIFEST_NAME).unlink()
     check_outputs_replace_only_own([scan], tmp_path, ["pagexml"])
+
+
+@pytest.mark.parametrize("whole_wins", [False, True])
+def test_auto_mode_reads_a_segmented_image_both_ways_and_keeps_the_surer(recognizer, rendered, tmp_path,
+                                                                        monkeypatch, whole_wins):
+    """The choice itself is tests/documents/test_reading_choice.py's; here the pipeline keeps
+    whichever reading it says, with the geometry, outputs and counts of that reading."""
+    from hwr.documents import prepare
+    from hwr.documents.pipeline import transcribe_image
+
+    monkeypatch.setattr(prepare, "whole_reading_wins", lambda lines, whole: whole_wins)
+    image = rendered[1].image
+    segmented = len(segment_page(image))
+    cv2.imwrite(str(tmp_path / "scan.png"), image)
+    seen = {}
+    summary = run_batch(recognizer, [tmp_path / "scan.png"],
+                        BatchConfig(formats=["txt", "pagexml"], output_dir=str(tmp_path / "out"), progress=False),
+                        on_page=lambda page, is_line: seen.update({page.id: (page, is_line)}))
+    page, is_line = seen["scan"]
+    assert is_line == whole_wins and (summary.line_images, summary.pages) == (int(whole_wins), int(not whole_wins))
+    if whole_wins:
+        assert [line.id for line in page.lines] == ["l001"]
+        assert page.lines[0].bbox == (0, 0, image.shape[1], image.shape[0])
+    else:
+        assert len(page.lines) == segmented >= 2 and "whole" not in [line.id for line in page.lines]
+    assert [line_id for region in page.regions for line_id in region.line_ids] == [line.id for line in page.lines]
+    xml = (tmp_path / "out" / "scan.xml").read_text()
+    assert xml.count("<TextLine ") == len(page.lines) == summary.lines
+    single, single_is_line = transcribe_image(recognizer, image, "auto")  # the UI's path: the same choice
+    assert single_is_line == whole_wins
+    assert [line.recognition.text for line in single.lines] == [line.recognition.text for line in page.lines]
+
+
+def test_pages_of_documents_and_page_mode_are_never_read_whole(recognizer, rendered, tmp_path, monkeypatch):
+    from hwr.documents import prepare
+
+    def must_not_be_asked(lines, whole):
+        raise AssertionError("a page of a document, or an image in page mode, was read whole too")
+
+    monkeypatch.setattr(prepare, "whole_reading_wins", must_not_be_asked)
+    frames = [Image.fromarray(r.image) for r in rendered]
+    frames[0].save(tmp_path / "book.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "scan.png")
+    auto = run_batch(recognizer, [tmp_path / "book.tif"], BatchConfig(progress=False))
+    paged = run_batch(recognizer, [tmp_path / "scan.png"], BatchConfig(mode="page", progress=False))
+    assert (auto.pages, paged.pages, len(auto.failures) + len(paged.failures)) == (2, 1, 0)

@@ -81,9 +81,10 @@ def test_two_workers_read_the_same_texts_as_the_in_process_path(recognizer, fold
 
 
 def test_texts_are_the_recognizers_on_the_same_pixels(recognizer, folder, tmp_path):
-    """The padded uint8 feed reads what Recognizer.recognize_normalized reads from the same lines."""
-    _, pages, _ = run(recognizer, folder, tmp_path / "out", workers=0)
-    settings = PrepareSettings(recognizer.normalize_config)
+    """The padded uint8 feed reads what Recognizer.recognize_normalized reads from the same lines
+    (in page mode: auto mode's second reading of each image, whole, is tests/documents/test_pipeline.py's)."""
+    _, pages, _ = run(recognizer, folder, tmp_path / "out", workers=0, mode="page")
+    settings = PrepareSettings(recognizer.normalize_config, mode="page")
     for ref in page_refs([folder / "page1.png", folder / "page2.png"]):
         prepared = prepare_page(ref, settings)
         floats = [ink_from_uint8(im) for im in prepared.images]
