@@ -236,7 +236,8 @@ class Teacher:
         """Adapt in a worker thread; yields Progress while it runs, last the finished one
         (its `result` set, and the new model registered) or one with `error` set. `unlabeled`:
         uploaded uncorrected pages of the hand to self-train on, read as the Transcribe tab reads
-        (auto: an image where the segmenter finds two lines or more is a page)."""
+        (auto: an image where the segmenter finds two lines or more is read both as those lines and
+        whole, and the surer reading is learnt from)."""
         minutes = _checked_minutes(minutes)
         if not self._busy.acquire(blocking=False):
             raise UploadError("an adaptation is already running on this server; wait for it to finish")

@@ -108,8 +108,9 @@ class AdaptConfig:
                                    "the held-out CER read a line it learnt from")
     unlabeled_mode: Literal["line", "page", "auto"] = setting(
         "line", help="how each --unlabeled image is read: line: one line image; page: a page, cut into lines as hwr "
-                     "transcribe --mode page cuts it; auto: a page where the segmenter finds two lines or more (it "
-                     "also cuts some line images of looped hands). PDF and multi-page TIFF pages are always cut")
+                     "transcribe --mode page cuts it; auto: as hwr transcribe reads it, a line image unless the "
+                     "segmenter finds two lines or more, and then the surer of its two readings (as those lines, "
+                     "whole). PDF and multi-page TIFF pages are always cut")
     pseudo_keep: float = setting(
         0.5, help="share of the --unlabeled lines learnt from: those read most surely (by the base model, and in "
                   "later rounds by the model the round before adapted)")

@@ -308,6 +308,10 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
 
 # Unlabeled lines read at most (a seeded sample past it): ~20 s of reading on 2 cores.
 MAX_UNLABELED = 2000
+# Meta keys of an image read both ways in auto mode: the image's source on the whole reading and
+# on each of its cut lines, and True on the whole one.
+READING_OF = "reading_of"
+WHOLE_READING = "whole_reading"
 
 
 def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED,
@@ -315,8 +319,10 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     """Lines of the hand with no transcription, pixels loaded: the pages of PDFs and multi-page
     TIFFs cut into lines as `hwr transcribe` cuts them, and each image read as `mode` says
     (hwr.documents.prepare.layout_page): "line", one line image; "page", a page cut into lines;
-    "auto", a page where the segmenter finds two lines or more. "line" is the default because
-    "auto" cuts some line images of looped hands into pieces (18% of 400 `sacramento` lines).
+    "auto", as `hwr transcribe` reads it: one line image, unless the segmenter finds two lines or
+    more; then both its cut lines and the image whole are returned (meta READING_OF names the
+    image, WHOLE_READING marks the whole one), and `pseudo_labelled` keeps the surer reading
+    (the segmenter cuts 18% of 400 `sacramento` line images into pieces).
     Inputs are files, folders, list files or patterns, as `hwr transcribe` takes them;
     unreadable ones are treated as `loaded` treats them.
 
@@ -328,7 +334,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     thousands of lines would leave none for training."""
     from hwr.documents.linegeom import cut_line
     from hwr.documents.pages import expand_inputs, load_page, page_refs
-    from hwr.documents.prepare import failure_reason, layout_page
+    from hwr.documents.prepare import failure_reason, layout_page, reads_both_ways
 
     missing = [str(i) for i in inputs if not Path(i).exists() and not glob.has_magic(str(i))]
     if missing:
@@ -357,12 +363,16 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)
             failed.append(str(exc) if isinstance(exc, ImageError) else f"{ref.source}: {failure_reason(exc)}")
             continue
+        both = reads_both_ways(mode, ref.is_document_page, is_line)
+        if is_line or both:
+            whole = {READING_OF: ref.source, WHOLE_READING: True} if both else {}
+            lines.append(LineSample(ref.source, "", gray, {"file": ref.source, **whole}))
         if is_line:
-            lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))
             continue
         for line in page.lines:
             where = f"{ref.source}#{line.id}"
-            lines.append(LineSample(where, "", cut_line(gray, line), {"file": where, "page_image": str(ref.path)}))
+            meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.source} if both else {})}
+            lines.append(LineSample(where, "", cut_line(gray, line), meta))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
                           "them, or use --skip-bad to leave them out)")
@@ -372,6 +382,32 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         log.info("%d unlabeled lines: reading %d of them (a seeded sample)", len(lines), limit)
         lines = random.Random(seed).sample(lines, limit)
     return sorted(lines, key=lambda s: s.id)
+
+
+def keep_surer_readings(samples: list[LineSample], read: list) -> tuple[list[LineSample], list]:
+    """Of each image read both ways (meta READING_OF), only the surer reading's samples and
+    recognitions (hwr.documents.reading_choice): its cut lines or the image whole. Lines of an
+    image whose whole reading the sample past MAX_UNLABELED left out are kept as lines."""
+    from hwr.documents.reading_choice import whole_reading_wins
+
+    groups: dict[str, list[int]] = {}
+    for k, sample in enumerate(samples):
+        if READING_OF in sample.meta:
+            groups.setdefault(sample.meta[READING_OF], []).append(k)
+    dropped, read_whole = set(), 0
+    for members in groups.values():
+        wholes = [k for k in members if samples[k].meta.get(WHOLE_READING)]
+        cut = [k for k in members if not samples[k].meta.get(WHOLE_READING)]
+        if not wholes or not cut:
+            continue
+        whole_wins = whole_reading_wins([read[k] for k in cut], read[wholes[0]])
+        dropped.update(cut if whole_wins else wholes)
+        read_whole += whole_wins
+    if groups:
+        log.info("%d unlabeled images read both ways (as lines and whole): %d of them read whole", len(groups),
+                 read_whole)
+    kept = [k for k in range(len(samples)) if k not in dropped]
+    return [samples[k] for k in kept], [read[k] for k in kept]
 
 
 def _resolved(path: Path) -> Path:
@@ -389,10 +425,11 @@ def pseudo_labelled(recognizer, samples: list[LineSample], keep: float, batch_si
     character: on 400 uncorrected lines of each of five validation hands, the surest half by
     the mean carried fewer wrong characters for all five with the LM search's readings (4.5%
     against 7.8% on the hand read worst), and for the four measured with greedy readings.
-    Lines read as empty are never kept."""
+    Lines read as empty are never kept. An image read both ways (unlabeled_lines, auto mode)
+    counts as the reading `keep_surer_readings` keeps."""
     if not samples or keep <= 0:
         return []
-    read = recognizer.recognize([s.image for s in samples], batch_size)
+    samples, read = keep_surer_readings(samples, recognizer.recognize([s.image for s in samples], batch_size))
     surest = [(r.confidence, k) for k, r in enumerate(read) if r.text.strip()]
     surest.sort(key=lambda pair: (-pair[0], pair[1]))
     kept = sorted(k for _, k in surest[: max(1, round(keep * len(samples)))])

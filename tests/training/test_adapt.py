@@ -27,6 +27,8 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
 from hwr.training.adapt_data import (
+    READING_OF,
+    WHOLE_READING,
     AdaptLines,
     augment_real_line,
     check_charset,
@@ -476,6 +478,28 @@ def test_pseudo_labels_are_the_surest_readings_ranked_by_their_line_confidence()
     assert pseudo_labelled(reader, lines, keep=0.0) == [] and pseudo_labelled(reader, [], keep=1.0) == []
 
 
+def test_an_image_read_both_ways_counts_as_its_surer_reading_only():
+    """Auto mode's images cut into lines (unlabeled_lines) come whole and cut; pseudo_labelled
+    learns from one reading of each, the surer (hwr.documents.reading_choice)."""
+    def of(image: str, whole: bool = False) -> dict:
+        return {READING_OF: image, **({WHOLE_READING: True} if whole else {})}
+
+    lines = [replace(s, meta={**s.meta, **meta}) for s, meta in
+             zip(samples(7), [of("a.png", True), of("a.png"), of("a.png"), of("b.png", True), of("b.png"),
+                              of("b.png"), {}])]
+    reader = FixedReader([("the line read whole", [0.95] * 19), ("thc li", [0.6] * 6), ("ne rcad", [0.5] * 7),
+                          ("amn", [0.3] * 3), ("Dear Anna,", [0.97] * 10), ("thank you", [0.93] * 9),
+                          ("a line", [0.9] * 6)])
+    kept = pseudo_labelled(reader, lines, keep=1.0)
+    assert [(s.id, s.text) for s in kept] == [("l000", "the line read whole"), ("l004", "Dear Anna,"),
+                                              ("l005", "thank you"), ("l006", "a line")]
+    # The share kept is of the readings left: 2 of 4, the surest.
+    assert [s.id for s in pseudo_labelled(reader, lines, keep=0.5)] == ["l000", "l004"]
+    # A group that lost its whole reading to the sample past MAX_UNLABELED keeps its lines.
+    assert [s.id for s in pseudo_labelled(FixedReader(reader.readings[1:]), lines[1:], keep=1.0)] == \
+        ["l001", "l002", "l004", "l005", "l006"]
+
+
 def test_adapt_lines_draw_pseudo_lines_by_their_share_always_distorted():
     lines = samples(6)
     pseudo = [replace(s, id=f"u{k}", text="unread line") for k, s in enumerate(samples(4))]
@@ -524,9 +548,14 @@ def test_unlabeled_pages_are_cut_into_their_lines_as_transcribe_cuts_them(tmp_pa
     # By default an image is one line image; a PDF's pages are always cut into lines.
     names = [Path(s.meta["file"]).name for s in unlabeled_lines([str(folder)], skip_bad=False, seed=1)]
     assert names == ["line.png", "page.png", "scan.pdf#l001", "scan.pdf#l002"]
+    # Auto mode, as hwr transcribe: an image cut into lines comes both ways, whole and cut, for
+    # pseudo_labelled to keep the surer reading of (test_an_image_read_both_ways_...).
     lines = unlabeled_lines([str(folder)], skip_bad=False, seed=1, mode="auto")
     names = [Path(s.meta["file"]).name for s in lines]
-    assert names == ["line.png", "page.png#l001", "page.png#l002", "page.png#l003", "scan.pdf#l001", "scan.pdf#l002"]
+    assert names == ["line.png", "page.png", "page.png#l001", "page.png#l002", "page.png#l003", "scan.pdf#l001",
+                     "scan.pdf#l002"]
+    assert [bool(s.meta.get(WHOLE_READING)) for s in lines] == [False, True, False, False, False, False, False]
+    assert [Path(s.meta.get(READING_OF, "-")).name for s in lines] == ["-"] + ["page.png"] * 4 + ["-", "-"]
     assert all(s.image.dtype == np.uint8 and s.text == "" for s in lines)
     first = next(s for s in lines if s.id.endswith("page.png#l001"))
     assert first.image.shape[0] < 2 * render_line("first line of a page").shape[0]  # a line, not the page
