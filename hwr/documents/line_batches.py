@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwr.documents.prepare import PreparedPage
-from hwr.records import FailedInput
+from hwr.records import FailedInput, Recognition
 
 # Same rounding as hwr.training.batches.WIDTH_MULTIPLE (not imported: that module imports torch).
 WIDTH_MULTIPLE = 64
@@ -132,10 +132,14 @@ class PageBatcher:
             self._line_done(serial)
 
     def fail_line(self, owner: tuple[int, int], reason: str) -> None:
-        """A line the network could not read: its page comes back with `failure` set."""
-        serial, _ = owner
+        """A line the network could not read: its page comes back with `failure` set. But when
+        it is auto mode's second reading of an image (the whole image, its last line), that
+        reading reads as empty and loses: the image's own lines were read (or fail themselves)."""
+        serial, index = owner
         prepared = self._waiting[serial].prepared
-        if prepared.failure is None:
+        if prepared.read_whole_too and index == len(prepared.page.lines) - 1:
+            prepared.page.lines[index].recognition = Recognition("", 0.0)
+        elif prepared.failure is None:
             prepared.failure = FailedInput(prepared.source, "recognize", reason, prepared.page_id)
         self._line_done(serial)
 

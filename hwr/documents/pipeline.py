@@ -20,8 +20,9 @@ Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
 - "page": every input is a page, segmented into lines.
 - "auto": a page of a PDF or of a multi-page TIFF is a page; a single image is a line image read
   whole, exactly as "line" would read it, unless the segmenter finds two or more text lines on
-  it; then it is read both ways, as those lines and whole, and the surer reading is kept
-  (hwr.documents.reading_choice: a tilted line, or one with a wide gap, cut into pieces).
+  it; then it is read both ways, as those lines and whole (an image taller than 512 pixels from
+  a reduced copy), and the surer reading is kept (hwr.documents.reading_choice: a tilted line,
+  or one with a wide gap, cut into pieces).
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from hwr.documents.linegeom import cut_line
@@ -36,6 +37,11 @@ MIN_PAGE_LINES = 2
 # until `settle_reading` keeps one of the two readings.
 WHOLE_READING_ID = "whole"
 LINE_IMAGE_LINE_ID = "l001"  # the only line of an image read as one line
+# Normalising a page whole costs as much as segmenting it (0.5 s for a 2,000-pixel page: paper
+# flattening visits every pixel) for a reading that only a line image wins, and line images are
+# rarely this tall: a taller image is read whole from a copy reduced to this height (normalised
+# lines are 48 pixels high, so only ink under a tenth of the image's height loses detail).
+WHOLE_READING_MAX_HEIGHT = 512
 
 
 @dataclass
@@ -110,7 +116,8 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
     segments every image; "auto" segments a page of a PDF or multi-page TIFF
     (`is_document_page`) and an image where the segmenter finds MIN_PAGE_LINES lines or
     more, and reads any other image whole, exactly as "line" would. Such a segmented single
-    image is read whole as well (`reads_both_ways`), and `settle_reading` keeps the surer."""
+    image is read whole as well (`reads_both_ways`; from a reduced copy when it is taller than
+    WHOLE_READING_MAX_HEIGHT), and `settle_reading` keeps the surer."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "line":
@@ -135,11 +142,25 @@ def add_whole_reading(gray: np.ndarray, page: Page, arrays: list, geometries: li
     """Append the whole image as one more line of `page` (id WHOLE_READING_ID), with its
     network input and geometry: the second reading that `settle_reading` weighs."""
     whole = line_image_page(gray, page.id, page.source)
-    more_arrays, more_geometries = line_inputs(gray, whole, True, normalize_config)
+    reduced, scale = whole_reading_image(gray)
+    array, geometry = normalize_line_with_geometry(reduced, normalize_config)
+    if scale < 1.0:  # the reduced copy's geometry in the image's own pixels (word boxes map back through it)
+        geometry = LineGeometry(geometry.x_offset / scale, geometry.y_offset / scale, geometry.x_scale * scale,
+                                geometry.y_scale * scale)
     whole.lines[0].id = WHOLE_READING_ID
     page.lines.append(whole.lines[0])
-    arrays.extend(more_arrays)
-    geometries.extend(more_geometries)
+    arrays.append(array)
+    geometries.append(geometry)
+
+
+def whole_reading_image(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The pixels the whole reading reads, and their scale: the image itself, or a copy reduced
+    to WHOLE_READING_MAX_HEIGHT when it is taller."""
+    scale = min(1.0, WHOLE_READING_MAX_HEIGHT / gray.shape[0])
+    if scale == 1.0:
+        return gray, 1.0
+    size = (max(1, round(gray.shape[1] * scale)), WHOLE_READING_MAX_HEIGHT)
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), scale
 
 
 def settle_reading(page: Page, geometries: list) -> tuple[Page, list, bool]:

@@ -49,6 +49,7 @@ from hwr.recognition.model import (
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.adapt_data import (
+    READING_OF,
     AdaptLines,
     Split,
     check_charset,
@@ -442,7 +443,10 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
     known = {pixels_digest(s.image) for s in labelled}
     pages = frozenset(Path(s.meta["page_image"]) for s in labelled if s.meta.get("page_image"))
     lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed, labelled_pages=pages, mode=cfg.unlabeled_mode)
-    fresh = [s for s in lines if pixels_digest(s.image) not in known]
+    copies = {k for k, s in enumerate(lines) if pixels_digest(s.image) in known}
+    # An image whose whole reading is a labelled line is that line: its cut pieces go too.
+    copied_images = {lines[k].meta[READING_OF] for k in copies if READING_OF in lines[k].meta}
+    fresh = [s for k, s in enumerate(lines) if k not in copies and s.meta.get(READING_OF) not in copied_images]
     if len(fresh) < len(lines):
         log.info("%d of the unlabeled lines are also among the labelled ones: left out of them",
                  len(lines) - len(fresh))

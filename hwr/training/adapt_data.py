@@ -334,7 +334,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     thousands of lines would leave none for training."""
     from hwr.documents.linegeom import cut_line
     from hwr.documents.pages import expand_inputs, load_page, page_refs
-    from hwr.documents.prepare import failure_reason, layout_page, reads_both_ways
+    from hwr.documents.prepare import failure_reason, layout_page, reads_both_ways, whole_reading_image
 
     missing = [str(i) for i in inputs if not Path(i).exists() and not glob.has_magic(str(i))]
     if missing:
@@ -363,15 +363,16 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)
             failed.append(str(exc) if isinstance(exc, ImageError) else f"{ref.source}: {failure_reason(exc)}")
             continue
-        both = reads_both_ways(mode, ref.is_document_page, is_line)
-        if is_line or both:
-            whole = {READING_OF: ref.source, WHOLE_READING: True} if both else {}
-            lines.append(LineSample(ref.source, "", gray, {"file": ref.source, **whole}))
         if is_line:
+            lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))
             continue
+        both = reads_both_ways(mode, ref.is_document_page, is_line)
+        if both:  # read whole as hwr transcribe reads it: a page-sized image from a reduced copy
+            lines.append(LineSample(ref.source, "", whole_reading_image(gray)[0],
+                                    {"file": ref.source, READING_OF: ref.page_id, WHOLE_READING: True}))
         for line in page.lines:
             where = f"{ref.source}#{line.id}"
-            meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.source} if both else {})}
+            meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.page_id} if both else {})}
             lines.append(LineSample(where, "", cut_line(gray, line), meta))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
@@ -379,15 +380,33 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     if failed:
         log.warning("left out %d --unlabeled images that cannot be read: %s", len(failed), "; ".join(failed))
     if len(lines) > limit:
-        log.info("%d unlabeled lines: reading %d of them (a seeded sample)", len(lines), limit)
-        lines = random.Random(seed).sample(lines, limit)
+        lines = sample_whole_images(lines, limit, seed)
     return sorted(lines, key=lambda s: s.id)
+
+
+def sample_whole_images(lines: list[LineSample], limit: int, seed: int) -> list[LineSample]:
+    """A seeded sample of about `limit` lines that keeps an image read both ways whole: all of
+    its readings or none (its whole reading alone, unweighed, might be a page squeezed flat; its
+    cut lines alone, the fragments the second reading exists to avoid)."""
+    units: dict[str, list[LineSample]] = {}
+    for sample in lines:
+        units.setdefault(sample.meta.get(READING_OF, sample.id), []).append(sample)
+    order = list(units.values())
+    random.Random(seed).shuffle(order)
+    kept: list[LineSample] = []
+    for unit in order:
+        if kept and len(kept) + len(unit) > limit:
+            continue
+        kept.extend(unit)
+    log.info("%d unlabeled lines: reading %d of them (a seeded sample)", len(lines), len(kept))
+    return kept
 
 
 def keep_surer_readings(samples: list[LineSample], read: list) -> tuple[list[LineSample], list]:
     """Of each image read both ways (meta READING_OF), only the surer reading's samples and
-    recognitions (hwr.documents.reading_choice): its cut lines or the image whole. Lines of an
-    image whose whole reading the sample past MAX_UNLABELED left out are kept as lines."""
+    recognitions (hwr.documents.reading_choice): its cut lines or the image whole. An image
+    whose readings are not all here (read_unlabeled leaves out copies of labelled lines) keeps
+    what is left: both kinds are weighed, one kind alone is kept as it is."""
     from hwr.documents.reading_choice import whole_reading_wins
 
     groups: dict[str, list[int]] = {}

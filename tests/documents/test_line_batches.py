@@ -91,3 +91,24 @@ def test_batcher_refuses_failed_pages_and_mismatched_results():
         PageBatcher().complete(batch, ["x", "y"])
     with pytest.raises(ValueError, match=">= 1"):
         PageBatcher(batch_size=0)
+
+
+def test_a_second_reading_that_cannot_be_read_loses_instead_of_failing_its_page():
+    """Auto mode's whole reading of an image (its last line) failing costs only that reading;
+    one of the image's own lines failing still fails the page."""
+    batcher = PageBatcher(batch_size=8, pool_lines=100)
+    for page_id in ("a", "b"):
+        page = prepared(page_id, [10, 20, 300])
+        page.read_whole_too = True
+        batcher.add(page)
+    single = [s for batch in batcher.flush() for s in batch.split()]
+    for line in single:
+        serial, index = line.owners[0]
+        if (serial, index) in {(0, 2), (1, 0)}:  # a's whole reading, b's first line
+            batcher.fail_line(line.owners[0], "RuntimeError: out of memory")
+        else:
+            batcher.complete(line, read(line))
+    done = {p.page_id: p for p in batcher.done()}
+    assert done["a"].failure is None and done["a"].page.lines[2].recognition.text == ""
+    assert [line.recognition for line in done["a"].page.lines[:2]] == ["w10", "w20"]
+    assert done["b"].failure == FailedInput("b.png", "recognize", "RuntimeError: out of memory", "b")

@@ -23,8 +23,11 @@ import pytest
 
 from hwr.documents.pages import PageRef, page_refs
 from hwr.documents.prepare import (
+    WHOLE_READING_ID,
+    WHOLE_READING_MAX_HEIGHT,
     PreparedPage,
     PrepareSettings,
+    add_whole_reading,
     ink_from_uint8,
     ink_to_uint8,
     layout_page,
@@ -92,6 +95,42 @@ def test_prepared_lines_are_uint8_at_the_network_height_and_match_the_float_path
         assert u8.dtype == np.uint8 and u8.shape == ink.shape and u8.shape[0] == 32
         assert np.abs(ink_from_uint8(u8) - ink).max() <= 0.5 / 255 + 1e-6
     assert prepared.seconds > 0
+
+
+def test_auto_mode_prepares_a_segmented_image_also_whole_as_its_last_line(page_images, tmp_path):
+    config = NormalizeConfig(line_height=32)
+    cv2.imwrite(str(tmp_path / "p.png"), page_images[1])
+    paged = prepare_page(PageRef("p", tmp_path / "p.png"), PrepareSettings(config, mode="page"))
+    auto = prepare_page(PageRef("p", tmp_path / "p.png"), PrepareSettings(config, mode="auto"))
+    assert not paged.read_whole_too and auto.read_whole_too and not auto.is_line
+    assert len(auto.images) == len(auto.page.lines) == len(auto.geometries) == len(paged.images) + 1
+    height, width = page_images[1].shape
+    assert auto.page.lines[-1].id == WHOLE_READING_ID and auto.page.lines[-1].bbox == (0, 0, width, height)
+    assert [im.tobytes() for im in auto.images[:-1]] == [im.tobytes() for im in paged.images]
+    # A page of a document is never read whole, in any mode.
+    document = prepare_page(PageRef("p", tmp_path / "p.png", count=2), PrepareSettings(config))  # a TIFF's page
+    assert not document.read_whole_too and len(document.images) == len(paged.images)
+
+
+def test_a_tall_image_is_read_whole_from_a_reduced_copy_whose_geometry_maps_back(page_images):
+    """Normalising a big page whole would cost as much as segmenting it: an image taller than
+    WHOLE_READING_MAX_HEIGHT is reduced first. A line that tall reads the same, and the
+    reading's geometry still maps x back to the image's own pixels."""
+    from helpers import render_line  # not at module level: it imports torch, and worker processes import this module
+
+    config = NormalizeConfig(line_height=32)
+    line = render_line("a line written large", size=28)
+    tall = cv2.resize(line, None, fx=16, fy=16, interpolation=cv2.INTER_CUBIC)
+    assert tall.shape[0] > WHOLE_READING_MAX_HEIGHT
+    page, _ = layout_page(page_images[1], "page")
+    arrays, geometries = [], []
+    add_whole_reading(tall, page, arrays, geometries, config)
+    (full,), (full_geometry,) = line_inputs(tall, layout_page(tall, "line")[0], True, config)
+    assert arrays[0].shape[0] == 32 and abs(arrays[0].shape[1] - full.shape[1]) <= 1
+    assert np.abs(arrays[0][:, : full.shape[1]].mean() - full.mean()) < 0.02
+    network_pixel = 1 / full_geometry.x_scale  # source pixels per pixel of the network's input
+    for x in (0.0, arrays[0].shape[1] / 2, arrays[0].shape[1]):  # within one such pixel of the full reading's
+        assert abs(geometries[0].to_source_x(x) - full_geometry.to_source_x(x)) <= network_pixel
 
 
 def test_uint8_round_trip_is_exact_on_the_255_grid():

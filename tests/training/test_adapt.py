@@ -39,6 +39,7 @@ from hwr.training.adapt_data import (
     pseudo_labelled,
     real_line_config,
     recombine,
+    sample_whole_images,
     split_lines,
     unlabeled_lines,
     without_repeats,
@@ -539,6 +540,18 @@ def test_past_the_limit_a_seeded_sample_of_unlabeled_lines_is_read(tmp_path):
     assert len(names[0]) == 3 and names[0] == names[1] == sorted(names[0]) and names[0] != names[2]
 
 
+def test_past_the_limit_an_image_read_both_ways_is_sampled_with_all_its_readings_or_none():
+    pixels = np.zeros((4, 4), np.uint8)
+    lines = [LineSample(f"p{k}.png", "", pixels, {READING_OF: f"p{k}", WHOLE_READING: True}) for k in range(5)]
+    lines += [LineSample(f"p{k}.png#l00{i}", "", pixels, {READING_OF: f"p{k}"}) for k in range(5) for i in (1, 2)]
+    lines += [LineSample(f"line{k}.png", "", pixels, {}) for k in range(6)]
+    samples = {seed: sample_whole_images(lines, 8, seed) for seed in range(6)}
+    for kept in samples.values():
+        images = [s.meta[READING_OF] for s in kept if READING_OF in s.meta]
+        assert all(images.count(image) == 3 for image in images) and 6 <= len(kept) <= 8
+    assert samples[0] == sample_whole_images(lines, 8, 0) and len({str(k) for k in samples.values()}) > 1
+
+
 def test_unlabeled_pages_are_cut_into_their_lines_as_transcribe_cuts_them(tmp_path):
     folder = tmp_path / "rest"
     folder.mkdir()
@@ -555,7 +568,7 @@ def test_unlabeled_pages_are_cut_into_their_lines_as_transcribe_cuts_them(tmp_pa
     assert names == ["line.png", "page.png", "page.png#l001", "page.png#l002", "page.png#l003", "scan.pdf#l001",
                      "scan.pdf#l002"]
     assert [bool(s.meta.get(WHOLE_READING)) for s in lines] == [False, True, False, False, False, False, False]
-    assert [Path(s.meta.get(READING_OF, "-")).name for s in lines] == ["-"] + ["page.png"] * 4 + ["-", "-"]
+    assert [s.meta.get(READING_OF, "-") for s in lines] == ["-"] + ["page"] * 4 + ["-", "-"]
     assert all(s.image.dtype == np.uint8 and s.text == "" for s in lines)
     first = next(s for s in lines if s.id.endswith("page.png#l001"))
     assert first.image.shape[0] < 2 * render_line("first line of a page").shape[0]  # a line, not the page
@@ -596,6 +609,21 @@ def test_the_page_images_of_labelled_page_xml_lines_are_not_read_as_unlabeled(tm
     page_image(["another page of the hand", "not corrected yet"]).save(export / "page9.png")
     adapt_module.read_unlabeled(base, replace(cfg, unlabeled_mode="page"), labelled)
     assert sorted(Path(s.meta["page_image"]).name for s in read) == ["page9.png", "page9.png"]
+
+
+def test_an_image_whose_whole_reading_is_a_labelled_line_leaves_out_its_cut_lines_too(tmp_path, monkeypatch):
+    """In auto mode an image cut into lines comes whole and cut; when the whole image is a
+    labelled line (perhaps a held-out one), its pieces are that line too and are not learnt from."""
+    folder = tmp_path / "rest"
+    folder.mkdir()
+    page_image(["a labelled line", "cut in two"]).save(folder / "labelled.png")
+    page_image(["another image of", "the same hand"]).save(folder / "other.png")
+    labelled = [LineSample("l1", "a labelled line cut in two", np.asarray(Image.open(folder / "labelled.png")))]
+    read = []
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", lambda r, lines, keep: read.extend(lines) or lines)
+    base = Recognizer(*load_model(make_untrained_model(tmp_path / "base")))
+    adapt_module.read_unlabeled(base, AdaptConfig(unlabeled=[str(folder)], unlabeled_mode="auto"), labelled)
+    assert sorted(Path(s.id).name for s in read) == ["other.png", "other.png#l001", "other.png#l002"]
 
 
 def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_the_rest(tmp_path, monkeypatch):
