@@ -444,7 +444,8 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
     pages = frozenset(Path(s.meta["page_image"]) for s in labelled if s.meta.get("page_image"))
     lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed, labelled_pages=pages, mode=cfg.unlabeled_mode)
     copies = {k for k, s in enumerate(lines) if pixels_digest(s.image) in known}
-    # An image whose whole reading is a labelled line is that line: its cut pieces go too.
+    # An image read both ways that holds a labelled line (its whole reading is one, or one of its
+    # cut lines) goes with all its readings: the other reading holds that line's pixels too.
     copied_images = {lines[k].meta[READING_OF] for k in copies if READING_OF in lines[k].meta}
     fresh = [s for k, s in enumerate(lines) if k not in copies and s.meta.get(READING_OF) not in copied_images]
     if len(fresh) < len(lines):

@@ -308,7 +308,7 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
 
 # Unlabeled lines read at most (a seeded sample past it): ~20 s of reading on 2 cores.
 MAX_UNLABELED = 2000
-# Meta keys of an image read both ways in auto mode: the image's source on the whole reading and
+# Meta keys of an image read both ways in auto mode: the image's page id on the whole reading and
 # on each of its cut lines, and True on the whole one.
 READING_OF = "reading_of"
 WHOLE_READING = "whole_reading"
@@ -405,8 +405,7 @@ def sample_whole_images(lines: list[LineSample], limit: int, seed: int) -> list[
 def keep_surer_readings(samples: list[LineSample], read: list) -> tuple[list[LineSample], list]:
     """Of each image read both ways (meta READING_OF), only the surer reading's samples and
     recognitions (hwr.documents.reading_choice): its cut lines or the image whole. An image
-    whose readings are not all here (read_unlabeled leaves out copies of labelled lines) keeps
-    what is left: both kinds are weighed, one kind alone is kept as it is."""
+    with readings of one kind only here keeps them as they are."""
     from hwr.documents.reading_choice import whole_reading_wins
 
     groups: dict[str, list[int]] = {}
