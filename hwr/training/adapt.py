@@ -455,7 +455,10 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
     if not pseudo:
         raise ConfigError(f"no --unlabeled line is left to learn from: {len(lines)} read, {len(lines) - len(fresh)} "
                           "of them copies of labelled lines, the rest read as empty")
-    log.info("%d unlabeled lines: learning from the %d read most surely", len(fresh), len(pseudo))
+    both_ways = len({s.meta[READING_OF] for s in fresh if READING_OF in s.meta})
+    log.info("%d unlabeled lines%s: learning from the %d read most surely", len(fresh),
+             f" (with both readings of {both_ways} images, whole and cut; one of each is kept)" if both_ways else "",
+             len(pseudo))
     return pseudo
 
 
