@@ -24,8 +24,8 @@ LAYOUTS = MODES  # the page pipeline's modes, under the name the UI shows
 def transcribe_image(recognizer: Recognizer, gray: np.ndarray, layout: str = "auto", page_id: str = "page",
                      source: str = "") -> tuple[Page, str]:
     """Read an image (uint8 gray) as a page of lines or as one line; returns the page and the
-    layout used ("page" or "line"). "auto" is the pipeline's rule (hwr.documents.pipeline.layout_page),
-    the same for the CLI, this tab and the Batch tab."""
+    layout used ("page" or "line"). "auto" is the pipeline's rule (hwr.documents.prepare.layout_page
+    and its second reading), the same for the CLI, this tab and the Batch tab."""
     if layout not in LAYOUTS:
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     page, is_line = read_image(recognizer, gray, layout, page_id=page_id, source=source)

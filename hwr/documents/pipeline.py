@@ -15,14 +15,15 @@ fails at any stage becomes a `FailedInput` (errors file, summary) and the batch 
 or read-only output disk stops it (an OSError naming the file), as every later page would fail.
 `StageTimes` says where a run's time went.
 
-Modes (`layout_page` holds the one rule, for the CLI and the UI alike):
+Modes (hwr.documents.prepare holds the one rule, for the CLI and the UI alike: `layout_page`,
+and for auto mode's second reading `reads_both_ways` and `settle_reading`):
 - "line": every input (every page of a document) is one line image, read whole.
 - "page": every input is a page, segmented into lines.
 - "auto": a page of a PDF or of a multi-page TIFF is a page; a single image is a line image read
   whole, exactly as "line" would read it, unless the segmenter finds two or more text lines on
   it; then it is read both ways, as those lines and whole (an image taller than 512 pixels from
-  a reduced copy), and the surer reading is kept (hwr.documents.reading_choice: a tilted line,
-  or one with a wide gap, cut into pieces).
+  a reduced copy, so not quite as "line" reads it), and the surer reading is kept
+  (hwr.documents.reading_choice: a tilted line, or one with a wide gap, cut into pieces).
 """
 from __future__ import annotations
 
@@ -47,11 +48,9 @@ from hwr.documents.prepare import (
     MODES,
     PreparedPage,
     PrepareSettings,
-    add_whole_reading,
     failure_reason,
     layout_page,
-    line_inputs,
-    reads_both_ways,
+    page_inputs,
     settle_reading,
 )
 from hwr.documents.segment import SegmentConfig, analyse_page
@@ -87,10 +86,8 @@ def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page
     if not source and isinstance(image, (str, Path)):
         source = str(image)
     page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)
-    arrays, geometries = line_inputs(gray, page, is_line, recognizer.normalize_config)
-    read_whole_too = reads_both_ways(mode, is_document_page, is_line)
-    if read_whole_too:
-        add_whole_reading(gray, page, arrays, geometries, recognizer.normalize_config)
+    arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, mode, is_document_page,
+                                                     recognizer.normalize_config)
     # Words are located after the readings are settled: the losing one's would be wasted.
     for line, rec in zip(page.lines, recognizer.recognize_normalized(arrays, batch_size)):
         line.recognition = rec

@@ -96,10 +96,19 @@ def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -
     """The whole image as the page's only line: the outline of the image, a baseline along its
     foot (the recognizer finds the ink box itself)."""
     h, w = gray.shape[:2]
-    line = Line(id=LINE_IMAGE_LINE_ID, polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
-                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
-    return Page(id=page_id, source=source, width=w, height=h, lines=[line],
-                regions=[Region("r1", [LINE_IMAGE_LINE_ID])])
+    return single_line_page(w, h, page_id, source)
+
+
+def single_line_page(width: int, height: int, page_id: str = "page", source: str = "",
+                     line: Line | None = None) -> Page:
+    """A page of `width` x `height` whose only line is `line`, by default the whole image
+    (`line_image_page`)."""
+    if line is None:
+        w, h = width, height
+        line = Line(id=LINE_IMAGE_LINE_ID, polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+                    baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
+    return Page(id=page_id, source=source, width=width, height=height, lines=[line],
+                regions=[Region("r1", [line.id])])
 
 
 def regions_of(layout: PageLayout) -> list[Region]:
@@ -112,7 +121,8 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
                 is_document_page: bool = False, segment_config: SegmentConfig | None = None) -> tuple[Page, bool]:
     """The page record (lines and regions, no text yet) and whether it is read as one line image.
 
-    The one place that decides what each mode means: "line" reads every image whole; "page"
+    The one place that decides what each mode means (with `reads_both_ways` and
+    `settle_reading` for auto mode's second reading): "line" reads every image whole; "page"
     segments every image; "auto" segments a page of a PDF or multi-page TIFF
     (`is_document_page`) and an image where the segmenter finds MIN_PAGE_LINES lines or
     more, and reads any other image whole, exactly as "line" would. Such a segmented single
@@ -172,8 +182,18 @@ def settle_reading(page: Page, geometries: list) -> tuple[Page, list, bool]:
     if not whole_reading_wins([line.recognition for line in page.lines], whole.recognition):
         return page, geometries, False
     whole.id = LINE_IMAGE_LINE_ID
-    return (Page(id=page.id, source=page.source, width=page.width, height=page.height, lines=[whole],
-                 regions=[Region("r1", [whole.id])]), [whole_geometry], True)
+    return single_line_page(page.width, page.height, page.id, page.source, whole), [whole_geometry], True
+
+
+def page_inputs(gray: np.ndarray, page: Page, is_line: bool, mode: str, is_document_page: bool,
+                normalize_config: NormalizeConfig) -> tuple[list, list, bool]:
+    """`line_inputs`, and in auto mode the image read whole after them when `reads_both_ways`
+    (`add_whole_reading`): (arrays, geometries, whether the last is the whole reading)."""
+    arrays, geometries = line_inputs(gray, page, is_line, normalize_config)
+    read_whole_too = reads_both_ways(mode, is_document_page, is_line)
+    if read_whole_too:
+        add_whole_reading(gray, page, arrays, geometries, normalize_config)
+    return arrays, geometries, read_whole_too
 
 
 def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
@@ -196,10 +216,8 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
         page, is_line = layout_page(gray, settings.mode, ref.page_id, ref.source, ref.is_document_page,
                                     settings.segment)
         stage = "recognize"  # normalising a line is the recognizer's first step
-        arrays, geometries = line_inputs(gray, page, is_line, settings.normalize)
-        read_whole_too = reads_both_ways(settings.mode, ref.is_document_page, is_line)
-        if read_whole_too:
-            add_whole_reading(gray, page, arrays, geometries, settings.normalize)
+        arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, settings.mode, ref.is_document_page,
+                                                         settings.normalize)
         prepared = PreparedPage(ref.page_id, ref.source, page, [ink_to_uint8(a) for a in arrays], geometries,
                                 is_line, read_whole_too)
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch

@@ -50,6 +50,7 @@ from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.adapt_data import (
     READING_OF,
+    SOURCE_DIGEST,
     AdaptLines,
     Split,
     check_charset,
@@ -443,14 +444,14 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
     known = {pixels_digest(s.image) for s in labelled}
     pages = frozenset(Path(s.meta["page_image"]) for s in labelled if s.meta.get("page_image"))
     lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed, labelled_pages=pages, mode=cfg.unlabeled_mode)
-    copies = {k for k, s in enumerate(lines) if pixels_digest(s.image) in known}
+    copies = {k for k, s in enumerate(lines) if s.meta.get(SOURCE_DIGEST, pixels_digest(s.image)) in known}
     # An image read both ways that holds a labelled line (its whole reading is one, or one of its
     # cut lines) goes with all its readings: the other reading holds that line's pixels too.
     copied_images = {lines[k].meta[READING_OF] for k in copies if READING_OF in lines[k].meta}
     fresh = [s for k, s in enumerate(lines) if k not in copies and s.meta.get(READING_OF) not in copied_images]
     if len(fresh) < len(lines):
-        log.info("%d of the unlabeled lines are also among the labelled ones: left out of them",
-                 len(lines) - len(fresh))
+        log.info("%d of the unlabeled lines are copies of labelled ones (or other readings of an image that holds "
+                 "one): left out of them", len(lines) - len(fresh))
     pseudo = pseudo_labelled(base, fresh, cfg.pseudo_keep)
     if not pseudo:
         raise ConfigError(f"no --unlabeled line is left to learn from: {len(lines)} read, {len(lines) - len(fresh)} "

@@ -312,6 +312,7 @@ MAX_UNLABELED = 2000
 # on each of its cut lines, and True on the whole one.
 READING_OF = "reading_of"
 WHOLE_READING = "whole_reading"
+SOURCE_DIGEST = "source_digest"  # on a whole reading: pixels_digest of the image it was reduced from
 
 
 def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED,
@@ -322,7 +323,8 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
     "auto", as `hwr transcribe` reads it: one line image, unless the segmenter finds two lines or
     more; then both its cut lines and the image whole are returned (meta READING_OF names the
     image, WHOLE_READING marks the whole one), and `pseudo_labelled` keeps the surer reading
-    (the segmenter cuts 18% of 400 `sacramento` line images into pieces).
+    (the segmenter cuts 18% of 400 `sacramento` line images into pieces). "line" stays the
+    default: on line images auto mode learnt as well but no better (README, "Adapt").
     Inputs are files, folders, list files or patterns, as `hwr transcribe` takes them;
     unreadable ones are treated as `loaded` treats them.
 
@@ -366,13 +368,15 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         if is_line:
             lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))
             continue
-        both = reads_both_ways(mode, ref.is_document_page, is_line)
-        if both:  # read whole as hwr transcribe reads it: a page-sized image from a reduced copy
+        read_whole_too = reads_both_ways(mode, ref.is_document_page, is_line)
+        if read_whole_too:  # read whole as hwr transcribe reads it: a page-sized image from a reduced copy
+            # The digest of the image itself: the reduced copy's would not match a labelled copy of it.
             lines.append(LineSample(ref.source, "", whole_reading_image(gray)[0],
-                                    {"file": ref.source, READING_OF: ref.page_id, WHOLE_READING: True}))
+                                    {"file": ref.source, READING_OF: ref.page_id, WHOLE_READING: True,
+                                     SOURCE_DIGEST: pixels_digest(gray)}))
         for line in page.lines:
             where = f"{ref.source}#{line.id}"
-            meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.page_id} if both else {})}
+            meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.page_id} if read_whole_too else {})}
             lines.append(LineSample(where, "", cut_line(gray, line), meta))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
@@ -402,7 +406,7 @@ def sample_whole_images(lines: list[LineSample], limit: int, seed: int) -> list[
     return kept
 
 
-def keep_surer_readings(samples: list[LineSample], read: list) -> tuple[list[LineSample], list]:
+def keep_surer_readings(samples: list[LineSample], recognitions: list) -> tuple[list[LineSample], list]:
     """Of each image read both ways (meta READING_OF), only the surer reading's samples and
     recognitions (hwr.documents.reading_choice): its cut lines or the image whole. An image
     with readings of one kind only here keeps them as they are."""
@@ -418,14 +422,14 @@ def keep_surer_readings(samples: list[LineSample], read: list) -> tuple[list[Lin
         cut = [k for k in members if not samples[k].meta.get(WHOLE_READING)]
         if not wholes or not cut:
             continue
-        whole_wins = whole_reading_wins([read[k] for k in cut], read[wholes[0]])
+        whole_wins = whole_reading_wins([recognitions[k] for k in cut], recognitions[wholes[0]])
         dropped.update(cut if whole_wins else wholes)
         read_whole += whole_wins
     if groups:
         log.info("%d unlabeled images read both ways (as lines and whole): %d of them read whole", len(groups),
                  read_whole)
     kept = [k for k in range(len(samples)) if k not in dropped]
-    return [samples[k] for k in kept], [read[k] for k in kept]
+    return [samples[k] for k in kept], [recognitions[k] for k in kept]
 
 
 def _resolved(path: Path) -> Path:

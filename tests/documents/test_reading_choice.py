@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hwr.documents.reading_choice import FLOOR, certainty, whole_reading_wins
+from hwr.documents.reading_choice import CONFIDENCE_FLOOR, certainty, whole_reading_wins
 from hwr.records import Recognition
 
 
@@ -20,7 +20,7 @@ def test_certainty_is_the_mean_log_confidence_per_character_over_all_lines():
     score, chars = certainty([read("ab", [0.5, 1.0]), read("c", [0.25])])
     assert chars == 3 and score == pytest.approx((math.log(0.5) + 0 + math.log(0.25)) / 3)
     assert certainty([read("", [])]) == (0.0, 0)
-    assert certainty([read("x", [0.0])])[0] == pytest.approx(math.log(FLOOR))  # finite, not -inf
+    assert certainty([read("x", [0.0])])[0] == pytest.approx(math.log(CONFIDENCE_FLOOR))  # finite, not -inf
 
 
 def test_a_line_cut_into_doubtful_fragments_is_read_whole():

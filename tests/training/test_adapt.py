@@ -613,10 +613,16 @@ def test_the_page_images_of_labelled_page_xml_lines_are_not_read_as_unlabeled(tm
 
 def test_an_image_whose_whole_reading_is_a_labelled_line_leaves_out_its_cut_lines_too(tmp_path, monkeypatch):
     """In auto mode an image cut into lines comes whole and cut; when the whole image is a
-    labelled line (perhaps a held-out one), its pieces are that line too and are not learnt from."""
+    labelled line (perhaps a held-out one), its pieces are that line too and are not learnt from;
+    also when it is tall enough to be read whole from a reduced copy (prepare.WHOLE_READING_MAX_HEIGHT)."""
+    from hwr.documents.prepare import WHOLE_READING_MAX_HEIGHT
+
     folder = tmp_path / "rest"
     folder.mkdir()
-    page_image(["a labelled line", "cut in two"]).save(folder / "labelled.png")
+    tall = page_image(["a labelled line", "cut in two"])
+    tall = tall.resize((tall.width * 3, tall.height * 3))
+    assert tall.height > WHOLE_READING_MAX_HEIGHT
+    tall.save(folder / "labelled.png")
     page_image(["another image of", "the same hand"]).save(folder / "other.png")
     labelled = [LineSample("l1", "a labelled line cut in two", np.asarray(Image.open(folder / "labelled.png")))]
     read = []
