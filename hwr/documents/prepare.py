@@ -96,17 +96,17 @@ def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -
     """The whole image as the page's only line: the outline of the image, a baseline along its
     foot (the recognizer finds the ink box itself)."""
     h, w = gray.shape[:2]
-    return single_line_page(w, h, page_id, source)
+    return single_line_page(w, h, whole_image_line(w, h), page_id, source)
 
 
-def single_line_page(width: int, height: int, page_id: str = "page", source: str = "",
-                     line: Line | None = None) -> Page:
-    """A page of `width` x `height` whose only line is `line`, by default the whole image
-    (`line_image_page`)."""
-    if line is None:
-        w, h = width, height
-        line = Line(id=LINE_IMAGE_LINE_ID, polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
-                    baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
+def whole_image_line(w: int, h: int, line_id: str = LINE_IMAGE_LINE_ID) -> Line:
+    """A line that is the whole w x h image: its outline, and a baseline along its foot."""
+    return Line(id=line_id, polygon=[(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)],
+                baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
+
+
+def single_line_page(width: int, height: int, line: Line, page_id: str = "page", source: str = "") -> Page:
+    """A page of `width` x `height` whose only line is `line`."""
     return Page(id=page_id, source=source, width=width, height=height, lines=[line],
                 regions=[Region("r1", [line.id])])
 
@@ -151,14 +151,12 @@ def add_whole_reading(gray: np.ndarray, page: Page, arrays: list, geometries: li
                       normalize_config: NormalizeConfig) -> None:
     """Append the whole image as one more line of `page` (id WHOLE_READING_ID), with its
     network input and geometry: the second reading that `settle_reading` weighs."""
-    whole = line_image_page(gray, page.id, page.source)
     reduced, scale = whole_reading_image(gray)
     array, geometry = normalize_line_with_geometry(reduced, normalize_config)
     if scale < 1.0:  # the reduced copy's geometry in the image's own pixels (word boxes map back through it)
         geometry = LineGeometry(geometry.x_offset / scale, geometry.y_offset / scale, geometry.x_scale * scale,
                                 geometry.y_scale * scale)
-    whole.lines[0].id = WHOLE_READING_ID
-    page.lines.append(whole.lines[0])
+    page.lines.append(whole_image_line(gray.shape[1], gray.shape[0], WHOLE_READING_ID))
     arrays.append(array)
     geometries.append(geometry)
 
@@ -182,7 +180,7 @@ def settle_reading(page: Page, geometries: list) -> tuple[Page, list, bool]:
     if not whole_reading_wins([line.recognition for line in page.lines], whole.recognition):
         return page, geometries, False
     whole.id = LINE_IMAGE_LINE_ID
-    return single_line_page(page.width, page.height, page.id, page.source, whole), [whole_geometry], True
+    return single_line_page(page.width, page.height, whole, page.id, page.source), [whole_geometry], True
 
 
 def page_inputs(gray: np.ndarray, page: Page, is_line: bool, mode: str, is_document_page: bool,
