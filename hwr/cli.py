@@ -215,29 +215,37 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     line_results = TranscriptionResult()
     journal = LineJournal(cfg.json, keep=cfg.resume) if cfg.json else None
 
+    def transcriptions(page, is_line: bool) -> list[LineTranscription]:
+        if is_line:
+            rec = page.lines[0].recognition
+            return [LineTranscription(page.source, rec.text, rec.confidence, rec.char_confidences,
+                                      [asdict(w) for w in rec.words])]
+        return [LineTranscription(page.source, line.recognition.text, line.recognition.confidence,
+                                  line.recognition.char_confidences, line=line.id, bbox=list(line.bbox))
+                for line in page.lines if line.recognition is not None]
+
+    def journalled(page, is_line: bool) -> None:
+        # Before the page's outputs are written: a run killed once they are (and --resume
+        # skips the page) finds its lines here, though `show` may not have seen it yet.
+        journal.add(page.source, transcriptions(page, is_line))
+
     def show(page, is_line: bool) -> None:
+        line_results.read(transcriptions(page, is_line))
         # A tab or newline in a file name would break the `source<TAB>text` lines: escaped as
         # in errors.tsv.
         if is_line:
-            rec = page.lines[0].recognition
-            line_results.read(page.source, [LineTranscription(page.source, rec.text, rec.confidence,
-                                                              rec.char_confidences, [asdict(w) for w in rec.words])],
-                              journal)
-            emit(f"{tsv_field(page.source)}\t{rec.text}" if several else rec.text)
-        else:
-            line_results.read(page.source, [
-                LineTranscription(page.source, line.recognition.text, line.recognition.confidence,
-                                  line.recognition.char_confidences, line=line.id, bbox=list(line.bbox))
-                for line in page.lines if line.recognition is not None], journal)
-            if not cfg.output_dir:
-                emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
+            text = page.lines[0].recognition.text
+            emit(f"{tsv_field(page.source)}\t{text}" if several else text)
+        elif not cfg.output_dir:
+            emit(f"==> {tsv_field(page.source)} <==\n{page.text}" if several else page.text)
 
     summary, finished = BatchSummary(), False
     try:
         # SIGTERM (kill, a scheduler's stop) takes Ctrl-C's way out: the page workers are shut
         # down and their shared memory unlinked, and the --json below is still written.
         with sigterm_as_exit():
-            run_batch(recognizer, inputs, batch, on_page=show, summary=summary)
+            run_batch(recognizer, inputs, batch, on_page=show, summary=summary,
+                      on_read=journalled if journal is not None else None)
         finished = True
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted(summary, cfg.output_dir)) from None

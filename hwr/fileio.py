@@ -21,20 +21,22 @@ from hwr.errors import ConfigError
 
 # The longest file name (bytes) of common file systems (ext4, XFS, tmpfs, APFS, NTFS in UTF-16 units).
 _NAME_MAX = 255
+TEMP_SUFFIX = ".hwr.tmp"  # after the writing process's id
 
 
 def _temp_path(path: Path) -> Path:
-    """The temp file beside `path`: `.<name>.<pid>.tmp`, or, for a name too near the file
+    """The temp file beside `path`: `.<name>.<pid>.hwr.tmp`, or, for a name too near the file
     system's limit to take that prefix and suffix (a page id from a long scan file name), a
-    digest of the name instead; either way unique per target and process."""
-    suffix = f".{os.getpid()}.tmp"
+    digest of the name instead; either way unique per target and process. The "hwr" marks it
+    as ours: `remove_stale_temp_files` must never take another program's `.x.<pid>.tmp`."""
+    suffix = f".{os.getpid()}{TEMP_SUFFIX}"
     name = f".{path.name}{suffix}"
     if len(os.fsencode(name)) > _NAME_MAX:
         name = f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:32]}{suffix}"
     return path.with_name(name)
 
 
-_TEMP_NAME = re.compile(r"^\..+\.([0-9]+)\.tmp$")
+_TEMP_NAME = re.compile(r"^\..+\.([0-9]+)\.hwr\.tmp$")
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:
@@ -43,7 +45,7 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     and no later run would ever take it up. A live process's are kept (a run writing there now).
     Returns how many were removed."""
     removed = 0
-    for path in Path(folder).rglob(".*.tmp"):
+    for path in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
         match = _TEMP_NAME.match(path.name)
         if not match or not path.is_file() or process_runs(int(match.group(1))):
             continue

@@ -49,6 +49,18 @@ def short_multipage_tiff(path: Path) -> Path:
     return path
 
 
+def damaged_tags_multipage_tiff(path: Path) -> Path:
+    """A 2-page TIFF whose second page's header claims 65,535 tags: Pillow warns "Corrupt EXIF
+    data" both when it seeks to that page and when it loads it (TiffImagePlugin re-reads them)."""
+    data = bytearray(multipage_tiff_bytes(frames=2))
+    first = struct.unpack("<I", data[4:8])[0]
+    after_first = first + 2 + 12 * struct.unpack("<H", data[first:first + 2])[0]
+    second = struct.unpack("<I", data[after_first:after_first + 4])[0]
+    data[second:second + 2] = struct.pack("<H", 0xFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def not_an_image(path: Path) -> Path:
     path.write_bytes(b"this is not an image at all")
     return path

@@ -109,9 +109,10 @@ def test_temp_files_of_processes_no_longer_running_are_removed_and_only_those(tm
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = int(gone.stdout)
     (tmp_path / "sub").mkdir()
-    stale = [tmp_path / f".p06.txt.{dead}.tmp", tmp_path / "sub" / f".p07.xml.{dead}.tmp"]
-    kept = [tmp_path / f".p08.txt.{os.getpid()}.tmp",  # a run writing there now
-            tmp_path / ".notes.tmp", tmp_path / "p09.txt"]  # not hwr's temp files
+    stale = [tmp_path / f".p06.txt.{dead}.hwr.tmp", tmp_path / "sub" / f".p07.xml.{dead}.hwr.tmp"]
+    kept = [tmp_path / f".p08.txt.{os.getpid()}.hwr.tmp",  # a run writing there now
+            tmp_path / ".notes.tmp", tmp_path / "p09.txt",  # not hwr's temp files
+            tmp_path / f".notes.{dead}.tmp", tmp_path / "sub" / f".budget.{dead}.tmp"]  # another program's
     for path in stale + kept:
         path.write_bytes(b"")
     assert remove_stale_temp_files(tmp_path) == 2

@@ -476,10 +476,12 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
     if ref.count > 1:
         try:
             with open_image(ref.path) as img:
+                # Loading a frame reads its tags again (TiffImagePlugin's load_end): a damaged
+                # tag warns there too, and the warning must name the page.
                 with exif_warnings_named(ref.source):
                     img.seek(ref.index)
-                check_image_size(img.width, img.height, ref.source)
-                img.load()
+                    check_image_size(img.width, img.height, ref.source)
+                    img.load()
                 return pil_to_gray(img.copy(), ref.source)
         except ImageError:
             raise

@@ -277,20 +277,25 @@ def per_rank(path: str | Path) -> Path:
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
               on_page: Callable[[Page, bool], None] | None = None,
-              stages: StageTimes | None = None, summary: BatchSummary | None = None) -> BatchSummary:
+              stages: StageTimes | None = None, summary: BatchSummary | None = None,
+              on_read: Callable[[Page, bool], None] | None = None) -> BatchSummary:
     """Transcribe every page of `inputs` (files, folders, globs, list files; see
     hwr.documents.pages); `on_page(page, is_line_image)` sees each result, in input order;
+    `on_read(page, is_line_image)` sees it as soon as it is read, before its output files are
+    written (pages finish out of input order, so a page can wait a while for `on_page`: a
+    journal kept from here loses no page whose outputs a killed run left for --resume to skip);
     `stages` collects where the time went; `summary`, when given, is filled in as the batch
     goes (what was done so far, should the batch be interrupted)."""
     config = config or BatchConfig()
     return transcribe_refs(recognizer, page_refs(inputs, config.formats), config, segment_config, on_page, stages,
-                           summary)
+                           summary, on_read)
 
 
 def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | None = None,
                     segment_config: SegmentConfig | None = None,
                     on_page: Callable[[Page, bool], None] | None = None,
-                    stages: StageTimes | None = None, summary: BatchSummary | None = None) -> BatchSummary:
+                    stages: StageTimes | None = None, summary: BatchSummary | None = None,
+                    on_read: Callable[[Page, bool], None] | None = None) -> BatchSummary:
     """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages)."""
     config = config or BatchConfig()
     if config.mode not in MODES:
@@ -324,7 +329,7 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
         stale = remove_stale_temp_files(config.output_dir)
         if stale:
             log.info("removed %d temp files that an interrupted run left in %s", stale, config.output_dir)
-    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest)
+    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest, on_read)
     # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
     # lines would otherwise cap every batch at 64 lines.
     batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
@@ -377,6 +382,7 @@ class _Run:
     stages: StageTimes
     bar: object
     manifest: OutputManifest | None  # the output folder's record of the text outputs hwr wrote
+    on_read: Callable | None = None
     # Pages finish out of input order (a blank page before the long page ahead of it, whose
     # lines wait in the batcher's pool), but on_page's readers (the CLI printing a document
     # page by page) expect input order: a result that finishes early waits here for the pages
@@ -444,6 +450,8 @@ class _Run:
         page = prepared.page
         if self.words:
             locate_words(page, prepared.geometries)
+        if self.on_read is not None:
+            self.on_read(page, prepared.is_line)
         try:
             if self.config.output_dir:
                 write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest)

@@ -65,10 +65,8 @@ class TranscriptionResult:
         have = {line.source for line in kept}
         return [source for source in skipped if source not in have]
 
-    def read(self, source: str, lines: list[LineTranscription], journal: LineJournal | None = None) -> None:
-        """Add one input's lines (journalled first, so that a killed run loses none)."""
-        if journal is not None:
-            journal.add(source, lines)
+    def read(self, lines: list[LineTranscription]) -> None:
+        """Add one input's lines (the CLI journals them as each page is read: LineJournal)."""
         self.lines.extend(lines)
 
     def to_json(self) -> str:

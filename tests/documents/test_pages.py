@@ -189,6 +189,24 @@ def test_broken_multipage_tiffs_fail_as_pages_not_as_the_batch(tmp_path, make):
     assert results[0][0] == "fax#p1" and isinstance(results[0][2], np.ndarray)
 
 
+def test_damaged_tags_on_a_later_tiff_page_warn_naming_that_page(tmp_path, caplog):
+    import warnings
+
+    fax = bad_inputs.damaged_tags_multipage_tiff(tmp_path / "fax.tif")
+    refs = list(page_refs([fax]))
+    assert [r.page_id for r in refs] == ["fax#p1", "fax#p2"]
+    caplog.clear()
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        try:
+            load_page(refs[1])
+        except ImageError as exc:  # refusing the page is as good, when it names it
+            assert "fax.tif#p2" in str(exc)
+    assert not [w for w in escaped if "EXIF" in str(w.message)]  # Pillow's own warning names no file
+    named = [r.getMessage() for r in caplog.records if "damaged image tags" in r.getMessage()]
+    assert named and all(m.startswith(refs[1].source) for m in named)
+
+
 def test_a_broken_page_chain_keeps_the_pages_before_it_and_reports_the_break(tmp_path):
     broken = bad_inputs.truncated_multipage_tiff(tmp_path / "fax.tif")  # page 3's header is cut off
     refs = list(page_refs([broken]))

@@ -382,6 +382,27 @@ def test_results_reach_on_page_in_input_order_even_when_a_later_page_finishes_fi
     assert [f.page_id for f in summary.failures] == ["3_broken"]
 
 
+def test_on_read_sees_each_page_as_it_is_read_before_its_outputs_are_written(recognizer, rendered, tmp_path):
+    """The CLI's --json journal is kept from on_read: a page done early (a blank page while the
+    lines of the page before it still wait) is journalled before its outputs exist, not when
+    on_page reaches it, so a run killed in between leaves no output --resume would skip while
+    its lines are lost."""
+    pages, out = tmp_path / "in", tmp_path / "out"
+    pages.mkdir()
+    cv2.imwrite(str(pages / "1_text.png"), rendered[0].image)
+    cv2.imwrite(str(pages / "2_blank.png"), np.full((300, 400), 255, np.uint8))
+    events = []
+
+    def read(page, is_line):
+        events.append(("read", page.id, (out / f"{page.id}.txt").exists()))
+
+    run_batch(recognizer, sorted(pages.glob("*.png")), BatchConfig(mode="page", output_dir=out, workers=0,
+                                                                   progress=False),
+              on_page=lambda page, is_line: events.append(("shown", page.id, True)), on_read=read)
+    assert events == [("read", "2_blank", False), ("read", "1_text", False), ("shown", "1_text", True),
+                      ("shown", "2_blank", True)]
+
+
 
 def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recognizer, tmp_path):
     from hwr.documents.pipeline import check_outputs_replace_only_own
