@@ -48,8 +48,8 @@ def test_train_eval_transcribe(tmp_path, fifty_lines):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["lines"] == 50 and 0.0 <= report["cer"] <= 1.5
     # Read as every command reads an ASCII model by default, and the report says so.
-    assert report["decoding"]["decoder"] == "beam" and report["decoding"]["lm"] == "char-5gram.arpa.gz"
-    assert "decoding: beam search (char mode, char-5gram.arpa.gz" in proc.stdout
+    assert report["decoding"]["decoder"] == "beam" and report["decoding"]["lm"] == "char-6gram.arpa.gz"
+    assert "decoding: beam search (char mode, char-6gram.arpa.gz" in proc.stdout
     assert len((tmp_path / "lines.csv").read_text().splitlines()) == 51
 
     (fifty_lines / "broken.png").write_bytes(b"not an image")

@@ -74,7 +74,7 @@ def test_auto_searches_with_the_shipped_lm_for_an_ascii_model_and_reads_other_ch
     assert TranscribeConfig().decoder == "auto"  # what every command reads with unless told
     ascii_model = make_decoder("auto", Charset())
     assert isinstance(ascii_model, BeamDecoder) and ascii_model.mode == "char"
-    assert ascii_model.lm_path and ascii_model.lm_path.endswith("char-5gram.arpa.gz")
+    assert ascii_model.lm_path and ascii_model.lm_path.endswith("char-6gram.arpa.gz")
     # An English LM would pull a model of other characters towards English spellings.
     other = make_decoder("auto", Charset("abcäöü "))
     assert isinstance(other, GreedyDecoder)
@@ -88,9 +88,9 @@ def test_decoders_describe_how_they_read_for_reports():
 
     assert GreedyDecoder(Charset("ab")).describe() == {"decoder": "greedy"}
     beam = make_decoder("beam-char", Charset(), lm_weight=0.7).describe()
-    assert beam["decoder"] == "beam" and beam["mode"] == "char" and beam["lm"] == "char-5gram.arpa.gz"
+    assert beam["decoder"] == "beam" and beam["mode"] == "char" and beam["lm"] == "char-6gram.arpa.gz"
     assert beam["lm_weight"] == 0.7 and beam["lexicon"] is None
-    assert describe_decoding(beam) == "beam search (char mode, char-5gram.arpa.gz, LM weight 0.7, beam 16)"
+    assert describe_decoding(beam) == "beam search (char mode, char-6gram.arpa.gz, LM weight 0.7, beam 16)"
     assert describe_decoding({"decoder": "greedy"}) == "greedy"
 
 
@@ -104,8 +104,8 @@ def test_auto_reads_greedily_with_a_warning_when_the_shipped_lm_is_missing_and_b
     monkeypatch.setenv("HWR_DATA_DIR", str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="hwr.recognition.decode"):
         assert isinstance(make_decoder("auto", Charset()), GreedyDecoder)
-    assert "char-5gram.arpa.gz: the shipped language model is missing; greedy decoding" in caplog.text
-    with pytest.raises(MissingFileError, match="char-5gram.arpa.gz: shipped language model file not found"):
+    assert "char-6gram.arpa.gz: the shipped language model is missing; greedy decoding" in caplog.text
+    with pytest.raises(MissingFileError, match="char-6gram.arpa.gz: shipped language model file not found"):
         make_decoder("beam", Charset())
 
 

@@ -123,7 +123,7 @@ def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny
     assert code == 0
     comparison = json.loads((tmp_path / "r.json").read_text())["comparison"]
     # A: the default reading (the beam search with the shipped LM for this ASCII model), B: greedy.
-    assert comparison["model_a"].endswith("(beam search (char mode, char-5gram.arpa.gz, LM weight 1.5, beam 16))")
+    assert comparison["model_a"].endswith("(beam search (char mode, char-6gram.arpa.gz, LM weight 1.5, beam 16))")
     assert comparison["model_b"].endswith("(greedy)") and str(tiny_model) in comparison["model_b"]
     assert "model comparison (paired bootstrap)" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="unknown decoder 'nosuch'"):
