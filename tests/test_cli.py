@@ -444,6 +444,11 @@ def test_an_input_that_matches_nothing_fails_the_batch_and_the_rest_is_read(untr
     assert nomatch in (tmp_path / "out" / "errors.tsv").read_text()
     assert main(argv[:1] + [nomatch] + argv[3:]) == 2  # nothing at all to read: as before
     assert "no input images found" in capsys.readouterr().err
+    mistyped = str(lines / "l0.pgn")  # a file name that names nothing is the same case
+    assert main(argv[:1] + [mistyped] + argv[3:]) == 2
+    assert "no input images found" in capsys.readouterr().err
+    assert main(argv[:1] + [mistyped, str(lines / "l1.png")] + argv[3:]) == 1
+    assert "l0.pgn: file not found" in capsys.readouterr().err
 
 
 def _five_lines_stopped_at_the_third(model, tmp_path, monkeypatch, stop: type[BaseException]):

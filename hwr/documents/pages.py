@@ -353,7 +353,10 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
         try:
             counted = count_pages(entry.path)
         except ImageError as exc:
-            yield PageRef(entry.stem, entry.path, error=exc.reason)
+            # A file named that is not there matched nothing, as a glob that matches nothing
+            # does: a listing error, so a run given nothing but such names read nothing (exit 2).
+            stage = "read" if os.path.lexists(entry.path) else "input"
+            yield PageRef(entry.stem, entry.path, error=exc.reason, error_stage=stage)
             continue
         count = counted.listed
         if count == 1:

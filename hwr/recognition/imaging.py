@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 from hwr.errors import HwrError
 
 log = logging.getLogger(__name__)
+ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 
 # File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
@@ -244,6 +245,11 @@ def _opened(source, name: str, decode: bool):
                                   img.tag_v2.get(TiffImagePlugin.IMAGELENGTH, img.height))
                                  if img.format == "TIFF" else img.size)
                 return (height, width) if turned else (width, height)
+            # An animated GIF, WebP or PNG: its first frame is the image (as a still of it shows
+            # it); said, since the writing may be on another frame. Not a TIFF (its pages are
+            # pages: hwr.documents.pages) nor a phone's MPO JPEG (the photo, then a preview).
+            if img.format in ANIMATION_FORMATS and getattr(img, "n_frames", 1) > 1:
+                log.warning("%s: an animation of %d frames; only the first is read", name, img.n_frames)
             img.load()
             return pil_to_gray(img, name)
     except ImageError:

@@ -325,6 +325,19 @@ def test_flatten_background_evens_out_lines_its_scale_does_not_divide_to_the_las
     assert np.abs(flattened[:, -3:].astype(int) - flattened[:, [-4]]).max() <= 3
 
 
+def test_an_animation_reads_its_first_frame_and_says_so(tmp_path, caplog):
+    frames = [Image.new("L", (60, 20), 255), Image.new("L", (60, 20), 0)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    gray = load_gray(tmp_path / "anim.gif")
+    assert gray.shape == (20, 60) and gray.min() == 255  # the first (blank) frame
+    assert any("anim.gif: an animation of 2 frames; only the first is read" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    frames[0].save(tmp_path / "still.gif")
+    load_gray(tmp_path / "still.gif")
+    assert not caplog.records
+
+
 def test_damaged_exif_is_logged_with_the_file_name_and_the_image_still_reads(tmp_path, caplog, recwarn):
     path = bad_inputs.damaged_exif_jpeg(tmp_path / "scan 7.jpg")
     with caplog.at_level("WARNING", logger="hwr.recognition.imaging"):
