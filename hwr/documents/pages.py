@@ -122,8 +122,11 @@ def may_name_several(inputs: Iterable[str | Path]) -> bool:
     if len(inputs) != 1:
         return len(inputs) > 1
     path = Path(inputs[0])
-    return (path.is_dir() or (not path.exists() and glob.has_magic(str(path)))
-            or (path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt")))
+    return path.is_dir() or (not path.exists() and glob.has_magic(str(path))) or _is_list_file(path)
+
+
+def _is_list_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt")
 
 
 def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
@@ -139,7 +142,7 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
             prefix = prefixes.get(path.resolve(), "")
             listed = _walk(path, prefix)
             kind = "folder holds no image or PDF files"
-        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt"):
+        elif _is_list_file(path):
             listed = _read_list(path)
             kind = "list file lists no files"
         elif not path.exists() and glob.has_magic(str(item)):
@@ -209,7 +212,12 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
     return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
 
 
-def _read_list(list_file: Path) -> list[_Found]:
+def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: str = "") -> list[_Found]:
+    """The files a list file names. A list file it names stands for the files that one lists,
+    as a folder it names stands for its pages (their ids start with its folder as listed:
+    `prefix`); `reading`: the list files this one was named from, so a list that names itself
+    (or one naming it) is a failure, not endless."""
+    reading = reading | {list_file.resolve()}
     try:
         data = list_file.read_bytes()
     except OSError as exc:
@@ -237,13 +245,20 @@ def _read_list(list_file: Path) -> list[_Found]:
         else:
             # The id keeps the listed sub-folders (not "..": ids never point outside).
             path = list_file.parent / listed
-            stem = "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
+            stem = prefix + "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
         if path.is_dir():
             # A listed folder stands for its pages, as it does on the command line; their ids
             # start with the folder as listed (a dot in its name is no suffix).
             parts = [listed.name] if listed.is_absolute() else [p for p in listed.parts if p not in ("..", ".")]
-            pages = _walk(path, "/".join(parts) + "/" if parts else "")
+            pages = _walk(path, prefix + "/".join(parts) + "/" if parts else prefix)
             out.extend(pages or [_Found(path, stem, str(list_file), "folder holds no image or PDF files")])
+        elif _is_list_file(path):
+            if path.resolve() in reading:
+                out.append(_Found(path, stem, str(list_file), "list files name each other in a loop"))
+            else:
+                folder = stem.rpartition("/")[0]
+                nested = _read_list(path, reading, folder + "/" if folder and not listed.is_absolute() else "")
+                out.extend(nested or [_Found(path, stem, str(list_file), "list file lists no files")])
         else:
             out.append(_Found(path, stem, str(list_file)))
     return out

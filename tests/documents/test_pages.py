@@ -91,6 +91,22 @@ def test_a_folder_in_a_list_file_stands_for_its_pages(tree):
     assert ref.error == "folder holds no image or PDF files" and ref.path == tree / "empty"
 
 
+def test_a_list_file_in_a_list_file_stands_for_the_files_it_lists(tree):
+    (tree / "box" / "more.txt").write_text("a.png\nsub/b.jpg\n")
+    listing = tree / "pages.txt"
+    listing.write_text("box/more.txt\n")
+    # Ids as if pages.txt listed them itself: box/a, as a folder box/ named in it would give.
+    assert [(p.name, stem) for p, stem in expand_inputs([listing])] == [("a.png", "box/a"), ("b.jpg", "box/sub/b")]
+    listing.write_text("pages.txt\nbox/a.png\n")  # names itself: a failure, and the rest is read
+    refs = list(page_refs([listing]))
+    assert [r.error for r in refs] == ["list files name each other in a loop", ""]
+    assert refs[0].error_stage == "input" and refs[1].path == tree / "box" / "a.png"
+    (tree / "empty.lst").write_text("# nothing yet\n")
+    listing.write_text("empty.lst\n")
+    (ref,) = page_refs([listing])
+    assert ref.error == "list file lists no files" and ref.path == tree / "empty.lst"
+
+
 def test_same_stem_keeps_suffix(tmp_path):
     _img(1).save(tmp_path / "p.png")
     _img(2).save(tmp_path / "p.bmp")
