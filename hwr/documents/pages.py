@@ -49,6 +49,7 @@ log = logging.getLogger("hwr.documents.pages")
 PDF_SUFFIX = ".pdf"
 PAGE_SUFFIXES = IMAGE_SUFFIXES | {PDF_SUFFIX}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
+STDIN_NAME = "-"
 DEFAULT_DPI = 300
 # pdfium keeps global state and is not thread-safe: one render at a time.
 _PDFIUM_LOCK = threading.Lock()
@@ -150,6 +151,9 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
                       for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True))
                       if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES]
             kind = "pattern matches no files"
+        elif str(item) == STDIN_NAME and not path.exists():
+            # Tesseract's "-": said plainly, not "file not found".
+            listed, kind = [], "standard input ('-') is not read: save the image to a file and name that"
         else:
             listed, kind = [_Found(path, path.with_suffix("").name)], ""
         # An input that stands for nothing is a mistake (a typo in a pattern, the wrong

@@ -107,6 +107,15 @@ def test_a_list_file_in_a_list_file_stands_for_the_files_it_lists(tree):
     assert ref.error == "list file lists no files" and ref.path == tree / "empty.lst"
 
 
+def test_a_dash_for_standard_input_is_a_failed_input_that_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (ref,) = page_refs(["-"])
+    assert ref.error_stage == "input" and "standard input ('-') is not read" in ref.error
+    _img(5).save(tmp_path / "-", format="PNG")  # a file of that name is read as any file
+    (ref,) = page_refs(["-"])
+    assert not ref.error
+
+
 def test_same_stem_keeps_suffix(tmp_path):
     _img(1).save(tmp_path / "p.png")
     _img(2).save(tmp_path / "p.bmp")
