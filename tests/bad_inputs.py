@@ -61,6 +61,17 @@ def damaged_tags_multipage_tiff(path: Path) -> Path:
     return path
 
 
+def tiff_whose_second_page_is_past_its_end(path: Path) -> Path:
+    """A 2-page TIFF whose link to its second page points past the end of the file: Pillow
+    counts two pages, and seeking to the second raises TypeError ("Missing dimensions")."""
+    data = bytearray(multipage_tiff_bytes(frames=2))
+    first = struct.unpack("<I", data[4:8])[0]
+    link = first + 2 + 12 * struct.unpack("<H", data[first:first + 2])[0]
+    data[link:link + 4] = struct.pack("<I", len(data) + 1000)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def not_an_image(path: Path) -> Path:
     path.write_bytes(b"this is not an image at all")
     return path

@@ -501,7 +501,11 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
                 # Loading a frame reads its tags again (TiffImagePlugin's load_end): a damaged
                 # tag warns there too, and the warning must name the page.
                 with exif_warnings_named(ref.source):
-                    img.seek(ref.index)
+                    try:
+                        img.seek(ref.index)
+                    except Exception as exc:  # noqa: BLE001 - Pillow counted the page, but its header is bad
+                        raise ImageError(ref.source, f"the file's page chain breaks at this page; it cannot be read "
+                                                     f"({type(exc).__name__}: {exc})") from None
                     check_image_size(img.width, img.height, ref.source)
                     img.load()
                 return pil_to_gray(img.copy(), ref.source)

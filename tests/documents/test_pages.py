@@ -232,6 +232,15 @@ def test_damaged_tags_on_a_later_tiff_page_warn_naming_that_page(tmp_path, caplo
     assert named and all(m.startswith(refs[1].source) for m in named)
 
 
+def test_a_page_counted_but_past_the_files_end_fails_saying_the_chain_breaks(tmp_path):
+    fax = bad_inputs.tiff_whose_second_page_is_past_its_end(tmp_path / "fax.tif")
+    refs = list(page_refs([fax]))
+    assert load_page(refs[0]).shape == (100, 200)
+    if len(refs) == 2:  # as Pillow 12 counts it; a Pillow that stops at the break lists one page
+        with pytest.raises(ImageError, match=r"fax.tif#p2: the file's page chain breaks at this page"):
+            load_page(refs[1])
+
+
 def test_a_broken_page_chain_keeps_the_pages_before_it_and_reports_the_break(tmp_path):
     broken = bad_inputs.truncated_multipage_tiff(tmp_path / "fax.tif")  # page 3's header is cut off
     refs = list(page_refs([broken]))
