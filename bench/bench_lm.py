@@ -26,8 +26,8 @@ import torch
 from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition.decode import make_decoder
 from hwr.recognition.model import Recognizer
-from hwr.scoring.metrics import char_errors, word_errors
-from hwr.scoring.report.bootstrap import paired_bootstrap
+from hwr.scoring.evaluate import EvalReport, score_texts
+from hwr.scoring.report.compare import compare_reports
 
 LICENSES = Path("/usr/share/common-licenses")
 LINE_CHARS = (30, 64)  # wrap width of a prose line, drawn per sentence
@@ -92,21 +92,16 @@ def posteriors(recognizer: Recognizer, samples, batch_size: int = 16):
     return [(chunk, *recognizer.log_probs([lines[i] for i in chunk])) for chunk in chunks]
 
 
-def read_with(decoder, batches, samples) -> dict:
-    char_errs, word_errs = np.zeros(len(samples), np.int64), 0
+def read_with(decoder, batches, samples) -> tuple[EvalReport, float]:
+    """The lines' readings with this decoder, scored as `hwr eval` scores them, and lines/s."""
     started = time.perf_counter()
     texts = {}
     for chunk, log_probs, lengths in batches:
         for i, rec in zip(chunk, decoder.decode(log_probs, lengths)):
             texts[i] = rec.text
     seconds = time.perf_counter() - started
-    for i, sample in enumerate(samples):
-        char_errs[i] = char_errors(sample.text, texts[i])
-        word_errs += word_errors(sample.text, texts[i])
-    chars = sum(len(s.text) for s in samples)
-    words = sum(len(s.text.split()) for s in samples)
-    return {"cer": float(char_errs.sum() / chars), "wer": word_errs / words,
-            "search_lines_per_s": len(samples) / seconds, "errors": char_errs}
+    report = score_texts([s.id for s in samples], [s.text for s in samples], [texts[i] for i in range(len(samples))])
+    return report, len(samples) / seconds
 
 
 def main() -> None:
@@ -127,13 +122,16 @@ def main() -> None:
     report: dict = {"model": args.model, "lms": list(decoders), "sets": {}}
     for name, samples in sets.items():
         batches = posteriors(recognizer, samples)
-        lengths = [len(s.text) for s in samples]
-        results = {lm: read_with(decoder, batches, samples) for lm, decoder in decoders.items()}
-        baseline = results[next(iter(decoders))]["errors"]
-        for lm, result in results.items():
-            errors = result.pop("errors")
-            if errors is not baseline:
-                result["against_first"] = paired_bootstrap(baseline, errors, lengths).to_dict()
+        readings = {lm: read_with(decoder, batches, samples) for lm, decoder in decoders.items()}
+        first, (baseline, _) = next(iter(readings.items()))
+        results = {}
+        for lm, (scored, lines_per_s) in readings.items():
+            result = {"cer": scored.cer, "wer": scored.wer, "search_lines_per_s": lines_per_s}
+            if lm != first:
+                comparison = compare_reports(baseline, scored, first, lm)
+                result["against_first"] = {key: value for key, value in comparison.to_dict().items()
+                                           if key != "disagreements"}
+            results[lm] = result
             print(name, Path(lm).name, json.dumps(result), flush=True)
         report["sets"][name] = {"lines": len(samples), "example": samples[0].text, **results}
     if args.json:

@@ -253,15 +253,19 @@ def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: 
         if path.is_dir():
             # A listed folder stands for its pages, as it does on the command line; their ids
             # start with the folder as listed (a dot in its name is no suffix).
-            parts = [listed.name] if listed.is_absolute() else [p for p in listed.parts if p not in ("..", ".")]
-            pages = _walk(path, prefix + "/".join(parts) + "/" if parts else prefix)
+            if listed.is_absolute():
+                folder = listed.name + "/"
+            else:
+                parts = [p for p in listed.parts if p not in ("..", ".")]
+                folder = prefix + "/".join(parts) + "/" if parts else prefix
+            pages = _walk(path, folder)
             out.extend(pages or [_Found(path, stem, str(list_file), "folder holds no image or PDF files")])
         elif _is_list_file(path):
             if path.resolve() in reading:
                 out.append(_Found(path, stem, str(list_file), "list files name each other in a loop"))
             else:
-                folder = stem.rpartition("/")[0]
-                nested = _read_list(path, reading, folder + "/" if folder and not listed.is_absolute() else "")
+                folder = stem.rpartition("/")[0]  # "" for a list named by an absolute path (its stem is its name)
+                nested = _read_list(path, reading, folder + "/" if folder else "")
                 out.extend(nested or [_Found(path, stem, str(list_file), "list file lists no files")])
         else:
             out.append(_Found(path, stem, str(list_file)))
