@@ -358,7 +358,8 @@ def test_eval_refuses_bad_settings_and_files_before_the_model_loads(tmp_path, ca
              (["--groups-file", str(tmp_path / "missing.tsv")], "missing.tsv"),
              (["--groups-file", str(latin1)], "not UTF-8"),
              (["--pages", "--csv", str(tmp_path / "p.csv")], "--csv"),
-             (["--pages", "--worst-csv", str(tmp_path / "w.csv")], "--worst-csv")]
+             (["--pages", "--worst-csv", str(tmp_path / "w.csv")], "--worst-csv"),
+             (["--width-variants", "1"], "--width-variants: the line as normalised (factor 1) is always read")]
     for extra, expected in cases:
         assert main(["eval", str(lines), *extra, *no_model]) == 2, extra
         err = capsys.readouterr().err
@@ -401,6 +402,8 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
              (["--dpi", "0"], "--dpi must be at least 1, got 0"),
              (["--dpi", "-72"], "--dpi must be at least 1"),
              (["--workers", "-2"], "--workers must be at least 0"),
+             (["--width-variants", "1.3", "1.3"], "--width-variants: a factor is given twice"),
+             (["--width-variants", "9"], "--width-variants: each factor must be between 0.5 and 3.0, got 9.0"),
              (["--resume"], "--resume needs --output-dir"),
              (["--json", str(tmp_path / "r.tsv"), "--errors", str(tmp_path / "r.tsv")], "is also the --json file"),
              (["--output-dir", str(out), "--json", str(out / "errors.tsv")], "is also the --json file"),

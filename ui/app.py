@@ -374,7 +374,8 @@ def _model_tab(ctx: AppContext, demo: gr.Blocks, model, decoder) -> None:
 def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = None) -> gr.Blocks:
     """The Blocks app with its queue set up; `launch_app` serves it."""
     config = config or UIConfig()
-    registry = registry or ModelRegistry(config.model, config.device, decoder_options(config), config.search_workers)
+    registry = registry or ModelRegistry(config.model, config.device, decoder_options(config), config.search_workers,
+                                         config.width_variants)
     ctx = AppContext(config, registry, WorkDirs())
     if teaching_allowed(config.host):
         ctx.teacher = Teacher(ctx.registry, ctx.work, ctx.zip_limits)

@@ -45,10 +45,11 @@ class ModelRegistry:
     """Loads models on first use and keeps the last few; safe to call from queue workers."""
 
     def __init__(self, preferred: str | None = None, device: str = "auto", beam_options: dict | None = None,
-                 search_workers: int | None = None):
+                 search_workers: int | None = None, width_variants: tuple[float, ...] = ()):
         self.preferred = preferred
         self.device = device
         self.search_workers = search_workers  # the server's --search-workers (None: the auto choice)
+        self.width_variants = tuple(width_variants)  # the server's --width-variants, for every model
         # LM, lexicon and search settings for the beam decoders (the server's --lm etc.).
         self.beam_options = beam_options or {}
         self.choices = discover_models(preferred)
@@ -95,7 +96,8 @@ class ModelRegistry:
             if key not in self._cache:
                 options = self.beam_options if decoder != "greedy" else {}
                 self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder,
-                                                   search_workers=self.search_workers, **options)
+                                                   search_workers=self.search_workers,
+                                                   width_variants=self.width_variants, **options)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)[1].close()
             self._cache.move_to_end(key)

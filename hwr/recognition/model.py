@@ -11,7 +11,7 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from hwr.recognition.imaging import (
 )
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
+from hwr.recognition.width_variants import check_width_factors, surest_reading
 from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
@@ -329,6 +330,24 @@ def resolve_search_workers(requested: int | None, device: torch.device, decoder)
     return max(1, min(MAX_AUTO_WORKERS, (os.cpu_count() or 2) // 2))
 
 
+def with_frame_widths(recognitions: list[Recognition], frame_widths: list[float] | None) -> list[Recognition]:
+    """Recognitions decoded at one frame width, each given its line's own where lines were read
+    at different widths (hwr.recognition.width_variants)."""
+    if frame_widths is not None:
+        for rec, frame_width in zip(recognitions, frame_widths, strict=True):
+            rec.frame_width = frame_width
+    return recognitions
+
+
+def finishing_with_frame_widths(finish: Callable[[], list[Recognition]], frame_widths: list[float] | None
+                                ) -> Callable[[], list[Recognition]]:
+    """A decoding's finishing call (`decoder.start`, `SearchWorkers.submit`) that also sets the
+    lines' own frame widths (`with_frame_widths`)."""
+    if frame_widths is None:
+        return finish
+    return lambda: with_frame_widths(finish(), frame_widths)
+
+
 @dataclass
 class PreparedLines:
     """Line images read and normalised for the network (`Recognizer.prepare`): one slot per
@@ -346,16 +365,19 @@ class Recognizer:
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
                  decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False,
-                 beside: torch.nn.Module | None = None, **decoder_options):
+                 beside: torch.nn.Module | None = None, width_variants: Sequence[float] = (), **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
         # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line is
-        # read by whichever of the two is surer of it (`padded_log_probs`).
+        # read by whichever of the two is surer of it (`_network_scores`).
         self.beside = beside.to(self.device).eval() if beside is not None else None
         # On CUDA, read under float16 autocast (as the models were trained) when asked. Off by
         # default: on an H200 (2026-12-04, bench/bench_gpu_reading.py) it read 6 of 1,536 lines
         # differently and was no faster, the host's work being the bound.
         self.amp = amp and self.device.type == "cuda"
+        # Widths, besides the line as normalised, that each line is also read at; the surest
+        # reading is kept (hwr.recognition.width_variants).
+        self.width_variants = check_width_factors(width_variants)
         self.config = config
         self.charset = Charset(config.charset)
         self.normalize_config = NormalizeConfig.from_dict(config.normalize)
@@ -369,7 +391,7 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy",
-             search_workers: int | None = 0, **decoder_options) -> Recognizer:
+             search_workers: int | None = 0, width_variants: Sequence[float] = (), **decoder_options) -> Recognizer:
         """Load a model directory, ready to read lines.
 
         Args:
@@ -381,6 +403,9 @@ class Recognizer:
             search_workers: processes that run a beam search beside the network
                 (hwr.recognition.search_workers); 0: in this process; None: the auto choice
                 (`resolve_search_workers`). Greedy decoding ignores it.
+            width_variants: factors (other than 1) by which each line is also read stretched
+                sideways, keeping the surest reading (hwr.recognition.width_variants); each
+                costs one more network pass.
 
         Returns:
             A Recognizer whose network is prepared for inference only (not for training).
@@ -401,7 +426,8 @@ class Recognizer:
             raise ModelError(f"{path}: model directory not found{hint}")
         net, config = load_model(path)
         beside = load_beside(path, config)
-        rec = cls(net, config, device, decoder, search_workers, beside=beside, **decoder_options)
+        rec = cls(net, config, device, decoder, search_workers, beside=beside, width_variants=width_variants,
+                  **decoder_options)
         rec.path = path
         # This network is ours alone (a Recognizer built around a training net must leave it
         # trainable), so it can be folded and re-laid-out for speed.
@@ -526,6 +552,18 @@ class Recognizer:
     @torch.inference_mode()
     def padded_log_probs(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch padded already, on this recognizer's device: (N, 1, H, W) float ink, widths (N,)."""
+        return self.padded_scores(images, widths)[:2]
+
+    @torch.inference_mode()
+    def padded_scores(self, images: torch.Tensor, widths: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[float] | None]:
+        """`padded_log_probs`, and each line's input pixels per output frame where the lines were
+        read at more than one width (`width_variants`), else None (every line `frame_width`)."""
+        if not self.width_variants:
+            return *self._network_scores(images, widths), None
+        return surest_reading(self._network_scores, images, widths, self.width_variants, self.frame_width)
+
+    def _network_scores(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext():
             logits, lengths = self.net(images, widths)
             log_probs = logits.float().log_softmax(-1)
@@ -540,8 +578,8 @@ class Recognizer:
     def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
         """One Recognition per line of a padded batch on this recognizer's device (the page
         pipeline pads and copies its batches itself: hwr.recognition.feed)."""
-        log_probs, lengths = self.padded_log_probs(images, widths)
-        return self.decoder.decode(log_probs, lengths, frame_width=self.frame_width)
+        log_probs, lengths, frame_widths = self.padded_scores(images, widths)
+        return with_frame_widths(self.decoder.decode(log_probs, lengths, frame_width=self.frame_width), frame_widths)
 
     @property
     def frame_width(self) -> float:
@@ -562,15 +600,17 @@ class Recognizer:
                 # One batch behind: the next batch's network is queued before this one's decoding
                 # waits for its scores, so on a GPU the host decodes while the device reads on.
                 for key, images, widths in batches:
-                    log_probs, lengths = self.padded_log_probs(images, widths)
-                    pending.append((key, self.decoder.start(log_probs, lengths, frame_width=self.frame_width)))
+                    log_probs, lengths, frame_widths = self.padded_scores(images, widths)
+                    started = self.decoder.start(log_probs, lengths, frame_width=self.frame_width)
+                    pending.append((key, finishing_with_frame_widths(started, frame_widths)))
                     while len(pending) > 1:
                         done_key, result = pending.popleft()
                         yield done_key, result()
             else:
                 for key, images, widths in batches:
-                    log_probs, lengths = self.padded_log_probs(images, widths)
-                    pending.append((key, workers.submit(log_probs, lengths, self.frame_width)))
+                    log_probs, lengths, frame_widths = self.padded_scores(images, widths)
+                    submitted = workers.submit(log_probs, lengths, self.frame_width)
+                    pending.append((key, finishing_with_frame_widths(submitted, frame_widths)))
                     while len(pending) > 2 * workers.processes:
                         done_key, result = pending.popleft()
                         yield done_key, result()
@@ -614,6 +654,11 @@ class RecognizerSettings:
         None,
         help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
     batch_size: int = setting(16, help="lines per batch through the network")
+    width_variants: list[float] = setting(
+        default_factory=list,
+        help="also read each line stretched sideways by these factors (e.g. 1.3) and keep the reading the network "
+             "is surest of: cramped hands read better stretched (1.3 read the harder validation set 0.3-0.4 points "
+             "better); each factor costs one more network pass")
     search_workers: int | None = setting(
         None,
         help="processes that run the beam search while the network reads the next batches (each loads torch "
@@ -623,6 +668,7 @@ class RecognizerSettings:
         from hwr.recognition.decode import check_decoder_settings
 
         check_decoder_settings(self)
+        check_width_factors(self.width_variants)
         if self.search_workers is not None:
             check_at_least(self, 0, "search_workers")
 
@@ -633,4 +679,4 @@ class RecognizerSettings:
 
         options = {} if decoder == "greedy" else decoder_options(self)
         return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder,
-                               search_workers=self.search_workers, **options)
+                               search_workers=self.search_workers, width_variants=self.width_variants, **options)

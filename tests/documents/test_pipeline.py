@@ -49,6 +49,21 @@ def test_transcribe_page_lines_geometry_and_recognition(recognizer, rendered):
     assert page.text.count("\n") == len(page.lines) - 1
 
 
+def test_lines_of_a_page_read_at_their_surest_width_keep_their_words_on_the_line(rendered):
+    plain = Recognizer.load("hwr-en-small", device="cpu")
+    varied = Recognizer.load("hwr-en-small", device="cpu", width_variants=[1.3])
+    page = transcribe_page(varied, rendered[0].image)
+    assert len(page.lines) >= 4
+    for line in page.lines:  # each line's frames cover its pixels as given or as stretched by about 1.3
+        ratio = plain.frame_width / line.recognition.frame_width
+        assert ratio == 1.0 or ratio == pytest.approx(1.3, rel=0.02)
+    for line in page.lines:  # word boxes are in the line crop's pixels (the writers place them on the page)
+        x0, y0, x1, y1 = line.bbox
+        starts = [word.x0 for word in line.recognition.words]
+        assert starts == sorted(starts) and len(line.recognition.words) == len(line.read_text.split())
+        assert all(-2 <= word.x0 < word.x1 <= x1 - x0 + 2 for word in line.recognition.words)
+
+
 def test_line_crops_are_gray_and_upright(rendered):
     lines, crops = segment_and_crop(rendered[0].image)
     assert len(crops) == len(lines)
@@ -252,7 +267,7 @@ def test_an_unreadable_sub_folder_is_a_failure_in_the_errors_file(recognizer, tm
 def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, monkeypatch):
     for k, text in enumerate(("first line", "second line", "third line")):
         Image.fromarray(render_line(text)).save(tmp_path / f"{k}.png")
-    read = recognizer.padded_log_probs  # what the batch path calls with each padded batch
+    read = recognizer.padded_scores  # what the batch path calls with each padded batch
     poisoned = recognizer.preprocess(render_line("second line")).shape[1]
 
     def fussy(images, widths):
@@ -260,7 +275,7 @@ def test_a_page_the_network_rejects_costs_only_that_page(recognizer, tmp_path, m
             raise RuntimeError("CUDA error: an illegal memory access")
         return read(images, widths)
 
-    monkeypatch.setattr(recognizer, "padded_log_probs", fussy)
+    monkeypatch.setattr(recognizer, "padded_scores", fussy)
     out = tmp_path / "out"
     summary = run_batch(recognizer, sorted(tmp_path.glob("*.png")), BatchConfig(output_dir=str(out), progress=False))
     assert summary.line_images == 2 and [(f.page_id, f.stage) for f in summary.failures] == [("1", "recognize")]

@@ -131,13 +131,13 @@ def test_a_line_the_network_cannot_take_fails_only_its_page(recognizer, folder, 
 
 def test_batches_fill_to_the_batch_size_even_when_the_pool_is_set_smaller(recognizer, folder, monkeypatch):
     sizes = []
-    read = recognizer.padded_log_probs  # the network's half of each padded batch
+    read = recognizer.padded_scores  # the network's half of each padded batch
 
     def counting(images, widths):
         sizes.append(len(widths))
         return read(images, widths)
 
-    monkeypatch.setattr(recognizer, "padded_log_probs", counting)
+    monkeypatch.setattr(recognizer, "padded_scores", counting)
     config = BatchConfig(mode="page", workers=0, batch_size=8, batch_lines=2, progress=False)
     summary = run_batch(recognizer, [folder / f"page{i}.png" for i in range(3)], config)
     assert sum(sizes) == summary.lines >= 12 and max(sizes) == 8  # a pool of 2 lines would make batches of 2-5

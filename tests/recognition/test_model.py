@@ -98,14 +98,14 @@ def test_read_batches_hands_over_the_batches_read_before_one_that_fails(tmp_path
     _, path = _tiny_model(tmp_path)
     rec = Recognizer.load(path, device="cpu")
     lines = [rec.preprocess(line_image(t)) for t in ["ab", "a longer line", "mid", "x"]]
-    network = rec.padded_log_probs
+    network = rec.padded_scores
 
     def fails_on_two_lines(images, widths):
         if len(widths) == 2:
             raise RuntimeError("out of memory")
         return network(images, widths)
 
-    monkeypatch.setattr(rec, "padded_log_probs", fails_on_two_lines)
+    monkeypatch.setattr(rec, "padded_scores", fails_on_two_lines)
 
     def batches():
         for k, size in ((0, 1), (1, 1), (2, 2)):
