@@ -512,13 +512,6 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             # Starting fresh would wipe that run's history and replace its best/ at once.
             raise ConfigError(f"--resume: {out} holds an earlier run but no checkpoint in {out / 'last'} to continue "
                               "it (restore last/, or use --overwrite to replace the run)")
-        if not resuming and ctx.is_main and (out / "history.jsonl").exists():
-            # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
-            # and its curve must not run on into this one's.
-            log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
-            (out / "history.jsonl").unlink()
-            # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
-            shutil.rmtree(out / "snapshots", ignore_errors=True)
         net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
         charset = Charset(model_config.charset)
         check_coverage(charset, train_set, "training", cfg.skip_bad)
@@ -535,6 +528,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
             run.teacher = Teacher.load(cfg.teacher, net, model_config, device, cfg.distill_temperature)
             log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
                      cfg.distill_temperature)
+        if not resuming and ctx.is_main and (out / "history.jsonl").exists():
+            # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
+            # and its curve must not run on into this one's. Only now, once everything that can refuse
+            # the run (--init-from, the data's characters, --teacher) has passed: a refused run
+            # leaves the earlier one whole.
+            log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
+            (out / "history.jsonl").unlink()
+            # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
+            shutil.rmtree(out / "snapshots", ignore_errors=True)
         norm = NormalizeConfig.from_dict(model_config.normalize)
         if warms_renderer(cfg, device):
             warm_renderer(train_set, max(1, (os.cpu_count() or 1) // ctx.world_size))

@@ -291,6 +291,15 @@ def test_overwrite_removes_the_earlier_runs_snapshots_so_averaging_cannot_mix_ru
     assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step-2"]
 
 
+def test_an_overwrite_that_is_refused_leaves_the_earlier_run_whole(pairs_dir, tmp_path):
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=4))
+    run = tmp_path / "run"
+    before = {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")}
+    with pytest.raises(Exception, match="no-such-model"):  # --init-from fails after the run's checks began
+        train(_cfg(pairs_dir, tmp_path, max_steps=2, overwrite=True, init_from=str(tmp_path / "no-such-model")))
+    assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
 def test_resume_keeps_the_runs_own_optimizer_and_says_so(pairs_dir, tmp_path, caplog):
     """The optimizer's state comes back from last/: another optimizer crashed on it half-way
     (a KeyError, then a mixed checkpoint), another --lr was silently overwritten yet recorded."""
