@@ -28,7 +28,7 @@ class MissingFileError(HwrError, FileNotFoundError):
 # at the first instead of recording each later page as failed.
 FILE_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 # The user (or an administrator) fixes these, not a programmer: a message, not a traceback.
-USERS_OS_ERRNOS = FILE_SYSTEM_ERRNOS | {errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+USERS_OS_ERRNOS = FILE_SYSTEM_ERRNOS | {errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO, errno.ENAMETOOLONG}
 # Errnos only a write raises, and what they mean in the user's words.
 WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                 errno.EROFS: "the file system is read-only",

@@ -179,11 +179,30 @@ def check_output_file(path: str | Path | None, option: str) -> None:
     if not path:
         return
     path = Path(path)
+    if len(os.fsencode(path.name)) > _NAME_MAX:
+        raise ConfigError(f"{option} {path}: the file name is too long ({len(os.fsencode(path.name))} bytes; "
+                          f"file systems take at most {_NAME_MAX})")
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file name")
     check_output_dir(path.parent, option)
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{option} {path}: the file is not writable")
+    _check_files_can_be_made(path.parent, f"{option} {path}")
+
+
+def _check_files_can_be_made(folder: Path, named: str) -> None:
+    """ConfigError unless a file can be created in `folder`: a folder may let its permissions say
+    yes and still refuse (/proc, /sys, a read-only bind mount), which only a write shows. The
+    probe is a temp file of hwr's kind (`_temp_path`), removed at once."""
+    probe = _temp_path(folder / "write-probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process of ours is probing: a file was made there
+    except OSError as exc:
+        raise ConfigError(f"{named}: no file can be written in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    probe.unlink(missing_ok=True)
 
 
 def check_distinct_outputs(outputs: list[tuple[str, str | Path | None]],

@@ -89,6 +89,25 @@ def test_output_file_must_not_be_a_folder_and_its_folder_must_be_makeable(tmp_pa
         check_output_file(tmp_path / "plain" / "lines.csv", "--csv")
 
 
+def test_an_output_file_no_file_system_takes_is_refused_before_the_work(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="--json .*: the file name is too long \\(304 bytes"):
+        check_output_file(tmp_path / ("a" * 299 + ".json"), "--json")
+    # A folder whose permissions say yes but which takes no file (/proc, /sys, a read-only mount):
+    # only a write shows it, so one is tried, and nothing is left behind.
+    check_output_file(tmp_path / "ok.json", "--json")
+    assert list(tmp_path.iterdir()) == []
+    real_open = os.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    with pytest.raises(ConfigError, match="--csv .*lines.csv: no file can be written in .* \\(No such file"):
+        check_output_file(tmp_path / "lines.csv", "--csv")
+
+
 def test_an_output_may_be_neither_an_input_nor_another_output(tmp_path):
     data = tmp_path / "lines.tsv"
     data.write_text("a.png\tthe cat\n")
