@@ -359,21 +359,30 @@ def _cut_line(
         polygon = line_polygon(line_el)
     except ValueError as exc:
         raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
-    if polygon is None or len(polygon) < 3:
-        raise DatasetError(xml, f"TextLine {line_id!r}: Coords need at least 3 points")
-    degenerate = degenerate_polygon(polygon)
-    if degenerate:
-        raise DatasetError(xml, f"TextLine {line_id!r}: {degenerate}")
-    cut = crop_polygon(gray, polygon)
-    if cut is None:
-        raise DatasetError(xml, f"TextLine {line_id!r}: polygon lies outside the page image")
-    crop, bbox = cut
+    problem = unusable_line_polygon(polygon, gray.shape[1], gray.shape[0])
+    if problem:
+        raise DatasetError(xml, f"TextLine {line_id!r}: {problem}")
+    crop, bbox = crop_polygon(gray, polygon)
     meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "file": f"{xml}#{line_id}"}
     return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
 
 
 MIN_POLYGON_SIDE = 2  # pixels; a line box thinner than this holds no readable ink
 MIN_POLYGON_AREA = 4  # square pixels
+
+
+def unusable_line_polygon(polygon: np.ndarray | None, width: int, height: int) -> str:
+    """Why a TextLine's polygon (`line_polygon`) cannot be a line on a width x height page ("" when
+    it can): the one rule for cutting training lines and for scoring line detection."""
+    if polygon is None or len(polygon) < 3:
+        return "Coords need at least 3 points"
+    degenerate = degenerate_polygon(polygon)
+    if degenerate:
+        return degenerate
+    (x0, y0), (x1, y1) = polygon.min(axis=0), polygon.max(axis=0)
+    if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height:
+        return "polygon lies outside the page image"
+    return ""
 
 
 def degenerate_polygon(polygon: np.ndarray) -> str:

@@ -42,6 +42,7 @@ from hwr.datasets.pagexml import (
     page_image_ref,
     reading_order_lines,
     resolve_page_image,
+    unusable_line_polygon,
 )
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError
@@ -371,10 +372,14 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
     for line_id, line_el in reading_order_lines(pages[0]):
         try:
             polygon = line_polygon(line_el)
+            problem = unusable_line_polygon(polygon, width, height)
         except ValueError as exc:
-            # One typo in one line's points must not leave the whole page unscored.
+            problem = str(exc)
+        if problem:
+            # One typo in one line's points must not leave the whole page unscored, nor count as a
+            # line the segmenter missed.
             log.warning("%s: TextLine %r: %s; its text is scored, this page's line detection is not",
-                        xml, line_id, exc)
+                        xml, line_id, problem)
             bad_coords.append(line_id)
             polygon = None
         text = line_text(line_el)

@@ -329,6 +329,26 @@ def test_a_line_with_malformed_coords_keeps_the_page_scored_on_its_text_not_its_
     assert "R 0.500 (IoU>=0.5, on the 1 of 2 pages with line polygons)" in headline
 
 
+@pytest.mark.parametrize("coords, problem", [
+    ('<Coords points="2,16 30,25"/>', "Coords need at least 3 points"),
+    ("", "Coords need at least 3 points"),
+    ('<Coords points="2,16 30,16 30,16 2,16"/>', "degenerate polygon"),
+    ('<Coords points="50,40 90,40 90,55 50,55"/>', "polygon lies outside the page image")])
+def test_a_line_whose_polygon_is_no_line_on_the_page_is_not_counted_as_a_missed_line(tmp_path, caplog, coords,
+                                                                                    problem):
+    """The line readers refuse these polygons (hwr.datasets.pagexml); line detection counted
+    them as lines the segmenter missed, in silence."""
+    xml = _two_region_xml(tmp_path)
+    xml.write_text(xml.read_text(encoding="utf-8").replace('<Coords points="2,16 30,16 30,25 2,25"/>', coords),
+                   encoding="utf-8")
+    with caplog.at_level("WARNING", logger="hwr.documents.page_eval"):
+        (truth,) = read_page_truth(xml)
+    assert truth.bad_coords == ("b",) and truth.lines == ["first line", "second line"]
+    assert any(f"TextLine 'b': {problem}" in r.getMessage() for r in caplog.records)
+    found = _page(["first line", "second line"], [square(2, 2, 10), [(2, 16), (30, 16), (30, 25), (2, 25)]])
+    assert score_page(truth, found).matched_lines is None
+
+
 def test_a_pdf_pages_truth_carries_the_dpi_its_declared_size_gives(tmp_path):
     """The page is transcribed at the resolution of its ground truth's coordinates, not 300 dpi."""
     page = tmp_path / "page.pdf"
