@@ -33,6 +33,59 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+class StopRequest:
+    """A stop that SIGINT (Ctrl-C) or SIGTERM asked for, honoured where the work can stop cleanly."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def raise_if_asked(self) -> None:
+        """Raise what the signal would have raised at once: KeyboardInterrupt for SIGINT,
+        SystemExit(128 + signal) for SIGTERM."""
+        if self.signum is not None:
+            raise _stop_exception(self.signum)
+
+
+def _stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def stop_between_steps(what: str):
+    """Within the block, SIGINT and SIGTERM only ask for a stop (the StopRequest yielded), which
+    the work honours between its steps (`raise_if_asked`); a second signal stops at once.
+
+    Why: raised wherever the main thread happens to be, the interrupt unwound through the data
+    loader's half-received batches and the training step's native state, and a training stopped
+    so died in native code now and then (glibc's "corrupted size vs. prev_size", SIGSEGV)
+    before its emergency checkpoint was saved. Between steps nothing is half done."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # only the main thread may install signal handlers
+        return
+
+    def ask(signum, frame):
+        name = signal.Signals(signum).name
+        if request.signum is not None:
+            log.error("%s received again: stopping now", name)
+            raise _stop_exception(signum)
+        request.signum = signum
+        log.error("%s received: stopping after %s (send it again to stop at once)", name, what)
+
+    previous = {signum: signal.signal(signum, ask) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    except Exception as exc:
+        # A loader worker stopped by the same signal (sent to the whole process group) fails the
+        # batch being waited for: the stop asked for is what happened, not that worker's death.
+        if request.signum is not None:
+            raise _stop_exception(request.signum) from exc
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def worker_exits_quietly_on_sigterm() -> None:
     """In a data-loader worker process: SIGTERM ends it with exit status 0.
 

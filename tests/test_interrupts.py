@@ -54,3 +54,30 @@ def test_a_worker_exits_when_its_parent_is_killed_outright(tmp_path):
         parent.kill()
         if "worker" in locals() and _running(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_a_signal_asks_for_a_stop_between_steps_and_a_second_one_stops_at_once():
+    from hwr.interrupts import stop_between_steps
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    with pytest.raises(KeyboardInterrupt):
+        with stop_between_steps("this step") as request:
+            signal.raise_signal(signal.SIGINT)
+            assert request.signum == signal.SIGINT  # nothing raised mid-step: the step finishes
+            request.raise_if_asked()
+            pytest.fail("the stop asked for was not honoured")
+    with pytest.raises(SystemExit) as stopped:
+        with stop_between_steps("this step"):
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            pytest.fail("a second signal did not stop at once")
+    assert stopped.value.code == 128 + signal.SIGTERM
+    # A loader worker stopped by the same signal fails the batch waited for: the stop is reported.
+    with pytest.raises(KeyboardInterrupt):
+        with stop_between_steps("this step"):
+            signal.raise_signal(signal.SIGINT)
+            raise RuntimeError("DataLoader worker (pid(s) 123) exited unexpectedly")
+    with pytest.raises(RuntimeError, match="a bug"):  # without a stop asked for, an error is itself
+        with stop_between_steps("this step"):
+            raise RuntimeError("a bug")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

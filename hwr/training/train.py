@@ -30,7 +30,7 @@ from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
-from hwr.interrupts import sigterm_as_exit, worker_exits_quietly_on_sigterm
+from hwr.interrupts import sigterm_as_exit, stop_between_steps, worker_exits_quietly_on_sigterm
 from hwr.recognition.charset import Charset, read_charset_file
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import (
@@ -830,47 +830,54 @@ def run_loop(run: TrainingRun) -> None:
                disable=None if ctx.is_main else True, dynamic_ncols=True)
     first_step, run_start = state.step, time.monotonic()
     done = False
-    while not done:
-        shape = epoch_shape(run)
-        if state.epoch_items and state.epoch_shape != shape:
-            # Other data, batch size, seed or process count: the items done name other batches.
-            log.warning("the epoch's batches differ from the resumed run's (data, --batch-size, --seed or processes "
-                        "changed): epoch %d starts over", state.epoch)
-            state.epoch_items = 0
-        state.epoch_shape = shape
-        run.train_loader.batch_sampler.set_epoch(state.epoch, skip=state.epoch_items)
-        steps_before, resumed_inside = state.step, state.epoch_items > 0
-        for batch, items_done in training_batches(run.train_loader, cfg.seed + state.epoch, state.epoch_items):
-            if batch.errors and not cfg.skip_bad:
-                raise bad_line_error(batch.errors[0])  # not counted done: read again once fixed
-            run.skipped.update(dict.fromkeys(batch.errors))
-            if len(batch) == 0:
-                state.epoch_items = items_done
-                continue
-            train_step(run, batch)
-            state.epoch_items = items_done  # after the step: a stop during it reads the batch again
-            if run.on_step is not None:
-                run.on_step(state.step)
-            bar.update(1)
-            if not bar.disable and (state.step % POSTFIX_EVERY == 0 or state.step - first_step == 1):
-                bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),
-                                left=_minutes_left(cfg, state, state.step - first_step,
-                                                   time.monotonic() - run_start))
-            if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
-                log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss, (time.monotonic() - start) / 60)
-            state.elapsed_seconds = time.monotonic() - start
-            out_of_time = _out_of_time(run)
-            if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
-                stop = evaluate_and_save(run, history_file)
-                if stop or state.step >= cfg.max_steps or out_of_time:
-                    done = True
-                    break
-        if not done and state.step == steps_before and not resumed_inside:
-            # A whole pass over the data without one step: every line was bad (or there are
-            # none); another pass would find the same, forever.
-            raise HwrError(f"{cfg.train}: no usable training lines"
-                           + (f" ({len(run.skipped)} skipped as bad)" if run.skipped else ""))
-        state.epoch, state.epoch_items = state.epoch + 1, 0
+    # Ctrl-C and SIGTERM stop the run between steps (hwr.interrupts.stop_between_steps), where the
+    # emergency checkpoint saves a whole step.
+    with stop_between_steps("this training step") as stop_request:
+        while not done:
+            shape = epoch_shape(run)
+            if state.epoch_items and state.epoch_shape != shape:
+                # Other data, batch size, seed or process count: the items done name other batches.
+                log.warning("the epoch's batches differ from the resumed run's (data, --batch-size, --seed or "
+                            "processes changed): epoch %d starts over", state.epoch)
+                state.epoch_items = 0
+            state.epoch_shape = shape
+            run.train_loader.batch_sampler.set_epoch(state.epoch, skip=state.epoch_items)
+            steps_before, resumed_inside = state.step, state.epoch_items > 0
+            for batch, items_done in training_batches(run.train_loader, cfg.seed + state.epoch, state.epoch_items):
+                if batch.errors and not cfg.skip_bad:
+                    raise bad_line_error(batch.errors[0])  # not counted done: read again once fixed
+                run.skipped.update(dict.fromkeys(batch.errors))
+                if len(batch) == 0:
+                    state.epoch_items = items_done
+                    stop_request.raise_if_asked()
+                    continue
+                train_step(run, batch)
+                state.epoch_items = items_done  # after the step: a stop during it reads the batch again
+                if run.on_step is not None:
+                    run.on_step(state.step)
+                bar.update(1)
+                if not bar.disable and (state.step % POSTFIX_EVERY == 0 or state.step - first_step == 1):
+                    bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),
+                                    left=_minutes_left(cfg, state, state.step - first_step,
+                                                       time.monotonic() - run_start))
+                if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
+                    log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss,
+                             (time.monotonic() - start) / 60)
+                state.elapsed_seconds = time.monotonic() - start
+                stop_request.raise_if_asked()
+                out_of_time = _out_of_time(run)
+                if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
+                    stop = evaluate_and_save(run, history_file)
+                    stop_request.raise_if_asked()
+                    if stop or state.step >= cfg.max_steps or out_of_time:
+                        done = True
+                        break
+            if not done and state.step == steps_before and not resumed_inside:
+                # A whole pass over the data without one step: every line was bad (or there are
+                # none); another pass would find the same, forever.
+                raise HwrError(f"{cfg.train}: no usable training lines"
+                               + (f" ({len(run.skipped)} skipped as bad)" if run.skipped else ""))
+            state.epoch, state.epoch_items = state.epoch + 1, 0
     bar.close()
     if history_file is not None:
         history_file.close()

@@ -130,6 +130,29 @@ def test_sigterm_writes_a_resumable_checkpoint(pairs_dir, tmp_path, monkeypatch)
     assert state.step == 6
 
 
+def test_ctrl_c_during_a_step_stops_after_it_and_saves_the_whole_step(pairs_dir, tmp_path, monkeypatch):
+    """The interrupt is honoured between steps: raised inside one, it unwound through native
+    state and a stopped training now and then died before its emergency checkpoint."""
+    import signal
+
+    import hwr.training.train as train_module
+
+    real_step = train_module.train_step
+    finished = []
+
+    def step_interrupted_half_way(run, batch):
+        if run.state.step == 2:
+            signal.raise_signal(signal.SIGINT)
+        real_step(run, batch)
+        finished.append(run.state.step)
+
+    monkeypatch.setattr(train_module, "train_step", step_interrupted_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(pairs_dir, tmp_path, max_steps=50, val_every=100))
+    saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
+    assert finished == [1, 2, 3] and saved["trainer"]["step"] == 3
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_still_saves_the_emergency_checkpoint(pairs_dir, tmp_path):
     """GNU timeout, SLURM and systemd signal the loader workers too. Killed by the signal, a
