@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,6 +146,24 @@ def open_maybe_gzipped(path: str | Path, mode: str = "rb", **kwargs):
 def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     """Gzipped when `path` ends in .gz (reproducibly: no timestamp), as is otherwise."""
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)
+
+
+def file_in_any_unicode_form(path: Path) -> Path | None:
+    """`path` when it is a file, else the file of its folder whose name differs from it only in
+    Unicode form (NFC against NFD: macOS and some zip tools write "é" as "e" + a combining
+    accent, most other tools and XML files as one character), else None. Both look alike in
+    every listing, so a plain "not found" would name a file the user can see."""
+    if path.is_file():
+        return path
+    wanted = unicodedata.normalize("NFC", path.name)
+    if wanted.isascii():
+        return None  # an ASCII name has one form only
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return None
+    return next((entry for entry in entries if unicodedata.normalize("NFC", entry.name) == wanted
+                 and entry.is_file()), None)
 
 
 def check_output_dir(path: str | Path | None, option: str) -> None:

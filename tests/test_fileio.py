@@ -108,6 +108,18 @@ def test_an_output_file_no_file_system_takes_is_refused_before_the_work(tmp_path
         check_output_file(tmp_path / "lines.csv", "--csv")
 
 
+def test_a_file_is_found_under_a_name_in_another_unicode_form(tmp_path):
+    import unicodedata
+
+    from hwr.fileio import file_in_any_unicode_form
+
+    (tmp_path / unicodedata.normalize("NFD", "café.png")).write_bytes(b"x")
+    found = file_in_any_unicode_form(tmp_path / unicodedata.normalize("NFC", "café.png"))
+    assert found is not None and found.name == unicodedata.normalize("NFD", "café.png")
+    assert file_in_any_unicode_form(tmp_path / "missing.png") is None
+    assert file_in_any_unicode_form(tmp_path / "no-folder" / "café.png") is None
+
+
 def test_an_output_may_be_neither_an_input_nor_another_output(tmp_path):
     data = tmp_path / "lines.tsv"
     data.write_text("a.png\tthe cat\n")

@@ -20,6 +20,7 @@ from hwr.datasets.errors import (
     report_or_raise,
     unique_ids,
 )
+from hwr.fileio import file_in_any_unicode_form
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
@@ -52,9 +53,9 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     written, text = unquoted(columns[0].strip(), quoted_alone=True), unquoted(columns[1].strip())
     if not written:
         raise ValueError("empty image path")
-    image = tsv_path.parent / written  # an absolute `written` replaces the folder
-    if not image.is_file():
-        raise ValueError(f"image not found: {image}")
+    image = file_in_any_unicode_form(tsv_path.parent / written)  # an absolute `written` replaces the folder
+    if image is None:
+        raise ValueError(f"image not found: {tsv_path.parent / written}")
     sample_id = PurePath(written).with_suffix("").as_posix()
     meta = {"source": str(tsv_path), "line_no": line_no}
     return LineSample(id=sample_id, text=normalize_text(text), image=image, meta=meta)

@@ -23,6 +23,7 @@ from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_li
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
 from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
+from hwr.fileio import file_in_any_unicode_form
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, check_image_file
 from hwr.records import LineSample, document_page_number
@@ -213,8 +214,12 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None)
     if given:
         candidates.append(xml.parent / given)
     for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+        found = file_in_any_unicode_form(candidate)
+        if found is not None:
+            return found
+    folders = [str(c) for c in candidates if c.is_dir()]
+    if folders:
+        raise DatasetError(xml, f"page image {filename!r} names a folder ({', '.join(folders)}), not an image")
     raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})")
 
 

@@ -85,6 +85,22 @@ def test_page_level_problems_name_the_xml(tmp_path):
         read_pagexml(xml)
 
 
+def test_a_page_image_named_in_another_unicode_form_is_found_and_a_folder_is_named_as_one(tmp_path):
+    """macOS and some zip tools store "é" decomposed (NFD), XML files as one character (NFC):
+    the two names look alike everywhere, so "not found" named a file the user could see."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "Seite é 1"), unicodedata.normalize("NFD", "Seite é 1")
+    xml = make_page(tmp_path, nfd)
+    xml.write_text(page_xml(f"{nfc}.png", TWO_LINES), encoding="utf-8")
+    samples = read_pagexml(xml)
+    assert len(samples) == 2 and samples[0].meta["page_image"].endswith(f"{nfd}.png")
+    (tmp_path / f"{nfd}.png").unlink()
+    (tmp_path / f"{nfc}.png").mkdir()
+    with pytest.raises(DatasetError, match=r"page image 'Seite é 1.png' names a folder"):
+        read_pagexml(xml)
+
+
 def test_a_missing_page_image_skips_each_transcribed_line_of_its_page(tmp_path):
     make_page(tmp_path / "a", "p")
     make_page(tmp_path / "b", "q")
