@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, where_not_utf8
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING):
@@ -173,9 +173,9 @@ def _yaml_loader(yaml):
 
 def read_config_file(path: str) -> dict:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: config file is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+        raise ConfigError(f"{path}: config file is not UTF-8 ({where_not_utf8(exc)}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     if path.endswith((".yaml", ".yml")):

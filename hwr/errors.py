@@ -70,3 +70,10 @@ def name_some(items, limit: int, sep: str = "; ") -> str:
     items = [str(item) for item in items]
     more = f"{sep}and {len(items) - limit} more" if len(items) > limit else ""
     return sep.join(items[:limit]) + more
+
+
+def where_not_utf8(exc: UnicodeDecodeError) -> str:
+    """Where a file failed to decode as UTF-8, in the words every such message uses: the line and
+    the byte's value ("line 2, byte 0xe9"), not an offset."""
+    line_no = exc.object[: exc.start].count(b"\n") + 1
+    return f"line {line_no}, byte {exc.object[exc.start]:#04x}"

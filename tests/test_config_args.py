@@ -170,7 +170,7 @@ def test_a_config_file_that_cannot_be_read_is_a_config_error_naming_it(tmp_path)
     with pytest.raises(ConfigError, match=r"missing\.json: cannot read"):
         read_config_file(str(tmp_path / "missing.json"))
     (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
-    with pytest.raises(ConfigError, match=r"latin1\.json: config file is not UTF-8"):
+    with pytest.raises(ConfigError, match=r"latin1\.json: config file is not UTF-8 \(line 1, byte 0x"):
         read_config_file(str(tmp_path / "latin1.json"))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwr.errors import ConfigError, MissingFileError, counted, name_some
+from hwr.errors import ConfigError, MissingFileError, counted, name_some, where_not_utf8
 
 BLANK_ID = 0
 BLANK_SYMBOL = "<blank>"
@@ -146,7 +146,7 @@ def read_charset_file(path: str | Path) -> Charset:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: charset file is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+        raise ConfigError(f"{path}: charset file is not UTF-8 ({where_not_utf8(exc)}); save it as UTF-8") from None
     symbols = dict.fromkeys(normalize_text(ch) for ch in text if ch not in "\r\n")
     if not symbols:
         raise ConfigError(f"{path}: charset file lists no symbols")

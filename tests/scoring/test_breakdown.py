@@ -110,6 +110,16 @@ def test_a_missing_or_non_utf8_groups_table_is_a_user_error_naming_the_flag(tmp_
 
     with pytest.raises(MissingFileError, match=r"--groups-file .*missing\.tsv: no such file"):
         read_group_table(tmp_path / "missing.tsv")
-    (tmp_path / "latin1.tsv").write_bytes("l1\tcaf\xe9\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"--groups-file .*latin1\.tsv: not UTF-8"):
+    (tmp_path / "latin1.tsv").write_bytes("l0\tcafe\nl1\tcaf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"--groups-file .*latin1\.tsv: not UTF-8 \(line 2, byte 0xe9\)"):
         read_group_table(tmp_path / "latin1.tsv")
+
+
+def test_rows_a_groups_table_cannot_use_are_warned_about_not_dropped_in_silence(tmp_path, caplog):
+    (tmp_path / "groups.tsv").write_text("l0\twriterA\nl1\nl2\twriterB\nl0\twriterC\nl3\twriterB\nl3\twriterB\n")
+    with caplog.at_level("WARNING", logger="hwr.scoring.report.breakdown"):
+        table = read_group_table(tmp_path / "groups.tsv")
+    assert table == {"l0": "writerC", "l2": "writerB", "l3": "writerB"}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 row without a subset column (line 2): left out" in m for m in messages), messages
+    assert any("1 id given two subsets; the later row counts: 'l0' (lines 1 and 4)" in m for m in messages), messages

@@ -6,17 +6,20 @@ a metadata field the reader filled in (`form` for IAM, `font`/`kind` for synthet
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hwr.errors import ConfigError, MissingFileError
+from hwr.errors import ConfigError, MissingFileError, counted, where_not_utf8
 from hwr.records import LineSample
 
 if TYPE_CHECKING:
     from hwr.scoring.evaluate import LineResult
+
+log = logging.getLogger(__name__)
 
 # Tried in order by `--group-by auto`: the most informative subset a reader provides.
 AUTO_FIELDS = ("writer", "font", "form", "page")
@@ -69,16 +72,32 @@ def read_group_table(path: str | Path, option: str = "--groups-file") -> dict[st
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{option} {path}: not UTF-8 (byte {exc.start}); save the table as UTF-8") from None
+        raise ConfigError(f"{option} {path}: not UTF-8 ({where_not_utf8(exc)}); save the table as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{option} {path}: cannot read the file ({exc.strerror or exc})") from None
-    table = {}
-    for raw in text.splitlines():
+    table: dict[str, str] = {}
+    first_row: dict[str, int] = {}
+    no_subset, conflicts = [], []
+    for line_no, raw in enumerate(text.splitlines(), 1):
         if not raw.strip() or raw.startswith("#"):
             continue
         parts = raw.split("\t") if "\t" in raw else raw.split()
-        if len(parts) >= 2:
-            table[parts[0].strip()] = parts[1].strip()
+        key = parts[0].strip()
+        if len(parts) < 2 or not parts[1].strip():
+            no_subset.append(line_no)
+            continue
+        if key in table and table[key] != parts[1].strip():
+            conflicts.append(f"{key!r} (lines {first_row[key]} and {line_no})")
+        table[key] = parts[1].strip()
+        first_row.setdefault(key, line_no)
+    # Rows the table cannot use are said, not dropped in silence: a line they meant to place
+    # would land in another subset, or none.
+    if no_subset:
+        log.warning("%s %s: %s without a subset column (line %s): left out", option, path,
+                    counted(len(no_subset), "row"), ", ".join(map(str, no_subset[:10])))
+    if conflicts:
+        log.warning("%s %s: %s given two subsets; the later row counts: %s", option, path,
+                    counted(len(conflicts), "id"), "; ".join(conflicts[:5]))
     if not table:
         raise ConfigError(f"{path}: no 'id subset' rows found")
     return table
