@@ -292,6 +292,7 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
     (tmp_path / "adir").mkdir()
     foreign = tmp_path / "foreign.txt"
     foreign.write_text("\u4f60\u597d\u4e16\u754c\n")  # no character the model can write
+    (tmp_path / "empty.txt").write_text("")
     cases = [
         (["lm", "build", str(tmp_path / "latin1.txt"), "--out", str(tmp_path / "lm.arpa")], "latin1.txt: not UTF-8"),
         (["lm", "build", str(tmp_path / "nofile.txt"), "--out", str(tmp_path / "lm.arpa")], "nofile.txt: text file"),
@@ -307,6 +308,8 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
         (["synth", "--out", str(tmp_path / "nothing"), "--n", "0"], "--n must be at least 1, got 0"),
         (["lm", "build", str(foreign), "--out", str(tmp_path / "lm.arpa")],
          "foreign.txt: no text to estimate a language model from after dropping the characters"),
+        (["lm", "build", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "lm.arpa")],
+         "empty.txt: no text to estimate a language model from\n"),  # nothing dropped: just empty
         # An output that is an input would destroy it; two outputs of one name, one of them.
         (["lm", "build", str(corpus), "--out", str(corpus)], "is one of the input files"),
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",

@@ -402,5 +402,5 @@ def build_lm(corpora: Sequence[str | Path], out: str | Path, order: int, unit: s
         if "no text" not in str(exc):
             raise
         # Name the files, and say why: empty, or every character outside what the model writes.
-        why = " after dropping the characters the model cannot write" if charset is not None else ""
+        why = " after dropping the characters the model cannot write" if charset is not None and dropped else ""
         raise ConfigError(f"{', '.join(map(str, corpora))}: no text to estimate a language model from{why}") from None
