@@ -1,11 +1,12 @@
 """Whether reading each line at more widths (`--width-variants`) reads better, and what it costs.
 
     python bench/bench_width_variants.py --model models/hwr-en-small --variants 1.3 --json widths.json
-    python bench/bench_width_variants.py --variants "1.3;1.15,1.3" --seed 7 --decoders greedy
+    python bench/bench_width_variants.py --variants "1.3;1.15,1.3" --below 0.95,2 --seed 7 --decoders greedy
 
 Each set is read as `hwr eval` reads it (Recognizer.recognize_normalized: padded batches, the
-stretch applied to each batch), once as normalised and once with each list of extra factors, greedily
-and with the default LM search; every reading is scored against the plain one with a paired
+stretch applied to each batch's doubtful lines), once as normalised and once with each list of
+extra factors and each confidence below which lines are read again, greedily and with the
+default LM search; every reading is scored against the plain one with a paired
 bootstrap (hwr.scoring). The sets: the harder validation set (`--seed`; the factors were chosen
 on seed 7, so the standard seed is the check) and the same engine writing text from outside the
 corpora (bench_lm's second set). Lines/s is the whole reading's, network and decoding, on this
@@ -22,6 +23,7 @@ from bench_lm import default_prose, lines_with_text, prose_lines
 
 from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition.model import Recognizer
+from hwr.recognition.width_variants import DOUBTFUL_BELOW
 from hwr.scoring.evaluate import score_texts
 from hwr.scoring.report.compare import compare_reports
 from hwr.synth.config import HARD_SEED
@@ -50,6 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/hwr-en-small")
     parser.add_argument("--variants", default="1.3", help="lists of extra width factors, ';' between lists")
+    parser.add_argument("--below", default=str(DOUBTFUL_BELOW),
+                        help="greedy confidences under which lines are read again, comma-separated (above 1: all)")
     parser.add_argument("--decoders", default="greedy,auto")
     parser.add_argument("--n", type=int, default=600, help="lines of each set")
     parser.add_argument("--seed", type=int, default=HARD_SEED, help="the harder set's seed")
@@ -70,13 +74,16 @@ def main() -> None:
             figures[decoder] = {"plain": {"cer": plain.cer, "wer": plain.wer, "lines_per_s": plain_speed}}
             print(name, decoder, "plain", json.dumps(figures[decoder]["plain"]), flush=True)
             for factors in parse_variants(args.variants):
-                recognizer = Recognizer.load(args.model, device="cpu", decoder=decoder, width_variants=factors)
-                scored, speed = read(recognizer, samples, lines)
-                comparison = compare_reports(plain, scored, "plain", str(factors)).to_dict()
-                result = {"cer": scored.cer, "wer": scored.wer, "lines_per_s": speed,
-                          "against_plain": {k: v for k, v in comparison.items() if k != "disagreements"}}
-                figures[decoder][",".join(map(str, factors))] = result
-                print(name, decoder, factors, json.dumps(result), flush=True)
+                for below in (float(b) for b in args.below.split(",")):
+                    recognizer = Recognizer.load(args.model, device="cpu", decoder=decoder, width_variants=factors,
+                                                 width_variants_below=below)
+                    scored, speed = read(recognizer, samples, lines)
+                    label = f"{','.join(map(str, factors))} below {below:g}"
+                    comparison = compare_reports(plain, scored, "plain", label).to_dict()
+                    result = {"cer": scored.cer, "wer": scored.wer, "lines_per_s": speed,
+                              "against_plain": {k: v for k, v in comparison.items() if k != "disagreements"}}
+                    figures[decoder][label] = result
+                    print(name, decoder, label, json.dumps(result), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

@@ -362,7 +362,8 @@ def test_eval_refuses_bad_settings_and_files_before_the_model_loads(tmp_path, ca
              (["--groups-file", str(latin1)], "not UTF-8"),
              (["--pages", "--csv", str(tmp_path / "p.csv")], "--csv"),
              (["--pages", "--worst-csv", str(tmp_path / "w.csv")], "--worst-csv"),
-             (["--width-variants", "1"], "--width-variants: the line as normalised (factor 1) is always read")]
+             (["--width-variants", "1"], "--width-variants: the line as normalised (factor 1) is always read"),
+             (["--width-variants-below", "0"], "--width-variants-below must be a positive number")]
     for extra, expected in cases:
         assert main(["eval", str(lines), *extra, *no_model]) == 2, extra
         err = capsys.readouterr().err

@@ -375,7 +375,7 @@ def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = N
     """The Blocks app with its queue set up; `launch_app` serves it."""
     config = config or UIConfig()
     registry = registry or ModelRegistry(config.model, config.device, decoder_options(config), config.search_workers,
-                                         config.width_variants)
+                                         config.width_variants, config.width_variants_below)
     ctx = AppContext(config, registry, WorkDirs())
     if teaching_allowed(config.host):
         ctx.teacher = Teacher(ctx.registry, ctx.work, ctx.zip_limits)

@@ -12,6 +12,7 @@ from pathlib import Path
 from hwr.assets import models_dir
 from hwr.recognition.decode import DECODERS
 from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, resolve_model_dir
+from hwr.recognition.width_variants import DOUBTFUL_BELOW
 
 # Each Recognizer holds a network (tens of MB); two cover "compare decoders" or two models.
 CACHE_SIZE = 2
@@ -45,11 +46,13 @@ class ModelRegistry:
     """Loads models on first use and keeps the last few; safe to call from queue workers."""
 
     def __init__(self, preferred: str | None = None, device: str = "auto", beam_options: dict | None = None,
-                 search_workers: int | None = None, width_variants: tuple[float, ...] = ()):
+                 search_workers: int | None = None, width_variants: tuple[float, ...] = (),
+                 width_variants_below: float = DOUBTFUL_BELOW):
         self.preferred = preferred
         self.device = device
         self.search_workers = search_workers  # the server's --search-workers (None: the auto choice)
-        self.width_variants = tuple(width_variants)  # the server's --width-variants, for every model
+        # The server's --width-variants and --width-variants-below, for every model.
+        self.width_variants, self.width_variants_below = tuple(width_variants), width_variants_below
         # LM, lexicon and search settings for the beam decoders (the server's --lm etc.).
         self.beam_options = beam_options or {}
         self.choices = discover_models(preferred)
@@ -97,7 +100,8 @@ class ModelRegistry:
                 options = self.beam_options if decoder != "greedy" else {}
                 self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder,
                                                    search_workers=self.search_workers,
-                                                   width_variants=self.width_variants, **options)
+                                                   width_variants=self.width_variants,
+                                                   width_variants_below=self.width_variants_below, **options)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)[1].close()
             self._cache.move_to_end(key)

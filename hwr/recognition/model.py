@@ -37,7 +37,12 @@ from hwr.recognition.imaging import (
 )
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
-from hwr.recognition.width_variants import check_width_factors, surest_reading
+from hwr.recognition.width_variants import (
+    DOUBTFUL_BELOW,
+    check_reread_below,
+    check_width_factors,
+    surest_reading,
+)
 from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
@@ -365,7 +370,8 @@ class Recognizer:
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
                  decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False,
-                 beside: torch.nn.Module | None = None, width_variants: Sequence[float] = (), **decoder_options):
+                 beside: torch.nn.Module | None = None, width_variants: Sequence[float] = (),
+                 width_variants_below: float = DOUBTFUL_BELOW, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
         # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line is
@@ -375,9 +381,10 @@ class Recognizer:
         # default: on an H200 (2026-12-04, bench/bench_gpu_reading.py) it read 6 of 1,536 lines
         # differently and was no faster, the host's work being the bound.
         self.amp = amp and self.device.type == "cuda"
-        # Widths, besides the line as normalised, that each line is also read at; the surest
-        # reading is kept (hwr.recognition.width_variants).
+        # Widths, besides the line as normalised, that a doubtful line is also read at; the
+        # surest reading is kept (hwr.recognition.width_variants).
         self.width_variants = check_width_factors(width_variants)
+        self.width_variants_below = check_reread_below(width_variants_below)
         self.config = config
         self.charset = Charset(config.charset)
         self.normalize_config = NormalizeConfig.from_dict(config.normalize)
@@ -391,7 +398,8 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, decoder: str = "greedy",
-             search_workers: int | None = 0, width_variants: Sequence[float] = (), **decoder_options) -> Recognizer:
+             search_workers: int | None = 0, width_variants: Sequence[float] = (),
+             width_variants_below: float = DOUBTFUL_BELOW, **decoder_options) -> Recognizer:
         """Load a model directory, ready to read lines.
 
         Args:
@@ -403,9 +411,9 @@ class Recognizer:
             search_workers: processes that run a beam search beside the network
                 (hwr.recognition.search_workers); 0: in this process; None: the auto choice
                 (`resolve_search_workers`). Greedy decoding ignores it.
-            width_variants: factors (other than 1) by which each line is also read stretched
-                sideways, keeping the surest reading (hwr.recognition.width_variants); each
-                costs one more network pass.
+            width_variants: factors (other than 1) by which a line is also read stretched
+                sideways, keeping the surest reading (hwr.recognition.width_variants), when
+                its greedy confidence is below `width_variants_below` (above 1: every line).
 
         Returns:
             A Recognizer whose network is prepared for inference only (not for training).
@@ -427,7 +435,7 @@ class Recognizer:
         net, config = load_model(path)
         beside = load_beside(path, config)
         rec = cls(net, config, device, decoder, search_workers, beside=beside, width_variants=width_variants,
-                  **decoder_options)
+                  width_variants_below=width_variants_below, **decoder_options)
         rec.path = path
         # This network is ours alone (a Recognizer built around a training net must leave it
         # trainable), so it can be folded and re-laid-out for speed.
@@ -561,7 +569,8 @@ class Recognizer:
         read at more than one width (`width_variants`), else None (every line `frame_width`)."""
         if not self.width_variants:
             return *self._network_scores(images, widths), None
-        return surest_reading(self._network_scores, images, widths, self.width_variants, self.frame_width)
+        return surest_reading(self._network_scores, images, widths, self.width_variants, self.frame_width,
+                              self.width_variants_below)
 
     def _network_scores(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext():
@@ -656,9 +665,12 @@ class RecognizerSettings:
     batch_size: int = setting(16, help="lines per batch through the network")
     width_variants: list[float] = setting(
         default_factory=list,
-        help="also read each line stretched sideways by these factors (e.g. 1.3) and keep the reading the network "
-             "is surest of: cramped hands read better stretched (1.3 read the harder validation set 0.3-0.4 points "
-             "better); each factor costs one more network pass")
+        help="also read a doubtful line stretched sideways by these factors (e.g. 1.3) and keep the reading the "
+             "network is surest of: cramped hands read better stretched")
+    width_variants_below: float = setting(
+        DOUBTFUL_BELOW,
+        help="the greedy line confidence below which a line is read at the --width-variants too (above 1: every "
+             "line)")
     search_workers: int | None = setting(
         None,
         help="processes that run the beam search while the network reads the next batches (each loads torch "
@@ -669,6 +681,7 @@ class RecognizerSettings:
 
         check_decoder_settings(self)
         check_width_factors(self.width_variants)
+        check_reread_below(self.width_variants_below)
         if self.search_workers is not None:
             check_at_least(self, 0, "search_workers")
 
@@ -679,4 +692,5 @@ class RecognizerSettings:
 
         options = {} if decoder == "greedy" else decoder_options(self)
         return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder,
-                               search_workers=self.search_workers, width_variants=self.width_variants, **options)
+                               search_workers=self.search_workers, width_variants=self.width_variants,
+                               width_variants_below=self.width_variants_below, **options)

@@ -54,6 +54,26 @@ def test_each_line_keeps_the_reading_greedy_decoding_is_surest_of():
     assert frame_widths == [4.0 / 1.5, 4.0]
 
 
+def test_only_the_lines_read_with_doubt_are_read_again_and_alone():
+    batches = []
+
+    def read(images, widths):  # line 0 read surely (0.99), line 1 with doubt (0.6), wider or not
+        batches.append(images.shape)
+        log_probs = torch.full((images.shape[-1] // 4, len(widths), 3), -1e4)
+        log_probs[:, :, 1] = torch.tensor([0.99, 0.6] if len(widths) == 2 else [0.7]).log()
+        log_probs[:, :, 0] = (1 - log_probs[:, :, 1].exp()).log()
+        return log_probs, widths // 4
+
+    images, widths = torch.rand(2, 1, 8, 40), torch.tensor([40, 24])
+    _, lengths, frame_widths = surest_reading(read, images, widths, (1.5,), 4.0, below=0.95)
+    # The doubtful line alone, cropped to its own width, stretched: 24 * 1.5 = 36 pixels.
+    assert batches == [(2, 1, 8, 40), (1, 1, 8, 36)]
+    assert frame_widths == [4.0, 4.0 / 1.5] and lengths.tolist() == [10, 9]
+    batches.clear()
+    surest_reading(read, images, widths, (1.5,), 4.0, below=0.5)
+    assert batches == [(2, 1, 8, 40)]  # nothing doubtful: one pass
+
+
 def test_a_tie_keeps_the_line_as_given():
     def same(images, widths):
         return torch.zeros(10, len(widths), 3).log_softmax(-1), torch.full((len(widths),), 5)
@@ -90,10 +110,13 @@ def test_a_cramped_line_reads_its_spaces_when_also_read_stretched_and_its_words_
     from helpers import render_line
 
     line = render_line("the quick brown fox jumps")
-    cramped = cv2.resize(line, (int(line.shape[1] * 0.6), line.shape[0]), interpolation=cv2.INTER_AREA)
+    cramped = cv2.resize(line, (int(line.shape[1] * 0.5), line.shape[0]), interpolation=cv2.INTER_AREA)
     plain = Recognizer.load("hwr-en-small", device="cpu")
-    varied = Recognizer.load("hwr-en-small", device="cpu", width_variants=[1.5])
+    # Read surely (its confidence counts the letters read, not the spaces missed), so only a
+    # threshold above 1 reads it again.
+    varied = Recognizer.load("hwr-en-small", device="cpu", width_variants=[1.8], width_variants_below=2.0)
     assert plain.recognize([cramped])[0].text.count(" ") < varied.recognize([cramped])[0].text.count(" ")
+    varied = Recognizer.load("hwr-en-small", device="cpu", width_variants=[1.5], width_variants_below=2.0)
     # Lines read stretched: their word boxes, mapped back through each line's own frame width,
     # are where the plain reading puts them.
     texts = ["the quick brown fox jumps", "over the lazy dog", "a line of words", "read it again"]
