@@ -38,6 +38,7 @@ from hwr.recognition.imaging import (
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
 from hwr.recognition.width_variants import (
+    DEFAULT_WIDTH_VARIANTS,
     DOUBTFUL_BELOW,
     check_reread_below,
     check_width_factors,
@@ -664,9 +665,9 @@ class RecognizerSettings:
         help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
     batch_size: int = setting(16, help="lines per batch through the network")
     width_variants: list[float] = setting(
-        default_factory=list,
-        help="also read a doubtful line stretched sideways by these factors (e.g. 1.3) and keep the reading the "
-             "network is surest of: cramped hands read better stretched")
+        default_factory=lambda: list(DEFAULT_WIDTH_VARIANTS),
+        help="also read a doubtful line stretched sideways by these factors and keep the reading the network is "
+             "surest of (cramped hands read better stretched); give the flag alone for none")
     width_variants_below: float = setting(
         DOUBTFUL_BELOW,
         help="the greedy line confidence below which a line is read at the --width-variants too (above 1: every "
