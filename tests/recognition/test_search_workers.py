@@ -80,15 +80,21 @@ def test_a_worker_that_dies_costs_no_line(decoder, caplog):
         workers.close()
 
 
-def test_the_recognizer_reads_the_same_with_search_workers(untrained_model):
+@pytest.mark.parametrize("width_variants", [(), (1.3,)])
+def test_the_recognizer_reads_the_same_with_search_workers(untrained_model, width_variants):
     rng = np.random.default_rng(3)
-    plain = Recognizer.load(untrained_model, device="cpu", decoder="beam", lm="none")
+    # Every line read again stretched too (an untrained network doubts them all): each keeps its
+    # own frame width through the workers.
+    reading = dict(decoder="beam", lm="none", width_variants=width_variants, width_variants_below=2.0)
+    plain = Recognizer.load(untrained_model, device="cpu", **reading)
     height = plain.normalize_config.line_height
     lines = [rng.random((height, int(w))).astype(np.float32) for w in rng.integers(20, 120, 13)]
-    with_workers = Recognizer.load(untrained_model, device="cpu", decoder="beam", lm="none", search_workers=1)
+    with_workers = Recognizer.load(untrained_model, device="cpu", search_workers=1, **reading)
     try:
         # Batches of 2: seven of them, more than the two the one worker may have ahead.
-        assert fields(with_workers.recognize_normalized(lines, 2)) == fields(plain.recognize_normalized(lines, 2))
+        read = fields(plain.recognize_normalized(lines, 2))
+        assert fields(with_workers.recognize_normalized(lines, 2)) == read
+        assert any(r[-1] < plain.frame_width for r in read) == bool(width_variants)
     finally:
         with_workers.close()
 
