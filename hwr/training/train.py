@@ -30,7 +30,12 @@ from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
-from hwr.interrupts import sigterm_as_exit, stop_between_steps, worker_exits_quietly_on_sigterm
+from hwr.interrupts import (
+    sigterm_as_exit,
+    stop_between_steps,
+    worker_exits_quietly_on_sigterm,
+    worker_leaves_ctrl_c_to_its_parent,
+)
 from hwr.recognition.charset import Charset, read_charset_file
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import (
@@ -221,8 +226,10 @@ def warms_renderer(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def init_loader_worker(*_) -> None:
-    """Each loader worker: one OpenCV thread, and a quiet exit on SIGTERM (hwr.interrupts)."""
+    """Each loader worker: one OpenCV thread, Ctrl-C left to the training, and a quiet exit on
+    SIGTERM (hwr.interrupts)."""
     single_threaded_opencv()
+    worker_leaves_ctrl_c_to_its_parent()
     worker_exits_quietly_on_sigterm()
 
 
