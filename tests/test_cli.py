@@ -50,6 +50,8 @@ def test_train_eval_transcribe(tmp_path, fifty_lines):
     # Read as every command reads an ASCII model by default, and the report says so.
     assert report["decoding"]["decoder"] == "beam" and report["decoding"]["lm"] == "char-6gram.arpa.gz"
     assert "decoding: beam search (char mode, char-6gram.arpa.gz" in proc.stdout
+    assert report["decoding"]["width_variants"] == [1.3] and report["decoding"]["width_variants_below"] == 0.95
+    assert "lines read with confidence below 0.95 read again at 1.3 times their width" in proc.stdout
     assert len((tmp_path / "lines.csv").read_text().splitlines()) == 51
 
     (fifty_lines / "broken.png").write_bytes(b"not an image")

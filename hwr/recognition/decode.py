@@ -483,9 +483,16 @@ def decoder_options(config) -> dict:
 
 
 def describe_decoding(decoding: dict) -> str:
-    """A decoder's `describe()` in words, for a printed summary or an HTML row."""
+    """A decoder's `describe()` (or a Recognizer's `describe_reading()`) in words, for a printed
+    summary or an HTML row."""
     if decoding.get("decoder") != "beam":
-        return decoding.get("decoder", "?")
-    lm = decoding.get("lm") or "no LM"
-    return (f"beam search ({decoding['mode']} mode, {lm}, LM weight {decoding['lm_weight']:g}, "
-            f"beam {decoding['beam_size']})")
+        words = decoding.get("decoder", "?")
+    else:
+        lm = decoding.get("lm") or "no LM"
+        words = (f"beam search ({decoding['mode']} mode, {lm}, LM weight {decoding['lm_weight']:g}, "
+                 f"beam {decoding['beam_size']})")
+    if decoding.get("width_variants"):
+        widths = ", ".join(f"{f:g}" for f in decoding["width_variants"])
+        words += (f"; lines read with confidence below {decoding['width_variants_below']:g} read again at "
+                  f"{widths} times their width")
+    return words

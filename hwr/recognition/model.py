@@ -591,6 +591,14 @@ class Recognizer:
         log_probs, lengths, frame_widths = self.padded_scores(images, widths)
         return with_frame_widths(self.decoder.decode(log_probs, lengths, frame_width=self.frame_width), frame_widths)
 
+    def describe_reading(self) -> dict:
+        """What reports record of how lines were read: the decoder's `describe()`, and the widths
+        doubtful lines were read at too (`width_variants`), when any."""
+        reading = self.decoder.describe()
+        if self.width_variants:
+            reading.update(width_variants=list(self.width_variants), width_variants_below=self.width_variants_below)
+        return reading
+
     @property
     def frame_width(self) -> float:
         """Input pixels per output frame."""

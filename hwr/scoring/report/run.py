@@ -218,7 +218,7 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     focus = analysed_index(specs)
     runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
             for i, data in enumerate(datasets)]
-    run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.decoder.describe())
+    run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.describe_reading())
     if cfg.splits:
         run.diagnosis = diagnose([split_score(r) for r in runs], cfg.human_cer, cfg.target_cer)
     if cfg.compare or cfg.compare_decoder:
@@ -242,7 +242,7 @@ def _reading_labels(a: Recognizer, b: Recognizer, cfg: EvalConfig) -> tuple[str,
     """The comparison's two sides: the models, and with --compare-decoder how each read."""
     if not cfg.compare_decoder:
         return str(a.path), str(b.path)
-    return tuple(f"{r.path} ({describe_decoding(r.decoder.describe())})" for r in (a, b))  # type: ignore[return-value]
+    return tuple(f"{r.path} ({describe_decoding(r.describe_reading())})" for r in (a, b))  # type: ignore[return-value]
 
 
 # --- Outputs ---------------------------------------------------------------------------------
