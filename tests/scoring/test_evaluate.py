@@ -123,8 +123,10 @@ def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny
     assert code == 0
     comparison = json.loads((tmp_path / "r.json").read_text())["comparison"]
     # A: the default reading (the beam search with the shipped LM for this ASCII model), B: greedy.
-    assert comparison["model_a"].endswith("(beam search (char mode, char-6gram.arpa.gz, LM weight 1.5, beam 16))")
-    assert comparison["model_b"].endswith("(greedy)") and str(tiny_model) in comparison["model_b"]
+    widths = "; lines read with confidence below 0.95 read again at 1.3 times their width"
+    search = "beam search (char mode, char-6gram.arpa.gz, LM weight 1.5, beam 16)"
+    assert comparison["model_a"].endswith(f"({search}{widths})")
+    assert comparison["model_b"].endswith(f"(greedy{widths})") and str(tiny_model) in comparison["model_b"]
     assert "model comparison (paired bootstrap)" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="unknown decoder 'nosuch'"):
         EvalConfig(compare_decoder="nosuch")  # refused before any line is read
