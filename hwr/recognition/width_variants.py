@@ -31,7 +31,7 @@ MIN_FACTOR, MAX_FACTOR = 0.5, 3.0  # beyond these a line is no longer its writer
 # What the commands (hwr transcribe, hwr eval, hwr ui) read with unless told otherwise; the library's
 # Recognizer reads with none unless asked, as it reads greedily unless asked. Measured with
 # bench/bench_width_variants.py on the standard harder set (hwr-en-small stage 23): greedy 5.02% ->
-# 4.53%, with the search 3.49% -> 3.04%, at 5-10% fewer lines/s.
+# 4.53%, with the search 3.49% -> 3.04%, at 5-22% fewer lines/s.
 DEFAULT_WIDTH_VARIANTS = (1.3,)
 # Lines read as normalised with a greedy line confidence below this are read again at the other
 # widths: on seed 7 of the harder set (hwr-en-small stage 23, factor 1.3) re-reading the 21% of
