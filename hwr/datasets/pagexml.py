@@ -400,13 +400,12 @@ def degenerate_polygon(polygon: np.ndarray) -> str:
     return ""
 
 
-def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    """Bounding-box crop of a polygon, white outside it, and the box (x0, y0, x1, y1 exclusive)."""
+def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Bounding-box crop of a polygon, white outside it, and the box (x0, y0, x1, y1 exclusive).
+    The polygon reaches onto the page (`unusable_line_polygon` says when it does not)."""
     height, width = gray.shape
     x0, y0 = np.maximum(polygon.min(axis=0), 0)
     x1, y1 = np.minimum(polygon.max(axis=0) + 1, (width, height))
-    if x1 <= x0 or y1 <= y0:
-        return None
     crop = gray[y0:y1, x0:x1].copy()
     mask = np.zeros(crop.shape, np.uint8)
     cv2.fillPoly(mask, [polygon - np.array([x0, y0], np.int32)], 255)
