@@ -81,3 +81,35 @@ def test_a_signal_asks_for_a_stop_between_steps_and_a_second_one_stops_at_once()
         with stop_between_steps("this step"):
             raise RuntimeError("a bug")
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_stops_held_back_arrive_when_the_block_ends():
+    from hwr.interrupts import stop_between_steps, stops_held_back
+
+    before = signal.getsignal(signal.SIGINT)
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with stops_held_back():
+            signal.raise_signal(signal.SIGINT)
+            reached_the_end = True  # nothing raised where native code could have swallowed it
+    assert reached_the_end and signal.getsignal(signal.SIGINT) is before
+    # An error of the block's own still ends in the stop, which names it as its context.
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        with stops_held_back():
+            signal.raise_signal(signal.SIGINT)
+            raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
+    assert isinstance(stopped.value.__context__, ValueError)
+    # Inside a stop between steps, the held-back signals go to it: one asks, a second stops at once.
+    with stop_between_steps("this step") as request:
+        with stops_held_back():
+            signal.raise_signal(signal.SIGTERM)
+        assert request.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt):
+        with stop_between_steps("this step"):
+            with stops_held_back():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+            pytest.fail("the second Ctrl-C held back did not stop at once")
+    with stops_held_back():  # without a signal nothing happens
+        pass
+    assert signal.getsignal(signal.SIGINT) is before

@@ -26,6 +26,7 @@ from hwr.assets import models_dir
 from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import HwrError, name_some
 from hwr.fileio import atomic_write_bytes
+from hwr.interrupts import stops_held_back
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import BeamDecoder, greedy_line_confidence, make_decoder
 from hwr.recognition.imaging import (
@@ -236,7 +237,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
     num_classes = len(Charset(config.charset))
     check_config_fits_weights(config, num_classes, weights)
     try:
-        state = load_file(str(weights), device="cpu")
+        with stops_held_back():  # a Ctrl-C mid-load is no corrupt file (hwr.interrupts)
+            state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
     net = _build_described(config, num_classes, Path(directory) / CONFIG_FILE)
@@ -275,7 +277,7 @@ def load_beside(path: Path, config: ModelConfig) -> torch.nn.Module | None:
 def read_weight_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's name and shape from the safetensors header, without reading the weights."""
     try:
-        with safe_open(str(weights), framework="pt") as tensors:
+        with stops_held_back(), safe_open(str(weights), framework="pt") as tensors:
             return {name: tuple(tensors.get_slice(name).get_shape()) for name in tensors.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None

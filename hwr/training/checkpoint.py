@@ -28,6 +28,7 @@ from safetensors.torch import save as save_safetensors
 
 from hwr.config_args import check_fields, parse_json
 from hwr.fileio import atomic_write_bytes
+from hwr.interrupts import stops_held_back
 from hwr.recognition.model import ModelError, save_model
 
 log = logging.getLogger("hwr.training.checkpoint")
@@ -126,7 +127,8 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
         raise CheckpointError(f"{json_path}: truncated or damaged trainer state ({type(exc).__name__}: {exc}); "
                               "resume from an intact checkpoint or start without --resume") from None
     try:
-        tensors = load_file(str(tensor_path))
+        with stops_held_back():  # a Ctrl-C mid-load is no damaged checkpoint (hwr.interrupts)
+            tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{tensor_path}: truncated or damaged optimizer tensors ({exc}); "
                               "resume from an intact checkpoint or start without --resume") from None

@@ -1,4 +1,5 @@
 import json
+import signal
 import time
 
 import numpy as np
@@ -288,3 +289,20 @@ def test_raise_mode_names_the_bad_item(tiny_recognizer, line_image):
     with pytest.raises(ValueError, match="on_error"):
         tiny_recognizer.recognize([], on_error="ignore")
     assert tiny_recognizer.recognize([]) == []
+
+
+def _interrupted_as_safetensors_reports_it(*args, **kwargs):
+    # safetensors builds tensors through Python callbacks; a KeyboardInterrupt raised in one
+    # comes out as this ValueError (seen when interrupting hwr-en-small's load at random).
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass  # swallowed in native code
+    raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
+
+
+def test_a_ctrl_c_while_weights_load_is_a_stop_not_corrupt_weights(tmp_path, monkeypatch):
+    _, path = _tiny_model(tmp_path)
+    monkeypatch.setattr("hwr.recognition.model.load_file", _interrupted_as_safetensors_reports_it)
+    with pytest.raises(KeyboardInterrupt):
+        load_model(path)

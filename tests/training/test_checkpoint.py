@@ -4,6 +4,7 @@ for truncated or damaged state files. Not tested here: the training loop that ca
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -184,3 +185,18 @@ def test_a_run_resumed_with_the_other_adam_kernel_keeps_its_own_and_steps(tmp_pa
     scaler.step(resumed)
     scaler.update()
     assert int(resumed.state[net.output.weight]["step"]) == 2
+
+
+def test_a_ctrl_c_while_a_checkpoint_loads_is_a_stop_not_a_damaged_checkpoint(tmp_path, monkeypatch):
+    last = _saved_at_step_5(tmp_path)
+
+    def interrupted(*args, **kwargs):  # as safetensors reports a KeyboardInterrupt in its callbacks
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # swallowed in native code
+        raise ValueError("could not determine the shape of object type 'torch.storage.UntypedStorage'")
+
+    monkeypatch.setattr(checkpoint, "load_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _load_state(last)
