@@ -393,19 +393,28 @@ def unusable_line_polygon(polygon: np.ndarray | None, width: int, height: int) -
 def degenerate_polygon(polygon: np.ndarray) -> str:
     """Why a line polygon encloses no line ("" when it does): points on one straight line
     (a baseline pasted as Coords) would otherwise be scored as a 1-pixel-high crop."""
-    width, height = np.ptp(polygon, axis=0)
+    width, height = np.ptp(polygon.astype(np.int64), axis=0)  # int32 wraps for points clipped at its limits
     area = abs(cv2.contourArea(polygon.astype(np.float32)))
     if min(width, height) < MIN_POLYGON_SIDE or area < MIN_POLYGON_AREA:
         return f"degenerate polygon ({width}x{height} px box, area {area:g} px^2): it encloses no line"
     return ""
 
 
+def polygon_on_page(polygon: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A line polygon with its points moved onto the width x height page. One point far off the
+    page (a typo, a unit mix-up, 1e12 clipped to int32's limit by parse_points) would otherwise size
+    a crop or a mask by itself: a mask of 37 GiB, or a box whose right edge wrapped round to -2**31."""
+    return np.clip(polygon, 0, [width - 1, height - 1]).astype(polygon.dtype)
+
+
 def crop_polygon(gray: np.ndarray, polygon: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Bounding-box crop of a polygon, white outside it, and the box (x0, y0, x1, y1 exclusive).
-    The polygon reaches onto the page (`unusable_line_polygon` says when it does not)."""
+    The polygon reaches onto the page (`unusable_line_polygon` says when it does not); the crop
+    keeps the page's pixels, the polygon held to the page (`polygon_on_page`)."""
     height, width = gray.shape
-    x0, y0 = np.maximum(polygon.min(axis=0), 0)
-    x1, y1 = np.minimum(polygon.max(axis=0) + 1, (width, height))
+    polygon = polygon_on_page(polygon, width, height)
+    x0, y0 = polygon.min(axis=0)
+    x1, y1 = polygon.max(axis=0) + 1
     crop = gray[y0:y1, x0:x1].copy()
     mask = np.zeros(crop.shape, np.uint8)
     cv2.fillPoly(mask, [polygon - np.array([x0, y0], np.int32)], 255)

@@ -40,6 +40,7 @@ from hwr.datasets.pagexml import (
     line_text,
     local_name,
     page_image_ref,
+    polygon_on_page,
     reading_order_lines,
     resolve_page_image,
     unusable_line_polygon,
@@ -392,11 +393,10 @@ def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
 
 
 def _on_page(polygon: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:
-    """A truth polygon with its points moved onto the page (the line reader's crop, too, keeps
-    only the page's pixels): `polygon_iou` rasterises the box around both polygons, so one point
-    far off the page (a typo, a unit mix-up) asked for a 37 GiB mask at 100000 px and crashed."""
-    clipped = np.clip(polygon, 0, [width - 1, height - 1])
-    return [tuple(p) for p in clipped.tolist()]
+    """A truth polygon held to the page as the line reader's crop holds it (`polygon_on_page`):
+    `polygon_iou` rasterises the box around both polygons, so one point far off the page asked
+    for a 37 GiB mask at 100000 px and crashed."""
+    return [tuple(p) for p in polygon_on_page(polygon, width, height).tolist()]
 
 
 def truth_from_page(page: Page, image: Path | str = "") -> PageTruth:

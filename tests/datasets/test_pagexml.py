@@ -198,6 +198,24 @@ def test_a_polygon_enclosing_no_area_is_refused_naming_the_line(tmp_path):
         read_pagexml(make_page(tmp_path, lines=flat))
 
 
+@pytest.mark.parametrize("points, bbox", [("2,2 1e12,2 1e12,9 2,9", (2, 2, 40, 10)),  # to the page's right edge
+                                           ("2,2 20,2 20,1e12 2,1e12", (2, 2, 21, 30)),
+                                           ("-1e12,2 20,2 20,9 -1e12,9", (0, 2, 21, 10))])
+def test_a_point_far_off_the_page_is_held_to_the_page(tmp_path, points, bbox):
+    """Past int32 (clipped to its limits), the box's right edge wrapped round to -2**31: an empty
+    crop, or OpenCV's "Layout of the output array img is incompatible" out of a PAGE folder."""
+    far = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', f'points="{points}"')
+    first = read_pagexml(make_page(tmp_path, lines=far))[0]
+    x0, y0, x1, y1 = bbox
+    assert first.meta["bbox"] == bbox and first.image.shape == (y1 - y0, x1 - x0) and (first.image == 0).all()
+
+
+def test_a_flat_polygon_far_off_the_page_is_measured_without_wrapping_round(tmp_path):
+    flat = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="-1e12,5 10,5 20,5"')
+    with pytest.raises(DatasetError, match=r"degenerate polygon \(2147483668x0 px box"):
+        read_pagexml(make_page(tmp_path, lines=flat))
+
+
 def test_a_line_break_inside_unicode_reads_as_a_space(tmp_path):
     broken = TWO_LINES.replace("<Unicode> first line </Unicode>", "<Unicode>first\n   line </Unicode>")
     assert read_pagexml(make_page(tmp_path, lines=broken))[0].text == "first line"
