@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from hwr.documents.line_batches import WIDTH_MULTIPLE
 from hwr.errors import ConfigError
 from hwr.recognition.decode import greedy_line_confidence
 
@@ -86,9 +87,11 @@ def surest_reading(read: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tens
     frame_widths = [frame_width] * len(widths)
     if len(doubtful) == 0:
         return plain, plain_lengths, frame_widths
-    # The doubtful lines alone, cropped to the widest of them: the second pass costs what they do.
+    # The doubtful lines alone, cropped to the widest of them rounded up as batches are padded (a
+    # line of 1-2 px alone was too narrow for the network's convolutions): the second pass costs
+    # what they do.
     host_widths = widths.cpu()
-    crop = int(host_widths[doubtful].max())
+    crop = min(images.shape[-1], -(-int(host_widths[doubtful].max()) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
     sub_images = images.index_select(0, doubtful.to(images.device))[..., :crop]
     sub_widths = widths.index_select(0, doubtful.to(widths.device))
     best_confidence = plain_confidence.index_select(0, doubtful.to(plain_confidence.device))

@@ -64,14 +64,14 @@ def test_only_the_lines_read_with_doubt_are_read_again_and_alone():
         log_probs[:, :, 0] = (1 - log_probs[:, :, 1].exp()).log()
         return log_probs, widths // 4
 
-    images, widths = torch.rand(2, 1, 8, 40), torch.tensor([40, 24])
+    images, widths = torch.rand(2, 1, 8, 128), torch.tensor([128, 24])
     _, lengths, frame_widths = surest_reading(read, images, widths, (1.5,), 4.0, below=0.95)
-    # The doubtful line alone, cropped to its own width, stretched: 24 * 1.5 = 36 pixels.
-    assert batches == [(2, 1, 8, 40), (1, 1, 8, 36)]
-    assert frame_widths == [4.0, 4.0 / 1.5] and lengths.tolist() == [10, 9]
+    # The doubtful line alone, cropped to its width rounded up as batches are padded (64), stretched.
+    assert batches == [(2, 1, 8, 128), (1, 1, 8, 96)]
+    assert frame_widths == [4.0, 4.0 / 1.5] and lengths.tolist() == [32, 9]  # 24 * 1.5 = 36 pixels
     batches.clear()
     surest_reading(read, images, widths, (1.5,), 4.0, below=0.5)
-    assert batches == [(2, 1, 8, 40)]  # nothing doubtful: one pass
+    assert batches == [(2, 1, 8, 128)]  # nothing doubtful: one pass
 
 
 def test_a_tie_keeps_the_line_as_given():
@@ -130,3 +130,12 @@ def test_a_cramped_line_reads_its_spaces_when_also_read_stretched_and_its_words_
         for a, b in zip(ours.words, theirs.words, strict=True):
             assert a.text == b.text and abs(a.x0 - b.x0) <= 4 and abs(a.x1 - b.x1) <= 4
     assert stretched_words >= 3
+
+
+@pytest.mark.parametrize("factor", [1.3, 0.5])
+def test_lines_of_a_pixel_or_two_are_read_again_without_failing(untrained_model, factor):
+    """Cropped to their own width, 1-2 px lines (a thin rule cut as a line) reached the network
+    too narrow for its convolutions: "Calculated padded input size per channel" failed the input."""
+    varied = Recognizer.load(untrained_model, device="cpu", width_variants=[factor], width_variants_below=2)
+    lines = [np.full((varied.config.normalize["line_height"], width), 0.5, np.float32) for width in (1, 2)]
+    assert len(varied.recognize_normalized(lines, batch_size=2)) == 2
