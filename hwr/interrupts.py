@@ -77,15 +77,22 @@ def stop_between_steps(what: str):
     previous = {signum: signal.signal(signum, ask) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield request
-    except Exception as exc:
+    except RuntimeError as exc:
         # A loader worker stopped by the same signal (sent to the whole process group) fails the
         # batch being waited for: the stop asked for is what happened, not that worker's death.
-        if request.signum is not None:
+        # Any other error (a full disk while the checkpoint is written) is itself, stop or not.
+        if request.signum is not None and _a_loader_worker_died(exc):
             raise _stop_exception(request.signum) from exc
         raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _a_loader_worker_died(exc: RuntimeError) -> bool:
+    """Whether PyTorch's DataLoader says one of its workers is gone: "DataLoader worker (pid(s) N)
+    exited unexpectedly", or "... (pid N) is killed by signal: Interrupt."."""
+    return "DataLoader worker" in str(exc)
 
 
 @contextlib.contextmanager

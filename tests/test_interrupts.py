@@ -80,6 +80,12 @@ def test_a_signal_asks_for_a_stop_between_steps_and_a_second_one_stops_at_once()
     with pytest.raises(RuntimeError, match="a bug"):  # without a stop asked for, an error is itself
         with stop_between_steps("this step"):
             raise RuntimeError("a bug")
+    # With one asked for, any other error is itself too: a full disk must not read "interrupted".
+    for error in (OSError(28, "No space left on device"), RuntimeError("CUDA out of memory")):
+        with pytest.raises(type(error), match=str(error.args[-1])):
+            with stop_between_steps("this step"):
+                signal.raise_signal(signal.SIGINT)
+                raise error
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
