@@ -39,11 +39,15 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
 
-    def raise_if_asked(self) -> None:
+    def raise_if_asked(self, elsewhere: bool = False) -> None:
         """Raise what the signal would have raised at once: KeyboardInterrupt for SIGINT,
-        SystemExit(128 + signal) for SIGTERM."""
+        SystemExit(128 + signal) for SIGTERM. `elsewhere`: another process of the same work was
+        asked (a Ctrl-C reaches torchrun's processes at different moments), and this one stops
+        with it as if by Ctrl-C."""
         if self.signum is not None:
             raise _stop_exception(self.signum)
+        if elsewhere:
+            raise KeyboardInterrupt()
 
 
 def _stop_exception(signum: int) -> BaseException:

@@ -37,6 +37,9 @@ def context_from_env() -> DistContext:
                        int(os.environ.get("LOCAL_RANK", 0)))
 
 
+GPU_BACKENDS = "cpu:gloo,cuda:nccl"
+
+
 def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
     """Join the process group torchrun describes; pick this rank's GPU."""
     ctx = context_from_env()
@@ -46,7 +49,9 @@ def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # NCCL carries CUDA tensors only; the counters the ranks agree on (validation counts, the
+        # time limit, a stop asked for: all_reduce_sums) are CPU tensors and go through gloo.
+        dist.init_process_group(GPU_BACKENDS if device.type == "cuda" else "gloo")
     return ctx, device
 
 

@@ -31,6 +31,7 @@ from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import check_output_dir
 from hwr.interrupts import (
+    StopRequest,
     sigterm_as_exit,
     stop_between_steps,
     worker_exits_quietly_on_sigterm,
@@ -871,11 +872,10 @@ def run_loop(run: TrainingRun) -> None:
                     log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss,
                              (time.monotonic() - start) / 60)
                 state.elapsed_seconds = time.monotonic() - start
-                stop_request.raise_if_asked()
-                out_of_time = _out_of_time(run)
+                out_of_time = _stop_or_out_of_time(run, stop_request)
                 if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
                     stop = evaluate_and_save(run, history_file)
-                    stop_request.raise_if_asked()
+                    _stop_or_out_of_time(run, stop_request, check_time=False)
                     if stop or state.step >= cfg.max_steps or out_of_time:
                         done = True
                         break
@@ -940,10 +940,16 @@ def averaged_loss(average: torch.Tensor | None, loss: torch.Tensor) -> torch.Ten
     return value.clone() if average is None else average.mul_(0.95).add_(value, alpha=0.05)
 
 
-def _out_of_time(run: TrainingRun) -> bool:
-    # Every rank must agree to stop at the same step, or the others hang in all-reduce.
+def _stop_or_out_of_time(run: TrainingRun, stop_request: StopRequest, check_time: bool = True) -> bool:
+    """Stop (raise) where a stop was asked for on any rank; else whether --max-minutes is up on any.
+
+    Every rank must stop at the same step, or the others hang in the next step's all-reduce: a
+    Ctrl-C reaches torchrun's processes at slightly different moments, on either side of a step."""
     limit = run.cfg.max_minutes * 60
-    return limit > 0 and all_reduce_sums([run.state.elapsed_seconds > limit], run.ctx)[0] > 0
+    late = check_time and limit > 0 and run.state.elapsed_seconds > limit
+    asked, late_anywhere = all_reduce_sums([stop_request.signum is not None, late], run.ctx)
+    stop_request.raise_if_asked(elsewhere=asked > 0)
+    return late_anywhere > 0
 
 
 def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:

@@ -119,3 +119,51 @@ def test_sharded_transcription_covers_every_page_once(tmp_path):
     assert not (tmp_path / "lines.json").exists()
     sources = [{line["source"] for line in report["lines"]} for report in reports]
     assert sorted(map(len, sources)) == [2, 3] and len(sources[0] | sources[1]) == 5
+
+
+def _rank_stopped_alone(rank, world, port, pairs_dir, out):
+    """Rank 1 alone gets a Ctrl-C after step 2; each rank writes the step it stopped at."""
+    import signal
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    steps = []
+
+    def on_step(step):
+        steps.append(step)
+        if rank == 1 and step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    try:
+        train(_config(pairs_dir, out, batch_size=4), on_step=on_step)
+    except KeyboardInterrupt:
+        (out / f"rank{rank}.stopped").write_text(str(steps[-1]))
+
+
+def test_a_ctrl_c_reaching_one_process_stops_every_process_at_the_same_step(pairs_dir, tmp_path):
+    """Each process had honoured only its own stop: the one stopped left the other waiting for
+    the next step's all-reduce, until the process group's timeout."""
+    mp.spawn(_rank_stopped_alone, args=(2, _free_port(), pairs_dir, tmp_path), nprocs=2, join=True)
+    assert [(tmp_path / f"rank{r}.stopped").read_text() for r in (0, 1)] == ["2", "2"]
+    assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["trainer"]["step"] == 2
+
+
+def test_on_gpus_the_counters_the_ranks_agree_on_have_a_cpu_backend(monkeypatch):
+    """With "nccl" alone, all_reduce_sums' CPU tensors (validation counts, the time limit, a stop)
+    have no backend: multi-GPU training failed at its first step with --max-minutes."""
+    import torch.distributed as dist
+
+    from hwr.training import distributed
+
+    started = []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: started.append(backend))
+    ctx, device = distributed.init_distributed(torch.device("cuda"))
+    assert device == torch.device("cuda", 1) and ctx.world_size == 2
+    assert started == ["cpu:gloo,cuda:nccl"]
+    distributed.init_distributed(torch.device("cpu"))
+    assert started[-1] == "gloo"
