@@ -134,12 +134,32 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple
             parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=text)
         elif ftype.item is not None:
-            parser.add_argument(_flag(f.name), dest=f.name, nargs="*", type=ftype.item, default=None, help=text)
+            parser.add_argument(_flag(f.name), dest=f.name, nargs="*", type=_list_item(ftype.item, _flag(f.name)),
+                                default=None, help=text)
         elif ftype.kind in (dict, list):
             parser.add_argument(_flag(f.name), dest=f.name, type=parse_json, default=None, help=text + " [JSON]")
         else:
             parser.add_argument(_flag(f.name), dest=f.name, type=ftype.kind, choices=ftype.choices, default=None,
                                 help=text)
+
+
+def _list_item(kind, flag: str):
+    """An item of a list flag, read as `kind`. Such a flag takes every word after it, so one given
+    with no values just before the inputs (`--width-variants page.png`, the way to turn it off)
+    took the first input as a value: argparse said only "invalid float value: 'page.png'"."""
+    if kind is str:
+        return kind
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is no {kind.__name__}: {flag} takes the words after it as its values; "
+                f"give it after the inputs, or end its values with --") from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _required(f: dataclasses.Field) -> bool:

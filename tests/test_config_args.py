@@ -23,6 +23,7 @@ class Demo:
     cell: Literal["lstm", "gru"] | None = setting(None, help="a cell")
     fast: bool = setting(False, help="go fast")
     options: dict | None = setting(None, help="anything else")
+    factors: list[float] = setting(default_factory=lambda: [1.3], help="factors")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,18 @@ def test_a_literal_field_becomes_argparse_choices(capsys):
         _parser().parse_args(["--schedule", "cosin"])
     assert exit_.value.code == 2 and "invalid choice: 'cosin'" in capsys.readouterr().err
     assert _parser().parse_args(["--cell", "gru"]).cell == "gru"
+
+
+def test_a_list_flag_given_no_values_before_the_inputs_says_how_to_give_it(capsys):
+    parser = _parser()
+    parser.add_argument("inputs", nargs="+")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--factors", "page.png"])
+    assert ("argument --factors: 'page.png' is no float: --factors takes the words after it as its values; "
+            "give it after the inputs, or end its values with --") in capsys.readouterr().err
+    assert vars(parser.parse_args(["--factors", "--", "page.png"]))["factors"] == []
+    assert vars(parser.parse_args(["page.png", "--factors"]))["factors"] == []
+    assert vars(parser.parse_args(["--factors", "1.5", "2", "--", "page.png"]))["factors"] == [1.5, 2.0]
 
 
 def test_help_comes_from_the_field_with_its_default():
