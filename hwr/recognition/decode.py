@@ -53,11 +53,14 @@ log = logging.getLogger("hwr.recognition.decode")
 
 
 def copy_to_host_async(*tensors: torch.Tensor) -> tuple[torch.cuda.Event, list[torch.Tensor]]:
-    """CUDA tensors -> pinned host copies queued on the current stream, and the event after
-    them: the host tensors hold their values once the event has completed."""
+    """CUDA tensors (on one GPU) -> pinned host copies queued on that GPU's current stream, and
+    the event after them: the host tensors hold their values once the event has completed."""
     host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
     copied = torch.cuda.Event()
-    copied.record()
+    # On the tensors' own GPU's stream, where the copies run: a bare record() marks the current
+    # device's stream, and on cuda:1 the event completed before the copies had (host buffers read
+    # empty).
+    copied.record(torch.cuda.current_stream(tensors[0].device))
     return copied, host
 
 

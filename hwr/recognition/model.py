@@ -320,9 +320,17 @@ def _build_described(config: ModelConfig, num_classes: int, config_file: Path) -
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The device asked for ("auto": a GPU when there is one). Under torchrun a GPU not named by
+    index is this process's own (LOCAL_RANK), made current: every rank of a sharded
+    `hwr transcribe` had read on GPU 0, the others idle."""
+    from hwr.training.distributed import context_from_env
+
+    picked = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
+    ctx = context_from_env()
+    if picked.type == "cuda" and picked.index is None and ctx.enabled:
+        picked = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(picked)
+    return picked
 
 
 def resolve_search_workers(requested: int | None, device: torch.device, decoder) -> int:

@@ -736,7 +736,10 @@ def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ct
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     elif cfg.sync_batchnorm:
         log.warning("--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm); BatchNorm stays per process")
-    return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    # No device_ids: DDP would copy every input to the GPU, the host widths too (a blocking copy),
+    # and the network, finding them there, waits for the GPU to count its frames. The images are
+    # already on the GPU; the widths stay on the host.
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=None)
 
 
 OUTPUT_LAYER = "output."  # the symbol scores' layer, in every architecture (crnn, mdlstm)
@@ -855,9 +858,9 @@ def run_loop(run: TrainingRun) -> None:
                 if batch.errors and not cfg.skip_bad:
                     raise bad_line_error(batch.errors[0])  # not counted done: read again once fixed
                 run.skipped.update(dict.fromkeys(batch.errors))
-                if len(batch) == 0:
+                if _any_rank_without_lines(run, batch):
                     state.epoch_items = items_done
-                    stop_request.raise_if_asked()
+                    _stop_or_out_of_time(run, stop_request, check_time=False)
                     continue
                 train_step(run, batch)
                 state.epoch_items = items_done  # after the step: a stop during it reads the batch again
@@ -938,6 +941,12 @@ def averaged_loss(average: torch.Tensor | None, loss: torch.Tensor) -> torch.Ten
     """The exponential moving average (0.95) of the step losses, updated on the loss's device."""
     value = loss.detach().float()
     return value.clone() if average is None else average.mul_(0.95).add_(value, alpha=0.05)
+
+
+def _any_rank_without_lines(run: TrainingRun, batch: LineBatch) -> bool:
+    """Whether this batch (every line bad, --skip-bad) or another rank's is empty: every rank then
+    skips the step together, or the ranks' all-reduces would pair up across steps and hang."""
+    return all_reduce_sums([len(batch) == 0], run.ctx)[0] > 0
 
 
 def _stop_or_out_of_time(run: TrainingRun, stop_request: StopRequest, check_time: bool = True) -> bool:

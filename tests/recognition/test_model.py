@@ -306,3 +306,20 @@ def test_a_ctrl_c_while_weights_load_is_a_stop_not_corrupt_weights(tmp_path, mon
     monkeypatch.setattr("hwr.recognition.model.load_file", _interrupted_as_safetensors_reports_it)
     with pytest.raises(KeyboardInterrupt):
         load_model(path)
+
+
+def test_under_torchrun_each_process_reads_on_its_own_gpu(monkeypatch):
+    from hwr.recognition.model import pick_device
+
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert pick_device("auto") == torch.device("cuda") and current == []  # one process: as asked
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert pick_device("auto") == pick_device("cuda") == torch.device("cuda", 3)
+    assert current == [torch.device("cuda", 3)] * 2
+    assert pick_device("cuda:0") == torch.device("cuda", 0)  # a GPU named by index stays named
+    assert pick_device("cpu") == torch.device("cpu")

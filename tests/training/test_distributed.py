@@ -167,3 +167,27 @@ def test_on_gpus_the_counters_the_ranks_agree_on_have_a_cpu_backend(monkeypatch)
     assert started == ["cpu:gloo,cuda:nccl"]
     distributed.init_distributed(torch.device("cpu"))
     assert started[-1] == "gloo"
+
+
+def _rank_with_a_bad_line(rank, world, port, pairs_dir, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    config = _config(pairs_dir, out, batch_size=1)
+    config.skip_bad, config.max_steps, config.val_every = True, 12, 12
+    state = train(config)
+    (out / f"rank{rank}.steps").write_text(str(state.step))
+
+
+def test_a_batch_left_empty_on_one_process_is_skipped_by_every_process(pairs_dir, tmp_path):
+    """With --skip-bad, a rank whose whole batch was bad skipped the step alone: the ranks'
+    all-reduces then paired up across steps (a hang, or gloo's size mismatch)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for line in pairs_dir.iterdir():
+        (data / line.name).write_bytes(line.read_bytes())
+    png = (data / "line000.png").read_bytes()
+    (data / "line000.png").write_bytes(png[: len(png) // 2])  # a valid header, its image data cut short
+    out = tmp_path / "out"
+    out.mkdir()
+    mp.spawn(_rank_with_a_bad_line, args=(2, _free_port(), data, out), nprocs=2, join=True)
+    assert [(out / f"rank{r}.steps").read_text() for r in (0, 1)] == ["12", "12"]
