@@ -69,6 +69,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Ten
     student_log_probs = (student_logits.float() / temperature).log_softmax(2)
     per_frame = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(2)  # (T, N)
     steps = torch.arange(per_frame.shape[0], device=per_frame.device).unsqueeze(1)
-    real = steps < frames.to(per_frame.device).unsqueeze(0)
-    per_line = (per_frame * real).sum(0) / target_lengths.to(per_frame.device).clamp(min=1)
+    # The counts live on the host; copied without waiting for the GPU's queue (a blocking copy
+    # made each --teacher step wait for the forward passes queued before it).
+    real = steps < frames.to(per_frame.device, non_blocking=True).unsqueeze(0)
+    per_line = (per_frame * real).sum(0) / target_lengths.to(per_frame.device, non_blocking=True).clamp(min=1)
     return per_line.mean() * temperature ** 2
