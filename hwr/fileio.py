@@ -9,10 +9,12 @@ so a path that can never be written is a clear error up front, not a traceback a
 """
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import os
 import re
+import shutil
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +69,43 @@ def process_runs(pid: int) -> bool:
     except (PermissionError, OverflowError):  # another user's process; or no pid at all: left alone
         return True
     return True
+
+
+# --- folders written as one unit -------------------------------------------------------------
+# A folder whose files must pair (a model's weights with its config and card, a checkpoint's
+# weights with its optimizer state) is written whole into a staging folder beside it, then
+# swapped in with two renames; `recover_folder` undoes a kill between them.
+
+def staging_folder(directory: Path) -> Path:
+    """Where this process writes `directory` before `swap_in_folder` (same file system, per process)."""
+    return directory.with_name(f".{directory.name}.saving-{os.getpid()}")
+
+
+def previous_folder(directory: Path) -> Path:
+    return directory.with_name(f".{directory.name}.previous")
+
+
+def swap_in_folder(staging: Path, directory: Path) -> None:
+    """`staging`, complete, becomes `directory`; the folder that was there is removed."""
+    previous = previous_folder(directory)
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(directory, previous)
+    os.replace(staging, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def recover_folder(directory: Path) -> bool:
+    """Put back the folder a kill between swap_in_folder's two renames left aside (True when it
+    did), and drop staging folders of writes that never finished."""
+    directory = Path(directory)
+    previous = previous_folder(directory)
+    restored = not directory.exists() and previous.is_dir()
+    if restored:
+        os.replace(previous, directory)
+    for staging in directory.parent.glob(f".{glob.escape(directory.name)}.saving-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    return restored
 
 
 @contextmanager

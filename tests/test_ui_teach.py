@@ -92,8 +92,11 @@ def test_models_adapted_earlier_are_offered_with_their_figures(tmp_path, untrain
     save_model(tmp_path / "models" / "mine", net, ModelConfig(config.arch, config.net, config.charset,
                                                               config.normalize, {"adapted": adapted}))
     make_untrained_model(tmp_path / "models" / "plain")  # not adapted: not offered as one
+    # A copy being written, or set aside by a swap a kill interrupted: not offered.
+    shutil.copytree(tmp_path / "models" / "mine", tmp_path / "models" / ".mine.saving-123")
     registry = ModelRegistry(str(untrained_model))
     register_adapted_models(registry, tmp_path / "models")
+    assert not any(".mine" in lbl for lbl in registry.labels)
     label = model_label("mine", 0.2, 0.08, True)
     assert label == "mine (adapted: held-out CER 20.0% → 8.0%)" == label_of_folder(tmp_path / "models" / "mine")
     assert registry.path(label) == tmp_path / "models" / "mine"

@@ -32,7 +32,8 @@ def discover_models(preferred: str | None) -> dict[str, Path]:
         raise ModelError(f"{preferred}: no model folder or model name (models in {models_dir()})")
     root = models_dir()
     if root.is_dir():
-        candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+        # Hidden folders are a model being written or set aside (hwr.fileio.swap_in_folder).
+        candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file() and not p.name.startswith("."))
     choices: dict[str, Path] = {}
     for path in candidates:
         if not (path / CONFIG_FILE).is_file() or path.resolve() in {p.resolve() for p in choices.values()}:

@@ -71,6 +71,8 @@ def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -
     """Offer the models adapted in earlier sessions too."""
     root = root or adapted_models_dir()
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        if folder.name.startswith("."):
+            continue  # a model being written or set aside (hwr.fileio.swap_in_folder)
         label = label_of_folder(folder) if (folder / CONFIG_FILE).is_file() else None
         if label:
             registry.add(label, folder)

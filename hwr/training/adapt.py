@@ -29,8 +29,14 @@ from typing import Literal
 import torch
 
 from hwr.config_args import check_at_least, check_fields, setting
-from hwr.errors import ConfigError
-from hwr.fileio import atomic_write_text, check_folder_can_be_made
+from hwr.errors import ConfigError, name_some
+from hwr.fileio import (
+    atomic_write_text,
+    check_folder_can_be_made,
+    recover_folder,
+    staging_folder,
+    swap_in_folder,
+)
 from hwr.recognition.decode import make_decoder
 from hwr.recognition.imaging import NormalizeConfig, pixels_digest
 from hwr.recognition.model import (
@@ -69,6 +75,8 @@ log = logging.getLogger("hwr.training.adapt")
 MODEL_CARD_FILE = "MODEL_CARD.md"
 HISTORY_FILE = "adapt-history.jsonl"
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
+# What an adapted model's folder holds (hidden names aside): --overwrite replaces nothing else.
+MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, HISTORY_FILE, BESIDE_DIR})
 # Shares of the adapted weights' change kept when blending back towards the base model
 # (weight-space interpolation, as in WiSE-FT: Wortsman et al., CVPR 2022): the first share
 # that keeps the other hands within --max-forgetting and reads the held-out lines best wins.
@@ -553,12 +561,20 @@ def blend_weights(net: torch.nn.Module, origin: dict, adapted: dict, mix: float)
 
 
 def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
+    if recover_folder(out):  # a run killed between the renames that put its model in place
+        log.warning("%s: put back the model folder a stopped run had set aside", out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; --out names the model folder to write")
     if out.resolve() == base_dir.resolve():
         raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
     if out.exists() and any(p.name != RUN_DIR for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
+    # The new model replaces the whole folder: what is not a model's would go with it.
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in MODEL_ENTRIES and not p.name.startswith(".")) \
+        if out.is_dir() else []
+    if foreign:
+        raise ConfigError(f"{out}: holds files that are not a model's ({name_some(foreign, 3)}), which --overwrite "
+                          "would remove with the old model; move them, or choose another --out")
     # The model is written at the end of the run: an unwritable place would cost all of it.
     check_folder_can_be_made(out, "--out")
 
@@ -625,35 +641,34 @@ def _discard_run(run_dir: Path, out: Path) -> None:
 def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_from: Path, result: AdaptResult,
                  budget: Budget, cfg: AdaptConfig, fingerprint: str) -> None:
     """The output folder as a complete model: weights (adapted or base), the base's config
-    with this run in `training`, the card, and the held-out curve."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS_FILE}.tmp"
-    shutil.copyfile(weights_from / WEIGHTS_FILE, tmp)
-    tmp.replace(out / WEIGHTS_FILE)
-    training = {"adapted": {**_summary(result), "data_fingerprint": fingerprint, "lr": budget.lr,
-                            "max_steps": budget.max_steps, "freeze_conv": budget.freeze_conv, "settings": asdict(cfg)},
-                "val_cer": result.shipped_cer, "val_lines": result.held_out_lines,
-                "base_training": base_config.training}
-    config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
-    atomic_write_text(out / CONFIG_FILE, config.to_json())
-    atomic_write_text(out / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
-    _write_beside(out, beside_folder(base_dir, result))
-    atomic_write_text(out / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
-    shutil.rmtree(out / RUN_DIR, ignore_errors=True)
-
-
-def _write_beside(out: Path, model_dir: Path | None) -> None:
-    """<out>/beside: model_dir's config and weights (written whole, then moved in), or gone
-    (an earlier run's into the same --out must not pair with weights it was not kept for)."""
-    shutil.rmtree(out / BESIDE_DIR, ignore_errors=True)
-    if model_dir is None:
-        return
-    tmp = out / f".{BESIDE_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        shutil.copyfile(model_dir / name, tmp / name)
-    tmp.replace(out / BESIDE_DIR)
+    with this run in `training`, the card, the held-out curve and, with --beside, the base model
+    in `beside/`. Written whole beside `out` and swapped in (hwr.fileio.swap_in_folder): written
+    file by file, a full disk or a Ctrl-C midway had left new weights with an old config and
+    card, or a pair's weights without their `beside/`, which then read alone. The folder swapped
+    out (with this run's scratch folder in it) is removed."""
+    staging = staging_folder(out)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        shutil.copyfile(weights_from / WEIGHTS_FILE, staging / WEIGHTS_FILE)
+        training = {"adapted": {**_summary(result), "data_fingerprint": fingerprint, "lr": budget.lr,
+                                "max_steps": budget.max_steps, "freeze_conv": budget.freeze_conv,
+                                "settings": asdict(cfg)},
+                    "val_cer": result.shipped_cer, "val_lines": result.held_out_lines,
+                    "base_training": base_config.training}
+        config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
+        atomic_write_text(staging / CONFIG_FILE, config.to_json())
+        atomic_write_text(staging / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
+        beside = beside_folder(base_dir, result)
+        if beside is not None:  # the pair's other network, unchanged
+            (staging / BESIDE_DIR).mkdir()
+            for name in (CONFIG_FILE, WEIGHTS_FILE):
+                shutil.copyfile(beside / name, staging / BESIDE_DIR / name)
+        atomic_write_text(staging / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in_folder(staging, out)
 
 
 def _read_rows(r: AdaptResult) -> str:

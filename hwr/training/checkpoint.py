@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.config_args import check_fields, parse_json
-from hwr.fileio import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes, recover_folder, staging_folder, swap_in_folder
 from hwr.interrupts import stops_held_back
 from hwr.recognition.model import ModelError, save_model
 
@@ -151,33 +150,19 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
 def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, scaler, state: TrainerState) -> None:
     """Weights, model config and trainer state, swapped into `directory` as one unit (module docstring)."""
     directory = Path(directory)
-    staging = directory.with_name(f".{directory.name}.saving-{os.getpid()}")
-    previous = _previous(directory)
+    staging = staging_folder(directory)
     shutil.rmtree(staging, ignore_errors=True)
     save_model(staging, net, model_config)
     save_trainer_state(staging, optimizer, scheduler, scaler, state)
     write_manifest(staging)  # last: a folder with a manifest is complete
-    if directory.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(directory, previous)
-    os.replace(staging, directory)
-    shutil.rmtree(previous, ignore_errors=True)
+    swap_in_folder(staging, directory)
 
 
 def recover_checkpoint(directory: Path) -> None:
     """Put back the previous checkpoint if a kill struck between save_checkpoint's two renames,
     and drop staging folders of saves that never finished."""
-    directory = Path(directory)
-    previous = _previous(directory)
-    if not directory.exists() and previous.is_dir():
-        os.replace(previous, directory)
+    if recover_folder(directory):
         log.warning("%s: restored the previous checkpoint (the last save was interrupted)", directory)
-    for staging in directory.parent.glob(f".{directory.name}.saving-*"):
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _previous(directory: Path) -> Path:
-    return directory.with_name(f".{directory.name}.previous")
 
 
 def _sha256(path: Path) -> str:

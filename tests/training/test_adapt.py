@@ -766,3 +766,49 @@ def test_page_xml_exports_are_cut_by_polygon_and_held_out_by_page(tmp_path):
     assert lines[0].image.shape == render_line(lines[0].text).shape  # the polygon's crop
     split = split_lines(lines, 0.2, 4, seed=1)
     assert split.by == "page" and len({s.meta["page"] for s in split.held_out}) == 1
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_failure_while_the_model_is_written_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    """Written file by file, a full disk while `beside/` was copied left the new weights and
+    config without their `beside/`: a folder that loaded and read the adapted network alone."""
+    import shutil
+
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    pairs = str(write_pairs(tmp_path / "pairs"))
+    adapt([pairs], quick(tmp_path, base))
+    out = tmp_path / "adapted"
+    earlier = _files(out)
+    copy = shutil.copyfile
+
+    def full_disk(source, target, *args, **kwargs):
+        if Path(target).parent.name == "beside":
+            raise OSError(28, "No space left on device")
+        return copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        adapt([pairs], quick(tmp_path, base, beside=True, overwrite=True, seed=2))
+    assert _files(out) == earlier and sorted(p.name for p in out.iterdir()) == sorted(earlier)
+    assert not list(tmp_path.glob(".adapted.*"))  # no staging folder left beside it
+
+
+def test_overwrite_keeps_files_that_are_not_a_models_and_a_folder_set_aside_is_put_back(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    pairs = str(write_pairs(tmp_path / "pairs"))
+    adapt([pairs], quick(tmp_path, base))
+    out = tmp_path / "adapted"
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"holds files that are not a model's \(notes\.txt\)"):
+        adapt([pairs], quick(tmp_path, base, overwrite=True))
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    (out / "notes.txt").unlink()
+    earlier = _files(out)
+    out.rename(tmp_path / ".adapted.previous")  # a run killed between the two renames of its swap
+    adapt_module._check_out(out, base, overwrite=True)
+    assert _files(out) == earlier
