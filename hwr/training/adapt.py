@@ -134,7 +134,8 @@ class AdaptConfig:
                 "model)")
     lr: float | None = setting(None, help="peak learning rate; default from the data size")
     max_steps: int | None = setting(
-        None, help="training steps at most; default from the data size (the minutes cap it too)")
+        None, help="training steps at most (in each self-training round with --unlabeled); default from the data "
+                   "size (the minutes cap it too)")
     batch_size: int = setting(16, help="lines per training step")
     val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
     patience: int = setting(
@@ -433,11 +434,19 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
     minutes = max(MIN_TRAIN_MINUTES, (deadline - time.monotonic()) / 60 / (rounds - number + 1))
     log.info("round %d of %d: %d unlabeled lines read by the round before's model, training %.1f minutes",
              number, rounds, len(pseudo), minutes)
-    steps_before, history_before = state.step, state.history
+    steps_before, history_before, best_before = state.step, state.history, (state.best_cer, state.best_step)
     state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
                                       for h in state.history]
+    if state.best_step >= 0:
+        state.best_step += steps_before
     state.step += steps_before
+    if cfg.keep == "best" and not state.best_cer < best_before[0]:
+        # The round's run counts its best from nothing: one that read the held-out lines no better
+        # than the rounds before had replaced their best weights with its own.
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+        shutil.copytree(earlier, run_dir / "best")
+        state.best_cer, state.best_step = best_before
     return state, pseudo
 
 

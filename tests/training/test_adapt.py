@@ -812,3 +812,34 @@ def test_overwrite_keeps_files_that_are_not_a_models_and_a_folder_set_aside_is_p
     out.rename(tmp_path / ".adapted.previous")  # a run killed between the two renames of its swap
     adapt_module._check_out(out, base, overwrite=True)
     assert _files(out) == earlier
+
+
+def test_with_keep_best_a_round_that_reads_no_better_keeps_the_round_befores_weights(tmp_path, monkeypatch):
+    """Each round's run counts its best from nothing: round 2 at a held-out CER of 0.6 replaced
+    round 1's best weights at 0.3."""
+    base = make_untrained_model(tmp_path / "base")
+    pairs = write_pairs(tmp_path / "pairs", 20)
+    rest = tmp_path / "rest"
+    rest.mkdir()
+    for k in range(6):
+        Image.fromarray(render_line("new line", pad=5 + k)).save(rest / f"new{k}.png")
+    real_train = adapt_module._train
+    calls, round_one = [], {}
+
+    def scripted_train(base_dir, *args, **kwargs):
+        if calls:  # round 2 starts from round 1's best weights
+            round_one.update(load_file(str(Path(base_dir) / "model.safetensors")))
+        calls.append(base_dir)
+        state = real_train(base_dir, *args, **kwargs)
+        state.best_cer, state.best_step = (0.3, 2) if len(calls) == 1 else (0.6, 4)
+        return state
+
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", lambda recognizer, lines, keep: [
+        replace(s, text="new line") for s in lines])
+    monkeypatch.setattr(adapt_module, "_train", scripted_train)
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], keep="best", patience=0))
+    assert len(calls) == 2
+    kept = load_file(str(tmp_path / "adapted" / "model.safetensors"))
+    # (blended at 1.0 with the base: equal to rounding)
+    assert result.mix == 1.0 and all(torch.allclose(kept[name], value, atol=1e-6) for name, value in round_one.items())
