@@ -493,7 +493,7 @@ def cmd_adapt(args) -> int:
     if result.read_before is not None:
         emit(f"read with the default LM search: {result.read_before:.4f} -> {result.read_after:.4f}")
     if result.others_before is not None:
-        share = "" if result.mix == 1.0 else f", {result.mix:.0%} of the change kept"
+        share = "" if result.mix == 1.0 or not result.improved else f", {result.mix:.0%} of the change kept"
         emit(f"other hands (synthetic check lines) {result.others_before:.4f} -> {result.others_after:.4f}{share}")
     return 0
 

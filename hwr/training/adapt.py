@@ -398,8 +398,9 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
         improved = after < before
         read_before, read_after = default_reading(base, adapted, split.held_out, default_decoder)
         minutes = (time.monotonic() - start) / 60
+        # Kept the base model's weights: none of the change is kept, whatever blend read best.
         result = AdaptResult(out, str(base_dir), before, after, improved, len(split.adapt), len(split.held_out),
-                             split.by, state.step, minutes, state.history, budget.freeze_conv, mix,
+                             split.by, state.step, minutes, state.history, budget.freeze_conv, mix if improved else 0.0,
                              others_before, others_after if improved else others_before, read_before, read_after,
                              len(pseudo), cfg.beside and improved)
         if improved:
@@ -691,7 +692,7 @@ def _others_rows(r: AdaptResult, cfg: AdaptConfig) -> str:
     if r.others_before is None:
         return ""
     blended = ""
-    if r.mix != 1.0:
+    if r.improved and r.mix != 1.0:
         within = r.others_after <= r.others_before * (1 + cfg.max_forgetting) + 1e-9
         why = ("the blend that kept them within the limit and read the held-out lines best, within their noise"
                if within else f"no blend kept them within {cfg.max_forgetting:.0%}: the one that forgot least")

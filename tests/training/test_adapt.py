@@ -245,6 +245,12 @@ def test_never_ships_a_model_worse_than_the_base(tmp_path, monkeypatch):
     assert not result.improved and result.shipped_cer == 0.3
     assert (out / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
     assert "base model's weights unchanged" in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    # Whatever blend read best, none of the change is kept, and nothing says a blend was.
+    monkeypatch.setattr(adapt_module, "choose_mix", lambda *args: (0.5, 0.35, 0.5))
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, lr=0.05, overwrite=True))
+    assert not result.improved and result.mix == 0.0
+    assert "change kept" not in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
+    assert Recognizer.load(out).config.training["adapted"]["mix"] == 0.0
 
 
 def test_beside_keeps_the_base_model_in_the_folder_and_a_later_run_without_it_removes_it(tmp_path, monkeypatch):
