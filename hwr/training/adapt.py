@@ -20,6 +20,7 @@ import copy
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from hwr.errors import ConfigError, name_some
 from hwr.fileio import (
     atomic_write_text,
     check_folder_can_be_made,
+    process_runs,
     recover_folder,
     staging_folder,
     swap_in_folder,
@@ -75,6 +77,7 @@ log = logging.getLogger("hwr.training.adapt")
 MODEL_CARD_FILE = "MODEL_CARD.md"
 HISTORY_FILE = "adapt-history.jsonl"
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
+RUN_OWNER = ".adapt-run.pid"  # the process writing the output folder now
 # What an adapted model's folder holds (hidden names aside): --overwrite replaces nothing else.
 MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, HISTORY_FILE, BESIDE_DIR})
 # Shares of the adapted weights' change kept when blending back towards the base model
@@ -331,6 +334,31 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     base_config = read_model_config(base_dir)
     out = Path(cfg.out)
     _check_out(out, base_dir, cfg.overwrite)
+    # Claimed until the model is swapped in (which removes the claim with the old folder) or
+    # the run fails: a second hwr adapt into the same --out had taken the folder over and
+    # deleted this run's scratch folder in the middle of its training.
+    _claim(out)
+    try:
+        return _adapt(data, cfg, on_progress, start, base_dir, base_config, out)
+    except BaseException:
+        _unclaim(out)
+        raise
+
+
+def _claim(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / RUN_OWNER, str(os.getpid()))
+
+
+def _unclaim(out: Path) -> None:
+    (out / RUN_OWNER).unlink(missing_ok=True)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_dir: Path, base_config: ModelConfig,
+           out: Path) -> AdaptResult:
+    """adapt() once the output folder is checked and claimed."""
     notify = on_progress or (lambda update: None)
 
     from hwr.recognition.charset import Charset
@@ -577,7 +605,11 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out}: is a file; --out names the model folder to write")
     if out.resolve() == base_dir.resolve():
         raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
-    if out.exists() and any(p.name != RUN_DIR for p in out.iterdir()) and not overwrite:
+    owner = _owner(out)
+    if owner is not None and owner != os.getpid() and process_runs(owner):
+        raise ConfigError(f"{out}: another hwr adapt (process {owner}) is writing its model there; wait for it to "
+                          "finish, or choose another --out")
+    if out.exists() and any(p.name not in (RUN_DIR, RUN_OWNER) for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
     # The new model replaces the whole folder: what is not a model's would go with it.
     foreign = sorted(p.name for p in out.iterdir() if p.name not in MODEL_ENTRIES and not p.name.startswith(".")) \
@@ -587,6 +619,14 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
                           "would remove with the old model; move them, or choose another --out")
     # The model is written at the end of the run: an unwritable place would cost all of it.
     check_folder_can_be_made(out, "--out")
+
+
+def _owner(out: Path) -> int | None:
+    """The process id the folder's claim names (None: no claim, or one that cannot be read)."""
+    try:
+        return int((out / RUN_OWNER).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,

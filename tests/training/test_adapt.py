@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from hwr.datasets import DatasetError
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
@@ -849,3 +850,28 @@ def test_with_keep_best_a_round_that_reads_no_better_keeps_the_round_befores_wei
     kept = load_file(str(tmp_path / "adapted" / "model.safetensors"))
     # (blended at 1.0 with the base: equal to rounding)
     assert result.mix == 1.0 and all(torch.allclose(kept[name], value, atol=1e-6) for name, value in round_one.items())
+
+
+def test_a_folder_another_adapt_is_writing_is_refused_and_a_failed_run_leaves_no_claim(tmp_path, monkeypatch):
+    """A second hwr adapt into the same --out took the folder over and deleted the first run's
+    scratch folder in the middle of its training."""
+    base = make_untrained_model(tmp_path / "base")
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    pairs = str(write_pairs(tmp_path / "pairs"))
+    out = tmp_path / "adapted"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / adapt_module.RUN_OWNER).write_text(str(other.pid), encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"another hwr adapt \(process {other.pid}\) is writing its model"):
+            adapt([pairs], quick(tmp_path, base))
+    finally:
+        other.kill()
+        other.wait()
+    # A claim whose process is gone is no claim; the run takes the folder and its model replaces it.
+    adapt([pairs], quick(tmp_path, base))
+    assert not (out / adapt_module.RUN_OWNER).exists() and (out / "model.safetensors").is_file()
+    # A run that fails before any model is written leaves no claim, nor a folder it made.
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        adapt([str(tmp_path / "no-such-data")], quick(tmp_path, base, out=str(tmp_path / "new")))
+    assert not (tmp_path / "new").exists()
