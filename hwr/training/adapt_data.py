@@ -53,8 +53,10 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
     held-out CER measures pages the model has not seen; otherwise random lines.
 
     Deterministic for a seed and independent of the input order (lines are sorted by id
-    first). Falls back to lines when one page holds them all, or when whole pages would
-    hold out more than twice the wanted share.
+    first). Lines whose page is not known stay on the adapting side: one such line among pages
+    had turned the whole split to random lines, held-out lines sharing pages with the lines
+    learnt from. Falls back to lines when fewer than two pages are known, or when whole pages
+    would hold out more than twice the wanted share, or fewer lines than wanted.
     """
     if len(samples) < min_held_out + 2:
         raise ConfigError(f"adaptation needs at least {min_held_out + 2} labelled lines, got {len(samples)}")
@@ -63,7 +65,8 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
     groups: dict[str, list[LineSample]] = {}
     for sample in ordered:
         groups.setdefault(line_group(sample) or "", []).append(sample)
-    if "" not in groups and len(groups) >= 2:
+    unknown_page = groups.pop("", [])
+    if len(groups) >= 2:
         names = sorted(groups)
         random.Random(seed).shuffle(names)
         chosen: set[str] = set()
@@ -72,9 +75,12 @@ def split_lines(samples: list[LineSample], held_out_share: float, min_held_out: 
                 break
             chosen.add(name)
         taken = sum(len(groups[n]) for n in chosen)
-        if taken <= 2 * wanted and taken <= len(ordered) - 2:
-            return Split([s for s in ordered if line_group(s) not in chosen],
-                         [s for s in ordered if line_group(s) in chosen], "page")
+        if wanted <= taken <= 2 * wanted and taken <= len(ordered) - 2:
+            if unknown_page:
+                log.info("%d lines whose page is not known are all adapted on (the held-out lines are whole pages)",
+                         len(unknown_page))
+            return Split([s for s in ordered if (line_group(s) or "") not in chosen],
+                         [s for s in ordered if (line_group(s) or "") in chosen], "page")
     picked = set(random.Random(seed).sample(range(len(ordered)), wanted))
     return Split([s for i, s in enumerate(ordered) if i not in picked],
                  [s for i, s in enumerate(ordered) if i in picked], "line")

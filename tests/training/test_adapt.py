@@ -102,6 +102,16 @@ def test_split_holds_out_whole_pages_when_lines_name_their_page():
     assert len(split.held_out) == 5 * len(held_pages)
 
 
+def test_a_line_whose_page_is_unknown_is_adapted_on_and_the_rest_still_split_by_page():
+    """One such line had turned the whole split to random lines: held-out lines then shared
+    pages with the lines learnt from, and the "after" CER read pages the model had seen."""
+    stray = LineSample(id="zz-stray", text="a stray line", image=render_line("x"), meta={})
+    split = split_lines(samples(40, pages=8) + [stray], 0.2, 4, seed=1)
+    assert split.by == "page" and stray in split.adapt
+    held_pages = {s.meta["page"] for s in split.held_out}
+    assert held_pages and not held_pages & {s.meta.get("page") for s in split.adapt}
+
+
 def test_split_falls_back_to_lines_when_one_page_holds_everything():
     split = split_lines(samples(20, pages=1), 0.2, 4, seed=1)
     assert split.by == "line" and len(split.held_out) == 4
