@@ -162,3 +162,67 @@ def test_the_list_holds_exactly_the_lines_adapt_reads_even_after_hand_edits(tmp_
     assert listed == sorted(s.id for s in open_dataset(str(root))) and len(listed) == 3
     assert collection.remove([f"archive/{saved}/extra"]) == 1
     assert sorted(s.id for s in open_dataset(str(root))) == sorted(line.id for line in collection.lines())
+
+
+def test_a_failed_save_leaves_nothing_and_a_killed_one_is_replaced_by_the_next(tmp_path, monkeypatch):
+    """A full disk on the second line had left the first line in a folder without the page's
+    key: the retry made a second folder, and the page's lines stood in the collection twice."""
+    import hwr_ui.collection as collection_module
+
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    write = collection_module.atomic_write_bytes
+    written = []
+
+    def full_disk_on_the_second_line(path, data):
+        written.append(path)
+        if Path(path).name.startswith("l002"):
+            raise OSError(28, "No space left on device")
+        write(path, data)
+
+    monkeypatch.setattr(collection_module, "atomic_write_bytes", full_disk_on_the_second_line)
+    with pytest.raises(OSError, match="No space left"):
+        collection.save_page(gray, page, "scan.png")
+    assert collection.count() == 0 and not any(collection.lines_dir.iterdir())
+    # Killed midway instead (the first line and the page's key written): the next save replaces it.
+    monkeypatch.setattr(collection_module, "atomic_write_bytes", write)
+    killed = collection._new_page_folder("scan.png")
+    write(killed / "page.sha256", page_key(gray).encode("ascii"))
+    write(killed / "l001.png", b"")
+    collection.save_page(gray, page, "scan.png")
+    assert collection.pages() == 1 and not killed.exists()
+
+
+def test_line_ids_that_make_one_file_name_are_saved_apart(tmp_path):
+    collection = Collection(tmp_path / "c")
+    crops = [(line_id, render_line("ab"), text) for line_id, text in
+             [("α", "first"), ("β", "second"), ("r1/l1", "third"), ("r1-l1", "fourth"), ("R1-L1", "fifth")]]
+    saved = collection.save_lines(crops, "page.png")
+    assert len({line.image for line in saved}) == 5
+    assert sorted(line.text for line in collection.lines()) == ["fifth", "first", "fourth", "second", "third"]
+
+
+def test_repair_waits_for_a_save_under_way(tmp_path, monkeypatch):
+    """repair() between a line's image and its text took the image for an interrupted save's
+    orphan: the save said 2 lines and the collection held 1, and a text without its image."""
+    import threading
+
+    import hwr_ui.collection as collection_module
+
+    collection = Collection(tmp_path / "c")
+    gray, page = two_line_page()
+    write, repaired = collection_module.atomic_write_bytes, []
+
+    def repair_midway(path, data):
+        write(path, data)
+        if Path(path).suffix == ".png" and not repaired:
+            other = threading.Thread(target=lambda: repaired.append(collection.repair()))
+            other.start()
+            other.join(timeout=0.5)  # it waits for the save's lock
+            assert other.is_alive()
+            repaired.append(other)
+
+    monkeypatch.setattr(collection_module, "atomic_write_bytes", repair_midway)
+    saved = collection.save_page(gray, page, "scan.png")
+    repaired[0].join()
+    assert repaired[1] == 0 and collection.count() == len(saved) == 2

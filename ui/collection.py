@@ -99,15 +99,22 @@ class Collection:
     def _save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str, key: str | None) -> list[SavedLine]:
         earlier = self.saved_pages(key) if key else []
         folder = self._new_page_folder(name)
-        saved = []
-        for line_id, image, text in crops:
-            stem = _slug(line_id, 20, keep_suffix=True) or "line"
-            image_file = folder / f"{stem}{IMAGE_SUFFIX}"
-            atomic_write_bytes(image_file, _png(image))
-            atomic_write_bytes(gt_path(image_file), (text + "\n").encode("utf-8"))
-            saved.append(SavedLine(f"{folder.name}/{stem}", text, image_file, folder.name))
-        if key:
-            atomic_write_bytes(folder / PAGE_KEY_FILE, key.encode("ascii"))
+        saved, stems = [], set()
+        try:
+            # The key first: a save killed midway is then one of the page's earlier saves, which
+            # the next save of the page replaces (written last, a half-saved page had stayed
+            # beside the whole one, its lines on both sides of adapt's held-out split).
+            if key:
+                atomic_write_bytes(folder / PAGE_KEY_FILE, key.encode("ascii"))
+            for line_id, image, text in crops:
+                stem = _unique(_slug(line_id, 20, keep_suffix=True) or "line", stems)
+                image_file = folder / f"{stem}{IMAGE_SUFFIX}"
+                atomic_write_bytes(image_file, _png(image))
+                atomic_write_bytes(gt_path(image_file), (text + "\n").encode("utf-8"))
+                saved.append(SavedLine(f"{folder.name}/{stem}", text, image_file, folder.name))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # a failed save (a full disk) leaves nothing
+            raise
         for old in earlier:
             shutil.rmtree(self.lines_dir / old, ignore_errors=True)
         return saved
@@ -147,6 +154,10 @@ class Collection:
     def remove(self, ids: list[str]) -> int:
         """Delete saved lines by id ("<page>/<line>", or "<page>" for all its lines); returns
         how many lines went. Unknown ids are an error naming them, so a typo deletes nothing."""
+        with self._lock:  # not halfway through a save's page
+            return self._remove(ids)
+
+    def _remove(self, ids: list[str]) -> int:
         by_id = {line.id: line for line in self.lines()}
         pages = {line.page for line in by_id.values()}
         unknown = [i for i in ids if i not in by_id and i not in pages]
@@ -167,6 +178,10 @@ class Collection:
     def repair(self) -> int:
         """Remove what an interrupted save left (an image without its text, temporary files),
         so the folder reads as a clean pairs data set; returns the files removed."""
+        with self._lock:  # a save under way has an image without its text yet: not an orphan
+            return self._repair()
+
+    def _repair(self) -> int:
         removed = 0
         if not self.lines_dir.is_dir():
             return 0
@@ -192,6 +207,17 @@ class Collection:
                     return folder
                 except FileExistsError:
                     number += 1
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """`stem`, or `stem-2`, `stem-3`...: two line ids that slug alike ("α" and "β", "r1/l1" and
+    "r1-l1") had been saved to one file, the second line over the first."""
+    unique, number = stem, 1
+    while unique.lower() in used:  # case-insensitive file systems (macOS, Windows) too
+        number += 1
+        unique = f"{stem}-{number}"
+    used.add(unique.lower())
+    return unique
 
 
 def _slug(text: str, limit: int, keep_suffix: bool = False) -> str:
