@@ -53,9 +53,12 @@ class Teacher:
         return cls(teacher.net, str(teacher.path or source), temperature)
 
     @torch.no_grad()
-    def log_probs(self, images: torch.Tensor, widths: torch.Tensor, amp: bool) -> torch.Tensor:
-        """(T, N, C) log-probabilities of the teacher at its temperature, float32."""
-        with torch.autocast(device_type=images.device.type, dtype=torch.float16, enabled=amp):
+    def log_probs(self, images: torch.Tensor, widths: torch.Tensor, autocast: torch.dtype | None = None
+                  ) -> torch.Tensor:
+        """(T, N, C) log-probabilities of the teacher at its temperature, float32 (the network read
+        under `autocast`, the training step's lower precision, when given)."""
+        with torch.autocast(device_type=images.device.type, dtype=autocast or torch.float32,
+                            enabled=autocast is not None):
             logits, _ = self.net(images, widths)
         return (logits.float() / self.temperature).log_softmax(2)
 

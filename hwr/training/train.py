@@ -130,6 +130,10 @@ class TrainConfig:
         "spawn (a fresh interpreter: safe in a process whose OpenCV or torch threads already run, as in hwr adapt)"))
     device: str = setting("auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     amp: bool = setting(True, help="mixed precision (fp16 autocast) on CUDA; ignored on CPU")
+    cpu_bf16: bool = setting(
+        False, help="on a CPU with native bfloat16 (AVX512-BF16 or AMX): the training step under bfloat16 autocast, "
+                    "validation in float32; 1.25x (small) to 1.4x (base) faster steps measured on a 2-core EPYC; "
+                    "ignored elsewhere")
     resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
     overwrite: bool = setting(False, help="start a new run in an --out that holds an earlier one, replacing its "
                                           "history, best/ and last/ (without it such a folder is refused)")
@@ -305,7 +309,7 @@ def training_batches(loader: DataLoader, seed: int, items_before: int = 0):
             yield batch, done if k == len(batches) else done - 1
 
 
-def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def ctc_loss(net, batch: LineBatch, device, autocast: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's mean CTC loss, and which of its lines are too short for their text (a bool
     tensor on the host).
 
@@ -317,15 +321,16 @@ def ctc_loss(net, batch: LineBatch, device, amp: bool) -> tuple[torch.Tensor, to
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
-    loss, too_short, _ = ctc_forward(net, batch, batch.images.to(device, non_blocking=True), device, amp)
+    loss, too_short, _ = ctc_forward(net, batch, batch.images.to(device, non_blocking=True), device, autocast)
     return loss, too_short
 
 
-def ctc_forward(net, batch: LineBatch, images: torch.Tensor, device, amp: bool
+def ctc_forward(net, batch: LineBatch, images: torch.Tensor, device, autocast: torch.dtype | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`ctc_loss` on images already on the device, also returning the logits (T, N, C)."""
+    """`ctc_loss` on images already on the device, also returning the logits (T, N, C).
+    `autocast`: the network's lower precision (float16 on CUDA, bfloat16 on a CPU), None: float32."""
     frames = unwrap(net).frame_counts(batch.widths)
-    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+    with torch.autocast(device_type=device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
         # The widths stay on the host too: the networks count their frames there for packing.
         logits, _ = net(images, batch.widths)
     # CTC in float32: its log-space recursions underflow in half precision.
@@ -388,7 +393,7 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
             skipped.extend(batch.errors)
             if len(batch) == 0:
                 continue
-            loss, short = ctc_loss(net, batch, device, False)
+            loss, short = ctc_loss(net, batch, device)
             losses.append(float(loss))
             too_short.add(batch.ids, short)
             lines = [batch.images[i, 0, :, : batch.widths[i]].numpy() for i in range(len(batch))]
@@ -469,7 +474,7 @@ class TrainingRun:
     scaler: torch.amp.GradScaler
     state: TrainerState
     device: torch.device
-    amp: bool
+    autocast: torch.dtype | None  # the training step's lower precision (ctc_forward), None: float32
     out: Path
     ctx: DistContext
     train_loader: DataLoader | None = None
@@ -686,6 +691,7 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
                resuming: bool) -> TrainingRun:
     """Optimizer, LR schedule and loss scaler for `net`, restored from <out>/last when resuming."""
     amp = cfg.amp and device.type == "cuda"
+    autocast = torch.float16 if amp else torch.bfloat16 if cfg.cpu_bf16 and cpu_has_bf16(device) else None
     if resuming:
         cfg = _resumed_settings(cfg, model_config)
     optimizer = make_optimizer(net, cfg)
@@ -699,9 +705,20 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
     elif cfg.resume:
         log.warning("--resume: nothing to resume in %s; starting fresh", out / "last")
     model_config.training = {"config": cfg.to_dict(), "parameters": count_parameters(net), "processes": ctx.world_size}
-    log.info("%s %s: %d parameters on %s (amp=%s, %d processes)", model_config.arch, cfg.preset or "default",
-             count_parameters(net), device, amp, ctx.world_size)
-    return TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, amp, out, ctx)
+    log.info("%s %s: %d parameters on %s (autocast %s, %d processes)", model_config.arch, cfg.preset or "default",
+             count_parameters(net), device, str(autocast).removeprefix("torch.") if autocast else "off",
+             ctx.world_size)
+    return TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, autocast, out, ctx)
+
+
+def cpu_has_bf16(device: torch.device) -> bool:
+    """Whether `device` is a CPU that computes bfloat16 natively (emulated, it is slower than float32)."""
+    if device.type != "cpu":
+        return False
+    supported = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if not supported:
+        log.info("--cpu-bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); training in float32")
+    return supported
 
 
 # What a checkpoint's optimizer state holds: a resumed run continues them (the optimizer's
@@ -917,10 +934,10 @@ def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds
 def train_step(run: TrainingRun, batch: LineBatch) -> None:
     """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
     images = batch.images.to(run.device, non_blocking=True)
-    loss, too_short, logits = ctc_forward(run.net, batch, images, run.device, run.amp)
+    loss, too_short, logits = ctc_forward(run.net, batch, images, run.device, run.autocast)
     if run.teacher is not None:
         frames = run.model.frame_counts(batch.widths)
-        soft = distillation_loss(logits, run.teacher.log_probs(images, batch.widths, run.amp), frames,
+        soft = distillation_loss(logits, run.teacher.log_probs(images, batch.widths, run.autocast), frames,
                                  batch.target_lengths, run.teacher.temperature)
         weight = run.cfg.distill_weight
         loss = (1.0 - weight) * loss + weight * soft

@@ -726,3 +726,29 @@ def test_init_from_keeps_the_background_handling_the_network_learned(pairs_dir, 
     train(_cfg(pairs_dir, tmp_path, out=str(tmp_path / "ft"), init_from=str(first), max_steps=1))
     tuned = json.loads((tmp_path / "ft" / "best" / "config.json").read_text())
     assert tuned["normalize"]["flatten_background"] is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_trains_the_step_in_bfloat16_only_where_the_cpu_has_it(pairs_dir, tmp_path, monkeypatch, caplog,
+                                                                        native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    precisions = []
+    real_net_forward = {}
+
+    def spy(net):
+        real_net_forward["forward"] = net.forward
+
+        def forward(*args, **kwargs):
+            precisions.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return real_net_forward["forward"](*args, **kwargs)
+
+        net.forward = forward
+
+    with caplog.at_level("INFO", logger="hwr.training.train"):
+        state = train(_cfg(pairs_dir, tmp_path, cpu_bf16=True, max_steps=2, val_every=2), on_network=spy)
+    assert state.step == 2 and len(state.history) == 1
+    # Training steps under bfloat16 where the CPU has it; validation always in float32.
+    assert torch.bfloat16 in precisions if native else set(precisions) == {None}
+    assert None in precisions
+    assert any(("autocast bfloat16" if native else "no native bfloat16") in r.getMessage() for r in caplog.records)
