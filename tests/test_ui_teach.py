@@ -150,6 +150,18 @@ def test_a_half_written_history_line_waits_for_the_next_poll(tmp_path):
     assert progress.curve == [{"step": 10, "held-out CER": 0.5}]
 
 
+def test_the_curve_goes_on_across_self_training_rounds(tmp_path):
+    """Each round's run starts its history.jsonl again at step 0: round 2 was drawn over round 1."""
+    from hwr_ui.teach import Progress
+
+    (tmp_path / "earlier-rounds.jsonl").write_text('{"step": 40, "val_cer": 0.4}\n{"step": 80, "val_cer": 0.3}\n'
+                                                   '{"steps": 90}\n', encoding="utf-8")
+    (tmp_path / "history.jsonl").write_text('{"step": 40, "val_cer": 0.25}\n', encoding="utf-8")
+    progress = Progress()
+    progress.read_curve(tmp_path)
+    assert [c["step"] for c in progress.curve] == [40, 80, 130]
+
+
 @pytest.mark.parametrize("minutes", [None, "", 0, -1, float("nan"), float("inf")])
 def test_minutes_that_are_not_a_positive_number_are_a_readable_error(teacher, minutes):
     with pytest.raises(UploadError, match="minutes must be a number above 0"):

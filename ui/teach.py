@@ -23,7 +23,7 @@ from hwr.errors import counted
 from hwr.recognition.imaging import load_gray
 from hwr.recognition.model import CONFIG_FILE, read_model_config
 from hwr.records import Page
-from hwr.training.adapt import HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
+from hwr.training.adapt import EARLIER_ROUNDS_FILE, HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
 
 from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
@@ -97,9 +97,13 @@ class Progress:
                           f"(by {info['split_by']})")
 
     def read_curve(self, run_dir: Path) -> None:
-        history = run_dir / "history.jsonl"
-        if history.is_file():
-            self.curve = [{"step": r["step"], "held-out CER": r["val_cer"]} for r in _complete_rows(history)]
+        """The held-out curve so far: the earlier self-training rounds', then the current round's
+        steps counted on from theirs (each round's history.jsonl starts again from step 0)."""
+        earlier_file, history = run_dir / EARLIER_ROUNDS_FILE, run_dir / "history.jsonl"
+        earlier, offset = _earlier_rounds(earlier_file)
+        current = [{**r, "step": r["step"] + offset} for r in _complete_rows(history)] if history.is_file() else []
+        if earlier or current:
+            self.curve = [{"step": r["step"], "held-out CER": r["val_cer"]} for r in earlier + current]
 
     def status(self) -> str:
         elapsed = (time.monotonic() - self.started) / 60
@@ -118,6 +122,16 @@ class Progress:
         rows = [{"step": 0, "held-out CER": self.before, "model": "base"}] if self.before is not None else []
         rows += [{**c, "model": "adapted"} for c in self.curve]
         return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def _earlier_rounds(path: Path) -> tuple[list[dict], int]:
+    """The curve rows of the self-training rounds done and the steps they took (none, 0: no
+    such rounds). The file is written whole, once a round is over."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        return [r for r in rows if "val_cer" in r], int(rows[-1]["steps"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return [], 0
 
 
 def _complete_rows(history: Path) -> list[dict]:

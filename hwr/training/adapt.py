@@ -78,6 +78,10 @@ MODEL_CARD_FILE = "MODEL_CARD.md"
 HISTORY_FILE = "adapt-history.jsonl"
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
 RUN_OWNER = ".adapt-run.pid"  # the process writing the output folder now
+# In the run folder: the held-out curve of the self-training rounds before the one training now,
+# steps counted from the run's start (the round's own history.jsonl counts from its own), and
+# last {"steps": N}, the steps those rounds took.
+EARLIER_ROUNDS_FILE = "earlier-rounds.jsonl"
 # What an adapted model's folder holds (hidden names aside): --overwrite replaces nothing else.
 MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, HISTORY_FILE, BESIDE_DIR})
 # Shares of the adapted weights' change kept when blending back towards the base model
@@ -464,6 +468,9 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
     log.info("round %d of %d: %d unlabeled lines read by the round before's model, training %.1f minutes",
              number, rounds, len(pseudo), minutes)
     steps_before, history_before, best_before = state.step, state.history, (state.best_cer, state.best_step)
+    # This round's run starts its history.jsonl afresh: the curve so far, for whoever draws it (the UI).
+    atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, "".join(json.dumps(h) + "\n" for h in history_before)
+                      + json.dumps({"steps": steps_before}) + "\n")
     state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
                                       for h in state.history]

@@ -844,8 +844,10 @@ def test_with_keep_best_a_round_that_reads_no_better_keeps_the_round_befores_wei
     calls, round_one = [], {}
 
     def scripted_train(base_dir, *args, **kwargs):
-        if calls:  # round 2 starts from round 1's best weights
+        if calls:  # round 2 starts from round 1's best weights, its curve kept for the UI
             round_one.update(load_file(str(Path(base_dir) / "model.safetensors")))
+            earlier = (Path(args[4]) / adapt_module.EARLIER_ROUNDS_FILE).read_text(encoding="utf-8").splitlines()
+            assert json.loads(earlier[-1]) == {"steps": 4} and json.loads(earlier[0])["step"] == 2
         calls.append(base_dir)
         state = real_train(base_dir, *args, **kwargs)
         state.best_cer, state.best_step = (0.3, 2) if len(calls) == 1 else (0.6, 4)
