@@ -687,14 +687,20 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
         adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "again"), unlabeled=[str(rest)]))
 
 
-def test_by_default_a_second_self_training_round_reads_the_lines_with_the_first_rounds_model_and_trains_on(
-        tmp_path, monkeypatch):
+def _base_pairs_and_uncorrected(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An untrained model, 20 labelled pairs and a folder of 6 uncorrected lines."""
     base = make_untrained_model(tmp_path / "base")
     pairs = write_pairs(tmp_path / "pairs", 20)
     rest = tmp_path / "rest"
     rest.mkdir()
     for k in range(6):
         Image.fromarray(render_line("new line", pad=5 + k)).save(rest / f"new{k}.png")
+    return base, pairs, rest
+
+
+def test_by_default_a_second_self_training_round_reads_the_lines_with_the_first_rounds_model_and_trains_on(
+        tmp_path, monkeypatch):
+    base, pairs, rest = _base_pairs_and_uncorrected(tmp_path)
     readers, inits = [], []
 
     def read_all(recognizer, lines, keep):
@@ -834,12 +840,7 @@ def test_overwrite_keeps_files_that_are_not_a_models_and_a_folder_set_aside_is_p
 def test_with_keep_best_a_round_that_reads_no_better_keeps_the_round_befores_weights(tmp_path, monkeypatch):
     """Each round's run counts its best from nothing: round 2 at a held-out CER of 0.6 replaced
     round 1's best weights at 0.3."""
-    base = make_untrained_model(tmp_path / "base")
-    pairs = write_pairs(tmp_path / "pairs", 20)
-    rest = tmp_path / "rest"
-    rest.mkdir()
-    for k in range(6):
-        Image.fromarray(render_line("new line", pad=5 + k)).save(rest / f"new{k}.png")
+    base, pairs, rest = _base_pairs_and_uncorrected(tmp_path)
     real_train = adapt_module._train
     calls, round_one = [], {}
 
