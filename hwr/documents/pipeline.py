@@ -27,6 +27,7 @@ and for auto mode's second reading `reads_both_ways` and `settle_reading`):
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -58,7 +59,7 @@ from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, describe_os_error, fails_every_write
-from hwr.fileio import TEXT_ERRORS, escape_controls, naming_file, remove_stale_temp_files
+from hwr.fileio import TEXT_ERRORS, atomic_write_text, escape_controls, naming_file, remove_stale_temp_files
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -170,6 +171,48 @@ class StageTimes:
         other = self.wall - self.wait - self.network - self.write
         return (f"wait for pages {self.wait:.2f} s, network {self.network:.2f} s, write {self.write:.2f} s, "
                 f"other {other:.2f} s of {self.wall:.2f} s wall; workers' prepare CPU {self.prepare_cpu:.2f} s")
+
+
+# In an output folder: how its outputs were read (mode, model, decoding, dpi, layout settings), so
+# that --resume does not keep pages read otherwise as done.
+READING_SETTINGS_FILE = ".hwr-reading.settings"
+
+
+def reading_settings(recognizer, config: BatchConfig, segment_config: SegmentConfig | None) -> dict:
+    """What decides the text of a page's outputs, besides the page itself (JSON values only)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from hwr.recognition.model import WEIGHTS_FILE
+
+    model = getattr(recognizer, "path", None)
+    weights = Path(model) / WEIGHTS_FILE if model is not None else None
+    describe = getattr(recognizer, "describe_reading", None)
+    settings = {"mode": config.mode, "dpi": config.dpi,
+                "model": str(Path(model).resolve()) if model is not None else None,
+                "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()
+                if weights is not None and weights.is_file() else None,
+                "reading": describe() if callable(describe) else None,
+                "layout": asdict(segment_config) if segment_config is not None else None}
+    return json.loads(json.dumps(settings, default=str))  # as it reads back from the file
+
+
+def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool) -> None:
+    """With --resume, a ConfigError when the folder's outputs were read with other settings (its
+    pages would be skipped as done, keeping the other reading: a page read as one line, another
+    model's text); then records this run's settings there."""
+    path = Path(output_dir) / READING_SETTINGS_FILE
+    if resume:
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None  # a folder from before the record, or none: nothing to compare
+        if isinstance(earlier, dict) and earlier != settings:
+            differ = sorted(key for key in set(settings) | set(earlier) if settings.get(key) != earlier.get(key))
+            raise ConfigError(f"{output_dir}: --resume would keep the pages done so far, read with other settings "
+                              f"({', '.join(differ)} differ from the run that wrote them); rerun without --resume to "
+                              "read every page again, or with the earlier settings")
+    atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
@@ -301,6 +344,9 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     stages = stages if stages is not None else StageTimes()
+    if config.output_dir:
+        check_resumed_settings(config.output_dir, reading_settings(recognizer, config, segment_config),
+                               config.resume)
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
     # of ranks skips what is done.

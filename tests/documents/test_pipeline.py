@@ -14,6 +14,7 @@ from PIL import Image
 
 from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
 from hwr.documents.segment import segment_page
+from hwr.errors import ConfigError
 from hwr.recognition.model import Recognizer
 from hwr.synth import LineSynthesizer
 
@@ -113,6 +114,13 @@ def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
     third = run_batch(recognizer, [folder], BatchConfig(formats=formats, output_dir=str(out), resume=True,
                                                         progress=False))
     assert third.pages == 1 and third.skipped == 3
+    # Resumed with other settings, the pages done so far would keep the other reading (a page
+    # read as one line, another model's text): refused, naming what differs.
+    with pytest.raises(ConfigError, match=r"--resume would keep the pages done so far, read with other settings "
+                                          r"\(dpi, mode differ"):
+        run_batch(recognizer, [folder], BatchConfig(mode="line", dpi=150, formats=formats, output_dir=str(out),
+                                                    resume=True, progress=False))
+    assert (out / "page1.alto.xml").stat().st_mtime_ns == stamp
 
 
 def test_batch_in_worker_processes_matches_threads(recognizer, rendered, tmp_path):
