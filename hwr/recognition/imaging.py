@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -255,7 +256,10 @@ def _opened(source, name: str, decode: bool):
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(name, f"image too large (decompression bomb guard): {exc}") from None
+        # Pillow's text quotes its own guard, twice hwr's limit: say hwr's, as check_image_size does.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow opens"
+        raise ImageError(name, f"image too large ({size}; the limit is {MAX_IMAGE_PIXELS:,} pixels)") from None
     except PermissionError as exc:
         raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
