@@ -118,12 +118,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     tmp = _temp_path(path)
     try:
         yield tmp
+        _flush_to_disk(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise naming_file(exc, path, instead_of=tmp)  # the user never sees the temp name
         raise
+
+
+def _flush_to_disk(path: Path) -> None:
+    """The file's data on the disk before a rename makes it the output. After a power cut a new
+    file renamed into place can otherwise be there but empty (file systems may store the rename
+    before the data), and `hwr transcribe --resume`, which takes an existing output as a page
+    done, would skip that page for good."""
+    with open(path, "rb+") as written:
+        os.fsync(written.fileno())
 
 
 def naming_file(exc: OSError, path: str | Path, instead_of: str | Path | None = None) -> OSError:

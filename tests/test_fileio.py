@@ -148,3 +148,16 @@ def test_temp_files_of_processes_no_longer_running_are_removed_and_only_those(tm
         path.write_bytes(b"")
     assert remove_stale_temp_files(tmp_path) == 2
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_an_output_is_on_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    """Renamed before its data reached the disk, a file can be there but empty after a power cut,
+    and --resume takes an existing output as a page done."""
+    from hwr import fileio
+
+    events = []
+    sync, replace = os.fsync, os.replace
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (events.append("fsync"), sync(fd))[1])
+    monkeypatch.setattr(fileio.os, "replace", lambda a, b: (events.append("rename"), replace(a, b))[1])
+    fileio.atomic_write_bytes(tmp_path / "page.txt", b"text")
+    assert events == ["fsync", "rename"] and (tmp_path / "page.txt").read_bytes() == b"text"
