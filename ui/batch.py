@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
-from hwr.documents.pipeline import BatchConfig, transcribe_refs
+from hwr.documents.pipeline import READING_SETTINGS_FILE, BatchConfig, transcribe_refs
 from hwr.documents.writers.common import unique_name
 from hwr.documents.writers.manifest import MANIFEST_NAME
 from hwr.fileio import atomic_output
@@ -202,10 +202,12 @@ def results_csv(rows: list[BatchRow]) -> str:
 def zip_outputs(rows: list[BatchRow], out_dir: Path, archive: Path) -> Path:
     """All written outputs plus results.csv (every row, including failures) in one zip,
     written whole or not at all (the download must never be a truncated zip). The batch's
-    record of what it wrote (hwr.documents.writers.manifest) is no output of the user's."""
+    records of what it wrote and how it read (hwr.documents.writers.manifest,
+    hwr.documents.pipeline.READING_SETTINGS_FILE) are no outputs of the user's."""
+    records = {out_dir / MANIFEST_NAME, out_dir / READING_SETTINGS_FILE}
     with atomic_output(archive) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("results.csv", results_csv(rows))
         for path in sorted(out_dir.rglob("*")):
-            if path.is_file() and path != out_dir / MANIFEST_NAME:
+            if path.is_file() and path not in records:
                 zf.write(path, path.relative_to(out_dir).as_posix())
     return archive
