@@ -453,6 +453,10 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     try:
         with sigterm_as_exit():
             state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable)
+        # Every rank done before any tears the process group down: one that left while rank 0
+        # still saved now and then died in gloo's teardown ("terminate called without an
+        # active exception", SIGABRT).
+        barrier(ctx)
         if on_finish is not None:
             on_finish(unwrap(net), ctx)
         return state
