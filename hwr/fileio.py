@@ -60,6 +60,15 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     return removed
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def process_runs(pid: int) -> bool:
     """Whether a process of this id runs (another user's counts: it cannot be signalled, but runs)."""
     try:

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,14 @@ from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, describe_os_error, fails_every_write
-from hwr.fileio import TEXT_ERRORS, atomic_write_text, escape_controls, naming_file, remove_stale_temp_files
+from hwr.fileio import (
+    TEXT_ERRORS,
+    atomic_write_text,
+    escape_controls,
+    file_sha256,
+    naming_file,
+    remove_stale_temp_files,
+)
 from hwr.recognition.imaging import load_gray
 from hwr.records import FailedInput, Line, Page
 from hwr.training.distributed import context_from_env
@@ -180,9 +187,6 @@ READING_SETTINGS_FILE = ".hwr-reading.settings"
 
 def reading_settings(recognizer, config: BatchConfig, segment_config: SegmentConfig | None) -> dict:
     """What decides the text of a page's outputs, besides the page itself (JSON values only)."""
-    import hashlib
-    from dataclasses import asdict
-
     from hwr.recognition.model import WEIGHTS_FILE
 
     model = getattr(recognizer, "path", None)
@@ -190,8 +194,7 @@ def reading_settings(recognizer, config: BatchConfig, segment_config: SegmentCon
     describe = getattr(recognizer, "describe_reading", None)
     settings = {"mode": config.mode, "dpi": config.dpi,
                 "model": str(Path(model).resolve()) if model is not None else None,
-                "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()
-                if weights is not None and weights.is_file() else None,
+                "weights_sha256": file_sha256(weights) if weights is not None and weights.is_file() else None,
                 "reading": describe() if callable(describe) else None,
                 "layout": asdict(segment_config) if segment_config is not None else None}
     return json.loads(json.dumps(settings, default=str))  # as it reads back from the file

@@ -469,8 +469,7 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
              number, rounds, len(pseudo), minutes)
     steps_before, history_before, best_before = state.step, state.history, (state.best_cer, state.best_step)
     # This round's run starts its history.jsonl afresh: the curve so far, for whoever draws it (the UI).
-    atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, "".join(json.dumps(h) + "\n" for h in history_before)
-                      + json.dumps({"steps": steps_before}) + "\n")
+    atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, _jsonl([*history_before, {"steps": steps_before}]))
     state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
                                       for h in state.history]
@@ -628,6 +627,10 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
     check_folder_can_be_made(out, "--out")
 
 
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
 def _owner(out: Path) -> int | None:
     """The process id the folder's claim names (None: no claim, or one that cannot be read)."""
     try:
@@ -715,7 +718,7 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
                     "base_training": base_config.training}
         config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
         atomic_write_text(staging / CONFIG_FILE, config.to_json())
-        atomic_write_text(staging / HISTORY_FILE, "".join(json.dumps(h) + "\n" for h in result.history))
+        atomic_write_text(staging / HISTORY_FILE, _jsonl(result.history))
         beside = beside_folder(base_dir, result)
         if beside is not None:  # the pair's other network, unchanged
             (staging / BESIDE_DIR).mkdir()

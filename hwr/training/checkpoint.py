@@ -13,7 +13,6 @@ afterwards is named instead of failing deep inside safetensors or json.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -26,7 +25,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.config_args import check_fields, parse_json
-from hwr.fileio import atomic_write_bytes, recover_folder, staging_folder, swap_in_folder
+from hwr.fileio import atomic_write_bytes, file_sha256, recover_folder, staging_folder, swap_in_folder
 from hwr.interrupts import stops_held_back
 from hwr.recognition.model import ModelError, save_model
 
@@ -165,17 +164,9 @@ def recover_checkpoint(directory: Path) -> None:
         log.warning("%s: restored the previous checkpoint (the last save was interrupted)", directory)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(directory: Path) -> None:
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
-    entries = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    entries = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}
     atomic_write_bytes(directory / MANIFEST, json.dumps({"files": entries}, indent=1).encode("utf-8"))
 
 
@@ -200,5 +191,5 @@ def verify_manifest(directory: Path) -> None:
         if size != expected.get("bytes"):
             raise CheckpointError(f"{file}: truncated or replaced ({size} bytes, the checkpoint wrote "
                                   f"{expected.get('bytes')})")
-        if _sha256(file) != expected.get("sha256"):
+        if file_sha256(file) != expected.get("sha256"):
             raise CheckpointError(f"{file}: damaged (its SHA-256 differs from the one the checkpoint wrote)")
