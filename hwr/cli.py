@@ -396,9 +396,14 @@ def _eval_pages(cfg, dataset: str) -> int:
     for option, path in (("--csv", cfg.csv), ("--html", cfg.html), ("--worst-csv", cfg.worst_csv)):
         if path:
             raise ConfigError(f"{option} writes per-line results, which --pages does not score; use --json")
+    # Nor does it split, group or compare: a figure that looked split or compared would mislead.
+    for option, value in (("--split-file", cfg.split_file), ("--splits", cfg.splits),
+                          ("--groups-file", cfg.groups_file), ("--compare", cfg.compare)):
+        if value:
+            raise ConfigError(f"{option} does not apply to --pages (it scores whole pages of one folder)")
     recognizer = cfg.load_recognizer()
     report = evaluate_page_folder(recognizer, dataset, cfg.batch_size, skip_bad=cfg.skip_bad,
-                                  reports=[("--json", cfg.json)])
+                                  reports=[("--json", cfg.json)], normalization=cfg.normalization())
     emit(format_page_summary(report))
     if cfg.worst:
         for r in sorted(report.results, key=lambda r: -r.char_errors)[: cfg.worst]:

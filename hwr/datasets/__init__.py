@@ -74,6 +74,8 @@ def open_dataset(
     """
     fmt, location = split_spec(str(spec))
     if fmt == "synth":
+        if split_file is not None:  # silently ignored, the whole set would have been scored
+            raise DatasetError(split_file, "split files apply to IAM data sets only, not synth")
         return _synthetic(location)
     path = Path(location)
     if fmt is None:

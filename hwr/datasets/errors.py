@@ -20,14 +20,30 @@ PathLike = str | Path
 
 
 class DatasetError(HwrError, ValueError):
-    """A data set entry could not be used; the message reads `source:line: reason`."""
+    """A data set entry could not be used; the message reads `source:line: reason`.
+    `image_missing`: the entry's image is not there (its ground truth may be fine), which the
+    scorer's summaries count as an unreadable image, not as bad ground truth."""
 
-    def __init__(self, source: PathLike, reason: str, line_no: int | None = None):
+    def __init__(self, source: PathLike, reason: str, line_no: int | None = None, image_missing: bool = False):
         where = f"{source}:{line_no}" if line_no is not None else f"{source}"
         super().__init__(f"{where}: {reason}")
         self.source = str(source)
         self.line_no = line_no
         self.reason = reason
+        self.image_missing = image_missing
+
+
+class ImageNotFound(ValueError):
+    """Raised by the row parsers (whose ValueErrors become DatasetErrors naming file and line)
+    for a row whose image is missing."""
+
+    def __init__(self, image: PathLike):
+        super().__init__(f"image not found: {image}")
+
+
+def row_error(source: PathLike, exc: ValueError, line_no: int) -> DatasetError:
+    """The DatasetError for a row parser's ValueError, naming the file and the row."""
+    return DatasetError(source, str(exc), line_no, image_missing=isinstance(exc, ImageNotFound))
 
 
 @dataclass
@@ -37,6 +53,7 @@ class SkippedEntry:
     reason: str
     # A line segmented but not transcribed yet (PAGE work in progress): left out, but no problem.
     untranscribed: bool = False
+    image_missing: bool = False  # DatasetError.image_missing
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line_no}" if self.line_no is not None else self.source
@@ -49,11 +66,12 @@ class SkipReport:
 
     entries: list[SkippedEntry] = field(default_factory=list)
 
-    def add(self, source: PathLike, line_no: int | None, reason: str, untranscribed: bool = False) -> None:
-        self.entries.append(SkippedEntry(str(source), line_no, reason, untranscribed))
+    def add(self, source: PathLike, line_no: int | None, reason: str, untranscribed: bool = False,
+            image_missing: bool = False) -> None:
+        self.entries.append(SkippedEntry(str(source), line_no, reason, untranscribed, image_missing))
 
     def add_error(self, error: DatasetError) -> None:
-        self.add(error.source, error.line_no, error.reason)
+        self.add(error.source, error.line_no, error.reason, image_missing=error.image_missing)
 
     @property
     def problems(self) -> list[SkippedEntry]:
@@ -120,8 +138,10 @@ def read_utf8(path: Path) -> str:
         # utf-8-sig: files saved by Windows editors often start with a byte order mark.
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line_no = data.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(path, f"not valid UTF-8 (byte {data[exc.start]:#04x}){_utf16_hint(data)}", line_no) from None
+        # exc.object, not data: utf-8-sig counts exc.start from after the byte order mark.
+        line_no = exc.object.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(path, f"not valid UTF-8 (byte {exc.object[exc.start]:#04x}){_utf16_hint(data)}",
+                           line_no) from None
     if "\x00" in text:
         # UTF-16 without a byte order mark is valid UTF-8, every other byte a NUL: scored as
         # text, each reference would be twice its length and every line read "wrong".

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from hwr.datasets.errors import (
     DatasetError,
+    ImageNotFound,
     PathLike,
     SkipReport,
     read_lines,
     read_utf8,
     report_or_raise,
+    row_error,
     text_rows,
     unique_ids,
 )
@@ -114,9 +116,9 @@ def _iter_lines(
             sample = parse_row(raw, root)
             sample.meta.update(source=str(lines_txt), line_no=line_no)
             if not Path(sample.image).is_file():
-                raise ValueError(f"image not found: {sample.image}")
+                raise ImageNotFound(sample.image)
         except ValueError as exc:
-            report_or_raise(DatasetError(lines_txt, str(exc), line_no), skip_bad, report)
+            report_or_raise(row_error(lines_txt, exc, line_no), skip_bad, report)
             continue
         yield sample
 

@@ -4,7 +4,8 @@ Relative paths are resolved against the TSV's folder, so a data set can be moved
 A sample's id is the path as written, without its extension (`lines/foo`).
 `#` comment lines and blank lines are ignored. A field quoted as Python's csv module, pandas
 and spreadsheets write a tab-separated file (in quotes, each quote inside doubled) reads as
-its text; a text merely in quotes (a quotation typed by hand) is kept as written.
+its text; a text merely in quotes (a quotation typed by hand) is kept as written, unless its
+row's path is in quotes too (a writer that quotes every field).
 """
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from pathlib import Path, PurePath
 
 from hwr.datasets.errors import (
     DatasetError,
+    ImageNotFound,
     PathLike,
     SkipReport,
     read_lines,
     read_utf8_rows,
     report_or_raise,
+    row_error,
     unique_ids,
 )
 from hwr.fileio import file_in_any_unicode_form
@@ -41,7 +44,7 @@ def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None) -> Ite
         try:
             yield parse_row(raw, tsv_path, line_no)
         except ValueError as exc:
-            report_or_raise(DatasetError(tsv_path, str(exc), line_no), skip_bad, report)
+            report_or_raise(row_error(tsv_path, exc, line_no), skip_bad, report)
 
 
 def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
@@ -50,12 +53,16 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     if len(columns) != 2:
         # A tab is never line content, so a third column means a broken row, not odd text.
         raise ValueError(f"expected 2 tab-separated columns (path, text), got {len(columns)}")
-    written, text = unquoted(columns[0].strip(), quoted_alone=True), unquoted(columns[1].strip())
+    path_field = columns[0].strip()
+    written = unquoted(path_field, quoted_alone=True)
+    # A path in quotes says the writer quoted every field (csv.QUOTE_ALL, pandas, spreadsheets):
+    # the text's quotes are then the writer's too, not a quotation.
+    text = unquoted(columns[1].strip(), quoted_alone=written != path_field)
     if not written:
         raise ValueError("empty image path")
     image = file_in_any_unicode_form(tsv_path.parent / written)  # an absolute `written` replaces the folder
     if image is None:
-        raise ValueError(f"image not found: {tsv_path.parent / written}")
+        raise ImageNotFound(tsv_path.parent / written)
     sample_id = PurePath(written).with_suffix("").as_posix()
     meta = {"source": str(tsv_path), "line_no": line_no}
     return LineSample(id=sample_id, text=normalize_text(text), image=image, meta=meta)

@@ -65,16 +65,24 @@ def _iter_pages(
 ) -> Iterator[LineSample]:
     for xml, page_id in xmls:
         try:
-            root = _parse_xml(xml)
-            if local_name(root.tag) != PAGE_ROOT:
-                # Exports carry METS/doc XML beside the pages (Transkribus: mets.xml, doc.xml).
-                if in_folder:
-                    continue
-                raise DatasetError(xml, f"not a PAGE XML file (root {local_name(root.tag)}, expected {PAGE_ROOT})")
-            _check_namespace(xml, root)
-            yield from _page_lines(xml, page_id, root, skip_bad, report)
+            root = parse_page_root(xml, in_folder)
+            if root is not None:
+                yield from _page_lines(xml, page_id, root, skip_bad, report)
         except DatasetError as error:
             report_or_raise(error, skip_bad, report)
+
+
+def parse_page_root(xml: Path, in_folder: bool) -> ET.Element | None:
+    """A PAGE XML file's root element; None for other XML met in a folder (exports carry METS
+    and document XML beside the pages: Transkribus' mets.xml, doc.xml, metadata.xml), which
+    named alone is an error. Bad XML and a foreign namespace raise a DatasetError naming it."""
+    root = _parse_xml(xml)
+    if local_name(root.tag) != PAGE_ROOT:
+        if in_folder:
+            return None
+        raise DatasetError(xml, f"not a PAGE XML file (root {local_name(root.tag)}, expected {PAGE_ROOT})")
+    _check_namespace(xml, root)
+    return root
 
 
 def local_name(tag: str) -> str:
@@ -220,7 +228,8 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None)
     folders = [str(c) for c in candidates if c.is_dir()]
     if folders:
         raise DatasetError(xml, f"page image {filename!r} names a folder ({', '.join(folders)}), not an image")
-    raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})")
+    raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})",
+                       image_missing=True)
 
 
 def page_image_ref(xml: Path, root: ET.Element, image_path: Path) -> PageRef:

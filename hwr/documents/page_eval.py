@@ -40,6 +40,7 @@ from hwr.datasets.pagexml import (
     line_text,
     local_name,
     page_image_ref,
+    parse_page_root,
     polygon_on_page,
     reading_order_lines,
     resolve_page_image,
@@ -48,7 +49,7 @@ from hwr.datasets.pagexml import (
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
-from hwr.scoring.metrics import ErrorCounts, char_errors, word_errors
+from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
 
 log = logging.getLogger("hwr.documents.page_eval")
 
@@ -119,6 +120,7 @@ class PageEvalReport:
     untranscribed_pages: int = 0  # pages with no transcribed line: not scored
     results: list[PageResult] = field(default_factory=list)
     failures: list[FailedInput] = field(default_factory=list)  # pages skipped (--skip-bad)
+    normalization: list[str] = field(default_factory=list)  # TextNormalization.steps; [] = raw text
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("results", "failures")} | {
@@ -165,23 +167,25 @@ def match_lines(truth: Sequence[Sequence[tuple[int, int]]], predicted: Sequence[
 
 # --- scoring -------------------------------------------------------------------------------
 
-def score_page(truth: PageTruth, page: Page) -> PageResult:
-    """Compare a transcribed page (lines in reading order) with its ground truth."""
-    reference = truth.text
+def score_page(truth: PageTruth, page: Page, normalization: TextNormalization | None = None) -> PageResult:
+    """Compare a transcribed page (lines in reading order) with its ground truth; `normalization`
+    (hwr eval's --casefold etc.) applies to each line of both, so lines stay lines."""
+    normalize = normalization or TextNormalization()
+    reference = "\n".join(normalize(line) for line in truth.text.split("\n"))
     matched = None
     unscored: set[int] = set()  # predicted lines read where the truth has no text yet
     if truth.polygons is not None:
         matches = match_lines(truth.polygons, [line.polygon for line in page.lines])
         matched = None if truth.bad_coords else len(matches)
         unscored = {j for i, j, _ in matches if i in truth.untranscribed}
-    hypothesis = "\n".join(line.read_text for j, line in enumerate(page.lines) if j not in unscored)
+    hypothesis = "\n".join(normalize(line.read_text) for j, line in enumerate(page.lines) if j not in unscored)
     return PageResult(truth.id, reference, hypothesis, char_errors(reference, hypothesis), len(reference),
                       word_errors(reference, hypothesis), len(reference.split()), len(truth.lines),
                       len(page.lines), matched, len(truth.untranscribed))
 
 
 def summarize(results: list[PageResult], failures: list[FailedInput] | None = None,
-              untranscribed_pages: int = 0) -> PageEvalReport:
+              untranscribed_pages: int = 0, normalization: TextNormalization | None = None) -> PageEvalReport:
     counts = ErrorCounts()
     for r in results:
         counts.char_errors += r.char_errors
@@ -198,12 +202,13 @@ def summarize(results: list[PageResult], failures: list[FailedInput] | None = No
         recall = matched / gt if gt else 1.0
     return PageEvalReport(len(results), counts.cer, counts.wer, counts.chars, counts.char_errors, counts.words,
                           counts.word_errors, precision, recall, sum(r.untranscribed_lines for r in results),
-                          untranscribed_pages, results, list(failures or []))
+                          untranscribed_pages, results, list(failures or []),
+                          (normalization or TextNormalization()).steps)
 
 
 def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16, segment_config=None,
                    skip_bad: bool = False, progress=None, failures: Sequence[FailedInput] = (),
-                   workers: int = 2) -> PageEvalReport:
+                   workers: int = 2, normalization: TextNormalization | None = None) -> PageEvalReport:
     """Transcribe every ground-truth page with the batch path (hwr.documents.pipeline, mode
     "page") and score it.
 
@@ -232,12 +237,13 @@ def evaluate_pages(recognizer, truths: Iterable[PageTruth], batch_size: int = 16
     if summary.failures and not skip_bad:
         first = summary.failures[0]
         raise ImageError(first.source, first.message + " (--skip-bad scores the other pages)")
-    results = [score_page(truth, pages[truth.id]) for truth in truths if truth.id in pages]
-    return summarize(results, [*failures, *summary.failures], len(untranscribed_pages))
+    results = [score_page(truth, pages[truth.id], normalization) for truth in truths if truth.id in pages]
+    return summarize(results, [*failures, *summary.failures], len(untranscribed_pages), normalization)
 
 
 def evaluate_page_folder(recognizer, path: str | Path, batch_size: int = 16, skip_bad: bool = False,
-                         segment_config=None, reports: Sequence[tuple[str, str | None]] = ()) -> PageEvalReport:
+                         segment_config=None, reports: Sequence[tuple[str, str | None]] = (),
+                         normalization: TextNormalization | None = None) -> PageEvalReport:
     """`hwr eval --pages`: read the ground truth under `path` and score every page; with
     skip_bad, unusable ground truth and unreadable pages are recorded in the report's failures.
 
@@ -249,7 +255,8 @@ def evaluate_page_folder(recognizer, path: str | Path, batch_size: int = 16, ski
     truths = read_page_truth(path, truth_failures if skip_bad else None)
     files = [file for truth in truths for file in truth.files] + [failure.source for failure in truth_failures]
     check_distinct_outputs(list(reports), files, f"the data set {path}")
-    return evaluate_pages(recognizer, truths, batch_size, segment_config, skip_bad, failures=truth_failures)
+    return evaluate_pages(recognizer, truths, batch_size, segment_config, skip_bad, failures=truth_failures,
+                          normalization=normalization)
 
 
 def format_page_summary(report: PageEvalReport) -> str:
@@ -264,6 +271,8 @@ def format_page_summary(report: PageEvalReport) -> str:
     if detection and judged < report.pages:  # .gt.txt pages, or a line's Coords unreadable
         detection = detection[:-1] + f", on the {judged} of {report.pages} pages with line polygons)"
     text = f"pages {report.pages}  {cer}  {wer}{detection}"
+    if report.normalization:  # a normalised figure must not pass for a raw one
+        text += f"\nnormalisation: {', '.join(report.normalization)}"
     if report.untranscribed_lines or report.untranscribed_pages:
         text += (f"\nuntranscribed (not scored, nor what was read on them): {report.untranscribed_lines} line(s) "
                  f"on scored pages, {report.untranscribed_pages} page(s) with no transcribed line")
@@ -285,7 +294,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() == ".xml":
-            return _kept([lambda: read_pagexml_truth(path, path.stem)], failures)
+            return _kept([lambda: read_pagexml_truth(path, path.stem, in_folder=False)], failures)
         return _kept([lambda: _gt_txt_truth(path, path.stem)], failures)
     if not path.is_dir():
         raise DatasetError(path, "no such file or folder")
@@ -295,8 +304,8 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     gts = sorted(g for g in path.rglob("*" + GT_SUFFIX) if visible(g))
     if not xmls and not gts:
         raise DatasetError(path, f"no PAGE XML and no page image with a {GT_SUFFIX} beside it")
-    truths = _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix())
-                    for xml in xmls], failures)
+    truths = _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix(),
+                                      in_folder=True) for xml in xmls], failures)
     # Both kinds in one folder are both scored; a page image that a PAGE XML already
     # transcribes is scored once, from the XML.
     covered = {t.image.resolve() for t in truths}
@@ -318,7 +327,9 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
     truths = []
     for read in readers:
         try:
-            truths.append(read())
+            truth = read()
+            if truth is not None:  # None: not a page (an export's METS beside the pages)
+                truths.append(truth)
         except DatasetError as exc:
             if failures is None:
                 raise
@@ -352,20 +363,18 @@ def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
     return PageTruth(page_id, image, [line for line in lines if line], truth_file=gt)
 
 
-def read_pagexml_truth(xml: Path, page_id: str) -> PageTruth:
+def read_pagexml_truth(xml: Path, page_id: str, in_folder: bool = False) -> PageTruth | None:
     """Lines of a PAGE XML page in its reading order (`reading_order_lines`). The page image
-    must have the size the XML declares, or every polygon would be compared in the wrong place."""
-    import xml.etree.ElementTree as ET
-
+    must have the size the XML declares, or every polygon would be compared in the wrong place.
+    None for other XML in a folder, as the line readers skip it (`parse_page_root`)."""
     from hwr.datasets import DatasetError
 
-    try:
-        root = ET.parse(xml).getroot()
-    except ET.ParseError as exc:
-        raise DatasetError(xml, f"not well-formed XML ({exc.msg})") from None
+    root = parse_page_root(xml, in_folder)
+    if root is None:
+        return None
     pages = [el for el in root.iter() if local_name(el.tag) == "Page"]
-    if local_name(root.tag) != "PcGts" or not pages:
-        raise DatasetError(xml, "not a PAGE XML file")
+    if not pages:
+        raise DatasetError(xml, "no Page element")
     image = resolve_page_image(xml, pages[0].get("imageFilename", ""), root)
     page = page_image_ref(xml, root, image)
     width, height = check_page_image(xml, pages[0], page)

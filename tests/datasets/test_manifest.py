@@ -78,16 +78,19 @@ def test_a_manifest_written_by_a_csv_writer_reads_its_quoted_texts(tmp_path):
     assert [s.text for s in read_manifest(tsv)] == ['He said "no"', '"Hello"', '"Hello"']
 
 
-def test_a_manifest_with_every_field_quoted_reads_its_paths(tmp_path):
+def test_a_manifest_with_every_field_quoted_reads_its_paths_and_texts(tmp_path):
+    """The quoted path shows the writer quoted every field: a plain text's quotes are the
+    writer's (they had been kept, and every reference scored and trained two characters long)."""
     import csv
     import io
 
     buffer = io.StringIO()
-    csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(
-        ["../lines/one.png", "plain text"])
-    tsv = make_manifest(tmp_path, buffer.getvalue())
-    (sample,) = read_manifest(tsv)
-    assert sample.image.name == "one.png" and sample.text == '"plain text"'  # a text in quotes stays
+    csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(
+        [["../lines/one.png", "plain text"], ["../lines/two.png", '"Hello"']])
+    tsv = make_manifest(tmp_path, buffer.getvalue() + '../elsewhere/three.png\t"Hello"\n')  # typed by hand
+    samples = read_manifest(tsv)
+    assert samples[0].image.name == "one.png"
+    assert [s.text for s in samples] == ["plain text", '"Hello"', '"Hello"']
 
 
 def test_rows_are_split_at_line_feeds_only_not_at_breaks_inside_a_text(tmp_path):

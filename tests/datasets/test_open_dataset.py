@@ -75,6 +75,8 @@ def test_explicit_prefix_and_split_file(tmp_path):
     pairs = make_pairs(tmp_path / "pairs")
     with pytest.raises(DatasetError, match="split files apply to IAM"):
         open_dataset(f"pairs:{pairs}", split_file=split)
+    with pytest.raises(DatasetError, match="split files apply to IAM"):  # had scored the whole set
+        open_dataset("synth:val:3", split_file=split)
 
 
 def test_unknown_layout_and_missing_path_are_clear_errors(tmp_path):

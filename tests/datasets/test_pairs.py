@@ -68,6 +68,13 @@ def test_undecodable_ground_truth_names_file_and_line(pairs):
         read_pairs(pairs)
 
 
+def test_undecodable_ground_truth_after_a_byte_order_mark_names_its_own_line_and_byte(pairs):
+    add_pair(pairs, "bom", None)
+    (pairs / "bom.gt.txt").write_bytes(b"\xef\xbb\xbfa\nb\xe9\n")
+    with pytest.raises(DatasetError, match=r"bom\.gt\.txt:2: not valid UTF-8 \(byte 0xe9\)"):
+        read_pairs(pairs)
+
+
 def test_same_stem_twice_is_a_duplicate_id(pairs):
     add_pair(pairs, "a", "first line", suffix=".tif")
     with pytest.raises(DatasetError, match=r"a\.tif: duplicate id 'a' \(first at .*a\.png\)"):

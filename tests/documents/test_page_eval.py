@@ -202,6 +202,33 @@ def test_unreadable_page_image_fails_unless_skip_bad(gt_txt_folder, model_dir):
     assert report.pages == 1 and [f.stage for f in report.failures] == ["read"]
 
 
+def test_page_scores_follow_the_normalisation_flags_line_by_line():
+    """--casefold / --strip-punctuation had been ignored by --pages: raw figures passed for normalised."""
+    from hwr.documents.page_eval import format_page_summary
+    from hwr.scoring.metrics import TextNormalization
+
+    polygons = [square(0, 0, 20), square(0, 30, 20)]
+    truth = truth_from_page(_page(["", ""], polygons))
+    truth.lines = ["A,b.", "  c d"]
+    read = _page(["a b", "c  d"], polygons)
+    assert score_page(truth, read).char_errors > 0
+    normalization = TextNormalization(casefold=True, strip_punctuation=True, collapse_whitespace=True)
+    result = score_page(truth, read, normalization)
+    assert result.reference == "ab\nc d" and result.hypothesis == "a b\nc d" and result.char_errors == 1
+    report = summarize([result], normalization=normalization)
+    assert report.normalization == ["casefold", "strip_punctuation", "collapse_whitespace"]
+    assert "normalisation: casefold, strip_punctuation, collapse_whitespace" in format_page_summary(report)
+    assert "normalisation" not in format_page_summary(summarize([score_page(truth, read)]))
+
+
+def test_hwr_eval_pages_refuses_options_it_would_ignore(gt_txt_folder, model_dir, capsys):
+    from hwr.cli import main
+
+    for option in (["--groups-file", "g.tsv"], ["--compare", str(model_dir)], ["--split-file", "s.lst"]):
+        assert main(["eval", str(gt_txt_folder), "--pages", "--model", str(model_dir), *option]) == 2
+        assert f"{option[0]} does not apply to --pages" in capsys.readouterr().err
+
+
 def test_pages_with_empty_references_say_cer_is_undefined():
     from hwr.documents.page_eval import format_page_summary
 
@@ -290,6 +317,27 @@ def test_pagexml_truth_follows_the_reading_order_not_the_file_order(tmp_path):
     (truth,) = read_page_truth(_two_region_xml(tmp_path))
     assert truth.lines == ["first line", "second line"]
     assert truth.polygons[0][0] == (2, 2)  # polygons stay with their lines
+
+
+def test_an_exports_mets_and_metadata_beside_the_pages_are_not_pages(tmp_path):
+    """A Transkribus export: page/0001.xml with mets.xml and metadata.xml in the folder above, as
+    the line readers read it (the page scorer had failed on metadata.xml: "not a PAGE XML file")."""
+    page_folder = tmp_path / "page"
+    page_folder.mkdir()
+    xml = _two_region_xml(tmp_path)
+    xml.rename(page_folder / "page.xml")
+    (tmp_path / "mets.xml").write_text('<mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8")
+    (tmp_path / "metadata.xml").write_text("<trpDocMetadata/>", encoding="utf-8")
+    failures = []
+    (truth,) = read_page_truth(tmp_path, failures=failures)
+    assert truth.lines == ["first line", "second line"] and failures == []
+    with pytest.raises(DatasetError, match=r"metadata\.xml: not a PAGE XML file"):  # named alone, it is no page
+        read_page_truth(tmp_path / "metadata.xml")
+    foreign = tmp_path / "foreign.xml"
+    foreign.write_text((page_folder / "page.xml").read_text(encoding="utf-8").replace(
+        "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15", "urn:other"), encoding="utf-8")
+    with pytest.raises(DatasetError, match="unknown PAGE namespace"):
+        read_page_truth(foreign)
 
 
 def test_pagexml_truth_refuses_an_image_of_another_size_than_declared(tmp_path):

@@ -257,6 +257,17 @@ def test_skipped_lines_exit_1_and_are_named(tiny_model, tmp_path, capsys):
     assert "2 lines (unreadable image: 1, bad ground truth: 1)" in err
 
 
+def test_a_manifest_row_whose_image_is_missing_counts_as_an_unreadable_image(tiny_model, tmp_path, capsys):
+    _pairs(tmp_path / "data", ["the cat", "a dog"])
+    manifest = tmp_path / "lines.tsv"
+    manifest.write_text("data/l0.png\tthe cat\ndata/l1.png\ta dog\ndata/gone.png\tlost\nno-tab-row\n", encoding="utf-8")
+    code = main(["eval", str(manifest), "--model", str(tiny_model), "--device", "cpu", "--skip-bad",
+                 "--bootstrap", "10"])
+    err = capsys.readouterr().err
+    assert code == 1 and "gone.png" in err
+    assert "2 lines (unreadable image: 1, bad ground truth: 1)" in err  # the missing image had counted as truth
+
+
 def test_eval_json_keeps_the_corpus_word_error_count_beside_the_top_word_edits(tmp_path):
     from hwr.scoring.report.analysis import analyze
 

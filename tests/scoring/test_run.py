@@ -6,7 +6,8 @@ import pytest
 
 from hwr.errors import ConfigError
 from hwr.records import LineSample
-from hwr.scoring.report.run import parse_splits, warn_invisible_characters
+from hwr.scoring.evaluate import EvalConfig
+from hwr.scoring.report.run import dataset_specs, parse_splits, warn_invisible_characters
 
 
 def test_references_with_invisible_characters_are_named_in_a_warning(caplog):
@@ -21,3 +22,9 @@ def test_a_split_named_twice_is_refused():
     assert [s.name for s in parse_splits("train=a,dev=b")] == ["train", "dev"]
     with pytest.raises(ConfigError, match="'Dev' twice"):
         parse_splits("dev=a,train=c,Dev=b")
+
+
+def test_a_split_file_beside_splits_is_refused_not_ignored():
+    cfg = EvalConfig(splits="dev=dev.lst", split_file="test.lst")
+    with pytest.raises(ConfigError, match="--split-file and --splits"):
+        dataset_specs(cfg, "iam:/data/IAM")

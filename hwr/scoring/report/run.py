@@ -80,6 +80,9 @@ def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
 
 
 def dataset_specs(cfg: EvalConfig, dataset: str | None) -> list[DatasetSpec]:
+    if cfg.splits and cfg.split_file:  # --splits names each split's file: one more would be ignored
+        raise ConfigError("--split-file and --splits do not go together: name each split's file in --splits "
+                          "(e.g. --splits dev=dev.lst,test=test.lst with the IAM folder)")
     if cfg.splits:
         return parse_splits(cfg.splits, dataset)
     if not dataset:
@@ -132,7 +135,8 @@ def load_dataset(ds: DatasetSpec, cfg: EvalConfig) -> LoadedDataset:
         raise DatasetError(ds.spec, "the data set holds no lines")
     samples = [samples[i] for i in range(len(samples))]  # synthetic sets render here
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
-    failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source, "truth", e.reason)
+    failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source,
+                            "read" if e.image_missing else "truth", e.reason)
                 for e in skipped.problems]
     files = {file for sample in samples for file in sample.files} | {str(e.source) for e in skipped.problems}
     return LoadedDataset(ds, samples, failures, skipped.untranscribed, files)
