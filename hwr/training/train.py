@@ -97,6 +97,10 @@ class TrainConfig:
         "training data: a folder of image + .gt.txt pairs, an IAM root, a .tsv manifest, PAGE XML, "
         "or synth:train:N for N synthetic lines rendered on the fly (see hwr.datasets.open_dataset)"))
     val: str = setting("synth:val:1000", help="validation data (same forms as --train); model selection uses its CER")
+    train_split_file: str | None = setting(None, help=(
+        "IAM split file (form or line ids, one per line) naming the lines of --train to train on: "
+        "without it every line of lines.txt is trained on, the test lines too"))
+    val_split_file: str | None = setting(None, help="IAM split file naming the lines of --val to validate on")
     out: str = setting("runs/hwr", help="output folder: best/ (best validation CER), last/ (resumable state), "
                                          "history.jsonl")
     arch: Arch = setting("crnn", help="network: crnn (CNN + BLSTM) or mdlstm")
@@ -443,8 +447,8 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     if datasets is not None:
         given, read = datasets, open_dataset
 
-        def open_dataset(spec, skip_bad=False):
-            return given[spec] if spec in given else read(spec, skip_bad=skip_bad)
+        def open_dataset(spec, skip_bad=False, split_file=None):
+            return given[spec] if spec in given else read(spec, skip_bad=skip_bad, split_file=split_file)
 
     seed_everything(cfg.seed)
     if cfg.threads:
@@ -517,8 +521,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         if cfg.resume and ctx.is_main:
             recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
         barrier(ctx)
-        train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad)
-        val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad)
+        train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad, split_file=cfg.train_split_file)
+        val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad, split_file=cfg.val_split_file)
+        if ctx.is_main:
+            warn_shared_lines(train_set, val_set)
         train_set = check_images(train_set, "training", cfg.skip_bad)
         val_set = check_images(val_set, "validation", cfg.skip_bad)
         for spec, data in ((cfg.train, train_set), (cfg.val, val_set)):
@@ -801,6 +807,23 @@ def load_matching_weights(net: torch.nn.Module, source: dict[str, torch.Tensor],
     if fresh or unused:
         log.warning("init from %s: %d tensors loaded; %d left fresh (%s); %d not used (%s)", origin,
                     len(shared), len(fresh), ", ".join(fresh[:4]), len(unused), ", ".join(unused[:4]))
+
+
+def warn_shared_lines(train_set: LineDataset, val_set: LineDataset) -> list[str]:
+    """Warn when validation lines are training lines too (one IAM tree for both without split
+    files): the validation CER would then pick the checkpoint that learned them best by heart.
+    Returns where the shared lines are (image paths, `page.xml#line`); lines rendered on demand
+    are never shared."""
+    train_lines, val_lines = known_lines(train_set), known_lines(val_set)
+    if train_lines is None or val_lines is None:
+        return []
+    trained = {line.where for line in train_lines}
+    shared = [line.where for line in val_lines if line.where in trained]
+    if shared:
+        log.warning("%d of %d validation lines are training lines too (e.g. %s): name each split's lines "
+                    "(--train-split-file / --val-split-file for IAM), or the validation CER flatters the model",
+                    len(shared), len(val_lines), shared[0])
+    return shared
 
 
 def check_images(dataset: LineDataset, what: str, skip_bad: bool) -> LineDataset:

@@ -752,3 +752,32 @@ def test_cpu_bf16_trains_the_step_in_bfloat16_only_where_the_cpu_has_it(pairs_di
     assert torch.bfloat16 in precisions if native else set(precisions) == {None}
     assert None in precisions
     assert any(("autocast bfloat16" if native else "no native bfloat16") in r.getMessage() for r in caplog.records)
+
+
+def test_iam_split_files_choose_the_lines_trained_and_validated_on(pairs_dir, tmp_path, monkeypatch):
+    """Without them every line of lines.txt was trained on, the test split's too."""
+    import hwr.datasets
+
+    opened = []
+
+    def recording(spec, skip_bad=False, split_file=None, report=None):
+        opened.append((spec, split_file))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(hwr.datasets, "open_dataset", recording)
+    cfg = _cfg(pairs_dir, tmp_path, train="iam:/data/IAM", train_split_file="train.lst")
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(cfg)
+    assert opened == [("iam:/data/IAM", "train.lst")]
+
+
+def test_validation_lines_that_are_training_lines_are_warned_about(pairs_dir, caplog):
+    from hwr.datasets import open_dataset
+    from hwr.training.train import warn_shared_lines
+
+    lines = open_dataset(str(pairs_dir))
+    with caplog.at_level("WARNING", logger="hwr.training.train"):
+        assert warn_shared_lines(lines, lines[:2]) == [lines[0].where, lines[1].where]
+    assert "2 of 2 validation lines are training lines too" in caplog.text
+    assert warn_shared_lines(lines[2:], lines[:2]) == []
+    assert warn_shared_lines(open_dataset("synth:train:4"), lines) == []  # rendered lines are never known
