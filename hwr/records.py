@@ -146,6 +146,20 @@ def document_page_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def source_identity(source: str) -> str:
+    """A page source as the same input spells it whatever the working folder or the path given
+    (`scans/a.png`, `./scans/a.png`, `/home/me/scans/a.png`): the file's resolved path, with
+    its `#p<N>`. A source that names no file (an upload's display name) stays as it is."""
+    match = DOCUMENT_PAGE_SUFFIX.search(source)
+    for path, suffix in ((source, ""), *(((source[: match.start()], match.group(0)),) if match else ())):
+        try:
+            if Path(path).is_file():
+                return str(Path(path).resolve()) + suffix
+        except (OSError, ValueError):  # a name too long, a NUL: no file
+            continue
+    return source
+
+
 # Where in the pipeline an input failed: values of FailedInput.stage.
 FAILURE_STAGES = ("input", "read", "segment", "recognize", "write", "truth")
 

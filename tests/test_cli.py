@@ -215,6 +215,24 @@ def test_resume_keeps_the_earlier_runs_lines_in_the_json(untrained_model, tmp_pa
     assert again == first and len(again) == 3
 
 
+def test_resume_keeps_the_json_lines_when_the_input_folder_is_named_another_way(untrained_model, tmp_path,
+                                                                                monkeypatch):
+    """`lines` then `/abs/lines`: the earlier lines had been dropped, the report left empty."""
+    from hwr.cli import main
+
+    _lines_folder(tmp_path / "lines")
+    monkeypatch.chdir(tmp_path)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    common = ["--mode", "line", "--model", str(untrained_model), "--device", "cpu", "--output-dir", str(out),
+              "--json", str(report), "--no-progress"]
+    assert main(["transcribe", "lines", *common]) == 0
+    first = {Path(line["source"]).name: line["text"] for line in json.loads(report.read_text())["lines"]}
+    assert main(["transcribe", str(tmp_path / "lines"), *common, "--resume"]) == 0
+    lines = json.loads(report.read_text())["lines"]
+    assert {Path(line["source"]).name: line["text"] for line in lines} == first and len(first) == 3
+    assert all(line["source"].startswith(str(tmp_path)) for line in lines)  # in this run's spelling
+
+
 def test_a_file_name_that_is_not_utf8_is_read_and_reported_like_any_other(untrained_model, tmp_path):
     """A Latin-1 name from an old archive (b"caf\\xe9.png"): Python holds its byte as a lone
     surrogate, which strict UTF-8 cannot write; the JSON outputs, errors.tsv, the journal

@@ -46,6 +46,7 @@ from hwr.datasets.pagexml import (
     resolve_page_image,
     unusable_line_polygon,
 )
+from hwr.documents.pages import TakenNames
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
@@ -318,6 +319,11 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     for image in sorted(p for p in path.rglob("*") if visible(p) and p.suffix.lower() in IMAGE_SUFFIXES):
         if image.resolve() not in covered and image.with_name(image.stem + GT_SUFFIX).resolve() not in named:
             _kept([functools.partial(_gt_txt_truth, image, image.stem)], failures)
+    # a.xml (transcribing page.png) and a.png with a.gt.txt are two pages: one id would score
+    # both against one reading.
+    taken = TakenNames()
+    for truth in truths:
+        truth.id = taken.unique(truth.id)
     return truths
 
 

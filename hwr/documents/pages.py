@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import re
 import threading
+import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -41,6 +42,7 @@ from hwr.recognition.imaging import (
     load_gray,
     open_image,
     pil_to_gray,
+    reissue_warnings,
     single_threaded_opencv,
 )
 
@@ -188,8 +190,11 @@ def _distinguishing_prefixes(paths: set[Path]) -> dict[Path, str]:
 
 def _walk(folder: Path, prefix: str) -> list[_Found]:
     """Page files under a folder, in path order; a sub-folder that cannot be read is reported
-    (pathlib's rglob would skip it without a word)."""
+    (pathlib's rglob would skip it without a word). Hidden files and folders are not pages:
+    thumbnails (.thumbnails/), macOS's resource forks (._scan.png), version control (.git/);
+    one named directly is read."""
     found: list[_Found] = []
+    hidden = 0
 
     def unreadable(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else folder
@@ -206,13 +211,16 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
             dirs[:] = []
             continue
         visited.add(real)
-        dirs.sort()
+        hidden += sum(name.startswith(".") for name in dirs) + sum(name.startswith(".") for name in files)
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
         for name in files:
             p = Path(top) / name
-            if p.suffix.lower() in PAGE_SUFFIXES:
+            if p.suffix.lower() in PAGE_SUFFIXES and not name.startswith("."):
                 # A broken or looping link, a pipe or a device is listed too: reading it fails
                 # with its reason (hwr.recognition.imaging.check_file), never in silence.
                 found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
+    if hidden:
+        log.info("%s: %d hidden files and folders not read (name one to read it)", folder, hidden)
     return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
 
 
@@ -280,7 +288,7 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-class _TakenNames:
+class TakenNames:
     """Page ids in use and the output files they name. Two ids clash when they are equal or
     when their outputs share a file name in `formats`: x's ALTO (x.alto.xml) is the PAGE XML
     of x.alto (from x.alto.png)."""
@@ -319,12 +327,13 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
     box3/f/0001), so an id depends on the clashing files alone, never on their order: a
     resume after a new file joined the clash never takes another file's earlier outputs (a
     file that gets a longer prefix is read again). A clash still left (of output file names in
-    `formats`, see _TakenNames; a prefixed id equal to another file's own) is numbered -2, -3
+    `formats`, see TakenNames; a prefixed id equal to another file's own) is numbered -2, -3
     in the order of the files' paths, whatever the order of the inputs."""
     out, seen_files = [], set()
     for entry in found:
-        # The same file named twice (a folder and a glob, x/a.png and x/../x/a.png): read once.
-        key = (os.path.normpath(os.path.abspath(entry.path)), entry.stem)
+        # The same file named twice (a folder and a glob, x/a.png and x/../x/a.png, a folder
+        # and a file in it): read once, with the id it was first listed under.
+        key = os.path.normpath(os.path.abspath(entry.path))
         if key in seen_files:
             continue
         seen_files.add(key)
@@ -351,7 +360,7 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
                 entry.stem = prefixes[root(entry)] + entry.stem
     # Numbered in path order, not input order: the same files named in another order (a
     # resume) get the same ids.
-    taken = _TakenNames(formats)
+    taken = TakenNames(formats)
     for entry in sorted(out, key=lambda e: os.path.abspath(e.path)):
         entry.stem = taken.unique(entry.stem)
     return out
@@ -366,7 +375,7 @@ def page_refs(inputs: Iterable[str | Path], formats: Iterable[str] = ()) -> Iter
     # Every id in use: the files' own, and the page ids of documents read so far. A document
     # whose page ids would take one (scan.tif's "scan#p1" beside a file scan#p1.png) gets a
     # stem of its own for all its pages, so no output overwrites another's.
-    taken = _TakenNames(formats)
+    taken = TakenNames(formats)
     for entry in entries:
         taken.take(entry.stem)
     for entry in entries:
@@ -466,9 +475,15 @@ def count_pages(path: Path) -> PageCount:
             with open_image(path) as img, exif_warnings_named(str(path)):  # each page's tags are read
                 check_image_size(img.width, img.height, str(path))
                 try:
-                    return PageCount(max(1, getattr(img, "n_frames", 1)))
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        count = max(1, getattr(img, "n_frames", 1))
                 except Exception:  # noqa: BLE001 - a broken page chain raises TypeError, KeyError, ...
                     return _walk_tiff_pages(img)
+                if _damaged_page_header(caught):  # Pillow counted on past a page it could not read
+                    return _walk_tiff_pages(img)
+                reissue_warnings(caught, str(path))
+                return PageCount(count)
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
@@ -480,16 +495,30 @@ def count_pages(path: Path) -> PageCount:
 
 def _walk_tiff_pages(img: Image.Image) -> PageCount:
     """Follow a TIFF's page chain to where it breaks (Pillow's page count gives up at the first
-    bad link, which would lose every page of the file)."""
+    bad link, which would lose every page of the file, or counts a page whose header it could
+    not read, which then decodes as a black page and hides the pages after it)."""
     for index in range(1, _MAX_TIFF_PAGES):
         try:
-            img.seek(index)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                img.seek(index)
         except EOFError:
             return PageCount(index)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types on a bad page header
             return PageCount(index, f"the file's page chain breaks at this page; it and any after it cannot be "
                                     f"read ({type(exc).__name__}: {exc})")
+        damaged = _damaged_page_header(caught)
+        if damaged:
+            return PageCount(index, f"the file's page chain breaks at this page (its page header is cut short: "
+                                    f"{damaged}); it and any after it cannot be read")
     return PageCount(_MAX_TIFF_PAGES, f"more than {_MAX_TIFF_PAGES} pages: the page chain loops")
+
+
+def _damaged_page_header(caught: list) -> str:
+    """Pillow's warning, among those `caught` while it read a TIFF page's header, that the header
+    ends before its entries do (a damaged page directory: "Corrupt EXIF data. Expecting to read
+    12 bytes but only got 0"); "" when there is none."""
+    return next((str(w.message).strip() for w in caught if "Corrupt EXIF data" in str(w.message)), "")
 
 
 def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:

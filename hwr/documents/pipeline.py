@@ -27,6 +27,7 @@ and for auto mode's second reading `reads_both_ways` and `settle_reading`):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -68,7 +69,7 @@ from hwr.fileio import (
     remove_stale_temp_files,
 )
 from hwr.recognition.imaging import load_gray
-from hwr.records import FailedInput, Line, Page
+from hwr.records import FailedInput, Line, Page, source_identity
 from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
@@ -218,9 +219,41 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
 
+def settings_digest(settings: dict) -> str:
+    """A short digest of reading_settings, recorded with each output (output_origin)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def output_origin(source: str, digest: str) -> dict:
+    """What the output folder's record notes an output was read from (OutputManifest.origin_of)."""
+    return {"source": source_identity(source), "settings": digest}
+
+
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
     # Outputs are only ever renamed into place whole, so existing means complete.
     return output_dir is not None and all(p.is_file() for p in output_paths(page_id, output_dir, formats))
+
+
+def done_earlier(ref: PageRef, output_dir: str | Path | None, formats: Iterable[str],
+                 manifest: OutputManifest | None, digest: str) -> bool:
+    """Whether --resume may skip the page: its outputs are all there, and the folder's record says
+    they were read from this input with these settings. An output recorded from another input
+    (another folder's page of the same name) or read otherwise (a run interrupted after it had
+    replaced part of a folder read in another mode) is read again; an output recorded without
+    its origin (an earlier version of hwr) counts as done, as it always did."""
+    formats = list(formats)
+    if not is_complete(ref.page_id, output_dir, formats):
+        return False
+    if manifest is None:
+        return True
+    expected = output_origin(ref.source, digest)
+    for path in output_paths(ref.page_id, output_dir, formats):
+        origin = manifest.origin_of(path)
+        if origin is not None and origin != expected:
+            why = "another input" if origin.get("source") != expected["source"] else "other settings"
+            log.info("%s: read again: its output %s was read from %s", ref.source, path, why)
+            return False
+    return True
 
 
 def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str | Path | None,
@@ -347,9 +380,10 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     stages = stages if stages is not None else StageTimes()
+    reading = reading_settings(recognizer, config, segment_config)
+    digest = settings_digest(reading)
     if config.output_dir:
-        check_resumed_settings(config.output_dir, reading_settings(recognizer, config, segment_config),
-                               config.resume)
+        check_resumed_settings(config.output_dir, reading, config.resume)
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
     # of ranks skips what is done.
@@ -362,8 +396,10 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     summary.errors_file = str(errors_path) if errors_path else None
     started = time.perf_counter()
 
+    manifest = OutputManifest(config.output_dir) if config.output_dir else None
+
     def wanted(ref: PageRef) -> bool:
-        if not ref.error and config.resume and is_complete(ref.page_id, config.output_dir, config.formats):
+        if not ref.error and config.resume and done_earlier(ref, config.output_dir, config.formats, manifest, digest):
             summary.skipped += 1
             summary.skipped_sources.append(ref.source)
             summary.skipped_ids.append(ref.page_id)
@@ -373,12 +409,12 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     # Only the normalisation settings go to the workers (picklable, unlike the network).
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
-    manifest = OutputManifest(config.output_dir) if config.output_dir else None
     if config.output_dir and Path(config.output_dir).is_dir() and ctx.is_main:
         stale = remove_stale_temp_files(config.output_dir)
         if stale:
             log.info("removed %d temp files that an interrupted run left in %s", stale, config.output_dir)
-    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest, on_read)
+    run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest, on_read,
+               digest)
     # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
     # lines would otherwise cap every batch at 64 lines.
     batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
@@ -432,6 +468,7 @@ class _Run:
     bar: object
     manifest: OutputManifest | None  # the output folder's record of the text outputs hwr wrote
     on_read: Callable | None = None
+    settings_digest: str = ""  # of this run's reading_settings, recorded with each output
     # Pages finish out of input order (a blank page before the long page ahead of it, whose
     # lines wait in the batcher's pool), but on_page's readers (the CLI printing a document
     # page by page) expect input order: a result that finishes early waits here for the pages
@@ -503,7 +540,8 @@ class _Run:
             self.on_read(page, prepared.is_line)
         try:
             if self.config.output_dir:
-                write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest)
+                write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest,
+                                 output_origin(page.source, self.settings_digest))
         except (OSError, ValueError) as exc:
             if fails_every_write(exc):  # a full disk: every later page would fail too, so stop here
                 raise naming_file(exc, self.config.output_dir)

@@ -5,11 +5,13 @@ for the CLI, the UI and the page scorer, with one failure record (hwr.records.Fa
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from hwr import records
 from hwr.config_args import check_at_least, setting
 from hwr.documents.pipeline import BatchConfig, BatchSummary
 from hwr.documents.writers import holds_lines, output_paths
@@ -54,13 +56,18 @@ class TranscriptionResult:
         lines = _earlier_lines(Path(path))
         if lines is None:
             return None
-        read_now = {line.source for line in self.lines}
+        # Inputs compared as files, not as spelled: the earlier run may have named the folder
+        # another way (`scans` then `/home/me/scans`); its lines take this run's spelling.
+        source_identity = functools.cache(records.source_identity)  # one look per file, not per line
+        read_now = {source_identity(line.source) for line in self.lines}
         if skipped is None:
-            kept = [line for line in lines if line.source not in read_now]
+            kept = [line for line in lines if source_identity(line.source) not in read_now]
             self.lines = kept + self.lines
             return []
-        done = set(skipped) - read_now
-        kept = [line for line in lines if line.source in done]
+        done = {source_identity(source): source for source in skipped}
+        done = {identity: source for identity, source in done.items() if identity not in read_now}
+        kept = [replace(line, source=done[identity]) for line in lines
+                if (identity := source_identity(line.source)) in done]
         self.lines = kept + self.lines
         have = {line.source for line in kept}
         return [source for source in skipped if source not in have]

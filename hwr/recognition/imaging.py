@@ -198,14 +198,18 @@ def exif_warnings_named(name: str) -> Iterator[None]:
             warnings.simplefilter("always")
             yield
     finally:
-        _reissue(caught, name)
+        reissue_warnings(caught, name)
 
 
-def _reissue(caught: list, name: str) -> None:
+def reissue_warnings(caught: list, name: str) -> None:
+    """Pillow's warnings `caught` while reading the file `name`, told again: those about the file
+    (damaged tags, its size) naming it, others as they came."""
     for warning in caught:
         if "EXIF" in str(warning.message):
             log.warning("%s: damaged image tags (EXIF or TIFF), read as far as they go (%s)",
                         name, str(warning.message).strip())
+        elif issubclass(warning.category, Image.DecompressionBombWarning):
+            log.warning("%s: %s", name, str(warning.message).strip())
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 

@@ -340,6 +340,16 @@ def test_an_exports_mets_and_metadata_beside_the_pages_are_not_pages(tmp_path):
         read_page_truth(foreign)
 
 
+def test_two_pages_that_would_share_an_id_keep_their_own_ids(tmp_path):
+    """a.xml transcribing page.png, and a.png with a.gt.txt: both had id "a", and each was scored
+    against one page's reading."""
+    _two_region_xml(tmp_path).rename(tmp_path / "a.xml")
+    cv2.imwrite(str(tmp_path / "a.png"), 255 * np.ones((30, 40), np.uint8))
+    (tmp_path / "a.gt.txt").write_text("its own line\n", encoding="utf-8")
+    truths = read_page_truth(tmp_path)
+    assert sorted((t.id, t.image.name) for t in truths) == [("a", "page.png"), ("a-2", "a.png")]
+
+
 def test_pagexml_truth_refuses_an_image_of_another_size_than_declared(tmp_path):
     xml = _two_region_xml(tmp_path, width=80, height=60)  # the image was resized to half
     with pytest.raises(DatasetError, match=r"page\.xml: page image .* is 40x30 but the XML declares 80x60"):

@@ -214,22 +214,21 @@ def test_broken_multipage_tiffs_fail_as_pages_not_as_the_batch(tmp_path, make):
     assert results[0][0] == "fax#p1" and isinstance(results[0][2], np.ndarray)
 
 
-def test_damaged_tags_on_a_later_tiff_page_warn_naming_that_page(tmp_path, caplog):
+def test_a_later_tiff_page_whose_header_is_cut_short_fails_naming_it(tmp_path):
+    """Pillow counts the page, warns "Corrupt EXIF data" (naming no file) and decodes it black; the
+    pages after it are not counted at all. It had been read as an empty page, exit 0."""
     import warnings
 
     fax = bad_inputs.damaged_tags_multipage_tiff(tmp_path / "fax.tif")
-    refs = list(page_refs([fax]))
-    assert [r.page_id for r in refs] == ["fax#p1", "fax#p2"]
-    caplog.clear()
     with warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
-        try:
-            load_page(refs[1])
-        except ImageError as exc:  # refusing the page is as good, when it names it
-            assert "fax.tif#p2" in str(exc)
+        refs = list(page_refs([fax]))
     assert not [w for w in escaped if "EXIF" in str(w.message)]  # Pillow's own warning names no file
-    named = [r.getMessage() for r in caplog.records if "damaged image tags" in r.getMessage()]
-    assert named and all(m.startswith(refs[1].source) for m in named)
+    assert [r.page_id for r in refs] == ["fax#p1", "fax#p2"] and not refs[0].error
+    assert "page chain breaks at this page (its page header is cut short" in refs[1].error
+    with pytest.raises(ImageError, match=r"fax\.tif#p2: the file's page chain breaks"):
+        load_page(refs[1])
+    assert load_page(refs[0]).shape == (100, 200)
 
 
 def test_a_page_counted_but_past_the_files_end_fails_saying_the_chain_breaks(tmp_path):
@@ -247,6 +246,21 @@ def test_a_broken_page_chain_keeps_the_pages_before_it_and_reports_the_break(tmp
     assert [r.page_id for r in refs] == ["fax#p1", "fax#p2", "fax#p3"]
     assert not refs[0].error and not refs[1].error
     assert "page chain breaks at this page" in refs[2].error and refs[2].source.endswith("fax.tif#p3")
+
+
+def test_hidden_files_and_folders_of_a_folder_are_not_pages_unless_named(tmp_path):
+    for name in ("page.png", ".thumbnails/page.png", "._page.png", "sub/.git/x.png", "sub/b.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        _img(10).save(tmp_path / name)
+    assert [r.page_id for r in page_refs([tmp_path])] == ["page", "sub/b"]
+    assert [r.page_id for r in page_refs([tmp_path / ".thumbnails" / "page.png"])] == ["page"]
+
+
+def test_a_file_named_directly_and_within_a_folder_is_read_once(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    _img(10).save(tmp_path / "d" / "sub" / "y.png")
+    refs = list(page_refs([tmp_path / "d", tmp_path / "d" / "sub" / "y.png"]))
+    assert [r.page_id for r in refs] == ["sub/y"]
 
 
 def test_the_same_name_in_two_folders_gets_two_ids(tmp_path):

@@ -243,6 +243,58 @@ def test_same_name_in_two_folders_keeps_both_outputs_and_resumes(recognizer, tmp
     assert again.skipped == 2 and again.line_images == 0
 
 
+def test_resume_reads_another_folders_pages_of_the_same_names(recognizer, tmp_path):
+    """Two runs, two folders of scans with the same file names, one output folder: the second
+    --resume had skipped every page (outputs there) and kept the first folder's text."""
+    out = tmp_path / "out"
+    for folder, text in (("batch1", "first folder"), ("batch2", "second folder")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(render_line(text)).save(tmp_path / folder / "scan001.png")
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["json"], resume=True, progress=False)
+    assert run_batch(recognizer, [tmp_path / "batch1"], config).line_images == 1
+    second = run_batch(recognizer, [tmp_path / "batch2"], config)
+    assert second.skipped == 0 and second.line_images == 1
+    assert json.loads((out / "scan001.json").read_text())["source"] == str(tmp_path / "batch2" / "scan001.png")
+    # The same folder named another way is the same input: skipped as done.
+    relative = tmp_path / "batch2" / ".." / "batch2"
+    assert run_batch(recognizer, [relative], config).skipped == 1
+
+
+def test_resume_after_an_interrupted_run_with_other_settings_reads_the_pages_it_had_not_reached(
+        recognizer, rendered, tmp_path, monkeypatch):
+    """A folder read as lines, then a page-mode run interrupted after its first page (it records
+    its settings as the folder's at the start), then --resume in page mode: the pages still holding
+    the line reading had been skipped as done."""
+    import hwr.documents.pipeline as pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(folder / f"p{k}.png"), rendered[0].image)
+    out = tmp_path / "out"
+    assert run_batch(recognizer, [folder], BatchConfig(mode="line", output_dir=str(out), formats=["json"],
+                                                       progress=False)).line_images == 3
+    finish = pipeline._Run.finish
+    finished = []
+
+    def finish_then_stop(run, prepared):
+        if finished:
+            raise KeyboardInterrupt
+        finish(run, prepared)
+        finished.append(prepared)
+
+    monkeypatch.setattr(pipeline._Run, "finish", finish_then_stop)
+    page_mode = BatchConfig(mode="page", output_dir=str(out), formats=["json"], progress=False, workers=0)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(recognizer, [folder], page_mode)
+    monkeypatch.setattr(pipeline._Run, "finish", finish)
+    page_mode.resume = True
+    resumed = run_batch(recognizer, [folder], page_mode)
+    assert resumed.skipped == 1 and resumed.pages == 2
+    n_lines = len(segment_page(rendered[0].image))
+    assert all(len(json.loads((out / f"p{k}.json").read_text())["lines"]) == n_lines for k in range(3))
+
+
 def test_line_mode_mirrors_the_input_tree(recognizer, tmp_path):
     for sub in ("a", "b"):
         (tmp_path / "in" / sub).mkdir(parents=True)

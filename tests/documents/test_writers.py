@@ -103,6 +103,19 @@ def test_alto_strings_per_word_with_spaces_or_one_per_line():
     assert plain.find(".//a:MeasurementUnit", ns).text == "pixel"
 
 
+def test_alto_numbers_a_documents_page_and_names_the_published_schema():
+    ns = {"a": ALTO_NS}
+    page = make_page(False)
+    page.source = "/data/box/ledger.tif#p3"
+    doc = etree.fromstring(write_page(page, "alto").encode())
+    assert doc.find(".//a:Page", ns).get("PHYSICAL_IMG_NR") == "3"  # had been 1 on every page
+    assert doc.find(".//a:fileName", ns).text == "ledger.tif"
+    location = doc.get("{http://www.w3.org/2001/XMLSchema-instance}schemaLocation")
+    assert location.endswith(" http://www.loc.gov/standards/alto/v4/alto-4-4.xsd")
+    page.source = "/data/box/scan.png"
+    assert etree.fromstring(write_page(page, "alto").encode()).find(".//a:Page", ns).get("PHYSICAL_IMG_NR") == "1"
+
+
 def test_txt_and_json():
     page = make_page(True)
     assert write_page(page, "txt") == "the cat sat\non a mat & <more>\n\n"

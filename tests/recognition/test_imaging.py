@@ -348,3 +348,17 @@ def test_damaged_exif_is_logged_with_the_file_name_and_the_image_still_reads(tmp
     damaged = [r.getMessage() for r in caplog.records if "damaged image tags" in r.getMessage()]
     assert len(damaged) == 2 and all(str(path) in message for message in damaged)
     assert not [w for w in recwarn if "EXIF" in str(w.message)]  # not also Pillow's nameless warning
+
+
+def test_pillows_size_warning_names_the_file(tmp_path, caplog, recwarn, monkeypatch):
+    """Between Pillow's limit and twice it, Pillow only warns, naming no file."""
+    from PIL import Image
+
+    path = tmp_path / "big scan.png"
+    Image.new("L", (20, 10), 255).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150)  # 200 pixels: a warning, not Pillow's error
+    with caplog.at_level("WARNING", logger="hwr.recognition.imaging"), imaging.open_image(path):
+        pass
+    assert any(r.getMessage().startswith(str(path)) and "decompression bomb" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -21,11 +21,11 @@ from hwr.documents.writers.common import (
     xml_id,
     xml_safe_tree,
 )
-from hwr.records import Line, Page
+from hwr.records import Line, Page, document_page_number
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-SCHEMA_LOCATION = f"{NS} http://www.loc.gov/alto/v4/alto-4-4.xsd"
+SCHEMA_LOCATION = f"{NS} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
 
 
 def _el(parent, tag: str, **attrs) -> ET.Element:
@@ -51,7 +51,9 @@ def write(page: Page) -> str:
     _el(software, "softwareVersion").text = __version__
     layout = _el(root, "Layout")
     used: set[str] = set()
-    page_el = _el(layout, "Page", ID=xml_id(f"page_{page.id}", used), PHYSICAL_IMG_NR=1,
+    # The page's number in its document (a PDF's or multi-page TIFF's `#p<N>`), 1 for an image.
+    number = document_page_number(page.source or page.id) or 1
+    page_el = _el(layout, "Page", ID=xml_id(f"page_{page.id}", used), PHYSICAL_IMG_NR=number,
                   WIDTH=page.width, HEIGHT=page.height)
     space = _el(page_el, "PrintSpace", **_box(0, 0, page.width, page.height))
     for region_id, lines in page_regions(page):

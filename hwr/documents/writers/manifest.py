@@ -6,7 +6,11 @@ wrote and someone corrected by hand still carries hwr's: without a record, `--ou
 could not tell a transcription someone typed into scans/page.txt, or their corrections of
 hwr's page.xml, from hwr's own earlier output, and would replace it. The folder's
 `.hwr-outputs.jsonl` lists each file hwr wrote there with the SHA-256 of what it wrote: the
-file is hwr's while it still holds that; an edit since makes it the user's.
+file is hwr's while it still holds that; an edit since makes it the user's. Each record also
+names the output's origin (the input page it was read from and a digest of the reading
+settings), so that --resume skips a page only when its outputs are this input's, read this way:
+a second folder of scans with the same file names, or a run interrupted after it had replaced
+part of a folder read with other settings, must not pass for done.
 
 Append-only, one JSON object a line, each appended in one write with O_APPEND: the ranks of a
 torchrun batch writing into one folder never lose each other's records (a whole-file
@@ -35,6 +39,7 @@ class OutputManifest:
         self.folder = Path(folder)
         self.path = self.folder / MANIFEST_NAME
         self._digests: dict[str, set[str]] = {}
+        self._origins: dict[str, dict | None] = {}  # name -> the origin of its latest record
         self._ends_torn = False  # the last line lacks its newline (a crash mid-append)
         self._read()
 
@@ -48,6 +53,7 @@ class OutputManifest:
             try:
                 record = json.loads(row)
                 self._digests.setdefault(record["name"], set()).add(record["sha256"])
+                self._origins[record["name"]] = record.get("origin")
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash: its output may be refused, never wrongly replaced
 
@@ -63,12 +69,18 @@ class OutputManifest:
         """Whether `data` (the file's content now) is what hwr recorded writing at `path`."""
         return content_digest(data) in self._digests.get(self.name_of(path), ())
 
-    def record(self, path: str | Path, data: bytes) -> None:
-        """Add that hwr writes `data` at `path` (before it is written; nothing when known)."""
+    def origin_of(self, path: str | Path) -> dict | None:
+        """The origin recorded with the latest output written at `path`: {"source", "settings"},
+        or None (no record, or one written before origins were recorded)."""
+        return self._origins.get(self.name_of(path))
+
+    def record(self, path: str | Path, data: bytes, origin: dict | None = None) -> None:
+        """Add that hwr writes `data` at `path` (before it is written; nothing when known), read
+        from `origin` (see origin_of)."""
         name, digest = self.name_of(path), content_digest(data)
-        if digest in self._digests.get(name, ()):
+        if digest in self._digests.get(name, ()) and self._origins.get(name) == origin:
             return
-        line = json.dumps({"name": name, "sha256": digest}) + "\n"
+        line = json.dumps({"name": name, "sha256": digest, **({"origin": origin} if origin else {})}) + "\n"
         if self._ends_torn:  # the torn line must not swallow this record
             line, self._ends_torn = "\n" + line, False
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -78,3 +90,4 @@ class OutputManifest:
         finally:
             os.close(fd)
         self._digests.setdefault(name, set()).add(digest)
+        self._origins[name] = origin
