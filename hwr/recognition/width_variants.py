@@ -63,14 +63,15 @@ def check_width_factors(factors: Sequence[float], flag: str = "--width-variants"
 
 
 def stretched(images: torch.Tensor, widths: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """A padded batch (N, 1, H, W) stretched sideways by about `factor`: (images, widths, the
-    exact ratio of the new padded width to the old, which every line's width follows)."""
-    height, width = images.shape[-2:]
-    new_width = max(1, round(width * factor))
-    ratio = new_width / width
-    wider = F.interpolate(images, size=(height, new_width), mode="bilinear", align_corners=False)
-    new_widths = torch.round(widths.double() * ratio).to(widths.dtype).clamp(min=1, max=new_width)
-    return wider, new_widths, ratio
+    """A padded batch (N, 1, H, W) stretched sideways by `factor`: (images, widths, the ratio
+    every line's pixels were resampled by: `factor` itself). Resampled at the factor, not at the
+    ratio of two padded widths: that ratio (round(W * 1.3) / W) depended on the widest line of
+    the batch, and a line read differently with other lines beside it or another batch size."""
+    new_width = max(1, math.floor(images.shape[-1] * factor))
+    wider = F.interpolate(images, scale_factor=(1.0, factor), mode="bilinear", align_corners=False,
+                          recompute_scale_factor=False)
+    new_widths = torch.round(widths.double() * factor).to(widths.dtype).clamp(min=1, max=new_width)
+    return wider, new_widths, factor
 
 
 def surest_reading(read: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],

@@ -27,6 +27,20 @@ def test_a_stretched_batch_keeps_each_lines_ink_and_scales_its_width():
     assert torch.all(wider[1, 0, 0, :] == 0)  # rows stay rows: only the width changes
 
 
+def test_a_line_is_stretched_alike_whatever_the_width_of_its_batch():
+    """The ratio had been round(W * 1.3) / W of the padded batch width W: 1.296875 for 64, 1.3021 for
+    192, so a line read differently beside a wider line (or at another --batch-size)."""
+    torch.manual_seed(0)
+    line = torch.rand(1, 1, 8, 50)
+    alone, beside = torch.zeros(1, 1, 8, 64), torch.zeros(2, 1, 8, 192)
+    alone[..., :50] = line
+    beside[:1, ..., :50] = line
+    wider_alone, widths_alone, ratio_alone = stretched(alone, torch.tensor([50]), 1.3)
+    wider_beside, widths_beside, ratio_beside = stretched(beside, torch.tensor([50, 190]), 1.3)
+    assert ratio_alone == ratio_beside == 1.3 and widths_alone[0] == widths_beside[0] == 65
+    assert torch.allclose(wider_alone[0, ..., :65], wider_beside[0, ..., :65])
+
+
 def _fake_read(surer_when_wider: list[bool]):
     """A network whose line n reads 'a' in every frame, surer the wider its batch is (or the
     narrower), four input pixels a frame."""
