@@ -26,3 +26,54 @@ def test_a_rate_with_empty_references_is_undefined_not_100_percent(tmp_path: Pat
     assert "%" not in text
     assert "**CER 14.29%** (1 / 7 characters)" in summary_markdown(score_texts(["a"], ["the cat"], ["the cot"]),
                                                                  SkipReport(), tmp_path)
+
+
+def _zip(path: Path, members: dict[str, str]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def test_an_uploaded_data_set_cannot_read_or_probe_files_outside_it(tmp_path: Path):
+    """A PAGE XML or manifest in the zip naming a server path: Evaluate had shown that image's
+    lines (and "not found" told whether a file exists)."""
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from hwr_ui.evaluation import open_uploaded_dataset
+    from hwr_ui.uploads import UploadError, ZipLimits
+
+    secret = tmp_path / "secret" / "private.png"
+    secret.parent.mkdir()
+    Image.fromarray(np.full((30, 40), 255, np.uint8)).save(secret)
+    page = ('<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
+            f'<Page imageFilename="{{}}" imageWidth="40" imageHeight="30"><TextRegion id="r">'
+            '<TextLine id="l"><Coords points="1,1 30,1 30,20 1,20"/><TextEquiv><Unicode>x</Unicode></TextEquiv>'
+            '</TextLine></TextRegion></Page></PcGts>')
+    uploads = {"absolute": {"page.xml": page.format(secret)},
+               "climbing": {"page.xml": page.format("../../../secret/private.png")},
+               "missing": {"page.xml": page.format("/nowhere/at/all.png")}}
+    messages = []
+    for k, (name, members) in enumerate(uploads.items()):
+        work = tmp_path / f"work{k}"
+        work.mkdir()
+        with pytest.raises(UploadError, match="names a file outside the data set's folder") as caught:
+            open_uploaded_dataset(_zip(tmp_path / f"{name}.zip", members), work, ZipLimits())
+        messages.append(str(caught.value))
+    assert all(str(secret.parent) not in m and "not found" not in m for m in messages)
+
+
+def test_a_manifest_read_confined_to_its_folder_refuses_a_row_naming_a_file_outside(tmp_path: Path):
+    import pytest
+
+    from hwr.datasets import OutsideFolder, open_dataset
+
+    (tmp_path / "upload").mkdir()
+    manifest = tmp_path / "upload" / "lines.tsv"
+    manifest.write_text("../elsewhere.png\tx\n", encoding="utf-8")
+    with pytest.raises(OutsideFolder, match=r"lines\.tsv:1: names a file outside"):
+        open_dataset(f"manifest:{manifest}", skip_bad=True, confined_to=manifest.parent)

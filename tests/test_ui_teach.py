@@ -107,6 +107,7 @@ def test_models_adapted_earlier_are_offered_with_their_figures(tmp_path, untrain
 def test_teaching_is_offered_on_loopback_servers_only():
     assert teaching_allowed("127.0.0.1") and teaching_allowed("localhost")
     assert not teaching_allowed("0.0.0.0")
+    assert not teaching_allowed("127.0.0.1", share=True)  # a --share link reaches it from anywhere
 
 
 def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_path):

@@ -377,7 +377,7 @@ def build_app(config: UIConfig | None = None, registry: ModelRegistry | None = N
     registry = registry or ModelRegistry(config.model, config.device, decoder_options(config), config.search_workers,
                                          config.width_variants, config.width_variants_below)
     ctx = AppContext(config, registry, WorkDirs())
-    if teaching_allowed(config.host):
+    if teaching_allowed(config.host, config.share):
         ctx.teacher = Teacher(ctx.registry, ctx.work, ctx.zip_limits)
         register_adapted_models(ctx.registry)
     with gr.Blocks(title="hwr: handwriting recognition", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:

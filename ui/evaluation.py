@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hwr.datasets import DatasetError, SkipReport, detect_format, open_dataset
+from hwr.datasets import DatasetError, OutsideFolder, SkipReport, detect_format, open_dataset
 from hwr.datasets.iam import LINES_TXT
 from hwr.errors import counted, name_some
 from hwr.recognition.imaging import ImageError, load_gray
@@ -36,8 +36,10 @@ def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) ->
         raise UploadError(NO_GROUND_TRUTH.format(name=name)) from None
     report = SkipReport()
     try:
-        samples = open_dataset(root, skip_bad=True, report=report)
-    except DatasetError as exc:
+        # A server may read an upload's own files only: a PAGE XML or manifest naming a path on
+        # the server had shown that image's lines (or told whether the file exists).
+        samples = open_dataset(root, skip_bad=True, report=report, confined_to=folder)
+    except (DatasetError, OutsideFolder) as exc:
         raise UploadError(f"{name}: {_relative(str(exc), folder)}") from None
     if not samples:
         raise UploadError(f"{name}: no usable lines ({_relative(report.summary(3), folder)})")

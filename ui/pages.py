@@ -6,6 +6,7 @@ server holds no per-user state), the user's corrections, and the downloads.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,16 @@ def export_formats() -> list[str]:
     return list(SUFFIXES)
 
 
+def download_stem(name: str) -> str:
+    """A downloads' file name from a page id or an upload's name: its last path part, printable
+    characters only, not hidden; "page" when nothing is left. The page JSON comes back from the
+    browser, so its id is not to be trusted: a path in it ("../../x", "/home/me/models/x/config")
+    had written the downloads there, replacing what was there."""
+    stem = "".join(c for c in re.split(r"[\\/]", name)[-1] if c.isprintable()).strip().lstrip(".")
+    return stem or "page"
+
+
 def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None = None) -> list[Path]:
-    """Write the page in each format (txt, JSON, PAGE XML, ALTO) as folder/<stem><suffix>."""
-    return write_page_files(page, folder, stem, formats or export_formats())
+    """Write the page in each format (txt, JSON, PAGE XML, ALTO) as folder/<stem><suffix>, the
+    stem made a plain file name (download_stem)."""
+    return write_page_files(page, folder, download_stem(stem), formats or export_formats())

@@ -38,8 +38,11 @@ POLL_S = 1.0  # how often the progress display reads the run's held-out curve
 CURVE_COLUMNS = ["step", "held-out CER", "model"]
 
 
-def teaching_allowed(host: str) -> bool:
-    return host in LOOPBACK_HOSTS
+def teaching_allowed(host: str, share: bool = False) -> bool:
+    """Teaching (saving lines, training on this machine) only for a server this machine alone
+    reaches: on a loopback address, and with no --share tunnel (which opens it to the internet
+    whatever the address)."""
+    return host in LOOPBACK_HOSTS and not share
 
 
 def adapted_models_dir() -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport
+from hwr.datasets.errors import DatasetError, OutsideFolder, PathLike, SkipReport, check_within
 from hwr.datasets.iam import LINES_TXT, read_iam
 from hwr.datasets.manifest import read_manifest
 from hwr.datasets.pagexml import iter_pagexml, read_pagexml
@@ -30,6 +30,7 @@ from hwr.records import LineSample
 __all__ = [
     "DatasetError",
     "LineDataset",
+    "OutsideFolder",
     "SkipReport",
     "detect_format",
     "iter_pagexml",
@@ -67,10 +68,13 @@ def open_dataset(
     skip_bad: bool = False,
     split_file: PathLike | None = None,
     report: SkipReport | None = None,
+    confined_to: PathLike | None = None,
 ) -> LineDataset:
     """Read the data set a spec names (see the module doc); bad entries raise or are skipped.
 
     `split_file` (ids to keep) applies to IAM, whose split files list form or line ids.
+    `confined_to`: every file the data set uses must lie in this folder (an upload, unpacked, read
+    by a server): one outside raises OutsideFolder, before it is opened, whatever `skip_bad`.
     """
     fmt, location = split_spec(str(spec))
     if fmt == "synth":
@@ -83,11 +87,17 @@ def open_dataset(
     if split_file is not None and fmt != "iam":
         raise DatasetError(split_file, f"split files apply to IAM data sets only, not {fmt}")
     if fmt == "iam":
-        return read_iam(path, split_file=split_file, skip_bad=skip_bad, report=report)
-    reader: Callable[..., list[LineSample]] = {
-        "pairs": read_pairs, "manifest": read_manifest, "pagexml": read_pagexml
-    }[fmt]
-    return reader(path, skip_bad=skip_bad, report=report)
+        lines = read_iam(path, split_file=split_file, skip_bad=skip_bad, report=report)
+    elif fmt == "pairs":
+        lines = read_pairs(path, skip_bad=skip_bad, report=report)
+    else:  # these two name their images: checked before each is looked for
+        reader: Callable[..., list[LineSample]] = {"manifest": read_manifest, "pagexml": read_pagexml}[fmt]
+        lines = reader(path, skip_bad=skip_bad, report=report, confined_to=confined_to)
+    if confined_to is not None:  # IAM's and pairs' files are found inside it; a symbolic link may lead out
+        for line in lines:
+            for file in line.files:
+                check_within(file, confined_to, line.where)
+    return lines
 
 
 def split_spec(spec: str) -> tuple[str | None, str]:

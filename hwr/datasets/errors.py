@@ -7,6 +7,7 @@ so a long training run is not lost to one broken row, yet nothing disappears unn
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,23 @@ class SkipReport:
         shown = "; ".join(str(e) for e in self.entries[:max_items])
         more = f"; ... and {self.count - max_items} more" if self.count > max_items else ""
         return f"{self.count} entries skipped: {shown}{more}"
+
+
+class OutsideFolder(HwrError):
+    """A data set read confined to a folder (an upload, unpacked) names a file outside it: the
+    whole data set is refused, whatever --skip-bad, and before the file is looked for (whether
+    it exists is none of the uploader's business)."""
+
+
+def check_within(path: PathLike, folder: PathLike | None, named_in: PathLike) -> None:
+    """Raise OutsideFolder when `folder` is given and `path` (named in the file `named_in`)
+    resolves outside it: `..`, an absolute path, a symbolic link out."""
+    if folder is None:
+        return
+    resolved, root = os.path.realpath(path), os.path.realpath(folder)
+    if os.path.commonpath([resolved, root]) != root:
+        raise OutsideFolder(f"{named_in}: names a file outside the data set's folder ({Path(path).name}); "
+                            "the data set may use only its own files")
 
 
 def report_or_raise(error: DatasetError, skip_bad: bool, report: SkipReport | None) -> None:

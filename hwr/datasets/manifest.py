@@ -17,6 +17,7 @@ from hwr.datasets.errors import (
     ImageNotFound,
     PathLike,
     SkipReport,
+    check_within,
     read_lines,
     read_utf8_rows,
     report_or_raise,
@@ -28,26 +29,29 @@ from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
 
-def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
-    """All rows of a `path<TAB>text` manifest, in file order."""
+def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport | None = None,
+                  confined_to: PathLike | None = None) -> list[LineSample]:
+    """All rows of a `path<TAB>text` manifest, in file order. `confined_to`: a row naming an
+    image outside this folder raises OutsideFolder (an upload's manifest)."""
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
         raise DatasetError(tsv_path, "manifest not found")
-    return read_lines(lambda seen: unique_ids(_iter_rows(tsv_path, skip_bad, seen), skip_bad, seen), tsv_path,
-                      "no usable row (path<TAB>text) in this manifest", report)
+    return read_lines(lambda seen: unique_ids(_iter_rows(tsv_path, skip_bad, seen, confined_to), skip_bad, seen),
+                      tsv_path, "no usable row (path<TAB>text) in this manifest", report)
 
 
-def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:
+def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
+               confined_to: PathLike | None = None) -> Iterator[LineSample]:
     for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
         if not raw.strip() or raw.startswith("#"):
             continue
         try:
-            yield parse_row(raw, tsv_path, line_no)
+            yield parse_row(raw, tsv_path, line_no, confined_to)
         except ValueError as exc:
             report_or_raise(row_error(tsv_path, exc, line_no), skip_bad, report)
 
 
-def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
+def parse_row(raw: str, tsv_path: Path, line_no: int, confined_to: PathLike | None = None) -> LineSample:
     """One `path<TAB>text` row -> LineSample; ValueError says what is wrong with the row."""
     columns = raw.split("\t")
     if len(columns) != 2:
@@ -60,6 +64,7 @@ def parse_row(raw: str, tsv_path: Path, line_no: int) -> LineSample:
     text = unquoted(columns[1].strip(), quoted_alone=written != path_field)
     if not written:
         raise ValueError("empty image path")
+    check_within(tsv_path.parent / written, confined_to, f"{tsv_path}:{line_no}")
     image = file_in_any_unicode_form(tsv_path.parent / written)  # an absolute `written` replaces the folder
     if image is None:
         raise ImageNotFound(tsv_path.parent / written)

@@ -19,7 +19,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hwr.datasets.errors import DatasetError, PathLike, SkipReport, log, read_lines, report_or_raise, unique_ids
+from hwr.datasets.errors import (
+    DatasetError,
+    PathLike,
+    SkipReport,
+    check_within,
+    log,
+    read_lines,
+    report_or_raise,
+    unique_ids,
+)
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
 from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
@@ -34,13 +43,16 @@ INT32_MIN, INT32_MAX = np.iinfo(np.int32).min, np.iinfo(np.int32).max
 PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
 
 
-def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
-    """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted)."""
-    return read_lines(lambda seen: iter_pagexml(path, skip_bad, seen), path,
+def read_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None,
+                 confined_to: PathLike | None = None) -> list[LineSample]:
+    """Line samples of one PAGE XML file, or of every PAGE file under a folder (sorted).
+    `confined_to`: a page image outside this folder raises OutsideFolder (an upload's)."""
+    return read_lines(lambda seen: iter_pagexml(path, skip_bad, seen, confined_to), path,
                       "no transcribed TextLine in any PAGE XML file", report)
 
 
-def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None) -> Iterator[LineSample]:
+def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | None = None,
+                 confined_to: PathLike | None = None) -> Iterator[LineSample]:
     """Like `read_pagexml`, but yields lines page by page to bound memory."""
     path = Path(path)
     if path.is_dir():
@@ -49,7 +61,7 @@ def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
         xmls = [(path, path.stem)]
     else:
         raise DatasetError(path, "no such file or folder")
-    yield from unique_ids(_iter_pages(xmls, path.is_dir(), skip_bad, report), skip_bad, report)
+    yield from unique_ids(_iter_pages(xmls, path.is_dir(), skip_bad, report, confined_to), skip_bad, report)
 
 
 def _xml_files(folder: Path) -> list[Path]:
@@ -61,13 +73,14 @@ def _xml_files(folder: Path) -> list[Path]:
 
 
 def _iter_pages(
-    xmls: list[tuple[Path, str]], in_folder: bool, skip_bad: bool, report: SkipReport | None
+    xmls: list[tuple[Path, str]], in_folder: bool, skip_bad: bool, report: SkipReport | None,
+    confined_to: PathLike | None = None,
 ) -> Iterator[LineSample]:
     for xml, page_id in xmls:
         try:
             root = parse_page_root(xml, in_folder)
             if root is not None:
-                yield from _page_lines(xml, page_id, root, skip_bad, report)
+                yield from _page_lines(xml, page_id, root, skip_bad, report, confined_to)
         except DatasetError as error:
             report_or_raise(error, skip_bad, report)
 
@@ -162,7 +175,8 @@ def _parse_xml(xml: Path) -> ET.Element:
 
 
 def _page_lines(
-    xml: Path, page_id: str, root: ET.Element, skip_bad: bool, report: SkipReport | None
+    xml: Path, page_id: str, root: ET.Element, skip_bad: bool, report: SkipReport | None,
+    confined_to: PathLike | None = None,
 ) -> Iterator[LineSample]:
     page_el = _descendants(root, "Page")
     if not page_el:
@@ -178,7 +192,7 @@ def _page_lines(
     if not transcribed:
         return  # nothing to cut: spare decoding a page image that may be large or absent
     try:
-        image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""), root)
+        image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""), root, confined_to)
         gray = load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path))
     except DatasetError as error:
         if not skip_bad:
@@ -210,9 +224,11 @@ def _note_untranscribed(xml: Path, line_ids: list[str], report: SkipReport | Non
         log.info("%s: %d TextLines without text skipped", xml, len(line_ids))
 
 
-def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None) -> Path:
+def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
+                       confined_to: PathLike | None = None) -> Path:
     """The page image, relative to the XML; Transkribus exports keep XML in `page/` below it;
-    hwr's outputs written apart from the scans give its path in a MetadataItem (IMAGE_PATH_ITEM)."""
+    hwr's outputs written apart from the scans give its path in a MetadataItem (IMAGE_PATH_ITEM).
+    `confined_to`: a place to look outside this folder raises OutsideFolder, before any is looked at."""
     if not filename:
         raise DatasetError(xml, "Page has no imageFilename")
     candidates = [xml.parent / filename]
@@ -221,6 +237,8 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None)
     given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
     if given:
         candidates.append(xml.parent / given)
+    for candidate in candidates:
+        check_within(candidate, confined_to, xml)
     for candidate in candidates:
         found = file_in_any_unicode_form(candidate)
         if found is not None:
