@@ -321,3 +321,15 @@ def test_errors_about_the_users_own_files_reach_the_page_and_bugs_do_not():
         unusable_lines()
     with pytest.raises(gr.Error, match="something went wrong on the server"):
         bug()
+
+
+def test_the_reading_jobs_share_one_concurrency_limit(tiny_dir):
+    """Each event had its own group: --concurrency 2 let two of each kind run at once."""
+    from hwr_ui.app import WORK_GROUP
+
+    demo = build_app(UIConfig(model=str(tiny_dir), port=free_port(), concurrency=2))
+    try:
+        groups = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
+        assert {groups[name] for name in ("transcribe", "batch", "evaluate", "benchmark")} == {WORK_GROUP}
+    finally:
+        demo.hwr_context.work.close()

@@ -96,7 +96,7 @@ def test_two_uploads_of_one_name_get_rows_that_can_be_told_apart(tmp_path, untra
     rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
     # Both used to be "a.png": the CSV could not say which was which, and only the first could be corrected.
     assert [r.name for r in rows] == ["a.png", "a (2).png"]
-    assert find_row(rows, "a (2).png").ref.path == tmp_path / "q" / "a.png"
+    assert find_row(rows, "a (2).png").ref.path.read_bytes() == (tmp_path / "q" / "a.png").read_bytes()
     assert {p.name for p in (tmp_path / "out").glob("*.txt")} == {"a.txt", "a (2).txt"}
     assert [line.split(",")[0] for line in results_csv(rows).splitlines()[1:]] == ["a.png", "a (2).png"]
 
@@ -157,3 +157,19 @@ def test_the_output_zip_is_written_whole_or_leaves_the_earlier_one_as_it_was(tmp
         zip_outputs([BatchRow("a.png", text="the cat")], out, archive)
     assert archive.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hwr-batch.zip", "out"]  # no temp file left
+
+
+def test_a_batch_keeps_its_uploads_when_gradios_copies_are_swept(tmp_path, untrained_model):
+    """gradio deletes its upload copies an hour old while a long batch still reads them: its later
+    pages had failed "file not found", and a page could not be corrected afterwards."""
+    uploads = []
+    for k, page in enumerate(_pages(2)):
+        (tmp_path / "cache" / str(k)).mkdir(parents=True)
+        page.save(tmp_path / "cache" / str(k) / "scan.png")
+        uploads.append(tmp_path / "cache" / str(k) / "scan.png")
+    inputs = collect_inputs(uploads, tmp_path / "work", ZipLimits())
+    for upload in uploads:
+        upload.unlink()  # the sweep
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [r.name for r in rows] == ["scan.png", "scan (2).png"] and not any(r.error for r in rows)
+    assert find_row(rows, "scan (2).png").image().shape == np.asarray(_pages(1)[0].convert("L")).shape

@@ -313,3 +313,24 @@ def test_the_adapt_controls_start_at_hwr_adapts_own_defaults(teacher):
     controls = {block.elem_id: block for block in tab.blocks.values() if getattr(block, "elem_id", None)}
     assert controls["hwr-adapt-minutes"].value == AdaptConfig.minutes
     assert controls["hwr-adapt-beside"].value is AdaptConfig.beside
+
+
+def test_what_an_adaptation_stopped_with_the_server_left_is_removed_at_the_next_start(tmp_path, untrained_model):
+    """The run's thread died with the server, its clean-up unrun: the folder (checkpoints and the
+    claim) stayed, hid nothing useful, and took its name from the next run."""
+    import os
+
+    from hwr.training.adapt import RUN_DIR, RUN_OWNER
+
+    models = tmp_path / "models"
+    dead = models / "my-hand"
+    (dead / RUN_DIR).mkdir(parents=True)
+    (dead / RUN_OWNER).write_text("999999999", encoding="utf-8")  # no such process
+    running = models / "running"
+    (running / RUN_DIR).mkdir(parents=True)
+    (running / RUN_OWNER).write_text(str(os.getppid()), encoding="utf-8")  # a process that runs
+    other = models / "notes"
+    other.mkdir()
+    (other / "readme.txt").write_text("mine")
+    register_adapted_models(ModelRegistry(str(untrained_model)), models)
+    assert not dead.exists() and running.exists() and other.exists()

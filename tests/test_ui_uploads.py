@@ -75,6 +75,13 @@ def test_extract_refuses_bombs_and_non_zips(tmp_path):
     with pytest.raises(UploadError, match="holds 3 files"):
         extract_zip(make_zip(tmp_path / "many.zip", {f"{i}": b"" for i in range(3)}), tmp_path / "o",
                     ZipLimits(max_files=2))
+    many = make_zip(tmp_path / "index.zip", {f"{i}": b"" for i in range(50)})
+    real_zipfile = zipfile.ZipFile
+    with pytest.MonkeyPatch.context() as patch:  # refused from the zip's end record, its index never read
+        patch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the whole index was read"))
+        with pytest.raises(UploadError, match="holds 50 entries; at most 20 files"):
+            extract_zip(many, tmp_path / "o", ZipLimits(max_files=20))
+    assert zipfile.ZipFile is real_zipfile
     (tmp_path / "fake.zip").write_bytes(b"PK but not really")
     with pytest.raises(UploadError, match="is not a zip file"):
         extract_zip(tmp_path / "fake.zip", tmp_path / "out")
@@ -106,6 +113,23 @@ def test_a_folder_in_use_is_never_swept_and_its_hour_starts_when_the_work_ends(t
     os.utime(batch, (time.time() - 120, time.time() - 120))
     work.new("export")
     assert not batch.exists()
+    work.close()
+
+
+def test_a_held_folder_is_kept_until_released(tmp_path):
+    """A Teach run's folder outlives its request: another request's sweep had deleted the
+    uncorrected pages its second round reads."""
+    work = WorkDirs(max_age_s=60)
+    teach = work.new("teach", held=True)
+    os.utime(teach, (time.time() - 120, time.time() - 120))
+    work.new("transcribe")
+    assert teach.exists()
+    work.release(teach)
+    work.new("transcribe")
+    assert teach.exists()  # its hour starts at the release
+    os.utime(teach, (time.time() - 120, time.time() - 120))
+    work.new("transcribe")
+    assert not teach.exists()
     work.close()
 
 

@@ -51,6 +51,9 @@ THEME_FONTS = ["Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 THEME_MONO = ["SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
 # Gradio's cache (its copies of uploads and outputs): swept hourly of files over an hour old.
 CACHE_SWEEP = (3600, 3600)
+# The events that read with a network (transcribe, batch, evaluate, benchmark) share one
+# concurrency group: --concurrency jobs at once in all, not that many of each kind.
+WORK_GROUP = "hwr-work"
 LAYOUT_HELP = ("auto: a single line, unless two or more text lines are found on it; then it is read both as "
                "a page and as a line, and the surer reading is kept")
 
@@ -192,7 +195,8 @@ def _transcribe_tab(ctx: AppContext, model, decoder) -> None:
         return export(ctx, page_json, corrected)
 
     button.click(friendly(run), [image, model, decoder, layout],
-                 [outlined, lines_html, corrected, downloads, page_json, status], api_name="transcribe")
+                 [outlined, lines_html, corrected, downloads, page_json, status], api_name="transcribe",
+                 concurrency_id=WORK_GROUP)
     refresh.click(friendly(redo_downloads), [page_json, corrected], [downloads], api_name="export")
     if ctx.teacher is not None:
         save.click(friendly(ctx.teacher.save_transcription), [image, page_json, corrected], [saved],
@@ -268,7 +272,7 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
         return run_batch(ctx, files, model, decoder, layout, progress)
 
     event = button.click(friendly(run), [files, model, decoder, layout], [table, archive, summary, rows],
-                         api_name="batch")
+                         api_name="batch", concurrency_id=WORK_GROUP)
     if ctx.teacher is None:
         return
 
@@ -334,7 +338,8 @@ def _evaluate_tab(ctx: AppContext, model, decoder) -> None:
     def run(archive, model, decoder, progress=gr.Progress()):
         return run_evaluation(ctx, archive, model, decoder, progress)
 
-    button.click(friendly(run), [archive, model, decoder], [summary, plot, table, csv_file], api_name="evaluate")
+    button.click(friendly(run), [archive, model, decoder], [summary, plot, table, csv_file], api_name="evaluate",
+                 concurrency_id=WORK_GROUP)
 
 
 # --- Model ---------------------------------------------------------------------------------------
@@ -366,7 +371,8 @@ def _model_tab(ctx: AppContext, demo: gr.Blocks, model, decoder) -> None:
 
     demo.load(friendly(show), [model, decoder], [card, facts], api_name="model_info")
     model.change(friendly(show), [model, decoder], [card, facts], api_name=False)
-    button.click(friendly(measure), [model, decoder], [speed], api_name="benchmark")
+    button.click(friendly(measure), [model, decoder], [speed], api_name="benchmark",
+                 concurrency_id=WORK_GROUP)
 
 
 # --- The app -------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,14 +83,14 @@ class BatchRow:
 
 
 def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> list[BatchInput]:
-    """Uploaded files as they are, zips unpacked (their image and PDF files in path order),
-    and every page of a PDF or multi-page TIFF as an input of its own."""
+    """Uploaded files kept in `work`, zips unpacked there (their image and PDF files in path
+    order), and every page of a PDF or multi-page TIFF as an input of its own."""
     inputs: list[BatchInput] = []
     names: set[str] = set()
     for number, upload in enumerate(uploads):
         name = _distinct_name(display_name(upload), names)
         if Path(upload).suffix.lower() != ".zip":
-            inputs += _pages_of(name, Path(upload))
+            inputs += _pages_of(name, _kept_upload(Path(upload), work / "uploads" / f"{number:04d}"))
             continue
         folder = work / "unzipped" / f"{number:04d}"
         # A damaged member costs its own row, as an unreadable file does, and a zip that cannot
@@ -111,6 +113,23 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
+
+
+def _kept_upload(upload: Path, folder: Path) -> Path:
+    """The upload linked (or copied) into the batch's own folder: gradio sweeps its copies of
+    uploads once they are an hour old, and a batch of long PDFs read them for longer (its pages
+    had failed as "file not found"), as does correcting a page of it later. An upload that
+    cannot be kept stays where it is: reading it then says what is wrong with it."""
+    kept = folder / upload.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(upload, kept)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(upload, kept)
+    except OSError:
+        return upload
+    return kept
 
 
 def _distinct_name(name: str, taken: set[str]) -> str:

@@ -23,7 +23,15 @@ from hwr.errors import counted
 from hwr.recognition.imaging import load_gray
 from hwr.recognition.model import CONFIG_FILE, read_model_config
 from hwr.records import Page
-from hwr.training.adapt import EARLIER_ROUNDS_FILE, HISTORY_FILE, RUN_DIR, AdaptConfig, AdaptResult, adapt
+from hwr.training.adapt import (
+    EARLIER_ROUNDS_FILE,
+    HISTORY_FILE,
+    RUN_DIR,
+    AdaptConfig,
+    AdaptResult,
+    abandoned_run,
+    adapt,
+)
 
 from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
@@ -76,6 +84,10 @@ def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
         if folder.name.startswith("."):
             continue  # a model being written or set aside (hwr.fileio.swap_in_folder)
+        if abandoned_run(folder):  # a run's leftovers, which would only take its name from the next run
+            log.info("%s: removing what an unfinished adaptation left", folder)
+            _remove(folder)
+            continue
         label = label_of_folder(folder) if (folder / CONFIG_FILE).is_file() else None
         if label:
             registry.add(label, folder)
@@ -219,12 +231,12 @@ class Teacher:
                 raise UploadError("upload a zip of PAGE XML + page images, or of line images with .gt.txt files")
             from .evaluation import dataset_root
 
-            work = self.work.new("teach")
+            work = self.work.new("teach", held=True)
             try:
                 extract_zip(archive, work / "data", self.limits)
                 return str(dataset_root(work / "data")), work
             except BaseException:
-                _remove(work)  # a refused zip's unpacked part would sit on the disk for an hour
+                self._drop(work)  # a refused zip's unpacked part would sit on the disk for an hour
                 raise
         self.collection.repair()
         if self.collection.count() == 0:
@@ -264,14 +276,14 @@ class Teacher:
             spec, work = self.data_for(source, archive)
             try:
                 if unlabeled:
-                    work = work or self.work.new("teach")
+                    work = work or self.work.new("teach", held=True)
                     overrides = {"unlabeled": self.unlabeled_inputs(unlabeled, work), "unlabeled_mode": "auto",
                                  **overrides}
                 out = self.new_model_folder(name)
                 cfg = AdaptConfig(model=str(self.registry.path(base_label)), out=str(out), minutes=minutes,
                                   skip_bad=True, **overrides)
             except BaseException:
-                _remove(work)
+                self._drop(work)
                 raise
             progress = Progress(minutes=cfg.minutes)
             thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work), daemon=True)
@@ -301,8 +313,15 @@ class Teacher:
             progress.error = exc
             _remove_unfinished(Path(cfg.out))
         finally:
-            _remove(work)
+            self._drop(work)
             self._busy.release()
+
+    def _drop(self, work: Path | None) -> None:
+        """Remove a run's work folder, held from the sweeps while the run needed it (the second
+        round reads the uncorrected pages unpacked there, hours in with a long budget)."""
+        _remove(work)
+        if work is not None:
+            self.work.release(work)
 
 
 def _checked_minutes(minutes) -> float:

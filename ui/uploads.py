@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -67,6 +68,12 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
     name = display_name(archive)
     if not zipfile.is_zipfile(archive):
         raise UploadError(f"{name} is not a zip file")
+    declared = _declared_entries(archive)
+    if declared is not None and declared > 2 * limits.max_files:
+        # Refused from the zip's last bytes: ZipFile reads every entry of its index into memory
+        # first (an 18 MB zip of 200,000 empty entries: 115 MB, seconds), several uploads at once.
+        # Twice the limit: the entries count folders and macOS's junk, which the limit does not.
+        raise UploadError(f"{name} holds {declared} entries; at most {limits.max_files} files are accepted")
     try:
         with zipfile.ZipFile(archive) as zf:
             files = []
@@ -88,6 +95,18 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
     except UnicodeDecodeError:
         # The zip says its names are UTF-8 and one is not (an old archiver's Latin-1 name).
         raise UploadError(f"{name}: a file name in it is not the UTF-8 the zip declares; zip it again") from None
+
+
+def _declared_entries(archive: str | Path) -> int | None:
+    """The number of entries a zip's end record declares (folders included), read without its
+    index; None when it cannot be read (ZipFile then says what is wrong). zipfile's own reader
+    of that record (private, unchanged since Python 2.6: it also finds a ZIP64 record)."""
+    try:
+        with open(archive, "rb") as fp:
+            record = zipfile._EndRecData(fp)
+    except (OSError, ValueError, struct.error):
+        return None
+    return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else None
 
 
 def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[zipfile.ZipInfo]:
@@ -168,23 +187,31 @@ class WorkDirs:
         self._lock = threading.Lock()
         self._active: set[Path] = set()
 
-    def new(self, prefix: str) -> Path:
+    def new(self, prefix: str, held: bool = False) -> Path:
+        """A new folder; `held`: kept from the sweep until `release`d (work that outlives its
+        request, like a Teach run's thread)."""
         self.sweep()
-        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
+        folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.root))
+        if held:
+            with self._lock:
+                self._active.add(folder)
+        return folder
+
+    def release(self, folder: Path) -> None:
+        """A held folder is swept again once it is max_age_s old, counted from now."""
+        with self._lock:
+            self._active.discard(folder)
+        with suppress(OSError):
+            os.utime(folder)  # a folder's mtime changes only when its own entries do
 
     @contextmanager
     def using(self, prefix: str) -> Iterator[Path]:
         """A new folder, kept from the sweep while the work runs and for max_age_s after."""
-        folder = self.new(prefix)
-        with self._lock:
-            self._active.add(folder)
+        folder = self.new(prefix, held=True)
         try:
             yield folder
         finally:
-            with self._lock:
-                self._active.discard(folder)
-            with suppress(OSError):
-                os.utime(folder)  # a folder's mtime changes only when its own entries do
+            self.release(folder)
 
     def sweep(self) -> None:
         cutoff = time.time() - self.max_age_s

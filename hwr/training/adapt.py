@@ -631,6 +631,20 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
 
 
+def abandoned_run(out: Path) -> bool:
+    """Whether `out` holds nothing but an unfinished run's files (its checkpoints, its claim)
+    and no process of the claim's runs: a run killed outright, or a server stopped while its
+    Teach tab adapted (the run's thread dies with it, its clean-up unrun)."""
+    try:
+        entries = {p.name for p in out.iterdir()}
+    except OSError:
+        return False
+    if not entries or not entries <= {RUN_DIR, RUN_OWNER}:
+        return False
+    owner = _owner(out)
+    return owner is None or (owner != os.getpid() and not process_runs(owner))
+
+
 def _owner(out: Path) -> int | None:
     """The process id the folder's claim names (None: no claim, or one that cannot be read)."""
     try:
