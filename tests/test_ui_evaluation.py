@@ -51,7 +51,7 @@ def test_an_uploaded_data_set_cannot_read_or_probe_files_outside_it(tmp_path: Pa
     secret.parent.mkdir()
     Image.fromarray(np.full((30, 40), 255, np.uint8)).save(secret)
     page = ('<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
-            f'<Page imageFilename="{{}}" imageWidth="40" imageHeight="30"><TextRegion id="r">'
+            '<Page imageFilename="{}" imageWidth="40" imageHeight="30"><TextRegion id="r">'
             '<TextLine id="l"><Coords points="1,1 30,1 30,20 1,20"/><TextEquiv><Unicode>x</Unicode></TextEquiv>'
             '</TextLine></TextRegion></Page></PcGts>')
     uploads = {"absolute": {"page.xml": page.format(secret)},
