@@ -315,6 +315,12 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
 
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
 FLAT_RANGE = 8
+# Ink covering under 2% of a line (wide margins) leaves both percentiles on the paper: the
+# stretch then runs from the darkest pixel to the paper, over at least this many levels, so
+# faint ink (gray 170 on white) is read as ink while a speck of dust (gray 230) stays paper.
+# It had been absolute darkness (0 to 255), by which gray-170 ink fell below ink_bbox's threshold:
+# the line read as blank, surely.
+SPARSE_INK_MIN_RANGE = 96
 
 
 def one_shade(gray: np.ndarray) -> bool:
@@ -363,8 +369,8 @@ def ink_map(gray: np.ndarray, low_percentile: float = 2.0, high_percentile: floa
         # absolute darkness an all-black line was one big blot that read as "1".
         return np.zeros(gray.shape, np.float32)
     lo, hi = uint8_percentiles(gray, (low_percentile, high_percentile))
-    if hi - lo < FLAT_RANGE:  # a few ink pixels on wide paper: nothing to stretch; keep absolute darkness
-        lo, hi = 0.0, 255.0
+    if hi - lo < FLAT_RANGE:  # a few ink pixels on wide paper: from the darkest of them to the paper
+        lo = min(float(gray.min()), hi - SPARSE_INK_MIN_RANGE)
     # The stretch of each of the 256 gray levels, then looked up per pixel: the same values as
     # computing it per pixel, in a fraction of the time.
     levels = np.arange(256, dtype=np.float32)

@@ -362,3 +362,18 @@ def test_pillows_size_warning_names_the_file(tmp_path, caplog, recwarn, monkeypa
     assert any(r.getMessage().startswith(str(path)) and "decompression bomb" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_faint_sparse_ink_on_wide_paper_is_ink_and_a_speck_of_dust_is_not():
+    """Under 2% ink leaves both percentiles on the paper: gray-170 writing had been mapped by
+    absolute darkness to 0.33, under ink_bbox's threshold, and the line read as blank, surely."""
+    line = np.full((120, 400), 255, np.uint8)
+    line[55:60, 20:200] = 170
+    assert imaging.ink_map(line)[57, 100] > 0.8
+    assert imaging.ink_bbox(imaging.ink_map(line)) == (20, 55, 200, 60)
+    speck = np.full((120, 400), 255, np.uint8)
+    speck[60:62, 100:102] = 230
+    assert imaging.ink_bbox(imaging.ink_map(speck)) is None
+    black = line.copy()
+    black[55:60, 20:200] = 0
+    assert imaging.ink_map(black)[57, 100] == 1.0 and imaging.ink_map(black)[0, 0] == 0.0
