@@ -418,7 +418,7 @@ def _beam_mode(mode: str):
 
 
 def auto_decoder(charset: Charset, **options):
-    """The default reading: beam search with the shipped character LM when the model writes the
+    """The default reading: beam search with the shipped character LM when the model writes only
     characters that LM was built over (printable ASCII: the shipped models do), since it reads
     about a quarter fewer characters wrong (README, "Decoding"); greedy for a model of other
     characters, which an English LM would push towards English spellings. Beam options given
@@ -426,7 +426,9 @@ def auto_decoder(charset: Charset, **options):
     shipped LM reads greedily with a warning (explicit `--decoder beam` fails on it instead)."""
     if options:
         return BeamDecoder(charset, **options)
-    if charset.symbols == Charset().symbols:
+    # Any of printable ASCII, in any order: a model trained with --charset data on English text
+    # writes a sorted part of it, and had been read greedily as if it wrote other characters.
+    if set(charset.symbols) <= set(Charset().symbols):
         shipped_lm = default_lm_dir() / DEFAULT_FILES["char"]["lm"]
         if shipped_lm.is_file():
             return BeamDecoder(charset)

@@ -83,9 +83,11 @@ def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
         return  # not ARPA text: KenLM checks it
     words = [w for w in vocabulary if w not in (BOS, EOS, UNK_WORD)]
     tokens = set(decoder_tokens(charset))
-    chars = sum(w in tokens for w in words)
+    # Characters, whether or not the model writes them all: a model of part of the LM's
+    # characters (English text learnt with --charset data) reads with it as well.
+    chars = sum(len(w) == 1 or w in tokens for w in words)
     if mode == "char" and chars < len(words) / 2:
-        raise ConfigError(f"{path}: only {chars} of the LM's {len(words)} words are characters the model writes: "
+        raise ConfigError(f"{path}: only {chars} of the LM's {len(words)} words are single characters: "
                           "a word LM? character mode needs a character LM (hwr lm build --unit char)")
     if mode == "word" and SPACE_TOKEN in words and all(len(w) == 1 or w in tokens for w in words):
         raise ConfigError(f"{path}: every word of the LM is a single character, with {SPACE_TOKEN!r} between "

@@ -75,6 +75,9 @@ def test_auto_searches_with_the_shipped_lm_for_an_ascii_model_and_reads_other_ch
     ascii_model = make_decoder("auto", Charset())
     assert isinstance(ascii_model, BeamDecoder) and ascii_model.mode == "char"
     assert ascii_model.lm_path and ascii_model.lm_path.endswith("char-6gram.arpa.gz")
+    # A model trained with --charset data on English text writes a sorted part of ASCII: searched too.
+    part = make_decoder("auto", Charset.from_texts(["The cat sat on the mat, 42"]))
+    assert isinstance(part, BeamDecoder) and part.lm_path == ascii_model.lm_path
     # An English LM would pull a model of other characters towards English spellings.
     other = make_decoder("auto", Charset("abcäöü "))
     assert isinstance(other, GreedyDecoder)
