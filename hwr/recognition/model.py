@@ -243,12 +243,28 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
     net = _build_described(config, num_classes, Path(directory) / CONFIG_FILE)
     expected = net.state_dict()
+    check_weight_values(state, expected, weights)
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{weights}: weights do not match the architecture in {CONFIG_FILE} ({exc})") from None
     return net.to(device).eval(), config
+
+
+def check_weight_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], weights: Path) -> None:
+    """ModelError naming the tensor when weights the network holds in floating point are stored
+    as integers, or hold NaN or infinity: such a model loaded and read every line as "" with a
+    confidence of NaN, which no JSON reader accepts."""
+    for key, value in state.items():
+        want = expected.get(key)
+        if want is None or not want.is_floating_point():
+            continue  # an unknown key is load_state_dict's to name; counters are integers
+        if not value.is_floating_point():
+            raise ModelError(f"{weights}: {key} is stored as {value.dtype}, not floating point: not a model's weights")
+        if not bool(torch.isfinite(value).all()):
+            raise ModelError(f"{weights}: {key} holds NaN or infinite values (a training run that diverged, or a "
+                             "damaged file); use an earlier checkpoint")
 
 
 def beside_dir(path: Path) -> Path | None:

@@ -50,6 +50,22 @@ def test_missing_and_corrupt_weights_fail_clearly(tmp_path):
         Recognizer.load(tmp_path / "absent")
 
 
+def test_weights_of_nan_or_of_integers_are_refused_naming_the_tensor(tmp_path):
+    """They had loaded, and every line read "" with a NaN confidence (invalid JSON outputs)."""
+    from safetensors.torch import load_file, save_file
+
+    _, path = _tiny_model(tmp_path)
+    weights = path / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    save_file({**state, key: state[key] * float("nan")}, str(weights))
+    with pytest.raises(ModelError, match=f"{key} holds NaN or infinite values"):
+        load_model(path)
+    save_file({**state, key: state[key].to(torch.int64)}, str(weights))
+    with pytest.raises(ModelError, match=f"{key} is stored as torch.int64"):
+        load_model(path)
+
+
 def test_config_mismatch_fails_clearly(tmp_path):
     _, path = _tiny_model(tmp_path)
     config = json.loads((path / "config.json").read_text())
