@@ -209,6 +209,7 @@ class BeamOptions:
         # decoder's settings (CLI, --config, UI, library) pass.
         check_at_least(self, 1, "beam_size", "beam_size_token")
         check_finite(self, "beam_threshold", "lm_weight", "word_score", "sil_score", "blank_penalty")
+        check_at_least(self, 0, "beam_threshold")  # below 0 every hypothesis is dropped: "" for every line
 
 
 # Character mode: tuned with `bench/bench_decode.py --tune --tune-modes beam-char` on 200
@@ -269,6 +270,9 @@ class BeamDecoder:
         mode = mode or ("word" if lexicon else "char")
         if mode not in MODE_DEFAULTS:
             raise ConfigError(f"unknown beam mode {mode!r}; expected 'char' or 'word'")
+        if mode == "char" and lexicon:  # had been ignored, a lexicon that does not exist too
+            raise ConfigError("--lexicon is for the word search (--decoder beam-word or beam); beam-char reads "
+                              "characters with a character LM and no lexicon")
         unknown = set(options) - set(BeamOptions.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown beam decoder options {sorted(unknown)}")

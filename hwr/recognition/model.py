@@ -168,10 +168,11 @@ def _kind_name(default) -> str:
 
 
 def default_model_dir() -> Path:
-    """The model used when none is named: $HWR_MODEL, else the shipped default."""
+    """The model used when none is named: $HWR_MODEL (a folder, or a shipped model's name as
+    --model takes it), else the shipped default."""
     env = os.environ.get("HWR_MODEL")
     if env:
-        return Path(env)
+        return resolve_model_dir(env)
     return models_dir() / DEFAULT_MODEL_NAME
 
 
@@ -556,6 +557,8 @@ class Recognizer:
         `prepare` give them); with their geometries, also locate the words."""
         from hwr.recognition.feed import lines_to_device
 
+        if batch_size < 1:  # range() with a step below 1 reads nothing, and every line came back None
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         # Sorting by width keeps padding (wasted compute) small; results go back in input order.
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         results: list[Recognition | None] = [None] * len(lines)

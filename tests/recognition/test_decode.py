@@ -209,3 +209,13 @@ def test_line_confidence_on_the_device_is_greedy_decodings_line_confidence():
     lengths[0], lengths[1] = 0, 40  # an empty line, a full one
     expected = [r.confidence for r in GreedyDecoder(cs).decode(log_probs, lengths)]
     assert greedy_line_confidence(log_probs, lengths).tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_beam_settings_that_would_read_nothing_or_be_ignored_are_refused():
+    from hwr.errors import ConfigError
+    from hwr.recognition.decode import BeamOptions, make_decoder
+
+    with pytest.raises(ConfigError, match="--beam-threshold must be at least 0"):
+        BeamOptions(beam_threshold=-1.0)  # every hypothesis dropped: "" for every line
+    with pytest.raises(ConfigError, match="--lexicon is for the word search"):
+        make_decoder("beam-char", Charset(), lexicon="/nonexistent.txt")

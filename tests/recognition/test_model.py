@@ -339,3 +339,20 @@ def test_under_torchrun_each_process_reads_on_its_own_gpu(monkeypatch):
     assert current == [torch.device("cuda", 3)] * 2
     assert pick_device("cuda:0") == torch.device("cuda", 0)  # a GPU named by index stays named
     assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_hwr_model_takes_a_shipped_models_name_as_model_does(monkeypatch, tmp_path):
+    from hwr.recognition.model import default_model_dir, models_dir
+
+    monkeypatch.setenv("HWR_MODEL", "hwr-en-base")
+    assert default_model_dir() == models_dir() / "hwr-en-base"
+    monkeypatch.setenv("HWR_MODEL", str(tmp_path / "mine"))
+    assert default_model_dir() == tmp_path / "mine"
+
+
+def test_a_batch_size_below_one_is_refused_not_read_as_nothing(tmp_path):
+    _, path = _tiny_model(tmp_path)
+    line = np.full((32, 64), 255, np.uint8)
+    line[10:20, 5:60] = 0
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        Recognizer.load(path).recognize([line, line], batch_size=-1)  # had returned [None, None]
