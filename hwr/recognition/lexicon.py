@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError, counted, name_some
 from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
-from hwr.recognition.charset import Charset
+from hwr.recognition.charset import Charset, normalize_text
 
 log = logging.getLogger("hwr.recognition.lexicon")
 
@@ -37,7 +37,8 @@ _RENAMED = {" ": SPACE_TOKEN, "|": "<pipe>", "\\": "<backslash>"}
 # word, and flashlight builds its trie by recursion, a level per token, so a damaged entry of
 # some 100000 tokens overflows the stack and kills the process (a segmentation fault).
 MAX_SPELLING_TOKENS = 1000
-_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
+# Letters of any script (not only A-Z: "café" had been split into "caf" and "é").
+_WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|\S")
 
 
 def token_name(symbol: str) -> str:
@@ -51,12 +52,13 @@ def decoder_tokens(charset: Charset) -> list[str]:
 
 def char_tokens(text: str) -> list[str]:
     """A line as character-LM tokens (spaces collapsed, one "|" between words)."""
-    return [token_name(ch) for ch in " ".join(text.split())]
+    return [token_name(ch) for ch in " ".join(normalize_text(text).split())]
 
 
 def words(text: str) -> list[str]:
-    """A line as word-LM words: letter words with apostrophes, and single other characters."""
-    return _WORD_RE.findall(text)
+    """A line as word-LM words: letter words with apostrophes, and single other characters
+    (NFC first: a decomposed accent is no letter, and would split its word)."""
+    return _WORD_RE.findall(normalize_text(text))
 
 
 def spelling(word: str) -> str:
@@ -71,7 +73,9 @@ def write_lexicon(path: str | Path, vocabulary: Iterable[str], charset: Charset)
     still be read, letter by letter, each letter paying the LM's <unk> cost."""
     path = Path(path)
     lines = []
-    for word in sorted(set(vocabulary)):
+    # NFC, as the model writes: a word list saved decomposed (macOS) had been spelled with
+    # combining accents, which the model never writes, and then dropped by read_lexicon.
+    for word in sorted({normalize_text(word) for word in vocabulary}):
         if word.startswith("<") and word.endswith(">") and len(word) > 1:
             continue  # <s>, </s>, <unk>: LM markup, not readable words
         if word and not charset.missing_chars(word) and " " not in word:
@@ -102,6 +106,7 @@ def read_lexicon(path: str | Path, charset: Charset) -> list[str]:
         if len(fields) - 1 > MAX_SPELLING_TOKENS:
             raise ConfigError(f"{path}:{number}: {fields[0][:30]!r} is spelled with {len(fields) - 1} tokens, more "
                               f"than any word has (at most {MAX_SPELLING_TOKENS}); the file is damaged")
+        fields = [normalize_text(field) for field in fields]  # as the model writes (write_lexicon)
         if set(fields[1:]) <= spellable:
             entries.append(f"{fields[0]}\t{' '.join(fields[1:])}")
         else:

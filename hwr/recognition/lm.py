@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -156,6 +157,9 @@ class _Interner:
         for tok in tokens:
             code = self.codes.get(tok)
             if code is None:
+                if _CODE_BASE + len(self.tokens) > sys.maxunicode:
+                    raise ConfigError(f"the corpus holds more than {sys.maxunicode - _CODE_BASE + 1} distinct tokens, "
+                                      "the most hwr lm build counts; build from a smaller corpus")
                 code = chr(_CODE_BASE + len(self.tokens))
                 self.codes[tok] = code
                 self.tokens.append(tok)
@@ -372,6 +376,9 @@ class LMBuildConfig:
         if any(c < 1 for c in counts):
             raise ConfigError(f"--min-counts: each cut-off must be at least 1 (1 keeps every n-gram), "
                               f"got {self.min_counts}")
+        if counts[0] > 1:  # prune() keeps every word (as KenLM's lmplz does): a unigram cut-off did nothing
+            raise ConfigError(f"--min-counts: the first cut-off (words, or characters) must be 1: every one is "
+                              f"kept, so that any text can be scored; got {self.min_counts}")
         if len(counts) > self.order:
             raise ConfigError(f"--min-counts: {len(counts)} cut-offs for an order-{self.order} LM; give at most "
                               f"one per order")

@@ -62,3 +62,19 @@ def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
     path = tmp_path / "lex"
     path.write_bytes("\ufeffcat\tc a t\n".encode("utf-8"))
     assert read_lexicon(path, CHARSET)[0] == "cat\tc a t"
+
+
+def test_accented_words_are_words_and_decomposed_ones_are_spelled_as_the_model_writes(tmp_path, caplog):
+    """Words of a list saved decomposed (NFD) had been spelled with combining accents and then
+    dropped as unwritable; a corpus's "café" had been split into "caf" and "é"."""
+    import unicodedata
+
+    from hwr.recognition.lexicon import char_tokens, words
+
+    accented = Charset("abcefé ")
+    nfd = unicodedata.normalize("NFD", "bébé café")
+    assert words(nfd) == ["bébé", "café"] and words("l'été, 42") == ["l'été", ",", "4", "2"]
+    assert char_tokens(nfd)[:4] == ["b", "é", "b", "é"]
+    with caplog.at_level(logging.WARNING):
+        entries = read_lexicon(write_lexicon(tmp_path / "lex.txt", nfd.split(), accented), accented)
+    assert "bébé\tb é b é" in entries and "café\tc a f é" in entries and "cannot write" not in caplog.text

@@ -87,6 +87,7 @@ def test_lm_build_refuses_orders_the_decoders_kenlm_cannot_load(settings, messag
 @pytest.mark.parametrize(("min_counts", "message"), [
     ("0", "each cut-off must be at least 1"), ("1,-1", "each cut-off must be at least 1"),
     ("1,2,3", "3 cut-offs for an order-2 LM"), ("1,,2", "expected comma-separated integers"),
+    ("5,5", "the first cut-off .* must be 1"),  # every unigram was kept anyway
 ])
 def test_lm_build_refuses_cut_offs_that_mean_nothing(min_counts, message):
     from hwr.errors import ConfigError
@@ -136,3 +137,12 @@ def test_lm_build_says_what_it_drops_and_keeps_what_the_named_model_writes(untra
     assert main(["lm", "build", str(corpus), "--out", str(tmp_path / "nfd.arpa"), "--order", "3",
                  "--model", str(french)]) == 0
     assert "left out" not in caplog.text and "é" in (tmp_path / "nfd.arpa").read_text(encoding="utf-8")
+
+
+def test_a_corpus_of_more_tokens_than_codes_is_a_clear_error(monkeypatch):
+    import hwr.recognition.lm as lm
+    from hwr.errors import ConfigError
+
+    monkeypatch.setattr(lm, "_CODE_BASE", lm.sys.maxunicode - 2)  # room for 3 tokens: <s>, </s>, one word
+    with pytest.raises(ConfigError, match="more than 3 distinct tokens"):
+        lm.count_ngrams([["one", "two"]], 2)
