@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
+SYNTH_SPLITS = ("train", "val", "hard", "struck")
 
 
 @runtime_checkable
@@ -152,10 +153,13 @@ def _synthetic(location: str) -> LineDataset:
             raise ValueError
         split, count = parts[0], int(parts[1])
         seed = int(parts[2]) if len(parts) == 3 else 0
-        if count <= 0:
+        if count <= 0 or seed < 0:
             raise ValueError
     except ValueError:
-        raise DatasetError(f"synth:{location}", "expected synth:<split>:<count>[:<seed>], e.g. synth:val:500") from None
+        raise DatasetError(f"synth:{location}", "expected synth:<split>:<count>[:<seed>] with a count above 0 and "
+                           "a seed of 0 or more, e.g. synth:val:500") from None
+    if split not in SYNTH_SPLITS:  # had failed only when a line was rendered (in a loader process)
+        raise DatasetError(f"synth:{location}", f"unknown split {split!r}; expected one of {', '.join(SYNTH_SPLITS)}")
     try:
         # Imported lazily: the engine pulls in fonts and rendering that plain readers never need.
         synthetic = importlib.import_module("hwr.datasets.synthetic")

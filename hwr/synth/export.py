@@ -81,6 +81,7 @@ class SynthExportConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         check_at_least(self, 1, "n")  # `--n 0` would write only a config file, in silence
+        check_at_least(self, 0, "seed")  # numpy's generators take no negative seed: a traceback at the first line
 
 
 def png_bytes(image: np.ndarray) -> bytes:

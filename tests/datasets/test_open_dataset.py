@@ -111,6 +111,11 @@ def test_synth_spec_uses_the_synthetic_engine(monkeypatch):
     assert calls == [(3, "val", 0), (2, "train", 7)]
     with pytest.raises(DatasetError, match=r"expected synth:<split>:<count>"):
         open_dataset("synth:val")
+    # Refused up front: they had failed only when a line was rendered, with numpy's traceback.
+    with pytest.raises(DatasetError, match=r"a seed of 0 or more"):
+        open_dataset("synth:val:2:-1")
+    with pytest.raises(DatasetError, match=r"unknown split 'foo'; expected one of train, val, hard, struck"):
+        open_dataset("synth:foo:3")
 
 
 def test_synth_without_engine_says_so(monkeypatch):

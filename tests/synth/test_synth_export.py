@@ -90,3 +90,11 @@ def test_an_interrupted_export_says_so_and_the_same_command_finishes_it(tmp_path
     assert rendered == [0, 1, "stop", 2, 3]  # lines already written are not drawn again
     assert json.loads((tmp_path / "synth-config.json").read_text())["complete"] is True
     assert [s.id for s in read_pairs(tmp_path)] == [LineSynthesizer(seed=3).sample_id(k) for k in range(4)]
+
+
+def test_a_negative_seed_is_refused_naming_the_flag():
+    from hwr.errors import ConfigError
+    from hwr.synth.export import SynthExportConfig
+
+    with pytest.raises(ConfigError, match="--seed must be at least 0"):  # numpy's traceback at the first line
+        SynthExportConfig(out="o", n=1, seed=-1)
