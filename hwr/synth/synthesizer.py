@@ -24,7 +24,7 @@ from hwr.synth.letters import LETTERS_FILE, EmnistLetters
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.pens import Pen, ink_for
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
-from hwr.synth.strike import choose_strike
+from hwr.synth.strike import STRUCK_LABEL, choose_strike
 from hwr.synth.text import TextSampler, clean_text
 
 log = logging.getLogger(__name__)
@@ -197,9 +197,11 @@ class LineSynthesizer:
             style.allographs = sample_allographs(rng, self.config, self.fonts, font, style.hand.x_height,
                                                  0.0 if style.pen else style.pen_width)
         # Struck-out words in training lines, and in validation lines only for the struck set:
-        # synth:val and synth:hard keep every line they had.
+        # synth:val and synth:hard keep every line they had. Only for a charset that can write
+        # their label (a model of --charset data from text without "#" could not learn it).
         strike = None
-        if font is not None and (self.split == "train" or self.config.strike_validation):
+        if font is not None and (self.split == "train" or self.config.strike_validation) and \
+                STRUCK_LABEL in self.charset.symbols:
             strike = choose_strike(rng, text.split(" "), self.config.struck_word_prob)
         line = layout_line(text, style, self.config, self.fonts, self.digits, rng, kind, self.letters, strike)
         if stroke_change is None:

@@ -93,3 +93,14 @@ def test_the_struck_set_is_the_harder_set_plus_strikes():
             # Every unstruck line is the harder set's line, pixel for pixel.
             assert a.text == b.text and np.array_equal(a.image, b.image)
     assert 3 <= flagged <= 18  # half of the eligible font lines
+
+
+def test_a_charset_without_the_struck_label_gets_no_struck_words():
+    """A model of --charset data from text without "#" (hwr adapt renders its rehearsal lines in
+    the model's charset) had been given labels it cannot encode."""
+    from hwr.recognition.charset import DEFAULT_SYMBOLS, Charset
+
+    charset = Charset("".join(s for s in DEFAULT_SYMBOLS if s != STRUCK_LABEL))
+    synth = LineSynthesizer(SynthConfig(struck_word_prob=1.0, condition_weights={"paper": 1.0}), split="train",
+                            seed=5, charset=charset)
+    assert not any(STRUCK_LABEL in synth.sample(i).text for i in range(8))
