@@ -79,7 +79,12 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
         ok = all(_is_a(item, ftype.item) for item in value)
     if not ok:
         raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
-    return float(value) if ftype.kind is float else value
+    if ftype.kind is float:
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits: no float holds it
+            raise ConfigError(f"{source}: {key}: {str(value)[:20]}... is too large a number") from None
+    return value
 
 
 def _is_a(value: Any, kind: type) -> bool:
@@ -198,7 +203,8 @@ def read_config_file(path: str) -> dict:
         raise ConfigError(f"{path}: config file is not UTF-8 ({where_not_utf8(exc)}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
-    if path.endswith((".yaml", ".yml")):
+    suffix = Path(path).suffix.lower()  # c.YAML is YAML too
+    if suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
@@ -210,7 +216,7 @@ def read_config_file(path: str) -> dict:
             raise ConfigError(f"{path}: invalid YAML config ({' '.join(str(exc).split())})") from None
         except RecursionError:  # PyYAML composes nested collections by recursion
             raise ConfigError(f"{path}: invalid YAML config (nested too deeply)") from None
-    elif path.endswith(".toml"):
+    elif suffix == ".toml":
         data = _read_toml(path, text)
     else:
         try:

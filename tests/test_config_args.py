@@ -257,3 +257,23 @@ def test_a_yaml_number_in_exponent_form_is_a_float(tmp_path):
     path = tmp_path / "stage.yaml"
     path.write_text("lr: 1e-4\nweight_decay: -2E+1\nsteps: 100\nname: 1e5x\n", encoding="utf-8")
     assert read_config_file(str(path)) == {"lr": 1e-4, "weight_decay": -20.0, "steps": 100, "name": "1e5x"}
+
+
+def test_config_file_suffixes_are_read_whatever_their_case(tmp_path):
+    pytest.importorskip("yaml")
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    path = tmp_path / "settings.YAML"  # had been read as JSON: "invalid JSON config"
+    path.write_text("workers: 3\n")
+    assert build_config(Checked, parser.parse_args([]), str(path)).workers == 3
+
+
+def test_a_number_too_large_for_a_float_setting_is_a_config_error(tmp_path):
+    from hwr.training.train import TrainConfig
+
+    path = tmp_path / "big.json"
+    path.write_text('{"max_minutes": 1' + "0" * 400 + "}")
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, TrainConfig)
+    with pytest.raises(ConfigError, match=r"max_minutes: 1000.* is too large a number"):  # OverflowError, traceback
+        build_config(TrainConfig, parser.parse_args([]), str(path))
