@@ -130,14 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_transcribe(args) -> int:
-    from hwr.documents.pipeline import MODES, check_outputs_replace_only_own
+    from hwr.documents.pipeline import check_outputs_replace_only_own
     from hwr.documents.transcribe import TranscribeConfig
 
-    cfg = build_config(TranscribeConfig, args, args.config)
-    if cfg.mode not in MODES:
-        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
-    if cfg.resume and not cfg.output_dir:
-        raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
+    cfg = build_config(TranscribeConfig, args, args.config)  # checks --mode, --format, --resume too
     errors = cfg.errors or (str(Path(cfg.output_dir) / "errors.tsv") if cfg.output_dir else None)
     from hwr.documents.pages import input_files
 

@@ -277,3 +277,16 @@ def test_a_number_too_large_for_a_float_setting_is_a_config_error(tmp_path):
     add_dataclass_arguments(parser, TrainConfig)
     with pytest.raises(ConfigError, match=r"max_minutes: 1000.* is too large a number"):  # OverflowError, traceback
         build_config(TrainConfig, parser.parse_args([]), str(path))
+
+
+@pytest.mark.parametrize("values, says", [({"mode": "pages"}, "--mode must be one of"),
+                                          ({"resume": True}, "--resume needs --output-dir"),
+                                          ({"format": "docx"}, "--format: ")])
+def test_transcribe_settings_from_a_config_file_are_named_as_the_files(tmp_path, capsys, values, says):
+    """These checks ran after the file was read, and named only a flag the user never typed."""
+    from hwr.cli import main
+
+    config = _config_file(tmp_path, **values)
+    assert main(["transcribe", str(tmp_path / "x.png"), "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert says in err and f"in {config})" in err, err

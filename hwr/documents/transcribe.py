@@ -13,8 +13,9 @@ from pathlib import Path
 
 from hwr import records
 from hwr.config_args import check_at_least, setting
-from hwr.documents.pipeline import BatchConfig, BatchSummary
-from hwr.documents.writers import holds_lines, output_paths
+from hwr.documents.pipeline import MODES, BatchConfig, BatchSummary
+from hwr.documents.writers import holds_lines, output_paths, parse_formats
+from hwr.errors import ConfigError
 from hwr.fileio import TEXT_ERRORS
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
@@ -212,3 +213,12 @@ class TranscribeConfig(RecognizerSettings):
         # --dpi 0 would fail every PDF page with a message that does not name the flag.
         check_at_least(self, 1, "batch_size", "dpi")
         check_at_least(self, 0, "workers")
+        # Here, not in the command: a value from a --config file is then named as the file's.
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.resume and not self.output_dir:
+            raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
+        try:
+            parse_formats(self.format)
+        except ValueError as exc:  # hwr.documents.writers names the bad format
+            raise ConfigError(f"--format: {exc}") from None
