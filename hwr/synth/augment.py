@@ -80,11 +80,20 @@ def change_stroke_width(ink: np.ndarray, change: int, cfg: SynthConfig) -> np.nd
         return cv2.dilate(ink, kernel)
     if change == THINNER:
         thinned = cv2.erode(ink, np.ones((2, 2), np.uint8))
-        # Thin fonts (and dots, commas) would vanish: keep the original when too much goes.
+        # Thin fonts (and dots, commas) would vanish: keep the original when too much goes, or
+        # when any one piece of ink goes (a letter thinned per instance already, an i's dot:
+        # the line's total loss allowed them to fade below half, still in the label).
         before = np.count_nonzero(ink > 127)
-        if before and np.count_nonzero(thinned > 127) >= (1.0 - cfg.thin_max_loss) * before:
+        if before and np.count_nonzero(thinned > 127) >= (1.0 - cfg.thin_max_loss) * before \
+                and _every_piece_kept(ink > 127, thinned > 127):
             return thinned
     return ink
+
+
+def _every_piece_kept(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether every 8-connected piece of the `before` mask keeps a pixel in `after`."""
+    count, labels = cv2.connectedComponents(before.astype(np.uint8), connectivity=8)
+    return len(np.unique(labels[after & before])) == count - 1  # labels 1..count-1: the pieces
 
 
 # --- geometry ------------------------------------------------------------------------------

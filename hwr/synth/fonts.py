@@ -136,7 +136,28 @@ def _missing_chars(path: str, chars: frozenset[str]) -> frozenset[str]:
         size, data = _mask_bytes(font, ch)
         if size[0] * size[1] == 0 or not any(data) or (size, data) == notdef:
             missing.add(ch)
+    # A rare glyph drawn as its common look-alike (damion's "\\" is its "/", freehand's and
+    # mr-de-haviland's "~" their "-"): a line labelled with it would show the other character.
+    # Lines with the rare one go to another font.
+    for common, rare in CONFUSABLE_PAIRS:
+        if rare in chars and rare not in missing and _same_shape(font.getmask(common), font.getmask(rare)):
+            missing.add(rare)
     return frozenset(missing)
+
+
+# (common, rare): a font without the rare glyph may draw it as the common one.
+CONFUSABLE_PAIRS = (("/", "\\"), ("-", "~"))
+SAME_SHAPE_IOU = 0.8
+
+
+def _same_shape(a, b) -> bool:
+    """Whether two glyph masks overlap by SAME_SHAPE_IOU or more, placed at the same corner."""
+    a, b = (np.asarray(m, np.uint8).reshape(m.size[1], m.size[0]) > 127 for m in (a, b))
+    height, width = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    pa, pb = np.zeros((height, width), bool), np.zeros((height, width), bool)
+    pa[: a.shape[0], : a.shape[1]], pb[: b.shape[0], : b.shape[1]] = a, b
+    union = np.count_nonzero(pa | pb)
+    return union > 0 and np.count_nonzero(pa & pb) / union >= SAME_SHAPE_IOU
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,12 @@ def test_no_training_font_shares_a_third_of_its_glyphs_with_a_validation_font():
         shared = max(sum(own[c] == theirs[c] for c in own) for theirs in validation.values())
         assert (shared >= len(printable) / 3) == (name in TRAIN_FONTS_COPYING_VALIDATION), (name, shared)
     assert not set(TRAIN_FONTS_COPYING_VALIDATION) & set(fonts_for_split(FONTS_DIR, "train"))
+
+
+def test_a_rare_glyph_drawn_as_its_common_look_alike_counts_as_missing():
+    """damion draws "\\" as its "/", mr-de-haviland "~" as its "-": lines labelled with the rare
+    character showed the other one."""
+    assert "\\" in missing_chars(font_path(FONTS_DIR, "damion"), "/\\")
+    assert "/" not in missing_chars(font_path(FONTS_DIR, "damion"), "/\\")
+    assert "~" in missing_chars(font_path(FONTS_DIR, "mr-de-haviland"), "-~")
+    assert not missing_chars(font_path(FONTS_DIR, "short-stack"), "/\\-~")  # a font that draws all four
