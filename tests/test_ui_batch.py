@@ -173,3 +173,40 @@ def test_a_batch_keeps_its_uploads_when_gradios_copies_are_swept(tmp_path, untra
     rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
     assert [r.name for r in rows] == ["scan.png", "scan (2).png"] and not any(r.error for r in rows)
     assert find_row(rows, "scan (2).png").image().shape == np.asarray(_pages(1)[0].convert("L")).shape
+
+
+def test_a_stopped_batch_ends_after_the_page_it_is_on(tmp_path, untrained_model):
+    import threading
+
+    from hwr_ui.batch import BatchStopped
+
+    for k, page in enumerate(_pages(3)):
+        page.save(tmp_path / f"p{k}.png")
+    inputs = collect_inputs([tmp_path / f"p{k}.png" for k in range(3)], tmp_path / "work", ZipLimits())
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(BatchStopped):
+        run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out", stop=stop)
+
+
+def test_closing_the_stream_of_a_stoppable_job_stops_it():
+    """gradio closes an event's generator when the user cancels: a plain function had run on to
+    the end, outside the queue's count."""
+    import threading
+
+    from hwr_ui.app import stoppable
+
+    started, ended = threading.Event(), threading.Event()
+
+    def job(stop):
+        started.set()
+        stop.wait(10)
+        ended.set()
+        return "done" if not stop.is_set() else "stopped"
+
+    stream = stoppable(job, poll_s=0.01)
+    next(stream)  # a "no change" while it runs
+    assert started.wait(5)
+    stream.close()
+    assert ended.wait(5)
+    assert list(stoppable(lambda stop: "result", poll_s=0.01))[-1] == "result"

@@ -7,11 +7,13 @@ the system's, and only `--share` opens a tunnel.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import html
 import logging
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,7 @@ from .pages import (
     transcribe_image,
 )
 from .render import CONFIDENCE_CSS, confidence_html, draw_lines
-from .teach import Teacher, build_teach_tab, register_adapted_models, teaching_allowed
+from .teach import Teacher, build_teach_tab, register_adapted_models, stream_friendly, teaching_allowed
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name
 
 log = logging.getLogger("ui.app")
@@ -205,14 +207,17 @@ def _transcribe_tab(ctx: AppContext, model, decoder) -> None:
 
 # --- Batch -------------------------------------------------------------------------------------
 
-def run_batch(ctx: AppContext, files: list[str], model: str, decoder: str, layout: str, progress=None):
+def run_batch(ctx: AppContext, files: list[str], model: str, decoder: str, layout: str, progress=None,
+              stop: threading.Event | None = None):
     """Files and zips -> results table, zip of outputs, summary line, and the rows themselves
-    (the pages as read, which the user may correct and save as training lines)."""
+    (the pages as read, which the user may correct and save as training lines). `stop`: see
+    batch_logic.run_batch."""
     recognizer = ctx.registry.get(model, decoder)
     with ctx.work.using("batch") as work:  # a batch may run for hours: never swept meanwhile
         try:
             inputs = batch_logic.collect_inputs(_require(files, "files"), work / "in", ctx.zip_limits)
-            rows = batch_logic.run_batch(recognizer, inputs, layout, work / "out", _file_progress(progress))
+            rows = batch_logic.run_batch(recognizer, inputs, layout, work / "out", _file_progress(progress),
+                                         stop=stop)
         finally:
             if ctx.teacher is None:
                 shutil.rmtree(work / "in", ignore_errors=True)  # the uploads' unpacked copies
@@ -223,6 +228,35 @@ def run_batch(ctx: AppContext, files: list[str], model: str, decoder: str, layou
     summary = f"{len(rows) - failed} of {len(rows)} images read" + (f"; {failed} failed (see the error column)"
                                                                      if failed else "")
     return [r.cells() for r in rows], str(archive), summary, rows
+
+
+def stoppable(fn, *args, outputs: int = 1, poll_s: float = 0.5):
+    """`fn(*args, stop=event)` in a thread, as a generator for gradio: it yields "no change" (to
+    each of its `outputs`) while the work runs, then its result. Gradio closes the generator when
+    the user cancels or leaves the page, which sets `stop` (a plain function ran on to the end,
+    outside the queue's count, as gradio cannot stop a thread). The thread runs in this request's
+    context: gradio's progress bar reaches the page from it."""
+    stop = threading.Event()
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["result"] = fn(*args, stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the request below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="hwr-batch", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(poll_s)
+            if thread.is_alive():
+                yield gr.skip() if outputs == 1 else (gr.skip(),) * outputs
+    finally:
+        stop.set()
+    if "error" in outcome:
+        raise outcome["error"]
+    yield outcome["result"]
 
 
 def show_batch_page(rows: list[batch_logic.BatchRow], name: str):
@@ -269,10 +303,10 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
                 saved = gr.Markdown(elem_id="hwr-batch-saved")
 
     def run(files, model, decoder, layout, progress=gr.Progress()):
-        return run_batch(ctx, files, model, decoder, layout, progress)
+        yield from stoppable(run_batch, ctx, files, model, decoder, layout, progress, outputs=4)
 
-    event = button.click(friendly(run), [files, model, decoder, layout], [table, archive, summary, rows],
-                         api_name="batch", concurrency_id=WORK_GROUP)
+    event = button.click(stream_friendly(run, friendly), [files, model, decoder, layout],
+                         [table, archive, summary, rows], api_name="batch", concurrency_id=WORK_GROUP)
     if ctx.teacher is None:
         return
 

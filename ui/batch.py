@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,13 +150,19 @@ def _pages_of(name: str, path: Path) -> list[BatchInput]:
     return [BatchInput(name, path, k, count.listed, error=count.error_of(k)) for k in range(count.listed)]
 
 
+class BatchStopped(Exception):
+    """The batch was stopped (`stop` set: the user cancelled it, or left the page)."""
+
+
 def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out_dir: Path,
-              progress: Callable[[int, int, str], None] | None = None, workers: int = 2) -> list[BatchRow]:
+              progress: Callable[[int, int, str], None] | None = None, workers: int = 2,
+              stop: threading.Event | None = None) -> list[BatchRow]:
     """Transcribe each input and write its outputs (every writer format) under out_dir.
 
     The CLI's batch path (hwr.documents.pipeline.transcribe_refs): pages load and segment in
     worker threads while the recognizer reads lines of several pages at once; a failure at any
-    stage is that row's error, never the batch's."""
+    stage is that row's error, never the batch's. `stop`, once set, ends the batch after the
+    page it is on (BatchStopped)."""
     if layout not in LAYOUTS:  # checked once here: inside the loop it would fail every row
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     stems: set[str] = set()
@@ -166,6 +173,8 @@ def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out
     rows: dict[str, BatchRow] = {}
 
     def done(page, is_line: bool) -> None:
+        if stop is not None and stop.is_set():
+            raise BatchStopped("the batch was stopped")
         rows[page.id] = BatchRow(names[page.id], "line" if is_line else "page", len(page.lines),
                                  mean_confidence(page), page.text, page=page, ref=by_id[page.id])
         if progress is not None:

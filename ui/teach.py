@@ -447,10 +447,13 @@ def stream_friendly(generator_fn, friendly):
     import functools
 
     @functools.wraps(generator_fn)
-    def wrapper(*args):
-        stream = generator_fn(*args)
+    def wrapper(*args, **kwargs):  # kwargs: gradio's progress=gr.Progress()
+        stream = generator_fn(*args, **kwargs)
         step = friendly(lambda: next(stream, StopIteration))
-        while (value := step()) is not StopIteration:
-            yield value
+        try:
+            while (value := step()) is not StopIteration:
+                yield value
+        finally:  # gradio closes this generator when the user cancels: the inner one's clean-up runs now
+            stream.close()
 
     return wrapper
