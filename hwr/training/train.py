@@ -10,6 +10,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -29,7 +30,7 @@ from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
-from hwr.fileio import check_output_dir
+from hwr.fileio import atomic_write_text, check_output_dir
 from hwr.interrupts import (
     StopRequest,
     sigterm_as_exit,
@@ -496,6 +497,7 @@ class TrainingRun:
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
     teacher: Teacher | None = None  # --teacher: the model distilled from (hwr.training.distill)
+    nonfinite_in_row: int = 0  # steps in a row whose loss or gradients were not finite (train_step)
 
     @property
     def running_loss(self) -> float | None:
@@ -873,14 +875,31 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
 def run_loop(run: TrainingRun) -> None:
     """Train until --max-steps, --max-minutes or early stopping, validating every --val-every steps."""
     cfg, state, ctx = run.cfg, run.state, run.ctx
-    # A finished run resumed again (a scheduler rerunning a job) would otherwise take one more step.
-    if state.step >= cfg.max_steps or 0 < cfg.max_minutes * 60 <= state.elapsed_seconds:
-        log.info("already at step %d (--max-steps %d, --max-minutes %g): nothing to train", state.step,
-                 cfg.max_steps, cfg.max_minutes)
+    # A finished run resumed again (a scheduler rerunning a job) would otherwise take one more step;
+    # one stopped early by --patience too.
+    finished = (state.step >= cfg.max_steps or 0 < cfg.max_minutes * 60 <= state.elapsed_seconds
+                or 0 < cfg.patience <= state.evals_since_best)
+    # A validation the run stopped in (a line that failed to decode, a full disk saving best/, a
+    # GPU out of memory): its emergency checkpoint holds the step, and the validation was lost.
+    pending = state.step > 0 and (not state.history or state.history[-1]["step"] != state.step) and (
+        finished or state.step % cfg.val_every == 0)
+    if finished and not pending:
+        log.info("already at step %d (--max-steps %d, --max-minutes %g, --patience %d): nothing to train",
+                 state.step, cfg.max_steps, cfg.max_minutes, cfg.patience)
         return
+    if ctx.is_main:
+        # The curve as the checkpoint has it: a run killed after writing a validation's line but
+        # before its checkpoint had left that line twice once resumed.
+        atomic_write_text(run.out / "history.jsonl", "".join(json.dumps(entry) + "\n" for entry in state.history))
+    history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
+    if pending:
+        log.info("step %d was not validated (the run stopped in its validation): validating now", state.step)
+        if evaluate_and_save(run, history_file) or finished:
+            if history_file is not None:
+                history_file.close()
+            return
     run.net.train()
     start = time.monotonic() - state.elapsed_seconds
-    history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
                disable=None if ctx.is_main else True, dynamic_ncols=True)
     first_step, run_start = state.step, time.monotonic()
@@ -972,13 +991,32 @@ def train_step(run: TrainingRun, batch: LineBatch) -> None:
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.unscale_(run.optimizer)
-    if run.cfg.grad_clip > 0:  # a norm clipped to 0 would zero every step: 0 means off, as elsewhere
-        torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
-    run.scaler.step(run.optimizer)
+    # A norm clipped to 0 would zero every step: 0 means off, as elsewhere (the norm is still
+    # measured: an infinite limit clips nothing).
+    norm = torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip or math.inf)
+    # The fp16 loss scaler skips a step with inf/NaN gradients itself (and lowers its scale);
+    # without it (CPU, bfloat16) one such step made every weight NaN, and the NaN network's empty
+    # readings (CER 1.0) even replaced best/. Such a step is skipped: all ranks see the same
+    # all-reduced gradients, so all skip it together.
+    if run.scaler.is_enabled() or bool(torch.isfinite(norm)):
+        run.scaler.step(run.optimizer)
+        run.nonfinite_in_row = 0
+        run.loss_average = averaged_loss(run.loss_average, loss)
+    else:
+        run.optimizer.zero_grad(set_to_none=True)
+        run.nonfinite_in_row += 1
+        log.warning("step %d: the loss or its gradients are not finite (loss %s); the step is skipped",
+                    run.state.step + 1, float(loss.detach()))
+        if run.nonfinite_in_row >= MAX_NONFINITE_STEPS:
+            raise HwrError(f"training diverged: {run.nonfinite_in_row} steps in a row with a loss or gradients "
+                           "that are not finite; lower --lr (or --grad-clip), or resume from an earlier checkpoint")
     run.scaler.update()
     run.scheduler.step()
     run.state.step += 1
-    run.loss_average = averaged_loss(run.loss_average, loss)
+
+
+# Non-finite steps in a row after which training stops (one is a bad batch; so many, divergence).
+MAX_NONFINITE_STEPS = 20
 
 
 def averaged_loss(average: torch.Tensor | None, loss: torch.Tensor) -> torch.Tensor:
@@ -1018,11 +1056,14 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     entry = _record(run, counts, val_loss, history_file, too_short)
     improved = counts.cer < state.best_cer
     if improved:
-        state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
-        run.model_config.training.update(best_step=state.step, val_cer=counts.cer, val_wer=counts.wer,
-                                         val_lines=counts.lines, minutes=entry["minutes"])
+        training = {**run.model_config.training, "best_step": state.step, "val_cer": counts.cer,
+                    "val_wer": counts.wer, "val_lines": counts.lines, "minutes": entry["minutes"]}
         if run.ctx.is_main:
-            save_model(run.out / "best", run.model, run.model_config, half=cfg.save_half)
+            save_model(run.out / "best", run.model, replace(run.model_config, training=training), half=cfg.save_half)
+        # Only once best/ holds it: a save that failed (a full disk) had left the state naming a
+        # best that best/ did not hold, for the emergency checkpoint and every later validation.
+        run.model_config.training = training
+        state.best_cer, state.best_step, state.evals_since_best = counts.cer, state.step, 0
     else:
         state.evals_since_best += 1
     run.scheduler.validated(counts.cer)
@@ -1032,7 +1073,8 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
             _save_snapshot(run, counts.cer)
     barrier(run.ctx)
     if run.ctx.is_main:
-        tqdm.write(f"step {state.step}: train loss {run.running_loss:.3f}, val loss {val_loss:.3f}, "
+        loss = "-" if run.running_loss is None else f"{run.running_loss:.3f}"  # none yet: a resumed validation
+        tqdm.write(f"step {state.step}: train loss {loss}, val loss {val_loss:.3f}, "
                    f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
     return cfg.patience > 0 and state.evals_since_best >= cfg.patience
 

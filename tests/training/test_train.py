@@ -781,3 +781,102 @@ def test_validation_lines_that_are_training_lines_are_warned_about(pairs_dir, ca
     assert "2 of 2 validation lines are training lines too" in caplog.text
     assert warn_shared_lines(lines[2:], lines[:2]) == []
     assert warn_shared_lines(open_dataset("synth:train:4"), lines) == []  # rendered lines are never known
+
+
+def test_a_step_with_a_loss_that_is_not_finite_is_skipped_and_the_weights_stay_finite(pairs_dir, tmp_path,
+                                                                                    monkeypatch):
+    """One NaN loss had made every weight NaN; the NaN network's empty readings (CER 1.0) then
+    replaced best/, and neither best/ nor last/ could be loaded again."""
+    from hwr.training import train as training
+
+    real_forward, calls = training.ctc_forward, []
+
+    def forward(net, *args, **kwargs):
+        loss, too_short, logits = real_forward(net, *args, **kwargs)
+        if net.training:
+            calls.append(1)
+            if len(calls) == 3:
+                loss = loss * float("nan")
+        return loss, too_short, logits
+
+    monkeypatch.setattr(training, "ctc_forward", forward)
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=6, val_every=2))
+    assert state.step == 6 and all(h["train_loss"] == h["train_loss"] for h in state.history)  # no NaN
+    for folder in ("best", "last"):
+        load_model(tmp_path / "run" / folder)  # refuses non-finite weights
+
+
+def test_training_that_keeps_diverging_stops_saying_so(pairs_dir, tmp_path, monkeypatch):
+    from hwr.errors import HwrError
+    from hwr.training import train as training
+
+    real_forward = training.ctc_forward
+
+    def forward(net, *args, **kwargs):
+        loss, too_short, logits = real_forward(net, *args, **kwargs)
+        return (loss * float("inf") if net.training else loss), too_short, logits
+
+    monkeypatch.setattr(training, "ctc_forward", forward)
+    monkeypatch.setattr(training, "MAX_NONFINITE_STEPS", 3)
+    with pytest.raises(HwrError, match="training diverged: 3 steps in a row"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=10, val_every=5))
+
+
+def test_a_run_stopped_early_by_patience_trains_no_more_when_resumed(pairs_dir, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)
+    first = train(_cfg(pairs_dir, tmp_path, max_steps=20, val_every=2, patience=1))
+    assert first.step == 4  # the best at step 2, then one validation without a better CER
+    again = train(_cfg(pairs_dir, tmp_path, max_steps=20, val_every=2, patience=1, resume=True))
+    assert again.step == 4 and len(again.history) == 2  # had trained on to step 6
+
+
+def test_a_validation_the_run_stopped_in_is_done_when_resumed(pairs_dir, tmp_path, monkeypatch):
+    """A line failing to decode in step 2's validation (the last): the resumed run had found
+    nothing to train and ended with no best/ and an empty history."""
+    import hwr.training.train as train_module
+
+    real_validate = train_module.validate
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("a validation image failed to decode")
+
+    monkeypatch.setattr(train_module, "validate", failing)
+    with pytest.raises(RuntimeError, match="failed to decode"):
+        train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2))
+    assert not (tmp_path / "run" / "best").exists()
+    monkeypatch.setattr(train_module, "validate", real_validate)
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2, resume=True))
+    assert state.step == 2 and [h["step"] for h in state.history] == [2] and state.best_step == 2
+    load_model(tmp_path / "run" / "best")
+
+
+def test_the_history_file_is_the_checkpoints_curve_when_resumed(pairs_dir, tmp_path):
+    """A run killed after writing a validation's line, before its checkpoint, had left the line twice."""
+    train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2))
+    history = tmp_path / "run" / "history.jsonl"
+    history.write_text(history.read_text() * 2)  # the line of a validation the checkpoint does not hold
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=4, val_every=2, resume=True))
+    assert [json.loads(line)["step"] for line in history.read_text().splitlines()] == [2, 4]
+    assert [h["step"] for h in state.history] == [2, 4]
+
+
+def test_a_best_that_could_not_be_saved_is_not_taken_for_the_best(pairs_dir, tmp_path, monkeypatch):
+    import hwr.training.train as train_module
+    from hwr.scoring.metrics import ErrorCounts
+
+    cers = iter([(5, 10), (2, 10)])
+    monkeypatch.setattr(train_module, "validate", lambda *a, **k: (ErrorCounts(*next(cers), 1, 2), 1.0))
+    real_save, saves = train_module.save_model, []
+
+    def save(folder, *args, **kwargs):
+        saves.append(folder)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(folder, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_model", save)
+    with pytest.raises(OSError):
+        train(_cfg(pairs_dir, tmp_path, max_steps=4, val_every=2))
+    saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["trainer"]
+    best = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["training"]
+    assert saved["best_step"] == best["best_step"] == 2 and saved["best_cer"] == pytest.approx(0.5)
