@@ -8,6 +8,7 @@ come from one run at a low learning rate, as they should.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError
 from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import ModelConfig, ModelError, load_model
+
+log = logging.getLogger("hwr.training.averaging")
 
 
 @dataclass
@@ -43,6 +46,12 @@ def _same_network(first: ModelConfig, other: ModelConfig) -> bool:
     return key(first) == key(other)
 
 
+def _run_of(config: ModelConfig) -> tuple:
+    """The training run a model came from, as its saved training settings name it (out, seed)."""
+    settings = (config.training or {}).get("config") or {}
+    return settings.get("out"), settings.get("seed")
+
+
 def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, ModelConfig]:
     """The mean of the models in `directories`, which must share architecture, charset and
     normalisation. Returns the network and the last model's config, whose training summary
@@ -64,6 +73,12 @@ def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, 
         if not _same_network(config, other_config):
             raise ModelError(f"{directory}: not the same network as {directories[0]} "
                              "(architecture, charset or normalisation differ); only snapshots of one run average")
+        if _run_of(other_config) != _run_of(config):
+            # Allowed (stages fine-tuned from one model average too), but two runs trained apart
+            # from scratch have unaligned units, and their mean reads nothing.
+            log.warning("%s comes from another training run than %s (%s against %s): the mean is only "
+                        "meaningful for models fine-tuned from one ancestor; check it with hwr eval",
+                        directory, directories[0], _run_of(other_config), _run_of(config))
         for name, tensor in other.state_dict().items():
             if name in sums:
                 sums[name] += tensor.double()

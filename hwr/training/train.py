@@ -540,7 +540,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
         net, model_config = _resumed_network(out) if resuming else _new_network(cfg, train_set)
         charset = Charset(model_config.charset)
         check_coverage(charset, train_set, "training", cfg.skip_bad)
-        check_coverage(charset, val_set, "validation", cfg.skip_bad)
+        check_coverage(charset, val_set, "validation", cfg.skip_bad, learnt_from_data=cfg.charset == "data")
         net = _place(net, device)
         if cfg.init_from and not resuming:  # a resumed run continues its own weights
             _init_from(net, model_config, cfg.init_from)
@@ -853,7 +853,11 @@ def check_images(dataset: LineDataset, what: str, skip_bad: bool) -> LineDataset
     return [s for k, s in enumerate(lines) if k not in bad]
 
 
-def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: bool) -> None:
+def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: bool,
+                   learnt_from_data: bool = False) -> None:
+    """Lines with characters the network does not write: an error naming them, or (skip_bad)
+    a warning and the lines left out. `learnt_from_data`: --charset data already learns every
+    character of the training lines, so these appear only in the validation lines."""
     lines = known_lines(dataset)
     if lines is None:
         return  # synthetic text is sampled within the charset
@@ -868,6 +872,9 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
         return
     message = f"{what} data: {report.summary()}"
     if not skip_bad:
+        if learnt_from_data:  # "use --charset data" would be advice already taken
+            raise ConfigError(message + " (no training line has them, so --charset data cannot learn them; add "
+                              "training lines with them, or --skip-bad to leave those validation lines out)")
         raise ConfigError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
     log.warning("%s; those lines are skipped", message)
 

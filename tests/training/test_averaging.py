@@ -81,3 +81,19 @@ def test_a_model_named_twice_is_refused_not_counted_double(tmp_path):
     first, second = (make_untrained_model(tmp_path / f"m{seed}", seed=seed) for seed in range(2))
     with pytest.raises(ConfigError, match="given twice"):
         average_models([first, second, tmp_path / "m0" / "."])
+
+
+def test_models_of_different_training_runs_average_with_a_warning(tmp_path, caplog):
+    """Snapshots of one run, or stages fine-tuned from one model, average; two runs trained apart
+    have unaligned units: said, not refused."""
+    dirs = []
+    for name, out in (("a", "runs/one"), ("b", "runs/one"), ("c", "runs/other")):
+        net, config = load_model(make_untrained_model(tmp_path / f"raw-{name}", seed=len(dirs)))
+        training = {"config": {"out": out, "seed": 1}}
+        dirs.append(save_model(tmp_path / name, net, ModelConfig.from_dict({**json.loads(config.to_json()),
+                                                                            "training": training})))
+    with caplog.at_level("WARNING", logger="hwr.training.averaging"):
+        average_models(dirs[:2])
+        assert not caplog.records
+        average_models(dirs)
+    assert "comes from another training run" in caplog.text and "runs/other" in caplog.text

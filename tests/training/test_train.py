@@ -880,3 +880,15 @@ def test_a_best_that_could_not_be_saved_is_not_taken_for_the_best(pairs_dir, tmp
     saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["trainer"]
     best = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["training"]
     assert saved["best_step"] == best["best_step"] == 2 and saved["best_cer"] == pytest.approx(0.5)
+
+
+def test_characters_only_in_the_validation_lines_are_named_so_with_charset_data(pairs_dir, tmp_path):
+    """The advice had been "use --charset data", already given."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(pairs_dir, val)
+    Image.fromarray(render_line("5 euro")).save(val / "euro.png")
+    (val / "euro.gt.txt").write_text("5 €\n")
+    with pytest.raises(ValueError, match="no training line has them, so --charset data cannot learn them"):
+        train(_cfg(pairs_dir, tmp_path, val=str(val), charset="data"))
