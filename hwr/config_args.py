@@ -175,13 +175,27 @@ def _default(f: dataclasses.Field):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
 
 
-def parse_json(text: str) -> Any:
+def parse_json(text: str) -> Any:  # argparse names a failing type by __name__: "invalid JSON value"
     """`json.loads`, but nesting deeper than Python's recursion limit (a damaged or hostile file)
     is a ValueError like any other malformed JSON, not json's RecursionError."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_repeated_keys)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+parse_json.__name__ = "JSON"
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are each given once: json keeps the last of a repeated key, and
+    a setting written twice in a config file (an edit that left the old line) went unnoticed."""
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"the key {key!r} is given twice")
+        data[key] = value
+    return data
 
 
 @functools.cache

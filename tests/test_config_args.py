@@ -290,3 +290,18 @@ def test_transcribe_settings_from_a_config_file_are_named_as_the_files(tmp_path,
     assert main(["transcribe", str(tmp_path / "x.png"), "--config", config]) == 2
     err = capsys.readouterr().err
     assert says in err and f"in {config})" in err, err
+
+
+def test_a_setting_given_twice_in_a_json_config_file_is_refused(tmp_path):
+    path = tmp_path / "twice.json"
+    path.write_text('{"workers": 1, "workers": 3}')  # json kept the last, in silence
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    with pytest.raises(ConfigError, match=r"twice\.json: invalid JSON config \(the key 'workers' is given twice\)"):
+        build_config(Checked, parser.parse_args([]), str(path))
+
+
+def test_a_json_flag_that_is_not_json_says_so(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--options", "{bad"])
+    assert "invalid JSON value: '{bad'" in capsys.readouterr().err

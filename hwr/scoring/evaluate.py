@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -277,6 +278,10 @@ class EvalConfig(RecognizerSettings):
             check_decoder_name(self.compare_decoder)
         check_at_least(self, 1, "batch_size", "bootstrap")
         check_at_least(self, 0, "worst", "worst_n")
+        for name in ("human_cer", "target_cer"):  # NaN made every verdict "misses"
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a rate of 0 or more (0.02 is 2%), got {value}")
         if self.group_by.startswith("id:"):
             try:
                 re.compile(self.group_by[3:])

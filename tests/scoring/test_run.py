@@ -28,3 +28,11 @@ def test_a_split_file_beside_splits_is_refused_not_ignored():
     cfg = EvalConfig(splits="dev=dev.lst", split_file="test.lst")
     with pytest.raises(ConfigError, match="--split-file and --splits"):
         dataset_specs(cfg, "iam:/data/IAM")
+
+
+def test_a_human_or_target_cer_that_is_no_rate_is_refused():
+    with pytest.raises(ConfigError, match="--human-cer must be a rate"):
+        EvalConfig(human_cer=float("nan"))  # every verdict had read "misses"
+    with pytest.raises(ConfigError, match="--target-cer must be a rate"):
+        EvalConfig(target_cer=-0.1)
+    assert EvalConfig(human_cer=0.02, target_cer=0.05).target_cer == 0.05
