@@ -892,3 +892,25 @@ def test_characters_only_in_the_validation_lines_are_named_so_with_charset_data(
     (val / "euro.gt.txt").write_text("5 €\n")
     with pytest.raises(ValueError, match="no training line has them, so --charset data cannot learn them"):
         train(_cfg(pairs_dir, tmp_path, val=str(val), charset="data"))
+
+
+def test_best_is_swapped_in_whole(pairs_dir, tmp_path, monkeypatch):
+    """Its weights and config are two files: a kill between their writes had paired new weights
+    with the old config.json."""
+    import hwr.training.train as train_module
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2))
+    best = tmp_path / "run" / "best"
+    before = json.loads((best / "config.json").read_text())["training"]["best_step"]
+    net, config = load_model(best)
+
+    def killed(directory, *args, **kwargs):  # dies after the weights, before the config
+        (directory / "model.safetensors").parent.mkdir(parents=True, exist_ok=True)
+        (directory / "model.safetensors").write_bytes(b"new weights")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.save_whole(best, net, config)
+    assert json.loads((best / "config.json").read_text())["training"]["best_step"] == before
+    load_model(best)  # the old pair, whole
