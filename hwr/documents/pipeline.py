@@ -380,9 +380,10 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     stages = stages if stages is not None else StageTimes()
-    reading = reading_settings(recognizer, config, segment_config)
-    digest = settings_digest(reading)
+    digest = ""  # only outputs record it (it hashes the weights: not for every page a library reads)
     if config.output_dir:
+        reading = reading_settings(recognizer, config, segment_config)
+        digest = settings_digest(reading)
         check_resumed_settings(config.output_dir, reading, config.resume)
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
