@@ -139,23 +139,14 @@ def cmd_transcribe(args) -> int:
 
     # Against every file a folder, pattern or list file stands for, not only the files named.
     check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], input_files(args.inputs))
-    _check_reports_are_no_page_outputs(cfg, errors, _transcribe_formats(cfg), args.inputs)
+    _check_reports_are_no_page_outputs(cfg, errors, cfg.formats, args.inputs)
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
     if not cfg.overwrite:
-        check_outputs_replace_only_own(args.inputs, cfg.output_dir, _transcribe_formats(cfg), cfg.resume)
+        check_outputs_replace_only_own(args.inputs, cfg.output_dir, cfg.formats, cfg.resume)
     recognizer = cfg.load_recognizer()
     return _transcribe_pages(recognizer, cfg, args.inputs)
-
-
-def _transcribe_formats(cfg) -> list[str]:
-    from hwr.documents.writers import parse_formats
-
-    try:
-        return parse_formats(cfg.format)
-    except ValueError as exc:  # hwr.documents.writers names the bad format
-        raise ConfigError(f"--format: {exc}") from None
 
 
 def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[str], inputs) -> None:
@@ -201,7 +192,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     from hwr.interrupts import sigterm_as_exit
 
     # --json lists a line image's words whatever --format is (word boxes cost little once read).
-    batch = BatchConfig(mode=cfg.mode, formats=_transcribe_formats(cfg), output_dir=cfg.output_dir,
+    batch = BatchConfig(mode=cfg.mode, formats=cfg.formats, output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
                         processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
                         words=True if cfg.json else None)
@@ -291,7 +282,7 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
     if cfg.resume:
         missing = results.add_earlier(cfg.json, summary.skipped_sources if finished else None)
         if finished and missing and cfg.mode != "line":  # a line image always has its line
-            missing = skipped_with_lines(missing, summary, cfg.output_dir, _transcribe_formats(cfg))
+            missing = skipped_with_lines(missing, summary, cfg.output_dir, cfg.formats)
         if finished and summary.skipped and (missing is None or missing):
             count = summary.skipped if missing is None else len(missing)
             print(f"hwr transcribe: warning: the earlier {cfg.json} holds no line of {counted(count, 'input')} "

@@ -207,6 +207,14 @@ class TranscribeConfig(RecognizerSettings):
              "through shared memory: for many-core (GPU) hosts; on 2 cores threads are as fast")
     progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")
 
+    @property
+    def formats(self) -> list[str]:
+        """--format as the writers' format names; a ConfigError naming the flag for a bad one."""
+        try:
+            return parse_formats(self.format)
+        except ValueError as exc:  # hwr.documents.writers names the bad format
+            raise ConfigError(f"--format: {exc}") from None
+
     def __post_init__(self) -> None:
         super().__post_init__()  # the decoder settings
         # Checked before the model loads: a --batch-size 0 would fail deep in the batcher, and a
@@ -218,7 +226,4 @@ class TranscribeConfig(RecognizerSettings):
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.resume and not self.output_dir:
             raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
-        try:
-            parse_formats(self.format)
-        except ValueError as exc:  # hwr.documents.writers names the bad format
-            raise ConfigError(f"--format: {exc}") from None
+        self.formats  # noqa: B018 - parsed now, so a bad --format fails before any page is read
