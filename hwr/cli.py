@@ -483,7 +483,8 @@ def cmd_adapt(args) -> int:
     emit(f"held-out CER {result.before_cer:.4f} -> {result.after_cer:.4f} on {counted(result.held_out_lines, 'line')} "
           f"({result.adapt_lines} adapted on, {result.minutes:.1f} min); {result.out} holds the {kept}")
     if result.read_before is not None:
-        emit(f"read with the default LM search: {result.read_before:.4f} -> {result.read_after:.4f}")
+        emit(f"read with the default LM search (what the weights were kept by): {result.read_before:.4f} -> "
+             f"{result.read_after:.4f}")
     if result.others_before is not None:
         share = "" if result.mix == 1.0 or not result.improved else f", {result.mix:.0%} of the change kept"
         emit(f"other hands (synthetic check lines) {result.others_before:.4f} -> {result.others_after:.4f}{share}")

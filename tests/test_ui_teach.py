@@ -124,6 +124,11 @@ def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_p
     assert "beside" not in text
     paired = AdaptResult(tmp_path / "m", "base", 0.2, 0.1, True, 40, 10, "page", 300, 4.5, [], beside=True)
     assert "Read beside the base model" in finished_text(Progress(result=paired))
+    # Kept by the search, not the greedy figures: the verdict says which reading judged.
+    searched = AdaptResult(tmp_path / "m", "base", 0.2, 0.1, False, 40, 10, "page", 300, 4.5, [], read_before=0.08,
+                           read_after=0.09)
+    text = finished_text(Progress(result=searched))
+    assert "8.0% → 9.0%" in text and "did not read the held-out lines better as transcriptions read them" in text
 
 
 def test_an_adapted_folder_with_unusable_figures_is_skipped_and_the_app_still_starts(tmp_path, untrained_model):

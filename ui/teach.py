@@ -353,9 +353,11 @@ def finished_text(progress: Progress) -> str:
     r = progress.result
     if r is None:
         return ""
-    verdict = ("The adapted model reads the held-out lines better; it is selected in the model menu."
-               if r.improved else "Adapting did not read the held-out lines better, so the new model keeps the "
-                                  "base model's weights (try more lines or more minutes).")
+    # The run keeps the weights by the default reading (the search when there is one): say which.
+    reading = "" if r.read_before is None else " as transcriptions read them (the language-model search)"
+    verdict = (f"The adapted model reads the held-out lines better{reading}; it is selected in the model menu."
+               if r.improved else f"Adapting did not read the held-out lines better{reading}, so the new model "
+                                  "keeps the base model's weights (try more lines or more minutes).")
     others = ("" if r.others_before is None or not r.improved else
               f" Other hands (synthetic check lines): {r.others_before:.1%} → {r.others_after:.1%}"
               f"{'' if r.mix == 1.0 else f', with {r.mix:.0%} of the change kept to spare them'}.")

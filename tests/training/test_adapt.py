@@ -242,8 +242,8 @@ def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
         assert fact in card
     # This ASCII model is read by default with the LM search: the card says how that reads too.
     assert (result.read_before, result.read_after) == (0.5, 0.2) and adapted["read_after"] == 0.2
-    assert "Read as `hwr transcribe` reads by default (a beam search with the shipped character LM): 50.00% before, " \
-           "20.00% after" in card
+    assert "Read as `hwr transcribe` reads by default (a beam search with the shipped character LM; what the run " \
+           "chose the weights by): 50.00% before, 20.00% after" in card
     history = [json.loads(line) for line in (out / HISTORY_FILE).read_text().splitlines()]
     assert history and history[-1]["step"] == result.steps <= 4
 
@@ -262,6 +262,34 @@ def test_never_ships_a_model_worse_than_the_base(tmp_path, monkeypatch):
     assert not result.improved and result.mix == 0.0
     assert "change kept" not in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
     assert Recognizer.load(out).config.training["adapted"]["mix"] == 0.0
+
+
+def fake_cer_by_reading(base: Path, greedy: tuple[float, float], search: tuple[float, float]):
+    """held_out_counts reading (before, after) CERs for the base and any other model: `greedy`
+    read greedily, `search` with any other decoder."""
+    def counts(recognizer, lines, batch_size=16):
+        before, after = greedy if recognizer.decoder.name == "greedy" else search
+        cer = before if Path(recognizer.path).resolve() == base.resolve() else after
+        return ErrorCounts(char_errors=round(cer * 1000), chars=1000, lines=len(lines))
+    return counts
+
+
+def test_the_default_reading_decides_whether_the_adapted_weights_are_kept(tmp_path, monkeypatch):
+    base = make_untrained_model(tmp_path / "base")
+    pairs = str(write_pairs(tmp_path / "pairs"))
+    # Better read greedily, worse as the commands read (the LM search): the base weights stay.
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer_by_reading(base, (0.5, 0.2), (0.1, 0.12)))
+    result = adapt([pairs], quick(tmp_path, base))
+    assert not result.improved and (result.after_cer, result.read_after) == (0.2, 0.12)
+    assert (tmp_path / "adapted" / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
+    # Worse greedily, better with the search: the adapted weights are kept.
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer_by_reading(base, (0.2, 0.25), (0.1, 0.08)))
+    assert adapt([pairs], quick(tmp_path, base, overwrite=True)).improved
+    # A tie with the search goes to the greedy figures.
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer_by_reading(base, (0.2, 0.15), (0.1, 0.1)))
+    assert adapt([pairs], quick(tmp_path, base, overwrite=True)).improved
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer_by_reading(base, (0.2, 0.2), (0.1, 0.1)))
+    assert not adapt([pairs], quick(tmp_path, base, overwrite=True)).improved
 
 
 def test_beside_keeps_the_base_model_in_the_folder_and_a_later_run_without_it_removes_it(tmp_path, monkeypatch):
