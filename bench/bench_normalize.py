@@ -11,6 +11,7 @@ once, then timed on one thread (one OpenCV thread too, as in the loader workers)
   unflattened  the same without evening out the paper (models saved before it existed)
   flatten      flatten_background alone
   ink map      the contrast stretch alone (ink_map of the flattened line)
+  polarity     light_ink_on_dark alone (whether the line is light ink on dark, to invert it)
 Passes are interleaved round by round (a shared VM drifts by tens of percent from minute to
 minute); each figure is the median round with the range. Default data: a draw of the harder
 set that no model card reports (seed 1019), lines of 110 x 1,216 px on average.
@@ -24,7 +25,14 @@ import cv2
 import numpy as np
 
 from hwr.datasets import open_dataset
-from hwr.recognition.imaging import NormalizeConfig, flatten_background, ink_map, load_gray, normalize_line
+from hwr.recognition.imaging import (
+    NormalizeConfig,
+    flatten_background,
+    ink_map,
+    light_ink_on_dark,
+    load_gray,
+    normalize_line,
+)
 
 
 def main() -> None:
@@ -56,6 +64,7 @@ def main() -> None:
         "unflattened": each(lambda g: normalize_line(g, unflat), grays),
         "flatten": each(flatten_background, grays),
         "ink map": each(ink_map, flattened),
+        "polarity": each(light_ink_on_dark, grays),
     }
     for run in passes.values():  # warm caches and OpenCV's first-call costs
         run()

@@ -68,7 +68,7 @@ from hwr.fileio import (
     naming_file,
     remove_stale_temp_files,
 )
-from hwr.recognition.imaging import load_gray
+from hwr.recognition.imaging import dark_ink_on_light, load_gray
 from hwr.records import FailedInput, Line, Page, source_identity
 from hwr.training.distributed import context_from_env
 
@@ -91,7 +91,7 @@ def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page
     """One image (uint8 gray array or anything load_gray reads) read in `mode` -> (Page with
     text, whether it was read as one line image). `words`: also locate words on each line
     (Recognition.words, for PAGE Word / ALTO String)."""
-    gray = load_gray(image)
+    gray = dark_ink_on_light(load_gray(image))
     if not source and isinstance(image, (str, Path)):
         source = str(image)
     page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)

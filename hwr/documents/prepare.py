@@ -25,7 +25,12 @@ from hwr.documents.linegeom import cut_line
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
 from hwr.documents.reading_choice import whole_reading_wins
 from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
-from hwr.recognition.imaging import LineGeometry, NormalizeConfig, normalize_line_with_geometry
+from hwr.recognition.imaging import (
+    LineGeometry,
+    NormalizeConfig,
+    dark_ink_on_light,
+    normalize_line_with_geometry,
+)
 from hwr.records import FailedInput, Line, Page, Region
 
 log = logging.getLogger("hwr.documents.prepare")
@@ -209,7 +214,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
     started = time.thread_time()
     stage = "read"
     try:
-        gray = load_page(ref, settings.dpi)
+        gray = dark_ink_on_light(load_page(ref, settings.dpi))
         stage = "segment"
         page, is_line = layout_page(gray, settings.mode, ref.page_id, ref.source, ref.is_document_page,
                                     settings.segment)

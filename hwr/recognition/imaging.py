@@ -328,6 +328,55 @@ def one_shade(gray: np.ndarray) -> bool:
     return int(gray.max()) - int(gray.min()) < FLAT_RANGE
 
 
+# Polarity (light_ink_on_dark). The image is shrunk to about LINE_ROWS rows when it is shaped
+# like a text line (LINE_SHAPE times wider than tall or more), to PAGE_ROWS when it may be a
+# page, where a text line is still a few rows high; the paper around each pixel is the median
+# over POLARITY_WINDOW of those rows, wider than any stroke, so a gradient or a shadow is paper
+# too. Ink is the pixels a quarter of the contrast range away from their paper: dark ink lies
+# below it, light ink above. A tie (a few strokes, all blurred into the paper) is looked at
+# again at twice the rows. On the harder set (600 lines, and each inverted) dark ink outnumbered
+# light 2.2:1 at the least at 24 rows, 1:2.2 inverted, and 12 rows never erred, only tied; by one
+# global threshold instead, shaded photos had read as light ink on dark.
+LINE_ROWS = 12
+PAGE_ROWS = 128
+LINE_SHAPE = 3
+POLARITY_WINDOW = 0.375
+
+
+def light_ink_on_dark(gray: np.ndarray) -> bool:
+    """True for a uint8 image written light on a dark ground: chalk on a blackboard, a microfilm
+    negative, a scan saved inverted."""
+    if one_shade(gray):
+        return False
+    rows = LINE_ROWS if gray.shape[1] >= LINE_SHAPE * gray.shape[0] else PAGE_ROWS
+    for looked in (rows, 2 * rows):
+        light, dark = ink_beside_paper(gray, looked)
+        if light != dark:
+            return light > dark
+    return False
+
+
+def ink_beside_paper(gray: np.ndarray, rows: int) -> tuple[int, int]:
+    """(pixels lighter than their paper, pixels darker), counted on `gray` shrunk to about
+    `rows` rows (see LINE_ROWS)."""
+    factor = gray.shape[0] // rows
+    if factor > 1:  # shrunk by a whole factor: OpenCV's fast path for INTER_AREA
+        h, w = gray.shape[0] // factor, max(1, gray.shape[1] // factor)
+        gray = cv2.resize(gray[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA)
+    window = max(3, int(gray.shape[0] * POLARITY_WINDOW) | 1)
+    paper = cv2.medianBlur(np.ascontiguousarray(gray), window)
+    contrast = max(FLAT_RANGE, (int(gray.max()) - int(gray.min())) / 4)
+    above = gray.astype(np.int16) - paper
+    return np.count_nonzero(above > contrast), np.count_nonzero(above < -contrast)
+
+
+def dark_ink_on_light(gray: np.ndarray) -> np.ndarray:
+    """The uint8 image as the recogniser and the segmenter read it, dark ink on light paper:
+    inverted when it is written light on dark (light_ink_on_dark), else itself. Both know dark
+    ink only: the other way round they read the ground as one long stroke."""
+    return 255 - gray if light_ink_on_dark(gray) else gray
+
+
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
 CALCHIST_EXACT_PIXELS = 2**24
 
@@ -461,7 +510,7 @@ def single_threaded_opencv(*_) -> None:
 def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) -> tuple[np.ndarray, LineGeometry]:
     """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""
     config = config or NormalizeConfig()
-    gray = load_gray(source)
+    gray = dark_ink_on_light(load_gray(source))
     if config.flatten_background:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import ImageError, load_gray, pixels_digest
+from hwr.recognition.imaging import ImageError, dark_ink_on_light, load_gray, pixels_digest
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
@@ -366,7 +366,8 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
             break
         try:
             gray = load_page(ref)
-            page, is_line = layout_page(gray, "page" if ref.is_document_page else mode, ref.page_id, ref.source,
+            readable = dark_ink_on_light(gray)  # segmented so; the digests stay the image's own
+            page, is_line = layout_page(readable, "page" if ref.is_document_page else mode, ref.page_id, ref.source,
                                         ref.is_document_page)
         except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)
             failed.append(str(exc) if isinstance(exc, ImageError) else f"{ref.source}: {failure_reason(exc)}")
@@ -383,7 +384,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         for line in page.lines:
             where = f"{ref.source}#{line.id}"
             meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.page_id} if read_whole_too else {})}
-            lines.append(LineSample(where, "", cut_line(gray, line), meta))
+            lines.append(LineSample(where, "", cut_line(readable, line), meta))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
                           "them, or use --skip-bad to leave them out)")

@@ -74,6 +74,22 @@ def test_line_crops_are_gray_and_upright(rendered):
         assert crop.shape[1] > crop.shape[0] and crop.min() < np.percentile(crop, 90) - 40
 
 
+def test_a_page_in_light_ink_on_dark_is_segmented_and_read_as_in_dark_ink(recognizer, rendered, tmp_path):
+    image = rendered[0].image
+    dark_ink = transcribe_page(recognizer, image)
+    light_ink = transcribe_page(recognizer, 255 - image)
+    assert [line.bbox for line in light_ink.lines] == [line.bbox for line in dark_ink.lines]
+    assert light_ink.text == dark_ink.text
+    # The same through a batch (page workers load and prepare the pages).
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "positive.png"), image)
+    cv2.imwrite(str(folder / "negative.png"), 255 - image)
+    summary = run_batch(recognizer, [folder], BatchConfig(mode="page", output_dir=str(out), progress=False))
+    assert not summary.failures
+    assert (out / "negative.txt").read_text(encoding="utf-8") == (out / "positive.txt").read_text(encoding="utf-8")
+
+
 def _batch_folder(tmp_path, rendered):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -8,6 +8,7 @@ from hwr.recognition import imaging
 from hwr.recognition.imaging import ImageError, NormalizeConfig, load_gray, normalize_line
 
 import bad_inputs
+from helpers import render_line
 
 
 def test_normalize_crops_to_ink_and_fixes_height(line_image):
@@ -377,3 +378,31 @@ def test_faint_sparse_ink_on_wide_paper_is_ink_and_a_speck_of_dust_is_not():
     black = line.copy()
     black[55:60, 20:200] = 0
     assert imaging.ink_map(black)[57, 100] == 1.0 and imaging.ink_map(black)[0, 0] == 0.0
+
+
+# --- polarity -------------------------------------------------------------------------------
+
+def shaded(gray: np.ndarray) -> np.ndarray:
+    """The line photographed under a light falling off from left to right (paper 250 -> 110)."""
+    light = np.linspace(1.0, 0.45, gray.shape[1])[None, :]
+    return (gray.astype(np.float64) * light).astype(np.uint8)
+
+
+@pytest.mark.parametrize("text", ["The quick brown fox", "1 2 3", "il.", "MMMMWWWW"])
+def test_light_ink_on_dark_is_told_from_dark_ink_on_light(text):
+    from hwr.recognition.imaging import light_ink_on_dark
+
+    gray = render_line(text)
+    for dark_ink in (gray, shaded(gray), np.pad(gray, 200, constant_values=255)):
+        assert not light_ink_on_dark(dark_ink)
+        assert light_ink_on_dark(255 - dark_ink)
+    assert not light_ink_on_dark(np.zeros((40, 300), np.uint8))  # one shade: nothing to invert
+
+
+def test_a_line_in_light_ink_is_normalised_as_in_dark_ink():
+    from hwr.recognition.imaging import dark_ink_on_light
+
+    gray = render_line("Negative film")
+    assert dark_ink_on_light(gray) is gray
+    assert np.array_equal(dark_ink_on_light(255 - gray), gray)
+    assert np.array_equal(normalize_line(255 - gray), normalize_line(gray))

@@ -45,6 +45,17 @@ def test_images_without_ink_read_as_empty_text(monkeypatch):
     assert [r.text for r in Recognizer.load(device="cpu").recognize(blank)] == ["", "", "", ""]
 
 
+def test_light_ink_on_dark_reads_as_the_same_line_in_dark_ink(monkeypatch):
+    """Chalk on a blackboard, a microfilm negative: inverted, the lines read as they do in dark
+    ink; read as given, the ground had been one long stroke."""
+    monkeypatch.delenv("HWR_MODEL", raising=False)
+    lines = SyntheticLines(8, split="val", seed=2025, kinds=("corpus",))
+    images = [lines[i].image for i in range(len(lines))]
+    recognizer = Recognizer.load(device="cpu")
+    dark_ink = [r.text for r in recognizer.recognize(images)]
+    assert [r.text for r in recognizer.recognize([255 - image for image in images])] == dark_ink
+
+
 def _validation_font_errors(recognizer: Recognizer, n: int) -> ErrorCounts:
     lines = SyntheticLines(n, split="val", seed=2024, kinds=("corpus", "words"))
     counts = ErrorCounts()
