@@ -203,7 +203,23 @@ def _yaml_loader(yaml):
     """PyYAML's safe loader, reading `1e-4` as the float everyone means: YAML 1.1 wants a dot
     (`1.0e-4`), so PyYAML reads it as a string and `lr: 1e-4` would be refused."""
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            # PyYAML keeps the last of a key given twice, in silence (as json does): the first
+            # value, the one a reader sees, would be ignored. Merged keys (`<<: *defaults`) may be
+            # overridden, as YAML means them to be; a key written twice may not.
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                                key_node.start_mark)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    pass
+            return super().construct_mapping(node, deep)
 
     float_pattern = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_pattern, list("-+0123456789"))

@@ -11,7 +11,7 @@ from typing import Literal
 
 import pytest
 
-from hwr.config_args import add_dataclass_arguments, build_config, check_at_least, setting
+from hwr.config_args import add_dataclass_arguments, build_config, check_at_least, read_config_file, setting
 from hwr.errors import ConfigError
 
 
@@ -299,6 +299,18 @@ def test_a_setting_given_twice_in_a_json_config_file_is_refused(tmp_path):
     add_dataclass_arguments(parser, Checked)
     with pytest.raises(ConfigError, match=r"twice\.json: invalid JSON config \(the key 'workers' is given twice\)"):
         build_config(Checked, parser.parse_args([]), str(path))
+
+
+def test_a_yaml_key_given_twice_is_refused_but_a_merged_one_may_be_overridden(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("workers: 1\nlr: 0.1\nworkers: 3\n")  # PyYAML kept the last, in silence
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    with pytest.raises(ConfigError, match=r"twice\.yaml: invalid YAML config \(.*the key 'workers' is given twice"):
+        build_config(Checked, parser.parse_args([]), str(path))
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {workers: 1}\nrun:\n  <<: *base\n  workers: 3\n")
+    assert read_config_file(str(merged))["run"] == {"workers": 3}
 
 
 def test_a_json_flag_that_is_not_json_says_so(capsys):
