@@ -203,23 +203,28 @@ def _yaml_loader(yaml):
     """PyYAML's safe loader, reading `1e-4` as the float everyone means: YAML 1.1 wants a dot
     (`1.0e-4`), so PyYAML reads it as a string and `lr: 1e-4` would be refused."""
     class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
+        def flatten_mapping(self, node):
             # PyYAML keeps the last of a key given twice, in silence (as json does): the first
-            # value, the one a reader sees, would be ignored. Merged keys (`<<: *defaults`) may be
-            # overridden, as YAML means them to be; a key written twice may not.
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
-                                                                key_node.start_mark)
-                    seen.add(key)
-                except TypeError:  # an unhashable key: PyYAML's own error follows
-                    pass
-            return super().construct_mapping(node, deep)
+            # value, the one a reader sees, would be ignored. Checked here, before a node's merged
+            # keys (`<<: *defaults`, which it may override, as YAML means) join its own, and once
+            # per node: an anchored node is flattened in place where it is merged, maybe before
+            # its own turn comes.
+            checked = self.__dict__.setdefault("_checked_nodes", set())
+            if id(node) not in checked:
+                checked.add(id(node))
+                seen = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        if key in seen:
+                            raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                                    key_node.start_mark)
+                        seen.add(key)
+                    except TypeError:  # an unhashable key: PyYAML's own error follows
+                        pass
+            super().flatten_mapping(node)
 
     float_pattern = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_pattern, list("-+0123456789"))

@@ -311,6 +311,10 @@ def test_a_yaml_key_given_twice_is_refused_but_a_merged_one_may_be_overridden(tm
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &base {workers: 1}\nrun:\n  <<: *base\n  workers: 3\n")
     assert read_config_file(str(merged))["run"] == {"workers": 3}
+    # An anchored mapping merged (and so flattened) before its own turn: its merged keys are not its own.
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("d: &d {lr: 1}\ngroup:\n  base: &a {<<: *d, lr: 2}\nrun: {<<: *a}\n")
+    assert read_config_file(str(nested))["run"] == {"lr": 2}
 
 
 def test_a_json_flag_that_is_not_json_says_so(capsys):

@@ -49,6 +49,18 @@ def test_saved_lines_read_back_as_a_pairs_data_set_grouped_by_page(tmp_path):
     assert crop.shape[0] == render_line("the cat sat").shape[0]
 
 
+def test_a_page_in_light_ink_is_saved_as_its_lines_in_dark_ink(tmp_path):
+    gray, page = two_line_page()
+    for line in page.lines:  # triangles: most of each crop is outside its polygon
+        x0, y0, x1, y1 = line.bbox
+        line.polygon = [(x0, y0), (x1 - 1, y0), (x0, y1 - 1)]
+    dark_ink = Collection(tmp_path / "a").save_page(gray, page, "scan.png")
+    light_ink = Collection(tmp_path / "b").save_page(255 - gray, page, "negative.png")
+    for ours, theirs in zip(light_ink, dark_ink):
+        # Cut white outside the polygon from the page as given, the line had been a blot once inverted.
+        assert np.array_equal(np.asarray(Image.open(ours.image)), np.asarray(Image.open(theirs.image)))
+
+
 def test_lines_without_text_are_not_saved(tmp_path):
     collection = Collection(tmp_path / "c")
     gray, page = two_line_page()

@@ -135,13 +135,17 @@ def test_an_adapted_folder_with_unusable_figures_is_skipped_and_the_app_still_st
     net, config = load_model(untrained_model)
     for name, adapted in [("no-figure", {"before_cer": None, "after_cer": 0.1, "adapted_weights_kept": True}),
                           ("no-keys", {"steps": 3}),
-                          ("good", {"before_cer": 0.2, "after_cer": 0.1, "adapted_weights_kept": True})]:
+                          ("good", {"before_cer": 0.2, "after_cer": 0.1, "adapted_weights_kept": True}),
+                          # Kept or refused by the LM search: the label gives the figures that decided.
+                          ("searched", {"before_cer": 0.2, "after_cer": 0.1, "adapted_weights_kept": False,
+                                        "read_before": 0.05, "read_after": 0.06})]:
         save_model(tmp_path / "models" / name, net, ModelConfig(config.arch, config.net, config.charset,
                                                                 config.normalize, {"adapted": adapted}))
     registry = ModelRegistry(str(untrained_model))
     register_adapted_models(registry, tmp_path / "models")  # used to raise TypeError/KeyError
     adapted = [label for label in registry.labels if "adapted" in label]
-    assert adapted == [model_label("good", 0.2, 0.1, True)]
+    assert adapted == [model_label("good", 0.2, 0.1, True), model_label("searched", 0.05, 0.06, False)]
+    assert "6.0% was no better than 5.0%" in adapted[1]
 
 
 def test_a_half_written_history_line_waits_for_the_next_poll(tmp_path):

@@ -31,6 +31,7 @@ from hwr.training.adapt import (
     AdaptResult,
     abandoned_run,
     adapt,
+    deciding_cers,
 )
 
 from .collection import Collection, page_key, user_data_dir
@@ -58,7 +59,8 @@ def adapted_models_dir() -> Path:
 
 
 def model_label(name: str, before: float, after: float, improved: bool) -> str:
-    """The dropdown label of an adapted model carries its held-out before/after figures."""
+    """The dropdown label of an adapted model carries its held-out before/after figures (as read
+    by the reading that kept or refused its weights: `AdaptResult.deciding_cers`)."""
     if improved:
         return f"{name} (adapted: held-out CER {before:.1%} → {after:.1%})"
     return f"{name} (adapted, unchanged: {after:.1%} was no better than {before:.1%})"
@@ -70,12 +72,17 @@ def label_of_folder(folder: Path) -> str | None:
         adapted = read_model_config(folder).training.get("adapted")
         if not adapted:
             return None
-        return model_label(folder.name, float(adapted["before_cer"]), float(adapted["after_cer"]),
-                           bool(adapted["adapted_weights_kept"]))
+        before, after = deciding_cers(float(adapted["before_cer"]), float(adapted["after_cer"]),
+                                      _figure(adapted.get("read_before")), _figure(adapted.get("read_after")))
+        return model_label(folder.name, before, after, bool(adapted["adapted_weights_kept"]))
     except Exception:  # a half-written, hand-edited or foreign folder is simply not offered
         # (this runs as the app starts: one bad folder must not keep the server from starting)
         log.warning("%s: not offered as an adapted model (its config.json has no usable figures)", folder)
         return None
+
+
+def _figure(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -> None:
@@ -306,7 +313,7 @@ class Teacher:
         browser tab is closed, while the run goes on to write the model."""
         try:
             r = adapt([spec], cfg, on_progress=progress.update)
-            self.registry.add(model_label(r.out.name, r.before_cer, r.after_cer, r.improved), r.out)
+            self.registry.add(model_label(r.out.name, *r.deciding_cers, r.improved), r.out)
             progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in r.history]
             progress.result = r  # last: the polling request takes a result as "registered"
         except BaseException as exc:  # reported on the page by the polling request

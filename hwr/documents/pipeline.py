@@ -80,7 +80,9 @@ WORD_FORMATS = {"json", "pagexml", "alto"}  # outputs that carry word boxes
 # --- one image ------------------------------------------------------------------------------
 
 def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> tuple[list[Line], list[np.ndarray]]:
-    """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom)."""
+    """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom),
+    both of the page in dark ink (dark_ink_on_light)."""
+    gray = dark_ink_on_light(gray)
     lines = analyse_page(gray, config).lines
     return lines, [cut_line(gray, line) for line in lines]
 

@@ -239,8 +239,8 @@ class AdaptResult:
     others_before: float | None = None  # CER of the other-hands check lines, base model
     others_after: float | None = None  # the same with the kept weights
     # The held-out CER before and after as the commands read by default (--decoder auto: the
-    # LM search for a model of printable ASCII): what the user will see, beside the greedy
-    # figures the run chose by. None when the default reading is greedy.
+    # LM search for a model of printable ASCII): what the user will see, and what the run kept
+    # or refused the weights by (reads_better). None when the default reading is greedy.
     read_before: float | None = None
     read_after: float | None = None
     pseudo_lines: int = 0  # uncorrected lines learnt from with the base model's reading
@@ -249,6 +249,17 @@ class AdaptResult:
     @property
     def shipped_cer(self) -> float:
         return self.after_cer if self.improved else self.before_cer
+
+    @property
+    def deciding_cers(self) -> tuple[float, float]:
+        """(before, after) held-out CER as read by the reading that kept or refused the weights."""
+        return deciding_cers(self.before_cer, self.after_cer, self.read_before, self.read_after)
+
+
+def deciding_cers(before: float, after: float, read_before: float | None, read_after: float | None
+                  ) -> tuple[float, float]:
+    """The default reading's (before, after) when there is one (the LM search), else greedy's."""
+    return (before, after) if read_before is None or read_after is None else (read_before, read_after)
 
 
 def resolve_model(name_or_dir: str | None) -> Path:
@@ -443,7 +454,7 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
         _discard_run(run_dir, out)
         raise
     if not improved:
-        shown_after, shown_before = (after, before) if read_before is None else (read_after, read_before)
+        shown_before, shown_after = result.deciding_cers
         log.warning("the adapted model reads the held-out lines no better (CER %.4f vs %.4f%s): %s keeps the base "
                     "model's weights", shown_after, shown_before,
                     "" if read_before is None else " with the default LM search", out)

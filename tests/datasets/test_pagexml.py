@@ -53,6 +53,24 @@ def test_cuts_transcribed_lines_and_reports_untranscribed(tmp_path):
     assert [e.reason for e in report.entries] == ["TextLine 'l3' has no text"]
 
 
+def test_lines_of_a_page_in_light_ink_are_cut_in_dark_ink(tmp_path):
+    from helpers import render_line
+
+    line = render_line("negative film")
+    page = np.full((60, line.shape[1] + 20), 255, np.uint8)
+    page[10:10 + line.shape[0], 10:10 + line.shape[1]] = line
+    h, w = page.shape
+    triangle = f'<TextLine id="l1"><Coords points="5,5 {w - 5},5 5,{h - 5}"/><TextEquiv><Unicode>x</Unicode>' \
+               "</TextEquiv></TextLine>"
+    crops = []
+    for name, pixels in (("positive", page), ("negative", 255 - page)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.xml").write_text(page_xml(f"{name}.png", triangle, w, h), encoding="utf-8")
+        [sample] = read_pagexml(tmp_path / f"{name}.xml")
+        crops.append(sample.image)
+    assert np.array_equal(crops[0], crops[1])  # white outside the polygon, not a blot of light ink
+
+
 def test_folder_reads_pages_sorted_and_passes_over_other_xml(tmp_path):
     make_page(tmp_path / "b", "p")
     make_page(tmp_path / "a", "p")

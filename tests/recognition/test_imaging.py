@@ -1,5 +1,6 @@
 import os
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -393,9 +394,18 @@ def test_light_ink_on_dark_is_told_from_dark_ink_on_light(text):
     from hwr.recognition.imaging import light_ink_on_dark
 
     gray = render_line(text)
-    for dark_ink in (gray, shaded(gray), np.pad(gray, 200, constant_values=255)):
+    for dark_ink in (gray, np.pad(gray, 200, constant_values=255)):
         assert not light_ink_on_dark(dark_ink)
         assert light_ink_on_dark(255 - dark_ink)
+    # Dark ink with dark edges (a scan's black frame, a band of shadow, a table beside the
+    # sheet) or in shade stays as it is. (Light ink in shade is missed: left as given.)
+    framed = cv2.copyMakeBorder(gray, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=0)
+    banded = gray.copy()
+    banded[-gray.shape[0] // 3:] = 40
+    on_table = cv2.copyMakeBorder(np.pad(gray, 30, constant_values=255), 60, 60, 60, 60, cv2.BORDER_CONSTANT,
+                                  value=50)
+    for dark_ink in (shaded(gray), framed, banded, on_table):
+        assert not light_ink_on_dark(dark_ink)
     assert not light_ink_on_dark(np.zeros((40, 300), np.uint8))  # one shade: nothing to invert
 
 

@@ -49,8 +49,9 @@ def test_light_ink_on_dark_reads_as_the_same_line_in_dark_ink(monkeypatch):
     """Chalk on a blackboard, a microfilm negative: inverted, the lines read as they do in dark
     ink; read as given, the ground had been one long stroke."""
     monkeypatch.delenv("HWR_MODEL", raising=False)
-    lines = SyntheticLines(8, split="val", seed=2025, kinds=("corpus",))
-    images = [lines[i].image for i in range(len(lines))]
+    from helpers import render_line
+
+    images = [render_line(text) for text in ("the negative film", "Chalk on the board", "written 1926")]
     recognizer = Recognizer.load(device="cpu")
     dark_ink = [r.text for r in recognizer.recognize(images)]
     assert [r.text for r in recognizer.recognize([255 - image for image in images])] == dark_ink
