@@ -292,22 +292,21 @@ def test_transcribe_settings_from_a_config_file_are_named_as_the_files(tmp_path,
     assert says in err and f"in {config})" in err, err
 
 
-def test_a_setting_given_twice_in_a_json_config_file_is_refused(tmp_path):
-    path = tmp_path / "twice.json"
-    path.write_text('{"workers": 1, "workers": 3}')  # json kept the last, in silence
+@pytest.mark.parametrize("name, text, kind", [
+    ("twice.json", '{"workers": 1, "workers": 3}', "JSON"),  # json kept the last, in silence
+    ("twice.yaml", "workers: 1\nlr: 0.1\nworkers: 3\n", "YAML"),  # and so did PyYAML
+])
+def test_a_setting_given_twice_in_a_config_file_is_refused(tmp_path, name, text, kind):
+    path = tmp_path / name
+    path.write_text(text)
     parser = argparse.ArgumentParser(prog="demo")
     add_dataclass_arguments(parser, Checked)
-    with pytest.raises(ConfigError, match=r"twice\.json: invalid JSON config \(the key 'workers' is given twice\)"):
+    says = rf"{name.replace('.', '[.]')}: invalid {kind} config \(.*the key 'workers' is given twice"
+    with pytest.raises(ConfigError, match=says):
         build_config(Checked, parser.parse_args([]), str(path))
 
 
-def test_a_yaml_key_given_twice_is_refused_but_a_merged_one_may_be_overridden(tmp_path):
-    path = tmp_path / "twice.yaml"
-    path.write_text("workers: 1\nlr: 0.1\nworkers: 3\n")  # PyYAML kept the last, in silence
-    parser = argparse.ArgumentParser(prog="demo")
-    add_dataclass_arguments(parser, Checked)
-    with pytest.raises(ConfigError, match=r"twice\.yaml: invalid YAML config \(.*the key 'workers' is given twice"):
-        build_config(Checked, parser.parse_args([]), str(path))
+def test_a_yaml_key_merged_from_an_anchor_may_be_overridden(tmp_path):
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &base {workers: 1}\nrun:\n  <<: *base\n  workers: 3\n")
     assert read_config_file(str(merged))["run"] == {"workers": 3}
