@@ -334,22 +334,26 @@ def one_shade(gray: np.ndarray) -> bool:
 # - the ground is dark: the median pixel (the ground covers most of a text image) is darker than
 #   midway between the 2nd and 98th percentiles;
 # - nothing light is a sheet: no connected light part covers LIGHT_REGION_MAX of the image (the
-#   paper of a page photographed on a dark table, inside a black frame, or lit beside shade);
+#   paper of a page photographed on a dark table, inside a black frame, or lit beside shade), nor
+#   is a smaller one solid (sheet_like: a card far off on a dark desk);
 # - the ink is light: the paper around each pixel is the median over POLARITY_WINDOW of the rows
 #   (wider than any stroke, so shade is paper too), and of the pixels a quarter of the contrast
 #   away from it, more lie above than below. A tie (strokes blurred into the paper) is looked at
 #   again at twice the rows.
 # The last test alone inverted 4-54 of 200 harder-set lines given black frames of 1-8 px or dark
 # bands, and every synthetic page on a dark table. With all three, none of those lines or pages
-# (bare, with a black border, on a table filling 36-81% of the photo) is inverted, nor any of
-# 1,800 plain harder, struck and training lines, and 487 of the harder set's 600 lines inverted,
-# 27 of 30 pages inverted, are found; the rest are read as given
-# (shaded photos, and lines whose light ink joins into one large part at this scale).
+# (bare, with a black border, on a table filling 3-81% of the photo) is inverted, nor any of
+# 1,800 plain harder, struck and training lines, while 468 of the harder set's 600 lines
+# inverted and 27 of 30 pages inverted are found; the rest are read as given (shaded photos, and
+# lines whose light ink joins into one large part at this scale).
 LINE_ROWS = 24
 PAGE_ROWS = 128
 LINE_SHAPE = 3
 POLARITY_WINDOW = 0.375
 LIGHT_REGION_MAX = 0.1
+SHEET_MIN_SHARE = 0.02
+SHEET_MIN_FILL = 0.6
+SHEET_MIN_SIDE = 0.15
 
 
 def light_ink_on_dark(gray: np.ndarray) -> bool:
@@ -366,13 +370,28 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
         middle = (low + high) / 2
         if ground >= middle:  # a light ground: dark ink, or nothing to tell
             return False
-        light_parts = cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
+        light = (small > middle).astype(np.uint8)
+        light_parts = cv2.connectedComponentsWithStats(light, connectivity=8)[2]
         if light_parts[1:, cv2.CC_STAT_AREA].max(initial=0) > LIGHT_REGION_MAX * small.size:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
+        if any(sheet_like(part, small.shape) for part in light_parts[1:]):
+            return False  # a small sheet (a card far off on a dark desk): solid, not strokes
         light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
         if light != dark:
             return light > dark
     return False
+
+
+def sheet_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether a connected part (a row of cv2.connectedComponentsWithStats' stats) of an image of
+    `shape` is a sheet: its bounding box covers SHEET_MIN_SHARE of the image or more and is at
+    least SHEET_MIN_SIDE of the image's shorter side wide and high, and the part fills SHEET_MIN_FILL of the box
+    (paper with dark writing on it). Strokes, even joined into a long word, fill a fraction of
+    theirs, and a straight one (an l, a dash), which fills its box, is thin."""
+    width, height = int(part[cv2.CC_STAT_WIDTH]), int(part[cv2.CC_STAT_HEIGHT])
+    return (width * height >= SHEET_MIN_SHARE * shape[0] * shape[1]
+            and min(width, height) >= SHEET_MIN_SIDE * min(shape)
+            and part[cv2.CC_STAT_AREA] >= SHEET_MIN_FILL * width * height)
 
 
 def shrunk_to_rows(gray: np.ndarray, rows: int) -> np.ndarray:

@@ -404,7 +404,11 @@ def test_light_ink_on_dark_is_told_from_dark_ink_on_light(text):
     banded[-gray.shape[0] // 3:] = 40
     on_table = cv2.copyMakeBorder(np.pad(gray, 30, constant_values=255), 60, 60, 60, 60, cv2.BORDER_CONSTANT,
                                   value=50)
-    for dark_ink in (shaded(gray), framed, banded, on_table):
+    # A card far off on a dark desk: the paper, a twentieth of the photo, is no stroke of light ink.
+    card = np.pad(np.vstack([gray] * 3), 12, constant_values=255)
+    far_off = cv2.copyMakeBorder(card, *[card.shape[0] * 2] * 2, *[card.shape[1] * 2] * 2, cv2.BORDER_CONSTANT,
+                                 value=40)
+    for dark_ink in (shaded(gray), framed, banded, on_table, far_off):
         assert not light_ink_on_dark(dark_ink)
     assert not light_ink_on_dark(np.zeros((40, 300), np.uint8))  # one shade: nothing to invert
 
