@@ -109,10 +109,10 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageL
     full_h, full_w = gray.shape
     # Text size first, on a cheap reduction; then work at the scale where h ~ target_text_px
     # (finer costs time and gains nothing; the work image is never larger than work_max_side).
-    h_full = _text_height_at(gray, min(1.0, 1000 / max(full_h, full_w)))
+    h_full = _text_height_at(gray, reduction_to(MEASURE_SIDE, full_h, full_w))
     if h_full is None:
         return PageLayout([], 0.0, 0.0)
-    scale = min(1.0, config.work_max_side / max(full_h, full_w), config.target_text_px / h_full)
+    scale = min(reduction_to(config.work_max_side, full_h, full_w), config.target_text_px / h_full)
     small = _reduce(gray, scale)
     binary = binarize(small)
     # Page-long level rules go before the text is measured and the skew estimated; the rules
@@ -139,6 +139,18 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageL
 
 
 # --- 1. binarisation and text size ---------------------------------------------------------
+
+MEASURE_SIDE = 1000  # px: the text is first measured on a copy this size (reduction_to)
+
+
+def reduction_to(side: int, height: int, width: int) -> float:
+    """The scale (at most 1) that brings a page's longest side to `side` px, or, for a page more
+    than twice as long as wide (a receipt, a scroll, a strip of one long line), its area to half
+    a square of that side: by the longest side alone a 600 x 12,000 receipt was shrunk until its
+    text was a pixel high, and read as blank. Pages up to twice as long as wide (A4, letter,
+    a spread) are reduced as before."""
+    return min(1.0, max(side / max(height, width), side / math.sqrt(2.0 * height * width)))
+
 
 def _reduce(gray: np.ndarray, scale: float) -> np.ndarray:
     if scale >= 1.0:

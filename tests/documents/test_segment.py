@@ -39,6 +39,17 @@ def ruled_pencil_page():
     return LineSynthesizer(split="val", seed=3).sample_page(1, n_lines=4)
 
 
+@pytest.mark.parametrize("height", [2000, 6000])
+def test_a_long_narrow_page_keeps_its_text_large_enough_to_find_every_line(height):
+    # A receipt: shrunk by its longest side, 6,000 px of it lost a quarter of its lines, and
+    # 12,000 px read as blank (its text a pixel high).
+    receipt = np.full((height, 600), 255, np.uint8)
+    rows = range(40, height - 10, 50)
+    for y in rows:
+        cv2.putText(receipt, "Milk 2.49 eggs", (20, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
+    assert len(analyse_page(receipt).lines) == len(rows)
+
+
 def test_rules_a_degree_off_the_writing_are_removed_not_found_as_lines(ruled_pencil_page):
     truth = [line.polygon for line in ruled_pencil_page.page.lines]
     found = segment_page(ruled_pencil_page.image)
