@@ -863,13 +863,17 @@ def _to_page(line: _WorkLine, back: np.ndarray, width: int, height: int, index: 
     polygon = _envelope(line, max(1.0, config.polygon_pad * h), config.slice_width * h)
     a, b = line.baseline
     ys, xs = line.pixels
-    x0, x1 = float(xs.min()), float(xs.max())
+    # To the right edge of the last ink column (as the polygon): a line one column wide had a
+    # baseline of one point, which PAGE XML does not allow.
+    x0, x1 = float(xs.min()), float(xs.max()) + 1.0
     baseline = np.array([[x0, a * x0 + b], [x1, a * x1 + b]])
     polygon_page = _apply(back, polygon, width, height)
     baseline_page = _apply(back, baseline, width, height)
     px = [p[0] for p in polygon_page]
     py = [p[1] for p in polygon_page]
     bbox = (min(px), min(py), max(px) + 1, max(py) + 1)
+    if len(baseline_page) < 2:  # both ends held to the page's last column: along the box instead
+        baseline_page = [(bbox[0], baseline_page[0][1]), (bbox[2] - 1, baseline_page[0][1])]
     return Line(id=f"l{index + 1:03d}", polygon=polygon_page, baseline=baseline_page, bbox=bbox)
 
 

@@ -50,6 +50,20 @@ def test_a_long_narrow_page_keeps_its_text_large_enough_to_find_every_line(heigh
     assert len(analyse_page(receipt).lines) == len(rows)
 
 
+@pytest.mark.parametrize("page_width", [1000, 161])
+def test_a_line_one_column_wide_has_a_baseline_of_two_points(page_width):
+    from hwr.documents import segment
+
+    # A work line of one ink column (x = 40), read back at 4x onto the page (PAGE XML wants >= 2
+    # points; both ends had rounded to one). At width 161 the column is the page's last.
+    line = segment._WorkLine(core=[1], pixels=(np.arange(10, 25), np.full(15, 40)))
+    segment._fit_baseline(line)
+    scale_back = np.array([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    page_line = segment._to_page(line, scale_back, page_width, 1000, 0, 10.0, segment.SegmentConfig())
+    assert len(set(page_line.baseline)) == 2
+    assert all(0 <= x < page_width for x, _ in page_line.baseline)
+
+
 def test_rules_a_degree_off_the_writing_are_removed_not_found_as_lines(ruled_pencil_page):
     truth = [line.polygon for line in ruled_pencil_page.page.lines]
     found = segment_page(ruled_pencil_page.image)
