@@ -514,6 +514,26 @@ def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recogn
     check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "json", "pagexml", "alto"])  # a rerun may
 
 
+def test_a_json_file_of_the_users_laid_out_as_hwrs_is_not_replaced(recognizer, tmp_path):
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.errors import ConfigError
+
+    scan = tmp_path / "scan.png"
+    Image.fromarray(render_line("the cat")).save(scan)
+    # Ground truth as `hwr synth --pages` writes it (json.dump, indent 1, "id" first): hwr's own
+    # JSON had started so, and a transcription replaced it.
+    truth = json.dumps({"id": "scan", "lines": [{"text": "the cat"}]}, indent=1)
+    (tmp_path / "scan.json").write_text(truth)
+    with pytest.raises(ConfigError, match=r"scan.json was not written by hwr"):
+        check_outputs_replace_only_own([scan], tmp_path, ["json"])
+    (tmp_path / "scan.json").unlink()
+    run_batch(recognizer, [scan], BatchConfig(mode="line", output_dir=tmp_path, workers=0, formats=["json"],
+                                              progress=False))
+    assert json.loads((tmp_path / "scan.json").read_text())["creator"].startswith("hwr ")
+    (tmp_path / ".hwr-outputs.jsonl").unlink()  # no record: hwr's JSON is known by its creator
+    check_outputs_replace_only_own([scan], tmp_path, ["json"])
+
+
 def test_text_outputs_never_replace_a_users_text_file_nor_an_edited_one_but_replace_hwrs_own(recognizer,
                                                                                                tmp_path):
     """A text file carries no mark of its writer: the output folder's manifest says which

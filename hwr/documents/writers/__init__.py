@@ -22,7 +22,7 @@ FORMATS = tuple(WRITERS)
 # scans. A text file carries no such mark, and a file hwr wrote keeps it when corrected by hand:
 # the output folder's manifest records what hwr wrote (hwr.documents.writers.manifest; see
 # written_by_hwr); the mark decides only where there is no record.
-OWN_MARKS = {"json": b'{\n "id": ', "pagexml": b"<Creator>hwr ", "alto": b"<softwareName>hwr</softwareName>"}
+OWN_MARKS = {"json": b'{\n "creator": "hwr ', "pagexml": b"<Creator>hwr ", "alto": b"<softwareName>hwr</softwareName>"}
 MARK_WITHIN = 2048  # bytes
 SUFFIXES = {"txt": ".txt", "json": ".json", "pagexml": ".xml", "alto": ".alto.xml"}
 

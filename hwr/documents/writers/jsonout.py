@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from hwr import __version__
 from hwr.documents.writers.common import line_confidence, page_regions, words_with_polygons
 from hwr.records import Page
+
+CREATOR = f"hwr {__version__}"
 
 
 def page_dict(page: Page) -> dict:
@@ -23,8 +26,11 @@ def page_dict(page: Page) -> dict:
                                "polygon": [list(p) for p in polygon]} for w, polygon in words]
         lines.append(entry)
     regions = [{"id": rid, "lines": [line.id for line in members]} for rid, members in page_regions(page)]
-    return {"id": page.id, "source": page.source, "width": page.width, "height": page.height, "lines": lines,
-            "regions": regions}
+    # The creator first: a JSON file at an output path that does not start with it is someone
+    # else's (OWN_MARKS). hwr's first key had been "id", as in `hwr synth --pages`' ground truth
+    # or any json.dump of a record whose first key is an id, which a transcription replaced.
+    return {"creator": CREATOR, "id": page.id, "source": page.source, "width": page.width, "height": page.height,
+            "lines": lines, "regions": regions}
 
 
 def write(page: Page) -> str:

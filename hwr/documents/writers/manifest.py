@@ -1,6 +1,6 @@
 """The record of the outputs hwr wrote in an output folder.
 
-PAGE and ALTO name hwr as their creator and JSON starts with hwr's keys (OWN_MARKS in
+PAGE and ALTO name hwr as their creator and so does JSON's first key (OWN_MARKS in
 hwr.documents.writers), but a text file carries no mark of its writer, and a PAGE XML that hwr
 wrote and someone corrected by hand still carries hwr's: without a record, `--output-dir scans`
 could not tell a transcription someone typed into scans/page.txt, or their corrections of
