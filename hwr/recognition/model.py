@@ -24,7 +24,7 @@ from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
 from hwr.config_args import check_at_least, parse_json, setting
-from hwr.errors import HwrError, name_some
+from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.interrupts import stops_held_back
 from hwr.recognition.charset import Charset
@@ -342,11 +342,30 @@ def pick_device(device: str | None = None) -> torch.device:
     `hwr transcribe` had read on GPU 0, the others idle."""
     from hwr.training.distributed import context_from_env
 
-    picked = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
+    picked = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto")
+                          else usable_device(device))
     ctx = context_from_env()
     if picked.type == "cuda" and picked.index is None and ctx.enabled:
         picked = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(picked)
+    return picked
+
+
+def usable_device(device: str) -> torch.device:
+    """`device` (cpu, cuda, cuda:N, mps) as torch's, or ConfigError naming it when it is no device
+    or not on this machine: torch's own errors surfaced mid-run as a traceback (no NVIDIA driver)."""
+    try:
+        picked = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device {device!r} is not one: use cpu, cuda, cuda:N or auto") from None
+    if picked.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {device!r}: torch finds no CUDA GPU on this machine; use cpu or auto")
+        if picked.index is not None and picked.index >= count:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif picked.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: no Apple GPU (MPS) here; use cpu or auto")
     return picked
 
 

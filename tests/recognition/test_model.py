@@ -356,3 +356,32 @@ def test_a_batch_size_below_one_is_refused_not_read_as_nothing(tmp_path):
     line[10:20, 5:60] = 0
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         Recognizer.load(path).recognize([line, line], batch_size=-1)  # had returned [None, None]
+
+
+def test_a_device_that_is_none_or_not_here_is_a_config_error_naming_it(monkeypatch):
+    from hwr.errors import ConfigError
+    from hwr.recognition.model import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="device 'gpu' is not one"):
+        pick_device("gpu")
+    # No CUDA here (as in CI), or one GPU: torch's own error had come mid-run as a traceback.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device 'cuda': torch finds no CUDA GPU"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"device 'cuda:3': this machine has 1 CUDA GPU\(s\)"):
+        pick_device("cuda:3")
+
+
+def test_cli_names_a_device_that_is_not_here_and_exits_2(monkeypatch, capsys, line_image, tmp_path):
+    from hwr.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    from PIL import Image
+
+    path = tmp_path / "line.png"
+    Image.fromarray(line_image("the cat")).save(path)
+    assert main(["transcribe", str(path), "--device", "cuda"]) == 2
+    assert "device 'cuda'" in capsys.readouterr().err
