@@ -429,6 +429,7 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
              (["--width-variants", "1.3", "1.3"], "--width-variants: a factor is given twice"),
              (["--width-variants", "9"], "--width-variants: each factor must be between 0.5 and 3.0, got 9.0"),
              (["--resume"], "--resume needs --output-dir"),
+             (["--format", "pagexml"], "--format pagexml needs --output-dir"),  # had been ignored in silence
              (["--json", str(tmp_path / "r.tsv"), "--errors", str(tmp_path / "r.tsv")], "is also the --json file"),
              (["--output-dir", str(out), "--json", str(out / "errors.tsv")], "is also the --json file"),
              (["--json", str(lines / "l0.png")], "is one of the input files"),

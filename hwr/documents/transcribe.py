@@ -195,7 +195,8 @@ class TranscribeConfig(RecognizerSettings):
              "them (refused by default: they may be transcriptions made by hand)")
     errors: str | None = setting(
         BatchConfig.errors,
-        help="file listing failed pages (TSV: page, source, reason); default <output-dir>/errors.tsv")
+        help="file listing failed inputs (TSV, no header: page_id, source, stage, message); default "
+             "<output-dir>/errors.tsv")
     dpi: int = setting(BatchConfig.dpi, help="resolution at which PDF pages are rasterised")
     workers: int = setting(
         BatchConfig.workers,
@@ -226,4 +227,8 @@ class TranscribeConfig(RecognizerSettings):
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.resume and not self.output_dir:
             raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
+        if not self.output_dir and self.formats != BatchConfig().formats:
+            # Without a folder the texts go to stdout: a PAGE XML asked for would be silently missing.
+            raise ConfigError(f"--format {self.format} needs --output-dir: page outputs are written there "
+                              "(without it the texts are printed)")
         self.formats  # noqa: B018 - parsed now, so a bad --format fails before any page is read

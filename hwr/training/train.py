@@ -51,7 +51,8 @@ from hwr.recognition.model import (
     save_model,
 )
 from hwr.recognition.nets import build_network, check_network_size, count_parameters, make_config
-from hwr.recognition.nets.crnn import CRNN
+from hwr.recognition.nets.crnn import CRNN, CRNNConfig
+from hwr.recognition.nets.mdlstm import MDLSTMConfig
 from hwr.recognition.nets.widen import widen_crnn, widening_problem
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.batches import (
@@ -105,8 +106,8 @@ class TrainConfig:
     out: str = setting("runs/hwr", help="output folder: best/ (best validation CER), last/ (resumable state), "
                                          "history.jsonl")
     arch: Arch = setting("crnn", help="network: crnn (CNN + BLSTM) or mdlstm")
-    preset: str | None = setting(None, help="architecture preset: crnn small|compact|puigcerver2017|tiny, "
-                                            "mdlstm graves2009|voigtlaender2016")
+    preset: str | None = setting(None, help=f"architecture preset: crnn {'|'.join(CRNNConfig.PRESETS)}, "
+                                            f"mdlstm {'|'.join(MDLSTMConfig.PRESETS)}")
     line_height: int | None = setting(None, help="line image height in pixels; overrides the preset's")
     rnn_cell: RnnCell | None = setting(None, help="recurrent cell of the crnn: lstm, gru or rnn")
     net_options: dict | None = setting(None, help='any other network setting, e.g. {"rnn_hidden": 256}')
