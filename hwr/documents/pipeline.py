@@ -215,10 +215,18 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
             earlier = None  # a folder from before the record, or none: nothing to compare
         if isinstance(earlier, dict) and earlier != settings:
             differ = sorted(key for key in set(settings) | set(earlier) if settings.get(key) != earlier.get(key))
+            # Each with both values: "reading differ" alone left the user to guess (the decoder).
+            changes = "; ".join(f"{key}: {_shown(earlier.get(key))} then, {_shown(settings.get(key))} now"
+                                for key in differ)
             raise ConfigError(f"{output_dir}: --resume would keep the pages done so far, read with other settings "
-                              f"({', '.join(differ)} differ from the run that wrote them); rerun without --resume to "
-                              "read every page again, or with the earlier settings")
+                              f"({changes}); rerun without --resume to read every page again, or with the earlier "
+                              "settings")
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
+def _shown(value, limit: int = 120) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def settings_digest(settings: dict) -> str:

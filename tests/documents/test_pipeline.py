@@ -133,7 +133,7 @@ def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
     # Resumed with other settings, the pages done so far would keep the other reading (a page
     # read as one line, another model's text): refused, naming what differs.
     with pytest.raises(ConfigError, match=r"--resume would keep the pages done so far, read with other settings "
-                                          r"\(dpi, mode differ"):
+                                          r"\(dpi: 300 then, 150 now; mode: \"auto\" then, \"line\" now\)"):
         run_batch(recognizer, [folder], BatchConfig(mode="line", dpi=150, formats=formats, output_dir=str(out),
                                                     resume=True, progress=False))
     assert (out / "page1.alto.xml").stat().st_mtime_ns == stamp
