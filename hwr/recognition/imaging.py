@@ -370,8 +370,7 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
         middle = (low + high) / 2
         if ground >= middle:  # a light ground: dark ink, or nothing to tell
             return False
-        light = (small > middle).astype(np.uint8)
-        light_parts = cv2.connectedComponentsWithStats(light, connectivity=8)[2]
+        light_parts = cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
         if light_parts[1:, cv2.CC_STAT_AREA].max(initial=0) > LIGHT_REGION_MAX * small.size:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
         if any(sheet_like(part, small.shape) for part in light_parts[1:]):
@@ -385,9 +384,9 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
 def sheet_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
     """Whether a connected part (a row of cv2.connectedComponentsWithStats' stats) of an image of
     `shape` is a sheet: its bounding box covers SHEET_MIN_SHARE of the image or more and is at
-    least SHEET_MIN_SIDE of the image's shorter side wide and high, and the part fills SHEET_MIN_FILL of the box
-    (paper with dark writing on it). Strokes, even joined into a long word, fill a fraction of
-    theirs, and a straight one (an l, a dash), which fills its box, is thin."""
+    least SHEET_MIN_SIDE of the image's shorter side wide and high, and the part fills
+    SHEET_MIN_FILL of the box (paper with dark writing on it). Strokes, even joined into a long
+    word, fill a fraction of theirs, and a straight one (an l, a dash), which fills its box, is thin."""
     width, height = int(part[cv2.CC_STAT_WIDTH]), int(part[cv2.CC_STAT_HEIGHT])
     return (width * height >= SHEET_MIN_SHARE * shape[0] * shape[1]
             and min(width, height) >= SHEET_MIN_SIDE * min(shape)
@@ -410,9 +409,8 @@ def ink_beside_paper(gray: np.ndarray, contrast: float) -> tuple[int, int]:
     a dark edge row would be a dark band as wide as the window)."""
     window = max(3, int(gray.shape[0] * POLARITY_WINDOW) | 1)
     half = window // 2
-    padded = cv2.copyMakeBorder(np.ascontiguousarray(gray), half, half, half, half, cv2.BORDER_REFLECT_101) \
-        if min(gray.shape) > half else cv2.copyMakeBorder(np.ascontiguousarray(gray), half, half, half, half,
-                                                          cv2.BORDER_REPLICATE)
+    border = cv2.BORDER_REFLECT_101 if min(gray.shape) > half else cv2.BORDER_REPLICATE  # reflecting needs room
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(gray), half, half, half, half, border)
     paper = cv2.medianBlur(padded, window)[half: half + gray.shape[0], half: half + gray.shape[1]]
     above = gray.astype(np.int16) - paper
     return np.count_nonzero(above > contrast), np.count_nonzero(above < -contrast)
