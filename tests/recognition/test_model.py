@@ -329,6 +329,7 @@ def test_under_torchrun_each_process_reads_on_its_own_gpu(monkeypatch):
 
     current = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)  # a node of four GPUs
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert pick_device("auto") == torch.device("cuda") and current == []  # one process: as asked
