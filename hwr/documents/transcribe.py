@@ -227,8 +227,8 @@ class TranscribeConfig(RecognizerSettings):
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.resume and not self.output_dir:
             raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
-        if not self.output_dir and self.formats != BatchConfig().formats:
+        formats = self.formats  # parsed now, so a bad --format fails before any page is read
+        if not self.output_dir and formats != BatchConfig().formats:
             # Without a folder the texts go to stdout: a PAGE XML asked for would be silently missing.
             raise ConfigError(f"--format {self.format} needs --output-dir: page outputs are written there "
                               "(without it the texts are printed)")
-        self.formats  # noqa: B018 - parsed now, so a bad --format fails before any page is read
