@@ -12,6 +12,7 @@ once, then timed on one thread (one OpenCV thread too, as in the loader workers)
   flatten      flatten_background alone
   ink map      the contrast stretch alone (ink_map of the flattened line)
   polarity     light_ink_on_dark alone (whether the line is light ink on dark, to invert it)
+  specks       without_pepper alone (the salt-and-pepper test; no line here is filtered)
 Passes are interleaved round by round (a shared VM drifts by tens of percent from minute to
 minute); each figure is the median round with the range. Default data: a draw of the harder
 set that no model card reports (seed 1019), lines of 110 x 1,216 px on average.
@@ -33,6 +34,7 @@ from hwr.recognition.imaging import (
     load_gray,
     normalize_line,
 )
+from hwr.recognition.noise import without_pepper
 
 
 def main() -> None:
@@ -65,6 +67,7 @@ def main() -> None:
         "flatten": each(flatten_background, grays),
         "ink map": each(ink_map, flattened),
         "polarity": each(light_ink_on_dark, grays),
+        "specks": each(without_pepper, grays),
     }
     for run in passes.values():  # warm caches and OpenCV's first-call costs
         run()

@@ -70,3 +70,18 @@ def count_gaps(ink: np.ndarray, width: int) -> int:
         run = run + 1 if is_empty else 0
         runs += run == width
     return runs
+
+
+def salt_and_pepper(image: np.ndarray, share: float, seed: int = 1) -> np.ndarray:
+    """The image with `share` of its pixels set to black or white at random (half each)."""
+    draw = np.random.default_rng(seed).random(image.shape)
+    noisy = image.copy()
+    noisy[draw < share / 2] = 0
+    noisy[(draw >= share / 2) & (draw < share)] = 255
+    return noisy
+
+
+def gaussian_noise(image: np.ndarray, sigma: float, seed: int = 1) -> np.ndarray:
+    """The image with Gaussian pixel noise of `sigma` grey levels."""
+    noise = np.random.default_rng(seed).normal(0, sigma, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)

@@ -31,7 +31,7 @@ from PIL import Image
 from hwr.datasets.pagexml import crop_polygon
 from hwr.datasets.pairs import gt_path, visible_files  # the reader adapt uses: its file names
 from hwr.fileio import atomic_write_bytes
-from hwr.recognition.imaging import IMAGE_SUFFIXES, dark_ink_on_light, pixels_digest
+from hwr.recognition.imaging import IMAGE_SUFFIXES, pixels_digest, readable_gray
 from hwr.records import Page
 
 IMAGE_SUFFIX = ".png"
@@ -82,7 +82,7 @@ class Collection:
         crops = []
         # Cut from the page in dark ink (as it was read): the white outside a polygon would be a
         # blot in a line of light ink once the line is inverted. The key stays the image's own.
-        readable = dark_ink_on_light(gray)
+        readable = readable_gray(gray)
         for line in page.lines:
             text = line.recognition.text if line.recognition is not None else line.text
             cut = crop_polygon(readable, np.asarray(line.polygon, np.int32)) if len(line.polygon) >= 3 else None

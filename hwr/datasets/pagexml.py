@@ -34,7 +34,7 @@ from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
 from hwr.fileio import file_in_any_unicode_form
 from hwr.recognition.charset import normalize_text
-from hwr.recognition.imaging import ImageError, check_image_file, dark_ink_on_light
+from hwr.recognition.imaging import ImageError, check_image_file, readable_gray
 from hwr.records import LineSample, document_page_number
 
 PAGE_ROOT = "PcGts"
@@ -195,7 +195,7 @@ def _page_lines(
         image_path = resolve_page_image(xml, page_el[0].get("imageFilename", ""), root, confined_to)
         # Lines are cut white outside their polygon: from a page in light ink that white would
         # be a blot once each line is inverted, so the page is turned to dark ink first.
-        gray = dark_ink_on_light(load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path)))
+        gray = readable_gray(load_page_image(xml, page_el[0], page_image_ref(xml, root, image_path)))
     except DatasetError as error:
         if not skip_bad:
             raise

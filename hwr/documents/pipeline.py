@@ -68,7 +68,7 @@ from hwr.fileio import (
     naming_file,
     remove_stale_temp_files,
 )
-from hwr.recognition.imaging import dark_ink_on_light, load_gray
+from hwr.recognition.imaging import load_gray, readable_gray
 from hwr.records import FailedInput, Line, Page, source_identity
 from hwr.training.distributed import context_from_env
 
@@ -81,8 +81,8 @@ WORD_FORMATS = {"json", "pagexml", "alto"}  # outputs that carry word boxes
 
 def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> tuple[list[Line], list[np.ndarray]]:
     """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom),
-    both of the page in dark ink (dark_ink_on_light)."""
-    gray = dark_ink_on_light(gray)
+    both of the page in dark ink without pepper noise (readable_gray)."""
+    gray = readable_gray(gray)
     lines = analyse_page(gray, config).lines
     return lines, [cut_line(gray, line) for line in lines]
 
@@ -93,7 +93,7 @@ def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page
     """One image (uint8 gray array or anything load_gray reads) read in `mode` -> (Page with
     text, whether it was read as one line image). `words`: also locate words on each line
     (Recognition.words, for PAGE Word / ALTO String)."""
-    gray = dark_ink_on_light(load_gray(image))
+    gray = readable_gray(load_gray(image))
     if not source and isinstance(image, (str, Path)):
         source = str(image)
     page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)

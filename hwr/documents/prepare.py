@@ -28,8 +28,8 @@ from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
 from hwr.recognition.imaging import (
     LineGeometry,
     NormalizeConfig,
-    dark_ink_on_light,
     normalize_line_with_geometry,
+    readable_gray,
 )
 from hwr.records import FailedInput, Line, Page, Region
 
@@ -214,7 +214,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
     started = time.thread_time()
     stage = "read"
     try:
-        gray = dark_ink_on_light(load_page(ref, settings.dpi))
+        gray = readable_gray(load_page(ref, settings.dpi))
         stage = "segment"
         page, is_line = layout_page(gray, settings.mode, ref.page_id, ref.source, ref.is_document_page,
                                     settings.segment)

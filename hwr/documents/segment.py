@@ -3,9 +3,10 @@
 Steps (all on a copy reduced to `work_max_side`, so a 600-dpi scan costs what a 150-dpi one
 does; the recognizer later cuts lines from the full-resolution grayscale page):
 
-1. Background normalisation (divide by a dilated page: shading, stains and yellowed paper
-   go) and Otsu binarisation, plus whole strokes of fainter ink (a light pencil line). The
-   binary image is used for segmentation only.
+1. Salt-and-pepper specks median-filtered out at full resolution and strong pixel noise
+   blurred (hwr.recognition.noise); background normalisation (divide by a dilated page:
+   shading, stains and yellowed paper go) and Otsu binarisation, plus whole strokes of
+   fainter ink (a light pencil line). The binary image is used for segmentation only.
 2. Text size `h` from the median height of ink components; every other size is a multiple
    of it, so nothing depends on dpi.
 3. Deskew: the angle in +/-`max_skew_deg` that makes the horizontal ink profile sharpest
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from hwr.recognition.noise import smoothed, without_pepper
 from hwr.records import Line
 
 
@@ -107,6 +109,9 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageL
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError(f"segment_page needs a uint8 grayscale image, got {gray.dtype} {gray.shape}")
     full_h, full_w = gray.shape
+    # Specks go at full resolution (a reduction smears them into blots that binarise as ink);
+    # callers that pass readable_gray pages have none left, and this costs them one check.
+    gray = without_pepper(gray)
     # Text size first, on a cheap reduction; then work at the scale where h ~ target_text_px
     # (finer costs time and gains nothing; the work image is never larger than work_max_side).
     h_full = _text_height_at(gray, reduction_to(MEASURE_SIDE, full_h, full_w))
@@ -169,6 +174,7 @@ DARK_INK = 2.0  # x Otsu's threshold: ink this dark is a page's typical ink, not
 
 def binarize(gray: np.ndarray) -> np.ndarray:
     """uint8 0/1 ink mask: background normalised by a dilated (ink-free) page, then Otsu."""
+    gray = smoothed(gray)
     side = min(gray.shape)
     k = max(15, (side // 60) | 1)
     # A grey dilation wider than any stroke removes the ink and keeps the paper's shading.

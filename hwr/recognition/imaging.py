@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
+from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
 ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
@@ -423,6 +424,14 @@ def dark_ink_on_light(gray: np.ndarray) -> np.ndarray:
     return 255 - gray if light_ink_on_dark(gray) else gray
 
 
+def readable_gray(gray: np.ndarray) -> np.ndarray:
+    """A uint8 page or line as the segmenter and the recogniser read it: dark ink on light paper
+    (dark_ink_on_light) with pepper specks removed (noise.without_pepper). Pages get it before
+    their lines are cut, because cutting a line along a sloping baseline interpolates the
+    specks into grey blots that no longer stand out from their neighbours."""
+    return without_pepper(dark_ink_on_light(gray))
+
+
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
 CALCHIST_EXACT_PIXELS = 2**24
 
@@ -556,7 +565,9 @@ def single_threaded_opencv(*_) -> None:
 def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) -> tuple[np.ndarray, LineGeometry]:
     """`normalize_line`, plus the crop and scale that map normalised x back to source pixels."""
     config = config or NormalizeConfig()
-    gray = dark_ink_on_light(load_gray(source))
+    # Specks go before the ink box is looked for: all over a noisy line image, they put the box
+    # at its edges, and the network read them as letters (noise.without_pepper).
+    gray = readable_gray(load_gray(source))
     if config.flatten_background:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)

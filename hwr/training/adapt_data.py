@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.imaging import ImageError, dark_ink_on_light, load_gray, pixels_digest
+from hwr.recognition.imaging import ImageError, load_gray, pixels_digest, readable_gray
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
@@ -366,7 +366,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
             break
         try:
             gray = load_page(ref)
-            readable = dark_ink_on_light(gray)  # segmented so; the digests stay the image's own
+            readable = readable_gray(gray)  # segmented so; the digests stay the image's own
             page, is_line = layout_page(readable, "page" if ref.is_document_page else mode, ref.page_id, ref.source,
                                         ref.is_document_page)
         except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)

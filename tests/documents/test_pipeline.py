@@ -16,10 +16,11 @@ from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment
 from hwr.documents.segment import segment_page
 from hwr.errors import ConfigError
 from hwr.recognition.model import Recognizer
+from hwr.scoring.metrics import cer
 from hwr.synth import LineSynthesizer
 
 import bad_inputs
-from helpers import render_line
+from helpers import render_line, salt_and_pepper
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,24 @@ def test_a_page_in_light_ink_on_dark_is_segmented_and_read_as_in_dark_ink(recogn
     summary = run_batch(recognizer, [folder], BatchConfig(mode="page", output_dir=str(out), progress=False))
     assert not summary.failures
     assert (out / "negative.txt").read_text(encoding="utf-8") == (out / "positive.txt").read_text(encoding="utf-8")
+
+
+def test_a_page_scanned_with_salt_and_pepper_reads_as_the_clean_page(rendered, tmp_path):
+    """Before, the specks became hundreds of lines and the lines' specks were read as letters
+    and colons (page CER 39-71% on six such pages); now the page reads within a point of clean."""
+    reader = Recognizer.load("hwr-en-small", device="cpu")
+    image, truth = rendered[0].image, "\n".join(line.text for line in rendered[0].page.lines)
+    clean = transcribe_page(reader, image, words=False)
+    noisy = transcribe_page(reader, salt_and_pepper(image, 0.05), words=False)
+    assert len(noisy.lines) == len(clean.lines)
+    assert cer(truth, noisy.text) <= cer(truth, clean.text) + 0.01
+    # The same through a batch, whose page workers load and prepare the pages themselves.
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "noisy.png"), salt_and_pepper(image, 0.05))
+    summary = run_batch(reader, [folder], BatchConfig(mode="page", output_dir=str(out), progress=False))
+    assert not summary.failures
+    assert (out / "noisy.txt").read_text(encoding="utf-8").strip() == noisy.text.strip()
 
 
 def _batch_folder(tmp_path, rendered):
