@@ -6,6 +6,7 @@ calls a plain Python function, so everything the CLI does is also a library call
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import signal
@@ -39,6 +40,48 @@ def lenient_stdout() -> None:
         sys.stdout.reconfigure(errors=TEXT_ERRORS)
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """hwr's argument parser (its subcommands' too): flags are never abbreviated (`--out` is not
+    taken for `--output-dir`, and a flag added later cannot change what an abbreviation in a
+    user's script means), and an unknown flag is reported by the command it was given to, with
+    its usage and the closest flag it knows. argparse's own report came from the top-level
+    parser, whose usage lists only the commands: `hwr transcribe x.png --fromat json` answered
+    `usage: hwr [-h] [--version] COMMAND ...` and no hint."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self.command_parser(parsed)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}{command.closest_flags(unknown)}")
+        return parsed
+
+    def command_parser(self, parsed: argparse.Namespace) -> CommandLineParser:
+        """The (sub)command's own parser that `parsed` came through: `hwr lm build` -> build's."""
+        parser = self
+        while True:
+            commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            chosen = getattr(parsed, commands[0].dest, None) if commands else None
+            if chosen not in (commands[0].choices if commands else {}):
+                return parser
+            parser = commands[0].choices[chosen]
+
+    def closest_flags(self, unknown: list[str]) -> str:
+        """" (did you mean --format?)" for each unknown flag: the flags it abbreviates, else the
+        one it most resembles (a typo)."""
+        known = [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+        flags = [word.split("=", 1)[0] for word in unknown if word.startswith("--")]
+        hints = []
+        for flag in flags:
+            matches = [k for k in known if k.startswith(flag)][:3] or difflib.get_close_matches(flag, known, n=1)
+            if matches:
+                hints.append(f"{flag + ': ' if len(flags) > 1 else ''}{' or '.join(matches)}")
+        return f" (did you mean {'; '.join(hints)}?)" if hints else ""
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON, YAML or TOML file of settings; flags override it")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -52,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hwr.training.averaging import AverageConfig
     from hwr.training.train import TrainConfig
 
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="hwr", description="Handwriting text recognition: read, train on and score handwritten lines.")
     parser.add_argument("--version", action="version", version=f"hwr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -765,3 +765,24 @@ def test_a_tab_or_newline_in_a_file_name_keeps_one_line_per_image(untrained_mode
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 2 and all(row.count("\t") == 1 for row in rows), rows
     assert {row.split("\t")[0] for row in rows} == {str(lines / "new\\nline.png"), str(lines / "tab\\there.png")}
+
+
+@pytest.mark.parametrize("argv, usage, hint", [
+    (["transcribe", "page.png", "--fromat", "json"], "usage: hwr transcribe", "(did you mean --format?)"),
+    (["transcribe", "--out", "o", "page.png"], "usage: hwr transcribe", "(did you mean --output-dir?)"),
+    (["lm", "build", "corpus.txt", "--out", "lm.arpa", "--ordr", "3"], "usage: hwr lm build",
+     "(did you mean --order?)"),
+    (["transcribe", "--out", "o", "--fromat", "json", "page.png"], "usage: hwr transcribe",
+     "(did you mean --out: --output-dir; --fromat: --format?)"),
+    (["eval", "synth:val:4", "--modle=x"], "usage: hwr eval", "(did you mean --model?)"),
+])
+def test_an_unknown_or_abbreviated_flag_is_named_by_its_command_with_the_flag_meant(argv, usage, hint, capsys):
+    """argparse reported unknown flags with the top-level usage (`hwr [-h] [--version] COMMAND`)
+    and no hint, and took an abbreviation (`--out`) for the flag it began."""
+    from hwr.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage) and hint in err and "unrecognized arguments" in err
