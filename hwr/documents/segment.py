@@ -3,10 +3,12 @@
 Steps (all on a copy reduced to `work_max_side`, so a 600-dpi scan costs what a 150-dpi one
 does; the recognizer later cuts lines from the full-resolution grayscale page):
 
-1. Salt-and-pepper specks median-filtered out at full resolution and strong pixel noise
-   blurred (hwr.recognition.noise); background normalisation (divide by a dilated page:
-   shading, stains and yellowed paper go) and Otsu binarisation, plus whole strokes of
-   fainter ink (a light pencil line). The binary image is used for segmentation only.
+1. Salt-and-pepper specks replaced at full resolution and strong pixel noise blurred
+   (hwr.recognition.noise); solid dark parts at the page's edge (a scanner's black border,
+   the table around a page, dark corners) filled with the paper around them; background
+   normalisation (divide by a dilated page: shading, stains and yellowed paper go) and Otsu
+   binarisation, plus whole strokes of fainter ink (a light pencil line). The binary image
+   is used for segmentation only.
 2. Text size `h` from the median height of ink components; every other size is a multiple
    of it, so nothing depends on dpi.
 3. Deskew: the angle in +/-`max_skew_deg` that makes the horizontal ink profile sharpest
@@ -174,7 +176,7 @@ DARK_INK = 2.0  # x Otsu's threshold: ink this dark is a page's typical ink, not
 
 def binarize(gray: np.ndarray) -> np.ndarray:
     """uint8 0/1 ink mask: background normalised by a dilated (ink-free) page, then Otsu."""
-    gray = smoothed(gray)
+    gray = without_dark_borders(smoothed(gray))
     side = min(gray.shape)
     k = max(15, (side // 60) | 1)
     # A grey dilation wider than any stroke removes the ink and keeps the paper's shading.
@@ -202,6 +204,69 @@ def binarize(gray: np.ndarray) -> np.ndarray:
         skip[pieces[darkness > DARK_INK * otsu]] = True
         ink |= (pieces > 0) & ~skip[pieces]
     return ink.astype(np.uint8)
+
+
+BORDER_DARKNESS = 0.5  # x the paper's brightness: darker is a scanner's border or the table around a page
+BORDER_SOLID = 0.01  # x the shorter side: dark parts this thick throughout are not pen strokes
+
+
+def without_dark_borders(gray: np.ndarray) -> np.ndarray:
+    """The (reduced) page with the solid dark parts that touch its edge filled with paper: a
+    scanner's black border, the bed or the table around a page, the dark corners of a page
+    scanned askew, the band beyond a book's edge. Each had been binarised as one huge piece of
+    ink, and cut into lines with whatever writing touched it: on 12 synthetic validation pages
+    (89 lines) a black frame 3% of the page wide gave 203 lines, 69 of them right; dark corners
+    210 (81); dark bands on both sides 121 (83); now 89 (89) each. Six pages read by the shipped
+    stage (greedy): page CER 34.9% framed, 25.3% with dark corners; now 3.0%, as clean.
+
+    Solid means the part survives an opening as thick as BORDER_SOLID of the page's shorter
+    side, which no pen stroke is at the scale the segmenter works at."""
+    height, width = gray.shape
+    paper = float(np.percentile(gray[::4, ::4], 90))
+    dark = cv2.compare(gray, BORDER_DARKNESS * paper, cv2.CMP_LT)
+    side = max(3, round(BORDER_SOLID * min(height, width)) | 1)
+    solid = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    if not solid.any():
+        return gray
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
+    at_edge = (x0 == 0) | (y0 == 0) | (x1 == width) | (y1 == height)
+    at_edge[0] = False
+    if not at_edge.any():
+        return gray
+    border = at_edge[labels].astype(np.uint8) * 255
+    # Grown back into the dark pixels it lost to the opening (a corner's thin tips, a frame's
+    # inner corners) and by 2 px or a third of the opening all round (its soft edge, blurred by the
+    # reduction): those were left as short lines of their own.
+    tips = cv2.bitwise_and(cv2.dilate(border, np.ones((2 * side + 1,) * 2, np.uint8)), dark)
+    border = cv2.bitwise_or(cv2.dilate(border, np.ones((max(5, side // 3 * 2 + 1),) * 2, np.uint8)), tips)
+    # Filled with the paper around it, not one grey: the page's shading ran into a sheer step
+    # at the border, which binarisation took for ink along it.
+    own_paper = cv2.bitwise_not(cv2.bitwise_or(border, dark)).astype(np.float32) / 255.0
+    fill = paper_behind(gray.astype(np.float32), own_paper, paper)
+    out = gray.copy()
+    out[border > 0] = np.clip(np.round(fill[border > 0]), 0, 255).astype(np.uint8)
+    return out
+
+
+def paper_behind(gray: np.ndarray, known: np.ndarray, fallback: float) -> np.ndarray:
+    """A smooth guess of the paper everywhere from the pixels where `known` is 1 (push-pull: each
+    coarser level of a Gaussian pyramid averages the known pixels, and fills in, blended by how
+    much of it was known, what the finer level lacked). A blur of one width left a step where
+    it stopped reaching the paper."""
+    levels = [(gray * known, known)]
+    while min(levels[-1][1].shape) > 2 and levels[-1][1].min() < 0.5:
+        values, weights = levels[-1]
+        levels.append((cv2.pyrDown(values), cv2.pyrDown(weights)))
+    values, weights = levels[-1]
+    estimate = np.where(weights > 1e-3, values / np.maximum(weights, 1e-3), fallback).astype(np.float32)
+    for values, weights in reversed(levels[:-1]):
+        coarse = cv2.pyrUp(estimate, dstsize=(values.shape[1], values.shape[0]))
+        weights = np.clip(weights, 0.0, 1.0)
+        own = np.where(weights > 1e-3, values / np.maximum(weights, 1e-3), coarse)
+        estimate = own * weights + coarse * (1 - weights)
+    return estimate
 
 
 def _ink_floor(darkness: np.ndarray) -> float:
