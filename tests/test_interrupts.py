@@ -77,6 +77,14 @@ def test_a_signal_asks_for_a_stop_between_steps_and_a_second_one_stops_at_once()
         with stop_between_steps("this step"):
             signal.raise_signal(signal.SIGINT)
             raise RuntimeError("DataLoader worker (pid(s) 123) exited unexpectedly")
+    for died_handing_over in (EOFError(), ConnectionResetError(104, "Connection reset by peer")):
+        with pytest.raises(KeyboardInterrupt):
+            with stop_between_steps("this step"):
+                signal.raise_signal(signal.SIGINT)
+                raise died_handing_over
+        with pytest.raises(type(died_handing_over)):  # without a stop asked for, it is itself
+            with stop_between_steps("this step"):
+                raise died_handing_over
     with pytest.raises(RuntimeError, match="a bug"):  # without a stop asked for, an error is itself
         with stop_between_steps("this step"):
             raise RuntimeError("a bug")
