@@ -210,7 +210,6 @@ BORDER_DARKNESS = 0.5  # x the paper's brightness: darker is a scanner's border 
 BORDER_SOLID = 0.01  # x the shorter side: dark parts this thick throughout are not pen strokes
 BORDER_INK_STEP = 24  # grey levels (and a quarter of its ground) below its ground: writing in a dark part
 BORDER_MAX_WRITING = 0.005  # share of a dark part that may look like writing for it to be filled
-BORDER_TONE = 0.3  # x the paper's brightness: a dark part filled is at most this bright on average
 
 
 def without_dark_borders(gray: np.ndarray) -> np.ndarray:
@@ -223,9 +222,8 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
     stage (greedy): page CER 34.9% framed, 25.3% with dark corners; now 3.0%, as clean.
 
     Solid means the part survives an opening as thick as BORDER_SOLID of the page's shorter
-    side, which no pen stroke is at the scale the segmenter works at; it must hold no writing
-    (a shadow, a grey page, a coloured band written on stay as they were), and be at most
-    BORDER_TONE as bright as the paper on average."""
+    side, which no pen stroke is at the scale the segmenter works at; and it must hold no
+    writing (a shadow, a grey page, a coloured band written on stay as they were)."""
     height, width = gray.shape
     paper = float(np.percentile(gray[::4, ::4], 90))
     dark = cv2.compare(gray, BORDER_DARKNESS * paper, cv2.CMP_LT)
@@ -252,10 +250,6 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
     writing = (below > np.maximum(BORDER_INK_STEP, 0.25 * ground.astype(np.float32))) & (core > 0)
     written = np.bincount(labels[writing], minlength=len(at_edge))
     at_edge &= written <= BORDER_MAX_WRITING * stats[:, cv2.CC_STAT_AREA]
-    # And only parts far darker than the paper: a soft shadow half as bright has a writing-free
-    # core too, and the edge of its fill was cut into short lines.
-    tone = np.bincount(labels.ravel(), weights=gray.ravel().astype(np.float64), minlength=len(at_edge))
-    at_edge &= tone <= BORDER_TONE * paper * stats[:, cv2.CC_STAT_AREA]
     if not at_edge.any():
         return gray
     border = at_edge[labels].astype(np.uint8) * 255
