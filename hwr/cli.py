@@ -63,11 +63,11 @@ class CommandLineParser(argparse.ArgumentParser):
         """The (sub)command's own parser that `parsed` came through: `hwr lm build` -> build's."""
         parser = self
         while True:
-            commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-            chosen = getattr(parsed, commands[0].dest, None) if commands else None
-            if chosen not in (commands[0].choices if commands else {}):
+            commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+            chosen = getattr(parsed, commands.dest, None) if commands else None
+            if chosen not in (commands.choices if commands else {}):
                 return parser
-            parser = commands[0].choices[chosen]
+            parser = commands.choices[chosen]
 
     def closest_flags(self, unknown: list[str]) -> str:
         """" (did you mean --format?)" for each unknown flag: the flags it abbreviates, else the
