@@ -236,8 +236,8 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
 
     # --json lists a line image's words whatever --format is (word boxes cost little once read).
     batch = BatchConfig(mode=cfg.mode, formats=cfg.formats, output_dir=cfg.output_dir,
-                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, workers=cfg.workers,
-                        processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
+                        resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, orientation=cfg.orientation,
+                        workers=cfg.workers, processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
                         words=True if cfg.json else None)
     several = may_name_several(inputs)
     if cfg.json:  # under torchrun each rank reports the pages it read

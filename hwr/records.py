@@ -129,6 +129,10 @@ class Page:
     height: int
     lines: list[Line] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    # Degrees the image was turned clockwise to read it (0, 90, 180, 270: a page scanned
+    # sideways or upside down, hwr.documents.orientation). Geometry stays in the pixels of the
+    # image as given; each baseline runs the way its line reads.
+    orientation: int = 0
 
     @property
     def text(self) -> str:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from hwr.datasets import open_dataset
+from hwr.documents.orientation import line_back, turned
 from hwr.records import Line, Page, Recognition
 from hwr_ui.collection import Collection, page_key, user_data_dir
 
@@ -58,6 +59,19 @@ def test_a_page_in_light_ink_is_saved_as_its_lines_in_dark_ink(tmp_path):
     light_ink = Collection(tmp_path / "b").save_page(255 - gray, page, "negative.png")
     for ours, theirs in zip(light_ink, dark_ink):
         # Cut white outside the polygon from the page as given, the line had been a blot once inverted.
+        assert np.array_equal(np.asarray(Image.open(ours.image)), np.asarray(Image.open(theirs.image)))
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_the_lines_of_a_page_read_turned_are_saved_upright(tmp_path, turn):
+    gray, page = two_line_page()
+    upright = Collection(tmp_path / "a").save_page(gray, page, "scan.png")
+    scan = turned(gray, 360 - turn)  # the page as scanned: it reads once turned `turn` clockwise
+    height, width = scan.shape
+    page.lines = [line_back(line, turn, width, height) for line in page.lines]
+    page.width, page.height, page.orientation = width, height, turn
+    saved = Collection(tmp_path / "b").save_page(scan, page, "scan.png")
+    for ours, theirs in zip(saved, upright):
         assert np.array_equal(np.asarray(Image.open(ours.image)), np.asarray(Image.open(theirs.image)))
 
 

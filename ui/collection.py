@@ -30,6 +30,7 @@ from PIL import Image
 
 from hwr.datasets.pagexml import crop_polygon
 from hwr.datasets.pairs import gt_path, visible_files  # the reader adapt uses: its file names
+from hwr.documents.orientation import turned
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.imaging import IMAGE_SUFFIXES, pixels_digest, readable_gray
 from hwr.records import Page
@@ -86,8 +87,8 @@ class Collection:
         for line in page.lines:
             text = line.recognition.text if line.recognition is not None else line.text
             cut = crop_polygon(readable, np.asarray(line.polygon, np.int32)) if len(line.polygon) >= 3 else None
-            if text.strip() and cut is not None:
-                crops.append((line.id, cut[0], text.strip()))
+            if text.strip() and cut is not None:  # upright, as the line was read on a page read turned
+                crops.append((line.id, turned(cut[0], page.orientation), text.strip()))
         return self.save_lines(crops, name, key or page_key(gray))
 
     def save_lines(self, crops: list[tuple[str, np.ndarray, str]], name: str, key: str | None = None

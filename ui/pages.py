@@ -77,8 +77,11 @@ def page_from_dict(data: dict) -> Page:
     try:
         lines = [_line_from_dict(d) for d in data.get("lines", [])]
         regions = [Region(str(r["id"]), [str(i) for i in r.get("line_ids", [])]) for r in data.get("regions", [])]
+        orientation = int(data.get("orientation", 0))
+        if orientation not in (0, 90, 180, 270):
+            raise ValueError(f"orientation {orientation}: not a quarter turn")
         return Page(id=str(data["id"]), source=str(data.get("source", "")), width=int(data["width"]),
-                    height=int(data["height"]), lines=lines, regions=regions)
+                    height=int(data["height"]), lines=lines, regions=regions, orientation=orientation)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UploadError(f"not a page result from the transcribe step ({exc!r})") from None
 

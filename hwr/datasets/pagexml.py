@@ -11,6 +11,7 @@ N pages keeps roughly N pages' worth of line pixels in memory. `iter_pagexml` st
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import replace
@@ -29,6 +30,7 @@ from hwr.datasets.errors import (
     report_or_raise,
     unique_ids,
 )
+from hwr.documents.orientation import turned
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
 from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
@@ -207,9 +209,10 @@ def _page_lines(
             for line_id, _, _ in transcribed:
                 report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"))
         return
+    turn = page_turn(page_el[0])
     for line_id, line_el, text in transcribed:
         try:
-            yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path)
+            yield _cut_line(xml, page_id, line_id, line_el, text, gray, image_path, turn)
         except DatasetError as error:
             report_or_raise(error, skip_bad, report)
 
@@ -386,8 +389,21 @@ def parse_points(points: str) -> np.ndarray:
     return np.round(np.clip(xy, INT32_MIN, INT32_MAX)).astype(np.int32)
 
 
+def page_turn(page_el: ET.Element) -> int:
+    """The quarter turn clockwise that makes the page's text upright, from Page/@orientation
+    (PAGE's clockwise correction, which hwr transcribe writes for a page scanned sideways or
+    upside down); 0 when absent, unreadable, or a skew correction of under 45 degrees (the lines'
+    own crops hold a skewed line well enough)."""
+    try:
+        degrees = float(page_el.get("orientation", "0"))
+    except ValueError:
+        return 0
+    return 0 if not math.isfinite(degrees) else round(degrees / 90.0) % 4 * 90
+
+
 def _cut_line(
-    xml: Path, page_id: str, line_id: str, line_el: ET.Element, text: str, gray: np.ndarray, image_path: Path
+    xml: Path, page_id: str, line_id: str, line_el: ET.Element, text: str, gray: np.ndarray, image_path: Path,
+    turn: int = 0,
 ) -> LineSample:
     try:
         polygon = line_polygon(line_el)
@@ -397,6 +413,7 @@ def _cut_line(
     if problem:
         raise DatasetError(xml, f"TextLine {line_id!r}: {problem}")
     crop, bbox = crop_polygon(gray, polygon)
+    crop = turned(crop, turn)  # upright, as the page's text reads
     meta = {"page": page_id, "line": line_id, "page_image": str(image_path), "bbox": bbox, "file": f"{xml}#{line_id}"}
     return LineSample(id=f"{page_id}/{line_id}", text=text, image=crop, meta=meta)
 

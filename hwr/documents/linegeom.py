@@ -6,6 +6,9 @@ to last point) runs horizontally. x in that image is the distance along the base
 the polygon's leftmost point, y the distance across it from the polygon's top. The pipeline
 cuts line images with this frame and the writers place word boxes (`WordBox.x0/x1`, in
 line-image pixels) back on the page with it, so the two always agree, on skewed pages too.
+
+On a page read turned (`Page.orientation`, hwr.documents.orientation) "left" and "top" are
+the turned page's: the baseline runs up, down or right to left across the image as given.
 """
 from __future__ import annotations
 
@@ -26,12 +29,15 @@ class LineFrame:
     height: int
 
     @classmethod
-    def of(cls, line: Line) -> LineFrame:
+    def of(cls, line: Line, turn: int = 0) -> LineFrame:
+        """The frame of a line on a page read turned `turn` degrees clockwise (Page.orientation)."""
         polygon = np.asarray(line.polygon, np.float64).reshape(-1, 2)
-        u = np.array([1.0, 0.0])
+        u = reading_direction(turn)
         if len(line.baseline) >= 2:
             d = np.asarray(line.baseline[-1], np.float64) - np.asarray(line.baseline[0], np.float64)
-            if np.hypot(*d) > 1e-6 and d[0] > 0:  # a right-to-left or vertical baseline keeps the page axes
+            # A baseline against the page's reading direction (listed right to left in an imported
+            # PAGE file) keeps the page's axes: following it would cut the line upside down.
+            if np.hypot(*d) > 1e-6 and d @ u > 0:
                 u = d / np.hypot(*d)
         n = np.array([-u[1], u[0]])
         along, across = polygon @ u, polygon @ n
@@ -64,13 +70,21 @@ class LineFrame:
         return np.stack([pts @ self.u, pts @ self.n], axis=1)
 
 
-def cut_line(gray: np.ndarray, line: Line, paper: float | None = None) -> np.ndarray:
-    """The line's image: its polygon cut from the page along the baseline, paper outside it.
+def reading_direction(turn: int) -> np.ndarray:
+    """The unit vector, in page pixels, along which text reads on a page read turned `turn`
+    degrees clockwise (the turned page's +x; y points down the page)."""
+    return {0: np.array([1.0, 0.0]), 90: np.array([0.0, -1.0]), 180: np.array([-1.0, 0.0]),
+            270: np.array([0.0, 1.0])}[turn % 360]
+
+
+def cut_line(gray: np.ndarray, line: Line, paper: float | None = None, turn: int = 0) -> np.ndarray:
+    """The line's image: its polygon cut from the page along the baseline, paper outside it
+    (`turn`: the page's Page.orientation).
 
     Pixels outside the polygon become paper (not white), so neighbouring lines' ascenders
     and descenders vanish without a white frame that contrast stretching would read as ink.
     """
-    frame = LineFrame.of(line)
+    frame = LineFrame.of(line, turn)
     crop = cv2.warpAffine(gray, frame.page_to_line(), (frame.width, frame.height), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     mask = np.zeros(crop.shape, np.uint8)
@@ -82,14 +96,15 @@ def cut_line(gray: np.ndarray, line: Line, paper: float | None = None) -> np.nda
     return crop
 
 
-def word_polygons(line: Line, spans) -> list[list[tuple[int, int]]]:
+def word_polygons(line: Line, spans, turn: int = 0) -> list[list[tuple[int, int]]]:
     """Page polygons of several (x0, x1) spans of one line (its word boxes), the line's frame
-    computed once: the writers place every word of a page through here.
+    computed once: the writers place every word of a page through here (`turn`: the page's
+    Page.orientation).
 
     The line polygon is clipped to the band x0 <= x <= x1 of the line frame; if the band
     misses the polygon (a box outside the ink), the band's rectangle across the frame is used.
     """
-    frame = LineFrame.of(line)
+    frame = LineFrame.of(line, turn)
     local = frame.to_line(line.polygon)
     polygons = []
     for x0, x1 in spans:

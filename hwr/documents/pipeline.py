@@ -42,6 +42,7 @@ import numpy as np
 
 from hwr.documents.line_batches import LineBatch, PageBatcher
 from hwr.documents.linegeom import cut_line
+from hwr.documents.orientation import analyse_upright
 from hwr.documents.pages import DEFAULT_DPI, PageRef, page_refs
 
 # The modes' one rule lives in the torch-free hwr.documents.prepare (page worker processes use
@@ -55,7 +56,7 @@ from hwr.documents.prepare import (
     page_inputs,
     settle_reading,
 )
-from hwr.documents.segment import SegmentConfig, analyse_page
+from hwr.documents.segment import SegmentConfig
 from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
@@ -81,22 +82,23 @@ WORD_FORMATS = {"json", "pagexml", "alto"}  # outputs that carry word boxes
 
 def segment_and_crop(gray: np.ndarray, config: SegmentConfig | None = None) -> tuple[list[Line], list[np.ndarray]]:
     """Lines of a page (reading order) and each line's grayscale image (see hwr.documents.linegeom),
-    both of the page in dark ink without pepper noise (readable_gray)."""
+    both of the page in dark ink without pepper noise (readable_gray), turned upright
+    (hwr.documents.orientation)."""
     gray = readable_gray(gray)
-    lines = analyse_page(gray, config).lines
-    return lines, [cut_line(gray, line) for line in lines]
+    layout = analyse_upright(gray, config)
+    return layout.lines, [cut_line(gray, line, turn=layout.turn) for line in layout.lines]
 
 
 def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page", source: str = "",
                      is_document_page: bool = False, segment_config: SegmentConfig | None = None,
-                     batch_size: int = 16, words: bool = True) -> tuple[Page, bool]:
+                     batch_size: int = 16, words: bool = True, orientation: str = "auto") -> tuple[Page, bool]:
     """One image (uint8 gray array or anything load_gray reads) read in `mode` -> (Page with
     text, whether it was read as one line image). `words`: also locate words on each line
-    (Recognition.words, for PAGE Word / ALTO String)."""
+    (Recognition.words, for PAGE Word / ALTO String); `orientation`: as layout_page's."""
     gray = readable_gray(load_gray(image))
     if not source and isinstance(image, (str, Path)):
         source = str(image)
-    page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config)
+    page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config, orientation)
     arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, mode, is_document_page,
                                                      recognizer.normalize_config)
     # Words are located after the readings are settled: the losing one's would be wasted.
@@ -133,6 +135,9 @@ class BatchConfig:
     resume: bool = False
     errors: str | None = None  # errors file; default <output_dir>/errors.tsv
     dpi: int = DEFAULT_DPI
+    # Pages scanned sideways or upside down: "auto" turns each page as its text reads upright
+    # (hwr.documents.orientation); "0", "90", "180", "270" turn every page that far clockwise.
+    orientation: str = "auto"
     workers: int = 2  # page workers (load, segment, cut, normalise); 0: in the model's process
     # Workers as processes instead of threads: for many-core (GPU) hosts, where the threads'
     # Python work contends for the GIL with the process feeding the network. They never import
@@ -195,7 +200,7 @@ def reading_settings(recognizer, config: BatchConfig, segment_config: SegmentCon
     model = getattr(recognizer, "path", None)
     weights = Path(model) / WEIGHTS_FILE if model is not None else None
     describe = getattr(recognizer, "describe_reading", None)
-    settings = {"mode": config.mode, "dpi": config.dpi,
+    settings = {"mode": config.mode, "dpi": config.dpi, "orientation": config.orientation,
                 "model": str(Path(model).resolve()) if model is not None else None,
                 "weights_sha256": file_sha256(weights) if weights is not None and weights.is_file() else None,
                 "reading": describe() if callable(describe) else None,
@@ -418,7 +423,8 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
         return True
 
     # Only the normalisation settings go to the workers (picklable, unlike the network).
-    settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi)
+    settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi,
+                               config.orientation)
     mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
     if config.output_dir and Path(config.output_dir).is_dir() and ctx.is_main:
         stale = remove_stale_temp_files(config.output_dir)

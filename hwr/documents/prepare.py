@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 
 from hwr.documents.linegeom import cut_line
+from hwr.documents.orientation import analyse_upright, parse_orientation
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
 from hwr.documents.reading_choice import whole_reading_wins
-from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
+from hwr.documents.segment import PageLayout, SegmentConfig
 from hwr.recognition.imaging import (
     LineGeometry,
     NormalizeConfig,
@@ -57,10 +58,12 @@ class PrepareSettings:
     segment: SegmentConfig | None = None  # segmenter knobs; None: its defaults
     mode: str = "auto"  # one of MODES (see layout_page)
     dpi: int = DEFAULT_DPI  # PDF rasterisation
+    orientation: str = "auto"  # pages' turn (hwr.documents.orientation.ORIENTATIONS)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        self.orientation = parse_orientation(self.orientation)
 
 
 @dataclass
@@ -123,7 +126,8 @@ def regions_of(layout: PageLayout) -> list[Region]:
 
 
 def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", source: str = "",
-                is_document_page: bool = False, segment_config: SegmentConfig | None = None) -> tuple[Page, bool]:
+                is_document_page: bool = False, segment_config: SegmentConfig | None = None,
+                orientation: str = "auto") -> tuple[Page, bool]:
     """The page record (lines and regions, no text yet) and whether it is read as one line image.
 
     The one place that decides what each mode means (with `reads_both_ways` and
@@ -132,16 +136,19 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
     (`is_document_page`) and an image where the segmenter finds MIN_PAGE_LINES lines or
     more, and reads any other image whole, exactly as "line" would. Such a segmented single
     image is read whole as well (`reads_both_ways`; from a reduced copy when it is taller than
-    WHOLE_READING_MAX_HEIGHT), and `settle_reading` keeps the surer."""
+    WHOLE_READING_MAX_HEIGHT), and `settle_reading` keeps the surer.
+
+    A segmented page is read turned by `orientation` (clockwise degrees, or "auto": as its
+    text reads upright, hwr.documents.orientation); an image read whole never is."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "line":
         return line_image_page(gray, page_id, source), True
-    layout = analyse_page(gray, segment_config)
+    layout = analyse_upright(gray, segment_config, orientation)
     if mode == "auto" and not is_document_page and len(layout.lines) < MIN_PAGE_LINES:
         return line_image_page(gray, page_id, source), True
     page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
-                regions=regions_of(layout))
+                regions=regions_of(layout), orientation=layout.turn)
     return page, False
 
 
@@ -201,7 +208,7 @@ def page_inputs(gray: np.ndarray, page: Page, is_line: bool, mode: str, is_docum
 
 def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
     """Network inputs of a page's lines: (normalised float arrays, geometries), in line order."""
-    crops = [gray] if is_line else [cut_line(gray, line) for line in page.lines]
+    crops = [gray] if is_line else [cut_line(gray, line, turn=page.orientation) for line in page.lines]
     prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
     return [a for a, _ in prepared], [g for _, g in prepared]
 
@@ -217,7 +224,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
         gray = readable_gray(load_page(ref, settings.dpi))
         stage = "segment"
         page, is_line = layout_page(gray, settings.mode, ref.page_id, ref.source, ref.is_document_page,
-                                    settings.segment)
+                                    settings.segment, settings.orientation)
         stage = "recognize"  # normalising a line is the recognizer's first step
         arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, settings.mode, ref.is_document_page,
                                                          settings.normalize)

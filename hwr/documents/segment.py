@@ -92,6 +92,9 @@ class PageLayout:
     skew_deg: float  # the text's measured angle, degrees (positive: lines rise to the right)
     text_height: float  # h in page pixels
     regions: list[list[int]] = field(default_factory=list)  # line indices per region, reading order
+    # Degrees the page was turned clockwise to read it (hwr.documents.orientation.analyse_upright;
+    # the lines are in the pixels of the page as given, their baselines along the turned text).
+    turn: int = 0
 
 
 def segment_page(gray: np.ndarray, config: SegmentConfig | None = None) -> list[Line]:
@@ -106,7 +109,9 @@ def segment_page(gray: np.ndarray, config: SegmentConfig | None = None) -> list[
     return analyse_page(gray, config).lines
 
 
-def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageLayout:
+def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured: np.ndarray | None = None
+                 ) -> PageLayout:
+    """`measured`: the page's `measure_binary`, when the caller has it already."""
     config = config or SegmentConfig()
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError(f"segment_page needs a uint8 grayscale image, got {gray.dtype} {gray.shape}")
@@ -116,9 +121,10 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None) -> PageL
     gray = without_pepper(gray)
     # Text size first, on a cheap reduction; then work at the scale where h ~ target_text_px
     # (finer costs time and gains nothing; the work image is never larger than work_max_side).
-    h_full = _text_height_at(gray, reduction_to(MEASURE_SIDE, full_h, full_w))
-    if h_full is None:
+    h_measured = text_height(measure_binary(gray) if measured is None else measured)
+    if h_measured is None:
         return PageLayout([], 0.0, 0.0)
+    h_full = h_measured / reduction_to(MEASURE_SIDE, full_h, full_w)
     scale = min(reduction_to(config.work_max_side, full_h, full_w), config.target_text_px / h_full)
     small = _reduce(gray, scale)
     binary = binarize(small)
@@ -166,9 +172,11 @@ def _reduce(gray: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _text_height_at(gray: np.ndarray, scale: float) -> float | None:
-    h = text_height(_without_page_rules(binarize(_reduce(gray, scale))))
-    return None if h is None else h / scale
+def measure_binary(gray: np.ndarray) -> np.ndarray:
+    """The page reduced to MEASURE_SIDE (reduction_to), binarised, without its page-long rules:
+    what the text is first measured on (and hwr.documents.orientation tells its direction from)."""
+    height, width = gray.shape
+    return _without_page_rules(binarize(_reduce(gray, reduction_to(MEASURE_SIDE, height, width))))
 
 
 DARK_INK = 2.0  # x Otsu's threshold: ink this dark is a page's typical ink, not a faint line

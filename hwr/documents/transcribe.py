@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hwr import records
 from hwr.config_args import check_at_least, setting
+from hwr.documents.orientation import parse_orientation
 from hwr.documents.pipeline import MODES, BatchConfig, BatchSummary
 from hwr.documents.writers import holds_lines, output_paths, parse_formats
 from hwr.errors import ConfigError
@@ -198,6 +199,11 @@ class TranscribeConfig(RecognizerSettings):
         help="file listing failed inputs (TSV, no header: page_id, source, stage, message); default "
              "<output-dir>/errors.tsv")
     dpi: int = setting(BatchConfig.dpi, help="resolution at which PDF pages are rasterised")
+    orientation: str = setting(
+        BatchConfig.orientation,
+        help="pages scanned sideways or upside down: auto turns each page the way its text reads upright; "
+             "0, 90, 180 or 270 turns every page that many degrees clockwise (outputs keep the image's own "
+             "coordinates)")
     workers: int = setting(
         BatchConfig.workers,
         help="page workers that load, segment and cut pages while the recognizer runs (threads, or "
@@ -225,6 +231,10 @@ class TranscribeConfig(RecognizerSettings):
         # Here, not in the command: a value from a --config file is then named as the file's.
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        try:
+            self.orientation = parse_orientation(self.orientation)
+        except ValueError as exc:
+            raise ConfigError(f"--{exc}") from None
         if self.resume and not self.output_dir:
             raise ConfigError("--resume needs --output-dir: it skips the inputs whose outputs are there")
         formats = self.formats  # parsed now, so a bad --format fails before any page is read

@@ -384,7 +384,7 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         for line in page.lines:
             where = f"{ref.source}#{line.id}"
             meta = {"file": where, "page_image": str(ref.path), **({READING_OF: ref.page_id} if read_whole_too else {})}
-            lines.append(LineSample(where, "", cut_line(readable, line), meta))
+            lines.append(LineSample(where, "", cut_line(readable, line, turn=page.orientation), meta))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} --unlabeled images cannot be read: {name_some(failed, 5)} (fix or remove "
                           "them, or use --skip-bad to leave them out)")

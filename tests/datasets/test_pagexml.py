@@ -305,3 +305,22 @@ def test_a_pdf_page_is_drawn_at_the_dpi_its_declared_size_gives_not_the_default(
     xml.write_text(page_xml("letter.pdf", ONE_LINE, width=41, height=17), encoding="utf-8")  # no dpi draws this
     with pytest.raises(DatasetError, match=r"letter\.pdf is 167x126 but the XML declares 41x17"):
         read_pagexml(xml)
+
+
+@pytest.mark.parametrize("orientation, turn", [("90", 90), ("-90", 270), ("180.0", 180), ("3.5", 0), ("x", 0)])
+def test_lines_of_a_page_marked_as_turned_are_cut_upright(tmp_path, orientation, turn):
+    """hwr transcribe writes Page/@orientation for a page it read turned; a corrected copy of
+    it used for training must give the lines upright, as they were read."""
+    from hwr.documents.orientation import turned
+
+    image = np.full((30, 40), 230, np.uint8)
+    image[3:5, 3:15] = 20  # ink along the line's top: shows which way its crop lies
+    Image.fromarray(image).save(tmp_path / "page.png")
+    line = """<TextLine id="l1"><Coords points="2,2 20,2 20,9 2,9"/>
+        <TextEquiv><Unicode>a line</Unicode></TextEquiv></TextLine>"""
+    xml = tmp_path / "page.xml"
+    xml.write_text(page_xml("page.png", line), encoding="utf-8")
+    as_is = read_pagexml(xml)[0].image
+    xml.write_text(page_xml("page.png", line).replace("<Page ", f'<Page orientation="{orientation}" '),
+                   encoding="utf-8")
+    assert np.array_equal(read_pagexml(xml)[0].image, turned(as_is, turn))

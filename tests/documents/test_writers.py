@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from hwr.documents.linegeom import LineFrame, word_polygons
+from hwr.documents.orientation import line_back, points_back
 from hwr.documents.writers import FORMATS, SUFFIXES, parse_formats, write_page
 from hwr.records import Line, Page, Recognition, Region, WordBox
 
@@ -245,3 +246,39 @@ def test_page_xml_written_apart_from_the_scans_says_where_its_image_is_and_is_re
     # An upload's display name is no file here: nothing to point to.
     page.source = "my upload.png"
     assert "imagePath" not in write_page(page, "pagexml")
+
+
+def turned_page(turn: int) -> Page:
+    """make_page's lines as found on the same page scanned needing `turn` clockwise to read."""
+    page = make_page(True)
+    width, height = (page.width, page.height) if turn == 180 else (page.height, page.width)
+    page.lines = [line_back(line, turn, width, height) for line in page.lines]
+    page.width, page.height, page.orientation = width, height, turn
+    return page
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_a_turned_page_says_so_and_places_its_words_along_its_lines(schemas, turn):
+    page = turned_page(turn)
+    correction = {90: "90", 180: "180", 270: "-90"}[turn]  # PAGE: the clockwise correction, in (-180, 180]
+    doc = etree.fromstring(write_page(page, "pagexml").encode())
+    assert schemas["pagexml"].validate(doc), schemas["pagexml"].error_log
+    assert doc.find(".//pc:Page", {"pc": PAGE_NS}).get("orientation") == correction
+    alto = etree.fromstring(write_page(page, "alto").encode())
+    assert schemas["alto"].validate(alto), schemas["alto"].error_log
+    assert alto.find(".//a:Page", {"a": ALTO_NS}).get("ROTATION") == str(turn)
+    data = json.loads(write_page(page, "json"))
+    assert data["orientation"] == turn
+    upright = make_page(True).lines[0]
+    expected = [points_back(p, turn, page.width, page.height)
+                for p in word_polygons(upright, [(w.x0, w.x1) for w in upright.recognition.words])]
+    assert [w["polygon"] for w in data["lines"][0]["words"]] == [list(map(list, p)) for p in expected]
+
+
+def test_an_upright_page_writes_no_orientation():
+    page = make_page(False)
+    assert etree.fromstring(write_page(page, "pagexml").encode()).find(
+        ".//pc:Page", {"pc": PAGE_NS}).get("orientation") is None
+    assert etree.fromstring(write_page(page, "alto").encode()).find(
+        ".//a:Page", {"a": ALTO_NS}).get("ROTATION") is None
+    assert json.loads(write_page(page, "json"))["orientation"] == 0

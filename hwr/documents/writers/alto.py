@@ -55,15 +55,17 @@ def write(page: Page) -> str:
     number = document_page_number(page.source or page.id) or 1
     page_el = _el(layout, "Page", ID=xml_id(f"page_{page.id}", used), PHYSICAL_IMG_NR=number,
                   WIDTH=page.width, HEIGHT=page.height)
+    if page.orientation:  # ALTO's ROTATION: the text's own turn, counter-clockwise: what undoes it clockwise
+        page_el.set("ROTATION", str(page.orientation))
     space = _el(page_el, "PrintSpace", **_box(0, 0, page.width, page.height))
     for region_id, lines in page_regions(page):
         block = _el(space, "TextBlock", ID=xml_id(f"block_{region_id}", used), **_box(*bbox_of(lines)))
         for line in lines:
-            _write_line(block, line, used)
+            _write_line(block, line, used, page.orientation)
     return ET.tostring(xml_safe_tree(root), encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _write_line(block, line: Line, used: set[str]) -> None:
+def _write_line(block, line: Line, used: set[str], turn: int) -> None:
     lid = xml_id(line.id, used)
     attrs = _box(*line.bbox)
     if len(line.baseline) >= 2:
@@ -71,7 +73,7 @@ def _write_line(block, line: Line, used: set[str]) -> None:
     line_el = _el(block, "TextLine", ID=lid, **attrs)
     if len(line.polygon) >= 3:
         _el(_el(line_el, "Shape"), "Polygon", POINTS=points(line.polygon))
-    words = words_with_polygons(line)
+    words = words_with_polygons(line, turn)
     if words:
         for k, (word, polygon) in enumerate(words, start=1):
             if k > 1:

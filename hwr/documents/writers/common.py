@@ -28,12 +28,13 @@ def line_confidence(line: Line) -> float | None:
     return confidence_01(line.recognition.confidence)
 
 
-def words_with_polygons(line: Line) -> list[tuple[WordBox, list[tuple[int, int]]]]:
-    """The line's recognised words, each with its polygon on the page; empty without word boxes."""
+def words_with_polygons(line: Line, turn: int = 0) -> list[tuple[WordBox, list[tuple[int, int]]]]:
+    """The line's recognised words, each with its polygon on the page (`turn`: the page's
+    Page.orientation); empty without word boxes."""
     rec = line.recognition
     if rec is None or not rec.words:
         return []
-    return list(zip(rec.words, word_polygons(line, [(word.x0, word.x1) for word in rec.words])))
+    return list(zip(rec.words, word_polygons(line, [(word.x0, word.x1) for word in rec.words], turn)))
 
 
 def xml_text(value: str) -> str:

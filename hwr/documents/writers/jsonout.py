@@ -20,7 +20,7 @@ def page_dict(page: Page) -> dict:
         rec = line.recognition
         if rec is not None and rec.char_confidences:
             entry["char_confidences"] = [round(float(c), 4) for c in rec.char_confidences]
-        words = words_with_polygons(line)
+        words = words_with_polygons(line, page.orientation)
         if words:
             entry["words"] = [{"text": w.text, "confidence": round(float(w.confidence), 4),
                                "polygon": [list(p) for p in polygon]} for w, polygon in words]
@@ -30,7 +30,7 @@ def page_dict(page: Page) -> dict:
     # else's (OWN_MARKS). hwr's first key had been "id", as in `hwr synth --pages`' ground truth
     # or any json.dump of a record whose first key is an id, which a transcription replaced.
     return {"creator": CREATOR, "id": page.id, "source": page.source, "width": page.width, "height": page.height,
-            "lines": lines, "regions": regions}
+            "orientation": page.orientation, "lines": lines, "regions": regions}
 
 
 def write(page: Page) -> str:

@@ -71,6 +71,8 @@ def write(page: Page, image_path: str | None = None) -> str:
     if image_path and image_path != file_name:
         _el(meta, "MetadataItem", type="imageProperties", name=IMAGE_PATH_ITEM, value=image_path)
     page_el = _el(root, "Page", imageFilename=file_name, imageWidth=page.width, imageHeight=page.height)
+    if page.orientation:  # PAGE's clockwise correction lies in (-180, 180]
+        page_el.set("orientation", str(page.orientation - 360 if page.orientation > 180 else page.orientation))
     used: set[str] = set()
     found = page_regions(page)
     regions = [lines for _, lines in found]
@@ -84,18 +86,18 @@ def write(page: Page, image_path: str | None = None) -> str:
         x0, y0, x1, y1 = bbox_of(lines)
         _coords(region_el, [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)])
         for line in lines:
-            _write_line(region_el, line, used)
+            _write_line(region_el, line, used, page.orientation)
         _text_equiv(region_el, "\n".join(line.read_text for line in lines), None)
     return ET.tostring(xml_safe_tree(root), encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _write_line(region_el, line: Line, used: set[str]) -> None:
+def _write_line(region_el, line: Line, used: set[str], turn: int) -> None:
     lid = xml_id(line.id, used)
     line_el = _el(region_el, "TextLine", id=lid)
     _coords(line_el, line.polygon)
     if len(line.baseline) >= 2:
         _el(line_el, "Baseline", points=points(line.baseline))
-    for k, (word, polygon) in enumerate(words_with_polygons(line), start=1):
+    for k, (word, polygon) in enumerate(words_with_polygons(line, turn), start=1):
         word_el = _el(line_el, "Word", id=xml_id(f"{lid}_w{k}", used))
         _coords(word_el, polygon)
         _text_equiv(word_el, word.text, confidence_01(word.confidence))
