@@ -100,7 +100,7 @@ def transcribe_image(recognizer, image, mode: str = "page", page_id: str = "page
         source = str(image)
     page, is_line = layout_page(gray, mode, page_id, source, is_document_page, segment_config, orientation)
     arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, mode, is_document_page,
-                                                     recognizer.normalize_config)
+                                                     recognizer.normalize_config, orientation)
     # Words are located after the readings are settled: the losing one's would be wasted.
     for line, rec in zip(page.lines, recognizer.recognize_normalized(arrays, batch_size)):
         line.recognition = rec
@@ -218,6 +218,10 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
             earlier = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             earlier = None  # a folder from before the record, or none: nothing to compare
+        if isinstance(earlier, dict) and "orientation" not in earlier:
+            # Recorded by an hwr that did not turn pages: its pages read as they would now unless
+            # scanned turned, and refusing would leave no setting to resume them with.
+            earlier["orientation"] = settings.get("orientation")
         if isinstance(earlier, dict) and earlier != settings:
             differ = sorted(key for key in set(settings) | set(earlier) if settings.get(key) != earlier.get(key))
             # Each with both values: "reading differ" alone left the user to guess (the decoder).

@@ -22,7 +22,14 @@ import cv2
 import numpy as np
 
 from hwr.documents.linegeom import cut_line
-from hwr.documents.orientation import analyse_upright, parse_orientation
+from hwr.documents.orientation import (
+    analyse_upright,
+    baseline_turn,
+    given_turn,
+    line_back,
+    parse_orientation,
+    turned,
+)
 from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
 from hwr.documents.reading_choice import whole_reading_wins
 from hwr.documents.segment import PageLayout, SegmentConfig
@@ -100,11 +107,17 @@ def ink_from_uint8(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "") -> Page:
-    """The whole image as the page's only line: the outline of the image, a baseline along its
-    foot (the recognizer finds the ink box itself)."""
+def line_image_page(gray: np.ndarray, page_id: str = "page", source: str = "", turn: int = 0) -> Page:
+    """The whole image as the page's only line, read turned `turn` degrees clockwise: the
+    outline of the image, a baseline along its foot (the recognizer finds the ink box itself)."""
     h, w = gray.shape[:2]
-    return single_line_page(w, h, whole_image_line(w, h), page_id, source)
+    return single_line_page(w, h, turned_whole_line(w, h, turn), page_id, source, turn)
+
+
+def turned_whole_line(w: int, h: int, turn: int, line_id: str = LINE_IMAGE_LINE_ID) -> Line:
+    """`whole_image_line` of a w x h image turned `turn` clockwise, in the image's own pixels."""
+    tw, th = (w, h) if turn % 180 == 0 else (h, w)
+    return line_back(whole_image_line(tw, th, line_id), turn, w, h)
 
 
 def whole_image_line(w: int, h: int, line_id: str = LINE_IMAGE_LINE_ID) -> Line:
@@ -113,10 +126,11 @@ def whole_image_line(w: int, h: int, line_id: str = LINE_IMAGE_LINE_ID) -> Line:
                 baseline=[(0, h - 1), (w - 1, h - 1)], bbox=(0, 0, w, h))
 
 
-def single_line_page(width: int, height: int, line: Line, page_id: str = "page", source: str = "") -> Page:
-    """A page of `width` x `height` whose only line is `line`."""
+def single_line_page(width: int, height: int, line: Line, page_id: str = "page", source: str = "",
+                     orientation: int = 0) -> Page:
+    """A page of `width` x `height` whose only line is `line` (read turned `orientation`)."""
     return Page(id=page_id, source=source, width=width, height=height, lines=[line],
-                regions=[Region("r1", [line.id])])
+                regions=[Region("r1", [line.id])], orientation=orientation)
 
 
 def regions_of(layout: PageLayout) -> list[Region]:
@@ -138,15 +152,16 @@ def layout_page(gray: np.ndarray, mode: str = "auto", page_id: str = "page", sou
     image is read whole as well (`reads_both_ways`; from a reduced copy when it is taller than
     WHOLE_READING_MAX_HEIGHT), and `settle_reading` keeps the surer.
 
-    A segmented page is read turned by `orientation` (clockwise degrees, or "auto": as its
-    text reads upright, hwr.documents.orientation); an image read whole never is."""
+    Pages are read turned by `orientation`: clockwise degrees, or "auto", as a segmented page's
+    text reads upright (hwr.documents.orientation); auto never turns an image read whole."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    whole_turn = given_turn(orientation)
     if mode == "line":
-        return line_image_page(gray, page_id, source), True
+        return line_image_page(gray, page_id, source, whole_turn), True
     layout = analyse_upright(gray, segment_config, orientation)
     if mode == "auto" and not is_document_page and len(layout.lines) < MIN_PAGE_LINES:
-        return line_image_page(gray, page_id, source), True
+        return line_image_page(gray, page_id, source, whole_turn), True
     page = Page(id=page_id, source=source, width=gray.shape[1], height=gray.shape[0], lines=layout.lines,
                 regions=regions_of(layout), orientation=layout.turn)
     return page, False
@@ -160,15 +175,16 @@ def reads_both_ways(mode: str, is_document_page: bool, is_line: bool) -> bool:
 
 
 def add_whole_reading(gray: np.ndarray, page: Page, arrays: list, geometries: list,
-                      normalize_config: NormalizeConfig) -> None:
-    """Append the whole image as one more line of `page` (id WHOLE_READING_ID), with its
-    network input and geometry: the second reading that `settle_reading` weighs."""
-    reduced, scale = whole_reading_image(gray)
+                      normalize_config: NormalizeConfig, turn: int = 0) -> None:
+    """Append the whole image, read turned `turn` clockwise, as one more line of `page` (id
+    WHOLE_READING_ID), with its network input and geometry: the second reading that
+    `settle_reading` weighs."""
+    reduced, scale = whole_reading_image(turned(gray, turn))
     array, geometry = normalize_line_with_geometry(reduced, normalize_config)
     if scale < 1.0:  # the reduced copy's geometry in the image's own pixels (word boxes map back through it)
         geometry = LineGeometry(geometry.x_offset / scale, geometry.y_offset / scale, geometry.x_scale * scale,
                                 geometry.y_scale * scale)
-    page.lines.append(whole_image_line(gray.shape[1], gray.shape[0], WHOLE_READING_ID))
+    page.lines.append(turned_whole_line(gray.shape[1], gray.shape[0], turn, WHOLE_READING_ID))
     arrays.append(array)
     geometries.append(geometry)
 
@@ -192,23 +208,26 @@ def settle_reading(page: Page, geometries: list) -> tuple[Page, list, bool]:
     if not whole_reading_wins([line.recognition for line in page.lines], whole.recognition):
         return page, geometries, False
     whole.id = LINE_IMAGE_LINE_ID
-    return single_line_page(page.width, page.height, whole, page.id, page.source), [whole_geometry], True
+    return (single_line_page(page.width, page.height, whole, page.id, page.source, baseline_turn(whole)),
+            [whole_geometry], True)
 
 
 def page_inputs(gray: np.ndarray, page: Page, is_line: bool, mode: str, is_document_page: bool,
-                normalize_config: NormalizeConfig) -> tuple[list, list, bool]:
+                normalize_config: NormalizeConfig, orientation: str = "auto") -> tuple[list, list, bool]:
     """`line_inputs`, and in auto mode the image read whole after them when `reads_both_ways`
-    (`add_whole_reading`): (arrays, geometries, whether the last is the whole reading)."""
+    (`add_whole_reading`, turned as `orientation` gives, never by "auto"): (arrays, geometries,
+    whether the last is the whole reading)."""
     arrays, geometries = line_inputs(gray, page, is_line, normalize_config)
     read_whole_too = reads_both_ways(mode, is_document_page, is_line)
     if read_whole_too:
-        add_whole_reading(gray, page, arrays, geometries, normalize_config)
+        add_whole_reading(gray, page, arrays, geometries, normalize_config, given_turn(orientation))
     return arrays, geometries, read_whole_too
 
 
 def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
     """Network inputs of a page's lines: (normalised float arrays, geometries), in line order."""
-    crops = [gray] if is_line else [cut_line(gray, line, turn=page.orientation) for line in page.lines]
+    crops = [turned(gray, page.orientation)] if is_line else [cut_line(gray, line, turn=page.orientation)
+                                                              for line in page.lines]
     prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
     return [a for a, _ in prepared], [g for _, g in prepared]
 
@@ -227,7 +246,7 @@ def prepare_page(ref: PageRef, settings: PrepareSettings) -> PreparedPage:
                                     settings.segment, settings.orientation)
         stage = "recognize"  # normalising a line is the recognizer's first step
         arrays, geometries, read_whole_too = page_inputs(gray, page, is_line, settings.mode, ref.is_document_page,
-                                                         settings.normalize)
+                                                         settings.normalize, settings.orientation)
         prepared = PreparedPage(ref.page_id, ref.source, page, [ink_to_uint8(a) for a in arrays], geometries,
                                 is_line, read_whole_too)
     except Exception as exc:  # noqa: BLE001 - one broken page never stops a batch

@@ -2,6 +2,7 @@
 cut upright, and words placed along them."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -46,10 +47,14 @@ def test_points_back_finds_the_same_pixel_in_the_image_as_given(turn):
 
 @pytest.mark.parametrize("turn", TURNS)
 def test_a_turned_page_is_found_upright_with_its_lines_on_the_image_as_given(pages, turn):
+    found = 0
     for rendered in pages:
         image = scanned(rendered.image, turn)
         layout = analyse_upright(image)
+        if turn == 180 and layout.turn == 0:
+            continue  # upside down needs two cues to agree: a page with too little ink skew stays as it is
         assert layout.turn == turn
+        found += 1
         height, width = image.shape
         truth = [points_back(line.polygon, turn, width, height) for line in rendered.page.lines]
         assert len(match_lines(truth, [line.polygon for line in layout.lines])) >= len(truth) - 1
@@ -57,6 +62,7 @@ def test_a_turned_page_is_found_upright_with_its_lines_on_the_image_as_given(pag
             x0, y0, x1, y1 = line.bbox
             assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
             assert all(0 <= x < width and 0 <= y < height for x, y in line.polygon)
+    assert found >= len(pages) - (1 if turn == 180 else 0)
 
 
 @pytest.mark.parametrize("turn", (90, 180, 270))
@@ -89,6 +95,25 @@ def test_upright_pages_of_any_length_stay_as_they_are():
     synth = LineSynthesizer(SynthConfig(), split="val", seed=11)  # ruled paper and every capture condition
     for index, n_lines in enumerate((1, 2, 3, 5, 8, 12)):
         assert analyse_upright(synth.sample_page(index, n_lines=n_lines).image).turn == 0
+
+
+def test_short_pages_that_tipped_the_ink_skew_are_not_turned_upside_down():
+    """Pages of one or two lines whose ink leans down (digits, capitals) had been turned on
+    that cue alone (a review found them; seed 42 page 28 read as "owap pabbu 'ynow vado")."""
+    for seed, index in ((42, 28), (40, 15)):
+        rendered = LineSynthesizer(SynthConfig(), split="val", seed=seed).sample_page(index, n_lines=1 + index % 3)
+        assert analyse_upright(rendered.image).turn == 0
+
+
+def test_margin_lines_a_little_off_plumb_do_not_turn_the_page(pages):
+    image = pages[1].image.copy()
+    height, width = image.shape
+    for x in (int(width * 0.06), int(width * 0.94)):
+        cv2.line(image, (x, 0), (x, height - 1), 90, 3)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 2.0, 1.0)
+    tilted = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    layout = analyse_upright(tilted)
+    assert layout.turn == 0 and len(layout.lines) == len(analyse_page(tilted).lines)
 
 
 def test_a_given_orientation_is_used_without_looking(pages):

@@ -13,7 +13,14 @@ import pytest
 from PIL import Image
 
 from hwr.documents.orientation import turned
-from hwr.documents.pipeline import BatchConfig, output_paths, run_batch, segment_and_crop, transcribe_page
+from hwr.documents.pipeline import (
+    BatchConfig,
+    output_paths,
+    run_batch,
+    segment_and_crop,
+    transcribe_image,
+    transcribe_page,
+)
 from hwr.documents.segment import segment_page
 from hwr.errors import ConfigError
 from hwr.recognition.model import Recognizer
@@ -143,6 +150,18 @@ def test_a_page_scanned_turned_reads_as_upright_with_its_outputs_on_the_scan(ren
     assert cer(upright.text, (tmp_path / "as-is" / "scan.txt").read_text(encoding="utf-8").strip()) > 0.5
 
 
+@pytest.mark.parametrize("mode", ["line", "auto"])
+def test_a_given_orientation_turns_a_line_image_too(mode):
+    reader = Recognizer.load("hwr-en-small", device="cpu")
+    image = render_line("Clara poled the punt")
+    upright = transcribe_image(reader, image, mode)[0]
+    for turn in (90, 180):
+        page, is_line = transcribe_image(reader, turned(image, 360 - turn), mode, orientation=str(turn))
+        assert is_line and page.orientation == turn and page.text == upright.text
+        words = page.lines[0].recognition.words
+        assert [w.text for w in words] == upright.text.split()
+
+
 def _batch_folder(tmp_path, rendered):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -190,6 +209,20 @@ def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
         run_batch(recognizer, [folder], BatchConfig(mode="line", dpi=150, formats=formats, output_dir=str(out),
                                                     resume=True, progress=False))
     assert (out / "page1.alto.xml").stat().st_mtime_ns == stamp
+
+
+def test_resume_of_a_folder_recorded_before_pages_were_turned_is_not_refused(tmp_path):
+    """A folder an earlier hwr read records no orientation; resuming it is refused only for what
+    it did record. One read with another orientation is refused."""
+    from hwr.documents.pipeline import READING_SETTINGS_FILE, check_resumed_settings
+
+    settings = {"mode": "auto", "dpi": 300, "orientation": "auto", "model": "m"}
+    earlier = {key: value for key, value in settings.items() if key != "orientation"}
+    (tmp_path / READING_SETTINGS_FILE).write_text(json.dumps(earlier), encoding="utf-8")
+    check_resumed_settings(tmp_path, settings, resume=True)
+    assert json.loads((tmp_path / READING_SETTINGS_FILE).read_text(encoding="utf-8")) == settings
+    with pytest.raises(ConfigError, match=r'orientation: "auto" then, "180" now'):
+        check_resumed_settings(tmp_path, {**settings, "orientation": "180"}, resume=True)
 
 
 def test_batch_in_worker_processes_matches_threads(recognizer, rendered, tmp_path):
