@@ -103,6 +103,18 @@ def test_transcribe_line_shows_what_the_recognizer_reads(client, tiny_dir):
     assert sorted(Path(p).name for p in downloads) == sorted(f"line-02{SUFFIXES[f]}" for f in export_formats())
 
 
+def test_a_page_scanned_sideways_is_read_turned_and_says_so(client, tmp_path):
+    from hwr.documents.orientation import turned
+    from hwr.synth import LineSynthesizer
+
+    page_image = LineSynthesizer(split="val", seed=3).sample_page(0, n_lines=4).image
+    path = tmp_path / "sideways.png"
+    Image.fromarray(turned(page_image, 270)).save(path)  # reads once turned 90 degrees clockwise
+    outlined, _, _, _, page, status = transcribe(client, path, "page")
+    assert "page turned 90° clockwise to read" in status and page["orientation"] == 90
+    assert Image.open(outlined).size == Image.open(path).size  # the lines drawn on the scan as given
+
+
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(),
                     reason=f"no shipped model in {SHIPPED}: reading real text needs a trained model")
 def test_shipped_model_reads_a_rendered_line():

@@ -150,7 +150,8 @@ def transcribe(ctx: AppContext, image: str, model: str, decoder: str, layout: st
 def _status(page, layout: str, seconds: float) -> str:
     conf = mean_confidence(page)
     conf_text = f" · mean confidence {conf:.0%}" if conf is not None else ""
-    return f"{len(page.lines)} line(s) read as {layout} in {seconds:.2f} s{conf_text}"
+    turn_text = f" · page turned {page.orientation}° clockwise to read" if page.orientation else ""
+    return f"{len(page.lines)} line(s) read as {layout}{turn_text} in {seconds:.2f} s{conf_text}"
 
 
 def export(ctx: AppContext, page_json: dict, corrected: str):
