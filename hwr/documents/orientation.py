@@ -64,6 +64,7 @@ MARGIN_SLACK = 0.25
 MARGIN_RATIO = 3.0  # ends this much more spread than starts (or the reverse) is clear evidence
 FLIP_SKEW_EVIDENCE = 0.25  # the skew evidence (in units of UPSIDE_DOWN_SKEW) half a turn needs beside the margins
 MAX_LINES_MEASURED = 12  # the longest lines of a page say enough of its ascenders
+SIDEWAYS_LETTER_PX = 5.0  # letter size the sideways test looks at (the measuring copy is reduced to it)
 STRUCTURE_WINDOW = 4.0  # x the letter size: the blur the profiles are compared with
 SKEW_SEARCH_DEG = 10.0
 
@@ -198,6 +199,14 @@ def looks_sideways(binary: np.ndarray) -> bool:
     size = letter_size(binary)
     if size is None:
         return False
+    # At SIDEWAYS_LETTER_PX letters still make their lines' profile; rule removal there costs
+    # a fifth of what it does on the measuring copy.
+    scale = min(1.0, SIDEWAYS_LETTER_PX / size)
+    if scale < 1.0:
+        h, w = binary.shape
+        small = cv2.resize(binary * np.uint8(255), (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+        binary, size = (small > 64).astype(np.uint8), size * scale
     binary = without_long_strokes(binary, size)
     across = _structure(_sharpest_profile(binary), size)
     along = _structure(_sharpest_profile(np.ascontiguousarray(binary.T)), size)
