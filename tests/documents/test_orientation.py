@@ -116,6 +116,16 @@ def test_margin_lines_a_little_off_plumb_do_not_turn_the_page(pages):
     assert layout.turn == 0 and len(layout.lines) == len(analyse_page(tilted).lines)
 
 
+def test_a_line_image_far_wider_than_tall_is_never_taken_for_sideways():
+    """Harder-set line 117 (82 x 1443 px): its strokes made the profile along its columns the
+    sharper, and page mode turned it and found one line where there are two parts."""
+    from hwr.datasets.synthetic import hard_validation_lines
+
+    image = hard_validation_lines(600)[117].image
+    assert looks_sideways(measure_binary(image))  # the cue alone is fooled ...
+    assert analyse_upright(image).turn == 0  # ... the image's shape is not
+
+
 def test_a_given_orientation_is_used_without_looking(pages):
     image = pages[0].image  # upright: auto would keep it
     assert analyse_upright(image, orientation="180").turn == 180
