@@ -219,9 +219,8 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
         except (OSError, ValueError):
             earlier = None  # a folder from before the record, or none: nothing to compare
         if isinstance(earlier, dict) and "orientation" not in earlier:
-            # Recorded by an hwr that did not turn pages: its pages read as they would now unless
-            # scanned turned, and refusing would leave no setting to resume them with.
-            earlier["orientation"] = settings.get("orientation")
+            earlier["orientation"] = (settings.get("orientation") if reads_as_before_orientation(settings)
+                                      else ORIENTATION_BEFORE)
         if isinstance(earlier, dict) and earlier != settings:
             differ = sorted(key for key in set(settings) | set(earlier) if settings.get(key) != earlier.get(key))
             # Each with both values: "reading differ" alone left the user to guess (the decoder).
@@ -231,6 +230,26 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
                               f"({changes}); rerun without --resume to read every page again, or with the earlier "
                               "settings")
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
+# Folders read by an hwr that did not turn pages record no orientation: it read every page as
+# it lay. "auto" reads an upright page just so, and refusing to resume such a folder (or reading
+# all of it again) would leave no setting to carry on with; a fixed turn is another reading.
+ORIENTATION_BEFORE = "0"
+
+
+def reads_as_before_orientation(settings: dict) -> bool:
+    """Whether these reading settings read upright pages as an hwr that recorded no orientation did."""
+    return settings.get("orientation") in ("auto", ORIENTATION_BEFORE)
+
+
+def accepted_digests(settings: dict) -> set[str]:
+    """The settings digests of outputs that --resume may keep under `settings`: theirs, and
+    that of the same settings recorded before orientation was (reads_as_before_orientation)."""
+    digests = {settings_digest(settings)}
+    if reads_as_before_orientation(settings):
+        digests.add(settings_digest({key: value for key, value in settings.items() if key != "orientation"}))
+    return digests
 
 
 def _shown(value, limit: int = 120) -> str:
@@ -254,22 +273,24 @@ def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[s
 
 
 def done_earlier(ref: PageRef, output_dir: str | Path | None, formats: Iterable[str],
-                 manifest: OutputManifest | None, digest: str) -> bool:
+                 manifest: OutputManifest | None, digests: Iterable[str]) -> bool:
     """Whether --resume may skip the page: its outputs are all there, and the folder's record says
     they were read from this input with these settings. An output recorded from another input
     (another folder's page of the same name) or read otherwise (a run interrupted after it had
     replaced part of a folder read in another mode) is read again; an output recorded without
-    its origin (an earlier version of hwr) counts as done, as it always did."""
+    its origin (an earlier version of hwr) counts as done, as it always did. `digests`: the
+    settings digests it may have been read with (accepted_digests)."""
     formats = list(formats)
     if not is_complete(ref.page_id, output_dir, formats):
         return False
     if manifest is None:
         return True
-    expected = output_origin(ref.source, digest)
+    source = source_identity(ref.source)
+    digests = set(digests)
     for path in output_paths(ref.page_id, output_dir, formats):
         origin = manifest.origin_of(path)
-        if origin is not None and origin != expected:
-            why = "another input" if origin.get("source") != expected["source"] else "other settings"
+        if origin is not None and (origin.get("source") != source or origin.get("settings") not in digests):
+            why = "another input" if origin.get("source") != source else "other settings"
             log.info("%s: read again: its output %s was read from %s", ref.source, path, why)
             return False
     return True
@@ -400,9 +421,11 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
     stages = stages if stages is not None else StageTimes()
     digest = ""  # only outputs record it (it hashes the weights: not for every page a library reads)
+    resumable: set[str] = set()
     if config.output_dir:
         reading = reading_settings(recognizer, config, segment_config)
         digest = settings_digest(reading)
+        resumable = accepted_digests(reading)
         check_resumed_settings(config.output_dir, reading, config.resume)
     # Under torchrun each rank reads every world_size-th page of the deterministic page order
     # and writes that page's outputs itself; resume is per page, so a rerun with any number
@@ -419,7 +442,8 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     manifest = OutputManifest(config.output_dir) if config.output_dir else None
 
     def wanted(ref: PageRef) -> bool:
-        if not ref.error and config.resume and done_earlier(ref, config.output_dir, config.formats, manifest, digest):
+        if (not ref.error and config.resume
+                and done_earlier(ref, config.output_dir, config.formats, manifest, resumable)):
             summary.skipped += 1
             summary.skipped_sources.append(ref.source)
             summary.skipped_ids.append(ref.page_id)

@@ -6,6 +6,7 @@ outputs), not what it reads.
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -223,6 +224,39 @@ def test_resume_of_a_folder_recorded_before_pages_were_turned_is_not_refused(tmp
     assert json.loads((tmp_path / READING_SETTINGS_FILE).read_text(encoding="utf-8")) == settings
     with pytest.raises(ConfigError, match=r'orientation: "auto" then, "180" now'):
         check_resumed_settings(tmp_path, {**settings, "orientation": "180"}, resume=True)
+    # A folder recorded before is one read as it lay: a fixed turn reads it otherwise.
+    (tmp_path / READING_SETTINGS_FILE).write_text(json.dumps(earlier), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'orientation: "0" then, "90" now'):
+        check_resumed_settings(tmp_path, {**settings, "orientation": "90"}, resume=True)
+
+
+def test_resume_keeps_the_pages_a_run_recorded_before_pages_were_turned(recognizer, rendered, tmp_path):
+    """Their outputs' records hash settings without an orientation: read with auto or 0 they
+    are done; with a fixed turn they are read again."""
+    import hwr.documents.pipeline as pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "page.png"), rendered[1].image)
+    out = tmp_path / "out"
+    real = pipeline.reading_settings
+
+    def as_before(*args):  # what an hwr that did not turn pages recorded
+        return {key: value for key, value in real(*args).items() if key != "orientation"}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "reading_settings", as_before)
+        run_batch(recognizer, [folder], BatchConfig(mode="page", output_dir=str(out), progress=False))
+    for orientation, skipped in (("auto", 1), ("0", 1), ("90", 0)):
+        again = tmp_path / f"resumed-{orientation}"  # each from the folder as the earlier hwr left it
+        shutil.copytree(out, again)
+        config = BatchConfig(mode="page", output_dir=str(again), resume=True, orientation=orientation,
+                             progress=False)
+        if skipped:
+            assert run_batch(recognizer, [folder], config).skipped == 1
+        else:
+            with pytest.raises(ConfigError, match="orientation"):
+                run_batch(recognizer, [folder], config)
 
 
 def test_batch_in_worker_processes_matches_threads(recognizer, rendered, tmp_path):
