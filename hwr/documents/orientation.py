@@ -148,28 +148,34 @@ def analyse_upright(gray: np.ndarray, config: SegmentConfig | None = None, orien
     # is at most about twice as wide as tall).
     sideways = gray.shape[1] <= SIDEWAYS_MAX_ASPECT * gray.shape[0] and looks_sideways(measured)
     layout = _analysed(gray, 90 if sideways else 0, config, measured)
-    skew, margins = upright_evidence(gray, layout)
+    margins = margin_evidence(layout)
     if sideways:
         # Turned a quarter one way or the other: whichever reads upright, even on thin evidence
         # (as the page lies it is certainly unreadable).
-        return layout if skew + margins >= 0.0 else _analysed(gray, 270, config, measured)
+        upright = skew_evidence(gray, layout) + margins >= 0.0
+        return layout if upright else _analysed(gray, 270, config, measured)
     # An upright page turned by mistake is read as garbage, so half a turn needs both cues to
     # agree, on a page of MIN_LINES_FOR_MARGINS lines or more: the skew alone turned about 1 in
     # 25 upright pages of one or two lines, and the margins alone 13 of 24 pages of right-aligned
     # text (now 2; the skew of 21 of 30 upside-down pages says so clearly enough, the margins of 29).
-    if skew <= -FLIP_SKEW_EVIDENCE and margins <= -1.0:
+    # The margins come from the outlines alone; the lines are cut to measure their ink's skew only
+    # when the margins say upside down, not on every upright page.
+    if margins <= -1.0 and skew_evidence(gray, layout) <= -FLIP_SKEW_EVIDENCE:
         return _analysed(gray, 180, config, measured)
     return layout
 
 
-def upright_evidence(gray: np.ndarray, layout: PageLayout) -> tuple[float, float]:
-    """(the lines' ink skew, the margins) as evidence that the page reads upright as `layout`
-    has it: positive upright, negative upside down, one unit clear evidence; 0 where a cue
-    has nothing to say (no ink, or fewer than MIN_LINES_FOR_MARGINS lines)."""
+def skew_evidence(gray: np.ndarray, layout: PageLayout) -> float:
+    """The lines' ink skew (ascender_skew) as evidence that the page reads upright as `layout`
+    has it: positive upright, negative upside down, one unit clear evidence; 0 with no ink."""
     skew = ascender_skew(gray, layout.lines, layout.turn)
+    return 0.0 if skew is None else float(np.clip(-skew / UPSIDE_DOWN_SKEW, -2.0, 2.0))
+
+
+def margin_evidence(layout: PageLayout) -> float:
+    """The margins (margin_alignment) as the same evidence; 0 under MIN_LINES_FOR_MARGINS lines."""
     margins = margin_alignment(layout.lines, layout.turn, layout.text_height)
-    return (0.0 if skew is None else float(np.clip(-skew / UPSIDE_DOWN_SKEW, -2.0, 2.0)),
-            0.0 if margins is None else float(np.clip(margins / math.log(MARGIN_RATIO), -2.0, 2.0)))
+    return 0.0 if margins is None else float(np.clip(margins / math.log(MARGIN_RATIO), -2.0, 2.0))
 
 
 def margin_alignment(lines: list[Line], turn: int, text_height: float) -> float | None:
