@@ -12,6 +12,8 @@ whose format is detected, or a path with an explicit prefix:
                              (meta["condition"]), real held-out letters and digits
     synth:struck:600[:seed]  the harder set with a word struck out (`#`) in half its lines
                              (meta["struck"])
+    synth:archive:600[:seed] the harder set's writing on old leaves: faded ink, the back
+                             showing through, heavy grain
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
-SYNTH_SPLITS = ("train", "val", "hard", "struck")
+SYNTH_SPLITS = ("train", "val", "hard", "struck", "archive")
 
 
 @runtime_checkable
@@ -165,9 +167,10 @@ def _synthetic(location: str) -> LineDataset:
         synthetic = importlib.import_module("hwr.datasets.synthetic")
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
-    if split in ("hard", "struck"):
+    if split in ("hard", "struck", "archive"):
         # The harder validation sets: their own fixed seed unless the spec names one.
-        lines = synthetic.hard_validation_lines if split == "hard" else synthetic.struck_validation_lines
+        lines = {"hard": synthetic.hard_validation_lines, "struck": synthetic.struck_validation_lines,
+                 "archive": synthetic.archive_validation_lines}[split]
         return lines(count, **({"seed": seed} if len(parts) == 3 else {}))
     # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
     # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.

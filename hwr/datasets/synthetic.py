@@ -11,6 +11,8 @@ from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
+from dataclasses import replace
+
 from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config, struck_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
@@ -62,6 +64,13 @@ def hard_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None
     The same lines every time for a given n and seed."""
     return SyntheticLines(n, config=hard_validation_config(), split="val", charset=charset, seed=seed)
 
+
+def archive_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:
+    """The archive set (`synth:archive:N`): the harder set's writing, every line captured as an
+    old leaf (capture.py "archive": faded ink, show-through, heavy grain). It is kept apart from
+    the harder set, whose five conditions (and so its lines) stay as they were measured."""
+    config = replace(hard_validation_config(), condition_weights={"archive": 1.0})
+    return SyntheticLines(n, config=config, split="val", charset=charset, seed=seed)
 
 
 def struck_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:

@@ -11,6 +11,8 @@ and small, upscaled crops. Each condition here is one function, chosen per line 
     binarised   the paper path, then a local (adaptive) threshold to pure black and white
     lowres      the paper path, shrunk so the writing is 30-40 px tall, then blown up again
     photo       ruled or squared paper, uneven light, slight perspective, always JPEG
+    archive     an old leaf: darkened, blotchy paper, the back's writing showing through,
+                faded patchy ink and heavy grain (archive scans and photocopies)
 
 Every function keeps the ink box (x0, y0, x1, y1) of the returned image honest: the crop never
 cuts ink and the box covers all of it.
@@ -22,9 +24,10 @@ import math
 import cv2
 import numpy as np
 
+from hwr.synth.augment import noise_field
 from hwr.synth.config import SynthConfig
 
-CONDITIONS = ("paper", "whiteboard", "binarised", "lowres", "photo")
+CONDITIONS = ("paper", "whiteboard", "binarised", "lowres", "photo", "archive")
 
 Box = tuple[int, int, int, int]
 
@@ -191,6 +194,58 @@ def perspective(gray: np.ndarray, box: Box, points: list[tuple[float, float]], x
     new_points = cv2.perspectiveTransform(np.float32([[[x + pad, y + pad]] for x, y in points]), matrix)
     moved_points = [(float(x), float(y)) for x, y in new_points.reshape(-1, 2)]
     return warped, (max(0, int(nx0)), max(0, int(ny0)), min(W, int(nx1)), min(H, int(ny1))), moved_points
+
+
+# --- archive ---------------------------------------------------------------------------------
+def age_paper(paper: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> float:
+    """Darken the paper (in place) as old paper yellows and greys, with broad soft blotches;
+    returns how much its base level fell, so the ink's contrast is measured against the old tone."""
+    h, w = paper.shape
+    darken = float(rng.uniform(*cfg.archive_darken_range))
+    # A coarse random grid blown up smoothly: blotches a few line heights across.
+    grid = rng.standard_normal((3, max(3, round(3 * w / max(h, 1) / 2)))).astype(np.float32)
+    blotches = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    paper -= darken + float(rng.uniform(*cfg.archive_blotch_range)) * np.abs(blotches)
+    return darken
+
+
+def show_through(paper: np.ndarray, ink: np.ndarray, x_height: float, rng: np.random.Generator,
+                 cfg: SynthConfig) -> None:
+    """The writing on the back of the leaf seen through it (in place): mirrored, soft, faint and
+    offset from the front's lines. The line's own ink, mirrored, stands in for the back's: it
+    costs one flip instead of a second line, and mirrored it reads as no letters of the front."""
+    h, w = ink.shape
+    dx = float(rng.uniform(-0.3, 0.3)) * w
+    dy = float(rng.uniform(-1.0, 1.0)) * x_height
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    back = cv2.warpAffine(cv2.flip(ink, 1), shift, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    back = cv2.GaussianBlur(back, (0, 0), max(0.5, float(rng.uniform(*cfg.archive_show_blur_range)) * x_height))
+    paper -= back.astype(np.float32) * (float(rng.uniform(*cfg.archive_show_depth_range)) / 255.0)
+
+
+def fade(ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Faded ink: the coverage scaled down, unevenly along the strokes (float32, 0-255)."""
+    strength = float(rng.uniform(*cfg.archive_fade_range))
+    patchy = np.clip(strength + 0.2 * noise_field(ink.shape, rng), 0.25, 1.0)
+    return ink.astype(np.float32) * patchy
+
+
+def grain(gray: np.ndarray, contrast: float, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Heavy sensor or photocopy grain: Gaussian noise of `archive_noise_range` gray levels,
+    sometimes in 2 px grains (a copy of a copy), added to float32 gray.
+
+    contrast: how far the strokes lie below the paper. The grain stays under a third of it, so
+    faded writing is hard to read but never gone: the label must still match what is visible."""
+    h, w = gray.shape
+    sigma = min(float(rng.uniform(*cfg.archive_noise_range)), max(contrast, 0.0) / 3.0)
+    if rng.random() < 0.5:
+        noise = noise_field((h, w), rng)
+    else:
+        # Blown up 2x the grains are coarser; linear interpolation lowers their spread ~1.5x.
+        small = noise_field(((h + 1) // 2, (w + 1) // 2), rng)
+        noise = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        sigma *= 1.5
+    return cv2.scaleAdd(noise, sigma, gray)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:

@@ -19,7 +19,8 @@ def default_data_dir() -> Path:
 def _default_condition_weights() -> dict[str, float]:
     # Mostly scans of paper, but every way a real line reaches the model is seen often enough to
     # learn (capture.py): the team's real-pen sets were whiteboard captures and phone photos.
-    return {"paper": 0.58, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12}
+    # Archive leaves (faded ink, show-through, grain) are what archivists bring.
+    return {"paper": 0.52, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12, "archive": 0.06}
 
 
 def _default_kind_weights() -> dict[str, float]:
@@ -240,6 +241,16 @@ class SynthConfig:
     photo_tilt: float = 0.35
     photo_jpeg_quality_range: tuple[int, int] = (35, 85)
     photo_blur_sigma_range: tuple[float, float] = (0.4, 1.2)
+    # archive: how far the paper's base level falls (gray levels) and its blotches' depth; how
+    # often the back's writing shows through, how dark (gray levels at full coverage) and how
+    # soft (x-heights); the ink's remaining coverage; the grain's spread (gray levels).
+    archive_darken_range: tuple[float, float] = (0.0, 45.0)
+    archive_blotch_range: tuple[float, float] = (3.0, 12.0)
+    archive_show_prob: float = 0.7
+    archive_show_depth_range: tuple[float, float] = (10.0, 35.0)
+    archive_show_blur_range: tuple[float, float] = (0.03, 0.12)
+    archive_fade_range: tuple[float, float] = (0.55, 0.9)
+    archive_noise_range: tuple[float, float] = (8.0, 26.0)
 
     def __post_init__(self) -> None:
         from hwr.synth.capture import check_weights  # capture and pens import this module

@@ -130,6 +130,9 @@ class LineSynthesizer:
         if condition == "photo":
             image, box, ink, baseline = self._photograph(line, box, rng)
             return self._finished(replace(line, baseline=baseline), image, box, ink, condition)
+        if condition == "archive":
+            image, ink = self._archived(line, rng)
+            return self._finished(line, image, box, ink, condition)
         rules = None
         if rng.random() < cfg.ruled_prob:
             # Writers sit their words on the printed rule; neighbouring rules show in margins.
@@ -160,6 +163,19 @@ class LineSynthesizer:
         image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(*cfg.photo_blur_sigma_range)))
         quality = int(rng.integers(cfg.photo_jpeg_quality_range[0], cfg.photo_jpeg_quality_range[1] + 1))
         return capture.jpeg(image, quality), box, ink, baseline
+
+    def _archived(self, line: InkLine, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """A scan of an old leaf: aged paper, the back showing through, faded ink, heavy grain."""
+        cfg = self.config
+        paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg)
+        paper_level -= capture.age_paper(paper, rng, cfg)
+        if rng.random() < cfg.archive_show_prob:
+            capture.show_through(paper, line.ink, line.x_height, rng, cfg)
+        gray, ink = augment.apply_ink(paper, paper_level, capture.fade(line.ink, rng, cfg), rng, cfg,
+                                      ink_for(line.pen))
+        strokes = gray[line.ink > 160]
+        contrast = paper_level - float(strokes.mean()) if strokes.size else 0.0
+        return augment.scan(capture.grain(gray, contrast, rng, cfg), rng, cfg), ink
 
     @staticmethod
     def _baseline_y(line: InkLine) -> float:

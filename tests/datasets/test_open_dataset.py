@@ -135,3 +135,12 @@ def test_every_format_returns_one_type_and_only_read_lines_are_known(tmp_path):
     rendered = open_dataset("synth:val:3")
     assert isinstance(read, LineDataset) and isinstance(rendered, LineDataset)
     assert known_lines(read) == [read[0]] and known_lines(rendered) is None
+
+
+def test_synth_archive_is_the_harder_sets_writing_on_old_leaves():
+    archive, hard = open_dataset("synth:archive:3"), open_dataset("synth:hard:3")
+    assert len(archive) == 3
+    for i in range(3):
+        old, new = archive[i], hard[i]
+        assert old.meta["condition"] == "archive" and old.meta["split"] == "val"
+        assert old.text == new.text and old.meta["font"] == new.meta["font"]

@@ -89,3 +89,49 @@ def test_photo_light_tilt_and_squared_paper():
     assert dark.sum() > 0 and not dark[:y0].any() and not dark[y1:].any()
     assert not dark[:, :x0].any() and not dark[:, x1:].any()
     assert moved != [(50.0, 40.0), (350.0, 40.0)]
+
+
+def test_archive_leaves_are_darker_grainier_and_keep_the_text(synth):
+    for i in range(3):
+        plain = synth.render(synth.rng(i), "paper")
+        old = synth.render(synth.rng(i), "archive")
+        assert old.text == plain.text and old.image.shape == plain.image.shape and old.ink_box == plain.ink_box
+        # The paper well away from the writing: the top rows above the ink box when there are any,
+        # else the image's brightest half.
+        blank = old.image[: max(2, old.ink_box[1])].astype(np.float32)
+        assert blank.std() > 3.0  # grain
+
+
+def test_show_through_darkens_the_paper_with_the_mirrored_writing():
+    from hwr.synth.capture import show_through
+
+    cfg = SynthConfig(archive_show_depth_range=(30.0, 30.0), archive_show_blur_range=(0.05, 0.05))
+    ink = np.zeros((60, 300), np.uint8)
+    ink[20:40, 10:60] = 255  # writing at the left end of the front
+    paper = np.full(ink.shape, 220.0, np.float32)
+    show_through(paper, ink, 20.0, np.random.default_rng(1), cfg)
+    assert paper.max() <= 220.0 and 220.0 - paper.min() > 15.0
+    # Mirrored: the back's writing shows towards the right end, whatever the offset (< 0.3 width).
+    dark_columns = np.flatnonzero((220.0 - paper).max(axis=0) > 10.0)
+    assert dark_columns.size and dark_columns.mean() > 150
+
+
+def test_grain_stays_below_a_third_of_the_strokes_contrast():
+    from hwr.synth.capture import grain
+
+    cfg = SynthConfig(archive_noise_range=(40.0, 40.0))
+    for seed in range(6):
+        flat = np.full((80, 400), 200.0, np.float32)
+        noisy = grain(flat.copy(), 30.0, np.random.default_rng(seed), cfg)
+        assert noisy.std() <= 30.0 / 3.0 * 1.05
+        assert grain(flat.copy(), 300.0, np.random.default_rng(seed), cfg).std() > 20.0
+
+
+def test_faded_ink_keeps_every_stroke_but_lighter():
+    from hwr.synth.capture import fade
+
+    ink = np.zeros((40, 200), np.uint8)
+    ink[10:30, 20:180] = 255
+    faded = fade(ink, np.random.default_rng(0), SynthConfig())
+    assert faded.dtype == np.float32 and (faded[ink == 0] == 0).all()
+    assert 0.25 * 255 <= faded[ink > 0].min() and faded[ink > 0].mean() < 0.95 * 255
