@@ -7,12 +7,12 @@ cheap to send to workers under both fork and spawn.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from dataclasses import replace
-
 from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config, struck_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
