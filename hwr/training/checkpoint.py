@@ -53,6 +53,9 @@ class TrainerState:
     evals_since_best: int = 0
     elapsed_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+    # The training loss's moving average at the save: a resumed run's first log lines and
+    # validation record go on from it instead of showing no loss, then one batch's loss.
+    loss_average: float | None = None
 
 
 def _split_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

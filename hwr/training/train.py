@@ -511,6 +511,7 @@ class TrainingRun:
 
     def save_last(self) -> None:
         """<out>/last: the weights and everything --resume needs."""
+        self.state.loss_average = self.running_loss
         save_checkpoint(self.out / "last", self.model, self.model_config, self.optimizer, self.scheduler,
                         self.scaler, self.state)
 
@@ -722,7 +723,10 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
     log.info("%s %s: %d parameters on %s (autocast %s, %d processes)", model_config.arch, cfg.preset or "default",
              count_parameters(net), device, str(autocast).removeprefix("torch.") if autocast else "off",
              ctx.world_size)
-    return TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, autocast, out, ctx)
+    run = TrainingRun(cfg, net, model_config, optimizer, scheduler, scaler, state, device, autocast, out, ctx)
+    if state.loss_average is not None:
+        run.loss_average = torch.tensor(state.loss_average, dtype=torch.float32, device=device)
+    return run
 
 
 def cpu_has_bf16(device: torch.device) -> bool:

@@ -914,3 +914,19 @@ def test_best_is_swapped_in_whole(pairs_dir, tmp_path, monkeypatch):
         train_module.save_whole(best, net, config)
     assert json.loads((best / "config.json").read_text())["training"]["best_step"] == before
     load_model(best)  # the old pair, whole
+
+
+def test_a_resumed_run_goes_on_from_the_saved_loss_average(pairs_dir, tmp_path, monkeypatch):
+    """The moving average of the training loss was not checkpointed: a resumed run's first logs
+    and validation record showed one batch's loss as the average."""
+    import hwr.training.train as train_module
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2))
+    saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["trainer"]["loss_average"]
+    assert isinstance(saved, float) and saved > 0
+    averages, real_average = [], train_module.averaged_loss
+    monkeypatch.setattr(train_module, "averaged_loss",
+                        lambda average, loss: averages.append(None if average is None else float(average))
+                        or real_average(average, loss))
+    train(_cfg(pairs_dir, tmp_path, max_steps=3, val_every=3, resume=True))
+    assert averages and averages[0] == pytest.approx(saved)
