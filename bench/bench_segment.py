@@ -1,6 +1,6 @@
 """Line segmentation alone on synthetic validation pages: lines matched, exact line counts, time.
 
-    python bench/bench_segment.py [--seeds 5] [--pages 36] [--json out.json]
+    python bench/bench_segment.py [--seeds 5] [--pages 36] [--archive] [--json out.json]
 
 Renders pages `LineSynthesizer(split="val", seed=s).sample_page(i)` for s < --seeds and
 i < --pages (validation fonts, 4-12 lines a page; the defaults are the 180 pages whose
@@ -9,6 +9,8 @@ figures the README and the segmenter's comments quote: 1,448 lines), segments ea
 matches detected lines to the truth at IoU >= 0.5 (`hwr.documents.page_eval.match_lines`).
 Reports lines matched, pages whose line count is exact, lines found that match nothing, and
 seconds a page; with --json, each page's counts (to compare two versions page by page).
+--archive draws the same pages on old leaves (capture.py's archive condition: faded ink, the
+back's writing showing through, heavy grain).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--pages", type=int, default=36, help="pages per seed")
+    parser.add_argument("--archive", action="store_true", help="the pages on old leaves (faded, grainy)")
     parser.add_argument("--json", type=Path, help="write the per-page counts here")
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -35,7 +38,7 @@ def main() -> None:
     for seed in range(args.seeds):
         synthesizer = LineSynthesizer(split="val", seed=seed)
         for index in range(args.pages):
-            rendered = synthesizer.sample_page(index)
+            rendered = synthesizer.sample_page(index, archive=args.archive)
             truth = [[tuple(p) for p in line["polygon"]] for line in rendered.to_json()["lines"]]
             start = time.perf_counter()
             layout = analyse_page(rendered.image)

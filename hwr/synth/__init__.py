@@ -7,7 +7,7 @@ augmentation, page layout and dataset export.
     hand.py        a writer's variation: every glyph instance its own map, joins, breaks
     render.py      glyph layout of one line with per-word jitter
     augment.py     stroke width, slant/rotation/elastic warp, paper, ink, blur, noise, JPEG
-    capture.py     capture conditions: paper scan, whiteboard, binarised, low-res, phone photo
+    capture.py     capture conditions: paper scan, whiteboard, binarised, low-res, phone photo, archive leaf
     synthesizer.py LineSynthesizer: one reproducible line per (seed, split, index)
     page.py        several lines on a page, with polygons and baselines
     export.py      datasets on disk (IAM or image/.gt.txt pairs, optional pages)

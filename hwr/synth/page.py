@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from hwr.records import Line, Page
-from hwr.synth import augment
+from hwr.synth import augment, capture
 from hwr.synth.hand import writer_proportions
 from hwr.synth.pens import ink_for, writer_pen
 from hwr.synth.render import InkLine
@@ -61,8 +61,11 @@ class _Placed:
 
 
 def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer: LineSynthesizer,
-                page_id: str = "page") -> SynthPage:
+                page_id: str = "page", archive: bool = False) -> SynthPage:
     """Lay out n_lines lines of `synthesizer` (its config.page_lines_range if None) on one page.
+
+    archive: an old leaf (capture.py's archive condition): aged paper, the back's writing showing
+    through, faded ink, heavy grain. Without it the page is drawn exactly as before it existed.
 
     The synthesizer is passed in, not built here, so that this module never imports
     `hwr.synth.synthesizer` (which imports this one for `LineSynthesizer.sample_page`).
@@ -96,7 +99,19 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         np.maximum(region, p.crop, out=region)
 
     paper, paper_level = augment.make_paper((height, width), rng, cfg, rules if ruled else None)
-    gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg, ink_for(pen))
+    written = ink
+    if archive:
+        # A child generator (spawning leaves `rng`'s stream where it was): the page's ink, pen
+        # and skew are drawn as on a plain page, and only its look changes.
+        aged = rng.spawn(1)[0]
+        paper_level -= capture.age_paper(paper, aged, cfg)
+        if aged.random() < cfg.archive_show_prob:
+            capture.show_through(paper, ink, x_height, aged, cfg)
+        written = capture.fade(ink, aged, cfg)
+    gray, ink_name = augment.apply_ink(paper, paper_level, written, rng, cfg, ink_for(pen))
+    if archive:
+        strokes = gray[ink > 160]
+        gray = capture.grain(gray, paper_level - float(strokes.mean()) if strokes.size else 0.0, aged, cfg)
     skew, width, height = _skew_matrix(rng, cfg, width, height)
     gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)

@@ -225,10 +225,11 @@ class LineSynthesizer:
         line.ink = augment.change_stroke_width(line.ink, stroke_change, self.config)
         return augment.warp_line(line, rng, self.config)
 
-    def sample_page(self, index: int, n_lines: int | None = None) -> SynthPage:
-        """A page of several lines by one writer, reproducible from (seed, split, index)."""
+    def sample_page(self, index: int, n_lines: int | None = None, archive: bool = False) -> SynthPage:
+        """A page of several lines by one writer, reproducible from (seed, split, index);
+        archive: on an old leaf (page.render_page)."""
         page_id = f"synth-{self.split}-{self.seed}-p{index:06d}"
-        return render_page(self.rng(index, PAGE_STREAM), n_lines, synthesizer=self, page_id=page_id)
+        return render_page(self.rng(index, PAGE_STREAM), n_lines, synthesizer=self, page_id=page_id, archive=archive)
 
     def choose_font(self, rng: np.random.Generator, text: str, preferred: str | None = None) -> tuple[str, str]:
         """A random font of the split that can draw every character of `text`.

@@ -114,3 +114,17 @@ def test_a_pages_lines_share_their_pen_and_stroke_change(synth, monkeypatch):
         assert len({(p.name, p.angle, p.wave[2:], round(p.jitter / p.jitter_wavelength, 9)) for p in drawn}) <= 1
         per_page.append({round(p.width, 6) for p in drawn})
     assert len(set().union(*per_page)) > 1  # pages differ
+
+
+def test_an_archive_page_keeps_its_lines_and_only_its_look_changes():
+    from hwr.synth import LineSynthesizer, SynthConfig
+
+    synth = LineSynthesizer(SynthConfig(min_chars=5, max_chars=20), split="val", seed=4)
+    plain, old = synth.sample_page(1, n_lines=3), synth.sample_page(1, n_lines=3, archive=True)
+    assert [line.text for line in old.page.lines] == [line.text for line in plain.page.lines]
+    assert [line.polygon for line in old.page.lines] == [line.polygon for line in plain.page.lines]
+    assert old.image.shape == plain.image.shape and np.array_equal(old.ink, plain.ink)
+    paper = plain.ink == 0
+    assert old.image[paper].std() > plain.image[paper].std()  # grain and blotches
+    again = synth.sample_page(1, n_lines=3, archive=True)
+    assert np.array_equal(again.image, old.image)
