@@ -101,8 +101,14 @@ class LineJournal:
 
     def add(self, source: str, lines: list[LineTranscription]) -> None:
         record = {"source": source, "lines": [asdict(line) for line in lines]}
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()  # in the kernel's hands: a SIGKILL of this process loses nothing
+        try:
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.flush()  # in the kernel's hands: a SIGKILL of this process loses nothing
+        except OSError as exc:
+            # A full disk's write and flush name no file: the message must say which one.
+            if exc.filename is None:
+                exc.filename = str(self.path)
+            raise
 
     def close(self, remove: bool) -> None:
         self._file.close()
