@@ -433,6 +433,11 @@ def unusable_line_polygon(polygon: np.ndarray | None, width: int, height: int) -
     (x0, y0), (x1, y1) = polygon.min(axis=0), polygon.max(axis=0)
     if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height:
         return "polygon lies outside the page image"
+    # Judged again as the page holds it: a polygon that only touches the page's edge (x from
+    # -100 to 0) was cut as a 1-pixel strip and scored as a line read wrong.
+    on_page = degenerate_polygon(polygon_on_page(polygon, width, height))
+    if on_page:
+        return f"polygon barely reaches onto the page image: {on_page}"
     return ""
 
 

@@ -324,3 +324,17 @@ def test_lines_of_a_page_marked_as_turned_are_cut_upright(tmp_path, orientation,
     xml.write_text(page_xml("page.png", line).replace("<Page ", f'<Page orientation="{orientation}" '),
                    encoding="utf-8")
     assert np.array_equal(read_pagexml(xml)[0].image, turned(as_is, turn))
+
+
+def test_a_polygon_that_only_touches_the_page_edge_is_no_line():
+    """It passed as on the page (its right edge at x = 0) and was cut as a 1-pixel strip."""
+    import numpy as np
+
+    from hwr.datasets.pagexml import unusable_line_polygon
+
+    left = np.array([[-100, 100], [0, 100], [0, 200], [-100, 200]], np.int32)
+    bottom = np.array([[10, 299], [200, 299], [200, 400], [10, 400]], np.int32)
+    across = np.array([[-100, 100], [50, 100], [50, 140], [-100, 140]], np.int32)
+    assert unusable_line_polygon(left, 400, 300).startswith("polygon barely reaches onto the page image")
+    assert unusable_line_polygon(bottom, 400, 300).startswith("polygon barely reaches onto the page image")
+    assert unusable_line_polygon(across, 400, 300) == ""  # half on the page: its part there is a line
