@@ -334,3 +334,18 @@ def test_a_breakdown_that_puts_no_line_in_a_subset_is_warned_about_not_left_out_
     with caplog.at_level("WARNING"):  # a field the lines have: no warning
         run_eval(EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, group_by="none"), str(pairs_dir))
     assert "no breakdown" not in caplog.text
+
+
+def test_control_characters_in_references_are_warned_of_and_printed_escaped(tiny_model, tmp_path, capsys, caplog):
+    """A stray tab, a lone carriage return (old Mac text) or an ESC in a reference was scored in
+    silence, and the worst lines printed it raw: the ESC sequence drove the terminal."""
+    data = _pairs(tmp_path / "data", ["curtail\x1b[2Jlaughingly", "big\thill", "one two"])
+    with caplog.at_level("WARNING"):
+        code = main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--decoder", "greedy",
+                     "--bootstrap", "10", "--worst", "3"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "\x1b" not in stdout and "\t" not in stdout
+    assert "curtail\\x1b[2Jlaughingly" in stdout and "big\\x09hill" in stdout
+    assert "2 references hold invisible characters" in caplog.text
+    assert "(ESC)" in caplog.text and "(TAB)" in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from hwr.fileio import escape_line_controls
 from hwr.scoring.report.bootstrap import PairedTest, paired_bootstrap
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ def format_comparison(c: Comparison, rows: int = 10) -> str:
     if c.disagreements and rows:
         lines.append(f"  largest disagreements ({min(rows, len(c.disagreements))} of {len(c.disagreements)}):")
         for d in c.disagreements[:rows]:
-            lines += [f"    {d.id}  errors A {d.char_errors_a}, B {d.char_errors_b}", f"      ref: {d.reference}",
-                      f"      A:   {d.hypothesis_a}", f"      B:   {d.hypothesis_b}"]
+            lines += [f"    {d.id}  errors A {d.char_errors_a}, B {d.char_errors_b}",
+                      f"      ref: {escape_line_controls(d.reference)}",
+                      f"      A:   {escape_line_controls(d.hypothesis_a)}",
+                      f"      B:   {escape_line_controls(d.hypothesis_b)}"]
     return "\n".join(lines)

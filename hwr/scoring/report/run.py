@@ -14,7 +14,7 @@ from pathlib import Path
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError, name_some
-from hwr.fileio import check_distinct_outputs
+from hwr.fileio import check_distinct_outputs, escape_line_controls
 from hwr.recognition.decode import describe_decoding
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
@@ -165,9 +165,24 @@ INVISIBLE_CHARS = {"\u00a0": "NBSP", "\u200b": "ZWSP", "\u200c": "ZWNJ", "\u200d
                    "\ufeff": "BOM", "\u00ad": "SHY"}
 
 
+# Control characters too (a tab, a lone carriage return from old Mac text, an ESC): the model
+# reads a space or nothing there.
+CONTROL_NAMES = {"\t": "TAB", "\n": "LF", "\r": "CR", "\x1b": "ESC"}
+
+
+def invisible_name(char: str) -> str | None:
+    """The name a warning gives `char` when it is invisible or a control character, else None."""
+    if char in INVISIBLE_CHARS:
+        return INVISIBLE_CHARS[char]
+    if char < "\x20" or "\x7f" <= char <= "\x9f":
+        return CONTROL_NAMES.get(char, f"U+{ord(char):04X}")
+    return None
+
+
 def warn_invisible_characters(samples: list, shown: int = 3) -> list[str]:
-    """Log a warning naming the lines whose reference holds an invisible character; their ids."""
-    found = [(s, sorted({INVISIBLE_CHARS[c] for c in s.text if c in INVISIBLE_CHARS})) for s in samples]
+    """Log a warning naming the lines whose reference holds an invisible or control character;
+    their ids."""
+    found = [(s, sorted({name for name in map(invisible_name, s.text) if name})) for s in samples]
     found = [(s, names) for s, names in found if names]
     if found:
         examples = name_some((f"{s.where} ({', '.join(names)})" for s, names in found), shown)
@@ -273,8 +288,8 @@ def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
         out += ["model comparison (paired bootstrap):", format_comparison(run.comparison, cfg.worst)]
     if cfg.worst:
         out.append(f"worst {min(cfg.worst, len(report.results))} lines:")
-        out += [f"  {r.id}  CER {r.cer:.3f}\n    ref: {r.reference}\n    hyp: {r.hypothesis}"
-                for r in report.worst(cfg.worst)]
+        out += [f"  {r.id}  CER {r.cer:.3f}\n    ref: {escape_line_controls(r.reference)}\n"
+                f"    hyp: {escape_line_controls(r.hypothesis)}" for r in report.worst(cfg.worst)]
     return "\n".join(out)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from html import escape
 
+from hwr.fileio import escape_line_controls
+
 FONT = 'font-family="sans-serif" font-size="11"'
 
 
@@ -42,8 +44,10 @@ def bar_chart(values: Sequence[float], labels: Sequence[str], title: str,
 
 
 def show_char(c: str) -> str:
-    """Characters as a heat map or table shows them: visible space, epsilon for nothing."""
-    return {"": "ε", " ": "␣", "\t": "⇥"}.get(c, c)
+    """Characters as a heat map or table shows them: visible space, epsilon for nothing, other
+    control characters as \\xNN (an ESC printed raw drives the terminal)."""
+    shown = {"": "ε", " ": "␣", "\t": "⇥"}.get(c)
+    return shown if shown is not None else escape_line_controls(c)
 
 
 def heat_map(rows: Sequence[str], cols: Sequence[str], matrix: Sequence[Sequence[int]], title: str,
