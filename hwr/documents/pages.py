@@ -615,7 +615,9 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str 
                 raise ImageError(source, f"PDF page has no area ({width} x {height} pt)")
             # A poster-sized page at 300 dpi would be a decompression bomb: cap the pixels.
             scale = pdf_render_scale(width, height, dpi)
-            if scale < dpi / 72.0:
+            # Said only when the resolution falls by a dpi or more: a cap a hair under (a page
+            # 14,400 pt long) had been announced as "rendered at 300 dpi".
+            if scale * 72.0 <= dpi - 1:
                 log.warning("%s: page too large for %d dpi; rendered at %.0f dpi", source, dpi, scale * 72)
             bitmap = page.render(scale=scale, grayscale=True)
             image = bitmap.to_pil()

@@ -480,3 +480,17 @@ def test_a_pipe_in_a_folder_is_a_failure_naming_it_not_skipped_in_silence(tmp_pa
     refs = list(page_refs([tmp_path]))
     assert [r.page_id for r in refs if not r.error] == ["good"]
     assert "not a regular file" in _errors(refs)[str(tmp_path / "pipe.png")]
+
+
+def test_a_pdf_page_capped_a_hair_under_its_dpi_is_not_announced_as_lowered(tmp_path, caplog):
+    """A 14,400 x 0.2 pt strip, capped by a hair, logged "too large for 300 dpi; rendered at 300 dpi"."""
+    from hwr.documents import pages
+
+    strip = bad_inputs.huge_pdf(tmp_path / "strip.pdf", 14400, 0.2)
+    poster = bad_inputs.huge_pdf(tmp_path / "poster.pdf", 14400, 14400)
+    with caplog.at_level("WARNING", logger="hwr.documents.pages"):
+        pages.render_pdf_page(strip, 0, 300)
+        assert "too large" not in caplog.text
+        assert pages.pdf_render_scale(14400, 14400, 300) * 72 <= 299
+        pages.render_pdf_page(poster, 0, 300)
+    assert "poster.pdf#p1: page too large for 300 dpi; rendered at" in caplog.text
