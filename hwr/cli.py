@@ -18,6 +18,7 @@ from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describe_os_error, is_users_os_error, name_some
 from hwr.fileio import TEXT_ERRORS, check_distinct_outputs, check_output_dir, check_output_file, escape_controls
+from hwr.logs import log_to_stderr
 
 
 def emit(text: str) -> None:
@@ -544,19 +545,10 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
             "synth": cmd_synth, "lm": cmd_lm, "ui": cmd_ui, "adapt": cmd_adapt}
 
 
-class TerminalSafeFormatter(logging.Formatter):
-    """Log lines name files, and a file name's control characters are written, not sent to the terminal."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return escape_controls(super().format(record))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     lenient_stdout()
-    handler = logging.StreamHandler()
-    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return COMMANDS[args.command](args)
     except HwrError as exc:  # the user's input or settings; anything else is a bug and keeps its traceback

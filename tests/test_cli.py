@@ -271,7 +271,8 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported_like_any_other(untrai
 def test_a_file_name_with_a_terminal_escape_is_printed_escaped_not_sent(untrained_model, tmp_path, capsys):
     import logging
 
-    from hwr.cli import TerminalSafeFormatter, main
+    from hwr.cli import main
+    from hwr.logs import TerminalSafeFormatter
 
     lines = _lines_folder(tmp_path / "lines")
     (lines / "l1.png").rename(lines / "l1\x1b[2J.png")  # ESC [2J: clear the screen

@@ -31,6 +31,7 @@ from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
 from hwr.interrupts import exit_with_parent
+from hwr.logs import init_worker_logging, level_for_workers
 from hwr.recognition.imaging import (
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
@@ -628,9 +629,11 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str 
             pdf.close()
 
 
-def _init_page_worker() -> None:
-    """Process-pool initialiser of prefetch_map: one OpenCV thread, and gone with its parent."""
+def _init_page_worker(log_level: int | None = None) -> None:
+    """Process-pool initialiser of prefetch_map: one OpenCV thread, the parent's logging, and
+    gone with its parent."""
     single_threaded_opencv()
+    init_worker_logging(log_level)
     exit_with_parent()
 
 
@@ -651,7 +654,7 @@ def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | 
     window = window or 2 * workers
     if processes:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_page_worker)
+                                   initializer=_init_page_worker, initargs=(level_for_workers(),))
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="hwr-pages")
     with pool:

@@ -54,6 +54,7 @@ from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 from hwr.fileio import process_runs
 from hwr.interrupts import exit_with_parent
+from hwr.logs import init_worker_logging, level_for_workers
 
 log = logging.getLogger("hwr.documents.workers")
 
@@ -90,8 +91,9 @@ _prepare: Callable[[object, PrepareSettings], PreparedPage] = prepare_page
 _owner: int | None = None  # the pool's process, named in each block (set in each worker)
 
 
-def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int) -> None:
+def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int, log_level: int | None = None) -> None:
     global _settings, _prepare, _owner
+    init_worker_logging(log_level)  # warnings (a page's problems) come out as the parent's do
     # Ctrl-C goes to the whole process group; only the parent should act on it (and stop the
     # pool in order), not each worker dying mid-page with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -258,7 +260,8 @@ class PageWorkers:
     def _new_pool(self) -> ProcessPoolExecutor:
         unlink_orphaned_blocks()
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.start_method),
-                                   initializer=_init_worker, initargs=(self.settings, self.prepare, os.getpid()))
+                                   initializer=_init_worker,
+                                   initargs=(self.settings, self.prepare, os.getpid(), level_for_workers()))
 
     @property
     def pool(self) -> ProcessPoolExecutor:

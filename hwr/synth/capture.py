@@ -210,17 +210,20 @@ def age_paper(paper: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> 
 
 
 def show_through(paper: np.ndarray, ink: np.ndarray, x_height: float, rng: np.random.Generator,
-                 cfg: SynthConfig) -> None:
+                 cfg: SynthConfig, max_depth: float = 255.0) -> None:
     """The writing on the back of the leaf seen through it (in place): mirrored, soft, faint and
-    offset from the front's lines. The line's own ink, mirrored, stands in for the back's: it
-    costs one flip instead of a second line, and mirrored it reads as no letters of the front."""
+    offset from the front's lines, at most `max_depth` gray levels dark. The line's own ink,
+    mirrored, stands in for the back's: it costs one flip instead of a second line, and mirrored
+    it reads as no word of the front (an o or an l reads the same mirrored, so the back must stay
+    clearly fainter than the front: the caller's max_depth)."""
     h, w = ink.shape
     dx = float(rng.uniform(-0.3, 0.3)) * w
     dy = float(rng.uniform(-1.0, 1.0)) * x_height
     shift = np.float32([[1, 0, dx], [0, 1, dy]])
     back = cv2.warpAffine(cv2.flip(ink, 1), shift, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     back = cv2.GaussianBlur(back, (0, 0), max(0.5, float(rng.uniform(*cfg.archive_show_blur_range)) * x_height))
-    paper -= back.astype(np.float32) * (float(rng.uniform(*cfg.archive_show_depth_range)) / 255.0)
+    depth = min(float(rng.uniform(*cfg.archive_show_depth_range)), max_depth)
+    paper -= back.astype(np.float32) * (depth / 255.0)
 
 
 def fade(ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
@@ -234,18 +237,35 @@ def grain(gray: np.ndarray, contrast: float, rng: np.random.Generator, cfg: Synt
     """Heavy sensor or photocopy grain: Gaussian noise of `archive_noise_range` gray levels,
     sometimes in 2 px grains (a copy of a copy), added to float32 gray.
 
-    contrast: how far the strokes lie below the paper. The grain stays under a third of it, so
-    faded writing is hard to read but never gone: the label must still match what is visible."""
+    contrast: how far the strokes lie below the paper under them. The grain and the scan's own
+    noise (`scan`, up to noise_std_range's top) together stay under a third of it, so faded
+    writing is hard to read but never gone: the label must still match what is visible."""
     h, w = gray.shape
-    sigma = min(float(rng.uniform(*cfg.archive_noise_range)), max(contrast, 0.0) / 3.0)
+    room = (max(contrast, 0.0) / 3.0) ** 2 - cfg.noise_std_range[1] ** 2
+    sigma = min(float(rng.uniform(*cfg.archive_noise_range)), math.sqrt(max(room, 0.0)))
     if rng.random() < 0.5:
         noise = noise_field((h, w), rng)
     else:
-        # Blown up 2x the grains are coarser; linear interpolation lowers their spread ~1.5x.
+        # Blown up 2x the grains are coarser; linear interpolation lowers their spread ~1.5x,
+        # which the factor restores.
         small = noise_field(((h + 1) // 2, (w + 1) // 2), rng)
         noise = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         sigma *= 1.5
     return cv2.scaleAdd(noise, sigma, gray)
+
+
+def after_ink(gray: np.ndarray, paper: np.ndarray, ink: np.ndarray, x_height: float, rng: np.random.Generator,
+              cfg: SynthConfig) -> np.ndarray:
+    """An old leaf once its faded ink is laid: the back showing through, then grain; float32.
+
+    paper: the leaf before the ink (aged, blotched, stained), so the strokes' depth is measured
+    against the paper under each of them, not its base tone. The back stays under half that depth
+    and the grain under a third."""
+    strokes = ink > 160
+    depth = float((paper[strokes] - gray[strokes]).mean()) if strokes.any() else 0.0
+    if rng.random() < cfg.archive_show_prob:
+        show_through(gray, ink, x_height, rng, cfg, max_depth=0.5 * depth)
+    return grain(gray, depth, rng, cfg)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:

@@ -16,11 +16,20 @@ def default_data_dir() -> Path:
     return data_dir()
 
 
-def _default_condition_weights() -> dict[str, float]:
-    # Mostly scans of paper, but every way a real line reaches the model is seen often enough to
-    # learn (capture.py): the team's real-pen sets were whiteboard captures and phone photos.
-    # Archive leaves (faded ink, show-through, grain) are what archivists bring.
-    return {"paper": 0.52, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12, "archive": 0.06}
+# Mostly scans of paper, but every way a real line reaches the model is seen often enough to
+# learn (capture.py): the team's real-pen sets were whiteboard captures and phone photos.
+# Training lines also come as archive leaves (faded ink, show-through, grain), what archivists
+# bring. Validation lines keep the weights they were drawn with before archive leaves existed:
+# a new weight moves every boundary of the draw, and synth:val:N must keep every line it had
+# (so stages' validation CERs compare); synth:archive:N measures the archive look instead.
+TRAIN_CONDITION_WEIGHTS = {"paper": 0.52, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12,
+                           "archive": 0.06}
+VAL_CONDITION_WEIGHTS = {"paper": 0.58, "whiteboard": 0.14, "binarised": 0.08, "lowres": 0.08, "photo": 0.12}
+
+
+def default_condition_weights(split: str) -> dict[str, float]:
+    """The capture conditions' weights of a split's lines when the config names none."""
+    return dict(TRAIN_CONDITION_WEIGHTS if split == "train" else VAL_CONDITION_WEIGHTS)
 
 
 def _default_kind_weights() -> dict[str, float]:
@@ -220,7 +229,8 @@ class SynthConfig:
     page_polygon_pad_px: int = 3
 
     # --- capture condition (capture.py), one per line, in meta["condition"] -----------------
-    condition_weights: dict[str, float] = field(default_factory=_default_condition_weights)
+    # None: by split (default_condition_weights).
+    condition_weights: dict[str, float] | None = None
     # whiteboard: stroke width in x-heights (uniform, thin), and the blank frame around the text,
     # in multiples of the text's height on each side.
     whiteboard_stroke_range: tuple[float, float] = (0.06, 0.12)
@@ -256,7 +266,8 @@ class SynthConfig:
         from hwr.synth.capture import check_weights  # capture and pens import this module
         from hwr.synth.pens import PENS
 
-        check_weights(self.condition_weights)
+        if self.condition_weights is not None:
+            check_weights(self.condition_weights)
         unknown = sorted((set(self.restroke_pens) | set(self.pen_width_ranges)) - set(PENS))
         if unknown:
             raise ValueError(f"unknown pen(s) {unknown}; expected some of {list(PENS)}")

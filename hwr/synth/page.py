@@ -105,13 +105,11 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         # and skew are drawn as on a plain page, and only its look changes.
         aged = rng.spawn(1)[0]
         paper_level -= capture.age_paper(paper, aged, cfg)
-        if aged.random() < cfg.archive_show_prob:
-            capture.show_through(paper, ink, x_height, aged, cfg)
+        blank = paper.copy()  # apply_ink writes over the paper
         written = capture.fade(ink, aged, cfg)
     gray, ink_name = augment.apply_ink(paper, paper_level, written, rng, cfg, ink_for(pen))
     if archive:
-        strokes = gray[ink > 160]
-        gray = capture.grain(gray, paper_level - float(strokes.mean()) if strokes.size else 0.0, aged, cfg)
+        gray = capture.after_ink(gray, blank, ink, x_height, aged, cfg)
     skew, width, height = _skew_matrix(rng, cfg, width, height)
     gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)

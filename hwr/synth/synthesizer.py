@@ -16,7 +16,7 @@ from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment, capture
 from hwr.synth.allographs import sample_allographs
-from hwr.synth.config import SynthConfig
+from hwr.synth.config import SynthConfig, default_condition_weights
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.hand import Proportions
@@ -67,6 +67,8 @@ class LineSynthesizer:
         self.charset = charset or Charset()
         self.seed = int(seed)
         self.kinds = tuple(kinds) if kinds else None
+        chosen = self.config.condition_weights
+        self.condition_weights = default_condition_weights(split) if chosen is None else chosen
         data_dir = self.config.resolved_data_dir()
         self.texts = TextSampler(self.charset, split, self.config)
         self.fonts = FontBank(data_dir / "fonts", fonts_for_split(data_dir / "fonts", split),
@@ -115,7 +117,7 @@ class LineSynthesizer:
         """
         cfg = self.config
         if condition is None:
-            condition = capture.choose_condition(rng, cfg.condition_weights)
+            condition = capture.choose_condition(rng, self.condition_weights)
         elif condition not in capture.CONDITIONS:
             raise ValueError(f"unknown capture condition {condition!r}; expected one of {list(capture.CONDITIONS)}")
         # A whiteboard capture is a pen-tip trace: thin uniform strokes, whatever the font's pen.
@@ -169,13 +171,11 @@ class LineSynthesizer:
         cfg = self.config
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg)
         paper_level -= capture.age_paper(paper, rng, cfg)
-        if rng.random() < cfg.archive_show_prob:
-            capture.show_through(paper, line.ink, line.x_height, rng, cfg)
+        blank = paper.copy()  # apply_ink writes over the paper
         gray, ink = augment.apply_ink(paper, paper_level, capture.fade(line.ink, rng, cfg), rng, cfg,
                                       ink_for(line.pen))
-        strokes = gray[line.ink > 160]
-        contrast = paper_level - float(strokes.mean()) if strokes.size else 0.0
-        return augment.scan(capture.grain(gray, contrast, rng, cfg), rng, cfg), ink
+        gray = capture.after_ink(gray, blank, line.ink, line.x_height, rng, cfg)
+        return augment.scan(gray, rng, cfg), ink
 
     @staticmethod
     def _baseline_y(line: InkLine) -> float:

@@ -189,6 +189,34 @@ def test_prefetch_map_in_processes_keeps_order_and_runs_elsewhere():
     assert os.getpid() not in {pid for _, pid in got}
 
 
+def _warn_of_a_file(name: str) -> str:
+    import logging
+
+    logging.getLogger("hwr.documents.pages").warning("%s: cannot read", name)
+    return name
+
+
+def test_a_page_workers_warning_comes_out_as_the_parents_do(capfd):
+    """Spawned workers started with logging unconfigured: a warning came out bare (no level, no
+    logger) and a file name's control characters drove the terminal."""
+    import logging
+
+    from hwr.logs import level_for_workers
+
+    assert logging.getLogger().handlers and level_for_workers() is not None  # pytest's handlers
+    list(prefetch_map(_warn_of_a_file, ["odd\x1bname.png"], workers=1, processes=True))
+    assert "WARNING hwr.documents.pages: odd\\x1bname.png: cannot read" in capfd.readouterr().err
+
+
+def test_workers_of_a_library_caller_leave_logging_to_it(monkeypatch):
+    import logging
+
+    from hwr.logs import level_for_workers
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    assert level_for_workers() is None
+
+
 # --- bad inputs (issue 21) ---------------------------------------------------------------------
 
 def _errors(refs) -> dict[str, str]:
