@@ -435,10 +435,40 @@ def unusable_line_polygon(polygon: np.ndarray | None, width: int, height: int) -
         return "polygon lies outside the page image"
     # Judged again as the page holds it: a polygon that only touches the page's edge (x from
     # -100 to 0) was cut as a 1-pixel strip and scored as a line read wrong.
-    on_page = degenerate_polygon(polygon_on_page(polygon, width, height))
-    if on_page:
-        return f"polygon barely reaches onto the page image: {on_page}"
+    on_page = clipped_to_page(polygon, width, height)
+    if len(on_page) < 3:
+        return "polygon lies outside the page image"
+    problem = degenerate_polygon(on_page)
+    if problem:
+        return f"polygon barely reaches onto the page image: {problem}"
     return ""
+
+
+def clipped_to_page(polygon: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The part of a polygon on the width x height page (pixel centres 0..width-1, 0..height-1),
+    float64 points; fewer than 3 when none. Sutherland-Hodgman against the page's four sides: a
+    line polygon may be concave, the page never is. Moving each point onto the page instead
+    (polygon_on_page) flattened a band across a corner into a line, and kept a band wholly
+    off the page beyond a corner."""
+    points = [(float(x), float(y)) for x, y in polygon]
+    for axis, limit, keep_below in ((0, 0.0, False), (0, width - 1.0, True), (1, 0.0, False),
+                                    (1, height - 1.0, True)):
+        def inside(p, axis=axis, limit=limit, keep_below=keep_below) -> bool:
+            return p[axis] <= limit if keep_below else p[axis] >= limit
+
+        clipped = []
+        for k, current in enumerate(points):
+            previous = points[k - 1]
+            if inside(current) != inside(previous):
+                t = (limit - previous[axis]) / (current[axis] - previous[axis])
+                clipped.append((previous[0] + t * (current[0] - previous[0]),
+                                previous[1] + t * (current[1] - previous[1])))
+            if inside(current):
+                clipped.append(current)
+        points = clipped
+        if not points:
+            break
+    return np.array(points, np.float64).reshape(-1, 2)
 
 
 def degenerate_polygon(polygon: np.ndarray) -> str:

@@ -338,3 +338,9 @@ def test_a_polygon_that_only_touches_the_page_edge_is_no_line():
     assert unusable_line_polygon(left, 400, 300).startswith("polygon barely reaches onto the page image")
     assert unusable_line_polygon(bottom, 400, 300).startswith("polygon barely reaches onto the page image")
     assert unusable_line_polygon(across, 400, 300) == ""  # half on the page: its part there is a line
+    # A band across a corner, both ends beyond two sides: its part on the page is a line (moving
+    # each point onto the page had flattened it); a band wholly off the page beyond a corner is none.
+    corner = np.array([[-60, -20], [-20, -60], [1040, 1000], [1000, 1040]], np.int32)
+    beyond = np.array([[-300, 40], [40, -300], [60, -280], [-280, 60]], np.int32)
+    assert unusable_line_polygon(corner, 1000, 1000) == ""
+    assert unusable_line_polygon(beyond, 1000, 1000) == "polygon lies outside the page image"
