@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # Keep the 2-core CI machine responsive when tests run torch.
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def pytest_configure(config):
+    # A suite started in the background without job control (`nohup bash .ci/run &` from a
+    # script, cron) inherits SIGINT ignored, and Python then installs no Ctrl-C handler: the
+    # tests that send themselves a Ctrl-C saw nothing arrive. They test hwr's handling of a
+    # Ctrl-C, which a user's terminal always delivers.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
