@@ -177,20 +177,24 @@ def utf8_bytes(text: str) -> bytes:
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def _hex_escaped(pattern: re.Pattern, text: str) -> str:
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def escape_controls(text: str) -> str:
     """`text` with its control characters but tab, newline and carriage return written \\xNN."""
-    return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _hex_escaped(_CONTROL_CHARS, text)
 
 
 # Every control character, tab, newline and carriage return too: in a line's text (a reference
 # or a reading, printed on one line) each is an error of the data, shown rather than obeyed.
-_LINE_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+LINE_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def escape_line_controls(text: str) -> str:
     """A line's text with every control character written \\xNN, so a printed reference shows
     its stray tab or carriage return and an ESC sequence cannot drive the terminal."""
-    return _LINE_CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _hex_escaped(LINE_CONTROL_CHARS, text)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

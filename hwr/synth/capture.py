@@ -24,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from hwr.synth.augment import noise_field
+from hwr.synth.augment import apply_ink, noise_field
 from hwr.synth.config import SynthConfig
 
 CONDITIONS = ("paper", "whiteboard", "binarised", "lowres", "photo", "archive")
@@ -252,6 +252,21 @@ def grain(gray: np.ndarray, contrast: float, rng: np.random.Generator, cfg: Synt
         noise = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         sigma *= 1.5
     return cv2.scaleAdd(noise, sigma, gray)
+
+
+def archive_leaf(paper: np.ndarray, paper_level: float, ink: np.ndarray, x_height: float, pen: str | None,
+                 aged: np.random.Generator, ink_rng: np.random.Generator,
+                 cfg: SynthConfig) -> tuple[np.ndarray, str]:
+    """The writing `ink` laid on `paper` (made by augment.make_paper, changed in place) as an old
+    leaf: aged paper, faded ink, the back showing through and grain. Returns gray (float32, for
+    `augment.scan`) and the ink's name, as apply_ink does.
+
+    aged: the generator of the leaf's look; ink_rng: apply_ink's (the same for a line; a page
+    keeps its own stream there, so only its look changes)."""
+    paper_level -= age_paper(paper, aged, cfg)
+    blank = paper.copy()  # apply_ink writes over the paper
+    gray, ink_name = apply_ink(paper, paper_level, fade(ink, aged, cfg), ink_rng, cfg, pen)
+    return after_ink(gray, blank, ink, x_height, aged, cfg), ink_name
 
 
 def after_ink(gray: np.ndarray, paper: np.ndarray, ink: np.ndarray, x_height: float, rng: np.random.Generator,

@@ -99,17 +99,13 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
         np.maximum(region, p.crop, out=region)
 
     paper, paper_level = augment.make_paper((height, width), rng, cfg, rules if ruled else None)
-    written = ink
     if archive:
         # A child generator (spawning leaves `rng`'s stream where it was): the page's ink, pen
         # and skew are drawn as on a plain page, and only its look changes.
-        aged = rng.spawn(1)[0]
-        paper_level -= capture.age_paper(paper, aged, cfg)
-        blank = paper.copy()  # apply_ink writes over the paper
-        written = capture.fade(ink, aged, cfg)
-    gray, ink_name = augment.apply_ink(paper, paper_level, written, rng, cfg, ink_for(pen))
-    if archive:
-        gray = capture.after_ink(gray, blank, ink, x_height, aged, cfg)
+        gray, ink_name = capture.archive_leaf(paper, paper_level, ink, x_height, ink_for(pen), rng.spawn(1)[0],
+                                              rng, cfg)
+    else:
+        gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg, ink_for(pen))
     skew, width, height = _skew_matrix(rng, cfg, width, height)
     gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)

@@ -170,11 +170,7 @@ class LineSynthesizer:
         """A scan of an old leaf: aged paper, the back showing through, faded ink, heavy grain."""
         cfg = self.config
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg)
-        paper_level -= capture.age_paper(paper, rng, cfg)
-        blank = paper.copy()  # apply_ink writes over the paper
-        gray, ink = augment.apply_ink(paper, paper_level, capture.fade(line.ink, rng, cfg), rng, cfg,
-                                      ink_for(line.pen))
-        gray = capture.after_ink(gray, blank, line.ink, line.x_height, rng, cfg)
+        gray, ink = capture.archive_leaf(paper, paper_level, line.ink, line.x_height, ink_for(line.pen), rng, rng, cfg)
         return augment.scan(gray, rng, cfg), ink
 
     @staticmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError, name_some
-from hwr.fileio import check_distinct_outputs, escape_line_controls
+from hwr.fileio import LINE_CONTROL_CHARS, check_distinct_outputs, escape_line_controls
 from hwr.recognition.decode import describe_decoding
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
@@ -174,7 +174,7 @@ def invisible_name(char: str) -> str | None:
     """The name a warning gives `char` when it is invisible or a control character, else None."""
     if char in INVISIBLE_CHARS:
         return INVISIBLE_CHARS[char]
-    if char < "\x20" or "\x7f" <= char <= "\x9f":
+    if LINE_CONTROL_CHARS.fullmatch(char):
         return CONTROL_NAMES.get(char, f"U+{ord(char):04X}")
     return None
 
