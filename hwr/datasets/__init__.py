@@ -14,6 +14,8 @@ whose format is detected, or a path with an explicit prefix:
                              (meta["struck"])
     synth:archive:600[:seed] the harder set's writing on old leaves: faded ink, the back
                              showing through, heavy grain
+    synth:neighbours:600[:seed] the harder set's writing cut with the tails of the lines
+                             above and below in the crop
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
-SYNTH_SPLITS = ("train", "val", "hard", "struck", "archive")
+SYNTH_SPLITS = ("train", "val", "hard", "struck", "archive", "neighbours")
 
 
 @runtime_checkable
@@ -167,10 +169,11 @@ def _synthetic(location: str) -> LineDataset:
         synthetic = importlib.import_module("hwr.datasets.synthetic")
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
-    if split in ("hard", "struck", "archive"):
+    if split in ("hard", "struck", "archive", "neighbours"):
         # The harder validation sets: their own fixed seed unless the spec names one.
         lines = {"hard": synthetic.hard_validation_lines, "struck": synthetic.struck_validation_lines,
-                 "archive": synthetic.archive_validation_lines}[split]
+                 "archive": synthetic.archive_validation_lines,
+                 "neighbours": synthetic.neighbour_validation_lines}[split]
         return lines(count, **({"seed": seed} if len(parts) == 3 else {}))
     # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
     # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.

@@ -13,7 +13,8 @@ from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from hwr.synth.config import HARD_SEED, SynthConfig, hard_validation_config, struck_validation_config
+from hwr.synth.config import (HARD_SEED, SynthConfig, hard_validation_config, neighbour_validation_config,
+                              struck_validation_config)
 from hwr.synth.synthesizer import LineSynthesizer
 
 
@@ -71,6 +72,12 @@ def archive_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | N
     the harder set, whose five conditions (and so its lines) stay as they were measured."""
     config = replace(hard_validation_config(), condition_weights={"archive": 1.0})
     return SyntheticLines(n, config=config, split="val", charset=charset, seed=seed)
+
+
+def neighbour_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:
+    """The neighbours set (`synth:neighbours:N`): the harder set's writing, every line but the
+    whiteboard captures cut with the tails of the lines above and below (neighbours.py)."""
+    return SyntheticLines(n, config=neighbour_validation_config(), split="val", charset=charset, seed=seed)
 
 
 def struck_validation_lines(n: int, seed: int = HARD_SEED, charset: Charset | None = None) -> SyntheticLines:

@@ -262,6 +262,18 @@ class SynthConfig:
     archive_fade_range: tuple[float, float] = (0.55, 0.9)
     archive_noise_range: tuple[float, float] = (8.0, 26.0)
 
+    # --- neighbouring lines (neighbours.py): tails of the lines above/below in the crop ------
+    # Share of training lines (not whiteboard captures, whose frame is blank) cut as from a page
+    # by a bounding box; validation lines only when neighbour_validation says so (synth:val and
+    # synth:hard keep every line they had; synth:neighbours:N measures the look).
+    neighbour_prob: float = 0.15
+    neighbour_validation: bool = False
+    neighbour_pitch_range: tuple[float, float] = (2.5, 3.5)  # baseline to baseline, x-heights
+    # How far the crop reaches beyond the line's own ink box, x-heights.
+    neighbour_reach_range: tuple[float, float] = (0.3, 1.0)
+    # Neighbour ink stays this far (x-heights) outside the line's own band (neighbours.py).
+    neighbour_clearance: float = 0.15
+
     def __post_init__(self) -> None:
         from hwr.synth.capture import check_weights  # capture and pens import this module
         from hwr.synth.pens import PENS
@@ -308,6 +320,12 @@ def hard_validation_config() -> SynthConfig:
         break_line_prob=0.3,
         restroke_prob=0.5,
     )
+
+
+def neighbour_validation_config() -> SynthConfig:
+    """The neighbours set: the harder set's writing, every line but the whiteboard captures cut
+    with the tails of the lines above and below (neighbours.py)."""
+    return replace(hard_validation_config(), neighbour_prob=1.0, neighbour_validation=True)
 
 
 def struck_validation_config() -> SynthConfig:

@@ -15,6 +15,7 @@ import numpy as np
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment, capture
+from hwr.synth.neighbours import add_neighbours
 from hwr.synth.allographs import sample_allographs
 from hwr.synth.config import SynthConfig, default_condition_weights
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
@@ -123,6 +124,11 @@ class LineSynthesizer:
         # A whiteboard capture is a pen-tip trace: thin uniform strokes, whatever the font's pen.
         pen = "ballpoint" if condition == "whiteboard" else None
         line, box = augment.crop_with_margins(self.write_line(rng, pen=pen), rng, cfg)
+        # Tails of the lines above and below, in training lines only unless the config says so
+        # (the draw itself would shift every validation line's pixels).
+        if condition != "whiteboard" and (self.split == "train" or cfg.neighbour_validation) and \
+                rng.random() < cfg.neighbour_prob:
+            line, box = add_neighbours(line, box, rng, cfg, self._write_neighbour)
         if condition == "whiteboard":
             image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg,
                                                thin_already=line.pen == "ballpoint")
@@ -172,6 +178,10 @@ class LineSynthesizer:
         paper, paper_level = augment.make_paper(line.ink.shape, rng, cfg)
         gray, ink = capture.archive_leaf(paper, paper_level, line.ink, line.x_height, ink_for(line.pen), rng, rng, cfg)
         return augment.scan(gray, rng, cfg), ink
+
+    def _write_neighbour(self, rng: np.random.Generator, line: InkLine) -> InkLine:
+        """Another line by the writer of `line`: its font (when it covers the text), size and pen."""
+        return self.write_line(rng, font=line.font, x_height=line.x_height, pen=line.pen)
 
     @staticmethod
     def _baseline_y(line: InkLine) -> float:
