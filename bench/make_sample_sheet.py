@@ -56,7 +56,7 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
     """(caption, image) rows, one or more per effect."""
     base = SynthConfig(condition_weights={"paper": 1.0}, kind_weights={"corpus": 1.0}, restroke_prob=0.0,
                        join_line_prob=0.0, break_line_prob=0.0, ruled_prob=0.0, jpeg_prob=0.0,
-                       struck_word_prob=0.0, allograph_line_prob=0.0)
+                       struck_word_prob=0.0, allograph_line_prob=0.0, neighbour_prob=0.0)
     rows = []
 
     def render(cfg: SynthConfig, index: int, condition: str | None = None, kinds=None, effect: str = ""):
@@ -87,6 +87,8 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
                          jpeg_prob=0.3)
     for k, condition in enumerate(CONDITIONS):
         render(everything, 4 + k, condition, effect=f"capture {condition}")
+    render(replace(everything, neighbour_prob=1.0), 11, "paper",
+           effect="tails of the lines above and below, as a page's bounding box cuts them")
     render(everything, 10, kinds=("letters",), effect="real EMNIST letters")
     render(everything, 11, kinds=("digits",), effect="real MNIST/EMNIST digits")
     hard = LineSynthesizer(SynthConfig(kind_weights={"corpus": 1.0}), split="val", seed=seed)

@@ -13,8 +13,13 @@ from torch.utils.data import Dataset
 
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
-from hwr.synth.config import (HARD_SEED, SynthConfig, hard_validation_config, neighbour_validation_config,
-                              struck_validation_config)
+from hwr.synth.config import (
+    HARD_SEED,
+    SynthConfig,
+    hard_validation_config,
+    neighbour_validation_config,
+    struck_validation_config,
+)
 from hwr.synth.synthesizer import LineSynthesizer
 
 

@@ -15,13 +15,13 @@ import numpy as np
 from hwr.recognition.charset import Charset
 from hwr.records import LineSample
 from hwr.synth import augment, capture
-from hwr.synth.neighbours import add_neighbours
 from hwr.synth.allographs import sample_allographs
 from hwr.synth.config import SynthConfig, default_condition_weights
 from hwr.synth.digits import DIGITS_FILE, EMNIST_DIGITS_FILE, MnistDigits
 from hwr.synth.fonts import FontBank, fonts_for_split
 from hwr.synth.hand import Proportions
 from hwr.synth.letters import LETTERS_FILE, EmnistLetters
+from hwr.synth.neighbours import add_neighbours
 from hwr.synth.page import SynthPage, render_page
 from hwr.synth.pens import Pen, ink_for
 from hwr.synth.render import InkLine, WriterStyle, layout_line, sample_style
