@@ -73,8 +73,11 @@ def read_pair(folder: Path, image: Path) -> LineSample:
 
 def read_line_text(gt: Path) -> str:
     """The one line of text in a .gt.txt file; surrounding whitespace and blank lines dropped."""
-    # Editors add a final newline and sometimes stray spaces; neither is part of the line.
-    lines = [(no, line.strip()) for no, line in enumerate(text_rows(read_utf8(gt)), start=1) if line.strip()]
+    # Editors add a final newline and sometimes stray spaces; neither is part of the line. A
+    # carriage return alone ends a line too (classic Mac OS files, some OCR exports): two lines
+    # kept as one label with a control character inside had trained on it, with only a warning.
+    rows = [part for row in text_rows(read_utf8(gt)) for part in row.split("\r")]
+    lines = [(no, line.strip()) for no, line in enumerate(rows, start=1) if line.strip()]
     if len(lines) > 1:
         raise DatasetError(gt, f"ground truth for one line image has {len(lines)} lines of text", lines[1][0])
     return normalize_text(lines[0][1] if lines else "")

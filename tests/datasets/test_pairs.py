@@ -61,6 +61,15 @@ def test_multi_line_ground_truth_names_the_second_line(pairs):
         read_pairs(pairs)
 
 
+def test_a_lone_carriage_return_ends_a_line_as_a_line_feed_does(tmp_path):
+    add_pair(tmp_path, "mac", "one line\r")  # a classic Mac OS file: its line ends in CR
+    add_pair(tmp_path, "dos", "one line\r\n")
+    assert [s.text for s in read_pairs(tmp_path)] == ["one line", "one line"]
+    add_pair(tmp_path, "two", "one line\ranother line\r")
+    with pytest.raises(DatasetError, match=r"two\.gt\.txt:2: .* 2 lines of text"):
+        read_pairs(tmp_path)
+
+
 def test_undecodable_ground_truth_names_file_and_line(pairs):
     add_pair(pairs, "latin1", None)
     (pairs / "latin1.gt.txt").write_bytes(b"ok\n\xe9t\xe9")
