@@ -87,7 +87,7 @@ def effect_rows(split: str = "train", seed: int = 0) -> list[tuple[str, np.ndarr
                          jpeg_prob=0.3)
     for k, condition in enumerate(CONDITIONS):
         render(everything, 4 + k, condition, effect=f"capture {condition}")
-    render(replace(everything, neighbour_prob=1.0), 11, "paper",
+    render(replace(everything, neighbour_prob=1.0), 17, "paper",
            effect="tails of the lines above and below, as a page's bounding box cuts them")
     render(everything, 10, kinds=("letters",), effect="real EMNIST letters")
     render(everything, 11, kinds=("digits",), effect="real MNIST/EMNIST digits")

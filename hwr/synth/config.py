@@ -268,10 +268,14 @@ class SynthConfig:
     # synth:hard keep every line they had; synth:neighbours:N measures the look).
     neighbour_prob: float = 0.15
     neighbour_validation: bool = False
-    neighbour_pitch_range: tuple[float, float] = (2.5, 3.5)  # baseline to baseline, x-heights
+    neighbour_sides: dict[str, float] = field(default_factory=lambda: {"above": 0.5, "below": 0.3, "both": 0.2})
+    neighbour_pitch_range: tuple[float, float] = (2.6, 3.6)  # baseline to baseline, x-heights
     # How far the crop reaches beyond the line's own ink box, x-heights.
     neighbour_reach_range: tuple[float, float] = (0.3, 1.0)
-    # Neighbour ink stays this far (x-heights) outside the line's own band (neighbours.py).
+    # The line's own band, x-heights above and below its baseline (or its ink box, if that is
+    # taller), where no neighbour ink may go, with a clearance around it. Fonts' ascenders reach
+    # 1.74 x-heights (the median of the training fonts), descenders 0.86.
+    neighbour_own_band: tuple[float, float] = (1.9, 0.9)
     neighbour_clearance: float = 0.15
 
     def __post_init__(self) -> None:

@@ -5,11 +5,12 @@ own crops) often carries the descenders of the line above along its top edge and
 ascenders and capitals of the line below along its bottom edge. A model that never saw them
 reads them as letters or lets them pull the line's own letters astray.
 
-The neighbours are written by the same writer (font, size, pen) on parallel baselines a line
-pitch away, and the crop is widened to take in a band of them. Their ink is kept only outside
-the line's own band (above its ascenders and x-height, below its descenders) with a clearance,
-so no tail can pass for an apostrophe, comma or dot of the line, and the label stays the
-line's own text.
+The neighbours are written in the line's font, x-height and pen (their slant, rotation and
+letter widths drawn anew, as lines of one page vary) a line pitch away, and the crop is
+widened to take in a band of them. Their ink is kept only outside the line's own band (above
+its ascenders, below its descenders: SynthConfig.neighbour_own_band, or its ink box if
+taller) with a clearance, so no tail can pass for an apostrophe, comma or dot of the line, and
+the label stays the line's own text.
 """
 from __future__ import annotations
 
@@ -22,13 +23,6 @@ import numpy as np
 from hwr.synth.config import SynthConfig
 from hwr.synth.render import InkLine
 
-# The line's own band, in x-heights about its baseline: capitals and ascenders reach about
-# 1.5 above (the ink box covers taller ones), descenders about 0.6 below.
-OWN_TOP = 1.5
-OWN_BOTTOM = 0.6
-SIDES = ("above", "below", "both")
-_SIDE_WEIGHTS = np.array([0.5, 0.3, 0.2])
-
 WriteNeighbour = Callable[[np.random.Generator, InkLine], InkLine]
 
 
@@ -39,7 +33,9 @@ def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random
 
     write_neighbour(rng, line): another line's ink by the same writer (LineSynthesizer.write_line).
     """
-    side = SIDES[int(rng.choice(len(SIDES), p=_SIDE_WEIGHTS))]
+    sides = list(cfg.neighbour_sides)
+    weights = np.array([cfg.neighbour_sides[name] for name in sides], np.float64)
+    side = sides[int(rng.choice(len(sides), p=weights / weights.sum()))]
     xh = line.x_height
     x0, y0, x1, y1 = box
     h, w = line.ink.shape
@@ -53,13 +49,14 @@ def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random
     baseline = [(x, y + pad_top) for x, y in line.baseline]
     box = (x0, y0 + pad_top, x1, y1 + pad_top)
     clear = cfg.neighbour_clearance * xh
+    own_above, own_below = cfg.neighbour_own_band
 
     # Per column, where the line's own band starts and ends (its baseline may tilt).
     (bx0, by0), (bx1, by1) = baseline[0], baseline[-1]
     cols = np.arange(w, dtype=np.float64)
     base_y = np.interp(cols, [bx0, bx1 + 1e-3], [by0, by1])
-    own_top = np.minimum(box[1], base_y - OWN_TOP * xh) - clear
-    own_bottom = np.maximum(box[3], base_y + OWN_BOTTOM * xh) + clear
+    own_top = np.minimum(box[1], base_y - own_above * xh) - clear
+    own_bottom = np.maximum(box[3], base_y + own_below * xh) + clear
     rows = np.arange(ink.shape[0], dtype=np.float64)[:, None]
     for direction in ((-1,) if side == "above" else (1,) if side == "below" else (-1, 1)):
         pitch = float(rng.uniform(*cfg.neighbour_pitch_range)) * xh
@@ -72,4 +69,4 @@ def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         outside = rows < own_top[None, :] if direction < 0 else rows >= own_bottom[None, :]
         np.maximum(ink, np.where(outside, placed, 0).astype(np.uint8), out=ink)
-    return replace(line, ink=ink, baseline=baseline), box
+    return replace(line, ink=ink, baseline=baseline, neighbours=True), box

@@ -92,6 +92,7 @@ class InkLine:
     instances: np.ndarray | None = None
     pen: str = FONT_PEN  # the pen model that drew the glyphs (pens.PENS), or the font's own
     struck: bool = False  # one word is crossed out (strike.py) and labelled `#`
+    neighbours: bool = False  # the crop takes in tails of the lines above/below (neighbours.py)
     # The writer's letter proportions (hand.Proportions), both applied by the warp.
     proportions: Proportions = Proportions(1.0, 1.0)
 

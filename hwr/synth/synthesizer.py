@@ -50,6 +50,7 @@ class RenderedLine:
     pen: str  # the pen model that drew the strokes (pens.PENS) or "font"
     condition: str = "paper"  # how the line was captured (capture.CONDITIONS)
     struck: bool = False  # one word is crossed out and labelled `#` (strike.py)
+    neighbours: bool = False  # tails of the lines above/below in the crop (neighbours.py)
 
 
 class LineSynthesizer:
@@ -108,7 +109,7 @@ class LineSynthesizer:
             image=line.image,
             meta={"font": line.font, "kind": line.kind, "x_height": round(line.x_height, 1),
                   "pen": line.pen, "ink": line.ink, "condition": line.condition, "split": self.split,
-                  "struck": line.struck, "seed": self.seed, "index": int(index)},
+                  "struck": line.struck, "neighbours": line.neighbours, "seed": self.seed, "index": int(index)},
         )
 
     def render(self, rng: np.random.Generator, condition: str | None = None) -> RenderedLine:
@@ -124,11 +125,14 @@ class LineSynthesizer:
         # A whiteboard capture is a pen-tip trace: thin uniform strokes, whatever the font's pen.
         pen = "ballpoint" if condition == "whiteboard" else None
         line, box = augment.crop_with_margins(self.write_line(rng, pen=pen), rng, cfg)
-        # Tails of the lines above and below, in training lines only unless the config says so
-        # (the draw itself would shift every validation line's pixels).
-        if condition != "whiteboard" and (self.split == "train" or cfg.neighbour_validation) and \
-                rng.random() < cfg.neighbour_prob:
-            line, box = add_neighbours(line, box, rng, cfg, self._write_neighbour)
+        # Tails of the lines above and below, in training lines only unless the config says so.
+        # Drawn from a child generator: the line's own stream stays where it was, so the rest
+        # of the line (ink, paper, scan) is drawn as without them and synth:neighbours pairs
+        # with synth:hard line for line.
+        if condition != "whiteboard" and (self.split == "train" or cfg.neighbour_validation):
+            child = rng.spawn(1)[0]
+            if child.random() < cfg.neighbour_prob:
+                line, box = add_neighbours(line, box, child, cfg, self._write_neighbour)
         if condition == "whiteboard":
             image, framed = capture.whiteboard(line.ink, box, line.x_height, rng, cfg,
                                                thin_already=line.pen == "ballpoint")
@@ -180,8 +184,11 @@ class LineSynthesizer:
         return augment.scan(gray, rng, cfg), ink
 
     def _write_neighbour(self, rng: np.random.Generator, line: InkLine) -> InkLine:
-        """Another line by the writer of `line`: its font (when it covers the text), size and pen."""
-        return self.write_line(rng, font=line.font, x_height=line.x_height, pen=line.pen)
+        """Another line in the font (when it covers the text), x-height and pen of `line`. The
+        x-height is the line's as drawn, its writer's band already in it: the neighbour's band
+        is 1 (Proportions(1, 1)), or the two lines' letters would differ in size by up to 1.3x."""
+        return self.write_line(rng, font=line.font, x_height=line.x_height, pen=line.pen,
+                               proportions=Proportions(1.0, 1.0))
 
     @staticmethod
     def _baseline_y(line: InkLine) -> float:
@@ -192,7 +199,7 @@ class LineSynthesizer:
     def _finished(line: InkLine, image: np.ndarray, box: tuple[int, int, int, int], ink: str,
                   condition: str) -> RenderedLine:
         return RenderedLine(image, line.text, line.font, line.kind, box, line.baseline, line.x_height, ink,
-                            line.pen, condition, line.struck)
+                            line.pen, condition, line.struck, line.neighbours)
 
     def write_line(self, rng: np.random.Generator, font: str | None = None,
                    x_height: float | None = None, pen: Pen | str | None = None,

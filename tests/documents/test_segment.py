@@ -149,7 +149,7 @@ def test_rendered_pages_lines_found_in_reading_order(pages):
     assert exact >= len(pages) - 1
 
 
-@pytest.mark.parametrize("angle", [-7.0, 4.0])
+@pytest.mark.parametrize("angle", [-7.0, 4.0, 18.0, -22.0])
 def test_skewed_page_is_deskewed(pages, angle):
     exact = 0
     for rendered in pages:

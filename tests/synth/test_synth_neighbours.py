@@ -9,7 +9,7 @@ import pytest
 
 from hwr.datasets import open_dataset
 from hwr.synth import LineSynthesizer, SynthConfig, augment
-from hwr.synth.neighbours import OWN_BOTTOM, OWN_TOP, add_neighbours
+from hwr.synth.neighbours import add_neighbours
 from hwr.synth.render import InkLine
 
 FAST = dict(min_chars=5, max_chars=30)
@@ -32,7 +32,7 @@ def _solid_neighbour(rng, line: InkLine) -> InkLine:
 
 
 def test_neighbour_ink_stays_outside_the_lines_own_band():
-    cfg = SynthConfig(neighbour_clearance=0.15)
+    cfg = SynthConfig(neighbour_clearance=0.15, neighbour_own_band=(1.5, 0.6))
     tails = 0
     for seed in range(12):
         line, box = _line()
@@ -42,8 +42,8 @@ def test_neighbour_ink_stays_outside_the_lines_own_band():
         assert out.ink.shape[0] > line.ink.shape[0]  # the crop was widened
         # The line's own band (ascenders 1.5 x-heights above the baseline, descenders 0.6
         # below, plus the clearance of 3 px) holds exactly the line's ink.
-        top = max(0, int(np.floor(25 + pad_top - OWN_TOP * 20 - 3)))
-        bottom = int(np.ceil(25 + pad_top + OWN_BOTTOM * 20 + 3))
+        top = max(0, int(np.floor(25 + pad_top - 1.5 * 20 - 3)))
+        bottom = int(np.ceil(25 + pad_top + 0.6 * 20 + 3))
         own = np.pad(line.ink, ((pad_top, out.ink.shape[0] - pad_top - 30), (0, 0)))
         assert np.array_equal(out.ink[top:bottom], own[top:bottom])
         tails += out.ink[:top].any() + out.ink[bottom:].any()
@@ -70,16 +70,21 @@ def test_real_neighbours_change_only_pixels_outside_the_band(synth):
         (bx0, by0), (bx1, by1) = out.baseline[0], out.baseline[-1]
         base = np.interp(xs, [bx0, bx1 + 1e-3], [by0, by1])
         clear = cfg.neighbour_clearance * out.x_height
-        above = ys < np.minimum(out_box[1], base - OWN_TOP * out.x_height) - clear + 1
-        below = ys >= np.maximum(out_box[3], base + OWN_BOTTOM * out.x_height) + clear - 1
+        own_above, own_below = cfg.neighbour_own_band
+        above = ys < np.minimum(out_box[1], base - own_above * out.x_height) - clear + 1
+        below = ys >= np.maximum(out_box[3], base + own_below * out.x_height) + clear - 1
         assert np.all(above | below)
     assert changed  # some tails were drawn
 
 
 def test_validation_lines_draw_no_neighbours_unless_asked(monkeypatch):
-    val = LineSynthesizer(SynthConfig(neighbour_prob=0.0, **FAST), split="val", seed=2)
+    val = LineSynthesizer(SynthConfig(neighbour_prob=1.0, **FAST), split="val", seed=2)
     plain = [val.sample(i) for i in range(3)]
-    monkeypatch.setattr(val.config, "neighbour_prob", 1.0)
+    assert not any(line.meta["neighbours"] for line in plain)
+    # Asked, the decision comes from a child generator: a line that draws none keeps every
+    # pixel (had it come from the line's own stream, the paper and ink after it would move).
+    monkeypatch.setattr(val.config, "neighbour_validation", True)
+    monkeypatch.setattr(val.config, "neighbour_prob", 0.0)
     for i, a in enumerate(plain):
         b = val.sample(i)
         assert a.text == b.text and np.array_equal(a.image, b.image)
@@ -90,10 +95,15 @@ def test_the_neighbours_set_is_the_harder_sets_writing_with_tails():
     taller = 0
     for i in range(8):
         a, b = tails[i], hard[i]
-        assert a.text == b.text and a.meta["condition"] == b.meta["condition"]
+        # Line for line the harder set's: the tails come from a child generator, so ink, pen and
+        # capture are drawn as there.
+        for key in ("font", "kind", "pen", "ink", "condition"):
+            assert a.meta[key] == b.meta[key]
+        assert a.text == b.text and not b.meta["neighbours"]
         if a.meta["condition"] == "whiteboard":  # a blank frame: no neighbours there
-            assert np.array_equal(a.image, b.image)
+            assert np.array_equal(a.image, b.image) and not a.meta["neighbours"]
         else:
+            assert a.meta["neighbours"]
             taller += a.image.shape[0] > b.image.shape[0]
         if i < 2:
             assert np.array_equal(a.image, open_dataset("synth:neighbours:8")[i].image)
