@@ -198,8 +198,11 @@ def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[st
     --format json --json o/page.json): the page and the report would overwrite each other (the
     page's output, renamed into place, would take the errors listed so far with it). So too for
     the folder's record of hwr's outputs (o/.hwr-outputs.jsonl): a report written over it would
-    make every output there look like the user's, and the next run refuse to replace them."""
+    make every output there look like the user's, and the next run refuse to replace them. And
+    for the record of the settings its pages were read with (o/.hwr-reading.settings): a report
+    written over it let --resume go on under other settings without a word."""
     from hwr.documents.pages import page_refs
+    from hwr.documents.pipeline import READING_SETTINGS_FILE
     from hwr.documents.writers import SUFFIXES, output_paths
     from hwr.documents.writers.manifest import MANIFEST_NAME
 
@@ -208,10 +211,12 @@ def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[st
     out = Path(cfg.output_dir).resolve()
     reports = [(option, path, Path(path).resolve()) for option, path in (("--json", cfg.json), ("--errors", errors))
                if path]
+    own_records = {MANIFEST_NAME: "the record of the outputs hwr wrote in --output-dir",
+                   READING_SETTINGS_FILE: "the record of the settings the pages in --output-dir were read with"}
     for option, path, target in reports:
-        if target == out / MANIFEST_NAME:
-            raise ConfigError(f"{option} {path}: is the record of the outputs hwr wrote in --output-dir "
-                              f"({MANIFEST_NAME}); write the report elsewhere")
+        for name, what in own_records.items():
+            if target == out / name:
+                raise ConfigError(f"{option} {path}: is {what} ({name}); write the report elsewhere")
     # Listing the inputs costs a walk (and a page count per PDF): only for a report that
     # could be a page output at all.
     reports = [(option, path, target) for option, path, target in reports

@@ -221,12 +221,39 @@ def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)
 
 
+def is_file(path: str | Path) -> bool:
+    """Path.is_file, but False for a name the system cannot look up at all: from Python 3.11
+    pathlib raises OSError for a name over 255 bytes (ENAMETOOLONG), and one such line of a
+    list file or manifest stopped the whole batch, --skip-bad or not. Such a name names no
+    file; the input is then reported as one, with the rest read."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """Path.is_dir, False for a name the system cannot look up (as `is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
+def exists(path: str | Path) -> bool:
+    """Path.exists, False for a name the system cannot look up (as `is_file`)."""
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
+
+
 def file_in_any_unicode_form(path: Path) -> Path | None:
     """`path` when it is a file, else the file of its folder whose name differs from it only in
     Unicode form (NFC against NFD: macOS and some zip tools write "é" as "e" + a combining
     accent, most other tools and XML files as one character), else None. Both look alike in
     every listing, so a plain "not found" would name a file the user can see."""
-    if path.is_file():
+    if is_file(path):
         return path
     wanted = unicodedata.normalize("NFC", path.name)
     if wanted.isascii():

@@ -446,7 +446,12 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
              (["--output-dir", str(out), "--json", str(out / ".hwr-outputs.jsonl")],
               "--json " + str(out / ".hwr-outputs.jsonl") + ": is the record of the outputs hwr wrote"),
              (["--output-dir", str(out), "--errors", str(out / ".hwr-outputs.jsonl")],
-              "--errors " + str(out / ".hwr-outputs.jsonl") + ": is the record of the outputs hwr wrote")]
+              "--errors " + str(out / ".hwr-outputs.jsonl") + ": is the record of the outputs hwr wrote"),
+             # Over the settings the pages were read with, --resume went on under others unwarned.
+             (["--output-dir", str(out), "--errors", str(out / ".hwr-reading.settings")],
+              "--errors " + str(out / ".hwr-reading.settings") + ": is the record of the settings"),
+             (["--output-dir", str(out), "--json", str(out / ".hwr-reading.settings")],
+              "--json " + str(out / ".hwr-reading.settings") + ": is the record of the settings")]
     for extra, message in cases:
         assert main(["transcribe", *nomodel, *extra]) == 2, extra
         err = capsys.readouterr().err

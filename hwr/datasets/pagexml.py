@@ -34,7 +34,7 @@ from hwr.documents.orientation import turned
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
 from hwr.documents.writers.pagexml import IMAGE_PATH_ITEM, PAGE_NUMBER_ITEM
 from hwr.errors import counted
-from hwr.fileio import file_in_any_unicode_form
+from hwr.fileio import file_in_any_unicode_form, is_dir
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import ImageError, check_image_file, readable_gray
 from hwr.records import LineSample, document_page_number
@@ -248,7 +248,7 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
         found = file_in_any_unicode_form(candidate)
         if found is not None:
             return found
-    folders = [str(c) for c in candidates if c.is_dir()]
+    folders = [str(c) for c in candidates if is_dir(c)]
     if folders:
         raise DatasetError(xml, f"page image {filename!r} names a folder ({', '.join(folders)}), not an image")
     raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})",
@@ -285,7 +285,7 @@ def _at_declared_dpi(root: ET.Element, page: PageRef) -> PageRef:
     if page.path.suffix.lower() != PDF_SUFFIX or not page_el:
         return page
     declared = (page_el[0].get("imageWidth", ""), page_el[0].get("imageHeight", ""))
-    if not all(value.isdigit() for value in declared):
+    if not all(value.isdecimal() for value in declared):  # not isdigit: "²" is a digit int() refuses
         return page
     return replace(page, dpi=pdf_dpi_for_size(page.path, page.index, (int(declared[0]), int(declared[1]))))
 
@@ -301,7 +301,7 @@ def _declared_page_number(xml: Path, root: ET.Element) -> int | None:
     for item in _descendants(root, "MetadataItem"):
         if item.get("name") == PAGE_NUMBER_ITEM:
             value = item.get("value", "")
-            if not value.isdigit() or int(value) < 1:
+            if not value.isdecimal() or int(value) < 1:
                 raise DatasetError(xml, f"MetadataItem {PAGE_NUMBER_ITEM!r} must be a page number from 1, "
                                         f"got {value!r}")
             return int(value)

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
+from hwr.fileio import exists, is_dir, is_file
 from hwr.interrupts import exit_with_parent
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.recognition.imaging import (
@@ -115,8 +116,8 @@ def input_files(inputs: Iterable[str | Path]) -> list[Path]:
     the list files themselves: what no output of the command may be written over. Inputs that
     cannot be listed or do not exist are left out here (the batch reports them)."""
     inputs = list(inputs)
-    named = [Path(i) for i in inputs if Path(i).is_file()]
-    return named + [entry.path for entry in _listed(inputs) if not entry.error and entry.path.is_file()]
+    named = [Path(i) for i in inputs if is_file(i)]
+    return named + [entry.path for entry in _listed(inputs) if not entry.error and is_file(entry.path)]
 
 
 def may_name_several(inputs: Iterable[str | Path]) -> bool:
@@ -126,35 +127,35 @@ def may_name_several(inputs: Iterable[str | Path]) -> bool:
     if len(inputs) != 1:
         return len(inputs) > 1
     path = Path(inputs[0])
-    return path.is_dir() or (not path.exists() and glob.has_magic(str(path))) or _is_list_file(path)
+    return is_dir(path) or (not exists(path) and glob.has_magic(str(path))) or _is_list_file(path)
 
 
 def _is_list_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt")
+    return is_file(path) and path.suffix.lower() in LIST_SUFFIXES and not path.name.endswith(".gt.txt")
 
 
 def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
     inputs = list(inputs)
     # With several folders, each folder's name starts its ids: batch1/scan001 and
     # batch2/scan001 stay apart, and an id never depends on which other files exist.
-    folders = [Path(i) for i in inputs if Path(i).is_dir()]
+    folders = [Path(i) for i in inputs if is_dir(i)]
     prefixes = _folder_prefixes(folders) if len(folders) > 1 else {}
     found: list[_Found] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if is_dir(path):
             prefix = prefixes.get(path.resolve(), "")
             listed = _walk(path, prefix)
             kind = "folder holds no image or PDF files"
         elif _is_list_file(path):
             listed = _read_list(path)
             kind = "list file lists no files"
-        elif not path.exists() and glob.has_magic(str(item)):
+        elif not exists(path) and glob.has_magic(str(item)):
             listed = [_Found(p, p.with_suffix("").name)
                       for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True))
-                      if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES]
+                      if is_file(p) and p.suffix.lower() in PAGE_SUFFIXES]
             kind = "pattern matches no files"
-        elif str(item) == STDIN_NAME and not path.exists():
+        elif str(item) == STDIN_NAME and not exists(path):
             # Tesseract's "-": said plainly, not "file not found".
             listed, kind = [], "standard input ('-') is not read: save the image to a file and name that"
         else:
@@ -259,7 +260,7 @@ def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: 
             # The id keeps the listed sub-folders (not "..": ids never point outside).
             path = list_file.parent / listed
             stem = prefix + "/".join(part for part in listed.with_suffix("").parts if part not in ("..", "."))
-        if path.is_dir():
+        if is_dir(path):
             # A listed folder stands for its pages, as it does on the command line; their ids
             # start with the folder as listed (a dot in its name is no suffix).
             if listed.is_absolute():
@@ -453,7 +454,11 @@ def _holds_no_pages(path: Path) -> bool:
 def count_pages(path: Path) -> PageCount:
     """Pages in a file (PDF pages, TIFF frames; 1 for other images); ImageError when not even
     one page can be listed."""
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name over 255 bytes (ENAMETOOLONG): a failed input like any other
+        raise ImageError(str(path), exc.strerror or str(exc)) from None
+    if not found:
         raise ImageError(str(path), "broken or looping symbolic link" if path.is_symlink() else "file not found")
     check_file(path, str(path))  # a folder, a pipe (opening one would wait forever), an empty file
     if path.suffix.lower() == PDF_SUFFIX:

@@ -190,8 +190,13 @@ def binarize(gray: np.ndarray) -> np.ndarray:
     gray = without_dark_borders(smoothed(gray))
     side = min(gray.shape)
     k = max(15, (side // 60) | 1)
-    # A grey dilation wider than any stroke removes the ink and keeps the paper's shading.
-    background = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    # A grey dilation wider than any stroke removes the ink and keeps the paper's shading. Taken
+    # over a 5 x 5 median, not the pixels: on a grainy leaf the dilation found the brightest
+    # grain in every window, the paper measured a grain's height too bright, so all of it read
+    # as faintly dark and Otsu split the grain (12 synthetic archive pages, 89 lines: 1,300 lines
+    # found, 36 right; with the median 511 and 67; 180 clean pages: 1,435 of 1,448 lines matched
+    # against 1,436, 163 exact line counts against 166).
+    background = cv2.dilate(cv2.medianBlur(gray, 5), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     background = cv2.blur(background, (k, k))
     darkness = 1.0 - gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
     darkness = np.clip(darkness * 255.0, 0, 255).astype(np.uint8)

@@ -107,7 +107,11 @@ def render_page(rng: np.random.Generator | int, n_lines: int | None, synthesizer
     else:
         gray, ink_name = augment.apply_ink(paper, paper_level, ink, rng, cfg, ink_for(pen))
     skew, width, height = _skew_matrix(rng, cfg, width, height)
-    gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # An old leaf's grain is in `gray` already: repeating its edge row into the corners the skew
+    # opens drew bands of vertical streaks along the top and bottom (the segmenter took them for
+    # lines); mirrored, the grain goes on. A plain page's noise comes later, in the scan.
+    border = cv2.BORDER_REFLECT_101 if archive else cv2.BORDER_REPLICATE
+    gray = cv2.warpAffine(gray, skew, (width, height), flags=cv2.INTER_LINEAR, borderMode=border)
     ink = cv2.warpAffine(ink, skew, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
     image = augment.scan(gray, rng, cfg)
 

@@ -59,6 +59,17 @@ def test_skip_bad_goes_on_and_reports(tmp_path):
     assert "duplicate id '../lines/one' (first at" in report.entries[1].reason
 
 
+def test_a_row_naming_a_file_too_long_for_the_file_system_is_skipped_alone(tmp_path):
+    """Python 3.11's pathlib raises ENAMETOOLONG for such a name: --skip-bad or not, the
+    whole set failed with a bare OSError."""
+    tsv = make_manifest(tmp_path, f"../lines/one.png\tok\n{'q' * 300}.png\tlong\n../lines/two.png\tfine\n")
+    with pytest.raises(DatasetError, match=r"gt\.tsv:2: image not found"):
+        read_manifest(tsv)
+    report = SkipReport()
+    assert [s.text for s in read_manifest(tsv, skip_bad=True, report=report)] == ["ok", "fine"]
+    assert [e.line_no for e in report.entries] == [2]
+
+
 def test_a_manifest_whose_every_row_is_bad_is_an_error_naming_the_rows(tmp_path):
     tsv = make_manifest(tmp_path, "../lines/gone.png\tfirst\nno tab here\n")
     with pytest.raises(DatasetError, match=r"gt\.tsv: no usable row .*\(2 skipped: .*gt\.tsv:1: image not found.*"

@@ -283,6 +283,14 @@ def test_a_multi_page_image_without_its_page_number_is_refused_not_cut_from_page
     beyond.write_text(page_xml("book.tif", ONE_LINE), encoding="utf-8")
     with pytest.raises(DatasetError, match=r"describes page 3 of .*book\.tif, which has 2 pages"):
         read_pagexml(beyond)
+    # A superscript two is a digit to str.isdigit but not to int(): it was a ValueError traceback.
+    odd = tmp_path / "odd.xml"
+    odd.write_text(page_xml("book.tif", ONE_LINE).replace(
+        "<Page ", '<Metadata><Creator>x</Creator><Created>2026-01-01T00:00:00</Created>'
+        '<LastChange>2026-01-01T00:00:00</LastChange>'
+        '<MetadataItem type="other" name="page" value="\u00b2"/></Metadata><Page '), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"odd\.xml.*must be a page number from 1, got '\u00b2'"):
+        read_pagexml(odd)
 
 
 def ink_square_pdf(folder: Path) -> Path:
@@ -304,6 +312,12 @@ def test_a_pdf_page_is_drawn_at_the_dpi_its_declared_size_gives_not_the_default(
     assert line.image.shape == (8, 19) and (line.image < 128).mean() > 0.9  # the ink square, whole
     xml.write_text(page_xml("letter.pdf", ONE_LINE, width=41, height=17), encoding="utf-8")  # no dpi draws this
     with pytest.raises(DatasetError, match=r"letter\.pdf is 167x126 but the XML declares 41x17"):
+        read_pagexml(xml)
+    # A declared size that is no number ("4\u00b2": a digit to str.isdigit, not to int()) leaves
+    # the default dpi, whose size the check then names; it was a ValueError traceback.
+    xml.write_text(page_xml("letter.pdf", ONE_LINE).replace('imageWidth="40"', 'imageWidth="4\u00b2"'),
+                   encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"letter\.pdf is 167x126 but the XML declares"):
         read_pagexml(xml)
 
 
@@ -344,3 +358,12 @@ def test_a_polygon_that_only_touches_the_page_edge_is_no_line():
     beyond = np.array([[-300, 40], [40, -300], [60, -280], [-280, 60]], np.int32)
     assert unusable_line_polygon(corner, 1000, 1000) == ""
     assert unusable_line_polygon(beyond, 1000, 1000) == "polygon lies outside the page image"
+
+
+def test_an_image_name_too_long_for_the_file_system_is_a_dataset_error_naming_the_xml(tmp_path):
+    """Python 3.11's pathlib raised ENAMETOOLONG from the image lookup: a bare OSError that
+    --skip-bad could not skip, naming the image, not the XML."""
+    xml = tmp_path / "long.xml"
+    xml.write_text(page_xml("q" * 300 + ".png", ONE_LINE), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"long\.xml.*page image 'q+\.png' not found"):
+        read_pagexml(xml)

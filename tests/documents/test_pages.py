@@ -405,6 +405,23 @@ def test_a_list_file_row_that_is_not_utf8_names_its_file_byte_for_byte(tmp_path,
     assert any("pages.txt: not UTF-8 on line(s) 2;" in r.getMessage() for r in caplog.records)
 
 
+def test_a_name_too_long_for_the_file_system_is_one_failed_input(tmp_path):
+    """Python 3.11's pathlib raises ENAMETOOLONG where it says False for a missing file: one
+    such row of a list file, or one such argument, stopped the whole batch before any page."""
+    _img(1).save(tmp_path / "good.png")
+    _img(2).save(tmp_path / "also.png")
+    long = "q" * 300 + ".png"
+    listing = tmp_path / "pages.txt"
+    listing.write_text(f"good.png\n{long}\nalso.png\n", encoding="utf-8")
+    for inputs in ([listing], [tmp_path / "good.png", tmp_path / long, tmp_path / "also.png"]):
+        refs = list(page_refs(inputs))
+        assert [r.page_id for r in refs if not r.error] == ["good", "also"]
+        [(name, error)] = _errors(refs).items()
+        assert name.endswith(long) and "too long" in error
+        assert may_name_several(inputs) and tmp_path / long not in input_files(inputs)
+    assert not may_name_several([tmp_path / long])
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])  # with and without a byte order mark
 def test_a_utf16_list_file_is_a_failure_naming_it(tmp_path, encoding):
     listing = tmp_path / "pages.txt"
