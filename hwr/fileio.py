@@ -9,6 +9,7 @@ so a path that can never be written is a clear error up front, not a traceback a
 """
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import hashlib
@@ -221,31 +222,31 @@ def atomic_write_gzip_by_suffix(path: str | Path, data: bytes) -> None:
     atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)
 
 
-def is_file(path: str | Path) -> bool:
-    """Path.is_file, but False for a name the system cannot look up at all: from Python 3.11
-    pathlib raises OSError for a name over 255 bytes (ENAMETOOLONG), and one such line of a
-    list file or manifest stopped the whole batch, --skip-bad or not. Such a name names no
-    file; the input is then reported as one, with the rest read."""
+def _looked_up(check, path: str | Path) -> bool:
     try:
-        return Path(path).is_file()
-    except OSError:
-        return False
+        return check(Path(path))
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise  # a permission error, say, is the user's to see, with its own cause
+
+
+def is_file(path: str | Path) -> bool:
+    """Path.is_file, but False for a name too long for the file system: from Python 3.11
+    pathlib raises OSError (ENAMETOOLONG) for a name over 255 bytes, and one such line of a
+    list file or manifest stopped the whole batch, --skip-bad or not. Such a name names no
+    file; the input is then reported as one, with the rest read. Other errors still raise."""
+    return _looked_up(Path.is_file, path)
 
 
 def is_dir(path: str | Path) -> bool:
-    """Path.is_dir, False for a name the system cannot look up (as `is_file`)."""
-    try:
-        return Path(path).is_dir()
-    except OSError:
-        return False
+    """Path.is_dir, False for a name too long for the file system (as `is_file`)."""
+    return _looked_up(Path.is_dir, path)
 
 
 def exists(path: str | Path) -> bool:
-    """Path.exists, False for a name the system cannot look up (as `is_file`)."""
-    try:
-        return Path(path).exists()
-    except OSError:
-        return False
+    """Path.exists, False for a name too long for the file system (as `is_file`)."""
+    return _looked_up(Path.exists, path)
 
 
 def file_in_any_unicode_form(path: Path) -> Path | None:

@@ -161,3 +161,24 @@ def test_an_output_is_on_the_disk_before_it_is_renamed_into_place(tmp_path, monk
     monkeypatch.setattr(fileio.os, "replace", lambda a, b: (events.append("rename"), replace(a, b))[1])
     fileio.atomic_write_bytes(tmp_path / "page.txt", b"text")
     assert events == ["fsync", "rename"] and (tmp_path / "page.txt").read_bytes() == b"text"
+
+
+def test_a_name_too_long_to_look_up_is_no_file_but_other_lookup_errors_still_say_why(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hwr.fileio import exists, is_dir, is_file
+
+    long = tmp_path / ("q" * 300 + ".png")
+    with pytest.raises(OSError):  # what pathlib does from Python 3.11: the reason for the helpers
+        Path(long).stat()
+    assert not is_file(long) and not is_dir(long) and not exists(long)
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert is_file(tmp_path / "a.png") and is_dir(tmp_path) and exists(tmp_path / "a.png")
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "stat", refused)
+    for check in (is_file, is_dir, exists):
+        with pytest.raises(PermissionError):  # not "not found": the user must see the cause
+            check(tmp_path / "a.png")

@@ -18,6 +18,7 @@ from hwr.datasets.errors import (
     text_rows,
     unique_ids,
 )
+from hwr.fileio import is_dir, is_file
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
@@ -62,9 +63,11 @@ def _iter_pairs(folder: Path, skip_bad: bool, report: SkipReport | None) -> Iter
 
 def read_pair(folder: Path, image: Path) -> LineSample:
     gt = gt_path(image)
-    if gt.is_dir():
+    # The ground truth's name is the image's and 4 bytes longer: it can be too long for the file
+    # system where the image's is not (is_dir, is_file: False for such a name, not an OSError).
+    if is_dir(gt):
         raise DatasetError(image, f"ground truth {gt.name} is a folder, not a text file")
-    if not gt.is_file():
+    if not is_file(gt):
         raise DatasetError(image, f"ground truth {gt.name} not found")
     text = read_line_text(gt)
     sample_id = image.relative_to(folder).with_suffix("").as_posix()

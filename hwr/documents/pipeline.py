@@ -66,6 +66,7 @@ from hwr.fileio import (
     atomic_write_text,
     escape_controls,
     file_sha256,
+    is_file,
     naming_file,
     remove_stale_temp_files,
 )
@@ -268,8 +269,9 @@ def output_origin(source: str, digest: str) -> dict:
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
-    # Outputs are only ever renamed into place whole, so existing means complete.
-    return output_dir is not None and all(p.is_file() for p in output_paths(page_id, output_dir, formats))
+    # Outputs are only ever renamed into place whole, so existing means complete (an output name
+    # too long for the file system was never written: not complete, the page fails again).
+    return output_dir is not None and all(is_file(p) for p in output_paths(page_id, output_dir, formats))
 
 
 def done_earlier(ref: PageRef, output_dir: str | Path | None, formats: Iterable[str],
@@ -319,7 +321,7 @@ def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str
         if ref.error:
             continue
         paths = output_paths(ref.page_id, output_dir, formats)
-        skipped = resume and all(path.is_file() for path in paths)
+        skipped = resume and all(is_file(path) for path in paths)
         for fmt, path in zip(formats, paths):
             # Sniffed again as this format: "*.xml" also finds ALTO's .alto.xml, foreign as PAGE XML.
             if path.resolve() not in foreign or written_by_hwr(path, fmt, manifest):

@@ -109,3 +109,15 @@ def test_utf16_ground_truth_is_named_not_scored_as_text_full_of_nuls(pairs):
     (pairs / "wide.gt.txt").write_bytes("guilty".encode("utf-16-le"))
     with pytest.raises(DatasetError, match=r"wide\.gt\.txt:1: holds NUL characters \(UTF-16\?\)"):
         read_pairs(pairs)
+
+
+def test_an_image_whose_ground_truth_name_is_too_long_for_the_file_system_is_skipped_alone(tmp_path):
+    """The .gt.txt name is the image's and 4 bytes longer: with a 254-byte image name it cannot
+    be looked up, and pathlib's OSError stopped the whole set, --skip-bad or not."""
+    add_pair(tmp_path, "good", "fine")
+    image = add_pair(tmp_path, "q" * 250, None)
+    with pytest.raises(DatasetError, match=r"q+\.png.*ground truth q+\.gt\.txt not found"):
+        read_pairs(tmp_path)
+    report = SkipReport()
+    assert [s.text for s in read_pairs(tmp_path, skip_bad=True, report=report)] == ["fine"]
+    assert [e.source for e in report.entries] == [str(image)]

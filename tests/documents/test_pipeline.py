@@ -706,13 +706,17 @@ def test_a_page_xml_hwr_wrote_and_someone_corrected_since_is_theirs_but_an_unrec
 
 
 @pytest.mark.parametrize("whole_wins", [False, True])
-def test_auto_mode_reads_a_segmented_image_both_ways_and_keeps_the_surer(recognizer, rendered, tmp_path,
-                                                                        monkeypatch, whole_wins):
+def test_auto_mode_reads_a_segmented_image_both_ways_and_keeps_the_surer(rendered, tmp_path, monkeypatch,
+                                                                        whole_wins):
     """The choice itself is tests/documents/test_reading_choice.py's; here the pipeline keeps
     whichever reading it says, with the geometry, outputs and counts of that reading."""
     from hwr.documents import prepare
     from hwr.documents.pipeline import transcribe_image
 
+    # A trained network: an untrained one's outputs are near ties that a batch of another
+    # composition (the batch pipeline's width buckets against one batch in the UI's path) can
+    # tip, '0n' 15 times against 14 on one of the segmenter's lines.
+    recognizer = Recognizer.load("hwr-en-small", device="cpu")
     monkeypatch.setattr(prepare, "whole_reading_wins", lambda lines, whole: whole_wins)
     image = rendered[1].image
     segmented = len(segment_page(image))
@@ -734,11 +738,18 @@ def test_auto_mode_reads_a_segmented_image_both_ways_and_keeps_the_surer(recogni
     assert xml.count("<TextLine ") == len(page.lines) == summary.lines
     single, single_is_line = transcribe_image(recognizer, image, "auto")  # the UI's path: the same choice
     assert single_is_line == whole_wins
-    # The same lines, cut the same way. (Not their texts: this untrained network's outputs are
-    # near ties that a batch of another composition, the batch pipeline's width buckets against
-    # one batch here, can tip: '0n' 15 times against 14 on a draw of the segmenter's lines.)
     assert [(line.id, line.polygon) for line in single.lines] == [(line.id, line.polygon) for line in page.lines]
-    assert all(line.recognition is not None for line in single.lines)
+    assert [line.recognition.text for line in single.lines] == [line.recognition.text for line in page.lines]
+
+
+def test_a_page_whose_output_name_is_too_long_for_the_file_system_is_not_done(tmp_path):
+    """--resume asks whether a page's outputs exist; for a name over 255 bytes (".alto.xml" is
+    5 bytes longer than ".png") pathlib raised, and the whole resumed batch stopped."""
+    from hwr.documents.pipeline import is_complete
+
+    assert not is_complete("q" * 250, tmp_path, ["alto"])
+    (tmp_path / "done.txt").write_text("x")
+    assert is_complete("done", tmp_path, ["txt"])
 
 
 def test_pages_of_documents_and_page_mode_are_never_read_whole(recognizer, rendered, tmp_path, monkeypatch):
