@@ -47,7 +47,11 @@ __all__ = [
 ]
 
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
-SYNTH_SPLITS = ("train", "val", "hard", "struck", "archive", "neighbours")
+# The fixed validation sets, each with its own seed unless a spec names one: the function of
+# hwr.datasets.synthetic that draws it (imported lazily, as the engine is).
+SYNTH_VALIDATION_SETS = {"hard": "hard_validation_lines", "struck": "struck_validation_lines",
+                         "archive": "archive_validation_lines", "neighbours": "neighbour_validation_lines"}
+SYNTH_SPLITS = ("train", "val", *SYNTH_VALIDATION_SETS)
 
 
 @runtime_checkable
@@ -169,11 +173,8 @@ def _synthetic(location: str) -> LineDataset:
         synthetic = importlib.import_module("hwr.datasets.synthetic")
     except ImportError as exc:
         raise DatasetError(f"synth:{location}", f"the synthetic engine is unavailable ({exc})") from None
-    if split in ("hard", "struck", "archive", "neighbours"):
-        # The harder validation sets: their own fixed seed unless the spec names one.
-        lines = {"hard": synthetic.hard_validation_lines, "struck": synthetic.struck_validation_lines,
-                 "archive": synthetic.archive_validation_lines,
-                 "neighbours": synthetic.neighbour_validation_lines}[split]
+    if split in SYNTH_VALIDATION_SETS:
+        lines = getattr(synthetic, SYNTH_VALIDATION_SETS[split])
         return lines(count, **({"seed": seed} if len(parts) == 3 else {}))
     # Lazy: lines are rendered when indexed (in DataLoader workers during training), so a
     # spec of millions of lines costs nothing up front. Index it; never iterate it blindly.

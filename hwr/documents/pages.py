@@ -456,7 +456,7 @@ def count_pages(path: Path) -> PageCount:
     one page can be listed."""
     try:
         found = path.exists()
-    except OSError as exc:  # a name over 255 bytes (ENAMETOOLONG): a failed input like any other
+    except OSError as exc:  # a name over 255 bytes, a folder it may not look into: a failed input, with its cause
         raise ImageError(str(path), exc.strerror or str(exc)) from None
     if not found:
         raise ImageError(str(path), "broken or looping symbolic link" if path.is_symlink() else "file not found")

@@ -287,6 +287,9 @@ class SynthConfig:
         unknown = sorted((set(self.restroke_pens) | set(self.pen_width_ranges)) - set(PENS))
         if unknown:
             raise ValueError(f"unknown pen(s) {unknown}; expected some of {list(PENS)}")
+        odd_sides = sorted(set(self.neighbour_sides) - {"above", "below", "both"})
+        if odd_sides:
+            raise ValueError(f"unknown neighbour side(s) {odd_sides}; expected some of above, below, both")
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()

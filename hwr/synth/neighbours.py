@@ -24,6 +24,7 @@ from hwr.synth.config import SynthConfig
 from hwr.synth.render import InkLine
 
 WriteNeighbour = Callable[[np.random.Generator, InkLine], InkLine]
+_DIRECTIONS = {"above": (-1,), "below": (1,), "both": (-1, 1)}  # SynthConfig.neighbour_sides
 
 
 def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random.Generator,
@@ -36,14 +37,15 @@ def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random
     sides = list(cfg.neighbour_sides)
     weights = np.array([cfg.neighbour_sides[name] for name in sides], np.float64)
     side = sides[int(rng.choice(len(sides), p=weights / weights.sum()))]
+    directions = _DIRECTIONS[side]  # -1: the line above, 1: the line below
     xh = line.x_height
     x0, y0, x1, y1 = box
     h, w = line.ink.shape
     # Widen the crop: the band of neighbour ink beyond the line's own ink box.
     pad_top = pad_bottom = 0
-    if side in ("above", "both"):
+    if -1 in directions:
         pad_top = max(0, int(round(rng.uniform(*cfg.neighbour_reach_range) * xh)) - y0)
-    if side in ("below", "both"):
+    if 1 in directions:
         pad_bottom = max(0, int(round(rng.uniform(*cfg.neighbour_reach_range) * xh)) - (h - y1))
     ink = cv2.copyMakeBorder(line.ink, pad_top, pad_bottom, 0, 0, cv2.BORDER_CONSTANT, value=0)
     baseline = [(x, y + pad_top) for x, y in line.baseline]
@@ -58,7 +60,7 @@ def add_neighbours(line: InkLine, box: tuple[int, int, int, int], rng: np.random
     own_top = np.minimum(box[1], base_y - own_above * xh) - clear
     own_bottom = np.maximum(box[3], base_y + own_below * xh) + clear
     rows = np.arange(ink.shape[0], dtype=np.float64)[:, None]
-    for direction in ((-1,) if side == "above" else (1,) if side == "below" else (-1, 1)):
+    for direction in directions:
         pitch = float(rng.uniform(*cfg.neighbour_pitch_range)) * xh
         other = write_neighbour(rng, line)
         (ox0, oy0), (ox1, oy1) = other.baseline[0], other.baseline[-1]
