@@ -314,6 +314,9 @@ def _ink_floor(darkness: np.ndarray) -> float:
     return min(40.0, max(20.0, 4.0 * noise))
 
 
+GRAIN_RATIO = 2.0  # the ink-weighted height over the median height beyond which grain is counted
+
+
 def text_height(binary: np.ndarray) -> float | None:
     """Median height of the ink components that can be letters or words (None: no text)."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -324,7 +327,21 @@ def text_height(binary: np.ndarray) -> float | None:
     keep = (heights >= 4) & (areas >= 12) & (widths < 15 * heights) & (heights < 15 * widths)
     if not keep.any():
         return None
-    return float(max(4.0, np.median(heights[keep])))
+    heights, areas = heights[keep], areas[keep]
+    typical = float(np.median(heights))
+    # On a grainy leaf, clumps of grain that binarise as ink outnumber the letters, and the
+    # median was a clump's height: 6 px for letters 22 px high, and the page fell into 272
+    # "lines". The letters still hold most of the ink, so where the height that half the ink
+    # lies below is more than twice the median, the median is taken over the pieces at least
+    # half that tall. Clean pages never come near it (at most 1.6 times on 180 synthetic
+    # validation pages, whose segmentation is unchanged); 36 archive pages (280 lines):
+    # 1,015 lines found, 232 right -> 413, 246.
+    order = np.argsort(heights, kind="stable")
+    ink_below = np.cumsum(areas[order])
+    inky = float(heights[order][np.searchsorted(ink_below, ink_below[-1] / 2)])
+    if inky > GRAIN_RATIO * typical:
+        typical = float(np.median(heights[heights >= inky / GRAIN_RATIO]))
+    return float(max(4.0, typical))
 
 
 MEASURE_CROSSING_RUN = 3  # px
