@@ -200,12 +200,20 @@ def core_band(coverage: np.ndarray) -> tuple[float, float]:
 MAX_WORK_HEIGHT = 112
 
 
-def at_most(gray: np.ndarray, max_height: int = MAX_WORK_HEIGHT) -> np.ndarray:
-    """The line scaled down to max_height pixels when it is taller."""
-    if gray.shape[0] <= max_height:
+# px: the writer warp (cv2.remap) takes images under 32,767 px wide, and a line image 34,000 px
+# wide stopped `hwr adapt` with a traceback. Wider than this at MAX_WORK_HEIGHT, a line is
+# squeezed for the network anyway (NormalizeConfig.max_width at its line height).
+MAX_WORK_WIDTH = 16384
+
+
+def at_most(gray: np.ndarray, max_height: int = MAX_WORK_HEIGHT, max_width: int = MAX_WORK_WIDTH) -> np.ndarray:
+    """The line scaled down, keeping its proportions, to at most max_height by max_width pixels."""
+    height, width = gray.shape
+    scale = min(max_height / height, max_width / width)
+    if scale >= 1.0:
         return gray
-    scale = max_height / gray.shape[0]
-    return cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max_height), interpolation=cv2.INTER_AREA)
+    size = (max(1, min(max_width, round(width * scale))), max(1, min(max_height, round(height * scale))))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 def augment_real_line(gray: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
@@ -307,7 +315,10 @@ def recombine(pieces: list[list[WordPiece]], rng: np.random.Generator, cfg: Synt
         y = int(round(above - baseline))
         canvas[y:y + img.shape[0], x:x + img.shape[1]] = np.maximum(canvas[y:y + img.shape[0], x:x + img.shape[1]], img)
         x += img.shape[1]
-    return redraw(canvas, x_height, above, rng, cfg), " ".join(word.text for word in chosen)
+    # Words from the widest lines, side by side, can pass what the warp takes.
+    fitted = at_most(canvas, max_height=canvas.shape[0])
+    shrink = fitted.shape[1] / canvas.shape[1]
+    return redraw(fitted, x_height * shrink, above * shrink, rng, cfg), " ".join(word.text for word in chosen)
 
 
 # --- lines without transcriptions: self-training -------------------------------------------

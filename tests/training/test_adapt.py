@@ -28,9 +28,12 @@ from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
 from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
 from hwr.training.adapt_data import (
+    MAX_WORK_HEIGHT,
+    MAX_WORK_WIDTH,
     READING_OF,
     WHOLE_READING,
     AdaptLines,
+    at_most,
     augment_real_line,
     check_charset,
     check_texts,
@@ -162,6 +165,15 @@ def test_augmented_real_line_keeps_the_ink_and_varies_it_reproducibly():
     assert 0.3 < dark / np.count_nonzero(gray < 128) < 3.0  # ink neither vanished nor smeared
 
 
+def test_a_line_wider_than_the_warp_takes_is_shrunk_whole_not_a_traceback():
+    gray = np.full((16, 34_000), 255, np.uint8)  # a strip as wide as no warp (cv2.remap) takes
+    gray[4:12, ::11] = 0
+    out = augment_real_line(gray, np.random.default_rng(0), real_line_config())
+    assert out.dtype == np.uint8 and np.count_nonzero(out < 128) > 0
+    assert at_most(gray).shape == (8, MAX_WORK_WIDTH)  # its proportions kept
+    assert at_most(np.zeros((300, 600), np.uint8)).shape == (MAX_WORK_HEIGHT, 224)
+
+
 def test_adapt_lines_mix_user_lines_and_rehearsal_lines_by_index():
     lines = samples(6)
     stream = AdaptLines(lines, size=40, rehearsal=0.5, augment_prob=1.0, seed=2, charset=None)
@@ -221,6 +233,11 @@ def test_recombined_lines_are_the_users_words_in_new_orders(tmp_path):
     stream = AdaptLines(samples(4), size=20, rehearsal=0.0, augment_prob=1.0, seed=2, charset=None,
                         words=words, recombine=1.0)
     assert all(stream[i].id.startswith("words#") for i in range(20))
+    wide = [[replace(w, coverage=np.tile(w.coverage, (1, 250))) for w in line] for line in words]
+    for seed in range(6):  # words from lines too wide to warp side by side
+        image, text = recombine(wide, np.random.default_rng(seed), cfg)
+        # Shrunk to fit, the strokes go faint but stay darker than the paper.
+        assert image.shape[1] < 32_767 and np.count_nonzero(image < np.median(image) - 40) > 0
 
 
 # --- the run ---------------------------------------------------------------------------------------
