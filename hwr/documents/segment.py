@@ -124,9 +124,10 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     gray = without_pepper(gray)
     # Text size first, on a cheap reduction; then work at the scale where h ~ target_text_px
     # (finer costs time and gains nothing; the work image is never larger than work_max_side).
-    h_measured = text_height(measure_binary(gray) if measured is None else measured)
-    if h_measured is None:
+    measured_size = text_size(measure_binary(gray) if measured is None else measured)
+    if measured_size is None:
         return PageLayout([], 0.0, 0.0)
+    h_measured, grainy = measured_size
     h_full = h_measured / reduction_to(MEASURE_SIDE, full_h, full_w)
     scale = min(reduction_to(config.work_max_side, full_h, full_w), config.target_text_px / h_full)
     small = _reduce(gray, scale)
@@ -135,9 +136,10 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     # themselves are removed only after deskewing, where they are whole and nearly level (cut
     # here, a tilted rule left stubs shorter than any rule).
     measured = _without_page_rules(binary) if config.remove_rules else binary
-    h = text_height(measured)
-    if h is None:
+    work_size = text_size(measured, grainy)
+    if work_size is None:
         return PageLayout([], 0.0, 0.0)
+    h = work_size[0]
     angle = estimate_skew(remove_specks(measured, config.speck_area * h * h), config.max_skew_deg)
     if abs(angle) < config.min_skew_deg:
         angle = 0.0
@@ -315,10 +317,18 @@ def _ink_floor(darkness: np.ndarray) -> float:
 
 
 GRAIN_RATIO = 2.0  # the ink-weighted height over the median height beyond which grain is counted
+GRAIN_PIECES = 50  # and the fewest pieces under half the ink-weighted height that can be grain
 
 
 def text_height(binary: np.ndarray) -> float | None:
     """Median height of the ink components that can be letters or words (None: no text)."""
+    size = text_size(binary)
+    return None if size is None else size[0]
+
+
+def text_size(binary: np.ndarray, grainy: bool | None = None) -> tuple[float, bool] | None:
+    """text_height, and whether grain was counted out of it; `grainy`: that decision as taken
+    on another copy of the page (its measurement), else taken here."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
@@ -335,13 +345,21 @@ def text_height(binary: np.ndarray) -> float | None:
     # lies below is more than twice the median, the median is taken over the pieces at least
     # half that tall. Clean pages never come near it (at most 1.6 times on 180 synthetic
     # validation pages, whose segmentation is unchanged); 36 archive pages (280 lines):
-    # 1,015 lines found, 232 right -> 413, 246.
+    # 1,015 lines found, 232 right -> 507, 246. Grain is many pieces (269 and 336 on the two such
+    # leaves of those 36, measured at MEASURE_SIDE): one line of joined writing on a page of its
+    # own is a few long words and a dot or two (4 pieces, median 44 px, ink-weighted 130), read
+    # well by the plain median. The count is taken where the page is measured: at the finer work
+    # scale the grain smooths into fewer pieces (36 on the first leaf).
     order = np.argsort(heights, kind="stable")
     ink_below = np.cumsum(areas[order])
     inky = float(heights[order][np.searchsorted(ink_below, ink_below[-1] / 2)])
-    if inky > GRAIN_RATIO * typical:
-        typical = float(np.median(heights[heights >= inky / GRAIN_RATIO]))
-    return float(max(4.0, typical))
+    tall = heights >= inky / GRAIN_RATIO
+    skewed = inky > GRAIN_RATIO * typical
+    if grainy is None:
+        grainy = skewed and np.count_nonzero(~tall) >= GRAIN_PIECES
+    if grainy and skewed:
+        typical = float(np.median(heights[tall]))
+    return float(max(4.0, typical)), bool(grainy)
 
 
 MEASURE_CROSSING_RUN = 3  # px

@@ -1,6 +1,8 @@
 """Page segmentation: rendered pages with known line polygons, skew, ruling, columns, noise."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -19,6 +21,8 @@ from hwr.documents.segment import (
 from hwr.synth import LineSynthesizer, SynthConfig
 
 from helpers import gaussian_noise, salt_and_pepper
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -366,6 +370,26 @@ def test_text_height_is_the_letters_not_the_grain_that_outnumbers_them():
         grainy[y:y + 4, x:x + 4] = 1  # clumps as tall as the smallest pieces counted
     assert clean is not None and clean > 20
     assert abs(text_height(grainy) - clean) <= 0.2 * clean
+
+
+def test_text_height_of_a_few_long_joined_words_and_their_dots_is_the_plain_median():
+    # One line of joined writing on a page of its own: two long words, an i's dot and a
+    # comma. Half its ink lies in pieces more than twice the median's height, as on a grainy
+    # leaf, but a few pieces are not grain (taken for it, the line lost its tail).
+    binary = np.zeros((200, 900), np.uint8)
+    binary[60:140, 20:400] = 1
+    binary[70:130, 450:880] = 1
+    for x in (410, 420, 430):
+        binary[150:162, x:x + 4] = 1
+    assert text_height(binary) == 12.0
+
+
+def test_a_line_of_joined_writing_read_as_a_page_keeps_its_whole_width():
+    gray = np.asarray(Image.open(SAMPLES / "line-01.png").convert("L"))
+    lines = analyse_page(gray).lines
+    ink_columns = np.flatnonzero((gray < 128).any(axis=0))
+    assert len(lines) == 1
+    assert lines[0].bbox[2] >= ink_columns[-1] - 5 and lines[0].bbox[0] <= ink_columns[0] + 5
 
 
 def test_a_grainy_archive_leaf_is_cut_into_its_lines():
