@@ -17,7 +17,14 @@ from pathlib import Path
 from hwr import __version__
 from hwr.config_args import add_dataclass_arguments, build_config
 from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describe_os_error, is_users_os_error, name_some
-from hwr.fileio import TEXT_ERRORS, check_distinct_outputs, check_output_dir, check_output_file, escape_controls
+from hwr.fileio import (
+    TEXT_ERRORS,
+    check_distinct_outputs,
+    check_output_dir,
+    check_output_file,
+    escape_controls,
+    special_file_kind,
+)
 from hwr.logs import log_to_stderr
 
 
@@ -474,7 +481,9 @@ def cmd_lm(args) -> int:
     # Inputs and outputs before the counting: a missing file is not found after the LM is written.
     for path in [*args.corpus, *(cfg.words if cfg.lexicon else [])]:
         if not Path(path).is_file():
+            special = special_file_kind(path)
             raise MissingFileError(f"{path}: " + ("is a folder, not a text file" if Path(path).is_dir()
+                                                  else f"is {special}, not a text file" if special
                                                   else "text file not found"))
     check_output_file(cfg.out, "--out")
     check_output_file(cfg.lexicon, "--lexicon")

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -247,6 +248,23 @@ def is_dir(path: str | Path) -> bool:
 def exists(path: str | Path) -> bool:
     """Path.exists, False for a name too long for the file system (as `is_file`)."""
     return _looked_up(Path.exists, path)
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """"a pipe", "a socket" or "a device" when `path` is one (it exists, and is neither a
+    regular file nor a folder), else None: such a name was reported as "not found", a file the
+    user can see in a listing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return None
 
 
 def file_in_any_unicode_form(path: Path) -> Path | None:

@@ -182,3 +182,42 @@ def test_a_name_too_long_to_look_up_is_no_file_but_other_lookup_errors_still_say
     for check in (is_file, is_dir, exists):
         with pytest.raises(PermissionError):  # not "not found": the user must see the cause
             check(tmp_path / "a.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_is_named_as_one_and_files_folders_and_missing_names_are_not_special(tmp_path):
+    from hwr.fileio import special_file_kind
+
+    os.mkfifo(tmp_path / "lm.arpa")
+    (tmp_path / "plain.txt").write_text("x")
+    assert special_file_kind(tmp_path / "lm.arpa") == "a pipe"
+    assert special_file_kind(os.devnull) == "a device"
+    for ordinary in (tmp_path / "plain.txt", tmp_path, tmp_path / "missing", tmp_path / ("q" * 300)):
+        assert special_file_kind(ordinary) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_data_files_that_are_pipes_are_said_to_be_pipes_not_missing(tmp_path):
+    # Each had said "not found" (or could not tell the format) of a file the user can list.
+    import numpy as np
+    from PIL import Image
+
+    from hwr.datasets import DatasetError, open_dataset
+    from hwr.errors import MissingFileError
+    from hwr.recognition.lm_files import check_readable_file
+    from hwr.scoring.report.breakdown import read_group_table
+
+    for name in ("lm.arpa", "table.txt", "rows.tsv"):
+        os.mkfifo(tmp_path / name)
+    with pytest.raises(ConfigError, match="is a pipe, not a language model file"):
+        check_readable_file(str(tmp_path / "lm.arpa"), "lm")
+    with pytest.raises(MissingFileError, match="is a pipe"):
+        read_group_table(tmp_path / "table.txt")
+    with pytest.raises(DatasetError, match="is a pipe"):
+        open_dataset(str(tmp_path / "rows.tsv"))
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    Image.fromarray(np.full((20, 60), 255, np.uint8)).save(pairs / "a.png")
+    os.mkfifo(pairs / "a.gt.txt")
+    with pytest.raises(DatasetError, match="ground truth a.gt.txt is a pipe"):
+        open_dataset(f"pairs:{pairs}")

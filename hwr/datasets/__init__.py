@@ -29,6 +29,7 @@ from hwr.datasets.iam import LINES_TXT, read_iam
 from hwr.datasets.manifest import read_manifest
 from hwr.datasets.pagexml import iter_pagexml, read_pagexml
 from hwr.datasets.pairs import GT_SUFFIX, read_pairs
+from hwr.fileio import special_file_kind
 from hwr.records import LineSample
 
 __all__ = [
@@ -122,6 +123,8 @@ def detect_format(path: Path) -> tuple[str, Path]:
     """The format of a data set on disk, and the path its reader takes."""
     if not path.exists():
         raise DatasetError(path, "no such file or folder")
+    if special := special_file_kind(path):
+        raise DatasetError(path, f"is {special}, not a data set file or folder")
     if path.is_file():
         return _file_format(path)
     if (path / LINES_TXT).is_file():

@@ -24,7 +24,7 @@ from hwr.datasets.errors import (
     row_error,
     unique_ids,
 )
-from hwr.fileio import file_in_any_unicode_form
+from hwr.fileio import file_in_any_unicode_form, special_file_kind
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
 
@@ -35,7 +35,8 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
     image outside this folder raises OutsideFolder (an upload's manifest)."""
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
-        raise DatasetError(tsv_path, "manifest not found")
+        special = special_file_kind(tsv_path)
+        raise DatasetError(tsv_path, f"is {special}, not a manifest file" if special else "manifest not found")
     return read_lines(lambda seen: unique_ids(_iter_rows(tsv_path, skip_bad, seen, confined_to), skip_bad, seen),
                       tsv_path, "no usable row (path<TAB>text) in this manifest", report)
 

@@ -18,7 +18,7 @@ from hwr.datasets.errors import (
     text_rows,
     unique_ids,
 )
-from hwr.fileio import is_dir, is_file
+from hwr.fileio import is_dir, is_file, special_file_kind
 from hwr.recognition.charset import normalize_text
 from hwr.recognition.imaging import IMAGE_SUFFIXES
 from hwr.records import LineSample
@@ -68,7 +68,9 @@ def read_pair(folder: Path, image: Path) -> LineSample:
     if is_dir(gt):
         raise DatasetError(image, f"ground truth {gt.name} is a folder, not a text file")
     if not is_file(gt):
-        raise DatasetError(image, f"ground truth {gt.name} not found")
+        special = special_file_kind(gt)
+        raise DatasetError(image, f"ground truth {gt.name} " + (f"is {special}, not a text file" if special
+                                                                 else "not found"))
     text = read_line_text(gt)
     sample_id = image.relative_to(folder).with_suffix("").as_posix()
     return LineSample(id=sample_id, text=text, image=image, meta={"source": str(image), "gt": str(gt)})

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError
-from hwr.fileio import is_gzipped, open_maybe_gzipped
+from hwr.fileio import is_gzipped, open_maybe_gzipped, special_file_kind
 from hwr.recognition.charset import Charset
 from hwr.recognition.lexicon import SPACE_TOKEN, UNK_WORD, decoder_tokens
 from hwr.recognition.lm import BOS, EOS, KENLM_MAX_ORDER, arpa_counts, arpa_unigrams
@@ -23,6 +23,8 @@ def check_readable_file(path: str, kind: str) -> None:
     kind = KIND_NAMES.get(kind, kind)
     if Path(path).is_dir():
         raise ConfigError(f"{path}: is a folder, not a {kind} file")
+    if special := special_file_kind(path):
+        raise ConfigError(f"{path}: is {special}, not a {kind} file")
     if not Path(path).is_file():
         raise MissingFileError(f"{path}: {kind} file not found")
     try:

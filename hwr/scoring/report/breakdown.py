@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hwr.errors import ConfigError, MissingFileError, counted, where_not_utf8
+from hwr.fileio import special_file_kind
 from hwr.records import LineSample
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ def read_group_table(path: str | Path, option: str = "--groups-file") -> dict[st
     user error naming `option` (MissingFileError, ConfigError).
     """
     if not Path(path).is_file():
-        raise MissingFileError(f"{option} {path}: no such file")
+        special = special_file_kind(path)
+        raise MissingFileError(f"{option} {path}: " + (f"is {special}, not a text file" if special else "no such file"))
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
