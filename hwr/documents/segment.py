@@ -318,6 +318,8 @@ def _ink_floor(darkness: np.ndarray) -> float:
 
 GRAIN_RATIO = 2.0  # the ink-weighted height over the median height beyond which grain is counted
 GRAIN_PIECES = 50  # and the fewest pieces under half the ink-weighted height that can be grain
+GRAIN_MAX_HEIGHT = 8  # px at MEASURE_SIDE: grain clumps are a few pixels whatever the page's size
+GRAIN_PIECES_OF_TEXT = 10  # the fewest taller pieces that can be the text among the grain
 
 
 def text_height(binary: np.ndarray) -> float | None:
@@ -349,14 +351,18 @@ def text_size(binary: np.ndarray, grainy: bool | None = None) -> tuple[float, bo
     # leaves of those 36, measured at MEASURE_SIDE): one line of joined writing on a page of its
     # own is a few long words and a dot or two (4 pieces, median 44 px, ink-weighted 130), read
     # well by the plain median. The count is taken where the page is measured: at the finer work
-    # scale the grain smooths into fewer pieces (36 on the first leaf).
+    # scale the grain smooths into fewer pieces (36 on the first leaf). And the median must be a
+    # clump's few pixels, with ten pieces or more above it: a review's helper found a signature,
+    # a circle drawn in the margin or a heading at three times the size holding half the ink of
+    # a clean page, its separate letters counted as grain, and lines merged or the page blank.
     order = np.argsort(heights, kind="stable")
     ink_below = np.cumsum(areas[order])
     inky = float(heights[order][np.searchsorted(ink_below, ink_below[-1] / 2)])
     tall = heights >= inky / GRAIN_RATIO
     skewed = inky > GRAIN_RATIO * typical
     if grainy is None:
-        grainy = skewed and np.count_nonzero(~tall) >= GRAIN_PIECES
+        grainy = (skewed and typical <= GRAIN_MAX_HEIGHT and np.count_nonzero(~tall) >= GRAIN_PIECES
+                  and np.count_nonzero(tall) >= GRAIN_PIECES_OF_TEXT)
     if grainy and skewed:
         typical = float(np.median(heights[tall]))
     return float(max(4.0, typical)), bool(grainy)

@@ -384,6 +384,20 @@ def test_text_height_of_a_few_long_joined_words_and_their_dots_is_the_plain_medi
     assert text_height(binary) == 12.0
 
 
+def test_a_drawing_holding_half_the_ink_of_a_clean_page_does_not_set_the_text_height():
+    # A circle drawn beside two lines of separate letters (a review's helper): taken for the
+    # text with the letters as grain, the page read as blank.
+    page = np.full((700, 1600), 235, np.uint8)
+    for row in range(2):
+        cv2.putText(page, "the quick brown fox jumps over", (40, 120 + 90 * row), cv2.FONT_HERSHEY_SIMPLEX, 1.5, 30, 3,
+                    cv2.LINE_AA)
+    cv2.circle(page, (1300, 350), 250, 30, 12, cv2.LINE_AA)
+    layout = analyse_page(page)
+    assert layout.text_height < 40
+    text_lines = [line.bbox for line in layout.lines if line.bbox[2] < 900]
+    assert len(text_lines) == 2 and all(top > 60 and bottom < 250 for _, top, _, bottom in text_lines)
+
+
 def test_a_line_of_joined_writing_read_as_a_page_keeps_its_whole_width():
     gray = np.asarray(Image.open(SAMPLES / "line-01.png").convert("L"))
     lines = analyse_page(gray).lines
