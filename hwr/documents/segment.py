@@ -322,16 +322,11 @@ GRAIN_MAX_HEIGHT = 8  # px at MEASURE_SIDE: grain clumps are a few pixels whatev
 GRAIN_PIECES_OF_TEXT = 10  # the fewest taller pieces that can be the text among the grain
 
 
-def text_height(binary: np.ndarray) -> float | None:
-    """Median height of the ink components that can be letters or words (None: no text)."""
-    size = text_size(binary)
-    return None if size is None else size[0]
-
-
 def text_size(binary: np.ndarray, grainy: bool | None = None) -> tuple[float, bool] | None:
-    """text_height, and whether grain was counted out of it; `grainy`: that decision as taken
-    on another copy of the page (its measurement), else taken here."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    """Median height of the ink components that can be letters or words (None: no text), and
+    whether grain was counted out of it; `grainy`: that decision as taken on another copy of the
+    page (its measurement), else taken here."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -342,19 +337,14 @@ def text_size(binary: np.ndarray, grainy: bool | None = None) -> tuple[float, bo
     heights, areas = heights[keep], areas[keep]
     typical = float(np.median(heights))
     # On a grainy leaf, clumps of grain that binarise as ink outnumber the letters, and the
-    # median was a clump's height: 6 px for letters 22 px high, and the page fell into 272
-    # "lines". The letters still hold most of the ink, so where the height that half the ink
-    # lies below is more than twice the median, the median is taken over the pieces at least
-    # half that tall. Clean pages never come near it (at most 1.6 times on 180 synthetic
-    # validation pages, whose segmentation is unchanged); 36 archive pages (280 lines):
-    # 1,015 lines found, 232 right -> 507, 246. Grain is many pieces (269 and 336 on the two such
-    # leaves of those 36, measured at MEASURE_SIDE): one line of joined writing on a page of its
-    # own is a few long words and a dot or two (4 pieces, median 44 px, ink-weighted 130), read
-    # well by the plain median. The count is taken where the page is measured: at the finer work
-    # scale the grain smooths into fewer pieces (36 on the first leaf). And the median must be a
-    # clump's few pixels, with ten pieces or more above it: a review's helper found a signature,
-    # a circle drawn in the margin or a heading at three times the size holding half the ink of
-    # a clean page, its separate letters counted as grain, and lines merged or the page blank.
+    # median was a clump's height (6 px for letters 22 px high: the page fell into 272 "lines").
+    # The letters still hold most of the ink, so there the median is taken over the pieces at
+    # least half as tall as the height below which half the ink lies. Only where that looks
+    # like grain (the GRAIN_* limits): a line of joined writing read as a page (a few long
+    # words and a dot), or a signature, a drawn circle or a large heading holding half a clean
+    # page's ink, is not grain, and taken for it their lines merged or the page read blank.
+    # The decision is taken where the page is measured: at the finer work scale grain smooths
+    # into fewer pieces. Figures: README, "Whole pages of old, faded leaves".
     order = np.argsort(heights, kind="stable")
     ink_below = np.cumsum(areas[order])
     inky = float(heights[order][np.searchsorted(ink_below, ink_below[-1] / 2)])

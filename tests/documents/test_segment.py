@@ -15,7 +15,7 @@ from hwr.documents.segment import (
     remove_rules,
     rotation_matrix,
     segment_page,
-    text_height,
+    text_size,
     xy_cut,
 )
 from hwr.synth import LineSynthesizer, SynthConfig
@@ -363,13 +363,13 @@ def test_text_height_is_the_letters_not_the_grain_that_outnumbers_them():
     binary = np.zeros((400, 1200), np.uint8)
     for row in range(3):
         cv2.putText(binary, "handwriting on an old leaf", (20, 100 + 120 * row), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 1, 3)
-    clean = text_height(binary)
+    clean = text_size(binary)[0]
     rng = np.random.default_rng(0)
     grainy = binary.copy()
     for y, x in zip(rng.integers(0, 396, 1500), rng.integers(0, 1196, 1500)):
         grainy[y:y + 4, x:x + 4] = 1  # clumps as tall as the smallest pieces counted
     assert clean is not None and clean > 20
-    assert abs(text_height(grainy) - clean) <= 0.2 * clean
+    assert abs(text_size(grainy)[0] - clean) <= 0.2 * clean
 
 
 def test_text_height_of_a_few_long_joined_words_and_their_dots_is_the_plain_median():
@@ -381,7 +381,7 @@ def test_text_height_of_a_few_long_joined_words_and_their_dots_is_the_plain_medi
     binary[70:130, 450:880] = 1
     for x in (410, 420, 430):
         binary[150:162, x:x + 4] = 1
-    assert text_height(binary) == 12.0
+    assert text_size(binary)[0] == 12.0
 
 
 def test_a_drawing_holding_half_the_ink_of_a_clean_page_does_not_set_the_text_height():
