@@ -475,10 +475,34 @@ def degenerate_polygon(polygon: np.ndarray) -> str:
     """Why a line polygon encloses no line ("" when it does): points on one straight line
     (a baseline pasted as Coords) would otherwise be scored as a 1-pixel-high crop."""
     width, height = np.ptp(polygon.astype(np.int64), axis=0)  # int32 wraps for points clipped at its limits
-    area = abs(cv2.contourArea(polygon.astype(np.float32)))
+    area = enclosed_area(polygon)
     if min(width, height) < MIN_POLYGON_SIDE or area < MIN_POLYGON_AREA:
         return f"degenerate polygon ({width}x{height} px box, area {area:g} px^2): it encloses no line"
     return ""
+
+
+RASTER_SIDE = 2048  # pixels; a self-intersecting polygon is measured on a grid at most this wide
+
+
+def enclosed_area(polygon: np.ndarray) -> float:
+    """Square pixels a polygon encloses. The shoelace sum (cv2.contourArea) where it says there
+    are some; its lobes cancel for a self-intersecting polygon, though, and editors export those
+    (a bowtie, where a line's two ends were dragged past each other, sums to 0 while enclosing a
+    line). Then the pixels filling it, as `crop_polygon` fills them, less its outline are counted:
+    a baseline traced out and back is all outline and still encloses nothing."""
+    area = abs(cv2.contourArea(polygon.astype(np.float32)))
+    if area >= MIN_POLYGON_AREA:
+        return area
+    points = polygon.astype(np.float64)
+    points -= points.min(axis=0)
+    scale = min(1.0, RASTER_SIDE / max(float(points.max()), 1.0))  # a point at int32's limit stays measurable
+    grid_points = np.round(points * scale).astype(np.int32)
+    width, height = grid_points.max(axis=0) + 1
+    filled = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(filled, [grid_points], 1)
+    outline = np.zeros_like(filled)
+    cv2.polylines(outline, [grid_points], True, 1)
+    return max(area, np.count_nonzero(filled & (outline == 0)) / scale**2)
 
 
 def polygon_on_page(polygon: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -216,6 +216,20 @@ def test_a_polygon_enclosing_no_area_is_refused_naming_the_line(tmp_path):
         read_pagexml(make_page(tmp_path, lines=flat))
 
 
+def test_a_self_intersecting_polygon_is_cut_as_it_is_filled(tmp_path):
+    """A bowtie (the line's right end dragged upside down in an editor) sums to area 0 by the
+    shoelace formula and was refused as degenerate; both its lobes hold the line's ink."""
+    bowtie = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="2,2 20,9 20,2 2,9"')
+    first = read_pagexml(make_page(tmp_path, lines=bowtie))[0]
+    assert first.meta["bbox"] == (2, 2, 21, 10) and (first.image == 0).mean() > 0.5
+
+
+def test_a_baseline_traced_out_and_back_still_encloses_nothing(tmp_path):
+    there_and_back = TWO_LINES.replace('points="2,2 20,2 20,9 2,9"', 'points="2,5 10,8 20,5 10,8"')
+    with pytest.raises(DatasetError, match=r"TextLine 'l1': degenerate polygon"):
+        read_pagexml(make_page(tmp_path, lines=there_and_back))
+
+
 @pytest.mark.parametrize("points, bbox", [("2,2 1e12,2 1e12,9 2,9", (2, 2, 40, 10)),  # to the page's right edge
                                            ("2,2 20,2 20,1e12 2,1e12", (2, 2, 21, 30)),
                                            ("-1e12,2 20,2 20,9 -1e12,9", (0, 2, 21, 10))])
