@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
+from hwr.fileio import special_file_kind
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def check_file(path: Path, name: str) -> None:
         raise ImageError(name, "is a directory, not an image")
     if not path.is_file():
         # A FIFO, socket or device: its size says nothing, and reading a FIFO would wait forever.
-        raise ImageError(name, "not a regular file (a pipe, socket or device), not an image")
+        raise ImageError(name, f"is {special_file_kind(path) or 'not a regular file'}, not an image")
     if path.stat().st_size == 0:
         raise ImageError(name, "file is empty (0 bytes)")
 

@@ -524,7 +524,7 @@ def test_a_pipe_in_a_folder_is_a_failure_naming_it_not_skipped_in_silence(tmp_pa
     os.mkfifo(tmp_path / "pipe.png")
     refs = list(page_refs([tmp_path]))
     assert [r.page_id for r in refs if not r.error] == ["good"]
-    assert "not a regular file" in _errors(refs)[str(tmp_path / "pipe.png")]
+    assert "is a pipe, not an image" in _errors(refs)[str(tmp_path / "pipe.png")]
 
 
 def test_a_pdf_page_capped_a_hair_under_its_dpi_is_not_announced_as_lowered(tmp_path, caplog):

@@ -196,7 +196,7 @@ def test_the_file_checks_name_pipes_folders_and_empty_files_for_what_they_are(tm
     os.mkfifo(tmp_path / "pipe.png")
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "folder.png").mkdir()
-    for name, reason in (("pipe.png", "not a regular file"), ("empty.png", "empty"), ("folder.png", "directory"),
+    for name, reason in (("pipe.png", "is a pipe, not an image"), ("empty.png", "empty"), ("folder.png", "directory"),
                          ("missing.png", "not found")):
         with pytest.raises(ImageError, match=reason) as caught:
             imaging.check_image_file(tmp_path / name)
