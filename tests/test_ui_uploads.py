@@ -177,6 +177,18 @@ def test_a_member_zipfile_cannot_unpack_is_named_not_a_server_error(tmp_path, pa
     assert message in damaged["b.png"] and "pages.zip" in damaged["b.png"]
 
 
+@pytest.mark.parametrize("members, refused", [
+    ({"good1.png": b"1", "y" * 300 + ".png": b"2", "good2.png": b"3"}, "y" * 300 + ".png"),  # too long a name
+    ({"good1.png": b"1", "a": b"x", "a/b.png": b"2", "good2.png": b"3"}, "a/b.png"),  # a file where its folder goes
+])
+def test_a_member_the_disk_refuses_costs_its_own_row_in_a_zip_of_pages(tmp_path, members, refused):
+    """It refused the whole zip: the good pages beside it were never read."""
+    damaged = {}
+    files = extract_zip(make_zip(tmp_path / "pages.zip", members), tmp_path / "out", damaged=damaged)
+    assert {"good1.png", "good2.png"} <= {p.name for p in files} and list(damaged) == [refused]
+    assert damaged[refused].startswith("cannot be unpacked (") and damaged[refused].endswith("(in pages.zip)")
+
+
 def test_a_latin1_name_under_the_utf8_flag_is_named_not_a_server_error(tmp_path):
     archive = bad_inputs.zip_with_patched_member(tmp_path / "old.zip", {"a.png": b"x"}, "cafe.png", b"y",
                                                  flags=0x800, name=b"caf\xe9.png")

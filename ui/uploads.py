@@ -80,14 +80,19 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
             for info in _checked_members(zf, name, limits):
                 try:
                     files.append(_extract_member(zf, info, dest))
-                except (*_DAMAGED, *_UNREADABLE) as exc:
+                except (*_DAMAGED, *_UNREADABLE, _MemberRefused) as exc:
                     if damaged is None:
                         if isinstance(exc, _DAMAGED):
                             raise
-                        raise UploadError(f"{name}: {info.filename} is {_why_unreadable(exc)}") from None
-                    why = (f"damaged in {name} ({exc})" if isinstance(exc, _DAMAGED)
-                           else f"{_why_unreadable(exc)} (in {name})")
-                    dest.joinpath(*_member_path(info).parts).unlink(missing_ok=True)  # what was copied before
+                        why = f": {exc}" if isinstance(exc, _MemberRefused) else f" is {_why_unreadable(exc)}"
+                        raise UploadError(f"{name}: {info.filename}{why}") from None
+                    if isinstance(exc, _DAMAGED):
+                        why = f"damaged in {name} ({exc})"
+                    elif isinstance(exc, _MemberRefused):  # a name the disk refuses: this member's alone
+                        why = f"{exc} (in {name})"
+                    else:
+                        why = f"{_why_unreadable(exc)} (in {name})"
+                    _remove_partial(dest.joinpath(*_member_path(info).parts))
                     damaged[_member_path(info).as_posix()] = why
             return files
     except _DAMAGED as exc:
@@ -155,6 +160,10 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
     return PurePosixPath(*[p for p in PurePosixPath(info.filename.replace("\\", "/")).parts if p != "."])
 
 
+class _MemberRefused(Exception):
+    """One member of a zip could not be unpacked; the message says why, without its name."""
+
+
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> Path:
     target = dest.joinpath(*_member_path(info).parts)
     try:
@@ -164,12 +173,20 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> P
             while chunk := src.read(1 << 20):
                 copied += len(chunk)
                 if copied > info.file_size:
-                    raise UploadError(f"{info.filename} unpacks to more than its declared size")
+                    raise _MemberRefused("unpacks to more than its declared size")
                 out.write(chunk)
     except OSError as exc:
         # A file and a folder of one name ("a" and "a/b.png"), a name too long for the disk, "."...
-        raise UploadError(f"{info.filename}: cannot be unpacked ({exc.strerror or exc})") from None
+        raise _MemberRefused(f"cannot be unpacked ({exc.strerror or exc})") from None
     return target
+
+
+def _remove_partial(target: Path) -> None:
+    """Remove what a member that failed had copied: none at all where its name could not be made."""
+    try:
+        target.unlink(missing_ok=True)
+    except OSError:  # too long a name, or a file where its folder must go
+        pass
 
 
 class WorkDirs:
