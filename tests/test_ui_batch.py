@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hwr.recognition.model import Recognizer
-from hwr_ui.batch import collect_inputs, find_row, run_batch
+from hwr_ui.batch import NESTED_ZIP, collect_inputs, find_row, run_batch
 from hwr_ui.uploads import UploadError, ZipLimits
 
 from helpers import render_line
@@ -115,6 +115,19 @@ def test_a_damaged_member_of_a_zip_of_pages_gets_its_own_row_and_the_other_pages
     assert [(r.name, bool(r.error)) for r in rows] == [("pages.zip/scans/a.png", False),
                                                        ("pages.zip/scans/b.png", True)]
     assert "Bad CRC-32" in rows[1].error and str(tmp_path) not in rows[1].error
+
+
+def test_a_zip_inside_a_zip_of_pages_gets_its_own_row_not_left_out_in_silence(tmp_path):
+    import zipfile
+
+    page = io.BytesIO()
+    _pages(1)[0].save(page, "PNG")
+    with zipfile.ZipFile(tmp_path / "pages.zip", "w") as zf:
+        zf.writestr("a.png", page.getvalue())
+        zf.writestr("more.zip", b"PK")
+        zf.writestr("a.gt.txt", "a transcript beside its page")  # left out, as before
+    inputs = collect_inputs([tmp_path / "pages.zip"], tmp_path / "work", ZipLimits())
+    assert [(i.name, i.error) for i in inputs] == [("pages.zip/a.png", ""), ("pages.zip/more.zip", NESTED_ZIP)]
 
 
 def test_a_zip_that_cannot_be_used_costs_its_own_row_not_the_batch(tmp_path, untrained_model):

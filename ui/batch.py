@@ -83,6 +83,9 @@ class BatchRow:
         return [self.name, self.layout, self.lines, conf, preview, self.error]
 
 
+NESTED_ZIP = "a zip inside a zip is not unpacked: upload it on its own, or unpack it into the outer zip"
+
+
 def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> list[BatchInput]:
     """Uploaded files kept in `work`, zips unpacked there (their image and PDF files in path
     order), and every page of a PDF or multi-page TIFF as an input of its own."""
@@ -100,8 +103,10 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
         try:
             files = {path.relative_to(folder).as_posix(): path
                      for path in extract_zip(upload, folder, limits, damaged)}
-            members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES),
-                             key=PurePosixPath)
+            # A zip inside it is a folder of pages the user meant: its own row, not left out in
+            # silence as a transcript or a thumbnail beside the pages is.
+            members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES
+                              or PurePosixPath(m).suffix.lower() == ".zip"), key=PurePosixPath)
             if not members:
                 raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
         except UploadError as exc:
@@ -109,8 +114,12 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
             continue
         for member in members:
             label = f"{name}/{member}"
-            inputs += ([BatchInput(label, folder / member, error=damaged[member])] if member in damaged
-                       else _pages_of(label, files[member]))
+            if member in damaged:
+                inputs.append(BatchInput(label, folder / member, error=damaged[member]))
+            elif PurePosixPath(member).suffix.lower() == ".zip":
+                inputs.append(BatchInput(label, files[member], error=NESTED_ZIP))
+            else:
+                inputs += _pages_of(label, files[member])
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
