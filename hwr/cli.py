@@ -20,9 +20,11 @@ from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describ
 from hwr.fileio import (
     TEXT_ERRORS,
     check_distinct_outputs,
+    check_folder_can_be_made,
     check_output_dir,
     check_output_file,
     escape_controls,
+    recover_folder,
     special_file_kind,
 )
 from hwr.logs import log_to_stderr
@@ -508,26 +510,28 @@ def cmd_lm(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from hwr.recognition.model import resolve_model_dir, save_model
+    from hwr.recognition.model import entries_not_a_models, resolve_model_dir, save_model_folder
     from hwr.training.averaging import AverageConfig, average_models
 
     cfg = build_config(AverageConfig, args, args.config)
     models = [resolve_model_dir(m) for m in args.models]  # shipped names as every --model takes them
     out = Path(cfg.out)
+    if recover_folder(out):  # an average killed between the renames that put its model in place
+        logging.getLogger("hwr.average").warning("%s: put back the model folder a stopped run had set aside", out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {cfg.out}: is a file, not a folder")
     if any(out.resolve() == m.resolve() for m in models):
         raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ConfigError(f"--out {cfg.out}: folder exists and is not empty "
                           "(use --overwrite to replace the model in it)")
-    made = not out.exists()
-    check_output_dir(cfg.out, "--out")
-    try:
-        net, config = average_models(models)
-    except BaseException:
-        if made:  # models that cannot be averaged leave no empty --out behind
-            out.rmdir()
-        raise
-    save_model(cfg.out, net, config, half=cfg.half)
+    # The mean replaces the whole folder (save_model_folder): what is not a model's would go with it.
+    if foreign := entries_not_a_models(out):
+        raise ConfigError(f"--out {cfg.out}: holds files that are not a model's ({name_some(foreign, 3)}), which "
+                          "--overwrite would remove with the old model; move them, or choose another --out")
+    check_folder_can_be_made(out, "--out")
+    net, config = average_models(models)
+    save_model_folder(out, net, config, half=cfg.half)
     emit(f"wrote {cfg.out}: the mean of {len(models)} models")
     return 0
 

@@ -11,11 +11,9 @@ import torch
 from hwr.assets import data_dir
 from hwr.errors import name_some
 from hwr.recognition.imaging import ImageError, load_gray
-from hwr.recognition.model import Recognizer
+from hwr.recognition.model import MODEL_CARD_FILE, Recognizer
 
 from .pages import transcribe_image
-
-MODEL_CARD_FILE = "MODEL_CARD.md"
 
 
 def samples_dir() -> Path:

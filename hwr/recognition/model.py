@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -25,7 +26,7 @@ from safetensors.torch import save as save_safetensors
 from hwr.assets import models_dir
 from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import ConfigError, HwrError, name_some
-from hwr.fileio import atomic_write_bytes
+from hwr.fileio import atomic_write_bytes, staging_folder, swap_in_folder
 from hwr.interrupts import stops_held_back
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import BeamDecoder, greedy_line_confidence, make_decoder
@@ -51,6 +52,10 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # `hwr adapt --beside`: the base model kept in this sub-folder of the adapted one (Recognizer.beside).
 BESIDE_DIR = "beside"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+ADAPT_HISTORY_FILE = "adapt-history.jsonl"  # `hwr adapt`: the held-out CER at each evaluation
+# What a model folder holds (hidden names aside): replacing a model (--overwrite) removes nothing else.
+MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, ADAPT_HISTORY_FILE, BESIDE_DIR})
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
 
@@ -203,6 +208,31 @@ def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig,
     atomic_write_bytes(directory / WEIGHTS_FILE, weights)
     atomic_write_bytes(directory / CONFIG_FILE, config.to_json().encode("utf-8"))
     return directory
+
+
+def save_model_folder(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:
+    """`save_model` into a folder beside `directory`, swapped in whole for the folder there
+    (hwr.fileio.swap_in_folder): an older model's card, `beside/` or adapt history would
+    otherwise outlive it and describe, or be read beside, another network."""
+    directory = Path(directory)
+    staging = staging_folder(directory)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        save_model(staging, net, config, half=half)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in_folder(staging, directory)
+    return directory
+
+
+def entries_not_a_models(folder: str | Path) -> list[str]:
+    """The names in `folder` (hidden ones aside) that no model folder holds (`MODEL_ENTRIES`):
+    replacing the model there would remove them with it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name not in MODEL_ENTRIES and not p.name.startswith("."))
 
 
 def read_model_config(directory: str | Path) -> ModelConfig:

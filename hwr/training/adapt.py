@@ -42,13 +42,16 @@ from hwr.fileio import (
 from hwr.recognition.decode import make_decoder
 from hwr.recognition.imaging import NormalizeConfig, pixels_digest
 from hwr.recognition.model import (
+    ADAPT_HISTORY_FILE,
     BESIDE_DIR,
     CONFIG_FILE,
+    MODEL_CARD_FILE,
     WEIGHTS_FILE,
     ModelConfig,
     ModelError,
     Recognizer,
     beside_dir,
+    entries_not_a_models,
     load_model,
     read_model_config,
     resolve_model_dir,
@@ -74,16 +77,12 @@ from hwr.training.adapt_data import (
 
 log = logging.getLogger("hwr.training.adapt")
 
-MODEL_CARD_FILE = "MODEL_CARD.md"
-HISTORY_FILE = "adapt-history.jsonl"
 RUN_DIR = ".adapt-run"  # the training run's folder inside the output, removed at the end
 RUN_OWNER = ".adapt-run.pid"  # the process writing the output folder now
 # In the run folder: the held-out curve of the self-training rounds before the one training now,
 # steps counted from the run's start (the round's own history.jsonl counts from its own), and
 # last {"steps": N}, the steps those rounds took.
 EARLIER_ROUNDS_FILE = "earlier-rounds.jsonl"
-# What an adapted model's folder holds (hidden names aside): --overwrite replaces nothing else.
-MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, HISTORY_FILE, BESIDE_DIR})
 # Shares of the adapted weights' change kept when blending back towards the base model
 # (weight-space interpolation, as in WiSE-FT: Wortsman et al., CVPR 2022): the first share
 # that keeps the other hands within --max-forgetting and reads the held-out lines best wins.
@@ -642,8 +641,7 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
     if out.exists() and any(p.name not in (RUN_DIR, RUN_OWNER) for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
     # The new model replaces the whole folder: what is not a model's would go with it.
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in MODEL_ENTRIES and not p.name.startswith(".")) \
-        if out.is_dir() else []
+    foreign = entries_not_a_models(out)
     if foreign:
         raise ConfigError(f"{out}: holds files that are not a model's ({name_some(foreign, 3)}), which --overwrite "
                           "would remove with the old model; move them, or choose another --out")
@@ -756,7 +754,7 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
                     "base_training": base_config.training}
         config = ModelConfig(base_config.arch, base_config.net, base_config.charset, base_config.normalize, training)
         atomic_write_text(staging / CONFIG_FILE, config.to_json())
-        atomic_write_text(staging / HISTORY_FILE, _jsonl(result.history))
+        atomic_write_text(staging / ADAPT_HISTORY_FILE, _jsonl(result.history))
         beside = beside_folder(base_dir, result)
         if beside is not None:  # the pair's other network, unchanged
             (staging / BESIDE_DIR).mkdir()
@@ -835,5 +833,6 @@ distorted like a writer's (slant, rotation, elastic warp, pen width), conv layer
 {"frozen" if budget.freeze_conv else "trained"}; seed {cfg.seed}.
 - Caveat: the held-out lines also chose the stopping step, so the after figure is slightly optimistic; \
 with few held-out lines it is also noisy. Score the model on pages it has not seen (`hwr eval`) before relying on it.
-- The held-out CER at each evaluation is in `{HISTORY_FILE}`; the base model's own card describes its training data.
+- The held-out CER at each evaluation is in `{ADAPT_HISTORY_FILE}`; the base model's own card describes its \
+training data.
 """

@@ -22,11 +22,11 @@ from hwr.datasets import DatasetError
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
-from hwr.recognition.model import Recognizer, load_model
+from hwr.recognition.model import ADAPT_HISTORY_FILE, MODEL_CARD_FILE, Recognizer, load_model
 from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training import adapt as adapt_module
-from hwr.training.adapt import HISTORY_FILE, MODEL_CARD_FILE, AdaptConfig, adapt, budget_for
+from hwr.training.adapt import AdaptConfig, adapt, budget_for
 from hwr.training.adapt_data import (
     MAX_WORK_HEIGHT,
     MAX_WORK_WIDTH,
@@ -249,7 +249,7 @@ def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
     out = tmp_path / "adapted"
     assert result.improved and result.split_by == "page" and result.adapt_lines + result.held_out_lines == 20
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "model.safetensors", MODEL_CARD_FILE, HISTORY_FILE])
+        ["config.json", "model.safetensors", MODEL_CARD_FILE, ADAPT_HISTORY_FILE])
     recognizer = Recognizer.load(out)
     assert len(recognizer.recognize([render_line("the cat sat")])) == 1
     adapted = recognizer.config.training["adapted"]
@@ -261,7 +261,7 @@ def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
     assert (result.read_before, result.read_after) == (0.5, 0.2) and adapted["read_after"] == 0.2
     assert "Read as `hwr transcribe` reads by default (a beam search with the shipped character LM; what the run " \
            "chose the weights by): 50.00% before, 20.00% after" in card
-    history = [json.loads(line) for line in (out / HISTORY_FILE).read_text().splitlines()]
+    history = [json.loads(line) for line in (out / ADAPT_HISTORY_FILE).read_text().splitlines()]
     assert history and history[-1]["step"] == result.steps <= 4
 
 

@@ -57,6 +57,27 @@ def test_average_command_writes_a_loadable_model(tmp_path, capsys):
     assert "missing: model directory not found" in capsys.readouterr().err
 
 
+def test_overwrite_replaces_the_whole_model_folder_and_never_files_that_are_no_models(tmp_path, capsys):
+    """An adapted pair's `beside/`, card and history outlived the mean written over it: the
+    mean was then refused as no network like its beside/, or read beside a stale base model."""
+    dirs = [str(make_untrained_model(tmp_path / f"m{seed}", seed=seed)) for seed in range(2)]
+    out = tmp_path / "adapted"
+    make_untrained_model(out, seed=5)
+    make_untrained_model(out / "beside", seed=6)
+    (out / "MODEL_CARD.md").write_text("# adapted")
+    (out / "adapt-history.jsonl").write_text("{}\n")
+    assert main(["average", *dirs, "--out", str(out), "--overwrite"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert load_model(out)[1].training["averaged_from"] == dirs
+    assert not list(tmp_path.glob(".adapted.*"))  # no staging or set-aside folder left
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    assert main(["average", *dirs, "--out", str(notes), "--overwrite"]) == 2
+    assert "holds files that are not a model's (notes.txt)" in capsys.readouterr().err
+    assert (notes / "notes.txt").read_text() == "mine"
+
+
 def test_models_are_named_as_every_model_option_names_them(tmp_path, monkeypatch, capsys):
     import hwr.recognition.model as model_module
 
