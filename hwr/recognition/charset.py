@@ -54,6 +54,14 @@ class CoverageReport:
         )
 
 
+# A symbol a network outputs goes into text files, PAGE and ALTO XML, JSON and the terminal:
+# a control character (NUL, ESC, a tab, a carriage return), a line or paragraph separator, or a
+# lone surrogate (which no UTF-8 output can encode: the batch's first such line stopped it) is
+# none a transcription can hold. Only a hand-edited or damaged config.json lists one.
+def unwritable_symbol(symbol: str) -> bool:
+    return unicodedata.category(symbol) in ("Cc", "Cs", "Zl", "Zp")
+
+
 class Charset:
     """Ordered symbols; label id = index + 1 because id 0 is the CTC blank."""
 
@@ -66,6 +74,10 @@ class Charset:
         if longer:
             raise ValueError("charset symbols must be single characters, not "
                              f"{name_some(map(repr, longer), 5, sep=', ')}")
+        unwritable = [s for s in self.symbols if unwritable_symbol(s)]
+        if unwritable:
+            raise ValueError("charset symbols must be characters a text can hold, not control characters, line "
+                             f"breaks or lone surrogates: {name_some(map(ascii, unwritable), 5, sep=', ')}")
         self._ids = {s: i + 1 for i, s in enumerate(self.symbols)}
 
     def __len__(self) -> int:
@@ -113,9 +125,8 @@ class Charset:
         chars = set()
         for t in texts:
             chars.update(normalize_text(t))
-        chars.discard("\n")
-        chars.discard("\t")
-        return cls(sorted(chars))
+        # A stray tab or ESC in a label is an error of the data, no symbol to learn to write.
+        return cls(sorted(ch for ch in chars if not unwritable_symbol(ch)))
 
     def to_json(self) -> list[str]:
         return list(self.symbols)

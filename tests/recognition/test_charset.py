@@ -37,6 +37,10 @@ def test_nfc_normalisation_joins_combining_marks():
     assert cs.encode(decomposed) == cs.encode("caf\u00e9")
 
 
+def test_a_charset_from_texts_leaves_out_control_characters_a_label_holds_by_mistake():
+    assert Charset.from_texts(["a\tb", "c\x1bd\r"]).symbols == ["a", "b", "c", "d"]
+
+
 def test_json_roundtrip_and_duplicates():
     cs = Charset("xyz")
     assert Charset.from_json(cs.to_json()) == cs

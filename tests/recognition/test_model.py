@@ -249,6 +249,22 @@ def test_config_that_is_not_an_object_or_a_file_fails_clearly(tmp_path):
         load_model(tmp_path / "file")
 
 
+@pytest.mark.parametrize("symbol", ["\x00", "\x1b", "\r", "\u2028", "\ud800"])
+def test_a_charset_symbol_no_text_can_hold_is_refused_naming_the_config(tmp_path, symbol):
+    """A lone surrogate stopped a batch at its first line (stdout cannot encode it); a NUL, ESC
+    or carriage return went raw into the text files, PAGE XML and the terminal."""
+    import json
+    import re
+
+    _, path = _tiny_model(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["charset"][0] = symbol
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"config.json: invalid model config: charset symbols must be characters "
+                                         r"a text can hold.*" + re.escape(ascii(symbol))):
+        load_model(path)
+
+
 def test_a_config_nested_too_deeply_is_invalid_json_naming_the_file(tmp_path):
     from bad_inputs import deeply_nested_json
 
