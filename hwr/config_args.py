@@ -233,7 +233,7 @@ def _yaml_loader(yaml):
 
 def read_config_file(path: str) -> dict:
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = Path(path).read_bytes().decode("utf-8-sig")  # Notepad's byte order mark, as every text input takes
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: config file is not UTF-8 ({where_not_utf8(exc)}); save it as UTF-8") from None
     except OSError as exc:

@@ -268,6 +268,18 @@ def test_config_file_suffixes_are_read_whatever_their_case(tmp_path):
     assert build_config(Checked, parser.parse_args([]), str(path)).workers == 3
 
 
+@pytest.mark.parametrize("name, text", [("s.json", '{"workers": 3}'), ("s.toml", "workers = 3\n"),
+                                        ("s.yaml", "workers: 3\n")])
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path, name, text):
+    """JSON and TOML with Notepad's BOM were refused ("Unexpected UTF-8 BOM"); YAML was read."""
+    pytest.importorskip("tomllib")
+    pytest.importorskip("yaml")
+    parser = argparse.ArgumentParser(prog="demo")
+    add_dataclass_arguments(parser, Checked)
+    (tmp_path / name).write_bytes("\ufeff".encode() + text.encode())
+    assert build_config(Checked, parser.parse_args([]), str(tmp_path / name)).workers == 3
+
+
 def test_a_number_too_large_for_a_float_setting_is_a_config_error(tmp_path):
     from hwr.training.train import TrainConfig
 

@@ -247,7 +247,7 @@ def read_model_config(directory: str | Path) -> ModelConfig:
     if not path.is_file():
         raise ModelError(f"{path}: model config is not a file")
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8-sig"))  # a byte order mark from a hand edit in Notepad
     except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
         raise ModelError(f"{path}: invalid model config: not valid JSON ({exc})") from None
     except OSError as exc:

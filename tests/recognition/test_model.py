@@ -265,6 +265,12 @@ def test_a_charset_symbol_no_text_can_hold_is_refused_naming_the_config(tmp_path
         load_model(path)
 
 
+def test_a_model_config_saved_with_a_byte_order_mark_loads(tmp_path):
+    _, path = _tiny_model(tmp_path)
+    (path / "config.json").write_bytes(b"\xef\xbb\xbf" + (path / "config.json").read_bytes())
+    load_model(path)
+
+
 def test_a_config_nested_too_deeply_is_invalid_json_naming_the_file(tmp_path):
     from bad_inputs import deeply_nested_json
 
