@@ -13,6 +13,7 @@ list it came from (the bare name for a file given directly), without its suffix,
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import math
 import multiprocessing
@@ -320,6 +321,32 @@ class TakenNames:
         return candidate
 
 
+# File systems take names of at most 255 bytes. An output's name is its page id's last part
+# and the endings hwr adds: ".alto.xml", a document page's "#p<N>", a clash's file suffix and
+# "-<k>". A scan named near the limit (legal, and common from archives' long titles) had
+# failed at its ALTO file after its other outputs were written, at every --resume again.
+NAME_MAX = 255
+ID_ENDINGS_RESERVE = 40  # bytes
+DIGEST_CHARS = 10
+
+
+def id_within_name_limit(page_id: str) -> str:
+    """`page_id`, its last part cut so that every output's name fits NAME_MAX, and ending in
+    "~" and a digest of the whole part: ids cut alike stay apart, and are the same every run."""
+    folder, slash, name = page_id.rpartition("/")
+    limit = NAME_MAX - ID_ENDINGS_RESERVE
+    if len(os.fsencode(name)) <= limit:
+        return page_id
+    kept, size = [], DIGEST_CHARS + 1
+    for ch in name:  # whole characters: a cut inside one would be no UTF-8
+        size += len(os.fsencode(ch))
+        if size > limit:
+            break
+        kept.append(ch)
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:DIGEST_CHARS]
+    return f"{folder}{slash}{''.join(kept)}~{digest}"
+
+
 def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found]:
     """Drop repeats of the same file; make colliding ids unique, deterministically.
 
@@ -339,6 +366,7 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
         if key in seen_files:
             continue
         seen_files.add(key)
+        entry.stem = id_within_name_limit(entry.stem)
         out.append(entry)
 
     def root(entry: _Found) -> Path:  # the folder the id is relative to ("sub/x" of a list: above sub/)

@@ -539,3 +539,22 @@ def test_a_pdf_page_capped_a_hair_under_its_dpi_is_not_announced_as_lowered(tmp_
         assert pages.pdf_render_scale(14400, 14400, 300) * 72 <= 299
         pages.render_pdf_page(poster, 0, 300)
     assert "poster.pdf#p1: page too large for 300 dpi; rendered at" in caplog.text
+
+
+def test_a_file_name_near_the_file_systems_limit_gets_an_id_every_output_name_fits(tmp_path):
+    """A 254-byte scan name is legal; its ALTO output (+ ".alto.xml") was not, and failed the
+    page after its other outputs were written, at every --resume again."""
+    import os
+
+    from hwr.documents.writers import FORMATS, output_paths
+
+    names = ["x" * 250 + ".png", "x" * 249 + "y.png", "é" * 125 + ".png", "short.png"]
+    for name in names:
+        _img(1).save(tmp_path / name)
+    ids = {r.path.name: r.page_id for r in page_refs([tmp_path], formats=FORMATS)}
+    assert len(set(ids.values())) == 4 and ids["short.png"] == "short"
+    for name, page_id in ids.items():
+        for path in output_paths(page_id + "#p12", tmp_path, FORMATS):
+            assert len(os.fsencode(path.name)) <= 255, name
+    assert ids["x" * 250 + ".png"].startswith("x" * 200) and "~" in ids["x" * 250 + ".png"]
+    assert {r.page_id for r in page_refs([tmp_path], formats=FORMATS)} == set(ids.values())  # the same on a resume
