@@ -18,7 +18,8 @@ def test_page_json_of_another_shape_is_a_readable_error(data):
 
 @pytest.mark.parametrize("page_id, stem", [("../../outside", "outside"), ("/abs/models/x/config", "config"),
                                            ("box\\scan 1", "scan 1"), ("..", "page"),
-                                           ("\x1b[31m.hidden", "[31m.hidden")])
+                                           ("\x1b[31m.hidden", "[31m.hidden"),
+                                           ("y" * 251, "y" * 204 + "~fbbf1d465b")])  # fits ".alto.xml" on the disk
 def test_downloads_stay_in_their_folder_whatever_id_the_browser_sends(tmp_path, page_id, stem):
     """The page JSON comes back from the browser: its id had been the downloads' path ("/export"
     wrote anywhere on the server, a model's config.json included)."""
@@ -26,6 +27,6 @@ def test_downloads_stay_in_their_folder_whatever_id_the_browser_sends(tmp_path, 
     from hwr_ui.pages import export_page
 
     folder = tmp_path / "export"
-    files = export_page(Page(page_id, "", 10, 10, []), folder, page_id, ["txt", "json"])
-    assert [f.parent for f in files] == [folder, folder] and files[0].name == f"{stem}.txt"
+    files = export_page(Page(page_id, "", 10, 10, []), folder, page_id, ["txt", "json", "alto"])
+    assert [f.parent for f in files] == [folder] * 3 and files[0].name == f"{stem}.txt"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(f.name for f in files)

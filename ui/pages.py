@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwr.documents.pages import id_within_name_limit
 from hwr.documents.pipeline import MODES
 from hwr.documents.pipeline import transcribe_image as read_image
 from hwr.documents.writers import SUFFIXES, write_page_files
@@ -103,9 +104,10 @@ def download_stem(name: str) -> str:
     """A downloads' file name from a page id or an upload's name: its last path part, printable
     characters only, not hidden; "page" when nothing is left. The page JSON comes back from the
     browser, so its id is not to be trusted: a path in it ("../../x", "/home/me/models/x/config")
-    had written the downloads there, replacing what was there."""
+    had written the downloads there, replacing what was there. Cut to fit the file system's names
+    as a page id of `hwr transcribe` is."""
     stem = "".join(c for c in re.split(r"[\\/]", name)[-1] if c.isprintable()).strip().lstrip(".")
-    return stem or "page"
+    return id_within_name_limit(stem or "page")  # a 255-byte upload name leaves no room for ".alto.xml"
 
 
 def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None = None) -> list[Path]:

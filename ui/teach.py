@@ -21,11 +21,10 @@ import pandas as pd
 
 from hwr.errors import counted
 from hwr.recognition.imaging import load_gray
-from hwr.recognition.model import CONFIG_FILE, read_model_config
+from hwr.recognition.model import ADAPT_HISTORY_FILE, CONFIG_FILE, read_model_config
 from hwr.records import Page
 from hwr.training.adapt import (
     EARLIER_ROUNDS_FILE,
-    HISTORY_FILE,
     RUN_DIR,
     AdaptConfig,
     AdaptResult,
@@ -375,7 +374,7 @@ def finished_text(progress: Progress) -> str:
     return (f"**Held-out CER {r.before_cer:.1%} → {r.after_cer:.1%}** on {r.held_out_lines} held-out lines "
             f"({r.adapt_lines} learned from, {r.steps} steps, {r.minutes:.1f} min).{paired}{searched}{others} "
             f"{verdict} "
-            f"Saved in `{r.out}`; its card is on the Model tab. History: `{HISTORY_FILE}`.")
+            f"Saved in `{r.out}`; its card is on the Model tab. History: `{ADAPT_HISTORY_FILE}`.")
 
 
 # --- the tab ---------------------------------------------------------------------------------------
