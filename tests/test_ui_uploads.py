@@ -201,3 +201,28 @@ def test_a_colon_in_a_name_is_a_name_and_a_drive_letter_points_outside(tmp_path)
     assert [p.name for p in extract_zip(archive, tmp_path / "out")] == ["2024-05-01T10:30:00.png"]
     with pytest.raises(UploadError, match="points outside the archive"):
         extract_zip(make_zip(tmp_path / "drive.zip", {"C:/evil.png": b"x"}), tmp_path / "out2")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("polygon", ["ab", "cd"], "a point of the polygon"), ("bbox", [1, 2], "bbox"),
+    ("baseline", [[float("inf"), 1], [2, 3]], "a point of the baseline"), ("polygon", [[True, 1]], "polygon"),
+])
+def test_line_geometry_from_the_browser_that_is_no_numbers_is_a_readable_error(field, value, message):
+    """It failed in a writer: "something went wrong on the server", a traceback in the log."""
+    data = page_to_dict(_page())
+    data["lines"][0][field] = value
+    with pytest.raises(UploadError, match=f"not a page result from the transcribe step .*{message}"):
+        page_from_dict(data)
+    data = page_to_dict(_page())
+    data["lines"][0]["id"] = 5  # a number for an id is taken as its text
+    assert page_from_dict(data).lines[0].id == "5"
+
+
+def test_an_exported_page_names_its_image_as_the_browser_sent_it_never_looked_up_on_the_server(tmp_path):
+    from hwr_ui.pages import export_page
+
+    page = _page()
+    page.source = "/etc/passwd"
+    xml = next(p for p in export_page(page, tmp_path / "out", "p", ["pagexml"]) if p.suffix == ".xml")
+    text = xml.read_text(encoding="utf-8")
+    assert 'imageFilename="passwd"' in text and "/etc" not in text and "imagePath" not in text

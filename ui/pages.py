@@ -6,6 +6,7 @@ server holds no per-user state), the user's corrections, and the downloads.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -92,8 +93,21 @@ def _line_from_dict(d: dict) -> Line:
     if rec is not None:
         rec = Recognition(**{**rec, "char_frames": [tuple(f) for f in rec.get("char_frames", [])],
                              "words": [WordBox(**w) for w in rec.get("words", [])]})
-    return Line(id=d["id"], polygon=[tuple(p) for p in d["polygon"]], baseline=[tuple(p) for p in d["baseline"]],
-                bbox=tuple(d["bbox"]), text=d.get("text", ""), recognition=rec)
+    return Line(id=str(d["id"]), polygon=_points(d["polygon"], "polygon"), baseline=_points(d["baseline"], "baseline"),
+                bbox=_numbers(d["bbox"], 4, "bbox"), text=str(d.get("text", "")), recognition=rec)
+
+
+# The page JSON comes back from the browser: geometry that is no numbers had failed in a writer
+# as "something went wrong on the server", a traceback in the log.
+def _numbers(values, count: int, what: str) -> tuple:
+    values = tuple(values)
+    if len(values) != count or not all(type(v) in (int, float) and math.isfinite(v) for v in values):
+        raise ValueError(f"{what} {values!r}: not {count} finite numbers")
+    return values
+
+
+def _points(values, what: str) -> list[tuple]:
+    return [_numbers(point, 2, f"a point of the {what}") for point in values]
 
 
 def export_formats() -> list[str]:
@@ -113,4 +127,6 @@ def download_stem(name: str) -> str:
 def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None = None) -> list[Path]:
     """Write the page in each format (txt, JSON, PAGE XML, ALTO) as folder/<stem><suffix>, the
     stem made a plain file name (download_stem)."""
-    return write_page_files(page, folder, download_stem(stem), formats or export_formats())
+    # The page's source comes from the browser: a server path in it ("/etc/passwd") had become the
+    # PAGE XML's image path, telling a web user which files the server holds.
+    return write_page_files(page, folder, download_stem(stem), formats or export_formats(), locate_image=False)

@@ -59,14 +59,17 @@ def output_paths(stem: str, folder: str | Path, formats: Iterable[str]) -> list[
 
 
 def write_page_files(page: Page, folder: str | Path, stem: str, formats: Iterable[str],
-                     manifest: OutputManifest | None = None, origin: dict | None = None) -> list[Path]:
+                     manifest: OutputManifest | None = None, origin: dict | None = None,
+                     locate_image: bool = True) -> list[Path]:
     """Write the page in each format, atomically, as <folder>/<stem><suffix>; returns the paths.
     `manifest`: the folder's record, where each output is recorded as hwr's, read from `origin`
-    (OutputManifest.origin_of)."""
+    (OutputManifest.origin_of). `locate_image` False: the page's source is a name from
+    elsewhere (a web upload's), never looked up on this machine for PAGE's image path."""
     formats = list(formats)
     paths = output_paths(stem, folder, formats)
     for fmt, path in zip(formats, paths):
-        data = utf8_bytes(write_page(page, fmt, image_path_from(page, path.parent) if fmt == "pagexml" else None))
+        image_path = image_path_from(page, path.parent) if fmt == "pagexml" and locate_image else None
+        data = utf8_bytes(write_page(page, fmt, image_path))
         if manifest is not None:
             manifest.record(path, data, origin)
         atomic_write_bytes(path, data)
