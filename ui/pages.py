@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,10 @@ def apply_corrections(page: Page, corrected: str) -> Page:
     if len(texts) != len(page.lines):
         raise UploadError(f"the corrected text has {len(texts)} lines but {len(page.lines)} lines were detected; "
                           "keep one line of text per detected line")
+    for number, text in enumerate(texts, start=1):
+        if bad := _unwritable_chars(text):
+            raise UploadError(f"line {number} of the corrected text holds {bad}, which no transcription holds "
+                              "(pasted from elsewhere?); remove it")
     page = dataclasses.replace(page, lines=[dataclasses.replace(line) for line in page.lines])
     for line, text in zip(page.lines, texts):
         if line.recognition is not None and text == line.recognition.text:
@@ -61,6 +66,14 @@ def apply_corrections(page: Page, corrected: str) -> Page:
         line.text = text
         line.recognition = Recognition(text=text, confidence=1.0, char_confidences=[1.0] * len(text))
     return page
+
+
+def _unwritable_chars(text: str) -> str:
+    """The control characters (a tab aside) and lone surrogates in `text`, written \\xNN; ""
+    when none. Saved as training lines, a NUL or a lone carriage return made a line the reader
+    refuses (adapt then left it out in silence); exported, it went raw into the XML."""
+    bad = sorted({ch for ch in text if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs")})
+    return " ".join(ascii(ch) for ch in bad)
 
 
 # The page JSON's digest (hwr_ui.collection.page_key) of the pixels the page was read from:
