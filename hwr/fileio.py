@@ -176,11 +176,15 @@ def utf8_bytes(text: str) -> bytes:
 
 # Control characters a file name may hold (ESC, BEL, DEL, C1) drive the terminal they are
 # printed on (an ESC sequence can rewrite the screen): messages and lists write them \xNN.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder what follows
+# them on the screen, and line and paragraph separators (U+2028, U+2029) break a line: \uXXXX.
+_LAYOUT_CHARS = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL_CHARS = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_LAYOUT_CHARS}]")
 
 
 def _hex_escaped(pattern: re.Pattern, text: str) -> str:
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                       text)
 
 
 def escape_controls(text: str) -> str:
@@ -190,7 +194,7 @@ def escape_controls(text: str) -> str:
 
 # Every control character, tab, newline and carriage return too: in a line's text (a reference
 # or a reading, printed on one line) each is an error of the data, shown rather than obeyed.
-LINE_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+LINE_CONTROL_CHARS = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_LAYOUT_CHARS}]")
 
 
 def escape_line_controls(text: str) -> str:

@@ -221,3 +221,14 @@ def test_data_files_that_are_pipes_are_said_to_be_pipes_not_missing(tmp_path):
     os.mkfifo(pairs / "a.gt.txt")
     with pytest.raises(DatasetError, match="ground truth a.gt.txt is a pipe"):
         open_dataset(f"pairs:{pairs}")
+
+
+def test_printed_text_shows_control_and_layout_characters_as_escapes():
+    """A right-to-left override (U+202E) in a reference reordered the eval report on the screen;
+    a line separator (U+2028) broke its line."""
+    from hwr.fileio import escape_controls, escape_line_controls
+
+    assert escape_controls("a\u202eb\x1bc\td\u2028e") == "a\\u202eb\\x1bc\td\\u2028e"
+    assert escape_line_controls("x\ty\u2066z\u2069") == "x\\x09y\\u2066z\\u2069"
+    hebrew = "\u05e9\u05dc\u05d5\u05dd \u200f!"  # right-to-left text and its marks stay as they are
+    assert escape_line_controls(hebrew) == hebrew
