@@ -314,7 +314,7 @@ def test_csv_text_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped_and
     write_lines_csv(report, tmp_path / "lines.csv")
     rows = list(csv.DictReader((tmp_path / "lines.csv").open(encoding="utf-8", newline="")))
     assert [(r["id"], r["reference"], r["hypothesis"]) for r in rows] == [
-        ("'=HYPERLINK(1)", "'+1 2", "'-2+3"), ("'@id", "\\x09ref", "plain")]
+        ("'=HYPERLINK(1)", "'+1 2", "'-2+3"), ("'@id", "'\tref", "plain")]
     first = report.results[0]
     assert rows[0]["chars"] == str(first.chars) and float(rows[0]["cer"]) == pytest.approx(first.cer, abs=1e-4)
 
