@@ -4,13 +4,8 @@ all (an LM of the wrong unit loads and scores every token as <unk>) is an error 
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError
@@ -123,39 +118,3 @@ def kenlm_reason(exc: Exception) -> str:
     if "KenLM was compiled to support up to" in detail:
         detail += f" (rebuild it with `hwr lm build --order {KENLM_MAX_ORDER}` or lower)"
     return detail
-
-
-# What KenLM writes to the process's stderr (fd 2, past Python) while it reads an ARPA file: a
-# tip to build a binary (hwr builds and ships the LM; a user cannot act on it), the file's name
-# and a 100-star progress bar, printed by every search worker and despite `--no-progress`.
-_KENLM_CHATTER = re.compile(r"^(Loading the LM will be faster if you build a binary file\.|Reading .*|"
-                            r"----5---10---.*|\*+)$")
-
-
-@contextmanager
-def kenlm_chatter_held_back() -> Iterator[None]:
-    """Run a KenLM load with fd 2 sent to a temporary file, then write back to stderr whatever
-    in it is not KenLM's chatter (`_KENLM_CHATTER`): a log line another thread wrote meanwhile
-    comes out late, not lost. What a failed load has to say comes as its exception."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 (a daemon, a GUI launcher): nothing to hold back
-        yield
-        return
-    try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                held.seek(0)
-                kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
-                        if not _KENLM_CHATTER.match(line.strip())]
-                if kept:
-                    sys.stderr.write("".join(kept))
-                    sys.stderr.flush()
-    finally:
-        os.close(saved)

@@ -76,16 +76,6 @@ def test_char_lm_flips_ambiguous_character(lm_files):
     assert len(rec.char_frames) == len(rec.text)
 
 
-def test_kenlm_loads_without_its_progress_bar_on_stderr(lm_files, capfd):
-    """KenLM wrote a tip, the file's name and a bar of 100 stars past Python, despite
-    `--no-progress` and once per search worker."""
-    char_lm, _, _ = lm_files
-    capfd.readouterr()
-    assert decode(BeamDecoder(CHARSET, mode="char", lm=char_lm), AMBIGUOUS).text == "the cat"
-    err = capfd.readouterr().err
-    assert "Loading the LM" not in err and "*****" not in err and char_lm not in err
-
-
 def test_word_lm_flips_ambiguous_character(lm_files):
     _, word_lm, lexicon = lm_files
     decoder = make_decoder("beam-word", CHARSET, lm=word_lm, lexicon=lexicon, lm_weight=1.0, word_score=0.0)

@@ -79,17 +79,3 @@ def test_kenlms_message_loses_its_location_when_the_exception_is_namespaced():
     raw = RuntimeError("/tmp/pip-req-build-x/util/probing_hash_table.hh:237 in void util::ProbingHashTable<...>::"
                        "Insert(const T&) threw util::ProbingSizeException.\nHash table with 4 buckets is full.")
     assert kenlm_reason(raw) == "Hash table with 4 buckets is full."
-
-
-def test_held_back_kenlm_chatter_is_dropped_and_other_stderr_kept(capfd):
-    import os
-
-    from hwr.recognition.lm_files import kenlm_chatter_held_back
-
-    with kenlm_chatter_held_back():
-        os.write(2, b"Loading the LM will be faster if you build a binary file.\nReading /x/lm.arpa\n"
-                    b"----5---10---15---20---25---30---35---40---45---50---55---60---65---70---75---80---85"
-                    b"---90---95--100\n" + b"*" * 100 + b"\nWARNING hwr.other: a thread's log line\n")
-    assert capfd.readouterr().err == "WARNING hwr.other: a thread's log line\n"
-    os.write(2, b"after\n")  # stderr is itself again
-    assert capfd.readouterr().err == "after\n"
