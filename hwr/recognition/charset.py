@@ -56,8 +56,9 @@ class CoverageReport:
 
 # A symbol a network outputs goes into text files, PAGE and ALTO XML, JSON and the terminal:
 # a control character (NUL, ESC, a tab, a carriage return), a line or paragraph separator, or a
-# lone surrogate (which no UTF-8 output can encode: the batch's first such line stopped it) is
-# none a transcription can hold. Only a hand-edited or damaged config.json lists one.
+# lone surrogate (which no UTF-8 output can encode) is none a transcription should hold. A
+# charset of one refuses surrogates; a model an older hwr trained on labels holding the others
+# (`--charset data` learnt them) still loads, with a warning (hwr.recognition.model).
 def unwritable_symbol(symbol: str) -> bool:
     return unicodedata.category(symbol) in ("Cc", "Cs", "Zl", "Zp")
 
@@ -74,10 +75,10 @@ class Charset:
         if longer:
             raise ValueError("charset symbols must be single characters, not "
                              f"{name_some(map(repr, longer), 5, sep=', ')}")
-        unwritable = [s for s in self.symbols if unwritable_symbol(s)]
-        if unwritable:
-            raise ValueError("charset symbols must be characters a text can hold, not control characters, line "
-                             f"breaks or lone surrogates: {name_some(map(ascii, unwritable), 5, sep=', ')}")
+        surrogates = [s for s in self.symbols if unicodedata.category(s) == "Cs"]
+        if surrogates:  # no UTF-8 output can hold one: a batch stopped at its first line reading it
+            raise ValueError("charset symbols must be characters a text can hold, not lone surrogates: "
+                             f"{name_some(map(ascii, surrogates), 5, sep=', ')}")
         self._ids = {s: i + 1 for i, s in enumerate(self.symbols)}
 
     def __len__(self) -> int:

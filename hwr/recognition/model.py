@@ -8,6 +8,7 @@ re-implements preprocessing or decoding.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -28,7 +29,7 @@ from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import atomic_write_bytes, staging_folder, swap_in_folder
 from hwr.interrupts import stops_held_back
-from hwr.recognition.charset import Charset
+from hwr.recognition.charset import Charset, unwritable_symbol
 from hwr.recognition.decode import BeamDecoder, greedy_line_confidence, make_decoder
 from hwr.recognition.imaging import (
     ImageError,
@@ -58,6 +59,8 @@ ADAPT_HISTORY_FILE = "adapt-history.jsonl"  # `hwr adapt`: the held-out CER at e
 MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, ADAPT_HISTORY_FILE, BESIDE_DIR})
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
+
+log = logging.getLogger("hwr.recognition.model")
 
 
 class ModelError(HwrError, RuntimeError):
@@ -101,6 +104,10 @@ class ModelConfig:
             raise ValueError("charset must be a non-empty list of non-empty strings")
         # Duplicate or multi-character symbols: a ValueError here, not a traceback when the network is built.
         Charset(charset)
+        if unwritable := [c for c in charset if unwritable_symbol(c)]:
+            log.warning("the model's charset lists control characters or line breaks (%s): its readings may hold "
+                        "them (an older hwr learnt them from labels that held them)",
+                        name_some(map(ascii, unwritable), 5, sep=", "))
         config = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
         try:
             net_class = config_class(config.arch)

@@ -38,7 +38,7 @@ from hwr.interrupts import (
     worker_exits_quietly_on_sigterm,
     worker_leaves_ctrl_c_to_its_parent,
 )
-from hwr.recognition.charset import Charset, read_charset_file
+from hwr.recognition.charset import Charset, read_charset_file, unwritable_symbol
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import (
     CONFIG_FILE,
@@ -881,6 +881,9 @@ def check_coverage(charset: Charset, dataset: LineDataset, what: str, skip_bad: 
         if learnt_from_data:  # "use --charset data" would be advice already taken
             raise ConfigError(message + " (no training line has them, so --charset data cannot learn them; add "
                               "training lines with them, or --skip-bad to leave those validation lines out)")
+        if all(unwritable_symbol(ch) for ch in report.missing):  # never symbols, whatever --charset says
+            raise ConfigError(message + " (control characters or line breaks, which no model writes: correct those "
+                              "labels, or --skip-bad to skip those lines)")
         raise ConfigError(message + " (use --charset data to learn them, or --skip-bad to skip those lines)")
     log.warning("%s; those lines are skipped", message)
 

@@ -930,3 +930,16 @@ def test_a_resumed_run_goes_on_from_the_saved_loss_average(pairs_dir, tmp_path, 
                         or real_average(average, loss))
     train(_cfg(pairs_dir, tmp_path, max_steps=3, val_every=3, resume=True))
     assert averages and averages[0] == pytest.approx(saved)
+
+
+def test_a_label_holding_a_control_character_is_not_told_to_learn_it_with_charset_data():
+    """--charset data leaves control characters out of the charset, so its advice was the option in use."""
+    from hwr.errors import ConfigError
+    from hwr.recognition.charset import Charset
+    from hwr.records import LineSample
+    from hwr.training.train import check_coverage
+
+    lines = [LineSample(id="a", text="ab\x1bc", image=None), LineSample(id="b", text="abc", image=None)]
+    charset = Charset.from_texts(s.text for s in lines)
+    with pytest.raises(ConfigError, match=r"control characters or line breaks, which no model writes: correct"):
+        check_coverage(charset, lines, "training", skip_bad=False)
