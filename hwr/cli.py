@@ -21,6 +21,7 @@ from hwr.fileio import (
     TEXT_ERRORS,
     check_distinct_outputs,
     check_folder_can_be_made,
+    check_folder_can_be_swapped,
     check_output_dir,
     check_output_file,
     escape_controls,
@@ -515,7 +516,12 @@ def cmd_average(args) -> int:
 
     cfg = build_config(AverageConfig, args, args.config)
     models = [resolve_model_dir(m) for m in args.models]  # shipped names as every --model takes them
-    out = Path(cfg.out)
+    # Where the folder is written: a link's target (the swap would replace the link), and "."
+    # named by its path (a folder swapped in needs a name).
+    out = Path(os.path.realpath(cfg.out))
+    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
+        raise ConfigError(f"--out {cfg.out}: is the current folder or holds it; it is replaced whole, so name "
+                          "another folder")
     if recover_folder(out):  # an average killed between the renames that put its model in place
         logging.getLogger("hwr.average").warning("%s: put back the model folder a stopped run had set aside", out)
     if out.exists() and not out.is_dir():
@@ -530,6 +536,7 @@ def cmd_average(args) -> int:
         raise ConfigError(f"--out {cfg.out}: holds files that are not a model's ({name_some(foreign, 3)}), which "
                           "--overwrite would remove with the old model; move them, or choose another --out")
     check_folder_can_be_made(out, "--out")
+    check_folder_can_be_swapped(out, "--out")
     net, config = average_models(models)
     save_model_folder(out, net, config, half=cfg.half)
     emit(f"wrote {cfg.out}: the mean of {len(models)} models")

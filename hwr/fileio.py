@@ -106,6 +106,18 @@ def swap_in_folder(staging: Path, directory: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def check_folder_can_be_swapped(directory: Path, option: str) -> None:
+    """ConfigError naming `option` unless `swap_in_folder` can put a new `directory` in place:
+    its staging folder is made, and the old one moved aside, in the folder above it. Checked
+    before the work: a writable --out under a folder that is not had failed at the end, naming
+    a hidden staging path."""
+    parent = Path(os.path.abspath(directory)).parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {directory}: the folder above it, {existing}, is not writable (the new folder "
+                          "is written beside the old one and swapped in)")
+
+
 def recover_folder(directory: Path) -> bool:
     """Put back the folder a kill between swap_in_folder's two renames left aside (True when it
     did), and drop staging folders of writes that never finished."""

@@ -233,13 +233,15 @@ def save_model_folder(directory: str | Path, net: torch.nn.Module, config: Model
     return directory
 
 
-def entries_not_a_models(folder: str | Path) -> list[str]:
-    """The names in `folder` (hidden ones aside) that no model folder holds (`MODEL_ENTRIES`):
-    replacing the model there would remove them with it."""
+def entries_not_a_models(folder: str | Path, own: Iterable[str] = ()) -> list[str]:
+    """The names in `folder` that no model folder holds (`MODEL_ENTRIES`, and the writer's `own`
+    working files): replacing the model there would remove them with it. Hidden ones count: a
+    model kept under git has its `.git` there."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.name not in MODEL_ENTRIES and not p.name.startswith("."))
+    kept = MODEL_ENTRIES | set(own)
+    return sorted(p.name for p in folder.iterdir() if p.name not in kept)
 
 
 def read_model_config(directory: str | Path) -> ModelConfig:

@@ -34,6 +34,7 @@ from hwr.errors import ConfigError, name_some
 from hwr.fileio import (
     atomic_write_text,
     check_folder_can_be_made,
+    check_folder_can_be_swapped,
     process_runs,
     recover_folder,
     staging_folder,
@@ -641,12 +642,13 @@ def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
     if out.exists() and any(p.name not in (RUN_DIR, RUN_OWNER) for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
     # The new model replaces the whole folder: what is not a model's would go with it.
-    foreign = entries_not_a_models(out)
+    foreign = entries_not_a_models(out, own=(RUN_DIR, RUN_OWNER))
     if foreign:
         raise ConfigError(f"{out}: holds files that are not a model's ({name_some(foreign, 3)}), which --overwrite "
                           "would remove with the old model; move them, or choose another --out")
     # The model is written at the end of the run: an unwritable place would cost all of it.
     check_folder_can_be_made(out, "--out")
+    check_folder_can_be_swapped(out, "--out")
 
 
 def _jsonl(rows: list[dict]) -> str:

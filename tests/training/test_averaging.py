@@ -78,6 +78,26 @@ def test_overwrite_replaces_the_whole_model_folder_and_never_files_that_are_no_m
     assert (notes / "notes.txt").read_text() == "mine"
 
 
+def test_overwrite_keeps_hidden_files_a_link_and_the_current_folder(tmp_path, monkeypatch, capsys):
+    """Review: a model kept under git lost its .git to the swap; a linked --out became a folder
+    (and the next run a traceback); "--out ." had no name to swap in."""
+    import os
+
+    dirs = [str(make_untrained_model(tmp_path / f"m{seed}", seed=seed)) for seed in range(2)]
+    tracked = make_untrained_model(tmp_path / "tracked")
+    (tracked / ".git").mkdir()
+    assert main(["average", *dirs, "--out", str(tracked), "--overwrite"]) == 2
+    assert "holds files that are not a model's (.git)" in capsys.readouterr().err and (tracked / ".git").is_dir()
+    target = make_untrained_model(tmp_path / "target")
+    os.symlink(target, tmp_path / "link")
+    for _ in range(2):
+        assert main(["average", *dirs, "--out", str(tmp_path / "link"), "--overwrite"]) == 0, capsys.readouterr().err
+        assert (tmp_path / "link").is_symlink() and load_model(target)[1].training["averaged_from"] == dirs
+    monkeypatch.chdir(target)
+    assert main(["average", *dirs, "--out", ".", "--overwrite"]) == 2
+    assert "--out .: is the current folder or holds it" in capsys.readouterr().err
+
+
 def test_models_are_named_as_every_model_option_names_them(tmp_path, monkeypatch, capsys):
     import hwr.recognition.model as model_module
 
