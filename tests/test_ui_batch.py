@@ -223,3 +223,21 @@ def test_closing_the_stream_of_a_stoppable_job_stops_it():
     stream.close()
     assert ended.wait(5)
     assert list(stoppable(lambda stop: "result", poll_s=0.01))[-1] == "result"
+
+
+def test_a_zip_members_long_path_gets_output_names_the_disk_takes(tmp_path, untrained_model):
+    """Its folders joined by "__" made a 275-byte name from short parts: a server error, after
+    txt, JSON and PAGE XML were written and ALTO failed."""
+    import os
+    import zipfile
+
+    page = io.BytesIO()
+    Image.fromarray(render_line("the cat sat")).save(page, "PNG")
+    member = "/".join(["f" * 90] * 3) + ".png"
+    with zipfile.ZipFile(tmp_path / "deep.zip", "w") as zf:
+        zf.writestr(member, page.getvalue())
+    inputs = collect_inputs([tmp_path / "deep.zip"], tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [r.error for r in rows] == [""]
+    written = [p.name for p in (tmp_path / "out").iterdir() if p.suffix in (".txt", ".json", ".xml")]
+    assert len(written) >= 4 and all(len(os.fsencode(name)) <= 255 for name in written)

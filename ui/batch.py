@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, load_page
+from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, id_within_name_limit, load_page
 from hwr.documents.pipeline import READING_SETTINGS_FILE, BatchConfig, transcribe_refs
 from hwr.documents.writers.common import unique_name
 from hwr.documents.writers.manifest import MANIFEST_NAME
@@ -213,6 +213,9 @@ def _unique_stem(item: BatchInput, taken: set[str]) -> str:
     # Output names keep the input's folders (zip members) and page numbers but never collide:
     # a.png and a.jpg would both want "a.txt".
     stem = Path(item.file).with_suffix("").as_posix().replace("/", "__")
+    # Cut to fit the file system's names as transcribe's page ids are: a zip's short folder
+    # names joined by "__" outgrew them, and the ALTO file failed after the others were written.
+    stem = id_within_name_limit(stem)
     return unique_name(stem if item.pages == 1 else f"{stem}#p{item.page + 1}", taken)
 
 
