@@ -200,7 +200,8 @@ def _hex_escaped(pattern: re.Pattern, text: str) -> str:
 
 
 def escape_controls(text: str) -> str:
-    """`text` with its control characters but tab, newline and carriage return written \\xNN."""
+    """`text` with its control characters but tab, newline and carriage return written \\xNN, and
+    its bidirectional overrides and line separators \\uXXXX (`_LAYOUT_CHARS`)."""
     return _hex_escaped(_CONTROL_CHARS, text)
 
 
@@ -210,8 +211,9 @@ LINE_CONTROL_CHARS = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_LAYOUT_CHARS}]")
 
 
 def escape_line_controls(text: str) -> str:
-    """A line's text with every control character written \\xNN, so a printed reference shows
-    its stray tab or carriage return and an ESC sequence cannot drive the terminal."""
+    """A line's text with every control character written \\xNN (layout characters \\uXXXX), so a
+    printed reference shows its stray tab or carriage return and an ESC sequence cannot drive
+    the terminal."""
     return _hex_escaped(LINE_CONTROL_CHARS, text)
 
 

@@ -237,3 +237,13 @@ def test_a_correction_holding_a_control_character_is_refused_naming_its_line(typ
     with pytest.raises(UploadError, match=f"line 2 of the corrected text holds {re.escape(shown)}"):
         apply_corrections(_page(), f"first line\n{typed}")
     assert apply_corrections(_page(), "first\tline\nsecond").lines[0].text == "first\tline"  # a tab is kept
+
+
+@pytest.mark.parametrize("field, value", [("confidence", "high"), ("char_confidences", [None]),
+                                          ("text", 5), ("confidence", float("nan")), ("char_frames", [[1]]),
+                                          ("words", [{"text": "a", "confidence": "x", "x0": 0, "x1": 1}])])
+def test_a_reading_from_the_browser_that_is_no_reading_is_a_readable_error(field, value):
+    data = page_to_dict(_page())
+    data["lines"][0]["recognition"][field] = value
+    with pytest.raises(UploadError, match="not a page result from the transcribe step"):
+        page_from_dict(data)

@@ -104,10 +104,13 @@ def page_from_dict(data: dict) -> Page:
 def _line_from_dict(d: dict) -> Line:
     rec = d.get("recognition")
     if rec is not None:
-        rec = Recognition(**{**rec, "char_frames": [tuple(f) for f in rec.get("char_frames", [])],
-                             "words": [WordBox(**w) for w in rec.get("words", [])]})
+        rec = Recognition(**{**rec, "char_frames": [_numbers(f, 2, "a frame span") for f in rec.get("char_frames", [])],
+                             "words": [_word(w) for w in rec.get("words", [])]})
+        _text(rec.text, "text")
+        _numbers([rec.confidence, rec.frame_width], 2, "confidence and frame width")
+        _numbers(rec.char_confidences, len(rec.char_confidences), "character confidences")
     return Line(id=str(d["id"]), polygon=_points(d["polygon"], "polygon"), baseline=_points(d["baseline"], "baseline"),
-                bbox=_numbers(d["bbox"], 4, "bbox"), text=str(d.get("text", "")), recognition=rec)
+                bbox=_numbers(d["bbox"], 4, "bbox"), text=_text(d.get("text", ""), "text"), recognition=rec)
 
 
 # The page JSON comes back from the browser: geometry that is no numbers had failed in a writer
@@ -121,6 +124,19 @@ def _numbers(values, count: int, what: str) -> tuple:
 
 def _points(values, what: str) -> list[tuple]:
     return [_numbers(point, 2, f"a point of the {what}") for point in values]
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {value!r}: not a text")
+    return value
+
+
+def _word(d: dict) -> WordBox:
+    word = WordBox(**d)
+    _text(word.text, "a word's text")
+    _numbers([word.confidence, word.x0, word.x1], 3, "a word's confidence and extent")
+    return word
 
 
 def export_formats() -> list[str]:
