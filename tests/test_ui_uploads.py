@@ -247,3 +247,19 @@ def test_a_reading_from_the_browser_that_is_no_reading_is_a_readable_error(field
     data["lines"][0]["recognition"][field] = value
     with pytest.raises(UploadError, match="not a page result from the transcribe step"):
         page_from_dict(data)
+
+
+def test_a_full_disk_fails_the_upload_once_not_as_a_row_per_member(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    archive = make_zip(tmp_path / "pages.zip", {"a.png": b"1", "b.png": b"2"})
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    damaged = {}
+    with pytest.raises(UploadError, match=r"pages.zip: the server cannot unpack it now \(No space left on device\)"):
+        extract_zip(archive, tmp_path / "out", damaged=damaged)
+    assert damaged == {}

@@ -4,6 +4,7 @@ Nothing here imports gradio, so the guards are plain functions the tests call di
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -97,6 +98,8 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
             return files
     except _DAMAGED as exc:
         raise UploadError(f"{name} is a corrupt zip file ({exc})") from None
+    except OSError as exc:  # _SERVERS_FAULT: a full or read-only disk
+        raise UploadError(f"{name}: the server cannot unpack it now ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         # The zip says its names are UTF-8 and one is not (an old archiver's Latin-1 name).
         raise UploadError(f"{name}: a file name in it is not the UTF-8 the zip declares; zip it again") from None
@@ -160,6 +163,10 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
     return PurePosixPath(*[p for p in PurePosixPath(info.filename.replace("\\", "/")).parts if p != "."])
 
 
+# A full or read-only disk is the server's trouble, not a member's: no row per member for it.
+_SERVERS_FAULT = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
 class _MemberRefused(Exception):
     """One member of a zip could not be unpacked; the message says why, without its name."""
 
@@ -176,6 +183,8 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> P
                     raise _MemberRefused("unpacks to more than its declared size")
                 out.write(chunk)
     except OSError as exc:
+        if exc.errno in _SERVERS_FAULT:  # not this member's: the whole upload fails, as before
+            raise
         # A file and a folder of one name ("a" and "a/b.png"), a name too long for the disk, "."...
         raise _MemberRefused(f"cannot be unpacked ({exc.strerror or exc})") from None
     return target
