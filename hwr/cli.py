@@ -526,7 +526,7 @@ def cmd_average(args) -> int:
         logging.getLogger("hwr.average").warning("%s: put back the model folder a stopped run had set aside", out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {cfg.out}: is a file, not a folder")
-    if any(out.resolve() == m.resolve() for m in models):
+    if any(out == m.resolve() for m in models):
         raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ConfigError(f"--out {cfg.out}: folder exists and is not empty "

@@ -55,7 +55,7 @@ CONFIG_FILE = "config.json"
 BESIDE_DIR = "beside"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 ADAPT_HISTORY_FILE = "adapt-history.jsonl"  # `hwr adapt`: the held-out CER at each evaluation
-# What a model folder holds (hidden names aside): replacing a model (--overwrite) removes nothing else.
+# What a model folder holds: replacing a model (--overwrite) removes nothing else.
 MODEL_ENTRIES = frozenset({WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE, ADAPT_HISTORY_FILE, BESIDE_DIR})
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hwr-en-small"
@@ -219,8 +219,9 @@ def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig,
 
 def save_model_folder(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:
     """`save_model` into a folder beside `directory`, swapped in whole for the folder there
-    (hwr.fileio.swap_in_folder): an older model's card, `beside/` or adapt history would
-    otherwise outlive it and describe, or be read beside, another network."""
+    (hwr.fileio.swap_in_folder): its weights and config are two files, and a kill between their
+    writes had paired new weights with the old config.json; an older model's card, `beside/` or
+    adapt history would otherwise outlive it and describe, or be read beside, another network."""
     directory = Path(directory)
     staging = staging_folder(directory)
     shutil.rmtree(staging, ignore_errors=True)

@@ -30,7 +30,7 @@ from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
-from hwr.fileio import atomic_write_text, check_output_dir, recover_folder, staging_folder, swap_in_folder
+from hwr.fileio import atomic_write_text, check_output_dir, recover_folder
 from hwr.interrupts import (
     StopRequest,
     sigterm_as_exit,
@@ -49,6 +49,7 @@ from hwr.recognition.model import (
     read_model_config,
     resolve_model_dir,
     save_model,
+    save_model_folder,
 )
 from hwr.recognition.nets import build_network, check_network_size, count_parameters, make_config
 from hwr.recognition.nets.crnn import CRNN, CRNNConfig
@@ -524,7 +525,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
     try:
         if cfg.resume and ctx.is_main:
             recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
-            recover_folder(out / "best")  # the same for best/ (save_whole)
+            recover_folder(out / "best")  # the same for best/ (save_model_folder)
         barrier(ctx)
         train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad, split_file=cfg.train_split_file)
         val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad, split_file=cfg.val_split_file)
@@ -1075,7 +1076,8 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
         training = {**run.model_config.training, "best_step": state.step, "val_cer": counts.cer,
                     "val_wer": counts.wer, "val_lines": counts.lines, "minutes": entry["minutes"]}
         if run.ctx.is_main:
-            save_whole(run.out / "best", run.model, replace(run.model_config, training=training), half=cfg.save_half)
+            save_model_folder(run.out / "best", run.model, replace(run.model_config, training=training),
+                              half=cfg.save_half)
         # Only once best/ holds it: a save that failed (a full disk) had left the state naming a
         # best that best/ did not hold, for the emergency checkpoint and every later validation.
         run.model_config.training = training
@@ -1093,16 +1095,6 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
         tqdm.write(f"step {state.step}: train loss {loss}, val loss {val_loss:.3f}, "
                    f"val CER {counts.cer:.4f}, WER {counts.wer:.4f}{' *' if improved else ''}", file=sys.stderr)
     return cfg.patience > 0 and state.evals_since_best >= cfg.patience
-
-
-def save_whole(directory: Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> None:
-    """save_model into a staging folder swapped in whole: its weights and config are two files,
-    and a kill between their writes had paired new weights with the old config.json (on the
-    first save, left weights without any)."""
-    staging = staging_folder(directory)
-    shutil.rmtree(staging, ignore_errors=True)
-    save_model(staging, net, config, half=half)
-    swap_in_folder(staging, directory)
 
 
 def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file, too_short: int) -> dict:

@@ -861,12 +861,13 @@ def test_the_history_file_is_the_checkpoints_curve_when_resumed(pairs_dir, tmp_p
 
 
 def test_a_best_that_could_not_be_saved_is_not_taken_for_the_best(pairs_dir, tmp_path, monkeypatch):
+    import hwr.recognition.model as model_module
     import hwr.training.train as train_module
     from hwr.scoring.metrics import ErrorCounts
 
     cers = iter([(5, 10), (2, 10)])
     monkeypatch.setattr(train_module, "validate", lambda *a, **k: (ErrorCounts(*next(cers), 1, 2), 1.0))
-    real_save, saves = train_module.save_model, []
+    real_save, saves = model_module.save_model, []
 
     def save(folder, *args, **kwargs):
         saves.append(folder)
@@ -874,7 +875,7 @@ def test_a_best_that_could_not_be_saved_is_not_taken_for_the_best(pairs_dir, tmp
             raise OSError(28, "No space left on device")
         return real_save(folder, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "save_model", save)
+    monkeypatch.setattr(model_module, "save_model", save)  # best/'s saves (save_model_folder)
     with pytest.raises(OSError):
         train(_cfg(pairs_dir, tmp_path, max_steps=4, val_every=2))
     saved = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["trainer"]
@@ -897,7 +898,7 @@ def test_characters_only_in_the_validation_lines_are_named_so_with_charset_data(
 def test_best_is_swapped_in_whole(pairs_dir, tmp_path, monkeypatch):
     """Its weights and config are two files: a kill between their writes had paired new weights
     with the old config.json."""
-    import hwr.training.train as train_module
+    import hwr.recognition.model as model_module
 
     train(_cfg(pairs_dir, tmp_path, max_steps=2, val_every=2))
     best = tmp_path / "run" / "best"
@@ -909,9 +910,9 @@ def test_best_is_swapped_in_whole(pairs_dir, tmp_path, monkeypatch):
         (directory / "model.safetensors").write_bytes(b"new weights")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "save_model", killed)
+    monkeypatch.setattr(model_module, "save_model", killed)
     with pytest.raises(KeyboardInterrupt):
-        train_module.save_whole(best, net, config)
+        model_module.save_model_folder(best, net, config)
     assert json.loads((best / "config.json").read_text())["training"]["best_step"] == before
     load_model(best)  # the old pair, whole
 
