@@ -120,15 +120,27 @@ def check_folder_can_be_swapped(directory: Path, option: str) -> None:
 
 def recover_folder(directory: Path) -> bool:
     """Put back the folder a kill between swap_in_folder's two renames left aside (True when it
-    did), and drop staging folders of writes that never finished."""
+    did), and drop staging folders of writes that never finished (their process is gone)."""
     directory = Path(directory)
     previous = previous_folder(directory)
     restored = not directory.exists() and previous.is_dir()
     if restored:
         os.replace(previous, directory)
     for staging in directory.parent.glob(f".{glob.escape(directory.name)}.saving-*"):
-        shutil.rmtree(staging, ignore_errors=True)
+        if not _writer_runs(staging):
+            shutil.rmtree(staging, ignore_errors=True)
     return restored
+
+
+def _writer_runs(staging: Path) -> bool:
+    """Whether the process that named `staging` (its pid ends the name) still runs: two runs
+    writing the same folder (a train and an average into one --out) must not remove each
+    other's half-written staging folder. This process's own is a write it gave up on (each write
+    clears its staging folder first). Not a pid: a foreign folder, left alone."""
+    pid = staging.name.rpartition(".saving-")[2]
+    if not pid.isdigit():
+        return True
+    return int(pid) != os.getpid() and process_runs(int(pid))
 
 
 @contextmanager

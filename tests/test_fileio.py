@@ -232,3 +232,27 @@ def test_printed_text_shows_control_and_layout_characters_as_escapes():
     assert escape_line_controls("x\ty\u2066z\u2069") == "x\\x09y\\u2066z\\u2069"
     hebrew = "\u05e9\u05dc\u05d5\u05dd \u200f!"  # right-to-left text and its marks stay as they are
     assert escape_line_controls(hebrew) == hebrew
+
+
+def test_recovering_a_folder_removes_staging_folders_of_gone_runs_but_not_of_running_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from hwr.fileio import recover_folder
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        model = tmp_path / "model"
+        model.mkdir()
+        stale = [tmp_path / f".model.saving-{int(gone.stdout)}", tmp_path / f".model.saving-{os.getpid()}"]
+        kept = [tmp_path / f".model.saving-{other.pid}",  # another run writing the same folder now
+                tmp_path / ".model.saving-notes"]  # not a staging folder hwr names
+        for folder in stale + kept:
+            folder.mkdir()
+            (folder / "config.json").write_text("{}")
+        assert recover_folder(model) is False
+        assert not any(f.exists() for f in stale) and all(f.exists() for f in kept)
+    finally:
+        other.kill()
+        other.wait()

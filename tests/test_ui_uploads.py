@@ -230,10 +230,11 @@ def test_an_exported_page_names_its_image_as_the_browser_sent_it_never_looked_up
 
 
 @pytest.mark.parametrize("typed, shown", [("first\x00 line", r"'\x00'"), ("first\rline", r"'\r'"),
-                                          ("fir\ud800st", r"'\ud800'"), ("\x1b[1mfirst", r"'\x1b'")])
+                                          ("fir\ud800st", r"'\ud800'"), ("\x1b[1mfirst", r"'\x1b'"),
+                                          ("first\u2028line", r"'\u2028'"), ("first\u2029", r"'\u2029'")])
 def test_a_correction_holding_a_control_character_is_refused_naming_its_line(typed, shown):
     """Saved as a training line, a NUL or a lone CR made a line the reader refuses, which adapt
-    then left out in silence; a lone surrogate was a server error."""
+    then left out in silence; a lone surrogate was a server error; U+2028 split the line in two."""
     with pytest.raises(UploadError, match=f"line 2 of the corrected text holds {re.escape(shown)}"):
         apply_corrections(_page(), f"first line\n{typed}")
     assert apply_corrections(_page(), "first\tline\nsecond").lines[0].text == "first\tline"  # a tab is kept

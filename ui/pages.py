@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from hwr.documents.pages import id_within_name_limit
 from hwr.documents.pipeline import MODES
 from hwr.documents.pipeline import transcribe_image as read_image
 from hwr.documents.writers import SUFFIXES, write_page_files
+from hwr.recognition.charset import unwritable_symbol
 from hwr.recognition.model import Recognizer
 from hwr.records import Line, Page, Recognition, Region, WordBox
 
@@ -69,10 +69,11 @@ def apply_corrections(page: Page, corrected: str) -> Page:
 
 
 def _unwritable_chars(text: str) -> str:
-    """The control characters (a tab aside) and lone surrogates in `text`, written \\xNN; ""
-    when none. Saved as training lines, a NUL or a lone carriage return made a line the reader
-    refuses (adapt then left it out in silence); exported, it went raw into the XML."""
-    bad = sorted({ch for ch in text if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs")})
+    """The control characters (a tab aside), lone surrogates and line/paragraph separators in
+    `text`, written \\xNN; "" when none. Saved as training lines, a NUL or a lone carriage return
+    made a line the reader refuses (adapt then left it out in silence), and U+2028 split one line
+    in two for any reader that splits lines as Python does; exported, they went raw into the XML."""
+    bad = sorted({ch for ch in text if ch != "\t" and unwritable_symbol(ch)})
     return " ".join(ascii(ch) for ch in bad)
 
 
