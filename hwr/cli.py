@@ -20,12 +20,9 @@ from hwr.errors import ConfigError, HwrError, MissingFileError, counted, describ
 from hwr.fileio import (
     TEXT_ERRORS,
     check_distinct_outputs,
-    check_folder_can_be_made,
-    check_folder_can_be_swapped,
     check_output_dir,
     check_output_file,
     escape_controls,
-    recover_folder,
     special_file_kind,
 )
 from hwr.logs import log_to_stderr
@@ -511,32 +508,13 @@ def cmd_lm(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from hwr.recognition.model import entries_not_a_models, resolve_model_dir, save_model_folder
+    from hwr.recognition.model import checked_model_out, resolve_model_dir, save_model_folder
     from hwr.training.averaging import AverageConfig, average_models
 
     cfg = build_config(AverageConfig, args, args.config)
     models = [resolve_model_dir(m) for m in args.models]  # shipped names as every --model takes them
-    # Where the folder is written: a link's target (the swap would replace the link), and "."
-    # named by its path (a folder swapped in needs a name).
-    out = Path(os.path.realpath(cfg.out))
-    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
-        raise ConfigError(f"--out {cfg.out}: is the current folder or holds it; it is replaced whole, so name "
-                          "another folder")
-    if recover_folder(out):  # an average killed between the renames that put its model in place
-        logging.getLogger("hwr.average").warning("%s: put back the model folder a stopped run had set aside", out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {cfg.out}: is a file, not a folder")
-    if any(out == m.resolve() for m in models):
-        raise ConfigError(f"--out {cfg.out}: is one of the models being averaged; write the mean elsewhere")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
-        raise ConfigError(f"--out {cfg.out}: folder exists and is not empty "
-                          "(use --overwrite to replace the model in it)")
-    # The mean replaces the whole folder (save_model_folder): what is not a model's would go with it.
-    if foreign := entries_not_a_models(out):
-        raise ConfigError(f"--out {cfg.out}: holds files that are not a model's ({name_some(foreign, 3)}), which "
-                          "--overwrite would remove with the old model; move them, or choose another --out")
-    check_folder_can_be_made(out, "--out")
-    check_folder_can_be_swapped(out, "--out")
+    out = checked_model_out(cfg.out, overwrite=cfg.overwrite, sources=models,
+                            source_role="one of the models being averaged")
     net, config = average_models(models)
     save_model_folder(out, net, config, half=cfg.half)
     emit(f"wrote {cfg.out}: the mean of {len(models)} models")

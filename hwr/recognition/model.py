@@ -27,7 +27,14 @@ from safetensors.torch import save as save_safetensors
 from hwr.assets import models_dir
 from hwr.config_args import check_at_least, parse_json, setting
 from hwr.errors import ConfigError, HwrError, name_some
-from hwr.fileio import atomic_write_bytes, staging_folder, swap_in_folder
+from hwr.fileio import (
+    atomic_write_bytes,
+    check_folder_can_be_made,
+    check_folder_can_be_swapped,
+    recover_folder,
+    staging_folder,
+    swap_in_folder,
+)
 from hwr.interrupts import stops_held_back
 from hwr.recognition.charset import Charset, unwritable_symbol
 from hwr.recognition.decode import BeamDecoder, greedy_line_confidence, make_decoder
@@ -243,6 +250,38 @@ def entries_not_a_models(folder: str | Path, own: Iterable[str] = ()) -> list[st
         return []
     kept = MODEL_ENTRIES | set(own)
     return sorted(p.name for p in folder.iterdir() if p.name not in kept)
+
+
+def checked_model_out(given: str | Path, *, overwrite: bool, sources: Sequence[Path] = (), source_role: str = "",
+                      own: Iterable[str] = ()) -> Path:
+    """The folder `--out given` names, where `save_model_folder` will write a model whole at the
+    end of a run (hwr average, hwr adapt); ConfigError now, before the work, when it cannot or
+    must not: a file; the current folder or one holding it; one of `sources` (the models read,
+    `source_role` says which); a folder with something in it unless `overwrite`; files that are
+    not a model's (`entries_not_a_models`, the writer's `own` aside); a place it cannot be made
+    or swapped in. Returned resolved: a link's target (the swap would replace the link itself),
+    and "." by its path (a folder swapped in needs a name)."""
+    out = Path(os.path.realpath(given))
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise ConfigError(f"--out {given}: is the current folder or holds it; it is replaced whole, so name "
+                          "another folder")
+    if recover_folder(out):  # a run killed between the renames that put its model in place
+        log.warning("%s: put back the model folder a stopped run had set aside", out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {given}: is a file, not a folder")
+    if any(out == Path(source).resolve() for source in sources):
+        raise ConfigError(f"--out {given}: is {source_role}; write the new model elsewhere")
+    own = set(own)
+    if out.is_dir() and any(p.name not in own for p in out.iterdir()) and not overwrite:
+        raise ConfigError(f"--out {given}: folder exists and is not empty (use --overwrite to replace the model in it)")
+    # The new model replaces the whole folder: what is not a model's would go with it.
+    if foreign := entries_not_a_models(out, own):
+        raise ConfigError(f"--out {given}: holds files that are not a model's ({name_some(foreign, 3)}), which "
+                          "--overwrite would remove with the old model; move them, or choose another --out")
+    check_folder_can_be_made(out, "--out")
+    check_folder_can_be_swapped(out, "--out")
+    return out
 
 
 def read_model_config(directory: str | Path) -> ModelConfig:

@@ -30,13 +30,10 @@ from typing import Literal
 import torch
 
 from hwr.config_args import check_at_least, check_fields, setting
-from hwr.errors import ConfigError, name_some
+from hwr.errors import ConfigError
 from hwr.fileio import (
     atomic_write_text,
-    check_folder_can_be_made,
-    check_folder_can_be_swapped,
     process_runs,
-    recover_folder,
     staging_folder,
     swap_in_folder,
 )
@@ -52,7 +49,7 @@ from hwr.recognition.model import (
     ModelError,
     Recognizer,
     beside_dir,
-    entries_not_a_models,
+    checked_model_out,
     load_model,
     read_model_config,
     resolve_model_dir,
@@ -347,8 +344,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     start = time.monotonic()
     base_dir = resolve_model(cfg.model)
     base_config = read_model_config(base_dir)
-    out = Path(cfg.out)
-    _check_out(out, base_dir, cfg.overwrite)
+    out = _check_out(cfg.out, base_dir, cfg.overwrite)
     # Claimed until the model is swapped in (which removes the claim with the old folder) or
     # the run fails: a second hwr adapt into the same --out had taken the folder over and
     # deleted this run's scratch folder in the middle of its training.
@@ -628,27 +624,15 @@ def blend_weights(net: torch.nn.Module, origin: dict, adapted: dict, mix: float)
     net.load_state_dict(blended)
 
 
-def _check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
-    if recover_folder(out):  # a run killed between the renames that put its model in place
-        log.warning("%s: put back the model folder a stopped run had set aside", out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: is a file; --out names the model folder to write")
-    if out.resolve() == base_dir.resolve():
-        raise ConfigError(f"{out}: the output folder is the base model itself; choose another --out")
+def _check_out(given: str, base_dir: Path, overwrite: bool) -> Path:
+    """The resolved --out (model.checked_model_out), unless another adapt is writing there."""
+    out = Path(os.path.realpath(given))
     owner = _owner(out)
     if owner is not None and owner != os.getpid() and process_runs(owner):
-        raise ConfigError(f"{out}: another hwr adapt (process {owner}) is writing its model there; wait for it to "
-                          "finish, or choose another --out")
-    if out.exists() and any(p.name not in (RUN_DIR, RUN_OWNER) for p in out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out}: folder exists and is not empty (use --overwrite to replace the model in it)")
-    # The new model replaces the whole folder: what is not a model's would go with it.
-    foreign = entries_not_a_models(out, own=(RUN_DIR, RUN_OWNER))
-    if foreign:
-        raise ConfigError(f"{out}: holds files that are not a model's ({name_some(foreign, 3)}), which --overwrite "
-                          "would remove with the old model; move them, or choose another --out")
-    # The model is written at the end of the run: an unwritable place would cost all of it.
-    check_folder_can_be_made(out, "--out")
-    check_folder_can_be_swapped(out, "--out")
+        raise ConfigError(f"--out {given}: another hwr adapt (process {owner}) is writing its model there; wait for "
+                          "it to finish, or choose another --out")
+    return checked_model_out(given, overwrite=overwrite, sources=[base_dir], source_role="the base model itself",
+                             own=(RUN_DIR, RUN_OWNER))
 
 
 def _jsonl(rows: list[dict]) -> str:
