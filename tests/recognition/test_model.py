@@ -413,3 +413,31 @@ def test_cli_names_a_device_that_is_not_here_and_exits_2(monkeypatch, capsys, li
     Image.fromarray(line_image("the cat")).save(path)
     assert main(["transcribe", str(path), "--device", "cuda"]) == 2
     assert "device 'cuda'" in capsys.readouterr().err
+
+
+def test_a_model_out_folder_is_checked_before_the_work_and_returned_resolved(tmp_path, monkeypatch):
+    from hwr.errors import ConfigError
+    from hwr.recognition.model import checked_model_out
+
+    source = tmp_path / "base"
+    source.mkdir()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "link").symlink_to(tmp_path / "model")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    cases = {".": "is the current folder or holds it", str(tmp_path): "is the current folder or holds it",
+             str(tmp_path / "afile"): "is a file", str(source): "is the base model",
+             str(tmp_path / "notes"): "not empty", str(tmp_path / "link"): "not empty"}
+    for given, message in cases.items():
+        with pytest.raises(ConfigError, match=f"--out {given}: .*{message}"):
+            checked_model_out(given, overwrite=False, sources=[source], source_role="the base model")
+    with pytest.raises(ConfigError, match=r"holds files that are not a model's \(notes.txt\)"):
+        checked_model_out(tmp_path / "notes", overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    # A link's target is where the model goes: swapping the link itself out would leave the old model there.
+    assert checked_model_out("link", overwrite=True) == tmp_path / "model"
+    assert checked_model_out("new", overwrite=False, own=("run",)) == tmp_path / "new"
