@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +177,15 @@ def _utf16_hint(data: bytes) -> str:
 
 
 def text_rows(text: str) -> list[str]:
-    """A text file's rows: split at line feeds only (CR LF as well), not at the other breaks
-    str.splitlines() knows (U+2028, NEL, form feed...), which are text inside a row."""
-    rows = [row.removesuffix("\r") for row in text.split("\n")]
+    """A text file's rows: split at line feeds, CR LF and lone carriage returns (old Mac
+    editors' line ends, which had merged a whole lines.txt into one row whose reference held
+    the next rows), not at the other breaks str.splitlines() knows (U+2028, NEL, form feed...),
+    which are text inside a row."""
+    rows = _ROW_END.split(text)
     return rows[:-1] if rows and rows[-1] == "" else rows
+
+
+_ROW_END = re.compile(r"\r\n|\r|\n")
 
 
 def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> list[str]:

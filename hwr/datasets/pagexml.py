@@ -207,7 +207,8 @@ def _page_lines(
             log.warning("skipped %d transcribed line(s) of %s: %s", len(transcribed), xml, error.reason)
         else:
             for line_id, _, _ in transcribed:
-                report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}"))
+                report.add_error(DatasetError(xml, f"TextLine {line_id!r}: {error.reason}",
+                                              image_missing=error.image_missing))
         return
     turn = page_turn(page_el[0])
     for line_id, line_el, text in transcribed:

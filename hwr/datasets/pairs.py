@@ -81,7 +81,7 @@ def read_line_text(gt: Path) -> str:
     # Editors add a final newline and sometimes stray spaces; neither is part of the line. A
     # carriage return alone ends a line too (classic Mac OS files, some OCR exports): two lines
     # kept as one label with a control character inside had trained on it, with only a warning.
-    rows = [part for row in text_rows(read_utf8(gt)) for part in row.split("\r")]
+    rows = text_rows(read_utf8(gt))
     lines = [(no, line.strip()) for no, line in enumerate(rows, start=1) if line.strip()]
     if len(lines) > 1:
         raise DatasetError(gt, f"ground truth for one line image has {len(lines)} lines of text", lines[1][0])

@@ -315,9 +315,14 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     covered |= {t.image.resolve() for t in truths}
     # A page image with no ground truth at all cannot be scored: said, not dropped in silence
     # (an image a failed ground-truth file names is already reported with that file).
+    # A failed PAGE XML names no image it can be trusted for: the image of its stem, beside it
+    # or above its page/ folder (Transkribus), is taken as its page.
     named = {Path(f.source).resolve() for f in failures or []}
+    named |= {p.with_suffix("") for p in named if p.suffix.lower() == ".xml"}
+    named |= {p.parent.parent / p.name for p in named if p.parent.name == "page"}
     for image in sorted(p for p in path.rglob("*") if visible(p) and p.suffix.lower() in IMAGE_SUFFIXES):
-        if image.resolve() not in covered and image.with_name(image.stem + GT_SUFFIX).resolve() not in named:
+        if image.resolve() not in covered and not {image.with_name(image.stem + GT_SUFFIX).resolve(),
+                                                   image.resolve().with_suffix("")} & named:
             _kept([functools.partial(_gt_txt_truth, image, image.stem)], failures)
     # a.xml (transcribing page.png) and a.png with a.gt.txt are two pages: one id would score
     # both against one reading.
@@ -359,14 +364,17 @@ def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
 
 def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
     from hwr.datasets import DatasetError
-    from hwr.datasets.errors import read_utf8
+    from hwr.datasets.errors import read_utf8, text_rows
 
     gt = image.with_name(image.stem + GT_SUFFIX)
     if not gt.is_file():
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
     # Read as the line readers read .gt.txt: a Windows editor's BOM and CRLF are not text.
-    lines = [normalize_text(line.strip()) for line in read_utf8(gt).splitlines()]
-    return PageTruth(page_id, image, [line for line in lines if line], truth_file=gt)
+    lines = [line for line in (normalize_text(row.strip()) for row in text_rows(read_utf8(gt))) if line]
+    if not lines:  # a blank page is a page, but more often a transcription not yet typed
+        log.warning("%s: empty: the page is scored as blank, so whatever is read on it counts as inserted "
+                    "characters; check the ground truth", gt)
+    return PageTruth(page_id, image, lines, truth_file=gt)
 
 
 def read_pagexml_truth(xml: Path, page_id: str, in_folder: bool = False) -> PageTruth | None:

@@ -52,6 +52,18 @@ def test_split_file_accepts_form_ids_and_line_ids(tmp_path):
     assert [s.id for s in samples] == ["a01-000u-00", "a01-000u-01", "b02-010-03"]
 
 
+@pytest.mark.parametrize("line_end", ["\r", "\r\n"])
+def test_rows_and_split_ids_end_at_a_lone_carriage_return_as_at_a_line_feed(tmp_path, line_end):
+    """An old Mac editor's lines.txt ends rows with CR alone: read as one row, its first line's
+    reference had held every row after it, and a split file had kept its first id only."""
+    root = make_iam(tmp_path / "iam", LINES_TXT.replace("\n", line_end))
+    split = tmp_path / "split.txt"
+    split.write_bytes(line_end.join(["a01-000u", "b02-010-03", ""]).encode())
+    samples = read_iam(root, split_file=split)
+    assert [s.id for s in samples] == ["a01-000u-00", "a01-000u-01", "b02-010-03"]
+    assert samples[0].text == "A MOVE to stop Mr. Gaitskell"
+
+
 def test_split_matching_nothing_is_an_error(tmp_path):
     root = make_iam(tmp_path / "iam")
     split = tmp_path / "split.txt"

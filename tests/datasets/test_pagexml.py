@@ -129,6 +129,8 @@ def test_a_missing_page_image_skips_each_transcribed_line_of_its_page(tmp_path):
         (True, "TextLine 'l3' has no text"), (True, "TextLine 'l3' has no text"),
         (False, "TextLine 'l1'"), (False, "TextLine 'l2'")]
     assert all("'q.png' not found" in e.reason for e in report.problems)
+    # Counted with the unreadable images, not as bad ground truth: the transcriptions may be fine.
+    assert [e.image_missing for e in report.problems] == [True, True]
 
 
 def test_declared_size_must_match_the_image(tmp_path):

@@ -425,6 +425,24 @@ def test_gt_txt_truth_reads_a_byte_order_mark_and_crlf_as_the_line_readers_do(tm
     assert truth.lines == ["first line", "second line"]
 
 
+def test_a_page_whose_pagexml_fails_is_named_once_not_again_as_an_image_without_ground_truth(tmp_path):
+    for folder in (tmp_path / "flat", tmp_path / "export" / "page"):  # Transkribus keeps XML in page/
+        folder.mkdir(parents=True)
+        _two_region_xml(folder, width=80, height=60)  # an image of another size than declared
+    (tmp_path / "export" / "page" / "page.png").rename(tmp_path / "export" / "page.png")
+    failures = []
+    assert read_page_truth(tmp_path, failures) == []
+    assert sorted(Path(f.source).relative_to(tmp_path).as_posix() for f in failures) == [
+        "export/page/page.xml", "flat/page.xml"]
+
+
+def test_an_empty_gt_txt_is_scored_as_a_blank_page_with_a_warning(tmp_path, caplog):
+    cv2.imwrite(str(tmp_path / "scan.png"), 255 * np.ones((30, 40), np.uint8))
+    (tmp_path / "scan.gt.txt").write_text("\n")
+    (truth,) = read_page_truth(tmp_path)
+    assert truth.lines == [] and "scan.gt.txt: empty: the page is scored as blank" in caplog.text
+
+
 def test_reading_pagexml_truth_checks_the_image_without_decoding_it(tmp_path, monkeypatch):
     import hwr.datasets.pagexml as pagexml
 
