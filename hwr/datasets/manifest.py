@@ -9,6 +9,7 @@ row's path is in quotes too (a writer that quotes every field).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 
@@ -24,9 +25,11 @@ from hwr.datasets.errors import (
     row_error,
     unique_ids,
 )
-from hwr.fileio import file_in_any_unicode_form, special_file_kind
+from hwr.fileio import file_in_any_unicode_form, is_file, special_file_kind
 from hwr.recognition.charset import normalize_text
 from hwr.records import LineSample
+
+log = logging.getLogger("hwr.datasets.manifest")
 
 
 def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport | None = None,
@@ -44,12 +47,28 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
                confined_to: PathLike | None = None) -> Iterator[LineSample]:
     for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
-        if not raw.strip() or raw.startswith("#"):
+        if raw.startswith("#"):
+            _warn_if_an_image(raw, tsv_path, line_no)
+            continue
+        if not raw.strip():
             continue
         try:
             yield parse_row(raw, tsv_path, line_no, confined_to)
         except ValueError as exc:
             report_or_raise(row_error(tsv_path, exc, line_no), skip_bad, report)
+
+
+def _warn_if_an_image(comment: str, tsv_path: Path, line_no: int) -> None:
+    """A comment row whose first column names an image there (`#2.png<TAB>text`) is said, not
+    dropped in silence: the row is most likely data, and `./#2.png` reads it."""
+    path = comment.split("\t")[0].strip()
+    try:
+        an_image = "\t" in comment and is_file(tsv_path.parent / path)
+    except (OSError, ValueError):  # a comment is not checked as a path: it names nothing then
+        an_image = False
+    if an_image:
+        log.warning("%s:%d: read as a comment (it begins with #), though %s is an image there; write ./%s to read "
+                    "the row", tsv_path, line_no, path, path)
 
 
 def parse_row(raw: str, tsv_path: Path, line_no: int, confined_to: PathLike | None = None) -> LineSample:

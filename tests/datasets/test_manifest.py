@@ -29,6 +29,16 @@ def test_reads_rows_in_file_order_relative_and_absolute(tmp_path):
     assert samples[0].meta["source"] == str(tsv) and samples[0].meta["line_no"] == 2
 
 
+def test_a_comment_row_naming_an_image_there_is_skipped_with_a_warning_saying_how_to_read_it(tmp_path, caplog):
+    tsv = make_manifest(tmp_path, "#2.png\tsecond\n#\tnot a path\n# ../lines/one.png was re-cut\n"
+                                  "../lines/one.png\tfirst\n")
+    Image.new("L", (8, 4), 255).save(tsv.parent / "#2.png")
+    assert [s.text for s in read_manifest(tsv)] == ["first"]
+    assert "gt.tsv:1: read as a comment (it begins with #), though #2.png is an image there; write ./#2.png" \
+        in caplog.text
+    assert "gt.tsv:2" not in caplog.text and "gt.tsv:3" not in caplog.text  # comments naming no image, or no tab
+
+
 def test_a_row_that_is_not_utf8_is_skipped_alone_with_skip_bad(tmp_path):
     tsv = make_manifest(tmp_path, "")
     tsv.write_bytes("../lines/one.png\tfirst\r\n../lines/two.png\tcaf\xe9\r\n../elsewhere/three.png\tthird\r\n"
