@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_transcribe(args) -> int:
-    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.documents.pipeline import check_outputs_replace_only_own, output_folder_held
     from hwr.documents.transcribe import TranscribeConfig
 
     cfg = build_config(TranscribeConfig, args, args.config)  # checks --mode, --format, --resume too
@@ -196,8 +196,10 @@ def cmd_transcribe(args) -> int:
     check_output_file(cfg.json, "--json")
     if not cfg.overwrite:
         check_outputs_replace_only_own(args.inputs, cfg.output_dir, cfg.formats, cfg.resume)
-    recognizer = cfg.load_recognizer()
-    return _transcribe_pages(recognizer, cfg, args.inputs)
+    # Held before the --json journal opens: a run refused there would empty the other's.
+    with output_folder_held(cfg.output_dir):
+        recognizer = cfg.load_recognizer()
+        return _transcribe_pages(recognizer, cfg, args.inputs)
 
 
 def _check_reports_are_no_page_outputs(cfg, errors: str | None, formats: list[str], inputs) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +105,51 @@ def swap_in_folder(staging: Path, directory: Path) -> None:
         os.replace(directory, previous)
     os.replace(staging, directory)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
+    """This process alone writes into `folder` for the block: ConfigError(`folder`: `refusal`)
+    when another holds it. Two transcribes into one output folder had each rewritten its
+    settings record, so it could name the model of the run that wrote none of the pages. The
+    lock is the kernel's (flock on the folder itself): a killed run leaves no stale claim, and
+    no file is added to the folder. Where there is no flock (Windows), nothing is held."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(folder)
+    with _HELD_LOCK:
+        if key in _HELD:  # held further up this process's call (the CLI, then its batch): held already
+            _HELD[key] += 1
+            handle = None
+        else:
+            handle = os.open(folder, os.O_RDONLY)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                raise ConfigError(f"{folder}: {refusal}") from None
+            except OSError:  # a file system without flock (some network mounts): not held, as on Windows
+                pass
+            _HELD[key] = 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+        if handle is not None:
+            os.close(handle)  # releases the lock
+
+
+# The folders this process holds (folder_held), by real path, with how many holds are open.
+_HELD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
 
 
 def check_folder_can_be_swapped(directory: Path, option: str) -> None:

@@ -4,6 +4,9 @@ the path); the fixtures that wrap them live in conftest.py."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +88,19 @@ def gaussian_noise(image: np.ndarray, sigma: float, seed: int = 1) -> np.ndarray
     """The image with Gaussian pixel noise of `sigma` grey levels."""
     noise = np.random.default_rng(seed).normal(0, sigma, image.shape)
     return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def held_by_another_process(folder: Path):
+    """`folder` held (hwr.fileio.folder_held) by another process for the block, as a run
+    writing there holds it: this process's own holds let each other in."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom hwr.fileio import folder_held\n"
+                               "with folder_held(sys.argv[1], 'held'):\n    print('held', flush=True)\n"
+                               "    time.sleep(120)", str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

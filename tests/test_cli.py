@@ -215,6 +215,25 @@ def test_resume_keeps_the_earlier_runs_lines_in_the_json(untrained_model, tmp_pa
     assert again == first and len(again) == 3
 
 
+def test_a_transcribe_into_a_folder_another_run_writes_is_refused_leaving_its_report_alone(untrained_model,
+                                                                                             tmp_path, capsys):
+    from hwr.cli import main
+
+    from helpers import held_by_another_process
+
+    lines = _lines_folder(tmp_path / "lines")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = ["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+            "--output-dir", str(out), "--json", str(report), "--no-progress"]
+    assert main(argv) == 0
+    before = report.read_bytes()
+    with held_by_another_process(out):
+        assert main(argv + ["--resume"]) == 2
+    assert "out: another hwr run is writing its outputs there" in capsys.readouterr().err
+    # The refused run wrote nothing: not an empty report over the other run's, nor its journal.
+    assert report.read_bytes() == before and not list(tmp_path.glob("report.json.*"))
+
+
 def test_resume_keeps_the_json_lines_when_the_input_folder_is_named_another_way(untrained_model, tmp_path,
                                                                                 monkeypatch):
     """`lines` then `/abs/lines`: the earlier lines had been dropped, the report left empty."""

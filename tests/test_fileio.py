@@ -256,3 +256,24 @@ def test_recovering_a_folder_removes_staging_folders_of_gone_runs_but_not_of_run
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_folder_is_held_by_one_run_at_a_time_and_let_go_when_the_run_ends_or_is_killed(tmp_path):
+    from hwr.fileio import folder_held
+
+    from helpers import held_by_another_process
+
+    out = tmp_path / "out"
+    with held_by_another_process(out):
+        with pytest.raises(ConfigError, match=r"out: busy"):
+            with folder_held(out, "busy"):
+                pass
+    with folder_held(out, "busy"):  # the holder was killed: the kernel let the folder go
+        with folder_held(out, "busy"):  # held further up this process's own call
+            pass
+    with pytest.raises(RuntimeError):
+        with folder_held(out, "busy"):
+            raise RuntimeError("the run failed")
+    with held_by_another_process(out):  # let go when the block ended, even by an error
+        pass
+    assert list(out.iterdir()) == []  # no lock file left among the outputs

@@ -34,7 +34,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,7 @@ from hwr.fileio import (
     atomic_write_text,
     escape_controls,
     file_sha256,
+    folder_held,
     is_file,
     naming_file,
     remove_stale_temp_files,
@@ -395,6 +396,15 @@ def per_rank(path: str | Path) -> Path:
     return path.with_suffix(f".rank{ctx.rank}{path.suffix}") if ctx.enabled else path
 
 
+def output_folder_held(output_dir: str | Path | None):
+    """The batch's output folder held for this run (fileio.folder_held): a second run into it is
+    refused. Ranks of one torchrun job share the folder by design (each writes its own pages)."""
+    if not output_dir or context_from_env().world_size != 1:
+        return nullcontext()
+    return folder_held(output_dir, "another hwr run is writing its outputs there; wait for it to finish, or "
+                                   "choose another --output-dir")
+
+
 def run_batch(recognizer, inputs: Iterable[str | Path], config: BatchConfig | None = None,
               segment_config: SegmentConfig | None = None,
               on_page: Callable[[Page, bool], None] | None = None,
@@ -421,6 +431,14 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
     config = config or BatchConfig()
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")
+    with output_folder_held(config.output_dir):
+        return _transcribe_refs(recognizer, refs, config, segment_config, on_page, stages, summary, on_read)
+
+
+def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
+                     segment_config: SegmentConfig | None, on_page: Callable[[Page, bool], None] | None,
+                     stages: StageTimes | None, summary: BatchSummary | None,
+                     on_read: Callable[[Page, bool], None] | None) -> BatchSummary:
     stages = stages if stages is not None else StageTimes()
     digest = ""  # only outputs record it (it hashes the weights: not for every page a library reads)
     resumable: set[str] = set()

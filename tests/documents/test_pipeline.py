@@ -212,6 +212,25 @@ def test_batch_outputs_errors_and_resume(recognizer, rendered, tmp_path):
     assert (out / "page1.alto.xml").stat().st_mtime_ns == stamp
 
 
+def test_a_second_run_into_an_output_folder_being_written_is_refused_and_changes_nothing(recognizer, rendered,
+                                                                                         tmp_path):
+    """Two runs into one folder each rewrote its settings record: it could then name the model
+    of the run that wrote none of the pages, and a resume be refused or wrongly accepted."""
+    from hwr.documents.pipeline import READING_SETTINGS_FILE
+
+    from helpers import held_by_another_process
+
+    folder = _batch_folder(tmp_path, rendered)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / READING_SETTINGS_FILE).write_text("the other run's\n")
+    with held_by_another_process(out):  # as another run holds it while it writes
+        with pytest.raises(ConfigError, match=r"out: another hwr run is writing its outputs there"):
+            run_batch(recognizer, [folder], BatchConfig(output_dir=str(out), progress=False))
+    assert sorted(p.name for p in out.iterdir()) == [READING_SETTINGS_FILE]
+    assert (out / READING_SETTINGS_FILE).read_text() == "the other run's\n"
+
+
 def test_resume_of_a_folder_recorded_before_pages_were_turned_is_not_refused(tmp_path):
     """A folder an earlier hwr read records no orientation; resuming it is refused only for what
     it did record. One read with another orientation is refused."""
