@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwr.errors import HwrError, name_some
+from hwr.fileio import is_dir, special_file_kind
 from hwr.records import LineSample
 
 log = logging.getLogger("hwr.datasets")
@@ -40,7 +41,13 @@ class ImageNotFound(ValueError):
     for a row whose image is missing."""
 
     def __init__(self, image: PathLike):
-        super().__init__(f"image not found: {image}")
+        # Said as what is there: "not found" for a folder or a pipe sent the user to look for a file.
+        if is_dir(image):
+            super().__init__(f"image is a folder, not a file: {image}")
+        elif special := special_file_kind(image):
+            super().__init__(f"image is {special}, not a file: {image}")
+        else:
+            super().__init__(f"image not found: {image}")
 
 
 def row_error(source: PathLike, exc: ValueError, line_no: int) -> DatasetError:

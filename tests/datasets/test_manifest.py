@@ -58,6 +58,10 @@ def test_malformed_rows_name_file_and_line(tmp_path):
     tsv = make_manifest(tmp_path, "../lines/one.png\tok\n../lines/missing.png\tgone\n")
     with pytest.raises(DatasetError, match=r"gt\.tsv:2: image not found"):
         read_manifest(tsv)
+    (tmp_path / "lines" / "dir.png").mkdir()
+    tsv = make_manifest(tmp_path, "../lines/one.png\tok\n../lines/dir.png\ta folder\n")
+    with pytest.raises(DatasetError, match=r"gt\.tsv:2: image is a folder, not a file: .*dir\.png"):
+        read_manifest(tsv)
 
 
 def test_skip_bad_goes_on_and_reports(tmp_path):
