@@ -410,6 +410,10 @@ def _cut_line(
         polygon = line_polygon(line_el)
     except ValueError as exc:
         raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
+    if polygon is None:  # "at least 3 points" said nothing to the user of a baseline-only export
+        baseline = " (only a Baseline)" if _children(line_el, "Baseline") else ""
+        raise DatasetError(xml, f"TextLine {line_id!r}: has no Coords{baseline}; lines are cut from the page by "
+                                "their Coords polygon, so export the lines with their polygons")
     problem = unusable_line_polygon(polygon, gray.shape[1], gray.shape[0])
     if problem:
         raise DatasetError(xml, f"TextLine {line_id!r}: {problem}")
