@@ -339,11 +339,19 @@ def _check_declared_size(xml: Path, page_el: ET.Element, image: str, size: tuple
     declared = (page_el.get("imageWidth"), page_el.get("imageHeight"))
     actual = (str(size[0]), str(size[1]))
     # Coordinates refer to the declared size; a mismatch (a rescaled or EXIF-rotated copy of
-    # the scan) would cut every line from the wrong place without any visible error.
-    if all(declared) and declared != actual:
+    # the scan) would cut every line from the wrong place without any visible error. Compared
+    # as numbers: a tool that writes "600.0" declares the 600 pixels the image has.
+    if all(declared) and [_number(value) for value in declared] != [float(n) for n in size]:
         raise DatasetError(
             xml, f"page image {image} is {actual[0]}x{actual[1]} but the XML declares {declared[0]}x{declared[1]}"
         )
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def line_text(line_el: ET.Element) -> str | None:

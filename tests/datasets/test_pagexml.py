@@ -138,6 +138,10 @@ def test_declared_size_must_match_the_image(tmp_path):
     Image.new("L", (30, 40), 255).save(tmp_path / "page.png")  # rotated copy of the scan
     with pytest.raises(DatasetError, match="is 30x40 but the XML declares 40x30"):
         read_pagexml(xml)
+    Image.new("L", (40, 30), 255).save(tmp_path / "page.png")
+    # A size written as a decimal number ("40.0") declares the same pixels.
+    xml.write_text(xml.read_text().replace('imageWidth="40"', 'imageWidth="40.0"'))
+    assert 'imageWidth="40.0"' in xml.read_text() and len(read_pagexml(xml)) == 2
 
 
 def test_2010_point_children_and_no_namespace(tmp_path):
