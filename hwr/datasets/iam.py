@@ -96,17 +96,22 @@ def listed_ids(rows: list[str]) -> set[str]:
     is reported as bad when read)."""
     ids = set()
     for raw in rows:
-        if raw.strip() and not raw.startswith("#"):
+        if raw.strip() and not _comment(raw):
             line_id = raw.split()[0]
             ids.update((line_id, line_id.rpartition("-")[0]))
     return ids
+
+
+def _comment(row: str) -> bool:
+    """A `#` comment row, indented or not (an indented one had been read as a short data row)."""
+    return row.lstrip().startswith("#")
 
 
 def _iter_lines(
     root: Path, lines_txt: Path, rows: list[str], wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     for line_no, raw in enumerate(rows, start=1):
-        if not raw.strip() or raw.startswith("#"):
+        if not raw.strip() or _comment(raw):
             continue
         # A row outside the split is not read at all: a malformed row of the training split
         # must not fail (or count as skipped in) the scoring of the test split.

@@ -64,6 +64,11 @@ def test_rows_and_split_ids_end_at_a_lone_carriage_return_as_at_a_line_feed(tmp_
     assert samples[0].text == "A MOVE to stop Mr. Gaitskell"
 
 
+def test_an_indented_comment_is_a_comment(tmp_path):
+    root = make_iam(tmp_path / "iam", "  # a note, indented\n" + LINES_TXT)
+    assert [s.id for s in read_iam(root)] == IDS
+
+
 def test_split_matching_nothing_is_an_error(tmp_path):
     root = make_iam(tmp_path / "iam")
     split = tmp_path / "split.txt"

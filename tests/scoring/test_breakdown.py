@@ -110,6 +110,8 @@ def test_a_missing_or_non_utf8_groups_table_is_a_user_error_naming_the_flag(tmp_
 
     with pytest.raises(MissingFileError, match=r"--groups-file .*missing\.tsv: no such file"):
         read_group_table(tmp_path / "missing.tsv")
+    with pytest.raises(MissingFileError, match=r"--groups-file .*: is a folder, not a text file"):
+        read_group_table(tmp_path)
     (tmp_path / "latin1.tsv").write_bytes("l0\tcafe\nl1\tcaf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"--groups-file .*latin1\.tsv: not UTF-8 \(line 2, byte 0xe9\)"):
         read_group_table(tmp_path / "latin1.tsv")

@@ -70,6 +70,8 @@ def read_group_table(path: str | Path, option: str = "--groups-file") -> dict[st
     """
     if not Path(path).is_file():
         special = special_file_kind(path)
+        if Path(path).is_dir():
+            special = "a folder"
         raise MissingFileError(f"{option} {path}: " + (f"is {special}, not a text file" if special else "no such file"))
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
