@@ -268,6 +268,9 @@ def _opened(source, name: str, decode: bool):
         raise ImageError(name, f"image too large ({size}; the limit is {MAX_IMAGE_PIXELS:,} pixels)") from None
     except PermissionError as exc:
         raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
+    except Image.UnidentifiedImageError:
+        # Pillow's own text names its file object ("<_io.BufferedReader name=...>"), not the file.
+        raise ImageError(name, "not a readable image (no image format Pillow knows)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
         raise ImageError(name, f"not a readable image ({type(exc).__name__}: {exc})") from None
 

@@ -420,3 +420,11 @@ def test_a_line_in_light_ink_is_normalised_as_in_dark_ink():
     assert dark_ink_on_light(gray) is gray
     assert np.array_equal(dark_ink_on_light(255 - gray), gray)
     assert np.array_equal(normalize_line(255 - gray), normalize_line(gray))
+
+
+def test_a_file_of_no_image_format_is_named_without_pillows_file_object(tmp_path):
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"shopping list: milk, eggs\n")
+    with pytest.raises(ImageError) as refused:
+        load_gray(notes)
+    assert str(refused.value) == f"{notes}: not a readable image (no image format Pillow knows)"
