@@ -12,10 +12,11 @@ N pages keeps roughly N pages' worth of line pixels in memory. `iter_pagexml` st
 from __future__ import annotations
 
 import math
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -237,9 +238,10 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
     `confined_to`: a place to look outside this folder raises OutsideFolder, before any is looked at."""
     if not filename:
         raise DatasetError(xml, "Page has no imageFilename")
-    candidates = [xml.parent / filename]
+    names = _image_names(filename, confined_to is None)
+    candidates = [xml.parent / name for name in names]
     if xml.parent.name == "page":
-        candidates.append(xml.parent.parent / filename)
+        candidates += [xml.parent.parent / name for name in names]
     given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
     if given:
         candidates.append(xml.parent / given)
@@ -252,8 +254,36 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
     folders = [str(c) for c in candidates if is_dir(c)]
     if folders:
         raise DatasetError(xml, f"page image {filename!r} names a folder ({', '.join(folders)}), not an image")
-    raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})",
-                       image_missing=True)
+    raise DatasetError(xml, f"page image {filename!r} not found (looked for {', '.join(map(str, candidates))})"
+                            f"{_other_case_hint(candidates)}", image_missing=True)
+
+
+def _image_names(filename: str, absolute_ok: bool) -> list[str]:
+    """The names an imageFilename may stand for: itself; a `file://` URI's path, and the file
+    name of any URI beside the XML (exports that point at where the scans were, or at a
+    server); a percent-encoded name decoded (`my%20page.png`). Absolute paths only where the
+    reader may look anywhere (not in an upload)."""
+    names = [filename]
+    parsed = urllib.parse.urlsplit(filename)
+    if parsed.scheme in ("file", "http", "https") or (parsed.scheme == "" and "%" in filename):
+        path = urllib.parse.unquote(parsed.path)
+        if parsed.scheme == "file" and absolute_ok:
+            names.append(path)
+        names.append(path if parsed.scheme == "" else PurePosixPath(path).name)
+    return [name for i, name in enumerate(names) if name and name not in names[:i]]
+
+
+def _other_case_hint(candidates: list[Path]) -> str:
+    """"; X is there (the names differ in case)" when a file beside a candidate differs from it
+    only in case: found on a Windows or macOS disk, not on this one."""
+    for candidate in candidates:
+        try:
+            same = [p for p in candidate.parent.iterdir() if p.name.lower() == candidate.name.lower()]
+        except OSError:
+            continue
+        if same:
+            return f"; {same[0]} is there (the names differ in case)"
+    return ""
 
 
 def page_image_ref(xml: Path, root: ET.Element, image_path: Path) -> PageRef:

@@ -133,6 +133,22 @@ def test_a_missing_page_image_skips_each_transcribed_line_of_its_page(tmp_path):
     assert [e.image_missing for e in report.problems] == [True, True]
 
 
+@pytest.mark.parametrize("written", ["my%20page.png", "file:///scans/box%201/my%20page.png",
+                                     "https://example.org/iiif/my%20page.png"])
+def test_a_page_image_named_by_a_uri_or_percent_encoded_is_found_beside_the_xml(tmp_path, written):
+    xml = make_page(tmp_path, "my page")
+    xml.write_text(page_xml(written, TWO_LINES), encoding="utf-8")
+    assert len(read_pagexml(xml)) == 2
+    assert len(read_pagexml(xml, confined_to=tmp_path)) == 2  # an upload's: found beside it, nowhere else
+
+
+def test_a_page_image_named_in_another_case_is_not_taken_but_pointed_at(tmp_path):
+    xml = make_page(tmp_path, "page")
+    xml.write_text(page_xml("PAGE.PNG", TWO_LINES), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"'PAGE.PNG' not found .*; .*page\.png is there \(the names differ in case"):
+        read_pagexml(xml)
+
+
 def test_declared_size_must_match_the_image(tmp_path):
     xml = make_page(tmp_path)
     Image.new("L", (30, 40), 255).save(tmp_path / "page.png")  # rotated copy of the scan
