@@ -117,6 +117,8 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:
+        fcntl = None
+    if fcntl is None:  # yielded outside the handler: errors of the block would carry the ImportError
         yield
         return
     folder = Path(folder)

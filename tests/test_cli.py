@@ -579,11 +579,11 @@ def test_the_journal_keeps_the_last_record_of_an_input_and_the_report_yields_to_
     report.write_text(earlier.to_json())
     journal = LineJournal(report, keep=True)
     journal.add("a.png", [LineTranscription("a.png", "first a", 0.6)])
-    journal.add("c.png", [LineTranscription("c.png", "c", 0.7)])
+    journal.add("c\u2028d.png", [LineTranscription("c\u2028d.png", "c", 0.7)])  # a line separator in a name
     journal.add("a.png", [LineTranscription("a.png", "new a", 0.8)])  # read again by a later run
     now = TranscriptionResult()
-    assert now.add_earlier(report, ["a.png", "b.png", "c.png"]) == []
-    assert {line.source: line.text for line in now.lines} == {"a.png": "new a", "b.png": "b", "c.png": "c"}
+    assert now.add_earlier(report, ["a.png", "b.png", "c\u2028d.png"]) == []
+    assert {line.source: line.text for line in now.lines} == {"a.png": "new a", "b.png": "b", "c\u2028d.png": "c"}
     journal.close(remove=True)
     assert not journal.path.exists()
     fresh = LineJournal(report, keep=False)

@@ -165,13 +165,13 @@ def read_utf8(path: Path) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         # exc.object, not data: utf-8-sig counts exc.start from after the byte order mark.
-        line_no = exc.object.count(b"\n", 0, exc.start) + 1
+        line_no = _row_of(exc.object, exc.start)
         raise DatasetError(path, f"not valid UTF-8 (byte {exc.object[exc.start]:#04x}){_utf16_hint(data)}",
                            line_no) from None
     if "\x00" in text:
         # UTF-16 without a byte order mark is valid UTF-8, every other byte a NUL: scored as
         # text, each reference would be twice its length and every line read "wrong".
-        line_no = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        line_no = _row_of(data, data.index(b"\x00"))
         raise DatasetError(path, f"holds NUL characters{_utf16_hint(data)}", line_no)
     return text
 
@@ -193,6 +193,12 @@ def text_rows(text: str) -> list[str]:
 
 
 _ROW_END = re.compile(r"\r\n|\r|\n")
+_ROW_END_BYTES = re.compile(rb"\r\n|\r|\n")  # the same rule, for a file read row by row as bytes
+
+
+def _row_of(data: bytes, offset: int) -> int:
+    """The row (from 1, as `text_rows` splits them) that holds byte `offset` of `data`."""
+    return len(_ROW_END_BYTES.findall(data, 0, offset)) + 1
 
 
 def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> list[str]:
@@ -209,9 +215,9 @@ def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> lis
         if _utf16_hint(data):  # a UTF-16 file is wrong as a whole: no row of it would read
             raise
     rows = []
-    for line_no, raw in enumerate(data.split(b"\n"), start=1):
+    for line_no, raw in enumerate(_ROW_END_BYTES.split(data), start=1):
         try:
-            rows.append(raw.decode("utf-8").removesuffix("\r"))
+            rows.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             report_or_raise(DatasetError(path, f"not valid UTF-8 (byte {raw[exc.start]:#04x})", line_no), skip_bad,
                             report)

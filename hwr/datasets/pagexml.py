@@ -245,6 +245,7 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
     given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
     if given:
         candidates.append(xml.parent / given)
+    candidates = list(dict.fromkeys(candidates))  # an absolute name joins every folder as itself
     for candidate in candidates:
         check_within(candidate, confined_to, xml)
     for candidate in candidates:
@@ -270,6 +271,8 @@ def _image_names(filename: str, absolute_ok: bool) -> list[str]:
         if parsed.scheme == "file" and absolute_ok:
             names.append(path)
         names.append(path if parsed.scheme == "" else PurePosixPath(path).name)
+    if len(names) > 1 and parsed.scheme:  # a URI is no file name itself ("…/file:/scans/p.png")
+        names.remove(filename)
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 
@@ -278,7 +281,8 @@ def _other_case_hint(candidates: list[Path]) -> str:
     only in case: found on a Windows or macOS disk, not on this one."""
     for candidate in candidates:
         try:
-            same = [p for p in candidate.parent.iterdir() if p.name.lower() == candidate.name.lower()]
+            same = [p for p in candidate.parent.iterdir()
+                    if p.name.lower() == candidate.name.lower() and p.name != candidate.name]
         except OSError:
             continue
         if same:
@@ -315,8 +319,9 @@ def _at_declared_dpi(root: ET.Element, page: PageRef) -> PageRef:
     page_el = _descendants(root, "Page")
     if page.path.suffix.lower() != PDF_SUFFIX or not page_el:
         return page
-    declared = (page_el[0].get("imageWidth", ""), page_el[0].get("imageHeight", ""))
-    if not all(value.isdecimal() for value in declared):  # not isdigit: "²" is a digit int() refuses
+    declared = [_number(page_el[0].get(name, "")) for name in ("imageWidth", "imageHeight")]
+    # Whole numbers only ("40" or "40.0", as _check_declared_size takes them); "²" is refused too.
+    if not all(n is not None and math.isfinite(n) and n == int(n) > 0 for n in declared):
         return page
     return replace(page, dpi=pdf_dpi_for_size(page.path, page.index, (int(declared[0]), int(declared[1]))))
 

@@ -296,7 +296,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     if path.is_file():
         if path.suffix.lower() == ".xml":
             return _kept([lambda: read_pagexml_truth(path, path.stem, in_folder=False)], failures)
-        return _kept([lambda: _gt_txt_truth(path, path.stem)], failures)
+        return _say_blank_gt_txt(_kept([lambda: _gt_txt_truth(path, path.stem)], failures))
     if not path.is_dir():
         raise DatasetError(path, "no such file or folder")
     # Hidden trees (.git, editor backups) hold copies, never pages to score.
@@ -324,11 +324,22 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
         if image.resolve() not in covered and not {image.with_name(image.stem + GT_SUFFIX).resolve(),
                                                    image.resolve().with_suffix("")} & named:
             _kept([functools.partial(_gt_txt_truth, image, image.stem)], failures)
+    _say_blank_gt_txt(truths)
     # a.xml (transcribing page.png) and a.png with a.gt.txt are two pages: one id would score
     # both against one reading.
     taken = TakenNames()
     for truth in truths:
         truth.id = taken.unique(truth.id)
+    return truths
+
+
+def _say_blank_gt_txt(truths: list[PageTruth]) -> list[PageTruth]:
+    """Warn of each page scored from an empty .gt.txt (only those scored: one beside a PAGE XML
+    is not read): a blank page is a page, but more often a transcription not yet typed."""
+    for truth in truths:
+        if not truth.lines and truth.truth_file is not None and truth.truth_file.name.endswith(GT_SUFFIX):
+            log.warning("%s: empty: the page is scored as blank, so whatever is read on it counts as inserted "
+                        "characters; check the ground truth", truth.truth_file)
     return truths
 
 
@@ -371,9 +382,6 @@ def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
     # Read as the line readers read .gt.txt: a Windows editor's BOM and CRLF are not text.
     lines = [line for line in (normalize_text(row.strip()) for row in text_rows(read_utf8(gt))) if line]
-    if not lines:  # a blank page is a page, but more often a transcription not yet typed
-        log.warning("%s: empty: the page is scored as blank, so whatever is read on it counts as inserted "
-                    "characters; check the ground truth", gt)
     return PageTruth(page_id, image, lines, truth_file=gt)
 
 

@@ -155,7 +155,9 @@ def _journal_records(path: Path) -> dict[str, list[LineTranscription]] | None:
     except OSError:
         return None
     records: dict[str, list[LineTranscription]] = {}
-    for row in text.splitlines():
+    # At "\n" only, as the records were written: a U+2028 in a file name (kept raw by
+    # ensure_ascii=False) split its record in two for splitlines, and the page's lines were lost.
+    for row in text.split("\n"):
         try:
             record = json.loads(row)
             records.pop(record["source"], None)  # re-inserted last: the order inputs were read

@@ -270,7 +270,8 @@ def _opened(source, name: str, decode: bool):
         raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
     except Image.UnidentifiedImageError:
         # Pillow's own text names its file object ("<_io.BufferedReader name=...>"), not the file.
-        raise ImageError(name, "not a readable image (no image format Pillow knows)") from None
+        raise ImageError(name, "not a readable image (not one Pillow can identify: another format, or a damaged "
+                               "file)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
         raise ImageError(name, f"not a readable image ({type(exc).__name__}: {exc})") from None
 

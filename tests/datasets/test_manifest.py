@@ -39,10 +39,11 @@ def test_a_comment_row_naming_an_image_there_is_skipped_with_a_warning_saying_ho
     assert "gt.tsv:2" not in caplog.text and "gt.tsv:3" not in caplog.text  # comments naming no image, or no tab
 
 
-def test_a_row_that_is_not_utf8_is_skipped_alone_with_skip_bad(tmp_path):
+@pytest.mark.parametrize("end", ["\r\n", "\r", "\n"])
+def test_a_row_that_is_not_utf8_is_skipped_alone_with_skip_bad(tmp_path, end):
     tsv = make_manifest(tmp_path, "")
-    tsv.write_bytes("../lines/one.png\tfirst\r\n../lines/two.png\tcaf\xe9\r\n../elsewhere/three.png\tthird\r\n"
-                    .encode("latin-1"))
+    tsv.write_bytes(end.join(["../lines/one.png\tfirst", "../lines/two.png\tcaf\xe9", "../elsewhere/three.png\tthird",
+                              ""]).encode("latin-1"))
     with pytest.raises(DatasetError, match=r"gt\.tsv:2: not valid UTF-8 \(byte 0xe9\)"):
         read_manifest(tsv)
     report = SkipReport()

@@ -346,6 +346,9 @@ def test_a_pdf_page_is_drawn_at_the_dpi_its_declared_size_gives_not_the_default(
     xml.write_text(page_xml("letter.pdf", ONE_LINE), encoding="utf-8")
     [line] = read_pagexml(xml)
     assert line.image.shape == (8, 19) and (line.image < 128).mean() > 0.9  # the ink square, whole
+    xml.write_text(page_xml("letter.pdf", ONE_LINE).replace('imageWidth="40"', 'imageWidth="40.0"'), encoding="utf-8")
+    [line] = read_pagexml(xml)  # a size written as a decimal number gives the same dpi
+    assert line.image.shape == (8, 19)
     xml.write_text(page_xml("letter.pdf", ONE_LINE, width=41, height=17), encoding="utf-8")  # no dpi draws this
     with pytest.raises(DatasetError, match=r"letter\.pdf is 167x126 but the XML declares 41x17"):
         read_pagexml(xml)

@@ -441,6 +441,11 @@ def test_an_empty_gt_txt_is_scored_as_a_blank_page_with_a_warning(tmp_path, capl
     (tmp_path / "scan.gt.txt").write_text("\n")
     (truth,) = read_page_truth(tmp_path)
     assert truth.lines == [] and "scan.gt.txt: empty: the page is scored as blank" in caplog.text
+    caplog.clear()
+    (tmp_path / "scan.gt.txt").write_text("a line\n")
+    _two_region_xml(tmp_path)
+    (tmp_path / "page.gt.txt").write_text("")  # beside a PAGE XML: not read, so not said
+    assert [t.id for t in read_page_truth(tmp_path)] == ["page", "scan"] and "empty" not in caplog.text
 
 
 def test_reading_pagexml_truth_checks_the_image_without_decoding_it(tmp_path, monkeypatch):

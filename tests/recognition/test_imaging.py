@@ -427,4 +427,5 @@ def test_a_file_of_no_image_format_is_named_without_pillows_file_object(tmp_path
     notes.write_bytes(b"shopping list: milk, eggs\n")
     with pytest.raises(ImageError) as refused:
         load_gray(notes)
-    assert str(refused.value) == f"{notes}: not a readable image (no image format Pillow knows)"
+    assert str(refused.value) == (f"{notes}: not a readable image (not one Pillow can identify: another format, or "
+                                  "a damaged file)")
