@@ -194,10 +194,11 @@ def cmd_transcribe(args) -> int:
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
     check_output_file(cfg.json, "--json")
-    if not cfg.overwrite:
-        check_outputs_replace_only_own(args.inputs, cfg.output_dir, cfg.formats, cfg.resume)
-    # Held before the --json journal opens: a run refused there would empty the other's.
+    # Held before the folder is looked at (another run's outputs there are not the user's) and
+    # before the --json journal opens (a run refused there would empty the other's).
     with output_folder_held(cfg.output_dir):
+        if not cfg.overwrite:
+            check_outputs_replace_only_own(args.inputs, cfg.output_dir, cfg.formats, cfg.resume)
         recognizer = cfg.load_recognizer()
         return _transcribe_pages(recognizer, cfg, args.inputs)
 

@@ -113,7 +113,8 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
     when another holds it. Two transcribes into one output folder had each rewritten its
     settings record, so it could name the model of the run that wrote none of the pages. The
     lock is the kernel's (flock on the folder itself): a killed run leaves no stale claim, and
-    no file is added to the folder. Where there is no flock (Windows), nothing is held."""
+    no file is added to the folder. Holds nest within one thread; another thread of this process
+    is refused as another process is. Where there is no flock (Windows), nothing is held."""
     try:
         import fcntl
     except ImportError:
@@ -124,9 +125,12 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(folder)
+    thread = threading.get_ident()
     with _HELD_LOCK:
-        if key in _HELD:  # held further up this process's call (the CLI, then its batch): held already
-            _HELD[key] += 1
+        if key in _HELD and _HELD[key][0] != thread:  # another thread's run (the UI serves several)
+            raise ConfigError(f"{folder}: {refusal}")
+        if key in _HELD:  # held further up this thread's call (the CLI, then its batch): held already
+            _HELD[key][1] += 1
             handle = None
         else:
             handle = os.open(folder, os.O_RDONLY)
@@ -137,20 +141,21 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
                 raise ConfigError(f"{folder}: {refusal}") from None
             except OSError:  # a file system without flock (some network mounts): not held, as on Windows
                 pass
-            _HELD[key] = 1
+            _HELD[key] = [thread, 1]
     try:
         yield
     finally:
         with _HELD_LOCK:
-            _HELD[key] -= 1
-            if not _HELD[key]:
+            _HELD[key][1] -= 1
+            if not _HELD[key][1]:
                 del _HELD[key]
         if handle is not None:
             os.close(handle)  # releases the lock
 
 
-# The folders this process holds (folder_held), by real path, with how many holds are open.
-_HELD: dict[str, int] = {}
+# The folders this process holds (folder_held), by real path: the holding thread, and how many
+# of its holds are open.
+_HELD: dict[str, list[int]] = {}
 _HELD_LOCK = threading.Lock()
 
 

@@ -277,3 +277,28 @@ def test_a_folder_is_held_by_one_run_at_a_time_and_let_go_when_the_run_ends_or_i
     with held_by_another_process(out):  # let go when the block ended, even by an error
         pass
     assert list(out.iterdir()) == []  # no lock file left among the outputs
+
+
+def test_another_thread_of_the_process_is_refused_a_folder_one_thread_holds(tmp_path):
+    import threading
+
+    from hwr.fileio import folder_held
+
+    refused = []
+
+    def second_run():
+        try:
+            with folder_held(tmp_path, "busy"):
+                pass
+        except ConfigError as error:
+            refused.append(str(error))
+
+    with folder_held(tmp_path, "busy"):
+        other = threading.Thread(target=second_run)
+        other.start()
+        other.join()
+    assert refused == [f"{tmp_path}: busy"]
+    other = threading.Thread(target=second_run)  # let go: the next thread's run holds it
+    other.start()
+    other.join()
+    assert len(refused) == 1
