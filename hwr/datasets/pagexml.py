@@ -410,11 +410,14 @@ def _int_or_zero(value: str | None) -> int:
         return 0
 
 
-def line_polygon(line_el: ET.Element) -> np.ndarray | None:
-    """Coords as an (N, 2) int32 array: `points="x,y x,y"` (2013+) or Point children (2010)."""
+def line_polygon(line_el: ET.Element) -> np.ndarray:
+    """Coords as an (N, 2) int32 array: `points="x,y x,y"` (2013+) or Point children (2010);
+    ValueError saying what is wrong when they are missing or malformed."""
     coords = _children(line_el, "Coords")
-    if not coords:
-        return None
+    if not coords:  # "at least 3 points" said nothing to the user of a baseline-only export
+        baseline = " (only a Baseline)" if _children(line_el, "Baseline") else ""
+        raise ValueError(f"has no Coords{baseline}; lines are placed on the page by their Coords polygon, so "
+                         "export the lines with their polygons")
     points = coords[0].get("points")
     if points is None:
         points = " ".join(f"{p.get('x')},{p.get('y')}" for p in _children(coords[0], "Point"))
@@ -453,10 +456,6 @@ def _cut_line(
         polygon = line_polygon(line_el)
     except ValueError as exc:
         raise DatasetError(xml, f"TextLine {line_id!r}: {exc}") from None
-    if polygon is None:  # "at least 3 points" said nothing to the user of a baseline-only export
-        baseline = " (only a Baseline)" if _children(line_el, "Baseline") else ""
-        raise DatasetError(xml, f"TextLine {line_id!r}: has no Coords{baseline}; lines are cut from the page by "
-                                "their Coords polygon, so export the lines with their polygons")
     problem = unusable_line_polygon(polygon, gray.shape[1], gray.shape[0])
     if problem:
         raise DatasetError(xml, f"TextLine {line_id!r}: {problem}")

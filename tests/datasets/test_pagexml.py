@@ -139,7 +139,7 @@ def test_a_page_image_named_by_a_uri_or_percent_encoded_is_found_beside_the_xml(
     xml = make_page(tmp_path, "my page")
     xml.write_text(page_xml(written, TWO_LINES), encoding="utf-8")
     assert len(read_pagexml(xml)) == 2
-    assert len(read_pagexml(xml, confined_to=tmp_path)) == 2  # an upload's: found beside it, nowhere else
+    assert len(read_pagexml(xml, confined_to=tmp_path)) == 2  # in an upload too: found beside the XML
 
 
 def test_a_page_image_named_in_another_case_is_not_taken_but_pointed_at(tmp_path):

@@ -79,7 +79,7 @@ def test_an_alto_file_is_not_taken_for_page(tmp_path, name):
 
 
 @pytest.mark.parametrize("name,reason", [
-    ("missing_coords.xml", "TextLine 'eSc_line_nocoords': has no Coords (only a Baseline); lines are cut"),
+    ("missing_coords.xml", "TextLine 'eSc_line_nocoords': has no Coords (only a Baseline); lines are placed"),
     ("bad_namespace.xml", "unknown PAGE namespace 'http://schema.example.org/"),
     ("truncated.xml", "not well-formed XML"),
 ])

@@ -389,7 +389,7 @@ def test_a_line_with_malformed_coords_keeps_the_page_scored_on_its_text_not_its_
 
 @pytest.mark.parametrize("coords, problem", [
     ('<Coords points="2,16 30,25"/>', "Coords need at least 3 points"),
-    ("", "Coords need at least 3 points"),
+    ("", "has no Coords; lines are placed on the page by their Coords polygon"),
     ('<Coords points="2,16 30,16 30,16 2,16"/>', "degenerate polygon"),
     ('<Coords points="50,40 90,40 90,55 50,55"/>', "polygon lies outside the page image"),
     ('<Coords points="-20,16 0,16 0,25 -20,25"/>', "polygon barely reaches onto the page image")])
