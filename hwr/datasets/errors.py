@@ -192,6 +192,12 @@ def text_rows(text: str) -> list[str]:
     return rows[:-1] if rows and rows[-1] == "" else rows
 
 
+def comment_row(row: str) -> bool:
+    """A `#` comment row of a list or table file, indented or not (an indented one had been read
+    as a short data row)."""
+    return row.lstrip().startswith("#")
+
+
 _ROW_END = re.compile(r"\r\n|\r|\n")
 _ROW_END_BYTES = re.compile(rb"\r\n|\r|\n")  # the same rule, for a file read row by row as bytes
 

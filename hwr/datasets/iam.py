@@ -17,6 +17,7 @@ from hwr.datasets.errors import (
     ImageNotFound,
     PathLike,
     SkipReport,
+    comment_row,
     read_lines,
     read_utf8,
     report_or_raise,
@@ -69,7 +70,7 @@ def read_split_ids(path: Path) -> set[str]:
     ids = set()
     for raw in text_rows(read_utf8(path)):
         line = raw.strip()
-        if line and not line.startswith("#"):
+        if line and not comment_row(line):
             ids.add(line.split()[0])
     return ids
 
@@ -96,22 +97,17 @@ def listed_ids(rows: list[str]) -> set[str]:
     is reported as bad when read)."""
     ids = set()
     for raw in rows:
-        if raw.strip() and not _comment(raw):
+        if raw.strip() and not comment_row(raw):
             line_id = raw.split()[0]
             ids.update((line_id, line_id.rpartition("-")[0]))
     return ids
-
-
-def _comment(row: str) -> bool:
-    """A `#` comment row, indented or not (an indented one had been read as a short data row)."""
-    return row.lstrip().startswith("#")
 
 
 def _iter_lines(
     root: Path, lines_txt: Path, rows: list[str], wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
 ) -> Iterator[LineSample]:
     for line_no, raw in enumerate(rows, start=1):
-        if not raw.strip() or _comment(raw):
+        if not raw.strip() or comment_row(raw):
             continue
         # A row outside the split is not read at all: a malformed row of the training split
         # must not fail (or count as skipped in) the scoring of the test split.

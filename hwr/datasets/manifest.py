@@ -19,6 +19,7 @@ from hwr.datasets.errors import (
     PathLike,
     SkipReport,
     check_within,
+    comment_row,
     read_lines,
     read_utf8_rows,
     report_or_raise,
@@ -47,7 +48,7 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
                confined_to: PathLike | None = None) -> Iterator[LineSample]:
     for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
-        if raw.startswith("#"):
+        if comment_row(raw):
             _warn_if_an_image(raw, tsv_path, line_no)
             continue
         if not raw.strip():

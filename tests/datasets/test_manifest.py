@@ -30,7 +30,7 @@ def test_reads_rows_in_file_order_relative_and_absolute(tmp_path):
 
 
 def test_a_comment_row_naming_an_image_there_is_skipped_with_a_warning_saying_how_to_read_it(tmp_path, caplog):
-    tsv = make_manifest(tmp_path, "#2.png\tsecond\n#\tnot a path\n# ../lines/one.png was re-cut\n"
+    tsv = make_manifest(tmp_path, "#2.png\tsecond\n#\tnot a path\n  # ../lines/one.png was re-cut, indented\n"
                                   "../lines/one.png\tfirst\n")
     Image.new("L", (8, 4), 255).save(tsv.parent / "#2.png")
     assert [s.text for s in read_manifest(tsv)] == ["first"]

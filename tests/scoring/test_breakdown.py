@@ -125,3 +125,9 @@ def test_rows_a_groups_table_cannot_use_are_warned_about_not_dropped_in_silence(
     messages = [r.getMessage() for r in caplog.records]
     assert any("1 row without a subset column (line 2): left out" in m for m in messages), messages
     assert any("1 id given two subsets; the later row counts: 'l0' (lines 1 and 4)" in m for m in messages), messages
+
+
+def test_a_groups_table_reads_comments_and_row_ends_as_the_data_readers_do(tmp_path):
+    # An indented comment is a comment; a lone CR ends a row; U+2028 inside a row is no row end.
+    (tmp_path / "groups.tsv").write_bytes("  # writer\tgroup\rl0\twriter A\u2028B\rl1\twriterB\r".encode())
+    assert read_group_table(tmp_path / "groups.tsv") == {"l0": "writer A\u2028B", "l1": "writerB"}

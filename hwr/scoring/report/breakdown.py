@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hwr.datasets.errors import comment_row, text_rows
 from hwr.errors import ConfigError, MissingFileError, counted, where_not_utf8
 from hwr.fileio import special_file_kind
 from hwr.records import LineSample
@@ -82,8 +83,8 @@ def read_group_table(path: str | Path, option: str = "--groups-file") -> dict[st
     table: dict[str, str] = {}
     first_row: dict[str, int] = {}
     no_subset, conflicts = [], []
-    for line_no, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.startswith("#"):
+    for line_no, raw in enumerate(text_rows(text), 1):
+        if not raw.strip() or comment_row(raw):
             continue
         parts = raw.split("\t") if "\t" in raw else raw.split()
         key = parts[0].strip()
