@@ -25,8 +25,13 @@ from pathlib import Path
 
 from hwr.errors import ConfigError
 
+try:
+    import fcntl  # folder_held's lock
+except ImportError:  # Windows
+    fcntl = None
+
 # The longest file name (bytes) of common file systems (ext4, XFS, tmpfs, APFS, NTFS in UTF-16 units).
-_NAME_MAX = 255
+NAME_MAX = 255
 TEMP_SUFFIX = ".hwr.tmp"  # after the writing process's id
 
 
@@ -37,7 +42,7 @@ def _temp_path(path: Path) -> Path:
     as ours: `remove_stale_temp_files` must never take another program's `.x.<pid>.tmp`."""
     suffix = f".{os.getpid()}{TEMP_SUFFIX}"
     name = f".{path.name}{suffix}"
-    if len(os.fsencode(name)) > _NAME_MAX:
+    if len(os.fsencode(name)) > NAME_MAX:
         name = f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:32]}{suffix}"
     return path.with_name(name)
 
@@ -115,11 +120,7 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
     lock is the kernel's (flock on the folder itself): a killed run leaves no stale claim, and
     no file is added to the folder. Holds nest within one thread; another thread of this process
     is refused as another process is. Where there is no flock (Windows), nothing is held."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
-    if fcntl is None:  # yielded outside the handler: errors of the block would carry the ImportError
+    if fcntl is None:
         yield
         return
     folder = Path(folder)
@@ -400,9 +401,9 @@ def check_output_file(path: str | Path | None, option: str) -> None:
     if not path:
         return
     path = Path(path)
-    if len(os.fsencode(path.name)) > _NAME_MAX:
+    if len(os.fsencode(path.name)) > NAME_MAX:
         raise ConfigError(f"{option} {path}: the file name is too long ({len(os.fsencode(path.name))} bytes; "
-                          f"file systems take at most {_NAME_MAX})")
+                          f"file systems take at most {NAME_MAX})")
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file name")
     check_output_dir(path.parent, option)

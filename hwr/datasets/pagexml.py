@@ -260,19 +260,16 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
 
 
 def _image_names(filename: str, absolute_ok: bool) -> list[str]:
-    """The names an imageFilename may stand for: itself; a `file://` URI's path, and the file
-    name of any URI beside the XML (exports that point at where the scans were, or at a
-    server); a percent-encoded name decoded (`my%20page.png`). Absolute paths only where the
-    reader may look anywhere (not in an upload)."""
-    names = [filename]
+    """The names an imageFilename may stand for: a `file://` URI's path, and the file name of any
+    URI beside the XML (exports that point at where the scans were, or at a server); else the
+    name itself, and decoded when percent-encoded (`my%20page.png`). Absolute paths only where
+    the reader may look anywhere (not in an upload)."""
     parsed = urllib.parse.urlsplit(filename)
-    if parsed.scheme in ("file", "http", "https") or (parsed.scheme == "" and "%" in filename):
+    if parsed.scheme in ("file", "http", "https"):
         path = urllib.parse.unquote(parsed.path)
-        if parsed.scheme == "file" and absolute_ok:
-            names.append(path)
-        names.append(path if parsed.scheme == "" else PurePosixPath(path).name)
-    if len(names) > 1 and parsed.scheme:  # a URI is no file name itself ("…/file:/scans/p.png")
-        names.remove(filename)
+        names = ([path] if parsed.scheme == "file" and absolute_ok else []) + [PurePosixPath(path).name]
+    else:
+        names = [filename, urllib.parse.unquote(filename)]
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 
@@ -469,10 +466,10 @@ MIN_POLYGON_SIDE = 2  # pixels; a line box thinner than this holds no readable i
 MIN_POLYGON_AREA = 4  # square pixels
 
 
-def unusable_line_polygon(polygon: np.ndarray | None, width: int, height: int) -> str:
+def unusable_line_polygon(polygon: np.ndarray, width: int, height: int) -> str:
     """Why a TextLine's polygon (`line_polygon`) cannot be a line on a width x height page ("" when
     it can): the one rule for cutting training lines and for scoring line detection."""
-    if polygon is None or len(polygon) < 3:
+    if len(polygon) < 3:
         return "Coords need at least 3 points"
     degenerate = degenerate_polygon(polygon)
     if degenerate:

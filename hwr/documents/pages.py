@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
-from hwr.fileio import exists, is_dir, is_file
+from hwr.fileio import NAME_MAX, exists, is_dir, is_file
 from hwr.interrupts import exit_with_parent
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.recognition.imaging import (
@@ -321,11 +321,10 @@ class TakenNames:
         return candidate
 
 
-# File systems take names of at most 255 bytes. An output's name is its page id's last part
-# and the endings hwr adds: ".alto.xml", a document page's "#p<N>", a clash's file suffix and
-# "-<k>". A scan named near the limit (legal, and common from archives' long titles) had
+# File systems take names of at most NAME_MAX bytes. An output's name is its page id's last
+# part and the endings hwr adds: ".alto.xml", a document page's "#p<N>", a clash's file suffix
+# and "-<k>". A scan named near the limit (legal, and common from archives' long titles) had
 # failed at its ALTO file after its other outputs were written, at every --resume again.
-NAME_MAX = 255
 ID_ENDINGS_RESERVE = 40  # bytes
 DIGEST_CHARS = 10
 
