@@ -3,12 +3,23 @@
     python bench/bench_nets.py --quick                      # < 1 minute on 2 CPU cores
     python bench/bench_nets.py --sizes 64x512,128x1024 --batch-size 8
     python bench/bench_nets.py --device cuda --batch-size 32  # mixed precision, as `hwr train` (fp16)
+    python bench/bench_nets.py --device cuda --nets crnn-base --sizes 48x1536 --batch-size 64 \
+        --ragged --recurrence packed,reversed   # training's varied widths, both CRNN recurrences
 
 Each network gets lines of the benchmarked height (its config's `line_height` is set to it)
 filled with random ink, full width, and random 20-character targets. One untimed warm-up
 step, then timed steps until `--min-seconds` have passed (at least `--steps`). On a GPU the
 step is `hwr train`'s: fp16 autocast with loss scaling, the widths on the host (the networks
 count their frames there without waiting for the GPU), CTC in float32.
+
+`--ragged` gives each step a batch as training does: lines of varied widths padded to the
+widest, rounded up to 64 px (hwr.training.batches), so that a batch's width is a new shape
+to cuDNN now and then. `--batches` such batches (16) are cycled: the first pass over them is timed
+apart (`first pass`: cuDNN's autotuning of each new width), then the steady state. The
+steps are timed without a wait for the GPU after each (as training runs), one at the end.
+`--recurrence packed,reversed` compares the CRNN's two recurrences on the same batches:
+cuDNN's packed kernel (the GPU's path) against each direction run over the padded batch,
+reversed within each line's length (the CPU's path, `CRNN.recur_reversed`).
 """
 from __future__ import annotations
 
@@ -20,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from hwr.recognition.nets import build_network, count_parameters, make_config
+from hwr.training.batches import WIDTH_MULTIPLE
 
 NUM_CLASSES = 96
 TARGET_LENGTH = 20
@@ -41,6 +53,8 @@ class Result:
     batch_size: int
     parameters: int
     seconds_per_step: float
+    recurrence: str = ""
+    first_pass_seconds_per_step: float | None = None  # --ragged: the untimed-before pass, autotuning included
 
     @property
     def lines_per_second(self) -> float:
@@ -78,6 +92,66 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+RAGGED_BATCHES = 16
+
+
+def ragged_batches(batch_size: int, height: int, max_width: int, device: torch.device, count: int = RAGGED_BATCHES,
+                   seed: int = 0) -> list[tuple]:
+    """`count` batches as training makes them: each batch's widest line between half and all of
+    `max_width`, its other lines 30-100% of that, the batch padded to a multiple of 64 px;
+    targets as long as the line allows (a character per ~4 frames, at most 60)."""
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(count):
+        widest = int(torch.randint(max_width // 2, max_width + 1, (1,), generator=gen))
+        padded = -(-widest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+        widths = (torch.rand(batch_size, generator=gen) * 0.7 + 0.3).mul(widest).long().clamp(min=WIDTH_MULTIPLE)
+        widths[0] = widest
+        images = (torch.rand(batch_size, 1, height, padded, generator=gen) > 0.8).float()
+        images *= (torch.arange(padded)[None, :] < widths[:, None]).float()[:, None, None, :]
+        target_lengths = (widths // 32).clamp(1, 60)
+        targets = torch.randint(1, NUM_CLASSES, (int(target_lengths.sum()),), generator=gen)
+        batches.append((images.to(device), widths, targets.to(device), target_lengths))
+    return batches
+
+
+def use_recurrence(net, recurrence: str) -> None:
+    """Make a CRNN run `recurrence` on every device: "packed" (cuDNN's packed kernel on a GPU,
+    as `hwr train` runs there) or "reversed" (`recur_reversed`, the CPU's path)."""
+    if recurrence == "reversed":
+        net.recur_packed = lambda seq, lengths, host_lengths=None: net.recur_reversed(seq, lengths)
+    elif recurrence == "packed":
+        net.recur_reversed = net.recur_packed
+    else:
+        raise ValueError(f"unknown recurrence {recurrence!r}: packed or reversed")
+
+
+def bench_ragged(label: str, size: tuple[int, int], batch_size: int, device: torch.device, steps: int,
+                 min_seconds: float, recurrence: str = "", count: int = RAGGED_BATCHES) -> Result:
+    """Training steps over `ragged_batches`, cycled: the first pass apart, then the steady state."""
+    arch, preset = NETWORKS[label]
+    height, width = size
+    torch.manual_seed(0)
+    net = build_network(arch, make_config(arch, preset, line_height=height), NUM_CLASSES)
+    net.to(device).train()
+    if recurrence:
+        use_recurrence(net, recurrence)
+    batches = ragged_batches(batch_size, height, width, device, count)
+    amp = device.type == "cuda"
+    start = time.perf_counter()
+    for images, widths, targets, target_lengths in batches:
+        training_step(net, images, widths, targets, target_lengths, amp)
+    _sync(device)
+    first_pass = (time.perf_counter() - start) / len(batches)
+    done, start = 0, time.perf_counter()
+    while done < steps or time.perf_counter() - start < min_seconds:
+        training_step(net, *batches[done % len(batches)], amp)
+        done += 1
+    _sync(device)
+    elapsed = (time.perf_counter() - start) / done
+    return Result(label, f"{height}x{width}", batch_size, count_parameters(net), elapsed, recurrence, first_pass)
+
+
 def bench_network(label: str, size: tuple[int, int], batch_size: int, device: torch.device,
                   steps: int, min_seconds: float, warmup: bool = True, inference: bool = False) -> Result:
     arch, preset = NETWORKS[label]
@@ -105,21 +179,35 @@ def bench_network(label: str, size: tuple[int, int], batch_size: int, device: to
 
 def benchmark(networks: list[str], sizes: list[tuple[int, int]], batch_size: int,
               device: str = "cpu", threads: int = 2, steps: int = 2,
-              min_seconds: float = 5.0, warmup: bool = True, report=print, inference: bool = False) -> list[Result]:
-    """Measure every network at every size; `report` gets each result line as it comes."""
+              min_seconds: float = 5.0, warmup: bool = True, report=print, inference: bool = False,
+              ragged: bool = False, recurrences: list[str] | None = None,
+              ragged_batches: int = RAGGED_BATCHES) -> list[Result]:
+    """Measure every network at every size; `report` gets each result line as it comes.
+    `ragged`: training steps over batches of varied widths (`bench_ragged`), once per CRNN
+    recurrence in `recurrences` (MDLSTMs have one)."""
     torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = True
     dev = torch.device(device)
     what = "forward only (inference)" if inference else "forward + CTC + backward"
+    if ragged:
+        what += f", ragged widths ({ragged_batches} batches cycled; first pass: autotuning)"
     report(f"device {dev}, {threads} CPU threads, batch {batch_size}, {what}")
-    report(f"{'network':26} {'size':>9} {'params':>10} {'s/step':>8} {'lines/s':>8}")
+    report(f"{'network':26} {'size':>9} {'params':>10} {'s/step':>8} {'lines/s':>8}"
+           + ("  recurrence  first-pass s/step" if ragged else ""))
     results = []
     for size in sizes:
         for label in networks:
-            r = bench_network(label, size, batch_size, dev, steps, min_seconds, warmup, inference)
-            results.append(r)
-            report(f"{r.network:26} {r.size:>9} {r.parameters:>10,} "
-                   f"{r.seconds_per_step:8.3f} {r.lines_per_second:8.1f}")
+            if not ragged:
+                runs = [bench_network(label, size, batch_size, dev, steps, min_seconds, warmup, inference)]
+            else:
+                kinds = (recurrences or ["packed"]) if NETWORKS[label][0] == "crnn" else [""]
+                runs = [bench_ragged(label, size, batch_size, dev, steps, min_seconds, kind, ragged_batches)
+                        for kind in kinds]
+            for r in runs:
+                results.append(r)
+                report(f"{r.network:26} {r.size:>9} {r.parameters:>10,} "
+                       f"{r.seconds_per_step:8.3f} {r.lines_per_second:8.1f}"
+                       + (f"  {r.recurrence or '-':10}  {r.first_pass_seconds_per_step:.3f}" if ragged else ""))
     return results
 
 
@@ -133,6 +221,12 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--steps", type=int, default=2, help="at least this many timed steps")
     parser.add_argument("--min-seconds", type=float, default=5.0)
     parser.add_argument("--inference", action="store_true", help="time forward passes only")
+    parser.add_argument("--ragged", action="store_true",
+                        help="training batches of varied widths, as hwr train's (SIZE's width the widest)")
+    parser.add_argument("--batches", type=int, default=RAGGED_BATCHES,
+                        help="with --ragged: how many batches of varied widths are cycled")
+    parser.add_argument("--recurrence", default="packed",
+                        help="with --ragged: the CRNN recurrence(s), comma-separated: packed, reversed")
     parser.add_argument("--quick", action="store_true",
                         help="64x512, batch 2, one step, no warm-up: a smoke run under a minute")
     args = parser.parse_args(argv)
@@ -144,8 +238,14 @@ def main(argv: list[str] | None = None) -> list[Result]:
     unknown = set(networks) - set(NETWORKS)
     if unknown:
         parser.error(f"unknown network(s) {sorted(unknown)}; choose from {sorted(NETWORKS)}")
+    recurrences = args.recurrence.split(",")
+    if set(recurrences) - {"packed", "reversed"}:
+        parser.error(f"--recurrence: packed and/or reversed, not {args.recurrence!r}")
+    if args.ragged and args.inference:
+        parser.error("--ragged times training steps; leave out --inference")
     return benchmark(networks, sizes, batch_size, args.device, args.threads, steps,
-                     min_seconds, warmup=not args.quick, inference=args.inference)
+                     min_seconds, warmup=not args.quick, inference=args.inference,
+                     ragged=args.ragged, recurrences=recurrences, ragged_batches=args.batches)
 
 
 if __name__ == "__main__":

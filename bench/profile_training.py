@@ -9,7 +9,9 @@ Trains from the config (its data, batch size and loader workers; fresh output fo
 the most time) and <out>/summary.json: steps/s and lines/s over the recorded steps, and on a GPU
 the share of that wall time in which no kernel ran (`gpu_idle_share`: the union of the kernels'
 time ranges against the wall time) and the host's waits for the GPU per step
-(`host_syncs_per_step`: CUDA synchronize calls; a step that never waits has none).
+(`host_syncs_per_step`: CUDA synchronize calls; a step that never waits has none; `host_sync_s`:
+the seconds they took), and on any device `loader_wait_s`: the seconds the training process
+waited for its loader's next batch (the rendering workers falling behind).
 Issue 22's target is training at >= 80% of the network alone (bench_nets.py).
 """
 from __future__ import annotations
@@ -50,6 +52,16 @@ def gpu_activity(events) -> tuple[float, int]:
                if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
     syncs = sum(1 for e in events if e.device_type == DeviceType.CPU and "Synchronize" in e.name)
     return busy_seconds(kernels), syncs
+
+
+def host_seconds(events, name_part: str) -> float:
+    """Seconds the host spent in events whose name holds `name_part` (nested ones once)."""
+    return busy_seconds([(e.time_range.start, e.time_range.end) for e in events
+                         if e.device_type == DeviceType.CPU and name_part in e.name])
+
+
+# torch.utils.data names each fetch of a loader's next batch so in a trace.
+LOADER_FETCH = "enumerate(DataLoader)"
 
 
 def main() -> None:
@@ -94,6 +106,7 @@ def main() -> None:
     with prof:
         train(cfg, on_step=on_step)
     wall = marks["end"] - marks["start"]
+    events = prof.events()
     averages = prof.key_averages()
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     (out / "ops.txt").write_text(averages.table(sort_by=sort, row_limit=40))
@@ -104,11 +117,13 @@ def main() -> None:
     trace.unlink()
     summary = {"device": "cuda" if cuda else "cpu", "steps": args.active, "batch_size": cfg.batch_size,
                "workers": cfg.workers, "wall_s": round(wall, 3), "steps_per_s": round(args.active / wall, 2),
-               "lines_per_s": round(args.active * cfg.batch_size / wall, 1)}
+               "lines_per_s": round(args.active * cfg.batch_size / wall, 1),
+               "loader_wait_s": round(host_seconds(events, LOADER_FETCH), 3)}
     if cuda:
-        kernel_s, syncs = gpu_activity(prof.events())
+        kernel_s, syncs = gpu_activity(events)
         summary.update(gpu_kernel_s=round(kernel_s, 3), gpu_idle_share=round(max(0.0, 1.0 - kernel_s / wall), 3),
-                       host_syncs_per_step=round(syncs / args.active, 2), gpu=torch.cuda.get_device_name())
+                       host_syncs_per_step=round(syncs / args.active, 2),
+                       host_sync_s=round(host_seconds(events, "Synchronize"), 3), gpu=torch.cuda.get_device_name())
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary))
 

@@ -41,3 +41,16 @@ def test_only_kernels_are_gpu_time_and_synchronize_calls_are_counted(profile_tra
     ]
     kernel_s, syncs = profile_training.gpu_activity(events)
     assert kernel_s == pytest.approx(0.2) and syncs == 2
+
+
+def test_host_seconds_sums_the_named_cpu_ranges_once(profile_training):
+    fetch = profile_training.LOADER_FETCH + "#_MultiProcessingDataLoaderIter.__next__"
+    events = [
+        _event(fetch, DeviceType.CPU, 0, 3e5),
+        _event(fetch, DeviceType.CPU, 1e6, 1.1e6),
+        _event(fetch, DeviceType.CPU, 1e6, 1.05e6),  # nested in the one before
+        _event("aten::mm", DeviceType.CPU, 0, 9e5),
+        _event(fetch, DeviceType.CUDA, 0, 5e6),  # not host time
+    ]
+    assert profile_training.host_seconds(events, profile_training.LOADER_FETCH) == pytest.approx(0.4)
+    assert profile_training.host_seconds(events, "Synchronize") == 0.0
