@@ -125,26 +125,34 @@ def score_texts(ids: Sequence[str], references: Sequence[str], hypotheses: Seque
 
 def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: int = 16, skip_bad: bool = False,
              progress=None, normalization: TextNormalization | None = None,
-             subset_of: Callable[[LineSample], str] | None = None, loader: bool = True) -> EvalReport:
+             subset_of: Callable[[LineSample], str] | None = None, workers: int = 1,
+             processes: bool = False) -> EvalReport:
     """Recognise every sample and score it. Unreadable images fail the run (ImageError naming
     the file) unless skip_bad, which records each as a FailedInput and goes on.
 
     Lines are read through `Recognizer.prepare` and `recognize_prepared` (the two halves of
-    `Recognizer.recognize`, on_error="return"), the one path from line images to text. With
-    `loader`, one thread reads, renders and normalises the next batches while the network reads
-    this one (image decoding, OpenCV and torch release the GIL; one thread, because a data
-    set that renders lines on demand is not safe to share between threads).
+    `Recognizer.recognize`, on_error="return"), the one path from line images to text. The
+    reading half runs ahead of the network in `workers` threads (image decoding, OpenCV and
+    torch release the GIL), or with `processes` in that many worker processes that never import
+    torch (hwr.scoring.line_workers: the lines come back as uint8 ink, as the page pipeline's
+    do); 0 reads each batch in this thread before the network reads it. The samples are taken
+    from `samples` in this thread either way: a data set that renders lines on demand is not
+    safe to share between threads.
     `subset_of(sample)` names the line's subset (writer, font, ...) for breakdowns.
     """
     from hwr.documents.pages import prefetch_map
+    from hwr.scoring.line_workers import prepared_in_workers, sample_batches
 
-    def load(start: int):
-        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-        return batch, recognizer.prepare([sample.image for sample in batch], on_error="return")
+    def load(batch):
+        return list(batch.samples), recognizer.prepare([sample.image for sample in batch.samples], on_error="return")
 
+    if processes and workers > 0:
+        batches = prepared_in_workers(samples, batch_size, recognizer.normalize_config, workers)
+    else:
+        batches = prefetch_map(load, sample_batches(samples, batch_size), workers=workers)
     results: list[LineResult] = []
     failures: list[FailedInput] = []
-    for batch, prepared in prefetch_map(load, range(0, len(samples), batch_size), workers=1 if loader else 0):
+    for batch, prepared in batches:
         read = recognizer.recognize_prepared(prepared, batch_size)
         for sample, rec in zip(batch, read):
             if isinstance(rec, FailedInput):
@@ -229,6 +237,14 @@ class EvalConfig(RecognizerSettings):
         False,
         help="record unreadable lines and pages and go on (exit 1), instead of stopping (exit 2)")
     split_file: str | None = setting(None, help="IAM split file (form or line ids) choosing the lines to score")
+    workers: int = setting(
+        1,
+        help="line loaders that read and normalise the next batches while the network reads (threads, or "
+             "processes with --processes); 0: all in one thread")
+    processes: bool = setting(
+        False,
+        help="run the --workers as processes that never load torch or the model and hand lines back "
+             "through shared memory: for many-core (GPU) hosts; on 2 cores a thread is as fast")
     csv: str | None = setting(None, help="write per-line results (CSV) here")
     json: str | None = setting(None, help="write the summary and per-line results (JSON) here")
     worst: int = setting(10, help="how many of the worst lines to print")
@@ -277,7 +293,7 @@ class EvalConfig(RecognizerSettings):
 
             check_decoder_name(self.compare_decoder)
         check_at_least(self, 1, "batch_size", "bootstrap")
-        check_at_least(self, 0, "worst", "worst_n")
+        check_at_least(self, 0, "worst", "worst_n", "workers")
         for name in ("human_cer", "target_cer"):  # NaN made every verdict "misses"
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):

@@ -88,7 +88,7 @@ def test_the_loader_thread_reads_ahead_without_changing_the_results(tiny_model, 
     ahead = evaluate(recognizer, samples, batch_size=2, skip_bad=True)
     assert readers and threading.main_thread().name not in readers
     readers.clear()
-    inline = evaluate(recognizer, samples, batch_size=2, skip_bad=True, loader=False)
+    inline = evaluate(recognizer, samples, batch_size=2, skip_bad=True, workers=0)
     assert readers == {threading.main_thread().name}
     assert [(r.id, r.hypothesis) for r in ahead.results] == [(r.id, r.hypothesis) for r in inline.results]
     assert [f.page_id for f in ahead.failures] == ["bad"] and ahead.lines == len(texts)

@@ -216,7 +216,7 @@ def score_dataset(recognizer: Recognizer, data: LoadedDataset, cfg: EvalConfig, 
     subset_of, subset_key = _subset_setup(cfg, data.spec.spec, samples[0], groups)
     warn_unmatched_groups(cfg, samples, subset_of)
     report = evaluate(recognizer, samples, cfg.batch_size, cfg.skip_bad, normalization=cfg.normalization(),
-                      subset_of=subset_of)
+                      subset_of=subset_of, workers=cfg.workers, processes=cfg.processes)
     report.failures[:0] = data.failures
     report.untranscribed = data.untranscribed
     analysis = analyze(report, cfg.bootstrap, cfg.seed, subset_key)
