@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,7 +92,7 @@ def process_runs(pid: int) -> bool:
 # --- folders written as one unit -------------------------------------------------------------
 # A folder whose files must pair (a model's weights with its config and card, a checkpoint's
 # weights with its optimizer state) is written whole into a staging folder beside it, then
-# swapped in with two renames; `recover_folder` undoes a kill between them.
+# swapped in with two renames (`written_whole`); `recover_folder` undoes a kill between them.
 
 def staging_folder(directory: Path) -> Path:
     """Where this process writes `directory` before `swap_in_folder` (same file system, per process)."""
@@ -110,6 +111,65 @@ def swap_in_folder(staging: Path, directory: Path) -> None:
         os.replace(directory, previous)
     os.replace(staging, directory)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def written_whole(directory: str | Path) -> Iterator[Path]:
+    """Write `directory` as one unit: the block writes into the (new, empty) staging folder it
+    is given, which replaces `directory` when the block ends, and is removed if the block raises.
+    The staging folder is flocked while it is written, so that `recover_folder` in another run
+    tells a live write from a dead one by the kernel's lock rather than by a process id (a
+    dead run's id reused by another process had kept its folder forever; on a shared file
+    system another host's live write had looked dead)."""
+    directory = Path(directory)
+    staging = staging_folder(directory)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    handle = _lock(staging)
+    try:
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        swap_in_folder(staging, directory)
+    finally:
+        if handle is not None:
+            os.close(handle)  # releases the lock
+
+
+def _lock(folder: Path) -> int | None:
+    """An open handle of `folder` holding the kernel's exclusive flock on it; None where there
+    is no flock (Windows, some network mounts): nothing is held."""
+    if fcntl is None:
+        return None
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # no flock here (held by another is impossible: the folder was made just now)
+        os.close(handle)
+        return None
+    return handle
+
+
+def _is_locked(folder: Path) -> bool | None:
+    """Whether a process holds `folder`'s flock (another open of it in this process counts);
+    None where that cannot be told (no flock, the folder gone or unreadable)."""
+    if fcntl is None:
+        return None
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(handle)  # releases the lock if this took it
+    return False
 
 
 @contextmanager
@@ -187,14 +247,32 @@ def recover_folder(directory: Path) -> bool:
 
 
 def _writer_runs(staging: Path) -> bool:
-    """Whether the process that named `staging` (its pid ends the name) still runs: two runs
-    writing the same folder (a train and an average into one --out) must not remove each
-    other's half-written staging folder. This process's own is a write it gave up on (each write
-    clears its staging folder first). Not a pid: a foreign folder, left alone."""
+    """Whether a run still writes `staging`: two runs writing the same folder (a train and an
+    average into one --out) must not remove each other's half-written staging folder.
+    `written_whole` holds the folder's flock while it writes, so a folder nobody holds is a
+    dead write's, unless it was made in the last STAGING_GRACE_S (between its mkdir and its
+    lock). Where locks cannot be told, the process that named it (its pid ends the name) must
+    run, and this process's own is a write it gave up on (each write clears its staging folder
+    first). Not a pid: a foreign folder, left alone."""
     pid = staging.name.rpartition(".saving-")[2]
     if not pid.isdigit():
         return True
+    locked = _is_locked(staging)
+    if locked is not None:
+        return locked or _changed_within(staging, STAGING_GRACE_S)
     return int(pid) != os.getpid() and process_runs(int(pid))
+
+
+# A staging folder unlocked and untouched this long is a dead write's: `written_whole` locks
+# its folder microseconds after making it.
+STAGING_GRACE_S = 10.0
+
+
+def _changed_within(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:  # gone meanwhile: nothing to remove
+        return True
 
 
 @contextmanager

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import errno
 import os
+import textwrap
+import time
 
 import pytest
 
@@ -235,27 +237,66 @@ def test_printed_text_shows_control_and_layout_characters_as_escapes():
 
 
 def test_recovering_a_folder_removes_staging_folders_of_gone_runs_but_not_of_running_ones(tmp_path):
+    """A staging folder is a live write's while its writer holds its flock (written_whole), or
+    for STAGING_GRACE_S after it was made; whatever process has the id its name ends with."""
     import subprocess
     import sys
 
-    from hwr.fileio import recover_folder
+    from hwr.fileio import STAGING_GRACE_S, recover_folder
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Another run writing the same folder now, its staging folder locked (a dead pid in its name:
+    # on a shared file system, another host's process id means nothing here).
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import fcntl, os, sys, time
+        handle = os.open(sys.argv[1], os.O_RDONLY)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        print("locked", flush=True)
+        time.sleep(60)
+        """), str(tmp_path / f".model.saving-{int(gone.stdout)}0")], stdout=subprocess.PIPE, text=True)
     try:
         model = tmp_path / "model"
         model.mkdir()
-        stale = [tmp_path / f".model.saving-{int(gone.stdout)}", tmp_path / f".model.saving-{os.getpid()}"]
-        kept = [tmp_path / f".model.saving-{other.pid}",  # another run writing the same folder now
+        old = time.time() - 2 * STAGING_GRACE_S
+        stale = [tmp_path / f".model.saving-{int(gone.stdout)}",
+                 tmp_path / f".model.saving-{os.getppid()}",  # a live process's id, reused: no lock
+                 tmp_path / f".model.saving-{os.getpid()}"]  # this process's own write, given up
+        kept = [tmp_path / f".model.saving-{int(gone.stdout)}0",  # locked by the writer
+                tmp_path / f".model.saving-{int(gone.stdout)}1",  # made just now, not yet locked
                 tmp_path / ".model.saving-notes"]  # not a staging folder hwr names
         for folder in stale + kept:
             folder.mkdir()
             (folder / "config.json").write_text("{}")
+        for folder in stale + kept[:1]:
+            os.utime(folder, (old, old))
+        assert writer.stdout.readline().strip() == "locked"
         assert recover_folder(model) is False
         assert not any(f.exists() for f in stale) and all(f.exists() for f in kept)
     finally:
-        other.kill()
-        other.wait()
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+
+
+def test_a_folder_written_whole_replaces_the_old_one_or_nothing(tmp_path):
+    from hwr.fileio import recover_folder, staging_folder, written_whole
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with written_whole(model) as staging:
+            (staging / "new.txt").write_text("half")
+            raise RuntimeError("killed midway")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (model / "old.txt").read_text() == "old"
+    with written_whole(model) as staging:
+        assert staging == staging_folder(model) and not any(staging.iterdir())
+        (staging / "new.txt").write_text("new")
+        recover_folder(model)  # another run's recovery meanwhile: a live write is left alone
+        assert (staging / "new.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in model.iterdir()] == ["new.txt"]
 
 
 def test_a_folder_is_held_by_one_run_at_a_time_and_let_go_when_the_run_ends_or_is_killed(tmp_path):

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -32,8 +31,7 @@ from hwr.fileio import (
     check_folder_can_be_made,
     check_folder_can_be_swapped,
     recover_folder,
-    staging_folder,
-    swap_in_folder,
+    written_whole,
 )
 from hwr.interrupts import stops_held_back
 from hwr.recognition.charset import Charset, unwritable_symbol
@@ -226,18 +224,12 @@ def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig,
 
 def save_model_folder(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:
     """`save_model` into a folder beside `directory`, swapped in whole for the folder there
-    (hwr.fileio.swap_in_folder): its weights and config are two files, and a kill between their
+    (hwr.fileio.written_whole): its weights and config are two files, and a kill between their
     writes had paired new weights with the old config.json; an older model's card, `beside/` or
     adapt history would otherwise outlive it and describe, or be read beside, another network."""
     directory = Path(directory)
-    staging = staging_folder(directory)
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with written_whole(directory) as staging:
         save_model(staging, net, config, half=half)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    swap_in_folder(staging, directory)
     return directory
 
 

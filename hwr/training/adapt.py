@@ -34,8 +34,7 @@ from hwr.errors import ConfigError
 from hwr.fileio import (
     atomic_write_text,
     process_runs,
-    staging_folder,
-    swap_in_folder,
+    written_whole,
 )
 from hwr.recognition.decode import make_decoder
 from hwr.recognition.imaging import NormalizeConfig, pixels_digest
@@ -724,14 +723,11 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
                  budget: Budget, cfg: AdaptConfig, fingerprint: str) -> None:
     """The output folder as a complete model: weights (adapted or base), the base's config
     with this run in `training`, the card, the held-out curve and, with --beside, the base model
-    in `beside/`. Written whole beside `out` and swapped in (hwr.fileio.swap_in_folder): written
+    in `beside/`. Written whole beside `out` and swapped in (hwr.fileio.written_whole): written
     file by file, a full disk or a Ctrl-C midway had left new weights with an old config and
     card, or a pair's weights without their `beside/`, which then read alone. The folder swapped
     out (with this run's scratch folder in it) is removed."""
-    staging = staging_folder(out)
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        staging.mkdir(parents=True)
+    with written_whole(out) as staging:
         shutil.copyfile(weights_from / WEIGHTS_FILE, staging / WEIGHTS_FILE)
         training = {"adapted": {**_summary(result), "data_fingerprint": fingerprint, "lr": budget.lr,
                                 "max_steps": budget.max_steps, "freeze_conv": budget.freeze_conv,
@@ -747,10 +743,6 @@ def _write_model(out: Path, base_dir: Path, base_config: ModelConfig, weights_fr
             for name in (CONFIG_FILE, WEIGHTS_FILE):
                 shutil.copyfile(beside / name, staging / BESIDE_DIR / name)
         atomic_write_text(staging / MODEL_CARD_FILE, model_card(out.name, base_dir, result, budget, cfg))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    swap_in_folder(staging, out)
 
 
 def _read_rows(r: AdaptResult) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.config_args import check_fields, parse_json
-from hwr.fileio import atomic_write_bytes, file_sha256, recover_folder, staging_folder, swap_in_folder
+from hwr.fileio import atomic_write_bytes, file_sha256, recover_folder, written_whole
 from hwr.interrupts import stops_held_back
 from hwr.recognition.model import ModelError, save_model
 
@@ -151,13 +150,10 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
 
 def save_checkpoint(directory: Path, net, model_config, optimizer, scheduler, scaler, state: TrainerState) -> None:
     """Weights, model config and trainer state, swapped into `directory` as one unit (module docstring)."""
-    directory = Path(directory)
-    staging = staging_folder(directory)
-    shutil.rmtree(staging, ignore_errors=True)
-    save_model(staging, net, model_config)
-    save_trainer_state(staging, optimizer, scheduler, scaler, state)
-    write_manifest(staging)  # last: a folder with a manifest is complete
-    swap_in_folder(staging, directory)
+    with written_whole(directory) as staging:
+        save_model(staging, net, model_config)
+        save_trainer_state(staging, optimizer, scheduler, scaler, state)
+        write_manifest(staging)  # last: a folder with a manifest is complete
 
 
 def recover_checkpoint(directory: Path) -> None:
