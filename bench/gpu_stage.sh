@@ -13,7 +13,8 @@
 #      runs/ does not travel to the GPU machine), rendering in the config's 14 workers;
 #   lines: greedy recognition of normalised lines at batch 256 (and 16, and one line) with each
 #      of $SPEED_MODELS (bench/model_card.py --speed-only), the "lines/s" figure of issue 22,
-#      then float against uint8 lines and float16 autocast (bench_gpu_reading);
+#      then float against uint8 lines and float16 autocast (bench_gpu_reading), and hwr eval's
+#      line loaders (a thread, 4 and 14 torch-free processes; bench_eval_loaders);
 #   post = pages,search,profile,tests, with $MODEL (the trained best checkpoint, else $INIT):
 #     pages: the page pipeline's pages/s with $PAGE_CONFIGS (14 threads, 14 torch-free worker
 #       processes);
@@ -23,7 +24,7 @@
 #     tests: `pytest -m gpu` (pytest is in the image; carry the wheels it lacks).
 # nvidia-smi samples the GPU's utilisation once a second throughout (gpu-util.txt, with times;
 # each part prints its start time to match them).
-# Results land in $OUT: gpu_check.txt, train.log (the validation curve), lines.txt, post.txt,
+# Results land in $OUT: gpu_check.txt, train.log (the validation curve), lines.txt, eval-loaders.json, post.txt,
 # page-workers.json, search-workers.txt, profile/ (summary.json, ops.txt, trace.json.gz),
 # gpu-util.txt and stage.tar (best checkpoint + history; copy best/ into runs/ here, then
 # follow the "after a new model" steps in runs' recipe: card, benches, README).
@@ -60,10 +61,12 @@ if [ "$SMOKE" = 1 ]; then
   SEARCH=(--workers 0 1 --lines 32 --rounds 1) READING=(--lines 64 --rounds 1)
   LIMITS=(--val synth:val:32 --max-steps 12 --val-every 6 --max-minutes 0 --workers 2)
   RAGGED=(--sizes 48x256 --batch-size 2 --batches 2 --steps 2 --min-seconds 0)
+  EVAL_LOADERS=(--lines 16 --repeats 1 --configs threads=1,processes=2)
 else
   BENCH=() PAGES=48 REPEATS=2 LIMITS=() TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-450} RENDER=(--workers 14 --lines 20000)
   SEARCH=(--workers 0 2 4 8 --lines 2048 --batch-size 256 --rounds 3) READING=(--lines 2048 --rounds 3)
   RAGGED=(--sizes 48x1536 --batch-size 64 --batches 16 --steps 32 --min-seconds 3)
+  EVAL_LOADERS=(--lines 1024 --repeats 2 --batch-size 256 --configs threads=1,processes=4,processes=14)
 fi
 [ "$DEVICE" = cpu ] && LIMITS+=(--device cpu)
 
@@ -121,6 +124,9 @@ part lines && {
   # Float against uint8 lines (as Recognizer.prepare keeps them for a GPU), float16 autocast,
   # and the host's milliseconds a batch for padding each kind and for greedy decoding.
   timeout 120 $PY bench/bench_gpu_reading.py --device "$DEVICE" "${READING[@]}"
+  # hwr eval's loaders: one thread against torch-free worker processes, loading alone and end to end.
+  timeout 150 $PY bench/bench_eval_loaders.py --model "$INIT" --device "$DEVICE" "${EVAL_LOADERS[@]}" \
+    --json "$OUT/eval-loaders.json"
 } 2>&1 | tee "$OUT/lines.txt"
 
 MODEL=$INIT
