@@ -192,6 +192,11 @@ def text_rows(text: str) -> list[str]:
     return rows[:-1] if rows and rows[-1] == "" else rows
 
 
+def byte_rows(data: bytes) -> list[bytes]:
+    """`text_rows` of a file read as bytes (its rows' encodings to be told one by one)."""
+    return _ROW_END_BYTES.split(data)
+
+
 def comment_row(row: str) -> bool:
     """A `#` comment row of a list or table file, indented or not (an indented one had been read
     as a short data row)."""
@@ -221,7 +226,7 @@ def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> lis
         if _utf16_hint(data):  # a UTF-16 file is wrong as a whole: no row of it would read
             raise
     rows = []
-    for line_no, raw in enumerate(_ROW_END_BYTES.split(data), start=1):
+    for line_no, raw in enumerate(byte_rows(data), start=1):
         try:
             rows.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:

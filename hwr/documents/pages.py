@@ -232,6 +232,9 @@ def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: 
     as a folder it names stands for its pages (their ids start with its folder as listed:
     `prefix`); `reading`: the list files this one was named from, so a list that names itself
     (or one naming it) is a failure, not endless."""
+    # Imported here: the page workers import this module, and hwr.datasets is more than they need.
+    from hwr.datasets.errors import byte_rows, comment_row, text_rows
+
     reading = reading | {list_file.resolve()}
     try:
         data = list_file.read_bytes()
@@ -245,14 +248,16 @@ def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: 
     except UnicodeDecodeError:
         # A row or two in another encoding (a Latin-1 name pasted in) must not lose the other
         # rows: such a row names a file by its bytes, as a folder listing would (os.fsdecode).
-        bad_rows = [no for no, row in enumerate(data.split(b"\n"), start=1) if not _is_utf8(row)]
+        bad_rows = [no for no, row in enumerate(byte_rows(data), start=1) if not _is_utf8(row)]
         shown = ", ".join(map(str, bad_rows[:5])) + (", ..." if len(bad_rows) > 5 else "")
         log.warning("%s: not UTF-8 on line(s) %s; those rows are read as file names byte for byte", list_file, shown)
         text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
     out = []
-    for raw in text.splitlines():
+    # Rows end as the data readers' do (a lone CR ends one; U+2028 or a form feed in a name
+    # does not); a `#` row, indented or not, is a comment.
+    for raw in text_rows(text):
         entry = raw.strip()
-        if not entry or entry.startswith("#"):
+        if not entry or comment_row(entry):
             continue
         listed = Path(entry)
         if listed.is_absolute():

@@ -77,6 +77,21 @@ def test_globs_and_list_files(tree):
     assert [stem for _, stem in expand_inputs([listing])] == ["box/a", "box/sub/b"]
 
 
+def test_list_file_rows_end_as_the_data_readers_rows_do(tmp_path):
+    """Old Mac line ends (a lone CR) end a row; a form feed or U+2028 inside a file's name does
+    not (str.splitlines had cut such a name in two); an indented `#` row is a comment."""
+    names = ["a.png", "b\u2028c.png", "d\x0ce.png", "f.png"]
+    for name in names:
+        try:
+            _img(1).save(tmp_path / name)
+        except OSError:
+            pytest.skip("this file system refuses such names")
+    listing = tmp_path / "pages.txt"
+    listing.write_bytes("a.png\rb\u2028c.png\r\n  # old scans\nd\x0ce.png\rf.png".encode("utf-8"))
+    refs = list(page_refs([listing]))
+    assert [r.path.name for r in refs if not r.error] == names and not _errors(refs)
+
+
 def test_a_folder_in_a_list_file_stands_for_its_pages(tree):
     listing = tree / "pages.txt"
     listing.write_text("box/sub\nbox/a.png\n")
