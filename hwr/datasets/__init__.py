@@ -20,6 +20,7 @@ whose format is detected, or a path with an explicit prefix:
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,8 +28,9 @@ from typing import Protocol, runtime_checkable
 from hwr.datasets.errors import DatasetError, OutsideFolder, PathLike, SkipReport, check_within
 from hwr.datasets.iam import LINES_TXT, read_iam
 from hwr.datasets.manifest import read_manifest
-from hwr.datasets.pagexml import iter_pagexml, read_pagexml
+from hwr.datasets.pagexml import PAGE_ROOT, iter_pagexml, read_pagexml
 from hwr.datasets.pairs import GT_SUFFIX, read_pairs
+from hwr.errors import name_some
 from hwr.fileio import special_file_kind
 from hwr.records import LineSample
 
@@ -46,6 +48,8 @@ __all__ = [
     "read_pagexml",
     "read_pairs",
 ]
+
+log = logging.getLogger("hwr.datasets")
 
 FORMATS = ("iam", "pairs", "manifest", "pagexml", "synth")
 # The fixed validation sets, each with its own seed unless a spec names one: the function of
@@ -129,8 +133,10 @@ def detect_format(path: Path) -> tuple[str, Path]:
         return _file_format(path)
     if (path / LINES_TXT).is_file():
         return "iam", path
-    # Pairs win over PAGE: a pairs folder may also hold stray XML, never the reverse.
+    # Pairs win over PAGE: a pairs folder may also hold stray XML, never the reverse. PAGE XML
+    # beside them is named, not silently left unread.
     if _contains(path, f"*{GT_SUFFIX}"):
+        _warn_page_xml_unread(path)
         return "pairs", path
     if _contains(path, "*.xml"):
         return "pagexml", path
@@ -150,6 +156,26 @@ def _file_format(path: Path) -> tuple[str, Path]:
     if path.name == LINES_TXT.name and path.parent.name == LINES_TXT.parent.name:
         return "iam", path.parent.parent  # ascii/lines.txt given: the IAM root is two up
     raise DatasetError(path, "cannot tell the data set format of this file: expected .tsv (manifest) or .xml (PAGE)")
+
+
+def _warn_page_xml_unread(folder: Path, shown: int = 3) -> None:
+    """Warn when a folder read as pairs also holds PAGE XML (an export of both kinds): its
+    lines are not read, and the way to read them is `pagexml:`."""
+    pages = [xml for xml in sorted(folder.rglob("*.xml")) if _looks_like_page(xml)]
+    if pages:
+        log.warning("%s: read as line images with %s transcriptions; its %d PAGE XML file(s) (%s) are not read "
+                    "(score them with pagexml:%s)", folder, GT_SUFFIX, len(pages), name_some(map(str, pages), shown),
+                    folder)
+
+
+def _looks_like_page(xml: Path) -> bool:
+    """Whether an XML file's opening names PAGE's root element (PcGts): stray XML (notes, ALTO
+    outputs) is not PAGE."""
+    try:
+        with xml.open("rb") as f:
+            return PAGE_ROOT.encode() in f.read(4096)
+    except OSError:
+        return False
 
 
 def _contains(folder: Path, pattern: str) -> bool:

@@ -61,10 +61,26 @@ def test_detects_each_format(tmp_path):
     assert [s.text for s in open_dataset(str(tsv))] == ["tsv text"]
 
 
-def test_gt_files_win_over_stray_xml(tmp_path):
+def test_gt_files_win_over_stray_xml(tmp_path, caplog):
     folder = make_pairs(tmp_path)
     (folder / "notes.xml").write_text("<notes/>", encoding="utf-8")
-    assert detect_format(folder)[0] == "pairs"
+    with caplog.at_level("WARNING", logger="hwr.datasets"):
+        assert detect_format(folder)[0] == "pairs"
+    assert not caplog.records  # stray XML is not PAGE
+
+
+def test_page_xml_beside_pairs_is_named_as_not_read(tmp_path, caplog):
+    """A folder exported with both kinds read as pairs: the PAGE files' lines had been left out
+    without a word."""
+    folder = make_pairs(tmp_path)
+    make_page(folder / "page")
+    (folder / "page" / "p.gt.txt").write_text("the whole page", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="hwr.datasets"):
+        assert sorted(s.text for s in open_dataset(folder)) == ["pair text", "the whole page"]
+    [record] = caplog.records
+    assert "1 PAGE XML file(s)" in record.getMessage() and "p.xml" in record.getMessage()
+    assert f"pagexml:{folder}" in record.getMessage()
+    assert [s.text for s in open_dataset(f"pagexml:{folder}")] == ["page text"]
 
 
 def test_explicit_prefix_and_split_file(tmp_path):
