@@ -22,7 +22,10 @@ import numpy as np
 from hwr.documents.prepare import PreparedPage
 from hwr.records import FailedInput, Recognition
 
-# Same rounding as hwr.training.batches.WIDTH_MULTIPLE (not imported: that module imports torch).
+# Batch widths are rounded up to a multiple of this, in training (hwr.training.batches) and
+# reading alike. The networks ignore padding exactly, but oneDNN (PyTorch's CPU kernels) builds
+# and caches a primitive per sequence length: with every width possible, a CPU training process
+# grew by gigabytes over a long run.
 WIDTH_MULTIPLE = 64
 
 
@@ -57,8 +60,15 @@ def padded_shape(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTI
 
 def pad_uint8(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
     """(H, W_i) uint8 lines -> right-zero-padded (N, 1, H, W) batch, W the widest rounded up."""
+    return pad_lines(images, width_multiple, np.uint8)
+
+
+def pad_lines(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE,
+              dtype: type = np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W_i) lines -> a right-zero-padded (N, 1, H, W) `dtype` batch, W the widest rounded up
+    to `width_multiple`, and the widths."""
     shape, widths = padded_shape(images, width_multiple)
-    batch = np.zeros(shape, np.uint8)
+    batch = np.zeros(shape, dtype)
     for i, im in enumerate(images):
         batch[i, 0, :, : im.shape[1]] = im
     return batch, widths

@@ -41,6 +41,13 @@ def to_device(images: np.ndarray, device: torch.device, stream: torch.cuda.Strea
         return host.to(device, non_blocking=True).float().mul_(INK_SCALE)
 
 
+def ink_to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host batch of uint8 ink (a training LineBatch's images, pinned for a GPU by the loader)
+    -> float32 ink in [0, 1] on `device`, converted there; a float batch is only moved."""
+    moved = images.to(device, non_blocking=True)
+    return moved.float().mul_(INK_SCALE) if moved.dtype == torch.uint8 else moved
+
+
 def lines_to_device(lines: Sequence[np.ndarray], device: torch.device,
                     width_multiple: int = WIDTH_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised lines of one height -> ((N, 1, H, W) float ink on `device`, right-zero-padded to

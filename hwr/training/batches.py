@@ -1,6 +1,9 @@
 """From line records to padded network batches: normalise, encode, group by width.
 
-The same `normalize_line` that transcription uses runs here, inside DataLoader workers.
+The same `normalize_line` that transcription uses runs here, inside DataLoader workers. The
+workers hand batches over as uint8 ink, as the page pipeline hands its lines to the network:
+a quarter of float32's bytes to pass from the worker, pin and copy to a GPU; the training
+step makes them float ink on the device (`hwr.recognition.feed.ink_to_device`).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from hwr.documents.line_batches import WIDTH_MULTIPLE, pad_lines, pad_uint8
+from hwr.documents.prepare import ink_to_uint8
 from hwr.recognition.charset import Charset, UnknownCharacterError, normalize_text
 from hwr.recognition.imaging import ImageError, NormalizeConfig, normalize_line
 from hwr.records import LineSample
@@ -21,7 +26,7 @@ from hwr.records import LineSample
 class EncodedLine:
     id: str
     text: str
-    image: np.ndarray  # float32 (H, W), ink = 1
+    image: np.ndarray  # uint8 (H, W), ink = 255
     labels: list[int]
     error: str | None = None  # set when the line could not be used (skip-bad mode)
 
@@ -54,13 +59,13 @@ class EncodedLines(Dataset):
                 raise
             # An ImageError names its file already: the message names it once.
             where = "" if str(exc).startswith(f"{sample.where}: ") else f"{sample.where}: "
-            return EncodedLine(sample.id, text, np.zeros((1, 1), np.float32), [], error=f"{where}{exc}")
-        return EncodedLine(sample.id, text, image, labels)
+            return EncodedLine(sample.id, text, np.zeros((1, 1), np.uint8), [], error=f"{where}{exc}")
+        return EncodedLine(sample.id, text, ink_to_uint8(image), labels)
 
 
 @dataclass
 class LineBatch:
-    images: torch.Tensor  # (N, 1, H, W_max) float32, zero padded on the right
+    images: torch.Tensor  # (N, 1, H, W_max) uint8 ink (255 = ink), zero padded on the right
     widths: torch.Tensor  # (N,) int64
     targets: torch.Tensor  # concatenated label ids
     target_lengths: torch.Tensor  # (N,)
@@ -82,32 +87,22 @@ class LineBatch:
         return self
 
 
-# Batch widths are rounded up to a multiple of this. The networks ignore padding exactly, but
-# oneDNN (PyTorch's CPU kernels) builds and caches a primitive per sequence length: with every
-# width possible, a CPU training process grew by gigabytes over a long run.
-WIDTH_MULTIPLE = 64
-
-
 def pad_images(images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (H, W_i) arrays into a right-zero-padded (N, 1, H, W) batch, W = the widest
-    rounded up to a multiple of WIDTH_MULTIPLE."""
-    height = images[0].shape[0]
-    widths = [im.shape[1] for im in images]
-    padded_width = -(-max(widths) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
-    batch = np.zeros((len(images), 1, height, padded_width), np.float32)
-    for i, im in enumerate(images):
-        batch[i, 0, :, : im.shape[1]] = im
-    return torch.from_numpy(batch), torch.tensor(widths, dtype=torch.long)
+    """Stack (H, W) float ink arrays into a right-zero-padded (N, 1, H, W) float32 batch, W =
+    the widest rounded up to a multiple of WIDTH_MULTIPLE (what `Recognizer.log_probs` reads)."""
+    batch, widths = pad_lines(images, WIDTH_MULTIPLE, np.float32)
+    return torch.from_numpy(batch), torch.from_numpy(widths)
 
 
 def collate_lines(lines: Sequence[EncodedLine]) -> LineBatch:
     good = [line for line in lines if line.error is None]
     errors = [line.error for line in lines if line.error is not None]
     if not good:
-        empty = torch.zeros((0, 1, 1, 1))
+        empty = torch.zeros((0, 1, 1, 1), dtype=torch.uint8)
         z = torch.zeros(0, dtype=torch.long)
         return LineBatch(empty, z, z, z, [], [], errors, z)
-    images, widths = pad_images([line.image for line in good])
+    padded, widths = pad_uint8([line.image for line in good])
+    images, widths = torch.from_numpy(padded), torch.from_numpy(widths)
     targets = torch.tensor([label for line in good for label in line.labels], dtype=torch.long)
     target_lengths = torch.tensor([len(line.labels) for line in good], dtype=torch.long)
     needed = torch.tensor([ctc_frames(line.labels) for line in good], dtype=torch.long)

@@ -39,6 +39,7 @@ from hwr.interrupts import (
     worker_leaves_ctrl_c_to_its_parent,
 )
 from hwr.recognition.charset import Charset, read_charset_file, unwritable_symbol
+from hwr.recognition.feed import ink_to_device
 from hwr.recognition.imaging import ImageError, NormalizeConfig, check_image_file, single_threaded_opencv
 from hwr.recognition.model import (
     CONFIG_FILE,
@@ -328,7 +329,7 @@ def ctc_loss(net, batch: LineBatch, device, autocast: torch.dtype | None = None)
     a line a zero loss (instead of an infinite one that would wreck the step), so nothing is
     learned from it: the caller names those lines (`PendingTooShort`).
     """
-    loss, too_short, _ = ctc_forward(net, batch, batch.images.to(device, non_blocking=True), device, autocast)
+    loss, too_short, _ = ctc_forward(net, batch, ink_to_device(batch.images, device), device, autocast)
     return loss, too_short
 
 
@@ -996,7 +997,7 @@ def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds
 
 def train_step(run: TrainingRun, batch: LineBatch) -> None:
     """One optimizer step on one batch (AMP-scaled, gradient-clipped); updates the running loss."""
-    images = batch.images.to(run.device, non_blocking=True)
+    images = ink_to_device(batch.images, run.device)
     loss, too_short, logits = ctc_forward(run.net, batch, images, run.device, run.autocast)
     if run.teacher is not None:
         frames = run.model.frame_counts(batch.widths)

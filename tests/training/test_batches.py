@@ -34,6 +34,29 @@ def test_encoded_lines_and_collate(line_image):
     assert batch.frames_needed.tolist() == [2, 5]
 
 
+def test_training_batches_cross_as_uint8_ink_and_become_the_normalised_floats(line_image):
+    """The loader hands uint8 ink over (a quarter of float32's bytes to pass, pin and copy);
+    on the device it is the normalised line again, to within half a grey level."""
+    import torch
+
+    from hwr.recognition.feed import ink_to_device
+    from hwr.recognition.imaging import normalize_line
+
+    config = NormalizeConfig(line_height=32)
+    samples = [LineSample("a", "hi", line_image("hi")), LineSample("b", "there", line_image("there"))]
+    batch = collate_lines([EncodedLines(samples, Charset(), config)[i] for i in range(2)])
+    assert batch.images.dtype == torch.uint8
+    floats = ink_to_device(batch.images, torch.device("cpu"))
+    assert floats.dtype == torch.float32
+    for i, sample in enumerate(samples):
+        expected = normalize_line(sample.image, config)
+        width = int(batch.widths[i])
+        assert width == expected.shape[1]
+        assert np.abs(floats[i, 0, :, :width].numpy() - expected).max() <= 0.5 / 255 + 1e-6
+        assert floats[i, 0, :, width:].abs().sum() == 0
+    assert ink_to_device(floats, torch.device("cpu")) is floats  # a float batch is only moved
+
+
 def test_ctc_frames_counts_a_blank_between_repeated_labels():
     assert ctc_frames([1, 2, 2, 3]) == 5  # one repeat
     assert ctc_frames([4, 4, 4, 5]) == 6  # two
