@@ -244,7 +244,9 @@ class EvalConfig(RecognizerSettings):
     processes: bool = setting(
         False,
         help="run the --workers as processes that never load torch or the model and hand lines back "
-             "through shared memory: for many-core (GPU) hosts; on 2 cores a thread is as fast")
+             "through shared memory as uint8 ink (as a GPU reads them; on a CPU a few lines in a hundred may "
+             "read differently from the float lines of threads): for many-core (GPU) hosts; on 2 cores "
+             "threads are faster")
     csv: str | None = setting(None, help="write per-line results (CSV) here")
     json: str | None = setting(None, help="write the summary and per-line results (JSON) here")
     worst: int = setting(10, help="how many of the worst lines to print")
