@@ -380,6 +380,7 @@ def _without_option(argv: list[str], name: str) -> list[str]:
 
 
 def cmd_eval(args) -> int:
+    from hwr.interrupts import sigterm_as_exit
     from hwr.scoring.evaluate import EvalConfig
     from hwr.scoring.report.run import format_summary, report_outputs, run_eval, write_outputs
 
@@ -388,9 +389,12 @@ def cmd_eval(args) -> int:
     for option, path in outputs:
         check_output_file(path, option)
     check_distinct_outputs(outputs, _eval_inputs(cfg, args.dataset))
-    if args.pages:
-        return _eval_pages(cfg, args.dataset)
-    run = run_eval(cfg, args.dataset)
+    # A SIGTERM stops as Ctrl-C does: the line loaders' worker processes end and their shared
+    # memory is unlinked on the way out (README "Exit codes": 143).
+    with sigterm_as_exit():
+        if args.pages:
+            return _eval_pages(cfg, args.dataset)
+        run = run_eval(cfg, args.dataset)
     emit(format_summary(run, cfg))
     write_outputs(run, cfg)
     report = run.analysed.report
@@ -434,7 +438,7 @@ def _eval_inputs(cfg, dataset: str | None) -> list[str]:
 def _eval_pages(cfg, dataset: str) -> int:
     """`hwr eval --pages`: page CER/WER and line detection P/R (hwr.documents.page_eval)."""
     from hwr.documents.page_eval import evaluate_page_folder, format_page_summary, write_page_report
-    from hwr.scoring.evaluate import skipped_by_cause
+    from hwr.scoring.evaluate import EvalConfig, skipped_by_cause
 
     if not dataset:
         raise ConfigError("--pages needs a folder of page images with .gt.txt, or PAGE XML")
@@ -444,7 +448,8 @@ def _eval_pages(cfg, dataset: str) -> int:
             raise ConfigError(f"{option} writes per-line results, which --pages does not score; use --json")
     # Nor does it split, group or compare: a figure that looked split or compared would mislead.
     for option, value in (("--split-file", cfg.split_file), ("--splits", cfg.splits),
-                          ("--groups-file", cfg.groups_file), ("--compare", cfg.compare)):
+                          ("--groups-file", cfg.groups_file), ("--compare", cfg.compare),
+                          ("--processes", cfg.processes), ("--workers", cfg.workers != EvalConfig.workers)):
         if value:
             raise ConfigError(f"{option} does not apply to --pages (it scores whole pages of one folder)")
     recognizer = cfg.load_recognizer()

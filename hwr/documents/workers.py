@@ -339,7 +339,7 @@ class PageWorkers:
     def _recover(self, pending: deque[_InFlight]) -> None:
         """A worker died: every unfinished page of the dead pool runs again, alone in a fresh
         pool, so that a crash can be pinned on the one page that causes it."""
-        log.warning("a page worker process died; restarting the pool and retrying its pages one at a time")
+        log.warning("a worker process died; restarting the pool and retrying its unfinished work one item at a time")
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
         self.restarts += 1

@@ -6,6 +6,7 @@ directly. Analysis and reports (bootstrap, breakdowns, confusions, HTML) live in
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -152,20 +153,23 @@ def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: 
         batches = prefetch_map(load, sample_batches(samples, batch_size), workers=workers)
     results: list[LineResult] = []
     failures: list[FailedInput] = []
-    for batch, prepared in batches:
-        read = recognizer.recognize_prepared(prepared, batch_size)
-        for sample, rec in zip(batch, read):
-            if isinstance(rec, FailedInput):
-                # An array has no file name; the line id is what the user can look up.
-                source = rec.source if isinstance(sample.image, (str, Path)) else sample.id
-                if not skip_bad:
-                    raise ImageError(source, rec.message)
-                failures.append(FailedInput(source, "read", rec.message, sample.id))
-                continue
-            subset = subset_of(sample) if subset_of is not None else ""
-            results.append(score_line(sample.id, sample.text, rec.text, rec.confidence, subset, normalization))
-        if progress is not None:
-            progress(len(batch))
+    # Closed on the way out, an exception too: the loaders (worker processes, their shared
+    # memory) end with the run, not whenever the exception holding this frame is dropped.
+    with contextlib.closing(batches):
+        for batch, prepared in batches:
+            read = recognizer.recognize_prepared(prepared, batch_size)
+            for sample, rec in zip(batch, read):
+                if isinstance(rec, FailedInput):
+                    # An array has no file name; the line id is what the user can look up.
+                    source = rec.source if isinstance(sample.image, (str, Path)) else sample.id
+                    if not skip_bad:
+                        raise ImageError(source, rec.message)
+                    failures.append(FailedInput(source, "read", rec.message, sample.id))
+                    continue
+                subset = subset_of(sample) if subset_of is not None else ""
+                results.append(score_line(sample.id, sample.text, rec.text, rec.confidence, subset, normalization))
+            if progress is not None:
+                progress(len(batch))
     return report_from_results(results, failures, normalization)
 
 

@@ -94,8 +94,10 @@ def sample_batches(samples: Sequence[LineSample], batch_size: int) -> Iterator[S
 def prepared_in_workers(samples: Sequence[LineSample], batch_size: int, normalize: NormalizeConfig,
                         workers: int, prepare: Callable = prepare_samples) -> Iterator[tuple[list[LineSample], object]]:
     """(batch's samples, PreparedLines) for each batch, in order, read by `workers` torch-free
-    processes (at most two batches a worker ahead of the network). `prepare`: the per-batch
-    function (module-level, picklable); tests swap it to inject faults."""
+    processes (at most two batches a worker ahead of the network). A batch whose worker died
+    (twice: the pool retries it alone) is read again one line at a time, so that only the line
+    that kills a worker fails. `prepare`: the per-batch function (module-level, picklable);
+    tests swap it to inject faults."""
     with PageWorkers(normalize, workers=workers, processes=True, prepare=prepare) as pool:
         batches = sample_batches(samples, batch_size)
         pending: list[SampleBatch] = []
@@ -107,4 +109,25 @@ def prepared_in_workers(samples: Sequence[LineSample], batch_size: int, normaliz
 
         for prepared in pool.prepared(remembered()):
             batch = pending.pop(0)
+            if not isinstance(prepared, PreparedSamples) and len(batch.samples) > 1:
+                prepared = _line_by_line(batch, normalize, prepare)
             yield list(batch.samples), as_prepared_lines(batch, prepared)
+
+
+def _line_by_line(batch: SampleBatch, normalize: NormalizeConfig, prepare: Callable) -> PreparedSamples:
+    """A batch that killed its worker, each line read alone in a pool of its own: the lines
+    that kill a worker again fail (LINE_WORKER_DIED), the others are read."""
+    singles = [SampleBatch(batch.start + k, (sample,)) for k, sample in enumerate(batch.samples)]
+    whole = PreparedSamples(batch.page_id, batch.source)
+    with PageWorkers(normalize, workers=1, processes=True, prepare=prepare) as pool:
+        for single, prepared in zip(singles, pool.prepared(singles)):
+            if not isinstance(prepared, PreparedSamples):
+                whole.unreadable.append((single.samples[0].where, LINE_WORKER_DIED))
+                continue
+            whole.unreadable.extend(prepared.unreadable)
+            whole.images.extend(prepared.images)
+            whole.geometries.extend(prepared.geometries)
+    return whole
+
+
+LINE_WORKER_DIED = "the worker process reading this line died (a crash in an image decoder?)"

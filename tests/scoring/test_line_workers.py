@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwr.documents.workers import SHM_PREFIX, WORKER_DIED, PageWorkers
+from hwr.documents.workers import SHM_PREFIX, PageWorkers
 from hwr.recognition.imaging import NormalizeConfig
 from hwr.records import FailedInput, LineSample
-from hwr.scoring.line_workers import SampleBatch, prepare_samples, prepared_in_workers
+from hwr.scoring.line_workers import LINE_WORKER_DIED, SampleBatch, prepare_samples, prepared_in_workers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,8 +78,12 @@ def test_without_skip_bad_an_unreadable_file_stops_the_run_naming_it(samples, un
     from hwr.scoring.evaluate import evaluate
 
     recognizer = Recognizer.load(untrained_model, device="cpu")
-    with pytest.raises(ImageError, match="bad.png"):
+    before = hwr_blocks()
+    with pytest.raises(ImageError, match="bad.png") as raised:
         evaluate(recognizer, samples, batch_size=2, workers=2, processes=True)
+    # The loaders stopped with the run, though the exception (and so evaluate's frame) is held:
+    # the batches read ahead of the bad one are not left in shared memory.
+    assert raised.value is not None and hwr_blocks() == before
 
 
 def test_line_workers_never_import_torch(samples):
@@ -93,19 +97,18 @@ def test_line_workers_never_import_torch(samples):
     assert len(got.images) == 3 and all(im.dtype == np.uint8 and im.shape[0] == 48 for im in got.images)
 
 
-def test_a_crashing_worker_fails_its_batch_alone(samples):
+def test_a_crashing_worker_costs_only_the_line_that_kills_it(samples):
     samples = [s for s in samples if s.id != "bad"][:3]
-    samples.append(LineSample("poison", "x", render_line("x")))  # the second batch of two
+    samples.insert(2, LineSample("poison", "x", render_line("x")))  # first of the second batch of two
     before = hwr_blocks()
     got = list(prepared_in_workers(samples, 2, NormalizeConfig(), 2, prepare=crash_on_poison))
     assert [[s.id for s in batch] for batch, _ in got] == [[s.id for s in samples[i:i + 2]]
                                                           for i in range(0, len(samples), 2)]
-    for batch, lines in got:
-        dead = any(s.id == "poison" for s in batch)
-        failures = [slot for slot in lines.slots if isinstance(slot, FailedInput)]
-        assert len(failures) == (len(batch) if dead else 0)
-        assert all(f.message == WORKER_DIED for f in failures)
-        assert len(lines.arrays) == (0 if dead else len(batch))
+    slots = [slot for _, lines in got for slot in lines.slots]
+    failures = [(samples[k].id, slot) for k, slot in enumerate(slots) if isinstance(slot, FailedInput)]
+    assert [(line_id, f.message) for line_id, f in failures] == [("poison", LINE_WORKER_DIED)]
+    assert failures[0][1].source == "poison"  # an array's line: named by its id
+    assert sum(len(lines.arrays) for _, lines in got) == 3
     assert hwr_blocks() == before
 
 
@@ -120,3 +123,28 @@ def test_hwr_eval_reads_with_worker_processes(samples, tmp_path, untrained_model
     assert "bad.png" in capsys.readouterr().err
     assert main([*args, "--workers", "-1"]) == 2
     assert "--workers" in capsys.readouterr().err
+    assert main([*args, "--pages", "--processes"]) == 2  # page scoring has its own page threads
+    assert "--processes does not apply to --pages" in capsys.readouterr().err
+
+
+def test_hwr_eval_stops_on_sigterm_as_on_ctrl_c(monkeypatch, tmp_path):
+    """SIGTERM raises SystemExit(143) in the run, so its loaders end and unlink their shared
+    memory on the way out, as on Ctrl-C (README "Exit codes")."""
+    import signal
+
+    import hwr.scoring.report.run as run
+    from hwr.cli import main
+
+    seen = []
+
+    def run_eval(cfg, dataset):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(run, "run_eval", run_eval)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        main(["eval", str(tmp_path), "--device", "cpu"])
+    assert stopped.value.code == 143 and seen[0] not in (signal.SIG_DFL, before)
+    assert signal.getsignal(signal.SIGTERM) == before
