@@ -4,7 +4,8 @@ height) in worker processes that never import torch, for `hwr eval --workers N -
 A labelled line is read as `Recognizer.prepare` reads it, but in the page pipeline's workers
 (`hwr.documents.workers.PageWorkers`): each job is one batch of samples, its lines come back as
 uint8 ink in one shared memory block, and a worker that crashes (a decoder's segfault) is
-replaced, the batch it held reported as unreadable, and the rest go on. On a many-core GPU host
+replaced, the batch it held read again line by line so that only the line that kills a worker
+is reported unreadable, and the rest go on. On a many-core GPU host
 the evaluating process then only feeds the network, as `hwr transcribe --processes` does.
 
 This module must stay torch-free: spawned workers import it to find `prepare_samples`.
