@@ -138,18 +138,30 @@ def written_whole(directory: str | Path) -> Iterator[Path]:
             os.close(handle)  # releases the lock
 
 
+def _try_flock(handle: int) -> bool | None:
+    """Take the kernel's exclusive flock on an open file or folder without waiting: True when
+    taken, False when another open of it holds the lock (in this process or another), None
+    where the file system has no flock (some network mounts)."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
 def _lock(folder: Path) -> int | None:
-    """An open handle of `folder` holding the kernel's exclusive flock on it; None where there
-    is no flock (Windows, some network mounts): nothing is held."""
+    """An open handle of `folder` holding its flock; None where there is no flock (Windows,
+    some network mounts): nothing is held. (Held by another is impossible: `written_whole`
+    made the folder just now.)"""
     if fcntl is None:
         return None
     handle = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # no flock here (held by another is impossible: the folder was made just now)
-        os.close(handle)
-        return None
-    return handle
+    if _try_flock(handle):
+        return handle
+    os.close(handle)
+    return None
 
 
 def _is_locked(folder: Path) -> bool | None:
@@ -162,14 +174,10 @@ def _is_locked(folder: Path) -> bool | None:
     except OSError:
         return None
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
+        taken = _try_flock(handle)
     finally:
         os.close(handle)  # releases the lock if this took it
-    return False
+    return None if taken is None else not taken
 
 
 @contextmanager
@@ -195,13 +203,10 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
             handle = None
         else:
             handle = os.open(folder, os.O_RDONLY)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            # None: a file system without flock (some network mounts): not held, as on Windows.
+            if _try_flock(handle) is False:
                 os.close(handle)
-                raise ConfigError(f"{folder}: {refusal}") from None
-            except OSError:  # a file system without flock (some network mounts): not held, as on Windows
-                pass
+                raise ConfigError(f"{folder}: {refusal}")
             _HELD[key] = [thread, 1]
     try:
         yield
