@@ -16,7 +16,8 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,7 @@ from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
-from hwr.fileio import atomic_write_text, check_output_dir, recover_folder
+from hwr.fileio import atomic_write_text, check_output_dir, folder_held, recover_folder
 from hwr.interrupts import (
     StopRequest,
     sigterm_as_exit,
@@ -522,7 +523,13 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_datase
            resumable: bool = True):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     existed = Path(cfg.out).exists()
-    out = _prepare_output(cfg, ctx)
+    with _output_held(cfg, ctx) as out:
+        return _train_into(out, existed, cfg, ctx, device, open_dataset, on_network, on_step, resumable)
+
+
+def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset,
+                on_network, on_step, resumable: bool):
+    """_train once its output folder is held."""
     try:
         if cfg.resume and ctx.is_main:
             recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
@@ -608,19 +615,27 @@ def _resumable(last: Path) -> bool:
     return False
 
 
-def _prepare_output(cfg: TrainConfig, ctx: DistContext) -> Path:
+@contextmanager
+def _output_held(cfg: TrainConfig, ctx: DistContext) -> Iterator[Path]:
+    """--out, held by this run's main process while it trains (fileio.folder_held): a second
+    run into it, --resume or --overwrite or one started before the first had saved anything,
+    had trained on beside the first, both writing last/, best/ and the history. The other
+    ranks of a torchrun job are the same run: only rank 0 holds the folder."""
     torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
-    if ctx.is_main:
-        check_output_dir(out, "--out")
+    if not ctx.is_main:
+        log.setLevel(logging.WARNING)
+        yield out
+        return
+    check_output_dir(out, "--out")
+    with folder_held(out, "another hwr train is training into this folder; wait for it to finish, or train "
+                          "into another --out"):
         if not cfg.resume and not cfg.overwrite and holds_a_run(out):
             # A new run would truncate the old history at once and replace best/ at its first
             # validation, however early: hours of someone's training lost to a reused name.
             raise ConfigError(f"--out {out}: holds an earlier run (use --resume to continue it, or --overwrite "
                               "to replace it)")
-    else:
-        log.setLevel(logging.WARNING)
-    return out
+        yield out
 
 
 def holds_a_run(out: Path) -> bool:

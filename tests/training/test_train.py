@@ -645,6 +645,29 @@ def test_a_new_run_in_an_old_runs_folder_is_refused_unless_it_may_overwrite(pair
     assert steps == [2] and "holds an earlier run" in caplog.text
 
 
+def test_a_folder_another_run_trains_into_is_refused_however_the_run_starts(pairs_dir, tmp_path):
+    """Two runs into one --out had both written last/, best/ and the history: a second one
+    with --resume or --overwrite, or a fresh one before the first had saved anything."""
+    from hwr.errors import ConfigError
+
+    from helpers import held_by_another_process
+
+    train(_cfg(pairs_dir, tmp_path, max_steps=2))
+    run, fresh = tmp_path / "run", tmp_path / "fresh"
+    fresh.mkdir()  # a run that has saved nothing yet: no history, no checkpoint
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with held_by_another_process(run):
+        for flags in (dict(resume=True, max_steps=4), dict(overwrite=True)):
+            with pytest.raises(ConfigError, match="run: another hwr train is training into this folder"):
+                train(_cfg(pairs_dir, tmp_path, **flags))
+    with held_by_another_process(fresh):
+        with pytest.raises(ConfigError, match="fresh: another hwr train"):
+            train(_cfg(pairs_dir, tmp_path, out=str(fresh)))
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
+    assert list(fresh.iterdir()) == []
+    assert train(_cfg(pairs_dir, tmp_path, resume=True, max_steps=4)).step == 4  # the holder gone
+
+
 def test_an_output_folder_that_is_a_file_is_refused(pairs_dir, tmp_path):
     from hwr.errors import ConfigError
 
