@@ -4,9 +4,10 @@ A page holds 10-40 lines and a GPU batch 256: batching page by page would leave 
 mostly idle or mostly padding. `PageBatcher` pools the lines of consecutive pages, and when
 the pool holds `pool_lines` lines it sorts them by width and cuts them into batches of
 `batch_size`: lines of similar width share a batch, so little of each batch is padding. Every
-batch is padded to a multiple of `width_multiple` pixels, the same rule as
-`hwr.training.batches.pad_images` (oneDNN and cuDNN build a kernel plan per distinct width,
-and a few dozen widths keep those caches small). A page comes back, with every line's
+batch is padded to a multiple of `width_multiple` pixels, the rule training's batches
+(`hwr.training.batches`) and lines read one by one (`hwr.recognition.feed.lines_to_device`)
+follow too (oneDNN and cuDNN build a kernel plan per distinct width, and a few dozen widths
+keep those caches small). A page comes back, with every line's
 recognition filled in, once its last line has been read.
 
 Memory stays bounded: at most `pool_lines` lines wait here, plus the lines of the pages whose
@@ -59,16 +60,10 @@ def padded_shape(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTI
 
 
 def pad_uint8(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W_i) uint8 lines -> right-zero-padded (N, 1, H, W) batch, W the widest rounded up."""
-    return pad_lines(images, width_multiple, np.uint8)
-
-
-def pad_lines(images: Sequence[np.ndarray], width_multiple: int = WIDTH_MULTIPLE,
-              dtype: type = np.uint8) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W_i) lines -> a right-zero-padded (N, 1, H, W) `dtype` batch, W the widest rounded up
+    """(H, W_i) uint8 lines -> a right-zero-padded (N, 1, H, W) batch, W the widest rounded up
     to `width_multiple`, and the widths."""
     shape, widths = padded_shape(images, width_multiple)
-    batch = np.zeros(shape, dtype)
+    batch = np.zeros(shape, np.uint8)
     for i, im in enumerate(images):
         batch[i, 0, :, : im.shape[1]] = im
     return batch, widths

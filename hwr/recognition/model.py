@@ -672,10 +672,12 @@ class Recognizer:
 
     @torch.inference_mode()
     def log_probs(self, lines: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        from hwr.training.batches import pad_images
+        """Normalised lines of one height, float ink in [0, 1] or uint8 ink (as `prepare` keeps
+        them), all of one kind -> (T, N, C) log-probabilities and each line's frames."""
+        from hwr.recognition.feed import lines_to_device
 
-        images, widths = pad_images(lines)
-        return self.padded_log_probs(images.to(self.device), widths.to(self.device))
+        images, widths = lines_to_device(lines, self.device)
+        return self.padded_log_probs(images, widths.to(self.device))
 
     @torch.inference_mode()
     def padded_log_probs(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from hwr.documents.line_batches import WIDTH_MULTIPLE, pad_lines, pad_uint8
+from hwr.documents.line_batches import pad_uint8
 from hwr.documents.prepare import ink_to_uint8
 from hwr.recognition.charset import Charset, UnknownCharacterError, normalize_text
 from hwr.recognition.imaging import ImageError, NormalizeConfig, normalize_line
@@ -85,13 +85,6 @@ class LineBatch:
         self.images = self.images.pin_memory()
         self.targets = self.targets.pin_memory()
         return self
-
-
-def pad_images(images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (H, W) float ink arrays into a right-zero-padded (N, 1, H, W) float32 batch, W =
-    the widest rounded up to a multiple of WIDTH_MULTIPLE (what `Recognizer.log_probs` reads)."""
-    batch, widths = pad_lines(images, WIDTH_MULTIPLE, np.float32)
-    return torch.from_numpy(batch), torch.from_numpy(widths)
 
 
 def collate_lines(lines: Sequence[EncodedLine]) -> LineBatch:

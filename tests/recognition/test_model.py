@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from hwr.recognition.charset import Charset
+from hwr.recognition.feed import lines_to_device
 from hwr.recognition.imaging import ImageError
 from hwr.recognition.model import ModelConfig, ModelError, Recognizer, load_model, save_model
 from hwr.recognition.nets import build_network, make_config
-from hwr.training.batches import pad_images
 
 
 def _tiny_model(tmp_path, half=False):
@@ -89,6 +89,20 @@ def test_recognizer_keeps_input_order_across_width_batches(tmp_path, line_image)
         assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
 
 
+def test_log_probs_reads_uint8_lines_as_their_float_ink(tmp_path, line_image):
+    """uint8 lines (as `prepare` keeps them) had been padded into a float batch unscaled: the
+    network read ink of up to 255."""
+    from hwr.documents.prepare import ink_to_uint8
+
+    _, path = _tiny_model(tmp_path)
+    rec = Recognizer.load(path, device="cpu")
+    floats = [rec.preprocess(line_image(t)) for t in ["ab", "a longer line"]]
+    as_uint8 = [ink_to_uint8(line) for line in floats]
+    scores, frames = rec.log_probs(as_uint8)
+    expected, expected_frames = rec.log_probs([line.astype(np.float32) / 255 for line in as_uint8])
+    assert torch.equal(frames, expected_frames) and torch.allclose(scores, expected, atol=1e-5)
+
+
 def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_order(tmp_path, line_image):
     _, path = _tiny_model(tmp_path)
     rec = Recognizer.load(path, device="cpu")
@@ -98,7 +112,7 @@ def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_o
     def batches():
         for k in range(0, 4, 2):
             pulled.append(k)
-            images, widths = pad_images(lines[k : k + 2])
+            images, widths = lines_to_device(lines[k : k + 2], torch.device("cpu"))
             yield k, images, widths
 
     read = []
@@ -126,7 +140,7 @@ def test_read_batches_hands_over_the_batches_read_before_one_that_fails(tmp_path
 
     def batches():
         for k, size in ((0, 1), (1, 1), (2, 2)):
-            images, widths = pad_images(lines[k : k + size])
+            images, widths = lines_to_device(lines[k : k + size], torch.device("cpu"))
             yield k, images, widths
 
     read = []

@@ -5,22 +5,12 @@ from hwr.recognition.charset import Charset, UnknownCharacterError
 from hwr.recognition.imaging import ImageError, NormalizeConfig
 from hwr.records import LineSample
 from hwr.training.batches import (
-    WIDTH_MULTIPLE,
     EncodedLines,
     WidthBucketSampler,
     collate_lines,
     collate_pool,
     ctc_frames,
-    pad_images,
 )
-
-
-def test_pad_images_right_pads_with_zero():
-    images, widths = pad_images([np.ones((4, 3), np.float32), np.ones((4, 5), np.float32)])
-    assert images.shape == (2, 1, 4, WIDTH_MULTIPLE)  # few distinct shapes for the CPU kernels
-    assert widths.tolist() == [3, 5]
-    assert images[0, 0, :, 3:].abs().sum() == 0 and images[1, 0, :, 5:].abs().sum() == 0
-    assert pad_images([np.ones((4, WIDTH_MULTIPLE + 1), np.float32)])[0].shape[-1] == 2 * WIDTH_MULTIPLE
 
 
 def test_encoded_lines_and_collate(line_image):
