@@ -20,6 +20,7 @@ from hwr.synth.config import (
     neighbour_validation_config,
     struck_validation_config,
 )
+from hwr.synth.parallel import render_lines
 from hwr.synth.synthesizer import LineSynthesizer
 
 
@@ -54,6 +55,14 @@ def warm_renderer(samples, processes: int) -> int:
     when they are synthetic lines (LineSynthesizer.warm); returns the glyphs cached, 0 for
     other data."""
     return samples.synthesizer.warm(processes) if isinstance(samples, SyntheticLines) else 0
+
+
+def all_lines(samples, render_processes: int) -> list:
+    """Every line of a data set, in order: a synthetic set's rendered on `render_processes`
+    processes (hwr.synth.parallel), the same lines as rendered one by one here."""
+    if isinstance(samples, SyntheticLines):
+        return render_lines(samples.synthesizer, len(samples), render_processes)
+    return [samples[i] for i in range(len(samples))]
 
 
 def digit_string_lines(n: int, split: str = "val", seed: int = 0, config: SynthConfig | None = None,

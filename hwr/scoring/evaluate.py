@@ -251,6 +251,10 @@ class EvalConfig(RecognizerSettings):
              "through shared memory as uint8 ink (as a GPU reads them; on a CPU a few lines in a hundred may "
              "read differently from the float lines of threads): for many-core (GPU) hosts; on 2 cores "
              "threads are faster")
+    render_processes: int | None = setting(
+        None,
+        help="processes that render a synthetic data set (synth:...) before it is read; default: the cores, at "
+             "most 8; 1: in this process (the same lines either way)")
     csv: str | None = setting(None, help="write per-line results (CSV) here")
     json: str | None = setting(None, help="write the summary and per-line results (JSON) here")
     worst: int = setting(10, help="how many of the worst lines to print")
@@ -300,6 +304,8 @@ class EvalConfig(RecognizerSettings):
             check_decoder_name(self.compare_decoder)
         check_at_least(self, 1, "batch_size", "bootstrap")
         check_at_least(self, 0, "worst", "worst_n", "workers")
+        if self.render_processes is not None:
+            check_at_least(self, 1, "render_processes")
         for name in ("human_cer", "target_cer"):  # NaN made every verdict "misses"
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):

@@ -36,3 +36,25 @@ def test_a_human_or_target_cer_that_is_no_rate_is_refused():
     with pytest.raises(ConfigError, match="--target-cer must be a rate"):
         EvalConfig(target_cer=-0.1)
     assert EvalConfig(human_cer=0.02, target_cer=0.05).target_cer == 0.05
+
+
+def test_a_synthetic_set_is_rendered_on_the_processes_asked_for_else_the_cores(monkeypatch):
+    import hwr.datasets.synthetic as synthetic
+    from hwr.scoring.report.run import DatasetSpec, load_dataset
+    from hwr.synth import parallel
+
+    asked = []
+
+    def rendered(synthesizer, n, processes):
+        asked.append(processes)
+        return [synthesizer.sample(index) for index in range(n)]
+
+    monkeypatch.setattr(synthetic, "render_lines", rendered)
+    monkeypatch.setattr(parallel, "default_processes", lambda: 5)
+    spec = DatasetSpec("synth:val:3", "synth:val:3")
+    loaded = load_dataset(spec, EvalConfig(render_processes=2))
+    assert [s.meta["index"] for s in loaded.samples] == [0, 1, 2]
+    load_dataset(spec, EvalConfig())
+    assert asked == [2, 5]
+    with pytest.raises(ConfigError, match="--render-processes must be at least 1"):
+        EvalConfig(render_processes=0)

@@ -133,7 +133,11 @@ def load_dataset(ds: DatasetSpec, cfg: EvalConfig) -> LoadedDataset:
     samples = open_dataset(ds.spec, skip_bad=cfg.skip_bad, split_file=ds.split_file, report=skipped)
     if len(samples) == 0:
         raise DatasetError(ds.spec, "the data set holds no lines")
-    samples = [samples[i] for i in range(len(samples))]  # synthetic sets render here
+    from hwr.datasets.synthetic import all_lines
+    from hwr.synth.parallel import default_processes
+
+    processes = cfg.render_processes if cfg.render_processes is not None else default_processes()
+    samples = all_lines(samples, processes)  # synthetic sets render here
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
     failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source,
                             "read" if e.image_missing else "truth", e.reason)

@@ -1,0 +1,42 @@
+"""hwr.synth.parallel: a synthesizer's lines rendered on several processes are the lines
+rendered one by one, in order."""
+from __future__ import annotations
+
+import numpy as np
+
+from hwr.synth import parallel
+from hwr.synth.config import hard_validation_config
+from hwr.synth.synthesizer import LineSynthesizer
+
+
+def _same(a, b) -> bool:
+    return a.id == b.id and a.text == b.text and a.meta == b.meta and np.array_equal(a.image, b.image)
+
+
+def test_lines_rendered_by_processes_are_the_lines_rendered_here_in_order(monkeypatch):
+    synth = LineSynthesizer(hard_validation_config(), split="val", seed=7)
+    monkeypatch.setattr(parallel, "MIN_LINES_TO_SHARE", 1)
+    monkeypatch.setattr(parallel, "LINES_PER_JOB", 2)  # 3 jobs for 2 workers: one worker renders two
+    shared = parallel.render_lines(synth, 5, processes=2)
+    here = [synth.sample(index) for index in range(5)]
+    assert len(shared) == 5 and all(_same(a, b) for a, b in zip(shared, here))
+    assert [line.meta["index"] for line in shared] == list(range(5))
+
+
+def test_few_lines_or_one_process_render_here(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no pool for this")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
+    synth = LineSynthesizer(split="val", seed=7)
+    assert [line.meta["index"] for line in parallel.render_lines(synth, 3, processes=4)] == [0, 1, 2]
+    monkeypatch.setattr(parallel, "MIN_LINES_TO_SHARE", 1)
+    assert len(parallel.render_lines(synth, 3, processes=1)) == 3
+    assert parallel.render_lines(synth, 0, processes=4) == []
+
+
+def test_the_default_is_the_cores_this_process_may_use_at_most_eight(monkeypatch):
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(3)), raising=False)
+    assert parallel.default_processes() == 3
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert parallel.default_processes() == parallel.MAX_DEFAULT_PROCESSES == 8
