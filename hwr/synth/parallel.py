@@ -18,6 +18,8 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+import cv2
+
 from hwr.records import LineSample
 from hwr.synth.synthesizer import LineSynthesizer
 
@@ -63,6 +65,8 @@ def _adopt(synthesizer: LineSynthesizer) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool; a worker's own
     # KeyboardInterrupt would only print a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One OpenCV thread a worker: the workers share the cores out already.
+    cv2.setNumThreads(1)
     _synthesizer = synthesizer
 
 
