@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 
+from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
 from hwr.synth.synthesizer import LineSynthesizer
 
@@ -51,7 +52,7 @@ def render_lines(synthesizer: LineSynthesizer, n: int, processes: int) -> list[L
     jobs = [range(start, min(n, start + LINES_PER_JOB)) for start in range(0, n, LINES_PER_JOB)]
     lines: list[LineSample] = []
     with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_adopt, initargs=(synthesizer,)) as pool:
+                             initializer=_adopt, initargs=(synthesizer, level_for_workers())) as pool:
         for rendered in pool.map(_render, jobs):
             lines.extend(rendered)
     return lines
@@ -60,8 +61,9 @@ def render_lines(synthesizer: LineSynthesizer, n: int, processes: int) -> list[L
 _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it renders for
 
 
-def _adopt(synthesizer: LineSynthesizer) -> None:
+def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     global _synthesizer
+    init_worker_logging(log_level)  # the synthesizer's warnings as the command logs its own
     # Ctrl-C reaches the whole process group: the parent stops the pool; a worker's own
     # KeyboardInterrupt would only print a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
