@@ -474,7 +474,7 @@ def cmd_synth(args) -> int:
     cfg = build_config(SynthExportConfig, args, args.config)
     check_output_dir(cfg.out, "--out")
     export_dataset(cfg.out, cfg.n, fmt=cfg.format, pages=cfg.pages, seed=cfg.seed, split=cfg.split,
-                   progress=cfg.progress)
+                   progress=cfg.progress, processes=cfg.processes)
     return 0
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,8 @@ from hwr.errors import ConfigError, name_some
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.charset import Charset
 from hwr.synth.config import SynthConfig
+from hwr.synth.page import SynthPage
+from hwr.synth.parallel import default_processes, rendered
 from hwr.synth.synthesizer import LineSynthesizer
 
 log = logging.getLogger(__name__)
@@ -77,11 +80,15 @@ class SynthExportConfig:
     split: Literal["train", "val"] = setting("train", help="font/text/digit split to draw from")
     seed: int = setting(0, help="random seed: a (seed, split, index) always renders the same line")
     progress: bool = setting(True, help="progress bar on stderr")
+    processes: int | None = setting(None, help="processes that render the lines; default: the cores, at most 8; "
+                                               "1: in this process (the same set either way)")
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_at_least(self, 1, "n")  # `--n 0` would write only a config file, in silence
         check_at_least(self, 0, "seed")  # numpy's generators take no negative seed: a traceback at the first line
+        if self.processes is not None:
+            check_at_least(self, 1, "processes")
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -137,8 +144,9 @@ class _Writer:
 
 def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool = False, seed: int = 0,
                    split: str = "train", progress: bool = True, config: SynthConfig | None = None,
-                   charset: Charset | None = None) -> Path:
-    """Render n lines (or n pages) of the split into out_dir; returns out_dir."""
+                   charset: Charset | None = None, processes: int | None = None) -> Path:
+    """Render n lines (or n pages) of the split into out_dir, on `processes` processes (None:
+    the cores, at most 8; hwr.synth.parallel); returns out_dir."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if n < 0:
@@ -158,15 +166,20 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
     synth = LineSynthesizer(config, split=split, charset=charset, seed=seed)
     writer = _Writer(out_dir / "lines" if pages and fmt == "pairs" else out_dir, fmt)
     unit = "page" if pages else "line"
-    done = 0
+    # A rerun finishing a pairs export keeps the lines on disk; lines.txt and the pages' line
+    # crops are written from every line again.
+    todo = [i for i in range(n) if pages or fmt != "pairs" or not writer.has_pair(synth.sample_id(i))]
+    done = n - len(todo)
     try:
-        for i in tqdm(range(n), desc=f"synth {split} {unit}s", unit=unit, disable=not progress):
-            if pages:
-                _export_page(synth, i, writer, out_dir, fmt)
-            elif not (fmt == "pairs" and writer.has_pair(synth.sample_id(i))):
-                sample = synth.sample(i)
-                writer.line(sample.image, sample.text, sample.id, i // LINES_PER_FORM, i % LINES_PER_FORM)
-            done = i + 1
+        with tqdm(total=n, initial=done, desc=f"synth {split} {unit}s", unit=unit, disable=not progress) as bar, \
+                closing(rendered(synth, todo, default_processes() if processes is None else processes, pages)) as drawn:
+            for i, item in zip(todo, drawn):
+                if pages:
+                    _export_page(item, i, writer, out_dir, fmt)
+                else:
+                    writer.line(item.image, item.text, item.id, i // LINES_PER_FORM, i % LINES_PER_FORM)
+                done += 1
+                bar.update()
         writer.finish()
     except BaseException as exc:
         if not earlier and all(p.name == RECORD_FILE for p in out_dir.iterdir()):
@@ -207,8 +220,7 @@ def check_export_folder(out_dir: Path, record: dict) -> None:
         log.info("%s: finishing the export cut short there (same settings)", out_dir)
 
 
-def _export_page(synth: LineSynthesizer, index: int, writer: _Writer, out_dir: Path, fmt: str) -> None:
-    rendered = synth.sample_page(index)
+def _export_page(rendered: SynthPage, index: int, writer: _Writer, out_dir: Path, fmt: str) -> None:
     page = rendered.page
     if fmt == "iam":
         # The page is the IAM form: its id names the page files and prefixes its lines.

@@ -1,35 +1,42 @@
-"""Many lines of one synthesizer rendered on several processes, in order. Torch-free.
+"""Many lines (or pages) of one synthesizer rendered on several processes, in order. Torch-free.
 
-`LineSynthesizer.sample(i)` is a pure function of (seed, split, index), so a line rendered in
-a worker is the same pixels and label as one rendered here; only the time differs. Scoring a
-model on a synthetic set (`hwr eval synth:hard:600`) had rendered its lines one by one before
-the first was read: on two cores about as long as reading them greedily, and on a GPU host,
-whose network reads them in a second, nearly all of the run.
+`LineSynthesizer.sample(i)` and `sample_page(i)` are pure functions of (seed, split, index),
+so a line rendered in a worker is the same pixels and label as one rendered here; only the
+time differs. Scoring a model on a synthetic set (`hwr eval synth:hard:600`) had rendered its
+lines one by one before the first was read, and `hwr synth` wrote its set one line at a time:
+on a GPU host, whose network reads 600 lines in a second, rendering was nearly all of an
+evaluation.
 
 The workers are spawned, not forked (the caller may already run torch or OpenCV thread pools,
 which a forked child can hang in), and import only the synthesizer. Each is handed the
 synthesizer once (it pickles without its fonts, corpora and real characters, which each
-worker loads as the first lines need them) and then ranges of indices.
+worker loads as the first lines need them) and then lists of indices. At most a few jobs a
+worker are in flight, so a long export holds a bounded number of rendered lines in memory.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import cv2
 
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
+from hwr.synth.page import SynthPage
 from hwr.synth.synthesizer import LineSynthesizer
 
 # Below this many lines a pool costs more than it saves: starting a worker (imports, fonts,
-# corpora) takes seconds, a line tens of milliseconds.
+# corpora) takes seconds, a line tens of milliseconds. A page holds several lines.
 MIN_LINES_TO_SHARE = 64
+LINES_PER_PAGE = 8
 # Indices per job: small enough that the workers finish together, large enough that handing
 # jobs out costs nothing beside rendering them.
 LINES_PER_JOB = 16
+JOBS_AHEAD_PER_PROCESS = 4
 # Each worker loads its own fonts and corpora (some hundreds of MB); past this many the
 # rendering outruns what reads the lines anyway.
 MAX_DEFAULT_PROCESSES = 8
@@ -45,17 +52,39 @@ def default_processes() -> int:
 
 
 def render_lines(synthesizer: LineSynthesizer, n: int, processes: int) -> list[LineSample]:
-    """Lines 0..n-1 of `synthesizer`, in order: on `processes` spawned processes, or here when
-    that is 1 or there are fewer than MIN_LINES_TO_SHARE lines."""
-    if processes <= 1 or n < MIN_LINES_TO_SHARE:
-        return [synthesizer.sample(index) for index in range(n)]
-    jobs = [range(start, min(n, start + LINES_PER_JOB)) for start in range(0, n, LINES_PER_JOB)]
-    lines: list[LineSample] = []
-    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_adopt, initargs=(synthesizer, level_for_workers())) as pool:
-        for rendered in pool.map(_render, jobs):
-            lines.extend(rendered)
-    return lines
+    """Lines 0..n-1 of `synthesizer`, in order (`rendered`)."""
+    return list(rendered(synthesizer, range(n), processes))
+
+
+def rendered(synthesizer: LineSynthesizer, indices: Sequence[int], processes: int,
+             pages: bool = False) -> Iterator[LineSample | SynthPage]:
+    """The lines (`sample`), or with `pages` the pages (`sample_page`), of `indices`, in their
+    order: on `processes` spawned processes, or here when that is 1 or there are too few to
+    pay for starting them (MIN_LINES_TO_SHARE lines)."""
+    weight = LINES_PER_PAGE if pages else 1
+    if processes <= 1 or len(indices) * weight < MIN_LINES_TO_SHARE:
+        draw = synthesizer.sample_page if pages else synthesizer.sample
+        for index in indices:
+            yield draw(index)
+        return
+    per_job = max(1, LINES_PER_JOB // weight)
+    jobs = iter([list(indices[start : start + per_job]) for start in range(0, len(indices), per_job)])
+    workers = min(processes, -(-len(indices) // per_job))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_adopt,
+                               initargs=(synthesizer, level_for_workers()))
+    waiting: deque[Future] = deque()
+    try:
+        for job in jobs:
+            waiting.append(pool.submit(_render, job, pages))
+            if len(waiting) >= workers * JOBS_AHEAD_PER_PROCESS:
+                yield from waiting.popleft().result()
+        while waiting:
+            yield from waiting.popleft().result()
+        pool.shutdown()
+    finally:
+        # Stopped early (Ctrl-C, a failed write, the caller done): the jobs not started are
+        # dropped, and the workers end with the job they are on, without this process waiting.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it renders for
@@ -72,6 +101,7 @@ def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     _synthesizer = synthesizer
 
 
-def _render(indices: range) -> list[LineSample]:
+def _render(indices: list[int], pages: bool) -> list[LineSample | SynthPage]:
     assert _synthesizer is not None, "the pool's initializer hands each worker its synthesizer"
-    return [_synthesizer.sample(index) for index in indices]
+    draw = _synthesizer.sample_page if pages else _synthesizer.sample
+    return [draw(index) for index in indices]

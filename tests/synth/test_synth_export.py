@@ -98,3 +98,21 @@ def test_a_negative_seed_is_refused_naming_the_flag():
 
     with pytest.raises(ConfigError, match="--seed must be at least 0"):  # numpy's traceback at the first line
         SynthExportConfig(out="o", n=1, seed=-1)
+    with pytest.raises(ConfigError, match="--processes must be at least 1"):
+        SynthExportConfig(out="o", n=1, processes=0)
+
+
+def _files(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_export_rendered_by_processes_is_the_export_rendered_here(tmp_path, monkeypatch):
+    """Pages in IAM layout: the pages cross from the workers whole, their lines cut here."""
+    from hwr.synth import parallel
+
+    monkeypatch.setattr(parallel, "MIN_LINES_TO_SHARE", 1)
+    for processes in (1, 2):
+        export_dataset(tmp_path / str(processes), 2, fmt="iam", pages=True, seed=6, split="val", progress=False,
+                       processes=processes)
+    assert _files(tmp_path / "1") == _files(tmp_path / "2") and len(_files(tmp_path / "1")) > 4
+

@@ -2,6 +2,8 @@
 rendered one by one, in order."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from hwr.synth import parallel
@@ -40,3 +42,15 @@ def test_the_default_is_the_cores_this_process_may_use_at_most_eight(monkeypatch
     assert parallel.default_processes() == 3
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert parallel.default_processes() == parallel.MAX_DEFAULT_PROCESSES == 8
+
+
+def test_rendering_stopped_early_leaves_no_pool_to_wait_for(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_LINES_TO_SHARE", 1)
+    monkeypatch.setattr(parallel, "LINES_PER_JOB", 1)
+    synth = LineSynthesizer(seed=2)
+    drawn = parallel.rendered(synth, range(400), processes=2)
+    first = next(drawn)
+    started = time.monotonic()
+    drawn.close()  # as a caller stopped by Ctrl-C or a failed write leaves it
+    assert time.monotonic() - started < 5  # not the 399 lines left (their jobs were dropped)
+    assert first.id == synth.sample_id(0)
