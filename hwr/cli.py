@@ -190,6 +190,8 @@ def cmd_transcribe(args) -> int:
 
     # Against every file a folder, pattern or list file stands for, not only the files named.
     check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], input_files(args.inputs))
+    check_distinct_outputs([("--json", cfg.json), ("--errors", errors)], cfg.files_read(),
+                           "the model or its language model")
     _check_reports_are_no_page_outputs(cfg, errors, cfg.formats, args.inputs)
     check_output_dir(cfg.output_dir, "--output-dir")
     check_output_file(cfg.errors, "--errors")
@@ -389,6 +391,7 @@ def cmd_eval(args) -> int:
     for option, path in outputs:
         check_output_file(path, option)
     check_distinct_outputs(outputs, _eval_inputs(cfg, args.dataset))
+    check_distinct_outputs(outputs, cfg.files_read(cfg.compare), "the model or its language model")
     # A SIGTERM stops as Ctrl-C does: the line loaders' worker processes end and their shared
     # memory is unlinked on the way out (README "Exit codes": 143).
     with sigterm_as_exit():
@@ -495,21 +498,25 @@ def cmd_lm(args) -> int:
                                                   else "text file not found"))
     check_output_file(cfg.out, "--out")
     check_output_file(cfg.lexicon, "--lexicon")
-    check_distinct_outputs([("--out", cfg.out), ("--lexicon", cfg.lexicon)], [*args.corpus, *cfg.words])
+    outputs = [("--out", cfg.out), ("--lexicon", cfg.lexicon)]
+    check_distinct_outputs(outputs, [*args.corpus, *cfg.words])
     cutoffs = cfg.cutoffs()  # a bad --min-counts is an error now, not after the counting
     split = None if cfg.split == "all" else cfg.split
     # The charset of the model that will read with the LM (the shipped models': printable
     # ASCII): the LM drops what it cannot write.
     charset = Charset()
     if cfg.model:
-        from hwr.recognition.model import read_model_config, resolve_model_dir
+        from hwr.recognition.model import model_files, read_model_config, resolve_model_dir
 
+        check_distinct_outputs(outputs, model_files(cfg.model), f"the model {cfg.model}")
         charset = Charset(read_model_config(resolve_model_dir(cfg.model)).charset)
+    # Read before the LM is written: a word list that is not UTF-8 had failed the command (exit
+    # 2, "nothing done") after the LM was written.
+    extra = [w for w in read_corpus_lines(cfg.words, split) if " " not in w] if cfg.lexicon else []
     model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cutoffs, split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
     emit(f"wrote {cfg.out}: {sizes}")
     if cfg.lexicon:
-        extra = [w for w in read_corpus_lines(cfg.words, split) if " " not in w]
         write_lexicon(cfg.lexicon, model.vocabulary() + extra, charset)
         emit(f"wrote {cfg.lexicon}")
     return 0

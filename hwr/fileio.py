@@ -286,6 +286,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     (zipfile, a plotting library): renamed to `path` when the block ends, removed when it
     raises, so a reader never finds a half-written file at `path`."""
     path = Path(path)
+    special = special_file_kind(path)
+    if special:  # the rename would put a plain file where a pipe or a device node was
+        raise OSError(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
@@ -456,15 +459,25 @@ def check_output_dir(path: str | Path | None, option: str) -> None:
     """ConfigError naming `option` unless `path` is, or can be made, a writable folder (made here)."""
     if not path:
         return
-    path = Path(path)
+    problem = _folder_problem(Path(path), of_a_file=False)
+    if problem:
+        raise ConfigError(f"{option} {path}: {problem}")
+
+
+def _folder_problem(path: Path, of_a_file: bool) -> str | None:
+    """Why `path` is not, and cannot be made, a writable folder (made here); None when it is
+    one. `of_a_file`: the folder is named, as the message is about a file in it."""
+    named = f" {path}" if of_a_file else ""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path}: is a file, not a folder")
+        kind = "a file" if path.is_file() else special_file_kind(path) or "no folder"
+        return f"{path} is {kind}, not a folder" if of_a_file else f"is {kind}, not a folder"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+        return f"cannot create the folder{named} ({exc.strerror or exc})"
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: the folder is not writable")
+        return f"the folder{named} is not writable"
+    return None
 
 
 def check_folder_can_be_made(path: str | Path, option: str) -> None:
@@ -489,7 +502,14 @@ def check_output_file(path: str | Path | None, option: str) -> None:
                           f"file systems take at most {NAME_MAX})")
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file name")
-    check_output_dir(path.parent, option)
+    special = special_file_kind(path)
+    if special:
+        # Outputs are written whole beside their name and renamed into place: the rename would
+        # put a plain file where the pipe or device was (a reader on the pipe waited for ever).
+        raise ConfigError(f"{option} {path}: is {special}, not a file; give a file name")
+    problem = _folder_problem(path.parent, of_a_file=True)
+    if problem:
+        raise ConfigError(f"{option} {path}: {problem}")
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{option} {path}: the file is not writable")
     _check_files_can_be_made(path.parent, f"{option} {path}")

@@ -341,6 +341,11 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
           str(tmp_path / "lex.txt"), "--words", str(tmp_path / "nowords.txt")], "nowords.txt"),
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--min-counts", "1,3,2"], "non-decreasing"),
+        # A word list that is not UTF-8 had failed only once the LM was written (exit 2, "nothing done").
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
+          str(tmp_path / "lex.txt"), "--words", str(tmp_path / "latin1.txt")], "latin1.txt: not UTF-8"),
+        (["lm", "build", str(corpus), "--out", str(untrained_model / "config.json"), "--model", str(untrained_model)],
+         "is one of the input files of the model"),
         (["average", str(untrained_model), str(untrained_model), "--out", str(untrained_model)],
          "is one of the models being averaged"),
         (["average", str(untrained_model), str(untrained_model), "--out", str(tmp_path / "afile")], "is a file"),
@@ -368,6 +373,27 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
 
 
 # --- eval: settings and outputs checked before the model loads (eval probe) ------------------
+
+def test_no_report_replaces_a_file_of_the_model_or_its_lm(untrained_model, tmp_path, capsys):
+    """`hwr eval --json m/model.safetensors` had replaced the weights it scored with its report."""
+    from hwr.cli import main
+
+    lines = _lines_folder(tmp_path / "lines")
+    (tmp_path / "lm.arpa").write_text("not read: refused first")
+    weights = untrained_model / "model.safetensors"
+    before = weights.read_bytes()
+    model = ["--model", str(untrained_model), "--device", "cpu"]
+    cases = [["eval", str(lines), "--json", str(weights)] + model,
+             ["eval", str(lines), "--csv", str(tmp_path / "lm.arpa"), "--lm", str(tmp_path / "lm.arpa")] + model,
+             ["eval", str(lines), "--html", str(weights), "--compare", str(untrained_model), "--model",
+              str(tmp_path / "no-model")],
+             ["transcribe", str(lines / "l0.png"), "--json", str(untrained_model / "config.json")] + model]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "is one of the input files of the model or its language model" in err and "Traceback" not in err, err
+    assert weights.read_bytes() == before and (tmp_path / "lm.arpa").read_text() == "not read: refused first"
+
 
 def test_eval_outputs_may_not_overwrite_the_data_set_or_each_other(tmp_path, capsys):
     from hwr.cli import main

@@ -81,6 +81,25 @@ def test_output_folder_is_made_or_refused_naming_the_option(tmp_path):
     check_output_dir(None, "--output-dir")  # not asked for: nothing to check
 
 
+def test_a_pipe_or_device_is_no_output_file_and_is_never_replaced(tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="--out .*fifo: is a pipe, not a file; give a file name"):
+        check_output_file(fifo, "--out")
+    with pytest.raises(OSError, match="is a pipe, not a file, and is not replaced"):
+        atomic_write_text(fifo, "report")  # a reader waiting on the pipe had waited for ever
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and [p.name for p in tmp_path.iterdir()] == ["fifo"]
+    with pytest.raises(ConfigError, match="--json .*fifo/r.json: .*fifo is a pipe, not a folder"):
+        check_output_file(fifo / "r.json", "--json")
+    (tmp_path / "plain").write_text("x")
+    # The message names the file given, and the folder that is the trouble.
+    with pytest.raises(ConfigError, match=r"--out .*plain/lm.arpa: .*plain is a file, not a folder"):
+        check_output_file(tmp_path / "plain" / "lm.arpa", "--out")
+
+
 def test_output_file_must_not_be_a_folder_and_its_folder_must_be_makeable(tmp_path):
     check_output_file(tmp_path / "new" / "report.json", "--json")
     assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "report.json").exists()

@@ -206,6 +206,16 @@ def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
     return path
 
 
+def model_files(model: str | Path | None) -> list[Path]:
+    """Every file of a model folder (a path, a shipped model's name, None: the default model)
+    and of its subfolders (the base model `beside/` an adapted one), which no output may be:
+    `hwr eval --json m/model.safetensors` had replaced the weights it scored with its report."""
+    folder = resolve_model_dir(model)
+    if not folder.is_dir():
+        return []
+    return [path for path in (*folder.glob("*"), *folder.glob("*/*")) if path.is_file()]
+
+
 def save_model(directory: str | Path, net: torch.nn.Module, config: ModelConfig, half: bool = False) -> Path:
     """Write weights and config atomically; `half` stores float tensors as fp16 (smaller files)."""
     directory = Path(directory)
@@ -814,6 +824,12 @@ class RecognizerSettings:
         check_reread_below(self.width_variants_below)
         if self.search_workers is not None:
             check_at_least(self, 0, "search_workers")
+
+    def files_read(self, *models: str | None) -> list[Path]:
+        """The files reading with these settings opens, which no output may be: the model's
+        (and `models`', e.g. --compare's; `model_files`) and the --lm and --lexicon files."""
+        files = [file for model in (self.model, *models) for file in model_files(model)]
+        return files + [Path(p) for p in (self.lm, self.lexicon) if p and p != "none"]
 
     def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
         """`model` (default: these settings'), read with `decoder` (default: these settings');
