@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from hwr.documents.line_batches import WIDTH_MULTIPLE
 from hwr.recognition.nets import build_network, count_parameters, make_config
-from hwr.training.batches import WIDTH_MULTIPLE
 
 NUM_CLASSES = 96
 TARGET_LENGTH = 20

@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from hwr.errors import ConfigError
@@ -196,10 +197,10 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
     key = os.path.realpath(folder)
     thread = threading.get_ident()
     with _HELD_LOCK:
-        if key in _HELD and _HELD[key][0] != thread:  # another thread's run (the UI serves several)
+        if key in _HELD and _HELD[key].thread != thread:  # another thread's run (the UI serves several)
             raise ConfigError(f"{folder}: {refusal}")
         if key in _HELD:  # held further up this thread's call (the CLI, then its batch): held already
-            _HELD[key][1] += 1
+            _HELD[key].holds += 1
             handle = None
         else:
             handle = os.open(folder, os.O_RDONLY)
@@ -207,22 +208,49 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
             if _try_flock(handle) is False:
                 os.close(handle)
                 raise ConfigError(f"{folder}: {refusal}")
-            _HELD[key] = [thread, 1]
+            _HELD[key] = _Hold(thread, 1, handle)
     try:
         yield
     finally:
         with _HELD_LOCK:
-            _HELD[key][1] -= 1
-            if not _HELD[key][1]:
-                del _HELD[key]
-        if handle is not None:
+            hold = _HELD.get(key)
+            if hold is not None:  # (a forked child forgot the holds it inherited: _forget_holds)
+                hold.holds -= 1
+                if not hold.holds:
+                    del _HELD[key]
+        if handle is not None and hold is not None:
             os.close(handle)  # releases the lock
 
 
-# The folders this process holds (folder_held), by real path: the holding thread, and how many
-# of its holds are open.
-_HELD: dict[str, list[int]] = {}
+@dataclass
+class _Hold:
+    thread: int  # the thread holding the folder
+    holds: int  # how many of its holds are open (they nest)
+    handle: int  # the open folder carrying the flock
+
+
+# The folders this process holds (folder_held), by real path.
+_HELD: dict[str, _Hold] = {}
 _HELD_LOCK = threading.Lock()
+
+
+def _forget_holds() -> None:
+    """In a forked child (a training's data-loader workers): close the inherited handles of the
+    held folders. A flock lasts while any copy of its handle is open, so a worker outliving a
+    killed training had kept its --out refused to the rerun; the parent's own handle still
+    holds the lock."""
+    global _HELD_LOCK
+    _HELD_LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+    for hold in _HELD.values():
+        try:
+            os.close(hold.handle)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_holds)
 
 
 def check_folder_can_be_swapped(directory: Path, option: str) -> None:

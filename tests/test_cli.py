@@ -377,6 +377,7 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
 def test_no_report_replaces_a_file_of_the_model_or_its_lm(untrained_model, tmp_path, capsys):
     """`hwr eval --json m/model.safetensors` had replaced the weights it scored with its report."""
     from hwr.cli import main
+    from hwr.recognition.decode import default_lm_dir
 
     lines = _lines_folder(tmp_path / "lines")
     (tmp_path / "lm.arpa").write_text("not read: refused first")
@@ -387,7 +388,10 @@ def test_no_report_replaces_a_file_of_the_model_or_its_lm(untrained_model, tmp_p
              ["eval", str(lines), "--csv", str(tmp_path / "lm.arpa"), "--lm", str(tmp_path / "lm.arpa")] + model,
              ["eval", str(lines), "--html", str(weights), "--compare", str(untrained_model), "--model",
               str(tmp_path / "no-model")],
-             ["transcribe", str(lines / "l0.png"), "--json", str(untrained_model / "config.json")] + model]
+             ["transcribe", str(lines / "l0.png"), "--json", str(untrained_model / "config.json")] + model,
+             # The shipped LM, read when --lm is unset (no model here: nothing could be written).
+             ["eval", str(lines), "--json", str(default_lm_dir() / "char-6gram.arpa.gz"), "--model",
+              str(tmp_path / "no-model")]]
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

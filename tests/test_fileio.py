@@ -339,6 +339,32 @@ def test_a_folder_is_held_by_one_run_at_a_time_and_let_go_when_the_run_ends_or_i
     assert list(out.iterdir()) == []  # no lock file left among the outputs
 
 
+def test_a_forked_child_outliving_the_hold_does_not_keep_the_folder(tmp_path):
+    """A training's forked data-loader workers had inherited its --out's lock: killed, the
+    training left the folder refused to its rerun while a worker lived on."""
+    import os
+    import signal
+
+    from hwr.fileio import folder_held
+
+    started, says = os.pipe()
+    with folder_held(tmp_path, "busy"):
+        child = os.fork()
+        if child == 0:  # a loader worker: it lives on after the hold ends
+            os.write(says, b"up")
+            time.sleep(60)
+            os._exit(0)
+    assert os.read(started, 2) == b"up"  # the child runs (the fork's handlers are done)
+    os.close(started)
+    os.close(says)
+    try:
+        with folder_held(tmp_path, "busy"):  # a new open of the folder: refused while any copy holds it
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
 def test_another_thread_of_the_process_is_refused_a_folder_one_thread_holds(tmp_path):
     import threading
 

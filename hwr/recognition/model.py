@@ -683,9 +683,11 @@ class Recognizer:
     @torch.inference_mode()
     def log_probs(self, lines: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised lines of one height, float ink in [0, 1] or uint8 ink (as `prepare` keeps
-        them), all of one kind -> (T, N, C) log-probabilities and each line's frames."""
+        them), all uint8 or all float -> (T, N, C) log-probabilities and each line's frames."""
         from hwr.recognition.feed import lines_to_device
 
+        # A caller's own float64 normalisation reads as float32 (as the old float padding cast it).
+        lines = [line if line.dtype == np.uint8 else line.astype(np.float32, copy=False) for line in lines]
         images, widths = lines_to_device(lines, self.device)
         return self.padded_log_probs(images, widths.to(self.device))
 
@@ -826,10 +828,16 @@ class RecognizerSettings:
             check_at_least(self, 0, "search_workers")
 
     def files_read(self, *models: str | None) -> list[Path]:
-        """The files reading with these settings opens, which no output may be: the model's
-        (and `models`', e.g. --compare's; `model_files`) and the --lm and --lexicon files."""
-        files = [file for model in (self.model, *models) for file in model_files(model)]
-        return files + [Path(p) for p in (self.lm, self.lexicon) if p and p != "none"]
+        """The files reading with these settings may open, which no output may be: the model's
+        (and those of `models` given, e.g. --compare's; `model_files`), the --lm and --lexicon
+        files, and the shipped LMs and lexicon where those are unset."""
+        from hwr.recognition.decode import DEFAULT_FILES, default_lm_dir
+
+        files = [file for model in (self.model, *(m for m in models if m)) for file in model_files(model)]
+        files += [Path(p) for p in (self.lm, self.lexicon) if p and p != "none"]
+        shipped = {name for mode in DEFAULT_FILES.values() for kind, name in mode.items()
+                   if name and getattr(self, kind) is None}
+        return files + [default_lm_dir() / name for name in sorted(shipped)]
 
     def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
         """`model` (default: these settings'), read with `decoder` (default: these settings');

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,14 +167,25 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
     synth = LineSynthesizer(config, split=split, charset=charset, seed=seed)
     writer = _Writer(out_dir / "lines" if pages and fmt == "pairs" else out_dir, fmt)
     unit = "page" if pages else "line"
-    # A rerun finishing a pairs export keeps the lines on disk; lines.txt and the pages' line
-    # crops are written from every line again.
-    todo = [i for i in range(n) if pages or fmt != "pairs" or not writer.has_pair(synth.sample_id(i))]
-    done = n - len(todo)
+    done = 0
+    bar = tqdm(total=n, desc=f"synth {split} {unit}s", unit=unit, disable=not progress)
+
+    def to_draw() -> Iterator[int]:
+        """The indices to render, looked at as they are needed: a rerun finishing a pairs export
+        keeps the lines on disk (lines.txt and the pages' line crops are written from every
+        line again)."""
+        nonlocal done
+        for i in range(n):
+            if pages or fmt != "pairs" or not writer.has_pair(synth.sample_id(i)):
+                yield i
+            else:
+                done += 1
+                bar.update()
+
     try:
-        with tqdm(total=n, initial=done, desc=f"synth {split} {unit}s", unit=unit, disable=not progress) as bar, \
-                closing(rendered(synth, todo, default_processes() if processes is None else processes, pages)) as drawn:
-            for i, item in zip(todo, drawn):
+        with bar, closing(rendered(synth, to_draw(), n, default_processes() if processes is None else processes,
+                                   pages)) as drawn:
+            for i, item in drawn:
                 if pages:
                     _export_page(item, i, writer, out_dir, fmt)
                 else:

@@ -19,8 +19,9 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 
 import cv2
 
@@ -53,38 +54,58 @@ def default_processes() -> int:
 
 def render_lines(synthesizer: LineSynthesizer, n: int, processes: int) -> list[LineSample]:
     """Lines 0..n-1 of `synthesizer`, in order (`rendered`)."""
-    return list(rendered(synthesizer, range(n), processes))
+    return [line for _, line in rendered(synthesizer, range(n), n, processes)]
 
 
-def rendered(synthesizer: LineSynthesizer, indices: Sequence[int], processes: int,
-             pages: bool = False) -> Iterator[LineSample | SynthPage]:
-    """The lines (`sample`), or with `pages` the pages (`sample_page`), of `indices`, in their
-    order: on `processes` spawned processes, or here when that is 1 or there are too few to
-    pay for starting them (MIN_LINES_TO_SHARE lines)."""
+def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, processes: int,
+             pages: bool = False) -> Iterator[tuple[int, LineSample | SynthPage]]:
+    """(index, line) for each of `indices` (`sample`; with `pages`, the pages: `sample_page`),
+    in their order: on `processes` spawned processes, or here when that is 1 or `count` (how
+    many indices there are, at most) is too few to pay for starting them (MIN_LINES_TO_SHARE
+    lines). The indices are taken as the jobs go out, not all at once."""
     weight = LINES_PER_PAGE if pages else 1
-    if processes <= 1 or len(indices) * weight < MIN_LINES_TO_SHARE:
+    if processes <= 1 or count * weight < MIN_LINES_TO_SHARE:
         draw = synthesizer.sample_page if pages else synthesizer.sample
         for index in indices:
-            yield draw(index)
+            yield index, draw(index)
         return
     per_job = max(1, LINES_PER_JOB // weight)
-    jobs = iter([list(indices[start : start + per_job]) for start in range(0, len(indices), per_job)])
-    workers = min(processes, -(-len(indices) // per_job))
+    workers = min(processes, -(-count // per_job))
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_adopt,
                                initargs=(synthesizer, level_for_workers()))
-    waiting: deque[Future] = deque()
+    waiting: deque[tuple[list[int], Future]] = deque()
+    finished = False
     try:
-        for job in jobs:
-            waiting.append(pool.submit(_render, job, pages))
+        remaining = iter(indices)
+        while job := list(islice(remaining, per_job)):
+            waiting.append((job, pool.submit(_render, job, pages)))
             if len(waiting) >= workers * JOBS_AHEAD_PER_PROCESS:
-                yield from waiting.popleft().result()
+                job, future = waiting.popleft()
+                yield from zip(job, future.result())
         while waiting:
-            yield from waiting.popleft().result()
-        pool.shutdown()
+            job, future = waiting.popleft()
+            yield from zip(job, future.result())
+        finished = True
     finally:
-        # Stopped early (Ctrl-C, a failed write, the caller done): the jobs not started are
-        # dropped, and the workers end with the job they are on, without this process waiting.
-        pool.shutdown(wait=False, cancel_futures=True)
+        if finished:
+            pool.shutdown()
+        else:
+            _stop(pool)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stopped early (Ctrl-C, a failed write, a caller done): the jobs not started are dropped
+    and the workers ended now, not after the jobs they were on (with a few jobs queued per
+    worker, a Ctrl-C had rendered on for seconds, dozens of pages, before the command ended)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # Taken before the shutdown, which forgets them.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
 
 
 _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it renders for

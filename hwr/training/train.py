@@ -628,8 +628,8 @@ def _output_held(cfg: TrainConfig, ctx: DistContext) -> Iterator[Path]:
         yield out
         return
     check_output_dir(out, "--out")
-    with folder_held(out, "another hwr train is training into this folder; wait for it to finish, or train "
-                          "into another --out"):
+    with folder_held(out, "another hwr run is using this folder (a training into it, or a transcription writing "
+                          "there); wait for it to finish, or train into another --out"):
         if not cfg.resume and not cfg.overwrite and holds_a_run(out):
             # A new run would truncate the old history at once and replace best/ at its first
             # validation, however early: hours of someone's training lost to a reused name.

@@ -101,6 +101,8 @@ def test_log_probs_reads_uint8_lines_as_their_float_ink(tmp_path, line_image):
     scores, frames = rec.log_probs(as_uint8)
     expected, expected_frames = rec.log_probs([line.astype(np.float32) / 255 for line in as_uint8])
     assert torch.equal(frames, expected_frames) and torch.allclose(scores, expected, atol=1e-5)
+    as_float64 = rec.log_probs([line.astype(np.float64) / 255 for line in as_uint8])[0]  # a caller's own floats
+    assert torch.allclose(as_float64, expected, atol=1e-5)
 
 
 def test_read_batches_queues_the_next_batch_before_decoding_this_one_and_keeps_order(tmp_path, line_image):

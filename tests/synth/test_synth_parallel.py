@@ -44,13 +44,29 @@ def test_the_default_is_the_cores_this_process_may_use_at_most_eight(monkeypatch
     assert parallel.default_processes() == parallel.MAX_DEFAULT_PROCESSES == 8
 
 
-def test_rendering_stopped_early_leaves_no_pool_to_wait_for(monkeypatch):
+def test_rendering_stopped_early_ends_the_workers_and_takes_no_more_indices(monkeypatch):
+    import multiprocessing
+
+    from slow_synth import SlowAfterTheFirstLine
+
     monkeypatch.setattr(parallel, "MIN_LINES_TO_SHARE", 1)
     monkeypatch.setattr(parallel, "LINES_PER_JOB", 1)
-    synth = LineSynthesizer(seed=2)
-    drawn = parallel.rendered(synth, range(400), processes=2)
-    first = next(drawn)
-    started = time.monotonic()
+    synth = SlowAfterTheFirstLine(seed=2)
+    taken = []
+
+    def indices():
+        for index in range(400):
+            taken.append(index)
+            yield index
+
+    others = set(multiprocessing.active_children())  # another test's workers, if any
+    drawn = parallel.rendered(synth, indices(), 400, processes=2)
+    index, first = next(drawn)
+    assert index == 0 and first.id == synth.sample_id(0)
+    assert len(taken) <= 2 * parallel.JOBS_AHEAD_PER_PROCESS + 1  # not all 400 taken up front
     drawn.close()  # as a caller stopped by Ctrl-C or a failed write leaves it
-    assert time.monotonic() - started < 5  # not the 399 lines left (their jobs were dropped)
-    assert first.id == synth.sample_id(0)
+    deadline = time.monotonic() + 5
+    while set(multiprocessing.active_children()) - others and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Ended, not left rendering the lines they were on (a minute each here) while the command waits.
+    assert not set(multiprocessing.active_children()) - others

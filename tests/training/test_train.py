@@ -658,10 +658,10 @@ def test_a_folder_another_run_trains_into_is_refused_however_the_run_starts(pair
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with held_by_another_process(run):
         for flags in (dict(resume=True, max_steps=4), dict(overwrite=True)):
-            with pytest.raises(ConfigError, match="run: another hwr train is training into this folder"):
+            with pytest.raises(ConfigError, match="run: another hwr run is using this folder"):
                 train(_cfg(pairs_dir, tmp_path, **flags))
     with held_by_another_process(fresh):
-        with pytest.raises(ConfigError, match="fresh: another hwr train"):
+        with pytest.raises(ConfigError, match="fresh: another hwr run is using"):
             train(_cfg(pairs_dir, tmp_path, out=str(fresh)))
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
     assert list(fresh.iterdir()) == []
