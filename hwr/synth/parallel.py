@@ -30,9 +30,12 @@ from hwr.records import LineSample
 from hwr.synth.page import SynthPage
 from hwr.synth.synthesizer import LineSynthesizer
 
-# Below this many lines a pool costs more than it saves: starting a worker (imports, fonts,
-# corpora) takes seconds, a line tens of milliseconds. A page holds several lines.
-MIN_LINES_TO_SHARE = 64
+# Below this many lines a pool costs more than it saves. Measured on a quiet 2-core VM
+# (bench/bench_render_processes.py, synth:hard:600): one process renders 110 lines/s, fonts and
+# corpora loading included; two processes 600 lines in 4.5 s against 5.5, the workers' start
+# costing about 1.8 s: even at about 400 lines on two cores, sooner on more. A page holds
+# several lines.
+MIN_LINES_TO_SHARE = 400
 LINES_PER_PAGE = 8
 # Indices per job: small enough that the workers finish together, large enough that handing
 # jobs out costs nothing beside rendering them.
