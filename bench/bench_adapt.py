@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 
 from hwr.datasets.synthetic import digit_string_lines
-from hwr.recognition.model import Recognizer
+from hwr.recognition.model import Recognizer, beside_dir
 from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
 from hwr.synth import augment
@@ -201,8 +201,34 @@ def run_size(model: Path, writer: Writer, size: int, target: list[LineSample], o
            "own_lines_after": round(cer_of(out, own, args.decoder), 4),
            **_scores("target", target, base_readings[0], read(out, target, args.decoder)),
            **_scores("others", others, base_readings[1], read(out, others, args.decoder))}
+    if beside_dir(out) is not None:
+        row.update(beside_readings(out, target, others, args))
     print(json.dumps(row), flush=True)
     return row
+
+
+def beside_readings(out: Path, target: list[LineSample], others: list[LineSample], args) -> dict:
+    """An output read beside its base model (`--beside`): the adapted network alone, and the pair
+    with the base model reading only the lines the adapted one reads less surely than each of
+    --beside-below (Recognizer.beside_below): CER, the share of lines read twice, and the
+    seconds of reading both sets (the pair's cost against the adapted network alone)."""
+    recognizer = Recognizer.load(out, device="cpu", decoder=args.decoder)
+    pair = recognizer.beside
+    figures = {}
+    for below in [None, *args.beside_below]:
+        recognizer.beside, name = (None, "alone") if below is None else (pair, f"below_{below:g}")
+        recognizer.beside_below = below or 1.0
+        start = time.perf_counter()
+        readings = [recognizer.recognize([s.image for s in lines], batch_size=16) for lines in (target, others)]
+        figures[f"beside_{name}"] = {
+            "seconds": round(time.perf_counter() - start, 2),
+            **{f"{set_name}_cer": round(cer_of_readings(lines, [r.text for r in read_]), 4)
+               for set_name, lines, read_ in zip(("target", "others"), (target, others), readings)}}
+        if below is None:
+            alone = [r.confidence for read_ in readings for r in read_]
+        else:
+            figures[f"beside_{name}"]["read_twice"] = round(sum(c < below for c in alone) / len(alone), 3)
+    return figures
 
 
 def _scores(name: str, lines: list[LineSample], base: list[Recognition], adapted: list[Recognition]) -> dict:
@@ -252,6 +278,12 @@ def main() -> None:
                         help="also give adapt this many other lines of the writer without their text (--unlabeled)")
     parser.add_argument("--decoder", default="greedy",
                         help="decoder the bench scores with (greedy, auto, beam...; adapt itself reads greedily)")
+    parser.add_argument("--beside-below", type=lambda text: [float(v) for v in text.split(",")],
+                        default=[0.9, 0.95, 0.98, 2.0],
+                        help="with --set beside=true: read the output with the base model reading the lines "
+                             "the adapted one reads less surely than each of these (above 1: every line)")
+    parser.add_argument("--keep", help="copy the adapted model folders, and the hand's unseen lines as pairs "
+                                       "(target-lines/), into this folder")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -276,6 +308,11 @@ def main() -> None:
         rows = [run_size(model, writer, int(n), target, others, base_readings, args, work)
                 for n in args.sizes.split(",")]
     finally:
+        if args.keep:  # the adapted folders and the hand's unseen lines, to read them again another way
+            for folder in work.glob("adapted-*"):
+                shutil.copytree(folder, Path(args.keep) / folder.name, dirs_exist_ok=True)
+            if not (Path(args.keep) / "target-lines").exists():
+                write_pairs(target, Path(args.keep) / "target-lines")
         shutil.rmtree(work, ignore_errors=True)
     for row in rows:
         halved = row["target_after"] <= row["target_before"] / 2

@@ -312,11 +312,13 @@ def _changed_within(path: Path, seconds: float) -> bool:
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """The temp path to write `path` through, for a writer that wants a file name of its own
     (zipfile, a plotting library): renamed to `path` when the block ends, removed when it
-    raises, so a reader never finds a half-written file at `path`."""
-    path = Path(path)
-    special = special_file_kind(path)
+    raises, so a reader never finds a half-written file at `path`. A symbolic link at `path` is
+    written through, as `open` writes: the file it leads to is replaced, the link stays."""
+    given = Path(path)
+    special = special_file_kind(given)
     if special:  # the rename would put a plain file where a pipe or a device node was
-        raise OSError(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(path))
+        raise OSError(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(given))
+    path = written_path(given)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
@@ -326,8 +328,20 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise naming_file(exc, path, instead_of=tmp)  # the user never sees the temp name
+            raise naming_file(exc, given, instead_of=tmp)  # the user never sees the temp name
         raise
+
+
+def written_path(path: Path) -> Path:
+    """The file a write to `path` lands in: `path`, or the file a symbolic link there leads to
+    (followed to its end, made if missing). Renamed onto the link, an output had replaced it with
+    a plain file: a link into a shared or versioned folder silently stopped leading to the output."""
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        raise OSError(errno.ELOOP, "is a symbolic link that leads round in a loop", os.fspath(path)) from None
 
 
 def _flush_to_disk(path: Path) -> None:
@@ -535,12 +549,16 @@ def check_output_file(path: str | Path | None, option: str) -> None:
         # Outputs are written whole beside their name and renamed into place: the rename would
         # put a plain file where the pipe or device was (a reader on the pipe waited for ever).
         raise ConfigError(f"{option} {path}: is {special}, not a file; give a file name")
-    problem = _folder_problem(path.parent, of_a_file=True)
+    try:
+        written = written_path(path)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc.strerror}") from None
+    problem = _folder_problem(written.parent, of_a_file=True)
     if problem:
         raise ConfigError(f"{option} {path}: {problem}")
-    if path.exists() and not os.access(path, os.W_OK):
+    if written.exists() and not os.access(written, os.W_OK):
         raise ConfigError(f"{option} {path}: the file is not writable")
-    _check_files_can_be_made(path.parent, f"{option} {path}")
+    _check_files_can_be_made(written.parent, f"{option} {path}")
 
 
 def _check_files_can_be_made(folder: Path, named: str) -> None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing.context as mp_context
 import signal
+import sys
 import threading
 import time
+from multiprocessing import resource_tracker
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +186,82 @@ def exit_with_parent(check_seconds: float = PARENT_CHECK_SECONDS) -> threading.T
     watcher = threading.Thread(target=watch, name="hwr-exit-with-parent", daemon=True)
     watcher.start()
     return watcher
+
+
+@contextlib.contextmanager
+def sigint_blocked():
+    """SIGINT held back in this thread, and in the processes it starts, for the block. A Ctrl-C
+    meanwhile is not lost: another thread takes it, or this one when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _LeavesCtrlCToParent:
+    """A worker process started with SIGINT blocked, which it keeps: a Ctrl-C reaches the whole
+    foreground process group, and a worker still importing (a second or more, before any
+    initializer could ignore it) died of it with a traceback of its own. Its parent stops it
+    instead (`stop_workers_now`)."""
+
+    def start(self) -> None:
+        # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
+        # the first process started would start it: started here, before the block.
+        resource_tracker.ensure_running()
+        with sigint_blocked():
+            super().start()
+
+
+# Module-level classes: a spawned process is pickled to its child, its class by name.
+class QuietSpawnProcess(_LeavesCtrlCToParent, mp_context.SpawnProcess):
+    pass
+
+
+class _QuietSpawnContext(mp_context.SpawnContext):
+    Process = QuietSpawnProcess
+
+
+_QUIET_CONTEXTS = {"spawn": _QuietSpawnContext}
+
+if sys.platform != "win32":
+    class QuietForkProcess(_LeavesCtrlCToParent, mp_context.ForkProcess):
+        pass
+
+    class QuietForkServerProcess(_LeavesCtrlCToParent, mp_context.ForkServerProcess):
+        pass
+
+    class _QuietForkContext(mp_context.ForkContext):
+        Process = QuietForkProcess
+
+    class _QuietForkServerContext(mp_context.ForkServerContext):
+        Process = QuietForkServerProcess
+
+    _QUIET_CONTEXTS.update(fork=_QuietForkContext, forkserver=_QuietForkServerContext)
+
+
+def quiet_workers_context(method: str = "spawn") -> mp_context.BaseContext:
+    """A multiprocessing context (`method`: spawn, forkserver or fork) for worker pools whose
+    processes leave Ctrl-C to their parent (`_LeavesCtrlCToParent`)."""
+    if method not in _QUIET_CONTEXTS:
+        raise ValueError(f"start method must be one of {', '.join(_QUIET_CONTEXTS)}, not {method!r}")
+    return _QUIET_CONTEXTS[method]()
+
+
+def stop_workers_now(pool) -> None:
+    """A ProcessPoolExecutor stopped early (Ctrl-C, a failed write, a caller done): the jobs not
+    started are dropped and the workers ended now, not after the jobs they are on. Its workers
+    ignore Ctrl-C (`quiet_workers_context`), and a shutdown that waited would run on for the
+    jobs they hold: seconds, dozens of pages or fonts, after a Ctrl-C."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # Taken before the shutdown, which forgets them.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()

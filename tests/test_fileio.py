@@ -100,6 +100,40 @@ def test_a_pipe_or_device_is_no_output_file_and_is_never_replaced(tmp_path):
         check_output_file(tmp_path / "plain" / "lm.arpa", "--out")
 
 
+def test_an_output_that_is_a_symbolic_link_is_written_through_and_the_link_stays(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "report.json").write_text("old")
+    link = tmp_path / "report.json"
+    link.symlink_to(shared / "report.json")
+    check_output_file(link, "--json")
+    atomic_write_text(link, "new")
+    # The rename had replaced the link with a plain file; the shared file kept the old report.
+    assert link.is_symlink() and (shared / "report.json").read_text() == "new"
+    assert sorted(p.name for p in shared.iterdir()) == ["report.json"]  # no temp file left
+    # A link to a file not there yet makes it (as open() does), in the folder the link names.
+    dangling = tmp_path / "next.json"
+    dangling.symlink_to(shared / "made" / "next.json")
+    check_output_file(dangling, "--json")
+    atomic_write_text(dangling, "made")
+    assert dangling.is_symlink() and (shared / "made" / "next.json").read_text() == "made"
+    # Links to links are followed to the end.
+    (tmp_path / "twice.json").symlink_to(link)
+    atomic_write_text(tmp_path / "twice.json", "third")
+    assert (shared / "report.json").read_text() == "third" and (tmp_path / "twice.json").is_symlink()
+
+
+def test_a_symbolic_link_loop_is_a_clear_error_naming_the_path(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(tmp_path / "back.json")
+    (tmp_path / "back.json").symlink_to(loop)
+    with pytest.raises(ConfigError, match="--json .*loop.json: is a symbolic link that leads round in a loop"):
+        check_output_file(loop, "--json")
+    with pytest.raises(OSError, match="loop.json"):
+        atomic_write_text(loop, "x")
+    assert loop.is_symlink() and (tmp_path / "back.json").is_symlink()
+
+
 def test_output_file_must_not_be_a_folder_and_its_folder_must_be_makeable(tmp_path):
     check_output_file(tmp_path / "new" / "report.json", "--json")
     assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "report.json").exists()

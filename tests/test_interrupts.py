@@ -127,3 +127,52 @@ def test_stops_held_back_arrive_when_the_block_ends():
     with stops_held_back():  # without a signal nothing happens
         pass
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# A fresh interpreter (the first worker is the one that starts multiprocessing's resource
+# tracker, which unblocks SIGINT on its way). The initializer's sleep stands for a worker's
+# imports: a Ctrl-C then had killed each worker with a traceback of its own.
+_QUIET_POOL = textwrap.dedent("""
+    import os, signal, sys, time
+    from concurrent.futures import ProcessPoolExecutor
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits it ignored
+    from hwr.interrupts import quiet_workers_context, stop_workers_now
+
+    if __name__ == "__main__":
+        method = sys.argv[1]
+        pool = ProcessPoolExecutor(2, mp_context=quiet_workers_context(method), initializer=time.sleep,
+                                   initargs=(1.0,))
+        futures = [pool.submit(os.getpid) for _ in range(2)]
+        workers = list(pool._processes.values())
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGINT)
+        [future.result(timeout=60) for future in futures]
+        time.sleep(1.5)  # both done with their initializer
+        print("alive", len(workers), all(worker.is_alive() for worker in workers), flush=True)
+        print("parent blocks SIGINT", signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()), flush=True)
+        long_job = pool.submit(time.sleep, 600)
+        time.sleep(0.5)
+        start = time.monotonic()
+        stop_workers_now(pool)  # not after the job it is on
+        for worker in workers:
+            worker.join(timeout=30)
+        print("stopped", all(not w.is_alive() for w in workers), time.monotonic() - start < 10, flush=True)
+""")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_quiet_workers_leave_ctrl_c_to_their_parent_which_stops_them_at_once(tmp_path, method):
+    script = tmp_path / "pool.py"
+    script.write_text(_QUIET_POOL, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr
+    assert run.stdout.split("\n")[:3] == ["alive 2 True", "parent blocks SIGINT False", "stopped True True"]
+
+
+def test_an_unknown_start_method_is_refused():
+    from hwr.interrupts import quiet_workers_context
+
+    with pytest.raises(ValueError, match="start method must be one of"):
+        quiet_workers_context("threads")

@@ -16,7 +16,6 @@ import glob
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import re
 import threading
@@ -32,7 +31,7 @@ from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
 from hwr.fileio import NAME_MAX, exists, is_dir, is_file
-from hwr.interrupts import exit_with_parent
+from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.recognition.imaging import (
     IMAGE_SUFFIXES,
@@ -690,11 +689,12 @@ def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | 
         return
     window = window or 2 * workers
     if processes:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(workers, mp_context=quiet_workers_context("spawn"),
                                    initializer=_init_page_worker, initargs=(level_for_workers(),))
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="hwr-pages")
-    with pool:
+    finished = False
+    try:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -702,3 +702,9 @@ def prefetch_map(fn: Callable, items: Iterable, workers: int = 2, window: int | 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+        finished = True
+    finally:
+        if finished or not processes:
+            pool.shutdown(cancel_futures=True)  # threads cannot be stopped: the pages they hold finish
+        else:
+            stop_workers_now(pool)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import multiprocessing
 import os
 import re
 import secrets
@@ -53,7 +52,7 @@ import numpy as np
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 from hwr.fileio import process_runs
-from hwr.interrupts import exit_with_parent
+from hwr.interrupts import exit_with_parent, quiet_workers_context, sigint_blocked
 from hwr.logs import init_worker_logging, level_for_workers
 
 log = logging.getLogger("hwr.documents.workers")
@@ -106,20 +105,6 @@ def _init_worker(settings: PrepareSettings, prepare: Callable, owner: int, log_l
     # OpenCV's pool defaults to every core; the workers are the parallelism.
     cv2.setNumThreads(1)
     _settings, _prepare, _owner = settings, prepare, owner
-
-
-@contextlib.contextmanager
-def _sigint_blocked():
-    """SIGINT held back in this thread, and in the processes it starts, for the block. A Ctrl-C
-    meanwhile is not lost: another thread takes it, or this one when the block ends."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _prepare_and_ship(ref) -> _Shipped:
@@ -259,7 +244,7 @@ class PageWorkers:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         unlink_orphaned_blocks()
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.start_method),
+        return ProcessPoolExecutor(self.workers, mp_context=quiet_workers_context(self.start_method),
                                    initializer=_init_worker,
                                    initargs=(self.settings, self.prepare, os.getpid(), level_for_workers()))
 
@@ -280,7 +265,7 @@ class PageWorkers:
         # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
         # the pool's first worker would start it: started here, before the block.
         resource_tracker.ensure_running()
-        with _sigint_blocked():
+        with sigint_blocked():
             yield pool
 
     def close(self) -> None:

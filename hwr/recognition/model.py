@@ -50,6 +50,7 @@ from hwr.recognition.width_variants import (
     DOUBTFUL_BELOW,
     check_reread_below,
     check_width_factors,
+    lines_of_batch,
     surest_reading,
 )
 from hwr.records import FailedInput, Recognition
@@ -58,6 +59,15 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # `hwr adapt --beside`: the base model kept in this sub-folder of the adapted one (Recognizer.beside).
 BESIDE_DIR = "beside"
+# The lines an adapted model reads less surely than this are read by its base model too (above 1:
+# every line); a line the adapted network reads surely keeps its reading. Measured with
+# bench/bench_adapt.py (hwr-en-small, 50 lines, --beside, 400 unlabeled lines, seed 2, 2026-12-06)
+# on two hands, greedy: 0.98 read the hand and the other hands as every line read twice did
+# (just-another-hand 7.00% / 3.65% against 7.00% / 3.64%; sacramento 3.52% / 4.60% against
+# 3.54% / 4.56%), the base model reading about half of the lines; 0.95 (a fifth) let the other
+# hands lose a third of what the base model saves them (3.88%, 4.91%; the adapted network alone
+# 4.21%, 5.40%).
+BESIDE_DOUBTFUL_BELOW = 0.98
 MODEL_CARD_FILE = "MODEL_CARD.md"
 ADAPT_HISTORY_FILE = "adapt-history.jsonl"  # `hwr adapt`: the held-out CER at each evaluation
 # What a model folder holds: replacing a model (--overwrite) removes nothing else.
@@ -499,12 +509,15 @@ class Recognizer:
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: str | torch.device | None = None,
                  decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False,
                  beside: torch.nn.Module | None = None, width_variants: Sequence[float] = (),
-                 width_variants_below: float = DOUBTFUL_BELOW, **decoder_options):
+                 width_variants_below: float = DOUBTFUL_BELOW, beside_below: float = BESIDE_DOUBTFUL_BELOW,
+                 **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
         # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line is
         # read by whichever of the two is surer of it (`_network_scores`).
         self.beside = beside.to(self.device).eval() if beside is not None else None
+        # Only lines this network reads less surely than this are read by the one beside too.
+        self.beside_below = check_reread_below(beside_below, "beside_below")
         # On CUDA, read under float16 autocast (as the models were trained) when asked. Off by
         # default: on an H200 (2026-12-04, bench/bench_gpu_reading.py) it read 6 of 1,536 lines
         # differently and was no faster, the host's work being the bound.
@@ -711,12 +724,29 @@ class Recognizer:
             logits, lengths = self.net(images, widths)
             log_probs = logits.float().log_softmax(-1)
             if self.beside is not None:
-                # The same frames from both (the same network shape): per line, the scores of the
-                # network greedy decoding would be surer of; a tie goes to this model's own.
-                other = self.beside(images, widths)[0].float().log_softmax(-1)
-                surer = greedy_line_confidence(log_probs, lengths) >= greedy_line_confidence(other, lengths)
-                log_probs = torch.where(surer[None, :, None], log_probs, other)
+                log_probs = self._surer_beside(images, widths, log_probs, lengths)
         return log_probs, lengths
+
+    def _surer_beside(self, images: torch.Tensor, widths: torch.Tensor, log_probs: torch.Tensor,
+                      lengths: torch.Tensor) -> torch.Tensor:
+        """`log_probs` with the lines this network reads less surely than `beside_below` read by
+        the network beside it too, each kept as the network greedy decoding is surer of reads it
+        (a tie goes to this one's own). The same frames from both: the same network shape."""
+        confidence = greedy_line_confidence(log_probs, lengths)
+        doubtful = (confidence < self.beside_below).nonzero().flatten().cpu()
+        if len(doubtful) == 0:
+            return log_probs
+        other = self.beside(*lines_of_batch(images, widths, doubtful))[0].float().log_softmax(-1)
+        other_surer = greedy_line_confidence(other, lengths[doubtful.to(lengths.device)]) > confidence[
+            doubtful.to(confidence.device)]
+        if not other_surer.any():
+            return log_probs
+        log_probs = log_probs.clone()
+        for k in other_surer.nonzero().flatten().tolist():
+            line = int(doubtful[k])
+            log_probs[:, line] = 0  # frames past the line's length (a cropped batch has fewer) are never read
+            log_probs[: other.shape[0], line] = other[:, k]
+        return log_probs
 
     def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:
         """One Recognition per line of a padded batch on this recognizer's device (the page

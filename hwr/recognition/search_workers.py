@@ -21,7 +21,6 @@ same code reads the same numbers.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hwr.interrupts import quiet_workers_context
 from hwr.records import Recognition
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class SearchWorkers:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.processes,
-                                                 mp_context=multiprocessing.get_context(self.start_method),
+                                                 mp_context=quiet_workers_context(self.start_method),
                                                  initializer=_start_worker, initargs=(self._spec,))
             return self._pool
 

@@ -74,6 +74,15 @@ def stretched(images: torch.Tensor, widths: torch.Tensor, factor: float) -> tupl
     return wider, new_widths, factor
 
 
+def lines_of_batch(images: torch.Tensor, widths: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Some lines of a padded batch (`rows`: their indices, on the host) as a batch of their own,
+    cropped to the widest of them rounded up as batches are padded (a line of 1-2 px alone was
+    too narrow for the network's convolutions): a second pass over them costs what they do."""
+    crop = min(images.shape[-1], -(-int(widths.cpu()[rows].max()) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
+    return (images.index_select(0, rows.to(images.device))[..., :crop],
+            widths.index_select(0, rows.to(widths.device)))
+
+
 def surest_reading(read: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                    images: torch.Tensor, widths: torch.Tensor, factors: Sequence[float], frame_width: float,
                    below: float = DOUBTFUL_BELOW) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
@@ -88,13 +97,7 @@ def surest_reading(read: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tens
     frame_widths = [frame_width] * len(widths)
     if len(doubtful) == 0:
         return plain, plain_lengths, frame_widths
-    # The doubtful lines alone, cropped to the widest of them rounded up as batches are padded (a
-    # line of 1-2 px alone was too narrow for the network's convolutions): the second pass costs
-    # what they do.
-    host_widths = widths.cpu()
-    crop = min(images.shape[-1], -(-int(host_widths[doubtful].max()) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
-    sub_images = images.index_select(0, doubtful.to(images.device))[..., :crop]
-    sub_widths = widths.index_select(0, doubtful.to(widths.device))
+    sub_images, sub_widths = lines_of_batch(images, widths, doubtful)
     best_confidence = plain_confidence.index_select(0, doubtful.to(plain_confidence.device))
     best = [None] * len(doubtful)  # (log_probs, lengths, ratio) of the reading kept, None: as given
     for factor in factors:

@@ -15,9 +15,7 @@ worker are in flight, so a long export holds a bounded number of rendered lines 
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +23,7 @@ from itertools import islice
 
 import cv2
 
+from hwr.interrupts import quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
 from hwr.synth.page import SynthPage
@@ -74,7 +73,7 @@ def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, p
         return
     per_job = max(1, LINES_PER_JOB // weight)
     workers = min(processes, -(-count // per_job))
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_adopt,
+    pool = ProcessPoolExecutor(workers, mp_context=quiet_workers_context("spawn"), initializer=_adopt,
                                initargs=(synthesizer, level_for_workers()))
     waiting: deque[tuple[list[int], Future]] = deque()
     finished = False
@@ -93,22 +92,7 @@ def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, p
         if finished:
             pool.shutdown()
         else:
-            _stop(pool)
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stopped early (Ctrl-C, a failed write, a caller done): the jobs not started are dropped
-    and the workers ended now, not after the jobs they were on (with a few jobs queued per
-    worker, a Ctrl-C had rendered on for seconds, dozens of pages, before the command ended)."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
-    if terminate is not None:
-        terminate()
-        return
-    # Taken before the shutdown, which forgets them.
-    workers = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in workers:
-        process.terminate()
+            stop_workers_now(pool)
 
 
 _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it renders for
@@ -117,9 +101,6 @@ _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it r
 def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     global _synthesizer
     init_worker_logging(log_level)  # the synthesizer's warnings as the command logs its own
-    # Ctrl-C reaches the whole process group: the parent stops the pool; a worker's own
-    # KeyboardInterrupt would only print a traceback per worker.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One OpenCV thread a worker: the workers share the cores out already.
     cv2.setNumThreads(1)
     _synthesizer = synthesizer

@@ -13,11 +13,11 @@ alike in any process, and the cache only decides when.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from hwr.interrupts import quiet_workers_context, stop_workers_now
 from hwr.synth.fonts import FontBank
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,14 @@ def warm_font_bank(bank: FontBank, x_height_range: tuple[float, float], processe
                 for name in names]
         # Spawned, not forked: the caller may already run OpenCV or torch thread pools, which a
         # forked child can hang in.
-        with ProcessPoolExecutor(min(processes, len(names)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(min(processes, len(names)), mp_context=quiet_workers_context("spawn"))
+        try:
             for cached in pool.map(_prepared_alone, jobs):
                 bank.absorb(cached)
+        except BaseException:
+            stop_workers_now(pool)  # a Ctrl-C: not after every font queued is rasterised
+            raise
+        pool.shutdown()
     glyphs = bank.cached_glyphs
     log.info("glyph cache warmed: %d glyphs of %d fonts in %.1f s (%d processes)", glyphs, len(names),
              time.monotonic() - start, max(1, processes))

@@ -152,10 +152,15 @@ class AdaptConfig:
     keep: Literal["best", "last"] = setting(
         "last", help="weights to keep: last (the end of the LR decay) or best (the step that read the held-out lines "
                      "best; with a few held-out lines that choice is mostly noise)")
+    # On by default since 2026-12-06: the base model now reads only the lines the adapted network is
+    # unsure of (Recognizer.beside_below), so the pair reads at about 1.5x the time of the adapted
+    # network alone (greedy and with the LM search, bench/bench_beside.py), not 2x, and without it
+    # the forgetting check blends back half the change or more (README, "Adapt to your hand").
     beside: bool = setting(
-        False, help="keep the base model beside the adapted one: each line is read by whichever of the two is surer "
-                    "of it, so the adapted change can be kept whole while other hands are read as before; reading "
-                    "takes twice as long (bench/bench_adapt.py)")
+        True, help="keep the base model beside the adapted one: each line the adapted network is unsure of is "
+                   "also read by the base model, and the surer reading kept, so the adapted change can be kept "
+                   "whole while other hands are read as before; reading takes about 1.5 times as long "
+                   "(--no-beside: the adapted network alone, blended back if it forgets)")
     # 256, not 64: on 64 lines (about 120 wrong characters before) the 10% limit was as small as
     # the noise: the check once judged all of the change +14% and three quarters of it worse than
     # all, where 256 lines judged it +7% and other validation fonts read +2% (bench_adapt, seed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -202,6 +203,28 @@ def test_prefetch_map_in_processes_keeps_order_and_runs_elsewhere():
     got = list(prefetch_map(_square_and_pid, range(12), workers=2, processes=True))
     assert [square for square, _ in got] == [x * x for x in range(12)]
     assert os.getpid() not in {pid for _, pid in got}
+
+
+def _quick_then_slow(x: int) -> int:
+    import time
+
+    if x:
+        time.sleep(120)
+    return x
+
+
+def test_prefetch_map_in_processes_stopped_early_ends_its_workers_now():
+    import time
+
+    pages = prefetch_map(_quick_then_slow, range(4), workers=1, window=2, processes=True)
+    assert next(pages) == 0
+    workers = list(multiprocessing.active_children())
+    start = time.monotonic()
+    pages.close()  # a Ctrl-C in the consumer: the page the worker is on is not waited for
+    assert time.monotonic() - start < 20
+    for worker in workers:
+        worker.join(timeout=20)
+    assert workers and not any(worker.is_alive() for worker in workers)
 
 
 def _warn_of_a_file(name: str) -> str:

@@ -172,6 +172,19 @@ def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_
     assert paired.beside is not None
     assert [r.text for r in paired.recognize_normalized(lines, batch_size=2)] == expected
 
+    # Only the lines the own network reads less surely than beside_below go to the other one too.
+    threshold = float(np.median([a.confidence for a in readings[0]]))
+    paired.beside_below = threshold
+    seen = []
+    network = paired.beside
+    paired.beside = lambda images, widths: seen.append(len(widths)) or network(images, widths)
+    doubtful = [a.confidence < threshold for a in readings[0]]
+    expected = [b.text if low and b.confidence > a.confidence else a.text
+                for a, b, low in zip(*readings, doubtful)]
+    assert [r.text for r in paired.recognize_normalized(lines, batch_size=len(lines))] == expected
+    assert seen == [sum(doubtful)] and 0 < sum(doubtful) < len(lines)
+    assert expected != [a.text for a in readings[0]]  # the other network still read some lines
+
 
 def test_a_model_beside_that_normalises_lines_otherwise_is_refused_naming_it(tmp_path):
     import shutil

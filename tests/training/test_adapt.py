@@ -248,9 +248,11 @@ def test_adapted_model_folder_is_complete_and_loads(tmp_path, monkeypatch):
     result = adapt([str(write_pairs(tmp_path / "pairs", 20, pages=5))], quick(tmp_path, base))
     out = tmp_path / "adapted"
     assert result.improved and result.split_by == "page" and result.adapt_lines + result.held_out_lines == 20
+    # Read beside the base model by default: its weights, unchanged, in beside/.
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "model.safetensors", MODEL_CARD_FILE, ADAPT_HISTORY_FILE])
+        ["config.json", "model.safetensors", MODEL_CARD_FILE, ADAPT_HISTORY_FILE, "beside"])
     recognizer = Recognizer.load(out)
+    assert result.beside and recognizer.beside is not None
     assert len(recognizer.recognize([render_line("the cat sat")])) == 1
     adapted = recognizer.config.training["adapted"]
     assert adapted["before_cer"] == 0.5 and adapted["after_cer"] == 0.2 and adapted["adapted_weights_kept"]
@@ -319,7 +321,7 @@ def test_beside_keeps_the_base_model_in_the_folder_and_a_later_run_without_it_re
     assert Recognizer.load(out).beside is not None
     assert "`beside/` holds `base` unchanged" in (out / MODEL_CARD_FILE).read_text(encoding="utf-8")
     # Into the same folder without --beside: the old base copy must not pair with the new weights.
-    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, overwrite=True))
+    result = adapt([str(write_pairs(tmp_path / "pairs"))], quick(tmp_path, base, overwrite=True, beside=False))
     assert not result.beside and not (out / "beside").exists() and Recognizer.load(out).beside is None
 
 
@@ -848,7 +850,7 @@ def test_a_failure_while_the_model_is_written_leaves_the_folder_as_it_was(tmp_pa
     base = make_untrained_model(tmp_path / "base")
     monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
     pairs = str(write_pairs(tmp_path / "pairs"))
-    adapt([pairs], quick(tmp_path, base))
+    adapt([pairs], quick(tmp_path, base, beside=False))
     out = tmp_path / "adapted"
     earlier = _files(out)
     copy = shutil.copyfile
