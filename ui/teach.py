@@ -404,9 +404,9 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
                                 elem_id="hwr-adapt-minutes")
             name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
         beside = gr.Checkbox(value=AdaptConfig.beside, label="Read beside the base model", elem_id="hwr-adapt-beside",
-                             info="Keeps the base model next to the new one and reads each line with whichever of "
-                                  "the two is surer: more of your hand is learnt at the same cost to other writing, "
-                                  "and reading takes about twice as long.")
+                             info="Keeps the base model next to the new one, which also reads each line the new "
+                                  "one is unsure of, and keeps the surer reading: more of your hand is learnt at the "
+                                  "same cost to other writing, and reading takes about 1.5 times as long.")
         with gr.Accordion("Also learn from uncorrected pages (optional)", open=False):
             gr.Markdown("Pages or lines of the same hand that no one has corrected (images, PDFs, TIFFs, or a zip "
                         "of them). The base model reads them, and the half it reads most surely is learnt from as "

@@ -513,8 +513,8 @@ class Recognizer:
                  **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
-        # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line is
-        # read by whichever of the two is surer of it (`_network_scores`).
+        # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line this
+        # one is unsure of is read by both, and kept as the surer reads it (`_surer_beside`).
         self.beside = beside.to(self.device).eval() if beside is not None else None
         # Only lines this network reads less surely than this are read by the one beside too.
         self.beside_below = check_reread_below(beside_below, "beside_below")

@@ -787,9 +787,9 @@ def _beside_text(r: AdaptResult, base_dir: Path) -> str:
         return ""
     pair = beside_dir(base_dir) is not None
     held = f"the model `{base_dir.name}` was adapted from (its `{BESIDE_DIR}/`)" if pair else f"`{base_dir.name}`"
-    return (f" `{BESIDE_DIR}/` holds {held} unchanged: each line is read by whichever of the two networks "
-            "is surer of it (the figures above are that reading), so reading takes about twice as long as with "
-            "one model.")
+    return (f" `{BESIDE_DIR}/` holds {held} unchanged: each line the adapted network is unsure of is read by "
+            "both, and keeps the surer reading (the figures above are that reading), so reading takes about 1.5 "
+            "times as long as with one model.")
 
 
 def model_card(name: str, base_dir: Path, r: AdaptResult, budget: Budget, cfg: AdaptConfig) -> str:
