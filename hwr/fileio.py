@@ -339,9 +339,12 @@ def written_path(path: Path) -> Path:
     if not path.is_symlink():
         return path
     try:
-        return path.resolve()
+        target = path.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
-        raise OSError(errno.ELOOP, "is a symbolic link that leads round in a loop", os.fspath(path)) from None
+        target = None
+    if target is None or target.is_symlink():  # from 3.13 a loop resolves to a link of it
+        raise OSError(errno.ELOOP, "is a symbolic link that leads round in a loop", os.fspath(path))
+    return target
 
 
 def _flush_to_disk(path: Path) -> None:

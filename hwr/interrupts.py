@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from multiprocessing import resource_tracker
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,9 @@ class _LeavesCtrlCToParent:
     instead (`stop_workers_now`)."""
 
     def start(self) -> None:
+        if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, no resource tracker
+            super().start()
+            return
         # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
         # the first process started would start it: started here, before the block.
         resource_tracker.ensure_running()
@@ -221,31 +225,45 @@ class QuietSpawnProcess(_LeavesCtrlCToParent, mp_context.SpawnProcess):
     pass
 
 
-class _QuietSpawnContext(mp_context.SpawnContext):
-    Process = QuietSpawnProcess
+class _QuietContext:
+    """Makes its processes quiet, and remembers every one it made (`made`): a Ctrl-C held back
+    during a worker's start is raised as the start ends, before the pool records the worker,
+    and stop_workers_now must still find it."""
+
+    quiet_process: type
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: weakref.WeakSet = weakref.WeakSet()
+
+    def Process(self, *args, **kwargs):  # noqa: N802 - multiprocessing's name
+        process = self.quiet_process(*args, **kwargs)
+        self.made.add(process)
+        return process
+
+
+class _QuietSpawnContext(_QuietContext, mp_context.SpawnContext):
+    quiet_process = QuietSpawnProcess
 
 
 _QUIET_CONTEXTS = {"spawn": _QuietSpawnContext}
 
+# Not forkserver: its children take their signal mask from the server process, not from the
+# thread that asks for them, so blocking SIGINT around a start would not make them quiet.
 if sys.platform != "win32":
     class QuietForkProcess(_LeavesCtrlCToParent, mp_context.ForkProcess):
         pass
 
-    class QuietForkServerProcess(_LeavesCtrlCToParent, mp_context.ForkServerProcess):
-        pass
+    class _QuietForkContext(_QuietContext, mp_context.ForkContext):
+        quiet_process = QuietForkProcess
 
-    class _QuietForkContext(mp_context.ForkContext):
-        Process = QuietForkProcess
-
-    class _QuietForkServerContext(mp_context.ForkServerContext):
-        Process = QuietForkServerProcess
-
-    _QUIET_CONTEXTS.update(fork=_QuietForkContext, forkserver=_QuietForkServerContext)
+    _QUIET_CONTEXTS["fork"] = _QuietForkContext
 
 
 def quiet_workers_context(method: str = "spawn") -> mp_context.BaseContext:
-    """A multiprocessing context (`method`: spawn, forkserver or fork) for worker pools whose
-    processes leave Ctrl-C to their parent (`_LeavesCtrlCToParent`)."""
+    """A multiprocessing context (`method`: spawn or fork) for a worker pool whose processes
+    leave Ctrl-C to their parent (`_LeavesCtrlCToParent`); one per pool, as it remembers the
+    processes it made (`stop_workers_now`)."""
     if method not in _QUIET_CONTEXTS:
         raise ValueError(f"start method must be one of {', '.join(_QUIET_CONTEXTS)}, not {method!r}")
     return _QUIET_CONTEXTS[method]()
@@ -260,8 +278,11 @@ def stop_workers_now(pool) -> None:
     if terminate is not None:
         terminate()
         return
-    # Taken before the shutdown, which forgets them.
-    workers = list((getattr(pool, "_processes", None) or {}).values())
+    # Taken before the shutdown, which forgets them; with those its quiet context started (a
+    # Ctrl-C raised as a worker's start ended left it out of the pool's own list).
+    workers = {*(getattr(pool, "_processes", None) or {}).values(),
+               *getattr(getattr(pool, "_mp_context", None), "made", ())}
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
-        process.terminate()
+        if process.is_alive():
+            process.terminate()

@@ -160,7 +160,7 @@ _QUIET_POOL = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_quiet_workers_leave_ctrl_c_to_their_parent_which_stops_them_at_once(tmp_path, method):
     script = tmp_path / "pool.py"
     script.write_text(_QUIET_POOL, encoding="utf-8")
@@ -169,6 +169,46 @@ def test_quiet_workers_leave_ctrl_c_to_their_parent_which_stops_them_at_once(tmp
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr
     assert run.stdout.split("\n")[:3] == ["alive 2 True", "parent blocks SIGINT False", "stopped True True"]
+
+
+# A Ctrl-C that arrives while a worker starts is held back, and raised as the start ends: before
+# the pool has recorded the worker. stop_workers_now must still end it (the orphan had printed a
+# traceback of its own, or kept the interpreter from exiting).
+_CTRL_C_AS_A_WORKER_STARTS = textwrap.dedent("""
+    import multiprocessing, multiprocessing.context as mpc, os, signal, time
+    from concurrent.futures import ProcessPoolExecutor
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from hwr.interrupts import quiet_workers_context, stop_workers_now
+
+    start = mpc.SpawnProcess._Popen
+
+    def ctrl_c_meanwhile(process):
+        os.kill(os.getpid(), signal.SIGINT)
+        return start(process)
+
+    if __name__ == "__main__":
+        mpc.SpawnProcess._Popen = staticmethod(ctrl_c_meanwhile)
+        pool = ProcessPoolExecutor(2, mp_context=quiet_workers_context("spawn"))
+        try:
+            pool.submit(time.sleep, 0)
+        except KeyboardInterrupt:
+            print("interrupted, recorded", len(pool._processes), "started", len(multiprocessing.active_children()),
+                  flush=True)
+            stop_workers_now(pool)
+        for child in multiprocessing.active_children():
+            child.join(timeout=20)
+        print("left", len(multiprocessing.active_children()), flush=True)
+""")
+
+
+def test_a_worker_started_as_a_ctrl_c_arrives_is_still_stopped(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(_CTRL_C_AS_A_WORKER_STARTS, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["interrupted, recorded 0 started 1", "left 0"], run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
 
 
 def test_an_unknown_start_method_is_refused():

@@ -367,7 +367,8 @@ def finished_text(progress: Progress) -> str:
     others = ("" if r.others_before is None or not r.improved else
               f" Other hands (synthetic check lines): {r.others_before:.1%} → {r.others_after:.1%}"
               f"{'' if r.mix == 1.0 else f', with {r.mix:.0%} of the change kept to spare them'}.")
-    paired = " Read beside the base model: each line by the surer of the two." if r.beside else ""
+    paired = (" Read beside the base model: each line the new model is unsure of is read by both, and keeps "
+              "the surer reading." if r.beside else "")
     searched = ("" if r.read_before is None else
                 f" Read with the language-model search (the default decoder): {r.read_before:.1%} → "
                 f"{r.read_after:.1%}.")

@@ -755,11 +755,14 @@ class Recognizer:
         return with_frame_widths(self.decoder.decode(log_probs, lengths, frame_width=self.frame_width), frame_widths)
 
     def describe_reading(self) -> dict:
-        """What reports record of how lines were read: the decoder's `describe()`, and the widths
-        doubtful lines were read at too (`width_variants`), when any."""
+        """What reports record of how lines were read: the decoder's `describe()`, the widths
+        doubtful lines were read at too (`width_variants`), and whether a base model read the lines
+        the network was unsure of (`beside`), when any."""
         reading = self.decoder.describe()
         if self.width_variants:
             reading.update(width_variants=list(self.width_variants), width_variants_below=self.width_variants_below)
+        if self.beside is not None:
+            reading.update(beside_below=self.beside_below)
         return reading
 
     @property

@@ -78,7 +78,8 @@ def lines_of_batch(images: torch.Tensor, widths: torch.Tensor, rows: torch.Tenso
     """Some lines of a padded batch (`rows`: their indices, on the host) as a batch of their own,
     cropped to the widest of them rounded up as batches are padded (a line of 1-2 px alone was
     too narrow for the network's convolutions): a second pass over them costs what they do."""
-    crop = min(images.shape[-1], -(-int(widths.cpu()[rows].max()) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
+    widest = max(1, int(widths.cpu()[rows].max()))  # lines of no width still get a padded column
+    crop = min(images.shape[-1], -(-widest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
     return (images.index_select(0, rows.to(images.device))[..., :crop],
             widths.index_select(0, rows.to(widths.device)))
 

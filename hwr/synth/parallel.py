@@ -16,6 +16,7 @@ worker are in flight, so a long export holds a bounded number of rendered lines 
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -101,6 +102,8 @@ _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it r
 def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     global _synthesizer
     init_worker_logging(log_level)  # the synthesizer's warnings as the command logs its own
+    # Started with SIGINT blocked (quiet_workers_context); ignored too, should anything unblock it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One OpenCV thread a worker: the workers share the cores out already.
     cv2.setNumThreads(1)
     _synthesizer = synthesizer

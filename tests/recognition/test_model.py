@@ -154,7 +154,9 @@ def test_read_batches_hands_over_the_batches_read_before_one_that_fails(tmp_path
     assert read == [0, 1]
 
 
-def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_path):
+def _paired_untrained_models(tmp_path):
+    """An untrained model with another of another seed in its beside/ folder: (the pair, the
+    lines, each model's own readings of them)."""
     import shutil
 
     from helpers import make_untrained_model, render_line
@@ -164,14 +166,23 @@ def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_
     texts = ["ab", "a longer line", "mid size", "x", "the cat sat", "quick brown fox", "0123", "jumps over"]
     lines = [alone[0].preprocess(render_line(t)) for t in texts]
     readings = [r.recognize_normalized(lines, batch_size=2) for r in alone]
+    shutil.copytree(other, own / "beside")
+    return Recognizer.load(own, device="cpu"), lines, readings
+
+
+def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_path):
+    paired, lines, readings = _paired_untrained_models(tmp_path)
     expected = [a.text if a.confidence >= b.confidence else b.text for a, b in zip(*readings)]
     # Untrained networks of two seeds: each is surer of some of the lines (else the test proves little).
     assert {a.confidence >= b.confidence for a, b in zip(*readings)} == {True, False}
-    shutil.copytree(other, own / "beside")
-    paired = Recognizer.load(own, device="cpu")
     assert paired.beside is not None
+    paired.beside_below = 2.0  # every line read by both
     assert [r.text for r in paired.recognize_normalized(lines, batch_size=2)] == expected
+    assert paired.describe_reading()["beside_below"] == 2.0
 
+
+def test_a_model_read_beside_another_has_it_read_only_the_lines_it_is_unsure_of(tmp_path):
+    paired, lines, readings = _paired_untrained_models(tmp_path)
     # Only the lines the own network reads less surely than beside_below go to the other one too.
     threshold = float(np.median([a.confidence for a in readings[0]]))
     paired.beside_below = threshold
@@ -184,6 +195,25 @@ def test_a_model_read_beside_another_takes_each_line_from_the_surer_network(tmp_
     assert [r.text for r in paired.recognize_normalized(lines, batch_size=len(lines))] == expected
     assert seen == [sum(doubtful)] and 0 < sum(doubtful) < len(lines)
     assert expected != [a.text for a in readings[0]]  # the other network still read some lines
+
+    # The widest line read surely: the other network reads a narrower batch, with fewer frames.
+    # The widest lines the own network reads least surely of all are left out until one is not.
+    by_width = sorted(range(len(lines)), key=lambda k: lines[k].shape[1])
+    while readings[0][by_width[-1]].confidence <= min(readings[0][k].confidence for k in by_width[:-1]):
+        by_width.pop()
+    assert len(by_width) >= 3
+    lines = [lines[k] for k in by_width]
+    readings = [[reading[k] for k in by_width] for reading in readings]
+    paired.beside_below = readings[0][-1].confidence
+    shapes = []
+    paired.beside = lambda images, widths: shapes.append(images.shape[-1]) or network(images, widths)
+    doubtful = [a.confidence < paired.beside_below for a in readings[0]]
+    assert 0 < sum(doubtful) and not doubtful[-1]
+    expected = [b.text if low and b.confidence > a.confidence else a.text
+                for a, b, low in zip(*readings, doubtful)]
+    assert [r.text for r in paired.recognize_normalized(lines, batch_size=len(lines))] == expected
+    assert len(shapes) == 1 and shapes[0] < lines[-1].shape[1]
+    assert expected != [a.text for a in readings[0]]  # a reading of fewer frames was kept
 
 
 def test_a_model_beside_that_normalises_lines_otherwise_is_refused_naming_it(tmp_path):
