@@ -1,7 +1,7 @@
 """What reading an adapted model beside its base model (`hwr adapt --beside`) costs, and what
 the base model reading only the adapted one's doubtful lines gives up.
 
-    python bench/bench_beside.py --model models/my-hand --below 0.95,0.98,2 --decoders greedy,auto
+    python bench/bench_beside.py --model models/my-hand --below 0.95,0.98 --decoders greedy,auto
     python bench/bench_beside.py --model models/my-hand --hand my-hand-lines/ --json beside.json
 
 A pair's adapted network reads every line; the base model (its `beside/` folder) reads the lines
@@ -20,13 +20,12 @@ import argparse
 import json
 from pathlib import Path
 
-from bench_width_variants import read
+from bench_width_variants import add_reading_arguments, read
 
 from hwr.datasets import open_dataset
 from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition.model import BESIDE_DOUBTFUL_BELOW, Recognizer, beside_dir
 from hwr.scoring.report.compare import compare_reports
-from hwr.synth.config import HARD_SEED
 
 EVERY_LINE = 2.0  # a beside_below above any confidence
 
@@ -41,12 +40,10 @@ def confidences_alone(model: str, lines) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="an adapted model folder with beside/ (hwr adapt --beside)")
-    parser.add_argument("--below", default=f"0.9,0.95,{BESIDE_DOUBTFUL_BELOW:g},0.98,{EVERY_LINE:g}",
+    parser.add_argument("--below", default=f"0.9,0.95,{BESIDE_DOUBTFUL_BELOW:g}",
                         help="adapted-network confidences under which the base model reads a line too, "
-                             "comma-separated (above 1: every line)")
-    parser.add_argument("--decoders", default="greedy,auto")
-    parser.add_argument("--n", type=int, default=400, help="lines of the harder set")
-    parser.add_argument("--seed", type=int, default=HARD_SEED, help="the harder set's seed")
+                             "comma-separated (every line twice and the adapted network alone are always read)")
+    add_reading_arguments(parser, lines=400)
     parser.add_argument("--hand", help="the adapted hand's held-out lines (a dataset spec hwr eval reads)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()

@@ -48,15 +48,21 @@ def read(recognizer: Recognizer, samples, lines, batch_size: int = 16):
     return report, lines_per_s
 
 
+def add_reading_arguments(parser: argparse.ArgumentParser, lines: int) -> None:
+    """The options of the benches that read the harder set several ways: the decoders, and the
+    set's size and seed."""
+    parser.add_argument("--decoders", default="greedy,auto")
+    parser.add_argument("--n", type=int, default=lines, help="lines of each set")
+    parser.add_argument("--seed", type=int, default=HARD_SEED, help="the harder set's seed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/hwr-en-small")
     parser.add_argument("--variants", default="1.3", help="lists of extra width factors, ';' between lists")
     parser.add_argument("--below", default=str(DOUBTFUL_BELOW),
                         help="greedy confidences under which lines are read again, comma-separated (above 1: all)")
-    parser.add_argument("--decoders", default="greedy,auto")
-    parser.add_argument("--n", type=int, default=600, help="lines of each set")
-    parser.add_argument("--seed", type=int, default=HARD_SEED, help="the harder set's seed")
+    add_reading_arguments(parser, lines=600)
     parser.add_argument("--sets", default="harder,other-text")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
