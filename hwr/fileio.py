@@ -586,7 +586,10 @@ def check_distinct_outputs(outputs: list[tuple[str, str | Path | None]],
     would replace the other). outputs: (option, path) pairs; unset paths are ignored.
     inputs_of: what the inputs were read for, named in the message ("the data set gt/")."""
     def key(path: str | Path) -> Path:
-        return Path(path).expanduser().resolve()
+        try:
+            return Path(path).expanduser().resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop: check_output_file names it
+            return Path(path).expanduser().absolute()
 
     given = {key(p): str(p) for p in inputs if p and Path(p).is_file()}
     seen: dict[Path, str] = {}
