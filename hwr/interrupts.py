@@ -216,8 +216,22 @@ class _LeavesCtrlCToParent:
         # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
         # the first process started would start it: started here, before the block.
         resource_tracker.ensure_running()
-        with sigint_blocked():
-            super().start()
+        # The mask holds SIGINT back in this thread only: with other threads about (the pool's
+        # own, torch's) the kernel hands a Ctrl-C to one of them, and Python raises it here, in
+        # the main thread, at once: inside the start, where the child may exist before the
+        # process object knows it, and no one could stop it. The main thread also holds it back.
+        arrived: list[int] = []
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
+        try:
+            with sigint_blocked():
+                super().start()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+                if arrived:  # raised now: the process is started, and its context has it (`made`)
+                    signal.raise_signal(signal.SIGINT)
 
 
 # Module-level classes: a spawned process is pickled to its child, its class by name.
@@ -274,15 +288,18 @@ def stop_workers_now(pool) -> None:
     started are dropped and the workers ended now, not after the jobs they are on. Its workers
     ignore Ctrl-C (`quiet_workers_context`), and a shutdown that waited would run on for the
     jobs they hold: seconds, dozens of pages or fonts, after a Ctrl-C."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
-    if terminate is not None:
-        terminate()
-        return
-    # Taken before the shutdown, which forgets them; with those its quiet context started (a
-    # Ctrl-C raised as a worker's start ended left it out of the pool's own list).
+    # Taken before the shutdown, which forgets them; with those its quiet context made (a Ctrl-C
+    # raised as a worker's start ended left it out of the pool's own list; Python 3.14's
+    # terminate_workers() ends only that list). The weak set's own set is copied at once: another
+    # thread may add to it meanwhile.
+    made = getattr(getattr(pool, "_mp_context", None), "made", None)
     workers = {*(getattr(pool, "_processes", None) or {}).values(),
-               *getattr(getattr(pool, "_mp_context", None), "made", ())}
+               *(process for process in (ref() for ref in (made.data.copy() if made is not None else ()))
+                 if process is not None)}
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
-        if process.is_alive():
-            process.terminate()
+        try:
+            if process.is_alive():
+                process.terminate()
+        except ValueError:  # closed by its owner: nothing left to end
+            pass

@@ -215,6 +215,7 @@ def _quick_then_slow(x: int) -> int:
 
 def test_prefetch_map_in_processes_stopped_early_ends_its_workers_now():
     import time
+    from multiprocessing.connection import wait
 
     before = set(multiprocessing.active_children())  # any an earlier test left are not this pool's
     pages = prefetch_map(_quick_then_slow, range(4), workers=1, window=2, processes=True)
@@ -223,9 +224,11 @@ def test_prefetch_map_in_processes_stopped_early_ends_its_workers_now():
     start = time.monotonic()
     pages.close()  # a Ctrl-C in the consumer: the page the worker is on is not waited for
     assert time.monotonic() - start < 20
-    for worker in workers:
-        worker.join(timeout=20)
-    assert workers and not any(worker.is_alive() for worker in workers)
+    # Sentinels, not join() and is_alive(): the pool's thread may reap a worker first.
+    sentinels = [worker.sentinel for worker in workers]
+    while len(wait(sentinels, timeout=1)) < len(sentinels) and time.monotonic() - start < 20:
+        pass
+    assert workers and len(wait(sentinels, timeout=0)) == len(sentinels)
 
 
 def _warn_of_a_file(name: str) -> str:
