@@ -164,12 +164,18 @@ _QUIET_POOL = textwrap.dedent("""
 """)
 
 
+def _run_script(folder: Path, text: str, argument: str) -> subprocess.CompletedProcess:
+    """`text` run as a script of its own (a fresh interpreter: its own resource tracker and
+    signal handlers) from the repository root, with one argument."""
+    script = folder / "pool.py"
+    script.write_text(text, encoding="utf-8")
+    return subprocess.run([sys.executable, str(script), argument], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_quiet_workers_leave_ctrl_c_to_their_parent_which_stops_them_at_once(tmp_path, method):
-    script = tmp_path / "pool.py"
-    script.write_text(_QUIET_POOL, encoding="utf-8")
-    run = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = _run_script(tmp_path, _QUIET_POOL, method)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr
     assert run.stdout.split("\n")[:3] == ["alive 2 True", "parent blocks SIGINT False", "stopped True True"]
@@ -213,10 +219,7 @@ _CTRL_C_AS_A_WORKER_STARTS = textwrap.dedent("""
 
 @pytest.mark.parametrize("threads", ["alone", "threads"])
 def test_a_worker_started_as_a_ctrl_c_arrives_is_still_stopped(tmp_path, threads):
-    script = tmp_path / "pool.py"
-    script.write_text(_CTRL_C_AS_A_WORKER_STARTS, encoding="utf-8")
-    run = subprocess.run([sys.executable, str(script), threads], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = _run_script(tmp_path, _CTRL_C_AS_A_WORKER_STARTS, threads)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["interrupted, recorded 0 started 1", "left 0"], run.stdout + run.stderr
     assert "Traceback" not in run.stderr, run.stderr
