@@ -280,7 +280,8 @@ def main() -> None:
                         help="decoder the bench scores with (greedy, auto, beam...; adapt itself reads greedily)")
     parser.add_argument("--beside-below", type=lambda text: [float(v) for v in text.split(",")],
                         default=[0.9, 0.95, 0.98, 2.0],
-                        help="with --set beside=true: read the output with the base model reading the lines "
+                        help="an output read beside its base model (the default; not with --set beside=false): read "
+                             "it with the base model reading the lines "
                              "the adapted one reads less surely than each of these (above 1: every line)")
     parser.add_argument("--keep", help="copy the adapted model folders, and the hand's unseen lines as pairs "
                                        "(target-lines/), into this folder")

@@ -110,9 +110,9 @@ def _a_loader_worker_died(exc: Exception) -> bool:
 
 
 @contextlib.contextmanager
-def stops_held_back():
-    """Within the block, SIGINT and SIGTERM are held back; when it ends (however it ends) each
-    one that arrived is delivered, in order, to the handler that was in place before.
+def stops_held_back(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT and SIGTERM (or `signals`) are held back; when it ends (however
+    it ends) each one that arrived is delivered, in order, to the handler that was in place before.
 
     Why: safetensors builds tensors through calls back into Python, and a KeyboardInterrupt raised
     in one of them comes out as a ValueError ("could not determine the shape of object type
@@ -125,7 +125,7 @@ def stops_held_back():
         return
     arrived: list[int] = []
     previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+                for signum in signals}
     try:
         yield
     finally:
@@ -217,21 +217,13 @@ class _LeavesCtrlCToParent:
         # the first process started would start it: started here, before the block.
         resource_tracker.ensure_running()
         # The mask holds SIGINT back in this thread only: with other threads about (the pool's
-        # own, torch's) the kernel hands a Ctrl-C to one of them, and Python raises it here, in
-        # the main thread, at once: inside the start, where the child may exist before the
-        # process object knows it, and no one could stop it. The main thread also holds it back.
-        arrived: list[int] = []
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
-        try:
-            with sigint_blocked():
-                super().start()
-        finally:
-            if in_main:
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-                if arrived:  # raised now: the process is started, and its context has it (`made`)
-                    signal.raise_signal(signal.SIGINT)
+        # own, torch's) the kernel hands a Ctrl-C to one of them, and Python would raise it here,
+        # inside the start, where the child may exist before the process object knows it and no
+        # one could stop it. Held back by its handler too, it is raised once the process is
+        # started and its context has it (`made`). Not SIGTERM: a forked child would inherit
+        # that handler, and terminate() would no longer end it.
+        with stops_held_back((signal.SIGINT,)), sigint_blocked():
+            super().start()
 
 
 # Module-level classes: a spawned process is pickled to its child, its class by name.

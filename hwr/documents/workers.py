@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ import numpy as np
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 from hwr.fileio import process_runs
-from hwr.interrupts import exit_with_parent, quiet_workers_context, sigint_blocked
+from hwr.interrupts import exit_with_parent, quiet_workers_context, stops_held_back
 from hwr.logs import init_worker_logging, level_for_workers
 
 log = logging.getLogger("hwr.documents.workers")
@@ -256,17 +256,12 @@ class PageWorkers:
 
     @contextlib.contextmanager
     def _starting_workers(self) -> Iterator[ProcessPoolExecutor]:
-        """The pool, with SIGINT held back while the block submits to it. The pool starts its
-        workers inside submit(), and a fresh worker spends a second or more importing before
-        _init_worker ignores SIGINT: a Ctrl-C then killed it with a traceback. Started with SIGINT
-        blocked, a worker keeps the block until it ignores SIGINT. Whatever the block records of
-        its submissions (the pending pages) is recorded before a Ctrl-C held back is raised."""
-        pool = self.pool
-        # Starting multiprocessing's resource tracker unblocks SIGINT in the starting thread, and
-        # the pool's first worker would start it: started here, before the block.
-        resource_tracker.ensure_running()
-        with sigint_blocked():
-            yield pool
+        """The pool, with a Ctrl-C held back while the block submits to it: whatever the block
+        records of its submissions (the pending pages, whose shared memory close() unlinks) is
+        recorded before the Ctrl-C is raised. (The workers themselves leave Ctrl-C to this
+        process: quiet_workers_context.)"""
+        with stops_held_back((signal.SIGINT,)):
+            yield self.pool
 
     def close(self) -> None:
         """Stop the workers (pages not started are dropped, pages being prepared finish), then

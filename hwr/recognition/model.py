@@ -741,11 +741,10 @@ class Recognizer:
             doubtful.to(confidence.device)]
         if not other_surer.any():
             return log_probs
+        lines = doubtful.to(log_probs.device)[other_surer]
         log_probs = log_probs.clone()
-        for k in other_surer.nonzero().flatten().tolist():
-            line = int(doubtful[k])
-            log_probs[:, line] = 0  # frames past the line's length (a cropped batch has fewer) are never read
-            log_probs[: other.shape[0], line] = other[:, k]
+        log_probs[:, lines] = 0  # frames past the line's length (a cropped batch has fewer) are never read
+        log_probs[: other.shape[0], lines] = other[:, other_surer]
         return log_probs
 
     def recognize_padded(self, images: torch.Tensor, widths: torch.Tensor) -> list[Recognition]:

@@ -16,7 +16,6 @@ worker are in flight, so a long export holds a bounded number of rendered lines 
 from __future__ import annotations
 
 import os
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,7 +23,7 @@ from itertools import islice
 
 import cv2
 
-from hwr.interrupts import quiet_workers_context, stop_workers_now
+from hwr.interrupts import quiet_workers_context, stop_workers_now, worker_leaves_ctrl_c_to_its_parent
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
 from hwr.synth.page import SynthPage
@@ -103,7 +102,7 @@ def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     global _synthesizer
     init_worker_logging(log_level)  # the synthesizer's warnings as the command logs its own
     # Started with SIGINT blocked (quiet_workers_context); ignored too, should anything unblock it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_leaves_ctrl_c_to_its_parent()
     # One OpenCV thread a worker: the workers share the cores out already.
     cv2.setNumThreads(1)
     _synthesizer = synthesizer
