@@ -288,6 +288,7 @@ def stop_workers_now(pool) -> None:
     workers = {*(getattr(pool, "_processes", None) or {}).values(),
                *(process for process in (ref() for ref in (made.data.copy() if made is not None else ()))
                  if process is not None)}
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
         try:
@@ -295,3 +296,8 @@ def stop_workers_now(pool) -> None:
                 process.terminate()
         except ValueError:  # closed by its owner: nothing left to end
             pass
+    # The pool's own thread sees its workers gone and closes its wake-up pipe. An exit meanwhile
+    # (the usual end of a Ctrl-C) wrote to that pipe as it closed: "Exception ignored ... Bad file
+    # descriptor" with a traceback (1 exit in 30; CPython 3.11's wake-up has no lock).
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(timeout=5)
