@@ -224,10 +224,9 @@ def check_resumed_settings(output_dir: str | Path, settings: dict, resume: bool)
             earlier["orientation"] = (settings.get("orientation") if reads_as_before_orientation(settings)
                                       else ORIENTATION_BEFORE)
         if isinstance(earlier, dict) and earlier != settings:
-            differ = sorted(key for key in set(settings) | set(earlier) if settings.get(key) != earlier.get(key))
             # Each with both values: "reading differ" alone left the user to guess (the decoder).
-            changes = "; ".join(f"{key}: {_shown(earlier.get(key))} then, {_shown(settings.get(key))} now"
-                                for key in differ)
+            changes = "; ".join(f"{key}: {_shown(then)} then, {_shown(now)} now"
+                                for key, then, now in setting_changes(earlier, settings))
             raise ConfigError(f"{output_dir}: --resume would keep the pages done so far, read with other settings "
                               f"({changes}); rerun without --resume to read every page again, or with the earlier "
                               "settings")
@@ -254,7 +253,29 @@ def accepted_digests(settings: dict) -> set[str]:
     return digests
 
 
+ABSENT = object()  # a setting one record has and the other lacks
+
+
+def setting_changes(earlier: dict, now: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted name, earlier value, value now) of each setting that differs, sorted by name.
+    Within settings that are themselves records (the reading's description) only the entries
+    that differ: the reading's whole record, cut to its first 120 characters, had hidden the one
+    that changed (beside_below, recorded since a pair reads fewer lines twice)."""
+    changes = []
+    for key in sorted(set(earlier) | set(now)):
+        then, value = earlier.get(key, ABSENT), now.get(key, ABSENT)
+        if then == value:
+            continue
+        if isinstance(then, dict) and isinstance(value, dict):
+            changes += setting_changes(then, value, f"{prefix}{key}.")
+        else:
+            changes.append((f"{prefix}{key}", then, value))
+    return changes
+
+
 def _shown(value, limit: int = 120) -> str:
+    if value is ABSENT:
+        return "not recorded"
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

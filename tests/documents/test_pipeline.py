@@ -249,6 +249,25 @@ def test_resume_of_a_folder_recorded_before_pages_were_turned_is_not_refused(tmp
         check_resumed_settings(tmp_path, {**settings, "orientation": "90"}, resume=True)
 
 
+def test_resume_refused_for_another_reading_names_the_entry_of_the_reading_that_differs(tmp_path):
+    """The reading's record is long (the decoder's every setting): shown whole and cut to 120
+    characters, it hid the entry that changed, such as the beside_below an adapted pair records
+    since it reads only its doubtful lines twice."""
+    from hwr.documents.pipeline import READING_SETTINGS_FILE, check_resumed_settings
+
+    reading = {"decoder": "beam", "beam_width": 16, "lm": "/models/hwr-en-small/lm/" + "x" * 150, "lm_weight": 0.5}
+    earlier = {"mode": "auto", "dpi": 300, "orientation": "auto", "model": "m", "reading": reading}
+    (tmp_path / READING_SETTINGS_FILE).write_text(json.dumps(earlier), encoding="utf-8")
+    now = {**earlier, "reading": {**reading, "lm_weight": 0.7, "beside_below": 0.98}}
+    with pytest.raises(ConfigError, match=r"other settings \(reading\.beside_below: not recorded then, 0\.98 now; "
+                                          r"reading\.lm_weight: 0\.5 then, 0\.7 now\)"):
+        check_resumed_settings(tmp_path, now, resume=True)
+    # A setting that is a record in one and not in the other is shown as it is.
+    with pytest.raises(ConfigError, match=r"other settings \(reading: \{.*\.\.\. then, null now\)"):
+        check_resumed_settings(tmp_path, {**earlier, "reading": None}, resume=True)
+    assert json.loads((tmp_path / READING_SETTINGS_FILE).read_text(encoding="utf-8")) == earlier
+
+
 def test_resume_keeps_the_pages_a_run_recorded_before_pages_were_turned(recognizer, rendered, tmp_path):
     """Their outputs' records hash settings without an orientation: read with auto or 0 they
     are done; with a fixed turn they are read again."""
