@@ -56,9 +56,18 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     """Remove the temp files (`_temp_path`) that processes no longer running left in `folder`
     and below: a write killed between writing and renaming (SIGKILL, a power cut) leaves one,
     and no later run would ever take it up. A live process's are kept (a run writing there now).
+    An output there that is a symbolic link is written in its target's folder (`written_path`):
+    that folder's temp files of the target are removed too, and no other file of that folder.
     Returns how many were removed."""
+    folder = Path(folder)
+    candidates = list(folder.rglob(f".*{TEMP_SUFFIX}"))
+    root = folder.resolve()
+    for target in _link_targets(folder):
+        if not target.is_relative_to(root):  # within it, the sweep above found them
+            candidates += [path for path in target.parent.glob(f".*{TEMP_SUFFIX}")
+                           if _temp_name_of(path.name) in _temp_stems(target)]
     removed = 0
-    for path in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+    for path in dict.fromkeys(candidates):
         match = _TEMP_NAME.match(path.name)
         if not match or not path.is_file() or process_runs(int(match.group(1))):
             continue
@@ -68,6 +77,28 @@ def remove_stale_temp_files(folder: str | Path) -> int:
         except OSError:
             pass  # not ours to remove after all (permissions): left as it was
     return removed
+
+
+def _link_targets(folder: Path) -> list[Path]:
+    """Where the symbolic links in `folder` and below lead (resolved; loops left out)."""
+    targets = []
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            try:
+                targets.append(written_path(path))
+            except OSError:
+                pass  # a loop: nothing was written through it
+    return targets
+
+
+def _temp_name_of(name: str) -> str:
+    """The part of a temp file's name that names its target: `.<this>.<pid>.hwr.tmp`."""
+    return name[1:].rsplit(".", 3)[0]
+
+
+def _temp_stems(target: Path) -> set[str]:
+    """What `_temp_name_of` gives for the temp files of `target`: its name, or its digest."""
+    return {target.name, hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}
 
 
 def file_sha256(path: str | Path) -> str:

@@ -206,6 +206,36 @@ def test_temp_files_of_processes_no_longer_running_are_removed_and_only_those(tm
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+def test_stale_temp_files_of_outputs_written_through_links_are_removed_in_the_targets_folder(tmp_path):
+    """An output that is a symbolic link is written in its target's folder, and so is its temp
+    file: a run killed mid-write left it there, where the output folder's sweep never looked.
+    Only the targets' own temp files go: the folder is someone else's."""
+    import subprocess
+    import sys
+
+    from hwr.fileio import _temp_path, remove_stale_temp_files
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    out, shared = tmp_path / "out", tmp_path / "shared"
+    out.mkdir()
+    shared.mkdir()
+    long_name = "p" * 245 + ".txt"
+    for name in ("p01.txt", long_name):
+        (out / name).symlink_to(shared / name)
+    (out / "loop.txt").symlink_to(out / "loop.txt")
+    # A long name's temp file is named by a digest of it.
+    digest_named = _temp_path(shared / long_name).name.replace(f".{os.getpid()}.", f".{dead}.")
+    assert long_name not in digest_named
+    stale = [shared / f".p01.txt.{dead}.hwr.tmp", shared / digest_named]
+    kept = [shared / f".p02.txt.{dead}.hwr.tmp",  # not an output's: another run's, into shared/
+            shared / f".p01.txt.{os.getpid()}.hwr.tmp"]  # a run writing there now
+    for path in stale + kept:
+        path.write_bytes(b"")
+    assert remove_stale_temp_files(out) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
 def test_an_output_is_on_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """Renamed before its data reached the disk, a file can be there but empty after a power cut,
     and --resume takes an existing output as a page done."""
