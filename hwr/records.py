@@ -41,6 +41,18 @@ class LineSample:
         return str(self.meta.get("file") or self.id)
 
     @property
+    def row(self) -> str:
+        """The list file's row that named this line (`lines.tsv:12`: a manifest, IAM lines.txt),
+        or "" when no list file did."""
+        source, line_no = self.meta.get("source"), self.meta.get("line_no")
+        return f"{source}:{line_no}" if source and line_no is not None else ""
+
+    def with_row(self, message: str) -> str:
+        """`message` (about this line's image) with the row that named it, when one did: a bad
+        image is named by its file, and the row is where the user fixes or removes it."""
+        return f"{message} (listed at {self.row})" if self.row else message
+
+    @property
     def files(self) -> list[str]:
         """The files this line was read from: its image, and what the readers name in meta
         ("source": the list, manifest or image; "gt"; "page_image"; "file": a PAGE XML as

@@ -163,8 +163,8 @@ def evaluate(recognizer: Recognizer, samples: Sequence[LineSample], batch_size: 
                     # An array has no file name; the line id is what the user can look up.
                     source = rec.source if isinstance(sample.image, (str, Path)) else sample.id
                     if not skip_bad:
-                        raise ImageError(source, rec.message)
-                    failures.append(FailedInput(source, "read", rec.message, sample.id))
+                        raise ImageError(source, sample.with_row(rec.message))
+                    failures.append(FailedInput(source, "read", sample.with_row(rec.message), sample.id))
                     continue
                 subset = subset_of(sample) if subset_of is not None else ""
                 results.append(score_line(sample.id, sample.text, rec.text, rec.confidence, subset, normalization))

@@ -113,7 +113,7 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
         try:
             pixels = load_gray(s.image)
         except ImageError as exc:
-            failed.append(str(exc))
+            failed.append(s.with_row(str(exc)))
             continue
         named = {**s.meta, "file": s.where}  # messages about it still name its file
         out.append(replace(s, image=pixels, meta=named))

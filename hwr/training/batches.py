@@ -59,7 +59,7 @@ class EncodedLines(Dataset):
                 raise
             # An ImageError names its file already: the message names it once.
             where = "" if str(exc).startswith(f"{sample.where}: ") else f"{sample.where}: "
-            return EncodedLine(sample.id, text, np.zeros((1, 1), np.uint8), [], error=f"{where}{exc}")
+            return EncodedLine(sample.id, text, np.zeros((1, 1), np.uint8), [], error=sample.with_row(f"{where}{exc}"))
         return EncodedLine(sample.id, text, ink_to_uint8(image), labels)
 
 

@@ -864,7 +864,7 @@ def check_images(dataset: LineDataset, what: str, skip_bad: bool) -> LineDataset
             try:
                 check_image_file(sample.image)
             except ImageError as exc:
-                bad[k] = str(exc)
+                bad[k] = sample.with_row(str(exc))
     if not bad:
         return dataset
     reasons = list(bad.values())

@@ -1,6 +1,7 @@
 """Scoring without a model, `evaluate()` with a tiny untrained one, and `hwr eval` in-process."""
 import csv
 import json
+import re
 import shutil
 
 import pytest
@@ -183,6 +184,21 @@ def test_hwr_eval_fails_on_unreadable_input(tiny_model, tmp_path, capsys):
     assert main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu"]) == 2
     assert main(["eval", "--splits", "train", "--model", str(tiny_model)]) == 2
     assert "name=DATASET" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_a_manifest_lists_is_named_with_its_row(tiny_model, tmp_path, capsys):
+    """The image's file alone left the user to search the list for the row to fix or remove."""
+    data = _pairs(tmp_path / "data", ["the cat"])
+    (data / "notes.txt").write_text("not a picture\n")
+    (data / "m.tsv").write_text("l0.png\tthe cat\nnotes.txt\tthe dog\n")
+    assert main(["eval", str(data / "m.tsv"), "--model", str(tiny_model), "--device", "cpu"]) == 2
+    assert re.search(r"notes\.txt: not a readable image .* \(listed at .*m\.tsv:2\)", capsys.readouterr().err)
+    json_out = tmp_path / "r.json"
+    assert main(["eval", str(data / "m.tsv"), "--model", str(tiny_model), "--device", "cpu", "--skip-bad",
+                 "--json", str(json_out)]) == 1  # some lines left out
+    assert "(listed at " in capsys.readouterr().err
+    failed = json.loads(json_out.read_text())["failed_files"]
+    assert len(failed) == 1 and failed[0].endswith("m.tsv:2)")
 
 
 def _iam_tree(root, forms):

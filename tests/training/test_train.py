@@ -717,6 +717,11 @@ def test_every_unreadable_line_image_is_named_before_the_first_step(pairs_dir, t
     with caplog.at_level("WARNING"):
         state = train(_cfg(pairs_dir, tmp_path, train=str(bad), skip_bad=True, max_steps=2))
     assert state.step == 2 and "left out" in caplog.text and "notes.png" in caplog.text
+    # Listed in a manifest, each is named with its row there too: where the user fixes it.
+    rows = [f"{image.name}\t{image.with_suffix('.gt.txt').read_text().strip()}" for image in sorted(bad.glob("*.png"))]
+    (bad / "lines.tsv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ConfigError, match=r"empty\.png: file is empty \(0 bytes\) \(listed at .*lines\.tsv:1\)"):
+        train(_cfg(pairs_dir, tmp_path, train=str(bad / "lines.tsv"), max_steps=2, overwrite=True))
 
 
 def test_a_charset_file_that_is_not_utf8_stops_training_naming_it(pairs_dir, tmp_path):
