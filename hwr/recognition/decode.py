@@ -47,6 +47,7 @@ from hwr.recognition.lm_files import (
     check_readable_file,
     kenlm_reason,
 )
+from hwr.recognition.native_chatter import kenlm_chatter_held_back
 from hwr.records import Recognition
 
 log = logging.getLogger("hwr.recognition.decode")
@@ -348,11 +349,12 @@ class BeamDecoder:
                 lm_dict = os.path.join(tmp, "lm_dict.txt")
                 Path(lm_dict).write_text("\n".join(tokens + [UNK_WORD]) + "\n", encoding="utf-8")
             try:
-                decoder = ctc_decoder(
-                    lexicon=lexicon, tokens=tokens, lm=self.lm_path, lm_dict=lm_dict, nbest=1,
-                    beam_size=o.beam_size, beam_size_token=min(o.beam_size_token, len(tokens)),
-                    beam_threshold=o.beam_threshold, lm_weight=o.lm_weight, word_score=o.word_score,
-                    sil_score=o.sil_score, blank_token=BLANK_TOKEN, sil_token=sil, unk_word=UNK_WORD)
+                with kenlm_chatter_held_back():
+                    decoder = ctc_decoder(
+                        lexicon=lexicon, tokens=tokens, lm=self.lm_path, lm_dict=lm_dict, nbest=1,
+                        beam_size=o.beam_size, beam_size_token=min(o.beam_size_token, len(tokens)),
+                        beam_threshold=o.beam_threshold, lm_weight=o.lm_weight, word_score=o.word_score,
+                        sil_score=o.sil_score, blank_token=BLANK_TOKEN, sil_token=sil, unk_word=UNK_WORD)
             except (RuntimeError, UnicodeDecodeError) as exc:
                 # The lexicon was checked above, so what fails here is KenLM reading the LM.
                 raise ConfigError(f"{self.lm_path}: cannot load the language model: {kenlm_reason(exc)}") from None

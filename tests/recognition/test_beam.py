@@ -66,6 +66,14 @@ def test_no_lm_beam_reads_what_the_network_prefers(lm_files):
     assert rec.text == "the cet"
 
 
+def test_loading_an_lm_leaves_stderr_to_hwr(lm_files, capfd):
+    """KenLM wrote a hint, the file's path and a progress bar to stderr on every load."""
+    char_lm, _, _ = lm_files
+    BeamDecoder(CHARSET, mode="char", lm=char_lm, lm_weight=1.0)
+    err = capfd.readouterr().err
+    assert "binary file" not in err and "*****" not in err and char_lm not in err
+
+
 def test_char_lm_flips_ambiguous_character(lm_files):
     char_lm, _, _ = lm_files
     rec = decode(BeamDecoder(CHARSET, mode="char", lm=char_lm, lm_weight=1.0), AMBIGUOUS)

@@ -1,0 +1,60 @@
+import os
+import sys
+import threading
+
+import pytest
+
+from hwr.recognition.native_chatter import is_chatter, kenlm_chatter_held_back
+
+# What KenLM writes to the process's stderr as it reads an ARPA file (flashlight-text 0.0.7).
+KENLM_LOADING = (b"Loading the LM will be faster if you build a binary file.\n"
+                 b"Reading /models/lm/char-6gram.arpa.gz\n"
+                 b"----5---10---15---20---25---30---35---40---45---50---55---60---65---70---75---80---85---90---95--100\n"
+                 + b"*" * 100 + b"\n")
+
+
+def test_kenlm_loading_messages_are_held_back_and_other_output_is_written_after(capfd):
+    with kenlm_chatter_held_back():
+        os.write(2, KENLM_LOADING[:60])
+        print("WARNING hwr.ui: another thread's log line", file=sys.stderr)
+        os.write(2, KENLM_LOADING[60:])
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "WARNING hwr.ui: another thread's log line\nafter\n"
+
+
+def test_when_the_load_fails_everything_caught_is_written(capfd):
+    with pytest.raises(RuntimeError), kenlm_chatter_held_back():
+        os.write(2, KENLM_LOADING + b"terminate called: lm.cc:42 bad header\n")
+        raise RuntimeError("cannot load")
+    err = capfd.readouterr().err
+    assert err.encode() == KENLM_LOADING + b"terminate called: lm.cc:42 bad header\n"
+
+
+def test_python_stderr_written_before_the_hold_comes_out_first(capfd):
+    sys.stderr.write("before, buffered")  # no newline: still in Python's buffer
+    with kenlm_chatter_held_back():
+        os.write(2, b"during\n")
+    assert capfd.readouterr().err == "before, bufferedduring\n"
+
+
+def test_two_threads_loading_at_once_each_get_back_their_own_stderr(capfd):
+    barrier = threading.Barrier(2, timeout=10)
+
+    def load(name):
+        with kenlm_chatter_held_back():
+            os.write(2, KENLM_LOADING + f"{name}\n".encode())
+        barrier.wait()
+
+    threads = [threading.Thread(target=load, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(capfd.readouterr().err.splitlines()) == ["one", "two"]
+
+
+@pytest.mark.parametrize("line", ["INFO hwr.recognition.decode: Reading the page\n", "* a list item\n",
+                                  "Loading the LM\n", "----5---10\n"])
+def test_only_kenlm_s_own_lines_are_chatter(line):
+    assert not is_chatter(line)
+    assert is_chatter("Reading /x.arpa\n") and is_chatter("*" * 100 + "\n")
