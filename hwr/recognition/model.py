@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from hwr.recognition.imaging import (
     normalize_line,
     normalize_line_with_geometry,
 )
+from hwr.recognition.line_windows import OVERLAP_HEIGHTS, window_geometry, windowed_scores
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
 from hwr.recognition.width_variants import (
@@ -68,6 +69,10 @@ BESIDE_DIR = "beside"
 # hands lose a third of what the base model saves them (3.88%, 4.91%; the adapted network alone
 # 4.21%, 5.40%).
 BESIDE_DOUBTFUL_BELOW = 0.98
+# Lines are read up to this wide after normalisation (about 1,400 times the line height), in
+# windows of the model's max_width; wider ones are squeezed to it, a guard against an image that
+# is no line at all (hwr.recognition.line_windows).
+LONGEST_LINE = 65536
 MODEL_CARD_FILE = "MODEL_CARD.md"
 ADAPT_HISTORY_FILE = "adapt-history.jsonl"  # `hwr adapt`: the held-out CER at each evaluation
 # What a model folder holds: replacing a model (--overwrite) removes nothing else.
@@ -510,7 +515,7 @@ class Recognizer:
                  decoder: str = "greedy", search_workers: int | None = 0, amp: bool = False,
                  beside: torch.nn.Module | None = None, width_variants: Sequence[float] = (),
                  width_variants_below: float = DOUBTFUL_BELOW, beside_below: float = BESIDE_DOUBTFUL_BELOW,
-                 **decoder_options):
+                 windowed: bool = True, **decoder_options):
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
         # A second network of the same shape (an adapted model's base, BESIDE_DIR): each line this
@@ -528,7 +533,15 @@ class Recognizer:
         self.width_variants_below = check_reread_below(width_variants_below)
         self.config = config
         self.charset = Charset(config.charset)
-        self.normalize_config = NormalizeConfig.from_dict(config.normalize)
+        normalize = NormalizeConfig.from_dict(config.normalize)
+        # The network reads windows of the model's max_width at most (its memory guard), and a
+        # line wider than that in overlapping windows (hwr.recognition.line_windows), so lines
+        # are normalised without squeezing them to it, up to LONGEST_LINE. `windowed=False`
+        # squeezes them to max_width, as hwr read them before 2026-12-06.
+        self.windows = window_geometry(normalize.max_width, OVERLAP_HEIGHTS * normalize.line_height,
+                                       self.frame_width) if windowed else None
+        self.normalize_config = (replace(normalize, max_width=max(normalize.max_width, LONGEST_LINE))
+                                 if self.windows else normalize)
         self.decoder = make_decoder(decoder, self.charset, **decoder_options)
         self.search_workers = None
         workers = resolve_search_workers(search_workers, self.device, self.decoder)
@@ -720,6 +733,11 @@ class Recognizer:
                               self.width_variants_below)
 
     def _network_scores(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.windows and images.shape[-1] > self.windows[0]:
+            return windowed_scores(self._window_scores, images, widths, *self.windows, int(self.frame_width))
+        return self._window_scores(images, widths)
+
+    def _window_scores(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext():
             logits, lengths = self.net(images, widths)
             log_probs = logits.float().log_softmax(-1)
