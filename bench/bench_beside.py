@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--below", default=f"0.9,0.95,{BESIDE_DOUBTFUL_BELOW:g}",
                         help="adapted-network confidences under which the base model reads a line too, "
                              "comma-separated (every line twice and the adapted network alone are always read)")
-    add_reading_arguments(parser, lines=400)
+    add_reading_arguments(parser, lines=400, what="lines of the harder set (a --hand set is read whole)")
     parser.add_argument("--hand", help="the adapted hand's held-out lines (a dataset spec hwr eval reads)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()

@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--model", default="models/hwr-en-small")
     parser.add_argument("--joins", default="1,6,10,15,20", help="lines joined into one, comma-separated")
     parser.add_argument("--batch-size", type=int, default=16)
-    add_reading_arguments(parser, lines=240)
+    add_reading_arguments(parser, lines=240, what="lines of the harder set, joined into fewer")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 

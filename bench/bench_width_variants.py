@@ -48,11 +48,11 @@ def read(recognizer: Recognizer, samples, lines, batch_size: int = 16):
     return report, lines_per_s
 
 
-def add_reading_arguments(parser: argparse.ArgumentParser, lines: int) -> None:
+def add_reading_arguments(parser: argparse.ArgumentParser, lines: int, what: str = "lines of each set") -> None:
     """The options of the benches that read the harder set several ways: the decoders, and the
-    set's size and seed."""
+    set's size (`what` says what --n counts) and seed."""
     parser.add_argument("--decoders", default="greedy,auto")
-    parser.add_argument("--n", type=int, default=lines, help="lines of each set")
+    parser.add_argument("--n", type=int, default=lines, help=what)
     parser.add_argument("--seed", type=int, default=HARD_SEED, help="the harder set's seed")
 
 

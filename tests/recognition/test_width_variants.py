@@ -4,7 +4,7 @@ import torch
 
 from hwr.errors import ConfigError
 from hwr.recognition.model import Recognizer
-from hwr.recognition.width_variants import check_width_factors, stretched, surest_reading
+from hwr.recognition.width_variants import check_width_factors, lines_of_batch, stretched, surest_reading
 
 
 def test_width_factors_are_checked_naming_the_flag():
@@ -153,3 +153,16 @@ def test_lines_of_a_pixel_or_two_are_read_again_without_failing(untrained_model,
     varied = Recognizer.load(untrained_model, device="cpu", width_variants=[factor], width_variants_below=2)
     lines = [np.full((varied.config.normalize["line_height"], width), 0.5, np.float32) for width in (1, 2)]
     assert len(varied.recognize_normalized(lines, batch_size=2)) == 2
+
+
+def test_some_lines_of_a_batch_are_cropped_to_their_widest_padded_and_lines_of_no_width_to_one_column():
+    """A crop to the widest of lines of no width had no columns at all for the network."""
+    from hwr.documents.line_batches import WIDTH_MULTIPLE
+
+    images = torch.rand(3, 1, 8, 4 * WIDTH_MULTIPLE)
+    widths = torch.tensor([0, 0, 3 * WIDTH_MULTIPLE - 5])
+    crop, crop_widths = lines_of_batch(images, widths, torch.tensor([0, 1]))
+    assert crop.shape == (2, 1, 8, WIDTH_MULTIPLE) and crop_widths.tolist() == [0, 0]
+    crop, crop_widths = lines_of_batch(images, widths, torch.tensor([2, 0]))
+    assert crop.shape == (2, 1, 8, 3 * WIDTH_MULTIPLE) and crop_widths.tolist() == [3 * WIDTH_MULTIPLE - 5, 0]
+    assert torch.equal(crop[0], images[2, ..., : 3 * WIDTH_MULTIPLE])
