@@ -183,7 +183,7 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
                 bar.update()
 
     try:
-        with bar, closing(rendered(synth, to_draw(), n, default_processes() if processes is None else processes,
+        with bar, closing(rendered(synth, to_draw(), n, default_processes(processes),
                                    pages)) as drawn:
             for i, item in drawn:
                 if pages:

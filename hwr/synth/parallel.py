@@ -45,8 +45,11 @@ JOBS_AHEAD_PER_PROCESS = 4
 MAX_DEFAULT_PROCESSES = 8
 
 
-def default_processes() -> int:
-    """The cores this process may run on, at most MAX_DEFAULT_PROCESSES."""
+def default_processes(requested: int | None = None) -> int:
+    """`requested`, or when it is None (a command's --processes unset) the cores this process
+    may run on, at most MAX_DEFAULT_PROCESSES."""
+    if requested is not None:
+        return requested
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows

@@ -50,7 +50,7 @@ def test_a_synthetic_set_is_rendered_on_the_processes_asked_for_else_the_cores(m
         return [synthesizer.sample(index) for index in range(n)]
 
     monkeypatch.setattr(synthetic, "render_lines", rendered)
-    monkeypatch.setattr(parallel, "default_processes", lambda: 5)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(5)), raising=False)  # 5 cores
     spec = DatasetSpec("synth:val:3", "synth:val:3")
     loaded = load_dataset(spec, EvalConfig(render_processes=2))
     assert [s.meta["index"] for s in loaded.samples] == [0, 1, 2]

@@ -42,6 +42,7 @@ def test_the_default_is_the_cores_this_process_may_use_at_most_eight(monkeypatch
     assert parallel.default_processes() == 3
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert parallel.default_processes() == parallel.MAX_DEFAULT_PROCESSES == 8
+    assert parallel.default_processes(2) == 2  # a command's --processes, when given
 
 
 def test_rendering_stopped_early_ends_the_workers_and_takes_no_more_indices(monkeypatch):

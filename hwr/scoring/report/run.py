@@ -136,8 +136,7 @@ def load_dataset(ds: DatasetSpec, cfg: EvalConfig) -> LoadedDataset:
     from hwr.datasets.synthetic import all_lines
     from hwr.synth.parallel import default_processes
 
-    processes = cfg.render_processes if cfg.render_processes is not None else default_processes()
-    samples = all_lines(samples, processes)  # synthetic sets render here
+    samples = all_lines(samples, default_processes(cfg.render_processes))  # synthetic sets render here
     # Bad ground truth is a failed input like an unreadable image: one record, one exit code.
     failures = [FailedInput(f"{e.source}:{e.line_no}" if e.line_no is not None else e.source,
                             "read" if e.image_missing else "truth", e.reason)
