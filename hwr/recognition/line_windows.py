@@ -60,7 +60,10 @@ def windowed_scores(scores: Scores, images: torch.Tensor, widths: torch.Tensor, 
             break
         index = lines.to(images.device)
         crop_widths = (host_widths[lines] - start).clamp(max=window)
-        crop = images.index_select(0, index)[..., start : start + int(crop_widths.max())]
+        # Cut before the lines are picked: picking first copied the whole batch at full width.
+        crop = images[..., start : start + int(crop_widths.max())]
+        if len(lines) < images.shape[0]:
+            crop = crop.index_select(0, index)
         log_probs, frames = scores(crop, crop_widths.to(widths.device))
         pieces.append((start // frame_width, 0 if start == 0 else kept_from, index, log_probs, frames))
         start += stride

@@ -538,8 +538,10 @@ class Recognizer:
         # line wider than that in overlapping windows (hwr.recognition.line_windows), so lines
         # are normalised without squeezing them to it, up to LONGEST_LINE. `windowed=False`
         # squeezes them to max_width, as hwr read them before 2026-12-06.
+        # A network that does not say how many pixels make a frame (width_factor) is not cut.
+        declares_frames = getattr(self.net, "width_factor", None) is not None
         self.windows = window_geometry(normalize.max_width, OVERLAP_HEIGHTS * normalize.line_height,
-                                       self.frame_width) if windowed else None
+                                       self.frame_width) if windowed and declares_frames else None
         self.normalize_config = (replace(normalize, max_width=max(normalize.max_width, LONGEST_LINE))
                                  if self.windows else normalize)
         self.decoder = make_decoder(decoder, self.charset, **decoder_options)

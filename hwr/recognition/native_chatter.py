@@ -4,8 +4,8 @@ KenLM (inside flashlight-text) writes to the process's stderr, below Python, eac
 an ARPA file: a hint to build a binary file (a KenLM tool that is not on PyPI), the file's path
 and a 100-character progress bar. Every `hwr transcribe` and `hwr eval` printed those four lines
 among its own messages, and a search worker printed them again. They are caught at the file
-descriptor while the model loads; whatever else reached stderr meanwhile (another thread's log
-line) is written out after it, and everything is when the load fails.
+descriptor while the model loads; whatever else reached stderr meanwhile is written out after
+it, and everything is when the load fails.
 
 Torch-free."""
 from __future__ import annotations
@@ -23,8 +23,7 @@ _CHATTER = re.compile(
     r"|Reading .*\n"
     r"|-*5---10---15---20-.*-100\n"
     r"|\*+\n")
-# The stderr descriptor is the process's: two loads at once (threads of a server) would each
-# take back what the other caught.
+# The stderr descriptor is the process's: two loads at once would each take back what the other caught.
 _HELD = threading.Lock()
 
 
@@ -36,7 +35,15 @@ def is_chatter(line: str) -> bool:
 @contextlib.contextmanager
 def kenlm_chatter_held_back() -> Iterator[None]:
     """While the block runs, stderr (descriptor 2) goes to a temp file; after it, what was caught
-    is written to stderr, less KenLM's loading messages when the block succeeded."""
+    is written to stderr, less KenLM's loading messages when the block succeeded.
+
+    Only in a process with one Python thread (a command loading its model, a search worker):
+    a process started by another thread meanwhile (the web app's page workers) would keep the
+    temp file as its stderr for good, so where other threads run, KenLM's lines are left as
+    they are."""
+    if other_threads_run():
+        yield
+        return
     with _HELD:
         try:
             _flush_python_stderr()
@@ -46,14 +53,16 @@ def kenlm_chatter_held_back() -> Iterator[None]:
             return
         try:
             with tempfile.TemporaryFile() as caught:
-                os.dup2(caught.fileno(), 2)
                 succeeded = False
                 try:
+                    os.dup2(caught.fileno(), 2)
                     yield
                     succeeded = True
                 finally:
-                    _flush_python_stderr()
+                    # Back first: a second Ctrl-C below must not leave stderr in the temp file.
+                    # (Python's own stderr, if it holds text of the block still, writes it out now.)
                     os.dup2(saved, 2)
+                    _flush_python_stderr()
                     caught.seek(0)
                     lines = caught.read().decode("utf-8", "replace").splitlines(keepends=True)
                     kept = "".join(line for line in lines if not (succeeded and is_chatter(line)))
@@ -61,6 +70,10 @@ def kenlm_chatter_held_back() -> Iterator[None]:
                         _write_all(2, kept.encode("utf-8"))
         finally:
             os.close(saved)
+
+
+def other_threads_run() -> bool:
+    return threading.active_count() > 1
 
 
 def _flush_python_stderr() -> None:

@@ -84,3 +84,22 @@ def test_a_batch_no_wider_than_the_window_is_read_at_once(width):
     joined, lengths = windowed_scores(column_scores(calls), images, widths, window=512, overlap=64, frame_width=FRAME)
     assert len(calls) == (1 if width <= 512 else 2)
     assert lengths.tolist() == [width // FRAME, 25]
+
+
+@pytest.mark.parametrize("preset,overrides", [("graves2009", {"hidden_sizes": [2, 3, 4]}), (
+    "voigtlaender2016", {"hidden_sizes": [2, 3], "conv_channels": [3, 4], "line_height": 16})])
+def test_an_mdlstm_read_in_windows_counts_the_frames_it_counts_for_the_whole_line(preset, overrides):
+    """Its frames are 8 or 4 pixels (rounded up or floored at a ragged edge): windows that took a
+    window's first pixel for its first frame had read most of a line as empty frames."""
+    from hwr.recognition.nets import build_network, make_config
+
+    torch.manual_seed(0)
+    net = build_network("mdlstm", make_config("mdlstm", preset, **overrides), 12).eval()
+    window, overlap = window_geometry(128, 32, float(net.width_factor))
+    widths = torch.tensor([403, 90, 261])
+    images = torch.rand(3, 1, net.config.line_height, 403)
+    with torch.no_grad():
+        joined, lengths = windowed_scores(net, images, widths, window, overlap, net.width_factor)
+        whole, whole_lengths = net(images, widths)
+    assert lengths.tolist() == whole_lengths.tolist() == net.frame_counts(widths).tolist()
+    assert joined.shape[0] >= int(lengths.max()) and joined[: int(lengths[1]), 1].abs().sum() > 0

@@ -178,6 +178,15 @@ class MDLSTMNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(channels, num_classes)
 
+    @property
+    def width_factor(self) -> int:
+        """Input pixels per output frame: the blocks' widths (each rounds a ragged edge up to a
+        whole block) or the pooling stages' halvings (each floors), multiplied."""
+        factor = 1
+        for front in self.fronts:
+            factor *= front.block_w if isinstance(front, BlockFront) else 2 if front.pool else 1
+        return factor
+
     def _front(self, stage: int, channels: int) -> nn.Module:
         config = self.config
         if config.front == "block":

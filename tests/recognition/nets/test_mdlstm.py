@@ -135,6 +135,18 @@ def test_frame_counts_from_the_widths_alone_match_the_network(preset, overrides)
     assert net.frame_counts(widths).tolist() == frames.tolist()
 
 
+@pytest.mark.parametrize("preset,overrides,factor", [
+    ("tiny", {}, None), ("graves2009", {"hidden_sizes": [2, 3, 4]}, 8),
+    ("voigtlaender2016", {"hidden_sizes": [2, 3], "conv_channels": [3, 4], "line_height": 16}, 4)])
+def test_the_width_factor_is_the_input_pixels_of_a_frame(preset, overrides, factor):
+    """Word boxes and windowed reading (hwr.recognition.line_windows) map frames to pixels by it."""
+    net, cfg = _net(preset, **overrides)
+    assert factor is None or net.width_factor == factor
+    widths = torch.tensor([net.width_factor * 16, net.width_factor * 16 + 1])
+    frames = net.frame_counts(widths).tolist()
+    assert frames[0] == 16 and frames[1] in (16, 17)  # a ragged edge: floored or rounded up
+
+
 def _ctc_loss(logits, lengths, targets, target_lengths):
     log_probs = logits.log_softmax(-1)
     return nn.CTCLoss(blank=0, zero_infinity=False)(log_probs, targets, lengths, target_lengths)
