@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
+from hwr.recognition.fill import fill_to_paper
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
@@ -573,6 +574,9 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     # Specks go before the ink box is looked for: all over a noisy line image, they put the box
     # at its edges, and the network read them as letters (noise.without_pepper).
     gray = readable_gray(load_gray(source))
+    # A data set's padding or a polygon's mask around the line, flat white or black, became
+    # part of its ink box and turned its paper into ink (hwr.recognition.fill).
+    gray, fill_x, fill_y = fill_to_paper(gray)
     if config.flatten_background:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)
@@ -590,7 +594,8 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     crop = ink[y0:y1, x0:x1]
     out = resize_to_height(crop, config.line_height, config.max_width)
     # Scales from the actual output size: max_width may have squeezed x more than y.
-    geometry = LineGeometry(float(x0), float(y0), out.shape[1] / crop.shape[1], out.shape[0] / crop.shape[0])
+    geometry = LineGeometry(float(fill_x + x0), float(fill_y + y0), out.shape[1] / crop.shape[1],
+                            out.shape[0] / crop.shape[0])
     return out, geometry
 
 

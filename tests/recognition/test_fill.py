@@ -1,0 +1,101 @@
+"""A flat fill around a line image (padding, a polygon's mask) is taken out before normalisation;
+a line's own paper, evenly white or not, is left as it is."""
+import cv2
+import numpy as np
+import pytest
+
+from hwr.recognition.fill import fill_to_paper
+from hwr.recognition.imaging import NormalizeConfig, normalize_line, normalize_line_with_geometry
+
+from helpers import render_line
+
+
+def scanned(text: str = "the quick brown fox", seed: int = 0) -> np.ndarray:
+    """A line on gray, uneven, noisy paper, as a scan or photo gives it."""
+    ink = 255 - render_line(text, size=28).astype(np.float32)
+    height, width = ink.shape
+    rng = np.random.default_rng(seed)
+    paper = 190 + 25 * np.linspace(0, 1, width)[None, :] + rng.normal(0, 4, (height, width))
+    return np.clip(paper - ink * 0.75, 0, 255).astype(np.uint8)
+
+
+def band_masked(gray, value):
+    out = gray.copy()
+    rows = np.flatnonzero((gray < 120).any(axis=1))
+    wave = (np.sin(np.arange(gray.shape[1]) / 9.0) * 2).astype(int)
+    below = np.arange(gray.shape[0])[:, None]
+    out[(below < rows[0] - 3 + wave) | (below > rows[-1] + 3 + wave)] = value
+    return out
+
+
+@pytest.mark.parametrize("value", [255, 0, 128])
+def test_padding_around_a_scanned_line_is_cut_off_and_the_line_reads_as_itself(value):
+    line = scanned()
+    pad = cv2.copyMakeBorder(line, 40, 50, 30, 300, cv2.BORDER_CONSTANT, value=value)
+    out, x, y = fill_to_paper(pad)
+    assert (x, y) == (30, 40) and np.array_equal(out, line)
+    alone, framed = normalize_line(line), normalize_line(pad)
+    assert framed.shape == alone.shape and np.abs(framed - alone).max() < 1e-6
+
+
+def test_padding_saved_as_jpeg_is_cut_off_too():
+    pad = cv2.copyMakeBorder(scanned(), 40, 40, 30, 200, cv2.BORDER_CONSTANT, value=255)
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", pad, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_GRAYSCALE)
+    out, x, y = fill_to_paper(jpeg)
+    assert abs(x - 30) <= 8 and abs(y - 40) <= 8 and out.shape[1] < scanned().shape[1] + 16
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_a_polygon_s_mask_becomes_the_line_s_paper(value):
+    line = scanned()
+    masked = band_masked(line, value)
+    out, x, y = fill_to_paper(masked)
+    filled = out != line[y : y + out.shape[0], x : x + out.shape[1]]
+    paper = np.percentile(line, 90)
+    assert filled.any() and np.abs(out[filled].astype(int) - paper).max() <= 8
+    # Normalised, the mask no longer reads as ink: the line's ink box and ink are its own.
+    alone, cut = normalize_line(line), normalize_line(masked)
+    assert abs(cut.shape[1] - alone.shape[1]) <= 0.05 * alone.shape[1] and abs(cut.mean() - alone.mean()) < 0.03
+
+
+def test_strokes_at_the_edge_of_a_tight_crop_stay_ink_when_the_padding_is_as_black():
+    """Black ink cut tight, padded with black: the strokes that touch the crop's edge join the
+    fill, and painting them paper had erased them (a binarised line read 10% instead of 5%)."""
+    line = (render_line("Hello World", size=28, pad=0) > 128).astype(np.uint8) * 255
+    assert (line[:, 0] == 0).any() or (line[0] == 0).any()  # ink at the crop's edge
+    out, x, y = fill_to_paper(cv2.copyMakeBorder(line, 20, 20, 20, 100, cv2.BORDER_CONSTANT, value=0))
+    assert (x, y) == (20, 20) and np.array_equal(out, line)
+
+
+@pytest.mark.parametrize("text", ["the quick brown fox", "o0o"])
+def test_ink_on_evenly_white_paper_is_left_alone(text):
+    """Whiteboard and binarised lines: the fill's level is their paper (the inside of an "o" too)."""
+    line = render_line(text, size=28)
+    for image in (line, (line > 128).astype(np.uint8) * 255, cv2.copyMakeBorder(line, 30, 30, 30, 200,
+                                                                               cv2.BORDER_CONSTANT, value=255)):
+        out, x, y = fill_to_paper(image)
+        assert out is image and (x, y) == (0, 0)
+
+
+def test_paper_evenly_lit_at_the_border_is_not_a_fill():
+    """Paper that a bright scan saturates towards the edges is at one level all along the border,
+    but goes on from it in small steps, where a fill ends at a jump."""
+    line = scanned()
+    height, width = line.shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    edge_distance = np.minimum.reduce([rows, height - 1 - rows, cols, width - 1 - cols]).astype(np.float32)
+    lit = np.clip(line.astype(np.float32) + np.clip(60 - 3 * edge_distance, 0, None), 0, 255).astype(np.uint8)
+    border = np.concatenate([lit[0], lit[-1], lit[:, 0], lit[:, -1]])
+    assert (border >= 253).mean() > 0.5  # a candidate fill: most of the border at 255
+    out, _, _ = fill_to_paper(lit)
+    assert out is lit
+
+
+def test_word_boxes_of_a_padded_line_map_to_the_padded_image():
+    line = scanned()
+    pad = cv2.copyMakeBorder(line, 40, 40, 30, 200, cv2.BORDER_CONSTANT, value=0)
+    _, alone = normalize_line_with_geometry(line, NormalizeConfig())
+    _, padded = normalize_line_with_geometry(pad, NormalizeConfig())
+    assert padded.x_offset == pytest.approx(alone.x_offset + 30)
+    assert padded.y_offset == pytest.approx(alone.y_offset + 40)
+    assert padded.x_scale == pytest.approx(alone.x_scale)
