@@ -28,6 +28,9 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 # the line's paper or ink, where smooth paper of about the fill's level goes on in small steps.
 MIN_EDGE_STEP = 8
 PAPER_PERCENTILE = 90
+# What is left, when darker than the fill, must be a line, paper and ink: its paper
+# (PAPER_PERCENTILE) at least this much brighter than its darkest 1%.
+MIN_REST_CONTRAST = 32
 
 
 def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -60,6 +63,11 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     # What is neither fill nor at its level (the inside of an "o" on white paper is at it).
     if (rest & (at_level == 0))[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
         return unchanged  # ink on paper of the fill's own level
+    ink, paper = _percentiles(gray[rest], (1, PAPER_PERCENTILE))
+    if paper - ink < MIN_REST_CONTRAST and paper < level:
+        # One shade darker than the fill: ink (a blot, a bar) on paper of the fill's level. (One
+        # shade brighter is paper whose ink all touched its edge, joining a fill as dark.)
+        return unchanged
     along = cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & rest
     if np.median(cv2.absdiff(gray[along], np.full(int(along.sum()), level, np.uint8))) < MIN_EDGE_STEP:
         return unchanged  # the paper itself, evenly lit at the border
@@ -69,8 +77,14 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     # for strokes that touched the padded image's edge at the fill's level (black ink, black
     # padding), which stay ink.
     if _border_share(inner_fill) >= MIN_BORDER_SHARE:
-        out[inner_fill] = int(round(np.percentile(gray[rest], PAPER_PERCENTILE)))
+        out[inner_fill] = paper
     return out, x0, y0
+
+
+def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> list[int]:
+    """Gray levels of uint8 `values` at these percentiles (the lowest level reaching each share)."""
+    cumulative = np.cumsum(np.bincount(values, minlength=256))
+    return [int(np.searchsorted(cumulative, percent / 100 * cumulative[-1])) for percent in percents]
 
 
 def _border_share(mask: np.ndarray) -> float:
