@@ -29,8 +29,14 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 MIN_EDGE_STEP = 8
 PAPER_PERCENTILE = 90
 # What is left, when darker than the fill, must be a line, paper and ink: its paper
-# (PAPER_PERCENTILE) at least this much brighter than its darkest 1%.
+# (PAPER_PERCENTILE) at least this much brighter than its darkest 1%,
 MIN_REST_CONTRAST = 32
+# at least this share of its box within PAPER_BAND levels of that paper (on the padded and masked
+# lines of the harder set 0.15 or more; bold or dense ink on white paper, whose anti-aliased
+# edges are all the "paper" left, 0.01-0.06),
+MIN_PAPER_SHARE = 0.1
+PAPER_BAND = 24
+# and at least as wide as it is tall: a glyph alone on white paper is no line in a frame.
 
 
 def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -64,19 +70,24 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     if (rest & (at_level == 0))[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
         return unchanged  # ink on paper of the fill's own level
     ink, paper = _percentiles(gray[rest], (1, PAPER_PERCENTILE))
-    if paper - ink < MIN_REST_CONTRAST and paper < level:
-        # One shade darker than the fill: ink (a blot, a bar) on paper of the fill's level. (One
-        # shade brighter is paper whose ink all touched its edge, joining a fill as dark.)
-        return unchanged
+    if paper < level:
+        if paper - ink < MIN_REST_CONTRAST:
+            return unchanged  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
+        box = gray[y0:y1, x0:x1]
+        near_paper = (np.abs(box.astype(np.int16) - paper) <= PAPER_BAND) & rest[y0:y1, x0:x1]
+        if near_paper.mean() < MIN_PAPER_SHARE or x1 - x0 < y1 - y0:
+            return unchanged  # ink on white paper: bold or dense letters, or a glyph alone
+    # (One shade brighter than the fill is paper whose ink all touched its edge, joining a fill as dark.)
     along = cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & rest
-    if np.median(cv2.absdiff(gray[along], np.full(int(along.sum()), level, np.uint8))) < MIN_EDGE_STEP:
+    if np.median(np.abs(gray[along].astype(np.int16) - level)) < MIN_EDGE_STEP:
         return unchanged  # the paper itself, evenly lit at the border
     out = gray[y0:y1, x0:x1].copy()
     inner_fill = fill[y0:y1, x0:x1]
     # A mask runs along the edges left (above and below a polygon's band); a pad leaves none, but
     # for strokes that touched the padded image's edge at the fill's level (black ink, black
-    # padding), which stay ink.
-    if _border_share(inner_fill) >= MIN_BORDER_SHARE:
+    # padding), which stay ink. Ink as dark as the fill is never painted over: strokes that touch
+    # a black mask join it (a binarised line read "He oWorl , a I" for "Hello World, gladly").
+    if _border_share(inner_fill) >= MIN_BORDER_SHARE and abs(ink - level) > FILL_TOLERANCE:
         out[inner_fill] = paper
     return out, x0, y0
 

@@ -72,8 +72,15 @@ def kenlm_chatter_held_back() -> Iterator[None]:
             os.close(saved)
 
 
+# Threads that start no processes: the watcher that ends a search worker whose parent is gone
+# (hwr.interrupts.exit_with_parent) runs before the worker loads its decoder.
+QUIET_THREADS = frozenset({"hwr-exit-with-parent"})
+
+
 def other_threads_run() -> bool:
-    return threading.active_count() > 1
+    """Whether a Python thread besides this one, and besides QUIET_THREADS, runs."""
+    me = threading.current_thread()
+    return any(thread is not me and thread.name not in QUIET_THREADS for thread in threading.enumerate())
 
 
 def _flush_python_stderr() -> None:

@@ -66,3 +66,22 @@ def test_with_other_threads_running_nothing_is_held_back(capfd):
 def test_only_kenlm_s_own_lines_are_chatter(line):
     assert not is_chatter(line)
     assert is_chatter("Reading /x.arpa\n") and is_chatter("*" * 100 + "\n")
+
+
+def test_a_search_worker_s_parent_watcher_does_not_count_as_another_thread():
+    """It starts no processes, and it runs before the worker loads its decoder: counted, every
+    search worker printed KenLM's chatter again."""
+    before = native_chatter.other_threads_run()
+    stop = threading.Event()
+    watcher = threading.Thread(target=stop.wait, name="hwr-exit-with-parent", daemon=True)
+    other = threading.Thread(target=stop.wait)
+    watcher.start()
+    try:
+        assert native_chatter.other_threads_run() == before
+        other.start()
+        assert native_chatter.other_threads_run()
+    finally:
+        stop.set()
+        watcher.join()
+        if other.is_alive() or other.ident:
+            other.join()
