@@ -78,7 +78,8 @@ def test_ink_on_evenly_white_paper_is_left_alone(text):
         assert out is image and (x, y) == (0, 0)
 
 
-@pytest.mark.parametrize(("text", "size", "stroke"), [("Hello world", 28, 1), ("42", 28, 1), ("7", 40, 2), ("I", 40, 0)])
+@pytest.mark.parametrize(("text", "size", "stroke"),
+                         [("Hello world", 28, 1), ("42", 28, 1), ("7", 40, 2), ("I", 40, 0)])
 def test_bold_or_lone_letters_on_white_paper_are_left_alone(text, size, stroke):
     """Their anti-aliased edges were taken for the paper of a line in a white frame: cut to the
     bare ink and the white painted gray, "Hello world" read "Hallo worla" and "I" nothing."""
