@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
+from hwr.recognition.fill import fill_to_paper
 from hwr.recognition.imaging import ImageError, load_gray, pixels_digest, readable_gray
 from hwr.records import LineSample
 from hwr.synth import augment
@@ -111,7 +112,10 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
     out, failed = [], []
     for s in samples:
         try:
-            pixels = load_gray(s.image)
+            # A data set's padding or a polygon's mask (hwr.recognition.fill) goes before the line
+            # is distorted and cut into words: distorted, a fill is no longer flat and is left in,
+            # and its edges are taken for ink (the word cutter's x-height and baseline too).
+            pixels = fill_to_paper(load_gray(s.image))[0]
         except ImageError as exc:
             failed.append(s.with_row(str(exc)))
             continue

@@ -450,6 +450,19 @@ def test_an_out_that_cannot_be_made_is_refused_before_the_lines_are_read(tmp_pat
     assert not (tmp_path / "new").exists()
 
 
+def test_a_padded_line_is_adapted_on_without_its_padding(tmp_path):
+    """Distorted by the augmentation, a flat pad is flat no longer, and normalisation would leave
+    it in: the lines are taken out of their padding as they are loaded."""
+    import cv2
+
+    folder = write_pairs(tmp_path / "pairs", 1)
+    line = np.asarray(Image.open(folder / "l000.png").convert("L"))
+    line = np.clip(line.astype(int) - 40, 0, 255).astype(np.uint8)  # gray paper, as a scan's
+    cv2.imwrite(str(folder / "l000.png"), cv2.copyMakeBorder(line, 30, 30, 20, 200, cv2.BORDER_CONSTANT, value=0))
+    (kept,) = loaded([LineSample("l000", LINE_TEXTS[0], str(folder / "l000.png"))])
+    assert np.array_equal(kept.image, line)
+
+
 def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
     folder = write_pairs(tmp_path / "pairs", 3)
     (folder / "l001.png").write_bytes(b"")
