@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from bench_width_variants import add_reading_arguments
+from bench_width_variants import read as read_set
 
 from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition.model import Recognizer
-from hwr.scoring.evaluate import score_texts
+from hwr.records import LineSample
 from hwr.scoring.report.compare import compare_reports
 
 GAP_HEIGHTS = 0.6  # blank between two joined lines, in line heights: a wide word space
@@ -41,13 +41,12 @@ def joined_lines(lines: list[np.ndarray], texts: list[str], k: int, height: int)
 
 
 def read(recognizer: Recognizer, images: list[np.ndarray], texts: list[str], batch_size: int):
+    """The joined lines read and scored as bench_width_variants reads a set, and the widest
+    line as normalised."""
     lines = [recognizer.preprocess(image) for image in images]
-    recognizer.recognize_normalized(lines[:batch_size], batch_size)  # warm-up: the first batch builds kernels
-    started = time.perf_counter()
-    results = recognizer.recognize_normalized(lines, batch_size)
-    lines_per_s = len(lines) / (time.perf_counter() - started)
-    ids = [f"joined-{k:04d}" for k in range(len(texts))]
-    return score_texts(ids, texts, [r.text for r in results]), lines_per_s, max(line.shape[1] for line in lines)
+    samples = [LineSample(f"joined-{k:04d}", text, image) for k, (text, image) in enumerate(zip(texts, images))]
+    report, lines_per_s = read_set(recognizer, samples, lines, batch_size)
+    return report, lines_per_s, max(line.shape[1] for line in lines)
 
 
 def main() -> None:

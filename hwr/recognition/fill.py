@@ -9,11 +9,13 @@ padding with black to 96%, and a black polygon mask to 22% (bench/bench_fill.py)
 
 How: the border's most common gray level (within FILL_TOLERANCE, for JPEG) is taken for a fill
 when at least MIN_BORDER_SHARE of the border is at it; the pixels at that level connected to the
-border are the fill. Its pixels are set to the paper of the rest (their 90th percentile, as
+border are the fill. Rows and columns of fill alone are cut off (a pad); fill left within (a
+polygon's mask) is set to the paper of the rest (its 90th percentile, as
 hwr.documents.linegeom.cut_line fills outside a line's polygon), so the step is gone and the
-line reads as if cut from its page. A line whose paper is the fill's level (white paper around
-a whiteboard or binarised line: the fill is the paper itself) is told apart by what is left:
-ink alone, which covers less than MIN_REST_DENSITY of its box, where a line's own paper fills it.
+line reads as if cut from its page. Guards keep a line's own paper from being taken for a fill:
+what is left must be a line with paper of its own (ink on white paper, a blot, bold letters or a
+lone glyph are not), and the fill must end at a jump (MIN_EDGE_STEP), where paper that a scan
+saturates at the border goes on in small steps.
 Torch-free.
 """
 from __future__ import annotations
@@ -49,25 +51,32 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     height, width = gray.shape
     if height < 3 or width < 3:
         return unchanged
-    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    border = _border(gray)
     near_level = np.convolve(np.bincount(border, minlength=256), np.ones(2 * FILL_TOLERANCE + 1), mode="same")
     level = int(np.argmax(near_level))
     if near_level[level] < MIN_BORDER_SHARE * border.size:
         return unchanged
     at_level = (cv2.absdiff(gray, np.full_like(gray, level)) <= FILL_TOLERANCE).astype(np.uint8)
+    # The density checked below, of what is neither fill nor at the level within the box of what
+    # is not fill, is at most that of the pixels off the level within their own box: most lines
+    # (ink on paper of the level) end here, without labelling the image's parts.
+    off_level = at_level == 0
+    off_rows, off_cols = np.flatnonzero(off_level.any(axis=1)), np.flatnonzero(off_level.any(axis=0))
+    if len(off_rows) == 0:
+        return unchanged  # all one level: a blank line
+    off_box = (off_rows[-1] + 1 - off_rows[0]) * (off_cols[-1] + 1 - off_cols[0])
+    if np.count_nonzero(off_level) < MIN_REST_DENSITY * off_box:
+        return unchanged  # ink on paper of the fill's own level
     count, labels = cv2.connectedComponents(at_level, connectivity=4)
-    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     touching = np.zeros(count, bool)
-    touching[edge] = True
+    touching[_border(labels)] = True
     touching[0] = False  # label 0: the pixels not at the level
     fill = touching[labels]
     rest = ~fill
-    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
-    if len(rows) == 0:
-        return unchanged  # all one level: a blank line
+    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))  # not empty: off_level is in it
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     # What is neither fill nor at its level (the inside of an "o" on white paper is at it).
-    if (rest & (at_level == 0))[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
+    if (rest & off_level)[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
         return unchanged  # ink on paper of the fill's own level
     ink, paper = _percentiles(gray[rest], (1, PAPER_PERCENTILE))
     if paper < level:
@@ -87,7 +96,7 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     # for strokes that touched the padded image's edge at the fill's level (black ink, black
     # padding), which stay ink. Ink as dark as the fill is never painted over: strokes that touch
     # a black mask join it (a binarised line read "He oWorl , a I" for "Hello World, gladly").
-    if _border_share(inner_fill) >= MIN_BORDER_SHARE and abs(ink - level) > FILL_TOLERANCE:
+    if _border(inner_fill).mean() >= MIN_BORDER_SHARE and abs(ink - level) > FILL_TOLERANCE:
         out[inner_fill] = paper
     return out, x0, y0
 
@@ -98,9 +107,6 @@ def _percentiles(values: np.ndarray, percents: tuple[float, ...]) -> list[int]:
     return [int(np.searchsorted(cumulative, percent / 100 * cumulative[-1])) for percent in percents]
 
 
-def _border_share(mask: np.ndarray) -> float:
-    """The share of an image's border pixels that `mask` covers."""
-    if min(mask.shape) < 3:
-        return float(mask.mean())
-    border = np.concatenate([mask[0], mask[-1], mask[1:-1, 0], mask[1:-1, -1]])
-    return float(border.mean())
+def _border(image: np.ndarray) -> np.ndarray:
+    """The pixels along an image's edges, each once (an image of one row or column: twice)."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
