@@ -8,7 +8,7 @@ line: `pad`), or cut along a polygon with white or black outside it (`band`: a w
 pixels around the ink, as a polygon hugs a line). Every line of the harder validation set
 (`--seed`; 7 is the draw the fill's thresholds were chosen on, 19 the standard set) is read
 greedily as drawn and in each of those forms, by condition, once as hwr reads now and once with
-the fill left in (`fill_to_paper` replaced by nothing, as before 2026-12-06). "changed" counts
+the fill left in (no fill found, as before 2026-12-06), also as negatives. "changed" counts
 the lines as drawn that the fill step changes at all (they should be few: white paper that
 saturates at the border).
 """
@@ -55,6 +55,12 @@ def band_masked(gray: np.ndarray, value: int) -> np.ndarray:
 
 FORMS = {"as drawn": lambda g: g, "pad white": lambda g: padded(g, 255), "pad black": lambda g: padded(g, 0),
          "band white": lambda g: band_masked(g, 255), "band black": lambda g: band_masked(g, 0)}
+# The same lines as negatives (light ink on a dark ground: microfilm, a scan saved inverted),
+# padded or masked white or black: a fill swayed the polarity test (imaging.readable_line).
+FORMS.update({"negative": lambda g: 255 - g,
+              "negative pad white": lambda g: 255 - padded(g, 0), "negative pad black": lambda g: 255 - padded(g, 255),
+              "negative band white": lambda g: 255 - band_masked(g, 0),
+              "negative band black": lambda g: 255 - band_masked(g, 255)})
 
 
 def read(recognizer: Recognizer, images: list[np.ndarray], samples, batch_size: int = 16) -> dict:
@@ -82,7 +88,7 @@ def main() -> None:
     for name, form in FORMS.items():
         images = [form(g) for g in grays]
         now = read(recognizer, images, samples)
-        with mock.patch.object(imaging, "fill_to_paper", lambda gray: (gray, 0, 0)):
+        with mock.patch.object(imaging, "find_fill", lambda gray: None):
             before = read(recognizer, images, samples)
         report["cer"][name] = {"now": now, "fill left in": before}
         print(name, json.dumps(report["cer"][name]), flush=True)

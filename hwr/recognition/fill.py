@@ -20,6 +20,8 @@ Torch-free.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -41,21 +43,49 @@ PAPER_BAND = 24
 # and at least as wide as it is tall: a glyph alone on white paper is no line in a frame.
 
 
-def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """uint8 gray -> (the image without a flat fill connected to its border, x and y of its
-    first pixel in `gray`). Rows and columns of fill alone at the edges (padding) are cut off
-    (what is left is the line's own image, paper and all: normalisation finds its margin there);
-    fill left within (a polygon's mask) is set to the paper of the rest. The image itself, at
-    (0, 0), when it has no such fill."""
-    unchanged = gray, 0, 0
+@dataclass(frozen=True)
+class Fill:
+    """A flat fill connected to a line image's border: its gray `level`, its pixels (`mask`) and
+    the box of the rest (x0, y0, x1, y1). The same pixels in the image inverted (at 255 - level)."""
+
+    level: int
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+
+    def inverted(self) -> Fill:
+        """The same fill in the image inverted."""
+        return Fill(255 - self.level, self.mask, self.box)
+
+    def rest(self, gray: np.ndarray) -> np.ndarray:
+        """The pixels of `gray` that are not fill."""
+        return gray[~self.mask]
+
+    def polarity_view(self, gray: np.ndarray) -> np.ndarray:
+        """The rest's box, the fill in it set to the rest's own light (PAPER_PERCENTILE) or dark
+        (the mirror percentile) level, whichever is on the fill's side of the rest's median:
+        the line as its polarity is judged (imaging.light_ink_on_dark). A pad around it swayed
+        the test, and so did the step from a mask to the line: a white mask above and below an
+        old leaf's paper lay along it as light strokes do. The rest's median instead made the
+        ground of bold letters on white paper, whose anti-aliased edges then read as light ink."""
+        x0, y0, x1, y1 = self.box
+        view = gray[y0:y1, x0:x1].copy()
+        dark, middle, light = _percentiles(self.rest(gray), (100 - PAPER_PERCENTILE, 50, PAPER_PERCENTILE))
+        view[self.mask[y0:y1, x0:x1]] = light if self.level >= middle else dark
+        return view
+
+
+def find_fill(gray: np.ndarray) -> Fill | None:
+    """The flat fill around a uint8 line image, dark ink on light paper or the other way round,
+    or None. Its guards against the line's own paper (line_within, for one polarity) are not
+    checked here: a pad whose fill is paper's own shade is told only once the polarity is known."""
     height, width = gray.shape
     if height < 3 or width < 3:
-        return unchanged
+        return None
     border = _border(gray)
     near_level = np.convolve(np.bincount(border, minlength=256), np.ones(2 * FILL_TOLERANCE + 1), mode="same")
     level = int(np.argmax(near_level))
     if near_level[level] < MIN_BORDER_SHARE * border.size:
-        return unchanged
+        return None
     at_level = (cv2.absdiff(gray, np.full_like(gray, level)) <= FILL_TOLERANCE).astype(np.uint8)
     # The density checked below, of what is neither fill nor at the level within the box of what
     # is not fill, is at most that of the pixels off the level within their own box: most lines
@@ -63,10 +93,10 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     off_level = at_level == 0
     off_rows, off_cols = np.flatnonzero(off_level.any(axis=1)), np.flatnonzero(off_level.any(axis=0))
     if len(off_rows) == 0:
-        return unchanged  # all one level: a blank line
+        return None  # all one level: a blank line
     off_box = (off_rows[-1] + 1 - off_rows[0]) * (off_cols[-1] + 1 - off_cols[0])
     if np.count_nonzero(off_level) < MIN_REST_DENSITY * off_box:
-        return unchanged  # ink on paper of the fill's own level
+        return None  # ink on paper of the fill's own level
     count, labels = cv2.connectedComponents(at_level, connectivity=4)
     touching = np.zeros(count, bool)
     touching[_border(labels)] = True
@@ -77,26 +107,54 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     # What is neither fill nor at its level (the inside of an "o" on white paper is at it).
     if (rest & off_level)[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
-        return unchanged  # ink on paper of the fill's own level
-    ink, paper = _percentiles(gray[rest], (1, PAPER_PERCENTILE))
-    if paper < level:
-        if paper - ink < MIN_REST_CONTRAST:
-            return unchanged  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
-        box = gray[y0:y1, x0:x1]
-        near_paper = (np.abs(box.astype(np.int16) - paper) <= PAPER_BAND) & rest[y0:y1, x0:x1]
-        if near_paper.mean() < MIN_PAPER_SHARE or x1 - x0 < y1 - y0:
-            return unchanged  # ink on white paper: bold or dense letters, or a glyph alone
-    # (One shade brighter than the fill is paper whose ink all touched its edge, joining a fill as dark.)
+        return None  # ink on paper of the fill's own level
     along = cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & rest
     if np.median(np.abs(gray[along].astype(np.int16) - level)) < MIN_EDGE_STEP:
-        return unchanged  # the paper itself, evenly lit at the border
+        return None  # the paper itself, evenly lit at the border
+    return Fill(level, fill, (x0, y0, x1, y1))
+
+
+def line_within(gray: np.ndarray, fill: Fill) -> bool:
+    """Whether what `fill` leaves of `gray` (dark ink on light paper) is a line with paper of its
+    own, so the fill was pasted around it, not the paper of the line itself."""
+    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
+    if paper >= fill.level:
+        return True  # (one shade brighter: paper whose ink all touched its edge, joining a fill as dark)
+    if paper - ink < MIN_REST_CONTRAST:
+        return False  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
+    x0, y0, x1, y1 = fill.box
+    box = gray[y0:y1, x0:x1]
+    near_paper = (np.abs(box.astype(np.int16) - paper) <= PAPER_BAND) & ~fill.mask[y0:y1, x0:x1]
+    return near_paper.mean() >= MIN_PAPER_SHARE and x1 - x0 >= y1 - y0  # not bold or dense letters, or a glyph alone
+
+
+def around_a_line(gray: np.ndarray, fill: Fill) -> bool:
+    """Whether `fill` was pasted around a line of `gray` written either way round: what it leaves
+    is at least as wide as it is tall and a line with paper of its own (line_within) in `gray`
+    or in `gray` inverted. (Dark letters alone on white paper pass inverted: light strokes, and
+    their black "fill" is darker than any paper.)"""
+    x0, y0, x1, y1 = fill.box
+    return x1 - x0 >= y1 - y0 and (line_within(gray, fill) or line_within(255 - gray, fill.inverted()))
+
+
+def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """uint8 gray, dark ink on light paper -> (the image without a flat fill connected to its
+    border, x and y of its first pixel in `gray`). Rows and columns of fill alone at the edges
+    (padding) are cut off (what is left is the line's own image, paper and all: normalisation
+    finds its margin there); fill left within (a polygon's mask) is set to the paper of the
+    rest. The image itself, at (0, 0), when it has no such fill."""
+    fill = find_fill(gray)
+    if fill is None or not line_within(gray, fill):
+        return gray, 0, 0
+    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
+    x0, y0, x1, y1 = fill.box
     out = gray[y0:y1, x0:x1].copy()
-    inner_fill = fill[y0:y1, x0:x1]
+    inner_fill = fill.mask[y0:y1, x0:x1]
     # A mask runs along the edges left (above and below a polygon's band); a pad leaves none, but
     # for strokes that touched the padded image's edge at the fill's level (black ink, black
     # padding), which stay ink. Ink as dark as the fill is never painted over: strokes that touch
     # a black mask join it (a binarised line read "He oWorl , a I" for "Hello World, gladly").
-    if _border(inner_fill).mean() >= MIN_BORDER_SHARE and abs(ink - level) > FILL_TOLERANCE:
+    if _border(inner_fill).mean() >= MIN_BORDER_SHARE and abs(ink - fill.level) > FILL_TOLERANCE:
         out[inner_fill] = paper
     return out, x0, y0
 

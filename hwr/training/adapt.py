@@ -506,7 +506,7 @@ def read_unlabeled(base: Recognizer, cfg: AdaptConfig, labelled: list[LineSample
     cut again from a page known otherwise differs: --help asks for other lines."""
     if not cfg.unlabeled or cfg.pseudo_keep == 0 or cfg.pseudo_share == 0:
         return []
-    known = {pixels_digest(s.image) for s in labelled}
+    known = {s.meta.get(SOURCE_DIGEST, pixels_digest(s.image)) for s in labelled}
     pages = frozenset(Path(s.meta["page_image"]) for s in labelled if s.meta.get("page_image"))
     lines = unlabeled_lines(cfg.unlabeled, cfg.skip_bad, cfg.seed, labelled_pages=pages, mode=cfg.unlabeled_mode)
     copies = {k for k, s in enumerate(lines) if s.meta.get(SOURCE_DIGEST, pixels_digest(s.image)) in known}

@@ -19,8 +19,7 @@ from torch.utils.data import Dataset
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
-from hwr.recognition.fill import fill_to_paper
-from hwr.recognition.imaging import ImageError, load_gray, pixels_digest, readable_gray
+from hwr.recognition.imaging import ImageError, load_gray, pixels_digest, readable_gray, readable_line
 from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
@@ -114,12 +113,16 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
         try:
             # A data set's padding or a polygon's mask (hwr.recognition.fill) goes before the line
             # is distorted and cut into words: distorted, a fill is no longer flat and is left in,
-            # and its edges are taken for ink (the word cutter's x-height and baseline too).
-            pixels = fill_to_paper(load_gray(s.image))[0]
+            # and its edges are taken for ink (the word cutter's x-height and baseline too). So
+            # does light ink's polarity, which the cutter and the augmentation take for dark.
+            source = load_gray(s.image)
+            pixels = readable_line(source)[0]
         except ImageError as exc:
             failed.append(s.with_row(str(exc)))
             continue
         named = {**s.meta, "file": s.where}  # messages about it still name its file
+        if pixels is not source:  # --unlabeled finds copies of a labelled line by its own pixels
+            named[SOURCE_DIGEST] = pixels_digest(source)
         out.append(replace(s, image=pixels, meta=named))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} line images cannot be read: {name_some(failed, 5)} (fix or remove "

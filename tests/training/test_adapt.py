@@ -22,6 +22,7 @@ from hwr.datasets import DatasetError
 from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import make_decoder
+from hwr.recognition.imaging import pixels_digest
 from hwr.recognition.model import ADAPT_HISTORY_FILE, MODEL_CARD_FILE, Recognizer, load_model
 from hwr.records import LineSample, Recognition
 from hwr.scoring.metrics import ErrorCounts
@@ -31,6 +32,7 @@ from hwr.training.adapt_data import (
     MAX_WORK_HEIGHT,
     MAX_WORK_WIDTH,
     READING_OF,
+    SOURCE_DIGEST,
     WHOLE_READING,
     AdaptLines,
     at_most,
@@ -461,6 +463,12 @@ def test_a_padded_line_is_adapted_on_without_its_padding(tmp_path):
     cv2.imwrite(str(folder / "l000.png"), cv2.copyMakeBorder(line, 30, 30, 20, 200, cv2.BORDER_CONSTANT, value=0))
     (kept,) = loaded([LineSample("l000", LINE_TEXTS[0], str(folder / "l000.png"))])
     assert np.array_equal(kept.image, line)
+    # --unlabeled finds copies of a labelled line by the pixels of its file.
+    assert kept.meta[SOURCE_DIGEST] == pixels_digest(np.asarray(Image.open(folder / "l000.png")))
+    # A negative (light ink on a dark ground), padded, is adapted on as the line in dark ink.
+    cv2.imwrite(str(folder / "l000.png"), 255 - cv2.copyMakeBorder(line, 30, 30, 20, 200, cv2.BORDER_CONSTANT, value=0))
+    (kept,) = loaded([LineSample("l000", LINE_TEXTS[0], str(folder / "l000.png"))])
+    assert np.array_equal(kept.image, line)
 
 
 def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
@@ -714,6 +722,9 @@ def test_unlabeled_lines_also_given_with_text_are_left_out_and_the_card_counts_t
     pairs = write_pairs(tmp_path / "pairs", 20)
     rest = tmp_path / "rest"
     rest.mkdir()
+    # A padded line is loaded without its pad (hwr.recognition.fill), and is still known by its file's pixels.
+    padded = np.pad(np.asarray(Image.open(pairs / "l007.png").convert("L")) // 2 + 60, 30)
+    Image.fromarray(padded).save(pairs / "l007.png")
     for name in ("l000.png", "l007.png", "l013.png"):  # a collection folder holds the corrected lines too
         (rest / name).write_bytes((pairs / name).read_bytes())
     for k in range(6):
