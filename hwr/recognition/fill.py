@@ -15,7 +15,8 @@ hwr.documents.linegeom.cut_line fills outside a line's polygon), so the step is 
 line reads as if cut from its page. Guards keep a line's own paper from being taken for a fill:
 what is left must be a line with paper of its own (ink on white paper, a blot, bold letters or a
 lone glyph are not), and the fill must end at a jump (MIN_EDGE_STEP), where paper that a scan
-saturates at the border goes on in small steps.
+saturates at the border goes on in small steps, or along a rectangle's straight edges (a white
+pad around near-white paper).
 Torch-free.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 # The median gray-level step from the fill to the pixels along its edge: a pasted fill ends at
 # the line's paper or ink, where smooth paper of about the fill's level goes on in small steps.
 MIN_EDGE_STEP = 8
+RECTANGLE_EDGE = 0.9  # a pad's: on the harder set's paper, noise at the pad's level takes 0-5% of its edge
 PAPER_PERCENTILE = 90
 # What is left, when darker than the fill, must be a line, paper and ink: its paper
 # (PAPER_PERCENTILE) at least this much brighter than its darkest 1%,
@@ -82,10 +84,15 @@ def find_fill(gray: np.ndarray) -> Fill | None:
     if height < 3 or width < 3:
         return None
     border = _border(gray)
-    near_level = np.convolve(np.bincount(border, minlength=256), np.ones(2 * FILL_TOLERANCE + 1), mode="same")
-    level = int(np.argmax(near_level))
-    if near_level[level] < MIN_BORDER_SHARE * border.size:
+    counts = np.bincount(border, minlength=256)
+    near_level = np.convolve(counts, np.ones(2 * FILL_TOLERANCE + 1), mode="same")
+    around = int(np.argmax(near_level))
+    if near_level[around] < MIN_BORDER_SHARE * border.size:
         return None
+    # The commonest level itself: the busiest window of a white pad around near-white paper is
+    # centred a level or two into the paper (253 for 255), which took the paper's brightest grain.
+    low = max(0, around - FILL_TOLERANCE)
+    level = low + int(np.argmax(counts[low: around + FILL_TOLERANCE + 1]))
     at_level = (cv2.absdiff(gray, np.full_like(gray, level)) <= FILL_TOLERANCE).astype(np.uint8)
     # The density checked below, of what is neither fill nor at the level within the box of what
     # is not fill, is at most that of the pixels off the level within their own box: most lines
@@ -109,9 +116,23 @@ def find_fill(gray: np.ndarray) -> Fill | None:
     if (rest & off_level)[y0:y1, x0:x1].mean() < MIN_REST_DENSITY:
         return None  # ink on paper of the fill's own level
     along = cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & rest
-    if np.median(np.abs(gray[along].astype(np.int16) - level)) < MIN_EDGE_STEP:
+    if (np.median(np.abs(gray[along].astype(np.int16) - level)) < MIN_EDGE_STEP
+            and not _pasted_rectangle(rest, (x0, y0, x1, y1))):
         return None  # the paper itself, evenly lit at the border
     return Fill(level, fill, (x0, y0, x1, y1))
+
+
+def _pasted_rectangle(rest: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether what is not fill is a rectangle inside the image (the fill a pad around it): its
+    box leaves a margin and the box's own edges are RECTANGLE_EDGE of it or more. Near-white paper
+    in a white pad ends at a step of a few levels, as paper that a scan saturates does, but
+    along straight edges; saturated paper ends where the light falls off, and its box's edges
+    are mostly fill. (Left in, the pad set the paper's level: the paper's grain became ink.)"""
+    x0, y0, x1, y1 = box
+    height, width = rest.shape
+    if (x0, y0, x1, y1) == (0, 0, width, height) or x1 - x0 < 3 or y1 - y0 < 3:
+        return False
+    return _border(rest[y0:y1, x0:x1]).mean() >= RECTANGLE_EDGE
 
 
 def line_within(gray: np.ndarray, fill: Fill) -> bool:

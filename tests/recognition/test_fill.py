@@ -45,6 +45,17 @@ def test_padding_around_a_scanned_line_is_cut_off_and_the_line_reads_as_itself(v
     assert framed.shape == alone.shape and np.abs(framed - alone).max() < 1e-6
 
 
+def test_a_white_pad_around_near_white_grainy_paper_is_cut_off():
+    """The pad ends at a step of a few levels there, as paper that a scan saturates does, but
+    along straight edges. Left in, it set the paper's level, and the paper's grain read as ink."""
+    ink = 255 - render_line("the quick brown fox", size=28).astype(np.float32)
+    rng = np.random.default_rng(3)
+    line = np.clip(247 + rng.normal(0, 3, ink.shape) - ink * 0.6, 0, 255).astype(np.uint8)
+    pad = cv2.copyMakeBorder(line, 40, 50, 30, 300, cv2.BORDER_CONSTANT, value=255)
+    out, x, y = fill_to_paper(pad)
+    assert (x, y) == (30, 40) and np.array_equal(out, line)
+
+
 def test_padding_saved_as_jpeg_is_cut_off_too():
     pad = cv2.copyMakeBorder(scanned(), 40, 40, 30, 200, cv2.BORDER_CONSTANT, value=255)
     jpeg = cv2.imdecode(cv2.imencode(".jpg", pad, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_GRAYSCALE)
