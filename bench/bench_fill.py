@@ -76,8 +76,13 @@ def main() -> None:
     parser.add_argument("--model", default="models/hwr-en-small")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--seed", type=int, default=HARD_SEED)
+    parser.add_argument("--forms", help=f"comma-separated, of: {', '.join(FORMS)} (default: all)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
+    names = args.forms.split(",") if args.forms else list(FORMS)
+    unknown = [name for name in names if name not in FORMS]
+    if unknown:
+        parser.error(f"--forms: no form {', '.join(unknown)}; the forms are {', '.join(FORMS)}")
 
     recognizer = Recognizer.load(args.model, device="cpu")
     samples = list(hard_validation_lines(args.n, seed=args.seed))
@@ -85,8 +90,8 @@ def main() -> None:
     changed = sum(fill_to_paper(g)[0] is not g for g in grays)
     report = {"model": args.model, "seed": args.seed, "lines": len(samples), "changed": changed, "cer": {}}
     print(f"{changed} of {len(samples)} lines as drawn changed by the fill step", flush=True)
-    for name, form in FORMS.items():
-        images = [form(g) for g in grays]
+    for name in names:
+        images = [FORMS[name](g) for g in grays]
         now = read(recognizer, images, samples)
         with mock.patch.object(imaging, "find_fill", lambda gray: None):
             before = read(recognizer, images, samples)

@@ -353,18 +353,6 @@ def one_shade(gray: np.ndarray) -> bool:
 # 1,800 plain harder, struck and training lines, while 468 of the harder set's 600 lines
 # inverted and 27 of 30 pages inverted are found; the rest are read as given (shaded photos, and
 # lines whose light ink joins into one large part at this scale).
-# Those were a fifth of the inverted lines, most of them phone photos: uneven light lifts a
-# stretch of dark ground past the midway level, where it is a large light part, or the median
-# past it. So a line (not a page) is also inverted when the last test is decisive on its own:
-# DECISIVE_LIGHT times more light pixels than dark, at least DECISIVE_MIN_SHARE of the image,
-# on a ground with no dark band: its rows' medians change by less than BAND_STEP of the 2-98%
-# range over BAND_ROWS rows (uneven light changes them slowly). Dark ink is decisive that way
-# only beside a dark band (the paper along it lies above a median taken over band and ink),
-# whose edge steps by 0.65 of the range or more; 96% of the inverted lines that are decisive
-# step by less than half. On 1,350 lines (harder sets of seeds 7 and 19, archive, struck,
-# neighbours, training) in 10 forms each (bare; shaded; a dark band above, below or at the
-# left; a shadow at the right; black frames of 1-8 px) no dark ink is inverted, as before,
-# while of the same lines inverted 63 are missed instead of 290 (in shade 92 instead of 1,343).
 LINE_ROWS = 24
 PAGE_ROWS = 128
 LINE_SHAPE = 3
@@ -373,10 +361,6 @@ LIGHT_REGION_MAX = 0.1
 SHEET_MIN_SHARE = 0.02
 SHEET_MIN_FILL = 0.6
 SHEET_MIN_SIDE = 0.15
-DECISIVE_LIGHT = 3
-DECISIVE_MIN_SHARE = 0.002
-BAND_STEP = 0.5
-BAND_ROWS = 2
 
 
 def light_ink_on_dark(gray: np.ndarray) -> bool:
@@ -384,16 +368,12 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
     negative, a scan saved inverted."""
     if one_shade(gray):
         return False
-    line = gray.shape[1] >= LINE_SHAPE * gray.shape[0]
-    rows = LINE_ROWS if line else PAGE_ROWS
+    rows = LINE_ROWS if gray.shape[1] >= LINE_SHAPE * gray.shape[0] else PAGE_ROWS
     for looked in (rows, 2 * rows):
         small = shrunk_to_rows(gray, looked)
         low, ground, high = np.percentile(small, (2, 50, 98))
         if high - low < FLAT_RANGE:  # a few strokes on a wide ground: the percentiles see the ground only
             low, high = float(small.min()), float(small.max())
-        light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
-        if line and decisively_light(small, light, dark, high - low):
-            return True  # light ink on a ground that uneven light lifts past the tests below
         middle = (low + high) / 2
         if ground >= middle:  # a light ground: dark ink, or nothing to tell
             return False
@@ -402,21 +382,10 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
         if any(sheet_like(part, small.shape) for part in light_parts[1:]):
             return False  # a small sheet (a card far off on a dark desk): solid, not strokes
+        light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
         if light != dark:
             return light > dark
     return False
-
-
-def decisively_light(small: np.ndarray, light: int, dark: int, spread: float) -> bool:
-    """Whether a line's pixels lighter than their paper (`light`, ink_beside_paper) outnumber the
-    darker ones DECISIVE_LIGHT times on a ground with no dark band: its rows' medians change by
-    less than BAND_STEP of `spread` (the 2-98% range) over BAND_ROWS rows. Dark ink beside a dark
-    band is the one dark-ink line that is that lopsided, and a band is a step in its rows."""
-    if light < DECISIVE_LIGHT * max(dark, 1) or light < DECISIVE_MIN_SHARE * small.size:
-        return False
-    row_grounds = np.median(small, axis=1)
-    steps = np.abs(row_grounds[BAND_ROWS:] - row_grounds[:-BAND_ROWS])
-    return float(steps.max(initial=0)) < BAND_STEP * spread
 
 
 def sheet_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -475,10 +444,12 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     test, so that is judged on the line inside it (a black pad around a negative's dark ground
     read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line)."""
     fill = find_fill(gray)
-    if fill is None:
-        return readable_gray(gray), 0, 0
-    judged = fill.polarity_view(gray) if around_a_line(gray, fill) else gray
-    return fill_to_paper(without_pepper(255 - gray if light_ink_on_dark(judged) else gray))
+    judged = fill.polarity_view(gray) if fill is not None and around_a_line(gray, fill) else gray
+    dark_ink = 255 - gray if light_ink_on_dark(judged) else gray
+    readable = without_pepper(dark_ink)
+    if fill is None and readable is dark_ink:
+        return readable, 0, 0  # (find_fill reads an image and its inverse alike)
+    return fill_to_paper(readable)  # specks over a pad hid it
 
 
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.

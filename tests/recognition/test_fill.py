@@ -105,6 +105,20 @@ def band_masked_negative(negative, form):
     return 255 - band_masked(255 - negative, 255 - value)
 
 
+def test_specks_over_a_pad_do_not_keep_it():
+    """A pad sprinkled with dark specks (a fax, dust) is found once they are removed."""
+    line = scanned()
+    pad = cv2.copyMakeBorder(line, 40, 50, 30, 300, cv2.BORDER_CONSTANT, value=255)
+    rng = np.random.default_rng(0)
+    specks = (rng.random(pad.shape) < 0.01) & (np.pad(np.zeros(line.shape, bool), ((40, 50), (30, 300)),
+                                                         constant_values=True))
+    pad[specks] = rng.integers(0, 40, specks.sum())
+    assert find_fill(pad) is None
+    gray, x, y = readable_line(pad)
+    # (A speck within 2 px of the line's edge is beside ink: it stays, and with it a row or two.)
+    assert abs(x - 30) <= 2 and abs(y - 40) <= 2 and np.abs(np.subtract(gray.shape, line.shape)).max() <= 2
+
+
 def test_readable_line_is_readable_gray_for_a_line_without_a_fill():
     line = scanned()
     assert find_fill(line) is None
