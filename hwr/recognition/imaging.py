@@ -448,7 +448,7 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     dark_ink = 255 - gray if light_ink_on_dark(judged) else gray
     readable = without_pepper(dark_ink)
     if fill is None and readable is dark_ink:
-        return readable, 0, 0  # (find_fill reads an image and its inverse alike)
+        return readable, 0, 0  # (find_fill reads an image and its inverse alike, but for ties of levels)
     return fill_to_paper(readable)  # specks over a pad hid it
 
 
