@@ -336,7 +336,10 @@ MAX_UNLABELED = 2000
 # on each of its cut lines, and True on the whole one.
 READING_OF = "reading_of"
 WHOLE_READING = "whole_reading"
-SOURCE_DIGEST = "source_digest"  # on a whole reading: pixels_digest of the image it was reduced from
+# pixels_digest of the image a line came from, where its pixels differ: a whole reading's (reduced
+# from it) and a labelled line's (loaded: in dark ink, without pepper or a fill); --unlabeled
+# finds copies of labelled lines by it.
+SOURCE_DIGEST = "source_digest"
 
 
 def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = MAX_UNLABELED,
