@@ -164,7 +164,11 @@ def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     (padding) are cut off (what is left is the line's own image, paper and all: normalisation
     finds its margin there); fill left within (a polygon's mask) is set to the paper of the
     rest. The image itself, at (0, 0), when it has no such fill."""
-    fill = find_fill(gray)
+    return paper_for_fill(gray, find_fill(gray))
+
+
+def paper_for_fill(gray: np.ndarray, fill: Fill | None) -> tuple[np.ndarray, int, int]:
+    """fill_to_paper with the fill of `gray` already found (find_fill)."""
     if fill is None or not line_within(gray, fill):
         return gray, 0, 0
     ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
-from hwr.recognition.fill import around_a_line, fill_to_paper, find_fill
+from hwr.recognition.fill import around_a_line, fill_to_paper, find_fill, paper_for_fill
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
@@ -445,11 +445,14 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line)."""
     fill = find_fill(gray)
     judged = fill.polarity_view(gray) if fill is not None and around_a_line(gray, fill) else gray
-    dark_ink = 255 - gray if light_ink_on_dark(judged) else gray
+    inverted = light_ink_on_dark(judged)
+    dark_ink = 255 - gray if inverted else gray
     readable = without_pepper(dark_ink)
-    if fill is None and readable is dark_ink:
-        return readable, 0, 0  # (find_fill reads an image and its inverse alike, but for ties of levels)
-    return fill_to_paper(readable)  # specks over a pad hid it
+    if readable is not dark_ink:
+        return fill_to_paper(readable)  # specks over a pad hid it: looked for again
+    # The fill found is the fill of what is read (find_fill reads an image and its inverse alike,
+    # but for ties of levels).
+    return paper_for_fill(readable, fill.inverted() if fill is not None and inverted else fill)
 
 
 # OpenCV's histogram counts in float32, exact up to 2**24 pixels a bin; larger images use numpy's.
