@@ -32,6 +32,12 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 # The median gray-level step from the fill to the pixels along its edge: a pasted fill ends at
 # the line's paper or ink, where smooth paper of about the fill's level goes on in small steps.
 MIN_EDGE_STEP = 8
+# Of the rows of the box of what a fill pasted around a line leaves, at most this share is mostly
+# fill: a pad leaves none, a polygon's mask the few at its top and foot (300 harder-set and
+# training lines padded or masked: median 0-0.05, about 1 in 100 at 0.25-0.42, then judged
+# without the fill), where a line's own paper taken for the fill leaves its letters' rows
+# (0.28-0.65 on the lines read inverted so).
+MAX_FILL_ROWS = 0.25
 RECTANGLE_EDGE = 0.9  # a pad's: on the harder set's paper, noise at the pad's level takes 0-5% of its edge
 PAPER_PERCENTILE = 90
 # What is left, when darker than the fill, must be a line, paper and ink: its paper
@@ -141,6 +147,13 @@ def line_within(gray: np.ndarray, fill: Fill) -> bool:
     ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
     if paper >= fill.level:
         return True  # (one shade brighter: paper whose ink all touched its edge, joining a fill as dark)
+    return _paper_and_ink(gray, fill)
+
+
+def _paper_and_ink(gray: np.ndarray, fill: Fill) -> bool:
+    """Whether what `fill` leaves of `gray` (dark ink on light paper) holds paper and ink: its
+    paper, in a fair share of its box, well above its ink; and it is no taller than wide."""
+    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
     if paper - ink < MIN_REST_CONTRAST:
         return False  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
     x0, y0, x1, y1 = fill.box
@@ -151,11 +164,22 @@ def line_within(gray: np.ndarray, fill: Fill) -> bool:
 
 def around_a_line(gray: np.ndarray, fill: Fill) -> bool:
     """Whether `fill` was pasted around a line of `gray` written either way round: what it leaves
-    is at least as wide as it is tall and a line with paper of its own (line_within) in `gray`
-    or in `gray` inverted. (Dark letters alone on white paper pass inverted: light strokes, and
-    their black "fill" is darker than any paper.)"""
+    is at least as wide as it is tall, in most rows of its box (at most MAX_FILL_ROWS mostly
+    fill), and a line with paper of its own, in `gray` (line_within) or in `gray` inverted
+    (_paper_and_ink: a negative's ground and ink; being lighter than the fill is not enough).
+    Dark ink on pure white paper with a dark band along its foot (a scan's edge) passed before:
+    its paper was taken for the fill, band and letters (with their counters) for a negative,
+    and 56 of 300 harder-set lines with a black band over their lowest third read inverted."""
     x0, y0, x1, y1 = fill.box
-    return x1 - x0 >= y1 - y0 and (line_within(gray, fill) or line_within(255 - gray, fill.inverted()))
+    if x1 - x0 < y1 - y0 or _rows_of_fill(fill) > MAX_FILL_ROWS:
+        return False
+    return line_within(gray, fill) or _paper_and_ink(255 - gray, fill.inverted())
+
+
+def _rows_of_fill(fill: Fill) -> float:
+    """The share of the rows of the rest's box that are mostly fill."""
+    x0, y0, x1, y1 = fill.box
+    return float((fill.mask[y0:y1, x0:x1].mean(axis=1) > 0.5).mean())
 
 
 def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
-from hwr.recognition.fill import around_a_line, fill_to_paper, find_fill, paper_for_fill
+from hwr.recognition.fill import Fill, around_a_line, fill_to_paper, find_fill, paper_for_fill
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
@@ -423,11 +423,28 @@ def ink_beside_paper(gray: np.ndarray, contrast: float) -> tuple[int, int]:
     return np.count_nonzero(above > contrast), np.count_nonzero(above < -contrast)
 
 
+def polarity_judged(gray: np.ndarray, fill: Fill | None) -> np.ndarray:
+    """What light_ink_on_dark judges of a uint8 image whose flat fill (fill.find_fill) is `fill`:
+    the line inside it when it was pasted around one (fill.around_a_line; a black pad around a
+    negative's dark ground read as dark ink's paper, and a white one as a sheet), else the image."""
+    return fill.polarity_view(gray) if fill is not None and around_a_line(gray, fill) else gray
+
+
+# A large image (a page) is looked at about this many rows tall (shrunk_to_rows) for a fill
+# around a line: at full size, finding none on a noisy page scan took ten times the polarity test.
+FILL_LOOK_ROWS = 256
+
+
 def dark_ink_on_light(gray: np.ndarray) -> np.ndarray:
     """The uint8 image as the recogniser and the segmenter read it, dark ink on light paper:
-    inverted when it is written light on dark (light_ink_on_dark), else itself. Both know dark
-    ink only: the other way round they read the ground as one long stroke."""
-    return 255 - gray if light_ink_on_dark(gray) else gray
+    inverted when it is written light on dark (light_ink_on_dark, judged inside a fill pasted
+    around a line: polarity_judged), else itself. Both know dark ink only: the other way round
+    they read the ground as one long stroke. An image under twice FILL_LOOK_ROWS rows is judged
+    as readable_line judges it, so a padded negative line given to the page path (hwr transcribe
+    in auto mode) is turned into dark ink before it is segmented, as the line path turns it."""
+    small = shrunk_to_rows(gray, FILL_LOOK_ROWS)
+    view = polarity_judged(small, find_fill(small))
+    return 255 - gray if light_ink_on_dark(gray if view is small else view) else gray
 
 
 def readable_gray(gray: np.ndarray) -> np.ndarray:
@@ -444,8 +461,7 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     test, so that is judged on the line inside it (a black pad around a negative's dark ground
     read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line)."""
     fill = find_fill(gray)
-    judged = fill.polarity_view(gray) if fill is not None and around_a_line(gray, fill) else gray
-    inverted = light_ink_on_dark(judged)
+    inverted = light_ink_on_dark(polarity_judged(gray, fill))
     dark_ink = 255 - gray if inverted else gray
     readable = without_pepper(dark_ink)
     if readable is not dark_ink:

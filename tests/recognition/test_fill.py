@@ -7,7 +7,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hwr.recognition.fill import fill_to_paper, find_fill
 from hwr.recognition.imaging import (
+    FILL_LOOK_ROWS,
     NormalizeConfig,
+    dark_ink_on_light,
     normalize_line,
     normalize_line_with_geometry,
     readable_gray,
@@ -99,6 +101,22 @@ def test_a_negative_in_a_fill_reads_as_the_line_in_dark_ink(form):
     assert abs(read.shape[1] - alone.shape[1]) <= 0.05 * alone.shape[1] and abs(read.mean() - alone.mean()) < 0.03
 
 
+@pytest.mark.parametrize("form", NEGATIVE_FORMS)
+def test_the_page_path_turns_a_negative_in_a_fill_into_dark_ink_as_the_line_path_does(form):
+    """`hwr transcribe` turns an image into dark ink before it segments it (readable_gray): judged
+    with its pad or mask, a negative stayed light on dark there and was segmented so."""
+    negative = 255 - scanned()
+    wrapped = NEGATIVE_FORMS[form](negative) if form.startswith("pad") else band_masked_negative(negative, form)
+    assert np.array_equal(dark_ink_on_light(wrapped), 255 - wrapped)
+    # A large scan of it, where the fill is looked for on a shrunk copy.
+    scale = -(-2 * FILL_LOOK_ROWS // wrapped.shape[0])
+    large = cv2.resize(wrapped, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(dark_ink_on_light(large), 255 - large)
+    line = 255 - negative  # dark ink in the same fill stays as it is
+    dark_wrapped = NEGATIVE_FORMS[form](line)
+    assert dark_ink_on_light(dark_wrapped) is dark_wrapped
+
+
 def band_masked_negative(negative, form):
     """band_masked of a negative: the band follows its light ink."""
     value = 255 if form.endswith("white") else 0
@@ -176,6 +194,22 @@ def test_black_ink_that_touches_a_black_mask_stays_ink():
     ink_within = (masked == 0) & ~outside  # the letters' own pixels between the mask's edges
     assert ink_within.any()
     assert (out[ink_within[y : y + out.shape[0], x : x + out.shape[1]]] == 0).all()
+
+
+@pytest.mark.parametrize("binarised", [False, True])
+@pytest.mark.parametrize("band", [0.6, 0.8, 1.0])
+def test_a_black_band_along_the_foot_of_a_line_on_white_paper_does_not_invert_it(binarised, band):
+    """A scan's black edge under a whiteboard or binarised line: its white paper was taken for a
+    fill pasted around band and letters (their counters for ink), and the line read as a negative."""
+    line = render_line("the quick brown fox", size=28, pad=2)
+    if binarised:
+        line = (line > 128).astype(np.uint8) * 255
+    image = np.vstack([line, np.zeros((int(line.shape[0] * band), line.shape[1]), np.uint8)])
+    image = cv2.copyMakeBorder(image, 0, 0, 20, 20, cv2.BORDER_CONSTANT, value=255)
+    assert dark_ink_on_light(image) is image
+    out, x, y = readable_line(image)
+    given = image[y : y + out.shape[0], x : x + out.shape[1]]
+    assert np.array_equal(out[given == 0], given[given == 0])  # the letters (and band) stay dark
 
 
 def test_paper_evenly_lit_at_the_border_is_not_a_fill():
