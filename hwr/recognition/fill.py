@@ -32,12 +32,10 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 # The median gray-level step from the fill to the pixels along its edge: a pasted fill ends at
 # the line's paper or ink, where smooth paper of about the fill's level goes on in small steps.
 MIN_EDGE_STEP = 8
-# Of the rows of the box of what a fill pasted around a line leaves, at most this share is mostly
-# fill: a pad leaves none, a polygon's mask the few at its top and foot (300 harder-set and
-# training lines padded or masked: median 0-0.05, about 1 in 100 at 0.25-0.42, then judged
-# without the fill), where a line's own paper taken for the fill leaves its letters' rows
-# (0.28-0.65 on the lines read inverted so).
-MAX_FILL_ROWS = 0.25
+# A line's own white paper above a flat dark band along its foot (a scan's edge) is taken for a
+# fill around band and letters; the band runs along the image's foot, flat, for more than this
+# share of the width. A pad or a polygon's mask leaves the line's ground there, if anything.
+MAX_EDGE_RUN = 0.5
 RECTANGLE_EDGE = 0.9  # a pad's: on the harder set's paper, noise at the pad's level takes 0-5% of its edge
 PAPER_PERCENTILE = 90
 # What is left, when darker than the fill, must be a line, paper and ink: its paper
@@ -74,10 +72,16 @@ class Fill:
         the line as its polarity is judged (imaging.light_ink_on_dark). A pad around it swayed
         the test, and so did the step from a mask to the line: a white mask above and below an
         old leaf's paper lay along it as light strokes do. The rest's median instead made the
-        ground of bold letters on white paper, whose anti-aliased edges then read as light ink."""
+        ground of bold letters on white paper, whose anti-aliased edges then read as light ink.
+        A rest of one shade, no stroke left in it, is a ground whose strokes all joined the fill
+        (binarised ink cut tight, padded as light or as dark): the fill in its box is those
+        strokes, left as they are."""
         x0, y0, x1, y1 = self.box
         view = gray[y0:y1, x0:x1].copy()
-        dark, middle, light = _percentiles(self.rest(gray), (100 - PAPER_PERCENTILE, 50, PAPER_PERCENTILE))
+        rest = self.rest(gray)
+        if int(rest.max()) - int(rest.min()) < MIN_REST_CONTRAST:
+            return view
+        dark, middle, light = _percentiles(rest, (100 - PAPER_PERCENTILE, 50, PAPER_PERCENTILE))
         view[self.mask[y0:y1, x0:x1]] = light if self.level >= middle else dark
         return view
 
@@ -164,22 +168,40 @@ def _paper_and_ink(gray: np.ndarray, fill: Fill) -> bool:
 
 def around_a_line(gray: np.ndarray, fill: Fill) -> bool:
     """Whether `fill` was pasted around a line of `gray` written either way round: what it leaves
-    is at least as wide as it is tall, in most rows of its box (at most MAX_FILL_ROWS mostly
-    fill), and a line with paper of its own, in `gray` (line_within) or in `gray` inverted
-    (_paper_and_ink: a negative's ground and ink; being lighter than the fill is not enough).
-    Dark ink on pure white paper with a dark band along its foot (a scan's edge) passed before:
-    its paper was taken for the fill, band and letters (with their counters) for a negative,
-    and 56 of 300 harder-set lines with a black band over their lowest third read inverted."""
+    is at least as wide as it is tall, no flat band along the image's top or foot
+    (_band_along_top_or_foot), and a line with paper of its own, in `gray` (line_within) or in
+    `gray` inverted (_ground_within: a negative's ground; being lighter than a black "fill" is
+    not enough). Dark ink on pure white paper above a black band along its foot (a scan's edge)
+    passed before: its paper was taken for the fill, band and letters (their counters for ink)
+    for a negative, and 56 of 300 harder-set lines with a black band over their lowest third
+    read inverted."""
     x0, y0, x1, y1 = fill.box
-    if x1 - x0 < y1 - y0 or _rows_of_fill(fill) > MAX_FILL_ROWS:
+    if x1 - x0 < y1 - y0 or _band_along_top_or_foot(gray, fill):
         return False
-    return line_within(gray, fill) or _paper_and_ink(255 - gray, fill.inverted())
+    return line_within(gray, fill) or _ground_within(255 - gray, fill.inverted())
 
 
-def _rows_of_fill(fill: Fill) -> float:
-    """The share of the rows of the rest's box that are mostly fill."""
-    x0, y0, x1, y1 = fill.box
-    return float((fill.mask[y0:y1, x0:x1].mean(axis=1) > 0.5).mean())
+def _ground_within(gray: np.ndarray, fill: Fill) -> bool:
+    """line_within for a negative's ground in `gray` inverted: paper and ink of its own, or a
+    ground of one shade whose light ink all joined a fill as light (a binarised negative cut
+    tight, padded white). Not merely lighter than the fill: any rest is, of a black "fill"."""
+    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
+    if paper - ink < MIN_REST_CONTRAST and ink > fill.level + MIN_REST_CONTRAST:
+        return True
+    return _paper_and_ink(gray, fill)
+
+
+def _band_along_top_or_foot(gray: np.ndarray, fill: Fill) -> bool:
+    """Whether what `fill` leaves runs along the image's top or foot for more than MAX_EDGE_RUN
+    of its width at one level (within FILL_TOLERANCE): a flat band there, a second fill, with the
+    line's own paper taken for the first. A polygon's mask cut close to a line that touches the
+    image's edge leaves the line's ground there, uneven, with strokes."""
+    x0, _, x1, _ = fill.box
+    for row in (0, -1):
+        along = gray[row, x0:x1][~fill.mask[row, x0:x1]]
+        if along.size > MAX_EDGE_RUN * (x1 - x0) and int(np.ptp(along)) <= 2 * FILL_TOLERANCE:
+            return True
+    return False
 
 
 def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -155,6 +155,19 @@ def test_strokes_at_the_edge_of_a_tight_crop_stay_ink_when_the_padding_is_as_bla
     assert (x, y) == (20, 20) and np.array_equal(out, line)
 
 
+def test_a_binarised_negative_whose_strokes_all_touch_its_edges_reads_as_dark_ink_when_padded_white():
+    """Cut tight, its white strokes (joined up, as cursive writing is) touch the crop's edges and
+    join a white pad: what is left is its black ground alone, one shade, which is still a
+    negative's ground in a fill, not a dark band on white paper, and its strokes are the fill."""
+    x = np.arange(400)
+    wave = np.stack([x, 20 + 12 * np.sin(x / 9.0)], axis=1).astype(np.int32)
+    negative = cv2.polylines(np.zeros((40, 400), np.uint8), [wave], False, 255, thickness=1, lineType=cv2.LINE_8)
+    padded = cv2.copyMakeBorder(negative, 20, 20, 20, 100, cv2.BORDER_CONSTANT, value=255)
+    assert np.array_equal(dark_ink_on_light(padded), 255 - padded)
+    out, x, y = readable_line(padded)
+    assert (x, y) == (20, 20) and np.array_equal(out, 255 - negative)
+
+
 @pytest.mark.parametrize("text", ["the quick brown fox", "o0o"])
 def test_ink_on_evenly_white_paper_is_left_alone(text):
     """Whiteboard and binarised lines: the fill's level is their paper (the inside of an "o" too)."""
@@ -197,7 +210,7 @@ def test_black_ink_that_touches_a_black_mask_stays_ink():
 
 
 @pytest.mark.parametrize("binarised", [False, True])
-@pytest.mark.parametrize("band", [0.6, 0.8, 1.0])
+@pytest.mark.parametrize("band", [0.6, 1.0, 2.0, 3.0])
 def test_a_black_band_along_the_foot_of_a_line_on_white_paper_does_not_invert_it(binarised, band):
     """A scan's black edge under a whiteboard or binarised line: its white paper was taken for a
     fill pasted around band and letters (their counters for ink), and the line read as a negative."""
