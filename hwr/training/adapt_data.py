@@ -104,6 +104,17 @@ def without_repeats(samples: list[LineSample]) -> list[LineSample]:
     return kept
 
 
+def augmentable(source: np.ndarray) -> tuple[np.ndarray, dict]:
+    """A line image's pixels as the augmentation and the word cutter take them, and the meta
+    that names its file's pixels when they differ (SOURCE_DIGEST: --unlabeled finds copies of a
+    labelled line by them). A data set's padding or a polygon's mask (hwr.recognition.fill) goes
+    before the line is distorted and cut into words: distorted, a fill is no longer flat and is
+    left in, and its edges are taken for ink (the word cutter's x-height and baseline too). So
+    does light ink's polarity, which the cutter and the augmentation take for dark."""
+    pixels = readable_line(source)[0]
+    return pixels, ({SOURCE_DIGEST: pixels_digest(source)} if pixels is not source else {})
+
+
 def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample]:
     """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
     step, so each file is decoded once, not once per use. Unreadable images are named all at
@@ -111,18 +122,11 @@ def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample
     out, failed = [], []
     for s in samples:
         try:
-            # A data set's padding or a polygon's mask (hwr.recognition.fill) goes before the line
-            # is distorted and cut into words: distorted, a fill is no longer flat and is left in,
-            # and its edges are taken for ink (the word cutter's x-height and baseline too). So
-            # does light ink's polarity, which the cutter and the augmentation take for dark.
-            source = load_gray(s.image)
-            pixels = readable_line(source)[0]
+            pixels, known_by = augmentable(load_gray(s.image))
         except ImageError as exc:
             failed.append(s.with_row(str(exc)))
             continue
-        named = {**s.meta, "file": s.where}  # messages about it still name its file
-        if pixels is not source:  # --unlabeled finds copies of a labelled line by its own pixels
-            named[SOURCE_DIGEST] = pixels_digest(source)
+        named = {**s.meta, "file": s.where, **known_by}  # messages about it still name its file
         out.append(replace(s, image=pixels, meta=named))
     if failed and not skip_bad:
         raise ConfigError(f"{len(failed)} line images cannot be read: {name_some(failed, 5)} (fix or remove "
@@ -393,8 +397,9 @@ def unlabeled_lines(inputs: list[str], skip_bad: bool, seed: int, limit: int = M
         except Exception as exc:  # noqa: BLE001 - one unusable page never stops the rest (as in hwr transcribe)
             failed.append(str(exc) if isinstance(exc, ImageError) else f"{ref.source}: {failure_reason(exc)}")
             continue
-        if is_line:
-            lines.append(LineSample(ref.source, "", gray, {"file": ref.source}))
+        if is_line:  # learnt from as the labelled lines are (`loaded`): dark ink, out of a fill
+            pixels, known_by = augmentable(gray)
+            lines.append(LineSample(ref.source, "", pixels, {"file": ref.source, **known_by}))
             continue
         read_whole_too = reads_both_ways(mode, ref.is_document_page, is_line)
         if read_whole_too:  # read whole as hwr transcribe reads it: a page-sized image from a reduced copy

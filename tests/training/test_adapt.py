@@ -471,6 +471,22 @@ def test_a_padded_line_is_adapted_on_without_its_padding(tmp_path):
     assert np.array_equal(kept.image, line)
 
 
+def test_an_unlabeled_padded_negative_is_learnt_from_as_the_line_in_dark_ink(tmp_path):
+    """Pseudo-labelled lines go into the augmentation as the labelled ones do: out of their
+    padding and in dark ink (they had gone in as given, pad and all)."""
+    import cv2
+
+    folder = tmp_path / "rest"
+    folder.mkdir()
+    line = np.clip(render_line("one line alone").astype(int) - 40, 0, 255).astype(np.uint8)
+    padded = 255 - cv2.copyMakeBorder(line, 30, 30, 20, 200, cv2.BORDER_CONSTANT, value=0)
+    Image.fromarray(padded).save(folder / "negative.png")
+    Image.fromarray(line).save(folder / "plain.png")
+    negative, plain = unlabeled_lines([str(folder)], skip_bad=False, seed=1)
+    assert np.array_equal(negative.image, line) and negative.meta[SOURCE_DIGEST] == pixels_digest(padded)
+    assert np.array_equal(plain.image, line) and SOURCE_DIGEST not in plain.meta
+
+
 def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, caplog):
     folder = write_pairs(tmp_path / "pairs", 3)
     (folder / "l001.png").write_bytes(b"")
