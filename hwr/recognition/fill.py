@@ -32,10 +32,6 @@ MIN_REST_DENSITY = 0.5  # of the box of what is not fill: a line's own paper (in
 # The median gray-level step from the fill to the pixels along its edge: a pasted fill ends at
 # the line's paper or ink, where smooth paper of about the fill's level goes on in small steps.
 MIN_EDGE_STEP = 8
-# A line's own white paper above a flat dark band along its foot (a scan's edge) is taken for a
-# fill around band and letters; the band runs along the image's foot, flat, for more than this
-# share of the width. A pad or a polygon's mask leaves the line's ground there, if anything.
-MAX_EDGE_RUN = 0.5
 RECTANGLE_EDGE = 0.9  # a pad's: on the harder set's paper, noise at the pad's level takes 0-5% of its edge
 PAPER_PERCENTILE = 90
 # What is left, when darker than the fill, must be a line, paper and ink: its paper
@@ -151,13 +147,6 @@ def line_within(gray: np.ndarray, fill: Fill) -> bool:
     ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
     if paper >= fill.level:
         return True  # (one shade brighter: paper whose ink all touched its edge, joining a fill as dark)
-    return _paper_and_ink(gray, fill)
-
-
-def _paper_and_ink(gray: np.ndarray, fill: Fill) -> bool:
-    """Whether what `fill` leaves of `gray` (dark ink on light paper) holds paper and ink: its
-    paper, in a fair share of its box, well above its ink; and it is no taller than wide."""
-    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
     if paper - ink < MIN_REST_CONTRAST:
         return False  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
     x0, y0, x1, y1 = fill.box
@@ -168,40 +157,11 @@ def _paper_and_ink(gray: np.ndarray, fill: Fill) -> bool:
 
 def around_a_line(gray: np.ndarray, fill: Fill) -> bool:
     """Whether `fill` was pasted around a line of `gray` written either way round: what it leaves
-    is at least as wide as it is tall, no flat band along the image's top or foot
-    (_band_along_top_or_foot), and a line with paper of its own, in `gray` (line_within) or in
-    `gray` inverted (_ground_within: a negative's ground; being lighter than a black "fill" is
-    not enough). Dark ink on pure white paper above a black band along its foot (a scan's edge)
-    passed before: its paper was taken for the fill, band and letters (their counters for ink)
-    for a negative, and 56 of 300 harder-set lines with a black band over their lowest third
-    read inverted."""
+    is at least as wide as it is tall and a line with paper of its own (line_within) in `gray`
+    or in `gray` inverted. (Dark letters alone on white paper pass inverted: light strokes, and
+    their black "fill" is darker than any paper.)"""
     x0, y0, x1, y1 = fill.box
-    if x1 - x0 < y1 - y0 or _band_along_top_or_foot(gray, fill):
-        return False
-    return line_within(gray, fill) or _ground_within(255 - gray, fill.inverted())
-
-
-def _ground_within(gray: np.ndarray, fill: Fill) -> bool:
-    """line_within for a negative's ground in `gray` inverted: paper and ink of its own, or a
-    ground of one shade whose light ink all joined a fill as light (a binarised negative cut
-    tight, padded white). Not merely lighter than the fill: any rest is, of a black "fill"."""
-    ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
-    if paper - ink < MIN_REST_CONTRAST and ink > fill.level + MIN_REST_CONTRAST:
-        return True
-    return _paper_and_ink(gray, fill)
-
-
-def _band_along_top_or_foot(gray: np.ndarray, fill: Fill) -> bool:
-    """Whether what `fill` leaves runs along the image's top or foot for more than MAX_EDGE_RUN
-    of its width at one level (within FILL_TOLERANCE): a flat band there, a second fill, with the
-    line's own paper taken for the first. A polygon's mask cut close to a line that touches the
-    image's edge leaves the line's ground there, uneven, with strokes."""
-    x0, _, x1, _ = fill.box
-    for row in (0, -1):
-        along = gray[row, x0:x1][~fill.mask[row, x0:x1]]
-        if along.size > MAX_EDGE_RUN * (x1 - x0) and int(np.ptp(along)) <= 2 * FILL_TOLERANCE:
-            return True
-    return False
+    return x1 - x0 >= y1 - y0 and (line_within(gray, fill) or line_within(255 - gray, fill.inverted()))
 
 
 def fill_to_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -209,22 +209,6 @@ def test_black_ink_that_touches_a_black_mask_stays_ink():
     assert (out[ink_within[y : y + out.shape[0], x : x + out.shape[1]]] == 0).all()
 
 
-@pytest.mark.parametrize("binarised", [False, True])
-@pytest.mark.parametrize("band", [0.6, 1.0, 2.0, 3.0])
-def test_a_black_band_along_the_foot_of_a_line_on_white_paper_does_not_invert_it(binarised, band):
-    """A scan's black edge under a whiteboard or binarised line: its white paper was taken for a
-    fill pasted around band and letters (their counters for ink), and the line read as a negative."""
-    line = render_line("the quick brown fox", size=28, pad=2)
-    if binarised:
-        line = (line > 128).astype(np.uint8) * 255
-    image = np.vstack([line, np.zeros((int(line.shape[0] * band), line.shape[1]), np.uint8)])
-    image = cv2.copyMakeBorder(image, 0, 0, 20, 20, cv2.BORDER_CONSTANT, value=255)
-    assert dark_ink_on_light(image) is image
-    out, x, y = readable_line(image)
-    given = image[y : y + out.shape[0], x : x + out.shape[1]]
-    assert np.array_equal(out[given == 0], given[given == 0])  # the letters (and band) stay dark
-
-
 def test_paper_evenly_lit_at_the_border_is_not_a_fill():
     """Paper that a bright scan saturates towards the edges is at one level all along the border,
     but goes on from it in small steps, where a fill ends at a jump."""
