@@ -145,11 +145,14 @@ def line_within(gray: np.ndarray, fill: Fill) -> bool:
     """Whether what `fill` leaves of `gray` (dark ink on light paper) is a line with paper of its
     own, so the fill was pasted around it, not the paper of the line itself."""
     ink, paper = _percentiles(fill.rest(gray), (1, PAPER_PERCENTILE))
-    if paper >= fill.level:
-        return True  # (one shade brighter: paper whose ink all touched its edge, joining a fill as dark)
+    x0, y0, x1, y1 = fill.box
+    if paper >= fill.level and (paper - ink >= MIN_REST_CONTRAST or fill.mask[y0:y1, x0:x1].any()):
+        # (Of one shade, brighter: paper whose ink all touched its edge, joining a fill as dark,
+        # and lying in the rest's box. A solid block with none is a blot: a black box on a white
+        # page, inverted, had read as a negative's ground.)
+        return True
     if paper - ink < MIN_REST_CONTRAST:
         return False  # one shade darker than the fill: ink (a blot, a bar) on paper of its level
-    x0, y0, x1, y1 = fill.box
     box = gray[y0:y1, x0:x1]
     near_paper = (np.abs(box.astype(np.int16) - paper) <= PAPER_BAND) & ~fill.mask[y0:y1, x0:x1]
     return near_paper.mean() >= MIN_PAPER_SHARE and x1 - x0 >= y1 - y0  # not bold or dense letters, or a glyph alone
