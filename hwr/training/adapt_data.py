@@ -341,8 +341,8 @@ MAX_UNLABELED = 2000
 READING_OF = "reading_of"
 WHOLE_READING = "whole_reading"
 # pixels_digest of the image a line came from, where its pixels differ: a whole reading's (reduced
-# from it) and a labelled line's (loaded: in dark ink, without pepper or a fill); --unlabeled
-# finds copies of labelled lines by it.
+# from it), and a labelled or unlabeled line image's (augmentable: in dark ink, without pepper or
+# a fill); --unlabeled finds copies of labelled lines by it.
 SOURCE_DIGEST = "source_digest"
 
 
