@@ -342,7 +342,8 @@ def one_shade(gray: np.ndarray) -> bool:
 #   midway between the 2nd and 98th percentiles;
 # - nothing light is a sheet: no connected light part covers LIGHT_REGION_MAX of the image (the
 #   paper of a page photographed on a dark table, inside a black frame, or lit beside shade), nor
-#   is a smaller one solid (sheet_like: a card far off on a dark desk);
+#   is a smaller one solid (sheet_like: a card far off on a dark desk, or a slip of paper with one
+#   line on it);
 # - the ink is light: the paper around each pixel is the median over POLARITY_WINDOW of the rows
 #   (wider than any stroke, so shade is paper too), and of the pixels a quarter of the contrast
 #   away from it, more lie above than below. A tie (strokes blurred into the paper) is looked at
@@ -361,6 +362,19 @@ LIGHT_REGION_MAX = 0.1
 SHEET_MIN_SHARE = 0.02
 SHEET_MIN_FILL = 0.6
 SHEET_MIN_SIDE = 0.15
+# A slip of paper with one line written on it, photographed on a dark desk (4:3 or 16:9, the slip
+# a third to two thirds of the photo's width), is 3-12% of the photo high: under SHEET_MIN_SIDE, and
+# often under SHEET_MIN_SHARE of it. It is a sheet too (slip_like) when it is STRIP_MIN_ROWS thick
+# or more at the scale looked at (a stroke is a pixel or two thick once the image is shrunk
+# STRIP_MIN_SHRINK times), STRIP_MIN_LENGTH of the photo long, clear of its edges across its
+# thickness, and has writing inside. Without it, most such photos were inverted (bench/bench_desk.py,
+# README).
+STRIP_MIN_ROWS = 4
+STRIP_MIN_LENGTH = 0.25
+STRIP_MIN_SHRINK = 4
+# sheet_on_dark_ground takes the paper's level from the lightest thousandth of the photo (the slip
+# can be under the lightest 2% that light_ink_on_dark's percentile looks at).
+SHEET_PAPER_PERCENTILE = 99.9
 
 
 def light_ink_on_dark(gray: np.ndarray) -> bool:
@@ -368,24 +382,101 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
     negative, a scan saved inverted."""
     if one_shade(gray):
         return False
-    rows = LINE_ROWS if gray.shape[1] >= LINE_SHAPE * gray.shape[0] else PAGE_ROWS
+    rows = polarity_rows(gray)
     for looked in (rows, 2 * rows):
         small = shrunk_to_rows(gray, looked)
-        low, ground, high = np.percentile(small, (2, 50, 98))
-        if high - low < FLAT_RANGE:  # a few strokes on a wide ground: the percentiles see the ground only
-            low, high = float(small.min()), float(small.max())
-        middle = (low + high) / 2
-        if ground >= middle:  # a light ground: dark ink, or nothing to tell
+        low, high, light_parts = light_parts_on_dark(small)
+        if light_parts is None:  # a light ground: dark ink, or nothing to tell
             return False
-        light_parts = cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
         if light_parts[1:, cv2.CC_STAT_AREA].max(initial=0) > LIGHT_REGION_MAX * small.size:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
-        if any(sheet_like(part, small.shape) for part in light_parts[1:]):
-            return False  # a small sheet (a card far off on a dark desk): solid, not strokes
+        if sheets_among(light_parts, small, (high - low) / 4, strips_seen(gray, small)):
+            return False  # a small sheet (a card or a slip far off on a dark desk): solid, not strokes
         light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
         if light != dark:
             return light > dark
     return False
+
+
+def polarity_rows(gray: np.ndarray) -> int:
+    """The rows light_ink_on_dark first looks at an image at: LINE_ROWS for a text line's shape,
+    PAGE_ROWS for a page's."""
+    return LINE_ROWS if gray.shape[1] >= LINE_SHAPE * gray.shape[0] else PAGE_ROWS
+
+
+def strips_seen(gray: np.ndarray, small: np.ndarray) -> bool:
+    """Whether `small`, `gray` shrunk, may hold a slip of paper (slip_like): `gray` is shaped like a
+    photo, not a text line (whose light strokes, a negative's, join into bands), and was shrunk
+    STRIP_MIN_SHRINK times or more (a stroke is then a pixel or two thick)."""
+    return polarity_rows(gray) == PAGE_ROWS and gray.shape[0] >= STRIP_MIN_SHRINK * small.shape[0]
+
+
+def light_parts_on_dark(small: np.ndarray, light: float = 98) -> tuple[float, float, np.ndarray | None]:
+    """(low, high, stats): the 2nd and `light` percentiles of a uint8 image (its darkest and
+    lightest pixels when they span under FLAT_RANGE: a few strokes on a wide ground), and
+    cv2.connectedComponentsWithStats' stats of the parts lighter than midway between them, row 0
+    the rest; stats is None when the median pixel is on the light side (a light ground)."""
+    low, ground, high = np.percentile(small, (2, 50, light))
+    if high - low < FLAT_RANGE:
+        low, high = float(small.min()), float(small.max())
+    middle = (low + high) / 2
+    if ground >= middle:
+        return low, high, None
+    return low, high, cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
+
+
+def sheets_among(parts: np.ndarray, small: np.ndarray, contrast: float, strips: bool) -> list[int]:
+    """Rows of `parts` (stats of the light parts of `small`, row 0 the rest) that are sheets of
+    paper: sheet_like, or, with `strips` (strips_seen), slip_like, its writing `contrast` or more
+    darker than its paper."""
+    return [row for row in range(1, len(parts))
+            if sheet_like(parts[row], small.shape) or (strips and slip_like(parts[row], small, contrast))]
+
+
+def sheet_on_dark_ground(gray: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the box around the sheets of paper (sheets_among: a page, a card, a slip)
+    that a uint8 photo of a dark desk or table holds clear of its edges, tight to the paper at full
+    size; None when the image is not such a photo: shaped like a text line (whose light strokes,
+    a negative's, join into solid parts), a light ground, paper reaching an edge (a line half in
+    shade or above a dark band, whose writing also lies outside the light part)."""
+    if polarity_rows(gray) != PAGE_ROWS or one_shade(gray):
+        return None
+    small = shrunk_to_rows(gray, PAGE_ROWS)
+    low, high, parts = light_parts_on_dark(small, light=SHEET_PAPER_PERCENTILE)
+    if parts is None:
+        return None
+    sheets = [row for row in sheets_among(parts, small, (high - low) / 4, strips_seen(gray, small))
+              if clear_of_the_edges(parts[row], small.shape)]
+    if not sheets:
+        return None
+    x0, y0 = parts[sheets, cv2.CC_STAT_LEFT], parts[sheets, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + parts[sheets, cv2.CC_STAT_WIDTH], y0 + parts[sheets, cv2.CC_STAT_HEIGHT]
+    factor = shrink_factor(gray, PAGE_ROWS)
+    # At full size, a pixel of the small image around (the sheet's edge was blurred into the desk).
+    top, left = max(0, (y0.min() - 1) * factor), max(0, (x0.min() - 1) * factor)
+    return tight_to_paper(gray, (left, top, (x1.max() + 1) * factor, (y1.max() + 1) * factor), (low + high) / 2)
+
+
+def clear_of_the_edges(part: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether a connected part's box (a row of cv2.connectedComponentsWithStats' stats) touches
+    none of the edges of an image of `shape`."""
+    left, top = part[cv2.CC_STAT_LEFT], part[cv2.CC_STAT_TOP]
+    return (left > 0 and top > 0 and left + part[cv2.CC_STAT_WIDTH] < shape[1]
+            and top + part[cv2.CC_STAT_HEIGHT] < shape[0])
+
+
+def tight_to_paper(gray: np.ndarray, box: tuple[int, int, int, int], middle: float) -> tuple[int, int, int, int] | None:
+    """`box` (x0, y0, x1, y1) in `gray` narrowed to the rows and columns whose median is paper
+    (lighter than `middle`), so that no strip of desk is left along its edges to read as ink; None
+    when under half of them are (a part that looked solid only at the small size is no sheet)."""
+    left, top, right, bottom = (int(value) for value in box)
+    around = gray[top:bottom, left:right]
+    paper_columns = np.flatnonzero(np.median(around, axis=0) > middle)
+    paper_rows = np.flatnonzero(np.median(around, axis=1) > middle)
+    if 2 * len(paper_columns) < around.shape[1] or 2 * len(paper_rows) < around.shape[0]:
+        return None
+    return (left + int(paper_columns[0]), top + int(paper_rows[0]),
+            left + int(paper_columns[-1]) + 1, top + int(paper_rows[-1]) + 1)
 
 
 def sheet_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -400,11 +491,49 @@ def sheet_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
             and part[cv2.CC_STAT_AREA] >= SHEET_MIN_FILL * width * height)
 
 
+def slip_like(part: np.ndarray, small: np.ndarray, contrast: float) -> bool:
+    """Whether a connected part of `small` (as sheet_like) is a slip of paper with a line written
+    on it: a strip (strip_like) that fills SHEET_MIN_FILL of its box and encloses writing, pixels
+    `contrast` or more below the box's median that do not reach the box's edge (4-connected). A
+    light bar with nothing on it (a negative's black bar, a blackboard's ledge) encloses nothing,
+    nor does a negative's underline joined to the letters above it: its dark is their ground."""
+    left, top = int(part[cv2.CC_STAT_LEFT]), int(part[cv2.CC_STAT_TOP])
+    width, height = int(part[cv2.CC_STAT_WIDTH]), int(part[cv2.CC_STAT_HEIGHT])
+    if part[cv2.CC_STAT_AREA] < SHEET_MIN_FILL * width * height or not strip_like(part, small.shape):
+        return False
+    inside = small[top:top + height, left:left + width]
+    dark = np.pad((inside <= np.median(inside) - contrast).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(dark, None, (0, 0), 2)  # the dark reaching the edge, through the padding
+    return bool((dark == 1).any())
+
+
+def strip_like(part: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether the bounding box of a connected part (as sheet_like) is shaped like a slip of
+    paper's: STRIP_MIN_ROWS thick or more but under SHEET_MIN_SIDE of the image's shorter side,
+    along its length STRIP_MIN_LENGTH of the image or more, and clear of the image's edges across
+    its thickness (a light band along a negative's edge, where a scanner's lid showed, is no slip)."""
+    left, top = int(part[cv2.CC_STAT_LEFT]), int(part[cv2.CC_STAT_TOP])
+    width, height = int(part[cv2.CC_STAT_WIDTH]), int(part[cv2.CC_STAT_HEIGHT])
+    if width >= height:
+        length, off_the_edges = width / shape[1], 0 < top and top + height < shape[0]
+    else:
+        length, off_the_edges = height / shape[0], 0 < left and left + width < shape[1]
+    thickness = min(width, height)
+    return (off_the_edges and length >= STRIP_MIN_LENGTH
+            and STRIP_MIN_ROWS <= thickness < SHEET_MIN_SIDE * min(shape))
+
+
+def shrink_factor(gray: np.ndarray, rows: int) -> int:
+    """The whole factor shrunk_to_rows shrinks `gray` by to bring it nearest above `rows` rows (1:
+    not shrunk)."""
+    return max(1, gray.shape[0] // rows)
+
+
 def shrunk_to_rows(gray: np.ndarray, rows: int) -> np.ndarray:
-    """`gray` shrunk by the whole factor that brings it nearest above `rows` rows (OpenCV's fast
-    path for INTER_AREA; the last few rows and columns are left out), or itself."""
-    factor = gray.shape[0] // rows
-    if factor <= 1:
+    """`gray` shrunk by the whole factor that brings it nearest above `rows` rows (shrink_factor;
+    OpenCV's fast path for INTER_AREA; the last few rows and columns are left out), or itself."""
+    factor = shrink_factor(gray, rows)
+    if factor == 1:
         return gray
     h, w = gray.shape[0] // factor, max(1, gray.shape[1] // factor)
     return cv2.resize(gray[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA)
@@ -440,8 +569,9 @@ def dark_ink_on_light(gray: np.ndarray) -> np.ndarray:
     inverted when it is written light on dark (light_ink_on_dark, judged inside a fill pasted
     around a line: polarity_judged), else itself. Both know dark ink only: the other way round
     they read the ground as one long stroke. An image under twice FILL_LOOK_ROWS rows is judged
-    as readable_line judges it, so a padded negative line given to the page path (hwr transcribe
-    in auto mode) is turned into dark ink before it is segmented, as the line path turns it."""
+    as readable_line judges it (but for a photo of a sheet on a dark desk, which readable_line
+    judges cut out), so a padded negative line given to the page path (hwr transcribe in auto
+    mode) is turned into dark ink before it is segmented, as the line path turns it."""
     small = shrunk_to_rows(gray, FILL_LOOK_ROWS)
     view = polarity_judged(small, find_fill(small))
     return 255 - gray if light_ink_on_dark(gray if view is small else view) else gray
@@ -459,7 +589,19 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     """A uint8 line image as the recogniser reads it (readable_gray) without a flat fill around it
     (fill.fill_to_paper), and x and y of its first pixel in `gray`. A fill sways the polarity
     test, so that is judged on the line inside it (a black pad around a negative's dark ground
-    read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line)."""
+    read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line).
+    A photo of a slip or a card on a dark desk is read as the paper alone (sheet_on_dark_ground):
+    the desk read as ink."""
+    sheet = sheet_on_dark_ground(gray)
+    if sheet is not None:
+        x0, y0, x1, y1 = sheet
+        line, x, y = readable_paper(gray[y0:y1, x0:x1])
+        return line, x + x0, y + y0
+    return readable_paper(gray)
+
+
+def readable_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """readable_line of an image that is no sheet on a dark ground."""
     fill = find_fill(gray)
     inverted = light_ink_on_dark(polarity_judged(gray, fill))
     dark_ink = 255 - gray if inverted else gray

@@ -410,7 +410,64 @@ def test_light_ink_on_dark_is_told_from_dark_ink_on_light(text):
                                  value=40)
     for dark_ink in (shaded(gray), framed, banded, on_table, far_off):
         assert not light_ink_on_dark(dark_ink)
+    # Of these, only the card on a desk is cut out for the line path: a band or shade reaches the
+    # image's edges, and the writing may lie in it.
+    assert [imaging.sheet_on_dark_ground(image) is not None for image in (shaded(gray), framed, banded, far_off)] == [
+        False, False, False, True]
     assert not light_ink_on_dark(np.zeros((40, 300), np.uint8))  # one shade: nothing to invert
+
+
+@pytest.mark.parametrize("text", ["The quick brown fox", "Then the local governors, the deputies"])
+@pytest.mark.parametrize("photo_aspect", [4 / 3, 16 / 9])
+def test_a_slip_of_paper_photographed_on_a_dark_desk_stays_as_it_is(text, photo_aspect):
+    """The slip, half the photo's width, is under a tenth of its height: too thin for a sheet,
+    until a solid strip a few rows high at the scale looked at counted as one (imaging.strip_like)."""
+    from hwr.recognition.imaging import dark_ink_on_light, light_ink_on_dark
+
+    line = render_line(text)
+    slip = np.pad(cv2.resize(line, (2 * line.shape[1], 2 * line.shape[0])), 8, constant_values=255)  # a phone's pixels
+    width = 2 * slip.shape[1]
+    height = int(width / photo_aspect)
+    top, left = (height - slip.shape[0]) // 2, slip.shape[1] // 2
+    noise = np.random.default_rng(0).normal(0, 6, (height, width))
+    photo = np.clip(45 + noise + np.linspace(0, 25, width)[None], 0, 255).astype(np.uint8)
+    photo[top:top + slip.shape[0], left:left + slip.shape[1]] = slip
+    assert not light_ink_on_dark(photo)
+    assert dark_ink_on_light(photo) is photo
+    # The line path reads the slip alone: the desk would read as ink.
+    line, x, y = imaging.readable_line(photo)
+    assert abs(x - left) <= 1 and abs(y - top) <= 1
+    assert abs(line.shape[0] - slip.shape[0]) <= 2 and abs(line.shape[1] - slip.shape[1]) <= 2
+    assert normalize_line(photo).shape == normalize_line(slip).shape
+    # The same line on a whole sheet, as a negative (a black page with light writing) is still found:
+    # its strokes are no strip.
+    page = np.full_like(photo, 255)
+    page[top:top + slip.shape[0], left:left + slip.shape[1]] = slip
+    assert light_ink_on_dark(255 - page)
+    # So is it with a light band along its foot, where a scanner's lid showed: no slip, as it
+    # reaches the edge.
+    page[-height // 12:] = 0
+    assert light_ink_on_dark(255 - page)
+
+
+@pytest.mark.parametrize("bar", ["underline", "black bar", "ledge"])
+def test_a_light_bar_with_nothing_written_on_it_is_no_slip(bar):
+    """A negative's underline or black bar, or a blackboard's ledge, is as solid as a slip and as
+    thin, but encloses no writing: the writing stays light strokes on a dark ground, inverted, and
+    the line path is not cut down to the bar (a review helper's cases: read as nothing)."""
+    from hwr.recognition.imaging import light_ink_on_dark, sheet_on_dark_ground
+
+    line = render_line("governors")
+    line = cv2.resize(line, (7 * line.shape[1], 7 * line.shape[0]))
+    page = np.full((line.shape[0] + 300, line.shape[1] + 200), 255, np.uint8)
+    page[100:100 + line.shape[0], 100:100 + line.shape[1]] = line
+    below, thickness = 100 + line.shape[0] + (10 if bar == "underline" else 60), int(0.04 * page.shape[0])
+    page[below:below + thickness, 100:100 + int(0.8 * line.shape[1])] = 0
+    negative = 255 - page
+    if bar == "ledge":  # chalk on a board of gray 50, a light ledge below the writing
+        negative = np.where(negative < 128, 50, negative).astype(np.uint8)
+    assert light_ink_on_dark(negative)
+    assert sheet_on_dark_ground(negative) is None
 
 
 def test_a_line_in_light_ink_is_normalised_as_in_dark_ink():
