@@ -592,17 +592,20 @@ def readable_line(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     read as dark ink's paper), when the rest is a line with its own paper (fill.around_a_line).
     A photo of a slip or a card on a dark desk is read as the paper alone (sheet_on_dark_ground):
     the desk read as ink."""
-    sheet = sheet_on_dark_ground(gray)
+    fill = find_fill(gray)
+    # A flat fill is taken out as before (a pad cut off keeps the line's own margins); a desk
+    # has grain, and no fill.
+    sheet = sheet_on_dark_ground(gray) if fill is None else None
     if sheet is not None:
         x0, y0, x1, y1 = sheet
-        line, x, y = readable_paper(gray[y0:y1, x0:x1])
+        crop = gray[y0:y1, x0:x1]
+        line, x, y = readable_paper(crop, find_fill(crop))
         return line, x + x0, y + y0
-    return readable_paper(gray)
+    return readable_paper(gray, fill)
 
 
-def readable_paper(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """readable_line of an image that is no sheet on a dark ground."""
-    fill = find_fill(gray)
+def readable_paper(gray: np.ndarray, fill: Fill | None) -> tuple[np.ndarray, int, int]:
+    """readable_line of an image that is no sheet on a dark ground, whose fill is `fill` (find_fill)."""
     inverted = light_ink_on_dark(polarity_judged(gray, fill))
     dark_ink = 255 - gray if inverted else gray
     readable = without_pepper(dark_ink)

@@ -450,6 +450,18 @@ def test_a_slip_of_paper_photographed_on_a_dark_desk_stays_as_it_is(text, photo_
     assert light_ink_on_dark(255 - page)
 
 
+def test_a_line_on_a_flat_black_canvas_is_cut_off_it_whole_shade_and_all():
+    """A flat fill around a line is taken off as before (fill.fill_to_paper), not cut out to the
+    paper as a slip on a desk is: the paper's shaded end, darker than midway, would go with it."""
+    line = render_line("Then the local governors")
+    line = shaded(np.pad(cv2.resize(line, (2 * line.shape[1], 2 * line.shape[0])), 8, constant_values=255))
+    canvas = np.zeros((int(2 * line.shape[1] * 3 / 4), 2 * line.shape[1]), np.uint8)
+    top, left = (canvas.shape[0] - line.shape[0]) // 2, line.shape[1] // 2
+    canvas[top:top + line.shape[0], left:left + line.shape[1]] = line
+    out, x, y = imaging.readable_line(canvas)
+    assert (x, y) == (left, top) and out.shape == line.shape
+
+
 @pytest.mark.parametrize("bar", ["underline", "black bar", "ledge"])
 def test_a_light_bar_with_nothing_written_on_it_is_no_slip(bar):
     """A negative's underline or black bar, or a blackboard's ledge, is as solid as a slip and as
