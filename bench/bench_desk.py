@@ -14,19 +14,18 @@ the lowest third, reaching the edges) are controls: nothing there is a sheet on 
 """
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from bench_fill import compared_forms, form_arguments, harder_set  # bench/ is on the path when run as a script
 
-from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition import imaging
-from hwr.recognition.imaging import load_gray, readable_gray
 from hwr.recognition.model import Recognizer
 from hwr.scoring.metrics import ErrorCounts
-from hwr.synth.config import HARD_SEED
 
 DESK_LEVELS = (40, 60, 80)
 
@@ -60,12 +59,12 @@ def banded(gray: np.ndarray, index: int) -> np.ndarray:
 
 FORMS = {
     "as drawn": lambda g, i: g,
-    "slip 4:3, half wide": lambda g, i: on_desk(g, i, 0.5, 4 / 3),
-    "slip 16:9, half wide": lambda g, i: on_desk(g, i, 0.5, 16 / 9),
-    "slip 4:3, 70% wide": lambda g, i: on_desk(g, i, 0.7, 4 / 3),
-    "slip 16:9, 30% wide": lambda g, i: on_desk(g, i, 0.3, 16 / 9),
-    "slip 3:4 (an upright phone), 90% wide": lambda g, i: on_desk(g, i, 0.9, 3 / 4),
-    "card 4:3, half wide": lambda g, i: on_desk(card(g), i, 0.5, 4 / 3),
+    "slip 4:3 half wide": lambda g, i: on_desk(g, i, 0.5, 4 / 3),
+    "slip 16:9 half wide": lambda g, i: on_desk(g, i, 0.5, 16 / 9),
+    "slip 4:3 70% wide": lambda g, i: on_desk(g, i, 0.7, 4 / 3),
+    "slip 16:9 30% wide": lambda g, i: on_desk(g, i, 0.3, 16 / 9),
+    "slip 3:4 (an upright phone) 90% wide": lambda g, i: on_desk(g, i, 0.9, 3 / 4),
+    "card 4:3 half wide": lambda g, i: on_desk(card(g), i, 0.5, 4 / 3),
     "banded": banded,
 }
 
@@ -80,31 +79,20 @@ def read(recognizer: Recognizer, images: list[np.ndarray], samples, batch_size: 
             "cropped": sum(imaging.sheet_on_dark_ground(image) is not None for image in images)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/hwr-en-small")
-    parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=HARD_SEED)
-    parser.add_argument("--forms", help=f"comma-separated, of: {', '.join(FORMS)} (default: all)")
-    parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args()
-    names = args.forms.split(",") if args.forms else list(FORMS)
-    unknown = [name for name in names if name not in FORMS]
-    if unknown:
-        parser.error(f"--forms: no form {', '.join(unknown)}; the forms are {', '.join(FORMS)}")
+@contextmanager
+def as_before() -> Iterator[None]:
+    """hwr as before 2026-12-07: no strip of paper is a sheet, and no sheet is cut out."""
+    with mock.patch.object(imaging, "strip_like", lambda part, shape: False), \
+            mock.patch.object(imaging, "sheet_on_dark_ground", lambda gray: None):
+        yield
 
-    recognizer = Recognizer.load(args.model, device="cpu")
-    samples = list(hard_validation_lines(args.n, seed=args.seed))
-    grays = [readable_gray(load_gray(s.image)) for s in samples]
+
+def main() -> None:
+    args, names = form_arguments(__doc__, FORMS, 100)
+    recognizer, samples, grays = harder_set(args)
     report = {"model": args.model, "seed": args.seed, "lines": len(samples), "forms": {}}
-    for name in names:
-        images = [FORMS[name](g, i) for i, g in enumerate(grays)]
-        now = read(recognizer, images, samples)
-        with mock.patch.object(imaging, "strip_like", lambda part, shape: False), \
-                mock.patch.object(imaging, "sheet_on_dark_ground", lambda gray: None):
-            before = read(recognizer, images, samples)
-        report["forms"][name] = {"now": now, "before": before}
-        print(name, json.dumps(report["forms"][name]), flush=True)
+    report["forms"] = compared_forms(names, lambda name: [FORMS[name](g, i) for i, g in enumerate(grays)],
+                                     lambda images: read(recognizer, images, samples), as_before)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

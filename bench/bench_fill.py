@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from unittest import mock
 
@@ -71,32 +73,53 @@ def read(recognizer: Recognizer, images: list[np.ndarray], samples, batch_size: 
     return {name: round(100 * c.cer, 2) for name, c in sorted(counts.items())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def form_arguments(description: str, forms: dict, lines: int) -> tuple[argparse.Namespace, list[str]]:
+    """The command line of a bench that reads the harder set in `forms` (--model, --n, default
+    `lines`, --seed, --forms, --json), and the names of the forms it asks for."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/hwr-en-small")
-    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--n", type=int, default=lines)
     parser.add_argument("--seed", type=int, default=HARD_SEED)
-    parser.add_argument("--forms", help=f"comma-separated, of: {', '.join(FORMS)} (default: all)")
+    parser.add_argument("--forms", help=f"comma-separated, of: {', '.join(forms)} (default: all)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    names = args.forms.split(",") if args.forms else list(FORMS)
-    unknown = [name for name in names if name not in FORMS]
+    names = args.forms.split(",") if args.forms else list(forms)
+    unknown = [name for name in names if name not in forms]
     if unknown:
-        parser.error(f"--forms: no form {', '.join(unknown)}; the forms are {', '.join(FORMS)}")
+        parser.error(f"--forms: no form {', '.join(unknown)}; the forms are {', '.join(forms)}")
+    return args, names
 
-    recognizer = Recognizer.load(args.model, device="cpu")
+
+def harder_set(args: argparse.Namespace) -> tuple[Recognizer, list, list[np.ndarray]]:
+    """The model (on the CPU), the harder set's lines (args.n, args.seed) and each line's image
+    as the recogniser reads it."""
     samples = list(hard_validation_lines(args.n, seed=args.seed))
-    grays = [readable_gray(load_gray(s.image)) for s in samples]
+    return Recognizer.load(args.model, device="cpu"), samples, [readable_gray(load_gray(s.image)) for s in samples]
+
+
+def compared_forms(names: list[str], images_of: Callable[[str], list], read_images: Callable[[list], dict],
+                   undone: Callable[[], AbstractContextManager], before: str = "before") -> dict:
+    """{form: {"now": figures, `before`: figures}}: each form's images read as hwr reads now and
+    within `undone()` (the patches that take the change away), printed as each form is done."""
+    figures = {}
+    for name in names:
+        images = images_of(name)
+        now = read_images(images)
+        with undone():
+            figures[name] = {"now": now, before: read_images(images)}
+        print(name, json.dumps(figures[name]), flush=True)
+    return figures
+
+
+def main() -> None:
+    args, names = form_arguments(__doc__, FORMS, 300)
+    recognizer, samples, grays = harder_set(args)
     changed = sum(fill_to_paper(g)[0] is not g for g in grays)
     report = {"model": args.model, "seed": args.seed, "lines": len(samples), "changed": changed, "cer": {}}
     print(f"{changed} of {len(samples)} lines as drawn changed by the fill step", flush=True)
-    for name in names:
-        images = [FORMS[name](g) for g in grays]
-        now = read(recognizer, images, samples)
-        with mock.patch.object(imaging, "find_fill", lambda gray: None):
-            before = read(recognizer, images, samples)
-        report["cer"][name] = {"now": now, "fill left in": before}
-        print(name, json.dumps(report["cer"][name]), flush=True)
+    report["cer"] = compared_forms(names, lambda name: [FORMS[name](g) for g in grays],
+                                   lambda images: read(recognizer, images, samples),
+                                   lambda: mock.patch.object(imaging, "find_fill", lambda gray: None), "fill left in")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

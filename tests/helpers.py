@@ -104,3 +104,24 @@ def held_by_another_process(folder: Path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@contextmanager
+def bench_script(name: str, siblings: tuple[str, ...] = ()):
+    """The script bench/`name`.py loaded as a module, with bench/ on the path as when it is run (it
+    imports the sibling scripts `siblings`, which are forgotten again afterwards)."""
+    import importlib.util
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+        for sibling in siblings:
+            sys.modules.pop(sibling, None)

@@ -2,23 +2,18 @@
 them (the bench's run)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from hwr.recognition import imaging
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from helpers import bench_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_desk", BENCH / "bench_desk.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with bench_script("bench_desk", ("bench_fill",)) as module:  # it reuses bench_fill's arguments
+        yield module
 
 
 def slip(height: int = 60, width: int = 600) -> np.ndarray:

@@ -2,26 +2,17 @@
 how windowed and squeezed readings compare (the bench's run)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from helpers import bench_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))  # as when run as a script: it reuses bench_width_variants' arguments
-    spec = importlib.util.spec_from_file_location("bench_long_lines", BENCH / "bench_long_lines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(BENCH))
-    for name in ("bench_width_variants", "bench_lm"):
-        sys.modules.pop(name, None)
+    # It reuses bench_width_variants' arguments (which reuses bench_lm's second set).
+    with bench_script("bench_long_lines", ("bench_width_variants", "bench_lm")) as module:
+        yield module
 
 
 def test_joined_lines_keep_each_line_s_height_and_width_with_a_gap_between(bench):

@@ -2,24 +2,15 @@
 `hwr eval` scores it. Not tested here: which widths read better (the bench's run)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from helpers import bench_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))  # as when run as a script: it reuses bench_lm's second set
-    spec = importlib.util.spec_from_file_location("bench_width_variants", BENCH / "bench_width_variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(BENCH))
-    sys.modules.pop("bench_lm", None)
+    with bench_script("bench_width_variants", ("bench_lm",)) as module:  # it reuses bench_lm's second set
+        yield module
 
 
 def test_variant_lists_parse_into_factor_tuples(bench):
