@@ -372,6 +372,9 @@ SHEET_MIN_SIDE = 0.15
 STRIP_MIN_ROWS = 4
 STRIP_MIN_LENGTH = 0.25
 STRIP_MIN_SHRINK = 4
+# A slip is one only where nothing else light shows, looked at 4 times finer (slips_alone).
+SLIP_LOOK_ROWS = 4 * PAGE_ROWS
+SLIP_ALONE_MAX = 0.001
 # sheet_on_dark_ground takes the paper's level from the lightest thousandth of the photo (the slip
 # can be under the lightest 2% that light_ink_on_dark's percentile looks at).
 SHEET_PAPER_PERCENTILE = 99.9
@@ -390,7 +393,7 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
             return False
         if light_parts[1:, cv2.CC_STAT_AREA].max(initial=0) > LIGHT_REGION_MAX * small.size:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
-        if sheets_among(light_parts, small, (high - low) / 4, strips_seen(gray, small)):
+        if sheets_among(light_parts, small, (high - low) / 4, gray if strips_seen(gray, small) else None):
             return False  # a small sheet (a card or a slip far off on a dark desk): solid, not strokes
         light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
         if light != dark:
@@ -425,12 +428,33 @@ def light_parts_on_dark(small: np.ndarray, light: float = 98) -> tuple[float, fl
     return low, high, cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
 
 
-def sheets_among(parts: np.ndarray, small: np.ndarray, contrast: float, strips: bool) -> list[int]:
+def sheets_among(parts: np.ndarray, small: np.ndarray, contrast: float, gray: np.ndarray | None = None) -> list[int]:
     """Rows of `parts` (stats of the light parts of `small`, row 0 the rest) that are sheets of
-    paper: sheet_like, or, with `strips` (strips_seen), slip_like, its writing `contrast` or more
-    darker than its paper."""
-    return [row for row in range(1, len(parts))
-            if sheet_like(parts[row], small.shape) or (strips and slip_like(parts[row], small, contrast))]
+    paper: sheet_like, or, given `gray` (the image `small` was shrunk from, when strips_seen),
+    slip_like (its writing `contrast` or more darker than its paper) when nothing else light shows
+    in `gray` (slips_alone): a desk holds no light strokes, while a negative's light band (a title
+    bar, a table's header, a label) has its light writing around it (a review helper's cases)."""
+    rows = range(1, len(parts))
+    sheets = [row for row in rows if sheet_like(parts[row], small.shape)]
+    if gray is None:
+        return sheets
+    slips = [row for row in rows if row not in sheets and slip_like(parts[row], small, contrast)]
+    if slips and slips_alone(gray, small, parts[sheets + slips], contrast):
+        return sorted(sheets + slips)
+    return sheets
+
+
+def slips_alone(gray: np.ndarray, small: np.ndarray, boxes: np.ndarray, contrast: float) -> bool:
+    """Whether, at SLIP_LOOK_ROWS, under SLIP_ALONE_MAX of `gray` outside `boxes` (stats of parts
+    of `small`, a pixel around each) is `contrast` or more lighter than its median: a negative's
+    light strokes, too thin to show at PAGE_ROWS, show there; a desk's grain does not."""
+    fine = shrunk_to_rows(gray, SLIP_LOOK_ROWS)
+    light = fine.astype(np.int16) >= float(np.median(fine)) + 2 * contrast
+    scale = fine.shape[0] / small.shape[0]
+    for left, top, width, height in boxes[:, :4]:
+        light[max(0, int((top - 1) * scale)):int((top + height + 1) * scale),
+              max(0, int((left - 1) * scale)):int((left + width + 1) * scale)] = False
+    return np.count_nonzero(light) <= SLIP_ALONE_MAX * light.size
 
 
 def sheet_on_dark_ground(gray: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -445,7 +469,7 @@ def sheet_on_dark_ground(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     low, high, parts = light_parts_on_dark(small, light=SHEET_PAPER_PERCENTILE)
     if parts is None:
         return None
-    sheets = [row for row in sheets_among(parts, small, (high - low) / 4, strips_seen(gray, small))
+    sheets = [row for row in sheets_among(parts, small, (high - low) / 4, gray if strips_seen(gray, small) else None)
               if clear_of_the_edges(parts[row], small.shape)]
     if not sheets:
         return None

@@ -462,6 +462,25 @@ def test_a_line_on_a_flat_black_canvas_is_cut_off_it_whole_shade_and_all():
     assert (x, y) == (left, top) and out.shape == line.shape
 
 
+@pytest.mark.parametrize("bar_rows", [90, 180])
+def test_a_negative_page_with_a_title_bar_is_still_inverted(bar_rows):
+    """A negative's light title bar holds dark writing as a slip does, but light writing shows all
+    around it (imaging.slips_alone); a desk shows none (a review helper's cases)."""
+    from hwr.recognition.imaging import light_ink_on_dark, sheet_on_dark_ground
+
+    page = np.full((2200, 1700), 255, np.uint8)
+    texts = ["Then the local governors", "the deputies, and the", "king had set up"] * 4
+    for top, text in zip(range(500, 2000, 150), texts):
+        line = render_line(text)
+        line = cv2.resize(line, (2 * line.shape[1], 2 * line.shape[0]))[:, :1500]
+        page[top:top + line.shape[0], 100:100 + line.shape[1]] = line
+    page[150:150 + bar_rows, 100:1600] = 0  # a black title bar with white writing in it
+    title = 255 - render_line("THE EVENING NEWS")
+    page[160:160 + title.shape[0], 200:200 + title.shape[1]] = title
+    assert light_ink_on_dark(255 - page)
+    assert sheet_on_dark_ground(255 - page) is None
+
+
 @pytest.mark.parametrize("bar", ["underline", "black bar", "ledge"])
 def test_a_light_bar_with_nothing_written_on_it_is_no_slip(bar):
     """A negative's underline or black bar, or a blackboard's ledge, is as solid as a slip and as
