@@ -90,9 +90,9 @@ def as_before() -> Iterator[None]:
 def main() -> None:
     args, names = form_arguments(__doc__, FORMS, 100)
     recognizer, samples, grays = harder_set(args)
-    report = {"model": args.model, "seed": args.seed, "lines": len(samples), "forms": {}}
-    report["forms"] = compared_forms(names, lambda name: [FORMS[name](g, i) for i, g in enumerate(grays)],
-                                     lambda images: read(recognizer, images, samples), as_before)
+    forms = compared_forms(names, lambda name: [FORMS[name](g, i) for i, g in enumerate(grays)],
+                           lambda images: read(recognizer, images, samples), as_before)
+    report = {"model": args.model, "seed": args.seed, "lines": len(samples), "forms": forms}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

@@ -393,7 +393,7 @@ def light_ink_on_dark(gray: np.ndarray) -> bool:
             return False
         if light_parts[1:, cv2.CC_STAT_AREA].max(initial=0) > LIGHT_REGION_MAX * small.size:
             return False  # a sheet of paper (beside a dark table or in a frame, or half in shade)
-        if sheets_among(light_parts, small, (high - low) / 4, gray if strips_seen(gray, small) else None):
+        if sheets_among(light_parts, small, gray, (high - low) / 4):
             return False  # a small sheet (a card or a slip far off on a dark desk): solid, not strokes
         light, dark = ink_beside_paper(small, max(FLAT_RANGE, (high - low) / 4))
         if light != dark:
@@ -428,15 +428,15 @@ def light_parts_on_dark(small: np.ndarray, light: float = 98) -> tuple[float, fl
     return low, high, cv2.connectedComponentsWithStats((small > middle).astype(np.uint8), connectivity=8)[2]
 
 
-def sheets_among(parts: np.ndarray, small: np.ndarray, contrast: float, gray: np.ndarray | None = None) -> list[int]:
-    """Rows of `parts` (stats of the light parts of `small`, row 0 the rest) that are sheets of
-    paper: sheet_like, or, given `gray` (the image `small` was shrunk from, when strips_seen),
-    slip_like (its writing `contrast` or more darker than its paper) when nothing else light shows
-    in `gray` (slips_alone): a desk holds no light strokes, while a negative's light band (a title
-    bar, a table's header, a label) has its light writing around it (a review helper's cases)."""
+def sheets_among(parts: np.ndarray, small: np.ndarray, gray: np.ndarray, contrast: float) -> list[int]:
+    """Rows of `parts` (stats of the light parts of `small`, `gray` shrunk; row 0 the rest) that
+    are sheets of paper: sheet_like, or, where strips_seen, slip_like (its writing `contrast` or
+    more darker than its paper) when nothing else light shows in `gray` (slips_alone): a desk
+    holds no light strokes, while a negative's light band (a title bar, a table's header, a label)
+    has its light writing around it (a review helper's cases)."""
     rows = range(1, len(parts))
     sheets = [row for row in rows if sheet_like(parts[row], small.shape)]
-    if gray is None:
+    if not strips_seen(gray, small):
         return sheets
     slips = [row for row in rows if row not in sheets and slip_like(parts[row], small, contrast)]
     if slips and slips_alone(gray, small, parts[sheets + slips], contrast):
@@ -469,7 +469,7 @@ def sheet_on_dark_ground(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     low, high, parts = light_parts_on_dark(small, light=SHEET_PAPER_PERCENTILE)
     if parts is None:
         return None
-    sheets = [row for row in sheets_among(parts, small, (high - low) / 4, gray if strips_seen(gray, small) else None)
+    sheets = [row for row in sheets_among(parts, small, gray, (high - low) / 4)
               if clear_of_the_edges(parts[row], small.shape)]
     if not sheets:
         return None
