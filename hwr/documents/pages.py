@@ -37,6 +37,7 @@ from hwr.recognition.imaging import (
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
     MAX_SIDE,
+    UNIDENTIFIED,
     ImageError,
     check_file,
     check_image_size,
@@ -47,6 +48,7 @@ from hwr.recognition.imaging import (
     reissue_warnings,
     single_threaded_opencv,
 )
+from hwr.recognition.libtiff_messages import libtiff_messages_named
 
 log = logging.getLogger("hwr.documents.pages")
 
@@ -525,6 +527,8 @@ def count_pages(path: Path) -> PageCount:
             raise
         except Image.DecompressionBombError as exc:
             raise ImageError(str(path), f"image too large (decompression bomb guard): {exc}") from None
+        except Image.UnidentifiedImageError:
+            raise ImageError(str(path), UNIDENTIFIED) from None
         except Exception as exc:  # noqa: BLE001 - a broken first page raises TypeError, KeyError, ...
             raise ImageError(str(path), f"not a readable image ({type(exc).__name__}: {exc})") from None
     return PageCount(1)
@@ -569,8 +573,8 @@ def load_page(ref: PageRef, dpi: int = DEFAULT_DPI) -> np.ndarray:
         try:
             with open_image(ref.path) as img:
                 # Loading a frame reads its tags again (TiffImagePlugin's load_end): a damaged
-                # tag warns there too, and the warning must name the page.
-                with exif_warnings_named(ref.source):
+                # tag warns there too, and the warning (Pillow's or libtiff's) must name the page.
+                with exif_warnings_named(ref.source), libtiff_messages_named(ref.source):
                     try:
                         img.seek(ref.index)
                     except Exception as exc:  # noqa: BLE001 - Pillow counted the page, but its header is bad

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
 from hwr.recognition.fill import Fill, around_a_line, fill_to_paper, find_fill, paper_for_fill
+from hwr.recognition.libtiff_messages import libtiff_messages_named
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 
 # File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
+# Why a file Pillow cannot identify is refused (its own text names its file object, not the file).
+UNIDENTIFIED = "not a readable image (not one Pillow can identify: another format, or a damaged file)"
 # Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 MAX_IMAGE_PIXELS = 120_000_000
 MAX_SIDE = 60_000
@@ -221,19 +224,22 @@ def reissue_warnings(caught: list, name: str) -> None:
 def open_image(source) -> Iterator[Image.Image]:
     """`Image.open`, a path read through a file object: Pillow memory-maps an uncompressed
     image opened by name, and maps a TIFF whose orientation tag turns it a quarter with its
-    upright size (Pillow 12.3: scrambled stripes and no error); a file object is read, not mapped."""
+    upright size (Pillow 12.3: scrambled stripes and no error); a file object is read, not mapped.
+    What libtiff says meanwhile names the file (`libtiff_messages_named`)."""
     name = _describe(source)
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as fp:
-            with exif_warnings_named(name):  # a JPEG without a JFIF resolution reads its EXIF here
-                img = Image.open(fp)
+    # libtiff speaks while a compressed TIFF is opened and decoded, in the caller's block too.
+    with libtiff_messages_named(name):
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as fp:
+                with exif_warnings_named(name):  # a JPEG without a JFIF resolution reads its EXIF here
+                    img = Image.open(fp)
+                with img:
+                    yield img
+        else:
+            with exif_warnings_named(name):
+                img = Image.open(source)
             with img:
                 yield img
-    else:
-        with exif_warnings_named(name):
-            img = Image.open(source)
-        with img:
-            yield img
 
 
 def _opened(source, name: str, decode: bool):
@@ -271,8 +277,7 @@ def _opened(source, name: str, decode: bool):
         raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
     except Image.UnidentifiedImageError:
         # Pillow's own text names its file object ("<_io.BufferedReader name=...>"), not the file.
-        raise ImageError(name, "not a readable image (not one Pillow can identify: another format, or a damaged "
-                               "file)") from None
+        raise ImageError(name, UNIDENTIFIED) from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
         raise ImageError(name, f"not a readable image ({type(exc).__name__}: {exc})") from None
 

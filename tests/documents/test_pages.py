@@ -284,6 +284,15 @@ def test_broken_multipage_tiffs_fail_as_pages_not_as_the_batch(tmp_path, make):
     assert results[0][0] == "fax#p1" and isinstance(results[0][2], np.ndarray)
 
 
+def test_a_tiff_cut_short_in_its_header_is_refused_in_words_not_by_pillows_file_object(tmp_path):
+    whole = tmp_path / "whole.tif"
+    _img(5).save(whole, compression="tiff_lzw")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:10])
+    (ref,) = page_refs([cut])
+    assert ref.error == "not a readable image (not one Pillow can identify: another format, or a damaged file)"
+
+
 def test_a_later_tiff_page_whose_header_is_cut_short_fails_naming_it(tmp_path):
     """Pillow counts the page, warns "Corrupt EXIF data" (naming no file) and decodes it black; the
     pages after it are not counted at all. It had been read as an empty page, exit 0."""
