@@ -32,7 +32,8 @@ from hwr.datasets.pagexml import crop_polygon
 from hwr.datasets.pairs import gt_path, visible_files  # the reader adapt uses: its file names
 from hwr.documents.orientation import turned
 from hwr.fileio import atomic_write_bytes
-from hwr.recognition.imaging import IMAGE_SUFFIXES, pixels_digest, readable_gray
+from hwr.recognition.image_formats import IMAGE_SUFFIXES
+from hwr.recognition.imaging import pixels_digest, readable_gray
 from hwr.records import Page
 
 IMAGE_SUFFIX = ".png"

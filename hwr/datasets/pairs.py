@@ -20,7 +20,7 @@ from hwr.datasets.errors import (
 )
 from hwr.fileio import is_dir, is_file, special_file_kind
 from hwr.recognition.charset import normalize_text
-from hwr.recognition.imaging import IMAGE_SUFFIXES
+from hwr.recognition.image_formats import IMAGE_SUFFIXES
 from hwr.records import LineSample
 
 GT_SUFFIX = ".gt.txt"

@@ -290,7 +290,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     image beside it) raises DatasetError naming it; given a `failures` list, it is recorded
     there instead (stage "truth") and the other pages are kept."""
     from hwr.datasets import DatasetError
-    from hwr.recognition.imaging import IMAGE_SUFFIXES
+    from hwr.recognition.image_formats import IMAGE_SUFFIXES
 
     path = Path(path)
     if path.is_file():
@@ -363,7 +363,7 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
 def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
     """The page a .gt.txt transcribes: the image beside it with the same stem."""
     from hwr.datasets import DatasetError
-    from hwr.recognition.imaging import IMAGE_SUFFIXES
+    from hwr.recognition.image_formats import IMAGE_SUFFIXES
 
     stem = gt.name[: -len(GT_SUFFIX)]
     images = sorted(p for p in gt.parent.glob(glob_escape(stem) + ".*")

@@ -33,11 +33,10 @@ from hwr.documents.writers import SUFFIXES
 from hwr.fileio import NAME_MAX, exists, is_dir, is_file
 from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
+from hwr.recognition.image_formats import IMAGE_SUFFIXES, UNREADABLE_FORMATS, unidentified_reason
 from hwr.recognition.imaging import (
-    IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
     MAX_SIDE,
-    UNIDENTIFIED,
     ImageError,
     check_file,
     check_image_size,
@@ -53,7 +52,8 @@ from hwr.recognition.libtiff_messages import libtiff_messages_named
 log = logging.getLogger("hwr.documents.pages")
 
 PDF_SUFFIX = ".pdf"
-PAGE_SUFFIXES = IMAGE_SUFFIXES | {PDF_SUFFIX}
+# Files of formats hwr cannot read are listed too: they fail naming the format, never pass unseen.
+PAGE_SUFFIXES = IMAGE_SUFFIXES | {PDF_SUFFIX} | UNREADABLE_FORMATS.keys()
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 STDIN_NAME = "-"
 DEFAULT_DPI = 300
@@ -528,7 +528,7 @@ def count_pages(path: Path) -> PageCount:
         except Image.DecompressionBombError as exc:
             raise ImageError(str(path), f"image too large (decompression bomb guard): {exc}") from None
         except Image.UnidentifiedImageError:
-            raise ImageError(str(path), UNIDENTIFIED) from None
+            raise ImageError(str(path), unidentified_reason(path)) from None
         except Exception as exc:  # noqa: BLE001 - a broken first page raises TypeError, KeyError, ...
             raise ImageError(str(path), f"not a readable image ({type(exc).__name__}: {exc})") from None
     return PageCount(1)

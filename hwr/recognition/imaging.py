@@ -25,16 +25,13 @@ from PIL import Image, ImageOps, TiffImagePlugin
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
 from hwr.recognition.fill import Fill, around_a_line, fill_to_paper, find_fill, paper_for_fill
+from hwr.recognition.image_formats import unidentified_reason
 from hwr.recognition.libtiff_messages import libtiff_messages_named
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
 ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 
-# File suffixes read as images everywhere (folders, zips, data sets): what Pillow opens.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
-# Why a file Pillow cannot identify is refused (its own text names its file object, not the file).
-UNIDENTIFIED = "not a readable image (not one Pillow can identify: another format, or a damaged file)"
 # Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 MAX_IMAGE_PIXELS = 120_000_000
 MAX_SIDE = 60_000
@@ -277,7 +274,7 @@ def _opened(source, name: str, decode: bool):
         raise ImageError(name, f"cannot read the file ({exc.strerror or exc})") from None
     except Image.UnidentifiedImageError:
         # Pillow's own text names its file object ("<_io.BufferedReader name=...>"), not the file.
-        raise ImageError(name, UNIDENTIFIED) from None
+        raise ImageError(name, unidentified_reason(source)) from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, ... on bad files
         raise ImageError(name, f"not a readable image ({type(exc).__name__}: {exc})") from None
 

@@ -293,6 +293,21 @@ def test_a_tiff_cut_short_in_its_header_is_refused_in_words_not_by_pillows_file_
     assert ref.error == "not a readable image (not one Pillow can identify: another format, or a damaged file)"
 
 
+def test_a_folders_pages_in_formats_hwr_cannot_read_fail_by_name_and_the_rest_are_read(tmp_path):
+    """A folder's .heic and .djvu files had been passed over without a word (exit 0), and its
+    .jfif and .jp2 files too, which hwr reads when named."""
+    _img(5).save(tmp_path / "a.png")
+    _img(6).convert("RGB").save(tmp_path / "b.jfif", format="JPEG")
+    (tmp_path / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (tmp_path / "d.djvu").write_bytes(b"AT&TFORM" + bytes(64))
+    (tmp_path / "notes.docx").write_bytes(b"PK")  # not a page: not listed
+    results = {page_id: outcome for page_id, _, outcome in iter_pages([tmp_path], workers=0)}
+    assert sorted(results) == ["a", "b", "c", "d"]
+    assert isinstance(results["a"], np.ndarray) and isinstance(results["b"], np.ndarray)
+    assert "HEIC (a phone's photo format) files cannot be read here" in str(results["c"])
+    assert "DjVu files cannot be read here" in str(results["d"]) and str(tmp_path / "d.djvu") in str(results["d"])
+
+
 def test_a_later_tiff_page_whose_header_is_cut_short_fails_naming_it(tmp_path):
     """Pillow counts the page, warns "Corrupt EXIF data" (naming no file) and decodes it black; the
     pages after it are not counted at all. It had been read as an empty page, exit 0."""

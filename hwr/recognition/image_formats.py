@@ -1,0 +1,50 @@
+"""Which files are images to hwr: the suffixes it reads, and those of formats people keep
+pages in that it cannot read (so that a folder of them fails naming the format, never
+passes in silence). Torch-free."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import features
+
+# What Pillow opens with its own code or the libraries every Pillow wheel carries. ".jfif" and
+# ".jpe" are JPEGs as browsers on Windows save them; ".pnm" the netpbm family's common name.
+_ALWAYS = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".tif", ".tiff", ".bmp", ".webp", ".gif",
+                     ".pgm", ".ppm", ".pbm", ".pnm"})
+# Read where this Pillow was built with the codec: JPEG 2000 (libraries' and archives' masters)
+# with OpenJPEG, AVIF from Pillow 11.2 with libavif.
+_BY_CODEC = {"jpg_2000": frozenset({".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc"}),
+             "avif": frozenset({".avif"})}
+_KNOWN_FORMATS = {".jp2": "JPEG 2000", ".j2k": "JPEG 2000", ".jpf": "JPEG 2000", ".jpx": "JPEG 2000",
+                  ".j2c": "JPEG 2000", ".jpc": "JPEG 2000", ".avif": "AVIF",
+                  ".heic": "HEIC (a phone's photo format)", ".heif": "HEIF (a phone's photo format)",
+                  ".djvu": "DjVu", ".djv": "DjVu", ".jxl": "JPEG XL",
+                  ".dng": "camera raw (DNG)", ".cr2": "camera raw (CR2)", ".cr3": "camera raw (CR3)",
+                  ".nef": "camera raw (NEF)", ".arw": "camera raw (ARW)", ".orf": "camera raw (ORF)"}
+
+
+def _has(feature: str) -> bool:
+    with warnings.catch_warnings():  # an older Pillow warns of a feature it does not know
+        warnings.simplefilter("ignore")
+        try:
+            return bool(features.check(feature))
+        except (ValueError, OSError):
+            return False
+
+
+# File suffixes read as images everywhere (folders, zips, data sets).
+IMAGE_SUFFIXES = _ALWAYS.union(*(suffixes for feature, suffixes in _BY_CODEC.items() if _has(feature)))
+# Image formats that pages come in and this Pillow cannot read, by suffix: what each is called.
+UNREADABLE_FORMATS = {suffix: kind for suffix, kind in _KNOWN_FORMATS.items() if suffix not in IMAGE_SUFFIXES}
+# Why a file Pillow cannot identify is refused (its own text names its file object, not the file).
+UNIDENTIFIED = "not a readable image (not one Pillow can identify: another format, or a damaged file)"
+
+
+def unidentified_reason(source) -> str:
+    """Why `source` (a path or a file object) was not read when Pillow could not identify it:
+    the format by name where its suffix says it is one hwr cannot read."""
+    kind = UNREADABLE_FORMATS.get(Path(source).suffix.lower()) if isinstance(source, (str, Path)) else None
+    if kind is None:
+        return UNIDENTIFIED
+    return f"not a readable image: {kind} files cannot be read here; convert it to PNG, JPEG or TIFF"
