@@ -661,12 +661,30 @@ def render_pdf_page(path: Path, index: int, dpi: int = DEFAULT_DPI, source: str 
             if scale * 72.0 <= dpi - 1:
                 log.warning("%s: page too large for %d dpi; rendered at %.0f dpi", source, dpi, scale * 72)
             bitmap = page.render(scale=scale, grayscale=True)
-            image = bitmap.to_pil()
-            return pil_to_gray(image, source)
+            gray = pil_to_gray(bitmap.to_pil(), source)
+            if gray.min() == gray.max():
+                _check_page_images(page, source)
+            return gray
         except pdfium.PdfiumError as exc:
             raise ImageError(source, f"cannot render PDF page ({exc})") from None
         finally:
             pdf.close()
+
+
+def _check_page_images(page, source: str) -> None:
+    """ImageError naming the page when one of its images cannot be decoded. pdfium draws nothing
+    for such an image (a scan's JPEG data damaged by bit rot or a download cut short), so the
+    page rendered blank and was read as an empty page, exit 0. Asked of blank pages only: a
+    page's scan is decoded again to find out."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    for found in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)):
+        try:
+            found.get_bitmap()
+        except pdfium.PdfiumError:
+            raise ImageError(source, "an image on this PDF page cannot be decoded (a damaged file?); the page "
+                                     "renders blank") from None
 
 
 def _init_page_worker(log_level: int | None = None) -> None:

@@ -308,6 +308,27 @@ def test_a_folders_pages_in_formats_hwr_cannot_read_fail_by_name_and_the_rest_ar
     assert "DjVu files cannot be read here" in str(results["d"]) and str(tmp_path / "d.djvu") in str(results["d"])
 
 
+def test_a_pdf_page_whose_scan_cannot_be_decoded_fails_naming_it_not_as_a_blank_page(tmp_path):
+    """pdfium draws nothing for an image it cannot decode: the page had been read as empty, exit 0."""
+    import re
+
+    rng = np.random.default_rng(0)
+    scan = Image.fromarray(rng.integers(0, 255, (300, 400), dtype=np.uint8)).convert("RGB")
+    blank = Image.new("RGB", (400, 300), "white")
+    scans = tmp_path / "scans.pdf"
+    scan.save(scans, save_all=True, append_images=[scan.copy(), scan.copy(), blank], resolution=72)
+    data = bytearray(scans.read_bytes())
+    second = [m.end() for m in re.finditer(rb"/Subtype\s*/Image.*?stream\r?\n", data, re.S)][1]
+    data[second + 600:second + 3600] = rng.integers(0, 255, 3000, dtype=np.uint8).tobytes()
+    scans.write_bytes(bytes(data))
+    refs = list(page_refs([scans]))
+    assert [r.page_id for r in refs] == ["scans#p1", "scans#p2", "scans#p3", "scans#p4"]
+    with pytest.raises(ImageError, match=r"scans\.pdf#p2: an image on this PDF page cannot be decoded"):
+        load_page(refs[1], dpi=72)
+    assert load_page(refs[0], dpi=72).std() > 10 and load_page(refs[2], dpi=72).std() > 10
+    assert load_page(refs[3], dpi=72).min() == 255  # a page scanned blank is read as blank
+
+
 def test_a_later_tiff_page_whose_header_is_cut_short_fails_naming_it(tmp_path):
     """Pillow counts the page, warns "Corrupt EXIF data" (naming no file) and decodes it black; the
     pages after it are not counted at all. It had been read as an empty page, exit 0."""
