@@ -162,18 +162,39 @@ def document_page_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def source_identity(source: str) -> str:
-    """A page source as the same input spells it whatever the working folder or the path given
-    (`scans/a.png`, `./scans/a.png`, `/home/me/scans/a.png`): the file's resolved path, with
-    its `#p<N>`. A source that names no file (an upload's display name) stays as it is."""
+def _source_file(source: str) -> tuple[Path, str] | None:
+    """The file a page source names and its `#p<N>` ("" for a file of one page); None when it
+    names no file (an upload's display name)."""
     match = DOCUMENT_PAGE_SUFFIX.search(source)
     for path, suffix in ((source, ""), *(((source[: match.start()], match.group(0)),) if match else ())):
         try:
             if Path(path).is_file():
-                return str(Path(path).resolve()) + suffix
+                return Path(path), suffix
         except (OSError, ValueError):  # a name too long, a NUL: no file
             continue
-    return source
+    return None
+
+
+def source_identity(source: str) -> str:
+    """A page source as the same input spells it whatever the working folder or the path given
+    (`scans/a.png`, `./scans/a.png`, `/home/me/scans/a.png`): the file's resolved path, with
+    its `#p<N>`. A source that names no file (an upload's display name) stays as it is."""
+    found = _source_file(source)
+    return str(found[0].resolve()) + found[1] if found else source
+
+
+def input_stamp(source: str) -> dict | None:
+    """The size and modification time of the file a page source names (the whole file, for a
+    page of a PDF or TIFF): what tells a page scanned again under its old name from the one
+    read. None when it names no file."""
+    found = _source_file(source)
+    if found is None:
+        return None
+    try:
+        stat = found[0].stat()
+    except OSError:
+        return None
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 # Where in the pipeline an input failed: values of FailedInput.stage.

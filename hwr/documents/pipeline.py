@@ -72,7 +72,7 @@ from hwr.fileio import (
     remove_stale_temp_files,
 )
 from hwr.recognition.imaging import load_gray, readable_gray
-from hwr.records import FailedInput, Line, Page, source_identity
+from hwr.records import FailedInput, Line, Page, input_stamp, source_identity
 from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
@@ -286,8 +286,11 @@ def settings_digest(settings: dict) -> str:
 
 
 def output_origin(source: str, digest: str) -> dict:
-    """What the output folder's record notes an output was read from (OutputManifest.origin_of)."""
-    return {"source": source_identity(source), "settings": digest}
+    """What the output folder's record notes an output was read from (OutputManifest.origin_of):
+    the input, its size and modification time (a page scanned again under its name is read
+    again), and the reading settings' digest."""
+    stamp = input_stamp(source)
+    return {"source": source_identity(source), "settings": digest, **({"input": stamp} if stamp else {})}
 
 
 def is_complete(page_id: str, output_dir: str | Path | None, formats: Iterable[str]) -> bool:
@@ -311,11 +314,17 @@ def done_earlier(ref: PageRef, output_dir: str | Path | None, formats: Iterable[
         return True
     source = source_identity(ref.source)
     digests = set(digests)
+    stamp = input_stamp(ref.source)
     for path in output_paths(ref.page_id, output_dir, formats):
         origin = manifest.origin_of(path)
         if origin is not None and (origin.get("source") != source or origin.get("settings") not in digests):
             why = "another input" if origin.get("source") != source else "other settings"
             log.info("%s: read again: its output %s was read from %s", ref.source, path, why)
+            return False
+        # Recorded since 2026-12-07; an output recorded without it counts as this input's.
+        if origin is not None and "input" in origin and origin["input"] != stamp:
+            log.info("%s: read again: the file changed (size or time) since its output %s was read", ref.source,
+                     path)
             return False
     return True
 

@@ -6,6 +6,7 @@ outputs), not what it reads.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import cv2
@@ -432,6 +433,43 @@ def test_resume_reads_another_folders_pages_of_the_same_names(recognizer, tmp_pa
     # The same folder named another way is the same input: skipped as done.
     relative = tmp_path / "batch2" / ".." / "batch2"
     assert run_batch(recognizer, [relative], config).skipped == 1
+
+
+def test_resume_reads_a_page_scanned_again_under_its_name(recognizer, tmp_path):
+    """A bad scan replaced by a new one of the same name, then --resume: the page had been
+    skipped as done and kept the old scan's text."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    Image.fromarray(render_line("first scan")).save(scans / "leaf.png")
+    Image.fromarray(render_line("untouched")).save(scans / "other.png")
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["json"], resume=True, progress=False)
+    assert run_batch(recognizer, [scans], config).line_images == 2
+    recorded = json.loads((out / "leaf.json").read_text())["lines"][0]["text"]
+    Image.fromarray(render_line("the new scan, wider than the first")).save(scans / "leaf.png")
+    again = run_batch(recognizer, [scans], config)
+    assert again.skipped == 1 and again.line_images == 1 and again.skipped_ids == ["other"]
+    assert json.loads((out / "leaf.json").read_text())["lines"][0]["text"] != recorded
+    # Read again, it is done: a third run skips both.
+    assert run_batch(recognizer, [scans], config).skipped == 2
+
+
+def test_resume_counts_outputs_recorded_without_the_inputs_stamp_as_done(recognizer, tmp_path):
+    """Output folders written before the stamp was recorded resume as they always did."""
+    from hwr.documents.writers.manifest import MANIFEST_NAME
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    Image.fromarray(render_line("old run")).save(scans / "leaf.png")
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["json"], resume=True, progress=False)
+    run_batch(recognizer, [scans], config)
+    manifest = out / MANIFEST_NAME
+    rows = [json.loads(row) for row in manifest.read_text().splitlines()]
+    assert all("input" in row["origin"] for row in rows)
+    for row in rows:
+        del row["origin"]["input"]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.utime(scans / "leaf.png", ns=(1, 1))
+    assert run_batch(recognizer, [scans], config).skipped == 1
 
 
 def test_resume_after_an_interrupted_run_with_other_settings_reads_the_pages_it_had_not_reached(
