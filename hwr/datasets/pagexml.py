@@ -244,7 +244,7 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
         candidates += [xml.parent.parent / name for name in names]
     given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
     if given:
-        candidates.append(xml.parent / given)
+        candidates += [xml.parent / given, xml.parent / urllib.parse.unquote(given, errors="surrogateescape")]
     candidates = list(dict.fromkeys(candidates))  # an absolute name joins every folder as itself
     for candidate in candidates:
         check_within(candidate, confined_to, xml)
@@ -269,7 +269,8 @@ def _image_names(filename: str, absolute_ok: bool) -> list[str]:
         path = urllib.parse.unquote(parsed.path)
         names = ([path] if parsed.scheme == "file" and absolute_ok else []) + [PurePosixPath(path).name]
     else:
-        names = [filename, urllib.parse.unquote(filename)]
+        # Byte for byte too: hwr writes a name that is not UTF-8 so (writers.common.file_name_in_xml).
+        names = [filename, urllib.parse.unquote(filename), urllib.parse.unquote(filename, errors="surrogateescape")]
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 

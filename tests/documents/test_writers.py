@@ -209,12 +209,17 @@ def test_a_hash_in_a_file_name_is_kept_and_only_a_documents_page_number_dropped(
 @pytest.mark.parametrize("fmt", ["pagexml", "alto"])
 def test_characters_xml_cannot_hold_never_make_the_document_ill_formed(schemas, fmt):
     page = make_page(False)  # the line's text is written whole (ALTO: one String)
-    page.source = "/scans/ctl\x01x\udcff.png"  # a control character and an undecodable byte
+    page.source = "/scans/ctl\x01x.png"  # a control character
     page.lines[0].recognition.text = "bell\x07 and \x1b escape"
     xml = write_page(page, fmt)
     doc = etree.fromstring(xml.encode("utf-8"))  # raises when not well-formed
     assert schemas[fmt].validate(doc), schemas[fmt].error_log
-    assert "ctl\ufffdx\ufffd.png" in xml and "bell\ufffd and \ufffd escape" in xml
+    assert "ctl\ufffdx.png" in xml and "bell\ufffd and \ufffd escape" in xml
+    # With an undecodable byte too, the name is written byte for byte (file_name_in_xml).
+    page.source = "/scans/ctl\x01x\udcff.png"
+    xml = write_page(page, fmt)
+    assert schemas[fmt].validate(etree.fromstring(xml.encode("utf-8"))), schemas[fmt].error_log
+    assert "ctl%01x%FF.png" in xml
 
 
 def test_page_xml_written_apart_from_the_scans_says_where_its_image_is_and_is_read_back(tmp_path, schemas):
@@ -246,6 +251,42 @@ def test_page_xml_written_apart_from_the_scans_says_where_its_image_is_and_is_re
     # An upload's display name is no file here: nothing to point to.
     page.source = "my upload.png"
     assert "imagePath" not in write_page(page, "pagexml")
+
+
+def test_a_scan_whose_name_is_not_utf8_is_named_byte_for_byte_and_found_again(tmp_path, schemas):
+    """A Latin-1 "café.png" from an old archive: PAGE and ALTO had named it "caf\ufffd.png", a
+    name of no file, and hwr eval refused the page its own transcribe had written."""
+    import os
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from hwr.datasets.pagexml import resolve_page_image
+    from hwr.documents.writers import write_page_files
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    try:
+        latin1 = os.fsdecode(os.fsencode(str(scans)) + b"/caf\xe9 1%.png")
+        Image.new("L", (1000, 300), 255).save(latin1)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    page = make_page(words=False)
+    page.source = latin1
+    for folder, image_path in ((tmp_path / "out", "../scans/caf%E9%201%25.png"), (scans, None)):
+        xml, alto = write_page_files(page, folder, "cafe", ["pagexml", "alto"])
+        root = ET.parse(xml).getroot()
+        assert schemas["pagexml"].validate(etree.parse(str(xml))), schemas["pagexml"].error_log
+        items = {el.get("name"): el.get("value") for el in root.iter(f"{{{PAGE_NS}}}MetadataItem")}
+        assert items.get("imagePath") == image_path
+        name = next(root.iter(f"{{{PAGE_NS}}}Page")).get("imageFilename")
+        assert name == "caf%E9%201%25.png" and "<fileName>caf%E9%201%25.png<" in alto.read_text(encoding="utf-8")
+        assert os.path.samefile(resolve_page_image(xml, name, root), latin1)
+    # A UTF-8 name is written as it is, "%" and all.
+    page.source = str(scans / "café 1%.png")
+    Image.new("L", (10, 10), 255).save(page.source)
+    [xml] = write_page_files(page, scans, "utf8", ["pagexml"])
+    assert 'imageFilename="café 1%.png"' in xml.read_text(encoding="utf-8")
 
 
 def turned_page(turn: int) -> Page:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hwr.documents.writers import alto, jsonout, pagexml, txt
+from hwr.documents.writers.common import file_name_in_xml
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.records import DOCUMENT_PAGE_SUFFIX, Page
@@ -48,7 +49,7 @@ def image_path_from(page: Page, folder: Path) -> str | None:
         if not source.is_file():
             return None
     try:
-        return Path(os.path.relpath(source.resolve(), folder.resolve())).as_posix()
+        return file_name_in_xml(Path(os.path.relpath(source.resolve(), folder.resolve())).as_posix())
     except (OSError, ValueError):  # another drive (Windows), a path that cannot be resolved
         return None
 

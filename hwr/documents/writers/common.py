@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections import defaultdict, deque
 from datetime import datetime, timezone
@@ -58,10 +59,22 @@ def xml_safe_tree(root: ET.Element) -> ET.Element:
 def image_file_name(page: Page) -> str:
     """The name of the page's image file: the source's file name without the `#p<N>` of a
     page of a multi-page document ("letter #12.png" keeps its "#12"). Every page file has a
-    suffix (hwr.documents.pages.PAGE_SUFFIXES), so a name that ends in `#p<N>` is a page's."""
+    suffix (hwr.documents.pages.PAGE_SUFFIXES), so a name that ends in `#p<N>` is a page's.
+    As a file name is written in XML (file_name_in_xml)."""
     if not page.source:
         return page.id or "page"
-    return os.path.basename(DOCUMENT_PAGE_SUFFIX.sub("", page.source)) or page.id or "page"
+    return file_name_in_xml(os.path.basename(DOCUMENT_PAGE_SUFFIX.sub("", page.source)) or page.id or "page")
+
+
+def file_name_in_xml(name: str) -> str:
+    """A file name (or relative path) as PAGE and ALTO name the page image: as it is, unless it
+    holds bytes that are not UTF-8 (a Latin-1 "café.png" from an old archive, which Python holds
+    as lone surrogates): then percent-encoded byte for byte ("caf%E9.png"), which
+    hwr.datasets.pagexml decodes back to the file. XML cannot hold those bytes, and U+FFFD in
+    their place named no file: hwr eval, train and adapt refused the page."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in name):
+        return name
+    return urllib.parse.quote(os.fsencode(name), safe="/")
 
 
 def xml_id(raw: str, used: set[str]) -> str:
