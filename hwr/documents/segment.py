@@ -225,9 +225,25 @@ def binarize(gray: np.ndarray) -> np.ndarray:
 
 
 BORDER_DARKNESS = 0.5  # x the paper's brightness: darker is a scanner's border or the table around a page
+BORDER_DIM = 0.8  # x the paper's brightness: a border reaches on into what is this dark (a desk lit unevenly)
 BORDER_SOLID = 0.01  # x the shorter side: dark parts this thick throughout are not pen strokes
 BORDER_INK_STEP = 24  # grey levels (and a quarter of its ground) below its ground: writing in a dark part
 BORDER_MAX_WRITING = 0.005  # share of a dark part that may look like writing for it to be filled
+PAPER_MIN_SHARE = 0.02  # the light side of a photo's tones, when it is this much of it, can be a page on a desk
+
+
+def paper_level(gray: np.ndarray) -> float:
+    """The paper's brightness: the 90th percentile of the image, or where the light side of its
+    tones (above Otsu's split) is under a fifth of it but at least PAPER_MIN_SHARE, the median
+    of that side if brighter. The 90th percentile of a photo in which a page is under a tenth
+    measured the desk the page lies on."""
+    sample = np.ascontiguousarray(gray[::4, ::4])
+    level = float(np.percentile(sample, 90))
+    split, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = sample[sample > split]
+    if light.size >= PAPER_MIN_SHARE * sample.size:
+        level = max(level, float(np.median(light)))
+    return level
 
 
 def without_dark_borders(gray: np.ndarray) -> np.ndarray:
@@ -241,36 +257,25 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
 
     Solid means the part survives an opening as thick as BORDER_SOLID of the page's shorter
     side, which no pen stroke is at the scale the segmenter works at; and it must hold no
-    writing (a shadow, a grey page, a coloured band written on stay as they were)."""
+    writing (a shadow, a grey page, a coloured band written on stay as they were). Such a part
+    darker than BORDER_DARKNESS of the paper reaches on into the solid unwritten parts beside it
+    down to BORDER_DIM: a desk lit unevenly crossed the first line somewhere, and the step
+    between the part filled and the part left was cut into a column of short lines (12 pages on
+    a desk 40-60 grey levels lighter by 25 across: 125 lines found for 89)."""
     height, width = gray.shape
-    paper = float(np.percentile(gray[::4, ::4], 90))
-    dark = cv2.compare(gray, BORDER_DARKNESS * paper, cv2.CMP_LT)
+    paper = paper_level(gray)
     side = max(3, round(BORDER_SOLID * min(height, width)) | 1)
-    solid = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
-    if not solid.any():
+    dark = cv2.compare(gray, BORDER_DARKNESS * paper, cv2.CMP_LT)
+    border = _unwritten_solid_parts(gray, dark, side, at_edge=True)
+    if not border.any():
         return gray
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
-    at_edge = (x0 == 0) | (y0 == 0) | (x1 == width) | (y1 == height)
-    at_edge[0] = False
-    if not at_edge.any():
-        return gray
-    # Only parts with no writing in them: paper in a shadow, a grey page beside a white one, a
-    # dark band written on are dark too, and filled they had lost their text (a helper's review:
-    # a shadow over 40% of a page, CER 7.7% -> 57.5%). Writing is ink darker than the darkest
-    # part's own ground around it, where a scanner's border or a table is even in tone.
-    # Looked for 2 px inside the part: its edge, blurred into the paper by the reduction, would
-    # be lighter ground beside dark.
-    core = cv2.erode(solid, np.ones((5, 5), np.uint8))
-    ground = cv2.dilate(cv2.bitwise_and(gray, core), np.ones((max(7, 2 * side + 1),) * 2, np.uint8))
-    below = cv2.subtract(ground, gray).astype(np.float32)
-    writing = (below > np.maximum(BORDER_INK_STEP, 0.25 * ground.astype(np.float32))) & (core > 0)
-    written = np.bincount(labels[writing], minlength=len(at_edge))
-    at_edge &= written <= BORDER_MAX_WRITING * stats[:, cv2.CC_STAT_AREA]
-    if not at_edge.any():
-        return gray
-    border = at_edge[labels].astype(np.uint8) * 255
+    # Only across even tone: a sheet's edge (a step over 5 px, the reduction blurs it) stops it,
+    # so that a shadow on the sheet, written on, is not judged with the desk, whose area its
+    # writing would vanish in.
+    dim = cv2.compare(gray, BORDER_DIM * paper, cv2.CMP_LT)
+    dim[cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > BORDER_INK_STEP] = 0
+    border = cv2.bitwise_or(border, _unwritten_solid_parts(gray, dim, side, touching=border))
+    dark = cv2.bitwise_or(dark, cv2.bitwise_and(dim, border))
     # Grown back into the dark pixels it lost to the opening (a corner's thin tips, a frame's
     # inner corners) and by 2 px or a third of the opening all round (its soft edge, blurred by the
     # reduction): those were left as short lines of their own.
@@ -283,6 +288,40 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
     out = gray.copy()
     out[border > 0] = np.clip(np.round(fill[border > 0]), 0, 255).astype(np.uint8)
     return out
+
+
+def _unwritten_solid_parts(gray: np.ndarray, dark: np.ndarray, side: int, at_edge: bool = False,
+                           touching: np.ndarray | None = None) -> np.ndarray:
+    """uint8 0/255: the parts of `dark` that survive an opening `side` px wide, hold no writing,
+    and touch the image's edge (at_edge) or the mask `touching`."""
+    height, width = gray.shape
+    solid = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    if not solid.any():
+        return solid
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    keep = np.ones(count, bool)
+    if at_edge:
+        x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
+        keep &= (x0 == 0) | (y0 == 0) | (x1 == width) | (y1 == height)
+    if touching is not None:
+        keep &= np.bincount(labels[touching > 0], minlength=count) > 0
+    keep[0] = False
+    if not keep.any():
+        return np.zeros_like(solid)
+    # Only parts with no writing in them: paper in a shadow, a grey page beside a white one, a
+    # dark band written on are dark too, and filled they had lost their text (a helper's review:
+    # a shadow over 40% of a page, CER 7.7% -> 57.5%). Writing is ink darker than the darkest
+    # part's own ground around it, where a scanner's border or a table is even in tone.
+    # Looked for 2 px inside the part: its edge, blurred into the paper by the reduction, would
+    # be lighter ground beside dark.
+    core = cv2.erode(solid, np.ones((5, 5), np.uint8))
+    ground = cv2.dilate(cv2.bitwise_and(gray, core), np.ones((max(7, 2 * side + 1),) * 2, np.uint8))
+    below = cv2.subtract(ground, gray).astype(np.float32)
+    writing = (below > np.maximum(BORDER_INK_STEP, 0.25 * ground.astype(np.float32))) & (core > 0)
+    written = np.bincount(labels[writing], minlength=count)
+    keep &= written <= BORDER_MAX_WRITING * stats[:, cv2.CC_STAT_AREA]
+    return keep[labels].astype(np.uint8) * 255
 
 
 def paper_behind(gray: np.ndarray, known: np.ndarray, fallback: float) -> np.ndarray:

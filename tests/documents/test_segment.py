@@ -346,6 +346,50 @@ def test_writing_cut_by_the_page_edge_is_not_taken_for_a_border(pages):
     assert len(match_lines(truth, [line.polygon for line in found])) == len(truth) == len(found)
 
 
+def on_a_desk(image, darkest, lightest, grain=3.0, share=0.6, seed=0):
+    """The page photographed on a desk `share` of the photo wide, lit from one side: the desk's
+    grey runs from `darkest` to `lightest` across the photo."""
+    height, width = image.shape
+    photo_width, photo_height = int(width / share), int(height / share)
+    rng = np.random.default_rng(seed)
+    desk = np.linspace(darkest, lightest, photo_width)[None] + rng.normal(0, grain, (photo_height, photo_width))
+    photo = np.clip(desk, 0, 255).astype(np.uint8)
+    top, left = (photo_height - height) // 2, (photo_width - width) // 3
+    photo[top:top + height, left:left + width] = image
+    return photo, left, top
+
+
+def _matched_on_desk(rendered, photo, left, top):
+    truth = [line.polygon for line in rendered.page.lines]
+    found = [[(x - left, y - top) for x, y in line.polygon] for line in segment_page(photo)]
+    return len(truth), len(found), len(match_lines(truth, found))
+
+
+@pytest.mark.parametrize("lightest", [80, 140], ids=["dark-desk", "desk-lit-past-half-the-paper"])
+def test_a_page_on_a_desk_lit_from_one_side_gives_its_lines_only(pages, lightest):
+    """Where the desk's light side is lighter than half the paper, only its dark side had been
+    filled, and the step between the two was cut into a column of short lines (12 pages: 125
+    lines for 89). The paper's level is taken from the light side of the photo's tones: a page
+    under a tenth of the photo had measured the desk (this one: 8-10 lines for 6)."""
+    for index, rendered in enumerate(pages[:2]):
+        photo, left, top = on_a_desk(rendered.image, 40, lightest, seed=index)
+        lines, found, matched = _matched_on_desk(rendered, photo, left, top)
+        assert found == matched == lines
+    small, left, top = on_a_desk(pages[2].image, 40, lightest, share=0.3)
+    lines, found, matched = _matched_on_desk(pages[2], small, left, top)
+    assert found == matched == lines
+
+
+def test_a_shadow_on_a_page_on_a_desk_keeps_its_writing(pages):
+    """The desk's fill reaches on only across even tone: a shadow on the sheet, written on and as
+    dim as the desk's light side, is beyond the sheet's edge. Judged with the whole desk, its
+    writing was too little of the part to count and its lines were painted over."""
+    for index, rendered in enumerate(pages[:2]):
+        photo, left, top = on_a_desk(shadowed_left(rendered.image, 0.6, share=0.5), 40, 150, seed=index)
+        lines, found, matched = _matched_on_desk(rendered, photo, left, top)
+        assert matched == lines
+
+
 def test_indented_lines_and_wide_word_gaps_stay_whole():
     font = ImageFont.load_default(size=34)
     img = Image.new("L", (1400, 320), 240)
