@@ -52,10 +52,14 @@ def describe_os_error(exc: OSError) -> str:
     name = exc.filename if exc.filename is not None else "a file"
     if exc.errno in WRITE_ERRNOS:
         return f"cannot write {name}: {WRITE_ERRNOS[exc.errno]} ({reason})"
-    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and exc.filename is not None
-                                      and os.path.lexists(exc.filename) and not os.path.isdir(exc.filename)):
-        # makedirs meeting a file where a folder should be says only "File exists".
+    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and reason == os.strerror(errno.EEXIST)
+                                      and exc.filename is not None and os.path.lexists(exc.filename)
+                                      and not os.path.isdir(exc.filename)):
+        # makedirs meeting a file where a folder should be says only "File exists" (a reason of
+        # hwr's own, as for a pipe where an output belongs, says it all).
         return f"cannot write {name}: a file stands where a folder is needed ({reason})"
+    if exc.errno == errno.EEXIST and reason != os.strerror(errno.EEXIST):  # hwr's own refusal (fileio.atomic_output)
+        return f"cannot write {name}: it {reason}"
     return f"{name}: {reason}"
 
 

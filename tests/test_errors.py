@@ -37,6 +37,20 @@ def test_a_file_where_a_folder_belongs_is_named_as_such(tmp_path):
     assert describe_os_error(FileExistsError(errno.EEXIST, "File exists", str(tmp_path))) == f"{tmp_path}: File exists"
 
 
+def test_a_pipe_where_an_output_belongs_is_named_as_a_pipe_not_as_a_file_where_a_folder_belongs(tmp_path):
+    import os
+
+    from hwr.fileio import atomic_output
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    os.mkfifo(tmp_path / "page.txt")
+    with pytest.raises(OSError) as refused, atomic_output(tmp_path / "page.txt"):
+        pass
+    assert describe_os_error(refused.value) == (f"cannot write {tmp_path / 'page.txt'}: it is a pipe, not a file, "
+                                                "and is not replaced")
+
+
 def test_only_the_disks_and_permissions_errors_are_the_users_and_only_a_full_disk_stops_every_write():
     assert is_users_os_error(OSError(errno.EDQUOT, "Disk quota exceeded"))
     assert is_users_os_error(PermissionError(errno.EACCES, "Permission denied"))
