@@ -272,9 +272,14 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
     # Only across even tone: a sheet's edge (a step over 5 px, the reduction blurs it) stops it,
     # so that a shadow on the sheet, written on, is not judged with the desk, whose area its
     # writing would vanish in.
+    # That edge cuts the strokes out of written paper too, so writing is looked for in all the
+    # dim pixels each part joins (a review: a grey page beside a white one, its text cut out,
+    # had looked unwritten and been painted over; a soft shadow's unwritten strips had been
+    # painted, and the steps left beside its lines cut them).
     dim = cv2.compare(gray, BORDER_DIM * paper, cv2.CMP_LT)
-    dim[cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > BORDER_INK_STEP] = 0
-    border = cv2.bitwise_or(border, _unwritten_solid_parts(gray, dim, side, touching=border))
+    even = dim.copy()
+    even[cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > BORDER_INK_STEP] = 0
+    border = cv2.bitwise_or(border, _unwritten_solid_parts(gray, even, side, touching=border, judged_in=dim))
     dark = cv2.bitwise_or(dark, cv2.bitwise_and(dim, border))
     # Grown back into the dark pixels it lost to the opening (a corner's thin tips, a frame's
     # inner corners) and by 2 px or a third of the opening all round (its soft edge, blurred by the
@@ -291,9 +296,12 @@ def without_dark_borders(gray: np.ndarray) -> np.ndarray:
 
 
 def _unwritten_solid_parts(gray: np.ndarray, dark: np.ndarray, side: int, at_edge: bool = False,
-                           touching: np.ndarray | None = None) -> np.ndarray:
+                           touching: np.ndarray | None = None, judged_in: np.ndarray | None = None) -> np.ndarray:
     """uint8 0/255: the parts of `dark` that survive an opening `side` px wide, hold no writing,
-    and touch the image's edge (at_edge) or the mask `touching`."""
+    and touch the image's edge (at_edge) or the mask `touching`. `judged_in`: writing is looked
+    for in all of this mask's pixels connected to each part (but for those within 3 px of a
+    pixel outside it: a sheet's blurred edge, lighter than the ground beside it, is no writing),
+    and counted against the part's own area, so that a large part cannot hide its neighbour's."""
     height, width = gray.shape
     solid = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
     if not solid.any():
@@ -315,11 +323,20 @@ def _unwritten_solid_parts(gray: np.ndarray, dark: np.ndarray, side: int, at_edg
     # part's own ground around it, where a scanner's border or a table is even in tone.
     # Looked for 2 px inside the part: its edge, blurred into the paper by the reduction, would
     # be lighter ground beside dark.
-    core = cv2.erode(solid, np.ones((5, 5), np.uint8))
+    if judged_in is None:
+        core = cv2.erode(solid, np.ones((5, 5), np.uint8))
+    else:
+        core = cv2.erode(judged_in, np.ones((7, 7), np.uint8))
     ground = cv2.dilate(cv2.bitwise_and(gray, core), np.ones((max(7, 2 * side + 1),) * 2, np.uint8))
     below = cv2.subtract(ground, gray).astype(np.float32)
     writing = (below > np.maximum(BORDER_INK_STEP, 0.25 * ground.astype(np.float32))) & (core > 0)
-    written = np.bincount(labels[writing], minlength=count)
+    if judged_in is None:
+        written = np.bincount(labels[writing], minlength=count)
+    else:
+        groups, grouped = cv2.connectedComponents(judged_in, connectivity=8)
+        group_of = np.zeros(count, np.int64)
+        group_of[labels[solid > 0]] = grouped[solid > 0]  # a part lies within one group: judged_in holds it
+        written = np.bincount(grouped[writing], minlength=groups)[group_of]
     keep &= written <= BORDER_MAX_WRITING * stats[:, cv2.CC_STAT_AREA]
     return keep[labels].astype(np.uint8) * 255
 

@@ -390,6 +390,25 @@ def test_a_shadow_on_a_page_on_a_desk_keeps_its_writing(pages):
         assert matched == lines
 
 
+def softly_shadowed_left(image, brightness, share=0.4, softness=0.08):
+    x = np.arange(image.shape[1], dtype=np.float32)[None, :]
+    edge = 1 / (1 + np.exp((x - share * image.shape[1]) / (softness * image.shape[1])))
+    return np.clip(image * (1 - (1 - brightness) * edge), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed, index, darken", [
+    (0, 0, grey_beside_white), (1, 4, grey_beside_white), (1, 2, lambda page: softly_shadowed_left(page, 0.45))],
+    ids=["grey-page-0", "grey-page-4", "soft-shadow"])
+def test_written_paper_at_the_edge_stays_when_a_small_dark_piece_there_is_filled(seed, index, darken):
+    """A review of the desk's reach: a corner or a grain of the edge dark and unwritten is filled,
+    and the fill reached on into the written grey page or soft shadow beside it, whose strokes
+    the even-tone test had cut out of what it judged (grey page: 0 of 10 lines kept)."""
+    rendered = LineSynthesizer(split="val", seed=seed).sample_page(index)
+    truth = [line.polygon for line in rendered.page.lines]
+    found = segment_page(darken(rendered.image))
+    assert len(match_lines(truth, [line.polygon for line in found])) == len(truth)
+
+
 def test_indented_lines_and_wide_word_gaps_stay_whole():
     font = ImageFont.load_default(size=34)
     img = Image.new("L", (1400, 320), 240)
