@@ -363,11 +363,11 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
 def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
     """The page a .gt.txt transcribes: the image beside it with the same stem."""
     from hwr.datasets import DatasetError
-    from hwr.recognition.image_formats import IMAGE_SUFFIXES
+    from hwr.recognition.image_formats import IMAGE_SUFFIXES, usual_first
 
     stem = gt.name[: -len(GT_SUFFIX)]
-    images = sorted(p for p in gt.parent.glob(glob_escape(stem) + ".*")
-                    if p.suffix.lower() in IMAGE_SUFFIXES and p.name[: -len(p.suffix)] == stem)
+    images = sorted((p for p in gt.parent.glob(glob_escape(stem) + ".*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p.name[: -len(p.suffix)] == stem), key=usual_first)
     if not images:
         raise DatasetError(gt, f"no page image beside it (looked for {stem}.png, .jpg, .tif, ...)")
     return _gt_txt_truth(images[0], images[0].relative_to(root).with_suffix("").as_posix())

@@ -33,7 +33,7 @@ from hwr.documents.writers import SUFFIXES
 from hwr.fileio import NAME_MAX, exists, is_dir, is_file
 from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
-from hwr.recognition.image_formats import IMAGE_SUFFIXES, UNREADABLE_FORMATS, unidentified_reason
+from hwr.recognition.image_formats import IMAGE_SUFFIXES, UNREADABLE_FORMATS, USUAL_SUFFIXES, unidentified_reason
 from hwr.recognition.imaging import (
     MAX_IMAGE_PIXELS,
     MAX_SIDE,
@@ -153,9 +153,9 @@ def _listed(inputs: Iterable[str | Path]) -> list[_Found]:
             listed = _read_list(path)
             kind = "list file lists no files"
         elif not exists(path) and glob.has_magic(str(item)):
-            listed = [_Found(p, p.with_suffix("").name)
-                      for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True))
-                      if is_file(p) and p.suffix.lower() in PAGE_SUFFIXES]
+            listed = _without_copies([_Found(p, p.with_suffix("").name)
+                                      for p in sorted(Path(q) for q in glob.glob(str(item), recursive=True))
+                                      if is_file(p) and p.suffix.lower() in PAGE_SUFFIXES])
             kind = "pattern matches no files"
         elif str(item) == STDIN_NAME and not exists(path):
             # Tesseract's "-": said plainly, not "file not found".
@@ -225,7 +225,24 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
                 found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
     if hidden:
         log.info("%s: %d hidden files and folders not read (name one to read it)", folder, hidden)
-    return sorted(found, key=lambda f: f.path.relative_to(folder).parts)
+    return sorted(_without_copies(found), key=lambda f: f.path.relative_to(folder).parts)
+
+
+def _without_copies(found: list[_Found]) -> list[_Found]:
+    """The files listed, less those of an unusual format (JPEG 2000, AVIF, HEIC, a camera's raw
+    file...) beside a file of a usual one or a PDF with their name: copies of that page, not
+    pages of their own (a camera's RAW+JPEG pairs had all failed, and renamed the JPEGs'
+    outputs; TIFF masters beside JPEG 2000 copies had been read twice). Named directly, or in
+    a list file, such a file is read."""
+    usual = USUAL_SUFFIXES | {PDF_SUFFIX}
+    pages = {(entry.path.parent, entry.path.stem) for entry in found
+             if not entry.error and entry.path.suffix.lower() in usual}
+    kept = [entry for entry in found if entry.error or entry.path.suffix.lower() in usual
+            or (entry.path.parent, entry.path.stem) not in pages]
+    if len(kept) < len(found):
+        log.info("%d files left out as copies of a page of theirs in a usual format (%s, ...); name one to read it",
+                 len(found) - len(kept), next(e.path for e in found if e not in kept))
+    return kept
 
 
 def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: str = "") -> list[_Found]:
@@ -675,13 +692,23 @@ def _check_page_images(page, source: str) -> None:
     """ImageError naming the page when one of its images cannot be decoded. pdfium draws nothing
     for such an image (a scan's JPEG data damaged by bit rot or a download cut short), so the
     page rendered blank and was read as an empty page, exit 0. Asked of blank pages only: a
-    page's scan is decoded again to find out."""
+    page's scan is decoded again to find out. Only images on the page (not drawn beside it)
+    and of no more pixels than hwr reads (MAX_IMAGE_PIXELS: pdfium decodes them whole, and
+    refuses some that large) are asked."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
+    left, bottom, right, top = page.get_bbox()
     for found in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)):
         try:
-            found.get_bitmap()
+            x0, y0, x1, y1 = found.get_bounds()
+            width, height = found.get_px_size()
+        except pdfium.PdfiumError:
+            continue
+        if x1 <= left or x0 >= right or y1 <= bottom or y0 >= top or width * height > MAX_IMAGE_PIXELS:
+            continue
+        try:
+            found.get_bitmap().close()
         except pdfium.PdfiumError:
             raise ImageError(source, "an image on this PDF page cannot be decoded (a damaged file?); the page "
                                      "renders blank") from None

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from PIL import features
 
+# The formats hwr has read from the start. A file of another format beside one of these with its
+# name is taken for a copy of that page, not a page of its own: a camera's raw file beside its
+# JPEG, a JPEG 2000 access copy beside its TIFF master (hwr.documents.pages lists the one page).
+USUAL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"})
 # What Pillow opens with its own code or the libraries every Pillow wheel carries. ".jfif" and
 # ".jpe" are JPEGs as browsers on Windows save them; ".pnm" the netpbm family's common name.
-_ALWAYS = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".tif", ".tiff", ".bmp", ".webp", ".gif",
-                     ".pgm", ".ppm", ".pbm", ".pnm"})
+_ALWAYS = USUAL_SUFFIXES | {".jfif", ".jpe", ".pnm"}
 # Read where this Pillow was built with the codec: JPEG 2000 (libraries' and archives' masters)
 # with OpenJPEG, AVIF from Pillow 11.2 with libavif.
 _BY_CODEC = {"jpg_2000": frozenset({".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc"}),
@@ -48,3 +51,9 @@ def unidentified_reason(source) -> str:
     if kind is None:
         return UNIDENTIFIED
     return f"not a readable image: {kind} files cannot be read here; convert it to PNG, JPEG or TIFF"
+
+
+def usual_first(path: Path) -> tuple[bool, str]:
+    """Sort key: files of the usual formats before the others, then by name (the page image
+    of a ground-truth file with a TIFF master and a JPEG 2000 copy beside it is the master)."""
+    return Path(path).suffix.lower() not in USUAL_SUFFIXES, str(path)

@@ -141,6 +141,15 @@ def gt_txt_folder(gt_folder, tmp_path):
     return folder
 
 
+def test_a_gt_txt_page_is_the_image_of_a_usual_format_beside_its_copies(tmp_path):
+    """scan.gt.txt beside scan.tif and its JPEG 2000 copy: the first name in order had been taken."""
+    for name in ("scan.tif", "scan.jp2"):
+        Image.new("L", (40, 20), 255).save(tmp_path / name)
+    (tmp_path / "scan.gt.txt").write_text("a line\n", encoding="utf-8")
+    [truth] = read_page_truth(tmp_path)
+    assert Path(truth.image).name == "scan.tif" and truth.id == "scan"
+
+
 def test_bad_ground_truth_is_named_or_skipped(gt_txt_folder):
     with pytest.raises(DatasetError, match=r"latin1\.gt\.txt.*not valid UTF-8"):
         read_page_truth(gt_txt_folder)

@@ -327,6 +327,27 @@ def test_a_pdf_page_whose_scan_cannot_be_decoded_fails_naming_it_not_as_a_blank_
         load_page(refs[1], dpi=72)
     assert load_page(refs[0], dpi=72).std() > 10 and load_page(refs[2], dpi=72).std() > 10
     assert load_page(refs[3], dpi=72).min() == 255  # a page scanned blank is read as blank
+    # A damaged image drawn off the page is none of the page's: its blank page is read (a review).
+    off_page = tmp_path / "off.pdf"
+    placed = [m.start() for m in re.finditer(rb"300\.000000 0 0 cm /image Do", data)][1]  # page 2's scan
+    data[placed:placed + 17] = b"300 9000 90000 cm"  # as long: the file's offsets hold
+    off_page.write_bytes(bytes(data))
+    assert load_page(list(page_refs([off_page]))[1], dpi=72).min() == 255
+
+
+def test_a_copy_in_another_format_beside_a_page_is_no_page_of_its_own(tmp_path):
+    """A camera's RAW+JPEG pairs, a TIFF master beside its JPEG 2000 access copy: the copies had
+    failed one by one (and renamed the JPEGs' outputs) or been read twice, once listed."""
+    _img(5).save(tmp_path / "IMG_0001.JPG")
+    (tmp_path / "IMG_0001.CR2").write_bytes(b"II*\x00" + bytes(64))
+    _img(6).save(tmp_path / "leaf.tif")
+    _img(6).save(tmp_path / "leaf.jp2")
+    _img(7).save(tmp_path / "alone.jp2")  # no page of its name: a page
+    (tmp_path / "phone.heic").write_bytes(bytes(64))  # likewise: listed, and fails naming its format
+    assert sorted(ref.page_id for ref in page_refs([tmp_path])) == ["IMG_0001", "alone", "leaf", "phone"]
+    assert sorted(ref.page_id for ref in page_refs([str(tmp_path / "leaf.*")])) == ["leaf"]
+    # Named, a copy is read.
+    assert [ref.path.name for ref in page_refs([tmp_path / "leaf.jp2"])] == ["leaf.jp2"]
 
 
 def test_a_later_tiff_page_whose_header_is_cut_short_fails_naming_it(tmp_path):
