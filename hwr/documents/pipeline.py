@@ -285,11 +285,12 @@ def settings_digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def output_origin(source: str, digest: str) -> dict:
+def output_origin(source: str, digest: str, stamp=ABSENT) -> dict:
     """What the output folder's record notes an output was read from (OutputManifest.origin_of):
-    the input, its size and modification time (a page scanned again under its name is read
-    again), and the reading settings' digest."""
-    stamp = input_stamp(source)
+    the input, its size and modification time (`stamp`, taken before the page was read; by
+    default now), so that a page scanned again under its name is read again, and the reading
+    settings' digest."""
+    stamp = input_stamp(source) if stamp is ABSENT else stamp
     return {"source": source_identity(source), "settings": digest, **({"input": stamp} if stamp else {})}
 
 
@@ -491,6 +492,8 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
 
     manifest = OutputManifest(config.output_dir) if config.output_dir else None
 
+    input_stamps: dict[str, dict | None] = {}
+
     def wanted(ref: PageRef) -> bool:
         if (not ref.error and config.resume
                 and done_earlier(ref, config.output_dir, config.formats, manifest, resumable)):
@@ -498,22 +501,25 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
             summary.skipped_sources.append(ref.source)
             summary.skipped_ids.append(ref.page_id)
             return False
+        if manifest is not None and not ref.error:  # as the file is when its page goes to be read
+            input_stamps[ref.page_id] = input_stamp(ref.source)
         return True
 
     # Only the normalisation settings go to the workers (picklable, unlike the network).
     settings = PrepareSettings(recognizer.normalize_config, segment_config, config.mode, config.dpi,
                                config.orientation)
-    mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
     if config.output_dir and Path(config.output_dir).is_dir() and ctx.is_main:
         stale = remove_stale_temp_files(config.output_dir)
         if stale:
             log.info("removed %d temp files that an interrupted run left in %s", stale, config.output_dir)
     run = _Run(recognizer, config, summary, errors, on_page, stages, _progress(config.progress), manifest, on_read,
-               digest)
+               digest, input_stamps)
+
     # A pool of at least two batches: with --batch-size 256 on a GPU, the default pool of 64
     # lines would otherwise cap every batch at 64 lines.
     batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
     try:
+        mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
         with PageWorkers(settings, config.workers, config.processes) as workers, \
                 _torch_threads_beside(workers, recognizer.device):
             pages = iter(workers.prepared(mine))
@@ -564,6 +570,9 @@ class _Run:
     manifest: OutputManifest | None  # the output folder's record of the text outputs hwr wrote
     on_read: Callable | None = None
     settings_digest: str = ""  # of this run's reading_settings, recorded with each output
+    # Each page's input file as it was when the page was sent to be read (records.input_stamp),
+    # by page id: a file replaced while its page was being read must be read again by --resume.
+    input_stamps: dict[str, dict | None] = field(default_factory=dict)
     # Pages finish out of input order (a blank page before the long page ahead of it, whose
     # lines wait in the batcher's pool), but on_page's readers (the CLI printing a document
     # page by page) expect input order: a result that finishes early waits here for the pages
@@ -635,8 +644,8 @@ class _Run:
             self.on_read(page, prepared.is_line)
         try:
             if self.config.output_dir:
-                write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest,
-                                 output_origin(page.source, self.settings_digest))
+                origin = output_origin(page.source, self.settings_digest, self.input_stamps.pop(page.id, ABSENT))
+                write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest, origin)
         except (OSError, ValueError) as exc:
             if fails_every_write(exc):  # a full disk: every later page would fail too, so stop here
                 raise naming_file(exc, self.config.output_dir)

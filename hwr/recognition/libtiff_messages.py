@@ -90,6 +90,16 @@ def _handler(formatted):
     return _HANDLER(told)
 
 
+def loaded_libtiffs() -> list[str]:
+    """The paths of the libtiff copies loaded into this process ([] where /proc is not)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return sorted({line.split(None, 5)[-1].strip() for line in maps
+                           if "libtiff" in os.path.basename(line.split(None, 5)[-1].strip())})
+    except OSError:
+        return []
+
+
 def pillows_libtiff() -> str | None:
     """The path of the libtiff Pillow decodes with, when it is a shared library apart from
     Pillow's own module; None when it cannot be found (then nothing is replaced)."""
@@ -97,16 +107,19 @@ def pillows_libtiff() -> str | None:
 
     if not features.check_codec("libtiff"):  # also loads Pillow's C module, and the libtiff it links
         return None
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            loaded = sorted({line.split(None, 5)[-1].strip() for line in maps
-                             if "libtiff" in os.path.basename(line.split(None, 5)[-1].strip())})
-    except OSError:
-        loaded = []
-    if loaded:
-        return loaded[0]
-    # macOS wheels bundle it beside Pillow's module; found there when /proc is not.
+    loaded = loaded_libtiffs()
     import PIL
+
+    # Pillow's wheels carry their own copy (pillow.libs/ beside PIL/ on Linux, PIL/.dylibs/ on
+    # macOS): where another libtiff is loaded too (GDAL's, the system's), Pillow's is the one.
+    site = os.path.dirname(os.path.dirname(PIL.__file__))
+    own = [path for path in loaded if os.path.dirname(path) in (os.path.join(site, "pillow.libs"),
+                                                                os.path.join(site, "PIL", ".dylibs"))]
+    if own or len(loaded) == 1:  # one loaded and not bundled: Pillow built against the system's
+        return (own or loaded)[0]
+    if loaded:  # several, none Pillow's own: which one decodes for Pillow cannot be told
+        return None
+    # Found where /proc is not (macOS).
     bundled = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), ".dylibs", "libtiff*")))
     return bundled[0] if bundled else None
 

@@ -453,6 +453,23 @@ def test_resume_reads_a_page_scanned_again_under_its_name(recognizer, tmp_path):
     assert run_batch(recognizer, [scans], config).skipped == 2
 
 
+def test_a_page_scanned_again_while_it_was_being_read_is_read_again_by_resume(recognizer, tmp_path):
+    """The file's stamp is the one it had when its page was sent to be read: taken when the
+    outputs were written, a scan replaced meanwhile (a scanner's hot folder) was recorded as
+    read, and --resume kept the old scan's text for good (a review)."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    Image.fromarray(render_line("first scan")).save(scans / "leaf.png")
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["json"], resume=True, progress=False)
+
+    def scanned_again(page, is_line):  # after the page was read, before its outputs are written
+        Image.fromarray(render_line("the new scan, wider than the first")).save(scans / "leaf.png")
+
+    run_batch(recognizer, [scans], config, on_read=scanned_again)
+    again = run_batch(recognizer, [scans], config)
+    assert again.skipped == 0 and again.line_images == 1
+
+
 def test_resume_counts_outputs_recorded_without_the_inputs_stamp_as_done(recognizer, tmp_path):
     """Output folders written before the stamp was recorded resume as they always did."""
     from hwr.documents.writers.manifest import MANIFEST_NAME

@@ -133,3 +133,18 @@ def test_a_tiff_page_that_libtiff_cannot_decode_names_the_page(tmp_path):
 def test_installing_twice_keeps_one_handler():
     assert install() and install()
     assert len(libtiff_messages._installed) == 1
+
+
+def test_pillows_own_libtiff_is_the_one_hooked_where_another_is_loaded_too(monkeypatch):
+    import os
+
+    import PIL
+
+    site = os.path.dirname(os.path.dirname(PIL.__file__))
+    pillows = os.path.join(site, "pillow.libs", "libtiff-0123abcd.so.6")
+    monkeypatch.setattr(libtiff_messages, "loaded_libtiffs", lambda: ["/usr/lib/gdal/libtiff.so.6", pillows])
+    assert pillows_libtiff() == pillows
+    monkeypatch.setattr(libtiff_messages, "loaded_libtiffs", lambda: ["/usr/lib/libtiff.so.6"])
+    assert pillows_libtiff() == "/usr/lib/libtiff.so.6"  # Pillow built against the system's
+    monkeypatch.setattr(libtiff_messages, "loaded_libtiffs", lambda: ["/a/libtiff.so.5", "/b/libtiff.so.6"])
+    assert pillows_libtiff() is None  # which one Pillow decodes with cannot be told: none is hooked
