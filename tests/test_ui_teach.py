@@ -194,7 +194,7 @@ def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(te
 
     release = threading.Event()
 
-    def slow_adapt(data, cfg, on_progress=None):
+    def slow_adapt(data, cfg, on_progress=None, confined_to=None):
         release.wait(10)
         shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)  # the model folder a run writes
         history = [{"step": 5, "val_cer": 0.2}]
@@ -221,7 +221,7 @@ def test_a_run_that_fails_after_training_leaves_no_checkpoints_nor_takes_the_nam
 
     from hwr_ui import teach
 
-    def failing_adapt(data, cfg, on_progress=None):
+    def failing_adapt(data, cfg, on_progress=None, confined_to=None):
         (Path(cfg.out) / teach.RUN_DIR / "last").mkdir(parents=True)  # what training leaves
         raise RuntimeError("the forgetting check failed")
 
@@ -245,6 +245,20 @@ def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
     assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
 
 
+def test_an_uploaded_zip_is_read_confined_to_its_unpacked_folder(teacher, tmp_path):
+    import zipfile
+
+    from hwr_ui.teach import ZIP_SOURCE
+
+    Image.fromarray(render_line("a line")).save(tmp_path / "l.png")
+    with zipfile.ZipFile(tmp_path / "lines.zip", "w") as z:
+        z.write(tmp_path / "l.png", "lines/l.png")
+        z.writestr("lines/l.gt.txt", "a line\n")
+    spec, work, confined_to = teacher.data_for(ZIP_SOURCE, str(tmp_path / "lines.zip"))
+    assert confined_to == work / "data" and Path(spec).is_relative_to(confined_to)
+    teacher._drop(work)
+
+
 def test_uploaded_uncorrected_pages_are_self_trained_on_and_their_unpacked_zips_removed(teacher, tmp_path,
                                                                                            monkeypatch):
     import time
@@ -255,9 +269,11 @@ def test_uploaded_uncorrected_pages_are_self_trained_on_and_their_unpacked_zips_
 
     seen = []
 
-    def fake_adapt(data, cfg, on_progress=None):
+    def fake_adapt(data, cfg, on_progress=None, confined_to=None):
         seen.append((cfg, [sorted(p.name for p in Path(u).iterdir()) if Path(u).is_dir() else Path(u).name
                            for u in cfg.unlabeled]))
+        # The saved lines are read confined to the collection (a zip upload's to its unpacked folder).
+        assert Path(data[0]) == confined_to == teacher.collection.lines_dir
         shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)
         history = [{"step": 5, "val_cer": 0.2}]
         return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 4, 2, "page", 5, 0.1, history)

@@ -230,8 +230,10 @@ class Teacher:
 
     # --- adaptation ---------------------------------------------------------------------------
 
-    def data_for(self, source: str, archive: str | None) -> tuple[str, Path | None]:
-        """(data set spec, work folder to remove after) for the chosen source."""
+    def data_for(self, source: str, archive: str | None) -> tuple[str, Path | None, Path]:
+        """(data set spec, work folder to remove after, the folder every file it uses must lie
+        in) for the chosen source: an upload's PAGE XML or manifest naming a file elsewhere on
+        the server (an absolute path, ../) is refused, as the Evaluate tab refuses it."""
         if source == ZIP_SOURCE:
             if not archive:
                 raise UploadError("upload a zip of PAGE XML + page images, or of line images with .gt.txt files")
@@ -240,14 +242,14 @@ class Teacher:
             work = self.work.new("teach", held=True)
             try:
                 extract_zip(archive, work / "data", self.limits)
-                return str(dataset_root(work / "data")), work
+                return str(dataset_root(work / "data")), work, work / "data"
             except BaseException:
                 self._drop(work)  # a refused zip's unpacked part would sit on the disk for an hour
                 raise
         self.collection.repair()
         if self.collection.count() == 0:
             raise UploadError("your collection is empty: save corrected lines from the Transcribe tab first")
-        return str(self.collection.lines_dir), None
+        return str(self.collection.lines_dir), None, self.collection.lines_dir
 
     def new_model_folder(self, name: str) -> Path:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or "").strip("-.")[:60] or "my-hand"
@@ -279,7 +281,7 @@ class Teacher:
         if not self._busy.acquire(blocking=False):
             raise UploadError("an adaptation is already running on this server; wait for it to finish")
         try:
-            spec, work = self.data_for(source, archive)
+            spec, work, confined_to = self.data_for(source, archive)
             try:
                 if unlabeled:
                     work = work or self.work.new("teach", held=True)
@@ -292,7 +294,7 @@ class Teacher:
                 self._drop(work)
                 raise
             progress = Progress(minutes=cfg.minutes)
-            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work), daemon=True)
+            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work, confined_to), daemon=True)
             thread.start()
         except BaseException:
             self._busy.release()
@@ -306,12 +308,12 @@ class Teacher:
             yield progress
         yield progress
 
-    def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None) -> None:
+    def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None, confined_to: Path) -> None:
         """The worker thread: adapt, offer the new model, tidy up, free the server for the next
         run. All of it here, not in the request that polls: that request ends early when its
         browser tab is closed, while the run goes on to write the model."""
         try:
-            r = adapt([spec], cfg, on_progress=progress.update)
+            r = adapt([spec], cfg, on_progress=progress.update, confined_to=confined_to)
             self.registry.add(model_label(r.out.name, *r.deciding_cers, r.improved), r.out)
             progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in r.history]
             progress.result = r  # last: the polling request takes a result as "registered"

@@ -273,8 +273,9 @@ def resolve_model(name_or_dir: str | None) -> Path:
     raise ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
 
 
-def open_lines(specs: list[str], skip_bad: bool) -> list[LineSample]:
-    """Every line of every data set named (pairs, IAM, manifest, PAGE XML), pixels loaded."""
+def open_lines(specs: list[str], skip_bad: bool, confined_to: Path | None = None) -> list[LineSample]:
+    """Every line of every data set named (pairs, IAM, manifest, PAGE XML), pixels loaded.
+    `confined_to`: every file they use must lie in this folder (datasets.open_dataset)."""
     from hwr.datasets import open_dataset
 
     if not specs:
@@ -283,7 +284,7 @@ def open_lines(specs: list[str], skip_bad: bool) -> list[LineSample]:
     for spec in specs:
         if str(spec).startswith("synth:"):
             raise ConfigError(f"{spec}: adapt learns from your own labelled lines, not synthetic ones")
-        sets.append(open_dataset(spec, skip_bad=skip_bad))
+        sets.append(open_dataset(spec, skip_bad=skip_bad, confined_to=confined_to))
     samples = [s for lines in sets for s in lines]
     if len({s.id for s in samples}) != len(samples):
         # Two data sets may both hold "page1/l001": keep them apart (and their pages too).
@@ -339,11 +340,13 @@ def _use_running_stats(module: torch.nn.Module, inputs) -> None:
     module.training = False
 
 
-def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
+def adapt(data: list[str], cfg: AdaptConfig, on_progress=None, confined_to: Path | None = None) -> AdaptResult:
     """Fine-tune cfg.model on the labelled lines of `data` (data set specs); write cfg.out.
 
     on_progress(dict) is called with {"phase", ...} updates (the UI draws them); training
-    progress is also in <out>/.adapt-run/history.jsonl while it runs.
+    progress is also in <out>/.adapt-run/history.jsonl while it runs. `confined_to`: every file
+    the data sets use must lie in this folder (the web app's upload: a PAGE XML in it naming
+    an image elsewhere on the server raises OutsideFolder).
     """
     start = time.monotonic()
     base_dir = resolve_model(cfg.model)
@@ -354,7 +357,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None) -> AdaptResult:
     # deleted this run's scratch folder in the middle of its training.
     _claim(out)
     try:
-        return _adapt(data, cfg, on_progress, start, base_dir, base_config, out)
+        return _adapt(data, cfg, on_progress, start, base_dir, base_config, out, confined_to)
     except BaseException:
         _unclaim(out)
         raise
@@ -372,14 +375,15 @@ def _unclaim(out: Path) -> None:
 
 
 def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_dir: Path, base_config: ModelConfig,
-           out: Path) -> AdaptResult:
+           out: Path, confined_to: Path | None = None) -> AdaptResult:
     """adapt() once the output folder is checked and claimed."""
     notify = on_progress or (lambda update: None)
 
     from hwr.recognition.charset import Charset
 
     charset = Charset(base_config.charset)
-    lines = check_charset(check_texts(open_lines(data, cfg.skip_bad), cfg.skip_bad), charset, cfg.skip_bad)
+    lines = check_charset(check_texts(open_lines(data, cfg.skip_bad, confined_to), cfg.skip_bad), charset,
+                          cfg.skip_bad)
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)

@@ -844,6 +844,25 @@ def test_cli_adapts_and_reports_before_and_after(tmp_path):
     assert "other hands (synthetic check lines)" in run.stdout  # the forgetting check
 
 
+def test_lines_confined_to_an_upload_may_not_name_a_scan_elsewhere(tmp_path):
+    """The web app's Teach tab: a PAGE XML in an uploaded zip naming an image elsewhere on the
+    server (an absolute path) had been read and trained on (a probe helper); the Evaluate tab
+    already refused it."""
+    from hwr.datasets import OutsideFolder
+
+    upload = write_page_export(tmp_path / "upload", pages=1)
+    elsewhere = tmp_path / "private"
+    elsewhere.mkdir()
+    (upload / "page0.png").rename(elsewhere / "scan.png")
+    xml = upload / "page0.xml"
+    xml.write_text(xml.read_text(encoding="utf-8").replace('imageFilename="page0.png"',
+                                                           f'imageFilename="{elsewhere / "scan.png"}"'),
+                   encoding="utf-8")
+    assert len(adapt_module.open_lines([str(upload)], skip_bad=True)) == 5  # hwr adapt may look anywhere
+    with pytest.raises(OutsideFolder):
+        adapt_module.open_lines([str(upload)], skip_bad=True, confined_to=upload)
+
+
 def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> Path:
     """PAGE XML + page images as eScriptorium or Transkribus export them: one image per page,
     each TextLine a polygon with its text."""
