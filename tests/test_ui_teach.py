@@ -110,6 +110,21 @@ def test_teaching_is_offered_on_loopback_servers_only():
     assert not teaching_allowed("127.0.0.1", share=True)  # a --share link reaches it from anywhere
 
 
+def test_lines_left_out_are_said_in_the_tab_with_the_characters_why():
+    """Saved lines with characters the model cannot write had been left out with a line in the
+    server's log only: the tab said "5 lines to learn from" of 14 saved (a probe helper)."""
+    from hwr_ui.teach import Progress
+
+    progress = Progress()
+    progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "random",
+                     "left_out": 5, "unwritable": "\u2603\u4e2d"})
+    assert progress.lines == ("5 lines to learn from, 4 held out (by random); 5 lines left out (characters the model "
+                              "cannot write: \u2603 \u4e2d)")
+    progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "page",
+                     "left_out": 0, "unwritable": ""})
+    assert progress.lines == "5 lines to learn from, 4 held out (by page)"
+
+
 def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_path):
     from hwr.training.adapt import AdaptResult
     from hwr_ui.teach import Progress, finished_text

@@ -25,6 +25,14 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Typographic characters and the ASCII a model of printable ASCII writes for them (Charset.folded).
+LOOK_ALIKES = {**dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc", "'"),
+               **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+               **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+               "\u2026": "...", "\u2039": "<", "\u203a": ">", "\u00d7": "x",
+               **dict.fromkeys("\t\u00a0\u2002\u2003\u2007\u2009\u200a\u202f", " ")}
+
+
 class UnknownCharacterError(ValueError):
     """Ground truth contains characters the charset cannot encode."""
 
@@ -104,6 +112,22 @@ class Charset:
 
     def missing_chars(self, text: str) -> set[str]:
         return {ch for ch in normalize_text(text) if ch not in self._ids}
+
+    def folded(self, text: str) -> str:
+        """`text` with each character this charset lacks written as it can write what looks
+        alike: typographic quotes, dashes, ellipses and spaces as their ASCII forms (a phone's
+        keyboard types ’ for every apostrophe), an accented letter as its bare letter (é as e).
+        A character with no such form stays as it is."""
+        out = []
+        for ch in normalize_text(text):
+            if ch in self._ids:
+                out.append(ch)
+                continue
+            alike = LOOK_ALIKES.get(ch)
+            if alike is None:
+                alike = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+            out.append(alike if alike and all(c in self._ids for c in alike) else ch)
+        return "".join(out)
 
     def coverage(self, lines: Iterable[tuple[str, str]], max_examples: int = 5) -> CoverageReport:
         """Check (where, text) pairs against the charset; `where` (a line's file or id) names the examples."""

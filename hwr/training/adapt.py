@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -382,8 +383,11 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     from hwr.recognition.charset import Charset
 
     charset = Charset(base_config.charset)
-    lines = check_charset(check_texts(open_lines(data, cfg.skip_bad, confined_to), cfg.skip_bad), charset,
-                          cfg.skip_bad)
+    read = open_lines(data, cfg.skip_bad, confined_to)
+    with_text = check_texts(read, cfg.skip_bad)
+    lines = check_charset(with_text, charset, cfg.skip_bad)
+    # Said where the user watches (the Teach tab), not only in the log.
+    unwritable = Counter(ch for s in with_text for ch in charset.missing_chars(charset.folded(s.text)))
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)
@@ -405,7 +409,8 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     default_decoder = make_decoder("auto", charset)
     pseudo = read_unlabeled(with_decoder(base, default_decoder), cfg, lines)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
-            "held_out_lines": len(split.held_out), "split_by": split.by})
+            "held_out_lines": len(split.held_out), "split_by": split.by, "left_out": len(read) - len(lines),
+            "unwritable": "".join(ch for ch, _ in unwritable.most_common(10))})
 
     run_dir = out / RUN_DIR
     shutil.rmtree(run_dir, ignore_errors=True)

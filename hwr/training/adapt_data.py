@@ -9,6 +9,7 @@ import glob
 import hashlib
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -156,7 +157,16 @@ def check_texts(samples: list[LineSample], skip_bad: bool) -> list[LineSample]:
 
 def check_charset(samples: list[LineSample], charset: Charset, skip_bad: bool) -> list[LineSample]:
     """Lines the base model can learn: its charset is fixed, so a line with other characters
-    would teach it nothing right (raise, or drop them with skip_bad, naming them)."""
+    would teach it nothing right (raise, or drop them with skip_bad, naming them). A character
+    with a look-alike the model writes is written so first (Charset.folded: ’ as ', é as e): a
+    phone's keyboard corrects every apostrophe to ’, and those lines had been left out."""
+    folded = [replace(s, text=charset.folded(s.text)) for s in samples]
+    changed = Counter(ch for s, f in zip(samples, folded) if s.text != f.text for ch in charset.missing_chars(s.text)
+                      if ch not in charset.missing_chars(f.text))
+    if changed:
+        log.info("characters the base model writes otherwise, learnt as it writes them: %s",
+                 ", ".join(f"{ch!r} x{n}" for ch, n in changed.most_common()))
+    samples = folded
     report = charset.coverage((s.where, s.text) for s in samples)
     if report.ok:
         return samples

@@ -83,3 +83,11 @@ def test_charset_folder_or_missing_file_is_named(tmp_path):
         read_charset_file(tmp_path)
     with pytest.raises(MissingFileError, match="nope.txt: charset file not found"):
         read_charset_file(tmp_path / "nope.txt")
+
+
+def test_characters_the_charset_lacks_are_folded_to_what_it_writes_for_them():
+    cs = Charset()
+    assert cs.folded("\u2018it\u2019s\u2019 \u201cso\u201d\u2026 \u2014 na\u00efve\u00a0\u00e9t\u00e9") == (
+        "'it's' \"so\"... - naive ete")
+    assert cs.folded("snow \u2603 and \u00df") == "snow \u2603 and \u00df"  # nothing alike: left as it is
+    assert Charset("abc\u00e9").folded("\u00e9a") == "\u00e9a"  # a charset with it keeps it

@@ -508,6 +508,9 @@ def test_unusable_lines_are_named_and_left_out_only_with_skip_bad(tmp_path, capl
     with caplog.at_level("WARNING"):
         assert [s.id for s in check_charset(strange, Charset(), skip_bad=True)] == ["l000"]
     assert "l002.png" in caplog.text
+    # A phone keyboard's quotes and an accent are learnt as the model writes them, not left out.
+    typed = [replace(kept[0], text="it\u2019s \u201cna\u00efve\u201d \u2013 caf\u00e9\tno")]
+    assert [s.text for s in check_charset(typed, Charset(), skip_bad=False)] == ['it\'s "naive" - cafe no']
 
 
 def test_a_budget_smaller_than_the_work_around_training_is_said(tmp_path, caplog):
