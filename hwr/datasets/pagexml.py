@@ -486,7 +486,26 @@ def unusable_line_polygon(polygon: np.ndarray, width: int, height: int) -> str:
     problem = degenerate_polygon(on_page)
     if problem:
         return f"polygon barely reaches onto the page image: {problem}"
+    # Mostly off the page, but within a few pages' size of it: the crop held a sliver of the
+    # page, often no ink at all, and was trained on under the whole line's text (a probe
+    # helper); the XML was drawn on another image, or on this one at another size. A point far
+    # beyond (100000 px, 1e12) is a typo: that line is held to the page, as it always was.
+    whole, held = polygon_area(polygon), polygon_area(on_page)
+    near = np.all((polygon >= -OFF_PAGE_REACH * np.array([width, height]))
+                  & (polygon <= (1 + OFF_PAGE_REACH) * np.array([width, height])))
+    if near and whole > 0 and held < MIN_ON_PAGE * whole:
+        return (f"polygon lies mostly outside the page image ({held / whole:.0%} of it on the {width} x {height} "
+                "page): is the image the one it was drawn on, at that size?")
     return ""
+
+
+MIN_ON_PAGE = 0.5  # share of a TextLine polygon's area on the page image for it to be a line of it
+OFF_PAGE_REACH = 3.0  # page sizes beyond its sides that a line drawn elsewhere reaches; further, a typo
+
+
+def polygon_area(polygon: np.ndarray) -> float:
+    """The area a polygon encloses (shoelace; a self-crossing one's loops count as they turn)."""
+    return abs(float(cv2.contourArea(np.asarray(polygon, np.float32).reshape(-1, 1, 2))))
 
 
 def clipped_to_page(polygon: np.ndarray, width: int, height: int) -> np.ndarray:

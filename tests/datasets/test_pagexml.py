@@ -387,16 +387,30 @@ def test_a_polygon_that_only_touches_the_page_edge_is_no_line():
 
     left = np.array([[-100, 100], [0, 100], [0, 200], [-100, 200]], np.int32)
     bottom = np.array([[10, 299], [200, 299], [200, 400], [10, 400]], np.int32)
-    across = np.array([[-100, 100], [50, 100], [50, 140], [-100, 140]], np.int32)
+    across = np.array([[-50, 100], [150, 100], [150, 140], [-50, 140]], np.int32)
     assert unusable_line_polygon(left, 400, 300).startswith("polygon barely reaches onto the page image")
     assert unusable_line_polygon(bottom, 400, 300).startswith("polygon barely reaches onto the page image")
-    assert unusable_line_polygon(across, 400, 300) == ""  # half on the page: its part there is a line
+    assert unusable_line_polygon(across, 400, 300) == ""  # mostly on the page: its part there is a line
     # A band across a corner, both ends beyond two sides: its part on the page is a line (moving
     # each point onto the page had flattened it); a band wholly off the page beyond a corner is none.
     corner = np.array([[-60, -20], [-20, -60], [1040, 1000], [1000, 1040]], np.int32)
     beyond = np.array([[-300, 40], [40, -300], [60, -280], [-280, 60]], np.int32)
     assert unusable_line_polygon(corner, 1000, 1000) == ""
     assert unusable_line_polygon(beyond, 1000, 1000) == "polygon lies outside the page image"
+
+
+def test_a_polygon_mostly_off_the_page_is_no_line():
+    """Four fifths beyond the page's right side: its crop had held a sliver with no ink, trained on
+    under the whole line's text (a probe helper); the XML was drawn on another image or size."""
+    import numpy as np
+
+    from hwr.datasets.pagexml import unusable_line_polygon
+
+    mostly_off = np.array([[700, 100], [1200, 100], [1200, 180], [700, 180]], np.int32)
+    assert unusable_line_polygon(mostly_off, 800, 600) == (
+        "polygon lies mostly outside the page image (20% of it on the 800 x 600 page): is the image the one it "
+        "was drawn on, at that size?")
+    assert unusable_line_polygon(mostly_off, 1000, 600) == ""  # three fifths on it
 
 
 def test_an_image_name_too_long_for_the_file_system_is_a_dataset_error_naming_the_xml(tmp_path):
