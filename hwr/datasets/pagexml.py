@@ -152,11 +152,13 @@ def reading_order_lines(page_el: ET.Element) -> list[tuple[str, ET.Element]]:
     a page's text joined in file order would cost every line of a swapped pair.
 
     A TextLine without an id gets `line@N` (N: its position in the file): `@` cannot occur in
-    an XML ID, so it never clashes with a real id such as `line1`."""
+    an XML ID, so it never clashes with a real id such as `line1`. So does every later TextLine
+    of an id the page already gave one (`l0@5`): an export that numbers each region's lines
+    from l0 again had lost all its lines but the first of each id, as duplicates."""
     order = region_order(page_el)
     rank = {region: i for i, region in reversed(list(enumerate(order)))}  # a region named twice: first place
     parent = {child: el for el in page_el.iter() for child in el}
-    ranked = []
+    ranked, seen = [], set()
     for index, line_el in enumerate(_descendants(page_el, "TextLine"), start=1):
         ancestor, line_rank = parent.get(line_el), len(order)
         while ancestor is not None:
@@ -164,7 +166,10 @@ def reading_order_lines(page_el: ET.Element) -> list[tuple[str, ET.Element]]:
                 line_rank = rank[ancestor.get("id")]
                 break
             ancestor = parent.get(ancestor)
-        ranked.append((line_rank, index, line_el.get("id") or f"line@{index}", line_el))
+        given = line_el.get("id")
+        ranked.append((line_rank, index, f"{given or 'line'}@{index}" if not given or given in seen else given,
+                       line_el))
+        seen.add(given)
     return [(line_id, line_el) for _, _, line_id, line_el in sorted(ranked, key=lambda r: r[:2])]
 
 
