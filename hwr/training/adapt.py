@@ -63,6 +63,7 @@ from hwr.training.adapt_data import (
     AdaptLines,
     Split,
     check_charset,
+    check_lengths,
     check_texts,
     cut_words,
     lines_fingerprint,
@@ -385,13 +386,13 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     charset = Charset(base_config.charset)
     read = open_lines(data, cfg.skip_bad, confined_to)
     with_text = check_texts(read, cfg.skip_bad)
-    lines = check_charset(with_text, charset, cfg.skip_bad)
+    base = Recognizer.load(base_dir, device=cfg.device)
+    lines = check_lengths(check_charset(with_text, charset, cfg.skip_bad), base, cfg.skip_bad)
     # Said where the user watches (the Teach tab), not only in the log.
     unwritable = Counter(ch for s in with_text for ch in charset.missing_chars(charset.folded(s.text)))
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)
-    base = Recognizer.load(base_dir, device=cfg.device)
     measured = time.monotonic()
     before = held_out_counts(base, split.held_out).cer
     reading_minutes = (time.monotonic() - measured) / 60

@@ -866,6 +866,21 @@ def test_lines_confined_to_an_upload_may_not_name_a_scan_elsewhere(tmp_path):
         adapt_module.open_lines([str(upload)], skip_bad=True, confined_to=upload)
 
 
+def test_a_line_with_more_text_than_its_image_has_frames_for_is_left_out(untrained_model, caplog):
+    """A paragraph's text pasted into one TextLine: held out, it made the before/after figures
+    noise (a probe helper); CTC cannot learn it either."""
+    from hwr.training.adapt_data import check_lengths
+
+    base = Recognizer.load(untrained_model, device="cpu")
+    image = render_line("a short line")
+    lines = [LineSample("ok", "a short line", image), LineSample("para", " ".join(["paragraph"] * 60), image)]
+    with pytest.raises(ConfigError, match="para.*more characters than the network reads"):
+        check_lengths(lines, base, skip_bad=False)
+    with caplog.at_level("WARNING"):
+        assert [s.id for s in check_lengths(lines, base, skip_bad=True)] == ["ok"]
+    assert "para" in caplog.text
+
+
 def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> Path:
     """PAGE XML + page images as eScriptorium or Transkribus export them: one image per page,
     each TextLine a polygon with its text."""
