@@ -16,7 +16,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import cv2
 import numpy as np
@@ -276,6 +276,9 @@ def _image_names(filename: str, absolute_ok: bool) -> list[str]:
     else:
         # Byte for byte too: hwr writes a name that is not UTF-8 so (writers.common.file_name_in_xml).
         names = [filename, urllib.parse.unquote(filename), urllib.parse.unquote(filename, errors="surrogateescape")]
+        if "\\" in filename:  # written on Windows: "imgs\\p.png", "C:\\scans\\p.png"
+            windows = PureWindowsPath(filename)
+            names += ([windows.as_posix()] if not windows.anchor else []) + [windows.name]
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 

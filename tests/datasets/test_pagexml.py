@@ -66,6 +66,21 @@ def test_lines_of_one_page_sharing_an_id_are_told_apart_not_dropped(tmp_path):
     assert not report.entries
 
 
+def test_an_image_named_the_windows_way_is_found(tmp_path):
+    """imageFilename="imgs\\page.png" or "C:\\scans\\page.png" from an export made on Windows had
+    named no file here (a probe helper)."""
+    xml = make_page(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "page.png").rename(tmp_path / "imgs" / "page.png")
+    text = xml.read_text(encoding="utf-8")
+    xml.write_text(text.replace('imageFilename="page.png"', 'imageFilename="imgs\\page.png"'), encoding="utf-8")
+    assert [s.text for s in read_pagexml(xml)] == ["first line", "triangle"]
+    (tmp_path / "imgs" / "page.png").rename(tmp_path / "page.png")
+    xml.write_text(text.replace('imageFilename="page.png"', 'imageFilename="C:\\scans\\page.png"'),
+                   encoding="utf-8")
+    assert [s.text for s in read_pagexml(xml)] == ["first line", "triangle"]
+
+
 def test_lines_of_a_page_in_light_ink_are_cut_in_dark_ink(tmp_path):
     from helpers import render_line
 
