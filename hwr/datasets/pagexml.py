@@ -396,15 +396,25 @@ def _number(value: str) -> float | None:
 
 
 def line_text(line_el: ET.Element) -> str | None:
-    """The TextLine's own transcription (lowest TextEquiv index wins, as PAGE specifies)."""
+    """The TextLine's own transcription (lowest TextEquiv index wins, as PAGE specifies; its
+    Unicode, else its PlainText). A TextLine with no TextEquiv of its own whose Words all have
+    one (OCR-D's tools write word-level text only) reads as its words joined by spaces: such
+    exports had read as "no transcribed TextLine" with no reason given (a probe helper)."""
     equivs = _children(line_el, "TextEquiv")
+    if equivs:
+        return _equiv_text(equivs)
+    words = [_equiv_text(_children(word, "TextEquiv")) for word in _children(line_el, "Word")]
+    return normalize_text(" ".join(words)) if words and all(words) else None
+
+
+def _equiv_text(equivs: list[ET.Element]) -> str | None:
     if not equivs:
         return None
     best = min(equivs, key=lambda el: _int_or_zero(el.get("index")))
-    unicode_el = _children(best, "Unicode")
+    holder = _children(best, "Unicode") or _children(best, "PlainText")
     # One line holds one line of text: an editor's line break inside <Unicode> is a space, as
     # a reader sees it (a "\n" in a line's reference could never be read).
-    parts = (unicode_el[0].text or "").splitlines() if unicode_el else []
+    parts = (holder[0].text or "").splitlines() if holder else []
     text = " ".join(part.strip() for part in parts if part.strip())
     return normalize_text(text) if text else None
 

@@ -81,6 +81,22 @@ def test_an_image_named_the_windows_way_is_found(tmp_path):
     assert [s.text for s in read_pagexml(xml)] == ["first line", "triangle"]
 
 
+def test_text_at_word_level_only_or_in_plaintext_is_the_lines_text(tmp_path):
+    words = ('<TextLine id="l1"><Coords points="2,2 20,2 20,9 2,9"/>'
+             '<Word id="w1"><Coords points="2,2 9,2 9,9 2,9"/><TextEquiv><Unicode>two</Unicode></TextEquiv></Word>'
+             '<Word id="w2"><Coords points="11,2 20,2 20,9 11,9"/><TextEquiv><Unicode>words</Unicode></TextEquiv>'
+             '</Word></TextLine>'
+             '<TextLine id="l2"><Coords points="2,12 20,12 20,19 2,19"/>'
+             '<TextEquiv><PlainText>plain text</PlainText></TextEquiv></TextLine>'
+             '<TextLine id="l3"><Coords points="2,21 20,21 20,28 2,28"/>'
+             '<Word id="w3"><Coords points="2,21 9,21 9,28 2,28"/><TextEquiv><Unicode>half</Unicode></TextEquiv></Word>'
+             '<Word id="w4"><Coords points="11,21 20,21 20,28 11,28"/></Word></TextLine>')
+    report = SkipReport()
+    samples = read_pagexml(make_page(tmp_path, lines=words), report=report)
+    assert [(s.id, s.text) for s in samples] == [("page/l1", "two words"), ("page/l2", "plain text")]
+    assert [e.reason for e in report.entries] == ["TextLine 'l3' has no text"]  # a word untranscribed: not whole
+
+
 def test_lines_of_a_page_in_light_ink_are_cut_in_dark_ink(tmp_path):
     from helpers import render_line
 
