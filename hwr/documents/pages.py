@@ -224,7 +224,7 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
                 # with its reason (hwr.recognition.imaging.check_file), never in silence.
                 found.append(_Found(p, prefix + p.relative_to(folder).with_suffix("").as_posix(), str(folder)))
     if hidden:
-        log.info("%s: %d hidden files and folders not read (name one to read it)", folder, hidden)
+        _say_once("%s: %d hidden files and folders not read (name one to read it)", folder, hidden)
     return sorted(_without_copies(found), key=lambda f: f.path.relative_to(folder).parts)
 
 
@@ -240,9 +240,20 @@ def _without_copies(found: list[_Found]) -> list[_Found]:
     kept = [entry for entry in found if entry.error or entry.path.suffix.lower() in usual
             or (entry.path.parent, entry.path.stem) not in pages]
     if len(kept) < len(found):
-        log.info("%d files left out as copies of a page of theirs in a usual format (%s, ...); name one to read it",
-                 len(found) - len(kept), next(e.path for e in found if e not in kept))
+        _say_once("%d files left out as copies of a page of theirs in a usual format (%s, ...); name one to read it",
+                  len(found) - len(kept), next(e.path for e in found if e not in kept))
     return kept
+
+
+_SAID: set[tuple] = set()
+
+
+def _say_once(message: str, *args) -> None:
+    """An info line about a listing, once per process: a command lists its inputs more than once
+    (its outputs' checks, then the run), and said each such line as often."""
+    if (message, *map(str, args)) not in _SAID:
+        _SAID.add((message, *map(str, args)))
+        log.info(message, *args)
 
 
 def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: str = "") -> list[_Found]:
