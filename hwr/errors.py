@@ -35,6 +35,12 @@ WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota 
                 errno.EFBIG: "the file is larger than the file system allows"}
 
 
+class NotReplaced(FileExistsError):
+    """hwr refuses to replace what stands at an output's path (a pipe, a device): its own reason
+    says it all (fileio.atomic_output), where the OS's "File exists" of a file in a folder's
+    place does not. A class, not a reason's words: Windows words "File exists" otherwise."""
+
+
 def fails_every_write(exc: BaseException) -> bool:
     """Whether `exc` says the output file system is full or read-only (not one file's fault)."""
     return isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS
@@ -52,13 +58,12 @@ def describe_os_error(exc: OSError) -> str:
     name = exc.filename if exc.filename is not None else "a file"
     if exc.errno in WRITE_ERRNOS:
         return f"cannot write {name}: {WRITE_ERRNOS[exc.errno]} ({reason})"
-    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and reason == os.strerror(errno.EEXIST)
+    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and not isinstance(exc, NotReplaced)
                                       and exc.filename is not None and os.path.lexists(exc.filename)
                                       and not os.path.isdir(exc.filename)):
-        # makedirs meeting a file where a folder should be says only "File exists" (a reason of
-        # hwr's own, as for a pipe where an output belongs, says it all).
+        # makedirs meeting a file where a folder should be says only "File exists".
         return f"cannot write {name}: a file stands where a folder is needed ({reason})"
-    if exc.errno == errno.EEXIST and reason != os.strerror(errno.EEXIST):  # hwr's own refusal (fileio.atomic_output)
+    if isinstance(exc, NotReplaced):
         return f"cannot write {name}: it {reason}"
     return f"{name}: {reason}"
 

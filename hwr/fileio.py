@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, NotReplaced
 
 try:
     import fcntl  # folder_held's lock
@@ -348,7 +348,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     given = Path(path)
     special = special_file_kind(given)
     if special:  # the rename would put a plain file where a pipe or a device node was
-        raise OSError(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(given))
+        raise NotReplaced(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(given))
     path = written_path(given)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)

@@ -117,11 +117,11 @@ def test_lines_left_out_are_said_in_the_tab_with_the_characters_why():
 
     progress = Progress()
     progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "random",
-                     "left_out": 5, "unwritable": "\u2603\u4e2d"})
-    assert progress.lines == ("5 lines to learn from, 4 held out (by random); 5 lines left out (characters the model "
-                              "cannot write: \u2603 \u4e2d)")
+                     "left_out": {"unwritable": 4, "too_long": 1, "empty": 0}, "unwritable": "\u2603\u4e2d"})
+    assert progress.lines == ("5 lines to learn from, 4 held out (by random); left out: 4 with characters the model "
+                              "cannot write (\u2603 \u4e2d), 1 with more text than their image holds")
     progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "page",
-                     "left_out": 0, "unwritable": ""})
+                     "left_out": {"unwritable": 0, "too_long": 0, "empty": 0}, "unwritable": ""})
     assert progress.lines == "5 lines to learn from, 4 held out (by page)"
 
 
@@ -260,7 +260,7 @@ def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
     assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
 
 
-def test_an_uploaded_zip_is_read_confined_to_its_unpacked_folder(teacher, tmp_path):
+def test_an_uploaded_zip_is_read_confined_to_its_unpacked_folder(teacher, tmp_path, monkeypatch):
     import zipfile
 
     from hwr_ui.teach import ZIP_SOURCE
@@ -272,6 +272,23 @@ def test_an_uploaded_zip_is_read_confined_to_its_unpacked_folder(teacher, tmp_pa
     spec, work, confined_to = teacher.data_for(ZIP_SOURCE, str(tmp_path / "lines.zip"))
     assert confined_to == work / "data" and Path(spec).is_relative_to(confined_to)
     teacher._drop(work)
+    # And a run hands that folder to adapt (a review: only the saved lines' route was checked).
+    from hwr.training.adapt import AdaptResult
+    from hwr_ui import teach
+
+    handed = []
+
+    def fake_adapt(data, cfg, on_progress=None, confined_to=None):
+        handed.append((Path(data[0]), confined_to))
+        shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)
+        return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 1, 1, "random", 5, 0.1, [])
+
+    monkeypatch.setattr(teach, "adapt", fake_adapt)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    last = list(teacher.run(ZIP_SOURCE, str(tmp_path / "lines.zip"), teacher.registry.default_label, 1, "z"))[-1]
+    assert last.error is None
+    [(data, confined_to)] = handed
+    assert confined_to.name == "data" and data.is_relative_to(confined_to)
 
 
 def test_uploaded_uncorrected_pages_are_self_trained_on_and_their_unpacked_zips_removed(teacher, tmp_path,

@@ -116,10 +116,13 @@ class Progress:
             self.before = info["before_cer"]
             self.lines = (f"{info['adapt_lines']} lines to learn from, {info['held_out_lines']} held out "
                           f"(by {info['split_by']})")
-            if info.get("left_out"):
-                why = (f"characters the model cannot write: {' '.join(info['unwritable'])}" if info.get("unwritable")
-                       else "no text, or unreadable")
-                self.lines += f"; {info['left_out']} lines left out ({why})"
+            left_out, chars = info.get("left_out") or {}, " ".join(info.get("unwritable", ""))
+            why = [f"{n} {what}" for n, what in (
+                (left_out.get("unwritable"), f"with characters the model cannot write ({chars})"),
+                (left_out.get("too_long"), "with more text than their image holds"),
+                (left_out.get("empty"), "with no text")) if n]
+            if why:
+                self.lines += "; left out: " + ", ".join(why)
 
     def read_curve(self, run_dir: Path) -> None:
         """The held-out curve so far: the earlier self-training rounds', then the current round's

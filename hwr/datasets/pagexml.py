@@ -276,9 +276,9 @@ def _image_names(filename: str, absolute_ok: bool) -> list[str]:
     else:
         # Byte for byte too: hwr writes a name that is not UTF-8 so (writers.common.file_name_in_xml).
         names = [filename, urllib.parse.unquote(filename), urllib.parse.unquote(filename, errors="surrogateescape")]
-        if "\\" in filename:  # written on Windows: "imgs\\p.png", "C:\\scans\\p.png"
-            windows = PureWindowsPath(filename)
-            names += ([windows.as_posix()] if not windows.anchor else []) + [windows.name]
+        if "\\" in filename:  # written on Windows: "imgs\\p.png" as that path; "C:\\scans\\p.png" by its name, as
+            windows = PureWindowsPath(filename)  # file:// URIs are (a relative one's name could be another page)
+            names.append(windows.name if windows.anchor else windows.as_posix())
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 

@@ -29,7 +29,7 @@ def normalize_text(text: str) -> str:
 LOOK_ALIKES = {**dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc", "'"),
                **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
                **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
-               "\u2026": "...", "\u2039": "<", "\u203a": ">", "\u00d7": "x",
+               "\u2026": "...", "\u2039": "<", "\u203a": ">", "\u00d7": "x", "\u00ad": "-",
                **dict.fromkeys("\t\u00a0\u2002\u2003\u2007\u2009\u200a\u202f", " ")}
 
 
@@ -125,7 +125,8 @@ class Charset:
                 continue
             alike = LOOK_ALIKES.get(ch)
             if alike is None:
-                alike = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+                # Not a spacing accent (¨ is a space and a combining mark): it would leave a space.
+                alike = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).strip()
             out.append(alike if alike and all(c in self._ids for c in alike) else ch)
         return "".join(out)
 

@@ -112,9 +112,11 @@ def pillows_libtiff() -> str | None:
 
     # Pillow's wheels carry their own copy (pillow.libs/ beside PIL/ on Linux, PIL/.dylibs/ on
     # macOS): where another libtiff is loaded too (GDAL's, the system's), Pillow's is the one.
-    site = os.path.dirname(os.path.dirname(PIL.__file__))
-    own = [path for path in loaded if os.path.dirname(path) in (os.path.join(site, "pillow.libs"),
-                                                                os.path.join(site, "PIL", ".dylibs"))]
+    # Compared resolved: the maps file holds real paths, PIL.__file__ the one it was imported by
+    # (a virtual environment reached through a link; a review).
+    site = os.path.dirname(os.path.dirname(os.path.realpath(PIL.__file__)))
+    own = [path for path in loaded if os.path.dirname(os.path.realpath(path)) in (
+        os.path.join(site, "pillow.libs"), os.path.join(site, "PIL", ".dylibs"))]
     if own or len(loaded) == 1:  # one loaded and not bundled: Pillow built against the system's
         return (own or loaded)[0]
     if loaded:  # several, none Pillow's own: which one decodes for Pillow cannot be told

@@ -387,7 +387,8 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     read = open_lines(data, cfg.skip_bad, confined_to)
     with_text = check_texts(read, cfg.skip_bad)
     base = Recognizer.load(base_dir, device=cfg.device)
-    lines = check_lengths(check_charset(with_text, charset, cfg.skip_bad), base, cfg.skip_bad)
+    writable = check_charset(with_text, charset, cfg.skip_bad)
+    lines = check_lengths(writable, base, cfg.skip_bad)
     # Said where the user watches (the Teach tab), not only in the log.
     unwritable = Counter(ch for s in with_text for ch in charset.missing_chars(charset.folded(s.text)))
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
@@ -410,7 +411,9 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     default_decoder = make_decoder("auto", charset)
     pseudo = read_unlabeled(with_decoder(base, default_decoder), cfg, lines)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
-            "held_out_lines": len(split.held_out), "split_by": split.by, "left_out": len(read) - len(lines),
+            "held_out_lines": len(split.held_out), "split_by": split.by,
+            "left_out": {"unwritable": len(with_text) - len(writable), "too_long": len(writable) - len(lines),
+                         "empty": len(read) - len(with_text)},
             "unwritable": "".join(ch for ch, _ in unwritable.most_common(10))})
 
     run_dir = out / RUN_DIR

@@ -79,6 +79,10 @@ def test_an_image_named_the_windows_way_is_found(tmp_path):
     xml.write_text(text.replace('imageFilename="page.png"', 'imageFilename="C:\\scans\\page.png"'),
                    encoding="utf-8")
     assert [s.text for s in read_pagexml(xml)] == ["first line", "triangle"]
+    # A relative one is that path only: the page of its name beside the XML may be another one (a review).
+    xml.write_text(text.replace('imageFilename="page.png"', 'imageFilename="vol2\\page.png"'), encoding="utf-8")
+    with pytest.raises(DatasetError, match="not found"):
+        read_pagexml(xml)
 
 
 def test_text_at_word_level_only_or_in_plaintext_is_the_lines_text(tmp_path):

@@ -90,4 +90,7 @@ def test_characters_the_charset_lacks_are_folded_to_what_it_writes_for_them():
     assert cs.folded("\u2018it\u2019s\u2019 \u201cso\u201d\u2026 \u2014 na\u00efve\u00a0\u00e9t\u00e9") == (
         "'it's' \"so\"... - naive ete")
     assert cs.folded("snow \u2603 and \u00df") == "snow \u2603 and \u00df"  # nothing alike: left as it is
+    # A spacing accent is a space and a combining mark: not folded to a space (a review).
+    assert cs.folded("Mu\u00a8ller \u02dc \u00b8a") == "Mu\u00a8ller \u02dc \u00b8a"
+    assert cs.folded("co\u00adop") == "co-op"
     assert Charset("abc\u00e9").folded("\u00e9a") == "\u00e9a"  # a charset with it keeps it
