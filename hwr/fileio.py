@@ -572,6 +572,10 @@ def check_output_file(path: str | Path | None, option: str) -> None:
     """ConfigError naming `option` unless a file can be written at `path` (its folder is made here)."""
     if not path:
         return
+    if str(path) == "-":
+        # The Unix habit for standard output: it had made a file named "-" (a probe helper).
+        raise ConfigError(f"{option} -: standard output is not written to; give a file name (e.g. {option} out.json "
+                          "and read it after)")
     path = Path(path)
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise ConfigError(f"{option} {path}: the file name is too long ({len(os.fsencode(path.name))} bytes; "

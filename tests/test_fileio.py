@@ -453,3 +453,11 @@ def test_another_thread_of_the_process_is_refused_a_folder_one_thread_holds(tmp_
     other.start()
     other.join()
     assert len(refused) == 1
+
+
+def test_standard_outputs_dash_is_refused_as_an_output_file_not_made_a_file(tmp_path, monkeypatch):
+    """`--json -` had made a file named "-" (a probe helper)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"--json -: standard output is not written to; give a file name"):
+        check_output_file("-", "--json")
+    assert not (tmp_path / "-").exists()

@@ -345,3 +345,19 @@ def test_the_reading_jobs_share_one_concurrency_limit(tiny_dir):
         assert {groups[name] for name in ("transcribe", "batch", "evaluate", "benchmark")} == {WORK_GROUP}
     finally:
         demo.hwr_context.work.close()
+
+
+def test_a_pdf_dropped_on_the_transcribe_tab_is_read_from_its_first_page(tmp_path):
+    """It had been refused as a damaged image (a probe helper); the Batch tab reads every page."""
+    from PIL import Image
+
+    from hwr_ui.app import first_page
+
+    pages = [Image.fromarray(render_line(text)).convert("RGB") for text in ("first page", "second page")]
+    pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=150)
+    gray, more = first_page(str(tmp_path / "scan.pdf"))
+    assert more == 2 and gray.ndim == 2 and gray.min() < 100
+    pages[0].save(tmp_path / "one.pdf", resolution=150)
+    assert first_page(str(tmp_path / "one.pdf"))[1] == 0
+    Image.fromarray(render_line("a line")).save(tmp_path / "line.png")
+    assert first_page(str(tmp_path / "line.png"))[1] == 0

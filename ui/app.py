@@ -136,15 +136,30 @@ def _require(value, what: str):
 
 def transcribe(ctx: AppContext, image: str, model: str, decoder: str, layout: str):
     """Image file -> outlined page, coloured lines, editable text, downloads, page JSON, status."""
-    gray = load_gray(_require(image, "image"))
+    gray, more = first_page(_require(image, "image"))
     recognizer = ctx.registry.get(model, decoder)
     start = time.perf_counter()
     page, used = transcribe_image(recognizer, gray, layout, page_id=Path(display_name(image)).stem,
                                   source=display_name(image))
     seconds = time.perf_counter() - start
     files = export_page(page, ctx.work.new("transcribe"), Path(display_name(image)).stem)
+    status = _status(page, used, seconds) + (f" · page 1 of {more}: the Batch tab reads them all" if more else "")
     return (draw_lines(gray, page), confidence_html(page), page.text, [str(f) for f in files],
-            page_to_dict(page, page_key(gray)), _status(page, used, seconds))
+            page_to_dict(page, page_key(gray)), status)
+
+
+def first_page(path: str) -> tuple:
+    """(uint8 gray, the file's page count when it has more than one, else 0) of an upload: an
+    image, or a PDF's first page. A scanned PDF dropped on this tab had been refused as "not
+    one Pillow can identify: a damaged file" (a probe helper), where the Batch tab reads it."""
+    from hwr.documents.pages import PDF_SUFFIX, load_page, page_refs
+
+    if Path(path).suffix.lower() != PDF_SUFFIX:
+        return load_gray(path), 0
+    refs = list(page_refs([path]))
+    if refs[0].error:
+        raise ImageError(display_name(path), refs[0].error)
+    return load_page(refs[0]), len(refs) if len(refs) > 1 else 0
 
 
 def _status(page, layout: str, seconds: float) -> str:

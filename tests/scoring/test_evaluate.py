@@ -320,6 +320,13 @@ def test_a_report_over_a_file_of_the_data_set_is_refused_before_scoring(tiny_mod
         with pytest.raises(ConfigError, match=rf"--{option} .*{path.name}: is one of the input files of the data set"):
             run_eval(cfg, str(pairs_dir))
     assert truth.read_bytes() == before
+    # Nor through a link to it (reports/latest.csv -> the data set's ground truth; a probe helper).
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "latest.csv").symlink_to(truth)
+    cfg = EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, csv=str(tmp_path / "reports" / "latest.csv"))
+    with pytest.raises(ConfigError, match=r"--csv .*latest\.csv: is one of the input files of the data set"):
+        run_eval(cfg, str(pairs_dir))
+    assert truth.read_bytes() == before
     # A report beside the lines, written again by a second run, is no file of the data set.
     cfg = EvalConfig(model=str(tiny_model), device="cpu", bootstrap=10, json=str(pairs_dir / "report.json"))
     assert run_eval(cfg, str(pairs_dir)).analysed.report.lines > 0
@@ -365,3 +372,14 @@ def test_control_characters_in_references_are_warned_of_and_printed_escaped(tiny
     assert "curtail\\x1b[2Jlaughingly" in stdout and "big\\x09hill" in stdout
     assert "2 references hold invisible characters" in caplog.text
     assert "(ESC)" in caplog.text and "(TAB)" in caplog.text
+
+
+def test_a_first_group_that_takes_no_part_in_the_match_is_no_subset():
+    """`--group-by 'id:(a)|(line)'`: group 1 is None for "line-01"; it crashed the HTML report
+    and was written "None" in the CSV (a probe helper)."""
+    import re
+
+    from hwr.scoring.report.breakdown import NO_SUBSET, _id_match
+
+    pattern = re.compile("(a)|(line)")
+    assert _id_match(pattern, "line-01") == NO_SUBSET and _id_match(pattern, "a-01") == "a"

@@ -143,7 +143,11 @@ def _id_match(pattern: re.Pattern, line_id: str) -> str:
     match = pattern.search(line_id)
     if match is None:
         return NO_SUBSET
-    return match.group(1) if pattern.groups else match.group(0)
+    if not pattern.groups:
+        return match.group(0)
+    # A first group that takes no part in the match (`(a)|(line)`) is no subset: it had been
+    # None, which crashed the HTML report and was written "None" in the CSV (a probe helper).
+    return match.group(1) if match.group(1) is not None else NO_SUBSET
 
 
 # --- Grouping scored lines ----------------------------------------------------------------
