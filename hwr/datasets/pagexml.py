@@ -249,7 +249,7 @@ def resolve_page_image(xml: Path, filename: str, root: ET.Element | None = None,
         candidates += [xml.parent.parent / name for name in names]
     given = _metadata_value(root, IMAGE_PATH_ITEM) if root is not None else None
     if given:
-        candidates += [xml.parent / given, xml.parent / urllib.parse.unquote(given, errors="surrogateescape")]
+        candidates += [xml.parent / name for name in _image_names(given, confined_to is None)]
     candidates = list(dict.fromkeys(candidates))  # an absolute name joins every folder as itself
     for candidate in candidates:
         check_within(candidate, confined_to, xml)

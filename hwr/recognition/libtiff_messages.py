@@ -129,6 +129,8 @@ def pillows_libtiff() -> str | None:
 def install() -> bool:
     """Replace libtiff's error handler (once per process); False where it stays libtiff's."""
     global _tried
+    if _tried:  # every image opened asks: no lock once it is settled
+        return bool(_installed)
     with _install_lock:
         if _tried:
             return bool(_installed)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from hwr.errors import ConfigError, name_some
@@ -25,6 +26,7 @@ from hwr.records import LineSample
 from hwr.synth import augment
 from hwr.synth.config import SynthConfig
 from hwr.synth.render import InkLine
+from hwr.training.batches import ctc_frames
 
 log = logging.getLogger("hwr.training.adapt_data")
 
@@ -161,8 +163,8 @@ def check_charset(samples: list[LineSample], charset: Charset, skip_bad: bool) -
     with a look-alike the model writes is written so first (Charset.folded: ’ as ', é as e): a
     phone's keyboard corrects every apostrophe to ’, and those lines had been left out."""
     folded = [replace(s, text=charset.folded(s.text)) for s in samples]
-    changed = Counter(ch for s, f in zip(samples, folded) if s.text != f.text for ch in charset.missing_chars(s.text)
-                      if ch not in charset.missing_chars(f.text))
+    changed = Counter(ch for s, f in zip(samples, folded) if s.text != f.text
+                      for ch in charset.missing_chars(s.text) - charset.missing_chars(f.text))
     if changed:
         log.info("characters the base model writes otherwise, learnt as it writes them: %s",
                  ", ".join(f"{ch!r} x{n}" for ch, n in changed.most_common()))
@@ -184,10 +186,6 @@ def check_lengths(samples: list[LineSample], base, skip_bad: bool) -> list[LineS
     held out it reads as noise in the before/after figures (a paragraph's text pasted into one
     TextLine, 400 words on a 760-px crop, was held out and kept weights on a 0.0005 change; a
     probe helper). Raise, or drop them with skip_bad, naming them."""
-    import torch
-
-    from hwr.training.batches import ctc_frames
-
     widths = torch.tensor([base.preprocess(s.image).shape[1] for s in samples], dtype=torch.long)
     frames = base.net.frame_counts(widths).tolist() if samples else []
     charset = base.charset
