@@ -77,3 +77,15 @@ def test_a_manifest_read_confined_to_its_folder_refuses_a_row_naming_a_file_outs
     manifest.write_text("../elsewhere.png\tx\n", encoding="utf-8")
     with pytest.raises(OutsideFolder, match=r"lines\.tsv:1: names a file outside"):
         open_dataset(f"manifest:{manifest}", skip_bad=True, confined_to=manifest.parent)
+
+
+def test_an_uploaded_data_set_holding_a_zip_is_refused_naming_it(tmp_path: Path):
+    import pytest
+
+    from hwr_ui.evaluation import open_uploaded_dataset
+    from hwr_ui.uploads import UploadError, ZipLimits
+
+    inner = _zip(tmp_path / "inner.zip", {"l.gt.txt": "x"}).read_bytes()
+    (tmp_path / "work").mkdir()
+    with pytest.raises(UploadError, match="exports.zip: doc1.zip: a zip inside a zip is not unpacked"):
+        open_uploaded_dataset(_zip(tmp_path / "exports.zip", {"doc1.zip": inner}), tmp_path / "work", ZipLimits())

@@ -123,6 +123,10 @@ def test_lines_left_out_are_said_in_the_tab_with_the_characters_why():
     progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "page",
                      "left_out": {"unwritable": 0, "too_long": 0, "empty": 0}, "unwritable": ""})
     assert progress.lines == "5 lines to learn from, 4 held out (by page)"
+    progress.update({"phase": "before", "before_cer": 0.3, "adapt_lines": 5, "held_out_lines": 4, "split_by": "page",
+                     "left_out": {"unreadable": 2, "empty": 3}, "unreadable": "p.xml:4: TextLine l1 has no Coords"})
+    assert progress.lines == ("5 lines to learn from, 4 held out (by page); left out: 3 with no text, 2 that could "
+                              "not be read (p.xml:4: TextLine l1 has no Coords, ...)")
 
 
 def test_the_finished_message_gives_both_figures_and_the_other_hands_check(tmp_path):
@@ -257,6 +261,22 @@ def test_a_zip_that_cannot_be_used_leaves_no_unpacked_files(teacher, tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(UploadError):
         next(teacher.run(ZIP_SOURCE, str(tmp_path / "bad.zip"), teacher.registry.default_label, 1, "x"))
+    assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
+
+
+def test_a_zip_inside_an_uploaded_zip_is_refused_by_name_for_either_use(teacher, tmp_path):
+    import zipfile
+
+    from hwr_ui.teach import ZIP_SOURCE
+
+    with zipfile.ZipFile(tmp_path / "inner.zip", "w") as z:
+        z.writestr("l.gt.txt", "a line")
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as z:
+        z.write(tmp_path / "inner.zip", "pages/inner.zip")
+    with pytest.raises(UploadError, match="outer.zip: pages/inner.zip: a zip inside a zip is not unpacked"):
+        next(teacher.run(ZIP_SOURCE, str(tmp_path / "outer.zip"), teacher.registry.default_label, 1, "x"))
+    with pytest.raises(UploadError, match="outer.zip: pages/inner.zip: a zip inside a zip"):
+        teacher.unlabeled_inputs([str(tmp_path / "outer.zip")], tmp_path / "work")
     assert not any(teacher.work.root.iterdir()) and not teacher._busy.locked()
 
 

@@ -264,3 +264,17 @@ def test_a_full_disk_fails_the_upload_once_not_as_a_row_per_member(tmp_path, mon
     with pytest.raises(UploadError, match=r"pages.zip: the server cannot unpack it now \(No space left on device\)"):
         extract_zip(archive, tmp_path / "out", damaged=damaged)
     assert damaged == {}
+
+
+def test_a_zip_inside_a_data_set_zip_is_refused_by_name_not_passed_over(tmp_path):
+    """The Evaluate and Teach tabs read an upload as one data set, whose readers pass over a .zip
+    file: its lines had been left out of the report or the training without a word."""
+    from hwr_ui.uploads import NESTED_ZIP, extract_data_zip
+
+    inner = make_zip(tmp_path / "inner.zip", {"l.gt.txt": b"x"}).read_bytes()
+    make_zip(tmp_path / "set.zip", {"a/l.gt.txt": b"x", "b/more.zip": inner, "c/Even.ZIP": inner})
+    with pytest.raises(UploadError) as caught:
+        extract_data_zip(tmp_path / "set.zip", tmp_path / "out")
+    assert str(caught.value) == f"set.zip: b/more.zip (and 1 more): {NESTED_ZIP}"
+    make_zip(tmp_path / "plain.zip", {"a/l.gt.txt": b"x", "a/l.png": b"png"})
+    assert len(extract_data_zip(tmp_path / "plain.zip", tmp_path / "out2")) == 2

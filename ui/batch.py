@@ -30,7 +30,7 @@ from hwr.records import FailedInput, Page
 from hwr.spreadsheet import text_cell
 
 from .pages import LAYOUTS, export_formats, mean_confidence
-from .uploads import UploadError, ZipLimits, display_name, extract_zip
+from .uploads import NESTED_ZIP, UploadError, ZipLimits, display_name, extract_zip
 
 log = logging.getLogger("ui.batch")
 
@@ -81,9 +81,6 @@ class BatchRow:
         text = self.text.replace("\n", LINE_BREAK)  # a table cell shows a page's lines on one row
         preview = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
         return [self.name, self.layout, self.lines, conf, preview, self.error]
-
-
-NESTED_ZIP = "a zip inside a zip is not unpacked: upload it on its own, or unpack it into the outer zip"
 
 
 def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> list[BatchInput]:

@@ -15,7 +15,7 @@ from hwr.scoring.evaluate import EvalReport
 from hwr.scoring.metrics import undefined_rate
 
 from .render import thumbnail_uri
-from .uploads import UploadError, ZipLimits, display_name, extract_zip
+from .uploads import UploadError, ZipLimits, display_name, extract_data_zip
 
 # The table shows the worst lines with thumbnails inline; the CSV download has every line.
 TABLE_ROWS = 200
@@ -28,7 +28,7 @@ def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) ->
     """Unpack a zipped data set and read its lines; bad entries are skipped and reported."""
     name = display_name(archive)
     folder = work / "dataset"
-    extract_zip(archive, folder, limits)
+    extract_data_zip(archive, folder, limits)
     root = dataset_root(folder)
     try:
         detect_format(root)

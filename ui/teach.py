@@ -36,7 +36,7 @@ from hwr.training.adapt import (
 from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
 from .pages import IMAGE_KEY, apply_corrections, page_from_dict
-from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_zip
+from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_data_zip
 
 log = logging.getLogger("ui.teach")
 
@@ -120,7 +120,9 @@ class Progress:
             why = [f"{n} {what}" for n, what in (
                 (left_out.get("unwritable"), f"with characters the model cannot write ({chars})"),
                 (left_out.get("too_long"), "with more text than their image holds"),
-                (left_out.get("empty"), "with no text")) if n]
+                (left_out.get("empty"), "with no text"),
+                (left_out.get("unreadable"), f"that could not be read ({info.get('unreadable', '')}"
+                                             f"{', ...' if left_out.get('unreadable', 0) > 1 else ''})")) if n]
             if why:
                 self.lines += "; left out: " + ", ".join(why)
 
@@ -248,7 +250,7 @@ class Teacher:
 
             work = self.work.new("teach", held=True)
             try:
-                extract_zip(archive, work / "data", self.limits)
+                extract_data_zip(archive, work / "data", self.limits)
                 return str(dataset_root(work / "data")), work, work / "data"
             except BaseException:
                 self._drop(work)  # a refused zip's unpacked part would sit on the disk for an hour
@@ -271,7 +273,7 @@ class Teacher:
         inputs = []
         for k, upload in enumerate(files):
             if Path(upload).suffix.lower() == ".zip":
-                extract_zip(upload, work / f"unlabeled-{k}", self.limits)
+                extract_data_zip(upload, work / f"unlabeled-{k}", self.limits)
                 inputs.append(str(work / f"unlabeled-{k}"))
             else:
                 inputs.append(str(upload))

@@ -105,6 +105,22 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
         raise UploadError(f"{name}: a file name in it is not the UTF-8 the zip declares; zip it again") from None
 
 
+NESTED_ZIP = "a zip inside a zip is not unpacked: upload it on its own, or unpack it into the outer zip"
+
+
+def extract_data_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()) -> list[Path]:
+    """extract_zip for an upload read as one data set (the Evaluate and Teach tabs): a zip inside
+    it is refused by name, since the data set readers would pass over it and its lines would be
+    left out of the report or the training without a word."""
+    files = extract_zip(archive, dest, limits)
+    nested = sorted((path.relative_to(dest).as_posix() for path in files if path.suffix.lower() == ".zip"),
+                    key=PurePosixPath)
+    if nested:
+        more = f" (and {len(nested) - 1} more)" if len(nested) > 1 else ""
+        raise UploadError(f"{display_name(archive)}: {nested[0]}{more}: {NESTED_ZIP}")
+    return files
+
+
 def _declared_entries(archive: str | Path) -> int | None:
     """The number of entries a zip's end record declares (folders included), read without its
     index; None when it cannot be read (ZipFile then says what is wrong). zipfile's own reader

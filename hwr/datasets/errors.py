@@ -98,6 +98,11 @@ class SkipReport:
         # never swaps a caller's report for a fresh one.
         return len(self.entries)
 
+    def log(self, since: int = 0) -> None:
+        """Log the entries from `since` on: the untranscribed as info, the others as warnings."""
+        for entry in self.entries[since:]:
+            (log.info if entry.untranscribed else log.warning)("skipped %s", entry)
+
     def summary(self, max_items: int = 10) -> str:
         if not self.entries:
             return "no entries skipped"
@@ -149,8 +154,7 @@ def read_lines(lines: Callable[[SkipReport], Iterable[LineSample]], source: Path
         why = f" ({len(problems)} skipped: {name_some(problems, 3)})" if problems else ""
         raise DatasetError(source, none_found + why)
     if report is None:
-        for entry in skipped:
-            (log.info if entry.untranscribed else log.warning)("skipped %s", entry)
+        seen.log(before)
     return samples
 
 

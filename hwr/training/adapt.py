@@ -31,6 +31,7 @@ from typing import Literal
 import torch
 
 from hwr.config_args import check_at_least, check_fields, setting
+from hwr.datasets import SkipReport, open_dataset
 from hwr.errors import ConfigError
 from hwr.fileio import (
     atomic_write_text,
@@ -275,10 +276,12 @@ def resolve_model(name_or_dir: str | None) -> Path:
     raise ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
 
 
-def open_lines(specs: list[str], skip_bad: bool, confined_to: Path | None = None) -> list[LineSample]:
+def open_lines(specs: list[str], skip_bad: bool, confined_to: Path | None = None,
+               report: SkipReport | None = None) -> list[LineSample]:
     """Every line of every data set named (pairs, IAM, manifest, PAGE XML), pixels loaded.
-    `confined_to`: every file they use must lie in this folder (datasets.open_dataset)."""
-    from hwr.datasets import open_dataset
+    `confined_to`: every file they use must lie in this folder (datasets.open_dataset). With
+    skip_bad, the entries and images left out are logged, and added to `report` when given."""
+    report = report if report is not None else SkipReport()
 
     if not specs:
         raise ConfigError("no data given: name folders or files of labelled lines")
@@ -286,13 +289,25 @@ def open_lines(specs: list[str], skip_bad: bool, confined_to: Path | None = None
     for spec in specs:
         if str(spec).startswith("synth:"):
             raise ConfigError(f"{spec}: adapt learns from your own labelled lines, not synthetic ones")
-        sets.append(open_dataset(spec, skip_bad=skip_bad, confined_to=confined_to))
+        before = report.count
+        sets.append(open_dataset(spec, skip_bad=skip_bad, report=report, confined_to=confined_to))
+        report.log(before)
     samples = [s for lines in sets for s in lines]
     if len({s.id for s in samples}) != len(samples):
         # Two data sets may both hold "page1/l001": keep them apart (and their pages too).
         samples = [LineSample(f"{k}:{s.id}", s.text, s.image, {**s.meta, **_prefixed_group(k, s)})
                    for k, lines in enumerate(sets) for s in lines]
-    return without_repeats(loaded(samples, skip_bad))
+    return without_repeats(loaded(samples, skip_bad, report))
+
+
+def _first_problem(report: SkipReport) -> str:
+    """The first entry left out for a fault of the data, named by its file's name (the Teach
+    tab shows it; an upload's server path is none of the user's business)."""
+    if not report.problems:
+        return ""
+    entry = report.problems[0]
+    where = Path(entry.source).name + (f":{entry.line_no}" if entry.line_no is not None else "")
+    return f"{where}: {entry.reason}"
 
 
 def _prefixed_group(k: int, sample: LineSample) -> dict:
@@ -384,7 +399,8 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     from hwr.recognition.charset import Charset
 
     charset = Charset(base_config.charset)
-    read = open_lines(data, cfg.skip_bad, confined_to)
+    skipped = SkipReport()
+    read = open_lines(data, cfg.skip_bad, confined_to, skipped)
     with_text = check_texts(read, cfg.skip_bad)
     base = Recognizer.load(base_dir, device=cfg.device)
     writable = check_charset(with_text, charset, cfg.skip_bad)
@@ -413,8 +429,10 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
             "held_out_lines": len(split.held_out), "split_by": split.by,
             "left_out": {"unwritable": len(with_text) - len(writable), "too_long": len(writable) - len(lines),
-                         "empty": len(read) - len(with_text)},
-            "unwritable": "".join(ch for ch, _ in unwritable.most_common(10))})
+                         "empty": len(read) - len(with_text) + skipped.untranscribed,
+                         "unreadable": len(skipped.problems)},
+            "unwritable": "".join(ch for ch, _ in unwritable.most_common(10)),
+            "unreadable": _first_problem(skipped)})
 
     run_dir = out / RUN_DIR
     shutil.rmtree(run_dir, ignore_errors=True)

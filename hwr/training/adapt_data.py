@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hwr.datasets import SkipReport
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import utf8_bytes
 from hwr.recognition.charset import Charset
@@ -118,16 +119,19 @@ def augmentable(source: np.ndarray) -> tuple[np.ndarray, dict]:
     return pixels, ({SOURCE_DIGEST: pixels_digest(source)} if pixels is not source else {})
 
 
-def loaded(samples: list[LineSample], skip_bad: bool = False) -> list[LineSample]:
+def loaded(samples: list[LineSample], skip_bad: bool = False, report: SkipReport | None = None) -> list[LineSample]:
     """The lines with their pixels in memory (uint8 gray): the augmentation reworks them every
     step, so each file is decoded once, not once per use. Unreadable images are named all at
-    once: a ConfigError, or with skip_bad a warning, and those lines are left out."""
+    once: a ConfigError, or with skip_bad a warning (and an entry in `report`), and those lines
+    are left out."""
     out, failed = [], []
     for s in samples:
         try:
             pixels, known_by = augmentable(load_gray(s.image))
         except ImageError as exc:
             failed.append(s.with_row(str(exc)))
+            if report is not None:
+                report.add(s.where, None, str(exc).removeprefix(f"{s.where}: "))
             continue
         named = {**s.meta, "file": s.where, **known_by}  # messages about it still name its file
         out.append(replace(s, image=pixels, meta=named))

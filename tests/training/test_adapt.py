@@ -521,6 +521,22 @@ def test_a_budget_smaller_than_the_work_around_training_is_said(tmp_path, caplog
     assert result.steps >= 1
 
 
+def test_entries_skip_bad_left_out_while_reading_are_counted_where_the_user_watches(tmp_path, caplog):
+    """The Teach tab (skip_bad) counted the lines left out for their text or length only: a
+    damaged image or a transcription that cannot be read went to the server's log alone."""
+    base = make_untrained_model(tmp_path / "base")
+    folder = write_pairs(tmp_path / "pairs", 20)
+    (folder / "l003.png").write_text("not a picture")
+    (folder / "l005.gt.txt").write_bytes(b"caf\xe9\n")
+    updates = []
+    with caplog.at_level("WARNING"):
+        adapt([str(folder)], quick(tmp_path, base, skip_bad=True), on_progress=updates.append)
+    before = next(u for u in updates if u.get("phase") == "before")
+    assert before["left_out"]["unreadable"] == 2 and before["adapt_lines"] + before["held_out_lines"] == 18
+    assert before["unreadable"].startswith("l005.gt.txt:1: not valid UTF-8")
+    assert "l003.png" in caplog.text and "l005.gt.txt" in caplog.text  # the command line's log still says so
+
+
 def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_path, monkeypatch, caplog):
     base = make_untrained_model(tmp_path / "base")
 
