@@ -110,6 +110,24 @@ def damaged_exif_jpeg(path: Path, size: tuple[int, int] = (80, 50)) -> Path:
     return path
 
 
+def png_with_late_exif(path: Path, image: Image.Image, orientation: int = 6) -> Path:
+    """A PNG whose eXIf chunk (EXIF orientation) follows its pixel data, as some phones and
+    editors write it: a reader of the header alone does not see the turn."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", exif=exif)
+    data, chunks, at = buffer.getvalue(), [], 8
+    while at < len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        chunks.append((data[at + 4:at + 8], data[at:at + 12 + length]))
+        at += 12 + length
+    exif_chunk = next(chunk for kind, chunk in chunks if kind == b"eXIf")
+    rest = [chunk for kind, chunk in chunks if kind != b"eXIf"]
+    path.write_bytes(data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1])  # just before IEND
+    return path
+
+
 def latin1_text(path: Path, text: str = "caf\xe9 cr\xe8me\n") -> Path:
     """A text file in Latin-1: invalid UTF-8 where a UTF-8 list or ground-truth file is expected."""
     path.write_bytes(text.encode("latin-1"))

@@ -366,14 +366,24 @@ def check_page_image(xml: Path, page_el: ET.Element, page: PageRef) -> tuple[int
     page of a PDF or a multi-page TIFF has no header of its own to read: it is loaded.
     Returns the page's (width, height)."""
     if page.count > 1 or page.path.suffix.lower() == PDF_SUFFIX:
-        gray = load_page_image(xml, page_el, page)
-        return gray.shape[1], gray.shape[0]
+        return _loaded_size(xml, page_el, page)
     try:
         size = check_image_file(page.path)
     except ImageError as exc:
         raise DatasetError(xml, f"page image unusable: {exc}") from None
+    declared = [_number(page_el.get(side) or "") for side in ("imageWidth", "imageHeight")]
+    if declared == [float(size[1]), float(size[0])] and size[0] != size[1]:
+        # A quarter turn from the header's size: a PNG's EXIF orientation may sit after its
+        # pixels, where the header does not reach (hwr's own PAGE XML of such a photo had been
+        # refused). Loading it turns it as reading does, and checks the size turned.
+        return _loaded_size(xml, page_el, page)
     _check_declared_size(xml, page_el, page.source, size)
     return size
+
+
+def _loaded_size(xml: Path, page_el: ET.Element, page: PageRef) -> tuple[int, int]:
+    gray = load_page_image(xml, page_el, page)
+    return gray.shape[1], gray.shape[0]
 
 
 def _check_declared_size(xml: Path, page_el: ET.Element, image: str, size: tuple[int, int]) -> None:

@@ -46,8 +46,9 @@ from hwr.datasets.pagexml import (
     resolve_page_image,
     unusable_line_polygon,
 )
-from hwr.documents.pages import TakenNames
+from hwr.documents.pages import TakenNames, count_pages
 from hwr.recognition.charset import normalize_text
+from hwr.recognition.image_formats import is_tiff
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
 from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
@@ -363,13 +364,21 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
 def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
     """The page a .gt.txt transcribes: the image beside it with the same stem."""
     from hwr.datasets import DatasetError
-    from hwr.recognition.image_formats import IMAGE_SUFFIXES, usual_first
+    from hwr.recognition.image_formats import IMAGE_SUFFIXES, USUAL_SUFFIXES, usual_first
 
     stem = gt.name[: -len(GT_SUFFIX)]
-    images = sorted((p for p in gt.parent.glob(glob_escape(stem) + ".*")
-                     if p.suffix.lower() in IMAGE_SUFFIXES and p.name[: -len(p.suffix)] == stem), key=usual_first)
+    beside = [p for p in gt.parent.glob(glob_escape(stem) + ".*") if p.name[: -len(p.suffix)] == stem]
+    images = sorted((p for p in beside if p.suffix.lower() in IMAGE_SUFFIXES), key=usual_first)
     if not images:
+        pdf = next((p for p in beside if p.suffix.lower() == ".pdf"), None)
+        if pdf is not None:  # said so: "no page image" alone had sent the user looking for a missing file
+            raise DatasetError(gt, f"{pdf.name} is a PDF, whose pages a {GT_SUFFIX} cannot transcribe: give each "
+                                   f"page a PAGE XML ({stem}#p1.xml, ...; hwr transcribe --format pagexml writes them)")
         raise DatasetError(gt, f"no page image beside it (looked for {stem}.png, .jpg, .tif, ...)")
+    others = [p.name for p in images[1:] if p.suffix.lower() in USUAL_SUFFIXES]
+    if others:  # two scans of one name: the other is not scored, and said so
+        log.warning("%s: scored against %s; %s beside it of the same name %s not scored", gt, images[0].name,
+                    ", ".join(others), "is" if len(others) == 1 else "are")
     return _gt_txt_truth(images[0], images[0].relative_to(root).with_suffix("").as_posix())
 
 
@@ -380,6 +389,15 @@ def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:
     gt = image.with_name(image.stem + GT_SUFFIX)
     if not gt.is_file():
         raise DatasetError(image, f"no ground truth {gt.name} beside the page image")
+    if is_tiff(image):
+        try:
+            pages = count_pages(image).pages
+        except ImageError:
+            pages = 1  # reading the page says what is wrong with it, naming it
+        if pages > 1:  # only its first page had been scored against the whole text, in silence
+            raise DatasetError(gt, f"{image.name} holds {pages} pages, and a {GT_SUFFIX} transcribes one page: give "
+                                   f"each page a PAGE XML ({image.stem}#p1.xml, ...), or each its own image and "
+                                   f"{GT_SUFFIX}")
     # Read as the line readers read .gt.txt: a Windows editor's BOM and CRLF are not text.
     lines = [line for line in (normalize_text(row.strip()) for row in text_rows(read_utf8(gt))) if line]
     return PageTruth(page_id, image, lines, truth_file=gt)

@@ -33,7 +33,13 @@ from hwr.documents.writers import SUFFIXES
 from hwr.fileio import NAME_MAX, exists, is_dir, is_file
 from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
-from hwr.recognition.image_formats import IMAGE_SUFFIXES, UNREADABLE_FORMATS, USUAL_SUFFIXES, unidentified_reason
+from hwr.recognition.image_formats import (
+    IMAGE_SUFFIXES,
+    UNREADABLE_FORMATS,
+    USUAL_SUFFIXES,
+    is_tiff,
+    unidentified_reason,
+)
 from hwr.recognition.imaging import (
     MAX_IMAGE_PIXELS,
     MAX_SIDE,
@@ -499,7 +505,19 @@ def _pdf_load_error(path: Path, exc: Exception) -> str:
     process, so such a file is recognised by its page tree instead."""
     if getattr(exc, "err_code", None) == 0 or _holds_no_pages(path):
         return "the PDF has no pages"
+    image_format = _image_format(path)
+    if image_format:  # an image under a PDF's name: say so, not "Data format error"
+        return f"not a PDF: it is a {image_format} image under a PDF's name; name it .{image_format.lower()} to read it"
     return f"not a readable PDF ({exc})"
+
+
+def _image_format(path: Path) -> str | None:
+    """The image format Pillow finds in the file, if any (no pixel decoded)."""
+    try:
+        with open_image(path) as img:
+            return img.format
+    except Exception:  # noqa: BLE001 - anything Pillow cannot identify is no image
+        return None
 
 
 def _holds_no_pages(path: Path) -> bool:
@@ -537,7 +555,7 @@ def count_pages(path: Path) -> PageCount:
         if pages == 0:
             raise ImageError(str(path), "the PDF has no pages")
         return PageCount(pages)
-    if path.suffix.lower() in {".tif", ".tiff"}:
+    if is_tiff(path):
         try:
             with open_image(path) as img, exif_warnings_named(str(path)):  # each page's tags are read
                 check_image_size(img.width, img.height, str(path))
@@ -719,7 +737,9 @@ def _check_page_images(page, source: str) -> None:
         if x1 <= left or x0 >= right or y1 <= bottom or y0 >= top or width * height > MAX_IMAGE_PIXELS:
             continue
         try:
-            found.get_bitmap().close()
+            # Left to its finalizer: closing a bitmap pdfium made warns, naming no file, that
+            # it "is a potentially unsafe operation" (on every blank scanned page of a book).
+            found.get_bitmap()
         except pdfium.PdfiumError:
             raise ImageError(source, "an image on this PDF page cannot be decoded (a damaged file?); the page "
                                      "renders blank") from None

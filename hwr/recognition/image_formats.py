@@ -44,9 +44,32 @@ UNREADABLE_FORMATS = {suffix: kind for suffix, kind in _KNOWN_FORMATS.items() if
 UNIDENTIFIED = "not a readable image (not one Pillow can identify: another format, or a damaged file)"
 
 
+# A TIFF's first bytes: little- and big-endian, classic and BigTIFF.
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def starts_with(path: str | Path, prefixes: tuple[bytes, ...]) -> bool:
+    """Whether the file's first bytes are one of `prefixes` (False when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(max(len(p) for p in prefixes))
+    except OSError:
+        return False
+    return head.startswith(prefixes)
+
+
+def is_tiff(path: str | Path) -> bool:
+    """A TIFF by its name or by its bytes: its pages are pages whatever the file is called (a
+    multi-page TIFF saved as .png had been read as its first page alone)."""
+    return Path(path).suffix.lower() in {".tif", ".tiff"} or starts_with(path, _TIFF_MAGIC)
+
+
 def unidentified_reason(source) -> str:
     """Why `source` (a path or a file object) was not read when Pillow could not identify it:
-    the format by name where its suffix says it is one hwr cannot read."""
+    the format by name where its suffix says it is one hwr cannot read, and a PDF under another
+    name as one."""
+    if isinstance(source, (str, Path)) and starts_with(source, (b"%PDF-",)):
+        return "not a readable image: it is a PDF file under another name; name it .pdf to read its pages"
     kind = UNREADABLE_FORMATS.get(Path(source).suffix.lower()) if isinstance(source, (str, Path)) else None
     if kind is None:
         return UNIDENTIFIED

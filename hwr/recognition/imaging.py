@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, TiffImagePlugin
+from PIL import Image, ImageChops, ImageOps, TiffImagePlugin
 
 from hwr.errors import HwrError
 from hwr.fileio import special_file_kind
@@ -30,7 +30,7 @@ from hwr.recognition.libtiff_messages import libtiff_messages_named
 from hwr.recognition.noise import without_pepper
 
 log = logging.getLogger(__name__)
-ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
 
 # Pages at 600 dpi are ~35 Mpx; anything far beyond is a decompression bomb or a mistake.
 MAX_IMAGE_PIXELS = 120_000_000
@@ -88,25 +88,97 @@ def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
     if hasattr(img, "getexif"):
         with exif_warnings_named(source):
             img = ImageOps.exif_transpose(img)
-    if img.mode == "P":
+    if img.mode == "P" or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        # A transparent colour (PNG's tRNS: what optimisers make of an on/off alpha) is
+        # transparency as an alpha channel is: the page had read as its hidden colour, often black.
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(arr).all():
-            # NaN or infinity in a float image (a failed scan export): no scale to stretch by.
-            raise ImageError(source, "the image holds pixels that are not numbers (NaN or infinity)")
-        lo, hi = float(arr.min()), float(arr.max())
-        if hi <= lo:
-            return np.full(arr.shape, 255, np.uint8)
-        return np.round((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+    if img.mode in WIDE_MODES:
+        return _wide_to_gray(img, source)
     if img.mode == "1":
         img = img.convert("L")
+    if img.mode == "CMYK":
+        return _cmyk_to_gray(img, source)
     if img.mode != "L":
         img = img.convert("RGB").convert("L")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _cmyk_to_gray(img: Image.Image, source: str) -> np.ndarray:
+    """A CMYK image as gray. Pillow takes every CMYK JPEG's inks as stored inverted (as Adobe's
+    software writes them); one stored plainly decodes all black, and its page had read as
+    empty, exit 0. Such an image is read with its inks inverted, and said so."""
+    gray = np.asarray(img.convert("RGB").convert("L"), dtype=np.uint8).copy()
+    if gray.max() >= 16:
+        return gray
+    turned = np.asarray(ImageChops.invert(img).convert("RGB").convert("L"), dtype=np.uint8).copy()
+    if turned.min() == turned.max():
+        return gray  # all ink either way: nothing tells the two apart
+    log.warning("%s: a CMYK image whose inks decode all black; read with its inks inverted (stored without the "
+                "inversion Adobe's software writes)", source)
+    return turned
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+# At most this many pixels at either end of a wide image's values may be left out of its
+# stretch as stray (a hot or dead sensor pixel, a marker value an export left in a corner): a
+# dot of writing is more, and flat paper stretched without it would turn its grain to speckle.
+STRAY_PIXELS = 8
+
+
+def _wide_to_gray(img: Image.Image, source: str) -> np.ndarray:
+    """16-bit, 32-bit and float pixels stretched to uint8 between their darkest and lightest
+    values, a few stray ones apart: one pixel of 65535 in a page of 8-bit values (or 1000 in a
+    float page of 0-1) had squeezed the page into one or two gray levels, and it read as empty.
+    float32 throughout: a 120-megapixel page in float64 had taken three times an 8-bit page's
+    memory."""
+    values = np.asarray(img)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        # NaN or infinity in a float image (a failed scan export): no scale to stretch by.
+        raise ImageError(source, "the image holds pixels that are not numbers (NaN or infinity)")
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int) and values.dtype.kind == "u":
+        # A 16-bit PNG's tRNS value: white, as alpha is composited on white.
+        values = np.where(values == transparent, np.iinfo(values.dtype).max, values)
+    lo, hi = _stretch_range(values.ravel())
+    if hi <= lo:
+        return np.full(values.shape, 255, np.uint8)
+    gray = values.astype(np.float32)
+    gray -= lo
+    gray *= 255 / (hi - lo)
+    np.clip(gray, 0, 255, out=gray)
+    return np.rint(gray, out=gray).astype(np.uint8)
+
+
+def _stretch_range(flat: np.ndarray) -> tuple[float, float]:
+    """(lo, hi) of a wide image's values: min and max, but for up to STRAY_PIXELS values at
+    either end separated from the rest by a gap wider than the rest's whole range, when the
+    paper (the median) then still lies in the outer quarter of the range at one end, as a page's
+    paper does. Writing is more pixels than that; a page whose only ink is a dot is stretched
+    whole (without it, its paper's grain would fill the range as speckle)."""
+    full = lo, hi = float(flat.min()), float(flat.max())
+    k = min(STRAY_PIXELS, (flat.size - 1) // 2)
+    if k < 1 or hi <= lo:
+        return full
+    low = np.sort(np.partition(flat, k)[:k + 1]).astype(np.float64)
+    high = np.sort(np.partition(flat, flat.size - k - 1)[flat.size - k - 1:]).astype(np.float64)
+    core_lo, core_hi = low[-1], high[0]
+    for c in range(k, 0, -1):  # the most strays first: several of one value sit together
+        rest = high[-c - 1] - core_lo
+        if rest > 0 and high[-c] - high[-c - 1] > rest:
+            hi = float(high[-c - 1])
+            break
+    for c in range(k, 0, -1):
+        rest = core_hi - low[c]
+        if rest > 0 and low[c] - low[c - 1] > rest:
+            lo = float(low[c])
+            break
+    if (lo, hi) == full:
+        return full
+    paper = (float(np.median(flat[::max(1, flat.size // 1_000_000)])) - lo) / (hi - lo)
+    return (lo, hi) if not 0.25 < paper < 0.75 else full
 
 
 def check_image_size(width: int, height: int, source: str) -> None:

@@ -150,6 +150,45 @@ def test_a_gt_txt_page_is_the_image_of_a_usual_format_beside_its_copies(tmp_path
     assert Path(truth.image).name == "scan.tif" and truth.id == "scan"
 
 
+def test_a_gt_txt_that_cannot_transcribe_its_page_says_why(tmp_path, caplog):
+    """A multi-page TIFF's first page had been scored against the whole text, in silence; a
+    .gt.txt beside a PDF was "no page image beside it"; of two scans of one name, one had been
+    left out without a word (a probe helper)."""
+    pages = [Image.new("L", (40, 20), 255) for _ in range(3)]
+    pages[0].save(tmp_path / "book.tif", save_all=True, append_images=pages[1:])
+    (tmp_path / "book.gt.txt").write_text("one\ntwo\nthree\n", encoding="utf-8")
+    pages[0].save(tmp_path / "doc.pdf")
+    (tmp_path / "doc.gt.txt").write_text("a line\n", encoding="utf-8")
+    for name in ("leaf.jpg", "leaf.tif"):
+        pages[0].save(tmp_path / name)
+    (tmp_path / "leaf.gt.txt").write_text("a line\n", encoding="utf-8")
+    failures = []
+    with caplog.at_level("WARNING"):
+        truths = read_page_truth(tmp_path, failures)
+    assert [Path(t.image).name for t in truths] == ["leaf.jpg"]
+    assert "leaf.gt.txt: scored against leaf.jpg; leaf.tif beside it of the same name is not scored" in caplog.text
+    why = {Path(f.source).name: f.message for f in failures}
+    assert why["book.gt.txt"].startswith("book.tif holds 3 pages, and a .gt.txt transcribes one page")
+    assert why["doc.gt.txt"].startswith("doc.pdf is a PDF, whose pages a .gt.txt cannot transcribe")
+    assert len(failures) == 2
+
+
+def test_hwrs_own_page_xml_of_a_png_turned_by_exif_after_its_pixels_is_scored(gt_folder, tmp_path):
+    """The header alone gave the size as stored, a quarter turn from the upright size hwr had
+    written: hwr eval --pages refused hwr's own PAGE XML of such a phone photo (a probe helper)."""
+    from hwr.recognition.imaging import load_gray
+
+    upright = Image.open(gt_folder / "page0.png")
+    bad_inputs.png_with_late_exif(tmp_path / "page0.png", upright.transpose(Image.Transpose.ROTATE_90))
+    assert np.array_equal(load_gray(tmp_path / "page0.png"), np.asarray(upright.convert("L")))
+    (tmp_path / "page0.xml").write_text((gt_folder / "page0.xml").read_text(encoding="utf-8"), encoding="utf-8")
+    [truth] = read_page_truth(tmp_path)
+    assert len(truth.lines) == 3
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "page0.png")  # turned, and no EXIF says so
+    with pytest.raises(DatasetError, match="but the XML declares"):
+        read_page_truth(tmp_path)
+
+
 def test_bad_ground_truth_is_named_or_skipped(gt_txt_folder):
     with pytest.raises(DatasetError, match=r"latin1\.gt\.txt.*not valid UTF-8"):
         read_page_truth(gt_txt_folder)

@@ -335,6 +335,30 @@ def test_a_pdf_page_whose_scan_cannot_be_decoded_fails_naming_it_not_as_a_blank_
     assert load_page(list(page_refs([off_page]))[1], dpi=72).min() == 255
 
 
+def test_a_file_is_read_as_what_its_bytes_are_where_its_name_says_otherwise(tmp_path, caplog):
+    """A multi-page TIFF saved as .png had been read as its first page alone; a PDF named .png
+    was "not one Pillow can identify", and an image named .pdf a pdfium "Data format error"."""
+    pages = [_img(3), _img(4)]
+    pages[0].save(tmp_path / "scans.png", format="TIFF", save_all=True, append_images=pages[1:])
+    assert [r.page_id for r in page_refs([tmp_path / "scans.png"])] == ["scans#p1", "scans#p2"]
+    assert np.array_equal(load_page(list(page_refs([tmp_path / "scans.png"]))[1]), np.asarray(pages[1]))
+    pages[0].save(tmp_path / "doc.pdf", format="PNG")
+    pages[0].save(tmp_path / "pdf.png", format="PDF")
+    with pytest.raises(ImageError, match="not a PDF: it is a PNG image under a PDF's name; name it .png"):
+        load_page(list(page_refs([tmp_path / "doc.pdf"]))[0])
+    with pytest.raises(ImageError, match="it is a PDF file under another name; name it .pdf"):
+        load_page(list(page_refs([tmp_path / "pdf.png"]))[0])
+
+
+def test_a_blank_pdf_page_holding_a_scan_is_read_without_pdfiums_warning(tmp_path, caplog):
+    """Asking a blank page's images whether they decode had warned "Explicitly closing
+    <PdfBitmap ...>. This is a potentially unsafe operation!" for every such page, naming none."""
+    Image.new("L", (200, 100), 255).save(tmp_path / "blank.pdf", resolution=72)
+    with caplog.at_level("WARNING"):
+        assert load_page(list(page_refs([tmp_path / "blank.pdf"]))[0], dpi=72).min() == 255
+    assert not caplog.records
+
+
 def test_a_copy_in_another_format_beside_a_page_is_no_page_of_its_own(tmp_path):
     """A camera's RAW+JPEG pairs, a TIFF master beside its JPEG 2000 access copy: the copies had
     failed one by one (and renamed the JPEGs' outputs) or been read twice, once listed."""

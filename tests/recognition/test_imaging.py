@@ -54,6 +54,65 @@ def test_a_float_tiff_with_pixels_that_are_not_numbers_is_refused_naming_the_fil
         load_gray(broken)
 
 
+def test_a_transparent_colour_is_paper_as_an_alpha_channel_is(tmp_path, line_image):
+    """A PNG optimiser writes an on/off alpha as a tRNS colour: a page of dark blue ink on
+    transparent black had read as black, and the page as empty."""
+    gray = line_image("clear")
+    rgb = np.zeros(gray.shape + (3,), np.uint8)
+    rgb[gray < 128] = (0, 0, 80)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(0, 0, 0))
+    Image.fromarray(np.where(gray < 128, 40, 0).astype(np.uint8)).save(tmp_path / "l.png", transparency=0)
+    for name in ("rgb.png", "l.png"):
+        loaded = load_gray(tmp_path / name)
+        assert np.median(loaded) == 255 and ((loaded < 128) == (gray < 128)).mean() > 0.99, name
+    wide = np.where(gray < 128, 9000, 0).astype(np.uint16)  # a 16-bit tRNS value: no Pillow conversion keeps it
+    Image.fromarray(wide).save(tmp_path / "wide.png", transparency=0)
+    loaded = load_gray(tmp_path / "wide.png")
+    assert np.median(loaded) == 255 and ((loaded < 128) == (gray < 128)).mean() > 0.99
+
+
+def test_a_cmyk_jpeg_stored_without_adobes_inversion_is_read_inverted_and_said(tmp_path, line_image, caplog):
+    """Pillow reads every CMYK JPEG as Adobe-inverted: one stored plainly decoded all black."""
+    gray = line_image("inks")
+    cmyk = Image.fromarray(gray).convert("RGB").convert("CMYK")
+    cmyk.save(tmp_path / "adobe.jpg", quality=95)
+    Image.fromarray(255 - np.asarray(cmyk), "CMYK").save(tmp_path / "plain.jpg", quality=95)
+    Image.new("CMYK", (40, 20), (0, 0, 0, 255)).save(tmp_path / "black.jpg")
+    for name in ("adobe.jpg", "plain.jpg"):
+        loaded = load_gray(tmp_path / name)
+        assert ((loaded < 128) == (gray < 128)).mean() > 0.98, name
+    assert [r.getMessage().split(": ")[0] for r in caplog.records] == [str(tmp_path / "plain.jpg")]
+    assert load_gray(tmp_path / "black.jpg").max() < 16  # black either way: as it decodes
+
+
+@pytest.mark.parametrize("stray", [65535, -1000.0, 1000.0])
+def test_a_stray_pixel_far_beyond_a_wide_images_values_does_not_squeeze_the_page(tmp_path, line_image, stray):
+    """One hot pixel of 65535 in a page of 8-bit values (or 1000 in a float page of 0-1) had
+    squeezed the page into one or two gray levels: it read as empty, exit 0."""
+    gray = line_image("stray")
+    if isinstance(stray, int):
+        pixels = gray.astype(np.uint16)
+    else:
+        pixels = gray.astype(np.float32) / 255
+    pixels[0, 0] = stray
+    Image.fromarray(pixels).save(tmp_path / "page.tif")
+    loaded = load_gray(tmp_path / "page.tif")
+    assert np.array_equal(loaded[1:], gray[1:]) or np.abs(loaded[1:].astype(int) - gray[1:]).max() <= 1
+
+
+def test_a_wide_page_whose_only_ink_is_a_dot_is_stretched_whole():
+    """The strays' rule never drops writing: ink rarer than the strays allowed is kept on flat
+    paper (no range for a gap to exceed) and on grainy paper (cut, the grain would fill the range)."""
+    rng = np.random.default_rng(0)
+    flat = np.full((300, 300), 50000, np.uint16)
+    flat[150, 150:155] = 0
+    grainy = (50000 + rng.normal(0, 100, (300, 300))).astype(np.uint16)
+    grainy[150, 150:155] = 1000
+    for pixels in (flat, grainy):
+        loaded = imaging.pil_to_gray(Image.fromarray(pixels))
+        assert (loaded < 128).sum() == 5 and np.median(loaded) > 240
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".tif", ".bmp"])
 def test_other_formats(tmp_path, line_image, suffix):
     path = tmp_path / f"x{suffix}"
@@ -339,6 +398,10 @@ def test_an_animation_reads_its_first_frame_and_says_so(tmp_path, caplog):
     frames[0].save(tmp_path / "still.gif")
     load_gray(tmp_path / "still.gif")
     assert not caplog.records
+    if "AVIF" in Image.SAVE_ALL:  # an animated AVIF had lost its other frames without a word
+        frames[0].convert("RGB").save(tmp_path / "anim.avif", save_all=True, append_images=[frames[1].convert("RGB")])
+        load_gray(tmp_path / "anim.avif")
+        assert any("anim.avif: an animation of 2 frames" in r.getMessage() for r in caplog.records)
 
 
 def test_damaged_exif_is_logged_with_the_file_name_and_the_image_still_reads(tmp_path, caplog, recwarn):
