@@ -93,8 +93,8 @@ def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
         # transparency as an alpha channel is: the page had read as its hidden colour, often black.
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img.convert("RGBA"))
+        img = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, _ground_for(img)), img)
     if img.mode in WIDE_MODES:
         return _wide_to_gray(img, source)
     if img.mode == "1":
@@ -119,6 +119,17 @@ def _cmyk_to_gray(img: Image.Image, source: str) -> np.ndarray:
     log.warning("%s: a CMYK image whose inks decode all black; read with its inks inverted (stored without the "
                 "inversion Adobe's software writes)", source)
     return turned
+
+
+def _ground_for(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """What transparency is put on: white, as a viewer shows it, but for light writing on a
+    transparent ground (white ink: on white it vanished, and the page read as empty), which goes
+    on black, as dark paper; the polarity tests then read it as light ink on dark."""
+    pixels = np.asarray(rgba)
+    shown = pixels[..., 3] > 127
+    if 0 < shown.mean() < 0.5 and np.asarray(rgba.convert("L"))[shown].mean() > 200:
+        return 0, 0, 0, 255
+    return 255, 255, 255, 255
 
 
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")

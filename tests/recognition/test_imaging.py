@@ -85,6 +85,19 @@ def test_a_cmyk_jpeg_stored_without_adobes_inversion_is_read_inverted_and_said(t
     assert load_gray(tmp_path / "black.jpg").max() < 16  # black either way: as it decodes
 
 
+def test_white_writing_on_a_transparent_ground_is_not_put_on_white(tmp_path, line_image):
+    """White ink on transparency vanished on the white it was put on: the page read as empty."""
+    gray = line_image("white ink")
+    rgba = np.full(gray.shape + (4,), 255, np.uint8)
+    rgba[..., 3] = 255 - gray  # the writing opaque, the ground transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "white.png")
+    loaded = load_gray(tmp_path / "white.png")
+    assert ((loaded > 128) == (gray < 128)).mean() > 0.98  # light on dark: the polarity tests invert it
+    rgba[..., :3] = 0  # dark writing, as before: on white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "dark.png")
+    assert ((load_gray(tmp_path / "dark.png") < 128) == (gray < 128)).mean() > 0.98
+
+
 @pytest.mark.parametrize("stray", [65535, -1000.0, 1000.0])
 def test_a_stray_pixel_far_beyond_a_wide_images_values_does_not_squeeze_the_page(tmp_path, line_image, stray):
     """One hot pixel of 65535 in a page of 8-bit values (or 1000 in a float page of 0-1) had
