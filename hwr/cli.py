@@ -303,12 +303,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
         raise
     finally:
         if journal is not None:
-            written = False
-            try:
-                _write_line_json(cfg, line_results, summary, finished)
-                written = True
-            finally:
-                journal.close(remove=written)  # kept when the report could not be written
+            _close_line_json(cfg, journal, line_results, summary, finished, stopped_by=sys.exc_info()[1])
     print(f"hwr transcribe: {summary.text()}", file=sys.stderr)
     if summary.pages + summary.line_images + summary.skipped == 0 and all(
             f.stage == "input" for f in summary.failures):
@@ -331,6 +326,26 @@ def _interrupted(summary, output_dir: str | None) -> str:
     done = summary.pages + summary.line_images + summary.skipped
     failed = f", {len(summary.failures)} failed" if summary.failures else ""
     return f"interrupted: {counted(done, 'input')} done{failed}; rerun with --resume to continue"
+
+
+def _close_line_json(cfg, journal, results, summary, finished: bool, stopped_by: BaseException | None) -> None:
+    """Write the --json report however the run ended; its journal goes once the report holds its
+    lines. A run stopped by an error whose report cannot be written either (the same full disk)
+    says so and lets the first error through: that one, naming the page's output, is the cause."""
+    written = False
+    try:
+        if not finished:
+            results.read_journalled(journal)
+        _write_line_json(cfg, results, summary, finished)
+        written = True
+    except OSError as exc:
+        if stopped_by is None or not is_users_os_error(exc):
+            raise
+        print(escape_controls(f"hwr transcribe: warning: the --json report was not written either "
+                              f"({describe_os_error(exc)}); its lines are kept in {journal.path} for --resume"),
+              file=sys.stderr)
+    finally:
+        journal.close(remove=written)  # kept when the report could not be written
 
 
 def _write_line_json(cfg, results, summary, finished: bool) -> None:

@@ -571,6 +571,29 @@ def test_an_interrupted_run_keeps_its_lines_in_the_json_for_the_resume(untrained
     assert len(json.loads(report.read_text())["lines"]) == 5  # 3 from the interrupted run, 2 read now
 
 
+def test_a_page_written_but_not_yet_shown_when_interrupted_is_in_the_json(untrained_model, tmp_path, monkeypatch):
+    """Pages are journalled and written before their turn to be shown comes: the report of an
+    interrupted run had held only the shown ones, and the --resume skipped the others as done."""
+    import hwr.cli
+    from hwr.documents.transcribe import TranscriptionResult
+
+    lines, out, report, argv = _five_lines_stopped_at_the_third(untrained_model, tmp_path, monkeypatch,
+                                                                KeyboardInterrupt)
+    monkeypatch.undo()
+    read, shown = TranscriptionResult.read, []
+
+    def interrupted_before_the_third_is_shown(self, page_lines):
+        if len(shown) == 2:
+            raise KeyboardInterrupt
+        shown.append(page_lines)
+        read(self, page_lines)
+
+    monkeypatch.setattr(TranscriptionResult, "read", interrupted_before_the_third_is_shown)
+    assert hwr.cli.main(argv) == 130
+    done = {str(lines / f"{p.stem}.png") for p in out.glob("*.txt")}
+    assert len(done) == 3 and {line["source"] for line in json.loads(report.read_text())["lines"]} == done
+
+
 class _Killed(BaseException):
     """A SIGKILL in a test: nothing after it runs (no report is written, no finally tidies)."""
 
@@ -693,6 +716,14 @@ def test_a_full_disk_stops_the_batch_with_one_line_naming_the_file(untrained_mod
     err = capsys.readouterr().err
     assert f"cannot write {report}: the disk is full" in err and "Traceback" not in err, err
     assert not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.undo()
+    # A page and then the report: the page is the cause and is named; the report's lines are kept.
+    _disk_full_for(monkeypatch, out / "l1.txt", report)
+    assert main(argv + ["--overwrite", "--json", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert f"hwr transcribe: error: cannot write {out / 'l1.txt'}: the disk is full" in err, err
+    assert "the --json report was not written either" in err and "report.json.part.jsonl" in err, err
+    assert (tmp_path / "report.json.part.jsonl").is_file()
 
 
 def test_json_lists_the_words_of_a_line_image_whatever_the_formats(untrained_model, tmp_path):

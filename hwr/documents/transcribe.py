@@ -78,6 +78,15 @@ class TranscriptionResult:
         """Add one input's lines (the CLI journals them as each page is read: LineJournal)."""
         self.lines.extend(lines)
 
+    def read_journalled(self, journal: LineJournal) -> None:
+        """Add the lines of the inputs `journal` holds that were not read here yet: an interrupted
+        run's pages whose outputs were written before their turn to be shown came (pages finish
+        out of order), which the --resume skips as done."""
+        shown = {line.source for line in self.lines}
+        for source, lines in journal.records.items():
+            if source not in shown:
+                self.lines.extend(lines)
+
     def to_json(self) -> str:
         return json.dumps({"lines": [asdict(line) for line in self.lines],
                            "failures": [asdict(f) for f in self.failures]},
@@ -96,10 +105,12 @@ class LineJournal:
         # keep (--resume): the lines a killed run journalled stay until a report holds them.
         torn = keep and _ends_torn(self.path)
         self._file = open(self.path, "a" if keep else "w", encoding="utf-8", errors=TEXT_ERRORS)  # noqa: SIM115 - closed in close()
+        self.records: dict[str, list[LineTranscription]] = {}  # this run's, by source, in the order read
         if torn:  # a record cut short (a full disk): the next one must not be glued to it and lost
             self._file.write("\n")
 
     def add(self, source: str, lines: list[LineTranscription]) -> None:
+        self.records[source] = lines
         record = {"source": source, "lines": [asdict(line) for line in lines]}
         try:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
