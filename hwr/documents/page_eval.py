@@ -364,6 +364,7 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
 def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
     """The page a .gt.txt transcribes: the image beside it with the same stem."""
     from hwr.datasets import DatasetError
+    from hwr.errors import counted
     from hwr.recognition.image_formats import IMAGE_SUFFIXES, USUAL_SUFFIXES, usual_first
 
     stem = gt.name[: -len(GT_SUFFIX)]
@@ -375,10 +376,11 @@ def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
             raise DatasetError(gt, f"{pdf.name} is a PDF, whose pages a {GT_SUFFIX} cannot transcribe: give each "
                                    f"page a PAGE XML ({stem}#p1.xml, ...; hwr transcribe --format pagexml writes them)")
         raise DatasetError(gt, f"no page image beside it (looked for {stem}.png, .jpg, .tif, ...)")
-    others = [p.name for p in images[1:] if p.suffix.lower() in USUAL_SUFFIXES]
-    if others:  # two scans of one name: the other is not scored, and said so
-        log.warning("%s: scored against %s; %s beside it of the same name %s not scored", gt, images[0].name,
-                    ", ".join(others), "is" if len(others) == 1 else "are")
+    usual = [p.name for p in images if p.suffix.lower() in USUAL_SUFFIXES]
+    if len(usual) > 1:  # one had been scored by its suffix, perhaps not the scan the text was typed from
+        raise DatasetError(gt, f"{counted(len(usual), 'page image')} of its name beside it ({', '.join(usual)}): "
+                               f"which one it transcribes is not known; leave one beside it, or give the page a "
+                               f"PAGE XML naming its image")
     return _gt_txt_truth(images[0], images[0].relative_to(root).with_suffix("").as_posix())
 
 

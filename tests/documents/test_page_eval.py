@@ -150,10 +150,10 @@ def test_a_gt_txt_page_is_the_image_of_a_usual_format_beside_its_copies(tmp_path
     assert Path(truth.image).name == "scan.tif" and truth.id == "scan"
 
 
-def test_a_gt_txt_that_cannot_transcribe_its_page_says_why(tmp_path, caplog):
+def test_a_gt_txt_that_cannot_transcribe_its_page_says_why(tmp_path):
     """A multi-page TIFF's first page had been scored against the whole text, in silence; a
     .gt.txt beside a PDF was "no page image beside it"; of two scans of one name, one had been
-    left out without a word (a probe helper)."""
+    scored by its suffix, perhaps not the one the text was typed from (probe helpers)."""
     pages = [Image.new("L", (40, 20), 255) for _ in range(3)]
     pages[0].save(tmp_path / "book.tif", save_all=True, append_images=pages[1:])
     (tmp_path / "book.gt.txt").write_text("one\ntwo\nthree\n", encoding="utf-8")
@@ -162,15 +162,18 @@ def test_a_gt_txt_that_cannot_transcribe_its_page_says_why(tmp_path, caplog):
     for name in ("leaf.jpg", "leaf.tif"):
         pages[0].save(tmp_path / name)
     (tmp_path / "leaf.gt.txt").write_text("a line\n", encoding="utf-8")
+    pages[0].save(tmp_path / "plate.tif")
+    pages[0].save(tmp_path / "plate.jp2")  # a master and its JPEG 2000 copy: the master is the page
+    (tmp_path / "plate.gt.txt").write_text("a line\n", encoding="utf-8")
     failures = []
-    with caplog.at_level("WARNING"):
-        truths = read_page_truth(tmp_path, failures)
-    assert [Path(t.image).name for t in truths] == ["leaf.jpg"]
-    assert "leaf.gt.txt: scored against leaf.jpg; leaf.tif beside it of the same name is not scored" in caplog.text
+    truths = read_page_truth(tmp_path, failures)
+    assert [Path(t.image).name for t in truths] == ["plate.tif"]
     why = {Path(f.source).name: f.message for f in failures}
     assert why["book.gt.txt"].startswith("book.tif holds 3 pages, and a .gt.txt transcribes one page")
     assert why["doc.gt.txt"].startswith("doc.pdf is a PDF, whose pages a .gt.txt cannot transcribe")
-    assert len(failures) == 2
+    assert why["leaf.gt.txt"].startswith("2 page images of its name beside it (leaf.jpg, leaf.tif): which one it "
+                                         "transcribes is not known")
+    assert len(failures) == 3
 
 
 def test_hwrs_own_page_xml_of_a_png_turned_by_exif_after_its_pixels_is_scored(gt_folder, tmp_path):
