@@ -66,6 +66,43 @@ def remove_stale_temp_files(folder: str | Path) -> int:
         if not target.is_relative_to(root):  # within it, the sweep above found them
             candidates += [path for path in target.parent.glob(f".*{TEMP_SUFFIX}")
                            if _temp_name_of(path.name) in _temp_stems(target)]
+    return _remove_if_stale(candidates)
+
+
+def _remove_stale_temps_of(path: Path) -> None:
+    """Before `path` is written: remove the temp files of `path` that dead processes left beside
+    it. A report killed while being written (--json, eval's reports, errors.tsv) left its
+    `.name.PID.hwr.tmp` for good, as no run sweeps a report's folder (it may be the user's home).
+    Only `path`'s own (the folder may be shared with other hosts, whose process ids mean nothing
+    here), and the folder is listed once per process: a batch writes thousands of pages into one."""
+    folder = os.fspath(path.parent)
+    with _STALE_LOCK:
+        if folder not in _STALE_BY_TARGET:
+            _STALE_BY_TARGET[folder] = _temp_files_by_target(path.parent)
+        found = [temp for stem in _temp_stems(path) for temp in _STALE_BY_TARGET[folder].pop(stem, [])]
+    _remove_if_stale(found)
+
+
+def _temp_files_by_target(folder: Path) -> dict[str, list[Path]]:
+    """Other processes' temp files in `folder`, by what `_temp_name_of` gives for them."""
+    mine = f".{os.getpid()}{TEMP_SUFFIX}"
+    found: dict[str, list[Path]] = {}
+    try:
+        for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+            if not temp.name.endswith(mine):
+                found.setdefault(_temp_name_of(temp.name), []).append(temp)
+    except OSError:
+        pass  # an unlistable folder: the write itself says what is wrong
+    return found
+
+
+# Per folder written into by this process, the temp files other processes had left there
+# when it was first written into (_remove_stale_temps_of).
+_STALE_BY_TARGET: dict[str, dict[str, list[Path]]] = {}
+_STALE_LOCK = threading.Lock()
+
+
+def _remove_if_stale(candidates) -> int:
     removed = 0
     for path in dict.fromkeys(candidates):
         match = _TEMP_NAME.match(path.name)
@@ -181,6 +218,13 @@ def _try_flock(handle: int) -> bool | None:
     except OSError:
         return None
     return True
+
+
+def held_here(file) -> bool:
+    """Take the kernel's exclusive flock on an open file for as long as it stays open: False when
+    another holds it (another run, or another open in this one). True where there is no flock
+    (Windows, some network mounts): nothing is held there."""
+    return fcntl is None or _try_flock(file.fileno()) is not False
 
 
 def _lock(folder: Path) -> int | None:
@@ -351,6 +395,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise NotReplaced(errno.EEXIST, f"is {special}, not a file, and is not replaced", os.fspath(given))
     path = written_path(given)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps_of(path)
     tmp = _temp_path(path)
     try:
         yield tmp

@@ -644,6 +644,24 @@ def test_the_journal_keeps_the_last_record_of_an_input_and_the_report_yields_to_
     fresh.close(remove=True)
 
 
+def test_a_second_run_writing_the_same_json_report_is_refused(untrained_model, tmp_path, capsys):
+    """Two runs with one --json and other output folders had each emptied the other's journal,
+    both exited 0, and one run's report was lost (a probe helper)."""
+    from hwr.cli import main
+    from hwr.documents.transcribe import LineJournal, LineTranscription
+
+    report = tmp_path / "report.json"
+    other = LineJournal(report, keep=False)  # the first run, still reading
+    other.add("a.png", [LineTranscription("a.png", "a", 0.5)])
+    lines = _lines_folder(tmp_path / "lines")
+    assert main(["transcribe", str(lines), "--mode", "line", "--model", str(untrained_model), "--device", "cpu",
+                 "--output-dir", str(tmp_path / "out2"), "--json", str(report), "--no-progress",
+                 "--workers", "0"]) == 2
+    assert f"{report}: another hwr run is writing this --json report" in capsys.readouterr().err
+    assert other.path.read_text().count("a.png") == 2  # its journal untouched
+    other.close(remove=True)
+
+
 def test_a_record_torn_by_a_full_disk_does_not_swallow_the_next_runs_first_record(tmp_path):
     """A full disk cut a journal record short; the resumed run appended its first page to that
     torn line, the whole row was unreadable, and a kill before its report lost that page's lines

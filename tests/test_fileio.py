@@ -236,6 +236,28 @@ def test_stale_temp_files_of_outputs_written_through_links_are_removed_in_the_ta
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+def test_writing_a_file_removes_the_temp_files_a_killed_write_of_it_left(tmp_path):
+    """A --json or eval report killed while being written left its temp file beside it for good:
+    no run sweeps a report's folder (a probe helper). Only the written file's own go, and only
+    dead processes' (the folder may be the user's home, or shared)."""
+    import subprocess
+    import sys
+
+    from hwr.fileio import atomic_write_bytes
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    stale = [tmp_path / f".report.json.{dead}.hwr.tmp", tmp_path / f".errors.tsv.{dead}.hwr.tmp"]
+    kept = [tmp_path / f".notes.txt.{dead}.hwr.tmp",  # a file this process does not write
+            tmp_path / f".report.json.{os.getppid()}.hwr.tmp"]  # a live process's
+    for path in stale + kept:
+        path.write_bytes(b"")
+    atomic_write_bytes(tmp_path / "report.json", b"{}")
+    atomic_write_bytes(tmp_path / "errors.tsv", b"")  # the folder listed once: found all the same
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert (tmp_path / "report.json").read_bytes() == b"{}"
+
+
 def test_an_output_is_on_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """Renamed before its data reached the disk, a file can be there but empty after a power cut,
     and --resume takes an existing output as a page done."""

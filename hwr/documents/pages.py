@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
-from hwr.fileio import NAME_MAX, exists, is_dir, is_file
+from hwr.fileio import NAME_MAX, exists, file_in_any_unicode_form, is_dir, is_file
 from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.recognition.image_formats import (
@@ -319,7 +319,9 @@ def _read_list(list_file: Path, reading: frozenset[Path] = frozenset(), prefix: 
                 nested = _read_list(path, reading, folder + "/" if folder else "")
                 out.extend(nested or [_Found(path, stem, str(list_file), "list file lists no files")])
         else:
-            out.append(_Found(path, stem, str(list_file)))
+            # A list typed on Linux naming a file a Mac's zip wrote decomposed ("é" as "e" + accent):
+            # the rows look alike, and "no such file" had named a file the user could see.
+            out.append(_Found(file_in_any_unicode_form(path) or path, stem, str(list_file)))
     return out
 
 

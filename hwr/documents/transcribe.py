@@ -17,7 +17,7 @@ from hwr.documents.orientation import parse_orientation
 from hwr.documents.pipeline import MODES, BatchConfig, BatchSummary
 from hwr.documents.writers import holds_lines, output_paths, parse_formats
 from hwr.errors import ConfigError
-from hwr.fileio import TEXT_ERRORS
+from hwr.fileio import TEXT_ERRORS, held_here
 from hwr.recognition.model import RecognizerSettings
 from hwr.records import FailedInput
 
@@ -104,7 +104,15 @@ class LineJournal:
         self.path = journal_path(report)
         # keep (--resume): the lines a killed run journalled stay until a report holds them.
         torn = keep and _ends_torn(self.path)
-        self._file = open(self.path, "a" if keep else "w", encoding="utf-8", errors=TEXT_ERRORS)  # noqa: SIM115 - closed in close()
+        # Opened without emptying it, and held: two runs with one --json (and other output
+        # folders) had each emptied the other's journal and both exited 0, one report lost.
+        self._file = open(self.path, "a", encoding="utf-8", errors=TEXT_ERRORS)  # noqa: SIM115 - closed in close()
+        if not held_here(self._file):
+            self._file.close()
+            raise ConfigError(f"{report}: another hwr run is writing this --json report; wait for it to finish, "
+                              "or choose another --json")
+        if not keep:
+            self._file.truncate(0)
         self.records: dict[str, list[LineTranscription]] = {}  # this run's, by source, in the order read
         if torn:  # a record cut short (a full disk): the next one must not be glued to it and lost
             self._file.write("\n")

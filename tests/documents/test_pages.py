@@ -93,6 +93,21 @@ def test_list_file_rows_end_as_the_data_readers_rows_do(tmp_path):
     assert [r.path.name for r in refs if not r.error] == names and not _errors(refs)
 
 
+def test_a_list_file_row_finds_its_file_in_the_other_unicode_form(tmp_path):
+    """A list typed on Linux (NFC) naming scans a Mac's zip had written decomposed (NFD): the
+    rows looked like the names and each was "no such file" (a probe helper)."""
+    import unicodedata
+
+    name = unicodedata.normalize("NFD", "café.png")
+    _img(1).save(tmp_path / name)
+    if len(list(tmp_path.glob("*.png"))) != 1 or (tmp_path / "café.png").exists():
+        pytest.skip("this file system folds Unicode forms itself")
+    listing = tmp_path / "pages.txt"
+    listing.write_text("café.png\n", encoding="utf-8")
+    refs = list(page_refs([listing]))
+    assert [r.path.name for r in refs] == [name] and not _errors(refs)
+
+
 def test_a_folder_in_a_list_file_stands_for_its_pages(tree):
     listing = tree / "pages.txt"
     listing.write_text("box/sub\nbox/a.png\n")
