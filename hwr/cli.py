@@ -579,7 +579,11 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # the parser's settings import the pipeline, torch and all: a second or more
+        print("hwr: interrupted", file=sys.stderr)
+        return 130
     lenient_stdout()
     log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     try:

@@ -682,6 +682,19 @@ def test_a_record_torn_by_a_full_disk_does_not_swallow_the_next_runs_first_recor
     assert {line.source: line.text for line in now.lines} == {"a.png": "a", "b.png": "b"}
 
 
+def test_a_ctrl_c_while_the_command_line_is_read_says_interrupted(monkeypatch, capsys):
+    """Reading the command line imports torch (the settings' defaults): a Ctrl-C in that second
+    had printed a traceback through numpy's or torch's imports (a probe helper)."""
+    import hwr.cli
+
+    def importing_torch():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hwr.cli, "build_parser", importing_torch)
+    assert hwr.cli.main(["transcribe", "x.png"]) == 130
+    assert capsys.readouterr().err == "hwr: interrupted\n"
+
+
 def test_an_interrupted_run_without_an_output_folder_says_only_that(untrained_model, tmp_path, monkeypatch, capsys):
     import hwr.cli
 
