@@ -25,6 +25,8 @@ import json
 import os
 from pathlib import Path
 
+from hwr.records import DOCUMENT_PAGE_SUFFIX
+
 MANIFEST_NAME = ".hwr-outputs.jsonl"
 
 
@@ -73,6 +75,12 @@ class OutputManifest:
         """The origin recorded with the latest output written at `path`: {"source", "settings"},
         or None (no record, or one written before origins were recorded)."""
         return self._origins.get(self.name_of(path))
+
+    def names_read_from(self, files: set[str]) -> list[str]:
+        """The outputs whose latest record says they were read from one of `files` or a page of
+        it (`files`: source identities without their `#p<N>`)."""
+        return [name for name, origin in self._origins.items()
+                if origin and DOCUMENT_PAGE_SUFFIX.sub("", origin.get("source", "")) in files]
 
     def record(self, path: str | Path, data: bytes, origin: dict | None = None) -> None:
         """Add that hwr writes `data` at `path` (before it is written; nothing when known), read
