@@ -79,6 +79,8 @@ def _remove_stale_temps_of(path: Path) -> None:
     with _STALE_LOCK:
         if folder not in _STALE_BY_TARGET:
             _STALE_BY_TARGET[folder] = _temp_files_by_target(path.parent)
+            while len(_STALE_BY_TARGET) > 256:  # a server's work folders, one per request: the oldest go
+                del _STALE_BY_TARGET[next(iter(_STALE_BY_TARGET))]
         found = [temp for stem in _temp_stems(path) for temp in _STALE_BY_TARGET[folder].pop(stem, [])]
     _remove_if_stale(found)
 
@@ -96,8 +98,8 @@ def _temp_files_by_target(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-# Per folder written into by this process, the temp files other processes had left there
-# when it was first written into (_remove_stale_temps_of).
+# Per folder written into by this process (the latest 256), the temp files other processes had
+# left there when it was first written into (_remove_stale_temps_of).
 _STALE_BY_TARGET: dict[str, dict[str, list[Path]]] = {}
 _STALE_LOCK = threading.Lock()
 
@@ -568,12 +570,36 @@ def file_in_any_unicode_form(path: Path) -> Path | None:
     wanted = unicodedata.normalize("NFC", path.name)
     if wanted.isascii():
         return None  # an ASCII name has one form only
+    return next((entry for entry in _names_in_nfc(path.parent).get(wanted, ()) if entry.is_file()), None)
+
+
+def _names_in_nfc(folder: Path) -> dict[str, list[Path]]:
+    """The folder's entries by their names in NFC, listed once while the folder is unchanged (its
+    modification time): a list file of 4,000 rows naming decomposed files had listed their
+    folder 4,000 times (45 s against 0.35 s)."""
     try:
-        entries = list(path.parent.iterdir())
+        info = folder.stat()
     except OSError:
-        return None
-    return next((entry for entry in entries if unicodedata.normalize("NFC", entry.name) == wanted
-                 and entry.is_file()), None)
+        return {}
+    key = (os.fspath(folder), info.st_dev, info.st_ino, info.st_mtime_ns)
+    with _NFC_LOCK:
+        names = _NFC_NAMES.get(key)
+    if names is None:
+        names = {}
+        try:
+            for entry in folder.iterdir():
+                names.setdefault(unicodedata.normalize("NFC", entry.name), []).append(entry)
+        except OSError:
+            return {}
+        with _NFC_LOCK:
+            _NFC_NAMES[key] = names
+            while len(_NFC_NAMES) > 16:  # the folders being read now; not every folder ever read
+                del _NFC_NAMES[next(iter(_NFC_NAMES))]
+    return names
+
+
+_NFC_NAMES: dict[tuple, dict[str, list[Path]]] = {}  # _names_in_nfc's listings, oldest first
+_NFC_LOCK = threading.Lock()
 
 
 def check_output_dir(path: str | Path | None, option: str) -> None:

@@ -646,7 +646,9 @@ def test_the_journal_keeps_the_last_record_of_an_input_and_the_report_yields_to_
 
 def test_a_second_run_writing_the_same_json_report_is_refused(untrained_model, tmp_path, capsys):
     """Two runs with one --json and other output folders had each emptied the other's journal,
-    both exited 0, and one run's report was lost (a probe helper)."""
+    both exited 0, and one run's report was lost (a probe helper). The first run is played by this
+    process: Linux's flock is held per open file, so a second open here is refused as another
+    process would be (on NFS, where flock falls back to per-process locks, it would not be)."""
     from hwr.cli import main
     from hwr.documents.transcribe import LineJournal, LineTranscription
 

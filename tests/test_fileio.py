@@ -176,6 +176,29 @@ def test_a_file_is_found_under_a_name_in_another_unicode_form(tmp_path):
     assert file_in_any_unicode_form(tmp_path / "no-folder" / "café.png") is None
 
 
+def test_a_folder_is_listed_once_for_its_names_in_another_unicode_form_while_unchanged(tmp_path, monkeypatch):
+    """A list file of 4,000 rows naming decomposed files had listed their folder once a row (45 s;
+    a review helper). A file added since is found: the folder's change lists it again."""
+    import pathlib
+    import unicodedata
+
+    from hwr.fileio import file_in_any_unicode_form
+
+    listed, iterdir = [], pathlib.Path.iterdir
+
+    def counted(self):
+        listed.append(self)
+        return iterdir(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", counted)
+    for k in range(3):
+        (tmp_path / unicodedata.normalize("NFD", f"café{k}.png")).write_bytes(b"x")
+    assert all(file_in_any_unicode_form(tmp_path / f"café{k}.png") for k in range(3)) and len(listed) == 1
+    (tmp_path / unicodedata.normalize("NFD", "café3.png")).write_bytes(b"x")
+    os.utime(tmp_path, ns=(1, 1))  # changed, whatever the file system's clock tick
+    assert file_in_any_unicode_form(tmp_path / "café3.png") is not None and len(listed) == 2
+
+
 def test_an_output_may_be_neither_an_input_nor_another_output(tmp_path):
     data = tmp_path / "lines.tsv"
     data.write_text("a.png\tthe cat\n")

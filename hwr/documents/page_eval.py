@@ -48,7 +48,7 @@ from hwr.datasets.pagexml import (
 )
 from hwr.documents.pages import TakenNames, count_pages
 from hwr.recognition.charset import normalize_text
-from hwr.recognition.image_formats import is_tiff
+from hwr.recognition.image_formats import is_tiff, usual_first
 from hwr.recognition.imaging import ImageError
 from hwr.records import FailedInput, Page
 from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, word_errors
@@ -364,24 +364,34 @@ def _kept(readers: list, failures: list[FailedInput] | None) -> list[PageTruth]:
 def _gt_txt_page(gt: Path, root: Path) -> PageTruth:
     """The page a .gt.txt transcribes: the image beside it with the same stem."""
     from hwr.datasets import DatasetError
-    from hwr.errors import counted
-    from hwr.recognition.image_formats import IMAGE_SUFFIXES, USUAL_SUFFIXES, usual_first
+    from hwr.recognition.image_formats import IMAGE_SUFFIXES, USUAL_SUFFIXES
 
     stem = gt.name[: -len(GT_SUFFIX)]
     beside = [p for p in gt.parent.glob(glob_escape(stem) + ".*") if p.name[: -len(p.suffix)] == stem]
-    images = sorted((p for p in beside if p.suffix.lower() in IMAGE_SUFFIXES), key=usual_first)
+    images = sorted((p for p in beside if p.suffix.lower() in IMAGE_SUFFIXES), key=_master_first)
     if not images:
         pdf = next((p for p in beside if p.suffix.lower() == ".pdf"), None)
         if pdf is not None:  # said so: "no page image" alone had sent the user looking for a missing file
             raise DatasetError(gt, f"{pdf.name} is a PDF, whose pages a {GT_SUFFIX} cannot transcribe: give each "
                                    f"page a PAGE XML ({stem}#p1.xml, ...; hwr transcribe --format pagexml writes them)")
         raise DatasetError(gt, f"no page image beside it (looked for {stem}.png, .jpg, .tif, ...)")
-    usual = [p.name for p in images if p.suffix.lower() in USUAL_SUFFIXES]
-    if len(usual) > 1:  # one had been scored by its suffix, perhaps not the scan the text was typed from
-        raise DatasetError(gt, f"{counted(len(usual), 'page image')} of its name beside it ({', '.join(usual)}): "
-                               f"which one it transcribes is not known; leave one beside it, or give the page a "
-                               f"PAGE XML naming its image")
+    others = [p.name for p in images[1:] if p.suffix.lower() in USUAL_SUFFIXES]
+    if others:  # an archive's TIFF master and its JPEG copy, most often: the master is scored, and said
+        log.warning("%s: scored against %s; %s beside it of the same name %s not scored (give the page a PAGE XML "
+                    "naming its image to choose)", gt, images[0].name, ", ".join(others),
+                    "is" if len(others) == 1 else "are")
     return _gt_txt_truth(images[0], images[0].relative_to(root).with_suffix("").as_posix())
+
+
+# Formats that lose detail: a JPEG or WebP beside a TIFF or PNG of one name is its access copy.
+LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".webp"})
+
+
+def _master_first(image: Path) -> tuple[bool, bool, str]:
+    """Sort key of the page images of one name: the usual formats first (usual_first), and among
+    them the lossless ones (the master a .gt.txt was typed from, rather than its JPEG copy)."""
+    usual_later, name = usual_first(image)
+    return usual_later, image.suffix.lower() in LOSSY_SUFFIXES, name
 
 
 def _gt_txt_truth(image: Path, page_id: str) -> PageTruth:

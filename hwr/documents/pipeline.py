@@ -58,7 +58,7 @@ from hwr.documents.prepare import (
 )
 from hwr.documents.segment import SegmentConfig
 from hwr.documents.workers import PageWorkers
-from hwr.documents.writers import FORMATS, SUFFIXES, output_paths, write_page_files, written_by_hwr
+from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
 from hwr.errors import ConfigError, counted, describe_os_error, fails_every_write
 from hwr.fileio import (
@@ -72,7 +72,15 @@ from hwr.fileio import (
     remove_stale_temp_files,
 )
 from hwr.recognition.imaging import load_gray, readable_gray
-from hwr.records import DOCUMENT_PAGE_SUFFIX, FailedInput, Line, Page, input_stamp, source_identity
+from hwr.records import (
+    DOCUMENT_PAGE_SUFFIX,
+    FailedInput,
+    Line,
+    Page,
+    document_page_number,
+    input_stamp,
+    source_identity,
+)
 from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
@@ -493,10 +501,13 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
     manifest = OutputManifest(config.output_dir) if config.output_dir else None
 
     input_stamps: dict[str, dict | None] = {}
-    seen: dict[str, str] = {}  # page id -> source: every page of the inputs, done or not (_say_pages_gone)
+    # Each input file counted this run, done or not: its identity -> (its page count, the file as given).
+    documents: dict[str, tuple[int, str]] = {}
 
     def wanted(ref: PageRef) -> bool:
-        seen[ref.page_id] = ref.source
+        if ref.index == 0 and not (ref.error and ref.count == 1):  # not an input that failed whole
+            documents[DOCUMENT_PAGE_SUFFIX.sub("", source_identity(ref.source))] = (
+                ref.count, DOCUMENT_PAGE_SUFFIX.sub("", ref.source))
         if (not ref.error and config.resume
                 and done_earlier(ref, config.output_dir, config.formats, manifest, resumable)):
             summary.skipped += 1
@@ -536,37 +547,38 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
         run.bar.close()
         errors.close()
     if manifest is not None and ctx.world_size == 1:  # a rank sees only its share of a document's pages
-        _say_pages_gone(manifest, config.output_dir, seen)
+        _say_pages_gone(manifest, config.output_dir, documents)
     summary.seconds = stages.wall = time.perf_counter() - started
     return summary
 
 
-def _say_pages_gone(manifest: OutputManifest, output_dir: str | Path, seen: dict[str, str]) -> None:
-    """Warn of hwr's outputs in the folder read from pages the inputs no longer have: a PDF scanned
-    again with fewer pages (or now of one page, its id without `#p1`) had left the old last
-    pages' outputs beside the new ones, read as part of it without a word. Named, not removed:
-    they may be all that is left of those pages. Only outputs that still hold what hwr wrote."""
-    by_file: dict[str, str] = {}  # source identity without #p<N> -> the input as given
-    for source in seen.values():
-        by_file.setdefault(DOCUMENT_PAGE_SUFFIX.sub("", source_identity(source)),
-                           DOCUMENT_PAGE_SUFFIX.sub("", source))
-    candidates = manifest.names_read_from(set(by_file))
-    if not candidates:
-        return
-    current = {manifest.name_of(path) for page_id in seen for path in output_paths(page_id, output_dir, FORMATS)}
-    gone: dict[str, list[str]] = {}
-    for name in candidates:
+def _say_pages_gone(manifest: OutputManifest, output_dir: str | Path, documents: dict[str, tuple[int, str]]) -> None:
+    """Warn of hwr's outputs in the folder read from pages a document no longer has: a PDF or TIFF
+    scanned again with fewer pages (or now of one page, its page's id without `#p1`) had left the
+    old last pages' outputs beside the new ones, read as part of it without a word. Named, not
+    removed: they may be all that is left of those pages. Only outputs that still hold what hwr
+    wrote; `documents`: the input files this run counted (its identity -> page count, as given)."""
+    gone: dict[str, list[tuple[int, str]]] = {}
+    for name in manifest.names_read_from(set(documents)):
         path = Path(output_dir) / name
+        source = manifest.origin_of(path)["source"]
+        page = document_page_number(source)
+        document = DOCUMENT_PAGE_SUFFIX.sub("", source)
+        count = documents[document][0]
+        if page is None or (count > 1 and page <= count):  # a page it has, whatever its id is now
+            continue
         try:
-            if name in current or not manifest.wrote(path, path.read_bytes()):
-                continue
+            if not manifest.wrote(path, path.read_bytes()):
+                continue  # edited since: the user's
         except OSError:  # removed since, or unreadable: nothing to say of it
             continue
-        origin = DOCUMENT_PAGE_SUFFIX.sub("", manifest.origin_of(path)["source"])
-        gone.setdefault(by_file[origin], []).append(str(path))
-    for source, paths in gone.items():
-        log.warning("%s: %s read from pages it no longer has (an earlier version of it had more), left as "
-                    "they were: %s; remove them if they are stale", source, counted(len(paths), "output"),
+        gone.setdefault(document, []).append((page, str(path)))
+    for document, pages in gone.items():
+        count, given = documents[document]
+        paths = [path for _, path in sorted(pages)]
+        log.warning("%s has %s now; %s of pages read from an earlier version of it %s left as %s: %s; remove "
+                    "them if they are stale", given, counted(count, "page"), counted(len(paths), "output"),
+                    "is" if len(paths) == 1 else "are", "it was" if len(paths) == 1 else "they were",
                     ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else ""))
 
 

@@ -130,9 +130,13 @@ class LineJournal:
             raise
 
     def close(self, remove: bool) -> None:
-        self._file.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
+        # Removed while still held: closed first, another run could take the file in between
+        # and then write into one no longer on the disk.
+        try:
+            if remove:
+                self.path.unlink(missing_ok=True)
+        finally:
+            self._file.close()
 
 
 def _ends_torn(path: Path) -> bool:

@@ -124,12 +124,26 @@ def _cmyk_to_gray(img: Image.Image, source: str) -> np.ndarray:
 def _ground_for(rgba: Image.Image) -> tuple[int, int, int, int]:
     """What transparency is put on: white, as a viewer shows it, but for light writing on a
     transparent ground (white ink: on white it vanished, and the page read as empty), which goes
-    on black, as dark paper; the polarity tests then read it as light ink on dark."""
+    on black, as dark paper; the polarity tests then read it as light ink on dark. A light solid
+    part (a sheet cut out of a photo) is no writing, and goes on white."""
     pixels = np.asarray(rgba)
     shown = pixels[..., 3] > 127
-    if 0 < shown.mean() < 0.5 and np.asarray(rgba.convert("L"))[shown].mean() > 200:
+    if 0 < shown.mean() < 0.5 and np.asarray(rgba.convert("L"))[shown].mean() > 200 and _stroke_like(shown):
         return 0, 0, 0, 255
     return 255, 255, 255, 255
+
+
+def _stroke_like(mask: np.ndarray) -> bool:
+    """Whether the pixels of `mask` are strokes rather than solid parts: under a third of them
+    left by an erosion an eighth of the image across. A phone's cut-out of a sheet of paper,
+    white and solid on transparency, is put on white as before (a review helper)."""
+    scale = min(1.0, 512 / max(mask.shape))  # the look at 512 px: a large page's erosion costs nothing
+    small = cv2.resize(mask.astype(np.float32), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) > 0.5
+    if not small.any():
+        return True  # strokes thinner than the look's pixels
+    size = max(3, min(small.shape) // 8)
+    inner = cv2.erode(small.astype(np.uint8), np.ones((size, size), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return inner.sum() < small.sum() / 3
 
 
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")

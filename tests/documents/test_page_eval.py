@@ -152,28 +152,35 @@ def test_a_gt_txt_page_is_the_image_of_a_usual_format_beside_its_copies(tmp_path
 
 def test_a_gt_txt_that_cannot_transcribe_its_page_says_why(tmp_path):
     """A multi-page TIFF's first page had been scored against the whole text, in silence; a
-    .gt.txt beside a PDF was "no page image beside it"; of two scans of one name, one had been
-    scored by its suffix, perhaps not the one the text was typed from (probe helpers)."""
+    .gt.txt beside a PDF was "no page image beside it" (a probe helper)."""
     pages = [Image.new("L", (40, 20), 255) for _ in range(3)]
     pages[0].save(tmp_path / "book.tif", save_all=True, append_images=pages[1:])
     (tmp_path / "book.gt.txt").write_text("one\ntwo\nthree\n", encoding="utf-8")
     pages[0].save(tmp_path / "doc.pdf")
     (tmp_path / "doc.gt.txt").write_text("a line\n", encoding="utf-8")
-    for name in ("leaf.jpg", "leaf.tif"):
-        pages[0].save(tmp_path / name)
-    (tmp_path / "leaf.gt.txt").write_text("a line\n", encoding="utf-8")
-    pages[0].save(tmp_path / "plate.tif")
-    pages[0].save(tmp_path / "plate.jp2")  # a master and its JPEG 2000 copy: the master is the page
-    (tmp_path / "plate.gt.txt").write_text("a line\n", encoding="utf-8")
     failures = []
-    truths = read_page_truth(tmp_path, failures)
-    assert [Path(t.image).name for t in truths] == ["plate.tif"]
+    assert read_page_truth(tmp_path, failures) == []
     why = {Path(f.source).name: f.message for f in failures}
     assert why["book.gt.txt"].startswith("book.tif holds 3 pages, and a .gt.txt transcribes one page")
     assert why["doc.gt.txt"].startswith("doc.pdf is a PDF, whose pages a .gt.txt cannot transcribe")
-    assert why["leaf.gt.txt"].startswith("2 page images of its name beside it (leaf.jpg, leaf.tif): which one it "
-                                         "transcribes is not known")
-    assert len(failures) == 3
+    assert len(failures) == 2
+
+
+def test_of_two_page_images_of_one_name_the_master_is_scored_and_the_other_named(tmp_path, caplog):
+    """Of two scans of one name, the first by name had been scored without a word (a.jpg before
+    a.png; a probe helper); refused, an archive's TIFF master beside its JPEG copy had ended the
+    whole evaluation (a review helper). The lossless one is scored, saying which."""
+    page = Image.new("L", (40, 20), 255)
+    for name in ("leaf.jpg", "leaf.tif", "plate.png", "plate.webp", "slip.tif", "slip.jp2"):
+        page.save(tmp_path / name)
+    for stem in ("leaf", "plate", "slip"):
+        (tmp_path / f"{stem}.gt.txt").write_text("a line\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        truths = read_page_truth(tmp_path)
+    assert sorted(Path(t.image).name for t in truths) == ["leaf.tif", "plate.png", "slip.tif"]
+    assert "leaf.gt.txt: scored against leaf.tif; leaf.jpg beside it of the same name is not scored" in caplog.text
+    assert "plate.gt.txt: scored against plate.png; plate.webp" in caplog.text
+    assert "slip.gt.txt" not in caplog.text  # a JPEG 2000 copy beside its master is no second scan
 
 
 def test_hwrs_own_page_xml_of_a_png_turned_by_exif_after_its_pixels_is_scored(gt_folder, tmp_path):

@@ -527,33 +527,43 @@ def test_resume_after_an_interrupted_run_with_other_settings_reads_the_pages_it_
 def test_outputs_of_pages_a_document_no_longer_has_are_named(recognizer, tmp_path, caplog):
     """A TIFF (or PDF) scanned again with fewer pages had left the old last pages' outputs beside
     the new ones, read as part of it without a word (a probe helper). Named, not removed; an
-    output edited since is the user's, and not named."""
+    output edited since is the user's, and not named; nor are a document's pages read under other
+    ids (a sub-folder of the batch read alone), nor those of a document that cannot be read now
+    (a review helper)."""
     line = Image.fromarray(render_line("a page"))
     folder, out = tmp_path / "in", tmp_path / "out"
-    folder.mkdir()
+    (folder / "sub").mkdir(parents=True)
 
     def scan(pages: int) -> None:
-        line.save(folder / "book.tif", save_all=True, append_images=[line] * (pages - 1))
-        os.utime(folder / "book.tif", ns=(pages, pages))  # a new scan: another time
+        line.save(folder / "sub" / "book.tif", save_all=True, append_images=[line] * (pages - 1))
+        os.utime(folder / "sub" / "book.tif", ns=(pages, pages))  # a new scan: another time
+
+    def said(inputs) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hwr.documents.pipeline"):
+            run_batch(recognizer, inputs, config)
+        return [r.getMessage() for r in caplog.records if "earlier version" in r.getMessage()]
 
     config = BatchConfig(mode="line", output_dir=str(out), formats=["txt"], progress=False, workers=0)
     scan(3)
     line.save(folder / "other.png")
     assert run_batch(recognizer, [folder], config).line_images == 4
+    assert said([folder / "sub"]) == []  # its pages under other ids (book#p1, not sub/book#p1): none gone
+    for k in (1, 2, 3):
+        (out / f"book#p{k}.txt").unlink()
     scan(2)
-    with caplog.at_level("WARNING", logger="hwr.documents.pipeline"):
-        run_batch(recognizer, [folder], config)
-    [said] = [r.getMessage() for r in caplog.records if "no longer has" in r.getMessage()]
-    assert said.startswith(f"{folder / 'book.tif'}: 1 output read from pages it no longer has")
-    assert str(out / "book#p3.txt") in said and (out / "book#p3.txt").is_file()
-    caplog.clear()
-    (out / "book#p2.txt").write_text("corrected by hand")
-    scan(1)  # its one page's id is "book": every #p<N> output is of a page gone
-    with caplog.at_level("WARNING", logger="hwr.documents.pipeline"):
-        run_batch(recognizer, [folder], config)
-    [said] = [r.getMessage() for r in caplog.records if "no longer has" in r.getMessage()]
-    assert "2 outputs" in said and "book#p1.txt" in said and "book#p3.txt" in said and "book#p2" not in said
-    assert (out / "book.txt").is_file()
+    [warning] = said([folder])
+    assert warning == (f"{folder / 'sub' / 'book.tif'} has 2 pages now; 1 output of pages read from an earlier version "
+                       f"of it is left as it was: {out / 'sub' / 'book#p3.txt'}; remove them if they are stale")
+    assert (out / "sub" / "book#p3.txt").is_file()
+    (out / "sub" / "book#p2.txt").write_text("corrected by hand")
+    scan(1)  # its one page's id is "sub/book": every #p<N> output is of an earlier version
+    [warning] = said([folder])
+    assert warning.startswith(f"{folder / 'sub' / 'book.tif'} has 1 page now; 2 outputs of pages") and (
+        warning.endswith(f"{out / 'sub' / 'book#p1.txt'}, {out / 'sub' / 'book#p3.txt'}; remove them if they are "
+                         "stale"))
+    (folder / "sub" / "book.tif").write_bytes(b"II*\x00 damaged")
+    assert said([folder]) == []  # unreadable now: its pages are not known to be gone
 
 
 def test_line_mode_mirrors_the_input_tree(recognizer, tmp_path):
