@@ -299,6 +299,29 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
             os.close(handle)  # releases the lock
 
 
+def held_elsewhere(folder: str | Path) -> Path | None:
+    """The first of `folder` and the folders holding it that another run holds (folder_held)
+    now, or None: `hwr average --out run/best --overwrite` had replaced the best model of a
+    training still running into run/. Its lock is taken and let go at once to ask."""
+    if fcntl is None:
+        return None
+    folder = Path(os.path.realpath(folder))
+    for candidate in (folder, *folder.parents):
+        with _HELD_LOCK:
+            if os.fspath(candidate) in _HELD:
+                continue  # this process's own hold
+        try:
+            handle = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue  # not there yet, or not ours to open: no run holds it
+        try:
+            if _try_flock(handle) is False:
+                return candidate
+        finally:
+            os.close(handle)  # lets the lock go, if taken
+    return None
+
+
 @dataclass
 class _Hold:
     thread: int  # the thread holding the folder

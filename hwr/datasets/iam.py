@@ -141,8 +141,9 @@ def parse_row(raw: str, root: Path) -> LineSample:
         raise ValueError(f"bounding box must be 4 integers, got {' '.join(fields[4:8])!r}") from None
     form_id = f"{parts[0]}-{parts[1]}"
     # IAM has no spaces inside a transcription, but joining the tail keeps a hand-edited
-    # lines.txt with stray spaces readable instead of silently truncated.
-    text = " ".join(fields[8:]).replace("|", " ")
+    # lines.txt with stray spaces readable instead of silently truncated. Words are what `|`
+    # separates: a doubled or edge `|` (a hand edit) had scored as spaces the image never held.
+    text = " ".join(word for part in fields[8:] for word in part.split("|") if word)
     image = root / "lines" / parts[0] / form_id / f"{line_id}.png"
     meta = {"form": form_id, "segmentation": status, "bbox": (x, y, w, h)}
     return LineSample(id=line_id, text=normalize_text(text), image=image, meta=meta)

@@ -30,6 +30,7 @@ from hwr.fileio import (
     atomic_write_bytes,
     check_folder_can_be_made,
     check_folder_can_be_swapped,
+    held_elsewhere,
     recover_folder,
     written_whole,
 )
@@ -283,6 +284,12 @@ def checked_model_out(given: str | Path, *, overwrite: bool, sources: Sequence[P
     if out == cwd or out in cwd.parents:
         raise ConfigError(f"--out {given}: is the current folder or holds it; it is replaced whole, so name "
                           "another folder")
+    # Before anything there is touched: a run may be writing it now.
+    if (busy := held_elsewhere(out)) is not None:
+        raise ConfigError(f"--out {given}: " + ("another hwr run is using this folder" if busy == out else
+                                                f"is inside {busy}, which another hwr run is using (a training "
+                                                "saving its models there)") + "; wait for it to finish, or write "
+                                                "the model elsewhere")
     if recover_folder(out):  # a run killed between the renames that put its model in place
         log.warning("%s: put back the model folder a stopped run had set aside", out)
     if out.exists() and not out.is_dir():

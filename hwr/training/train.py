@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +50,6 @@ from hwr.recognition.model import (
     pick_device,
     read_model_config,
     resolve_model_dir,
-    save_model,
     save_model_folder,
 )
 from hwr.recognition.nets import build_network, check_network_size, count_parameters, make_config
@@ -501,6 +500,9 @@ class TrainingRun:
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
     teacher: Teacher | None = None  # --teacher: the model distilled from (hwr.training.distill)
+    # A new run in a folder holding an earlier one, until its first validation replaces that run
+    # (CurveFile.replace_earlier): till then nothing of this run is saved there.
+    replaces_earlier: bool = False
     nonfinite_in_row: int = 0  # steps in a row whose loss or gradients were not finite (train_step)
 
     @property
@@ -565,15 +567,13 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
             run.teacher = Teacher.load(cfg.teacher, net, model_config, device, cfg.distill_temperature)
             log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
                      cfg.distill_temperature)
-        if not resuming and ctx.is_main and (out / "history.jsonl").exists():
-            # A new run in an old run's folder: its best/ and last/ are replaced as this run saves,
-            # and its curve must not run on into this one's. Only now, once everything that can refuse
-            # the run (--init-from, the data's characters, --teacher) has passed: a refused run
-            # leaves the earlier one whole.
-            log.warning("%s holds an earlier run: this one replaces it (use --resume to continue that one)", out)
-            (out / "history.jsonl").unlink()
-            # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
-            shutil.rmtree(out / "snapshots", ignore_errors=True)
+        if not resuming and (out / "history.jsonl").exists():
+            # A new run in an old run's folder replaces it at its first validation (CurveFile):
+            # a run that fails before (a damaged image met at step 1) leaves the earlier one whole.
+            if ctx.is_main:
+                log.warning("%s holds an earlier run: this one replaces it at its first validation (use --resume "
+                            "to continue that one)", out)
+            run.replaces_earlier = True
         norm = NormalizeConfig.from_dict(model_config.normalize)
         if warms_renderer(cfg, device):
             warm_renderer(train_set, max(1, (os.cpu_count() or 1) // ctx.world_size))
@@ -591,7 +591,10 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
         # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable. Before
         # the first step there is none, and a checkpoint of nothing would only make the rerun
         # (data fixed) need --overwrite.
-        if ctx.is_main and resumable and run.state.step > 0:
+        if ctx.is_main and resumable and run.state.step > 0 and run.replaces_earlier:
+            log.error("training stopped at step %d, before its first validation: the earlier run in %s is left as "
+                      "it was (this run's steps are not kept)", run.state.step, out)
+        elif ctx.is_main and resumable and run.state.step > 0:
             run.save_last()
             log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
         raise
@@ -759,6 +762,8 @@ def cpu_has_bf16(device: torch.device) -> bool:
 # What a checkpoint's optimizer state holds: a resumed run continues them (the optimizer's
 # moments and learning rates come back from <out>/last), whatever this command line says.
 RESUMED_OPTIMIZER_SETTINGS = ("optimizer", "lr", "weight_decay")
+# What builds the network a resumed run continues (<out>/last's, whatever this command line says).
+RESUMED_NETWORK_SETTINGS = ("arch", "preset", "line_height", "rnn_cell", "net_options", "charset", "init_from")
 
 
 def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfig:
@@ -777,7 +782,20 @@ def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfi
     if changed:
         log.warning("--resume keeps the run's own %s (the optimizer's state holds them); the values given are "
                     "not used", ", ".join(f"{name} {value}" for name, value in changed.items()))
-    return replace(cfg, **changed)
+    # The network is last/'s (_resumed_network): flags given for another one are named, and the
+    # run's record and log keep its own (they had said "crnn graves2009" of a tiny crnn).
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    given = {name: getattr(cfg, name) for name in RESUMED_NETWORK_SETTINGS
+             if getattr(cfg, name) != defaults[name] and getattr(cfg, name) != saved.get(name, defaults[name])}
+    if given:
+        log.warning("--resume continues the run's own network and weights; %s not used",
+                    " ".join(f"--{name.replace('_', '-')} {value}" for name, value in given.items())
+                    + (" is" if len(given) == 1 else " are"))
+    network = {name: saved[name] for name in RESUMED_NETWORK_SETTINGS if name in saved}
+    if saved.get("schedule") not in (None, cfg.schedule):
+        log.warning("--resume with another --schedule (%s; the run's was %s): the learning rate follows the new one "
+                    "from this step on", cfg.schedule, saved["schedule"])
+    return replace(cfg, **changed, **network)
 
 
 def _distribute(net: torch.nn.Module, cfg: TrainConfig, device: torch.device, ctx: DistContext) -> torch.nn.Module:
@@ -916,15 +934,13 @@ def run_loop(run: TrainingRun) -> None:
     # GPU out of memory): its emergency checkpoint holds the step, and the validation was lost.
     pending = state.step > 0 and (not state.history or state.history[-1]["step"] != state.step) and (
         finished or state.step % cfg.val_every == 0)
+    if ctx.is_main and cfg.keep_snapshots and state.history and state.history[-1]["step"] == state.step:
+        _restore_snapshot(run)
     if finished and not pending:
         log.info("already at step %d (--max-steps %d, --max-minutes %g, --patience %d): nothing to train",
                  state.step, cfg.max_steps, cfg.max_minutes, cfg.patience)
         return
-    if ctx.is_main:
-        # The curve as the checkpoint has it: a run killed after writing a validation's line but
-        # before its checkpoint had left that line twice once resumed.
-        atomic_write_text(run.out / "history.jsonl", "".join(json.dumps(entry) + "\n" for entry in state.history))
-    history_file = (run.out / "history.jsonl").open("a", encoding="utf-8") if ctx.is_main else None
+    history_file = CurveFile(run.out, state.history, run.replaces_earlier) if ctx.is_main else None
     if pending:
         log.info("step %d was not validated (the run stopped in its validation): validating now", state.step)
         if evaluate_and_save(run, history_file) or finished:
@@ -1086,6 +1102,10 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
     too_short_ids = run.too_short.take()
     report_too_short(too_short_ids, "training", state.step)
     too_short = int(all_reduce_sums([len(too_short_ids)], run.ctx)[0])
+    if run.replaces_earlier:  # this run's first validation: the earlier run's curve and snapshots go
+        if history_file is not None:
+            history_file.replace_earlier()
+        run.replaces_earlier = False
     entry = _record(run, counts, val_loss, history_file, too_short)
     improved = counts.cer < state.best_cer
     if improved:
@@ -1102,9 +1122,11 @@ def evaluate_and_save(run: TrainingRun, history_file=None) -> bool:
         state.evals_since_best += 1
     run.scheduler.validated(counts.cer)
     if run.ctx.is_main:
-        run.save_last()
+        # The snapshot first: killed between the two, the resumed run validates this step again
+        # and writes it then (after last/, its snapshot had been missing for good).
         if cfg.keep_snapshots:
             _save_snapshot(run, counts.cer)
+        run.save_last()
     barrier(run.ctx)
     if run.ctx.is_main:
         loss = "-" if run.running_loss is None else f"{run.running_loss:.3f}"  # none yet: a resumed validation
@@ -1123,9 +1145,46 @@ def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file
     }
     state.history.append(entry)
     if history_file is not None:
-        history_file.write(json.dumps(entry) + "\n")
-        history_file.flush()
+        history_file.add(entry)
     return entry
+
+
+class CurveFile:
+    """<out>/history.jsonl, written a validation's line at a time (rank 0). A run replacing an
+    earlier one in its folder leaves that run's curve and snapshots as they are until its own
+    first validation (`replace_earlier`): an --overwrite run that failed on a damaged image at
+    step 1 had wiped them, and its emergency checkpoint had replaced last/."""
+
+    def __init__(self, out: Path, history: list[dict], replacing: bool):
+        self.path = out / "history.jsonl"
+        self._file = None
+        if not replacing:
+            # The curve as the checkpoint has it: a run killed after writing a validation's line
+            # but before its checkpoint had left that line twice once resumed.
+            atomic_write_text(self.path, "".join(json.dumps(entry) + "\n" for entry in history))
+            self._file = self.path.open("a", encoding="utf-8")
+
+    def replace_earlier(self) -> None:
+        # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
+        shutil.rmtree(self.path.parent / "snapshots", ignore_errors=True)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def add(self, entry: dict) -> None:
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _restore_snapshot(run: TrainingRun) -> None:
+    """The snapshot of the step the resumed run stopped at, when the stop came while it was being
+    written (a full disk, Ctrl-C): the weights are that step's, and no later step writes it."""
+    last = run.state.history[-1]
+    if not (run.out / "snapshots" / f"step-{last['step']}").is_dir():
+        log.info("writing the snapshot of step %d, which the stopped run had not written", last["step"])
+        _save_snapshot(run, last["val_cer"])
 
 
 def _save_snapshot(run: TrainingRun, cer: float) -> None:
@@ -1133,4 +1192,6 @@ def _save_snapshot(run: TrainingRun, cer: float) -> None:
     step = run.state.step
     snapshot = replace(run.model_config, training={**run.model_config.training, "snapshot_step": step,
                                                     "snapshot_val_cer": cer})
-    save_model(run.out / "snapshots" / f"step-{step}", run.model, snapshot)
+    # Whole or not at all: written file by file, a kill had left a folder of weights without a
+    # config.json that `hwr average snapshots/step-*` then refused.
+    save_model_folder(run.out / "snapshots" / f"step-{step}", run.model, snapshot)

@@ -44,6 +44,17 @@ def test_reads_rows_in_order_with_text_meta_and_image_path(tmp_path):
     assert accented.text == "Caf\u00e9 au lait"
 
 
+def test_words_are_what_the_bars_separate():
+    """A doubled or edge `|` (a hand-edited lines.txt) had been scored as spaces the image never
+    held, and a transcription of `|` alone escaped the empty-reference warning (a probe helper)."""
+    from hwr.datasets.iam import parse_row
+
+    row = "a01-000u-00 ok 154 19 408 746 1661 89 |top||of|the|hill|"
+    assert parse_row(row, Path("/iam")).text == "top of the hill"
+    assert parse_row("a01-000u-01 ok 154 19 408 746 1661 89 |", Path("/iam")).text == ""
+    assert parse_row("a01-000u-02 ok 154 19 408 746 1661 89 A|MOVE|to stop", Path("/iam")).text == "A MOVE to stop"
+
+
 def test_split_file_accepts_form_ids_and_line_ids(tmp_path):
     root = make_iam(tmp_path / "iam")
     split = tmp_path / "split.txt"

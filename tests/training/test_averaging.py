@@ -57,6 +57,29 @@ def test_average_command_writes_a_loadable_model(tmp_path, capsys):
     assert "missing: model directory not found" in capsys.readouterr().err
 
 
+def test_the_best_model_of_a_training_still_running_is_not_replaced(tmp_path, capsys):
+    """`hwr average --out run/best --overwrite` had replaced the best model of a training still
+    running into run/ (a probe helper); the training's hold on run/ refuses it now."""
+    import fcntl
+    import os
+
+    dirs = [str(make_untrained_model(tmp_path / f"m{seed}", seed=seed)) for seed in range(2)]
+    run = tmp_path / "run"
+    best = make_untrained_model(run / "best", seed=5)
+    before = (best / "model.safetensors").read_bytes()
+    training = os.open(run, os.O_RDONLY)  # as another process's folder_held holds it
+    try:
+        fcntl.flock(training, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["average", *dirs, "--out", str(best), "--overwrite"]) == 2
+        assert f"is inside {run}, which another hwr run is using" in capsys.readouterr().err
+        assert (best / "model.safetensors").read_bytes() == before
+        assert main(["average", *dirs, "--out", str(run), "--overwrite"]) == 2
+        assert "another hwr run is using this folder" in capsys.readouterr().err
+    finally:
+        os.close(training)
+    assert main(["average", *dirs, "--out", str(best), "--overwrite"]) == 0  # the training done
+
+
 def test_overwrite_replaces_the_whole_model_folder_and_never_files_that_are_no_models(tmp_path, capsys):
     """An adapted pair's `beside/`, card and history outlived the mean written over it: the
     mean was then refused as no network like its beside/, or read beside a stale base model."""

@@ -236,9 +236,41 @@ def test_keep_snapshots_saves_every_validation_for_averaging(pairs_dir, tmp_path
     assert "snapshot_step" not in averaged.training
 
 
-def test_resume_builds_the_saved_network_not_the_command_lines(pairs_dir, tmp_path, monkeypatch):
+class _Killed(BaseException):
+    """A SIGKILL in a test: the save stops where it is."""
+
+
+def test_a_snapshot_is_written_whole_or_not_at_all_and_the_resume_writes_it(pairs_dir, tmp_path, monkeypatch):
+    """Written file by file after last/, a snapshot killed half-way stayed a folder of weights
+    without a config.json for good (the resume never validated that step again), and `hwr
+    average snapshots/step-*` refused it (a probe helper)."""
+    import hwr.recognition.model as model
+
+    save_model = model.save_model
+
+    def killed_after_the_weights(directory, net, config, half=False):
+        if "step-4" in str(directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / model.WEIGHTS_FILE).write_bytes(b"half")
+            raise _Killed
+        return save_model(directory, net, config, half)
+
+    monkeypatch.setattr(model, "save_model", killed_after_the_weights)
+    with pytest.raises(_Killed):
+        train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=6))
+    snapshots = tmp_path / "run" / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-2"]  # no half folder, nor its staging
+    monkeypatch.undo()
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=6, resume=True))
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-2", "step-4", "step-6"]
+    assert load_model(snapshots / "step-4")[1].training["snapshot_step"] == 4
+
+
+def test_resume_builds_the_saved_network_not_the_command_lines(pairs_dir, tmp_path, monkeypatch, caplog):
     """--resume continues <out>/last's own architecture; another --arch or --preset on the command
-    line must not rebuild a different network, and the last state is read once, through load_model."""
+    line must not rebuild a different network, and the last state is read once, through load_model.
+    Those flags are named as not used, and the run's record keeps its own (it had recorded, and
+    logged, "crnn graves2009" of a tiny crnn; a probe helper); another --schedule is said."""
     import hwr.training.train as train_module
 
     train(_cfg(pairs_dir, tmp_path, arch="crnn"))
@@ -246,11 +278,17 @@ def test_resume_builds_the_saved_network_not_the_command_lines(pairs_dir, tmp_pa
     loads = []
     real_load = train_module.load_model
     monkeypatch.setattr(train_module, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
-    state = train(_cfg(pairs_dir, tmp_path, arch="mdlstm", preset="graves2009", resume=True, max_steps=6, lr=0.0))
+    caplog.set_level("INFO", logger="hwr.training.train")
+    state = train(_cfg(pairs_dir, tmp_path, arch="mdlstm", preset="graves2009", resume=True, max_steps=6, lr=0.0,
+                       schedule="constant"))
     assert state.step == 6 and len(loads) == 1
     resumed, config = load_model(tmp_path / "run" / "last")
     assert config.arch == "crnn" and config.net == load_model(tmp_path / "run" / "best")[1].net
     assert resumed.state_dict().keys() == saved.state_dict().keys()
+    assert "continues the run's own network and weights; --arch mdlstm --preset graves2009 are not used" in caplog.text
+    assert "another --schedule (constant; the run's was cosine)" in caplog.text
+    assert "crnn tiny:" in caplog.text and "graves2009:" not in caplog.text
+    assert {key: config.training["config"][key] for key in ("arch", "preset")} == {"arch": "crnn", "preset": "tiny"}
 
 
 @pytest.mark.parametrize("data", ["pairs", "synth:train:48"])
@@ -321,6 +359,31 @@ def test_an_overwrite_that_is_refused_leaves_the_earlier_run_whole(pairs_dir, tm
     with pytest.raises(Exception, match="no-such-model"):  # --init-from fails after the run's checks began
         train(_cfg(pairs_dir, tmp_path, max_steps=2, overwrite=True, init_from=str(tmp_path / "no-such-model")))
     assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
+def test_an_overwrite_that_fails_before_its_first_validation_leaves_the_earlier_run_whole(pairs_dir, tmp_path,
+                                                                                           caplog):
+    """An --overwrite run meeting a damaged image (which only reading it finds) had wiped the
+    earlier run's history and snapshots at its start, and its emergency checkpoint had replaced
+    last/ (a probe helper). The earlier run is replaced at the new run's first validation."""
+    import shutil
+
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=4))
+    run = tmp_path / "run"
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    damaged = tmp_path / "damaged"
+    shutil.copytree(pairs_dir, damaged)
+    for image in sorted(damaged.glob("*.png"))[2:]:  # the seed's order reads a good one first
+        image.write_bytes(image.read_bytes()[:60])
+    with pytest.raises(Exception, match="not a readable image"):
+        train(_cfg(damaged, tmp_path, val=str(pairs_dir), keep_snapshots=True, max_steps=40, val_every=20,
+                   batch_size=1, overwrite=True))
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert "training stopped at step 1, before its first validation: the earlier run in" in caplog.text
+    state = train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=2, overwrite=True))
+    assert [entry["step"] for entry in state.history] == [2]
+    assert [entry["step"] for entry in map(json.loads, (run / "history.jsonl").read_text().splitlines())] == [2]
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-2"]
 
 
 def test_resume_keeps_the_runs_own_optimizer_and_says_so(pairs_dir, tmp_path, caplog):

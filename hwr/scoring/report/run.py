@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class EvalRun:
     diagnosis: Diagnosis | None = None
     comparison: Comparison | None = None
     decoding: dict = field(default_factory=dict)  # the decoder's describe(): how the lines were read
+    # Reference characters (as scored) the model cannot write, with their counts: each is an error
+    # whatever the model reads, and the CER alone had not said why (a Greek set read at 92%).
+    unwritable: Counter = field(default_factory=Counter)
 
 
 def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
@@ -243,7 +247,8 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     focus = analysed_index(specs)
     runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
             for i, data in enumerate(datasets)]
-    run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.describe_reading())
+    run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.describe_reading(),
+                  unwritable=unwritable_characters(recognizer.charset, runs[focus].report.results))
     if cfg.splits:
         run.diagnosis = diagnose([split_score(r) for r in runs], cfg.human_cer, cfg.target_cer)
     if cfg.compare or cfg.compare_decoder:
@@ -252,6 +257,14 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
         run.comparison = compare_reports(run.analysed.report, b.report, *_reading_labels(recognizer, other, cfg),
                                          cfg.bootstrap, cfg.seed)
     return run
+
+
+def unwritable_characters(charset, results) -> Counter:
+    """The characters of the scored references that `charset` lacks (spaces aside), counted."""
+    missing = Counter()
+    for result in results:
+        missing.update(ch for ch in result.reference if not ch.isspace() and ch not in charset)
+    return missing
 
 
 def split_score(run: DatasetRun) -> SplitScore:
@@ -286,6 +299,12 @@ def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
             undefined_rates_note(report.chars, report.char_errors, report.words, report.word_errors))
     if note:
         out.append(f"warning: {note}")
+    if run.unwritable and report.chars:
+        total = sum(run.unwritable.values())
+        shown = ", ".join(f"{show_char(ch)} x{n}" for ch, n in run.unwritable.most_common(8))
+        out.append(f"warning: {total} of the {report.chars} reference characters ({total / report.chars:.1%}) are "
+                   f"ones this model cannot write ({shown}{', ...' if len(run.unwritable) > 8 else ''}): each "
+                   "counts as an error whatever it reads")
     if run.diagnosis is not None:
         out += ["bias / variance:", format_table(run.diagnosis)]
     if report.lines:  # an unscored split has no breakdown to show
@@ -329,6 +348,7 @@ def write_outputs(run: EvalRun, cfg: EvalConfig) -> None:
 
 def json_extra(run: EvalRun) -> dict:
     extra = {"decoding": run.decoding, "split": run.analysed.dataset.name if run.splits else None,
+             "unwritable_chars": dict(run.unwritable.most_common()),
              "split_file": run.analysed.dataset.split_file, **run.analysed.analysis.to_dict()}
     if run.diagnosis is not None:
         extra["bias_variance"] = run.diagnosis.to_dict()
