@@ -300,13 +300,15 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
 
 
 def held_elsewhere(folder: str | Path) -> Path | None:
-    """The first of `folder` and the folders holding it that another run holds (folder_held)
+    """The first of `folder` and the three folders above it that another run holds (folder_held)
     now, or None: `hwr average --out run/best --overwrite` had replaced the best model of a
     training still running into run/. Its lock is taken and let go at once to ask."""
     if fcntl is None:
         return None
     folder = Path(os.path.realpath(folder))
-    for candidate in (folder, *folder.parents):
+    # Three levels up reach a run's snapshots/step-N from its folder; not the home folder or /,
+    # which some other program might hold.
+    for candidate in (folder, *folder.parents[:3]):
         with _HELD_LOCK:
             if os.fspath(candidate) in _HELD:
                 continue  # this process's own hold

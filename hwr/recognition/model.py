@@ -31,6 +31,7 @@ from hwr.fileio import (
     check_folder_can_be_made,
     check_folder_can_be_swapped,
     held_elsewhere,
+    previous_folder,
     recover_folder,
     written_whole,
 )
@@ -313,6 +314,12 @@ def read_model_config(directory: str | Path) -> ModelConfig:
     directory = Path(directory)
     path = directory / CONFIG_FILE
     if not directory.is_dir():
+        if not directory.exists() and previous_folder(directory).is_dir():
+            # A save stopped between its two renames (microseconds; a kill): the model is whole
+            # beside it, and "not found" had sent the user looking for a folder they had.
+            raise ModelError(f"{directory}: not found, but a save stopped while replacing it left the model in "
+                             f"{previous_folder(directory).name} beside it: rename that back to {directory.name} "
+                             "(hwr train --resume does it for a run's best/ and last/)")
         raise ModelError(f"{directory}: model directory not found" if not directory.exists()
                          else f"{directory}: not a model directory (a file, not a folder)")
     if not path.exists():
@@ -591,7 +598,7 @@ class Recognizer:
             'the cat sat'
         """
         path = resolve_model_dir(path)
-        if not path.exists():
+        if not path.exists() and not previous_folder(path).is_dir():  # (that one is named by read_model_config)
             hint = (" (no default model is shipped in this install; pass --model)" if path == default_model_dir()
                     else f" (nor a model name in {models_dir()})")
             raise ModelError(f"{path}: model directory not found{hint}")

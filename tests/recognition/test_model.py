@@ -50,6 +50,15 @@ def test_missing_and_corrupt_weights_fail_clearly(tmp_path):
         Recognizer.load(tmp_path / "absent")
 
 
+def test_a_model_a_stopped_save_left_aside_is_named(tmp_path):
+    """A kill between a save's two renames leaves the whole model in .best.previous: "model
+    directory not found" had sent the user looking for a folder they had (a probe helper)."""
+    _, path = _tiny_model(tmp_path)
+    path.rename(path.with_name(f".{path.name}.previous"))
+    with pytest.raises(ModelError, match=f"left the model in .{path.name}.previous beside it: rename that back"):
+        Recognizer.load(path)
+
+
 def test_weights_of_nan_or_of_integers_are_refused_naming_the_tensor(tmp_path):
     """They had loaded, and every line read "" with a NaN confidence (invalid JSON outputs)."""
     from safetensors.torch import load_file, save_file
