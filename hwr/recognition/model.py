@@ -149,8 +149,11 @@ class ModelConfig:
         # (training sets one from the other); a hand-edited height would read every line at the
         # wrong size, or blow each one up to millions of rows.
         if norm.line_height != net_config.line_height:
+            given = "line_height" in d.get("normalize", {})  # not the default's
             raise ValueError(f"normalize.line_height {norm.line_height} differs from the network's "
-                             f"net.line_height {net_config.line_height}")
+                             f"net.line_height {net_config.line_height}" if given else
+                             f"normalize.line_height is missing (the network reads lines {net_config.line_height} "
+                             f"px tall; without it they would be normalised to {norm.line_height})")
         return config
 
 
@@ -323,6 +326,9 @@ def read_model_config(directory: str | Path) -> ModelConfig:
         raise ModelError(f"{directory}: model directory not found" if not directory.exists()
                          else f"{directory}: not a model directory (a file, not a folder)")
     if not path.exists():
+        if (directory / "best" / CONFIG_FILE).is_file():  # a training run's folder named for its model
+            raise ModelError(f"{path}: model config not found: {directory} holds a training run, whose model is "
+                             f"{directory / 'best'}")
         raise ModelError(f"{path}: model config not found")
     if not path.is_file():
         raise ModelError(f"{path}: model config is not a file")

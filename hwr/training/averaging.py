@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from hwr.config_args import check_fields, setting
-from hwr.errors import ConfigError
+from hwr.errors import ConfigError, name_some
 from hwr.recognition.imaging import NormalizeConfig
-from hwr.recognition.model import ModelConfig, ModelError, load_model
+from hwr.recognition.model import ModelConfig, ModelError, beside_dir, load_model
 
 log = logging.getLogger("hwr.training.averaging")
 
@@ -52,6 +52,20 @@ def _run_of(config: ModelConfig) -> tuple:
     return settings.get("out"), settings.get("seed")
 
 
+def _fine_tuned_from(config: ModelConfig) -> Path | None:
+    """The model a run started from (--init-from; hwr adapt's base model), resolved."""
+    source = ((config.training or {}).get("config") or {}).get("init_from")
+    return Path(source).resolve() if source else None
+
+
+def _one_lineage(a: str | Path, a_config: ModelConfig, b: str | Path, b_config: ModelConfig) -> bool:
+    """Whether one model was fine-tuned from the other, or both from one model: an adapted model
+    and its own base had been warned of as another training run."""
+    a_from, b_from = _fine_tuned_from(a_config), _fine_tuned_from(b_config)
+    return (a_from == Path(b).resolve() or b_from == Path(a).resolve()
+            or (a_from is not None and a_from == b_from))
+
+
 def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, ModelConfig]:
     """The mean of the models in `directories`, which must share architecture, charset and
     normalisation. Returns the network and the last model's config, whose training summary
@@ -73,7 +87,8 @@ def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, 
         if not _same_network(config, other_config):
             raise ModelError(f"{directory}: not the same network as {directories[0]} "
                              "(architecture, charset or normalisation differ); only snapshots of one run average")
-        if _run_of(other_config) != _run_of(config):
+        if _run_of(other_config) != _run_of(config) and not _one_lineage(directory, other_config, directories[0],
+                                                                         config):
             # Allowed (stages fine-tuned from one model average too), but two runs trained apart
             # from scratch have unaligned units, and their mean reads nothing.
             log.warning("%s comes from another training run than %s (%s against %s): the mean is only "
@@ -89,6 +104,10 @@ def average_models(directories: Sequence[str | Path]) -> tuple[torch.nn.Module, 
     # Integer buffers (BatchNorm's batch counters) are not weights: the last snapshot's stand.
     state.update({name: t for name, t in other.state_dict().items() if not t.is_floating_point()})
     net.load_state_dict(state)
+    with_beside = [str(d) for d in directories if beside_dir(Path(d)) is not None]
+    if with_beside:  # the mean is one network: no base model reads its doubtful lines again
+        log.warning("%s read doubtful lines beside %s base model (beside/); the mean is written without it",
+                    name_some(with_beside, 3), "its" if len(with_beside) == 1 else "their")
     training = {k: v for k, v in config.training.items() if not k.startswith("snapshot_")}
     training["averaged_from"] = [str(d) for d in directories]
     config.training = training

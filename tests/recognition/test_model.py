@@ -300,6 +300,25 @@ def test_absurd_network_settings_fail_at_once_naming_the_model(tmp_path, changes
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_training_runs_folder_given_as_a_model_names_its_best(tmp_path):
+    _tiny_model(tmp_path)
+    (tmp_path / "m").rename(tmp_path / "best")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "best").rename(tmp_path / "run" / "best")
+    with pytest.raises(ModelError, match=f"holds a training run, whose model is {tmp_path / 'run' / 'best'}"):
+        load_model(tmp_path / "run")
+
+
+def test_a_config_without_its_normalisation_says_the_height_is_missing(tmp_path):
+    """It had said "normalize.line_height 48 differs from ... 32", a value the file never held."""
+    _, path = _tiny_model(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    del config["normalize"]
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="normalize.line_height is missing \\(the network reads lines 32 px tall"):
+        load_model(path)
+
+
 def test_config_that_is_not_an_object_or_a_file_fails_clearly(tmp_path):
     _, path = _tiny_model(tmp_path)
     (path / "config.json").write_text("[1, 2, 3]")

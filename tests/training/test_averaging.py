@@ -161,3 +161,20 @@ def test_models_of_different_training_runs_average_with_a_warning(tmp_path, capl
         assert not caplog.records
         average_models(dirs)
     assert "comes from another training run" in caplog.text and "runs/other" in caplog.text
+
+
+def test_an_adapted_model_averages_with_its_base_saying_only_that_beside_is_left_out(tmp_path, caplog):
+    """An adapted model and its own base had been warned of as "another training run" (they are
+    one lineage), and the adapted model's beside/ was left out of the mean without a word (a probe
+    helper)."""
+    base = make_untrained_model(tmp_path / "base", seed=0)
+    net, config = load_model(make_untrained_model(tmp_path / "raw", seed=1))
+    training = {"config": {"out": "adapt-run", "seed": 1, "init_from": str(base)}}
+    adapted = save_model(tmp_path / "adapted", net, ModelConfig.from_dict({**json.loads(config.to_json()),
+                                                                          "training": training}))
+    make_untrained_model(adapted / "beside", seed=0)
+    with caplog.at_level("WARNING", logger="hwr.training.averaging"):
+        average_models([base, adapted])
+    assert "another training run" not in caplog.text
+    assert f"{adapted} read doubtful lines beside its base model (beside/); the mean is written without it" in (
+        caplog.text)
