@@ -533,9 +533,11 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
                 on_network, on_step, resumable: bool):
     """_train once its output folder is held."""
     try:
-        if cfg.resume and ctx.is_main:
+        if ctx.is_main:  # any run into the folder: a new one too would otherwise leave killed saves' litter
             recover_checkpoint(out / "last")  # a save killed between its two renames (hwr.training.checkpoint)
             recover_folder(out / "best")  # the same for best/ (save_model_folder)
+            for staging in sorted((out / "snapshots").glob(".step-*.saving-*")):  # and a snapshot's half-write
+                recover_folder(out / "snapshots" / staging.name[1:].rpartition(".saving-")[0])
         barrier(ctx)
         train_set = open_dataset(cfg.train, skip_bad=cfg.skip_bad, split_file=cfg.train_split_file)
         val_set = open_dataset(cfg.val, skip_bad=cfg.skip_bad, split_file=cfg.val_split_file)

@@ -386,6 +386,26 @@ def test_an_overwrite_that_fails_before_its_first_validation_leaves_the_earlier_
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-2"]
 
 
+def test_any_run_into_a_folder_clears_the_half_saves_killed_runs_left(pairs_dir, tmp_path):
+    """A killed save's staging folder (three times the model's size) had been removed only by a
+    later --resume, and a snapshot's never (a probe helper)."""
+    import os
+    import subprocess
+    import sys
+
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=2))
+    run = tmp_path / "run"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    litter = [run / f".last.saving-{dead}", run / f".best.saving-{dead}", run / "snapshots" / f".step-4.saving-{dead}"]
+    for folder in litter:
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half")
+        os.utime(folder, (1, 1))  # long since: no write starting now
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=2, overwrite=True))
+    assert not any(folder.exists() for folder in litter)
+
+
 def test_resume_keeps_the_runs_own_optimizer_and_says_so(pairs_dir, tmp_path, caplog):
     """The optimizer's state comes back from last/: another optimizer crashed on it half-way
     (a KeyError, then a mixed checkpoint), another --lr was silently overwritten yet recorded."""
