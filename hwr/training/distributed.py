@@ -107,7 +107,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
 def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
     """`hwr train --nproc N ...` -> the equivalent torchrun command on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    return [sys.executable, "-m", "hwr.training.launch", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "hwr", *argv]
 
 

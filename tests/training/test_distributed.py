@@ -3,6 +3,7 @@ import json
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
@@ -78,8 +79,31 @@ def test_sharded_batches_split_each_global_batch():
 
 def test_nproc_shortcut_builds_a_torchrun_command():
     cmd = torchrun_command(2, ["train", "--out", "x"])
-    assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert cmd[1:4] == ["-m", "hwr.training.launch", "--standalone"]
     assert "--nproc-per-node=2" in cmd and cmd[-3:] == ["train", "--out", "x"]
+
+
+@pytest.mark.parametrize("exitcode, said, code", [
+    (-9, "training process 1 (pid 4321) was killed by SIGKILL (out of memory?); the others were stopped", 137),
+    (2, "training process 1 (pid 4321) stopped with exit code 2 (its message is above)", 2),
+])
+def test_a_training_process_that_dies_is_said_in_one_line(monkeypatch, capsys, exitcode, said, code):
+    """torchrun had answered a process killed for memory with its error table and a traceback
+    (a probe helper)."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from hwr.training import launch
+
+    def died(args):
+        raise ChildFailedError("hwr", {1: ProcessFailure(local_rank=1, pid=4321, exitcode=exitcode,
+                                                         error_file="/nonexistent")})
+
+    monkeypatch.setattr(torchrun, "run", died)
+    assert launch.main(["--standalone", "--nproc-per-node=2", "-m", "hwr", "train"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwr train: {said}") and "Traceback" not in err
+    assert ("--resume continues" in err) == (exitcode < 0)  # an error the process said is no stop to resume
 
 
 def test_sharded_transcription_covers_every_page_once(tmp_path):
