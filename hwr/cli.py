@@ -370,13 +370,22 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
 
 
 def cmd_train(args) -> int:
-    from hwr.training.distributed import context_from_env, relaunch_with_torchrun
+    from hwr.training.distributed import context_from_env, lost_a_peer, relaunch_with_torchrun
     from hwr.training.train import TrainConfig, train
 
     if args.nproc > 1 and not context_from_env().enabled:
         return relaunch_with_torchrun(args.nproc, _without_option(sys.argv[1:], "--nproc"))
     cfg = build_config(TrainConfig, args, args.config)
-    state = train(cfg)
+    try:
+        state = train(cfg)
+    except RuntimeError as exc:
+        if not (context_from_env().enabled and lost_a_peer(exc)):
+            raise
+        # Another process died (killed for memory): this one's collective failed, and its
+        # traceback had stood above the launcher's line saying which process ended and how.
+        print(f"hwr train: process {context_from_env().rank}: the other training processes are gone "
+              f"({str(exc).splitlines()[0]})", file=sys.stderr)
+        return 1
     if not context_from_env().is_main:
         return 0
     emit(f"best validation CER {state.best_cer:.4f} at step {state.best_step}; model in {Path(cfg.out) / 'best'}")

@@ -74,6 +74,16 @@ def all_reduce_sums(values: Sequence[float], ctx: DistContext) -> list[float]:
     return tensor.tolist()
 
 
+# What gloo and NCCL say when another process of the group died in the middle of a collective.
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
+             "remote process exited")
+
+
+def lost_a_peer(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another process of the group is gone."""
+    return any(words in str(exc) for words in PEER_LOST)
+
+
 def shard(items: Sequence, ctx: DistContext) -> list:
     """Every `world_size`-th item starting at `rank`: each item on exactly one rank, no padding.
 

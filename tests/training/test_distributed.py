@@ -83,6 +83,24 @@ def test_nproc_shortcut_builds_a_torchrun_command():
     assert "--nproc-per-node=2" in cmd and cmd[-3:] == ["train", "--out", "x"]
 
 
+def test_a_process_whose_peers_died_says_so_in_one_line(monkeypatch, capsys):
+    """Rank 0's failed all-reduce had printed a traceback above the launcher's line (a probe helper)."""
+    import hwr.training.train as train_module
+    from hwr.cli import main
+
+    def collective_failed(cfg):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:538] Read error [127.0.0.1]:63209: Connection reset by peer")
+
+    monkeypatch.setattr(train_module, "train", collective_failed)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--out", "x"]) == 1
+    assert capsys.readouterr().err == ("hwr train: process 0: the other training processes are gone ([gloo/transport/"
+                                       "tcp/pair.cc:538] Read error [127.0.0.1]:63209: Connection reset by peer)\n")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # alone, a RuntimeError is a bug and keeps its traceback
+    with pytest.raises(RuntimeError):
+        main(["train", "--out", "x"])
+
+
 @pytest.mark.parametrize("exitcode, said, code", [
     (-9, "training process 1 (pid 4321) was killed by SIGKILL (out of memory?); the others were stopped", 137),
     (2, "training process 1 (pid 4321) stopped with exit code 2 (its message is above)", 2),
