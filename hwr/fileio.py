@@ -299,16 +299,13 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
             os.close(handle)  # releases the lock
 
 
-def held_elsewhere(folder: str | Path) -> Path | None:
-    """The first of `folder` and the three folders above it that another run holds (folder_held)
-    now, or None: `hwr average --out run/best --overwrite` had replaced the best model of a
-    training still running into run/. Its lock is taken and let go at once to ask."""
+def held_elsewhere(folder: str | Path, levels: int = 2) -> Path | None:
+    """The first of `folder` and the `levels` folders above it that another run holds
+    (folder_held) now, or None. Its lock is taken and let go at once to ask."""
     if fcntl is None:
         return None
     folder = Path(os.path.realpath(folder))
-    # Three levels up reach a run's snapshots/step-N from its folder; not the home folder or /,
-    # which some other program might hold.
-    for candidate in (folder, *folder.parents[:3]):
+    for candidate in (folder, *folder.parents[:levels]):
         with _HELD_LOCK:
             if os.fspath(candidate) in _HELD:
                 continue  # this process's own hold

@@ -274,6 +274,10 @@ def entries_not_a_models(folder: str | Path, own: Iterable[str] = ()) -> list[st
     return sorted(p.name for p in folder.iterdir() if p.name not in kept)
 
 
+# What a training run writes in its --out folder as it goes (hwr.training.train).
+TRAINING_RUN_ENTRIES = frozenset({"best", "last", "snapshots"})
+
+
 def checked_model_out(given: str | Path, *, overwrite: bool, sources: Sequence[Path] = (), source_role: str = "",
                       own: Iterable[str] = ()) -> Path:
     """The folder `--out given` names, where `save_model_folder` will write a model whole at the
@@ -288,12 +292,16 @@ def checked_model_out(given: str | Path, *, overwrite: bool, sources: Sequence[P
     if out == cwd or out in cwd.parents:
         raise ConfigError(f"--out {given}: is the current folder or holds it; it is replaced whole, so name "
                           "another folder")
-    # Before anything there is touched: a run may be writing it now.
-    if (busy := held_elsewhere(out)) is not None:
-        raise ConfigError(f"--out {given}: " + ("another hwr run is using this folder" if busy == out else
-                                                f"is inside {busy}, which another hwr run is using (a training "
-                                                "saving its models there)") + "; wait for it to finish, or write "
-                                                "the model elsewhere")
+    # Before anything there is touched: a run may be writing it now. `hwr average --out run/best
+    # --overwrite` had replaced the best model of a training still running into run/.
+    busy = held_elsewhere(out)
+    if busy == out:
+        raise ConfigError(f"--out {given}: another hwr run is using this folder; wait for it to finish, or write "
+                          "the model elsewhere")
+    if busy is not None and out.relative_to(busy).parts[0] in TRAINING_RUN_ENTRIES:
+        raise ConfigError(f"--out {given}: is {out.relative_to(busy).parts[0]}/ of {busy}, which a training "
+                          "running there now replaces as it saves; wait for it to finish, or write the model "
+                          "elsewhere")
     if recover_folder(out):  # a run killed between the renames that put its model in place
         log.warning("%s: put back the model folder a stopped run had set aside", out)
     if out.exists() and not out.is_dir():

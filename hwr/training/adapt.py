@@ -513,6 +513,9 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
              number, rounds, len(pseudo), minutes)
     steps_before, history_before, best_before = state.step, state.history, (state.best_cer, state.best_step)
     # This round's run starts its history.jsonl afresh: the curve so far, for whoever draws it (the UI).
+    # The round before's goes first: a run replaces an earlier one's curve only at its first
+    # validation, and till then the UI drew those points twice, its step counter going back.
+    (run_dir / "history.jsonl").unlink(missing_ok=True)
     atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, _jsonl([*history_before, {"steps": steps_before}]))
     state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}

@@ -589,14 +589,19 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
         raise
     try:
         run_loop(run)
-    except BaseException:
+    except BaseException as exc:
         # Emergency checkpoint: a crash or Ctrl-C keeps the work done so far resumable. Before
         # the first step there is none, and a checkpoint of nothing would only make the rerun
         # (data fixed) need --overwrite.
-        if ctx.is_main and resumable and run.state.step > 0 and run.replaces_earlier:
-            log.error("training stopped at step %d, before its first validation: the earlier run in %s is left as "
-                      "it was (this run's steps are not kept)", run.state.step, out)
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))  # asked to stop: Ctrl-C, SIGTERM, a requeue
+        if ctx.is_main and resumable and run.state.step > 0 and run.replaces_earlier and not stopped:
+            # Failed (a damaged image, a bug) before it had anything to show: the earlier run stays.
+            log.error("training failed at step %d, before its first validation: the earlier run in %s is left as "
+                      "it was, and this run's steps are not kept (rerun with --overwrite once mended; --resume "
+                      "would continue the earlier run)", run.state.step, out)
         elif ctx.is_main and resumable and run.state.step > 0:
+            if run.replaces_earlier:  # stopped on purpose: this run is the one --resume should continue
+                drop_earlier_run(out)
             run.save_last()
             log.error("training interrupted at step %d; state saved to %s (use --resume)", run.state.step, out / "last")
         raise
@@ -730,7 +735,7 @@ def _start_run(cfg: TrainConfig, net, model_config: ModelConfig, device, out: Pa
     amp = cfg.amp and device.type == "cuda"
     autocast = torch.float16 if amp else torch.bfloat16 if cfg.cpu_bf16 and cpu_has_bf16(device) else None
     if resuming:
-        cfg = _resumed_settings(cfg, model_config)
+        cfg = _resumed_settings(cfg, model_config, say=ctx.is_main)
     optimizer = make_optimizer(net, cfg)
     state = TrainerState()
     scheduler = LRSchedule(optimizer, cfg, state)
@@ -768,20 +773,21 @@ RESUMED_OPTIMIZER_SETTINGS = ("optimizer", "lr", "weight_decay")
 RESUMED_NETWORK_SETTINGS = ("arch", "preset", "line_height", "rnn_cell", "net_options", "charset", "init_from")
 
 
-def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfig:
+def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig, say: bool = True) -> TrainConfig:
     """`cfg` with the resumed run's own optimizer settings: another optimizer cannot take its
     state (ConfigError), and another --lr or --weight-decay would be overwritten by the state
-    restored (a warning), so the run's record says what it really trains with."""
+    restored (a warning), so the run's record says what it really trains with. `say`: warn (one
+    process of a torchrun job, not each)."""
     saved = ((model_config.training or {}).get("config") or {})
     if saved.get("optimizer") not in (None, cfg.optimizer):
         raise ConfigError(f"--resume continues the run's {saved['optimizer']} optimizer; --optimizer {cfg.optimizer} "
                           "needs a new run (--init-from <out>/last --out <another folder>)")
-    if saved.get("val") not in (None, cfg.val):
+    if say and saved.get("val") not in (None, cfg.val):
         log.warning("--resume with another --val (%s, the run's was %s): its best CER so far was read on the other "
                     "lines, and best/ is replaced only by a lower CER on these", cfg.val, saved["val"])
     changed = {name: saved[name] for name in RESUMED_OPTIMIZER_SETTINGS
                if name in saved and saved[name] != getattr(cfg, name)}
-    if changed:
+    if changed and say:
         log.warning("--resume keeps the run's own %s (the optimizer's state holds them); the values given are "
                     "not used", ", ".join(f"{name} {value}" for name, value in changed.items()))
     # The network is last/'s (_resumed_network): flags given for another one are named, and the
@@ -789,12 +795,12 @@ def _resumed_settings(cfg: TrainConfig, model_config: ModelConfig) -> TrainConfi
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     given = {name: getattr(cfg, name) for name in RESUMED_NETWORK_SETTINGS
              if getattr(cfg, name) != defaults[name] and getattr(cfg, name) != saved.get(name, defaults[name])}
-    if given:
+    if given and say:
         log.warning("--resume continues the run's own network and weights; %s not used",
                     " ".join(f"--{name.replace('_', '-')} {value}" for name, value in given.items())
                     + (" is" if len(given) == 1 else " are"))
     network = {name: saved[name] for name in RESUMED_NETWORK_SETTINGS if name in saved}
-    if saved.get("schedule") not in (None, cfg.schedule):
+    if say and saved.get("schedule") not in (None, cfg.schedule):
         log.warning("--resume with another --schedule (%s; the run's was %s): the learning rate follows the new one "
                     "from this step on", cfg.schedule, saved["schedule"])
     return replace(cfg, **changed, **network)
@@ -1151,6 +1157,14 @@ def _record(run: TrainingRun, counts: ErrorCounts, val_loss: float, history_file
     return entry
 
 
+def drop_earlier_run(out: Path) -> None:
+    """An earlier run's curve and snapshots, which a new run in its folder replaces (its best/ and
+    last/ are replaced as the new run saves them)."""
+    atomic_write_text(out / "history.jsonl", "")
+    # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
+    shutil.rmtree(out / "snapshots", ignore_errors=True)
+
+
 class CurveFile:
     """<out>/history.jsonl, written a validation's line at a time (rank 0). A run replacing an
     earlier one in its folder leaves that run's curve and snapshots as they are until its own
@@ -1167,9 +1181,8 @@ class CurveFile:
             self._file = self.path.open("a", encoding="utf-8")
 
     def replace_earlier(self) -> None:
-        # Its snapshots too: hwr average over snapshots/step-* would mix the two runs.
-        shutil.rmtree(self.path.parent / "snapshots", ignore_errors=True)
-        self._file = self.path.open("w", encoding="utf-8")
+        drop_earlier_run(self.path.parent)
+        self._file = self.path.open("a", encoding="utf-8")
 
     def add(self, entry: dict) -> None:
         self._file.write(json.dumps(entry) + "\n")

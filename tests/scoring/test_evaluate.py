@@ -14,6 +14,7 @@ from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput, LineSample
 from hwr.scoring.evaluate import (
     EvalConfig,
+    LineResult,
     evaluate,
     score_texts,
     write_lines_csv,
@@ -128,6 +129,13 @@ def test_hwr_eval_says_which_reference_characters_the_model_cannot_write(tiny_mo
     out = capsys.readouterr().out
     assert "warning: 5 of the 14 reference characters (35.7%) are ones this model cannot write (" in out, out
     assert json.loads(report.read_text())["unwritable_chars"] == {ch: 1 for ch in "λόγος"}
+    from hwr.recognition.charset import Charset
+    from hwr.scoring.report.run import unwritable_characters
+
+    upper = Charset(list("HELO "))  # read with --casefold, its "HELLO" scores as "hello": every one writable
+    scored = [LineResult("a", "hello", "hello", 0.0, 0.0, 0, 1.0)]
+    assert unwritable_characters(upper, scored, TextNormalization(casefold=True)) == {}
+    assert unwritable_characters(upper, scored, TextNormalization()) == {"h": 1, "e": 1, "l": 2, "o": 1}
     _pairs(tmp_path / "ascii", ["the cat"])
     assert main(["eval", str(tmp_path / "ascii"), "--model", str(tiny_model), "--device", "cpu",
                  "--decoder", "greedy"]) == 0

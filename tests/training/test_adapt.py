@@ -989,6 +989,8 @@ def test_with_keep_best_a_round_that_reads_no_better_keeps_the_round_befores_wei
             round_one.update(load_file(str(Path(base_dir) / "model.safetensors")))
             earlier = (Path(args[4]) / adapt_module.EARLIER_ROUNDS_FILE).read_text(encoding="utf-8").splitlines()
             assert json.loads(earlier[-1]) == {"steps": 4} and json.loads(earlier[0])["step"] == 2
+            # Round 1's curve is only there: the UI had drawn it twice until round 2's first validation.
+            assert not (Path(args[4]) / "history.jsonl").exists()
         calls.append(base_dir)
         state = real_train(base_dir, *args, **kwargs)
         state.best_cer, state.best_step = (0.3, 2) if len(calls) == 1 else (0.6, 4)

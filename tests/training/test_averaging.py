@@ -71,10 +71,12 @@ def test_the_best_model_of_a_training_still_running_is_not_replaced(tmp_path, ca
     try:
         fcntl.flock(training, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert main(["average", *dirs, "--out", str(best), "--overwrite"]) == 2
-        assert f"is inside {run}, which another hwr run is using" in capsys.readouterr().err
+        assert f"is best/ of {run}, which a training running there now replaces" in capsys.readouterr().err
         assert (best / "model.safetensors").read_bytes() == before
         assert main(["average", *dirs, "--out", str(run), "--overwrite"]) == 2
         assert "another hwr run is using this folder" in capsys.readouterr().err
+        # Beside what the training writes (a transcription's output folder too): no reason to refuse.
+        assert main(["average", *dirs, "--out", str(run / "averaged")]) == 0, capsys.readouterr().err
     finally:
         os.close(training)
     assert main(["average", *dirs, "--out", str(best), "--overwrite"]) == 0  # the training done

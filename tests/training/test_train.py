@@ -379,11 +379,30 @@ def test_an_overwrite_that_fails_before_its_first_validation_leaves_the_earlier_
         train(_cfg(damaged, tmp_path, val=str(pairs_dir), keep_snapshots=True, max_steps=40, val_every=20,
                    batch_size=1, overwrite=True))
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
-    assert "training stopped at step 1, before its first validation: the earlier run in" in caplog.text
+    assert "training failed at step 1, before its first validation: the earlier run in" in caplog.text
     state = train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=2, overwrite=True))
     assert [entry["step"] for entry in state.history] == [2]
     assert [entry["step"] for entry in map(json.loads, (run / "history.jsonl").read_text().splitlines())] == [2]
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-2"]
+
+
+def test_an_overwrite_run_stopped_before_its_first_validation_is_the_one_resume_continues(pairs_dir, tmp_path):
+    """Stopped on purpose (Ctrl-C, SIGTERM, a scheduler's requeue), the new run is saved and the
+    earlier one's curve and snapshots go: --resume had continued the earlier run (a review helper)."""
+    train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=4))
+
+    def stop_at_step_5(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=40, val_every=20, overwrite=True),
+              on_step=stop_at_step_5)
+    run = tmp_path / "run"
+    assert (run / "history.jsonl").read_text() == "" and not (run / "snapshots").exists()
+    state = train(_cfg(pairs_dir, tmp_path, keep_snapshots=True, max_steps=20, val_every=20, resume=True))
+    assert [entry["step"] for entry in state.history] == [20]
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-20"]
 
 
 def test_any_run_into_a_folder_clears_the_half_saves_killed_runs_left(pairs_dir, tmp_path):

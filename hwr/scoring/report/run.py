@@ -248,7 +248,8 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
             for i, data in enumerate(datasets)]
     run = EvalRun(model, runs[focus], runs if cfg.splits else [], decoding=recognizer.describe_reading(),
-                  unwritable=unwritable_characters(recognizer.charset, runs[focus].report.results))
+                  unwritable=unwritable_characters(recognizer.charset, runs[focus].report.results,
+                                                   cfg.normalization()))
     if cfg.splits:
         run.diagnosis = diagnose([split_score(r) for r in runs], cfg.human_cer, cfg.target_cer)
     if cfg.compare or cfg.compare_decoder:
@@ -259,11 +260,14 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     return run
 
 
-def unwritable_characters(charset, results) -> Counter:
-    """The characters of the scored references that `charset` lacks (spaces aside), counted."""
+def unwritable_characters(charset, results, normalization) -> Counter:
+    """The characters of the scored references (`normalization` applied) that no reading can
+    give, `charset`'s symbols put through the same normalisation (spaces aside), counted: with
+    --casefold an upper-case-only model writes "hello" (a review helper)."""
+    writable = set(charset.symbols) | set("".join(normalization(symbol) for symbol in charset.symbols))
     missing = Counter()
     for result in results:
-        missing.update(ch for ch in result.reference if not ch.isspace() and ch not in charset)
+        missing.update(ch for ch in result.reference if not ch.isspace() and ch not in writable)
     return missing
 
 
