@@ -256,7 +256,7 @@ def _transcribe_pages(recognizer, cfg, inputs) -> int:
     batch = BatchConfig(mode=cfg.mode, formats=cfg.formats, output_dir=cfg.output_dir,
                         resume=cfg.resume, errors=cfg.errors, dpi=cfg.dpi, orientation=cfg.orientation,
                         workers=cfg.workers, processes=cfg.processes, batch_size=cfg.batch_size, progress=cfg.progress,
-                        words=True if cfg.json else None)
+                        words=True if cfg.json else None, overwrite=cfg.overwrite)
     several = may_name_several(inputs)
     if cfg.json:  # under torchrun each rank reports the pages it read
         cfg = replace(cfg, json=str(per_rank(cfg.json)))

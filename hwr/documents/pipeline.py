@@ -60,7 +60,7 @@ from hwr.documents.segment import SegmentConfig
 from hwr.documents.workers import PageWorkers
 from hwr.documents.writers import SUFFIXES, output_paths, write_page_files, written_by_hwr
 from hwr.documents.writers.manifest import OutputManifest
-from hwr.errors import ConfigError, counted, describe_os_error, fails_every_write
+from hwr.errors import ConfigError, counted, describe_os_error, fails_every_write, name_some
 from hwr.fileio import (
     TEXT_ERRORS,
     atomic_write_text,
@@ -160,6 +160,11 @@ class BatchConfig:
     # output format carries words (json, pagexml, alto), not for plain text.
     words: bool | None = None
     progress: bool = True
+    # Replace outputs hwr did not write, or that were edited since (--overwrite). Without it a page
+    # whose outputs are someone's fails naming them: a --resume reading a page again (other
+    # settings, its input changed) had replaced hand corrections that the run's check had passed
+    # as those of a page it would skip.
+    overwrite: bool = False
 
 
 @dataclass
@@ -335,7 +340,23 @@ def done_earlier(ref: PageRef, output_dir: str | Path | None, formats: Iterable[
             log.info("%s: read again: the file changed (size or time) since its output %s was read", ref.source,
                      path)
             return False
+        if origin is not None and _an_earlier_reading(manifest, path):
+            # A full disk stopped its write after the record: the file is an earlier reading's,
+            # and its other outputs may be the later one's (PAGE at 150 dpi beside JSON at 300).
+            log.info("%s: read again: its output %s is not the reading last recorded (a write that failed)",
+                     ref.source, path)
+            return False
     return True
+
+
+def _an_earlier_reading(manifest: OutputManifest, path: Path) -> bool:
+    """Whether the output at `path` holds one of hwr's readings but not the latest recorded. One
+    edited since is the user's (--resume leaves it as it is), not an earlier reading."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False  # its page is read again only for a reason of its own
+    return manifest.wrote(path, data) and not manifest.holds_latest(path, data)
 
 
 def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str | Path | None,
@@ -678,6 +699,12 @@ class _Run:
                     except Exception as exc:  # noqa: BLE001
                         batcher.fail_line(single.owners[0], failure_reason(exc))
 
+    def _not_hwrs(self, page_id: str) -> list[str]:
+        """The page's existing outputs that are not hwr's to replace (written_by_hwr)."""
+        paths = output_paths(page_id, self.config.output_dir, self.config.formats)
+        return [str(path) for fmt, path in zip(self.config.formats, paths)
+                if is_file(path) and not written_by_hwr(path, fmt, self.manifest)]
+
     def finish(self, prepared: PreparedPage) -> None:
         if prepared.read_whole_too:
             prepared.page, prepared.geometries, prepared.is_line = settle_reading(prepared.page, prepared.geometries)
@@ -689,6 +716,12 @@ class _Run:
             self.on_read(page, prepared.is_line)
         try:
             if self.config.output_dir:
+                if not self.config.overwrite and (theirs := self._not_hwrs(page.id)):
+                    self.fail(FailedInput(page.source, "write", f"not replaced: {name_some(theirs, 3, ', ')} "
+                                          "was not written by hwr, or was edited since (pass --overwrite to replace "
+                                          "it)", page.id))
+                    self._show_in_order(prepared, None)
+                    return
                 origin = output_origin(page.source, self.settings_digest, self.input_stamps.pop(page.id, ABSENT))
                 write_page_files(page, self.config.output_dir, page.id, self.config.formats, self.manifest, origin)
         except (OSError, ValueError) as exc:

@@ -470,6 +470,25 @@ def test_a_page_scanned_again_while_it_was_being_read_is_read_again_by_resume(re
     assert again.skipped == 0 and again.line_images == 1
 
 
+def test_resume_reads_again_a_page_whose_output_a_failed_write_left_from_an_earlier_reading(recognizer,
+                                                                                            tmp_path):
+    """A full disk stopped a rerun with other settings after it had recorded a page's output but
+    before the file was in place: --resume kept the page, its PAGE XML of one reading beside its
+    JSON of the other (a probe helper)."""
+    from hwr.documents.writers.manifest import OutputManifest
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    Image.fromarray(render_line("a leaf")).save(scans / "leaf.png")
+    config = BatchConfig(mode="line", output_dir=str(out), formats=["txt", "json"], resume=True, progress=False)
+    assert run_batch(recognizer, [scans], config).line_images == 1
+    manifest = OutputManifest(out)  # the later reading recorded, its write never landed
+    manifest.record(out / "leaf.json", b'{"another": "reading"}', manifest.origin_of(out / "leaf.json"))
+    again = run_batch(recognizer, [scans], config)
+    assert again.skipped == 0 and again.line_images == 1
+    assert run_batch(recognizer, [scans], config).skipped == 1  # whole now
+
+
 def test_resume_counts_outputs_recorded_without_the_inputs_stamp_as_done(recognizer, tmp_path):
     """Output folders written before the stamp was recorded resume as they always did."""
     from hwr.documents.writers.manifest import MANIFEST_NAME
@@ -816,6 +835,29 @@ def test_text_outputs_never_replace_a_users_text_file_nor_an_edited_one_but_repl
     config.resume = True
     assert run_batch(recognizer, [scan], config).skipped == 1
     assert (tmp_path / "scan.txt").read_text() == "the cat, corrected\n"
+
+
+def test_a_page_resume_reads_again_never_replaces_a_correction_without_overwrite(recognizer, tmp_path):
+    """--resume reads a page again when its input changed (or its settings did): the run's check
+    had passed its corrected output as that of a page it would skip, and the correction was
+    replaced, exit 0 (a probe helper). The page fails naming it; the rest of the batch goes on."""
+    scan, other = tmp_path / "scan.png", tmp_path / "other.png"
+    Image.fromarray(render_line("the cat")).save(scan)
+    Image.fromarray(render_line("a dog")).save(other)
+    out = tmp_path / "out"
+    config = BatchConfig(mode="line", output_dir=str(out), workers=0, formats=["txt"], progress=False, resume=True)
+    run_batch(recognizer, [scan, other], config)
+    (out / "scan.txt").write_text("the cat, corrected\n")
+    os.utime(scan, ns=(1, 1))  # copied without its times: read again
+    os.utime(other, ns=(1, 1))
+    summary = run_batch(recognizer, [scan, other], config)
+    assert summary.line_images == 1 and [f.page_id for f in summary.failures] == ["scan"]
+    assert summary.failures[0].message == (f"not replaced: {out / 'scan.txt'} was not written by hwr, or was edited "
+                                           "since (pass --overwrite to replace it)")
+    assert (out / "scan.txt").read_text() == "the cat, corrected\n"
+    config.overwrite = True
+    assert run_batch(recognizer, [scan], config).line_images == 1
+    assert (out / "scan.txt").read_text() != "the cat, corrected\n"
 
 
 def test_a_page_xml_hwr_wrote_and_someone_corrected_since_is_theirs_but_an_unrecorded_one_of_hwrs_is_not(

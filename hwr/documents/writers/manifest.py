@@ -42,6 +42,7 @@ class OutputManifest:
         self.path = self.folder / MANIFEST_NAME
         self._digests: dict[str, set[str]] = {}
         self._origins: dict[str, dict | None] = {}  # name -> the origin of its latest record
+        self._latest: dict[str, str] = {}  # name -> the digest of its latest record
         self._ends_torn = False  # the last line lacks its newline (a crash mid-append)
         self._read()
 
@@ -56,6 +57,7 @@ class OutputManifest:
                 record = json.loads(row)
                 self._digests.setdefault(record["name"], set()).add(record["sha256"])
                 self._origins[record["name"]] = record.get("origin")
+                self._latest[record["name"]] = record["sha256"]
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash: its output may be refused, never wrongly replaced
 
@@ -70,6 +72,14 @@ class OutputManifest:
     def wrote(self, path: str | Path, data: bytes) -> bool:
         """Whether `data` (the file's content now) is what hwr recorded writing at `path`."""
         return content_digest(data) in self._digests.get(self.name_of(path), ())
+
+    def holds_latest(self, path: str | Path, data: bytes) -> bool:
+        """Whether `data` (the file's content now) is what the latest record of `path` says was
+        written: a record is appended before its output is renamed into place, so a write that
+        failed (a full disk) or was killed left the earlier reading behind the later record. True
+        when there is no record."""
+        latest = self._latest.get(self.name_of(path))
+        return latest is None or latest == content_digest(data)
 
     def origin_of(self, path: str | Path) -> dict | None:
         """The origin recorded with the latest output written at `path`: {"source", "settings"},
@@ -86,7 +96,7 @@ class OutputManifest:
         """Add that hwr writes `data` at `path` (before it is written; nothing when known), read
         from `origin` (see origin_of)."""
         name, digest = self.name_of(path), content_digest(data)
-        if digest in self._digests.get(name, ()) and self._origins.get(name) == origin:
+        if self._latest.get(name) == digest and self._origins.get(name) == origin:
             return
         line = json.dumps({"name": name, "sha256": digest, **({"origin": origin} if origin else {})}) + "\n"
         if self._ends_torn:  # the torn line must not swallow this record
@@ -99,3 +109,4 @@ class OutputManifest:
             os.close(fd)
         self._digests.setdefault(name, set()).add(digest)
         self._origins[name] = origin
+        self._latest[name] = digest
