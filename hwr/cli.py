@@ -448,8 +448,8 @@ def _print_skipped(scored, named: bool) -> None:
         return
     where = f"{scored.dataset.name}: " if named else ""
     nothing = "no line scored; " if report.lines == 0 else ""
-    print(f"hwr eval: {where}{nothing}skipped {report.skipped_lines()}: {name_some(report.failures, 3)}",
-          file=sys.stderr)
+    print(escape_controls(f"hwr eval: {where}{nothing}skipped {report.skipped_lines()}: "
+                          f"{name_some(report.failures, 3)}"), file=sys.stderr)  # file names: no terminal codes
 
 
 def _eval_inputs(cfg, dataset: str | None) -> list[str]:
@@ -489,8 +489,8 @@ def _eval_pages(cfg, dataset: str) -> int:
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
-        print(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: {name_some(report.failures, 3)}",
-              file=sys.stderr)
+        print(escape_controls(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: "
+                              f"{name_some(report.failures, 3)}"), file=sys.stderr)  # file names: no terminal codes
         return 1 if report.results else 2
     return 0
 

@@ -247,6 +247,11 @@ def test_hwr_eval_pages_names_bad_ground_truth_and_honours_skip_bad(gt_txt_folde
     assert "pages 2" in captured.out and "skipped 2 pages (bad ground truth: 2)" in captured.err, captured.err
     failed = json.loads((tmp_path / "r.json").read_text())["failed_files"]
     assert any("orphan.gt.txt" in f for f in failed) and any("latin1.gt.txt" in f for f in failed)
+    # A file name's terminal codes are written \xNN in the summary too, as in the lines above it.
+    (gt_txt_folder / "esc\x1b[31mred.gt.txt").write_text("a line\n", encoding="utf-8")
+    assert main(args + ["--skip-bad"]) == 1
+    summary = capsys.readouterr().err.splitlines()[-1]
+    assert summary.startswith("hwr eval: skipped 3 pages") and "\x1b" not in summary and "\\x1b[31m" in summary
 
 
 def test_unreadable_page_image_fails_unless_skip_bad(gt_txt_folder, model_dir):

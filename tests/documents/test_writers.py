@@ -214,8 +214,9 @@ def test_characters_xml_cannot_hold_never_make_the_document_ill_formed(schemas, 
     xml = write_page(page, fmt)
     doc = etree.fromstring(xml.encode("utf-8"))  # raises when not well-formed
     assert schemas[fmt].validate(doc), schemas[fmt].error_log
-    assert "ctl\ufffdx.png" in xml and "bell\ufffd and \ufffd escape" in xml
-    # With an undecodable byte too, the name is written byte for byte (file_name_in_xml).
+    # The text's control characters as U+FFFD; the file name's encoded byte for byte, naming the file.
+    assert "ctl%01x.png" in xml and "bell\ufffd and \ufffd escape" in xml
+    # With an undecodable byte too (file_name_in_xml).
     page.source = "/scans/ctl\x01x\udcff.png"
     xml = write_page(page, fmt)
     assert schemas[fmt].validate(etree.fromstring(xml.encode("utf-8"))), schemas[fmt].error_log
@@ -287,6 +288,13 @@ def test_a_scan_whose_name_is_not_utf8_is_named_byte_for_byte_and_found_again(tm
     Image.new("L", (10, 10), 255).save(page.source)
     [xml] = write_page_files(page, scans, "utf8", ["pagexml"])
     assert 'imageFilename="café 1%.png"' in xml.read_text(encoding="utf-8")
+    # A control character XML cannot hold: encoded too (it had become U+FFFD, naming no file).
+    page.source = str(scans / "scan\x01 1%.png")
+    Image.new("L", (10, 10), 255).save(page.source)
+    [xml] = write_page_files(page, scans, "ctl", ["pagexml"])
+    root = ET.parse(xml).getroot()
+    name = next(root.iter(f"{{{PAGE_NS}}}Page")).get("imageFilename")
+    assert name == "scan%01%201%25.png" and os.path.samefile(resolve_page_image(xml, name, root), page.source)
 
 
 def turned_page(turn: int) -> Page:

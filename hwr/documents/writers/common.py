@@ -71,10 +71,15 @@ def file_name_in_xml(name: str) -> str:
     holds bytes that are not UTF-8 (a Latin-1 "café.png" from an old archive, which Python holds
     as lone surrogates): then percent-encoded byte for byte ("caf%E9.png"), which
     hwr.datasets.pagexml decodes back to the file. XML cannot hold those bytes, and U+FFFD in
-    their place named no file: hwr eval, train and adapt refused the page."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in name):
+    their place named no file: hwr eval, train and adapt refused the page. So too a control
+    character XML 1.0 cannot hold ("scan\x01.png")."""
+    if not any("\udc80" <= ch <= "\udcff" or ch in _XML_CONTROLS for ch in name):
         return name
     return urllib.parse.quote(os.fsencode(name), safe="/")
+
+
+# The characters below U+0020 that XML 1.0 cannot hold (tab, line feed and carriage return it can).
+_XML_CONTROLS = frozenset(chr(c) for c in range(0x20)) - {"\t", "\n", "\r"}
 
 
 def xml_id(raw: str, used: set[str]) -> str:
