@@ -860,6 +860,28 @@ def test_a_page_resume_reads_again_never_replaces_a_correction_without_overwrite
     assert (out / "scan.txt").read_text() != "the cat, corrected\n"
 
 
+@pytest.mark.parametrize("first, then", [("out", "out/box1"), ("out/box1", "out")])
+def test_a_correction_in_an_output_folder_inside_or_around_an_earlier_one_is_not_replaced(recognizer, tmp_path,
+                                                                                         first, then):
+    """The record of hwr's outputs was looked up only in the folder given: one run into out, then
+    one into out/box1 (or the other way round) found none, took the corrected PAGE XML's hwr mark
+    for hwr's, and replaced the correction (a probe helper)."""
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.errors import ConfigError
+
+    scans = tmp_path / "scans"
+    (scans / "box1").mkdir(parents=True)
+    Image.fromarray(render_line("the cat")).save(scans / "box1" / "p1.png")
+    inputs = {"out": [scans], "out/box1": [scans / "box1"]}
+    config = BatchConfig(mode="line", output_dir=str(tmp_path / first), workers=0, formats=["pagexml"],
+                         progress=False)
+    run_batch(recognizer, inputs[first], config)
+    xml = tmp_path / "out" / "box1" / "p1.xml"
+    xml.write_text(xml.read_text(encoding="utf-8").replace("<Unicode>", "<Unicode>corrected "), encoding="utf-8")
+    with pytest.raises(ConfigError, match="p1.xml was not written by hwr \\(or was edited since\\)"):
+        check_outputs_replace_only_own(inputs[then], tmp_path / then, ["pagexml"])
+
+
 def test_a_page_xml_hwr_wrote_and_someone_corrected_since_is_theirs_but_an_unrecorded_one_of_hwrs_is_not(
         recognizer, tmp_path):
     """PAGE XML carries hwr's mark, and keeps it when corrected by hand in another tool: the

@@ -47,19 +47,48 @@ class OutputManifest:
         self._read()
 
     def _read(self) -> None:
+        # The records of output folders this one is inside, or that are inside it, first (their
+        # names put relative to this one), then its own: `--output-dir out/box1` after `--output-dir
+        # out` (or the other way round) had found no record of a PAGE XML hwr wrote and someone
+        # corrected since, took its hwr mark for hwr's, and replaced the correction.
+        here = Path(os.path.abspath(self.folder))
+        for other in self._related(here):
+            self._read_file(other, other.parent)
+        self._read_file(self.path, here, own=True)
+
+    def _related(self, here: Path) -> list[Path]:
+        enclosing = [parent / MANIFEST_NAME for parent in reversed(here.parents)
+                     if (parent / MANIFEST_NAME).is_file()]
         try:
-            text = self.path.read_bytes().decode("utf-8", errors="replace")
-        except FileNotFoundError:
+            enclosed = sorted(p for p in here.rglob(MANIFEST_NAME) if p.parent != here and p.is_file())
+        except OSError:
+            enclosed = []
+        return enclosing + enclosed
+
+    def _read_file(self, path: Path, base: Path, own: bool = False) -> None:
+        try:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
             return
-        self._ends_torn = bool(text) and not text.endswith("\n")
+        if own:
+            self._ends_torn = bool(text) and not text.endswith("\n")
         for row in text.splitlines():
             try:
                 record = json.loads(row)
-                self._digests.setdefault(record["name"], set()).add(record["sha256"])
-                self._origins[record["name"]] = record.get("origin")
-                self._latest[record["name"]] = record["sha256"]
+                name = record["name"] if own else self._name_from(base, record["name"])
+                if name is None:
+                    continue  # another part of an enclosing folder
+                self._digests.setdefault(name, set()).add(record["sha256"])
+                self._origins[name] = record.get("origin")
+                self._latest[name] = record["sha256"]
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash: its output may be refused, never wrongly replaced
+
+    def _name_from(self, base: Path, name: str) -> str | None:
+        """A name another folder's record gives relative to `base`, as this folder names it; None
+        outside this folder."""
+        relative = os.path.relpath(base / name, os.path.abspath(self.folder))
+        return None if Path(relative).parts[:1] == ("..",) else Path(relative).as_posix()
 
     def name_of(self, path: str | Path) -> str:
         """`path` as the manifest names it: relative to the folder, with forward slashes."""
