@@ -570,7 +570,7 @@ def count_pages(path: Path) -> PageCount:
                 if _damaged_page_header(caught):  # Pillow counted on past a page it could not read
                     return _walk_tiff_pages(img)
                 reissue_warnings(caught, str(path))
-                return PageCount(count)
+                return PageCount(count, _looped_back(img, count))
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
@@ -592,7 +592,7 @@ def _walk_tiff_pages(img: Image.Image) -> PageCount:
                 warnings.simplefilter("always")
                 img.seek(index)
         except EOFError:
-            return PageCount(index)
+            return PageCount(index, _looped_back(img, index))
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types on a bad page header
             return PageCount(index, f"the file's page chain breaks at this page; it and any after it cannot be "
                                     f"read ({type(exc).__name__}: {exc})")
@@ -601,6 +601,22 @@ def _walk_tiff_pages(img: Image.Image) -> PageCount:
             return PageCount(index, f"the file's page chain breaks at this page (its page header is cut short: "
                                     f"{damaged}); it and any after it cannot be read")
     return PageCount(_MAX_TIFF_PAGES, f"more than {_MAX_TIFF_PAGES} pages: the page chain loops")
+
+
+def _looped_back(img: Image.Image, pages: int) -> str:
+    """Why the page after the last of `pages` is missing when the last page's link leads back to
+    an earlier page (Pillow stops there as at the chain's end: the pages after it had been lost
+    without a word); "" at a true end."""
+    try:
+        img.seek(pages - 1)
+        following = img.tag_v2.next
+        earlier = getattr(img, "_frame_pos", [])
+    except Exception:  # noqa: BLE001 - the page read a moment ago: nothing more to learn
+        return ""
+    if not following or following not in earlier:
+        return ""
+    return (f"the file's page chain loops back to page {earlier.index(following) + 1} after page {pages}: the pages "
+            "after it cannot be found (a damaged file)")
 
 
 def _damaged_page_header(caught: list) -> str:

@@ -423,6 +423,30 @@ def test_a_broken_page_chain_keeps_the_pages_before_it_and_reports_the_break(tmp
     assert "page chain breaks at this page" in refs[2].error and refs[2].source.endswith("fax.tif#p3")
 
 
+def test_a_page_chain_that_loops_back_reports_the_loop_and_keeps_the_pages_before_it(tmp_path):
+    """Pillow stops at a link back to an earlier page as at the chain's end: the pages after it
+    had been lost without a word, exit 0 (a probe helper)."""
+    import struct
+
+    pages = [_img(10 * k) for k in (1, 2, 3)]
+    pages[0].save(tmp_path / "loop.tif", save_all=True, append_images=pages[1:])
+    data = bytearray((tmp_path / "loop.tif").read_bytes())
+
+    def next_link(ifd: int) -> int:  # where an IFD (little-endian) keeps the offset of the next one
+        return ifd + 2 + 12 * struct.unpack("<H", data[ifd:ifd + 2])[0]
+
+    first = struct.unpack("<I", data[4:8])[0]
+    second = struct.unpack("<I", data[next_link(first):next_link(first) + 4])[0]
+    data[next_link(second):next_link(second) + 4] = struct.pack("<I", first)  # page 2 leads back to page 1
+    (tmp_path / "loop.tif").write_bytes(bytes(data))
+    refs = list(page_refs([tmp_path / "loop.tif"]))
+    assert [r.page_id for r in refs] == ["loop#p1", "loop#p2", "loop#p3"]
+    assert not refs[0].error and not refs[1].error
+    assert refs[2].error.startswith("the file's page chain loops back to page 1 after page 2")
+    pages[0].save(tmp_path / "whole.tif", save_all=True, append_images=pages[1:])
+    assert not any(r.error for r in page_refs([tmp_path / "whole.tif"]))
+
+
 def test_hidden_files_and_folders_of_a_folder_are_not_pages_unless_named(tmp_path):
     for name in ("page.png", ".thumbnails/page.png", "._page.png", "sub/.git/x.png", "sub/b.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
