@@ -473,8 +473,8 @@ def test_transcribe_settings_that_cannot_work_are_refused_before_the_work(untrai
     nomodel = [str(lines), str(lines / "l0.png"), "--model", str(tmp_path / "no-model"), "--device", "cpu"]
     model = [str(lines / "l0.png"), "--model", str(untrained_model), "--device", "cpu"]
     cases = [(["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-             (["--dpi", "0"], "--dpi must be at least 1, got 0"),
-             (["--dpi", "-72"], "--dpi must be at least 1"),
+             (["--dpi", "0"], "--dpi must be at least 50, got 0"),
+             (["--dpi", "10"], "--dpi must be at least 50, got 10"),  # 2x3-pixel pages, read in silence
              (["--workers", "-2"], "--workers must be at least 0"),
              (["--width-variants", "1.3", "1.3"], "--width-variants: a factor is given twice"),
              (["--width-variants", "9"], "--width-variants: each factor must be between 0.5 and 3.0, got 9.0"),

@@ -200,6 +200,9 @@ def skipped_with_lines(sources: list[str], summary: BatchSummary, output_dir: st
             if holds_lines(output_paths(page_ids[source], output_dir, [fmt])[0], fmt)]
 
 
+MIN_DPI = 50  # --dpi: the least resolution at which handwriting on a PDF page can be read
+
+
 @dataclass
 class TranscribeConfig(RecognizerSettings):
     """Settings of `hwr transcribe` (CLI flags and --config files read these defaults)."""
@@ -229,7 +232,7 @@ class TranscribeConfig(RecognizerSettings):
         BatchConfig.errors,
         help="file listing failed inputs (TSV, no header: page_id, source, stage, message); default "
              "<output-dir>/errors.tsv")
-    dpi: int = setting(BatchConfig.dpi, help="resolution at which PDF pages are rasterised")
+    dpi: int = setting(BatchConfig.dpi, help="resolution at which PDF pages are rasterised (50 or more)")
     orientation: str = setting(
         BatchConfig.orientation,
         help="pages scanned sideways or upside down: auto turns each page the way its text reads upright; "
@@ -257,7 +260,10 @@ class TranscribeConfig(RecognizerSettings):
         super().__post_init__()  # the decoder settings
         # Checked before the model loads: a --batch-size 0 would fail deep in the batcher, and a
         # --dpi 0 would fail every PDF page with a message that does not name the flag.
-        check_at_least(self, 1, "batch_size", "dpi")
+        check_at_least(self, 1, "batch_size")
+        # Below it a page's writing is a few pixels tall: --dpi 1 read 2x3-pixel pages, found no
+        # line and said nothing (a probe helper). Fax is 100-200 dpi, a screen 72.
+        check_at_least(self, MIN_DPI, "dpi")
         check_at_least(self, 0, "workers")
         # Here, not in the command: a value from a --config file is then named as the file's.
         if self.mode not in MODES:
