@@ -301,23 +301,14 @@ def folder_held(folder: str | Path, refusal: str) -> Iterator[None]:
 
 def held_elsewhere(folder: str | Path, levels: int = 2) -> Path | None:
     """The first of `folder` and the `levels` folders above it that another run holds
-    (folder_held) now, or None. Its lock is taken and let go at once to ask."""
-    if fcntl is None:
-        return None
+    (folder_held) now, or None (_is_locked: its lock is taken and let go at once to ask)."""
     folder = Path(os.path.realpath(folder))
     for candidate in (folder, *folder.parents[:levels]):
         with _HELD_LOCK:
             if os.fspath(candidate) in _HELD:
                 continue  # this process's own hold
-        try:
-            handle = os.open(candidate, os.O_RDONLY)
-        except OSError:
-            continue  # not there yet, or not ours to open: no run holds it
-        try:
-            if _try_flock(handle) is False:
-                return candidate
-        finally:
-            os.close(handle)  # lets the lock go, if taken
+        if _is_locked(candidate):
+            return candidate
     return None
 
 
