@@ -95,13 +95,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from hwr.documents.transcribe import TranscribeConfig
-    from hwr.recognition.lm import LMBuildConfig
-    from hwr.scoring.evaluate import EvalConfig
-    from hwr.synth.export import SynthExportConfig
-    from hwr.training.averaging import AverageConfig
-    from hwr.training.train import TrainConfig
+def command_named(argv: list[str]) -> str:
+    """The command `argv` names ("" for none: `hwr --help`, `hwr --version`, a misspelt one). The
+    top-level parser's own flags take no value, so the first word that is not a flag is it."""
+    first = next((word for word in argv if not word.startswith("-")), "")
+    return first if first in COMMANDS else ""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """hwr's parser, every command's flags (`only` None) or just those of the command `only`
+    names: each command's settings import its module, and most of those import torch (a few
+    seconds), which `hwr --help` and `hwr ui --help` need not wait for."""
+
+    def wanted(command: str) -> bool:
+        return only is None or only == command
 
     parser = CommandLineParser(
         prog="hwr", description="Handwriting text recognition: read, train on and score handwritten lines.")
@@ -114,54 +121,70 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as pages (segmented into lines), other images as single lines, unless the "
                                    "segmenter finds two or more text lines on one: then the surer of its two "
                                    "readings (as lines, whole) is kept.")
-    p.add_argument("inputs", nargs="+", help="image or PDF files, folders (recursive), glob patterns, or .txt/.lst "
-                                             "files listing one path per line")
-    add_dataclass_arguments(p, TranscribeConfig)
+    if wanted("transcribe"):
+        from hwr.documents.transcribe import TranscribeConfig
+
+        p.add_argument("inputs", nargs="+", help="image or PDF files, folders (recursive), glob patterns, or "
+                                                 ".txt/.lst files listing one path per line")
+        add_dataclass_arguments(p, TranscribeConfig)
     _common(p)
 
     p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
                        "Runs unchanged under `torchrun --nproc-per-node N -m hwr train ...` (DDP).")
-    add_dataclass_arguments(p, TrainConfig)
-    p.add_argument("--nproc", type=int, default=1,
-                   help="launch N data-parallel processes on this machine through torchrun (default: 1)")
-    _common(p)
+    if wanted("train"):
+        from hwr.training.train import TrainConfig
 
-    from hwr.training.adapt import AdaptConfig
+        add_dataclass_arguments(p, TrainConfig)
+        p.add_argument("--nproc", type=int, default=1,
+                       help="launch N data-parallel processes on this machine through torchrun (default: 1)")
+    _common(p)
 
     p = sub.add_parser("adapt", help="fine-tune a model on your own labelled lines (before/after CER)",
                        description="Adapt a model to one collection's handwriting: hold out some lines (whole "
                                    "pages when known), fine-tune on the rest with writer-like augmentation and "
                                    "synthetic rehearsal lines, and write a model folder that reads the held-out "
                                    "lines better, or the base model unchanged when it does not.")
-    p.add_argument("data", nargs="+", help="your labelled lines: folders of image + .gt.txt pairs, IAM roots, "
-                                           ".tsv manifests, PAGE XML files or folders (eScriptorium, Transkribus)")
-    add_dataclass_arguments(p, AdaptConfig)
+    if wanted("adapt"):
+        from hwr.training.adapt import AdaptConfig
+
+        p.add_argument("data", nargs="+", help="your labelled lines: folders of image + .gt.txt pairs, IAM roots, "
+                                               ".tsv manifests, PAGE XML files or folders (eScriptorium, Transkribus)")
+        add_dataclass_arguments(p, AdaptConfig)
     _common(p)
 
     p = sub.add_parser("average", help="average the weights of several snapshots of one training run",
                        description="Write one model whose weights are the mean of the given models' (e.g. "
                                    "runs/x/snapshots/step-* from hwr train --keep-snapshots). They must share "
                                    "architecture, charset and normalisation; score the result with hwr eval.")
-    p.add_argument("models", nargs="+", help="model directories (two or more)")
-    add_dataclass_arguments(p, AverageConfig)
+    if wanted("average"):
+        from hwr.training.averaging import AverageConfig
+
+        p.add_argument("models", nargs="+", help="model directories (two or more)")
+        add_dataclass_arguments(p, AverageConfig)
     _common(p)
 
     p = sub.add_parser("eval", help="score a model on a labelled data set (CER/WER)",
                        description="Score a model on a labelled data set: corpus CER and WER with bootstrap "
                                    "95% intervals, breakdowns, confusions, worst lines; train/dev/test gaps "
                                    "(--splits); a second model (--compare). JSON keys: docs/eval-json.md.")
-    p.add_argument("dataset", nargs="?",
-                   help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N (with --splits: "
-                        "an IAM root whose split files --splits names)")
-    add_dataclass_arguments(p, EvalConfig)
-    p.add_argument("--pages", action="store_true",
-                   help="score whole pages (page images with .gt.txt beside them, or PAGE XML): page CER/WER "
-                        "through segmentation, and line detection precision/recall at IoU >= 0.5")
+    if wanted("eval"):
+        from hwr.scoring.evaluate import EvalConfig
+
+        p.add_argument("dataset", nargs="?",
+                       help="IAM root, pairs folder, .tsv manifest, PAGE XML, or synth:val:N (with --splits: "
+                            "an IAM root whose split files --splits names)")
+        add_dataclass_arguments(p, EvalConfig)
+        p.add_argument("--pages", action="store_true",
+                       help="score whole pages (page images with .gt.txt beside them, or PAGE XML): page CER/WER "
+                            "through segmentation, and line detection precision/recall at IoU >= 0.5")
     _common(p)
 
     p = sub.add_parser("synth", help="write a synthetic handwriting data set",
                        description="Render synthetic handwritten lines to disk (IAM layout or image + .gt.txt pairs).")
-    add_dataclass_arguments(p, SynthExportConfig)
+    if wanted("synth"):
+        from hwr.synth.export import SynthExportConfig
+
+        add_dataclass_arguments(p, SynthExportConfig)
     _common(p)
 
     p = sub.add_parser("lm", help="build n-gram language models for beam decoding",
@@ -170,13 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     b = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text files",
                           description="Estimate an ARPA n-gram LM (one sentence per line) and optionally its lexicon.")
-    b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence or line per line")
-    add_dataclass_arguments(b, LMBuildConfig)
+    if wanted("lm"):
+        from hwr.recognition.lm import LMBuildConfig
+
+        b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence or line per line")
+        add_dataclass_arguments(b, LMBuildConfig)
     _common(b)
 
-    from hwr.ui_cli import add_ui_parser
+    # The web app's settings live beside hwr, not in hwr_ui, which imports gradio (seconds more).
+    p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
+                       description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
+                                   "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
+    if wanted("ui"):
+        from hwr.ui_cli import UIConfig
 
-    _common(add_ui_parser(sub))
+        add_dataclass_arguments(p, UIConfig)
+    _common(p)
     return parser
 
 
@@ -589,8 +621,9 @@ COMMANDS = {"transcribe": cmd_transcribe, "train": cmd_train, "average": cmd_ave
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-    except KeyboardInterrupt:  # the parser's settings import the pipeline, torch and all: a second or more
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(only=command_named(argv)).parse_args(argv)
+    except KeyboardInterrupt:  # the command's settings import the pipeline, torch and all: a second or more
         print("hwr: interrupted", file=sys.stderr)
         return 130
     lenient_stdout()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from hwr.config_args import add_dataclass_arguments, build_config, setting
+from hwr.config_args import build_config, setting
 from hwr.recognition.model import RecognizerSettings
 
 
@@ -30,15 +30,6 @@ class UIConfig(RecognizerSettings):
     max_upload_mb: int = setting(200, help="largest accepted upload, per file (zips are also capped unpacked)")
     max_zip_mb: int = setting(1024, help="largest accepted unpacked size of an uploaded zip")
     max_zip_files: int = setting(20000, help="most files accepted in an uploaded zip")
-
-
-def add_ui_parser(sub) -> argparse.ArgumentParser:
-
-    p = sub.add_parser("ui", help="start the web app (transcribe, batch, evaluate)",
-                       description="Serve the hwr web app: upload handwriting and read it, transcribe many files, "
-                                   "score a model on a zipped data set. Listens on 127.0.0.1 unless --host is given.")
-    add_dataclass_arguments(p, UIConfig)
-    return p
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -84,6 +84,28 @@ def test_help_texts_read_clearly():
     assert "--max-minutes" in hwr("train", "--help").stdout
 
 
+def test_the_top_level_help_lists_every_command_without_importing_torch():
+    """`hwr --help` had imported every command's settings, and with them torch: seconds for a list."""
+    code = ("import sys\nfrom hwr.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip() == "False"
+    from hwr.cli import COMMANDS
+
+    assert all(re.search(rf"^ +{command}\b", proc.stdout, re.M) for command in COMMANDS)
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["eval", "synth:val:4", "--decoder", "greedy"], "eval"), (["-v"], ""), (["nope", "eval"], ""), ([], "")])
+def test_only_the_named_commands_flags_are_built(argv, command):
+    from hwr.cli import build_parser, command_named
+
+    assert command_named(argv) == command
+    if command:
+        whole = build_parser().parse_args(argv)
+        assert build_parser(only=command).parse_args(argv) == whole
+
+
 def test_missing_model_and_bad_dataset_fail_clearly(tmp_path, fifty_lines):
     proc = hwr("transcribe", fifty_lines / "l00.png", "--model", tmp_path / "nomodel", check=False)
     assert proc.returncode == 2 and "nomodel" in proc.stderr and "Traceback" not in proc.stderr
@@ -689,7 +711,7 @@ def test_a_ctrl_c_while_the_command_line_is_read_says_interrupted(monkeypatch, c
     had printed a traceback through numpy's or torch's imports (a probe helper)."""
     import hwr.cli
 
-    def importing_torch():
+    def importing_torch(only=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(hwr.cli, "build_parser", importing_torch)
