@@ -378,6 +378,7 @@ def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str
                if path.is_file() and not written_by_hwr(path, fmt, manifest)}
     if not foreign:
         return
+    clashes = []  # (output, format, the page's source): every one is named, so one rerun finds them all
     for ref in page_refs(inputs, formats):
         if ref.error:
             continue
@@ -389,9 +390,15 @@ def check_outputs_replace_only_own(inputs: Iterable[str | Path], output_dir: str
                 continue
             if skipped and manifest.knows(path):
                 continue
-            raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr (or was edited since) and "
-                              f"would be replaced by the {fmt} output of {ref.source}; write the outputs to another "
-                              "folder, or pass --overwrite to replace it")
+            clashes.append((path, fmt, ref.source))
+    if not clashes:
+        return
+    path, fmt, source = clashes[0]
+    others = (f" (and {counted(len(clashes) - 1, 'other file')} likewise: "
+              f"{name_some([other for other, _, _ in clashes[1:]], 5)})" if len(clashes) > 1 else "")
+    raise ConfigError(f"--output-dir {output_dir}: {path} was not written by hwr (or was edited since) and would be "
+                      f"replaced by the {fmt} output of {source}{others}; write the outputs to another folder, or "
+                      "pass --overwrite to replace them")
 
 
 ERRORS_COLUMNS = ("page_id", "source", "stage", "message")

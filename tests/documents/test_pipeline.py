@@ -788,6 +788,21 @@ def test_outputs_never_replace_ground_truth_page_xml_but_replace_hwrs_own(recogn
     check_outputs_replace_only_own([tmp_path], tmp_path, ["txt", "json", "pagexml", "alto"])  # a rerun may
 
 
+def test_a_refused_rerun_names_every_file_it_would_replace(tmp_path):
+    """It had named the first and stopped: the user moved that one and met the next, run by run."""
+    from hwr.documents.pipeline import check_outputs_replace_only_own
+    from hwr.errors import ConfigError
+
+    for name in ("a", "b", "c"):
+        Image.fromarray(render_line("the cat")).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text("typed by hand\n")
+    with pytest.raises(ConfigError) as refused:
+        check_outputs_replace_only_own([tmp_path], tmp_path, ["txt"])
+    message = str(refused.value)
+    assert "a.txt was not written by hwr" in message and "(and 2 other files likewise: " in message, message
+    assert f"{tmp_path / 'b.txt'}; {tmp_path / 'c.txt'})" in message, message
+
+
 def test_a_json_file_of_the_users_laid_out_as_hwrs_is_not_replaced(recognizer, tmp_path):
     from hwr.documents.pipeline import check_outputs_replace_only_own
     from hwr.errors import ConfigError
