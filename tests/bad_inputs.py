@@ -97,6 +97,27 @@ def pageless_pdf(path: Path) -> Path:
     return path
 
 
+def password_protected_pdf(path: Path) -> Path:
+    """A one-page PDF under the standard security handler whose user password is not empty:
+    PDFium refuses it with FPDF_ERR_PASSWORD before reading any content."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] >>",
+               f"<< /Filter /Standard /V 1 /R 2 /O <{'11' * 32}> /U <{'22' * 32}> /P -4 >>"]
+    data = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(data))
+        data += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(data)
+    data += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    data += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    file_id = "<" + "0123456789abcdef" * 2 + ">"
+    data += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Encrypt 4 0 R /ID [{file_id}{file_id}] >>\n"
+             f"startxref\n{xref}\n%%EOF\n").encode()
+    path.write_bytes(data)
+    return path
+
+
 def damaged_exif_jpeg(path: Path, size: tuple[int, int] = (80, 50)) -> Path:
     """A JPEG whose EXIF block claims more tags than it holds (Pillow warns "Corrupt EXIF data")."""
     exif = Image.Exif()

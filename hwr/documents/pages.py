@@ -65,6 +65,8 @@ STDIN_NAME = "-"
 DEFAULT_DPI = 300
 # pdfium keeps global state and is not thread-safe: one render at a time.
 _PDFIUM_LOCK = threading.Lock()
+# pdfium's FPDF_ERR_PASSWORD (fpdfview.h), named here so reading a folder of images never imports pdfium.
+PDFIUM_PASSWORD_ERROR = 4
 
 
 @dataclass(frozen=True)
@@ -507,6 +509,8 @@ def _pdf_load_error(path: Path, exc: Exception) -> str:
     process, so such a file is recognised by its page tree instead."""
     if getattr(exc, "err_code", None) == 0 or _holds_no_pages(path):
         return "the PDF has no pages"
+    if getattr(exc, "err_code", None) == PDFIUM_PASSWORD_ERROR:  # pdfium's words: "Incorrect password error"
+        return "the PDF is password-protected; save a copy without the password and read that"
     image_format = _image_format(path)
     if image_format:  # an image under a PDF's name: say so, not "Data format error"
         return f"not a PDF: it is a {image_format} image under a PDF's name; name it .{image_format.lower()} to read it"

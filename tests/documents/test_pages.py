@@ -674,6 +674,20 @@ def test_a_pdf_without_pages_is_reported_as_such_not_as_pdfium_success(tmp_path)
     assert "blank.pdf" in str(raised.value) and "Success" not in str(raised.value)
 
 
+def test_a_password_protected_pdf_is_named_as_such(tmp_path):
+    """pdfium's own words had been passed on: "not a readable PDF (... Incorrect password error)"."""
+    import pypdfium2.raw as pdfium_c
+
+    from hwr.documents.pages import PDFIUM_PASSWORD_ERROR, count_pages, render_pdf_page
+
+    assert PDFIUM_PASSWORD_ERROR == pdfium_c.FPDF_ERR_PASSWORD
+    pdf = bad_inputs.password_protected_pdf(tmp_path / "locked.pdf")
+    with pytest.raises(ImageError, match="locked.pdf.*the PDF is password-protected; save a copy without"):
+        count_pages(pdf)
+    with pytest.raises(ImageError, match="password-protected"):
+        render_pdf_page(pdf, 0)
+
+
 def test_input_files_are_every_file_a_folder_pattern_or_list_stands_for_and_the_list_itself(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
