@@ -221,7 +221,10 @@ def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
         return default_model_dir()
     path = Path(name_or_dir)
     named = models_dir() / path
-    if not path.exists() and len(path.parts) == 1 and (named / CONFIG_FILE).is_file():
+    # A name whose folder a stopped save left as `.NAME.previous` is that model too: its message
+    # (read_model_config) says how to get it back, where a plain "not found" had said nothing.
+    if not path.exists() and len(path.parts) == 1 and ((named / CONFIG_FILE).is_file()
+                                                        or not named.exists() and previous_folder(named).is_dir()):
         return named
     return path
 

@@ -59,6 +59,20 @@ def test_a_model_a_stopped_save_left_aside_is_named(tmp_path):
         Recognizer.load(path)
 
 
+def test_a_model_name_whose_folder_a_stopped_save_left_aside_is_named_too(tmp_path, monkeypatch):
+    """By name (a folder under models/, as `hwr adapt --out models/my-hand` makes one) it had been
+    the plain "not found (nor a model name in ...)"."""
+    import hwr.recognition.model as model_module
+
+    monkeypatch.setattr(model_module, "models_dir", lambda: tmp_path)
+    monkeypatch.chdir(tmp_path.parent)  # no my-hand here either
+    _, path = _tiny_model(tmp_path)
+    path.rename(path.with_name(".my-hand.previous"))
+    with pytest.raises(ModelError, match="my-hand: not found, but a save stopped .* left the model in "
+                                         ".my-hand.previous beside it"):
+        Recognizer.load("my-hand")
+
+
 def test_weights_of_nan_or_of_integers_are_refused_naming_the_tensor(tmp_path):
     """They had loaded, and every line read "" with a NaN confidence (invalid JSON outputs)."""
     from safetensors.torch import load_file, save_file
