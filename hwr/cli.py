@@ -568,7 +568,14 @@ def cmd_lm(args) -> int:
         charset = Charset(read_model_config(resolve_model_dir(cfg.model)).charset)
     # Read before the LM is written: a word list that is not UTF-8 had failed the command (exit
     # 2, "nothing done") after the LM was written.
-    extra = [w for w in read_corpus_lines(cfg.words, split) if " " not in w] if cfg.lexicon else []
+    # Every word of a word list: --split holds corpus lines out, not words (it had dropped every
+    # 20th). A row of two words is no lexicon entry, said rather than dropped in silence.
+    listed = list(read_corpus_lines(cfg.words)) if cfg.lexicon else []
+    extra = [word for word in listed if " " not in word]
+    if len(extra) < len(listed):
+        spaced = [word for word in listed if " " in word]
+        logging.getLogger("hwr.cli").warning("--words: left out %s holding a space (a lexicon entry is one word): %s",
+                    counted(len(spaced), "row"), name_some([repr(w) for w in spaced], 5, sep=", "))
     model = build_lm(args.corpus, cfg.out, cfg.order, cfg.unit, cutoffs, split, charset)
     sizes = ", ".join(f"{n + 1}-grams {len(t)}" for n, t in enumerate(model.ngrams))
     emit(f"wrote {cfg.out}: {sizes}")

@@ -72,14 +72,21 @@ def write_lexicon(path: str | Path, vocabulary: Iterable[str], charset: Charset)
     unknown-word path: <oov> spelled as every single symbol, so an out-of-vocabulary word can
     still be read, letter by letter, each letter paying the LM's <unk> cost."""
     path = Path(path)
-    lines = []
+    lines, unwritable = [], []
     # NFC, as the model writes: a word list saved decomposed (macOS) had been spelled with
     # combining accents, which the model never writes, and then dropped by read_lexicon.
     for word in sorted({normalize_text(word) for word in vocabulary}):
         if word.startswith("<") and word.endswith(">") and len(word) > 1:
             continue  # <s>, </s>, <unk>: LM markup, not readable words
-        if word and not charset.missing_chars(word) and " " not in word:
+        if not word or " " in word:
+            continue
+        if charset.missing_chars(word):
+            unwritable.append(word)  # only a word list's (the LM's own words lost such characters)
+        else:
             lines.append(f"{word}\t{spelling(word)}")
+    if unwritable:
+        log.warning("%s: left out %s the model cannot write: %s", path, counted(len(unwritable), "word"),
+                    name_some(unwritable, 5, sep=", "))
     lines += [f"{OOV_WORD}\t{token_name(s)}" for s in charset.symbols if s != " "]
     atomic_write_gzip_by_suffix(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
@@ -148,7 +155,8 @@ def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, mod
     validation lines."""
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as f:
+            # utf-8-sig: a byte-order mark (Notepad's) is no part of the first line's first word.
+            with open(path, encoding="utf-8-sig") as f:
                 for i, line in enumerate(f):
                     if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
                         continue
