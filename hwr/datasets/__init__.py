@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 from hwr.datasets.errors import DatasetError, OutsideFolder, PathLike, SkipReport, check_within
 from hwr.datasets.iam import LINES_TXT, read_iam
 from hwr.datasets.manifest import read_manifest
-from hwr.datasets.pagexml import PAGE_ROOT, iter_pagexml, read_pagexml
+from hwr.datasets.pagexml import PAGE_ROOT, XML_PATTERN, iter_pagexml, read_pagexml
 from hwr.datasets.pairs import GT_SUFFIX, read_pairs
 from hwr.errors import name_some
 from hwr.fileio import special_file_kind
@@ -138,7 +138,7 @@ def detect_format(path: Path) -> tuple[str, Path]:
     if _contains(path, f"*{GT_SUFFIX}"):
         _warn_page_xml_unread(path)
         return "pairs", path
-    if _contains(path, "*.xml"):
+    if _contains(path, XML_PATTERN):
         return "pagexml", path
     raise DatasetError(
         path,
@@ -161,7 +161,7 @@ def _file_format(path: Path) -> tuple[str, Path]:
 def _warn_page_xml_unread(folder: Path, shown: int = 3) -> None:
     """Warn when a folder read as pairs also holds PAGE XML (an export of both kinds): its
     lines are not read, and the way to read them is `pagexml:`."""
-    pages = [xml for xml in sorted(folder.rglob("*.xml")) if _looks_like_page(xml)]
+    pages = [xml for xml in sorted(folder.rglob(XML_PATTERN)) if _looks_like_page(xml)]
     if pages:
         log.warning("%s: read as line images with %s transcriptions; its %d PAGE XML file(s) (%s) are not read "
                     "(score them with pagexml:%s)", folder, GT_SUFFIX, len(pages), name_some(map(str, pages), shown),

@@ -59,7 +59,7 @@ def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
     """Like `read_pagexml`, but yields lines page by page to bound memory."""
     path = Path(path)
     if path.is_dir():
-        xmls = [(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in _xml_files(path)]
+        xmls = [(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in xml_files(path)]
     elif path.is_file():
         xmls = [(path, path.stem)]
     else:
@@ -67,10 +67,16 @@ def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
     yield from unique_ids(_iter_pages(xmls, path.is_dir(), skip_bad, report, confined_to), skip_bad, report)
 
 
-def _xml_files(folder: Path) -> list[Path]:
-    # Hidden trees (.git, editor backups) hold copies, never pages to train on.
+# Any case: exports from Windows tools name pages `0001.XML`, and a folder mixing both cases had
+# had its upper-case pages left unread in silence.
+XML_PATTERN = "*.[xX][mM][lL]"
+
+
+def xml_files(folder: Path) -> list[Path]:
+    """The XML files of a folder and its subfolders, sorted. Hidden trees (.git, editor backups)
+    hold copies, never pages to train on or score."""
     return sorted(
-        xml for xml in folder.rglob("*.xml")
+        xml for xml in folder.rglob(XML_PATTERN)
         if not any(part.startswith(".") for part in xml.relative_to(folder).parts)
     )
 

@@ -45,6 +45,7 @@ from hwr.datasets.pagexml import (
     reading_order_lines,
     resolve_page_image,
     unusable_line_polygon,
+    xml_files,
 )
 from hwr.documents.pages import TakenNames, count_pages
 from hwr.recognition.charset import normalize_text
@@ -302,7 +303,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
         raise DatasetError(path, "no such file or folder")
     # Hidden trees (.git, editor backups) hold copies, never pages to score.
     visible = lambda p: not any(part.startswith(".") for part in p.relative_to(path).parts)  # noqa: E731
-    xmls = sorted(x for x in path.rglob("*.xml") if visible(x))
+    xmls = xml_files(path)
     gts = sorted(g for g in path.rglob("*" + GT_SUFFIX) if visible(g))
     if not xmls and not gts:
         raise DatasetError(path, f"no PAGE XML and no page image with a {GT_SUFFIX} beside it")

@@ -127,6 +127,18 @@ def test_folder_reads_pages_sorted_and_passes_over_other_xml(tmp_path):
     assert [s.id for s in samples] == ["a/p/l1", "a/p/l2", "b/p/l1", "b/p/l2"]
 
 
+def test_pages_named_in_upper_case_are_read_beside_lower_case_ones(tmp_path):
+    """A folder mixing a.xml and b.XML (a Windows tool's export) had read a.xml alone, exit 0."""
+    from hwr.datasets import open_dataset
+
+    make_page(tmp_path, "a")
+    make_page(tmp_path, "b").rename(tmp_path / "b.XML")
+    assert [s.id for s in read_pagexml(tmp_path)] == ["a/l1", "a/l2", "b/l1", "b/l2"]
+    only_upper = tmp_path / "upper"
+    make_page(only_upper, "c").rename(only_upper / "c.XML")
+    assert [s.id for s in open_dataset(str(only_upper))] == ["c/l1", "c/l2"]  # found PAGE, not "cannot tell"
+
+
 def test_transkribus_layout_finds_image_above_page_folder(tmp_path):
     xml = make_page(tmp_path / "page")
     (tmp_path / "page" / "page.png").rename(tmp_path / "page.png")
