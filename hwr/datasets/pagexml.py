@@ -141,7 +141,7 @@ def region_order(page_el: ET.Element) -> list[str]:
             order.append(element.get("regionRef"))
         members = [c for c in element if local_name(c.tag) in _ORDER_GROUPS + _ORDER_REFS]
         if local_name(element.tag).startswith("OrderedGroup"):
-            members.sort(key=lambda c: _int_or_zero(c.get("index")))
+            members.sort(key=_index_rank)
         for member in members:
             visit(member)
 
@@ -426,20 +426,24 @@ def line_text(line_el: ET.Element) -> str | None:
 def _equiv_text(equivs: list[ET.Element]) -> str | None:
     if not equivs:
         return None
-    best = min(equivs, key=lambda el: _int_or_zero(el.get("index")))
+    # An indexed TextEquiv before any without an index (which had counted as index 0 and won over
+    # index="1"); among equals the first in the file.
+    best = min(equivs, key=_index_rank)
     holder = _children(best, "Unicode") or _children(best, "PlainText")
     # One line holds one line of text: an editor's line break inside <Unicode> is a space, as
-    # a reader sees it (a "\n" in a line's reference could never be read).
-    parts = (holder[0].text or "").splitlines() if holder else []
+    # a reader sees it (a "\n" in a line's reference could never be read). Markup inside it
+    # (invalid PAGE, `the <b>end</b>`) keeps its text: `.text` alone had cut the line at the tag.
+    parts = "".join(holder[0].itertext()).splitlines() if holder else []
     text = " ".join(part.strip() for part in parts if part.strip())
     return normalize_text(text) if text else None
 
 
-def _int_or_zero(value: str | None) -> int:
+def _index_rank(element: ET.Element) -> tuple[int, int]:
+    """Sorts by the `index` attribute, elements without one (or with no number) after those with."""
     try:
-        return int(value) if value is not None else 0
-    except ValueError:
-        return 0
+        return 0, int(element.get("index", ""))
+    except ValueError:  # no index, or one that is no number
+        return 1, 0
 
 
 def line_polygon(line_el: ET.Element) -> np.ndarray:

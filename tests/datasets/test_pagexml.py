@@ -473,3 +473,16 @@ def test_an_image_name_too_long_for_the_file_system_is_a_dataset_error_naming_th
     xml.write_text(page_xml("q" * 300 + ".png", ONE_LINE), encoding="utf-8")
     with pytest.raises(DatasetError, match=r"long\.xml.*page image 'q+\.png' not found"):
         read_pagexml(xml)
+
+
+def test_an_indexed_text_wins_over_one_without_an_index_and_markup_keeps_its_text(tmp_path):
+    """A TextEquiv without an index had counted as index 0 and beaten index="1"; `the <b>end</b>`
+    inside Unicode (invalid PAGE) had read as "the" (a probe helper)."""
+    lines = """
+      <TextLine id="l1"><Coords points="2,2 20,2 20,9 2,9"/>
+        <TextEquiv index="1"><Unicode>good day</Unicode></TextEquiv>
+        <TextEquiv><Unicode>ALT</Unicode></TextEquiv></TextLine>
+      <TextLine id="l2"><Coords points="2,12 20,12 20,20 2,20"/>
+        <TextEquiv><Unicode>the <b>end</b> now</Unicode></TextEquiv></TextLine>"""
+    samples = read_pagexml(make_page(tmp_path, lines=lines))
+    assert [s.text for s in samples] == ["good day", "the end now"]
