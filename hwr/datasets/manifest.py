@@ -47,16 +47,54 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
 
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
                confined_to: PathLike | None = None) -> Iterator[LineSample]:
+    # A row whose text opens a CSV quote it does not close is held back until the next row says
+    # whether a CSV writer carried the text on to it (a line break inside the field): such a
+    # line had been scored against its text's first row, and the next row named as the fault.
+    held: tuple[int, LineSample] | None = None
+    carried_on = False  # inside such a text: rows without a tab up to the one closing its quote
     for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
+        if carried_on and "\t" not in raw:
+            carried_on = not _closes_quote(raw)
+            continue
+        carried_on = False
+        if held is not None:
+            opened, sample = held
+            held = None
+            if "\t" not in raw and raw.strip() and not comment_row(raw):
+                why = ValueError(f"its text opens a quote that goes on in row {line_no}: a text written across "
+                                 "rows (a line break inside a CSV field); a line's text holds no line break")
+                report_or_raise(row_error(tsv_path, why, opened), skip_bad, report)
+                carried_on = not _closes_quote(raw)
+                continue
+            yield sample
         if comment_row(raw):
             _warn_if_an_image(raw, tsv_path, line_no)
             continue
         if not raw.strip():
             continue
         try:
-            yield parse_row(raw, tsv_path, line_no, confined_to)
+            sample = parse_row(raw, tsv_path, line_no, confined_to)
         except ValueError as exc:
             report_or_raise(row_error(tsv_path, exc, line_no), skip_bad, report)
+            continue
+        if _opens_quote(raw.split("\t")[1].strip()):
+            held = line_no, sample
+        else:
+            yield sample
+    if held is not None:
+        yield held[1]
+
+
+def _opens_quote(field: str) -> bool:
+    """A field a CSV writer began to quote and did not close on this row (quotes inside a quoted
+    field are doubled, so the quotes left after removing pairs are odd). A text typed by hand
+    that opens a quotation goes on the next row's way too; that row has its own tab, so the
+    text is read as written."""
+    return field.startswith('"') and field.replace('""', "").count('"') % 2 == 1
+
+
+def _closes_quote(row: str) -> bool:
+    return row.replace('""', "").count('"') % 2 == 1
 
 
 def _warn_if_an_image(comment: str, tsv_path: Path, line_no: int) -> None:

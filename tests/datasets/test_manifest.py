@@ -104,6 +104,26 @@ def test_a_manifest_written_by_a_csv_writer_reads_its_quoted_texts(tmp_path):
     assert [s.text for s in read_manifest(tsv)] == ['He said "no"', '"Hello"', '"Hello"']
 
 
+def test_a_text_a_csv_writer_carried_over_rows_is_a_bad_row_named_by_its_first_row(tmp_path):
+    """csv and pandas quote a text holding a line break across two rows: the line had been scored
+    against '"hello', and the next row reported as the broken one (a probe helper)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter="\t", lineterminator="\n").writerows(
+        [["../lines/one.png", "hello\nthere\nworld"], ["../lines/two.png", "good day"]])
+    tsv = make_manifest(tmp_path, buffer.getvalue() + '../elsewhere/three.png\t"I said\n../lines/one.png\tno"\n')
+    report = SkipReport()
+    samples = read_manifest(tsv, skip_bad=True, report=report)
+    # A quotation opened by hand and closed on the next line's row is text, as written.
+    assert [s.text for s in samples] == ["good day", '"I said', 'no"']
+    assert [e.line_no for e in report.entries] == [1]
+    assert "its text opens a quote that goes on in row 2" in report.entries[0].reason
+    with pytest.raises(DatasetError, match="gt.tsv:1: its text opens a quote"):
+        read_manifest(tsv)
+
+
 def test_a_manifest_with_every_field_quoted_reads_its_paths_and_texts(tmp_path):
     """The quoted path shows the writer quoted every field: a plain text's quotes are the
     writer's (they had been kept, and every reference scored and trained two characters long)."""
