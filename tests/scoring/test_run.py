@@ -58,3 +58,25 @@ def test_a_synthetic_set_is_rendered_on_the_processes_asked_for_else_the_cores(m
     assert asked == [2, 5]
     with pytest.raises(ConfigError, match="--render-processes must be at least 1"):
         EvalConfig(render_processes=0)
+
+
+def test_splits_that_share_lines_are_named_in_a_warning(tmp_path, caplog):
+    """`--splits train=A,dev=A` had given a bias/variance reading with no word (a probe helper)."""
+    import numpy as np
+
+    from hwr.scoring.report.run import DatasetSpec, LoadedDataset, warn_of_shared_lines
+
+    def loaded(name, samples):
+        return LoadedDataset(DatasetSpec(name, name), samples, [], 0, set())
+
+    pixels = np.zeros((4, 4), np.uint8)
+    page_line = {"file": f"{tmp_path / 'p.xml'}#l1"}
+    train = loaded("train", [LineSample("a", "x", tmp_path / "a.png"), LineSample("p/l1", "y", pixels, page_line),
+                             LineSample("synth-val-0-00000001", "z", pixels)])
+    dev = loaded("dev", [LineSample("../a", "x", tmp_path / "x" / ".." / "a.png"),
+                         LineSample("other/p/l1", "y", pixels, page_line)])
+    test = loaded("test", [LineSample("synth-val-1-00000001", "z", pixels), LineSample("b", "x", tmp_path / "b.png")])
+    with caplog.at_level(logging.WARNING, logger="hwr.scoring.eval"):
+        warn_of_shared_lines([train, dev, test])
+    assert "--splits: train and dev share 2 of their lines (3 and 2)" in caplog.text
+    assert "test" not in caplog.text

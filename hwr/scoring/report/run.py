@@ -7,6 +7,7 @@ split named dev (or val), else the last split: error analysis belongs on dev, no
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import Counter
@@ -244,6 +245,8 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     model = str(recognizer.path)
     datasets = [load_dataset(ds, cfg) for ds in specs]
     check_reports_spare_data(cfg, datasets)
+    if cfg.splits:
+        warn_of_shared_lines(datasets)
     focus = analysed_index(specs)
     runs = [score_dataset(recognizer, data, cfg, keep_images=(i == focus), groups=groups)
             for i, data in enumerate(datasets)]
@@ -258,6 +261,26 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
         run.comparison = compare_reports(run.analysed.report, b.report, *_reading_labels(recognizer, other, cfg),
                                          cfg.bootstrap, cfg.seed)
     return run
+
+
+def warn_of_shared_lines(datasets: list[LoadedDataset]) -> None:
+    """Warn naming each pair of --splits that share lines (the same image file, or the same line
+    of the same PAGE or synthetic source): the gaps between such splits, which the bias and
+    variance reading rests on, measure less than they seem (a probe helper)."""
+    def key(sample) -> tuple:
+        if isinstance(sample.image, (str, Path)):
+            return ("file", str(Path(sample.image).resolve()))
+        where = sample.meta.get("file")  # a PAGE line: its XML and line id, whatever folder was named
+        return ("page line", str(Path(where.rsplit("#", 1)[0]).resolve()), where.rsplit("#", 1)[1]) if where \
+            else ("line", sample.id)  # a synthetic line's id names its split, seed and index
+
+    keys = [{key(sample) for sample in data.samples} for data in datasets]
+    for i, j in itertools.combinations(range(len(datasets)), 2):
+        shared = keys[i] & keys[j]
+        if shared:
+            log.warning("--splits: %s and %s share %d of their lines (%d and %d): the gap between them measures "
+                        "less than it seems; give each split lines of its own", datasets[i].spec.name,
+                        datasets[j].spec.name, len(shared), len(datasets[i].samples), len(datasets[j].samples))
 
 
 def unwritable_characters(charset, results, normalization) -> Counter:
