@@ -210,7 +210,8 @@ class TranscribeConfig(RecognizerSettings):
     json: str | None = setting(None, help="write texts and confidences (JSON) here")
     output_dir: str | None = setting(
         None,
-        help="write one <stem>.txt per line image here (pages: one file per --format)")
+        help="write each input's outputs here, one file per --format (<stem>.txt, .json, .xml, .alto.xml), line images "
+             "and pages alike")
     # Pages (hwr.documents.pipeline): line = every input is one line image; page = every input is a page
     # to segment; auto = PDFs and multi-page TIFFs are pages, other images line images unless the
     # segmenter finds 2+ lines; then they are read both ways and the surer reading is kept.

@@ -282,7 +282,8 @@ class EvalConfig(RecognizerSettings):
     collapse_whitespace: bool = setting(False, help="score with whitespace runs collapsed and ends trimmed")
     group_by: str = setting(
         "auto",
-        help="line subsets for the breakdown: auto, none, a metadata field (font, form, kind, page) or id:REGEX")
+        help="line subsets for the breakdown: auto, none, a metadata field (font, form, kind, page; synthetic sets: "
+             "condition, struck, pen) or id:REGEX")
     groups_file: str | None = setting(
         None,
         help="id<TAB>subset table (line or form ids); an IAM ascii/forms.txt gives writers")
