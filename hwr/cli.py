@@ -528,12 +528,14 @@ def _eval_pages(cfg, dataset: str) -> int:
 
 
 def cmd_synth(args) -> int:
+    from hwr.interrupts import sigterm_as_exit
     from hwr.synth.export import SynthExportConfig, export_dataset
 
     cfg = build_config(SynthExportConfig, args, args.config)
     check_output_dir(cfg.out, "--out")
-    export_dataset(cfg.out, cfg.n, fmt=cfg.format, pages=cfg.pages, seed=cfg.seed, split=cfg.split,
-                   progress=cfg.progress, processes=cfg.processes)
+    with sigterm_as_exit():  # as Ctrl-C: the render processes are stopped, not left rendering on
+        export_dataset(cfg.out, cfg.n, fmt=cfg.format, pages=cfg.pages, seed=cfg.seed, split=cfg.split,
+                       progress=cfg.progress, processes=cfg.processes)
     return 0
 
 

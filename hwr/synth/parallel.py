@@ -23,7 +23,12 @@ from itertools import islice
 
 import cv2
 
-from hwr.interrupts import quiet_workers_context, stop_workers_now, worker_leaves_ctrl_c_to_its_parent
+from hwr.interrupts import (
+    exit_with_parent,
+    quiet_workers_context,
+    stop_workers_now,
+    worker_leaves_ctrl_c_to_its_parent,
+)
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
 from hwr.synth.page import SynthPage
@@ -103,6 +108,9 @@ _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it r
 
 def _adopt(synthesizer: LineSynthesizer, log_level: int | None) -> None:
     global _synthesizer
+    # A parent killed outright (SIGKILL, the OOM killer) runs no cleanup: its renderers had lived
+    # on as orphans, each rendering at a full core.
+    exit_with_parent()
     init_worker_logging(log_level)  # the synthesizer's warnings as the command logs its own
     # Started with SIGINT blocked (quiet_workers_context); ignored too, should anything unblock it.
     worker_leaves_ctrl_c_to_its_parent()

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from hwr.interrupts import quiet_workers_context, stop_workers_now
+from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
 from hwr.synth.fonts import FontBank
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def warm_font_bank(bank: FontBank, x_height_range: tuple[float, float], processe
                 for name in names]
         # Spawned, not forked: the caller may already run OpenCV or torch thread pools, which a
         # forked child can hang in.
-        pool = ProcessPoolExecutor(min(processes, len(names)), mp_context=quiet_workers_context("spawn"))
+        pool = ProcessPoolExecutor(min(processes, len(names)), mp_context=quiet_workers_context("spawn"),
+                                   initializer=exit_with_parent)
         try:
             for cached in pool.map(_prepared_alone, jobs):
                 bank.absorb(cached)

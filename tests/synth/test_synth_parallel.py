@@ -2,9 +2,14 @@
 rendered one by one, in order."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
+import pytest
 
 from hwr.synth import parallel
 from hwr.synth.config import hard_validation_config
@@ -71,3 +76,55 @@ def test_rendering_stopped_early_ends_the_workers_and_takes_no_more_indices(monk
         time.sleep(0.1)
     # Ended, not left rendering the lines they were on (a minute each here) while the command waits.
     assert not set(multiprocessing.active_children()) - others
+
+
+def _children(pid: int) -> list[int]:
+    """The spawned worker processes of `pid` (multiprocessing's resource tracker aside)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
+    """`timeout 60 hwr synth ...` (SIGTERM) and a kill had left its render processes rendering
+    on as orphans, each at a full core (a probe helper)."""
+    command = [sys.executable, "-m", "hwr", "synth", "--out", str(tmp_path / "set"), "--n", "4000",
+               "--processes", "2", "--no-progress"]
+    export = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and export.poll() is None:
+            time.sleep(0.2)
+            workers = _children(export.pid)
+        assert len(workers) == 2, export.stderr.read() if export.poll() is not None else "no workers"
+        export.send_signal(stop)
+        assert export.wait(timeout=60) == (128 + signal.SIGTERM if stop == signal.SIGTERM else -signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_running, workers))
+    finally:
+        export.kill()
+        for pid in filter(_running, workers):
+            os.kill(pid, signal.SIGKILL)
