@@ -270,9 +270,10 @@ def warn_of_shared_lines(datasets: list[LoadedDataset]) -> None:
     def key(sample) -> tuple:
         if isinstance(sample.image, (str, Path)):
             return ("file", str(Path(sample.image).resolve()))
-        where = sample.meta.get("file")  # a PAGE line: its XML and line id, whatever folder was named
-        return ("page line", str(Path(where.rsplit("#", 1)[0]).resolve()), where.rsplit("#", 1)[1]) if where \
-            else ("line", sample.id)  # a synthetic line's id names its split, seed and index
+        if "file" in sample.meta:  # a PAGE line: its XML and line id, whatever folder was named
+            xml, line_id = sample.meta["file"].rsplit("#", 1)
+            return ("page line", str(Path(xml).resolve()), line_id)
+        return ("line", sample.id)  # a synthetic line's id names its split, seed and index
 
     keys = [{key(sample) for sample in data.samples} for data in datasets]
     for i, j in itertools.combinations(range(len(datasets)), 2):
