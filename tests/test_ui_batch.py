@@ -241,3 +241,15 @@ def test_a_zip_members_long_path_gets_output_names_the_disk_takes(tmp_path, untr
     assert [r.error for r in rows] == [""]
     written = [p.name for p in (tmp_path / "out").iterdir() if p.suffix in (".txt", ".json", ".xml")]
     assert len(written) >= 4 and all(len(os.fsencode(name)) <= 255 for name in written)
+
+
+def test_an_input_named_like_anothers_alto_file_gets_outputs_of_its_own(tmp_path, untrained_model):
+    """x.alto.png's PAGE XML and x.png's ALTO file were both x.alto.xml: one replaced the other in
+    silence, and the download held one output fewer (a probe helper)."""
+    for name in ("x.png", "x.alto.png"):
+        Image.fromarray(render_line("the cat sat")).save(tmp_path / name)
+    inputs = collect_inputs([tmp_path / "x.png", tmp_path / "x.alto.png"], tmp_path / "work", ZipLimits())
+    rows = run_batch(Recognizer.load(untrained_model, device="cpu"), inputs, "line", tmp_path / "out")
+    assert [r.error for r in rows] == ["", ""]
+    xml = sorted(p.name for p in (tmp_path / "out").glob("*.xml"))
+    assert len(xml) == 4 and "x.alto.xml" in xml, xml  # each input's PAGE XML and ALTO, none replaced

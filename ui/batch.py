@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from hwr.documents.pages import PAGE_SUFFIXES, PageRef, count_pages, id_within_name_limit, load_page
+from hwr.documents.pages import PAGE_SUFFIXES, PageRef, TakenNames, count_pages, id_within_name_limit, load_page
 from hwr.documents.pipeline import READING_SETTINGS_FILE, BatchConfig, transcribe_refs
 from hwr.documents.writers.common import unique_name
 from hwr.documents.writers.manifest import MANIFEST_NAME
@@ -171,8 +171,8 @@ def run_batch(recognizer: Recognizer, inputs: list[BatchInput], layout: str, out
     page it is on (BatchStopped)."""
     if layout not in LAYOUTS:  # checked once here: inside the loop it would fail every row
         raise UploadError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    stems: set[str] = set()
-    refs = [PageRef(_unique_stem(item, stems), item.path, item.page, item.pages, error=item.error, label=item.file)
+    taken = TakenNames(export_formats())
+    refs = [PageRef(_unique_stem(item, taken), item.path, item.page, item.pages, error=item.error, label=item.file)
             for item in inputs]
     names = {ref.page_id: item.name for ref, item in zip(refs, inputs)}
     by_id = {ref.page_id: ref for ref in refs}
@@ -206,14 +206,15 @@ def _user_message(failure: FailedInput, inputs: list[BatchInput]) -> str:
     return message
 
 
-def _unique_stem(item: BatchInput, taken: set[str]) -> str:
+def _unique_stem(item: BatchInput, taken: TakenNames) -> str:
     # Output names keep the input's folders (zip members) and page numbers but never collide:
-    # a.png and a.jpg would both want "a.txt".
+    # a.png and a.jpg would both want "a.txt", and x.alto.png's PAGE XML is x.png's ALTO file
+    # (x.alto.xml), which one had replaced in silence.
     stem = Path(item.file).with_suffix("").as_posix().replace("/", "__")
     # Cut to fit the file system's names as transcribe's page ids are: a zip's short folder
     # names joined by "__" outgrew them, and the ALTO file failed after the others were written.
     stem = id_within_name_limit(stem)
-    return unique_name(stem if item.pages == 1 else f"{stem}#p{item.page + 1}", taken)
+    return taken.unique(stem if item.pages == 1 else f"{stem}#p{item.page + 1}")
 
 
 def find_row(rows: list[BatchRow], name: str) -> BatchRow:
