@@ -89,3 +89,31 @@ def test_an_uploaded_data_set_holding_a_zip_is_refused_naming_it(tmp_path: Path)
     (tmp_path / "work").mkdir()
     with pytest.raises(UploadError, match="exports.zip: doc1.zip: a zip inside a zip is not unpacked"):
         open_uploaded_dataset(_zip(tmp_path / "exports.zip", {"doc1.zip": inner}), tmp_path / "work", ZipLimits())
+
+
+def test_an_uploaded_zip_of_two_data_sets_or_two_kinds_is_refused_naming_them(tmp_path: Path):
+    """Only one had been read: the second IAM tree, the pairs beside an IAM tree or the PAGE XML
+    beside pairs were left out with nothing said but a line count (a probe helper)."""
+    import pytest
+
+    from hwr_ui.evaluation import dataset_root
+    from hwr_ui.uploads import UploadError
+
+    page = ('<?xml version="1.0"?><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
+            "<Page/></PcGts>")
+    for folder in ("one", "two"):
+        (tmp_path / "iams" / folder / "ascii").mkdir(parents=True)
+        (tmp_path / "iams" / folder / "ascii" / "lines.txt").write_text("")
+    with pytest.raises(UploadError, match=r"sets.zip holds 2 IAM data sets \(one, two\); upload one per zip"):
+        dataset_root(tmp_path / "iams", "sets.zip")
+    (tmp_path / "mixed").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "mixed" / f"{name}.gt.txt").write_text("x")
+    (tmp_path / "mixed" / "p.XML").write_text(page)
+    (tmp_path / "mixed" / "notes.xml").write_text("<notes/>")  # no PAGE: no second kind
+    with pytest.raises(UploadError, match=r"mixed.zip holds image \+ .gt.txt pairs \(2 files\) and PAGE XML pages: "
+                                          "one kind is read"):
+        dataset_root(tmp_path / "mixed", "mixed.zip")
+    (tmp_path / "mixed" / "p.XML").unlink()
+    assert dataset_root(tmp_path / "mixed", "mixed.zip") == tmp_path / "mixed"
+    assert dataset_root(tmp_path / "iams" / "one", "one.zip") == tmp_path / "iams" / "one"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hwr.datasets import DatasetError, OutsideFolder, SkipReport, detect_format, open_dataset
+from hwr.datasets import DatasetError, OutsideFolder, SkipReport, detect_format, looks_like_page, open_dataset
 from hwr.datasets.iam import LINES_TXT
+from hwr.datasets.pagexml import XML_PATTERN
+from hwr.datasets.pairs import GT_SUFFIX
 from hwr.errors import counted, name_some
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
@@ -29,7 +31,7 @@ def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) ->
     name = display_name(archive)
     folder = work / "dataset"
     extract_data_zip(archive, folder, limits)
-    root = dataset_root(folder)
+    root = dataset_root(folder, name)
     try:
         detect_format(root)
     except DatasetError:  # no lines.txt, .gt.txt, manifest or PAGE XML anywhere
@@ -46,12 +48,25 @@ def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) ->
     return samples, report
 
 
-def dataset_root(folder: Path) -> Path:
-    """Where the data set starts inside an unpacked zip: the IAM root if there is one, else the top."""
-    for lines_txt in sorted(folder.rglob(LINES_TXT.name)):
-        if lines_txt.parent.name == LINES_TXT.parent.name:
-            return lines_txt.parent.parent
-    return folder
+def dataset_root(folder: Path, name: str) -> Path:
+    """Where the data set starts inside an unpacked zip (`name`, the upload): the IAM root if
+    there is one, else the top. A zip holding two data sets, or two kinds (IAM and pairs, pairs
+    and PAGE XML), is refused naming them: one reader reads one of them, and the others had
+    been left out with nothing said but a line count (a probe helper)."""
+    iam_roots = sorted({lines_txt.parent.parent for lines_txt in folder.rglob(LINES_TXT.name)
+                        if lines_txt.parent.name == LINES_TXT.parent.name})
+    if len(iam_roots) > 1:
+        where = name_some([_relative(str(root), folder) for root in iam_roots], 3, sep=", ")
+        raise UploadError(f"{name} holds {len(iam_roots)} IAM data sets ({where}); upload one per zip")
+    kinds = {"image + .gt.txt pairs": len(list(folder.rglob("*" + GT_SUFFIX))),
+             "PAGE XML pages": sum(looks_like_page(xml) for xml in folder.rglob(XML_PATTERN))}
+    if iam_roots:
+        kinds = {"an IAM data set": 1, **kinds}
+    found = [f"{kind} ({count} files)" if count > 1 else kind for kind, count in kinds.items() if count]
+    if len(found) > 1:
+        raise UploadError(f"{name} holds {' and '.join(found)}: one kind is read from a zip, and the other "
+                          "would be left out; upload each kind in a zip of its own")
+    return iam_roots[0] if iam_roots else folder
 
 
 def _relative(message: str, folder: Path) -> str:

@@ -251,7 +251,7 @@ class Teacher:
             work = self.work.new("teach", held=True)
             try:
                 extract_data_zip(archive, work / "data", self.limits)
-                return str(dataset_root(work / "data")), work, work / "data"
+                return str(dataset_root(work / "data", display_name(archive))), work, work / "data"
             except BaseException:
                 self._drop(work)  # a refused zip's unpacked part would sit on the disk for an hour
                 raise

@@ -42,6 +42,7 @@ __all__ = [
     "detect_format",
     "iter_pagexml",
     "known_lines",
+    "looks_like_page",
     "open_dataset",
     "read_iam",
     "read_manifest",
@@ -161,14 +162,14 @@ def _file_format(path: Path) -> tuple[str, Path]:
 def _warn_page_xml_unread(folder: Path, shown: int = 3) -> None:
     """Warn when a folder read as pairs also holds PAGE XML (an export of both kinds): its
     lines are not read, and the way to read them is `pagexml:`."""
-    pages = [xml for xml in sorted(folder.rglob(XML_PATTERN)) if _looks_like_page(xml)]
+    pages = [xml for xml in sorted(folder.rglob(XML_PATTERN)) if looks_like_page(xml)]
     if pages:
         log.warning("%s: read as line images with %s transcriptions; its %d PAGE XML file(s) (%s) are not read "
                     "(score them with pagexml:%s)", folder, GT_SUFFIX, len(pages), name_some(map(str, pages), shown),
                     folder)
 
 
-def _looks_like_page(xml: Path) -> bool:
+def looks_like_page(xml: Path) -> bool:
     """Whether an XML file's opening names PAGE's root element (PcGts): stray XML (notes, ALTO
     outputs) is not PAGE."""
     try:
