@@ -351,7 +351,7 @@ def test_a_pdf_dropped_on_the_transcribe_tab_is_read_from_its_first_page(tmp_pat
     """It had been refused as a damaged image (a probe helper); the Batch tab reads every page."""
     from PIL import Image
 
-    from hwr_ui.app import first_page
+    from hwr_ui.pages import first_page
 
     pages = [Image.fromarray(render_line(text)).convert("RGB") for text in ("first page", "second page")]
     pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=150)

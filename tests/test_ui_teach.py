@@ -411,3 +411,20 @@ def test_what_an_adaptation_stopped_with_the_server_left_is_removed_at_the_next_
     (other / "readme.txt").write_text("mine")
     register_adapted_models(ModelRegistry(str(untrained_model)), models)
     assert not dead.exists() and running.exists() and other.exists()
+
+
+def test_a_pdf_transcribed_on_the_transcribe_tab_is_saved_from_its_first_page(teacher, tmp_path):
+    """Its box now passes a PDF on (Pillow's check had refused it), and saving read the file as
+    an image, which a PDF is not (a probe helper)."""
+    from gradio.components.image import ImageData
+
+    from hwr_ui.app import PageImage
+    from hwr_ui.pages import first_page
+
+    pdf = tmp_path / "scan.pdf"
+    Image.fromarray(render_line("the cat sat")).convert("RGB").save(pdf, resolution=150)
+    box = PageImage(type="filepath", image_mode=None, render=False)
+    assert box.preprocess(ImageData(path=str(pdf), orig_name="scan.pdf")) == str(pdf)
+    gray = first_page(str(pdf))[0]
+    page, _ = transcribe_image(teacher.registry.get(None), gray, "line", page_id="scan", source="scan.pdf")
+    assert "Saved 1 line." in teacher.save_transcription(str(pdf), page_to_dict(page, page_key(gray)), "the cat sat")

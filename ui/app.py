@@ -22,9 +22,10 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 import hwr  # noqa: F401  - sets GRADIO_ANALYTICS_ENABLED/HF_HUB_DISABLE_TELEMETRY before gradio loads
+from hwr.documents.pages import PDF_SUFFIX
 from hwr.errors import HwrError, describe_os_error, is_users_os_error
 from hwr.recognition.decode import decoder_options
-from hwr.recognition.imaging import ImageError, load_gray
+from hwr.recognition.imaging import ImageError
 from hwr.scoring.evaluate import evaluate, write_lines_csv
 
 from . import batch as batch_logic
@@ -36,6 +37,7 @@ from .pages import (
     LAYOUTS,
     apply_corrections,
     export_page,
+    first_page,
     mean_confidence,
     page_from_dict,
     page_to_dict,
@@ -118,6 +120,11 @@ class PageImage(gr.Image):
     is_template = True  # rendered by gr.Image's front end
 
     def preprocess(self, payload):
+        path = getattr(payload, "path", None)
+        if self.type == "filepath" and path and Path(path).suffix.lower() == PDF_SUFFIX:
+            # Read by first_page as the Batch tab reads it; gradio's own check opens every upload
+            # with Pillow, which had refused a scanned PDF as "not a readable image".
+            return str(path)
         try:
             return super().preprocess(payload)
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
@@ -146,20 +153,6 @@ def transcribe(ctx: AppContext, image: str, model: str, decoder: str, layout: st
     status = _status(page, used, seconds) + (f" · page 1 of {more}: the Batch tab reads them all" if more else "")
     return (draw_lines(gray, page), confidence_html(page), page.text, [str(f) for f in files],
             page_to_dict(page, page_key(gray)), status)
-
-
-def first_page(path: str) -> tuple:
-    """(uint8 gray, the file's page count when it has more than one, else 0) of an upload: an
-    image, or a PDF's first page. A scanned PDF dropped on this tab had been refused as "not
-    one Pillow can identify: a damaged file" (a probe helper), where the Batch tab reads it."""
-    from hwr.documents.pages import PDF_SUFFIX, load_page, page_refs
-
-    if Path(path).suffix.lower() != PDF_SUFFIX:
-        return load_gray(path), 0
-    refs = list(page_refs([path]))
-    if refs[0].error:
-        raise ImageError(display_name(path), refs[0].error)
-    return load_page(refs[0]), len(refs) if len(refs) > 1 else 0
 
 
 def _status(page, layout: str, seconds: float) -> str:

@@ -17,10 +17,11 @@ from hwr.documents.pipeline import MODES
 from hwr.documents.pipeline import transcribe_image as read_image
 from hwr.documents.writers import SUFFIXES, write_page_files
 from hwr.recognition.charset import unwritable_symbol
+from hwr.recognition.imaging import ImageError, load_gray
 from hwr.recognition.model import Recognizer
 from hwr.records import Line, Page, Recognition, Region, WordBox
 
-from .uploads import UploadError
+from .uploads import UploadError, display_name
 
 LAYOUTS = MODES  # the page pipeline's modes, under the name the UI shows
 
@@ -160,3 +161,17 @@ def export_page(page: Page, folder: Path, stem: str, formats: list[str] | None =
     # The page's source comes from the browser: a server path in it ("/etc/passwd") had become the
     # PAGE XML's image path, telling a web user which files the server holds.
     return write_page_files(page, folder, download_stem(stem), formats or export_formats(), locate_image=False)
+
+
+def first_page(path: str) -> tuple:
+    """(uint8 gray, the file's page count when it has more than one, else 0) of an upload: an
+    image, or a PDF's first page. A scanned PDF dropped on this tab had been refused as "not
+    one Pillow can identify: a damaged file" (a probe helper), where the Batch tab reads it."""
+    from hwr.documents.pages import PDF_SUFFIX, load_page, page_refs
+
+    if Path(path).suffix.lower() != PDF_SUFFIX:
+        return load_gray(path), 0
+    refs = list(page_refs([path]))
+    if refs[0].error:
+        raise ImageError(display_name(path), refs[0].error)
+    return load_page(refs[0]), len(refs) if len(refs) > 1 else 0

@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from hwr.errors import counted
-from hwr.recognition.imaging import load_gray
 from hwr.recognition.model import ADAPT_HISTORY_FILE, CONFIG_FILE, read_model_config
 from hwr.records import Page
 from hwr.training.adapt import (
@@ -35,7 +34,7 @@ from hwr.training.adapt import (
 
 from .collection import Collection, page_key, user_data_dir
 from .models import ModelRegistry
-from .pages import IMAGE_KEY, apply_corrections, page_from_dict
+from .pages import IMAGE_KEY, apply_corrections, first_page, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_data_zip
 
 log = logging.getLogger("ui.teach")
@@ -198,7 +197,8 @@ class Teacher:
         """The transcribed page's line crops with the (corrected) text -> the collection."""
         if not image or not page_json:
             raise UploadError("transcribe an image first, then correct its text and save it")
-        gray, page, name = load_gray(image), page_from_dict(page_json), display_name(image)
+        # A PDF's first page, as the Transcribe tab read it (first_page).
+        gray, page, name = first_page(image)[0], page_from_dict(page_json), display_name(image)
         # The text belongs to the image that was transcribed: another image put in its place
         # since would be cut by those lines' polygons and saved under their text. Its pixels
         # tell, where the transcription kept their digest; else its size and name.
