@@ -428,3 +428,23 @@ def test_a_pdf_transcribed_on_the_transcribe_tab_is_saved_from_its_first_page(te
     gray = first_page(str(pdf))[0]
     page, _ = transcribe_image(teacher.registry.get(None), gray, "line", page_id="scan", source="scan.pdf")
     assert "Saved 1 line." in teacher.save_transcription(str(pdf), page_to_dict(page, page_key(gray)), "the cat sat")
+
+
+def test_an_adapt_error_names_the_upload_not_the_servers_copy_of_it(teacher, tmp_path, monkeypatch):
+    """The message had been full of /tmp/hwr-ui-.../teach-.../data/... paths (a probe helper)."""
+    import zipfile
+
+    from hwr.datasets import DatasetError
+    from hwr_ui import teach
+    from hwr_ui.teach import ZIP_SOURCE
+
+    with zipfile.ZipFile(tmp_path / "mine.zip", "w") as z:
+        z.writestr("lines/l.gt.txt", "a line\n")
+
+    def failing(data, cfg, on_progress=None, confined_to=None):
+        raise DatasetError(Path(confined_to) / "lines" / "l.gt.txt", "no image beside it")
+
+    monkeypatch.setattr(teach, "adapt", failing)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    last = list(teacher.run(ZIP_SOURCE, str(tmp_path / "mine.zip"), teacher.registry.default_label, 1, "z"))[-1]
+    assert isinstance(last.error, UploadError) and str(last.error) == "mine.zip: lines/l.gt.txt: no image beside it"

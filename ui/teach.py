@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hwr.errors import counted
+from hwr.errors import HwrError, counted
 from hwr.recognition.model import ADAPT_HISTORY_FILE, CONFIG_FILE, read_model_config
 from hwr.records import Page
 from hwr.training.adapt import (
@@ -303,7 +303,9 @@ class Teacher:
                 self._drop(work)
                 raise
             progress = Progress(minutes=cfg.minutes)
-            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work, confined_to), daemon=True)
+            data_name = display_name(archive) if source == ZIP_SOURCE and archive else "your saved lines"
+            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work, confined_to, data_name),
+                                      daemon=True)
             thread.start()
         except BaseException:
             self._busy.release()
@@ -317,7 +319,8 @@ class Teacher:
             yield progress
         yield progress
 
-    def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None, confined_to: Path) -> None:
+    def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None, confined_to: Path,
+               data_name: str) -> None:
         """The worker thread: adapt, offer the new model, tidy up, free the server for the next
         run. All of it here, not in the request that polls: that request ends early when its
         browser tab is closed, while the run goes on to write the model."""
@@ -327,7 +330,7 @@ class Teacher:
             progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in r.history]
             progress.result = r  # last: the polling request takes a result as "registered"
         except BaseException as exc:  # reported on the page by the polling request
-            progress.error = exc
+            progress.error = _in_the_users_words(exc, confined_to, data_name)
             _remove_unfinished(Path(cfg.out))
         finally:
             self._drop(work)
@@ -339,6 +342,15 @@ class Teacher:
         _remove(work)
         if work is not None:
             self.work.release(work)
+
+
+def _in_the_users_words(exc: BaseException, folder: Path, data_name: str) -> BaseException:
+    """A user error whose message names the server's copy of the data (an upload unpacked in a
+    temporary folder, the collection's folder) by the name the user knows it by."""
+    text = str(exc)
+    if not isinstance(exc, (HwrError, UploadError)) or str(folder) not in text:
+        return exc
+    return UploadError(text.replace(str(folder) + "/", f"{data_name}: ").replace(str(folder), data_name))
 
 
 def _checked_minutes(minutes) -> float:

@@ -310,6 +310,19 @@ def _first_problem(report: SkipReport) -> str:
     return f"{where}: {entry.reason}"
 
 
+def _too_few_lines(needed: int, skipped: SkipReport, read: list, with_text: list, writable: list,
+                   usable: list) -> str:
+    """"adaptation needs at least 6 labelled lines, got 2: left out ..." with each check's count."""
+    left_out = [(len(skipped.problems), "unusable entries", _first_problem(skipped)),
+                (skipped.untranscribed, "not transcribed yet", ""),
+                (len(read) - len(with_text), "with an empty transcription", ""),
+                (len(with_text) - len(writable), "with characters the base model cannot write", ""),
+                (len(writable) - len(usable), "with more characters than their image has room for", "")]
+    reasons = "; ".join(f"{n} {why}" + (f" (first: {first})" if first else "") for n, why, first in left_out if n)
+    return (f"adaptation needs at least {needed} labelled lines, got {len(usable)}"
+            + (f": left out {reasons}" if reasons else ""))
+
+
 def _prefixed_group(k: int, sample: LineSample) -> dict:
     return {name: f"{k}:{sample.meta[name]}" for name in ("page", "form") if sample.meta.get(name)}
 
@@ -407,6 +420,8 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     lines = check_lengths(writable, base, cfg.skip_bad)
     # Said where the user watches (the Teach tab), not only in the log.
     unwritable = Counter(ch for s in with_text for ch in charset.missing_chars(charset.folded(s.text)))
+    if len(lines) < cfg.min_held_out + 2:  # why, where the user watches: the reasons had gone to the log alone
+        raise ConfigError(_too_few_lines(cfg.min_held_out + 2, skipped, read, with_text, writable, lines))
     split = split_lines(lines, cfg.held_out, cfg.min_held_out, cfg.seed)
     log.info("%d lines: %d to adapt on, %d held out (by %s)", len(lines), len(split.adapt), len(split.held_out),
              split.by)

@@ -537,6 +537,22 @@ def test_entries_skip_bad_left_out_while_reading_are_counted_where_the_user_watc
     assert "l003.png" in caplog.text and "l005.gt.txt" in caplog.text  # the command line's log still says so
 
 
+def test_too_few_usable_lines_are_refused_saying_why_the_others_were_left_out(tmp_path):
+    """"needs at least 6 labelled lines, got 0" had been all the Teach tab showed; the reasons
+    went to the server's log (a probe helper)."""
+    base = make_untrained_model(tmp_path / "base")
+    folder = write_pairs(tmp_path / "pairs", 6)
+    (folder / "l000.png").write_text("not a picture")
+    (folder / "l001.gt.txt").write_text(" \n")
+    (folder / "l002.gt.txt").write_text("caf\u00e9 \u263a\n")
+    with pytest.raises(ConfigError) as refused:
+        adapt([str(folder)], quick(tmp_path, base, skip_bad=True))
+    message = str(refused.value)
+    assert message.startswith("adaptation needs at least 6 labelled lines, got 3: left out 1 unusable entries "
+                              "(first: l000.png"), message
+    assert "1 with an empty transcription; 1 with characters the base model cannot write" in message, message
+
+
 def test_an_interrupted_run_leaves_no_half_model_and_no_false_resume_hint(tmp_path, monkeypatch, caplog):
     base = make_untrained_model(tmp_path / "base")
 
