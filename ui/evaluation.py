@@ -65,7 +65,8 @@ def dataset_root(folder: Path, name: str) -> Path:
     found = [f"{kind} ({count} files)" if count > 1 else kind for kind, count in kinds.items() if count]
     if len(found) > 1:
         raise UploadError(f"{name} holds {' and '.join(found)}: one kind is read from a zip, and the other "
-                          "would be left out; upload each kind in a zip of its own")
+                          "would be left out; upload each kind in a zip of its own, or leave out the one that is "
+                          "not ground truth (hwr's own PAGE outputs beside corrected pairs, say)")
     return iam_roots[0] if iam_roots else folder
 
 
