@@ -116,4 +116,7 @@ def test_an_uploaded_zip_of_two_data_sets_or_two_kinds_is_refused_naming_them(tm
         dataset_root(tmp_path / "mixed", "mixed.zip")
     (tmp_path / "mixed" / "p.XML").unlink()
     assert dataset_root(tmp_path / "mixed", "mixed.zip") == tmp_path / "mixed"
+    (tmp_path / "mixed" / ".backup").mkdir()  # hidden: no reader reads it, so no second kind
+    (tmp_path / "mixed" / ".backup" / "p.xml").write_text(page)
+    assert dataset_root(tmp_path / "mixed", "mixed.zip") == tmp_path / "mixed"
     assert dataset_root(tmp_path / "iams" / "one", "one.zip") == tmp_path / "iams" / "one"

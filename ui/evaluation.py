@@ -58,8 +58,11 @@ def dataset_root(folder: Path, name: str) -> Path:
     if len(iam_roots) > 1:
         where = name_some([_relative(str(root), folder) for root in iam_roots], 3, sep=", ")
         raise UploadError(f"{name} holds {len(iam_roots)} IAM data sets ({where}); upload one per zip")
-    kinds = {"image + .gt.txt pairs": len(list(folder.rglob("*" + GT_SUFFIX))),
-             "PAGE XML pages": sum(looks_like_page(xml) for xml in folder.rglob(XML_PATTERN))}
+    # Hidden trees (.git, editor backups) are left out, as the readers leave them out.
+    visible = [path for path in folder.rglob("*") if not any(part.startswith(".")
+                                                           for part in path.relative_to(folder).parts)]
+    kinds = {"image + .gt.txt pairs": sum(path.name.endswith(GT_SUFFIX) for path in visible),
+             "PAGE XML pages": sum(path.match(XML_PATTERN) and looks_like_page(path) for path in visible)}
     if iam_roots:
         kinds = {"an IAM data set": 1, **kinds}
     found = [f"{kind} ({count} files)" if count > 1 else kind for kind, count in kinds.items() if count]

@@ -47,42 +47,52 @@ def read_manifest(tsv_path: PathLike, skip_bad: bool = False, report: SkipReport
 
 def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
                confined_to: PathLike | None = None) -> Iterator[LineSample]:
-    # A row whose text opens a CSV quote it does not close is held back until the next row says
-    # whether a CSV writer carried the text on to it (a line break inside the field): such a
-    # line had been scored against its text's first row, and the next row named as the fault.
+    # A row whose text opens a CSV quote it does not close is held back, with the rows after it
+    # that have no tab, until one of them closes the quote: a CSV writer carried the text over
+    # those rows (a line break inside the field), and the line had been scored against its
+    # text's first row with the next row named as the fault. A row with a tab, or the end,
+    # before any closes it: the text was typed so (a quotation opened by hand), and every row
+    # held is read as it would have been.
     held: tuple[int, LineSample] | None = None
-    carried_on = False  # inside such a text: rows without a tab up to the one closing its quote
-    for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
-        if carried_on and "\t" not in raw:
-            carried_on = not _closes_quote(raw)
+    carried: list[tuple[int, str]] = []  # the rows without a tab since the held one
+    rows = enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1)
+    for line_no, raw in rows:
+        if held is not None and "\t" not in raw:
+            carried.append((line_no, raw))
+            if _closes_quote(raw):
+                why = ValueError(f"its text opens a quote that row {line_no} closes: a text written across rows (a "
+                                 "line break inside a CSV field); a line's text holds no line break")
+                report_or_raise(row_error(tsv_path, why, held[0]), skip_bad, report)
+                held, carried = None, []
             continue
-        carried_on = False
-        if held is not None:
-            opened, sample = held
-            held = None
-            if "\t" not in raw and raw.strip() and not comment_row(raw):
-                why = ValueError(f"its text opens a quote that goes on in row {line_no}: a text written across "
-                                 "rows (a line break inside a CSV field); a line's text holds no line break")
-                report_or_raise(row_error(tsv_path, why, opened), skip_bad, report)
-                carried_on = not _closes_quote(raw)
-                continue
-            yield sample
+        if held is not None:  # a row with a tab: nothing closed the quote
+            yield held[1]
+            yield from _read_rows(carried, tsv_path, skip_bad, report, confined_to)
+            held, carried = None, []
+        for sample in _read_rows([(line_no, raw)], tsv_path, skip_bad, report, confined_to):
+            if _opens_quote(raw.split("\t")[1].strip()):
+                held = line_no, sample
+            else:
+                yield sample
+    if held is not None:
+        yield held[1]
+        yield from _read_rows(carried, tsv_path, skip_bad, report, confined_to)
+
+
+def _read_rows(rows: list[tuple[int, str]], tsv_path: Path, skip_bad: bool, report: SkipReport | None,
+               confined_to: PathLike | None) -> Iterator[LineSample]:
+    """The samples of (row number, row) pairs read one by one: comments and blank rows passed
+    over, a bad row reported (or raised)."""
+    for line_no, raw in rows:
         if comment_row(raw):
             _warn_if_an_image(raw, tsv_path, line_no)
             continue
         if not raw.strip():
             continue
         try:
-            sample = parse_row(raw, tsv_path, line_no, confined_to)
+            yield parse_row(raw, tsv_path, line_no, confined_to)
         except ValueError as exc:
             report_or_raise(row_error(tsv_path, exc, line_no), skip_bad, report)
-            continue
-        if _opens_quote(raw.split("\t")[1].strip()):
-            held = line_no, sample
-        else:
-            yield sample
-    if held is not None:
-        yield held[1]
 
 
 def _opens_quote(field: str) -> bool:

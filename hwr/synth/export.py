@@ -197,7 +197,8 @@ def export_dataset(out_dir: str | Path, n: int, fmt: str = "pairs", pages: bool 
         if not earlier and all(p.name == RECORD_FILE for p in out_dir.iterdir()):
             # Failed before the first file (no usable font): no set behind, not even an unfinished one.
             (out_dir / RECORD_FILE).unlink()
-        if not isinstance(exc, KeyboardInterrupt):
+        # Ctrl-C, or SIGTERM as `hwr synth` turns it into an exit (hwr.interrupts.sigterm_as_exit).
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         log.warning("interrupted after %d of %d %ss: %s is incomplete (%s says so); run the same command "
                     "again to finish it", done, n, unit, out_dir, RECORD_FILE)

@@ -119,7 +119,7 @@ def test_a_text_a_csv_writer_carried_over_rows_is_a_bad_row_named_by_its_first_r
     # A quotation opened by hand and closed on the next line's row is text, as written.
     assert [s.text for s in samples] == ["good day", '"I said', 'no"']
     assert [e.line_no for e in report.entries] == [1]
-    assert "its text opens a quote that goes on in row 2" in report.entries[0].reason
+    assert "its text opens a quote that row 3 closes" in report.entries[0].reason
     with pytest.raises(DatasetError, match="gt.tsv:1: its text opens a quote"):
         read_manifest(tsv)
 
@@ -159,3 +159,21 @@ def test_utf16_without_a_byte_order_mark_is_an_error_not_text_full_of_nuls(tmp_p
     # --skip-bad does not read it row by row: no row of it would read.
     with pytest.raises(DatasetError, match=r"\(UTF-16\?\); save it as UTF-8"):
         read_manifest(tsv, skip_bad=True)
+
+
+def test_rows_after_a_quotation_opened_by_hand_are_read_as_ever_when_no_row_closes_it(tmp_path):
+    """A row without a tab after an opened quote had been taken for the quote's continuation:
+    the quoted row was reported in its place and the rows after it vanished (a review)."""
+    tsv = make_manifest(tmp_path, '../lines/one.png\t"Hello\n../lines/two.png   world\n\n'
+                                  '../lines/two.png  again\n../elsewhere/three.png\tfine\n')
+    report = SkipReport()
+    assert [s.text for s in read_manifest(tsv, skip_bad=True, report=report)] == ['"Hello', "fine"]
+    assert [e.line_no for e in report.entries] == [2, 4]
+
+
+def test_a_quoted_text_across_rows_with_a_blank_or_hash_row_inside_is_named_by_its_first_row(tmp_path):
+    tsv = make_manifest(tmp_path, '../lines/one.png\t"first\n\n# second"\n../lines/two.png\tgood day\n')
+    report = SkipReport()
+    assert [s.text for s in read_manifest(tsv, skip_bad=True, report=report)] == ["good day"]
+    assert [(e.line_no, e.reason.split(":")[0]) for e in report.entries] == [
+        (1, "its text opens a quote that row 3 closes")]

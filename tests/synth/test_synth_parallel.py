@@ -120,6 +120,8 @@ def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
         assert len(workers) == 2, export.stderr.read() if export.poll() is not None else "no workers"
         export.send_signal(stop)
         assert export.wait(timeout=60) == (128 + signal.SIGTERM if stop == signal.SIGTERM else -signal.SIGKILL)
+        if stop == signal.SIGTERM:  # said as for Ctrl-C: the export can be finished
+            assert "run the same command again to finish it" in export.stderr.read()
         deadline = time.monotonic() + 30
         while any(map(_running, workers)) and time.monotonic() < deadline:
             time.sleep(0.2)
