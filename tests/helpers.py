@@ -125,3 +125,13 @@ def bench_script(name: str, siblings: tuple[str, ...] = ()):
         sys.path.remove(str(BENCH))
         for sibling in siblings:
             sys.modules.pop(sibling, None)
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` runs (Linux: reads /proc); a zombie has exited, only its parent's
+    reaping is left."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import process_running
+
 # A parent that starts one spawned worker watching it (as the page workers of `hwr transcribe
 # --processes` do), prints the worker's pid and waits to be killed.
 _PARENT = textwrap.dedent("""
@@ -27,14 +29,6 @@ _PARENT = textwrap.dedent("""
 """)
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's reaping is left
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_worker_exits_when_its_parent_is_killed_outright(tmp_path):
     script = tmp_path / "parent.py"
@@ -43,16 +37,16 @@ def test_a_worker_exits_when_its_parent_is_killed_outright(tmp_path):
     try:
         worker = int(parent.stdout.readline())
         time.sleep(0.5)
-        assert _running(worker)
+        assert process_running(worker)
         parent.send_signal(signal.SIGKILL)  # no cleanup runs in the parent
         parent.wait()
         deadline = time.monotonic() + 20
-        while _running(worker) and time.monotonic() < deadline:
+        while process_running(worker) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _running(worker)
+        assert not process_running(worker)
     finally:
         parent.kill()
-        if "worker" in locals() and _running(worker):
+        if "worker" in locals() and process_running(worker):
             os.kill(worker, signal.SIGKILL)
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hwr.datasets.errors import visible_files
 from hwr.datasets.pagexml import crop_polygon
-from hwr.datasets.pairs import gt_path, visible_files  # the reader adapt uses: its file names
+from hwr.datasets.pairs import gt_path  # the reader adapt uses: its file names
 from hwr.documents.orientation import turned
 from hwr.fileio import atomic_write_bytes
 from hwr.recognition.image_formats import IMAGE_SUFFIXES

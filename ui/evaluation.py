@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwr.datasets import DatasetError, OutsideFolder, SkipReport, detect_format, looks_like_page, open_dataset
+from hwr.datasets.errors import visible_files
 from hwr.datasets.iam import LINES_TXT
 from hwr.datasets.pagexml import XML_PATTERN
 from hwr.datasets.pairs import GT_SUFFIX
@@ -42,9 +43,9 @@ def open_uploaded_dataset(archive: str | Path, work: Path, limits: ZipLimits) ->
         # the server had shown that image's lines (or told whether the file exists).
         samples = open_dataset(root, skip_bad=True, report=report, confined_to=folder)
     except (DatasetError, OutsideFolder) as exc:
-        raise UploadError(f"{name}: {_relative(str(exc), folder)}") from None
+        raise UploadError(f"{name}: {relative_to_upload(str(exc), folder)}") from None
     if not samples:
-        raise UploadError(f"{name}: no usable lines ({_relative(report.summary(3), folder)})")
+        raise UploadError(f"{name}: no usable lines ({relative_to_upload(report.summary(3), folder)})")
     return samples, report
 
 
@@ -56,11 +57,9 @@ def dataset_root(folder: Path, name: str) -> Path:
     iam_roots = sorted({lines_txt.parent.parent for lines_txt in folder.rglob(LINES_TXT.name)
                         if lines_txt.parent.name == LINES_TXT.parent.name})
     if len(iam_roots) > 1:
-        where = name_some([_relative(str(root), folder) for root in iam_roots], 3, sep=", ")
+        where = name_some([relative_to_upload(str(root), folder) for root in iam_roots], 3, sep=", ")
         raise UploadError(f"{name} holds {len(iam_roots)} IAM data sets ({where}); upload one per zip")
-    # Hidden trees (.git, editor backups) are left out, as the readers leave them out.
-    visible = [path for path in folder.rglob("*") if not any(part.startswith(".")
-                                                           for part in path.relative_to(folder).parts)]
+    visible = visible_files(folder)  # hidden trees left out, as the readers leave them out
     kinds = {"image + .gt.txt pairs": sum(path.name.endswith(GT_SUFFIX) for path in visible),
              "PAGE XML pages": sum(path.match(XML_PATTERN) and looks_like_page(path) for path in visible)}
     if iam_roots:
@@ -73,9 +72,10 @@ def dataset_root(folder: Path, name: str) -> Path:
     return iam_roots[0] if iam_roots else folder
 
 
-def _relative(message: str, folder: Path) -> str:
-    # Messages name files by their server path; the user knows them by their path in the zip.
-    return message.replace(str(folder) + "/", "").replace(str(folder), "the zip's top folder")
+def relative_to_upload(message: str, folder: Path, top: str = "the zip's top folder") -> str:
+    """`message` with the server's copy of an upload (`folder`) taken out of its paths: messages
+    name files by their server path; the user knows them by their path in the zip."""
+    return message.replace(str(folder) + "/", "").replace(str(folder), top)
 
 
 def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> str:
@@ -86,8 +86,8 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
 
     text = (f"{rate('CER', report.cer, report.char_errors, report.chars, 'characters')} · "
             f"{rate('WER', report.wer, report.word_errors, report.words, 'words')} · {counted(report.lines, 'line')}")
-    problems = ([_relative(str(f), folder) for f in report.failures]
-                + [_relative(str(e), folder) for e in skipped.problems])
+    problems = ([relative_to_upload(str(f), folder) for f in report.failures]
+                + [relative_to_upload(str(e), folder) for e in skipped.problems])
     if problems:
         text += f"\n\nSkipped {counted(len(problems), 'unusable entry', 'unusable entries')}: {name_some(problems, 5)}"
     if skipped.untranscribed:

@@ -33,6 +33,7 @@ from hwr.training.adapt import (
 )
 
 from .collection import Collection, page_key, user_data_dir
+from .evaluation import dataset_root, relative_to_upload
 from .models import ModelRegistry
 from .pages import IMAGE_KEY, apply_corrections, first_page, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_data_zip
@@ -246,8 +247,6 @@ class Teacher:
         if source == ZIP_SOURCE:
             if not archive:
                 raise UploadError("upload a zip of PAGE XML + page images, or of line images with .gt.txt files")
-            from .evaluation import dataset_root
-
             work = self.work.new("teach", held=True)
             try:
                 extract_data_zip(archive, work / "data", self.limits)
@@ -347,10 +346,9 @@ class Teacher:
 def _in_the_users_words(exc: BaseException, folder: Path, data_name: str) -> BaseException:
     """A user error whose message names the server's copy of the data (an upload unpacked in a
     temporary folder, the collection's folder) by the name the user knows it by."""
-    text = str(exc)
-    if not isinstance(exc, (HwrError, UploadError)) or str(folder) not in text:
+    if not isinstance(exc, (HwrError, UploadError)) or str(folder) not in str(exc):
         return exc
-    return UploadError(text.replace(str(folder) + "/", f"{data_name}: ").replace(str(folder), data_name))
+    return UploadError(f"{data_name}: {relative_to_upload(str(exc), folder, top=data_name)}")
 
 
 def _checked_minutes(minutes) -> float:

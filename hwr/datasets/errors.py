@@ -259,3 +259,12 @@ def unique_ids(
             continue
         first_seen[sample.id] = f"{source}:{line_no}" if line_no is not None else source
         yield sample
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """The files of a folder and its subfolders, sorted, outside hidden trees (.git, editor
+    backups, .ipynb_checkpoints): those hold copies or junk, never lines to train on or score."""
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )

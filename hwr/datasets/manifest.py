@@ -55,8 +55,7 @@ def _iter_rows(tsv_path: Path, skip_bad: bool, report: SkipReport | None,
     # held is read as it would have been.
     held: tuple[int, LineSample] | None = None
     carried: list[tuple[int, str]] = []  # the rows without a tab since the held one
-    rows = enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1)
-    for line_no, raw in rows:
+    for line_no, raw in enumerate(read_utf8_rows(tsv_path, skip_bad, report), start=1):
         if held is not None and "\t" not in raw:
             carried.append((line_no, raw))
             if _closes_quote(raw):

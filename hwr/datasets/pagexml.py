@@ -30,6 +30,7 @@ from hwr.datasets.errors import (
     read_lines,
     report_or_raise,
     unique_ids,
+    visible_files,
 )
 from hwr.documents.orientation import turned
 from hwr.documents.pages import PDF_SUFFIX, PageRef, count_pages, load_page, pdf_dpi_for_size
@@ -59,7 +60,7 @@ def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
     """Like `read_pagexml`, but yields lines page by page to bound memory."""
     path = Path(path)
     if path.is_dir():
-        xmls = [(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in xml_files(path)]
+        xmls = [(xml, xml.relative_to(path).with_suffix("").as_posix()) for xml in _xml_files(path)]
     elif path.is_file():
         xmls = [(path, path.stem)]
     else:
@@ -72,13 +73,9 @@ def iter_pagexml(path: PathLike, skip_bad: bool = False, report: SkipReport | No
 XML_PATTERN = "*.[xX][mM][lL]"
 
 
-def xml_files(folder: Path) -> list[Path]:
-    """The XML files of a folder and its subfolders, sorted. Hidden trees (.git, editor backups)
-    hold copies, never pages to train on or score."""
-    return sorted(
-        xml for xml in folder.rglob(XML_PATTERN)
-        if not any(part.startswith(".") for part in xml.relative_to(folder).parts)
-    )
+def _xml_files(folder: Path) -> list[Path]:
+    """The XML files of a folder and its subfolders outside hidden trees, sorted."""
+    return [path for path in visible_files(folder) if path.match(XML_PATTERN)]
 
 
 def _iter_pages(

@@ -17,6 +17,7 @@ from hwr.datasets.errors import (
     report_or_raise,
     text_rows,
     unique_ids,
+    visible_files,
 )
 from hwr.fileio import is_dir, is_file, special_file_kind
 from hwr.recognition.charset import normalize_text
@@ -37,14 +38,6 @@ def read_pairs(folder: PathLike, skip_bad: bool = False, report: SkipReport | No
 
 def gt_path(image: Path) -> Path:
     return image.with_name(image.name[: -len(image.suffix)] + GT_SUFFIX)
-
-
-def visible_files(folder: Path) -> list[Path]:
-    # Hidden trees (.git, .ipynb_checkpoints) hold copies or junk, never training lines.
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
 
 
 def _iter_pairs(folder: Path, skip_bad: bool, report: SkipReport | None) -> Iterator[LineSample]:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from hwr.datasets.pagexml import (
+    XML_PATTERN,
     check_page_image,
     line_polygon,
     line_text,
@@ -45,7 +46,6 @@ from hwr.datasets.pagexml import (
     reading_order_lines,
     resolve_page_image,
     unusable_line_polygon,
-    xml_files,
 )
 from hwr.documents.pages import TakenNames, count_pages
 from hwr.recognition.charset import normalize_text
@@ -292,6 +292,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     image beside it) raises DatasetError naming it; given a `failures` list, it is recorded
     there instead (stage "truth") and the other pages are kept."""
     from hwr.datasets import DatasetError
+    from hwr.datasets.errors import visible_files
     from hwr.recognition.image_formats import IMAGE_SUFFIXES
 
     path = Path(path)
@@ -301,10 +302,9 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
         return _say_blank_gt_txt(_kept([lambda: _gt_txt_truth(path, path.stem)], failures))
     if not path.is_dir():
         raise DatasetError(path, "no such file or folder")
-    # Hidden trees (.git, editor backups) hold copies, never pages to score.
-    visible = lambda p: not any(part.startswith(".") for part in p.relative_to(path).parts)  # noqa: E731
-    xmls = xml_files(path)
-    gts = sorted(g for g in path.rglob("*" + GT_SUFFIX) if visible(g))
+    files = visible_files(path)  # hidden trees (.git, editor backups) hold copies, never pages to score
+    xmls = [file for file in files if file.match(XML_PATTERN)]
+    gts = [file for file in files if file.name.endswith(GT_SUFFIX)]
     if not xmls and not gts:
         raise DatasetError(path, f"no PAGE XML and no page image with a {GT_SUFFIX} beside it")
     truths = _kept([functools.partial(read_pagexml_truth, xml, xml.relative_to(path).with_suffix("").as_posix(),
@@ -322,7 +322,7 @@ def read_page_truth(path: str | Path, failures: list[FailedInput] | None = None)
     named = {Path(f.source).resolve() for f in failures or []}
     named |= {p.with_suffix("") for p in named if p.suffix.lower() == ".xml"}
     named |= {p.parent.parent / p.name for p in named if p.parent.name == "page"}
-    for image in sorted(p for p in path.rglob("*") if visible(p) and p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in (file for file in files if file.suffix.lower() in IMAGE_SUFFIXES):
         if image.resolve() not in covered and not {image.with_name(image.stem + GT_SUFFIX).resolve(),
                                                    image.resolve().with_suffix("")} & named:
             _kept([functools.partial(_gt_txt_truth, image, image.stem)], failures)

@@ -15,6 +15,8 @@ from hwr.synth import parallel
 from hwr.synth.config import hard_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
+from helpers import process_running
+
 
 def _same(a, b) -> bool:
     return a.id == b.id and a.text == b.text and a.meta == b.meta and np.array_equal(a.image, b.image)
@@ -94,15 +96,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _running(pid: int) -> bool:
-    from pathlib import Path
-
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
 def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
@@ -123,10 +116,10 @@ def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
         if stop == signal.SIGTERM:  # said as for Ctrl-C: the export can be finished
             assert "run the same command again to finish it" in export.stderr.read()
         deadline = time.monotonic() + 30
-        while any(map(_running, workers)) and time.monotonic() < deadline:
+        while any(map(process_running, workers)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(map(_running, workers))
+        assert not any(map(process_running, workers))
     finally:
         export.kill()
-        for pid in filter(_running, workers):
+        for pid in filter(process_running, workers):
             os.kill(pid, signal.SIGKILL)
