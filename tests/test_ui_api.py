@@ -190,8 +190,9 @@ def test_zip_without_ground_truth_is_explained(client, tmp_path):
 
 
 def test_evaluate_a_zipped_pairs_data_set(client):
-    summary, plot, table, csv_path = client.predict(handle_file(str(SAMPLES / "eval-lines.zip")), "tiny", "greedy",
-                                                    api_name="/evaluate")
+    summary, plot, table, csv_path, skipped = client.predict(handle_file(str(SAMPLES / "eval-lines.zip")), "tiny",
+                                                             "greedy", api_name="/evaluate")
+    assert skipped is None  # nothing skipped: no second file
     assert "CER" in summary and "6 lines" in summary
     assert table.count("<img") == 6
     assert sum(row[2] for row in plot["data"]) == 6  # every line lands in one length bin

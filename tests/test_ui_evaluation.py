@@ -4,7 +4,7 @@ from pathlib import Path
 from hwr.datasets import SkipReport
 from hwr.records import FailedInput
 from hwr.scoring.evaluate import score_texts
-from hwr_ui.evaluation import summary_markdown
+from hwr_ui.evaluation import summary_markdown, write_skipped_csv
 
 
 def test_untranscribed_lines_are_counted_apart_from_unusable_entries(tmp_path: Path):
@@ -18,6 +18,30 @@ def test_untranscribed_lines_are_counted_apart_from_unusable_entries(tmp_path: P
     assert "Skipped 2 unusable entries" in text and "b.png" in text and "c.gt.txt" in text
     assert "l2" not in text and "Not scored: 1 line without a transcription yet" in text
     assert str(folder) not in text  # the user knows files by their path in the zip
+
+
+def test_every_skipped_entry_is_in_the_csv_when_the_summary_names_only_five(tmp_path: Path):
+    """The summary named five and a count; the rest were listed nowhere in the web app."""
+    import csv
+
+    folder = tmp_path / "in" / "dataset"
+    report = score_texts(["a"], ["the cat"], ["the cot"])
+    report.failures = [FailedInput(str(folder / "b.png"), "read", "not a readable image")]
+    skipped = SkipReport()
+    for k in range(7):
+        skipped.add(folder / "ascii" / "lines.txt", 10 + k, f"image not found: {folder}/lines/x{k}.png")
+    skipped.add(folder / "=c.gt.txt", None, "not valid UTF-8")
+    skipped.add(folder / "page.xml", 4, "TextLine l2 has no text", untranscribed=True)  # no fault: not listed
+    assert "every one in the skipped-entries CSV" in summary_markdown(report, skipped, folder)
+    path = tmp_path / "skipped.csv"
+    assert write_skipped_csv(report, skipped, folder, path)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert rows[0] == ["entry", "row", "reason"] and len(rows) == 1 + 1 + 7 + 1
+    assert rows[1] == ["b.png", "", "not a readable image"]
+    assert rows[8] == ["ascii/lines.txt", "16", "image not found: lines/x6.png"]  # no server path
+    assert rows[9] == ["'=c.gt.txt", "", "not valid UTF-8"]  # no formula
+    assert not write_skipped_csv(score_texts(["a"], ["x"], ["x"]), SkipReport(), folder, tmp_path / "none.csv")
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_a_rate_with_empty_references_is_undefined_not_100_percent(tmp_path: Path):

@@ -191,9 +191,10 @@ def test_the_curve_goes_on_across_self_training_rounds(tmp_path):
     assert [c["step"] for c in progress.curve] == [40, 80, 130]
 
 
-@pytest.mark.parametrize("minutes", [None, "", 0, -1, float("nan"), float("inf")])
-def test_minutes_that_are_not_a_positive_number_are_a_readable_error(teacher, minutes):
-    with pytest.raises(UploadError, match="minutes must be a number above 0"):
+@pytest.mark.parametrize("minutes", [None, "", 0, -1, float("nan"), float("inf"), 241, "1e6"])
+def test_minutes_that_are_not_a_positive_number_within_the_boxs_bound_are_a_readable_error(teacher, minutes):
+    """The box holds 0.1 to 240; API clients had no bound, and a run could hold the server for days."""
+    with pytest.raises(UploadError, match="minutes must be a number above 0 and at most 240"):
         next(teacher.run("My saved lines", None, teacher.registry.default_label, minutes, "x"))
     assert not teacher._busy.locked()
 
@@ -213,7 +214,7 @@ def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(te
 
     release = threading.Event()
 
-    def slow_adapt(data, cfg, on_progress=None, confined_to=None):
+    def slow_adapt(data, cfg, on_progress=None, confined_to=None, finish_early=None):
         release.wait(10)
         shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)  # the model folder a run writes
         history = [{"step": 5, "val_cer": 0.2}]
@@ -235,12 +236,47 @@ def test_a_closed_page_does_not_lose_the_adapted_model_nor_allow_a_second_run(te
     assert teacher.registry.path(model_label("mine", 0.3, 0.2, True)) == teacher.models_root / "mine"
 
 
+def test_finish_now_ends_the_running_adaptation_which_still_offers_its_model(teacher, monkeypatch):
+    """An adaptation could not be stopped from the page: the run took all its minutes."""
+    import time
+
+    from hwr.training.adapt import AdaptResult
+    from hwr_ui import teach
+
+    seen = {}
+
+    def adapt_until_asked(data, cfg, on_progress=None, confined_to=None, finish_early=None):
+        seen["asked"] = finish_early.wait(10)  # training ends at its next step once set
+        shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)
+        history = [{"step": 5, "val_cer": 0.2}]
+        return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 4, 2, "page", 5, 0.1, history)
+
+    monkeypatch.setattr(teach, "adapt", adapt_until_asked)
+    monkeypatch.setattr(teach, "POLL_S", 0.01)
+    with pytest.raises(UploadError, match="no adaptation is running"):
+        teacher.finish_now()
+    _save_one_line(teacher)
+    [other] = teacher.collection.save_lines([("l002", render_line("a dog ran"), "a dog ran")], "other")
+    stream = teacher.run("My saved lines", None, teacher.registry.default_label, 240, "mine")
+    assert next(stream).status().startswith("Adapting")
+    # Lines removed meanwhile: the run read them when it started, and the message says it goes on with them.
+    assert "goes on with the lines as they were when it started" in teacher.remove(other.id)
+    started = time.monotonic()
+    assert teacher.finish_now().startswith("Finishing")
+    last = list(stream)[-1]
+    assert seen["asked"] and time.monotonic() - started < 10
+    assert last.result is not None and last.error is None
+    assert teacher.registry.path(model_label("mine", 0.3, 0.2, True)) == teacher.models_root / "mine"
+    with pytest.raises(UploadError, match="no adaptation is running"):  # nothing left to finish
+        teacher.finish_now()
+
+
 def test_a_run_that_fails_after_training_leaves_no_checkpoints_nor_takes_the_name(teacher, monkeypatch):
     import time
 
     from hwr_ui import teach
 
-    def failing_adapt(data, cfg, on_progress=None, confined_to=None):
+    def failing_adapt(data, cfg, on_progress=None, confined_to=None, finish_early=None):
         (Path(cfg.out) / teach.RUN_DIR / "last").mkdir(parents=True)  # what training leaves
         raise RuntimeError("the forgetting check failed")
 
@@ -298,7 +334,7 @@ def test_an_uploaded_zip_is_read_confined_to_its_unpacked_folder(teacher, tmp_pa
 
     handed = []
 
-    def fake_adapt(data, cfg, on_progress=None, confined_to=None):
+    def fake_adapt(data, cfg, on_progress=None, confined_to=None, finish_early=None):
         handed.append((Path(data[0]), confined_to))
         shutil.copytree(cfg.model, cfg.out, dirs_exist_ok=True)
         return AdaptResult(Path(cfg.out), cfg.model, 0.3, 0.2, True, 1, 1, "random", 5, 0.1, [])
@@ -321,7 +357,7 @@ def test_uploaded_uncorrected_pages_are_self_trained_on_and_their_unpacked_zips_
 
     seen = []
 
-    def fake_adapt(data, cfg, on_progress=None, confined_to=None):
+    def fake_adapt(data, cfg, on_progress=None, confined_to=None, finish_early=None):
         seen.append((cfg, [sorted(p.name for p in Path(u).iterdir()) if Path(u).is_dir() else Path(u).name
                            for u in cfg.unlabeled]))
         # The saved lines are read confined to the collection (a zip upload's to its unpacked folder).
@@ -441,7 +477,7 @@ def test_an_adapt_error_names_the_upload_not_the_servers_copy_of_it(teacher, tmp
     with zipfile.ZipFile(tmp_path / "mine.zip", "w") as z:
         z.writestr("lines/l.gt.txt", "a line\n")
 
-    def failing(data, cfg, on_progress=None, confined_to=None):
+    def failing(data, cfg, on_progress=None, confined_to=None, finish_early=None):
         raise DatasetError(Path(confined_to) / "lines" / "l.gt.txt", "no image beside it")
 
     monkeypatch.setattr(teach, "adapt", failing)

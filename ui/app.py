@@ -111,7 +111,9 @@ def friendly(fn):
 
 def _error(message: str) -> gr.Error:
     # gr.Error renders HTML: file names and texts from uploads must not become markup.
-    return gr.Error(html.escape(message), print_exception=False)
+    # Quotes stay as they are (API clients read the message too, and a quote in text is no
+    # markup); <, > and & are escaped.
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 class PageImage(gr.Image):
@@ -333,7 +335,8 @@ def _batch_tab(ctx: AppContext, model, decoder) -> None:
 # --- Evaluate ----------------------------------------------------------------------------------
 
 def run_evaluation(ctx: AppContext, archive: str, model: str, decoder: str, progress=None):
-    """Zipped labelled data set -> summary, CER by length, lines worst first, per-line CSV."""
+    """Zipped labelled data set -> summary, CER by length, lines worst first, per-line CSV, and
+    the skipped entries' CSV (shown only when some were skipped)."""
     recognizer = ctx.registry.get(model, decoder)
     with ctx.work.using("evaluate") as work:
         try:
@@ -343,11 +346,14 @@ def run_evaluation(ctx: AppContext, archive: str, model: str, decoder: str, prog
             report = evaluate(recognizer, samples, ctx.config.batch_size, skip_bad=True, progress=counter)
             table = evaluation.lines_table_html(report, samples)
             summary = evaluation.summary_markdown(report, skipped, work / "in" / "dataset")
+            skipped_path = work / "hwr-eval-skipped.csv"
+            listed = evaluation.write_skipped_csv(report, skipped, work / "in" / "dataset", skipped_path)
         finally:
             shutil.rmtree(work / "in", ignore_errors=True)
         csv_path = work / "hwr-eval-lines.csv"
         write_lines_csv(report, csv_path)
-    return summary, evaluation.cer_by_length(report), table, str(csv_path)
+    # A path or None, not a visibility update: API clients would get gradio's update dict.
+    return summary, evaluation.cer_by_length(report), table, str(csv_path), str(skipped_path) if listed else None
 
 
 class _Counter:
@@ -377,12 +383,13 @@ def _evaluate_tab(ctx: AppContext, model, decoder) -> None:
                           y_lim=[0, None], sort=None, tooltip=["length", "CER", "lines"], label="CER by line length")
         table = gr.HTML(label="Lines, worst first")
         csv_file = gr.File(label="Per-line results (CSV)", interactive=False)
+        skipped_file = gr.File(label="Skipped entries (CSV, when any were skipped)", interactive=False)
 
     def run(archive, model, decoder, progress=gr.Progress()):
         return run_evaluation(ctx, archive, model, decoder, progress)
 
-    button.click(friendly(run), [archive, model, decoder], [summary, plot, table, csv_file], api_name="evaluate",
-                 concurrency_id=WORK_GROUP)
+    button.click(friendly(run), [archive, model, decoder], [summary, plot, table, csv_file, skipped_file],
+                 api_name="evaluate", concurrency_id=WORK_GROUP)
 
 
 # --- Model ---------------------------------------------------------------------------------------

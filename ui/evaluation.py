@@ -14,8 +14,9 @@ from hwr.datasets.pairs import GT_SUFFIX
 from hwr.errors import counted, name_some
 from hwr.recognition.imaging import ImageError, load_gray
 from hwr.records import LineSample
-from hwr.scoring.evaluate import EvalReport
+from hwr.scoring.evaluate import EvalReport, write_csv
 from hwr.scoring.metrics import undefined_rate
+from hwr.spreadsheet import text_cell
 
 from .render import thumbnail_uri
 from .uploads import UploadError, ZipLimits, display_name, extract_data_zip
@@ -90,10 +91,27 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
                 + [relative_to_upload(str(e), folder) for e in skipped.problems])
     if problems:
         text += f"\n\nSkipped {counted(len(problems), 'unusable entry', 'unusable entries')}: {name_some(problems, 5)}"
+        if len(problems) > 5:
+            text += " (every one in the skipped-entries CSV below)"
     if skipped.untranscribed:
         # Lines nobody has transcribed yet (PAGE TextLines without text) are not faults of the data.
         text += f"\n\nNot scored: {counted(skipped.untranscribed, 'line')} without a transcription yet."
     return text
+
+
+SKIPPED_COLUMNS = ["entry", "row", "reason"]
+
+
+def write_skipped_csv(report: EvalReport, skipped: SkipReport, folder: Path, path: Path) -> bool:
+    """Every entry left out as unusable (the summary names only a few), by its path in the zip
+    and, for a list file's row, the row number; False (nothing written) when there is none."""
+    rows = ([[f.source, "", f.message] for f in report.failures]
+            + [[e.source, "" if e.line_no is None else e.line_no, e.reason] for e in skipped.problems])
+    if not rows:
+        return False
+    write_csv(path, SKIPPED_COLUMNS, ([text_cell(relative_to_upload(source, folder)), row,
+                                       text_cell(relative_to_upload(reason, folder))] for source, row, reason in rows))
+    return True
 
 
 def lines_table_html(report: EvalReport, samples: list[LineSample], rows: int = TABLE_ROWS) -> str:

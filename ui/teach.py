@@ -44,6 +44,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 COLLECTION_SOURCE, ZIP_SOURCE = "My saved lines", "A zip (PAGE XML + images, or image + .gt.txt pairs)"
 POLL_S = 1.0  # how often the progress display reads the run's held-out curve
 CURVE_COLUMNS = ["step", "held-out CER", "model"]
+MAX_MINUTES = 240  # the Minutes box's bound, held for API clients too: one run cannot take the server for days
 
 
 def teaching_allowed(host: str, share: bool = False) -> bool:
@@ -110,6 +111,7 @@ class Progress:
     curve: list[dict] = field(default_factory=list)
     result: AdaptResult | None = None
     error: BaseException | None = None
+    finishing: bool = False  # "Finish now" was pressed: training ends at its next step
 
     def update(self, info: dict) -> None:
         if info.get("phase") == "before":
@@ -146,6 +148,9 @@ class Progress:
             last = self.curve[-1]
             best = min(c["held-out CER"] for c in self.curve)
             parts.append(f"step {last['step']}: {last['held-out CER']:.1%} (best {best:.1%})")
+        if self.finishing:
+            return ("Finishing: training stops at its next step; the weights so far are checked on the held-out "
+                    "lines and written… " + " · ".join(parts))
         return "Adapting… " + " · ".join(parts)
 
     def frame(self) -> pd.DataFrame:
@@ -191,6 +196,8 @@ class Teacher:
         self.collection = collection or Collection()
         self.models_root = models_root or adapted_models_dir()
         self._busy = threading.Lock()
+        # The running adaptation's "finish now" signal and progress (None between runs).
+        self._running: tuple[threading.Event, Progress] | None = None
 
     # --- the collection ---------------------------------------------------------------------
 
@@ -236,7 +243,10 @@ class Teacher:
             removed = self.collection.remove(ids)
         except KeyError as exc:
             raise UploadError(str(exc.args[0])) from None
-        return f"Removed {removed} line(s). {self.summary()}"
+        # The run read every line's pixels when it started (adapt.open_lines): it goes on with them.
+        running = (" The adaptation running now goes on with the lines as they were when it started."
+                   if self._running is not None else "")
+        return f"Removed {removed} line(s). {self.summary()}{running}"
 
     # --- adaptation ---------------------------------------------------------------------------
 
@@ -301,12 +311,14 @@ class Teacher:
             except BaseException:
                 self._drop(work)
                 raise
-            progress = Progress(minutes=cfg.minutes)
+            progress, finish = Progress(minutes=cfg.minutes), threading.Event()
             data_name = display_name(archive) if source == ZIP_SOURCE and archive else "your saved lines"
-            thread = threading.Thread(target=self._adapt, args=(spec, cfg, progress, work, confined_to, data_name),
-                                      daemon=True)
+            thread = threading.Thread(target=self._adapt,
+                                      args=(spec, cfg, progress, work, confined_to, data_name, finish), daemon=True)
+            self._running = finish, progress
             thread.start()
         except BaseException:
+            self._running = None
             self._busy.release()
             raise
         # From here the worker thread owns the lock and the work folder.
@@ -318,13 +330,24 @@ class Teacher:
             yield progress
         yield progress
 
+    def finish_now(self) -> str:
+        """End the running adaptation's training at its next step, as its minutes running out
+        would: the weights so far are still checked and kept only where they read better."""
+        running = self._running
+        if running is None:
+            raise UploadError("no adaptation is running")
+        finish, progress = running
+        finish.set()
+        progress.finishing = True
+        return progress.status()
+
     def _adapt(self, spec: str, cfg: AdaptConfig, progress: Progress, work: Path | None, confined_to: Path,
-               data_name: str) -> None:
+               data_name: str, finish: threading.Event | None = None) -> None:
         """The worker thread: adapt, offer the new model, tidy up, free the server for the next
         run. All of it here, not in the request that polls: that request ends early when its
         browser tab is closed, while the run goes on to write the model."""
         try:
-            r = adapt([spec], cfg, on_progress=progress.update, confined_to=confined_to)
+            r = adapt([spec], cfg, on_progress=progress.update, confined_to=confined_to, finish_early=finish)
             self.registry.add(model_label(r.out.name, *r.deciding_cers, r.improved), r.out)
             progress.curve = [{"step": h["step"], "held-out CER": h["val_cer"]} for h in r.history]
             progress.result = r  # last: the polling request takes a result as "registered"
@@ -332,6 +355,7 @@ class Teacher:
             progress.error = _in_the_users_words(exc, confined_to, data_name)
             _remove_unfinished(Path(cfg.out))
         finally:
+            self._running = None
             self._drop(work)
             self._busy.release()
 
@@ -357,8 +381,8 @@ def _checked_minutes(minutes) -> float:
         value = float(minutes)
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise UploadError(f"minutes must be a number above 0, got {minutes!r}")
+    if not math.isfinite(value) or value <= 0 or value > MAX_MINUTES:
+        raise UploadError(f"minutes must be a number above 0 and at most {MAX_MINUTES}, got {minutes!r}")
     return value
 
 
@@ -422,7 +446,7 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
         archive = gr.File(label="Zip of labelled pages or lines", file_types=[".zip"], visible=False)
         with gr.Row():
             base = gr.Dropdown(teacher.registry.labels, value=teacher.registry.default_label, label="Base model")
-            minutes = gr.Number(value=AdaptConfig.minutes, minimum=0.1, maximum=240, label="Minutes",
+            minutes = gr.Number(value=AdaptConfig.minutes, minimum=0.1, maximum=MAX_MINUTES, label="Minutes",
                                 elem_id="hwr-adapt-minutes")
             name = gr.Textbox(value="my-hand", label="Name of the new model", elem_id="hwr-adapt-name")
         beside = gr.Checkbox(value=AdaptConfig.beside, label="Read beside the base model", elem_id="hwr-adapt-beside",
@@ -436,7 +460,9 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
                         "the error on a badly read synthetic hand about halved in the project's measurements.")
             unlabeled = gr.File(label="Uncorrected pages of the same hand", file_count="multiple",
                                 file_types=["image", ".pdf", ".tif", ".tiff", ".zip"], elem_id="hwr-adapt-unlabeled")
-        button = gr.Button("Adapt", variant="primary", elem_id="hwr-adapt")
+        with gr.Row():
+            button = gr.Button("Adapt", variant="primary", elem_id="hwr-adapt", scale=4)
+            finish = gr.Button("Finish now", size="sm", elem_id="hwr-adapt-finish", scale=1)
         status = gr.Markdown(elem_id="hwr-adapt-status")
         # One series from the base model's point at step 0 through each evaluation, so the
         # first point already draws a line.
@@ -467,6 +493,8 @@ def build_teach_tab(teacher: Teacher, model_dropdown, friendly) -> None:
     # Lines are saved on the Transcribe tab: opening this tab shows the collection as it is now.
     tab.select(refresh, None, [summary, table], api_name=False)
     remove.click(friendly(drop), [remove_ids], [summary, table], api_name="remove_lines")
+    # No queue: the click must reach the server while the Adapt request still streams.
+    finish.click(friendly(teacher.finish_now), None, [status], api_name="finish_adapt", queue=False)
     button.click(stream_friendly(run, friendly), [source, archive, base, minutes, name, beside, unlabeled],
                  [status, curve, model_dropdown, base, summary], api_name="adapt")
     return summary, table

@@ -338,7 +338,9 @@ def _is_utf8(data: bytes) -> bool:
 class TakenNames:
     """Page ids in use and the output files they name. Two ids clash when they are equal or
     when their outputs share a file name in `formats`: x's ALTO (x.alto.xml) is the PAGE XML
-    of x.alto (from x.alto.png)."""
+    of x.alto (from x.alto.png). Names are compared case-folded: on macOS's and Windows' file
+    systems (and in a zip unpacked there) A.txt and a.txt are one file, and the second page
+    written had replaced the first's outputs."""
 
     def __init__(self, formats: Iterable[str] = ()):
         self.suffixes = [SUFFIXES[fmt] for fmt in formats]
@@ -346,13 +348,13 @@ class TakenNames:
         self.files: set[str] = set()
 
     def _files(self, page_id: str) -> set[str]:
-        return {page_id + suffix for suffix in self.suffixes}
+        return {(page_id + suffix).casefold() for suffix in self.suffixes}
 
     def free(self, page_id: str) -> bool:
-        return page_id not in self.ids and not self._files(page_id) & self.files
+        return page_id.casefold() not in self.ids and not self._files(page_id) & self.files
 
     def take(self, page_id: str) -> None:
-        self.ids.add(page_id)
+        self.ids.add(page_id.casefold())
         self.files |= self._files(page_id)
 
     def unique(self, page_id: str) -> str:

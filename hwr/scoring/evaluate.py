@@ -195,7 +195,8 @@ def _line_row(r: LineResult) -> list:
             r.words, r.word_errors, f"{r.wer:.4f}", f"{r.confidence:.4f}"]
 
 
-def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:
+def write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:
+    """A CSV written whole (atomically), UTF-8; text cells must come escaped (hwr.spreadsheet)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -205,7 +206,7 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> None:
 
 def write_lines_csv(report: EvalReport, path: Path) -> None:
     """Every scored line, in data set order."""
-    _write_csv(path, LINE_COLUMNS, (_line_row(r) for r in report.results))
+    write_csv(path, LINE_COLUMNS, (_line_row(r) for r in report.results))
 
 
 def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
@@ -216,7 +217,7 @@ def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
     marked on 40% of lines beats one marked on 2%) before any time goes into it.
     """
     labels = [c.strip() for c in label_columns if c.strip()]
-    _write_csv(path, LINE_COLUMNS + labels + ["notes"],
+    write_csv(path, LINE_COLUMNS + labels + ["notes"],
                (_line_row(r) + [""] * (len(labels) + 1) for r in report.worst(n)))
 
 

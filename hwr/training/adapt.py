@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -370,13 +371,16 @@ def _use_running_stats(module: torch.nn.Module, inputs) -> None:
     module.training = False
 
 
-def adapt(data: list[str], cfg: AdaptConfig, on_progress=None, confined_to: Path | None = None) -> AdaptResult:
+def adapt(data: list[str], cfg: AdaptConfig, on_progress=None, confined_to: Path | None = None,
+          finish_early: threading.Event | None = None) -> AdaptResult:
     """Fine-tune cfg.model on the labelled lines of `data` (data set specs); write cfg.out.
 
     on_progress(dict) is called with {"phase", ...} updates (the UI draws them); training
     progress is also in <out>/.adapt-run/history.jsonl while it runs. `confined_to`: every file
     the data sets use must lie in this folder (the web app's upload: a PAGE XML in it naming
-    an image elsewhere on the server raises OutsideFolder).
+    an image elsewhere on the server raises OutsideFolder). `finish_early` set (the web app's
+    "Finish now") ends training at the next step, as the minutes running out do, and skips the
+    self-training rounds still to come: the weights so far are checked and written as usual.
     """
     start = time.monotonic()
     base_dir = resolve_model(cfg.model)
@@ -387,7 +391,7 @@ def adapt(data: list[str], cfg: AdaptConfig, on_progress=None, confined_to: Path
     # deleted this run's scratch folder in the middle of its training.
     _claim(out)
     try:
-        return _adapt(data, cfg, on_progress, start, base_dir, base_config, out, confined_to)
+        return _adapt(data, cfg, on_progress, start, base_dir, base_config, out, confined_to, finish_early)
     except BaseException:
         _unclaim(out)
         raise
@@ -405,7 +409,7 @@ def _unclaim(out: Path) -> None:
 
 
 def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_dir: Path, base_config: ModelConfig,
-           out: Path, confined_to: Path | None = None) -> AdaptResult:
+           out: Path, confined_to: Path | None = None, finish_early: threading.Event | None = None) -> AdaptResult:
     """adapt() once the output folder is checked and claimed."""
     notify = on_progress or (lambda update: None)
 
@@ -466,10 +470,15 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
                     (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
     rounds = cfg.pseudo_rounds if pseudo else 1
     try:
-        state = _train(base_dir, base_config, split, budget, train_minutes / rounds, run_dir, cfg, words, pseudo)
+        state = _train(base_dir, base_config, split, budget, train_minutes / rounds, run_dir, cfg, words, pseudo,
+                       finish_early)
         for round_number in range(2, rounds + 1):
+            if finish_early is not None and finish_early.is_set():
+                log.info("asked to finish now: the self-training rounds %d to %d are skipped", round_number, rounds)
+                break
             state, pseudo = _train_round(round_number, state, base, base_config, split, budget, run_dir, cfg, words,
-                                         lines, start + (cfg.minutes - reserve) * 60, rounds, default_decoder)
+                                         lines, start + (cfg.minutes - reserve) * 60, rounds, default_decoder,
+                                         finish_early)
     except BaseException:
         _discard_run(run_dir, out)
         raise
@@ -510,7 +519,7 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
 
 def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig, split: Split, budget: Budget,
                  run_dir: Path, cfg: AdaptConfig, words, lines: list[LineSample], deadline: float, rounds: int,
-                 decoder):
+                 decoder, finish_early: threading.Event | None = None):
     """Self-training round `number` (2, 3, ...): the --unlabeled lines read with `decoder` by
     the model the round before adapted, and training on from it for this round's share of the
     time left before `deadline` (time.monotonic()). Returns the round's state, its history and
@@ -532,7 +541,7 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
     # validation, and till then the UI drew those points twice, its step counter going back.
     (run_dir / "history.jsonl").unlink(missing_ok=True)
     atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, _jsonl([*history_before, {"steps": steps_before}]))
-    state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo)
+    state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo, finish_early)
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
                                       for h in state.history]
     if state.best_step >= 0:
@@ -715,7 +724,8 @@ def _owner(out: Path) -> int | None:
 
 
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
-           cfg: AdaptConfig, words=None, pseudo: list[LineSample] | None = None):
+           cfg: AdaptConfig, words=None, pseudo: list[LineSample] | None = None,
+           finish_early: threading.Event | None = None):
     from hwr.recognition.charset import Charset
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
@@ -741,7 +751,8 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         device=cfg.device, init_from=str(base_dir), skip_bad=cfg.skip_bad, threads=cfg.threads,
         overwrite=True)  # the run folder is adapt's own scratch space: an interrupted adapt's is replaced
     on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
-    return train(train_cfg, datasets=datasets, on_network=on_network, resumable=False)
+    return train(train_cfg, datasets=datasets, on_network=on_network, resumable=False,
+                 finish_early=None if finish_early is None else finish_early.is_set)
 
 
 def _write_symbols(run_dir: Path, charset) -> Path:

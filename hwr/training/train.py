@@ -434,7 +434,7 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
 
 
 def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None,
-          on_step=None, resumable: bool = True) -> TrainerState:
+          on_step=None, resumable: bool = True, finish_early: Callable[[], bool] | None = None) -> TrainerState:
     """Train a model as configured; returns the final state (best CER, history).
 
     Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
@@ -445,6 +445,8 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     `on_step(step)` runs after every optimizer step (bench/profile_training.py steps a profiler).
     `resumable=False`: a crash or stop writes no emergency checkpoint (a caller that always
     starts over, like hwr adapt, would never --resume it).
+    `finish_early()` true ends the run as --max-minutes running out does, validated and saved
+    (the web app's "Finish now" on an adaptation); one process only, as it is asked per process.
     """
     from hwr.datasets import open_dataset
 
@@ -460,7 +462,7 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
         with sigterm_as_exit():
-            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable)
+            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable, finish_early)
         # Every rank done before any tears the process group down: one that left while rank 0
         # still saved now and then died in gloo's teardown ("terminate called without an
         # active exception", SIGABRT).
@@ -499,6 +501,7 @@ class TrainingRun:
     # Lines CTC could not align, since the last validation.
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
+    finish_early: Callable[[], bool] | None = None  # true: end as when --max-minutes runs out
     teacher: Teacher | None = None  # --teacher: the model distilled from (hwr.training.distill)
     # A new run in a folder holding an earlier one, until its first validation replaces that run
     # (CurveFile.replace_earlier): till then nothing of this run is saved there.
@@ -522,15 +525,16 @@ class TrainingRun:
 
 
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None,
-           resumable: bool = True):
+           resumable: bool = True, finish_early=None):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     existed = Path(cfg.out).exists()
     with _output_held(cfg, ctx) as out:
-        return _train_into(out, existed, cfg, ctx, device, open_dataset, on_network, on_step, resumable)
+        return _train_into(out, existed, cfg, ctx, device, open_dataset, on_network, on_step, resumable,
+                           finish_early)
 
 
 def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset,
-                on_network, on_step, resumable: bool):
+                on_network, on_step, resumable: bool, finish_early=None):
     """_train once its output folder is held."""
     try:
         if ctx.is_main:  # any run into the folder: a new one too would otherwise leave killed saves' litter
@@ -564,7 +568,7 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
             on_network(net)
         run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
         run.net = _distribute(net, cfg, device, ctx)
-        run.on_step = on_step
+        run.on_step, run.finish_early = on_step, finish_early
         if cfg.teacher:
             run.teacher = Teacher.load(cfg.teacher, net, model_config, device, cfg.distill_temperature)
             log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
@@ -1089,12 +1093,14 @@ def _any_rank_without_lines(run: TrainingRun, batch: LineBatch) -> bool:
 
 
 def _stop_or_out_of_time(run: TrainingRun, stop_request: StopRequest, check_time: bool = True) -> bool:
-    """Stop (raise) where a stop was asked for on any rank; else whether --max-minutes is up on any.
+    """Stop (raise) where a stop was asked for on any rank; else whether --max-minutes is up on any
+    (or the caller's finish_early says to finish now).
 
     Every rank must stop at the same step, or the others hang in the next step's all-reduce: a
     Ctrl-C reaches torchrun's processes at slightly different moments, on either side of a step."""
     limit = run.cfg.max_minutes * 60
-    late = check_time and limit > 0 and run.state.elapsed_seconds > limit
+    late = check_time and ((limit > 0 and run.state.elapsed_seconds > limit)
+                           or (run.finish_early is not None and run.finish_early()))
     asked, late_anywhere = all_reduce_sums([stop_request.signum is not None, late], run.ctx)
     stop_request.raise_if_asked(elsewhere=asked > 0)
     return late_anywhere > 0

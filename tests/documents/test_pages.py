@@ -663,6 +663,20 @@ def test_no_two_pages_share_an_output_file_in_any_format(tmp_path):
     assert [r.page_id for r in page_refs([tmp_path], ["txt", "pagexml"])] == ["x.alto", "x"]
 
 
+def test_ids_apart_only_by_case_get_outputs_apart_on_case_insensitive_file_systems(tmp_path):
+    """A.png (one folder) and a.png (another) wrote A.txt and a.txt: one file on macOS and
+    Windows, and in a zip of the outputs unpacked there; the later page replaced the first."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    _img(1).save(tmp_path / "one" / "Scan.png")
+    _img(2).save(tmp_path / "two" / "scan.png")
+    _img(3).save(tmp_path / "two" / "x.png")
+    _img(3).save(tmp_path / "two" / "X.ALTO.png")
+    ids = [r.page_id for r in page_refs([tmp_path / "one" / "Scan.png", tmp_path / "two"], ["pagexml", "alto"])]
+    assert ids[0] == "Scan" and sorted(ids[1:]) == ["X.ALTO", "scan-2", "x-2"]
+    assert len({i.casefold() for i in ids}) == len(ids)
+
+
 def test_a_pdf_without_pages_is_reported_as_such_not_as_pdfium_success(tmp_path):
     from hwr.documents.pages import count_pages
 

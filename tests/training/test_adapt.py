@@ -866,6 +866,30 @@ def test_by_default_a_second_self_training_round_reads_the_lines_with_the_first_
     assert inits == [base]
 
 
+def test_finish_early_ends_training_at_the_next_step_skips_the_rounds_left_and_still_writes_the_model(
+        tmp_path, monkeypatch):
+    """The web app's "Finish now": the weights so far are checked and written, as when the
+    minutes run out; the self-training rounds still to come are not started."""
+    import threading
+
+    base, pairs, rest = _base_pairs_and_uncorrected(tmp_path)
+    finish, inits = threading.Event(), []
+    real_train = adapt_module._train
+
+    def pressed_during_training(base_dir, *args, **kwargs):
+        inits.append(base_dir)
+        finish.set()
+        return real_train(base_dir, *args, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "pseudo_labelled", lambda recognizer, lines, keep: [
+        replace(s, text="new line") for s in lines])
+    monkeypatch.setattr(adapt_module, "_train", pressed_during_training)
+    monkeypatch.setattr(adapt_module, "held_out_counts", fake_cer(base, before=0.5, after=0.2))
+    result = adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)]), finish_early=finish)
+    assert len(inits) == 1 and result.steps == 1 and result.history[-1]["step"] == 1
+    assert result.improved and Recognizer.load(tmp_path / "adapted", device="cpu") is not None
+
+
 @pytest.mark.slow
 def test_cli_adapts_and_reports_before_and_after(tmp_path):
     base = make_untrained_model(tmp_path / "base")

@@ -1074,3 +1074,13 @@ def test_a_label_holding_a_control_character_is_not_told_to_learn_it_with_charse
     charset = Charset.from_texts(s.text for s in lines)
     with pytest.raises(ConfigError, match=r"control characters or line breaks, which no model writes: correct"):
         check_coverage(charset, lines, "training", skip_bad=False)
+
+
+def test_finish_early_ends_the_run_at_the_next_step_validated_and_saved(pairs_dir, tmp_path):
+    """The web app's "Finish now" on an adaptation: the run ends as when --max-minutes runs out,
+    its last step validated and best/ written, not stopped as by Ctrl-C."""
+    steps = []
+    state = train(_cfg(pairs_dir, tmp_path, max_steps=50, val_every=20), on_step=steps.append,
+                  finish_early=lambda: len(steps) >= 3)
+    assert state.step == 3 and state.history[-1]["step"] == 3
+    assert (tmp_path / "run" / "best").is_dir()
