@@ -335,6 +335,14 @@ def test_errors_about_the_users_own_files_reach_the_page_and_bugs_do_not():
     with pytest.raises(gr.Error, match="something went wrong on the server"):
         bug()
 
+    @friendly
+    def quoted():  # the message is shown as HTML, and API clients read it as text
+        raise ConfigError("minutes must be a number above 0, got 'soon' <b>")
+
+    with pytest.raises(gr.Error) as raised:
+        quoted()
+    assert raised.value.message == "minutes must be a number above 0, got 'soon' &lt;b&gt;"
+
 
 def test_the_reading_jobs_share_one_concurrency_limit(tiny_dir):
     """Each event had its own group: --concurrency 2 let two of each kind run at once."""
