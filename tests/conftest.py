@@ -28,6 +28,26 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _sendable(text: str) -> str:
+    """`text` as strict UTF-8 can carry it: a surrogate (an undecodable file name's byte, as
+    hwr's messages keep it) written as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Reports that pytest-xdist's workers can send: execnet encodes every string as strict
+    UTF-8, and a test whose captured log or failure names a non-UTF-8 file name (café in
+    Latin-1, kept as '\\udce9') ended the whole run in an INTERNALERROR."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _sendable(content)) for title, content in report.sections]
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        if _sendable(text) != text:
+            report.longrepr = _sendable(text)
+
+
 def pytest_collection_modifyitems(config, items):
     """`@pytest.mark.gpu` tests need CUDA: without a device they are skipped, and say so."""
     if torch.cuda.is_available():
