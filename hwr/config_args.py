@@ -79,6 +79,10 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
         ok = all(_is_a(item, ftype.item) for item in value)
     if not ok:
         raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
+    if value == "" and ftype.kind is str and ftype.optional:
+        # Every such setting names a file, a folder or a model: "" was taken as unset, and a
+        # script's `--json "$REPORT"` with the variable unset lost its report without a word.
+        raise ConfigError(f"{source}: {key}: empty; give a name, or leave it out")
     if ftype.kind is float:
         try:
             return float(value)
@@ -292,9 +296,11 @@ def build_config(cls, args: argparse.Namespace, config_file: str | None = None, 
             raise ConfigError(f"{config_file}: unknown settings {unknown}")
         values.update({key: coerce(value, types_[key], key, config_file) for key, value in data.items()})
         from_file = set(data)
-    for name in types_:
+    for name, ftype in types_.items():
         value = getattr(args, name, None)
         if value is not None:
+            if value == "" and ftype.kind is str and ftype.optional:  # as coerce refuses it in a file
+                raise ConfigError(f"{_flag(name)} is empty; give a name, or leave the flag out")
             values[name] = value
             from_file.discard(name)
     values.update(fixed)

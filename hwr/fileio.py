@@ -140,6 +140,31 @@ def _temp_stems(target: Path) -> set[str]:
     return {target.name, hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}
 
 
+@contextmanager
+def utf8_named(path: str | Path) -> Iterator[str]:
+    """`path` as a name that libraries taking UTF-8 names only (safetensors' Rust core) can open.
+
+    A folder named in Latin-1 on Linux (an old archive's `modèle`) reaches Python as a
+    surrogate-escaped str that safetensors refuses ("not valid UTF-8"), and the model was
+    called corrupt. Such a file is opened here and named by its descriptor instead."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield name
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        proxy = f"/proc/self/fd/{fd}"
+        if not os.path.exists(proxy):  # not Linux: no name to give it
+            raise OSError(errno.EINVAL, "its path is not valid UTF-8; rename the folder", name)
+        yield proxy
+    finally:
+        os.close(fd)
+
+
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 of a file's bytes, read a megabyte at a time."""
     digest = hashlib.sha256()

@@ -42,9 +42,9 @@ def page_image(texts: list[str]) -> Image.Image:
     return Image.fromarray(page)
 
 
-def make_untrained_model(folder: Path, seed: int = 0) -> Path:
+def make_untrained_model(folder: Path, seed: int = 0, symbols: str | None = None) -> Path:
     """A tiny untrained CRNN model directory: for tests of structure (shapes, files, outputs),
-    not of recognition quality."""
+    not of recognition quality. `symbols`: its charset (default: printable ASCII)."""
     from hwr.recognition.charset import Charset
     from hwr.recognition.imaging import NormalizeConfig
     from hwr.recognition.model import ModelConfig, save_model
@@ -52,8 +52,9 @@ def make_untrained_model(folder: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     cfg = make_config("crnn", "tiny")
-    net = build_network("crnn", cfg, len(Charset()))
-    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=Charset().to_json(),
+    charset = Charset(list(symbols)) if symbols is not None else Charset()
+    net = build_network("crnn", cfg, len(charset))
+    config = ModelConfig(arch="crnn", net=cfg.to_dict(), charset=charset.to_json(),
                          normalize=NormalizeConfig(line_height=cfg.line_height).to_dict())
     return save_model(folder, net.eval(), config)
 

@@ -24,6 +24,7 @@ class Demo:
     fast: bool = setting(False, help="go fast")
     options: dict | None = setting(None, help="anything else")
     factors: list[float] = setting(default_factory=lambda: [1.3], help="factors")
+    report: str | None = setting(None, help="write a report here")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -332,3 +333,12 @@ def test_a_json_flag_that_is_not_json_says_so(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["--options", "{bad"])
     assert "invalid JSON value: '{bad'" in capsys.readouterr().err
+
+
+def test_an_empty_name_is_refused_not_taken_as_unset(tmp_path):
+    """`--json "$REPORT"` with the variable unset had run without writing the report, silently."""
+    with pytest.raises(ConfigError, match="--report is empty; give a name, or leave the flag out"):
+        build_config(Demo, _parser().parse_args(["--report", ""]))
+    with pytest.raises(ConfigError, match="settings.json: report: empty; give a name, or leave it out"):
+        build_config(Demo, _parser().parse_args([]), _config_file(tmp_path, report=""))
+    assert build_config(Demo, _parser().parse_args(["--report", "r.json"])).report == "r.json"

@@ -5,14 +5,24 @@ a web user never types a server path, so a shared app cannot be used to probe th
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 from hwr.assets import models_dir
 from hwr.recognition.decode import DECODERS
-from hwr.recognition.model import CONFIG_FILE, WEIGHTS_FILE, ModelError, Recognizer, resolve_model_dir
+from hwr.recognition.model import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelError,
+    Recognizer,
+    check_model_files,
+    resolve_model_dir,
+)
 from hwr.recognition.width_variants import DOUBTFUL_BELOW
+
+log = logging.getLogger("ui.models")
 
 # Each Recognizer holds a network (tens of MB); two cover "compare decoders" or two models.
 CACHE_SIZE = 2
@@ -25,22 +35,41 @@ def decoder_names() -> list[str]:
 def discover_models(preferred: str | None) -> dict[str, Path]:
     """label -> model folder: the preferred (or default) model first, then models/*.
 
-    A `preferred` that names no model is refused (ModelError), as `hwr transcribe --model`
-    refuses it: a typo must not quietly serve another model."""
+    A `preferred` that names no model, or one whose files cannot be read (a config that is
+    no JSON, weights cut short, a charset the weights do not fit), is refused (ModelError), as
+    `hwr transcribe --model` refuses it: a typo must not quietly serve another model, nor a
+    broken one start a server that fails at the first page. Another such folder under models/
+    is left off the menu with a warning."""
     candidates = [resolve_model_dir(preferred)]
     if preferred and not (candidates[0] / CONFIG_FILE).is_file():
         raise ModelError(f"{preferred}: no model folder or model name (models in {models_dir()})")
+    if preferred:
+        check_model_files(candidates[0])
     root = models_dir()
     if root.is_dir():
         # Hidden folders are a model being written or set aside (hwr.fileio.swap_in_folder).
         candidates += sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file() and not p.name.startswith("."))
     choices: dict[str, Path] = {}
-    for path in candidates:
+    for number, path in enumerate(candidates):
         if not (path / CONFIG_FILE).is_file() or path.resolve() in {p.resolve() for p in choices.values()}:
             continue
-        label = path.name if path.name not in choices else f"{path.name} ({path.parent})"
+        if number > 0 or not preferred:
+            try:
+                check_model_files(path)
+            except ModelError as exc:
+                log.warning("%s; it is left off the model menu", exc)
+                continue
+        # The page shows labels as text (JSON): a folder named in Latin-1 is shown with escapes.
+        name = shown_name(path.name)
+        label = name if name not in choices else f"{name} ({shown_name(str(path.parent))})"
         choices[label] = path
     return choices
+
+
+def shown_name(name: str) -> str:
+    """A file name as the page can show it: the bytes of one that is not UTF-8 as escapes
+    (gradio sends the page JSON, which cannot carry them, and the server had failed to start)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ModelRegistry:

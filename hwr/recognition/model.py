@@ -33,6 +33,7 @@ from hwr.fileio import (
     held_elsewhere,
     previous_folder,
     recover_folder,
+    utf8_named,
     written_whole,
 )
 from hwr.interrupts import stops_held_back
@@ -355,18 +356,28 @@ def read_model_config(directory: str | Path) -> ModelConfig:
         raise ModelError(f"{path}: invalid model config: {exc}") from None
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
-    """Build the network from config.json and load its safetensors weights (float32)."""
+def check_model_files(directory: str | Path) -> ModelConfig:
+    """The folder's config, once it and the weights file's header describe the same network
+    (ModelError naming the file otherwise); no weight is read. The web app checks its models
+    so when it starts: it had served a model that failed at the first page read."""
     config = read_model_config(directory)
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found" if not weights.exists()
                          else f"{weights}: weights file is not a file")
+    check_config_fits_weights(config, len(Charset(config.charset)), weights)
+    return config
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
+    """Build the network from config.json and load its safetensors weights (float32)."""
+    config = check_model_files(directory)
+    weights = Path(directory) / WEIGHTS_FILE
     num_classes = len(Charset(config.charset))
-    check_config_fits_weights(config, num_classes, weights)
     try:
         with stops_held_back():  # a Ctrl-C mid-load is no corrupt file (hwr.interrupts)
-            state = load_file(str(weights), device="cpu")
+            with utf8_named(weights) as name:
+                state = load_file(name, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None
     net = _build_described(config, num_classes, Path(directory) / CONFIG_FILE)
@@ -421,7 +432,7 @@ def load_beside(path: Path, config: ModelConfig) -> torch.nn.Module | None:
 def read_weight_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's name and shape from the safetensors header, without reading the weights."""
     try:
-        with stops_held_back(), safe_open(str(weights), framework="pt") as tensors:
+        with stops_held_back(), utf8_named(weights) as name, safe_open(name, framework="pt") as tensors:
             return {name: tuple(tensors.get_slice(name).get_shape()) for name in tensors.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights}: corrupt or unreadable weights ({exc})") from None

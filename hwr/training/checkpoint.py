@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.config_args import check_fields, parse_json
-from hwr.fileio import atomic_write_bytes, file_sha256, recover_folder, written_whole
+from hwr.fileio import atomic_write_bytes, file_sha256, recover_folder, utf8_named, written_whole
 from hwr.interrupts import stops_held_back
 from hwr.recognition.model import ModelError, save_model
 
@@ -128,7 +128,8 @@ def load_trainer_state(directory: Path, optimizer, scheduler, scaler) -> Trainer
                               "resume from an intact checkpoint or start without --resume") from None
     try:
         with stops_held_back():  # a Ctrl-C mid-load is no damaged checkpoint (hwr.interrupts)
-            tensors = load_file(str(tensor_path))
+            with utf8_named(tensor_path) as name:
+                tensors = load_file(name)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{tensor_path}: truncated or damaged optimizer tensors ({exc}); "
                               "resume from an intact checkpoint or start without --resume") from None

@@ -176,6 +176,13 @@ class TrainConfig:
             raise ConfigError(f"--distill-weight must be between 0 and 1 (got {self.distill_weight})")
         if self.distill_temperature <= 0:
             raise ConfigError(f"--distill-temperature must be above 0 (got {self.distill_temperature})")
+        # The network's settings checked at once, not after the data is read; a fault of
+        # --net-options names the flag (and the config file that set it).
+        make_config(self.arch, self.preset)
+        try:
+            make_config(self.arch, self.preset, **network_overrides(self))
+        except ConfigError as exc:
+            raise ConfigError(f"--net-options: {exc}" if self.net_options else str(exc)) from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -422,11 +429,16 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
     return counts, sums[5] / sums[6] if sums[6] else float("nan")
 
 
-def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig, object]:
+def network_overrides(cfg: TrainConfig) -> dict:
+    """The network settings the run's flags change from its preset."""
     overrides = {"line_height": cfg.line_height, **(cfg.net_options or {})}
     if cfg.rnn_cell:
         overrides["rnn_cell"] = cfg.rnn_cell
-    net_config = make_config(cfg.arch, cfg.preset, **overrides)
+    return overrides
+
+
+def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig, object]:
+    net_config = make_config(cfg.arch, cfg.preset, **network_overrides(cfg))
     norm = NormalizeConfig(line_height=net_config.line_height)
     model_config = ModelConfig(arch=cfg.arch, net=net_config.to_dict(), charset=charset.to_json(),
                                normalize=norm.to_dict())

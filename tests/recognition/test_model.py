@@ -50,6 +50,20 @@ def test_missing_and_corrupt_weights_fail_clearly(tmp_path):
         Recognizer.load(tmp_path / "absent")
 
 
+def test_a_model_folder_named_in_latin1_loads(tmp_path):
+    """safetensors takes UTF-8 names only: a folder named in Latin-1 (an old archive's modèle)
+    had its intact weights called "corrupt or unreadable"."""
+    import os
+    import shutil
+
+    net, path = _tiny_model(tmp_path)
+    latin1 = tmp_path / os.fsdecode(b"mod\xe8le")
+    shutil.copytree(path, latin1)
+    loaded, _ = load_model(latin1)
+    x, w = torch.rand(1, 1, 32, 64), torch.tensor([64])
+    assert torch.allclose(net(x, w)[0], loaded(x, w)[0])
+
+
 def test_a_model_a_stopped_save_left_aside_is_named(tmp_path):
     """A kill between a save's two renames leaves the whole model in .best.previous: "model
     directory not found" had sent the user looking for a folder they had (a probe helper)."""

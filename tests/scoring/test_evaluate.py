@@ -142,6 +142,27 @@ def test_hwr_eval_says_which_reference_characters_the_model_cannot_write(tiny_mo
     assert "cannot write" not in capsys.readouterr().out
 
 
+def test_hwr_eval_says_which_reference_characters_the_compared_model_cannot_write(tiny_model, tmp_path, capsys):
+    """--compare with a model of a smaller charset said nothing of the characters it loses."""
+    from helpers import make_untrained_model
+
+    lines = _pairs(tmp_path / "lines", ["the cat", "a dog"])
+    smaller = make_untrained_model(tmp_path / "lower", symbols="abcdefghijklmnopqrstuvwxyz ")
+    report = tmp_path / "r.json"
+    assert main(["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--decoder", "greedy",
+                 "--compare", str(smaller), "--bootstrap", "50", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "this model cannot write" not in out
+    assert f"are ones B ({smaller}) cannot write" not in out  # every reference character is lower case
+    (lines / "l0.gt.txt").write_text("The Cat\n", encoding="utf-8")
+    assert main(["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--decoder", "greedy",
+                 "--compare", str(smaller), "--bootstrap", "50", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: 2 of the 12 reference characters (16.7%) are ones B ({smaller}) cannot write (" in out, out
+    assert "this model cannot write" not in out
+    assert json.loads(report.read_text())["comparison"]["unwritable_chars_b"] == {"T": 1, "C": 1}
+
+
 def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny_model, tmp_path, capsys):
     lines = _pairs(tmp_path / "lines", ["the cat sat", "a dog"])
     code = main(["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--compare-decoder", "greedy",

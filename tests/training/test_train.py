@@ -1084,3 +1084,17 @@ def test_finish_early_ends_the_run_at_the_next_step_validated_and_saved(pairs_di
                   finish_early=lambda: len(steps) >= 3)
     assert state.step == 3 and state.history[-1]["step"] == 3
     assert (tmp_path / "run" / "best").is_dir()
+
+
+def test_a_bad_network_setting_in_a_config_file_is_named_with_the_file_before_any_data_is_read(tmp_path, capsys):
+    """The error had named neither the flag nor the file, and came only once the data was open."""
+    from hwr.cli import main
+
+    settings = tmp_path / "run.json"
+    settings.write_text(json.dumps({"net_options": {"rnn_hidden": "x"}}), encoding="utf-8")
+    missing = str(tmp_path / "no-such-data")
+    assert main(["train", "--config", str(settings), "--train", missing, "--val", missing,
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"--net-options: crnn setting 'rnn_hidden' must be a whole number, got 'x' (set by 'net_options' in " \
+           f"{settings})" in err and "no-such-data" not in err

@@ -66,6 +66,7 @@ class EvalRun:
     # Reference characters (as scored) the model cannot write, with their counts: each is an error
     # whatever the model reads, and the CER alone had not said why (a Greek set read at 92%).
     unwritable: Counter = field(default_factory=Counter)
+    compared_unwritable: Counter = field(default_factory=Counter)  # the same for --compare's model
 
 
 def parse_splits(splits: str, dataset: str | None = None) -> list[DatasetSpec]:
@@ -260,6 +261,8 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
         b = score_dataset(other, datasets[focus], cfg, keep_images=False, groups=groups)
         run.comparison = compare_reports(run.analysed.report, b.report, *_reading_labels(recognizer, other, cfg),
                                          cfg.bootstrap, cfg.seed)
+        # A model of another charset loses every character it cannot write: said for it too.
+        run.compared_unwritable = unwritable_characters(other.charset, b.report.results, cfg.normalization())
     return run
 
 
@@ -328,22 +331,28 @@ def format_summary(run: EvalRun, cfg: EvalConfig) -> str:
     if note:
         out.append(f"warning: {note}")
     if run.unwritable and report.chars:
-        total = sum(run.unwritable.values())
-        shown = ", ".join(f"{show_char(ch)} x{n}" for ch, n in run.unwritable.most_common(8))
-        out.append(f"warning: {total} of the {report.chars} reference characters ({total / report.chars:.1%}) are "
-                   f"ones this model cannot write ({shown}{', ...' if len(run.unwritable) > 8 else ''}): each "
-                   "counts as an error whatever it reads")
+        out.append(_unwritable_warning(run.unwritable, report.chars, "this model"))
     if run.diagnosis is not None:
         out += ["bias / variance:", format_table(run.diagnosis)]
     if report.lines:  # an unscored split has no breakdown to show
         out += _breakdown_lines(analysis)
     if run.comparison is not None:
         out += ["model comparison (paired bootstrap):", format_comparison(run.comparison, cfg.worst)]
+        if run.compared_unwritable and report.chars:
+            out.append(_unwritable_warning(run.compared_unwritable, report.chars,
+                                           f"B ({run.comparison.model_b})"))
     if cfg.worst:
         out.append(f"worst {min(cfg.worst, len(report.results))} lines:")
         out += [f"  {r.id}  CER {r.cer:.3f}\n    ref: {escape_line_controls(r.reference)}\n"
                 f"    hyp: {escape_line_controls(r.hypothesis)}" for r in report.worst(cfg.worst)]
     return "\n".join(out)
+
+
+def _unwritable_warning(unwritable: Counter, chars: int, who: str) -> str:
+    total = sum(unwritable.values())
+    shown = ", ".join(f"{show_char(ch)} x{n}" for ch, n in unwritable.most_common(8))
+    return (f"warning: {total} of the {chars} reference characters ({total / chars:.1%}) are ones {who} cannot "
+            f"write ({shown}{', ...' if len(unwritable) > 8 else ''}): each counts as an error whatever it reads")
 
 
 def _breakdown_lines(analysis: ErrorAnalysis, rows: int = 5) -> list[str]:
@@ -381,5 +390,6 @@ def json_extra(run: EvalRun) -> dict:
     if run.diagnosis is not None:
         extra["bias_variance"] = run.diagnosis.to_dict()
     if run.comparison is not None:
-        extra["comparison"] = run.comparison.to_dict()
+        extra["comparison"] = {**run.comparison.to_dict(),
+                               "unwritable_chars_b": dict(run.compared_unwritable.most_common())}
     return extra
