@@ -581,6 +581,15 @@ def exists(path: str | Path) -> bool:
     return _looked_up(Path.exists, path)
 
 
+def not_found_reason(path: str | Path) -> str:
+    """Why a name that does not exist is not there: "not found", or for a symbolic link whose
+    target cannot be reached (a loop, a target moved away) that, since the link itself is
+    there in a listing."""
+    if os.path.islink(path):
+        return "is a symbolic link that leads nowhere (a loop, or its target is gone)"
+    return "not found"
+
+
 def special_file_kind(path: str | Path) -> str | None:
     """"a pipe", "a socket" or "a device" when `path` is one (it exists, and is neither a
     regular file nor a folder), else None: such a name was reported as "not found", a file the

@@ -19,6 +19,7 @@ from hwr.recognition.model import (
     Recognizer,
     check_model_files,
     resolve_model_dir,
+    unknown_model,
 )
 from hwr.recognition.width_variants import DOUBTFUL_BELOW
 
@@ -42,7 +43,7 @@ def discover_models(preferred: str | None) -> dict[str, Path]:
     is left off the menu with a warning."""
     candidates = [resolve_model_dir(preferred)]
     if preferred and not (candidates[0] / CONFIG_FILE).is_file():
-        raise ModelError(f"{preferred}: no model folder or model name (models in {models_dir()})")
+        raise unknown_model(preferred)
     if preferred:
         check_model_files(candidates[0])
     root = models_dir()

@@ -31,6 +31,7 @@ from hwr.fileio import (
     check_folder_can_be_made,
     check_folder_can_be_swapped,
     held_elsewhere,
+    not_found_reason,
     previous_folder,
     recover_folder,
     utf8_named,
@@ -335,7 +336,7 @@ def read_model_config(directory: str | Path) -> ModelConfig:
             raise ModelError(f"{directory}: not found, but a save stopped while replacing it left the model in "
                              f"{previous_folder(directory).name} beside it: rename that back to {directory.name} "
                              "(hwr train --resume does it for a run's best/ and last/)")
-        raise ModelError(f"{directory}: model directory not found" if not directory.exists()
+        raise ModelError(f"{directory}: model directory {not_found_reason(directory)}" if not directory.exists()
                          else f"{directory}: not a model directory (a file, not a folder)")
     if not path.exists():
         if (directory / "best" / CONFIG_FILE).is_file():  # a training run's folder named for its model
@@ -367,6 +368,15 @@ def check_model_files(directory: str | Path) -> ModelConfig:
                          else f"{weights}: weights file is not a file")
     check_config_fits_weights(config, len(Charset(config.charset)), weights)
     return config
+
+
+def unknown_model(name_or_dir: str) -> ModelError:
+    """The error for a --model that names neither a model folder nor a shipped model."""
+    from hwr.assets import models_dir
+
+    if os.path.islink(name_or_dir) and not os.path.exists(name_or_dir):
+        return ModelError(f"{name_or_dir}: model directory {not_found_reason(name_or_dir)}")
+    return ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
@@ -629,7 +639,7 @@ class Recognizer:
         if not path.exists() and not previous_folder(path).is_dir():  # (that one is named by read_model_config)
             hint = (" (no default model is shipped in this install; pass --model)" if path == default_model_dir()
                     else f" (nor a model name in {models_dir()})")
-            raise ModelError(f"{path}: model directory not found{hint}")
+            raise ModelError(f"{path}: model directory {not_found_reason(path)}{hint}")
         net, config = load_model(path)
         beside = load_beside(path, config)
         rec = cls(net, config, device, decoder, search_workers, beside=beside, width_variants=width_variants,

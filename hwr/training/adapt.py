@@ -56,6 +56,7 @@ from hwr.recognition.model import (
     read_model_config,
     resolve_model_dir,
     save_model,
+    unknown_model,
 )
 from hwr.records import LineSample
 from hwr.scoring.metrics import ErrorCounts
@@ -272,9 +273,7 @@ def resolve_model(name_or_dir: str | None) -> Path:
     path = resolve_model_dir(name_or_dir)
     if not name_or_dir or (path / CONFIG_FILE).is_file():
         return path
-    from hwr.assets import models_dir
-
-    raise ModelError(f"{name_or_dir}: no model folder or model name (models in {models_dir()})")
+    raise unknown_model(name_or_dir)
 
 
 def open_lines(specs: list[str], skip_bad: bool, confined_to: Path | None = None,

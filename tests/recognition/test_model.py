@@ -64,6 +64,17 @@ def test_a_model_folder_named_in_latin1_loads(tmp_path):
     assert torch.allclose(net(x, w)[0], loaded(x, w)[0])
 
 
+def test_a_model_path_that_is_a_link_leading_nowhere_is_named_so(tmp_path):
+    """A symbolic link loop was "not found", though the link is there in a listing."""
+    from hwr.training.adapt import resolve_model
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for load in (Recognizer.load, resolve_model):
+        with pytest.raises(ModelError, match="a: model directory is a symbolic link that leads nowhere"):
+            load(str(tmp_path / "a"))
+
+
 def test_a_model_a_stopped_save_left_aside_is_named(tmp_path):
     """A kill between a save's two renames leaves the whole model in .best.previous: "model
     directory not found" had sent the user looking for a folder they had (a probe helper)."""
