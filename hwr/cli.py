@@ -9,6 +9,7 @@ import argparse
 import difflib
 import logging
 import os
+import re
 import signal
 import sys
 from dataclasses import asdict, replace
@@ -54,11 +55,15 @@ class CommandLineParser(argparse.ArgumentParser):
     user's script means), and an unknown flag is reported by the command it was given to, with
     its usage and the closest flag it knows. argparse's own report came from the top-level
     parser, whose usage lists only the commands: `hwr transcribe x.png --fromat json` answered
-    `usage: hwr [-h] [--version] COMMAND ...` and no hint."""
+    `usage: hwr [-h] [--version] COMMAND ...` and no hint. A value like `-1e6` is a negative
+    number, not a flag (argparse before Python 3.13 knew only `-5` and `-.5`: `--word-score -1e6`
+    was "expected one argument")."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # Python 3.13's own pattern: a dash, then a digit or a point and a digit.
+        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def parse_args(self, args=None, namespace=None):
         parsed, unknown = self.parse_known_args(args, namespace)
@@ -547,8 +552,10 @@ def cmd_lm(args) -> int:
     cfg = build_config(LMBuildConfig, args, args.config)
     if cfg.lexicon and cfg.unit != "word":
         raise ConfigError("--lexicon needs --unit word")
+    if cfg.words and not cfg.lexicon:  # had been ignored, a word list that does not exist too
+        raise ConfigError("--words adds words to the lexicon: give --lexicon FILE (and --unit word) too")
     # Inputs and outputs before the counting: a missing file is not found after the LM is written.
-    for path in [*args.corpus, *(cfg.words if cfg.lexicon else [])]:
+    for path in [*args.corpus, *cfg.words]:
         if not Path(path).is_file():
             special = special_file_kind(path)
             raise MissingFileError(f"{path}: " + ("is a folder, not a text file" if Path(path).is_dir()
@@ -572,7 +579,7 @@ def cmd_lm(args) -> int:
     # 2, "nothing done") after the LM was written.
     # Every word of a word list: --split holds corpus lines out, not words (it had dropped every
     # 20th). A row of two words is no lexicon entry, said rather than dropped in silence.
-    listed = list(read_corpus_lines(cfg.words)) if cfg.lexicon else []
+    listed = list(read_corpus_lines(cfg.words))
     extra = [word for word in listed if " " not in word]
     if len(extra) < len(listed):
         spaced = [word for word in listed if " " in word]

@@ -363,6 +363,9 @@ def test_lm_average_and_synth_check_their_files_before_the_work(untrained_model,
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
           str(tmp_path / "lex.txt"), "--words", str(tmp_path / "nowords.txt")], "nowords.txt"),
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--min-counts", "1,3,2"], "non-decreasing"),
+        # A word list without a lexicon to join had been ignored, a missing one too.
+        (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--words",
+          str(tmp_path / "nowords.txt")], "--words adds words to the lexicon: give --lexicon FILE"),
         # A word list that is not UTF-8 had failed only once the LM was written (exit 2, "nothing done").
         (["lm", "build", str(corpus), "--out", str(tmp_path / "lm.arpa"), "--unit", "word", "--lexicon",
           str(tmp_path / "lex.txt"), "--words", str(tmp_path / "latin1.txt")], "latin1.txt: not UTF-8"),
@@ -927,3 +930,11 @@ def test_an_unknown_or_abbreviated_flag_is_named_by_its_command_with_the_flag_me
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(usage) and hint in err and "unrecognized arguments" in err
+
+
+def test_a_negative_number_in_exponent_form_is_a_value_not_a_flag():
+    """argparse before Python 3.13 took `-1e2` for a flag: "--word-score: expected one argument"."""
+    from hwr.cli import build_parser
+
+    args = build_parser().parse_args(["transcribe", "x.png", "--word-score", "-1e2", "--sil-score", "-.5"])
+    assert (args.word_score, args.sil_score) == (-100.0, -0.5)

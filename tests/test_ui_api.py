@@ -288,12 +288,13 @@ def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_p
     from hwr.recognition.decode import decoder_options
     from hwr_ui.models import ModelRegistry
 
-    args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--lm", "none", "--lm-weight", "0.5"])
+    args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--lm", "none", "--blank-penalty",
+                                      "0.5"])
     config = build_config(UIConfig, args, args.config)
-    assert decoder_options(config) == {"lm": "none", "lm_weight": 0.5}
+    assert decoder_options(config) == {"lm": "none", "blank_penalty": 0.5}
     registry = ModelRegistry(config.model, "cpu", decoder_options(config))
     beam = registry.get(None, "beam-char").decoder
-    assert beam.options.lm_weight == 0.5 and beam.lm_path is None
+    assert beam.options.blank_penalty == 0.5 and beam.lm_path is None
     assert registry.get(None, "greedy").decoder.name == "greedy"  # greedy takes no beam options
 
 

@@ -184,6 +184,10 @@ DEFAULT_FILES = {
 }
 
 
+MAX_BEAM = 2**31 - 1
+MAX_SCORE = 1000.0
+
+
 @dataclass
 class BeamOptions:
     """Search settings of one mode; the defaults were tuned on synthetic validation lines
@@ -211,6 +215,14 @@ class BeamOptions:
         check_at_least(self, 1, "beam_size", "beam_size_token")
         check_finite(self, "beam_threshold", "lm_weight", "word_score", "sil_score", "blank_penalty")
         check_at_least(self, 0, "beam_threshold")  # below 0 every hypothesis is dropped: "" for every line
+        for name in ("beam_size", "beam_size_token"):  # flashlight takes a C int: 2**31 was a traceback
+            if getattr(self, name) > MAX_BEAM:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at most {MAX_BEAM}, got {getattr(self, name)}")
+        for name in ("lm_weight", "word_score", "sil_score", "blank_penalty"):
+            # The tuned values lie within a few units; 1e30 read every line as garbage, exit 0.
+            if abs(getattr(self, name)) > MAX_SCORE:
+                raise ConfigError(f"--{name.replace('_', '-')} must be between {-MAX_SCORE:g} and {MAX_SCORE:g}, "
+                                  f"got {getattr(self, name):g}")
 
 
 # Character mode: tuned with `bench/bench_decode.py --tune --tune-modes beam-char` on 200
@@ -282,7 +294,12 @@ class BeamDecoder:
         defaults = MODE_DEFAULTS[mode]
         self.options = BeamOptions(**{k: (options[k] if options.get(k) is not None else getattr(defaults, k))
                                       for k in BeamOptions.__dataclass_fields__})
+        if mode == "char" and options.get("word_score") is not None:  # had been ignored
+            raise ConfigError("--word-score is for the word search (--decoder beam-word): the character search "
+                              "adds no score per word (--sil-score is its score per word separator)")
         self.lm_path = self._resolve("lm", lm)
+        if self.lm_path is None and options.get("lm_weight") is not None:  # had been ignored
+            raise ConfigError("--lm-weight weighs a language model's scores, and --lm none searches without one")
         self.lexicon_path = self._resolve("lexicon", lexicon) if mode == "word" else None
         if mode == "word" and self.lexicon_path is None:
             raise ConfigError("word mode needs a lexicon")
@@ -302,8 +319,13 @@ class BeamDecoder:
     def spec(self) -> dict:
         """Plain values another process builds this same decoder from (`from_spec`; the search
         workers of hwr.recognition.search_workers): the files are resolved and checked here."""
+        options = asdict(self.options)
+        if self.mode == "char":  # settings this search does not use, which the constructor refuses
+            del options["word_score"]
+        if not self.lm_path:
+            del options["lm_weight"]
         return {"symbols": list(self.charset.symbols), "mode": self.mode, "lm": self.lm_path or "none",
-                "lexicon": self.lexicon_path, **asdict(self.options)}
+                "lexicon": self.lexicon_path, **options}
 
     @classmethod
     def from_spec(cls, spec: dict) -> BeamDecoder:

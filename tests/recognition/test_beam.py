@@ -211,3 +211,32 @@ def test_a_word_lm_in_char_mode_and_a_char_lm_in_word_mode_are_refused_by_unit(l
         BeamDecoder(CHARSET, mode="char", lm=word_lm)
     with pytest.raises(ConfigError, match=r"char.arpa: every word of the LM is a single character.*--unit word"):
         BeamDecoder(CHARSET, mode="word", lm=char_lm, lexicon=lexicon)
+
+
+def test_a_char_lm_of_one_word_per_line_is_refused_in_word_mode_too(lm_files, tmp_path):
+    """Built from a word list (one word a line) a character LM has no word separator, and word
+    mode had read with it as if every word were unknown (a probe helper)."""
+    _, _, lexicon = lm_files
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(CORPUS.split()) + "\n", encoding="utf-8")
+    char_lm = tmp_path / "words-char.arpa"
+    build_lm([words], char_lm, order=3, unit="char")
+    with pytest.raises(ConfigError, match=r"words-char.arpa: every word of the LM is a single character: a "
+                                          r"character LM\? word mode needs a word LM"):
+        BeamDecoder(CHARSET, mode="word", lm=str(char_lm), lexicon=lexicon)
+
+
+def test_search_settings_that_do_nothing_or_that_flashlight_cannot_take_are_refused(lm_files):
+    """--word-score in the character search and --lm-weight without an LM had been ignored; a
+    beam of 2**31 was a traceback from flashlight; a weight of 1e30 read every line as garbage."""
+    char_lm, _, _ = lm_files
+    with pytest.raises(ConfigError, match="--word-score is for the word search"):
+        BeamDecoder(CHARSET, mode="char", lm=char_lm, word_score=2.0)
+    with pytest.raises(ConfigError, match="--lm-weight weighs a language model's scores, and --lm none"):
+        BeamDecoder(CHARSET, mode="char", lm="none", lm_weight=1.0)
+    with pytest.raises(ConfigError, match="--beam-size must be at most 2147483647, got 2147483648"):
+        BeamDecoder(CHARSET, mode="char", lm=char_lm, beam_size=2**31)
+    with pytest.raises(ConfigError, match="--lm-weight must be between -1000 and 1000, got 1e\\+30"):
+        BeamDecoder(CHARSET, mode="char", lm=char_lm, lm_weight=1e30)
+    assert BeamDecoder(CHARSET, mode="char", lm=char_lm, beam_size=2**31 - 1, lm_weight=1000.0).options.beam_size \
+        == 2**31 - 1

@@ -48,10 +48,10 @@ def test_decoder_registry_and_options_from_configs():
 
     assert {"greedy", "beam", "beam-char", "beam-word"} <= set(DECODERS)
     assert decoder_options(TranscribeConfig()) == {}
-    cfg = TranscribeConfig(decoder="beam", lm="none", lm_weight=0.7)
-    assert decoder_options(cfg) == {"lm": "none", "lm_weight": 0.7}
+    cfg = TranscribeConfig(decoder="beam", lm="none", beam_size=7)
+    assert decoder_options(cfg) == {"lm": "none", "beam_size": 7}
     dec = make_decoder(cfg.decoder, Charset("ab "), **decoder_options(cfg))
-    assert isinstance(dec, BeamDecoder) and dec.mode == "char" and dec.options.lm_weight == 0.7
+    assert isinstance(dec, BeamDecoder) and dec.mode == "char" and dec.options.beam_size == 7
 
 
 def test_plain_beam_search_agrees_with_greedy_on_clear_posteriors():

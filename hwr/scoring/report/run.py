@@ -242,7 +242,10 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     specs = dataset_specs(cfg, dataset)
     # Read before the model loads: a bad table should not cost a model load and a data set.
     groups = read_group_table(cfg.groups_file, "--groups-file") if cfg.groups_file else None
-    recognizer = cfg.load_recognizer()
+    # `--decoder greedy --compare-decoder beam-char --lm X` ("does my LM help?"): the search
+    # options are the second reading's, as a greedy second reading leaves them out.
+    options_for_the_other = cfg.decoder == "greedy" and cfg.compare_decoder not in (None, "greedy")
+    recognizer = cfg.load_recognizer(decoder="greedy" if options_for_the_other else None)
     model = str(recognizer.path)
     datasets = [load_dataset(ds, cfg) for ds in specs]
     check_reports_spare_data(cfg, datasets)
