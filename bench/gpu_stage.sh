@@ -162,7 +162,9 @@ part tests && $PY -c "import pytest" 2>/dev/null && {
   # The CUDA-only tests (skipped on a machine without a GPU, as CI is).
   date -u
   # Only the files holding gpu tests: collecting the others imports what the GPU image lacks (gradio).
-  timeout 120 $PY -m pytest -q -m gpu $(grep -rl --include='test_*.py' "mark.gpu" tests) -p no:cacheprovider 2>&1 | tail -8
+  # -o addopts="": the image has no pytest-xdist, which the project's addopts (-n auto) need.
+  timeout 120 $PY -m pytest -q -o addopts="" -m gpu $(grep -rl --include='test_*.py' "mark.gpu" tests) \
+    -p no:cacheprovider 2>&1 | tail -8
 }
 } 2>&1 | tee "$OUT/post.txt"
 rm -rf "$OUT/profile/run"  # the profiled run's checkpoints: not needed back

@@ -28,24 +28,28 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _sendable(text: str) -> str:
-    """`text` as strict UTF-8 can carry it: a surrogate (an undecodable file name's byte, as
-    hwr's messages keep it) written as its escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+def _sendable(value):
+    """`value` (a report as plain data) with every string as strict UTF-8 can carry it: a
+    surrogate (an undecodable file name's byte, as hwr's messages keep it) written as its escape."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_sendable(key): _sendable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_sendable(item) for item in value)
+    return value
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_report_to_serializable(config, report):
     """Reports that pytest-xdist's workers can send: execnet encodes every string as strict
-    UTF-8, and a test whose captured log or failure names a non-UTF-8 file name (café in
-    Latin-1, kept as '\\udce9') ended the whole run in an INTERNALERROR."""
+    UTF-8, and a test whose captured log, skip reason or failure named a non-UTF-8 file name
+    (café in Latin-1, kept as '\\udce9') ended the whole run in an INTERNALERROR. The report's
+    structure is kept: a failure still shows its message in the summary."""
     outcome = yield
-    report = outcome.get_result()
-    report.sections = [(title, _sendable(content)) for title, content in report.sections]
-    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-        text = str(report.longrepr)
-        if _sendable(text) != text:
-            report.longrepr = _sendable(text)
+    data = outcome.get_result()
+    if data is not None:
+        outcome.force_result(_sendable(data))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -296,6 +296,12 @@ def test_cli_ui_beam_options_reach_the_beam_decoders_only(untrained_model, tmp_p
     beam = registry.get(None, "beam-char").decoder
     assert beam.options.blank_penalty == 0.5 and beam.lm_path is None
     assert registry.get(None, "greedy").decoder.name == "greedy"  # greedy takes no beam options
+    # Settings of one search only: each decoder takes those it uses. The character search had
+    # failed every request of a server started with --word-score.
+    args = build_parser().parse_args(["ui", "--model", str(untrained_model), "--word-score", "2"])
+    registry = ModelRegistry(args.model, "cpu", decoder_options(build_config(UIConfig, args, args.config)))
+    assert registry.get(None, "beam-char").decoder.mode == "char"
+    assert registry.get(None, "beam-word").decoder.options.word_score == 2.0
 
 
 def test_the_server_takes_a_shipped_model_by_name(tmp_path, monkeypatch):

@@ -87,8 +87,8 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
 
     text = (f"{rate('CER', report.cer, report.char_errors, report.chars, 'characters')} · "
             f"{rate('WER', report.wer, report.word_errors, report.words, 'words')} · {counted(report.lines, 'line')}")
-    problems = ([relative_to_upload(str(f), folder) for f in report.failures]
-                + [relative_to_upload(str(e), folder) for e in skipped.problems])
+    problems = [relative_to_upload(f"{source}{'' if row == '' else f':{row}'}: {reason}", folder)
+                for source, row, reason in _unusable_entries(report, skipped)]
     if problems:
         text += f"\n\nSkipped {counted(len(problems), 'unusable entry', 'unusable entries')}: {name_some(problems, 5)}"
         if len(problems) > 5:
@@ -102,11 +102,18 @@ def summary_markdown(report: EvalReport, skipped: SkipReport, folder: Path) -> s
 SKIPPED_COLUMNS = ["entry", "row", "reason"]
 
 
+def _unusable_entries(report: EvalReport, skipped: SkipReport) -> list[tuple[str, int | str, str]]:
+    """(file, row of a list file or "", why) of every entry left out as unusable: the files
+    that failed to read, then those the data set's reader skipped (lines not transcribed yet
+    are no fault, and not among them)."""
+    return ([(f.source, "", f.message) for f in report.failures]
+            + [(e.source, "" if e.line_no is None else e.line_no, e.reason) for e in skipped.problems])
+
+
 def write_skipped_csv(report: EvalReport, skipped: SkipReport, folder: Path, path: Path) -> bool:
     """Every entry left out as unusable (the summary names only a few), by its path in the zip
     and, for a list file's row, the row number; False (nothing written) when there is none."""
-    rows = ([[f.source, "", f.message] for f in report.failures]
-            + [[e.source, "" if e.line_no is None else e.line_no, e.reason] for e in skipped.problems])
+    rows = _unusable_entries(report, skipped)
     if not rows:
         return False
     write_csv(path, SKIPPED_COLUMNS, ([text_cell(relative_to_upload(source, folder)), row,

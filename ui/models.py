@@ -11,7 +11,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hwr.assets import models_dir
-from hwr.recognition.decode import DECODERS
+from hwr.recognition.decode import DECODERS, usable_options
 from hwr.recognition.model import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -54,17 +54,24 @@ def discover_models(preferred: str | None) -> dict[str, Path]:
     for number, path in enumerate(candidates):
         if not (path / CONFIG_FILE).is_file() or path.resolve() in {p.resolve() for p in choices.values()}:
             continue
-        if number > 0 or not preferred:
-            try:
-                check_model_files(path)
-            except ModelError as exc:
-                log.warning("%s; it is left off the model menu", exc)
-                continue
+        if (number > 0 or not preferred) and not usable_model(path):
+            continue
         # The page shows labels as text (JSON): a folder named in Latin-1 is shown with escapes.
         name = shown_name(path.name)
         label = name if name not in choices else f"{name} ({shown_name(str(path.parent))})"
         choices[label] = path
     return choices
+
+
+def usable_model(folder: Path) -> bool:
+    """Whether a model folder found on the disk can be read (check_model_files); one that
+    cannot is logged and left off the menu, and the server starts with the others."""
+    try:
+        check_model_files(folder)
+    except ModelError as exc:
+        log.warning("%s; it is left off the model menu", exc)
+        return False
+    return True
 
 
 def shown_name(name: str) -> str:
@@ -128,7 +135,9 @@ class ModelRegistry:
         key = (str(path.resolve()), decoder, weights.stat().st_mtime_ns if weights.exists() else 0)
         with self._lock:  # one load at a time: two users asking at once must not load twice
             if key not in self._cache:
-                options = self.beam_options if decoder != "greedy" else {}
+                # The server's search settings, those this decoder uses (--word-score is the word
+                # search's): the character search had failed every request with it.
+                options = usable_options(decoder, self.beam_options)
                 self._cache[key] = Recognizer.load(path, device=self.device, decoder=decoder,
                                                    search_workers=self.search_workers,
                                                    width_variants=self.width_variants,

@@ -34,7 +34,7 @@ from hwr.training.adapt import (
 
 from .collection import Collection, page_key, user_data_dir
 from .evaluation import dataset_root, relative_to_upload
-from .models import ModelRegistry
+from .models import ModelRegistry, shown_name, usable_model
 from .pages import IMAGE_KEY, apply_corrections, first_page, page_from_dict
 from .uploads import UploadError, WorkDirs, ZipLimits, display_name, extract_data_zip
 
@@ -74,7 +74,7 @@ def label_of_folder(folder: Path) -> str | None:
             return None
         before, after = deciding_cers(float(adapted["before_cer"]), float(adapted["after_cer"]),
                                       _figure(adapted.get("read_before")), _figure(adapted.get("read_after")))
-        return model_label(folder.name, before, after, bool(adapted["adapted_weights_kept"]))
+        return model_label(shown_name(folder.name), before, after, bool(adapted["adapted_weights_kept"]))
     except Exception:  # a half-written, hand-edited or foreign folder is simply not offered
         # (this runs as the app starts: one bad folder must not keep the server from starting)
         log.warning("%s: not offered as an adapted model (its config.json has no usable figures)", folder)
@@ -96,7 +96,7 @@ def register_adapted_models(registry: ModelRegistry, root: Path | None = None) -
             _remove(folder)
             continue
         label = label_of_folder(folder) if (folder / CONFIG_FILE).is_file() else None
-        if label:
+        if label and usable_model(folder):  # weights cut short: left off, as discover_models does
             registry.add(label, folder)
 
 
@@ -149,8 +149,8 @@ class Progress:
             best = min(c["held-out CER"] for c in self.curve)
             parts.append(f"step {last['step']}: {last['held-out CER']:.1%} (best {best:.1%})")
         if self.finishing:
-            return ("Finishing: training stops at its next step; the weights so far are checked on the held-out "
-                    "lines and written… " + " · ".join(parts))
+            return ("Finishing: training stops at its next step (after one step, if the lines are still being "
+                    "read); the weights so far are checked on the held-out lines and written… " + " · ".join(parts))
         return "Adapting… " + " · ".join(parts)
 
     def frame(self) -> pd.DataFrame:

@@ -400,7 +400,8 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
     starts each id with as much of its folder's path as tells the folders apart (box1/f/0001,
     box3/f/0001), so an id depends on the clashing files alone, never on their order: a
     resume after a new file joined the clash never takes another file's earlier outputs (a
-    file that gets a longer prefix is read again). A clash still left (of output file names in
+    file that gets a longer prefix is read again). Ids apart only by case clash too; those of one
+    folder end in a digest of their file's name. A clash still left (of output file names in
     `formats`, see TakenNames; a prefixed id equal to another file's own) is numbered -2, -3
     in the order of the files' paths, whatever the order of the inputs."""
     out, seen_files = [], set()
@@ -418,16 +419,25 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
         parents = Path(os.path.abspath(entry.path)).parents
         return parents[min(len(entry.stem.split("/")), len(parents)) - 1]
 
+    # Ids apart only by case clash too (TakenNames): their outputs are one file where case is
+    # not told apart (macOS, Windows, a zip unpacked there).
     clashing: dict[str, list[_Found]] = {}
     for entry in out:
         if not entry.error:
-            clashing.setdefault(entry.stem, []).append(entry)
+            clashing.setdefault(entry.stem.casefold(), []).append(entry)
     for group in (g for g in clashing.values() if len(g) > 1):
         # Files of one folder apart by their suffix (a.png, a.jpg) keep it...
         per_root = Counter(root(e) for e in group)
+        same_stem = Counter((root(e), e.stem) for e in group)
         for entry in group:
-            if per_root[root(entry)] > 1:
+            if same_stem[root(entry), entry.stem] > 1:
                 entry.stem += entry.path.suffix
+        # ...and those of one folder apart only by case (Scan.png, scan.png: a case-sensitive
+        # disk) end in a digest of their own name, so neither id depends on the other file.
+        same_folder = Counter((root(e), e.stem.casefold()) for e in group)
+        for entry in group:
+            if same_folder[root(entry), entry.stem.casefold()] > 1:
+                entry.stem += "~" + hashlib.sha256(os.fsencode(entry.path.name)).hexdigest()[:DIGEST_CHARS]
         # ...and files of several folders start with as much of the folder as tells them apart.
         if len(per_root) > 1:
             prefixes = _distinguishing_prefixes(set(per_root))

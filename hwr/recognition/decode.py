@@ -510,6 +510,19 @@ def make_decoder(name: str, charset: Charset, **options):
 DECODER_OPTION_FIELDS = ("lm", "lexicon", "beam_size", "lm_weight", "word_score", "sil_score", "blank_penalty")
 
 
+def usable_options(name: str, options: dict) -> dict:
+    """Of `options` (decoder_options), those the decoder `name` reads with: none for greedy, no
+    word score or lexicon for the character search, no LM weight without an LM. For settings
+    shared by readings with different decoders (the web app's server-wide search settings,
+    `hwr eval --compare-decoder`); a single reading refuses the others (BeamDecoder)."""
+    if name == "greedy":
+        return {}
+    char_search = name == "beam-char" or (name in ("beam", "auto") and not options.get("lexicon"))
+    unused = ({"word_score", "lexicon"} if char_search else set()) | (
+        {"lm_weight"} if str(options.get("lm", "")).lower() == "none" else set())
+    return {key: value for key, value in options.items() if key not in unused}
+
+
 def decoder_options(config) -> dict:
     """The decoder options set on a config object (unset ones are left to the decoder)."""
     return {name: getattr(config, name) for name in DECODER_OPTION_FIELDS if getattr(config, name, None) is not None}
@@ -521,9 +534,10 @@ def describe_decoding(decoding: dict) -> str:
     if decoding.get("decoder") != "beam":
         words = decoding.get("decoder", "?")
     else:
-        lm = decoding.get("lm") or "no LM"
-        words = (f"beam search ({decoding['mode']} mode, {lm}, LM weight {decoding['lm_weight']:g}, "
-                 f"beam {decoding['beam_size']})")
+        # Without an LM its weight weighs nothing: not shown (describe() keeps it, for the
+        # settings record that --resume compares).
+        lm = (f"{decoding['lm']}, LM weight {decoding['lm_weight']:g}" if decoding.get("lm") else "no LM")
+        words = f"beam search ({decoding['mode']} mode, {lm}, beam {decoding['beam_size']})"
     if decoding.get("width_variants"):
         widths = ", ".join(f"{f:g}" for f in decoding["width_variants"])
         words += (f"; lines read with confidence below {decoding['width_variants_below']:g} read again at "

@@ -91,9 +91,11 @@ def check_lm_unit(path: str, mode: str, charset: Charset) -> None:
     if mode == "char" and chars < len(words) / 2:
         raise ConfigError(f"{path}: only {chars} of the LM's {len(words)} words are single characters: "
                           "a word LM? character mode needs a character LM (hwr lm build --unit char)")
-    # With or without the word separator: a character LM built from one word per line has
-    # none, and had been read in word mode as every word unknown.
-    if mode == "word" and words and all(len(w) == 1 or w in tokens for w in words):
+    # A character LM built from one word per line has no word separator, and had been read in
+    # word mode as every word unknown. Without the separator only ASCII characters tell: a word
+    # LM of CJK text may well hold single-character words only.
+    single = words and all(len(w) == 1 or w in tokens for w in words)
+    if mode == "word" and single and (SPACE_TOKEN in words or all(w.isascii() for w in words)):
         between = f", with {SPACE_TOKEN!r} between words" if SPACE_TOKEN in words else ""
         raise ConfigError(f"{path}: every word of the LM is a single character{between}: a character LM? word "
                           "mode needs a word LM (hwr lm build --unit word)")

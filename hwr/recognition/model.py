@@ -945,10 +945,11 @@ class RecognizerSettings:
 
     def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
         """`model` (default: these settings'), read with `decoder` (default: these settings');
-        a greedy second reading (`hwr eval --compare-decoder greedy`) leaves the beam options out."""
-        from hwr.recognition.decode import decoder_options
+        with `decoder` named (one of two readings: `hwr eval --compare-decoder`) only the search
+        settings that decoder uses are passed (usable_options: none for greedy)."""
+        from hwr.recognition.decode import decoder_options, usable_options
 
-        options = {} if decoder == "greedy" else decoder_options(self)
+        options = decoder_options(self) if decoder is None else usable_options(decoder, decoder_options(self))
         return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder,
                                search_workers=self.search_workers, width_variants=self.width_variants,
                                width_variants_below=self.width_variants_below, **options)

@@ -178,11 +178,12 @@ class TrainConfig:
             raise ConfigError(f"--distill-temperature must be above 0 (got {self.distill_temperature})")
         # The network's settings checked at once, not after the data is read; a fault of
         # --net-options names the flag (and the config file that set it).
-        make_config(self.arch, self.preset)
+        own_flags = {**network_overrides(self), **dict.fromkeys(self.net_options or {})}  # theirs unset
+        make_config(self.arch, self.preset, **own_flags)
         try:
             make_config(self.arch, self.preset, **network_overrides(self))
         except ConfigError as exc:
-            raise ConfigError(f"--net-options: {exc}" if self.net_options else str(exc)) from None
+            raise ConfigError(f"--net-options: {exc}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

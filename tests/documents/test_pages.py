@@ -672,9 +672,18 @@ def test_ids_apart_only_by_case_get_outputs_apart_on_case_insensitive_file_syste
     _img(2).save(tmp_path / "two" / "scan.png")
     _img(3).save(tmp_path / "two" / "x.png")
     _img(3).save(tmp_path / "two" / "X.ALTO.png")
-    ids = [r.page_id for r in page_refs([tmp_path / "one" / "Scan.png", tmp_path / "two"], ["pagexml", "alto"])]
-    assert ids[0] == "Scan" and sorted(ids[1:]) == ["X.ALTO", "scan-2", "x-2"]
-    assert len({i.casefold() for i in ids}) == len(ids)
+    inputs = [tmp_path / "one" / "Scan.png", tmp_path / "two"]
+    ids = {r.path.name: r.page_id for r in page_refs(inputs, ["pagexml", "alto"])}
+    assert len({i.casefold() for i in ids.values()}) == len(ids) == 4
+    assert ids["Scan.png"].endswith("one/Scan") and ids["scan.png"].endswith("two/scan")  # apart by their folders
+    # Order-free, as for equal names: the ids depend on the clashing files alone, so a resume
+    # with the inputs in another order (or a new file in the clash) never takes another's outputs.
+    assert {r.path.name: r.page_id for r in page_refs(inputs[::-1], ["pagexml", "alto"])} == ids
+    # One folder of a case-sensitive disk: each id ends in a digest of its own file's name.
+    (tmp_path / "two" / "Scan.png").write_bytes((tmp_path / "two" / "scan.png").read_bytes())
+    again = {r.path.name: r.page_id for r in page_refs([tmp_path / "two"], ["txt"])}
+    assert again["Scan.png"].startswith("Scan~") and again["scan.png"].startswith("scan~")
+    assert again["x.png"] == "x"  # its ALTO is no output here: no clash with X.ALTO
 
 
 def test_a_pdf_without_pages_is_reported_as_such_not_as_pdfium_success(tmp_path):

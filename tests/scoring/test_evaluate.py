@@ -163,6 +163,20 @@ def test_hwr_eval_says_which_reference_characters_the_compared_model_cannot_writ
     assert json.loads(report.read_text())["comparison"]["unwritable_chars_b"] == {"T": 1, "C": 1}
 
 
+def test_two_readings_take_the_search_settings_each_uses_and_one_neither_uses_is_refused(tiny_model, tmp_path,
+                                                                                         capsys):
+    """`--decoder greedy --compare-decoder beam-char --lm none --beam-size 4` had been refused
+    ("apply to beam decoders only"): the settings are the search's."""
+    lines = _pairs(tmp_path / "lines", ["the cat", "a dog"])
+    common = ["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--bootstrap", "20"]
+    assert main([*common, "--decoder", "greedy", "--compare-decoder", "beam-char", "--lm", "none",
+                 "--beam-size", "4"]) == 0
+    assert "beam search (char mode, no LM, beam 4)" in capsys.readouterr().out
+    assert main([*common, "--decoder", "beam-char", "--compare-decoder", "greedy", "--lm", "none",
+                 "--word-score", "2"]) == 2
+    assert "--word-score: used by neither --decoder beam-char nor --compare-decoder greedy" in capsys.readouterr().err
+
+
 def test_hwr_eval_compares_two_readings_of_one_model_and_names_each_decoder(tiny_model, tmp_path, capsys):
     lines = _pairs(tmp_path / "lines", ["the cat sat", "a dog"])
     code = main(["eval", str(lines), "--model", str(tiny_model), "--device", "cpu", "--compare-decoder", "greedy",

@@ -18,7 +18,7 @@ from hwr.datasets import open_dataset
 from hwr.datasets.errors import DatasetError, SkipReport
 from hwr.errors import ConfigError, name_some
 from hwr.fileio import LINE_CONTROL_CHARS, check_distinct_outputs, escape_line_controls
-from hwr.recognition.decode import describe_decoding
+from hwr.recognition.decode import decoder_options, describe_decoding, usable_options
 from hwr.recognition.model import Recognizer
 from hwr.records import FailedInput
 from hwr.scoring.evaluate import (
@@ -242,10 +242,11 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
     specs = dataset_specs(cfg, dataset)
     # Read before the model loads: a bad table should not cost a model load and a data set.
     groups = read_group_table(cfg.groups_file, "--groups-file") if cfg.groups_file else None
-    # `--decoder greedy --compare-decoder beam-char --lm X` ("does my LM help?"): the search
-    # options are the second reading's, as a greedy second reading leaves them out.
-    options_for_the_other = cfg.decoder == "greedy" and cfg.compare_decoder not in (None, "greedy")
-    recognizer = cfg.load_recognizer(decoder="greedy" if options_for_the_other else None)
+    # Two readings of one model (`--decoder greedy --compare-decoder beam-char --lm X`: "does my
+    # LM help?"): each takes the search settings it uses, and one that neither uses is refused.
+    if cfg.compare_decoder:
+        check_used_by_either(cfg)
+    recognizer = cfg.load_recognizer(decoder=cfg.decoder if cfg.compare_decoder else None)
     model = str(recognizer.path)
     datasets = [load_dataset(ds, cfg) for ds in specs]
     check_reports_spare_data(cfg, datasets)
@@ -267,6 +268,16 @@ def run_eval(cfg: EvalConfig, dataset: str | None = None) -> EvalRun:
         # A model of another charset loses every character it cannot write: said for it too.
         run.compared_unwritable = unwritable_characters(other.charset, b.report.results, cfg.normalization())
     return run
+
+
+def check_used_by_either(cfg: EvalConfig) -> None:
+    """ConfigError naming the search settings that neither --decoder nor --compare-decoder uses."""
+    given = decoder_options(cfg)
+    unused = set(given) - set(usable_options(cfg.decoder, given)) - set(usable_options(cfg.compare_decoder, given))
+    if unused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in sorted(unused))
+        raise ConfigError(f"{flags}: used by neither --decoder {cfg.decoder} nor --compare-decoder "
+                          f"{cfg.compare_decoder}")
 
 
 def warn_of_shared_lines(datasets: list[LoadedDataset]) -> None:
