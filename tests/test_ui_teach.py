@@ -6,6 +6,7 @@ work (tests/test_ui_browser.py).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -160,11 +161,20 @@ def test_an_adapted_folder_with_unusable_figures_is_skipped_and_the_app_still_st
                                         "read_before": 0.05, "read_after": 0.06})]:
         save_model(tmp_path / "models" / name, net, ModelConfig(config.arch, config.net, config.charset,
                                                                 config.normalize, {"adapted": adapted}))
+    # Weights cut short (a disk that filled while it was written): left off, as under models/.
+    shutil.copytree(tmp_path / "models" / "good", tmp_path / "models" / "short")
+    weights = tmp_path / "models" / "short" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    # A folder named in Latin-1: offered, its name shown with escapes (the page cannot carry it).
+    latin1 = tmp_path / "models" / os.fsdecode(b"caf\xe9")
+    shutil.copytree(tmp_path / "models" / "good", latin1)
     registry = ModelRegistry(str(untrained_model))
     register_adapted_models(registry, tmp_path / "models")  # used to raise TypeError/KeyError
     adapted = [label for label in registry.labels if "adapted" in label]
-    assert adapted == [model_label("good", 0.2, 0.1, True), model_label("searched", 0.05, 0.06, False)]
-    assert "6.0% was no better than 5.0%" in adapted[1]
+    assert adapted == [model_label("caf\\udce9", 0.2, 0.1, True), model_label("good", 0.2, 0.1, True),
+                       model_label("searched", 0.05, 0.06, False)]
+    assert "6.0% was no better than 5.0%" in adapted[2]
+    assert registry.path(adapted[0]) == latin1
 
 
 def test_a_half_written_history_line_waits_for_the_next_poll(tmp_path):

@@ -1098,3 +1098,13 @@ def test_a_bad_network_setting_in_a_config_file_is_named_with_the_file_before_an
     err = capsys.readouterr().err
     assert f"--net-options: crnn setting 'rnn_hidden' must be a whole number, got 'x' (set by 'net_options' in " \
            f"{settings})" in err and "no-such-data" not in err
+
+
+def test_a_fault_of_another_network_flag_is_not_blamed_on_net_options(pairs_dir, tmp_path):
+    from hwr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown crnn preset 'nosuch'") as raised:
+        _cfg(pairs_dir, tmp_path, preset="nosuch", net_options={"rnn_hidden": 32})
+    assert "--net-options" not in str(raised.value)
+    with pytest.raises(ConfigError, match="^--net-options: crnn has no setting 'bogus'"):
+        _cfg(pairs_dir, tmp_path, net_options={"bogus": 1})
