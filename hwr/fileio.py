@@ -582,9 +582,9 @@ def exists(path: str | Path) -> bool:
 
 
 def not_found_reason(path: str | Path) -> str:
-    """Why a name that does not exist is not there: "not found", or for a symbolic link whose
-    target cannot be reached (a loop, a target moved away) that, since the link itself is
-    there in a listing."""
+    """Why a name does not exist: "not found", or, for a symbolic link whose target cannot be
+    reached (a loop, a target moved away), that it is such a link: the link itself shows in a
+    listing, and "not found" sent the user looking for a file they could see."""
     if os.path.islink(path):
         return "is a symbolic link that leads nowhere (a loop, or its target is gone)"
     return "not found"
