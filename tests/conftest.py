@@ -15,8 +15,10 @@ from helpers import LINE_TEXTS, REPO, free_port, make_untrained_model, render_li
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-# Keep the 2-core CI machine responsive when tests run torch.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Keep the 2-core CI machine responsive when tests run torch: with pytest-xdist's workers (one
+# a core) one thread each, else the workers' threads fight over the cores.
+torch.set_num_threads(1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1
+                      else min(2, torch.get_num_threads()))
 
 
 def pytest_configure(config):
