@@ -55,7 +55,10 @@ def pytest_report_to_serializable(config, report):
 
 
 def pytest_collection_modifyitems(config, items):
-    """`@pytest.mark.gpu` tests need CUDA: without a device they are skipped, and say so."""
+    """`@pytest.mark.slow` tests first: pytest-xdist's workers then share out the short ones at
+    the end, not wait on a minute-long test begun last (the browser's teach loop, 75 s). And
+    `@pytest.mark.gpu` tests need CUDA: without a device they are skipped, and say so."""
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: the rest keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
