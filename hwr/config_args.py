@@ -79,9 +79,7 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
         ok = all(_is_a(item, ftype.item) for item in value)
     if not ok:
         raise ConfigError(f"{source}: {key}: expected {ftype.describe()}, got {value!r}")
-    if value == "" and ftype.kind is str and ftype.optional:
-        # Every such setting names a file, a folder or a model: "" was taken as unset, and a
-        # script's `--json "$REPORT"` with the variable unset lost its report without a word.
+    if _empty_name(value, ftype):
         raise ConfigError(f"{source}: {key}: empty; give a name, or leave it out")
     if ftype.kind is float:
         try:
@@ -89,6 +87,13 @@ def coerce(value: Any, ftype: FieldType, key: str, source: str) -> Any:
         except OverflowError:  # an integer of hundreds of digits: no float holds it
             raise ConfigError(f"{source}: {key}: {str(value)[:20]}... is too large a number") from None
     return value
+
+
+def _empty_name(value: Any, ftype: FieldType) -> bool:
+    """An optional text setting given as "": every such setting names a file, a folder or a
+    model, and "" had been taken as unset (a script's `--json "$REPORT"` with the variable
+    unset lost its report without a word)."""
+    return value == "" and ftype.kind is str and ftype.optional
 
 
 def _is_a(value: Any, kind: type) -> bool:
@@ -299,7 +304,7 @@ def build_config(cls, args: argparse.Namespace, config_file: str | None = None, 
     for name, ftype in types_.items():
         value = getattr(args, name, None)
         if value is not None:
-            if value == "" and ftype.kind is str and ftype.optional:  # as coerce refuses it in a file
+            if _empty_name(value, ftype):  # as coerce refuses it in a file
                 raise ConfigError(f"{_flag(name)} is empty; give a name, or leave the flag out")
             values[name] = value
             from_file.discard(name)

@@ -375,6 +375,11 @@ ID_ENDINGS_RESERVE = 40  # bytes
 DIGEST_CHARS = 10
 
 
+def name_digest(name: str) -> str:
+    """A short digest of a file name's bytes: the same every run, apart for names apart."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:DIGEST_CHARS]
+
+
 def id_within_name_limit(page_id: str) -> str:
     """`page_id`, its last part cut so that every output's name fits NAME_MAX, and ending in
     "~" and a digest of the whole part: ids cut alike stay apart, and are the same every run."""
@@ -388,7 +393,7 @@ def id_within_name_limit(page_id: str) -> str:
         if size > limit:
             break
         kept.append(ch)
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:DIGEST_CHARS]
+    digest = name_digest(name)
     return f"{folder}{slash}{''.join(kept)}~{digest}"
 
 
@@ -437,7 +442,7 @@ def _unique_ids(found: list[_Found], formats: Iterable[str] = ()) -> list[_Found
         same_folder = Counter((root(e), e.stem.casefold()) for e in group)
         for entry in group:
             if same_folder[root(entry), entry.stem.casefold()] > 1:
-                entry.stem += "~" + hashlib.sha256(os.fsencode(entry.path.name)).hexdigest()[:DIGEST_CHARS]
+                entry.stem += "~" + name_digest(entry.path.name)
         # ...and files of several folders start with as much of the folder as tells them apart.
         if len(per_root) > 1:
             prefixes = _distinguishing_prefixes(set(per_root))

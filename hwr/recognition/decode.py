@@ -319,11 +319,9 @@ class BeamDecoder:
     def spec(self) -> dict:
         """Plain values another process builds this same decoder from (`from_spec`; the search
         workers of hwr.recognition.search_workers): the files are resolved and checked here."""
-        options = asdict(self.options)
-        if self.mode == "char":  # settings this search does not use, which the constructor refuses
-            del options["word_score"]
-        if not self.lm_path:
-            del options["lm_weight"]
+        # Without the settings this search does not use, which the constructor refuses.
+        unused = unused_settings(self.mode == "char", bool(self.lm_path))
+        options = {key: value for key, value in asdict(self.options).items() if key not in unused}
         return {"symbols": list(self.charset.symbols), "mode": self.mode, "lm": self.lm_path or "none",
                 "lexicon": self.lexicon_path, **options}
 
@@ -518,9 +516,14 @@ def usable_options(name: str, options: dict) -> dict:
     if name == "greedy":
         return {}
     char_search = name == "beam-char" or (name in ("beam", "auto") and not options.get("lexicon"))
-    unused = ({"word_score", "lexicon"} if char_search else set()) | (
-        {"lm_weight"} if str(options.get("lm", "")).lower() == "none" else set())
+    unused = unused_settings(char_search, str(options.get("lm", "")).lower() != "none")
     return {key: value for key, value in options.items() if key not in unused}
+
+
+def unused_settings(char_search: bool, with_lm: bool) -> set[str]:
+    """The search settings a beam search of that kind does not use: the word score and lexicon
+    in the character search, the LM weight without an LM."""
+    return ({"word_score", "lexicon"} if char_search else set()) | (set() if with_lm else {"lm_weight"})
 
 
 def decoder_options(config) -> dict:

@@ -218,7 +218,7 @@ def write_worst_csv(report: EvalReport, path: Path, n: int = 100,
     """
     labels = [c.strip() for c in label_columns if c.strip()]
     write_csv(path, LINE_COLUMNS + labels + ["notes"],
-               (_line_row(r) + [""] * (len(labels) + 1) for r in report.worst(n)))
+              (_line_row(r) + [""] * (len(labels) + 1) for r in report.worst(n)))
 
 
 def write_report_json(report: EvalReport, path: Path, model: str, dataset: str, extra: dict | None = None) -> None:
