@@ -117,6 +117,26 @@ def test_a_damaged_member_of_a_zip_of_pages_gets_its_own_row_and_the_other_pages
     assert "Bad CRC-32" in rows[1].error and str(tmp_path) not in rows[1].error
 
 
+def test_a_page_twice_in_a_zip_costs_a_row_for_its_earlier_copy_not_the_batch(tmp_path):
+    import warnings
+
+    page = io.BytesIO()
+    _pages(1)[0].save(page, "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is asked to write
+        with zipfile.ZipFile(tmp_path / "pages.zip", "w") as zf:
+            zf.writestr("scans/a.png", page.getvalue())
+            zf.writestr("scans/b.png", page.getvalue())
+            zf.writestr("scans/a.png", page.getvalue())
+            zf.writestr("notes.txt", "x")
+            zf.writestr("notes.txt", "y")  # not a page: left out, as a single one is
+    inputs = collect_inputs([tmp_path / "pages.zip"], tmp_path / "work", ZipLimits())
+    assert [(i.name, bool(i.error)) for i in inputs] == [
+        ("pages.zip/scans/a.png", False), ("pages.zip/scans/a.png (earlier copies)", True),
+        ("pages.zip/scans/b.png", False)]
+    assert "holds scans/a.png 2 times; only its last copy was read" in inputs[1].error
+
+
 def test_a_zip_inside_a_zip_of_pages_gets_its_own_row_not_left_out_in_silence(tmp_path):
     import zipfile
 

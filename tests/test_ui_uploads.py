@@ -69,6 +69,28 @@ def test_a_name_twice_in_one_archive_is_refused(tmp_path):
         extract_zip(tmp_path / "dup.zip", tmp_path / "out")
 
 
+def test_a_zip_of_pages_with_a_name_twice_keeps_the_last_copy_and_names_the_earlier(tmp_path):
+    """A zip of pages (`damaged` asked for) is not refused for one name held twice: its last copy
+    is unpacked, as unzip and zipfile keep it, and the earlier copies are named."""
+    import warnings
+
+    from hwr_ui.uploads import earlier_copies
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(tmp_path / "dup.zip", "w") as zf:
+            zf.writestr("lines/a.png", b"first")
+            zf.writestr("lines/b.png", b"other")
+            zf.writestr("lines/a.png", b"second")
+            zf.writestr("lines/a.png", b"third")
+    damaged = {}
+    files = extract_zip(tmp_path / "dup.zip", tmp_path / "out", damaged=damaged)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == ["lines/a.png", "lines/b.png"]
+    assert (tmp_path / "out" / "lines" / "a.png").read_bytes() == b"third"
+    assert list(damaged) == [earlier_copies("lines/a.png")]
+    assert damaged[earlier_copies("lines/a.png")].startswith("dup.zip holds lines/a.png 3 times; only its last")
+
+
 def test_extract_refuses_bombs_and_non_zips(tmp_path):
     archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": b"\0" * 100_000})
     with pytest.raises(UploadError, match="unpacks to"):

@@ -30,7 +30,7 @@ from hwr.records import FailedInput, Page
 from hwr.spreadsheet import text_cell
 
 from .pages import LAYOUTS, export_formats, mean_confidence
-from .uploads import NESTED_ZIP, UploadError, ZipLimits, display_name, extract_zip
+from .uploads import EARLIER_COPIES, NESTED_ZIP, UploadError, ZipLimits, display_name, extract_zip
 
 log = logging.getLogger("ui.batch")
 
@@ -102,8 +102,7 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
                      for path in extract_zip(upload, folder, limits, damaged)}
             # A zip inside it is a folder of pages the user meant: its own row, not left out in
             # silence as a transcript or a thumbnail beside the pages is.
-            members = sorted((m for m in [*files, *damaged] if PurePosixPath(m).suffix.lower() in PAGE_SUFFIXES
-                              or PurePosixPath(m).suffix.lower() == ".zip"), key=PurePosixPath)
+            members = sorted((m for m in [*files, *damaged] if _page_or_zip(m)), key=PurePosixPath)
             if not members:
                 raise UploadError(f"{name} holds no images ({', '.join(sorted(PAGE_SUFFIXES))})")
         except UploadError as exc:
@@ -120,6 +119,12 @@ def collect_inputs(uploads: list[str | Path], work: Path, limits: ZipLimits) -> 
     if not inputs:
         raise UploadError("no files were uploaded")
     return inputs
+
+
+def _page_or_zip(member: str) -> bool:
+    """Whether a zip's member (or the earlier copies of one it holds twice) is a page or a zip."""
+    suffix = PurePosixPath(member.removesuffix(EARLIER_COPIES)).suffix.lower()
+    return suffix in PAGE_SUFFIXES or suffix == ".zip"
 
 
 def _kept_upload(upload: Path, folder: Path) -> Path:

@@ -65,7 +65,9 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
 
     A member whose data is damaged refuses the whole archive, unless `damaged` is given (a zip
     of pages, each read on its own): then it is left out and named there (its path in the zip
-    -> why), and the other members are unpacked."""
+    -> why), and the other members are unpacked. So is a name the archive holds twice: refused
+    with the archive, or (`damaged` given) its last copy unpacked, as unzip and zipfile keep it,
+    and the earlier ones named under `earlier_copies(path)`."""
     name = display_name(archive)
     if not zipfile.is_zipfile(archive):
         raise UploadError(f"{name} is not a zip file")
@@ -78,7 +80,7 @@ def extract_zip(archive: str | Path, dest: Path, limits: ZipLimits = ZipLimits()
     try:
         with zipfile.ZipFile(archive) as zf:
             files = []
-            for info in _checked_members(zf, name, limits):
+            for info in _checked_members(zf, name, limits, damaged):
                 try:
                     files.append(_extract_member(zf, info, dest))
                 except (*_DAMAGED, *_UNREADABLE, _MemberRefused) as exc:
@@ -133,7 +135,17 @@ def _declared_entries(archive: str | Path) -> int | None:
     return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else None
 
 
-def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[zipfile.ZipInfo]:
+EARLIER_COPIES = " (earlier copies)"
+
+
+def earlier_copies(member: str) -> str:
+    """The key under which extract_zip names the earlier copies of a path a zip holds twice
+    (`member` + EARLIER_COPIES)."""
+    return member + EARLIER_COPIES
+
+
+def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits,
+                     damaged: dict[str, str] | None) -> list[zipfile.ZipInfo]:
     members = [info for info in zf.infolist() if not info.is_dir() and not _is_junk(info.filename)]
     if not members:
         raise UploadError(f"{name} is empty")
@@ -145,7 +157,8 @@ def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[
     if total > limits.max_bytes:
         raise UploadError(f"{name} unpacks to {total / 2**20:.0f} MB; at most {limits.max_bytes / 2**20:.0f} MB "
                           "are accepted")
-    seen: set[str] = set()
+    last: dict[str, zipfile.ZipInfo] = {}
+    copies: dict[str, int] = {}
     for info in members:
         if _is_link(info):
             raise UploadError(f"{name}: {info.filename} is a symbolic link; links are not accepted")
@@ -154,10 +167,16 @@ def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> list[
         if not _member_path(info).parts:
             raise UploadError(f"{name}: {info.filename!r} names no file")
         key = _member_path(info).as_posix()
-        if key in seen:
+        if key in last and damaged is None:
             raise UploadError(f"{name}: {info.filename} is in the archive twice")
-        seen.add(key)
-    return members
+        last[key] = info
+        copies[key] = copies.get(key, 0) + 1
+    for key, count in copies.items():
+        if count > 1:
+            # Both copies cannot be one file on disk: the last is read, the user told of the rest.
+            damaged[earlier_copies(key)] = (f"{name} holds {key} {count} times; only its last copy was read "
+                                            "(rename the others to read them)")
+    return [info for info in members if last[_member_path(info).as_posix()] is info]
 
 
 def _is_junk(filename: str) -> bool:
