@@ -58,6 +58,12 @@ def check_arpa_counts(path: str) -> None:
         if count > most:
             raise ConfigError(f"{path}: the header's 'ngram {order}={count}' is more n-grams than a file of its "
                               f"size can hold (at most {most}); the file is damaged")
+    # Every n-gram of every order takes its own line: their sum is bounded too (six orders that
+    # each pass alone had KenLM size 18 GB of tables from a 2 MB gzip).
+    total = sum(counts.values())
+    if total > most:
+        raise ConfigError(f"{path}: the header declares {total} n-grams in all, more than a file of its size can "
+                          f"hold (at most {most}); the file is damaged")
 
 
 UTF8_BOM = b"\xef\xbb\xbf"

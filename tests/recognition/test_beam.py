@@ -102,6 +102,25 @@ def test_word_mode_reads_out_of_vocabulary_words(lm_files):
     assert decode(decoder, spell("the zyx cat")).text == "the zyx cat"
 
 
+def test_a_large_lexicon_is_announced_before_its_slow_build(lm_files, monkeypatch, caplog):
+    import logging
+
+    from hwr.recognition import decode as decode_module
+
+    _, word_lm, lexicon = lm_files
+    monkeypatch.setattr(decode_module, "LARGE_LEXICON_WORDS", 3)
+    with caplog.at_level(logging.INFO, logger="hwr.recognition.decode"):
+        decoder = BeamDecoder(CHARSET, lm=word_lm, lexicon=lexicon, lm_weight=1.0, word_score=0.0)
+        assert decode(decoder, spell("the cat")).text == "the cat"
+    said = [r.getMessage() for r in caplog.records if "building the word search" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{lexicon}: building the word search over ")
+    monkeypatch.setattr(decode_module, "LARGE_LEXICON_WORDS", 10**9)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hwr.recognition.decode"):
+        decode(BeamDecoder(CHARSET, lm=word_lm, lexicon=lexicon, lm_weight=1.0, word_score=0.0), spell("the cat"))
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # a small one builds in silence
+
+
 def test_batch_with_lengths_and_empty_line(lm_files):
     char_lm, _, _ = lm_files
     a, b = posteriors(spell("the hat")), posteriors([{"": 0.95}] * 4)

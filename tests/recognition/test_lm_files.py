@@ -48,6 +48,16 @@ def test_arpa_header_counts_that_no_file_could_hold_are_named(tmp_path, order, c
         check_arpa_counts(str(path))
 
 
+def test_arpa_header_counts_that_each_fit_but_not_together_are_named(tmp_path):
+    path = arpa_with_count(tmp_path / "lm.arpa", 2, "0")
+    declared = path.stat().st_size // 4  # the shortest n-gram line: "0 a\n"; a few more digits follow
+    path.write_text(path.read_text().replace("ngram 1=4", f"ngram 1={declared}").replace("ngram 2=0",
+                                                                                          f"ngram 2={declared}"))
+    assert declared <= path.stat().st_size // 4 < 2 * declared  # each fits alone, not together
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: the header declares {2 * declared} n-grams in all")):
+        check_arpa_counts(str(path))
+
+
 def test_arpa_header_counts_of_a_whole_file_pass(tmp_path):
     check_arpa_counts(str(arpa_with_count(tmp_path / "lm.arpa", 2, "+2")))  # KenLM reads "+2" as 2
     (tmp_path / "binary.lm").write_bytes(b"mmap lm http://kheafield.com/code\x00")
