@@ -20,6 +20,7 @@ import json
 import time
 
 import torch
+from gpu_busy import GpuBusy  # bench/ is on the path when run as a script
 
 from hwr.datasets.synthetic import SyntheticLines
 from hwr.documents.prepare import ink_to_uint8
@@ -28,15 +29,17 @@ from hwr.recognition.model import Recognizer
 from hwr.scoring.metrics import ErrorCounts
 
 
-def timed_reading(recognizer: Recognizer, normalized, batch_size: int, rounds: int) -> tuple[float, list[str]]:
-    """(lines/s, texts) of the median pass after a warm-up (cuDNN picks its kernels then)."""
+def timed_reading(recognizer: Recognizer, normalized, batch_size: int, rounds: int) -> tuple[float, list[str], dict]:
+    """(lines/s, texts, the GPU's busy share) of the median pass after a warm-up (cuDNN picks
+    its kernels then); the busy share over all the timed passes."""
     texts = [r.text for r in recognizer.recognize_normalized(normalized, batch_size)]
     passes = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        recognizer.recognize_normalized(normalized, batch_size)
-        passes.append(time.perf_counter() - start)
-    return len(normalized) / sorted(passes)[len(passes) // 2], texts
+    with GpuBusy(recognizer.device) as busy:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            recognizer.recognize_normalized(normalized, batch_size)
+            passes.append(time.perf_counter() - start)
+    return len(normalized) / sorted(passes)[len(passes) // 2], texts, busy.summary()
 
 
 def host_milliseconds(recognizer: Recognizer, kinds: dict, batch_size: int) -> dict:
@@ -80,13 +83,13 @@ def main() -> None:
         recognizer.amp = amp and recognizer.device.type == "cuda"
         if amp and not recognizer.amp:
             continue  # autocast reading is a CUDA option
-        rate, texts = timed_reading(recognizer, kinds[kind], args.batch_size, args.rounds)
+        rate, texts, busy = timed_reading(recognizer, kinds[kind], args.batch_size, args.rounds)
         counts = ErrorCounts()
         for sample, text in zip(samples, texts):
             counts.add(sample.text, text)
         reference = reference or texts
         report[name] = {"lines_per_s": round(rate, 1), "cer": round(counts.cer, 5),
-                        "same_texts_as_float32": sum(a == b for a, b in zip(texts, reference))}
+                        "same_texts_as_float32": sum(a == b for a, b in zip(texts, reference)), **busy}
     recognizer.amp = False
     report["host_per_batch"] = host_milliseconds(recognizer, kinds, args.batch_size)
     print(json.dumps(report))

@@ -1,4 +1,5 @@
-"""Page transcription with torch-free page worker processes vs threads: pages/s, lines/s, stages.
+"""Page transcription with torch-free page worker processes vs threads: pages/s, lines/s, stages
+(and on a GPU its busy share, bench/gpu_busy.py).
 
     python bench/bench_page_workers.py [--pages 16] [--lines 15] [--configs threads=2,processes=0,...]
                                        [--repeats 3] [--model DIR] [--device auto] [--torch-threads N]
@@ -30,6 +31,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_busy import GpuBusy  # noqa: E402  (bench/ is on the path: the script's folder)
 
 
 def render_pages(folder: Path, pages: int, lines: int, seed: int) -> dict:
@@ -65,14 +68,15 @@ def run_once(name: str, recognizer, folder: Path, out: Path, truths: dict, batch
                          batch_lines=batch_lines, progress=False, workers=int(workers), processes=kind == "processes")
     stages = StageTimes()
     cpu_before = cpu_seconds()
-    summary = run_batch(recognizer, [folder], config, on_page=collect, stages=stages)
+    with GpuBusy(recognizer.device) as busy:
+        summary = run_batch(recognizer, [folder], config, on_page=collect, stages=stages)
     cpu = cpu_seconds() - cpu_before
     if summary.failures:
         raise SystemExit(f"{name}: {len(summary.failures)} pages failed: {summary.failures[0]}")
     return {"config": name, "seconds": summary.seconds, "pages": summary.pages, "lines": summary.lines,
             "pages_per_s": summary.pages / summary.seconds, "lines_per_s": summary.lines / summary.seconds,
             "cpu_per_page": cpu / summary.pages, "cer": summarize(scores).cer, "texts": texts,
-            "stages": vars(stages)}
+            "stages": vars(stages), **busy.summary(), "gpu_busy": busy.describe()}
 
 
 def cpu_seconds() -> float:
@@ -133,7 +137,7 @@ def main() -> None:
             result["load_average"] = load_average()
             runs[config].append(result)
             print(f"  run {repeat + 1} {config:12s} {result['pages_per_s']:.3f} pages/s  "
-                  f"(load {result['load_average']})", flush=True)
+                  f"(load {result['load_average']}) {result['gpu_busy']}".rstrip(), flush=True)
     reference = runs[configs[0]][0]["texts"]
     print(f"\n{'config':12s} {'pages/s':>8s} {'lines/s':>8s}  range pages/s  CPU s/page  same texts as {configs[0]}"
           + ("   page CER" if trained else ""))
@@ -151,6 +155,8 @@ def main() -> None:
         print(f"{'':12s} stages: wait for pages {s['wait']:.1f} s, network {s['network']:.1f} s, "
               f"write {s['write']:.1f} s of {s['wall']:.1f} s; prepare CPU {s['prepare_cpu']:.1f} s "
               f"({s['prepare_cpu'] / median['pages']:.3f} s/page)")
+        if median["gpu_busy"]:
+            print(f"{'':12s} {median['gpu_busy']}")
     if args.json:
         for results in runs.values():
             for r in results:

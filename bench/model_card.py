@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from gpu_busy import GpuBusy  # bench/ is on the path when run as a script
 
 from hwr.datasets.synthetic import SyntheticLines, digit_string_lines
 from hwr.recognition.model import Recognizer
@@ -51,11 +52,13 @@ def speed(recognizer: Recognizer, lines, threads: int, big_batch: int = 0) -> di
     if big_batch:
         recognizer.recognize_normalized(normalized, big_batch)  # warm-up (cuDNN picks its kernels)
         big_passes = []
-        for _ in range(3):
-            start = time.perf_counter()
-            recognizer.recognize_normalized(normalized, big_batch)
-            big_passes.append(time.perf_counter() - start)
+        with GpuBusy(recognizer.device) as busy:
+            for _ in range(3):
+                start = time.perf_counter()
+                recognizer.recognize_normalized(normalized, big_batch)
+                big_passes.append(time.perf_counter() - start)
         extra[f"batch{big_batch}_lines_per_s"] = round(len(normalized) / sorted(big_passes)[1], 1)
+        extra.update({f"batch{big_batch}_{key}": value for key, value in busy.summary().items()})
     singles = []
     for line in normalized[:20]:
         start = time.perf_counter()
@@ -92,7 +95,10 @@ def gpu_line(gpu: dict | None) -> str:
     if not gpu:
         return "- GPU: not measured for this model (no GPU was available to the session that trained it)."
     return (f"- GPU ({gpu['device']}): {gpu['batch16_lines_per_s']} lines/s at batch 16, "
-            f"{gpu['batch256_lines_per_s']} lines/s at batch 256; {gpu['one_line_ms_median']} ms for one line (median)"
+            f"{gpu['batch256_lines_per_s']} lines/s at batch 256"
+            + (f" (GPU busy {gpu['batch256_gpu_busy_percent']:.0f}% of the time)"
+               if gpu.get("batch256_gpu_busy_percent") is not None else "")
+            + f"; {gpu['one_line_ms_median']} ms for one line (median)"
             + (f"; measured on {gpu['measured_on']}." if gpu.get("measured_on") else "."))
 
 
