@@ -34,8 +34,10 @@ from hwr.documents.pages import DEFAULT_DPI, PageRef, load_page
 from hwr.documents.reading_choice import whole_reading_wins
 from hwr.documents.segment import PageLayout, SegmentConfig
 from hwr.recognition.imaging import (
+    MIN_LINE_ROWS,
     LineGeometry,
     NormalizeConfig,
+    blank_line,
     normalize_line_with_geometry,
     readable_gray,
 )
@@ -226,9 +228,12 @@ def page_inputs(gray: np.ndarray, page: Page, is_line: bool, mode: str, is_docum
 
 def line_inputs(gray: np.ndarray, page: Page, is_line: bool, normalize_config: NormalizeConfig):
     """Network inputs of a page's lines: (normalised float arrays, geometries), in line order."""
-    crops = [turned(gray, page.orientation)] if is_line else [cut_line(gray, line, turn=page.orientation)
-                                                              for line in page.lines]
-    prepared = [normalize_line_with_geometry(crop, normalize_config) for crop in crops]
+    if is_line:  # the image is the line: one too thin to hold one is refused (ImageError)
+        prepared = [normalize_line_with_geometry(turned(gray, page.orientation), normalize_config)]
+    else:  # a segmented line too thin to read is blank, not the page's failure
+        crops = [cut_line(gray, line, turn=page.orientation) for line in page.lines]
+        prepared = [blank_line(normalize_config) if crop.shape[0] < MIN_LINE_ROWS
+                    else normalize_line_with_geometry(crop, normalize_config) for crop in crops]
     return [a for a, _ in prepared], [g for _, g in prepared]
 
 

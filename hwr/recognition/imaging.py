@@ -77,8 +77,8 @@ class NormalizeConfig:
 
 
 def _describe(source) -> str:
-    if isinstance(source, (str, Path)):
-        return str(source)
+    if isinstance(source, (str, os.PathLike)):
+        return os.fsdecode(source)
     return f"<{type(source).__name__}>"
 
 
@@ -92,6 +92,8 @@ def pil_to_gray(img: Image.Image, source: str = "<image>") -> np.ndarray:
         # A transparent colour (PNG's tRNS: what optimisers make of an on/off alpha) is
         # transparency as an alpha channel is: the page had read as its hidden colour, often black.
         img = img.convert("RGBA")
+    if img.mode == "La":  # premultiplied: Pillow converts it to LA only
+        img = img.convert("LA")
     if img.mode in ("RGBA", "LA", "PA"):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, _ground_for(img)), img)
@@ -167,6 +169,12 @@ def _wide_to_gray(img: Image.Image, source: str) -> np.ndarray:
     if isinstance(transparent, int) and values.dtype.kind == "u":
         # A 16-bit PNG's tRNS value: white, as alpha is composited on white.
         values = np.where(values == transparent, np.iinfo(values.dtype).max, values)
+    return stretched_to_uint8(values)
+
+
+def stretched_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Pixels of any range stretched to uint8 between their darkest and lightest values, a few
+    stray ones apart (_stretch_range); one value everywhere is white paper."""
     lo, hi = _stretch_range(values.ravel())
     if hi <= lo:
         return np.full(values.shape, 255, np.uint8)
@@ -236,8 +244,9 @@ def load_gray(source) -> np.ndarray:
         return _pil_source_to_gray(source, name)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    elif isinstance(source, (str, Path)):
-        check_file(Path(source), name)
+    elif isinstance(source, (str, os.PathLike)):  # any path object, as open() takes
+        source = Path(name)
+        check_file(source, name)
     else:
         raise ImageError(name, "not an image: expected a file path, bytes, a PIL image or a numpy array")
     return _opened(source, name, decode=True)
@@ -392,8 +401,13 @@ def _pil_source_to_gray(img: Image.Image, name: str) -> np.ndarray:
 def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
     """A numpy image (HxW, HxWx3 RGB, HxWx4 RGBA; bool, integer or float dtype) to uint8 gray.
 
-    Float arrays in [0, 1] are scaled to [0, 255]; NaN or infinite values are refused (an
-    all-NaN array would otherwise become a blank-looking image that reads as anything)."""
+    Values in [0, 1] (floats, or integers 0 and 1: a mask) are scaled to [0, 255]; integers in
+    [0, 255] are taken as 8-bit whatever the dtype; any other range (16-bit or 10-bit pixels,
+    floats a hair above 1 after a brightness change, -1 to 1, 0 to 255) is stretched between its
+    darkest and lightest values, as a 16-bit or float file is (`_wide_to_gray`). Fixed scales had read
+    such arrays as nearly black or nearly white lines: empty text, surely. NaN or infinite
+    values are refused (an all-NaN array would otherwise become a blank-looking image that
+    reads as anything)."""
     if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ImageError(source, f"unsupported array dtype {arr.dtype} (expected bool, integer or float pixels)")
     if arr.dtype == np.bool_:
@@ -408,15 +422,37 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ImageError(source, "array holds NaN or infinite values")
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
-        elif arr.dtype == np.uint16:
-            arr = arr / 257.0
-        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+        arr = _scaled_to_uint8(arr)
     if arr.ndim == 2:
         return pil_to_gray(Image.fromarray(arr, "L"), source)
     mode = "RGB" if arr.shape[2] == 3 else "RGBA"
     return pil_to_gray(Image.fromarray(np.ascontiguousarray(arr), mode), source)
+
+
+def _scaled_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """array_to_gray's scale for a non-uint8 array; an RGBA array's alpha is scaled on its own."""
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return np.dstack([_scaled_to_uint8(arr[:, :, :3]), _alpha_to_uint8(arr[:, :, 3])])
+    values = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian pixels as numbers
+    lo, hi = values.min(), values.max()
+    if lo >= 0 and hi <= 1 and (values.dtype.kind == "f" or hi == 1):
+        return np.rint(values * 255.0).astype(np.uint8)
+    if lo >= 0 and hi <= 255 and values.dtype.kind != "f":
+        return values.astype(np.uint8)
+    # Floats past [0, 1] may be 0-1.05 or 0-255: only their range tells.
+    return stretched_to_uint8(values)
+
+
+def _alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
+    """An alpha channel's scale is its dtype's (or 1 for floats), never its range: an opaque
+    one-value alpha stays opaque, and 30000 of 65535 stays half transparent."""
+    alpha = alpha.astype(alpha.dtype.newbyteorder("="), copy=False)
+    hi = alpha.max()
+    if alpha.dtype.kind == "f":
+        top = 1.0 if hi <= 1 else float(hi)
+    else:
+        top = 1 if hi == 1 else 255 if hi <= 255 else np.iinfo(alpha.dtype).max
+    return np.clip(np.rint(alpha.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.
@@ -858,6 +894,12 @@ class LineGeometry:
         return self.x_offset + x / self.x_scale
 
 
+# The fewest rows a line image may have: a sliver has no line of writing to read (the shipped
+# model read lines shrunk whole to 8 rows at 84% CER; a tight crop of 5 rows still holds a
+# few-pixel x-height).
+MIN_LINE_ROWS = 5
+
+
 def normalize_line(source, config: NormalizeConfig | None = None) -> np.ndarray:
     """Line image (any source) -> float32 (line_height, W) array, ink = 1, cropped and resized."""
     return normalize_line_with_geometry(source, config)[0]
@@ -876,7 +918,13 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     # at its edges, and the network read them as letters (noise.without_pepper). A data set's
     # padding or a polygon's mask around the line, flat white or black, became part of its ink
     # box and turned its paper into ink (hwr.recognition.fill).
-    gray, fill_x, fill_y = readable_line(load_gray(source))
+    loaded = load_gray(source)
+    if loaded.shape[0] < MIN_LINE_ROWS:
+        # A sliver (a segmenter's bad crop, one row of a line) stretched to the network's height
+        # became stripes, read as "IlI1I..." at middling confidence: a line has more rows.
+        raise ImageError(_describe(source), f"{loaded.shape[0]} px high: too thin to hold a line of writing (at "
+                                            f"least {MIN_LINE_ROWS} rows)")
+    gray, fill_x, fill_y = readable_line(loaded)
     if config.flatten_background:
         gray = flatten_background(gray)
     ink = ink_map(gray, config.low_percentile, config.high_percentile)
@@ -884,8 +932,7 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     ink[ink < 0.1] = 0.0
     box = ink_bbox(ink)
     if box is None:
-        # A blank line is valid input (it reads as empty text); keep a small blank strip.
-        return np.zeros((config.line_height, config.line_height // 2), np.float32), LineGeometry()
+        return blank_line(config)
     x0, y0, x1, y1 = box
     margin = int(round(config.margin * (y1 - y0)))
     h, w = ink.shape
@@ -897,6 +944,12 @@ def normalize_line_with_geometry(source, config: NormalizeConfig | None = None) 
     geometry = LineGeometry(float(fill_x + x0), float(fill_y + y0), out.shape[1] / crop.shape[1],
                             out.shape[0] / crop.shape[0])
     return out, geometry
+
+
+def blank_line(config: NormalizeConfig) -> tuple[np.ndarray, LineGeometry]:
+    """The network input of a line without ink: a blank line is valid input (it reads as empty
+    text), a small blank strip."""
+    return np.zeros((config.line_height, config.line_height // 2), np.float32), LineGeometry()
 
 
 def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:

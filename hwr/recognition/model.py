@@ -221,7 +221,9 @@ def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
     is neither comes back as given, for the caller's "not found"."""
     if not name_or_dir:
         return default_model_dir()
-    path = Path(name_or_dir)
+    if not isinstance(name_or_dir, (str, os.PathLike)):
+        raise ModelError(f"{name_or_dir!r:.80}: not a model: expected a model folder's path or a shipped model's name")
+    path = Path(os.fsdecode(name_or_dir))
     named = models_dir() / path
     # A name whose folder a stopped save left as `.NAME.previous` is that model too: its message
     # (read_model_config) says how to get it back, where a plain "not found" had said nothing.

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from hwr.recognition import imaging
-from hwr.recognition.imaging import ImageError, NormalizeConfig, load_gray, normalize_line
+from hwr.recognition.imaging import MIN_LINE_ROWS, ImageError, NormalizeConfig, load_gray, normalize_line
 
 import bad_inputs
 from helpers import render_line
@@ -52,6 +52,19 @@ def test_a_float_tiff_with_pixels_that_are_not_numbers_is_refused_naming_the_fil
     Image.fromarray(pixels).save(broken)
     with pytest.raises(ImageError, match="broken.tif: .*not numbers"):
         load_gray(broken)
+
+
+def test_a_premultiplied_la_image_and_any_path_object_load(tmp_path, line_image):
+    gray = line_image("premultiplied")
+    la = Image.merge("LA", [Image.fromarray(np.zeros_like(gray)), Image.fromarray(255 - gray)]).convert("La")
+    assert np.abs(load_gray(la).astype(int) - gray).max() <= 2  # was "conversion from La to L not supported"
+    Image.fromarray(gray).save(tmp_path / "line.png")
+
+    class Location:  # an os.PathLike that is no pathlib.Path, as open() takes
+        def __fspath__(self):
+            return str(tmp_path / "line.png")
+
+    assert np.array_equal(load_gray(Location()), gray)
 
 
 def test_a_transparent_colour_is_paper_as_an_alpha_channel_is(tmp_path, line_image):
@@ -126,6 +139,47 @@ def test_a_stray_pixel_far_beyond_a_wide_images_values_does_not_squeeze_the_page
     assert np.array_equal(loaded[1:], gray[1:]) or np.abs(loaded[1:].astype(int) - gray[1:]).max() <= 1
 
 
+def _as_array(gray: np.ndarray, form: str) -> np.ndarray:
+    """An 8-bit line as a caller's array of another form (what a probe's arrays had read as empty)."""
+    return {
+        "float 0-1, one pixel a hair above": lambda g: np.where(np.arange(g.size).reshape(g.shape) == 0, 1.0001,
+                                                                 g / 255.0),
+        "float 0-1.05 (brightened)": lambda g: np.clip(g / 255.0 * 1.05, 0, 1.05),
+        "float -1 to 1": lambda g: g / 127.5 - 1.0,
+        "8-bit values in uint16": lambda g: g.astype(np.uint16),
+        "10-bit uint16": lambda g: g.astype(np.uint16) * 4,
+        "16-bit values in int32": lambda g: g.astype(np.int32) * 257,
+        "big-endian 16-bit": lambda g: (g.astype(np.uint16) * 257).astype(">u2"),
+        "int 0/1 mask": lambda g: (g > 127).astype(np.int64),
+        "float32 0-255": lambda g: g.astype(np.float32),
+    }[form](gray)
+
+
+@pytest.mark.parametrize("form", ["float 0-1, one pixel a hair above", "float 0-1.05 (brightened)", "float -1 to 1",
+                                  "8-bit values in uint16", "10-bit uint16", "16-bit values in int32",
+                                  "big-endian 16-bit", "int 0/1 mask", "float32 0-255"])
+def test_an_array_of_any_pixel_range_loads_as_its_8_bit_line(line_image, form):
+    """Fixed scales (x255 only up to 1.0, /257 for uint16 alone, a clip at 255) had made these
+    nearly black or white: each read as empty text with 0.99 confidence."""
+    gray = line_image("arrays")
+    loaded = load_gray(_as_array(gray, form))
+    if form == "int 0/1 mask":
+        assert np.array_equal(loaded, np.where(gray > 127, 255, 0))
+    else:
+        assert np.abs(loaded[1:].astype(int) - gray[1:]).max() <= 3, form  # [0, 0] is the stray of the first
+
+
+def test_an_rgba_arrays_alpha_keeps_its_scale_not_its_range():
+    ink = np.zeros((20, 30, 4), np.uint16)
+    ink[..., 3] = 65535  # opaque black everywhere but a half-transparent block
+    ink[5:15, 10:20, 3] = 32768
+    gray = load_gray(ink)
+    assert gray[0, 0] == 0 and 120 <= gray[10, 15] <= 135  # black at half opacity on white: mid gray
+    floats = np.ones((20, 30, 4), np.float32)  # white, opaque: one alpha value, not stretched to 0
+    floats[5:15, 5:25, :3] = 0.0
+    assert load_gray(floats)[0, 0] == 255 and load_gray(floats)[10, 10] == 0
+
+
 def test_a_wide_page_whose_only_ink_is_a_dot_is_stretched_whole():
     """The strays' rule never drops writing: ink rarer than the strays allowed is kept on flat
     paper (no range for a gap to exceed) and on grainy paper (cut, the grain would fill the range)."""
@@ -185,9 +239,24 @@ def test_blank_image_gives_empty_strip():
 
 
 def test_an_image_of_one_shade_has_no_ink_whatever_its_darkness():
-    for shade, shape in ((0, (40, 200)), (128, (40, 200)), (0, (1, 1)), (0, (3, 500))):
+    for shade, shape in ((0, (40, 200)), (128, (40, 200)), (0, (5, 5)), (255, (5, 500))):
         out = normalize_line(np.full(shape, shade, np.uint8), NormalizeConfig(line_height=32))
         assert out.shape[0] == 32 and out.max() == 0.0, (shade, shape)
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_a_line_image_too_thin_to_hold_writing_is_refused_by_name(tmp_path, rows):
+    """A sliver of a line (a bad crop) stretched to the network's height had read as stripes:
+    "IlI1I..." at middling confidence, a thousand letters for one row of a long line."""
+    line = render_line("thin slices")
+    middle = line.shape[0] // 2
+    sliver = line[middle:middle + rows]
+    with pytest.raises(ImageError, match=rf"<ndarray>: {rows} px high: too thin to hold a line of writing"):
+        normalize_line(sliver)
+    cv2.imwrite(str(tmp_path / "sliver.png"), np.tile(sliver, (1, 8)))
+    with pytest.raises(ImageError, match=r"sliver.png: \d px high: too thin"):
+        normalize_line(tmp_path / "sliver.png")
+    normalize_line(line[middle - 2:middle - 2 + MIN_LINE_ROWS])  # from MIN_LINE_ROWS on, read as any line
 
 
 def test_a_few_ink_pixels_on_wide_paper_still_count_as_ink():

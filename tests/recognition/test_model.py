@@ -50,6 +50,12 @@ def test_missing_and_corrupt_weights_fail_clearly(tmp_path):
         Recognizer.load(tmp_path / "absent")
 
 
+def test_a_model_named_by_something_other_than_a_path_is_refused_as_a_model_error():
+    for value in (b"models/hwr-en-small", 42, ["hwr-en-small"]):
+        with pytest.raises(ModelError, match="not a model: expected a model folder's path"):
+            Recognizer.load(value, device="cpu")
+
+
 def test_a_model_folder_named_in_latin1_loads(tmp_path):
     """safetensors takes UTF-8 names only: a folder named in Latin-1 (an old archive's modèle)
     had its intact weights called "corrupt or unreadable"."""

@@ -40,8 +40,8 @@ def test_images_without_ink_read_as_empty_text(monkeypatch):
     import numpy as np
 
     monkeypatch.delenv("HWR_MODEL", raising=False)
-    blank = [np.full((48, 400), 255, np.uint8), np.zeros((48, 400), np.uint8), np.zeros((1, 1), np.uint8),
-             np.full((30, 300), 140, np.uint8)]
+    blank = [np.full((48, 400), 255, np.uint8), np.zeros((48, 400), np.uint8), np.zeros((5, 5), np.uint8),
+             np.full((30, 300), 140, np.uint8)]  # (fewer than 5 rows are refused: MIN_LINE_ROWS)
     assert [r.text for r in Recognizer.load(device="cpu").recognize(blank)] == ["", "", "", ""]
 
 
