@@ -26,8 +26,10 @@ does; the recognizer later cuts lines from the full-resolution grayscale page):
 6. Every ink component goes to a line: the core it overlaps, or (dots, commas, accents,
    detached descenders) the nearest line centre; a component touching two cores (a
    descender looping into the next line's ascender) is split pixel by pixel at the middle.
-7. Text regions (blocks and columns) are the cores grown by a column gap; reading order is
-   a recursive XY cut over the regions, then top to bottom within each region.
+7. Text regions (blocks and columns) are the ink and the cores grown by a column gap; reading
+   order is a recursive XY cut over the regions, then top to bottom within each region, lines
+   side by side in one row (a table's cells) left to right. An upright rule (a table's inner
+   border) parts the line cores on either side of it: each cell is a line.
 
 Per line: an envelope polygon (top and bottom of its ink in slices along the line), a
 straight baseline fitted to the bottom of its core, and the bounding box, all in page pixels.
@@ -66,7 +68,11 @@ class SegmentConfig:
     core_threshold: float = 0.25  # fraction of the page's dense-core level
     min_core_area: float = 0.4  # (x h^2) smaller cores are noise, not lines
     split_ratio: float = 1.7  # cores taller than this x the median core height hold 2+ lines
-    column_gap: float = 5.0  # horizontal gap (x h) that separates text columns
+    # Horizontal gap (x h) between the ink of two text regions (columns, a margin's notes). 4 h
+    # parted two columns 60 px apart at a 24 px x-height (a layout probe's page; at 5 h they read
+    # as one, each line "left text ... right text"), and also a line's wide word gap of 5 h: a
+    # gap alone cannot tell a gutter from a word gap (a gutter runs down several lines).
+    column_gap: float = 5.0
     attach_distance: float = 1.2  # how far (x h) a dot or comma may lie from its line centre
     min_line_ink: float = 0.25  # (x h^2) lines with less ink are dropped as noise
     # Envelope polygon resolution along the line (x h). Each slice's edge is the ink's top and
@@ -146,10 +152,13 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     binary = remove_specks(binary, config.speck_area * h * h)
     to_work, size = rotation_matrix(small.shape, angle)
     work = binary if angle == 0.0 else cv2.warpAffine(binary, to_work, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    rules = None
     if config.remove_rules:
+        ruled = work
         work = remove_rules(work, config.rule_min_length * h, config.rule_max_tilt_deg,
                             round(config.rule_crossing_run * h))
-    lines, regions = find_lines(work, h, config)
+        rules = ruled & (1 - work)  # a table's borders, a margin rule: they part regions
+    lines, regions = find_lines(work, h, config, rules)
     # work pixel -> page pixel: undo the rotation, then the reduction.
     back = cv2.invertAffineTransform(to_work) / scale
     page_lines = [_to_page(line, back, full_w, full_h, k, h, config) for k, line in enumerate(lines)]
@@ -653,7 +662,10 @@ class _WorkLine:
     baseline: tuple[float, float] = (0.0, 0.0)  # y = a * x + b
 
 
-def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[list[_WorkLine], list[list[int]]]:
+def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.ndarray | None = None
+               ) -> tuple[list[_WorkLine], list[list[int]]]:
+    """Lines of a deskewed binary work image, and their regions in reading order; `rules`: the
+    ruling removed from it, which no region reaches across."""
     density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h,
                                sigmaY=config.core_sigma_y * h)
     inked = density[binary > 0]
@@ -662,14 +674,19 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[lis
     # The dense-core level: a high percentile of the density where there is ink.
     level = float(np.percentile(inked, 95))
     core = (density > config.core_threshold * level).astype(np.uint8)
+    # Text on either side of an upright rule (a table's inner border) is two cells: the smear
+    # had bridged the border, or the cells' cores were merged as one line's fragments.
+    upright = _upright_parts(rules, h) if rules is not None else None
+    if upright is not None:
+        core[upright > 0] = 0
     n, core_labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
     if not keep:
         return [], []
     core_labels, stats = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h)
     keep = [i for i in range(1, len(stats)) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
-    region_of = _regions(core_labels, stats, keep, h, config.column_gap)
-    lines = _merge_fragments(keep, stats, region_of, h)
+    region_of = _regions(core_labels, stats, keep, h, config.column_gap, binary)
+    lines = _merge_fragments(keep, stats, region_of, h, upright)
     if not lines:
         return [], []
     line_of_core = np.zeros(len(stats), np.int32)
@@ -685,6 +702,14 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig) -> tuple[lis
     for line in lines:
         _fit_baseline(line)
     return _reading_order(lines)
+
+
+def _upright_parts(rules: np.ndarray, h: float) -> np.ndarray:
+    """The upright runs of a rules mask (a table's or a margin's vertical rules, a grid's too),
+    a pixel wider on each side: what is left of the mask, widened, after an opening with a
+    column two text heights tall. Level rules may run through letters, and stay out."""
+    widened = cv2.dilate(rules.astype(np.uint8), np.ones((1, 3), np.uint8))
+    return cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones((max(3, int(2 * h)), 1), np.uint8))
 
 
 def _is_streak(line: _WorkLine, h: float) -> bool:
@@ -768,9 +793,16 @@ def _profile_minima(profile: np.ndarray, typical: float) -> list[int]:
     return [a + int(np.argmin(smooth[a:b])) for a, b in zip(top, top[1:])]
 
 
-def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, column_gap: float) -> dict[int, int]:
-    """Region id per core: cores grown by half a column gap sideways and a line gap up and down."""
-    mask = np.isin(labels, keep).astype(np.uint8)
+def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, column_gap: float,
+             ink: np.ndarray) -> dict[int, int]:
+    """Region id per core: the ink and the cores grown by half a column gap sideways and a line
+    gap up and down.
+
+    The ink, not only the cores: thin strokes make small cores far apart, and the gaps between
+    the cores of one line of a fine pen ("be given t|o them") had been wider than a column gap,
+    the line cut in two regions and its halves read in the wrong order. Measured on the ink, the
+    gap between columns is their gutter."""
+    mask = (np.isin(labels, keep) | (ink > 0)).astype(np.uint8)
     kw, kh = max(3, int(column_gap * h)) | 1, max(3, int(2.5 * h)) | 1
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh)))
     _, regions = cv2.connectedComponents(grown, connectivity=8)
@@ -784,8 +816,10 @@ def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, c
     return out
 
 
-def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, int], h: float) -> list[_WorkLine]:
-    """Group cores into lines: same region, overlapping heights, side by side."""
+def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, int], h: float,
+                     upright: np.ndarray | None = None) -> list[_WorkLine]:
+    """Group cores into lines: same region, overlapping heights, side by side, no upright rule
+    (`upright`, _upright_parts) between them."""
     cores = sorted(keep, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
     lines: list[_WorkLine] = []
     spans: list[tuple[int, int]] = []  # y-range of each line's most recent core
@@ -799,6 +833,8 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
             overlap = (min(bottom, y + hh) - max(top, y)) / max(1, min(bottom - top, hh))
             if not _continues(overlap, x - line.x1, h):
                 continue
+            if upright is not None and _rule_between(upright, line.x1, x, max(top, y), min(bottom, y + hh)):
+                continue
             if overlap > best_overlap:
                 best, best_overlap = k, overlap
         if best is not None:
@@ -809,6 +845,14 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
             lines.append(_WorkLine(core=[i], x0=x, x1=x + w, region=region_of[i]))
             spans.append((y, y + hh))
     return lines
+
+
+def _rule_between(upright: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> bool:
+    """Whether an upright rule crosses the rows y0..y1 (their middle half) between columns x0 and x1."""
+    if x1 <= x0 or y1 <= y0:
+        return False
+    quarter = (y1 - y0) // 4
+    return bool(upright[y0 + quarter:y1 - quarter or y1, x0:x1].any(axis=0).sum())
 
 
 def _continues(overlap: float, gap: float, h: float) -> bool:
@@ -1015,10 +1059,32 @@ def _reading_order(lines: list[_WorkLine]) -> tuple[list[_WorkLine], list[list[i
     ordered: list[_WorkLine] = []
     groups: list[list[int]] = []
     for region in xy_cut(boxes):
-        members = sorted(by_region[region], key=lambda m: float(np.median(m.pixels[0])))
+        members = _rows_left_to_right(sorted(by_region[region], key=lambda m: float(np.median(m.pixels[0]))))
         groups.append(list(range(len(ordered), len(ordered) + len(members))))
         ordered.extend(members)
     return ordered, groups
+
+
+def _rows_left_to_right(lines: list[_WorkLine]) -> list[_WorkLine]:
+    """Lines sorted top to bottom, with those side by side in one row (a table's cells, parted by
+    its rule) left to right: each line's middle lies within the other's core rows. Lines one
+    above the other never do, so a column of text keeps its order."""
+    rows = [tuple(np.percentile(line.pixels[0], [25, 50, 75])) for line in lines]
+    order = list(range(len(lines)))
+    for end in range(len(order) - 1, 0, -1):  # a bubble pass per line: rows hold a few cells
+        swapped = False
+        for k in range(end):
+            a, b = order[k], order[k + 1]
+            if lines[b].x0 < lines[a].x0 and _side_by_side(rows[a], rows[b]):
+                order[k], order[k + 1], swapped = b, a, True
+        if not swapped:
+            break
+    return [lines[k] for k in order]
+
+
+def _side_by_side(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
+    """Whether two lines' (25th, 50th, 75th percentile) rows put each one's middle in the other's."""
+    return a[0] <= b[1] <= a[2] and b[0] <= a[1] <= b[2]
 
 
 def xy_cut(boxes: dict[int, tuple[int, int, int, int]]) -> list[int]:

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from hwr.documents.page_eval import match_lines
 from hwr.documents.segment import (
     SegmentConfig,
+    _regions,
     analyse_page,
     remove_rules,
     rotation_matrix,
@@ -256,6 +257,53 @@ def test_columns_read_left_column_first():
     assert all(c < 520 for c in centres[:3]) and all(c > 720 for c in centres[3:])
     ys = [line.bbox[1] for line in found]
     assert ys[:3] == sorted(ys[:3]) and ys[3:] == sorted(ys[3:])
+
+
+def ruled_table(rows, gap=40, cell_width=260, pitch=70, size=34):
+    """A table of two columns ruled all round, the left cells' text right-aligned against the
+    inner border (as numbers in a ledger are): the cells' text `gap` px apart across the rule."""
+    font = ImageFont.load_default(size=size)
+    img = Image.new("L", (2 * cell_width + gap + 80, 80 + pitch * len(rows)), 235)
+    draw = ImageDraw.Draw(img)
+    rule_x = 40 + cell_width + gap // 2
+    for k, (left, right) in enumerate(rows):
+        y = 50 + pitch * k
+        draw.text((40 + cell_width - draw.textlength(left, font=font), y), left, fill=30, font=font)
+        draw.text((rule_x + gap // 2, y), right, fill=30, font=font)
+    bottom = 40 + pitch * len(rows)
+    for k in range(len(rows) + 1):
+        draw.line([(20, 40 + pitch * k), (img.width - 20, 40 + pitch * k)], fill=60, width=2)
+    for x in (20, rule_x, img.width - 20):
+        draw.line([(x, 40), (x, bottom)], fill=60, width=2)
+    return np.asarray(img), rule_x
+
+
+def test_a_ruled_tables_cells_are_lines_of_their_own_read_row_by_row():
+    """Cells beside each other across a table's inner rule had been read as one line ("left one
+    right one"): the smear of their ink bridged the rule."""
+    rows = [(f"left {w}", f"right {w}") for w in ("one", "two", "three", "four", "five", "six")]
+    page, rule_x = ruled_table(rows)
+    found = segment_page(page)
+    assert len(found) == 2 * len(rows)
+    sides = ["left" if line.bbox[2] < rule_x else "right" if line.bbox[0] > rule_x else "both" for line in found]
+    assert sides == ["left", "right"] * len(rows)  # each row's cells left to right, then the next row
+    tops = [line.bbox[1] for line in found[::2]]
+    assert tops == sorted(tops)
+
+
+def test_a_fine_pens_line_is_one_region_where_its_cores_lie_far_apart():
+    """A fine pen's letters make small cores: the gap between two cores of one line ("be given
+    t|o them") was wider than a column gap, and the line was cut into two regions, read in the
+    wrong order. Its ink joins them."""
+    labels = np.zeros((40, 300), np.int32)
+    labels[15:25, 10:60] = 1
+    labels[15:25, 200:250] = 2
+    stats = np.array([[0, 0, 0, 0, 0], [10, 15, 50, 10, 500], [200, 15, 50, 10, 500]], np.int32)
+    no_ink = np.zeros_like(labels, np.uint8)
+    assert len(set(_regions(labels, stats, [1, 2], 10.0, 4.0, no_ink).values())) == 2  # 140 px apart: two
+    thin_stroke = no_ink.copy()
+    thin_stroke[20, 60:200] = 1  # the letters' thin strokes between the cores
+    assert len(set(_regions(labels, stats, [1, 2], 10.0, 4.0, thin_stroke).values())) == 1
 
 
 def test_xy_cut_orders_header_then_columns():
