@@ -45,22 +45,21 @@ def main() -> None:
           f"cpus {os.cpu_count()}; model {first.path}")
     texts = {name: [r.text for r in rec.recognize_normalized(lines, args.batch_size)] for name, rec in readers.items()}
     rates: dict[str, list[float]] = {name: [] for name in readers}
-    busy: dict[str, GpuBusy] = {name: GpuBusy(rec.device) for name, rec in readers.items()}
-    for _ in range(args.rounds):
-        for name, rec in readers.items():
-            # The readers take turns (a shared machine drifts): each one's GPU samples add up.
-            with GpuBusy(rec.device) as this_run:
-                started = time.perf_counter()
+    turns: dict[str, list[tuple[float, float]]] = {name: [] for name in readers}
+    # The readers take turns (a shared machine drifts): one sampler, each turn's samples its reader's.
+    with GpuBusy(first.device) as busy:
+        for _ in range(args.rounds):
+            for name, rec in readers.items():
+                started, turn_start = time.perf_counter(), time.monotonic()
                 rec.recognize_normalized(lines, args.batch_size)
                 if rec.device.type == "cuda":
                     torch.cuda.synchronize()
                 rates[name].append(args.lines / (time.perf_counter() - started))
-            busy[name].samples += this_run.samples
-            busy[name].error = busy[name].error or this_run.error
+                turns[name].append((turn_start, time.monotonic()))
     reference = texts.get(f"search, {args.workers[0]} workers")
     for name, r in rates.items():
         same = "" if name == "greedy" else f"; same texts as {args.workers[0]} workers: {texts[name] == reference}"
-        gpu = f"; {busy[name].describe()}" if busy[name].enabled else ""
+        gpu = f"; {busy.during(turns[name]).describe()}" if busy.enabled else ""
         print(f"{name:18s} {sorted(r)[len(r) // 2]:8.1f} lines/s (range {min(r):.0f}-{max(r):.0f}){same}{gpu}")
     for rec in readers.values():
         rec.close()

@@ -12,9 +12,10 @@ and any command can be measured whole:
 
     python bench/gpu_busy.py -- python bench/bench_pages.py --device cuda ...
 
-nvidia-smi (`--query-gpu=utilization.gpu -lms`) runs as a child process for the block's
-duration: the sampling costs the measured process nothing, and no NVML binding is needed
-(the GPU image has none). Its "utilization" is the share of the sample period in which a
+nvidia-smi (`--query-gpu=utilization.gpu --loop-ms`) runs as a child process for the block's
+duration: the measured process only reads its lines in a thread (nvidia-smi itself takes a
+little host CPU; start one sampler per benchmark, not per short turn: `GpuBusy.during`), and no
+NVML binding is needed (the GPU image has none). Its "utilization" is the share of the sample period in which a
 kernel ran, not how much of the GPU the kernels filled: a low figure says the GPU waited,
 a high one does not say it was used well. Torch-free: the page benchmarks' workers import it.
 """
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 
 SAMPLE_MS = 200
 
@@ -51,6 +53,7 @@ class GpuBusy:
         self.command = command or ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
                                    f"--loop-ms={sample_ms}", f"--id={smi_index(index)}"]
         self.samples: list[float] = []
+        self.times: list[float] = []  # time.monotonic() at which each sample was read
         self.error = ""
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
@@ -71,10 +74,13 @@ class GpuBusy:
     def _read(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             try:
-                self.samples.append(float(line.strip().rstrip("%")))
+                value = float(line.strip().rstrip("%"))
             except ValueError:  # "[N/A]", a warning: the sample is missing, not zero
                 if line.strip() and not self.error:
                     self.error = line.strip()[:120]
+                continue
+            self.times.append(time.monotonic())
+            self.samples.append(value)
 
     def __exit__(self, *exc_info) -> None:
         process, self._process = self._process, None
@@ -82,14 +88,28 @@ class GpuBusy:
             return
         process.terminate()
         try:
-            _, stderr = process.communicate(timeout=5)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
+            process.wait()
+        # The reader alone reads stdout, to its end: the samples in flight are kept.
         if self._reader is not None:
             self._reader.join(timeout=5)
+        stderr = process.stderr.read() if process.stderr else ""
         if not self.samples and not self.error:
             self.error = (stderr or "").strip()[:120] or f"{self.command[0]} gave no samples"
+
+    def during(self, spans: list[tuple[float, float]]) -> GpuBusy:
+        """The samples read within the (start, end) monotonic-time spans, as a GpuBusy of their
+        own: one sampler for a benchmark whose settings take turns (starting nvidia-smi for each
+        short turn costs CPU in the timed part, and its first sample comes late)."""
+        part = GpuBusy(command=self.command)
+        part.enabled, part.error = self.enabled, self.error
+        for moment, value in zip(self.times, self.samples):
+            if any(start <= moment <= end for start, end in spans):
+                part.times.append(moment)
+                part.samples.append(value)
+        return part
 
     @property
     def mean(self) -> float | None:

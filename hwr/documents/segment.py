@@ -68,10 +68,10 @@ class SegmentConfig:
     core_threshold: float = 0.25  # fraction of the page's dense-core level
     min_core_area: float = 0.4  # (x h^2) smaller cores are noise, not lines
     split_ratio: float = 1.7  # cores taller than this x the median core height hold 2+ lines
-    # Horizontal gap (x h) between the ink of two text regions (columns, a margin's notes). 4 h
-    # parted two columns 60 px apart at a 24 px x-height (a layout probe's page; at 5 h they read
-    # as one, each line "left text ... right text"), and also a line's wide word gap of 5 h: a
-    # gap alone cannot tell a gutter from a word gap (a gutter runs down several lines).
+    # Horizontal gap (x h) between the ink of two text regions (columns, a margin's notes). Not 4:
+    # that parted a layout probe's two columns 60 px apart (which 5 reads as one, each line "left
+    # text ... right text"), and also a line's word gap of 5 h (test_segment's "first   far
+    # away"). A gap alone cannot tell a gutter from a word gap; a gutter runs down several lines.
     column_gap: float = 5.0
     attach_distance: float = 1.2  # how far (x h) a dot or comma may lie from its line centre
     min_line_ink: float = 0.25  # (x h^2) lines with less ink are dropped as noise
@@ -157,7 +157,7 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
         ruled = work
         work = remove_rules(work, config.rule_min_length * h, config.rule_max_tilt_deg,
                             round(config.rule_crossing_run * h))
-        rules = ruled & (1 - work)  # a table's borders, a margin rule: they part regions
+        rules = ruled & (1 - work)  # a table's inner borders among them part the lines' cores
     lines, regions = find_lines(work, h, config, rules)
     # work pixel -> page pixel: undo the rotation, then the reduction.
     back = cv2.invertAffineTransform(to_work) / scale
@@ -665,7 +665,7 @@ class _WorkLine:
 def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.ndarray | None = None
                ) -> tuple[list[_WorkLine], list[list[int]]]:
     """Lines of a deskewed binary work image, and their regions in reading order; `rules`: the
-    ruling removed from it, which no region reaches across."""
+    ruling removed from it, whose table borders no line reaches across."""
     density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h,
                                sigmaY=config.core_sigma_y * h)
     inked = density[binary > 0]
@@ -705,11 +705,27 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
 
 
 def _upright_parts(rules: np.ndarray, h: float) -> np.ndarray:
-    """The upright runs of a rules mask (a table's or a margin's vertical rules, a grid's too),
-    a pixel wider on each side: what is left of the mask, widened, after an opening with a
-    column two text heights tall. Level rules may run through letters, and stay out."""
+    """A table's inner borders among the rules removed from a page, a pixel wider on each side:
+    upright runs two text heights tall or more (an opening with a column) whose both ends meet a
+    level rule, as a ruled table's do. A notebook's margin rule runs on past the writing, and
+    text written across it stays one line; level rules may run through letters, and stay out."""
     widened = cv2.dilate(rules.astype(np.uint8), np.ones((1, 3), np.uint8))
-    return cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones((max(3, int(2 * h)), 1), np.uint8))
+    upright = cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones((max(3, int(2 * h)), 1), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(upright, connectivity=8)
+    reach = max(2, int(h))
+    boxed = np.zeros(n, np.uint8)
+    for k in range(1, n):
+        x, y, w, hh = (int(v) for v in stats[k, :4])
+        boxed[k] = all(_level_rule_at(rules, x, w, row, reach) for row in (y, y + hh - 1))
+    return boxed[labels]
+
+
+def _level_rule_at(rules: np.ndarray, x: int, width: int, row: int, reach: int) -> bool:
+    """Whether rule pixels run `reach` or more beside columns x..x+width, near `row`."""
+    band = rules[max(0, row - 2):row + 3]
+    left = band[:, max(0, x - reach):x].any(axis=0).sum()
+    right = band[:, x + width:x + width + reach].any(axis=0).sum()
+    return max(left, right) >= reach
 
 
 def _is_streak(line: _WorkLine, h: float) -> bool:
@@ -848,11 +864,12 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
 
 
 def _rule_between(upright: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> bool:
-    """Whether an upright rule crosses the rows y0..y1 (their middle half) between columns x0 and x1."""
+    """Whether a table's inner border (`_upright_parts`) crosses the middle half of rows y0..y1
+    between columns x0 and x1."""
     if x1 <= x0 or y1 <= y0:
         return False
     quarter = (y1 - y0) // 4
-    return bool(upright[y0 + quarter:y1 - quarter or y1, x0:x1].any(axis=0).sum())
+    return bool(upright[y0 + quarter:y1 - quarter, x0:x1].any())
 
 
 def _continues(overlap: float, gap: float, h: float) -> bool:

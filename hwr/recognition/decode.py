@@ -186,6 +186,8 @@ DEFAULT_FILES = {
 
 # Lexicons from this size on are announced: their word search takes a while to build.
 LARGE_LEXICON_WORDS = 200_000
+# A decoder build this slow (or slower) reports its time, not only in debug logs.
+SLOW_BUILD_SECONDS = 10.0
 MAX_BEAM = 2**31 - 1
 MAX_SCORE = 1000.0
 
@@ -364,7 +366,7 @@ class BeamDecoder:
                 if len(entries) >= LARGE_LEXICON_WORDS:
                     # flashlight's trie of millions of words takes minutes and gigabytes to build (906,524
                     # random words: 45 s, 2.7 GB), with nothing on the screen meanwhile.
-                    log.info("%s: building the word search over %s words (about a minute and 2.5 GB per million)",
+                    log.info("%s: building the word search over %s words (about a minute and 3 GB per million)",
                              self.lexicon_path, f"{len(entries):,}")
                 Path(lexicon).write_text("\n".join(entries) + "\n", encoding="utf-8")
             lm_dict = None
@@ -386,8 +388,8 @@ class BeamDecoder:
                 # The lexicon was checked above, so what fails here is KenLM reading the LM.
                 raise ConfigError(f"{self.lm_path}: cannot load the language model: {kenlm_reason(exc)}") from None
         seconds = time.perf_counter() - started
-        log.log(logging.INFO if seconds >= 10 else logging.DEBUG, "beam decoder (%s) ready in %.1f s", self.mode,
-                seconds)
+        log.log(logging.INFO if seconds >= SLOW_BUILD_SECONDS else logging.DEBUG,
+                "beam decoder (%s) ready in %.1f s", self.mode, seconds)
         return decoder
 
     def start(self, log_probs: torch.Tensor, lengths: torch.Tensor,

@@ -401,11 +401,12 @@ def _pil_source_to_gray(img: Image.Image, name: str) -> np.ndarray:
 def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
     """A numpy image (HxW, HxWx3 RGB, HxWx4 RGBA; bool, integer or float dtype) to uint8 gray.
 
-    Values in [0, 1] (floats, or integers 0 and 1: a mask) are scaled to [0, 255]; integers in
-    [0, 255] are taken as 8-bit whatever the dtype; any other range (16-bit or 10-bit pixels,
-    floats a hair above 1 after a brightness change, -1 to 1, 0 to 255) is stretched between its
-    darkest and lightest values, as a 16-bit or float file is (`_wide_to_gray`). Fixed scales had read
-    such arrays as nearly black or nearly white lines: empty text, surely. NaN or infinite
+    Pixels are read on the scale they were most likely written in (`_nominal_top`): 0-1 (floats,
+    or integers 0 and 1: a mask; floats a little above 1 after a brightness change, up to their
+    highest), 0-255 whatever the dtype, 10-, 12- or 16-bit integers, floats of -1 to 1; any
+    other range is stretched between its darkest and lightest values, as a 16-bit or float file
+    is (`_wide_to_gray`). Fixed scales of old (x255 only up to 1.0, /257 for uint16 alone, a clip
+    at 255) had read such arrays as nearly black or white lines: empty text, surely. NaN or infinite
     values are refused (an all-NaN array would otherwise become a blank-looking image that
     reads as anything)."""
     if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -432,27 +433,41 @@ def array_to_gray(arr: np.ndarray, source: str = "<array>") -> np.ndarray:
 def _scaled_to_uint8(arr: np.ndarray) -> np.ndarray:
     """array_to_gray's scale for a non-uint8 array; an RGBA array's alpha is scaled on its own."""
     if arr.ndim == 3 and arr.shape[2] == 4:
-        return np.dstack([_scaled_to_uint8(arr[:, :, :3]), _alpha_to_uint8(arr[:, :, 3])])
+        return np.dstack([_scaled_to_uint8(arr[:, :, :3]), _scaled_to_uint8(arr[:, :, 3])])
     values = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian pixels as numbers
-    lo, hi = values.min(), values.max()
-    if lo >= 0 and hi <= 1 and (values.dtype.kind == "f" or hi == 1):
-        return np.rint(values * 255.0).astype(np.uint8)
-    if lo >= 0 and hi <= 255 and values.dtype.kind != "f":
-        return values.astype(np.uint8)
-    # Floats past [0, 1] may be 0-1.05 or 0-255: only their range tells.
-    return stretched_to_uint8(values)
+    lo, hi = float(values.min()), float(values.max())
+    if values.dtype.kind == "f" and -1.0 <= lo < 0.0 and hi <= 1.0:
+        return np.rint((values.astype(np.float64) + 1.0) * 127.5).astype(np.uint8)  # a network's -1 to 1
+    top = _nominal_top(values.dtype.kind, lo, hi)
+    if top is None:  # negative pixels, or past any nominal scale: only the range tells
+        return stretched_to_uint8(values)
+    return np.clip(np.rint(values.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
-def _alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
-    """An alpha channel's scale is its dtype's (or 1 for floats), never its range: an opaque
-    one-value alpha stays opaque, and 30000 of 65535 stays half transparent."""
-    alpha = alpha.astype(alpha.dtype.newbyteorder("="), copy=False)
-    hi = alpha.max()
-    if alpha.dtype.kind == "f":
-        top = 1.0 if hi <= 1 else float(hi)
-    else:
-        top = 1 if hi == 1 else 255 if hi <= 255 else np.iinfo(alpha.dtype).max
-    return np.clip(np.rint(alpha.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+# The white of integer pixels past 8 bits: 10-, 12- and 16-bit scans and sensors.
+WIDE_WHITES = (1023, 4095, 65535)
+# Floats up to this much above 1 are a 0-1 scale brightened a little (augmentation, a gain).
+FLOAT_OVERSHOOT = 1.5
+
+
+def _nominal_top(kind: str, lo: float, hi: float) -> float | None:
+    """The value that is white on the scale an array's pixels were most likely written in, from
+    its lowest and highest value: 1 (floats, a 0/1 mask), the highest a hair above 1, 255, the
+    smallest of WIDE_WHITES that holds them; None past all of them, or below 0.
+
+    A fixed scale, not the range: a blank line of paper 230-235 stretched to 0-255 had become
+    ink (its grain read as letters), and a one-value alpha had become fully transparent."""
+    if lo < 0:
+        return None
+    if hi <= 1 and (kind == "f" or hi == 1):
+        return 1.0
+    if kind == "f" and hi <= FLOAT_OVERSHOOT:
+        return hi
+    if hi <= 255:
+        return 255.0
+    if kind == "f":
+        return None
+    return next((float(white) for white in WIDE_WHITES if hi <= white), None)
 
 
 # Gray levels: an image (or its 2-98% percentile band) spanning fewer is flat.

@@ -219,7 +219,7 @@ def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
     """A model folder from a path, a shipped model's name (a folder under models/, e.g.
     "hwr-en-base"), or None (the default model). A path that exists wins over a name; what
     is neither comes back as given, for the caller's "not found"."""
-    if not name_or_dir:
+    if name_or_dir is None or isinstance(name_or_dir, str) and not name_or_dir:
         return default_model_dir()
     if not isinstance(name_or_dir, (str, os.PathLike)):
         raise ModelError(f"{name_or_dir!r:.80}: not a model: expected a model folder's path or a shipped model's name")

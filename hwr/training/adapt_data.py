@@ -189,9 +189,19 @@ def check_lengths(samples: list[LineSample], base, skip_bad: bool) -> list[LineS
     image: CTC cannot align more characters than that, so such a line teaches nothing, and
     held out it reads as noise in the before/after figures (a paragraph's text pasted into one
     TextLine, 400 words on a 760-px crop, was held out and kept weights on a 0.0005 change; a
-    probe helper). Raise, or drop them with skip_bad, naming them."""
-    widths = torch.tensor([base.preprocess(s.image).shape[1] for s in samples], dtype=torch.long)
-    frames = base.net.frame_counts(widths).tolist() if samples else []
+    probe helper). Raise, or drop them with skip_bad, naming them; so with a line image the
+    network cannot read at all (fewer rows than a line has: a PAGE XML polygon a few pixels tall)."""
+    unreadable: dict[int, str] = {}
+    widths = []
+    for sample in samples:
+        try:
+            widths.append(base.preprocess(sample.image).shape[1])
+        except ImageError as exc:
+            unreadable[id(sample)] = exc.reason
+    for reason in sorted(set(unreadable.values())):
+        _left_out([s for s in samples if unreadable.get(id(s)) == reason], reason, skip_bad)
+    samples = [s for s in samples if id(s) not in unreadable]
+    frames = base.net.frame_counts(torch.tensor(widths, dtype=torch.long)).tolist() if samples else []
     charset = base.charset
     short = [s for s, have in zip(samples, frames) if have < ctc_frames(charset.encode(s.text))]
     _left_out(short, "more characters than the network reads in the line image (a paragraph's text in one line?)",

@@ -29,6 +29,18 @@ def test_the_samples_of_a_gpu_run_give_its_busy_share(tmp_path):
     assert busy.summary() == {"gpu_busy_percent": 50.0, "gpu_busy_median": 50.0, "gpu_busy_samples": 3}
 
 
+def test_every_sample_printed_before_the_end_is_kept_and_turns_take_their_own(tmp_path):
+    import time
+
+    script = tmp_path / "flood.py"  # prints its samples at once, then waits to be stopped
+    script.write_text("import sys, time\nsys.stdout.write('7\\n' * 5000)\nsys.stdout.flush()\ntime.sleep(60)\n")
+    with GpuBusy("cuda", command=[sys.executable, str(script)]) as busy:
+        time.sleep(1.5)  # written, not all read yet: the end must not take them from the reader
+    assert len(busy.samples) == 5000
+    assert busy.during([(0.0, busy.times[99])]).samples == [7.0] * 100
+    assert busy.during([]).samples == []
+
+
 def test_a_cpu_run_samples_nothing_and_says_nothing(tmp_path):
     with GpuBusy("cpu", command=fake_smi(tmp_path, "10\n")) as busy:
         pass

@@ -291,6 +291,20 @@ def test_a_ruled_tables_cells_are_lines_of_their_own_read_row_by_row():
     assert tops == sorted(tops)
 
 
+def test_text_written_across_a_notebooks_margin_rule_stays_one_line():
+    """A margin rule is no table's border: lines written across it had been cut in two at it."""
+    font = ImageFont.load_default(size=34)
+    texts = ["Monday the weather was fine", "and we walked to the river", "where the boats lay idle",
+             "in the morning sun all day", "until the evening came on", "and the lights went out"]
+    img = Image.new("L", (1000, 480), 235)
+    draw = ImageDraw.Draw(img)
+    draw.line([(120, 0), (120, img.height)], fill=90, width=2)
+    for k, text in enumerate(texts):
+        draw.text((40, 40 + 60 * k), text, fill=30, font=font)
+    found = segment_page(np.asarray(img))
+    assert len(found) == len(texts) and all(line.bbox[0] < 60 and line.bbox[2] > 380 for line in found)
+
+
 def test_a_fine_pens_line_is_one_region_where_its_cores_lie_far_apart():
     """A fine pen's letters make small cores: the gap between two cores of one line ("be given
     t|o them") was wider than a column gap, and the line was cut into two regions, read in the

@@ -34,7 +34,14 @@ from hwr.documents.prepare import (
     line_inputs,
     prepare_page,
 )
-from hwr.documents.workers import ORPHAN_AGE_S, SHM_PREFIX, WORKER_DIED, PageWorkers, unlink_orphaned_blocks
+from hwr.documents.workers import (
+    _OWNED_BLOCK,
+    ORPHAN_AGE_S,
+    SHM_PREFIX,
+    WORKER_DIED,
+    PageWorkers,
+    unlink_orphaned_blocks,
+)
 from hwr.recognition.imaging import NormalizeConfig
 
 SHM = Path("/dev/shm")
@@ -58,8 +65,10 @@ def hwr_blocks() -> set[str]:
 
 
 def _owned_by_another_live_tree(name: str) -> bool:
-    owner = int(name[len(SHM_PREFIX):].split("_")[0])
-    pid = owner
+    named = _OWNED_BLOCK.fullmatch(name)
+    if named is None:  # not a name hwr gives: no owner to tell by
+        return False
+    pid = owner = int(named.group(1))
     while pid > 1:
         if pid == os.getpid():
             return False

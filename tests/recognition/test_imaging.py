@@ -169,10 +169,20 @@ def test_an_array_of_any_pixel_range_loads_as_its_8_bit_line(line_image, form):
         assert np.abs(loaded[1:].astype(int) - gray[1:]).max() <= 3, form  # [0, 0] is the stray of the first
 
 
-def test_an_rgba_arrays_alpha_keeps_its_scale_not_its_range():
-    ink = np.zeros((20, 30, 4), np.uint16)
-    ink[..., 3] = 65535  # opaque black everywhere but a half-transparent block
-    ink[5:15, 10:20, 3] = 32768
+def test_a_blank_line_as_an_array_of_a_wide_scale_stays_blank():
+    """Stretched between its lowest and highest value, the grain of blank paper (230-235 of 255)
+    had become ink, and the blank line was read as letters."""
+    paper = np.random.default_rng(0).integers(230, 236, (40, 400)).astype(np.uint8)
+    for blank in (paper.astype(np.float32), paper.astype(np.uint16) * 257, paper.astype(np.int32) * 4):
+        assert np.abs(load_gray(blank).astype(int) - paper).max() <= 2, blank.dtype
+        assert normalize_line(blank).max() == 0.0, blank.dtype
+
+
+@pytest.mark.parametrize("dtype, white", [(np.uint16, 65535), (np.int32, 65535), (np.float32, 1.0)])
+def test_an_rgba_arrays_alpha_keeps_its_scale_not_its_range(dtype, white):
+    ink = np.zeros((20, 30, 4), dtype)
+    ink[..., 3] = white  # opaque black everywhere but a half-transparent block
+    ink[5:15, 10:20, 3] = white / 2
     gray = load_gray(ink)
     assert gray[0, 0] == 0 and 120 <= gray[10, 15] <= 135  # black at half opacity on white: mid gray
     floats = np.ones((20, 30, 4), np.float32)  # white, opaque: one alpha value, not stretched to 0

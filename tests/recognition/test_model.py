@@ -51,7 +51,7 @@ def test_missing_and_corrupt_weights_fail_clearly(tmp_path):
 
 
 def test_a_model_named_by_something_other_than_a_path_is_refused_as_a_model_error():
-    for value in (b"models/hwr-en-small", 42, ["hwr-en-small"]):
+    for value in (b"models/hwr-en-small", 42, ["hwr-en-small"], 0, b"", []):  # none of them the default
         with pytest.raises(ModelError, match="not a model: expected a model folder's path"):
             Recognizer.load(value, device="cpu")
 

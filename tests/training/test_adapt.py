@@ -937,6 +937,21 @@ def test_a_line_with_more_text_than_its_image_has_frames_for_is_left_out(untrain
     assert "para" in caplog.text
 
 
+def test_a_line_too_thin_to_read_is_named_and_left_out_with_skip_bad_not_a_crash(untrained_model, caplog):
+    """A PAGE XML polygon a few pixels tall gives a crop of fewer rows than a line has: the
+    recognizer refuses it, and adapt had stopped there even with --skip-bad."""
+    from hwr.training.adapt_data import check_lengths
+
+    base = Recognizer.load(untrained_model, device="cpu")
+    image = render_line("a short line")
+    lines = [LineSample("ok", "a short line", image), LineSample("sliver", "a short line", image[20:23])]
+    with pytest.raises(ConfigError, match="sliver: 3 px high: too thin to hold a line of writing"):
+        check_lengths(lines, base, skip_bad=False)
+    with caplog.at_level("WARNING"):
+        assert [s.id for s in check_lengths(lines, base, skip_bad=True)] == ["ok"]
+    assert "sliver" in caplog.text
+
+
 def write_page_export(folder: Path, pages: int = 2, lines_per_page: int = 5) -> Path:
     """PAGE XML + page images as eScriptorium or Transkribus export them: one image per page,
     each TextLine a polygon with its text."""
