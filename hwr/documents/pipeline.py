@@ -152,7 +152,9 @@ class BatchConfig:
     # Workers as processes instead of threads: for many-core (GPU) hosts, where the threads'
     # Python work contends for the GIL with the process feeding the network. They never import
     # torch or load the model and hand lines back through shared memory; a second or so of
-    # start-up. On 2 CPU cores they measured no faster than threads (bench/bench_page_workers.py).
+    # start-up. On 2 CPU cores (bench/bench_page_workers.py, 12 pages of 15 lines, 2026-12-07, quiet)
+    # 2 processes read 1.55 pages/s at 1.10 CPU s a page, 2 threads 1.31 at 1.40: threads stay the
+    # default for the one-page runs where the processes' start-up is most of the time.
     processes: bool = False
     batch_size: int = 16
     batch_lines: int = 64  # lines pooled across pages before they are sorted into batches (>= 2 batches)
