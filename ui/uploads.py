@@ -16,6 +16,7 @@ import threading
 import time
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits,
         raise UploadError(f"{name} unpacks to {total / 2**20:.0f} MB; at most {limits.max_bytes / 2**20:.0f} MB "
                           "are accepted")
     last: dict[str, zipfile.ZipInfo] = {}
-    copies: dict[str, int] = {}
+    copies: Counter[str] = Counter()
     for info in members:
         if _is_link(info):
             raise UploadError(f"{name}: {info.filename} is a symbolic link; links are not accepted")
@@ -170,7 +171,7 @@ def _checked_members(zf: zipfile.ZipFile, name: str, limits: ZipLimits,
         if key in last and damaged is None:
             raise UploadError(f"{name}: {info.filename} is in the archive twice")
         last[key] = info
-        copies[key] = copies.get(key, 0) + 1
+        copies[key] += 1
     for key, count in copies.items():
         if count > 1:
             # Both copies cannot be one file on disk: the last is read, the user told of the rest.

@@ -1076,18 +1076,18 @@ def _reading_order(lines: list[_WorkLine]) -> tuple[list[_WorkLine], list[list[i
     ordered: list[_WorkLine] = []
     groups: list[list[int]] = []
     for region in xy_cut(boxes):
-        members = _rows_left_to_right(sorted(by_region[region], key=lambda m: float(np.median(m.pixels[0]))))
+        members = _rows_left_to_right(by_region[region])
         groups.append(list(range(len(ordered), len(ordered) + len(members))))
         ordered.extend(members)
     return ordered, groups
 
 
 def _rows_left_to_right(lines: list[_WorkLine]) -> list[_WorkLine]:
-    """Lines sorted top to bottom, with those side by side in one row (a table's cells, parted by
-    its rule) left to right: each line's middle lies within the other's core rows. Lines one
-    above the other never do, so a column of text keeps its order."""
+    """Lines top to bottom by their middle row, with those side by side in one row (a table's
+    cells, parted by its rule) left to right: each line's middle lies within the other's core
+    rows. Lines one above the other never do, so a column of text keeps its order."""
     rows = [tuple(np.percentile(line.pixels[0], [25, 50, 75])) for line in lines]
-    order = list(range(len(lines)))
+    order = sorted(range(len(lines)), key=lambda k: rows[k][1])
     for end in range(len(order) - 1, 0, -1):  # a bubble pass per line: rows hold a few cells
         swapped = False
         for k in range(end):

@@ -436,12 +436,16 @@ def _scaled_to_uint8(arr: np.ndarray) -> np.ndarray:
         return np.dstack([_scaled_to_uint8(arr[:, :, :3]), _scaled_to_uint8(arr[:, :, 3])])
     values = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian pixels as numbers
     lo, hi = float(values.min()), float(values.max())
-    if values.dtype.kind == "f" and -1.0 <= lo < 0.0 and hi <= 1.0:
-        return np.rint((values.astype(np.float64) + 1.0) * 127.5).astype(np.uint8)  # a network's -1 to 1
-    top = _nominal_top(values.dtype.kind, lo, hi)
+    offset, top = (1.0, 2.0) if values.dtype.kind == "f" and -1.0 <= lo < 0.0 and hi <= 1.0 else (  # -1 to 1
+        0.0, _nominal_top(values.dtype.kind, lo, hi))
     if top is None:  # negative pixels, or past any nominal scale: only the range tells
         return stretched_to_uint8(values)
-    return np.clip(np.rint(values.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+    # float32, as _wide_to_gray: a page-sized array in float64 takes three times an 8-bit page's memory.
+    scaled = values.astype(np.float32)
+    scaled += offset
+    scaled *= 255.0 / top
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.rint(scaled, out=scaled).astype(np.uint8)
 
 
 # The white of integer pixels past 8 bits: 10-, 12- and 16-bit scans and sensors.
