@@ -58,29 +58,26 @@ class MnistDigits:
         self.path = Path(path)
         self.split = split
         self.emnist_path = Path(emnist_path) if emnist_path else None
-        self._crops: dict[str, list[np.ndarray]] | None = None
-        self._strokes: dict[str, list[float]] | None = None
+        self._glyphs: RealGlyphs | None = None
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "split": self.split, "emnist_path": self.emnist_path, "_crops": None,
-                "_strokes": None}
+        return {"path": self.path, "split": self.split, "emnist_path": self.emnist_path, "_glyphs": None}
 
-    def _load(self) -> None:
-        crops, strokes = {}, {}
+    def _load(self) -> RealGlyphs:
+        crops = {}
         extra = read_labelled(self.emnist_path, self.split) if self.emnist_path else {}
         with np.load(self.path) as data:
             for digit in "0123456789":
                 images = data[digit]
                 images = images[:TRAIN_PER_CLASS] if self.split == "train" else images[TRAIN_PER_CLASS:]
                 crops[digit] = [_crop_to_ink(im) for im in [*images, *extra.get(digit, [])]]
-                strokes[digit] = [_stroke_ratio(c) for c in crops[digit]]
-        self._crops, self._strokes = crops, strokes
+        return RealGlyphs(crops)
 
     @property
     def crops(self) -> dict[str, list[np.ndarray]]:
-        if self._crops is None:
-            self._load()
-        return self._crops
+        if self._glyphs is None:
+            self._glyphs = self._load()
+        return self._glyphs.crops
 
     def count(self, digit: str) -> int:
         return len(self.crops[digit])
@@ -91,9 +88,30 @@ class MnistDigits:
         stroke: the pen width (px) of the text around it. MNIST strokes are ~15% of the digit
         height, bolder than most pens at our sizes, so the digit is eroded towards it.
         """
-        samples = self.crops[digit]
-        pick = int(rng.integers(len(samples)))
-        return scale_glyph(samples[pick], self._strokes[digit][pick], height, stroke)
+        pick = int(rng.integers(len(self.crops[digit])))
+        return self._glyphs.scaled(digit, pick, height, stroke)
+
+
+class RealGlyphs:
+    """Real handwritten characters by label, cropped to their ink, each one's pen width measured
+    the first time it is drawn: measured up front, the 31,000 EMNIST letters and MNIST/EMNIST
+    digits cost every process that writes one of them ~6 s on a 2-core VM (a loader worker's
+    start; a 5-minute `hwr adapt`'s rehearsal and forgetting check), where a run draws a few
+    thousand of them."""
+
+    def __init__(self, crops: dict[str, list[np.ndarray]]):
+        self.crops = crops
+        self._stroke_ratios: dict[tuple[str, int], float] = {}
+
+    def stroke_ratio(self, label: str, pick: int) -> float:
+        key = (label, pick)
+        if key not in self._stroke_ratios:
+            self._stroke_ratios[key] = _stroke_ratio(self.crops[label][pick])
+        return self._stroke_ratios[key]
+
+    def scaled(self, label: str, pick: int, height: float, stroke: float | None = None) -> np.ndarray:
+        """Sample `pick` of `label` at `height` px of ink (scale_glyph)."""
+        return scale_glyph(self.crops[label][pick], self.stroke_ratio(label, pick), height, stroke)
 
 
 def scale_glyph(crop: np.ndarray, stroke_ratio: float, height: float, stroke: float | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwr.synth.digits import _crop_to_ink, _stroke_ratio, read_labelled, scale_glyph
+from hwr.synth.digits import RealGlyphs, _crop_to_ink, read_labelled
 
 LETTERS_FILE = "letters/emnist-21-letters.npz"
 EMNIST_LETTERS = frozenset("abcdefghiklmnoprstuvwABCDEFGHIKLMNOPRSTUVW")
@@ -45,37 +45,33 @@ class EmnistLetters:
             raise ValueError(f"unknown split {split!r}; expected 'train' or 'val'")
         self.path = Path(path)
         self.split = split
-        self._crops: dict[str, list[np.ndarray]] | None = None
-        self._strokes: dict[str, list[float]] | None = None
+        self._glyphs: RealGlyphs | None = None
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "split": self.split, "_crops": None, "_strokes": None}
+        return {"path": self.path, "split": self.split, "_glyphs": None}
 
     @property
     def available(self) -> bool:
         return self.path.is_file()
 
-    def _load(self) -> None:
-        by_label = read_labelled(self.path, self.split)
-        self._crops = {ch: [_crop_to_ink(im) for im in images] for ch, images in by_label.items()}
-        self._strokes = {ch: [_stroke_ratio(c) for c in crops] for ch, crops in self._crops.items()}
+    def _loaded(self) -> RealGlyphs:
+        if self._glyphs is None:
+            by_label = read_labelled(self.path, self.split)
+            self._glyphs = RealGlyphs({ch: [_crop_to_ink(im) for im in images] for ch, images in by_label.items()})
+        return self._glyphs
 
     @property
     def chars(self) -> frozenset[str]:
-        if self._crops is None:
-            self._load()
-        return frozenset(self._crops)
+        return frozenset(self._loaded().crops)
 
     def glyph(self, ch: str, rng: np.random.Generator, x_height: float, stroke: float | None = None
               ) -> tuple[np.ndarray, int]:
         """A random sample of `ch` at its handwriting size; returns the mask and its top (y of
         the first row, relative to the baseline, negative above it)."""
-        if self._crops is None:
-            self._load()
-        samples = self._crops[ch]
-        pick = int(rng.integers(len(samples)))
+        glyphs = self._loaded()
+        pick = int(rng.integers(len(glyphs.crops[ch])))
         height, depth = letter_height(ch)
         jitter = 1.0 + 0.06 * float(rng.standard_normal())
-        mask = scale_glyph(samples[pick], self._strokes[ch][pick], height * x_height * jitter, stroke)
+        mask = glyphs.scaled(ch, pick, height * x_height * jitter, stroke)
         top = int(round(depth * x_height)) - mask.shape[0]
         return mask, top
