@@ -29,7 +29,9 @@ does; the recognizer later cuts lines from the full-resolution grayscale page):
 7. Text regions (blocks and columns) are the ink and the cores grown by a column gap; reading
    order is a recursive XY cut over the regions, then top to bottom within each region, lines
    side by side in one row (a table's cells) left to right. An upright rule (a table's inner
-   border) parts the line cores on either side of it: each cell is a line.
+   border) parts the line cores on either side of it: each cell is a line. So does a gutter,
+   a straight channel of paper with four lines of text or more on either side (two columns
+   closer than a column gap, a margin's notes), which also parts the region it runs through.
 
 Per line: an envelope polygon (top and bottom of its ink in slices along the line), a
 straight baseline fitted to the bottom of its core, and the bounding box, all in page pixels.
@@ -73,6 +75,17 @@ class SegmentConfig:
     # text ... right text"), and also a line's word gap of 5 h (test_segment's "first   far
     # away"). A gap alone cannot tell a gutter from a word gap; a gutter runs down several lines.
     column_gap: float = 5.0
+    # A gutter: a straight strip of paper this wide (x h) or wider, gutter_min_height tall, with
+    # gutter_lines lines of text or more within gutter_reach on each side, parts the lines and
+    # the text regions on either side (two columns closer than a column gap; notes in a margin).
+    # Its length, not its width, tells it from a word gap: word gaps do not line up down four
+    # lines. Three lines were too few: a synthetic archive page's word gaps lined up down three
+    # and cut them in two (of 24 such pages, 168 lines matched before, 166 with three, 168 with
+    # four); a layout probe's close columns read as well with four.
+    gutter_min_width: float = 2.0
+    gutter_min_height: float = 13.0
+    gutter_reach: float = 6.0
+    gutter_lines: int = 4
     attach_distance: float = 1.2  # how far (x h) a dot or comma may lie from its line centre
     min_line_ink: float = 0.25  # (x h^2) lines with less ink are dropped as noise
     # Envelope polygon resolution along the line (x h). Each slice's edge is the ink's top and
@@ -676,9 +689,10 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     core = (density > config.core_threshold * level).astype(np.uint8)
     # Text on either side of an upright rule (a table's inner border) is two cells: the smear
     # had bridged the border, or the cells' cores were merged as one line's fragments.
-    upright = _upright_parts(rules, h) if rules is not None else None
-    if upright is not None:
-        core[upright > 0] = 0
+    upright = _upright_parts(rules, h) if rules is not None else np.zeros_like(core)
+    gutters = _gutters(binary, h, config)
+    upright |= gutters.mask
+    core[upright > 0] = 0
     n, core_labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
     if not keep:
@@ -701,7 +715,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     lines = [line for line in lines if len(line.pixels[0]) >= config.min_line_ink * h * h and not _is_streak(line, h)]
     for line in lines:
         _fit_baseline(line)
-    return _reading_order(lines)
+    return _reading_order(_parted_at_gutters(lines, gutters.boxes))
 
 
 def _upright_parts(rules: np.ndarray, h: float) -> np.ndarray:
@@ -718,6 +732,83 @@ def _upright_parts(rules: np.ndarray, h: float) -> np.ndarray:
         x, y, w, hh = (int(v) for v in stats[k, :4])
         boxed[k] = all(_level_rule_at(rules, x, w, row, reach) for row in (y, y + hh - 1))
     return boxed[labels]
+
+
+@dataclass
+class _Gutters:
+    mask: np.ndarray  # uint8, 1 on the gutters' paper
+    boxes: list[tuple[int, int, int, int]]  # x0, y0, x1, y1 (exclusive) of each
+
+
+def _gutters(binary: np.ndarray, h: float, config: SegmentConfig) -> _Gutters:
+    """Straight channels of paper between text (SegmentConfig's gutter_*): in every stretch of
+    gutter_min_height rows, the columns without ink, once gaps narrower than gutter_min_width
+    are closed along the rows, in runs at least that wide with gutter_lines lines of text within
+    gutter_reach on both sides. Straight: each stretch's channel is clear in every one of its rows, so the
+    gaps of lines whose words happen to leave paper in a zigzag down the page make none."""
+    ink = (binary > 0).astype(np.uint8)
+    width = max(3, int(round(config.gutter_min_width * h))) | 1  # odd: the closing stays centred
+    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, width), np.uint8))
+    tall = max(3, int(round(config.gutter_min_height * h)))
+    reach = max(2, int(round(config.gutter_reach * h)))
+    step = max(1, int(round(h / 2)))  # stretches overlap: a gutter's ends are found within half an h
+    # Row `top`: whether each column has ink in rows top..top+tall-1.
+    inked_below = cv2.dilate(closed, np.ones((tall, 1), np.uint8), anchor=(0, 0), borderValue=0)
+    # Whether each row has ink in the `reach` columns up to (from) each column.
+    kernel = np.ones((1, reach), np.uint8)
+    ink_up_to = cv2.dilate(closed, kernel, anchor=(reach - 1, 0))
+    ink_from = cv2.dilate(closed, kernel, anchor=(0, 0))
+    mask = np.zeros_like(ink)
+    for top in range(0, max(1, ink.shape[0] - tall + 1), step):
+        for x0, x1 in _clear_runs(inked_below[top] > 0, width):
+            if x0 > 0 and x1 < ink.shape[1] \
+                    and _text_lines(ink_up_to[top:top + tall, x0 - 1], h) >= config.gutter_lines \
+                    and _text_lines(ink_from[top:top + tall, x1], h) >= config.gutter_lines:
+                mask[top:top + tall, x0:x1] = 1
+    if not mask.any():
+        return _Gutters(mask, [])
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    boxes = [(int(x), int(y), int(x + w), int(y + hh)) for x, y, w, hh in stats[1:n, :4]]
+    return _Gutters(mask, boxes)
+
+
+def _text_lines(inked_rows: np.ndarray, h: float) -> int:
+    """Runs of inked rows at least half an h tall, separated by paper: lines of text."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], inked_rows.astype(np.int8), [0]])))
+    return int(np.count_nonzero(edges[1::2] - edges[::2] >= h / 2))
+
+
+def _clear_runs(inked: np.ndarray, width: int) -> list[tuple[int, int]]:
+    """(start, end) of each run of False at least `width` long."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], inked.astype(np.int8), [1]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= width]
+
+
+def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, int]]) -> list[_WorkLine]:
+    """Each region a gutter runs through, with lines on both sides of it, parted in four: the
+    lines above the gutter, left of it, right of it and below it (each line by its middle row
+    and its centre), so the XY cut reads a heading over two columns, each column whole, then
+    what runs on below them. The regions had been joined around the gutter's ends."""
+    next_region = max((line.region for line in lines), default=0) + 1
+    for x0, y0, x1, y1 in boxes:
+        middle = (x0 + x1) / 2
+        by_region: dict[int, list[_WorkLine]] = {}
+        for line in lines:
+            by_region.setdefault(line.region, []).append(line)
+        for members in by_region.values():
+            parts: dict[str, list[_WorkLine]] = {}
+            for line in members:
+                row = float(np.median(line.pixels[0]))
+                side = "above" if row < y0 else "below" if row >= y1 else \
+                    "left" if (line.x0 + line.x1) / 2 < middle else "right"
+                parts.setdefault(side, []).append(line)
+            if "left" not in parts or "right" not in parts:
+                continue
+            for side in ("left", "right", "below"):
+                for line in parts.get(side, []):
+                    line.region = next_region
+                next_region += 1
+    return lines
 
 
 def _level_rule_at(rules: np.ndarray, x: int, width: int, row: int, reach: int) -> bool:

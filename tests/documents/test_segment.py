@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from hwr.documents.page_eval import match_lines
 from hwr.documents.segment import (
     SegmentConfig,
+    _gutters,
     _regions,
     analyse_page,
     remove_rules,
@@ -257,6 +258,74 @@ def test_columns_read_left_column_first():
     assert all(c < 520 for c in centres[:3]) and all(c > 720 for c in centres[3:])
     ys = [line.bbox[1] for line in found]
     assert ys[:3] == sorted(ys[:3]) and ys[3:] == sorted(ys[3:])
+
+
+def two_columns(gap_h, left_texts, right_texts, heading=None, footer=None, size=34, pitch=60, drop=20):
+    """A page of two columns of text `gap_h` text heights apart (between the left column's longest
+    line and the right column), the right one `drop` px lower, with a line across both above and
+    below them if given; returns the page, the x between the columns and the text height."""
+    font = ImageFont.load_default(size=size)
+    h = font.getbbox("x")[3] - font.getbbox("x")[1]  # about the segmenter's text height
+    left_width = max(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font) for t in left_texts)
+    right_x = 40 + int(left_width + gap_h * h)
+    rows = len(left_texts) + (heading is not None) + (footer is not None)
+    img = Image.new("L", (right_x + 600, 80 + pitch * rows), 235)
+    draw = ImageDraw.Draw(img)
+    y = 40
+    if heading:
+        draw.text((40, y), heading, fill=30, font=font)
+        y += pitch
+    for k, (left, right) in enumerate(zip(left_texts, right_texts)):
+        draw.text((40, y + pitch * k), left, fill=30, font=font)
+        draw.text((right_x, y + pitch * k + drop), right, fill=30, font=font)
+    if footer:
+        draw.text((40, y + pitch * len(left_texts) + pitch // 3), footer, fill=30, font=font)
+    return np.asarray(img), right_x - gap_h * h / 2, h
+
+
+LEFT_COLUMN = ["the first column holds", "short lines", "and longer lines too", "of many words",
+               "as a column does", "and ends here"]
+RIGHT_COLUMN = ["the second one begins", "beside it and runs", "on down the page", "as far as the",
+                "first one did", "then stops"]
+
+
+@pytest.mark.parametrize("gap_h", [3.0, 4.5])
+def test_columns_closer_than_a_column_gap_are_read_one_after_the_other(gap_h):
+    """Two columns 2.5-5 x-heights apart had been read as one, each line "left ... right": the
+    paper between them runs straight down every line, as word gaps do not."""
+    heading = "A heading written right across the top of both the columns"
+    footer = "and a closing line written right across the foot of both of them"
+    page, middle, _ = two_columns(gap_h, LEFT_COLUMN, RIGHT_COLUMN, heading, footer)
+    found = segment_page(page)
+    sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in found]
+    assert sides == ["both"] + ["left"] * len(LEFT_COLUMN) + ["right"] * len(RIGHT_COLUMN) + ["both"]
+    tops = [line.bbox[1] for line in found]
+    assert tops[1:7] == sorted(tops[1:7]) and tops[7:13] == sorted(tops[7:13])
+
+
+def test_word_gaps_lined_up_over_three_lines_part_nothing():
+    """A gutter runs beside four lines at least: three lines whose wide word gaps happen to line
+    up stay whole (a synthetic archive page's had been cut in two at such gaps)."""
+    page, middle, _ = two_columns(3.0, ["the words of", "three lines", "written"], ["with gaps", "lined up", "so"],
+                                  drop=0)
+    found = segment_page(page)
+    assert len(found) == 3 and all(line.bbox[0] < 60 and line.bbox[2] > middle + 50 for line in found)
+
+
+def test_gutters_need_text_on_both_sides_down_their_length():
+    ink = np.zeros((200, 300), np.uint8)
+    for top in range(10, 190, 30):  # six lines of text, a 40 px gap at x 120..160 in each
+        ink[top:top + 12, 20:120] = 1
+        ink[top:top + 12, 160:280] = 1
+    gutters = _gutters(ink, 12.0, SegmentConfig())
+    assert len(gutters.boxes) == 1
+    x0, y0, x1, y1 = gutters.boxes[0]
+    assert (x0, x1) == (120, 160) and y0 <= 10 and y1 >= 180
+    ink[100:112, 120:160] = 1  # one line written across the gap: no straight channel past it
+    assert all(y1 <= 112 or y0 >= 100 for _, y0, _, y1 in _gutters(ink, 12.0, SegmentConfig()).boxes)
+    one_sided = ink.copy()
+    one_sided[:, 160:] = 0  # a margin, not a gutter
+    assert _gutters(one_sided, 12.0, SegmentConfig()).boxes == []
 
 
 def ruled_table(rows, gap=40, cell_width=260, pitch=70, size=34):
