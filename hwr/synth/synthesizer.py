@@ -83,7 +83,7 @@ class LineSynthesizer:
     def warm(self, processes: int = 1) -> int:
         """Do now what the first lines would do one by one: rasterise the glyphs of every font
         (hwr.synth.warmup; returns the number cached) and load the real digits and letters
-        (cropping them and measuring their pens takes seconds). Worth it before forking
+        (cropping them takes a second; each one's pen is measured when first drawn). Worth it before forking
         loader workers, which then inherit all of it."""
         from hwr.synth.warmup import warm_font_bank
 
