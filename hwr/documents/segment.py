@@ -31,7 +31,8 @@ does; the recognizer later cuts lines from the full-resolution grayscale page):
    side by side in one row (a table's cells) left to right. An upright rule (a table's inner
    border) parts the line cores on either side of it: each cell is a line. So does a gutter,
    a straight channel of paper with four lines of text or more on either side (two columns
-   closer than a column gap, a margin's notes), which also parts the region it runs through.
+   closer than a column gap, a margin's notes), which also parts the region it runs through
+   into columns, unless the lines on either side are level with each other (a form's rows).
 
 Per line: an envelope polygon (top and bottom of its ink in slices along the line), a
 straight baseline fitted to the bottom of its core, and the bounding box, all in page pixels.
@@ -75,15 +76,16 @@ class SegmentConfig:
     # text ... right text"), and also a line's word gap of 5 h (test_segment's "first   far
     # away"). A gap alone cannot tell a gutter from a word gap; a gutter runs down several lines.
     column_gap: float = 5.0
-    # A gutter: a straight strip of paper this wide (x h) or wider, gutter_min_height tall, with
-    # gutter_lines lines of text or more within gutter_reach on each side, parts the lines and
-    # the text regions on either side (two columns closer than a column gap; notes in a margin).
-    # Its length, not its width, tells it from a word gap: word gaps do not line up down four
-    # lines. Three lines were too few: a synthetic archive page's word gaps lined up down three
-    # and cut them in two (of 24 such pages, 168 lines matched before, 166 with three, 168 with
-    # four); a layout probe's close columns read as well with four.
+    # A gutter: a straight strip of paper this wide (x h) or wider, one of gutter_heights tall,
+    # with gutter_lines lines of text or more within gutter_reach on each side, parts the lines
+    # and the text regions on either side (two columns closer than a column gap; notes in a
+    # margin). Its length, not its width, tells it from a word gap: word gaps do not line up
+    # down four lines. Three lines were too few: a synthetic archive page's word gaps lined up
+    # down three and cut them in two (of 24 such pages, 168 lines matched before, 166 with
+    # three, 168 with four); a layout probe's close columns read as well with four. Two heights:
+    # four lines span 13 h at a tight pitch, 21 h at a pitch of 5 h.
     gutter_min_width: float = 2.0
-    gutter_min_height: float = 13.0
+    gutter_heights: tuple[float, ...] = (13.0, 21.0)
     gutter_reach: float = 6.0
     gutter_lines: int = 4
     attach_distance: float = 1.2  # how far (x h) a dot or comma may lie from its line centre
@@ -692,6 +694,9 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     upright = _upright_parts(rules, h) if rules is not None else np.zeros_like(core)
     gutters = _gutters(binary, h, config)
     upright |= gutters.mask
+    # Regions are grown from the cores as they were: the cells of a form's rows, parted at the
+    # gutter between labels and entries, stay one region, read row by row (_parted_at_gutters).
+    whole_cores = core.copy()
     core[upright > 0] = 0
     n, core_labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
@@ -699,7 +704,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
         return [], []
     core_labels, stats = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h)
     keep = [i for i in range(1, len(stats)) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
-    region_of = _regions(core_labels, stats, keep, h, config.column_gap, binary)
+    region_of = _regions(core_labels, stats, keep, h, config.column_gap, binary | whole_cores)
     lines = _merge_fragments(keep, stats, region_of, h, upright)
     if not lines:
         return [], []
@@ -711,7 +716,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     _centres(lines, line_map, binary.shape[1])
     _assign_ink(lines, binary, line_map, h, config.attach_distance)
     lines = [line for line in lines if line.pixels is not None]
-    lines = _absorb_short_lines(lines, h)
+    lines = _absorb_short_lines(lines, h, upright)
     lines = [line for line in lines if len(line.pixels[0]) >= config.min_line_ink * h * h and not _is_streak(line, h)]
     for line in lines:
         _fit_baseline(line)
@@ -742,40 +747,77 @@ class _Gutters:
 
 def _gutters(binary: np.ndarray, h: float, config: SegmentConfig) -> _Gutters:
     """Straight channels of paper between text (SegmentConfig's gutter_*): in every stretch of
-    gutter_min_height rows, the columns without ink, once gaps narrower than gutter_min_width
+    gutter_heights rows, the columns without ink, once gaps narrower than gutter_min_width
     are closed along the rows, in runs at least that wide with gutter_lines lines of text within
-    gutter_reach on both sides. Straight: each stretch's channel is clear in every one of its rows, so the
-    gaps of lines whose words happen to leave paper in a zigzag down the page make none."""
+    gutter_reach on both sides; then each runs on up and down while its columns stay clear, to
+    the ends of the columns beside it. Straight: each stretch's channel is clear in every one of
+    its rows, so the gaps of lines whose words happen to leave paper in a zigzag down the page
+    make none."""
     ink = (binary > 0).astype(np.uint8)
     width = max(3, int(round(config.gutter_min_width * h))) | 1  # odd: the closing stays centred
     closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, width), np.uint8))
-    tall = max(3, int(round(config.gutter_min_height * h)))
     reach = max(2, int(round(config.gutter_reach * h)))
     step = max(1, int(round(h / 2)))  # stretches overlap: a gutter's ends are found within half an h
-    # Row `top`: whether each column has ink in rows top..top+tall-1.
-    inked_below = cv2.dilate(closed, np.ones((tall, 1), np.uint8), anchor=(0, 0), borderValue=0)
-    # Whether each row has ink in the `reach` columns up to (from) each column.
+    # Lines of text in the `reach` columns up to (from) each column.
     kernel = np.ones((1, reach), np.uint8)
-    ink_up_to = cv2.dilate(closed, kernel, anchor=(reach - 1, 0))
-    ink_from = cv2.dilate(closed, kernel, anchor=(0, 0))
+    lines_up_to = _LineStarts(cv2.dilate(closed, kernel, anchor=(reach - 1, 0)), h)
+    lines_from = _LineStarts(cv2.dilate(closed, kernel, anchor=(0, 0)), h)
     mask = np.zeros_like(ink)
-    for top in range(0, max(1, ink.shape[0] - tall + 1), step):
-        for x0, x1 in _clear_runs(inked_below[top] > 0, width):
-            if x0 > 0 and x1 < ink.shape[1] \
-                    and _text_lines(ink_up_to[top:top + tall, x0 - 1], h) >= config.gutter_lines \
-                    and _text_lines(ink_from[top:top + tall, x1], h) >= config.gutter_lines:
-                mask[top:top + tall, x0:x1] = 1
+    for tall in sorted({max(3, int(round(height * h))) for height in config.gutter_heights}):
+        # Row `top`: whether each column has ink in rows top..top+tall-1.
+        inked_below = cv2.dilate(closed, np.ones((tall, 1), np.uint8), anchor=(0, 0), borderValue=0)
+        for top in range(0, max(1, ink.shape[0] - tall + 1), step):
+            for x0, x1 in _clear_runs(inked_below[top] > 0, width):
+                if x0 > 0 and x1 < ink.shape[1] \
+                        and lines_up_to.count(x0 - 1, top, top + tall) >= config.gutter_lines \
+                        and lines_from.count(x1, top, top + tall) >= config.gutter_lines:
+                    mask[top:top + tall, x0:x1] = 1
     if not mask.any():
         return _Gutters(mask, [])
+    _run_on_while_clear(mask, closed)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = [(int(x), int(y), int(x + w), int(y + hh)) for x, y, w, hh in stats[1:n, :4]]
     return _Gutters(mask, boxes)
 
 
-def _text_lines(inked_rows: np.ndarray, h: float) -> int:
-    """Runs of inked rows at least half an h tall, separated by paper: lines of text."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], inked_rows.astype(np.int8), [0]])))
-    return int(np.count_nonzero(edges[1::2] - edges[::2] >= h / 2))
+class _LineStarts:
+    """Lines of text beside each column: runs of inked rows at least half an h tall, counted by
+    the rows they start at (a summed-area table of the starts: each count is four lookups, where
+    a page turned a quarter, its lines upright, has thousands of channels to count beside)."""
+
+    def __init__(self, inked: np.ndarray, h: float):
+        rows = np.pad(inked > 0, ((1, 1), (0, 0)))
+        starts = rows[1:-1] & ~rows[:-2]
+        ends = rows[1:-1] & ~rows[2:]
+        # Column-major, each column's starts and ends alternate: pair them into runs.
+        start_x, start_y = np.nonzero(starts.T)
+        _, end_y = np.nonzero(ends.T)
+        self.min_rows = max(1, int(math.ceil(h / 2)))
+        tall_enough = end_y - start_y + 1 >= self.min_rows
+        marks = np.zeros(inked.shape, np.uint8)
+        marks[start_y[tall_enough], start_x[tall_enough]] = 1
+        self.summed = cv2.integral(marks)
+
+    def count(self, x: int, y0: int, y1: int) -> int:
+        """Lines starting in column x's rows y0.. with half an h of them above y1."""
+        y1 = max(y0, min(y1 - self.min_rows + 1, self.summed.shape[0] - 1))
+        s = self.summed
+        return int(s[y1, x + 1] - s[y0, x + 1] - s[y1, x] + s[y0, x])
+
+
+def _run_on_while_clear(mask: np.ndarray, closed: np.ndarray) -> None:
+    """Each gutter of `mask` carried on up from its top row's columns and down from its bottom
+    row's while they stay clear of ink: a column's first and last lines have too few lines
+    beside them for a stretch of their own, and had been read with the text above or below."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    for k in range(1, n):
+        x, y, w, hh = (int(v) for v in stats[k, :4])
+        top = x + np.flatnonzero(labels[y, x:x + w] == k)
+        inked = np.flatnonzero(closed[:y, top].any(axis=1))
+        mask[(inked[-1] + 1 if inked.size else 0):y, top] = 1
+        bottom = x + np.flatnonzero(labels[y + hh - 1, x:x + w] == k)
+        inked = np.flatnonzero(closed[y + hh:, bottom].any(axis=1))
+        mask[y + hh:y + hh + (inked[0] if inked.size else closed.shape[0]), bottom] = 1
 
 
 def _clear_runs(inked: np.ndarray, width: int) -> list[tuple[int, int]]:
@@ -785,30 +827,51 @@ def _clear_runs(inked: np.ndarray, width: int) -> list[tuple[int, int]]:
 
 
 def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, int]]) -> list[_WorkLine]:
-    """Each region a gutter runs through, with lines on both sides of it, parted in four: the
-    lines above the gutter, left of it, right of it and below it (each line by its middle row
-    and its centre), so the XY cut reads a heading over two columns, each column whole, then
-    what runs on below them. The regions had been joined around the gutter's ends."""
+    """Each region a gutter runs through, with lines on both sides of it that are not side by
+    side, parted in four: the lines above the gutter, left of it, right of it and below it (the
+    lines across its middle and those beyond them, by their middle rows; the rest by their
+    centres), so the XY cut reads a heading over two columns, each
+    column whole, then what runs on below them. The regions had been joined around the gutter's
+    ends. Lines side by side across it (most of the shorter side's have a partner at the same
+    height: a form's labels and entries, a diary's dates, a table's cells) stay one region, read
+    row by row: their rows are the records."""
     next_region = max((line.region for line in lines), default=0) + 1
+    rows = {id(line): tuple(np.percentile(line.pixels[0], [25, 50, 75])) for line in lines}
     for x0, y0, x1, y1 in boxes:
-        middle = (x0 + x1) / 2
+        middle, centre = (x0 + x1) / 2, (y0 + y1) / 2
         by_region: dict[int, list[_WorkLine]] = {}
         for line in lines:
             by_region.setdefault(line.region, []).append(line)
         for members in by_region.values():
+            # The columns run between the lines across the gutter's middle above and below it (a
+            # heading, a closing line), not only along the gutter found: a column's longest line
+            # may reach into the channel and end it short.
+            across = [rows[id(line)][1] for line in members if line.x0 < middle < line.x1]
+            top = max((row for row in across if row < centre), default=-math.inf)
+            bottom = min((row for row in across if row >= centre), default=math.inf)
             parts: dict[str, list[_WorkLine]] = {}
             for line in members:
-                row = float(np.median(line.pixels[0]))
-                side = "above" if row < y0 else "below" if row >= y1 else \
+                row = rows[id(line)][1]
+                side = "above" if row <= top or (row < centre and line.x0 < middle < line.x1) else \
+                    "below" if row >= bottom or line.x0 < middle < line.x1 else \
                     "left" if (line.x0 + line.x1) / 2 < middle else "right"
                 parts.setdefault(side, []).append(line)
-            if "left" not in parts or "right" not in parts:
+            if "left" not in parts or "right" not in parts or _rows_across(parts["left"], parts["right"], rows):
                 continue
             for side in ("left", "right", "below"):
                 for line in parts.get(side, []):
                     line.region = next_region
                 next_region += 1
     return lines
+
+
+SIDE_BY_SIDE_SHARE = 0.6  # of the shorter side's lines with a partner level with them: rows, not columns
+
+
+def _rows_across(left: list[_WorkLine], right: list[_WorkLine], rows: dict) -> bool:
+    fewer, more = sorted((left, right), key=len)
+    paired = sum(any(_side_by_side(rows[id(a)], rows[id(b)]) for b in more) for a in fewer)
+    return paired >= SIDE_BY_SIDE_SHARE * len(fewer)
 
 
 def _level_rule_at(rules: np.ndarray, x: int, width: int, row: int, reach: int) -> bool:
@@ -1050,10 +1113,11 @@ def _assign_ink(lines: list[_WorkLine], binary: np.ndarray, line_map: np.ndarray
 SHORT_LINE_ABOVE, SHORT_LINE_BELOW = 1.2, 1.6
 
 
-def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
+def _absorb_short_lines(lines: list[_WorkLine], h: float, parted: np.ndarray) -> list[_WorkLine]:
     """A short "line" (a flourished capital, a tall word) that sits inside a longer line's
     x-range and mostly within its band is part of it: over-segmentation is the other
-    failure users of line segmenters complain about."""
+    failure users of line segmenters complain about. Never across a table's border or a
+    gutter (`parted`, as find_lines parts cores): a column's short line beside the other's."""
     longest = sorted(range(len(lines)), key=lambda k: -(lines[k].x1 - lines[k].x0))
     absorbed = set()
     for k in reversed(longest):
@@ -1073,6 +1137,9 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float) -> list[_WorkLine]:
                 continue
             # Beside the line within a wide word gap (digit strings are written spaced out).
             if not (other.x0 - 5 * h <= cx <= other.x1 + 5 * h) or (short.core and other.region != short.region):
+                continue
+            gap = (other.x1, short.x0) if short.x0 >= other.x1 else (short.x1, other.x0)
+            if _rule_between(parted, *gap, max(0, int(cy - h)), int(cy + h)):
                 continue
             centre = other.centre[min(max(cx, 0), len(other.centre) - 1)]
             # A short line with a dense core of its own, its middle a line pitch away, is the next

@@ -443,6 +443,9 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     # 23-49% fewer wrong characters in the half kept than greedy readings ranked by their least
     # sure letter), and the before/after figures the user will see are measured so.
     default_decoder = make_decoder("auto", charset)
+    measured = time.monotonic()
+    read_before = searched_cer(base, split.held_out, default_decoder)
+    searching_minutes = (time.monotonic() - measured) / 60  # the adapted weights' reading, after training
     pseudo = read_unlabeled(with_decoder(base, default_decoder), cfg, lines)
     notify({"phase": "before", "before_cer": before, "adapt_lines": len(split.adapt),
             "held_out_lines": len(split.held_out), "split_by": split.by,
@@ -456,12 +459,14 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
     shutil.rmtree(run_dir, ignore_errors=True)
     budget = budget_for(len(split.adapt), cfg)
     words = cut_words(base, split.adapt) if cfg.recombine > 0 else None
-    # Leave time for what follows the last step: its validation reads the held-out lines, and
-    # each blend of choose_mix reads them and the other-hands lines once more (both timed
-    # just now, so a busy machine reserves more); then the model is written. A tenth more: with
-    # --beside the pair reads the lines the adapted network is unsure of twice (bench_adapt, 50
-    # lines on a 2-core VM: 0.40 minutes taken against 0.38 reserved, the run 5.08 minutes).
-    reserve = 1.1 * (1 + len(MIXES)) * (reading_minutes + checking_minutes) + 0.05
+    # Leave time for what follows the last step: its validation reads the held-out lines, each
+    # blend of choose_mix reads them and the other-hands lines once more, and the chosen weights
+    # read the held-out lines with the default search (all timed on the base model just now, so
+    # a busy machine reserves more); then the model is written. A tenth more: with --beside the
+    # pair reads the lines the adapted network is unsure of twice (bench_adapt, 50 lines on a
+    # 2-core VM: 0.40 minutes taken against 0.38 reserved, the run 5.08 minutes, before the search
+    # was counted).
+    reserve = 1.1 * ((1 + len(MIXES)) * (reading_minutes + checking_minutes) + searching_minutes) + 0.05
     left = cfg.minutes - (time.monotonic() - start) / 60 - reserve
     train_minutes = max(MIN_TRAIN_MINUTES, left)
     if left < MIN_TRAIN_MINUTES:
@@ -495,7 +500,7 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
         base_net, _ = load_model(base_dir)
         mix, after, others_after = choose_mix(base_net.state_dict(), adapted, split.held_out, others, others_before,
                                               cfg.max_forgetting, before)
-        read_before, read_after = default_reading(base, adapted, split.held_out, default_decoder)
+        read_after = searched_cer(adapted, split.held_out, default_decoder)
         improved = reads_better(before, after, read_before, read_after)
         minutes = (time.monotonic() - start) / 60
         log.info("choosing and checking the weights took %.2f minutes (%.2f reserved)",
@@ -614,13 +619,13 @@ def with_decoder(reader: Recognizer, decoder) -> Recognizer:
     return other
 
 
-def default_reading(base: Recognizer, adapted: Recognizer, held_out: list[LineSample], decoder) -> tuple:
-    """Held-out CER of the base and the adapted weights read with `decoder`, the commands'
-    default (hwr.recognition.decode.auto_decoder), or (None, None) when that reading is greedy
-    (the figures the run already has). A few dozen lines: a second or two of search."""
+def searched_cer(reader: Recognizer, held_out: list[LineSample], decoder) -> float | None:
+    """Held-out CER read with `decoder`, the commands' default (hwr.recognition.decode.auto_decoder),
+    or None when that reading is greedy (the figures the run already has). A few dozen lines: a
+    second or two of search."""
     if decoder.name == "greedy":
-        return None, None
-    return tuple(held_out_counts(with_decoder(reader, decoder), held_out).cer for reader in (base, adapted))
+        return None
+    return held_out_counts(with_decoder(reader, decoder), held_out).cer
 
 
 def reads_better(before: float, after: float, read_before: float | None, read_after: float | None) -> bool:

@@ -268,18 +268,20 @@ def two_columns(gap_h, left_texts, right_texts, heading=None, footer=None, size=
     h = font.getbbox("x")[3] - font.getbbox("x")[1]  # about the segmenter's text height
     left_width = max(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font) for t in left_texts)
     right_x = 40 + int(left_width + gap_h * h)
-    rows = len(left_texts) + (heading is not None) + (footer is not None)
+    column_rows = max(len(left_texts), len(right_texts))
+    rows = column_rows + (heading is not None) + (footer is not None)
     img = Image.new("L", (right_x + 600, 80 + pitch * rows), 235)
     draw = ImageDraw.Draw(img)
     y = 40
     if heading:
         draw.text((40, y), heading, fill=30, font=font)
         y += pitch
-    for k, (left, right) in enumerate(zip(left_texts, right_texts)):
+    for k, left in enumerate(left_texts):
         draw.text((40, y + pitch * k), left, fill=30, font=font)
+    for k, right in enumerate(right_texts):
         draw.text((right_x, y + pitch * k + drop), right, fill=30, font=font)
     if footer:
-        draw.text((40, y + pitch * len(left_texts) + pitch // 3), footer, fill=30, font=font)
+        draw.text((40, y + pitch * column_rows + pitch // 3), footer, fill=30, font=font)
     return np.asarray(img), right_x - gap_h * h / 2, h
 
 
@@ -289,18 +291,42 @@ RIGHT_COLUMN = ["the second one begins", "beside it and runs", "on down the page
                 "first one did", "then stops"]
 
 
-@pytest.mark.parametrize("gap_h", [3.0, 4.5])
-def test_columns_closer_than_a_column_gap_are_read_one_after_the_other(gap_h):
+@pytest.mark.parametrize("gap_h, pitch", [(3.0, 60), (4.5, 60), (3.0, 75)])
+def test_columns_closer_than_a_column_gap_are_read_one_after_the_other(gap_h, pitch):
     """Two columns 2.5-5 x-heights apart had been read as one, each line "left ... right": the
-    paper between them runs straight down every line, as word gaps do not."""
+    paper between them runs straight down every line, as word gaps do not. Lines far apart (75
+    px, ~4 text heights) too: four of them span more than the first stretch looked down."""
     heading = "A heading written right across the top of both the columns"
     footer = "and a closing line written right across the foot of both of them"
-    page, middle, _ = two_columns(gap_h, LEFT_COLUMN, RIGHT_COLUMN, heading, footer)
+    page, middle, _ = two_columns(gap_h, LEFT_COLUMN, RIGHT_COLUMN, heading, footer, pitch=pitch)
     found = segment_page(page)
     sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in found]
     assert sides == ["both"] + ["left"] * len(LEFT_COLUMN) + ["right"] * len(RIGHT_COLUMN) + ["both"]
     tops = [line.bbox[1] for line in found]
     assert tops[1:7] == sorted(tops[1:7]) and tops[7:13] == sorted(tops[7:13])
+
+
+def test_a_column_longer_than_the_other_is_read_whole_first():
+    """A gutter is found beside four lines of each column and carried on along the longer one:
+    its last lines had been read after the other column, or with the closing line."""
+    left = LEFT_COLUMN + ["with a few", "more lines", "than the", "other one"]
+    # The heading holds the deskew level: without a line across both, the columns' rows, a third
+    # of a line apart, were "deskewed" 2.4 degrees into line with each other (left alone).
+    page, middle, _ = two_columns(3.0, left, RIGHT_COLUMN[:5], heading="A heading written right across both columns")
+    found = segment_page(page)
+    sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in found]
+    assert sides == ["both"] + ["left"] * len(left) + ["right"] * 5
+
+
+def test_a_forms_labels_and_entries_are_read_row_by_row():
+    """Lines side by side across a gutter are a form's rows (a label, its entry), not columns:
+    each row is read left to right, then the next."""
+    labels = ["Name of owner", "Street address", "Town and county", "Date of purchase", "Price paid in full"]
+    entries = ["John Smith Esq", "14 Mill Lane", "Bath, Somerset", "3 March 1891", "twelve pounds"]
+    page, middle, _ = two_columns(4.0, labels, entries, drop=0)
+    found = segment_page(page)
+    sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in found]
+    assert sides == ["left", "right"] * len(labels)
 
 
 def test_word_gaps_lined_up_over_three_lines_part_nothing():
