@@ -24,6 +24,7 @@ from hwr.fileio import (
     check_output_dir,
     check_output_file,
     escape_controls,
+    not_found_reason,
     special_file_kind,
 )
 from hwr.logs import log_to_stderr
@@ -485,8 +486,24 @@ def _print_skipped(scored, named: bool) -> None:
         return
     where = f"{scored.dataset.name}: " if named else ""
     nothing = "no line scored; " if report.lines == 0 else ""
-    print(escape_controls(f"hwr eval: {where}{nothing}skipped {report.skipped_lines()}: "
-                          f"{name_some(report.failures, 3)}"), file=sys.stderr)  # file names: no terminal codes
+    _print_failures(f"{where}{nothing}skipped {report.skipped_lines()}", report.failures)
+
+
+SKIPPED_NAMED = 20  # inputs an eval names on stderr: every one of a few, the first of many
+
+
+def _print_failures(head: str, failures: list) -> None:
+    """The lines `hwr eval` left out, each on its own line (only three had been named, the rest
+    in --json alone: the user could not tell which file was left out); `hwr transcribe` has its
+    errors file for this, `--pages` logs each as it goes."""
+    from hwr.fileio import escape_line_controls
+
+    # File names: no terminal codes, and no newline that would make one look like two.
+    rows = [f"hwr eval: {escape_line_controls(head)}:",
+            *(f"  {escape_line_controls(str(failure))}" for failure in failures[:SKIPPED_NAMED])]
+    if len(failures) > SKIPPED_NAMED:
+        rows.append(f"  and {len(failures) - SKIPPED_NAMED} more (--json FILE lists every one)")
+    print("\n".join(rows), file=sys.stderr)
 
 
 def _eval_inputs(cfg, dataset: str | None) -> list[str]:
@@ -526,6 +543,7 @@ def _eval_pages(cfg, dataset: str) -> int:
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
+        # Each failure was logged as it happened (page_eval): the summary names a few.
         print(escape_controls(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: "
                               f"{name_some(report.failures, 3)}"), file=sys.stderr)  # file names: no terminal codes
         return 1 if report.results else 2
@@ -557,10 +575,10 @@ def cmd_lm(args) -> int:
     # Inputs and outputs before the counting: a missing file is not found after the LM is written.
     for path in [*args.corpus, *cfg.words]:
         if not Path(path).is_file():
-            special = special_file_kind(path)
+            special, missing = special_file_kind(path), not_found_reason(path)
             raise MissingFileError(f"{path}: " + ("is a folder, not a text file" if Path(path).is_dir()
                                                   else f"is {special}, not a text file" if special
-                                                  else "text file not found"))
+                                                  else "text file not found" if missing == "not found" else missing))
     check_output_file(cfg.out, "--out")
     check_output_file(cfg.lexicon, "--lexicon")
     outputs = [("--out", cfg.out), ("--lexicon", cfg.lexicon)]

@@ -20,6 +20,7 @@ from hwr.datasets.errors import (
     comment_row,
     read_lines,
     read_utf8,
+    read_utf8_rows,
     report_or_raise,
     row_error,
     text_rows,
@@ -54,15 +55,22 @@ def read_iam(
     lines_txt = root / LINES_TXT
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
-    rows = text_rows(read_utf8(lines_txt))  # read once: the split check and the lines both use it
+    seen = report if report is not None else SkipReport()
+    before = seen.count
+    # Read once: the split check and the lines both use it. With --skip-bad a row that is not
+    # UTF-8 (one Latin-1 edit) is a bad entry, as a manifest's is: it had stopped the whole set.
+    rows = read_utf8_rows(lines_txt, skip_bad, seen)
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
     if wanted is not None:
         check_split_ids(Path(split_file), wanted, listed_ids(rows), lines_txt)
     # No line from a split file is almost always the wrong split file for this tree.
     source, none_found = ((split_file, f"none of its ids matches a usable line of {lines_txt}") if wanted is not None
                           else (lines_txt, "no usable line"))
-    return read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, rows, wanted, skip_bad, seen), skip_bad,
-                                              seen), source, none_found, report)
+    samples = read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, rows, wanted, skip_bad, seen), skip_bad,
+                                                 seen), source, none_found, seen)
+    if report is None:
+        seen.log(before)
+    return samples
 
 
 def read_split_ids(path: Path) -> set[str]:

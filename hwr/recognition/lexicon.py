@@ -152,11 +152,14 @@ def _read_text(path: str | Path, kind: str) -> str:
 def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, modulo: int = 20) -> Iterator[str]:
     """Non-empty lines of text files; `split` keeps the synthetic engine's held-out rule
     (line index % modulo == 0 is validation text), so an LM built from "train" never saw the
-    validation lines."""
+    validation lines. A gzipped file (by its magic bytes, as the LMs hwr writes) is read
+    unzipped: it had been refused as "not UTF-8 text"."""
     for path in paths:
         try:
+            with open(path, "rb") as probe:
+                zipped = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
             # utf-8-sig: a byte-order mark (Notepad's) is no part of the first line's first word.
-            with open(path, encoding="utf-8-sig") as f:
+            with (gzip.open(path, "rt", encoding="utf-8-sig") if zipped else open(path, encoding="utf-8-sig")) as f:
                 for i, line in enumerate(f):
                     if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
                         continue
@@ -165,6 +168,8 @@ def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, mod
                         yield line
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+        except (EOFError, gzip.BadGzipFile, zlib.error):
+            raise ConfigError(f"{path}: not a complete gzip file (truncated or damaged text)") from None
         except OSError as exc:
             raise MissingFileError(f"{path}: cannot read the text file ({exc.strerror or exc})") from None
 

@@ -137,6 +137,21 @@ def test_skip_bad_reports_malformed_row_and_missing_image(tmp_path):
     assert report.summary().startswith("2 entries skipped")
 
 
+def test_a_row_that_is_not_utf8_is_one_bad_entry_with_skip_bad(tmp_path):
+    """One Latin-1 edit in a 13,000-line lines.txt had stopped the whole set, --skip-bad or not."""
+    root = make_iam(tmp_path)
+    path = root / "ascii" / "lines.txt"
+    rows = path.read_bytes().split(b"\n")
+    rows[4] = rows[4].replace(b"Caf\xc3\xa9", b"Caf\xe9")  # the a01-000x-00 row, saved as Latin-1
+    path.write_bytes(b"\n".join(rows))
+    with pytest.raises(DatasetError, match=r"lines\.txt:5: not valid UTF-8 \(byte 0xe9\)"):
+        read_iam(root)
+    report = SkipReport()
+    samples = read_iam(root, skip_bad=True, report=report)
+    assert [s.id for s in samples] == [IDS[0], IDS[1], IDS[3]]
+    assert [(e.line_no, e.reason) for e in report.entries] == [(5, "not valid UTF-8 (byte 0xe9)")]
+
+
 def test_a_malformed_row_outside_the_split_neither_fails_nor_counts_against_it(tmp_path):
     root = make_iam(tmp_path / "iam", LINES_TXT + "c03-001-02 ok 154 1 408 746 1661 89\n")  # 8 fields
     split = tmp_path / "test.lst"

@@ -94,6 +94,28 @@ def test_a_byte_order_mark_is_no_part_of_a_corpus_or_word_lists_first_line(tmp_p
     assert list(read_corpus_lines([tmp_path / "words.txt"])) == ["zebra", "quokka"]
 
 
+def test_a_gzipped_corpus_is_read_unzipped_and_a_truncated_one_named(tmp_path):
+    """A .gz corpus had been refused as "not UTF-8 text; save it as UTF-8"."""
+    from hwr.recognition.lexicon import read_corpus_lines
+
+    zipped = gzip.compress("\ufeffthe cat\n\non the mat\n".encode("utf-8"))
+    (tmp_path / "c.txt.gz").write_bytes(zipped)
+    assert list(read_corpus_lines([tmp_path / "c.txt.gz"])) == ["the cat", "on the mat"]
+    (tmp_path / "cut.txt.gz").write_bytes(zipped[:-12])
+    with pytest.raises(ConfigError, match=r"cut\.txt\.gz: not a complete gzip file"):
+        list(read_corpus_lines([tmp_path / "cut.txt.gz"]))
+
+
+def test_lm_build_names_a_corpus_that_is_a_link_leading_nowhere(tmp_path, capsys):
+    """A link loop had been "text file not found": the user sees the file in a listing."""
+    from hwr.cli import main
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main(["lm", "build", str(tmp_path / "a"), "--out", str(tmp_path / "o.arpa")]) == 2
+    assert "a: is a symbolic link that leads nowhere" in capsys.readouterr().err
+
+
 def test_lm_build_puts_every_word_of_a_word_list_in_the_lexicon_whatever_the_split(tmp_path, caplog):
     """--split train held out every 20th row of the word lists too, in silence; rows of two
     words were dropped in silence (a probe helper)."""

@@ -7,6 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
+from hwr import cli
 from hwr.cli import main
 from hwr.errors import ConfigError
 from hwr.recognition.imaging import ImageError
@@ -331,6 +332,26 @@ def test_skipped_lines_exit_1_and_are_named(tiny_model, tmp_path, capsys):
     assert code == 1 and "broken.png" in err
     # Each kind of skipped line is counted as what it is, not all as "unreadable".
     assert "2 lines (unreadable image: 1, bad ground truth: 1)" in err
+
+
+def test_every_skipped_line_is_named_on_its_own_row(tiny_model, tmp_path, capsys, monkeypatch):
+    """Only three had been named, "and 1 more" in --json alone: the user could not tell which file
+    was left out. Past SKIPPED_NAMED the rest are counted and --json named."""
+    data = _pairs(tmp_path / "data", ["the cat", "a dog"])
+    for k in range(5):
+        (data / f"broken{k}.png").write_bytes(b"not an image")
+        (data / f"broken{k}.gt.txt").write_text("x\n")
+    assert main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap",
+                 "10"]) == 1
+    rows = capsys.readouterr().err.splitlines()
+    head = next(k for k, row in enumerate(rows) if row.startswith("hwr eval: skipped 5 lines"))
+    assert [row.split(":")[0].strip().rsplit("/", 1)[-1] for row in rows[head + 1:head + 6]] == \
+        [f"broken{k}.png" for k in range(5)]
+    monkeypatch.setattr(cli, "SKIPPED_NAMED", 2)
+    main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap", "10"])
+    rows = capsys.readouterr().err.splitlines()
+    head = next(k for k, row in enumerate(rows) if row.startswith("hwr eval: skipped 5 lines"))
+    assert rows[head + 3] == "  and 3 more (--json FILE lists every one)"
 
 
 def test_a_manifest_row_whose_image_is_missing_counts_as_an_unreadable_image(tiny_model, tmp_path, capsys):
