@@ -310,12 +310,21 @@ def test_a_column_longer_than_the_other_is_read_whole_first():
     """A gutter is found beside four lines of each column and carried on along the longer one:
     its last lines had been read after the other column, or with the closing line."""
     left = LEFT_COLUMN + ["with a few", "more lines", "than the", "other one"]
-    # The heading holds the deskew level: without a line across both, the columns' rows, a third
-    # of a line apart, were "deskewed" 2.4 degrees into line with each other (left alone).
     page, middle, _ = two_columns(3.0, left, RIGHT_COLUMN[:5], heading="A heading written right across both columns")
     found = segment_page(page)
     sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in found]
     assert sides == ["both"] + ["left"] * len(left) + ["right"] * 5
+
+
+@pytest.mark.parametrize("drop", [10, 20, 30])
+def test_columns_whose_rows_are_not_level_are_not_deskewed_into_line(drop):
+    """With no line across both, columns whose rows lie a third of a line apart had been
+    "deskewed" 2.4 degrees into line with each other (the whole page's profile is sharpest so),
+    then read row by row. Each column's rows now count apart."""
+    page, middle, _ = two_columns(3.0, LEFT_COLUMN, RIGHT_COLUMN, drop=drop)
+    layout = analyse_page(page)
+    sides = ["left" if line.bbox[2] < middle else "right" if line.bbox[0] > middle else "both" for line in layout.lines]
+    assert layout.skew_deg == 0.0 and sides == ["left"] * len(LEFT_COLUMN) + ["right"] * len(RIGHT_COLUMN)
 
 
 def test_a_forms_labels_and_entries_are_read_row_by_row():
