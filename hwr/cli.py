@@ -24,6 +24,7 @@ from hwr.fileio import (
     check_output_dir,
     check_output_file,
     escape_controls,
+    escape_line_controls,
     not_found_reason,
     special_file_kind,
 )
@@ -496,13 +497,11 @@ def _print_failures(head: str, failures: list) -> None:
     """The lines `hwr eval` left out, each on its own line (only three had been named, the rest
     in --json alone: the user could not tell which file was left out); `hwr transcribe` has its
     errors file for this, `--pages` logs each as it goes."""
-    from hwr.fileio import escape_line_controls
-
     # File names: no terminal codes, and no newline that would make one look like two.
     rows = [f"hwr eval: {escape_line_controls(head)}:",
             *(f"  {escape_line_controls(str(failure))}" for failure in failures[:SKIPPED_NAMED])]
     if len(failures) > SKIPPED_NAMED:
-        rows.append(f"  and {len(failures) - SKIPPED_NAMED} more (--json FILE lists every one)")
+        rows.append(f"  and {len(failures) - SKIPPED_NAMED} more (all in --json FILE's failed_files)")
     print("\n".join(rows), file=sys.stderr)
 
 
@@ -543,9 +542,10 @@ def _eval_pages(cfg, dataset: str) -> int:
     if cfg.json:
         write_page_report(report, Path(cfg.json), str(recognizer.path), dataset)
     if report.failures:
-        # Each failure was logged as it happened (page_eval): the summary names a few.
-        print(escape_controls(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: "
-                              f"{name_some(report.failures, 3)}"), file=sys.stderr)  # file names: no terminal codes
+        # Each failure was logged as it happened (page_eval): the summary names a few, on one line
+        # (file names: no terminal codes, no newline).
+        print(escape_line_controls(f"hwr eval: skipped {skipped_by_cause(report.failures, 'page')}: "
+                                   f"{name_some(report.failures, 3)}"), file=sys.stderr)
         return 1 if report.results else 2
     return 0
 

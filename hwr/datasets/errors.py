@@ -216,11 +216,14 @@ def _row_of(data: bytes, offset: int) -> int:
     return len(_ROW_END_BYTES.findall(data, 0, offset)) + 1
 
 
-def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> list[str]:
+def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None,
+                   undecodable: dict[int, DatasetError] | None = None) -> list[str]:
     """A list file's rows (a manifest's). With `skip_bad`, a row that is not valid UTF-8 (a
     Latin-1 name pasted in) is a bad entry named by its line, and reads as blank so the rows
     after it keep their line numbers; the other rows are read. Without it, the first such row
-    is the error, as `read_utf8` says."""
+    is the error, as `read_utf8` says. `undecodable` given: such a row is not reported but kept
+    there by line number, and read with its bad bytes replaced (its id may still say whether
+    the caller reads it at all: IAM's lines outside a split)."""
     try:
         return text_rows(read_utf8(path))
     except DatasetError as error:
@@ -234,9 +237,13 @@ def read_utf8_rows(path: Path, skip_bad: bool, report: SkipReport | None) -> lis
         try:
             rows.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            report_or_raise(DatasetError(path, f"not valid UTF-8 (byte {raw[exc.start]:#04x})", line_no), skip_bad,
-                            report)
-            rows.append("")
+            error = DatasetError(path, f"not valid UTF-8 (byte {raw[exc.start]:#04x})", line_no)
+            if undecodable is None:
+                report_or_raise(error, skip_bad, report)
+                rows.append("")
+            else:
+                undecodable[line_no] = error
+                rows.append(raw.decode("utf-8", errors="replace"))
     return rows
 
 

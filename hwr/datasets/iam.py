@@ -55,22 +55,19 @@ def read_iam(
     lines_txt = root / LINES_TXT
     if not lines_txt.is_file():
         raise DatasetError(root, f"not an IAM tree: {LINES_TXT} not found")
-    seen = report if report is not None else SkipReport()
-    before = seen.count
     # Read once: the split check and the lines both use it. With --skip-bad a row that is not
-    # UTF-8 (one Latin-1 edit) is a bad entry, as a manifest's is: it had stopped the whole set.
-    rows = read_utf8_rows(lines_txt, skip_bad, seen)
+    # UTF-8 (one Latin-1 edit) is a bad entry where it is read, as a manifest's is: it had
+    # stopped the whole set. Its id still places it in or out of a split.
+    undecodable: dict[int, DatasetError] = {}
+    rows = read_utf8_rows(lines_txt, skip_bad, None, undecodable)
     wanted = read_split_ids(Path(split_file)) if split_file is not None else None
     if wanted is not None:
         check_split_ids(Path(split_file), wanted, listed_ids(rows), lines_txt)
     # No line from a split file is almost always the wrong split file for this tree.
     source, none_found = ((split_file, f"none of its ids matches a usable line of {lines_txt}") if wanted is not None
                           else (lines_txt, "no usable line"))
-    samples = read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, rows, wanted, skip_bad, seen), skip_bad,
-                                                 seen), source, none_found, seen)
-    if report is None:
-        seen.log(before)
-    return samples
+    return read_lines(lambda seen: unique_ids(_iter_lines(root, lines_txt, rows, wanted, skip_bad, seen, undecodable),
+                                              skip_bad, seen), source, none_found, report)
 
 
 def read_split_ids(path: Path) -> set[str]:
@@ -112,14 +109,19 @@ def listed_ids(rows: list[str]) -> set[str]:
 
 
 def _iter_lines(
-    root: Path, lines_txt: Path, rows: list[str], wanted: set[str] | None, skip_bad: bool, report: SkipReport | None
+    root: Path, lines_txt: Path, rows: list[str], wanted: set[str] | None, skip_bad: bool, report: SkipReport | None,
+    undecodable: dict[int, DatasetError] | None = None,
 ) -> Iterator[LineSample]:
+    """`undecodable`: rows that are not UTF-8 (read_utf8_rows), bad entries where they are read."""
     for line_no, raw in enumerate(rows, start=1):
         if not raw.strip() or comment_row(raw):
             continue
         # A row outside the split is not read at all: a malformed row of the training split
         # must not fail (or count as skipped in) the scoring of the test split.
         if wanted is not None and not wanted.intersection(listed_ids([raw])):
+            continue
+        if undecodable and line_no in undecodable:
+            report_or_raise(undecodable[line_no], skip_bad, report)
             continue
         try:
             sample = parse_row(raw, root)

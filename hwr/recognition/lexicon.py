@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hwr.errors import ConfigError, MissingFileError, counted, name_some
-from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix
+from hwr.fileio import GZIP_MAGIC, atomic_write_gzip_by_suffix, open_maybe_gzipped
 from hwr.recognition.charset import Charset, normalize_text
 
 log = logging.getLogger("hwr.recognition.lexicon")
@@ -156,10 +156,8 @@ def read_corpus_lines(paths: Iterable[str | Path], split: str | None = None, mod
     unzipped: it had been refused as "not UTF-8 text"."""
     for path in paths:
         try:
-            with open(path, "rb") as probe:
-                zipped = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
             # utf-8-sig: a byte-order mark (Notepad's) is no part of the first line's first word.
-            with (gzip.open(path, "rt", encoding="utf-8-sig") if zipped else open(path, encoding="utf-8-sig")) as f:
+            with open_maybe_gzipped(path, "rt", encoding="utf-8-sig") as f:
                 for i, line in enumerate(f):
                     if split == "train" and i % modulo == 0 or split == "val" and i % modulo:
                         continue

@@ -150,6 +150,23 @@ def test_a_row_that_is_not_utf8_is_one_bad_entry_with_skip_bad(tmp_path):
     samples = read_iam(root, skip_bad=True, report=report)
     assert [s.id for s in samples] == [IDS[0], IDS[1], IDS[3]]
     assert [(e.line_no, e.reason) for e in report.entries] == [(5, "not valid UTF-8 (byte 0xe9)")]
+    # Outside the split it is not read, so not counted; its id still names it for a split.
+    other = tmp_path / "other.txt"
+    other.write_text("b02-010\n", encoding="utf-8")
+    report = SkipReport()
+    assert [s.id for s in read_iam(root, other, skip_bad=True, report=report)] == [IDS[3]] and not report.entries
+    other.write_text("a01-000x-00\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"none of its ids matches a usable line .*1 skipped: .*not valid UTF-8"):
+        read_iam(root, other, skip_bad=True)
+
+
+def test_a_lines_file_not_utf8_throughout_says_so_with_skip_bad(tmp_path):
+    rows = [row if row.startswith("#") else row + "|caf\u00e9" for row in LINES_TXT.splitlines()]
+    root = make_iam(tmp_path, "\n".join(rows) + "\n")
+    path = root / "ascii" / "lines.txt"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"no usable line \(4 skipped: .*lines\.txt:3: not valid UTF-8"):
+        read_iam(root, skip_bad=True)
 
 
 def test_a_malformed_row_outside_the_split_neither_fails_nor_counts_against_it(tmp_path):

@@ -351,7 +351,7 @@ def test_every_skipped_line_is_named_on_its_own_row(tiny_model, tmp_path, capsys
     main(["eval", str(data), "--model", str(tiny_model), "--device", "cpu", "--skip-bad", "--bootstrap", "10"])
     rows = capsys.readouterr().err.splitlines()
     head = next(k for k, row in enumerate(rows) if row.startswith("hwr eval: skipped 5 lines"))
-    assert rows[head + 3] == "  and 3 more (--json FILE lists every one)"
+    assert rows[head + 3] == "  and 3 more (all in --json FILE's failed_files)"
 
 
 def test_a_manifest_row_whose_image_is_missing_counts_as_an_unreadable_image(tiny_model, tmp_path, capsys):
