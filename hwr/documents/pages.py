@@ -65,6 +65,9 @@ STDIN_NAME = "-"
 DEFAULT_DPI = 300
 # pdfium keeps global state and is not thread-safe: one render at a time.
 _PDFIUM_LOCK = threading.Lock()
+# Folders reached twice that this process has warned of: `hwr transcribe` walks its inputs to
+# check its reports' paths, then to read them, and had said so twice.
+_LOOPS_SAID: set[tuple[str, str]] = set()
 # pdfium's FPDF_ERR_PASSWORD (fpdfview.h), named here so reading a folder of images never imports pdfium.
 PDFIUM_PASSWORD_ERROR = 4
 
@@ -219,7 +222,9 @@ def _walk(folder: Path, prefix: str) -> list[_Found]:
     for top, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
         real = os.path.realpath(top)
         if real in visited:
-            log.warning("%s: already read as %s (a symbolic link loop?); not read again", top, real)
+            if (top, real) not in _LOOPS_SAID:  # a command lists its inputs more than once
+                _LOOPS_SAID.add((top, real))
+                log.warning("%s: already read as %s (a symbolic link loop?); not read again", top, real)
             dirs[:] = []
             continue
         visited.add(real)

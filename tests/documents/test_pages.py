@@ -628,7 +628,7 @@ def test_oversized_pdf_page_renders_at_a_lower_dpi(tmp_path, monkeypatch):
     assert gray.size <= 1_000_003 and gray.size > 0.99 * 1_000_003
 
 
-def test_linked_sub_folders_are_read_and_a_link_loop_only_once(tmp_path):
+def test_linked_sub_folders_are_read_and_a_link_loop_only_once(tmp_path, caplog):
     (tmp_path / "in" / "real").mkdir(parents=True)
     (tmp_path / "volume2").mkdir()
     _img(1).save(tmp_path / "in" / "real" / "a.png")
@@ -637,6 +637,9 @@ def test_linked_sub_folders_are_read_and_a_link_loop_only_once(tmp_path):
     (tmp_path / "in" / "real" / "up").symlink_to(tmp_path / "in", target_is_directory=True)  # a loop
     refs = list(page_refs([tmp_path / "in"]))
     assert [(r.page_id, r.error) for r in refs] == [("linked/b", ""), ("real/a", "")]
+    # Said once, however often the inputs are listed (hwr transcribe lists them twice).
+    list(page_refs([tmp_path / "in"]))
+    assert caplog.text.count("a symbolic link loop?") == 1
 
 
 def test_an_input_that_matches_nothing_is_a_failure_beside_the_others(tmp_path):
