@@ -28,6 +28,7 @@ and for auto mode's second reading `reads_both_ways` and `settle_reading`):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -86,6 +87,9 @@ from hwr.training.distributed import context_from_env
 log = logging.getLogger("hwr.documents.pipeline")
 
 WORD_FORMATS = {"json", "pagexml", "alto"}  # outputs that carry word boxes
+# Pages to read from which page workers run as processes unless told (BatchConfig.processes):
+# from the 2-core figures there, processes catch up their start-up from about 5 pages.
+AUTO_PROCESSES_PAGES = 8
 
 
 # --- one image ------------------------------------------------------------------------------
@@ -153,9 +157,11 @@ class BatchConfig:
     # Python work contends for the GIL with the process feeding the network. They never import
     # torch or load the model and hand lines back through shared memory; a second or so of
     # start-up. On 2 CPU cores (bench/bench_page_workers.py, 12 pages of 15 lines, 2026-12-07, quiet)
-    # 2 processes read 1.55 pages/s at 1.10 CPU s a page, 2 threads 1.31 at 1.40: threads stay the
-    # default for the one-page runs where the processes' start-up is most of the time.
-    processes: bool = False
+    # 2 processes read 1.55 pages/s at 1.10 CPU s a page, 2 threads 1.31 at 1.40, start-up
+    # included (on an H200's host, 12.8 pages/s against 9.6). None: processes for a batch of
+    # AUTO_PROCESSES_PAGES pages or more, threads for fewer (a one-page run, whose time the
+    # processes' start-up of a second or so would be most of).
+    processes: bool | None = None
     batch_size: int = 16
     batch_lines: int = 64  # lines pooled across pages before they are sorted into batches (>= 2 batches)
     # Locate words (CTC alignment) for PAGE Word / ALTO String elements; None: when an
@@ -563,7 +569,11 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
     batcher = PageBatcher(config.batch_size, max(config.batch_lines, 2 * config.batch_size))
     try:
         mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
-        with PageWorkers(settings, config.workers, config.processes) as workers, \
+        processes = config.processes
+        if processes is None:  # as many pages as make processes pay? (the first few listed, then all)
+            first = list(itertools.islice(mine, AUTO_PROCESSES_PAGES))
+            processes, mine = len(first) >= AUTO_PROCESSES_PAGES, itertools.chain(first, mine)
+        with PageWorkers(settings, config.workers, processes) as workers, \
                 _torch_threads_beside(workers, recognizer.device):
             pages = iter(workers.prepared(mine))
             while (prepared := run.next_page(pages)) is not None:

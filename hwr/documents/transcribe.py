@@ -14,7 +14,7 @@ from pathlib import Path
 from hwr import records
 from hwr.config_args import check_at_least, setting
 from hwr.documents.orientation import parse_orientation
-from hwr.documents.pipeline import MODES, BatchConfig, BatchSummary
+from hwr.documents.pipeline import AUTO_PROCESSES_PAGES, MODES, BatchConfig, BatchSummary
 from hwr.documents.writers import holds_lines, output_paths, parse_formats
 from hwr.errors import ConfigError
 from hwr.fileio import TEXT_ERRORS, held_here
@@ -243,11 +243,12 @@ class TranscribeConfig(RecognizerSettings):
         BatchConfig.workers,
         help="page workers that load, segment and cut pages while the recognizer runs (threads, or "
              "processes with --processes); 0: all in one process")
-    processes: bool = setting(
+    processes: bool | None = setting(
         BatchConfig.processes,
         help="run the --workers as processes that never load torch or the model and hand lines back "
-             "through shared memory: for many-core (GPU) hosts, and batches of many pages on a CPU too (2 cores: "
-             "about a fifth more pages/s than threads, after a second of start-up)")
+             "through shared memory (2 CPU cores: about a fifth more pages/s than threads, after a second of "
+             f"start-up); --no-processes: threads; unset: processes for a batch of {AUTO_PROCESSES_PAGES} pages or "
+             "more")
     progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")
 
     @property

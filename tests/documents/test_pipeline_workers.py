@@ -12,8 +12,9 @@ import cv2
 import pytest
 import torch
 
+from hwr.documents import pipeline
 from hwr.documents.pages import page_refs
-from hwr.documents.pipeline import BatchConfig, StageTimes, run_batch
+from hwr.documents.pipeline import AUTO_PROCESSES_PAGES, BatchConfig, StageTimes, run_batch
 from hwr.documents.prepare import PrepareSettings, ink_from_uint8, prepare_page
 from hwr.recognition.model import Recognizer
 
@@ -141,3 +142,22 @@ def test_batches_fill_to_the_batch_size_even_when_the_pool_is_set_smaller(recogn
     config = BatchConfig(mode="page", workers=0, batch_size=8, batch_lines=2, progress=False)
     summary = run_batch(recognizer, [folder / f"page{i}.png" for i in range(3)], config)
     assert sum(sizes) == summary.lines >= 12 and max(sizes) == 8  # a pool of 2 lines would make batches of 2-5
+
+
+@pytest.mark.parametrize("pages, expected", [(AUTO_PROCESSES_PAGES - 1, False), (AUTO_PROCESSES_PAGES, True)])
+def test_unset_processes_are_chosen_by_the_batchs_pages(recognizer, tmp_path, monkeypatch, pages, expected):
+    """Processes for a batch of AUTO_PROCESSES_PAGES pages or more (they read a fifth faster on 2
+    cores, after a second of start-up), threads for fewer; every page read either way, in order."""
+    for k in range(pages):
+        cv2.imwrite(str(tmp_path / f"p{k:02d}.png"), render_line(f"page {k}"))
+    chosen = []
+
+    class Recorded(pipeline.PageWorkers):
+        def __init__(self, settings, workers, processes, **kwargs):
+            chosen.append(processes)
+            super().__init__(settings, workers, False, **kwargs)  # threads either way: the test is the choice
+
+    monkeypatch.setattr(pipeline, "PageWorkers", Recorded)
+    read = []
+    run_batch(recognizer, [tmp_path], BatchConfig(progress=False), on_page=lambda page, _: read.append(page.id))
+    assert chosen == [expected] and read == [f"p{k:02d}" for k in range(pages)]
