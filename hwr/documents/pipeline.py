@@ -160,8 +160,11 @@ class BatchConfig:
     # 2 processes read 1.55 pages/s at 1.10 CPU s a page, 2 threads 1.31 at 1.40, start-up
     # included (on an H200's host, 12.8 pages/s against 9.6). None: processes for a batch of
     # AUTO_PROCESSES_PAGES pages or more, threads for fewer (a one-page run, whose time the
-    # processes' start-up of a second or so would be most of).
-    processes: bool | None = None
+    # processes' start-up of a second or so would be most of): `hwr transcribe`'s default. Not
+    # the library's: spawned workers import the caller's main module again, which a script
+    # without a __main__ guard runs again and a notebook or `python -` does not have (every
+    # page then failed, its worker dead).
+    processes: bool | None = False
     batch_size: int = 16
     batch_lines: int = 64  # lines pooled across pages before they are sorted into batches (>= 2 batches)
     # Locate words (CTC alignment) for PAGE Word / ALTO String elements; None: when an

@@ -244,7 +244,7 @@ class TranscribeConfig(RecognizerSettings):
         help="page workers that load, segment and cut pages while the recognizer runs (threads, or "
              "processes with --processes); 0: all in one process")
     processes: bool | None = setting(
-        BatchConfig.processes,
+        None,
         help="run the --workers as processes that never load torch or the model and hand lines back "
              "through shared memory (2 CPU cores: about a fifth more pages/s than threads, after a second of "
              f"start-up); --no-processes: threads; unset: processes for a batch of {AUTO_PROCESSES_PAGES} pages or "

@@ -16,6 +16,7 @@ from hwr.documents import pipeline
 from hwr.documents.pages import page_refs
 from hwr.documents.pipeline import AUTO_PROCESSES_PAGES, BatchConfig, StageTimes, run_batch
 from hwr.documents.prepare import PrepareSettings, ink_from_uint8, prepare_page
+from hwr.documents.transcribe import TranscribeConfig
 from hwr.recognition.model import Recognizer
 
 from helpers import render_line
@@ -147,7 +148,10 @@ def test_batches_fill_to_the_batch_size_even_when_the_pool_is_set_smaller(recogn
 @pytest.mark.parametrize("pages, expected", [(AUTO_PROCESSES_PAGES - 1, False), (AUTO_PROCESSES_PAGES, True)])
 def test_unset_processes_are_chosen_by_the_batchs_pages(recognizer, tmp_path, monkeypatch, pages, expected):
     """Processes for a batch of AUTO_PROCESSES_PAGES pages or more (they read a fifth faster on 2
-    cores, after a second of start-up), threads for fewer; every page read either way, in order."""
+    cores, after a second of start-up), threads for fewer; every page read either way, in order.
+    Unset is hwr transcribe's default; the library's stays threads (spawned workers import the
+    caller's main module again)."""
+    assert BatchConfig().processes is False and TranscribeConfig().processes is None
     for k in range(pages):
         cv2.imwrite(str(tmp_path / f"p{k:02d}.png"), render_line(f"page {k}"))
     chosen = []
@@ -159,5 +163,6 @@ def test_unset_processes_are_chosen_by_the_batchs_pages(recognizer, tmp_path, mo
 
     monkeypatch.setattr(pipeline, "PageWorkers", Recorded)
     read = []
-    run_batch(recognizer, [tmp_path], BatchConfig(progress=False), on_page=lambda page, _: read.append(page.id))
+    run_batch(recognizer, [tmp_path], BatchConfig(processes=None, progress=False),
+              on_page=lambda page, _: read.append(page.id))
     assert chosen == [expected] and read == [f"p{k:02d}" for k in range(pages)]
