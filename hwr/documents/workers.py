@@ -208,6 +208,18 @@ class _InFlight:
     future: Future
 
 
+def main_file_spawn_cannot_import() -> str | None:
+    """The main module's file when a spawned process could not import it again ("<stdin>" of
+    `python -`, a file since removed: every page then failed, its worker dead), else None. A
+    module run with -m is imported by name, and a main without a file (a notebook) is not
+    imported again."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is not None or path is None:
+        return None
+    return None if os.path.isfile(path) else str(path)
+
+
 class PageWorkers:
     """A pool of torch-free page worker processes; `prepared(refs)` yields PreparedPages in
     input order. Use as a context manager (or call close()).
@@ -228,6 +240,11 @@ class PageWorkers:
             raise ValueError(f"start_method must be one of {', '.join(START_METHODS)}, not {start_method!r}")
         self.settings = settings
         self.workers = workers
+        unimportable = main_file_spawn_cannot_import() if processes and workers and start_method == "spawn" else None
+        if unimportable is not None:
+            log.warning("page workers run as threads, not processes: a spawned process imports the main module "
+                        "again, and it is no file (%s: `python -` or the like)", unimportable)
+            processes = False
         self.processes = processes
         self.window = window or 2 * max(1, workers)
         self.start_method = start_method

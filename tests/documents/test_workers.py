@@ -367,3 +367,26 @@ def test_blocks_of_a_batch_killed_with_its_whole_group_are_unlinked_by_the_next_
         own.close()
         own.unlink()
     assert unlink_orphaned_blocks(SHM, min_age_s=0) == 0
+
+
+def test_workers_run_as_threads_where_a_spawned_process_could_not_import_the_main_module(monkeypatch, caplog,
+                                                                                          tmp_path):
+    """From `python -` every page of a batch with processes failed, its worker dead: the spawned
+    process looked for the main module's file "<stdin>". Threads then, and a warning saying why."""
+    import types
+
+    stdin_main = types.ModuleType("__main__")
+    stdin_main.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "__main__", stdin_main)
+    with PageWorkers(settings(), workers=2, processes=True) as workers:
+        assert not workers.processes
+    assert "page workers run as threads, not processes" in caplog.text and "<stdin>" in caplog.text
+    script = tmp_path / "script.py"
+    script.write_text("")
+    stdin_main.__file__ = str(script)  # a script: imported again (its __main__ guard is its own)
+    with PageWorkers(settings(), workers=2, processes=True) as workers:
+        assert workers.processes
+    notebook = types.ModuleType("__main__")  # no file: nothing is imported again
+    monkeypatch.setitem(sys.modules, "__main__", notebook)
+    with PageWorkers(settings(), workers=2, processes=True) as workers:
+        assert workers.processes
