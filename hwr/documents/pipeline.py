@@ -573,6 +573,8 @@ def _transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig,
     try:
         mine = (r for i, r in enumerate(refs) if i % ctx.world_size == ctx.rank and wanted(r))
         processes = config.processes
+        if processes is None and config.mode == "line":
+            processes = False  # a line image is loaded and scaled in milliseconds: nothing to win
         if processes is None:  # as many pages as make processes pay? (the first few listed, then all)
             first = list(itertools.islice(mine, AUTO_PROCESSES_PAGES))
             processes, mine = len(first) >= AUTO_PROCESSES_PAGES, itertools.chain(first, mine)

@@ -247,8 +247,8 @@ class TranscribeConfig(RecognizerSettings):
         None,
         help="run the --workers as processes that never load torch or the model and hand lines back "
              "through shared memory (2 CPU cores: about a fifth more pages/s than threads, after a second of "
-             f"start-up); --no-processes: threads; unset: processes for a batch of {AUTO_PROCESSES_PAGES} pages or "
-             "more")
+             f"start-up); --no-processes: threads; unset: processes for a batch of {AUTO_PROCESSES_PAGES} inputs or "
+             "more, but for --mode line")
     progress: bool = setting(BatchConfig.progress, help="progress bar on stderr")
 
     @property

@@ -166,3 +166,6 @@ def test_unset_processes_are_chosen_by_the_batchs_pages(recognizer, tmp_path, mo
     run_batch(recognizer, [tmp_path], BatchConfig(processes=None, progress=False),
               on_page=lambda page, _: read.append(page.id))
     assert chosen == [expected] and read == [f"p{k:02d}" for k in range(pages)]
+    # Line images load and scale in milliseconds: threads whatever their number.
+    run_batch(recognizer, [tmp_path], BatchConfig(processes=None, mode="line", progress=False))
+    assert chosen == [expected, False]
