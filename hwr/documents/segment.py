@@ -691,6 +691,7 @@ class _WorkLine:
     centre: np.ndarray | None = None  # centre row per work column (interpolated)
     region: int = 0
     pixels: tuple[np.ndarray, np.ndarray] | None = None  # ys, xs of its ink
+    rows: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 25th, 50th, 75th percentile of its ink's rows
     baseline: tuple[float, float] = (0.0, 0.0)  # y = a * x + b
 
 
@@ -737,6 +738,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     lines = [line for line in lines if len(line.pixels[0]) >= config.min_line_ink * h * h and not _is_streak(line, h)]
     for line in lines:
         _fit_baseline(line)
+        line.rows = tuple(float(v) for v in np.percentile(line.pixels[0], [25, 50, 75]))
     return _reading_order(_parted_at_gutters(lines, gutters.boxes))
 
 
@@ -853,7 +855,6 @@ def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, 
     height: a form's labels and entries, a diary's dates, a table's cells) stay one region, read
     row by row: their rows are the records."""
     next_region = max((line.region for line in lines), default=0) + 1
-    rows = {id(line): tuple(np.percentile(line.pixels[0], [25, 50, 75])) for line in lines}
     for x0, y0, x1, y1 in boxes:
         middle, centre = (x0 + x1) / 2, (y0 + y1) / 2
         by_region: dict[int, list[_WorkLine]] = {}
@@ -863,17 +864,17 @@ def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, 
             # The columns run between the lines across the gutter's middle above and below it (a
             # heading, a closing line), not only along the gutter found: a column's longest line
             # may reach into the channel and end it short.
-            across = [rows[id(line)][1] for line in members if line.x0 < middle < line.x1]
+            across = [line.rows[1] for line in members if line.x0 < middle < line.x1]
             top = max((row for row in across if row < centre), default=-math.inf)
             bottom = min((row for row in across if row >= centre), default=math.inf)
             parts: dict[str, list[_WorkLine]] = {}
             for line in members:
-                row = rows[id(line)][1]
-                side = "above" if row <= top or (row < centre and line.x0 < middle < line.x1) else \
-                    "below" if row >= bottom or line.x0 < middle < line.x1 else \
+                row, crosses = line.rows[1], line.x0 < middle < line.x1
+                side = "above" if row <= top or (row < centre and crosses) else \
+                    "below" if row >= bottom or crosses else \
                     "left" if (line.x0 + line.x1) / 2 < middle else "right"
                 parts.setdefault(side, []).append(line)
-            if "left" not in parts or "right" not in parts or _rows_across(parts["left"], parts["right"], rows):
+            if "left" not in parts or "right" not in parts or _rows_across(parts["left"], parts["right"]):
                 continue
             for side in ("left", "right", "below"):
                 for line in parts.get(side, []):
@@ -885,9 +886,9 @@ def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, 
 SIDE_BY_SIDE_SHARE = 0.6  # of the shorter side's lines with a partner level with them: rows, not columns
 
 
-def _rows_across(left: list[_WorkLine], right: list[_WorkLine], rows: dict) -> bool:
+def _rows_across(left: list[_WorkLine], right: list[_WorkLine]) -> bool:
     fewer, more = sorted((left, right), key=len)
-    paired = sum(any(_side_by_side(rows[id(a)], rows[id(b)]) for b in more) for a in fewer)
+    paired = sum(any(_side_by_side(a.rows, b.rows) for b in more) for a in fewer)
     return paired >= SIDE_BY_SIDE_SHARE * len(fewer)
 
 
@@ -1005,8 +1006,8 @@ def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, c
 
 def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, int], h: float,
                      upright: np.ndarray | None = None) -> list[_WorkLine]:
-    """Group cores into lines: same region, overlapping heights, side by side, no upright rule
-    (`upright`, _upright_parts) between them."""
+    """Group cores into lines: same region, overlapping heights, side by side, no table border
+    or gutter (`upright`, _rule_between) between them."""
     cores = sorted(keep, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
     lines: list[_WorkLine] = []
     spans: list[tuple[int, int]] = []  # y-range of each line's most recent core
@@ -1035,8 +1036,8 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
 
 
 def _rule_between(upright: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> bool:
-    """Whether a table's inner border (`_upright_parts`) crosses the middle half of rows y0..y1
-    between columns x0 and x1."""
+    """Whether a table's inner border (`_upright_parts`) or a gutter (`_gutters`), as marked in
+    `upright`, crosses the middle half of rows y0..y1 between columns x0 and x1."""
     if x1 <= x0 or y1 <= y0:
         return False
     quarter = (y1 - y0) // 4
@@ -1261,13 +1262,12 @@ def _rows_left_to_right(lines: list[_WorkLine]) -> list[_WorkLine]:
     """Lines top to bottom by their middle row, with those side by side in one row (a table's
     cells, parted by its rule) left to right: each line's middle lies within the other's core
     rows. Lines one above the other never do, so a column of text keeps its order."""
-    rows = [tuple(np.percentile(line.pixels[0], [25, 50, 75])) for line in lines]
-    order = sorted(range(len(lines)), key=lambda k: rows[k][1])
+    order = sorted(range(len(lines)), key=lambda k: lines[k].rows[1])
     for end in range(len(order) - 1, 0, -1):  # a bubble pass per line: rows hold a few cells
         swapped = False
         for k in range(end):
             a, b = order[k], order[k + 1]
-            if lines[b].x0 < lines[a].x0 and _side_by_side(rows[a], rows[b]):
+            if lines[b].x0 < lines[a].x0 and _side_by_side(lines[a].rows, lines[b].rows):
                 order[k], order[k + 1], swapped = b, a, True
         if not swapped:
             break

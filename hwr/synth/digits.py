@@ -63,21 +63,21 @@ class MnistDigits:
     def __getstate__(self) -> dict:
         return {"path": self.path, "split": self.split, "emnist_path": self.emnist_path, "_glyphs": None}
 
-    def _load(self) -> RealGlyphs:
-        crops = {}
-        extra = read_labelled(self.emnist_path, self.split) if self.emnist_path else {}
-        with np.load(self.path) as data:
-            for digit in "0123456789":
-                images = data[digit]
-                images = images[:TRAIN_PER_CLASS] if self.split == "train" else images[TRAIN_PER_CLASS:]
-                crops[digit] = [_crop_to_ink(im) for im in [*images, *extra.get(digit, [])]]
-        return RealGlyphs(crops)
+    def _loaded(self) -> RealGlyphs:
+        if self._glyphs is None:
+            crops = {}
+            extra = read_labelled(self.emnist_path, self.split) if self.emnist_path else {}
+            with np.load(self.path) as data:
+                for digit in "0123456789":
+                    images = data[digit]
+                    images = images[:TRAIN_PER_CLASS] if self.split == "train" else images[TRAIN_PER_CLASS:]
+                    crops[digit] = [_crop_to_ink(im) for im in [*images, *extra.get(digit, [])]]
+            self._glyphs = RealGlyphs(crops)
+        return self._glyphs
 
     @property
     def crops(self) -> dict[str, list[np.ndarray]]:
-        if self._glyphs is None:
-            self._glyphs = self._load()
-        return self._glyphs.crops
+        return self._loaded().crops
 
     def count(self, digit: str) -> int:
         return len(self.crops[digit])
@@ -88,8 +88,9 @@ class MnistDigits:
         stroke: the pen width (px) of the text around it. MNIST strokes are ~15% of the digit
         height, bolder than most pens at our sizes, so the digit is eroded towards it.
         """
-        pick = int(rng.integers(len(self.crops[digit])))
-        return self._glyphs.scaled(digit, pick, height, stroke)
+        glyphs = self._loaded()
+        pick = int(rng.integers(len(glyphs.crops[digit])))
+        return glyphs.scaled(digit, pick, height, stroke)
 
 
 class RealGlyphs:
