@@ -37,14 +37,10 @@ import cv2
 import numpy as np
 
 from hwr.documents.linegeom import cut_line, reading_direction
-from hwr.documents.segment import (
-    PageLayout,
-    SegmentConfig,
-    analyse_page,
-    estimate_skew,
-    measure_binary,
-    remove_rules,
-)
+from hwr.documents.page_ink import measure_binary
+from hwr.documents.rules import remove_rules
+from hwr.documents.segment import PageLayout, SegmentConfig, analyse_page
+from hwr.documents.skew import estimate_skew
 from hwr.recognition.noise import without_pepper
 from hwr.records import Line
 
@@ -205,7 +201,7 @@ def _analysed(gray: np.ndarray, turn: int, config: SegmentConfig | None, measure
 
 
 def looks_sideways(binary: np.ndarray) -> bool:
-    """Whether the text lines of a page's binary image (segment.measure_binary) run down it
+    """Whether the text lines of a page's binary image (page_ink.measure_binary) run down it
     (turned a quarter) rather than across."""
     size = letter_size(binary)
     if size is None:

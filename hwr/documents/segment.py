@@ -8,14 +8,15 @@ does; the recognizer later cuts lines from the full-resolution grayscale page):
    the table around a page, dark corners) filled with the paper around them; background
    normalisation (divide by a dilated page: shading, stains and yellowed paper go) and Otsu
    binarisation, plus whole strokes of fainter ink (a light pencil line). The binary image
-   is used for segmentation only.
+   is used for segmentation only (hwr.documents.page_ink).
 2. Text size `h` from the median height of ink components; every other size is a multiple
-   of it, so nothing depends on dpi.
+   of it, so nothing depends on dpi (page_ink.text_size).
 3. Deskew: the angle in +/-`max_skew_deg` that makes the horizontal ink profile sharpest
-   (Postl's projection criterion, on a sample of ink pixels: cheap at 0.1 degree steps).
+   (Postl's projection criterion, on a sample of ink pixels: cheap at 0.1 degree steps;
+   hwr.documents.skew).
 4. Ruling and margin rules (long thin straight runs, up to a few degrees off the writing)
    and noise specks are removed, only the rule's own rows (letters on it keep theirs);
-   strokes crossing a rule keep their pixels.
+   strokes crossing a rule keep their pixels (hwr.documents.rules).
 5. Line cores: the ink smeared with an anisotropic Gaussian (wide along the line, narrow
    across), thresholded. The x-height band of a line is dense, ascenders and descenders are
    thin strokes, so lines whose ascenders and descenders touch still give separate cores:
@@ -32,10 +33,12 @@ does; the recognizer later cuts lines from the full-resolution grayscale page):
    border) parts the line cores on either side of it: each cell is a line. So does a gutter,
    a straight channel of paper with four lines of text or more on either side (two columns
    closer than a column gap, a margin's notes), which also parts the region it runs through
-   into columns, unless the lines on either side are level with each other (a form's rows).
+   into columns, unless the lines on either side are level with each other (a form's rows;
+   hwr.documents.gutters). The order itself: hwr.documents.line_order.
 
-Per line: an envelope polygon (top and bottom of its ink in slices along the line), a
-straight baseline fitted to the bottom of its core, and the bounding box, all in page pixels.
+Steps 5-6 and the lines' geometry are this module's. Per line: an envelope polygon (top and
+bottom of its ink in slices along the line), a straight baseline fitted to the bottom of its
+core, and the bounding box, all in page pixels.
 """
 from __future__ import annotations
 
@@ -45,7 +48,21 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from hwr.recognition.noise import smoothed, without_pepper
+from hwr.documents.gutters import find_gutters, parted_at_gutters
+from hwr.documents.line_order import reading_order
+from hwr.documents.page_ink import (
+    MEASURE_SIDE,
+    binarize,
+    measure_binary,
+    reduced,
+    reduction_to,
+    remove_specks,
+    text_size,
+    without_page_rules,
+)
+from hwr.documents.rules import remove_rules, table_borders
+from hwr.documents.skew import COLUMNS_TILTED_INTO_LINE, estimate_skew, rotation_matrix
+from hwr.recognition.noise import without_pepper
 from hwr.records import Line
 
 
@@ -151,12 +168,12 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     h_measured, grainy = measured_size
     h_full = h_measured / reduction_to(MEASURE_SIDE, full_h, full_w)
     scale = min(reduction_to(config.work_max_side, full_h, full_w), config.target_text_px / h_full)
-    small = _reduce(gray, scale)
+    small = reduced(gray, scale)
     binary = binarize(small)
     # Page-long level rules go before the text is measured and the skew estimated; the rules
     # themselves are removed only after deskewing, where they are whole and nearly level (cut
     # here, a tilted rule left stubs shorter than any rule).
-    measured = _without_page_rules(binary) if config.remove_rules else binary
+    measured = without_page_rules(binary) if config.remove_rules else binary
     work_size = text_size(measured, grainy)
     if work_size is None:
         return PageLayout([], 0.0, 0.0)
@@ -167,7 +184,7 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     # with each other had been "deskewed" a few degrees into line (2.4 for rows a third apart).
     # Only then: each column's profile has fewer pixels, and a ruled table's cells measured so
     # came out 0.4 degrees off where the whole page said level.
-    columns = [(x0 + x1) // 2 for x0, _, x1, _ in _gutters(text, h, config).boxes]
+    columns = [(x0 + x1) // 2 for x0, _, x1, _ in find_gutters(text, h, config).boxes]
     if columns:
         by_columns = estimate_skew(text, config.max_skew_deg, columns=columns)
         if abs(by_columns - angle) >= COLUMNS_TILTED_INTO_LINE:
@@ -190,499 +207,10 @@ def analyse_page(gray: np.ndarray, config: SegmentConfig | None = None, measured
     return PageLayout(page_lines, -angle, h / scale, regions)
 
 
-# --- 1. binarisation and text size ---------------------------------------------------------
-
-MEASURE_SIDE = 1000  # px: the text is first measured on a copy this size (reduction_to)
-
-
-def reduction_to(side: int, height: int, width: int) -> float:
-    """The scale (at most 1) that brings a page's longest side to `side` px, or, for a page more
-    than twice as long as wide (a receipt, a scroll, a strip of one long line), its area to half
-    a square of that side: by the longest side alone a 600 x 12,000 receipt was shrunk until its
-    text was a pixel high, and read as blank. Pages up to twice as long as wide (A4, letter,
-    a spread) are reduced as before."""
-    return min(1.0, max(side / max(height, width), side / math.sqrt(2.0 * height * width)))
-
-
-def _reduce(gray: np.ndarray, scale: float) -> np.ndarray:
-    if scale >= 1.0:
-        return gray
-    h, w = gray.shape
-    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def measure_binary(gray: np.ndarray) -> np.ndarray:
-    """The page reduced to MEASURE_SIDE (reduction_to), binarised, without its page-long rules:
-    what the text is first measured on (and hwr.documents.orientation tells its direction from)."""
-    height, width = gray.shape
-    return _without_page_rules(binarize(_reduce(gray, reduction_to(MEASURE_SIDE, height, width))))
-
-
-DARK_INK = 2.0  # x Otsu's threshold: ink this dark is a page's typical ink, not a faint line
-
-
-def binarize(gray: np.ndarray) -> np.ndarray:
-    """uint8 0/1 ink mask: background normalised by a dilated (ink-free) page, then Otsu."""
-    gray = without_dark_borders(smoothed(gray))
-    side = min(gray.shape)
-    k = max(15, (side // 60) | 1)
-    # A grey dilation wider than any stroke removes the ink and keeps the paper's shading. Taken
-    # over a 5 x 5 median, not the pixels: on a grainy leaf the dilation found the brightest
-    # grain in every window, the paper measured a grain's height too bright, so all of it read
-    # as faintly dark and Otsu split the grain (12 synthetic archive pages, 89 lines: 1,300 lines
-    # found, 36 right; with the median 511 and 67; 180 clean pages: 1,435 of 1,448 lines matched
-    # against 1,436, 163 exact line counts against 166).
-    background = cv2.dilate(cv2.medianBlur(gray, 5), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    background = cv2.blur(background, (k, k))
-    darkness = 1.0 - gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
-    darkness = np.clip(darkness * 255.0, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(darkness, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    floor = _ink_floor(darkness)
-    threshold = max(otsu, floor)
-    ink = darkness > threshold
-    # Otsu splits paper from the page's typical ink, and a line in fainter ink (a light pencil,
-    # a drying pen) fell apart into the few pieces above it. Ink up to a quarter fainter is
-    # added where it forms pieces with no clearly dark ink (DARK_INK): whole faint strokes,
-    # never the soft edges of dark ones, which would join touching lines. On 36 synthetic
-    # validation pages this step takes the pages whose lines are counted exactly from 21 to
-    # 23 and the lines matched from 256 to 259 of 280.
-    faint = (darkness > max(0.75 * otsu, floor)).astype(np.uint8)
-    if faint.sum() > ink.sum():
-        _, pieces, stats, _ = cv2.connectedComponentsWithStats(faint, connectivity=8)
-        # Not added: pieces with dark ink, and thin streaks (pieces of a faint printed rule,
-        # which rule removal would not see whole).
-        heights, widths = stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_WIDTH]
-        skip = (heights < 4) | (widths > 8 * heights)
-        skip[pieces[darkness > DARK_INK * otsu]] = True
-        ink |= (pieces > 0) & ~skip[pieces]
-    return ink.astype(np.uint8)
-
-
-BORDER_DARKNESS = 0.5  # x the paper's brightness: darker is a scanner's border or the table around a page
-BORDER_DIM = 0.8  # x the paper's brightness: a border reaches on into what is this dark (a desk lit unevenly)
-BORDER_SOLID = 0.01  # x the shorter side: dark parts this thick throughout are not pen strokes
-BORDER_INK_STEP = 24  # grey levels (and a quarter of its ground) below its ground: writing in a dark part
-BORDER_MAX_WRITING = 0.005  # share of a dark part that may look like writing for it to be filled
-PAPER_MIN_SHARE = 0.02  # the light side of a photo's tones, when it is this much of it, can be a page on a desk
-
-
-def paper_level(gray: np.ndarray) -> float:
-    """The paper's brightness: the 90th percentile of the image, or where the light side of its
-    tones (above Otsu's split) is under a fifth of it but at least PAPER_MIN_SHARE, the median
-    of that side if brighter. The 90th percentile of a photo in which a page is under a tenth
-    measured the desk the page lies on."""
-    sample = np.ascontiguousarray(gray[::4, ::4])
-    level = float(np.percentile(sample, 90))
-    split, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    light = sample[sample > split]
-    if light.size >= PAPER_MIN_SHARE * sample.size:
-        level = max(level, float(np.median(light)))
-    return level
-
-
-def without_dark_borders(gray: np.ndarray) -> np.ndarray:
-    """The (reduced) page with the solid dark parts that touch its edge filled with paper: a
-    scanner's black border, the bed or the table around a page, the dark corners of a page
-    scanned askew, the band beyond a book's edge. Each had been binarised as one huge piece of
-    ink, and cut into lines with whatever writing touched it: on 12 synthetic validation pages
-    (89 lines) a black frame 3% of the page wide gave 203 lines, 69 of them right; dark corners
-    210 (81); dark bands on both sides 121 (83); now 89 (89) each. Six pages read by the shipped
-    stage (greedy): page CER 34.9% framed, 25.3% with dark corners; now 3.0%, as clean.
-
-    Solid means the part survives an opening as thick as BORDER_SOLID of the page's shorter
-    side, which no pen stroke is at the scale the segmenter works at; and it must hold no
-    writing (a shadow, a grey page, a coloured band written on stay as they were). Such a part
-    darker than BORDER_DARKNESS of the paper reaches on into the solid unwritten parts beside it
-    down to BORDER_DIM: a desk lit unevenly crossed the first line somewhere, and the step
-    between the part filled and the part left was cut into a column of short lines (12 pages on
-    a desk 40-60 grey levels lighter by 25 across: 125 lines found for 89)."""
-    height, width = gray.shape
-    paper = paper_level(gray)
-    side = max(3, round(BORDER_SOLID * min(height, width)) | 1)
-    dark = cv2.compare(gray, BORDER_DARKNESS * paper, cv2.CMP_LT)
-    border = _unwritten_solid_parts(gray, dark, side, at_edge=True)
-    if not border.any():
-        return gray
-    # Only across even tone: a sheet's edge (a step over 5 px, the reduction blurs it) stops it,
-    # so that a shadow on the sheet, written on, is not judged with the desk, whose area its
-    # writing would vanish in.
-    # That edge cuts the strokes out of written paper too, so writing is looked for in all the
-    # dim pixels each part joins (a review: a grey page beside a white one, its text cut out,
-    # had looked unwritten and been painted over; a soft shadow's unwritten strips had been
-    # painted, and the steps left beside its lines cut them).
-    dim = cv2.compare(gray, BORDER_DIM * paper, cv2.CMP_LT)
-    even = dim.copy()
-    even[cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > BORDER_INK_STEP] = 0
-    border = cv2.bitwise_or(border, _unwritten_solid_parts(gray, even, side, touching=border, judged_in=dim))
-    dark = cv2.bitwise_or(dark, cv2.bitwise_and(dim, border))
-    # Grown back into the dark pixels it lost to the opening (a corner's thin tips, a frame's
-    # inner corners) and by 2 px or a third of the opening all round (its soft edge, blurred by the
-    # reduction): those were left as short lines of their own.
-    tips = cv2.bitwise_and(cv2.dilate(border, np.ones((2 * side + 1,) * 2, np.uint8)), dark)
-    border = cv2.bitwise_or(cv2.dilate(border, np.ones((max(5, side // 3 * 2 + 1),) * 2, np.uint8)), tips)
-    # Filled with the paper around it, not one grey: the page's shading ran into a sheer step
-    # at the border, which binarisation took for ink along it.
-    own_paper = cv2.bitwise_not(cv2.bitwise_or(border, dark)).astype(np.float32) / 255.0
-    fill = paper_behind(gray.astype(np.float32), own_paper, paper)
-    out = gray.copy()
-    out[border > 0] = np.clip(np.round(fill[border > 0]), 0, 255).astype(np.uint8)
-    return out
-
-
-def _unwritten_solid_parts(gray: np.ndarray, dark: np.ndarray, side: int, at_edge: bool = False,
-                           touching: np.ndarray | None = None, judged_in: np.ndarray | None = None) -> np.ndarray:
-    """uint8 0/255: the parts of `dark` that survive an opening `side` px wide, hold no writing,
-    and touch the image's edge (at_edge) or the mask `touching`. `judged_in`: writing is looked
-    for in all of this mask's pixels connected to each part (but for those within 3 px of a
-    pixel outside it: a sheet's blurred edge, lighter than the ground beside it, is no writing),
-    and counted against the part's own area, so that a large part cannot hide its neighbour's."""
-    height, width = gray.shape
-    solid = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
-    if not solid.any():
-        return solid
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-    keep = np.ones(count, bool)
-    if at_edge:
-        x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-        x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
-        keep &= (x0 == 0) | (y0 == 0) | (x1 == width) | (y1 == height)
-    if touching is not None:
-        keep &= np.bincount(labels[touching > 0], minlength=count) > 0
-    keep[0] = False
-    if not keep.any():
-        return np.zeros_like(solid)
-    # Only parts with no writing in them: paper in a shadow, a grey page beside a white one, a
-    # dark band written on are dark too, and filled they had lost their text (a helper's review:
-    # a shadow over 40% of a page, CER 7.7% -> 57.5%). Writing is ink darker than the darkest
-    # part's own ground around it, where a scanner's border or a table is even in tone.
-    # Looked for 2 px inside the part: its edge, blurred into the paper by the reduction, would
-    # be lighter ground beside dark.
-    if judged_in is None:
-        core = cv2.erode(solid, np.ones((5, 5), np.uint8))
-    else:
-        core = cv2.erode(judged_in, np.ones((7, 7), np.uint8))
-    ground = cv2.dilate(cv2.bitwise_and(gray, core), np.ones((max(7, 2 * side + 1),) * 2, np.uint8))
-    below = cv2.subtract(ground, gray).astype(np.float32)
-    writing = (below > np.maximum(BORDER_INK_STEP, 0.25 * ground.astype(np.float32))) & (core > 0)
-    if judged_in is None:
-        written = np.bincount(labels[writing], minlength=count)
-    else:
-        groups, grouped = cv2.connectedComponents(judged_in, connectivity=8)
-        group_of = np.zeros(count, np.int64)
-        group_of[labels[solid > 0]] = grouped[solid > 0]  # a part lies within one group: judged_in holds it
-        written = np.bincount(grouped[writing], minlength=groups)[group_of]
-    keep &= written <= BORDER_MAX_WRITING * stats[:, cv2.CC_STAT_AREA]
-    return keep[labels].astype(np.uint8) * 255
-
-
-def paper_behind(gray: np.ndarray, known: np.ndarray, fallback: float) -> np.ndarray:
-    """A smooth guess of the paper everywhere from the pixels where `known` is 1 (push-pull: each
-    coarser level of a Gaussian pyramid averages the known pixels, and fills in, blended by how
-    much of it was known, what the finer level lacked). A blur of one width left a step where
-    it stopped reaching the paper."""
-    levels = [(gray * known, known)]
-    while min(levels[-1][1].shape) > 2 and levels[-1][1].min() < 0.5:
-        values, weights = levels[-1]
-        levels.append((cv2.pyrDown(values), cv2.pyrDown(weights)))
-    values, weights = levels[-1]
-    estimate = np.where(weights > 1e-3, values / np.maximum(weights, 1e-3), fallback).astype(np.float32)
-    for values, weights in reversed(levels[:-1]):
-        coarse = cv2.pyrUp(estimate, dstsize=(values.shape[1], values.shape[0]))
-        weights = np.clip(weights, 0.0, 1.0)
-        own = np.where(weights > 1e-3, values / np.maximum(weights, 1e-3), coarse)
-        estimate = own * weights + coarse * (1 - weights)
-    return estimate
-
-
-def _ink_floor(darkness: np.ndarray) -> float:
-    """The faintest darkness taken for ink whatever Otsu says: on a blank or nearly blank page
-    Otsu splits the paper's noise. Ink is at least four times as dark as the paper's noise (its
-    80th percentile: most of a page is paper), at least 8% darker than the paper (20 of 255),
-    and always counts from 16% darker (40). A fixed 16% cut faint pencil strokes on clean paper
-    into dashes (their middle is 12-20% darker), and the text height measured from the dashes
-    split each line into several: on 180 synthetic validation pages, lines counted exactly on
-    144 pages before and 153 after, lines matched 1,400 -> 1,416 of 1,448."""
-    noise = float(np.percentile(darkness[::4, ::4], 80))
-    return min(40.0, max(20.0, 4.0 * noise))
-
-
-GRAIN_RATIO = 2.0  # the ink-weighted height over the median height beyond which grain is counted
-GRAIN_PIECES = 50  # and the fewest pieces under half the ink-weighted height that can be grain
-GRAIN_MAX_HEIGHT = 8  # px at MEASURE_SIDE: grain clumps are a few pixels whatever the page's size
-GRAIN_PIECES_OF_TEXT = 10  # the fewest taller pieces that can be the text among the grain
-
-
-def text_size(binary: np.ndarray, grainy: bool | None = None) -> tuple[float, bool] | None:
-    """Median height of the ink components that can be letters or words (None: no text), and
-    whether grain was counted out of it; `grainy`: that decision as taken on another copy of the
-    page (its measurement), else taken here."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    widths = stats[1:, cv2.CC_STAT_WIDTH]
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    # Rules, underlines and margin lines (long and thin, either way) say nothing of text size.
-    keep = (heights >= 4) & (areas >= 12) & (widths < 15 * heights) & (heights < 15 * widths)
-    if not keep.any():
-        return None
-    heights, areas = heights[keep], areas[keep]
-    typical = float(np.median(heights))
-    # On a grainy leaf, clumps of grain that binarise as ink outnumber the letters, and the
-    # median was a clump's height (6 px for letters 22 px high: the page fell into 272 "lines").
-    # The letters still hold most of the ink, so there the median is taken over the pieces at
-    # least half as tall as the height below which half the ink lies. Only where that looks
-    # like grain (the GRAIN_* limits): a line of joined writing read as a page (a few long
-    # words and a dot), or a signature, a drawn circle or a large heading holding half a clean
-    # page's ink, is not grain, and taken for it their lines merged or the page read blank.
-    # The decision is taken where the page is measured: at the finer work scale grain smooths
-    # into fewer pieces. Figures: README, "Whole pages of old, faded leaves".
-    order = np.argsort(heights, kind="stable")
-    ink_below = np.cumsum(areas[order])
-    inky = float(heights[order][np.searchsorted(ink_below, ink_below[-1] / 2)])
-    tall = heights >= inky / GRAIN_RATIO
-    skewed = inky > GRAIN_RATIO * typical
-    if grainy is None:
-        grainy = (skewed and typical <= GRAIN_MAX_HEIGHT and np.count_nonzero(~tall) >= GRAIN_PIECES
-                  and np.count_nonzero(tall) >= GRAIN_PIECES_OF_TEXT)
-    if grainy and skewed:
-        typical = float(np.median(heights[tall]))
-    return float(max(4.0, typical)), bool(grainy)
-
-
-MEASURE_CROSSING_RUN = 3  # px
-
-
-def _without_page_rules(binary: np.ndarray) -> np.ndarray:
-    """Rules as long as a quarter of the page, removed before the text is measured (letters
-    touching a rule would otherwise form one page-wide component).
-
-    Strokes crossing a rule keep their pixels here too: a rule through the letters' bodies cut
-    each in two, and the strips under it, counted as letters, took the median height down (to
-    11 px for letters 19 px high on a Pillow-drawn page, whose lines then fell in two). The text
-    size is not known yet; MEASURE_CROSSING_RUN px is a stroke at the scales this runs at."""
-    return remove_rules(binary, max(binary.shape) / 4, crossing_run=MEASURE_CROSSING_RUN)
-
-
-def remove_specks(binary: np.ndarray, min_area: float) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    small = stats[:, cv2.CC_STAT_AREA] < max(2.0, min_area)
-    small[0] = False
-    if not small[1:].any():
-        return binary
-    out = binary.copy()
-    out[small[labels]] = 0
-    return out
-
-
-# --- 3. deskew -----------------------------------------------------------------------------
-
-COLUMNS_TILTED_INTO_LINE = 1.0  # degrees between the page's skew and its columns' that says so
-
-
-def estimate_skew(binary: np.ndarray, max_deg: float, samples: int = 60_000, columns: list[int] = ()) -> float:
-    """The rotation in degrees (cv2 convention, counter-clockwise positive) that makes the
-    text lines horizontal: the one whose horizontal ink profile is sharpest. `columns`: x
-    positions the page is parted at (gutters), each part's profile its own (their sharpness
-    summed), so columns whose rows are not level with each other are not tilted into line."""
-    ys, xs = np.nonzero(binary)
-    if len(xs) < 50:
-        return 0.0
-    if len(xs) > samples:
-        pick = np.random.default_rng(0).choice(len(xs), samples, replace=False)
-        xs, ys = xs[pick], ys[pick]
-    # Each part's rows counted apart: offset by a part's index times more rows than any span.
-    part = np.searchsorted(np.sort(np.asarray(columns, np.int64)), xs) * (2 * sum(binary.shape))
-    xs = xs.astype(np.float32) - binary.shape[1] / 2
-    ys = ys.astype(np.float32)
-
-    def sharpness(deg: float) -> float:
-        a = math.radians(deg)
-        # Row of each ink pixel after rotating the page by `deg` (cv2's rotation convention).
-        rows = (-math.sin(a) * xs + math.cos(a) * ys).astype(np.int64)
-        counts = np.bincount(rows - rows.min() + part)
-        return float(np.dot(counts, counts))
-
-    coarse = np.arange(-max_deg, max_deg + 1e-6, 0.5)
-    best = max(coarse, key=sharpness)
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-6, 0.1)
-    return float(round(max(fine, key=sharpness), 2))
-
-
-def rotation_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """2x3 rotation by angle_deg about the centre on a canvas that holds the whole page."""
-    h, w = shape
-    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle_deg, 1.0)
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ m.T
-    low = corners.min(axis=0)
-    m[:, 2] -= low
-    new_w, new_h = np.ceil(corners.max(axis=0) - low).astype(int).tolist()
-    return m, (max(1, new_w), max(1, new_h))
-
-
-# --- 4. ruling -----------------------------------------------------------------------------
-
-def remove_rules(binary: np.ndarray, min_length: float, max_tilt_deg: float = 0.0, crossing_run: int = 0
-                 ) -> np.ndarray:
-    """Remove straight horizontal and vertical runs longer than min_length (ruled paper,
-    margin lines, table borders); writing crossing a rule loses only the rule's pixels.
-
-    max_tilt_deg: also find rules up to this far off the axes. A page's rules are rarely
-    exactly parallel to its writing (photographed or loose sheets, a deskew a fraction of a
-    degree off), and a one-pixel rule one degree off is a staircase of runs about 60 pixels
-    long, shorter than any min_length that spares the writing.
-
-    crossing_run: ink that runs across a rule for at least this many pixels is a stroke
-    crossing it (a descender through the rule below) and keeps its pixels; without this the
-    stroke is cut in two and its lower part is found as a line of its own."""
-    out = binary
-    for vertical in (False, True):
-        image = np.ascontiguousarray(binary.T) if vertical else binary
-        length = min(int(min_length), image.shape[1] // 2)
-        if length < 10:
-            continue
-        runs = np.zeros_like(image)
-        for slope in _rule_slopes(length, max_tilt_deg):
-            runs |= _straight_runs(image, length, slope, slack=max_tilt_deg > 0.0)
-        if max_tilt_deg > 0.0 and not vertical:
-            runs |= _page_wide_rows(image, max_tilt_deg)
-        if runs.any():
-            runs = _rule_rows(image, cv2.dilate(runs, np.ones((3, 3), np.uint8)))
-            if crossing_run > 1:
-                runs &= 1 - _crossing_strokes(image, runs, crossing_run)
-            out = out & (1 - (runs.T if vertical else runs))
-    return out
-
-
-def _rule_rows(image: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """The band's ink that is the rules' own: in each piece of the band, the rows its ink takes
-    in the columns where nothing else touches it (as many rows as in most of its columns, the
-    rule's thickness), carried across the columns where writing overlaps it.
-
-    The band is wider than the rule: the searches take a pixel of slack each way, and a page-wide
-    row sheared across a level rule takes the ink of the rows beside it. Removed whole, it took up
-    to five rows of the letters sitting on a rule (on synthetic ruled pages, a band 10-11 rows high
-    round a rule 2-3 rows thick, the x-height 8-10 rows) and cut their bodies into a strip above the
-    rule and a strip below it: two cores, side by side in x, which no step joins again, so a line
-    came out as two. On 180 synthetic validation pages (bench/bench_segment.py; with crossing
-    strokes kept in _without_page_rules too): lines found 1,477 -> 1,449, of them matching no line
-    57 -> 25, matched 1,420 -> 1,424 of 1,448, pages with the exact line count 155 -> 164; no page
-    worse."""
-    ink = image & band
-    ys, xs = np.nonzero(ink)
-    if ys.size == 0:
-        return ink
-    _, pieces = cv2.connectedComponents(band, connectivity=8)
-    width = image.shape[1]
-    key = pieces[ys, xs].astype(np.int64) * width + xs
-    order = np.lexsort((ys, key))
-    key, ys, xs = key[order], ys[order], xs[order]
-    columns, first, count = np.unique(key, return_index=True, return_counts=True)
-    top, bottom = ys[first], ys[first + count - 1]
-    span = bottom - top + 1
-    piece_of = columns // width
-    low, high = np.empty(len(ys), np.float64), np.empty(len(ys), np.float64)
-    starts = np.r_[0, np.flatnonzero(np.diff(piece_of)) + 1, len(columns)]
-    for a, b in zip(starts[:-1], starts[1:]):
-        cols = columns[a:b] % width
-        thickness = int(np.bincount(span[a:b]).argmax())
-        # A column a pixel thicker is still the rule's own: a tilted rule's step, a ragged edge.
-        clean = span[a:b] <= thickness + 1
-        pixels = slice(first[a], first[b - 1] + count[b - 1])
-        # Half a pixel of slack: a rule stepping a row under a word is half-way at its middle.
-        low[pixels] = np.interp(xs[pixels], cols[clean], top[a:b][clean]) - 0.5
-        high[pixels] = np.interp(xs[pixels], cols[clean], bottom[a:b][clean]) + 0.5
-    own = (ys >= low) & (ys <= high)
-    out = np.zeros_like(ink)
-    out[ys[own], xs[own]] = 1
-    return out
-
-
-def _page_wide_rows(image: np.ndarray, max_tilt_deg: float, coverage: float = 0.6) -> np.ndarray:
-    """Ink of rows (straight, up to max_tilt_deg off level) inked across most of the page's
-    width: the rules of ruled paper, however binarisation cut them. A thin rule a fraction of a
-    degree off the page's axes is grey where it steps from one pixel row to the next (two rows
-    at half its darkness) and falls into pieces there, each shorter than any rule; a row of
-    writing never covers most of a page's width."""
-    h, w = image.shape
-    out = np.zeros_like(image)
-    ys, xs = np.nonzero(image)
-    if ys.size == 0:
-        return out
-    # Slopes one row's drift over the page's width apart, each at two phases of its steps: a
-    # rule's own steps fall within a quarter of a column period of one of them, so at least
-    # three quarters of it lands in one row.
-    n = int(math.tan(math.radians(max_tilt_deg)) * w)
-    # Rows are looked for in every fourth column (a rule covers those as it covers the others),
-    # at a quarter of the cost; their ink is then taken in every column.
-    sampled = xs % 4 == 0
-    sample_ys, sample_xs = ys[sampled], xs[sampled].astype(np.float32) / w
-    columns = len(range(0, w, 4))
-    for k in range(-n, n + 1):
-        for phase in (0.0, 0.5):
-            rows = sample_ys - np.floor(sample_xs * k + phase).astype(np.int64) + n + 1
-            ruled = np.flatnonzero(np.bincount(rows) >= coverage * columns)  # one pixel per column and row
-            if ruled.size:
-                all_rows = ys - np.floor(xs.astype(np.float32) / w * k + phase).astype(np.int64) + n + 1
-                hit = np.isin(all_rows, ruled)
-                out[ys[hit], xs[hit]] = 1
-    return out
-
-
-def _rule_slopes(length: int, max_tilt_deg: float) -> list[float]:
-    """Slopes to search: two pixels apart over a run of `length` (_straight_runs tolerates a
-    rule one pixel off), 0 alone when no tilt is allowed."""
-    if max_tilt_deg <= 0.0:
-        return [0.0]
-    step = 2.0 / length
-    n = int(math.tan(math.radians(max_tilt_deg)) / step)
-    return [k * step for k in range(-n, n + 1)]
-
-
-def _crossing_strokes(image: np.ndarray, band: np.ndarray, run: int) -> np.ndarray:
-    """The band's ink that continues, straight up or down, a stroke reaching at least `run`
-    pixels beyond the band, however thick the rule (ink running `run` pixels across the band
-    alone would keep a rule of that thickness whole)."""
-    outside = image & (1 - band)
-    strokes = cv2.morphologyEx(outside, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
-    inside = image & band
-    grown, step = np.zeros_like(inside), np.ones((3, 1), np.uint8)
-    # Grow from the strokes into the band's ink a row at a time (a rule is a few rows thick).
-    for _ in range(4 * run):
-        nxt = cv2.dilate(strokes | grown, step) & inside
-        if np.array_equal(nxt, grown):
-            break
-        grown = nxt
-    return grown
-
-
-def _straight_runs(image: np.ndarray, length: int, slope: float, slack: bool = False) -> np.ndarray:
-    """Pixels of horizontal-ish runs at least `length` long along `slope` (rows per column)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
-    h, w = image.shape
-    # Shear the rows so that a rule of this slope runs horizontally: y' = y - slope * x + offset.
-    offset = max(0.0, slope * (w - 1))
-    shear = np.float32([[1, 0, 0], [-slope, 1, offset]])
-    size = (w, h + int(math.ceil(abs(slope) * (w - 1))))
-    sheared = cv2.warpAffine(image, shear, size, flags=cv2.INTER_NEAREST) if slope else image
-    if slack:
-        # A rule a pixel off the searched slope is a staircase of one step, and the nearest-
-        # pixel shear drops the odd column: a pixel of slack each way joins it; the image's
-        # own pixels within that slack of the run are kept. (The slack can take a few
-        # baseline pixels of a long cursive word too; a narrower one left pieces of faint
-        # rules on the ruled pencil test page.)
-        slack_px = np.ones((3, 3), np.uint8)
-        runs = cv2.morphologyEx(cv2.dilate(sheared, slack_px), cv2.MORPH_OPEN, kernel)
-        runs = cv2.dilate(runs, slack_px) & sheared
-    else:
-        runs = cv2.morphologyEx(sheared, cv2.MORPH_OPEN, kernel)
-    if not slope:
-        return runs
-    return cv2.warpAffine(runs, shear, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-
-
 # --- 5-7. lines ----------------------------------------------------------------------------
 
 @dataclass
-class _WorkLine:
+class WorkLine:
     """A line in work (deskewed, reduced) coordinates while it is being built."""
 
     core: list[int]  # core component labels
@@ -696,7 +224,7 @@ class _WorkLine:
 
 
 def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.ndarray | None = None
-               ) -> tuple[list[_WorkLine], list[list[int]]]:
+               ) -> tuple[list[WorkLine], list[list[int]]]:
     """Lines of a deskewed binary work image, and their regions in reading order; `rules`: the
     ruling removed from it, whose table borders no line reaches across."""
     density = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), config.core_sigma_x * h,
@@ -709,11 +237,11 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     core = (density > config.core_threshold * level).astype(np.uint8)
     # Text on either side of an upright rule (a table's inner border) is two cells: the smear
     # had bridged the border, or the cells' cores were merged as one line's fragments.
-    upright = _upright_parts(rules, h) if rules is not None else np.zeros_like(core)
-    gutters = _gutters(binary, h, config)
+    upright = table_borders(rules, h) if rules is not None else np.zeros_like(core)
+    gutters = find_gutters(binary, h, config)
     upright |= gutters.mask
     # Regions are grown from the cores as they were: the cells of a form's rows, parted at the
-    # gutter between labels and entries, stay one region, read row by row (_parted_at_gutters).
+    # gutter between labels and entries, stay one region, read row by row (parted_at_gutters).
     whole_cores = core.copy()
     core[upright > 0] = 0
     n, core_labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
@@ -739,168 +267,10 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     for line in lines:
         _fit_baseline(line)
         line.rows = tuple(float(v) for v in np.percentile(line.pixels[0], [25, 50, 75]))
-    return _reading_order(_parted_at_gutters(lines, gutters.boxes))
+    return reading_order(parted_at_gutters(lines, gutters.boxes))
 
 
-def _upright_parts(rules: np.ndarray, h: float) -> np.ndarray:
-    """A table's inner borders among the rules removed from a page, a pixel wider on each side:
-    upright runs two text heights tall or more (an opening with a column) whose both ends meet a
-    level rule, as a ruled table's do. A notebook's margin rule runs on past the writing, and
-    text written across it stays one line; level rules may run through letters, and stay out."""
-    widened = cv2.dilate(rules.astype(np.uint8), np.ones((1, 3), np.uint8))
-    upright = cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones((max(3, int(2 * h)), 1), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(upright, connectivity=8)
-    reach = max(2, int(h))
-    boxed = np.zeros(n, np.uint8)
-    for k in range(1, n):
-        x, y, w, hh = (int(v) for v in stats[k, :4])
-        boxed[k] = all(_level_rule_at(rules, x, w, row, reach) for row in (y, y + hh - 1))
-    return boxed[labels]
-
-
-@dataclass
-class _Gutters:
-    mask: np.ndarray  # uint8, 1 on the gutters' paper
-    boxes: list[tuple[int, int, int, int]]  # x0, y0, x1, y1 (exclusive) of each
-
-
-def _gutters(binary: np.ndarray, h: float, config: SegmentConfig) -> _Gutters:
-    """Straight channels of paper between text (SegmentConfig's gutter_*): in every stretch of
-    gutter_heights rows, the columns without ink, once gaps narrower than gutter_min_width
-    are closed along the rows, in runs at least that wide with gutter_lines lines of text within
-    gutter_reach on both sides; then each runs on up and down while its columns stay clear, to
-    the ends of the columns beside it. Straight: each stretch's channel is clear in every one of
-    its rows, so the gaps of lines whose words happen to leave paper in a zigzag down the page
-    make none."""
-    ink = (binary > 0).astype(np.uint8)
-    width = max(3, int(round(config.gutter_min_width * h))) | 1  # odd: the closing stays centred
-    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, width), np.uint8))
-    reach = max(2, int(round(config.gutter_reach * h)))
-    step = max(1, int(round(h / 2)))  # stretches overlap: a gutter's ends are found within half an h
-    # Lines of text in the `reach` columns up to (from) each column.
-    kernel = np.ones((1, reach), np.uint8)
-    lines_up_to = _LineStarts(cv2.dilate(closed, kernel, anchor=(reach - 1, 0)), h)
-    lines_from = _LineStarts(cv2.dilate(closed, kernel, anchor=(0, 0)), h)
-    mask = np.zeros_like(ink)
-    for tall in sorted({max(3, int(round(height * h))) for height in config.gutter_heights}):
-        # Row `top`: whether each column has ink in rows top..top+tall-1.
-        inked_below = cv2.dilate(closed, np.ones((tall, 1), np.uint8), anchor=(0, 0), borderValue=0)
-        for top in range(0, max(1, ink.shape[0] - tall + 1), step):
-            for x0, x1 in _clear_runs(inked_below[top] > 0, width):
-                if x0 > 0 and x1 < ink.shape[1] \
-                        and lines_up_to.count(x0 - 1, top, top + tall) >= config.gutter_lines \
-                        and lines_from.count(x1, top, top + tall) >= config.gutter_lines:
-                    mask[top:top + tall, x0:x1] = 1
-    if not mask.any():
-        return _Gutters(mask, [])
-    _run_on_while_clear(mask, closed)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes = [(int(x), int(y), int(x + w), int(y + hh)) for x, y, w, hh in stats[1:n, :4]]
-    return _Gutters(mask, boxes)
-
-
-class _LineStarts:
-    """Lines of text beside each column: runs of inked rows at least half an h tall, counted by
-    the rows they start at (a summed-area table of the starts: each count is four lookups, where
-    a page turned a quarter, its lines upright, has thousands of channels to count beside)."""
-
-    def __init__(self, inked: np.ndarray, h: float):
-        rows = np.pad(inked > 0, ((1, 1), (0, 0)))
-        starts = rows[1:-1] & ~rows[:-2]
-        ends = rows[1:-1] & ~rows[2:]
-        # Column-major, each column's starts and ends alternate: pair them into runs.
-        start_x, start_y = np.nonzero(starts.T)
-        _, end_y = np.nonzero(ends.T)
-        self.min_rows = max(1, int(math.ceil(h / 2)))
-        tall_enough = end_y - start_y + 1 >= self.min_rows
-        marks = np.zeros(inked.shape, np.uint8)
-        marks[start_y[tall_enough], start_x[tall_enough]] = 1
-        self.summed = cv2.integral(marks)
-
-    def count(self, x: int, y0: int, y1: int) -> int:
-        """Lines starting in column x's rows y0.. with half an h of them above y1."""
-        y1 = max(y0, min(y1 - self.min_rows + 1, self.summed.shape[0] - 1))
-        s = self.summed
-        return int(s[y1, x + 1] - s[y0, x + 1] - s[y1, x] + s[y0, x])
-
-
-def _run_on_while_clear(mask: np.ndarray, closed: np.ndarray) -> None:
-    """Each gutter of `mask` carried on up from its top row's columns and down from its bottom
-    row's while they stay clear of ink: a column's first and last lines have too few lines
-    beside them for a stretch of their own, and had been read with the text above or below."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    for k in range(1, n):
-        x, y, w, hh = (int(v) for v in stats[k, :4])
-        top = x + np.flatnonzero(labels[y, x:x + w] == k)
-        inked = np.flatnonzero(closed[:y, top].any(axis=1))
-        mask[(inked[-1] + 1 if inked.size else 0):y, top] = 1
-        bottom = x + np.flatnonzero(labels[y + hh - 1, x:x + w] == k)
-        inked = np.flatnonzero(closed[y + hh:, bottom].any(axis=1))
-        mask[y + hh:y + hh + (inked[0] if inked.size else closed.shape[0]), bottom] = 1
-
-
-def _clear_runs(inked: np.ndarray, width: int) -> list[tuple[int, int]]:
-    """(start, end) of each run of False at least `width` long."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[1], inked.astype(np.int8), [1]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= width]
-
-
-def _parted_at_gutters(lines: list[_WorkLine], boxes: list[tuple[int, int, int, int]]) -> list[_WorkLine]:
-    """Each region a gutter runs through, with lines on both sides of it that are not side by
-    side, parted in four: the lines above the gutter, left of it, right of it and below it (the
-    lines across its middle and those beyond them, by their middle rows; the rest by their
-    centres), so the XY cut reads a heading over two columns, each
-    column whole, then what runs on below them. The regions had been joined around the gutter's
-    ends. Lines side by side across it (most of the shorter side's have a partner at the same
-    height: a form's labels and entries, a diary's dates, a table's cells) stay one region, read
-    row by row: their rows are the records."""
-    next_region = max((line.region for line in lines), default=0) + 1
-    for x0, y0, x1, y1 in boxes:
-        middle, centre = (x0 + x1) / 2, (y0 + y1) / 2
-        by_region: dict[int, list[_WorkLine]] = {}
-        for line in lines:
-            by_region.setdefault(line.region, []).append(line)
-        for members in by_region.values():
-            # The columns run between the lines across the gutter's middle above and below it (a
-            # heading, a closing line), not only along the gutter found: a column's longest line
-            # may reach into the channel and end it short.
-            across = [line.rows[1] for line in members if line.x0 < middle < line.x1]
-            top = max((row for row in across if row < centre), default=-math.inf)
-            bottom = min((row for row in across if row >= centre), default=math.inf)
-            parts: dict[str, list[_WorkLine]] = {}
-            for line in members:
-                row, crosses = line.rows[1], line.x0 < middle < line.x1
-                side = "above" if row <= top or (row < centre and crosses) else \
-                    "below" if row >= bottom or crosses else \
-                    "left" if (line.x0 + line.x1) / 2 < middle else "right"
-                parts.setdefault(side, []).append(line)
-            if "left" not in parts or "right" not in parts or _rows_across(parts["left"], parts["right"]):
-                continue
-            for side in ("left", "right", "below"):
-                for line in parts.get(side, []):
-                    line.region = next_region
-                next_region += 1
-    return lines
-
-
-SIDE_BY_SIDE_SHARE = 0.6  # of the shorter side's lines with a partner level with them: rows, not columns
-
-
-def _rows_across(left: list[_WorkLine], right: list[_WorkLine]) -> bool:
-    fewer, more = sorted((left, right), key=len)
-    paired = sum(any(_side_by_side(a.rows, b.rows) for b in more) for a in fewer)
-    return paired >= SIDE_BY_SIDE_SHARE * len(fewer)
-
-
-def _level_rule_at(rules: np.ndarray, x: int, width: int, row: int, reach: int) -> bool:
-    """Whether rule pixels run `reach` or more beside columns x..x+width, near `row`."""
-    band = rules[max(0, row - 2):row + 3]
-    left = band[:, max(0, x - reach):x].any(axis=0).sum()
-    right = band[:, x + width:x + width + reach].any(axis=0).sum()
-    return max(left, right) >= reach
-
-
-def _is_streak(line: _WorkLine, h: float) -> bool:
+def _is_streak(line: WorkLine, h: float) -> bool:
     """A "line" whose ink is thin level streaks: what is left of rules that are not quite
     straight (their ends, past the part rule removal took), one or the ends of neighbouring
     rules taken together. Writing is an x-height tall."""
@@ -1005,11 +375,11 @@ def _regions(labels: np.ndarray, stats: np.ndarray, keep: list[int], h: float, c
 
 
 def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, int], h: float,
-                     upright: np.ndarray | None = None) -> list[_WorkLine]:
+                     upright: np.ndarray | None = None) -> list[WorkLine]:
     """Group cores into lines: same region, overlapping heights, side by side, no table border
     or gutter (`upright`, _rule_between) between them."""
     cores = sorted(keep, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
-    lines: list[_WorkLine] = []
+    lines: list[WorkLine] = []
     spans: list[tuple[int, int]] = []  # y-range of each line's most recent core
     for i in cores:
         x, y, w, hh = (int(v) for v in stats[i, :4])
@@ -1030,13 +400,13 @@ def _merge_fragments(keep: list[int], stats: np.ndarray, region_of: dict[int, in
             lines[best].x1 = max(lines[best].x1, x + w)
             spans[best] = (y, y + hh)
         else:
-            lines.append(_WorkLine(core=[i], x0=x, x1=x + w, region=region_of[i]))
+            lines.append(WorkLine(core=[i], x0=x, x1=x + w, region=region_of[i]))
             spans.append((y, y + hh))
     return lines
 
 
 def _rule_between(upright: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> bool:
-    """Whether a table's inner border (`_upright_parts`) or a gutter (`_gutters`), as marked in
+    """Whether a table's inner border (`table_borders`) or a gutter (`find_gutters`), as marked in
     `upright`, crosses the middle half of rows y0..y1 between columns x0 and x1."""
     if x1 <= x0 or y1 <= y0:
         return False
@@ -1054,7 +424,7 @@ def _continues(overlap: float, gap: float, h: float) -> bool:
     return overlap >= 0.5 or (overlap >= 0.2 and 0.0 <= gap <= h)
 
 
-def _centres(lines: list[_WorkLine], line_map: np.ndarray, width: int) -> None:
+def _centres(lines: list[WorkLine], line_map: np.ndarray, width: int) -> None:
     """Centre row of each line's core per column, interpolated across gaps, flat beyond ends."""
     ys, xs = np.nonzero(line_map)
     ids = line_map[ys, xs]
@@ -1068,7 +438,7 @@ def _centres(lines: list[_WorkLine], line_map: np.ndarray, width: int) -> None:
         line.centre = np.interp(columns, columns[have], sums[have] / counts[have])
 
 
-def _assign_ink(lines: list[_WorkLine], binary: np.ndarray, line_map: np.ndarray, h: float, attach: float) -> None:
+def _assign_ink(lines: list[WorkLine], binary: np.ndarray, line_map: np.ndarray, h: float, attach: float) -> None:
     n, comp, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
     centres = np.stack([line.centre for line in lines])  # (L, W)
     spans = np.array([(line.x0, line.x1) for line in lines], np.float64)
@@ -1131,7 +501,7 @@ def _assign_ink(lines: list[_WorkLine], binary: np.ndarray, line_map: np.ndarray
 SHORT_LINE_ABOVE, SHORT_LINE_BELOW = 1.2, 1.6
 
 
-def _absorb_short_lines(lines: list[_WorkLine], h: float, parted: np.ndarray) -> list[_WorkLine]:
+def _absorb_short_lines(lines: list[WorkLine], h: float, parted: np.ndarray) -> list[WorkLine]:
     """A short "line" (a flourished capital, a tall word) that sits inside a longer line's
     x-range and mostly within its band is part of it: over-segmentation is the other
     failure users of line segmenters complain about. Never across a table's border or a
@@ -1175,7 +545,7 @@ def _absorb_short_lines(lines: list[_WorkLine], h: float, parted: np.ndarray) ->
     return [line for k, line in enumerate(lines) if k not in absorbed]
 
 
-def _orphan_lines(owner, stats, comp, ys, xs, cids, lines: list[_WorkLine], h: float) -> list[_WorkLine]:
+def _orphan_lines(owner, stats, comp, ys, xs, cids, lines: list[WorkLine], h: float) -> list[WorkLine]:
     """Letter-sized ink far from every line is a short line of its own ("8", "7.", a
     signature): its smeared density was too low for a core. Side-by-side pieces join."""
     big = [c for c in range(1, len(owner)) if owner[c] == -1 and stats[c, cv2.CC_STAT_HEIGHT] >= 0.5 * h
@@ -1207,12 +577,12 @@ def _orphan_lines(owner, stats, comp, ys, xs, cids, lines: list[_WorkLine], h: f
         region = next((r for r, b in boxes.items() if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]), None)
         if region is None:
             region, next_region = next_region, next_region + 1
-        found.append(_WorkLine(core=[], x0=int(gx.min()), x1=int(gx.max()) + 1, region=region, pixels=(gy, gx),
+        found.append(WorkLine(core=[], x0=int(gx.min()), x1=int(gx.max()) + 1, region=region, pixels=(gy, gx),
                                centre=np.full(comp.shape[1], float(gy.mean()))))
     return found
 
 
-def _fit_baseline(line: _WorkLine) -> None:
+def _fit_baseline(line: WorkLine) -> None:
     """Straight baseline: a robust fit to the lower edge of the line's dense band."""
     ys, xs = line.pixels
     # Lower edge of the x-height band per slice: the 75th percentile of ink rows, which
@@ -1237,77 +607,9 @@ def _fit_baseline(line: _WorkLine) -> None:
     line.baseline = (float(a), float(b))
 
 
-def _reading_order(lines: list[_WorkLine]) -> tuple[list[_WorkLine], list[list[int]]]:
-    """Regions by XY cut (top band first, then columns left to right), lines top to bottom."""
-    by_region: dict[int, list[_WorkLine]] = {}
-    for line in lines:
-        by_region.setdefault(line.region, []).append(line)
-    boxes = {}
-    for region, members in by_region.items():
-        x0 = min(int(m.pixels[1].min()) for m in members)
-        x1 = max(int(m.pixels[1].max()) for m in members) + 1
-        y0 = min(int(m.pixels[0].min()) for m in members)
-        y1 = max(int(m.pixels[0].max()) for m in members) + 1
-        boxes[region] = (x0, y0, x1, y1)
-    ordered: list[_WorkLine] = []
-    groups: list[list[int]] = []
-    for region in xy_cut(boxes):
-        members = _rows_left_to_right(by_region[region])
-        groups.append(list(range(len(ordered), len(ordered) + len(members))))
-        ordered.extend(members)
-    return ordered, groups
-
-
-def _rows_left_to_right(lines: list[_WorkLine]) -> list[_WorkLine]:
-    """Lines top to bottom by their middle row, with those side by side in one row (a table's
-    cells, parted by its rule) left to right: each line's middle lies within the other's core
-    rows. Lines one above the other never do, so a column of text keeps its order."""
-    order = sorted(range(len(lines)), key=lambda k: lines[k].rows[1])
-    for end in range(len(order) - 1, 0, -1):  # a bubble pass per line: rows hold a few cells
-        swapped = False
-        for k in range(end):
-            a, b = order[k], order[k + 1]
-            if lines[b].x0 < lines[a].x0 and _side_by_side(lines[a].rows, lines[b].rows):
-                order[k], order[k + 1], swapped = b, a, True
-        if not swapped:
-            break
-    return [lines[k] for k in order]
-
-
-def _side_by_side(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
-    """Whether two lines' (25th, 50th, 75th percentile) rows put each one's middle in the other's."""
-    return a[0] <= b[1] <= a[2] and b[0] <= a[1] <= b[2]
-
-
-def xy_cut(boxes: dict[int, tuple[int, int, int, int]]) -> list[int]:
-    """Reading order of boxes by recursive XY cut: split at horizontal gaps (top to bottom)
-    first, then at vertical gaps (left to right); unsplittable groups go top to bottom."""
-    keys = list(boxes)
-    if len(keys) <= 1:
-        return keys
-    for axis in (1, 0):  # 1: cut across y (bands), 0: cut across x (columns)
-        groups = _gap_groups(keys, boxes, axis)
-        if len(groups) > 1:
-            return [k for g in groups for k in xy_cut({k: boxes[k] for k in g})]
-    return sorted(keys, key=lambda k: (boxes[k][1], boxes[k][0]))
-
-
-def _gap_groups(keys, boxes, axis) -> list[list[int]]:
-    lo, hi = (0, 2) if axis == 0 else (1, 3)
-    groups: list[list[int]] = []
-    end = -math.inf
-    for k in sorted(keys, key=lambda k: boxes[k][lo]):
-        if boxes[k][lo] >= end:
-            groups.append([k])
-        else:
-            groups[-1].append(k)
-        end = max(end, boxes[k][hi])
-    return groups
-
-
 # --- geometry back to the page -------------------------------------------------------------
 
-def _to_page(line: _WorkLine, back: np.ndarray, width: int, height: int, index: int, h: float,
+def _to_page(line: WorkLine, back: np.ndarray, width: int, height: int, index: int, h: float,
              config: SegmentConfig) -> Line:
     polygon = _envelope(line, max(1.0, config.polygon_pad * h), config.slice_width * h)
     a, b = line.baseline
@@ -1326,7 +628,7 @@ def _to_page(line: _WorkLine, back: np.ndarray, width: int, height: int, index: 
     return Line(id=f"l{index + 1:03d}", polygon=polygon_page, baseline=baseline_page, bbox=bbox)
 
 
-def _envelope(line: _WorkLine, pad: float, slice_width: float) -> np.ndarray:
+def _envelope(line: WorkLine, pad: float, slice_width: float) -> np.ndarray:
     """Staircase polygon around the line's ink: per slice along x, the top and bottom of the
     ink in that slice and its two neighbours (so every ink pixel is inside and the outline
     does not dip between letters), bridged across empty slices (word gaps)."""

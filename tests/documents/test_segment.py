@@ -9,17 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from hwr.documents.page_eval import match_lines
-from hwr.documents.segment import (
-    SegmentConfig,
-    _gutters,
-    _regions,
-    analyse_page,
-    remove_rules,
-    rotation_matrix,
-    segment_page,
-    text_size,
-    xy_cut,
-)
+from hwr.documents.segment import SegmentConfig, _regions, analyse_page, segment_page
+from hwr.documents.skew import rotation_matrix
 from hwr.synth import LineSynthesizer, SynthConfig
 
 from helpers import gaussian_noise, salt_and_pepper
@@ -65,7 +56,7 @@ def test_a_line_one_column_wide_has_a_baseline_of_two_points(page_width):
 
     # A work line of one ink column (x = 40), read back at 4x onto the page (PAGE XML wants >= 2
     # points; both ends had rounded to one). At width 161 the column is the page's last.
-    line = segment._WorkLine(core=[1], pixels=(np.arange(10, 25), np.full(15, 40)))
+    line = segment.WorkLine(core=[1], pixels=(np.arange(10, 25), np.full(15, 40)))
     segment._fit_baseline(line)
     scale_back = np.array([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
     page_line = segment._to_page(line, scale_back, page_width, 1000, 0, 10.0, segment.SegmentConfig())
@@ -79,34 +70,6 @@ def test_rules_a_degree_off_the_writing_are_removed_not_found_as_lines(ruled_pen
     # 11 of 4 when only exactly level rules were removed, 5 when a rule's end was left over.
     assert len(found) == len(truth)
     assert len(match_lines(truth, [line.polygon for line in found])) == len(truth)
-
-
-def test_tilted_rules_are_removed_and_strokes_crossing_them_kept():
-    binary = np.zeros((300, 400), np.uint8)  # tall enough that the stroke is no vertical rule
-    cv2.line(binary, (0, 40), (399, 52), 1, 1)  # a rule 1.7 degrees off level
-    binary[20:80, 200:203] = 1  # a descender crossing it
-    level_only = remove_rules(binary, 120)
-    assert level_only[38:55, :190].sum() > 100  # the staircase's steps are too short
-    cleaned = remove_rules(binary, 120, max_tilt_deg=2.0, crossing_run=10)
-    # The rule is gone but for a few pixels at the ends of its steps (noise to the segmenter).
-    assert cleaned[:, :190].sum() + cleaned[:, 210:].sum() <= 0.05 * 400
-    assert cleaned[20:80, 200:203].all()  # the stroke is whole, through the rule too
-    assert remove_rules(binary, 120, max_tilt_deg=2.0)[20:80, 200:203].sum() < 180  # else cut
-
-
-def test_a_page_wide_rule_cut_where_it_steps_is_removed_whole():
-    # A thin rule a fraction of a degree off level is grey where it steps from one pixel row to
-    # the next, and binarisation cuts it there: pieces of 74 px, shorter than any rule.
-    binary = np.zeros((300, 900), np.uint8)
-    for step, x in enumerate(range(0, 900, 80)):
-        binary[100 + step, x + 6: x + 80] = 1
-    binary[60:140, 400:403] = 1  # a stroke crossing it
-    binary[200:215, 100:700:20] = 1  # and a row of writing's strokes, which stays
-    cleaned = remove_rules(binary, 128, max_tilt_deg=2.0, crossing_run=10)
-    rule = binary[95:115].copy()
-    rule[:, 395:408] = 0
-    assert cleaned[95:115][rule > 0].sum() <= 0.05 * rule.sum()
-    assert cleaned[60:140, 400:403].all() and cleaned[200:215].sum() == binary[200:215].sum()
 
 
 def draw_lines(texts, size=34, pitch=60, x=40, width=900, rules=False, top=40, rule_at=0.95):
@@ -191,19 +154,6 @@ def test_rules_through_the_letters_leave_each_line_whole(size):
     found = segment_page(image)
     assert len(found) == len(texts)
     assert len(match_lines([box_polygon(b) for b in boxes], [line.polygon for line in found], 0.3)) == len(texts)
-
-
-def test_a_rule_through_a_letter_takes_only_its_own_rows():
-    binary = np.zeros((200, 600), np.uint8)
-    binary[100:102, :] = 1  # a 2-px rule
-    letter = np.zeros_like(binary)
-    cv2.circle(letter, (300, 98), 8, 1, 2)  # an "o" whose bowl the rule crosses
-    binary |= letter
-    letter[100:102] = 0
-    cleaned = remove_rules(binary, 112, max_tilt_deg=2.0, crossing_run=4)
-    assert cleaned[95:106, :280].sum() + cleaned[95:106, 320:].sum() == 0
-    # All of the letter beside the rule; 100 of its 144 pixels when the rows beside the rule went too.
-    assert (cleaned & letter).sum() == letter.sum()
 
 
 def test_leftover_ends_of_neighbouring_rules_are_not_a_line():
@@ -347,22 +297,6 @@ def test_word_gaps_lined_up_over_three_lines_part_nothing():
     assert len(found) == 3 and all(line.bbox[0] < 60 and line.bbox[2] > middle + 50 for line in found)
 
 
-def test_gutters_need_text_on_both_sides_down_their_length():
-    ink = np.zeros((200, 300), np.uint8)
-    for top in range(10, 190, 30):  # six lines of text, a 40 px gap at x 120..160 in each
-        ink[top:top + 12, 20:120] = 1
-        ink[top:top + 12, 160:280] = 1
-    gutters = _gutters(ink, 12.0, SegmentConfig())
-    assert len(gutters.boxes) == 1
-    x0, y0, x1, y1 = gutters.boxes[0]
-    assert (x0, x1) == (120, 160) and y0 <= 10 and y1 >= 180
-    ink[100:112, 120:160] = 1  # one line written across the gap: no straight channel past it
-    assert all(y1 <= 112 or y0 >= 100 for _, y0, _, y1 in _gutters(ink, 12.0, SegmentConfig()).boxes)
-    one_sided = ink.copy()
-    one_sided[:, 160:] = 0  # a margin, not a gutter
-    assert _gutters(one_sided, 12.0, SegmentConfig()).boxes == []
-
-
 def ruled_table(rows, gap=40, cell_width=260, pitch=70, size=34):
     """A table of two columns ruled all round, the left cells' text right-aligned against the
     inner border (as numbers in a ledger are): the cells' text `gap` px apart across the rule."""
@@ -422,11 +356,6 @@ def test_a_fine_pens_line_is_one_region_where_its_cores_lie_far_apart():
     thin_stroke = no_ink.copy()
     thin_stroke[20, 60:200] = 1  # the letters' thin strokes between the cores
     assert len(set(_regions(labels, stats, [1, 2], 10.0, 4.0, thin_stroke).values())) == 1
-
-
-def test_xy_cut_orders_header_then_columns():
-    boxes = {0: (600, 200, 1000, 800), 1: (0, 200, 500, 800), 2: (0, 0, 1000, 100), 3: (0, 900, 1000, 1000)}
-    assert xy_cut(boxes) == [2, 1, 0, 3]
 
 
 def test_blank_and_speckled_pages_have_no_lines():
@@ -588,31 +517,6 @@ def test_indented_lines_and_wide_word_gaps_stay_whole():
     assert found[0].bbox[0] < 60 and found[0].bbox[2] > 300
 
 
-def test_text_height_is_the_letters_not_the_grain_that_outnumbers_them():
-    binary = np.zeros((400, 1200), np.uint8)
-    for row in range(3):
-        cv2.putText(binary, "handwriting on an old leaf", (20, 100 + 120 * row), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 1, 3)
-    clean = text_size(binary)[0]
-    rng = np.random.default_rng(0)
-    grainy = binary.copy()
-    for y, x in zip(rng.integers(0, 396, 1500), rng.integers(0, 1196, 1500)):
-        grainy[y:y + 4, x:x + 4] = 1  # clumps as tall as the smallest pieces counted
-    assert clean is not None and clean > 20
-    assert abs(text_size(grainy)[0] - clean) <= 0.2 * clean
-
-
-def test_text_height_of_a_few_long_joined_words_and_their_dots_is_the_plain_median():
-    # One line of joined writing on a page of its own: two long words, an i's dot and a
-    # comma. Half its ink lies in pieces more than twice the median's height, as on a grainy
-    # leaf, but a few pieces are not grain (taken for it, the line lost its tail).
-    binary = np.zeros((200, 900), np.uint8)
-    binary[60:140, 20:400] = 1
-    binary[70:130, 450:880] = 1
-    for x in (410, 420, 430):
-        binary[150:162, x:x + 4] = 1
-    assert text_size(binary)[0] == 12.0
-
-
 def test_a_drawing_holding_half_the_ink_of_a_clean_page_does_not_set_the_text_height():
     # A circle drawn beside two lines of separate letters (a review's helper): taken for the
     # text with the letters as grain, the page read as blank.
@@ -722,15 +626,6 @@ def test_a_digit_written_alone_between_two_lines_is_a_line_of_its_own():
     found = segment_page(np.asarray(img))
     # 3 lines, the digit inside the first, before short lines kept their own core's distance.
     assert len(found) == 4 and len(match_lines(truth, [line.polygon for line in found])) == 4
-
-
-def test_a_thick_rule_is_removed_though_it_is_taller_than_a_crossing_stroke():
-    binary = np.zeros((300, 600), np.uint8)
-    binary[100:106, :] = 1  # a 6-px rule
-    binary[60:150, 300:303] = 1  # a stroke crossing it
-    cleaned = remove_rules(binary, 112, max_tilt_deg=2.0, crossing_run=5)
-    assert cleaned[95:111, :290].sum() + cleaned[95:111, 313:].sum() <= 0.01 * binary[100:106].sum()
-    assert cleaned[60:150, 300:303].all()
 
 
 def test_joined_script_outline_follows_its_letters_between_the_ascenders():
