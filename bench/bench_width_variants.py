@@ -23,7 +23,7 @@ from bench_lm import default_prose, lines_with_text, prose_lines
 
 from hwr.datasets.synthetic import hard_validation_lines
 from hwr.recognition.model import Recognizer
-from hwr.recognition.width_variants import DOUBTFUL_BELOW
+from hwr.recognition.settings import DOUBTFUL_BELOW
 from hwr.scoring.evaluate import score_texts
 from hwr.scoring.report.compare import compare_reports
 from hwr.synth.config import HARD_SEED

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 
 from hwr.config_args import build_config, setting
-from hwr.recognition.model import RecognizerSettings
+from hwr.recognition.settings import RecognizerSettings
 
 
 @dataclass

@@ -95,6 +95,19 @@ def test_the_top_level_help_lists_every_command_without_importing_torch():
     assert all(re.search(rf"^ +{command}\b", proc.stdout, re.M) for command in COMMANDS)
 
 
+@pytest.mark.parametrize("command", ["transcribe", "eval", "ui"])
+def test_the_reading_commands_help_and_flag_errors_come_without_importing_torch(command):
+    """Their settings had lived beside the model and the page pipeline, which import torch: `hwr
+    transcribe --help` or a mistyped flag took 4-7 seconds to answer (now under one)."""
+    typo = [command, *(["page.png"] if command == "transcribe" else []), "--fromat"]
+    code = (f"import sys\nfrom hwr.cli import main\nfor argv in (['{command}', '--help'], {typo!r}):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "False"
+    assert f"usage: hwr {command}" in proc.stdout and "unrecognized arguments: --fromat" in proc.stderr
+
+
 @pytest.mark.parametrize("argv, command", [
     (["eval", "synth:val:4", "--decoder", "greedy"], "eval"), (["-v"], ""), (["nope", "eval"], ""), ([], "")])
 def test_only_the_named_commands_flags_are_built(argv, command):

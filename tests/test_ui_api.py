@@ -21,7 +21,7 @@ from PIL import Image
 
 from hwr.documents.writers import SUFFIXES
 from hwr.recognition.model import Recognizer
-from hwr.recognition.width_variants import DEFAULT_WIDTH_VARIANTS
+from hwr.recognition.settings import DEFAULT_WIDTH_VARIANTS
 from hwr.scoring.metrics import cer
 from hwr_ui import UIConfig, build_app, close_app, launch_app
 from hwr_ui.pages import export_formats

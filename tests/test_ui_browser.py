@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from hwr.recognition.model import Recognizer
-from hwr.recognition.width_variants import DEFAULT_WIDTH_VARIANTS
+from hwr.recognition.settings import DEFAULT_WIDTH_VARIANTS
 from hwr.scoring.metrics import cer
 
 from helpers import free_port, make_untrained_model

@@ -21,7 +21,7 @@ from hwr.recognition.model import (
     resolve_model_dir,
     unknown_model,
 )
-from hwr.recognition.width_variants import DOUBTFUL_BELOW
+from hwr.recognition.settings import DOUBTFUL_BELOW
 
 log = logging.getLogger("ui.models")
 

@@ -72,6 +72,7 @@ from hwr.fileio import (
     naming_file,
     remove_stale_temp_files,
 )
+from hwr.ranks import context_from_env
 from hwr.recognition.imaging import load_gray, readable_gray
 from hwr.records import (
     DOCUMENT_PAGE_SUFFIX,
@@ -82,7 +83,6 @@ from hwr.records import (
     input_stamp,
     source_identity,
 )
-from hwr.training.distributed import context_from_env
 
 log = logging.getLogger("hwr.documents.pipeline")
 

@@ -18,7 +18,7 @@ from hwr.documents.pipeline import AUTO_PROCESSES_PAGES, MODES, BatchConfig, Bat
 from hwr.documents.writers import holds_lines, output_paths, parse_formats
 from hwr.errors import ConfigError
 from hwr.fileio import TEXT_ERRORS, held_here
-from hwr.recognition.model import RecognizerSettings
+from hwr.recognition.settings import RecognizerSettings
 from hwr.records import FailedInput
 
 

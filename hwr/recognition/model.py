@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from hwr.assets import models_dir
-from hwr.config_args import check_at_least, parse_json, setting
+from hwr.config_args import parse_json
 from hwr.errors import ConfigError, HwrError, name_some
 from hwr.fileio import (
     atomic_write_bytes,
@@ -50,14 +50,8 @@ from hwr.recognition.imaging import (
 from hwr.recognition.line_windows import OVERLAP_HEIGHTS, window_geometry, windowed_scores
 from hwr.recognition.nets import build_network, config_class, count_parameters, prepare_for_inference
 from hwr.recognition.search_workers import MAX_AUTO_WORKERS, SearchWorkers
-from hwr.recognition.width_variants import (
-    DEFAULT_WIDTH_VARIANTS,
-    DOUBTFUL_BELOW,
-    check_reread_below,
-    check_width_factors,
-    lines_of_batch,
-    surest_reading,
-)
+from hwr.recognition.settings import DOUBTFUL_BELOW, check_reread_below, check_width_factors
+from hwr.recognition.width_variants import lines_of_batch, surest_reading
 from hwr.records import FailedInput, Recognition
 
 WEIGHTS_FILE = "model.safetensors"
@@ -490,7 +484,7 @@ def pick_device(device: str | None = None) -> torch.device:
     """The device asked for ("auto": a GPU when there is one). Under torchrun a GPU not named by
     index is this process's own (LOCAL_RANK), made current: every rank of a sharded
     `hwr transcribe` had read on GPU 0, the others idle."""
-    from hwr.training.distributed import context_from_env
+    from hwr.ranks import context_from_env
 
     picked = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto")
                           else usable_device(device))
@@ -884,74 +878,3 @@ class Recognizer:
         """Stop the search workers, if any (they start again when needed)."""
         if self.search_workers is not None:
             self.search_workers.close()
-
-
-@dataclass
-class RecognizerSettings:
-    """Which model, device and decoder to read with: the settings every command that reads
-    images shares (`hwr transcribe`, `hwr eval`, the UI), declared once."""
-
-    model: str | None = setting(None, help="model directory or shipped model name; default: the shipped model")
-    device: str = setting("auto", help="cpu, cuda, cuda:N or auto")
-    decoder: str = setting(
-        "auto",
-        help="auto: beam search with the shipped English character LM for a model of printable ASCII (the "
-             "shipped ones), else greedy; greedy: the network's best path, about 1.5 times the lines/s on a "
-             "CPU and many times on a GPU; beam (char LM; word LM when --lexicon is given), beam-char, beam-word")
-    # Beam decoding (hwr.recognition.decode.BeamDecoder); None: the tuned default of the decoder's mode.
-    lm: str | None = setting(
-        None,
-        help="ARPA (or .arpa.gz) LM for beam decoding, 'none' for no LM; unset: the shipped one")
-    lexicon: str | None = setting(None, help="word lexicon for word mode; unset: the shipped one")
-    beam_size: int | None = setting(None, help="beam width; unset: the mode's tuned default")
-    lm_weight: float | None = setting(None, help="weight of the LM's log10 scores; unset: the mode's tuned default")
-    word_score: float | None = setting(None, help="score added per word in word mode; unset: the tuned default")
-    sil_score: float | None = setting(None, help="score added per word separator; unset: the tuned default")
-    blank_penalty: float | None = setting(
-        None,
-        help="subtracted from the blank's log-posterior during beam search; unset: the tuned default")
-    batch_size: int = setting(16, help="lines per batch through the network")
-    width_variants: list[float] = setting(
-        default_factory=lambda: list(DEFAULT_WIDTH_VARIANTS),
-        help="also read a doubtful line stretched sideways by these factors and keep the reading the network is "
-             "surest of (cramped hands read better stretched); give the flag alone for none")
-    width_variants_below: float = setting(
-        DOUBTFUL_BELOW,
-        help="the greedy line confidence below which a line is read at the --width-variants too (above 1: every "
-             "line)")
-    search_workers: int | None = setting(
-        None,
-        help="processes that run the beam search while the network reads the next batches (each loads torch "
-             "and the LM); 0: in the reading process; unset: 0 on a CPU, on a GPU half the CPU cores (at most 8)")
-
-    def __post_init__(self) -> None:
-        from hwr.recognition.decode import check_decoder_settings
-
-        check_decoder_settings(self)
-        check_width_factors(self.width_variants)
-        check_reread_below(self.width_variants_below)
-        if self.search_workers is not None:
-            check_at_least(self, 0, "search_workers")
-
-    def files_read(self, *models: str | None) -> list[Path]:
-        """The files reading with these settings may open, which no output may be: the model's
-        (and those of `models` given, e.g. --compare's; `model_files`), the --lm and --lexicon
-        files, and the shipped LMs and lexicon where those are unset."""
-        from hwr.recognition.decode import DEFAULT_FILES, default_lm_dir
-
-        files = [file for model in (self.model, *(m for m in models if m)) for file in model_files(model)]
-        files += [Path(p) for p in (self.lm, self.lexicon) if p and p != "none"]
-        shipped = {name for mode in DEFAULT_FILES.values() for kind, name in mode.items()
-                   if name and getattr(self, kind) is None}
-        return files + [default_lm_dir() / name for name in sorted(shipped)]
-
-    def load_recognizer(self, model: str | None = None, decoder: str | None = None) -> Recognizer:
-        """`model` (default: these settings'), read with `decoder` (default: these settings');
-        with `decoder` named (one of two readings: `hwr eval --compare-decoder`) only the search
-        settings that decoder uses are passed (usable_options: none for greedy)."""
-        from hwr.recognition.decode import decoder_options, usable_options
-
-        options = decoder_options(self) if decoder is None else usable_options(decoder, decoder_options(self))
-        return Recognizer.load(model or self.model, device=self.device, decoder=decoder or self.decoder,
-                               search_workers=self.search_workers, width_variants=self.width_variants,
-                               width_variants_below=self.width_variants_below, **options)

@@ -7,7 +7,8 @@ stretched to 1.3 times its width, keeping the reading with the higher greedy lin
 went 5.07% -> 4.69% CER greedy and 3.66% -> 3.30% with the LM search (paired bootstrap
 p <= 0.001). Every line read at 1.15 or 1.3 alone reads no better than as normalised (the
 confidence picks the lines a stretch helps), and squeezing (0.85) or a third stretch (1.5)
-added errors. Only the lines read with a confidence below DOUBTFUL_BELOW are read again: a
+added errors. Only the lines read with a confidence below DOUBTFUL_BELOW (hwr.recognition.settings,
+with the commands' default widths) are read again: a
 fifth of them, which read better still (a line read surely stays as it was), at a fraction of
 the cost of a second pass over every line.
 
@@ -25,41 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from hwr.documents.line_batches import WIDTH_MULTIPLE
-from hwr.errors import ConfigError
 from hwr.recognition.decode import greedy_line_confidence
-
-MIN_FACTOR, MAX_FACTOR = 0.5, 3.0  # beyond these a line is no longer its writer's letters
-# What the commands (hwr transcribe, hwr eval, hwr ui) read with unless told otherwise; the library's
-# Recognizer reads with none unless asked, as it reads greedily unless asked. Measured with
-# bench/bench_width_variants.py on the standard harder set (hwr-en-small stage 23): greedy 5.02% ->
-# 4.53%, with the search 3.49% -> 3.04%, at 5-22% fewer lines/s.
-DEFAULT_WIDTH_VARIANTS = (1.3,)
-# Lines read as normalised with a greedy line confidence below this are read again at the other
-# widths: on seed 7 of the harder set (hwr-en-small stage 23, factor 1.3) re-reading the 21% of
-# lines below 0.95 read better than re-reading every line (greedy 4.65% against 4.69%, with the
-# search 3.23% against 3.30%; plain 5.07% and 3.66%): a line read surely stays as it was read.
-# 0.9 re-read 7% (4.77%, 3.32%), 0.98 47% (4.69%, 3.25%).
-DOUBTFUL_BELOW = 0.95
-
-
-def check_reread_below(value: float, flag: str = "--width-variants-below") -> float:
-    """The confidence under which lines are read again, or a ConfigError naming the flag."""
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{flag} must be a positive number (above 1: every line), got {value}")
-    return float(value)
-
-
-def check_width_factors(factors: Sequence[float], flag: str = "--width-variants") -> tuple[float, ...]:
-    """The extra width factors as a tuple, or a ConfigError naming the flag: each finite, within
-    [MIN_FACTOR, MAX_FACTOR], not 1 (the line as normalised is always read) and not repeated."""
-    for factor in factors:
-        if not math.isfinite(factor) or not MIN_FACTOR <= factor <= MAX_FACTOR:
-            raise ConfigError(f"{flag}: each factor must be between {MIN_FACTOR} and {MAX_FACTOR}, got {factor}")
-        if factor == 1.0:
-            raise ConfigError(f"{flag}: the line as normalised (factor 1) is always read; give only the other widths")
-    if len(set(factors)) != len(factors):
-        raise ConfigError(f"{flag}: a factor is given twice: {list(factors)}")
-    return tuple(float(f) for f in factors)
+from hwr.recognition.settings import DOUBTFUL_BELOW
 
 
 def stretched(images: torch.Tensor, widths: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -16,15 +16,19 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hwr.config_args import check_at_least, setting
 from hwr.errors import ConfigError, counted
 from hwr.fileio import atomic_write_bytes, utf8_bytes
 from hwr.recognition.imaging import ImageError
-from hwr.recognition.model import Recognizer, RecognizerSettings
+from hwr.recognition.settings import RecognizerSettings
 from hwr.records import FailedInput, LineSample
 from hwr.scoring.metrics import ErrorCounts, TextNormalization, char_errors, undefined_rate, word_errors
 from hwr.spreadsheet import text_cell
+
+if TYPE_CHECKING:
+    from hwr.recognition.model import Recognizer
 
 log = logging.getLogger("hwr.scoring.evaluate")
 

@@ -14,8 +14,9 @@ from hwr.errors import ConfigError
 from hwr.recognition.charset import Charset
 from hwr.recognition.decode import BeamDecoder
 from hwr.recognition.lm import build_lm
-from hwr.recognition.model import Recognizer, RecognizerSettings, resolve_search_workers
+from hwr.recognition.model import Recognizer, resolve_search_workers
 from hwr.recognition.search_workers import SearchWorkers
+from hwr.recognition.settings import RecognizerSettings
 
 pytest.importorskip("flashlight.lib.text.decoder")
 

@@ -4,7 +4,8 @@ import torch
 
 from hwr.errors import ConfigError
 from hwr.recognition.model import Recognizer
-from hwr.recognition.width_variants import check_width_factors, lines_of_batch, stretched, surest_reading
+from hwr.recognition.settings import check_width_factors
+from hwr.recognition.width_variants import lines_of_batch, stretched, surest_reading
 
 
 def test_width_factors_are_checked_naming_the_flag():
