@@ -111,8 +111,9 @@ def command_named(argv: list[str]) -> str:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """hwr's parser, every command's flags (`only` None) or just those of the command `only`
-    names: each command's settings import its module, and most of those import torch (a few
-    seconds), which `hwr --help` and `hwr ui --help` need not wait for."""
+    names: each command's settings import its module, and those of train, adapt and average import
+    torch (a few seconds), which `hwr --help` and the other commands' help need not wait for (the
+    settings of transcribe, eval and ui are torch-free: hwr.recognition.settings)."""
 
     def wanted(command: str) -> bool:
         return only is None or only == command
@@ -657,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser(only=command_named(argv)).parse_args(argv)
-    except KeyboardInterrupt:  # the command's settings import the pipeline, torch and all: a second or more
+    except KeyboardInterrupt:  # the command's settings import its module (train's: torch and all): seconds
         print("hwr: interrupted", file=sys.stderr)
         return 130
     lenient_stdout()

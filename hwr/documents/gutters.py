@@ -20,6 +20,7 @@ from hwr.documents.line_order import side_by_side
 if TYPE_CHECKING:
     from hwr.documents.segment import SegmentConfig, WorkLine
 
+
 @dataclass
 class Gutters:
     mask: np.ndarray  # uint8, 1 on the gutters' paper

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hwr.documents.segment import WorkLine
 
+
 def reading_order(lines: list[WorkLine]) -> tuple[list[WorkLine], list[list[int]]]:
     """Regions by XY cut (top band first, then columns left to right), lines top to bottom."""
     by_region: dict[int, list[WorkLine]] = {}

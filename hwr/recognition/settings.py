@@ -93,13 +93,14 @@ class RecognizerSettings:
              "and the LM); 0: in the reading process; unset: 0 on a CPU, on a GPU half the CPU cores (at most 8)")
 
     def __post_init__(self) -> None:
-        from hwr.recognition.decode import check_decoder_settings
-
-        check_decoder_settings(self)
+        # The torch-free checks first: a bad width or worker count is told without torch's import.
         check_width_factors(self.width_variants)
         check_reread_below(self.width_variants_below)
         if self.search_workers is not None:
             check_at_least(self, 0, "search_workers")
+        from hwr.recognition.decode import check_decoder_settings
+
+        check_decoder_settings(self)
 
     def files_read(self, *models: str | None) -> list[Path]:
         """The files reading with these settings may open, which no output may be: the model's

@@ -18,7 +18,8 @@ from hwr.documents.orientation import (
     turned,
 )
 from hwr.documents.page_eval import match_lines
-from hwr.documents.segment import analyse_page, measure_binary
+from hwr.documents.page_ink import measure_binary
+from hwr.documents.segment import analyse_page
 from hwr.records import Line
 from hwr.synth import LineSynthesizer, SynthConfig
 

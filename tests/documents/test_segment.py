@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from hwr.documents import segment
 from hwr.documents.page_eval import match_lines
 from hwr.documents.segment import SegmentConfig, _regions, analyse_page, segment_page
 from hwr.documents.skew import rotation_matrix
@@ -52,8 +53,6 @@ def test_a_long_narrow_page_keeps_its_text_large_enough_to_find_every_line(heigh
 
 @pytest.mark.parametrize("page_width", [1000, 161])
 def test_a_line_one_column_wide_has_a_baseline_of_two_points(page_width):
-    from hwr.documents import segment
-
     # A work line of one ink column (x = 40), read back at 4x onto the page (PAGE XML wants >= 2
     # points; both ends had rounded to one). At width 161 the column is the page's last.
     line = segment.WorkLine(core=[1], pixels=(np.arange(10, 25), np.full(15, 40)))
@@ -610,6 +609,56 @@ def test_a_line_starting_under_the_end_of_the_line_above_stays_apart():
         draw.text((x, 40 + 48 * k), text, fill=30, font=font)
         x_end = draw.textbbox((x, 40 + 48 * k), text, font=font)[2]
     assert len(segment_page(np.asarray(img))) == 4  # 2 when overlapping cores joined their line
+
+
+@pytest.mark.parametrize("size", [80, 96, 120])
+def test_a_heading_written_large_stays_one_line(size):
+    """A heading at two to three times the body's size made a core taller than two body lines,
+    which was cut at the density minima inside its letters: two or three stacked "lines"."""
+    heading, body = ImageFont.load_default(size=size), ImageFont.load_default(size=34)
+    img = Image.new("L", (1500, 200 + size + 60 * 4), 235)
+    draw = ImageDraw.Draw(img)
+    truth = []
+    texts = [("Minutes of the meeting", heading, (200, 40))] + [
+        (text, body, (60, 80 + int(size * 1.3) + 60 * k)) for k, text in enumerate(
+            ["the first line of the body", "and a second one below it", "then a third line of words",
+             "and the last one here"])]
+    for text, font, xy in texts:
+        draw.text(xy, text, fill=30, font=font)
+        truth.append(box_polygon(draw.textbbox(xy, text, font=font)))
+    found = segment_page(np.asarray(img))
+    assert len(found) == len(texts) and len(match_lines(truth, [line.polygon for line in found])) == len(texts)
+
+
+def test_the_dot_of_a_large_letter_goes_to_its_line():
+    """A large heading's i-dot sat 1.4 h above its line's centre, beyond the band a body line's
+    dots keep to, and was read as a line of its own (a layout probe's heading; work pixels)."""
+    h, width = 14.0, 900
+    parted = np.zeros((300, width), np.uint8)
+
+    def work_line(top, bottom, left, right, core):
+        rows, cols = np.mgrid[top:bottom, left:right]
+        return segment.WorkLine(core=core, x0=left, x1=right, pixels=(rows.ravel(), cols.ravel()),
+                                centre=np.full(width, (top + bottom) / 2))
+
+    def heading():  # a capital rows 76-130, lower-case letters rows 86-130 (as on the probe's page)
+        capital, letters = work_line(76, 131, 220, 260, [1]), work_line(86, 131, 260, 637, [1])
+        capital.x1, capital.centre, capital.large = 637, np.full(width, 100.5), True
+        capital.pixels = tuple(np.r_[a, b] for a, b in zip(capital.pixels, letters.pixels))
+        return capital
+
+    large = heading()
+    inked = large.pixels[0].size
+    dot = work_line(74, 82, 585, 593, [])  # 12 rows above the letters beside it, 0.86 h
+    assert segment._absorb_short_lines([large, dot], h, parted) == [large] and large.pixels[0].size == inked + 64
+    # Beyond the heading's ends it stays a line of its own (a mark in the margin).
+    assert len(segment._absorb_short_lines([heading(), work_line(74, 82, 660, 668, [])], h, parted)) == 2
+    # A short word of the next line stays its own, though a tail of the line above reaches lower
+    # somewhere else along it (a helper's review).
+    line = work_line(93, 108, 100, 800, [1])
+    tail_rows = np.arange(108, 136)
+    line.pixels = (np.r_[line.pixels[0], tail_rows], np.r_[line.pixels[1], np.full(tail_rows.size, 700)])
+    assert len(segment._absorb_short_lines([line, work_line(118, 133, 300, 350, [])], h, parted)) == 2
 
 
 def test_a_digit_written_alone_between_two_lines_is_a_line_of_its_own():
