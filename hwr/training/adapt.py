@@ -95,6 +95,15 @@ TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-m
 
 # Training gets at least this long, whatever --minutes leaves after the fixed work around it.
 MIN_TRAIN_MINUTES = 0.1
+# The whole network's peak LR by the number of lines adapted on (held-out lines apart): LR_FEW_LINES
+# up to FEW_LINES, LR_MORE_LINES from MORE_LINES, in between geometrically. Measured with
+# bench_adapt.py (hwr-en-small stage 25, just-another-hand, --habits held, seed 2, 450 steps each
+# on the slower 2-core VM, 2026-12-08; the hand's 120 unseen lines read greedily, at 2.5e-4 / 5e-4 /
+# 1e-3): 16 lines 8.87% / **8.40%** / 8.79%, 40 lines 7.63% / 7.33% / **7.13%**, 160 lines 6.70% /
+# 5.89% / **5.59%**; other hands +4 to +12%, the larger rate 1-3 points of that more (within the
+# 10% but for 16 lines at 1e-3). Few lines gain nothing from a larger rate; more lines take more.
+LR_FEW_LINES, FEW_LINES = 5e-4, 16
+LR_MORE_LINES, MORE_LINES = 1e-3, 40
 
 
 @dataclass
@@ -140,7 +149,9 @@ class AdaptConfig:
                 "the model the round before adapted (read beside the base model with --beside), which misreads "
                 "fewer of them, and trains on from it; the rounds share the minutes (1: read once, by the base "
                 "model)")
-    lr: float | None = setting(None, help="peak learning rate; default from the data size")
+    lr: float | None = setting(
+        None, help=f"peak learning rate; default from the data size: {LR_FEW_LINES:g} up to {FEW_LINES} lines adapted "
+                   f"on, {LR_MORE_LINES:g} from {MORE_LINES} ({LR_MORE_LINES:g} with --freeze-conv)")
     max_steps: int | None = setting(
         None, help="training steps at most (in each self-training round with --unlabeled); default from the data "
                    "size (the minutes cap it too)")
@@ -212,6 +223,12 @@ class Budget:
     freeze_conv: bool
 
 
+def lr_for(lines: int) -> float:
+    """The whole network's peak LR for `lines` lines adapted on (LR_FEW_LINES ... LR_MORE_LINES)."""
+    share = (math.log(max(lines, 1)) - math.log(FEW_LINES)) / (math.log(MORE_LINES) - math.log(FEW_LINES))
+    return LR_FEW_LINES * (LR_MORE_LINES / LR_FEW_LINES) ** min(1.0, max(0.0, share))
+
+
 def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
     """Few lines: more passes over each (each pass is a new distortion or recombination of
     it); more lines: fewer passes. The minutes cap the run whatever the budget says (on a
@@ -220,9 +237,9 @@ def budget_for(lines: int, cfg: AdaptConfig) -> Budget:
     passes = min(250.0, max(60.0, 10000.0 / lines))
     steps = cfg.max_steps or int(min(3000, max(100, math.ceil(lines * passes / real_per_step))))
     freeze = bool(cfg.freeze_conv)
-    # The recurrent layers alone take a larger rate than the whole network, whose features
-    # every other hand also relies on.
-    lr = cfg.lr or (1e-3 if freeze else 5e-4)
+    # The recurrent layers alone take a larger rate than the whole network, whose features every
+    # other hand also relies on (1e-3 whatever the data size: not measured against it).
+    lr = cfg.lr or (1e-3 if freeze else lr_for(lines))
     val_every = cfg.val_every or max(10, min(50, steps // 15))
     return Budget(steps, lr, val_every, warmup_steps=min(30, max(1, steps // 10)), freeze_conv=freeze)
 

@@ -155,6 +155,15 @@ def test_fewer_lines_get_more_passes_each():
     assert (given.max_steps, given.lr, given.freeze_conv) == (7, 1e-5, True)
 
 
+def test_more_lines_take_a_larger_rate():
+    """The issue asks for the LR from the data size: 16 lines read best at 5e-4, 40 and 160 at 1e-3
+    (bench_adapt.py; hwr.training.adapt, LR_FEW_LINES)."""
+    rates = [budget_for(lines, AdaptConfig()).lr for lines in (4, 16, 25, 40, 160, 2000)]
+    assert rates[0] == rates[1] == pytest.approx(5e-4) and rates[3] == rates[4] == rates[5] == pytest.approx(1e-3)
+    assert 5e-4 < rates[2] < 1e-3
+    assert {budget_for(lines, AdaptConfig(freeze_conv=True)).lr for lines in (4, 40, 2000)} == {1e-3}
+
+
 def test_augmented_real_line_keeps_the_ink_and_varies_it_reproducibly():
     gray = render_line("hello world", size=32)
     cfg = real_line_config()
