@@ -315,18 +315,20 @@ def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], de
         mask = labels[y:y + hh, x:x + w] == i
         profile = (density[y:y + hh, x:x + w] * mask).sum(axis=1)
         cuts = _profile_minima(profile, typical)
-        if cuts:
-            if pieces is None:
-                pieces = cv2.connectedComponentsWithStats(binary, connectivity=8)[1:3]
-            ink = binary[y:y + hh, x:x + w] > 0
-            if _large_writing(ink, mask, pieces, (x, y), h):
-                cuts = [cut for cut in cuts if not _strokes_run_across(ink, mask, cut, h)]
-                large.add(i)
+        if pieces is None:
+            pieces = cv2.connectedComponentsWithStats(binary, connectivity=8)[1:3]
+        ink = binary[y:y + hh, x:x + w] > 0
+        is_large = _large_writing(ink, mask, pieces, (x, y), h)
+        if is_large:  # kept whole, but where its strokes leave a gap: two lines of large writing
+            cuts = [cut for cut in cuts if not _strokes_run_across(ink, mask, cut, h)]
+            large.add(i)
         if not cuts:
             continue
         bounds = [0, *cuts, hh]
         for a, b in zip(bounds[1:-1], bounds[2:]):
             new = len(new_stats)
+            if is_large:
+                large.add(new)
             part = mask[a:b]
             labels[y + a:y + b, x:x + w][part] = new
             ys, xs = np.nonzero(part)
