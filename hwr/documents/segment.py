@@ -222,7 +222,7 @@ class WorkLine:
     pixels: tuple[np.ndarray, np.ndarray] | None = None  # ys, xs of its ink
     rows: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 25th, 50th, 75th percentile of its ink's rows
     baseline: tuple[float, float] = (0.0, 0.0)  # y = a * x + b
-    large: bool = False  # one line of large writing (a heading): a core kept whole by _split_tall_cores
+    large: bool = False  # of large writing (a heading): a core _split_tall_cores judged so, or a piece of one
 
 
 def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.ndarray | None = None
@@ -250,7 +250,10 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
     if not keep:
         return [], []
-    core_labels, stats, large = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h, binary)
+    # The ink's pieces, measured once: tall cores are judged by them, and ink goes to lines by them.
+    pieces = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    core_labels, stats, large = _split_tall_cores(core_labels, stats, keep, density, config.split_ratio, h,
+                                                  pieces[1:3])
     keep = [i for i in range(1, len(stats)) if stats[i, cv2.CC_STAT_AREA] >= config.min_core_area * h * h]
     region_of = _regions(core_labels, stats, keep, h, config.column_gap, binary | whole_cores)
     lines = _merge_fragments(keep, stats, region_of, h, upright)
@@ -264,7 +267,7 @@ def find_lines(binary: np.ndarray, h: float, config: SegmentConfig, rules: np.nd
             line_of_core[c] = k
     line_map = line_of_core[core_labels]
     _centres(lines, line_map, binary.shape[1])
-    _assign_ink(lines, binary, line_map, h, config.attach_distance)
+    _assign_ink(lines, binary, pieces, line_map, h, config.attach_distance)
     lines = [line for line in lines if line.pixels is not None]
     lines = _absorb_short_lines(lines, h, upright)
     lines = [line for line in lines if len(line.pixels[0]) >= config.min_line_ink * h * h and not _is_streak(line, h)]
@@ -293,10 +296,10 @@ def _is_streak(line: WorkLine, h: float) -> bool:
 
 
 def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], density: np.ndarray, ratio: float,
-                      h: float, binary: np.ndarray):
+                      h: float, pieces: tuple[np.ndarray, np.ndarray]):
     """Cut cores that span several lines (very tight spacing) at their density minima, but not
-    through one line of large writing (_large_writing, _strokes_run_across). Returns the labels, the
-    stats and the cores of large writing."""
+    through one line of large writing (_large_writing, _strokes_run_across); `pieces`: the page's
+    ink components (labels, stats). Returns the labels, the stats and the cores of large writing."""
     heights = stats[keep, cv2.CC_STAT_HEIGHT]
     # One line's core is about a text height tall; the median says so too unless most
     # lines of the page are merged (tight spacing), hence the cap.
@@ -309,15 +312,13 @@ def _split_tall_cores(labels: np.ndarray, stats: np.ndarray, keep: list[int], de
         return labels, stats, set()
     labels = labels.copy()
     new_stats = [row for row in stats]
-    pieces, large = None, set()
+    large = set()
     for i in tall:
         x, y, w, hh = stats[i, :4]
         mask = labels[y:y + hh, x:x + w] == i
         profile = (density[y:y + hh, x:x + w] * mask).sum(axis=1)
         cuts = _profile_minima(profile, typical)
-        if pieces is None:
-            pieces = cv2.connectedComponentsWithStats(binary, connectivity=8)[1:3]
-        ink = binary[y:y + hh, x:x + w] > 0
+        ink = pieces[0][y:y + hh, x:x + w] > 0
         is_large = _large_writing(ink, mask, pieces, (x, y), h)
         if is_large:  # kept whole, but where its strokes leave a gap: two lines of large writing
             cuts = [cut for cut in cuts if not _strokes_run_across(ink, mask, cut, h)]
@@ -489,8 +490,10 @@ def _centres(lines: list[WorkLine], line_map: np.ndarray, width: int) -> None:
         line.centre = np.interp(columns, columns[have], sums[have] / counts[have])
 
 
-def _assign_ink(lines: list[WorkLine], binary: np.ndarray, line_map: np.ndarray, h: float, attach: float) -> None:
-    n, comp, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+def _assign_ink(lines: list[WorkLine], binary: np.ndarray, pieces, line_map: np.ndarray, h: float,
+                attach: float) -> None:
+    """`pieces`: the binary image's connected components (cv2.connectedComponentsWithStats)."""
+    n, comp, stats, centroids = pieces
     centres = np.stack([line.centre for line in lines])  # (L, W)
     spans = np.array([(line.x0, line.x1) for line in lines], np.float64)
     ys, xs = np.nonzero(binary)
