@@ -140,7 +140,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model", description="Train a line recognizer with CTC. "
                        "Runs unchanged under `torchrun --nproc-per-node N -m hwr train ...` (DDP).")
     if wanted("train"):
-        from hwr.training.train import TrainConfig
+        from hwr.training.settings import TrainConfig
 
         add_dataclass_arguments(p, TrainConfig)
         p.add_argument("--nproc", type=int, default=1,
@@ -153,7 +153,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                    "synthetic rehearsal lines, and write a model folder that reads the held-out "
                                    "lines better, or the base model unchanged when it does not.")
     if wanted("adapt"):
-        from hwr.training.adapt import AdaptConfig
+        from hwr.training.settings import AdaptConfig
 
         p.add_argument("data", nargs="+", help="your labelled lines: folders of image + .gt.txt pairs, IAM roots, "
                                                ".tsv manifests, PAGE XML files or folders (eScriptorium, Transkribus)")
@@ -165,7 +165,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                    "runs/x/snapshots/step-* from hwr train --keep-snapshots). They must share "
                                    "architecture, charset and normalisation; score the result with hwr eval.")
     if wanted("average"):
-        from hwr.training.averaging import AverageConfig
+        from hwr.training.settings import AverageConfig
 
         p.add_argument("models", nargs="+", help="model directories (two or more)")
         add_dataclass_arguments(p, AverageConfig)
@@ -411,7 +411,8 @@ def _write_line_json(cfg, results, summary, finished: bool) -> None:
 
 def cmd_train(args) -> int:
     from hwr.training.distributed import context_from_env, lost_a_peer, relaunch_with_torchrun
-    from hwr.training.train import TrainConfig, train
+    from hwr.training.settings import TrainConfig
+    from hwr.training.train import train
 
     if args.nproc > 1 and not context_from_env().enabled:
         return relaunch_with_torchrun(args.nproc, _without_option(sys.argv[1:], "--nproc"))
@@ -615,7 +616,8 @@ def cmd_lm(args) -> int:
 
 def cmd_average(args) -> int:
     from hwr.recognition.model import checked_model_out, resolve_model_dir, save_model_folder
-    from hwr.training.averaging import AverageConfig, average_models
+    from hwr.training.averaging import average_models
+    from hwr.training.settings import AverageConfig
 
     cfg = build_config(AverageConfig, args, args.config)
     models = [resolve_model_dir(m) for m in args.models]  # shipped names as every --model takes them
@@ -628,7 +630,8 @@ def cmd_average(args) -> int:
 
 
 def cmd_adapt(args) -> int:
-    from hwr.training.adapt import AdaptConfig, adapt
+    from hwr.training.adapt import adapt
+    from hwr.training.settings import AdaptConfig
 
     cfg = build_config(AdaptConfig, args, args.config)
     result = adapt(args.data, cfg)

@@ -124,8 +124,9 @@ def _help(capsys, *command) -> str:
 @pytest.mark.parametrize("command,config_class", [
     (("synth",), "hwr.synth.export:SynthExportConfig"),
     (("lm", "build"), "hwr.recognition.lm:LMBuildConfig"),
-    (("average",), "hwr.training.averaging:AverageConfig"),
-    (("train",), "hwr.training.train:TrainConfig"),
+    (("average",), "hwr.training.settings:AverageConfig"),
+    (("train",), "hwr.training.settings:TrainConfig"),
+    (("adapt",), "hwr.training.settings:AdaptConfig"),
     (("ui",), "hwr.ui_cli:UIConfig"),
 ])
 def test_each_commands_flags_and_help_come_from_its_dataclass(capsys, command, config_class):

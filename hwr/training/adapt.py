@@ -27,11 +27,9 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-from hwr.config_args import check_at_least, check_fields, setting
 from hwr.datasets import SkipReport, open_dataset
 from hwr.errors import ConfigError
 from hwr.fileio import (
@@ -76,6 +74,7 @@ from hwr.training.adapt_data import (
     unlabeled_lines,
     without_repeats,
 )
+from hwr.training.settings import FEW_LINES, LR_FEW_LINES, LR_MORE_LINES, MORE_LINES, AdaptConfig
 
 log = logging.getLogger("hwr.training.adapt")
 
@@ -95,123 +94,6 @@ TRAIN_SPEC, HELD_OUT_SPEC = "adapt:lines", "adapt:held-out"  # names of the in-m
 
 # Training gets at least this long, whatever --minutes leaves after the fixed work around it.
 MIN_TRAIN_MINUTES = 0.1
-# The whole network's peak LR by the number of lines adapted on (held-out lines apart): LR_FEW_LINES
-# up to FEW_LINES, LR_MORE_LINES from MORE_LINES, in between geometrically. Measured with
-# bench_adapt.py (hwr-en-small stage 25, just-another-hand, --habits held, seed 2, 450 steps each
-# on the slower 2-core VM, 2026-12-08; the hand's 120 unseen lines read greedily, at 2.5e-4 / 5e-4 /
-# 1e-3): 16 lines 8.87% / **8.40%** / 8.79%, 40 lines 7.63% / 7.33% / **7.13%**, 160 lines 6.70% /
-# 5.89% / **5.59%**; other hands +4 to +12%, the larger rate 1-3 points of that more (within the
-# 10% but for 16 lines at 1e-3). Few lines gain nothing from a larger rate; more lines take more.
-LR_FEW_LINES, FEW_LINES = 5e-4, 16
-LR_MORE_LINES, MORE_LINES = 1e-3, 40
-
-
-@dataclass
-class AdaptConfig:
-    """Settings of `hwr adapt`; defaults fit a 2-core laptop CPU (useful in 5 minutes)."""
-
-    model: str | None = setting(
-        None, help="base model: a folder, or the name of a model in models/ (default: the shipped one)")
-    out: str = setting(
-        "adapted-model", help="model folder to write (weights, config.json, MODEL_CARD.md, adapt-history.jsonl)")
-    minutes: float = setting(5.0, help="wall-clock budget of the whole run, evaluation included")
-    held_out: float = setting(0.2, help="share of the lines held out to measure before/after CER and stop early")
-    min_held_out: int = setting(4, help="hold out at least this many lines")
-    rehearsal: float = setting(
-        0.3, help="share of each batch drawn from synthetic lines, so other hands are not forgotten")
-    augment: float = setting(
-        0.8, help="share of the user's lines shown with writer-like distortion (the rest as written)")
-    recombine: float = setting(
-        0.5, help="share of the user's lines replaced by new ones made of their words in other orders (cut where "
-                  "the base model aligns the spaces), so the network learns the hand, not the lines' texts")
-    unlabeled: list[str] = setting(
-        default_factory=list, help="line images or pages (PDFs, TIFFs, images with --unlabeled-mode page: cut into "
-                                   "lines as hwr transcribe cuts them) of the same hand without transcriptions (files, "
-                                   "folders, list files or "
-                                   "patterns): the base model reads them as the commands do (the LM search), and the "
-                                   "share --pseudo-keep it reads most surely is learnt from as read (self-training). "
-                                   "Give lines other than the labelled ones: copies of the same files and the pages "
-                                   "of PAGE XML's labelled lines are left out, but a labelled line cut again would let "
-                                   "the held-out CER read a line it learnt from")
-    unlabeled_mode: Literal["line", "page", "auto"] = setting(
-        "line", help="how each --unlabeled image is read: line: one line image; page: a page, cut into lines as hwr "
-                     "transcribe --mode page cuts it; auto: as hwr transcribe reads it, a line image unless the "
-                     "segmenter finds two lines or more, and then the surer of its two readings (as those lines, "
-                     "whole). PDF and multi-page TIFF pages are always cut")
-    pseudo_keep: float = setting(
-        0.5, help="share of the --unlabeled lines learnt from: those read most surely (by the base model, and in "
-                  "later rounds by the model the round before adapted)")
-    pseudo_share: float = setting(
-        0.5, help="share of the lines drawn for training (rehearsal aside) that are --unlabeled lines with the base "
-                  "model's reading (always distorted); the rest are the labelled lines and their recombined words")
-    pseudo_rounds: int = setting(
-        2, help="rounds of self-training with --unlabeled: each round after the first reads those lines again with "
-                "the model the round before adapted (read beside the base model with --beside), which misreads "
-                "fewer of them, and trains on from it; the rounds share the minutes (1: read once, by the base "
-                "model)")
-    lr: float | None = setting(
-        None, help=f"peak learning rate; default from the data size: {LR_FEW_LINES:g} up to {FEW_LINES} lines adapted "
-                   f"on, {LR_MORE_LINES:g} from {MORE_LINES} ({LR_MORE_LINES:g} with --freeze-conv)")
-    max_steps: int | None = setting(
-        None, help="training steps at most (in each self-training round with --unlabeled); default from the data "
-                   "size (the minutes cap it too)")
-    batch_size: int = setting(16, help="lines per training step")
-    val_every: int | None = setting(None, help="steps between held-out evaluations; default from the step budget")
-    patience: int = setting(
-        5, help="with --keep best: stop after this many held-out evaluations without improvement (0: never)")
-    freeze_conv: bool = setting(
-        False, help="train only the recurrent and output layers: steps cost about a quarter less and the stroke "
-                    "features stay, but a hand unlike the base model's learns less (bench/bench_adapt.py)")
-    freeze_norm: bool = setting(
-        True, help="keep the base model's normalisation statistics (batch-norm running means and variances): "
-                   "batches of one hand would otherwise re-centre the features every other hand is read with")
-    keep: Literal["best", "last"] = setting(
-        "last", help="weights to keep: last (the end of the LR decay) or best (the step that read the held-out lines "
-                     "best; with a few held-out lines that choice is mostly noise)")
-    # On by default since 2026-12-06: the base model now reads only the lines the adapted network is
-    # unsure of (Recognizer.beside_below), so the pair reads at about 1.5x the time of the adapted
-    # network alone (greedy and with the LM search, bench/bench_beside.py), not 2x, and without it
-    # the forgetting check blends back half the change or more (README, "Adapt to your hand").
-    beside: bool = setting(
-        True, help="keep the base model beside the adapted one: each line the adapted network is unsure of is "
-                   "also read by the base model, and the surer reading kept, so the adapted change can be kept "
-                   "whole while other hands are read as before; reading takes about 1.5 times as long "
-                   "(--no-beside: the adapted network alone, blended back if it forgets)")
-    # 256, not 64: on 64 lines (about 120 wrong characters before) the 10% limit was as small as
-    # the noise: the check once judged all of the change +14% and three quarters of it worse than
-    # all, where 256 lines judged it +7% and other validation fonts read +2% (bench_adapt, seed
-    # 1). Reading them costs about 120 of 1,650 steps in 5 minutes on 2 cores.
-    check_lines: int = setting(
-        256, help="synthetic lines in other hands (training fonts) read before and after, to check that adapting "
-                  "did not cost them; 0: no check")
-    max_forgetting: float = setting(
-        0.1, help="the adapted weights may raise the CER of those lines by this share at most: otherwise they are "
-                  "blended back towards the base model's (keeping 75, 50 or 25% of the change) until they do not")
-    seed: int = setting(1, help="seed of the split, the augmentation and the rehearsal lines")
-    device: str = setting("auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
-    threads: int = setting(0, help="torch CPU threads; 0: torch's default")
-    # 0 by default: on 2 cores a loader process takes the network's CPU time (measured: 463
-    # steps in 5 minutes with one, 482 without); with more cores it may pay (not measured). It starts with spawn,
-    # not fork: adapt runs after this process has read lines with OpenCV and torch threads (the
-    # before-CER, a UI server), and a forked copy of those thread pools can hang.
-    workers: int = setting(
-        0, help="processes that prepare training lines while the network trains (0: the training process itself)")
-    skip_bad: bool = setting(
-        False, help="leave out unreadable lines and lines with characters the model cannot write")
-    overwrite: bool = setting(False, help="replace an existing model in --out")
-
-    def __post_init__(self):
-        check_fields(self)
-        for name, value, top in (("held-out", self.held_out, 0.9), ("rehearsal", self.rehearsal, 0.9),
-                                 ("augment", self.augment, 1.0), ("recombine", self.recombine, 1.0),
-                                 ("pseudo-keep", self.pseudo_keep, 1.0), ("pseudo-share", self.pseudo_share, 1.0)):
-            if not 0.0 <= value <= top:
-                raise ConfigError(f"--{name} must be a share in [0, {top:g}], got {value}")
-        if self.minutes <= 0:
-            raise ConfigError(f"--minutes must be positive, got {self.minutes}")
-        check_at_least(self, 1, "batch_size", "min_held_out", "pseudo_rounds")
-
-
 @dataclass
 class Budget:
     """Steps, learning rate and evaluation rhythm for a number of adaptation lines."""

@@ -10,30 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from hwr.config_args import check_fields, setting
 from hwr.errors import ConfigError, name_some
 from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import ModelConfig, ModelError, beside_dir, load_model
 
 log = logging.getLogger("hwr.training.averaging")
-
-
-@dataclass
-class AverageConfig:
-    """Settings of `hwr average` (CLI flags and --config files read these); the model folders
-    to average are the command's positional arguments."""
-
-    out: str = setting(help="model directory to write")
-    half: bool = setting(False, help="store the weights as fp16")
-    overwrite: bool = setting(False, help="replace an existing model in --out")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def _same_network(first: ModelConfig, other: ModelConfig) -> bool:

@@ -18,16 +18,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.datasets import LineDataset, known_lines
 from hwr.datasets.synthetic import warm_renderer
 from hwr.errors import ConfigError, HwrError, name_some
@@ -53,8 +51,7 @@ from hwr.recognition.model import (
     save_model_folder,
 )
 from hwr.recognition.nets import build_network, check_network_size, count_parameters, make_config
-from hwr.recognition.nets.crnn import CRNN, CRNNConfig
-from hwr.recognition.nets.mdlstm import MDLSTMConfig
+from hwr.recognition.nets.crnn import CRNN
 from hwr.recognition.nets.widen import widen_crnn, widening_problem
 from hwr.scoring.metrics import ErrorCounts
 from hwr.training.batches import (
@@ -82,112 +79,9 @@ from hwr.training.distributed import (
     shutdown,
 )
 from hwr.training.schedule import LRSchedule, make_optimizer
+from hwr.training.settings import TrainConfig, network_overrides
 
 log = logging.getLogger("hwr.training.train")
-
-# Choices, declared once: argparse `choices` and config-file checks come from these types.
-Arch = Literal["crnn", "mdlstm"]
-RnnCell = Literal["lstm", "gru", "rnn"]
-Optimizer = Literal["adam", "adamw", "rmsprop"]
-Schedule = Literal["cosine", "plateau", "constant"]
-LoaderStart = Literal["fork", "spawn"]
-
-
-@dataclass
-class TrainConfig:
-    """Every training setting with its default and help; the CLI flags and --config files read these."""
-
-    train: str = setting("synth:train:200000", help=(
-        "training data: a folder of image + .gt.txt pairs, an IAM root, a .tsv manifest, PAGE XML, "
-        "or synth:train:N for N synthetic lines rendered on the fly (see hwr.datasets.open_dataset)"))
-    val: str = setting("synth:val:1000", help="validation data (same forms as --train); model selection uses its CER")
-    train_split_file: str | None = setting(None, help=(
-        "IAM split file (form or line ids, one per line) naming the lines of --train to train on: "
-        "without it every line of lines.txt is trained on, the test lines too"))
-    val_split_file: str | None = setting(None, help="IAM split file naming the lines of --val to validate on")
-    out: str = setting("runs/hwr", help="output folder: best/ (best validation CER), last/ (resumable state), "
-                                         "history.jsonl")
-    arch: Arch = setting("crnn", help="network: crnn (CNN + BLSTM) or mdlstm")
-    preset: str | None = setting(None, help=f"architecture preset: crnn {'|'.join(CRNNConfig.PRESETS)}, "
-                                            f"mdlstm {'|'.join(MDLSTMConfig.PRESETS)}")
-    line_height: int | None = setting(None, help="line image height in pixels; overrides the preset's")
-    rnn_cell: RnnCell | None = setting(None, help="recurrent cell of the crnn: lstm, gru or rnn")
-    net_options: dict | None = setting(None, help='any other network setting, e.g. {"rnn_hidden": 256}')
-    charset: str = setting("ascii", help="output symbols: ascii, data (every character of the training text) "
-                                         "or the path of a symbols file")
-    batch_size: int = setting(24, help="lines per training batch (per process under torchrun)")
-    optimizer: Optimizer = setting("adamw", help="adam, adamw or rmsprop")
-    lr: float = setting(1e-3, help="peak learning rate (after warmup)")
-    weight_decay: float = setting(1e-4, help="weight decay of adamw and rmsprop")
-    schedule: Schedule = setting("cosine", help=(
-        "learning rate after warmup: cosine (decay to 5% over --max-steps or --max-minutes), "
-        "plateau (x --plateau-factor after --plateau-patience validations without a better CER) or constant"))
-    plateau_factor: float = setting(0.5, help="--schedule plateau: the factor applied to the LR on a plateau")
-    plateau_patience: int = setting(2, help="--schedule plateau: validations without a better CER before the LR drops")
-    warmup_steps: int = setting(200, help="steps of linear LR warmup from 0")
-    max_steps: int = setting(20000, help="training steps in all (a resumed run counts the earlier ones)")
-    max_minutes: float = setting(0.0, help="stop after this many minutes (validating and saving first); 0: no limit")
-    val_every: int = setting(500, help="steps between validations (and checkpoints)")
-    val_batch_size: int = setting(32, help="lines per validation batch")
-    patience: int = setting(0, help="stop after this many validations without a better CER; 0: never")
-    grad_clip: float = setting(5.0, help="clip the gradient norm to this; 0: no clipping")
-    seed: int = setting(1, help="random seed of initialisation, batching and augmentation")
-    workers: int = setting(2, help="data loader processes; 0 loads in the training process")
-    loader_start: LoaderStart = setting("fork", help=(
-        "how loader processes start: fork (quick; safe while the training process has started no threads) or "
-        "spawn (a fresh interpreter: safe in a process whose OpenCV or torch threads already run, as in hwr adapt)"))
-    device: str = setting("auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    amp: bool = setting(True, help="mixed precision (fp16 autocast) on CUDA; ignored on CPU")
-    cpu_bf16: bool = setting(
-        False, help="on a CPU with native bfloat16 (AVX512-BF16 or AMX): the training step under bfloat16 autocast, "
-                    "validation in float32; 1.25x (small) to 1.4x (base) faster steps measured on a 2-core EPYC; "
-                    "ignored elsewhere")
-    resume: bool = setting(False, help="continue <out>/last with its network, optimizer and LR schedule")
-    overwrite: bool = setting(False, help="start a new run in an --out that holds an earlier one, replacing its "
-                                          "history, best/ and last/ (without it such a folder is refused)")
-    init_from: str | None = setting(
-        None, help="model folder or shipped model name whose weights initialise the network (fine-tuning)")
-    skip_bad: bool = setting(False, help="skip unreadable images and malformed ground truth, report them, and go on")
-    save_half: bool = setting(False, help="store the best model's weights as fp16")
-    keep_snapshots: bool = setting(False, help="also keep the weights of every validation in "
-                                               "<out>/snapshots/step-N, for hwr average")
-    threads: int = setting(0, help="torch CPU threads; 0: torch's default")
-    sync_batchnorm: bool = setting(False, help="under torchrun on CUDA: BatchNorm statistics over all processes' lines")
-    teacher: str | None = setting(None, help=(
-        "distil from this trained model (folder or shipped name; same charset, normalisation and frames "
-        "per width): the loss adds the KL divergence from its per-frame symbol distributions"))
-    distill_weight: float = setting(0.5, help="--teacher: loss = (1 - w) * CTC + w * distillation")
-    distill_temperature: float = setting(1.0, help="--teacher: softmax temperature of both networks' distributions")
-
-    def __post_init__(self) -> None:
-        check_fields(self)  # library callers get the same checks as the command line
-        check_at_least(self, 1, "batch_size", "val_batch_size", "val_every", "max_steps")
-        check_at_least(self, 0, "workers", "threads")  # 0: no loader processes / torch's default threads
-        check_finite(self, "lr", "weight_decay", "distill_weight", "distill_temperature", "grad_clip",
-                     "plateau_factor", "max_minutes")
-        check_at_least(self, 0, "lr", "weight_decay", "max_minutes", "warmup_steps", "patience", "plateau_patience")
-        if self.line_height is not None:
-            check_at_least(self, 8, "line_height")  # a conv stack needs rows to pool
-        if not 0.0 < self.plateau_factor < 1.0:
-            raise ConfigError(f"--plateau-factor must be between 0 and 1, exclusive (got {self.plateau_factor})")
-        if self.grad_clip < 0:
-            raise ConfigError(f"--grad-clip must be 0 (no clipping) or above (got {self.grad_clip})")
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise ConfigError(f"--distill-weight must be between 0 and 1 (got {self.distill_weight})")
-        if self.distill_temperature <= 0:
-            raise ConfigError(f"--distill-temperature must be above 0 (got {self.distill_temperature})")
-        # The network's settings checked at once, not after the data is read; a fault of
-        # --net-options names the flag (and the config file that set it).
-        own_flags = {**network_overrides(self), **dict.fromkeys(self.net_options or {})}  # theirs unset
-        make_config(self.arch, self.preset, **own_flags)
-        try:
-            make_config(self.arch, self.preset, **network_overrides(self))
-        except ConfigError as exc:
-            raise ConfigError(f"--net-options: {exc}") from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -428,14 +322,6 @@ def validate(net, config: ModelConfig, loader: DataLoader, device, ctx: DistCont
         # A CER of 0 over no lines would be kept as the best model and never beaten.
         raise HwrError("no validation line could be read: nothing to choose the best model by")
     return counts, sums[5] / sums[6] if sums[6] else float("nan")
-
-
-def network_overrides(cfg: TrainConfig) -> dict:
-    """The network settings the run's flags change from its preset."""
-    overrides = {"line_height": cfg.line_height, **(cfg.net_options or {})}
-    if cfg.rnn_cell:
-        overrides["rnn_cell"] = cfg.rnn_cell
-    return overrides
 
 
 def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig, object]:

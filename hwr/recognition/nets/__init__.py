@@ -7,90 +7,39 @@ and returns
 `(logits, lengths)`: unnormalised CTC scores (T, N, C) and the valid frame count per line.
 Padding must never change a line's output: each network masks or packs its sequences.
 
-Configs are dataclasses with `to_dict()` / `from_dict()`, `validate()` (ValueError for a
-config no network can be built from), `num_layers()` (the repeated layers it describes, each
-holding at least one tensor) and a `line_height` field; the registry below maps an
-architecture name (saved in the model config) to both.
+Their configs live in `hwr.recognition.nets.configs` (torch-free); the registry below maps an
+architecture name (saved in the model config) to its network. This package's own import stays
+torch-free too, so that `hwr.recognition.nets.configs` can be read without torch: torch is
+imported where a network is built.
 """
 from __future__ import annotations
 
 import importlib
-import math
-import typing
-
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from hwr.errors import ConfigError
+from hwr.recognition.nets.configs import config_class, make_config
 
-# name -> (module, config class, network class); imported lazily so that a missing optional
-# architecture never breaks the others.
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+__all__ = ["ARCHITECTURES", "build_network", "check_network_size", "config_class", "count_parameters",
+           "make_config", "prepare_for_inference"]
+
+# name -> (module, network class); imported when a network is built, so that reading settings
+# (hwr.recognition.nets.configs) never imports torch.
 ARCHITECTURES = {
-    "crnn": ("hwr.recognition.nets.crnn", "CRNNConfig", "CRNN"),
-    "mdlstm": ("hwr.recognition.nets.mdlstm", "MDLSTMConfig", "MDLSTMNet"),
+    "crnn": ("hwr.recognition.nets.crnn", "CRNN"),
+    "mdlstm": ("hwr.recognition.nets.mdlstm", "MDLSTMNet"),
 }
 
 
-def _lookup(arch: str):
+def build_network(arch: str, config, num_classes: int) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    module_name, config_name, net_name = ARCHITECTURES[arch]
-    module = importlib.import_module(module_name)
-    return getattr(module, config_name), getattr(module, net_name)
-
-
-def config_class(arch: str):
-    return _lookup(arch)[0]
-
-
-def make_config(arch: str, preset: str | None = None, **overrides):
-    """A network config from a named preset (or the default) with field overrides."""
-    cls = config_class(arch)
-    config = cls.preset(preset) if preset else cls()
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key not in cls.__dataclass_fields__:
-            raise ConfigError(f"{arch} has no setting {key!r} (its settings: "
-                              f"{', '.join(sorted(cls.__dataclass_fields__))})")
-        setattr(config, key, _checked(arch, key, value, typing.get_type_hints(cls)[key]))
-    try:
-        config.validate()
-    except ValueError as exc:  # a setting no network can be built from: the user's, so no traceback
-        raise ConfigError(f"{arch}: {exc}") from None
-    return config
-
-
-def _checked(arch: str, key: str, value, kind):
-    """`value` for a network setting declared as `kind` (int, float, str, list[int],
-    list[list[int]]), or ConfigError naming the setting. An int is a valid float."""
-    def whole(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    def fits(v, k) -> bool:
-        if typing.get_origin(k) is list:
-            (item,) = typing.get_args(k)
-            return isinstance(v, list) and all(fits(x, item) for x in v)
-        if k is int:
-            return whole(v)
-        if k is float:
-            return (whole(v) or isinstance(v, float)) and math.isfinite(v)
-        return isinstance(v, k)
-
-    if not fits(value, kind):
-        raise ConfigError(f"{arch} setting {key!r} must be {_kind_name(kind)}, got {value!r}")
-    return float(value) if kind is float else value
-
-
-def _kind_name(kind) -> str:
-    if typing.get_origin(kind) is list:
-        return f"a list of {_kind_name(typing.get_args(kind)[0]).removeprefix('a ')}s"
-    return {int: "a whole number", float: "a number", str: "a string"}.get(kind, getattr(kind, "__name__", str(kind)))
-
-
-def build_network(arch: str, config, num_classes: int) -> nn.Module:
-    _, net_cls = _lookup(arch)
-    return net_cls(config, num_classes)
+    module_name, net_name = ARCHITECTURES[arch]
+    return getattr(importlib.import_module(module_name), net_name)(config, num_classes)
 
 
 # What `hwr train` will build. The shipped networks hold 1-5 M parameters; these caps are far
@@ -106,6 +55,8 @@ def check_network_size(arch: str, config, num_classes: int, source: str = "the s
     if config.num_layers() > MAX_TRAINED_LAYERS:
         raise ConfigError(f"{source}: a {arch} of {config.num_layers()} layers; hwr builds at most "
                           f"{MAX_TRAINED_LAYERS}")
+    import torch
+
     with torch.device("meta"):
         parameters = count_parameters(build_network(arch, config, num_classes))
     if parameters > MAX_TRAINED_PARAMETERS:
@@ -124,6 +75,8 @@ def prepare_for_inference(net: nn.Module, device: torch.device) -> nn.Module:
     Networks may fold their normalisation into the preceding layers (`fuse_for_inference`);
     on the CPU, 4-D weights go channels-last to match the NHWC kernels the nets run there.
     """
+    import torch
+
     net = net.to(device).eval()
     fuse = getattr(net, "fuse_for_inference", None)
     if fuse is not None:

@@ -6,116 +6,17 @@ GPU) reads it; a linear layer gives CTC scores per column.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from hwr.errors import ConfigError
+from hwr.recognition.nets.configs import RNN_CELL_NAMES, CRNNConfig
 from hwr.recognition.nets.ragged import recurrence_segments, run_in_segments, width_groups
 
-RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+RNN_CELLS = dict(zip(RNN_CELL_NAMES, (nn.LSTM, nn.GRU, nn.RNN), strict=True))
 # The single-direction kernels behind each module, called layer by layer on the CPU path.
 RNN_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
-
-
-@dataclass
-class CRNNConfig:
-    line_height: int = 48
-    conv_channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
-    # Blocks that end in a 2x2 max-pool (index into conv_channels). Each halves the width too,
-    # so a line of width W gives W / 2**len(pooled) frames: keep >= 2 frames per character.
-    pool_blocks: list[int] = field(default_factory=lambda: [0, 1])
-    # Extra height-only pooling after these blocks: shrinks the feature column, not the frames.
-    height_pool_blocks: list[int] = field(default_factory=lambda: [2, 3])
-    conv_dropout: float = 0.0
-    # "batch" (BatchNorm, the reference) or "none": no cross-line statistics at all, e.g. to
-    # compare data-parallel runs exactly. (Group/LayerNorm would mix padding into the stats.)
-    norm: str = "batch"
-    rnn_cell: str = "lstm"
-    rnn_hidden: int = 128
-    rnn_layers: int = 3
-    dropout: float = 0.3
-
-    PRESETS = {
-        # Small default, sized for CPU inference (line height 48 as in Calamari): ~1.3 M parameters.
-        "small": {},
-        # `small` with two recurrent layers instead of three: ~1.4x faster on a 2-core CPU (the
-        # recurrence is half the CPU time); fine-tunes from `small` weights (hwr train
-        # --init-from), whose conv stack, first two layers and output layer it shares.
-        "compact": dict(rnn_layers=2),
-        # ~5.2 M parameters: two to three times the conv channels and twice the LSTM width of
-        # `small`, at the same depth. Real pens vary far more than one font's rendering, and
-        # `small` stopped improving on the harder validation set (issue 19). Same height,
-        # pooling and depth as `small`, so it starts from `small`'s weights, widened with the
-        # same scores (hwr.recognition.nets.widen: --init-from models/hwr-en-small); ~3x the
-        # CPU cost per training step.
-        "base": dict(conv_channels=[32, 64, 128, 192], rnn_hidden=256),
-        # Puigcerver 2017: 5 conv blocks 16-32-48-64-80, pools in the first 3, 5 x BLSTM-256,
-        # dropout 0.5, height 128.
-        "puigcerver2017": dict(
-            line_height=128,
-            conv_channels=[16, 32, 48, 64, 80],
-            pool_blocks=[0, 1, 2],
-            height_pool_blocks=[],
-            conv_dropout=0.2,
-            rnn_hidden=256,
-            rnn_layers=5,
-            dropout=0.5,
-        ),
-        # A few thousand parameters' worth of network: tests and smoke runs.
-        "tiny": dict(
-            line_height=32,
-            conv_channels=[8, 16],
-            pool_blocks=[0],
-            height_pool_blocks=[1],
-            rnn_hidden=32,
-            rnn_layers=1,
-            dropout=0.0,
-        ),
-    }
-
-    @classmethod
-    def preset(cls, name: str) -> CRNNConfig:
-        if name not in cls.PRESETS:
-            raise ConfigError(f"unknown crnn preset {name!r}; choose from {sorted(cls.PRESETS)}")
-        return cls(**cls.PRESETS[name])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CRNNConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def validate(self) -> None:
-        """ValueError for settings no CRNN can be built from (a hand-edited config.json)."""
-        if self.rnn_cell not in RNN_CELLS:
-            raise ValueError(f"rnn_cell must be one of {sorted(RNN_CELLS)}, not {self.rnn_cell!r}")
-        if self.norm not in ("batch", "none"):
-            raise ValueError(f"norm must be batch or none, not {self.norm!r}")
-        if not self.conv_channels or min(self.conv_channels) < 1:
-            raise ValueError(f"conv_channels must list channel counts of 1 or more, got {self.conv_channels!r}")
-        for name in ("line_height", "rnn_hidden", "rnn_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("dropout", "conv_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be at least 0 and below 1, got {getattr(self, name)}")
-        blocks = range(len(self.conv_channels))
-        for name in ("pool_blocks", "height_pool_blocks"):
-            indices = getattr(self, name)
-            # A repeated index pools once but would count twice in width_factor: every frame
-            # count (hence every CTC alignment) would be wrong.
-            if len(set(indices)) != len(indices) or any(i not in blocks for i in indices):
-                raise ValueError(f"{name} must list distinct conv block indices 0..{len(blocks) - 1}, "
-                                 f"got {indices!r}")
-
-    def num_layers(self) -> int:
-        """Conv blocks plus recurrent layers: each holds at least one tensor of the weights."""
-        return len(self.conv_channels) + self.rnn_layers
 
 
 class ConvBlock(nn.Module):

@@ -15,98 +15,13 @@ a linear layer gives the CTC scores of each remaining column.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hwr.errors import ConfigError
+from hwr.recognition.nets.configs import MDLSTMConfig
 from hwr.recognition.nets.crnn import mask_columns
 from hwr.recognition.nets.mdlstm_layer import NUM_DIRECTIONS, MDLSTM2d
-
-FRONT_ENDS = ("block", "conv")
-DIRECTION_MERGES = ("concat", "sum")
-
-
-@dataclass
-class MDLSTMConfig:
-    line_height: int = 64
-    front: str = "block"
-    # 2D-LSTM cells per direction, one layer per stage.
-    hidden_sizes: list[int] = field(default_factory=lambda: [2, 10, 50])
-    # "block" front: blocks[s] = [height, width] pixels of the previous layer per position of
-    # stage s (blocks[0] is the input block); stages s > 0 also apply a tanh feed-forward layer
-    # of subsample_sizes[s - 1] units to each hidden block.
-    # Graves used 4-wide blocks at every level (width / 64) on IFN/ENIT word images; on our
-    # 64-px lines that leaves under one frame per character, so the width shrinks 4 x 2 x 1 =
-    # 8 here (~4 CTC frames per character) while the height still shrinks 2 x 2 x 2 = 8.
-    blocks: list[list[int]] = field(default_factory=lambda: [[2, 4], [2, 2], [2, 1]])
-    subsample_sizes: list[int] = field(default_factory=lambda: [6, 20])
-    # "conv" front: conv_channels[s] 3x3 filters before the 2D-LSTM of stage s, followed by a
-    # 2x2 max-pool in the stages listed in pool_stages (each halves height and frames).
-    conv_channels: list[int] = field(default_factory=list)
-    pool_stages: list[int] = field(default_factory=list)
-    # How the next stage sees the four directions: side by side (RNNLIB) or summed.
-    direction_merge: str = "concat"
-    # Dropout on each 2D-LSTM's output (Voigtlaender et al. 2016 used 0.25).
-    dropout: float = 0.0
-
-    PRESETS = {
-        # Graves & Schmidhuber (NIPS 2009): 2D-LSTM of 2, 10, 50 cells per direction, tanh
-        # subsampling layers of 6 and 20 units. ~150k parameters (with 96 classes).
-        "graves2009": {},
-        # Voigtlaender, Doetsch & Ney (ICFHR 2016): conv 15/45/75/105 + 2D-LSTM 30/60/90/120,
-        # pooling after the first two blocks. 128-px lines work too (set line_height).
-        "voigtlaender2016": dict(
-            line_height=64,
-            front="conv",
-            hidden_sizes=[30, 60, 90, 120],
-            blocks=[],
-            subsample_sizes=[],
-            conv_channels=[15, 45, 75, 105],
-            pool_stages=[0, 1],
-            direction_merge="sum",
-            dropout=0.25,
-        ),
-        # A few hundred parameters: tests and smoke runs.
-        "tiny": dict(
-            line_height=16,
-            hidden_sizes=[2, 4],
-            blocks=[[2, 4], [2, 1]],
-            subsample_sizes=[4],
-        ),
-    }
-
-    @classmethod
-    def preset(cls, name: str) -> MDLSTMConfig:
-        if name not in cls.PRESETS:
-            raise ConfigError(f"unknown mdlstm preset {name!r}; choose from {sorted(cls.PRESETS)}")
-        return cls(**cls.PRESETS[name])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MDLSTMConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def num_layers(self) -> int:
-        """Stages (a front end and a 2D-LSTM each): each holds at least one tensor of the weights."""
-        return len(self.hidden_sizes)
-
-    def validate(self) -> None:
-        stages = len(self.hidden_sizes)
-        if self.front not in FRONT_ENDS:
-            raise ValueError(f"front must be one of {FRONT_ENDS}, not {self.front!r}")
-        if self.direction_merge not in DIRECTION_MERGES:
-            raise ValueError(f"direction_merge must be one of {DIRECTION_MERGES}")
-        if self.front == "block" and (
-            len(self.blocks) != stages or len(self.subsample_sizes) != stages - 1
-        ):
-            raise ValueError("block front needs one block per stage and one fewer subsample size")
-        if self.front == "conv" and len(self.conv_channels) != stages:
-            raise ValueError("conv front needs one conv_channels entry per stage")
 
 
 class BlockFront(nn.Module):
