@@ -374,16 +374,17 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
                     cfg.minutes, (time.monotonic() - start) / 60, reserve, MIN_TRAIN_MINUTES,
                     (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
     rounds = cfg.pseudo_rounds if pseudo else 1
+    ends_at = start + cfg.minutes * 60  # the whole run's end, for the progress bar's minutes left
     try:
         state = _train(base_dir, base_config, split, budget, train_minutes / rounds, run_dir, cfg, words, pseudo,
-                       finish_early)
+                       finish_early, _progress(1, rounds, train_minutes / rounds, ends_at))
         for round_number in range(2, rounds + 1):
             if finish_early is not None and finish_early.is_set():
                 log.info("asked to finish now: the self-training rounds %d to %d are skipped", round_number, rounds)
                 break
             state, pseudo = _train_round(round_number, state, base, base_config, split, budget, run_dir, cfg, words,
                                          lines, start + (cfg.minutes - reserve) * 60, rounds, default_decoder,
-                                         finish_early)
+                                         finish_early, ends_at)
     except BaseException:
         _discard_run(run_dir, out)
         raise
@@ -427,7 +428,7 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
 
 def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig, split: Split, budget: Budget,
                  run_dir: Path, cfg: AdaptConfig, words, lines: list[LineSample], deadline: float, rounds: int,
-                 decoder, finish_early: threading.Event | None = None):
+                 decoder, finish_early: threading.Event | None = None, ends_at: float | None = None):
     """Self-training round `number` (2, 3, ...): the --unlabeled lines read with `decoder` by
     the model the round before adapted, and training on from it for this round's share of the
     time left before `deadline` (time.monotonic()). Returns the round's state, its history and
@@ -449,7 +450,8 @@ def _train_round(number: int, state, base: Recognizer, base_config: ModelConfig,
     # validation, and till then the UI drew those points twice, its step counter going back.
     (run_dir / "history.jsonl").unlink(missing_ok=True)
     atomic_write_text(run_dir / EARLIER_ROUNDS_FILE, _jsonl([*history_before, {"steps": steps_before}]))
-    state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo, finish_early)
+    state = _train(earlier, base_config, split, budget, minutes, run_dir, cfg, words, pseudo, finish_early,
+                   _progress(number, rounds, minutes, ends_at))
     state.history = history_before + [{**h, "step": h["step"] + steps_before, "round": number}
                                       for h in state.history]
     if state.best_step >= 0:
@@ -631,9 +633,19 @@ def _owner(out: Path) -> int | None:
         return None
 
 
+def _progress(number: int, rounds: int, minutes: float, ends_at: float | None):
+    """The progress bar of round `number` of `rounds`, training `minutes` at most: labelled with
+    its round, its minutes left the whole run's (to `ends_at`, time.monotonic()), not the round's."""
+    from hwr.training.train import ProgressBar
+
+    label = "adapt" if rounds == 1 else f"adapt, round {number} of {rounds}"
+    after = 0.0 if ends_at is None else ends_at - time.monotonic() - minutes * 60
+    return ProgressBar(label, max(0.0, after))
+
+
 def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budget, minutes: float, run_dir: Path,
            cfg: AdaptConfig, words=None, pseudo: list[LineSample] | None = None,
-           finish_early: threading.Event | None = None):
+           finish_early: threading.Event | None = None, progress=None):
     from hwr.recognition.charset import Charset
     from hwr.training.train import POOL_BATCHES, TrainConfig, train
 
@@ -660,7 +672,7 @@ def _train(base_dir: Path, base_config: ModelConfig, split: Split, budget: Budge
         overwrite=True)  # the run folder is adapt's own scratch space: an interrupted adapt's is replaced
     on_network = freeze_conv_layers if budget.freeze_conv else freeze_norm_stats if cfg.freeze_norm else None
     return train(train_cfg, datasets=datasets, on_network=on_network, resumable=False,
-                 finish_early=None if finish_early is None else finish_early.is_set)
+                 finish_early=None if finish_early is None else finish_early.is_set, progress=progress)
 
 
 def _write_symbols(run_dir: Path, charset) -> Path:

@@ -333,7 +333,8 @@ def build_model_config(cfg: TrainConfig, charset: Charset) -> tuple[ModelConfig,
 
 
 def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_network=None,
-          on_step=None, resumable: bool = True, finish_early: Callable[[], bool] | None = None) -> TrainerState:
+          on_step=None, resumable: bool = True, finish_early: Callable[[], bool] | None = None,
+          progress: ProgressBar | None = None) -> TrainerState:
     """Train a model as configured; returns the final state (best CER, history).
 
     Under torchrun every process calls this; only rank 0 writes checkpoints and logs.
@@ -346,6 +347,7 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     starts over, like hwr adapt, would never --resume it).
     `finish_early()` true ends the run as --max-minutes running out does, validated and saved
     (the web app's "Finish now" on an adaptation); one process only, as it is asked per process.
+    `progress`: how the progress bar reads when the run is one part of a longer job.
     """
     from hwr.datasets import open_dataset
 
@@ -361,7 +363,8 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
     ctx, device = init_distributed(pick_device(cfg.device))
     try:
         with sigterm_as_exit():
-            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable, finish_early)
+            state, net = _train(cfg, ctx, device, open_dataset, on_network, on_step, resumable, finish_early,
+                                progress or ProgressBar())
         # Every rank done before any tears the process group down: one that left while rank 0
         # still saved now and then died in gloo's teardown ("terminate called without an
         # active exception", SIGABRT).
@@ -371,6 +374,21 @@ def train(cfg: TrainConfig, on_finish=None, datasets: dict | None = None, on_net
         return state
     finally:
         shutdown()
+
+
+@dataclass(frozen=True)
+class ProgressBar:
+    """How a run's progress bar reads when the run is one part of a longer job (hwr adapt: its
+    self-training rounds, then checking and writing the model): the bar's label, and the seconds
+    the job goes on after this run, counted into the bar's "minutes left" so that it is the job's,
+    not the round's. The logs without a bar name the label too."""
+
+    label: str = "train"
+    after_seconds: float = 0.0
+
+    @property
+    def log_prefix(self) -> str:
+        return "" if self.label == "train" else f"{self.label}: "
 
 
 @dataclass
@@ -401,6 +419,7 @@ class TrainingRun:
     too_short: PendingTooShort = field(default_factory=PendingTooShort)
     on_step: Callable[[int], None] | None = None  # called with the step number after each step
     finish_early: Callable[[], bool] | None = None  # true: end as when --max-minutes runs out
+    progress: ProgressBar = ProgressBar()
     teacher: Teacher | None = None  # --teacher: the model distilled from (hwr.training.distill)
     # A new run in a folder holding an earlier one, until its first validation replaces that run
     # (CurveFile.replace_earlier): till then nothing of this run is saved there.
@@ -424,16 +443,16 @@ class TrainingRun:
 
 
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset, on_network=None, on_step=None,
-           resumable: bool = True, finish_early=None):
+           resumable: bool = True, finish_early=None, progress: ProgressBar | None = None):
     """Data, network, optimizer, loaders, then the loop; a crash or stop saves <out>/last first."""
     existed = Path(cfg.out).exists()
     with _output_held(cfg, ctx) as out:
         return _train_into(out, existed, cfg, ctx, device, open_dataset, on_network, on_step, resumable,
-                           finish_early)
+                           finish_early, progress or ProgressBar())
 
 
 def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, device: torch.device, open_dataset,
-                on_network, on_step, resumable: bool, finish_early=None):
+                on_network, on_step, resumable: bool, finish_early=None, progress: ProgressBar | None = None):
     """_train once its output folder is held."""
     try:
         if ctx.is_main:  # any run into the folder: a new one too would otherwise leave killed saves' litter
@@ -467,7 +486,7 @@ def _train_into(out: Path, existed: bool, cfg: TrainConfig, ctx: DistContext, de
             on_network(net)
         run = _start_run(cfg, net, model_config, device, out, ctx, resuming)
         run.net = _distribute(net, cfg, device, ctx)
-        run.on_step, run.finish_early = on_step, finish_early
+        run.on_step, run.finish_early, run.progress = on_step, finish_early, progress or ProgressBar()
         if cfg.teacher:
             run.teacher = Teacher.load(cfg.teacher, net, model_config, device, cfg.distill_temperature)
             log.info("distilling from %s (weight %g, temperature %g)", run.teacher.source, cfg.distill_weight,
@@ -860,7 +879,7 @@ def run_loop(run: TrainingRun) -> None:
             return
     run.net.train()
     start = time.monotonic() - state.elapsed_seconds
-    bar = tqdm(total=cfg.max_steps, initial=state.step, desc="train", unit="step", file=sys.stderr,
+    bar = tqdm(total=cfg.max_steps, initial=state.step, desc=run.progress.label, unit="step", file=sys.stderr,
                disable=None if ctx.is_main else True, dynamic_ncols=True)
     first_step, run_start = state.step, time.monotonic()
     done = False
@@ -893,10 +912,10 @@ def run_loop(run: TrainingRun) -> None:
                 if not bar.disable and (state.step % POSTFIX_EVERY == 0 or state.step - first_step == 1):
                     bar.set_postfix(loss=f"{run.running_loss:.3f}", **_validation_postfix(state),
                                     left=_minutes_left(cfg, state, state.step - first_step,
-                                                       time.monotonic() - run_start))
+                                                       time.monotonic() - run_start, run.progress.after_seconds))
                 if bar.disable and ctx.is_main and state.step % LOG_EVERY == 0:  # logs and pipes get no bar
-                    log.info("step %d: loss %.3f, %.1f min", state.step, run.running_loss,
-                             (time.monotonic() - start) / 60)
+                    log.info("%sstep %d: loss %.3f, %.1f min", run.progress.log_prefix, state.step,
+                             run.running_loss, (time.monotonic() - start) / 60)
                 state.elapsed_seconds = time.monotonic() - start
                 out_of_time = _stop_or_out_of_time(run, stop_request)
                 if state.step % cfg.val_every == 0 or state.step >= cfg.max_steps or out_of_time:
@@ -928,13 +947,15 @@ def _validation_postfix(state: TrainerState) -> dict[str, str]:
     return {"val_cer": f"{state.history[-1]['val_cer']:.4f}", "best": f"{state.best_cer:.4f}"}
 
 
-def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds_run: float) -> str:
+def _minutes_left(cfg: TrainConfig, state: TrainerState, steps_run: int, seconds_run: float,
+                  after_seconds: float = 0.0) -> str:
     """Time to the end of the run: the steps left at this run's pace, or what --max-minutes
-    leaves, whichever comes first (tqdm's own estimate knows only the steps)."""
+    leaves, whichever comes first (tqdm's own estimate knows only the steps); plus what the job
+    does after the run (ProgressBar.after_seconds)."""
     left = (cfg.max_steps - state.step) * seconds_run / max(1, steps_run)
     if cfg.max_minutes > 0:
         left = min(left, cfg.max_minutes * 60 - state.elapsed_seconds)
-    return f"{max(0.0, left) / 60:.1f} min"
+    return f"{(max(0.0, left) + max(0.0, after_seconds)) / 60:.1f} min"
 
 
 def train_step(run: TrainingRun, batch: LineBatch) -> None:

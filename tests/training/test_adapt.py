@@ -875,6 +875,58 @@ def test_by_default_a_second_self_training_round_reads_the_lines_with_the_first_
     assert inits == [base]
 
 
+class RecordedBar:
+    """tqdm as a terminal shows it: the label and each "minutes left" it was given."""
+
+    bars: list[RecordedBar] = []
+
+    def __init__(self, *args, desc="", **kwargs):
+        self.desc, self.left, self.disable = desc, [], False
+        RecordedBar.bars.append(self)
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **postfix):
+        self.left.append(float(postfix["left"].split()[0]))
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def write(text, **kwargs):
+        pass
+
+
+def test_each_self_training_rounds_bar_names_its_round_and_counts_down_the_whole_runs_minutes(tmp_path, monkeypatch):
+    """Each round had started a bar of its own, labelled "train", whose minutes left were the round's."""
+    import hwr.training.train as train_module
+
+    base, pairs, rest = _base_pairs_and_uncorrected(tmp_path)
+    made = []
+    real_progress = adapt_module._progress
+
+    def spy_progress(*args):
+        made.append(real_progress(*args))
+        return made[-1]
+
+    monkeypatch.setattr(train_module, "tqdm", RecordedBar)
+    monkeypatch.setattr(adapt_module, "_progress", spy_progress)
+    monkeypatch.setattr(RecordedBar, "bars", [])
+    adapt([str(pairs)], quick(tmp_path, base, unlabeled=[str(rest)], minutes=3.0))
+    assert [bar.desc for bar in RecordedBar.bars] == ["adapt, round 1 of 2", "adapt, round 2 of 2"]
+    first, second = made
+    # Round 1 is followed by round 2 and the checks; round 2 by the checks alone.
+    assert first.after_seconds > second.after_seconds > 0
+    for bar, progress in zip(RecordedBar.bars, made, strict=True):
+        assert bar.left and all(left >= progress.after_seconds / 60 - 0.05 for left in bar.left)
+    assert RecordedBar.bars[0].left[0] > 1.0  # of the run's 3 minutes, not of round 1's share of them
+    # Without --unlabeled: one run, labelled "adapt".
+    RecordedBar.bars.clear()
+    adapt([str(pairs)], quick(tmp_path, base, out=str(tmp_path / "plain")))
+    assert [bar.desc for bar in RecordedBar.bars] == ["adapt"]
+
+
 def test_finish_early_ends_training_at_the_next_step_skips_the_rounds_left_and_still_writes_the_model(
         tmp_path, monkeypatch):
     """The web app's "Finish now": the weights so far are checked and written, as when the

@@ -625,6 +625,8 @@ def test_the_progress_bar_counts_down_to_whichever_limit_comes_first():
     assert _minutes_left(TrainConfig(max_steps=1000, max_minutes=3), state, 100, 60.0) == "2.0 min"
     # A resumed run's pace counts only its own steps.
     assert _minutes_left(TrainConfig(max_steps=1000), state, 10, 60.0) == "90.0 min"
+    # A run that is one part of a longer job (hwr adapt's rounds) counts the job's time after it too.
+    assert _minutes_left(TrainConfig(max_steps=1000, max_minutes=3), state, 100, 60.0, after_seconds=90) == "3.5 min"
 
 
 def test_cpu_parameters_get_the_plain_optimizer():
