@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import multiprocessing.context as mp_context
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import weakref
 from multiprocessing import resource_tracker
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +276,44 @@ def quiet_workers_context(method: str = "spawn") -> mp_context.BaseContext:
     processes it made (`stop_workers_now`)."""
     if method not in _QUIET_CONTEXTS:
         raise ValueError(f"start method must be one of {', '.join(_QUIET_CONTEXTS)}, not {method!r}")
+    leave_if_rerunning_main()
     return _QUIET_CONTEXTS[method]()
+
+
+# Exit status of a spawned worker that left because its parent's main script, run again in it,
+# started workers of its own (leave_if_rerunning_main).
+RERAN_MAIN_EXIT = 3
+
+
+def _rerun_marker(parent: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"hwr-workers-reran-main-{parent}"
+
+
+def leave_if_rerunning_main() -> None:
+    """In a spawned worker that is still importing its parent's main script (spawn runs the
+    script again, as `__mp_main__`, before the worker's first job): a pool started now comes
+    from a script without an `if __name__ == "__main__":` guard around its work, and
+    multiprocessing would refuse to start its processes, with a traceback in every worker, the
+    parent seeing only its workers die (every page of a batch had failed as "a crash in an image
+    decoder?"). Tell the parent why (a marker named for its pid: workers_reran_main) and leave
+    at once, before the script does more of its work here."""
+    if not getattr(multiprocessing.current_process(), "_inheriting", False):
+        return
+    with contextlib.suppress(OSError):  # no marker: the parent sees its workers die, as before
+        _rerun_marker(os.getppid()).touch()
+    os._exit(RERAN_MAIN_EXIT)
+
+
+def workers_reran_main(forget: bool = False) -> bool:
+    """Whether a worker this process spawned found it running the main script again and left
+    (leave_if_rerunning_main); the marker is removed. `forget`: only remove a stale marker (one
+    left for an earlier process of the same pid) before a pool starts."""
+    marker = _rerun_marker(os.getpid())
+    try:
+        marker.unlink()
+    except OSError:
+        return False
+    return not forget
 
 
 def stop_workers_now(pool) -> None:

@@ -72,6 +72,7 @@ from hwr.fileio import (
     naming_file,
     remove_stale_temp_files,
 )
+from hwr.interrupts import leave_if_rerunning_main
 from hwr.ranks import context_from_env
 from hwr.recognition.imaging import load_gray, readable_gray
 from hwr.records import (
@@ -162,8 +163,8 @@ class BatchConfig:
     # AUTO_PROCESSES_PAGES pages or more, threads for fewer (a one-page run, whose time the
     # processes' start-up of a second or so would be most of): `hwr transcribe`'s default. Not
     # the library's: spawned workers import the caller's main module again, which a script
-    # without a __main__ guard runs again and a notebook or `python -` does not have (every
-    # page then failed, its worker dead).
+    # without a __main__ guard runs again (its workers then leave and the batch goes on in
+    # threads: PageWorkers._recover) and `python -` does not have (threads from the start).
     processes: bool | None = False
     batch_size: int = 16
     batch_lines: int = 64  # lines pooled across pages before they are sorted into batches (>= 2 batches)
@@ -506,6 +507,9 @@ def transcribe_refs(recognizer, refs: Iterable[PageRef], config: BatchConfig | N
                     stages: StageTimes | None = None, summary: BatchSummary | None = None,
                     on_read: Callable[[Page, bool], None] | None = None) -> BatchSummary:
     """`run_batch` on pages already listed (the UI's uploads, the scorer's ground-truth pages)."""
+    # In a page worker still importing the main script (a script without a __main__ guard):
+    # leave before the batch starts again there, its output folder held by the parent.
+    leave_if_rerunning_main()
     config = config or BatchConfig()
     if config.mode not in MODES:
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {', '.join(MODES)}")

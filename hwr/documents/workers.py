@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import re
@@ -52,7 +53,7 @@ import numpy as np
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 from hwr.fileio import process_runs
-from hwr.interrupts import exit_with_parent, quiet_workers_context, stops_held_back
+from hwr.interrupts import exit_with_parent, quiet_workers_context, stops_held_back, workers_reran_main
 from hwr.logs import init_worker_logging, level_for_workers
 
 log = logging.getLogger("hwr.documents.workers")
@@ -202,6 +203,10 @@ def discard(shipped: _Shipped) -> None:
     block.unlink()
 
 
+class _ProcessesUnusable(Exception):
+    """Worker processes cannot run here (PageWorkers._recover): the batch goes on in threads."""
+
+
 @dataclass
 class _InFlight:
     ref: object
@@ -261,6 +266,7 @@ class PageWorkers:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         unlink_orphaned_blocks()
+        workers_reran_main(forget=True)
         return ProcessPoolExecutor(self.workers, mp_context=quiet_workers_context(self.start_method),
                                    initializer=_init_worker,
                                    initargs=(self.settings, self.prepare, os.getpid(), level_for_workers()))
@@ -302,9 +308,9 @@ class PageWorkers:
     def prepared(self, refs: Iterable) -> Iterator[PreparedPage]:
         """Each PageRef prepared, in input order."""
         if self.workers == 0 or not self.processes:
-            yield from prefetch_map(functools.partial(self.prepare, settings=self.settings), refs, self.workers,
-                                    self.window)
+            yield from self._in_threads(refs)
             return
+        refs = iter(refs)
         pending = self._pending
         try:
             for ref in refs:
@@ -314,6 +320,11 @@ class PageWorkers:
                     yield self._next(pending)
             while pending:
                 yield self._next(pending)
+        except _ProcessesUnusable:
+            # The pages not yet handed over are prepared again, in threads, then the rest.
+            again = [item.ref for item in pending]
+            self.close()
+            yield from self._in_threads(itertools.chain(again, refs))
         except BaseException:
             # Stopped early (an exception, Ctrl-C or close() in the consumer): stop the pool
             # and unlink the blocks of pages that finished but were never read.
@@ -333,9 +344,24 @@ class PageWorkers:
         except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled: this page fails
             return failed(item.ref, "read", f"page worker failed ({type(exc).__name__}: {exc})")
 
+    def _in_threads(self, refs: Iterable) -> Iterator[PreparedPage]:
+        yield from prefetch_map(functools.partial(self.prepare, settings=self.settings), refs, self.workers,
+                                self.window)
+
     def _recover(self, pending: deque[_InFlight]) -> None:
         """A worker died: every unfinished page of the dead pool runs again, alone in a fresh
-        pool, so that a crash can be pinned on the one page that causes it."""
+        pool, so that a crash can be pinned on the one page that causes it. Workers that died
+        because the main script, run again in them, started a batch of its own (no `__main__`
+        guard) would die so again: the pages go to threads instead (_ProcessesUnusable)."""
+        if workers_reran_main():
+            log.warning("page workers run as threads, not processes: each worker process runs %s again from the top "
+                        "(spawn imports the main module), and there it starts a batch of its own; put the script's "
+                        "work under `if __name__ == \"__main__\":` to use worker processes",
+                        getattr(sys.modules.get("__main__"), "__file__", None) or "the main script")
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self.processes = False
+            raise _ProcessesUnusable
         log.warning("a worker process died; restarting the pool and retrying its unfinished work one item at a time")
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
