@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hwr.interrupts import quiet_workers_context
+from hwr.interrupts import quiet_workers_context, workers_reran_main
 from hwr.records import Recognition
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class SearchWorkers:
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
+                workers_reran_main(forget=True)  # a stale marker of an earlier process of this pid
                 self._pool = ProcessPoolExecutor(self.processes,
                                                  mp_context=quiet_workers_context(self.start_method),
                                                  initializer=_start_worker, initargs=(self._spec,))
@@ -115,7 +116,12 @@ class SearchWorkers:
 
     def _break(self, exc: BaseException) -> None:
         if not self.broken:
-            log.warning("a search worker process died (%s); searching in this process from now on", exc)
+            if workers_reran_main():
+                log.warning("searching in this process: each search worker process runs the main script again from "
+                            "the top (spawn imports it), and there the script reads again; put its work under "
+                            "`if __name__ == \"__main__\":` to search in worker processes")
+            else:
+                log.warning("a search worker process died (%s); searching in this process from now on", exc)
         self.broken = True
         self.close()
 
