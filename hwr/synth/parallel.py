@@ -15,10 +15,13 @@ worker are in flight, so a long export holds a bounded number of rendered lines 
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 
 import cv2
@@ -28,11 +31,14 @@ from hwr.interrupts import (
     quiet_workers_context,
     stop_workers_now,
     worker_leaves_ctrl_c_to_its_parent,
+    workers_reran_main,
 )
 from hwr.logs import init_worker_logging, level_for_workers
 from hwr.records import LineSample
 from hwr.synth.page import SynthPage
 from hwr.synth.synthesizer import LineSynthesizer
+
+log = logging.getLogger("hwr.synth.parallel")
 
 # Below this many lines a pool costs more than it saves. Measured on a quiet 2-core VM
 # (bench/bench_render_processes.py, synth:hard:600): one process renders 110 lines/s, fonts and
@@ -81,26 +87,56 @@ def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, p
         return
     per_job = max(1, LINES_PER_JOB // weight)
     workers = min(processes, -(-count // per_job))
+    workers_reran_main(forget=True)  # a stale marker of an earlier process of this pid
     pool = ProcessPoolExecutor(workers, mp_context=quiet_workers_context("spawn"), initializer=_adopt,
                                initargs=(synthesizer, level_for_workers()))
     waiting: deque[tuple[list[int], Future]] = deque()
     finished = False
+    remaining = iter(indices)
     try:
-        remaining = iter(indices)
         while job := list(islice(remaining, per_job)):
             waiting.append((job, pool.submit(_render, job, pages)))
             if len(waiting) >= workers * JOBS_AHEAD_PER_PROCESS:
                 job, future = waiting.popleft()
-                yield from zip(job, future.result())
+                yield from zip(job, _result(future, waiting, job))
         while waiting:
             job, future = waiting.popleft()
-            yield from zip(job, future.result())
+            yield from zip(job, _result(future, waiting, job))
+        finished = True
+    except _RenderHere as here:
+        stop_workers_now(pool)
+        yield from rendered(synthesizer, here.indices + list(remaining), count, 1, pages)
         finished = True
     finally:
         if finished:
             pool.shutdown()
         else:
             stop_workers_now(pool)
+
+
+class _RenderHere(Exception):
+    """The workers cannot run (the main script, run again in each, renders there too): the lines
+    not yet handed over (`indices`) and the rest are rendered in this process."""
+
+    def __init__(self, indices: list[int]):
+        super().__init__()
+        self.indices = indices
+
+
+def _result(future: Future, waiting: deque, job: list[int]) -> list:
+    """A job's lines; _RenderHere when its worker left because the main script, which has no
+    `if __name__ == "__main__":` guard, started rendering again in it (the same lines come out
+    here: each is a pure function of its index)."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        if not workers_reran_main():
+            raise
+        log.warning("rendering in this process: each render process runs %s again from the top (spawn imports "
+                    "the main module), and there it renders again; put the script's work under "
+                    "`if __name__ == \"__main__\":` to render on several processes",
+                    getattr(sys.modules.get("__main__"), "__file__", None) or "the main script")
+        raise _RenderHere(job + [i for waiting_job, _ in waiting for i in waiting_job]) from None
 
 
 _synthesizer: LineSynthesizer | None = None  # in a worker: the synthesizer it renders for

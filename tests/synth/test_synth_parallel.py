@@ -123,3 +123,22 @@ def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
         export.kill()
         for pid in filter(process_running, workers):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_script_without_a_main_guard_gets_its_lines_rendered_here_in_order(tmp_path):
+    """Each render process ran the main script again and started rendering there, which
+    multiprocessing refuses: the workers died and the export stopped with BrokenProcessPool."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from hwr.synth import parallel\n"
+        "from hwr.synth.synthesizer import LineSynthesizer\n"
+        "parallel.MIN_LINES_TO_SHARE, parallel.LINES_PER_JOB = 1, 2\n"
+        "synth = LineSynthesizer(split='val', seed=7)\n"
+        "lines = parallel.render_lines(synth, 5, processes=2)\n"
+        "here = [synth.sample(i) for i in range(5)]\n"
+        "print([line.meta['index'] for line in lines],\n"
+        "      all(a.text == b.text and (a.image == b.image).all() for a, b in zip(lines, here)))\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[0, 1, 2, 3, 4] True"
+    assert "rendering in this process" in run.stderr and "__main__" in run.stderr and "Traceback" not in run.stderr
