@@ -12,12 +12,10 @@ import multiprocessing.context as mp_context
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import weakref
 from multiprocessing import resource_tracker
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +212,7 @@ class _LeavesCtrlCToParent:
     instead (`stop_workers_now`)."""
 
     def start(self) -> None:
+        leave_if_rerunning_main()  # where multiprocessing would refuse to start it
         if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, no resource tracker
             super().start()
             return
@@ -276,44 +275,51 @@ def quiet_workers_context(method: str = "spawn") -> mp_context.BaseContext:
     processes it made (`stop_workers_now`)."""
     if method not in _QUIET_CONTEXTS:
         raise ValueError(f"start method must be one of {', '.join(_QUIET_CONTEXTS)}, not {method!r}")
-    leave_if_rerunning_main()
     return _QUIET_CONTEXTS[method]()
 
 
 # Exit status of a spawned worker that left because its parent's main script, run again in it,
-# started workers of its own (leave_if_rerunning_main).
-RERAN_MAIN_EXIT = 3
-
-
-def _rerun_marker(parent: int) -> Path:
-    return Path(tempfile.gettempdir()) / f"hwr-workers-reran-main-{parent}"
+# started workers of its own (leave_if_rerunning_main); not 1-3, which crashes and tests use.
+RERAN_MAIN_EXIT = 113
 
 
 def leave_if_rerunning_main() -> None:
     """In a spawned worker that is still importing its parent's main script (spawn runs the
-    script again, as `__mp_main__`, before the worker's first job): a pool started now comes
-    from a script without an `if __name__ == "__main__":` guard around its work, and
-    multiprocessing would refuse to start its processes, with a traceback in every worker, the
-    parent seeing only its workers die (every page of a batch had failed as "a crash in an image
-    decoder?"). Tell the parent why (a marker named for its pid: workers_reran_main) and leave
-    at once, before the script does more of its work here."""
+    script again, as `__mp_main__`, before the worker's first job), work started now comes from
+    a script without an `if __name__ == "__main__":` guard around it: multiprocessing would
+    refuse to start the processes it asks for, with a traceback in every worker, and the parent
+    would see only its workers die (every page of a batch had failed as "a crash in an image
+    decoder?"). Say so, and leave at once with RERAN_MAIN_EXIT, which the parent's pool reads
+    (`workers_reran_main`) to go on without worker processes."""
     if not getattr(multiprocessing.current_process(), "_inheriting", False):
         return
-    with contextlib.suppress(OSError):  # no marker: the parent sees its workers die, as before
-        _rerun_marker(os.getppid()).touch()
+    main = getattr(sys.modules.get("__mp_main__"), "__file__", None) or "the main script"
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"hwr: this worker process runs {main} again as it starts, and the script starts "
+                         "workers of its own there (no `if __name__ == \"__main__\":` guard); leaving\n")
+        sys.stderr.flush()
     os._exit(RERAN_MAIN_EXIT)
 
 
-def workers_reran_main(forget: bool = False) -> bool:
-    """Whether a worker this process spawned found it running the main script again and left
-    (leave_if_rerunning_main); the marker is removed. `forget`: only remove a stale marker (one
-    left for an earlier process of the same pid) before a pool starts."""
-    marker = _rerun_marker(os.getpid())
-    try:
-        marker.unlink()
-    except OSError:
-        return False
-    return not forget
+def workers_reran_main(pool) -> bool:
+    """Whether a worker of `pool` (a ProcessPoolExecutor on a quiet context) left because the
+    main script, run again in it, started workers there (leave_if_rerunning_main). Ask once the
+    pool has broken, before it is shut down (the pool holds its processes until then)."""
+    made = getattr(getattr(pool, "_mp_context", None), "made", None)
+    processes = [process for process in (ref() for ref in (made.data.copy() if made is not None else ()))
+                 if process is not None]
+    # The broken pool ends its other workers meanwhile, and its own thread may be reaping the one
+    # that left: its exit status shows once that is done (a poll racing it reads none).
+    deadline = time.monotonic() + REAPED_WITHIN_S
+    for process in processes:
+        with contextlib.suppress(ValueError, AssertionError):  # closed, or not this process's child
+            process.join(max(0.0, deadline - time.monotonic()))
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return any(process.exitcode == RERAN_MAIN_EXIT for process in processes)
+
+
+REAPED_WITHIN_S = 5.0  # a broken pool's workers are ended and reaped well within this
 
 
 def stop_workers_now(pool) -> None:

@@ -266,7 +266,6 @@ class PageWorkers:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         unlink_orphaned_blocks()
-        workers_reran_main(forget=True)
         return ProcessPoolExecutor(self.workers, mp_context=quiet_workers_context(self.start_method),
                                    initializer=_init_worker,
                                    initargs=(self.settings, self.prepare, os.getpid(), level_for_workers()))
@@ -353,7 +352,7 @@ class PageWorkers:
         pool, so that a crash can be pinned on the one page that causes it. Workers that died
         because the main script, run again in them, started a batch of its own (no `__main__`
         guard) would die so again: the pages go to threads instead (_ProcessesUnusable)."""
-        if workers_reran_main():
+        if workers_reran_main(self._pool):
             log.warning("page workers run as threads, not processes: each worker process runs %s again from the top "
                         "(spawn imports the main module), and there it starts a batch of its own; put the script's "
                         "work under `if __name__ == \"__main__\":` to use worker processes",

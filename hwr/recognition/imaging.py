@@ -522,7 +522,7 @@ SHEET_MIN_SIDE = 0.15
 # or more at the scale looked at (a stroke is a pixel or two thick once the image is shrunk
 # STRIP_MIN_SHRINK times), STRIP_MIN_LENGTH of the photo long, clear of its edges across its
 # thickness, and has writing inside. Without it, most such photos were inverted (bench/bench_desk.py,
-# README).
+# docs/line-normalisation.md).
 STRIP_MIN_ROWS = 4
 STRIP_MIN_LENGTH = 0.25
 STRIP_MIN_SHRINK = 4

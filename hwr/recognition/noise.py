@@ -31,7 +31,7 @@ def without_pepper(gray: np.ndarray) -> np.ndarray:
     every stroke one pixel wide, so a thin-pen page with a few specks read as blank. And only
     stray specks count towards the share: an i's dot or a full stop at small sizes is one dark
     pixel too, but it lies by a letter; lines of small clean text with many i's had been
-    filtered and read as garbage. Figures before and after: README, "Noisy scans"."""
+    filtered and read as garbage. Figures before and after: docs/line-normalisation.md, "Noisy scans"."""
     if pepper_share(gray, PEPPER_JUMP) <= PEPPER_SHARE:  # cheap, and a higher jump finds fewer
         return gray
     jump = max(PEPPER_JUMP, 4.0 * noise_sigma(gray))

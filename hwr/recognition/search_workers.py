@@ -65,7 +65,6 @@ class SearchWorkers:
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                workers_reran_main(forget=True)  # a stale marker of an earlier process of this pid
                 self._pool = ProcessPoolExecutor(self.processes,
                                                  mp_context=quiet_workers_context(self.start_method),
                                                  initializer=_start_worker, initargs=(self._spec,))
@@ -116,7 +115,7 @@ class SearchWorkers:
 
     def _break(self, exc: BaseException) -> None:
         if not self.broken:
-            if workers_reran_main():
+            if workers_reran_main(self._pool):
                 log.warning("searching in this process: each search worker process runs the main script again from "
                             "the top (spawn imports it), and there the script reads again; put its work under "
                             "`if __name__ == \"__main__\":` to search in worker processes")

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import islice
+from itertools import chain, islice
 
 import cv2
 
@@ -87,7 +87,6 @@ def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, p
         return
     per_job = max(1, LINES_PER_JOB // weight)
     workers = min(processes, -(-count // per_job))
-    workers_reran_main(forget=True)  # a stale marker of an earlier process of this pid
     pool = ProcessPoolExecutor(workers, mp_context=quiet_workers_context("spawn"), initializer=_adopt,
                                initargs=(synthesizer, level_for_workers()))
     waiting: deque[tuple[list[int], Future]] = deque()
@@ -98,14 +97,14 @@ def rendered(synthesizer: LineSynthesizer, indices: Iterable[int], count: int, p
             waiting.append((job, pool.submit(_render, job, pages)))
             if len(waiting) >= workers * JOBS_AHEAD_PER_PROCESS:
                 job, future = waiting.popleft()
-                yield from zip(job, _result(future, waiting, job))
+                yield from zip(job, _result(pool, future, waiting, job))
         while waiting:
             job, future = waiting.popleft()
-            yield from zip(job, _result(future, waiting, job))
+            yield from zip(job, _result(pool, future, waiting, job))
         finished = True
     except _RenderHere as here:
         stop_workers_now(pool)
-        yield from rendered(synthesizer, here.indices + list(remaining), count, 1, pages)
+        yield from rendered(synthesizer, chain(here.indices, remaining), count, 1, pages)
         finished = True
     finally:
         if finished:
@@ -123,14 +122,14 @@ class _RenderHere(Exception):
         self.indices = indices
 
 
-def _result(future: Future, waiting: deque, job: list[int]) -> list:
+def _result(pool: ProcessPoolExecutor, future: Future, waiting: deque, job: list[int]) -> list:
     """A job's lines; _RenderHere when its worker left because the main script, which has no
     `if __name__ == "__main__":` guard, started rendering again in it (the same lines come out
     here: each is a pure function of its index)."""
     try:
         return future.result()
     except BrokenProcessPool:
-        if not workers_reran_main():
+        if not workers_reran_main(pool):
             raise
         log.warning("rendering in this process: each render process runs %s again from the top (spawn imports "
                     "the main module), and there it renders again; put the script's work under "

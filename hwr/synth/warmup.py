@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now
+from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now, workers_reran_main
 from hwr.synth.fonts import FontBank
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,18 @@ def warm_font_bank(bank: FontBank, x_height_range: tuple[float, float], processe
         try:
             for cached in pool.map(_prepared_alone, jobs):
                 bank.absorb(cached)
+        except BrokenProcessPool:
+            if not workers_reran_main(pool):
+                stop_workers_now(pool)
+                raise
+            # The main script, run again in each process, started this warm-up there too (it has
+            # no __main__ guard): the fonts are prepared here instead, those done already at once.
+            log.warning("warming the glyph cache in this process: each process started for it runs the main script "
+                        "again, and there it warms again; put the script's work under "
+                        "`if __name__ == \"__main__\":` to warm on several processes")
+            stop_workers_now(pool)
+            for name in names:
+                prepare_font(bank, name, x_height_range)
         except BaseException:
             stop_workers_now(pool)  # a Ctrl-C: not after every font queued is rasterised
             raise

@@ -374,7 +374,9 @@ def _adapt(data: list[str], cfg: AdaptConfig, on_progress, start: float, base_di
                     cfg.minutes, (time.monotonic() - start) / 60, reserve, MIN_TRAIN_MINUTES,
                     (time.monotonic() - start) / 60 + reserve + MIN_TRAIN_MINUTES)
     rounds = cfg.pseudo_rounds if pseudo else 1
-    ends_at = start + cfg.minutes * 60  # the whole run's end, for the progress bar's minutes left
+    # The whole run's end, for the progress bar's minutes left: later than --minutes says when the
+    # work around training alone takes longer (the warning above).
+    ends_at = max(start + cfg.minutes * 60, time.monotonic() + (train_minutes + reserve) * 60)
     try:
         state = _train(base_dir, base_config, split, budget, train_minutes / rounds, run_dir, cfg, words, pseudo,
                        finish_early, _progress(1, rounds, train_minutes / rounds, ends_at))

@@ -17,6 +17,7 @@ import torch
 from hwr.errors import ConfigError, name_some
 from hwr.recognition.imaging import NormalizeConfig
 from hwr.recognition.model import ModelConfig, ModelError, beside_dir, load_model
+from hwr.training.settings import AverageConfig  # noqa: F401 - its settings, imported from here before
 
 log = logging.getLogger("hwr.training.averaging")
 

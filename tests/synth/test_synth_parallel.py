@@ -142,3 +142,25 @@ def test_a_script_without_a_main_guard_gets_its_lines_rendered_here_in_order(tmp
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[0, 1, 2, 3, 4] True"
     assert "rendering in this process" in run.stderr and "__main__" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_pool_made_but_not_started_as_the_main_script_is_imported_again_keeps_the_workers(tmp_path):
+    """A guarded script whose imports only make a pool (no process started) is no unguarded
+    script: its worker processes must stay (a review found them given up for one)."""
+    (tmp_path / "helper.py").write_text(
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from hwr.interrupts import quiet_workers_context\n"
+        "POOL = ProcessPoolExecutor(1, mp_context=quiet_workers_context('spawn'))\n")
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        "import helper\n"
+        "from hwr.synth import parallel\n"
+        "from hwr.synth.synthesizer import LineSynthesizer\n"
+        "if __name__ == '__main__':\n"
+        "    parallel.MIN_LINES_TO_SHARE, parallel.LINES_PER_JOB = 1, 2\n"
+        "    lines = parallel.render_lines(LineSynthesizer(split='val', seed=7), 5, processes=2)\n"
+        "    print([line.meta['index'] for line in lines])\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[0, 1, 2, 3, 4]"
+    assert "in this process" not in run.stderr and "leaving" not in run.stderr, run.stderr
