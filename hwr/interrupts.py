@@ -281,6 +281,7 @@ def quiet_workers_context(method: str = "spawn") -> mp_context.BaseContext:
 # Exit status of a spawned worker that left because its parent's main script, run again in it,
 # started workers of its own (leave_if_rerunning_main); not 1-3, which crashes and tests use.
 RERAN_MAIN_EXIT = 113
+REAPED_WITHIN_S = 5.0  # a broken pool's workers are ended and reaped well within this
 
 
 def leave_if_rerunning_main() -> None:
@@ -318,8 +319,6 @@ def workers_reran_main(pool) -> bool:
             time.sleep(0.01)
     return any(process.exitcode == RERAN_MAIN_EXIT for process in processes)
 
-
-REAPED_WITHIN_S = 5.0  # a broken pool's workers are ended and reaped well within this
 
 
 def stop_workers_now(pool) -> None:
