@@ -7,9 +7,6 @@ tests/documents/test_workers.py."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import cv2
 import pytest
@@ -23,6 +20,7 @@ from hwr.documents.transcribe import TranscribeConfig
 from hwr.recognition.model import Recognizer
 
 from helpers import render_line
+from unguarded_scripts import run_unguarded
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +175,8 @@ def test_unset_processes_are_chosen_by_the_batchs_pages(recognizer, tmp_path, mo
 def test_a_batch_from_a_script_without_a_main_guard_reads_every_page(untrained_model, folder, tmp_path):
     """Each spawned page worker ran the script again and started the batch there, where the
     output folder, held by the parent, refused it: every page failed, its worker dead."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(textwrap.dedent("""
+    out = tmp_path / "out"
+    last, err = run_unguarded(tmp_path, """
         import sys
         from hwr import Recognizer
         from hwr.documents.pipeline import BatchConfig, run_batch
@@ -186,13 +184,8 @@ def test_a_batch_from_a_script_without_a_main_guard_reads_every_page(untrained_m
         summary = run_batch(Recognizer.load(sys.argv[1], device="cpu"), [sys.argv[2]],
                             BatchConfig(output_dir=sys.argv[3], processes=True, workers=2, progress=False))
         print(summary.pages, summary.line_images, [f.source for f in summary.failures])
-    """))
-    out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(script), str(untrained_model), str(folder), str(out)],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "another hwr run is writing" not in run.stderr and "Traceback" not in run.stderr, run.stderr
-    assert "page workers run as threads" in run.stderr
-    pages, line_images, failed = run.stdout.strip().splitlines()[-1].split(" ", 2)
+    """, untrained_model, folder, out)
+    assert "another hwr run is writing" not in err and "page workers run as threads" in err
+    pages, line_images, failed = last.split(" ", 2)
     assert (pages, line_images) == ("3", "1") and failed == f"[{str(folder / 'broken.png')!r}]"
     assert sorted(p.name for p in out.glob("*.txt")) == ["line.txt", "page0.txt", "page1.txt", "page2.txt"]

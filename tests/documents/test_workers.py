@@ -44,6 +44,8 @@ from hwr.documents.workers import (
 )
 from hwr.recognition.imaging import NormalizeConfig
 
+from unguarded_scripts import run_unguarded
+
 SHM = Path("/dev/shm")
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="needs /dev/shm to look for leaked blocks")
 
@@ -396,23 +398,15 @@ def test_a_script_without_a_main_guard_has_its_pages_prepared_in_threads_not_fai
     """Spawned workers run the main script again from the top; one without an `if __name__ ==
     "__main__":` guard started its batch again in each of them, which multiprocessing refuses:
     every worker died, and every page failed as "a crash in an image decoder?"."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(textwrap.dedent("""
+    last, err = run_unguarded(tmp_path, """
         import sys
         from hwr.documents.pages import page_refs
         from hwr.documents.prepare import PrepareSettings
         from hwr.documents.workers import PageWorkers
 
-        print("top level", flush=True)
         with PageWorkers(PrepareSettings(mode="page"), workers=2, processes=True) as pool:
             pages = list(pool.prepared(page_refs([sys.argv[1]])))
         print(sorted((p.page_id, p.failure is None, len(p.images)) for p in pages), pool.processes)
-    """))
-    run = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    assert "page workers run as threads, not processes" in run.stderr and "__main__" in run.stderr
-    last = run.stdout.strip().splitlines()[-1]
+    """, folder)
+    assert "page workers run as threads, not processes" in err and "__main__" in err
     assert last == "[('broken', False, 0), ('page0', True, 3), ('page1', True, 4), ('page2', True, 3)] False", last
-    # The workers left as they started the batch again: each ran the script's top only.
-    assert run.stdout.count("top level") <= 3

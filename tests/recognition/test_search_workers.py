@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -20,6 +17,8 @@ from hwr.recognition.lm import build_lm
 from hwr.recognition.model import Recognizer, resolve_search_workers
 from hwr.recognition.search_workers import SearchWorkers
 from hwr.recognition.settings import RecognizerSettings
+
+from unguarded_scripts import run_unguarded
 
 pytest.importorskip("flashlight.lib.text.decoder")
 
@@ -84,34 +83,27 @@ def test_a_worker_that_dies_costs_no_line(decoder, caplog):
         workers.close()
 
 
-UNGUARDED_SEARCH_SCRIPT = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    import torch
-    from hwr.recognition.charset import Charset
-    from hwr.recognition.decode import BeamDecoder
-    from hwr.recognition.search_workers import SearchWorkers
-
-    charset = Charset("abcdehlostxyz ")
-    decoder = BeamDecoder(charset, mode="char", lm=sys.argv[1], lm_weight=1.0)
-    log_probs = torch.randn(30, 4, len(charset), generator=torch.Generator().manual_seed(3)).log_softmax(-1)
-    lengths = torch.tensor([30, 20, 25, 12])
-    workers = SearchWorkers(decoder, 2)
-    got = [r.text for r in workers.submit(log_probs, lengths)()]
-    workers.close()
-    print(got == [r.text for r in decoder.decode(log_probs, lengths)], workers.broken)
-""")
-
-
 def test_a_script_without_a_main_guard_searches_in_its_own_process_and_says_why(decoder, tmp_path):
     """Each search worker ran the main script again and started a search pool there, which
     multiprocessing refuses: the lines were still searched, but the warning spoke of a dying worker."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED_SEARCH_SCRIPT)
-    run = subprocess.run([sys.executable, str(script), decoder.lm_path], capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["True", "True"]
-    assert "__main__" in run.stderr and "died" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    last, err = run_unguarded(tmp_path, """
+        import sys
+        import torch
+        from hwr.recognition.charset import Charset
+        from hwr.recognition.decode import BeamDecoder
+        from hwr.recognition.search_workers import SearchWorkers
+
+        charset = Charset("abcdehlostxyz ")
+        decoder = BeamDecoder(charset, mode="char", lm=sys.argv[1], lm_weight=1.0)
+        log_probs = torch.randn(30, 4, len(charset), generator=torch.Generator().manual_seed(3)).log_softmax(-1)
+        lengths = torch.tensor([30, 20, 25, 12])
+        workers = SearchWorkers(decoder, 2)
+        got = [r.text for r in workers.submit(log_probs, lengths)()]
+        workers.close()
+        print(got == [r.text for r in decoder.decode(log_probs, lengths)], workers.broken)
+    """, decoder.lm_path)
+    assert last == "True True"
+    assert "__main__" in err and "died" not in err, err
 
 
 @pytest.mark.parametrize("width_variants", [(), (1.3,)])

@@ -16,6 +16,7 @@ from hwr.synth.config import hard_validation_config
 from hwr.synth.synthesizer import LineSynthesizer
 
 from helpers import process_running
+from unguarded_scripts import run_unguarded
 
 
 def _same(a, b) -> bool:
@@ -128,20 +129,18 @@ def test_the_render_processes_of_hwr_synth_end_with_it(tmp_path, stop):
 def test_a_script_without_a_main_guard_gets_its_lines_rendered_here_in_order(tmp_path):
     """Each render process ran the main script again and started rendering there, which
     multiprocessing refuses: the workers died and the export stopped with BrokenProcessPool."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "from hwr.synth import parallel\n"
-        "from hwr.synth.synthesizer import LineSynthesizer\n"
-        "parallel.MIN_LINES_TO_SHARE, parallel.LINES_PER_JOB = 1, 2\n"
-        "synth = LineSynthesizer(split='val', seed=7)\n"
-        "lines = parallel.render_lines(synth, 5, processes=2)\n"
-        "here = [synth.sample(i) for i in range(5)]\n"
-        "print([line.meta['index'] for line in lines],\n"
-        "      all(a.text == b.text and (a.image == b.image).all() for a, b in zip(lines, here)))\n")
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1] == "[0, 1, 2, 3, 4] True"
-    assert "rendering in this process" in run.stderr and "__main__" in run.stderr and "Traceback" not in run.stderr
+    last, err = run_unguarded(tmp_path, """
+        from hwr.synth import parallel
+        from hwr.synth.synthesizer import LineSynthesizer
+        parallel.MIN_LINES_TO_SHARE, parallel.LINES_PER_JOB = 1, 2
+        synth = LineSynthesizer(split="val", seed=7)
+        lines = parallel.render_lines(synth, 5, processes=2)
+        here = [synth.sample(i) for i in range(5)]
+        print([line.meta["index"] for line in lines],
+              all(a.text == b.text and (a.image == b.image).all() for a, b in zip(lines, here)))
+    """)
+    assert last == "[0, 1, 2, 3, 4] True"
+    assert "rendering in this process" in err and "__main__" in err
 
 
 def test_a_pool_made_but_not_started_as_the_main_script_is_imported_again_keeps_the_workers(tmp_path):

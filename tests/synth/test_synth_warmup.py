@@ -11,6 +11,8 @@ from hwr.synth.fonts import FontBank
 from hwr.synth.synthesizer import LineSynthesizer
 from hwr.synth.warmup import warm_font_bank
 
+from unguarded_scripts import run_unguarded
+
 FONTS_DIR = default_data_dir() / "fonts"
 FONTS = ["delius", "gochi-hand"]
 X_HEIGHTS = (18.0, 36.0)
@@ -70,19 +72,12 @@ def test_only_synthetic_data_has_a_renderer_to_warm():
 def test_a_script_without_a_main_guard_warms_in_its_own_process(tmp_path):
     """Each warm-up process ran the main script again and started a warm-up there, which
     multiprocessing refuses: the processes died and the warm-up stopped with BrokenProcessPool."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "from hwr.recognition.charset import DEFAULT_SYMBOLS\n"
-        "from hwr.synth.config import default_data_dir\n"
-        "from hwr.synth.fonts import FontBank\n"
-        "from hwr.synth.warmup import warm_font_bank\n"
-        "bank = FontBank(default_data_dir() / 'fonts', ['delius', 'gochi-hand'], 'abc')\n"
-        "alone = FontBank(default_data_dir() / 'fonts', ['delius', 'gochi-hand'], 'abc')\n"
-        "print(warm_font_bank(bank, (18.0, 20.0), processes=2) == warm_font_bank(alone, (18.0, 20.0)) > 0)\n")
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1] == "True"
-    assert "warming the glyph cache in this process" in run.stderr and "Traceback" not in run.stderr
+    last, err = run_unguarded(tmp_path, """
+        from hwr.synth.config import default_data_dir
+        from hwr.synth.fonts import FontBank
+        from hwr.synth.warmup import warm_font_bank
+        bank = FontBank(default_data_dir() / "fonts", ["delius", "gochi-hand"], "abc")
+        alone = FontBank(default_data_dir() / "fonts", ["delius", "gochi-hand"], "abc")
+        print(warm_font_bank(bank, (18.0, 20.0), processes=2) == warm_font_bank(alone, (18.0, 20.0)) > 0)
+    """)
+    assert last == "True" and "warming the glyph cache in this process" in err
