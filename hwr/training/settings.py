@@ -12,11 +12,10 @@ from typing import Literal
 
 from hwr.config_args import check_at_least, check_fields, check_finite, setting
 from hwr.errors import ConfigError
-from hwr.recognition.nets.configs import CRNNConfig, MDLSTMConfig, make_config
+from hwr.recognition.nets.configs import CRNNConfig, MDLSTMConfig, RnnCell, make_config
 
 # Choices, declared once: argparse `choices` and config-file checks come from these types.
 Arch = Literal["crnn", "mdlstm"]
-RnnCell = Literal["lstm", "gru", "rnn"]
 Optimizer = Literal["adam", "adamw", "rmsprop"]
 Schedule = Literal["cosine", "plateau", "constant"]
 LoaderStart = Literal["fork", "spawn"]

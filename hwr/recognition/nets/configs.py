@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 from hwr.errors import ConfigError
 
-# The CRNN's recurrent cells (crnn.RNN_CELLS maps each to its torch module).
-RNN_CELL_NAMES = ("lstm", "gru", "rnn")
+# The CRNN's recurrent cells (crnn.RNN_CELLS maps each to its torch module); the type gives
+# `hwr train --rnn-cell` its choices.
+RnnCell = typing.Literal["lstm", "gru", "rnn"]
+RNN_CELL_NAMES = typing.get_args(RnnCell)
 
 
 @dataclass
