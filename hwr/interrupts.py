@@ -284,6 +284,13 @@ RERAN_MAIN_EXIT = 113
 REAPED_WITHIN_S = 5.0  # a broken pool's workers are ended and reaped well within this
 
 
+def unguarded_main_note() -> str:
+    """Why a pool's workers left (workers_reran_main) and what to do, for each fallback's warning."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None) or "the main script"
+    return (f"each worker process runs {main} again from the top (spawn imports the main module), and there the "
+            "script starts its work again; put that work under `if __name__ == \"__main__\":` to use worker processes")
+
+
 def leave_if_rerunning_main() -> None:
     """In a spawned worker that is still importing its parent's main script (spawn runs the
     script again, as `__mp_main__`, before the worker's first job), work started now comes from

@@ -53,7 +53,13 @@ import numpy as np
 from hwr.documents.pages import prefetch_map
 from hwr.documents.prepare import PreparedPage, PrepareSettings, failed, prepare_page
 from hwr.fileio import process_runs
-from hwr.interrupts import exit_with_parent, quiet_workers_context, stops_held_back, workers_reran_main
+from hwr.interrupts import (
+    exit_with_parent,
+    quiet_workers_context,
+    stops_held_back,
+    unguarded_main_note,
+    workers_reran_main,
+)
 from hwr.logs import init_worker_logging, level_for_workers
 
 log = logging.getLogger("hwr.documents.workers")
@@ -353,10 +359,7 @@ class PageWorkers:
         because the main script, run again in them, started a batch of its own (no `__main__`
         guard) would die so again: the pages go to threads instead (_ProcessesUnusable)."""
         if workers_reran_main(self._pool):
-            log.warning("page workers run as threads, not processes: each worker process runs %s again from the top "
-                        "(spawn imports the main module), and there it starts a batch of its own; put the script's "
-                        "work under `if __name__ == \"__main__\":` to use worker processes",
-                        getattr(sys.modules.get("__main__"), "__file__", None) or "the main script")
+            log.warning("page workers run as threads, not processes: %s", unguarded_main_note())
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             self.processes = False

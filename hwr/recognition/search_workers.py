@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hwr.interrupts import quiet_workers_context, workers_reran_main
+from hwr.interrupts import quiet_workers_context, unguarded_main_note, workers_reran_main
 from hwr.records import Recognition
 
 if TYPE_CHECKING:
@@ -116,9 +116,7 @@ class SearchWorkers:
     def _break(self, exc: BaseException) -> None:
         if not self.broken:
             if workers_reran_main(self._pool):
-                log.warning("searching in this process: each search worker process runs the main script again from "
-                            "the top (spawn imports it), and there the script reads again; put its work under "
-                            "`if __name__ == \"__main__\":` to search in worker processes")
+                log.warning("searching in this process: %s", unguarded_main_note())
             else:
                 log.warning("a search worker process died (%s); searching in this process from now on", exc)
         self.broken = True

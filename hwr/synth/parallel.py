@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +29,7 @@ from hwr.interrupts import (
     exit_with_parent,
     quiet_workers_context,
     stop_workers_now,
+    unguarded_main_note,
     worker_leaves_ctrl_c_to_its_parent,
     workers_reran_main,
 )
@@ -131,10 +131,7 @@ def _result(pool: ProcessPoolExecutor, future: Future, waiting: deque, job: list
     except BrokenProcessPool:
         if not workers_reran_main(pool):
             raise
-        log.warning("rendering in this process: each render process runs %s again from the top (spawn imports "
-                    "the main module), and there it renders again; put the script's work under "
-                    "`if __name__ == \"__main__\":` to render on several processes",
-                    getattr(sys.modules.get("__main__"), "__file__", None) or "the main script")
+        log.warning("rendering in this process: %s", unguarded_main_note())
         raise _RenderHere(job + [i for waiting_job, _ in waiting for i in waiting_job]) from None
 
 

@@ -18,7 +18,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from hwr.interrupts import exit_with_parent, quiet_workers_context, stop_workers_now, workers_reran_main
+from hwr.interrupts import (
+    exit_with_parent,
+    quiet_workers_context,
+    stop_workers_now,
+    unguarded_main_note,
+    workers_reran_main,
+)
 from hwr.synth.fonts import FontBank
 
 log = logging.getLogger(__name__)
@@ -62,9 +68,7 @@ def warm_font_bank(bank: FontBank, x_height_range: tuple[float, float], processe
                 raise
             # The main script, run again in each process, started this warm-up there too (it has
             # no __main__ guard): the fonts are prepared here instead, those done already at once.
-            log.warning("warming the glyph cache in this process: each process started for it runs the main script "
-                        "again, and there it warms again; put the script's work under "
-                        "`if __name__ == \"__main__\":` to warm on several processes")
+            log.warning("warming the glyph cache in this process: %s", unguarded_main_note())
             stop_workers_now(pool)
             for name in names:
                 prepare_font(bank, name, x_height_range)
